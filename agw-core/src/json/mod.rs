@@ -1,0 +1,39 @@
+//! A validating, allocation-free JSON scanner over raw bytes, and the string decoder that turns a
+//! JSON string's raw bytes into the text a model reads.
+//!
+//! The guard engine never builds a tree: it walks the body once, remembers where each string it
+//! cares about sits (a byte range into the original body) and skips everything else, validating
+//! as it goes. Because positions are byte ranges into the original body, any edit (a mask, a model
+//! rewrite) splices exactly those bytes and leaves the rest untouched.
+
+mod scan;
+mod text;
+
+pub(crate) use scan::{Scanner, Str};
+pub(crate) use text::{Decoded, decode, map_back};
+
+/// Why a body could not be read as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {
+    /// The body is not valid UTF-8.
+    #[error("body is not valid UTF-8 (at byte {0})")]
+    Utf8(usize),
+    /// The body is not valid JSON.
+    #[error("body is not valid JSON: {what} at byte {at}")]
+    Syntax {
+        /// What was wrong.
+        what: &'static str,
+        /// Byte offset.
+        at: usize,
+    },
+    /// Nesting deeper than the limit.
+    #[error("body nests deeper than {0} levels")]
+    TooDeep(usize),
+    /// Valid JSON of the wrong shape for the route.
+    #[error("{0}")]
+    Shape(String),
+}
+
+/// Maximum nesting depth of a request body.
+pub const MAX_DEPTH: usize = 128;

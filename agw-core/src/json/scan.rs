@@ -1,0 +1,353 @@
+//! The byte-level scanner.
+
+use super::{JsonError, MAX_DEPTH};
+use std::ops::Range;
+
+/// A JSON string's position: the raw bytes between the quotes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Str {
+    /// Byte range of the content between the quotes, in the scanned body.
+    pub raw: Range<usize>,
+    /// Whether the content contains at least one backslash escape.
+    pub escaped: bool,
+}
+
+/// A cursor over a JSON body. Every method validates what it consumes.
+#[derive(Debug)]
+pub(crate) struct Scanner<'a> {
+    b: &'a [u8],
+    pos: usize,
+    depth: usize,
+}
+
+#[inline]
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+impl<'a> Scanner<'a> {
+    /// A scanner at the start of `b`. Checks UTF-8 once, up front.
+    pub fn new(b: &'a [u8]) -> Result<Self, JsonError> {
+        if let Err(e) = std::str::from_utf8(b) {
+            return Err(JsonError::Utf8(e.valid_up_to()));
+        }
+        Ok(Self { b, pos: 0, depth: 0 })
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.b
+    }
+
+    fn err(&self, what: &'static str) -> JsonError {
+        JsonError::Syntax { what, at: self.pos }
+    }
+
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(&c) = self.b.get(self.pos) {
+            if !is_ws(c) {
+                break;
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// The next non-whitespace byte, without consuming it.
+    #[inline]
+    pub fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.b.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), JsonError> {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.err(what))
+        }
+    }
+
+    /// Checks that only whitespace is left.
+    pub fn finish(&mut self) -> Result<(), JsonError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(self.err("trailing characters after the JSON value")),
+        }
+    }
+
+    /// Reads a string (the cursor must be at its opening quote, after whitespace).
+    pub fn string(&mut self) -> Result<Str, JsonError> {
+        self.expect(b'"', "expected a string")?;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            let Some(off) = memchr::memchr2(b'"', b'\\', &self.b[self.pos..]) else {
+                self.pos = self.b.len();
+                return Err(self.err("unterminated string"));
+            };
+            self.pos += off;
+            if self.b[self.pos] == b'"' {
+                let raw = start..self.pos;
+                self.pos += 1;
+                return Ok(Str { raw, escaped });
+            }
+            escaped = true;
+            match self.b.get(self.pos + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
+                Some(b'u') => {
+                    let hex = self.b.get(self.pos + 2..self.pos + 6);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return Err(self.err("invalid \\u escape"));
+                    }
+                    self.pos += 6;
+                }
+                _ => return Err(self.err("invalid escape")),
+            }
+        }
+    }
+
+    /// Reads a string and, if it is one, returns its range; `Ok(None)` (consuming nothing but
+    /// whitespace) if the next value is not a string.
+    pub fn string_or_none(&mut self) -> Result<Option<Str>, JsonError> {
+        if self.peek() == Some(b'"') {
+            self.string().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), JsonError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(JsonError::TooDeep(MAX_DEPTH));
+        }
+        Ok(())
+    }
+
+    /// Walks an object, calling `f` with each key; `f` must consume the value.
+    pub fn object(
+        &mut self,
+        mut f: impl FnMut(&mut Self, Str) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
+        self.expect(b'{', "expected an object")?;
+        self.enter()?;
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected an object key"));
+            }
+            let key = self.string()?;
+            self.expect(b':', "expected `:` after an object key")?;
+            f(self, key)?;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected `,` or `}` in an object")),
+            }
+        }
+    }
+
+    /// Walks an array, calling `f` with each index; `f` must consume the element.
+    pub fn array(
+        &mut self,
+        mut f: impl FnMut(&mut Self, usize) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
+        self.expect(b'[', "expected an array")?;
+        self.enter()?;
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        let mut i = 0;
+        loop {
+            f(self, i)?;
+            i += 1;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected `,` or `]` in an array")),
+            }
+        }
+    }
+
+    /// Skips one value of any type, validating it. Returns its byte range.
+    pub fn skip(&mut self) -> Result<Range<usize>, JsonError> {
+        let c = self.peek();
+        let start = self.pos;
+        match c {
+            Some(b'"') => {
+                self.string()?;
+            }
+            Some(b'{') => self.object(|s, _| s.skip().map(drop))?,
+            Some(b'[') => self.array(|s, _| s.skip().map(drop))?,
+            Some(b't') => self.literal(b"true")?,
+            Some(b'f') => self.literal(b"false")?,
+            Some(b'n') => self.literal(b"null")?,
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            Some(_) => return Err(self.err("expected a JSON value")),
+            None => return Err(self.err("unexpected end of body")),
+        }
+        Ok(start..self.pos)
+    }
+
+    fn literal(&mut self, lit: &'static [u8]) -> Result<(), JsonError> {
+        if self.b[self.pos..].starts_with(lit) {
+            self.pos += lit.len();
+            Ok(())
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let n = self.b[self.pos..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        self.pos += n;
+        n
+    }
+
+    fn number(&mut self) -> Result<(), JsonError> {
+        if self.b[self.pos] == b'-' {
+            self.pos += 1;
+        }
+        match self.b.get(self.pos) {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.err("invalid number")),
+        }
+        if self.b.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        if matches!(self.b.get(self.pos), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.b.get(self.pos), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the key (raw, possibly escaped) decodes to `name`.
+    pub fn key_is(&self, key: &Str, name: &str) -> bool {
+        let raw = &self.b[key.raw.clone()];
+        if !key.escaped {
+            return raw == name.as_bytes();
+        }
+        let mut out = Vec::new();
+        super::text::unescape_exact(raw, &mut out);
+        out == name.as_bytes()
+    }
+
+    /// The decoded value of a short string (keys, roles, types), exact JSON semantics.
+    pub fn str_value(&self, s: &Str) -> std::borrow::Cow<'a, [u8]> {
+        let raw = &self.b[s.raw.clone()];
+        if !s.escaped {
+            return std::borrow::Cow::Borrowed(raw);
+        }
+        let mut out = Vec::new();
+        super::text::unescape_exact(raw, &mut out);
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skip_all(s: &str) -> Result<(), JsonError> {
+        let mut sc = Scanner::new(s.as_bytes())?;
+        sc.skip()?;
+        sc.finish()
+    }
+
+    #[test]
+    fn valid_documents() {
+        for ok in [
+            "{}",
+            "[]",
+            " {\"a\" : [1, -2.5e+3, 0, true, false, null, \"x\\n\\u00e9\\\"\"] } ",
+            "\"\"",
+            "0",
+            "-0.0E-0",
+            "{\"k\":{\"k\":{\"k\":[[[]]]}}}",
+        ] {
+            skip_all(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn invalid_documents() {
+        for bad in [
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":1,}",
+            "[1,]",
+            "[1 2]",
+            "\"abc",
+            "\"\\x\"",
+            "\"\\u12g4\"",
+            "01",
+            "1.",
+            "-",
+            "tru",
+            "{} {}",
+            "{'a':1}",
+            "nul",
+        ] {
+            assert!(skip_all(bad).is_err(), "{bad:?} should fail");
+        }
+        assert!(matches!(
+            Scanner::new(b"\"\xff\""),
+            Err(JsonError::Utf8(1))
+        ));
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert_eq!(skip_all(&deep), Err(JsonError::TooDeep(MAX_DEPTH)));
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        skip_all(&ok).unwrap();
+    }
+
+    #[test]
+    fn escaped_keys_compare_decoded() {
+        let body = br#"{"\u006dodel":"x","model":"y"}"#;
+        let mut sc = Scanner::new(body).unwrap();
+        let mut hits = 0;
+        sc.object(|s, k| {
+            if s.key_is(&k, "model") {
+                hits += 1;
+            }
+            s.skip().map(drop)
+        })
+        .unwrap();
+        assert_eq!(hits, 2);
+    }
+}

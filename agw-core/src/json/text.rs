@@ -1,0 +1,311 @@
+//! From a JSON string's raw bytes to the text a model reads, and back.
+//!
+//! [`decode`] unescapes JSON (`\u0063`, surrogate pairs), removes invisible and format characters
+//! (zero-width spaces and joiners, soft hyphen, BOM, bidi controls, Unicode tag characters,
+//! variation selectors) and applies NFKC compatibility normalisation (fullwidth letters, ligatures,
+//! non-breaking spaces). [`map_back`] maps a byte of the decoded text back to the raw byte range
+//! it came from, so an edit replaces exactly the source characters of a match, whole escapes
+//! included.
+//!
+//! Both walk the input with the same function, so they cannot disagree. The common cases are
+//! fast: pure-ASCII strings without escapes are copied as they are, and pure-ASCII strings with
+//! only short escapes (`\n`, `\"`) are unescaped with `memchr`.
+
+use std::ops::Range;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::canonical_combining_class;
+
+/// How decoded text relates to the raw bytes it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decoded {
+    /// Byte `i` of the text is byte `i` of the raw string.
+    Identity,
+    /// Use [`map_back`] to find where a text byte came from.
+    Transformed,
+}
+
+/// Appends the normalized text of a JSON string's raw content (between the quotes) to `out`.
+pub(crate) fn decode(raw: &[u8], escaped: bool, out: &mut Vec<u8>) -> Decoded {
+    let ascii = raw.is_ascii();
+    if ascii && !escaped {
+        out.extend_from_slice(raw);
+        return Decoded::Identity;
+    }
+    if ascii && memchr::memmem::find(raw, b"\\u").is_none() {
+        simple_unescape(raw, out);
+        return Decoded::Transformed;
+    }
+    out.reserve(raw.len());
+    walk(raw, |text, _, _| out.extend_from_slice(text));
+    Decoded::Transformed
+}
+
+/// The raw byte range (relative to `raw`) of the source characters of text byte `at`.
+///
+/// `at` is relative to the text [`decode`] produced for `raw`. Returns `None` if `at` is past
+/// the end of that text.
+pub(crate) fn map_back(raw: &[u8], kind: Decoded, at: usize) -> Option<Range<usize>> {
+    if kind == Decoded::Identity {
+        return (at < raw.len()).then(|| at..at + 1);
+    }
+    let mut pos = 0usize;
+    let mut found = None;
+    walk(raw, |text, src, one_to_one| {
+        if found.is_some() {
+            return;
+        }
+        if at < pos + text.len() {
+            found = Some(if one_to_one {
+                let i = src.start + (at - pos);
+                i..i + 1
+            } else {
+                src
+            });
+        }
+        pos += text.len();
+    });
+    found
+}
+
+/// Exact JSON unescaping, without normalisation (for keys, roles and block types).
+pub(crate) fn unescape_exact(raw: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < raw.len() {
+        let (c, next) = next_char(raw, i);
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        i = next;
+    }
+}
+
+fn simple_unescape(raw: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while let Some(off) = memchr::memchr(b'\\', &raw[i..]) {
+        out.extend_from_slice(&raw[i..i + off]);
+        i += off;
+        out.push(short_escape(raw.get(i + 1).copied().unwrap_or(b'\\')));
+        i += 2;
+    }
+    if i < raw.len() {
+        out.extend_from_slice(&raw[i..]);
+    }
+}
+
+fn short_escape(c: u8) -> u8 {
+    match c {
+        b'n' => b'\n',
+        b't' => b'\t',
+        b'r' => b'\r',
+        b'b' => 0x08,
+        b'f' => 0x0c,
+        other => other, // `"`, `\`, `/`
+    }
+}
+
+fn hex4(raw: &[u8], at: usize) -> Option<u32> {
+    let h = raw.get(at..at + 4)?;
+    let s = std::str::from_utf8(h).ok()?;
+    u32::from_str_radix(s, 16).ok()
+}
+
+/// The character starting at raw byte `i` and the index after it. Malformed input (which the
+/// scanner rejects before we get here) decodes to U+FFFD rather than panicking.
+fn next_char(raw: &[u8], i: usize) -> (char, usize) {
+    let b = raw[i];
+    if b == b'\\' {
+        let Some(&e) = raw.get(i + 1) else {
+            return ('\u{FFFD}', raw.len());
+        };
+        if e != b'u' {
+            return (short_escape(e) as char, i + 2);
+        }
+        let Some(hi) = hex4(raw, i + 2) else {
+            return ('\u{FFFD}', (i + 2).min(raw.len()));
+        };
+        if (0xD800..0xDC00).contains(&hi) && raw.get(i + 6..i + 8) == Some(b"\\u") {
+            if let Some(lo) = hex4(raw, i + 8).filter(|lo| (0xDC00..0xE000).contains(lo)) {
+                let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                return (char::from_u32(c).unwrap_or('\u{FFFD}'), i + 12);
+            }
+        }
+        return (char::from_u32(hi).unwrap_or('\u{FFFD}'), i + 6);
+    }
+    let len = match b {
+        0x00..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    };
+    let end = (i + len).min(raw.len());
+    match std::str::from_utf8(&raw[i..end]) {
+        Ok(s) => (s.chars().next().unwrap_or('\u{FFFD}'), end),
+        Err(_) => ('\u{FFFD}', i + 1),
+    }
+}
+
+/// Characters that render as nothing and are used to split words past filters.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E007F}'
+        | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// Walks `raw`, calling `emit(text, raw_range, one_to_one)` for each piece of output: a run of
+/// plain ASCII copied byte for byte (`one_to_one`), or a normalised cluster (a starter with its
+/// combining marks) and the raw range it came from.
+fn walk(raw: &[u8], mut emit: impl FnMut(&[u8], Range<usize>, bool)) {
+    let mut cluster: Vec<char> = Vec::new();
+    let mut cluster_src = 0..0;
+    let mut scratch = String::new();
+    let mut flush = |cluster: &mut Vec<char>, src: Range<usize>, emit: &mut dyn FnMut(&[u8], Range<usize>, bool)| {
+        if cluster.is_empty() {
+            return;
+        }
+        scratch.clear();
+        if cluster.len() == 1 && cluster[0].is_ascii() {
+            scratch.push(cluster[0]);
+        } else {
+            scratch.extend(cluster.iter().copied().nfkc().filter(|c| !is_invisible(*c)));
+        }
+        cluster.clear();
+        if !scratch.is_empty() {
+            emit(scratch.as_bytes(), src, false);
+        }
+    };
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b < 0x80 && b != b'\\' {
+            // A run of plain ASCII: all but its last byte cannot start a cluster that a following
+            // combining mark would extend, so they are copied as they are.
+            let run = raw[i..]
+                .iter()
+                .position(|&c| c >= 0x80 || c == b'\\')
+                .unwrap_or(raw.len() - i);
+            flush(&mut cluster, cluster_src.clone(), &mut emit);
+            if run > 1 {
+                emit(&raw[i..i + run - 1], i..i + run - 1, true);
+            }
+            cluster.push(raw[i + run - 1] as char);
+            cluster_src = i + run - 1..i + run;
+            i += run;
+            continue;
+        }
+        let (c, next) = next_char(raw, i);
+        if is_invisible(c) {
+            i = next;
+            continue;
+        }
+        if canonical_combining_class(c) != 0 && !cluster.is_empty() {
+            cluster.push(c);
+            cluster_src.end = next;
+        } else {
+            flush(&mut cluster, cluster_src.clone(), &mut emit);
+            cluster.push(c);
+            cluster_src = i..next;
+        }
+        i = next;
+    }
+    flush(&mut cluster, cluster_src, &mut emit);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(raw: &str) -> (String, Decoded) {
+        let mut out = Vec::new();
+        let k = decode(raw.as_bytes(), raw.contains('\\'), &mut out);
+        (String::from_utf8(out).unwrap(), k)
+    }
+
+    #[test]
+    fn decoding_table() {
+        let cases = [
+            ("plain text", "plain text"),
+            (r#"line\nbreak \"q\" \\ \/"#, "line\nbreak \"q\" \\ /"),
+            (r"\u0063redit card", "credit card"),
+            (r"\u0043\u0052\u0045\u0044\u0049\u0054", "CREDIT"),
+            (r"emoji \ud83d\ude00!", "emoji \u{1F600}!"),
+            ("cre\u{200B}dit c\u{00AD}ard", "credit card"),
+            (r"cre\u200bdit", "credit"),
+            ("\u{FEFF}credit\u{2060} card", "credit card"),
+            ("c\u{E0063}redit", "credit"),
+            ("ｃｒｅｄｉｔ　ｃａｒｄ", "credit card"),
+            ("ﬁle", "file"),
+            ("non\u{00A0}breaking", "non breaking"),
+            ("cafe\u{0301}", "caf\u{e9}"),
+            ("caf\u{e9}", "caf\u{e9}"),
+            (r"lone \ud83d surrogate", "lone \u{FFFD} surrogate"),
+            ("①②", "12"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(dec(raw).0, want, "{raw:?}");
+        }
+        assert_eq!(dec("abc").1, Decoded::Identity);
+        assert_eq!(dec(r"a\nb").1, Decoded::Transformed);
+    }
+
+    #[test]
+    fn map_back_covers_whole_source_characters() {
+        let raw = r"x \u0063re\u200bdit ｃard";
+        let mut out = Vec::new();
+        let kind = decode(raw.as_bytes(), true, &mut out);
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert_eq!(text, "x credit card");
+        let start = text.find("credit").unwrap();
+        let end = start + "credit card".len();
+        let first = map_back(raw.as_bytes(), kind, start).unwrap();
+        let last = map_back(raw.as_bytes(), kind, end - 1).unwrap();
+        assert_eq!(&raw[first.start..last.end], r"\u0063re\u200bdit ｃard");
+        assert_eq!(map_back(raw.as_bytes(), kind, out.len()), None);
+    }
+
+    /// Decoding then mapping every text byte back must give non-decreasing, in-bounds ranges
+    /// whose source decodes to the text that contains that byte.
+    #[test]
+    fn map_back_is_consistent_on_mixed_input() {
+        let pieces = [
+            "a", "Z", " ", r"\n", r"\u00e9", r"\ud83d\ude00", "\u{200B}", "é", "e\u{301}", "ｆ",
+            "ﬁ", r"\\", r#"\""#, "\u{E0041}", "日本", "①",
+        ];
+        let mut seed = 0x2545F491u32;
+        for _ in 0..300 {
+            let mut raw = String::new();
+            for _ in 0..(seed % 12) {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                raw.push_str(pieces[(seed as usize) % pieces.len()]);
+            }
+            let mut out = Vec::new();
+            let kind = decode(raw.as_bytes(), raw.contains('\\'), &mut out);
+            let mut last = 0;
+            for at in 0..out.len() {
+                let r = map_back(raw.as_bytes(), kind, at).expect("in range");
+                assert!(r.start >= last && r.end <= raw.len(), "{raw:?} at {at}");
+                last = r.start;
+            }
+            let mut full = Vec::new();
+            walk(raw.as_bytes(), |t, _, _| full.extend_from_slice(t));
+            assert_eq!(full, out, "{raw:?}: fast and slow paths disagree");
+        }
+    }
+
+    #[test]
+    fn exact_unescape_does_not_normalise() {
+        let mut out = Vec::new();
+        unescape_exact("ｍ\\u006fdel\u{200B}".as_bytes(), &mut out);
+        assert_eq!(out, "ｍodel\u{200B}".as_bytes());
+    }
+}

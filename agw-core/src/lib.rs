@@ -1,0 +1,5 @@
+//! agw-core
+pub mod api;
+pub mod detect;
+pub mod json;
+pub mod route;

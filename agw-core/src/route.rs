@@ -1,0 +1,327 @@
+//! Route kinds and the route table that maps request paths to them.
+//!
+//! A [`RouteTable`] is plain data: an ordered list of path patterns, each with a [`RouteKind`].
+//! Matching looks at the path only — the query string (Claude Code always sends `?beta=true`)
+//! never affects it.
+//!
+//! # Example
+//!
+//! ```
+//! use agw_core::route::{RouteKind, RouteTable};
+//!
+//! let table = RouteTable::claude_code();
+//! assert_eq!(table.classify("/v1/messages?beta=true"), RouteKind::Messages);
+//! assert_eq!(table.classify("/v1/messages/count_tokens"), RouteKind::CountTokens);
+//! assert_eq!(table.classify("/api/oauth/profile"), RouteKind::Passthrough);
+//! ```
+//!
+//! # Matching rules
+//!
+//! - A pattern without `*` matches a path that equals it, or that ends with it after a `/`
+//!   boundary (so `/v1/messages` also matches `/anthropic/v1/messages` behind a path prefix).
+//! - A pattern ending in `*` (e.g. `/v1/files/*`) matches every path starting with what precedes
+//!   the `*`.
+//! - A lone `*` is the fallback.
+//! - An exact match wins over everything; otherwise the longest matching pattern wins; the
+//!   fallback applies only when nothing else matched. With no fallback, unmatched paths have no
+//!   kind ([`RouteTable::lookup`] returns `None`, [`RouteTable::classify`] returns
+//!   [`RouteKind::Passthrough`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// What kind of API a request speaks, which decides how its body is understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RouteKind {
+    /// Anthropic Messages, `POST /v1/messages`.
+    Messages,
+    /// Anthropic token counting, `POST /v1/messages/count_tokens` (same body as Messages).
+    CountTokens,
+    /// OpenAI chat completions, `POST /v1/chat/completions`.
+    Completions,
+    /// Model listing, `GET /v1/models`.
+    Models,
+    /// Anything else: forwarded as is, without body inspection.
+    Passthrough,
+}
+
+impl RouteKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [RouteKind; 5] = [
+        RouteKind::Messages,
+        RouteKind::CountTokens,
+        RouteKind::Completions,
+        RouteKind::Models,
+        RouteKind::Passthrough,
+    ];
+
+    /// The canonical name, as used in configuration (`Messages`, `CountTokens`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteKind::Messages => "Messages",
+            RouteKind::CountTokens => "CountTokens",
+            RouteKind::Completions => "Completions",
+            RouteKind::Models => "Models",
+            RouteKind::Passthrough => "Passthrough",
+        }
+    }
+
+    /// Whether request bodies of this kind carry prompts that guards inspect.
+    pub fn has_prompt(self) -> bool {
+        matches!(
+            self,
+            RouteKind::Messages | RouteKind::CountTokens | RouteKind::Completions
+        )
+    }
+
+    /// The API whose error shape clients of this route expect, if the kind implies one.
+    pub fn api(self) -> Option<crate::api::Api> {
+        match self {
+            RouteKind::Messages | RouteKind::CountTokens => Some(crate::api::Api::Anthropic),
+            RouteKind::Completions => Some(crate::api::Api::OpenAi),
+            RouteKind::Models | RouteKind::Passthrough => None,
+        }
+    }
+}
+
+impl fmt::Display for RouteKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error returned when a string names no [`RouteKind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown route kind `{0}` (expected one of Messages, CountTokens, Completions, Models, Passthrough)"
+)]
+pub struct UnknownRouteKind(pub String);
+
+impl FromStr for RouteKind {
+    type Err = UnknownRouteKind;
+
+    /// Parses a kind name. Case and `_`/`-` separators are ignored, and the snake_case spellings
+    /// (`count_tokens`, `chat_completions`) are accepted too.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let folded: String = s
+            .chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        Ok(match folded.as_str() {
+            "messages" => RouteKind::Messages,
+            "counttokens" => RouteKind::CountTokens,
+            "completions" | "chatcompletions" => RouteKind::Completions,
+            "models" => RouteKind::Models,
+            "passthrough" => RouteKind::Passthrough,
+            _ => return Err(UnknownRouteKind(s.to_owned())),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    /// Matches the path exactly or as a `/`-bounded suffix.
+    Path(String),
+    /// Matches paths starting with the prefix.
+    Prefix(String),
+    /// Matches everything, with the lowest priority.
+    Fallback,
+}
+
+/// Ordered path patterns mapped to route kinds. See the [module docs](self) for the rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouteTable {
+    entries: Vec<(Pattern, RouteKind)>,
+}
+
+/// The error returned for a route pattern that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid route pattern `{pattern}`: {reason}")]
+pub struct InvalidRoute {
+    /// The offending pattern.
+    pub pattern: String,
+    /// Why it was rejected.
+    pub reason: &'static str,
+}
+
+impl RouteTable {
+    /// An empty table: every path is unmatched.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The table Claude Code needs: messages, count_tokens, models, and `*` passthrough.
+    pub fn claude_code() -> Self {
+        let mut t = Self::new();
+        for (p, k) in [
+            ("/v1/messages", RouteKind::Messages),
+            ("/v1/messages/count_tokens", RouteKind::CountTokens),
+            ("/v1/models", RouteKind::Models),
+            ("*", RouteKind::Passthrough),
+        ] {
+            t.insert(p, k).expect("built-in routes are valid");
+        }
+        t
+    }
+
+    /// The table for OpenAI-style clients: chat completions, models, and `*` passthrough.
+    pub fn openai() -> Self {
+        let mut t = Self::new();
+        for (p, k) in [
+            ("/v1/chat/completions", RouteKind::Completions),
+            ("/v1/models", RouteKind::Models),
+            ("*", RouteKind::Passthrough),
+        ] {
+            t.insert(p, k).expect("built-in routes are valid");
+        }
+        t
+    }
+
+    /// Adds a pattern. A pattern given twice keeps the last kind.
+    pub fn insert(&mut self, pattern: &str, kind: RouteKind) -> Result<&mut Self, InvalidRoute> {
+        let invalid = |reason| InvalidRoute {
+            pattern: pattern.to_owned(),
+            reason,
+        };
+        let parsed = if pattern == "*" {
+            Pattern::Fallback
+        } else if !pattern.starts_with('/') {
+            return Err(invalid("a path pattern starts with `/` (or is `*`)"));
+        } else if pattern.contains('?') {
+            return Err(invalid("the query string never takes part in matching"));
+        } else if let Some(prefix) = pattern.strip_suffix('*') {
+            if prefix.contains('*') {
+                return Err(invalid("`*` is allowed only at the end"));
+            }
+            Pattern::Prefix(prefix.to_owned())
+        } else if pattern.contains('*') {
+            return Err(invalid("`*` is allowed only at the end"));
+        } else {
+            Pattern::Path(pattern.to_owned())
+        };
+        if let Some(entry) = self.entries.iter_mut().find(|(p, _)| *p == parsed) {
+            entry.1 = kind;
+        } else {
+            self.entries.push((parsed, kind));
+        }
+        Ok(self)
+    }
+
+    /// The kind for a request target (path with optional query), or `None` when nothing matched.
+    pub fn lookup(&self, path_and_query: &str) -> Option<RouteKind> {
+        let path = path_and_query
+            .split_once('?')
+            .map_or(path_and_query, |(p, _)| p);
+        let mut best: Option<(usize, RouteKind)> = None;
+        let mut fallback = None;
+        for (pattern, kind) in &self.entries {
+            let score = match pattern {
+                Pattern::Path(p) if p == path => return Some(*kind),
+                // `p` starts with `/`, so a suffix match is always `/`-bounded.
+                Pattern::Path(p) if path.ends_with(p.as_str()) => p.len(),
+                Pattern::Path(_) => continue,
+                Pattern::Prefix(p) if path.starts_with(p.as_str()) => p.len(),
+                Pattern::Prefix(_) => continue,
+                Pattern::Fallback => {
+                    fallback = Some(*kind);
+                    continue;
+                }
+            };
+            if best.is_none_or(|(len, _)| score > len) {
+                best = Some((score, *kind));
+            }
+        }
+        best.map(|(_, k)| k).or(fallback)
+    }
+
+    /// The kind for a request target; unmatched paths are [`RouteKind::Passthrough`].
+    pub fn classify(&self, path_and_query: &str) -> RouteKind {
+        self.lookup(path_and_query)
+            .unwrap_or(RouteKind::Passthrough)
+    }
+
+    /// The patterns and their kinds, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (String, RouteKind)> + '_ {
+        self.entries.iter().map(|(p, k)| {
+            let s = match p {
+                Pattern::Path(p) => p.clone(),
+                Pattern::Prefix(p) => format!("{p}*"),
+                Pattern::Fallback => "*".to_owned(),
+            };
+            (s, *k)
+        })
+    }
+
+    /// Whether the table has no patterns.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RouteKind::*;
+
+    #[test]
+    fn claude_code_table() {
+        let t = RouteTable::claude_code();
+        let cases = [
+            ("/v1/messages", Some(Messages)),
+            ("/v1/messages?beta=true", Some(Messages)),
+            ("/v1/messages/count_tokens?beta=true", Some(CountTokens)),
+            ("/v1/models?limit=1000", Some(Models)),
+            ("/", Some(Passthrough)),
+            ("/api/event_logging/batch", Some(Passthrough)),
+            ("/anthropic/v1/messages", Some(Messages)),
+            ("/v1/messagesx", Some(Passthrough)),
+            ("/xv1/messages", Some(Passthrough)),
+            ("/v1/messages/", Some(Passthrough)),
+            ("/v1/models/claude-x", Some(Passthrough)),
+        ];
+        for (path, want) in cases {
+            assert_eq!(t.lookup(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn longest_match_and_fallback() {
+        let mut t = RouteTable::new();
+        t.insert("/v1/*", Passthrough).unwrap();
+        t.insert("/v1/chat/*", Completions).unwrap();
+        t.insert("/v1/chat/completions", Completions).unwrap();
+        t.insert("/v1/models", Models).unwrap();
+        assert_eq!(t.lookup("/v1/chat/completions?x=1"), Some(Completions));
+        assert_eq!(t.lookup("/v1/chat/other"), Some(Completions));
+        assert_eq!(t.lookup("/v1/files"), Some(Passthrough));
+        assert_eq!(t.lookup("/v2/files"), None);
+        assert_eq!(t.classify("/v2/files"), Passthrough);
+        t.insert("*", Models).unwrap();
+        assert_eq!(t.lookup("/v2/files"), Some(Models));
+        // Re-inserting a pattern replaces its kind.
+        t.insert("/v1/models", Messages).unwrap();
+        assert_eq!(t.lookup("/v1/models"), Some(Messages));
+        assert_eq!(t.iter().count(), 5);
+    }
+
+    #[test]
+    fn invalid_patterns() {
+        let mut t = RouteTable::new();
+        for bad in ["v1/messages", "/v1/*/x", "/v1/messages?beta=true", "/a*b"] {
+            let err = t.insert(bad, Messages).unwrap_err();
+            assert_eq!(err.pattern, bad);
+        }
+    }
+
+    #[test]
+    fn kind_names_round_trip() {
+        for k in RouteKind::ALL {
+            assert_eq!(k.name().parse::<RouteKind>().unwrap(), k);
+        }
+        assert_eq!("count_tokens".parse::<RouteKind>().unwrap(), CountTokens);
+        assert_eq!("chat_completions".parse::<RouteKind>().unwrap(), Completions);
+        assert!("Chat".parse::<RouteKind>().is_err());
+    }
+}

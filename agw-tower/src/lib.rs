@@ -1,0 +1,1 @@
+//! agw-tower
