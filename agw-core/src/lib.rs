@@ -1,5 +1,7 @@
 //! agw-core
 pub mod api;
 pub mod detect;
+pub mod edit;
+pub mod guard;
 pub mod json;
 pub mod route;

@@ -40,6 +40,13 @@ pub enum Detector {
     StripeKey,
 }
 
+impl Detector {
+    /// Placeholder (temporary stub).
+    pub fn placeholder(self) -> &'static str {
+        "<STUB>"
+    }
+}
+
 /// A detector hit: which detector and the byte range in the scanned text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -56,6 +63,16 @@ pub struct DetectorSet {
 }
 
 impl DetectorSet {
+    /// A set of the given detectors (temporary stub).
+    pub fn new(d: impl IntoIterator<Item = Detector>) -> Self {
+        Self { enabled: d.into_iter().fold(0, |a, d| a | 1 << d as u32) }
+    }
+
+    /// Whether no detector is enabled (temporary stub).
+    pub fn is_empty(&self) -> bool {
+        self.enabled == 0
+    }
+
     /// Appends every finding in `text` to `out`.
     pub fn find(&self, _text: &[u8], _out: &mut Vec<Finding>) {}
 }

@@ -34,6 +34,21 @@ impl<'a> Scanner<'a> {
         Ok(Self { b, pos: 0, depth: 0 })
     }
 
+    /// A scanner over the same (already validated) body, positioned at `pos`.
+    pub fn at(&self, pos: usize) -> Self {
+        Self {
+            b: self.b,
+            pos,
+            depth: self.depth,
+        }
+    }
+
+    /// The current byte offset.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The body being scanned.
     pub fn bytes(&self) -> &'a [u8] {
         self.b
     }

@@ -1,0 +1,69 @@
+//! Prompt guards: rules compiled once into an immutable [`Policy`] that inspects request bodies.
+//!
+//! A policy reads the text a model reads — system prompt, message text, tool results, tool-call
+//! inputs — and decides: forward the body as it is, forward it with matches masked, or reject it
+//! with a provider-shaped error.
+//!
+//! # Example
+//!
+//! ```
+//! use agw_core::detect::Detector;
+//! use agw_core::guard::{Decision, Policy, Rule};
+//! use agw_core::route::RouteKind;
+//!
+//! let policy = Policy::builder()
+//!     .rule(Rule::regex("no-cards-talk", ["credit card"]).reject("Rejected due to inappropriate content"))
+//!     .rule(Rule::detectors("secrets", [Detector::AwsAccessKey]).mask())
+//!     .build()?;
+//!
+//! let body = br#"{"model":"m","max_tokens":9,"messages":[{"role":"user","content":"key AKIAIOSFODNN7EXAMPLE"}]}"#;
+//! let verdict = policy.inspect(RouteKind::Messages, body)?;
+//! match verdict.decision() {
+//!     Decision::Rewrite(masked) => assert_eq!(
+//!         masked.as_slice(),
+//!         br#"{"model":"m","max_tokens":9,"messages":[{"role":"user","content":"key <AWS_ACCESS_KEY>"}]}"#,
+//!     ),
+//!     other => panic!("{other:?}"),
+//! }
+//! assert_eq!(verdict.hits()[0].path, "messages[0].content");
+//!
+//! let body = br#"{"messages":[{"role":"user","content":"What is a \u0063redit card?"}]}"#;
+//! assert!(matches!(policy.inspect(RouteKind::Messages, body)?.decision(), Decision::Reject(_)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What is matched
+//!
+//! Text is matched after JSON unescaping, with invisible and format characters removed and NFKC
+//! normalisation applied (see [`json`](crate::json)); case folding applies where a rule asks for
+//! it. The text blocks of one message are matched as one text, so a phrase split across two
+//! adjacent blocks is found. `thinking` and `redacted_thinking` blocks, images and other binary
+//! sources are neither read nor modified. Unknown fields and block types pass untouched; the
+//! `text` and `content` of an unknown block type are read.
+//!
+//! # Decisions
+//!
+//! Any matching `reject` rule rejects (the first one found decides the message); otherwise
+//! `mask` matches are replaced; `audit` matches are reported in every case. A [`Verdict`] names
+//! the rule, the action and the field path of each hit — never the matched text, so verdicts
+//! can be logged.
+//!
+//! # Untrusted input
+//!
+//! Bodies are validated while scanned; invalid UTF-8 or JSON, the wrong shape, or nesting deeper
+//! than [`json::MAX_DEPTH`](crate::json::MAX_DEPTH) is an [`InspectError`] (callers reject it —
+//! an uninspectable body is never forwarded). Scanning is linear in the body size; regular
+//! expressions use the `regex` crate (no backtracking) with compiled-size limits
+//! ([`REGEX_SIZE_LIMIT`]).
+
+mod engine;
+mod extract;
+mod policy;
+mod rule;
+
+pub use engine::{REGEX_DFA_LIMIT, REGEX_SIZE_LIMIT};
+pub use policy::{Decision, Hit, InspectError, Policy, PolicyBuilder, PolicyError, Rejection, Verdict};
+pub use rule::{Action, ActionKind, Field, Fields, Matcher, Rule, Scope};
+
+#[cfg(test)]
+mod tests;

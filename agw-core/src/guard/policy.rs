@@ -1,0 +1,373 @@
+//! Building a [`Policy`] and inspecting bodies with it.
+
+use super::engine::{Engines, RawHit, Wanted};
+use super::extract::{Doc, extract};
+use super::rule::{Action, ActionKind, Field, Rule, Scope};
+use crate::api::{ErrorBody, ErrorKind};
+use crate::detect::{Detector, Finding};
+use crate::edit::{Edit, apply};
+use crate::json::{JsonError, map_back};
+use crate::route::RouteKind;
+use http::StatusCode;
+use std::sync::Arc;
+
+/// Why a policy could not be built. The message names the rule and the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A rule has nothing to match.
+    #[error("rule `{rule}`: no {what} given")]
+    Empty {
+        /// The rule.
+        rule: String,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// A regular expression does not compile.
+    #[error("rule `{rule}`: invalid regex `{pattern}`: {message}")]
+    Regex {
+        /// The rule.
+        rule: String,
+        /// The expression.
+        pattern: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// All expressions together exceed the size limit.
+    #[error("the regexes of all rules together are too large: {message}")]
+    RegexSet {
+        /// What went wrong.
+        message: String,
+    },
+    /// The keyword automaton could not be built.
+    #[error("the keyword lists could not be compiled: {message}")]
+    Literals {
+        /// What went wrong.
+        message: String,
+    },
+    /// Two rules share a name.
+    #[error("rule name `{0}` is used twice")]
+    DuplicateName(String),
+    /// A rule applies to no field.
+    #[error("rule `{0}`: the field filter is empty")]
+    NoFields(String),
+    /// A rejection status that is not a 4xx.
+    #[error("rule `{rule}`: reject status {status} is not a 4xx client error")]
+    Status {
+        /// The rule.
+        rule: String,
+        /// The status.
+        status: u16,
+    },
+}
+
+/// Why a body could not be inspected. Callers must not forward such a body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InspectError(#[from] pub JsonError);
+
+impl InspectError {
+    /// The 400 error a client gets for this body.
+    pub fn error_body(&self) -> ErrorBody {
+        ErrorBody::new(
+            ErrorKind::InvalidRequest,
+            format!("agw could not inspect the request body: {}", self.0),
+        )
+    }
+}
+
+/// Collects rules for a [`Policy`].
+#[derive(Debug, Clone, Default)]
+pub struct PolicyBuilder {
+    rules: Vec<Rule>,
+}
+
+impl PolicyBuilder {
+    /// Adds a rule. Rules are checked in the order added; the first rejecting rule that matches
+    /// decides the message.
+    pub fn rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Adds several rules.
+    pub fn rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// Validates and compiles the rules.
+    pub fn build(self) -> Result<Policy, PolicyError> {
+        for (i, r) in self.rules.iter().enumerate() {
+            if self.rules[..i].iter().any(|o| o.name == r.name) {
+                return Err(PolicyError::DuplicateName(r.name.clone()));
+            }
+            if r.fields.is_empty() {
+                return Err(PolicyError::NoFields(r.name.clone()));
+            }
+            if let Action::Reject { status, .. } = &r.action {
+                if !status.is_client_error() {
+                    return Err(PolicyError::Status {
+                        rule: r.name.clone(),
+                        status: status.as_u16(),
+                    });
+                }
+            }
+        }
+        let engines = Engines::build(&self.rules)?;
+        // Which rules apply, for each field and for "latest" or not.
+        let mut wanted = vec![vec![false; self.rules.len()]; Field::ALL.len() * 2];
+        for (ctx, w) in wanted.iter_mut().enumerate() {
+            let field = Field::ALL[ctx / 2];
+            let latest = ctx % 2 == 1;
+            for (i, r) in self.rules.iter().enumerate() {
+                w[i] = r.fields.contains(field) && (r.scope == Scope::All || latest);
+            }
+        }
+        Ok(Policy {
+            inner: Arc::new(Inner {
+                rules: self.rules.into_iter().map(Compiled::from).collect(),
+                engines,
+                wanted,
+            }),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Compiled {
+    name: Arc<str>,
+    action: Action,
+    rule: Rule,
+}
+
+impl From<Rule> for Compiled {
+    fn from(rule: Rule) -> Self {
+        Compiled {
+            name: rule.name.as_str().into(),
+            action: rule.action.clone(),
+            rule,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    rules: Vec<Compiled>,
+    engines: Engines,
+    /// `wanted[field * 2 + latest][rule]`.
+    wanted: Vec<Vec<bool>>,
+}
+
+/// A compiled, immutable set of guard rules. Cheap to clone (an `Arc`), `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    inner: Arc<Inner>,
+}
+
+/// One rule that matched: which, what it does, and where — never the matched text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// The rule's name.
+    pub rule: Arc<str>,
+    /// The rule's action.
+    pub action: ActionKind,
+    /// The detector that fired, for detector rules.
+    pub detector: Option<Detector>,
+    /// The field path of the match, such as `messages[3].content[1].text`.
+    pub path: String,
+}
+
+/// A rejection: the rule that decided, and the error to answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The rule's name.
+    pub rule: Arc<str>,
+    /// The status to answer with.
+    pub status: StatusCode,
+    /// The message to show.
+    pub message: String,
+}
+
+impl Rejection {
+    /// The provider-shaped error for this rejection.
+    pub fn error_body(&self) -> ErrorBody {
+        ErrorBody::new(ErrorKind::InvalidRequest, self.message.clone()).with_status(self.status)
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward the original bytes.
+    Allow,
+    /// Answer with an error; forward nothing.
+    Reject(Rejection),
+    /// Forward these bytes instead: the original with masked spans replaced.
+    Rewrite(Vec<u8>),
+}
+
+/// The outcome of inspecting a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    decision: Decision,
+    hits: Vec<Hit>,
+}
+
+impl Verdict {
+    /// What to do.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// Consumes the verdict, giving the decision.
+    pub fn into_decision(self) -> Decision {
+        self.decision
+    }
+
+    /// Every hit that counted (for a rejection, the hits found until it was decided).
+    pub fn hits(&self) -> &[Hit] {
+        &self.hits
+    }
+
+    /// Whether the body goes through unchanged.
+    pub fn is_allow(&self) -> bool {
+        self.decision == Decision::Allow
+    }
+}
+
+impl Policy {
+    /// Starts a policy.
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder::default()
+    }
+
+    /// A policy without rules: every body is allowed (but still validated).
+    pub fn empty() -> Policy {
+        PolicyBuilder::default()
+            .build()
+            .expect("an empty policy builds")
+    }
+
+    /// Whether the policy has no rules.
+    pub fn is_empty(&self) -> bool {
+        self.inner.rules.is_empty()
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.inner.rules.iter().map(|c| &c.rule)
+    }
+
+    /// Inspects a request body of route `kind`. Kinds that carry no prompt are allowed without
+    /// reading the body.
+    pub fn inspect(&self, kind: RouteKind, body: &[u8]) -> Result<Verdict, InspectError> {
+        if !kind.has_prompt() {
+            return Ok(Verdict {
+                decision: Decision::Allow,
+                hits: Vec::new(),
+            });
+        }
+        let doc = extract(kind, body)?;
+        Ok(self.decide(body, &doc))
+    }
+
+    fn decide(&self, body: &[u8], doc: &Doc) -> Verdict {
+        let inner = &*self.inner;
+        let mut raw: Vec<RawHit> = Vec::new();
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut hits = Vec::new();
+        let mut edits = Vec::new();
+        let is_reject = |rule: usize| matches!(inner.rules[rule].action, Action::Reject { .. });
+        if inner.rules.is_empty() {
+            return Verdict {
+                decision: Decision::Allow,
+                hits,
+            };
+        }
+        for unit in &doc.units {
+            let ctx = unit.field as usize * 2 + usize::from(doc.is_latest(unit));
+            let wanted = Wanted {
+                rules: &inner.wanted[ctx],
+            };
+            if !wanted.rules.iter().any(|w| *w) {
+                continue;
+            }
+            let text = doc.unit_text(unit);
+            raw.clear();
+            let stopped = inner
+                .engines
+                .find(text, wanted, &mut findings, &mut raw, &is_reject);
+            let base = doc.segs[unit.segs.start].text.start;
+            for h in &raw {
+                let rule = &inner.rules[h.rule];
+                let (first_seg, pieces) = self.locate(body, doc, unit, base, h);
+                hits.push(Hit {
+                    rule: rule.name.clone(),
+                    action: rule.action.kind(),
+                    detector: h.detector,
+                    path: doc.segs[first_seg].loc.to_string(),
+                });
+                if let Action::Mask { placeholder } = &rule.action {
+                    let text = placeholder
+                        .as_deref()
+                        .or(h.detector.map(Detector::placeholder))
+                        .unwrap_or("<MASKED>");
+                    for (i, r) in pieces.into_iter().enumerate() {
+                        edits.push(Edit::json_string(r, if i == 0 { text } else { "" }));
+                    }
+                }
+            }
+            if stopped {
+                let last = raw.last().expect("stopped on a hit");
+                let rule = &inner.rules[last.rule];
+                let Action::Reject { status, message } = &rule.action else {
+                    unreachable!("only rejecting rules stop the scan")
+                };
+                return Verdict {
+                    decision: Decision::Reject(Rejection {
+                        rule: rule.name.clone(),
+                        status: *status,
+                        message: message.clone(),
+                    }),
+                    hits,
+                };
+            }
+        }
+        let decision = if edits.is_empty() {
+            Decision::Allow
+        } else {
+            Decision::Rewrite(apply(body, edits))
+        };
+        Verdict { decision, hits }
+    }
+
+    /// The first segment a hit touches, and the raw body ranges its text came from (one per
+    /// segment it spans).
+    fn locate(
+        &self,
+        body: &[u8],
+        doc: &Doc,
+        unit: &super::extract::Unit,
+        base: usize,
+        h: &RawHit,
+    ) -> (usize, Vec<std::ops::Range<usize>>) {
+        let (a, b) = (base + h.range.start, base + h.range.end);
+        let mut first = None;
+        let mut pieces = Vec::new();
+        for si in unit.segs.clone() {
+            let seg = &doc.segs[si];
+            let (s, e) = (a.max(seg.text.start), b.min(seg.text.end));
+            if s >= e {
+                continue;
+            }
+            first.get_or_insert(si);
+            let raw = &body[seg.raw.clone()];
+            let (rs, re) = (s - seg.text.start, e - seg.text.start);
+            let start = map_back(raw, seg.kind, rs).map_or(0, |r| r.start);
+            let end = map_back(raw, seg.kind, re - 1).map_or(raw.len(), |r| r.end);
+            pieces.push(seg.raw.start + start..seg.raw.start + end);
+        }
+        (first.unwrap_or(unit.segs.start), pieces)
+    }
+}

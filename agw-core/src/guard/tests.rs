@@ -1,0 +1,406 @@
+//! Policy tests on realistic request bodies.
+
+use super::*;
+use crate::detect::Detector;
+use crate::route::RouteKind;
+
+/// A Claude Code-shaped request after one Read tool call: system blocks with cache control, a
+/// system-reminder block, a thinking block with a signature, a tool_use, a tool_result holding
+/// `secret`, a `role: system` message and the latest user turn holding `prompt`.
+fn claude_code_body(secret: &str, prompt: &str) -> String {
+    let secret = serde_json::Value::from(secret);
+    let prompt = serde_json::Value::from(prompt);
+    format!(
+        r#"{{"model":"claude-sonnet-4-5-20250929","max_tokens":32000,"stream":true,
+"thinking":{{"type":"enabled","budget_tokens":31999}},
+"metadata":{{"user_id":"{{\"device_id\":\"abc\",\"session_id\":\"s1\"}}"}},
+"system":[{{"type":"text","text":"You are Claude Code, Anthropic's official CLI for Claude.","cache_control":{{"type":"ephemeral"}}}},
+ {{"type":"text","text":"\nYou are an interactive CLI tool.\n\n# Tone\n- Be concise.","cache_control":{{"type":"ephemeral"}}}}],
+"messages":[
+ {{"role":"user","content":[{{"type":"text","text":"<system-reminder>\nAs you answer, use the context.\n</system-reminder>"}},{{"type":"text","text":"Read notes.txt","cache_control":{{"type":"ephemeral"}}}}]}},
+ {{"role":"assistant","content":[{{"type":"thinking","thinking":"The user wants notes.txt. credit card 4111111111111111","signature":"EqQBCkgIBxABGAIiQL+sig/=="}},{{"type":"text","text":"I'll read it."}},{{"type":"tool_use","id":"toolu_01","name":"Read","input":{{"file_path":"/home/u/notes.txt","limit":2000}}}}]}},
+ {{"role":"user","content":[{{"type":"tool_result","tool_use_id":"toolu_01","content":[{{"type":"text","text":{secret}}}]}},{{"type":"text","text":{prompt}}}]}},
+ {{"role":"system","content":"Remember the user's preferences."}}],
+"tools":[{{"name":"Read","description":"Reads a file. credit card numbers are fine here.","input_schema":{{"type":"object","properties":{{"file_path":{{"type":"string"}}}}}}}}]}}"#
+    )
+}
+
+fn seed_policy() -> Policy {
+    Policy::builder()
+        .rule(Rule::regex("credit-card", ["credit card"]).reject("Rejected due to inappropriate content"))
+        .build()
+        .unwrap()
+}
+
+fn mask_policy() -> Policy {
+    Policy::builder()
+        .rule(Rule::detectors("pii", [Detector::CreditCard, Detector::AwsAccessKey]).mask())
+        .build()
+        .unwrap()
+}
+
+fn decision(p: &Policy, body: &str) -> Decision {
+    p.inspect(RouteKind::Messages, body.as_bytes())
+        .unwrap()
+        .into_decision()
+}
+
+fn rejected(p: &Policy, body: &str) -> bool {
+    matches!(decision(p, body), Decision::Reject(_))
+}
+
+/// `masked` differs from `orig` only inside the byte ranges of `spans` (found in `orig`), and
+/// parses as JSON.
+fn assert_only_spans_changed(orig: &str, masked: &[u8], spans: &[&str]) {
+    serde_json::from_slice::<serde_json::Value>(masked).expect("masked body is JSON");
+    let mut expected = orig.to_owned();
+    for s in spans {
+        assert!(expected.contains(s), "span {s:?} not in body");
+    }
+    // Rebuild: the masked body must equal the original with each span replaced by *something*
+    // that contains no byte of the span's unique content.
+    let masked = std::str::from_utf8(masked).unwrap();
+    let mut rest_o = orig;
+    let mut rest_m = masked;
+    for s in spans {
+        let i = rest_o.find(s).unwrap();
+        assert_eq!(&rest_m[..i], &rest_o[..i], "prefix before {s:?} changed");
+        rest_o = &rest_o[i + s.len()..];
+        // Skip the placeholder in the masked text: up to where the original continues.
+        let tail_start = rest_o.get(..16).unwrap_or(rest_o);
+        let j = rest_m[i..].find(tail_start).expect("tail present") + i;
+        assert!(!rest_m[i..j].contains(s), "span {s:?} still present");
+        rest_m = &rest_m[j..];
+    }
+    assert_eq!(rest_m, rest_o, "suffix changed");
+    expected.clear();
+}
+
+#[test]
+fn seed_rule_rejects_latest_prompt() {
+    let p = seed_policy();
+    let body = claude_code_body("ok", "What is a credit card");
+    let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+    match v.decision() {
+        Decision::Reject(r) => {
+            assert_eq!(&*r.rule, "credit-card");
+            assert_eq!(r.status.as_u16(), 400);
+            assert_eq!(r.message, "Rejected due to inappropriate content");
+        }
+        d => panic!("{d:?}"),
+    }
+    assert_eq!(v.hits()[0].path, "messages[2].content[1].text");
+}
+
+#[test]
+fn seed_rule_semantics_are_exact() {
+    let p = seed_policy();
+    // Case-sensitive, as in the original; thinking blocks and tool schemas are not prompt text.
+    for ok in ["What is a Credit Card", "creditcard", "credit  card", "hello"] {
+        assert!(!rejected(&p, &claude_code_body("fine", ok)), "{ok}");
+    }
+}
+
+#[test]
+fn evasions_are_caught() {
+    let p = seed_policy();
+    let cases = [
+        r#"What is a \u0063redit card"#,
+        r#"\u0063\u0072\u0065\u0064\u0069\u0074\u0020\u0063\u0061\u0072\u0064"#,
+        "cre\u{200B}dit card",
+        r#"cre\u200bdit c\u00adard"#,
+        "credit\u{2060} card",
+        "\u{FEFF}credit card",
+        "ｃｒｅｄｉｔ ｃａｒｄ",
+        "credit\u{00A0}card",
+        "c\u{E0072}redit card",
+    ];
+    for raw in cases {
+        let body = format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"text","text":"{raw}"}}]}}]}}"#
+        );
+        assert!(rejected(&p, &body), "not caught: {raw:?}");
+    }
+}
+
+#[test]
+fn phrase_split_across_blocks_is_found() {
+    let p = seed_policy();
+    let body = r#"{"messages":[{"role":"user","content":[{"type":"text","text":"tell me about credit"},{"type":"text","text":" card fraud"}]}]}"#;
+    assert!(rejected(&p, body));
+    // Blocks of different messages are not joined.
+    let body = r#"{"messages":[{"role":"user","content":"credit"},{"role":"user","content":" card"}]}"#;
+    assert!(!rejected(&p, body));
+}
+
+#[test]
+fn every_prompt_field_is_scanned() {
+    let p = seed_policy();
+    let cc = "credit card";
+    let bodies = [
+        format!(r#"{{"system":"{cc}","messages":[]}}"#),
+        format!(r#"{{"system":[{{"type":"text","text":"{cc}"}}],"messages":[]}}"#),
+        format!(r#"{{"messages":[{{"role":"user","content":"{cc}"}}]}}"#),
+        format!(r#"{{"messages":[{{"role":"system","content":"{cc}"}}]}}"#),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t","content":"{cc}"}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"tool_use_id":"t","content":[{{"type":"text","text":"{cc}"}}],"type":"tool_result"}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"assistant","content":[{{"type":"tool_use","id":"t","name":"Bash","input":{{"cmd":["echo","{cc}"]}}}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"text","media_type":"text/plain","data":"{cc}"}}}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"search_result","source":"s","title":"t","content":[{{"type":"text","text":"{cc}"}}]}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"future_block","text":"{cc}"}}]}}]}}"#
+        ),
+    ];
+    for body in &bodies {
+        assert!(rejected(&p, body), "not scanned: {body}");
+    }
+}
+
+#[test]
+fn openai_fields_are_scanned() {
+    let p = seed_policy();
+    let cc = "credit card";
+    let bodies = [
+        format!(r#"{{"model":"gpt","messages":[{{"role":"user","content":"{cc}"}}]}}"#),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"text","text":"{cc}"}},{{"type":"image_url","image_url":{{"url":"data:,"}}}}]}}]}}"#
+        ),
+        format!(r#"{{"messages":[{{"role":"tool","tool_call_id":"c","content":"{cc}"}}]}}"#),
+        format!(
+            r#"{{"messages":[{{"role":"assistant","content":null,"tool_calls":[{{"id":"c","type":"function","function":{{"name":"f","arguments":"{{\"q\":\"{cc}\"}}"}}}}]}}]}}"#
+        ),
+        format!(r#"{{"messages":[{{"role":"developer","content":"{cc}"}}]}}"#),
+    ];
+    for body in &bodies {
+        let d = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
+        assert!(matches!(d.decision(), Decision::Reject(_)), "not scanned: {body}");
+    }
+}
+
+#[test]
+fn thinking_images_and_unknown_fields_pass_untouched() {
+    let p = seed_policy();
+    let body = r#"{"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"credit card","signature":"s"},{"type":"redacted_thinking","data":"credit card"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"credit card"}}]}],"new_field":{"text":"credit card"}}"#;
+    assert_eq!(decision(&p, body), Decision::Allow);
+}
+
+#[test]
+fn masking_is_byte_exact_in_tool_results() {
+    let p = mask_policy();
+    let secret = "aws AKIAIOSFODNN7EXAMPLE and card 4111 1111 1111 1111.";
+    let body = claude_code_body(secret, "summarise it");
+    let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+    let Decision::Rewrite(masked) = v.decision() else {
+        panic!("{:?}", v.decision())
+    };
+    assert_only_spans_changed(&body, masked, &["AKIAIOSFODNN7EXAMPLE", "4111 1111 1111 1111"]);
+    let text = std::str::from_utf8(masked).unwrap();
+    assert!(text.contains("aws <AWS_ACCESS_KEY> and card <CREDIT_CARD>."));
+    // The thinking block (which also holds a card number) is untouched, signature included.
+    assert!(text.contains(r#""thinking":"The user wants notes.txt. credit card 4111111111111111","signature":"EqQBCkgIBxABGAIiQL+sig/==""#));
+    assert_eq!(v.hits().len(), 2);
+    assert!(v.hits().iter().all(|h| h.path == "messages[2].content[0].content[0].text"));
+}
+
+#[test]
+fn masking_maps_escapes_and_invisibles_back_to_source() {
+    let p = Policy::builder()
+        .rule(Rule::literals("word", ["secret plan"]).case_insensitive(true).mask())
+        .build()
+        .unwrap();
+    let body = r#"{"messages":[{"role":"user","content":"a \u0053ecret\u200b PLAN\n here, ｓｅｃｒｅｔ plan"}]}"#;
+    let Decision::Rewrite(masked) = decision(&p, body) else {
+        panic!()
+    };
+    assert_eq!(
+        std::str::from_utf8(&masked).unwrap(),
+        r#"{"messages":[{"role":"user","content":"a <MASKED>\n here, <MASKED>"}]}"#
+    );
+}
+
+#[test]
+fn masking_across_blocks_edits_both() {
+    let p = Policy::builder()
+        .rule(Rule::literals("w", ["credit card"]).mask_with("[x]"))
+        .build()
+        .unwrap();
+    let body = r#"{"messages":[{"role":"user","content":[{"type":"text","text":"my credit"},{"type":"text","text":" card is"}]}]}"#;
+    let Decision::Rewrite(masked) = decision(&p, body) else {
+        panic!()
+    };
+    assert_eq!(
+        std::str::from_utf8(&masked).unwrap(),
+        r#"{"messages":[{"role":"user","content":[{"type":"text","text":"my [x]"},{"type":"text","text":" is"}]}]}"#
+    );
+}
+
+#[test]
+fn placeholder_is_json_escaped() {
+    let p = Policy::builder()
+        .rule(Rule::literals("w", ["x"]).mask_with("\"<q>\"\\"))
+        .build()
+        .unwrap();
+    let Decision::Rewrite(m) = decision(&p, r#"{"messages":[{"role":"user","content":"axb"}]}"#) else {
+        panic!()
+    };
+    let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
+    assert_eq!(v["messages"][0]["content"], "a\"<q>\"\\b");
+}
+
+#[test]
+fn scope_latest_skips_history_and_system() {
+    let p = Policy::builder()
+        .rule(Rule::regex("cc", ["credit card"]).scope(Scope::Latest).reject("no"))
+        .build()
+        .unwrap();
+    let old = r#"{"system":"credit card","messages":[{"role":"user","content":"credit card"},{"role":"assistant","content":"no"},{"role":"user","content":"ok"}]}"#;
+    assert_eq!(decision(&p, old), Decision::Allow);
+    let new = r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":"no"},{"role":"user","content":"ok"},{"role":"system","content":"credit card"}]}"#;
+    assert!(rejected(&p, new));
+    // The Claude Code body's prompt is after the last assistant turn.
+    assert!(rejected(&p, &claude_code_body("x", "credit card")));
+    // ... and its tool result too.
+    assert!(rejected(&p, &claude_code_body("credit card", "x")));
+}
+
+#[test]
+fn field_filter() {
+    let tool_only = Policy::builder()
+        .rule(
+            Rule::regex("cc", ["credit card"])
+                .fields([Field::ToolOutput].into_iter().collect())
+                .reject("no"),
+        )
+        .build()
+        .unwrap();
+    assert!(rejected(&tool_only, &claude_code_body("credit card", "x")));
+    assert!(!rejected(&tool_only, &claude_code_body("x", "credit card")));
+    let input_only = Policy::builder()
+        .rule(
+            Rule::literals("path", ["/home/u/notes.txt"])
+                .fields(Fields::empty().with(Field::ToolInput))
+                .reject("no"),
+        )
+        .build()
+        .unwrap();
+    assert!(rejected(&input_only, &claude_code_body("x", "y")));
+    let system_only = Policy::builder()
+        .rule(Rule::literals("p", ["preferences"]).fields(Fields::empty().with(Field::System)).audit())
+        .build()
+        .unwrap();
+    let v = system_only
+        .inspect(RouteKind::Messages, claude_code_body("x", "y").as_bytes())
+        .unwrap();
+    assert!(v.is_allow());
+    assert_eq!(v.hits()[0].path, "messages[3].content");
+    assert_eq!(v.hits()[0].action, ActionKind::Audit);
+}
+
+#[test]
+fn literal_options() {
+    let p = Policy::builder()
+        .rule(Rule::literals("w", ["card", "ÜBER"]).case_insensitive(true).whole_word(true).reject("no"))
+        .build()
+        .unwrap();
+    for (text, hit) in [
+        ("my CARD", true),
+        ("cards", false),
+        ("discard", false),
+        ("(card)", true),
+        ("über alles", true),
+        ("überall", false),
+    ] {
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"{text}"}}]}}"#);
+        assert_eq!(rejected(&p, &body), hit, "{text}");
+    }
+}
+
+#[test]
+fn reject_wins_over_mask_and_first_rule_message() {
+    let p = Policy::builder()
+        .rule(Rule::literals("m", ["card"]).mask())
+        .rule(Rule::literals("r1", ["credit"]).reject("first"))
+        .rule(Rule::literals("r2", ["credit card"]).reject("second"))
+        .build()
+        .unwrap();
+    match decision(&p, r#"{"messages":[{"role":"user","content":"credit card"}]}"#) {
+        Decision::Reject(r) => assert!(r.message == "first" || r.message == "second"),
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn bad_bodies_fail_closed() {
+    let p = seed_policy();
+    for bad in [
+        "not json",
+        "",
+        "[]",
+        r#"{"messages":"credit card"}"#,
+        r#"{"messages":[1]}"#,
+        r#"{"messages":[{"role":"user","content":5}]}"#,
+        r#"{"messages":[{"role":"user","content":[5]}]}"#,
+        r#"{"messages":[],"messages":[]}"#,
+        r#"{"messages":[{"role":"user","content":[{"type":"text","type":"image","text":"x"}]}]}"#,
+        r#"{"system":5}"#,
+        r#"{"messages":[{"role":"user","content":"x"}]} trailing"#,
+    ] {
+        let e = p.inspect(RouteKind::Messages, bad.as_bytes());
+        assert!(e.is_err(), "{bad:?} accepted");
+        let msg = e.unwrap_err().error_body().message().to_owned();
+        assert!(msg.starts_with("agw could not inspect the request body"), "{msg}");
+    }
+    let deep = format!(
+        r#"{{"messages":[{{"role":"user","content":[{{"type":"tool_use","input":{}1{}}}]}}]}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    assert!(p.inspect(RouteKind::Messages, deep.as_bytes()).is_err());
+    // Routes without prompts are not read at all.
+    assert!(p.inspect(RouteKind::Passthrough, b"not json").unwrap().is_allow());
+}
+
+#[test]
+fn escaped_keys_do_not_hide_text() {
+    let p = seed_policy();
+    let body = r#"{"\u006dessages":[{"role":"user","\u0063ontent":"credit card"}]}"#;
+    assert!(rejected(&p, body));
+}
+
+#[test]
+fn build_errors_name_rule_and_value() {
+    let e = Policy::builder()
+        .rule(Rule::regex("bad", ["credit (card"]))
+        .build()
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("rule `bad`") && msg.contains("credit (card"), "{msg}");
+    let e = Policy::builder().rule(Rule::literals("empty", [""])).build().unwrap_err();
+    assert!(e.to_string().contains("rule `empty`"));
+    let e = Policy::builder()
+        .rule(Rule::literals("a", ["x"]))
+        .rule(Rule::literals("a", ["y"]))
+        .build()
+        .unwrap_err();
+    assert_eq!(e, PolicyError::DuplicateName("a".into()));
+    let huge = r"(?:\w{100}){100}";
+    let e = Policy::builder().rule(Rule::regex("big", [huge])).build().unwrap_err();
+    assert!(e.to_string().contains("size limit"), "{e}");
+}
+
+#[test]
+fn untouched_body_is_allowed_without_copy() {
+    let p = mask_policy();
+    let body = claude_code_body("nothing here", "hello");
+    assert_eq!(decision(&p, &body), Decision::Allow);
+}
