@@ -1,1 +1,11 @@
 //! agw-tower
+pub mod body;
+pub mod classify;
+mod collect;
+pub mod decode;
+pub mod error;
+mod future;
+pub mod guard;
+pub mod hop;
+pub mod provider;
+pub mod upstream;

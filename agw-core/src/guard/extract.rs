@@ -67,6 +67,8 @@ pub(crate) struct Doc {
     pub units: Vec<Unit>,
     /// Index of the last message with role `assistant`.
     pub last_assistant: Option<u32>,
+    /// The top-level `model`, when it is a string.
+    pub model: Option<String>,
 }
 
 impl Doc {
@@ -103,6 +105,10 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
         if sc.key_is(&key, "messages") {
             once(&mut seen_messages, "messages")?;
             ex.messages(sc)
+        } else if sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
+            let s = sc.string()?;
+            ex.doc.model = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
+            Ok(())
         } else if kind != RouteKind::Completions && sc.key_is(&key, "system") {
             once(&mut seen_system, "system")?;
             ex.system(sc)

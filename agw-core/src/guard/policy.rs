@@ -212,6 +212,7 @@ pub enum Decision {
 pub struct Verdict {
     decision: Decision,
     hits: Vec<Hit>,
+    model: Option<String>,
 }
 
 impl Verdict {
@@ -228,6 +229,11 @@ impl Verdict {
     /// Every hit that counted (for a rejection, the hits found until it was decided).
     pub fn hits(&self) -> &[Hit] {
         &self.hits
+    }
+
+    /// The request's top-level `model`, if it names one (read while scanning, for logs).
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
     }
 
     /// Whether the body goes through unchanged.
@@ -266,10 +272,13 @@ impl Policy {
             return Ok(Verdict {
                 decision: Decision::Allow,
                 hits: Vec::new(),
+                model: None,
             });
         }
-        let doc = extract(kind, body)?;
-        Ok(self.decide(body, &doc))
+        let mut doc = extract(kind, body)?;
+        let mut verdict = self.decide(body, &doc);
+        verdict.model = doc.model.take();
+        Ok(verdict)
     }
 
     fn decide(&self, body: &[u8], doc: &Doc) -> Verdict {
@@ -283,6 +292,7 @@ impl Policy {
             return Verdict {
                 decision: Decision::Allow,
                 hits,
+                model: None,
             };
         }
         for unit in &doc.units {
@@ -331,6 +341,7 @@ impl Policy {
                         message: message.clone(),
                     }),
                     hits,
+                    model: None,
                 };
             }
         }
@@ -339,7 +350,11 @@ impl Policy {
         } else {
             Decision::Rewrite(apply(body, edits))
         };
-        Verdict { decision, hits }
+        Verdict {
+            decision,
+            hits,
+            model: None,
+        }
     }
 
     /// The first segment a hit touches, and the raw body ranges its text came from (one per

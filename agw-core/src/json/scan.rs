@@ -43,11 +43,6 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The current byte offset.
-    pub fn pos(&self) -> usize {
-        self.pos
-    }
-
     /// The body being scanned.
     pub fn bytes(&self) -> &'a [u8] {
         self.b

@@ -1,0 +1,136 @@
+//! Payment card numbers: a known issuer range with that issuer's lengths, and Luhn.
+
+use super::numeric::{Continues, Token, luhn};
+use super::{Detector, Finding};
+
+const MAX_DIGITS: usize = 19;
+
+pub(super) fn find(token: &Token<'_>, out: &mut Vec<Finding>) {
+    let groups = token.groups;
+    let mut i = 0;
+    while i < groups.len() {
+        match candidate(token, i) {
+            Some(j) => {
+                out.push(Finding {
+                    detector: Detector::CreditCard,
+                    range: groups[i].start..groups[j - 1].end,
+                });
+                i = j;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+/// The end (exclusive group index) of a card starting at group `i`: one contiguous group, or a
+/// first group of four followed by groups of 3–6 with one separator throughout. The longest
+/// valid grouping wins.
+fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
+    let groups = token.groups;
+    let first = groups[i];
+    if (13..=MAX_DIGITS).contains(&first.len()) {
+        let ok = token.isolated(i, i + 1, false, Continues::SameWidth) && valid(token.digits(i));
+        return ok.then_some(i + 1);
+    }
+    if first.len() != 4 || first.paren {
+        return None;
+    }
+    let sep = groups.get(i + 1)?.sep;
+    if sep != b' ' && sep != b'-' {
+        return None;
+    }
+    let mut digits = [0u8; MAX_DIGITS];
+    digits[..4].copy_from_slice(token.digits(i));
+    let mut len = 4;
+    let mut best = None;
+    for (j, g) in groups.iter().enumerate().skip(i + 1).take(4) {
+        if g.sep != sep || g.paren || !(3..=6).contains(&g.len()) || len + g.len() > MAX_DIGITS {
+            break;
+        }
+        digits[len..len + g.len()].copy_from_slice(token.digits(j));
+        len += g.len();
+        let spaced = sep == b' ';
+        if j >= i + 2
+            && len >= 13
+            && valid(&digits[..len])
+            && token.isolated(i, j + 1, spaced, Continues::SameWidth)
+        {
+            best = Some(j + 1);
+        }
+    }
+    best
+}
+
+fn valid(digits: &[u8]) -> bool {
+    issued(digits) && luhn(digits)
+}
+
+/// Whether an issuer uses this prefix at this length: Visa, Mastercard, Mir, Amex, JCB, Diners,
+/// Discover, UnionPay, Maestro and RuPay.
+fn issued(digits: &[u8]) -> bool {
+    let n = digits.len();
+    let prefix = |k: usize| {
+        digits[..k]
+            .iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+    };
+    let long = (16..=19).contains(&n);
+    let any = (13..=19).contains(&n);
+    match digits[0] {
+        b'4' => any,
+        b'2' => {
+            let p4 = prefix(4);
+            ((2221..=2720).contains(&p4) && n == 16) || ((2200..=2204).contains(&p4) && long)
+        }
+        b'3' => {
+            let (p2, p3, p4) = (prefix(2), prefix(3), prefix(4));
+            ((p2 == 34 || p2 == 37) && n == 15)
+                || ((3528..=3589).contains(&p4) && long)
+                || (((300..=305).contains(&p3) || matches!(p2, 36 | 38 | 39)) && n >= 14)
+        }
+        b'5' => {
+            let p2 = prefix(2);
+            ((51..=55).contains(&p2) && n == 16) || (matches!(p2, 50 | 56..=58) && any)
+        }
+        b'6' => {
+            let (p2, p3, p4) = (prefix(2), prefix(3), prefix(4));
+            ((p4 == 6011 || (644..=649).contains(&p3) || matches!(p2, 62 | 65)) && long)
+                || (matches!(p2, 60 | 63 | 67) && any)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers() {
+        let cases: &[(&str, bool)] = &[
+            ("4111111111111111", true),
+            ("4222222222222", true),
+            ("5555555555554444", true),
+            ("2223003122003222", true),
+            ("2721000000000000", false),
+            ("2200000000000000", true),
+            ("378282246310005", true),
+            ("3782822463100050", false),
+            ("36227206271667", true),
+            ("30569309025904", true),
+            ("3530111333300000", true),
+            ("6011000990139424", true),
+            ("6221260000000000", true),
+            ("6445644564456445", true),
+            ("6400000000000000", false),
+            ("6100000000000000", false),
+            ("5100000000000", false),
+            ("1234567812345670", false),
+            ("9111111111111111", false),
+            ("0000000000000000", false),
+        ];
+        for (digits, expect) in cases {
+            assert_eq!(issued(digits.as_bytes()), *expect, "{digits}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! IBANs: country code, check digits and BBAN, contiguous or in groups of four; the length must
+//! match the country and the whole must pass the ISO 7064 mod-97 check.
+
+use super::{at, is_word, preceded_by};
+
+const MAX_LEN: usize = 34;
+
+/// Country code and IBAN length, from the SWIFT IBAN registry plus the countries that publish
+/// IBAN-format account numbers outside it (mostly in Africa).
+#[rustfmt::skip]
+const LENGTHS: &[(&[u8; 2], usize)] = &[
+    (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AO", 25), (b"AT", 20), (b"AZ", 28), (b"BA", 20),
+    (b"BE", 16), (b"BF", 28), (b"BG", 22), (b"BH", 22), (b"BI", 27), (b"BJ", 28), (b"BR", 29),
+    (b"BY", 28), (b"CF", 27), (b"CG", 27), (b"CH", 21), (b"CI", 28), (b"CM", 27), (b"CR", 22),
+    (b"CV", 25), (b"CY", 28), (b"CZ", 24), (b"DE", 22), (b"DJ", 27), (b"DK", 18), (b"DO", 28),
+    (b"DZ", 26), (b"EE", 20), (b"EG", 29), (b"ES", 24), (b"FI", 18), (b"FK", 18), (b"FO", 18),
+    (b"FR", 27), (b"GA", 27), (b"GB", 22), (b"GE", 22), (b"GI", 23), (b"GL", 18), (b"GQ", 27),
+    (b"GR", 27), (b"GT", 28), (b"GW", 25), (b"HN", 28), (b"HR", 21), (b"HU", 28), (b"IE", 22),
+    (b"IL", 23), (b"IQ", 23), (b"IR", 26), (b"IS", 26), (b"IT", 27), (b"JO", 30), (b"KM", 27),
+    (b"KW", 30), (b"KZ", 20), (b"LB", 28), (b"LC", 32), (b"LI", 21), (b"LT", 20), (b"LU", 20),
+    (b"LV", 21), (b"LY", 25), (b"MA", 28), (b"MC", 27), (b"MD", 24), (b"ME", 22), (b"MG", 27),
+    (b"MK", 19), (b"ML", 28), (b"MN", 20), (b"MR", 27), (b"MT", 31), (b"MU", 30), (b"MZ", 25),
+    (b"NE", 28), (b"NI", 28), (b"NL", 18), (b"NO", 15), (b"OM", 23), (b"PK", 24), (b"PL", 28),
+    (b"PS", 29), (b"PT", 25), (b"QA", 29), (b"RO", 24), (b"RS", 22), (b"RU", 33), (b"SA", 24),
+    (b"SC", 31), (b"SD", 18), (b"SE", 24), (b"SI", 19), (b"SK", 24), (b"SM", 27), (b"SN", 28),
+    (b"SO", 23), (b"ST", 25), (b"SV", 28), (b"TD", 27), (b"TG", 28), (b"TL", 23), (b"TN", 24),
+    (b"TR", 26), (b"UA", 29), (b"VA", 22), (b"VG", 24), (b"XK", 20), (b"YE", 30),
+];
+
+fn length(country: &[u8]) -> Option<usize> {
+    LENGTHS
+        .iter()
+        .find(|(c, _)| c[..] == *country)
+        .map(|(_, len)| *len)
+}
+
+/// The end of a valid IBAN starting at `start` (its country code), if there is one.
+///
+/// Accepted forms: contiguous (`DE89370400440532013000`) or groups of four joined by single
+/// spaces (`GB82 WEST 1234 5698 7654 32`), upper case only, not touching a word character.
+pub(super) fn end(text: &[u8], start: usize) -> Option<usize> {
+    let country = text.get(start..start + 2)?;
+    if !country.iter().all(u8::is_ascii_uppercase) || preceded_by(text, start, is_word) {
+        return None;
+    }
+    let len = length(country)?;
+    let mut chars = [0u8; MAX_LEN];
+    let mut n = 0;
+    let mut i = start;
+    let grouped = at(text, start + 4) == b' ';
+    while n < len {
+        if grouped && n > 0 && n % 4 == 0 {
+            if at(text, i) != b' ' {
+                return None;
+            }
+            i += 1;
+        }
+        let c = at(text, i);
+        let ok = match n {
+            0 | 1 => true,
+            2 | 3 => c.is_ascii_digit(),
+            _ => c.is_ascii_digit() || c.is_ascii_uppercase(),
+        };
+        if !ok {
+            return None;
+        }
+        chars[n] = c;
+        n += 1;
+        i += 1;
+    }
+    if is_word(at(text, i)) || !mod97(&chars[..len]) {
+        return None;
+    }
+    Some(i)
+}
+
+/// ISO 7064 MOD 97-10 on an IBAN in upper case: the country code and check digits moved to the
+/// end, letters as 10–35, the remainder must be 1.
+fn mod97(iban: &[u8]) -> bool {
+    let (head, bban) = iban.split_at(4);
+    let rem = bban.iter().chain(head).fold(0u32, |rem, &c| {
+        if c.is_ascii_digit() {
+            (rem * 10 + u32::from(c - b'0')) % 97
+        } else {
+            (rem * 100 + u32::from(c - b'A') + 10) % 97
+        }
+    });
+    rem == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_large() {
+        assert!(LENGTHS.len() >= 75);
+        assert!(LENGTHS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(LENGTHS.iter().all(|(_, len)| (15..=MAX_LEN).contains(len)));
+    }
+
+    #[test]
+    fn check_digits() {
+        assert!(mod97(b"GB82WEST12345698765432"));
+        assert!(mod97(b"DE89370400440532013000"));
+        assert!(!mod97(b"GB83WEST12345698765432"));
+        assert!(!mod97(b"DE89370400440532013001"));
+    }
+}

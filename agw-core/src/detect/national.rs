@@ -1,0 +1,69 @@
+//! National id numbers: US social security numbers and Canadian social insurance numbers.
+
+use super::numeric::{Continues, Token, luhn};
+use super::{Detector, Finding};
+
+/// `AAA-GG-SSSS` or `AAA GG SSSS`; area not 000, 666 or 9xx, group not 00, serial not 0000.
+pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
+    let groups = token.groups;
+    let mut i = 0;
+    while i + 3 <= groups.len() {
+        let ok = three_groups(token, i, [3, 2, 4]) && {
+            let (area, group, serial) = (token.digits(i), token.digits(i + 1), token.digits(i + 2));
+            area != b"000"
+                && area != b"666"
+                && area[0] != b'9'
+                && group != b"00"
+                && serial != b"0000"
+        };
+        if ok {
+            out.push(Finding {
+                detector: Detector::UsSsn,
+                range: groups[i].start..groups[i + 2].end,
+            });
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// `ddd-ddd-ddd`, `ddd ddd ddd` or nine contiguous digits; Luhn, first digit not 0 or 8.
+pub(super) fn find_sin(token: &Token<'_>, out: &mut Vec<Finding>) {
+    let groups = token.groups;
+    let mut i = 0;
+    while i < groups.len() {
+        let mut digits = [0u8; 9];
+        let len = if groups[i].len() == 9 && token.isolated(i, i + 1, false, Continues::Always) {
+            digits.copy_from_slice(token.digits(i));
+            1
+        } else if i + 3 <= groups.len() && three_groups(token, i, [3, 3, 3]) {
+            for k in 0..3 {
+                digits[k * 3..k * 3 + 3].copy_from_slice(token.digits(i + k));
+            }
+            3
+        } else {
+            0
+        };
+        if len > 0 && !matches!(digits[0], b'0' | b'8') && luhn(&digits) {
+            out.push(Finding {
+                detector: Detector::CaSin,
+                range: groups[i].start..groups[i + len - 1].end,
+            });
+            i += len;
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// Whether groups `i..i + 3` have exactly these widths, no parentheses, one separator (`-` or
+/// space) and stand on their own.
+fn three_groups(token: &Token<'_>, i: usize, widths: [usize; 3]) -> bool {
+    let g = &token.groups[i..i + 3];
+    let sep = g[1].sep;
+    g.iter().zip(widths).all(|(g, w)| g.len() == w && !g.paren)
+        && matches!(sep, b'-' | b' ')
+        && g[2].sep == sep
+        && token.isolated(i, i + 3, sep == b' ', Continues::Always)
+}

@@ -1,0 +1,380 @@
+//! The digit scanner shared by the numeric detectors: finds number-like tokens and hands each to
+//! the card, SSN, SIN and phone validators; IBANs are tried first where two capitals precede.
+
+use super::{
+    Detector, DetectorSet, Finding, at, card, iban, is_word, national, phone, preceded_by,
+};
+
+/// Groups kept per token. A longer chain (`1 2 3 4 …`) is cut here; the cut counts as a
+/// continuation on both sides, so nothing is reported across it and memory stays bounded.
+const MAX_GROUPS: usize = 32;
+
+/// The fewest digits any numeric shape has (E.164 minimum); shorter tokens are skipped early.
+const MIN_DIGITS: usize = 8;
+
+/// A run of digits inside a token.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Group {
+    pub start: usize,
+    pub end: usize,
+    /// What joins this group to the previous one: `b' '`, `b'-'`, `b'.'`, or `b'('` for a
+    /// direct join through a parenthesis (`(415)555`, `1(415)`); 0 for the first group.
+    pub sep: u8,
+    /// Written as `(digits)`.
+    pub paren: bool,
+}
+
+impl Group {
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// When a space-joined neighbour of a space-grouped match makes the match part of a longer
+/// number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Continues {
+    /// Any neighbour does.
+    Always,
+    /// Only a neighbour as wide as the match's edge group does (`4111 1111 1111 1111 1111`).
+    SameWidth,
+}
+
+/// A number-like token: digit groups joined by single separators.
+#[derive(Debug)]
+pub(super) struct Token<'t> {
+    pub text: &'t [u8],
+    pub groups: &'t [Group],
+    /// A word character (or a cut-off longer token) touches the first group.
+    pub left_blocked: bool,
+    /// A word character (or a cut-off longer token) touches the last group.
+    pub right_blocked: bool,
+    /// A free-standing `+` directly precedes the first group.
+    pub plus: bool,
+}
+
+impl Token<'_> {
+    pub fn digits(&self, g: usize) -> &[u8] {
+        let g = self.groups[g];
+        &self.text[g.start..g.end]
+    }
+
+    /// Whether `groups[i..j]` stands on its own: at the token's edges the outside must not be a
+    /// word character; inside the token the neighbour must be joined loosely (space or
+    /// parenthesis, never `-` or `.`), and for a space-grouped match (`spaced`) must not
+    /// continue it as `rule` says.
+    pub fn isolated(&self, i: usize, j: usize, spaced: bool, rule: Continues) -> bool {
+        let left = if i == 0 {
+            !self.left_blocked
+        } else {
+            self.loose(i - 1, i, spaced, rule)
+        };
+        let right = if j == self.groups.len() {
+            !self.right_blocked
+        } else {
+            self.loose(j, j - 1, spaced, rule)
+        };
+        left && right
+    }
+
+    fn loose(&self, neighbour: usize, edge: usize, spaced: bool, rule: Continues) -> bool {
+        let (n, e) = (self.groups[neighbour], self.groups[edge]);
+        let join = self.groups[neighbour.max(edge)].sep;
+        match join {
+            b' ' | b'(' if spaced => rule == Continues::SameWidth && n.len() != e.len(),
+            b' ' | b'(' => true,
+            _ => false,
+        }
+    }
+}
+
+/// Which numeric detectors are on.
+#[derive(Debug, Clone, Copy)]
+struct Wants {
+    card: bool,
+    ssn: bool,
+    sin: bool,
+    phone: bool,
+    iban: bool,
+}
+
+pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
+    let wants = Wants {
+        card: set.contains(Detector::CreditCard),
+        ssn: set.contains(Detector::UsSsn),
+        sin: set.contains(Detector::CaSin),
+        phone: set.contains(Detector::Phone),
+        iban: set.contains(Detector::Iban),
+    };
+    let mut groups = Vec::new();
+    let mut pos = 0;
+    while let Some(p) = next_digit(text, pos) {
+        if wants.iban && p >= 2 {
+            if let Some(end) = iban::end(text, p - 2) {
+                out.push(Finding {
+                    detector: Detector::Iban,
+                    range: p - 2..end,
+                });
+                pos = end;
+                continue;
+            }
+        }
+        let run_end = run_end(text, p);
+        if run_end - p < MIN_DIGITS && !continues(text, p, run_end) {
+            pos = run_end;
+            continue;
+        }
+        let end = scan_token(text, p, &mut groups);
+        let digits: usize = groups.iter().map(Group::len).sum();
+        if digits >= MIN_DIGITS {
+            let token = Token {
+                text,
+                groups: &groups,
+                left_blocked: preceded_by(text, p, is_word) || cut_before(text, p),
+                right_blocked: is_word(at(text, end)) || cut_after(text, end),
+                plus: at(text, p.wrapping_sub(1)) == b'+'
+                    && !preceded_by(text, p - 1, |b| b.is_ascii_alphanumeric()),
+            };
+            validate(&token, wants, out);
+        }
+        pos = end;
+    }
+}
+
+fn validate(token: &Token<'_>, wants: Wants, out: &mut Vec<Finding>) {
+    if wants.card {
+        card::find(token, out);
+    }
+    if wants.ssn {
+        national::find_ssn(token, out);
+    }
+    if wants.sin {
+        national::find_sin(token, out);
+    }
+    if wants.phone {
+        phone::find(token, out);
+    }
+}
+
+/// Whether the digit run `p..run_end` may be part of a multi-group token.
+fn continues(text: &[u8], p: usize, run_end: usize) -> bool {
+    match at(text, run_end) {
+        b' ' | b'-' | b'.' => {
+            let next = at(text, run_end + 1);
+            next.is_ascii_digit() || next == b'('
+        }
+        b')' => at(text, p.wrapping_sub(1)) == b'(',
+        b'(' => true,
+        _ => false,
+    }
+}
+
+/// Whether a separator at `i - 1` joins a digit at `i - 2` to what follows: only true where a
+/// token was cut at [`MAX_GROUPS`] (or an IBAN ended), since scanning otherwise swallows it.
+fn cut_before(text: &[u8], i: usize) -> bool {
+    i >= 2 && matches!(at(text, i - 1), b' ' | b'-' | b'.') && at(text, i - 2).is_ascii_digit()
+}
+
+/// Whether a separator at `i` joins what precedes to a digit at `i + 1`: true only where a token
+/// was cut at [`MAX_GROUPS`].
+fn cut_after(text: &[u8], i: usize) -> bool {
+    matches!(at(text, i), b' ' | b'-' | b'.') && at(text, i + 1).is_ascii_digit()
+}
+
+/// Reads the token whose first digit is at `p` into `groups`; returns the end of the token
+/// (past a closing parenthesis).
+fn scan_token(text: &[u8], p: usize, groups: &mut Vec<Group>) -> usize {
+    groups.clear();
+    let end = run_end(text, p);
+    let paren = at(text, p.wrapping_sub(1)) == b'(' && at(text, end) == b')';
+    groups.push(Group {
+        start: p,
+        end,
+        sep: 0,
+        paren,
+    });
+    loop {
+        let last = groups[groups.len() - 1];
+        let after = last.end + usize::from(last.paren);
+        if groups.len() == MAX_GROUPS {
+            return after;
+        }
+        let c = at(text, after);
+        let (sep, k) = match c {
+            b' ' | b'-' | b'.' => (c, after + 1),
+            b'(' => (b'(', after),
+            _ if last.paren => (b'(', after),
+            _ => return after,
+        };
+        let d = at(text, k);
+        if d.is_ascii_digit() {
+            let end = run_end(text, k);
+            groups.push(Group {
+                start: k,
+                end,
+                sep,
+                paren: false,
+            });
+        } else if d == b'(' && matches!(sep, b' ' | b'(') && at(text, k + 1).is_ascii_digit() {
+            let end = run_end(text, k + 1);
+            if at(text, end) != b')' {
+                return after;
+            }
+            groups.push(Group {
+                start: k + 1,
+                end,
+                sep,
+                paren: true,
+            });
+        } else {
+            return after;
+        }
+    }
+}
+
+/// End of the run of ASCII digits starting at `i`.
+fn run_end(text: &[u8], i: usize) -> usize {
+    let rest = text.get(i..).unwrap_or_default();
+    i + rest
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len())
+}
+
+/// Position of the first ASCII digit at or after `from`, eight bytes at a time.
+fn next_digit(text: &[u8], from: usize) -> Option<usize> {
+    let rest = text.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut offset = from;
+    for chunk in chunks.by_ref() {
+        let word = u64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes"));
+        let mask = digit_mask(word);
+        if mask != 0 {
+            return Some(offset + (mask.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter().position(u8::is_ascii_digit).map(|i| offset + i)
+}
+
+/// The high bit of each byte of `word` that is an ASCII digit, and no other bits.
+fn digit_mask(word: u64) -> u64 {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Per byte: with the top bit cleared, adding never carries into the next byte.
+    let seven = word & !HIGH;
+    let at_least_0 = seven.wrapping_add(LOW * (0x80 - b'0' as u64));
+    let above_9 = seven.wrapping_add(LOW * (0x80 - b'9' as u64 - 1));
+    at_least_0 & !above_9 & !word & HIGH
+}
+
+/// Luhn checksum over ASCII digits.
+pub(super) fn luhn(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            let d = u32::from(d - b'0');
+            if i % 2 == 1 {
+                if d > 4 { d * 2 - 9 } else { d * 2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_mask_matches_is_ascii_digit() {
+        for b in 0..=255u8 {
+            let word = u64::from_le_bytes([b'x', b, 0xff, b'0', b'9', b'/', b':', b]);
+            let expect = [
+                false,
+                b.is_ascii_digit(),
+                false,
+                true,
+                true,
+                false,
+                false,
+                b.is_ascii_digit(),
+            ];
+            let mask = digit_mask(word);
+            for (i, e) in expect.iter().enumerate() {
+                assert_eq!(mask >> (i * 8 + 7) & 1 == 1, *e, "byte {b:#x} at {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn next_digit_finds_first() {
+        let text = b"abcdefghijklmnopqrstuvw7yz 8";
+        for from in 0..text.len() + 2 {
+            let expect = text
+                .iter()
+                .skip(from)
+                .position(u8::is_ascii_digit)
+                .map(|i| i + from);
+            assert_eq!(next_digit(text, from), expect, "from {from}");
+        }
+    }
+
+    #[test]
+    fn tokens() {
+        let cases: &[(&str, &[(&str, u8, bool)])] = &[
+            ("415", &[("415", 0, false)]),
+            (
+                "(415) 555-2671",
+                &[
+                    ("415", 0, true),
+                    ("555", b' ', false),
+                    ("2671", b'-', false),
+                ],
+            ),
+            (
+                "(415)555.2671",
+                &[
+                    ("415", 0, true),
+                    ("555", b'(', false),
+                    ("2671", b'.', false),
+                ],
+            ),
+            (
+                "1(415)555",
+                &[("1", 0, false), ("415", b'(', true), ("555", b'(', false)],
+            ),
+            (
+                "44 (0) 20",
+                &[("44", 0, false), ("0", b' ', true), ("20", b' ', false)],
+            ),
+            ("12 (34 56", &[("12", 0, false)]),
+            ("1--2", &[("1", 0, false)]),
+            ("1. 2", &[("1", 0, false)]),
+        ];
+        let mut groups = Vec::new();
+        for (text, expect) in cases {
+            let t = text.as_bytes();
+            let start = next_digit(t, 0).unwrap();
+            scan_token(t, start, &mut groups);
+            let got: Vec<_> = groups
+                .iter()
+                .map(|g| (&text[g.start..g.end], g.sep, g.paren))
+                .collect();
+            assert_eq!(got, expect.to_vec(), "{text}");
+        }
+    }
+
+    #[test]
+    fn luhn_check() {
+        assert!(luhn(b"4111111111111111"));
+        assert!(luhn(b"79927398713"));
+        assert!(!luhn(b"4111111111111112"));
+        assert!(!luhn(b"79927398710"));
+    }
+}

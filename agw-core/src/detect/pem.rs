@@ -1,0 +1,93 @@
+//! PEM private key blocks, from the `-----BEGIN` line through the `-----END` line, or through the
+//! last base64 line of a truncated block.
+
+use super::at;
+
+const BEGIN: &[u8] = b"-----BEGIN ";
+const END: &[u8] = b"-----END ";
+const DASHES: &[u8] = b"-----";
+const MAX_LABEL: usize = 40;
+
+/// The end of the private key block whose `-----BEGIN ` is at `s`, if its label names a private
+/// key (`PRIVATE KEY`, `RSA PRIVATE KEY`, `OPENSSH PRIVATE KEY`, `PGP PRIVATE KEY BLOCK`, …) and
+/// it has a body.
+pub(super) fn end(text: &[u8], s: usize) -> Option<usize> {
+    let label_start = s + BEGIN.len();
+    let label_end = label(text, label_start);
+    let name = &text[label_start..label_end];
+    let private = name.ends_with(b"PRIVATE KEY") || name.ends_with(b"PRIVATE KEY BLOCK");
+    if !private || !text[label_end..].starts_with(DASHES) {
+        return None;
+    }
+    let mut i = label_end + DASHES.len();
+    let mut body_end = None;
+    loop {
+        i = skip_space(text, i);
+        if text[i..].starts_with(END) {
+            return body_end.map(|body_end| end_line(text, i).unwrap_or(body_end));
+        }
+        let w = word_end(text, i);
+        if w == i || !body_word(&text[i..w], text, w) {
+            return body_end;
+        }
+        body_end = Some(w);
+        i = w;
+    }
+}
+
+/// End of a label (`[A-Z0-9 ]`, at most [`MAX_LABEL`] bytes) starting at `i`.
+fn label(text: &[u8], i: usize) -> usize {
+    let rest = &text[i..text.len().min(i + MAX_LABEL)];
+    let len = rest
+        .iter()
+        .position(|b| !(b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b' '))
+        .unwrap_or(rest.len());
+    i + len
+}
+
+/// The end of `-----END <label>-----` at `i`.
+fn end_line(text: &[u8], i: usize) -> Option<usize> {
+    let label_end = label(text, i + END.len());
+    text[label_end..]
+        .starts_with(DASHES)
+        .then_some(label_end + DASHES.len())
+}
+
+/// Skips whitespace, including `\n`, `\r` and `\t` escapes left in the text.
+fn skip_space(text: &[u8], mut i: usize) -> usize {
+    loop {
+        match at(text, i) {
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+            b'\\' if matches!(at(text, i + 1), b'n' | b'r' | b't') => i += 2,
+            _ => return i,
+        }
+    }
+}
+
+/// End of the word at `i`: up to whitespace, an escape, a run of five dashes or the end.
+fn word_end(text: &[u8], mut i: usize) -> usize {
+    while i < text.len() {
+        match text[i] {
+            b' ' | b'\t' | b'\r' | b'\n' => break,
+            b'\\' if matches!(at(text, i + 1), b'n' | b'r' | b't') => break,
+            b'-' if text[i..].starts_with(DASHES) => break,
+            _ => i += 1,
+        }
+    }
+    i
+}
+
+/// Whether `word` (ending at `w`) belongs to a key body: a base64 line (16+ characters, padded
+/// with `=`, or the last line before `-----END`), or a header word like `Proc-Type:`,
+/// `4,ENCRYPTED` or `AES-128-CBC,2AF2…`.
+fn body_word(word: &[u8], text: &[u8], w: usize) -> bool {
+    let base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\\');
+    if word.iter().all(base64) {
+        word.len() >= 16 || word.contains(&b'=') || text[skip_space(text, w)..].starts_with(END)
+    } else {
+        word.iter().any(|b| matches!(b, b':' | b','))
+            && word
+                .iter()
+                .all(|b| base64(b) || matches!(b, b':' | b',' | b'-'))
+    }
+}

@@ -1,0 +1,101 @@
+//! Phone numbers: E.164 (`+` and 8–15 digits, any grouping) and formatted NANP numbers.
+
+use super::numeric::{Continues, Group, Token};
+use super::{Detector, Finding};
+
+pub(super) fn find(token: &Token<'_>, out: &mut Vec<Finding>) {
+    let groups = token.groups;
+    let mut i = 0;
+    if token.plus {
+        if let Some(j) = e164(token) {
+            out.push(finding(groups[0].start - 1, &groups[j - 1]));
+            i = j;
+        }
+    }
+    while i < groups.len() {
+        match nanp(token, i) {
+            Some((start, j)) => {
+                out.push(finding(start, &groups[j - 1]));
+                i = j;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+fn finding(start: usize, last: &Group) -> Finding {
+    Finding {
+        detector: Detector::Phone,
+        range: start..last.end + usize::from(last.paren),
+    }
+}
+
+/// The end (exclusive group index) of the longest run of groups from the first one holding
+/// 8–15 digits that ends at the token's end or before a space. The country code never starts
+/// with 0.
+fn e164(token: &Token<'_>) -> Option<usize> {
+    let groups = token.groups;
+    if token.digits(0)[0] == b'0' || groups[0].paren {
+        return None;
+    }
+    let mut digits = 0;
+    let mut best = None;
+    for (j, g) in groups.iter().enumerate() {
+        digits += g.len();
+        if digits > 15 {
+            break;
+        }
+        let ends = match groups.get(j + 1) {
+            None => !token.right_blocked,
+            Some(next) => next.sep == b' ',
+        };
+        if digits >= 8 && ends {
+            best = Some(j + 1);
+        }
+    }
+    best
+}
+
+/// A NANP number starting at group `i`, optionally with the country code `1`: returns the start
+/// offset and the end group index.
+fn nanp(token: &Token<'_>, i: usize) -> Option<(usize, usize)> {
+    let groups = token.groups;
+    let first = groups[i];
+    if token.digits(i) == b"1" && !first.paren && i + 4 <= groups.len() {
+        let spaced = groups[i + 1].sep == b' ';
+        if let Some(area_spaced) = core(token, i + 1) {
+            if token.isolated(i, i + 4, spaced && area_spaced, Continues::Always) {
+                return Some((first.start, i + 4));
+            }
+        }
+    }
+    if i + 3 <= groups.len() {
+        if let Some(spaced) = core(token, i) {
+            if token.isolated(i, i + 3, spaced, Continues::Always) {
+                return Some((first.start - usize::from(first.paren), i + 3));
+            }
+        }
+    }
+    None
+}
+
+/// Whether groups `a..a + 3` are area code, exchange and line number (`(415) 555-2671`,
+/// `415-555-2671`, `415.555.2671`, `415 555-2671`, `415 555 2671`); returns whether they are
+/// joined by spaces only. Area code and exchange start with 2–9.
+fn core(token: &Token<'_>, a: usize) -> Option<bool> {
+    let g = &token.groups[a..a + 3];
+    let widths = g[0].len() == 3 && g[1].len() == 3 && g[2].len() == 4;
+    if !widths || g[1].paren || g[2].paren {
+        return None;
+    }
+    if token.digits(a)[0] < b'2' || token.digits(a + 1)[0] < b'2' {
+        return None;
+    }
+    let (s1, s2) = (g[1].sep, g[2].sep);
+    let seps = if g[0].paren {
+        matches!(s1, b' ' | b'(' | b'-') && matches!(s2, b'-' | b' ' | b'.')
+    } else {
+        matches!(s1, b'-' | b'.' | b' ') && (s1 == s2 || (s1 == b' ' && s2 == b'-'))
+    };
+    seps.then_some(!g[0].paren && s1 == b' ' && s2 == b' ')
+}

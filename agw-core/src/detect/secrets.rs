@@ -1,0 +1,220 @@
+//! API keys, tokens and private keys: one Aho-Corasick search over their fixed prefixes, each hit
+//! verified by hand.
+
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, Input, MatchKind};
+
+use super::{Detector, DetectorSet, Finding, at, pem, preceded_by};
+
+/// What a prefix introduces.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// `sk-`: Anthropic (`sk-ant-`) or OpenAI.
+    Sk,
+    Aws,
+    Github,
+    GithubPat,
+    Slack,
+    Google,
+    Jwt,
+    Pem,
+    Stripe,
+}
+
+impl Kind {
+    fn enabled(self, set: &DetectorSet) -> bool {
+        match self {
+            Kind::Sk => set.contains(Detector::AnthropicKey) || set.contains(Detector::OpenAiKey),
+            Kind::Aws => set.contains(Detector::AwsAccessKey),
+            Kind::Github | Kind::GithubPat => set.contains(Detector::GithubToken),
+            Kind::Slack => set.contains(Detector::SlackToken),
+            Kind::Google => set.contains(Detector::GoogleApiKey),
+            Kind::Jwt => set.contains(Detector::Jwt),
+            Kind::Pem => set.contains(Detector::PemPrivateKey),
+            Kind::Stripe => set.contains(Detector::StripeKey),
+        }
+    }
+}
+
+const PREFIXES: &[(&str, Kind)] = &[
+    ("sk-", Kind::Sk),
+    ("sk_live_", Kind::Stripe),
+    ("rk_live_", Kind::Stripe),
+    ("AKIA", Kind::Aws),
+    ("ASIA", Kind::Aws),
+    ("ABIA", Kind::Aws),
+    ("ACCA", Kind::Aws),
+    ("AGPA", Kind::Aws),
+    ("AIDA", Kind::Aws),
+    ("AROA", Kind::Aws),
+    ("AIPA", Kind::Aws),
+    ("ANPA", Kind::Aws),
+    ("ANVA", Kind::Aws),
+    ("APKA", Kind::Aws),
+    ("ghp_", Kind::Github),
+    ("gho_", Kind::Github),
+    ("ghu_", Kind::Github),
+    ("ghs_", Kind::Github),
+    ("ghr_", Kind::Github),
+    ("github_pat_", Kind::GithubPat),
+    ("xoxa-", Kind::Slack),
+    ("xoxb-", Kind::Slack),
+    ("xoxp-", Kind::Slack),
+    ("xoxo-", Kind::Slack),
+    ("xoxs-", Kind::Slack),
+    ("xoxr-", Kind::Slack),
+    ("xapp-", Kind::Slack),
+    ("AIza", Kind::Google),
+    ("eyJ", Kind::Jwt),
+    ("-----BEGIN ", Kind::Pem),
+];
+
+fn automaton() -> &'static AhoCorasick {
+    static AUTOMATON: OnceLock<AhoCorasick> = OnceLock::new();
+    AUTOMATON.get_or_init(|| {
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .prefilter(true)
+            .build(PREFIXES.iter().map(|(p, _)| p))
+            .expect("fixed prefixes compile")
+    })
+}
+
+pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
+    let ac = automaton();
+    let mut pos = 0;
+    while pos < text.len() {
+        let Some(m) = ac.find(Input::new(text).span(pos..text.len())) else {
+            break;
+        };
+        let s = m.start();
+        let kind = PREFIXES[m.pattern().as_usize()].1;
+        let hit = if kind.enabled(set) {
+            verify(kind, text, s).filter(|(d, _)| set.contains(*d))
+        } else {
+            None
+        };
+        match hit {
+            Some((detector, end)) => {
+                out.push(Finding {
+                    detector,
+                    range: s..end,
+                });
+                pos = end;
+            }
+            None => pos = s + 1,
+        }
+    }
+}
+
+fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
+    if !matches!(kind, Kind::Pem) && preceded_by(text, s, is_key_char) {
+        return None;
+    }
+    match kind {
+        Kind::Sk => sk(text, s),
+        Kind::Aws => aws(text, s).map(|e| (Detector::AwsAccessKey, e)),
+        Kind::Github => {
+            let e = run(text, s + 4, u8::is_ascii_alphanumeric);
+            (36..=255)
+                .contains(&(e - s - 4))
+                .then_some((Detector::GithubToken, e))
+        }
+        Kind::GithubPat => {
+            let e = run(text, s + 11, |b| b.is_ascii_alphanumeric() || *b == b'_');
+            (80..=255)
+                .contains(&(e - s - 11))
+                .then_some((Detector::GithubToken, e))
+        }
+        Kind::Slack => slack(text, s).map(|e| (Detector::SlackToken, e)),
+        Kind::Google => {
+            let e = run(text, s + 4, is_key_char_ref);
+            (e - s - 4 == 35).then_some((Detector::GoogleApiKey, e))
+        }
+        Kind::Jwt => jwt(text, s).map(|e| (Detector::Jwt, e)),
+        Kind::Pem => pem::end(text, s).map(|e| (Detector::PemPrivateKey, e)),
+        Kind::Stripe => {
+            let e = run(text, s + 8, u8::is_ascii_alphanumeric);
+            (e - s - 8 >= 24).then_some((Detector::StripeKey, e))
+        }
+    }
+}
+
+/// `sk-ant-` and 20+ key characters is Anthropic. Any other `sk-` and 20+ key characters is
+/// OpenAI if it has a digit, a letter and an alphanumeric stretch of 16+ (real keys are random;
+/// `sk-learn-2024-release-notes` is prose).
+fn sk(text: &[u8], s: usize) -> Option<(Detector, usize)> {
+    let e = run(text, s + 3, is_key_char_ref);
+    let body = &text[s + 3..e];
+    if let Some(rest) = body.strip_prefix(b"ant-") {
+        return (rest.len() >= 20).then_some((Detector::AnthropicKey, e));
+    }
+    let longest = body
+        .split(|b| !b.is_ascii_alphanumeric())
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0);
+    let ok = body.len() >= 20
+        && longest >= 16
+        && body.iter().any(u8::is_ascii_digit)
+        && body.iter().any(u8::is_ascii_alphabetic);
+    ok.then_some((Detector::OpenAiKey, e))
+}
+
+/// Prefix and 16 base32 characters (`[A-Z2-7]`), not followed by `[A-Z0-9]`.
+fn aws(text: &[u8], s: usize) -> Option<usize> {
+    let e = s + 20;
+    let body = text.get(s + 4..e)?;
+    let base32 = body
+        .iter()
+        .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(b));
+    let next = at(text, e);
+    (base32 && !(next.is_ascii_uppercase() || next.is_ascii_digit())).then_some(e)
+}
+
+/// `xox?-` or `xapp-` and 10+ of `[A-Za-z0-9-]` including a digit.
+fn slack(text: &[u8], s: usize) -> Option<usize> {
+    let mut e = run(text, s + 5, |b| b.is_ascii_alphanumeric() || *b == b'-');
+    while e > s + 5 && text[e - 1] == b'-' {
+        e -= 1;
+    }
+    let body = &text[s + 5..e];
+    (body.len() >= 10 && body.iter().any(u8::is_ascii_digit)).then_some(e)
+}
+
+/// `eyJ…` `.` `eyJ…` `.` signature: header and payload 10+ base64url characters each; the
+/// signature empty (an unsigned token keeps its trailing dot) or 10+ characters.
+fn jwt(text: &[u8], s: usize) -> Option<usize> {
+    let header_end = run(text, s, is_key_char_ref);
+    if header_end - s < 10 || at(text, header_end) != b'.' {
+        return None;
+    }
+    let p = header_end + 1;
+    let payload_end = run(text, p, is_key_char_ref);
+    if !text[p..].starts_with(b"eyJ") || payload_end - p < 10 || at(text, payload_end) != b'.' {
+        return None;
+    }
+    let sig = payload_end + 1;
+    let sig_end = run(text, sig, is_key_char_ref);
+    match sig_end - sig {
+        0 => Some(sig),
+        1..10 => None,
+        _ => Some(sig_end),
+    }
+}
+
+/// Characters of keys and base64url: `[A-Za-z0-9_-]`.
+fn is_key_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+fn is_key_char_ref(b: &u8) -> bool {
+    is_key_char(*b)
+}
+
+/// End of the run of bytes matching `pred` starting at `i`.
+fn run(text: &[u8], i: usize, pred: impl Fn(&u8) -> bool) -> usize {
+    let rest = text.get(i..).unwrap_or_default();
+    i + rest.iter().position(|b| !pred(b)).unwrap_or(rest.len())
+}

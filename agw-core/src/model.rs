@@ -1,0 +1,392 @@
+//! Model policy: which models clients may ask for, and what is sent upstream instead.
+//!
+//! Rewriting the model edits only the bytes of the `model` string value; the rest of the body is
+//! forwarded byte for byte.
+//!
+//! # Example
+//!
+//! ```
+//! use agw_core::model::{ModelOutcome, ModelPolicy};
+//!
+//! let policy = ModelPolicy::aliases([("opus", "claude-opus-4-6"), ("claude-haiku-*", "claude-haiku-4-5")])?
+//!     .allow(["claude-opus-4-6", "claude-haiku-4-5"])?;
+//! let out = policy.apply(br#"{"model":"opus","max_tokens":1}"#)?;
+//! let ModelOutcome::Rewritten { body, to, .. } = out else { unreachable!() };
+//! assert_eq!(to, "claude-opus-4-6");
+//! assert_eq!(body, br#"{"model":"claude-opus-4-6","max_tokens":1}"#);
+//!
+//! let err = policy.apply(br#"{"model":"claude-sonnet-4-5"}"#).unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "model `claude-sonnet-4-5` is not allowed here; allowed models: claude-opus-4-6, claude-haiku-4-5"
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::api::{ErrorBody, ErrorKind};
+use crate::edit::{Edit, apply};
+use crate::json::{JsonError, Scanner};
+use std::ops::Range;
+
+/// A pattern over model names: exact, or with `*` matching any run of characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPattern(String);
+
+impl ModelPattern {
+    /// Parses a pattern; it must not be empty.
+    pub fn new(p: impl Into<String>) -> Result<Self, ModelPolicyError> {
+        let p = p.into();
+        if p.is_empty() || p.trim() != p {
+            return Err(ModelPolicyError::Pattern(p));
+        }
+        Ok(Self(p))
+    }
+
+    /// Whether `model` matches.
+    pub fn matches(&self, model: &str) -> bool {
+        glob(self.0.as_bytes(), model.as_bytes())
+    }
+
+    /// The pattern text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn is_exact(&self) -> bool {
+        !self.0.contains('*')
+    }
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    // Iterative wildcard matching with single backtrack point (linear for one `*`, O(n·m) worst).
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == b'*')
+}
+
+/// How the requested model becomes the upstream model.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ModelMode {
+    /// Forward whatever the client asked for.
+    #[default]
+    Any,
+    /// Send every request to this model.
+    Pin(String),
+    /// Map matching names; others pass as they are. Sorted longest pattern first, exact before
+    /// glob.
+    Aliases(Vec<(ModelPattern, String)>),
+}
+
+/// A model policy: a [`ModelMode`] and an optional allow-list of upstream models.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModelPolicy {
+    mode: ModelMode,
+    allow: Vec<ModelPattern>,
+}
+
+/// Why a model policy could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelPolicyError {
+    /// An empty or padded pattern or model name.
+    #[error("invalid model name or pattern `{0}`")]
+    Pattern(String),
+}
+
+/// Why a request's model was refused or could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// The model (after aliasing) is not on the allow-list.
+    #[error("model `{model}` is not allowed here; allowed models: {}", allowed.join(", "))]
+    NotAllowed {
+        /// The model asked for (after aliasing).
+        model: String,
+        /// The allow-list.
+        allowed: Vec<String>,
+    },
+    /// The request names no model but the allow-list requires one.
+    #[error("the request names no model; allowed models: {}", allowed.join(", "))]
+    Missing {
+        /// The allow-list.
+        allowed: Vec<String>,
+    },
+    /// The body could not be read.
+    #[error("agw could not read the request body: {0}")]
+    Body(#[from] JsonError),
+}
+
+impl ModelError {
+    /// The 400 a client gets.
+    pub fn error_body(&self) -> ErrorBody {
+        ErrorBody::new(ErrorKind::InvalidRequest, self.to_string())
+    }
+}
+
+/// What [`ModelPolicy::apply`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelOutcome {
+    /// Forward the body as it is. `model` is the requested model, if the body was read.
+    Unchanged {
+        /// The requested model.
+        model: Option<String>,
+    },
+    /// Forward `body`, in which the model value was replaced.
+    Rewritten {
+        /// The requested model.
+        from: String,
+        /// The model sent upstream.
+        to: String,
+        /// The edited body.
+        body: Vec<u8>,
+    },
+}
+
+impl ModelPolicy {
+    /// Any model, no allow-list: bodies are not even read.
+    pub fn any() -> Self {
+        Self::default()
+    }
+
+    /// Pin every request to `model`.
+    pub fn pin(model: impl Into<String>) -> Result<Self, ModelPolicyError> {
+        let model = model.into();
+        ModelPattern::new(model.clone())?;
+        Ok(Self {
+            mode: ModelMode::Pin(model),
+            allow: Vec::new(),
+        })
+    }
+
+    /// Rename models matching a pattern (exact names or `*` globs).
+    pub fn aliases<I, P, M>(pairs: I) -> Result<Self, ModelPolicyError>
+    where
+        I: IntoIterator<Item = (P, M)>,
+        P: Into<String>,
+        M: Into<String>,
+    {
+        let mut list = Vec::new();
+        for (p, m) in pairs {
+            let m = m.into();
+            ModelPattern::new(m.clone())?;
+            list.push((ModelPattern::new(p)?, m));
+        }
+        list.sort_by(|(a, _), (b, _)| {
+            b.0.len()
+                .cmp(&a.0.len())
+                .then(b.is_exact().cmp(&a.is_exact()))
+        });
+        Ok(Self {
+            mode: ModelMode::Aliases(list),
+            allow: Vec::new(),
+        })
+    }
+
+    /// Restricts upstream models to those matching one of `patterns`.
+    pub fn allow<I, S>(mut self, patterns: I) -> Result<Self, ModelPolicyError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for p in patterns {
+            self.allow.push(ModelPattern::new(p)?);
+        }
+        Ok(self)
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> &ModelMode {
+        &self.mode
+    }
+
+    /// The allow-list (empty: everything is allowed).
+    pub fn allowed(&self) -> &[ModelPattern] {
+        &self.allow
+    }
+
+    /// Whether the policy never reads or changes a body.
+    pub fn is_noop(&self) -> bool {
+        self.mode == ModelMode::Any && self.allow.is_empty()
+    }
+
+    /// The upstream model for a requested one.
+    pub fn resolve<'a>(&'a self, requested: &'a str) -> &'a str {
+        match &self.mode {
+            ModelMode::Any => requested,
+            ModelMode::Pin(m) => m,
+            ModelMode::Aliases(list) => list
+                .iter()
+                .find(|(p, _)| p.matches(requested))
+                .map_or(requested, |(_, m)| m.as_str()),
+        }
+    }
+
+    /// Applies the policy to a JSON request body.
+    pub fn apply(&self, body: &[u8]) -> Result<ModelOutcome, ModelError> {
+        if self.is_noop() {
+            return Ok(ModelOutcome::Unchanged { model: None });
+        }
+        let found = find_model(body)?;
+        let allowed = || self.allow.iter().map(|p| p.0.clone()).collect::<Vec<_>>();
+        let Some((span, requested)) = found else {
+            if !self.allow.is_empty() {
+                return Err(ModelError::Missing { allowed: allowed() });
+            }
+            return Ok(ModelOutcome::Unchanged { model: None });
+        };
+        let target = self.resolve(&requested);
+        if !self.allow.is_empty() && !self.allow.iter().any(|p| p.matches(target)) {
+            return Err(ModelError::NotAllowed {
+                model: target.to_owned(),
+                allowed: allowed(),
+            });
+        }
+        if target == requested {
+            return Ok(ModelOutcome::Unchanged {
+                model: Some(requested),
+            });
+        }
+        let to = target.to_owned();
+        let body = apply(body, vec![Edit::json_string(span, &to)]);
+        Ok(ModelOutcome::Rewritten {
+            from: requested,
+            to,
+            body,
+        })
+    }
+}
+
+/// The raw span and decoded value of the top-level `model` string, if any. A repeated `model`
+/// key is an error: parsers disagree on which one wins, so it could slip past an allow-list.
+pub fn find_model(body: &[u8]) -> Result<Option<(Range<usize>, String)>, JsonError> {
+    let mut sc = Scanner::new(body)?;
+    if sc.peek() != Some(b'{') {
+        return Err(JsonError::Shape("the request body must be a JSON object".into()));
+    }
+    let mut found = None;
+    sc.object(|sc, key| {
+        if !sc.key_is(&key, "model") {
+            return sc.skip().map(drop);
+        }
+        let Some(s) = sc.string_or_none()? else {
+            return Err(JsonError::Shape("`model` must be a string".into()));
+        };
+        if found.is_some() {
+            return Err(JsonError::Shape("duplicate key `model`".into()));
+        }
+        let value = String::from_utf8_lossy(&sc.str_value(&s)).into_owned();
+        found = Some((s.raw, value));
+        Ok(())
+    })?;
+    sc.finish()?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_table() {
+        for (p, s, want) in [
+            ("claude-*", "claude-opus", true),
+            ("claude-*", "claude-", true),
+            ("*", "", true),
+            ("*-4-6", "claude-opus-4-6", true),
+            ("c*o*s", "claude-opus", true),
+            ("c*o*x", "claude-opus", false),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+            ("a*a*a*b", "aaaaaaaaaaaaaaaaaaaa", false),
+        ] {
+            assert_eq!(glob(p.as_bytes(), s.as_bytes()), want, "{p} {s}");
+        }
+    }
+
+    #[test]
+    fn pin_rewrites_only_the_value() {
+        let p = ModelPolicy::pin("claude-opus-4-6").unwrap();
+        let body = br#"{ "max_tokens" : 5, "model" : "claude-sonnet-4-5", "x":[1,2.50]}"#;
+        let ModelOutcome::Rewritten { body: out, from, to } = p.apply(body).unwrap() else {
+            panic!()
+        };
+        assert_eq!((from.as_str(), to.as_str()), ("claude-sonnet-4-5", "claude-opus-4-6"));
+        assert_eq!(
+            out,
+            br#"{ "max_tokens" : 5, "model" : "claude-opus-4-6", "x":[1,2.50]}"#
+        );
+        let same = br#"{"model":"claude-opus-4-6"}"#;
+        assert_eq!(
+            p.apply(same).unwrap(),
+            ModelOutcome::Unchanged {
+                model: Some("claude-opus-4-6".into())
+            }
+        );
+    }
+
+    #[test]
+    fn aliases_longest_first_and_exact_first() {
+        let p = ModelPolicy::aliases([
+            ("claude-*", "generic"),
+            ("claude-opus-*", "opus"),
+            ("claude-opus-4-6", "exact"),
+        ])
+        .unwrap();
+        assert_eq!(p.resolve("claude-opus-4-6"), "exact");
+        assert_eq!(p.resolve("claude-opus-4-1"), "opus");
+        assert_eq!(p.resolve("claude-haiku"), "generic");
+        assert_eq!(p.resolve("gpt-5"), "gpt-5");
+    }
+
+    #[test]
+    fn allow_list_errors() {
+        let p = ModelPolicy::any().allow(["claude-opus-*"]).unwrap();
+        assert!(p.apply(br#"{"model":"claude-opus-4-6"}"#).is_ok());
+        let e = p.apply(br#"{"model":"claude-haiku-4-5"}"#).unwrap_err();
+        assert_eq!(e.error_body().status().as_u16(), 400);
+        assert!(e.to_string().contains("claude-opus-*"));
+        assert!(matches!(p.apply(b"{}"), Err(ModelError::Missing { .. })));
+        // An escaped duplicate key cannot smuggle a second model past the list.
+        let dup = br#"{"model":"claude-opus-4-6","\u006dodel":"claude-haiku"}"#;
+        assert!(matches!(p.apply(dup), Err(ModelError::Body(_))));
+        assert!(matches!(p.apply(br#"{"model":7}"#), Err(ModelError::Body(_))));
+        assert!(matches!(p.apply(b"nope"), Err(ModelError::Body(_))));
+    }
+
+    #[test]
+    fn escaped_model_names_decode_and_rewrite_cleanly() {
+        let p = ModelPolicy::aliases([("opus", "claude-\"opus\"")]).unwrap();
+        let ModelOutcome::Rewritten { body, .. } = p.apply(br#"{"model":"\u006fpus"}"#).unwrap()
+        else {
+            panic!()
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["model"], "claude-\"opus\"");
+    }
+
+    #[test]
+    fn noop_policy_does_not_read() {
+        assert_eq!(
+            ModelPolicy::any().apply(b"not json").unwrap(),
+            ModelOutcome::Unchanged { model: None }
+        );
+        assert!(ModelPattern::new("").is_err());
+        assert!(ModelPolicy::pin(" x").is_err());
+    }
+}

@@ -1,0 +1,375 @@
+//! Provider specs as data: where requests go, how the key is sent, and what the provider speaks.
+//!
+//! # Example
+//!
+//! ```
+//! use agw_core::provider::{Credentials, ProviderSpec, Secret};
+//! use http::HeaderMap;
+//!
+//! let spec = ProviderSpec::anthropic()
+//!     .with_base_url("http://127.0.0.1:9000")?
+//!     .with_credentials(Credentials::Inject(Secret::new("sk-ant-gateway")));
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert("authorization", "Bearer sk-client".parse()?);
+//! spec.prepare_headers(&mut headers);
+//! assert_eq!(headers["x-api-key"], "sk-ant-gateway");
+//! assert!(headers.get("authorization").is_none()); // the client's credential never leaves
+//! assert_eq!(headers["anthropic-version"], "2023-06-01");
+//! assert_eq!(spec.upstream_uri("/v1/messages?beta=true")?, "http://127.0.0.1:9000/v1/messages?beta=true");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::route::RouteKind;
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use http::{HeaderMap, Uri};
+use std::fmt;
+
+/// The API family of a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// Anthropic's API (`/v1/messages`, `/v1/messages/count_tokens`, `/v1/models`).
+    Anthropic,
+    /// OpenAI's API.
+    OpenAi,
+    /// Any server that speaks OpenAI's API: vLLM, Ollama, llama.cpp, LM Studio, ...
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    /// The configuration name: `anthropic`, `openai`, `openai_compatible`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::OpenAiCompatible => "openai_compatible",
+        }
+    }
+
+    /// The wire API of this provider's errors.
+    pub fn api(self) -> crate::api::Api {
+        match self {
+            ProviderKind::Anthropic => crate::api::Api::Anthropic,
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => crate::api::Api::OpenAi,
+        }
+    }
+}
+
+/// How the provider expects its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthScheme {
+    /// `x-api-key: <key>` (Anthropic).
+    XApiKey,
+    /// `Authorization: Bearer <key>` (OpenAI and compatibles).
+    Bearer,
+}
+
+/// A secret string whose `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself: use only to put it on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Whose credentials reach the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Credentials {
+    /// The gateway's key replaces whatever the client sent; the client's credential is never
+    /// forwarded.
+    Inject(Secret),
+    /// The client's own key or OAuth bearer token is forwarded as is.
+    #[default]
+    Passthrough,
+}
+
+impl Credentials {
+    /// `inject` or `passthrough`.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Credentials::Inject(_) => "inject",
+            Credentials::Passthrough => "passthrough",
+        }
+    }
+}
+
+/// The error for a base URL agw cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid base URL `{url}`: {reason}")]
+pub struct InvalidBaseUrl {
+    /// The URL.
+    pub url: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A provider: kind, base URL, credentials, default headers, and the route kinds it speaks.
+#[derive(Debug, Clone)]
+pub struct ProviderSpec {
+    kind: ProviderKind,
+    base: Uri,
+    auth: AuthScheme,
+    credentials: Credentials,
+    default_headers: Vec<(HeaderName, HeaderValue)>,
+    native: Vec<RouteKind>,
+}
+
+/// Headers that carry a client's credentials.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "proxy-authorization"];
+
+impl ProviderSpec {
+    /// Anthropic at `https://api.anthropic.com`, `x-api-key`, `anthropic-version: 2023-06-01`
+    /// when the client sent none; speaks Messages, CountTokens, Models and Passthrough.
+    pub fn anthropic() -> Self {
+        Self {
+            kind: ProviderKind::Anthropic,
+            base: Uri::from_static("https://api.anthropic.com"),
+            auth: AuthScheme::XApiKey,
+            credentials: Credentials::Passthrough,
+            default_headers: vec![(
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static("2023-06-01"),
+            )],
+            native: vec![
+                RouteKind::Messages,
+                RouteKind::CountTokens,
+                RouteKind::Models,
+                RouteKind::Passthrough,
+            ],
+        }
+    }
+
+    /// OpenAI at `https://api.openai.com`, `Authorization: Bearer`; speaks Completions, Models and
+    /// Passthrough.
+    pub fn openai() -> Self {
+        Self {
+            kind: ProviderKind::OpenAi,
+            base: Uri::from_static("https://api.openai.com"),
+            auth: AuthScheme::Bearer,
+            credentials: Credentials::Passthrough,
+            default_headers: Vec::new(),
+            native: vec![
+                RouteKind::Completions,
+                RouteKind::Models,
+                RouteKind::Passthrough,
+            ],
+        }
+    }
+
+    /// An OpenAI-compatible server at `base_url` (`http://` is fine for local servers).
+    pub fn openai_compatible(base_url: &str) -> Result<Self, InvalidBaseUrl> {
+        let mut spec = Self::openai().with_base_url(base_url)?;
+        spec.kind = ProviderKind::OpenAiCompatible;
+        Ok(spec)
+    }
+
+    /// The spec for `kind` with its defaults.
+    pub fn for_kind(kind: ProviderKind) -> Self {
+        match kind {
+            ProviderKind::Anthropic => Self::anthropic(),
+            ProviderKind::OpenAi => Self::openai(),
+            ProviderKind::OpenAiCompatible => {
+                let mut s = Self::openai();
+                s.kind = ProviderKind::OpenAiCompatible;
+                s
+            }
+        }
+    }
+
+    /// Overrides the base URL: `http` or `https`, a host, an optional port and an optional path
+    /// prefix that is put before every request path. No query or fragment.
+    pub fn with_base_url(mut self, url: &str) -> Result<Self, InvalidBaseUrl> {
+        let bad = |reason: &str| InvalidBaseUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err(bad("the scheme must be http:// or https://")),
+        }
+        if uri.authority().is_none_or(|a| a.host().is_empty()) {
+            return Err(bad("a host is required"));
+        }
+        if uri.query().is_some() || url.contains('#') {
+            return Err(bad("a base URL has no query or fragment"));
+        }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(bad("put credentials in the key setting, not in the URL"));
+        }
+        self.base = uri;
+        Ok(self)
+    }
+
+    /// Sets the credentials mode.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Sets how the key is sent.
+    pub fn with_auth(mut self, auth: AuthScheme) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Adds a header sent when the client did not send it.
+    pub fn with_default_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.default_headers.retain(|(n, _)| *n != name);
+        self.default_headers.push((name, value));
+        self
+    }
+
+    /// The provider kind.
+    pub fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &Uri {
+        &self.base
+    }
+
+    /// The credentials mode.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// How the key is sent.
+    pub fn auth(&self) -> AuthScheme {
+        self.auth
+    }
+
+    /// Whether the provider understands requests of `kind` without translation.
+    pub fn speaks(&self, kind: RouteKind) -> bool {
+        self.native.contains(&kind)
+    }
+
+    /// The upstream URI for a client's path and query: base URL + path prefix + path + query.
+    pub fn upstream_uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        let prefix = self.base.path().trim_end_matches('/');
+        let pq = if path_and_query.starts_with('/') {
+            format!("{prefix}{path_and_query}")
+        } else {
+            format!("{prefix}/{path_and_query}")
+        };
+        Uri::builder()
+            .scheme(self.base.scheme_str().unwrap_or("https"))
+            .authority(self.base.authority().map_or("", |a| a.as_str()))
+            .path_and_query(pq)
+            .build()
+    }
+
+    /// Applies credentials and default headers to a request's headers.
+    ///
+    /// With [`Credentials::Inject`], every credential header the client sent is removed and the
+    /// gateway's key is set; with [`Credentials::Passthrough`] the client's are kept.
+    pub fn prepare_headers(&self, headers: &mut HeaderMap) {
+        if let Credentials::Inject(key) = &self.credentials {
+            for h in CREDENTIAL_HEADERS {
+                headers.remove(h);
+            }
+            let (name, value) = match self.auth {
+                AuthScheme::XApiKey => (HeaderName::from_static("x-api-key"), key.expose().to_owned()),
+                AuthScheme::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
+            };
+            if let Ok(mut v) = HeaderValue::from_str(&value) {
+                v.set_sensitive(true);
+                headers.insert(name, v);
+            }
+        }
+        for (name, value) in &self.default_headers {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inject_replaces_every_client_credential() {
+        for auth in [AuthScheme::XApiKey, AuthScheme::Bearer] {
+            let spec = ProviderSpec::anthropic()
+                .with_auth(auth)
+                .with_credentials(Credentials::Inject(Secret::new("gw")));
+            let mut h = HeaderMap::new();
+            h.insert("x-api-key", "client".parse().unwrap());
+            h.insert("authorization", "Bearer client".parse().unwrap());
+            h.insert("anthropic-version", "2099-01-01".parse().unwrap());
+            spec.prepare_headers(&mut h);
+            let all: Vec<_> = h.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+            assert!(!all.iter().any(|s| s.contains("client")), "{all:?}");
+            match auth {
+                AuthScheme::XApiKey => assert_eq!(h["x-api-key"], "gw"),
+                AuthScheme::Bearer => assert_eq!(h["authorization"], "Bearer gw"),
+            }
+            // The client's own version wins over the default.
+            assert_eq!(h["anthropic-version"], "2099-01-01");
+        }
+    }
+
+    #[test]
+    fn passthrough_keeps_client_credentials() {
+        let spec = ProviderSpec::anthropic();
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer oauth-token".parse().unwrap());
+        spec.prepare_headers(&mut h);
+        assert_eq!(h["authorization"], "Bearer oauth-token");
+        assert_eq!(h["anthropic-version"], "2023-06-01");
+        assert!(h.get("x-api-key").is_none());
+    }
+
+    #[test]
+    fn base_urls() {
+        let s = ProviderSpec::openai_compatible("http://localhost:11434/").unwrap();
+        assert_eq!(s.upstream_uri("/v1/models").unwrap(), "http://localhost:11434/v1/models");
+        let s = ProviderSpec::openai().with_base_url("https://gw.example/api").unwrap();
+        assert_eq!(
+            s.upstream_uri("/v1/chat/completions?x=1").unwrap(),
+            "https://gw.example/api/v1/chat/completions?x=1"
+        );
+        for bad in ["ftp://x", "localhost:80", "http://", "http://h/?q=1", "http://u:p@h", "nonsense url"] {
+            assert!(ProviderSpec::anthropic().with_base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Credentials::Inject(Secret::new("sk-ant-real"));
+        assert!(!format!("{c:?}").contains("sk-ant-real"));
+        assert!(!format!("{}", Secret::new("x1")).contains("x1"));
+    }
+
+    #[test]
+    fn native_kinds() {
+        assert!(ProviderSpec::anthropic().speaks(RouteKind::CountTokens));
+        assert!(!ProviderSpec::anthropic().speaks(RouteKind::Completions));
+        assert!(ProviderSpec::openai().speaks(RouteKind::Completions));
+        assert!(!ProviderSpec::openai().speaks(RouteKind::Messages));
+    }
+}

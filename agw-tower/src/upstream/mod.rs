@@ -1,0 +1,32 @@
+//! The upstream service: sends requests to providers over a pooled HTTP client.
+//!
+//! HTTP/1.1 and HTTP/2 (negotiated by ALPN over TLS), TLS by rustls with the bundled Mozilla
+//! roots or the system's, pooled keep-alive connections, a connect timeout and a timeout for the
+//! response headers. Response bodies stream through frame by frame — server-sent events reach
+//! the client as the provider sends them, compressed responses pass as they are. When the client
+//! goes away, the response body is dropped and with it the upstream request.
+//!
+//! Failures become provider-shaped responses, never errors: an unreachable upstream is a 502,
+//! a timeout a 504, both naming the backend. The service is `Clone + Send + Sync` with an
+//! `Infallible` error.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use agw_tower::upstream::{Upstream, UpstreamConfig};
+//! use agw_tower::body::Body;
+//! use tower_service::Service;
+//!
+//! # async fn run() {
+//! let mut upstream: Upstream<Body<http_body_util::Empty<bytes::Bytes>>> =
+//!     Upstream::new(UpstreamConfig::new("anthropic")).unwrap();
+//! let req = http::Request::get("https://api.anthropic.com/v1/models")
+//!     .body(Body::empty())
+//!     .unwrap();
+//! let res = upstream.call(req).await.unwrap(); // a 502 response, not an error, if offline
+//! # }
+//! ```
+
+mod service;
+
+pub use service::{TlsRoots, Upstream, UpstreamConfig, UpstreamTiming};

@@ -1,0 +1,171 @@
+use crate::body::{Body, BoxError};
+use crate::classify::Classified;
+use crate::error::error_response;
+use crate::hop::strip_hop_by_hop;
+use agw_core::api::{ErrorBody, ErrorKind};
+use agw_core::route::RouteKind;
+use bytes::Bytes;
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tower_service::Service;
+
+/// Which certificate authorities the TLS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsRoots {
+    /// The Mozilla roots bundled into the binary (works in minimal containers).
+    #[default]
+    Bundled,
+    /// The operating system's trust store (for private CAs).
+    System,
+}
+
+/// Settings of an [`Upstream`].
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// The backend's name, used in error messages.
+    pub name: String,
+    /// How long to wait for a TCP connection.
+    pub connect_timeout: Duration,
+    /// How long to wait for the response headers (not the whole body: streams may run long).
+    pub response_timeout: Duration,
+    /// Trusted roots.
+    pub roots: TlsRoots,
+}
+
+impl UpstreamConfig {
+    /// Defaults: 10 s to connect, 300 s to the response headers, bundled roots.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(300),
+            roots: TlsRoots::Bundled,
+        }
+    }
+}
+
+/// How long the upstream took to answer with headers; in response extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamTiming(pub Duration);
+
+/// Sends requests upstream. See the [module docs](super).
+#[derive(Debug)]
+pub struct Upstream<B> {
+    client: Client<HttpsConnector<HttpConnector>, B>,
+    config: Arc<UpstreamConfig>,
+}
+
+impl<B> Clone for Upstream<B> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<B> Upstream<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// Builds the client. Fails only when the system trust store is asked for and unreadable.
+    pub fn new(config: UpstreamConfig) -> std::io::Result<Self> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = match config.roots {
+            TlsRoots::Bundled => builder.with_webpki_roots(),
+            TlsRoots::System => builder.with_native_roots()?,
+        };
+        let https = builder
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(https);
+        Ok(Self {
+            client,
+            config: Arc::new(config),
+        })
+    }
+}
+
+impl<B> Service<Request<B>> for Upstream<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body<Incoming>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let api = Classified::of(&req, RouteKind::Passthrough).api;
+        // ALPN decides the upstream protocol; the client's own version does not carry over.
+        *req.version_mut() = Version::HTTP_11;
+        let config = self.config.clone();
+        let fut = self.client.request(req);
+        Box::pin(async move {
+            let start = Instant::now();
+            let res = tokio::time::timeout(config.response_timeout, fut).await;
+            let elapsed = start.elapsed();
+            let err = match res {
+                Ok(Ok(res)) => {
+                    let mut res = res.map(Body::inner);
+                    strip_hop_by_hop(res.headers_mut());
+                    res.extensions_mut().insert(UpstreamTiming(elapsed));
+                    return Ok(res);
+                }
+                Ok(Err(e)) if e.is_connect() => ErrorBody::new(
+                    ErrorKind::BadGateway,
+                    format!("agw could not connect to upstream `{}`", config.name),
+                ),
+                Ok(Err(e)) => ErrorBody::new(
+                    ErrorKind::BadGateway,
+                    format!("upstream `{}` failed: {}", config.name, describe(&e)),
+                ),
+                Err(_) => ErrorBody::new(
+                    ErrorKind::GatewayTimeout,
+                    format!(
+                        "upstream `{}` did not answer within {} s",
+                        config.name,
+                        config.response_timeout.as_secs_f64()
+                    ),
+                ),
+            };
+            let mut res = error_response(api, &err);
+            res.extensions_mut().insert(UpstreamTiming(elapsed));
+            Ok(res)
+        })
+    }
+}
+
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
