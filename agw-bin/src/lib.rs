@@ -1,1 +1,5 @@
 //! agw-bin
+
+pub mod config;
+#[doc(hidden)]
+pub mod mock;

@@ -1,0 +1,288 @@
+//! Configuration: the native YAML format, the seed article's Kubernetes manifests, and the
+//! built-in default — all turned into one [`Gateway`] description.
+
+mod env;
+mod k8s;
+mod native;
+mod rules;
+
+use agw_core::guard::Policy;
+use agw_core::model::ModelPolicy;
+use agw_core::provider::ProviderSpec;
+use agw_core::route::RouteTable;
+use agw_tower::upstream::UpstreamConfig;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub use env::Env;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// A whole gateway: where it listens and what it forwards where.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// The listen address.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long open requests may take to finish after a shutdown signal.
+    pub shutdown_grace_secs: u64,
+    /// Backends, by name.
+    pub backends: Vec<Backend>,
+    /// Path prefixes mapped to backends (index into `backends`); the longest prefix wins.
+    pub http_routes: Vec<(String, usize)>,
+    /// Things in the configuration that agw accepted but does not act on, by name.
+    pub notes: Vec<String>,
+}
+
+/// One provider backend with its routes, model policy and guards.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// The name, used in errors and logs.
+    pub name: String,
+    /// Provider, base URL and credentials.
+    pub spec: ProviderSpec,
+    /// Model policy.
+    pub model: ModelPolicy,
+    /// Path → route kind.
+    pub routes: RouteTable,
+    /// Request guards.
+    pub policy: Policy,
+    /// Upstream client settings.
+    pub upstream: UpstreamConfig,
+}
+
+/// A configuration error, located as precisely as the source allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, or `<built-in>`.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    pub(crate) fn new(file: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn at(mut self, line: Option<usize>, column: Option<usize>) -> Self {
+        self.line = line;
+        self.column = column;
+        self
+    }
+
+    pub(crate) fn from_yaml(file: &str, line_offset: usize, e: &serde_norway::Error) -> Self {
+        let mut msg = e.to_string();
+        // serde_norway appends " at line L column C"; we put the location in front instead.
+        if let Some(i) = msg.rfind(" at line ") {
+            msg.truncate(i);
+        }
+        let msg = suggest(&msg);
+        let loc = e.location();
+        ConfigError::new(file, msg).at(
+            loc.as_ref().map(|l| l.line() + line_offset),
+            loc.as_ref().map(|l| l.column()),
+        )
+    }
+}
+
+/// Appends "did you mean" to serde's unknown-field and unknown-variant messages.
+fn suggest(msg: &str) -> String {
+    let Some(rest) = msg
+        .find("unknown field `")
+        .map(|i| &msg[i + 15..])
+        .or_else(|| msg.find("unknown variant `").map(|i| &msg[i + 17..]))
+    else {
+        return msg.to_owned();
+    };
+    let Some(end) = rest.find('`') else {
+        return msg.to_owned();
+    };
+    let wrong = &rest[..end];
+    let candidates: Vec<&str> = rest[end..]
+        .split('`')
+        .skip(2)
+        .step_by(2)
+        .collect();
+    match closest(wrong, &candidates) {
+        Some(c) => format!("{msg} (did you mean `{c}`?)"),
+        None => msg.to_owned(),
+    }
+}
+
+/// The candidate closest to `wrong` by edit distance, if close enough to be a typo.
+pub(crate) fn closest<'a>(wrong: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let d = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let sub = prev[j] + usize::from(ca != *cb);
+                cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    };
+    candidates
+        .iter()
+        .map(|c| (d(&wrong.to_lowercase(), &c.to_lowercase()), *c))
+        .filter(|(dist, c)| *dist <= 2.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Settings given on the command line or in the environment, applied to every config form.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--base-url [BACKEND=]URL` / `AGW_BASE_URL`: provider base URLs.
+    pub base_urls: Vec<(Option<String>, String)>,
+}
+
+impl Gateway {
+    /// The built-in default: the seed article's setup.
+    pub fn builtin(env: &Env) -> Result<Gateway, ConfigError> {
+        native::parse("<built-in>", native::BUILTIN, env)
+    }
+
+    /// Loads a file: native YAML, or Kubernetes manifests (detected by `apiVersion`/`kind`).
+    pub fn load(path: &Path, env: &Env) -> Result<Gateway, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(&file, format!("cannot read the file: {e}")))?;
+        Self::parse(&file, &text, env)
+    }
+
+    /// Parses configuration text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, ConfigError> {
+        if k8s::looks_like_manifests(text) {
+            k8s::parse(file, text, env)
+        } else {
+            native::parse(file, text, env)
+        }
+    }
+
+    /// Applies command-line and environment overrides.
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        if let Some(l) = o.listen {
+            self.listen = l;
+        }
+        for (name, url) in &o.base_urls {
+            let mut hit = false;
+            for b in &mut self.backends {
+                if name.as_deref().is_none_or(|n| n == b.name) {
+                    b.spec = b
+                        .spec
+                        .clone()
+                        .with_base_url(url)
+                        .map_err(|e| ConfigError::new("--base-url", e.to_string()))?;
+                    hit = true;
+                }
+            }
+            if !hit {
+                let names: Vec<_> = self.backends.iter().map(|b| b.name.as_str()).collect();
+                return Err(ConfigError::new(
+                    "--base-url",
+                    format!(
+                        "no backend named `{}` (backends: {})",
+                        name.as_deref().unwrap_or_default(),
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The backend for a request path: longest matching prefix.
+    pub fn backend_for(&self, path: &str) -> Option<usize> {
+        self.http_routes
+            .iter()
+            .filter(|(prefix, _)| path_has_prefix(path, prefix))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, b)| *b)
+    }
+
+    /// A human summary, one line per backend.
+    pub fn summary(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for b in &self.backends {
+            let prefixes: Vec<_> = self
+                .http_routes
+                .iter()
+                .filter(|(_, i)| self.backends[*i].name == b.name)
+                .map(|(p, _)| p.as_str())
+                .collect();
+            let rules: Vec<String> = b
+                .policy
+                .rules()
+                .map(|r| format!("{}: {}", r.name(), r.action_ref().kind().name()))
+                .collect();
+            let model = match b.model.mode() {
+                agw_core::model::ModelMode::Any => "any model".to_owned(),
+                agw_core::model::ModelMode::Pin(m) => format!("model pinned to {m}"),
+                agw_core::model::ModelMode::Aliases(a) => format!("{} model aliases", a.len()),
+                _ => "model policy".to_owned(),
+            };
+            let routes: Vec<String> = b.routes.iter().map(|(p, k)| format!("{p} {k}")).collect();
+            out.push(format!(
+                "backend {} ({} at {}, credentials: {}, {}) on {}; routes: {}; request guards: {}",
+                b.name,
+                b.spec.kind().name(),
+                b.spec.base_url(),
+                b.spec.credentials().mode(),
+                model,
+                prefixes.join(", "),
+                routes.join(", "),
+                if rules.is_empty() {
+                    "none".to_owned()
+                } else {
+                    rules.join(", ")
+                }
+            ));
+        }
+        out
+    }
+}
+
+/// Prefix matching on path segments: `/api` matches `/api` and `/api/x`, not `/apix`.
+fn path_has_prefix(path: &str, prefix: &str) -> bool {
+    let p = prefix.trim_end_matches('/');
+    if p.is_empty() {
+        return true;
+    }
+    path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests;

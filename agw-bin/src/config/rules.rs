@@ -1,0 +1,141 @@
+//! Guard rules as written in the native configuration.
+
+use agw_core::detect::Detector;
+use agw_core::guard::{Action, Field, Fields, Rule, Scope};
+use http::StatusCode;
+use serde::Deserialize;
+
+/// One request guard rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RuleSpec {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub regex: Vec<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub detectors: Vec<String>,
+    #[serde(default)]
+    pub case_insensitive: bool,
+    #[serde(default)]
+    pub whole_word: bool,
+    #[serde(default)]
+    pub action: ActionSpec,
+    pub message: Option<String>,
+    pub status: Option<u16>,
+    pub placeholder: Option<String>,
+    #[serde(default)]
+    pub scope: ScopeSpec,
+    pub fields: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ActionSpec {
+    #[default]
+    Reject,
+    Mask,
+    Audit,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ScopeSpec {
+    #[default]
+    All,
+    Latest,
+}
+
+/// The default rejection message.
+pub(crate) const DEFAULT_MESSAGE: &str = "Rejected due to inappropriate content";
+
+/// A detector by configuration name, with a suggestion when it is misspelt.
+pub(crate) fn detector(name: &str) -> Result<Detector, String> {
+    Detector::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Detector::ALL.iter().map(|d| d.name()).collect();
+        let hint = super::closest(name, &names)
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+        format!("unknown detector `{name}`{hint}; known: {}", names.join(", "))
+    })
+}
+
+impl RuleSpec {
+    /// The core rule; `index` names unnamed rules; errors name the field.
+    pub fn to_rule(&self, index: usize) -> Result<Rule, String> {
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("rule-{}", index + 1));
+        let given = [
+            !self.regex.is_empty(),
+            !self.keywords.is_empty(),
+            !self.detectors.is_empty(),
+        ];
+        let rule = match given {
+            [true, false, false] => {
+                Rule::regex(&name, self.regex.clone()).case_insensitive(self.case_insensitive)
+            }
+            [false, true, false] => Rule::literals(&name, self.keywords.clone())
+                .case_insensitive(self.case_insensitive)
+                .whole_word(self.whole_word),
+            [false, false, true] => {
+                let list = self
+                    .detectors
+                    .iter()
+                    .map(|d| detector(d))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("rule `{name}`: detectors: {e}"))?;
+                Rule::detectors(&name, list)
+            }
+            _ => {
+                return Err(format!(
+                    "rule `{name}`: give exactly one of `regex`, `keywords`, `detectors`"
+                ));
+            }
+        };
+        let action = match self.action {
+            ActionSpec::Reject => {
+                let status = self.status.unwrap_or(400);
+                let status = StatusCode::from_u16(status)
+                    .ok()
+                    .filter(|s| s.is_client_error())
+                    .ok_or_else(|| format!("rule `{name}`: status {status} is not a 4xx"))?;
+                Action::Reject {
+                    status,
+                    message: self.message.clone().unwrap_or_else(|| DEFAULT_MESSAGE.into()),
+                }
+            }
+            ActionSpec::Mask => Action::Mask {
+                placeholder: self.placeholder.clone(),
+            },
+            ActionSpec::Audit => Action::Audit,
+        };
+        if !matches!(self.action, ActionSpec::Reject) && (self.message.is_some() || self.status.is_some()) {
+            return Err(format!("rule `{name}`: `message` and `status` go with `action: reject`"));
+        }
+        if !matches!(self.action, ActionSpec::Mask) && self.placeholder.is_some() {
+            return Err(format!("rule `{name}`: `placeholder` goes with `action: mask`"));
+        }
+        let fields = match &self.fields {
+            None => Fields::ALL,
+            Some(list) => {
+                let mut set = Fields::empty();
+                for f in list {
+                    let names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+                    let field = Field::from_name(f).ok_or_else(|| {
+                        format!("rule `{name}`: unknown field `{f}` (known: {})", names.join(", "))
+                    })?;
+                    set = set.with(field);
+                }
+                set
+            }
+        };
+        let scope = match self.scope {
+            ScopeSpec::All => Scope::All,
+            ScopeSpec::Latest => Scope::Latest,
+        };
+        Ok(rule.action(action).scope(scope).fields(fields))
+    }
+}

@@ -1,0 +1,189 @@
+use super::*;
+use agw_core::guard::Decision;
+use agw_core::provider::Credentials;
+use agw_core::route::RouteKind;
+
+const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/seed");
+
+fn seed(name: &str) -> String {
+    std::fs::read_to_string(format!("{SEED}/manifests-{name}.yaml")).unwrap()
+}
+
+fn rejects_credit_card(b: &Backend) -> bool {
+    let body = br#"{"model":"m","messages":[{"role":"user","content":"What is a credit card"}]}"#;
+    matches!(
+        b.policy.inspect(RouteKind::Messages, body).unwrap().decision(),
+        Decision::Reject(r) if r.message == "Rejected due to inappropriate content"
+    )
+}
+
+#[test]
+fn builtin_matches_the_seed() {
+    let gw = Gateway::builtin(&Env::from_pairs([("ANTHROPIC_API_KEY", "sk-ant-gw")])).unwrap();
+    assert_eq!(gw.listen.to_string(), "127.0.0.1:8080");
+    let b = &gw.backends[0];
+    assert!(matches!(b.spec.credentials(), Credentials::Inject(k) if k.expose() == "sk-ant-gw"));
+    assert!(rejects_credit_card(b));
+    assert_eq!(b.routes.classify("/v1/messages/count_tokens?beta=true"), RouteKind::CountTokens);
+    assert_eq!(b.routes.classify("/v1/models"), RouteKind::Models);
+    assert_eq!(b.routes.classify("/"), RouteKind::Passthrough);
+    // Without the variable, clients' own credentials pass through.
+    let gw = Gateway::builtin(&Env::from_pairs::<[(&str, &str); 0], _, _>([])).unwrap();
+    assert_eq!(gw.backends[0].spec.credentials(), &Credentials::Passthrough);
+    assert!(gw.notes.iter().any(|n| n.contains("ANTHROPIC_API_KEY")));
+}
+
+#[test]
+fn seed_manifests_behave_like_the_builtin() {
+    let env = Env::from_pairs([("ANTHROPIC_API_KEY", "sk-ant-from-env")]);
+    for (name, guarded, pinned) in [
+        ("guard-any-model", true, None),
+        ("guard-pinned", true, Some("claude-opus-4-6")),
+        ("no-guard", false, Some("claude-opus-4-6")),
+    ] {
+        let gw = Gateway::parse(name, &seed(name), &env).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(gw.listen.port(), 8080, "{name}");
+        assert_eq!(gw.backends.len(), 1);
+        let b = &gw.backends[0];
+        assert_eq!(b.name, "anthropic");
+        assert!(matches!(b.spec.credentials(), Credentials::Inject(k) if k.expose() == "sk-ant-from-env"));
+        assert_eq!(rejects_credit_card(b), guarded, "{name}");
+        // The exact semantics of the original regex: case-sensitive.
+        let upper = br#"{"messages":[{"role":"user","content":"Credit Card"}]}"#;
+        assert!(b.policy.inspect(RouteKind::Messages, upper).unwrap().is_allow());
+        match pinned {
+            Some(m) => assert_eq!(b.model.mode(), &agw_core::model::ModelMode::Pin(m.into())),
+            None => assert!(b.model.is_noop()),
+        }
+        assert_eq!(b.routes.classify("/v1/messages?beta=true"), RouteKind::Messages);
+        assert_eq!(b.routes.classify("/v1/models"), RouteKind::Passthrough);
+        assert_eq!(gw.backend_for("/v1/messages"), Some(0));
+        assert!(gw.notes.iter().any(|n| n.contains("gatewayClassName")), "{:?}", gw.notes);
+    }
+    // Without the variable the Secret cannot be expanded: passthrough, with a note.
+    let gw = Gateway::parse("x", &seed("guard-pinned"), &Env::default()).unwrap();
+    assert_eq!(gw.backends[0].spec.credentials(), &Credentials::Passthrough);
+}
+
+#[test]
+fn unknown_fields_are_named_with_a_location() {
+    let text = "listen: 127.0.0.1:9000\nbackends:\n  - name: a\n    provider: anthropic\n    modle:\n      pin: x\n";
+    let e = Gateway::parse("agw.yaml", text, &Env::default()).unwrap_err();
+    let s = e.to_string();
+    assert!(s.starts_with("agw.yaml:5:"), "{s}");
+    assert!(s.contains("unknown field `modle`") && s.contains("did you mean `model`?"), "{s}");
+
+    let manifest = seed("guard-any-model").replace("      promptGuard:", "      promptGaurd:");
+    let e = Gateway::parse("m.yaml", &manifest, &Env::default()).unwrap_err();
+    let s = e.to_string();
+    assert!(s.contains("promptGaurd") && s.contains("did you mean `promptGuard`?"), "{s}");
+    assert!(e.line.is_some_and(|l| l > 40), "{s}");
+
+    let manifest = seed("guard-any-model").replace("kind: HTTPRoute", "kind: GRPCRoute");
+    let e = Gateway::parse("m.yaml", &manifest, &Env::default()).unwrap_err();
+    assert!(e.to_string().contains("kind `GRPCRoute` is not supported"), "{e}");
+}
+
+#[test]
+fn native_errors_name_the_field() {
+    let cases = [
+        ("backends: []", "at least one backend"),
+        ("listen: nope\nbackends: [{name: a, provider: anthropic}]", "listen:"),
+        ("backends: [{name: a, provider: anthropic, base_url: 'ftp://x'}]", "base_url"),
+        ("backends: [{name: a, provider: claude}]", "unknown variant `claude`"),
+        ("backends: [{name: a, provider: openai_compatible}]", "needs a base_url"),
+        (
+            "backends: [{name: a, provider: anthropic, guards: {request: [{regex: ['(']}]}}]",
+            "rule `rule-1`: invalid regex `(`",
+        ),
+        (
+            "backends: [{name: a, provider: anthropic, guards: {request: [{detectors: [credit_crad]}]}}]",
+            "did you mean `credit_card`?",
+        ),
+        (
+            "backends: [{name: a, provider: anthropic, routes: {/v1/messages: Mesages}}]",
+            "unknown route kind `Mesages`",
+        ),
+        ("backends: [{name: a, provider: anthropic, credentials: inject}]", "inject needs"),
+        ("backends: [{name: a, provider: anthropic, api_key: '${NOPE_X}x'}]", "`NOPE_X` is not set"),
+        (
+            "backends: [{name: a, provider: anthropic}]\nroutes: [{prefix: /, backend: b}]",
+            "no known backend `b`",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = Gateway::parse("c.yaml", text, &Env::default()).unwrap_err().to_string();
+        assert!(e.contains(want), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn native_full_example() {
+    let text = r#"
+listen: 127.0.0.1:0
+limits: {max_body_bytes: 1000, shutdown_grace_secs: 5}
+backends:
+  - name: local
+    provider: openai_compatible
+    base_url: http://${HOST}:8000
+    api_key_file: KEYFILE
+    model: {aliases: {"gpt-*": qwen}, allow: [qwen]}
+    timeouts: {connect_secs: 1.5, response_secs: 20}
+    guards:
+      request:
+        - name: secrets
+          detectors: [aws_access_key, github_token]
+          action: mask
+          fields: [tool_output, tool_input]
+          scope: latest
+        - keywords: [project x]
+          case_insensitive: true
+          whole_word: true
+          action: audit
+routes:
+  - {prefix: /, backend: local}
+"#;
+    let dir = std::env::temp_dir().join(format!("agw-key-{}", std::process::id()));
+    std::fs::write(&dir, "sk-local\n").unwrap();
+    let text = text.replace("KEYFILE", &dir.display().to_string());
+    let gw = Gateway::parse("c.yaml", &text, &Env::from_pairs([("HOST", "127.0.0.1")])).unwrap();
+    std::fs::remove_file(&dir).unwrap();
+    let b = &gw.backends[0];
+    assert_eq!(b.spec.base_url(), "http://127.0.0.1:8000/");
+    assert!(matches!(b.spec.credentials(), Credentials::Inject(k) if k.expose() == "sk-local"));
+    assert_eq!(b.model.resolve("gpt-4o"), "qwen");
+    assert_eq!(b.routes.classify("/v1/chat/completions"), RouteKind::Completions);
+    assert_eq!(b.policy.rules().count(), 2);
+    assert_eq!(gw.max_body_bytes, 1000);
+    assert_eq!(b.upstream.connect_timeout.as_millis(), 1500);
+}
+
+#[test]
+fn overrides_apply_to_every_form() {
+    let env = Env::default();
+    for text in [seed("guard-pinned"), native::BUILTIN.to_owned()] {
+        let mut gw = Gateway::parse("x", &text, &env).unwrap();
+        gw.apply(&Overrides {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            base_urls: vec![(None, "http://127.0.0.1:9".into())],
+        })
+        .unwrap();
+        assert_eq!(gw.listen.port(), 0);
+        assert_eq!(gw.backends[0].spec.base_url(), "http://127.0.0.1:9/");
+        let e = gw
+            .apply(&Overrides {
+                listen: None,
+                base_urls: vec![(Some("nope".into()), "http://x".into())],
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("no backend named `nope`"));
+    }
+}
+
+#[test]
+fn prefixes_match_on_segments() {
+    assert!(path_has_prefix("/anything", "/"));
+    assert!(path_has_prefix("/api/v1", "/api"));
+    assert!(path_has_prefix("/api", "/api/"));
+    assert!(!path_has_prefix("/apix", "/api"));
+}
