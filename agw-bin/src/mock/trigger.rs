@@ -51,8 +51,9 @@ impl LastUserTurn {
                         }
                         Some("tool_result") => {
                             turn.has_tool_result = true;
-                            turn.answers_mock_tool |= block.get("tool_use_id").and_then(Value::as_str)
-                                == Some(TOOL_USE_ID);
+                            turn.answers_mock_tool |=
+                                block.get("tool_use_id").and_then(Value::as_str)
+                                    == Some(TOOL_USE_ID);
                         }
                         _ => {}
                     }
@@ -144,7 +145,8 @@ impl Triggers {
                     .and_then(|n| u16::try_from(n).ok())
                     .and_then(|n| StatusCode::from_u16(n).ok());
             } else if let Some(ms) = word.strip_prefix("delay_ms=") {
-                triggers.delay = leading_number(ms).map(|ms| Duration::from_millis(ms).min(MAX_DELAY));
+                triggers.delay =
+                    leading_number(ms).map(|ms| Duration::from_millis(ms).min(MAX_DELAY));
             } else if word.starts_with("echo") {
                 triggers.echo = true;
             } else if word.starts_with("hold") {
@@ -169,7 +171,10 @@ fn leading_number(s: &str) -> Option<u64> {
 pub(crate) enum Reply {
     Text(String),
     /// A short text, then a call of the `Read` tool on `path`.
-    ReadTool { text: String, path: String },
+    ReadTool {
+        text: String,
+        path: String,
+    },
 }
 
 impl Reply {
@@ -202,7 +207,9 @@ impl Reply {
     pub(crate) fn tool_input(&self) -> Option<String> {
         match self {
             Self::Text(_) => None,
-            Self::ReadTool { path, .. } => Some(serde_json::json!({ "file_path": path }).to_string()),
+            Self::ReadTool { path, .. } => {
+                Some(serde_json::json!({ "file_path": path }).to_string())
+            }
         }
     }
 
@@ -268,22 +275,47 @@ mod tests {
             ("hello", Triggers::default()),
             (
                 "please mock:read=/tmp/a.txt now",
-                Triggers { read: Some("/tmp/a.txt".into()), ..Default::default() },
+                Triggers {
+                    read: Some("/tmp/a.txt".into()),
+                    ..Default::default()
+                },
             ),
-            ("mock:echo", Triggers { echo: true, ..Default::default() }),
-            ("(mock:hold)", Triggers { hold: true, ..Default::default() }),
+            (
+                "mock:echo",
+                Triggers {
+                    echo: true,
+                    ..Default::default()
+                },
+            ),
+            (
+                "(mock:hold)",
+                Triggers {
+                    hold: true,
+                    ..Default::default()
+                },
+            ),
             (
                 "mock:status=400",
-                Triggers { status: Some(StatusCode::BAD_REQUEST), ..Default::default() },
+                Triggers {
+                    status: Some(StatusCode::BAD_REQUEST),
+                    ..Default::default()
+                },
             ),
             ("mock:status=abc", Triggers::default()),
             (
                 "mock:delay_ms=99999999",
-                Triggers { delay: Some(MAX_DELAY), ..Default::default() },
+                Triggers {
+                    delay: Some(MAX_DELAY),
+                    ..Default::default()
+                },
             ),
             (
                 "mock:gzip mock:ping_comment",
-                Triggers { gzip: true, ping_comment: true, ..Default::default() },
+                Triggers {
+                    gzip: true,
+                    ping_comment: true,
+                    ..Default::default()
+                },
             ),
         ];
         for (text, want) in cases {
@@ -331,19 +363,34 @@ mod tests {
         };
         let choose = |t: LastUserTurn| Reply::choose(&t, &Triggers::parse(&t.text()));
         assert_eq!(choose(turn(&["hi"])), Reply::Text(DEFAULT_TEXT.into()));
-        assert_eq!(choose(turn(&["a", "b mock:echo"])), Reply::Text("b mock:echo".into()));
+        assert_eq!(
+            choose(turn(&["a", "b mock:echo"])),
+            Reply::Text("b mock:echo".into())
+        );
         assert_eq!(
             choose(turn(&["mock:read=/etc/hosts"])),
-            Reply::ReadTool { text: TOOL_PREAMBLE.into(), path: "/etc/hosts".into() }
+            Reply::ReadTool {
+                text: TOOL_PREAMBLE.into(),
+                path: "/etc/hosts".into()
+            }
         );
     }
 
     #[test]
     fn pieces_join_back() {
-        for text in ["", "one", "Hello from the mock provider.", "  a  b c\n d ", "ééé ü"] {
+        for text in [
+            "",
+            "one",
+            "Hello from the mock provider.",
+            "  a  b c\n d ",
+            "ééé ü",
+        ] {
             assert_eq!(text_pieces(text).concat(), text);
             assert_eq!(thirds(text).concat(), text);
         }
-        assert_eq!(text_pieces(DEFAULT_TEXT), ["Hello from", " the mock", " provider."]);
+        assert_eq!(
+            text_pieces(DEFAULT_TEXT),
+            ["Hello from", " the mock", " provider."]
+        );
     }
 }

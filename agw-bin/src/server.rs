@@ -1,0 +1,208 @@
+//! The proxy: the configured backends behind one listener, with health checks, access logs and
+//! graceful shutdown.
+
+use crate::config::Gateway;
+use crate::log::{AccessLog, LogBody, WithResponse};
+use agw_core::api::{Api, ErrorBody, ErrorKind};
+use agw_tower::body::{Body, BoxError};
+use agw_tower::classify::{Classify, ClassifyLayer};
+use agw_tower::guard::{RequestGuard, RequestGuardLayer};
+use agw_tower::provider::{Provider, ProviderLayer};
+use agw_tower::upstream::Upstream;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// The response body of the proxy.
+pub type ResBody = UnsyncBoxBody<Bytes, BoxError>;
+
+type Stack = Classify<RequestGuard<Provider<Upstream<Body<Body<Incoming>>>>>>;
+
+/// One backend's layered service.
+#[derive(Clone, Debug)]
+struct BackendService {
+    name: Arc<str>,
+    routes: Arc<agw_core::route::RouteTable>,
+    svc: Stack,
+}
+
+/// The whole proxy as a tower service: health checks, `HEAD /`, and path-prefix dispatch to
+/// each backend's stack (classify → request guard → provider → upstream).
+#[derive(Clone)]
+pub struct App {
+    gateway: Arc<Gateway>,
+    backends: Arc<[BackendService]>,
+    log: AccessLog,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("listen", &self.gateway.listen)
+            .field("backends", &self.backends.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Builds every backend's stack.
+    pub fn new(gateway: Gateway, log: AccessLog) -> std::io::Result<App> {
+        let mut backends = Vec::new();
+        for b in &gateway.backends {
+            let upstream = Upstream::new(b.upstream.clone())?;
+            let provider = ProviderLayer::new(&b.name, b.spec.clone())
+                .model_policy(b.model.clone())
+                .limit(gateway.max_body_bytes);
+            let guard = RequestGuardLayer::new(b.policy.clone())
+                .limit(gateway.max_body_bytes)
+                .routes(b.routes.clone());
+            let classify = ClassifyLayer::new(b.routes.clone(), b.spec.kind().api());
+            let svc = classify.layer(guard.layer(provider.layer(upstream)));
+            backends.push(BackendService {
+                name: b.name.as_str().into(),
+                routes: Arc::new(b.routes.clone()),
+                svc,
+            });
+        }
+        Ok(App {
+            gateway: Arc::new(gateway),
+            backends: backends.into(),
+            log,
+        })
+    }
+}
+
+fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<ResBody> {
+    let mut res = Response::new(
+        http_body_util::Full::new(body.into())
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    );
+    *res.status_mut() = status;
+    if !content_type.is_empty() {
+        res.headers_mut()
+            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    }
+    res
+}
+
+impl Service<Request<Incoming>> for App {
+    type Response = Response<ResBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let start = Instant::now();
+        let path = req.uri().path().to_owned();
+        let method = req.method().clone();
+        let is_head_or_get = method == Method::GET || method == Method::HEAD;
+        if path == "/healthz" && is_head_or_get {
+            let res = full(StatusCode::OK, "application/json", r#"{"status":"ok"}"#);
+            return Box::pin(async move { Ok(res) });
+        }
+        if path == "/" && method == Method::HEAD {
+            // Claude Code's connection warm-up.
+            let res = full(StatusCode::OK, "", Bytes::new());
+            return Box::pin(async move { Ok(res) });
+        }
+        let Some(i) = self.gateway.backend_for(&path) else {
+            let err = ErrorBody::new(ErrorKind::NotFound, format!("no route for {path}"));
+            let res = full(err.status(), "application/json", err.to_json(Api::Anthropic));
+            return Box::pin(async move { Ok(res) });
+        };
+        let backend = &self.backends[i];
+        let kind = backend
+            .routes
+            .classify(req.uri().path_and_query().map_or("/", |p| p.as_str()));
+        let mut svc = backend.svc.clone();
+        let entry = self.log.entry(method, path, kind, backend.name.clone(), start);
+        Box::pin(async move {
+            let res = svc.call(req).await?;
+            let (parts, body) = res.into_parts();
+            let body = LogBody::new(body, entry.with_response(&parts));
+            Ok(Response::from_parts(parts, body.boxed_unsync()))
+        })
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets open
+/// requests finish for up to `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(60));
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {}
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
