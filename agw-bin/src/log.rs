@@ -175,8 +175,8 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.project();
-        let res = std::task::ready!(this.inner.poll_frame(cx));
+        let mut this = self.project();
+        let res = std::task::ready!(this.inner.as_mut().poll_frame(cx));
         match &res {
             Some(Ok(frame)) => {
                 if let (Some(e), Some(d)) = (this.entry.as_mut(), frame.data_ref()) {

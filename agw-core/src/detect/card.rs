@@ -29,7 +29,7 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
     let groups = token.groups;
     let first = groups[i];
     if (13..=MAX_DIGITS).contains(&first.len()) {
-        let ok = token.isolated(i, i + 1, false, Continues::SameWidth) && valid(token.digits(i));
+        let ok = token.isolated(i, i + 1, false, Continues::SameGrouping) && valid(token.digits(i));
         return ok.then_some(i + 1);
     }
     if first.len() != 4 || first.paren {
@@ -53,7 +53,7 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
         if j >= i + 2
             && len >= 13
             && valid(&digits[..len])
-            && token.isolated(i, j + 1, spaced, Continues::SameWidth)
+            && token.isolated(i, j + 1, spaced, Continues::SameGrouping)
         {
             best = Some(j + 1);
         }
@@ -77,7 +77,7 @@ fn issued(digits: &[u8]) -> bool {
     let long = (16..=19).contains(&n);
     let any = (13..=19).contains(&n);
     match digits[0] {
-        b'4' => any,
+        b'4' => matches!(n, 13 | 16 | 19),
         b'2' => {
             let p4 = prefix(4);
             ((2221..=2720).contains(&p4) && n == 16) || ((2200..=2204).contains(&p4) && long)
@@ -110,6 +110,7 @@ mod tests {
         let cases: &[(&str, bool)] = &[
             ("4111111111111111", true),
             ("4222222222222", true),
+            ("48146308100036", false),
             ("5555555555554444", true),
             ("2223003122003222", true),
             ("2721000000000000", false),
@@ -132,5 +133,75 @@ mod tests {
         for (digits, expect) in cases {
             assert_eq!(issued(digits.as_bytes()), *expect, "{digits}");
         }
+    }
+    use crate::detect::Detector;
+    use crate::detect::tests::table;
+
+    #[test]
+    fn credit_card() {
+        table(
+            Detector::CreditCard,
+            &[
+                ("4111111111111111", &["4111111111111111"]),
+                ("card 4111 1111 1111 1111.", &["4111 1111 1111 1111"]),
+                (
+                    "card: 4111-1111-1111-1111, thanks",
+                    &["4111-1111-1111-1111"],
+                ),
+                (r#"{"card":"4111111111111111"}"#, &["4111111111111111"]),
+                (
+                    "amex 378282246310005 and 3782 822463 10005",
+                    &["378282246310005", "3782 822463 10005"],
+                ),
+                ("(5555555555554444)", &["5555555555554444"]),
+                (
+                    "mc2 2221000000000009 jcb 3530111333300000",
+                    &["2221000000000009", "3530111333300000"],
+                ),
+                (
+                    "discover 6011000990139424 diners 36227206271667",
+                    &["6011000990139424", "36227206271667"],
+                ),
+                (
+                    "19 digits: 4000000000000000006 / 6200000000000000000",
+                    &["4000000000000000006", "6200000000000000000"],
+                ),
+                ("visa13 4000000000006", &["4000000000006"]),
+                (
+                    "4111 1111 1111 1111 12/25 cvv 123",
+                    &["4111 1111 1111 1111"],
+                ),
+                ("4111111111111111 123", &["4111111111111111"]),
+                ("on 2024-01-15 4111111111111111", &["4111111111111111"]),
+                ("卡号4111111111111111。", &["4111111111111111"]),
+                (
+                    "cards 4111111111111111\n5555555555554444",
+                    &["4111111111111111", "5555555555554444"],
+                ),
+                ("x\\n4111111111111111", &["4111111111111111"]),
+                // Near misses.
+                ("order 4111111111111112", &[]),
+                ("order 1234567812345678", &[]),
+                (
+                    "wrong issuer 1234000000000006 7000000000000005 5900000000000000",
+                    &[],
+                ),
+                ("mc must be 16: 5105000000003", &[]),
+                ("twelve 411111111111", &[]),
+                ("20 digits 41111111111111111111", &[]),
+                ("30 digits 411111111111111100000000000000", &[]),
+                ("grouped 20 4111 1111 1111 1111 1111", &[]),
+                ("grouped 20 1234 4111 1111 1111 1111", &[]),
+                ("dash-joined 4111-1111-1111-1111-1111", &[]),
+                ("mixed 4111 1111-1111 1111", &[]),
+                ("decimal 0.4111111111111111", &[]),
+                ("4111111111111111.5", &[]),
+                ("id abc4111111111111111", &[]),
+                ("id 4111111111111111abc", &[]),
+                ("hex 4111111111111111_x", &[]),
+                ("single spaces 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", &[]),
+                ("double  4111  1111  1111  1111", &[]),
+            ],
+        );
     }
 }

@@ -84,3 +84,40 @@ fn domain_end(text: &[u8], d: usize) -> Option<usize> {
 fn is_density_suffix(label: &[u8]) -> bool {
     matches!(label.split_last(), Some((b'x', digits)) if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::detect::Detector;
+    use crate::detect::tests::table;
+
+    #[test]
+    fn email() {
+        table(
+            Detector::Email,
+            &[
+                ("mail alice@example.com.", &["alice@example.com"]),
+                (
+                    "<bob.smith+tag@mail.example.co.uk>",
+                    &["bob.smith+tag@mail.example.co.uk"],
+                ),
+                (
+                    r#"{"email":"j_doe-99%x@sub-domain.example.org"}"#,
+                    &["j_doe-99%x@sub-domain.example.org"],
+                ),
+                ("a@b.io,c@d.dev", &["a@b.io", "c@d.dev"]),
+                ("..lead@example.com", &["lead@example.com"]),
+                ("x\\nalice@example.com", &["alice@example.com"]),
+                ("git@github.com:org/repo.git", &["git@github.com"]),
+                (
+                    "a@b.com.123 and a@example.com-",
+                    &["a@b.com", "a@example.com"],
+                ),
+                // Near misses.
+                ("@media @alice user@ @example.com", &[]),
+                ("user@localhost user@example.c user@example.123", &[]),
+                ("trail.@example.com icon@2x.png pkg@1.2.3", &[]),
+                ("a@-bad.com a@.com", &[]),
+            ],
+        );
+    }
+}

@@ -20,31 +20,40 @@
 //!
 //! # How it works
 //!
-//! No regexes: secrets are found by one Aho-Corasick search over their fixed prefixes, e-mail
+//! No regexes. Secrets are found by one Aho-Corasick search over their fixed prefixes, e-mail
 //! addresses by `memchr` for `@`, and everything numeric by one SWAR scan for ASCII digits that
 //! reads a whole number-like token (digit groups joined by single spaces, dashes, dots or
 //! parentheses) and lets each numeric detector pick its shapes out of it. Every candidate is then
 //! checked by hand: Luhn and issuer ranges for cards, mod-97 and the country length for IBANs,
-//! number ranges for SSNs and phones, charset, length and boundaries for secrets.
+//! number ranges for SSNs and phones, charset, length and boundaries for secrets. Nothing is
+//! allocated besides the findings pushed to `out`.
 //!
 //! # Trade-offs and limits
 //!
 //! - Findings of one detector never overlap; findings of different detectors may (a card number
-//!   inside an e-mail address is reported as both). Findings come out ordered by start offset.
-//! - Only ASCII digits and letters count as word characters; a non-ASCII byte is a boundary, so
-//!   `卡号4111111111111111` is a card. A `\n`, `\r` or `\t` escape left in the text also counts
-//!   as a boundary, for text that still carries JSON escapes.
-//! - Cards: contiguous, or grouped by single spaces or single dashes (first group of 4, further
-//!   groups of 3–6, 3–5 groups); mixed separators (`4111 1111-1111 1111`) are not a card. A
-//!   number joined to the card by a dash or dot, or a space-joined group as wide as the card's
-//!   edge group (`4111 1111 1111 1111 1111`), makes it part of a longer number: no finding. A
-//!   space-joined group of another width (expiry, CVV) does not.
-//! - Contiguous 9-digit numbers that pass Luhn are reported as Canadian SINs; expect some false
-//!   positives on plain ids when that detector is on.
-//! - Phones: E.164 needs the `+`; NANP needs formatting. Plain 10-digit runs never fire.
-//! - OpenAI keys: `sk-` and at least 20 key characters with a digit, a letter and an unbroken
-//!   alphanumeric stretch of 16 or more, so kebab-case prose after `sk-` does not fire.
-//! - Slack tokens must contain a digit (real ones always do; `xoxb-your-token-here` does not).
+//!   inside an e-mail address is reported as both), except that digits inside an IBAN are not
+//!   also reported as a card, SSN, SIN or phone when the IBAN detector is on. Findings come out
+//!   ordered by start offset.
+//! - Only ASCII letters, digits and `_` are word characters; a non-ASCII byte is a boundary, so
+//!   `卡号4111111111111111` is a card. The letter of a `\n`, `\r` or `\t` escape left in the
+//!   text is a boundary too, for text that still carries JSON escapes.
+//! - Cards: contiguous, or grouped by single spaces or single dashes (a first group of 4, then
+//!   groups of 3–6, 3–5 groups in all); mixed separators (`4111 1111-1111 1111`) are not a card.
+//!   Issuer lengths are enforced (Amex 15, Mastercard 16, Visa 13/16/19, …). A card is not
+//!   reported when it is part of a longer number: joined to more digits directly, by a dash or a
+//!   dot (`0.4111111111111111`), or by a space that extends a regular grouping
+//!   (`4111 1111 1111 1111 1111`). A space-joined expiry or CVV does not count
+//!   (`4111 1111 1111 1111 12/25`); when the digits with a trailing group also form a valid card,
+//!   the longer one wins.
+//! - Canadian SINs: contiguous 9-digit numbers that pass Luhn count, so expect false positives
+//!   on plain ids when that detector is on.
+//! - Phones: E.164 needs the `+`; NANP needs formatting. Plain 10-digit runs never fire. A
+//!   space-grouped E.164 number cannot tell where it ends: it takes the longest run of groups
+//!   with at most 15 digits.
+//! - IBANs: upper case only, contiguous or in groups of four.
+//! - OpenAI keys: `sk-` and at least 20 key characters including a digit and a letter, so
+//!   `sk-this-is-not-a-real-key` does not fire; kebab-case text with a digit after a free-standing
+//!   `sk-` does. Placeholders shaped like a key (`xoxb-your-token-here`) are found like keys.
 //! - JWTs need both dots; the signature is either empty (`alg: none`) or 10+ characters.
 //! - PEM private keys run from `-----BEGIN … PRIVATE KEY-----` through the `-----END …-----`
 //!   line; without one, through the last base64 line. A header with no body does not fire.

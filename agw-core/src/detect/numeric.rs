@@ -30,14 +30,48 @@ impl Group {
     }
 }
 
+/// The groups of one token, kept on the stack.
+#[derive(Debug)]
+struct Groups {
+    buf: [Group; MAX_GROUPS],
+    len: usize,
+}
+
+impl Groups {
+    fn new() -> Self {
+        let empty = Group {
+            start: 0,
+            end: 0,
+            sep: 0,
+            paren: false,
+        };
+        Groups {
+            buf: [empty; MAX_GROUPS],
+            len: 0,
+        }
+    }
+
+    /// Callers stop at [`MAX_GROUPS`].
+    fn push(&mut self, group: Group) {
+        self.buf[self.len] = group;
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[Group] {
+        &self.buf[..self.len]
+    }
+}
+
 /// When a space-joined neighbour of a space-grouped match makes the match part of a longer
 /// number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Continues {
     /// Any neighbour does.
     Always,
-    /// Only a neighbour as wide as the match's edge group does (`4111 1111 1111 1111 1111`).
-    SameWidth,
+    /// A neighbour does if it extends a regular grouping: the match's groups all have one width
+    /// and so does the neighbour (`4111 1111 1111 1111 1111`, but not `… 1111 12/25`, and not
+    /// after `4-6-5` or a remainder group as in `4-4-4-4-3`).
+    SameGrouping,
 }
 
 /// A number-like token: digit groups joined by single separators.
@@ -64,27 +98,27 @@ impl Token<'_> {
     /// parenthesis, never `-` or `.`), and for a space-grouped match (`spaced`) must not
     /// continue it as `rule` says.
     pub fn isolated(&self, i: usize, j: usize, spaced: bool, rule: Continues) -> bool {
+        let width = self.groups[i].len();
+        let regular = self.groups[i..j].iter().all(|g| g.len() == width);
+        let loose = |neighbour: usize, join: u8| match join {
+            b' ' | b'(' if spaced => {
+                rule == Continues::SameGrouping
+                    && !(regular && self.groups[neighbour].len() == width)
+            }
+            b' ' | b'(' => true,
+            _ => false,
+        };
         let left = if i == 0 {
             !self.left_blocked
         } else {
-            self.loose(i - 1, i, spaced, rule)
+            loose(i - 1, self.groups[i].sep)
         };
         let right = if j == self.groups.len() {
             !self.right_blocked
         } else {
-            self.loose(j, j - 1, spaced, rule)
+            loose(j, self.groups[j].sep)
         };
         left && right
-    }
-
-    fn loose(&self, neighbour: usize, edge: usize, spaced: bool, rule: Continues) -> bool {
-        let (n, e) = (self.groups[neighbour], self.groups[edge]);
-        let join = self.groups[neighbour.max(edge)].sep;
-        match join {
-            b' ' | b'(' if spaced => rule == Continues::SameWidth && n.len() != e.len(),
-            b' ' | b'(' => true,
-            _ => false,
-        }
     }
 }
 
@@ -106,10 +140,12 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
         phone: set.contains(Detector::Phone),
         iban: set.contains(Detector::Iban),
     };
-    let mut groups = Vec::new();
+    let mut groups = Groups::new();
     let mut pos = 0;
     while let Some(p) = next_digit(text, pos) {
-        if wants.iban && p >= 2 {
+        let capitals = at(text, p.wrapping_sub(1)).is_ascii_uppercase()
+            && at(text, p.wrapping_sub(2)).is_ascii_uppercase();
+        if wants.iban && capitals {
             if let Some(end) = iban::end(text, p - 2) {
                 out.push(Finding {
                     detector: Detector::Iban,
@@ -125,11 +161,11 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
             continue;
         }
         let end = scan_token(text, p, &mut groups);
-        let digits: usize = groups.iter().map(Group::len).sum();
+        let digits: usize = groups.as_slice().iter().map(Group::len).sum();
         if digits >= MIN_DIGITS {
             let token = Token {
                 text,
-                groups: &groups,
+                groups: groups.as_slice(),
                 left_blocked: preceded_by(text, p, is_word) || cut_before(text, p),
                 right_blocked: is_word(at(text, end)) || cut_after(text, end),
                 plus: at(text, p.wrapping_sub(1)) == b'+'
@@ -183,8 +219,8 @@ fn cut_after(text: &[u8], i: usize) -> bool {
 
 /// Reads the token whose first digit is at `p` into `groups`; returns the end of the token
 /// (past a closing parenthesis).
-fn scan_token(text: &[u8], p: usize, groups: &mut Vec<Group>) -> usize {
-    groups.clear();
+fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
+    groups.len = 0;
     let end = run_end(text, p);
     let paren = at(text, p.wrapping_sub(1)) == b'(' && at(text, end) == b')';
     groups.push(Group {
@@ -194,9 +230,9 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Vec<Group>) -> usize {
         paren,
     });
     loop {
-        let last = groups[groups.len() - 1];
+        let last = groups.buf[groups.len - 1];
         let after = last.end + usize::from(last.paren);
-        if groups.len() == MAX_GROUPS {
+        if groups.len == MAX_GROUPS {
             return after;
         }
         let c = at(text, after);
@@ -232,8 +268,16 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Vec<Group>) -> usize {
     }
 }
 
-/// End of the run of ASCII digits starting at `i`.
-fn run_end(text: &[u8], i: usize) -> usize {
+/// End of the run of ASCII digits starting at `i`, eight bytes at a time.
+fn run_end(text: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = text.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes"));
+        let other = !digit_mask(word) & HIGH;
+        if other != 0 {
+            return i + (other.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
     let rest = text.get(i..).unwrap_or_default();
     i + rest
         .iter()
@@ -258,10 +302,11 @@ fn next_digit(text: &[u8], from: usize) -> Option<usize> {
     tail.iter().position(u8::is_ascii_digit).map(|i| offset + i)
 }
 
+const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
 /// The high bit of each byte of `word` that is an ASCII digit, and no other bits.
 fn digit_mask(word: u64) -> u64 {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     // Per byte: with the top bit cleared, adding never carries into the next byte.
     let seven = word & !HIGH;
     let at_least_0 = seven.wrapping_add(LOW * (0x80 - b'0' as u64));
@@ -325,9 +370,12 @@ mod tests {
         }
     }
 
+    /// A group as text, joining separator and parenthesised flag.
+    type Shape = (&'static str, u8, bool);
+
     #[test]
     fn tokens() {
-        let cases: &[(&str, &[(&str, u8, bool)])] = &[
+        let cases: &[(&str, &[Shape])] = &[
             ("415", &[("415", 0, false)]),
             (
                 "(415) 555-2671",
@@ -357,12 +405,13 @@ mod tests {
             ("1--2", &[("1", 0, false)]),
             ("1. 2", &[("1", 0, false)]),
         ];
-        let mut groups = Vec::new();
+        let mut groups = Groups::new();
         for (text, expect) in cases {
             let t = text.as_bytes();
             let start = next_digit(t, 0).unwrap();
             scan_token(t, start, &mut groups);
             let got: Vec<_> = groups
+                .as_slice()
                 .iter()
                 .map(|g| (&text[g.start..g.end], g.sep, g.paren))
                 .collect();

@@ -91,3 +91,42 @@ fn body_word(word: &[u8], text: &[u8], w: usize) -> bool {
                 .all(|b| base64(b) || matches!(b, b':' | b',' | b'-'))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::detect::Detector;
+    use crate::detect::tests::check;
+
+    #[test]
+    fn pem_private_key() {
+        let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\nMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\nNMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ\n";
+        let rsa = format!("-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----");
+        let pkcs8 = format!(
+            "-----BEGIN PRIVATE KEY-----\r\n{}-----END PRIVATE KEY-----",
+            body.replace('\n', "\r\n")
+        );
+        let escaped = format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\\n{}-----END OPENSSH PRIVATE KEY-----",
+            body.replace('\n', "\\n")
+        );
+        let encrypted = format!(
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,2AF25325A9B286F4CBD8FCD4B40B8EA3\n\n{body}-----END RSA PRIVATE KEY-----"
+        );
+        let truncated = format!("-----BEGIN EC PRIVATE KEY-----\n{body}Zm9v==");
+        let cases: Vec<(String, Vec<&str>)> = vec![
+        (format!("key:\n{rsa}\nmore"), vec![&rsa]),
+        (format!("{pkcs8}\r\n"), vec![&pkcs8]),
+        (format!(r#"{{"content":"{escaped}\n"}}"#), vec![&escaped]),
+        (encrypted.clone(), vec![&encrypted]),
+        (format!("{truncated}\n\nThe key above is cut."), vec![&truncated]),
+        (format!("{rsa} {rsa}"), vec![&rsa, &rsa]),
+        ("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----".into(), vec![]),
+        ("-----BEGIN CERTIFICATE-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END CERTIFICATE-----".into(), vec![]),
+        ("Keys start with -----BEGIN PRIVATE KEY----- and end with -----END PRIVATE KEY-----.".into(), vec![]),
+        ("-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----".into(), vec![]),
+    ];
+        for (text, expect) in &cases {
+            check(Detector::PemPrivateKey, text, expect);
+        }
+    }
+}

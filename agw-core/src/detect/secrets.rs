@@ -142,21 +142,15 @@ fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
 }
 
 /// `sk-ant-` and 20+ key characters is Anthropic. Any other `sk-` and 20+ key characters is
-/// OpenAI if it has a digit, a letter and an alphanumeric stretch of 16+ (real keys are random;
-/// `sk-learn-2024-release-notes` is prose).
+/// OpenAI if it has both a digit and a letter: real keys are random, while
+/// `sk-this-is-not-a-real-key-just-words` is prose.
 fn sk(text: &[u8], s: usize) -> Option<(Detector, usize)> {
     let e = run(text, s + 3, is_key_char_ref);
     let body = &text[s + 3..e];
     if let Some(rest) = body.strip_prefix(b"ant-") {
         return (rest.len() >= 20).then_some((Detector::AnthropicKey, e));
     }
-    let longest = body
-        .split(|b| !b.is_ascii_alphanumeric())
-        .map(<[u8]>::len)
-        .max()
-        .unwrap_or(0);
     let ok = body.len() >= 20
-        && longest >= 16
         && body.iter().any(u8::is_ascii_digit)
         && body.iter().any(u8::is_ascii_alphabetic);
     ok.then_some((Detector::OpenAiKey, e))
@@ -173,14 +167,13 @@ fn aws(text: &[u8], s: usize) -> Option<usize> {
     (base32 && !(next.is_ascii_uppercase() || next.is_ascii_digit())).then_some(e)
 }
 
-/// `xox?-` or `xapp-` and 10+ of `[A-Za-z0-9-]` including a digit.
+/// `xox?-` or `xapp-` and 10+ of `[A-Za-z0-9-]`, not counting trailing dashes.
 fn slack(text: &[u8], s: usize) -> Option<usize> {
     let mut e = run(text, s + 5, |b| b.is_ascii_alphanumeric() || *b == b'-');
     while e > s + 5 && text[e - 1] == b'-' {
         e -= 1;
     }
-    let body = &text[s + 5..e];
-    (body.len() >= 10 && body.iter().any(u8::is_ascii_digit)).then_some(e)
+    (e - s - 5 >= 10).then_some(e)
 }
 
 /// `eyJ…` `.` `eyJ…` `.` signature: header and payload 10+ base64url characters each; the
@@ -217,4 +210,157 @@ fn is_key_char_ref(b: &u8) -> bool {
 fn run(text: &[u8], i: usize, pred: impl Fn(&u8) -> bool) -> usize {
     let rest = text.get(i..).unwrap_or_default();
     i + rest.iter().position(|b| !pred(b)).unwrap_or(rest.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::detect::Detector;
+    use crate::detect::tests::{JWT, check};
+
+    #[test]
+    fn secrets() {
+        let ant = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789_ABCDEFGHIJ-KLMNOPQRSTUVWXYZ-0123456789AA";
+        let cases: &[(Detector, &str, &[&str])] = &[
+            (Detector::AnthropicKey, &format!("key={ant}\n"), &[ant]),
+            (
+                Detector::AnthropicKey,
+                "sk-ant-admin01-Zx9_abcdefghijklmnop",
+                &["sk-ant-admin01-Zx9_abcdefghijklmnop"],
+            ),
+            (
+                Detector::AnthropicKey,
+                "sk-ant-api03-... and sk-ant-short",
+                &[],
+            ),
+            (Detector::OpenAiKey, ant, &[]),
+            (
+                Detector::OpenAiKey,
+                "OPENAI_API_KEY=sk-proj-Ab3dEfGh1jKlMnOpQrStUvWx-yz_0123456789abcd",
+                &["sk-proj-Ab3dEfGh1jKlMnOpQrStUvWx-yz_0123456789abcd"],
+            ),
+            (
+                Detector::OpenAiKey,
+                r#""sk-1234567890abcdef1234567890abcdef1234567890abcdef""#,
+                &["sk-1234567890abcdef1234567890abcdef1234567890abcdef"],
+            ),
+            (
+                Detector::OpenAiKey,
+                "sk-svcacct-ABCdef123456GHIjkl789012 sk-admin-0123456789abcdefXYZW",
+                &[
+                    "sk-svcacct-ABCdef123456GHIjkl789012",
+                    "sk-admin-0123456789abcdefXYZW",
+                ],
+            ),
+            (
+                Detector::OpenAiKey,
+                "sk-this-is-not-a-real-key-just-words sk-aaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                &[],
+            ),
+            (
+                Detector::OpenAiKey,
+                "task-1234567890abcdef1234567890 sk-1234567890abcdef sk-aaaaaaaaaaaaaaaaaaaaaaaa",
+                &[],
+            ),
+            (
+                Detector::AwsAccessKey,
+                "aws_access_key_id=AKIAIOSFODNN7EXAMPLE\n",
+                &["AKIAIOSFODNN7EXAMPLE"],
+            ),
+            (
+                Detector::AwsAccessKey,
+                "\"ASIAY34FZKBOKMUTVV7A\",",
+                &["ASIAY34FZKBOKMUTVV7A"],
+            ),
+            (
+                Detector::AwsAccessKey,
+                "AKIAIOSFODNN7EXAMPLE1 AKIAIOSFODNN7EXAMPL8 XAKIAIOSFODNN7EXAMPLE AKIAIOSFODNN7EXAMP",
+                &[],
+            ),
+            (
+                Detector::GithubToken,
+                "token ghp_abcdefghijklmnopqrstuvwxyz0123456789.",
+                &["ghp_abcdefghijklmnopqrstuvwxyz0123456789"],
+            ),
+            (
+                Detector::GithubToken,
+                "gho_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd",
+                &["gho_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd"],
+            ),
+            (
+                Detector::GithubToken,
+                &format!("github_pat_11ABCDEFG0{}_{}", "a".repeat(12), "B".repeat(59)),
+                &[&format!(
+                    "github_pat_11ABCDEFG0{}_{}",
+                    "a".repeat(12),
+                    "B".repeat(59)
+                )],
+            ),
+            (
+                Detector::GithubToken,
+                "ghp_short ghx_abcdefghijklmnopqrstuvwxyz0123456789 xghp_abcdefghijklmnopqrstuvwxyz0123456789",
+                &[],
+            ),
+            (
+                Detector::SlackToken,
+                "SLACK=xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp ",
+                &["xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp"],
+            ),
+            (
+                Detector::SlackToken,
+                "xapp-1-A0123456789-1234567890123-abcdef-",
+                &["xapp-1-A0123456789-1234567890123-abcdef"],
+            ),
+            (
+                Detector::SlackToken,
+                "xoxb-12345 xoxb-123456789- xoxz-1234567890123 axoxb-1234567890123",
+                &[],
+            ),
+            (
+                Detector::GoogleApiKey,
+                "key=AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe&x",
+                &["AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe"],
+            ),
+            (
+                Detector::GoogleApiKey,
+                "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQeX AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQ",
+                &[],
+            ),
+            (
+                Detector::Jwt,
+                &format!("Authorization: Bearer {JWT}\n"),
+                &[JWT],
+            ),
+            (
+                Detector::Jwt,
+                "t=eyJhbGciOiJub25lIn0.eyJzdWIiOiIxMjMifQ. end",
+                &["eyJhbGciOiJub25lIn0.eyJzdWIiOiIxMjMifQ."],
+            ),
+            (
+                Detector::Jwt,
+                "eyJhbGciOiJIUzI1NiJ9.notapayload.sig eyJhbGciOiJIUzI1NiJ9 eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ",
+                &[],
+            ),
+            (
+                Detector::Jwt,
+                "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.short xeyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.",
+                &[],
+            ),
+            (
+                Detector::StripeKey,
+                "stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc rk_live_0123456789abcdefghijABCDEF",
+                &[
+                    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+                    "rk_live_0123456789abcdefghijABCDEF",
+                ],
+            ),
+            (
+                Detector::StripeKey,
+                "sk_test_4eC39HqLyjWDarjtT1zdp7dc sk_live_short pk_live_4eC39HqLyjWDarjtT1zdp7dc",
+                &[],
+            ),
+        ];
+        for (detector, text, expect) in cases {
+            check(*detector, text, expect);
+        }
+    }
 }

@@ -98,7 +98,10 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
     }
     let mut sc = Scanner::new(body)?;
     if sc.peek() != Some(b'{') {
-        return Err(shape("the request body must be a JSON object"));
+        if sc.peek().is_some_and(|c| !b"[\"-0123456789tfn".contains(&c)) {
+            return Err(sc.skip().expect_err("not a JSON value"));
+        }
+        return Err(shape_at(&mut sc, "the request body must be a JSON object"));
     }
     let (mut seen_system, mut seen_messages) = (false, false);
     sc.object(|sc, key| {
@@ -122,6 +125,14 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
 
 fn shape(msg: impl Into<String>) -> JsonError {
     JsonError::Shape(msg.into())
+}
+
+/// A shape error, unless the body simply ended: then the syntax error says more.
+fn shape_at(sc: &mut Scanner<'_>, msg: impl Into<String>) -> JsonError {
+    match sc.peek() {
+        None => sc.skip().expect_err("nothing left to skip"),
+        Some(_) => shape(msg),
+    }
 }
 
 fn once(seen: &mut bool, key: &str) -> Result<(), JsonError> {
@@ -197,20 +208,23 @@ impl Extractor {
                 };
                 self.block(sc, loc, Some(Field::System))
             }),
-            _ => Err(shape("`system` must be a string or an array of content blocks")),
+            _ => Err(shape_at(
+                sc,
+                "`system` must be a string or an array of content blocks",
+            )),
         }
     }
 
     fn messages(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         if sc.peek() != Some(b'[') {
-            return Err(shape("`messages` must be an array"));
+            return Err(shape_at(sc, "`messages` must be an array"));
         }
         sc.array(|sc, m| self.message(sc, m as u32))
     }
 
     fn message(&mut self, sc: &mut Scanner<'_>, m: u32) -> Result<(), JsonError> {
         if sc.peek() != Some(b'{') {
-            return Err(shape(format!("messages[{m}] must be an object")));
+            return Err(shape_at(sc, format!("messages[{m}] must be an object")));
         }
         let first_unit = self.doc.units.len();
         let mut role = None;
@@ -297,9 +311,10 @@ impl Extractor {
             }),
             // OpenAI assistant turns with tool calls have `"content": null`.
             Some(b'n') => sc.skip().map(drop),
-            _ => Err(shape(format!(
-                "{loc} must be a string or an array of content blocks"
-            ))),
+            _ => Err(shape_at(
+                sc,
+                format!("{loc} must be a string or an array of content blocks"),
+            )),
         }
     }
 
@@ -312,7 +327,7 @@ impl Extractor {
         forced: Option<Field>,
     ) -> Result<(), JsonError> {
         if sc.peek() != Some(b'{') {
-            return Err(shape(format!("{loc} must be an object")));
+            return Err(shape_at(sc, format!("{loc} must be an object")));
         }
         let mut ty: Option<Vec<u8>> = None;
         let mut strings: Vec<(Str, &'static str)> = Vec::new();

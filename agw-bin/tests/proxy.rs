@@ -1,0 +1,377 @@
+//! The proxy end to end: real sockets on 127.0.0.1, agw in front of the mock provider.
+
+mod common;
+
+use agw_bin::config::Env;
+use agw_bin::mock::MockProvider;
+use bytes::Bytes;
+use common::*;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use std::io::Write;
+
+const PROMPT: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"stream":false,
+  "messages":[{"role":"user","content":[{"type":"text","text":"Say \u0068ello  ✓"}]}],
+  "unknown_field": {"x": [1.50, 2e3]}}"#;
+
+#[tokio::test]
+async fn head_root_and_healthz_are_answered_locally() {
+    let agw = Agw::start(SEED_DEFAULT).await;
+    let (res, _) = send(Request::head(agw.url("/")).body(Full::default()).unwrap()).await;
+    assert_eq!(res.status(), 200);
+    let (res, body) = send(Request::get(agw.url("/healthz")).body(Full::default()).unwrap()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(json(&body)["status"], "ok");
+    assert!(agw.mock.requests().is_empty());
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn body_query_and_headers_arrive_untouched() {
+    let agw = Agw::start(SEED_DEFAULT).await;
+    let req = Request::post(agw.url("/v1/messages?beta=true"))
+        .header("content-type", "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14")
+        .header("x-claude-code-session-id", "3f0c")
+        .header("x-unknown-thing", "kept")
+        .header("x-api-key", "sk-client")
+        .header("connection", "x-hop")
+        .header("x-hop", "dropped")
+        .body(Full::new(Bytes::from_static(PROMPT.as_bytes())))
+        .unwrap();
+    let (res, body) = send(req).await;
+    assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["type"], "message");
+    let got = agw.mock.requests();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(r.uri, "/v1/messages?beta=true");
+    assert_eq!(r.body, PROMPT.as_bytes(), "the body must be forwarded byte for byte");
+    let h = &r.headers;
+    assert_eq!(h["anthropic-beta"], "claude-code-20250219,interleaved-thinking-2025-05-14");
+    assert_eq!(h["anthropic-version"], "2023-06-01");
+    assert_eq!(h["x-claude-code-session-id"], "3f0c");
+    assert_eq!(h["x-unknown-thing"], "kept");
+    assert_eq!(h["x-api-key"], "sk-client", "passthrough keeps the client's key");
+    assert!(h.get("x-hop").is_none(), "headers named in Connection are hop-by-hop");
+    assert_eq!(h["host"], agw.mock.addr().to_string().as_str());
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn anthropic_version_is_added_only_when_missing() {
+    let agw = Agw::start(SEED_DEFAULT).await;
+    send(json_post(&agw.url("/v1/messages"), PROMPT)).await;
+    assert_eq!(agw.mock.requests()[0].headers["anthropic-version"], "2023-06-01");
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn credentials_inject_and_passthrough() {
+    let env = Env::from_pairs([("ANTHROPIC_API_KEY", "sk-ant-gateway")]);
+    let agw = Agw::start_env(SEED_DEFAULT, env).await;
+    for (name, value) in [("x-api-key", "sk-client"), ("authorization", "Bearer oauth-client")] {
+        let req = Request::post(agw.url("/v1/messages?beta=true"))
+            .header(name, value)
+            .body(Full::new(Bytes::from_static(PROMPT.as_bytes())))
+            .unwrap();
+        let (res, _) = send(req).await;
+        assert_eq!(res.status(), 200);
+    }
+    for r in agw.mock.requests() {
+        assert_eq!(r.headers["x-api-key"], "sk-ant-gateway");
+        assert!(r.headers.get("authorization").is_none());
+        let all = format!("{:?}", r.headers);
+        assert!(!all.contains("client"), "a client credential leaked: {all}");
+    }
+    agw.stop().await;
+
+    let agw = Agw::start(SEED_DEFAULT).await;
+    let req = Request::post(agw.url("/v1/messages"))
+        .header("authorization", "Bearer oauth-client")
+        .body(Full::new(Bytes::from_static(PROMPT.as_bytes())))
+        .unwrap();
+    send(req).await;
+    let r = &agw.mock.requests()[0];
+    assert_eq!(r.headers["authorization"], "Bearer oauth-client");
+    assert!(r.headers.get("x-api-key").is_none());
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn rejection_is_provider_shaped_and_never_reaches_upstream() {
+    let agw = Agw::start(SEED_DEFAULT).await;
+    let body = r#"{"model":"m","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"What is a credit card"}]}"#;
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages?beta=true"), body)).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert_eq!(
+        bytes,
+        r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content"}}"#
+    );
+    // count_tokens is guarded too, with the same shape.
+    let (res, _) = send(json_post(&agw.url("/v1/messages/count_tokens?beta=true"), body)).await;
+    assert_eq!(res.status(), 400);
+    assert!(agw.mock.requests().is_empty());
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies() {
+    let config = SEED_DEFAULT.replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:8080\nlimits: {max_body_bytes: 2000}");
+    let agw = Agw::start(&config).await;
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages"), "{\"messages\": [")).await;
+    assert_eq!(res.status(), 400);
+    let v = json(&bytes);
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("not valid JSON"));
+
+    let big = format!(r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#, "a".repeat(5000));
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages"), &big)).await;
+    assert_eq!(res.status(), 413);
+    assert_eq!(json(&bytes)["error"]["type"], "request_too_large");
+    assert!(agw.mock.requests().is_empty());
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn masking_changes_only_the_masked_spans() {
+    let config = r#"
+backends:
+  - name: anthropic
+    provider: anthropic
+    guards:
+      request:
+        - name: secrets
+          detectors: [aws_access_key, credit_card]
+          action: mask
+"#;
+    let agw = Agw::start(config).await;
+    let body = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"key=AKIAIOSFODNN7EXAMPLE\ncard: 4111-1111-1111-1111"}]}],"z":  true}"#;
+    let (res, _) = send(json_post(&agw.url("/v1/messages"), body)).await;
+    assert_eq!(res.status(), 200);
+    let got = &agw.mock.requests()[0];
+    let expected = body
+        .replace("AKIAIOSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>")
+        .replace("4111-1111-1111-1111", "<CREDIT_CARD>");
+    assert_eq!(std::str::from_utf8(&got.body).unwrap(), expected);
+    assert_eq!(got.headers["content-length"], expected.len().to_string().as_str());
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn compressed_request_bodies_are_inspected() {
+    let agw = Agw::start(SEED_DEFAULT).await;
+    let gz = |s: &str| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(s.as_bytes()).unwrap();
+        Bytes::from(e.finish().unwrap())
+    };
+    let bad = gz(r#"{"messages":[{"role":"user","content":"credit card"}]}"#);
+    let req = Request::post(agw.url("/v1/messages"))
+        .header("content-encoding", "gzip")
+        .body(Full::new(bad))
+        .unwrap();
+    assert_eq!(send(req).await.0.status(), 400);
+    let good = gz(PROMPT);
+    let req = Request::post(agw.url("/v1/messages"))
+        .header("content-encoding", "gzip")
+        .body(Full::new(good.clone()))
+        .unwrap();
+    assert_eq!(send(req).await.0.status(), 200);
+    let got = agw.mock.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, good, "allowed compressed bodies go on as received");
+    assert_eq!(got[0].headers["content-encoding"], "gzip");
+    // An encoding agw cannot read is refused, not forwarded unguarded.
+    let req = Request::post(agw.url("/v1/messages"))
+        .header("content-encoding", "compress")
+        .body(Full::new(Bytes::from_static(b"xx")))
+        .unwrap();
+    assert_eq!(send(req).await.0.status(), 400);
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn streams_arrive_event_by_event() {
+    let agw = Agw::start(SEED_DEFAULT).await;
+    let body = r#"{"model":"m","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"mock:hold mock:ping_comment hi"}]}"#;
+    let res = open(json_post(&agw.url("/v1/messages?beta=true"), body)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.into_body();
+    let mut seen = Vec::new();
+    // Everything up to the first delta arrives while the provider still holds the stream.
+    while !String::from_utf8_lossy(&seen).contains("content_block_delta") {
+        let frame = tokio::time::timeout(TIMEOUT, body.frame())
+            .await
+            .expect("an event before the provider releases the stream")
+            .unwrap()
+            .unwrap();
+        if let Some(d) = frame.data_ref() {
+            seen.extend_from_slice(d);
+        }
+    }
+    assert!(!String::from_utf8_lossy(&seen).contains("message_stop"));
+    agw.mock.release();
+    let rest = tokio::time::timeout(TIMEOUT, body.collect()).await.unwrap().unwrap().to_bytes();
+    seen.extend_from_slice(&rest);
+    let text = String::from_utf8(seen).unwrap();
+    assert!(text.starts_with("event: message_start\ndata: {"), "{text}");
+    assert!(text.contains("event: ping\n"));
+    assert!(text.contains("\n: keep-alive\n"), "SSE comments pass: {text}");
+    assert!(text.trim_end().ends_with(r#"data: {"type":"message_stop"}"#), "{text}");
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn streams_through_agw_equal_streams_direct() {
+    let mock = MockProvider::start().await.unwrap();
+    let body = r#"{"model":"m","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"mock:ping_comment hi"}]}"#;
+    let (_, direct) = send(json_post(&format!("{}/v1/messages", mock.base_url()), body)).await;
+    let agw = Agw::start_with_mock(SEED_DEFAULT, Env::default(), mock).await;
+    let (_, proxied) = send(json_post(&agw.url("/v1/messages"), body)).await;
+    // Message ids count requests; everything else must be identical.
+    let norm = |b: &Bytes| {
+        let s = String::from_utf8_lossy(b).into_owned();
+        let i = s.find("msg_mock_").unwrap() + 9;
+        let j = i + s[i..].find('"').unwrap();
+        format!("{}N{}", &s[..i], &s[j..])
+    };
+    assert_eq!(norm(&direct), norm(&proxied));
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn compressed_responses_pass_intact() {
+    let agw = Agw::start(SEED_DEFAULT).await;
+    let body = r#"{"model":"m","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"mock:gzip hi"}]}"#;
+    let mut req = json_post(&agw.url("/v1/messages"), body);
+    req.headers_mut().insert("accept-encoding", "gzip".parse().unwrap());
+    let (res, bytes) = send(req).await;
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text).unwrap();
+    assert!(text.contains("event: message_stop"), "{text}");
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_failures_are_502_and_504_naming_the_backend() {
+    // Nothing listens on the port of a listener we bound and dropped.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mock = MockProvider::start().await.unwrap();
+    let agw = Agw::start_raw(SEED_DEFAULT, Env::default(), Some(format!("http://{dead}")), mock).await;
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages"), PROMPT)).await;
+    assert_eq!(res.status(), 502);
+    let v = json(&bytes);
+    assert_eq!(v["type"], "error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("`anthropic`"), "{v}");
+    agw.stop().await;
+
+    let config = SEED_DEFAULT.replace("provider: anthropic", "provider: anthropic\n    timeouts: {response_secs: 0.3}");
+    let agw = Agw::start(&config).await;
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"mock:delay_ms=3000"}]}"#;
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages"), body)).await;
+    assert_eq!(res.status(), 504);
+    assert!(json(&bytes)["error"]["message"].as_str().unwrap().contains("`anthropic`"));
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn model_pin_and_allow_list() {
+    let config = r#"
+backends:
+  - name: anthropic
+    provider: anthropic
+    model: {pin: claude-opus-4-6}
+"#;
+    let agw = Agw::start(config).await;
+    let (res, _) = send(json_post(&agw.url("/v1/messages"), PROMPT)).await;
+    assert_eq!(res.status(), 200);
+    let got = std::str::from_utf8(&agw.mock.requests()[0].body).unwrap().to_owned();
+    assert_eq!(got, PROMPT.replace("claude-sonnet-4-5", "claude-opus-4-6"));
+    agw.stop().await;
+
+    let config = r#"
+backends:
+  - name: anthropic
+    provider: anthropic
+    model: {allow: [claude-opus-4-6, claude-haiku-*]}
+"#;
+    let agw = Agw::start(config).await;
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages"), PROMPT)).await;
+    assert_eq!(res.status(), 400);
+    let msg = json(&bytes)["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("claude-sonnet-4-5") && msg.contains("claude-opus-4-6, claude-haiku-*"), "{msg}");
+    assert!(agw.mock.requests().is_empty());
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn openai_compatible_backend() {
+    let config = r#"
+backends:
+  - name: local
+    provider: openai_compatible
+    base_url: http://127.0.0.1:1
+    api_key: sk-local-gateway
+    routes:
+      /v1/chat/completions: Completions
+      /v1/messages: Messages
+      "*": Passthrough
+    guards:
+      request:
+        - regex: ["credit card"]
+          message: Rejected due to inappropriate content
+"#;
+    let agw = Agw::start(config).await;
+    let body = r#"{"model":"qwen","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let req = Request::post(agw.url("/v1/chat/completions"))
+        .header("authorization", "Bearer sk-client")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    let (res, bytes) = send(req).await;
+    assert_eq!(res.status(), 200);
+    assert!(String::from_utf8_lossy(&bytes).trim_end().ends_with("data: [DONE]"));
+    assert_eq!(agw.mock.requests()[0].headers["authorization"], "Bearer sk-local-gateway");
+    let bad = r#"{"model":"qwen","messages":[{"role":"user","content":"credit card"}]}"#;
+    let (res, bytes) = send(json_post(&agw.url("/v1/chat/completions"), bad)).await;
+    assert_eq!(res.status(), 400);
+    let v = json(&bytes);
+    assert_eq!(v["error"]["message"], "Rejected due to inappropriate content");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    // A Messages request to an OpenAI backend is refused, naming the backend, in the shape the
+    // route's client expects.
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages"), PROMPT)).await;
+    assert_eq!(res.status(), 404);
+    let v = json(&bytes);
+    assert_eq!(v["type"], "error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("backend `local`"), "{v}");
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn seed_manifests_work_as_config() {
+    let manifests = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/seed/manifests-guard-pinned.yaml"
+    ))
+    .unwrap();
+    let env = Env::from_pairs([("ANTHROPIC_API_KEY", "sk-ant-seed")]);
+    let agw = Agw::start_env(&manifests, env).await;
+    let bad = r#"{"model":"claude-opus-4-6","messages":[{"role":"user","content":"What is a credit card"}]}"#;
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages?beta=true"), bad)).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(json(&bytes)["error"]["message"], "Rejected due to inappropriate content");
+    let (res, _) = send(json_post(&agw.url("/v1/messages?beta=true"), PROMPT)).await;
+    assert_eq!(res.status(), 200);
+    let r = &agw.mock.requests()[0];
+    assert_eq!(r.headers["x-api-key"], "sk-ant-seed");
+    assert!(std::str::from_utf8(&r.body).unwrap().contains(r#""model":"claude-opus-4-6""#));
+    agw.stop().await;
+}
