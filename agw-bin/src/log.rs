@@ -94,7 +94,10 @@ impl WithResponse for Option<Box<Entry>> {
 }
 
 fn push_value(line: &mut String, v: &str) {
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=') {
+    if !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=')
+    {
         line.push_str(v);
     } else {
         let _ = write!(line, "{v:?}");

@@ -84,10 +84,9 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             (_, "--config" | "-c") => a.config = Some(value("--config")?.into()),
             ("serve", "--listen") => {
                 let v = value("--listen")?;
-                a.overrides.listen = Some(
-                    v.parse()
-                        .map_err(|_| format!("--listen `{v}` is not HOST:PORT, e.g. 127.0.0.1:8080"))?,
-                );
+                a.overrides.listen = Some(v.parse().map_err(|_| {
+                    format!("--listen `{v}` is not HOST:PORT, e.g. 127.0.0.1:8080")
+                })?);
             }
             ("serve" | "check" | "test-policy", "--base-url") => {
                 a.overrides.base_urls.push(base_url(&value("--base-url")?));
@@ -108,7 +107,11 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
                 print!("{HELP}");
                 std::process::exit(0);
             }
-            _ => return Err(format!("unknown option `{flag}` for `agw {cmd}` (see agw --help)")),
+            _ => {
+                return Err(format!(
+                    "unknown option `{flag}` for `agw {cmd}` (see agw --help)"
+                ));
+            }
         }
     }
     if let Ok(v) = std::env::var("AGW_BASE_URL") {
@@ -170,7 +173,11 @@ fn check(a: &Args) -> Result<ExitCode, String> {
         return Err("check needs --config FILE".into());
     }
     let gw = load(a).map_err(|e| e.to_string())?;
-    println!("ok: {} — listens on {}", a.config.as_ref().unwrap().display(), gw.listen);
+    println!(
+        "ok: {} — listens on {}",
+        a.config.as_ref().unwrap().display(),
+        gw.listen
+    );
     for line in gw.summary() {
         println!("  {line}");
     }
@@ -230,8 +237,17 @@ fn test_policy(a: &Args) -> Result<ExitCode, String> {
         }
     };
     for h in verdict.hits() {
-        let det = h.detector.map(|d| format!(" [{}]", d.name())).unwrap_or_default();
-        out.push_str(&format!("hit: {} {}{} at {}\n", h.rule, h.action.name(), det, h.path));
+        let det = h
+            .detector
+            .map(|d| format!(" [{}]", d.name()))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "hit: {} {}{} at {}\n",
+            h.rule,
+            h.action.name(),
+            det,
+            h.path
+        ));
     }
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());

@@ -87,7 +87,11 @@ impl App {
     }
 }
 
-fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<ResBody> {
+fn full(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ResBody> {
     let mut res = Response::new(
         http_body_util::Full::new(body.into())
             .map_err(|e| match e {})
@@ -95,8 +99,10 @@ fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
     );
     *res.status_mut() = status;
     if !content_type.is_empty() {
-        res.headers_mut()
-            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(content_type),
+        );
     }
     res
 }
@@ -126,7 +132,11 @@ impl Service<Request<Incoming>> for App {
         }
         let Some(i) = self.gateway.backend_for(&path) else {
             let err = ErrorBody::new(ErrorKind::NotFound, format!("no route for {path}"));
-            let res = full(err.status(), "application/json", err.to_json(Api::Anthropic));
+            let res = full(
+                err.status(),
+                "application/json",
+                err.to_json(Api::Anthropic),
+            );
             return Box::pin(async move { Ok(res) });
         };
         let backend = &self.backends[i];
@@ -134,7 +144,9 @@ impl Service<Request<Incoming>> for App {
             .routes
             .classify(req.uri().path_and_query().map_or("/", |p| p.as_str()));
         let mut svc = backend.svc.clone();
-        let entry = self.log.entry(method, path, kind, backend.name.clone(), start);
+        let entry = self
+            .log
+            .entry(method, path, kind, backend.name.clone(), start);
         Box::pin(async move {
             let res = svc.call(req).await?;
             let (parts, body) = res.into_parts();
@@ -174,7 +186,10 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(app.clone()),
+            )
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

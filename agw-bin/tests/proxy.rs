@@ -19,7 +19,12 @@ async fn head_root_and_healthz_are_answered_locally() {
     let agw = Agw::start(SEED_DEFAULT).await;
     let (res, _) = send(Request::head(agw.url("/")).body(Full::default()).unwrap()).await;
     assert_eq!(res.status(), 200);
-    let (res, body) = send(Request::get(agw.url("/healthz")).body(Full::default()).unwrap()).await;
+    let (res, body) = send(
+        Request::get(agw.url("/healthz"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(json(&body)["status"], "ok");
     assert!(agw.mock.requests().is_empty());
@@ -32,7 +37,10 @@ async fn body_query_and_headers_arrive_untouched() {
     let req = Request::post(agw.url("/v1/messages?beta=true"))
         .header("content-type", "application/json")
         .header("anthropic-version", "2023-06-01")
-        .header("anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14")
+        .header(
+            "anthropic-beta",
+            "claude-code-20250219,interleaved-thinking-2025-05-14",
+        )
         .header("x-claude-code-session-id", "3f0c")
         .header("x-unknown-thing", "kept")
         .header("x-api-key", "sk-client")
@@ -47,14 +55,27 @@ async fn body_query_and_headers_arrive_untouched() {
     assert_eq!(got.len(), 1);
     let r = &got[0];
     assert_eq!(r.uri, "/v1/messages?beta=true");
-    assert_eq!(r.body, PROMPT.as_bytes(), "the body must be forwarded byte for byte");
+    assert_eq!(
+        r.body,
+        PROMPT.as_bytes(),
+        "the body must be forwarded byte for byte"
+    );
     let h = &r.headers;
-    assert_eq!(h["anthropic-beta"], "claude-code-20250219,interleaved-thinking-2025-05-14");
+    assert_eq!(
+        h["anthropic-beta"],
+        "claude-code-20250219,interleaved-thinking-2025-05-14"
+    );
     assert_eq!(h["anthropic-version"], "2023-06-01");
     assert_eq!(h["x-claude-code-session-id"], "3f0c");
     assert_eq!(h["x-unknown-thing"], "kept");
-    assert_eq!(h["x-api-key"], "sk-client", "passthrough keeps the client's key");
-    assert!(h.get("x-hop").is_none(), "headers named in Connection are hop-by-hop");
+    assert_eq!(
+        h["x-api-key"], "sk-client",
+        "passthrough keeps the client's key"
+    );
+    assert!(
+        h.get("x-hop").is_none(),
+        "headers named in Connection are hop-by-hop"
+    );
     assert_eq!(h["host"], agw.mock.addr().to_string().as_str());
     agw.stop().await;
 }
@@ -63,7 +84,10 @@ async fn body_query_and_headers_arrive_untouched() {
 async fn anthropic_version_is_added_only_when_missing() {
     let agw = Agw::start(SEED_DEFAULT).await;
     send(json_post(&agw.url("/v1/messages"), PROMPT)).await;
-    assert_eq!(agw.mock.requests()[0].headers["anthropic-version"], "2023-06-01");
+    assert_eq!(
+        agw.mock.requests()[0].headers["anthropic-version"],
+        "2023-06-01"
+    );
     agw.stop().await;
 }
 
@@ -71,7 +95,10 @@ async fn anthropic_version_is_added_only_when_missing() {
 async fn credentials_inject_and_passthrough() {
     let env = Env::from_pairs([("ANTHROPIC_API_KEY", "sk-ant-gateway")]);
     let agw = Agw::start_env(SEED_DEFAULT, env).await;
-    for (name, value) in [("x-api-key", "sk-client"), ("authorization", "Bearer oauth-client")] {
+    for (name, value) in [
+        ("x-api-key", "sk-client"),
+        ("authorization", "Bearer oauth-client"),
+    ] {
         let req = Request::post(agw.url("/v1/messages?beta=true"))
             .header(name, value)
             .body(Full::new(Bytes::from_static(PROMPT.as_bytes())))
@@ -111,7 +138,11 @@ async fn rejection_is_provider_shaped_and_never_reaches_upstream() {
         r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content"}}"#
     );
     // count_tokens is guarded too, with the same shape.
-    let (res, _) = send(json_post(&agw.url("/v1/messages/count_tokens?beta=true"), body)).await;
+    let (res, _) = send(json_post(
+        &agw.url("/v1/messages/count_tokens?beta=true"),
+        body,
+    ))
+    .await;
     assert_eq!(res.status(), 400);
     assert!(agw.mock.requests().is_empty());
     agw.stop().await;
@@ -119,15 +150,26 @@ async fn rejection_is_provider_shaped_and_never_reaches_upstream() {
 
 #[tokio::test]
 async fn malformed_and_oversized_bodies() {
-    let config = SEED_DEFAULT.replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:8080\nlimits: {max_body_bytes: 2000}");
+    let config = SEED_DEFAULT.replace(
+        "listen: 127.0.0.1:8080",
+        "listen: 127.0.0.1:8080\nlimits: {max_body_bytes: 2000}",
+    );
     let agw = Agw::start(&config).await;
     let (res, bytes) = send(json_post(&agw.url("/v1/messages"), "{\"messages\": [")).await;
     assert_eq!(res.status(), 400);
     let v = json(&bytes);
     assert_eq!(v["error"]["type"], "invalid_request_error");
-    assert!(v["error"]["message"].as_str().unwrap().contains("not valid JSON"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
 
-    let big = format!(r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#, "a".repeat(5000));
+    let big = format!(
+        r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "a".repeat(5000)
+    );
     let (res, bytes) = send(json_post(&agw.url("/v1/messages"), &big)).await;
     assert_eq!(res.status(), 413);
     assert_eq!(json(&bytes)["error"]["type"], "request_too_large");
@@ -156,7 +198,10 @@ backends:
         .replace("AKIAIOSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>")
         .replace("4111-1111-1111-1111", "<CREDIT_CARD>");
     assert_eq!(std::str::from_utf8(&got.body).unwrap(), expected);
-    assert_eq!(got.headers["content-length"], expected.len().to_string().as_str());
+    assert_eq!(
+        got.headers["content-length"],
+        expected.len().to_string().as_str()
+    );
     agw.stop().await;
 }
 
@@ -182,7 +227,10 @@ async fn compressed_request_bodies_are_inspected() {
     assert_eq!(send(req).await.0.status(), 200);
     let got = agw.mock.requests();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].body, good, "allowed compressed bodies go on as received");
+    assert_eq!(
+        got[0].body, good,
+        "allowed compressed bodies go on as received"
+    );
     assert_eq!(got[0].headers["content-encoding"], "gzip");
     // An encoding agw cannot read is refused, not forwarded unguarded.
     let req = Request::post(agw.url("/v1/messages"))
@@ -215,13 +263,24 @@ async fn streams_arrive_event_by_event() {
     }
     assert!(!String::from_utf8_lossy(&seen).contains("message_stop"));
     agw.mock.release();
-    let rest = tokio::time::timeout(TIMEOUT, body.collect()).await.unwrap().unwrap().to_bytes();
+    let rest = tokio::time::timeout(TIMEOUT, body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
     seen.extend_from_slice(&rest);
     let text = String::from_utf8(seen).unwrap();
     assert!(text.starts_with("event: message_start\ndata: {"), "{text}");
     assert!(text.contains("event: ping\n"));
-    assert!(text.contains("\n: keep-alive\n"), "SSE comments pass: {text}");
-    assert!(text.trim_end().ends_with(r#"data: {"type":"message_stop"}"#), "{text}");
+    assert!(
+        text.contains("\n: keep-alive\n"),
+        "SSE comments pass: {text}"
+    );
+    assert!(
+        text.trim_end()
+            .ends_with(r#"data: {"type":"message_stop"}"#),
+        "{text}"
+    );
     agw.stop().await;
 }
 
@@ -248,11 +307,13 @@ async fn compressed_responses_pass_intact() {
     let agw = Agw::start(SEED_DEFAULT).await;
     let body = r#"{"model":"m","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"mock:gzip hi"}]}"#;
     let mut req = json_post(&agw.url("/v1/messages"), body);
-    req.headers_mut().insert("accept-encoding", "gzip".parse().unwrap());
+    req.headers_mut()
+        .insert("accept-encoding", "gzip".parse().unwrap());
     let (res, bytes) = send(req).await;
     assert_eq!(res.headers()["content-encoding"], "gzip");
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+        .unwrap();
     assert!(text.contains("event: message_stop"), "{text}");
     agw.stop().await;
 }
@@ -265,20 +326,40 @@ async fn upstream_failures_are_502_and_504_naming_the_backend() {
         l.local_addr().unwrap()
     };
     let mock = MockProvider::start().await.unwrap();
-    let agw = Agw::start_raw(SEED_DEFAULT, Env::default(), Some(format!("http://{dead}")), mock).await;
+    let agw = Agw::start_raw(
+        SEED_DEFAULT,
+        Env::default(),
+        Some(format!("http://{dead}")),
+        mock,
+    )
+    .await;
     let (res, bytes) = send(json_post(&agw.url("/v1/messages"), PROMPT)).await;
     assert_eq!(res.status(), 502);
     let v = json(&bytes);
     assert_eq!(v["type"], "error");
-    assert!(v["error"]["message"].as_str().unwrap().contains("`anthropic`"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`anthropic`"),
+        "{v}"
+    );
     agw.stop().await;
 
-    let config = SEED_DEFAULT.replace("provider: anthropic", "provider: anthropic\n    timeouts: {response_secs: 0.3}");
+    let config = SEED_DEFAULT.replace(
+        "provider: anthropic",
+        "provider: anthropic\n    timeouts: {response_secs: 0.3}",
+    );
     let agw = Agw::start(&config).await;
     let body = r#"{"model":"m","messages":[{"role":"user","content":"mock:delay_ms=3000"}]}"#;
     let (res, bytes) = send(json_post(&agw.url("/v1/messages"), body)).await;
     assert_eq!(res.status(), 504);
-    assert!(json(&bytes)["error"]["message"].as_str().unwrap().contains("`anthropic`"));
+    assert!(
+        json(&bytes)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`anthropic`")
+    );
     agw.stop().await;
 }
 
@@ -293,7 +374,9 @@ backends:
     let agw = Agw::start(config).await;
     let (res, _) = send(json_post(&agw.url("/v1/messages"), PROMPT)).await;
     assert_eq!(res.status(), 200);
-    let got = std::str::from_utf8(&agw.mock.requests()[0].body).unwrap().to_owned();
+    let got = std::str::from_utf8(&agw.mock.requests()[0].body)
+        .unwrap()
+        .to_owned();
     assert_eq!(got, PROMPT.replace("claude-sonnet-4-5", "claude-opus-4-6"));
     agw.stop().await;
 
@@ -306,8 +389,14 @@ backends:
     let agw = Agw::start(config).await;
     let (res, bytes) = send(json_post(&agw.url("/v1/messages"), PROMPT)).await;
     assert_eq!(res.status(), 400);
-    let msg = json(&bytes)["error"]["message"].as_str().unwrap().to_owned();
-    assert!(msg.contains("claude-sonnet-4-5") && msg.contains("claude-opus-4-6, claude-haiku-*"), "{msg}");
+    let msg = json(&bytes)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        msg.contains("claude-sonnet-4-5") && msg.contains("claude-opus-4-6, claude-haiku-*"),
+        "{msg}"
+    );
     assert!(agw.mock.requests().is_empty());
     agw.stop().await;
 }
@@ -337,13 +426,23 @@ backends:
         .unwrap();
     let (res, bytes) = send(req).await;
     assert_eq!(res.status(), 200);
-    assert!(String::from_utf8_lossy(&bytes).trim_end().ends_with("data: [DONE]"));
-    assert_eq!(agw.mock.requests()[0].headers["authorization"], "Bearer sk-local-gateway");
+    assert!(
+        String::from_utf8_lossy(&bytes)
+            .trim_end()
+            .ends_with("data: [DONE]")
+    );
+    assert_eq!(
+        agw.mock.requests()[0].headers["authorization"],
+        "Bearer sk-local-gateway"
+    );
     let bad = r#"{"model":"qwen","messages":[{"role":"user","content":"credit card"}]}"#;
     let (res, bytes) = send(json_post(&agw.url("/v1/chat/completions"), bad)).await;
     assert_eq!(res.status(), 400);
     let v = json(&bytes);
-    assert_eq!(v["error"]["message"], "Rejected due to inappropriate content");
+    assert_eq!(
+        v["error"]["message"],
+        "Rejected due to inappropriate content"
+    );
     assert_eq!(v["error"]["type"], "invalid_request_error");
     // A Messages request to an OpenAI backend is refused, naming the backend, in the shape the
     // route's client expects.
@@ -351,7 +450,13 @@ backends:
     assert_eq!(res.status(), 404);
     let v = json(&bytes);
     assert_eq!(v["type"], "error");
-    assert!(v["error"]["message"].as_str().unwrap().contains("backend `local`"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("backend `local`"),
+        "{v}"
+    );
     agw.stop().await;
 }
 
@@ -367,11 +472,18 @@ async fn seed_manifests_work_as_config() {
     let bad = r#"{"model":"claude-opus-4-6","messages":[{"role":"user","content":"What is a credit card"}]}"#;
     let (res, bytes) = send(json_post(&agw.url("/v1/messages?beta=true"), bad)).await;
     assert_eq!(res.status(), 400);
-    assert_eq!(json(&bytes)["error"]["message"], "Rejected due to inappropriate content");
+    assert_eq!(
+        json(&bytes)["error"]["message"],
+        "Rejected due to inappropriate content"
+    );
     let (res, _) = send(json_post(&agw.url("/v1/messages?beta=true"), PROMPT)).await;
     assert_eq!(res.status(), 200);
     let r = &agw.mock.requests()[0];
     assert_eq!(r.headers["x-api-key"], "sk-ant-seed");
-    assert!(std::str::from_utf8(&r.body).unwrap().contains(r#""model":"claude-opus-4-6""#));
+    assert!(
+        std::str::from_utf8(&r.body)
+            .unwrap()
+            .contains(r#""model":"claude-opus-4-6""#)
+    );
     agw.stop().await;
 }

@@ -277,7 +277,9 @@ impl ModelPolicy {
 pub fn find_model(body: &[u8]) -> Result<Option<(Range<usize>, String)>, JsonError> {
     let mut sc = Scanner::new(body)?;
     if sc.peek() != Some(b'{') {
-        return Err(JsonError::Shape("the request body must be a JSON object".into()));
+        return Err(JsonError::Shape(
+            "the request body must be a JSON object".into(),
+        ));
     }
     let mut found = None;
     sc.object(|sc, key| {
@@ -323,10 +325,18 @@ mod tests {
     fn pin_rewrites_only_the_value() {
         let p = ModelPolicy::pin("claude-opus-4-6").unwrap();
         let body = br#"{ "max_tokens" : 5, "model" : "claude-sonnet-4-5", "x":[1,2.50]}"#;
-        let ModelOutcome::Rewritten { body: out, from, to } = p.apply(body).unwrap() else {
+        let ModelOutcome::Rewritten {
+            body: out,
+            from,
+            to,
+        } = p.apply(body).unwrap()
+        else {
             panic!()
         };
-        assert_eq!((from.as_str(), to.as_str()), ("claude-sonnet-4-5", "claude-opus-4-6"));
+        assert_eq!(
+            (from.as_str(), to.as_str()),
+            ("claude-sonnet-4-5", "claude-opus-4-6")
+        );
         assert_eq!(
             out,
             br#"{ "max_tokens" : 5, "model" : "claude-opus-4-6", "x":[1,2.50]}"#
@@ -365,7 +375,10 @@ mod tests {
         // An escaped duplicate key cannot smuggle a second model past the list.
         let dup = br#"{"model":"claude-opus-4-6","\u006dodel":"claude-haiku"}"#;
         assert!(matches!(p.apply(dup), Err(ModelError::Body(_))));
-        assert!(matches!(p.apply(br#"{"model":7}"#), Err(ModelError::Body(_))));
+        assert!(matches!(
+            p.apply(br#"{"model":7}"#),
+            Err(ModelError::Body(_))
+        ));
         assert!(matches!(p.apply(b"nope"), Err(ModelError::Body(_))));
     }
 

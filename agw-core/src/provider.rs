@@ -204,7 +204,9 @@ impl ProviderSpec {
             url: url.to_owned(),
             reason: reason.to_owned(),
         };
-        let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
         match uri.scheme_str() {
             Some("http" | "https") => {}
             _ => return Err(bad("the scheme must be http:// or https://")),
@@ -291,7 +293,10 @@ impl ProviderSpec {
                 headers.remove(h);
             }
             let (name, value) = match self.auth {
-                AuthScheme::XApiKey => (HeaderName::from_static("x-api-key"), key.expose().to_owned()),
+                AuthScheme::XApiKey => (
+                    HeaderName::from_static("x-api-key"),
+                    key.expose().to_owned(),
+                ),
                 AuthScheme::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
             };
             if let Ok(mut v) = HeaderValue::from_str(&value) {
@@ -347,14 +352,29 @@ mod tests {
     #[test]
     fn base_urls() {
         let s = ProviderSpec::openai_compatible("http://localhost:11434/").unwrap();
-        assert_eq!(s.upstream_uri("/v1/models").unwrap(), "http://localhost:11434/v1/models");
-        let s = ProviderSpec::openai().with_base_url("https://gw.example/api").unwrap();
+        assert_eq!(
+            s.upstream_uri("/v1/models").unwrap(),
+            "http://localhost:11434/v1/models"
+        );
+        let s = ProviderSpec::openai()
+            .with_base_url("https://gw.example/api")
+            .unwrap();
         assert_eq!(
             s.upstream_uri("/v1/chat/completions?x=1").unwrap(),
             "https://gw.example/api/v1/chat/completions?x=1"
         );
-        for bad in ["ftp://x", "localhost:80", "http://", "http://h/?q=1", "http://u:p@h", "nonsense url"] {
-            assert!(ProviderSpec::anthropic().with_base_url(bad).is_err(), "{bad}");
+        for bad in [
+            "ftp://x",
+            "localhost:80",
+            "http://",
+            "http://h/?q=1",
+            "http://u:p@h",
+            "nonsense url",
+        ] {
+            assert!(
+                ProviderSpec::anthropic().with_base_url(bad).is_err(),
+                "{bad}"
+            );
         }
     }
 

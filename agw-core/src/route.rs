@@ -321,7 +321,10 @@ mod tests {
             assert_eq!(k.name().parse::<RouteKind>().unwrap(), k);
         }
         assert_eq!("count_tokens".parse::<RouteKind>().unwrap(), CountTokens);
-        assert_eq!("chat_completions".parse::<RouteKind>().unwrap(), Completions);
+        assert_eq!(
+            "chat_completions".parse::<RouteKind>().unwrap(),
+            Completions
+        );
         assert!("Chat".parse::<RouteKind>().is_err());
     }
 }

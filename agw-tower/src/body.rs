@@ -75,7 +75,9 @@ where
     fn size_hint(&self) -> SizeHint {
         match self {
             Body::Inner { body } => body.size_hint(),
-            Body::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Body::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
         }
     }
 }

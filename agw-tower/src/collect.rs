@@ -17,7 +17,11 @@ pub(crate) enum CollectError {
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or
 /// while reading).
-pub(crate) async fn collect<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, CollectError>
+pub(crate) async fn collect<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<Bytes, CollectError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,

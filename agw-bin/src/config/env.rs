@@ -22,7 +22,12 @@ impl Env {
         V: Into<String>,
     {
         Self {
-            vars: Some(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()),
+            vars: Some(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
         }
     }
 
@@ -75,12 +80,18 @@ mod tests {
 
     #[test]
     fn references_and_expansion() {
-        assert_eq!(Env::reference("$ANTHROPIC_API_KEY"), Some("ANTHROPIC_API_KEY"));
+        assert_eq!(
+            Env::reference("$ANTHROPIC_API_KEY"),
+            Some("ANTHROPIC_API_KEY")
+        );
         assert_eq!(Env::reference("${A_1}"), Some("A_1"));
         assert_eq!(Env::reference("sk-ant-x"), None);
         assert_eq!(Env::reference("$1"), None);
         let env = Env::from_pairs([("HOST", "localhost"), ("EMPTY", "")]);
-        assert_eq!(env.expand("http://${HOST}:8000").unwrap(), "http://localhost:8000");
+        assert_eq!(
+            env.expand("http://${HOST}:8000").unwrap(),
+            "http://localhost:8000"
+        );
         assert!(env.expand("${EMPTY}").unwrap_err().contains("`EMPTY`"));
         assert!(env.expand("${NOPE").is_err());
     }

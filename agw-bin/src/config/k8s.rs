@@ -285,13 +285,21 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
                     .filter(|l| l.protocol.eq_ignore_ascii_case("HTTP"))
                     .collect();
                 let Some(first) = http.first() else {
-                    return Err(at("Gateway.spec.listeners: agw serves one HTTP listener; none found".into()));
+                    return Err(at(
+                        "Gateway.spec.listeners: agw serves one HTTP listener; none found".into(),
+                    ));
                 };
                 if first.allowed_routes.is_some() {
-                    notes.push("Gateway.spec.listeners[].allowedRoutes: all routes are allowed; ignored".into());
+                    notes.push(
+                        "Gateway.spec.listeners[].allowedRoutes: all routes are allowed; ignored"
+                            .into(),
+                    );
                 }
                 if http.len() > 1 || g.spec.listeners.len() > http.len() {
-                    notes.push(format!("Gateway.spec.listeners: only port {} (HTTP) is served", first.port));
+                    notes.push(format!(
+                        "Gateway.spec.listeners: only port {} (HTTP) is served",
+                        first.port
+                    ));
                 }
                 listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], first.port)));
             }
@@ -299,8 +307,12 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
                 let s: SecretDoc = typed(file, &c)?;
                 let mut values = s.string_data;
                 for (k, v) in s.data {
-                    let decoded = base64_decode(&v)
-                        .ok_or_else(|| at(format!("Secret `{}`: data.{k} is not base64", s.metadata.name)))?;
+                    let decoded = base64_decode(&v).ok_or_else(|| {
+                        at(format!(
+                            "Secret `{}`: data.{k} is not base64",
+                            s.metadata.name
+                        ))
+                    })?;
                     values.insert(k, decoded);
                 }
                 secrets.insert(s.metadata.name, values);
@@ -324,17 +336,23 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
         notes: Vec::new(),
     };
     if backends.is_empty() {
-        return Err(ConfigError::new(file, "no AgentgatewayBackend in the manifests"));
+        return Err(ConfigError::new(
+            file,
+            "no AgentgatewayBackend in the manifests",
+        ));
     }
     for (line, b) in backends {
         let name = b.metadata.name.clone();
-        let backend = backend(b, &secrets, env, &mut notes)
-            .map_err(|m| ConfigError::new(file, format!("AgentgatewayBackend `{name}`: {m}")).at(Some(line + 1), None))?;
+        let backend = backend(b, &secrets, env, &mut notes).map_err(|m| {
+            ConfigError::new(file, format!("AgentgatewayBackend `{name}`: {m}"))
+                .at(Some(line + 1), None)
+        })?;
         gw.backends.push(backend);
     }
     for (line, r) in routes {
         let at = |msg: String| {
-            ConfigError::new(file, format!("HTTPRoute `{}`: {msg}", r.metadata.name)).at(Some(line + 1), None)
+            ConfigError::new(file, format!("HTTPRoute `{}`: {msg}", r.metadata.name))
+                .at(Some(line + 1), None)
         };
         if r.spec.parent_refs.is_some() {
             notes.push("HTTPRoute.spec.parentRefs: agw is the only gateway; ignored".into());
@@ -347,7 +365,10 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
                 return Err(at("each rule needs exactly one backendRef".into()));
             };
             let Some(i) = gw.backends.iter().position(|b| b.name == backend_ref.name) else {
-                return Err(at(format!("backendRef `{}` names no AgentgatewayBackend", backend_ref.name)));
+                return Err(at(format!(
+                    "backendRef `{}` names no AgentgatewayBackend",
+                    backend_ref.name
+                )));
             };
             if rule.matches.is_empty() {
                 gw.http_routes.push(("/".into(), i));
@@ -357,7 +378,10 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
                     return Err(at("only path matches are supported".into()));
                 };
                 if p.ty != "PathPrefix" {
-                    return Err(at(format!("path match type `{}` is not supported (use PathPrefix)", p.ty)));
+                    return Err(at(format!(
+                        "path match type `{}` is not supported (use PathPrefix)",
+                        p.ty
+                    )));
                 }
                 gw.http_routes.push((p.value.clone(), i));
             }
@@ -365,7 +389,10 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
     }
     if gw.http_routes.is_empty() {
         if gw.backends.len() > 1 {
-            return Err(ConfigError::new(file, "several backends but no HTTPRoute to choose between them"));
+            return Err(ConfigError::new(
+                file,
+                "several backends but no HTTPRoute to choose between them",
+            ));
         }
         gw.http_routes.push(("/".into(), 0));
     }
@@ -393,11 +420,20 @@ fn backend(
     };
     let key = match &b.spec.policies.auth {
         None => None,
-        Some(Auth { key: Some(k), secret_ref: None }) => Some(k.clone()),
-        Some(Auth { secret_ref: Some(r), key: None }) => {
-            let values = secrets
-                .get(&r.name)
-                .ok_or_else(|| format!("policies.auth.secretRef: no Secret named `{}` in the file", r.name))?;
+        Some(Auth {
+            key: Some(k),
+            secret_ref: None,
+        }) => Some(k.clone()),
+        Some(Auth {
+            secret_ref: Some(r),
+            key: None,
+        }) => {
+            let values = secrets.get(&r.name).ok_or_else(|| {
+                format!(
+                    "policies.auth.secretRef: no Secret named `{}` in the file",
+                    r.name
+                )
+            })?;
             let v = values
                 .get("Authorization")
                 .or_else(|| values.values().next())
@@ -432,11 +468,14 @@ fn backend(
             for (path, kind) in map {
                 let k = match kind.as_str() {
                     "AnthropicTokenCount" => RouteKind::CountTokens,
-                    other => other.parse().map_err(|e: agw_core::route::UnknownRouteKind| {
-                        format!("policies.ai.routes: {e}")
-                    })?,
+                    other => other
+                        .parse()
+                        .map_err(|e: agw_core::route::UnknownRouteKind| {
+                            format!("policies.ai.routes: {e}")
+                        })?,
                 };
-                t.insert(path, k).map_err(|e| format!("policies.ai.routes: {e}"))?;
+                t.insert(path, k)
+                    .map_err(|e| format!("policies.ai.routes: {e}"))?;
             }
             t
         }
@@ -459,7 +498,9 @@ fn backend(
                     let status = http::StatusCode::from_u16(status)
                         .ok()
                         .filter(|s| s.is_client_error())
-                        .ok_or_else(|| format!("{rule_name}.response.statusCode {status} is not a 4xx"))?;
+                        .ok_or_else(|| {
+                            format!("{rule_name}.response.statusCode {status} is not a 4xx")
+                        })?;
                     Action::Reject {
                         status,
                         message: resp
@@ -473,16 +514,27 @@ fn backend(
                 return Err(format!("{rule_name}.regex: no `matches` or `builtins`"));
             }
             if !r.matches.is_empty() {
-                let name = if detectors.is_empty() { rule_name.clone() } else { format!("{rule_name}.matches") };
+                let name = if detectors.is_empty() {
+                    rule_name.clone()
+                } else {
+                    format!("{rule_name}.matches")
+                };
                 rules.push(Rule::regex(name, r.matches.clone()).action(action.clone()));
             }
             if !detectors.is_empty() {
-                let name = if r.matches.is_empty() { rule_name.clone() } else { format!("{rule_name}.builtins") };
+                let name = if r.matches.is_empty() {
+                    rule_name.clone()
+                } else {
+                    format!("{rule_name}.builtins")
+                };
                 rules.push(Rule::detectors(name, detectors).action(action));
             }
         }
     }
-    let policy = Policy::builder().rules(rules).build().map_err(|e| e.to_string())?;
+    let policy = Policy::builder()
+        .rules(rules)
+        .build()
+        .map_err(|e| e.to_string())?;
     Ok(Backend {
         upstream: UpstreamConfig::new(&name),
         name,
@@ -528,7 +580,10 @@ mod tests {
 
     #[test]
     fn base64() {
-        assert_eq!(base64_decode("c2stYW50LXRlc3Q=").as_deref(), Some("sk-ant-test"));
+        assert_eq!(
+            base64_decode("c2stYW50LXRlc3Q=").as_deref(),
+            Some("sk-ant-test")
+        );
         assert_eq!(base64_decode("!!"), None);
     }
 

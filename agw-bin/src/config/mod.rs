@@ -126,11 +126,7 @@ fn suggest(msg: &str) -> String {
         return msg.to_owned();
     };
     let wrong = &rest[..end];
-    let candidates: Vec<&str> = rest[end..]
-        .split('`')
-        .skip(2)
-        .step_by(2)
-        .collect();
+    let candidates: Vec<&str> = rest[end..].split('`').skip(2).step_by(2).collect();
     match closest(wrong, &candidates) {
         Some(c) => format!("{msg} (did you mean `{c}`?)"),
         None => msg.to_owned(),
@@ -281,7 +277,10 @@ fn path_has_prefix(path: &str, prefix: &str) -> bool {
     if p.is_empty() {
         return true;
     }
-    path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+    path == p
+        || path
+            .strip_prefix(p)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]

@@ -121,8 +121,16 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
         .as_deref()
         .unwrap_or(super::DEFAULT_LISTEN)
         .parse()
-        .map_err(|e| err("listen", format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)")))?;
-    let max_body = spec.limits.max_body_bytes.unwrap_or(agw_tower::guard::DEFAULT_LIMIT);
+        .map_err(|e| {
+            err(
+                "listen",
+                format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"),
+            )
+        })?;
+    let max_body = spec
+        .limits
+        .max_body_bytes
+        .unwrap_or(agw_tower::guard::DEFAULT_LIMIT);
     if spec.backends.is_empty() {
         return Err(err("backends", "at least one backend is required".into()));
     }
@@ -136,7 +144,10 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
     };
     for b in &spec.backends {
         if gw.backends.iter().any(|o: &Backend| o.name == b.name) {
-            return Err(err("name", format!("backend name `{}` is used twice", b.name)));
+            return Err(err(
+                "name",
+                format!("backend name `{}` is used twice", b.name),
+            ));
         }
         let backend = backend(b, env, max_body, &mut gw.notes)
             .map_err(|m| err(&m.0, format!("backend `{}`: {}", b.name, m.1)))?;
@@ -147,7 +158,13 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
     }
     for r in &spec.routes {
         let Some(i) = gw.backends.iter().position(|b| b.name == r.backend) else {
-            return Err(err("backend", format!("route `{}` names no known backend `{}`", r.prefix, r.backend)));
+            return Err(err(
+                "backend",
+                format!(
+                    "route `{}` names no known backend `{}`",
+                    r.prefix, r.backend
+                ),
+            ));
         };
         if !r.prefix.starts_with('/') {
             return Err(err("prefix", format!("`{}` must start with `/`", r.prefix)));
@@ -185,34 +202,46 @@ fn backend(
     match &b.base_url {
         Some(url) => {
             let url = env.expand(url).map_err(|e| fe("base_url", e))?;
-            spec = spec.with_base_url(&url).map_err(|e| fe("base_url", e.to_string()))?;
+            spec = spec
+                .with_base_url(&url)
+                .map_err(|e| fe("base_url", e.to_string()))?;
         }
         None if kind == ProviderKind::OpenAiCompatible => {
-            return Err(fe("base_url", "an openai_compatible backend needs a base_url".into()));
+            return Err(fe(
+                "base_url",
+                "an openai_compatible backend needs a base_url".into(),
+            ));
         }
         None => {}
     }
     let key = resolve_key(b, env)?;
-    let credentials = match (b.credentials, key) {
-        (CredentialsMode::Passthrough, Some(_)) => {
-            return Err(fe("credentials", "passthrough forwards the client's key; remove api_key".into()));
-        }
-        (CredentialsMode::Passthrough, None) => Credentials::Passthrough,
-        (CredentialsMode::Inject, None) => {
-            return Err(fe("credentials", "inject needs `api_key` or `api_key_file` with a value".into()));
-        }
-        (_, Some(k)) => Credentials::Inject(Secret::new(k)),
-        (CredentialsMode::Auto, None) => {
-            if b.api_key.is_some() {
-                notes.push(format!(
+    let credentials =
+        match (b.credentials, key) {
+            (CredentialsMode::Passthrough, Some(_)) => {
+                return Err(fe(
+                    "credentials",
+                    "passthrough forwards the client's key; remove api_key".into(),
+                ));
+            }
+            (CredentialsMode::Passthrough, None) => Credentials::Passthrough,
+            (CredentialsMode::Inject, None) => {
+                return Err(fe(
+                    "credentials",
+                    "inject needs `api_key` or `api_key_file` with a value".into(),
+                ));
+            }
+            (_, Some(k)) => Credentials::Inject(Secret::new(k)),
+            (CredentialsMode::Auto, None) => {
+                if b.api_key.is_some() {
+                    notes.push(format!(
                     "backend `{}`: {} is not set, so clients' own credentials are passed through",
                     b.name,
                     b.api_key.as_deref().and_then(Env::reference).unwrap_or("the api_key variable")
                 ));
+                }
+                Credentials::Passthrough
             }
-            Credentials::Passthrough
-        }
-    };
+        };
     spec = spec.with_credentials(credentials);
     let model = model_policy(&b.model).map_err(|e| fe("model", e))?;
     let routes = match &b.routes {
@@ -221,7 +250,9 @@ fn backend(
         Some(map) => {
             let mut t = RouteTable::new();
             for (path, kind) in map {
-                let k: RouteKind = kind.parse().map_err(|e: agw_core::route::UnknownRouteKind| fe("routes", e.to_string()))?;
+                let k: RouteKind = kind
+                    .parse()
+                    .map_err(|e: agw_core::route::UnknownRouteKind| fe("routes", e.to_string()))?;
                 t.insert(path, k).map_err(|e| fe("routes", e.to_string()))?;
             }
             t
@@ -297,9 +328,12 @@ fn model_policy(m: &ModelSpec) -> Result<ModelPolicy, String> {
     let base = match (&m.pin, m.aliases.is_empty()) {
         (Some(_), false) => return Err("give `pin` or `aliases`, not both".into()),
         (Some(p), true) => ModelPolicy::pin(p.clone()),
-        (None, false) => ModelPolicy::aliases(m.aliases.iter().map(|(a, b)| (a.clone(), b.clone()))),
+        (None, false) => {
+            ModelPolicy::aliases(m.aliases.iter().map(|(a, b)| (a.clone(), b.clone())))
+        }
         (None, true) => Ok(ModelPolicy::any()),
     }
     .map_err(|e| e.to_string())?;
-    base.allow(m.allow.iter().cloned()).map_err(|e| e.to_string())
+    base.allow(m.allow.iter().cloned())
+        .map_err(|e| e.to_string())
 }

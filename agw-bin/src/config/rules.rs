@@ -57,7 +57,10 @@ pub(crate) fn detector(name: &str) -> Result<Detector, String> {
         let hint = super::closest(name, &names)
             .map(|c| format!(" (did you mean `{c}`?)"))
             .unwrap_or_default();
-        format!("unknown detector `{name}`{hint}; known: {}", names.join(", "))
+        format!(
+            "unknown detector `{name}`{hint}; known: {}",
+            names.join(", ")
+        )
     })
 }
 
@@ -104,7 +107,10 @@ impl RuleSpec {
                     .ok_or_else(|| format!("rule `{name}`: status {status} is not a 4xx"))?;
                 Action::Reject {
                     status,
-                    message: self.message.clone().unwrap_or_else(|| DEFAULT_MESSAGE.into()),
+                    message: self
+                        .message
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_MESSAGE.into()),
                 }
             }
             ActionSpec::Mask => Action::Mask {
@@ -112,11 +118,17 @@ impl RuleSpec {
             },
             ActionSpec::Audit => Action::Audit,
         };
-        if !matches!(self.action, ActionSpec::Reject) && (self.message.is_some() || self.status.is_some()) {
-            return Err(format!("rule `{name}`: `message` and `status` go with `action: reject`"));
+        if !matches!(self.action, ActionSpec::Reject)
+            && (self.message.is_some() || self.status.is_some())
+        {
+            return Err(format!(
+                "rule `{name}`: `message` and `status` go with `action: reject`"
+            ));
         }
         if !matches!(self.action, ActionSpec::Mask) && self.placeholder.is_some() {
-            return Err(format!("rule `{name}`: `placeholder` goes with `action: mask`"));
+            return Err(format!(
+                "rule `{name}`: `placeholder` goes with `action: mask`"
+            ));
         }
         let fields = match &self.fields {
             None => Fields::ALL,
@@ -125,7 +137,10 @@ impl RuleSpec {
                 for f in list {
                     let names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
                     let field = Field::from_name(f).ok_or_else(|| {
-                        format!("rule `{name}`: unknown field `{f}` (known: {})", names.join(", "))
+                        format!(
+                            "rule `{name}`: unknown field `{f}` (known: {})",
+                            names.join(", ")
+                        )
                     })?;
                     set = set.with(field);
                 }

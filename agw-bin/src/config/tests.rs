@@ -24,7 +24,10 @@ fn builtin_matches_the_seed() {
     let b = &gw.backends[0];
     assert!(matches!(b.spec.credentials(), Credentials::Inject(k) if k.expose() == "sk-ant-gw"));
     assert!(rejects_credit_card(b));
-    assert_eq!(b.routes.classify("/v1/messages/count_tokens?beta=true"), RouteKind::CountTokens);
+    assert_eq!(
+        b.routes.classify("/v1/messages/count_tokens?beta=true"),
+        RouteKind::CountTokens
+    );
     assert_eq!(b.routes.classify("/v1/models"), RouteKind::Models);
     assert_eq!(b.routes.classify("/"), RouteKind::Passthrough);
     // Without the variable, clients' own credentials pass through.
@@ -46,19 +49,33 @@ fn seed_manifests_behave_like_the_builtin() {
         assert_eq!(gw.backends.len(), 1);
         let b = &gw.backends[0];
         assert_eq!(b.name, "anthropic");
-        assert!(matches!(b.spec.credentials(), Credentials::Inject(k) if k.expose() == "sk-ant-from-env"));
+        assert!(
+            matches!(b.spec.credentials(), Credentials::Inject(k) if k.expose() == "sk-ant-from-env")
+        );
         assert_eq!(rejects_credit_card(b), guarded, "{name}");
         // The exact semantics of the original regex: case-sensitive.
         let upper = br#"{"messages":[{"role":"user","content":"Credit Card"}]}"#;
-        assert!(b.policy.inspect(RouteKind::Messages, upper).unwrap().is_allow());
+        assert!(
+            b.policy
+                .inspect(RouteKind::Messages, upper)
+                .unwrap()
+                .is_allow()
+        );
         match pinned {
             Some(m) => assert_eq!(b.model.mode(), &agw_core::model::ModelMode::Pin(m.into())),
             None => assert!(b.model.is_noop()),
         }
-        assert_eq!(b.routes.classify("/v1/messages?beta=true"), RouteKind::Messages);
+        assert_eq!(
+            b.routes.classify("/v1/messages?beta=true"),
+            RouteKind::Messages
+        );
         assert_eq!(b.routes.classify("/v1/models"), RouteKind::Passthrough);
         assert_eq!(gw.backend_for("/v1/messages"), Some(0));
-        assert!(gw.notes.iter().any(|n| n.contains("gatewayClassName")), "{:?}", gw.notes);
+        assert!(
+            gw.notes.iter().any(|n| n.contains("gatewayClassName")),
+            "{:?}",
+            gw.notes
+        );
     }
     // Without the variable the Secret cannot be expanded: passthrough, with a note.
     let gw = Gateway::parse("x", &seed("guard-pinned"), &Env::default()).unwrap();
@@ -71,27 +88,48 @@ fn unknown_fields_are_named_with_a_location() {
     let e = Gateway::parse("agw.yaml", text, &Env::default()).unwrap_err();
     let s = e.to_string();
     assert!(s.starts_with("agw.yaml:5:"), "{s}");
-    assert!(s.contains("unknown field `modle`") && s.contains("did you mean `model`?"), "{s}");
+    assert!(
+        s.contains("unknown field `modle`") && s.contains("did you mean `model`?"),
+        "{s}"
+    );
 
     let manifest = seed("guard-any-model").replace("      promptGuard:", "      promptGaurd:");
     let e = Gateway::parse("m.yaml", &manifest, &Env::default()).unwrap_err();
     let s = e.to_string();
-    assert!(s.contains("promptGaurd") && s.contains("did you mean `promptGuard`?"), "{s}");
+    assert!(
+        s.contains("promptGaurd") && s.contains("did you mean `promptGuard`?"),
+        "{s}"
+    );
     assert!(e.line.is_some_and(|l| l > 40), "{s}");
 
     let manifest = seed("guard-any-model").replace("kind: HTTPRoute", "kind: GRPCRoute");
     let e = Gateway::parse("m.yaml", &manifest, &Env::default()).unwrap_err();
-    assert!(e.to_string().contains("kind `GRPCRoute` is not supported"), "{e}");
+    assert!(
+        e.to_string().contains("kind `GRPCRoute` is not supported"),
+        "{e}"
+    );
 }
 
 #[test]
 fn native_errors_name_the_field() {
     let cases = [
         ("backends: []", "at least one backend"),
-        ("listen: nope\nbackends: [{name: a, provider: anthropic}]", "listen:"),
-        ("backends: [{name: a, provider: anthropic, base_url: 'ftp://x'}]", "base_url"),
-        ("backends: [{name: a, provider: claude}]", "unknown variant `claude`"),
-        ("backends: [{name: a, provider: openai_compatible}]", "needs a base_url"),
+        (
+            "listen: nope\nbackends: [{name: a, provider: anthropic}]",
+            "listen:",
+        ),
+        (
+            "backends: [{name: a, provider: anthropic, base_url: 'ftp://x'}]",
+            "base_url",
+        ),
+        (
+            "backends: [{name: a, provider: claude}]",
+            "unknown variant `claude`",
+        ),
+        (
+            "backends: [{name: a, provider: openai_compatible}]",
+            "needs a base_url",
+        ),
         (
             "backends: [{name: a, provider: anthropic, guards: {request: [{regex: ['(']}]}}]",
             "rule `rule-1`: invalid regex `(`",
@@ -104,15 +142,23 @@ fn native_errors_name_the_field() {
             "backends: [{name: a, provider: anthropic, routes: {/v1/messages: Mesages}}]",
             "unknown route kind `Mesages`",
         ),
-        ("backends: [{name: a, provider: anthropic, credentials: inject}]", "inject needs"),
-        ("backends: [{name: a, provider: anthropic, api_key: '${NOPE_X}x'}]", "`NOPE_X` is not set"),
+        (
+            "backends: [{name: a, provider: anthropic, credentials: inject}]",
+            "inject needs",
+        ),
+        (
+            "backends: [{name: a, provider: anthropic, api_key: '${NOPE_X}x'}]",
+            "`NOPE_X` is not set",
+        ),
         (
             "backends: [{name: a, provider: anthropic}]\nroutes: [{prefix: /, backend: b}]",
             "no known backend `b`",
         ),
     ];
     for (text, want) in cases {
-        let e = Gateway::parse("c.yaml", text, &Env::default()).unwrap_err().to_string();
+        let e = Gateway::parse("c.yaml", text, &Env::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(want), "{text:?}: {e}");
     }
 }
@@ -152,7 +198,10 @@ routes:
     assert_eq!(b.spec.base_url(), "http://127.0.0.1:8000/");
     assert!(matches!(b.spec.credentials(), Credentials::Inject(k) if k.expose() == "sk-local"));
     assert_eq!(b.model.resolve("gpt-4o"), "qwen");
-    assert_eq!(b.routes.classify("/v1/chat/completions"), RouteKind::Completions);
+    assert_eq!(
+        b.routes.classify("/v1/chat/completions"),
+        RouteKind::Completions
+    );
     assert_eq!(b.policy.rules().count(), 2);
     assert_eq!(gw.max_body_bytes, 1000);
     assert_eq!(b.upstream.connect_timeout.as_millis(), 1500);

@@ -42,7 +42,12 @@ impl Agw {
         Self::start_raw(config, env, Some(base), mock).await
     }
 
-    pub async fn start_raw(config: &str, env: Env, base: Option<String>, mock: MockProvider) -> Agw {
+    pub async fn start_raw(
+        config: &str,
+        env: Env,
+        base: Option<String>,
+        mock: MockProvider,
+    ) -> Agw {
         let mut gw = Gateway::parse("test.yaml", config, &env).unwrap();
         gw.apply(&Overrides {
             listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -76,7 +81,11 @@ impl Agw {
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         let task = self.task.take().unwrap();
-        tokio::time::timeout(TIMEOUT, task).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(TIMEOUT, task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
     }
 }
 
@@ -120,7 +129,8 @@ pub fn json_post(url: &str, body: &str) -> Request<Full<Bytes>> {
 }
 
 pub fn json(bytes: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
 }
 
 pub const SEED_DEFAULT: &str = include_str!("../../src/config/builtin.yaml");

@@ -62,6 +62,7 @@
 //! Matching time is linear in the input; [`DetectorSet::find`] never panics, whatever the bytes.
 
 mod card;
+mod digits;
 mod email;
 mod iban;
 mod national;

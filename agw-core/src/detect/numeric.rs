@@ -1,6 +1,7 @@
 //! The digit scanner shared by the numeric detectors: finds number-like tokens and hands each to
 //! the card, SSN, SIN and phone validators; IBANs are tried first where two capitals precede.
 
+use super::digits::{next_run, run_end};
 use super::{
     Detector, DetectorSet, Finding, at, card, iban, is_word, national, phone, preceded_by,
 };
@@ -142,7 +143,7 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
     };
     let mut groups = Groups::new();
     let mut pos = 0;
-    while let Some(p) = next_digit(text, pos) {
+    while let Some((p, run_end)) = next_run(text, pos) {
         let capitals = at(text, p.wrapping_sub(1)).is_ascii_uppercase()
             && at(text, p.wrapping_sub(2)).is_ascii_uppercase();
         if wants.iban && capitals {
@@ -155,7 +156,6 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
                 continue;
             }
         }
-        let run_end = run_end(text, p);
         if run_end - p < MIN_DIGITS && !continues(text, p, run_end) {
             pos = run_end;
             continue;
@@ -268,52 +268,6 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
     }
 }
 
-/// End of the run of ASCII digits starting at `i`, eight bytes at a time.
-fn run_end(text: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = text.get(i..i + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes"));
-        let other = !digit_mask(word) & HIGH;
-        if other != 0 {
-            return i + (other.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    let rest = text.get(i..).unwrap_or_default();
-    i + rest
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(rest.len())
-}
-
-/// Position of the first ASCII digit at or after `from`, eight bytes at a time.
-fn next_digit(text: &[u8], from: usize) -> Option<usize> {
-    let rest = text.get(from..)?;
-    let mut chunks = rest.chunks_exact(8);
-    let mut offset = from;
-    for chunk in chunks.by_ref() {
-        let word = u64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes"));
-        let mask = digit_mask(word);
-        if mask != 0 {
-            return Some(offset + (mask.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
-    }
-    let tail = chunks.remainder();
-    tail.iter().position(u8::is_ascii_digit).map(|i| offset + i)
-}
-
-const LOW: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of each byte of `word` that is an ASCII digit, and no other bits.
-fn digit_mask(word: u64) -> u64 {
-    // Per byte: with the top bit cleared, adding never carries into the next byte.
-    let seven = word & !HIGH;
-    let at_least_0 = seven.wrapping_add(LOW * (0x80 - b'0' as u64));
-    let above_9 = seven.wrapping_add(LOW * (0x80 - b'9' as u64 - 1));
-    at_least_0 & !above_9 & !word & HIGH
-}
-
 /// Luhn checksum over ASCII digits.
 pub(super) fn luhn(digits: &[u8]) -> bool {
     let sum: u32 = digits
@@ -335,40 +289,6 @@ pub(super) fn luhn(digits: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digit_mask_matches_is_ascii_digit() {
-        for b in 0..=255u8 {
-            let word = u64::from_le_bytes([b'x', b, 0xff, b'0', b'9', b'/', b':', b]);
-            let expect = [
-                false,
-                b.is_ascii_digit(),
-                false,
-                true,
-                true,
-                false,
-                false,
-                b.is_ascii_digit(),
-            ];
-            let mask = digit_mask(word);
-            for (i, e) in expect.iter().enumerate() {
-                assert_eq!(mask >> (i * 8 + 7) & 1 == 1, *e, "byte {b:#x} at {i}");
-            }
-        }
-    }
-
-    #[test]
-    fn next_digit_finds_first() {
-        let text = b"abcdefghijklmnopqrstuvw7yz 8";
-        for from in 0..text.len() + 2 {
-            let expect = text
-                .iter()
-                .skip(from)
-                .position(u8::is_ascii_digit)
-                .map(|i| i + from);
-            assert_eq!(next_digit(text, from), expect, "from {from}");
-        }
-    }
 
     /// A group as text, joining separator and parenthesised flag.
     type Shape = (&'static str, u8, bool);
@@ -408,7 +328,7 @@ mod tests {
         let mut groups = Groups::new();
         for (text, expect) in cases {
             let t = text.as_bytes();
-            let start = next_digit(t, 0).unwrap();
+            let (start, _) = next_run(t, 0).unwrap();
             scan_token(t, start, &mut groups);
             let got: Vec<_> = groups
                 .as_slice()

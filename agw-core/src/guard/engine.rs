@@ -22,6 +22,9 @@ pub(crate) struct RawHit {
     pub detector: Option<Detector>,
 }
 
+/// Keyword patterns and, for each, its rule and whether it must match whole words.
+type PendingGroup = (Vec<String>, Vec<(usize, bool)>);
+
 #[derive(Debug)]
 struct LiteralGroup {
     ac: AhoCorasick,
@@ -61,8 +64,8 @@ fn normalize_literal(p: &str) -> String {
 
 impl Engines {
     pub fn build(rules: &[Rule]) -> Result<Engines, PolicyError> {
-        // Literal patterns, grouped by case sensitivity.
-        let mut lit: [(Vec<String>, Vec<(usize, bool)>); 2] = Default::default();
+        // Literal patterns, grouped by case sensitivity: [sensitive, insensitive].
+        let mut lit: [PendingGroup; 2] = Default::default();
         let mut regex_src: Vec<(String, usize, bool)> = Vec::new();
         let mut detectors = Vec::new();
         let mut detector_rules = Vec::new();

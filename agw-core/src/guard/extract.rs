@@ -98,7 +98,10 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
     }
     let mut sc = Scanner::new(body)?;
     if sc.peek() != Some(b'{') {
-        if sc.peek().is_some_and(|c| !b"[\"-0123456789tfn".contains(&c)) {
+        if sc
+            .peek()
+            .is_some_and(|c| !b"[\"-0123456789tfn".contains(&c))
+        {
             return Err(sc.skip().expect_err("not a JSON value"));
         }
         return Err(shape_at(&mut sc, "the request body must be a JSON object"));
@@ -343,7 +346,11 @@ impl Extractor {
                 ty = Some(sc.str_value(&s).into_owned());
                 return Ok(());
             }
-            for (name, leaf) in [("text", ".text"), ("title", ".title"), ("context", ".context")] {
+            for (name, leaf) in [
+                ("text", ".text"),
+                ("title", ".title"),
+                ("context", ".context"),
+            ] {
                 if sc.key_is(&key, name) && sc.peek() == Some(b'"') {
                     strings.push((sc.string()?, leaf));
                     return Ok(());
@@ -411,13 +418,27 @@ impl Extractor {
         };
         let field = forced.unwrap_or(natural);
         match key {
-            Key::Input => self.all_strings(sc, field, Loc { leaf: ".input", ..loc }),
+            Key::Input => self.all_strings(
+                sc,
+                field,
+                Loc {
+                    leaf: ".input",
+                    ..loc
+                },
+            ),
             Key::Source => self.document_source(sc, loc, field),
             Key::Content => match loc.message {
                 Some(m) if loc.sub.is_none() => self.content(sc, m, loc.block, field),
                 // Deeper nesting (inside a tool result or the system prompt): every string counts
                 // rather than a shape the API does not define.
-                _ => self.all_strings(sc, field, Loc { leaf: ".content", ..loc }),
+                _ => self.all_strings(
+                    sc,
+                    field,
+                    Loc {
+                        leaf: ".content",
+                        ..loc
+                    },
+                ),
             },
         }
     }
@@ -478,7 +499,12 @@ impl Extractor {
     }
 
     /// Every string value (not key) inside one JSON value.
-    fn all_strings(&mut self, sc: &mut Scanner<'_>, field: Field, loc: Loc) -> Result<(), JsonError> {
+    fn all_strings(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
         match sc.peek() {
             Some(b'"') => {
                 let s = sc.string()?;

@@ -62,7 +62,9 @@ mod policy;
 mod rule;
 
 pub use engine::{REGEX_DFA_LIMIT, REGEX_SIZE_LIMIT};
-pub use policy::{Decision, Hit, InspectError, Policy, PolicyBuilder, PolicyError, Rejection, Verdict};
+pub use policy::{
+    Decision, Hit, InspectError, Policy, PolicyBuilder, PolicyError, Rejection, Verdict,
+};
 pub use rule::{Action, ActionKind, Field, Fields, Matcher, Rule, Scope};
 
 #[cfg(test)]

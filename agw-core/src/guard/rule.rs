@@ -91,7 +91,12 @@ impl FromIterator<Field> for Fields {
 impl fmt::Debug for Fields {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_set()
-            .entries(Field::ALL.iter().filter(|x| self.contains(**x)).map(|x| x.name()))
+            .entries(
+                Field::ALL
+                    .iter()
+                    .filter(|x| self.contains(**x))
+                    .map(|x| x.name()),
+            )
             .finish()
     }
 }
@@ -256,7 +261,10 @@ impl Rule {
     }
 
     /// Built-in detectors.
-    pub fn detectors(name: impl Into<String>, detectors: impl IntoIterator<Item = Detector>) -> Rule {
+    pub fn detectors(
+        name: impl Into<String>,
+        detectors: impl IntoIterator<Item = Detector>,
+    ) -> Rule {
         Rule::new(name, Matcher::Detectors(detectors.into_iter().collect()))
     }
 

@@ -27,7 +27,10 @@ fn claude_code_body(secret: &str, prompt: &str) -> String {
 
 fn seed_policy() -> Policy {
     Policy::builder()
-        .rule(Rule::regex("credit-card", ["credit card"]).reject("Rejected due to inappropriate content"))
+        .rule(
+            Rule::regex("credit-card", ["credit card"])
+                .reject("Rejected due to inappropriate content"),
+        )
         .build()
         .unwrap()
 }
@@ -56,7 +59,9 @@ fn assert_only_spans_changed(orig: &str, masked: &[u8], spans: &[(&str, &str)]) 
     let mut expected = String::new();
     let mut rest = orig;
     for (span, placeholder) in spans {
-        let i = rest.find(span).unwrap_or_else(|| panic!("span {span:?} not in body"));
+        let i = rest
+            .find(span)
+            .unwrap_or_else(|| panic!("span {span:?} not in body"));
         expected.push_str(&rest[..i]);
         expected.push_str(placeholder);
         rest = &rest[i + span.len()..];
@@ -85,7 +90,12 @@ fn seed_rule_rejects_latest_prompt() {
 fn seed_rule_semantics_are_exact() {
     let p = seed_policy();
     // Case-sensitive, as in the original; thinking blocks and tool schemas are not prompt text.
-    for ok in ["What is a Credit Card", "creditcard", "credit  card", "hello"] {
+    for ok in [
+        "What is a Credit Card",
+        "creditcard",
+        "credit  card",
+        "hello",
+    ] {
         assert!(!rejected(&p, &claude_code_body("fine", ok)), "{ok}");
     }
 }
@@ -118,7 +128,8 @@ fn phrase_split_across_blocks_is_found() {
     let body = r#"{"messages":[{"role":"user","content":[{"type":"text","text":"tell me about credit"},{"type":"text","text":" card fraud"}]}]}"#;
     assert!(rejected(&p, body));
     // Blocks of different messages are not joined.
-    let body = r#"{"messages":[{"role":"user","content":"credit"},{"role":"user","content":" card"}]}"#;
+    let body =
+        r#"{"messages":[{"role":"user","content":"credit"},{"role":"user","content":" card"}]}"#;
     assert!(!rejected(&p, body));
 }
 
@@ -172,7 +183,10 @@ fn openai_fields_are_scanned() {
     ];
     for body in &bodies {
         let d = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
-        assert!(matches!(d.decision(), Decision::Reject(_)), "not scanned: {body}");
+        assert!(
+            matches!(d.decision(), Decision::Reject(_)),
+            "not scanned: {body}"
+        );
     }
 }
 
@@ -205,13 +219,21 @@ fn masking_is_byte_exact_in_tool_results() {
     // The thinking block (which also holds a card number) is untouched, signature included.
     assert!(text.contains(r#""thinking":"The user wants notes.txt. credit card 4111111111111111","signature":"EqQBCkgIBxABGAIiQL+sig/==""#));
     assert_eq!(v.hits().len(), 2);
-    assert!(v.hits().iter().all(|h| h.path == "messages[2].content[0].content[0].text"));
+    assert!(
+        v.hits()
+            .iter()
+            .all(|h| h.path == "messages[2].content[0].content[0].text")
+    );
 }
 
 #[test]
 fn masking_maps_escapes_and_invisibles_back_to_source() {
     let p = Policy::builder()
-        .rule(Rule::literals("word", ["secret plan"]).case_insensitive(true).mask())
+        .rule(
+            Rule::literals("word", ["secret plan"])
+                .case_insensitive(true)
+                .mask(),
+        )
         .build()
         .unwrap();
     let body = r#"{"messages":[{"role":"user","content":"a \u0053ecret\u200b PLAN\n here, ｓｅｃｒｅｔ plan"}]}"#;
@@ -246,7 +268,8 @@ fn placeholder_is_json_escaped() {
         .rule(Rule::literals("w", ["x"]).mask_with("\"<q>\"\\"))
         .build()
         .unwrap();
-    let Decision::Rewrite(m) = decision(&p, r#"{"messages":[{"role":"user","content":"axb"}]}"#) else {
+    let Decision::Rewrite(m) = decision(&p, r#"{"messages":[{"role":"user","content":"axb"}]}"#)
+    else {
         panic!()
     };
     let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
@@ -256,7 +279,11 @@ fn placeholder_is_json_escaped() {
 #[test]
 fn scope_latest_skips_history_and_system() {
     let p = Policy::builder()
-        .rule(Rule::regex("cc", ["credit card"]).scope(Scope::Latest).reject("no"))
+        .rule(
+            Rule::regex("cc", ["credit card"])
+                .scope(Scope::Latest)
+                .reject("no"),
+        )
         .build()
         .unwrap();
     let old = r#"{"system":"credit card","messages":[{"role":"user","content":"credit card"},{"role":"assistant","content":"no"},{"role":"user","content":"ok"}]}"#;
@@ -291,7 +318,11 @@ fn field_filter() {
         .unwrap();
     assert!(rejected(&input_only, &claude_code_body("x", "y")));
     let system_only = Policy::builder()
-        .rule(Rule::literals("p", ["preferences"]).fields(Fields::empty().with(Field::System)).audit())
+        .rule(
+            Rule::literals("p", ["preferences"])
+                .fields(Fields::empty().with(Field::System))
+                .audit(),
+        )
         .build()
         .unwrap();
     let v = system_only
@@ -305,7 +336,12 @@ fn field_filter() {
 #[test]
 fn literal_options() {
     let p = Policy::builder()
-        .rule(Rule::literals("w", ["card", "ÜBER"]).case_insensitive(true).whole_word(true).reject("no"))
+        .rule(
+            Rule::literals("w", ["card", "ÜBER"])
+                .case_insensitive(true)
+                .whole_word(true)
+                .reject("no"),
+        )
         .build()
         .unwrap();
     for (text, hit) in [
@@ -329,7 +365,10 @@ fn reject_wins_over_mask_and_first_rule_message() {
         .rule(Rule::literals("r2", ["credit card"]).reject("second"))
         .build()
         .unwrap();
-    match decision(&p, r#"{"messages":[{"role":"user","content":"credit card"}]}"#) {
+    match decision(
+        &p,
+        r#"{"messages":[{"role":"user","content":"credit card"}]}"#,
+    ) {
         Decision::Reject(r) => assert!(r.message == "first" || r.message == "second"),
         d => panic!("{d:?}"),
     }
@@ -354,7 +393,10 @@ fn bad_bodies_fail_closed() {
         let e = p.inspect(RouteKind::Messages, bad.as_bytes());
         assert!(e.is_err(), "{bad:?} accepted");
         let msg = e.unwrap_err().error_body().message().to_owned();
-        assert!(msg.starts_with("agw could not inspect the request body"), "{msg}");
+        assert!(
+            msg.starts_with("agw could not inspect the request body"),
+            "{msg}"
+        );
     }
     let deep = format!(
         r#"{{"messages":[{{"role":"user","content":[{{"type":"tool_use","input":{}1{}}}]}}]}}"#,
@@ -363,7 +405,11 @@ fn bad_bodies_fail_closed() {
     );
     assert!(p.inspect(RouteKind::Messages, deep.as_bytes()).is_err());
     // Routes without prompts are not read at all.
-    assert!(p.inspect(RouteKind::Passthrough, b"not json").unwrap().is_allow());
+    assert!(
+        p.inspect(RouteKind::Passthrough, b"not json")
+            .unwrap()
+            .is_allow()
+    );
 }
 
 #[test]
@@ -380,8 +426,14 @@ fn build_errors_name_rule_and_value() {
         .build()
         .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("rule `bad`") && msg.contains("credit (card"), "{msg}");
-    let e = Policy::builder().rule(Rule::literals("empty", [""])).build().unwrap_err();
+    assert!(
+        msg.contains("rule `bad`") && msg.contains("credit (card"),
+        "{msg}"
+    );
+    let e = Policy::builder()
+        .rule(Rule::literals("empty", [""]))
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("rule `empty`"));
     let e = Policy::builder()
         .rule(Rule::literals("a", ["x"]))
@@ -390,7 +442,10 @@ fn build_errors_name_rule_and_value() {
         .unwrap_err();
     assert_eq!(e, PolicyError::DuplicateName("a".into()));
     let huge = r"(?:\w{100}){100}";
-    let e = Policy::builder().rule(Rule::regex("big", [huge])).build().unwrap_err();
+    let e = Policy::builder()
+        .rule(Rule::regex("big", [huge]))
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("size limit"), "{e}");
 }
 

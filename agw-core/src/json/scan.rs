@@ -31,7 +31,11 @@ impl<'a> Scanner<'a> {
         if let Err(e) = std::str::from_utf8(b) {
             return Err(JsonError::Utf8(e.valid_up_to()));
         }
-        Ok(Self { b, pos: 0, depth: 0 })
+        Ok(Self {
+            b,
+            pos: 0,
+            depth: 0,
+        })
     }
 
     /// A scanner over the same (already validated) body, positioned at `pos`.
@@ -332,10 +336,7 @@ mod tests {
         ] {
             assert!(skip_all(bad).is_err(), "{bad:?} should fail");
         }
-        assert!(matches!(
-            Scanner::new(b"\"\xff\""),
-            Err(JsonError::Utf8(1))
-        ));
+        assert!(matches!(Scanner::new(b"\"\xff\""), Err(JsonError::Utf8(1))));
     }
 
     #[test]

@@ -160,6 +160,8 @@ pub(crate) fn is_invisible(c: char) -> bool {
         | '\u{E0100}'..='\u{E01EF}')
 }
 
+type Emit<'a> = dyn FnMut(&[u8], Range<usize>, bool) + 'a;
+
 /// Walks `raw`, calling `emit(text, raw_range, one_to_one)` for each piece of output: a run of
 /// plain ASCII copied byte for byte (`one_to_one`), or a normalised cluster (a starter with its
 /// combining marks) and the raw range it came from.
@@ -167,7 +169,7 @@ fn walk(raw: &[u8], mut emit: impl FnMut(&[u8], Range<usize>, bool)) {
     let mut cluster: Vec<char> = Vec::new();
     let mut cluster_src = 0..0;
     let mut scratch = String::new();
-    let mut flush = |cluster: &mut Vec<char>, src: Range<usize>, emit: &mut dyn FnMut(&[u8], Range<usize>, bool)| {
+    let mut flush = |cluster: &mut Vec<char>, src: Range<usize>, emit: &mut Emit<'_>| {
         if cluster.is_empty() {
             return;
         }
@@ -276,8 +278,22 @@ mod tests {
     #[test]
     fn map_back_is_consistent_on_mixed_input() {
         let pieces = [
-            "a", "Z", " ", r"\n", r"\u00e9", r"\ud83d\ude00", "\u{200B}", "é", "e\u{301}", "ｆ",
-            "ﬁ", r"\\", r#"\""#, "\u{E0041}", "日本", "①",
+            "a",
+            "Z",
+            " ",
+            r"\n",
+            r"\u00e9",
+            r"\ud83d\ude00",
+            "\u{200B}",
+            "é",
+            "e\u{301}",
+            "ｆ",
+            "ﬁ",
+            r"\\",
+            r#"\""#,
+            "\u{E0041}",
+            "日本",
+            "①",
         ];
         let mut seed = 0x2545F491u32;
         for _ in 0..300 {

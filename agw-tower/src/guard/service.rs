@@ -100,7 +100,10 @@ where
                             }
                             _ => (GuardOutcome::Invalid, ErrorKind::InvalidRequest),
                         };
-                        let err = ErrorBody::new(kind, format!("agw could not inspect the request body: {e}"));
+                        let err = ErrorBody::new(
+                            kind,
+                            format!("agw could not inspect the request body: {e}"),
+                        );
                         return reject(outcome, &err, Vec::new(), None);
                     }
                 },
