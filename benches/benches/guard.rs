@@ -31,7 +31,11 @@ fn inspect(c: &mut Criterion) {
         for (bname, body) in &bodies {
             g.throughput(Throughput::Bytes(body.len() as u64));
             g.bench_with_input(BenchmarkId::from_parameter(bname), body, |b, body| {
-                b.iter(|| policy.inspect(RouteKind::Messages, black_box(body)).unwrap())
+                b.iter(|| {
+                    policy
+                        .inspect(RouteKind::Messages, black_box(body))
+                        .unwrap()
+                })
             });
         }
         g.finish();
@@ -64,7 +68,11 @@ fn mask(c: &mut Criterion) {
     let body = long_session(2 << 20, true);
     g.throughput(Throughput::Bytes(body.len() as u64));
     g.bench_function("session_2m_with_hits", |b| {
-        b.iter(|| policy.inspect(RouteKind::Messages, black_box(&body)).unwrap())
+        b.iter(|| {
+            policy
+                .inspect(RouteKind::Messages, black_box(&body))
+                .unwrap()
+        })
     });
     g.finish();
 }

@@ -12,11 +12,55 @@ use agw_core::guard::{Policy, Rule};
 use std::fmt::Write;
 
 const WORDS: &[&str] = &[
-    "the", "file", "function", "returns", "error", "when", "user", "request", "tool", "should",
-    "use", "with", "and", "for", "this", "that", "code", "test", "value", "string", "parse",
-    "config", "server", "client", "response", "stream", "message", "model", "before", "after",
-    "always", "never", "important", "example", "result", "output", "input", "path", "line",
-    "directory", "command", "`cargo`", "**note**:", "-", "(see", "docs)", "v2", "2024", "id",
+    "the",
+    "file",
+    "function",
+    "returns",
+    "error",
+    "when",
+    "user",
+    "request",
+    "tool",
+    "should",
+    "use",
+    "with",
+    "and",
+    "for",
+    "this",
+    "that",
+    "code",
+    "test",
+    "value",
+    "string",
+    "parse",
+    "config",
+    "server",
+    "client",
+    "response",
+    "stream",
+    "message",
+    "model",
+    "before",
+    "after",
+    "always",
+    "never",
+    "important",
+    "example",
+    "result",
+    "output",
+    "input",
+    "path",
+    "line",
+    "directory",
+    "command",
+    "`cargo`",
+    "**note**:",
+    "-",
+    "(see",
+    "docs)",
+    "v2",
+    "2024",
+    "id",
 ];
 
 const CODE: &[&str] = &[
@@ -104,7 +148,10 @@ fn head(rng: &mut Rng, tools: usize) -> String {
 fn first_user_turn(rng: &mut Rng, prompt: &str) -> String {
     format!(
         r#"{{"role":"user","content":[{{"type":"text","text":{}}},{{"type":"text","text":{}}}]}}"#,
-        json_str(&format!("<system-reminder>\n{}\n</system-reminder>", prose(rng, 600))),
+        json_str(&format!(
+            "<system-reminder>\n{}\n</system-reminder>",
+            prose(rng, 600)
+        )),
         json_str(prompt)
     )
 }
@@ -125,7 +172,10 @@ pub fn chat_2k() -> Vec<u8> {
     let mut msgs = Vec::new();
     for i in 0..4 {
         let role = if i % 2 == 0 { "user" } else { "assistant" };
-        msgs.push(format!(r#"{{"role":"{role}","content":{}}}"#, json_str(&prose(&mut rng, 330))));
+        msgs.push(format!(
+            r#"{{"role":"{role}","content":{}}}"#,
+            json_str(&prose(&mut rng, 330))
+        ));
     }
     format!(
         r#"{{"model":"claude-sonnet-4-5","max_tokens":1024,"system":{},"messages":[{}]}}"#,
@@ -140,7 +190,10 @@ pub fn chat_2k() -> Vec<u8> {
 pub fn claude_code_first_turn() -> Vec<u8> {
     let mut rng = Rng(11);
     let mut s = head(&mut rng, 24);
-    let user = first_user_turn(&mut rng, "Explain what src/main.rs does and fix the failing test.");
+    let user = first_user_turn(
+        &mut rng,
+        "Explain what src/main.rs does and fix the failing test.",
+    );
     let env = environment_message(&mut rng);
     let _ = write!(s, r#""messages":[{user},{env}]}}"#);
     s.into_bytes()
@@ -153,7 +206,10 @@ pub fn long_session(target: usize, secrets: bool) -> Vec<u8> {
     let mut rng = Rng(13);
     let mut s = head(&mut rng, 24);
     s.push_str(r#""messages":["#);
-    s.push_str(&first_user_turn(&mut rng, "Refactor the parser module and keep the tests green."));
+    s.push_str(&first_user_turn(
+        &mut rng,
+        "Refactor the parser module and keep the tests green.",
+    ));
     let mut turn = 0;
     while s.len() < target {
         turn += 1;
@@ -181,7 +237,10 @@ pub fn long_session(target: usize, secrets: bool) -> Vec<u8> {
 /// (a) The seed article's single rule.
 pub fn policy_seed() -> Policy {
     Policy::builder()
-        .rule(Rule::regex("credit-card", ["credit card"]).reject("Rejected due to inappropriate content"))
+        .rule(
+            Rule::regex("credit-card", ["credit card"])
+                .reject("Rejected due to inappropriate content"),
+        )
         .build()
         .unwrap()
 }
@@ -204,20 +263,29 @@ pub fn policy_builtins_mask() -> Policy {
 
 /// The 100 keywords of policy (c).
 pub fn keywords() -> Vec<String> {
-    (0..100).map(|i| format!("forbidden-term-{i:03} zq")).collect()
+    (0..100)
+        .map(|i| format!("forbidden-term-{i:03} zq"))
+        .collect()
 }
 
 /// (c) 100 literal keywords, case-insensitive, whole words.
 pub fn policy_keywords() -> Policy {
     Policy::builder()
-        .rule(Rule::literals("keywords", keywords()).case_insensitive(true).whole_word(true).reject("no"))
+        .rule(
+            Rule::literals("keywords", keywords())
+                .case_insensitive(true)
+                .whole_word(true)
+                .reject("no"),
+        )
         .build()
         .unwrap()
 }
 
 /// The 20 expressions of policy (d).
 pub fn regexes() -> Vec<String> {
-    let mut v: Vec<String> = (0..16).map(|i| format!(r"project[-_ ]?codename[-_ ]?{i}\b")).collect();
+    let mut v: Vec<String> = (0..16)
+        .map(|i| format!(r"project[-_ ]?codename[-_ ]?{i}\b"))
+        .collect();
     v.push(r"\binternal\.corp\.example\.com/[a-z0-9/]+".into());
     v.push(r"(?i)confidential[ :]+do not share".into());
     v.push(r"\bBEGIN (?:RSA )?SECRET\b".into());
@@ -248,12 +316,22 @@ mod tests {
         assert!((2 << 20..(2 << 20) + 20_000).contains(&long.len()));
         for body in [&chat, &cc, &long] {
             serde_json::from_slice::<serde_json::Value>(body).unwrap();
-            for p in [policy_seed(), policy_builtins(), policy_keywords(), policy_regexes()] {
+            for p in [
+                policy_seed(),
+                policy_builtins(),
+                policy_keywords(),
+                policy_regexes(),
+            ] {
                 assert!(p.inspect(RouteKind::Messages, body).unwrap().is_allow());
             }
         }
         let hits = long_session(1 << 20, true);
-        let v = policy_builtins_mask().inspect(RouteKind::Messages, &hits).unwrap();
-        assert!(matches!(v.decision(), agw_core::guard::Decision::Rewrite(_)));
+        let v = policy_builtins_mask()
+            .inspect(RouteKind::Messages, &hits)
+            .unwrap();
+        assert!(matches!(
+            v.decision(),
+            agw_core::guard::Decision::Rewrite(_)
+        ));
     }
 }

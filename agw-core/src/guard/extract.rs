@@ -145,6 +145,16 @@ fn once(seen: &mut bool, key: &str) -> Result<(), JsonError> {
     Ok(())
 }
 
+/// Whether a block of type `ty` has prompt text in its string field `leaf`. Thinking blocks and
+/// images have none; `title` and `context` count for documents and search results only.
+fn reads_string(ty: &[u8], leaf: &str) -> bool {
+    match ty {
+        b"thinking" | b"redacted_thinking" | b"image" => false,
+        b"document" | b"search_result" => true,
+        _ => leaf == ".text",
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Other,
@@ -166,10 +176,22 @@ enum Key {
 }
 
 impl Extractor {
+    /// Reads the string at the cursor straight into the text buffer.
+    fn push_next(&mut self, sc: &mut Scanner<'_>, field: Field, loc: Loc) -> Result<(), JsonError> {
+        let start = self.doc.text.len();
+        let (s, kind) = sc.string_into(&mut self.doc.text)?;
+        self.add(start, &s, kind, field, loc);
+        Ok(())
+    }
+
     fn push(&mut self, sc: &Scanner<'_>, field: Field, s: &Str, loc: Loc) {
         let body = sc.bytes();
         let start = self.doc.text.len();
         let kind = decode(&body[s.raw.clone()], s.escaped, &mut self.doc.text);
+        self.add(start, s, kind, field, loc);
+    }
+
+    fn add(&mut self, start: usize, s: &Str, kind: Decoded, field: Field, loc: Loc) {
         let seg = Seg {
             text: start..self.doc.text.len(),
             raw: s.raw.clone(),
@@ -200,8 +222,7 @@ impl Extractor {
         };
         match sc.peek() {
             Some(b'"') => {
-                let s = sc.string()?;
-                self.push(sc, Field::System, &s, loc);
+                self.push_next(sc, Field::System, loc)?;
                 Ok(())
             }
             Some(b'[') => sc.array(|sc, i| {
@@ -291,8 +312,7 @@ impl Extractor {
         };
         match sc.peek() {
             Some(b'"') => {
-                let s = sc.string()?;
-                self.push(sc, field, &s, loc);
+                self.push_next(sc, field, loc)?;
                 Ok(())
             }
             Some(b'[') => sc.array(|sc, i| {
@@ -352,7 +372,17 @@ impl Extractor {
                 ("context", ".context"),
             ] {
                 if sc.key_is(&key, name) && sc.peek() == Some(b'"') {
-                    strings.push((sc.string()?, leaf));
+                    match ty.as_deref() {
+                        // The type usually comes first: read the text straight into the buffer.
+                        Some(t) if reads_string(t, leaf) => {
+                            let field = forced.unwrap_or(Field::Messages);
+                            self.push_next(sc, field, Loc { leaf, ..loc })?;
+                        }
+                        Some(_) => {
+                            sc.skip()?;
+                        }
+                        None => strings.push((sc.string()?, leaf)),
+                    }
                     return Ok(());
                 }
             }
@@ -378,12 +408,9 @@ impl Extractor {
             }
         })?;
         let ty = ty.unwrap_or_default();
-        if matches!(&ty[..], b"thinking" | b"redacted_thinking" | b"image") {
-            return Ok(());
-        }
         let field = forced.unwrap_or(Field::Messages);
         for (s, leaf) in strings {
-            if leaf == ".text" || matches!(&ty[..], b"document" | b"search_result") {
+            if reads_string(&ty, leaf) {
                 self.push(sc, field, &s, Loc { leaf, ..loc });
             }
         }
@@ -507,8 +534,7 @@ impl Extractor {
     ) -> Result<(), JsonError> {
         match sc.peek() {
             Some(b'"') => {
-                let s = sc.string()?;
-                self.push(sc, field, &s, loc);
+                self.push_next(sc, field, loc)?;
                 Ok(())
             }
             Some(b'{') => sc.object(|sc, _| self.all_strings(sc, field, loc)),

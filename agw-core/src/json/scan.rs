@@ -18,6 +18,8 @@ pub(crate) struct Scanner<'a> {
     b: &'a [u8],
     pos: usize,
     depth: usize,
+    /// The last non-ASCII character found to need no normalisation.
+    stable: char,
 }
 
 #[inline]
@@ -28,13 +30,16 @@ fn is_ws(c: u8) -> bool {
 impl<'a> Scanner<'a> {
     /// A scanner at the start of `b`. Checks UTF-8 once, up front.
     pub fn new(b: &'a [u8]) -> Result<Self, JsonError> {
-        if let Err(e) = std::str::from_utf8(b) {
-            return Err(JsonError::Utf8(e.valid_up_to()));
+        // SIMD validation: the std validator slows down on text with scattered non-ASCII.
+        if simdutf8::basic::from_utf8(b).is_err() {
+            let at = std::str::from_utf8(b).err().map_or(0, |e| e.valid_up_to());
+            return Err(JsonError::Utf8(at));
         }
         Ok(Self {
             b,
             pos: 0,
             depth: 0,
+            stable: '\0',
         })
     }
 
@@ -44,6 +49,7 @@ impl<'a> Scanner<'a> {
             b: self.b,
             pos,
             depth: self.depth,
+            stable: self.stable,
         }
     }
 
@@ -115,6 +121,65 @@ impl<'a> Scanner<'a> {
                     if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
                         return Err(self.err("invalid \\u escape"));
                     }
+                    self.pos += 6;
+                }
+                _ => return Err(self.err("invalid escape")),
+            }
+        }
+    }
+
+    /// Reads a string (the cursor must be at its opening quote) and appends its normalized text
+    /// to `out` in the same pass — the same text [`decode`](super::decode) gives.
+    pub fn string_into(&mut self, out: &mut Vec<u8>) -> Result<(Str, super::Decoded), JsonError> {
+        self.expect(b'"', "expected a string")?;
+        let start = self.pos;
+        let out_start = out.len();
+        let mut escaped = false;
+        // Whether copying runs and replacing short escapes gives the normalized text; once
+        // false, the string is normalized by the full walk at the end.
+        let mut simple = true;
+        loop {
+            let Some(off) = memchr::memchr2(b'"', b'\\', &self.b[self.pos..]) else {
+                self.pos = self.b.len();
+                return Err(self.err("unterminated string"));
+            };
+            if simple {
+                let run = &self.b[self.pos..self.pos + off];
+                if run.is_ascii() || !super::text::needs_normalization(run, &mut self.stable) {
+                    out.extend_from_slice(run);
+                } else {
+                    simple = false;
+                }
+            }
+            self.pos += off;
+            if self.b[self.pos] == b'"' {
+                let raw = start..self.pos;
+                self.pos += 1;
+                let kind = if !simple {
+                    out.truncate(out_start);
+                    super::text::decode_full(&self.b[raw.clone()], out);
+                    super::Decoded::Transformed
+                } else if escaped {
+                    super::Decoded::Transformed
+                } else {
+                    super::Decoded::Identity
+                };
+                return Ok((Str { raw, escaped }, kind));
+            }
+            escaped = true;
+            match self.b.get(self.pos + 1) {
+                Some(&c @ (b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')) => {
+                    if simple {
+                        out.push(super::text::short_escape(c));
+                    }
+                    self.pos += 2;
+                }
+                Some(b'u') => {
+                    let hex = self.b.get(self.pos + 2..self.pos + 6);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return Err(self.err("invalid \\u escape"));
+                    }
+                    simple = false;
                     self.pos += 6;
                 }
                 _ => return Err(self.err("invalid escape")),

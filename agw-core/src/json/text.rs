@@ -26,18 +26,25 @@ pub(crate) enum Decoded {
 
 /// Appends the normalized text of a JSON string's raw content (between the quotes) to `out`.
 pub(crate) fn decode(raw: &[u8], escaped: bool, out: &mut Vec<u8>) -> Decoded {
-    let ascii = raw.is_ascii();
-    if ascii && !escaped {
+    // Most text is already normal: ASCII, or Unicode that NFKC leaves alone with nothing
+    // invisible in it. Then only JSON escapes (if any) change it, and `\u` escapes are rare.
+    let plain = raw.is_ascii() || !needs_normalization(raw, &mut '\0');
+    if plain && !escaped {
         out.extend_from_slice(raw);
         return Decoded::Identity;
     }
-    if ascii && memchr::memmem::find(raw, b"\\u").is_none() {
+    if plain && memchr::memmem::find(raw, b"\\u").is_none() {
         simple_unescape(raw, out);
         return Decoded::Transformed;
     }
+    decode_full(raw, out);
+    Decoded::Transformed
+}
+
+/// The full normalisation walk (escapes, invisibles, NFKC), appending to `out`.
+pub(crate) fn decode_full(raw: &[u8], out: &mut Vec<u8>) {
     out.reserve(raw.len());
     walk(raw, |text, _, _| out.extend_from_slice(text));
-    Decoded::Transformed
 }
 
 /// The raw byte range (relative to `raw`) of the source characters of text byte `at`.
@@ -78,6 +85,52 @@ pub(crate) fn unescape_exact(raw: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// The index of the first non-ASCII byte at or after `from`, eight bytes at a time.
+fn next_non_ascii(raw: &[u8], mut from: usize) -> Option<usize> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while from + 8 <= raw.len() {
+        let word = u64::from_le_bytes(raw[from..from + 8].try_into().expect("8 bytes"));
+        if word & HIGH != 0 {
+            return Some(from + (word & HIGH).trailing_zeros() as usize / 8);
+        }
+        from += 8;
+    }
+    raw[from..]
+        .iter()
+        .position(|b| *b >= 0x80)
+        .map(|i| from + i)
+}
+
+/// Whether any raw (unescaped) character of `raw` is invisible, a combining mark, or changed by
+/// NFKC. Escapes are not looked at (callers handle `\u` separately). `known_ok` caches the last
+/// character found stable, across calls: text repeats the same few non-ASCII characters
+/// (arrows, dashes, quotes), and the NFKC check is a table search.
+#[inline]
+pub(crate) fn needs_normalization(raw: &[u8], known_ok: &mut char) -> bool {
+    let mut at = 0;
+    while let Some(i) = next_non_ascii(raw, at) {
+        let (c, next) = next_char(raw, i);
+        if c != *known_ok {
+            if !is_stable(c) {
+                return true;
+            }
+            *known_ok = c;
+        }
+        at = next;
+    }
+    false
+}
+
+/// Whether NFKC and invisible-character removal leave `c` alone, whatever surrounds it.
+#[cold]
+#[inline(never)]
+fn is_stable(c: char) -> bool {
+    !is_invisible(c)
+        && canonical_combining_class(c) == 0
+        && unicode_normalization::is_nfkc_quick(std::iter::once(c))
+            == unicode_normalization::IsNormalized::Yes
+}
+
 fn simple_unescape(raw: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while let Some(off) = memchr::memchr(b'\\', &raw[i..]) {
@@ -91,7 +144,7 @@ fn simple_unescape(raw: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-fn short_escape(c: u8) -> u8 {
+pub(crate) fn short_escape(c: u8) -> u8 {
     match c {
         b'n' => b'\n',
         b't' => b'\t',
@@ -130,17 +183,25 @@ fn next_char(raw: &[u8], i: usize) -> (char, usize) {
         }
         return (char::from_u32(hi).unwrap_or('\u{FFFD}'), i + 6);
     }
+    // The body was validated as UTF-8 up front; a truncated or stray byte still cannot panic.
     let len = match b {
-        0x00..=0x7f => 1,
+        0x00..=0x7f => return (b as char, i + 1),
         0xc0..=0xdf => 2,
         0xe0..=0xef => 3,
-        _ => 4,
+        0xf0..=0xf7 => 4,
+        _ => return ('\u{FFFD}', i + 1),
     };
-    let end = (i + len).min(raw.len());
-    match std::str::from_utf8(&raw[i..end]) {
-        Ok(s) => (s.chars().next().unwrap_or('\u{FFFD}'), end),
-        Err(_) => ('\u{FFFD}', i + 1),
+    let Some(bytes) = raw.get(i..i + len) else {
+        return ('\u{FFFD}', raw.len());
+    };
+    let mut c = u32::from(b) & (0x7f >> len);
+    for &cont in &bytes[1..] {
+        if cont & 0xc0 != 0x80 {
+            return ('\u{FFFD}', i + 1);
+        }
+        c = c << 6 | u32::from(cont & 0x3f);
     }
+    (char::from_u32(c).unwrap_or('\u{FFFD}'), i + len)
 }
 
 /// Characters that render as nothing and are used to split words past filters.
@@ -315,6 +376,14 @@ mod tests {
             let mut full = Vec::new();
             walk(raw.as_bytes(), |t, _, _| full.extend_from_slice(t));
             assert_eq!(full, out, "{raw:?}: fast and slow paths disagree");
+            let quoted = format!("\"{raw}\"");
+            let mut fused = Vec::new();
+            let (_, fused_kind) = super::super::Scanner::new(quoted.as_bytes())
+                .unwrap()
+                .string_into(&mut fused)
+                .unwrap();
+            assert_eq!(fused, out, "{raw:?}: string_into and decode disagree");
+            assert_eq!(fused_kind, kind, "{raw:?}");
         }
     }
 
