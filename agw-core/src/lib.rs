@@ -7,3 +7,4 @@ pub mod json;
 pub mod model;
 pub mod provider;
 pub mod route;
+pub mod stream;

@@ -63,7 +63,7 @@ mod rule;
 
 pub use engine::{REGEX_DFA_LIMIT, REGEX_SIZE_LIMIT};
 pub use policy::{
-    Decision, Hit, InspectError, Policy, PolicyBuilder, PolicyError, Rejection, Verdict,
+    Decision, Hit, InspectError, Policy, PolicyBuilder, PolicyError, Rejection, TextMatch, Verdict,
 };
 pub use rule::{Action, ActionKind, Field, Fields, Matcher, Rule, Scope};
 

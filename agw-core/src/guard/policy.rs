@@ -178,6 +178,31 @@ pub struct Hit {
     pub path: String,
 }
 
+/// A match in plain text, from [`Policy::find_in_text`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextMatch<'a> {
+    /// The rule's name.
+    pub rule: &'a Arc<str>,
+    /// The rule's action.
+    pub action: &'a Action,
+    /// The detector that fired, for detector rules.
+    pub detector: Option<Detector>,
+    /// The byte range in the text.
+    pub range: std::ops::Range<usize>,
+}
+
+impl TextMatch<'_> {
+    /// The placeholder a masking rule puts in place of this match.
+    pub fn placeholder(&self) -> &str {
+        match self.action {
+            Action::Mask {
+                placeholder: Some(p),
+            } => p,
+            _ => self.detector.map_or("<MASKED>", Detector::placeholder),
+        }
+    }
+}
+
 /// A rejection: the rule that decided, and the error to answer with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -281,6 +306,42 @@ impl Policy {
         Ok(verdict)
     }
 
+    /// Inspects a provider's non-streaming response body (Anthropic message or OpenAI chat
+    /// completion) as written by `api`: the same rules, over the text the model produced. Field
+    /// filters and scope do not apply; every rule looks at the whole response.
+    pub fn inspect_response(
+        &self,
+        api: crate::api::Api,
+        body: &[u8],
+    ) -> Result<Verdict, InspectError> {
+        let doc = super::extract::extract_response(api, body)?;
+        Ok(self.decide(body, &doc))
+    }
+
+    /// Every match of every rule in a piece of plain text (for streamed responses, which are
+    /// not JSON documents). Ranges are byte ranges of `text`.
+    pub fn find_in_text(&self, text: &[u8]) -> Vec<TextMatch<'_>> {
+        let inner = &*self.inner;
+        let all = vec![true; inner.rules.len()];
+        let mut raw = Vec::new();
+        let mut findings = Vec::new();
+        inner.engines.find(
+            text,
+            Wanted { rules: &all },
+            &mut findings,
+            &mut raw,
+            &|_| false,
+        );
+        raw.into_iter()
+            .map(|h| TextMatch {
+                rule: &inner.rules[h.rule].name,
+                action: &inner.rules[h.rule].action,
+                detector: h.detector,
+                range: h.range,
+            })
+            .collect()
+    }
+
     fn decide(&self, body: &[u8], doc: &Doc) -> Verdict {
         let inner = &*self.inner;
         let mut raw: Vec<RawHit> = Vec::new();
@@ -321,8 +382,7 @@ impl Policy {
                 if let Action::Mask { placeholder } = &rule.action {
                     let text = placeholder
                         .as_deref()
-                        .or(h.detector.map(Detector::placeholder))
-                        .unwrap_or("<MASKED>");
+                        .unwrap_or_else(|| h.detector.map_or("<MASKED>", Detector::placeholder));
                     for (i, r) in pieces.into_iter().enumerate() {
                         edits.push(Edit::json_string(r, if i == 0 { text } else { "" }));
                     }

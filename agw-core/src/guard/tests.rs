@@ -455,3 +455,40 @@ fn untouched_body_is_allowed_without_copy() {
     let body = claude_code_body("nothing here", "hello");
     assert_eq!(decision(&p, &body), Decision::Allow);
 }
+
+#[test]
+fn responses_are_inspected_byte_faithfully() {
+    use crate::api::Api;
+    let p = mask_policy();
+    let anthropic = r#"{"id":"msg_1","type":"message","content":[{"type":"thinking","thinking":"4111111111111111","signature":"s"},{"type":"text","text":"Your card 4111 1111 1111 1111 is on file."}],"usage":{"input_tokens":3}}"#;
+    let v = p
+        .inspect_response(Api::Anthropic, anthropic.as_bytes())
+        .unwrap();
+    let Decision::Rewrite(out) = v.decision() else {
+        panic!("{v:?}")
+    };
+    assert_eq!(
+        std::str::from_utf8(out).unwrap(),
+        anthropic.replace("4111 1111 1111 1111", "<CREDIT_CARD>")
+    );
+    let openai = r#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"key AKIAIOSFODNN7EXAMPLE"},"finish_reason":"stop"}]}"#;
+    let v = p.inspect_response(Api::OpenAi, openai.as_bytes()).unwrap();
+    let Decision::Rewrite(out) = v.decision() else {
+        panic!("{v:?}")
+    };
+    assert_eq!(
+        std::str::from_utf8(out).unwrap(),
+        openai.replace("AKIAIOSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>")
+    );
+    assert!(
+        seed_policy()
+            .inspect_response(
+                Api::Anthropic,
+                br#"{"content":[{"type":"text","text":"a credit card"}]}"#
+            )
+            .unwrap()
+            .decision()
+            .ne(&Decision::Allow)
+    );
+    assert!(p.inspect_response(Api::Anthropic, b"[1]").is_err());
+}

@@ -41,6 +41,37 @@ pub(crate) fn decode(raw: &[u8], escaped: bool, out: &mut Vec<u8>) -> Decoded {
     Decoded::Transformed
 }
 
+/// Normalizes plain (unescaped) text the way [`decode`] normalizes a JSON string; for each text
+/// byte, `map` gets the source byte range it came from.
+pub(crate) fn normalize_plain(s: &str, out: &mut Vec<u8>, map: &mut Vec<Range<usize>>) {
+    // Escape into JSON string syntax and reuse the one walk, mapping back through the escapes.
+    let mut esc = Vec::with_capacity(s.len() + 8);
+    let mut src = Vec::with_capacity(s.len() + 9);
+    for (i, b) in s.bytes().enumerate() {
+        let before = esc.len();
+        match b {
+            b'"' => esc.extend_from_slice(b"\\\""),
+            b'\\' => esc.extend_from_slice(b"\\\\"),
+            c if c < 0x20 => esc.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+            c => esc.push(c),
+        }
+        src.resize(src.len() + esc.len() - before, i);
+    }
+    src.push(s.len());
+    let end_of = |e: usize| if e < src.len() - 1 { src[e] } else { s.len() };
+    walk(&esc, |text, r, one_to_one| {
+        for k in 0..text.len() {
+            let (a, b) = if one_to_one {
+                (r.start + k, r.start + k + 1)
+            } else {
+                (r.start, r.end)
+            };
+            map.push(src[a]..end_of(b).max(src[a] + 1));
+        }
+        out.extend_from_slice(text);
+    });
+}
+
 /// The full normalisation walk (escapes, invisibles, NFKC), appending to `out`.
 pub(crate) fn decode_full(raw: &[u8], out: &mut Vec<u8>) {
     out.reserve(raw.len());
@@ -385,6 +416,38 @@ mod tests {
             assert_eq!(fused, out, "{raw:?}: string_into and decode disagree");
             assert_eq!(fused_kind, kind, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn plain_text_normalises_like_json_strings() {
+        for s in [
+            "plain",
+            "a \"q\" \\ \n\t",
+            "cre\u{200B}dit ｃａｒｄ",
+            "caf\u{e9} e\u{301}",
+            "①\u{1}",
+        ] {
+            let mut text = Vec::new();
+            let mut map = Vec::new();
+            normalize_plain(s, &mut text, &mut map);
+            let json = serde_json::to_string(s).unwrap();
+            let mut want = Vec::new();
+            decode(&json.as_bytes()[1..json.len() - 1], true, &mut want);
+            assert_eq!(text, want, "{s:?}");
+            assert_eq!(map.len(), text.len());
+            for r in &map {
+                assert!(
+                    r.start < r.end && r.end <= s.len() && s.is_char_boundary(r.start),
+                    "{s:?} {r:?}"
+                );
+            }
+        }
+        let mut text = Vec::new();
+        let mut map = Vec::new();
+        normalize_plain("x cre\u{200B}dit", &mut text, &mut map);
+        let i = 2;
+        assert_eq!(map[i].start, 2);
+        assert_eq!(map[text.len() - 1].end, "x cre\u{200B}dit".len());
     }
 
     #[test]

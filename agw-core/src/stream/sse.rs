@@ -1,0 +1,176 @@
+//! The incremental SSE decoder.
+
+use bytes::{Bytes, BytesMut};
+
+/// An event too large for the decoder's limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a server-sent event exceeds {limit} bytes")]
+pub struct SseError {
+    /// The limit.
+    pub limit: usize,
+}
+
+/// Splits a byte stream into complete server-sent events (each with its terminating blank
+/// line, bytes unchanged), whatever the chunking. Lines may end in `\n`, `\r\n` or `\r`.
+#[derive(Debug)]
+pub struct SseDecoder {
+    buf: BytesMut,
+    /// Where the scan for the event end resumes.
+    scanned: usize,
+    /// Whether `scanned` is at the start of a line (so a line end there ends the event).
+    at_line_start: bool,
+    limit: usize,
+}
+
+impl SseDecoder {
+    /// A decoder refusing events larger than `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            scanned: 0,
+            at_line_start: true,
+            limit,
+        }
+    }
+
+    /// Feeds a chunk; appends each event it completes to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<Bytes>) -> Result<(), SseError> {
+        self.buf.extend_from_slice(chunk);
+        loop {
+            // A `\r` at the very end waits for the next chunk: it may be half of a `\r\n`.
+            let end = self.buf.len() - usize::from(self.buf.last() == Some(&b'\r'));
+            let mut i = self.scanned;
+            let mut event_end = None;
+            while i < end {
+                match memchr::memchr2(b'\n', b'\r', &self.buf[i..end]) {
+                    None => {
+                        self.at_line_start = false;
+                        i = end;
+                    }
+                    Some(0) => {
+                        let mut next = i + 1;
+                        if self.buf[i] == b'\r' && self.buf.get(next) == Some(&b'\n') {
+                            next += 1;
+                        }
+                        if self.at_line_start {
+                            event_end = Some(next);
+                            break;
+                        }
+                        self.at_line_start = true;
+                        i = next;
+                    }
+                    Some(n) => {
+                        self.at_line_start = false;
+                        i += n;
+                    }
+                }
+            }
+            match event_end {
+                Some(e) => {
+                    out.push(self.buf.split_to(e).freeze());
+                    self.scanned = 0;
+                    self.at_line_start = true;
+                }
+                None => {
+                    self.scanned = i;
+                    break;
+                }
+            }
+        }
+        if self.buf.len() > self.limit {
+            return Err(SseError { limit: self.limit });
+        }
+        Ok(())
+    }
+
+    /// The bytes of an unfinished event at the end of the stream, if any.
+    pub fn finish(&mut self) -> Option<Bytes> {
+        self.scanned = 0;
+        self.at_line_start = true;
+        (!self.buf.is_empty()).then(|| self.buf.split().freeze())
+    }
+}
+
+/// The `event:` name and the joined `data:` lines of one event.
+pub(crate) fn fields(event: &[u8]) -> (Option<&str>, String) {
+    let text = std::str::from_utf8(event).unwrap_or("");
+    let mut name = None;
+    let mut data = String::new();
+    let mut first = true;
+    for line in text.split(['\n', '\r']) {
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => name = Some(value),
+            "data" => {
+                if !first {
+                    data.push('\n');
+                }
+                data.push_str(value);
+                first = false;
+            }
+            _ => {}
+        }
+    }
+    (name, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_all(input: &[u8], mut sizes: impl FnMut(usize) -> usize) -> Vec<Bytes> {
+        let mut d = SseDecoder::new(1 << 20);
+        let mut out = Vec::new();
+        let mut at = 0;
+        let mut n = 0;
+        while at < input.len() {
+            let len = sizes(n).clamp(1, input.len() - at);
+            d.push(&input[at..at + len], &mut out).unwrap();
+            at += len;
+            n += 1;
+        }
+        out.extend(d.finish());
+        out
+    }
+
+    #[test]
+    fn every_chunking_gives_the_same_events() {
+        let input = b"event: a\ndata: {\"x\":1}\n\n: comment\n\nevent: b\r\ndata: 2\r\n\r\ndata: 3\r\rdata: 4\n\ndata: tail";
+        let whole = split_all(input, |_| usize::MAX);
+        let joined: Vec<u8> = whole.iter().flat_map(|b| b.to_vec()).collect();
+        assert_eq!(joined, input, "bytes are preserved");
+        assert_eq!(whole.len(), 6, "{whole:?}");
+        assert_eq!(&whole[0][..], b"event: a\ndata: {\"x\":1}\n\n");
+        assert_eq!(&whole[1][..], b": comment\n\n");
+        assert_eq!(&whole[2][..], b"event: b\r\ndata: 2\r\n\r\n");
+        assert_eq!(&whole[3][..], b"data: 3\r\r");
+        for size in 1..input.len() {
+            assert_eq!(split_all(input, |_| size), whole, "chunks of {size}");
+        }
+        let mut seed = 7usize;
+        for _ in 0..200 {
+            let got = split_all(input, |_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (seed >> 33) % 7 + 1
+            });
+            assert_eq!(got, whole);
+        }
+    }
+
+    #[test]
+    fn limit_is_enforced() {
+        let mut d = SseDecoder::new(16);
+        let mut out = Vec::new();
+        assert!(d.push(b"data: 0123456789abcdef", &mut out).is_err());
+    }
+
+    #[test]
+    fn fields_parse() {
+        let (name, data) = fields(b"event: x\ndata: a\ndata:b\n: c\n\n");
+        assert_eq!(name, Some("x"));
+        assert_eq!(data, "a\nb");
+    }
+}
