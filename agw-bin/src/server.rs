@@ -8,6 +8,7 @@ use agw_tower::body::{Body, BoxError};
 use agw_tower::classify::{Classify, ClassifyLayer};
 use agw_tower::guard::{RequestGuard, RequestGuardLayer};
 use agw_tower::provider::{Provider, ProviderLayer};
+use agw_tower::response::{ResponseGuard, ResponseGuardLayer};
 use agw_tower::upstream::Upstream;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -31,7 +32,7 @@ use tower_service::Service;
 /// The response body of the proxy.
 pub type ResBody = UnsyncBoxBody<Bytes, BoxError>;
 
-type Stack = Classify<RequestGuard<Provider<Upstream<Body<Body<Incoming>>>>>>;
+type Stack = Classify<RequestGuard<ResponseGuard<Provider<Upstream<Body<Body<Incoming>>>>>>>;
 
 /// One backend's layered service.
 #[derive(Clone, Debug)]
@@ -71,8 +72,12 @@ impl App {
             let guard = RequestGuardLayer::new(b.policy.clone())
                 .limit(gateway.max_body_bytes)
                 .routes(b.routes.clone());
+            let response = ResponseGuardLayer::new(b.response_policy.clone())
+                .window(b.response_window)
+                .limit(gateway.max_body_bytes)
+                .routes(b.routes.clone());
             let classify = ClassifyLayer::new(b.routes.clone(), b.spec.kind().api());
-            let svc = classify.layer(guard.layer(provider.layer(upstream)));
+            let svc = classify.layer(guard.layer(response.layer(provider.layer(upstream))));
             backends.push(BackendService {
                 name: b.name.as_str().into(),
                 routes: Arc::new(b.routes.clone()),

@@ -487,3 +487,114 @@ async fn seed_manifests_work_as_config() {
     );
     agw.stop().await;
 }
+
+const RESPONSE_GUARDS: &str = r#"
+backends:
+  - name: anthropic
+    provider: anthropic
+    guards:
+      response_window_bytes: 64
+      response:
+        - name: cards
+          detectors: [credit_card]
+          action: mask
+        - name: codename
+          keywords: [project zebra]
+          case_insensitive: true
+          message: The reply mentioned a code name
+"#;
+
+fn sse_text(stream: &[u8]) -> String {
+    String::from_utf8_lossy(stream)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| {
+            v.pointer("/delta/text")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn streamed_responses_are_masked_in_flight() {
+    let agw = Agw::start(RESPONSE_GUARDS).await;
+    let body = r#"{"model":"m","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"mock:echo your card 4111 1111 1111 1111 is on file"}]}"#;
+    let mut req = json_post(&agw.url("/v1/messages?beta=true"), body);
+    req.headers_mut()
+        .insert("accept-encoding", "gzip".parse().unwrap());
+    let (res, bytes) = send(req).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("content-encoding").is_none());
+    let text = sse_text(&bytes);
+    assert_eq!(text, "mock:echo your card <CREDIT_CARD> is on file");
+    let s = String::from_utf8_lossy(&bytes);
+    assert!(
+        s.starts_with("event: message_start\n") && s.contains("event: message_stop"),
+        "{s}"
+    );
+    // agw asked the provider for an uncompressed stream, so it can read it.
+    assert!(
+        agw.mock.requests()[0]
+            .headers
+            .get("accept-encoding")
+            .is_none()
+    );
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn rejected_streams_end_with_an_error_event_and_the_retry_is_blocked() {
+    let agw = Agw::start(RESPONSE_GUARDS).await;
+    let prompt = "mock:echo the plan is called Project Zebra, keep it quiet";
+    let body = format!(
+        r#"{{"model":"m","max_tokens":50,"stream":true,"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
+    );
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages"), &body)).await;
+    assert_eq!(res.status(), 200);
+    let s = String::from_utf8_lossy(&bytes);
+    assert!(!s.contains("Zebra"), "{s}");
+    assert!(s.contains("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"The reply mentioned a code name\"}}"), "{s}");
+    assert!(!s.contains("message_stop"));
+    // Claude Code retries without streaming: that answer is blocked too.
+    let body = body.replace(r#""stream":true"#, r#""stream":false"#);
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages"), &body)).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        json(&bytes)["error"]["message"],
+        "The reply mentioned a code name"
+    );
+    agw.stop().await;
+}
+
+#[tokio::test]
+async fn json_responses_are_masked_byte_faithfully() {
+    let agw = Agw::start(RESPONSE_GUARDS).await;
+    let body = r#"{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"mock:echo card 5555 5555 5555 4444."}]}"#;
+    let direct = {
+        let (_, b) = send(json_post(
+            &format!("{}/v1/messages", agw.mock.base_url()),
+            body,
+        ))
+        .await;
+        b
+    };
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages"), body)).await;
+    assert_eq!(res.status(), 200);
+    let norm = |b: &[u8]| {
+        let s = String::from_utf8_lossy(b).into_owned();
+        let i = s.find("msg_mock_").unwrap() + 9;
+        let j = i + s[i..].find('"').unwrap();
+        format!("{}N{}", &s[..i], &s[j..])
+    };
+    assert_eq!(
+        norm(&bytes),
+        norm(&direct).replace("5555 5555 5555 4444", "<CREDIT_CARD>")
+    );
+    assert_eq!(
+        res.headers()["content-length"],
+        bytes.len().to_string().as_str()
+    );
+    agw.stop().await;
+}

@@ -2,6 +2,8 @@
 pub mod api;
 pub mod detect;
 pub mod edit;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guard;
 pub mod json;
 pub mod model;

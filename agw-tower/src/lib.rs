@@ -8,4 +8,5 @@ mod future;
 pub mod guard;
 pub mod hop;
 pub mod provider;
+pub mod response;
 pub mod upstream;

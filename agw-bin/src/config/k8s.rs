@@ -125,6 +125,8 @@ struct AiPolicies {
 struct PromptGuard {
     #[serde(default)]
     request: Vec<GuardEntry>,
+    #[serde(default)]
+    response: Vec<GuardEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -480,69 +482,84 @@ fn backend(
             t
         }
     };
-    let mut rules = Vec::new();
-    if let Some(g) = &b.spec.policies.ai.prompt_guard {
-        for (i, entry) in g.request.iter().enumerate() {
-            let rule_name = format!("promptGuard.request[{i}]");
-            let r = &entry.regex;
-            let mut detectors = Vec::new();
-            for builtin in &r.builtins {
-                detectors.push(builtin_detector(builtin).ok_or_else(|| {
-                    format!("{rule_name}.regex.builtins: unknown builtin `{builtin}` (known: CreditCard, Ssn, Email, PhoneNumber, CaSin)")
-                })?);
-            }
-            let action = match r.action {
-                GuardAction::Reject => {
-                    let resp = entry.response.as_ref();
-                    let status = resp.and_then(|r| r.status_code).unwrap_or(400);
-                    let status = http::StatusCode::from_u16(status)
-                        .ok()
-                        .filter(|s| s.is_client_error())
-                        .ok_or_else(|| {
-                            format!("{rule_name}.response.statusCode {status} is not a 4xx")
-                        })?;
-                    Action::Reject {
-                        status,
-                        message: resp
-                            .and_then(|r| r.message.clone())
-                            .unwrap_or_else(|| super::rules::DEFAULT_MESSAGE.into()),
-                    }
-                }
-                GuardAction::Mask => Action::mask(),
-            };
-            if r.matches.is_empty() && detectors.is_empty() {
-                return Err(format!("{rule_name}.regex: no `matches` or `builtins`"));
-            }
-            if !r.matches.is_empty() {
-                let name = if detectors.is_empty() {
-                    rule_name.clone()
-                } else {
-                    format!("{rule_name}.matches")
-                };
-                rules.push(Rule::regex(name, r.matches.clone()).action(action.clone()));
-            }
-            if !detectors.is_empty() {
-                let name = if r.matches.is_empty() {
-                    rule_name.clone()
-                } else {
-                    format!("{rule_name}.builtins")
-                };
-                rules.push(Rule::detectors(name, detectors).action(action));
-            }
-        }
-    }
-    let policy = Policy::builder()
-        .rules(rules)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let (request, response) = match &b.spec.policies.ai.prompt_guard {
+        Some(g) => (
+            guard_policy("promptGuard.request", &g.request)?,
+            guard_policy("promptGuard.response", &g.response)?,
+        ),
+        None => (Policy::empty(), Policy::empty()),
+    };
     Ok(Backend {
         upstream: UpstreamConfig::new(&name),
         name,
         spec,
         model,
         routes,
-        policy,
+        policy: request,
+        response_policy: response,
+        response_window: agw_tower::response::DEFAULT_WINDOW,
     })
+}
+
+/// The rules of a `promptGuard.request` or `.response` list.
+fn guard_policy(what: &str, entries: &[GuardEntry]) -> Result<Policy, String> {
+    let mut rules = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let rule_name = format!("{what}[{i}]");
+        let r = &entry.regex;
+        let mut detectors = Vec::new();
+        for builtin in &r.builtins {
+            detectors.push(builtin_detector(builtin).ok_or_else(|| {
+                format!(
+                    "{rule_name}.regex.builtins: unknown builtin `{builtin}` \
+                     (known: CreditCard, Ssn, Email, PhoneNumber, CaSin)"
+                )
+            })?);
+        }
+        let action = match r.action {
+            GuardAction::Reject => {
+                let resp = entry.response.as_ref();
+                let status = resp.and_then(|r| r.status_code).unwrap_or(400);
+                let status = http::StatusCode::from_u16(status)
+                    .ok()
+                    .filter(|s| s.is_client_error())
+                    .ok_or_else(|| {
+                        format!("{rule_name}.response.statusCode {status} is not a 4xx")
+                    })?;
+                Action::Reject {
+                    status,
+                    message: resp
+                        .and_then(|r| r.message.clone())
+                        .unwrap_or_else(|| super::rules::DEFAULT_MESSAGE.into()),
+                }
+            }
+            GuardAction::Mask => Action::mask(),
+        };
+        if r.matches.is_empty() && detectors.is_empty() {
+            return Err(format!("{rule_name}.regex: no `matches` or `builtins`"));
+        }
+        let both = !r.matches.is_empty() && !detectors.is_empty();
+        if !r.matches.is_empty() {
+            let name = if both {
+                format!("{rule_name}.matches")
+            } else {
+                rule_name.clone()
+            };
+            rules.push(Rule::regex(name, r.matches.clone()).action(action.clone()));
+        }
+        if !detectors.is_empty() {
+            let name = if both {
+                format!("{rule_name}.builtins")
+            } else {
+                rule_name.clone()
+            };
+            rules.push(Rule::detectors(name, detectors).action(action));
+        }
+    }
+    Policy::builder()
+        .rules(rules)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 fn builtin_detector(name: &str) -> Option<Detector> {

@@ -50,6 +50,10 @@ pub struct Backend {
     pub routes: RouteTable,
     /// Request guards.
     pub policy: Policy,
+    /// Response guards.
+    pub response_policy: Policy,
+    /// Bytes of streamed text held back for response guards.
+    pub response_window: usize,
     /// Upstream client settings.
     pub upstream: UpstreamConfig,
 }
@@ -239,11 +243,13 @@ impl Gateway {
                 .filter(|(_, i)| self.backends[*i].name == b.name)
                 .map(|(p, _)| p.as_str())
                 .collect();
-            let rules: Vec<String> = b
-                .policy
-                .rules()
-                .map(|r| format!("{}: {}", r.name(), r.action_ref().kind().name()))
-                .collect();
+            let describe = |p: &Policy| -> Vec<String> {
+                p.rules()
+                    .map(|r| format!("{}: {}", r.name(), r.action_ref().kind().name()))
+                    .collect()
+            };
+            let rules = describe(&b.policy);
+            let response_rules = describe(&b.response_policy);
             let model = match b.model.mode() {
                 agw_core::model::ModelMode::Any => "any model".to_owned(),
                 agw_core::model::ModelMode::Pin(m) => format!("model pinned to {m}"),
@@ -252,7 +258,7 @@ impl Gateway {
             };
             let routes: Vec<String> = b.routes.iter().map(|(p, k)| format!("{p} {k}")).collect();
             out.push(format!(
-                "backend {} ({} at {}, credentials: {}, {}) on {}; routes: {}; request guards: {}",
+                "backend {} ({} at {}, credentials: {}, {}) on {}; routes: {}; request guards: {}; response guards: {}",
                 b.name,
                 b.spec.kind().name(),
                 b.spec.base_url(),
@@ -264,6 +270,11 @@ impl Gateway {
                     "none".to_owned()
                 } else {
                     rules.join(", ")
+                },
+                if response_rules.is_empty() {
+                    "none".to_owned()
+                } else {
+                    response_rules.join(", ")
                 }
             ));
         }

@@ -100,6 +100,9 @@ struct Timeouts {
 struct Guards {
     #[serde(default)]
     request: Vec<RuleSpec>,
+    #[serde(default)]
+    response: Vec<RuleSpec>,
+    response_window_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,18 +261,13 @@ fn backend(
             t
         }
     };
-    let rules = b
-        .guards
-        .request
-        .iter()
-        .enumerate()
-        .map(|(i, r)| r.to_rule(i))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fe("request", e))?;
-    let policy = Policy::builder()
-        .rules(rules)
-        .build()
-        .map_err(|e| fe("request", e.to_string()))?;
+    let policy = build_policy(&b.guards.request).map_err(|e| fe("request", e))?;
+    let response_policy = build_policy(&b.guards.response).map_err(|e| fe("response", e))?;
+    let response_window = match b.guards.response_window_bytes {
+        Some(0) => return Err(fe("response_window_bytes", "must be at least 1".into())),
+        Some(n) => n,
+        None => agw_tower::response::DEFAULT_WINDOW,
+    };
     let mut upstream = UpstreamConfig::new(&b.name);
     if let Some(s) = b.timeouts.connect_secs {
         upstream.connect_timeout = secs(s).map_err(|e| fe("connect_secs", e))?;
@@ -288,8 +286,22 @@ fn backend(
         model,
         routes,
         policy,
+        response_policy,
+        response_window,
         upstream,
     })
+}
+
+fn build_policy(specs: &[RuleSpec]) -> Result<Policy, String> {
+    let rules = specs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.to_rule(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    Policy::builder()
+        .rules(rules)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 fn secs(s: f64) -> Result<Duration, String> {

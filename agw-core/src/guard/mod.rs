@@ -57,7 +57,7 @@
 //! ([`REGEX_SIZE_LIMIT`]).
 
 mod engine;
-mod extract;
+pub(crate) mod extract;
 mod policy;
 mod rule;
 

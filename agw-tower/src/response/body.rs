@@ -1,0 +1,142 @@
+use crate::body::BoxError;
+use agw_core::stream::{SseDecoder, StreamGuard};
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Largest single server-sent event accepted from upstream.
+const MAX_EVENT: usize = 4 << 20;
+
+pin_project! {
+    /// A response body passed through, or — for a guarded stream — decoded into events, run
+    /// through a [`StreamGuard`] and re-emitted event by event.
+    pub struct SseGuardBody<B> {
+        #[pin]
+        inner: B,
+        state: Option<Box<State>>,
+    }
+}
+
+struct State {
+    decoder: SseDecoder,
+    guard: StreamGuard,
+    events: Vec<Bytes>,
+    out: VecDeque<Bytes>,
+    done: bool,
+}
+
+impl<B> std::fmt::Debug for SseGuardBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseGuardBody")
+            .field("guarded", &self.state.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> SseGuardBody<B> {
+    /// Passes `inner` through untouched.
+    pub fn passthrough(inner: B) -> Self {
+        Self { inner, state: None }
+    }
+
+    /// Guards the event stream `inner` with `guard`.
+    pub fn guarded(inner: B, guard: StreamGuard) -> Self {
+        Self {
+            inner,
+            state: Some(Box::new(State {
+                decoder: SseDecoder::new(MAX_EVENT),
+                guard,
+                events: Vec::new(),
+                out: VecDeque::new(),
+                done: false,
+            })),
+        }
+    }
+}
+
+impl State {
+    fn feed(&mut self, chunk: &[u8]) {
+        let mut out = Vec::new();
+        if self.decoder.push(chunk, &mut self.events).is_err() {
+            // An event too large to inspect: flush what is safe, then stop the stream.
+            self.events.clear();
+            self.guard.finish(&mut out);
+            out.push(Bytes::from_static(
+                b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"agw could not inspect an oversized event in the response stream\"}}\n\n",
+            ));
+            self.done = true;
+        } else {
+            for e in self.events.drain(..) {
+                self.guard.event(e, &mut out);
+            }
+            if self.guard.is_rejected() {
+                self.done = true;
+            }
+        }
+        self.out.extend(out);
+    }
+
+    fn end(&mut self) {
+        let mut out = Vec::new();
+        if let Some(tail) = self.decoder.finish() {
+            self.guard.event(tail, &mut out);
+        }
+        self.guard.finish(&mut out);
+        self.out.extend(out);
+        self.done = true;
+    }
+}
+
+impl<B> http_body::Body for SseGuardBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        let Some(state) = this.state.as_mut() else {
+            return this.inner.poll_frame(cx).map_err(Into::into);
+        };
+        loop {
+            if let Some(b) = state.out.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(b))));
+            }
+            if state.done {
+                return Poll::Ready(None);
+            }
+            match std::task::ready!(this.inner.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Some(d) = frame.data_ref() {
+                        state.feed(d);
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                None => state.end(),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.state {
+            None => self.inner.is_end_stream(),
+            Some(s) => s.done && s.out.is_empty(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.state {
+            None => self.inner.size_hint(),
+            // Masking changes sizes.
+            Some(_) => SizeHint::default(),
+        }
+    }
+}
