@@ -598,3 +598,61 @@ async fn json_responses_are_masked_byte_faithfully() {
     );
     agw.stop().await;
 }
+
+/// When the client goes away mid-stream, agw drops the upstream request: the provider sees its
+/// connection close. The provider here is a raw socket, so nothing but agw can close it.
+#[tokio::test]
+async fn client_disconnect_cancels_the_upstream_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", upstream.local_addr().unwrap());
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<bool>();
+    tokio::spawn(async move {
+        let (mut conn, _) = upstream.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut seen = Vec::new();
+        // Read the request head and body (small; until the JSON closes).
+        while !seen.ends_with(b"}]}") {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "agw closed before sending the request");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let event = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
+        conn.write_all(format!("{:x}\r\n", event.len()).as_bytes())
+            .await
+            .unwrap();
+        conn.write_all(event).await.unwrap();
+        conn.write_all(b"\r\n").await.unwrap();
+        // Hold the stream open; agw must close the connection once its client is gone.
+        let closed = tokio::time::timeout(TIMEOUT, conn.read(&mut buf))
+            .await
+            .map(|r| matches!(r, Ok(0) | Err(_)))
+            .unwrap_or(false);
+        let _ = closed_tx.send(closed);
+    });
+    let mock = MockProvider::start().await.unwrap();
+    let agw = Agw::start_raw(SEED_DEFAULT, Env::default(), Some(base), mock).await;
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let res = open(json_post(&agw.url("/v1/messages"), body)).await;
+    assert_eq!(res.status(), 200);
+    let mut body = res.into_body();
+    let first = tokio::time::timeout(TIMEOUT, body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(first.data_ref().is_some());
+    drop(body); // The client goes away (its pooled connection is closed with the body).
+    let closed = tokio::time::timeout(TIMEOUT, closed_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        closed,
+        "the upstream connection stayed open after the client left"
+    );
+    agw.stop().await;
+}
