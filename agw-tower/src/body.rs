@@ -14,6 +14,7 @@ pin_project! {
     /// (a collected request, a masked body, an error agw answers with).
     #[project = BodyProj]
     #[derive(Debug)]
+    #[allow(missing_docs)] // Fields: the wrapped body; the bytes not yet sent.
     pub enum Body<B> {
         /// The wrapped body, untouched.
         Inner {

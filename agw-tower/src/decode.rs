@@ -51,8 +51,13 @@ fn decode_one(data: &[u8], encoding: &str, limit: usize) -> Result<Bytes, Decode
     let reader: Box<dyn Read + '_> = match encoding {
         "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(data)),
         "deflate" => {
-            // RFC 9110 says zlib-wrapped; some clients send raw deflate.
-            if data.len() >= 2 && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0 {
+            // RFC 9110 says zlib-wrapped; some clients send raw deflate. A zlib header names
+            // method 8 in its low nibble; a raw deflate stream would need a stored block with a
+            // non-zero padding bit for that, which encoders never write.
+            if data.len() >= 2
+                && data[0] & 0x0f == 8
+                && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0
+            {
                 Box::new(flate2::read::ZlibDecoder::new(data))
             } else {
                 Box::new(flate2::read::DeflateDecoder::new(data))
@@ -114,6 +119,20 @@ mod tests {
         assert_eq!(
             decode(&twice, &["gzip".into(), "gzip".into()], 1 << 20).unwrap(),
             plain
+        );
+    }
+
+    /// Found by `fuzz/` (gzip_body): raw deflate whose first two bytes happen to be a multiple
+    /// of 31 (`fb ff` here) was taken for zlib and reported corrupt.
+    #[test]
+    fn raw_deflate_that_looks_like_a_zlib_header() {
+        let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        d.write_all(b"\xff\xff").unwrap();
+        let d = Bytes::from(d.finish().unwrap());
+        assert_eq!(d[..2], [0xfb, 0xff]);
+        assert_eq!(
+            decode(&d, &["deflate".into()], 100).unwrap(),
+            &b"\xff\xff"[..]
         );
     }
 
