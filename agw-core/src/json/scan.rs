@@ -144,17 +144,17 @@ impl<'a> Scanner<'a> {
                 return Err(self.err("unterminated string"));
             };
             if simple {
-                let run = &self.b[self.pos..self.pos + off];
-                if run.is_ascii() || !super::text::needs_normalization(run, &mut self.stable) {
-                    out.extend_from_slice(run);
-                } else {
-                    simple = false;
-                }
+                out.extend_from_slice(&self.b[self.pos..self.pos + off]);
             }
             self.pos += off;
             if self.b[self.pos] == b'"' {
                 let raw = start..self.pos;
                 self.pos += 1;
+                // One check over the whole string costs less than one per run between escapes.
+                let text = &self.b[raw.clone()];
+                if simple && !text.is_ascii() {
+                    simple = !super::text::needs_normalization(text, &mut self.stable);
+                }
                 let kind = if !simple {
                     out.truncate(out_start);
                     super::text::decode_full(&self.b[raw.clone()], out);

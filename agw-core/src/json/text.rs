@@ -139,14 +139,21 @@ fn next_non_ascii(raw: &[u8], mut from: usize) -> Option<usize> {
 #[inline]
 pub(crate) fn needs_normalization(raw: &[u8], known_ok: &mut char) -> bool {
     let mut at = 0;
+    let mut buf = [0u8; 4];
+    let mut known: &[u8] = known_ok.encode_utf8(&mut buf).as_bytes();
+    let mut scratch = [0u8; 4];
     while let Some(i) = next_non_ascii(raw, at) {
-        let (c, next) = next_char(raw, i);
-        if c != *known_ok {
-            if !is_stable(c) {
-                return true;
-            }
-            *known_ok = c;
+        // Compare bytes with the cached character before decoding anything.
+        if raw[i..].starts_with(known) {
+            at = i + known.len();
+            continue;
         }
+        let (c, next) = next_char(raw, i);
+        if !is_stable(c) {
+            return true;
+        }
+        *known_ok = c;
+        known = c.encode_utf8(&mut scratch).as_bytes();
         at = next;
     }
     false
