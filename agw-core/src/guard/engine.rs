@@ -36,8 +36,20 @@ struct LiteralGroup {
 struct RegexEngine {
     /// Present when there is more than one expression: one pass finds which ones match.
     set: Option<RegexSet>,
-    /// Each expression, its rule, and whether it is a whole-word literal.
-    each: Vec<(Regex, usize, bool)>,
+    each: Vec<Compiled>,
+}
+
+/// One expression of a [`RegexEngine`].
+#[derive(Debug)]
+struct Compiled {
+    re: Regex,
+    /// The expression without its Unicode word boundaries, when it has any: a necessary
+    /// condition that the fast DFA can check on non-ASCII text, where `\b` makes the regex crate
+    /// fall back to a much slower engine.
+    prefilter: Option<Regex>,
+    rule: usize,
+    /// A whole-word literal (checked after matching).
+    whole_word: bool,
 }
 
 /// All matchers of a policy.
@@ -154,15 +166,29 @@ impl Engines {
         } else {
             let mut each = Vec::with_capacity(regex_src.len());
             for (src, rule, ww) in &regex_src {
-                let re = compile(src).map_err(|e| PolicyError::Regex {
+                let err = |e: regex::Error| PolicyError::Regex {
                     rule: rules[*rule].name.clone(),
                     pattern: src.clone(),
                     message: regex_message(&e),
-                })?;
-                each.push((re, *rule, *ww));
+                };
+                let re = compile(src).map_err(err)?;
+                let prefilter = match relax(src) {
+                    Some(r) => Some(compile(&r).map_err(err)?),
+                    None => None,
+                };
+                each.push(Compiled {
+                    re,
+                    prefilter,
+                    rule: *rule,
+                    whole_word: *ww,
+                });
             }
             let set = if each.len() > 1 {
-                let set = RegexSetBuilder::new(regex_src.iter().map(|(s, _, _)| s))
+                let relaxed: Vec<String> = regex_src
+                    .iter()
+                    .map(|(s, _, _)| relax(s).unwrap_or_else(|| s.clone()))
+                    .collect();
+                let set = RegexSetBuilder::new(&relaxed)
                     .size_limit(REGEX_SIZE_LIMIT * 4)
                     .dfa_size_limit(REGEX_DFA_LIMIT * 4)
                     .build()
@@ -219,20 +245,23 @@ impl Engines {
                 None => vec![0],
             };
             for i in matched {
-                let (regex, rule, ww) = &re.each[i];
-                if !want(*rule) {
+                let c = &re.each[i];
+                // With a set, the set already ran the prefilters.
+                let filtered =
+                    re.set.is_none() && c.prefilter.as_ref().is_some_and(|p| !p.is_match(text));
+                if !want(c.rule) || filtered {
                     continue;
                 }
-                for m in regex.find_iter(text) {
-                    if m.is_empty() || (*ww && !whole_word(text, m.range())) {
+                for m in c.re.find_iter(text) {
+                    if m.is_empty() || (c.whole_word && !whole_word(text, m.range())) {
                         continue;
                     }
                     out.push(RawHit {
-                        rule: *rule,
+                        rule: c.rule,
                         range: m.range(),
                         detector: None,
                     });
-                    if stop(*rule) {
+                    if stop(c.rule) {
                         return true;
                     }
                 }
@@ -269,6 +298,41 @@ fn compile(src: &str) -> Result<Regex, regex::Error> {
         .build()
 }
 
+/// `src` with its Unicode word-boundary assertions removed, if it has any. Removing an
+/// assertion only widens what matches, so the result is a prefilter: where it does not match,
+/// `src` cannot.
+fn relax(src: &str) -> Option<String> {
+    use regex_syntax::hir::{Hir, HirKind, Look};
+    fn strip(h: &Hir) -> Hir {
+        match h.kind() {
+            HirKind::Look(
+                Look::WordUnicode
+                | Look::WordUnicodeNegate
+                | Look::WordStartUnicode
+                | Look::WordEndUnicode
+                | Look::WordStartHalfUnicode
+                | Look::WordEndHalfUnicode,
+            ) => Hir::empty(),
+            HirKind::Repetition(r) => {
+                let mut r = r.clone();
+                r.sub = Box::new(strip(&r.sub));
+                Hir::repetition(r)
+            }
+            HirKind::Capture(c) => {
+                let mut c = c.clone();
+                c.sub = Box::new(strip(&c.sub));
+                Hir::capture(c)
+            }
+            HirKind::Concat(v) => Hir::concat(v.iter().map(strip).collect()),
+            HirKind::Alternation(v) => Hir::alternation(v.iter().map(strip).collect()),
+            _ => h.clone(),
+        }
+    }
+    let hir = regex_syntax::ParserBuilder::new().build().parse(src).ok()?;
+    let unicode_word = hir.properties().look_set().contains_word_unicode();
+    unicode_word.then(|| strip(&hir).to_string())
+}
+
 fn regex_message(e: &regex::Error) -> String {
     match e {
         regex::Error::Syntax(s) => s.lines().last().unwrap_or(s).trim().to_owned(),
@@ -299,6 +363,27 @@ fn whole_word(text: &[u8], range: Range<usize>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relaxed_regexes_are_prefilters() {
+        assert_eq!(relax("credit card"), None);
+        assert_eq!(relax(r"(?-u:\b)x"), None);
+        for (src, texts) in [
+            (r"\bcard\b", ["a card.", "écard", "cards", "card"]),
+            (
+                r"(?i)\bproj(ect)?\s+\w+\B",
+                ["Project zebra", "projx", "über proj 日本", ""],
+            ),
+        ] {
+            let relaxed = relax(src).expect("has \\b");
+            let (orig, pre) = (compile(src).unwrap(), compile(&relaxed).unwrap());
+            for t in texts {
+                if orig.is_match(t.as_bytes()) {
+                    assert!(pre.is_match(t.as_bytes()), "{src} / {relaxed} on {t}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn whole_word_boundaries() {
