@@ -77,6 +77,56 @@ fn mask(c: &mut Criterion) {
     g.finish();
 }
 
+/// A streamed Anthropic reply of `n` text deltas (one with a card number when `hit`).
+fn reply_stream(n: usize, hit: bool) -> Vec<bytes::Bytes> {
+    let mut events = vec![bytes::Bytes::from_static(
+        b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\"}}\n\n",
+    )];
+    for i in 0..n {
+        let text = if hit && i == n / 2 {
+            "your card 4111 1111 1111 1111 is saved".to_owned()
+        } else {
+            format!(" the function returns {i} values when")
+        };
+        events.push(bytes::Bytes::from(format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}\n\n",
+            serde_json::to_string(&text).unwrap()
+        )));
+    }
+    events.push(bytes::Bytes::from_static(
+        b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+    ));
+    events
+}
+
+fn stream(c: &mut Criterion) {
+    use agw_core::api::Api;
+    use agw_core::stream::{SseDecoder, StreamGuard};
+    let mut g = c.benchmark_group("stream/per_event");
+    let policy = policy_builtins_mask();
+    for (name, hit) in [("clean", false), ("with_hit", true)] {
+        let events = reply_stream(200, hit);
+        let wire: Vec<u8> = events.concat();
+        g.throughput(Throughput::Elements(events.len() as u64));
+        g.bench_function(format!("decode_and_guard_all_builtins/{name}"), |b| {
+            b.iter(|| {
+                let mut dec = SseDecoder::new(1 << 20);
+                let mut guard = StreamGuard::new(policy.clone(), Api::Anthropic, 256);
+                let (mut evs, mut out) = (Vec::new(), Vec::new());
+                for chunk in wire.chunks(512) {
+                    dec.push(chunk, &mut evs).unwrap();
+                    for e in evs.drain(..) {
+                        guard.event(e, &mut out);
+                    }
+                }
+                guard.finish(&mut out);
+                out.len()
+            })
+        });
+    }
+    g.finish();
+}
+
 fn classify(c: &mut Criterion) {
     let t = RouteTable::claude_code();
     c.bench_function("classify/claude_code", |b| {
@@ -90,5 +140,5 @@ fn classify(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, inspect, floor, compile, mask, classify);
+criterion_group!(benches, inspect, floor, compile, mask, stream, classify);
 criterion_main!(benches);

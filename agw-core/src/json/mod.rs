@@ -10,7 +10,9 @@ mod scan;
 mod text;
 
 pub(crate) use scan::{Scanner, Str};
-pub(crate) use text::{Decoded, decode, is_invisible, map_back, normalize_plain};
+pub(crate) use text::{
+    Decoded, decode, is_invisible, map_back, needs_normalization, normalize_plain,
+};
 
 /// Why a body could not be read as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

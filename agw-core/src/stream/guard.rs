@@ -3,7 +3,7 @@
 use super::sse::fields;
 use crate::api::{Api, ErrorBody, ErrorKind};
 use crate::guard::{Action, ActionKind, Policy};
-use crate::json::normalize_plain;
+use crate::json::{Scanner, needs_normalization, normalize_plain};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,7 +24,8 @@ enum Item {
     /// A text delta, held back until it is safe to send.
     Delta {
         raw: Bytes,
-        json: serde_json::Value,
+        /// The event's data, parsed again only if masking changes the text.
+        data: String,
         text: String,
         changed: bool,
     },
@@ -96,27 +97,17 @@ impl StreamGuard {
     /// (after which everything held back can go).
     fn classify(&self, raw: Bytes) -> (Item, bool) {
         let (name, data) = fields(&raw);
-        let parsed = || serde_json::from_str::<serde_json::Value>(&data).ok();
         match self.api {
             Api::Anthropic => {
                 if data.contains("\"text_delta\"") {
-                    if let Some(json) = parsed() {
-                        let text = json
-                            .pointer("/delta/text")
-                            .and_then(|t| t.as_str())
-                            .filter(|_| json["delta"]["type"] == "text_delta")
-                            .map(str::to_owned);
-                        if let Some(text) = text {
-                            return (
-                                Item::Delta {
-                                    raw,
-                                    json,
-                                    text,
-                                    changed: false,
-                                },
-                                false,
-                            );
-                        }
+                    if let Some(text) = anthropic_text(data.as_bytes()) {
+                        let item = Item::Delta {
+                            raw,
+                            data,
+                            text,
+                            changed: false,
+                        };
+                        return (item, false);
                     }
                 }
                 let ends = matches!(
@@ -129,7 +120,7 @@ impl StreamGuard {
                 if data.trim() == "[DONE]" {
                     return (Item::Raw(raw), true);
                 }
-                if let Some(json) = parsed() {
+                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&data) {
                     let choice = &json["choices"][0];
                     let finished = !choice["finish_reason"].is_null();
                     let single = json["choices"].as_array().is_some_and(|c| c.len() == 1);
@@ -137,7 +128,7 @@ impl StreamGuard {
                         let text = text.to_owned();
                         let item = Item::Delta {
                             raw,
-                            json,
+                            data,
                             text,
                             changed: false,
                         };
@@ -165,18 +156,24 @@ impl StreamGuard {
         if window.len() == held_start {
             return;
         }
-        let mut norm = Vec::with_capacity(window.len());
-        let mut map = Vec::with_capacity(window.len());
-        normalize_plain(&window, &mut norm, &mut map);
-        let matches = self.policy.find_in_text(&norm);
+        // Most text needs no normalisation: then text offsets are source offsets.
+        let mut norm = Vec::new();
+        let mut map = Vec::new();
+        let plain = window.is_ascii() || !needs_normalization(window.as_bytes(), &mut '\0');
+        if !plain {
+            normalize_plain(&window, &mut norm, &mut map);
+        }
+        let text = if plain { window.as_bytes() } else { &norm[..] };
+        let source = |i: usize| if plain { i..i + 1 } else { map[i].clone() };
+        let matches = self.policy.find_in_text(text);
         // Source ranges to mask, clipped to held text, with their placeholders.
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
         for m in &matches {
             if m.range.is_empty() {
                 continue;
             }
-            let start = map[m.range.start].start;
-            let end = map[m.range.end - 1].end;
+            let start = source(m.range.start).start;
+            let end = source(m.range.end - 1).end;
             if end <= held_start {
                 continue; // Seen, and dealt with, before it was sent.
             }
@@ -258,12 +255,12 @@ impl StreamGuard {
                 Item::Raw(raw) => out.push(raw),
                 Item::Delta {
                     raw,
-                    json,
+                    data,
                     text,
                     changed,
                 } => {
                     out.push(if changed {
-                        self.reserialize(json, &text)
+                        self.reserialize(&data, &text)
                     } else {
                         raw
                     });
@@ -283,7 +280,9 @@ impl StreamGuard {
         }
     }
 
-    fn reserialize(&self, mut json: serde_json::Value, text: &str) -> Bytes {
+    fn reserialize(&self, data: &str, text: &str) -> Bytes {
+        let mut json: serde_json::Value =
+            serde_json::from_str(data).expect("parsed when the delta was classified");
         let data = match self.api {
             Api::Anthropic => {
                 json["delta"]["text"] = text.into();
@@ -304,6 +303,40 @@ impl StreamGuard {
             Api::OpenAi => format!("data: {json}\n\n"),
         })
     }
+}
+
+/// The text of an Anthropic `content_block_delta` event with a `text_delta`, read with the
+/// guard's own scanner (no tree, few allocations).
+fn anthropic_text(data: &[u8]) -> Option<String> {
+    let mut sc = Scanner::new(data).ok()?;
+    let (mut is_delta, mut text, mut text_type) = (false, None, false);
+    sc.object(|sc, key| {
+        if sc.key_is(&key, "type") {
+            if let Some(s) = sc.string_or_none()? {
+                is_delta = &*sc.str_value(&s) == b"content_block_delta";
+                return Ok(());
+            }
+        } else if sc.key_is(&key, "delta") && sc.peek() == Some(b'{') {
+            return sc.object(|sc, key| {
+                if sc.key_is(&key, "type") {
+                    if let Some(s) = sc.string_or_none()? {
+                        text_type = &*sc.str_value(&s) == b"text_delta";
+                        return Ok(());
+                    }
+                } else if sc.key_is(&key, "text") {
+                    if let Some(s) = sc.string_or_none()? {
+                        text = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
+                        return Ok(());
+                    }
+                }
+                sc.skip().map(drop)
+            });
+        }
+        sc.skip().map(drop)
+    })
+    .ok()?;
+    sc.finish().ok()?;
+    text.filter(|_| is_delta && text_type)
 }
 
 #[cfg(test)]
