@@ -1,0 +1,367 @@
+//! `loadbench`: what agw adds to a request, measured against a minimal proxy in the same run.
+//!
+//! Starts `agw-mock`, `minproxy` (a passthrough proxy with no parsing, the floor) and `agw` (the
+//! built-in default policy) on 127.0.0.1, and sends load to all three — the mock directly and
+//! through each proxy — round-robin within every round, so machine noise hits them alike. Then
+//! prints a Markdown table of medians over the rounds, with agw's targets. See `--help` and
+//! the README's "Load bench" section.
+
+mod load;
+mod procs;
+mod report;
+mod rounds;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use load::{Release, Target};
+use procs::{Pinning, Server};
+use report::{AGW, DIRECT, MINPROXY, Report, TARGETS};
+use rounds::{Bodies, CONCURRENCY, Plan, Soak, check, measure_round, warm_up};
+
+const USAGE: &str = "\
+usage: loadbench [--rounds N] [--quick] [--no-pin] [--bin-dir DIR]
+       loadbench --soak 2k|cc [--soak-via agw|minproxy|direct] [--soak-c N] [--soak-secs N]
+
+Load bench for agw (run by hand, not in CI). Starts, on 127.0.0.1:
+  agw-mock   the mock provider (from agw-bin),
+  minproxy   a minimal passthrough proxy (hyper server + pooled hyper client, no parsing),
+  agw        `agw serve` with the built-in default policy, pointed at the mock,
+and measures, interleaving the three targets (mock direct, via minproxy, via agw) within
+each round: added latency p50/p99 at c=1 (a 2 KB chat and an 80 KB Claude Code first
+turn), requests/s and CPU per request at c=32, streaming time to first byte and per-event
+overhead, and agw's and minproxy's resident memory idle and with 1,000 open streams.
+Prints a Markdown table of the medians over the rounds next to agw's targets.
+
+Build the servers first, in release mode:
+    cargo build --release -p agw-bin
+    cargo run --release -p agw-benches --bin loadbench
+agw and agw-mock are looked for next to this binary (target/release), or in --bin-dir.
+
+With taskset and at least two allowed cores, the load generator (this process) runs on the
+first core and all three servers on the second.
+
+options:
+  --rounds N      timed rounds; each figure is the median over them (default 5)
+  --quick         a ~15 s sanity run: 2 rounds, fewer requests (--rounds still applies)
+  --no-pin        do not pin processes to cores
+  --bin-dir DIR   where agw and agw-mock are
+  --soak BODY     instead of the bench, for a profiler: print a server's pid, then send
+                  the 2k or cc body through it (--soak-via: agw, the default, minproxy,
+                  or direct to the mock) at c=--soak-c (default 32) for --soak-secs
+                  (default 20), printing requests/s and the server's CPU each second;
+                  e.g. `perf record -g -p PID -- sleep 10` (see benches/load/profile.sh)
+  -h, --help      print this help";
+
+/// Held streams opened through each proxy for the memory figure.
+const HELD_STREAMS: usize = 1000;
+
+#[derive(Debug)]
+struct Options {
+    rounds: usize,
+    quick: bool,
+    pin: bool,
+    bin_dir: Option<PathBuf>,
+    /// Only load one proxy, for a profiler.
+    soak: Option<Soak>,
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("loadbench: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "loadbench: warning: a debug build; the load generator's figures are unreliable (use --release)"
+        );
+    }
+    // Before the runtime starts, so that every thread inherits the core.
+    let pinning = options.pin.then(Pinning::apply).flatten();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("loadbench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&options, pinning)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("loadbench: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut options = Options {
+        rounds: 5,
+        quick: false,
+        pin: true,
+        bin_dir: None,
+        soak: None,
+    };
+    let mut rounds = None;
+    let mut soak = Soak {
+        body: String::new(),
+        via: AGW,
+        concurrency: CONCURRENCY,
+        duration: Duration::from_secs(20),
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--rounds" => {
+                let v = value("--rounds")?;
+                let n: usize = v.parse().map_err(|e| format!("--rounds {v:?}: {e}"))?;
+                if !(1..=100).contains(&n) {
+                    return Err(format!("--rounds {n}: expected 1 to 100"));
+                }
+                rounds = Some(n);
+            }
+            "--quick" => options.quick = true,
+            "--no-pin" => options.pin = false,
+            "--bin-dir" => options.bin_dir = Some(value("--bin-dir")?.into()),
+            "--soak" => {
+                let v = value("--soak")?;
+                if v != "2k" && v != "cc" {
+                    return Err(format!("--soak {v:?}: expected 2k or cc"));
+                }
+                soak.body = v;
+            }
+            "--soak-via" => {
+                soak.via = match value("--soak-via")?.as_str() {
+                    "agw" => AGW,
+                    "minproxy" => MINPROXY,
+                    "direct" => DIRECT,
+                    v => {
+                        return Err(format!(
+                            "--soak-via {v:?}: expected agw, minproxy or direct"
+                        ));
+                    }
+                };
+            }
+            "--soak-c" => {
+                let v = value("--soak-c")?;
+                let n = v.parse().map_err(|e| format!("--soak-c {v:?}: {e}"))?;
+                if !(1..=1000).contains(&n) {
+                    return Err(format!("--soak-c {n}: expected 1 to 1000"));
+                }
+                soak.concurrency = n;
+            }
+            "--soak-secs" => {
+                let v = value("--soak-secs")?;
+                let n = v.parse().map_err(|e| format!("--soak-secs {v:?}: {e}"))?;
+                if !(1..=3600).contains(&n) {
+                    return Err(format!("--soak-secs {n}: expected 1 to 3600"));
+                }
+                soak.duration = Duration::from_secs(n);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    options.rounds = rounds.unwrap_or(if options.quick { 2 } else { 5 });
+    if !soak.body.is_empty() {
+        options.soak = Some(soak);
+    }
+    Ok(Some(options))
+}
+
+struct Binaries {
+    agw: PathBuf,
+    mock: PathBuf,
+    minproxy: PathBuf,
+}
+
+impl Binaries {
+    fn find(bin_dir: Option<&Path>) -> Result<Self, String> {
+        let here = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+        let here = here.parent().ok_or("this binary has no directory")?;
+        let dir = bin_dir.unwrap_or(here);
+        let find = |dir: &Path, name: &str| {
+            let path = dir.join(name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!(
+                    "{} not found; build it first: cargo build --release -p agw-bin (or pass --bin-dir)",
+                    path.display()
+                ))
+            }
+        };
+        Ok(Self {
+            agw: find(dir, "agw")?,
+            mock: find(dir, "agw-mock")?,
+            minproxy: find(here, "minproxy")?,
+        })
+    }
+}
+
+async fn run(options: &Options, pinning: Option<Pinning>) -> Result<(), String> {
+    let bins = Binaries::find(options.bin_dir.as_deref())?;
+    let busy = other_load(Duration::from_secs(1)).await?;
+    if busy > 0.05 {
+        eprintln!(
+            "loadbench: warning: other processes are using {:.0}% of a core; the figures will be noisy",
+            busy * 100.0
+        );
+    }
+    match pinning {
+        Some(p) => eprintln!(
+            "loadbench: load generator on core {}, servers on core {}",
+            p.generator, p.servers
+        ),
+        None => eprintln!("loadbench: not pinned (--no-pin, no taskset, or one core)"),
+    }
+    let servers = start_servers(&bins, pinning.map(|p| p.servers))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut report = Report {
+        concurrency: CONCURRENCY,
+        ..Report::default()
+    };
+    report.minproxy.idle = servers[MINPROXY].memory()?.rss;
+    report.agw.idle = servers[AGW].memory()?.rss;
+
+    let targets = [DIRECT, MINPROXY, AGW].map(|t| Target::new(servers[t].name, &servers[t].url));
+    let bodies = Bodies::new();
+    check(&targets, &bodies).await?;
+    report.events = warm_up(&targets, &bodies).await?;
+    if let Some(soak) = &options.soak {
+        return soak
+            .run(&targets[soak.via], &servers[soak.via], &bodies)
+            .await;
+    }
+
+    let plan = Plan::new(options.quick);
+    let ours = || -> Result<f64, String> {
+        let servers: f64 = servers
+            .iter()
+            .map(Server::cpu_seconds)
+            .sum::<Result<_, _>>()?;
+        Ok(servers + procs::cpu_seconds("self")?)
+    };
+    let (machine_before, ours_before) = (procs::machine_cpu_seconds()?, ours()?);
+    let started = Instant::now();
+    for round in 0..options.rounds {
+        // Rotate which target goes first, so none always follows the same one.
+        let mut order = [DIRECT, MINPROXY, AGW];
+        order.rotate_left(round % TARGETS);
+        let r = measure_round(&targets, &servers, &bodies, &plan, order, report.events).await?;
+        eprintln!(
+            "loadbench: round {}/{} done ({:.0} s); 2 KB p50 added: minproxy {:+.0} µs, agw {:+.0} µs",
+            round + 1,
+            options.rounds,
+            started.elapsed().as_secs_f64(),
+            r.latency_2k[MINPROXY].p50 - r.latency_2k[DIRECT].p50,
+            r.latency_2k[AGW].p50 - r.latency_2k[DIRECT].p50,
+        );
+        report.rounds.push(r);
+    }
+    let others = procs::machine_cpu_seconds()? - machine_before - (ours()? - ours_before);
+    let timed = started.elapsed();
+    report.other_load = others.max(0.0) / timed.as_secs_f64();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    report.agw.idle_after_load = servers[AGW].memory()?.rss;
+    report.minproxy.idle_after_load = servers[MINPROXY].memory()?.rss;
+    let release = Release::new(&servers[DIRECT].url);
+    for t in [AGW, MINPROXY] {
+        let held = targets[t]
+            .with_new_pool()
+            .hold(&bodies.hold, HELD_STREAMS, &release, || servers[t].memory())
+            .await?;
+        eprintln!(
+            "loadbench: {} streams open through {} after {:.1} s",
+            held.open,
+            servers[t].name,
+            held.open_after.as_secs_f64()
+        );
+        let memory = if t == AGW {
+            &mut report.agw
+        } else {
+            &mut report.minproxy
+        };
+        memory.held = held.measured?.rss;
+        memory.held_streams = held.open;
+        memory.peak = servers[t].memory()?.peak;
+    }
+
+    print(&report, timed);
+    Ok(())
+}
+
+/// The mock, minproxy in front of it, and agw in front of it, in target order.
+fn start_servers(bins: &Binaries, core: Option<usize>) -> Result<[Server; TARGETS], String> {
+    let mock = Server::start(
+        "agw-mock",
+        &bins.mock,
+        &["--listen", "127.0.0.1:0", "--max-recorded", "0"],
+        core,
+        "agw-mock listening on ",
+    )?;
+    let minproxy = Server::start(
+        "minproxy",
+        &bins.minproxy,
+        &["--listen", "127.0.0.1:0", "--upstream", &mock.url],
+        core,
+        "minproxy listening on ",
+    )?;
+    let agw_args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--base-url",
+        &mock.url,
+        "--access-log",
+        "off",
+    ];
+    let agw = Server::start("agw", &bins.agw, &agw_args, core, "agw listening on ")?;
+    Ok([mock, minproxy, agw])
+}
+
+fn print(report: &Report, timed: Duration) {
+    println!("{}", report.table());
+    println!(
+        "{} rounds in {:.0} s; medians over rounds. The load generator used at most {:.0}% of its \
+         core during the c={CONCURRENCY} runs; other processes used {:.0}% of a core{}.",
+        report.rounds.len(),
+        timed.as_secs_f64(),
+        report.generator_load() * 100.0,
+        report.other_load * 100.0,
+        if report.other_load > 0.05 {
+            " — the machine was not quiet, rerun for figures to trust"
+        } else {
+            ""
+        }
+    );
+    let misses = report.misses();
+    if misses.is_empty() {
+        println!("\nagw meets every target.");
+    } else {
+        println!("\nagw misses:");
+        for miss in misses {
+            println!("- {miss}");
+        }
+    }
+}
+
+/// CPU other processes use, as a share of one core, measured over `window`.
+async fn other_load(window: Duration) -> Result<f64, String> {
+    let before = procs::machine_cpu_seconds()? - procs::cpu_seconds("self")?;
+    tokio::time::sleep(window).await;
+    let after = procs::machine_cpu_seconds()? - procs::cpu_seconds("self")?;
+    Ok((after - before).max(0.0) / window.as_secs_f64())
+}

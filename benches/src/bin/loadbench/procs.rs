@@ -1,0 +1,222 @@
+//! The servers under test as child processes, their CPU pinning, and what `/proc` says about
+//! them (resident memory, CPU time).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a server may take to print its `listening on` line.
+const STARTUP: Duration = Duration::from_secs(10);
+
+/// A running server. Dropping it kills the process (also when the bench panics or fails), so
+/// no server outlives the bench.
+#[derive(Debug)]
+pub struct Server {
+    pub name: &'static str,
+    /// `http://IP:PORT`.
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl Server {
+    /// Starts `program args`, pinned to `core` when given (through `taskset`, which execs the
+    /// program, so the pid is the server's), and waits for the line that starts with `banner`
+    /// and ends in the URL it listens on.
+    pub fn start(
+        name: &'static str,
+        program: &Path,
+        args: &[&str],
+        core: Option<usize>,
+        banner: &str,
+    ) -> Result<Self, String> {
+        let mut command = match core {
+            Some(core) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(core.to_string()).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        command
+            .args(args)
+            // A key in the bench's environment would be injected by agw; keep runs alike.
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("AGW_BASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        // The server owns this process; kill it on every early return from here on.
+        let mut server = Self {
+            name,
+            url: String::new(),
+            child,
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining, so a chatty server never blocks on a full pipe; ends at its exit.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = rx
+            .recv_timeout(STARTUP)
+            .map_err(|_| format!("{name} did not start within {STARTUP:?}"))?;
+        let url = line
+            .strip_prefix(banner)
+            .and_then(|rest| rest.split_whitespace().next())
+            .filter(|url| url.starts_with("http://127.0.0.1:"))
+            .ok_or_else(|| {
+                format!("{name} printed {line:?}, expected `{banner}http://127.0.0.1:PORT`")
+            })?;
+        server.url = url.to_owned();
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory now and at its peak.
+    pub fn memory(&self) -> Result<Memory, String> {
+        Memory::of(self.pid())
+    }
+
+    /// CPU time used so far, user plus system, in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        cpu_seconds(&self.pid().to_string())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `VmRSS` and `VmHWM` from `/proc/PID/status`, in bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    pub rss: u64,
+    pub peak: u64,
+}
+
+impl Memory {
+    fn of(pid: u32) -> Result<Self, String> {
+        let path = format!("/proc/{pid}/status");
+        let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        let field = |name: &str| -> Result<u64, String> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().strip_suffix("kB"))
+                .and_then(|kb| kb.trim().parse::<u64>().ok())
+                .map(|kb| kb * 1024)
+                .ok_or_else(|| format!("{path}: no {name}"))
+        };
+        Ok(Self {
+            rss: field("VmRSS:")?,
+            peak: field("VmHWM:")?,
+        })
+    }
+}
+
+/// CPU time of process `pid` (`self` for this one), all threads, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: &str) -> Result<f64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    // The command name may hold spaces and parentheses; fields count from after its `)`.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of stat(5), i.e. 12 and 13 after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => Ok((user + system) as f64 / clock_ticks() as f64),
+        _ => Err(format!("{path}: unexpected format")),
+    }
+}
+
+/// CPU time every process on the machine has spent in user and kernel mode since boot,
+/// seconds (`/proc/stat`; interrupt and softirq time left out, as it is not any process's).
+pub fn machine_cpu_seconds() -> Result<f64, String> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    match ticks.as_slice() {
+        [user, nice, system, ..] => Ok((user + nice + system) as f64 / clock_ticks() as f64),
+        _ => Err("/proc/stat: unexpected format".into()),
+    }
+}
+
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+/// Where the bench runs: the load generator on one core, the servers on another.
+#[derive(Debug, Clone, Copy)]
+pub struct Pinning {
+    pub generator: usize,
+    pub servers: usize,
+}
+
+impl Pinning {
+    /// Pins this process (before any other thread starts, so every thread inherits it) and
+    /// says where the servers go; `None` when `taskset` is missing or fewer than two cores are
+    /// allowed.
+    pub fn apply() -> Option<Self> {
+        let cores = allowed_cores()?;
+        let (&generator, &servers) = (cores.first()?, cores.get(1)?);
+        let pinned = Command::new("taskset")
+            .args(["-a", "-c", "-p", &generator.to_string()])
+            .arg(std::process::id().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        pinned.then_some(Self { generator, servers })
+    }
+}
+
+/// The CPUs this process may run on (`Cpus_allowed_list`, e.g. `0-1` or `0,2-3`).
+fn allowed_cores() -> Option<Vec<usize>> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+        .trim();
+    let mut cores = Vec::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => cores.extend(a.parse::<usize>().ok()?..=b.parse::<usize>().ok()?),
+            None => cores.push(part.parse().ok()?),
+        }
+    }
+    Some(cores)
+}

@@ -1,0 +1,318 @@
+//! One round of measurements, and the warm-up and checks before the rounds.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::load::Target;
+use crate::procs::{self, Server};
+use crate::report::{self, AGW, Latency, Round, Streaming, TARGETS, Throughput};
+
+/// Concurrency of the throughput runs.
+pub const CONCURRENCY: usize = 32;
+
+/// How much load each round applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Latency at c=1: blocks of `per_block` requests, cycling the targets block by block.
+    latency_2k_blocks: usize,
+    latency_cc_blocks: usize,
+    per_block: usize,
+    /// Throughput: slices of `slice` per target, cycling the targets slice by slice.
+    slices: usize,
+    slice: Duration,
+    /// Streams: blocks of `per_block / 4` streams.
+    stream_blocks: usize,
+}
+
+impl Plan {
+    pub fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                latency_2k_blocks: 6,
+                latency_cc_blocks: 3,
+                per_block: 100,
+                slices: 1,
+                slice: Duration::from_millis(500),
+                stream_blocks: 3,
+            }
+        } else {
+            Self {
+                latency_2k_blocks: 30,
+                latency_cc_blocks: 15,
+                per_block: 100,
+                slices: 3,
+                slice: Duration::from_secs(1),
+                stream_blocks: 12,
+            }
+        }
+    }
+}
+
+/// The request bodies, built once.
+#[derive(Debug)]
+pub struct Bodies {
+    pub chat_2k: Bytes,
+    pub claude_code: Bytes,
+    /// A 2 KB chat whose reply streams back in many events.
+    pub stream: Bytes,
+    /// A 2 KB chat whose stream the mock holds open after its first text delta.
+    pub hold: Bytes,
+    /// A 2 KB chat the default policy rejects.
+    pub reject: Bytes,
+}
+
+impl Bodies {
+    pub fn new() -> Self {
+        let chat = agw_benches::chat_2k();
+        let echo = format!(
+            r#"{{"role":"user","content":"Repeat after me, mock:echo {}"}}"#,
+            "the quick brown fox jumps over the lazy dog "
+                .repeat(12)
+                .trim_end()
+        );
+        Self {
+            chat_2k: amend(&chat, None, false),
+            claude_code: amend(&agw_benches::claude_code_first_turn(), None, false),
+            stream: amend(&chat, Some(&echo), true),
+            hold: amend(
+                &chat,
+                Some(r#"{"role":"user","content":"Wait for it. mock:hold"}"#),
+                true,
+            ),
+            reject: amend(
+                &chat,
+                Some(r#"{"role":"user","content":"My credit card is on file."}"#),
+                false,
+            ),
+        }
+    }
+}
+
+/// `body` (a Messages request ending in its `messages` array) with one more message and the
+/// `stream` flag; the original bytes are kept as they are.
+fn amend(body: &[u8], message: Option<&str>, stream: bool) -> Bytes {
+    let head = body
+        .strip_suffix(b"]}")
+        .expect("the bench bodies end with the messages array");
+    let mut out = head.to_vec();
+    if let Some(message) = message {
+        out.push(b',');
+        out.extend_from_slice(message.as_bytes());
+    }
+    out.extend_from_slice(format!(r#"],"stream":{stream}}}"#).as_bytes());
+    Bytes::from(out)
+}
+
+/// Load on one proxy alone, one line per second, for a profiler to watch.
+#[derive(Debug)]
+pub struct Soak {
+    /// `2k` or `cc` (the Claude Code first turn).
+    pub body: String,
+    /// `AGW`, `MINPROXY` or `DIRECT`.
+    pub via: usize,
+    pub concurrency: usize,
+    pub duration: Duration,
+}
+
+impl Soak {
+    pub async fn run(
+        &self,
+        target: &Target,
+        proxy: &Server,
+        bodies: &Bodies,
+    ) -> Result<(), String> {
+        let body = match self.body.as_str() {
+            "2k" => &bodies.chat_2k,
+            _ => &bodies.claude_code,
+        };
+        eprintln!(
+            "loadbench: {} pid {}: {} byte body at c={} for {} s",
+            proxy.name,
+            proxy.pid(),
+            body.len(),
+            self.concurrency,
+            self.duration.as_secs()
+        );
+        for second in 0..self.duration.as_secs() {
+            let cpu = proxy.cpu_seconds()?;
+            let (n, took) = target
+                .saturate(body, self.concurrency, Duration::from_secs(1))
+                .await?;
+            let seconds = took.as_secs_f64();
+            let cpu = proxy.cpu_seconds()? - cpu;
+            eprintln!(
+                "loadbench: {:>4} s: {:.0} requests/s, {} {:.0}% of a core, {:.1} µs CPU per request",
+                second + 1,
+                n as f64 / seconds,
+                proxy.name,
+                cpu * 100.0 / seconds,
+                cpu * 1e6 / n.max(1) as f64
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Every target answers, and agw's default policy is live (it rejects the seed's phrase).
+pub async fn check(targets: &[Target; TARGETS], bodies: &Bodies) -> Result<(), String> {
+    for target in targets {
+        target.request(&bodies.chat_2k).await?;
+        target.request(&bodies.claude_code).await?;
+    }
+    match targets[AGW].request(&bodies.reject).await {
+        Err(e)
+            if e.contains("status 400") && e.contains("Rejected due to inappropriate content") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "agw's default policy did not reject as expected: {e}"
+        )),
+        Ok(_) => {
+            Err("agw forwarded a body its default policy must reject; is the guard on?".into())
+        }
+    }
+}
+
+/// Fills the connection pools (also agw's and minproxy's upstream pools) and the allocators;
+/// returns the number of events in the measured stream.
+pub async fn warm_up(targets: &[Target; TARGETS], bodies: &Bodies) -> Result<usize, String> {
+    let mut events = None;
+    for target in targets {
+        for _ in 0..200 {
+            target.request(&bodies.chat_2k).await?;
+        }
+        for _ in 0..50 {
+            target.request(&bodies.claude_code).await?;
+        }
+        target
+            .saturate(&bodies.chat_2k, CONCURRENCY, Duration::from_millis(300))
+            .await?;
+        for _ in 0..20 {
+            let n = target.stream(&bodies.stream).await?.events;
+            if *events.get_or_insert(n) != n {
+                return Err(format!(
+                    "{} streamed {n} events, expected {events:?}",
+                    target.name
+                ));
+            }
+        }
+    }
+    events.ok_or_else(|| "no stream measured".into())
+}
+
+pub async fn measure_round(
+    targets: &[Target; TARGETS],
+    servers: &[Server; TARGETS],
+    bodies: &Bodies,
+    plan: &Plan,
+    order: [usize; TARGETS],
+    events: usize,
+) -> Result<Round, String> {
+    Ok(Round {
+        latency_2k: latency(
+            targets,
+            order,
+            &bodies.chat_2k,
+            plan.latency_2k_blocks,
+            plan.per_block,
+        )
+        .await?,
+        latency_cc: latency(
+            targets,
+            order,
+            &bodies.claude_code,
+            plan.latency_cc_blocks,
+            plan.per_block,
+        )
+        .await?,
+        throughput_2k: throughput(targets, servers, order, &bodies.chat_2k, plan).await?,
+        throughput_cc: throughput(targets, servers, order, &bodies.claude_code, plan).await?,
+        streaming: streaming(targets, order, &bodies.stream, plan, events).await?,
+    })
+}
+
+async fn latency(
+    targets: &[Target; TARGETS],
+    order: [usize; TARGETS],
+    body: &Bytes,
+    blocks: usize,
+    per_block: usize,
+) -> Result<[Latency; TARGETS], String> {
+    let mut samples: [Vec<f64>; TARGETS] = Default::default();
+    for _ in 0..blocks {
+        for t in order {
+            for _ in 0..per_block {
+                samples[t].push(micros(targets[t].request(body).await?));
+            }
+        }
+    }
+    Ok(samples.map(Latency::of))
+}
+
+async fn throughput(
+    targets: &[Target; TARGETS],
+    servers: &[Server; TARGETS],
+    order: [usize; TARGETS],
+    body: &Bytes,
+    plan: &Plan,
+) -> Result<[Throughput; TARGETS], String> {
+    let mut requests = [0u64; TARGETS];
+    let mut elapsed = [Duration::ZERO; TARGETS];
+    let mut cpu = [0f64; TARGETS];
+    let mut generator = [0f64; TARGETS];
+    for _ in 0..plan.slices {
+        for t in order {
+            let (server_before, self_before) =
+                (servers[t].cpu_seconds()?, procs::cpu_seconds("self")?);
+            let (n, took) = targets[t].saturate(body, CONCURRENCY, plan.slice).await?;
+            cpu[t] += servers[t].cpu_seconds()? - server_before;
+            generator[t] += procs::cpu_seconds("self")? - self_before;
+            requests[t] += n;
+            elapsed[t] += took;
+        }
+    }
+    Ok(std::array::from_fn(|t| {
+        let seconds = elapsed[t].as_secs_f64();
+        Throughput {
+            rps: requests[t] as f64 / seconds,
+            cpu_us: cpu[t] * 1e6 / requests[t].max(1) as f64,
+            generator_load: generator[t] / seconds,
+        }
+    }))
+}
+
+async fn streaming(
+    targets: &[Target; TARGETS],
+    order: [usize; TARGETS],
+    body: &Bytes,
+    plan: &Plan,
+    events: usize,
+) -> Result<[Streaming; TARGETS], String> {
+    let mut ttfb: [Vec<f64>; TARGETS] = Default::default();
+    let mut total: [Vec<f64>; TARGETS] = Default::default();
+    for _ in 0..plan.stream_blocks {
+        for t in order {
+            for _ in 0..plan.per_block / 4 {
+                let s = targets[t].stream(body).await?;
+                if s.events != events {
+                    return Err(format!(
+                        "{} streamed {} events, expected {events}",
+                        targets[t].name, s.events
+                    ));
+                }
+                ttfb[t].push(micros(s.ttfb));
+                total[t].push(micros(s.total));
+            }
+        }
+    }
+    Ok(std::array::from_fn(|t| Streaming {
+        ttfb: report::median(ttfb[t].iter().copied()),
+        total: report::median(total[t].iter().copied()),
+    }))
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
