@@ -7,6 +7,8 @@
 # Defaults: cc agw 32 8. Needs perf and the release binaries:
 #   cargo build --release -p agw-bin -p agw-benches
 # The perf data stays in target/loadbench-perf-BODY-PROXY.data for `perf report -i`.
+# On a shared machine, LOADBENCH_WRAP="chrt -r 10" runs the bench and its servers ahead of
+# other work (as the README's figures were taken).
 set -eu
 
 body=${1:-cc}
@@ -24,7 +26,7 @@ trap 'rm -f "$log"' EXIT
 command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 2; }
 
 # The soak runs a few seconds longer than the recording: warm-up before, slack after.
-"$bench" --soak "$body" --soak-via "$via" --soak-c "$concurrency" \
+${LOADBENCH_WRAP:-} "$bench" --soak "$body" --soak-via "$via" --soak-c "$concurrency" \
     --soak-secs $((seconds + 4)) 2>"$log" >/dev/null &
 bench_pid=$!
 

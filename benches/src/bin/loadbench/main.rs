@@ -213,10 +213,16 @@ impl Binaries {
 async fn run(options: &Options, pinning: Option<Pinning>) -> Result<(), String> {
     let bins = Binaries::find(options.bin_dir.as_deref())?;
     let busy = other_load(Duration::from_secs(1)).await?;
+    let realtime = procs::realtime();
     if busy > 0.05 {
         eprintln!(
-            "loadbench: warning: other processes are using {:.0}% of a core; the figures will be noisy",
-            busy * 100.0
+            "loadbench: warning: other processes are using {:.0}% of a core; {}",
+            busy * 100.0,
+            if realtime {
+                "running under a real-time policy, ahead of them"
+            } else {
+                "the figures will be noisy (see the README: chrt)"
+            }
         );
     }
     match pinning {
@@ -230,6 +236,7 @@ async fn run(options: &Options, pinning: Option<Pinning>) -> Result<(), String> 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut report = Report {
         concurrency: CONCURRENCY,
+        realtime,
         ..Report::default()
     };
     report.minproxy.idle = servers[MINPROXY].memory()?.rss;
@@ -334,18 +341,20 @@ fn start_servers(bins: &Binaries, core: Option<usize>) -> Result<[Server; TARGET
 
 fn print(report: &Report, timed: Duration) {
     println!("{}", report.table());
+    let others = match (report.other_load > 0.05, report.realtime) {
+        (false, _) => String::new(),
+        (true, true) => " (in the gaps: the bench ran under a real-time policy)".into(),
+        (true, false) => " — the machine was not quiet, rerun for figures to trust".into(),
+    };
     println!(
-        "{} rounds in {:.0} s; medians over rounds. The load generator used at most {:.0}% of its \
-         core during the c={CONCURRENCY} runs; other processes used {:.0}% of a core{}.",
+        "{} rounds in {:.0} s; medians over rounds. At c={CONCURRENCY} the load generator used at \
+         most {:.0}% of its core through the proxies ({:.0}% direct); other processes used {:.0}% \
+         of a core{others}.",
         report.rounds.len(),
         timed.as_secs_f64(),
-        report.generator_load() * 100.0,
+        report.generator_load(&[MINPROXY, AGW]) * 100.0,
+        report.generator_load(&[DIRECT]) * 100.0,
         report.other_load * 100.0,
-        if report.other_load > 0.05 {
-            " — the machine was not quiet, rerun for figures to trust"
-        } else {
-            ""
-        }
     );
     let misses = report.misses();
     if misses.is_empty() {

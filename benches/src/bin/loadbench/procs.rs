@@ -146,6 +146,18 @@ pub fn cpu_seconds(pid: &str) -> Result<f64, String> {
     }
 }
 
+/// Whether this process runs under a real-time scheduling policy (e.g. started with
+/// `chrt -r 10`), so that other processes only get the CPU it leaves idle.
+pub fn realtime() -> bool {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // `policy` is field 41 of stat(5), i.e. 38 after the command name.
+    let policy = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(38))
+        .and_then(|p| p.parse::<u32>().ok());
+    matches!(policy, Some(1 | 2))
+}
+
 /// CPU time every process on the machine has spent in user and kernel mode since boot,
 /// seconds (`/proc/stat`; interrupt and softirq time left out, as it is not any process's).
 pub fn machine_cpu_seconds() -> Result<f64, String> {

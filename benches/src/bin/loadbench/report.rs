@@ -77,6 +77,8 @@ pub struct Report {
     pub agw: Memory,
     /// CPU other processes on the machine used during the timed rounds, as a share of one core.
     pub other_load: f64,
+    /// The bench and its servers ran under a real-time policy, ahead of other processes.
+    pub realtime: bool,
 }
 
 /// Nearest-rank percentile of sorted samples.
@@ -280,11 +282,16 @@ impl Report {
             .collect()
     }
 
-    /// The load generator's busiest share of its core during the timed c=N runs.
-    pub fn generator_load(&self) -> f64 {
+    /// The load generator's busiest share of its core during the timed c=N runs against
+    /// `targets`.
+    pub fn generator_load(&self, targets: &[usize]) -> f64 {
         self.rounds
             .iter()
-            .flat_map(|r| r.throughput_2k.iter().chain(&r.throughput_cc))
+            .flat_map(|r| {
+                targets
+                    .iter()
+                    .flat_map(|&t| [r.throughput_2k[t], r.throughput_cc[t]])
+            })
             .map(|t| t.generator_load)
             .fold(0.0, f64::max)
     }

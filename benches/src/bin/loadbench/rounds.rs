@@ -1,4 +1,5 @@
-//! One round of measurements, and the warm-up and checks before the rounds.
+//! What the rounds measure and with what: the load plan, the request bodies, the checks and
+//! warm-up before the rounds, one round, and the soak mode for profilers.
 
 use std::time::Duration;
 
