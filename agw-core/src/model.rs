@@ -284,7 +284,7 @@ pub fn find_model(body: &[u8]) -> Result<Option<(Range<usize>, String)>, JsonErr
     let mut found = None;
     sc.object(|sc, key| {
         if !sc.key_is(&key, "model") {
-            return sc.skip().map(drop);
+            return sc.skip_fast();
         }
         let Some(s) = sc.string_or_none()? else {
             return Err(JsonError::Shape("`model` must be a string".into()));

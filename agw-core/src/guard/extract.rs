@@ -119,7 +119,7 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
             once(&mut seen_system, "system")?;
             ex.system(sc)
         } else {
-            sc.skip().map(drop)
+            sc.skip_fast()
         }
     })?;
     sc.finish()?;
@@ -143,17 +143,17 @@ pub(crate) fn extract_response(api: crate::api::Api, body: &[u8]) -> Result<Doc,
         crate::api::Api::OpenAi if sc.key_is(&key, "choices") && sc.peek() == Some(b'[') => sc
             .array(|sc, i| {
                 if sc.peek() != Some(b'{') {
-                    return sc.skip().map(drop);
+                    return sc.skip_fast();
                 }
                 sc.object(|sc, key| {
                     if sc.key_is(&key, "message") && sc.peek() == Some(b'{') {
                         ex.message(sc, i as u32)
                     } else {
-                        sc.skip().map(drop)
+                        sc.skip_fast()
                     }
                 })
             }),
-        _ => sc.skip().map(drop),
+        _ => sc.skip_fast(),
     })?;
     sc.finish()?;
     Ok(ex.doc)
@@ -307,7 +307,7 @@ impl Extractor {
             } else if sc.key_is(&key, "function_call") {
                 self.function_call(sc, m, None)
             } else {
-                sc.skip().map(drop)
+                sc.skip_fast()
             }
         })?;
         let role = role.unwrap_or(Role::Other);
@@ -366,7 +366,7 @@ impl Extractor {
                 self.block(sc, loc, Some(field).filter(|_| nested))
             }),
             // OpenAI assistant turns with tool calls have `"content": null`.
-            Some(b'n') => sc.skip().map(drop),
+            Some(b'n') => sc.skip_fast(),
             _ => Err(shape_at(
                 sc,
                 format!("{loc} must be a string or an array of content blocks"),
@@ -412,7 +412,7 @@ impl Extractor {
                             self.push_next(sc, field, Loc { leaf, ..loc })?;
                         }
                         Some(_) => {
-                            sc.skip()?;
+                            sc.skip_fast()?;
                         }
                         None => strings.push((sc.string()?, leaf)),
                     }
@@ -426,7 +426,7 @@ impl Extractor {
             } else if sc.key_is(&key, "source") {
                 Key::Source
             } else {
-                return sc.skip().map(drop);
+                return sc.skip_fast();
             };
             match &ty {
                 // The type usually comes first: then the value is handled in this one pass.
@@ -474,7 +474,7 @@ impl Extractor {
             (Key::Source, _) => None,
         };
         let Some(natural) = natural else {
-            return sc.skip().map(drop);
+            return sc.skip_fast();
         };
         let field = forced.unwrap_or(natural);
         match key {
@@ -512,7 +512,7 @@ impl Extractor {
         field: Field,
     ) -> Result<(), JsonError> {
         if sc.peek() != Some(b'{') {
-            return sc.skip().map(drop);
+            return sc.skip_fast();
         }
         let mut ty = None;
         let mut data = None;
@@ -532,7 +532,7 @@ impl Extractor {
                 content = Some(sc.skip()?.start);
                 return Ok(());
             }
-            sc.skip().map(drop)
+            sc.skip_fast()
         })?;
         match ty.as_deref() {
             Some(b"text") => {
@@ -572,24 +572,24 @@ impl Extractor {
             }
             Some(b'{') => sc.object(|sc, _| self.all_strings(sc, field, loc)),
             Some(b'[') => sc.array(|sc, _| self.all_strings(sc, field, loc)),
-            _ => sc.skip().map(drop),
+            _ => sc.skip_fast(),
         }
     }
 
     /// OpenAI `tool_calls`: every `function.arguments` (a JSON string) is tool input.
     fn tool_calls(&mut self, sc: &mut Scanner<'_>, m: u32) -> Result<(), JsonError> {
         if sc.peek() != Some(b'[') {
-            return sc.skip().map(drop);
+            return sc.skip_fast();
         }
         sc.array(|sc, i| {
             if sc.peek() != Some(b'{') {
-                return sc.skip().map(drop);
+                return sc.skip_fast();
             }
             sc.object(|sc, key| {
                 if sc.key_is(&key, "function") {
                     self.function_call(sc, m, Some(i as u32))
                 } else {
-                    sc.skip().map(drop)
+                    sc.skip_fast()
                 }
             })
         })
@@ -602,7 +602,7 @@ impl Extractor {
         call: Option<u32>,
     ) -> Result<(), JsonError> {
         if sc.peek() != Some(b'{') {
-            return sc.skip().map(drop);
+            return sc.skip_fast();
         }
         let loc = Loc {
             message: Some(m),
@@ -619,7 +619,7 @@ impl Extractor {
             if sc.key_is(&key, "arguments") {
                 self.all_strings(sc, Field::ToolInput, loc)
             } else {
-                sc.skip().map(drop)
+                sc.skip_fast()
             }
         })
     }

@@ -284,6 +284,78 @@ impl<'a> Scanner<'a> {
         Ok(start..self.pos)
     }
 
+    /// Skips one value that nobody reads, as fast as possible: strings are only found to end
+    /// (one `memchr` per quote, not per escape) and containers only checked to nest and close
+    /// properly. For valid JSON the value ends where [`Scanner::skip`] says; what is not
+    /// checked is the grammar inside (commas, escapes, number syntax) — agw reads nothing there,
+    /// and the provider rejects such a body anyway.
+    pub fn skip_fast(&mut self) -> Result<(), JsonError> {
+        match self.peek() {
+            Some(b'"') => self.skip_string_fast(),
+            Some(b'{' | b'[') => self.skip_container_fast(),
+            _ => self.skip().map(drop),
+        }
+    }
+
+    fn skip_string_fast(&mut self) -> Result<(), JsonError> {
+        let open = self.pos;
+        let mut from = open + 1;
+        loop {
+            let Some(off) = memchr::memchr(b'"', &self.b[from..]) else {
+                self.pos = self.b.len();
+                return Err(self.err("unterminated string"));
+            };
+            let quote = from + off;
+            let backslashes = self.b[open + 1..quote]
+                .iter()
+                .rev()
+                .take_while(|&&c| c == b'\\')
+                .count();
+            if backslashes % 2 == 0 {
+                self.pos = quote + 1;
+                return Ok(());
+            }
+            from = quote + 1;
+        }
+    }
+
+    fn skip_container_fast(&mut self) -> Result<(), JsonError> {
+        // Open brackets as bits (1 = `{`), innermost lowest; the depth limit keeps it in 128.
+        let mut stack: u128 = 0;
+        let mut depth = 0usize;
+        loop {
+            let Some(&c) = self.b.get(self.pos) else {
+                return Err(self.err("unexpected end of body"));
+            };
+            match c {
+                b'"' => {
+                    self.skip_string_fast()?;
+                    continue;
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    if self.depth + depth > MAX_DEPTH {
+                        return Err(JsonError::TooDeep(MAX_DEPTH));
+                    }
+                    stack = stack << 1 | u128::from(c == b'{');
+                }
+                b'}' | b']' => {
+                    if depth == 0 || (stack & 1 == 1) != (c == b'}') {
+                        return Err(self.err("mismatched bracket"));
+                    }
+                    stack >>= 1;
+                    depth -= 1;
+                    if depth == 0 {
+                        self.pos += 1;
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+            self.pos += 1;
+        }
+    }
+
     fn literal(&mut self, lit: &'static [u8]) -> Result<(), JsonError> {
         if self.b[self.pos..].starts_with(lit) {
             self.pos += lit.len();
@@ -402,6 +474,34 @@ mod tests {
             assert!(skip_all(bad).is_err(), "{bad:?} should fail");
         }
         assert!(matches!(Scanner::new(b"\"\xff\""), Err(JsonError::Utf8(1))));
+    }
+
+    #[test]
+    fn fast_skip_ends_where_the_strict_skip_ends() {
+        for doc in [
+            r#"{"a":[1,{"b":"x\\\"]}"}],"c":"\\"}"#,
+            r#"["\\\\",{"k":"}"},[[[]]],"end"]"#,
+            r#""plain \" string""#,
+            r#"{"tools":[{"name":"R","description":"a\nb \"q\" \\","input_schema":{"type":"object"}}]}"#,
+        ] {
+            let mut strict = Scanner::new(doc.as_bytes()).unwrap();
+            strict.skip().unwrap();
+            let mut fast = Scanner::new(doc.as_bytes()).unwrap();
+            fast.skip_fast().unwrap();
+            assert_eq!(fast.pos, strict.pos, "{doc}");
+            assert_eq!(fast.pos, doc.len(), "{doc}");
+        }
+        for bad in [r#"[1,2"#, r#"{"a":[}"#, r#""abc"#, r#"[{]}"#] {
+            assert!(
+                Scanner::new(bad.as_bytes()).unwrap().skip_fast().is_err(),
+                "{bad}"
+            );
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert_eq!(
+            Scanner::new(deep.as_bytes()).unwrap().skip_fast(),
+            Err(JsonError::TooDeep(MAX_DEPTH))
+        );
     }
 
     #[test]
