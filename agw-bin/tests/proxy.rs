@@ -14,6 +14,14 @@ const PROMPT: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"stream":fa
   "messages":[{"role":"user","content":[{"type":"text","text":"Say \u0068ello  ✓"}]}],
   "unknown_field": {"x": [1.50, 2e3]}}"#;
 
+/// The body with the mock's message id (which counts requests) replaced by `N`.
+fn without_message_id(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b).into_owned();
+    let i = s.find("msg_mock_").expect("a mock message id") + 9;
+    let j = i + s[i..].find('"').expect("the id ends");
+    format!("{}N{}", &s[..i], &s[j..])
+}
+
 #[tokio::test]
 async fn head_root_and_healthz_are_answered_locally() {
     let agw = Agw::start(SEED_DEFAULT).await;
@@ -291,13 +299,7 @@ async fn streams_through_agw_equal_streams_direct() {
     let (_, direct) = send(json_post(&format!("{}/v1/messages", mock.base_url()), body)).await;
     let agw = Agw::start_with_mock(SEED_DEFAULT, Env::default(), mock).await;
     let (_, proxied) = send(json_post(&agw.url("/v1/messages"), body)).await;
-    // Message ids count requests; everything else must be identical.
-    let norm = |b: &Bytes| {
-        let s = String::from_utf8_lossy(b).into_owned();
-        let i = s.find("msg_mock_").unwrap() + 9;
-        let j = i + s[i..].find('"').unwrap();
-        format!("{}N{}", &s[..i], &s[j..])
-    };
+    let norm = |b: &Bytes| without_message_id(b);
     assert_eq!(norm(&direct), norm(&proxied));
     agw.stop().await;
 }
@@ -582,12 +584,7 @@ async fn json_responses_are_masked_byte_faithfully() {
     };
     let (res, bytes) = send(json_post(&agw.url("/v1/messages"), body)).await;
     assert_eq!(res.status(), 200);
-    let norm = |b: &[u8]| {
-        let s = String::from_utf8_lossy(b).into_owned();
-        let i = s.find("msg_mock_").unwrap() + 9;
-        let j = i + s[i..].find('"').unwrap();
-        format!("{}N{}", &s[..i], &s[j..])
-    };
+    let norm = without_message_id;
     assert_eq!(
         norm(&bytes),
         norm(&direct).replace("5555 5555 5555 4444", "<CREDIT_CARD>")
