@@ -6,7 +6,7 @@ use super::rule::{Action, ActionKind, Field, Rule, Scope};
 use crate::api::{ErrorBody, ErrorKind};
 use crate::detect::{Detector, Finding};
 use crate::edit::{Edit, apply};
-use crate::json::{JsonError, map_back};
+use crate::json::{JsonError, map_back_many};
 use crate::route::RouteKind;
 use http::StatusCode;
 use std::sync::Arc;
@@ -132,6 +132,15 @@ impl PolicyBuilder {
             }),
         })
     }
+}
+
+/// A masked piece of text waiting to be mapped back to raw bytes.
+#[derive(Debug)]
+struct Pending {
+    seg: usize,
+    first: usize,
+    last: usize,
+    placeholder: String,
 }
 
 #[derive(Debug)]
@@ -348,6 +357,7 @@ impl Policy {
         let mut findings: Vec<Finding> = Vec::new();
         let mut hits = Vec::new();
         let mut edits = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
         let is_reject = |rule: usize| matches!(inner.rules[rule].action, Action::Reject { .. });
         if inner.rules.is_empty() {
             return Verdict {
@@ -372,7 +382,7 @@ impl Policy {
             let base = doc.segs[unit.segs.start].text.start;
             for h in &raw {
                 let rule = &inner.rules[h.rule];
-                let (first_seg, pieces) = self.locate(body, doc, unit, base, h);
+                let (first_seg, pieces) = self.locate(doc, unit, base, h);
                 hits.push(Hit {
                     rule: rule.name.clone(),
                     action: rule.action.kind(),
@@ -383,8 +393,14 @@ impl Policy {
                     let text = placeholder
                         .as_deref()
                         .unwrap_or_else(|| h.detector.map_or("<MASKED>", Detector::placeholder));
-                    for (i, r) in pieces.into_iter().enumerate() {
-                        edits.push(Edit::json_string(r, if i == 0 { text } else { "" }));
+                    for (i, (seg, first, last)) in pieces.into_iter().enumerate() {
+                        let placeholder = if i == 0 { text } else { "" };
+                        pending.push(Pending {
+                            seg,
+                            first,
+                            last,
+                            placeholder: placeholder.to_owned(),
+                        });
                     }
                 }
             }
@@ -405,6 +421,27 @@ impl Policy {
                 };
             }
         }
+        // Map all masked spans back to raw bytes, one walk per string (not one per hit: a
+        // string with thousands of hits would otherwise be walked thousands of times).
+        pending.sort_by_key(|p| p.seg);
+        for group in pending.chunk_by(|a, b| a.seg == b.seg) {
+            let seg = &doc.segs[group[0].seg];
+            let raw = &body[seg.raw.clone()];
+            let mut offsets: Vec<usize> = group.iter().flat_map(|p| [p.first, p.last]).collect();
+            offsets.sort_unstable();
+            offsets.dedup();
+            let mapped = map_back_many(raw, seg.kind, &offsets);
+            let find =
+                |o: usize| mapped[offsets.binary_search(&o).expect("offset was mapped")].clone();
+            for p in group {
+                let start = find(p.first).map_or(0, |r| r.start);
+                let end = find(p.last).map_or(raw.len(), |r| r.end);
+                edits.push(Edit::json_string(
+                    seg.raw.start + start..seg.raw.start + end,
+                    &p.placeholder,
+                ));
+            }
+        }
         let decision = if edits.is_empty() {
             Decision::Allow
         } else {
@@ -417,16 +454,15 @@ impl Policy {
         }
     }
 
-    /// The first segment a hit touches, and the raw body ranges its text came from (one per
-    /// segment it spans).
+    /// The first segment a hit touches, and the pieces of its text per segment it spans:
+    /// (segment, first text byte, last text byte), offsets relative to the segment's text.
     fn locate(
         &self,
-        body: &[u8],
         doc: &Doc,
         unit: &super::extract::Unit,
         base: usize,
         h: &RawHit,
-    ) -> (usize, Vec<std::ops::Range<usize>>) {
+    ) -> (usize, Vec<(usize, usize, usize)>) {
         let (a, b) = (base + h.range.start, base + h.range.end);
         let mut first = None;
         let mut pieces = Vec::new();
@@ -437,11 +473,7 @@ impl Policy {
                 continue;
             }
             first.get_or_insert(si);
-            let raw = &body[seg.raw.clone()];
-            let (rs, re) = (s - seg.text.start, e - seg.text.start);
-            let start = map_back(raw, seg.kind, rs).map_or(0, |r| r.start);
-            let end = map_back(raw, seg.kind, re - 1).map_or(raw.len(), |r| r.end);
-            pieces.push(seg.raw.start + start..seg.raw.start + end);
+            pieces.push((si, s - seg.text.start, e - seg.text.start - 1));
         }
         (first.unwrap_or(unit.segs.start), pieces)
     }

@@ -11,7 +11,7 @@ mod text;
 
 pub(crate) use scan::{Scanner, Str};
 pub(crate) use text::{
-    Decoded, decode, is_invisible, map_back, needs_normalization, normalize_plain,
+    Decoded, decode, is_invisible, map_back, map_back_many, needs_normalization, normalize_plain,
 };
 
 /// Why a body could not be read as JSON.

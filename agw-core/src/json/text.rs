@@ -105,6 +105,34 @@ pub(crate) fn map_back(raw: &[u8], kind: Decoded, at: usize) -> Option<Range<usi
     found
 }
 
+/// [`map_back`] for many text offsets of one string in a single walk. `at` must be sorted; the
+/// result has one range per offset (`None` past the end of the text).
+pub(crate) fn map_back_many(raw: &[u8], kind: Decoded, at: &[usize]) -> Vec<Option<Range<usize>>> {
+    if kind == Decoded::Identity {
+        return at
+            .iter()
+            .map(|&a| (a < raw.len()).then(|| a..a + 1))
+            .collect();
+    }
+    let mut out = vec![None; at.len()];
+    let mut next = 0;
+    let mut pos = 0usize;
+    walk(raw, |text, src, one_to_one| {
+        while next < at.len() && at[next] < pos + text.len() {
+            let a = at[next];
+            out[next] = Some(if one_to_one {
+                let i = src.start + (a - pos);
+                i..i + 1
+            } else {
+                src.clone()
+            });
+            next += 1;
+        }
+        pos += text.len();
+    });
+    out
+}
+
 /// Exact JSON unescaping, without normalisation (for keys, roles and block types).
 pub(crate) fn unescape_exact(raw: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
@@ -405,8 +433,15 @@ mod tests {
             }
             let mut out = Vec::new();
             let kind = decode(raw.as_bytes(), raw.contains('\\'), &mut out);
+            let all: Vec<usize> = (0..out.len()).collect();
+            let many = map_back_many(raw.as_bytes(), kind, &all);
             let mut last = 0;
-            for at in 0..out.len() {
+            for (at, batched) in many.iter().enumerate() {
+                assert_eq!(
+                    batched,
+                    &map_back(raw.as_bytes(), kind, at),
+                    "{raw:?} at {at}"
+                );
                 let r = map_back(raw.as_bytes(), kind, at).expect("in range");
                 assert!(r.start >= last && r.end <= raw.len(), "{raw:?} at {at}");
                 last = r.start;

@@ -281,8 +281,19 @@ impl StreamGuard {
     }
 
     fn reserialize(&self, data: &str, text: &str) -> Bytes {
-        let mut json: serde_json::Value =
-            serde_json::from_str(data).expect("parsed when the delta was classified");
+        // agw's scanner accepted the event; serde_json may not (raw control characters, lone
+        // surrogates), so the event is rebuilt when it cannot be edited in place.
+        let mut json: serde_json::Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(_) => match self.api {
+                Api::Anthropic => serde_json::json!({
+                    "type": "content_block_delta",
+                    "index": delta_index(data.as_bytes()),
+                    "delta": {"type": "text_delta", "text": ""},
+                }),
+                Api::OpenAi => serde_json::json!({"choices": [{"index": 0, "delta": {}}]}),
+            },
+        };
         let data = match self.api {
             Api::Anthropic => {
                 json["delta"]["text"] = text.into();
@@ -303,6 +314,25 @@ impl StreamGuard {
             Api::OpenAi => format!("data: {json}\n\n"),
         })
     }
+}
+
+/// The `index` of an Anthropic delta event (0 if it has none that fits).
+fn delta_index(data: &[u8]) -> u64 {
+    let mut index = 0;
+    let Ok(mut sc) = Scanner::new(data) else {
+        return 0;
+    };
+    let _ = sc.object(|sc, key| {
+        let range = sc.skip()?;
+        if sc.key_is(&key, "index") {
+            index = std::str::from_utf8(&data[range])
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+        }
+        Ok(())
+    });
+    index
 }
 
 /// The text of an Anthropic `content_block_delta` event with a `text_delta`, read with the

@@ -182,3 +182,25 @@ fn evasion_in_responses_is_normalised() {
     let out = run(&policy, Api::Anthropic, 32, &input, 3).0;
     assert_eq!(text_of(&out), "a <MASKED> here");
 }
+
+/// Found by `fuzz/` (sse): deltas agw's scanner accepts but serde_json does not (a raw tab, a
+/// lone surrogate) made re-serializing a masked delta panic.
+#[test]
+fn masked_deltas_that_serde_json_rejects_are_rebuilt() {
+    let p = Policy::builder()
+        .rule(Rule::literals("k", ["secret"]).mask())
+        .build()
+        .unwrap();
+    for text in ["secret\t", "secret \\ud800"] {
+        let mut g = StreamGuard::new(p.clone(), Api::Anthropic, 64);
+        let mut out = Vec::new();
+        let event = format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":3,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{text}\"}}}}\n\n"
+        );
+        g.event(Bytes::from(event), &mut out);
+        g.finish(&mut out);
+        let s = String::from_utf8(out.concat()).unwrap();
+        assert!(s.contains("<MASKED>") && !s.contains("secret"), "{s}");
+        assert!(s.contains("\"index\":3"), "{s}");
+    }
+}

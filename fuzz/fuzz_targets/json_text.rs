@@ -1,0 +1,329 @@
+//! JSON scanning and string decoding, differential against serde_json.
+//!
+//! For every document:
+//!
+//! 1. **Acceptance.** agw's scanner accepts a document exactly when serde_json accepts it
+//!    after two documented leniencies are undone: raw control characters inside strings (agw
+//!    tolerates them; they become `\u00XX` escapes) and ill-formed surrogate escapes (agw
+//!    decodes each unpaired `\uD800`–`\uDFFF` to U+FFFD; they become `\ufffd`). serde_json
+//!    validates as `RawValue`, which has no depth limit; agw rejects nesting deeper than
+//!    `MAX_DEPTH` (128), checked separately.
+//! 2. **Decoding** (documents that are one string). With the same leniencies undone:
+//!    - exact unescaping (how agw reads keys, roles and block types) equals serde_json's string;
+//!    - the normalized text equals an independent implementation of the documented rule,
+//!      applied to serde_json's string: drop invisible characters, group each starter with the
+//!      combining marks after it, NFKC each group, drop invisibles NFKC produced. (This is not
+//!      whole-string NFKC: `ｶﾞ` stays `カ` + U+3099 rather than composing to `ガ`, and conjoining
+//!      Hangul jamo do not compose into a syllable, because they are separate groups.) For ASCII
+//!      strings without `\u` escapes the text equals serde_json's string byte for byte;
+//!    - the fused scan-and-decode path gives the same text and kind as scan-then-decode.
+//! 3. **Mapping back.** For every text byte, `map_back` returns a non-empty range inside the
+//!    raw content, starting no earlier than the previous byte's; a text byte that starts a
+//!    character maps to a range starting on a source character boundary (never inside an
+//!    escape or a UTF-8 sequence), one that ends a character to a range ending on one; and
+//!    decoding that range on its own gives text that covers the byte. Past the end: `None`.
+#![no_main]
+
+use agw_core::fuzzing::{self, ScannedString};
+use agw_fuzz::literal;
+use agw_fuzz::text::Text;
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::canonical_combining_class;
+
+/// A token of a JSON-ish document; most sequences are invalid, which is the point.
+#[derive(Debug, Clone, Arbitrary)]
+enum Tok {
+    Open(bool),
+    Close(bool),
+    Comma,
+    Colon,
+    Str(Text),
+    Num(u8),
+    Lit(u8),
+    Ws(u8),
+    Byte(u8),
+}
+
+#[derive(Clone, Arbitrary)]
+enum Input {
+    /// One string literal with whitespace around it.
+    String { lead: u8, text: Text, trail: u8 },
+    /// A token soup.
+    Tokens(Vec<Tok>),
+    /// Any bytes.
+    Raw(Vec<u8>),
+}
+
+const WS: &[&[u8]] = &[b"", b" ", b"\n", b"\r\n\t ", b"\x0c", b"\xc2\xa0"];
+const NUM: &[&[u8]] = &[
+    b"0", b"-", b"1", b"12", b".", b"5", b"e", b"E+", b"-0", b"01", b"1.5e-3",
+];
+const LIT: &[&[u8]] = &[b"true", b"false", b"null", b"tru", b"nul", b"True"];
+
+impl Input {
+    fn doc(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Input::String { lead, text, trail } => {
+                out.extend_from_slice(WS[*lead as usize % WS.len()]);
+                text.render_quoted(&mut out);
+                out.extend_from_slice(WS[*trail as usize % WS.len()]);
+            }
+            Input::Tokens(toks) => {
+                for t in toks {
+                    match t {
+                        Tok::Open(a) => out.push(if *a { b'[' } else { b'{' }),
+                        Tok::Close(a) => out.push(if *a { b']' } else { b'}' }),
+                        Tok::Comma => out.push(b','),
+                        Tok::Colon => out.push(b':'),
+                        Tok::Str(t) => t.render_quoted(&mut out),
+                        Tok::Num(i) => out.extend_from_slice(NUM[*i as usize % NUM.len()]),
+                        Tok::Lit(i) => out.extend_from_slice(LIT[*i as usize % LIT.len()]),
+                        Tok::Ws(i) => out.extend_from_slice(WS[*i as usize % WS.len()]),
+                        Tok::Byte(b) => out.push(*b),
+                    }
+                }
+            }
+            Input::Raw(b) => out.extend_from_slice(b),
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "let doc = {};", literal(&self.doc()))
+    }
+}
+
+fn hex4(b: &[u8]) -> Option<u32> {
+    let h = b.get(..4)?;
+    if !h.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+}
+
+/// The document with agw's two leniencies undone (see the module docs), and its deepest
+/// nesting outside strings.
+fn strict(doc: &[u8]) -> (Vec<u8>, usize) {
+    let mut out = Vec::with_capacity(doc.len());
+    let (mut depth, mut max_depth) = (0usize, 0usize);
+    let mut in_str = false;
+    let mut i = 0;
+    while i < doc.len() {
+        let b = doc[i];
+        if !in_str {
+            match b {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    max_depth = max_depth.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_str = false;
+                out.push(b);
+                i += 1;
+            }
+            b'\\' if doc.get(i + 1) == Some(&b'u') => {
+                let Some(hi) = hex4(&doc[i + 2..]) else {
+                    out.extend_from_slice(&doc[i..i + 2]);
+                    i += 2;
+                    continue;
+                };
+                let lo = (doc.get(i + 6..i + 8) == Some(b"\\u"))
+                    .then(|| hex4(&doc[i + 8..]))
+                    .flatten();
+                if (0xd800..0xdc00).contains(&hi)
+                    && lo.is_some_and(|l| (0xdc00..0xe000).contains(&l))
+                {
+                    out.extend_from_slice(&doc[i..i + 12]);
+                    i += 12;
+                } else if (0xd800..0xe000).contains(&hi) {
+                    out.extend_from_slice(b"\\ufffd");
+                    i += 6;
+                } else {
+                    out.extend_from_slice(&doc[i..i + 6]);
+                    i += 6;
+                }
+            }
+            b'\\' => {
+                // The escaped byte is copied as it is, even a control byte: `\` + U+0001 must
+                // stay an invalid escape.
+                let end = (i + 2).min(doc.len());
+                out.extend_from_slice(&doc[i..end]);
+                i = end;
+            }
+            0x00..=0x1f => {
+                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    (out, max_depth)
+}
+
+/// The documented normalisation, written independently of agw's walk.
+fn normalize(s: &str) -> String {
+    fn flush(group: &mut String, out: &mut String) {
+        out.extend(group.nfkc().filter(|c| !fuzzing::is_invisible(*c)));
+        group.clear();
+    }
+    let mut out = String::new();
+    let mut group = String::new();
+    for c in s.chars().filter(|c| !fuzzing::is_invisible(*c)) {
+        if canonical_combining_class(c) == 0 {
+            flush(&mut group, &mut out);
+        }
+        group.push(c);
+    }
+    flush(&mut group, &mut out);
+    out
+}
+
+/// Offsets in `raw` where a source character starts: a UTF-8 sequence, an escape, or a
+/// surrogate-pair escape (as agw pairs them), plus `raw.len()`.
+fn boundaries(raw: &[u8]) -> Vec<bool> {
+    let mut at = vec![false; raw.len() + 1];
+    let mut i = 0;
+    while i < raw.len() {
+        at[i] = true;
+        i += match raw[i] {
+            b'\\' if raw.get(i + 1) == Some(&b'u') => {
+                let hi = hex4(&raw[i + 2..]).unwrap_or(0);
+                let pair = (0xd800..0xdc00).contains(&hi)
+                    && raw.get(i + 6..i + 8) == Some(b"\\u")
+                    && hex4(&raw[i + 8..]).is_some_and(|l| (0xdc00..0xe000).contains(&l));
+                if pair { 12 } else { 6 }
+            }
+            b'\\' => 2,
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            _ => 1,
+        };
+    }
+    at[raw.len()] = true;
+    at
+}
+
+fn check_map_back(doc: &[u8], s: &ScannedString) {
+    let raw = s.raw_bytes(doc);
+    let text = &s.text;
+    let text_str = std::str::from_utf8(text).expect("decoded text is UTF-8");
+    let bounds = boundaries(raw);
+    let mut last = 0;
+    for at in 0..text.len() {
+        let r = fuzzing::map_back(raw, s.identity, at)
+            .unwrap_or_else(|| panic!("map_back({at}) is None inside the text"));
+        assert!(
+            r.start < r.end && r.end <= raw.len(),
+            "map_back({at}) = {r:?} for {} raw bytes",
+            raw.len()
+        );
+        assert!(
+            r.start >= last,
+            "map_back({at}) = {r:?} goes back before {last}"
+        );
+        last = r.start;
+        if text_str.is_char_boundary(at) {
+            assert!(
+                bounds[r.start],
+                "map_back({at}) = {r:?} starts inside a character"
+            );
+        }
+        if text_str.is_char_boundary(at + 1) {
+            assert!(
+                bounds[r.end],
+                "map_back({at}) = {r:?} ends inside a character"
+            );
+        }
+        if !s.identity {
+            // The range decodes, alone, to a piece of the text that covers byte `at`.
+            let quoted = [b"\"", &raw[r.clone()], b"\""].concat();
+            let piece = fuzzing::scan_string(&quoted)
+                .expect("a source range is a string")
+                .text;
+            let covers = (0..piece.len().min(at + 1))
+                .any(|k| text[at - k..].starts_with(&piece) && k < piece.len());
+            assert!(
+                covers,
+                "map_back({at}) = {r:?} decodes to {:?}, which is not the text at {at}",
+                String::from_utf8_lossy(&piece)
+            );
+        }
+    }
+    assert_eq!(fuzzing::map_back(raw, s.identity, text.len()), None);
+}
+
+fuzz_target!(|input: Input| {
+    let doc = input.doc();
+    let (strict_doc, depth) = strict(&doc);
+    let agw = fuzzing::validate(&doc);
+    if depth <= agw_core::json::MAX_DEPTH {
+        // `RawValue` validates without a depth limit (serde_json's `Value` stops at 127).
+        let serde = serde_json::from_slice::<&serde_json::value::RawValue>(&strict_doc);
+        assert_eq!(
+            agw.is_ok(),
+            serde.is_ok(),
+            "agw: {agw:?}, serde_json: {serde:?} on {}",
+            literal(&strict_doc)
+        );
+    } else {
+        assert!(agw.is_err(), "nesting {depth} deep was accepted");
+    }
+    let scanned = fuzzing::scan_string(&doc);
+    let serde = serde_json::from_slice::<String>(&strict_doc);
+    assert_eq!(
+        scanned.is_ok(),
+        serde.is_ok(),
+        "as a string: agw {:?}, serde_json {serde:?}",
+        scanned.as_ref().err()
+    );
+    let (Ok(s), Ok(want)) = (scanned, serde) else {
+        return;
+    };
+    assert_eq!(agw, Ok(()), "a valid string is a valid document");
+    assert_eq!(
+        String::from_utf8_lossy(&s.exact),
+        want,
+        "exact unescaping differs from serde_json"
+    );
+    let text = std::str::from_utf8(&s.text).expect("decoded text is UTF-8");
+    assert_eq!(
+        text,
+        normalize(&want),
+        "normalized text differs from the rule"
+    );
+    let raw = s.raw_bytes(&doc);
+    if raw.is_ascii() && memchr_u(raw).is_none() {
+        assert_eq!(text, want, "ASCII without \\u: plain unescaping");
+    }
+    assert_eq!(s.fused, s.text, "fused and two-pass decoding differ");
+    assert_eq!(
+        s.fused_identity, s.identity,
+        "fused and two-pass kinds differ"
+    );
+    if s.identity {
+        assert_eq!(s.text, raw, "an identity decoding changed bytes");
+    }
+    check_map_back(&doc, &s);
+});
+
+fn memchr_u(raw: &[u8]) -> Option<usize> {
+    raw.windows(2).position(|w| w == b"\\u")
+}
