@@ -67,6 +67,10 @@ impl SseDecoder {
             }
             match event_end {
                 Some(e) => {
+                    if e > self.limit {
+                        // Whole in one chunk or not, an event over the limit is refused.
+                        return Err(SseError { limit: self.limit });
+                    }
                     out.push(self.buf.split_to(e).freeze());
                     self.scanned = 0;
                     self.at_line_start = true;
@@ -165,6 +169,11 @@ mod tests {
         let mut d = SseDecoder::new(16);
         let mut out = Vec::new();
         assert!(d.push(b"data: 0123456789abcdef", &mut out).is_err());
+        // Found by `fuzz/` (sse): an over-limit event delivered whole in one chunk passed.
+        let mut d = SseDecoder::new(16);
+        assert!(d.push(b"data: 0123456789abcdef\n\n", &mut out).is_err());
+        let mut d = SseDecoder::new(16);
+        assert!(d.push(b"data: 01234567\n\n", &mut out).is_ok());
     }
 
     #[test]
