@@ -186,7 +186,15 @@ fn normalize(s: &str) -> String {
     let mut out = String::new();
     let mut group = String::new();
     for c in s.chars().filter(|c| !fuzzing::is_invisible(*c)) {
-        if canonical_combining_class(c) == 0 {
+        // A character that can combine with its predecessor under NFKC joins its group.
+        let joins = canonical_combining_class(c) != 0
+            || unicode_normalization::is_nfc_quick(std::iter::once(c))
+                == unicode_normalization::IsNormalized::Maybe
+            || std::iter::once(c)
+                .nfkd()
+                .next()
+                .is_some_and(|d| canonical_combining_class(d) != 0);
+        if !joins {
             flush(&mut group, &mut out);
         }
         group.push(c);

@@ -270,6 +270,20 @@ fn next_char(raw: &[u8], i: usize) -> (char, usize) {
     (char::from_u32(c).unwrap_or('\u{FFFD}'), i + len)
 }
 
+/// Whether `c` can combine with the character before it under NFKC: a combining mark, a
+/// character whose compatibility decomposition starts with one (halfwidth voiced marks), or
+/// one that NFC may compose with its predecessor (conjoining Hangul vowels and finals). Such a
+/// character joins the current normalisation group instead of starting one.
+fn joins_previous(c: char) -> bool {
+    use unicode_normalization::{IsNormalized, is_nfc_quick};
+    canonical_combining_class(c) != 0
+        || is_nfc_quick(std::iter::once(c)) == IsNormalized::Maybe
+        || std::iter::once(c)
+            .nfkd()
+            .next()
+            .is_some_and(|d| canonical_combining_class(d) != 0)
+}
+
 /// Characters that render as nothing and are used to split words past filters.
 pub(crate) fn is_invisible(c: char) -> bool {
     matches!(c,
@@ -335,7 +349,7 @@ fn walk(raw: &[u8], mut emit: impl FnMut(&[u8], Range<usize>, bool)) {
             i = next;
             continue;
         }
-        if canonical_combining_class(c) != 0 && !cluster.is_empty() {
+        if !cluster.is_empty() && joins_previous(c) {
             cluster.push(c);
             cluster_src.end = next;
         } else {
@@ -377,6 +391,9 @@ mod tests {
             ("caf\u{e9}", "caf\u{e9}"),
             (r"lone \ud83d surrogate", "lone \u{FFFD} surrogate"),
             ("①②", "12"),
+            // Found by `fuzz/`: these compose across two starters.
+            ("ｶﾞ", "ガ"),
+            ("\u{1112}\u{1161}\u{11AB}", "한"),
         ];
         for (raw, want) in cases {
             assert_eq!(dec(raw).0, want, "{raw:?}");
