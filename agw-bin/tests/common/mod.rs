@@ -115,11 +115,6 @@ pub async fn open(req: Request<Full<Bytes>>) -> Response<Incoming> {
         .expect("request sent")
 }
 
-pub fn post(url: &str, body: impl Into<Bytes>) -> http::request::Builder {
-    let _ = body;
-    Request::post(url).header("content-type", "application/json")
-}
-
 pub fn json_post(url: &str, body: &str) -> Request<Full<Bytes>> {
     Request::post(url)
         .header("content-type", "application/json")

@@ -2,10 +2,9 @@ use super::layer::Config;
 use super::{GuardOutcome, GuardReport, ResponseFuture};
 use crate::body::{Body, BoxError};
 use crate::classify::Classified;
-use crate::collect::{CollectError, collect, set_length};
-use crate::decode::{DecodeError, decode, encodings};
+use crate::collect::{Plain, ReadError, read_plain, set_length};
 use crate::error::error_response;
-use agw_core::api::{Api, ErrorBody, ErrorKind};
+use agw_core::api::{Api, ErrorBody};
 use agw_core::guard::{ActionKind, Decision};
 use bytes::Bytes;
 use http::header::CONTENT_ENCODING;
@@ -76,37 +75,15 @@ where
                 });
                 Ok(res)
             };
-            let raw = match collect(&parts.headers, body, config.limit).await {
-                Ok(b) => b,
-                Err(CollectError::TooLarge(limit)) => {
-                    let msg = format!("Request body exceeds agw's limit of {limit} bytes");
-                    let err = ErrorBody::new(ErrorKind::RequestTooLarge, msg);
-                    return reject(GuardOutcome::TooLarge, &err, Vec::new(), None);
+            let Plain { raw, plain } = match read_plain(&parts.headers, body, config.limit).await {
+                Ok(p) => p,
+                Err(e) => {
+                    let outcome = match e {
+                        ReadError::TooLarge(_) => GuardOutcome::TooLarge,
+                        _ => GuardOutcome::Invalid,
+                    };
+                    return reject(outcome, &e.request_error(), Vec::new(), None);
                 }
-                Err(CollectError::Read(e)) => {
-                    let err = ErrorBody::new(ErrorKind::InvalidRequest, format!("{e}"));
-                    return reject(GuardOutcome::Invalid, &err, Vec::new(), None);
-                }
-            };
-            let encoded = encodings(&parts.headers);
-            let plain = match &encoded {
-                None => raw.clone(),
-                Some(list) => match decode(&raw, list, config.limit) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let (outcome, kind) = match e {
-                            DecodeError::TooLarge(_) => {
-                                (GuardOutcome::TooLarge, ErrorKind::RequestTooLarge)
-                            }
-                            _ => (GuardOutcome::Invalid, ErrorKind::InvalidRequest),
-                        };
-                        let err = ErrorBody::new(
-                            kind,
-                            format!("agw could not inspect the request body: {e}"),
-                        );
-                        return reject(outcome, &err, Vec::new(), None);
-                    }
-                },
             };
             let verdict = match config.policy.inspect(class.kind, &plain) {
                 Ok(v) => v,

@@ -2,8 +2,7 @@ use super::ModelRewrite;
 use super::layer::Config;
 use crate::body::{Body, BoxError};
 use crate::classify::Classified;
-use crate::collect::{CollectError, collect, set_length};
-use crate::decode::{decode, encodings};
+use crate::collect::{Plain, read_plain, set_length};
 use crate::error::error_response;
 use crate::guard::ResponseFuture;
 use crate::hop::strip_hop_by_hop;
@@ -81,24 +80,9 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::inspect(Box::pin(async move {
-            let bad = |kind, msg: String| Ok(error_response(class.api, &ErrorBody::new(kind, msg)));
-            let raw = match collect(&parts.headers, body, config.limit).await {
-                Ok(b) => b,
-                Err(CollectError::TooLarge(limit)) => {
-                    return bad(
-                        ErrorKind::RequestTooLarge,
-                        format!("Request body exceeds agw's limit of {limit} bytes"),
-                    );
-                }
-                Err(e) => return bad(ErrorKind::InvalidRequest, e.to_string()),
-            };
-            let encoded = encodings(&parts.headers);
-            let plain = match &encoded {
-                None => raw.clone(),
-                Some(list) => match decode(&raw, list, config.limit) {
-                    Ok(p) => p,
-                    Err(e) => return bad(ErrorKind::InvalidRequest, e.to_string()),
-                },
+            let Plain { raw, plain } = match read_plain(&parts.headers, body, config.limit).await {
+                Ok(p) => p,
+                Err(e) => return Ok(error_response(class.api, &e.request_error())),
             };
             let (forward, rewrite) = match config.model.apply(&plain) {
                 Err(e) => return Ok(error_response(class.api, &e.error_body())),

@@ -2,8 +2,8 @@ use super::SseGuardBody;
 use super::layer::Config;
 use crate::body::{Body, BoxError};
 use crate::classify::Classified;
-use crate::collect::{CollectError, collect, set_length};
-use crate::decode::{decode, encodings};
+use crate::collect::{Plain, read_plain, set_length};
+use crate::decode::encodings;
 use crate::error::error_response;
 use agw_core::api::{ErrorBody, ErrorKind};
 use agw_core::guard::Decision;
@@ -103,25 +103,9 @@ where
                     &ErrorBody::new(ErrorKind::BadGateway, msg),
                 ))
             };
-            let raw = match collect(&parts.headers, body, config.limit).await {
-                Ok(b) => b,
-                Err(CollectError::TooLarge(limit)) => {
-                    return fail(format!(
-                        "the provider's response exceeds agw's limit of {limit} bytes"
-                    ));
-                }
-                Err(e) => return fail(format!("the provider's response could not be read: {e}")),
-            };
-            let plain = match &encoded {
-                None => raw.clone(),
-                Some(list) => match decode(&raw, list, config.limit) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        return fail(format!(
-                            "the provider's response could not be inspected: {e}"
-                        ));
-                    }
-                },
+            let Plain { raw, plain } = match read_plain(&parts.headers, body, config.limit).await {
+                Ok(p) => p,
+                Err(e) => return fail(format!("the provider's response {e}")),
             };
             let verdict = match config.policy.inspect_response(class.api, &plain) {
                 Ok(v) => v,
