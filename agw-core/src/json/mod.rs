@@ -6,6 +6,7 @@
 //! as it goes. Because positions are byte ranges into the original body, any edit (a mask, a model
 //! rewrite) splices exactly those bytes and leaves the rest untouched.
 
+mod classify;
 mod scan;
 mod text;
 

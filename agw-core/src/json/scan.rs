@@ -1,5 +1,6 @@
 //! The byte-level scanner.
 
+use super::classify::{Known, Step, attention, is_special, quote_or_escape};
 use super::{JsonError, MAX_DEPTH};
 use std::ops::Range;
 
@@ -19,7 +20,32 @@ pub(crate) struct Scanner<'a> {
     pos: usize,
     depth: usize,
     /// The last non-ASCII character found to need no normalisation.
-    stable: char,
+    stable: Known,
+}
+
+/// What each byte after a backslash means: the character a short escape stands for,
+/// [`UNICODE_ESCAPE`] for `u`, 0 for an invalid escape.
+const SHORT_ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'/' as usize] = b'/';
+    t[b'b' as usize] = 0x08;
+    t[b'f' as usize] = 0x0c;
+    t[b'n' as usize] = b'\n';
+    t[b'r' as usize] = b'\r';
+    t[b't' as usize] = b'\t';
+    t[b'u' as usize] = UNICODE_ESCAPE;
+    t
+};
+const UNICODE_ESCAPE: u8 = 0xff;
+
+/// Appends the first `n` bytes of a 16-byte block: one fixed-size copy and a cut, not a call.
+#[inline]
+fn copy_prefix(out: &mut Vec<u8>, block: &[u8], n: usize) {
+    let block: &[u8; 16] = block.try_into().expect("16 bytes");
+    out.extend_from_slice(block);
+    out.truncate(out.len() - 16 + n);
 }
 
 #[inline]
@@ -39,7 +65,7 @@ impl<'a> Scanner<'a> {
             b,
             pos: 0,
             depth: 0,
-            stable: '\0',
+            stable: Known::none(),
         })
     }
 
@@ -100,89 +126,191 @@ impl<'a> Scanner<'a> {
     /// Reads a string (the cursor must be at its opening quote, after whitespace).
     pub fn string(&mut self) -> Result<Str, JsonError> {
         self.expect(b'"', "expected a string")?;
+        let b = self.b;
         let start = self.pos;
+        let mut pos = start;
         let mut escaped = false;
         loop {
-            let Some(off) = memchr::memchr2(b'"', b'\\', &self.b[self.pos..]) else {
-                self.pos = self.b.len();
-                return Err(self.err("unterminated string"));
-            };
-            self.pos += off;
-            if self.b[self.pos] == b'"' {
-                let raw = start..self.pos;
-                self.pos += 1;
-                return Ok(Str { raw, escaped });
-            }
-            escaped = true;
-            match self.b.get(self.pos + 1) {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
-                Some(b'u') => {
-                    let hex = self.b.get(self.pos + 2..self.pos + 6);
-                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                        return Err(self.err("invalid \\u escape"));
+            // Keys and tags are short: a block compare beats a `memchr` call.
+            let at = match b.get(pos..pos + 16) {
+                Some(block) => match quote_or_escape(block.try_into().expect("16 bytes")) {
+                    None => {
+                        pos += 16;
+                        continue;
                     }
-                    self.pos += 6;
+                    Some(k) => pos + k,
+                },
+                None => match b[pos..].iter().position(|&c| is_special(c)) {
+                    Some(k) => pos + k,
+                    None => {
+                        self.pos = b.len();
+                        return Err(self.err("unterminated string"));
+                    }
+                },
+            };
+            match b[at] {
+                b'"' => {
+                    self.pos = at + 1;
+                    return Ok(Str {
+                        raw: start..at,
+                        escaped,
+                    });
                 }
-                _ => return Err(self.err("invalid escape")),
+                b'\\' => {
+                    escaped = true;
+                    match b.get(at + 1).map_or(0, |&c| SHORT_ESCAPES[usize::from(c)]) {
+                        0 => {
+                            self.pos = at;
+                            return Err(self.err("invalid escape"));
+                        }
+                        UNICODE_ESCAPE => {
+                            let hex = b.get(at + 2..at + 6);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                self.pos = at;
+                                return Err(self.err("invalid \\u escape"));
+                            }
+                            pos = at + 6;
+                        }
+                        _ => pos = at + 2,
+                    }
+                }
+                _ => pos = at + 1,
             }
         }
     }
 
     /// Reads a string (the cursor must be at its opening quote) and appends its normalized text
     /// to `out` in the same pass — the same text [`decode`](super::decode) gives.
+    ///
+    /// One loop over 16-byte blocks finds the bytes that need attention (`"`, `\`, non-ASCII)
+    /// and copies whole blocks, so text with an escape or a non-ASCII character on every line
+    /// (Read tool results) costs no function call per stop. A non-ASCII character that the last
+    /// stable one matches needs a single compare; others get the NFKC-stability check once.
     pub fn string_into(&mut self, out: &mut Vec<u8>) -> Result<(Str, super::Decoded), JsonError> {
         self.expect(b'"', "expected a string")?;
+        let b = self.b;
         let start = self.pos;
         let out_start = out.len();
+        let mut pos = start;
         let mut escaped = false;
-        // Whether copying runs and replacing short escapes gives the normalized text; once
-        // false, the string is normalized by the full walk at the end.
+        // Whether copying bytes and replacing short escapes gives the normalized text; once
+        // false, the string is normalized by the full walk at the end. While it is true, `out`
+        // holds the text of `b[start..pos]`.
         let mut simple = true;
         loop {
-            let Some(off) = memchr::memchr2(b'"', b'\\', &self.b[self.pos..]) else {
-                self.pos = self.b.len();
-                return Err(self.err("unterminated string"));
+            let step = if simple {
+                attention(b, pos, &self.stable)
+            } else {
+                match b.get(pos..pos + 16) {
+                    Some(block) => match quote_or_escape(block.try_into().expect("16 bytes")) {
+                        Some(k) => Step::Stop(k),
+                        None => Step::Skip(16),
+                    },
+                    None => Step::Tail,
+                }
             };
-            if simple {
-                out.extend_from_slice(&self.b[self.pos..self.pos + off]);
-            }
-            self.pos += off;
-            if self.b[self.pos] == b'"' {
-                let raw = start..self.pos;
-                self.pos += 1;
-                // One check over the whole string costs less than one per run between escapes.
-                let text = &self.b[raw.clone()];
-                if simple && !text.is_ascii() {
-                    simple = !super::text::needs_normalization(text, &mut self.stable);
-                }
-                let kind = if !simple {
-                    out.truncate(out_start);
-                    super::text::decode_full(&self.b[raw.clone()], out);
-                    super::Decoded::Transformed
-                } else if escaped {
-                    super::Decoded::Transformed
-                } else {
-                    super::Decoded::Identity
-                };
-                return Ok((Str { raw, escaped }, kind));
-            }
-            escaped = true;
-            match self.b.get(self.pos + 1) {
-                Some(&c @ (b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')) => {
+            let at = match step {
+                Step::Stop(k) => {
                     if simple {
-                        out.push(super::text::short_escape(c));
+                        copy_prefix(out, &b[pos..pos + 16], k);
                     }
-                    self.pos += 2;
+                    pos + k
                 }
-                Some(b'u') => {
-                    let hex = self.b.get(self.pos + 2..self.pos + 6);
-                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                        return Err(self.err("invalid \\u escape"));
+                Step::Skip(n) => {
+                    if simple {
+                        copy_prefix(out, &b[pos..pos + 16], n);
                     }
-                    simple = false;
-                    self.pos += 6;
+                    pos += n;
+                    continue;
                 }
-                _ => return Err(self.err("invalid escape")),
+                Step::Tail => {
+                    // Once not simple, blocks are skipped whole and `pos` can be inside a
+                    // character: only quotes and escapes are looked for from then on.
+                    let stop = |c: u8| {
+                        if simple {
+                            is_special(c)
+                        } else {
+                            c == b'"' || c == b'\\'
+                        }
+                    };
+                    let Some(k) = b[pos..].iter().position(|&c| stop(c)) else {
+                        self.pos = b.len();
+                        return Err(self.err("unterminated string"));
+                    };
+                    if simple {
+                        out.extend_from_slice(&b[pos..pos + k]);
+                    }
+                    pos + k
+                }
+            };
+            match b[at] {
+                b'"' => {
+                    self.pos = at + 1;
+                    let raw = start..at;
+                    let kind = if !simple {
+                        out.truncate(out_start);
+                        super::text::decode_full(&b[raw.clone()], out);
+                        super::Decoded::Transformed
+                    } else if escaped {
+                        super::Decoded::Transformed
+                    } else {
+                        super::Decoded::Identity
+                    };
+                    return Ok((Str { raw, escaped }, kind));
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.pos = at;
+                    match b.get(at + 1).map_or(0, |&c| SHORT_ESCAPES[usize::from(c)]) {
+                        0 => return Err(self.err("invalid escape")),
+                        UNICODE_ESCAPE => {
+                            let hex = b.get(at + 2..at + 6);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return Err(self.err("invalid \\u escape"));
+                            }
+                            simple = false;
+                            pos = at + 6;
+                        }
+                        c => {
+                            if simple {
+                                out.push(c);
+                            }
+                            pos = at + 2;
+                        }
+                    }
+                }
+                lead => {
+                    debug_assert!(simple, "non-ASCII is only looked at while simple");
+                    // The body is valid UTF-8 (checked in `new`): the lead byte gives the length.
+                    let len = match lead {
+                        0xf0.. => 4,
+                        0xe0.. => 3,
+                        _ => 2,
+                    };
+                    if simple {
+                        let stable = self.stable.is_at(b, at, len) || {
+                            let (c, _) = super::text::next_char(b, at);
+                            let stable = super::text::is_stable(c);
+                            if stable {
+                                self.stable.set(c);
+                            }
+                            stable
+                        };
+                        if stable {
+                            // A fixed-size copy (then a cut) rather than a call for 2-4 bytes.
+                            match b.get(at..at + 4) {
+                                Some(four) => {
+                                    out.extend_from_slice(four);
+                                    out.truncate(out.len() - 4 + len);
+                                }
+                                None => out.extend_from_slice(&b[at..at + len]),
+                            }
+                        } else {
+                            simple = false;
+                        }
+                    }
+                    pos = at + len;
+                }
             }
         }
     }

@@ -190,7 +190,7 @@ pub(crate) fn needs_normalization(raw: &[u8], known_ok: &mut char) -> bool {
 /// Whether NFKC and invisible-character removal leave `c` alone, whatever surrounds it.
 #[cold]
 #[inline(never)]
-fn is_stable(c: char) -> bool {
+pub(crate) fn is_stable(c: char) -> bool {
     !is_invisible(c)
         && canonical_combining_class(c) == 0
         && unicode_normalization::is_nfkc_quick(std::iter::once(c))
@@ -210,7 +210,7 @@ fn simple_unescape(raw: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-pub(crate) fn short_escape(c: u8) -> u8 {
+fn short_escape(c: u8) -> u8 {
     match c {
         b'n' => b'\n',
         b't' => b'\t',
@@ -229,7 +229,7 @@ fn hex4(raw: &[u8], at: usize) -> Option<u32> {
 
 /// The character starting at raw byte `i` and the index after it. Malformed input (which the
 /// scanner rejects before we get here) decodes to U+FFFD rather than panicking.
-fn next_char(raw: &[u8], i: usize) -> (char, usize) {
+pub(crate) fn next_char(raw: &[u8], i: usize) -> (char, usize) {
     let b = raw[i];
     if b == b'\\' {
         let Some(&e) = raw.get(i + 1) else {
@@ -438,11 +438,15 @@ mod tests {
             "\u{E0041}",
             "日本",
             "①",
+            "→",
+            "Σ",
+            "😀",
         ];
         let mut seed = 0x2545F491u32;
-        for _ in 0..300 {
+        for _ in 0..1500 {
             let mut raw = String::new();
-            for _ in 0..(seed % 12) {
+            // Up to ~40 pieces: strings long enough to cross the scanner's 16-byte blocks.
+            for _ in 0..(seed % 41) {
                 seed ^= seed << 13;
                 seed ^= seed >> 17;
                 seed ^= seed << 5;
@@ -466,14 +470,18 @@ mod tests {
             let mut full = Vec::new();
             walk(raw.as_bytes(), |t, _, _| full.extend_from_slice(t));
             assert_eq!(full, out, "{raw:?}: fast and slow paths disagree");
-            let quoted = format!("\"{raw}\"");
-            let mut fused = Vec::new();
-            let (_, fused_kind) = super::super::Scanner::new(quoted.as_bytes())
-                .unwrap()
-                .string_into(&mut fused)
-                .unwrap();
-            assert_eq!(fused, out, "{raw:?}: string_into and decode disagree");
-            assert_eq!(fused_kind, kind, "{raw:?}");
+            // Ending at the end of the body, and with blocks reaching past the closing quote.
+            for quoted in [format!("\"{raw}\""), format!("\"{raw}\"{:20}", "")] {
+                let mut fused = Vec::new();
+                let mut sc = super::super::Scanner::new(quoted.as_bytes()).unwrap();
+                let (_, fused_kind) = sc.string_into(&mut fused).unwrap();
+                sc.finish().unwrap();
+                assert_eq!(fused, out, "{quoted:?}: string_into and decode disagree");
+                assert_eq!(fused_kind, kind, "{quoted:?}");
+                let mut sc = super::super::Scanner::new(quoted.as_bytes()).unwrap();
+                sc.string().unwrap();
+                sc.finish().unwrap();
+            }
         }
     }
 
