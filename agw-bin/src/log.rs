@@ -33,13 +33,14 @@ pub enum AccessLog {
 impl AccessLog {
     pub(crate) fn entry(
         self,
-        method: Method,
-        path: String,
+        request: impl FnOnce() -> (Method, String),
         kind: RouteKind,
-        backend: Arc<str>,
+        backend: &Arc<str>,
         start: Instant,
     ) -> Option<Box<Entry>> {
         (self == AccessLog::Stderr).then(|| {
+            let (method, path) = request();
+            let backend = backend.clone();
             Box::new(Entry {
                 method,
                 path,

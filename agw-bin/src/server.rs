@@ -23,6 +23,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -49,6 +50,113 @@ pub struct App {
     gateway: Arc<Gateway>,
     backends: Arc<[BackendService]>,
     log: AccessLog,
+    idle_timeout: Duration,
+    /// The connection this clone serves (each connection gets its own clone).
+    conn: Option<Arc<Activity>>,
+}
+
+/// How long a connection may sit with no request in flight (waiting for, or receiving, the next
+/// request's head) before agw closes it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One connection's activity: requests in flight, and when it last went idle. The idle
+/// timeout is one timer per connection, re-armed at most once per timeout, rather than
+/// hyper's header-read timer, which is armed and cancelled (an allocation and two timer-wheel
+/// updates) for every request.
+#[derive(Debug)]
+struct Activity {
+    origin: Instant,
+    busy: AtomicUsize,
+    /// Nanoseconds from `origin` to when the connection last went idle or got a request.
+    idle_since: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            origin: Instant::now(),
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let nanos = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.idle_since.store(nanos, Ordering::Relaxed);
+    }
+
+    fn idle_since(&self) -> Instant {
+        self.origin + Duration::from_nanos(self.idle_since.load(Ordering::Relaxed))
+    }
+
+    /// Resolves when the connection has been idle for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        let mut deadline = self.idle_since() + timeout;
+        loop {
+            tokio::time::sleep_until(deadline.into()).await;
+            if self.busy.load(Ordering::Acquire) > 0 {
+                deadline = Instant::now() + timeout;
+                continue;
+            }
+            let due = self.idle_since() + timeout;
+            if Instant::now() >= due {
+                return;
+            }
+            deadline = due;
+        }
+    }
+}
+
+/// A request in flight on a connection, until its response body is done with.
+#[derive(Debug)]
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn start(conn: &Arc<Activity>) -> Busy {
+        conn.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(conn.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted as in flight.
+    struct Tracked<B> {
+        #[pin]
+        body: B,
+        busy: Option<Busy>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.body.poll_frame(cx));
+        if frame.is_none() {
+            this.busy.take();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -88,7 +196,15 @@ impl App {
             gateway: Arc::new(gateway),
             backends: backends.into(),
             log,
+            idle_timeout: IDLE_TIMEOUT,
+            conn: None,
         })
+    }
+
+    /// Sets how long an idle connection is kept open ([`IDLE_TIMEOUT`] by default).
+    pub fn idle_timeout(mut self, timeout: Duration) -> App {
+        self.idle_timeout = timeout;
+        self
     }
 }
 
@@ -123,8 +239,11 @@ impl Service<Request<Incoming>> for App {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let start = Instant::now();
-        let path = req.uri().path().to_owned();
-        let method = req.method().clone();
+        if let Some(conn) = &self.conn {
+            conn.touch();
+        }
+        let path = req.uri().path();
+        let method = req.method();
         let is_head_or_get = method == Method::GET || method == Method::HEAD;
         if path == "/healthz" && is_head_or_get {
             let res = full(StatusCode::OK, "application/json", r#"{"status":"ok"}"#);
@@ -135,7 +254,7 @@ impl Service<Request<Incoming>> for App {
             let res = full(StatusCode::OK, "", Bytes::new());
             return Box::pin(async move { Ok(res) });
         }
-        let Some(i) = self.gateway.backend_for(&path) else {
+        let Some(i) = self.gateway.backend_for(path) else {
             let err = ErrorBody::new(ErrorKind::NotFound, format!("no route for {path}"));
             let res = full(
                 err.status(),
@@ -149,13 +268,20 @@ impl Service<Request<Incoming>> for App {
             .routes
             .classify(req.uri().path_and_query().map_or("/", |p| p.as_str()));
         let mut svc = backend.svc.clone();
-        let entry = self
-            .log
-            .entry(method, path, kind, backend.name.clone(), start);
+        let entry = self.log.entry(
+            || (method.clone(), path.to_owned()),
+            kind,
+            &backend.name,
+            start,
+        );
+        let busy = self.conn.as_ref().map(Busy::start);
         Box::pin(async move {
             let res = svc.call(req).await?;
             let (parts, body) = res.into_parts();
-            let body = LogBody::new(body, entry.with_response(&parts));
+            let body = Tracked {
+                body: LogBody::new(body, entry.with_response(&parts)),
+                busy,
+            };
             Ok(Response::from_parts(parts, body.boxed_unsync()))
         })
     }
@@ -170,11 +296,10 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(60));
+    // Slow or idle clients are cut off by the per-connection idle timeout instead.
+    builder.http1().header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
+    let idle_timeout = app.idle_timeout;
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -190,15 +315,18 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
+        let mut app = app.clone();
+        app.conn = Some(activity.clone());
         let conn = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(app.clone()),
-            )
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app))
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {}
+                () = activity.idle_for(idle_timeout) => {}
+            }
         });
     }
     drop(listener);

@@ -653,3 +653,53 @@ async fn client_disconnect_cancels_the_upstream_request() {
     );
     agw.stop().await;
 }
+
+/// Reads from `conn` until the server closes it (or `TIMEOUT` passes, which fails).
+async fn closed_by_server(conn: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(TIMEOUT, conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return got,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the connection was still open after {TIMEOUT:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_and_slow_connections_are_closed_but_slow_responses_are_not() {
+    use tokio::io::AsyncWriteExt;
+    let mock = MockProvider::start().await.unwrap();
+    let base = mock.base_url();
+    let idle = std::time::Duration::from_millis(300);
+    let agw = Agw::start_idle(SEED_DEFAULT, Env::default(), Some(base), mock, idle).await;
+
+    // A connection that never sends anything.
+    let mut silent = tokio::net::TcpStream::connect(agw.addr).await.unwrap();
+    // One that sends half a request head and stalls (slowloris).
+    let mut slow = tokio::net::TcpStream::connect(agw.addr).await.unwrap();
+    slow.write_all(b"POST /v1/messages HTTP/1.1\r\nhost: agw\r\nx-a: 1\r\n")
+        .await
+        .unwrap();
+    // A request whose response takes three idle timeouts to start: not cut off.
+    let waiting = tokio::spawn(send(json_post(
+        &agw.url("/v1/messages"),
+        r#"{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"mock:delay_ms=900"}]}"#,
+    )));
+
+    assert!(closed_by_server(&mut silent).await.is_empty());
+    assert!(closed_by_server(&mut slow).await.is_empty());
+    let (res, body) = waiting.await.unwrap();
+    assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&body));
+
+    // A keep-alive connection after a complete exchange is closed once idle.
+    let mut kept = tokio::net::TcpStream::connect(agw.addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: agw\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = closed_by_server(&mut kept).await;
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    agw.stop().await;
+}

@@ -21,7 +21,8 @@
 //! ```
 
 use crate::route::RouteKind;
-use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
+use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, Uri};
 use std::fmt;
 
@@ -133,10 +134,17 @@ pub struct ProviderSpec {
     credentials: Credentials,
     default_headers: Vec<(HeaderName, HeaderValue)>,
     native: Vec<RouteKind>,
+    /// The header [`Credentials::Inject`] sets, built once (marked sensitive); `None` when
+    /// passing through, or when the key cannot be a header value (configuration checks that).
+    injected: Option<(HeaderName, HeaderValue)>,
 }
 
 /// Headers that carry a client's credentials.
-const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "proxy-authorization"];
+const CREDENTIAL_HEADERS: [HeaderName; 3] = [
+    AUTHORIZATION,
+    HeaderName::from_static("x-api-key"),
+    PROXY_AUTHORIZATION,
+];
 
 impl ProviderSpec {
     /// Anthropic at `https://api.anthropic.com`, `x-api-key`, `anthropic-version: 2023-06-01`
@@ -157,6 +165,7 @@ impl ProviderSpec {
                 RouteKind::Models,
                 RouteKind::Passthrough,
             ],
+            injected: None,
         }
     }
 
@@ -174,6 +183,7 @@ impl ProviderSpec {
                 RouteKind::Models,
                 RouteKind::Passthrough,
             ],
+            injected: None,
         }
     }
 
@@ -227,13 +237,38 @@ impl ProviderSpec {
     /// Sets the credentials mode.
     pub fn with_credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = credentials;
+        self.injected = self.injected_header();
         self
     }
 
     /// Sets how the key is sent.
     pub fn with_auth(mut self, auth: AuthScheme) -> Self {
         self.auth = auth;
+        self.injected = self.injected_header();
         self
+    }
+
+    /// Whether the key (when injecting) can be sent: an HTTP header value cannot carry control
+    /// characters such as a line break pasted with the key. Configuration loaders refuse such
+    /// a key rather than forward requests without credentials.
+    pub fn key_is_sendable(&self) -> bool {
+        !matches!(self.credentials, Credentials::Inject(_)) || self.injected.is_some()
+    }
+
+    fn injected_header(&self) -> Option<(HeaderName, HeaderValue)> {
+        let Credentials::Inject(key) = &self.credentials else {
+            return None;
+        };
+        let (name, value) = match self.auth {
+            AuthScheme::XApiKey => (
+                HeaderName::from_static("x-api-key"),
+                key.expose().to_owned(),
+            ),
+            AuthScheme::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
+        };
+        let mut value = HeaderValue::try_from(value).ok()?;
+        value.set_sensitive(true);
+        Some((name, value))
     }
 
     /// Adds a header sent when the client did not send it.
@@ -276,11 +311,26 @@ impl ProviderSpec {
         } else {
             format!("{prefix}/{path_and_query}")
         };
-        Uri::builder()
-            .scheme(self.base.scheme_str().unwrap_or("https"))
-            .authority(self.base.authority().map_or("", |a| a.as_str()))
-            .path_and_query(pq)
-            .build()
+        self.with_path(PathAndQuery::try_from(pq)?)
+    }
+
+    /// [`upstream_uri`](Self::upstream_uri) for a request's URI. Without a base path prefix
+    /// (the usual case) the request's path and query are reused as they are, not re-parsed.
+    pub fn rebase(&self, uri: &Uri) -> Result<Uri, http::Error> {
+        match uri.path_and_query() {
+            Some(pq) if pq.as_str().starts_with('/') && self.base.path().len() <= 1 => {
+                self.with_path(pq.clone())
+            }
+            pq => self.upstream_uri(pq.map_or("/", PathAndQuery::as_str)),
+        }
+    }
+
+    fn with_path(&self, pq: PathAndQuery) -> Result<Uri, http::Error> {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.base.scheme().cloned().unwrap_or(Scheme::HTTPS));
+        parts.authority = self.base.authority().cloned();
+        parts.path_and_query = Some(pq);
+        Ok(Uri::from_parts(parts)?)
     }
 
     /// Applies credentials and default headers to a request's headers.
@@ -288,20 +338,12 @@ impl ProviderSpec {
     /// With [`Credentials::Inject`], every credential header the client sent is removed and the
     /// gateway's key is set; with [`Credentials::Passthrough`] the client's are kept.
     pub fn prepare_headers(&self, headers: &mut HeaderMap) {
-        if let Credentials::Inject(key) = &self.credentials {
-            for h in CREDENTIAL_HEADERS {
+        if let Credentials::Inject(_) = &self.credentials {
+            for h in &CREDENTIAL_HEADERS {
                 headers.remove(h);
             }
-            let (name, value) = match self.auth {
-                AuthScheme::XApiKey => (
-                    HeaderName::from_static("x-api-key"),
-                    key.expose().to_owned(),
-                ),
-                AuthScheme::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
-            };
-            if let Ok(mut v) = HeaderValue::from_str(&value) {
-                v.set_sensitive(true);
-                headers.insert(name, v);
+            if let Some((name, value)) = &self.injected {
+                headers.insert(name.clone(), value.clone());
             }
         }
         for (name, value) in &self.default_headers {
@@ -363,6 +405,21 @@ mod tests {
             s.upstream_uri("/v1/chat/completions?x=1").unwrap(),
             "https://gw.example/api/v1/chat/completions?x=1"
         );
+        // `rebase` (what the proxy uses) agrees, with and without a path prefix, and keeps
+        // only the request's path and query.
+        let plain = ProviderSpec::anthropic()
+            .with_base_url("http://127.0.0.1:9000")
+            .unwrap();
+        for (spec, uri, want) in [
+            (&s, "/v1/models?a=1", "https://gw.example/api/v1/models?a=1"),
+            (&s, "http://other:1/v1/x", "https://gw.example/api/v1/x"),
+            (&plain, "/v1/messages?beta=true", "http://127.0.0.1:9000/v1/messages?beta=true"),
+            (&plain, "http://evil.example/v1/messages", "http://127.0.0.1:9000/v1/messages"),
+            (&plain, "*", "http://127.0.0.1:9000/*"),
+        ] {
+            let uri: Uri = uri.parse().unwrap();
+            assert_eq!(spec.rebase(&uri).unwrap(), want, "{uri}");
+        }
         for bad in [
             "ftp://x",
             "localhost:80",

@@ -463,6 +463,12 @@ fn backend(
         Some(k) => Credentials::Inject(Secret::new(k)),
         None => Credentials::Passthrough,
     });
+    if !spec.key_is_sendable() {
+        return Err(
+            "policies.auth: the key contains characters an HTTP header cannot carry (a line break?)"
+                .into(),
+        );
+    }
     let routes = match &b.spec.policies.ai.routes {
         None => RouteTable::claude_code(),
         Some(map) => {

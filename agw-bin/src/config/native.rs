@@ -246,6 +246,12 @@ fn backend(
             }
         };
     spec = spec.with_credentials(credentials);
+    if !spec.key_is_sendable() {
+        return Err(fe(
+            "api_key",
+            "the key contains characters an HTTP header cannot carry (a line break?)".into(),
+        ));
+    }
     let model = model_policy(&b.model).map_err(|e| fe("model", e))?;
     let routes = match &b.routes {
         None if kind == ProviderKind::Anthropic => RouteTable::claude_code(),

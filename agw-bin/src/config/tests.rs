@@ -154,6 +154,10 @@ fn native_errors_name_the_field() {
             "backends: [{name: a, provider: anthropic}]\nroutes: [{prefix: /, backend: b}]",
             "no known backend `b`",
         ),
+        (
+            "backends: [{name: a, provider: anthropic, api_key: \"sk-ant\\nsecond-line\"}]",
+            "the key contains characters an HTTP header cannot carry",
+        ),
     ];
     for (text, want) in cases {
         let e = Gateway::parse("c.yaml", text, &Env::default())

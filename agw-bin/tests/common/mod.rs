@@ -48,6 +48,17 @@ impl Agw {
         base: Option<String>,
         mock: MockProvider,
     ) -> Agw {
+        Self::start_idle(config, env, base, mock, agw_bin::server::IDLE_TIMEOUT).await
+    }
+
+    /// [`Agw::start_raw`] with connections closed after `idle` without a request in flight.
+    pub async fn start_idle(
+        config: &str,
+        env: Env,
+        base: Option<String>,
+        mock: MockProvider,
+        idle: Duration,
+    ) -> Agw {
         let mut gw = Gateway::parse("test.yaml", config, &env).unwrap();
         gw.apply(&Overrides {
             listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -56,7 +67,7 @@ impl Agw {
         .unwrap();
         let listener = tokio::net::TcpListener::bind(gw.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = App::new(gw, AccessLog::Off).unwrap();
+        let app = App::new(gw, AccessLog::Off).unwrap().idle_timeout(idle);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(
             listener,

@@ -8,6 +8,8 @@
 use super::Field;
 use crate::json::{Decoded, JsonError, Scanner, Str, decode};
 use crate::route::RouteKind;
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
 
@@ -71,7 +73,37 @@ pub(crate) struct Doc {
     pub model: Option<String>,
 }
 
+thread_local! {
+    /// One set of buffers per thread, reused by every inspection on it: text, segments and
+    /// units are allocated once, not grown afresh for each request.
+    static SPARE: std::cell::Cell<Option<Doc>> = const { std::cell::Cell::new(None) };
+}
+
+/// Buffers larger than this are freed after use rather than kept for the next request.
+const KEEP_BYTES: usize = 1 << 20;
+
 impl Doc {
+    /// An empty document, with the thread's spare buffers when there are some.
+    fn reused() -> Doc {
+        SPARE.with(Cell::take).unwrap_or_default()
+    }
+
+    /// Hands the buffers back for the next inspection on this thread.
+    pub fn recycle(mut self) {
+        if self.text.capacity() > KEEP_BYTES
+            || self.segs.capacity() * size_of::<Seg>() > KEEP_BYTES
+            || self.units.capacity() * size_of::<Unit>() > KEEP_BYTES
+        {
+            return;
+        }
+        self.text.clear();
+        self.segs.clear();
+        self.units.clear();
+        self.last_assistant = None;
+        self.model = None;
+        SPARE.with(|spare| spare.set(Some(self)));
+    }
+
     pub fn unit_text(&self, u: &Unit) -> &[u8] {
         let first = &self.segs[u.segs.start];
         let last = &self.segs[u.segs.end - 1];
@@ -90,9 +122,7 @@ impl Doc {
 
 /// Scans `body` as a request of `kind`. Kinds without prompts give an empty [`Doc`].
 pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
-    let mut ex = Extractor {
-        doc: Doc::default(),
-    };
+    let mut ex = Extractor { doc: Doc::reused() };
     if !kind.has_prompt() {
         return Ok(ex.doc);
     }
@@ -129,9 +159,7 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
 /// Scans a provider's non-streaming response body: Anthropic `content` blocks, or the
 /// `message` of each OpenAI choice. Thinking blocks are skipped, as in requests.
 pub(crate) fn extract_response(api: crate::api::Api, body: &[u8]) -> Result<Doc, JsonError> {
-    let mut ex = Extractor {
-        doc: Doc::default(),
-    };
+    let mut ex = Extractor { doc: Doc::reused() };
     let mut sc = Scanner::new(body)?;
     if sc.peek() != Some(b'{') {
         return Err(shape_at(&mut sc, "the response body must be a JSON object"));
@@ -385,7 +413,7 @@ impl Extractor {
         if sc.peek() != Some(b'{') {
             return Err(shape_at(sc, format!("{loc} must be an object")));
         }
-        let mut ty: Option<Vec<u8>> = None;
+        let mut ty: Option<Cow<'_, [u8]>> = None;
         let mut strings: Vec<(Str, &'static str)> = Vec::new();
         let mut deferred: Vec<(Key, usize)> = Vec::new();
         sc.object(|sc, key| {
@@ -396,7 +424,7 @@ impl Extractor {
                 if ty.is_some() {
                     return Err(shape(format!("duplicate key `type` in {loc}")));
                 }
-                ty = Some(sc.str_value(&s).into_owned());
+                ty = Some(sc.str_value(&s));
                 return Ok(());
             }
             for (name, leaf) in [
@@ -520,7 +548,7 @@ impl Extractor {
         sc.object(|sc, key| {
             if sc.key_is(&key, "type") {
                 if let Some(s) = sc.string_or_none()? {
-                    ty = Some(sc.str_value(&s).into_owned());
+                    ty = Some(sc.str_value(&s));
                     return Ok(());
                 }
             } else if sc.key_is(&key, "data") {

@@ -312,6 +312,7 @@ impl Policy {
         let mut doc = extract(kind, body)?;
         let mut verdict = self.decide(body, &doc);
         verdict.model = doc.model.take();
+        doc.recycle();
         Ok(verdict)
     }
 
@@ -324,7 +325,9 @@ impl Policy {
         body: &[u8],
     ) -> Result<Verdict, InspectError> {
         let doc = super::extract::extract_response(api, body)?;
-        Ok(self.decide(body, &doc))
+        let verdict = self.decide(body, &doc);
+        doc.recycle();
+        Ok(verdict)
     }
 
     /// Every match of every rule in a piece of plain text (for streamed responses, which are

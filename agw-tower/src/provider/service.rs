@@ -59,8 +59,7 @@ where
             ));
         }
         let (mut parts, body) = req.into_parts();
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        parts.uri = match config.spec.upstream_uri(pq) {
+        parts.uri = match config.spec.rebase(&parts.uri) {
             Ok(u) => u,
             Err(_) => {
                 return fail(ErrorBody::new(

@@ -61,7 +61,8 @@ pub struct UpstreamTiming(pub Duration);
 /// Sends requests upstream. See the [module docs](super).
 #[derive(Debug)]
 pub struct Upstream<B> {
-    client: Client<HttpsConnector<HttpConnector>, B>,
+    // Shared: the stack is cloned per request, and a `Client` clone copies its builders.
+    client: Arc<Client<HttpsConnector<HttpConnector>, B>>,
     config: Arc<UpstreamConfig>,
 }
 
@@ -99,7 +100,7 @@ where
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
         Ok(Self {
-            client,
+            client: Arc::new(client),
             config: Arc::new(config),
         })
     }
