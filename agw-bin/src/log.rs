@@ -33,13 +33,12 @@ pub enum AccessLog {
 impl AccessLog {
     pub(crate) fn entry(
         self,
-        request: impl FnOnce() -> (Method, String),
-        kind: RouteKind,
+        request: impl FnOnce() -> (Method, String, RouteKind),
         backend: &Arc<str>,
         start: Instant,
     ) -> Option<Box<Entry>> {
         (self == AccessLog::Stderr).then(|| {
-            let (method, path) = request();
+            let (method, path, kind) = request();
             let backend = backend.clone();
             Box::new(Entry {
                 method,

@@ -264,13 +264,12 @@ impl Service<Request<Incoming>> for App {
             return Box::pin(async move { Ok(res) });
         };
         let backend = &self.backends[i];
-        let kind = backend
-            .routes
-            .classify(req.uri().path_and_query().map_or("/", |p| p.as_str()));
         let mut svc = backend.svc.clone();
         let entry = self.log.entry(
-            || (method.clone(), path.to_owned()),
-            kind,
+            || {
+                let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                (method.clone(), path.to_owned(), backend.routes.classify(pq))
+            },
             &backend.name,
             start,
         );
