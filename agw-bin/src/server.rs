@@ -277,11 +277,15 @@ impl Service<Request<Incoming>> for App {
         Box::pin(async move {
             let res = svc.call(req).await?;
             let (parts, body) = res.into_parts();
-            let body = Tracked {
-                body: LogBody::new(body, entry.with_response(&parts)),
-                busy,
+            let body = match entry {
+                Some(entry) => Tracked {
+                    body: LogBody::new(body, Some(entry).with_response(&parts)),
+                    busy,
+                }
+                .boxed_unsync(),
+                None => Tracked { body, busy }.boxed_unsync(),
             };
-            Ok(Response::from_parts(parts, body.boxed_unsync()))
+            Ok(Response::from_parts(parts, body))
         })
     }
 }

@@ -700,6 +700,10 @@ async fn idle_and_slow_connections_are_closed_but_slow_responses_are_not() {
         .await
         .unwrap();
     let answer = closed_by_server(&mut kept).await;
-    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
     agw.stop().await;
 }

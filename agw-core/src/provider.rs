@@ -413,8 +413,16 @@ mod tests {
         for (spec, uri, want) in [
             (&s, "/v1/models?a=1", "https://gw.example/api/v1/models?a=1"),
             (&s, "http://other:1/v1/x", "https://gw.example/api/v1/x"),
-            (&plain, "/v1/messages?beta=true", "http://127.0.0.1:9000/v1/messages?beta=true"),
-            (&plain, "http://evil.example/v1/messages", "http://127.0.0.1:9000/v1/messages"),
+            (
+                &plain,
+                "/v1/messages?beta=true",
+                "http://127.0.0.1:9000/v1/messages?beta=true",
+            ),
+            (
+                &plain,
+                "http://evil.example/v1/messages",
+                "http://127.0.0.1:9000/v1/messages",
+            ),
             (&plain, "*", "http://127.0.0.1:9000/*"),
         ] {
             let uri: Uri = uri.parse().unwrap();

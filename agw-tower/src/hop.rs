@@ -54,7 +54,11 @@ mod tests {
             h.insert("x-kept", "1".parse().unwrap());
             h.insert(HeaderName::from_static(name), "v".parse().unwrap());
             strip_hop_by_hop(&mut h);
-            assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"], "{name}");
+            assert_eq!(
+                h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+                ["x-kept"],
+                "{name}"
+            );
         }
     }
 }

@@ -10,8 +10,14 @@ use std::alloc::System;
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 fn main() {
-    for (bname, body) in [("chat_2k", chat_2k()), ("claude_code_76k", claude_code_first_turn())] {
-        for (pname, policy) in [("a_seed_rule", policy_seed()), ("b_all_builtins", policy_builtins())] {
+    for (bname, body) in [
+        ("chat_2k", chat_2k()),
+        ("claude_code_76k", claude_code_first_turn()),
+    ] {
+        for (pname, policy) in [
+            ("a_seed_rule", policy_seed()),
+            ("b_all_builtins", policy_builtins()),
+        ] {
             policy.inspect(RouteKind::Messages, &body).unwrap();
             let region = Region::new(GLOBAL);
             let v = policy.inspect(RouteKind::Messages, &body).unwrap();

@@ -18,9 +18,42 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
-/// Response future of [`ResponseGuard`].
-pub type ResponseFuture<ResB, E> =
+type Boxed<ResB, E> =
     Pin<Box<dyn Future<Output = Result<Response<Body<SseGuardBody<ResB>>>, E>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// Response future of [`ResponseGuard`]: responses of routes it does not guard come
+    /// straight from the inner future; guarded ones need an `async` step, which is boxed.
+    pub struct ResponseFuture<F, ResB, E> {
+        #[pin]
+        kind: Kind<F, ResB, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = KindProj]
+    enum Kind<F, ResB, E> {
+        Passthrough { #[pin] future: F },
+        Guarded { future: Boxed<ResB, E> },
+    }
+}
+
+impl<F, ResB, E> Future for ResponseFuture<F, ResB, E>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+{
+    type Output = Result<Response<Body<SseGuardBody<ResB>>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Passthrough { future } => {
+                let res = std::task::ready!(future.poll(cx))?;
+                Poll::Ready(Ok(res.map(|b| Body::inner(SseGuardBody::passthrough(b)))))
+            }
+            KindProj::Guarded { future } => future.as_mut().poll(cx),
+        }
+    }
+}
 
 /// Guards responses with a policy. See the [module docs](super).
 #[derive(Debug, Clone)]
@@ -47,7 +80,7 @@ where
 {
     type Response = Response<Body<SseGuardBody<ResB>>>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResB, S::Error>;
+    type Future = ResponseFuture<S::Future, ResB, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -66,14 +99,19 @@ where
         };
         let guarded = !config.policy.is_empty()
             && matches!(class.kind, RouteKind::Messages | RouteKind::Completions);
-        if guarded {
-            // Ask for a response agw can read.
-            req.headers_mut().remove(ACCEPT_ENCODING);
+        if !guarded {
+            return ResponseFuture {
+                kind: Kind::Passthrough {
+                    future: self.inner.call(req),
+                },
+            };
         }
+        // Ask for a response agw can read.
+        req.headers_mut().remove(ACCEPT_ENCODING);
         let fut = self.inner.call(req);
-        Box::pin(async move {
+        let future = Box::pin(async move {
             let res = fut.await?;
-            if !guarded || !res.status().is_success() {
+            if !res.status().is_success() {
                 return Ok(res.map(|b| Body::inner(SseGuardBody::passthrough(b))));
             }
             let encoded = encodings(res.headers());
@@ -125,6 +163,9 @@ where
             };
             set_length(&mut parts.headers, body.len());
             Ok(Response::from_parts(parts, Body::full(body)))
-        })
+        });
+        ResponseFuture {
+            kind: Kind::Guarded { future },
+        }
     }
 }

@@ -29,4 +29,4 @@
 
 mod service;
 
-pub use service::{TlsRoots, Upstream, UpstreamConfig, UpstreamTiming};
+pub use service::{TlsRoots, Upstream, UpstreamConfig, UpstreamFuture, UpstreamTiming};

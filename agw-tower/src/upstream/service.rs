@@ -113,7 +113,7 @@ where
 {
     type Response = Response<Body<Incoming>>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = UpstreamFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -124,39 +124,61 @@ where
         // ALPN decides the upstream protocol; the client's own version does not carry over.
         *req.version_mut() = Version::HTTP_11;
         let config = self.config.clone();
-        let fut = self.client.request(req);
-        Box::pin(async move {
-            let start = Instant::now();
-            let res = tokio::time::timeout(config.response_timeout, fut).await;
-            let elapsed = start.elapsed();
-            let err = match res {
-                Ok(Ok(res)) => {
-                    let mut res = res.map(Body::inner);
-                    strip_hop_by_hop(res.headers_mut());
-                    res.extensions_mut().insert(UpstreamTiming(elapsed));
-                    return Ok(res);
-                }
-                Ok(Err(e)) if e.is_connect() => ErrorBody::new(
-                    ErrorKind::BadGateway,
-                    format!("agw could not connect to upstream `{}`", config.name),
+        UpstreamFuture {
+            inner: tokio::time::timeout(config.response_timeout, self.client.request(req)),
+            start: Instant::now(),
+            config,
+            api,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`Upstream`]: the response headers, or a provider-shaped 502/504.
+    pub struct UpstreamFuture {
+        #[pin]
+        inner: tokio::time::Timeout<hyper_util::client::legacy::ResponseFuture>,
+        start: Instant,
+        config: Arc<UpstreamConfig>,
+        api: agw_core::api::Api,
+    }
+}
+
+impl Future for UpstreamFuture {
+    type Output = Result<Response<Body<Incoming>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = std::task::ready!(this.inner.poll(cx));
+        let elapsed = this.start.elapsed();
+        let config = &**this.config;
+        let err = match res {
+            Ok(Ok(res)) => {
+                let mut res = res.map(Body::inner);
+                strip_hop_by_hop(res.headers_mut());
+                res.extensions_mut().insert(UpstreamTiming(elapsed));
+                return Poll::Ready(Ok(res));
+            }
+            Ok(Err(e)) if e.is_connect() => ErrorBody::new(
+                ErrorKind::BadGateway,
+                format!("agw could not connect to upstream `{}`", config.name),
+            ),
+            Ok(Err(e)) => ErrorBody::new(
+                ErrorKind::BadGateway,
+                format!("upstream `{}` failed: {}", config.name, describe(&e)),
+            ),
+            Err(_) => ErrorBody::new(
+                ErrorKind::GatewayTimeout,
+                format!(
+                    "upstream `{}` did not answer within {} s",
+                    config.name,
+                    config.response_timeout.as_secs_f64()
                 ),
-                Ok(Err(e)) => ErrorBody::new(
-                    ErrorKind::BadGateway,
-                    format!("upstream `{}` failed: {}", config.name, describe(&e)),
-                ),
-                Err(_) => ErrorBody::new(
-                    ErrorKind::GatewayTimeout,
-                    format!(
-                        "upstream `{}` did not answer within {} s",
-                        config.name,
-                        config.response_timeout.as_secs_f64()
-                    ),
-                ),
-            };
-            let mut res = error_response(api, &err);
-            res.extensions_mut().insert(UpstreamTiming(elapsed));
-            Ok(res)
-        })
+            ),
+        };
+        let mut res = error_response(*this.api, &err);
+        res.extensions_mut().insert(UpstreamTiming(elapsed));
+        Poll::Ready(Ok(res))
     }
 }
 
