@@ -2,7 +2,7 @@
 //! graceful shutdown.
 
 use crate::config::Gateway;
-use crate::log::{AccessLog, LogBody, WithResponse};
+use crate::log::{AccessLog, Entry, LogBody, WithResponse};
 use agw_core::api::{Api, ErrorBody, ErrorKind};
 use agw_tower::body::{Body, BoxError};
 use agw_tower::classify::{Classify, ClassifyLayer};
@@ -231,13 +231,16 @@ fn full(
 impl Service<Request<Incoming>> for App {
     type Response = Response<ResBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, Infallible>> + Send>>;
+    type Future = AppFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let local = |res| AppFuture {
+            kind: AppKind::Local { res: Some(res) },
+        };
         let start = Instant::now();
         if let Some(conn) = &self.conn {
             conn.touch();
@@ -246,22 +249,23 @@ impl Service<Request<Incoming>> for App {
         let method = req.method();
         let is_head_or_get = method == Method::GET || method == Method::HEAD;
         if path == "/healthz" && is_head_or_get {
-            let res = full(StatusCode::OK, "application/json", r#"{"status":"ok"}"#);
-            return Box::pin(async move { Ok(res) });
+            return local(full(
+                StatusCode::OK,
+                "application/json",
+                r#"{"status":"ok"}"#,
+            ));
         }
         if path == "/" && method == Method::HEAD {
             // Claude Code's connection warm-up.
-            let res = full(StatusCode::OK, "", Bytes::new());
-            return Box::pin(async move { Ok(res) });
+            return local(full(StatusCode::OK, "", Bytes::new()));
         }
         let Some(i) = self.gateway.backend_for(path) else {
             let err = ErrorBody::new(ErrorKind::NotFound, format!("no route for {path}"));
-            let res = full(
+            return local(full(
                 err.status(),
                 "application/json",
                 err.to_json(Api::Anthropic),
-            );
-            return Box::pin(async move { Ok(res) });
+            ));
         };
         let backend = &self.backends[i];
         let mut svc = backend.svc.clone();
@@ -274,19 +278,67 @@ impl Service<Request<Incoming>> for App {
             start,
         );
         let busy = self.conn.as_ref().map(Busy::start);
-        Box::pin(async move {
-            let res = svc.call(req).await?;
-            let (parts, body) = res.into_parts();
-            let body = match entry {
-                Some(entry) => Tracked {
-                    body: LogBody::new(body, Some(entry).with_response(&parts)),
-                    busy,
-                }
-                .boxed_unsync(),
-                None => Tracked { body, busy }.boxed_unsync(),
-            };
-            Ok(Response::from_parts(parts, body))
-        })
+        AppFuture {
+            kind: AppKind::Proxied {
+                future: svc.call(req),
+                entry,
+                busy,
+            },
+        }
+    }
+}
+
+type StackFuture = <Stack as Service<Request<Incoming>>>::Future;
+
+pin_project_lite::pin_project! {
+    /// Response future of [`App`]: an answer agw gives itself, or a backend's response with
+    /// its body wrapped for the access log and the connection's idle tracking.
+    pub struct AppFuture {
+        #[pin]
+        kind: AppKind,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = AppKindProj]
+    enum AppKind {
+        Local { res: Option<Response<ResBody>> },
+        Proxied {
+            #[pin]
+            future: StackFuture,
+            entry: Option<Box<Entry>>,
+            busy: Option<Busy>,
+        },
+    }
+}
+
+impl Future for AppFuture {
+    type Output = Result<Response<ResBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            AppKindProj::Local { res } => {
+                Poll::Ready(Ok(res.take().expect("AppFuture polled after completion")))
+            }
+            AppKindProj::Proxied {
+                future,
+                entry,
+                busy,
+            } => {
+                let res = std::task::ready!(future.poll(cx))?;
+                let (parts, body) = res.into_parts();
+                let busy = busy.take();
+                let body = match entry.take() {
+                    Some(entry) => Tracked {
+                        body: LogBody::new(body, Some(entry).with_response(&parts)),
+                        busy,
+                    }
+                    .boxed_unsync(),
+                    None => Tracked { body, busy }.boxed_unsync(),
+                };
+                Poll::Ready(Ok(Response::from_parts(parts, body)))
+            }
+        }
     }
 }
 

@@ -270,6 +270,11 @@ impl Verdict {
         self.model.as_deref()
     }
 
+    /// Takes the request's `model` out of the verdict (no copy).
+    pub fn take_model(&mut self) -> Option<String> {
+        self.model.take()
+    }
+
     /// Whether the body goes through unchanged.
     pub fn is_allow(&self) -> bool {
         self.decision == Decision::Allow

@@ -85,12 +85,12 @@ where
                     return reject(outcome, &e.request_error(), Vec::new(), None);
                 }
             };
-            let verdict = match config.policy.inspect(class.kind, &plain) {
+            let mut verdict = match config.policy.inspect(class.kind, &plain) {
                 Ok(v) => v,
                 Err(e) => return reject(GuardOutcome::Invalid, &e.error_body(), Vec::new(), None),
             };
             let rules: Vec<Arc<str>> = verdict.hits().iter().map(|h| h.rule.clone()).collect();
-            let model = verdict.model().map(str::to_owned);
+            let model = verdict.take_model();
             let audited = verdict.hits().iter().any(|h| h.action == ActionKind::Audit);
             let (outcome, forward) = match verdict.into_decision() {
                 Decision::Reject(r) => {
