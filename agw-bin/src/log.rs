@@ -35,9 +35,9 @@ impl AccessLog {
         self,
         request: impl FnOnce() -> (Method, String, RouteKind),
         backend: &Arc<str>,
-        start: Instant,
     ) -> Option<Box<Entry>> {
         (self == AccessLog::Stderr).then(|| {
+            let start = Instant::now();
             let (method, path, kind) = request();
             let backend = backend.clone();
             Box::new(Entry {

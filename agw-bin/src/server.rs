@@ -238,13 +238,16 @@ impl Service<Request<Incoming>> for App {
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let local = |res| AppFuture {
-            kind: AppKind::Local { res: Some(res) },
+        // A local answer counts as activity; a proxied request is busy until its response
+        // body is done with, and then counts.
+        let local = |res| {
+            if let Some(conn) = &self.conn {
+                conn.touch();
+            }
+            AppFuture {
+                kind: AppKind::Local { res: Some(res) },
+            }
         };
-        let start = Instant::now();
-        if let Some(conn) = &self.conn {
-            conn.touch();
-        }
         let path = req.uri().path();
         let method = req.method();
         let is_head_or_get = method == Method::GET || method == Method::HEAD;
@@ -275,7 +278,6 @@ impl Service<Request<Incoming>> for App {
                 (method.clone(), path.to_owned(), backend.routes.classify(pq))
             },
             &backend.name,
-            start,
         );
         let busy = self.conn.as_ref().map(Busy::start);
         AppFuture {

@@ -17,17 +17,24 @@ pub(super) struct Config {
     pub spec: ProviderSpec,
     pub model: ModelPolicy,
     pub limit: usize,
+    /// The upstream's `Host` header, built once (the client would format it per request).
+    pub host: Option<http::HeaderValue>,
 }
 
 impl ProviderLayer {
     /// Sends requests to `spec`; `name` names the backend in errors and logs.
     pub fn new(name: impl Into<String>, spec: ProviderSpec) -> Self {
+        let host = spec
+            .base_url()
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok());
         Self {
             config: Arc::new(Config {
                 name: name.into(),
                 spec,
                 model: ModelPolicy::any(),
                 limit: DEFAULT_LIMIT,
+                host,
             }),
         }
     }

@@ -69,7 +69,11 @@ where
             }
         };
         strip_hop_by_hop(&mut parts.headers);
-        parts.headers.remove(HOST);
+        // The upstream's host, never the client's (which names agw).
+        match &config.host {
+            Some(host) => parts.headers.insert(HOST, host.clone()),
+            None => parts.headers.remove(HOST),
+        };
         config.spec.prepare_headers(&mut parts.headers);
 
         if !class.kind.has_prompt() || config.model.is_noop() {
