@@ -134,7 +134,12 @@ where
 
 /// Sets the headers of a request whose body is now `len` bytes held in memory.
 pub(crate) fn set_length(headers: &mut HeaderMap, len: usize) {
-    headers.remove(http::header::TRANSFER_ENCODING);
+    let te = http::header::TRANSFER_ENCODING;
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    if declared.and_then(|v| v.parse::<usize>().ok()) == Some(len) && !headers.contains_key(&te) {
+        return; // already right (the usual case for a body forwarded as it came)
+    }
+    headers.remove(te);
     headers.insert(CONTENT_LENGTH, len.into());
 }
 
@@ -207,6 +212,30 @@ mod tests {
             run(collect(&headers(None), body(), whole.len())).unwrap(),
             whole.as_bytes()
         );
+    }
+
+    #[test]
+    fn lengths_are_set_for_the_body_sent() {
+        let te = http::header::TRANSFER_ENCODING;
+        for (declared, chunked) in [
+            (None, true),
+            (Some("5"), false),
+            (Some("7"), false),
+            (Some("x"), false),
+            (Some("5"), true),
+        ] {
+            let mut h = HeaderMap::new();
+            if let Some(d) = declared {
+                h.insert(CONTENT_LENGTH, d.parse().unwrap());
+            }
+            if chunked {
+                h.insert(&te, "chunked".parse().unwrap());
+            }
+            set_length(&mut h, 5);
+            assert_eq!(h[CONTENT_LENGTH], "5", "{declared:?} {chunked}");
+            assert!(!h.contains_key(&te));
+            assert_eq!(h.get_all(CONTENT_LENGTH).iter().count(), 1);
+        }
     }
 
     #[test]
