@@ -77,19 +77,13 @@ impl StreamGuard {
         }
         let (item, boundary) = self.classify(raw);
         self.queue.push_back(item);
-        self.scan(out);
-        if !self.rejected {
-            self.release(boundary, out);
-        }
+        self.scan_and_release(boundary, out);
     }
 
     /// The stream ended: sends everything held back.
     pub fn finish(&mut self, out: &mut Vec<Bytes>) {
         if !self.rejected {
-            self.scan(out);
-        }
-        if !self.rejected {
-            self.release(true, out);
+            self.scan_and_release(true, out);
         }
     }
 
@@ -141,8 +135,13 @@ impl StreamGuard {
         }
     }
 
-    /// Scans the sent tail plus all held text; masks in held text, or rejects.
-    fn scan(&mut self, out: &mut Vec<Bytes>) {
+    /// Scans the sent tail plus all held text and rejects at once on a rejecting match; then
+    /// sends what is safe (see [`release`](Self::release)), masking in it.
+    ///
+    /// A masking match is applied only when the text it starts in is sent. Until then more
+    /// text can change which match wins — `card` in `credit ca` must wait for `credit card`
+    /// — so held text stays as it came and is scanned again with each new delta.
+    fn scan_and_release(&mut self, all: bool, out: &mut Vec<Bytes>) {
         let mut window = self.sent_tail.clone();
         let held_start = window.len();
         // Where each held delta's text starts in `window`.
@@ -153,55 +152,85 @@ impl StreamGuard {
                 window.push_str(text);
             }
         }
-        if window.len() == held_start {
-            return;
-        }
-        // Most text needs no normalisation: then text offsets are source offsets.
-        let mut norm = Vec::new();
-        let mut map = Vec::new();
-        let plain = window.is_ascii() || !needs_normalization(window.as_bytes(), &mut '\0');
-        if !plain {
-            normalize_plain(&window, &mut norm, &mut map);
-        }
-        let text = if plain { window.as_bytes() } else { &norm[..] };
-        let source = |i: usize| if plain { i..i + 1 } else { map[i].clone() };
-        let matches = self.policy.find_in_text(text);
-        // Source ranges to mask, clipped to held text, with their placeholders.
-        let mut edits: Vec<(usize, usize, String)> = Vec::new();
-        for m in &matches {
-            if m.range.is_empty() {
-                continue;
+        let (count, cut) = self.releasable(all, &starts, window.len());
+        if window.len() > held_start {
+            // Most text needs no normalisation: then text offsets are source offsets.
+            let mut norm = Vec::new();
+            let mut map = Vec::new();
+            let plain = window.is_ascii() || !needs_normalization(window.as_bytes(), &mut '\0');
+            if !plain {
+                normalize_plain(&window, &mut norm, &mut map);
             }
-            let start = source(m.range.start).start;
-            let end = source(m.range.end - 1).end;
-            if end <= held_start {
-                continue; // Seen, and dealt with, before it was sent.
-            }
-            self.hits.push(StreamHit {
-                rule: m.rule.clone(),
-                action: m.action.kind(),
-            });
-            match m.action {
-                Action::Reject { status, message } => {
-                    let err = ErrorBody::new(ErrorKind::InvalidRequest, message.clone())
-                        .with_status(*status);
-                    out.push(self.error_event(&err));
-                    self.rejected = true;
-                    self.queue.clear();
-                    return;
+            let text = if plain { window.as_bytes() } else { &norm[..] };
+            let source = |i: usize| if plain { i..i + 1 } else { map[i].clone() };
+            // Source ranges to mask, clipped to held text, with their placeholders.
+            let mut edits: Vec<(usize, usize, String)> = Vec::new();
+            for m in &self.policy.find_in_text(text) {
+                if m.range.is_empty() {
+                    continue;
                 }
-                Action::Mask { .. } => {
-                    edits.push((start.max(held_start), end, m.placeholder().to_owned()));
+                let start = source(m.range.start).start;
+                let end = source(m.range.end - 1).end;
+                if end <= held_start {
+                    continue; // Seen, and dealt with, before it was sent.
                 }
-                _ => {}
+                let reject = matches!(m.action, Action::Reject { .. });
+                if !reject && start >= cut {
+                    continue; // Decided when the text it starts in is sent.
+                }
+                self.hits.push(StreamHit {
+                    rule: m.rule.clone(),
+                    action: m.action.kind(),
+                });
+                match m.action {
+                    Action::Reject { status, message } => {
+                        let err = ErrorBody::new(ErrorKind::InvalidRequest, message.clone())
+                            .with_status(*status);
+                        out.push(self.error_event(&err));
+                        self.rejected = true;
+                        self.queue.clear();
+                        return;
+                    }
+                    Action::Mask { .. } => {
+                        edits.push((start.max(held_start), end, m.placeholder().to_owned()));
+                    }
+                    _ => {}
+                }
+            }
+            self.apply(&window, &starts, edits);
+        }
+        self.release(count, all, out);
+    }
+
+    /// How many queued items can go now, and where the first held-back text starts in the
+    /// scanned window: everything at a boundary, otherwise all but the last `window` bytes of
+    /// held text (and the events queued before them).
+    fn releasable(&self, all: bool, starts: &[(usize, usize)], end: usize) -> (usize, usize) {
+        if all {
+            return (self.queue.len(), end);
+        }
+        for (n, &(qi, at)) in starts.iter().enumerate() {
+            // A delta goes once at least `window` bytes of text follow it.
+            let after = starts.get(n + 1).map_or(end, |s| s.1);
+            if end - after < self.window {
+                return (qi, at);
             }
         }
+        (self.queue.len(), end)
+    }
+
+    /// Rebuilds each held delta's text with the edits that fall in it: the placeholder goes
+    /// where a match starts, the rest of a match spanning deltas is removed.
+    fn apply(
+        &mut self,
+        window: &str,
+        starts: &[(usize, usize)],
+        mut edits: Vec<(usize, usize, String)>,
+    ) {
         if edits.is_empty() {
             return;
         }
         edits.sort_by_key(|e| e.0);
-        // Rebuild each held delta's text with the edits that fall in it; the placeholder goes
-        // where a match starts, the rest of a match spanning deltas is removed.
         for (n, &(qi, start)) in starts.iter().enumerate() {
             let end = starts.get(n + 1).map_or(window.len(), |s| s.1);
             let mut new = String::new();
@@ -232,26 +261,10 @@ impl StreamGuard {
         }
     }
 
-    /// Sends what is safe: everything at a boundary, otherwise all but the last `window` bytes
-    /// of held text (and the events queued before them).
-    fn release(&mut self, all: bool, out: &mut Vec<Bytes>) {
-        let held: usize = self
-            .queue
-            .iter()
-            .map(|i| match i {
-                Item::Delta { text, .. } => text.len(),
-                Item::Raw(_) => 0,
-            })
-            .sum();
-        let mut remaining = held;
-        while let Some(front) = self.queue.front() {
-            if let Item::Delta { text, .. } = front {
-                if !all && remaining - text.len() < self.window {
-                    break;
-                }
-                remaining -= text.len();
-            }
-            match self.queue.pop_front().expect("front exists") {
+    /// Sends the first `count` queued items; at a boundary (`all`) forgets the sent text.
+    fn release(&mut self, count: usize, all: bool, out: &mut Vec<Bytes>) {
+        for _ in 0..count {
+            match self.queue.pop_front().expect("counted") {
                 Item::Raw(raw) => out.push(raw),
                 Item::Delta {
                     raw,

@@ -204,3 +204,47 @@ fn masked_deltas_that_serde_json_rejects_are_rebuilt() {
         assert!(s.contains("\"index\":3"), "{s}");
     }
 }
+
+/// Found by fuzzing (`sse`, property 4): a short keyword inside a longer one that had not
+/// fully arrived was masked first, so `credit card` split as `credit ca` + `rd` came out as
+/// `credit c<kw>rd`. Masks are now decided when the text they start in is sent, so every
+/// split gives what the whole text gives.
+#[test]
+fn a_longer_match_still_arriving_wins_over_a_shorter_one() {
+    let policy = Policy::builder()
+        .rule(Rule::literals("kw", ["credit card", "a"]).mask_with("#"))
+        .build()
+        .unwrap();
+    let text = "a \"credit card\" is a card";
+    for window in [11, 32, 256] {
+        let mut seen = Vec::new();
+        for cut in 1..text.len() {
+            let (a, b) = text.split_at(cut);
+            let input = anthropic_stream(&[a, b]);
+            let mut guard = StreamGuard::new(policy.clone(), Api::Anthropic, window);
+            let mut dec = SseDecoder::new(1 << 20);
+            let mut events = Vec::new();
+            let mut out = Vec::new();
+            dec.push(&input, &mut events).unwrap();
+            for e in events.drain(..) {
+                guard.event(e, &mut out);
+            }
+            guard.finish(&mut out);
+            let masked = text_of(&out.concat());
+            assert_eq!(
+                masked, "# \"#\" is # c#rd",
+                "window {window}, split {a:?} + {b:?}"
+            );
+            // Once per match, however often held text is scanned again (each keep-alive
+            // rescans it): four masked spans, plus `a` inside `credit card` when the whole
+            // phrase is seen at once (rules report overlapping matches).
+            let hits = guard.hits().len();
+            assert!(
+                (4..=5).contains(&hits),
+                "{hits} hits: window {window}, split {a:?} + {b:?}"
+            );
+            seen.push(masked);
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]));
+    }
+}
