@@ -41,8 +41,11 @@
 //! that are not text deltas keep their place in the stream and their bytes; a delta is
 //! re-serialized only when masking changed it.
 //!
-//! - **mask** replaces each match inside held-back text. A match longer than the window that
-//!   began in text already sent cannot be recalled: its unsent part is masked.
+//! - **mask** replaces each match as the text it starts in is sent — by then at least `window`
+//!   bytes of newer text are known, so a longer match still arriving (`credit card` after
+//!   `credit ca`) wins over a shorter one, and any split of a text gives what the whole text
+//!   gives. A match longer than the window that began in text already sent cannot be
+//!   recalled: its unsent part is masked.
 //! - **reject** ends the stream with a provider-shaped error event (`event: error` for
 //!   Anthropic). Clients may then retry without streaming; the non-streaming response is
 //!   guarded by [`Policy::inspect_response`](crate::guard::Policy::inspect_response) the same
