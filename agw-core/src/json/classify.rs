@@ -131,20 +131,9 @@ pub(super) fn attention(b: &[u8], pos: usize, _: &Known) -> Step {
     let Some(block) = b.get(pos..pos + 16) else {
         return Step::Tail;
     };
-    let lo = swar::special(
-        u64::from_le_bytes(block[..8].try_into().expect("8 bytes")),
-        true,
-    );
-    if lo != 0 {
-        return Step::Stop(lo.trailing_zeros() as usize / 8);
-    }
-    let hi = swar::special(
-        u64::from_le_bytes(block[8..].try_into().expect("8 bytes")),
-        true,
-    );
-    match hi {
-        0 => Step::Skip(16),
-        hi => Step::Stop(8 + hi.trailing_zeros() as usize / 8),
+    match swar::first(block.try_into().expect("16 bytes"), true) {
+        Some(k) => Step::Stop(k),
+        None => Step::Skip(16),
     }
 }
 
@@ -164,23 +153,23 @@ pub(super) fn quote_or_escape(block: &[u8; 16]) -> Option<usize> {
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
 pub(super) fn quote_or_escape(block: &[u8; 16]) -> Option<usize> {
-    let lo = swar::special(
-        u64::from_le_bytes(block[..8].try_into().expect("8 bytes")),
-        false,
-    );
-    if lo != 0 {
-        return Some(lo.trailing_zeros() as usize / 8);
-    }
-    let hi = swar::special(
-        u64::from_le_bytes(block[8..].try_into().expect("8 bytes")),
-        false,
-    );
-    (hi != 0).then(|| 8 + hi.trailing_zeros() as usize / 8)
+    swar::first(block, false)
 }
 
 /// The portable fallback (also compiled on x86-64 so that its tests run there).
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 mod swar {
+    /// The index of the first `"` or `\\` (or non-ASCII byte, with `high`) in `block`.
+    pub fn first(block: &[u8; 16], high: bool) -> Option<usize> {
+        let word = |half: &[u8]| u64::from_le_bytes(half.try_into().expect("8 bytes"));
+        let lo = special(word(&block[..8]), high);
+        if lo != 0 {
+            return Some(lo.trailing_zeros() as usize / 8);
+        }
+        let hi = special(word(&block[8..]), high);
+        (hi != 0).then(|| 8 + hi.trailing_zeros() as usize / 8)
+    }
+
     /// The high bit of each byte of `w` that is `"` or `\` (or non-ASCII, with `high`). Exact
     /// for the lowest such byte: the zero-byte test can flag a byte above a real match, never
     /// below.
@@ -282,15 +271,13 @@ mod tests {
     #[test]
     fn swar_fallback_finds_the_first_special_byte() {
         for seed in 1..400u64 {
-            let b = sample(seed, 8);
-            let w = u64::from_le_bytes(b[..8].try_into().unwrap());
+            let b = sample(seed, 16);
+            let block: &[u8; 16] = b[..16].try_into().unwrap();
             for high in [false, true] {
-                let want = b[..8]
+                let want = block
                     .iter()
                     .position(|&c| c == b'"' || c == b'\\' || (high && c >= 0x80));
-                let got = swar::special(w, high);
-                let got = (got != 0).then(|| got.trailing_zeros() as usize / 8);
-                assert_eq!(got, want, "{:?}", &b[..8]);
+                assert_eq!(swar::first(block, high), want, "{block:?}");
             }
         }
     }

@@ -126,56 +126,65 @@ impl<'a> Scanner<'a> {
     /// Reads a string (the cursor must be at its opening quote, after whitespace).
     pub fn string(&mut self) -> Result<Str, JsonError> {
         self.expect(b'"', "expected a string")?;
-        let b = self.b;
         let start = self.pos;
         let mut pos = start;
         let mut escaped = false;
         loop {
-            // Keys and tags are short: a block compare beats a `memchr` call.
-            let at = match b.get(pos..pos + 16) {
-                Some(block) => match quote_or_escape(block.try_into().expect("16 bytes")) {
-                    None => {
-                        pos += 16;
-                        continue;
-                    }
-                    Some(k) => pos + k,
-                },
-                None => match b[pos..].iter().position(|&c| is_special(c)) {
-                    Some(k) => pos + k,
-                    None => {
-                        self.pos = b.len();
-                        return Err(self.err("unterminated string"));
-                    }
-                },
-            };
-            match b[at] {
-                b'"' => {
-                    self.pos = at + 1;
-                    return Ok(Str {
-                        raw: start..at,
-                        escaped,
-                    });
-                }
-                b'\\' => {
-                    escaped = true;
-                    match b.get(at + 1).map_or(0, |&c| SHORT_ESCAPES[usize::from(c)]) {
-                        0 => {
-                            self.pos = at;
-                            return Err(self.err("invalid escape"));
-                        }
-                        UNICODE_ESCAPE => {
-                            let hex = b.get(at + 2..at + 6);
-                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                self.pos = at;
-                                return Err(self.err("invalid \\u escape"));
-                            }
-                            pos = at + 6;
-                        }
-                        _ => pos = at + 2,
-                    }
-                }
-                _ => pos = at + 1,
+            let at = self.quote_or_escape(pos)?;
+            if self.b[at] == b'"' {
+                self.pos = at + 1;
+                return Ok(Str {
+                    raw: start..at,
+                    escaped,
+                });
             }
+            escaped = true;
+            pos = at + self.escape(at)?.1;
+        }
+    }
+
+    /// The next `"` or `\` at or after `pos`, a block at a time (strings read without decoding,
+    /// such as keys and tags, are short: a block compare beats a `memchr` call). `pos` may be
+    /// inside a character.
+    #[inline]
+    fn quote_or_escape(&mut self, mut pos: usize) -> Result<usize, JsonError> {
+        let b = self.b;
+        while let Some(block) = b.get(pos..pos + 16) {
+            match quote_or_escape(block.try_into().expect("16 bytes")) {
+                Some(k) => return Ok(pos + k),
+                None => pos += 16,
+            }
+        }
+        match b[pos..].iter().position(|&c| c == b'"' || c == b'\\') {
+            Some(k) => Ok(pos + k),
+            None => {
+                self.pos = b.len();
+                Err(self.err("unterminated string"))
+            }
+        }
+    }
+
+    /// Checks the escape whose backslash is at `at`: the byte a short escape stands for
+    /// ([`UNICODE_ESCAPE`] for a valid `\u`), and the escape's length.
+    fn escape(&mut self, at: usize) -> Result<(u8, usize), JsonError> {
+        match self
+            .b
+            .get(at + 1)
+            .map_or(0, |&c| SHORT_ESCAPES[usize::from(c)])
+        {
+            0 => {
+                self.pos = at;
+                Err(self.err("invalid escape"))
+            }
+            UNICODE_ESCAPE => {
+                let hex = self.b.get(at + 2..at + 6);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    self.pos = at;
+                    return Err(self.err("invalid \\u escape"));
+                }
+                Ok((UNICODE_ESCAPE, 6))
+            }
+            c => Ok((c, 2)),
         }
     }
 
@@ -198,50 +207,30 @@ impl<'a> Scanner<'a> {
         // holds the text of `b[start..pos]`.
         let mut simple = true;
         loop {
-            let step = if simple {
-                attention(b, pos, &self.stable)
-            } else {
-                match b.get(pos..pos + 16) {
-                    Some(block) => match quote_or_escape(block.try_into().expect("16 bytes")) {
-                        Some(k) => Step::Stop(k),
-                        None => Step::Skip(16),
-                    },
-                    None => Step::Tail,
-                }
-            };
-            let at = match step {
-                Step::Stop(k) => {
-                    if simple {
+            let at = if simple {
+                match attention(b, pos, &self.stable) {
+                    Step::Stop(k) => {
                         copy_prefix(out, &b[pos..pos + 16], k);
+                        pos + k
                     }
-                    pos + k
-                }
-                Step::Skip(n) => {
-                    if simple {
+                    Step::Skip(n) => {
                         copy_prefix(out, &b[pos..pos + 16], n);
+                        pos += n;
+                        continue;
                     }
-                    pos += n;
-                    continue;
-                }
-                Step::Tail => {
-                    // Once not simple, blocks are skipped whole and `pos` can be inside a
-                    // character: only quotes and escapes are looked for from then on.
-                    let stop = |c: u8| {
-                        if simple {
-                            is_special(c)
-                        } else {
-                            c == b'"' || c == b'\\'
-                        }
-                    };
-                    let Some(k) = b[pos..].iter().position(|&c| stop(c)) else {
-                        self.pos = b.len();
-                        return Err(self.err("unterminated string"));
-                    };
-                    if simple {
+                    Step::Tail => {
+                        let Some(k) = b[pos..].iter().position(|&c| is_special(c)) else {
+                            self.pos = b.len();
+                            return Err(self.err("unterminated string"));
+                        };
                         out.extend_from_slice(&b[pos..pos + k]);
+                        pos + k
                     }
-                    pos + k
                 }
+            } else {
+                // Only the end matters now (the full walk decodes): blocks are skipped whole,
+                // so `pos` can be inside a character.
+                self.quote_or_escape(pos)?
             };
             match b[at] {
                 b'"' => {
@@ -260,16 +249,13 @@ impl<'a> Scanner<'a> {
                 }
                 b'\\' => {
                     escaped = true;
-                    self.pos = at;
+                    // Inline rather than through `escape`: this is the hottest stop.
                     match b.get(at + 1).map_or(0, |&c| SHORT_ESCAPES[usize::from(c)]) {
-                        0 => return Err(self.err("invalid escape")),
-                        UNICODE_ESCAPE => {
-                            let hex = b.get(at + 2..at + 6);
-                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                return Err(self.err("invalid \\u escape"));
-                            }
+                        0 | UNICODE_ESCAPE => {
+                            let (c, len) = self.escape(at)?;
+                            debug_assert_eq!(c, UNICODE_ESCAPE);
                             simple = false;
-                            pos = at + 6;
+                            pos = at + len;
                         }
                         c => {
                             if simple {
