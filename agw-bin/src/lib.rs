@@ -1,8 +1,5 @@
-//! The `agw` binary's library: configuration, the proxy server and access logs — and the mock
-//! provider the tests and the load bench run against.
+//! The `agw` binary's library: configuration, the proxy server and access logs.
 
 pub mod config;
 pub mod log;
-#[doc(hidden)]
-pub mod mock;
 pub mod server;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use agw_bin::mock::MockProvider;
+use agw_mock::MockProvider;
 use bytes::Bytes;
 use common::*;
 use http_body_util::BodyExt;

@@ -18,7 +18,7 @@ mod harness;
 #[path = "clients/install.rs"]
 mod install;
 
-use agw_bin::mock::{MockProvider, Recorded};
+use agw_mock::{MockProvider, Recorded};
 use harness::{Agw, AgwOptions, Claude, Credential, Run, Scratch, python};
 use http::HeaderMap;
 use install::tools;

@@ -3,7 +3,7 @@
 mod common;
 
 use agw_bin::config::Env;
-use agw_bin::mock::MockProvider;
+use agw_mock::MockProvider;
 use bytes::Bytes;
 use common::*;
 use http::Request;

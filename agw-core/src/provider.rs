@@ -162,8 +162,13 @@ impl ProviderSpec {
             native: vec![
                 RouteKind::Messages,
                 RouteKind::CountTokens,
+                RouteKind::MessageBatches,
+                RouteKind::Complete,
+                // Anthropic's OpenAI-compatible endpoint.
+                RouteKind::Completions,
                 RouteKind::Models,
                 RouteKind::Passthrough,
+                RouteKind::Unguarded,
             ],
             injected: None,
         }
@@ -180,8 +185,12 @@ impl ProviderSpec {
             default_headers: Vec::new(),
             native: vec![
                 RouteKind::Completions,
+                RouteKind::LegacyCompletions,
+                RouteKind::Responses,
+                RouteKind::Embeddings,
                 RouteKind::Models,
                 RouteKind::Passthrough,
+                RouteKind::Unguarded,
             ],
             injected: None,
         }
@@ -453,7 +462,7 @@ mod tests {
     #[test]
     fn native_kinds() {
         assert!(ProviderSpec::anthropic().speaks(RouteKind::CountTokens));
-        assert!(!ProviderSpec::anthropic().speaks(RouteKind::Completions));
+        assert!(!ProviderSpec::anthropic().speaks(RouteKind::Responses));
         assert!(ProviderSpec::openai().speaks(RouteKind::Completions));
         assert!(!ProviderSpec::openai().speaks(RouteKind::Messages));
     }

@@ -38,22 +38,42 @@ pub enum RouteKind {
     Messages,
     /// Anthropic token counting, `POST /v1/messages/count_tokens` (same body as Messages).
     CountTokens,
+    /// Anthropic message batches, `POST /v1/messages/batches`: `requests[].params` are
+    /// Messages bodies.
+    MessageBatches,
+    /// Anthropic's legacy text completions, `POST /v1/complete` (`prompt`).
+    Complete,
     /// OpenAI chat completions, `POST /v1/chat/completions`.
     Completions,
+    /// OpenAI legacy completions, `POST /v1/completions` (`prompt`).
+    LegacyCompletions,
+    /// OpenAI Responses, `POST /v1/responses` (`input`, `instructions`).
+    Responses,
+    /// OpenAI embeddings, `POST /v1/embeddings` (`input`).
+    Embeddings,
     /// Model listing, `GET /v1/models`.
     Models,
-    /// Anything else: forwarded as is, without body inspection.
+    /// Anything else: forwarded as is; a body on a guarded backend is inspected generically
+    /// (every string of a JSON body), anything else is refused.
     Passthrough,
+    /// An explicit, named opt-out: forwarded without any body inspection.
+    Unguarded,
 }
 
 impl RouteKind {
     /// Every kind, in declaration order.
-    pub const ALL: [RouteKind; 5] = [
+    pub const ALL: [RouteKind; 11] = [
         RouteKind::Messages,
         RouteKind::CountTokens,
+        RouteKind::MessageBatches,
+        RouteKind::Complete,
         RouteKind::Completions,
+        RouteKind::LegacyCompletions,
+        RouteKind::Responses,
+        RouteKind::Embeddings,
         RouteKind::Models,
         RouteKind::Passthrough,
+        RouteKind::Unguarded,
     ];
 
     /// The canonical name, as used in configuration (`Messages`, `CountTokens`, ...).
@@ -61,26 +81,46 @@ impl RouteKind {
         match self {
             RouteKind::Messages => "Messages",
             RouteKind::CountTokens => "CountTokens",
+            RouteKind::MessageBatches => "MessageBatches",
+            RouteKind::Complete => "Complete",
             RouteKind::Completions => "Completions",
+            RouteKind::LegacyCompletions => "LegacyCompletions",
+            RouteKind::Responses => "Responses",
+            RouteKind::Embeddings => "Embeddings",
             RouteKind::Models => "Models",
             RouteKind::Passthrough => "Passthrough",
+            RouteKind::Unguarded => "Unguarded",
         }
     }
 
-    /// Whether request bodies of this kind carry prompts that guards inspect.
+    /// Whether request bodies of this kind carry prompts in a known shape that guards inspect.
+    /// ([`RouteKind::Passthrough`] bodies are inspected generically instead.)
     pub fn has_prompt(self) -> bool {
         matches!(
             self,
-            RouteKind::Messages | RouteKind::CountTokens | RouteKind::Completions
+            RouteKind::Messages
+                | RouteKind::CountTokens
+                | RouteKind::MessageBatches
+                | RouteKind::Complete
+                | RouteKind::Completions
+                | RouteKind::LegacyCompletions
+                | RouteKind::Responses
+                | RouteKind::Embeddings
         )
     }
 
     /// The API whose error shape clients of this route expect, if the kind implies one.
     pub fn api(self) -> Option<crate::api::Api> {
         match self {
-            RouteKind::Messages | RouteKind::CountTokens => Some(crate::api::Api::Anthropic),
-            RouteKind::Completions => Some(crate::api::Api::OpenAi),
-            RouteKind::Models | RouteKind::Passthrough => None,
+            RouteKind::Messages
+            | RouteKind::CountTokens
+            | RouteKind::MessageBatches
+            | RouteKind::Complete => Some(crate::api::Api::Anthropic),
+            RouteKind::Completions
+            | RouteKind::LegacyCompletions
+            | RouteKind::Responses
+            | RouteKind::Embeddings => Some(crate::api::Api::OpenAi),
+            RouteKind::Models | RouteKind::Passthrough | RouteKind::Unguarded => None,
         }
     }
 }
@@ -94,7 +134,7 @@ impl fmt::Display for RouteKind {
 /// The error returned when a string names no [`RouteKind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown route kind `{0}` (expected one of Messages, CountTokens, Completions, Models, Passthrough)"
+    "unknown route kind `{0}` (expected one of Messages, CountTokens, MessageBatches, Complete, Completions, LegacyCompletions, Responses, Embeddings, Models, Passthrough, Unguarded)"
 )]
 pub struct UnknownRouteKind(pub String);
 
@@ -112,9 +152,15 @@ impl FromStr for RouteKind {
         Ok(match folded.as_str() {
             "messages" => RouteKind::Messages,
             "counttokens" => RouteKind::CountTokens,
+            "messagebatches" | "batches" => RouteKind::MessageBatches,
+            "complete" => RouteKind::Complete,
             "completions" | "chatcompletions" => RouteKind::Completions,
+            "legacycompletions" => RouteKind::LegacyCompletions,
+            "responses" => RouteKind::Responses,
+            "embeddings" => RouteKind::Embeddings,
             "models" => RouteKind::Models,
             "passthrough" => RouteKind::Passthrough,
+            "unguarded" => RouteKind::Unguarded,
             _ => return Err(UnknownRouteKind(s.to_owned())),
         })
     }
@@ -158,6 +204,12 @@ impl RouteTable {
         for (p, k) in [
             ("/v1/messages", RouteKind::Messages),
             ("/v1/messages/count_tokens", RouteKind::CountTokens),
+            ("/v1/messages/batches", RouteKind::MessageBatches),
+            ("/v1/complete", RouteKind::Complete),
+            ("/v1/chat/completions", RouteKind::Completions),
+            ("/v1/completions", RouteKind::LegacyCompletions),
+            ("/v1/responses", RouteKind::Responses),
+            ("/v1/embeddings", RouteKind::Embeddings),
             ("/v1/models", RouteKind::Models),
             ("*", RouteKind::Passthrough),
         ] {
@@ -171,6 +223,9 @@ impl RouteTable {
         let mut t = Self::new();
         for (p, k) in [
             ("/v1/chat/completions", RouteKind::Completions),
+            ("/v1/completions", RouteKind::LegacyCompletions),
+            ("/v1/responses", RouteKind::Responses),
+            ("/v1/embeddings", RouteKind::Embeddings),
             ("/v1/models", RouteKind::Models),
             ("*", RouteKind::Passthrough),
         ] {

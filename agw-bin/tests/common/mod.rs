@@ -4,7 +4,7 @@
 
 use agw_bin::config::{Env, Gateway, Overrides};
 use agw_bin::log::AccessLog;
-use agw_bin::mock::MockProvider;
+use agw_mock::MockProvider;
 use agw_bin::server::{App, serve};
 use bytes::Bytes;
 use http::{Request, Response};

@@ -25,7 +25,7 @@ usage: loadbench [--rounds N] [--quick] [--no-pin] [--bin-dir DIR]
        loadbench --soak 2k|cc [--soak-via agw|minproxy|direct] [--soak-c N] [--soak-secs N]
 
 Load bench for agw (run by hand, not in CI). Starts, on 127.0.0.1:
-  agw-mock   the mock provider (from agw-bin),
+  agw-mock   the mock provider (the agw-mock crate),
   minproxy   a minimal passthrough proxy (hyper server + pooled hyper client, no parsing),
   agw        `agw serve` with the built-in default policy, pointed at the mock,
 and measures, interleaving the three targets (mock direct, via minproxy, via agw) within
@@ -35,7 +35,7 @@ overhead, and agw's and minproxy's resident memory idle and with 1,000 open stre
 Prints a Markdown table of the medians over the rounds next to agw's targets.
 
 Build the servers first, in release mode:
-    cargo build --release -p agw-bin
+    cargo build --release -p agw-bin -p agw-mock
     cargo run --release -p agw-benches --bin loadbench
 agw and agw-mock are looked for next to this binary (target/release), or in --bin-dir.
 
@@ -197,7 +197,7 @@ impl Binaries {
                 Ok(path)
             } else {
                 Err(format!(
-                    "{} not found; build it first: cargo build --release -p agw-bin (or pass --bin-dir)",
+                    "{} not found; build it first: cargo build --release -p agw-bin -p agw-mock (or pass --bin-dir)",
                     path.display()
                 ))
             }

@@ -11,7 +11,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
-//! use agw_bin::mock::MockProvider;
+//! use agw_mock::MockProvider;
 //!
 //! let mock = MockProvider::start().await?;
 //! assert!(mock.base_url().starts_with("http://127.0.0.1:"));

@@ -7,12 +7,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use agw_bin::mock::{MockOptions, MockProvider};
+use agw_mock::{MockOptions, MockProvider};
 
 const USAGE: &str = "\
 usage: agw-mock [--listen IP:PORT] [--max-recorded N]
 
-A mock Anthropic/OpenAI provider for tests (see agw_bin::mock).
+A mock Anthropic/OpenAI provider for tests (see the agw-mock crate).
 
 options:
   --listen IP:PORT     address to listen on (default 127.0.0.1:0, a free port)
