@@ -1,25 +1,26 @@
 //! `agw`: a guarding AI gateway for Claude Code and the official SDKs.
 
-use agw_bin::config::{ConfigError, Env, Gateway, Overrides};
+use agw_bin::config::{ConfigError, Env, Gateway, Overrides, resolve_listen};
 use agw_bin::log::AccessLog;
 use agw_bin::server::{App, serve, shutdown_signal};
 use agw_core::guard::Decision;
 use agw_core::route::RouteKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const HELP: &str = "\
-agw — a guarding AI gateway for Claude Code, Cursor and the official SDKs
+const USAGE: &str = "\
+agw                              serve the built-in default on 127.0.0.1:8080
+       agw serve [--config FILE] [OPTIONS]
+       agw check --config FILE          validate a config and print what it does
+       agw test-policy [--config FILE] [--backend NAME] [--route KIND] < body.json";
 
-USAGE:
-    agw                              serve the built-in default on 127.0.0.1:8080
-    agw serve [--config FILE] [OPTIONS]
-    agw check --config FILE          validate a config and print what it does
-    agw test-policy [--config FILE] [--backend NAME] [--route KIND] < body.json
-    agw help | --help | --version
+const ABOUT: &str = "agw — a guarding AI gateway for Claude Code, Cursor and the official SDKs";
 
+const AFTER: &str = "\
 The built-in default is the seed article's setup: Anthropic behind /v1/messages (Messages),
 /v1/messages/count_tokens (CountTokens), /v1/models (Models) and everything else (Passthrough),
 with a request guard that rejects prompts containing \"credit card\" with
@@ -32,23 +33,109 @@ keys are dropped); otherwise each client's own key or login is passed through.
 FILE is agw's YAML (see README.md and agw-bin/examples/) or Kubernetes manifests in the
 agentgateway form (Gateway, Secret, AgentgatewayBackend, HTTPRoute).
 
-OPTIONS (serve):
-    --config FILE            configuration file (default: the built-in default)
-    --listen HOST:PORT       listen address (overrides the config; port 0 picks a free port)
-    --base-url [NAME=]URL    send backend NAME (or every backend) to URL instead of the
-                             provider's, e.g. a local mock or an internal endpoint;
-                             also AGW_BASE_URL=[NAME=]URL
-    --access-log stderr|off  one logfmt line per request (default: stderr)
-
 test-policy runs a request body through a backend's guards without any traffic and prints the
-verdict; the masked body follows when rules masked something. --route is the route kind
-(messages, count_tokens, completions; default: messages for Anthropic backends, completions
-for OpenAI ones). Exit status: 0 allowed or masked, 1 rejected, 2 the body or config is invalid.
-";
+verdict; the masked body follows when rules masked something. Exit status: 0 allowed or masked,
+1 rejected, 2 the body or config is invalid.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "agw",
+    version,
+    about = ABOUT,
+    override_usage = USAGE,
+    after_help = AFTER,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Serve a configuration (the default command)
+    Serve(ServeArgs),
+    /// Validate a configuration and print what it does, with a coverage report
+    Check(CheckArgs),
+    /// Run a request body (standard input) through a backend's guards offline
+    TestPolicy(TestPolicyArgs),
+}
+
+#[derive(Args, Debug, Default, Clone)]
+struct ConfigArgs {
+    /// Configuration file: native YAML or the seed's Kubernetes manifests (default: the
+    /// built-in default)
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Send backend NAME (or every backend) to URL instead of the provider's, e.g. a local mock
+    /// or an internal endpoint; also AGW_BASE_URL=[NAME=]URL
+    #[arg(long = "base-url", value_name = "[NAME=]URL")]
+    base_url: Vec<String>,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Listen address, overriding the config: 127.0.0.1:8080, localhost:8080, [::]:8080;
+    /// port 0 picks a free port
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// One logfmt line per request
+    #[arg(long, value_enum, value_name = "WHERE", default_value = "stderr")]
+    access_log: AccessLogArg,
+    /// Allow listening beyond loopback while injecting a provider key without client
+    /// authentication (anyone who reaches the port spends the key)
+    #[arg(long)]
+    allow_unauthenticated: bool,
+}
+
+#[derive(ValueEnum, Debug, Default, Clone, Copy)]
+enum AccessLogArg {
+    #[default]
+    Stderr,
+    Off,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Args, Debug)]
+struct TestPolicyArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The backend whose guards to run (default: the first)
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+    /// The route kind: messages, count_tokens, completions, responses, ... (default: messages
+    /// for Anthropic backends, completions for OpenAI ones)
+    #[arg(long, value_name = "KIND", value_parser = parse_kind)]
+    route: Option<RouteKind>,
+}
+
+fn parse_kind(s: &str) -> Result<RouteKind, String> {
+    s.parse()
+        .map_err(|e: agw_core::route::UnknownRouteKind| e.to_string())
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(args) {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return clap_error(&e),
+    };
+    let result = match cli.cmd {
+        None => run_server(&cli.serve),
+        Some(Cmd::Serve(a)) => run_server(&a),
+        Some(Cmd::Check(a)) => check(&a.config),
+        Some(Cmd::TestPolicy(a)) => test_policy(&a),
+    };
+    match result {
         Ok(code) => code,
         Err(msg) => {
             eprintln!("agw: error: {msg}");
@@ -57,69 +144,42 @@ fn main() -> ExitCode {
     }
 }
 
-#[derive(Default)]
-struct Args {
-    config: Option<PathBuf>,
-    overrides: Overrides,
-    backend: Option<String>,
-    route: Option<RouteKind>,
-    log: Option<AccessLog>,
-}
-
-fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
-    let mut a = Args::default();
-    let mut it = rest.iter();
-    while let Some(flag) = it.next() {
-        let (flag, inline) = match flag.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (flag.as_str(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| format!("{name} needs a value (see agw --help)"))
-        };
-        match (cmd, flag) {
-            (_, "--config" | "-c") => a.config = Some(value("--config")?.into()),
-            ("serve", "--listen") => {
-                let v = value("--listen")?;
-                a.overrides.listen = Some(v.parse().map_err(|_| {
-                    format!("--listen `{v}` is not HOST:PORT, e.g. 127.0.0.1:8080")
-                })?);
-            }
-            ("serve" | "check" | "test-policy", "--base-url") => {
-                a.overrides.base_urls.push(base_url(&value("--base-url")?));
-            }
-            ("serve", "--access-log") => {
-                a.log = Some(match value("--access-log")?.as_str() {
-                    "stderr" => AccessLog::Stderr,
-                    "off" => AccessLog::Off,
-                    v => return Err(format!("--access-log `{v}`: expected stderr or off")),
-                });
-            }
-            ("test-policy", "--backend") => a.backend = Some(value("--backend")?),
-            ("test-policy", "--route") => {
-                let v = value("--route")?;
-                a.route = Some(v.parse().map_err(|e| format!("--route: {e}"))?);
-            }
-            (_, "--help" | "-h") => {
-                print!("{HELP}");
-                std::process::exit(0);
-            }
-            _ => {
-                return Err(format!(
-                    "unknown option `{flag}` for `agw {cmd}` (see agw --help)"
-                ));
-            }
-        }
+/// Help and version go to stdout; a usage error becomes one line naming the problem.
+fn clap_error(e: &clap::Error) -> ExitCode {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
     }
-    if let Ok(v) = std::env::var("AGW_BASE_URL") {
-        if !v.is_empty() && a.overrides.base_urls.is_empty() {
-            a.overrides.base_urls.push(base_url(&v));
+    let arg = match e
+        .get(ContextKind::InvalidArg)
+        .or_else(|| e.get(ContextKind::InvalidSubcommand))
+    {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let msg = match e.kind() {
+        ErrorKind::UnknownArgument => {
+            let flag = arg.split('=').next().unwrap_or(&arg).to_owned();
+            let hint = match e.get(ContextKind::SuggestedArg) {
+                Some(ContextValue::String(s)) => format!(" (did you mean `{s}`?)"),
+                _ => String::new(),
+            };
+            format!("unknown option `{flag}`{hint} (see agw --help)")
         }
-    }
-    Ok(a)
+        ErrorKind::InvalidSubcommand => {
+            format!("unknown command `{arg}` (commands: serve, check, test-policy; see agw --help)")
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            format!(
+                "{} (see agw --help)",
+                first.trim_start_matches("error: ").trim()
+            )
+        }
+    };
+    eprintln!("agw: error: {msg}");
+    ExitCode::from(2)
 }
 
 fn base_url(v: &str) -> (Option<String>, String) {
@@ -131,64 +191,52 @@ fn base_url(v: &str) -> (Option<String>, String) {
     }
 }
 
-fn load(a: &Args) -> Result<Gateway, ConfigError> {
+fn load(a: &ConfigArgs, listen: Option<&str>) -> Result<Gateway, String> {
     let env = Env::process();
-    let mut gw = match &a.config {
-        Some(path) => Gateway::load(path, &env)?,
-        None => Gateway::builtin(&env)?,
+    let mut overrides = Overrides {
+        listen: listen
+            .map(|l| resolve_listen(l).map_err(|e| format!("--listen: {e}")))
+            .transpose()?,
+        base_urls: a.base_url.iter().map(|v| base_url(v)).collect(),
     };
-    gw.apply(&a.overrides)?;
+    if overrides.base_urls.is_empty() {
+        if let Some(v) = std::env::var("AGW_BASE_URL").ok().filter(|v| !v.is_empty()) {
+            overrides.base_urls.push(base_url(&v));
+        }
+    }
+    let mut gw = match &a.config {
+        Some(path) => Gateway::load(path, &env),
+        None => Gateway::builtin(&env),
+    }
+    .map_err(|e: ConfigError| e.to_string())?;
+    gw.apply(&overrides).map_err(|e| e.to_string())?;
     Ok(gw)
 }
 
-fn run(args: Vec<String>) -> Result<ExitCode, String> {
-    let (cmd, rest) = match args.first().map(String::as_str) {
-        None => ("serve", &args[..0]),
-        Some("help" | "--help" | "-h") => {
-            print!("{HELP}");
-            return Ok(ExitCode::SUCCESS);
-        }
-        Some("--version" | "-V" | "version") => {
-            println!("agw {}", env!("CARGO_PKG_VERSION"));
-            return Ok(ExitCode::SUCCESS);
-        }
-        Some(c @ ("serve" | "check" | "test-policy")) => (c, &args[1..]),
-        Some(f) if f.starts_with('-') => ("serve", &args[..]),
-        Some(other) => {
-            return Err(format!(
-                "unknown command `{other}` (commands: serve, check, test-policy; see agw --help)"
-            ));
-        }
-    };
-    let a = parse_args(cmd, rest)?;
-    match cmd {
-        "check" => check(&a),
-        "test-policy" => test_policy(&a),
-        _ => run_server(&a),
-    }
-}
-
-fn check(a: &Args) -> Result<ExitCode, String> {
-    if a.config.is_none() {
+fn check(a: &ConfigArgs) -> Result<ExitCode, String> {
+    let Some(path) = &a.config else {
         return Err("check needs --config FILE".into());
-    }
-    let gw = load(a).map_err(|e| e.to_string())?;
-    println!(
-        "ok: {} — listens on {}",
-        a.config.as_ref().unwrap().display(),
-        gw.listen
-    );
+    };
+    let gw = load(a, None)?;
+    println!("ok: {} — listens on {}", path.display(), gw.listen);
     for line in gw.summary() {
         println!("  {line}");
     }
     for n in &gw.notes {
         println!("  note: {n}");
     }
+    for w in &gw.warnings {
+        println!("  warning: {w}");
+    }
+    println!("coverage:");
+    for line in gw.coverage() {
+        println!("  {line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn test_policy(a: &Args) -> Result<ExitCode, String> {
-    let gw = load(a).map_err(|e| e.to_string())?;
+fn test_policy(a: &TestPolicyArgs) -> Result<ExitCode, String> {
+    let gw = load(&a.config, None)?;
     let backend = match &a.backend {
         Some(name) => gw
             .backends
@@ -259,34 +307,69 @@ fn test_policy(a: &Args) -> Result<ExitCode, String> {
     Ok(ExitCode::from(code))
 }
 
-fn run_server(a: &Args) -> Result<ExitCode, String> {
-    let gw = load(a).map_err(|e| e.to_string())?;
+fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
+    let gw = load(&a.config, a.listen.as_deref())?;
+    if let Some(why) = exposure_problem(&gw, a.allow_unauthenticated) {
+        return Err(why);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let log = match a.access_log {
+        AccessLogArg::Stderr => AccessLog::Stderr,
+        AccessLogArg::Off => AccessLog::Off,
+    };
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(gw.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", gw.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let source = match &a.config {
+        let source = match &a.config.config {
             Some(p) => p.display().to_string(),
             None => "the built-in default".into(),
         };
         for n in &gw.notes {
             eprintln!("agw: note: {n}");
         }
+        for w in &gw.warnings {
+            eprintln!("agw: WARNING: {w}");
+        }
         let summary = gw.summary().join("; ");
         println!("agw listening on http://{addr} with {source}: {summary}");
         let _ = std::io::stdout().flush();
         let grace = Duration::from_secs(gw.shutdown_grace_secs);
-        let app = App::new(gw, a.log.unwrap_or(AccessLog::Stderr))
-            .map_err(|e| format!("cannot set up the upstream client: {e}"))?;
+        let app =
+            App::new(gw, log).map_err(|e| format!("cannot set up the upstream client: {e}"))?;
         serve(listener, app, shutdown_signal(), grace)
             .await
             .map_err(|e| e.to_string())?;
         eprintln!("agw: shut down");
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Why serving `gw` as configured would hand the provider key to anyone who can reach the
+/// port, if it would.
+fn exposure_problem(gw: &Gateway, allowed: bool) -> Option<String> {
+    let injects = gw
+        .backends
+        .iter()
+        .filter(|b| {
+            matches!(
+                b.spec.credentials(),
+                agw_core::provider::Credentials::Inject(_)
+            )
+        })
+        .map(|b| b.name.as_str())
+        .collect::<Vec<_>>();
+    (!allowed && !gw.listen.ip().is_loopback() && !injects.is_empty()).then(|| {
+        format!(
+            "refusing to listen on {} without client authentication while injecting the provider \
+             key of backend `{}`: anyone who reaches the port would spend it; configure client \
+             keys or JWT (`auth:`), listen on 127.0.0.1, or pass --allow-unauthenticated",
+            gw.listen,
+            injects.join("`, `")
+        )
     })
 }

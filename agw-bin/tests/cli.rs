@@ -236,3 +236,46 @@ async fn sigterm_lets_open_streams_finish_then_exits_zero() {
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[test]
+fn check_reports_coverage_and_warns_about_a_missing_key() {
+    let f = format!("{DIR}/tests/fixtures/seed/manifests-guard-any-model.yaml");
+    let out = agw(&["check", "--config", &f], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("\ncoverage:\n"), "{s}");
+    assert!(
+        s.contains("* -> Passthrough: a JSON body has every string inspected"),
+        "{s}"
+    );
+    assert!(
+        s.contains("/v1/messages -> Messages: request inspected by"),
+        "{s}"
+    );
+    assert!(
+        s.contains("warning: backend `anthropic`: ANTHROPIC_API_KEY is not set"),
+        "{s}"
+    );
+}
+
+#[test]
+fn serving_an_injected_key_beyond_loopback_needs_client_auth_or_an_explicit_flag() {
+    let out = Command::new(AGW)
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env("ANTHROPIC_API_KEY", "sk-ant-test-key")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("without client authentication") && err.contains("--allow-unauthenticated"),
+        "{err}"
+    );
+    assert!(!err.contains("sk-ant-test-key"), "{err}");
+    // Bad listen values are one line too; host names are accepted (checked in config tests).
+    let out = agw(&["serve", "--listen", "localhost"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--listen: `localhost` is not HOST:PORT"));
+}

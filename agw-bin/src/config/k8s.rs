@@ -6,15 +6,14 @@
 //! `policies.ai.routes`, `policies.ai.promptGuard.request[].regex` with `action`, `matches`,
 //! `builtins` and `response.message`, `policies.auth.secretRef`) and `HTTPRoute` (path prefix →
 //! backend). Deployment details agw has no use for (gateway class, infrastructure, parent refs)
-//! are accepted and reported as notes; any other field is an error naming it.
+//! are accepted and reported as notes; any other field is an error naming it. The manifests
+//! are translated into the [`Config`] model, which the one build step turns into the runtime.
 
-use super::{Backend, ConfigError, Env, Gateway};
+use super::build::{Source, build};
+use super::model::{self, Config, HttpRouteSpec as HttpRoute, ProviderName};
+use super::rules::{ActionSpec, RuleSpec};
+use super::{ConfigError, Env, Gateway};
 use agw_core::detect::Detector;
-use agw_core::guard::{Action, Policy, Rule};
-use agw_core::model::ModelPolicy;
-use agw_core::provider::{Credentials, ProviderSpec, Secret};
-use agw_core::route::{RouteKind, RouteTable};
-use agw_tower::upstream::UpstreamConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_norway::Value;
@@ -260,7 +259,17 @@ fn typed<T: DeserializeOwned>(file: &str, c: &Chunk<'_>) -> Result<T, ConfigErro
     serde_norway::from_str(c.text).map_err(|e| ConfigError::from_yaml(file, c.line, &e))
 }
 
+/// Reads the manifests and builds them.
 pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, ConfigError> {
+    let (cfg, notes) = model(file, text)?;
+    let mut gw = build(&cfg, env, Source { file, text: None })?;
+    gw.notes.splice(0..0, notes);
+    gw.notes.dedup();
+    Ok(gw)
+}
+
+/// Translates the manifests into the configuration model, with notes on what agw ignores.
+pub(crate) fn model(file: &str, text: &str) -> Result<(Config, Vec<String>), ConfigError> {
     let mut listen = None;
     let mut secrets: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut backends: Vec<(usize, Manifest<BackendSpec>)> = Vec::new();
@@ -303,7 +312,7 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
                         first.port
                     ));
                 }
-                listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], first.port)));
+                listen = Some(format!("127.0.0.1:{}", first.port));
             }
             "Secret" => {
                 let s: SecretDoc = typed(file, &c)?;
@@ -329,13 +338,9 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
             }
         }
     }
-    let mut gw = Gateway {
-        listen: listen.unwrap_or_else(|| super::DEFAULT_LISTEN.parse().expect("valid default")),
-        max_body_bytes: agw_tower::guard::DEFAULT_LIMIT,
-        shutdown_grace_secs: 30,
-        backends: Vec::new(),
-        http_routes: Vec::new(),
-        notes: Vec::new(),
+    let mut cfg = Config {
+        listen,
+        ..Config::default()
     };
     if backends.is_empty() {
         return Err(ConfigError::new(
@@ -345,11 +350,14 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
     }
     for (line, b) in backends {
         let name = b.metadata.name.clone();
-        let backend = backend(b, &secrets, env, &mut notes).map_err(|m| {
+        let spec = backend(b, &secrets).map_err(|m| {
             ConfigError::new(file, format!("AgentgatewayBackend `{name}`: {m}"))
                 .at(Some(line + 1), None)
         })?;
-        gw.backends.push(backend);
+        cfg.backends.push(model::BackendSpec {
+            line: Some(line + 1),
+            ..spec
+        });
     }
     for (line, r) in routes {
         let at = |msg: String| {
@@ -366,14 +374,18 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
             let [backend_ref] = rule.backend_refs.as_slice() else {
                 return Err(at("each rule needs exactly one backendRef".into()));
             };
-            let Some(i) = gw.backends.iter().position(|b| b.name == backend_ref.name) else {
+            if !cfg.backends.iter().any(|b| b.name == backend_ref.name) {
                 return Err(at(format!(
                     "backendRef `{}` names no AgentgatewayBackend",
                     backend_ref.name
                 )));
+            }
+            let route = |prefix: &str| HttpRoute {
+                prefix: prefix.to_owned(),
+                backend: backend_ref.name.clone(),
             };
             if rule.matches.is_empty() {
-                gw.http_routes.push(("/".into(), i));
+                cfg.routes.push(route("/"));
             }
             for m in &rule.matches {
                 let Some(p) = &m.path else {
@@ -385,41 +397,31 @@ pub(crate) fn parse(file: &str, text: &str, env: &Env) -> Result<Gateway, Config
                         p.ty
                     )));
                 }
-                gw.http_routes.push((p.value.clone(), i));
+                cfg.routes.push(route(&p.value));
             }
         }
     }
-    if gw.http_routes.is_empty() {
-        if gw.backends.len() > 1 {
-            return Err(ConfigError::new(
-                file,
-                "several backends but no HTTPRoute to choose between them",
-            ));
-        }
-        gw.http_routes.push(("/".into(), 0));
+    if cfg.routes.is_empty() && cfg.backends.len() > 1 {
+        return Err(ConfigError::new(
+            file,
+            "several backends but no HTTPRoute to choose between them",
+        ));
     }
-    notes.dedup();
-    gw.notes = notes;
-    Ok(gw)
+    Ok((cfg, notes))
 }
 
 fn backend(
     b: Manifest<BackendSpec>,
     secrets: &BTreeMap<String, BTreeMap<String, String>>,
-    env: &Env,
-    notes: &mut Vec<String>,
-) -> Result<Backend, String> {
-    let name = b.metadata.name;
+) -> Result<model::BackendSpec, String> {
     let p = &b.spec.ai.provider;
-    let (mut spec, options) = match (&p.anthropic, &p.openai) {
-        (Some(o), None) => (ProviderSpec::anthropic(), o),
-        (None, Some(o)) => (ProviderSpec::openai(), o),
+    let (provider, options) = match (&p.anthropic, &p.openai) {
+        (Some(o), None) => (ProviderName::Anthropic, o),
+        (None, Some(o)) => (ProviderName::Openai, o),
         _ => return Err("spec.ai.provider must name exactly one of `anthropic`, `openai`".into()),
     };
-    let model = match &options.model {
-        Some(m) => ModelPolicy::pin(m.clone()).map_err(|e| e.to_string())?,
-        None => ModelPolicy::any(),
-    };
+    let mut out = model::BackendSpec::new(b.metadata.name, provider);
+    out.model.pin = options.model.clone();
     let key = match &b.spec.policies.auth {
         None => None,
         Some(Auth {
@@ -444,128 +446,90 @@ fn backend(
         }
         Some(_) => return Err("policies.auth: give `secretRef` or `key`".into()),
     };
-    let key = match key {
-        Some(k) => match Env::reference(&k) {
-            Some(var) => {
-                let v = env.get(var);
-                if v.is_none() {
-                    notes.push(format!(
-                        "{var} is not set, so backend `{name}` passes clients' own credentials through"
-                    ));
-                }
-                v
-            }
-            None => Some(k.trim_start_matches("Bearer ").to_owned()),
-        },
-        None => None,
-    };
-    spec = spec.with_credentials(match key {
-        Some(k) => Credentials::Inject(Secret::new(k)),
-        None => Credentials::Passthrough,
+    // A `$VAR` reference stays one (the build step reads the environment); a literal may carry
+    // the `Bearer ` of an Authorization header value.
+    out.api_key = key.map(|k| match Env::reference(&k) {
+        Some(_) => k,
+        None => k.trim_start_matches("Bearer ").to_owned(),
     });
-    if !spec.key_is_sendable() {
-        return Err(
-            "policies.auth: the key contains characters an HTTP header cannot carry (a line break?)"
-                .into(),
+    if let Some(map) = &b.spec.policies.ai.routes {
+        out.routes = Some(
+            map.iter()
+                .map(|(path, kind)| {
+                    let kind = match kind.as_str() {
+                        "AnthropicTokenCount" => "CountTokens",
+                        other => other,
+                    };
+                    (path.clone(), kind.to_owned())
+                })
+                .collect(),
         );
     }
-    let routes = match &b.spec.policies.ai.routes {
-        None => RouteTable::claude_code(),
-        Some(map) => {
-            let mut t = RouteTable::new();
-            for (path, kind) in map {
-                let k = match kind.as_str() {
-                    "AnthropicTokenCount" => RouteKind::CountTokens,
-                    other => other
-                        .parse()
-                        .map_err(|e: agw_core::route::UnknownRouteKind| {
-                            format!("policies.ai.routes: {e}")
-                        })?,
-                };
-                t.insert(path, k)
-                    .map_err(|e| format!("policies.ai.routes: {e}"))?;
-            }
-            t
-        }
-    };
-    let (request, response) = match &b.spec.policies.ai.prompt_guard {
-        Some(g) => (
-            guard_policy("promptGuard.request", &g.request)?,
-            guard_policy("promptGuard.response", &g.response)?,
-        ),
-        None => (Policy::empty(), Policy::empty()),
-    };
-    Ok(Backend {
-        upstream: UpstreamConfig::new(&name),
-        name,
-        spec,
-        model,
-        routes,
-        policy: request,
-        response_policy: response,
-        response_window: agw_tower::response::DEFAULT_WINDOW,
-    })
+    if let Some(g) = &b.spec.policies.ai.prompt_guard {
+        out.guards.request = guard_rules("promptGuard.request", &g.request)?;
+        out.guards.response = guard_rules("promptGuard.response", &g.response)?;
+    }
+    Ok(out)
 }
 
-/// The rules of a `promptGuard.request` or `.response` list.
-fn guard_policy(what: &str, entries: &[GuardEntry]) -> Result<Policy, String> {
+/// The rules of a `promptGuard.request` or `.response` list, as native rule specs.
+fn guard_rules(what: &str, entries: &[GuardEntry]) -> Result<Vec<RuleSpec>, String> {
     let mut rules = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let rule_name = format!("{what}[{i}]");
         let r = &entry.regex;
         let mut detectors = Vec::new();
         for builtin in &r.builtins {
-            detectors.push(builtin_detector(builtin).ok_or_else(|| {
+            let d = builtin_detector(builtin).ok_or_else(|| {
                 format!(
                     "{rule_name}.regex.builtins: unknown builtin `{builtin}` \
                      (known: CreditCard, Ssn, Email, PhoneNumber, CaSin)"
                 )
-            })?);
+            })?;
+            detectors.push(d.name().to_owned());
         }
-        let action = match r.action {
-            GuardAction::Reject => {
-                let resp = entry.response.as_ref();
-                let status = resp.and_then(|r| r.status_code).unwrap_or(400);
-                let status = http::StatusCode::from_u16(status)
-                    .ok()
-                    .filter(|s| s.is_client_error())
-                    .ok_or_else(|| {
-                        format!("{rule_name}.response.statusCode {status} is not a 4xx")
-                    })?;
-                Action::Reject {
-                    status,
-                    message: resp
-                        .and_then(|r| r.message.clone())
-                        .unwrap_or_else(|| super::rules::DEFAULT_MESSAGE.into()),
-                }
-            }
-            GuardAction::Mask => Action::mask(),
-        };
         if r.matches.is_empty() && detectors.is_empty() {
             return Err(format!("{rule_name}.regex: no `matches` or `builtins`"));
         }
+        let resp = entry.response.as_ref();
+        let base = RuleSpec {
+            action: match r.action {
+                GuardAction::Reject => ActionSpec::Reject,
+                GuardAction::Mask => ActionSpec::Mask,
+            },
+            message: resp
+                .and_then(|r| r.message.clone())
+                .filter(|_| matches!(r.action, GuardAction::Reject)),
+            status: resp
+                .and_then(|r| r.status_code)
+                .filter(|_| matches!(r.action, GuardAction::Reject)),
+            ..RuleSpec::default()
+        };
         let both = !r.matches.is_empty() && !detectors.is_empty();
         if !r.matches.is_empty() {
-            let name = if both {
-                format!("{rule_name}.matches")
-            } else {
-                rule_name.clone()
-            };
-            rules.push(Rule::regex(name, r.matches.clone()).action(action.clone()));
+            rules.push(RuleSpec {
+                name: Some(if both {
+                    format!("{rule_name}.matches")
+                } else {
+                    rule_name.clone()
+                }),
+                regex: r.matches.clone(),
+                ..base.clone()
+            });
         }
         if !detectors.is_empty() {
-            let name = if both {
-                format!("{rule_name}.builtins")
-            } else {
-                rule_name.clone()
-            };
-            rules.push(Rule::detectors(name, detectors).action(action));
+            rules.push(RuleSpec {
+                name: Some(if both {
+                    format!("{rule_name}.builtins")
+                } else {
+                    rule_name.clone()
+                }),
+                detectors,
+                ..base
+            });
         }
     }
-    Policy::builder()
-        .rules(rules)
-        .build()
-        .map_err(|e| e.to_string())
+    Ok(rules)
 }
 
 fn builtin_detector(name: &str) -> Option<Detector> {

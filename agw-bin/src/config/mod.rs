@@ -1,9 +1,20 @@
 //! Configuration: the native YAML format, the seed article's Kubernetes manifests, and the
-//! built-in default — all turned into one [`Gateway`] description.
+//! built-in default — all read into one [`model::Config`], which one build step turns into the
+//! runtime [`Gateway`].
+//!
+//! ```text
+//! native YAML ──serde──────────┐
+//! seed manifests ──k8s::model──┼─> model::Config ──build::build──> Gateway ──> server
+//! built-in default (native) ───┘
+//! ```
 
+mod build;
 mod env;
 mod k8s;
+pub mod model;
 mod native;
+pub mod redact;
+mod report;
 mod rules;
 
 use agw_core::guard::Policy;
@@ -15,7 +26,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
+pub use build::resolve_listen;
 pub use env::Env;
+pub use rules::{ActionSpec, RuleSpec, ScopeSpec};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -35,6 +48,9 @@ pub struct Gateway {
     pub http_routes: Vec<(String, usize)>,
     /// Things in the configuration that agw accepted but does not act on, by name.
     pub notes: Vec<String>,
+    /// Things that work but are likely not what was meant (a key variable that is not set):
+    /// printed loudly at start-up.
+    pub warnings: Vec<String>,
 }
 
 /// One provider backend with its routes, model policy and guards.
@@ -72,6 +88,8 @@ pub struct ConfigError {
 }
 
 impl fmt::Display for ConfigError {
+    /// `FILE:LINE:COLUMN: message`, with anything in the message that looks like a secret (a
+    /// key pasted into the wrong field, a password in a URL) masked.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.file)?;
         if let Some(l) = self.line {
@@ -80,7 +98,7 @@ impl fmt::Display for ConfigError {
                 write!(f, ":{c}")?;
             }
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", redact::secrets(&self.message))
     }
 }
 
@@ -192,6 +210,16 @@ impl Gateway {
         }
     }
 
+    /// Reads configuration text into the model without building it, with the notes a
+    /// translated front-end made.
+    pub fn model(file: &str, text: &str) -> Result<(model::Config, Vec<String>), ConfigError> {
+        if k8s::looks_like_manifests(text) {
+            k8s::model(file, text)
+        } else {
+            native::model(file, text).map(|c| (c, Vec::new()))
+        }
+    }
+
     /// Applies command-line and environment overrides.
     pub fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
         if let Some(l) = o.listen {
@@ -233,52 +261,14 @@ impl Gateway {
             .map(|(_, b)| *b)
     }
 
-    /// A human summary, one line per backend.
+    /// A human summary, one line per backend (see [`report`]).
     pub fn summary(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for b in &self.backends {
-            let prefixes: Vec<_> = self
-                .http_routes
-                .iter()
-                .filter(|(_, i)| self.backends[*i].name == b.name)
-                .map(|(p, _)| p.as_str())
-                .collect();
-            let describe = |p: &Policy| -> Vec<String> {
-                p.rules()
-                    .map(|r| format!("{}: {}", r.name(), r.action_ref().kind().name()))
-                    .collect()
-            };
-            let rules = describe(&b.policy);
-            let response_rules = describe(&b.response_policy);
-            let model = match b.model.mode() {
-                agw_core::model::ModelMode::Any => "any model".to_owned(),
-                agw_core::model::ModelMode::Pin(m) => format!("model pinned to {m}"),
-                agw_core::model::ModelMode::Aliases(a) => format!("{} model aliases", a.len()),
-                _ => "model policy".to_owned(),
-            };
-            let routes: Vec<String> = b.routes.iter().map(|(p, k)| format!("{p} {k}")).collect();
-            out.push(format!(
-                "backend {} ({} at {}, credentials: {}, {}) on {}; routes: {}; request guards: {}; response guards: {}",
-                b.name,
-                b.spec.kind().name(),
-                b.spec.base_url(),
-                b.spec.credentials().mode(),
-                model,
-                prefixes.join(", "),
-                routes.join(", "),
-                if rules.is_empty() {
-                    "none".to_owned()
-                } else {
-                    rules.join(", ")
-                },
-                if response_rules.is_empty() {
-                    "none".to_owned()
-                } else {
-                    response_rules.join(", ")
-                }
-            ));
-        }
-        out
+        report::summary(self)
+    }
+
+    /// What each backend inspects and what it lets through unguarded (see [`report`]).
+    pub fn coverage(&self) -> Vec<String> {
+        report::coverage(self)
     }
 }
 

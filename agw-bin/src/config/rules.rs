@@ -5,10 +5,10 @@ use agw_core::guard::{Action, Field, Fields, Rule, Scope};
 use http::StatusCode;
 use serde::Deserialize;
 
-/// One request guard rule.
-#[derive(Debug, Deserialize)]
+/// One guard rule as configured.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RuleSpec {
+pub struct RuleSpec {
     pub name: Option<String>,
     #[serde(default)]
     pub regex: Vec<String>,
@@ -32,7 +32,7 @@ pub(crate) struct RuleSpec {
 
 #[derive(Debug, Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum ActionSpec {
+pub enum ActionSpec {
     #[default]
     Reject,
     Mask,
@@ -41,7 +41,7 @@ pub(crate) enum ActionSpec {
 
 #[derive(Debug, Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum ScopeSpec {
+pub enum ScopeSpec {
     #[default]
     All,
     Latest,

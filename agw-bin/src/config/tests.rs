@@ -33,7 +33,87 @@ fn builtin_matches_the_seed() {
     // Without the variable, clients' own credentials pass through.
     let gw = Gateway::builtin(&Env::from_pairs::<[(&str, &str); 0], _, _>([])).unwrap();
     assert_eq!(gw.backends[0].spec.credentials(), &Credentials::Passthrough);
-    assert!(gw.notes.iter().any(|n| n.contains("ANTHROPIC_API_KEY")));
+    assert!(gw.warnings.iter().any(|n| n.contains("ANTHROPIC_API_KEY")));
+}
+
+/// The native equivalent of the seed's pinned, guarded manifests.
+const PINNED_NATIVE: &str = r#"
+listen: 127.0.0.1:8080
+backends:
+  - name: anthropic
+    provider: anthropic
+    api_key: $ANTHROPIC_API_KEY
+    model: {pin: claude-opus-4-6}
+    routes: {/v1/messages: Messages, "*": Passthrough}
+    guards:
+      request:
+        - name: "promptGuard.request[0]"
+          regex: ["credit card"]
+          action: reject
+          message: Rejected due to inappropriate content
+routes: [{prefix: /, backend: anthropic}]
+"#;
+
+#[test]
+fn manifests_and_their_native_equivalent_are_one_model() {
+    let env = Env::from_pairs([("ANTHROPIC_API_KEY", "sk-ant-x")]);
+    let k8s = Gateway::parse("m.yaml", &seed("guard-pinned"), &env).unwrap();
+    let native = Gateway::parse("n.yaml", PINNED_NATIVE, &env).unwrap();
+    assert_eq!(k8s.summary(), native.summary());
+    assert_eq!(k8s.coverage(), native.coverage());
+    assert_eq!(k8s.listen, native.listen);
+    // Only the manifests carry notes on the cluster details agw ignores.
+    assert!(native.notes.is_empty(), "{:?}", native.notes);
+    // Without the key: the same loud warning from both.
+    let k8s = Gateway::parse("m.yaml", &seed("guard-pinned"), &Env::default()).unwrap();
+    let native = Gateway::parse("n.yaml", PINNED_NATIVE, &Env::default()).unwrap();
+    assert_eq!(k8s.warnings, native.warnings);
+    assert_eq!(k8s.warnings.len(), 1);
+}
+
+#[test]
+fn listen_takes_names_and_ipv6() {
+    assert_eq!(
+        resolve_listen("[::1]:8080").unwrap().to_string(),
+        "[::1]:8080"
+    );
+    assert_eq!(resolve_listen("[::]:0").unwrap().port(), 0);
+    let local = resolve_listen("localhost:8080").unwrap();
+    assert!(local.ip().is_loopback() && local.port() == 8080, "{local}");
+    for bad in ["localhost", "localhost:http", ":80", "nope.invalid.:80"] {
+        assert!(resolve_listen(bad).is_err(), "{bad}");
+    }
+    let gw = Gateway::parse(
+        "c.yaml",
+        "listen: localhost:0\nbackends: [{name: a, provider: anthropic}]",
+        &Env::default(),
+    )
+    .unwrap();
+    assert!(gw.listen.ip().is_loopback());
+}
+
+#[test]
+fn errors_never_echo_secrets() {
+    let key = "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    for text in [
+        format!("backends: [{{name: a, provider: {key}}}]"),
+        format!("listen: {key}\nbackends: [{{name: a, provider: anthropic}}]"),
+        format!("backends: [{{name: a, provider: anthropic, timeouts: {{connect_secs: {key}}}}}]"),
+        format!("backends: [{{name: a, provider: anthropic, base_url: 'http://u:{key}@h'}}]"),
+    ] {
+        let e = Gateway::parse("c.yaml", &text, &Env::default()).unwrap_err();
+        let s = e.to_string();
+        assert!(!s.contains("AbCdEfGh"), "{s}");
+        assert!(s.starts_with("c.yaml:1"), "the location stays: {s}");
+    }
+    let mut gw = Gateway::builtin(&Env::default()).unwrap();
+    let e = gw
+        .apply(&Overrides {
+            listen: None,
+            base_urls: vec![(None, "ftp://user:hunter2@host".into())],
+        })
+        .unwrap_err();
+    assert!(!e.to_string().contains("hunter2"), "{e}");
 }
 
 #[test]

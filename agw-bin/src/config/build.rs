@@ -1,0 +1,298 @@
+//! The one build step: a [`Config`] (from any front-end) becomes the runtime [`Gateway`].
+//!
+//! Everything that turns configured values into working parts happens here, once: listen
+//! address resolution, key lookup and the credentials decision, provider specs, route tables,
+//! model and guard policies, upstream settings and defaults.
+
+use super::model::{BackendSpec, Config, CredentialsMode, ModelSpec, ProviderName, Roots};
+use super::rules::RuleSpec;
+use super::{Backend, ConfigError, Env, Gateway};
+use agw_core::guard::Policy;
+use agw_core::model::ModelPolicy;
+use agw_core::provider::{Credentials, ProviderKind, ProviderSpec, Secret};
+use agw_core::route::{RouteKind, RouteTable};
+use agw_tower::upstream::{TlsRoots, UpstreamConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where a configuration came from, for locating errors in it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source<'a> {
+    /// The file name errors start with.
+    pub file: &'a str,
+    /// The text, when errors can be located by the field they name.
+    pub text: Option<&'a str>,
+}
+
+impl Source<'_> {
+    fn error(&self, backend: Option<&BackendSpec>, field: &str, msg: String) -> ConfigError {
+        let line = backend
+            .and_then(|b| b.line)
+            .or_else(|| self.text.and_then(|t| line_of(t, field)));
+        ConfigError::new(self.file, format!("{field}: {msg}")).at(line, None)
+    }
+}
+
+/// The 1-based line of the first `field:` in `text` (block or flow style), for pointing at it.
+pub(crate) fn line_of(text: &str, field: &str) -> Option<usize> {
+    let is_key_at = |l: &str, i: usize| {
+        let before = l[..i].chars().next_back();
+        let after = l[i + field.len()..].trim_start();
+        before.is_none_or(|c| matches!(c, ' ' | '{' | ',' | '-' | '"' | '\''))
+            && (after.starts_with(':') || after.starts_with("\":") || after.starts_with("':"))
+    };
+    text.lines()
+        .position(|l| {
+            let code = l.split(" #").next().unwrap_or(l);
+            code.match_indices(field).any(|(i, _)| is_key_at(code, i))
+        })
+        .map(|i| i + 1)
+}
+
+/// Resolves `HOST:PORT` (a host name, an IPv4 address or a bracketed IPv6 address) to the
+/// address to listen on. A name that resolves to several addresses gets its first IPv4 one.
+pub fn resolve_listen(value: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = value.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err(format!(
+            "`{value}` is not HOST:PORT (e.g. 127.0.0.1:8080, localhost:8080, [::]:8080)"
+        ));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!(
+            "`{value}` is not HOST:PORT (e.g. 127.0.0.1:8080, localhost:8080, [::]:8080)"
+        ));
+    }
+    let addrs: Vec<SocketAddr> = value
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{host}` resolves to no address"))
+}
+
+/// Builds the runtime gateway from `cfg`, reading keys and `${VAR}`s through `env`.
+pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway, ConfigError> {
+    let top = |field: &str, msg: String| src.error(None, field, msg);
+    let listen = resolve_listen(cfg.listen.as_deref().unwrap_or(super::DEFAULT_LISTEN))
+        .map_err(|e| top("listen", e))?;
+    let max_body = cfg
+        .limits
+        .max_body_bytes
+        .unwrap_or(agw_tower::guard::DEFAULT_LIMIT);
+    if cfg.backends.is_empty() {
+        return Err(top("backends", "at least one backend is required".into()));
+    }
+    let mut gw = Gateway {
+        listen,
+        max_body_bytes: max_body,
+        shutdown_grace_secs: cfg.limits.shutdown_grace_secs.unwrap_or(30),
+        backends: Vec::new(),
+        http_routes: Vec::new(),
+        notes: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for b in &cfg.backends {
+        if gw.backends.iter().any(|o: &Backend| o.name == b.name) {
+            return Err(src.error(
+                Some(b),
+                "name",
+                format!("backend name `{}` is used twice", b.name),
+            ));
+        }
+        let backend = backend(b, env, &mut gw.warnings).map_err(|(field, msg)| {
+            src.error(Some(b), &field, format!("backend `{}`: {msg}", b.name))
+        })?;
+        gw.backends.push(backend);
+    }
+    if cfg.routes.is_empty() {
+        gw.http_routes.push(("/".into(), 0));
+    }
+    for r in &cfg.routes {
+        let Some(i) = gw.backends.iter().position(|b| b.name == r.backend) else {
+            return Err(top(
+                "backend",
+                format!(
+                    "route `{}` names no known backend `{}`",
+                    r.prefix, r.backend
+                ),
+            ));
+        };
+        if !r.prefix.starts_with('/') {
+            return Err(top("prefix", format!("`{}` must start with `/`", r.prefix)));
+        }
+        gw.http_routes.push((r.prefix.clone(), i));
+    }
+    Ok(gw)
+}
+
+type FieldError = (String, String);
+
+fn backend(b: &BackendSpec, env: &Env, warnings: &mut Vec<String>) -> Result<Backend, FieldError> {
+    let fe = |field: &str, msg: String| (field.to_owned(), msg);
+    let kind = match b.provider {
+        ProviderName::Anthropic => ProviderKind::Anthropic,
+        ProviderName::Openai => ProviderKind::OpenAi,
+        ProviderName::OpenaiCompatible => ProviderKind::OpenAiCompatible,
+    };
+    let mut spec = ProviderSpec::for_kind(kind);
+    match &b.base_url {
+        Some(url) => {
+            let url = env.expand(url).map_err(|e| fe("base_url", e))?;
+            spec = spec
+                .with_base_url(&url)
+                .map_err(|e| fe("base_url", e.to_string()))?;
+        }
+        None if kind == ProviderKind::OpenAiCompatible => {
+            return Err(fe(
+                "base_url",
+                "an openai_compatible backend needs a base_url".into(),
+            ));
+        }
+        None => {}
+    }
+    let key = resolve_key(b, env)?;
+    let credentials = match (b.credentials, key) {
+        (CredentialsMode::Passthrough, Some(_)) => {
+            return Err(fe(
+                "credentials",
+                "passthrough forwards the client's key; remove api_key".into(),
+            ));
+        }
+        (CredentialsMode::Passthrough, None) => Credentials::Passthrough,
+        (CredentialsMode::Inject, None) => {
+            return Err(fe(
+                "credentials",
+                "inject needs `api_key` or `api_key_file` with a value".into(),
+            ));
+        }
+        (_, Some(k)) => Credentials::Inject(Secret::new(k)),
+        (CredentialsMode::Auto, None) => {
+            if let Some(k) = &b.api_key {
+                warnings.push(format!(
+                    "backend `{}`: {} is not set, so agw injects no key and clients' own \
+                     credentials are passed through (set it, or say `credentials: passthrough` \
+                     to mean this)",
+                    b.name,
+                    Env::reference(k).unwrap_or("the api_key variable")
+                ));
+            }
+            Credentials::Passthrough
+        }
+    };
+    spec = spec.with_credentials(credentials);
+    if !spec.key_is_sendable() {
+        return Err(fe(
+            "api_key",
+            "the key contains characters an HTTP header cannot carry (a line break?)".into(),
+        ));
+    }
+    let model = model_policy(&b.model).map_err(|e| fe("model", e))?;
+    let routes = match &b.routes {
+        None if kind == ProviderKind::Anthropic => RouteTable::claude_code(),
+        None => RouteTable::openai(),
+        Some(map) => {
+            let mut t = RouteTable::new();
+            for (path, kind) in map {
+                let k: RouteKind = kind
+                    .parse()
+                    .map_err(|e: agw_core::route::UnknownRouteKind| fe("routes", e.to_string()))?;
+                t.insert(path, k).map_err(|e| fe("routes", e.to_string()))?;
+            }
+            t
+        }
+    };
+    let policy = build_policy(&b.guards.request).map_err(|e| fe("request", e))?;
+    let response_policy = build_policy(&b.guards.response).map_err(|e| fe("response", e))?;
+    let response_window = match b.guards.response_window_bytes {
+        Some(0) => return Err(fe("response_window_bytes", "must be at least 1".into())),
+        Some(n) => n,
+        None => agw_tower::response::DEFAULT_WINDOW,
+    };
+    let mut upstream = UpstreamConfig::new(&b.name);
+    if let Some(s) = b.timeouts.connect_secs {
+        upstream.connect_timeout = secs(s).map_err(|e| fe("connect_secs", e))?;
+    }
+    if let Some(s) = b.timeouts.response_secs {
+        upstream.response_timeout = secs(s).map_err(|e| fe("response_secs", e))?;
+    }
+    upstream.roots = match b.tls_roots {
+        Roots::Bundled => TlsRoots::Bundled,
+        Roots::System => TlsRoots::System,
+    };
+    Ok(Backend {
+        name: b.name.clone(),
+        spec,
+        model,
+        routes,
+        policy,
+        response_policy,
+        response_window,
+        upstream,
+    })
+}
+
+fn build_policy(specs: &[RuleSpec]) -> Result<Policy, String> {
+    let rules = specs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.to_rule(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    Policy::builder()
+        .rules(rules)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn secs(s: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s} is not a positive number of seconds"))
+}
+
+fn resolve_key(b: &BackendSpec, env: &Env) -> Result<Option<String>, FieldError> {
+    match (&b.api_key, &b.api_key_file) {
+        (Some(_), Some(_)) => Err((
+            "api_key_file".into(),
+            "give `api_key` or `api_key_file`, not both".into(),
+        )),
+        (Some(k), None) => match Env::reference(k) {
+            Some(var) => Ok(env.get(var)),
+            None if k.contains("${") => env.expand(k).map(Some).map_err(|e| ("api_key".into(), e)),
+            None => Ok(Some(k.clone())),
+        },
+        (None, Some(path)) => {
+            let path = env.expand(path).map_err(|e| ("api_key_file".into(), e))?;
+            let key = std::fs::read_to_string(&path)
+                .map_err(|e| ("api_key_file".into(), format!("cannot read `{path}`: {e}")))?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(("api_key_file".into(), format!("`{path}` is empty")));
+            }
+            Ok(Some(key.to_owned()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn model_policy(m: &ModelSpec) -> Result<ModelPolicy, String> {
+    let base = match (&m.pin, m.aliases.is_empty()) {
+        (Some(_), false) => return Err("give `pin` or `aliases`, not both".into()),
+        (Some(p), true) => ModelPolicy::pin(p.clone()),
+        (None, false) => {
+            ModelPolicy::aliases(m.aliases.iter().map(|(a, b)| (a.clone(), b.clone())))
+        }
+        (None, true) => Ok(ModelPolicy::any()),
+    }
+    .map_err(|e| e.to_string())?;
+    base.allow(m.allow.iter().cloned())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,163 @@
+//! Masking secret-looking values in text meant for people: configuration errors, `agw check`
+//! output and the `/config` admin page.
+//!
+//! A key pasted into the wrong field comes back in serde's "invalid type" or "unknown variant"
+//! message, and a `--base-url http://user:pass@host` in an URL error; both must show where the
+//! problem is without showing the value. Three nets, any of which masks:
+//!
+//! - the password (or a lone token) in the user-info part of a URL;
+//! - anything agw's secret detectors recognise (Anthropic, OpenAI, AWS, GitHub, Slack, Google
+//!   and Stripe keys, JWTs, PEM private keys);
+//! - a long random-looking token: 20 or more characters of `[A-Za-z0-9_+/=.-]` with both letters
+//!   and digits (file paths, model names and field names do not look like that).
+//!
+//! # Example
+//!
+//! ```
+//! use agw_bin::config::redact::secrets;
+//!
+//! assert_eq!(secrets("base URL `http://bob:hunter2@proxy:8080/`"), "base URL `http://bob:***@proxy:8080/`");
+//! assert_eq!(secrets("unknown variant `sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123`"), "unknown variant `***`");
+//! assert_eq!(secrets("listen: `nope` is not HOST:PORT"), "listen: `nope` is not HOST:PORT");
+//! ```
+
+use agw_core::detect::Detector;
+use agw_core::guard::{Policy, Rule};
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+/// What masked text says instead of a secret.
+pub const MASK: &str = "***";
+
+fn detectors() -> &'static Policy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let secrets = Detector::ALL.into_iter().filter(|d| d.is_secret());
+        Policy::builder()
+            .rule(Rule::detectors("secrets", secrets).mask())
+            .build()
+            .expect("the built-in secret detectors compile")
+    })
+}
+
+/// `text` with every secret-looking value replaced by [`MASK`].
+pub fn secrets(text: &str) -> Cow<'_, str> {
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    url_passwords(text, &mut ranges);
+    for m in detectors().find_in_text(text.as_bytes()) {
+        ranges.push(m.range);
+    }
+    random_tokens(text, &mut ranges);
+    if ranges.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    ranges.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for r in ranges {
+        if r.end <= at {
+            continue;
+        }
+        let start = r.start.max(at);
+        // Detector ranges are byte ranges of valid UTF-8 text on character boundaries.
+        out.push_str(&text[at..start]);
+        if start == r.start || !out.ends_with(MASK) {
+            out.push_str(MASK);
+        }
+        at = r.end;
+    }
+    out.push_str(&text[at..]);
+    Cow::Owned(out)
+}
+
+/// The password of each `scheme://user:password@host` (or the token of `scheme://token@host`).
+fn url_passwords(text: &str, out: &mut Vec<Range<usize>>) {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("://") {
+        let start = from + i + 3;
+        let end = text[start..]
+            .find(|c: char| c == '/' || c == '`' || c == '\'' || c == '"' || c.is_whitespace())
+            .map_or(text.len(), |n| start + n);
+        if let Some(at) = text[start..end].rfind('@') {
+            let info = &text[start..start + at];
+            match info.find(':') {
+                Some(colon) => out.push(start + colon + 1..start + at),
+                None if !info.is_empty() => out.push(start..start + at),
+                None => {}
+            }
+        }
+        from = end.max(start);
+    }
+}
+
+fn token_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"_+/=.-".contains(&c)
+}
+
+/// Long runs of token characters with letters and digits, not paths or URLs.
+fn random_tokens(text: &str, out: &mut Vec<Range<usize>>) {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if !token_char(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && token_char(b[i]) {
+            i += 1;
+        }
+        let run = &b[start..i];
+        let looks_random = run.len() >= 20
+            && run.iter().any(u8::is_ascii_digit)
+            && run.iter().any(u8::is_ascii_alphabetic)
+            && !matches!(run[0], b'/' | b'.')
+            && !b[i..].starts_with(b"://")
+            && run.iter().filter(|c| **c == b'/').count() < 2
+            && run.iter().filter(|c| **c == b'.').count() < 3;
+        if looks_random {
+            out.push(start..i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_what_looks_secret_and_keeps_the_rest() {
+        let cases = [
+            ("http://user:pass@host:1/x", "http://user:***@host:1/x"),
+            ("https://tok3nvalue@host", "https://***@host"),
+            ("https://host/path@x", "https://host/path@x"),
+            (
+                "invalid type: string \"sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz012345\", expected u16",
+                "invalid type: string \"***\", expected u16",
+            ),
+            (
+                "unknown variant `ghp_0123456789abcdefghijABCDEFGHIJ012345`",
+                "unknown variant `***`",
+            ),
+            ("key AKIAIOSFODNN7EXAMPLE here", "key *** here"),
+            ("a1b2c3d4e5f6g7h8i9j0k1l2", "***"),
+            (
+                "cannot read `/etc/agw/keys/anthropic-2026-11.txt`",
+                "cannot read `/etc/agw/keys/anthropic-2026-11.txt`",
+            ),
+            (
+                "model `claude-opus-4-6` is not allowed",
+                "model `claude-opus-4-6` is not allowed",
+            ),
+            (
+                "promptGuard.request[0].regex: unknown field `mathces`",
+                "promptGuard.request[0].regex: unknown field `mathces`",
+            ),
+            ("listen: 127.0.0.1:8080", "listen: 127.0.0.1:8080"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(secrets(input), want, "{input}");
+        }
+    }
+}
