@@ -1,8 +1,8 @@
 //! `agw`: a guarding AI gateway for Claude Code and the official SDKs.
 
 use agw_bin::config::{ConfigError, Env, Gateway, Overrides};
-use agw_bin::log::AccessLog;
-use agw_bin::server::{App, serve, shutdown_signal};
+use agw_bin::log::{AccessLog, LogFormat};
+use agw_bin::server::{App, ServeOptions, TlsFiles, shutdown_signal};
 use agw_core::guard::Decision;
 use agw_core::route::RouteKind;
 use std::io::{Read, Write};
@@ -38,7 +38,18 @@ OPTIONS (serve):
     --base-url [NAME=]URL    send backend NAME (or every backend) to URL instead of the
                              provider's, e.g. a local mock or an internal endpoint;
                              also AGW_BASE_URL=[NAME=]URL
-    --access-log stderr|off  one logfmt line per request (default: stderr)
+    --access-log stderr|off  one log line per request (default: stderr)
+    --log-format logfmt|json log line format (default: logfmt)
+    --admin-listen HOST:PORT|off
+                             admin endpoints /healthz /readyz /config (default: 127.0.0.1:9091)
+    --tls-cert FILE --tls-key FILE
+                             serve HTTPS with this PEM certificate chain and key
+    --tls-client-ca FILE     require client certificates issued by this CA
+    --drain-delay SECS       on SIGTERM, report not-ready this long before closing the
+                             listener (default: 0; ~5 on Kubernetes)
+
+SIGHUP, or a change of the config file (or the TLS files), reloads the configuration; a bad
+one is logged and the running one kept.
 
 test-policy runs a request body through a backend's guards without any traffic and prints the
 verdict; the masked body follows when rules masked something. --route is the route kind
@@ -57,8 +68,15 @@ fn main() -> ExitCode {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Args {
+    log_format: LogFormat,
+    /// `None`: the default address; `Some(None)`: off.
+    admin_listen: Option<Option<std::net::SocketAddr>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    drain_delay: Option<u64>,
     config: Option<PathBuf>,
     overrides: Overrides,
     backend: Option<String>,
@@ -97,6 +115,29 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
                     "off" => AccessLog::Off,
                     v => return Err(format!("--access-log `{v}`: expected stderr or off")),
                 });
+            }
+            ("serve", "--log-format") => a.log_format = value("--log-format")?.parse()?,
+            ("serve", "--admin-listen") => {
+                let v = value("--admin-listen")?;
+                a.admin_listen = Some(match v.as_str() {
+                    "off" => None,
+                    _ => Some(
+                        v.parse()
+                            .map_err(|_| format!("--admin-listen `{v}` is not HOST:PORT or off"))?,
+                    ),
+                });
+            }
+            ("serve", "--tls-cert") => a.tls_cert = Some(value("--tls-cert")?.into()),
+            ("serve", "--tls-key") => a.tls_key = Some(value("--tls-key")?.into()),
+            ("serve", "--tls-client-ca") => {
+                a.tls_client_ca = Some(value("--tls-client-ca")?.into());
+            }
+            ("serve", "--drain-delay") => {
+                let v = value("--drain-delay")?;
+                a.drain_delay = Some(
+                    v.parse()
+                        .map_err(|_| format!("--drain-delay `{v}` is not whole seconds"))?,
+                );
             }
             ("test-policy", "--backend") => a.backend = Some(value("--backend")?),
             ("test-policy", "--route") => {
@@ -260,7 +301,21 @@ fn test_policy(a: &Args) -> Result<ExitCode, String> {
 }
 
 fn run_server(a: &Args) -> Result<ExitCode, String> {
+    agw_bin::log::init(a.log_format);
     let gw = load(a).map_err(|e| e.to_string())?;
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: a.tls_client_ca.clone(),
+        }),
+        (None, None) if a.tls_client_ca.is_none() => None,
+        _ => {
+            return Err(
+                "--tls-cert and --tls-key go together (and --tls-client-ca needs both)".into(),
+            );
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -270,6 +325,27 @@ fn run_server(a: &Args) -> Result<ExitCode, String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", gw.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let admin = match a.admin_listen {
+            Some(None) => None,
+            Some(Some(addr)) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} (--admin-listen): {e}"))?,
+            ),
+            // The default address may be taken (another agw on the host): go on without it.
+            None => {
+                match tokio::net::TcpListener::bind(agw_bin::server::DEFAULT_ADMIN_LISTEN).await {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        eprintln!(
+                            "agw: warning: no admin endpoints: cannot listen on {}: {e}",
+                            agw_bin::server::DEFAULT_ADMIN_LISTEN
+                        );
+                        None
+                    }
+                }
+            }
+        };
         let source = match &a.config {
             Some(p) => p.display().to_string(),
             None => "the built-in default".into(),
@@ -277,13 +353,29 @@ fn run_server(a: &Args) -> Result<ExitCode, String> {
         for n in &gw.notes {
             eprintln!("agw: note: {n}");
         }
+        let mut opts = ServeOptions {
+            tls,
+            grace: Duration::from_secs(gw.shutdown_grace_secs),
+            drain_delay: Duration::from_secs(a.drain_delay.unwrap_or(0)),
+            watch: a.config.iter().cloned().collect(),
+            ..ServeOptions::default()
+        };
+        opts.tls_handle()?;
+        let reload_args = a.clone();
+        opts.loader = Some(std::sync::Arc::new(move || load(&reload_args)));
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
         let summary = gw.summary().join("; ");
-        println!("agw listening on http://{addr} with {source}: {summary}");
+        println!("agw listening on {scheme}://{addr} with {source}: {summary}");
+        if let Some(l) = &admin {
+            let admin_addr = l.local_addr().map_err(|e| e.to_string())?;
+            // Whoever reads the first line may have closed the pipe since.
+            let _ = writeln!(std::io::stdout(), "agw admin on http://{admin_addr}");
+        }
         let _ = std::io::stdout().flush();
-        let grace = Duration::from_secs(gw.shutdown_grace_secs);
+        opts.admin = admin;
         let app = App::new(gw, a.log.unwrap_or(AccessLog::Stderr))
             .map_err(|e| format!("cannot set up the upstream client: {e}"))?;
-        serve(listener, app, shutdown_signal(), grace)
+        agw_bin::server::run(listener, app, opts, shutdown_signal())
             .await
             .map_err(|e| e.to_string())?;
         eprintln!("agw: shut down");

@@ -209,9 +209,11 @@ fn redact_word(word: &str) -> String {
 
 fn secret_name(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
-    ["key", "token", "secret", "password", "passwd", "sig", "auth"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "key", "token", "secret", "password", "passwd", "sig", "auth",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// Serves `admin` on `listener` until `stop` resolves.
@@ -252,9 +254,18 @@ mod tests {
     #[test]
     fn redacts_userinfo_and_secret_query_values() {
         let cases = [
-            ("at http://user:pass@host:80/v1, x", "at http://[redacted]@host:80/v1, x"),
-            ("https://h/p?key=abc&x=1#f", "https://h/p?key=[redacted]&x=1#f"),
-            ("https://h/p?api_token=t", "https://h/p?api_token=[redacted]"),
+            (
+                "at http://user:pass@host:80/v1, x",
+                "at http://[redacted]@host:80/v1, x",
+            ),
+            (
+                "https://h/p?key=abc&x=1#f",
+                "https://h/p?key=[redacted]&x=1#f",
+            ),
+            (
+                "https://h/p?api_token=t",
+                "https://h/p?api_token=[redacted]",
+            ),
             ("https://api.anthropic.com", "https://api.anthropic.com"),
             ("no url here", "no url here"),
         ];

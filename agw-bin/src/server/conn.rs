@@ -71,13 +71,15 @@ impl Activity {
 
     fn start_reading(&self) {
         if self.reading.fetch_add(1, Ordering::AcqRel) == 0 {
-            self.reading_since.store(self.now_nanos(), Ordering::Relaxed);
+            self.reading_since
+                .store(self.now_nanos(), Ordering::Relaxed);
         }
     }
 
     fn stop_reading(&self) {
         // A finished body is progress: the bodies still being read get a fresh deadline.
-        self.reading_since.store(self.now_nanos(), Ordering::Relaxed);
+        self.reading_since
+            .store(self.now_nanos(), Ordering::Relaxed);
         self.reading.fetch_sub(1, Ordering::AcqRel);
     }
 

@@ -125,8 +125,9 @@ impl Runtime {
                 .limit(gateway.max_body_bytes)
                 .routes(b.routes.clone());
             let classify = ClassifyLayer::new(b.routes.clone(), b.spec.kind().api());
-            let svc =
-                classify.layer(guard.layer(response.layer(provider.layer(UpstreamClient::clone(&upstream)))));
+            let svc = classify.layer(
+                guard.layer(response.layer(provider.layer(UpstreamClient::clone(&upstream)))),
+            );
             backends.push(BackendService {
                 name: b.name.as_str().into(),
                 routes: Arc::new(b.routes.clone()),
@@ -144,7 +145,12 @@ impl Runtime {
     /// True when backend `name` uses the same upstream client (and so the same connection
     /// pool) in both runtimes.
     pub fn shares_upstream_pool(&self, other: &Runtime, name: &str) -> bool {
-        let find = |r: &Runtime| r.backends.iter().find(|b| &*b.name == name).map(|b| b.upstream.clone());
+        let find = |r: &Runtime| {
+            r.backends
+                .iter()
+                .find(|b| &*b.name == name)
+                .map(|b| b.upstream.clone())
+        };
         match (find(self), find(other)) {
             (Some(a), Some(b)) => Arc::ptr_eq(&a, &b),
             _ => false,
@@ -255,7 +261,9 @@ impl Service<Request<Incoming>> for App {
                 "-",
                 &id,
             );
-            return self.local(full(StatusCode::OK, "", Bytes::new()), entry).id(id);
+            return self
+                .local(full(StatusCode::OK, "", Bytes::new()), entry)
+                .id(id);
         }
         let rt = self.handle.load();
         let Some(i) = rt.gateway.backend_for(path) else {

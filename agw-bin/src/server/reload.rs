@@ -168,14 +168,18 @@ impl Reloader {
 
     /// Reloads on SIGHUP and whenever one of `files` changes (checked every `interval`), until
     /// `stop` resolves. The loading runs on the blocking pool.
-    pub async fn watch(self, files: Vec<PathBuf>, interval: Duration, stop: impl Future<Output = ()>) {
+    pub async fn watch(
+        self,
+        files: Vec<PathBuf>,
+        interval: Duration,
+        stop: impl Future<Output = ()>,
+    ) {
         let mut files = files;
         if let Some((_, tls)) = &self.tls {
             files.extend(tls.paths());
         }
         #[cfg(unix)]
-        let mut hup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut seen = fingerprint(&files);
         tokio::pin!(stop);
         loop {
