@@ -55,6 +55,7 @@ impl AccessLog {
             let backend = backend.into();
             Box::new(Entry {
                 id: id.0.clone(),
+                upstream_id: None,
                 cause: None,
                 method,
                 path,
@@ -75,6 +76,8 @@ impl AccessLog {
 #[derive(Debug)]
 pub struct Entry {
     id: HeaderValue,
+    /// The upstream's `request-id`, when it sent one.
+    upstream_id: Option<HeaderValue>,
     /// Why agw ended the request itself (`client_closed`, `body_timeout`, or an upstream
     /// failure cause).
     cause: Option<&'static str>,
@@ -100,6 +103,7 @@ impl WithResponse for Option<Box<Entry>> {
     fn with_response(mut self, parts: &Parts) -> Self {
         if let Some(e) = &mut self {
             e.status = parts.status.as_u16();
+            e.upstream_id = parts.headers.get(crate::server::REQUEST_ID).cloned();
             e.guard = parts.extensions.get::<GuardReport>().cloned();
             e.model = match parts.extensions.get::<ModelRewrite>() {
                 Some(r) => Some(format!("{}->{}", r.from, r.to)),
@@ -146,6 +150,7 @@ impl Entry {
             total_ms = total,
             bytes = self.bytes,
             request_id = self.id.to_str().unwrap_or("-"),
+            upstream_request_id = self.upstream_id.as_ref().and_then(|v| v.to_str().ok()),
             cause = self.cause,
             aborted = (!complete).then_some(true),
         );

@@ -47,6 +47,8 @@ OPTIONS (serve):
     --tls-client-ca FILE     require client certificates issued by this CA
     --drain-delay SECS       on SIGTERM, report not-ready this long before closing the
                              listener (default: 0; ~5 on Kubernetes)
+    --idle-timeout SECS      close a connection idle this long (default: 60)
+    --body-timeout SECS      close a connection whose request body takes longer (default: 60)
 
 SIGHUP, or a change of the config file (or the TLS files), reloads the configuration; a bad
 one is logged and the running one kept.
@@ -77,6 +79,8 @@ struct Args {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     drain_delay: Option<u64>,
+    idle_timeout: Option<u64>,
+    body_timeout: Option<u64>,
     config: Option<PathBuf>,
     overrides: Overrides,
     backend: Option<String>,
@@ -138,6 +142,18 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
                     v.parse()
                         .map_err(|_| format!("--drain-delay `{v}` is not whole seconds"))?,
                 );
+            }
+            ("serve", flag @ ("--idle-timeout" | "--body-timeout")) => {
+                let v = value(flag)?;
+                let secs =
+                    v.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                        format!("{flag} `{v}` is not a positive number of seconds")
+                    })?;
+                if flag == "--idle-timeout" {
+                    a.idle_timeout = Some(secs);
+                } else {
+                    a.body_timeout = Some(secs);
+                }
             }
             ("test-policy", "--backend") => a.backend = Some(value("--backend")?),
             ("test-policy", "--route") => {
@@ -373,8 +389,14 @@ fn run_server(a: &Args) -> Result<ExitCode, String> {
         }
         let _ = std::io::stdout().flush();
         opts.admin = admin;
-        let app = App::new(gw, a.log.unwrap_or(AccessLog::Stderr))
+        let mut app = App::new(gw, a.log.unwrap_or(AccessLog::Stderr))
             .map_err(|e| format!("cannot set up the upstream client: {e}"))?;
+        if let Some(s) = a.idle_timeout {
+            app = app.idle_timeout(Duration::from_secs(s));
+        }
+        if let Some(s) = a.body_timeout {
+            app = app.body_timeout(Duration::from_secs(s));
+        }
         agw_bin::server::run(listener, app, opts, shutdown_signal())
             .await
             .map_err(|e| e.to_string())?;

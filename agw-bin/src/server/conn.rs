@@ -20,8 +20,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a client may take to send a request body, from the first body read until its end.
 /// A connection whose upload runs past it is closed (the request is logged with status 408 and
-/// `cause=body_timeout`). Checked by the connection's idle timer, so the cut comes at most
-/// `max(BODY_TIMEOUT, IDLE_TIMEOUT)` after the upload started.
+/// `cause=body_timeout`). Checked by the connection's own timer, which wakes at most every
+/// `min(idle timeout, body timeout)`, so the cut comes that much after the deadline at the
+/// latest. The clock restarts whenever one of the connection's bodies completes (HTTP/2).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One connection's activity: requests in flight, request bodies being received, and when it
@@ -84,14 +85,15 @@ impl Activity {
     }
 
     /// Resolves when the connection has been idle for `idle`, or a request body has been
-    /// arriving for longer than `body`.
+    /// arriving for longer than `body`. The timer wakes at most every `min(idle, body)`.
     pub(crate) async fn expired(&self, idle: Duration, body: Duration) {
-        let mut deadline = self.idle_since() + idle;
+        let period = idle.min(body);
+        let mut deadline = (self.idle_since() + idle).min(Instant::now() + period);
         loop {
             tokio::time::sleep_until(deadline.into()).await;
             let now = Instant::now();
             if self.busy.load(Ordering::Acquire) > 0 {
-                deadline = now + idle;
+                deadline = now + period;
                 if self.reading.load(Ordering::Acquire) > 0 {
                     let since = self.origin
                         + Duration::from_nanos(self.reading_since.load(Ordering::Relaxed));
@@ -107,7 +109,7 @@ impl Activity {
             if now >= due {
                 return;
             }
-            deadline = due;
+            deadline = due.min(now + period);
         }
     }
 }
