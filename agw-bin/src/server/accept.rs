@@ -78,7 +78,7 @@ pub async fn serve_with(
             () = &mut shutdown, if !draining => {
                 draining = true;
                 serving.health.start_draining();
-                drain.as_mut().reset((tokio::time::Instant::now() + serving.drain_delay).into());
+                drain.as_mut().reset(tokio::time::Instant::now() + serving.drain_delay);
                 continue;
             }
             () = &mut drain, if draining => break,
