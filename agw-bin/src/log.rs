@@ -185,13 +185,15 @@ impl std::str::FromStr for LogFormat {
 /// Installs the process-wide subscriber writing `format` lines to standard error (info level
 /// and above). Returns false when a subscriber was already installed.
 pub fn init(format: LogFormat) -> bool {
-    tracing::subscriber::set_global_default(Lines { format }).is_ok()
+    tracing::subscriber::set_global_default(Lines { format, sink: None }).is_ok()
 }
 
 /// A minimal `tracing` subscriber: events only (agw opens no spans), formatted as one line.
 #[derive(Debug)]
 struct Lines {
     format: LogFormat,
+    /// Where lines go instead of standard error (tests).
+    sink: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
 }
 
 impl tracing::Subscriber for Lines {
@@ -209,7 +211,12 @@ impl tracing::Subscriber for Lines {
 
     fn event(&self, event: &tracing::Event<'_>) {
         let line = format_event(self.format, event);
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        match &self.sink {
+            Some(sink) => sink.lock().unwrap_or_else(|e| e.into_inner()).push(line),
+            None => {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+        }
     }
 
     fn enter(&self, _: &tracing::span::Id) {}
@@ -405,5 +412,70 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn capture(format: LogFormat, f: impl FnOnce()) -> Vec<String> {
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let lines = Lines {
+            format,
+            sink: Some(sink.clone()),
+        };
+        tracing::subscriber::with_default(lines, f);
+        let v = sink.lock().unwrap().clone();
+        v
+    }
+
+    fn entry() -> Box<Entry> {
+        let id = crate::server::RequestId(HeaderValue::from_static("agw_1"));
+        let mut e = AccessLog::Stderr
+            .entry(
+                || (Method::POST, "/v1/my path".to_owned(), RouteKind::Messages),
+                "anthropic",
+                &id,
+            )
+            .unwrap();
+        e.status = 200;
+        e.bytes = 42;
+        e
+    }
+
+    #[test]
+    fn logfmt_keeps_todays_line_and_quotes_what_needs_it() {
+        let lines = capture(LogFormat::Logfmt, || entry().write(true));
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
+        assert!(line.starts_with("ts="), "{line}");
+        let rest = &line[line.find(' ').unwrap()..];
+        let rest = rest.replace(|c: char| c.is_ascii_digit(), "0");
+        assert_eq!(
+            rest,
+            " method=POST path=\"/v0/my path\" kind=Messages backend=anthropic model=- \
+             status=000 guard=skip rules=- upstream_ms=- total_ms=0.00 bytes=00 request_id=agw_0\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_parse_and_carry_the_same_fields() {
+        let lines = capture(LogFormat::Json, || {
+            entry().closed(499, "client_closed");
+            tracing::error!(target: "agw", "reload failed: \"x\"");
+        });
+        assert_eq!(lines.len(), 2);
+        let access: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(access["status"], 499);
+        assert_eq!(access["cause"], "client_closed");
+        assert_eq!(access["aborted"], true);
+        assert_eq!(access["path"], "/v1/my path");
+        assert_eq!(access["upstream_ms"], serde_json::Value::Null);
+        assert_eq!(access["request_id"], "agw_1");
+        let msg: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(msg["level"], "error");
+        assert_eq!(msg["msg"], "reload failed: \"x\"");
     }
 }

@@ -765,3 +765,44 @@ async fn send_plain(addr: std::net::SocketAddr) -> Result<(), ()> {
         _ => Err(()),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agw_serve_with_tls_flags_picks_up_a_renewed_certificate_file() {
+    let pki = Pki::new();
+    let ca_pem = pki.ca.pem();
+    let dir = TempDir::new("tls-proc");
+    let (cert1, key1) = pki.leaf("localhost", false);
+    std::fs::write(dir.path("tls.crt"), &cert1).unwrap();
+    std::fs::write(dir.path("tls.key"), &key1).unwrap();
+    let cert = dir.path("tls.crt");
+    let key = dir.path("tls.key");
+    let agw = Proc::spawn(
+        &dir,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let addr: std::net::SocketAddr = agw.addr.parse().unwrap();
+    let (status, leaf) = https_get(addr, client_config(&ca_pem, None), "/healthz")
+        .await
+        .unwrap();
+    assert_eq!((status, leaf), (200, pem_der(&cert1)));
+    // Renewed the way cert-manager does it: both files replaced.
+    let (cert2, key2) = pki.leaf("localhost", false);
+    std::fs::write(dir.path("tls.key.new"), &key2).unwrap();
+    std::fs::write(dir.path("tls.crt.new"), &cert2).unwrap();
+    std::fs::rename(dir.path("tls.key.new"), &key).unwrap();
+    std::fs::rename(dir.path("tls.crt.new"), &cert).unwrap();
+    let want = pem_der(&cert2);
+    eventually("the renewed certificate is served", || {
+        let config = client_config(&ca_pem, None);
+        let want = want.clone();
+        async move {
+            matches!(https_get(addr, config, "/healthz").await, Ok((200, leaf)) if leaf == want)
+        }
+    })
+    .await;
+}
