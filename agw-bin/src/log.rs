@@ -427,8 +427,7 @@ mod tests {
             sink: Some(sink.clone()),
         };
         tracing::subscriber::with_default(lines, f);
-        let v = sink.lock().unwrap().clone();
-        v
+        sink.lock().unwrap().clone()
     }
 
     fn entry() -> Box<Entry> {
