@@ -16,6 +16,7 @@
 //! {"ts":1764331200.123,"method":"POST","path":"/v1/messages",...,"request_id":"agw_5f3a9c1e000000000001"}
 //! ```
 
+use crate::server::RequestId;
 use agw_core::route::RouteKind;
 use agw_tower::guard::GuardReport;
 use agw_tower::provider::ModelRewrite;
@@ -54,7 +55,7 @@ impl AccessLog {
             let (method, path, kind) = request();
             let backend = backend.into();
             Box::new(Entry {
-                id: id.0.clone(),
+                id: *id,
                 upstream_id: None,
                 cause: None,
                 method,
@@ -75,7 +76,7 @@ impl AccessLog {
 /// A request's log line in the making.
 #[derive(Debug)]
 pub struct Entry {
-    id: HeaderValue,
+    id: RequestId,
     /// The upstream's `request-id`, when it sent one.
     upstream_id: Option<HeaderValue>,
     /// Why agw ended the request itself (`client_closed`, `body_timeout`, or an upstream
@@ -149,7 +150,7 @@ impl Entry {
             upstream_ms = self.upstream.unwrap_or(f64::NAN),
             total_ms = total,
             bytes = self.bytes,
-            request_id = self.id.to_str().unwrap_or("-"),
+            request_id = tracing::field::display(self.id),
             upstream_request_id = self.upstream_id.as_ref().and_then(|v| v.to_str().ok()),
             cause = self.cause,
             aborted = (!complete).then_some(true),
@@ -431,7 +432,7 @@ mod tests {
     }
 
     fn entry() -> Box<Entry> {
-        let id = crate::server::RequestId(HeaderValue::from_static("agw_1"));
+        let id = crate::server::RequestId::new(1, 1);
         let mut e = AccessLog::Stderr
             .entry(
                 || (Method::POST, "/v1/my path".to_owned(), RouteKind::Messages),
@@ -455,7 +456,7 @@ mod tests {
         assert_eq!(
             rest,
             " method=POST path=\"/v0/my path\" kind=Messages backend=anthropic model=- \
-             status=000 guard=skip rules=- upstream_ms=- total_ms=0.00 bytes=00 request_id=agw_0\n"
+             status=000 guard=skip rules=- upstream_ms=- total_ms=0.00 bytes=00 request_id=agw_00000000000000000000\n"
         );
     }
 
@@ -472,7 +473,7 @@ mod tests {
         assert_eq!(access["aborted"], true);
         assert_eq!(access["path"], "/v1/my path");
         assert_eq!(access["upstream_ms"], serde_json::Value::Null);
-        assert_eq!(access["request_id"], "agw_1");
+        assert_eq!(access["request_id"], "agw_00000001000000000001");
         let msg: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(msg["level"], "error");
         assert_eq!(msg["msg"], "reload failed: \"x\"");

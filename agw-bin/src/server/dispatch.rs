@@ -43,10 +43,32 @@ type Stack = Classify<RequestGuard<ResponseGuard<Provider<UpstreamClient>>>>;
 pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("request-id");
 
 /// agw's id for a request: in the request's extensions, on the response (unless the upstream
-/// sent its own `request-id`) and in the access-log line. A per-process random prefix and a
-/// counter: unique without a random draw per request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub HeaderValue);
+/// sent its own `request-id`) and in the access-log line, as `agw_` and 20 hex digits. A
+/// per-process random prefix and a counter: unique without a random draw per request, and
+/// formatted only where it is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId {
+    prefix: u32,
+    seq: u64,
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "agw_{:08x}{:012x}", self.prefix, self.seq)
+    }
+}
+
+impl RequestId {
+    #[cfg(test)]
+    pub(crate) fn new(prefix: u32, seq: u64) -> Self {
+        Self { prefix, seq }
+    }
+
+    /// The id as a header value.
+    pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::from_str(&self.to_string()).expect("hex is a valid header value")
+    }
+}
 
 #[derive(Debug)]
 struct RequestIds {
@@ -65,13 +87,10 @@ impl RequestIds {
     }
 
     fn next(&self) -> RequestId {
-        use std::io::Write as _;
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut buf = [0u8; 32];
-        let mut w = &mut buf[..];
-        let _ = write!(w, "agw_{:08x}{n:012x}", self.prefix);
-        let len = 32 - w.len();
-        RequestId(HeaderValue::from_bytes(&buf[..len]).expect("hex is a valid header value"))
+        RequestId {
+            prefix: self.prefix,
+            seq: self.next.fetch_add(1, Ordering::Relaxed),
+        }
     }
 }
 
@@ -292,7 +311,7 @@ impl Service<Request<Incoming>> for App {
         );
         let busy = self.conn.as_ref().map(Busy::start);
         let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(id.clone());
+        parts.extensions.insert(id);
         let req = Request::from_parts(parts, RequestBody::new(body, self.conn.as_ref()));
         AppFuture {
             kind: AppKind::Proxied {
@@ -396,7 +415,7 @@ impl Future for AppFuture {
         let (mut parts, body) = res.into_parts();
         if let Some(id) = this.id.take() {
             if !parts.headers.contains_key(&REQUEST_ID) {
-                parts.headers.insert(REQUEST_ID, id.0);
+                parts.headers.insert(REQUEST_ID, id.header_value());
             }
         }
         Poll::Ready(Ok(Response::from_parts(parts, body)))
