@@ -806,3 +806,59 @@ async fn agw_serve_with_tls_flags_picks_up_a_renewed_certificate_file() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn readyz_follows_checks_and_draining_and_admin_routes_can_be_added() {
+    use agw_bin::server::admin::serve_admin;
+    use agw_bin::server::{Admin, Health};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let gw = Gateway::parse("test.yaml", SEED_DEFAULT, &Env::default()).unwrap();
+    let app = App::new(gw, AccessLog::Off).unwrap();
+    let health = Arc::new(Health::default());
+    let redis_up = Arc::new(AtomicBool::new(true));
+    let mut admin = Admin::new(app.handle().clone(), health.clone());
+    let up = redis_up.clone();
+    admin.ready_checks.push(Arc::new(move || {
+        let up = up.load(Ordering::Relaxed);
+        Box::pin(async move {
+            if up {
+                Ok(())
+            } else {
+                Err("redis unreachable".to_owned())
+            }
+        })
+    }));
+    admin.routes = Some(Arc::new(|req: &Request<hyper::body::Incoming>| {
+        (req.uri().path() == "/metrics").then(|| {
+            http::Response::new(
+                Full::new(Bytes::from_static(b"agw_up 1\n"))
+                    .map_err(|e| match e {})
+                    .boxed_unsync(),
+            )
+        })
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve_admin(listener, admin, async move {
+        let _ = stopped.await;
+    }));
+    assert_eq!(get(&format!("{base}/readyz")).await.0, 200);
+    assert_eq!(
+        get(&format!("{base}/metrics")).await,
+        (200, "agw_up 1\n".to_owned())
+    );
+    redis_up.store(false, Ordering::Relaxed);
+    let (status, body) = get(&format!("{base}/readyz")).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("redis unreachable"), "{body}");
+    redis_up.store(true, Ordering::Relaxed);
+    health.start_draining();
+    assert_eq!(
+        get(&format!("{base}/readyz")).await,
+        (503, r#"{"status":"draining"}"#.to_owned())
+    );
+    assert_eq!(get(&format!("{base}/healthz")).await.0, 200);
+    let _ = stop.send(());
+    task.await.unwrap();
+}

@@ -252,13 +252,9 @@ pub async fn run(
         tokio::spawn(reloader.watch(std::mem::take(&mut opts.watch), interval, stopped()));
     }
     if let Some(admin_listener) = opts.admin.take() {
-        let admin = Admin {
-            config: Some(app.handle().clone()),
-            health: health.clone(),
-            stats: Some(stats),
-            routes: opts.admin_routes.take(),
-            ready_checks: std::mem::take(&mut opts.ready_checks),
-        };
+        let mut admin = Admin::new(app.handle().clone(), health.clone()).with_stats(stats);
+        admin.routes = opts.admin_routes.take();
+        admin.ready_checks = std::mem::take(&mut opts.ready_checks);
         tokio::spawn(serve_admin(admin_listener, admin, stopped()));
     }
     let serving = Serving {

@@ -84,6 +84,21 @@ fn json(status: StatusCode, body: String) -> Response<ResBody> {
 }
 
 impl Admin {
+    /// Admin endpoints for the gateway behind `config`, with readiness from `health`.
+    pub fn new(config: ConfigHandle, health: Arc<Health>) -> Admin {
+        Admin {
+            config: Some(config),
+            health,
+            ..Admin::default()
+        }
+    }
+
+    /// Shows reload counts in `/config`.
+    pub fn with_stats(mut self, stats: Arc<ReloadStats>) -> Admin {
+        self.stats = Some(stats);
+        self
+    }
+
     async fn answer(&self, req: Request<Incoming>) -> Response<ResBody> {
         if let Some(routes) = &self.routes {
             if let Some(res) = routes(&req) {
