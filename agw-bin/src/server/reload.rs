@@ -143,6 +143,14 @@ impl Reloader {
     pub fn reload(&self) -> Result<(), String> {
         let result = (|| {
             let gateway = (self.loader)().map_err(|e| e.to_string())?;
+            let old = self.handle.current();
+            if gateway.listen != old.gateway.listen {
+                tracing::warn!(
+                    target: "agw",
+                    "the listen address changed to {}; it takes a restart",
+                    gateway.listen
+                );
+            }
             let tls = match &self.tls {
                 Some((_, files)) => Some(files.server_config()?),
                 None => None,
