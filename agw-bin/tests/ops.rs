@@ -321,7 +321,7 @@ async fn sigterm_turns_readiness_off_first_then_closes_and_lets_streams_finish()
     let dir = TempDir::new("drain");
     let agw = Proc::spawn(
         &dir,
-        &["--base-url", &mock.base_url(), "--drain-delay", "3"],
+        &["--base-url", &mock.base_url(), "--drain-delay", "5"],
     );
     let url = agw.url("/v1/messages");
     let res = open(json_post(&url, &stream_message("mock:hold hi"))).await;
