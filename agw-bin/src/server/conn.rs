@@ -226,3 +226,68 @@ where
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    async fn within(f: impl std::future::Future<Output = ()>) {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("the connection timer fired");
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_expires_without_a_body_timeout() {
+        let a = Arc::new(Activity::new());
+        within(a.expired(50 * MS, 5_000 * MS)).await;
+        assert!(!a.body_expired());
+    }
+
+    #[tokio::test]
+    async fn a_trickling_body_expires_the_busy_connection() {
+        let a = Arc::new(Activity::new());
+        let _busy = Busy::start(&a);
+        let body = RequestBody::new(Trickle, Some(&a));
+        within(a.expired(5_000 * MS, 50 * MS)).await;
+        assert!(a.body_expired());
+        drop(body);
+        assert_eq!(a.reading.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_busy_connection_without_a_body_in_flight_does_not_expire() {
+        let a = Arc::new(Activity::new());
+        let busy = Busy::start(&a);
+        // An empty body is not counted as being received.
+        let _body = RequestBody::new(http_body_util::Empty::<Bytes>::new(), Some(&a));
+        let timer = a.expired(20 * MS, 20 * MS);
+        tokio::pin!(timer);
+        assert!(
+            tokio::time::timeout(200 * MS, timer.as_mut())
+                .await
+                .is_err(),
+            "a request in flight kept the connection"
+        );
+        drop(busy);
+        within(timer).await;
+        assert!(!a.body_expired());
+    }
+
+    /// A body that never ends.
+    struct Trickle;
+
+    impl http_body::Body for Trickle {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Pending
+        }
+    }
+}
