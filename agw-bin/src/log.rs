@@ -1,15 +1,28 @@
-//! One structured (logfmt) access-log line per request, written when the response body ends or
-//! is dropped — so streamed responses are logged with their whole duration.
+//! One structured access-log line per request, emitted as a `tracing` event (target
+//! `agw::access`) when the response body ends or is dropped — so streamed responses are logged
+//! with their whole duration — and when the client goes away before the response headers
+//! (`status=499 cause=client_closed`) or the body deadline closes the connection
+//! (`status=408 cause=body_timeout`).
 //!
 //! A line carries the method, the path (never the query string), the route kind, the backend,
-//! the model, the status, the guard's verdict and rule names, upstream and total latency and the
-//! response bytes. Never keys, never matched text.
+//! the model, the status, the guard's verdict and rule names, upstream and total latency, the
+//! response bytes and agw's request id. Never keys, never matched text.
+//!
+//! [`init`] installs the process's subscriber: logfmt lines (the default) or JSON objects, one
+//! per line, on standard error.
+//!
+//! ```text
+//! ts=1764331200.123 method=POST path=/v1/messages kind=messages backend=anthropic model=claude-sonnet-4-5 status=200 guard=allow rules=- upstream_ms=412.50 total_ms=1203.77 bytes=5120 request_id=agw_5f3a9c1e000000000001
+//! {"ts":1764331200.123,"method":"POST","path":"/v1/messages",...,"request_id":"agw_5f3a9c1e000000000001"}
+//! ```
 
+use crate::server::RequestId;
 use agw_core::route::RouteKind;
 use agw_tower::guard::GuardReport;
 use agw_tower::provider::ModelRewrite;
 use agw_tower::upstream::UpstreamTiming;
 use bytes::Bytes;
+use http::HeaderValue;
 use http::Method;
 use http::response::Parts;
 use http_body::{Frame, SizeHint};
@@ -34,13 +47,17 @@ impl AccessLog {
     pub(crate) fn entry(
         self,
         request: impl FnOnce() -> (Method, String, RouteKind),
-        backend: &Arc<str>,
+        backend: impl Into<Arc<str>>,
+        id: &crate::server::RequestId,
     ) -> Option<Box<Entry>> {
         (self == AccessLog::Stderr).then(|| {
             let start = Instant::now();
             let (method, path, kind) = request();
-            let backend = backend.clone();
+            let backend = backend.into();
             Box::new(Entry {
+                id: *id,
+                upstream_id: None,
+                cause: None,
                 method,
                 path,
                 kind,
@@ -59,6 +76,12 @@ impl AccessLog {
 /// A request's log line in the making.
 #[derive(Debug)]
 pub struct Entry {
+    id: RequestId,
+    /// The upstream's `request-id`, when it sent one.
+    upstream_id: Option<HeaderValue>,
+    /// Why agw ended the request itself (`client_closed`, `body_timeout`, or an upstream
+    /// failure cause).
+    cause: Option<&'static str>,
     method: Method,
     path: String,
     kind: RouteKind,
@@ -71,7 +94,9 @@ pub struct Entry {
     bytes: u64,
 }
 
+/// Fills a log entry from the response head.
 pub trait WithResponse {
+    /// Takes the status and what the layers left in the response extensions.
     fn with_response(self, parts: &Parts) -> Self;
 }
 
@@ -79,6 +104,7 @@ impl WithResponse for Option<Box<Entry>> {
     fn with_response(mut self, parts: &Parts) -> Self {
         if let Some(e) = &mut self {
             e.status = parts.status.as_u16();
+            e.upstream_id = parts.headers.get(crate::server::REQUEST_ID).cloned();
             e.guard = parts.extensions.get::<GuardReport>().cloned();
             e.model = match parts.extensions.get::<ModelRewrite>() {
                 Some(r) => Some(format!("{}->{}", r.from, r.to)),
@@ -93,6 +119,218 @@ impl WithResponse for Option<Box<Entry>> {
     }
 }
 
+impl Entry {
+    /// Writes the line of a request that ended before its response headers.
+    pub(crate) fn closed(mut self: Box<Self>, status: u16, cause: &'static str) {
+        self.status = status;
+        self.cause = Some(cause);
+        self.write(false);
+    }
+
+    fn write(&self, complete: bool) {
+        let (verdict, rules) = match &self.guard {
+            Some(g) => {
+                let mut rules: Vec<&str> = g.rules.iter().map(|r| &**r).collect();
+                rules.dedup();
+                (g.outcome.name(), rules.join(","))
+            }
+            None => ("skip", String::new()),
+        };
+        let total = self.start.elapsed().as_secs_f64() * 1e3;
+        tracing::info!(
+            target: ACCESS,
+            method = self.method.as_str(),
+            path = self.path.as_str(),
+            kind = self.kind.name(),
+            backend = &*self.backend,
+            model = self.model.as_deref().unwrap_or("-"),
+            status = u64::from(self.status),
+            guard = verdict,
+            rules = if rules.is_empty() { "-" } else { rules.as_str() },
+            upstream_ms = self.upstream.unwrap_or(f64::NAN),
+            total_ms = total,
+            bytes = self.bytes,
+            request_id = tracing::field::display(self.id),
+            upstream_request_id = self.upstream_id.as_ref().and_then(|v| v.to_str().ok()),
+            cause = self.cause,
+            aborted = (!complete).then_some(true),
+        );
+    }
+}
+
+/// The `tracing` target of access-log events.
+pub const ACCESS: &str = "agw::access";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `key=value` pairs, one line per event (the default).
+    #[default]
+    Logfmt,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "logfmt" => Ok(LogFormat::Logfmt),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("log format `{s}`: expected logfmt or json")),
+        }
+    }
+}
+
+/// Installs the process-wide subscriber writing `format` lines to standard error (info level
+/// and above). Returns false when a subscriber was already installed.
+pub fn init(format: LogFormat) -> bool {
+    tracing::subscriber::set_global_default(Lines { format, sink: None }).is_ok()
+}
+
+/// A minimal `tracing` subscriber: events only (agw opens no spans), formatted as one line.
+#[derive(Debug)]
+struct Lines {
+    format: LogFormat,
+    /// Where lines go instead of standard error (tests).
+    sink: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
+}
+
+impl tracing::Subscriber for Lines {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= tracing::Level::INFO
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let line = format_event(self.format, event);
+        match &self.sink {
+            Some(sink) => sink.lock().unwrap_or_else(|e| e.into_inner()).push(line),
+            None => {
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+        }
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+fn format_event(format: LogFormat, event: &tracing::Event<'_>) -> String {
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    let meta = event.metadata();
+    let access = meta.target() == ACCESS;
+    let mut v = Visitor {
+        format,
+        line: String::with_capacity(256),
+    };
+    match format {
+        LogFormat::Logfmt => {
+            let _ = write!(v.line, "ts={ts:.3}");
+            if !access {
+                let _ = write!(
+                    v.line,
+                    " level={} target={}",
+                    meta.level().as_str().to_ascii_lowercase(),
+                    meta.target()
+                );
+            }
+        }
+        LogFormat::Json => {
+            let _ = write!(v.line, "{{\"ts\":{ts:.3}");
+            if !access {
+                let _ = write!(
+                    v.line,
+                    ",\"level\":\"{}\",\"target\":",
+                    meta.level().as_str().to_ascii_lowercase()
+                );
+                push_json_str(&mut v.line, meta.target());
+            }
+        }
+    }
+    event.record(&mut v);
+    if format == LogFormat::Json {
+        v.line.push('}');
+    }
+    v.line.push('\n');
+    v.line
+}
+
+struct Visitor {
+    format: LogFormat,
+    line: String,
+}
+
+impl Visitor {
+    fn key(&mut self, field: &tracing::field::Field) {
+        let name = match field.name() {
+            "message" => "msg",
+            n => n,
+        };
+        match self.format {
+            LogFormat::Logfmt => {
+                let _ = write!(self.line, " {name}=");
+            }
+            LogFormat::Json => {
+                let _ = write!(self.line, ",\"{name}\":");
+            }
+        }
+    }
+}
+
+impl tracing::field::Visit for Visitor {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.key(field);
+        match self.format {
+            LogFormat::Logfmt => push_value(&mut self.line, value),
+            LogFormat::Json => push_json_str(&mut self.line, value),
+        }
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.key(field);
+        // NaN stands for "not measured".
+        match (value.is_nan(), self.format) {
+            (true, LogFormat::Logfmt) => self.line.push('-'),
+            (true, LogFormat::Json) => self.line.push_str("null"),
+            (false, _) => {
+                let _ = write!(self.line, "{value:.2}");
+            }
+        }
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.key(field);
+        let _ = write!(self.line, "{value}");
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.record_str(field, &format!("{value:?}"));
+    }
+}
+
 fn push_value(line: &mut String, v: &str) {
     if !v.is_empty()
         && v.bytes()
@@ -104,43 +342,10 @@ fn push_value(line: &mut String, v: &str) {
     }
 }
 
-impl Entry {
-    fn write(&self, complete: bool) {
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or_default();
-        let mut line = String::with_capacity(256);
-        let _ = write!(line, "ts={ts:.3} method={} path=", self.method);
-        push_value(&mut line, &self.path);
-        let _ = write!(line, " kind={} backend=", self.kind);
-        push_value(&mut line, &self.backend);
-        line.push_str(" model=");
-        push_value(&mut line, self.model.as_deref().unwrap_or("-"));
-        let _ = write!(line, " status={}", self.status);
-        let (verdict, rules) = match &self.guard {
-            Some(g) => {
-                let mut rules: Vec<&str> = g.rules.iter().map(|r| &**r).collect();
-                rules.dedup();
-                (g.outcome.name(), rules.join(","))
-            }
-            None => ("skip", String::new()),
-        };
-        let _ = write!(line, " guard={verdict} rules=");
-        push_value(&mut line, if rules.is_empty() { "-" } else { &rules });
-        match self.upstream {
-            Some(u) => {
-                let _ = write!(line, " upstream_ms={u:.2}");
-            }
-            None => line.push_str(" upstream_ms=-"),
-        }
-        let total = self.start.elapsed().as_secs_f64() * 1e3;
-        let _ = write!(line, " total_ms={total:.2} bytes={}", self.bytes);
-        if !complete {
-            line.push_str(" aborted=true");
-        }
-        line.push('\n');
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+fn push_json_str(line: &mut String, v: &str) {
+    match serde_json::to_string(v) {
+        Ok(s) => line.push_str(&s),
+        Err(_) => line.push_str("null"),
     }
 }
 
@@ -208,5 +413,69 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn capture(format: LogFormat, f: impl FnOnce()) -> Vec<String> {
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let lines = Lines {
+            format,
+            sink: Some(sink.clone()),
+        };
+        tracing::subscriber::with_default(lines, f);
+        sink.lock().unwrap().clone()
+    }
+
+    fn entry() -> Box<Entry> {
+        let id = crate::server::RequestId::new(1, 1);
+        let mut e = AccessLog::Stderr
+            .entry(
+                || (Method::POST, "/v1/my path".to_owned(), RouteKind::Messages),
+                "anthropic",
+                &id,
+            )
+            .unwrap();
+        e.status = 200;
+        e.bytes = 42;
+        e
+    }
+
+    #[test]
+    fn logfmt_keeps_todays_line_and_quotes_what_needs_it() {
+        let lines = capture(LogFormat::Logfmt, || entry().write(true));
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
+        assert!(line.starts_with("ts="), "{line}");
+        let rest = &line[line.find(' ').unwrap()..];
+        let rest = rest.replace(|c: char| c.is_ascii_digit(), "0");
+        assert_eq!(
+            rest,
+            " method=POST path=\"/v0/my path\" kind=Messages backend=anthropic model=- \
+             status=000 guard=skip rules=- upstream_ms=- total_ms=0.00 bytes=00 request_id=agw_00000000000000000000\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_parse_and_carry_the_same_fields() {
+        let lines = capture(LogFormat::Json, || {
+            entry().closed(499, "client_closed");
+            tracing::error!(target: "agw", "reload failed: \"x\"");
+        });
+        assert_eq!(lines.len(), 2);
+        let access: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(access["status"], 499);
+        assert_eq!(access["cause"], "client_closed");
+        assert_eq!(access["aborted"], true);
+        assert_eq!(access["path"], "/v1/my path");
+        assert_eq!(access["upstream_ms"], serde_json::Value::Null);
+        assert_eq!(access["request_id"], "agw_00000001000000000001");
+        let msg: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(msg["level"], "error");
+        assert_eq!(msg["msg"], "reload failed: \"x\"");
     }
 }

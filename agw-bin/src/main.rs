@@ -1,8 +1,8 @@
 //! `agw`: a guarding AI gateway for Claude Code and the official SDKs.
 
-use agw_bin::config::{ConfigError, Env, Gateway, Overrides, resolve_listen};
-use agw_bin::log::AccessLog;
-use agw_bin::server::{App, serve, shutdown_signal};
+use agw_bin::config::{AdminAt, ConfigError, Env, Gateway, Overrides, resolve_listen};
+use agw_bin::log::{AccessLog, LogFormat};
+use agw_bin::server::{App, ServeOptions, TlsFiles, shutdown_signal};
 use agw_core::guard::Decision;
 use agw_core::route::RouteKind;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -32,6 +32,10 @@ keys are dropped); otherwise each client's own key or login is passed through.
 
 FILE is agw's YAML (see README.md and agw-bin/examples/) or Kubernetes manifests in the
 agentgateway form (Gateway, Secret, AgentgatewayBackend, HTTPRoute).
+
+SIGHUP, or a change of the config file (or a file it references, or the TLS files), reloads
+the configuration; a bad one is logged and the running one kept. SIGTERM turns /readyz off,
+waits --drain-delay, closes the listener and lets open requests and streams finish.
 
 test-policy runs a request body through a backend's guards without any traffic and prints the
 verdict; the masked body follows when rules masked something. Exit status: 0 allowed or masked,
@@ -84,13 +88,42 @@ struct ServeArgs {
     /// port 0 picks a free port
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<String>,
-    /// One logfmt line per request
+    /// One log line per request
     #[arg(long, value_enum, value_name = "WHERE", default_value = "stderr")]
     access_log: AccessLogArg,
+    /// Log line format
+    #[arg(long, value_name = "FORMAT", default_value = "logfmt", value_parser = parse_format)]
+    log_format: LogFormat,
+    /// Admin endpoints /healthz /readyz /config /metrics, or `off` (default: the config's
+    /// `admin_listen`, else 127.0.0.1:9091)
+    #[arg(long, value_name = "HOST:PORT|off")]
+    admin_listen: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); reloaded when it changes
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// On SIGTERM, report not-ready this long before closing the listener (~5 on Kubernetes)
+    #[arg(long, value_name = "SECS")]
+    drain_delay: Option<u64>,
+    /// Close a connection idle this long (default 60)
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: Option<u64>,
+    /// Close a connection whose request body takes longer than this (default 60)
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout: Option<u64>,
     /// Allow listening beyond loopback while injecting a provider key without client
     /// authentication (anyone who reaches the port spends the key)
     #[arg(long)]
     allow_unauthenticated: bool,
+}
+
+fn parse_format(s: &str) -> Result<LogFormat, String> {
+    s.parse()
 }
 
 #[derive(ValueEnum, Debug, Default, Clone, Copy)]
@@ -191,11 +224,13 @@ fn base_url(v: &str) -> (Option<String>, String) {
     }
 }
 
-fn load(a: &ConfigArgs, listen: Option<&str>) -> Result<Gateway, String> {
+/// Loads the configuration `a` names (or the built-in default) with the command line's
+/// overrides; the reload watcher calls this again for every change.
+fn load(a: &ConfigArgs, listen: Option<&str>) -> Result<Gateway, ConfigError> {
     let env = Env::process();
     let mut overrides = Overrides {
         listen: listen
-            .map(|l| resolve_listen(l).map_err(|e| format!("--listen: {e}")))
+            .map(|l| resolve_listen(l).map_err(|e| ConfigError::new("--listen", e)))
             .transpose()?,
         base_urls: a.base_url.iter().map(|v| base_url(v)).collect(),
     };
@@ -207,9 +242,8 @@ fn load(a: &ConfigArgs, listen: Option<&str>) -> Result<Gateway, String> {
     let mut gw = match &a.config {
         Some(path) => Gateway::load(path, &env),
         None => Gateway::builtin(&env),
-    }
-    .map_err(|e: ConfigError| e.to_string())?;
-    gw.apply(&overrides).map_err(|e| e.to_string())?;
+    }?;
+    gw.apply(&overrides)?;
     Ok(gw)
 }
 
@@ -217,7 +251,7 @@ fn check(a: &ConfigArgs) -> Result<ExitCode, String> {
     let Some(path) = &a.config else {
         return Err("check needs --config FILE".into());
     };
-    let gw = load(a, None)?;
+    let gw = load(a, None).map_err(|e| e.to_string())?;
     println!("ok: {} — listens on {}", path.display(), gw.listen);
     for line in gw.summary() {
         println!("  {line}");
@@ -236,7 +270,7 @@ fn check(a: &ConfigArgs) -> Result<ExitCode, String> {
 }
 
 fn test_policy(a: &TestPolicyArgs) -> Result<ExitCode, String> {
-    let gw = load(&a.config, None)?;
+    let gw = load(&a.config, None).map_err(|e| e.to_string())?;
     let backend = match &a.backend {
         Some(name) => gw
             .backends
@@ -308,10 +342,26 @@ fn test_policy(a: &TestPolicyArgs) -> Result<ExitCode, String> {
 }
 
 fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
-    let gw = load(&a.config, a.listen.as_deref())?;
+    agw_bin::log::init(a.log_format);
+    let gw = load(&a.config, a.listen.as_deref()).map_err(|e| e.to_string())?;
     if let Some(why) = exposure_problem(&gw, a.allow_unauthenticated) {
         return Err(why);
     }
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: a.tls_client_ca.clone(),
+        }),
+        _ => gw.tls.clone(),
+    };
+    let admin_listen = match a.admin_listen.as_deref() {
+        Some("off") => AdminAt::Off,
+        Some(v) => {
+            AdminAt::Explicit(resolve_listen(v).map_err(|e| format!("--admin-listen: {e}"))?)
+        }
+        None => gw.admin_listen,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -325,6 +375,27 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", gw.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let admin = match admin_listen {
+            AdminAt::Off => None,
+            AdminAt::Explicit(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} (admin_listen): {e}"))?,
+            ),
+            // The default address may be taken (another agw on the host): go on without it.
+            AdminAt::Default => {
+                match tokio::net::TcpListener::bind(agw_bin::server::DEFAULT_ADMIN_LISTEN).await {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        eprintln!(
+                            "agw: warning: no admin endpoints: cannot listen on {}: {e}",
+                            agw_bin::server::DEFAULT_ADMIN_LISTEN
+                        );
+                        None
+                    }
+                }
+            }
+        };
         let source = match &a.config.config {
             Some(p) => p.display().to_string(),
             None => "the built-in default".into(),
@@ -335,13 +406,46 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         for w in &gw.warnings {
             eprintln!("agw: WARNING: {w}");
         }
+        let mut watch: Vec<PathBuf> = a.config.config.iter().cloned().collect();
+        watch.extend(gw.files.iter().cloned());
+        let mut opts = ServeOptions {
+            tls,
+            grace: Duration::from_secs(gw.shutdown_grace_secs),
+            drain_delay: Duration::from_secs(a.drain_delay.unwrap_or(gw.drain_delay_secs)),
+            watch,
+            ..ServeOptions::default()
+        };
+        opts.tls_handle()?;
+        let (reload_args, reload_listen, allow) =
+            (a.config.clone(), a.listen.clone(), a.allow_unauthenticated);
+        opts.loader = Some(std::sync::Arc::new(move || {
+            let gw = load(&reload_args, reload_listen.as_deref())?;
+            match exposure_problem(&gw, allow) {
+                Some(why) => Err(ConfigError::new("reload", why)),
+                None => Ok(gw),
+            }
+        }));
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
         let summary = gw.summary().join("; ");
-        println!("agw listening on http://{addr} with {source}: {summary}");
+        println!("agw listening on {scheme}://{addr} with {source}: {summary}");
+        if let Some(l) = &admin {
+            let admin_addr = l.local_addr().map_err(|e| e.to_string())?;
+            // Whoever reads the first line may have closed the pipe since.
+            let _ = writeln!(std::io::stdout(), "agw admin on http://{admin_addr}");
+        }
         let _ = std::io::stdout().flush();
-        let grace = Duration::from_secs(gw.shutdown_grace_secs);
-        let app =
+        opts.admin = admin;
+        let idle = a.idle_timeout.or(gw.idle_timeout_secs);
+        let body = a.body_timeout.or(gw.body_timeout_secs);
+        let mut app =
             App::new(gw, log).map_err(|e| format!("cannot set up the upstream client: {e}"))?;
-        serve(listener, app, shutdown_signal(), grace)
+        if let Some(s) = idle {
+            app = app.idle_timeout(Duration::from_secs(s));
+        }
+        if let Some(s) = body {
+            app = app.body_timeout(Duration::from_secs(s));
+        }
+        agw_bin::server::run(listener, app, opts, shutdown_signal())
             .await
             .map_err(|e| e.to_string())?;
         eprintln!("agw: shut down");

@@ -6,7 +6,7 @@
 
 use super::model::{BackendSpec, Config, CredentialsMode, ModelSpec, ProviderName, Roots};
 use super::rules::RuleSpec;
-use super::{Backend, ConfigError, Env, Gateway};
+use super::{AdminAt, Backend, ConfigError, Env, Gateway};
 use agw_core::guard::Policy;
 use agw_core::model::ModelPolicy;
 use agw_core::provider::{Credentials, ProviderKind, ProviderSpec, Secret};
@@ -90,6 +90,35 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
     if cfg.backends.is_empty() {
         return Err(top("backends", "at least one backend is required".into()));
     }
+    let admin_listen = match cfg.admin_listen.as_deref() {
+        None => AdminAt::Default,
+        Some("off") => AdminAt::Off,
+        Some(v) => AdminAt::Explicit(resolve_listen(v).map_err(|e| top("admin_listen", e))?),
+    };
+    let positive = |field: &str, v: Option<u64>| match v {
+        Some(0) => Err(top(field, "must be at least 1 second".into())),
+        v => Ok(v),
+    };
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(|t| -> Result<_, ConfigError> {
+            let path = |field: &str, v: &str| {
+                env.expand(v)
+                    .map(std::path::PathBuf::from)
+                    .map_err(|e| top(field, e))
+            };
+            Ok(crate::server::TlsFiles {
+                cert: path("cert_file", &t.cert_file)?,
+                key: path("key_file", &t.key_file)?,
+                client_ca: t
+                    .client_ca_file
+                    .as_deref()
+                    .map(|c| path("client_ca_file", c))
+                    .transpose()?,
+            })
+        })
+        .transpose()?;
     let mut gw = Gateway {
         listen,
         max_body_bytes: max_body,
@@ -98,6 +127,12 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
         http_routes: Vec::new(),
         notes: Vec::new(),
         warnings: Vec::new(),
+        admin_listen,
+        tls,
+        drain_delay_secs: cfg.limits.drain_delay_secs.unwrap_or(0),
+        idle_timeout_secs: positive("idle_timeout_secs", cfg.limits.idle_timeout_secs)?,
+        body_timeout_secs: positive("body_timeout_secs", cfg.limits.body_timeout_secs)?,
+        files: Vec::new(),
     };
     for b in &cfg.backends {
         if gw.backends.iter().any(|o: &Backend| o.name == b.name) {
@@ -106,6 +141,9 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
                 "name",
                 format!("backend name `{}` is used twice", b.name),
             ));
+        }
+        if let Some(f) = &b.api_key_file {
+            gw.files.extend(env.expand(f).ok().map(Into::into));
         }
         let backend = backend(b, env, &mut gw.warnings).map_err(|(field, msg)| {
             src.error(Some(b), &field, format!("backend `{}`: {msg}", b.name))

@@ -51,6 +51,30 @@ pub struct Gateway {
     /// Things that work but are likely not what was meant (a key variable that is not set):
     /// printed loudly at start-up.
     pub warnings: Vec<String>,
+    /// Where the admin endpoints listen.
+    pub admin_listen: AdminAt,
+    /// HTTPS on the proxy listener.
+    pub tls: Option<crate::server::TlsFiles>,
+    /// On SIGTERM, seconds of readiness turned off before the listener closes.
+    pub drain_delay_secs: u64,
+    /// Idle connection timeout, when not the default.
+    pub idle_timeout_secs: Option<u64>,
+    /// Request body timeout, when not the default.
+    pub body_timeout_secs: Option<u64>,
+    /// Files the configuration reads besides itself (keys, TLS): a change reloads it.
+    pub files: Vec<std::path::PathBuf>,
+}
+
+/// Where the admin endpoints listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdminAt {
+    /// `127.0.0.1:9091`, or nowhere (with a warning) when that is taken.
+    #[default]
+    Default,
+    /// This address; failing to bind it is an error.
+    Explicit(SocketAddr),
+    /// No admin endpoints.
+    Off,
 }
 
 /// One provider backend with its routes, model policy and guards.
@@ -105,7 +129,8 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
-    pub(crate) fn new(file: &str, message: impl Into<String>) -> Self {
+    /// An error in `file` (or on the command line: `--listen`) with no location.
+    pub fn new(file: &str, message: impl Into<String>) -> Self {
         Self {
             file: file.to_owned(),
             line: None,

@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 pub struct Config {
     /// `HOST:PORT` the proxy listens on (host names and `[IPv6]` allowed).
     pub listen: Option<String>,
+    /// `HOST:PORT` of the admin endpoints, or `off` (default `127.0.0.1:9091`).
+    pub admin_listen: Option<String>,
+    /// HTTPS on the proxy listener.
+    pub tls: Option<TlsSpec>,
     /// Request size and shutdown limits.
     #[serde(default)]
     pub limits: Limits,
@@ -35,6 +39,24 @@ pub struct Limits {
     pub max_body_bytes: Option<usize>,
     /// How long open requests may take to finish after a shutdown signal.
     pub shutdown_grace_secs: Option<u64>,
+    /// On SIGTERM, how long readiness is false before the listener closes.
+    pub drain_delay_secs: Option<u64>,
+    /// A connection with nothing in flight this long is closed.
+    pub idle_timeout_secs: Option<u64>,
+    /// A request body that takes longer than this to arrive closes its connection.
+    pub body_timeout_secs: Option<u64>,
+}
+
+/// Certificate files of the HTTPS listener (PEM), reloaded when they change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// The certificate chain.
+    pub cert_file: String,
+    /// Its private key.
+    pub key_file: String,
+    /// When set, clients must present a certificate issued by this CA.
+    pub client_ca_file: Option<String>,
 }
 
 /// One provider backend.

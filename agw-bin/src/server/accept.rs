@@ -1,0 +1,269 @@
+//! The accept loop: one task per connection (TLS handshake first when configured), the
+//! connection's idle and body-read timer, and graceful drain.
+//!
+//! Drain, on the shutdown signal: readiness turns false at once (load balancers stop sending),
+//! the listener keeps accepting for the drain delay, then closes; open requests and streams
+//! get the grace period to finish.
+
+use super::admin::{Admin, AdminRoutes, Health, ReadyCheck, serve_admin};
+use super::conn::Activity;
+use super::dispatch::App;
+use super::reload::{Loader, ReloadStats, Reloader};
+use super::tls::{TlsFiles, TlsHandle};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+
+/// How the accept loop drains and what it wraps connections in.
+#[derive(Debug, Clone, Default)]
+pub struct Serving {
+    /// How long open requests may take to finish once the listener is closed.
+    pub grace: Duration,
+    /// How long the listener keeps accepting after the shutdown signal, with readiness false.
+    pub drain_delay: Duration,
+    /// TLS on the listener.
+    pub tls: Option<TlsHandle>,
+    /// Readiness state shared with the admin listener.
+    pub health: Arc<Health>,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets open
+/// requests finish for up to `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let serving = Serving {
+        grace,
+        ..Serving::default()
+    };
+    serve_with(listener, app, shutdown, serving).await
+}
+
+/// [`serve`] with drain delay, TLS and shared readiness.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+    serving: Serving,
+) -> std::io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Slow or idle clients are cut off by the per-connection idle timeout instead.
+    builder.http1().header_read_timeout(None);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    let drain = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(drain);
+    let mut draining = false;
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown, if !draining => {
+                draining = true;
+                serving.health.start_draining();
+                drain.as_mut().reset(tokio::time::Instant::now() + serving.drain_delay);
+                continue;
+            }
+            () = &mut drain, if draining => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
+        let mut app = app.clone();
+        app.conn = Some(activity.clone());
+        let (idle, body) = (app.idle_timeout, app.body_timeout);
+        match &serving.tls {
+            None => {
+                let conn = builder
+                    .serve_connection_with_upgrades(
+                        TokioIo::new(stream),
+                        TowerToHyperService::new(app),
+                    )
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = conn => {}
+                        () = activity.expired(idle, body) => {}
+                    }
+                });
+            }
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    // The handshake must finish within the idle timeout.
+                    let Ok(Ok(stream)) = tokio::time::timeout(idle, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    serve_conn(&builder, stream, app, watcher, &activity, idle, body).await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(serving.grace) => {}
+    }
+    Ok(())
+}
+
+async fn serve_conn<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    app: App,
+    watcher: hyper_util::server::graceful::Watcher,
+    activity: &Activity,
+    idle: Duration,
+    body: Duration,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(app));
+    let conn = watcher.watch(conn);
+    tokio::select! {
+        _ = conn => {}
+        () = activity.expired(idle, body) => {}
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Everything the running server needs besides the proxy listener and the app: the options
+/// that are not part of the gateway configuration.
+#[derive(Default)]
+pub struct ServeOptions {
+    /// The admin listener, already bound (`None`: no admin endpoints).
+    pub admin: Option<TcpListener>,
+    /// Extra admin routes (`/metrics`).
+    pub admin_routes: Option<AdminRoutes>,
+    /// Readiness checks for `/readyz` (e.g. Redis reachable).
+    pub ready_checks: Vec<ReadyCheck>,
+    /// TLS on the proxy listener.
+    pub tls: Option<TlsFiles>,
+    /// How long open requests may take to finish once the listener is closed.
+    pub grace: Duration,
+    /// How long readiness is false before the listener closes (Kubernetes: ~5 s).
+    pub drain_delay: Duration,
+    /// Reloads the configuration on SIGHUP and file changes; `None`: no reload.
+    pub loader: Option<Loader>,
+    /// Files whose change triggers a reload (the config file and what it references; the TLS
+    /// files are added automatically).
+    pub watch: Vec<PathBuf>,
+    /// How often watched files are checked ([`WATCH_INTERVAL`] when zero).
+    pub watch_interval: Duration,
+    /// Reload counts, filled in by [`run`] when a loader is given, for the metrics registry.
+    pub stats: Option<Arc<ReloadStats>>,
+}
+
+/// How often watched files are checked by default.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("admin", &self.admin)
+            .field("tls", &self.tls)
+            .field("grace", &self.grace)
+            .field("drain_delay", &self.drain_delay)
+            .field("watch", &self.watch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServeOptions {
+    /// Loads the TLS files, if any: call before [`run`] to fail early with a clear message.
+    pub fn tls_handle(&self) -> Result<Option<TlsHandle>, String> {
+        self.tls.as_ref().map(TlsHandle::load).transpose()
+    }
+
+    /// The reload counts [`run`] will update, created on first call (hand them to metrics).
+    pub fn reload_stats(&mut self) -> Arc<ReloadStats> {
+        self.stats.get_or_insert_with(Arc::default).clone()
+    }
+}
+
+/// Runs the gateway: the proxy (with TLS when configured), the admin listener and the reload
+/// watcher, until `shutdown` resolves; then drains.
+pub async fn run(
+    listener: TcpListener,
+    app: App,
+    mut opts: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let tls = opts
+        .tls_handle()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let health = Arc::new(Health::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let stats = opts.reload_stats();
+    if let Some(loader) = opts.loader.take() {
+        let mut reloader = Reloader::new(app.handle().clone(), loader).with_stats(stats.clone());
+        if let (Some(handle), Some(files)) = (&tls, &opts.tls) {
+            reloader = reloader.tls(handle.clone(), files.clone());
+        }
+        let interval = if opts.watch_interval.is_zero() {
+            WATCH_INTERVAL
+        } else {
+            opts.watch_interval
+        };
+        tokio::spawn(reloader.watch(std::mem::take(&mut opts.watch), interval, stopped()));
+    }
+    if let Some(admin_listener) = opts.admin.take() {
+        let mut admin = Admin::new(app.handle().clone(), health.clone()).with_stats(stats);
+        admin.routes = opts.admin_routes.take();
+        admin.ready_checks = std::mem::take(&mut opts.ready_checks);
+        tokio::spawn(serve_admin(admin_listener, admin, stopped()));
+    }
+    let serving = Serving {
+        grace: opts.grace,
+        drain_delay: opts.drain_delay,
+        tls,
+        health,
+    };
+    let result = serve_with(listener, app, shutdown, serving).await;
+    let _ = stop_tx.send(true);
+    result
+}

@@ -1,0 +1,440 @@
+//! Backend dispatch: the proxy as one tower service. A request is answered locally
+//! (`/healthz`, `HEAD /`, no route) or handed to the stack of the backend whose path prefix
+//! matches, under the configuration that was current when it arrived.
+
+use super::conn::{Activity, BODY_TIMEOUT, Busy, IDLE_TIMEOUT, RequestBody, Tracked};
+use super::reload::ConfigHandle;
+use crate::config::Gateway;
+use crate::log::{AccessLog, Entry, LogBody, WithResponse};
+use agw_core::api::{Api, ErrorBody, ErrorKind};
+use agw_core::route::RouteKind;
+use agw_tower::body::{Body, BoxError};
+use agw_tower::classify::{Classify, ClassifyLayer};
+use agw_tower::guard::{RequestGuard, RequestGuardLayer};
+use agw_tower::provider::{Provider, ProviderLayer};
+use agw_tower::response::{ResponseGuard, ResponseGuardLayer};
+use agw_tower::upstream::Upstream;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// The response body of the proxy.
+pub type ResBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The request body every backend stack receives.
+pub type ReqBody = RequestBody<Incoming>;
+
+type UpstreamClient = Upstream<Body<Body<ReqBody>>>;
+type Stack = Classify<RequestGuard<ResponseGuard<Provider<UpstreamClient>>>>;
+
+/// The `request-id` header agw sets on responses that do not carry the upstream's own.
+pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("request-id");
+
+/// agw's id for a request: in the request's extensions, on the response (unless the upstream
+/// sent its own `request-id`) and in the access-log line, as `agw_` and 20 hex digits. A
+/// per-process random prefix and a counter: unique without a random draw per request, and
+/// formatted only where it is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId {
+    prefix: u32,
+    seq: u64,
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "agw_{:08x}{:012x}", self.prefix, self.seq)
+    }
+}
+
+impl RequestId {
+    #[cfg(test)]
+    pub(crate) fn new(prefix: u32, seq: u64) -> Self {
+        Self { prefix, seq }
+    }
+
+    /// The id as a header value.
+    pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::from_str(&self.to_string()).expect("hex is a valid header value")
+    }
+}
+
+#[derive(Debug)]
+struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(u64::from(std::process::id()));
+        Self {
+            prefix: h.finish() as u32,
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> RequestId {
+        RequestId {
+            prefix: self.prefix,
+            seq: self.next.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+/// One backend's layered service.
+#[derive(Clone, Debug)]
+pub(crate) struct BackendService {
+    name: Arc<str>,
+    routes: Arc<agw_core::route::RouteTable>,
+    svc: Stack,
+    /// The upstream client, kept across reloads while the backend's upstream settings stay.
+    upstream: Arc<UpstreamClient>,
+    upstream_key: String,
+}
+
+/// A built configuration: the gateway description and every backend's stack. Swapped whole on
+/// reload; a request holds the stacks it started with.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The configuration this runtime was built from.
+    pub gateway: Arc<Gateway>,
+    backends: Box<[BackendService]>,
+}
+
+impl Runtime {
+    /// Builds every backend's stack. Upstream clients (and so their connection pools) are
+    /// taken from `previous` for backends of the same name whose upstream settings are
+    /// unchanged.
+    pub fn build(gateway: Gateway, previous: Option<&Runtime>) -> std::io::Result<Runtime> {
+        let mut backends = Vec::with_capacity(gateway.backends.len());
+        for b in &gateway.backends {
+            // `UpstreamConfig` has no `PartialEq`; its `Debug` lists every setting.
+            let upstream_key = format!("{:?}", b.upstream);
+            let kept = previous.and_then(|p| {
+                p.backends
+                    .iter()
+                    .find(|o| *o.name == *b.name && o.upstream_key == upstream_key)
+                    .map(|o| o.upstream.clone())
+            });
+            let upstream = match kept {
+                Some(u) => u,
+                None => Arc::new(Upstream::new(b.upstream.clone())?),
+            };
+            let provider = ProviderLayer::new(&b.name, b.spec.clone())
+                .model_policy(b.model.clone())
+                .limit(gateway.max_body_bytes);
+            let guard = RequestGuardLayer::new(b.policy.clone())
+                .limit(gateway.max_body_bytes)
+                .routes(b.routes.clone());
+            let response = ResponseGuardLayer::new(b.response_policy.clone())
+                .window(b.response_window)
+                .limit(gateway.max_body_bytes)
+                .routes(b.routes.clone());
+            let classify = ClassifyLayer::new(b.routes.clone(), b.spec.kind().api());
+            let svc = classify.layer(
+                guard.layer(response.layer(provider.layer(UpstreamClient::clone(&upstream)))),
+            );
+            backends.push(BackendService {
+                name: b.name.as_str().into(),
+                routes: Arc::new(b.routes.clone()),
+                svc,
+                upstream,
+                upstream_key,
+            });
+        }
+        Ok(Runtime {
+            gateway: Arc::new(gateway),
+            backends: backends.into(),
+        })
+    }
+
+    /// True when backend `name` uses the same upstream client (and so the same connection
+    /// pool) in both runtimes.
+    pub fn shares_upstream_pool(&self, other: &Runtime, name: &str) -> bool {
+        let find = |r: &Runtime| {
+            r.backends
+                .iter()
+                .find(|b| &*b.name == name)
+                .map(|b| b.upstream.clone())
+        };
+        match (find(self), find(other)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(&a, &b),
+            _ => false,
+        }
+    }
+}
+
+/// The whole proxy as a tower service: health checks, `HEAD /`, and path-prefix dispatch to
+/// each backend's stack (classify → request guard → provider → upstream).
+#[derive(Clone)]
+pub struct App {
+    handle: ConfigHandle,
+    log: AccessLog,
+    ids: Arc<RequestIds>,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) body_timeout: Duration,
+    /// The connection this clone serves (each connection gets its own clone).
+    pub(crate) conn: Option<Arc<Activity>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rt = self.handle.load();
+        f.debug_struct("App")
+            .field("listen", &rt.gateway.listen)
+            .field("backends", &rt.backends.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Builds every backend's stack.
+    pub fn new(gateway: Gateway, log: AccessLog) -> std::io::Result<App> {
+        let runtime = Runtime::build(gateway, None)?;
+        Ok(App {
+            handle: ConfigHandle::new(runtime),
+            log,
+            ids: Arc::new(RequestIds::new()),
+            idle_timeout: IDLE_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
+            conn: None,
+        })
+    }
+
+    /// Sets how long an idle connection is kept open ([`IDLE_TIMEOUT`] by default).
+    pub fn idle_timeout(mut self, timeout: Duration) -> App {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a client may take to send a request body ([`BODY_TIMEOUT`] by default).
+    pub fn body_timeout(mut self, timeout: Duration) -> App {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The handle through which a new configuration is installed.
+    pub fn handle(&self) -> &ConfigHandle {
+        &self.handle
+    }
+}
+
+fn full(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ResBody> {
+    let mut res = Response::new(
+        http_body_util::Full::new(body.into())
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    );
+    *res.status_mut() = status;
+    if !content_type.is_empty() {
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(content_type),
+        );
+    }
+    res
+}
+
+impl Service<Request<Incoming>> for App {
+    type Response = Response<ResBody>;
+    type Error = Infallible;
+    type Future = AppFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let path = req.uri().path();
+        let method = req.method();
+        let is_head_or_get = method == Method::GET || method == Method::HEAD;
+        if path == "/healthz" && is_head_or_get {
+            // Probes are not logged and get no id: they would drown the log.
+            return self.local(
+                full(StatusCode::OK, "application/json", r#"{"status":"ok"}"#),
+                None,
+            );
+        }
+        let id = self.ids.next();
+        if path == "/" && method == Method::HEAD {
+            // Claude Code's connection warm-up.
+            let entry = self.log.entry(
+                || (method.clone(), path.to_owned(), RouteKind::Passthrough),
+                "-",
+                &id,
+            );
+            return self
+                .local(full(StatusCode::OK, "", Bytes::new()), entry)
+                .id(id);
+        }
+        let rt = self.handle.load();
+        let Some(i) = rt.gateway.backend_for(path) else {
+            let entry = self.log.entry(
+                || (method.clone(), path.to_owned(), RouteKind::Passthrough),
+                "-",
+                &id,
+            );
+            let err = ErrorBody::new(ErrorKind::NotFound, format!("no route for {path}"));
+            let res = full(
+                err.status(),
+                "application/json",
+                err.to_json(Api::Anthropic),
+            );
+            return self.local(res, entry).id(id);
+        };
+        let backend = &rt.backends[i];
+        let mut svc = backend.svc.clone();
+        let entry = self.log.entry(
+            || {
+                let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                (method.clone(), path.to_owned(), backend.routes.classify(pq))
+            },
+            backend.name.clone(),
+            &id,
+        );
+        let busy = self.conn.as_ref().map(Busy::start);
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(id);
+        let req = Request::from_parts(parts, RequestBody::new(body, self.conn.as_ref()));
+        AppFuture {
+            kind: AppKind::Proxied {
+                future: svc.call(req),
+            },
+            entry,
+            busy,
+            id: Some(id),
+        }
+    }
+}
+
+impl App {
+    fn local(&self, res: Response<ResBody>, entry: Option<Box<Entry>>) -> AppFuture {
+        // A local answer counts as activity; a proxied request is busy until its response
+        // body is done with, and then counts.
+        if let Some(conn) = &self.conn {
+            conn.touch();
+        }
+        AppFuture {
+            kind: AppKind::Local { res: Some(res) },
+            entry,
+            busy: None,
+            id: None,
+        }
+    }
+}
+
+type StackFuture = <Stack as Service<Request<ReqBody>>>::Future;
+
+pin_project_lite::pin_project! {
+    /// Response future of [`App`]: an answer agw gives itself, or a backend's response with
+    /// its body wrapped for the access log and the connection's idle tracking. Dropped before
+    /// the response is ready (the client went away, or the body deadline closed the
+    /// connection), it still writes the request's log line.
+    pub struct AppFuture {
+        #[pin]
+        kind: AppKind,
+        entry: Option<Box<Entry>>,
+        busy: Option<Busy>,
+        id: Option<RequestId>,
+    }
+
+    impl PinnedDrop for AppFuture {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(e) = this.entry.take() {
+                let timed_out = this.busy.as_ref().is_some_and(|b| b.0.body_expired());
+                if timed_out {
+                    e.closed(408, "body_timeout");
+                } else {
+                    e.closed(499, "client_closed");
+                }
+            }
+        }
+    }
+}
+
+impl AppFuture {
+    fn id(mut self, id: RequestId) -> Self {
+        self.id = Some(id);
+        self
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = AppKindProj]
+    enum AppKind {
+        Local { res: Option<Response<ResBody>> },
+        Proxied {
+            #[pin]
+            future: StackFuture,
+        },
+    }
+}
+
+impl Future for AppFuture {
+    type Output = Result<Response<ResBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (entry, busy) = (this.entry.take(), this.busy.take());
+        let res = match this.kind.project() {
+            AppKindProj::Local { res } => {
+                let res = res.take().expect("AppFuture polled after completion");
+                match entry {
+                    Some(_) => finish(res, entry, busy),
+                    None => res,
+                }
+            }
+            AppKindProj::Proxied { future } => match future.poll(cx) {
+                Poll::Ready(Ok(res)) => finish(res, entry, busy),
+                Poll::Ready(Err(e)) => match e {},
+                Poll::Pending => {
+                    *this.entry = entry;
+                    *this.busy = busy;
+                    return Poll::Pending;
+                }
+            },
+        };
+        let (mut parts, body) = res.into_parts();
+        if let Some(id) = this.id.take() {
+            if !parts.headers.contains_key(&REQUEST_ID) {
+                parts.headers.insert(REQUEST_ID, id.header_value());
+            }
+        }
+        Poll::Ready(Ok(Response::from_parts(parts, body)))
+    }
+}
+
+/// Wraps a response body for the access log and the connection's in-flight count.
+fn finish<B>(res: Response<B>, entry: Option<Box<Entry>>, busy: Option<Busy>) -> Response<ResBody>
+where
+    B: http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static,
+{
+    let (parts, body) = res.into_parts();
+    let body = match entry {
+        Some(entry) => Tracked {
+            body: LogBody::new(body, Some(entry).with_response(&parts)),
+            busy,
+        }
+        .boxed_unsync(),
+        None => Tracked { body, busy }.boxed_unsync(),
+    };
+    Response::from_parts(parts, body)
+}
