@@ -48,7 +48,7 @@ fn render(dir: &str) -> Vec<Value> {
         });
     assert!(
         out.status.success(),
-        "kubectl kustomize {dir} failed: {}",
+        "kubectl kustomize {dir} failed (kubectl >= 1.21 needed, for kustomize v4 or later): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
