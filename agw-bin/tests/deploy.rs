@@ -278,7 +278,13 @@ fn manifests_containerfile_and_binary_agree() {
     assert_eq!(image.entrypoint, ["/usr/local/bin/agw"]);
     assert!(c["command"].is_null(), "the image's entrypoint is kept");
     let args = strings(&c["args"]);
-    assert_eq!(args, image.cmd, "the pod's args are the image's CMD");
+    assert_eq!(
+        args[..image.cmd.len()],
+        image.cmd,
+        "the pod's args are the image's CMD and a drain delay"
+    );
+    assert_eq!(args[image.cmd.len()..].len(), 2, "{args:?}");
+    let drain: u64 = flag(&args, "--drain-delay").parse().unwrap();
     let (uid, gid) = image.user.split_once(':').unwrap();
     assert_eq!(
         pod["securityContext"]["runAsUser"].as_u64(),
@@ -391,8 +397,13 @@ fn manifests_containerfile_and_binary_agree() {
         .unwrap_or(30);
     let termination = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
     assert!(
-        termination >= grace + 10,
-        "terminationGracePeriodSeconds {termination} leaves no room above agw's {grace} s grace"
+        (1..=grace).contains(&drain),
+        "a drain delay of {drain} s for agw's {grace} s grace"
+    );
+    assert!(
+        termination >= drain + grace + 5,
+        "terminationGracePeriodSeconds {termination} leaves no room above agw's {drain} s drain \
+         delay and {grace} s grace"
     );
     assert!(
         c["lifecycle"].is_null(),
@@ -514,6 +525,20 @@ fn served_probe_paths_answer_on_the_admin_port() {
             .unwrap()
             .success()
     );
+    // Draining, as the Deployment's --drain-delay arranges: not ready before the listener closes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match get(admin, "/readyz") {
+            Some((503, _)) => break,
+            Some((200, _)) => {}
+            other => panic!("/readyz while draining: {other:?}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed 200 after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = proc.0.try_wait().unwrap() {
