@@ -127,9 +127,8 @@ fn containerfile() -> Containerfile {
 }
 
 fn agw_check(config: &str, name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("agw-deploy-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("config.yaml");
+    let tmp = TempDir::new(name);
+    let file = tmp.0.join("config.yaml");
     std::fs::write(&file, config).unwrap();
     let out = Command::new(AGW)
         .args(["check", "--config"])
@@ -139,7 +138,6 @@ fn agw_check(config: &str, name: &str) -> String {
         .env("REDIS_URL", "redis://127.0.0.1:6379")
         .output()
         .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -427,6 +425,23 @@ fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
     !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// A temporary directory, removed on drop (also when a test fails).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("agw-deploy-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A running `agw`, killed on drop if it is still running.
 struct Proc(Child);
 
@@ -470,8 +485,8 @@ fn served_probe_paths_answer_on_the_admin_port() {
         &find(&docs, "ConfigMap", "agw-config")["data"]["config.yaml"],
         "config",
     );
-    let dir = std::env::temp_dir().join(format!("agw-deploy-probes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("probes");
+    let dir = &tmp.0;
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
     let mut args = strings(&c["args"]);
@@ -548,5 +563,4 @@ fn served_probe_paths_answer_on_the_admin_port() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "agw exited with {status}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
