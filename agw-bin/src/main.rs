@@ -371,6 +371,7 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         AccessLogArg::Off => AccessLog::Off,
     };
     rt.block_on(async move {
+        let shutdown = shutdown_signal();
         let listener = tokio::net::TcpListener::bind(gw.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", gw.listen))?;
@@ -445,7 +446,7 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         if let Some(s) = body {
             app = app.body_timeout(Duration::from_secs(s));
         }
-        agw_bin::server::run(listener, app, opts, shutdown_signal())
+        agw_bin::server::run(listener, app, opts, shutdown)
             .await
             .map_err(|e| e.to_string())?;
         eprintln!("agw: shut down");
