@@ -43,4 +43,5 @@ pub mod guard;
 pub mod hop;
 pub mod provider;
 pub mod response;
+pub mod limits;
 pub mod upstream;
