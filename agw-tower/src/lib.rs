@@ -42,6 +42,7 @@ mod future;
 pub mod guard;
 pub mod hop;
 pub mod provider;
+pub mod request_id;
 pub mod response;
 pub mod limits;
 pub mod upstream;

@@ -78,6 +78,15 @@ impl Api {
         }
     }
 
+    /// The event that ends a stream of route `kind` with `err`, for a client speaking this
+    /// dialect (OpenAI Responses streams have their own `error` event).
+    pub fn stream_error_event(self, kind: RouteKind, err: &ErrorBody) -> String {
+        match (self, kind) {
+            (Api::OpenAi, RouteKind::Responses) => openai_responses::error_event(err),
+            _ => self.error_event(err),
+        }
+    }
+
     /// The top-level request field naming the model.
     pub fn model_field(self) -> &'static str {
         match self {
