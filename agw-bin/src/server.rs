@@ -5,10 +5,8 @@ use crate::config::Gateway;
 use crate::log::{AccessLog, Entry, LogBody, WithResponse};
 use agw_core::api::{Api, ErrorBody, ErrorKind};
 use agw_tower::body::{Body, BoxError};
-use agw_tower::classify::{Classify, ClassifyLayer};
-use agw_tower::guard::{RequestGuard, RequestGuardLayer};
-use agw_tower::provider::{Provider, ProviderLayer};
-use agw_tower::response::{ResponseGuard, ResponseGuardLayer};
+use agw_tower::limits::BodyLimits;
+use agw_tower::stack::StackConfig;
 use agw_tower::upstream::Upstream;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -27,13 +25,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tower_layer::Layer;
 use tower_service::Service;
 
 /// The response body of the proxy.
 pub type ResBody = UnsyncBoxBody<Bytes, BoxError>;
 
-type Stack = Classify<RequestGuard<ResponseGuard<Provider<Upstream<Body<Body<Incoming>>>>>>>;
+type Stack = agw_tower::stack::Stack<Upstream<Body<Body<Incoming>>>>;
 
 /// One backend's layered service.
 #[derive(Clone, Debug)]
@@ -173,19 +170,15 @@ impl App {
     pub fn new(gateway: Gateway, log: AccessLog) -> std::io::Result<App> {
         let mut backends = Vec::new();
         for b in &gateway.backends {
-            let upstream = Upstream::new(b.upstream.clone())?;
-            let provider = ProviderLayer::new(&b.name, b.spec.clone())
+            let svc = StackConfig::new(&b.name, b.spec.clone())
+                .routes(b.routes.clone())
+                .policy(b.policy.clone())
+                .response_policy(b.response_policy.clone())
+                .response_window(b.response_window)
                 .model_policy(b.model.clone())
-                .limit(gateway.max_body_bytes);
-            let guard = RequestGuardLayer::new(b.policy.clone())
-                .limit(gateway.max_body_bytes)
-                .routes(b.routes.clone());
-            let response = ResponseGuardLayer::new(b.response_policy.clone())
-                .window(b.response_window)
-                .limit(gateway.max_body_bytes)
-                .routes(b.routes.clone());
-            let classify = ClassifyLayer::new(b.routes.clone(), b.spec.kind().api());
-            let svc = classify.layer(guard.layer(response.layer(provider.layer(upstream))));
+                .limits(BodyLimits::new(gateway.max_body_bytes))
+                .upstream(b.upstream.clone())
+                .build()?;
             backends.push(BackendService {
                 name: b.name.as_str().into(),
                 routes: Arc::new(b.routes.clone()),

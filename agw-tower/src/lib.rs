@@ -41,8 +41,13 @@ pub mod error;
 mod future;
 pub mod guard;
 pub mod hop;
+pub mod limits;
 pub mod provider;
 pub mod request_id;
 pub mod response;
-pub mod limits;
+pub mod stack;
+#[cfg(any(test, feature = "test-util"))]
+#[doc(hidden)]
+pub mod test_util;
+#[cfg(feature = "client")]
 pub mod upstream;
