@@ -44,12 +44,13 @@ impl Default for BodyLimits {
 }
 
 impl BodyLimits {
-    /// At most `max_bytes` per body (received and decoded), [`DEFAULT_READ_TIMEOUT`] to read
-    /// it, no shared budget.
+    /// At most `max_bytes` per body (received and decoded), no read timeout (it needs a tokio
+    /// runtime with its timer enabled; [`StackConfig`](crate::stack::StackConfig) sets
+    /// [`DEFAULT_READ_TIMEOUT`]), no shared budget.
     pub fn new(max_bytes: usize) -> Self {
         Self {
             max_bytes,
-            read_timeout: Some(DEFAULT_READ_TIMEOUT),
+            read_timeout: None,
             budget: None,
         }
     }
@@ -60,7 +61,8 @@ impl BodyLimits {
         self
     }
 
-    /// Sets how long a client may take to send a body (a slower one gets a 408).
+    /// Sets how long a client may take to send a body (a slower one gets a 408). Needs a tokio
+    /// runtime with its timer enabled.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = Some(timeout);
         self

@@ -29,12 +29,12 @@
 //! assert_eq!(res.status(), 400);
 //! assert!(res.headers().contains_key("request-id"));
 //! # Ok(()) }
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(run()).unwrap();
 //! ```
 
 use crate::classify::{Classifier, Classify, ClassifyLayer};
 use crate::guard::{RequestGuard, RequestGuardLayer};
-use crate::limits::BodyLimits;
+use crate::limits::{BodyLimits, DEFAULT_READ_TIMEOUT};
 use crate::provider::{Provider, ProviderLayer};
 use crate::request_id::{RequestIdLayer, RequestIdService};
 use crate::response::{DEFAULT_WINDOW, ResponseGuard, ResponseGuardLayer};
@@ -64,7 +64,8 @@ pub struct StackConfig {
 
 impl StackConfig {
     /// A backend named `name` at `spec`: the provider's default route table, no guards, any
-    /// model, default body limits (32 MiB, 60 s, no shared budget) and upstream settings.
+    /// model, default body limits (32 MiB, 60 s to read, no shared budget) and upstream
+    /// settings. The stack's timers need a tokio runtime with time enabled.
     pub fn new(name: impl Into<String>, spec: ProviderSpec) -> Self {
         let name = name.into();
         let routes = Classifier::for_provider(&spec).table().clone();
@@ -78,7 +79,7 @@ impl StackConfig {
             response_policy: Policy::empty(),
             response_window: DEFAULT_WINDOW,
             model: ModelPolicy::any(),
-            limits: BodyLimits::default(),
+            limits: BodyLimits::default().read_timeout(DEFAULT_READ_TIMEOUT),
         }
     }
 
@@ -112,7 +113,8 @@ impl StackConfig {
         self
     }
 
-    /// Sets the body limits: size, read timeout, shared budget.
+    /// Sets the body limits: size, read timeout, shared budget (replacing the default 60 s read
+    /// timeout with the one `limits` has, if any).
     pub fn limits(mut self, limits: BodyLimits) -> Self {
         self.limits = limits;
         self

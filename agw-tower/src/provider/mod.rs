@@ -29,7 +29,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! // An upstream that answers with the URI and body it was sent.
-//! let upstream = tower::service_fn(|req: http::Request<_>| async move {
+//! let upstream = tower::service_fn(|req: http::Request<agw_tower::body::Body<Full<Bytes>>>| async move {
 //!     let uri = req.uri().to_string();
 //!     let body = req.into_body().collect().await.unwrap().to_bytes();
 //!     let echo = format!("{uri} {}", String::from_utf8_lossy(&body));
@@ -42,7 +42,7 @@
 //! let req = http::Request::post("/v1/messages?beta=true")
 //!     .body(Full::new(Bytes::from_static(br#"{"model":"x","messages":[]}"#)))?;
 //! let res = svc.call(req).await?;
-//! let echo = res.into_body().collect().await?.to_bytes();
+//! let echo = res.into_body().collect().await.unwrap().to_bytes();
 //! assert_eq!(
 //!     echo,
 //!     r#"http://127.0.0.1:9000/v1/messages?beta=true {"model":"claude-opus-4-6","messages":[]}"#
