@@ -6,6 +6,8 @@ use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use crate::limits::{BodyBudget, BodyLimits, BudgetPermit, Collected};
 use http_body_util::BodyExt;
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 /// Why a body could not be collected.
@@ -189,13 +191,18 @@ where
     let limit = limits.max_bytes();
     let mut permit = limits.shared_budget().map(BodyBudget::permit);
     let busy = || ReadError::Busy(limits.shared_budget().map_or(0, BodyBudget::total));
-    let read = collect_within(headers, body, limit, permit.as_mut());
-    let raw = match limits.timeout() {
-        Some(t) => match tokio::time::timeout(t, read).await {
-            Ok(r) => r,
-            Err(_) => return Err(ReadError::TimedOut(t)),
-        },
-        None => read.await,
+    let raw = {
+        let mut read = std::pin::pin!(collect_within(headers, body, limit, permit.as_mut()));
+        // A body that has already arrived (most small ones) is read without arming a timer.
+        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+        match (first, limits.timeout()) {
+            (Poll::Ready(r), _) => r,
+            (Poll::Pending, Some(t)) => match tokio::time::timeout(t, read).await {
+                Ok(r) => r,
+                Err(_) => return Err(ReadError::TimedOut(t)),
+            },
+            (Poll::Pending, None) => read.await,
+        }
     };
     let raw = match raw {
         Ok(b) => b,
