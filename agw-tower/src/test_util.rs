@@ -68,6 +68,7 @@ pub struct MemoryUpstream {
     status: StatusCode,
     content_type: &'static str,
     chunks: Vec<Bytes>,
+    headers: HeaderMap,
     seen: Arc<Mutex<Vec<Seen>>>,
     record: bool,
 }
@@ -79,6 +80,7 @@ impl MemoryUpstream {
             status: StatusCode::OK,
             content_type,
             chunks,
+            headers: HeaderMap::new(),
             seen: Arc::default(),
             record: true,
         }
@@ -92,6 +94,15 @@ impl MemoryUpstream {
     /// Answers with `status` instead of 200.
     pub fn status(mut self, status: StatusCode) -> Self {
         self.status = status;
+        self
+    }
+
+    /// Adds a response header.
+    pub fn header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.insert(
+            http::header::HeaderName::from_static(name),
+            http::HeaderValue::from_static(value),
+        );
         self
     }
 
@@ -135,6 +146,7 @@ where
             }
             let mut res = Response::new(Chunks(this.chunks.into()));
             *res.status_mut() = this.status;
+            res.headers_mut().extend(this.headers);
             res.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static(this.content_type),
