@@ -62,13 +62,9 @@ impl UpstreamFailure {
             if e.downcast_ref::<rustls::Error>().is_some() {
                 return UpstreamFailure::Tls;
             }
+            // An `io::Error` hides the error it wraps from `source()`: descend with `get_ref`.
+            let mut next = e.source();
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                if io
-                    .get_ref()
-                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-                {
-                    return UpstreamFailure::Tls;
-                }
                 use std::io::ErrorKind as K;
                 match io.kind() {
                     K::ConnectionRefused => return UpstreamFailure::Refused,
@@ -78,6 +74,9 @@ impl UpstreamFailure {
                     | K::BrokenPipe
                     | K::UnexpectedEof => found = UpstreamFailure::Reset,
                     _ => {}
+                }
+                if let Some(inner) = io.get_ref() {
+                    next = Some(inner);
                 }
             }
             if let Some(h) = e.downcast_ref::<hyper::Error>() {
@@ -93,7 +92,7 @@ impl UpstreamFailure {
             if text.contains("connect timeout") || text.contains("timed out") {
                 return UpstreamFailure::ConnectTimeout;
             }
-            cur = e.source();
+            cur = next;
         }
         found
     }
