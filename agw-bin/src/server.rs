@@ -5,7 +5,7 @@ use crate::config::Gateway;
 use crate::log::{AccessLog, Entry, LogBody, WithResponse};
 use agw_core::api::{Api, ErrorBody, ErrorKind};
 use agw_tower::body::{Body, BoxError};
-use agw_tower::limits::BodyLimits;
+use agw_tower::limits::{BodyLimits, DEFAULT_READ_TIMEOUT};
 use agw_tower::stack::StackConfig;
 use agw_tower::upstream::Upstream;
 use bytes::Bytes;
@@ -170,18 +170,18 @@ impl App {
     pub fn new(gateway: Gateway, log: AccessLog) -> std::io::Result<App> {
         let mut backends = Vec::new();
         for b in &gateway.backends {
-            let svc = StackConfig::new(&b.name, b.spec.clone())
+            let stack = StackConfig::new(&b.name, b.spec.clone())
                 .routes(b.routes.clone())
                 .policy(b.policy.clone())
                 .response_policy(b.response_policy.clone())
                 .response_window(b.response_window)
                 .model_policy(b.model.clone())
-                .limits(BodyLimits::new(gateway.max_body_bytes))
-                .upstream(b.upstream.clone())
-                .build()?;
+                .limits(BodyLimits::new(gateway.max_body_bytes).read_timeout(DEFAULT_READ_TIMEOUT))
+                .upstream(b.upstream.clone());
+            let svc = stack.build()?;
             backends.push(BackendService {
                 name: b.name.as_str().into(),
-                routes: Arc::new(b.routes.clone()),
+                routes: Arc::new(stack.route_table().clone()),
                 svc,
             });
         }

@@ -333,6 +333,20 @@ impl RouteTable {
             .unwrap_or(RouteKind::Passthrough)
     }
 
+    /// Adds every path of `defaults` (a dialect's known endpoints) that this table does not
+    /// list, so a configured table that names only some endpoints still classifies the others
+    /// as their kinds instead of letting them fall through to `*`. Patterns this table has
+    /// keep their kinds (an explicit `Unguarded` stays unguarded).
+    pub fn with_defaults(mut self, defaults: &RouteTable) -> Self {
+        for (pattern, kind) in &defaults.entries {
+            if matches!(pattern, Pattern::Path(_)) && !self.entries.iter().any(|(p, _)| p == pattern)
+            {
+                self.entries.push((pattern.clone(), *kind));
+            }
+        }
+        self
+    }
+
     /// The patterns and their kinds, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (String, RouteKind)> + '_ {
         self.entries.iter().map(|(p, k)| {
@@ -431,6 +445,19 @@ mod tests {
         let mut bare = RouteTable::new();
         bare.insert("/v1/messages", Messages).unwrap();
         assert_eq!(bare.route("/other").unwrap().0, Passthrough);
+    }
+
+    #[test]
+    fn configured_tables_keep_their_kinds_and_gain_the_known_endpoints() {
+        let mut t = RouteTable::new();
+        t.insert("/v1/messages", Messages).unwrap();
+        t.insert("/v1/complete", Unguarded).unwrap();
+        t.insert("*", Passthrough).unwrap();
+        let t = t.with_defaults(&RouteTable::claude_code());
+        assert_eq!(t.classify("/v1/messages/batches"), MessageBatches);
+        assert_eq!(t.classify("/v1/responses"), Responses);
+        assert_eq!(t.classify("/v1/complete"), Unguarded);
+        assert_eq!(t.classify("/v1/files"), Passthrough);
     }
 
     #[test]

@@ -83,9 +83,13 @@ impl StackConfig {
         }
     }
 
-    /// Sets the route table (path → kind).
+    /// Sets the route table (path → kind). The endpoints the provider's dialects define that
+    /// `routes` does not list are added with their kinds
+    /// ([`RouteTable::with_defaults`]), so they are guarded as what they are rather than
+    /// passed through.
     pub fn routes(mut self, routes: RouteTable) -> Self {
-        self.routes = routes;
+        let defaults = Classifier::for_provider(&self.spec).table().clone();
+        self.routes = routes.with_defaults(&defaults);
         self
     }
 
