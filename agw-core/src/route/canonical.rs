@@ -222,4 +222,91 @@ mod tests {
         let odd = canonical_path("//v1/./x/../message%73;p/").unwrap();
         assert_eq!(canonical_path(&odd).unwrap(), odd);
     }
+
+    /// Starlette-like normaliser (the fuzz target `path` uses the same oracle): decode every
+    /// escape, collapse slashes, drop the trailing one, case-fold; with `dots`, resolve them.
+    fn oracle(path: &str, dots: bool) -> String {
+        let b = path.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%'
+                && i + 2 < b.len()
+                && b[i + 1].is_ascii_hexdigit()
+                && b[i + 2].is_ascii_hexdigit()
+            {
+                out.push(u8::from_str_radix(&path[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        let decoded = String::from_utf8_lossy(&out).to_lowercase();
+        let mut segs: Vec<&str> = Vec::new();
+        for seg in decoded.split('/') {
+            match seg {
+                "" => {}
+                "." if dots => {}
+                ".." if dots => {
+                    segs.pop();
+                }
+                s => segs.push(s),
+            }
+        }
+        format!("/{}", segs.join("/"))
+    }
+
+    #[test]
+    fn every_spelling_an_upstream_routes_to_an_endpoint_classifies_as_it() {
+        use crate::route::{RouteKind, RouteTable};
+        let table = RouteTable::claude_code();
+        let endpoints = [
+            ("/v1/messages", RouteKind::Messages),
+            ("/v1/messages/count_tokens", RouteKind::CountTokens),
+            ("/v1/messages/batches", RouteKind::MessageBatches),
+            ("/v1/complete", RouteKind::Complete),
+            ("/v1/chat/completions", RouteKind::Completions),
+            ("/v1/completions", RouteKind::LegacyCompletions),
+            ("/v1/responses", RouteKind::Responses),
+            ("/v1/embeddings", RouteKind::Embeddings),
+        ];
+        let mut checked = 0;
+        for (endpoint, kind) in endpoints {
+            let mut spellings = Vec::new();
+            for i in 0..endpoint.len() {
+                let (a, b) = endpoint.split_at(i);
+                let c = b.as_bytes()[0];
+                spellings.push(format!("{a}%{c:02x}{}", &b[1..]));
+                spellings.push(format!("{a}%{c:02X}{}", &b[1..]));
+                spellings.push(format!("{a}{}{}", b[..1].to_uppercase(), &b[1..]));
+                spellings.push(format!("{a}/{b}"));
+                spellings.push(format!("{a}/./{b}"));
+                spellings.push(format!("{a}/x/../{b}"));
+                spellings.push(format!("{a}/x/%2e%2E/{b}"));
+                spellings.push(format!("{a};p{b}"));
+                spellings.push(format!("{a}%2f{b}"));
+                spellings.push(format!("{a}%25{b}"));
+                spellings.push(format!("{a}%20{b}"));
+            }
+            spellings.push(format!("{endpoint}/"));
+            spellings.push(format!("{endpoint}//"));
+            spellings.push(endpoint.to_uppercase());
+            spellings.push(format!("/{endpoint}"));
+            for s in &spellings {
+                for dots in [false, true] {
+                    if oracle(s, dots) == endpoint {
+                        checked += 1;
+                        if let Ok((got, _)) = table.route(s) {
+                            assert_eq!(got, kind, "{s} (dots: {dots})");
+                        }
+                    }
+                }
+                if let Ok(c) = canonical_path(s) {
+                    assert_eq!(table.lookup(s), table.lookup(&c), "{s}");
+                }
+            }
+        }
+        assert!(checked > 500, "{checked}");
+    }
 }
