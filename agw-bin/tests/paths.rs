@@ -40,7 +40,12 @@ async fn non_canonical_spellings_of_messages_are_guarded_and_forwarded_canonical
     let agw = Agw::start(SEED_DEFAULT).await;
     for (path, canonical) in SPELLINGS {
         let (res, body) = send(json_post(&agw.url(path), CARD)).await;
-        assert_eq!(res.status(), 400, "{path}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            res.status(),
+            400,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
         assert_eq!(
             json(&body)["error"]["message"],
             "Rejected due to inappropriate content",
@@ -49,8 +54,15 @@ async fn non_canonical_spellings_of_messages_are_guarded_and_forwarded_canonical
         assert!(res.headers().contains_key("request-id"), "{path}");
         let (res, body) = send(json_post(&agw.url(path), CLEAN)).await;
         let seen = agw.mock.requests();
-        let last = seen.last().unwrap_or_else(|| panic!("{path}: nothing forwarded"));
-        assert_eq!(&last.uri, canonical, "{path}: {}", String::from_utf8_lossy(&body));
+        let last = seen
+            .last()
+            .unwrap_or_else(|| panic!("{path}: nothing forwarded"));
+        assert_eq!(
+            &last.uri,
+            canonical,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
         let _ = res;
     }
     assert_eq!(agw.mock.requests().len(), SPELLINGS.len());
@@ -60,13 +72,21 @@ async fn non_canonical_spellings_of_messages_are_guarded_and_forwarded_canonical
 #[tokio::test]
 async fn encoded_slashes_and_backslashes_are_refused() {
     let agw = Agw::start(SEED_DEFAULT).await;
-    for path in ["/v1%2fmessages", "/v1%2Fmessages", "/v1%5cmessages", "/v1/messages%00"] {
+    for path in [
+        "/v1%2fmessages",
+        "/v1%2Fmessages",
+        "/v1%5cmessages",
+        "/v1/messages%00",
+    ] {
         let (res, body) = send(json_post(&agw.url(path), CLEAN)).await;
         assert_eq!(res.status(), 400, "{path}");
         let v = json(&body);
         assert_eq!(v["type"], "error", "{path}");
         assert!(
-            v["error"]["message"].as_str().unwrap().starts_with("agw refuses the path"),
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("agw refuses the path"),
             "{v}"
         );
     }
@@ -86,7 +106,12 @@ async fn every_prompt_bearing_endpoint_is_guarded() {
         "/v1/chat/completions",
     ] {
         let (res, body) = send(json_post(&agw.url(path), CARD)).await;
-        assert_eq!(res.status(), 400, "{path}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            res.status(),
+            400,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     assert!(agw.mock.requests().is_empty());
     agw.stop().await;
@@ -101,7 +126,12 @@ async fn every_prompt_bearing_endpoint_is_guarded() {
         "/v1/respon%73es",
     ] {
         let (res, body) = send(json_post(&agw.url(path), CARD)).await;
-        assert_eq!(res.status(), 400, "{path}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            res.status(),
+            400,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
         // OpenAI's error shape.
         assert_eq!(
             json(&body)["error"]["message"],
@@ -132,7 +162,11 @@ async fn raw_status(agw: &Agw, request: &str) -> (u16, String) {
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
             let len = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .unwrap_or(0);
             if body.len() >= len {
@@ -175,7 +209,11 @@ async fn a_passthrough_body_is_read_by_the_guard_and_one_without_a_body_passes()
     )
     .await;
     assert_eq!(res.status(), 200);
-    let (res, _) = send(json_post(&agw.url("/api/event_logging/batch"), r#"{"events":[]}"#)).await;
+    let (res, _) = send(json_post(
+        &agw.url("/api/event_logging/batch"),
+        r#"{"events":[]}"#,
+    ))
+    .await;
     assert_ne!(res.status(), 400);
     assert_eq!(agw.mock.requests().len(), 2);
     agw.stop().await;

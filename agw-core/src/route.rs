@@ -339,7 +339,8 @@ impl RouteTable {
     /// keep their kinds (an explicit `Unguarded` stays unguarded).
     pub fn with_defaults(mut self, defaults: &RouteTable) -> Self {
         for (pattern, kind) in &defaults.entries {
-            if matches!(pattern, Pattern::Path(_)) && !self.entries.iter().any(|(p, _)| p == pattern)
+            if matches!(pattern, Pattern::Path(_))
+                && !self.entries.iter().any(|(p, _)| p == pattern)
             {
                 self.entries.push((pattern.clone(), *kind));
             }

@@ -1,10 +1,10 @@
 //! Collecting a request body into memory, up to a limit.
 
 use crate::body::BoxError;
+use crate::limits::{BodyBudget, BodyLimits, BudgetPermit, Collected};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
-use crate::limits::{BodyBudget, BodyLimits, BudgetPermit, Collected};
 use http_body_util::BodyExt;
 use std::future::Future;
 use std::task::Poll;

@@ -22,8 +22,10 @@ use std::time::Duration;
 use tower::ServiceExt;
 use tower_layer::Layer;
 
-const CARD: &str = r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"my credit card"}]}"#;
-const CLEAN: &str = r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hello"}]}"#;
+const CARD: &str =
+    r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"my credit card"}]}"#;
+const CLEAN: &str =
+    r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hello"}]}"#;
 
 fn seed_policy() -> Policy {
     Policy::builder()
@@ -100,10 +102,18 @@ async fn classify_refuses_connect_trace_and_encoded_slashes() {
 async fn request_guard_alone_classifies_like_the_stack() {
     let upstream = up();
     let svc = RequestGuardLayer::new(seed_policy()).layer(upstream.clone());
-    for path in ["/v1/messages", "/v1/message%73", "/V1/MESSAGES/", "/v1/messages;x"] {
+    for path in [
+        "/v1/messages",
+        "/v1/message%73",
+        "/V1/MESSAGES/",
+        "/v1/messages;x",
+    ] {
         let (status, body) = text(svc.clone().oneshot(post(path, CARD)).await.unwrap()).await;
         assert_eq!(status, 400, "{path}");
-        assert!(body.contains("Rejected due to inappropriate content"), "{body}");
+        assert!(
+            body.contains("Rejected due to inappropriate content"),
+            "{body}"
+        );
     }
     assert!(upstream.seen().is_empty());
 }
@@ -127,7 +137,9 @@ async fn bodies_on_unknown_paths_are_inspected_unless_unguarded() {
         .unwrap();
     assert_eq!(outcome(&res), GuardOutcome::Allowed);
     // No body: nothing to read.
-    let get = Request::get("/v1/models").body(Empty::<Bytes>::new()).unwrap();
+    let get = Request::get("/v1/models")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
     let res = svc.clone().oneshot(get).await.unwrap();
     assert_eq!(outcome(&res), GuardOutcome::Skipped);
     // An explicit opt-out is not read.
@@ -181,7 +193,13 @@ async fn an_exhausted_budget_is_a_retryable_529_and_is_given_back() {
     let svc = RequestGuardLayer::new(seed_policy())
         .limits(limits.clone())
         .layer(up());
-    let (status, body) = text(svc.clone().oneshot(post("/v1/messages", CLEAN)).await.unwrap()).await;
+    let (status, body) = text(
+        svc.clone()
+            .oneshot(post("/v1/messages", CLEAN))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status.as_u16(), 529, "{body}");
     assert!(body.contains("overloaded_error"), "{body}");
     assert_eq!(budget.available(), budget.total());
@@ -304,7 +322,11 @@ async fn an_upstream_error_after_a_model_rewrite_says_so() {
     assert_eq!(status, 400);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let msg = v["error"]["message"].as_str().unwrap();
-    for part in ["claude-sonnet-4-5", "claude-opus-4-6", "thinking mode isn't enabled"] {
+    for part in [
+        "claude-sonnet-4-5",
+        "claude-opus-4-6",
+        "thinking mode isn't enabled",
+    ] {
         assert!(msg.contains(part), "{msg}");
     }
     // Rate limits are not about the model: passed as they are.
@@ -314,7 +336,10 @@ async fn an_upstream_error_after_a_model_rewrite_says_so() {
         .model_policy(ModelPolicy::pin("claude-opus-4-6").unwrap())
         .layer(upstream);
     let (status, body) = text(svc.oneshot(post("/v1/messages", CLEAN)).await.unwrap()).await;
-    assert_eq!((status.as_u16(), body.as_str()), (429, r#"{"error":{"message":"slow down"}}"#));
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (429, r#"{"error":{"message":"slow down"}}"#)
+    );
 }
 
 #[tokio::test]
@@ -366,7 +391,12 @@ async fn the_stack_classifies_once_for_every_layer() {
         .model_policy(ModelPolicy::pin("pinned-model").unwrap())
         .layer()
         .layer(upstream.clone());
-    for path in ["/v1/message%73", "//v1/messages", "/v1/./messages", "/V1/MESSAGES"] {
+    for path in [
+        "/v1/message%73",
+        "//v1/messages",
+        "/v1/./messages",
+        "/V1/MESSAGES",
+    ] {
         let res = svc.clone().oneshot(post(path, CARD)).await.unwrap();
         assert_eq!(res.status(), 400, "{path}");
     }
@@ -378,6 +408,13 @@ async fn the_stack_classifies_once_for_every_layer() {
     assert_eq!(res.status(), 200);
     let seen = upstream.seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].uri, "https://api.anthropic.com/v1/messages?beta=true");
-    assert!(std::str::from_utf8(&seen[0].body).unwrap().contains("pinned-model"));
+    assert_eq!(
+        seen[0].uri,
+        "https://api.anthropic.com/v1/messages?beta=true"
+    );
+    assert!(
+        std::str::from_utf8(&seen[0].body)
+            .unwrap()
+            .contains("pinned-model")
+    );
 }

@@ -75,10 +75,16 @@ async fn refused_connections_are_named() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let (status, body, why) =
-        failure(format!("http://{addr}/v1/messages"), UpstreamConfig::new("up")).await;
+    let (status, body, why) = failure(
+        format!("http://{addr}/v1/messages"),
+        UpstreamConfig::new("up"),
+    )
+    .await;
     assert_eq!((status, why), (502, UpstreamFailure::Refused));
-    assert!(body.contains("upstream `up`: the connection was refused"), "{body}");
+    assert!(
+        body.contains("upstream `up`: the connection was refused"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -87,7 +93,9 @@ async fn tls_failures_are_named() {
     let addr = server(|mut s| async move {
         let mut hello = [0u8; 512];
         let _ = s.read(&mut hello).await;
-        let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+        let _ = s
+            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            .await;
     })
     .await;
     let mut config = UpstreamConfig::new("up");
@@ -104,8 +112,11 @@ async fn resets_are_named() {
         drop(s);
     })
     .await;
-    let (status, body, why) =
-        failure(format!("http://{addr}/v1/messages"), UpstreamConfig::new("up")).await;
+    let (status, body, why) = failure(
+        format!("http://{addr}/v1/messages"),
+        UpstreamConfig::new("up"),
+    )
+    .await;
     assert_eq!((status, why), (502, UpstreamFailure::Reset), "{body}");
 }
 
@@ -151,14 +162,38 @@ async fn a_stream_that_goes_silent_ends_with_an_error_event_in_the_clients_diale
         tokio::time::sleep(Duration::from_secs(5)).await;
     })
     .await;
-    let body = stream_body(&addr, Api::Anthropic, RouteKind::Messages, Duration::from_millis(30)).await;
+    let body = stream_body(
+        &addr,
+        Api::Anthropic,
+        RouteKind::Messages,
+        Duration::from_millis(30),
+    )
+    .await;
     assert!(body.starts_with(EVENT), "{body}");
     let tail = &body[EVENT.len()..];
-    assert!(tail.starts_with("event: error\ndata: {\"type\":\"error\""), "{tail}");
+    assert!(
+        tail.starts_with("event: error\ndata: {\"type\":\"error\""),
+        "{tail}"
+    );
     assert!(tail.contains("went silent"), "{tail}");
-    let body = stream_body(&addr, Api::OpenAi, RouteKind::Completions, Duration::from_millis(30)).await;
-    assert!(body[EVENT.len()..].starts_with("data: {\"error\":"), "{body}");
-    let body = stream_body(&addr, Api::OpenAi, RouteKind::Responses, Duration::from_millis(30)).await;
+    let body = stream_body(
+        &addr,
+        Api::OpenAi,
+        RouteKind::Completions,
+        Duration::from_millis(30),
+    )
+    .await;
+    assert!(
+        body[EVENT.len()..].starts_with("data: {\"error\":"),
+        "{body}"
+    );
+    let body = stream_body(
+        &addr,
+        Api::OpenAi,
+        RouteKind::Responses,
+        Duration::from_millis(30),
+    )
+    .await;
     assert!(
         body[EVENT.len()..].starts_with("event: error\ndata: {\"type\":\"error\",\"code\""),
         "{body}"
@@ -175,7 +210,13 @@ async fn a_stream_the_upstream_cuts_ends_with_an_error_event() {
         drop(s); // no terminating chunk
     })
     .await;
-    let body = stream_body(&addr, Api::Anthropic, RouteKind::Messages, Duration::from_secs(30)).await;
+    let body = stream_body(
+        &addr,
+        Api::Anthropic,
+        RouteKind::Messages,
+        Duration::from_secs(30),
+    )
+    .await;
     let tail = &body[EVENT.len()..];
     assert!(tail.starts_with("event: error\n"), "{body}");
     assert!(tail.contains("the connection was reset"), "{tail}");
@@ -194,7 +235,11 @@ async fn a_silent_json_body_ends_with_an_error() {
     let mut config = UpstreamConfig::new("up");
     config.stream_idle_timeout = Some(Duration::from_millis(30));
     let res = upstream(config)
-        .oneshot(request(format!("http://{addr}/v1/x"), Api::Anthropic, RouteKind::Messages))
+        .oneshot(request(
+            format!("http://{addr}/v1/x"),
+            Api::Anthropic,
+            RouteKind::Messages,
+        ))
         .await
         .unwrap();
     let err = res.into_body().collect().await.unwrap_err();

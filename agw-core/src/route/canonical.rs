@@ -120,7 +120,7 @@ pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, PathError> {
                 if c == b'/' || c == b'\\' {
                     return Err(PathError::EncodedSlash);
                 }
-                if c < 0x20 || c >= 0x7f {
+                if !(0x20..0x7f).contains(&c) {
                     return Err(PathError::Byte);
                 }
                 if decodes(c) {

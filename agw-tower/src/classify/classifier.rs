@@ -77,8 +77,10 @@ impl Classifier {
         let (kind, path) = match self.table.route(pq) {
             Ok(r) => r,
             Err(e) => {
-                let err =
-                    ErrorBody::new(ErrorKind::InvalidRequest, format!("agw refuses the path: {e}"));
+                let err = ErrorBody::new(
+                    ErrorKind::InvalidRequest,
+                    format!("agw refuses the path: {e}"),
+                );
                 return Err((self.api, err));
             }
         };
@@ -135,14 +137,23 @@ mod tests {
         let c = Classifier::new(RouteTable::claude_code(), Api::Anthropic).backend("a");
         use RouteKind::*;
         for (uri, want) in [
-            ("/v1/messages?beta=true", Ok((Messages, "/v1/messages?beta=true"))),
+            (
+                "/v1/messages?beta=true",
+                Ok((Messages, "/v1/messages?beta=true")),
+            ),
             ("/v1/message%73", Ok((Messages, "/v1/messages"))),
-            ("/v1/messages/?beta=true", Ok((Messages, "/v1/messages?beta=true"))),
+            (
+                "/v1/messages/?beta=true",
+                Ok((Messages, "/v1/messages?beta=true")),
+            ),
             ("//v1/messages", Ok((Messages, "/v1/messages"))),
             ("/v1/./messages", Ok((Messages, "/v1/messages"))),
             ("/V1/MESSAGES", Ok((Messages, "/V1/MESSAGES"))),
             ("/v1/messages;x", Ok((Messages, "/v1/messages"))),
-            ("http://h:1/v1//messages", Ok((Messages, "http://h:1/v1/messages"))),
+            (
+                "http://h:1/v1//messages",
+                Ok((Messages, "http://h:1/v1/messages")),
+            ),
             ("/v1/responses", Ok((Responses, "/v1/responses"))),
             ("/v1%2fmessages", Err(400)),
             ("/v1%2Fmessages", Err(400)),
@@ -160,10 +171,16 @@ mod tests {
         let c = Classifier::for_provider(&ProviderSpec::openai());
         let mut req = Request::post("/v1/files").body(()).unwrap();
         let class = c.classify(&mut req).unwrap();
-        assert_eq!((class.kind, class.api), (RouteKind::Passthrough, Api::OpenAi));
+        assert_eq!(
+            (class.kind, class.api),
+            (RouteKind::Passthrough, Api::OpenAi)
+        );
         let c = Classifier::for_provider(&ProviderSpec::anthropic());
         let mut req = Request::post("/v1/chat/completions").body(()).unwrap();
         let class = c.classify(&mut req).unwrap();
-        assert_eq!((class.kind, class.api, class.upstream), (RouteKind::Completions, Api::OpenAi, Api::OpenAi));
+        assert_eq!(
+            (class.kind, class.api, class.upstream),
+            (RouteKind::Completions, Api::OpenAi, Api::OpenAi)
+        );
     }
 }

@@ -1,13 +1,13 @@
 use super::UpstreamFailure;
+use crate::body::BoxError;
 use agw_core::api::{Api, ErrorBody, ErrorKind};
 use agw_core::route::RouteKind;
-use std::sync::Arc;
-use crate::body::BoxError;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};

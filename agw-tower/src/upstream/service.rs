@@ -1,8 +1,8 @@
+use super::{StreamEnd, UpstreamBody, UpstreamFailure};
 use crate::body::{Body, BoxError};
 use crate::classify::Classified;
 use crate::error::error_response;
 use crate::hop::strip_hop_by_hop;
-use super::{StreamEnd, UpstreamBody, UpstreamFailure};
 use agw_core::api::{ErrorBody, ErrorKind};
 use agw_core::route::RouteKind;
 use bytes::Bytes;
