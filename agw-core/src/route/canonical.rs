@@ -1,32 +1,4 @@
-//! Canonical request paths: one spelling for every path an upstream would treat alike.
-//!
-//! Upstreams decode and normalise paths before routing (Starlette/uvicorn servers decode
-//! percent-escapes, many collapse slashes or ignore a trailing slash, some route without regard
-//! to case or drop `;params`). A guard that classified the raw spelling would see
-//! `/v1/message%73` as an unknown path while the upstream serves it as Messages. So agw
-//! classifies, and forwards, the canonical form:
-//!
-//! - percent-escapes of printable ASCII that may appear in a path are decoded (`%73` → `s`,
-//!   `%2E` → `.`); escapes of characters that may not (space, `%`, `?`, `#`, ...) stay escaped,
-//!   with upper-case hex;
-//! - an encoded slash or backslash (`%2F`, `%5C`), a raw backslash, an encoded control or
-//!   non-ASCII byte, and a malformed escape are refused: no spelling of them is safe with every
-//!   upstream;
-//! - `;params` are removed from every segment;
-//! - `.` and `..` segments are resolved (never above the root), empty segments (`//`) and a
-//!   trailing slash are removed.
-//!
-//! Case is kept (IDs in paths are case-sensitive); route matching ignores ASCII case instead.
-//!
-//! # Example
-//!
-//! ```
-//! use agw_core::route::canonical_path;
-//!
-//! assert_eq!(canonical_path("/v1/messages").unwrap(), "/v1/messages");
-//! assert_eq!(canonical_path("//v1/./message%73/;x").unwrap(), "/v1/messages");
-//! assert!(canonical_path("/v1%2fmessages").is_err());
-//! ```
+//! Canonical request paths (see [`canonical_path`]).
 
 use std::borrow::Cow;
 
@@ -94,7 +66,36 @@ fn is_canonical(path: &[u8]) -> bool {
     true
 }
 
-/// The canonical form of a request path (without its query). See the [module docs](self).
+/// The canonical form of a request path (without its query): one spelling for every path an
+/// upstream would treat alike.
+///
+/// Upstreams decode and normalise paths before routing (Starlette/uvicorn servers decode
+/// percent-escapes, many collapse slashes or ignore a trailing slash, some route without regard
+/// to case or drop `;params`). A guard that classified the raw spelling would see
+/// `/v1/message%73` as an unknown path while the upstream serves it as Messages. So agw
+/// classifies, and forwards, the canonical form:
+///
+/// - percent-escapes of printable ASCII that may appear in a path are decoded (`%73` → `s`,
+///   `%2E` → `.`); escapes of characters that may not (space, `%`, `?`, `#`, ...) stay escaped,
+///   with upper-case hex;
+/// - an encoded slash or backslash (`%2F`, `%5C`), a raw backslash, an encoded control or
+///   non-ASCII byte, and a malformed escape are refused: no spelling of them is safe with every
+///   upstream;
+/// - `;params` are removed from every segment;
+/// - `.` and `..` segments are resolved (never above the root), empty segments (`//`) and a
+///   trailing slash are removed.
+///
+/// Case is kept (IDs in paths are case-sensitive); route matching ignores ASCII case instead.
+///
+/// # Example
+///
+/// ```
+/// use agw_core::route::canonical_path;
+///
+/// assert_eq!(canonical_path("/v1/messages").unwrap(), "/v1/messages");
+/// assert_eq!(canonical_path("//v1/./message%73/;x").unwrap(), "/v1/messages");
+/// assert!(canonical_path("/v1%2fmessages").is_err());
+/// ```
 pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {

@@ -135,6 +135,15 @@ where
                     }
                 };
             let Collected { raw, plain } = collected;
+            if plain.is_empty() && !class.kind.has_prompt() {
+                // A body that turned out empty (chunked, zero bytes): nothing to inspect.
+                let report = skipped();
+                parts.extensions.insert(report.clone());
+                let req = Request::from_parts(parts, Body::full(raw));
+                let mut res = inner.call(req).await?.map(Body::inner);
+                res.extensions_mut().insert(report);
+                return Ok(res);
+            }
             let mut verdict = match config.policy.inspect(inspect_as, &plain) {
                 Ok(v) => v,
                 Err(e) => return reject(GuardOutcome::Invalid, &e.error_body(), Vec::new(), None),
