@@ -122,10 +122,22 @@ fn assert_same_bytes(expected: &[u8], got: &[u8], what: &str) {
     );
 }
 
-/// Every header of `expected` arrived with its value, and nothing else did; `connection` is
-/// hop-by-hop and `content-length` is checked against the body instead.
+/// Every header of `expected` arrived with its value, and nothing else did but agw's request
+/// id; `connection` is hop-by-hop and `content-length` is checked against the body instead.
 fn assert_same_headers(expected: &HeaderMap, got: &Recorded) {
-    let skip = |name: &http::HeaderName| name == "connection" || name == "content-length";
+    let skip = |name: &http::HeaderName| {
+        name == "connection" || name == "content-length" || name == "x-request-id"
+    };
+    assert!(
+        !expected.contains_key("x-request-id"),
+        "the client sent no request id"
+    );
+    assert!(
+        got.headers
+            .get("x-request-id")
+            .is_some_and(|v| !v.is_empty()),
+        "agw forwards its request id"
+    );
     let pairs = |h: &HeaderMap| {
         let mut v: Vec<(String, String)> = h
             .iter()

@@ -31,12 +31,15 @@
 //!   bodies and decides allow, mask or reject — byte-faithfully.
 //! - [`detect`]: the validated built-in detectors (cards, SSNs, IBANs, keys, tokens, ...).
 //! - [`stream`]: guarding streamed (SSE) responses.
-//! - [`api`]: provider-shaped error bodies; [`edit`]: byte-range edits; [`json`]: the scanner's
+//! - [`dialect`]: one module per wire dialect — paths, error bodies and stream error events,
+//!   model, usage and credentials; [`api`] is its compatibility facade for error bodies.
+//! - [`edit`]: byte-range edits; [`json`]: the scanner's
 //!   error type and limits.
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod detect;
+pub mod dialect;
 pub mod edit;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -153,7 +153,7 @@ impl ProviderSpec {
         Self {
             kind: ProviderKind::Anthropic,
             base: Uri::from_static("https://api.anthropic.com"),
-            auth: AuthScheme::XApiKey,
+            auth: crate::dialect::anthropic::AUTH,
             credentials: Credentials::Passthrough,
             default_headers: vec![(
                 HeaderName::from_static("anthropic-version"),
@@ -180,7 +180,7 @@ impl ProviderSpec {
         Self {
             kind: ProviderKind::OpenAi,
             base: Uri::from_static("https://api.openai.com"),
-            auth: AuthScheme::Bearer,
+            auth: crate::dialect::openai_chat::AUTH,
             credentials: Credentials::Passthrough,
             default_headers: Vec::new(),
             native: vec![

@@ -17,6 +17,10 @@
 //!
 //! # Matching rules
 //!
+//! - The path is first put in its [canonical form](canonical_path) (percent-escapes, dot
+//!   segments, repeated and trailing slashes, `;params`); a path that has none is refused by
+//!   [`RouteTable::route`] and unmatched by [`RouteTable::lookup`]. Matching ignores ASCII case,
+//!   as the upstreams that route case-insensitively do.
 //! - A pattern without `*` matches a path that equals it, or that ends with it after a `/`
 //!   boundary (so `/v1/messages` also matches `/anthropic/v1/messages` behind a path prefix).
 //! - A pattern ending in `*` (e.g. `/v1/files/*`) matches every path starting with what precedes
@@ -27,6 +31,11 @@
 //!   kind ([`RouteTable::lookup`] returns `None`, [`RouteTable::classify`] returns
 //!   [`RouteKind::Passthrough`]).
 
+mod canonical;
+
+pub use canonical::{PathError, canonical_path};
+
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -254,7 +263,11 @@ impl RouteTable {
         } else if pattern.contains('*') {
             return Err(invalid("`*` is allowed only at the end"));
         } else {
-            Pattern::Path(pattern.to_owned())
+            // Requests are matched in canonical form, so patterns are too.
+            match canonical_path(pattern) {
+                Ok(p) => Pattern::Path(p.into_owned()),
+                Err(_) => return Err(invalid("the path has no canonical form")),
+            }
         };
         if let Some(entry) = self.entries.iter_mut().find(|(p, _)| *p == parsed) {
             entry.1 = kind;
@@ -264,20 +277,43 @@ impl RouteTable {
         Ok(self)
     }
 
-    /// The kind for a request target (path with optional query), or `None` when nothing matched.
+    /// The kind for a request target (path with optional query), or `None` when nothing matched
+    /// or the path has no canonical form.
     pub fn lookup(&self, path_and_query: &str) -> Option<RouteKind> {
         let path = path_and_query
             .split_once('?')
             .map_or(path_and_query, |(p, _)| p);
+        let path = canonical_path(path).ok()?;
+        self.lookup_canonical(&path)
+    }
+
+    /// The kind and the canonical path for a request target; the query is not part of the
+    /// returned path. Unmatched paths are [`RouteKind::Passthrough`].
+    pub fn route<'a>(
+        &self,
+        path_and_query: &'a str,
+    ) -> Result<(RouteKind, Cow<'a, str>), PathError> {
+        let path = path_and_query
+            .split_once('?')
+            .map_or(path_and_query, |(p, _)| p);
+        let path = canonical_path(path)?;
+        let kind = self
+            .lookup_canonical(&path)
+            .unwrap_or(RouteKind::Passthrough);
+        Ok((kind, path))
+    }
+
+    /// The kind for a path already in canonical form (no query).
+    fn lookup_canonical(&self, path: &str) -> Option<RouteKind> {
         let mut best: Option<(usize, RouteKind)> = None;
         let mut fallback = None;
         for (pattern, kind) in &self.entries {
             let score = match pattern {
-                Pattern::Path(p) if p == path => return Some(*kind),
+                Pattern::Path(p) if p.eq_ignore_ascii_case(path) => return Some(*kind),
                 // `p` starts with `/`, so a suffix match is always `/`-bounded.
-                Pattern::Path(p) if path.ends_with(p.as_str()) => p.len(),
+                Pattern::Path(p) if ends_with_ignore_case(path, p) => p.len(),
                 Pattern::Path(_) => continue,
-                Pattern::Prefix(p) if path.starts_with(p.as_str()) => p.len(),
+                Pattern::Prefix(p) if starts_with_ignore_case(path, p) => p.len(),
                 Pattern::Prefix(_) => continue,
                 Pattern::Fallback => {
                     fallback = Some(*kind);
@@ -295,6 +331,21 @@ impl RouteTable {
     pub fn classify(&self, path_and_query: &str) -> RouteKind {
         self.lookup(path_and_query)
             .unwrap_or(RouteKind::Passthrough)
+    }
+
+    /// Adds every path of `defaults` (a dialect's known endpoints) that this table does not
+    /// list, so a configured table that names only some endpoints still classifies the others
+    /// as their kinds instead of letting them fall through to `*`. Patterns this table has
+    /// keep their kinds (an explicit `Unguarded` stays unguarded).
+    pub fn with_defaults(mut self, defaults: &RouteTable) -> Self {
+        for (pattern, kind) in &defaults.entries {
+            if matches!(pattern, Pattern::Path(_))
+                && !self.entries.iter().any(|(p, _)| p == pattern)
+            {
+                self.entries.push((pattern.clone(), *kind));
+            }
+        }
+        self
     }
 
     /// The patterns and their kinds, in insertion order.
@@ -315,6 +366,15 @@ impl RouteTable {
     }
 }
 
+fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len()
+        && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,8 +393,23 @@ mod tests {
             ("/anthropic/v1/messages", Some(Messages)),
             ("/v1/messagesx", Some(Passthrough)),
             ("/xv1/messages", Some(Passthrough)),
-            ("/v1/messages/", Some(Passthrough)),
             ("/v1/models/claude-x", Some(Passthrough)),
+            // Every spelling an upstream would route as Messages is Messages.
+            ("/v1/messages/", Some(Messages)),
+            ("/v1/message%73", Some(Messages)),
+            ("//v1/messages", Some(Messages)),
+            ("/v1/./messages", Some(Messages)),
+            ("/V1/MESSAGES", Some(Messages)),
+            ("/v1/messages;x", Some(Messages)),
+            ("/v1/Messages/Count_Tokens?beta=true", Some(CountTokens)),
+            ("/v1/messages/batches", Some(MessageBatches)),
+            ("/v1/complete", Some(Complete)),
+            ("/v1/chat/completions", Some(Completions)),
+            ("/v1/completions", Some(LegacyCompletions)),
+            ("/v1/responses", Some(Responses)),
+            ("/v1/embeddings", Some(Embeddings)),
+            // No canonical form: no kind.
+            ("/v1%2fmessages", None),
         ];
         for (path, want) in cases {
             assert_eq!(t.lookup(path), want, "{path}");
@@ -359,6 +434,31 @@ mod tests {
         t.insert("/v1/models", Messages).unwrap();
         assert_eq!(t.lookup("/v1/models"), Some(Messages));
         assert_eq!(t.iter().count(), 5);
+    }
+
+    #[test]
+    fn route_gives_the_canonical_path() {
+        let t = RouteTable::claude_code();
+        let (kind, path) = t.route("//v1/./message%73/?beta=true").unwrap();
+        assert_eq!((kind, &*path), (Messages, "/v1/messages"));
+        assert_eq!(t.route("/v1%2Fmessages"), Err(PathError::EncodedSlash));
+        assert_eq!(t.route("/x").unwrap().0, Passthrough);
+        let mut bare = RouteTable::new();
+        bare.insert("/v1/messages", Messages).unwrap();
+        assert_eq!(bare.route("/other").unwrap().0, Passthrough);
+    }
+
+    #[test]
+    fn configured_tables_keep_their_kinds_and_gain_the_known_endpoints() {
+        let mut t = RouteTable::new();
+        t.insert("/v1/messages", Messages).unwrap();
+        t.insert("/v1/complete", Unguarded).unwrap();
+        t.insert("*", Passthrough).unwrap();
+        let t = t.with_defaults(&RouteTable::claude_code());
+        assert_eq!(t.classify("/v1/messages/batches"), MessageBatches);
+        assert_eq!(t.classify("/v1/responses"), Responses);
+        assert_eq!(t.classify("/v1/complete"), Unguarded);
+        assert_eq!(t.classify("/v1/files"), Passthrough);
     }
 
     #[test]

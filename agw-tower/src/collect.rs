@@ -1,10 +1,14 @@
 //! Collecting a request body into memory, up to a limit.
 
 use crate::body::BoxError;
+use crate::limits::{BodyBudget, BodyLimits, BudgetPermit, Collected};
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use http_body_util::BodyExt;
+use std::future::Future;
+use std::task::Poll;
+use std::time::Duration;
 
 /// Why a body could not be collected.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +17,8 @@ pub(crate) enum CollectError {
     TooLarge(usize),
     #[error("the request body could not be read: {0}")]
     Read(BoxError),
+    #[error("the shared budget for buffered bodies is used up")]
+    Busy,
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or
@@ -21,6 +27,20 @@ pub(crate) async fn collect<B>(
     headers: &HeaderMap,
     body: B,
     limit: usize,
+) -> Result<Bytes, CollectError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    collect_within(headers, body, limit, None).await
+}
+
+/// [`collect`], reserving every byte held from `permit`'s budget.
+async fn collect_within<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+    mut permit: Option<&mut BudgetPermit>,
 ) -> Result<Bytes, CollectError>
 where
     B: http_body::Body<Data = Bytes>,
@@ -47,6 +67,11 @@ where
         total += data.len();
         if total > limit {
             return Err(CollectError::TooLarge(limit));
+        }
+        if let Some(p) = permit.as_deref_mut() {
+            if !p.grow(data.len()) {
+                return Err(CollectError::Busy);
+            }
         }
         if let Some(buf) = &mut joined {
             buf.extend_from_slice(&data);
@@ -83,6 +108,12 @@ pub(crate) enum ReadError {
     /// An unknown encoding or corrupt data.
     #[error("could not be inspected: {0}")]
     Decode(crate::decode::DecodeError),
+    /// The client did not send the whole body in time.
+    #[error("was not received within {} s", .0.as_secs_f64())]
+    TimedOut(Duration),
+    /// The budget shared by all buffered bodies is used up.
+    #[error("cannot be buffered now: agw's budget of {0} bytes for buffered bodies is in use")]
+    Busy(usize),
 }
 
 impl ReadError {
@@ -102,6 +133,19 @@ impl ReadError {
                 ErrorKind::InvalidRequest,
                 format!("agw could not inspect the request body: {e}"),
             ),
+            ReadError::TimedOut(t) => ErrorBody::new(
+                ErrorKind::RequestTimeout,
+                format!(
+                    "the request body was not received within {} s",
+                    t.as_secs_f64()
+                ),
+            ),
+            ReadError::Busy(total) => ErrorBody::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "agw is buffering too many request bodies right now (its budget of {total} bytes is in use); retry shortly"
+                ),
+            ),
         }
     }
 }
@@ -120,6 +164,7 @@ where
         Ok(b) => b,
         Err(CollectError::TooLarge(limit)) => return Err(ReadError::TooLarge(limit)),
         Err(CollectError::Read(e)) => return Err(ReadError::Read(e)),
+        Err(CollectError::Busy) => return Err(ReadError::Busy(0)),
     };
     let Some(list) = crate::decode::encodings(headers) else {
         let plain = raw.clone();
@@ -127,6 +172,57 @@ where
     };
     match crate::decode::decode(&raw, &list, limit) {
         Ok(plain) => Ok(Plain { raw, plain }),
+        Err(crate::decode::DecodeError::TooLarge(limit)) => Err(ReadError::TooLarge(limit)),
+        Err(e) => Err(ReadError::Decode(e)),
+    }
+}
+
+/// The body stage: reads a request body once within `limits` (size, time, shared budget) and
+/// decodes it. The permit holds the bytes' share of the budget: keep it until the body is sent.
+pub(crate) async fn read_request<B>(
+    headers: &HeaderMap,
+    body: B,
+    limits: &BodyLimits,
+) -> Result<(Collected, Option<BudgetPermit>), ReadError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let limit = limits.max_bytes();
+    let mut permit = limits.shared_budget().map(BodyBudget::permit);
+    let busy = || ReadError::Busy(limits.shared_budget().map_or(0, BodyBudget::total));
+    let raw = {
+        let mut read = std::pin::pin!(collect_within(headers, body, limit, permit.as_mut()));
+        // A body that has already arrived (most small ones) is read without arming a timer.
+        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+        match (first, limits.timeout()) {
+            (Poll::Ready(r), _) => r,
+            (Poll::Pending, Some(t)) => match tokio::time::timeout(t, read).await {
+                Ok(r) => r,
+                Err(_) => return Err(ReadError::TimedOut(t)),
+            },
+            (Poll::Pending, None) => read.await,
+        }
+    };
+    let raw = match raw {
+        Ok(b) => b,
+        Err(CollectError::TooLarge(limit)) => return Err(ReadError::TooLarge(limit)),
+        Err(CollectError::Read(e)) => return Err(ReadError::Read(e)),
+        Err(CollectError::Busy) => return Err(busy()),
+    };
+    let Some(list) = crate::decode::encodings(headers) else {
+        let plain = raw.clone();
+        return Ok((Collected { raw, plain }, permit));
+    };
+    match crate::decode::decode(&raw, &list, limit) {
+        Ok(plain) => {
+            if let Some(p) = &mut permit {
+                if !p.grow(plain.len()) {
+                    return Err(busy());
+                }
+            }
+            Ok((Collected { raw, plain }, permit))
+        }
         Err(crate::decode::DecodeError::TooLarge(limit)) => Err(ReadError::TooLarge(limit)),
         Err(e) => Err(ReadError::Decode(e)),
     }

@@ -8,11 +8,12 @@ use std::task::{Context, Poll};
 type Boxed<ResB, E> = Pin<Box<dyn Future<Output = Result<Response<Body<ResB>>, E>> + Send>>;
 
 pin_project! {
-    /// Response future of [`RequestGuard`](crate::guard::RequestGuard) and
-    /// [`Provider`](crate::provider::Provider).
+    /// Response future of [`Classify`](crate::classify::Classify),
+    /// [`RequestGuard`](crate::guard::RequestGuard) and [`Provider`](crate::provider::Provider).
     ///
-    /// Requests that are not inspected go straight to the inner future; inspected ones need an
-    /// `async` body collection first, which is boxed.
+    /// Requests that are not inspected go straight to the inner future; an answer agw gives
+    /// itself is ready at once; inspected requests need an `async` body collection first,
+    /// which is boxed.
     pub struct ResponseFuture<F, ResB, E> {
         #[pin]
         kind: Kind<F, ResB, E>,
@@ -23,6 +24,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, ResB, E> {
         Direct { #[pin] future: F, report: Option<crate::guard::GuardReport> },
+        Ready { res: Option<Response<Body<ResB>>> },
         Inspect { future: Boxed<ResB, E> },
     }
 }
@@ -31,6 +33,12 @@ impl<F, ResB, E> ResponseFuture<F, ResB, E> {
     pub(crate) fn direct(future: F, report: Option<crate::guard::GuardReport>) -> Self {
         Self {
             kind: Kind::Direct { future, report },
+        }
+    }
+
+    pub(crate) fn ready(res: Response<Body<ResB>>) -> Self {
+        Self {
+            kind: Kind::Ready { res: Some(res) },
         }
     }
 
@@ -57,6 +65,9 @@ where
                 }
                 Poll::Ready(Ok(res))
             }
+            KindProj::Ready { res } => Poll::Ready(Ok(res
+                .take()
+                .expect("ResponseFuture polled after completion"))),
             KindProj::Inspect { future } => future.as_mut().poll(cx),
         }
     }

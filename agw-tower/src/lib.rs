@@ -1,17 +1,27 @@
 //! tower layers for agw, the guarding AI gateway: compose them into any axum, tonic or hyper
 //! service.
 //!
-//! In request order (the names follow pingora's phases):
+//! [`stack::StackConfig`] builds one backend's whole stack from its configuration; each layer
+//! also works alone. In request order (the names follow pingora's phases):
 //!
-//! 1. [`classify::ClassifyLayer`] — path → [`RouteKind`](agw_core::route::RouteKind), into the
-//!    request extensions;
-//! 2. [`guard::RequestGuardLayer`] — the request body filter: collects (bounded), decodes
-//!    `Content-Encoding`, runs the policy, rejects or forwards the original or masked bytes;
-//! 3. [`response::ResponseGuardLayer`] — the response body filter: streams guarded event by
+//! 1. [`request_id::RequestIdLayer`] — a request id, sent upstream and put on agw's answers;
+//! 2. [`classify::ClassifyLayer`] — canonical path → [`RouteKind`](agw_core::route::RouteKind),
+//!    the client's and the upstream's dialect, into the request extensions (decided once);
+//! 3. [`guard::RequestGuardLayer`] — the request body filter: reads the body once within the
+//!    [`limits`] (size, time, shared budget), decodes `Content-Encoding`, runs the policy,
+//!    rejects or forwards the original or masked bytes;
+//! 4. [`response::ResponseGuardLayer`] — the response body filter: streams guarded event by
 //!    event, JSON responses inspected whole;
-//! 4. [`provider::ProviderLayer`] — the upstream request filter: base URL, credentials, default
-//!    headers, model policy;
-//! 5. [`upstream::Upstream`] — the pooled hyper client (HTTP/1.1 and HTTP/2, rustls).
+//! 5. [`provider::ProviderLayer`] — the upstream request filter: base URL, credentials, default
+//!    headers, model policy (on the bytes the guard already read);
+//! 6. `upstream::Upstream` (feature `client`) — the pooled hyper client (HTTP/1.1 and HTTP/2,
+//!    rustls), with failure causes told apart and a stream idle timeout.
+//!
+//! # Features
+//!
+//! - `client` (default): the upstream client and the stack builder's `build`. Without it the
+//!   guard layers build without hyper's client and TLS.
+//! - `test-util`: `test_util`, an in-memory upstream for tests and benchmarks.
 //!
 //! Every rejection or failure is a provider-shaped *response*, never an error, so the layers keep
 //! an `Infallible` service infallible and drop into `axum::Router::layer` as they are.
@@ -41,6 +51,13 @@ pub mod error;
 mod future;
 pub mod guard;
 pub mod hop;
+pub mod limits;
 pub mod provider;
+pub mod request_id;
 pub mod response;
+pub mod stack;
+#[cfg(any(test, feature = "test-util"))]
+#[doc(hidden)]
+pub mod test_util;
+#[cfg(feature = "client")]
 pub mod upstream;

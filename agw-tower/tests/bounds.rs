@@ -36,3 +36,11 @@ async fn the_stack_is_clone_send_sync_and_infallible() {
     );
     assert_service::<_, http::Request<Full<Bytes>>>(&stack);
 }
+
+#[tokio::test]
+async fn the_built_stack_is_clone_send_sync_and_infallible() {
+    let stack = agw_tower::stack::StackConfig::new("test", ProviderSpec::anthropic())
+        .build::<Body<Body<Full<Bytes>>>>()
+        .unwrap();
+    assert_service::<_, http::Request<Full<Bytes>>>(&stack);
+}

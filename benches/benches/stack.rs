@@ -1,83 +1,25 @@
 //! The whole tower stack, request to response, with an in-memory upstream (no sockets): what
 //! agw's layers cost per request on top of the guard engine — classify, request guard (collect,
 //! inspect, forward), response guard (JSON inspected whole, or SSE event by event), provider
-//! (upstream URI, credentials, headers) — in the order `agw serve` composes them.
+//! (upstream URI, credentials, headers) — built by the stack builder, as `agw serve` builds them.
 
 use agw_benches::*;
-use agw_core::api::Api;
 use agw_core::guard::Policy;
 use agw_core::provider::{Credentials, ProviderSpec, Secret};
 use agw_core::route::RouteTable;
-use agw_tower::classify::ClassifyLayer;
-use agw_tower::guard::RequestGuardLayer;
-use agw_tower::provider::ProviderLayer;
-use agw_tower::response::ResponseGuardLayer;
+use agw_tower::stack::StackConfig;
+use agw_tower::test_util::MemoryUpstream;
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// A response body that yields its chunks one per poll, like a socket would.
-struct Chunks(VecDeque<Bytes>);
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
-    }
-}
-
-/// The upstream: reads the whole request body, answers with a canned response.
-#[derive(Clone)]
-struct MemoryUpstream {
-    content_type: &'static str,
-    chunks: Vec<Bytes>,
-}
-
-impl<B> Service<Request<B>> for MemoryUpstream
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: std::fmt::Debug,
-{
-    type Response = Response<Chunks>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Chunks>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (content_type, chunks) = (self.content_type, self.chunks.clone());
-        Box::pin(async move {
-            let body = req.into_body().collect().await.expect("request body");
-            assert!(!body.to_bytes().is_empty());
-            let mut res = Response::new(Chunks(chunks.into()));
-            res.headers_mut()
-                .insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
-            Ok(res)
-        })
-    }
-}
-
 fn json_reply() -> MemoryUpstream {
     let reply = r#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"The function returns the parsed configuration; the tests cover the error cases."}],"stop_reason":"end_turn","usage":{"input_tokens":2095,"output_tokens":21}}"#;
-    MemoryUpstream {
-        content_type: "application/json",
-        chunks: vec![Bytes::from_static(reply.as_bytes())],
-    }
+    MemoryUpstream::json(reply).unrecorded()
 }
 
 /// 60 text deltas between `message_start` and `message_stop`, one event per chunk.
@@ -93,10 +35,7 @@ fn sse_reply() -> MemoryUpstream {
     chunks.push(Bytes::from_static(
         b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
     ));
-    MemoryUpstream {
-        content_type: "text/event-stream",
-        chunks,
-    }
+    MemoryUpstream::new("text/event-stream", chunks).unrecorded()
 }
 
 /// The stack `agw serve` builds for one backend, over `upstream`.
@@ -110,19 +49,14 @@ fn stack(
     Future: Send,
 > + Clone
 + use<> {
-    let routes = RouteTable::claude_code();
     let spec = ProviderSpec::anthropic()
         .with_credentials(Credentials::Inject(Secret::new("sk-ant-bench-key")));
-    let limit = 32 << 20;
-    let provider = ProviderLayer::new("anthropic", spec).limit(limit);
-    let response = ResponseGuardLayer::new(policy.clone())
-        .limit(limit)
-        .routes(routes.clone());
-    let guard = RequestGuardLayer::new(policy)
-        .limit(limit)
-        .routes(routes.clone());
-    let classify = ClassifyLayer::new(routes, Api::Anthropic);
-    classify.layer(guard.layer(response.layer(provider.layer(upstream))))
+    StackConfig::new("anthropic", spec)
+        .routes(RouteTable::claude_code())
+        .policy(policy.clone())
+        .response_policy(policy)
+        .layer()
+        .layer(upstream)
 }
 
 fn request(body: &Bytes) -> Request<Full<Bytes>> {
@@ -137,6 +71,7 @@ fn request(body: &Bytes) -> Request<Full<Bytes>> {
 
 fn roundtrip(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let bodies = [

@@ -87,6 +87,18 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
         .limits
         .max_body_bytes
         .unwrap_or(agw_tower::guard::DEFAULT_LIMIT);
+    let max_buffered = cfg
+        .limits
+        .max_buffered_bytes
+        .unwrap_or(DEFAULT_BUFFERED.max(max_body));
+    if max_buffered < max_body {
+        return Err(top(
+            "max_buffered_bytes",
+            format!(
+                "{max_buffered} is less than max_body_bytes ({max_body}): no large body could ever be read"
+            ),
+        ));
+    }
     if cfg.backends.is_empty() {
         return Err(top("backends", "at least one backend is required".into()));
     }
@@ -122,6 +134,7 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
     let mut gw = Gateway {
         listen,
         max_body_bytes: max_body,
+        max_buffered_bytes: max_buffered,
         shutdown_grace_secs: cfg.limits.shutdown_grace_secs.unwrap_or(30),
         backends: Vec::new(),
         http_routes: Vec::new(),
@@ -170,6 +183,10 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
     }
     Ok(gw)
 }
+
+/// The default budget for request bodies held in memory at once (or `max_body_bytes`, when
+/// that is larger).
+pub const DEFAULT_BUFFERED: usize = 256 << 20;
 
 type FieldError = (String, String);
 

@@ -40,6 +40,8 @@ pub struct Gateway {
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Bytes of request bodies held in memory at once, across all requests.
+    pub max_buffered_bytes: usize,
     /// How long open requests may take to finish after a shutdown signal.
     pub shutdown_grace_secs: u64,
     /// Backends, by name.
@@ -277,8 +279,12 @@ impl Gateway {
         Ok(())
     }
 
-    /// The backend for a request path: longest matching prefix.
+    /// The backend for a request path: the longest prefix matching its canonical form (the
+    /// form the backend's classifier forwards), compared case-insensitively, so a spelling an
+    /// upstream treats alike cannot pick another backend.
     pub fn backend_for(&self, path: &str) -> Option<usize> {
+        let canonical = agw_core::route::canonical_path(path);
+        let path = canonical.as_deref().unwrap_or(path);
         self.http_routes
             .iter()
             .filter(|(prefix, _)| path_has_prefix(path, prefix))
@@ -303,10 +309,10 @@ fn path_has_prefix(path: &str, prefix: &str) -> bool {
     if p.is_empty() {
         return true;
     }
-    path == p
-        || path
-            .strip_prefix(p)
-            .is_some_and(|rest| rest.starts_with('/'))
+    let (path, p) = (path.as_bytes(), p.as_bytes());
+    path.len() >= p.len()
+        && path[..p.len()].eq_ignore_ascii_case(p)
+        && (path.len() == p.len() || path[p.len()] == b'/')
 }
 
 #[cfg(test)]

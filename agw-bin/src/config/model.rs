@@ -37,6 +37,9 @@ pub struct Config {
 pub struct Limits {
     /// Largest request body, in bytes.
     pub max_body_bytes: Option<usize>,
+    /// Bytes of request bodies held in memory at once, across all requests; over it, a
+    /// request that needs its body read gets a retryable error.
+    pub max_buffered_bytes: Option<usize>,
     /// How long open requests may take to finish after a shutdown signal.
     pub shutdown_grace_secs: Option<u64>,
     /// On SIGTERM, how long readiness is false before the listener closes.

@@ -9,10 +9,8 @@ use crate::log::{AccessLog, Entry, LogBody, WithResponse};
 use agw_core::api::{Api, ErrorBody, ErrorKind};
 use agw_core::route::RouteKind;
 use agw_tower::body::{Body, BoxError};
-use agw_tower::classify::{Classify, ClassifyLayer};
-use agw_tower::guard::{RequestGuard, RequestGuardLayer};
-use agw_tower::provider::{Provider, ProviderLayer};
-use agw_tower::response::{ResponseGuard, ResponseGuardLayer};
+use agw_tower::limits::{BodyBudget, BodyLimits};
+use agw_tower::stack::StackConfig;
 use agw_tower::upstream::Upstream;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -37,7 +35,7 @@ pub type ResBody = UnsyncBoxBody<Bytes, BoxError>;
 pub type ReqBody = RequestBody<Incoming>;
 
 type UpstreamClient = Upstream<Body<Body<ReqBody>>>;
-type Stack = Classify<RequestGuard<ResponseGuard<Provider<UpstreamClient>>>>;
+type Stack = agw_tower::stack::Stack<UpstreamClient>;
 
 /// The `request-id` header agw sets on responses that do not carry the upstream's own.
 pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("request-id");
@@ -112,6 +110,9 @@ pub struct Runtime {
     /// The configuration this runtime was built from.
     pub gateway: Arc<Gateway>,
     backends: Box<[BackendService]>,
+    /// Bytes of request bodies held in memory, across all backends; kept across reloads while
+    /// its size stays.
+    budget: BodyBudget,
 }
 
 impl Runtime {
@@ -120,6 +121,10 @@ impl Runtime {
     /// unchanged.
     pub fn build(gateway: Gateway, previous: Option<&Runtime>) -> std::io::Result<Runtime> {
         let mut backends = Vec::with_capacity(gateway.backends.len());
+        let budget = match previous {
+            Some(p) if p.budget.total() == gateway.max_buffered_bytes => p.budget.clone(),
+            _ => BodyBudget::new(gateway.max_buffered_bytes),
+        };
         for b in &gateway.backends {
             // `UpstreamConfig` has no `PartialEq`; its `Debug` lists every setting.
             let upstream_key = format!("{:?}", b.upstream);
@@ -133,20 +138,16 @@ impl Runtime {
                 Some(u) => u,
                 None => Arc::new(Upstream::new(b.upstream.clone())?),
             };
-            let provider = ProviderLayer::new(&b.name, b.spec.clone())
+            let limits = BodyLimits::new(gateway.max_body_bytes).budget(budget.clone());
+            let stack = StackConfig::new(&b.name, b.spec.clone())
+                .routes(b.routes.clone())
+                .policy(b.policy.clone())
+                .response_policy(b.response_policy.clone())
+                .response_window(b.response_window)
                 .model_policy(b.model.clone())
-                .limit(gateway.max_body_bytes);
-            let guard = RequestGuardLayer::new(b.policy.clone())
-                .limit(gateway.max_body_bytes)
-                .routes(b.routes.clone());
-            let response = ResponseGuardLayer::new(b.response_policy.clone())
-                .window(b.response_window)
-                .limit(gateway.max_body_bytes)
-                .routes(b.routes.clone());
-            let classify = ClassifyLayer::new(b.routes.clone(), b.spec.kind().api());
-            let svc = classify.layer(
-                guard.layer(response.layer(provider.layer(UpstreamClient::clone(&upstream)))),
-            );
+                .limits(limits)
+                .upstream(b.upstream.clone());
+            let svc = stack.layer().layer(UpstreamClient::clone(&upstream));
             backends.push(BackendService {
                 name: b.name.as_str().into(),
                 routes: Arc::new(b.routes.clone()),
@@ -158,6 +159,7 @@ impl Runtime {
         Ok(Runtime {
             gateway: Arc::new(gateway),
             backends: backends.into(),
+            budget,
         })
     }
 
@@ -304,7 +306,11 @@ impl Service<Request<Incoming>> for App {
         let entry = self.log.entry(
             || {
                 let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                (method.clone(), path.to_owned(), backend.routes.classify(pq))
+                let kind = backend
+                    .routes
+                    .route(pq)
+                    .map_or(RouteKind::Passthrough, |r| r.0);
+                (method.clone(), path.to_owned(), kind)
             },
             backend.name.clone(),
             &id,
@@ -312,6 +318,10 @@ impl Service<Request<Incoming>> for App {
         let busy = self.conn.as_ref().map(Busy::start);
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(id);
+        // The stack's request-id layer sends this id upstream and answers with it.
+        parts
+            .extensions
+            .insert(agw_tower::request_id::RequestId(id.header_value()));
         let req = Request::from_parts(parts, RequestBody::new(body, self.conn.as_ref()));
         AppFuture {
             kind: AppKind::Proxied {

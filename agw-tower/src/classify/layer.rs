@@ -1,24 +1,29 @@
-use super::Classify;
+use super::{Classifier, Classify};
 use agw_core::api::Api;
 use agw_core::route::RouteTable;
-use std::sync::Arc;
 use tower_layer::Layer;
 
 /// Applies [`Classify`] to a service.
 #[derive(Debug, Clone)]
 pub struct ClassifyLayer {
-    table: Arc<RouteTable>,
-    api: Api,
+    classifier: Classifier,
 }
 
 impl ClassifyLayer {
     /// Classifies with `table`; `api` is the error shape for kinds that do not imply one
     /// (models, passthrough): the backend provider's.
     pub fn new(table: RouteTable, api: Api) -> Self {
-        Self {
-            table: Arc::new(table),
-            api,
-        }
+        Self::with_classifier(Classifier::new(table, api))
+    }
+
+    /// Classifies with `classifier`.
+    pub fn with_classifier(classifier: Classifier) -> Self {
+        Self { classifier }
+    }
+
+    /// The classifier.
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
     }
 }
 
@@ -26,10 +31,6 @@ impl<S> Layer<S> for ClassifyLayer {
     type Service = Classify<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Classify {
-            inner,
-            table: self.table.clone(),
-            api: self.api,
-        }
+        Classify::new(inner, self.classifier.clone())
     }
 }

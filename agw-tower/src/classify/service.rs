@@ -1,37 +1,66 @@
-use super::Classified;
-use agw_core::api::Api;
-use agw_core::route::RouteTable;
-use http::Request;
-use std::sync::Arc;
+use super::{Classifier, ClassifyLayer};
+use crate::body::Body;
+use crate::error::error_response;
+use crate::future::ResponseFuture;
+use http::{Request, Response};
 use std::task::{Context, Poll};
 use tower_service::Service;
 
-/// Inserts a [`Classified`] extension into each request. See the [module docs](super).
+/// Classifies each request (see the [module docs](super)).
 #[derive(Debug, Clone)]
 pub struct Classify<S> {
-    pub(super) inner: S,
-    pub(super) table: Arc<RouteTable>,
-    pub(super) api: Api,
+    inner: S,
+    classifier: Classifier,
 }
 
-impl<S, B> Service<Request<B>> for Classify<S>
+impl<S> Classify<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, classifier: Classifier) -> Self {
+        Self { inner, classifier }
+    }
+
+    /// A [`ClassifyLayer`] with `classifier`.
+    pub fn layer(classifier: Classifier) -> ClassifyLayer {
+        ClassifyLayer::with_classifier(classifier)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The classifier.
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for Classify<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<ResB>>,
 {
-    type Response = S::Response;
+    type Response = Response<Body<ResB>>;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = ResponseFuture<S::Future, ResB, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let kind = self
-            .table
-            .classify(req.uri().path_and_query().map_or("/", |pq| pq.as_str()));
-        let api = kind.api().unwrap_or(self.api);
-        req.extensions_mut().insert(Classified { kind, api });
-        self.inner.call(req)
+        match self.classifier.classify(&mut req) {
+            Ok(_) => ResponseFuture::direct(self.inner.call(req), None),
+            Err((api, err)) => ResponseFuture::ready(error_response(api, &err)),
+        }
     }
 }

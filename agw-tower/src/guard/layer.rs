@@ -1,5 +1,9 @@
-use super::{DEFAULT_LIMIT, RequestGuard};
+use super::RequestGuard;
+use crate::classify::Classifier;
+use crate::limits::BodyLimits;
+use agw_core::api::Api;
 use agw_core::guard::Policy;
+use agw_core::route::RouteTable;
 use std::sync::Arc;
 use tower_layer::Layer;
 
@@ -12,33 +16,54 @@ pub struct RequestGuardLayer {
 #[derive(Debug, Clone)]
 pub(super) struct Config {
     pub policy: Policy,
-    pub limit: usize,
-    pub routes: agw_core::route::RouteTable,
+    pub limits: BodyLimits,
+    pub classifier: Classifier,
 }
 
 impl RequestGuardLayer {
-    /// Guards with `policy`, a 32 MiB body limit, and — for requests that no
-    /// [`ClassifyLayer`](crate::classify::ClassifyLayer) classified — Claude Code's route table.
+    /// Guards with `policy`, the default [`BodyLimits`] (32 MiB, 60 s), and — for requests
+    /// that no [`ClassifyLayer`](crate::classify::ClassifyLayer) classified — Claude Code's
+    /// route table with Anthropic errors.
     pub fn new(policy: Policy) -> Self {
         Self {
             config: Arc::new(Config {
                 policy,
-                limit: DEFAULT_LIMIT,
-                routes: agw_core::route::RouteTable::claude_code(),
+                limits: BodyLimits::default(),
+                classifier: Classifier::new(RouteTable::claude_code(), Api::Anthropic),
             }),
         }
     }
 
     /// Sets the body limit in bytes (applied to the received and to the decoded body).
     pub fn limit(mut self, bytes: usize) -> Self {
-        Arc::make_mut(&mut self.config).limit = bytes;
+        let c = Arc::make_mut(&mut self.config);
+        c.limits = c.limits.clone().max_bytes_limit(bytes);
+        self
+    }
+
+    /// Sets every body bound: size, read timeout, shared budget.
+    pub fn limits(mut self, limits: BodyLimits) -> Self {
+        Arc::make_mut(&mut self.config).limits = limits;
         self
     }
 
     /// Sets the route table used for requests without a classification.
-    pub fn routes(mut self, table: agw_core::route::RouteTable) -> Self {
-        Arc::make_mut(&mut self.config).routes = table;
+    pub fn routes(mut self, table: RouteTable) -> Self {
+        let c = Arc::make_mut(&mut self.config);
+        c.classifier = c.classifier.clone().with_table(table);
         self
+    }
+
+    /// Sets the classifier used for requests without a classification (give it the one the
+    /// stack's [`ClassifyLayer`](crate::classify::ClassifyLayer) uses).
+    pub fn classifier(mut self, classifier: Classifier) -> Self {
+        Arc::make_mut(&mut self.config).classifier = classifier;
+        self
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.config.policy
     }
 }
 

@@ -1,10 +1,14 @@
 //! The request guard: runs a [`Policy`](agw_core::guard::Policy) over each prompt-carrying
 //! request before it reaches the inner service.
 //!
-//! For routes that carry prompts (Messages, CountTokens, Completions; see
-//! [`classify`](crate::classify)) the body is collected up to a limit (32 MiB by default, what
-//! Anthropic accepts), decoded if it has a `Content-Encoding` (gzip, deflate, br, zstd), and
-//! inspected. Then:
+//! For routes that carry prompts (Messages, CountTokens, batches, completions, Responses,
+//! embeddings; see [`classify`](crate::classify)) — and for a body on any other route except an
+//! explicit [`Unguarded`](agw_core::route::RouteKind::Unguarded) one, which the policy inspects
+//! generically — the body is read once within the [`BodyLimits`](crate::limits::BodyLimits)
+//! (32 MiB and 60 s by default, an optional budget shared across requests), decoded if it has a
+//! `Content-Encoding` (gzip, deflate, br, zstd), and inspected. The bytes are left in a
+//! [`Collected`](crate::limits::Collected) extension, so the provider's model policy does not
+//! read them again. Then:
 //!
 //! - **allow**: the original bytes go on, exactly as received (still compressed, if they were);
 //! - **mask**: the masked body goes on, uncompressed, with a new `Content-Length`;
@@ -13,7 +17,8 @@
 //! - a body that cannot be inspected (not JSON, the wrong shape, an unknown encoding) gets a
 //!   400, an oversized one a 413 — never forwarded unguarded.
 //!
-//! Other routes stream through untouched, as does everything when the policy has no rules.
+//! Requests without a body, and everything when the policy has no rules, stream through
+//! untouched.
 //! Every response carries a [`GuardReport`] extension for logging.
 //!
 //! # Example
@@ -38,11 +43,12 @@ mod service;
 pub use crate::future::ResponseFuture;
 pub use layer::RequestGuardLayer;
 pub use service::RequestGuard;
+pub(crate) use service::has_no_body as service_has_no_body;
 
 use std::sync::Arc;
 
 /// The default body limit: 32 MiB, what Anthropic accepts.
-pub const DEFAULT_LIMIT: usize = 32 << 20;
+pub const DEFAULT_LIMIT: usize = crate::limits::DEFAULT_MAX_BODY_BYTES;
 
 /// What the guard did with a request; inserted into request and response extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +79,12 @@ pub enum GuardOutcome {
     Invalid,
     /// Rejected: the body is over the limit.
     TooLarge,
+    /// Rejected: the body was not received in time.
+    TimedOut,
+    /// Rejected: the shared budget for buffered bodies is used up.
+    Busy,
+    /// Rejected before inspection: the path or method is refused.
+    Refused,
 }
 
 impl GuardOutcome {
@@ -86,6 +98,9 @@ impl GuardOutcome {
             GuardOutcome::Rejected => "reject",
             GuardOutcome::Invalid => "invalid",
             GuardOutcome::TooLarge => "too_large",
+            GuardOutcome::TimedOut => "timeout",
+            GuardOutcome::Busy => "busy",
+            GuardOutcome::Refused => "refused",
         }
     }
 }

@@ -1,11 +1,12 @@
 use super::layer::Config;
-use super::{GuardOutcome, GuardReport, ResponseFuture};
+use super::{GuardOutcome, GuardReport, RequestGuardLayer, ResponseFuture};
 use crate::body::{Body, BoxError};
-use crate::classify::Classified;
-use crate::collect::{Plain, ReadError, read_plain, set_length};
+use crate::collect::{ReadError, read_request, set_length};
 use crate::error::error_response;
-use agw_core::api::{Api, ErrorBody};
-use agw_core::guard::{ActionKind, Decision};
+use crate::limits::Collected;
+use agw_core::api::ErrorBody;
+use agw_core::guard::{ActionKind, Decision, Policy};
+use agw_core::route::RouteKind;
 use bytes::Bytes;
 use http::header::CONTENT_ENCODING;
 use http::{Request, Response};
@@ -18,6 +19,46 @@ use tower_service::Service;
 pub struct RequestGuard<S> {
     pub(super) inner: S,
     pub(super) config: Arc<Config>,
+}
+
+impl<S> RequestGuard<S> {
+    /// Guards `inner` with `policy` and the layer's defaults.
+    pub fn new(inner: S, policy: Policy) -> Self {
+        tower_layer::Layer::layer(&RequestGuardLayer::new(policy), inner)
+    }
+
+    /// A [`RequestGuardLayer`] with `policy`.
+    pub fn layer(policy: Policy) -> RequestGuardLayer {
+        RequestGuardLayer::new(policy)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Whether a request has no body to inspect (known from its framing, without reading).
+pub(crate) fn has_no_body<B: http_body::Body>(body: &B) -> bool {
+    body.is_end_stream() || body.size_hint().upper() == Some(0)
+}
+
+fn skipped() -> GuardReport {
+    GuardReport {
+        outcome: GuardOutcome::Skipped,
+        rules: Vec::new(),
+        model: None,
+    }
 }
 
 impl<S, B, ResB> Service<Request<B>> for RequestGuard<S>
@@ -37,30 +78,35 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let config = self.config.clone();
-        let class = match req.extensions().get::<Classified>() {
-            Some(c) => *c,
-            None => {
-                let kind = config
-                    .routes
-                    .classify(req.uri().path_and_query().map_or("/", |p| p.as_str()));
-                Classified {
-                    kind,
-                    api: kind.api().unwrap_or(Api::Anthropic),
-                }
+        let class = match config.classifier.classify(&mut req) {
+            Ok(c) => c,
+            Err((api, err)) => {
+                let mut res = error_response(api, &err);
+                res.extensions_mut().insert(GuardReport {
+                    outcome: GuardOutcome::Refused,
+                    ..skipped()
+                });
+                return ResponseFuture::ready(res);
             }
         };
-        if config.policy.is_empty() || !class.kind.has_prompt() {
-            let report = GuardReport {
-                outcome: GuardOutcome::Skipped,
-                rules: Vec::new(),
-                model: None,
-            };
+        // A body on a path no dialect knows is inspected generically; only an explicit
+        // `Unguarded` route, or a request without a body, is not read.
+        let inspect = !config.policy.is_empty()
+            && class.kind != RouteKind::Unguarded
+            && (class.kind.has_prompt() || !has_no_body(req.body()));
+        if !inspect {
+            let report = skipped();
             let mut req = req.map(Body::inner);
             req.extensions_mut().insert(report.clone());
             return ResponseFuture::direct(self.inner.call(req), Some(report));
         }
+        let inspect_as = if class.kind.has_prompt() {
+            class.kind
+        } else {
+            RouteKind::Passthrough
+        };
         // The ready service handles this request; a clone takes its place for the next one.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -75,43 +121,66 @@ where
                 });
                 Ok(res)
             };
-            let Plain { raw, plain } = match read_plain(&parts.headers, body, config.limit).await {
-                Ok(p) => p,
-                Err(e) => {
-                    let outcome = match e {
-                        ReadError::TooLarge(_) => GuardOutcome::TooLarge,
-                        _ => GuardOutcome::Invalid,
-                    };
-                    return reject(outcome, &e.request_error(), Vec::new(), None);
-                }
-            };
-            let mut verdict = match config.policy.inspect(class.kind, &plain) {
+            let (collected, _permit) =
+                match read_request(&parts.headers, body, &config.limits).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let outcome = match e {
+                            ReadError::TooLarge(_) => GuardOutcome::TooLarge,
+                            ReadError::TimedOut(_) => GuardOutcome::TimedOut,
+                            ReadError::Busy(_) => GuardOutcome::Busy,
+                            _ => GuardOutcome::Invalid,
+                        };
+                        return reject(outcome, &e.request_error(), Vec::new(), None);
+                    }
+                };
+            let Collected { raw, plain } = collected;
+            if plain.is_empty() && !class.kind.has_prompt() {
+                // A body that turned out empty (chunked, zero bytes): nothing to inspect.
+                let report = skipped();
+                parts.extensions.insert(report.clone());
+                let req = Request::from_parts(parts, Body::full(raw));
+                let mut res = inner.call(req).await?.map(Body::inner);
+                res.extensions_mut().insert(report);
+                return Ok(res);
+            }
+            let mut verdict = match config.policy.inspect(inspect_as, &plain) {
                 Ok(v) => v,
                 Err(e) => return reject(GuardOutcome::Invalid, &e.error_body(), Vec::new(), None),
             };
             let rules: Vec<Arc<str>> = verdict.hits().iter().map(|h| h.rule.clone()).collect();
             let model = verdict.take_model();
             let audited = verdict.hits().iter().any(|h| h.action == ActionKind::Audit);
-            let (outcome, forward) = match verdict.into_decision() {
+            let (outcome, collected) = match verdict.into_decision() {
                 Decision::Reject(r) => {
                     return reject(GuardOutcome::Rejected, &r.error_body(), rules, model);
                 }
-                Decision::Allow if audited => (GuardOutcome::Audited, raw),
-                Decision::Allow => (GuardOutcome::Allowed, raw),
+                Decision::Allow if audited => (GuardOutcome::Audited, Collected { raw, plain }),
+                Decision::Allow => (GuardOutcome::Allowed, Collected { raw, plain }),
                 Decision::Rewrite(masked) => {
                     // The masked body is sent uncompressed.
                     parts.headers.remove(CONTENT_ENCODING);
-                    (GuardOutcome::Masked, Bytes::from(masked))
+                    let masked = Bytes::from(masked);
+                    (
+                        GuardOutcome::Masked,
+                        Collected {
+                            raw: masked.clone(),
+                            plain: masked,
+                        },
+                    )
                 }
             };
-            set_length(&mut parts.headers, forward.len());
+            set_length(&mut parts.headers, collected.raw.len());
             let report = GuardReport {
                 outcome,
                 rules,
                 model,
             };
             parts.extensions.insert(report.clone());
+            let forward = collected.raw.clone();
+            parts.extensions.insert(collected);
             let req = Request::from_parts(parts, Body::full(forward));
+            // `_permit` holds the buffered bytes' budget until the upstream has answered.
             let res = inner.call(req).await?;
             let mut res = res.map(Body::inner);
             res.extensions_mut().insert(report);

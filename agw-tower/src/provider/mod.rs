@@ -9,32 +9,45 @@
 //! unknown ones) is forwarded untouched.
 //!
 //! A request of a kind the provider does not speak (an OpenAI chat completion sent to an
-//! Anthropic backend) gets a provider-shaped 404 naming the backend.
+//! Anthropic backend) gets a provider-shaped 404 naming the backend. Requests that no
+//! [`ClassifyLayer`](crate::classify::ClassifyLayer) classified are classified with the
+//! provider's default route table, so the model policy applies to the layer used alone too.
+//!
+//! When the model was rewritten and the upstream answers with an error about the request
+//! (4xx other than 401, 403 and 429), the client gets an error that says so: the requested
+//! model, the model sent, and the upstream's message, in the client's dialect.
 //!
 //! # Example
 //!
 //! ```
 //! use agw_core::{model::ModelPolicy, provider::ProviderSpec};
 //! use agw_tower::provider::ProviderLayer;
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Full};
 //! use tower_layer::Layer;
 //! use tower_service::Service;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let upstream = tower::service_fn(|req: http::Request<_>| async move {
-//!     Ok::<_, std::convert::Infallible>(http::Response::new(req.uri().to_string()))
+//! // An upstream that answers with the URI and body it was sent.
+//! let upstream = tower::service_fn(|req: http::Request<agw_tower::body::Body<Full<Bytes>>>| async move {
+//!     let uri = req.uri().to_string();
+//!     let body = req.into_body().collect().await.unwrap().to_bytes();
+//!     let echo = format!("{uri} {}", String::from_utf8_lossy(&body));
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(echo))))
 //! });
 //! let spec = ProviderSpec::anthropic().with_base_url("http://127.0.0.1:9000")?;
 //! let mut svc = ProviderLayer::new("anthropic", spec)
 //!     .model_policy(ModelPolicy::pin("claude-opus-4-6")?)
 //!     .layer(upstream);
 //! let req = http::Request::post("/v1/messages?beta=true")
-//!     .body(http_body_util::Full::new(bytes::Bytes::from_static(br#"{"model":"x","messages":[]}"#)))?;
+//!     .body(Full::new(Bytes::from_static(br#"{"model":"x","messages":[]}"#)))?;
 //! let res = svc.call(req).await?;
-//! assert_eq!(res.into_body().to_string_lossy(), "http://127.0.0.1:9000/v1/messages?beta=true");
+//! let echo = res.into_body().collect().await.unwrap().to_bytes();
+//! assert_eq!(
+//!     echo,
+//!     r#"http://127.0.0.1:9000/v1/messages?beta=true {"model":"claude-opus-4-6","messages":[]}"#
+//! );
 //! # Ok(()) }
-//! # trait Lossy { fn to_string_lossy(self) -> String; }
-//! # impl<B> Lossy for agw_tower::body::Body<B> where B: Into<String> { fn to_string_lossy(self) -> String {
-//! #   match self { agw_tower::body::Body::Inner { body } => body.into(), _ => String::new() } } }
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
 //! ```
 

@@ -1,26 +1,57 @@
-use super::ModelRewrite;
 use super::layer::Config;
+use super::{ModelRewrite, ProviderLayer};
 use crate::body::{Body, BoxError};
-use crate::classify::Classified;
-use crate::collect::{Plain, read_plain, set_length};
+use crate::collect::{collect, read_request, set_length};
 use crate::error::error_response;
 use crate::guard::ResponseFuture;
+use crate::guard::service_has_no_body as has_no_body;
 use crate::hop::strip_hop_by_hop;
+use crate::limits::Collected;
 use agw_core::api::{ErrorBody, ErrorKind};
 use agw_core::model::ModelOutcome;
-use agw_core::route::RouteKind;
+use agw_core::provider::ProviderSpec;
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, HOST};
-use http::{Request, Response};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{Request, Response, StatusCode};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
+
+/// The most of an upstream error body read to explain it after a model rewrite.
+const ERROR_BODY_LIMIT: usize = 1 << 20;
 
 /// Points requests at a provider. See the [module docs](super).
 #[derive(Debug, Clone)]
 pub struct Provider<S> {
     pub(super) inner: S,
     pub(super) config: Arc<Config>,
+}
+
+impl<S> Provider<S> {
+    /// Sends `inner`'s requests to `spec` with the layer's defaults.
+    pub fn new(inner: S, name: impl Into<String>, spec: ProviderSpec) -> Self {
+        tower_layer::Layer::layer(&ProviderLayer::new(name, spec), inner)
+    }
+
+    /// A [`ProviderLayer`].
+    pub fn layer(name: impl Into<String>, spec: ProviderSpec) -> ProviderLayer {
+        ProviderLayer::new(name, spec)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S, B, ResB> Service<Request<B>> for Provider<S>
@@ -30,7 +61,8 @@ where
     S::Error: Send,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
-    ResB: Send + 'static,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
 {
     type Response = Response<Body<ResB>>;
     type Error = S::Error;
@@ -40,13 +72,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let config = self.config.clone();
-        let class = Classified::of(&req, RouteKind::Passthrough);
-        let fail = |err: ErrorBody| -> Self::Future {
-            let res = error_response(class.api, &err);
-            ResponseFuture::inspect(Box::pin(async move { Ok(res) }))
+        let class = match config.classifier.classify(&mut req) {
+            Ok(c) => c,
+            Err((api, err)) => return ResponseFuture::ready(error_response(api, &err)),
         };
+        let fail = |err: ErrorBody| ResponseFuture::ready(error_response(class.api, &err));
         if !config.spec.speaks(class.kind) {
             return fail(ErrorBody::new(
                 ErrorKind::NotFound,
@@ -76,34 +108,110 @@ where
         };
         config.spec.prepare_headers(&mut parts.headers);
 
-        if !class.kind.has_prompt() || config.model.is_noop() {
+        let read = parts.extensions.get::<Collected>().cloned();
+        if !class.kind.has_prompt()
+            || config.model.is_noop()
+            || (read.is_none() && has_no_body(&body))
+        {
             let req = Request::from_parts(parts, Body::inner(body));
             return ResponseFuture::direct(self.inner.call(req), None);
         }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::inspect(Box::pin(async move {
-            let Plain { raw, plain } = match read_plain(&parts.headers, body, config.limit).await {
-                Ok(p) => p,
-                Err(e) => return Ok(error_response(class.api, &e.request_error())),
+            // Read once: an earlier layer's collection is reused; then the body is those bytes.
+            let (collected, _permit, body) = match read {
+                Some(c) => (c, None, Some(body)),
+                None => match read_request(&parts.headers, body, &config.limits).await {
+                    Ok((c, permit)) => (c, permit, None),
+                    Err(e) => return Ok(error_response(class.api, &e.request_error())),
+                },
             };
-            let (forward, rewrite) = match config.model.apply(&plain) {
+            let (body, rewrite) = match config.model.apply(&collected.plain) {
                 Err(e) => return Ok(error_response(class.api, &e.error_body())),
-                Ok(ModelOutcome::Unchanged { .. }) => (raw, None),
+                Ok(ModelOutcome::Unchanged { .. }) => match body {
+                    Some(body) => (Body::inner(body), None),
+                    None => (Body::full(collected.raw.clone()), None),
+                },
                 Ok(ModelOutcome::Rewritten { from, to, body }) => {
                     parts.headers.remove(CONTENT_ENCODING);
-                    (Bytes::from(body), Some(ModelRewrite { from, to }))
+                    let body = Bytes::from(body);
+                    set_length(&mut parts.headers, body.len());
+                    parts.extensions.insert(Collected {
+                        raw: body.clone(),
+                        plain: body.clone(),
+                    });
+                    (Body::full(body), Some(ModelRewrite { from, to }))
                 }
             };
-            set_length(&mut parts.headers, forward.len());
-            let res = inner
-                .call(Request::from_parts(parts, Body::full(forward)))
-                .await?;
-            let mut res = res.map(Body::inner);
-            if let Some(r) = rewrite {
-                res.extensions_mut().insert(r);
+            if rewrite.is_none() {
+                set_length(&mut parts.headers, collected.raw.len());
             }
+            let res = inner.call(Request::from_parts(parts, body)).await?;
+            let Some(rewrite) = rewrite else {
+                return Ok(res.map(Body::inner));
+            };
+            let mut res = if explains_model(res.status()) {
+                explain_rewrite(res, &rewrite, &config.name, class.upstream, class.api).await
+            } else {
+                res.map(Body::inner)
+            };
+            res.extensions_mut().insert(rewrite);
             Ok(res)
         }))
     }
+}
+
+/// Upstream errors that may be about the model (not credentials or rate limits).
+fn explains_model(status: StatusCode) -> bool {
+    status.is_client_error()
+        && !matches!(
+            status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+        )
+}
+
+/// Replaces an upstream error after a model rewrite with one that says so: the requested
+/// model, the pinned one and the upstream's message, in the client's dialect. The upstream's
+/// status and other headers (`request-id`, ...) are kept.
+async fn explain_rewrite<ResB>(
+    res: Response<ResB>,
+    rewrite: &ModelRewrite,
+    backend: &str,
+    upstream: agw_core::api::Api,
+    client: agw_core::api::Api,
+) -> Response<Body<ResB>>
+where
+    ResB: http_body::Body<Data = Bytes>,
+    ResB::Error: Into<BoxError>,
+{
+    let (mut parts, body) = res.into_parts();
+    let raw = collect(&parts.headers, body, ERROR_BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    let plain = match crate::decode::encodings(&parts.headers) {
+        None => raw,
+        Some(list) => crate::decode::decode(&raw, &list, ERROR_BODY_LIMIT).unwrap_or_default(),
+    };
+    let upstream_message = upstream
+        .error_message(&plain)
+        .unwrap_or_else(|| "(no message)".to_owned());
+    let err = ErrorBody::new(
+        ErrorKind::InvalidRequest,
+        format!(
+            "the upstream rejected model `{to}`, which agw's backend `{backend}` sends instead of \
+             the requested `{from}`: {upstream_message}",
+            to = rewrite.to,
+            from = rewrite.from,
+        ),
+    )
+    .with_status(parts.status);
+    let json = err.to_json(client);
+    parts.headers.remove(CONTENT_ENCODING);
+    parts.headers.insert(CONTENT_LENGTH, json.len().into());
+    parts.headers.insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::full(json))
 }

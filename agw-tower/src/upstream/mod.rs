@@ -7,7 +7,12 @@
 //! goes away, the response body is dropped and with it the upstream request.
 //!
 //! Failures become provider-shaped responses, never errors: an unreachable upstream is a 502,
-//! a timeout a 504, both naming the backend. The service is `Clone + Send + Sync` with an
+//! a timeout a 504, both naming the backend and the cause — refused, DNS, TLS, connect timeout,
+//! reset — which is also in an [`UpstreamFailure`] response extension for the access log. A
+//! body that goes silent for [`UpstreamConfig::stream_idle_timeout`], or is cut by the
+//! upstream, ends: an event stream with a provider-shaped error event in the client's dialect,
+//! anything else with an error ([`UpstreamBody`]). Idle pooled connections are closed after
+//! [`UpstreamConfig::pool_idle_timeout`]. The service is `Clone + Send + Sync` with an
 //! `Infallible` error.
 //!
 //! # Example
@@ -27,6 +32,10 @@
 //! # }
 //! ```
 
+mod body;
+mod failure;
 mod service;
 
+pub use body::{StreamEnd, UpstreamBody, UpstreamBodyError};
+pub use failure::UpstreamFailure;
 pub use service::{TlsRoots, Upstream, UpstreamConfig, UpstreamFuture, UpstreamTiming};

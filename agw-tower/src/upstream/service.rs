@@ -1,3 +1,4 @@
+use super::{StreamEnd, UpstreamBody, UpstreamFailure};
 use crate::body::{Body, BoxError};
 use crate::classify::Classified;
 use crate::error::error_response;
@@ -10,7 +11,7 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -40,16 +41,24 @@ pub struct UpstreamConfig {
     pub response_timeout: Duration,
     /// Trusted roots.
     pub roots: TlsRoots,
+    /// How long a response body may stay silent before agw ends it (`None`: never). A cut
+    /// event stream ends with a provider-shaped error event.
+    pub stream_idle_timeout: Option<Duration>,
+    /// How long an idle pooled connection is kept before it is closed.
+    pub pool_idle_timeout: Duration,
 }
 
 impl UpstreamConfig {
-    /// Defaults: 10 s to connect, 300 s to the response headers, bundled roots.
+    /// Defaults: 10 s to connect, 300 s to the response headers, 300 s of silence in a
+    /// body, idle pooled connections closed after 90 s, bundled roots.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(300),
             roots: TlsRoots::Bundled,
+            stream_idle_timeout: Some(Duration::from_secs(300)),
+            pool_idle_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -96,8 +105,10 @@ where
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
+        // Without a pool timer hyper-util never reaps idle connections.
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
             .build(https);
         Ok(Self {
             client: Arc::new(client),
@@ -111,7 +122,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Body<Incoming>>;
+    type Response = Response<Body<UpstreamBody<Incoming>>>;
     type Error = Infallible;
     type Future = UpstreamFuture;
 
@@ -120,7 +131,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let api = Classified::of(&req, RouteKind::Passthrough).api;
+        // The upstream is the one layer that does not classify: it has no route table. Without
+        // a classification, errors take Anthropic's shape.
+        let class = Classified::of(&req, RouteKind::Passthrough);
         // ALPN decides the upstream protocol; the client's own version does not carry over.
         *req.version_mut() = Version::HTTP_11;
         let config = self.config.clone();
@@ -128,7 +141,7 @@ where
             inner: tokio::time::timeout(config.response_timeout, self.client.request(req)),
             start: Instant::now(),
             config,
-            api,
+            class,
         }
     }
 }
@@ -140,55 +153,67 @@ pin_project_lite::pin_project! {
         inner: tokio::time::Timeout<hyper_util::client::legacy::ResponseFuture>,
         start: Instant,
         config: Arc<UpstreamConfig>,
-        api: agw_core::api::Api,
+        class: Classified,
     }
 }
 
 impl Future for UpstreamFuture {
-    type Output = Result<Response<Body<Incoming>>, Infallible>;
+    type Output = Result<Response<Body<UpstreamBody<Incoming>>>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let res = std::task::ready!(this.inner.poll(cx));
         let elapsed = this.start.elapsed();
         let config = &**this.config;
-        let err = match res {
+        let (failure, err) = match res {
             Ok(Ok(res)) => {
-                let mut res = res.map(Body::inner);
-                strip_hop_by_hop(res.headers_mut());
-                res.extensions_mut().insert(UpstreamTiming(elapsed));
-                return Poll::Ready(Ok(res));
+                let (mut parts, body) = res.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                parts.extensions.insert(UpstreamTiming(elapsed));
+                let sse = is_event_stream(&parts.headers).then(|| StreamEnd {
+                    api: this.class.api,
+                    kind: this.class.kind,
+                    backend: config.name.as_str().into(),
+                });
+                let body = UpstreamBody::new(body, config.stream_idle_timeout, sse);
+                return Poll::Ready(Ok(Response::from_parts(parts, Body::inner(body))));
             }
-            Ok(Err(e)) if e.is_connect() => ErrorBody::new(
-                ErrorKind::BadGateway,
-                format!("agw could not connect to upstream `{}`", config.name),
-            ),
-            Ok(Err(e)) => ErrorBody::new(
-                ErrorKind::BadGateway,
-                format!("upstream `{}` failed: {}", config.name, describe(&e)),
-            ),
-            Err(_) => ErrorBody::new(
-                ErrorKind::GatewayTimeout,
-                format!(
-                    "upstream `{}` did not answer within {} s",
-                    config.name,
-                    config.response_timeout.as_secs_f64()
+            Ok(Err(e)) => {
+                let failure = UpstreamFailure::of(&e);
+                let verb = if e.is_connect() {
+                    "agw could not connect to upstream"
+                } else {
+                    "agw's request to upstream failed:"
+                };
+                let err = ErrorBody::new(
+                    ErrorKind::BadGateway,
+                    format!("{verb} `{}`: {}", config.name, failure.describe()),
+                );
+                (failure, err)
+            }
+            Err(_) => (
+                UpstreamFailure::ResponseTimeout,
+                ErrorBody::new(
+                    ErrorKind::GatewayTimeout,
+                    format!(
+                        "upstream `{}` did not answer within {} s",
+                        config.name,
+                        config.response_timeout.as_secs_f64()
+                    ),
                 ),
             ),
         };
-        let mut res = error_response(*this.api, &err);
+        let mut res = error_response(this.class.api, &err);
         res.extensions_mut().insert(UpstreamTiming(elapsed));
+        res.extensions_mut().insert(failure);
         Poll::Ready(Ok(res))
     }
 }
 
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
+fn is_event_stream(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/event-stream"))
 }

@@ -1,0 +1,186 @@
+use super::{Backend, Classified};
+use agw_core::api::{Api, ErrorBody, ErrorKind};
+use agw_core::provider::{ProviderKind, ProviderSpec};
+use agw_core::route::RouteTable;
+use http::uri::{PathAndQuery, Uri};
+use http::{Method, Request};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Turns a request into its [`Classified`] extension: the route table and the backend's
+/// dialect. Every layer that classifies uses one, so all of them agree.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    table: Arc<RouteTable>,
+    api: Api,
+    backend: Option<Arc<str>>,
+}
+
+impl Classifier {
+    /// Classifies with `table`; `api` is the backend provider's dialect, used for kinds that
+    /// imply none (models, passthrough).
+    pub fn new(table: RouteTable, api: Api) -> Self {
+        Self {
+            table: Arc::new(table),
+            api,
+            backend: None,
+        }
+    }
+
+    /// The default table for a provider (Claude Code's for Anthropic, OpenAI's otherwise) and
+    /// its dialect.
+    pub fn for_provider(spec: &ProviderSpec) -> Self {
+        let table = match spec.kind() {
+            ProviderKind::Anthropic => RouteTable::claude_code(),
+            _ => RouteTable::openai(),
+        };
+        Self::new(table, spec.kind().api())
+    }
+
+    /// Names the backend (a [`Backend`] extension on each request).
+    pub fn backend(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.backend = Some(name.into());
+        self
+    }
+
+    /// Replaces the route table.
+    pub fn with_table(mut self, table: RouteTable) -> Self {
+        self.table = Arc::new(table);
+        self
+    }
+
+    /// The route table.
+    pub fn table(&self) -> &RouteTable {
+        &self.table
+    }
+
+    /// The backend's dialect.
+    pub fn api(&self) -> Api {
+        self.api
+    }
+
+    /// Classifies `req`: rewrites its URI to the canonical path, inserts [`Classified`] (and
+    /// [`Backend`]) and returns it — or the provider-shaped error the client gets instead.
+    pub fn classify<B>(&self, req: &mut Request<B>) -> Result<Classified, (Api, ErrorBody)> {
+        if let Some(c) = req.extensions().get::<Classified>() {
+            return Ok(*c);
+        }
+        let method = req.method();
+        if method == Method::CONNECT || method == Method::TRACE {
+            let err = ErrorBody::new(
+                ErrorKind::MethodNotAllowed,
+                format!("agw does not forward {method} requests"),
+            );
+            return Err((self.api, err));
+        }
+        let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let (kind, path) = match self.table.route(pq) {
+            Ok(r) => r,
+            Err(e) => {
+                let err = ErrorBody::new(
+                    ErrorKind::InvalidRequest,
+                    format!("agw refuses the path: {e}"),
+                );
+                return Err((self.api, err));
+            }
+        };
+        if let Cow::Owned(path) = path {
+            let canonical = match req.uri().query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            let mut parts = req.uri().clone().into_parts();
+            parts.path_and_query = PathAndQuery::try_from(canonical).ok();
+            match Uri::from_parts(parts) {
+                Ok(uri) => *req.uri_mut() = uri,
+                Err(_) => {
+                    let err = ErrorBody::new(
+                        ErrorKind::InvalidRequest,
+                        "agw refuses the path: it has no forwardable canonical form",
+                    );
+                    return Err((self.api, err));
+                }
+            }
+        }
+        let api = kind.api().unwrap_or(self.api);
+        let class = Classified {
+            kind,
+            api,
+            upstream: api,
+        };
+        req.extensions_mut().insert(class);
+        if let Some(name) = &self.backend {
+            req.extensions_mut().insert(Backend(name.clone()));
+        }
+        Ok(class)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agw_core::route::RouteKind;
+
+    fn classify(c: &Classifier, method: Method, uri: &str) -> Result<(RouteKind, String), u16> {
+        let mut req = Request::builder().method(method).uri(uri).body(()).unwrap();
+        match c.classify(&mut req) {
+            Ok(class) => {
+                assert_eq!(req.extensions().get::<Classified>(), Some(&class));
+                Ok((class.kind, req.uri().to_string()))
+            }
+            Err((_, e)) => Err(e.status().as_u16()),
+        }
+    }
+
+    #[test]
+    fn canonical_paths_are_classified_and_forwarded() {
+        let c = Classifier::new(RouteTable::claude_code(), Api::Anthropic).backend("a");
+        use RouteKind::*;
+        for (uri, want) in [
+            (
+                "/v1/messages?beta=true",
+                Ok((Messages, "/v1/messages?beta=true")),
+            ),
+            ("/v1/message%73", Ok((Messages, "/v1/messages"))),
+            (
+                "/v1/messages/?beta=true",
+                Ok((Messages, "/v1/messages?beta=true")),
+            ),
+            ("//v1/messages", Ok((Messages, "/v1/messages"))),
+            ("/v1/./messages", Ok((Messages, "/v1/messages"))),
+            ("/V1/MESSAGES", Ok((Messages, "/V1/MESSAGES"))),
+            ("/v1/messages;x", Ok((Messages, "/v1/messages"))),
+            (
+                "http://h:1/v1//messages",
+                Ok((Messages, "http://h:1/v1/messages")),
+            ),
+            ("/v1/responses", Ok((Responses, "/v1/responses"))),
+            ("/v1%2fmessages", Err(400)),
+            ("/v1%2Fmessages", Err(400)),
+        ] {
+            let got = classify(&c, Method::POST, uri);
+            let want = want.map(|(k, u)| (k, u.to_owned()));
+            assert_eq!(got, want, "{uri}");
+        }
+        assert_eq!(classify(&c, Method::TRACE, "/v1/messages"), Err(405));
+        assert_eq!(classify(&c, Method::CONNECT, "/"), Err(405));
+    }
+
+    #[test]
+    fn dialects_follow_the_kind_then_the_backend() {
+        let c = Classifier::for_provider(&ProviderSpec::openai());
+        let mut req = Request::post("/v1/files").body(()).unwrap();
+        let class = c.classify(&mut req).unwrap();
+        assert_eq!(
+            (class.kind, class.api),
+            (RouteKind::Passthrough, Api::OpenAi)
+        );
+        let c = Classifier::for_provider(&ProviderSpec::anthropic());
+        let mut req = Request::post("/v1/chat/completions").body(()).unwrap();
+        let class = c.classify(&mut req).unwrap();
+        assert_eq!(
+            (class.kind, class.api, class.upstream),
+            (RouteKind::Completions, Api::OpenAi, Api::OpenAi)
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! Request ids: one per request, sent upstream as `x-request-id` and put on every response that
+//! has none of its own as `request-id` (Claude Code shows it as `request_id`).
+//!
+//! Responses from the provider keep the provider's `request-id`; the ones agw makes itself (a
+//! guard rejection, a 502) carry agw's. The id is also a [`RequestId`] extension on the request
+//! and the response, for the access log.
+//!
+//! # Example
+//!
+//! ```
+//! use agw_tower::request_id::{RequestId, RequestIdLayer};
+//! use tower_layer::Layer;
+//! use tower_service::Service;
+//!
+//! # async fn run() {
+//! let svc = tower::service_fn(|req: http::Request<()>| async move {
+//!     assert!(req.headers()["x-request-id"].to_str().unwrap().starts_with("req_agw_"));
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+//! });
+//! let mut svc = RequestIdLayer::new().layer(svc);
+//! let res = svc.call(http::Request::new(())).await.unwrap();
+//! let id = res.extensions().get::<RequestId>().unwrap();
+//! assert_eq!(res.headers()["request-id"], id.0);
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run());
+//! ```
+
+mod service;
+
+pub use service::{RequestIdFuture, RequestIdService};
+
+use http::HeaderValue;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tower_layer::Layer;
+
+/// A request's id; in request and response extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub HeaderValue);
+
+impl RequestId {
+    /// A new id: `req_agw_` and 24 hex digits, unique within the process and unpredictable
+    /// across processes.
+    pub fn generate() -> RequestId {
+        static SEED: OnceLock<u64> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let seed = *SEED.get_or_init(|| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(u64::from(std::process::id()));
+            h.finish()
+        });
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let id = format!("req_agw_{:016x}{:08x}", splitmix(seed ^ n), n as u32);
+        RequestId(HeaderValue::from_str(&id).expect("hex is a valid header value"))
+    }
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Applies [`RequestIdService`] to a service.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl RequestIdLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService::new(inner)
+    }
+}

@@ -1,0 +1,165 @@
+use super::UpstreamFailure;
+use crate::body::BoxError;
+use agw_core::api::{Api, ErrorBody, ErrorKind};
+use agw_core::route::RouteKind;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+pin_project! {
+    /// An upstream response body with a bound on silence.
+    ///
+    /// When the upstream sends nothing for the idle timeout, or breaks the connection, in the
+    /// middle of a body, the body ends: an event stream with a provider-shaped error event in
+    /// the client's dialect (so the client can tell truncation from completion), any other body
+    /// with an error. Dropping the body drops the upstream request.
+    ///
+    /// The idle timer is armed once and re-armed only when it fires after progress, so a busy
+    /// stream costs no timer work per frame; silence is detected after between one and two
+    /// timeouts.
+    pub struct UpstreamBody<B> {
+        #[pin]
+        inner: B,
+        idle: Option<Duration>,
+        sleep: Option<Pin<Box<Sleep>>>,
+        progressed: bool,
+        // How to end an event stream that is cut.
+        sse: Option<StreamEnd>,
+        done: bool,
+    }
+}
+
+impl<B> std::fmt::Debug for UpstreamBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("idle", &self.idle)
+            .field("sse", &self.sse.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> UpstreamBody<B> {
+    /// Wraps `inner`; `idle` bounds silence; `sse` says how to end a cut event stream (`None`
+    /// for other bodies, which end with an error).
+    pub fn new(inner: B, idle: Option<Duration>, sse: Option<StreamEnd>) -> Self {
+        Self {
+            inner,
+            idle,
+            sleep: None,
+            progressed: false,
+            sse,
+            done: false,
+        }
+    }
+}
+
+/// How a cut event stream ends: an error event in the client's dialect naming the backend.
+#[derive(Debug, Clone)]
+pub struct StreamEnd {
+    /// The client's dialect.
+    pub api: Api,
+    /// The route kind (OpenAI Responses streams have their own error event).
+    pub kind: RouteKind,
+    /// The backend's name.
+    pub backend: Arc<str>,
+}
+
+impl StreamEnd {
+    /// The error event for a stream cut because of `why`.
+    pub fn event(&self, why: UpstreamFailure) -> Bytes {
+        let err = ErrorBody::new(
+            ErrorKind::BadGateway,
+            format!(
+                "upstream `{}` stream ended early: {}; agw closed it",
+                self.backend,
+                why.describe()
+            ),
+        );
+        Bytes::from(self.api.stream_error_event(self.kind, &err))
+    }
+}
+
+/// The error a non-stream body ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream body cut: {}", .0.describe())]
+pub struct UpstreamBodyError(pub UpstreamFailure);
+
+impl<B> http_body::Body for UpstreamBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let cut = |sse: &Option<StreamEnd>, why: UpstreamFailure, err: BoxError| match sse {
+            Some(end) => Poll::Ready(Some(Ok(Frame::data(end.event(why))))),
+            None => Poll::Ready(Some(Err(err))),
+        };
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                *this.progressed = true;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                *this.done = true;
+                let e: BoxError = e.into();
+                let why = match UpstreamFailure::of(&*e) {
+                    UpstreamFailure::Other => UpstreamFailure::Reset,
+                    w => w,
+                };
+                cut(this.sse, why, e)
+            }
+            Poll::Ready(None) => {
+                *this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let Some(idle) = *this.idle else {
+                    return Poll::Pending;
+                };
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                loop {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    if std::mem::take(this.progressed) {
+                        sleep.as_mut().reset(Instant::now() + idle);
+                        continue;
+                    }
+                    *this.done = true;
+                    let why = UpstreamFailure::IdleTimeout;
+                    return cut(this.sse, why, Box::new(UpstreamBodyError(why)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.sse {
+            // An error event may be added.
+            Some(_) => SizeHint::default(),
+            None => self.inner.size_hint(),
+        }
+    }
+}

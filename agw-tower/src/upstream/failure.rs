@@ -1,0 +1,99 @@
+//! Telling upstream failures apart: refused, DNS, TLS, timeouts, resets.
+
+use std::error::Error as StdError;
+
+/// Why a request to the upstream failed; in the response extensions of the error agw answers
+/// with (and named in its message), for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UpstreamFailure {
+    /// Nothing listens at the upstream's address (TCP connection refused).
+    Refused,
+    /// The upstream's host name could not be resolved.
+    Dns,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// No TCP connection within the connect timeout.
+    ConnectTimeout,
+    /// No response headers within the response timeout.
+    ResponseTimeout,
+    /// The upstream sent nothing for the stream idle timeout in the middle of a body.
+    IdleTimeout,
+    /// The connection was reset or closed before the response was complete.
+    Reset,
+    /// Anything else (a protocol error, ...).
+    Other,
+}
+
+impl UpstreamFailure {
+    /// A short snake_case name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            UpstreamFailure::Refused => "refused",
+            UpstreamFailure::Dns => "dns",
+            UpstreamFailure::Tls => "tls",
+            UpstreamFailure::ConnectTimeout => "connect_timeout",
+            UpstreamFailure::ResponseTimeout => "response_timeout",
+            UpstreamFailure::IdleTimeout => "idle_timeout",
+            UpstreamFailure::Reset => "reset",
+            UpstreamFailure::Other => "other",
+        }
+    }
+
+    /// What a person reads: the cause, without addresses or secrets.
+    pub fn describe(self) -> &'static str {
+        match self {
+            UpstreamFailure::Refused => "the connection was refused",
+            UpstreamFailure::Dns => "its host name could not be resolved",
+            UpstreamFailure::Tls => "the TLS handshake failed",
+            UpstreamFailure::ConnectTimeout => "the connection timed out",
+            UpstreamFailure::ResponseTimeout => "it did not answer in time",
+            UpstreamFailure::IdleTimeout => "it went silent in the middle of the response",
+            UpstreamFailure::Reset => "the connection was reset",
+            UpstreamFailure::Other => "the request failed",
+        }
+    }
+
+    /// Classifies a client error by walking its causes.
+    pub fn of(err: &(dyn StdError + 'static)) -> UpstreamFailure {
+        let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+        let mut found = UpstreamFailure::Other;
+        while let Some(e) = cur {
+            if e.downcast_ref::<rustls::Error>().is_some() {
+                return UpstreamFailure::Tls;
+            }
+            // An `io::Error` hides the error it wraps from `source()`: descend with `get_ref`.
+            let mut next = e.source();
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind as K;
+                match io.kind() {
+                    K::ConnectionRefused => return UpstreamFailure::Refused,
+                    K::TimedOut => return UpstreamFailure::ConnectTimeout,
+                    K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::BrokenPipe
+                    | K::UnexpectedEof => found = UpstreamFailure::Reset,
+                    _ => {}
+                }
+                if let Some(inner) = io.get_ref() {
+                    next = Some(inner);
+                }
+            }
+            if let Some(h) = e.downcast_ref::<hyper::Error>() {
+                if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+                    found = UpstreamFailure::Reset;
+                }
+            }
+            // hyper-util's connect errors say what failed only in their text.
+            let text = e.to_string();
+            if text.starts_with("dns error") {
+                return UpstreamFailure::Dns;
+            }
+            if text.contains("connect timeout") || text.contains("timed out") {
+                return UpstreamFailure::ConnectTimeout;
+            }
+            cur = next;
+        }
+        found
+    }
+}

@@ -1,0 +1,420 @@
+//! Every layer alone over the in-memory upstream, then composed by the stack builder
+//! (tower-http style: no sockets).
+
+use agw_core::api::Api;
+use agw_core::guard::{Policy, Rule};
+use agw_core::model::ModelPolicy;
+use agw_core::provider::ProviderSpec;
+use agw_core::route::{RouteKind, RouteTable};
+use agw_tower::classify::ClassifyLayer;
+use agw_tower::guard::{GuardOutcome, GuardReport, RequestGuardLayer};
+use agw_tower::limits::{BodyBudget, BodyLimits, Collected};
+use agw_tower::provider::{ModelRewrite, ProviderLayer};
+use agw_tower::request_id::{RequestId, RequestIdLayer};
+use agw_tower::stack::StackConfig;
+use agw_tower::test_util::MemoryUpstream;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower::ServiceExt;
+use tower_layer::Layer;
+
+const CARD: &str =
+    r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"my credit card"}]}"#;
+const CLEAN: &str =
+    r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hello"}]}"#;
+
+fn seed_policy() -> Policy {
+    Policy::builder()
+        .rule(
+            Rule::regex("credit-card", ["credit card"])
+                .reject("Rejected due to inappropriate content"),
+        )
+        .build()
+        .unwrap()
+}
+
+fn post(path: &str, body: &'static str) -> Request<Full<Bytes>> {
+    Request::post(path)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap()
+}
+
+async fn text<B>(res: http::Response<B>) -> (StatusCode, String)
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn up() -> MemoryUpstream {
+    MemoryUpstream::json(r#"{"content":[]}"#)
+}
+
+// ---- classify ----
+
+#[tokio::test]
+async fn classify_alone_forwards_the_canonical_path_and_its_kind() {
+    let upstream = up();
+    let svc = ClassifyLayer::new(RouteTable::claude_code(), Api::Anthropic).layer(upstream.clone());
+    let res = svc
+        .oneshot(post("//v1/./message%73/?beta=true", CLEAN))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = upstream.seen();
+    assert_eq!(seen[0].uri, "/v1/messages?beta=true");
+}
+
+#[tokio::test]
+async fn classify_refuses_connect_trace_and_encoded_slashes() {
+    let upstream = up();
+    let svc = ClassifyLayer::new(RouteTable::claude_code(), Api::Anthropic).layer(upstream.clone());
+    for (method, path, status) in [
+        (Method::CONNECT, "/", 405),
+        (Method::TRACE, "/v1/messages", 405),
+        (Method::POST, "/v1%2fmessages", 400),
+        (Method::POST, "/v1%5Cmessages", 400),
+    ] {
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (got, body) = text(svc.clone().oneshot(req).await.unwrap()).await;
+        assert_eq!(got.as_u16(), status, "{method} {path}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["type"], "error", "{body}");
+    }
+    assert!(upstream.seen().is_empty());
+}
+
+// ---- request guard ----
+
+#[tokio::test]
+async fn request_guard_alone_classifies_like_the_stack() {
+    let upstream = up();
+    let svc = RequestGuardLayer::new(seed_policy()).layer(upstream.clone());
+    for path in [
+        "/v1/messages",
+        "/v1/message%73",
+        "/V1/MESSAGES/",
+        "/v1/messages;x",
+    ] {
+        let (status, body) = text(svc.clone().oneshot(post(path, CARD)).await.unwrap()).await;
+        assert_eq!(status, 400, "{path}");
+        assert!(
+            body.contains("Rejected due to inappropriate content"),
+            "{body}"
+        );
+    }
+    assert!(upstream.seen().is_empty());
+}
+
+fn outcome<B>(res: &http::Response<B>) -> GuardOutcome {
+    res.extensions().get::<GuardReport>().unwrap().outcome
+}
+
+#[tokio::test]
+async fn bodies_on_unknown_paths_are_inspected_unless_unguarded() {
+    let mut table = RouteTable::claude_code();
+    table.insert("/v1/open/*", RouteKind::Unguarded).unwrap();
+    let svc = RequestGuardLayer::new(seed_policy())
+        .routes(table)
+        .layer(up());
+    // A JSON body on a passthrough path reaches the policy.
+    let res = svc
+        .clone()
+        .oneshot(post("/v1/files", r#"{"purpose":"x"}"#))
+        .await
+        .unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::Allowed);
+    // No body: nothing to read.
+    let get = Request::get("/v1/models")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = svc.clone().oneshot(get).await.unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::Skipped);
+    // An explicit opt-out is not read.
+    let res = svc.clone().oneshot(post("/v1/open/x", CARD)).await.unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::Skipped);
+}
+
+#[tokio::test]
+async fn every_prompt_endpoint_reaches_the_request_guard_as_its_kind() {
+    for (spec, paths) in [
+        (
+            ProviderSpec::anthropic(),
+            &[
+                "/v1/messages",
+                "/v1/messages/count_tokens",
+                "/v1/messages/batches",
+                "/v1/complete",
+                "/v1/chat/completions",
+            ][..],
+        ),
+        (
+            ProviderSpec::openai(),
+            &[
+                "/v1/chat/completions",
+                "/v1/completions",
+                "/v1/responses",
+                "/v1/embeddings",
+            ][..],
+        ),
+    ] {
+        let upstream = up();
+        let svc = StackConfig::new("b", spec)
+            .policy(seed_policy())
+            .layer()
+            .layer(upstream.clone());
+        for path in paths {
+            let res = svc.clone().oneshot(post(path, CARD)).await.unwrap();
+            assert_eq!(res.status(), 400, "{path}");
+            let res = svc.clone().oneshot(post(path, CLEAN)).await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            assert_eq!(outcome(&res), GuardOutcome::Allowed, "{path}");
+        }
+        assert_eq!(upstream.seen().len(), paths.len());
+    }
+}
+
+#[tokio::test]
+async fn an_exhausted_budget_is_a_retryable_529_and_is_given_back() {
+    let budget = BodyBudget::new(CLEAN.len() - 1);
+    let limits = BodyLimits::new(1 << 20).budget(budget.clone());
+    let svc = RequestGuardLayer::new(seed_policy())
+        .limits(limits.clone())
+        .layer(up());
+    let (status, body) = text(
+        svc.clone()
+            .oneshot(post("/v1/messages", CLEAN))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 529, "{body}");
+    assert!(body.contains("overloaded_error"), "{body}");
+    assert_eq!(budget.available(), budget.total());
+    // Room for one body: the request goes through and gives its share back.
+    let budget = BodyBudget::new(1 << 10);
+    let svc = RequestGuardLayer::new(seed_policy())
+        .limits(BodyLimits::new(1 << 20).budget(budget.clone()))
+        .layer(up());
+    let res = svc.oneshot(post("/v1/messages", CLEAN)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(budget.available(), budget.total());
+}
+
+/// A body that sends one chunk and then nothing, forever.
+struct Trickle(bool);
+
+impl http_body::Body for Trickle {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if std::mem::replace(&mut self.0, true) {
+            Poll::Pending
+        } else {
+            Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(b"{")))))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_trickled_body_times_out_with_408() {
+    let upstream = up();
+    let svc = RequestGuardLayer::new(seed_policy())
+        .limits(BodyLimits::new(1 << 20).read_timeout(Duration::from_millis(20)))
+        .layer(upstream.clone());
+    let req = Request::post("/v1/messages").body(Trickle(false)).unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::TimedOut);
+    assert_eq!(res.status(), 408);
+    assert!(upstream.seen().is_empty());
+}
+
+// ---- provider ----
+
+#[tokio::test]
+async fn provider_alone_applies_the_model_policy() {
+    for (spec, path) in [
+        (ProviderSpec::anthropic(), "/v1/messages"),
+        (ProviderSpec::openai(), "/v1/chat/completions"),
+    ] {
+        let upstream = up();
+        let svc = ProviderLayer::new("b", spec)
+            .model_policy(ModelPolicy::pin("pinned-model").unwrap())
+            .layer(upstream.clone());
+        let res = svc.oneshot(post(path, CLEAN)).await.unwrap();
+        assert_eq!(
+            res.extensions().get::<ModelRewrite>(),
+            Some(&ModelRewrite {
+                from: "claude-sonnet-4-5".into(),
+                to: "pinned-model".into()
+            })
+        );
+        let seen = upstream.seen();
+        let body = std::str::from_utf8(&seen[0].body).unwrap();
+        assert!(body.starts_with(r#"{"model":"pinned-model","#), "{body}");
+        assert_eq!(seen[0].headers["content-length"], body.len().to_string());
+    }
+}
+
+#[tokio::test]
+async fn provider_reuses_the_body_an_earlier_layer_read() {
+    let upstream = up();
+    let svc = ProviderLayer::new("b", ProviderSpec::anthropic())
+        .model_policy(ModelPolicy::pin("pinned-model").unwrap())
+        .layer(upstream.clone());
+    // The request as the guard leaves it: its body is the collected bytes.
+    let mut req = post("/v1/messages", CLEAN);
+    req.extensions_mut().insert(Collected {
+        raw: Bytes::from_static(CLEAN.as_bytes()),
+        plain: Bytes::from_static(CLEAN.as_bytes()),
+    });
+    svc.clone().oneshot(req).await.unwrap();
+    assert!(
+        std::str::from_utf8(&upstream.seen()[0].body)
+            .unwrap()
+            .contains("pinned-model")
+    );
+    // Composed: the guard reads once and the pin still applies.
+    let upstream = up();
+    let svc = RequestGuardLayer::new(seed_policy()).layer(
+        ProviderLayer::new("b", ProviderSpec::anthropic())
+            .model_policy(ModelPolicy::pin("pinned-model").unwrap())
+            .layer(upstream.clone()),
+    );
+    let res = svc.oneshot(post("/v1/messages", CLEAN)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        std::str::from_utf8(&upstream.seen()[0].body)
+            .unwrap()
+            .contains("pinned-model")
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_error_after_a_model_rewrite_says_so() {
+    let upstream = MemoryUpstream::json(
+        r#"{"type":"error","error":{"type":"invalid_request_error","message":"thinking mode isn't enabled"}}"#,
+    )
+    .status(StatusCode::BAD_REQUEST)
+    .header("request-id", "req_upstream_1");
+    let svc = ProviderLayer::new("anthropic", ProviderSpec::anthropic())
+        .model_policy(ModelPolicy::pin("claude-opus-4-6").unwrap())
+        .layer(upstream);
+    let res = svc.oneshot(post("/v1/messages", CLEAN)).await.unwrap();
+    assert_eq!(res.headers()["request-id"], "req_upstream_1");
+    let (status, body) = text(res).await;
+    assert_eq!(status, 400);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    for part in [
+        "claude-sonnet-4-5",
+        "claude-opus-4-6",
+        "thinking mode isn't enabled",
+    ] {
+        assert!(msg.contains(part), "{msg}");
+    }
+    // Rate limits are not about the model: passed as they are.
+    let upstream = MemoryUpstream::json(r#"{"error":{"message":"slow down"}}"#)
+        .status(StatusCode::TOO_MANY_REQUESTS);
+    let svc = ProviderLayer::new("anthropic", ProviderSpec::anthropic())
+        .model_policy(ModelPolicy::pin("claude-opus-4-6").unwrap())
+        .layer(upstream);
+    let (status, body) = text(svc.oneshot(post("/v1/messages", CLEAN)).await.unwrap()).await;
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (429, r#"{"error":{"message":"slow down"}}"#)
+    );
+}
+
+#[tokio::test]
+async fn provider_refuses_kinds_its_backend_does_not_speak() {
+    let upstream = up();
+    let svc = ProviderLayer::new("anthropic", ProviderSpec::anthropic()).layer(upstream.clone());
+    let (status, body) = text(svc.oneshot(post("/v1/responses", CLEAN)).await.unwrap()).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("backend `anthropic`"), "{body}");
+    assert!(upstream.seen().is_empty());
+}
+
+// ---- request id ----
+
+#[tokio::test]
+async fn request_ids_reach_the_upstream_and_every_answer() {
+    let upstream = up();
+    let svc = RequestIdLayer::new().layer(upstream.clone());
+    let res = svc.oneshot(post("/v1/messages", CLEAN)).await.unwrap();
+    let id = res.extensions().get::<RequestId>().unwrap().clone();
+    assert_eq!(res.headers()["request-id"], id.0);
+    assert_eq!(upstream.seen()[0].headers["x-request-id"], id.0);
+    // An upstream's own id is kept.
+    let svc = RequestIdLayer::new().layer(up().header("request-id", "req_up"));
+    let res = svc.oneshot(post("/v1/messages", CLEAN)).await.unwrap();
+    assert_eq!(res.headers()["request-id"], "req_up");
+    // agw's own answers carry one.
+    let svc = StackConfig::new("a", ProviderSpec::anthropic())
+        .policy(seed_policy())
+        .layer()
+        .layer(up());
+    let res = svc.oneshot(post("/v1/messages", CARD)).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.headers()["request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_agw_")
+    );
+}
+
+// ---- composed ----
+
+#[tokio::test]
+async fn the_stack_classifies_once_for_every_layer() {
+    let upstream = up();
+    let svc = StackConfig::new("anthropic", ProviderSpec::anthropic())
+        .policy(seed_policy())
+        .model_policy(ModelPolicy::pin("pinned-model").unwrap())
+        .layer()
+        .layer(upstream.clone());
+    for path in [
+        "/v1/message%73",
+        "//v1/messages",
+        "/v1/./messages",
+        "/V1/MESSAGES",
+    ] {
+        let res = svc.clone().oneshot(post(path, CARD)).await.unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+    }
+    let res = svc
+        .clone()
+        .oneshot(post("/v1/messages/?beta=true", CLEAN))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].uri,
+        "https://api.anthropic.com/v1/messages?beta=true"
+    );
+    assert!(
+        std::str::from_utf8(&seen[0].body)
+            .unwrap()
+            .contains("pinned-model")
+    );
+}

@@ -1,0 +1,247 @@
+//! The upstream client against misbehaving servers on 127.0.0.1: failure causes told apart,
+//! silent and cut streams ended with an error event in the client's dialect.
+
+use agw_core::api::Api;
+use agw_core::route::RouteKind;
+use agw_tower::classify::Classified;
+use agw_tower::upstream::{Upstream, UpstreamConfig, UpstreamFailure};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// Serves each connection with `script` (bounded: the test ends, the task is dropped).
+async fn server<F, Fut>(script: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for _ in 0..8 {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(script(s));
+        }
+    });
+    addr.to_string()
+}
+
+async fn read_head(s: &mut tokio::net::TcpStream) {
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn request(url: String, api: Api, kind: RouteKind) -> http::Request<Full<Bytes>> {
+    let mut req = http::Request::post(url)
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    req.extensions_mut().insert(Classified {
+        kind,
+        api,
+        upstream: api,
+    });
+    req
+}
+
+fn upstream(config: UpstreamConfig) -> Upstream<Full<Bytes>> {
+    Upstream::new(config).unwrap()
+}
+
+async fn failure(url: String, config: UpstreamConfig) -> (u16, String, UpstreamFailure) {
+    let res = upstream(config)
+        .oneshot(request(url, Api::Anthropic, RouteKind::Messages))
+        .await
+        .unwrap();
+    let failure = *res.extensions().get::<UpstreamFailure>().unwrap();
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap(), failure)
+}
+
+#[tokio::test]
+async fn refused_connections_are_named() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let (status, body, why) = failure(
+        format!("http://{addr}/v1/messages"),
+        UpstreamConfig::new("up"),
+    )
+    .await;
+    assert_eq!((status, why), (502, UpstreamFailure::Refused));
+    assert!(
+        body.contains("upstream `up`: the connection was refused"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn tls_failures_are_named() {
+    // A plain HTTP server answers the TLS client hello.
+    let addr = server(|mut s| async move {
+        let mut hello = [0u8; 512];
+        let _ = s.read(&mut hello).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            .await;
+    })
+    .await;
+    let mut config = UpstreamConfig::new("up");
+    config.response_timeout = Duration::from_secs(20);
+    let (status, body, why) = failure(format!("https://{addr}/v1/messages"), config).await;
+    assert_eq!((status, why), (502, UpstreamFailure::Tls), "{body}");
+    assert!(body.contains("TLS handshake failed"), "{body}");
+}
+
+#[tokio::test]
+async fn resets_are_named() {
+    let addr = server(|mut s| async move {
+        read_head(&mut s).await;
+        drop(s);
+    })
+    .await;
+    let (status, body, why) = failure(
+        format!("http://{addr}/v1/messages"),
+        UpstreamConfig::new("up"),
+    )
+    .await;
+    assert_eq!((status, why), (502, UpstreamFailure::Reset), "{body}");
+}
+
+#[tokio::test]
+async fn silent_upstreams_time_out() {
+    let addr = server(|mut s| async move {
+        read_head(&mut s).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let mut config = UpstreamConfig::new("up");
+    config.response_timeout = Duration::from_millis(50);
+    let (status, _, why) = failure(format!("http://{addr}/v1/messages"), config).await;
+    assert_eq!((status, why), (504, UpstreamFailure::ResponseTimeout));
+}
+
+const SSE_HEAD: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+const EVENT: &str = "event: message_start\ndata: {\"type\":\"message_start\"}\n\n";
+
+fn chunk(s: &str) -> Vec<u8> {
+    format!("{:x}\r\n{s}\r\n", s.len()).into_bytes()
+}
+
+async fn stream_body(addr: &str, api: Api, kind: RouteKind, idle: Duration) -> String {
+    let mut config = UpstreamConfig::new("up");
+    config.stream_idle_timeout = Some(idle);
+    let res = upstream(config)
+        .oneshot(request(format!("http://{addr}/v1/x"), api, kind))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn a_stream_that_goes_silent_ends_with_an_error_event_in_the_clients_dialect() {
+    let addr = server(|mut s| async move {
+        read_head(&mut s).await;
+        let _ = s.write_all(SSE_HEAD).await;
+        let _ = s.write_all(&chunk(EVENT)).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let body = stream_body(
+        &addr,
+        Api::Anthropic,
+        RouteKind::Messages,
+        Duration::from_millis(30),
+    )
+    .await;
+    assert!(body.starts_with(EVENT), "{body}");
+    let tail = &body[EVENT.len()..];
+    assert!(
+        tail.starts_with("event: error\ndata: {\"type\":\"error\""),
+        "{tail}"
+    );
+    assert!(tail.contains("went silent"), "{tail}");
+    let body = stream_body(
+        &addr,
+        Api::OpenAi,
+        RouteKind::Completions,
+        Duration::from_millis(30),
+    )
+    .await;
+    assert!(
+        body[EVENT.len()..].starts_with("data: {\"error\":"),
+        "{body}"
+    );
+    let body = stream_body(
+        &addr,
+        Api::OpenAi,
+        RouteKind::Responses,
+        Duration::from_millis(30),
+    )
+    .await;
+    assert!(
+        body[EVENT.len()..].starts_with("event: error\ndata: {\"type\":\"error\",\"code\""),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_the_upstream_cuts_ends_with_an_error_event() {
+    let addr = server(|mut s| async move {
+        read_head(&mut s).await;
+        let _ = s.write_all(SSE_HEAD).await;
+        let _ = s.write_all(&chunk(EVENT)).await;
+        let _ = s.flush().await;
+        drop(s); // no terminating chunk
+    })
+    .await;
+    let body = stream_body(
+        &addr,
+        Api::Anthropic,
+        RouteKind::Messages,
+        Duration::from_secs(30),
+    )
+    .await;
+    let tail = &body[EVENT.len()..];
+    assert!(tail.starts_with("event: error\n"), "{body}");
+    assert!(tail.contains("the connection was reset"), "{tail}");
+}
+
+#[tokio::test]
+async fn a_silent_json_body_ends_with_an_error() {
+    let addr = server(|mut s| async move {
+        read_head(&mut s).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+            .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let mut config = UpstreamConfig::new("up");
+    config.stream_idle_timeout = Some(Duration::from_millis(30));
+    let res = upstream(config)
+        .oneshot(request(
+            format!("http://{addr}/v1/x"),
+            Api::Anthropic,
+            RouteKind::Messages,
+        ))
+        .await
+        .unwrap();
+    let err = res.into_body().collect().await.unwrap_err();
+    assert!(err.to_string().contains("went silent"), "{err}");
+}
