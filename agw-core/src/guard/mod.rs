@@ -60,6 +60,7 @@ mod engine;
 pub(crate) mod extract;
 mod policy;
 mod rule;
+mod widen;
 
 pub use engine::{REGEX_DFA_LIMIT, REGEX_SIZE_LIMIT};
 pub use policy::{

@@ -215,6 +215,8 @@ pub struct Rule {
     pub(crate) action: Action,
     pub(crate) scope: Scope,
     pub(crate) fields: Fields,
+    pub(crate) whitespace_insensitive: bool,
+    pub(crate) confusables: bool,
 }
 
 impl Rule {
@@ -226,6 +228,8 @@ impl Rule {
             action: Action::reject("Request blocked by policy"),
             scope: Scope::All,
             fields: Fields::ALL,
+            whitespace_insensitive: false,
+            confusables: false,
         }
     }
 
@@ -287,6 +291,22 @@ impl Rule {
         if let Matcher::Literals { whole_word, .. } = &mut self.matcher {
             *whole_word = yes;
         }
+        self
+    }
+
+    /// Lets whitespace in the patterns (literal and regex rules) also match any run of spaces,
+    /// tabs and line breaks: `credit card` then finds `credit\n\t card`. Configuration name:
+    /// `whitespace_insensitive`.
+    pub fn whitespace_insensitive(mut self, yes: bool) -> Rule {
+        self.whitespace_insensitive = yes;
+        self
+    }
+
+    /// Lets the Latin letters of the patterns (literal and regex rules) also match their Cyrillic
+    /// and Greek look-alikes: `credit card` then finds `сrеdit саrd` written with Cyrillic `с`,
+    /// `е` and `а`. Configuration name: `confusables`.
+    pub fn confusables(mut self, yes: bool) -> Rule {
+        self.confusables = yes;
         self
     }
 
@@ -353,5 +373,17 @@ impl Rule {
     /// The fields the rule applies to.
     pub fn fields_of(&self) -> Fields {
         self.fields
+    }
+
+    /// Whether whitespace in the patterns matches any run of whitespace (see
+    /// [`Rule::whitespace_insensitive`]).
+    pub fn is_whitespace_insensitive(&self) -> bool {
+        self.whitespace_insensitive
+    }
+
+    /// Whether the patterns also match Cyrillic and Greek look-alikes (see
+    /// [`Rule::confusables`]).
+    pub fn folds_confusables(&self) -> bool {
+        self.confusables
     }
 }
