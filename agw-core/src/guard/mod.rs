@@ -58,6 +58,7 @@
 
 mod engine;
 pub(crate) mod extract;
+mod kinds;
 mod policy;
 mod rule;
 mod widen;

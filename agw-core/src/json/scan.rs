@@ -82,6 +82,12 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The position of the next value (after whitespace).
+    pub fn position(&mut self) -> usize {
+        self.skip_ws();
+        self.pos
+    }
+
     /// The body being scanned.
     pub fn bytes(&self) -> &'a [u8] {
         self.b
