@@ -71,3 +71,5 @@ pub use rule::{Action, ActionKind, Field, Fields, Matcher, Rule, Scope};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_kinds;

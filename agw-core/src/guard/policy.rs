@@ -418,8 +418,7 @@ impl Policy {
             raw.clear();
             // In text the client wrote, a rejecting rule's hit outside the final prompt removes
             // the strings it touches instead: keep looking for hits that reject.
-            let removable =
-                unit.user && doc.segs[unit.segs.clone()].iter().any(|s| !s.last_prompt);
+            let removable = unit.user && doc.segs[unit.segs.clone()].iter().any(|s| !s.last_prompt);
             let stop = |rule: usize| is_reject(rule) && !removable;
             inner
                 .engines

@@ -294,7 +294,10 @@ fn scope_latest_skips_history_and_system() {
         Decision::Rewrite(out) => assert_only_spans_changed(
             old,
             &out,
-            &[("\"content\":\"credit card\"", "\"content\":\"[removed by agw: rule cc]\"")],
+            &[(
+                "\"content\":\"credit card\"",
+                "\"content\":\"[removed by agw: rule cc]\"",
+            )],
         ),
         d => panic!("{d:?}"),
     }

@@ -174,7 +174,12 @@ fn whitespace() -> ClassUnicode {
 
 /// `class` plus the look-alikes of every Latin letter in it.
 fn with_lookalikes(class: &ClassUnicode) -> ClassUnicode {
-    let contains = |c: char| class.ranges().iter().any(|r| r.start() <= c && c <= r.end());
+    let contains = |c: char| {
+        class
+            .ranges()
+            .iter()
+            .any(|r| r.start() <= c && c <= r.end())
+    };
     let extra: Vec<ClassUnicodeRange> = CONFUSABLES
         .iter()
         .filter(|(_, latin)| contains(*latin))
@@ -228,7 +233,10 @@ mod tests {
     #[test]
     fn look_alikes_are_not_latin() {
         for (look, latin) in CONFUSABLES {
-            assert!(!look.is_ascii() && latin.is_ascii_alphabetic(), "{look} {latin}");
+            assert!(
+                !look.is_ascii() && latin.is_ascii_alphabetic(),
+                "{look} {latin}"
+            );
         }
     }
 }
