@@ -13,13 +13,39 @@ use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
 
-/// Where a string sits in the body, for reporting (`messages[3].content[1].text`).
+/// The top-level key a string sits under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Top {
+    #[default]
+    Messages,
+    System,
+    Input,
+    Instructions,
+    Prompt,
+    Suffix,
+    /// A body read generically.
+    Body,
+}
+
+impl Top {
+    fn name(self) -> &'static str {
+        match self {
+            Top::Messages => "messages",
+            Top::System => "system",
+            Top::Input => "input",
+            Top::Instructions => "instructions",
+            Top::Prompt => "prompt",
+            Top::Suffix => "suffix",
+            Top::Body => "body",
+        }
+    }
+}
+
+/// Where a string sits in the body, for reporting (`messages[3].content[1].text`). The batch
+/// request a string belongs to is on its [`Unit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Loc {
-    /// The message batch request (`requests[r].params.`), for message batches.
-    pub request: Option<u32>,
-    /// The top-level key (`system`, `messages`, `input`, `prompt`, ...; empty for `messages`).
-    pub top: &'static str,
+    pub top: Top,
     /// The index in the top-level list, if it is one.
     pub message: Option<u32>,
     /// The list `block` indexes: `.content` or `.tool_calls` (empty under `system`).
@@ -31,14 +57,7 @@ pub(crate) struct Loc {
 
 impl fmt::Display for Loc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(r) = self.request {
-            write!(f, "requests[{r}].params.")?;
-        }
-        f.write_str(if self.top.is_empty() {
-            "messages"
-        } else {
-            self.top
-        })?;
+        f.write_str(self.top.name())?;
         if let Some(m) = self.message {
             write!(f, "[{m}]")?;
         }
@@ -87,7 +106,7 @@ pub(crate) struct Unit {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub request: Option<u32>,
-    pub top: &'static str,
+    pub top: Top,
     pub group: u32,
     /// The last top-level block of the message being read: its index, and whether it is text.
     pub last_block: Option<(u32, bool)>,
@@ -186,11 +205,15 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
             ex.messages_body(&mut sc, kind, true)?;
         }
         RouteKind::MessageBatches => ex.batches(&mut sc)?,
-        RouteKind::Complete => ex.prompts(&mut sc, &[("prompt", false)])?,
-        RouteKind::LegacyCompletions => {
-            ex.prompts(&mut sc, &[("prompt", true), ("suffix", false)])?;
-        }
-        RouteKind::Embeddings => ex.prompts(&mut sc, &[("input", true)])?,
+        RouteKind::Complete => ex.prompts(&mut sc, &[("prompt", Top::Prompt, false)])?,
+        RouteKind::LegacyCompletions => ex.prompts(
+            &mut sc,
+            &[
+                ("prompt", Top::Prompt, true),
+                ("suffix", Top::Suffix, false),
+            ],
+        )?,
+        RouteKind::Embeddings => ex.prompts(&mut sc, &[("input", Top::Input, true)])?,
         RouteKind::Responses => ex.responses(&mut sc)?,
         _ => ex.generic(&mut sc)?,
     }
@@ -309,12 +332,12 @@ impl Extractor {
         };
         let idx = self.doc.segs.len();
         self.doc.segs.push(seg);
-        let group = self.doc.st.group;
+        let (group, request) = (self.doc.st.group, self.doc.st.request);
         match self.doc.units.last_mut() {
             Some(u)
                 if u.field == field
                     && u.message == loc.message
-                    && u.request == loc.request
+                    && u.request == request
                     && u.group == group
                     && u.segs.end == idx =>
             {
@@ -323,9 +346,9 @@ impl Extractor {
             _ => self.doc.units.push(Unit {
                 field,
                 message: loc.message,
-                request: loc.request,
+                request,
                 group,
-                latest: !matches!(loc.top, "system" | "instructions"),
+                latest: !matches!(loc.top, Top::System | Top::Instructions),
                 user: false,
                 segs: idx..idx + 1,
             }),
@@ -365,7 +388,7 @@ impl Extractor {
 
     /// Starts a conversation (a `messages` or `input` list) whose units and strings start at
     /// the current ends.
-    pub(super) fn begin_conversation(&mut self, top: &'static str) -> (usize, usize) {
+    pub(super) fn begin_conversation(&mut self, top: Top) -> (usize, usize) {
         let st = &mut self.doc.st;
         st.top = top;
         st.last_assistant = None;
@@ -411,8 +434,7 @@ impl Extractor {
 
     fn system(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let loc = Loc {
-            request: self.doc.st.request,
-            top: "system",
+            top: Top::System,
             message: None,
             list: "",
             block: None,
@@ -442,7 +464,7 @@ impl Extractor {
         if sc.peek() != Some(b'[') {
             return Err(shape_at(sc, "`messages` must be an array"));
         }
-        let conv = self.begin_conversation("messages");
+        let conv = self.begin_conversation(Top::Messages);
         sc.array(|sc, m| self.message(sc, m as u32))?;
         self.end_conversation(conv);
         Ok(())
@@ -508,7 +530,6 @@ impl Extractor {
     ) -> Result<(), JsonError> {
         let nested = block.is_some();
         let loc = Loc {
-            request: self.doc.st.request,
             top: self.doc.st.top,
             message: Some(m),
             list: ".content",
@@ -781,7 +802,6 @@ impl Extractor {
             return sc.skip_fast();
         }
         let loc = Loc {
-            request: self.doc.st.request,
             top: self.doc.st.top,
             message: Some(m),
             list: ".tool_calls",

@@ -6,7 +6,7 @@
 //! text agw skipped); text agw cannot place in a known shape is read as every string it holds.
 
 use super::Field;
-use super::extract::{Extractor, Loc, Role, once};
+use super::extract::{Extractor, Loc, Role, Top, once};
 use crate::json::{JsonError, Scanner};
 use crate::route::RouteKind;
 
@@ -15,9 +15,8 @@ fn shape(msg: impl Into<String>) -> JsonError {
 }
 
 /// A location at top-level key `top`, optionally at index `i` of it.
-fn top_loc(top: &'static str, i: Option<u32>, leaf: &'static str) -> Loc {
+fn top_loc(top: Top, i: Option<u32>, leaf: &'static str) -> Loc {
     Loc {
-        request: None,
         top,
         message: i,
         list: "",
@@ -68,49 +67,52 @@ impl Extractor {
     pub(super) fn prompts(
         &mut self,
         sc: &mut Scanner<'_>,
-        keys: &[(&'static str, bool)],
+        keys: &[(&'static str, Top, bool)],
     ) -> Result<(), JsonError> {
         let mut seen = [false; 2];
         sc.object(|sc, key| {
             if sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
                 return self.model(sc);
             }
-            let Some(k) = keys.iter().position(|(name, _)| sc.key_is(&key, name)) else {
+            let Some(k) = keys.iter().position(|(name, ..)| sc.key_is(&key, name)) else {
                 return sc.skip_fast();
             };
-            let (name, listed) = keys[k];
+            let (name, top, listed) = keys[k];
             once(&mut seen[k], name)?;
             if listed && sc.peek() == Some(b'[') {
                 sc.array(|sc, i| {
-                    self.all_strings(sc, Field::Messages, top_loc(name, Some(i as u32), ""))
+                    self.all_strings(sc, Field::Messages, top_loc(top, Some(i as u32), ""))
                 })
             } else {
-                self.all_strings(sc, Field::Messages, top_loc(name, None, ""))
+                self.all_strings(sc, Field::Messages, top_loc(top, None, ""))
             }
         })
     }
 
     /// OpenAI Responses: `instructions` is the system prompt; `input` is a string (one user
-    /// message) or a list of items.
+    /// message) or a list of items; a stored `prompt` template's `variables` are text too.
     pub(super) fn responses(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
-        let (mut seen_input, mut seen_instructions) = (false, false);
+        let (mut seen_input, mut seen_instructions, mut seen_prompt) = (false, false, false);
         sc.object(|sc, key| {
             if sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
                 self.model(sc)
+            } else if sc.key_is(&key, "prompt") {
+                once(&mut seen_prompt, "prompt")?;
+                self.all_strings(sc, Field::Messages, top_loc(Top::Prompt, None, ""))
             } else if sc.key_is(&key, "instructions") {
                 once(&mut seen_instructions, "instructions")?;
-                self.all_strings(sc, Field::System, top_loc("instructions", None, ""))
+                self.all_strings(sc, Field::System, top_loc(Top::Instructions, None, ""))
             } else if sc.key_is(&key, "input") {
                 once(&mut seen_input, "input")?;
                 if sc.peek() == Some(b'[') {
-                    let conv = self.begin_conversation("input");
+                    let conv = self.begin_conversation(Top::Input);
                     sc.array(|sc, i| self.response_item(sc, i as u32))?;
                     self.end_conversation(conv);
                     Ok(())
                 } else {
                     // One user message: it is the final prompt.
                     let (units, segs) = (self.doc.units.len(), self.doc.segs.len());
-                    self.all_strings(sc, Field::Messages, top_loc("input", None, ""))?;
+                    self.all_strings(sc, Field::Messages, top_loc(Top::Input, None, ""))?;
                     for u in &mut self.doc.units[units..] {
                         u.user = true;
                     }
@@ -149,7 +151,7 @@ impl Extractor {
                 sc.skip_fast()
             }
         })?;
-        let loc = |leaf: &'static str| top_loc("input", Some(i), leaf);
+        let loc = |leaf: &'static str| top_loc(Top::Input, Some(i), leaf);
         match ty.as_deref() {
             Some(b"message") => self.message(sc, i),
             None if has_role => self.message(sc, i),
@@ -227,7 +229,7 @@ impl Extractor {
             once(&mut seen, "output")?;
             let loc = Loc {
                 list: ".output",
-                ..top_loc("input", Some(i), ".output")
+                ..top_loc(Top::Input, Some(i), ".output")
             };
             if sc.peek() == Some(b'[') {
                 sc.array(|sc, k| {
@@ -252,7 +254,7 @@ impl Extractor {
     /// strings matched as one text.
     pub(super) fn generic(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         match sc.peek() {
-            Some(b'"') => self.push_next(sc, Field::Messages, top_loc("body", None, "")),
+            Some(b'"') => self.push_next(sc, Field::Messages, top_loc(Top::Body, None, "")),
             Some(b'{') => sc.object(|sc, _| {
                 self.doc.st.group += 1;
                 self.generic(sc)

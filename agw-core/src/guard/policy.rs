@@ -427,11 +427,15 @@ impl Policy {
             for h in &raw {
                 let rule = &inner.rules[h.rule];
                 let (first_seg, pieces) = self.locate(doc, unit, base, h);
+                let loc = &doc.segs[first_seg].loc;
                 hits.push(Hit {
                     rule: rule.name.clone(),
                     action: rule.action.kind(),
                     detector: h.detector,
-                    path: doc.segs[first_seg].loc.to_string(),
+                    path: match unit.request {
+                        Some(r) => format!("requests[{r}].params.{loc}"),
+                        None => loc.to_string(),
+                    },
                 });
                 if let Action::Reject { status, message } = &rule.action {
                     // Older text only reaches a latest-scope rule to be removed.

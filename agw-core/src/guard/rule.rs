@@ -109,10 +109,10 @@ pub enum Scope {
     All,
     /// Only the messages after the last assistant turn: what is new in this request.
     ///
-    /// Agentic clients resend the whole conversation each turn, so with [`Scope::All`] one
-    /// rejected prompt that stays in the history blocks every later turn. `Latest` avoids that,
-    /// at a price: text a client places in (fabricated) earlier turns or in the system prompt is
-    /// not inspected.
+    /// Mask and audit rules then act once on new text, at a price: text a client places in
+    /// (fabricated) earlier turns or in the system prompt is not masked or audited. A rejecting
+    /// rule still reads the client's earlier messages, only to remove what it would reject (see
+    /// [`Policy`](super::Policy)): rejected text never reaches the provider in a later turn.
     Latest,
 }
 

@@ -74,6 +74,11 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (Responses, r#"{"input":"{R}","user":"{N}"}"#, &["input"]),
         (
+            Responses,
+            r#"{"prompt":{"id":"pmpt_1","variables":{"topic":"{R}"}},"input":[]}"#,
+            &["prompt"],
+        ),
+        (
             Passthrough,
             r#"{"a":{"b":["{R}",1,null,{"c":"x {R}"}]},"{N}":true}"#,
             &["body", "body"],
@@ -106,6 +111,7 @@ fn duplicate_keys_and_wrong_shapes_are_refused() {
         (Embeddings, r#"{"input":"a","input":"b"}"#),
         (Responses, r#"{"input":"a","input":"b"}"#),
         (Responses, r#"{"instructions":"a","instructions":"b"}"#),
+        (Responses, r#"{"prompt":{},"prompt":{}}"#),
         (Responses, r#"{"input":[{"type":"message","type":"x"}]}"#),
         (
             Responses,
