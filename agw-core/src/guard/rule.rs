@@ -8,13 +8,17 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Field {
-    /// The system prompt: top-level `system`, and messages with role `system`/`developer`.
+    /// The system prompt: top-level `system`, messages (and Responses items) with role
+    /// `system`/`developer`, Responses `instructions`.
     System,
-    /// Message text written by the user or the assistant.
+    /// Message text written by the user or the assistant; legacy completion `prompt`/`suffix`,
+    /// embeddings `input`, and every string of a body read generically.
     Messages,
-    /// Tool output sent back to the model: `tool_result` blocks, OpenAI `role: tool` messages.
+    /// Tool output sent back to the model: `tool_result` blocks, OpenAI `role: tool` messages,
+    /// Responses `function_call_output`/`custom_tool_call_output` items.
     ToolOutput,
-    /// Tool calls the model made: every string in `tool_use` inputs, OpenAI `arguments`.
+    /// Tool calls the model made: every string in `tool_use` inputs, OpenAI `arguments`,
+    /// Responses `function_call` arguments and custom tool inputs.
     ToolInput,
 }
 

@@ -292,6 +292,11 @@ fn joins_previous(c: char) -> bool {
 /// Characters that render as nothing and are used to split words past filters: format and
 /// zero-width characters, and the C0 and C1 control characters (with `DEL`) except the tab, line
 /// feed and carriage return that text needs.
+///
+/// ASCII controls are removed when escaped (`\u0000`, `\b`, `\f`), which is how JSON carries
+/// them. A raw control byte inside a JSON string is invalid JSON that strict parsers (the
+/// providers') refuse, and a raw `DEL` is rare: both are kept as they are, so that plain ASCII
+/// text is copied without looking at each byte.
 pub(crate) fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{7F}'..='\u{9F}'
@@ -326,7 +331,15 @@ fn walk(raw: &[u8], mut emit: impl FnMut(&[u8], Range<usize>, bool)) {
         if cluster.len() == 1 && cluster[0].is_ascii() {
             scratch.push(cluster[0]);
         } else {
-            scratch.extend(cluster.iter().copied().nfkc().filter(|c| !is_invisible(*c)));
+            // Escaped invisibles never get here; an ASCII control in a cluster is a raw byte,
+            // kept like every raw ASCII byte (see `is_invisible`).
+            scratch.extend(
+                cluster
+                    .iter()
+                    .copied()
+                    .nfkc()
+                    .filter(|c| c.is_ascii() || !is_invisible(*c)),
+            );
         }
         cluster.clear();
         if !scratch.is_empty() {
@@ -407,6 +420,8 @@ mod tests {
             (r"cre\bdit\f card", "credit card"),
             (r"cre\u0085dit \u001bcard\u007f", "credit card"),
             ("cre\u{85}dit\u{9F} card", "credit card"),
+            // Raw ASCII controls are kept, even before a combining mark.
+            ("raw\u{7f}\u{1}\u{301} ok", "raw\u{7f}\u{1}\u{301} ok"),
             (r"keep\t\n\r\u0009", "keep\t\n\r\t"),
         ];
         for (raw, want) in cases {
@@ -460,6 +475,9 @@ mod tests {
             r"\f",
             "\u{85}",
             r"\u009f",
+            "\u{7f}",
+            "\u{1}",
+            "\u{301}",
         ];
         let mut seed = 0x2545F491u32;
         for _ in 0..1500 {
