@@ -645,7 +645,8 @@ impl Extractor {
             self.value(&mut sc.at(at), &ty, k, loc, forced)?;
         }
         if let (None, Some(b)) = (forced, loc.block) {
-            self.doc.st.last_block = Some((b, &*ty == b"text"));
+            let text = matches!(&*ty, b"text" | b"input_text");
+            self.doc.st.last_block = Some((b, text));
         }
         Ok(())
     }
@@ -717,7 +718,10 @@ impl Extractor {
         sc.object(|sc, key| {
             if sc.key_is(&key, "type") {
                 if let Some(s) = sc.string_or_none()? {
-                    ty = Some(sc.str_value(&s));
+                    // The type decides whether `data` is text: a second one must not hide it.
+                    if ty.replace(sc.str_value(&s)).is_some() {
+                        return Err(shape(format!("duplicate key `type` in {loc}.source")));
+                    }
                     return Ok(());
                 }
             } else if sc.key_is(&key, "data") {

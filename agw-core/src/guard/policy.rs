@@ -441,7 +441,7 @@ impl Policy {
                     // Older text only reaches a latest-scope rule to be removed.
                     let older_only = state == OLDER_USER && rule.rule.scope == Scope::Latest;
                     let outside_prompt = pieces.iter().all(|(s, _, _)| !doc.segs[*s].last_prompt);
-                    if unit.user && (older_only || outside_prompt) {
+                    if unit.user && !pieces.is_empty() && (older_only || outside_prompt) {
                         removed.extend(pieces.iter().map(|(s, _, _)| (*s, h.rule)));
                         continue;
                     }

@@ -142,6 +142,10 @@ fn duplicate_keys_and_wrong_shapes_are_refused() {
             r#"{"messages":[{"role":"user","content":"a","content":"b"}]}"#,
         ),
         (
+            Messages,
+            r#"{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","data":"x","type":"base64"}}]}]}"#,
+        ),
+        (
             Completions,
             r#"{"messages":[{"role":"assistant","tool_calls":[],"tool_calls":[]}]}"#,
         ),
@@ -323,6 +327,8 @@ fn removal_in_other_dialects() {
     ));
     // Responses.
     let resp = r#"{"input":[{"role":"user","content":[{"type":"input_text","text":"a credit card"}]},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"No."}]},{"role":"user","content":"hello"}]}"#;
+    forwarded(&p, RouteKind::Responses, resp, &["a credit card"]);
+    let resp = r#"{"input":[{"role":"user","content":[{"type":"input_text","text":"a credit card"},{"type":"input_text","text":"hello"}]}]}"#;
     forwarded(&p, RouteKind::Responses, resp, &["a credit card"]);
     assert!(matches!(
         inspect(&p, RouteKind::Responses, r#"{"input":"a credit card"}"#),
