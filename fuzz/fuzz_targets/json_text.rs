@@ -356,7 +356,11 @@ fuzz_target!(|input: Input| {
                 .chars()
                 .filter(|c| !matches!(c, '\u{8}' | '\u{c}'))
                 .collect();
-            assert_eq!(text, unmark(&unescaped), "ASCII without \\u: plain unescaping");
+            assert_eq!(
+                text,
+                unmark(&unescaped),
+                "ASCII without \\u: plain unescaping"
+            );
         }
     }
     assert_eq!(s.fused, s.text, "fused and two-pass decoding differ");
