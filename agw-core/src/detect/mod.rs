@@ -59,7 +59,7 @@
 //! - PEM private keys run from `-----BEGIN … PRIVATE KEY-----` through the `-----END …-----`
 //!   line; without one, through the last base64 line. A header with no body does not fire.
 //!   Line numbers at the start of each line (`cat -n`'s `     2\t`, Claude Code `Read` output's
-//!   `     2→`) are read through, so a key read from a file is found, and reported whole
+//!   `     2→`, `grep -n`'s `2:`) are read through, so a key read from a file is found, and reported whole
 //!   (prefixes of its inner lines included).
 //! - E-mail local parts also accept `_`; `icon@2x.png`-style asset names are not addresses.
 //!

@@ -68,7 +68,8 @@ fn skip_space(text: &[u8], mut i: usize) -> usize {
 }
 
 /// The position after a line-number prefix at line start `i` (spaces, digits, then `→` or a
-/// tab), or `i` when there is none.
+/// tab as `cat -n` and Claude Code `Read` write them, or `:` as `grep -n` does), or `i` when
+/// there is none. Base64 has none of these separators, so a body line is never taken for one.
 fn skip_line_number(text: &[u8], i: usize) -> usize {
     let mut j = i;
     while at(text, j) == b' ' {
@@ -83,7 +84,7 @@ fn skip_line_number(text: &[u8], i: usize) -> usize {
     }
     if text[j..].starts_with("→".as_bytes()) {
         j + "→".len()
-    } else if at(text, j) == b'\t' {
+    } else if matches!(at(text, j), b'\t' | b':') {
         j + 1
     } else if text[j..].starts_with(b"\\t") {
         j + 2
@@ -152,6 +153,7 @@ mod tests {
         let read_tool = numbered("→", "\n");
         let cat_n = numbered("\t", "\n");
         let escaped_read = numbered("→", "\\n");
+        let grep_n = numbered(":", "\n");
         let cases: Vec<(String, Vec<&str>)> = vec![
         (format!("key:\n{rsa}\nmore"), vec![&rsa]),
         (format!("{pkcs8}\r\n"), vec![&pkcs8]),
@@ -165,6 +167,7 @@ mod tests {
         ("-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----".into(), vec![]),
         (read_tool.clone(), vec![&read_tool[6 + "→".len()..]]),
         (format!("{cat_n}\n"), vec![&cat_n[7..]]),
+        (grep_n.clone(), vec![&grep_n[7..]]),
         (format!("{escaped_read}\\n"), vec![&escaped_read[6 + "→".len()..]]),
         // A number that is not a line prefix ends the body.
         ("-----BEGIN PRIVATE KEY-----\n12 MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw\n-----END PRIVATE KEY-----".into(), vec![]),
