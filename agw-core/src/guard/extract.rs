@@ -23,6 +23,7 @@ pub(crate) enum Top {
     Instructions,
     Prompt,
     Suffix,
+    Prediction,
     /// A body read generically.
     Body,
 }
@@ -36,6 +37,7 @@ impl Top {
             Top::Instructions => "instructions",
             Top::Prompt => "prompt",
             Top::Suffix => "suffix",
+            Top::Prediction => "prediction",
             Top::Body => "body",
         }
     }
@@ -363,16 +365,29 @@ impl Extractor {
         kind: RouteKind,
         top: bool,
     ) -> Result<(), JsonError> {
-        let (mut seen_system, mut seen_messages) = (false, false);
+        let (mut seen_system, mut seen_messages, mut seen_prediction) = (false, false, false);
+        let chat = kind == RouteKind::Completions;
         sc.object(|sc, key| {
             if sc.key_is(&key, "messages") {
                 once(&mut seen_messages, "messages")?;
                 self.messages(sc)
             } else if top && sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
                 self.model(sc)
-            } else if kind != RouteKind::Completions && sc.key_is(&key, "system") {
+            } else if !chat && sc.key_is(&key, "system") {
                 once(&mut seen_system, "system")?;
                 self.system(sc)
+            } else if chat && sc.key_is(&key, "prediction") {
+                // Predicted output goes to the provider with the prompt: its text is read too.
+                once(&mut seen_prediction, "prediction")?;
+                let loc = Loc {
+                    top: Top::Prediction,
+                    message: None,
+                    list: "",
+                    block: None,
+                    sub: None,
+                    leaf: "",
+                };
+                self.all_strings(sc, Field::Messages, loc)
             } else {
                 sc.skip_fast()
             }

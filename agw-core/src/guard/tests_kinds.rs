@@ -86,8 +86,8 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         (Passthrough, r#""{R}""#, &["body"]),
         (
             Completions,
-            r#"{"model":"{N}","messages":[{"role":"user","content":[{"type":"text","text":"{R}"}]}]}"#,
-            &["messages[0].content[0].text"],
+            r#"{"model":"{N}","messages":[{"role":"user","content":[{"type":"text","text":"{R}"}]}],"prediction":{"type":"content","content":"{R}"}}"#,
+            &["messages[0].content[0].text", "prediction"],
         ),
         (Models, r#"{"x":"{N}"}"#, &[]),
         (Unguarded, r#"{"x":"{N}"}"#, &[]),
@@ -149,6 +149,7 @@ fn duplicate_keys_and_wrong_shapes_are_refused() {
             Completions,
             r#"{"messages":[{"role":"assistant","tool_calls":[],"tool_calls":[]}]}"#,
         ),
+        (Completions, r#"{"prediction":{},"prediction":{}}"#),
         (Passthrough, "not json"),
         (Passthrough, r#"{"a":"b""#),
         (Passthrough, r#"{"a":1} x"#),
