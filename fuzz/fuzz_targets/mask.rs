@@ -1,9 +1,14 @@
 //! `Policy::inspect` on request bodies with masking rules.
 //!
-//! Bodies are built from arbitrary parts (see `agw_fuzz::body`), sometimes with a few bytes
-//! overwritten, sometimes raw bytes. The policy has 1–4 rules: literal keywords (from a shared
-//! vocabulary, cut from the body's own text, or arbitrary), detectors and a few regexes; each
-//! masks (mostly), audits or rejects. Properties, when the decision is `Rewrite(out)`:
+//! Bodies are built from arbitrary parts (see `agw_fuzz::body`) and presented to every
+//! prompt-bearing route kind (Messages, count tokens, chat completions, message batches,
+//! Responses, legacy completions, complete, embeddings, and a generic passthrough), sometimes
+//! with a few bytes overwritten, sometimes raw bytes. The policy has 1–4 rules: literal keywords
+//! (from a shared vocabulary, cut from the body's own text, or arbitrary), detectors and a few
+//! regexes, some with the `whitespace_insensitive` and `confusables` options; each masks
+//! (mostly), audits or rejects. A rejecting rule's hit outside the final prompt removes the
+//! strings it touches (`[removed by agw: rule NAME]`). Properties, when the decision is
+//! `Rewrite(out)`:
 //!
 //! 1. **Valid JSON.** `out` parses with serde_json when the original did, and agw inspects it
 //!    without error (when `out` is at most 8 KiB: re-inspecting bigger outputs is slow).
@@ -17,19 +22,21 @@
 //!    placeholders (which must be whole, correctly escaped placeholders) gives blocks
 //!    `Q0 … Qk` that occur in `Si` in order with non-empty gaps between them, `Qk` a suffix of
 //!    `Si`, and `Q0` a prefix of `Si` except for one deleted span (the rest of a match that
-//!    began in the previous string of the same unit gets no placeholder).
+//!    began in the previous string of the same unit gets no placeholder). Or `Si'` is a removal
+//!    placeholder of a rejecting rule.
 //! 4. **Masking is complete.** When every rule is a case-sensitive, non-whole-word keyword
 //!    rule that masks everywhere with a bare sentinel (no suffix, so no keyword can match any
 //!    part of a placeholder): inspecting `out` again finds nothing.
 //!
-//! Always: no panic, and a rejection's last hit is the rejecting rule.
+//! Always: no panic, a rejection's last hit is the rejecting rule, and a rewrite has a mask hit
+//! or a removal.
 #![no_main]
 
 use agw_core::detect::Detector;
 use agw_core::fuzzing;
 use agw_core::guard::{Decision, Fields, Policy, Rule, Scope};
 use agw_core::route::RouteKind;
-use agw_fuzz::body::{Api, Request};
+use agw_fuzz::body::{Api, Request, Shape};
 use agw_fuzz::literal;
 use agw_fuzz::text::VOCAB;
 use arbitrary::Arbitrary;
@@ -40,6 +47,8 @@ use libfuzzer_sys::fuzz_target;
 #[derive(Debug, Clone, Arbitrary)]
 struct Body {
     request: Request,
+    /// The route kind: the request's own (mostly), or another presentation (see `bytes`).
+    shape: u8,
     mode: u8,
     edits: Vec<(u16, u8)>,
     raw: Vec<u8>,
@@ -81,6 +90,8 @@ struct RuleSpec {
     fields: u8,
     /// `Scope::Latest` when 200 or more.
     latest: u8,
+    /// Bit 0: whitespace-insensitive; bit 1: confusables (keyword and regex rules).
+    options: u8,
 }
 
 const ODD: &[&str] = &[
@@ -125,15 +136,25 @@ fn sentinel(rule: usize, suffix: u8) -> String {
 
 impl Body {
     fn bytes(&self) -> (RouteKind, Vec<u8>) {
-        let kind = match self.request.api {
+        let native = match self.request.api {
             Api::Messages => RouteKind::Messages,
             Api::CountTokens => RouteKind::CountTokens,
             Api::Completions => RouteKind::Completions,
         };
+        let (kind, shape) = match self.shape {
+            0..=127 => (native, Shape::Native),
+            128..=151 => (RouteKind::MessageBatches, Shape::Batch),
+            152..=175 => (RouteKind::Responses, Shape::Responses),
+            176..=183 => (RouteKind::LegacyCompletions, Shape::Prompts),
+            184..=191 => (RouteKind::Complete, Shape::Prompts),
+            192..=199 => (RouteKind::Embeddings, Shape::Prompts),
+            200..=231 => (RouteKind::Passthrough, Shape::Native),
+            _ => (RouteKind::Passthrough, Shape::Responses),
+        };
         let body = match self.mode {
-            0..=191 => self.request.render(),
+            0..=191 => self.request.render_as(shape),
             192..=239 => {
-                let mut b = self.request.render();
+                let mut b = self.request.render_as(shape);
                 let n = b.len();
                 for &(at, byte) in &self.edits {
                     b[at as usize % n] = byte;
@@ -214,6 +235,12 @@ fn policy(specs: &[RuleSpec], texts: &str) -> Option<(Policy, Vec<Vec<u8>>, bool
                 Rule::regex(name, [REGEXES[*i as usize % REGEXES.len()]]).case_insensitive(*ci)
             }
         };
+        if spec.options & 3 != 0 {
+            plain_keywords_only = false;
+            rule = rule
+                .whitespace_insensitive(spec.options & 1 != 0)
+                .confusables(spec.options & 2 != 0);
+        }
         rule = match spec.action.0 {
             s @ 0..=159 => {
                 let p = sentinel(i, s);
@@ -396,12 +423,15 @@ fuzz_target!(|input: Input| {
         Decision::Rewrite(out) => out,
     };
     assert!(
-        verdict
-            .hits()
-            .iter()
-            .any(|h| h.action == agw_core::guard::ActionKind::Mask),
-        "a rewrite without a mask hit"
+        verdict.hits().iter().any(|h| matches!(
+            h.action,
+            agw_core::guard::ActionKind::Mask | agw_core::guard::ActionKind::Reject
+        )),
+        "a rewrite without a mask hit or a removal"
     );
+    let removals: Vec<Vec<u8>> = (0..4)
+        .map(|i| format!("[removed by agw: rule r{i}]").into_bytes())
+        .collect();
     // Property 1.
     if serde_json::from_slice::<serde_json::Value>(&body).is_ok()
         && let Err(e) = serde_json::from_slice::<serde_json::Value>(out)
@@ -441,7 +471,7 @@ fuzz_target!(|input: Input| {
     // Property 3.
     if sentinels_only && !has_private_sentinels(&body) {
         for (old, new) in pairs {
-            if old != new {
+            if old != new && !removals.iter().any(|r| r == new) {
                 check_segment(old, new, &placeholders);
             }
         }

@@ -160,11 +160,27 @@ pub enum Value {
     Obj(Vec<(Text, Value)>),
 }
 
+/// How a request is presented, for the other prompt-bearing APIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// As built, for its [`Api`].
+    Native,
+    /// `{"requests":[{"custom_id":"a","params":BODY},{"custom_id":"b","params":BODY}]}`.
+    Batch,
+    /// `messages` written as `input` and `system` as `instructions` (OpenAI Responses).
+    Responses,
+    /// `{"model":…,"prompt":[CONTENT…],"input":[CONTENT…],"suffix":CONTENT}` with each
+    /// message's content: one body for legacy completions, complete and embeddings.
+    Prompts,
+}
+
 /// Writes JSON with separators and optional pretty whitespace.
 struct W {
     out: Vec<u8>,
     pretty: bool,
     escape_keys: bool,
+    /// Write Responses keys (`input`, `instructions`) for Messages ones.
+    responses: bool,
     first: Vec<bool>,
 }
 
@@ -195,6 +211,11 @@ impl W {
 
     /// A known key, escaped (its first letter as `\u00XX`) when asked.
     fn key(&mut self, k: &str) {
+        let k = match k {
+            "messages" if self.responses => "input",
+            "system" if self.responses => "instructions",
+            k => k,
+        };
         self.sep();
         self.out.push(b'"');
         if self.escape_keys {
@@ -463,12 +484,61 @@ impl W {
 impl Request {
     /// The body's bytes.
     pub fn render(&self) -> Vec<u8> {
+        self.render_as(Shape::Native)
+    }
+
+    /// The body's bytes, presented as `shape`.
+    pub fn render_as(&self, shape: Shape) -> Vec<u8> {
         let mut w = W {
             out: Vec::new(),
             pretty: self.pretty,
             escape_keys: self.escape_keys,
+            responses: shape == Shape::Responses,
             first: Vec::new(),
         };
+        match shape {
+            Shape::Native | Shape::Responses => {}
+            Shape::Batch => {
+                let body = self.render_as(Shape::Native);
+                w.open(b'{');
+                w.key("requests");
+                w.open(b'[');
+                for id in ["a", "b"] {
+                    w.sep();
+                    w.open(b'{');
+                    w.key("custom_id");
+                    w.str(id);
+                    w.key("params");
+                    w.out.extend_from_slice(&body);
+                    w.close(b'}');
+                }
+                w.close(b']');
+                w.close(b'}');
+                return w.out;
+            }
+            Shape::Prompts => {
+                w.open(b'{');
+                if let Some(m) = &self.model {
+                    w.key("model");
+                    w.text(m);
+                }
+                for key in ["prompt", "input"] {
+                    w.key(key);
+                    w.open(b'[');
+                    for m in &self.messages {
+                        w.sep();
+                        w.content(&m.content);
+                    }
+                    w.close(b']');
+                }
+                if let Some(m) = self.messages.first() {
+                    w.key("suffix");
+                    w.content(&m.content);
+                }
+                w.close(b'}');
+                return w.out;
+            }
+        }
         w.open(b'{');
         if let Some(m) = &self.model {
             w.key("model");

@@ -49,7 +49,8 @@
 //!   on plain ids when that detector is on.
 //! - Phones: E.164 needs the `+`; NANP needs formatting. Plain 10-digit runs never fire. A
 //!   space-grouped E.164 number cannot tell where it ends: it takes the longest run of groups
-//!   with at most 15 digits.
+//!   with at most 15 digits. Country code 1 is NANP: `+1` and exactly ten digits whose area code
+//!   and exchange start with 2–9, as without the `+1` (`+1 (555) 010-0000` does not fire).
 //! - IBANs: upper case only, contiguous or in groups of four.
 //! - OpenAI keys: `sk-` and at least 20 key characters including a digit and a letter, so
 //!   `sk-this-is-not-a-real-key` does not fire; kebab-case text with a digit after a free-standing
@@ -57,6 +58,9 @@
 //! - JWTs need both dots; the signature is either empty (`alg: none`) or 10+ characters.
 //! - PEM private keys run from `-----BEGIN … PRIVATE KEY-----` through the `-----END …-----`
 //!   line; without one, through the last base64 line. A header with no body does not fire.
+//!   Line numbers at the start of each line (`cat -n`'s `     2\t`, Claude Code `Read` output's
+//!   `     2→`, `grep -n`'s `2:`) are read through, so a key read from a file is found, and reported whole
+//!   (prefixes of its inner lines included).
 //! - E-mail local parts also accept `_`; `icon@2x.png`-style asset names are not addresses.
 //!
 //! Matching time is linear in the input; [`DetectorSet::find`] never panics, whatever the bytes.

@@ -53,14 +53,43 @@ fn end_line(text: &[u8], i: usize) -> Option<usize> {
         .then_some(label_end + DASHES.len())
 }
 
-/// Skips whitespace, including `\n`, `\r` and `\t` escapes left in the text.
+/// Skips whitespace, including `\n`, `\r` and `\t` escapes left in the text, and the line
+/// number that starts a line of `cat -n` or Claude Code `Read` output (`     2→`, `  2\t`).
 fn skip_space(text: &[u8], mut i: usize) -> usize {
     loop {
         match at(text, i) {
-            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
-            b'\\' if matches!(at(text, i + 1), b'n' | b'r' | b't') => i += 2,
+            b'\n' => i = skip_line_number(text, i + 1),
+            b'\\' if at(text, i + 1) == b'n' => i = skip_line_number(text, i + 2),
+            b' ' | b'\t' | b'\r' => i += 1,
+            b'\\' if matches!(at(text, i + 1), b'r' | b't') => i += 2,
             _ => return i,
         }
+    }
+}
+
+/// The position after a line-number prefix at line start `i` (spaces, digits, then `→` or a
+/// tab as `cat -n` and Claude Code `Read` write them, or `:` as `grep -n` does), or `i` when
+/// there is none. Base64 has none of these separators, so a body line is never taken for one.
+fn skip_line_number(text: &[u8], i: usize) -> usize {
+    let mut j = i;
+    while at(text, j) == b' ' {
+        j += 1;
+    }
+    let digits = j;
+    while at(text, j).is_ascii_digit() {
+        j += 1;
+    }
+    if j == digits || j - digits > 9 {
+        return i;
+    }
+    if text[j..].starts_with("→".as_bytes()) {
+        j + "→".len()
+    } else if matches!(at(text, j), b'\t' | b':') {
+        j + 1
+    } else if text[j..].starts_with(b"\\t") {
+        j + 2
+    } else {
+        i
     }
 }
 
@@ -113,6 +142,18 @@ mod tests {
             "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,2AF25325A9B286F4CBD8FCD4B40B8EA3\n\n{body}-----END RSA PRIVATE KEY-----"
         );
         let truncated = format!("-----BEGIN EC PRIVATE KEY-----\n{body}Zm9v==");
+        // Claude Code `Read` output and `cat -n`: every line carries its number.
+        let numbered = |sep: &str, nl: &str| {
+            rsa.lines()
+                .enumerate()
+                .map(|(n, l)| format!("{:>6}{sep}{l}", n + 1))
+                .collect::<Vec<_>>()
+                .join(nl)
+        };
+        let read_tool = numbered("→", "\n");
+        let cat_n = numbered("\t", "\n");
+        let escaped_read = numbered("→", "\\n");
+        let grep_n = numbered(":", "\n");
         let cases: Vec<(String, Vec<&str>)> = vec![
         (format!("key:\n{rsa}\nmore"), vec![&rsa]),
         (format!("{pkcs8}\r\n"), vec![&pkcs8]),
@@ -124,6 +165,12 @@ mod tests {
         ("-----BEGIN CERTIFICATE-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END CERTIFICATE-----".into(), vec![]),
         ("Keys start with -----BEGIN PRIVATE KEY----- and end with -----END PRIVATE KEY-----.".into(), vec![]),
         ("-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----".into(), vec![]),
+        (read_tool.clone(), vec![&read_tool[6 + "→".len()..]]),
+        (format!("{cat_n}\n"), vec![&cat_n[7..]]),
+        (grep_n.clone(), vec![&grep_n[7..]]),
+        (format!("{escaped_read}\\n"), vec![&escaped_read[6 + "→".len()..]]),
+        // A number that is not a line prefix ends the body.
+        ("-----BEGIN PRIVATE KEY-----\n12 MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw\n-----END PRIVATE KEY-----".into(), vec![]),
     ];
         for (text, expect) in &cases {
             check(Detector::PemPrivateKey, text, expect);

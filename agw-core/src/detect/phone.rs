@@ -38,6 +38,8 @@ fn e164(token: &Token<'_>) -> Option<usize> {
     if token.digits(0)[0] == b'0' || groups[0].paren {
         return None;
     }
+    // Country code 1 is NANP: ten more digits, area code and exchange starting with 2–9.
+    let nanp = token.digits(0)[0] == b'1';
     let mut digits = 0;
     let mut best = None;
     for (j, g) in groups.iter().enumerate() {
@@ -49,11 +51,28 @@ fn e164(token: &Token<'_>) -> Option<usize> {
             None => !token.right_blocked,
             Some(next) => next.sep == b' ',
         };
-        if digits >= 8 && ends {
+        let valid = !nanp || (digits == 11 && nanp_digits_valid(token, j + 1));
+        if digits >= 8 && ends && valid {
             best = Some(j + 1);
         }
     }
     best
+}
+
+/// Whether the 11 digits of `groups[..end]` (`1` and a national number) have an area code and
+/// an exchange that start with 2–9.
+fn nanp_digits_valid(token: &Token<'_>, end: usize) -> bool {
+    let mut all = [0u8; 11];
+    let mut n = 0;
+    for g in 0..end {
+        for &d in token.digits(g) {
+            if n < all.len() {
+                all[n] = d;
+            }
+            n += 1;
+        }
+    }
+    n == 11 && all[1] >= b'2' && all[4] >= b'2'
 }
 
 /// A NANP number starting at group `i`, optionally with the country code `1`: returns the start
@@ -132,7 +151,15 @@ mod tests {
                 ),
                 (r#"{"phone":"415-555-2671"}"#, &["415-555-2671"]),
                 // Spaced E.164 cannot tell where it ends: the longest prefix of up to 15 digits.
-                ("+1 415 555 2671 1234 5678 9999", &["+1 415 555 2671 1234"]),
+                ("+44 20 7946 0958 123 4567", &["+44 20 7946 0958 123"]),
+                // Country code 1 is NANP: exactly ten more digits, validated like without `+1`.
+                ("+1 415 555 2671 1234 5678 9999", &["+1 415 555 2671"]),
+                ("+1 (555) 010-0000 +1 (055) 210-0000 +1-555-010-0000", &[]),
+                ("+15550100000 +1 555 0100000 +1 415 555 267", &[]),
+                (
+                    "+1 (415) 555-2671 and +1-415-555-2671",
+                    &["+1 (415) 555-2671", "+1-415-555-2671"],
+                ),
                 // Near misses.
                 ("id 4155552671", &[]),
                 ("115-555-2671 415-155-2671 (015) 555-2671", &[]),

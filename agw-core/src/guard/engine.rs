@@ -100,7 +100,12 @@ impl Engines {
                         if p.is_empty() {
                             return Err(empty("keyword"));
                         }
-                        if *case_insensitive && !p.is_ascii() {
+                        if rule.whitespace_insensitive || rule.confusables {
+                            let flags = if *case_insensitive { "(?i)" } else { "" };
+                            let src = format!("{flags}{}", regex::escape(&p));
+                            let src = widened(rule, &src)?;
+                            regex_src.push((src, i, *whole_word));
+                        } else if *case_insensitive && !p.is_ascii() {
                             // aho-corasick folds ASCII case only; Unicode folding goes to regex.
                             let src = format!("(?i){}", regex::escape(&p));
                             regex_src.push((src, i, *whole_word));
@@ -133,6 +138,7 @@ impl Engines {
                             pattern: p.clone(),
                             message: regex_message(&e),
                         })?;
+                        let src = widened(rule, &src)?;
                         regex_src.push((src, i, false));
                     }
                 }
@@ -288,6 +294,17 @@ impl Engines {
         }
         false
     }
+}
+
+/// `src` rewritten for the rule's whitespace and confusables options.
+fn widened(rule: &Rule, src: &str) -> Result<String, PolicyError> {
+    super::widen::widen(src, rule.whitespace_insensitive, rule.confusables).map_err(|e| {
+        PolicyError::Regex {
+            rule: rule.name.clone(),
+            pattern: src.to_owned(),
+            message: e.to_string().lines().last().unwrap_or("").trim().to_owned(),
+        }
+    })
 }
 
 fn compile(src: &str) -> Result<Regex, regex::Error> {

@@ -13,10 +13,42 @@ use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
 
-/// Where a string sits in the body, for reporting (`messages[3].content[1].text`).
+/// The top-level key a string sits under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Top {
+    #[default]
+    Messages,
+    System,
+    Input,
+    Instructions,
+    Prompt,
+    Suffix,
+    Prediction,
+    /// A body read generically.
+    Body,
+}
+
+impl Top {
+    fn name(self) -> &'static str {
+        match self {
+            Top::Messages => "messages",
+            Top::System => "system",
+            Top::Input => "input",
+            Top::Instructions => "instructions",
+            Top::Prompt => "prompt",
+            Top::Suffix => "suffix",
+            Top::Prediction => "prediction",
+            Top::Body => "body",
+        }
+    }
+}
+
+/// Where a string sits in the body, for reporting (`messages[3].content[1].text`). The batch
+/// request a string belongs to is on its [`Unit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Loc {
-    /// `None` for the top-level `system` prompt.
+    pub top: Top,
+    /// The index in the top-level list, if it is one.
     pub message: Option<u32>,
     /// The list `block` indexes: `.content` or `.tool_calls` (empty under `system`).
     pub list: &'static str,
@@ -27,9 +59,9 @@ pub(crate) struct Loc {
 
 impl fmt::Display for Loc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.message {
-            None => f.write_str("system")?,
-            Some(m) => write!(f, "messages[{m}]")?,
+        f.write_str(self.top.name())?;
+        if let Some(m) = self.message {
+            write!(f, "[{m}]")?;
         }
         if let Some(b) = self.block {
             write!(f, "{}[{b}]", self.list)?;
@@ -50,6 +82,9 @@ pub(crate) struct Seg {
     pub raw: Range<usize>,
     pub kind: Decoded,
     pub loc: Loc,
+    /// Part of the final prompt: the last text block of the latest user message, or that
+    /// whole message when it does not end in a text block.
+    pub last_prompt: bool,
 }
 
 /// Strings of one message (or the system prompt) and one field, matched as one text.
@@ -57,8 +92,31 @@ pub(crate) struct Seg {
 pub(crate) struct Unit {
     pub field: Field,
     pub message: Option<u32>,
+    pub request: Option<u32>,
+    /// Strings of different groups are never joined (generic bodies: one group per array).
+    pub group: u32,
+    /// Newer than the last assistant turn of its conversation (or outside any conversation,
+    /// except the system prompt).
+    pub latest: bool,
+    /// From a message the client writes (a user or tool message), not the assistant or system.
+    pub user: bool,
     /// Range in [`Doc::segs`].
     pub segs: Range<usize>,
+}
+
+/// Where the extractor is, while it walks a body.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub request: Option<u32>,
+    pub top: Top,
+    pub group: u32,
+    /// The last top-level block of the message being read: its index, and whether it is text.
+    pub last_block: Option<(u32, bool)>,
+    /// The latest user message of the conversation being read, and its last block when that
+    /// is a text block.
+    pub final_prompt: Option<(u32, Option<u32>)>,
+    /// The last assistant turn of the conversation being read.
+    pub last_assistant: Option<u32>,
 }
 
 /// Everything scanned from one body.
@@ -71,6 +129,7 @@ pub(crate) struct Doc {
     pub last_assistant: Option<u32>,
     /// The top-level `model`, when it is a string.
     pub model: Option<String>,
+    pub st: State,
 }
 
 thread_local! {
@@ -101,6 +160,7 @@ impl Doc {
         self.units.clear();
         self.last_assistant = None;
         self.model = None;
+        self.st = State::default();
         SPARE.with(|spare| spare.set(Some(self)));
     }
 
@@ -112,21 +172,27 @@ impl Doc {
 
     /// Whether the unit is newer than the last assistant turn.
     pub fn is_latest(&self, u: &Unit) -> bool {
-        match (u.message, self.last_assistant) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(m), Some(a)) => m > a,
-        }
+        u.latest
     }
 }
 
-/// Scans `body` as a request of `kind`. Kinds without prompts give an empty [`Doc`].
+/// Scans `body` as a request of `kind`. [`RouteKind::Models`] and [`RouteKind::Unguarded`] give
+/// an empty [`Doc`]; so does a passthrough request without a body. A passthrough body is read
+/// generically: every string value of a JSON document.
 pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
     let mut ex = Extractor { doc: Doc::reused() };
-    if !kind.has_prompt() {
+    let generic = !kind.has_prompt();
+    if matches!(kind, RouteKind::Models | RouteKind::Unguarded)
+        || (generic && body.iter().all(|b| b.is_ascii_whitespace()))
+    {
         return Ok(ex.doc);
     }
     let mut sc = Scanner::new(body)?;
+    if generic {
+        ex.generic(&mut sc)?;
+        sc.finish()?;
+        return Ok(ex.doc);
+    }
     if sc.peek() != Some(b'{') {
         if sc
             .peek()
@@ -136,22 +202,23 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
         }
         return Err(shape_at(&mut sc, "the request body must be a JSON object"));
     }
-    let (mut seen_system, mut seen_messages) = (false, false);
-    sc.object(|sc, key| {
-        if sc.key_is(&key, "messages") {
-            once(&mut seen_messages, "messages")?;
-            ex.messages(sc)
-        } else if sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
-            let s = sc.string()?;
-            ex.doc.model = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
-            Ok(())
-        } else if kind != RouteKind::Completions && sc.key_is(&key, "system") {
-            once(&mut seen_system, "system")?;
-            ex.system(sc)
-        } else {
-            sc.skip_fast()
+    match kind {
+        RouteKind::Messages | RouteKind::CountTokens | RouteKind::Completions => {
+            ex.messages_body(&mut sc, kind, true)?;
         }
-    })?;
+        RouteKind::MessageBatches => ex.batches(&mut sc)?,
+        RouteKind::Complete => ex.prompts(&mut sc, &[("prompt", Top::Prompt, false)])?,
+        RouteKind::LegacyCompletions => ex.prompts(
+            &mut sc,
+            &[
+                ("prompt", Top::Prompt, true),
+                ("suffix", Top::Suffix, false),
+            ],
+        )?,
+        RouteKind::Embeddings => ex.prompts(&mut sc, &[("input", Top::Input, true)])?,
+        RouteKind::Responses => ex.responses(&mut sc)?,
+        _ => ex.generic(&mut sc)?,
+    }
     sc.finish()?;
     Ok(ex.doc)
 }
@@ -199,7 +266,7 @@ fn shape_at(sc: &mut Scanner<'_>, msg: impl Into<String>) -> JsonError {
     }
 }
 
-fn once(seen: &mut bool, key: &str) -> Result<(), JsonError> {
+pub(super) fn once(seen: &mut bool, key: &str) -> Result<(), JsonError> {
     if std::mem::replace(seen, true) {
         return Err(shape(format!("duplicate key `{key}`")));
     }
@@ -217,15 +284,15 @@ fn reads_string(ty: &[u8], leaf: &str) -> bool {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
+pub(super) enum Role {
     Other,
     Assistant,
     System,
     Tool,
 }
 
-struct Extractor {
-    doc: Doc,
+pub(super) struct Extractor {
+    pub(super) doc: Doc,
 }
 
 /// Block fields whose meaning depends on the block's `type`.
@@ -238,7 +305,12 @@ enum Key {
 
 impl Extractor {
     /// Reads the string at the cursor straight into the text buffer.
-    fn push_next(&mut self, sc: &mut Scanner<'_>, field: Field, loc: Loc) -> Result<(), JsonError> {
+    pub(super) fn push_next(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
         let start = self.doc.text.len();
         let (s, kind) = sc.string_into(&mut self.doc.text)?;
         self.add(start, &s, kind, field, loc);
@@ -258,23 +330,126 @@ impl Extractor {
             raw: s.raw.clone(),
             kind,
             loc,
+            last_prompt: false,
         };
         let idx = self.doc.segs.len();
         self.doc.segs.push(seg);
+        let (group, request) = (self.doc.st.group, self.doc.st.request);
         match self.doc.units.last_mut() {
-            Some(u) if u.field == field && u.message == loc.message && u.segs.end == idx => {
+            Some(u)
+                if u.field == field
+                    && u.message == loc.message
+                    && u.request == request
+                    && u.group == group
+                    && u.segs.end == idx =>
+            {
                 u.segs.end = idx + 1;
             }
             _ => self.doc.units.push(Unit {
                 field,
                 message: loc.message,
+                request,
+                group,
+                latest: !matches!(loc.top, Top::System | Top::Instructions),
+                user: false,
                 segs: idx..idx + 1,
             }),
         }
     }
 
+    /// The keys of a Messages (or chat completions) body; `top` for the request itself, where
+    /// `model` is read.
+    pub(super) fn messages_body(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        kind: RouteKind,
+        top: bool,
+    ) -> Result<(), JsonError> {
+        let (mut seen_system, mut seen_messages, mut seen_prediction) = (false, false, false);
+        let chat = kind == RouteKind::Completions;
+        sc.object(|sc, key| {
+            if sc.key_is(&key, "messages") {
+                once(&mut seen_messages, "messages")?;
+                self.messages(sc)
+            } else if top && sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
+                self.model(sc)
+            } else if !chat && sc.key_is(&key, "system") {
+                once(&mut seen_system, "system")?;
+                self.system(sc)
+            } else if chat && sc.key_is(&key, "prediction") {
+                // Predicted output goes to the provider with the prompt: its text is read too.
+                once(&mut seen_prediction, "prediction")?;
+                let loc = Loc {
+                    top: Top::Prediction,
+                    message: None,
+                    list: "",
+                    block: None,
+                    sub: None,
+                    leaf: "",
+                };
+                self.all_strings(sc, Field::Messages, loc)
+            } else {
+                sc.skip_fast()
+            }
+        })
+    }
+
+    /// Reads the top-level `model` string (the cursor is at it).
+    pub(super) fn model(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        let s = sc.string()?;
+        self.doc.model = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
+        Ok(())
+    }
+
+    /// Starts a conversation (a `messages` or `input` list) whose units and strings start at
+    /// the current ends.
+    pub(super) fn begin_conversation(&mut self, top: Top) -> (usize, usize) {
+        let st = &mut self.doc.st;
+        st.top = top;
+        st.last_assistant = None;
+        st.final_prompt = None;
+        (self.doc.units.len(), self.doc.segs.len())
+    }
+
+    /// Ends a conversation: which of its units are newer than its last assistant turn, and
+    /// which strings are its final prompt.
+    pub(super) fn end_conversation(&mut self, (units, segs): (usize, usize)) {
+        let st = &self.doc.st;
+        for u in &mut self.doc.units[units..] {
+            if let Some(m) = u.message {
+                u.latest = st.last_assistant.is_none_or(|a| m > a);
+            }
+        }
+        if let Some((m, block)) = st.final_prompt {
+            for s in &mut self.doc.segs[segs..] {
+                if s.loc.message == Some(m) && (block.is_none() || s.loc.block == block) {
+                    s.last_prompt = true;
+                }
+            }
+        }
+    }
+
+    /// Marks message `m`, whose units start at `first_unit`, as written by `role`.
+    pub(super) fn set_role(&mut self, m: u32, first_unit: usize, role: Role) {
+        match role {
+            Role::Assistant => {
+                self.doc.last_assistant = Some(m);
+                self.doc.st.last_assistant = Some(m);
+            }
+            Role::Other | Role::Tool => {
+                for u in &mut self.doc.units[first_unit..] {
+                    u.user = true;
+                }
+                let last_text = self.doc.st.last_block.filter(|b| b.1).map(|b| b.0);
+                self.doc.st.final_prompt = Some((m, last_text));
+            }
+            Role::System => {}
+        }
+    }
+
     fn system(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let loc = Loc {
+            top: Top::System,
             message: None,
             list: "",
             block: None,
@@ -304,15 +479,20 @@ impl Extractor {
         if sc.peek() != Some(b'[') {
             return Err(shape_at(sc, "`messages` must be an array"));
         }
-        sc.array(|sc, m| self.message(sc, m as u32))
+        let conv = self.begin_conversation(Top::Messages);
+        sc.array(|sc, m| self.message(sc, m as u32))?;
+        self.end_conversation(conv);
+        Ok(())
     }
 
-    fn message(&mut self, sc: &mut Scanner<'_>, m: u32) -> Result<(), JsonError> {
+    pub(super) fn message(&mut self, sc: &mut Scanner<'_>, m: u32) -> Result<(), JsonError> {
         if sc.peek() != Some(b'{') {
             return Err(shape_at(sc, format!("messages[{m}] must be an object")));
         }
         let first_unit = self.doc.units.len();
+        self.doc.st.last_block = None;
         let mut role = None;
+        let (mut seen_content, mut seen_calls) = (false, false);
         sc.object(|sc, key| {
             if sc.key_is(&key, "role") {
                 let Some(s) = sc.string_or_none()? else {
@@ -329,8 +509,10 @@ impl Extractor {
                 });
                 Ok(())
             } else if sc.key_is(&key, "content") {
+                once(&mut seen_content, "content")?;
                 self.content(sc, m, None, Field::Messages)
             } else if sc.key_is(&key, "tool_calls") {
+                once(&mut seen_calls, "tool_calls")?;
                 self.tool_calls(sc, m)
             } else if sc.key_is(&key, "function_call") {
                 self.function_call(sc, m, None)
@@ -339,9 +521,7 @@ impl Extractor {
             }
         })?;
         let role = role.unwrap_or(Role::Other);
-        if role == Role::Assistant {
-            self.doc.last_assistant = Some(m);
-        }
+        self.set_role(m, first_unit, role);
         let patched = match role {
             Role::System => Field::System,
             Role::Tool => Field::ToolOutput,
@@ -365,6 +545,7 @@ impl Extractor {
     ) -> Result<(), JsonError> {
         let nested = block.is_some();
         let loc = Loc {
+            top: self.doc.st.top,
             message: Some(m),
             list: ".content",
             block,
@@ -404,7 +585,7 @@ impl Extractor {
 
     /// One content block. `forced` overrides the field that the block type implies (inside a
     /// tool result everything is tool output; inside `system`, system).
-    fn block(
+    pub(super) fn block(
         &mut self,
         sc: &mut Scanner<'_>,
         loc: Loc,
@@ -478,6 +659,10 @@ impl Extractor {
         for (k, at) in deferred {
             self.value(&mut sc.at(at), &ty, k, loc, forced)?;
         }
+        if let (None, Some(b)) = (forced, loc.block) {
+            let text = matches!(&*ty, b"text" | b"input_text");
+            self.doc.st.last_block = Some((b, text));
+        }
         Ok(())
     }
 
@@ -548,7 +733,10 @@ impl Extractor {
         sc.object(|sc, key| {
             if sc.key_is(&key, "type") {
                 if let Some(s) = sc.string_or_none()? {
-                    ty = Some(sc.str_value(&s));
+                    // The type decides whether `data` is text: a second one must not hide it.
+                    if ty.replace(sc.str_value(&s)).is_some() {
+                        return Err(shape(format!("duplicate key `type` in {loc}.source")));
+                    }
                     return Ok(());
                 }
             } else if sc.key_is(&key, "data") {
@@ -587,7 +775,7 @@ impl Extractor {
     }
 
     /// Every string value (not key) inside one JSON value.
-    fn all_strings(
+    pub(super) fn all_strings(
         &mut self,
         sc: &mut Scanner<'_>,
         field: Field,
@@ -633,6 +821,7 @@ impl Extractor {
             return sc.skip_fast();
         }
         let loc = Loc {
+            top: self.doc.st.top,
             message: Some(m),
             list: ".tool_calls",
             block: call,

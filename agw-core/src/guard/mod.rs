@@ -41,10 +41,25 @@
 //! sources are neither read nor modified. Unknown fields and block types pass untouched; the
 //! `text` and `content` of an unknown block type are read.
 //!
+//! Every prompt-bearing [`RouteKind`](crate::route::RouteKind) is read in its own shape:
+//! Messages and count tokens, message batches (`requests[].params`, each request a conversation
+//! of its own), chat completions, legacy completions (`prompt`, `suffix`), Responses
+//! (`instructions`, `input` items), embeddings (`input`). A passthrough body is read
+//! generically: every string value of a JSON document, as [`Field::Messages`]; a body that is
+//! not JSON is an [`InspectError`]. Keys agw reads may not appear twice in one object.
+//!
 //! # Decisions
 //!
 //! Any matching `reject` rule rejects (the first one found decides the message); otherwise
-//! `mask` matches are replaced; `audit` matches are reported in every case. A [`Verdict`] names
+//! `mask` matches are replaced; `audit` matches are reported in every case.
+//!
+//! A rejecting rule rejects only for a hit in the *final prompt*: the last block of the latest
+//! user message when it is a text block, or that whole message otherwise. A hit elsewhere in text
+//! the client wrote (earlier blocks, earlier user or tool messages) replaces each string it
+//! touches with `[removed by agw: rule NAME]` instead, and the request goes on: clients such as
+//! Claude Code keep a rejected prompt in the conversation, and the session must survive it
+//! without the rejected text ever being forwarded. The system prompt and assistant turns are
+//! never edited this way; hits there reject. A [`Verdict`] names
 //! the rule, the action and the field path of each hit — never the matched text, so verdicts
 //! can be logged.
 //!
@@ -58,8 +73,10 @@
 
 mod engine;
 pub(crate) mod extract;
+mod kinds;
 mod policy;
 mod rule;
+mod widen;
 
 pub use engine::{REGEX_DFA_LIMIT, REGEX_SIZE_LIMIT};
 pub use policy::{
@@ -69,3 +86,5 @@ pub use rule::{Action, ActionKind, Field, Fields, Matcher, Rule, Scope};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_kinds;

@@ -115,13 +115,19 @@ impl PolicyBuilder {
             }
         }
         let engines = Engines::build(&self.rules)?;
-        // Which rules apply, for each field and for "latest" or not.
-        let mut wanted = vec![vec![false; self.rules.len()]; Field::ALL.len() * 2];
+        // Which rules apply, for each field and each kind of text: [`OLDER`], [`LATEST`], or
+        // [`OLDER_USER`] — older text the client wrote, which rejecting rules of every scope
+        // read so that text they would reject is removed, never forwarded.
+        let mut wanted = vec![vec![false; self.rules.len()]; Field::ALL.len() * CONTEXTS];
         for (ctx, w) in wanted.iter_mut().enumerate() {
-            let field = Field::ALL[ctx / 2];
-            let latest = ctx % 2 == 1;
+            let field = Field::ALL[ctx / CONTEXTS];
+            let state = ctx % CONTEXTS;
             for (i, r) in self.rules.iter().enumerate() {
-                w[i] = r.fields.contains(field) && (r.scope == Scope::All || latest);
+                let reject = matches!(r.action, Action::Reject { .. });
+                w[i] = r.fields.contains(field)
+                    && (r.scope == Scope::All
+                        || state == LATEST
+                        || (state == OLDER_USER && reject));
             }
         }
         Ok(Policy {
@@ -132,6 +138,19 @@ impl PolicyBuilder {
             }),
         })
     }
+}
+
+/// Kinds of text, for [`Inner::wanted`]: older than the last assistant turn...
+const OLDER: usize = 0;
+/// ... newer ...
+const LATEST: usize = 1;
+/// ... or older, from a message the client wrote (user or tool).
+const OLDER_USER: usize = 2;
+const CONTEXTS: usize = 3;
+
+/// The text that takes the place of a string a rejecting rule removed.
+fn removed_placeholder(rule: &str) -> String {
+    format!("[removed by agw: rule {rule}]")
 }
 
 /// A masked piece of text waiting to be mapped back to raw bytes.
@@ -164,7 +183,7 @@ impl From<Rule> for Compiled {
 struct Inner {
     rules: Vec<Compiled>,
     engines: Engines,
-    /// `wanted[field * 2 + latest][rule]`.
+    /// `wanted[field * CONTEXTS + context][rule]`.
     wanted: Vec<Vec<bool>>,
 }
 
@@ -304,10 +323,15 @@ impl Policy {
         self.inner.rules.iter().map(|c| &c.rule)
     }
 
-    /// Inspects a request body of route `kind`. Kinds that carry no prompt are allowed without
+    /// Inspects a request body of route `kind`.
+    ///
+    /// Each prompt-bearing kind is read in its own shape (see the [module docs](super)).
+    /// [`RouteKind::Passthrough`] bodies are read generically: every string value of a JSON
+    /// body, and a body that is not JSON is an [`InspectError`]; a passthrough request without
+    /// a body is allowed. [`RouteKind::Models`] and [`RouteKind::Unguarded`] are allowed without
     /// reading the body.
     pub fn inspect(&self, kind: RouteKind, body: &[u8]) -> Result<Verdict, InspectError> {
-        if !kind.has_prompt() {
+        if matches!(kind, RouteKind::Models | RouteKind::Unguarded) {
             return Ok(Verdict {
                 decision: Decision::Allow,
                 hits: Vec::new(),
@@ -374,29 +398,63 @@ impl Policy {
                 model: None,
             };
         }
+        // Strings a rejecting rule removed, and the rule.
+        let mut removed: Vec<(usize, usize)> = Vec::new();
         for unit in &doc.units {
-            let ctx = unit.field as usize * 2 + usize::from(doc.is_latest(unit));
+            let state = if doc.is_latest(unit) {
+                LATEST
+            } else if unit.user {
+                OLDER_USER
+            } else {
+                OLDER
+            };
             let wanted = Wanted {
-                rules: &inner.wanted[ctx],
+                rules: &inner.wanted[unit.field as usize * CONTEXTS + state],
             };
             if !wanted.rules.iter().any(|w| *w) {
                 continue;
             }
             let text = doc.unit_text(unit);
             raw.clear();
-            let stopped = inner
+            // In text the client wrote, a rejecting rule's hit outside the final prompt removes
+            // the strings it touches instead: keep looking for hits that reject.
+            let removable = unit.user && doc.segs[unit.segs.clone()].iter().any(|s| !s.last_prompt);
+            let stop = |rule: usize| is_reject(rule) && !removable;
+            inner
                 .engines
-                .find(text, wanted, &mut findings, &mut raw, &is_reject);
+                .find(text, wanted, &mut findings, &mut raw, &stop);
             let base = doc.segs[unit.segs.start].text.start;
             for h in &raw {
                 let rule = &inner.rules[h.rule];
                 let (first_seg, pieces) = self.locate(doc, unit, base, h);
+                let loc = &doc.segs[first_seg].loc;
                 hits.push(Hit {
                     rule: rule.name.clone(),
                     action: rule.action.kind(),
                     detector: h.detector,
-                    path: doc.segs[first_seg].loc.to_string(),
+                    path: match unit.request {
+                        Some(r) => format!("requests[{r}].params.{loc}"),
+                        None => loc.to_string(),
+                    },
                 });
+                if let Action::Reject { status, message } = &rule.action {
+                    // Older text only reaches a latest-scope rule to be removed.
+                    let older_only = state == OLDER_USER && rule.rule.scope == Scope::Latest;
+                    let outside_prompt = pieces.iter().all(|(s, _, _)| !doc.segs[*s].last_prompt);
+                    if unit.user && !pieces.is_empty() && (older_only || outside_prompt) {
+                        removed.extend(pieces.iter().map(|(s, _, _)| (*s, h.rule)));
+                        continue;
+                    }
+                    return Verdict {
+                        decision: Decision::Reject(Rejection {
+                            rule: rule.name.clone(),
+                            status: *status,
+                            message: message.clone(),
+                        }),
+                        hits,
+                        model: None,
+                    };
+                }
                 if let Action::Mask { placeholder } = &rule.action {
                     let text = placeholder
                         .as_deref()
@@ -412,22 +470,15 @@ impl Policy {
                     }
                 }
             }
-            if stopped {
-                let last = raw.last().expect("stopped on a hit");
-                let rule = &inner.rules[last.rule];
-                let Action::Reject { status, message } = &rule.action else {
-                    unreachable!("only rejecting rules stop the scan")
-                };
-                return Verdict {
-                    decision: Decision::Reject(Rejection {
-                        rule: rule.name.clone(),
-                        status: *status,
-                        message: message.clone(),
-                    }),
-                    hits,
-                    model: None,
-                };
-            }
+        }
+        // A removed string is replaced whole: masks inside it go with it.
+        removed.sort_unstable();
+        removed.dedup_by_key(|(seg, _)| *seg);
+        let is_removed = |seg: usize| removed.binary_search_by_key(&seg, |(s, _)| *s).is_ok();
+        pending.retain(|p| !is_removed(p.seg));
+        for (seg, rule) in &removed {
+            let placeholder = removed_placeholder(&inner.rules[*rule].name);
+            edits.push(Edit::json_string(doc.segs[*seg].raw.clone(), &placeholder));
         }
         // Map all masked spans back to raw bytes, one walk per string (not one per hit: a
         // string with thousands of hits would otherwise be walked thousands of times).

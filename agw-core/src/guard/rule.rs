@@ -8,13 +8,17 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Field {
-    /// The system prompt: top-level `system`, and messages with role `system`/`developer`.
+    /// The system prompt: top-level `system`, messages (and Responses items) with role
+    /// `system`/`developer`, Responses `instructions`.
     System,
-    /// Message text written by the user or the assistant.
+    /// Message text written by the user or the assistant; legacy completion `prompt`/`suffix`,
+    /// embeddings `input`, and every string of a body read generically.
     Messages,
-    /// Tool output sent back to the model: `tool_result` blocks, OpenAI `role: tool` messages.
+    /// Tool output sent back to the model: `tool_result` blocks, OpenAI `role: tool` messages,
+    /// Responses `function_call_output`/`custom_tool_call_output` items.
     ToolOutput,
-    /// Tool calls the model made: every string in `tool_use` inputs, OpenAI `arguments`.
+    /// Tool calls the model made: every string in `tool_use` inputs, OpenAI `arguments`,
+    /// Responses `function_call` arguments and custom tool inputs.
     ToolInput,
 }
 
@@ -109,10 +113,10 @@ pub enum Scope {
     All,
     /// Only the messages after the last assistant turn: what is new in this request.
     ///
-    /// Agentic clients resend the whole conversation each turn, so with [`Scope::All`] one
-    /// rejected prompt that stays in the history blocks every later turn. `Latest` avoids that,
-    /// at a price: text a client places in (fabricated) earlier turns or in the system prompt is
-    /// not inspected.
+    /// Mask and audit rules then act once on new text, at a price: text a client places in
+    /// (fabricated) earlier turns or in the system prompt is not masked or audited. A rejecting
+    /// rule still reads the client's earlier messages, only to remove what it would reject (see
+    /// [`Policy`](super::Policy)): rejected text never reaches the provider in a later turn.
     Latest,
 }
 
@@ -215,6 +219,8 @@ pub struct Rule {
     pub(crate) action: Action,
     pub(crate) scope: Scope,
     pub(crate) fields: Fields,
+    pub(crate) whitespace_insensitive: bool,
+    pub(crate) confusables: bool,
 }
 
 impl Rule {
@@ -226,6 +232,8 @@ impl Rule {
             action: Action::reject("Request blocked by policy"),
             scope: Scope::All,
             fields: Fields::ALL,
+            whitespace_insensitive: false,
+            confusables: false,
         }
     }
 
@@ -287,6 +295,22 @@ impl Rule {
         if let Matcher::Literals { whole_word, .. } = &mut self.matcher {
             *whole_word = yes;
         }
+        self
+    }
+
+    /// Lets whitespace in the patterns (literal and regex rules) also match any run of spaces,
+    /// tabs and line breaks: `credit card` then finds `credit\n\t card`. Configuration name:
+    /// `whitespace_insensitive`.
+    pub fn whitespace_insensitive(mut self, yes: bool) -> Rule {
+        self.whitespace_insensitive = yes;
+        self
+    }
+
+    /// Lets the Latin letters of the patterns (literal and regex rules) also match their Cyrillic
+    /// and Greek look-alikes: `credit card` then finds `сrеdit саrd` written with Cyrillic `с`,
+    /// `е` and `а`. Configuration name: `confusables`.
+    pub fn confusables(mut self, yes: bool) -> Rule {
+        self.confusables = yes;
         self
     }
 
@@ -353,5 +377,17 @@ impl Rule {
     /// The fields the rule applies to.
     pub fn fields_of(&self) -> Fields {
         self.fields
+    }
+
+    /// Whether whitespace in the patterns matches any run of whitespace (see
+    /// [`Rule::whitespace_insensitive`]).
+    pub fn is_whitespace_insensitive(&self) -> bool {
+        self.whitespace_insensitive
+    }
+
+    /// Whether the patterns also match Cyrillic and Greek look-alikes (see
+    /// [`Rule::confusables`]).
+    pub fn folds_confusables(&self) -> bool {
+        self.confusables
     }
 }

@@ -286,14 +286,31 @@ fn scope_latest_skips_history_and_system() {
         )
         .build()
         .unwrap();
-    let old = r#"{"system":"credit card","messages":[{"role":"user","content":"credit card"},{"role":"assistant","content":"no"},{"role":"user","content":"ok"}]}"#;
+    let old = r#"{"system":"credit card","messages":[{"role":"assistant","content":"credit card"},{"role":"assistant","content":"no"},{"role":"user","content":"ok"}]}"#;
     assert_eq!(decision(&p, old), Decision::Allow);
+    // Older text the client wrote is still read by rejecting rules, only to be removed.
+    let old = r#"{"system":"credit card","messages":[{"role":"user","content":"credit card"},{"role":"assistant","content":"no"},{"role":"user","content":"ok"}]}"#;
+    match decision(&p, old) {
+        Decision::Rewrite(out) => assert_only_spans_changed(
+            old,
+            &out,
+            &[(
+                "\"content\":\"credit card\"",
+                "\"content\":\"[removed by agw: rule cc]\"",
+            )],
+        ),
+        d => panic!("{d:?}"),
+    }
     let new = r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":"no"},{"role":"user","content":"ok"},{"role":"system","content":"credit card"}]}"#;
     assert!(rejected(&p, new));
     // The Claude Code body's prompt is after the last assistant turn.
     assert!(rejected(&p, &claude_code_body("x", "credit card")));
-    // ... and its tool result too.
-    assert!(rejected(&p, &claude_code_body("credit card", "x")));
+    // ... and its tool result too, which is removed (a text block follows it).
+    let body = claude_code_body("credit card", "x");
+    let Decision::Rewrite(out) = decision(&p, &body) else {
+        panic!("not removed")
+    };
+    assert!(!String::from_utf8(out).unwrap().contains("credit card\""));
 }
 
 #[test]
@@ -306,7 +323,18 @@ fn field_filter() {
         )
         .build()
         .unwrap();
-    assert!(rejected(&tool_only, &claude_code_body("credit card", "x")));
+    // The tool result is not the final prompt (a text block follows it): it is removed.
+    let body = claude_code_body("credit card", "x");
+    match decision(&tool_only, &body) {
+        Decision::Rewrite(out) => assert_only_spans_changed(
+            &body,
+            &out,
+            &[("\"credit card\"", "\"[removed by agw: rule cc]\"")],
+        ),
+        d => panic!("{d:?}"),
+    }
+    let tool_loop = r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"Read","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"credit card"}]}]}"#;
+    assert!(rejected(&tool_only, tool_loop));
     assert!(!rejected(&tool_only, &claude_code_body("x", "credit card")));
     let input_only = Policy::builder()
         .rule(
@@ -404,12 +432,13 @@ fn bad_bodies_fail_closed() {
         "]".repeat(200)
     );
     assert!(p.inspect(RouteKind::Messages, deep.as_bytes()).is_err());
-    // Routes without prompts are not read at all.
-    assert!(
-        p.inspect(RouteKind::Passthrough, b"not json")
-            .unwrap()
-            .is_allow()
-    );
+    // Model listings and explicit opt-outs are not read at all; a passthrough body must be
+    // JSON, unless there is none.
+    for kind in [RouteKind::Models, RouteKind::Unguarded] {
+        assert!(p.inspect(kind, b"not json").unwrap().is_allow());
+    }
+    assert!(p.inspect(RouteKind::Passthrough, b"not json").is_err());
+    assert!(p.inspect(RouteKind::Passthrough, b"").unwrap().is_allow());
 }
 
 #[test]

@@ -30,8 +30,9 @@ const SHORT_ESCAPES: [u8; 256] = {
     t[b'"' as usize] = b'"';
     t[b'\\' as usize] = b'\\';
     t[b'/' as usize] = b'/';
-    t[b'b' as usize] = 0x08;
-    t[b'f' as usize] = 0x0c;
+    // Controls are removed from the text: the full walk handles them.
+    t[b'b' as usize] = CONTROL_ESCAPE;
+    t[b'f' as usize] = CONTROL_ESCAPE;
     t[b'n' as usize] = b'\n';
     t[b'r' as usize] = b'\r';
     t[b't' as usize] = b'\t';
@@ -39,6 +40,8 @@ const SHORT_ESCAPES: [u8; 256] = {
     t
 };
 const UNICODE_ESCAPE: u8 = 0xff;
+/// `\b` and `\f`: valid, but their characters are removed from the text like other controls.
+const CONTROL_ESCAPE: u8 = 0xfe;
 
 /// Appends the first `n` bytes of a 16-byte block: one fixed-size copy and a cut, not a call.
 #[inline]
@@ -77,6 +80,12 @@ impl<'a> Scanner<'a> {
             depth: self.depth,
             stable: self.stable,
         }
+    }
+
+    /// The position of the next value (after whitespace).
+    pub fn position(&mut self) -> usize {
+        self.skip_ws();
+        self.pos
     }
 
     /// The body being scanned.
@@ -251,9 +260,9 @@ impl<'a> Scanner<'a> {
                     escaped = true;
                     // Inline rather than through `escape`: this is the hottest stop.
                     match b.get(at + 1).map_or(0, |&c| SHORT_ESCAPES[usize::from(c)]) {
-                        0 | UNICODE_ESCAPE => {
+                        0 | UNICODE_ESCAPE | CONTROL_ESCAPE => {
                             let (c, len) = self.escape(at)?;
-                            debug_assert_eq!(c, UNICODE_ESCAPE);
+                            debug_assert!(matches!(c, UNICODE_ESCAPE | CONTROL_ESCAPE));
                             simple = false;
                             pos = at + len;
                         }

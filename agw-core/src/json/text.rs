@@ -2,7 +2,8 @@
 //!
 //! [`decode`] unescapes JSON (`\u0063`, surrogate pairs), removes invisible and format characters
 //! (zero-width spaces and joiners, soft hyphen, BOM, bidi controls, Unicode tag characters,
-//! variation selectors) and applies NFKC compatibility normalisation (fullwidth letters, ligatures,
+//! variation selectors, C0 and C1 control characters other than tab, line feed and carriage
+//! return) and applies NFKC compatibility normalisation (fullwidth letters, ligatures,
 //! non-breaking spaces). [`map_back`] maps a byte of the decoded text back to the raw byte range
 //! it came from, so an edit replaces exactly the source characters of a match, whole escapes
 //! included.
@@ -202,7 +203,11 @@ fn simple_unescape(raw: &[u8], out: &mut Vec<u8>) {
     while let Some(off) = memchr::memchr(b'\\', &raw[i..]) {
         out.extend_from_slice(&raw[i..i + off]);
         i += off;
-        out.push(short_escape(raw.get(i + 1).copied().unwrap_or(b'\\')));
+        let c = short_escape(raw.get(i + 1).copied().unwrap_or(b'\\'));
+        // `\b` and `\f` are controls, removed like other invisible characters.
+        if !matches!(c, 0x08 | 0x0c) {
+            out.push(c);
+        }
         i += 2;
     }
     if i < raw.len() {
@@ -284,10 +289,18 @@ fn joins_previous(c: char) -> bool {
             .is_some_and(|d| canonical_combining_class(d) != 0)
 }
 
-/// Characters that render as nothing and are used to split words past filters.
+/// Characters that render as nothing and are used to split words past filters: format and
+/// zero-width characters, and the C0 and C1 control characters (with `DEL`) except the tab, line
+/// feed and carriage return that text needs.
+///
+/// ASCII controls are removed when escaped (`\u0000`, `\b`, `\f`), which is how JSON carries
+/// them. A raw control byte inside a JSON string is invalid JSON that strict parsers (the
+/// providers') refuse, and a raw `DEL` is rare: both are kept as they are, so that plain ASCII
+/// text is copied without looking at each byte.
 pub(crate) fn is_invisible(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{7F}'..='\u{9F}'
+        | '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}'
         | '\u{200B}'..='\u{200F}'
         | '\u{202A}'..='\u{202E}'
@@ -318,7 +331,15 @@ fn walk(raw: &[u8], mut emit: impl FnMut(&[u8], Range<usize>, bool)) {
         if cluster.len() == 1 && cluster[0].is_ascii() {
             scratch.push(cluster[0]);
         } else {
-            scratch.extend(cluster.iter().copied().nfkc().filter(|c| !is_invisible(*c)));
+            // Escaped invisibles never get here; an ASCII control in a cluster is a raw byte,
+            // kept like every raw ASCII byte (see `is_invisible`).
+            scratch.extend(
+                cluster
+                    .iter()
+                    .copied()
+                    .nfkc()
+                    .filter(|c| c.is_ascii() || !is_invisible(*c)),
+            );
         }
         cluster.clear();
         if !scratch.is_empty() {
@@ -394,6 +415,14 @@ mod tests {
             // Found by `fuzz/`: these compose across two starters.
             ("ｶﾞ", "ガ"),
             ("\u{1112}\u{1161}\u{11AB}", "한"),
+            // C0 and C1 controls are removed; tab, line feed and carriage return stay.
+            (r"credit\u0000 card", "credit card"),
+            (r"cre\bdit\f card", "credit card"),
+            (r"cre\u0085dit \u001bcard\u007f", "credit card"),
+            ("cre\u{85}dit\u{9F} card", "credit card"),
+            // Raw ASCII controls are kept, even before a combining mark.
+            ("raw\u{7f}\u{1}\u{301} ok", "raw\u{7f}\u{1}\u{301} ok"),
+            (r"keep\t\n\r\u0009", "keep\t\n\r\t"),
         ];
         for (raw, want) in cases {
             assert_eq!(dec(raw).0, want, "{raw:?}");
@@ -441,6 +470,14 @@ mod tests {
             "→",
             "Σ",
             "😀",
+            r"\u0000",
+            r"\b",
+            r"\f",
+            "\u{85}",
+            r"\u009f",
+            "\u{7f}",
+            "\u{1}",
+            "\u{301}",
         ];
         let mut seed = 0x2545F491u32;
         for _ in 0..1500 {
@@ -493,6 +530,7 @@ mod tests {
             "cre\u{200B}dit ｃａｒｄ",
             "caf\u{e9} e\u{301}",
             "①\u{1}",
+            "cre\u{0}dit\u{8}\u{85} card\u{7f}",
         ] {
             let mut text = Vec::new();
             let mut map = Vec::new();

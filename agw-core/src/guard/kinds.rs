@@ -1,0 +1,273 @@
+//! Text extraction for the prompt-bearing APIs besides Messages and chat completions: message
+//! batches, legacy completions, embeddings, OpenAI Responses, and the generic reading of a body
+//! on a path no dialect knows.
+//!
+//! Every key read here refuses a duplicate (a parser that keeps the last value must not see
+//! text agw skipped); text agw cannot place in a known shape is read as every string it holds.
+
+use super::Field;
+use super::extract::{Extractor, Loc, Role, Top, once};
+use crate::json::{JsonError, Scanner};
+use crate::route::RouteKind;
+
+fn shape(msg: impl Into<String>) -> JsonError {
+    JsonError::Shape(msg.into())
+}
+
+/// A location at top-level key `top`, optionally at index `i` of it.
+fn top_loc(top: Top, i: Option<u32>, leaf: &'static str) -> Loc {
+    Loc {
+        top,
+        message: i,
+        list: "",
+        block: None,
+        sub: None,
+        leaf,
+    }
+}
+
+impl Extractor {
+    /// Anthropic message batches: each `requests[].params` is a Messages body, and each
+    /// request's messages are a conversation of their own (for scope and the final prompt).
+    pub(super) fn batches(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        let mut seen = false;
+        sc.object(|sc, key| {
+            if !sc.key_is(&key, "requests") {
+                return sc.skip_fast();
+            }
+            once(&mut seen, "requests")?;
+            if sc.peek() != Some(b'[') {
+                return Err(shape("`requests` must be an array"));
+            }
+            sc.array(|sc, r| {
+                if sc.peek() != Some(b'{') {
+                    return Err(shape(format!("requests[{r}] must be an object")));
+                }
+                let mut seen_params = false;
+                sc.object(|sc, key| {
+                    if !sc.key_is(&key, "params") {
+                        return sc.skip_fast();
+                    }
+                    once(&mut seen_params, "params")?;
+                    if sc.peek() != Some(b'{') {
+                        return Err(shape(format!("requests[{r}].params must be an object")));
+                    }
+                    self.doc.st.request = Some(r as u32);
+                    let done = self.messages_body(sc, RouteKind::Messages, false);
+                    self.doc.st.request = None;
+                    done
+                })
+            })
+        })
+    }
+
+    /// Bodies whose prompt text sits in a few top-level keys (`prompt`, `suffix`, `input`):
+    /// every string in them is read. For a key marked `listed`, each element of an array is a
+    /// prompt of its own; strings anywhere (even inside token-id arrays) are read.
+    pub(super) fn prompts(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        keys: &[(&'static str, Top, bool)],
+    ) -> Result<(), JsonError> {
+        let mut seen = [false; 2];
+        sc.object(|sc, key| {
+            if sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
+                return self.model(sc);
+            }
+            let Some(k) = keys.iter().position(|(name, ..)| sc.key_is(&key, name)) else {
+                return sc.skip_fast();
+            };
+            let (name, top, listed) = keys[k];
+            once(&mut seen[k], name)?;
+            if listed && sc.peek() == Some(b'[') {
+                sc.array(|sc, i| {
+                    self.all_strings(sc, Field::Messages, top_loc(top, Some(i as u32), ""))
+                })
+            } else {
+                self.all_strings(sc, Field::Messages, top_loc(top, None, ""))
+            }
+        })
+    }
+
+    /// OpenAI Responses: `instructions` is the system prompt; `input` is a string (one user
+    /// message) or a list of items; a stored `prompt` template's `variables` are text too.
+    pub(super) fn responses(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        let (mut seen_input, mut seen_instructions, mut seen_prompt) = (false, false, false);
+        sc.object(|sc, key| {
+            if sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
+                self.model(sc)
+            } else if sc.key_is(&key, "prompt") {
+                once(&mut seen_prompt, "prompt")?;
+                self.all_strings(sc, Field::Messages, top_loc(Top::Prompt, None, ""))
+            } else if sc.key_is(&key, "instructions") {
+                once(&mut seen_instructions, "instructions")?;
+                self.all_strings(sc, Field::System, top_loc(Top::Instructions, None, ""))
+            } else if sc.key_is(&key, "input") {
+                once(&mut seen_input, "input")?;
+                if sc.peek() == Some(b'[') {
+                    let conv = self.begin_conversation(Top::Input);
+                    sc.array(|sc, i| self.response_item(sc, i as u32))?;
+                    self.end_conversation(conv);
+                    Ok(())
+                } else {
+                    // One user message: it is the final prompt.
+                    let (units, segs) = (self.doc.units.len(), self.doc.segs.len());
+                    self.all_strings(sc, Field::Messages, top_loc(Top::Input, None, ""))?;
+                    for u in &mut self.doc.units[units..] {
+                        u.user = true;
+                    }
+                    for s in &mut self.doc.segs[segs..] {
+                        s.last_prompt = true;
+                    }
+                    Ok(())
+                }
+            } else {
+                sc.skip_fast()
+            }
+        })
+    }
+
+    /// One item of a Responses `input` list.
+    fn response_item(&mut self, sc: &mut Scanner<'_>, i: u32) -> Result<(), JsonError> {
+        if sc.peek() != Some(b'{') {
+            return Err(shape(format!("input[{i}] must be an object")));
+        }
+        // The item's type decides how its other keys are read, and may come last: find it
+        // (and refuse a duplicate) first.
+        let start = sc.position();
+        let mut probe = sc.at(start);
+        let (mut ty, mut has_role) = (None, false);
+        probe.object(|sc, key| {
+            if sc.key_is(&key, "type") {
+                let Some(s) = sc.string_or_none()? else {
+                    return Err(shape(format!("input[{i}].type must be a string")));
+                };
+                if ty.replace(sc.str_value(&s)).is_some() {
+                    return Err(shape(format!("duplicate key `type` in input[{i}]")));
+                }
+                Ok(())
+            } else {
+                has_role |= sc.key_is(&key, "role");
+                sc.skip_fast()
+            }
+        })?;
+        let loc = |leaf: &'static str| top_loc(Top::Input, Some(i), leaf);
+        match ty.as_deref() {
+            Some(b"message") => self.message(sc, i),
+            None if has_role => self.message(sc, i),
+            Some(b"function_call" | b"custom_tool_call" | b"local_shell_call" | b"mcp_call") => {
+                // The model's tool call: its arguments are tool input.
+                self.doc.st.last_assistant = Some(i);
+                self.doc.last_assistant = Some(i);
+                self.keys(sc, &["arguments", "input", "action"], Field::ToolInput, loc)
+            }
+            Some(
+                b"function_call_output"
+                | b"custom_tool_call_output"
+                | b"local_shell_call_output"
+                | b"mcp_call_output",
+            ) => {
+                let first_unit = self.doc.units.len();
+                self.doc.st.last_block = None;
+                self.tool_output(sc, i)?;
+                self.set_role(i, first_unit, Role::Tool);
+                Ok(())
+            }
+            // The model's reasoning (never modified, like thinking blocks) and references to
+            // stored items carry no prompt text.
+            Some(b"reasoning") => {
+                self.doc.st.last_assistant = Some(i);
+                self.doc.last_assistant = Some(i);
+                sc.skip_fast()
+            }
+            Some(b"item_reference" | b"computer_call_output") => sc.skip_fast(),
+            // Unknown items: every string but the identifiers.
+            _ => {
+                let skip = ["type", "id", "call_id", "status"];
+                sc.object(|sc, key| {
+                    if skip.iter().any(|k| sc.key_is(&key, k)) {
+                        sc.skip_fast()
+                    } else {
+                        self.all_strings(sc, Field::Messages, loc(""))
+                    }
+                })
+            }
+        }
+    }
+
+    /// Every string under the listed keys of an object (each key at most once), as `field`.
+    fn keys(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        names: &[&'static str],
+        field: Field,
+        loc: impl Fn(&'static str) -> Loc,
+    ) -> Result<(), JsonError> {
+        let mut seen = [false; 4];
+        sc.object(|sc, key| {
+            let Some(k) = names.iter().position(|n| sc.key_is(&key, n)) else {
+                return sc.skip_fast();
+            };
+            once(&mut seen[k], names[k])?;
+            let leaf = match names[k] {
+                "arguments" => ".arguments",
+                "input" => ".input",
+                "action" => ".action",
+                _ => ".output",
+            };
+            self.all_strings(sc, field, loc(leaf))
+        })
+    }
+
+    /// A tool output item: `output` is a string or a list of content parts.
+    fn tool_output(&mut self, sc: &mut Scanner<'_>, i: u32) -> Result<(), JsonError> {
+        let mut seen = false;
+        sc.object(|sc, key| {
+            if !sc.key_is(&key, "output") {
+                return sc.skip_fast();
+            }
+            once(&mut seen, "output")?;
+            let loc = Loc {
+                list: ".output",
+                ..top_loc(Top::Input, Some(i), ".output")
+            };
+            if sc.peek() == Some(b'[') {
+                sc.array(|sc, k| {
+                    let loc = Loc {
+                        block: Some(k as u32),
+                        leaf: "",
+                        ..loc
+                    };
+                    if sc.peek() == Some(b'{') {
+                        self.block(sc, loc, Some(Field::ToolOutput))
+                    } else {
+                        self.all_strings(sc, Field::ToolOutput, loc)
+                    }
+                })
+            } else {
+                self.all_strings(sc, Field::ToolOutput, loc)
+            }
+        })
+    }
+
+    /// A body on a path no dialect knows: every string value (keys are not read), each array's
+    /// strings matched as one text.
+    pub(super) fn generic(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        match sc.peek() {
+            Some(b'"') => self.push_next(sc, Field::Messages, top_loc(Top::Body, None, "")),
+            Some(b'{') => sc.object(|sc, _| {
+                self.doc.st.group += 1;
+                self.generic(sc)
+            }),
+            Some(b'[') => {
+                self.doc.st.group += 1;
+                let group = self.doc.st.group;
+                sc.array(|sc, _| {
+                    self.doc.st.group = group;
+                    self.generic(sc)
+                })
+            }
+            _ => sc.skip_fast(),
+        }
+    }
+}
