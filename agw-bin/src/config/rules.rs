@@ -20,6 +20,12 @@ pub struct RuleSpec {
     pub case_insensitive: bool,
     #[serde(default)]
     pub whole_word: bool,
+    /// A space in a phrase also matches runs of spaces, tabs and line breaks.
+    #[serde(default)]
+    pub whitespace_insensitive: bool,
+    /// Cyrillic and Greek look-alikes of Latin letters match the letters.
+    #[serde(default)]
+    pub confusables: bool,
     #[serde(default)]
     pub action: ActionSpec,
     pub message: Option<String>,
@@ -77,12 +83,15 @@ impl RuleSpec {
             !self.detectors.is_empty(),
         ];
         let rule = match given {
-            [true, false, false] => {
-                Rule::regex(&name, self.regex.clone()).case_insensitive(self.case_insensitive)
-            }
+            [true, false, false] => Rule::regex(&name, self.regex.clone())
+                .case_insensitive(self.case_insensitive)
+                .whitespace_insensitive(self.whitespace_insensitive)
+                .confusables(self.confusables),
             [false, true, false] => Rule::literals(&name, self.keywords.clone())
                 .case_insensitive(self.case_insensitive)
-                .whole_word(self.whole_word),
+                .whole_word(self.whole_word)
+                .whitespace_insensitive(self.whitespace_insensitive)
+                .confusables(self.confusables),
             [false, false, true] => {
                 let list = self
                     .detectors
@@ -90,6 +99,11 @@ impl RuleSpec {
                     .map(|d| detector(d))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| format!("rule `{name}`: detectors: {e}"))?;
+                if self.whitespace_insensitive || self.confusables || self.whole_word {
+                    return Err(format!(
+                        "rule `{name}`: `whole_word`, `whitespace_insensitive` and `confusables` go with `regex` or `keywords`"
+                    ));
+                }
                 Rule::detectors(&name, list)
             }
             _ => {

@@ -320,3 +320,46 @@ fn prefixes_match_on_segments() {
     assert!(path_has_prefix("/api", "/api/"));
     assert!(!path_has_prefix("/apix", "/api"));
 }
+
+#[test]
+fn rule_options_from_yaml() {
+    let text = r#"
+backends:
+  - name: a
+    provider: anthropic
+    guards:
+      request:
+        - name: cards
+          keywords: ["credit card"]
+          case_insensitive: true
+          whitespace_insensitive: true
+          confusables: true
+"#;
+    let gw = Gateway::parse("c.yaml", text, &Env::default()).unwrap();
+    let policy = &gw.backends[0].policy;
+    for prompt in [
+        "credit card",
+        "Credit\\n\\t  CARD",
+        "\u{0441}r\u{0435}dit \u{0441}\u{0430}rd",
+    ] {
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"{prompt}"}}]}}"#);
+        let v = policy
+            .inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap();
+        assert!(
+            matches!(v.decision(), Decision::Reject(_)),
+            "{prompt}: {:?}",
+            v.decision()
+        );
+    }
+    let e = Gateway::parse(
+        "c.yaml",
+        "backends: [{name: a, provider: anthropic, guards: {request: [{detectors: [email], confusables: true}]}}]",
+        &Env::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("go with `regex` or `keywords`"),
+        "{e}"
+    );
+}
