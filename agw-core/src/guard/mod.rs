@@ -59,13 +59,16 @@
 mod engine;
 pub(crate) mod extract;
 mod policy;
+pub(crate) mod response;
 mod rule;
+pub mod tool;
 
 pub use engine::{REGEX_DFA_LIMIT, REGEX_SIZE_LIMIT};
 pub use policy::{
     Decision, Hit, InspectError, Policy, PolicyBuilder, PolicyError, Rejection, TextMatch, Verdict,
 };
 pub use rule::{Action, ActionKind, Field, Fields, Matcher, Rule, Scope};
+pub use tool::{MAX_TOOL_INPUT, ToolAction, ToolHit, ToolRule};
 
 #[cfg(test)]
 mod tests;
