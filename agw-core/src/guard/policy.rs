@@ -140,6 +140,7 @@ impl PolicyBuilder {
                 wanted,
                 tools,
                 tool_rules: self.tools,
+                prefixes: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -179,6 +180,8 @@ struct Inner {
     wanted: Vec<Vec<bool>>,
     tools: ToolRules,
     tool_rules: Vec<ToolRule>,
+    /// The stream guard's prefix automaton, built when the first stream needs it.
+    prefixes: std::sync::OnceLock<crate::stream::prefix::Prefixes>,
 }
 
 /// A compiled, immutable set of guard rules. Cheap to clone (an `Arc`), `Send + Sync`.
@@ -319,6 +322,12 @@ impl Policy {
 
     pub(super) fn tools(&self) -> &ToolRules {
         &self.inner.tools
+    }
+
+    pub(crate) fn prefixes(&self) -> &crate::stream::prefix::Prefixes {
+        self.inner
+            .prefixes
+            .get_or_init(|| crate::stream::prefix::Prefixes::build(self))
     }
 
     /// The rules, in order.

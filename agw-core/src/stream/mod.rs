@@ -56,7 +56,9 @@
 //! larger than the decoder's limit is an error, and held text never exceeds the window plus one
 //! delta.
 
+mod events;
 mod guard;
+pub(crate) mod prefix;
 mod sse;
 
 pub use guard::{StreamGuard, StreamHit};
