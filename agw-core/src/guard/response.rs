@@ -177,7 +177,8 @@ impl Walker<'_> {
             Some(b'"') => {
                 let s = sc.string()?;
                 let key = key.unwrap_or(b"");
-                let meta = field != Field::ToolInput && META_KEYS.iter().any(|k| k.as_bytes() == key);
+                let meta =
+                    field != Field::ToolInput && META_KEYS.iter().any(|k| k.as_bytes() == key);
                 if !meta {
                     let reasoning = REASONING_KEYS.iter().any(|k| k.as_bytes() == key);
                     self.pending.push(Pending {
@@ -382,7 +383,9 @@ mod tests {
                 r#"{"type":"message","content":[{"type":"text","text":"k <AWS_ACCESS_KEY>"}]}"#,
             ),
             (
-                format!(r#"{{"choices":[{{"message":{{"content":"a"}}}},{{"message":{{"content":"{KEY}"}}}}]}}"#),
+                format!(
+                    r#"{{"choices":[{{"message":{{"content":"a"}}}},{{"message":{{"content":"{KEY}"}}}}]}}"#
+                ),
                 r#"{"choices":[{"message":{"content":"a"}},{"message":{"content":"<AWS_ACCESS_KEY>"}}]}"#,
             ),
             (
@@ -394,16 +397,22 @@ mod tests {
                 r#"{"completion":"<AWS_ACCESS_KEY>","stop_reason":"stop_sequence"}"#,
             ),
             (
-                format!(r#"{{"object":"response","output":[{{"type":"message","content":[{{"type":"output_text","text":"{KEY}"}}]}}]}}"#),
+                format!(
+                    r#"{{"object":"response","output":[{{"type":"message","content":[{{"type":"output_text","text":"{KEY}"}}]}}]}}"#
+                ),
                 r#"{"object":"response","output":[{"type":"message","content":[{"type":"output_text","text":"<AWS_ACCESS_KEY>"}]}]}"#,
             ),
             // Tool input, in place: the JSON stays valid.
             (
-                format!(r#"{{"content":[{{"type":"tool_use","name":"Write","input":{{"content":"x={KEY}\n"}}}}]}}"#),
+                format!(
+                    r#"{{"content":[{{"type":"tool_use","name":"Write","input":{{"content":"x={KEY}\n"}}}}]}}"#
+                ),
                 r#"{"content":[{"type":"tool_use","name":"Write","input":{"content":"x=<AWS_ACCESS_KEY>\n"}}]}"#,
             ),
             (
-                format!(r#"{{"choices":[{{"message":{{"tool_calls":[{{"function":{{"name":"w","arguments":"{{\"k\":\"{KEY}\"}}"}}}}]}}}}]}}"#),
+                format!(
+                    r#"{{"choices":[{{"message":{{"tool_calls":[{{"function":{{"name":"w","arguments":"{{\"k\":\"{KEY}\"}}"}}}}]}}}}]}}"#
+                ),
                 r#"{"choices":[{"message":{"tool_calls":[{"function":{"name":"w","arguments":"{\"k\":\"<AWS_ACCESS_KEY>\"}"}}]}}]}"#,
             ),
         ] {

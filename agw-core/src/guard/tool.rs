@@ -431,8 +431,8 @@ mod tests {
 
     #[test]
     fn bad_rules_fail_to_build() {
-        let e = ToolRules::build(&[ToolRule::new("r", "Bash").argument("command", "(")])
-            .unwrap_err();
+        let e =
+            ToolRules::build(&[ToolRule::new("r", "Bash").argument("command", "(")]).unwrap_err();
         assert!(e.to_string().contains("rule `r`"), "{e}");
         assert!(ToolRules::build(&[ToolRule::new("r", "")]).is_err());
         assert!(ToolRules::build(&[ToolRule::new("r", "a"), ToolRule::new("r", "b")]).is_err());

@@ -306,7 +306,9 @@ impl StreamGuard {
             Ok(w) => w,
             Err(e) => return Err(self.unreadable(&e.to_string())),
         };
-        if walked.text.segs.is_empty() && walked.reasoning.segs.is_empty() && walked.tools.is_empty()
+        if walked.text.segs.is_empty()
+            && walked.reasoning.segs.is_empty()
+            && walked.tools.is_empty()
         {
             return Ok(());
         }
@@ -370,7 +372,8 @@ impl StreamGuard {
         if let Some(hit) = self.policy.check_tool_call(&chan.name, input) {
             match hit.reject {
                 Some((status, message)) => {
-                    let err = ErrorBody::new(ErrorKind::InvalidRequest, message).with_status(status);
+                    let err =
+                        ErrorBody::new(ErrorKind::InvalidRequest, message).with_status(status);
                     return Err(self.reject(hit.rule, err));
                 }
                 None => self.hits.push(StreamHit {
@@ -458,11 +461,12 @@ impl StreamGuard {
         let hold = if force {
             end
         } else {
-            let h = self
-                .policy
-                .prefixes()
-                .hold_from(&mut self.cache, text, 0);
-            let h = if h >= text.len() { end } else { source(h).start };
+            let h = self.policy.prefixes().hold_from(&mut self.cache, text, 0);
+            let h = if h >= text.len() {
+                end
+            } else {
+                source(h).start
+            };
             h.max(end.saturating_sub(self.window))
         };
         // Parts that end before the hold point are decided now.
