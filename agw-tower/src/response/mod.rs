@@ -34,10 +34,12 @@
 
 mod body;
 mod layer;
+mod outcome;
 mod service;
 
 pub use body::SseGuardBody;
 pub use layer::ResponseGuardLayer;
+pub use outcome::ResponseOutcome;
 pub use service::{ResponseFuture, ResponseGuard};
 
 /// The default hold-back window for streamed text, in bytes.

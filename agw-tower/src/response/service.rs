@@ -1,17 +1,17 @@
-use super::SseGuardBody;
 use super::layer::Config;
+use super::{ResponseOutcome, SseGuardBody};
 use crate::body::{Body, BoxError};
 use crate::classify::Classified;
 use crate::collect::{Plain, read_plain, set_length};
 use crate::decode::encodings;
 use crate::error::error_response;
 use agw_core::api::{ErrorBody, ErrorKind};
-use agw_core::guard::Decision;
+use agw_core::guard::{ActionKind, Decision};
 use agw_core::route::RouteKind;
 use agw_core::stream::StreamGuard;
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -62,11 +62,46 @@ pub struct ResponseGuard<S> {
     pub(super) config: Arc<Config>,
 }
 
-fn content_type(res: &Response<impl Sized>) -> &str {
-    res.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+/// What a response's `Content-Type` says it is: the media type, compared without case and
+/// without parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Json,
+    EventStream,
+    Other,
+}
+
+fn framing(headers: &http::HeaderMap) -> Framing {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return Framing::Other;
+    };
+    let media = value.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("text/event-stream") {
+        Framing::EventStream
+    } else if media.eq_ignore_ascii_case("application/json")
+        || (media.len() > 5
+            && media.is_char_boundary(media.len() - 5)
+            && media[media.len() - 5..].eq_ignore_ascii_case("+json")
+            && media[..media.len() - 5]
+                .to_ascii_lowercase()
+                .starts_with("application/"))
+    {
+        Framing::Json
+    } else {
+        Framing::Other
+    }
+}
+
+/// Whether responses of this kind carry model output that the response guard inspects.
+pub(crate) fn is_guarded(kind: RouteKind) -> bool {
+    matches!(
+        kind,
+        RouteKind::Messages
+            | RouteKind::Completions
+            | RouteKind::Responses
+            | RouteKind::Complete
+            | RouteKind::LegacyCompletions
+    )
 }
 
 impl<S, B, ResB> Service<Request<B>> for ResponseGuard<S>
@@ -97,8 +132,7 @@ where
                 Classified::of(&req, kind)
             }
         };
-        let guarded = !config.policy.is_empty()
-            && matches!(class.kind, RouteKind::Messages | RouteKind::Completions);
+        let guarded = !config.policy.is_empty() && is_guarded(class.kind);
         if !guarded {
             return ResponseFuture {
                 kind: Kind::Passthrough {
@@ -111,58 +145,86 @@ where
         let fut = self.inner.call(req);
         let future = Box::pin(async move {
             let res = fut.await?;
-            if !res.status().is_success() {
-                return Ok(res.map(|b| Body::inner(SseGuardBody::passthrough(b))));
-            }
-            let encoded = encodings(res.headers());
-            if content_type(&res).starts_with("text/event-stream") {
-                if encoded.is_some() {
-                    let err = ErrorBody::new(
-                        ErrorKind::BadGateway,
-                        "the provider sent a compressed stream that agw cannot inspect",
+            let outcome = ResponseOutcome::default();
+            let refuse = |status: Option<StatusCode>, msg: String| {
+                outcome.record(&Arc::from("agw:unreadable"), ActionKind::Reject);
+                let mut err = ErrorBody::new(ErrorKind::BadGateway, msg);
+                if let Some(s) = status {
+                    err = err.with_status(s);
+                }
+                let mut res = error_response(class.api, &err);
+                res.extensions_mut().insert(outcome.clone());
+                Ok(res)
+            };
+            let status = res.status();
+            // An error the provider answered keeps its status when agw must replace it.
+            let keep = (!status.is_success()).then_some(status);
+            match framing(res.headers()) {
+                Framing::EventStream if status.is_success() => {
+                    if encodings(res.headers()).is_some() {
+                        return refuse(
+                            None,
+                            "the provider sent a compressed stream that agw cannot inspect".into(),
+                        );
+                    }
+                    let guard = StreamGuard::for_route(
+                        config.policy.clone(),
+                        class.kind,
+                        class.api,
+                        config.window,
                     );
-                    return Ok(error_response(class.api, &err));
+                    let (mut parts, body) = res.into_parts();
+                    parts.headers.remove(CONTENT_LENGTH);
+                    parts.extensions.insert(outcome.clone());
+                    Ok(Response::from_parts(
+                        parts,
+                        Body::inner(SseGuardBody::guarded(body, guard, outcome)),
+                    ))
                 }
-                let guard = StreamGuard::new(config.policy.clone(), class.api, config.window);
-                let (mut parts, body) = res.into_parts();
-                parts.headers.remove(CONTENT_LENGTH);
-                return Ok(Response::from_parts(
-                    parts,
-                    Body::inner(SseGuardBody::guarded(body, guard)),
-                ));
+                Framing::Json => {
+                    let (mut parts, body) = res.into_parts();
+                    let Plain { raw, plain } =
+                        match read_plain(&parts.headers, body, config.limit).await {
+                            Ok(p) => p,
+                            Err(e) => return refuse(keep, format!("the provider's response {e}")),
+                        };
+                    let verdict = match config.policy.inspect_response(class.api, &plain) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            return refuse(
+                                keep,
+                                format!("the provider's response could not be inspected: {e}"),
+                            );
+                        }
+                    };
+                    outcome.record_hits(verdict.hits());
+                    let body = match verdict.into_decision() {
+                        Decision::Allow => raw,
+                        Decision::Reject(r) => {
+                            let mut res = error_response(class.api, &r.error_body());
+                            res.extensions_mut().insert(outcome);
+                            return Ok(res);
+                        }
+                        Decision::Rewrite(masked) => {
+                            parts.headers.remove(CONTENT_ENCODING);
+                            Bytes::from(masked)
+                        }
+                    };
+                    set_length(&mut parts.headers, body.len());
+                    parts.extensions.insert(outcome);
+                    Ok(Response::from_parts(parts, Body::full(body)))
+                }
+                _ => {
+                    let what = match keep {
+                        Some(s) => format!(
+                            "the provider answered {} with a body agw cannot inspect",
+                            s.as_u16()
+                        ),
+                        None => "the provider's response is neither JSON nor an event stream, so agw cannot inspect it".into(),
+                    };
+                    refuse(keep, what)
+                }
             }
-            if !content_type(&res).starts_with("application/json") {
-                return Ok(res.map(|b| Body::inner(SseGuardBody::passthrough(b))));
-            }
-            let (mut parts, body) = res.into_parts();
-            let fail = |msg: String| {
-                Ok(error_response(
-                    class.api,
-                    &ErrorBody::new(ErrorKind::BadGateway, msg),
-                ))
-            };
-            let Plain { raw, plain } = match read_plain(&parts.headers, body, config.limit).await {
-                Ok(p) => p,
-                Err(e) => return fail(format!("the provider's response {e}")),
-            };
-            let verdict = match config.policy.inspect_response(class.api, &plain) {
-                Ok(v) => v,
-                Err(e) => {
-                    return fail(format!(
-                        "the provider's response could not be inspected: {e}"
-                    ));
-                }
-            };
-            let body = match verdict.into_decision() {
-                Decision::Allow => raw,
-                Decision::Reject(r) => return Ok(error_response(class.api, &r.error_body())),
-                Decision::Rewrite(masked) => {
-                    parts.headers.remove(CONTENT_ENCODING);
-                    Bytes::from(masked)
-                }
-            };
-            set_length(&mut parts.headers, body.len());
-            Ok(Response::from_parts(parts, Body::full(body)))
         });
         ResponseFuture {
             kind: Kind::Guarded { future },

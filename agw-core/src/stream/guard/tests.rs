@@ -721,10 +721,7 @@ fn a_slow_stream_releases_what_cannot_match() {
         (" card is", "Hello world, your card is"),
         (" 4111 1111", "Hello world, your card is"),
         (" 1111 1111", "Hello world, your card is"),
-        (
-            " and the proj",
-            "Hello world, your card is <CREDIT_CARD>",
-        ),
+        (" and the proj", "Hello world, your card is <CREDIT_CARD>"),
         (
             "ect is fine",
             "Hello world, your card is <CREDIT_CARD> and the project is fine",
