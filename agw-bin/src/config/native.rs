@@ -103,6 +103,50 @@ struct Guards {
     #[serde(default)]
     response: Vec<RuleSpec>,
     response_window_bytes: Option<usize>,
+    /// Tool-call rules (checked on responses). Minimal wiring by the response-guard branch.
+    #[serde(default)]
+    tools: Vec<ToolSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolSpec {
+    name: String,
+    tool: String,
+    argument: Option<String>,
+    regex: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    message: Option<String>,
+}
+
+impl ToolSpec {
+    fn to_rule(&self) -> Result<agw_core::guard::ToolRule, String> {
+        let mut r = agw_core::guard::ToolRule::new(&self.name, &self.tool);
+        if let Some(re) = &self.regex {
+            r = r.argument(self.argument.clone().unwrap_or_default(), re.clone());
+        } else if self.argument.is_some() {
+            return Err(format!(
+                "tool rule `{}`: `argument` needs a `regex`",
+                self.name
+            ));
+        }
+        match self.action.as_deref() {
+            None | Some("reject") => {
+                if let Some(m) = &self.message {
+                    r = r.reject(m.clone());
+                }
+            }
+            Some("audit") => r = r.audit(),
+            Some(other) => {
+                return Err(format!(
+                    "tool rule `{}`: action `{other}` is not reject or audit",
+                    self.name
+                ));
+            }
+        }
+        Ok(r)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,7 +312,8 @@ fn backend(
         }
     };
     let policy = build_policy(&b.guards.request).map_err(|e| fe("request", e))?;
-    let response_policy = build_policy(&b.guards.response).map_err(|e| fe("response", e))?;
+    let response_policy = build_response_policy(&b.guards.response, &b.guards.tools)
+        .map_err(|e| fe("response", e))?;
     let response_window = match b.guards.response_window_bytes {
         Some(0) => return Err(fe("response_window_bytes", "must be at least 1".into())),
         Some(n) => n,
@@ -308,6 +353,19 @@ fn build_policy(specs: &[RuleSpec]) -> Result<Policy, String> {
         .rules(rules)
         .build()
         .map_err(|e| e.to_string())
+}
+
+fn build_response_policy(specs: &[RuleSpec], tools: &[ToolSpec]) -> Result<Policy, String> {
+    let rules = specs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.to_rule(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut b = Policy::builder().rules(rules);
+    for t in tools {
+        b = b.tool_rule(t.to_rule()?);
+    }
+    b.build().map_err(|e| e.to_string())
 }
 
 fn secs(s: f64) -> Result<Duration, String> {

@@ -620,13 +620,11 @@ impl StreamGuard {
             let json: Value =
                 serde_json::from_str(&err.to_json(Api::OpenAi)).unwrap_or(Value::Null);
             let e = &json["error"];
-            let event = serde_json::json!({
-                "type": "error",
-                "code": e["code"],
-                "message": e["message"],
-                "param": null,
-                "error": e,
-            });
+            // The Responses API's `error` event, `type` first like the real one.
+            let event = format!(
+                r#"{{"type":"error","code":{},"message":{},"param":null}}"#,
+                e["code"], e["message"]
+            );
             return Bytes::from(format!("event: error\ndata: {event}\n\n"));
         }
         let api = if self.dialect.is_anthropic() {
