@@ -319,7 +319,7 @@ fn normalize(s: &str) -> std::borrow::Cow<'_, str> {
         return s.into();
     }
     s.nfkc()
-        .filter(|c| !is_invisible(*c) && !(c.is_control() && !c.is_whitespace()))
+        .filter(|c| !is_invisible(*c) && (!c.is_control() || c.is_whitespace()))
         .collect::<String>()
         .into()
 }
