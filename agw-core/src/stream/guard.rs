@@ -72,7 +72,13 @@ pub struct StreamGuard {
     open_tool: Option<usize>,
     rejected: bool,
     hits: Vec<StreamHit>,
+    /// Bytes of the events held back.
+    held_bytes: usize,
 }
+
+/// Most bytes of events held back at once (a tool call's input and the events around it);
+/// a stream that needs more ends with an error event.
+pub const MAX_HELD: usize = 4 << 20;
 
 impl std::fmt::Debug for StreamGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,6 +118,7 @@ impl StreamGuard {
             open_tool: None,
             rejected: false,
             hits: Vec::new(),
+            held_bytes: 0,
         }
     }
 
@@ -175,6 +182,7 @@ impl StreamGuard {
         self.rejected = true;
         self.queue.clear();
         self.chans.clear();
+        self.held_bytes = 0;
     }
 
     fn unreadable(&mut self, what: &str) -> ErrorBody {
@@ -215,11 +223,10 @@ impl StreamGuard {
         };
         let trimmed = data.trim();
         if !has_data || trimmed.is_empty() {
-            self.queue.push_back(item);
-            return Ok(());
+            return self.hold(item);
         }
         if trimmed == "[DONE]" && matches!(self.dialect, Dialect::Chat | Dialect::Legacy) {
-            self.queue.push_back(item);
+            self.hold(item)?;
             return self.complete(Completes::All);
         }
         if let Err(e) = crate::guard::response::check_json(data.as_bytes()) {
@@ -280,8 +287,23 @@ impl StreamGuard {
         if !item.parts.is_empty() {
             item.json = Some(json);
         }
-        self.queue.push_back(item);
+        self.hold(item)?;
         self.complete(m.completes)
+    }
+
+    /// Queues an event, within [`MAX_HELD`].
+    fn hold(&mut self, item: Item) -> Result<(), ErrorBody> {
+        self.held_bytes += item.raw.len();
+        self.queue.push_back(item);
+        if self.held_bytes > MAX_HELD {
+            let rule: Arc<str> = "agw:held-too-much".into();
+            let err = ErrorBody::new(
+                ErrorKind::BadGateway,
+                "agw could not inspect the provider's stream: too much of it is held back",
+            );
+            return Err(self.reject(rule, err));
+        }
+        Ok(())
     }
 
     /// The channel for `key`, opened if new.
@@ -584,6 +606,7 @@ impl StreamGuard {
                 break;
             }
             let item = self.queue.pop_front().expect("peeked");
+            self.held_bytes -= item.raw.len();
             out.push(self.serialize(item));
         }
         if self.queue.is_empty() {

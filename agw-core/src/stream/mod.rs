@@ -78,12 +78,12 @@
 //!
 //! Not inspected in streams: `logprobs` of OpenAI chunks that carry deltas. Memory is bounded:
 //! an event larger than the decoder's limit is an error, held text never exceeds the window
-//! plus one delta per channel, and a held tool call at most its input limit.
+//! plus one delta per channel, and all events held at once at most [`MAX_HELD`] bytes.
 
 mod events;
 mod guard;
 pub(crate) mod prefix;
 mod sse;
 
-pub use guard::{StreamGuard, StreamHit};
+pub use guard::{MAX_HELD, StreamGuard, StreamHit};
 pub use sse::{SseDecoder, SseError};

@@ -733,3 +733,29 @@ fn a_slow_stream_releases_what_cannot_match() {
         assert_eq!(sent, visible, "after {d:?}");
     }
 }
+
+#[test]
+fn what_is_held_behind_an_open_tool_call_is_bounded() {
+    use serde_json::json;
+    let mut g = StreamGuard::for_route(k8s_policy(), RouteKind::Completions, Api::OpenAi, 64);
+    let mut out = Vec::new();
+    let start = chat_chunk(
+        json!([{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"Bash","arguments":"{"}}]}}]),
+    );
+    g.event(Bytes::from(start), &mut out);
+    let big = "x ".repeat(50_000);
+    for _ in 0..(MAX_HELD / big.len() + 2) {
+        let e = chat_chunk(json!([{"index":1,"delta":{"content":big}}]));
+        g.event(Bytes::from(e), &mut out);
+        if g.is_rejected() {
+            break;
+        }
+    }
+    assert!(g.is_rejected());
+    let s = String::from_utf8(out.concat()).unwrap();
+    assert!(
+        s.starts_with("data: {\"error\":") && !s.contains("xx") && !s.contains("x x"),
+        "{}",
+        &s[..s.len().min(300)]
+    );
+}
