@@ -84,6 +84,7 @@ impl std::fmt::Debug for StreamGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamGuard")
             .field("dialect", &self.dialect)
+            .field("api", &self.api)
             .field("window", &self.window)
             .field("held", &self.queue.len())
             .field("rejected", &self.rejected)
@@ -655,7 +656,6 @@ impl StreamGuard {
         } else {
             Api::OpenAi
         };
-        let _ = self.api;
         let json = err.to_json(api);
         Bytes::from(match api {
             Api::Anthropic => format!("event: error\ndata: {json}\n\n"),
