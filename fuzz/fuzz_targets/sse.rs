@@ -542,22 +542,24 @@ fuzz_target!(|input: Input| {
     assert_eq!(ta, tb, "the delta split changed the masked text");
     // Property 6.
     let input_json = serde_json::json!({ "command": text }).to_string();
-    let runs: Vec<(String, bool)> = [
-        Some(&input.splits.0[..]),
-        Some(&input.splits.1[..]),
-        None,
-    ]
-    .into_iter()
-    .map(|cuts| {
-        let out = guard_run(&policy, api, window, &tool_call(api, &input_json, cuts));
-        tool_output(api, &out)
-    })
-    .collect();
+    let runs: Vec<(String, bool)> = [Some(&input.splits.0[..]), Some(&input.splits.1[..]), None]
+        .into_iter()
+        .map(|cuts| {
+            let out = guard_run(&policy, api, window, &tool_call(api, &input_json, cuts));
+            tool_output(api, &out)
+        })
+        .collect();
     assert_eq!(runs[0], runs[1], "the tool delta split changed the output");
-    assert_eq!(runs[0], runs[2], "one character at a time changed the output");
+    assert_eq!(
+        runs[0], runs[2],
+        "one character at a time changed the output"
+    );
     let (tool_input, rejected) = &runs[0];
     if *rejected {
-        assert!(tool_input.is_empty(), "a rejected call sent input {tool_input:?}");
+        assert!(
+            tool_input.is_empty(),
+            "a rejected call sent input {tool_input:?}"
+        );
     } else {
         serde_json::from_str::<serde_json::Value>(tool_input)
             .unwrap_or_else(|e| panic!("{e}: the tool input {tool_input:?} is not JSON"));
