@@ -19,7 +19,7 @@ mod harness;
 mod install;
 
 use agw_mock::{MockProvider, Recorded};
-use harness::{Agw, AgwOptions, Claude, Credential, Run, Scratch, python};
+use harness::{Agw, AgwOptions, Claude, Credential, Interactive, Run, Scratch, python};
 use http::HeaderMap;
 use install::tools;
 use serde_json::Value;
@@ -43,6 +43,14 @@ fn fixture(name: &str) -> &'static Path {
         "mask" => concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/clients/mask-secrets.yaml"
+        ),
+        "tool-policy" => concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/tool-policy.yaml"
+        ),
+        "tool-policy-control" => concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/tool-policy-control.yaml"
         ),
         _ => unreachable!("no fixture {name}"),
     };
@@ -541,6 +549,111 @@ async fn claude_tool_result_secrets_are_masked() {
         assistant(&reference[1]),
         "assistant turns are forwarded untouched"
     );
+    agw.stop().await;
+}
+
+/// The tool-call policy: the model (the mock) asks Claude Code to run a Bash command that
+/// matches `kubectl\s+delete` but only touches a marker file. Claude Code is allowed to run
+/// Bash, and does — straight to the mock, and through agw with a rule that does not match —
+/// so the marker proves the command would run. Through agw with the rule, the tool call never
+/// completes: the marker never appears, and Claude Code shows the rule's message (from the
+/// non-streaming retry it makes after the stream's error event).
+#[tokio::test(flavor = "multi_thread")]
+async fn claude_never_runs_a_tool_call_the_policy_rejects() {
+    let tools = tools().await;
+    let scratch = Scratch::new("tool-policy");
+    let mock = MockProvider::start().await.unwrap();
+    let marker = scratch.work().join("marker-kubectl-delete");
+    let prompt = format!(
+        "mock:tool=Bash:echo kubectl delete deployment prod > /dev/null; touch {}",
+        marker.display()
+    );
+    let claude =
+        |url: &str| Claude::new(tools, &scratch, url, &prompt).args(["--allowedTools", "Bash"]);
+
+    // Controls: the command runs when nothing stops it.
+    let direct = claude(&mock.base_url()).run().await;
+    assert!(
+        marker.exists(),
+        "Claude Code ran the command straight against the mock\n{direct}"
+    );
+    std::fs::remove_file(&marker).unwrap();
+    let control = Agw::start(AgwOptions {
+        config: Some(fixture("tool-policy-control")),
+        base_url: Some(&mock.base_url()),
+        ..Default::default()
+    })
+    .await;
+    let run = claude(&control.url).run().await;
+    assert!(
+        marker.exists(),
+        "Claude Code ran the command through agw without a matching rule\n{run}"
+    );
+    std::fs::remove_file(&marker).unwrap();
+    control.stop().await;
+    mock.clear();
+
+    let agw = Agw::start(AgwOptions {
+        config: Some(fixture("tool-policy")),
+        base_url: Some(&mock.base_url()),
+        ..Default::default()
+    })
+    .await;
+    let run = claude(&agw.url).run().await;
+    assert!(!marker.exists(), "the rejected command ran\n{run}");
+    assert!(
+        run.failed()
+            && run.stdout.contains(
+                "Blocked by agw rule no-k8s-deletes: deleting Kubernetes resources is not allowed"
+            ),
+        "{run}"
+    );
+    // No tool result ever went back: Claude Code never ran the tool.
+    for r in all_requests(&mock) {
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(!body.contains("tool_result"), "{}", r.uri);
+    }
+    agw.stop().await;
+    assert!(!marker.exists());
+}
+
+/// A session survives a rejected prompt, in the real interactive Claude Code under tmux:
+/// Claude Code keeps the rejected prompt in the conversation and sends the next prompt as
+/// another block of the same user message. The clean prompt must be answered, and the
+/// rejected text must never reach the provider.
+#[tokio::test(flavor = "multi_thread")]
+async fn claude_interactive_session_survives_a_rejected_prompt() {
+    let tools = tools().await;
+    let scratch = Scratch::new("session");
+    let mock = MockProvider::start().await.unwrap();
+    let agw = Agw::start(AgwOptions {
+        config: Some(fixture("any-model")),
+        base_url: Some(&mock.base_url()),
+        ..Default::default()
+    })
+    .await;
+    let ui = Interactive::start(tools, &scratch, &agw.url, "sk-client-0123456789abcdefghij").await;
+    ui.prompt("What is a credit card number made of?").await;
+    ui.wait_for(REJECTED).await;
+    ui.prompt("What is a good name for a cat?").await;
+    let screen = ui.wait_for(&format!("● {REPLY}")).await;
+    assert!(screen.contains(REJECTED), "{screen}");
+    drop(ui);
+    let got = all_requests(&mock);
+    assert!(
+        got.iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("a good name for a cat")),
+        "the clean prompt reached the provider: {:?}",
+        uris(&got)
+    );
+    for r in &got {
+        let body = String::from_utf8_lossy(&r.body).to_lowercase();
+        assert!(
+            !body.contains("credit card"),
+            "the rejected prompt reached the provider in {}",
+            r.uri
+        );
+    }
     agw.stop().await;
 }
 

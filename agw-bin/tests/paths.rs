@@ -99,13 +99,16 @@ async fn every_prompt_bearing_endpoint_is_guarded() {
     // The built-in default lists only Messages, CountTokens and Models: the other endpoints
     // its dialects know are still their kinds, not the `*` passthrough.
     let agw = Agw::start(SEED_DEFAULT).await;
-    for path in [
-        "/v1/messages/count_tokens",
-        "/v1/messages/batches",
-        "/v1/complete",
-        "/v1/chat/completions",
+    let batch = format!(r#"{{"requests":[{{"custom_id":"a","params":{CARD}}}]}}"#);
+    let complete = r#"{"model":"claude-2","prompt":"\n\nHuman: my credit card\n\nAssistant:","max_tokens_to_sample":8}"#;
+    let chat = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"my credit card"}]}"#;
+    for (path, body) in [
+        ("/v1/messages/count_tokens", CARD),
+        ("/v1/messages/batches", batch.as_str()),
+        ("/v1/complete", complete),
+        ("/v1/chat/completions", chat),
     ] {
-        let (res, body) = send(json_post(&agw.url(path), CARD)).await;
+        let (res, body) = send(json_post(&agw.url(path), body)).await;
         assert_eq!(
             res.status(),
             400,
@@ -117,15 +120,19 @@ async fn every_prompt_bearing_endpoint_is_guarded() {
     agw.stop().await;
 
     let agw = Agw::start(OPENAI).await;
-    for path in [
-        "/v1/chat/completions",
-        "/v1/completions",
-        "/v1/responses",
-        "/v1/embeddings",
-        "/v1/Chat/Completions/",
-        "/v1/respon%73es",
+    let chat = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"my credit card"}]}"#;
+    let prompt = r#"{"model":"gpt-3.5-turbo-instruct","prompt":["hi","my credit card"]}"#;
+    let responses = r#"{"model":"gpt-4o","instructions":"be brief","input":[{"role":"user","content":[{"type":"input_text","text":"my credit card"}]}]}"#;
+    let embeddings = r#"{"model":"text-embedding-3-small","input":"my credit card"}"#;
+    for (path, body) in [
+        ("/v1/chat/completions", chat),
+        ("/v1/completions", prompt),
+        ("/v1/responses", responses),
+        ("/v1/embeddings", embeddings),
+        ("/v1/Chat/Completions/", chat),
+        ("/v1/respon%73es", responses),
     ] {
-        let (res, body) = send(json_post(&agw.url(path), CARD)).await;
+        let (res, body) = send(json_post(&agw.url(path), body)).await;
         assert_eq!(
             res.status(),
             400,

@@ -14,7 +14,12 @@ pub(crate) struct Meta<'a> {
     pub id: &'a str,
     pub model: &'a str,
     pub input_tokens: u64,
+    /// A thinking block to put before the reply (`mock:think`).
+    pub thinking: Option<&'a str>,
 }
+
+/// The signature the mock gives its thinking blocks.
+const SIGNATURE: &str = "bW9jay1zaWduYXR1cmU=";
 
 #[derive(Serialize)]
 struct Message<'a> {
@@ -35,9 +40,13 @@ enum Block<'a> {
     Text {
         text: &'a str,
     },
+    Thinking {
+        thinking: &'a str,
+        signature: &'static str,
+    },
     ToolUse {
         id: &'static str,
-        name: &'static str,
+        name: &'a str,
         input: Value,
     },
 }
@@ -88,9 +97,15 @@ enum Event<'a> {
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(
+    clippy::enum_variant_names,
+    reason = "the variants serialize to the API's delta type names"
+)]
 enum Delta<'a> {
     TextDelta { text: &'a str },
     InputJsonDelta { partial_json: &'a str },
+    ThinkingDelta { thinking: &'a str },
+    SignatureDelta { signature: &'a str },
 }
 
 #[derive(Serialize)]
@@ -121,23 +136,30 @@ impl Event<'_> {
 fn stop_reason(reply: &Reply) -> &'static str {
     match reply {
         Reply::Text(_) => "end_turn",
-        Reply::ReadTool { .. } => "tool_use",
+        Reply::ReadTool { .. } | Reply::Tool { .. } => "tool_use",
     }
 }
 
-fn read_tool(input: Value) -> Block<'static> {
+fn tool_block(name: &str, input: Value) -> Block<'_> {
     Block::ToolUse {
         id: TOOL_USE_ID,
-        name: "Read",
+        name,
         input,
     }
 }
 
 /// The non-streaming response body.
 pub(crate) fn message(meta: Meta<'_>, reply: &Reply) -> Vec<u8> {
-    let mut content = vec![Block::Text { text: reply.text() }];
-    if let Reply::ReadTool { path, .. } = reply {
-        content.push(read_tool(serde_json::json!({ "file_path": path })));
+    let mut content = Vec::new();
+    if let Some(thinking) = meta.thinking {
+        content.push(Block::Thinking {
+            thinking,
+            signature: SIGNATURE,
+        });
+    }
+    content.push(Block::Text { text: reply.text() });
+    if let Some((name, input)) = reply.tool() {
+        content.push(tool_block(name, input));
     }
     let message = Message {
         id: meta.id,
@@ -165,41 +187,67 @@ pub(crate) fn events(meta: Meta<'_>, reply: &Reply) -> (Vec<Bytes>, usize) {
         stop_sequence: None,
         usage: Usage::new(meta.input_tokens, 1),
     };
-    let mut events = vec![
-        Event::MessageStart { message: start }.to_sse(),
+    let mut events = vec![Event::MessageStart { message: start }.to_sse()];
+    let mut index = 0;
+    if let Some(thinking) = meta.thinking {
+        let content_block = Block::Thinking {
+            thinking: "",
+            signature: "",
+        };
+        events.push(
+            Event::ContentBlockStart {
+                index,
+                content_block,
+            }
+            .to_sse(),
+        );
+        for thinking in text_pieces(thinking) {
+            let delta = Delta::ThinkingDelta { thinking };
+            events.push(Event::ContentBlockDelta { index, delta }.to_sse());
+        }
+        let delta = Delta::SignatureDelta {
+            signature: SIGNATURE,
+        };
+        events.push(Event::ContentBlockDelta { index, delta }.to_sse());
+        events.push(Event::ContentBlockStop { index }.to_sse());
+        index += 1;
+    }
+    events.push(
         Event::ContentBlockStart {
-            index: 0,
+            index,
             content_block: Block::Text { text: "" },
         }
         .to_sse(),
-        Event::Ping.to_sse(),
-    ];
+    );
+    events.push(Event::Ping.to_sse());
     let first_delta = events.len();
     for text in text_pieces(reply.text()) {
         events.push(
             Event::ContentBlockDelta {
-                index: 0,
+                index,
                 delta: Delta::TextDelta { text },
             }
             .to_sse(),
         );
     }
-    events.push(Event::ContentBlockStop { index: 0 }.to_sse());
-    if let Some(input) = reply.tool_input() {
+    events.push(Event::ContentBlockStop { index }.to_sse());
+    index += 1;
+    if let Some((name, input)) = reply.tool() {
         // As the real API: the block starts with an empty input, which arrives as JSON pieces.
-        let block = read_tool(Value::Object(Default::default()));
+        let input = input.to_string();
+        let block = tool_block(name, Value::Object(Default::default()));
         events.push(
             Event::ContentBlockStart {
-                index: 1,
+                index,
                 content_block: block,
             }
             .to_sse(),
         );
         for partial_json in std::iter::once("").chain(thirds(&input)) {
             let delta = Delta::InputJsonDelta { partial_json };
-            events.push(Event::ContentBlockDelta { index: 1, delta }.to_sse());
+            events.push(Event::ContentBlockDelta { index, delta }.to_sse());
         }
-        events.push(Event::ContentBlockStop { index: 1 }.to_sse());
+        events.push(Event::ContentBlockStop { index }.to_sse());
     }
     let delta = StopDelta {
         stop_reason: stop_reason(reply),

@@ -1,7 +1,8 @@
 //! A mock Anthropic/OpenAI provider on 127.0.0.1, for tests and benches.
 //!
 //! It answers `HEAD /` and `HEAD /api/hello` (warm-ups), `POST /v1/messages` (JSON and SSE), `POST /v1/messages/count_tokens`,
-//! `GET /v1/models` and `POST /v1/chat/completions` (JSON and SSE) in the real APIs' shapes,
+//! `GET /v1/models`, `POST /v1/chat/completions` and `POST /v1/responses` (JSON and SSE) in
+//! the real APIs' shapes,
 //! serves HTTP/1.1 and h2c, and records every request it receives (method, path and query,
 //! headers, exact body bytes). Run it in-process with [`MockProvider::start`], or as the
 //! `agw-mock` binary and read the recording over HTTP.
@@ -34,6 +35,12 @@
 //! | `mock:delay_ms=N` | wait N ms (at most 30 s) before the response headers |
 //! | `mock:gzip` | gzip the response if `accept-encoding` allows; streams are sync-flushed per event |
 //! | `mock:ping_comment` | an SSE comment `: keep-alive` between stream events |
+//! | `mock:tool=NAME:ARG` | a call of tool NAME (id `toolu_mock_1` / `call_mock_1`) with input `{"command": ARG}`, ARG running to the end of the line (`mock:tool=Bash:ls -l /tmp`); streamed as `input_json_delta` / `arguments` / `function_call_arguments` pieces; once the turn carries its result, the reply is `I read the file.` |
+//! | `mock:think` | Messages: a `thinking` block (the last text block as its thinking, streamed as `thinking_delta`s, then a `signature_delta`) before the reply |
+//! | `mock:choices=N` | chat completions: N identical choices (at most 4), streamed as one chunk per choice per step |
+//! | `mock:content_type=VALUE` | the response's `Content-Type` is VALUE (to the end of the line) |
+//! | `mock:dup_key` | a JSON response repeats its first key (`content`, `choices` or `output`) with a decoy value before the real one |
+//! | `mock:trailing` | streamed events from the first delta on carry ` x` after their JSON |
 //!
 //! Without any, the reply is `Hello from the mock provider.`
 //!
@@ -52,6 +59,7 @@
 mod anthropic;
 mod control;
 mod openai;
+mod responses;
 mod routes;
 mod server;
 mod stream;

@@ -15,6 +15,8 @@ pub(crate) struct Meta<'a> {
     pub prompt_tokens: u64,
     /// `stream_options.include_usage`: a last chunk with `usage` and no choices.
     pub include_usage: bool,
+    /// How many identical choices (`mock:choices=N`); streamed as one chunk per choice.
+    pub choices: u32,
 }
 
 #[derive(Serialize)]
@@ -23,7 +25,7 @@ struct Completion<'a> {
     object: &'static str,
     created: u64,
     model: &'a str,
-    choices: [Choice<'a>; 1],
+    choices: Vec<Choice<'a>>,
     usage: Usage,
     system_fingerprint: Option<&'static str>,
 }
@@ -83,7 +85,7 @@ struct ChunkChoice<'a> {
     finish_reason: Option<&'static str>,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, Clone)]
 struct ChunkDelta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
@@ -96,17 +98,17 @@ struct ChunkDelta<'a> {
 fn finish_reason(reply: &Reply) -> &'static str {
     match reply {
         Reply::Text(_) => "stop",
-        Reply::ReadTool { .. } => "tool_calls",
+        Reply::ReadTool { .. } | Reply::Tool { .. } => "tool_calls",
     }
 }
 
 /// The non-streaming response body.
 pub(crate) fn completion(meta: Meta<'_>, reply: &Reply) -> Vec<u8> {
-    let tool_calls = reply.tool_input().map(|arguments| {
+    let tool_calls = reply.tool().map(|(name, input)| {
         json!([{
             "id": TOOL_CALL_ID,
             "type": "function",
-            "function": { "name": "Read", "arguments": arguments },
+            "function": { "name": name, "arguments": input.to_string() },
         }])
     });
     let completion = Completion {
@@ -114,17 +116,19 @@ pub(crate) fn completion(meta: Meta<'_>, reply: &Reply) -> Vec<u8> {
         object: "chat.completion",
         created: meta.created,
         model: meta.model,
-        choices: [Choice {
-            index: 0,
-            message: ChoiceMessage {
-                role: "assistant",
-                content: Some(reply.text()),
-                refusal: None,
-                tool_calls,
-            },
-            logprobs: None,
-            finish_reason: finish_reason(reply),
-        }],
+        choices: (0..meta.choices.max(1))
+            .map(|index| Choice {
+                index,
+                message: ChoiceMessage {
+                    role: "assistant",
+                    content: Some(reply.text()),
+                    refusal: None,
+                    tool_calls: tool_calls.clone(),
+                },
+                logprobs: None,
+                finish_reason: finish_reason(reply),
+            })
+            .collect(),
         usage: Usage::new(meta.prompt_tokens, reply.output_tokens()),
         system_fingerprint: None,
     };
@@ -134,7 +138,7 @@ pub(crate) fn completion(meta: Meta<'_>, reply: &Reply) -> Vec<u8> {
 /// The streamed response: one `data:` event per item ending with `data: [DONE]`, and the index
 /// of the first content delta (where `mock:hold` pauses).
 pub(crate) fn chunks(meta: Meta<'_>, reply: &Reply) -> (Vec<Bytes>, usize) {
-    let event = |delta: ChunkDelta<'_>, finish_reason: Option<&'static str>| {
+    let one = |index: u32, delta: ChunkDelta<'_>, finish_reason: Option<&'static str>| {
         let chunk = Chunk {
             id: meta.id,
             object: "chat.completion.chunk",
@@ -142,7 +146,7 @@ pub(crate) fn chunks(meta: Meta<'_>, reply: &Reply) -> (Vec<Bytes>, usize) {
             model: meta.model,
             system_fingerprint: None,
             choices: vec![ChunkChoice {
-                index: 0,
+                index,
                 delta,
                 logprobs: None,
                 finish_reason,
@@ -150,6 +154,13 @@ pub(crate) fn chunks(meta: Meta<'_>, reply: &Reply) -> (Vec<Bytes>, usize) {
             usage: meta.include_usage.then_some(None),
         };
         data(&chunk)
+    };
+    // One chunk per choice for each step, interleaved as a real n>1 stream.
+    let event = |delta: ChunkDelta<'_>, finish_reason: Option<&'static str>| -> Bytes {
+        let all: Vec<Bytes> = (0..meta.choices.max(1))
+            .map(|i| one(i, delta.clone(), finish_reason))
+            .collect();
+        Bytes::from(all.concat())
     };
     let mut events = vec![event(
         ChunkDelta {
@@ -169,12 +180,13 @@ pub(crate) fn chunks(meta: Meta<'_>, reply: &Reply) -> (Vec<Bytes>, usize) {
             None,
         ));
     }
-    if let Some(arguments) = reply.tool_input() {
+    if let Some((name, input)) = reply.tool() {
+        let arguments = input.to_string();
         let start = json!([{
             "index": 0,
             "id": TOOL_CALL_ID,
             "type": "function",
-            "function": { "name": "Read", "arguments": "" },
+            "function": { "name": name, "arguments": "" },
         }]);
         events.push(event(
             ChunkDelta {

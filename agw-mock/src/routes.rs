@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::server::{Body, MAX_REQUEST_BODY, State};
 use super::stream::{self, Plan};
 use super::trigger::{LastUserTurn, Reply, Triggers};
-use super::{anthropic, openai};
+use super::{anthropic, openai, responses};
 
 const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
@@ -39,6 +39,7 @@ pub(crate) async fn route(
         (&Method::POST, "/v1/chat/completions") => {
             chat_completions(state, parts, body, release).await
         }
+        (&Method::POST, "/v1/responses") => responses_api(state, parts, body, release).await,
         (method, path) => {
             let message = format!("mock: no route for {method} {path}");
             anthropic_error(StatusCode::NOT_FOUND, "not_found_error", &message)
@@ -104,21 +105,84 @@ async fn messages(
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or(DEFAULT_ANTHROPIC_MODEL);
+    let thinking = parsed
+        .triggers
+        .think
+        .then(|| parsed.turn.texts.last().cloned().unwrap_or_default());
     let meta = anthropic::Meta {
         id: &id,
         model,
         input_tokens: body.len() as u64 / 4,
+        thinking: thinking.as_deref(),
     };
     if is_stream(&parsed.request) {
         let (events, first_delta) = anthropic::events(meta, &reply);
         sse(events, first_delta, &parsed, release)
     } else {
-        json(
-            StatusCode::OK,
+        let body = dup_key(
+            &parsed,
+            "content",
+            r#"[{"type":"text","text":"decoy"}]"#,
             anthropic::message(meta, &reply),
-            parsed.gzip,
-        )
+        );
+        shaped(json(StatusCode::OK, body, parsed.gzip), &parsed)
     }
+}
+
+async fn responses_api(
+    state: &State,
+    parts: &Parts,
+    body: &Bytes,
+    release: watch::Receiver<u64>,
+) -> Response<Body> {
+    let parsed = match parse(parts, body, LastUserTurn::responses).await {
+        Ok(parsed) => parsed,
+        Err(message) => return json(StatusCode::BAD_REQUEST, openai::error(&message), false),
+    };
+    if let Some(status) = parsed.triggers.status {
+        let message = format!("mock error {}", status.as_u16());
+        return json(status, openai::error(&message), parsed.gzip);
+    }
+    let reply = Reply::choose(&parsed.turn, &parsed.triggers);
+    let id = state.next_id("resp_mock_");
+    let model = parsed
+        .request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_OPENAI_MODEL);
+    let meta = responses::Meta {
+        id: &id,
+        model,
+        created: unix_now(),
+        input_tokens: body.len() as u64 / 4,
+    };
+    if is_stream(&parsed.request) {
+        let (events, first_delta) = responses::events(meta, &reply);
+        sse(events, first_delta, &parsed, release)
+    } else {
+        let body = dup_key(&parsed, "output", "[]", responses::body(meta, &reply));
+        shaped(json(StatusCode::OK, body, parsed.gzip), &parsed)
+    }
+}
+
+/// `mock:dup_key`: the body with `"key": decoy` repeated before its real members.
+fn dup_key(parsed: &Parsed, key: &str, decoy: &str, body: Vec<u8>) -> Vec<u8> {
+    if !parsed.triggers.dup_key || body.first() != Some(&b'{') {
+        return body;
+    }
+    let mut out = format!("{{\"{key}\":{decoy},").into_bytes();
+    out.extend_from_slice(&body[1..]);
+    out
+}
+
+/// `mock:content_type`: the response with that `Content-Type`.
+fn shaped(mut response: Response<Body>, parsed: &Parsed) -> Response<Body> {
+    if let Some(ct) = &parsed.triggers.content_type {
+        if let Ok(v) = HeaderValue::from_str(ct) {
+            response.headers_mut().insert(CONTENT_TYPE, v);
+        }
+    }
+    response
 }
 
 async fn chat_completions(
@@ -152,16 +216,14 @@ async fn chat_completions(
         created: unix_now(),
         prompt_tokens: body.len() as u64 / 4,
         include_usage: include_usage == Some(true),
+        choices: parsed.triggers.choices.unwrap_or(1),
     };
     if is_stream(&parsed.request) {
         let (events, first_delta) = openai::chunks(meta, &reply);
         sse(events, first_delta, &parsed, release)
     } else {
-        json(
-            StatusCode::OK,
-            openai::completion(meta, &reply),
-            parsed.gzip,
-        )
+        let body = dup_key(&parsed, "choices", "[]", openai::completion(meta, &reply));
+        shaped(json(StatusCode::OK, body, parsed.gzip), &parsed)
     }
 }
 
@@ -177,6 +239,23 @@ fn sse(
     parsed: &Parsed,
     release: watch::Receiver<u64>,
 ) -> Response<Body> {
+    let events = if parsed.triggers.trailing {
+        // Bytes after the JSON of every data event from the first delta on.
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                if i < first_delta || e.starts_with(b"data: [DONE]") {
+                    return e;
+                }
+                let mut v = e[..e.len().saturating_sub(2)].to_vec();
+                v.extend_from_slice(b" x\n\n");
+                Bytes::from(v)
+            })
+            .collect()
+    } else {
+        events
+    };
     let plan = Plan {
         events,
         hold_after: parsed.triggers.hold.then_some(first_delta),
@@ -190,7 +269,7 @@ fn sse(
     if parsed.gzip {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    response
+    shaped(response, parsed)
 }
 
 fn empty(status: StatusCode) -> Response<Body> {

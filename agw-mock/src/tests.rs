@@ -292,6 +292,7 @@ async fn stream_body_is_one_frame_per_event() {
             id: "msg_mock_x",
             model: "m",
             input_tokens: 1,
+            thinking: None,
         },
         &super::trigger::Reply::Text(DEFAULT_TEXT.into()),
     );
@@ -770,4 +771,116 @@ fn openai_error_shape() {
         error,
         json!({"error": {"message": "boom", "type": "api_error", "param": null, "code": null}})
     );
+}
+
+#[tokio::test]
+async fn tool_and_thinking_triggers() {
+    let mock = MockProvider::start().await.unwrap();
+    let c = http1();
+    let prompt = "go mock:think mock:tool=Bash:echo kubectl delete > /dev/null; touch /tmp/m";
+    let url = format!("{}/v1/messages", mock.base_url());
+    let body = read_json(post_json(&c, url.clone(), &messages_request(prompt, false)).await).await;
+    assert_eq!(body["content"][0]["type"], "thinking");
+    assert_eq!(body["content"][0]["thinking"], prompt);
+    assert_eq!(body["content"][2]["type"], "tool_use");
+    assert_eq!(body["content"][2]["name"], "Bash");
+    assert_eq!(
+        body["content"][2]["input"]["command"],
+        "echo kubectl delete > /dev/null; touch /tmp/m"
+    );
+    assert_eq!(body["stop_reason"], "tool_use");
+    let text = read_all(post_json(&c, url, &messages_request(prompt, true)).await).await;
+    let events = anthropic_events(std::str::from_utf8(&text).unwrap());
+    let thinking: String = events
+        .iter()
+        .filter(|(_, d)| d["delta"]["type"] == "thinking_delta")
+        .map(|(_, d)| d["delta"]["thinking"].as_str().unwrap())
+        .collect();
+    assert_eq!(thinking, prompt);
+    let input: String = events
+        .iter()
+        .filter(|(_, d)| d["delta"]["type"] == "input_json_delta")
+        .map(|(_, d)| d["delta"]["partial_json"].as_str().unwrap())
+        .collect();
+    let input: Value = serde_json::from_str(&input).unwrap();
+    assert_eq!(
+        input["command"],
+        "echo kubectl delete > /dev/null; touch /tmp/m"
+    );
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn openai_choices_and_tool_calls() {
+    let mock = MockProvider::start().await.unwrap();
+    let c = http1();
+    let url = format!("{}/v1/chat/completions", mock.base_url());
+    let req = chat_request("mock:choices=2 mock:tool=Bash:ls", true);
+    let text = read_all(post_json(&c, url.clone(), &req).await).await;
+    let text = std::str::from_utf8(&text).unwrap();
+    let mut args = [String::new(), String::new()];
+    for (_, data) in parse_sse(text) {
+        if data == "[DONE]" {
+            continue;
+        }
+        let v: Value = serde_json::from_str(&data).unwrap();
+        let choice = &v["choices"][0];
+        let i = choice["index"].as_u64().unwrap() as usize;
+        if let Some(a) = choice["delta"]["tool_calls"][0]["function"]["arguments"].as_str() {
+            args[i].push_str(a);
+        }
+    }
+    assert_eq!(args[0], r#"{"command":"ls"}"#);
+    assert_eq!(args[1], args[0]);
+    let body = read_json(post_json(&c, url, &chat_request("mock:choices=2", false)).await).await;
+    assert_eq!(body["choices"].as_array().unwrap().len(), 2);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn responses_endpoint_json_and_stream() {
+    let mock = MockProvider::start().await.unwrap();
+    let c = http1();
+    let url = format!("{}/v1/responses", mock.base_url());
+    let req = |stream| json!({"model": "gpt-test", "stream": stream, "input": [{"role": "user", "content": [{"type": "input_text", "text": "hi mock:echo"}]}]});
+    let body = read_json(post_json(&c, url.clone(), &req(false)).await).await;
+    assert_eq!(body["object"], "response");
+    assert_eq!(body["output"][0]["content"][0]["text"], "hi mock:echo");
+    let text = read_all(post_json(&c, url.clone(), &req(true)).await).await;
+    let events = anthropic_events(std::str::from_utf8(&text).unwrap());
+    let deltas: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(deltas, "hi mock:echo");
+    assert_eq!(events.last().unwrap().0, "response.completed");
+    let tool = json!({"model": "m", "stream": true, "input": "mock:tool=Bash:ls"});
+    let text = read_all(post_json(&c, url, &tool).await).await;
+    let events = anthropic_events(std::str::from_utf8(&text).unwrap());
+    assert!(names(&events).contains(&"response.function_call_arguments.delta"));
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn framing_triggers() {
+    let mock = MockProvider::start().await.unwrap();
+    let c = http1();
+    let url = format!("{}/v1/messages", mock.base_url());
+    let res = post_json(
+        &c,
+        url.clone(),
+        &messages_request("mock:content_type=Application/JSON; charset=utf-8", false),
+    )
+    .await;
+    assert_eq!(
+        res.headers()["content-type"],
+        "Application/JSON; charset=utf-8"
+    );
+    let body =
+        read_all(post_json(&c, url.clone(), &messages_request("mock:dup_key", false)).await).await;
+    assert!(body.starts_with(br#"{"content":[{"type":"text","text":"decoy"}],"id""#));
+    let text = read_all(post_json(&c, url, &messages_request("mock:trailing", true)).await).await;
+    assert!(std::str::from_utf8(&text).unwrap().contains("} x\n\n"));
+    mock.shutdown().await;
 }

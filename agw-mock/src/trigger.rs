@@ -19,6 +19,7 @@ pub(crate) const TOOL_CALL_ID: &str = "call_mock_1";
 
 pub(crate) const DEFAULT_TEXT: &str = "Hello from the mock provider.";
 pub(crate) const TOOL_PREAMBLE: &str = "I'll read it.";
+pub(crate) const RUN_PREAMBLE: &str = "I'll run it.";
 pub(crate) const AFTER_TOOL_TEXT: &str = "I read the file.";
 
 /// The text of the last user turn and whether it answers a tool call.
@@ -97,6 +98,40 @@ impl LastUserTurn {
         turn
     }
 
+    /// The last user input of an OpenAI Responses request (`input` as a string or a list of
+    /// items); `function_call_output` items after it are its tool results.
+    pub(crate) fn responses(request: &Value) -> Self {
+        let mut turn = Self::default();
+        match request.get("input") {
+            Some(Value::String(text)) => turn.texts.push(text.clone()),
+            Some(Value::Array(items)) => {
+                let last_user = items.iter().rposition(|m| role(m) == Some("user"));
+                if let Some(i) = last_user {
+                    match items[i].get("content") {
+                        Some(Value::String(text)) => turn.texts.push(text.clone()),
+                        Some(Value::Array(parts)) => {
+                            for part in parts {
+                                if let Some(text) = part.get("text").and_then(Value::as_str) {
+                                    turn.texts.push(text.to_owned());
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                for item in &items[last_user.map_or(0, |i| i + 1)..] {
+                    if item.get("type").and_then(Value::as_str) == Some("function_call_output") {
+                        turn.has_tool_result = true;
+                        turn.answers_mock_tool |=
+                            item.get("call_id").and_then(Value::as_str) == Some(TOOL_CALL_ID);
+                    }
+                }
+            }
+            _ => {}
+        }
+        turn
+    }
+
     /// All text of the turn, for trigger search.
     pub(crate) fn text(&self) -> String {
         self.texts.join("\n")
@@ -126,11 +161,41 @@ pub(crate) struct Triggers {
     pub delay: Option<Duration>,
     pub gzip: bool,
     pub ping_comment: bool,
+    /// `mock:tool=NAME:ARG`: a call of tool NAME with input `{"command": ARG}` (ARG runs to
+    /// the end of the line).
+    pub tool: Option<(String, String)>,
+    /// `mock:think`: a thinking block (the last text block as its thinking) before the reply.
+    pub think: bool,
+    /// `mock:choices=N`: OpenAI chat answers with N identical choices (at most 4).
+    pub choices: Option<u32>,
+    /// `mock:content_type=VALUE`: the response's `Content-Type` (VALUE up to the end of the
+    /// line).
+    pub content_type: Option<String>,
+    /// `mock:dup_key`: a JSON response whose first key is repeated (a decoy value first).
+    pub dup_key: bool,
+    /// `mock:trailing`: streamed text deltas carry bytes after their JSON.
+    pub trailing: bool,
+}
+
+/// What follows `prefix` in `text`, up to the end of its line.
+fn rest_of_line(text: &str, prefix: &str) -> Option<String> {
+    let at = text.find(prefix)? + prefix.len();
+    let rest = &text[at..];
+    let end = rest.find(['\n', '\r']).unwrap_or(rest.len());
+    Some(rest[..end].trim_end().to_owned())
 }
 
 impl Triggers {
     pub(crate) fn parse(text: &str) -> Self {
         let mut triggers = Self::default();
+        if let Some(spec) = rest_of_line(text, "mock:tool=") {
+            if let Some((name, arg)) = spec.split_once(':') {
+                if !name.is_empty() {
+                    triggers.tool = Some((name.to_owned(), arg.to_owned()));
+                }
+            }
+        }
+        triggers.content_type = rest_of_line(text, "mock:content_type=").filter(|c| !c.is_empty());
         for word in text.split_whitespace() {
             let Some(at) = word.find("mock:") else {
                 continue;
@@ -155,6 +220,14 @@ impl Triggers {
                 triggers.gzip = true;
             } else if word.starts_with("ping_comment") {
                 triggers.ping_comment = true;
+            } else if word.starts_with("think") {
+                triggers.think = true;
+            } else if let Some(n) = word.strip_prefix("choices=") {
+                triggers.choices = leading_number(n).map(|n| n.clamp(1, 4) as u32);
+            } else if word.starts_with("dup_key") {
+                triggers.dup_key = true;
+            } else if word.starts_with("trailing") {
+                triggers.trailing = true;
             }
         }
         triggers
@@ -175,6 +248,12 @@ pub(crate) enum Reply {
         text: String,
         path: String,
     },
+    /// A short text, then a call of tool `name` with input `{"command": command}`.
+    Tool {
+        text: String,
+        name: String,
+        command: String,
+    },
 }
 
 impl Reply {
@@ -188,6 +267,13 @@ impl Reply {
                 path: path.clone(),
             };
         }
+        if let Some((name, command)) = &triggers.tool {
+            return Self::Tool {
+                text: RUN_PREAMBLE.to_owned(),
+                name: name.clone(),
+                command: command.clone(),
+            };
+        }
         if triggers.echo
             && let Some(last) = turn.texts.last()
         {
@@ -199,16 +285,22 @@ impl Reply {
     /// The visible text of the reply.
     pub(crate) fn text(&self) -> &str {
         match self {
-            Self::Text(text) | Self::ReadTool { text, .. } => text,
+            Self::Text(text) | Self::ReadTool { text, .. } | Self::Tool { text, .. } => text,
         }
     }
 
     /// The tool input as JSON text, if the reply calls a tool.
     pub(crate) fn tool_input(&self) -> Option<String> {
+        self.tool().map(|(_, input)| input.to_string())
+    }
+
+    /// The tool the reply calls and its input.
+    pub(crate) fn tool(&self) -> Option<(&str, Value)> {
         match self {
             Self::Text(_) => None,
-            Self::ReadTool { path, .. } => {
-                Some(serde_json::json!({ "file_path": path }).to_string())
+            Self::ReadTool { path, .. } => Some(("Read", serde_json::json!({ "file_path": path }))),
+            Self::Tool { name, command, .. } => {
+                Some((name, serde_json::json!({ "command": command })))
             }
         }
     }
@@ -302,6 +394,27 @@ mod tests {
                 },
             ),
             ("mock:status=abc", Triggers::default()),
+            (
+                "run mock:tool=Bash:echo kubectl delete > /dev/null; touch /tmp/m\nnext line",
+                Triggers {
+                    tool: Some((
+                        "Bash".into(),
+                        "echo kubectl delete > /dev/null; touch /tmp/m".into(),
+                    )),
+                    ..Default::default()
+                },
+            ),
+            (
+                "mock:think mock:choices=9 mock:dup_key mock:trailing mock:content_type=Text/Event-Stream; charset=utf-8",
+                Triggers {
+                    think: true,
+                    choices: Some(4),
+                    dup_key: true,
+                    trailing: true,
+                    content_type: Some("Text/Event-Stream; charset=utf-8".into()),
+                    ..Default::default()
+                },
+            ),
             (
                 "mock:delay_ms=99999999",
                 Triggers {

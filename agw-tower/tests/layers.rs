@@ -37,10 +37,10 @@ fn seed_policy() -> Policy {
         .unwrap()
 }
 
-fn post(path: &str, body: &'static str) -> Request<Full<Bytes>> {
+fn post(path: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
     Request::post(path)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .body(Full::new(body.into()))
         .unwrap()
 }
 
@@ -147,6 +147,19 @@ async fn bodies_on_unknown_paths_are_inspected_unless_unguarded() {
     assert_eq!(outcome(&res), GuardOutcome::Skipped);
 }
 
+/// A body of the shape the endpoint at `path` takes, with `prompt` where a model reads it.
+fn shaped(path: &str, prompt: &str) -> String {
+    let chat = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{prompt}"}}]}}"#);
+    match path {
+        "/v1/messages/batches" => {
+            format!(r#"{{"requests":[{{"custom_id":"a","params":{chat}}}]}}"#)
+        }
+        "/v1/complete" | "/v1/completions" => format!(r#"{{"model":"m","prompt":"{prompt}"}}"#),
+        "/v1/responses" | "/v1/embeddings" => format!(r#"{{"model":"m","input":"{prompt}"}}"#),
+        _ => chat,
+    }
+}
+
 #[tokio::test]
 async fn every_prompt_endpoint_reaches_the_request_guard_as_its_kind() {
     for (spec, paths) in [
@@ -176,9 +189,17 @@ async fn every_prompt_endpoint_reaches_the_request_guard_as_its_kind() {
             .layer()
             .layer(upstream.clone());
         for path in paths {
-            let res = svc.clone().oneshot(post(path, CARD)).await.unwrap();
+            let res = svc
+                .clone()
+                .oneshot(post(path, shaped(path, "my credit card")))
+                .await
+                .unwrap();
             assert_eq!(res.status(), 400, "{path}");
-            let res = svc.clone().oneshot(post(path, CLEAN)).await.unwrap();
+            let res = svc
+                .clone()
+                .oneshot(post(path, shaped(path, "hello")))
+                .await
+                .unwrap();
             assert_eq!(res.status(), 200, "{path}");
             assert_eq!(outcome(&res), GuardOutcome::Allowed, "{path}");
         }

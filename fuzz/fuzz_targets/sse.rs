@@ -14,6 +14,11 @@
 //! 4. **Guard, delta splits.** One text, split into deltas two different ways, with a window
 //!    larger than the text: the concatenated output text is the same, and every output event
 //!    is a well-formed event whose data is JSON.
+//! 6. **Guard, tool-call delta splits.** A tool call (`Bash` with `{"command": text}`) whose
+//!    input arrives as `input_json_delta`s (Anthropic) or `arguments` deltas (OpenAI), split
+//!    two ways and one character at a time, with a keyword mask rule and a tool rule: the
+//!    output is the same (rejected or not, same concatenated input), and a concatenated input
+//!    that goes out is valid JSON.
 //! 5. **Guard, completeness.** For ASCII text and case-sensitive keyword rules that mask with
 //!    a placeholder no keyword can match, and a window at least as long as every keyword: the
 //!    output text (all deltas joined) contains no keyword.
@@ -39,6 +44,9 @@ enum Ev {
     Comment(Text),
     Done,
     Garbage(Vec<u8>),
+    ToolStart,
+    ToolDelta(Text),
+    ToolStop,
 }
 
 #[derive(Clone, Arbitrary)]
@@ -107,6 +115,17 @@ fn event(openai: bool, e: &Ev, nl: &str) -> Vec<u8> {
         Ev::MessageStop => ("message_stop", br#"{"type":"message_stop"}"#.to_vec()),
         Ev::Ping => ("ping", br#"{"type":"ping"}"#.to_vec()),
         Ev::Done => ("", b"[DONE]".to_vec()),
+        Ev::ToolStart | Ev::ToolDelta(_) | Ev::ToolStop => {
+            let partial = match e {
+                Ev::ToolDelta(t) => {
+                    let mut s = Vec::new();
+                    t.render_quoted(&mut s);
+                    s
+                }
+                _ => Vec::new(),
+            };
+            tool_event(openai, e, &partial)
+        }
         Ev::Comment(t) => {
             data.extend_from_slice(b": ");
             t.render(&mut data);
@@ -124,6 +143,131 @@ fn event(openai: bool, e: &Ev, nl: &str) -> Vec<u8> {
     data.extend_from_slice(nl.as_bytes());
     data.extend_from_slice(nl.as_bytes());
     data
+}
+
+/// A tool-call event; `partial` is the JSON string literal of a delta's piece of input.
+fn tool_event(openai: bool, e: &Ev, partial: &[u8]) -> (&'static str, Vec<u8>) {
+    let mut j = Vec::new();
+    match (openai, e) {
+        (false, Ev::ToolStart) => {
+            return (
+                "content_block_start",
+                br#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"Bash","input":{}}}"#.to_vec(),
+            );
+        }
+        (false, Ev::ToolStop) => {
+            return (
+                "content_block_stop",
+                br#"{"type":"content_block_stop","index":1}"#.to_vec(),
+            );
+        }
+        (false, _) => {
+            j.extend_from_slice(
+                br#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"#,
+            );
+            j.extend_from_slice(partial);
+            j.extend_from_slice(b"}}");
+            ("content_block_delta", j)
+        }
+        (true, Ev::ToolStart) => (
+            "",
+            br#"{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","type":"function","function":{"name":"Bash","arguments":""}}]},"finish_reason":null}]}"#.to_vec(),
+        ),
+        (true, Ev::ToolStop) => (
+            "",
+            br#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#
+                .to_vec(),
+        ),
+        (true, _) => {
+            j.extend_from_slice(
+                br#"{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"#,
+            );
+            j.extend_from_slice(partial);
+            j.extend_from_slice(br#"}}]},"finish_reason":null}]}"#);
+            ("", j)
+        }
+    }
+}
+
+/// One SSE event from a name and data.
+fn sse(openai: bool, (name, json): (&str, Vec<u8>)) -> Bytes {
+    let mut data = Vec::new();
+    if !name.is_empty() && !openai {
+        data.extend_from_slice(format!("event: {name}\n").as_bytes());
+    }
+    data.extend_from_slice(b"data: ");
+    data.extend_from_slice(&json);
+    data.extend_from_slice(b"\n\n");
+    Bytes::from(data)
+}
+
+/// A tool call whose input `input` arrives in pieces cut at `cuts` (every character when
+/// `None`).
+fn tool_call(api: Api, input: &str, cuts: Option<&[u16]>) -> Vec<Bytes> {
+    let openai = api == Api::OpenAi;
+    let pieces: Vec<&str> = match cuts {
+        None => input
+            .char_indices()
+            .map(|(i, c)| &input[i..i + c.len_utf8()])
+            .collect(),
+        Some(cuts) => {
+            let mut cuts: Vec<usize> = cuts
+                .iter()
+                .take(16)
+                .map(|c| *c as usize % (input.len() + 1))
+                .filter(|c| input.is_char_boundary(*c))
+                .collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            for c in cuts.into_iter().chain([input.len()]) {
+                pieces.push(&input[at..c]);
+                at = c;
+            }
+            pieces
+        }
+    };
+    let mut evs = vec![sse(openai, tool_event(openai, &Ev::ToolStart, b""))];
+    for p in pieces {
+        let lit = serde_json::to_string(p).expect("a string serializes");
+        evs.push(sse(
+            openai,
+            tool_event(openai, &Ev::ToolDelta(Text::default()), lit.as_bytes()),
+        ));
+    }
+    evs.push(sse(openai, tool_event(openai, &Ev::ToolStop, b"")));
+    if !openai {
+        evs.push(Bytes::from(event(openai, &Ev::MessageStop, "\n")));
+    } else {
+        evs.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    }
+    evs
+}
+
+/// The concatenated tool input of an output stream, and whether it ended in an error.
+fn tool_output(api: Api, evs: &[Bytes]) -> (String, bool) {
+    let mut input = String::new();
+    let mut error = false;
+    for ev in evs {
+        let Ok(s) = std::str::from_utf8(ev) else {
+            continue;
+        };
+        let data: Vec<&str> = s.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&data.join("\n")) else {
+            continue;
+        };
+        if json.get("error").is_some() || json["type"] == "error" {
+            error = true;
+        }
+        let piece = match api {
+            Api::Anthropic => json.pointer("/delta/partial_json"),
+            _ => json.pointer("/choices/0/delta/tool_calls/0/function/arguments"),
+        };
+        if let Some(p) = piece.and_then(|p| p.as_str()) {
+            input.push_str(p);
+        }
+    }
+    (input, error)
 }
 
 impl Input {
@@ -172,7 +316,13 @@ impl Input {
         let kw = self.keywords();
         let mut b = Policy::builder();
         if !kw.is_empty() {
-            b = b.rule(Rule::literals("kw", kw).mask_with("\u{e000}"));
+            b = b.rule(Rule::literals("kw", kw.clone()).mask_with("\u{e000}"));
+        }
+        if let Some(k) = kw.get(1) {
+            let re = agw_core::guard::ToolRule::new("tool", "Bash")
+                .argument("command", regex_syntax::escape(k))
+                .reject("blocked");
+            b = b.tool_rule(re);
         }
         b.build().expect("valid rules")
     }
@@ -390,6 +540,30 @@ fuzz_target!(|input: Input| {
     };
     let (ta, tb) = (joined(&a), joined(&b));
     assert_eq!(ta, tb, "the delta split changed the masked text");
+    // Property 6.
+    let input_json = serde_json::json!({ "command": text }).to_string();
+    let runs: Vec<(String, bool)> = [Some(&input.splits.0[..]), Some(&input.splits.1[..]), None]
+        .into_iter()
+        .map(|cuts| {
+            let out = guard_run(&policy, api, window, &tool_call(api, &input_json, cuts));
+            tool_output(api, &out)
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1], "the tool delta split changed the output");
+    assert_eq!(
+        runs[0], runs[2],
+        "one character at a time changed the output"
+    );
+    let (tool_input, rejected) = &runs[0];
+    if *rejected {
+        assert!(
+            tool_input.is_empty(),
+            "a rejected call sent input {tool_input:?}"
+        );
+    } else {
+        serde_json::from_str::<serde_json::Value>(tool_input)
+            .unwrap_or_else(|e| panic!("{e}: the tool input {tool_input:?} is not JSON"));
+    }
     // Property 5.
     let kw = input.keywords();
     if text.is_ascii() && kw.iter().all(|k| k.is_ascii() && k.len() <= window) {

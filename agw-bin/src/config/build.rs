@@ -4,10 +4,12 @@
 //! address resolution, key lookup and the credentials decision, provider specs, route tables,
 //! model and guard policies, upstream settings and defaults.
 
-use super::model::{BackendSpec, Config, CredentialsMode, ModelSpec, ProviderName, Roots};
+use super::model::{
+    BackendSpec, Config, CredentialsMode, ModelSpec, ProviderName, Roots, ToolActionSpec, ToolSpec,
+};
 use super::rules::RuleSpec;
 use super::{AdminAt, Backend, ConfigError, Env, Gateway};
-use agw_core::guard::Policy;
+use agw_core::guard::{Policy, ToolRule};
 use agw_core::model::ModelPolicy;
 use agw_core::provider::{Credentials, ProviderKind, ProviderSpec, Secret};
 use agw_core::route::{RouteKind, RouteTable};
@@ -265,7 +267,8 @@ fn backend(b: &BackendSpec, env: &Env, warnings: &mut Vec<String>) -> Result<Bac
         }
     };
     let policy = build_policy(&b.guards.request).map_err(|e| fe("request", e))?;
-    let response_policy = build_policy(&b.guards.response).map_err(|e| fe("response", e))?;
+    let response_policy =
+        build_response_policy(&b.guards.response, &b.guards.tools).map_err(|e| fe("tools", e))?;
     let response_window = match b.guards.response_window_bytes {
         Some(0) => return Err(fe("response_window_bytes", "must be at least 1".into())),
         Some(n) => n,
@@ -304,6 +307,42 @@ fn build_policy(specs: &[RuleSpec]) -> Result<Policy, String> {
         .rules(rules)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// Response rules and tool-call rules: both are decided on what the model sends back.
+fn build_response_policy(specs: &[RuleSpec], tools: &[ToolSpec]) -> Result<Policy, String> {
+    let rules = specs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.to_rule(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut policy = Policy::builder().rules(rules);
+    for t in tools {
+        let mut rule = ToolRule::new(&t.name, &t.tool);
+        match (&t.argument, &t.regex) {
+            (arg, Some(re)) => rule = rule.argument(arg.clone().unwrap_or_default(), re.clone()),
+            (Some(_), None) => {
+                return Err(format!(
+                    "tool rule `{}`: `argument` needs a `regex`",
+                    t.name
+                ));
+            }
+            (None, None) => {}
+        }
+        rule = match (t.action, &t.message) {
+            (ToolActionSpec::Reject, Some(m)) => rule.reject(m.clone()),
+            (ToolActionSpec::Reject, None) => rule,
+            (ToolActionSpec::Audit, None) => rule.audit(),
+            (ToolActionSpec::Audit, Some(_)) => {
+                return Err(format!(
+                    "tool rule `{}`: `message` goes with `action: reject`",
+                    t.name
+                ));
+            }
+        };
+        policy = policy.tool_rule(rule);
+    }
+    policy.build().map_err(|e| e.to_string())
 }
 
 fn secs(s: f64) -> Result<Duration, String> {

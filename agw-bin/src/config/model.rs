@@ -191,6 +191,40 @@ pub struct Guards {
     pub response: Vec<RuleSpec>,
     /// Streamed text held back so matches split across events are seen whole.
     pub response_window_bytes: Option<usize>,
+    /// Rules on the tool calls the model makes, decided before the client can run them.
+    #[serde(default)]
+    pub tools: Vec<ToolSpec>,
+}
+
+/// A tool-call rule: a tool (name or glob) and optionally an argument matching a regex.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSpec {
+    /// The rule's name, in logs and in the rejection.
+    pub name: String,
+    /// The tool's name, or a glob (`*`, `?`).
+    pub tool: String,
+    /// A dotted path into the call's input (`command`); without it, the regex is tried on
+    /// every string of the input.
+    pub argument: Option<String>,
+    /// What the argument must match for the rule to fire; without it, any call of the tool.
+    pub regex: Option<String>,
+    /// `reject` (default) or `audit`.
+    #[serde(default)]
+    pub action: ToolActionSpec,
+    /// What the client is told on a rejection.
+    pub message: Option<String>,
+}
+
+/// What a tool-call rule does.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolActionSpec {
+    /// End the response with an error naming the rule.
+    #[default]
+    Reject,
+    /// Let the call through and log the rule.
+    Audit,
 }
 
 /// A path prefix served by a backend.

@@ -391,3 +391,116 @@ pub async fn python(
     )
     .await
 }
+
+/// The interactive Claude Code in a detached tmux session on a private tmux server (its own
+/// socket, so nothing else's sessions are touched); the server is killed when dropped.
+pub struct Interactive {
+    socket: String,
+}
+
+/// Longest to wait for the screen to show something.
+const SCREEN_LIMIT: Duration = Duration::from_secs(60);
+
+impl Interactive {
+    /// Starts `claude` in `scratch`'s working directory against `base_url` with API key `key`,
+    /// its first-run dialogs (onboarding, API key, folder trust) answered in advance.
+    pub async fn start(tools: &Tools, scratch: &Scratch, base_url: &str, key: &str) -> Self {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!(
+            "agw-clients-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        );
+        let config = scratch.fresh_claude_config();
+        let work = scratch.work();
+        let settings = serde_json::json!({
+            "userID": USER_ID,
+            "hasCompletedOnboarding": true,
+            "customApiKeyResponses": {"approved": [&key[key.len().saturating_sub(20)..]], "rejected": []},
+            "projects": {work.display().to_string(): {"hasTrustDialogAccepted": true}},
+        });
+        std::fs::write(config.join(".claude.json"), settings.to_string()).unwrap();
+        let env = [
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("HOME", scratch.root.join("home").display().to_string()),
+            ("CLAUDE_CONFIG_DIR", config.display().to_string()),
+            ("ANTHROPIC_BASE_URL", base_url.to_owned()),
+            ("ANTHROPIC_API_KEY", key.to_owned()),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
+            ("DISABLE_TELEMETRY", "1".into()),
+            ("DISABLE_AUTOUPDATER", "1".into()),
+            ("CLAUDE_CODE_MAX_RETRIES", "0".into()),
+            ("CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS", "1".into()),
+            ("TERM", "xterm-256color".into()),
+        ];
+        let mut command = std::process::Command::new("tmux");
+        command
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "cc",
+            ])
+            .args(["-x", "150", "-y", "45", "-c"])
+            .arg(&work)
+            .arg("env")
+            .arg("-i");
+        for (k, v) in env {
+            command.arg(format!("{k}={v}"));
+        }
+        command.arg(&tools.claude);
+        let status = command
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run tmux (install the Debian package `tmux`): {e}"));
+        assert!(status.success(), "tmux new-session failed");
+        let me = Self { socket };
+        me.wait_for("❯").await;
+        me
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The visible screen.
+    pub fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "cc"])
+    }
+
+    /// Types `text` and presses Enter.
+    pub async fn prompt(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "cc", "-l", text]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.tmux(&["send-keys", "-t", "cc", "Enter"]);
+    }
+
+    /// Waits (bounded) until the screen contains `text`; returns the screen, or panics with it.
+    pub async fn wait_for(&self, text: &str) -> String {
+        let deadline = tokio::time::Instant::now() + SCREEN_LIMIT;
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("the screen never showed {text:?} within {SCREEN_LIMIT:?}:\n{screen}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Interactive {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}

@@ -223,37 +223,6 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
     Ok(ex.doc)
 }
 
-/// Scans a provider's non-streaming response body: Anthropic `content` blocks, or the
-/// `message` of each OpenAI choice. Thinking blocks are skipped, as in requests.
-pub(crate) fn extract_response(api: crate::api::Api, body: &[u8]) -> Result<Doc, JsonError> {
-    let mut ex = Extractor { doc: Doc::reused() };
-    let mut sc = Scanner::new(body)?;
-    if sc.peek() != Some(b'{') {
-        return Err(shape_at(&mut sc, "the response body must be a JSON object"));
-    }
-    sc.object(|sc, key| match api {
-        crate::api::Api::Anthropic if sc.key_is(&key, "content") => {
-            ex.content(sc, 0, None, Field::Messages)
-        }
-        crate::api::Api::OpenAi if sc.key_is(&key, "choices") && sc.peek() == Some(b'[') => sc
-            .array(|sc, i| {
-                if sc.peek() != Some(b'{') {
-                    return sc.skip_fast();
-                }
-                sc.object(|sc, key| {
-                    if sc.key_is(&key, "message") && sc.peek() == Some(b'{') {
-                        ex.message(sc, i as u32)
-                    } else {
-                        sc.skip_fast()
-                    }
-                })
-            }),
-        _ => sc.skip_fast(),
-    })?;
-    sc.finish()?;
-    Ok(ex.doc)
-}
-
 fn shape(msg: impl Into<String>) -> JsonError {
     JsonError::Shape(msg.into())
 }

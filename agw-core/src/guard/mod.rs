@@ -75,7 +75,9 @@ mod engine;
 pub(crate) mod extract;
 mod kinds;
 mod policy;
+pub(crate) mod response;
 mod rule;
+pub mod tool;
 mod widen;
 
 pub use engine::{REGEX_DFA_LIMIT, REGEX_SIZE_LIMIT};
@@ -83,6 +85,7 @@ pub use policy::{
     Decision, Hit, InspectError, Policy, PolicyBuilder, PolicyError, Rejection, TextMatch, Verdict,
 };
 pub use rule::{Action, ActionKind, Field, Fields, Matcher, Rule, Scope};
+pub use tool::{MAX_TOOL_INPUT, ToolAction, ToolHit, ToolRule};
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 use super::engine::{Engines, RawHit, Wanted};
 use super::extract::{Doc, extract};
 use super::rule::{Action, ActionKind, Field, Rule, Scope};
+use super::tool::{ToolRule, ToolRules};
 use crate::api::{ErrorBody, ErrorKind};
 use crate::detect::{Detector, Finding};
 use crate::edit::{Edit, apply};
@@ -80,6 +81,7 @@ impl InspectError {
 #[derive(Debug, Clone, Default)]
 pub struct PolicyBuilder {
     rules: Vec<Rule>,
+    tools: Vec<ToolRule>,
 }
 
 impl PolicyBuilder {
@@ -96,8 +98,15 @@ impl PolicyBuilder {
         self
     }
 
+    /// Adds a tool-call rule (see [`ToolRule`]); tool rules apply to responses only.
+    pub fn tool_rule(mut self, rule: ToolRule) -> Self {
+        self.tools.push(rule);
+        self
+    }
+
     /// Validates and compiles the rules.
     pub fn build(self) -> Result<Policy, PolicyError> {
+        let tools = ToolRules::build(&self.tools)?;
         for (i, r) in self.rules.iter().enumerate() {
             if self.rules[..i].iter().any(|o| o.name == r.name) {
                 return Err(PolicyError::DuplicateName(r.name.clone()));
@@ -135,6 +144,9 @@ impl PolicyBuilder {
                 rules: self.rules.into_iter().map(Compiled::from).collect(),
                 engines,
                 wanted,
+                tools,
+                tool_rules: self.tools,
+                prefixes: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -185,6 +197,10 @@ struct Inner {
     engines: Engines,
     /// `wanted[field * CONTEXTS + context][rule]`.
     wanted: Vec<Vec<bool>>,
+    tools: ToolRules,
+    tool_rules: Vec<ToolRule>,
+    /// The stream guard's prefix automaton, built when the first stream needs it.
+    prefixes: std::sync::OnceLock<crate::stream::prefix::Prefixes>,
 }
 
 /// A compiled, immutable set of guard rules. Cheap to clone (an `Arc`), `Send + Sync`.
@@ -263,9 +279,9 @@ pub enum Decision {
 /// The outcome of inspecting a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    decision: Decision,
-    hits: Vec<Hit>,
-    model: Option<String>,
+    pub(super) decision: Decision,
+    pub(super) hits: Vec<Hit>,
+    pub(super) model: Option<String>,
 }
 
 impl Verdict {
@@ -313,9 +329,24 @@ impl Policy {
             .expect("an empty policy builds")
     }
 
-    /// Whether the policy has no rules.
+    /// Whether the policy has no rules (text rules or tool rules).
     pub fn is_empty(&self) -> bool {
-        self.inner.rules.is_empty()
+        self.inner.rules.is_empty() && self.inner.tools.is_empty()
+    }
+
+    /// The tool-call rules, in order.
+    pub fn tool_rules(&self) -> &[ToolRule] {
+        &self.inner.tool_rules
+    }
+
+    pub(super) fn tools(&self) -> &ToolRules {
+        &self.inner.tools
+    }
+
+    pub(crate) fn prefixes(&self) -> &crate::stream::prefix::Prefixes {
+        self.inner
+            .prefixes
+            .get_or_init(|| crate::stream::prefix::Prefixes::build(self))
     }
 
     /// The rules, in order.
@@ -345,20 +376,6 @@ impl Policy {
         Ok(verdict)
     }
 
-    /// Inspects a provider's non-streaming response body (Anthropic message or OpenAI chat
-    /// completion) as written by `api`: the same rules, over the text the model produced. Field
-    /// filters and scope do not apply; every rule looks at the whole response.
-    pub fn inspect_response(
-        &self,
-        api: crate::api::Api,
-        body: &[u8],
-    ) -> Result<Verdict, InspectError> {
-        let doc = super::extract::extract_response(api, body)?;
-        let verdict = self.decide(body, &doc);
-        doc.recycle();
-        Ok(verdict)
-    }
-
     /// Every match of every rule in a piece of plain text (for streamed responses, which are
     /// not JSON documents). Ranges are byte ranges of `text`.
     pub fn find_in_text(&self, text: &[u8]) -> Vec<TextMatch<'_>> {
@@ -383,7 +400,7 @@ impl Policy {
             .collect()
     }
 
-    fn decide(&self, body: &[u8], doc: &Doc) -> Verdict {
+    pub(super) fn decide(&self, body: &[u8], doc: &Doc) -> Verdict {
         let inner = &*self.inner;
         let mut raw: Vec<RawHit> = Vec::new();
         let mut findings: Vec<Finding> = Vec::new();

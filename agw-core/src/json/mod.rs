@@ -13,6 +13,7 @@ mod text;
 pub(crate) use scan::{Scanner, Str};
 pub(crate) use text::{
     Decoded, decode, is_invisible, map_back, map_back_many, needs_normalization, normalize_plain,
+    unescape_exact,
 };
 
 /// Why a body could not be read as JSON.

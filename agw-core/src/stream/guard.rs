@@ -1,62 +1,125 @@
-//! The stream guard: holds back text deltas, scans them, masks or cuts the stream off.
+//! The stream guard: reads every event, holds back only what could still become a match or a
+//! tool call not yet checked, masks, or cuts the stream off.
 
+use super::events::{ChanKey, ChanKind, Completes, Dialect, Meaning, Step, meaning};
 use super::sse::fields;
 use crate::api::{Api, ErrorBody, ErrorKind};
-use crate::guard::{Action, ActionKind, Policy};
-use crate::json::{Scanner, needs_normalization, normalize_plain};
+use crate::guard::response::walk;
+use crate::guard::{Action, ActionKind, Decision, Policy};
+use crate::json::{needs_normalization, normalize_plain};
+use crate::route::RouteKind;
 use bytes::Bytes;
+use regex_automata::hybrid::dfa::Cache;
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// A rule that matched in a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamHit {
-    /// The rule's name.
+    /// The rule's name (a text rule or a tool rule; `agw:...` for agw's own refusals).
     pub rule: Arc<str>,
     /// What it did.
     pub action: ActionKind,
 }
 
 #[derive(Debug)]
-enum Item {
-    /// An event passed on as it is.
-    Raw(Bytes),
-    /// A text delta, held back until it is safe to send.
-    Delta {
-        raw: Bytes,
-        /// The event's data, parsed again only if masking changes the text.
-        data: String,
-        text: String,
-        changed: bool,
-    },
+struct Part {
+    text: String,
+    path: Vec<Step>,
+    ready: bool,
+    changed: bool,
+}
+
+#[derive(Debug)]
+struct Item {
+    seq: u64,
+    raw: Bytes,
+    name: Option<String>,
+    json: Option<Value>,
+    parts: Vec<Part>,
+    /// A tool channel this event may not pass before (a tool call's start and what follows).
+    waits: Option<usize>,
+}
+
+#[derive(Debug)]
+struct Chan {
+    key: ChanKey,
+    /// The tool's name, for tool channels.
+    name: String,
+    done: bool,
+    /// The most recent text already decided, as context for matches reaching back into it.
+    sent_tail: String,
+    /// Parts not yet decided: (item seq, part index).
+    pending: VecDeque<(u64, usize)>,
+    /// A tool call's input so far.
+    input: Vec<u8>,
 }
 
 /// Guards one streamed response. Feed it complete events (from
 /// [`SseDecoder`](super::SseDecoder)); it appends what may be sent to `out`. See the
 /// [module docs](super).
-#[derive(Debug)]
 pub struct StreamGuard {
     policy: Policy,
+    dialect: Dialect,
     api: Api,
     window: usize,
+    cache: Option<Cache>,
     queue: VecDeque<Item>,
-    /// The most recent text already sent, as context for matches that reach back into it.
-    sent_tail: String,
+    next_seq: u64,
+    chans: Vec<Chan>,
+    /// The tool channel every new event waits for, while a tool call is open.
+    open_tool: Option<usize>,
     rejected: bool,
     hits: Vec<StreamHit>,
+    /// Bytes of the events held back.
+    held_bytes: usize,
+}
+
+/// Most bytes of events held back at once (a tool call's input and the events around it);
+/// a stream that needs more ends with an error event.
+pub const MAX_HELD: usize = 4 << 20;
+
+impl std::fmt::Debug for StreamGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamGuard")
+            .field("dialect", &self.dialect)
+            .field("api", &self.api)
+            .field("window", &self.window)
+            .field("held", &self.queue.len())
+            .field("rejected", &self.rejected)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StreamGuard {
-    /// A guard for a stream in `api`'s format that holds back `window` bytes of text.
+    /// A guard for a Messages (Anthropic) or chat completions (OpenAI) stream in `api`'s
+    /// format that holds back at most `window` bytes of text per block.
     pub fn new(policy: Policy, api: Api, window: usize) -> Self {
+        let kind = match api {
+            Api::Anthropic => RouteKind::Messages,
+            Api::OpenAi => RouteKind::Completions,
+        };
+        Self::for_route(policy, kind, api, window)
+    }
+
+    /// A guard for a stream of route `kind` (Messages, Complete, Completions,
+    /// LegacyCompletions, Responses) whose client speaks `api` (the shape of the error event).
+    pub fn for_route(policy: Policy, kind: RouteKind, api: Api, window: usize) -> Self {
+        let cache = policy.prefixes().cache();
         Self {
+            dialect: Dialect::of(kind, api),
             policy,
             api,
             window: window.max(1),
+            cache,
             queue: VecDeque::new(),
-            sent_tail: String::new(),
+            next_seq: 0,
+            chans: Vec::new(),
+            open_tool: None,
             rejected: false,
             hits: Vec::new(),
+            held_bytes: 0,
         }
     }
 
@@ -65,9 +128,23 @@ impl StreamGuard {
         &self.hits
     }
 
-    /// Whether the stream was cut off by a rejecting rule.
+    /// Whether the stream was cut off (by a rejecting rule or an event agw could not read).
     pub fn is_rejected(&self) -> bool {
         self.rejected
+    }
+
+    /// Ends the stream with an error event in the client's format (e.g. an event too large to
+    /// read): nothing held back is sent.
+    pub fn fail(&mut self, message: &str, out: &mut Vec<Bytes>) {
+        if self.rejected {
+            return;
+        }
+        self.hits.push(StreamHit {
+            rule: "agw:unreadable".into(),
+            action: ActionKind::Reject,
+        });
+        let err = ErrorBody::new(ErrorKind::BadGateway, message);
+        self.stop(&err, out);
     }
 
     /// Takes one complete event; appends the events that may now be sent to `out`.
@@ -75,164 +152,425 @@ impl StreamGuard {
         if self.rejected {
             return;
         }
-        let (item, boundary) = self.classify(raw);
-        self.queue.push_back(item);
-        self.scan_and_release(boundary, out);
+        if let Err(err) = self.take(raw) {
+            self.stop(&err, out);
+            return;
+        }
+        if let Err(err) = self.scan_all(false) {
+            self.stop(&err, out);
+            return;
+        }
+        self.release(out);
     }
 
-    /// The stream ended: sends everything held back.
+    /// The stream ended: completes every open block and sends everything held back.
     pub fn finish(&mut self, out: &mut Vec<Bytes>) {
-        if !self.rejected {
-            self.scan_and_release(true, out);
+        if self.rejected {
+            return;
+        }
+        let result = self
+            .complete(Completes::All)
+            .and_then(|()| self.scan_all(true));
+        if let Err(err) = result {
+            self.stop(&err, out);
+            return;
+        }
+        self.release(out);
+    }
+
+    fn stop(&mut self, err: &ErrorBody, out: &mut Vec<Bytes>) {
+        out.push(self.error_event(err));
+        self.rejected = true;
+        self.queue.clear();
+        self.chans.clear();
+        self.held_bytes = 0;
+    }
+
+    fn unreadable(&mut self, what: &str) -> ErrorBody {
+        self.hits.push(StreamHit {
+            rule: "agw:unreadable".into(),
+            action: ActionKind::Reject,
+        });
+        ErrorBody::new(
+            ErrorKind::BadGateway,
+            format!("agw could not inspect an event in the provider's stream: {what}"),
+        )
+    }
+
+    fn reject(&mut self, rule: Arc<str>, err: ErrorBody) -> ErrorBody {
+        self.hits.push(StreamHit {
+            rule,
+            action: ActionKind::Reject,
+        });
+        err
+    }
+
+    /// Reads an event into the queue.
+    fn take(&mut self, raw: Bytes) -> Result<(), ErrorBody> {
+        let bytes = raw.clone();
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return Err(self.unreadable("it is not UTF-8"));
+        };
+        let (name, data, has_data) = fields(text);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let mut item = Item {
+            seq,
+            raw,
+            name: name.map(str::to_owned),
+            json: None,
+            parts: Vec::new(),
+            waits: self.open_tool,
+        };
+        let trimmed = data.trim();
+        if !has_data || trimmed.is_empty() {
+            return self.hold(item);
+        }
+        if trimmed == "[DONE]" && matches!(self.dialect, Dialect::Chat | Dialect::Legacy) {
+            self.hold(item)?;
+            return self.complete(Completes::All);
+        }
+        if let Err(e) = crate::guard::response::check_json(data.as_bytes()) {
+            return Err(self.unreadable(&e.to_string()));
+        }
+        let json: Value = match serde_json::from_str(&data) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => return Err(self.unreadable("its data is not a JSON object")),
+            Err(e) => return Err(self.unreadable(&e.to_string())),
+        };
+        let ty = json["type"].as_str().or(name).unwrap_or("").to_owned();
+        if let (Some(n), Some(t)) = (name, json["type"].as_str()) {
+            if n != t {
+                return Err(self.unreadable("its event name and type disagree"));
+            }
+        }
+        let m: Meaning = match meaning(self.dialect, &ty, &json) {
+            Ok(m) => m,
+            Err(e) => return Err(self.unreadable(&e)),
+        };
+        for (key, name) in &m.opens {
+            let c = self.chan(*key);
+            self.chans[c].name.push_str(name);
+            if self.open_tool.is_none() {
+                self.open_tool = Some(c);
+                item.waits = Some(c);
+            }
+        }
+        if m.generic {
+            self.generic(&mut item, &data, m.check_tools)?;
+        }
+        for d in m.deltas {
+            let c = self.chan(d.chan);
+            let chan = &mut self.chans[c];
+            if chan.key.kind == ChanKind::Tool {
+                chan.input.extend_from_slice(d.text.as_bytes());
+                if chan.input.len() > crate::guard::MAX_TOOL_INPUT {
+                    let rule: Arc<str> = "agw:tool-input".into();
+                    let err = ErrorBody::new(
+                        ErrorKind::InvalidRequest,
+                        "agw blocked a tool call whose input is too large to check",
+                    );
+                    return Err(self.reject(rule, err));
+                }
+                if self.open_tool.is_none() {
+                    self.open_tool = Some(c);
+                    item.waits = Some(c);
+                }
+            }
+            self.chans[c].pending.push_back((seq, item.parts.len()));
+            item.parts.push(Part {
+                text: d.text,
+                path: d.path,
+                ready: false,
+                changed: false,
+            });
+        }
+        if !item.parts.is_empty() {
+            item.json = Some(json);
+        }
+        self.hold(item)?;
+        self.complete(m.completes)
+    }
+
+    /// Queues an event, within [`MAX_HELD`].
+    fn hold(&mut self, item: Item) -> Result<(), ErrorBody> {
+        self.held_bytes += item.raw.len();
+        self.queue.push_back(item);
+        if self.held_bytes > MAX_HELD {
+            let rule: Arc<str> = "agw:held-too-much".into();
+            let err = ErrorBody::new(
+                ErrorKind::BadGateway,
+                "agw could not inspect the provider's stream: too much of it is held back",
+            );
+            return Err(self.reject(rule, err));
+        }
+        Ok(())
+    }
+
+    /// The channel for `key`, opened if new.
+    fn chan(&mut self, key: ChanKey) -> usize {
+        if let Some(i) = self.chans.iter().position(|c| c.key == key && !c.done) {
+            return i;
+        }
+        self.chans.push(Chan {
+            key,
+            name: String::new(),
+            done: false,
+            sent_tail: String::new(),
+            pending: VecDeque::new(),
+            input: Vec::new(),
+        });
+        self.chans.len() - 1
+    }
+
+    /// Inspects an event that is not a delta as a JSON document: masks in place or rejects.
+    fn generic(&mut self, item: &mut Item, data: &str, check_tools: bool) -> Result<(), ErrorBody> {
+        let mut walked = match walk(data.as_bytes()) {
+            Ok(w) => w,
+            Err(e) => return Err(self.unreadable(&e.to_string())),
+        };
+        if walked.text.segs.is_empty()
+            && walked.reasoning.segs.is_empty()
+            && walked.tools.is_empty()
+        {
+            return Ok(());
+        }
+        if !check_tools {
+            walked.tools.clear();
+        }
+        let verdict = self.policy.decide_walked(data.as_bytes(), walked);
+        for h in verdict.hits() {
+            if h.action != ActionKind::Reject {
+                self.hits.push(StreamHit {
+                    rule: h.rule.clone(),
+                    action: h.action,
+                });
+            }
+        }
+        match verdict.into_decision() {
+            Decision::Allow => Ok(()),
+            Decision::Reject(r) => Err(self.reject(r.rule.clone(), r.error_body())),
+            Decision::Rewrite(masked) => {
+                let masked = String::from_utf8_lossy(&masked).into_owned();
+                item.raw = Bytes::from(match &item.name {
+                    Some(n) => format!("event: {n}\ndata: {masked}\n\n"),
+                    None => format!("data: {masked}\n\n"),
+                });
+                Ok(())
+            }
         }
     }
 
-    /// Sorts an event into a text delta or anything else, and says whether it ends a block
-    /// (after which everything held back can go).
-    fn classify(&self, raw: Bytes) -> (Item, bool) {
-        let (name, data) = fields(&raw);
-        match self.api {
-            Api::Anthropic => {
-                if data.contains("\"text_delta\"") {
-                    if let Some(text) = anthropic_text(data.as_bytes()) {
-                        let item = Item::Delta {
-                            raw,
-                            data,
-                            text,
-                            changed: false,
-                        };
-                        return (item, false);
-                    }
-                }
-                let ends = matches!(
-                    name,
-                    Some("content_block_stop" | "message_delta" | "message_stop" | "error")
-                );
-                (Item::Raw(raw), ends)
+    /// Marks channels complete; checks completed tool calls.
+    fn complete(&mut self, which: Completes) -> Result<(), ErrorBody> {
+        for c in 0..self.chans.len() {
+            let chan = &self.chans[c];
+            let hit = match which {
+                Completes::Nothing => false,
+                Completes::All => true,
+                Completes::Group(g) => chan.key.group == g,
+            };
+            if !hit || chan.done {
+                continue;
             }
-            Api::OpenAi => {
-                if data.trim() == "[DONE]" {
-                    return (Item::Raw(raw), true);
+            self.chans[c].done = true;
+            if self.chans[c].key.kind == ChanKind::Tool {
+                self.check_tool(c)?;
+                if self.open_tool == Some(c) {
+                    self.open_tool = None;
                 }
-                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&data) {
-                    let choice = &json["choices"][0];
-                    let finished = !choice["finish_reason"].is_null();
-                    let single = json["choices"].as_array().is_some_and(|c| c.len() == 1);
-                    if let (true, Some(text)) = (single, choice["delta"]["content"].as_str()) {
-                        let text = text.to_owned();
-                        let item = Item::Delta {
-                            raw,
-                            data,
-                            text,
-                            changed: false,
-                        };
-                        return (item, finished);
-                    }
-                    return (Item::Raw(raw), finished);
-                }
-                (Item::Raw(raw), false)
             }
         }
+        Ok(())
     }
 
-    /// Scans the sent tail plus all held text and rejects at once on a rejecting match; then
-    /// sends what is safe (see [`release`](Self::release)), masking in it.
+    /// A tool call is complete: the tool rules and the text rules decide on its whole input.
+    fn check_tool(&mut self, c: usize) -> Result<(), ErrorBody> {
+        let chan = &self.chans[c];
+        let input: &[u8] = if chan.input.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &chan.input
+        };
+        if let Some(hit) = self.policy.check_tool_call(&chan.name, input) {
+            match hit.reject {
+                Some((status, message)) => {
+                    let err =
+                        ErrorBody::new(ErrorKind::InvalidRequest, message).with_status(status);
+                    return Err(self.reject(hit.rule, err));
+                }
+                None => self.hits.push(StreamHit {
+                    rule: hit.rule,
+                    action: hit.action,
+                }),
+            }
+        }
+        // The text rules read the input as a tool input (every string, masked in place).
+        let mut doc = Vec::with_capacity(input.len() + 10);
+        doc.extend_from_slice(b"{\"input\":");
+        doc.extend_from_slice(input);
+        doc.push(b'}');
+        let walked = match walk(&doc) {
+            Ok(w) => w,
+            Err(e) => {
+                let what = format!("a tool call's input is not valid JSON ({e})");
+                return Err(self.unreadable(&what));
+            }
+        };
+        let verdict = self.policy.decide_walked(&doc, walked);
+        for h in verdict.hits() {
+            if h.action != ActionKind::Reject {
+                self.hits.push(StreamHit {
+                    rule: h.rule.clone(),
+                    action: h.action,
+                });
+            }
+        }
+        let masked = match verdict.into_decision() {
+            Decision::Allow => None,
+            Decision::Reject(r) => return Err(self.reject(r.rule.clone(), r.error_body())),
+            Decision::Rewrite(m) => Some(String::from_utf8_lossy(&m[9..m.len() - 1]).into_owned()),
+        };
+        let pending: Vec<(u64, usize)> = self.chans[c].pending.drain(..).collect();
+        let front = self.queue.front().map_or(0, |i| i.seq);
+        for (n, (seq, pi)) in pending.into_iter().enumerate() {
+            let part = &mut self.queue[(seq - front) as usize].parts[pi];
+            part.ready = true;
+            if let Some(m) = &masked {
+                part.text = if n == 0 { m.clone() } else { String::new() };
+                part.changed = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_all(&mut self, all: bool) -> Result<(), ErrorBody> {
+        for c in 0..self.chans.len() {
+            if self.chans[c].key.kind != ChanKind::Tool && !self.chans[c].pending.is_empty() {
+                let force = all || self.chans[c].done;
+                self.scan(c, force)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Scans a text or reasoning channel: the decided tail plus all its held text. Rejects at
+    /// once on a rejecting match; decides (and masks) the parts nothing later can change.
     ///
-    /// A masking match is applied only when the text it starts in is sent. Until then more
-    /// text can change which match wins — `card` in `credit ca` must wait for `credit card`
-    /// — so held text stays as it came and is scanned again with each new delta.
-    fn scan_and_release(&mut self, all: bool, out: &mut Vec<Bytes>) {
-        let mut window = self.sent_tail.clone();
+    /// A part is decided once the text after it cannot change what matches in it: it ends
+    /// before the earliest position where a match could still be growing (see
+    /// [`prefix`](super::prefix)), or at least `window` bytes before the end.
+    fn scan(&mut self, c: usize, force: bool) -> Result<(), ErrorBody> {
+        let front = self.queue.front().map_or(0, |i| i.seq);
+        let chan = &self.chans[c];
+        let maskable = chan.key.kind == ChanKind::Text;
+        let mut window = chan.sent_tail.clone();
         let held_start = window.len();
-        // Where each held delta's text starts in `window`.
-        let mut starts = Vec::new();
-        for (i, item) in self.queue.iter().enumerate() {
-            if let Item::Delta { text, .. } = item {
-                starts.push((i, window.len()));
-                window.push_str(text);
-            }
+        // (seq, part, start in window)
+        let mut starts = Vec::with_capacity(chan.pending.len());
+        for &(seq, pi) in &chan.pending {
+            starts.push((seq, pi, window.len()));
+            window.push_str(&self.queue[(seq - front) as usize].parts[pi].text);
         }
-        let (count, cut) = self.releasable(all, &starts, window.len());
-        if window.len() > held_start {
-            // Most text needs no normalisation: then text offsets are source offsets.
-            let mut norm = Vec::new();
-            let mut map = Vec::new();
-            let plain = window.is_ascii() || !needs_normalization(window.as_bytes(), &mut '\0');
-            if !plain {
-                normalize_plain(&window, &mut norm, &mut map);
-            }
-            let text = if plain { window.as_bytes() } else { &norm[..] };
-            let source = |i: usize| if plain { i..i + 1 } else { map[i].clone() };
-            // Source ranges to mask, clipped to held text, with their placeholders.
-            let mut edits: Vec<(usize, usize, String)> = Vec::new();
+        let end = window.len();
+        let plain = window.is_ascii() || !needs_normalization(window.as_bytes(), &mut '\0');
+        let mut norm = Vec::new();
+        let mut map = Vec::new();
+        if !plain {
+            normalize_plain(&window, &mut norm, &mut map);
+        }
+        let text = if plain { window.as_bytes() } else { &norm[..] };
+        let source = |i: usize| if plain { i..i + 1 } else { map[i].clone() };
+        let hold = if force {
+            end
+        } else {
+            let h = self.policy.prefixes().hold_from(&mut self.cache, text, 0);
+            let h = if h >= text.len() {
+                end
+            } else {
+                source(h).start
+            };
+            h.max(end.saturating_sub(self.window))
+        };
+        // Parts that end before the hold point are decided now.
+        let ready = starts
+            .iter()
+            .enumerate()
+            .take_while(|(n, _)| starts.get(n + 1).map_or(end, |s| s.2) <= hold)
+            .count();
+        let cut = starts.get(ready).map_or(end, |s| s.2);
+        let mut edits: Vec<(usize, usize, String)> = Vec::new();
+        let mut reject = None;
+        if end > held_start {
             for m in &self.policy.find_in_text(text) {
                 if m.range.is_empty() {
                     continue;
                 }
                 let start = source(m.range.start).start;
-                let end = source(m.range.end - 1).end;
-                if end <= held_start {
-                    continue; // Seen, and dealt with, before it was sent.
+                let stop = source(m.range.end - 1).end;
+                if stop <= held_start {
+                    continue; // Seen, and dealt with, before it was decided.
                 }
-                let reject = matches!(m.action, Action::Reject { .. });
-                if !reject && start >= cut {
-                    continue; // Decided when the text it starts in is sent.
+                if let Action::Reject { status, message } = m.action {
+                    let err = ErrorBody::new(ErrorKind::InvalidRequest, message.clone())
+                        .with_status(*status);
+                    reject = Some((m.rule.clone(), err));
+                    break;
+                }
+                if start >= cut {
+                    continue; // Decided when the text it starts in is.
+                }
+                if !maskable && m.action.kind() == ActionKind::Mask {
+                    continue;
                 }
                 self.hits.push(StreamHit {
                     rule: m.rule.clone(),
                     action: m.action.kind(),
                 });
-                match m.action {
-                    Action::Reject { status, message } => {
-                        let err = ErrorBody::new(ErrorKind::InvalidRequest, message.clone())
-                            .with_status(*status);
-                        out.push(self.error_event(&err));
-                        self.rejected = true;
-                        self.queue.clear();
-                        return;
-                    }
-                    Action::Mask { .. } => {
-                        edits.push((start.max(held_start), end, m.placeholder().to_owned()));
-                    }
-                    _ => {}
+                if maskable && matches!(m.action, Action::Mask { .. }) {
+                    edits.push((start.max(held_start), stop, m.placeholder().to_owned()));
                 }
             }
-            self.apply(&window, &starts, edits);
         }
-        self.release(count, all, out);
-    }
-
-    /// How many queued items can go now, and where the first held-back text starts in the
-    /// scanned window: everything at a boundary, otherwise all but the last `window` bytes of
-    /// held text (and the events queued before them).
-    fn releasable(&self, all: bool, starts: &[(usize, usize)], end: usize) -> (usize, usize) {
-        if all {
-            return (self.queue.len(), end);
+        if let Some((rule, err)) = reject {
+            return Err(self.reject(rule, err));
         }
-        for (n, &(qi, at)) in starts.iter().enumerate() {
-            // A delta goes once at least `window` bytes of text follow it.
-            let after = starts.get(n + 1).map_or(end, |s| s.1);
-            if end - after < self.window {
-                return (qi, at);
+        self.apply(&window, &starts, front, edits);
+        // Move the decided parts into the sent tail.
+        let chan = &mut self.chans[c];
+        for &(seq, pi, _) in &starts[..ready] {
+            chan.pending.pop_front();
+            let part = &mut self.queue[(seq - front) as usize].parts[pi];
+            part.ready = true;
+            chan.sent_tail.push_str(&part.text);
+        }
+        if force {
+            chan.sent_tail.clear();
+        } else if chan.sent_tail.len() > self.window {
+            let mut cut = chan.sent_tail.len() - self.window;
+            while !chan.sent_tail.is_char_boundary(cut) {
+                cut += 1;
             }
+            chan.sent_tail.drain(..cut);
         }
-        (self.queue.len(), end)
+        Ok(())
     }
 
-    /// Rebuilds each held delta's text with the edits that fall in it: the placeholder goes
-    /// where a match starts, the rest of a match spanning deltas is removed.
+    /// Rebuilds each held part's text with the edits that fall in it: the placeholder goes
+    /// where a match starts, the rest of a match spanning parts is removed.
     fn apply(
         &mut self,
         window: &str,
-        starts: &[(usize, usize)],
+        starts: &[(u64, usize, usize)],
+        front: u64,
         mut edits: Vec<(usize, usize, String)>,
     ) {
         if edits.is_empty() {
             return;
         }
         edits.sort_by_key(|e| e.0);
-        for (n, &(qi, start)) in starts.iter().enumerate() {
-            let end = starts.get(n + 1).map_or(window.len(), |s| s.1);
+        for (n, &(seq, pi, start)) in starts.iter().enumerate() {
+            let end = starts.get(n + 1).map_or(window.len(), |s| s.2);
             let mut new = String::new();
             let mut at = start;
             let mut changed = false;
@@ -250,136 +588,80 @@ impl StreamGuard {
             }
             if changed {
                 new.push_str(&window[at..end]);
-                if let Some(Item::Delta {
-                    text, changed: c, ..
-                }) = self.queue.get_mut(qi)
-                {
-                    *text = new;
-                    *c = true;
-                }
+                let part = &mut self.queue[(seq - front) as usize].parts[pi];
+                part.text = new;
+                part.changed = true;
             }
         }
     }
 
-    /// Sends the first `count` queued items; at a boundary (`all`) forgets the sent text.
-    fn release(&mut self, count: usize, all: bool, out: &mut Vec<Bytes>) {
-        for _ in 0..count {
-            match self.queue.pop_front().expect("counted") {
-                Item::Raw(raw) => out.push(raw),
-                Item::Delta {
-                    raw,
-                    data,
-                    text,
-                    changed,
-                } => {
-                    out.push(if changed {
-                        self.reserialize(&data, &text)
-                    } else {
-                        raw
-                    });
-                    self.sent_tail.push_str(&text);
-                }
+    /// Sends queued events, in order, up to the first that is still held.
+    fn release(&mut self, out: &mut Vec<Bytes>) {
+        while let Some(item) = self.queue.front() {
+            let waiting = item.waits.is_some_and(|c| {
+                self.chans
+                    .get(c)
+                    .is_some_and(|ch| !ch.done || !ch.pending.is_empty())
+            });
+            if waiting || item.parts.iter().any(|p| !p.ready) {
+                break;
             }
+            let item = self.queue.pop_front().expect("peeked");
+            self.held_bytes -= item.raw.len();
+            out.push(self.serialize(item));
         }
-        if self.sent_tail.len() > self.window {
-            let mut cut = self.sent_tail.len() - self.window;
-            while !self.sent_tail.is_char_boundary(cut) {
-                cut += 1;
+        if self.queue.is_empty() {
+            // Channel indexes are only kept while events refer to them.
+            if self.open_tool.is_none() {
+                self.chans.retain(|c| !c.done);
             }
-            self.sent_tail.drain(..cut);
-        }
-        if all {
-            self.sent_tail.clear();
         }
     }
 
-    fn reserialize(&self, data: &str, text: &str) -> Bytes {
-        // agw's scanner accepted the event; serde_json may not (raw control characters, lone
-        // surrogates), so the event is rebuilt when it cannot be edited in place.
-        let mut json: serde_json::Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            Err(_) => match self.api {
-                Api::Anthropic => serde_json::json!({
-                    "type": "content_block_delta",
-                    "index": delta_index(data.as_bytes()),
-                    "delta": {"type": "text_delta", "text": ""},
-                }),
-                Api::OpenAi => serde_json::json!({"choices": [{"index": 0, "delta": {}}]}),
-            },
-        };
-        let data = match self.api {
-            Api::Anthropic => {
-                json["delta"]["text"] = text.into();
-                format!("event: content_block_delta\ndata: {json}\n\n")
+    fn serialize(&self, item: Item) -> Bytes {
+        if !item.parts.iter().any(|p| p.changed) {
+            return item.raw;
+        }
+        let mut json = item.json.expect("parts come with their JSON");
+        for p in item.parts.iter().filter(|p| p.changed) {
+            let mut v = &mut json;
+            for step in &p.path {
+                v = match step {
+                    Step::Key(k) => &mut v[*k],
+                    Step::Index(i) => &mut v[*i],
+                };
             }
-            Api::OpenAi => {
-                json["choices"][0]["delta"]["content"] = text.into();
-                format!("data: {json}\n\n")
-            }
-        };
-        Bytes::from(data)
+            *v = Value::String(p.text.clone());
+        }
+        Bytes::from(match &item.name {
+            Some(n) => format!("event: {n}\ndata: {json}\n\n"),
+            None => format!("data: {json}\n\n"),
+        })
     }
 
     fn error_event(&self, err: &ErrorBody) -> Bytes {
-        let json = err.to_json(self.api);
-        Bytes::from(match self.api {
+        if self.dialect == Dialect::Responses {
+            let json: Value =
+                serde_json::from_str(&err.to_json(Api::OpenAi)).unwrap_or(Value::Null);
+            let e = &json["error"];
+            // The Responses API's `error` event, `type` first like the real one.
+            let event = format!(
+                r#"{{"type":"error","code":{},"message":{},"param":null}}"#,
+                e["code"], e["message"]
+            );
+            return Bytes::from(format!("event: error\ndata: {event}\n\n"));
+        }
+        let api = if self.dialect.is_anthropic() {
+            Api::Anthropic
+        } else {
+            Api::OpenAi
+        };
+        let json = err.to_json(api);
+        Bytes::from(match api {
             Api::Anthropic => format!("event: error\ndata: {json}\n\n"),
             Api::OpenAi => format!("data: {json}\n\n"),
         })
     }
-}
-
-/// The `index` of an Anthropic delta event (0 if it has none that fits).
-fn delta_index(data: &[u8]) -> u64 {
-    let mut index = 0;
-    let Ok(mut sc) = Scanner::new(data) else {
-        return 0;
-    };
-    let _ = sc.object(|sc, key| {
-        let range = sc.skip()?;
-        if sc.key_is(&key, "index") {
-            index = std::str::from_utf8(&data[range])
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-        }
-        Ok(())
-    });
-    index
-}
-
-/// The text of an Anthropic `content_block_delta` event with a `text_delta`, read with the
-/// guard's own scanner (no tree, few allocations).
-fn anthropic_text(data: &[u8]) -> Option<String> {
-    let mut sc = Scanner::new(data).ok()?;
-    let (mut is_delta, mut text, mut text_type) = (false, None, false);
-    sc.object(|sc, key| {
-        if sc.key_is(&key, "type") {
-            if let Some(s) = sc.string_or_none()? {
-                is_delta = &*sc.str_value(&s) == b"content_block_delta";
-                return Ok(());
-            }
-        } else if sc.key_is(&key, "delta") && sc.peek() == Some(b'{') {
-            return sc.object(|sc, key| {
-                if sc.key_is(&key, "type") {
-                    if let Some(s) = sc.string_or_none()? {
-                        text_type = &*sc.str_value(&s) == b"text_delta";
-                        return Ok(());
-                    }
-                } else if sc.key_is(&key, "text") {
-                    if let Some(s) = sc.string_or_none()? {
-                        text = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
-                        return Ok(());
-                    }
-                }
-                sc.skip().map(drop)
-            });
-        }
-        sc.skip().map(drop)
-    })
-    .ok()?;
-    sc.finish().ok()?;
-    text.filter(|_| is_delta && text_type)
 }
 
 #[cfg(test)]

@@ -34,30 +34,56 @@
 //!
 //! # How it works, and its limits
 //!
-//! Text deltas (Anthropic `text_delta`, OpenAI `choices[0].delta.content`) are held back until
-//! `window` bytes of newer text have arrived, or the block ends — so a match split across deltas
-//! is still seen whole, at the cost of that much delay before text reaches the client. Matches
-//! are found on normalized text (invisible characters removed, NFKC), like in requests. Events
-//! that are not text deltas keep their place in the stream and their bytes; a delta is
-//! re-serialized only when masking changed it.
+//! Every event is read. Its `data` must be one JSON object with no duplicate key, and an
+//! Anthropic event's name must agree with its `type`; an event that fails this (trailing bytes,
+//! invalid UTF-8, a lying name) ends the stream with an error event — it is never forwarded.
+//! Comments, events without data and OpenAI's `[DONE]` pass as they are.
 //!
-//! - **mask** replaces each match as the text it starts in is sent — by then at least `window`
-//!   bytes of newer text are known, so a longer match still arriving (`credit card` after
-//!   `credit ca`) wins over a shorter one, and any split of a text gives what the whole text
-//!   gives. A match longer than the window that began in text already sent cannot be
-//!   recalled: its unsent part is masked.
-//! - **reject** ends the stream with a provider-shaped error event (`event: error` for
-//!   Anthropic). Clients may then retry without streaming; the non-streaming response is
+//! Deltas are sorted into *channels* — text, reasoning and tool input — one per Anthropic
+//! content block, per OpenAI choice (and tool call), per Responses output item:
+//!
+//! - **text** (`text_delta`; `choices[].delta.content` and `refusal` in every choice; legacy
+//!   `choices[].text` and `completion`; `response.output_text.delta`) is matched across its
+//!   deltas. A delta is held only while a match could still be growing into it: a lazy DFA
+//!   built once per policy from every rule's patterns (and broader expressions for the
+//!   detectors) finds the earliest position where a match could start and still be alive at
+//!   the end of the text; everything before that goes out at once. `window` bounds the hold: a
+//!   delta with at least `window` bytes of text after it goes regardless (a match longer than
+//!   that which began in text already sent cannot be recalled: its unsent part is masked).
+//! - **reasoning** (`thinking_delta`, `reasoning_content`, `response.reasoning*` deltas) is held
+//!   and matched the same way, by reject and audit rules only: it is never modified, so
+//!   thinking signatures stay valid.
+//! - **tool input** (`input_json_delta`, `tool_calls[].function.arguments` in every choice,
+//!   `response.function_call_arguments.delta`) is held, together with the call's start and
+//!   every event after it, until the call completes (`content_block_stop`, `finish_reason`,
+//!   the item's `.done` event) — clients run a tool when its block completes. Then the tool
+//!   rules ([`ToolRule`](crate::guard::ToolRule)) and the text rules decide on the whole input
+//!   (at most [`MAX_TOOL_INPUT`](crate::guard::MAX_TOOL_INPUT) bytes, more fails closed). A
+//!   masked input goes out as one delta carrying the masked JSON, still valid JSON: masks are
+//!   placed inside its string values only.
+//!
+//! Any other event with data (`message_start`, `content_block_start`, `response.completed`, an
+//! event type agw has never seen) is inspected as a JSON document: every string that is not
+//! an identifier, masked in place, tool calls checked.
+//!
+//! - **mask** replaces each match when the text it starts in is decided, so a longer match
+//!   still arriving (`credit card` after `credit ca`) wins over a shorter one, and any split of
+//!   a text gives what the whole text gives.
+//! - **reject** ends the stream with an error event in the client's dialect (`event: error`
+//!   for Anthropic, `data: {"error":...}` for chat completions, an `error` event for
+//!   Responses). Clients may then retry without streaming; the non-streaming response is
 //!   guarded by [`Policy::inspect_response`](crate::guard::Policy::inspect_response) the same
-//!   way.
+//!   way, tool rules included.
 //! - **audit** records the hit.
 //!
-//! Thinking deltas and tool-call argument deltas pass unguarded. Memory is bounded: an event
-//! larger than the decoder's limit is an error, and held text never exceeds the window plus one
-//! delta.
+//! Not inspected in streams: `logprobs` of OpenAI chunks that carry deltas. Memory is bounded:
+//! an event larger than the decoder's limit is an error, held text never exceeds the window
+//! plus one delta per channel, and all events held at once at most [`MAX_HELD`] bytes.
 
+mod events;
 mod guard;
+pub(crate) mod prefix;
 mod sse;
 
-pub use guard::{StreamGuard, StreamHit};
+pub use guard::{MAX_HELD, StreamGuard, StreamHit};
 pub use sse::{SseDecoder, SseError};

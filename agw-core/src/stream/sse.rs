@@ -95,9 +95,9 @@ impl SseDecoder {
     }
 }
 
-/// The `event:` name and the joined `data:` lines of one event.
-pub(crate) fn fields(event: &[u8]) -> (Option<&str>, String) {
-    let text = std::str::from_utf8(event).unwrap_or("");
+/// The `event:` name, the joined `data:` lines of one event, and whether it has any `data`
+/// field at all.
+pub(crate) fn fields(text: &str) -> (Option<&str>, String, bool) {
     let mut name = None;
     let mut data = String::new();
     let mut first = true;
@@ -118,7 +118,7 @@ pub(crate) fn fields(event: &[u8]) -> (Option<&str>, String) {
             _ => {}
         }
     }
-    (name, data)
+    (name, data, !first)
 }
 
 #[cfg(test)]
@@ -178,8 +178,10 @@ mod tests {
 
     #[test]
     fn fields_parse() {
-        let (name, data) = fields(b"event: x\ndata: a\ndata:b\n: c\n\n");
+        let (name, data, has) = fields("event: x\ndata: a\ndata:b\n: c\n\n");
         assert_eq!(name, Some("x"));
         assert_eq!(data, "a\nb");
+        assert!(has);
+        assert!(!fields(": comment\n\n").2);
     }
 }

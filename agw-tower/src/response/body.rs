@@ -1,3 +1,4 @@
+use super::ResponseOutcome;
 use crate::body::BoxError;
 use agw_core::stream::{SseDecoder, StreamGuard};
 use bytes::Bytes;
@@ -26,6 +27,9 @@ struct State {
     events: Vec<Bytes>,
     out: VecDeque<Bytes>,
     done: bool,
+    outcome: ResponseOutcome,
+    /// How many of the guard's hits are in `outcome`.
+    recorded: usize,
 }
 
 impl<B> std::fmt::Debug for SseGuardBody<B> {
@@ -42,8 +46,8 @@ impl<B> SseGuardBody<B> {
         Self { inner, state: None }
     }
 
-    /// Guards the event stream `inner` with `guard`.
-    pub fn guarded(inner: B, guard: StreamGuard) -> Self {
+    /// Guards the event stream `inner` with `guard`, recording what it does in `outcome`.
+    pub fn guarded(inner: B, guard: StreamGuard, outcome: ResponseOutcome) -> Self {
         Self {
             inner,
             state: Some(Box::new(State {
@@ -52,6 +56,8 @@ impl<B> SseGuardBody<B> {
                 events: Vec::new(),
                 out: VecDeque::new(),
                 done: false,
+                outcome,
+                recorded: 0,
             })),
         }
     }
@@ -61,12 +67,12 @@ impl State {
     fn feed(&mut self, chunk: &[u8]) {
         let mut out = Vec::new();
         if self.decoder.push(chunk, &mut self.events).is_err() {
-            // An event too large to inspect: flush what is safe, then stop the stream.
+            // An event too large to inspect: stop the stream, in the client's dialect.
             self.events.clear();
-            self.guard.finish(&mut out);
-            out.push(Bytes::from_static(
-                b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"agw could not inspect an oversized event in the response stream\"}}\n\n",
-            ));
+            self.guard.fail(
+                "agw could not inspect an oversized event in the response stream",
+                &mut out,
+            );
             self.done = true;
         } else {
             for e in self.events.drain(..) {
@@ -77,6 +83,7 @@ impl State {
             }
         }
         self.out.extend(out);
+        self.record();
     }
 
     fn end(&mut self) {
@@ -87,6 +94,15 @@ impl State {
         self.guard.finish(&mut out);
         self.out.extend(out);
         self.done = true;
+        self.record();
+    }
+
+    fn record(&mut self) {
+        let hits = self.guard.hits();
+        if hits.len() > self.recorded {
+            self.outcome.record_stream(&hits[self.recorded..]);
+            self.recorded = hits.len();
+        }
     }
 }
 

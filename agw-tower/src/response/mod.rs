@@ -1,19 +1,24 @@
-//! The response guard: runs a [`Policy`](agw_core::guard::Policy) over what the model sends
-//! back — streamed or not.
+//! The response guard: runs a [`Policy`](agw_core::guard::Policy) — text rules and tool-call
+//! rules — over what the model sends back, streamed or not.
 //!
-//! For Messages and Completions routes:
-//! - **streams** (`text/event-stream`) are guarded event by event with a
-//!   [`StreamGuard`](agw_core::stream::StreamGuard): text deltas are held back by a small window
-//!   (256 bytes by default) so matches split across deltas are found; masks are applied in the
-//!   held text; a rejecting rule ends the stream with a provider-shaped error event. Every other
-//!   event passes in order with its bytes unchanged, and nothing else is buffered.
-//! - **JSON responses** are collected (up to the limit) and inspected like request bodies:
-//!   masked in place, byte for byte, or replaced by the rule's provider-shaped error — which is
-//!   what blocks Claude Code's non-streaming retry after a stream was cut off.
+//! Guarded kinds are the prompt routes: Messages, Complete, Completions, LegacyCompletions and
+//! Responses (other kinds, `Models` for one, pass untouched). On those, whatever the status:
+//! - **streams** (`text/event-stream`, any case, any parameters) are read event by event with a
+//!   [`StreamGuard`](agw_core::stream::StreamGuard) for the route's dialect: text is held back
+//!   only while it could still become a match (at most the window, 256 bytes by default), tool
+//!   calls until they are complete and checked, reasoning is read but never changed; masks are
+//!   applied in the held text; a rejecting rule, or an event agw cannot read, ends the stream
+//!   with an error event in the client's dialect. Only 2xx streams are read this way.
+//! - **JSON responses** (`application/json` or `application/*+json`, any case) are collected
+//!   (up to the limit) and inspected whole: masked in place, byte for byte, or replaced by the
+//!   rule's provider-shaped error — which is what blocks Claude Code's non-streaming retry
+//!   after a stream was cut off. A body that does not parse, or has a duplicate key, is refused.
+//! - **anything else** is refused with a provider-shaped 502 (an upstream error status is
+//!   kept): a response agw cannot read is never forwarded.
 //!
 //! To read what the provider sends, the layer asks for uncompressed responses (it removes
-//! `Accept-Encoding` from guarded requests). A compressed stream it cannot read is cut off with
-//! an error event rather than passed unguarded. Error responses (non-2xx) pass untouched.
+//! `Accept-Encoding` from guarded requests); a compressed stream is refused. Every inspected
+//! response carries a [`ResponseOutcome`] extension saying what the guard did.
 //!
 //! # Example
 //!
@@ -34,10 +39,12 @@
 
 mod body;
 mod layer;
+mod outcome;
 mod service;
 
 pub use body::SseGuardBody;
 pub use layer::ResponseGuardLayer;
+pub use outcome::ResponseOutcome;
 pub use service::{ResponseFuture, ResponseGuard};
 
 /// The default hold-back window for streamed text, in bytes.

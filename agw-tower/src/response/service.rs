@@ -1,17 +1,17 @@
-use super::SseGuardBody;
 use super::layer::Config;
+use super::{ResponseOutcome, SseGuardBody};
 use crate::body::{Body, BoxError};
 use crate::classify::Classified;
 use crate::collect::{Plain, read_plain, set_length};
 use crate::decode::encodings;
 use crate::error::error_response;
 use agw_core::api::{ErrorBody, ErrorKind};
-use agw_core::guard::Decision;
+use agw_core::guard::{ActionKind, Decision};
 use agw_core::route::RouteKind;
 use agw_core::stream::StreamGuard;
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -62,11 +62,46 @@ pub struct ResponseGuard<S> {
     pub(super) config: Arc<Config>,
 }
 
-fn content_type(res: &Response<impl Sized>) -> &str {
-    res.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+/// What a response's `Content-Type` says it is: the media type, compared without case and
+/// without parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Json,
+    EventStream,
+    Other,
+}
+
+fn framing(headers: &http::HeaderMap) -> Framing {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return Framing::Other;
+    };
+    let media = value.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("text/event-stream") {
+        Framing::EventStream
+    } else if media.eq_ignore_ascii_case("application/json")
+        || (media.len() > 5
+            && media.is_char_boundary(media.len() - 5)
+            && media[media.len() - 5..].eq_ignore_ascii_case("+json")
+            && media[..media.len() - 5]
+                .to_ascii_lowercase()
+                .starts_with("application/"))
+    {
+        Framing::Json
+    } else {
+        Framing::Other
+    }
+}
+
+/// Whether responses of this kind carry model output that the response guard inspects.
+pub(crate) fn is_guarded(kind: RouteKind) -> bool {
+    matches!(
+        kind,
+        RouteKind::Messages
+            | RouteKind::Completions
+            | RouteKind::Responses
+            | RouteKind::Complete
+            | RouteKind::LegacyCompletions
+    )
 }
 
 impl<S, B, ResB> Service<Request<B>> for ResponseGuard<S>
@@ -97,8 +132,7 @@ where
                 Classified::of(&req, kind)
             }
         };
-        let guarded = !config.policy.is_empty()
-            && matches!(class.kind, RouteKind::Messages | RouteKind::Completions);
+        let guarded = !config.policy.is_empty() && is_guarded(class.kind);
         if !guarded {
             return ResponseFuture {
                 kind: Kind::Passthrough {
@@ -111,61 +145,203 @@ where
         let fut = self.inner.call(req);
         let future = Box::pin(async move {
             let res = fut.await?;
-            if !res.status().is_success() {
-                return Ok(res.map(|b| Body::inner(SseGuardBody::passthrough(b))));
-            }
-            let encoded = encodings(res.headers());
-            if content_type(&res).starts_with("text/event-stream") {
-                if encoded.is_some() {
-                    let err = ErrorBody::new(
-                        ErrorKind::BadGateway,
-                        "the provider sent a compressed stream that agw cannot inspect",
+            let outcome = ResponseOutcome::default();
+            let refuse = |status: Option<StatusCode>, msg: String| {
+                outcome.record(&Arc::from("agw:unreadable"), ActionKind::Reject);
+                let mut err = ErrorBody::new(ErrorKind::BadGateway, msg);
+                if let Some(s) = status {
+                    err = err.with_status(s);
+                }
+                let mut res = error_response(class.api, &err);
+                res.extensions_mut().insert(outcome.clone());
+                Ok(res)
+            };
+            let status = res.status();
+            // An error the provider answered keeps its status when agw must replace it.
+            let keep = (!status.is_success()).then_some(status);
+            match framing(res.headers()) {
+                Framing::EventStream if status.is_success() => {
+                    if encodings(res.headers()).is_some() {
+                        return refuse(
+                            None,
+                            "the provider sent a compressed stream that agw cannot inspect".into(),
+                        );
+                    }
+                    let guard = StreamGuard::for_route(
+                        config.policy.clone(),
+                        class.kind,
+                        class.api,
+                        config.window,
                     );
-                    return Ok(error_response(class.api, &err));
+                    let (mut parts, body) = res.into_parts();
+                    parts.headers.remove(CONTENT_LENGTH);
+                    parts.extensions.insert(outcome.clone());
+                    Ok(Response::from_parts(
+                        parts,
+                        Body::inner(SseGuardBody::guarded(body, guard, outcome)),
+                    ))
                 }
-                let guard = StreamGuard::new(config.policy.clone(), class.api, config.window);
-                let (mut parts, body) = res.into_parts();
-                parts.headers.remove(CONTENT_LENGTH);
-                return Ok(Response::from_parts(
-                    parts,
-                    Body::inner(SseGuardBody::guarded(body, guard)),
-                ));
+                Framing::Json => {
+                    let (mut parts, body) = res.into_parts();
+                    let Plain { raw, plain } =
+                        match read_plain(&parts.headers, body, config.limit).await {
+                            Ok(p) => p,
+                            Err(e) => return refuse(keep, format!("the provider's response {e}")),
+                        };
+                    let verdict = match config.policy.inspect_response(class.api, &plain) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            return refuse(
+                                keep,
+                                format!("the provider's response could not be inspected: {e}"),
+                            );
+                        }
+                    };
+                    outcome.record_hits(verdict.hits());
+                    let body = match verdict.into_decision() {
+                        Decision::Allow => raw,
+                        Decision::Reject(r) => {
+                            let mut res = error_response(class.api, &r.error_body());
+                            res.extensions_mut().insert(outcome);
+                            return Ok(res);
+                        }
+                        Decision::Rewrite(masked) => {
+                            parts.headers.remove(CONTENT_ENCODING);
+                            Bytes::from(masked)
+                        }
+                    };
+                    set_length(&mut parts.headers, body.len());
+                    parts.extensions.insert(outcome);
+                    Ok(Response::from_parts(parts, Body::full(body)))
+                }
+                _ => {
+                    let what = match keep {
+                        Some(s) => format!(
+                            "the provider answered {} with a body agw cannot inspect",
+                            s.as_u16()
+                        ),
+                        None => "the provider's response is neither JSON nor an event stream, so agw cannot inspect it".into(),
+                    };
+                    refuse(keep, what)
+                }
             }
-            if !content_type(&res).starts_with("application/json") {
-                return Ok(res.map(|b| Body::inner(SseGuardBody::passthrough(b))));
-            }
-            let (mut parts, body) = res.into_parts();
-            let fail = |msg: String| {
-                Ok(error_response(
-                    class.api,
-                    &ErrorBody::new(ErrorKind::BadGateway, msg),
-                ))
-            };
-            let Plain { raw, plain } = match read_plain(&parts.headers, body, config.limit).await {
-                Ok(p) => p,
-                Err(e) => return fail(format!("the provider's response {e}")),
-            };
-            let verdict = match config.policy.inspect_response(class.api, &plain) {
-                Ok(v) => v,
-                Err(e) => {
-                    return fail(format!(
-                        "the provider's response could not be inspected: {e}"
-                    ));
-                }
-            };
-            let body = match verdict.into_decision() {
-                Decision::Allow => raw,
-                Decision::Reject(r) => return Ok(error_response(class.api, &r.error_body())),
-                Decision::Rewrite(masked) => {
-                    parts.headers.remove(CONTENT_ENCODING);
-                    Bytes::from(masked)
-                }
-            };
-            set_length(&mut parts.headers, body.len());
-            Ok(Response::from_parts(parts, Body::full(body)))
         });
         ResponseFuture {
             kind: Kind::Guarded { future },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_reads_media_types_without_case_or_parameters() {
+        for (value, want) in [
+            ("application/json", Framing::Json),
+            ("Application/JSON; charset=utf-8", Framing::Json),
+            ("application/problem+json", Framing::Json),
+            ("APPLICATION/VND.X+JSON", Framing::Json),
+            ("text/event-stream", Framing::EventStream),
+            ("Text/Event-Stream; charset=utf-8", Framing::EventStream),
+            (" text/event-stream ;x=y", Framing::EventStream),
+            ("text/plain", Framing::Other),
+            ("text/json", Framing::Other),
+            ("application/jsonx", Framing::Other),
+            ("+json", Framing::Other),
+            ("", Framing::Other),
+        ] {
+            let mut h = http::HeaderMap::new();
+            h.insert(CONTENT_TYPE, value.parse().unwrap());
+            assert_eq!(framing(&h), want, "{value:?}");
+        }
+        assert_eq!(framing(&http::HeaderMap::new()), Framing::Other);
+    }
+
+    #[test]
+    fn prompt_kinds_are_guarded() {
+        for kind in RouteKind::ALL {
+            let want = matches!(
+                kind,
+                RouteKind::Messages
+                    | RouteKind::Completions
+                    | RouteKind::Responses
+                    | RouteKind::Complete
+                    | RouteKind::LegacyCompletions
+            );
+            assert_eq!(is_guarded(kind), want, "{kind:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use crate::response::{ResponseGuardLayer, ResponseOutcome};
+    use agw_core::detect::Detector;
+    use agw_core::guard::{Policy, Rule, ToolRule};
+    use http_body_util::{BodyExt, Full};
+    use tower::{ServiceExt, service_fn};
+    use tower_layer::Layer;
+
+    async fn through(
+        content_type: &'static str,
+        body: &'static str,
+    ) -> (u16, String, ResponseOutcome) {
+        let policy = Policy::builder()
+            .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+            .tool_rule(ToolRule::new("no-bash", "Bash").reject("no Bash"))
+            .build()
+            .unwrap();
+        let upstream = service_fn(move |_req: http::Request<()>| async move {
+            let res = http::Response::builder()
+                .header("content-type", content_type)
+                .body(Full::new(bytes::Bytes::from_static(body.as_bytes())))
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(res)
+        });
+        let svc = ResponseGuardLayer::new(policy).layer(upstream);
+        let req = http::Request::post("/v1/messages").body(()).unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        let outcome = res.extensions().get::<ResponseOutcome>().cloned().unwrap();
+        let status = res.status().as_u16();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            String::from_utf8_lossy(&bytes).into_owned(),
+            outcome,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_outcome_names_what_the_guard_did() {
+        let (status, body, outcome) = through(
+            "Text/Event-Stream",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"AKIAIOSFODNN7EXAMPLE\"}}\n\n",
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(body.contains("<AWS_ACCESS_KEY>"), "{body}");
+        assert_eq!(outcome.action(), "mask");
+        assert_eq!(outcome.rules().len(), 1);
+        assert_eq!(&*outcome.rules()[0], "keys");
+
+        let (status, _, outcome) = through(
+            "application/json",
+            r#"{"content":[{"type":"tool_use","name":"Bash","input":{}}]}"#,
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(outcome.action(), "reject");
+        assert_eq!(&*outcome.rules()[0], "no-bash");
+
+        let (status, body, outcome) = through("text/html", "<p>AKIAIOSFODNN7EXAMPLE</p>").await;
+        assert_eq!(status, 502);
+        assert!(!body.contains("AKIA"));
+        assert_eq!(outcome.action(), "reject");
+        assert_eq!(&*outcome.rules()[0], "agw:unreadable");
+
+        let (_, _, outcome) = through("application/json", r#"{"content":[]}"#).await;
+        assert_eq!(outcome.action(), "allow");
     }
 }

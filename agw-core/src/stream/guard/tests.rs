@@ -1,6 +1,7 @@
 use super::*;
 use crate::detect::Detector;
 use crate::guard::Rule;
+use crate::route::RouteKind;
 use crate::stream::SseDecoder;
 
 fn anthropic_stream(deltas: &[&str]) -> Vec<u8> {
@@ -49,7 +50,7 @@ fn text_of(stream: &[u8]) -> String {
     events
         .iter()
         .filter_map(|e| {
-            let (_, data) = fields(e);
+            let (_, data, _) = fields(std::str::from_utf8(e).ok()?);
             let v: serde_json::Value = serde_json::from_str(&data).ok()?;
             v.pointer("/delta/text")
                 .or(v.pointer("/choices/0/delta/content"))
@@ -121,7 +122,9 @@ fn text_is_held_back_only_by_the_window() {
         "the first delta is now 16 bytes behind the end"
     );
     guard.event(
-        Bytes::from_static(b"event: content_block_stop\ndata: {}\n\n"),
+        Bytes::from_static(
+            b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        ),
         &mut out,
     );
     assert_eq!(out.len(), 3, "a block end releases everything");
@@ -184,9 +187,10 @@ fn evasion_in_responses_is_normalised() {
 }
 
 /// Found by `fuzz/` (sse): deltas agw's scanner accepts but serde_json does not (a raw tab, a
-/// lone surrogate) made re-serializing a masked delta panic.
+/// lone surrogate) made re-serializing a masked delta panic. Such events are not JSON a client
+/// parses the same way: they now end the stream (fail closed), secret unsent.
 #[test]
-fn masked_deltas_that_serde_json_rejects_are_rebuilt() {
+fn deltas_that_serde_json_rejects_end_the_stream() {
     let p = Policy::builder()
         .rule(Rule::literals("k", ["secret"]).mask())
         .build()
@@ -200,8 +204,9 @@ fn masked_deltas_that_serde_json_rejects_are_rebuilt() {
         g.event(Bytes::from(event), &mut out);
         g.finish(&mut out);
         let s = String::from_utf8(out.concat()).unwrap();
-        assert!(s.contains("<MASKED>") && !s.contains("secret"), "{s}");
-        assert!(s.contains("\"index\":3"), "{s}");
+        assert!(!s.contains("secret"), "{s}");
+        assert!(s.starts_with("event: error\n"), "{s}");
+        assert!(g.is_rejected());
     }
 }
 
@@ -247,4 +252,510 @@ fn a_longer_match_still_arriving_wins_over_a_shorter_one() {
         }
         assert!(seen.windows(2).all(|w| w[0] == w[1]));
     }
+}
+
+fn run_kind(policy: &Policy, kind: RouteKind, api: Api, input: &[u8], chunk: usize) -> Vec<u8> {
+    let mut guard = StreamGuard::for_route(policy.clone(), kind, api, 64);
+    let mut dec = SseDecoder::new(1 << 20);
+    let mut events = Vec::new();
+    let mut out = Vec::new();
+    for c in input.chunks(chunk.max(1)) {
+        dec.push(c, &mut events).unwrap();
+        for e in events.drain(..) {
+            guard.event(e, &mut out);
+        }
+    }
+    if let Some(tail) = dec.finish() {
+        guard.event(tail, &mut out);
+    }
+    guard.finish(&mut out);
+    out.concat()
+}
+
+fn event(name: &str, data: serde_json::Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// An Anthropic stream: a text block, then a tool_use block whose input arrives as `pieces`.
+fn tool_stream(tool: &str, pieces: &[&str]) -> Vec<u8> {
+    use serde_json::json;
+    let mut s = event(
+        "message_start",
+        json!({"type":"message_start","message":{"id":"m","content":[]}}),
+    );
+    s += &event(
+        "content_block_start",
+        json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+    );
+    s += &event(
+        "content_block_delta",
+        json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Running it."}}),
+    );
+    s += &event(
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":0}),
+    );
+    s += &event(
+        "content_block_start",
+        json!({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t1","name":tool,"input":{}}}),
+    );
+    for p in pieces {
+        s += &event(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":p}}),
+        );
+    }
+    s += &event(
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":1}),
+    );
+    s += &event(
+        "message_delta",
+        json!({"type":"message_delta","delta":{"stop_reason":"tool_use"}}),
+    );
+    s += &event("message_stop", json!({"type":"message_stop"}));
+    s.into_bytes()
+}
+
+/// The concatenated `partial_json` of every input_json_delta in a stream.
+fn tool_input_of(stream: &[u8]) -> String {
+    let mut events = Vec::new();
+    SseDecoder::new(1 << 20).push(stream, &mut events).unwrap();
+    events
+        .iter()
+        .filter_map(|e| {
+            let (_, data, _) = fields(std::str::from_utf8(e).ok()?);
+            let v: serde_json::Value = serde_json::from_str(&data).ok()?;
+            v.pointer("/delta/partial_json")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+fn k8s_policy() -> Policy {
+    Policy::builder()
+        .tool_rule(
+            crate::guard::ToolRule::new("no-k8s-deletes", "Bash")
+                .argument("command", r"kubectl\s+delete")
+                .reject("Deleting Kubernetes resources is blocked by policy"),
+        )
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+        .build()
+        .unwrap()
+}
+
+/// Every way to cut `text` into deltas at one or two points, and one byte at a time.
+fn delta_splits(text: &str) -> Vec<Vec<String>> {
+    let cuts: Vec<usize> = (1..text.len())
+        .filter(|i| text.is_char_boundary(*i))
+        .collect();
+    let mut all = vec![vec![text.to_owned()]];
+    for &a in &cuts {
+        all.push(vec![text[..a].into(), text[a..].into()]);
+        for &b in cuts.iter().filter(|b| **b > a).step_by(7) {
+            all.push(vec![text[..a].into(), text[a..b].into(), text[b..].into()]);
+        }
+    }
+    all.push(text.chars().map(String::from).collect());
+    all
+}
+
+#[test]
+fn a_rejected_tool_call_never_completes_at_any_split() {
+    let command = r#"{"command": "echo kubectl  delete ns prod > /dev/null; touch /tmp/m"}"#;
+    for pieces in delta_splits(command) {
+        let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let input = tool_stream("Bash", &pieces);
+        for chunk in [1, 17, input.len()] {
+            let out = String::from_utf8(run_kind(
+                &k8s_policy(),
+                RouteKind::Messages,
+                Api::Anthropic,
+                &input,
+                chunk,
+            ))
+            .unwrap();
+            // The text before the call went out; nothing of the call did.
+            assert!(out.contains("Running it."), "{out}");
+            assert!(!out.contains("tool_use"), "{out}");
+            assert!(!out.contains("kubectl"), "{out}");
+            assert!(!out.contains(r#""index":1"#), "{out}");
+            assert!(
+                out.ends_with("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"Deleting Kubernetes resources is blocked by policy\"}}\n\n"),
+                "{out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_allowed_tool_call_passes_byte_for_byte_at_any_chunking() {
+    let input = tool_stream(
+        "Bash",
+        &[r#"{"comm"#, r#"and": "kubectl get"#, r#" pods"}"#],
+    );
+    for chunk in 1..40 {
+        assert_eq!(
+            run_kind(
+                &k8s_policy(),
+                RouteKind::Messages,
+                Api::Anthropic,
+                &input,
+                chunk
+            ),
+            input,
+            "chunk {chunk}"
+        );
+    }
+    // Other tools are not held to the rule.
+    let input = tool_stream("Read", &[r#"{"command": "kubectl delete"}"#]);
+    assert_eq!(
+        run_kind(
+            &k8s_policy(),
+            RouteKind::Messages,
+            Api::Anthropic,
+            &input,
+            5
+        ),
+        input
+    );
+}
+
+#[test]
+fn masking_tool_input_keeps_the_json_valid_at_any_split() {
+    let json = r#"{"file_path": "/tmp/a", "content": "key=AKIAIOSFODNN7EXAMPLE\n\"q\""}"#;
+    let want = r#"{"file_path": "/tmp/a", "content": "key=<AWS_ACCESS_KEY>\n\"q\""}"#;
+    for pieces in delta_splits(json) {
+        let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let out = run_kind(
+            &k8s_policy(),
+            RouteKind::Messages,
+            Api::Anthropic,
+            &tool_stream("Write", &pieces),
+            64,
+        );
+        let input = tool_input_of(&out);
+        assert_eq!(input, want, "{pieces:?}");
+        serde_json::from_str::<serde_json::Value>(&input).unwrap();
+    }
+}
+
+#[test]
+fn a_tool_input_that_is_not_json_fails_closed() {
+    let input = tool_stream("Bash", &[r#"{"command": "ls"} trailing"#]);
+    let out = String::from_utf8(run_kind(
+        &k8s_policy(),
+        RouteKind::Messages,
+        Api::Anthropic,
+        &input,
+        7,
+    ))
+    .unwrap();
+    assert!(
+        !out.contains(r#"\"ls\""#) && out.contains("event: error"),
+        "{out}"
+    );
+}
+
+fn chat_chunk(choices: serde_json::Value) -> String {
+    format!(
+        "data: {}\n\n",
+        serde_json::json!({"id":"c","object":"chat.completion.chunk","choices":choices})
+    )
+}
+
+#[test]
+fn openai_text_and_tool_calls_in_every_choice() {
+    use serde_json::json;
+    let mut s = String::new();
+    s += &chat_chunk(
+        json!([{"index":0,"delta":{"content":"ok "}},{"index":1,"delta":{"content":"key AKIAIOSF"}}]),
+    );
+    s += &chat_chunk(json!([{"index":1,"delta":{"content":"ODNN7EXAMPLE done"}}]));
+    s += &chat_chunk(
+        json!([{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"Bash","arguments":""}}]}}]),
+    );
+    s += &chat_chunk(
+        json!([{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"command\":\"kubectl de"}}]}}]),
+    );
+    s += &chat_chunk(
+        json!([{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"lete x\"}"}}]}}]),
+    );
+    s += &chat_chunk(
+        json!([{"index":0,"delta":{},"finish_reason":"tool_calls"},{"index":1,"delta":{},"finish_reason":"stop"}]),
+    );
+    s += "data: [DONE]\n\n";
+    for chunk in [1, 3, 50, s.len()] {
+        let out = String::from_utf8(run_kind(
+            &k8s_policy(),
+            RouteKind::Completions,
+            Api::OpenAi,
+            s.as_bytes(),
+            chunk,
+        ))
+        .unwrap();
+        assert!(!out.contains("AKIA"), "{out}");
+        assert!(!out.contains("kubectl"), "{out}");
+        assert!(out.ends_with("data: {\"error\":{\"message\":\"Deleting Kubernetes resources is blocked by policy\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"invalid_request\"}}\n\n"), "{out}");
+        assert!(
+            !out.contains("event: error"),
+            "OpenAI clients get OpenAI errors: {out}"
+        );
+    }
+    // Without the tool call, the masked text of the second choice goes out.
+    let allowed = s.replace("kubectl de", "ls -l");
+    let out = String::from_utf8(run_kind(
+        &k8s_policy(),
+        RouteKind::Completions,
+        Api::OpenAi,
+        allowed.as_bytes(),
+        4,
+    ))
+    .unwrap();
+    assert!(
+        out.contains("<AWS_ACCESS_KEY>") && !out.contains("AKIA"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ls -l") && out.contains("lete x") && out.ends_with("data: [DONE]\n\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn thinking_is_read_but_never_modified() {
+    use serde_json::json;
+    let stream = |thinking: &str| {
+        let mut s = event(
+            "content_block_start",
+            json!({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}),
+        );
+        for piece in [&thinking[..5], &thinking[5..]] {
+            s += &event(
+                "content_block_delta",
+                json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":piece}}),
+            );
+        }
+        s += &event(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"c2ln"}}),
+        );
+        s += &event(
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":0}),
+        );
+        s.into_bytes()
+    };
+    let policy = Policy::builder()
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+        .rule(Rule::literals("cards", ["credit card"]).reject("no cards"))
+        .build()
+        .unwrap();
+    let input = stream("the key AKIAIOSFODNN7EXAMPLE is here");
+    for chunk in [1, 9, input.len()] {
+        assert_eq!(
+            run_kind(&policy, RouteKind::Messages, Api::Anthropic, &input, chunk),
+            input
+        );
+    }
+    let input = stream("about a credit card");
+    let out = String::from_utf8(run_kind(
+        &policy,
+        RouteKind::Messages,
+        Api::Anthropic,
+        &input,
+        3,
+    ))
+    .unwrap();
+    assert!(!out.contains("credit") && out.contains("no cards"), "{out}");
+}
+
+#[test]
+fn responses_streams_are_guarded() {
+    use serde_json::json;
+    let mut s = event(
+        "response.created",
+        json!({"type":"response.created","response":{"id":"r","output":[]}}),
+    );
+    s += &event(
+        "response.output_item.added",
+        json!({"type":"response.output_item.added","output_index":0,"item":{"type":"message","content":[]}}),
+    );
+    for d in ["key AKIAIOSF", "ODNN7EXAMPLE ok"] {
+        s += &event(
+            "response.output_text.delta",
+            json!({"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":d}),
+        );
+    }
+    s += &event(
+        "response.output_text.done",
+        json!({"type":"response.output_text.done","output_index":0,"content_index":0,"text":"key AKIAIOSFODNN7EXAMPLE ok"}),
+    );
+    s += &event(
+        "response.output_item.added",
+        json!({"type":"response.output_item.added","output_index":1,"item":{"type":"function_call","name":"Bash","arguments":""}}),
+    );
+    for d in ["{\"command\":\"kubectl ", "delete x\"}"] {
+        s += &event(
+            "response.function_call_arguments.delta",
+            json!({"type":"response.function_call_arguments.delta","output_index":1,"delta":d}),
+        );
+    }
+    s += &event(
+        "response.function_call_arguments.done",
+        json!({"type":"response.function_call_arguments.done","output_index":1,"arguments":"{\"command\":\"kubectl delete x\"}"}),
+    );
+    for chunk in [1, 11, s.len()] {
+        let out = String::from_utf8(run_kind(
+            &k8s_policy(),
+            RouteKind::Responses,
+            Api::OpenAi,
+            s.as_bytes(),
+            chunk,
+        ))
+        .unwrap();
+        assert!(
+            !out.contains("AKIA") && out.contains("<AWS_ACCESS_KEY>"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("kubectl") && !out.contains("function_call"),
+            "{out}"
+        );
+        let last = out.rsplit("\n\n").nth(1).unwrap();
+        assert!(last.starts_with("event: error\ndata: {"), "{last}");
+        assert!(
+            last.contains(r#""message":"Deleting Kubernetes resources is blocked by policy""#),
+            "{last}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_events_end_the_stream_in_the_clients_dialect() {
+    let anthropic = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"AKIAIOSFODNN7EXAMPLE\"}} x\n\n";
+    let out = String::from_utf8(run_kind(
+        &k8s_policy(),
+        RouteKind::Messages,
+        Api::Anthropic,
+        anthropic,
+        5,
+    ))
+    .unwrap();
+    assert!(
+        out.starts_with("event: error\ndata: {\"type\":\"error\"") && !out.contains("AKIA"),
+        "{out}"
+    );
+    for bad in [
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"AKIAIOSFODNN7EXAMPLE\"}}]}}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\",\"content\":\"AKIAIOSFODNN7EXAMPLE\"}}]}\n\n",
+        "data: [\"AKIAIOSFODNN7EXAMPLE\"]\n\n",
+    ] {
+        let out = String::from_utf8(run_kind(
+            &k8s_policy(),
+            RouteKind::Completions,
+            Api::OpenAi,
+            bad.as_bytes(),
+            3,
+        ))
+        .unwrap();
+        assert!(
+            out.starts_with("data: {\"error\":{") && !out.contains("AKIA"),
+            "{out}"
+        );
+    }
+    // An event name that disagrees with the data's type.
+    let lying = "event: ping\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}\n\n";
+    let out = String::from_utf8(run_kind(
+        &k8s_policy(),
+        RouteKind::Messages,
+        Api::Anthropic,
+        lying.as_bytes(),
+        3,
+    ))
+    .unwrap();
+    assert!(out.starts_with("event: error\n"), "{out}");
+}
+
+#[test]
+fn unknown_events_are_inspected_generically() {
+    let input = "event: mystery\ndata: {\"type\":\"mystery\",\"payload\":{\"note\":\"AKIAIOSFODNN7EXAMPLE\"}}\n\n";
+    let out = String::from_utf8(run_kind(
+        &k8s_policy(),
+        RouteKind::Messages,
+        Api::Anthropic,
+        input.as_bytes(),
+        4,
+    ))
+    .unwrap();
+    assert_eq!(
+        out,
+        "event: mystery\ndata: {\"type\":\"mystery\",\"payload\":{\"note\":\"<AWS_ACCESS_KEY>\"}}\n\n"
+    );
+}
+
+/// A slow stream: after each event, exactly the text that cannot be part of a match is out.
+#[test]
+fn a_slow_stream_releases_what_cannot_match() {
+    let policy = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+        .rule(
+            Rule::literals("phrase", ["project zebra"])
+                .case_insensitive(true)
+                .reject("no"),
+        )
+        .build()
+        .unwrap();
+    let mut guard = StreamGuard::new(policy, Api::Anthropic, 256);
+    let delta = |t: &str| {
+        Bytes::from(event(
+            "content_block_delta",
+            serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":t}}),
+        ))
+    };
+    let mut sent = String::new();
+    for (d, visible) in [
+        ("Hello", "Hello"),
+        (" world, your", "Hello world, your"),
+        (" card is", "Hello world, your card is"),
+        (" 4111 1111", "Hello world, your card is"),
+        (" 1111 1111", "Hello world, your card is"),
+        (" and the proj", "Hello world, your card is <CREDIT_CARD>"),
+        (
+            "ect is fine",
+            "Hello world, your card is <CREDIT_CARD> and the project is fine",
+        ),
+    ] {
+        let mut out = Vec::new();
+        guard.event(delta(d), &mut out);
+        sent.push_str(&text_of(&out.concat()));
+        assert_eq!(sent, visible, "after {d:?}");
+    }
+}
+
+#[test]
+fn what_is_held_behind_an_open_tool_call_is_bounded() {
+    use serde_json::json;
+    let mut g = StreamGuard::for_route(k8s_policy(), RouteKind::Completions, Api::OpenAi, 64);
+    let mut out = Vec::new();
+    let start = chat_chunk(
+        json!([{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"Bash","arguments":"{"}}]}}]),
+    );
+    g.event(Bytes::from(start), &mut out);
+    let big = "x ".repeat(50_000);
+    for _ in 0..(MAX_HELD / big.len() + 2) {
+        let e = chat_chunk(json!([{"index":1,"delta":{"content":big}}]));
+        g.event(Bytes::from(e), &mut out);
+        if g.is_rejected() {
+            break;
+        }
+    }
+    assert!(g.is_rejected());
+    let s = String::from_utf8(out.concat()).unwrap();
+    assert!(
+        s.starts_with("data: {\"error\":") && !s.contains("xx") && !s.contains("x x"),
+        "{}",
+        &s[..s.len().min(300)]
+    );
 }

@@ -1,0 +1,487 @@
+//! Inspecting what a model sends back: non-streaming response bodies of every dialect
+//! (Anthropic messages and legacy completions, OpenAI chat and legacy completions, OpenAI
+//! Responses) and the JSON of single stream events.
+//!
+//! The walk is generic rather than per dialect, so a field or block type agw has not heard of
+//! is inspected, not skipped: every string value is read, except metadata keys (`id`, `type`,
+//! `model`, `role`, `signature`, ...) whose values are identifiers, not prose. Reasoning —
+//! Anthropic `thinking` blocks and deltas, OpenAI `reasoning` items and `reasoning_content` —
+//! is read by reject and audit rules but never masked (a changed thinking block fails its
+//! signature check when sent back). Tool calls (`tool_use`, `server_tool_use`, OpenAI
+//! `function` objects, Responses `function_call` items) are collected for the tool rules.
+//! A duplicate key anywhere is an error: parsers disagree on which value wins.
+
+use super::extract::{Doc, Loc, Seg, Top, Unit};
+use super::policy::{Decision, Rejection, Verdict};
+use super::{ActionKind, Field, Hit, InspectError, Policy, ToolHit};
+use crate::json::{JsonError, Scanner, Str, decode};
+use std::ops::Range;
+
+/// Keys whose string values are identifiers or enums, not text a person reads.
+const META_KEYS: &[&str] = &[
+    "id",
+    "type",
+    "model",
+    "role",
+    "object",
+    "status",
+    "stop_reason",
+    "finish_reason",
+    "stop_sequence",
+    "signature",
+    "encrypted_content",
+    "data",
+    "name",
+    "call_id",
+    "tool_use_id",
+    "tool_call_id",
+    "item_id",
+    "response_id",
+    "previous_response_id",
+    "system_fingerprint",
+    "service_tier",
+    "media_type",
+];
+
+/// Keys whose string values are reasoning: read, never masked.
+const REASONING_KEYS: &[&str] = &["thinking", "reasoning", "reasoning_content"];
+
+/// A tool call found in a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ToolCall {
+    pub name: String,
+    /// The input as JSON text.
+    pub input: Vec<u8>,
+}
+
+/// A response body, walked once.
+#[derive(Debug, Default)]
+pub(crate) struct Walked {
+    /// Text that masking may edit.
+    pub text: Doc,
+    /// Reasoning: read by reject and audit rules only.
+    pub reasoning: Doc,
+    pub tools: Vec<ToolCall>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    s: Str,
+    field: Field,
+    reasoning: bool,
+}
+
+struct Walker<'b> {
+    body: &'b [u8],
+    pending: Vec<Pending>,
+    tools: Vec<ToolCall>,
+}
+
+/// Checks that `body` is one valid JSON value with no duplicate key in any object.
+pub(crate) fn check_json(body: &[u8]) -> Result<(), JsonError> {
+    fn value(sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        match sc.peek() {
+            Some(b'{') => {
+                let mut keys = Vec::new();
+                sc.object(|sc, k| {
+                    keys.push(sc.str_value(&k));
+                    value(sc)
+                })?;
+                no_duplicates(keys)
+            }
+            Some(b'[') => sc.array(|sc, _| value(sc)),
+            _ => sc.skip().map(drop),
+        }
+    }
+    let mut sc = Scanner::new(body)?;
+    value(&mut sc)?;
+    sc.finish()
+}
+
+fn no_duplicates(mut keys: Vec<std::borrow::Cow<'_, [u8]>>) -> Result<(), JsonError> {
+    if keys.len() < 2 {
+        return Ok(());
+    }
+    keys.sort_unstable();
+    match keys.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(JsonError::Shape(format!(
+            "duplicate key `{}`",
+            String::from_utf8_lossy(&w[0])
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Walks a response body (or the JSON of one stream event).
+pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
+    let mut sc = Scanner::new(body)?;
+    if sc.peek() != Some(b'{') {
+        return Err(match sc.peek() {
+            None => sc.skip().expect_err("nothing to skip"),
+            Some(_) => JsonError::Shape("the response body must be a JSON object".into()),
+        });
+    }
+    let mut w = Walker {
+        body,
+        pending: Vec::new(),
+        tools: Vec::new(),
+    };
+    w.value(&mut sc, None, Field::Messages)?;
+    sc.finish()?;
+    let mut out = Walked {
+        tools: std::mem::take(&mut w.tools),
+        ..Walked::default()
+    };
+    for (i, p) in w.pending.iter().enumerate() {
+        let doc = if p.reasoning {
+            &mut out.reasoning
+        } else {
+            &mut out.text
+        };
+        let start = doc.text.len();
+        let kind = decode(&body[p.s.raw.clone()], p.s.escaped, &mut doc.text);
+        let seg = doc.segs.len();
+        doc.segs.push(Seg {
+            text: start..doc.text.len(),
+            raw: p.s.raw.clone(),
+            kind,
+            // What the model wrote is never "the final prompt": a reject rule rejects.
+            last_prompt: false,
+            loc: Loc {
+                top: Top::Body,
+                message: None,
+                list: ".content",
+                block: Some(i as u32),
+                sub: None,
+                leaf: if p.field == Field::ToolInput {
+                    ".input"
+                } else {
+                    ".text"
+                },
+            },
+        });
+        doc.units.push(Unit {
+            field: p.field,
+            message: Some(0),
+            request: None,
+            // Each string is matched on its own; the model wrote it, not the client.
+            group: i as u32,
+            latest: true,
+            user: false,
+            segs: seg..seg + 1,
+        });
+    }
+    Ok(out)
+}
+
+impl Walker<'_> {
+    fn value(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        key: Option<&[u8]>,
+        field: Field,
+    ) -> Result<(), JsonError> {
+        match sc.peek() {
+            Some(b'"') => {
+                let s = sc.string()?;
+                let key = key.unwrap_or(b"");
+                let meta =
+                    field != Field::ToolInput && META_KEYS.iter().any(|k| k.as_bytes() == key);
+                if !meta {
+                    let reasoning = REASONING_KEYS.iter().any(|k| k.as_bytes() == key);
+                    self.pending.push(Pending {
+                        s,
+                        field,
+                        reasoning,
+                    });
+                }
+                Ok(())
+            }
+            Some(b'{') => self.object(sc, field),
+            Some(b'[') => sc.array(|sc, _| self.value(sc, key, field)),
+            _ => sc.skip().map(drop),
+        }
+    }
+
+    fn object(&mut self, sc: &mut Scanner<'_>, field: Field) -> Result<(), JsonError> {
+        let first = self.pending.len();
+        let mut keys = Vec::new();
+        let mut ty: Option<Vec<u8>> = None;
+        let mut name: Option<String> = None;
+        let mut input: Option<Range<usize>> = None;
+        let mut arguments: Option<Str> = None;
+        sc.object(|sc, k| {
+            let key = sc.str_value(&k);
+            keys.push(key.clone());
+            match &*key {
+                b"type" | b"name" if field != Field::ToolInput && sc.peek() == Some(b'"') => {
+                    let s = sc.string()?;
+                    let v = sc.str_value(&s).into_owned();
+                    if &*key == b"type" {
+                        ty = Some(v);
+                    } else {
+                        name = Some(String::from_utf8_lossy(&v).into_owned());
+                    }
+                    Ok(())
+                }
+                b"input" if field != Field::ToolInput => {
+                    let r = sc.skip()?;
+                    input = Some(r.clone());
+                    let mut sub = sc.at(r.start);
+                    self.value(&mut sub, Some(b"input"), Field::ToolInput)
+                }
+                b"arguments" if field != Field::ToolInput && sc.peek() == Some(b'"') => {
+                    let s = sc.string()?;
+                    arguments = Some(s.clone());
+                    self.pending.push(Pending {
+                        s,
+                        field: Field::ToolInput,
+                        reasoning: false,
+                    });
+                    Ok(())
+                }
+                _ => self.value(sc, Some(&key), field),
+            }
+        })?;
+        no_duplicates(keys)?;
+        let ty = ty.as_deref().unwrap_or(b"");
+        let contains = |needle: &[u8]| ty.windows(needle.len()).any(|w| w == needle);
+        if contains(b"thinking") || contains(b"reasoning") || ty == b"summary_text" {
+            for p in &mut self.pending[first..] {
+                p.reasoning = true;
+            }
+        }
+        if let Some(name) = name {
+            if let (Some(r), true) = (input, matches!(ty, b"tool_use" | b"server_tool_use")) {
+                self.tools.push(ToolCall {
+                    name,
+                    input: self.body[r].to_vec(),
+                });
+            } else if let Some(s) = arguments {
+                let mut text = Vec::new();
+                crate::json::unescape_exact(&self.body[s.raw], &mut text);
+                self.tools.push(ToolCall { name, input: text });
+            } else if matches!(ty, b"tool_use" | b"server_tool_use" | b"function_call") {
+                // A tool call without readable input is checked as one with an empty input.
+                self.tools.push(ToolCall {
+                    name,
+                    input: b"{}".to_vec(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Policy {
+    /// Inspects a provider's non-streaming response body (Anthropic message or legacy
+    /// completion, OpenAI chat or legacy completion, OpenAI Responses object): the same text
+    /// rules, over every string the model produced, and the tool rules over every tool call.
+    /// Field filters apply (tool inputs and arguments are [`Field::ToolInput`], the rest
+    /// [`Field::Messages`]); scope does not. Reasoning is read by reject and audit rules and
+    /// never masked. `api` is the dialect of the body (kept for callers; the walk is generic).
+    pub fn inspect_response(
+        &self,
+        api: crate::api::Api,
+        body: &[u8],
+    ) -> Result<Verdict, InspectError> {
+        let _ = api;
+        let walked = walk(body)?;
+        Ok(self.decide_walked(body, walked))
+    }
+
+    /// Checks one tool call the model makes — tool `tool` with `input` as JSON text — against
+    /// the tool rules: the first rejecting rule that matches, else the first auditing one.
+    /// Input that is not valid JSON (or too large) is rejected if any rule names the tool.
+    pub fn check_tool_call(&self, tool: &str, input: &[u8]) -> Option<ToolHit> {
+        self.tools().check(tool, input)
+    }
+
+    pub(crate) fn decide_walked(&self, body: &[u8], walked: Walked) -> Verdict {
+        let mut hits = Vec::new();
+        for call in &walked.tools {
+            let Some(hit) = self.check_tool_call(&call.name, &call.input) else {
+                continue;
+            };
+            hits.push(Hit {
+                rule: hit.rule.clone(),
+                action: hit.action,
+                detector: None,
+                path: format!("tool:{}", call.name),
+            });
+            if let Some((status, message)) = hit.reject {
+                return Verdict {
+                    decision: Decision::Reject(Rejection {
+                        rule: hit.rule,
+                        status,
+                        message,
+                    }),
+                    hits,
+                    model: None,
+                };
+            }
+        }
+        let reasoning = self.decide(body, &walked.reasoning);
+        hits.extend(
+            reasoning
+                .hits
+                .into_iter()
+                .filter(|h| h.action != ActionKind::Mask),
+        );
+        if let Decision::Reject(r) = reasoning.decision {
+            return Verdict {
+                decision: Decision::Reject(r),
+                hits,
+                model: None,
+            };
+        }
+        let mut verdict = self.decide(body, &walked.text);
+        hits.append(&mut verdict.hits);
+        verdict.hits = hits;
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Api;
+    use crate::detect::Detector;
+    use crate::guard::{Rule, ToolRule};
+
+    fn policy() -> Policy {
+        Policy::builder()
+            .rule(Rule::regex("cards", ["credit card"]).reject("no cards"))
+            .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+            .rule(Rule::regex("watch", ["watchword"]).audit())
+            .tool_rule(
+                ToolRule::new("k8s", "Bash")
+                    .argument("command", r"kubectl\s+delete")
+                    .reject("no deletes"),
+            )
+            .build()
+            .unwrap()
+    }
+
+    fn inspect(body: &str) -> Result<Verdict, InspectError> {
+        policy().inspect_response(Api::Anthropic, body.as_bytes())
+    }
+
+    fn rewritten(body: &str) -> String {
+        match inspect(body).unwrap().into_decision() {
+            Decision::Rewrite(b) => String::from_utf8(b).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn rejected(body: &str) -> String {
+        match inspect(body).unwrap().into_decision() {
+            Decision::Reject(r) => r.rule.to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+
+    #[test]
+    fn masks_text_of_every_dialect() {
+        for (body, want) in [
+            (
+                format!(r#"{{"type":"message","content":[{{"type":"text","text":"k {KEY}"}}]}}"#),
+                r#"{"type":"message","content":[{"type":"text","text":"k <AWS_ACCESS_KEY>"}]}"#,
+            ),
+            (
+                format!(
+                    r#"{{"choices":[{{"message":{{"content":"a"}}}},{{"message":{{"content":"{KEY}"}}}}]}}"#
+                ),
+                r#"{"choices":[{"message":{"content":"a"}},{"message":{"content":"<AWS_ACCESS_KEY>"}}]}"#,
+            ),
+            (
+                format!(r#"{{"choices":[{{"text":"{KEY}","index":0}}]}}"#),
+                r#"{"choices":[{"text":"<AWS_ACCESS_KEY>","index":0}]}"#,
+            ),
+            (
+                format!(r#"{{"completion":"{KEY}","stop_reason":"stop_sequence"}}"#),
+                r#"{"completion":"<AWS_ACCESS_KEY>","stop_reason":"stop_sequence"}"#,
+            ),
+            (
+                format!(
+                    r#"{{"object":"response","output":[{{"type":"message","content":[{{"type":"output_text","text":"{KEY}"}}]}}]}}"#
+                ),
+                r#"{"object":"response","output":[{"type":"message","content":[{"type":"output_text","text":"<AWS_ACCESS_KEY>"}]}]}"#,
+            ),
+            // Tool input, in place: the JSON stays valid.
+            (
+                format!(
+                    r#"{{"content":[{{"type":"tool_use","name":"Write","input":{{"content":"x={KEY}\n"}}}}]}}"#
+                ),
+                r#"{"content":[{"type":"tool_use","name":"Write","input":{"content":"x=<AWS_ACCESS_KEY>\n"}}]}"#,
+            ),
+            (
+                format!(
+                    r#"{{"choices":[{{"message":{{"tool_calls":[{{"function":{{"name":"w","arguments":"{{\"k\":\"{KEY}\"}}"}}}}]}}}}]}}"#
+                ),
+                r#"{"choices":[{"message":{"tool_calls":[{"function":{"name":"w","arguments":"{\"k\":\"<AWS_ACCESS_KEY>\"}"}}]}}]}"#,
+            ),
+        ] {
+            assert_eq!(rewritten(&body), want);
+        }
+    }
+
+    #[test]
+    fn reasoning_is_read_never_masked() {
+        let body = format!(
+            r#"{{"content":[{{"type":"thinking","thinking":"{KEY}","signature":"s"}},{{"type":"text","text":"ok"}}]}}"#
+        );
+        let v = inspect(&body).unwrap();
+        assert!(v.is_allow(), "{v:?}");
+        let body = r#"{"content":[{"thinking":"a credit card","type":"thinking"}]}"#;
+        assert_eq!(rejected(body), "cards");
+        let body = r#"{"output":[{"type":"reasoning","summary":[{"type":"summary_text","text":"watchword"}]}]}"#;
+        let v = inspect(body).unwrap();
+        assert_eq!(v.hits()[0].action, ActionKind::Audit);
+        assert!(v.is_allow());
+    }
+
+    #[test]
+    fn tool_calls_are_checked_in_every_dialect() {
+        for body in [
+            r#"{"content":[{"type":"tool_use","id":"t","name":"Bash","input":{"command":"kubectl delete ns prod"}}]}"#,
+            r#"{"content":[{"input":{"command":"kubectl delete ns prod"},"name":"Bash","type":"tool_use"}]}"#,
+            r#"{"choices":[{"message":{"tool_calls":[{"type":"function","function":{"name":"Bash","arguments":"{\"command\":\"kubectl delete x\"}"}}]}}]}"#,
+            r#"{"output":[{"type":"function_call","name":"Bash","call_id":"c","arguments":"{\"command\":\"kubectl delete x\"}"}]}"#,
+            // Unreadable arguments fail closed.
+            r#"{"output":[{"type":"function_call","name":"Bash","arguments":"{\"command\":"}]}"#,
+        ] {
+            let rule = rejected(body);
+            assert!(rule == "k8s" || rule == "agw:tool-input", "{body}");
+        }
+        assert!(
+            inspect(r#"{"content":[{"type":"tool_use","name":"Bash","input":{"command":"ls"}}]}"#)
+                .unwrap()
+                .is_allow()
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        for body in [
+            r#"{"content":[{"type":"text","text":"ok"}],"content":[{"type":"text","text":"x"}]}"#,
+            r#"{"content":[{"type":"text","text":"ok","text":"x"}]}"#,
+            r#"{"content":[]} trailing"#,
+            r#"[1]"#,
+            "",
+        ] {
+            assert!(inspect(body).is_err(), "{body}");
+        }
+        assert!(check_json(br#"{"a":{"b":1,"b":2}}"#).is_err());
+        assert!(check_json(br#"{"a":{"b":1,"\u0062":2}}"#).is_err());
+        assert!(check_json(br#"{"a":[{"b":1},{"b":2}]}"#).is_ok());
+    }
+
+    #[test]
+    fn metadata_is_not_text() {
+        let body = r#"{"id":"credit card","model":"credit card","content":[]}"#;
+        assert!(inspect(body).unwrap().is_allow());
+    }
+}

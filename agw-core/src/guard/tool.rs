@@ -1,0 +1,440 @@
+//! Tool-call rules: a policy over the tool calls a model makes (`Bash` whose `command` matches
+//! `kubectl\s+delete`), decided before the client can run the tool.
+//!
+//! A [`ToolRule`] matches a call by tool name (exact, or a glob with `*` and `?`) and,
+//! optionally, by an argument: a field of the call's JSON input (a dotted path such as
+//! `command` or `options.target`) whose value matches a regular expression. Without an
+//! argument the expression is tried on every string of the input. Arguments are matched after
+//! JSON unescaping, with invisible characters removed and NFKC normalisation applied, like
+//! prompts. A call whose input is not valid JSON, or larger than [`MAX_TOOL_INPUT`], cannot be
+//! checked and is rejected.
+//!
+//! # Example
+//!
+//! ```
+//! use agw_core::guard::{Policy, ToolRule};
+//!
+//! let policy = Policy::builder()
+//!     .tool_rule(
+//!         ToolRule::new("no-cluster-deletes", "Bash")
+//!             .argument("command", r"kubectl\s+delete")
+//!             .reject("Deleting Kubernetes resources is not allowed"),
+//!     )
+//!     .build()?;
+//! let hit = policy.check_tool_call("Bash", br#"{"command":"kubectl  delete ns prod"}"#);
+//! assert_eq!(hit.unwrap().rule.as_ref(), "no-cluster-deletes");
+//! assert!(policy.check_tool_call("Bash", br#"{"command":"kubectl get pods"}"#).is_none());
+//! assert!(policy.check_tool_call("Read", br#"{"command":"kubectl delete"}"#).is_none());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use super::{ActionKind, PolicyError};
+use crate::json::{is_invisible, needs_normalization};
+use http::StatusCode;
+use regex::Regex;
+use std::sync::Arc;
+use unicode_normalization::UnicodeNormalization;
+
+/// The largest tool-call input (JSON bytes) agw accumulates to check; a larger one is
+/// rejected (fail closed).
+pub const MAX_TOOL_INPUT: usize = 1 << 20;
+
+/// What a tool rule does when it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ToolAction {
+    /// Refuse the call: a stream ends with an error event, a JSON response becomes an error.
+    Reject {
+        /// HTTP status of the error response, 400 by default.
+        status: StatusCode,
+        /// The message the person sees.
+        message: String,
+    },
+    /// Let the call through and report it.
+    Audit,
+}
+
+/// One tool-call rule. See the [module docs](self).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolRule {
+    pub(crate) name: String,
+    pub(crate) tool: String,
+    pub(crate) argument: Option<String>,
+    pub(crate) regex: Option<String>,
+    pub(crate) action: ToolAction,
+}
+
+impl ToolRule {
+    /// A rule named `name` matching calls of the tool `tool` (exact name, or a glob with `*`
+    /// and `?`, e.g. `mcp__*`). It rejects with a generic message until told otherwise.
+    pub fn new(name: impl Into<String>, tool: impl Into<String>) -> ToolRule {
+        ToolRule {
+            name: name.into(),
+            tool: tool.into(),
+            argument: None,
+            regex: None,
+            action: ToolAction::Reject {
+                status: StatusCode::BAD_REQUEST,
+                message: "Tool call blocked by policy".into(),
+            },
+        }
+    }
+
+    /// Matches only calls whose input field `field` (a dotted path; empty for any string of
+    /// the input) matches `regex`.
+    pub fn argument(mut self, field: impl Into<String>, regex: impl Into<String>) -> ToolRule {
+        let field = field.into();
+        self.argument = (!field.is_empty()).then_some(field);
+        self.regex = Some(regex.into());
+        self
+    }
+
+    /// Rejects matching calls with this message (status 400).
+    pub fn reject(mut self, message: impl Into<String>) -> ToolRule {
+        self.action = ToolAction::Reject {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        };
+        self
+    }
+
+    /// Reports matching calls and lets them through.
+    pub fn audit(mut self) -> ToolRule {
+        self.action = ToolAction::Audit;
+        self
+    }
+
+    /// Sets the action.
+    pub fn action(mut self, action: ToolAction) -> ToolRule {
+        self.action = action;
+        self
+    }
+
+    /// The rule's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The tool name or glob.
+    pub fn tool(&self) -> &str {
+        &self.tool
+    }
+
+    /// The argument path, if the rule looks at one field.
+    pub fn argument_path(&self) -> Option<&str> {
+        self.argument.as_deref()
+    }
+
+    /// The argument expression, if any.
+    pub fn regex(&self) -> Option<&str> {
+        self.regex.as_deref()
+    }
+
+    /// The action.
+    pub fn action_ref(&self) -> &ToolAction {
+        &self.action
+    }
+}
+
+/// A tool rule that matched a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolHit {
+    /// The rule's name (`agw:tool-input` when the input could not be checked).
+    pub rule: Arc<str>,
+    /// The rule's action.
+    pub action: ActionKind,
+    /// The tool's name.
+    pub tool: String,
+    /// For a rejection: the status and message to answer with.
+    pub reject: Option<(StatusCode, String)>,
+}
+
+#[derive(Debug)]
+struct CompiledTool {
+    name: Arc<str>,
+    tool: String,
+    path: Vec<String>,
+    regex: Option<Regex>,
+    action: ToolAction,
+}
+
+/// The compiled tool rules of a policy.
+#[derive(Debug, Default)]
+pub(crate) struct ToolRules {
+    rules: Vec<CompiledTool>,
+}
+
+impl ToolRules {
+    pub fn build(rules: &[ToolRule]) -> Result<ToolRules, PolicyError> {
+        let mut out = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if rules[..i].iter().any(|o| o.name == r.name) {
+                return Err(PolicyError::DuplicateName(r.name.clone()));
+            }
+            if r.tool.is_empty() {
+                return Err(PolicyError::Empty {
+                    rule: r.name.clone(),
+                    what: "tool name",
+                });
+            }
+            if let ToolAction::Reject { status, .. } = &r.action {
+                if !status.is_client_error() {
+                    return Err(PolicyError::Status {
+                        rule: r.name.clone(),
+                        status: status.as_u16(),
+                    });
+                }
+            }
+            let regex = match &r.regex {
+                None => None,
+                Some(p) => Some(
+                    regex::RegexBuilder::new(p)
+                        .size_limit(super::REGEX_SIZE_LIMIT)
+                        .build()
+                        .map_err(|e| PolicyError::Regex {
+                            rule: r.name.clone(),
+                            pattern: p.clone(),
+                            message: e.to_string(),
+                        })?,
+                ),
+            };
+            out.push(CompiledTool {
+                name: r.name.as_str().into(),
+                tool: r.tool.clone(),
+                path: r
+                    .argument
+                    .as_deref()
+                    .map(|a| a.split('.').map(str::to_owned).collect())
+                    .unwrap_or_default(),
+                regex,
+                action: r.action.clone(),
+            });
+        }
+        Ok(ToolRules { rules: out })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The first rejecting rule that matches the call, else the first auditing one. `input`
+    /// is the call's input as JSON text.
+    pub fn check(&self, tool: &str, input: &[u8]) -> Option<ToolHit> {
+        let wanted: Vec<&CompiledTool> =
+            self.rules.iter().filter(|r| glob(&r.tool, tool)).collect();
+        if wanted.is_empty() {
+            return None;
+        }
+        let fail = |what: &str| ToolHit {
+            rule: "agw:tool-input".into(),
+            action: ActionKind::Reject,
+            tool: tool.to_owned(),
+            reject: Some((
+                StatusCode::BAD_REQUEST,
+                format!("agw blocked a call of tool `{tool}`: its input {what}"),
+            )),
+        };
+        if input.len() > MAX_TOOL_INPUT {
+            return Some(fail("is too large to check"));
+        }
+        let text = if input.iter().all(u8::is_ascii_whitespace) {
+            &b"{}"[..]
+        } else {
+            input
+        };
+        if let Err(e) = crate::guard::response::check_json(text) {
+            return Some(fail(&format!("is not valid JSON ({e})")));
+        }
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(text) else {
+            return Some(fail("is not valid JSON"));
+        };
+        let mut audit = None;
+        for r in wanted {
+            if !r.matches(&value) {
+                continue;
+            }
+            let hit = ToolHit {
+                rule: r.name.clone(),
+                action: match r.action {
+                    ToolAction::Reject { .. } => ActionKind::Reject,
+                    ToolAction::Audit => ActionKind::Audit,
+                },
+                tool: tool.to_owned(),
+                reject: match &r.action {
+                    ToolAction::Reject { status, message } => Some((*status, message.clone())),
+                    ToolAction::Audit => None,
+                },
+            };
+            if hit.reject.is_some() {
+                return Some(hit);
+            }
+            audit.get_or_insert(hit);
+        }
+        audit
+    }
+}
+
+impl CompiledTool {
+    fn matches(&self, input: &serde_json::Value) -> bool {
+        let Some(re) = &self.regex else {
+            return true;
+        };
+        let mut v = input;
+        for p in &self.path {
+            match v {
+                serde_json::Value::Object(m) => match m.get(p) {
+                    Some(x) => v = x,
+                    None => return false,
+                },
+                serde_json::Value::Array(a) => match p.parse::<usize>().ok().and_then(|i| a.get(i))
+                {
+                    Some(x) => v = x,
+                    None => return false,
+                },
+                _ => return false,
+            }
+        }
+        let mut found = false;
+        strings(v, &mut |s| found = found || re.is_match(&normalize(s)));
+        found
+    }
+}
+
+/// Calls `f` with every string in `v` (numbers and booleans as their JSON text).
+fn strings(v: &serde_json::Value, f: &mut impl FnMut(&str)) {
+    match v {
+        serde_json::Value::String(s) => f(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, f)),
+        serde_json::Value::Object(m) => m.values().for_each(|x| strings(x, f)),
+        serde_json::Value::Null => {}
+        other => f(&other.to_string()),
+    }
+}
+
+fn normalize(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.is_ascii() && !s.bytes().any(|b| b < 0x20 && !b.is_ascii_whitespace()) {
+        return s.into();
+    }
+    if !s.is_ascii() && !needs_normalization(s.as_bytes(), &mut '\0') {
+        return s.into();
+    }
+    s.nfkc()
+        .filter(|c| !is_invisible(*c) && (!c.is_control() || c.is_whitespace()))
+        .collect::<String>()
+        .into()
+}
+
+/// Whether `name` matches the glob `pattern` (`*` any run, `?` one character).
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(r: Vec<ToolRule>) -> ToolRules {
+        ToolRules::build(&r).unwrap()
+    }
+
+    #[test]
+    fn globs() {
+        for (p, n, want) in [
+            ("Bash", "Bash", true),
+            ("Bash", "bash", false),
+            ("Bash", "Bash2", false),
+            ("mcp__*", "mcp__k8s__delete", true),
+            ("mcp__*", "mcp_", false),
+            ("*", "", true),
+            ("B?sh", "Bash", true),
+            ("*__delete", "mcp__k8s__delete", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+        ] {
+            assert_eq!(glob(p, n), want, "{p} {n}");
+        }
+    }
+
+    #[test]
+    fn matches_by_name_and_argument() {
+        let r = rules(vec![
+            ToolRule::new("k8s", "Bash")
+                .argument("command", r"kubectl\s+delete")
+                .reject("no deletes"),
+            ToolRule::new("writes", "Write").audit(),
+            ToolRule::new("deep", "Deep").argument("a.b.1", "x"),
+            ToolRule::new("anywhere", "Any").argument("", "secret"),
+        ]);
+        let hit = r
+            .check("Bash", br#"{"command":"echo hi; kubectl \t delete ns x"}"#)
+            .unwrap();
+        assert_eq!(hit.rule.as_ref(), "k8s");
+        assert_eq!(hit.reject.unwrap().1, "no deletes");
+        // Escapes and invisible characters do not hide the command.
+        assert!(
+            r.check("Bash", br#"{"command":"kube\u200bctl delete x"}"#)
+                .is_some()
+        );
+        assert!(
+            r.check("Bash", br#"{"command":"\u006bubectl delete"}"#)
+                .is_some()
+        );
+        assert!(r.check("Bash", br#"{"command":"kubectl get"}"#).is_none());
+        assert!(r.check("Bash", br#"{"other":"kubectl delete"}"#).is_none());
+        assert_eq!(r.check("Write", b"{}").unwrap().action, ActionKind::Audit);
+        assert!(r.check("Deep", br#"{"a":{"b":["", "yxy"]}}"#).is_some());
+        assert!(r.check("Deep", br#"{"a":{"b":["x"]}}"#).is_none());
+        assert!(r.check("Any", br#"{"q":[{"z":"a secret"}]}"#).is_some());
+    }
+
+    #[test]
+    fn unreadable_input_fails_closed() {
+        let r = rules(vec![
+            ToolRule::new("k8s", "Bash").argument("command", "kubectl"),
+        ]);
+        for bad in [
+            &br#"{"command":"ls"} x"#[..],
+            br#"{"command":"ls","command":"kubectl"}"#,
+            br#"{"command":"#,
+        ] {
+            let hit = r.check("Bash", bad).unwrap();
+            assert_eq!(hit.action, ActionKind::Reject, "{bad:?}");
+            assert_eq!(hit.rule.as_ref(), "agw:tool-input");
+        }
+        let big = format!(r#"{{"command":"{}"}}"#, "a".repeat(MAX_TOOL_INPUT));
+        assert!(r.check("Bash", big.as_bytes()).is_some());
+        // Tools no rule names are not checked at all.
+        assert!(r.check("Read", b"not json").is_none());
+    }
+
+    #[test]
+    fn bad_rules_fail_to_build() {
+        let e =
+            ToolRules::build(&[ToolRule::new("r", "Bash").argument("command", "(")]).unwrap_err();
+        assert!(e.to_string().contains("rule `r`"), "{e}");
+        assert!(ToolRules::build(&[ToolRule::new("r", "")]).is_err());
+        assert!(ToolRules::build(&[ToolRule::new("r", "a"), ToolRule::new("r", "b")]).is_err());
+    }
+}

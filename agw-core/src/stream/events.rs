@@ -1,0 +1,325 @@
+//! What one stream event means, per dialect: which text, tool-input and reasoning deltas it
+//! carries (and where in its JSON), which blocks it opens and which it completes.
+
+use crate::api::Api;
+use crate::route::RouteKind;
+use serde_json::Value;
+
+/// The event format of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// Anthropic Messages.
+    Messages,
+    /// Anthropic legacy text completions (`completion` events).
+    Complete,
+    /// OpenAI chat completion chunks.
+    Chat,
+    /// OpenAI legacy completion chunks (`choices[].text`).
+    Legacy,
+    /// OpenAI Responses events.
+    Responses,
+}
+
+impl Dialect {
+    pub fn of(kind: RouteKind, api: Api) -> Dialect {
+        match kind {
+            RouteKind::Complete => Dialect::Complete,
+            RouteKind::Completions => Dialect::Chat,
+            RouteKind::LegacyCompletions => Dialect::Legacy,
+            RouteKind::Responses => Dialect::Responses,
+            RouteKind::Messages => Dialect::Messages,
+            _ => match api {
+                Api::Anthropic => Dialect::Messages,
+                Api::OpenAi => Dialect::Chat,
+            },
+        }
+    }
+
+    pub fn is_anthropic(self) -> bool {
+        matches!(self, Dialect::Messages | Dialect::Complete)
+    }
+}
+
+/// What a delta is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ChanKind {
+    /// Text: matched, masked.
+    Text,
+    /// Reasoning: matched by reject and audit rules, never changed.
+    Reasoning,
+    /// Tool-call input (partial JSON): held until the call is complete, then checked whole.
+    Tool,
+}
+
+/// A channel: one text, reasoning or tool-input stream inside the event stream. `group` is what
+/// a completion names (Anthropic block index, OpenAI choice index, Responses output index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ChanKey {
+    pub kind: ChanKind,
+    pub group: u64,
+    pub sub: u64,
+}
+
+/// One step of the path to a delta's string in the event JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    Key(&'static str),
+    Index(usize),
+}
+
+/// A delta found in an event.
+#[derive(Debug, Clone)]
+pub(crate) struct Delta {
+    pub chan: ChanKey,
+    pub text: String,
+    pub path: Vec<Step>,
+}
+
+/// Which channels an event completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Completes {
+    Nothing,
+    Group(u64),
+    All,
+}
+
+/// The meaning of one event.
+#[derive(Debug)]
+pub(crate) struct Meaning {
+    pub deltas: Vec<Delta>,
+    /// A tool call starts: its channel and tool name.
+    pub opens: Vec<(ChanKey, String)>,
+    pub completes: Completes,
+    /// The rest of the event is inspected as a JSON document (every string it carries).
+    pub generic: bool,
+    /// Whether the generic inspection checks the tool calls it finds (not for a tool call's
+    /// start, whose input is still to come).
+    pub check_tools: bool,
+}
+
+impl Meaning {
+    fn generic() -> Meaning {
+        Meaning {
+            deltas: Vec::new(),
+            opens: Vec::new(),
+            completes: Completes::Nothing,
+            generic: true,
+            check_tools: true,
+        }
+    }
+}
+
+fn u(v: &Value) -> Option<u64> {
+    v.as_u64()
+}
+
+fn s(v: &Value) -> Option<&str> {
+    v.as_str()
+}
+
+/// Reads an event's JSON. `Err` names what is wrong with it.
+pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meaning, String> {
+    let mut m = Meaning::generic();
+    match dialect {
+        Dialect::Messages => match ty {
+            "content_block_delta" => {
+                let index = u(&json["index"]).ok_or("a content_block_delta without an index")?;
+                let delta = &json["delta"];
+                let (kind, key) = match s(&delta["type"]) {
+                    Some("text_delta") => (ChanKind::Text, "text"),
+                    Some("input_json_delta") => (ChanKind::Tool, "partial_json"),
+                    Some("thinking_delta") => (ChanKind::Reasoning, "thinking"),
+                    _ => return Ok(m),
+                };
+                let text = s(&delta[key]).ok_or_else(|| format!("a delta without `{key}`"))?;
+                m.generic = false;
+                m.deltas.push(Delta {
+                    chan: ChanKey {
+                        kind,
+                        group: index,
+                        sub: 0,
+                    },
+                    text: text.to_owned(),
+                    path: vec![Step::Key("delta"), Step::Key(key)],
+                });
+            }
+            "content_block_start" => {
+                let index = u(&json["index"]).ok_or("a content_block_start without an index")?;
+                let block = &json["content_block"];
+                if let Some(name) = s(&block["name"]) {
+                    m.opens.push((
+                        ChanKey {
+                            kind: ChanKind::Tool,
+                            group: index,
+                            sub: 0,
+                        },
+                        name.to_owned(),
+                    ));
+                    m.check_tools = false;
+                }
+            }
+            "content_block_stop" => {
+                let index = u(&json["index"]).ok_or("a content_block_stop without an index")?;
+                m.completes = Completes::Group(index);
+            }
+            "message_delta" | "message_stop" | "error" => m.completes = Completes::All,
+            _ => {}
+        },
+        Dialect::Complete => {
+            if ty == "completion" {
+                if let Some(text) = s(&json["completion"]) {
+                    m.deltas.push(Delta {
+                        chan: ChanKey {
+                            kind: ChanKind::Text,
+                            group: 0,
+                            sub: 0,
+                        },
+                        text: text.to_owned(),
+                        path: vec![Step::Key("completion")],
+                    });
+                    m.generic = false;
+                }
+                if !json["stop_reason"].is_null() {
+                    m.completes = Completes::All;
+                }
+            } else if ty == "error" {
+                m.completes = Completes::All;
+            }
+        }
+        Dialect::Chat | Dialect::Legacy => {
+            let Some(choices) = json.get("choices") else {
+                if json.get("error").is_some() {
+                    m.completes = Completes::All;
+                }
+                return Ok(m);
+            };
+            let choices = choices.as_array().ok_or("`choices` is not an array")?;
+            m.generic = false;
+            let mut finished = Vec::new();
+            for (pos, choice) in choices.iter().enumerate() {
+                let index = u(&choice["index"]).unwrap_or(pos as u64);
+                let at = |keys: &[Step]| {
+                    let mut p = vec![Step::Key("choices"), Step::Index(pos)];
+                    p.extend_from_slice(keys);
+                    p
+                };
+                let chan = |kind, sub| ChanKey {
+                    kind,
+                    group: index,
+                    sub,
+                };
+                if dialect == Dialect::Legacy {
+                    if let Some(text) = s(&choice["text"]) {
+                        m.deltas.push(Delta {
+                            chan: chan(ChanKind::Text, 0),
+                            text: text.to_owned(),
+                            path: at(&[Step::Key("text")]),
+                        });
+                    }
+                } else {
+                    let delta = &choice["delta"];
+                    for (key, kind, sub) in [
+                        ("content", ChanKind::Text, 0),
+                        ("refusal", ChanKind::Text, 1),
+                        ("reasoning_content", ChanKind::Reasoning, 0),
+                        ("reasoning", ChanKind::Reasoning, 1),
+                    ] {
+                        if let Some(text) = s(&delta[key]) {
+                            m.deltas.push(Delta {
+                                chan: chan(kind, sub),
+                                text: text.to_owned(),
+                                path: at(&[Step::Key("delta"), Step::Key(key)]),
+                            });
+                        }
+                    }
+                    if let Some(calls) = delta["tool_calls"].as_array() {
+                        for (tpos, call) in calls.iter().enumerate() {
+                            let t = u(&call["index"]).unwrap_or(tpos as u64);
+                            let key = chan(ChanKind::Tool, t + 1);
+                            if let Some(name) = s(&call["function"]["name"]) {
+                                m.opens.push((key, name.to_owned()));
+                            }
+                            if let Some(args) = s(&call["function"]["arguments"]) {
+                                m.deltas.push(Delta {
+                                    chan: key,
+                                    text: args.to_owned(),
+                                    path: at(&[
+                                        Step::Key("delta"),
+                                        Step::Key("tool_calls"),
+                                        Step::Index(tpos),
+                                        Step::Key("function"),
+                                        Step::Key("arguments"),
+                                    ]),
+                                });
+                            }
+                        }
+                    }
+                }
+                if !choice["finish_reason"].is_null() {
+                    finished.push(index);
+                }
+            }
+            m.completes = match finished.as_slice() {
+                [] => Completes::Nothing,
+                [one] => Completes::Group(*one),
+                _ => Completes::All,
+            };
+        }
+        Dialect::Responses => {
+            let output = u(&json["output_index"]);
+            let sub = u(&json["content_index"])
+                .or(u(&json["summary_index"]))
+                .unwrap_or(0);
+            let kind = match ty {
+                "response.output_text.delta" | "response.refusal.delta" => Some(ChanKind::Text),
+                "response.function_call_arguments.delta"
+                | "response.custom_tool_call_input.delta" => Some(ChanKind::Tool),
+                t if t.starts_with("response.reasoning") && t.ends_with(".delta") => {
+                    Some(ChanKind::Reasoning)
+                }
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                let group = output.ok_or("a delta event without an output_index")?;
+                let text = s(&json["delta"]).ok_or("a delta event without a string `delta`")?;
+                m.generic = false;
+                m.deltas.push(Delta {
+                    chan: ChanKey {
+                        kind,
+                        group,
+                        sub: if kind == ChanKind::Tool { 0 } else { sub },
+                    },
+                    text: text.to_owned(),
+                    path: vec![Step::Key("delta")],
+                });
+                return Ok(m);
+            }
+            if ty == "response.output_item.added" {
+                let item = &json["item"];
+                if let (Some(group), Some(name)) = (output, s(&item["name"])) {
+                    m.opens.push((
+                        ChanKey {
+                            kind: ChanKind::Tool,
+                            group,
+                            sub: 0,
+                        },
+                        name.to_owned(),
+                    ));
+                    m.check_tools = false;
+                }
+            } else if ty.ends_with(".done") && output.is_some() {
+                m.completes = Completes::Group(output.unwrap_or(0));
+            } else if matches!(
+                ty,
+                "response.completed"
+                    | "response.failed"
+                    | "response.incomplete"
+                    | "response.error"
+                    | "error"
+            ) {
+                m.completes = Completes::All;
+            }
+        }
+    }
+    Ok(m)
+}
