@@ -44,6 +44,12 @@ pub enum ErrorKind {
     GatewayTimeout,
     /// 500: a failure inside agw.
     Internal,
+    /// 401: no valid client credential.
+    Authentication,
+    /// 403: the caller may not use this backend.
+    Forbidden,
+    /// 429: a rate limit or budget is exhausted.
+    RateLimited,
 }
 
 impl ErrorKind {
@@ -56,6 +62,9 @@ impl ErrorKind {
             ErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
             ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -69,6 +78,12 @@ impl ErrorKind {
             (ErrorKind::BadGateway | ErrorKind::GatewayTimeout | ErrorKind::Internal, _) => {
                 "api_error"
             }
+            (ErrorKind::Authentication, Api::Anthropic) => "authentication_error",
+            (ErrorKind::Authentication, Api::OpenAi) => "invalid_request_error",
+            (ErrorKind::Forbidden, Api::Anthropic) => "permission_error",
+            (ErrorKind::Forbidden, Api::OpenAi) => "invalid_request_error",
+            (ErrorKind::RateLimited, Api::Anthropic) => "rate_limit_error",
+            (ErrorKind::RateLimited, Api::OpenAi) => "rate_limit_exceeded",
         }
     }
 
@@ -80,6 +95,9 @@ impl ErrorKind {
             ErrorKind::BadGateway => "bad_gateway",
             ErrorKind::GatewayTimeout => "gateway_timeout",
             ErrorKind::Internal => "internal_error",
+            ErrorKind::Authentication => "invalid_api_key",
+            ErrorKind::Forbidden => "permission_denied",
+            ErrorKind::RateLimited => "rate_limit_exceeded",
         }
     }
 }
