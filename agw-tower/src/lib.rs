@@ -44,3 +44,12 @@ pub mod hop;
 pub mod provider;
 pub mod response;
 pub mod upstream;
+
+#[cfg(feature = "team")]
+pub mod auth;
+#[cfg(feature = "team")]
+pub mod limit;
+#[cfg(feature = "team")]
+pub mod metrics;
+#[cfg(feature = "team")]
+pub mod usage;
