@@ -169,14 +169,14 @@ pub struct AccessService<S> {
 
 impl<S, B, ResB> Service<Request<B>> for AccessService<S>
 where
-    S: Service<Request<B>, Response = Response<Body<ResB>>>,
+    S: Service<Request<B>, Response = Response<ResB>>,
     S::Future: Send + 'static,
     ResB: Send + 'static,
     S::Error: Send + 'static,
 {
     type Response = Response<Body<ResB>>;
     type Error = S::Error;
-    type Future = AccessFuture<S::Future, Response<Body<ResB>>>;
+    type Future = AccessFuture<S::Future, ResB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -218,19 +218,19 @@ pin_project_lite::pin_project! {
         /// Admitted.
         Inner { #[pin] future: F },
         /// Refused (taken on the first poll).
-        Refused { response: Option<R> },
+        Refused { response: Option<Response<Body<R>>> },
     }
 }
 
 impl<F, R, E> std::future::Future for AccessFuture<F, R>
 where
-    F: std::future::Future<Output = Result<R, E>>,
+    F: std::future::Future<Output = Result<Response<R>, E>>,
 {
-    type Output = Result<R, E>;
+    type Output = Result<Response<Body<R>>, E>;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            AccessFutureProj::Inner { future } => future.poll(cx),
+            AccessFutureProj::Inner { future } => future.poll(cx).map_ok(|r| r.map(Body::inner)),
             AccessFutureProj::Refused { response } => {
                 Poll::Ready(Ok(response.take().expect("polled after completion")))
             }

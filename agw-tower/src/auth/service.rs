@@ -32,7 +32,7 @@ pub(crate) fn unauthorized(err: &AuthError) -> ErrorBody {
 
 impl<S, B, ResB> Service<Request<B>> for Auth<S>
 where
-    S: Service<Request<B>, Response = Response<Body<ResB>>> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send,
     B: Send + 'static,
     ResB: Send + 'static,
@@ -61,7 +61,7 @@ where
             match result {
                 Ok(identity) => {
                     req.extensions_mut().insert(identity);
-                    inner.call(req).await
+                    Ok(inner.call(req).await?.map(Body::inner))
                 }
                 Err(e) => Ok(error_response(api, &unauthorized(&e))),
             }
