@@ -57,6 +57,9 @@ pub use limiter::{
     Ticket,
 };
 #[cfg(feature = "redis")]
-pub use redis::RedisStore;
+pub use redis::{RedisStore, connect as redis_connect};
+/// The Redis connection type (reconnecting, shared by clones).
+#[cfg(feature = "redis")]
+pub use ::redis::aio::ConnectionManager as RedisConnection;
 pub use service::Limit;
 pub use store::{Acquired, Add, Check, LimitStore, LimitStoreError, MemoryStore};
