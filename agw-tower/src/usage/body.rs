@@ -24,6 +24,7 @@ pub(crate) struct Pending {
     pub shared: Arc<Shared>,
     pub start: Instant,
     pub counted: bool,
+    pub timing: crate::metrics::UpstreamTiming,
 }
 
 #[derive(Debug)]

@@ -97,6 +97,11 @@ pub struct UsageReport {
     pub duration: Duration,
     /// From the request entering the layer to the first body bytes.
     pub time_to_first_byte: Option<Duration>,
+    /// From the request entering the layer to the response headers.
+    pub time_to_headers: Option<Duration>,
+    /// The upstream's own time to response headers, when an
+    /// [`UpstreamTimerLayer`](crate::metrics::UpstreamTimerLayer) measured it.
+    pub upstream: Option<Duration>,
 }
 
 impl UsageReport {

@@ -69,7 +69,12 @@ where
             complete: false,
             duration: Duration::ZERO,
             time_to_first_byte: None,
+            time_to_headers: None,
+            upstream: None,
         };
+        let timing = crate::metrics::UpstreamTiming::default();
+        req.extensions_mut().insert(timing.clone());
+        let ext = req.extensions();
         let hooks = ext.get::<UsageHooks>().cloned().unwrap_or_default();
         UsageFuture {
             future: self.inner.call(req),
@@ -79,6 +84,7 @@ where
                 shared: self.shared.clone(),
                 start,
                 counted,
+                timing,
             }),
         }
     }
@@ -102,7 +108,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let res = ready!(this.future.poll(cx));
-        let pending = this.pending.take().expect("polled after completion");
+        let mut pending = this.pending.take().expect("polled after completion");
+        pending.report.time_to_headers = Some(pending.start.elapsed());
+        pending.report.upstream = pending.timing.get();
         Poll::Ready(res.map(|res| {
             let (parts, body) = res.into_parts();
             let body = UsageBody::new(body, pending, &parts);
