@@ -44,7 +44,10 @@ fn app(auth: Authenticator) -> axum::Router {
         .route("/v1/messages", post(echo))
         .route("/v1/chat/completions", post(echo))
         .layer(AuthLayer::new(Arc::new(auth)))
-        .layer(ClassifyLayer::new(RouteTable::claude_code(), Api::Anthropic))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ))
 }
 
 #[tokio::test]
@@ -107,7 +110,10 @@ async fn credentials_resolve_and_never_reach_the_upstream() {
         vec![("x-api-key", secret.as_str())],
         vec![("authorization", bearer.as_str())],
         // Both: x-api-key wins, and neither is forwarded.
-        vec![("x-api-key", secret.as_str()), ("authorization", "Bearer sk-ant-other")],
+        vec![
+            ("x-api-key", secret.as_str()),
+            ("authorization", "Bearer sk-ant-other"),
+        ],
     ] {
         let r = send(addr, "/v1/messages?beta=true", &headers, "{}").await;
         assert_eq!(r.status, 200, "{headers:?}: {}", r.body);
@@ -127,17 +133,34 @@ async fn missing_and_wrong_credentials_get_a_provider_shaped_401() {
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["type"], "error");
     assert_eq!(r.json()["error"]["type"], "authentication_error");
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("x-api-key"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("x-api-key")
+    );
 
     let wrong = "agw_notarealkeynotarealkeynotarealkeynotareal";
     let r = send(addr, "/v1/messages", &[("x-api-key", wrong)], "{}").await;
     assert_eq!(r.status, 401);
     assert!(!r.body.contains(wrong), "the credential is never echoed");
     // A provider key sent to agw is refused too (and not forwarded).
-    let r = send(addr, "/v1/messages", &[("x-api-key", "sk-ant-api03-xyz")], "{}").await;
+    let r = send(
+        addr,
+        "/v1/messages",
+        &[("x-api-key", "sk-ant-api03-xyz")],
+        "{}",
+    )
+    .await;
     assert_eq!(r.status, 401);
 
-    let r = send(addr, "/v1/chat/completions", &[("authorization", "Bearer nope")], "{}").await;
+    let r = send(
+        addr,
+        "/v1/chat/completions",
+        &[("authorization", "Bearer nope")],
+        "{}",
+    )
+    .await;
     assert_eq!(r.status, 401);
     let j = r.json();
     assert_eq!(j["error"]["code"], "invalid_api_key", "OpenAI shape: {j}");
@@ -206,14 +229,23 @@ async fn access_lists_admit_teams_and_models() {
         ));
     let store = FileKeyStore::in_memory();
     let mut keys = Vec::new();
-    for (name, team) in [("alice", Some("platform")), ("bob", None), ("carol", Some("sales"))] {
+    for (name, team) in [
+        ("alice", Some("platform")),
+        ("bob", None),
+        ("carol", Some("sales")),
+    ] {
         let (secret, hash) = key::generate().unwrap();
         store.insert(record(name, team, &hash)).await.unwrap();
         keys.push(secret);
     }
     let app = app
-        .layer(AuthLayer::new(Arc::new(Authenticator::new().keys(Arc::new(store)))))
-        .layer(ClassifyLayer::new(RouteTable::claude_code(), Api::Anthropic));
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
     let addr = serve(app).await;
     let cases = [
         (0, Some("claude-sonnet-4-5"), 200, ""),
@@ -233,7 +265,16 @@ async fn access_lists_admit_teams_and_models() {
             assert_eq!(r.json()["error"]["type"], ty);
         }
     }
-    let r = send(addr, "/v1/messages", &[("x-api-key", &keys[0]), ("x-test-model", "claude-opus-4-6")], "{}").await;
+    let r = send(
+        addr,
+        "/v1/messages",
+        &[("x-api-key", &keys[0]), ("x-test-model", "claude-opus-4-6")],
+        "{}",
+    )
+    .await;
     let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(msg.contains("claude-opus-4-6") && msg.contains("claude-sonnet-*"), "{msg}");
+    assert!(
+        msg.contains("claude-opus-4-6") && msg.contains("claude-sonnet-*"),
+        "{msg}"
+    );
 }

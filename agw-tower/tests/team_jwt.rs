@@ -153,7 +153,12 @@ fn tampered_payload_and_wrong_key_fail_the_signature() {
     let parts: Vec<&str> = t.split('.').collect();
     let mut c = claims();
     c["sub"] = json!("mallory");
-    let forged = format!("{}.{}.{}", parts[0], b64(c.to_string().as_bytes()), parts[2]);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(c.to_string().as_bytes()),
+        parts[2]
+    );
     assert_eq!(
         jwt::verify(&forged, &set(&k), &config(), NOW),
         Err(JwtError::Signature)
@@ -176,9 +181,15 @@ fn time_issuer_audience_and_subject_are_checked() {
         (json!({"exp": NOW - leeway - 1}), Err(JwtError::Expired)),
         (json!({"exp": NOW - 5}), Ok(())), // within the leeway
         (json!({"exp": null}), Err(JwtError::Expired)),
-        (json!({"nbf": NOW + leeway + 10}), Err(JwtError::NotYetValid)),
+        (
+            json!({"nbf": NOW + leeway + 10}),
+            Err(JwtError::NotYetValid),
+        ),
         (json!({"nbf": NOW + 5}), Ok(())),
-        (json!({"iss": "https://evil.example"}), Err(JwtError::Issuer)),
+        (
+            json!({"iss": "https://evil.example"}),
+            Err(JwtError::Issuer),
+        ),
         (json!({"aud": "someone-else"}), Err(JwtError::Audience)),
         (json!({"aud": "agw"}), Ok(())),
         (json!({"sub": ""}), Err(JwtError::Subject)),

@@ -66,7 +66,16 @@ async fn requests_per_minute_per_key_and_per_team() {
     // Bob has his own key limit but shares the team's: one more for the team.
     assert!(l.admit(Some(&bob()), None, NOW).await.is_ok());
     let e = l.admit(Some(&bob()), None, NOW).await.unwrap_err();
-    assert!(matches!(e, Rejection::Limited { scope: Scope::Team(_), .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Rejection::Limited {
+                scope: Scope::Team(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // A refused request charged nothing: the next minute starts fresh.
     assert!(l.admit(Some(&alice()), None, NOW + 60).await.is_ok());
 }
@@ -144,7 +153,9 @@ async fn token_budgets_per_month() {
     l.settle(&t, Some(10_000), None, true).await;
     let e = l.admit(Some(&alice()), None, NOW).await.unwrap_err();
     assert!(
-        e.error().message().contains("monthly budget of 10000 tokens of this gateway")
+        e.error()
+            .message()
+            .contains("monthly budget of 10000 tokens of this gateway")
             && e.error().message().contains("2026-12-01T00:00:00Z"),
         "{}",
         e.error().message()
@@ -190,8 +201,13 @@ async fn the_layer_answers_429_and_reports_what_remains() {
         .route("/v1/messages", axum::routing::post(upstream))
         .layer(UsageLayer::new(Arc::new(prices)))
         .layer(LimitLayer::new(limiter.clone()))
-        .layer(AuthLayer::new(Arc::new(Authenticator::new().keys(Arc::new(store)))))
-        .layer(ClassifyLayer::new(RouteTable::claude_code(), Api::Anthropic));
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
     let addr = support::serve(app).await;
     let h = [("x-api-key", secret.as_str())];
     // Each request holds 500 and settles at 400 tokens after its end.
@@ -213,8 +229,10 @@ async fn the_layer_answers_429_and_reports_what_remains() {
     }
     // Within one minute 1000 tokens allow at most two or three such requests: a 429 comes.
     let r = seen.expect("a 429 within the minute's token limit");
-    assert!(r.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("1000 tokens per minute for key `alice`"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000 tokens per minute for key `alice`")
+    );
 }

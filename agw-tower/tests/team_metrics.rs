@@ -80,8 +80,13 @@ async fn stack(metrics: Arc<Metrics>) -> (std::net::SocketAddr, String) {
                 .backend("anthropic")
                 .provider("anthropic"),
         )
-        .layer(AuthLayer::new(Arc::new(Authenticator::new().keys(Arc::new(store)))))
-        .layer(ClassifyLayer::new(RouteTable::claude_code(), Api::Anthropic));
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
     (support::serve(app).await, secret)
 }
 
@@ -113,13 +118,29 @@ async fn the_exposition_parses_and_counts_requests_tokens_and_cost() {
     let text = wait_for(&metrics, "agw_cost_usd_total").await;
     let s = parse(&text);
 
-    let route = [("route", "Messages"), ("backend", "anthropic"), ("status", "200")];
+    let route = [
+        ("route", "Messages"),
+        ("backend", "anthropic"),
+        ("status", "200"),
+    ];
     assert_eq!(counter(&s, "agw_requests_total", &route), 2.0);
-    assert!(find(&s, "agw_requests_total", &[("identity", "alice")]).is_empty(), "no identity label by default");
+    assert!(
+        find(&s, "agw_requests_total", &[("identity", "alice")]).is_empty(),
+        "no identity label by default"
+    );
     let sonnet = [("model", "claude-sonnet-4-5-20250929")];
-    assert_eq!(counter(&s, "agw_tokens_total", &[sonnet[0], ("kind", "input")]), 200.0);
-    assert_eq!(counter(&s, "agw_tokens_total", &[sonnet[0], ("kind", "cache_read")]), 1800.0);
-    assert_eq!(counter(&s, "agw_tokens_total", &[sonnet[0], ("kind", "output")]), 100.0);
+    assert_eq!(
+        counter(&s, "agw_tokens_total", &[sonnet[0], ("kind", "input")]),
+        200.0
+    );
+    assert_eq!(
+        counter(&s, "agw_tokens_total", &[sonnet[0], ("kind", "cache_read")]),
+        1800.0
+    );
+    assert_eq!(
+        counter(&s, "agw_tokens_total", &[sonnet[0], ("kind", "output")]),
+        100.0
+    );
     // 2 × (100×3 + 900×0.3 + 50×15) µ$ = 2 × 1320 µ$
     let cost = counter(&s, "agw_cost_usd_total", &sonnet);
     assert!((cost - 0.00264).abs() < 1e-9, "{cost}");
@@ -130,7 +151,11 @@ async fn the_exposition_parses_and_counts_requests_tokens_and_cost() {
         ("gen_ai_provider_name", "anthropic"),
         ("gen_ai_response_model", "claude-sonnet-4-5-20250929"),
     ];
-    let input: Vec<_> = find(&s, "gen_ai_client_token_usage", &[genai[0], genai[1], genai[2], ("gen_ai_token_type", "input")]);
+    let input: Vec<_> = find(
+        &s,
+        "gen_ai_client_token_usage",
+        &[genai[0], genai[1], genai[2], ("gen_ai_token_type", "input")],
+    );
     match &input.as_slice() {
         [one] => match &one.value {
             Value::Histogram(h) => {
@@ -149,13 +174,47 @@ async fn the_exposition_parses_and_counts_requests_tokens_and_cost() {
     assert!(!find(&s, "gen_ai_server_time_to_first_token_seconds", &genai).is_empty());
     assert!(!find(&s, "agw_added_latency_seconds", &[("route", "Messages")]).is_empty());
 
-    assert_eq!(counter(&s, "agw_guard_outcomes_total", &[("rule", "credit-card"), ("action", "reject"), ("direction", "request")]), 1.0);
-    assert_eq!(counter(&s, "agw_guard_outcomes_total", &[("rule", "aws-key"), ("direction", "response")]), 1.0);
-    assert_eq!(counter(&s, "agw_limit_rejections_total", &[("limit", "tokens_per_minute"), ("scope", "key")]), 1.0);
-    assert_eq!(counter(&s, "agw_upstream_errors_total", &[("cause", "connect")]), 1.0);
+    assert_eq!(
+        counter(
+            &s,
+            "agw_guard_outcomes_total",
+            &[
+                ("rule", "credit-card"),
+                ("action", "reject"),
+                ("direction", "request")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        counter(
+            &s,
+            "agw_guard_outcomes_total",
+            &[("rule", "aws-key"), ("direction", "response")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        counter(
+            &s,
+            "agw_limit_rejections_total",
+            &[("limit", "tokens_per_minute"), ("scope", "key")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        counter(&s, "agw_upstream_errors_total", &[("cause", "connect")]),
+        1.0
+    );
     assert_eq!(counter(&s, "agw_reloads_total", &[("result", "ok")]), 1.0);
-    assert_eq!(counter(&s, "agw_reloads_total", &[("result", "error")]), 1.0);
-    assert_eq!(counter(&s, "agw_last_reload_success_timestamp_seconds", &[]), 1_800_000_000.0);
+    assert_eq!(
+        counter(&s, "agw_reloads_total", &[("result", "error")]),
+        1.0
+    );
+    assert_eq!(
+        counter(&s, "agw_last_reload_success_timestamp_seconds", &[]),
+        1_800_000_000.0
+    );
 }
 
 #[tokio::test]
@@ -166,6 +225,13 @@ async fn identity_labels_only_when_configured() {
     assert_eq!(r.status, 200);
     let text = wait_for(&metrics, "agw_cost_usd_total").await;
     let s = parse(&text);
-    assert_eq!(counter(&s, "agw_requests_total", &[("identity", "alice"), ("team", "platform")]), 1.0);
+    assert_eq!(
+        counter(
+            &s,
+            "agw_requests_total",
+            &[("identity", "alice"), ("team", "platform")]
+        ),
+        1.0
+    );
     assert!(counter(&s, "agw_cost_usd_total", &[("identity", "alice")]) > 0.0);
 }

@@ -80,14 +80,26 @@ async fn tokens_and_spend_are_shared_and_counters_expire() {
     a.settle(&t, Some(200), Some(60_000), true).await;
     // The spend ($0.06) passed the monthly budget: b refuses, naming it.
     let e = b.admit(Some(&alice()), Some(10), NOW).await.unwrap_err();
-    assert!(e.error().message().contains("monthly budget of $0.05"), "{}", e.error().message());
+    assert!(
+        e.error().message().contains("monthly budget of $0.05"),
+        "{}",
+        e.error().message()
+    );
     // Counters carry a TTL: minute counters go, month totals stay about a year.
     let client = redis::Client::open(redis.url()).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("agw-test-*").query_async(&mut con).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("agw-test-*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
     assert!(!keys.is_empty());
     for k in keys {
-        let ttl: i64 = redis::cmd("TTL").arg(&k).query_async(&mut con).await.unwrap();
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&k)
+            .query_async(&mut con)
+            .await
+            .unwrap();
         if k.contains(":tpm:") {
             assert!((1..=120).contains(&ttl), "{k}: {ttl}");
         } else {
@@ -96,10 +108,15 @@ async fn tokens_and_spend_are_shared_and_counters_expire() {
     }
 }
 
-fn recorder() -> (Arc<Mutex<Vec<StoreFailure>>>, impl Fn(&StoreFailure) + Send + Sync + 'static) {
+fn recorder() -> (
+    Arc<Mutex<Vec<StoreFailure>>>,
+    impl Fn(&StoreFailure) + Send + Sync + 'static,
+) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    (seen, move |f: &StoreFailure| s.lock().unwrap().push(f.clone()))
+    (seen, move |f: &StoreFailure| {
+        s.lock().unwrap().push(f.clone())
+    })
 }
 
 #[tokio::test]
@@ -125,16 +142,22 @@ async fn a_dead_redis_fails_limits_open_and_budgets_closed() {
     assert!(rates.admit(Some(&alice()), None, NOW).await.is_ok());
     redis.stop();
     // Bounded by the policy's timeout (the outer bound only guards the test itself).
-    let r = tokio::time::timeout(Duration::from_secs(10), rates.admit(Some(&alice()), None, NOW))
-        .await
-        .expect("never hangs");
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        rates.admit(Some(&alice()), None, NOW),
+    )
+    .await
+    .expect("never hangs");
     assert!(r.is_ok(), "rate limits fail open");
     let f = seen.lock().unwrap().clone();
     assert_eq!(f.len(), 1);
     assert!(f[0].admitted && f[0].operation == "acquire");
-    let r = tokio::time::timeout(Duration::from_secs(10), budgets.admit(Some(&alice()), None, NOW))
-        .await
-        .expect("never hangs");
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        budgets.admit(Some(&alice()), None, NOW),
+    )
+    .await
+    .expect("never hangs");
     let e = r.unwrap_err();
     assert_eq!(e, Rejection::Unavailable);
     assert_eq!(e.error().status().as_u16(), 503);
@@ -163,7 +186,11 @@ async fn a_stalled_redis_times_out_and_the_configured_mode_applies() {
     let r = tokio::time::timeout(Duration::from_secs(10), l.admit(Some(&alice()), None, NOW))
         .await
         .expect("never hangs");
-    assert_eq!(r.unwrap_err(), Rejection::Unavailable, "limits configured to fail closed");
+    assert_eq!(
+        r.unwrap_err(),
+        Rejection::Unavailable,
+        "limits configured to fail closed"
+    );
     let f = seen.lock().unwrap().clone();
     assert_eq!(f.len(), 1);
     assert!(!f[0].admitted);
@@ -205,15 +232,30 @@ async fn a_key_created_on_one_replica_works_on_another() {
     // Redis stores only the hash.
     let client = redis::Client::open(redis.url()).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut con).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
     for k in keys {
-        let t: String = redis::cmd("TYPE").arg(&k).query_async(&mut con).await.unwrap();
+        let t: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut con)
+            .await
+            .unwrap();
         let dump = if t == "hash" {
-            let m: std::collections::HashMap<String, String> =
-                redis::cmd("HGETALL").arg(&k).query_async(&mut con).await.unwrap();
+            let m: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(&k)
+                .query_async(&mut con)
+                .await
+                .unwrap();
             format!("{m:?}")
         } else {
-            redis::cmd("GET").arg(&k).query_async::<String>(&mut con).await.unwrap()
+            redis::cmd("GET")
+                .arg(&k)
+                .query_async::<String>(&mut con)
+                .await
+                .unwrap()
         };
         assert!(!dump.contains(&secret[4..]), "{k}");
     }

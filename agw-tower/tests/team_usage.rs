@@ -101,7 +101,10 @@ async fn a_stream_is_forwarded_at_once_and_counted_at_its_end() {
                 next.run(req).await
             },
         ))
-        .layer(ClassifyLayer::new(RouteTable::claude_code(), Api::Anthropic));
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
     let addr = support::serve(app).await;
 
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
@@ -116,7 +119,10 @@ async fn a_stream_is_forwarded_at_once_and_counted_at_its_end() {
     // The first event reaches the client while the upstream still holds the rest.
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(first, START.as_bytes());
-    assert!(reports.take().is_empty(), "nothing is reported before the end");
+    assert!(
+        reports.take().is_empty(),
+        "nothing is reported before the end"
+    );
     // The rest, split mid-event.
     let rest = format!("{DELTA}{END}");
     let (a, b) = rest.split_at(37);
@@ -152,7 +158,10 @@ async fn a_stream_is_forwarded_at_once_and_counted_at_its_end() {
         })
     );
     assert_eq!(r.request_model.as_deref(), Some("claude-sonnet-4-5"));
-    assert_eq!(r.response_model.as_deref(), Some("claude-sonnet-4-5-20250929"));
+    assert_eq!(
+        r.response_model.as_deref(),
+        Some("claude-sonnet-4-5-20250929")
+    );
     // 10×3 + 250×15 + 1000×3.75 + 20000×0.3 micro-dollars
     assert_eq!(r.cost_micros, Some(30 + 3750 + 3750 + 6000));
     assert_eq!(r.backend.as_deref(), Some("anthropic"));
@@ -173,7 +182,10 @@ async fn json_responses_are_counted_and_unknown_models_have_no_cost() {
     let app = axum::Router::new()
         .route("/v1/chat/completions", axum::routing::post(upstream))
         .layer(UsageLayer::new(prices()).sink(reports.clone()))
-        .layer(ClassifyLayer::new(RouteTable::claude_code(), Api::Anthropic));
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
     let addr = support::serve(app).await;
     let r = support::post(addr, "/v1/chat/completions", &[], "{}").await;
     assert_eq!(r.status, 200);
@@ -218,12 +230,15 @@ async fn a_body_dropped_midway_is_reported_incomplete() {
             .unwrap();
         Ok::<_, std::convert::Infallible>(res)
     });
-    let mut svc = UsageLayer::new(prices()).sink(reports.clone()).layer(upstream);
+    let mut svc = UsageLayer::new(prices())
+        .sink(reports.clone())
+        .layer(upstream);
     let mut req = http::Request::post("/v1/messages").body(()).unwrap();
-    req.extensions_mut().insert(agw_tower::classify::Classified {
-        kind: agw_core::route::RouteKind::Messages,
-        api: Api::Anthropic,
-    });
+    req.extensions_mut()
+        .insert(agw_tower::classify::Classified {
+            kind: agw_core::route::RouteKind::Messages,
+            api: Api::Anthropic,
+        });
     let res = svc.call(req).await.unwrap();
     let mut body = res.into_body();
     body.frame().await.unwrap().unwrap();

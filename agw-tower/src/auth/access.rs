@@ -114,7 +114,8 @@ impl Access {
     ///
     /// A 400 naming the model and the allowed patterns.
     pub fn check_model(&self, model: Option<&str>, backend: &str) -> Result<(), ErrorBody> {
-        if self.models.is_empty() || model.is_some_and(|m| self.models.iter().any(|p| p.matches(m))) {
+        if self.models.is_empty() || model.is_some_and(|m| self.models.iter().any(|p| p.matches(m)))
+        {
             return Ok(());
         }
         let allowed: Vec<&str> = self.models.iter().map(ModelPattern::as_str).collect();

@@ -152,7 +152,10 @@ impl JwkSet {
         };
         let mut keys = Vec::new();
         for k in list {
-            if k.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+            if k.get("use")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u != "sig")
+            {
                 continue;
             }
             let key = match (
@@ -254,7 +257,8 @@ pub fn verify(
         return Err(JwtError::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::Malformed);
     };
@@ -392,11 +396,9 @@ impl Jwks {
             JwksSource::File(path) => std::fs::read(path)
                 .map(Bytes::from)
                 .map_err(|e| JwksError(format!("{}: {e}", path.display())))?,
-            JwksSource::Url(uri) => {
-                tokio::time::timeout(self.fetch_timeout, fetch(uri.clone()))
-                    .await
-                    .map_err(|_| JwksError(format!("{uri}: timed out")))??
-            }
+            JwksSource::Url(uri) => tokio::time::timeout(self.fetch_timeout, fetch(uri.clone()))
+                .await
+                .map_err(|_| JwksError(format!("{uri}: timed out")))??,
             JwksSource::Static(b) => b.clone(),
         };
         let set = JwkSet::parse(&doc)?;
@@ -421,7 +423,11 @@ impl Jwks {
     /// # Errors
     ///
     /// See [`JwtError`].
-    pub fn verify<'a>(&'a self, token: &'a str, now: u64) -> BoxFuture<'a, Result<Claims, JwtError>> {
+    pub fn verify<'a>(
+        &'a self,
+        token: &'a str,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Claims, JwtError>> {
         Box::pin(async move {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
             match verify(token, &keys, &self.config, now) {
@@ -450,9 +456,11 @@ async fn fetch(uri: http::Uri) -> Result<Bytes, JwksError> {
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
     let err = |e: &dyn std::fmt::Display| JwksError(format!("{uri}: {e}"));
-    let loopback = uri
-        .host()
-        .is_some_and(|h| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+    let loopback = uri.host().is_some_and(|h| {
+        h == "localhost"
+            || h.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
     match uri.scheme_str() {
         Some("https") => {}
         Some("http") if loopback => {}
@@ -466,10 +474,7 @@ async fn fetch(uri: http::Uri) -> Result<Bytes, JwksError> {
         .enable_http1()
         .wrap_connector(http);
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
-    let res = client
-        .get(uri.clone())
-        .await
-        .map_err(|e| err(&e))?;
+    let res = client.get(uri.clone()).await.map_err(|e| err(&e))?;
     if !res.status().is_success() {
         return Err(err(&res.status()));
     }

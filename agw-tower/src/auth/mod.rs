@@ -160,9 +160,7 @@ impl Authenticator {
         }
         let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
         let (scheme, token) = v.trim().split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim())
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     }
 
     /// Resolves the credential in `headers` at `now` (Unix seconds).

@@ -90,7 +90,12 @@ impl RedisKeyStore {
 impl KeyStore for RedisKeyStore {
     fn lookup(&self, hash: KeyHash) -> BoxFuture<'_, Result<Option<KeyRecord>, StoreError>> {
         Box::pin(async move {
-            if let Some((rec, at)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&hash) {
+            if let Some((rec, at)) = self
+                .cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&hash)
+            {
                 if at.elapsed() < self.cache_ttl {
                     return Ok(rec.clone());
                 }
@@ -155,11 +160,14 @@ impl KeyStore for RedisKeyStore {
                 return Ok(false);
             };
             rec.revoked = true;
-            let json = serde_json::to_string(&rec)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let json =
+                serde_json::to_string(&rec).map_err(|e| StoreError::Unavailable(e.to_string()))?;
             let () = self.timed(con.set(&key, json)).await?;
             if let Some(h) = KeyHash::from_hex(&hex) {
-                self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(&h);
+                self.cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&h);
             }
             Ok(true)
         })

@@ -165,7 +165,10 @@ impl FileKeyStore {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn change(&self, f: impl FnOnce(&mut Vec<KeyRecord>) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn change(
+        &self,
+        f: impl FnOnce(&mut Vec<KeyRecord>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         // Start from the file, not memory: another process may have changed it.
         self.reload()?;

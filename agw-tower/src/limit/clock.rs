@@ -90,6 +90,9 @@ mod tests {
         let dec = Periods::at(days_from_civil(2026, 12, 31) as u64 * 86_400 + 5);
         assert_eq!(rfc3339(dec.month_end), "2027-01-01T00:00:00Z");
         // Leap day.
-        assert_eq!(rfc3339(days_from_civil(2028, 2, 29) as u64 * 86_400), "2028-02-29T00:00:00Z");
+        assert_eq!(
+            rfc3339(days_from_civil(2028, 2, 29) as u64 * 86_400),
+            "2028-02-29T00:00:00Z"
+        );
     }
 }

@@ -342,7 +342,10 @@ impl Limiter {
     }
 
     /// Calls `hook` on every store failure (log it, count it).
-    pub fn on_store_failure(mut self, hook: impl Fn(&StoreFailure) + Send + Sync + 'static) -> Self {
+    pub fn on_store_failure(
+        mut self,
+        hook: impl Fn(&StoreFailure) + Send + Sync + 'static,
+    ) -> Self {
         self.on_failure = Some(Arc::new(hook));
         self
     }
@@ -397,12 +400,54 @@ impl Limiter {
                 }
             };
             let usd = |d: Option<f64>| d.map(|d| (d * 1e6).round() as u64);
-            push(LimitKind::Requests, limits.requests_per_minute, format!("rpm:{}", p.minute), 1, 120, p.minute_end);
-            push(LimitKind::Tokens, limits.tokens_per_minute, format!("tpm:{}", p.minute), estimate, 120, p.minute_end);
-            push(LimitKind::TokensPerDay, limits.tokens_per_day, format!("tok:d:{}", p.day), 0, DAY_TTL, p.day_end);
-            push(LimitKind::TokensPerMonth, limits.tokens_per_month, format!("tok:m:{}", p.month), 0, MONTH_TTL, p.month_end);
-            push(LimitKind::UsdPerDay, usd(limits.usd_per_day), format!("usd:d:{}", p.day), 0, DAY_TTL, p.day_end);
-            push(LimitKind::UsdPerMonth, usd(limits.usd_per_month), format!("usd:m:{}", p.month), 0, MONTH_TTL, p.month_end);
+            push(
+                LimitKind::Requests,
+                limits.requests_per_minute,
+                format!("rpm:{}", p.minute),
+                1,
+                120,
+                p.minute_end,
+            );
+            push(
+                LimitKind::Tokens,
+                limits.tokens_per_minute,
+                format!("tpm:{}", p.minute),
+                estimate,
+                120,
+                p.minute_end,
+            );
+            push(
+                LimitKind::TokensPerDay,
+                limits.tokens_per_day,
+                format!("tok:d:{}", p.day),
+                0,
+                DAY_TTL,
+                p.day_end,
+            );
+            push(
+                LimitKind::TokensPerMonth,
+                limits.tokens_per_month,
+                format!("tok:m:{}", p.month),
+                0,
+                MONTH_TTL,
+                p.month_end,
+            );
+            push(
+                LimitKind::UsdPerDay,
+                usd(limits.usd_per_day),
+                format!("usd:d:{}", p.day),
+                0,
+                DAY_TTL,
+                p.day_end,
+            );
+            push(
+                LimitKind::UsdPerMonth,
+                usd(limits.usd_per_month),
+                format!("usd:m:{}", p.month),
+                0,
+                MONTH_TTL,
+                p.month_end,
+            );
         }
         let mut ticket = Ticket {
             scopes: scopes.iter().map(|(s, _)| s.clone()).collect(),
@@ -456,13 +501,23 @@ impl Limiter {
                 admitted,
             });
         }
-        if admitted { Ok(ticket) } else { Err(Rejection::Unavailable) }
+        if admitted {
+            Ok(ticket)
+        } else {
+            Err(Rejection::Unavailable)
+        }
     }
 
     /// Charges a finished request: `tokens` and `cost_micros` actually used (`None` when the
     /// response carried no usage; `success` then decides whether the estimate stays charged).
     /// Spend and token totals are recorded per day and month for every scope, limited or not.
-    pub async fn settle(&self, ticket: &Ticket, tokens: Option<u64>, cost_micros: Option<u64>, success: bool) {
+    pub async fn settle(
+        &self,
+        ticket: &Ticket,
+        tokens: Option<u64>,
+        cost_micros: Option<u64>,
+        success: bool,
+    ) {
         let p = &ticket.periods;
         let used = tokens.unwrap_or(if success { ticket.estimate } else { 0 });
         let mut adds = Vec::new();
@@ -483,18 +538,35 @@ impl Limiter {
                 }
             }
             if used > 0 {
-                adds.push(Add { key: self.counter(scope, &format!("tok:d:{}", p.day)), delta: used as i64, ttl: DAY_TTL });
-                adds.push(Add { key: self.counter(scope, &format!("tok:m:{}", p.month)), delta: used as i64, ttl: MONTH_TTL });
+                adds.push(Add {
+                    key: self.counter(scope, &format!("tok:d:{}", p.day)),
+                    delta: used as i64,
+                    ttl: DAY_TTL,
+                });
+                adds.push(Add {
+                    key: self.counter(scope, &format!("tok:m:{}", p.month)),
+                    delta: used as i64,
+                    ttl: MONTH_TTL,
+                });
             }
             if let Some(c) = cost_micros.filter(|&c| c > 0) {
-                adds.push(Add { key: self.counter(scope, &format!("usd:d:{}", p.day)), delta: c as i64, ttl: DAY_TTL });
-                adds.push(Add { key: self.counter(scope, &format!("usd:m:{}", p.month)), delta: c as i64, ttl: MONTH_TTL });
+                adds.push(Add {
+                    key: self.counter(scope, &format!("usd:d:{}", p.day)),
+                    delta: c as i64,
+                    ttl: DAY_TTL,
+                });
+                adds.push(Add {
+                    key: self.counter(scope, &format!("usd:m:{}", p.month)),
+                    delta: c as i64,
+                    ttl: MONTH_TTL,
+                });
             }
         }
         if adds.is_empty() {
             return;
         }
-        let error = match tokio::time::timeout(self.policy.timeout * 4, self.store.add(adds)).await {
+        let error = match tokio::time::timeout(self.policy.timeout * 4, self.store.add(adds)).await
+        {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e.0,
             Err(_) => "no answer in time".to_owned(),

@@ -51,6 +51,9 @@ mod redis;
 mod service;
 mod store;
 
+/// The Redis connection type (reconnecting, shared by clones).
+#[cfg(feature = "redis")]
+pub use ::redis::aio::ConnectionManager as RedisConnection;
 pub use layer::LimitLayer;
 pub use limiter::{
     FailMode, LimitKind, LimitPolicy, Limiter, Limits, Rejection, Scope, Spent, StoreFailure,
@@ -58,8 +61,5 @@ pub use limiter::{
 };
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, connect as redis_connect};
-/// The Redis connection type (reconnecting, shared by clones).
-#[cfg(feature = "redis")]
-pub use ::redis::aio::ConnectionManager as RedisConnection;
 pub use service::Limit;
 pub use store::{Acquired, Add, Check, LimitStore, LimitStoreError, MemoryStore};

@@ -59,10 +59,13 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager, 
         .set_response_timeout(timeout)
         .set_number_of_retries(1)
         .set_max_delay(1000);
-    tokio::time::timeout(timeout * 4, client.get_connection_manager_with_config(config))
-        .await
-        .map_err(|_| LimitStoreError(format!("redis: no connection within {:?}", timeout * 4)))?
-        .map_err(|e| LimitStoreError(format!("redis: {e}")))
+    tokio::time::timeout(
+        timeout * 4,
+        client.get_connection_manager_with_config(config),
+    )
+    .await
+    .map_err(|_| LimitStoreError(format!("redis: no connection within {:?}", timeout * 4)))?
+    .map_err(|e| LimitStoreError(format!("redis: {e}")))
 }
 
 /// Counters in Redis, updated by Lua scripts (one round trip per operation). Counters are
@@ -147,7 +150,9 @@ impl LimitStore for RedisStore {
                 .query_async(&mut con)
                 .await
                 .map_err(err)?;
-            Ok(v.into_iter().map(|v| v.unwrap_or(0).max(0) as u64).collect())
+            Ok(v.into_iter()
+                .map(|v| v.unwrap_or(0).max(0) as u64)
+                .collect())
         })
     }
 }

@@ -365,7 +365,9 @@ impl Metrics {
     /// agw's own time for a request of `route`, the upstream's excluded.
     pub fn added_latency(&self, route: RouteKind, d: Duration) {
         self.added
-            .get_or_create(&Route { route: route.name() })
+            .get_or_create(&Route {
+                route: route.name(),
+            })
             .observe(d.as_secs_f64());
     }
 }

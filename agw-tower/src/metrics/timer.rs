@@ -87,7 +87,11 @@ where
         let this = self.project();
         let out = ready!(this.future.poll(cx));
         if let Some(slot) = this.slot.take() {
-            let n = this.start.elapsed().as_nanos().clamp(1, u128::from(u64::MAX)) as u64;
+            let n = this
+                .start
+                .elapsed()
+                .as_nanos()
+                .clamp(1, u128::from(u64::MAX)) as u64;
             slot.0.store(n, Ordering::Relaxed);
         }
         Poll::Ready(out)

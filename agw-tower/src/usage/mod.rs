@@ -17,7 +17,9 @@
 //!
 //! ```
 //! use agw_core::price::{Price, PriceTable};
+//! use agw_core::{api::Api, route::RouteKind};
 //! use agw_tower::body::Body;
+//! use agw_tower::classify::Classified;
 //! use agw_tower::usage::{UsageLayer, UsageReport, UsageSink};
 //! use http_body_util::BodyExt;
 //! use std::sync::{Arc, Mutex};
@@ -40,7 +42,10 @@
 //!     Ok::<_, std::convert::Infallible>(res)
 //! });
 //! let mut svc = UsageLayer::new(Arc::new(prices)).sink(last.clone()).layer(upstream);
-//! let res = svc.call(http::Request::post("/v1/messages").body(String::new()).unwrap()).await.unwrap();
+//! let mut req = http::Request::post("/v1/messages").body(String::new()).unwrap();
+//! // What `ClassifyLayer` decides; only routes with usage are counted.
+//! req.extensions_mut().insert(Classified { kind: RouteKind::Messages, api: Api::Anthropic });
+//! let res = svc.call(req).await.unwrap();
 //! res.into_body().collect().await.unwrap();
 //! let report = last.0.lock().unwrap().clone().unwrap();
 //! assert_eq!(report.usage.unwrap().total(), 110);
@@ -123,7 +128,10 @@ pub trait UsageSink: Send + Sync + std::fmt::Debug + 'static {
 /// Per-request callbacks, in the request extensions: layers outside [`UsageLayer`] (the
 /// limiter) add theirs; the report is passed to each once.
 #[derive(Clone, Default)]
-pub struct UsageHooks(pub Vec<Arc<dyn Fn(&UsageReport) + Send + Sync>>);
+pub struct UsageHooks(pub Vec<UsageHook>);
+
+/// One per-request usage callback.
+pub type UsageHook = Arc<dyn Fn(&UsageReport) + Send + Sync>;
 
 impl std::fmt::Debug for UsageHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,7 +141,10 @@ impl std::fmt::Debug for UsageHooks {
 
 impl UsageHooks {
     /// Adds a hook to a request's extensions.
-    pub fn push<B>(req: &mut http::Request<B>, hook: impl Fn(&UsageReport) + Send + Sync + 'static) {
+    pub fn push<B>(
+        req: &mut http::Request<B>,
+        hook: impl Fn(&UsageReport) + Send + Sync + 'static,
+    ) {
         let hooks = req.extensions_mut().get_or_insert_default::<UsageHooks>();
         hooks.0.push(Arc::new(hook));
     }
