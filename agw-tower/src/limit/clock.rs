@@ -56,8 +56,8 @@ impl Periods {
     }
 }
 
-/// `2026-12-01T00:00:00Z`.
-pub(crate) fn rfc3339(t: u64) -> String {
+/// Unix seconds as UTC RFC 3339, e.g. `2026-12-01T00:00:00Z`.
+pub fn rfc3339(t: u64) -> String {
     let (y, m, d) = civil_from_days((t / 86_400) as i64);
     let s = t % 86_400;
     format!(

@@ -54,6 +54,7 @@ mod store;
 /// The Redis connection type (reconnecting, shared by clones).
 #[cfg(feature = "redis")]
 pub use ::redis::aio::ConnectionManager as RedisConnection;
+pub use clock::rfc3339 as utc_time;
 pub use layer::LimitLayer;
 pub use limiter::{
     FailMode, LimitKind, LimitPolicy, Limiter, Limits, Rejection, Scope, Spent, StoreFailure,
