@@ -119,8 +119,7 @@ impl KeysCommand {
 fn check_name(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
     if ok {
         Ok(())
@@ -150,9 +149,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if n == 0 {
         return Err(bad());
     }
-    n.checked_mul(secs)
-        .map(Duration::from_secs)
-        .ok_or_else(bad)
+    n.checked_mul(secs).map(Duration::from_secs).ok_or_else(bad)
 }
 
 /// Runs `cmd` against `store` at `now` (Unix seconds), writing to `out`. `usage`, when given,
@@ -186,13 +183,17 @@ pub async fn run(
                 revoked: false,
             };
             store.insert(record).await.map_err(|e| match e {
-                StoreError::Exists(n) => format!("a key named `{n}` exists already (revoke it or pick another name)"),
+                StoreError::Exists(n) => {
+                    format!("a key named `{n}` exists already (revoke it or pick another name)")
+                }
                 e => e.to_string(),
             })?;
             writeln!(
                 out,
                 "created key `{name}`{}{}; it is shown once, store it now:",
-                team.as_ref().map(|t| format!(", team `{t}`")).unwrap_or_default(),
+                team.as_ref()
+                    .map(|t| format!(", team `{t}`"))
+                    .unwrap_or_default(),
                 expires
                     .map(|e| format!(", expires {}", utc_time(e)))
                     .unwrap_or_default(),
@@ -210,7 +211,11 @@ pub async fn run(
                 "CREATED",
                 "EXPIRES",
                 "STATUS",
-                if usage.is_some() { " USD TODAY  USD MONTH" } else { "" }
+                if usage.is_some() {
+                    " USD TODAY  USD MONTH"
+                } else {
+                    ""
+                }
             )
             .map_err(io)?;
             for k in keys {
@@ -245,7 +250,11 @@ pub async fn run(
             }
         }
         KeysCommand::Revoke { name } => {
-            if !store.revoke(name.clone()).await.map_err(|e| e.to_string())? {
+            if !store
+                .revoke(name.clone())
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 return Err(format!("no key named `{name}`"));
             }
             writeln!(out, "revoked key `{name}`").map_err(io)?;
@@ -286,11 +295,25 @@ mod tests {
                 }),
             ),
             ("list", Ok(KeysCommand::List)),
-            ("revoke alice", Ok(KeysCommand::Revoke { name: "alice".into() })),
+            (
+                "revoke alice",
+                Ok(KeysCommand::Revoke {
+                    name: "alice".into(),
+                }),
+            ),
             ("create", Err("keys create: --name NAME is required")),
-            ("create --name a:b", Err("keys: invalid name `a:b` (1-64 of letters, digits, - _ . @)")),
-            ("create --name a --expires 0d", Err("invalid duration `0d` (use e.g. 90d, 12h, 30m, 3600s)")),
-            ("create --name a --expires 5y", Err("invalid duration `5y` (use e.g. 90d, 12h, 30m, 3600s)")),
+            (
+                "create --name a:b",
+                Err("keys: invalid name `a:b` (1-64 of letters, digits, - _ . @)"),
+            ),
+            (
+                "create --name a --expires 0d",
+                Err("invalid duration `0d` (use e.g. 90d, 12h, 30m, 3600s)"),
+            ),
+            (
+                "create --name a --expires 5y",
+                Err("invalid duration `5y` (use e.g. 90d, 12h, 30m, 3600s)"),
+            ),
             ("revoke", Err("keys revoke: exactly one NAME")),
         ];
         for (input, want) in cases {
@@ -308,7 +331,8 @@ mod tests {
         let limiter = Limiter::new(LimitPolicy::default(), Arc::new(MemoryStore::new()));
         let now = 1_795_869_296;
         let mut out = Vec::new();
-        let create = KeysCommand::parse(&args("create --name alice --team platform --expires 1d")).unwrap();
+        let create =
+            KeysCommand::parse(&args("create --name alice --team platform --expires 1d")).unwrap();
         run(&create, &store, None, now, &mut out).await.unwrap();
         let text = String::from_utf8(out).unwrap();
         let secret = text.lines().last().unwrap();
@@ -317,23 +341,42 @@ mod tests {
         let rec = store.lookup(KeyHash::of(secret)).await.unwrap().unwrap();
         assert_eq!(rec.team.as_deref(), Some("platform"));
         // The same name again: one clear line.
-        let e = run(&create, &store, None, now, &mut Vec::new()).await.unwrap_err();
+        let e = run(&create, &store, None, now, &mut Vec::new())
+            .await
+            .unwrap_err();
         assert!(e.contains("exists already"), "{e}");
 
         let mut out = Vec::new();
-        run(&KeysCommand::List, &store, Some(&limiter), now, &mut out).await.unwrap();
+        run(&KeysCommand::List, &store, Some(&limiter), now, &mut out)
+            .await
+            .unwrap();
         let list = String::from_utf8(out).unwrap();
-        assert!(list.contains("alice") && list.contains("active") && list.contains("0.0000"), "{list}");
+        assert!(
+            list.contains("alice") && list.contains("active") && list.contains("0.0000"),
+            "{list}"
+        );
         assert!(!list.contains(secret) && !list.contains(&rec.hash));
 
         let revoke = KeysCommand::parse(&args("revoke alice")).unwrap();
-        run(&revoke, &store, None, now, &mut Vec::new()).await.unwrap();
-        let mut out = Vec::new();
-        run(&KeysCommand::List, &store, None, now, &mut out).await.unwrap();
-        assert!(String::from_utf8(out).unwrap().contains("revoked"));
-        let e = run(&KeysCommand::Revoke { name: "nobody".into() }, &store, None, now, &mut Vec::new())
+        run(&revoke, &store, None, now, &mut Vec::new())
             .await
-            .unwrap_err();
+            .unwrap();
+        let mut out = Vec::new();
+        run(&KeysCommand::List, &store, None, now, &mut out)
+            .await
+            .unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("revoked"));
+        let e = run(
+            &KeysCommand::Revoke {
+                name: "nobody".into(),
+            },
+            &store,
+            None,
+            now,
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e, "no key named `nobody`");
     }
 }
