@@ -4,8 +4,8 @@
 
 use agw_bin::config::{Env, Gateway, Overrides};
 use agw_bin::log::AccessLog;
-use agw_bin::server::{App, serve};
 use agw_mock::MockProvider;
+use agw_bin::server::{App, serve};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
