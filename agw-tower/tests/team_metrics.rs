@@ -235,3 +235,44 @@ async fn identity_labels_only_when_configured() {
     );
     assert!(counter(&s, "agw_cost_usd_total", &[("identity", "alice")]) > 0.0);
 }
+
+#[test]
+fn the_grafana_dashboard_uses_only_metrics_that_exist() {
+    let dash = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/agw-dashboard.json"
+    ))
+    .unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&dash).unwrap();
+    let text = Metrics::new(true).encode();
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut checked = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !(word.starts_with("agw_")
+                    || word.starts_with("gen_ai_client")
+                    || word.starts_with("gen_ai_server"))
+                {
+                    continue;
+                }
+                let base = ["_bucket", "_total", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| word.strip_suffix(s))
+                    .unwrap_or(word);
+                assert!(
+                    families.contains(&base),
+                    "{word} in {:?} is not exposed",
+                    panel["title"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 15);
+}
