@@ -232,6 +232,37 @@ impl UsageCounter {
     }
 }
 
+/// The output-token cap a request asks for: the top-level `max_tokens` (Anthropic, OpenAI
+/// chat), `max_completion_tokens` (OpenAI chat) or `max_output_tokens` (Responses) — what a
+/// limiter holds while the request is in flight. `None` for none, or a body that is not a
+/// JSON object.
+pub fn max_tokens(body: &[u8]) -> Option<u64> {
+    let mut sc = Scanner::new(body).ok()?;
+    if sc.peek() != Some(b'{') {
+        return None;
+    }
+    let mut found = None;
+    sc.object(|sc, key| {
+        if ["max_tokens", "max_completion_tokens", "max_output_tokens"]
+            .iter()
+            .any(|k| sc.key_is(&key, k))
+        {
+            let range = sc.skip()?;
+            let n = std::str::from_utf8(&body[range])
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok());
+            if let Some(n) = n {
+                found = Some(found.map_or(n, |f: u64| f.max(n)));
+            }
+            Ok(())
+        } else {
+            sc.skip_fast()
+        }
+    })
+    .ok()?;
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +363,25 @@ mod tests {
         let mut c = UsageCounter::new(Api::OpenAi);
         c.json(br#"{"id":"r","object":"response","model":"gpt-5","output":[],"usage":{"input_tokens":5,"output_tokens":1}}"#);
         assert_eq!(c.usage(), Some(u(5, 1, 0, 0)));
+    }
+
+    #[test]
+    fn max_tokens_of_requests() {
+        let cases: &[(&[u8], Option<u64>)] = &[
+            (
+                br#"{"model":"m","max_tokens":1024,"messages":[{"max_tokens":5}]}"#,
+                Some(1024),
+            ),
+            (br#"{"max_completion_tokens": 300 }"#, Some(300)),
+            (br#"{"max_output_tokens":7,"input":"x"}"#, Some(7)),
+            (br#"{"max_tokens":"many"}"#, None),
+            (br#"{"messages":[]}"#, None),
+            (b"[1]", None),
+            (b"not json", None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(max_tokens(body), *want, "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

@@ -243,3 +243,38 @@ async fn jwks_refreshes_from_its_file_on_an_unknown_key() {
     assert!(jwks.verify(&t2, NOW).await.is_ok());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn the_authenticator_takes_bearer_jwts_and_reports_refusals() {
+    use agw_tower::auth::{Authenticator, IdentityKind};
+    use std::sync::{Arc, Mutex};
+    let k = keys();
+    let jwks = jwt::Jwks::load(jwt::JwksSource::Static(k.jwks.to_string().into()), config())
+        .await
+        .unwrap();
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let r = reasons.clone();
+    let auth = Authenticator::new()
+        .jwt(jwks)
+        .on_failure(move |e| r.lock().unwrap().push(e.reason()));
+    assert!(auth.requires_credentials());
+    let now = agw_tower::auth::key::unix_now();
+    let mut c = claims();
+    c["exp"] = json!(now + 300);
+    c["nbf"] = json!(now - 10);
+    let mut h = http::HeaderMap::new();
+    let bearer = format!("Bearer {}", token(&k, "ES256", "e1", &c));
+    h.insert("authorization", bearer.parse().unwrap());
+    let who = auth.authenticate_reported(&h, now).await.unwrap();
+    assert_eq!(who.name, "alice@example.com");
+    assert_eq!(who.kind, IdentityKind::Jwt);
+    assert_eq!(who.groups, ["eng", "platform"]);
+    // Expired: refused, reported as a JWT failure.
+    c["exp"] = json!(now - 3600);
+    let bearer = format!("Bearer {}", token(&k, "ES256", "e1", &c));
+    h.insert("authorization", bearer.parse().unwrap());
+    assert!(auth.authenticate_reported(&h, now).await.is_err());
+    h.clear();
+    assert!(auth.authenticate_reported(&h, now).await.is_err());
+    assert_eq!(*reasons.lock().unwrap(), ["jwt", "missing"]);
+}

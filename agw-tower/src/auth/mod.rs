@@ -120,12 +120,37 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
+impl AuthError {
+    /// A short reason for metrics: `missing`, `invalid`, `jwt` or `store`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::UnknownKey | AuthError::Invalid(_) => "invalid",
+            AuthError::Jwt(_) => "jwt",
+            AuthError::Store(_) => "store",
+        }
+    }
+}
+
+type FailureHook = Arc<dyn Fn(&AuthError) + Send + Sync>;
+
 /// Resolves credentials to identities. Build it once; share it in an `Arc`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Authenticator {
     keys: Option<Arc<dyn KeyStore>>,
     jwt: Option<Arc<jwt::Jwks>>,
     allow_unauthenticated: bool,
+    on_failure: Option<FailureHook>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("keys", &self.keys)
+            .field("jwt", &self.jwt)
+            .field("allow_unauthenticated", &self.allow_unauthenticated)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Authenticator {
@@ -151,6 +176,36 @@ impl Authenticator {
     pub fn allow_unauthenticated(mut self, allow: bool) -> Self {
         self.allow_unauthenticated = allow;
         self
+    }
+
+    /// Calls `hook` for every refused request (log it — the error never holds the credential —
+    /// and count it: `Metrics::auth_failure(err.reason())`).
+    pub fn on_failure(mut self, hook: impl Fn(&AuthError) + Send + Sync + 'static) -> Self {
+        self.on_failure = Some(Arc::new(hook));
+        self
+    }
+
+    /// Whether any credential is accepted (keys or JWT), for the startup check that refuses an
+    /// open listener with an injected provider key.
+    pub fn requires_credentials(&self) -> bool {
+        !self.allow_unauthenticated && (self.keys.is_some() || self.jwt.is_some())
+    }
+
+    /// [`Authenticator::authenticate`], calling the failure hook on a refusal.
+    ///
+    /// # Errors
+    ///
+    /// As [`Authenticator::authenticate`].
+    pub async fn authenticate_reported(
+        &self,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> Result<Identity, AuthError> {
+        let r = self.authenticate(headers, now).await;
+        if let (Err(e), Some(hook)) = (&r, &self.on_failure) {
+            hook(e);
+        }
+        r
     }
 
     /// The credential of a request: `x-api-key`, else `Authorization: Bearer`.

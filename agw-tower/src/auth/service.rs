@@ -53,7 +53,7 @@ where
         Box::pin(async move {
             let api = Classified::of(&req, RouteKind::Passthrough).api;
             let result = auth
-                .authenticate(req.headers(), super::key::unix_now())
+                .authenticate_reported(req.headers(), super::key::unix_now())
                 .await;
             // Whatever the outcome, the client's credential goes no further.
             req.headers_mut().remove("x-api-key");

@@ -314,12 +314,14 @@ pub struct StoreFailure {
 }
 
 type FailureHook = Arc<dyn Fn(&StoreFailure) + Send + Sync>;
+type RejectionHook = Arc<dyn Fn(&Rejection) + Send + Sync>;
 
 /// Applies a [`LimitPolicy`] over a [`LimitStore`]. Build once; share in an `Arc`.
 pub struct Limiter {
     policy: LimitPolicy,
     store: Arc<dyn LimitStore>,
     on_failure: Option<FailureHook>,
+    on_rejection: Option<RejectionHook>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -338,7 +340,32 @@ impl Limiter {
             policy,
             store,
             on_failure: None,
+            on_rejection: None,
         }
+    }
+
+    /// Calls `hook` on every refused request (count it: [`Metrics::rejection`](crate::metrics::Metrics::rejection)).
+    pub fn on_rejection(mut self, hook: impl Fn(&Rejection) + Send + Sync + 'static) -> Self {
+        self.on_rejection = Some(Arc::new(hook));
+        self
+    }
+
+    /// [`Limiter::admit`], calling the rejection hook on a refusal.
+    ///
+    /// # Errors
+    ///
+    /// As [`Limiter::admit`].
+    pub async fn admit_reported(
+        &self,
+        who: Option<&Identity>,
+        estimate: Option<u64>,
+        now: u64,
+    ) -> Result<Ticket, Rejection> {
+        let r = self.admit(who, estimate, now).await;
+        if let (Err(e), Some(hook)) = (&r, &self.on_rejection) {
+            hook(e);
+        }
+        r
     }
 
     /// Calls `hook` on every store failure (log it, count it).

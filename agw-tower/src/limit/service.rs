@@ -46,7 +46,7 @@ where
                 .and_then(|f| f.max_tokens);
             let now = crate::auth::key::unix_now();
             let who = req.extensions().get::<Identity>();
-            let ticket = match limiter.admit(who, estimate, now).await {
+            let ticket = match limiter.admit_reported(who, estimate, now).await {
                 Ok(t) => Arc::new(t),
                 Err(rejection) => {
                     let mut res = error_response(api, &rejection.error());
