@@ -196,9 +196,16 @@ async fn unauthenticated_requests_pass_only_when_allowed() {
     let r = send(addr, "/v1/messages", &[], "{}").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["identity"], "anonymous");
-    // A presented but wrong credential is still refused.
-    let r = send(addr, "/v1/messages", &[("x-api-key", "agw_bad")], "{}").await;
-    assert_eq!(r.status, 401);
+    // A presented but wrong or unreadable credential is still refused.
+    for h in [
+        ("x-api-key", "agw_bad"),
+        ("x-api-key", ""),
+        ("authorization", "Basic YWxpY2U6cHc="),
+        ("authorization", "Bearer"),
+    ] {
+        let r = send(addr, "/v1/messages", &[h], "{}").await;
+        assert_eq!(r.status, 401, "{h:?}");
+    }
 }
 
 #[tokio::test]

@@ -208,14 +208,28 @@ impl Authenticator {
         r
     }
 
-    /// The credential of a request: `x-api-key`, else `Authorization: Bearer`.
-    pub fn credential(headers: &HeaderMap) -> Option<&str> {
+    /// The credential of a request: `x-api-key`, else `Authorization: Bearer`. `Err` for a
+    /// credential header agw cannot read (not UTF-8, another scheme, empty): refused, never
+    /// taken for "no credential".
+    pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
         if let Some(v) = headers.get("x-api-key") {
-            return v.to_str().ok().map(str::trim);
+            return match v.to_str().map(str::trim) {
+                Ok(k) if !k.is_empty() => Ok(Some(k)),
+                _ => Err(AuthError::UnknownKey),
+            };
         }
-        let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, token) = v.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        let Some(v) = headers.get(http::header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let v = v.to_str().map_err(|_| AuthError::UnknownKey)?.trim();
+        match v.split_once(' ') {
+            Some((scheme, token))
+                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+            {
+                Ok(Some(token.trim()))
+            }
+            _ => Err(AuthError::UnknownKey),
+        }
     }
 
     /// Resolves the credential in `headers` at `now` (Unix seconds).
@@ -224,7 +238,7 @@ impl Authenticator {
     ///
     /// See [`AuthError`].
     pub async fn authenticate(&self, headers: &HeaderMap, now: u64) -> Result<Identity, AuthError> {
-        let Some(cred) = Self::credential(headers).filter(|c| !c.is_empty()) else {
+        let Some(cred) = Self::credential(headers)? else {
             return if self.allow_unauthenticated {
                 Ok(Identity::anonymous())
             } else {
