@@ -92,14 +92,18 @@ struct KeyFile {
 }
 
 /// Keys in a JSON file (`{"keys":[...]}`), held in memory, rewritten atomically (temporary
-/// file and rename) on every change, re-read by [`FileKeyStore::reload`]. Without a path it is
-/// an in-memory store (tests, one-off runs).
+/// file and rename) on every change. A lookup notices a changed file (its modification time,
+/// checked at most once a second) and re-reads it, so keys created or revoked by `agw keys`
+/// take effect in a running agw within about a second; [`FileKeyStore::reload`] re-reads at
+/// once. Without a path it is an in-memory store (tests, one-off runs).
 #[derive(Debug, Clone)]
 pub struct FileKeyStore {
     path: Option<PathBuf>,
     index: Arc<RwLock<Arc<Index>>>,
     /// Serialises writers so two changes never race on the file.
     write: Arc<std::sync::Mutex<()>>,
+    /// When the file was last checked, and its modification time then.
+    seen: Arc<std::sync::Mutex<(Option<std::time::Instant>, Option<std::time::SystemTime>)>>,
 }
 
 impl FileKeyStore {
@@ -109,6 +113,7 @@ impl FileKeyStore {
             path: None,
             index: Arc::default(),
             write: Arc::default(),
+            seen: Arc::default(),
         }
     }
 
@@ -122,6 +127,7 @@ impl FileKeyStore {
             path: Some(path.as_ref().to_owned()),
             index: Arc::default(),
             write: Arc::default(),
+            seen: Arc::default(),
         };
         store.reload()?;
         Ok(store)
@@ -136,6 +142,7 @@ impl FileKeyStore {
         let Some(path) = &self.path else {
             return Ok(());
         };
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         let records = match std::fs::read(path) {
             Ok(bytes) => {
                 serde_json::from_slice::<KeyFile>(&bytes)
@@ -158,7 +165,30 @@ impl FileKeyStore {
             message,
         })?;
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(index);
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) =
+            (Some(std::time::Instant::now()), mtime);
         Ok(())
+    }
+
+    /// Re-reads the file if it changed, checking at most once a second. A file that became
+    /// unreadable keeps the last good keys.
+    fn refresh_if_changed(&self) {
+        let Some(path) = &self.path else { return };
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen
+                .0
+                .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
+            {
+                return;
+            }
+            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            seen.0 = Some(std::time::Instant::now());
+            if mtime == seen.1 {
+                return;
+            }
+        }
+        let _ = self.reload();
     }
 
     fn current(&self) -> Arc<Index> {
@@ -211,6 +241,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 impl KeyStore for FileKeyStore {
     fn lookup(&self, hash: KeyHash) -> BoxFuture<'_, Result<Option<KeyRecord>, StoreError>> {
+        self.refresh_if_changed();
         let found = self.current().lookup(&hash);
         Box::pin(std::future::ready(Ok(found)))
     }
