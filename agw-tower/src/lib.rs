@@ -52,4 +52,6 @@ pub mod limit;
 #[cfg(feature = "team")]
 pub mod metrics;
 #[cfg(feature = "team")]
+pub mod team;
+#[cfg(feature = "team")]
 pub mod usage;
