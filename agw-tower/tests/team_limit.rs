@@ -199,6 +199,7 @@ async fn the_layer_answers_429_and_reports_what_remains() {
     let prices = PriceTable::new([("*", Price::default())]).unwrap();
     let app = axum::Router::new()
         .route("/v1/messages", axum::routing::post(upstream))
+        .route("/v1/messages/count_tokens", axum::routing::post(upstream))
         .layer(UsageLayer::new(Arc::new(prices)))
         .layer(LimitLayer::new(limiter.clone()))
         .layer(AuthLayer::new(Arc::new(

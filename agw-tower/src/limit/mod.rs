@@ -15,6 +15,9 @@
 //! budget that resets next month must not be retried. Admitted responses carry
 //! `x-agw-ratelimit-{requests,tokens}-{limit,remaining,reset}` for the tightest scope.
 //!
+//! Only routes whose responses carry usage are limited (Messages, chat and legacy
+//! completions, Responses, embeddings); token counting, model listing and passthrough are not.
+//!
 //! Windows are fixed UTC minutes (a burst across a minute boundary can reach twice the rate).
 //! When the store fails or does not answer within [`LimitPolicy::timeout`], rate limits and
 //! budgets each fail open or closed as configured, and the failure goes to the

@@ -39,7 +39,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
         Box::pin(async move {
-            let api = Classified::of(&req, RouteKind::Passthrough).api;
+            let class = Classified::of(&req, RouteKind::Passthrough);
+            let api = class.api;
+            // Token counting, model listing and passthrough cost no tokens: not limited.
+            if !crate::usage::service::has_usage(class.kind) {
+                return Ok(inner.call(req).await?.map(Body::inner));
+            }
             let estimate = req
                 .extensions()
                 .get::<RequestFacts>()

@@ -56,7 +56,7 @@
 
 mod body;
 mod layer;
-mod service;
+pub(crate) mod service;
 
 pub use body::{MAX_JSON, UsageBody};
 pub use layer::UsageLayer;

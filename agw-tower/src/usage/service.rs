@@ -19,7 +19,8 @@ pub struct UsageService<S> {
     pub(super) shared: Arc<Shared>,
 }
 
-fn has_usage(kind: RouteKind) -> bool {
+/// Routes whose responses carry token usage (and so are counted and limited).
+pub(crate) fn has_usage(kind: RouteKind) -> bool {
     matches!(
         kind,
         RouteKind::Messages
