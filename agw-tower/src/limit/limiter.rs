@@ -278,12 +278,11 @@ pub struct Ticket {
 impl Ticket {
     /// Adds `x-agw-ratelimit-{requests,tokens}-{limit,remaining,reset}` (the tightest scope).
     pub fn headers(&self, headers: &mut HeaderMap) {
-        for (i, kind) in ["requests", "tokens"].iter().enumerate() {
-            if let Some((limit, remaining, reset)) = self.remaining[i] {
-                set(headers, HEADER_NAMES[i][0], limit.to_string());
-                set(headers, HEADER_NAMES[i][1], remaining.to_string());
-                set(headers, HEADER_NAMES[i][2], rfc3339(reset));
-                let _ = kind;
+        for (names, remaining) in HEADER_NAMES.iter().zip(&self.remaining) {
+            if let Some((limit, remaining, reset)) = remaining {
+                set(headers, names[0], limit.to_string());
+                set(headers, names[1], remaining.to_string());
+                set(headers, names[2], rfc3339(*reset));
             }
         }
     }
