@@ -393,7 +393,7 @@ impl Limiter {
         out
     }
 
-    fn counter(&self, scope: &Scope, what: &str) -> String {
+    fn counter(&self, scope: &Scope, what: impl std::fmt::Display) -> String {
         format!("{}:{}:{what}", self.policy.prefix, scope.id())
     }
 
@@ -414,10 +414,16 @@ impl Limiter {
         let mut checks = Vec::new();
         let mut meta = Vec::new();
         for (scope, limits) in &scopes {
-            let mut push = |kind: LimitKind, limit: Option<u64>, what: String, add, ttl, reset| {
+            // The counter name is formatted only for a limit that is set.
+            let mut push = |kind: LimitKind,
+                            limit: Option<u64>,
+                            what: std::fmt::Arguments<'_>,
+                            add,
+                            ttl,
+                            reset| {
                 if let Some(limit) = limit {
                     checks.push(Check {
-                        key: self.counter(scope, &what),
+                        key: self.counter(scope, what),
                         limit,
                         add,
                         ttl,
@@ -429,7 +435,7 @@ impl Limiter {
             push(
                 LimitKind::Requests,
                 limits.requests_per_minute,
-                format!("rpm:{}", p.minute),
+                format_args!("rpm:{}", p.minute),
                 1,
                 120,
                 p.minute_end,
@@ -437,7 +443,7 @@ impl Limiter {
             push(
                 LimitKind::Tokens,
                 limits.tokens_per_minute,
-                format!("tpm:{}", p.minute),
+                format_args!("tpm:{}", p.minute),
                 estimate,
                 120,
                 p.minute_end,
@@ -445,7 +451,7 @@ impl Limiter {
             push(
                 LimitKind::TokensPerDay,
                 limits.tokens_per_day,
-                format!("tok:d:{}", p.day),
+                format_args!("tok:d:{}", p.day),
                 0,
                 DAY_TTL,
                 p.day_end,
@@ -453,7 +459,7 @@ impl Limiter {
             push(
                 LimitKind::TokensPerMonth,
                 limits.tokens_per_month,
-                format!("tok:m:{}", p.month),
+                format_args!("tok:m:{}", p.month),
                 0,
                 MONTH_TTL,
                 p.month_end,
@@ -461,7 +467,7 @@ impl Limiter {
             push(
                 LimitKind::UsdPerDay,
                 usd(limits.usd_per_day),
-                format!("usd:d:{}", p.day),
+                format_args!("usd:d:{}", p.day),
                 0,
                 DAY_TTL,
                 p.day_end,
@@ -469,7 +475,7 @@ impl Limiter {
             push(
                 LimitKind::UsdPerMonth,
                 usd(limits.usd_per_month),
-                format!("usd:m:{}", p.month),
+                format_args!("usd:m:{}", p.month),
                 0,
                 MONTH_TTL,
                 p.month_end,
@@ -557,7 +563,7 @@ impl Limiter {
                 let delta = used as i64 - ticket.estimate as i64;
                 if delta != 0 {
                     adds.push(Add {
-                        key: self.counter(scope, &format!("tpm:{}", p.minute)),
+                        key: self.counter(scope, format_args!("tpm:{}", p.minute)),
                         delta,
                         ttl: 120,
                     });
@@ -565,24 +571,24 @@ impl Limiter {
             }
             if used > 0 {
                 adds.push(Add {
-                    key: self.counter(scope, &format!("tok:d:{}", p.day)),
+                    key: self.counter(scope, format_args!("tok:d:{}", p.day)),
                     delta: used as i64,
                     ttl: DAY_TTL,
                 });
                 adds.push(Add {
-                    key: self.counter(scope, &format!("tok:m:{}", p.month)),
+                    key: self.counter(scope, format_args!("tok:m:{}", p.month)),
                     delta: used as i64,
                     ttl: MONTH_TTL,
                 });
             }
             if let Some(c) = cost_micros.filter(|&c| c > 0) {
                 adds.push(Add {
-                    key: self.counter(scope, &format!("usd:d:{}", p.day)),
+                    key: self.counter(scope, format_args!("usd:d:{}", p.day)),
                     delta: c as i64,
                     ttl: DAY_TTL,
                 });
                 adds.push(Add {
-                    key: self.counter(scope, &format!("usd:m:{}", p.month)),
+                    key: self.counter(scope, format_args!("usd:m:{}", p.month)),
                     delta: c as i64,
                     ttl: MONTH_TTL,
                 });
