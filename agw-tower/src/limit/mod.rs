@@ -51,6 +51,7 @@ mod layer;
 mod limiter;
 #[cfg(feature = "redis")]
 mod redis;
+mod rejection;
 mod service;
 mod store;
 
@@ -59,11 +60,9 @@ mod store;
 pub use ::redis::aio::ConnectionManager as RedisConnection;
 pub use clock::rfc3339 as utc_time;
 pub use layer::LimitLayer;
-pub use limiter::{
-    FailMode, LimitKind, LimitPolicy, Limiter, Limits, Rejection, Scope, Spent, StoreFailure,
-    Ticket,
-};
+pub use limiter::{FailMode, LimitPolicy, Limiter, Limits, Spent, StoreFailure, Ticket};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, connect as redis_connect};
+pub use rejection::{LimitKind, Rejection, Scope};
 pub use service::Limit;
 pub use store::{Acquired, Add, Check, LimitStore, LimitStoreError, MemoryStore};
