@@ -306,3 +306,58 @@ fn an_open_listener_with_an_injected_key_and_no_client_auth_refuses_to_start() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("allow_unauthenticated"), "{err}");
 }
+
+#[allow(dead_code)]
+#[path = "clients/harness.rs"]
+mod harness;
+#[allow(dead_code)]
+#[path = "clients/install.rs"]
+mod install;
+
+/// Claude Code itself against agw with client keys required: a wrong key is refused with a
+/// 401 that Claude Code reports (and nothing reaches the provider); the right key works as
+/// `ANTHROPIC_API_KEY` and as `ANTHROPIC_AUTH_TOKEN`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the team configuration wired into agw (issue 11)"]
+async fn claude_code_with_client_keys() {
+    use harness::{Agw, AgwOptions, Claude, Credential, Scratch};
+    let tools = install::tools().await;
+    let scratch = Scratch::new("team-keys");
+    let mock = MockProvider::start().await.unwrap();
+    let dir = temp_dir("claude");
+    let cfg = config(&dir, false, 100);
+    let key = create_key(&cfg, None, "alice");
+    let agw = Agw::start(AgwOptions {
+        config: Some(&cfg),
+        base_url: Some(&mock.base_url()),
+        ..Default::default()
+    })
+    .await;
+    let run = Claude::new(tools, &scratch, &agw.url, "Say hello")
+        .credential(Credential::ApiKey("agw_this-is-not-a-key"))
+        .run()
+        .await;
+    assert!(run.failed(), "{run}");
+    assert!(
+        run.stdout.contains("401") || run.stdout.contains("Invalid API key"),
+        "{run}"
+    );
+    assert!(mock.requests().is_empty(), "nothing reaches the provider");
+    for credential in [Credential::ApiKey(&key), Credential::AuthToken(&key)] {
+        let run = Claude::new(tools, &scratch, &agw.url, "Say hello")
+            .credential(credential)
+            .run()
+            .await;
+        assert_eq!(
+            run.expect_success().stdout.trim(),
+            "Hello from the mock provider.",
+            "{run}"
+        );
+    }
+    // The provider saw agw's key only, never the client's.
+    for r in mock.requests() {
+        let all = format!("{:?}", r.headers);
+        assert!(!all.contains(&key), "the client key reached the provider");
+    }
+    agw.stop().await;
+}
