@@ -1,6 +1,9 @@
 //! JWT verification: every accepted algorithm, and every refusal the auth layer relies on.
 #![cfg(feature = "team")]
 
+#[path = "team_support/mod.rs"]
+mod support;
+
 use agw_tower::auth::jwt::{self, JwkSet, JwtConfig, JwtError};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -277,4 +280,38 @@ async fn the_authenticator_takes_bearer_jwts_and_reports_refusals() {
     h.clear();
     assert!(auth.authenticate_reported(&h, now).await.is_err());
     assert_eq!(*reasons.lock().unwrap(), ["jwt", "missing"]);
+}
+
+#[tokio::test]
+async fn jwks_from_a_url_and_only_https_beyond_loopback() {
+    let k = keys();
+    let doc = k.jwks.to_string();
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let doc = doc.clone();
+            async move { doc }
+        }),
+    );
+    let addr = support::serve(app).await;
+    let url = format!("http://{addr}/.well-known/jwks.json")
+        .parse()
+        .unwrap();
+    let jwks = jwt::Jwks::load(jwt::JwksSource::Url(url), config())
+        .await
+        .unwrap();
+    let t = token(&k, "RS256", "r1", &claims());
+    assert!(jwks.verify(&t, NOW).await.is_ok());
+    // Plain HTTP to anything but loopback is refused before any connection is made.
+    let url = "http://idp.example/.well-known/jwks.json".parse().unwrap();
+    let e = jwt::Jwks::load(jwt::JwksSource::Url(url), config())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("only https"), "{e}");
+    // A missing document is an error naming the URL.
+    let url: http::Uri = format!("http://{addr}/nothing").parse().unwrap();
+    let e = jwt::Jwks::load(jwt::JwksSource::Url(url), config())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("/nothing"), "{e}");
 }
