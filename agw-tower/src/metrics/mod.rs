@@ -1,6 +1,6 @@
 //! Prometheus metrics: OpenTelemetry GenAI semantic conventions plus agw's own counters.
 //!
-//! [`Metrics`] owns a registry. It is a [`UsageSink`](crate::usage::UsageSink): give it to the
+//! [`Metrics`] owns a registry. It is a [`UsageSink`]: give it to the
 //! [`UsageLayer`](crate::usage::UsageLayer) and every response feeds the GenAI histograms and
 //! the request, token and cost counters. The rest is recorded by calls from where it happens
 //! (guard outcomes, upstream errors, limit rejections, reloads). [`Metrics::encode`] renders
