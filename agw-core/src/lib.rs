@@ -46,6 +46,8 @@ pub mod fuzzing;
 pub mod guard;
 pub mod json;
 pub mod model;
+pub mod price;
 pub mod provider;
 pub mod route;
 pub mod stream;
+pub mod usage;

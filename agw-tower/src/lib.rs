@@ -61,3 +61,14 @@ pub mod stack;
 pub mod test_util;
 #[cfg(feature = "client")]
 pub mod upstream;
+
+#[cfg(feature = "team")]
+pub mod auth;
+#[cfg(feature = "team")]
+pub mod limit;
+#[cfg(feature = "team")]
+pub mod metrics;
+#[cfg(feature = "team")]
+pub mod team;
+#[cfg(feature = "team")]
+pub mod usage;

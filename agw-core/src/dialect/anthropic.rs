@@ -43,6 +43,9 @@ pub fn error_type(kind: ErrorKind) -> &'static str {
         ErrorKind::NotFound => "not_found_error",
         ErrorKind::RequestTooLarge => "request_too_large",
         ErrorKind::Overloaded => "overloaded_error",
+        ErrorKind::Authentication => "authentication_error",
+        ErrorKind::Forbidden => "permission_error",
+        ErrorKind::RateLimited => "rate_limit_error",
         ErrorKind::BadGateway | ErrorKind::GatewayTimeout | ErrorKind::Internal => "api_error",
     }
 }

@@ -25,6 +25,12 @@ pub enum ErrorKind {
     Overloaded,
     /// 500: a failure inside agw.
     Internal,
+    /// 401: no valid client credential.
+    Authentication,
+    /// 403: the caller may not use this backend.
+    Forbidden,
+    /// 429: a rate limit is exhausted (with `retry-after`).
+    RateLimited,
 }
 
 impl ErrorKind {
@@ -40,6 +46,9 @@ impl ErrorKind {
             ErrorKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Overloaded => StatusCode::from_u16(529).expect("529 is a valid status"),
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -55,6 +64,9 @@ impl ErrorKind {
             ErrorKind::GatewayTimeout => "gateway_timeout",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::Internal => "internal_error",
+            ErrorKind::Authentication => "invalid_api_key",
+            ErrorKind::Forbidden => "permission_denied",
+            ErrorKind::RateLimited => "rate_limit_exceeded",
         }
     }
 }

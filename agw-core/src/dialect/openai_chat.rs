@@ -42,7 +42,10 @@ pub fn error_type(kind: ErrorKind) -> &'static str {
         | ErrorKind::NotFound
         | ErrorKind::MethodNotAllowed
         | ErrorKind::RequestTimeout
-        | ErrorKind::RequestTooLarge => "invalid_request_error",
+        | ErrorKind::RequestTooLarge
+        | ErrorKind::Authentication
+        | ErrorKind::Forbidden => "invalid_request_error",
+        ErrorKind::RateLimited => "rate_limit_exceeded",
         ErrorKind::Overloaded => "server_error",
         ErrorKind::BadGateway | ErrorKind::GatewayTimeout | ErrorKind::Internal => "api_error",
     }

@@ -1,0 +1,395 @@
+//! Token usage read from provider responses: whole JSON bodies and streamed (SSE) events.
+//!
+//! [`UsageCounter`] is fed what a response carries — a complete JSON body, or the server-sent
+//! events of a stream one by one — and keeps the last usage it saw. Only events that carry
+//! usage are parsed (a byte search for `"usage"` decides), so counting a stream costs one
+//! `memmem` per event and one small JSON parse per usage event (Anthropic `message_start` and
+//! `message_delta`, OpenAI's final chunk, Responses' `response.completed`).
+//!
+//! Token kinds are normalised to what is billed separately: [`Usage::input`] is *uncached*
+//! input (OpenAI's `prompt_tokens` minus `cached_tokens`; Anthropic's `input_tokens` as is),
+//! [`Usage::cache_read`] the input served from the prompt cache, [`Usage::cache_write`] the
+//! input written to it (Anthropic `cache_creation_input_tokens`; OpenAI has none).
+//!
+//! # Example
+//!
+//! ```
+//! use agw_core::api::Api;
+//! use agw_core::usage::{Usage, UsageCounter};
+//!
+//! let mut counter = UsageCounter::new(Api::Anthropic);
+//! counter.event(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-opus-4-6\",\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":100,\"cache_read_input_tokens\":2000,\"output_tokens\":1}}}\n\n");
+//! counter.event(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\"}\n\n");
+//! counter.event(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":42}}\n\n");
+//! let (usage, model) = counter.finish().unwrap();
+//! assert_eq!(usage, Usage { input: 10, output: 42, cache_write: 100, cache_read: 2000 });
+//! assert_eq!(model.as_deref(), Some("claude-opus-4-6"));
+//! ```
+//!
+//! # Limits
+//!
+//! [`UsageCounter::json`] needs the whole JSON body (the caller decides how much it holds);
+//! it reads only the top-level `model` and `usage` keys with the skipping scanner and parses
+//! just the `usage` object. A response without usage (an error, a cut stream) gives `None`
+//! from [`UsageCounter::finish`]: the caller keeps its estimate.
+
+use crate::api::Api;
+use crate::json::Scanner;
+use serde_json::Value;
+
+/// Tokens of one response, by billing kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Usage {
+    /// Uncached input tokens.
+    pub input: u64,
+    /// Output tokens (reasoning included).
+    pub output: u64,
+    /// Input tokens written to the prompt cache.
+    pub cache_write: u64,
+    /// Input tokens read from the prompt cache.
+    pub cache_read: u64,
+}
+
+impl Usage {
+    /// All tokens of every kind: what token limits charge.
+    pub fn total(&self) -> u64 {
+        self.input
+            .saturating_add(self.output)
+            .saturating_add(self.cache_write)
+            .saturating_add(self.cache_read)
+    }
+
+    /// Input tokens of every kind (uncached, cache write and cache read).
+    pub fn input_total(&self) -> u64 {
+        self.input
+            .saturating_add(self.cache_write)
+            .saturating_add(self.cache_read)
+    }
+}
+
+/// Accumulates the usage of one response. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct UsageCounter {
+    api: Api,
+    usage: Usage,
+    model: Option<String>,
+    seen: bool,
+}
+
+impl UsageCounter {
+    /// A counter for a response in `api`'s wire format (the upstream's dialect).
+    pub fn new(api: Api) -> Self {
+        Self {
+            api,
+            usage: Usage::default(),
+            model: None,
+            seen: false,
+        }
+    }
+
+    /// Reads one complete server-sent event (bytes as on the wire, `event:`/`data:` lines).
+    /// Events without `"usage"` in them cost one byte search.
+    pub fn event(&mut self, event: &[u8]) {
+        if memchr::memmem::find(event, b"\"usage\"").is_none() {
+            return;
+        }
+        let mut data = Vec::new();
+        for line in event.split(|&b| b == b'\n' || b == b'\r') {
+            if let Some(rest) = line.strip_prefix(b"data:") {
+                if !data.is_empty() {
+                    data.push(b'\n');
+                }
+                data.extend_from_slice(rest.strip_prefix(b" ").unwrap_or(rest));
+            }
+        }
+        if let Ok(v) = serde_json::from_slice::<Value>(&data) {
+            self.value(&v);
+        }
+    }
+
+    /// Reads a complete (non-streamed) JSON response body: its top-level `model` and `usage`.
+    pub fn json(&mut self, body: &[u8]) {
+        let Ok(mut sc) = Scanner::new(body) else {
+            return;
+        };
+        if sc.peek() != Some(b'{') {
+            return;
+        }
+        let mut usage = None;
+        let mut model = None;
+        let _ = sc.object(|sc, key| {
+            if sc.key_is(&key, "usage") {
+                usage = Some(sc.skip()?);
+                Ok(())
+            } else if sc.key_is(&key, "model") {
+                if let Some(s) = sc.string_or_none()? {
+                    model = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
+                }
+                Ok(())
+            } else {
+                sc.skip_fast()
+            }
+        });
+        if let Some(m) = model {
+            self.model = Some(m);
+        }
+        if let Some(Ok(v)) = usage.map(|r| serde_json::from_slice::<Value>(&body[r])) {
+            self.usage_object(&v, false);
+        }
+    }
+
+    /// Reads one parsed JSON value: a response body or the data of a stream event.
+    pub fn value(&mut self, v: &Value) {
+        match v.get("type").and_then(Value::as_str) {
+            Some("message_start") => {
+                if let Some(m) = v.get("message") {
+                    self.set_model(m.get("model"));
+                    if let Some(u) = m.get("usage") {
+                        self.usage_object(u, false);
+                    }
+                }
+            }
+            Some("message_delta") => {
+                if let Some(u) = v.get("usage") {
+                    self.usage_object(u, true);
+                }
+            }
+            Some(t) if t.starts_with("response.") => {
+                if let Some(r) = v.get("response") {
+                    self.set_model(r.get("model"));
+                    if let Some(u) = r.get("usage").filter(|u| u.is_object()) {
+                        self.usage_object(u, false);
+                    }
+                }
+            }
+            _ => {
+                self.set_model(v.get("model"));
+                if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+                    self.usage_object(u, false);
+                }
+            }
+        }
+    }
+
+    fn set_model(&mut self, m: Option<&Value>) {
+        if let Some(m) = m.and_then(Value::as_str) {
+            self.model = Some(m.to_owned());
+        }
+    }
+
+    /// `delta`: Anthropic's `message_delta`, whose counts replace only the fields it carries.
+    fn usage_object(&mut self, u: &Value, delta: bool) {
+        let n = |k: &str| u.get(k).and_then(Value::as_u64);
+        self.seen = true;
+        match self.api {
+            Api::Anthropic => {
+                let set = |field: &mut u64, k: &str| match n(k) {
+                    Some(v) => *field = v,
+                    None if !delta => *field = 0,
+                    None => {}
+                };
+                set(&mut self.usage.input, "input_tokens");
+                set(&mut self.usage.output, "output_tokens");
+                set(&mut self.usage.cache_write, "cache_creation_input_tokens");
+                set(&mut self.usage.cache_read, "cache_read_input_tokens");
+            }
+            Api::OpenAi => {
+                // Chat completions: prompt/completion; Responses and embeddings: input/output.
+                let input = n("prompt_tokens")
+                    .or_else(|| n("input_tokens"))
+                    .unwrap_or(0);
+                let output = n("completion_tokens")
+                    .or_else(|| n("output_tokens"))
+                    .unwrap_or(0);
+                let cached = ["prompt_tokens_details", "input_tokens_details"]
+                    .iter()
+                    .find_map(|k| u.get(*k)?.get("cached_tokens")?.as_u64())
+                    .unwrap_or(0)
+                    .min(input);
+                self.usage = Usage {
+                    input: input - cached,
+                    output,
+                    cache_write: 0,
+                    cache_read: cached,
+                };
+            }
+        }
+    }
+
+    /// The usage so far, if any usage was seen.
+    pub fn usage(&self) -> Option<Usage> {
+        self.seen.then_some(self.usage)
+    }
+
+    /// The model the response names, if it named one.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// The final usage and response model; `None` if the response carried no usage.
+    pub fn finish(self) -> Option<(Usage, Option<String>)> {
+        self.seen.then_some((self.usage, self.model))
+    }
+}
+
+/// The output-token cap a request asks for: the top-level `max_tokens` (Anthropic, OpenAI
+/// chat), `max_completion_tokens` (OpenAI chat) or `max_output_tokens` (Responses) — what a
+/// limiter holds while the request is in flight. `None` for none, or a body that is not a
+/// JSON object.
+pub fn max_tokens(body: &[u8]) -> Option<u64> {
+    let mut sc = Scanner::new(body).ok()?;
+    if sc.peek() != Some(b'{') {
+        return None;
+    }
+    let mut found = None;
+    sc.object(|sc, key| {
+        if ["max_tokens", "max_completion_tokens", "max_output_tokens"]
+            .iter()
+            .any(|k| sc.key_is(&key, k))
+        {
+            let range = sc.skip()?;
+            let n = std::str::from_utf8(&body[range])
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok());
+            if let Some(n) = n {
+                found = Some(found.map_or(n, |f: u64| f.max(n)));
+            }
+            Ok(())
+        } else {
+            sc.skip_fast()
+        }
+    })
+    .ok()?;
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::SseDecoder;
+
+    fn u(input: u64, output: u64, cache_write: u64, cache_read: u64) -> Usage {
+        Usage {
+            input,
+            output,
+            cache_write,
+            cache_read,
+        }
+    }
+
+    /// Feeds `stream` through the SSE decoder at every split size and checks one result.
+    fn stream_at_every_split(api: Api, stream: &str) -> (Usage, Option<String>) {
+        let mut first = None;
+        for size in 1..=stream.len() {
+            let mut dec = SseDecoder::new(1 << 20);
+            let mut counter = UsageCounter::new(api);
+            let mut events = Vec::new();
+            for chunk in stream.as_bytes().chunks(size) {
+                dec.push(chunk, &mut events).unwrap();
+                for e in events.drain(..) {
+                    counter.event(&e);
+                }
+            }
+            if let Some(e) = dec.finish() {
+                counter.event(&e);
+            }
+            let got = counter.finish().expect("usage");
+            match &first {
+                None => first = Some(got),
+                Some(f) => assert_eq!(f, &got, "split {size}"),
+            }
+        }
+        first.unwrap()
+    }
+
+    #[test]
+    fn anthropic_stream_with_cache_tokens() {
+        let s = "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":300,\"cache_read_input_tokens\":4000,\"output_tokens\":1}}}\r\n\r\n\
+                 event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"the usage is \\\"usage\\\"\"}}\r\n\r\n\
+                 event: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":77}}\r\n\r\n\
+                 event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n";
+        let (usage, model) = stream_at_every_split(Api::Anthropic, s);
+        assert_eq!(usage, u(12, 77, 300, 4000));
+        assert_eq!(model.as_deref(), Some("claude-sonnet-4-5"));
+    }
+
+    #[test]
+    fn anthropic_delta_with_cumulative_input_replaces_it() {
+        let mut c = UsageCounter::new(Api::Anthropic);
+        c.event(b"data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n");
+        c.event(b"data: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":9,\"cache_read_input_tokens\":3,\"output_tokens\":20}}\n\n");
+        assert_eq!(c.usage(), Some(u(9, 20, 0, 3)));
+    }
+
+    #[test]
+    fn anthropic_json_body() {
+        let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"tool_use","input":{"usage":{"input_tokens":999},"model":"fake"}}],"stop_reason":"end_turn","usage":{"input_tokens":20,"cache_creation_input_tokens":0,"cache_read_input_tokens":50,"output_tokens":8}}"#;
+        let mut c = UsageCounter::new(Api::Anthropic);
+        c.json(body);
+        let (usage, model) = c.finish().unwrap();
+        assert_eq!(usage, u(20, 8, 0, 50));
+        assert_eq!(model.as_deref(), Some("claude-haiku-4-5"));
+    }
+
+    #[test]
+    fn openai_chat_json_with_cached_tokens() {
+        let body = br#"{"id":"c","object":"chat.completion","model":"gpt-4o-2024-08-06","choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":30,"total_tokens":1030,"prompt_tokens_details":{"cached_tokens":600}}}"#;
+        let mut c = UsageCounter::new(Api::OpenAi);
+        c.json(body);
+        let (usage, model) = c.finish().unwrap();
+        assert_eq!(usage, u(400, 30, 0, 600));
+        assert_eq!(usage.total(), 1030);
+        assert_eq!(model.as_deref(), Some("gpt-4o-2024-08-06"));
+    }
+
+    #[test]
+    fn openai_stream_usage_chunk() {
+        let s = "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n\
+                 data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2,\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\n\
+                 data: [DONE]\n\n";
+        let (usage, model) = stream_at_every_split(Api::OpenAi, s);
+        assert_eq!(usage, u(6, 2, 0, 4));
+        assert_eq!(model.as_deref(), Some("gpt-4o"));
+    }
+
+    #[test]
+    fn responses_completed_event_and_json() {
+        let s = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"gpt-5\",\"usage\":null}}\n\n\
+                 event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"model\":\"gpt-5-2025\",\"usage\":{\"input_tokens\":50,\"input_tokens_details\":{\"cached_tokens\":20},\"output_tokens\":7,\"output_tokens_details\":{\"reasoning_tokens\":3}}}}\n\n";
+        let (usage, model) = stream_at_every_split(Api::OpenAi, s);
+        assert_eq!(usage, u(30, 7, 0, 20));
+        assert_eq!(model.as_deref(), Some("gpt-5-2025"));
+
+        let mut c = UsageCounter::new(Api::OpenAi);
+        c.json(br#"{"id":"r","object":"response","model":"gpt-5","output":[],"usage":{"input_tokens":5,"output_tokens":1}}"#);
+        assert_eq!(c.usage(), Some(u(5, 1, 0, 0)));
+    }
+
+    #[test]
+    fn max_tokens_of_requests() {
+        let cases: &[(&[u8], Option<u64>)] = &[
+            (
+                br#"{"model":"m","max_tokens":1024,"messages":[{"max_tokens":5}]}"#,
+                Some(1024),
+            ),
+            (br#"{"max_completion_tokens": 300 }"#, Some(300)),
+            (br#"{"max_output_tokens":7,"input":"x"}"#, Some(7)),
+            (br#"{"max_tokens":"many"}"#, None),
+            (br#"{"messages":[]}"#, None),
+            (b"[1]", None),
+            (b"not json", None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(max_tokens(body), *want, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn no_usage_is_none() {
+        let mut c = UsageCounter::new(Api::Anthropic);
+        c.json(br#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#);
+        c.event(b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
+        c.json(b"not json");
+        assert_eq!(c.finish(), None);
+    }
+}

@@ -1,0 +1,240 @@
+//! Per-backend access: which identities may use a backend, and which models.
+
+use super::Identity;
+use crate::body::Body;
+use crate::classify::Classified;
+use crate::error::error_response;
+use agw_core::api::{ErrorBody, ErrorKind};
+use agw_core::model::{ModelPattern, ModelPolicyError};
+use agw_core::route::RouteKind;
+use http::{Request, Response};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// What agw learned about a request body, for the layers that need it (the model for access
+/// checks, limits and the price; `max_tokens` for the in-flight token estimate). The stage
+/// that reads the body puts it in the request extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// The requested model, after aliasing.
+    pub model: Option<String>,
+    /// `max_tokens` / `max_completion_tokens` / `max_output_tokens`.
+    pub max_tokens: Option<u64>,
+}
+
+/// The name of the backend a request goes to (for access errors, metrics and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendName(pub Arc<str>);
+
+/// Who may use one backend, and which models. Empty `identities`, `teams` and `groups` admit
+/// every authenticated caller; empty `models` admits every model.
+///
+/// Outcomes, chosen for how Claude Code shows them: a caller who may not use the backend gets
+/// **403** `permission_error` (Claude Code then suggests `/login`, which fits: another
+/// credential is needed); a model that is not allowed gets **400** `invalid_request_error`
+/// naming the model and the allowed patterns, shown as is and not retried.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    identities: Vec<String>,
+    teams: Vec<String>,
+    groups: Vec<String>,
+    models: Vec<ModelPattern>,
+}
+
+impl Access {
+    /// Admits everyone to every model.
+    pub fn any() -> Self {
+        Self::default()
+    }
+
+    /// Admits these identity names (key names or JWT subjects).
+    pub fn identities<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.identities.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Admits members of these teams.
+    pub fn teams<I: IntoIterator<Item = S>, S: Into<String>>(mut self, teams: I) -> Self {
+        self.teams.extend(teams.into_iter().map(Into::into));
+        self
+    }
+
+    /// Admits holders of these JWT groups.
+    pub fn groups<I: IntoIterator<Item = S>, S: Into<String>>(mut self, groups: I) -> Self {
+        self.groups.extend(groups.into_iter().map(Into::into));
+        self
+    }
+
+    /// Allows only models matching these patterns (`*` globs).
+    ///
+    /// # Errors
+    ///
+    /// An empty or padded pattern.
+    pub fn models<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        patterns: I,
+    ) -> Result<Self, ModelPolicyError> {
+        for p in patterns {
+            self.models.push(ModelPattern::new(p)?);
+        }
+        Ok(self)
+    }
+
+    /// Whether the access list restricts models (so the model must be known).
+    pub fn restricts_models(&self) -> bool {
+        !self.models.is_empty()
+    }
+
+    /// Checks a caller against the backend's list.
+    ///
+    /// # Errors
+    ///
+    /// A 403 naming the backend.
+    pub fn check_caller(&self, who: &Identity, backend: &str) -> Result<(), ErrorBody> {
+        let open = self.identities.is_empty() && self.teams.is_empty() && self.groups.is_empty();
+        let admitted = open
+            || self.identities.contains(&who.name)
+            || who.team.as_ref().is_some_and(|t| self.teams.contains(t))
+            || who.groups.iter().any(|g| self.groups.contains(g));
+        if admitted {
+            Ok(())
+        } else {
+            Err(ErrorBody::new(
+                ErrorKind::Forbidden,
+                format!("agw: `{}` may not use backend `{backend}`", who.name),
+            ))
+        }
+    }
+
+    /// Checks a model; an unknown model is refused when models are restricted (fail closed).
+    ///
+    /// # Errors
+    ///
+    /// A 400 naming the model and the allowed patterns.
+    pub fn check_model(&self, model: Option<&str>, backend: &str) -> Result<(), ErrorBody> {
+        if self.models.is_empty() || model.is_some_and(|m| self.models.iter().any(|p| p.matches(m)))
+        {
+            return Ok(());
+        }
+        let allowed: Vec<&str> = self.models.iter().map(ModelPattern::as_str).collect();
+        Err(ErrorBody::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "agw: model `{}` is not allowed for you on backend `{backend}`; allowed: {}",
+                model.unwrap_or("(none)"),
+                allowed.join(", ")
+            ),
+        ))
+    }
+}
+
+/// Applies an [`Access`] list: reads [`Identity`] (required: put [`AuthLayer`](super::AuthLayer)
+/// outside it) and, when models are restricted, [`RequestFacts`] (absent: refused).
+#[derive(Debug, Clone)]
+pub struct AccessLayer {
+    access: Arc<Access>,
+    backend: Arc<str>,
+}
+
+impl AccessLayer {
+    /// The layer for backend `backend`.
+    pub fn new(access: Access, backend: impl Into<Arc<str>>) -> Self {
+        Self {
+            access: Arc::new(access),
+            backend: backend.into(),
+        }
+    }
+}
+
+impl<S> Layer<S> for AccessLayer {
+    type Service = AccessService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AccessService {
+            inner,
+            access: self.access.clone(),
+            backend: self.backend.clone(),
+        }
+    }
+}
+
+/// The service of [`AccessLayer`].
+#[derive(Debug, Clone)]
+pub struct AccessService<S> {
+    inner: S,
+    access: Arc<Access>,
+    backend: Arc<str>,
+}
+
+impl<S, B, ResB> Service<Request<B>> for AccessService<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+    S::Future: Send + 'static,
+    ResB: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body<ResB>>;
+    type Error = S::Error;
+    type Future = AccessFuture<S::Future, ResB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let api = Classified::of(&req, RouteKind::Passthrough).api;
+        let who = req.extensions().get::<Identity>();
+        let model = req
+            .extensions()
+            .get::<RequestFacts>()
+            .and_then(|f| f.model.as_deref());
+        let verdict = match who {
+            None => Err(ErrorBody::new(
+                ErrorKind::Authentication,
+                "agw: no client identity (the access check runs after authentication)",
+            )),
+            Some(who) => self
+                .access
+                .check_caller(who, &self.backend)
+                .and_then(|()| self.access.check_model(model, &self.backend)),
+        };
+        match verdict {
+            Ok(()) => AccessFuture::Inner {
+                future: self.inner.call(req),
+            },
+            Err(e) => AccessFuture::Refused {
+                response: Some(error_response(api, &e)),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`AccessService`]: the inner future, or the refusal.
+    #[project = AccessFutureProj]
+    #[allow(missing_docs)]
+    pub enum AccessFuture<F, R> {
+        /// Admitted.
+        Inner { #[pin] future: F },
+        /// Refused (taken on the first poll).
+        Refused { response: Option<Response<Body<R>>> },
+    }
+}
+
+impl<F, R, E> std::future::Future for AccessFuture<F, R>
+where
+    F: std::future::Future<Output = Result<Response<R>, E>>,
+{
+    type Output = Result<Response<Body<R>>, E>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AccessFutureProj::Inner { future } => future.poll(cx).map_ok(|r| r.map(Body::inner)),
+            AccessFutureProj::Refused { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! JWT bearer tokens from an identity provider, verified against its JWKS.
+//!
+//! Only asymmetric algorithms are accepted — RS256, ES256 (P-256) and EdDSA (Ed25519) — and
+//! each only with a key of its own type: `alg: none`, HS256 (which, verified with a public key
+//! as the secret, is the classic algorithm-confusion forgery) and a header algorithm that does
+//! not match the key are refused. `iss`, `aud`, `exp` (required) and `nbf` are checked with a
+//! small leeway; the identity is `sub`, groups come from a configurable claim.
+
+use super::store::BoxFuture;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use ring::signature;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// The largest token accepted, in bytes.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// The largest JWKS document accepted, in bytes.
+pub const MAX_JWKS_LEN: usize = 256 * 1024;
+/// The most keys a JWKS may hold.
+pub const MAX_JWKS_KEYS: usize = 64;
+
+/// Why a token was refused. The text is for logs; clients get a generic 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtError {
+    /// Not three base64url parts of JSON.
+    #[error("malformed token")]
+    Malformed,
+    /// `alg` is not RS256, ES256 or EdDSA (this includes `none` and HS256).
+    #[error("algorithm `{0}` is not accepted")]
+    Algorithm(String),
+    /// No key in the JWKS matches `kid` and the algorithm.
+    #[error("no matching key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    Signature,
+    /// `exp` missing or past.
+    #[error("token expired")]
+    Expired,
+    /// `nbf` in the future.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    #[error("wrong issuer")]
+    Issuer,
+    /// `aud` does not name the configured audience.
+    #[error("wrong audience")]
+    Audience,
+    /// No `sub` string.
+    #[error("no subject")]
+    Subject,
+}
+
+/// A JWKS that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("JWKS: {0}")]
+pub struct JwksError(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Alg {
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+impl Alg {
+    fn parse(s: &str) -> Option<Alg> {
+        match s {
+            "RS256" => Some(Alg::Rs256),
+            "ES256" => Some(Alg::Es256),
+            "EdDSA" => Some(Alg::EdDsa),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum PublicKey {
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    P256(Vec<u8>),
+    Ed25519(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+struct Jwk {
+    kid: Option<String>,
+    /// The JWK's own `alg`, when it states one.
+    alg: Option<String>,
+    key: PublicKey,
+}
+
+impl Jwk {
+    fn alg(&self) -> Alg {
+        match self.key {
+            PublicKey::Rsa { .. } => Alg::Rs256,
+            PublicKey::P256(_) => Alg::Es256,
+            PublicKey::Ed25519(_) => Alg::EdDsa,
+        }
+    }
+
+    fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        match &self.key {
+            PublicKey::Rsa { n, e } => signature::RsaPublicKeyComponents { n, e }
+                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
+                .is_ok(),
+            PublicKey::P256(point) => {
+                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                    .verify(msg, sig)
+                    .is_ok()
+            }
+            PublicKey::Ed25519(x) => signature::UnparsedPublicKey::new(&signature::ED25519, x)
+                .verify(msg, sig)
+                .is_ok(),
+        }
+    }
+}
+
+/// The public keys of a JWKS document, parsed once.
+#[derive(Debug, Clone, Default)]
+pub struct JwkSet {
+    keys: Vec<Jwk>,
+}
+
+impl JwkSet {
+    /// Parses a JWKS (`{"keys":[...]}`). Keys of other types (symmetric `oct` keys among them)
+    /// are skipped; a set with no usable key is an error.
+    ///
+    /// # Errors
+    ///
+    /// Not JSON, too large, too many keys, or no usable key.
+    pub fn parse(doc: &[u8]) -> Result<Self, JwksError> {
+        if doc.len() > MAX_JWKS_LEN {
+            return Err(JwksError(format!("larger than {MAX_JWKS_LEN} bytes")));
+        }
+        let v: Value = serde_json::from_slice(doc).map_err(|e| JwksError(e.to_string()))?;
+        let list = v
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| JwksError("no `keys` array".into()))?;
+        if list.len() > MAX_JWKS_KEYS {
+            return Err(JwksError(format!("more than {MAX_JWKS_KEYS} keys")));
+        }
+        let b64 = |k: &Value, f: &str| {
+            k.get(f)
+                .and_then(Value::as_str)
+                .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+        };
+        let mut keys = Vec::new();
+        for k in list {
+            if k.get("use")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u != "sig")
+            {
+                continue;
+            }
+            let key = match (
+                k.get("kty").and_then(Value::as_str),
+                k.get("crv").and_then(Value::as_str),
+            ) {
+                (Some("RSA"), _) => match (b64(k, "n"), b64(k, "e")) {
+                    (Some(n), Some(e)) => PublicKey::Rsa { n, e },
+                    _ => continue,
+                },
+                (Some("EC"), Some("P-256")) => match (b64(k, "x"), b64(k, "y")) {
+                    (Some(x), Some(y)) if x.len() == 32 && y.len() == 32 => {
+                        let mut p = Vec::with_capacity(65);
+                        p.push(4);
+                        p.extend_from_slice(&x);
+                        p.extend_from_slice(&y);
+                        PublicKey::P256(p)
+                    }
+                    _ => continue,
+                },
+                (Some("OKP"), Some("Ed25519")) => match b64(k, "x") {
+                    Some(x) if x.len() == 32 => PublicKey::Ed25519(x),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            keys.push(Jwk {
+                kid: k.get("kid").and_then(Value::as_str).map(str::to_owned),
+                alg: k.get("alg").and_then(Value::as_str).map(str::to_owned),
+                key,
+            });
+        }
+        if keys.is_empty() {
+            return Err(JwksError(
+                "no usable key (RSA, EC P-256 or OKP Ed25519 signing keys)".into(),
+            ));
+        }
+        Ok(Self { keys })
+    }
+
+    /// How many keys the set holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// What a verified token says about its bearer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// `sub`.
+    pub subject: String,
+    /// The group claim's strings.
+    pub groups: Vec<String>,
+}
+
+/// Issuer, audience, group claim and leeway.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// The required `iss`.
+    pub issuer: String,
+    /// The audience `aud` must name.
+    pub audience: String,
+    /// The claim holding groups (a string or an array of strings); dots descend into objects
+    /// (`realm_access.roles`).
+    pub group_claim: Option<String>,
+    /// Allowed clock skew for `exp` and `nbf`.
+    pub leeway: Duration,
+}
+
+impl JwtConfig {
+    /// A config with the default leeway (60 s) and no group claim.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            group_claim: None,
+            leeway: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Verifies a token against `keys` at `now` (Unix seconds).
+///
+/// # Errors
+///
+/// See [`JwtError`].
+pub fn verify(
+    token: &str,
+    keys: &JwkSet,
+    config: &JwtConfig,
+    now: u64,
+) -> Result<Claims, JwtError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(JwtError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    let header: Value = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(JwtError::Malformed)?;
+    let alg_name = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(JwtError::Malformed)?;
+    let alg = Alg::parse(alg_name).ok_or_else(|| JwtError::Algorithm(alg_name.to_owned()))?;
+    let kid = header.get("kid").and_then(Value::as_str);
+    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
+    let msg = &token.as_bytes()[..h.len() + 1 + p.len()];
+    let mut candidates = keys
+        .keys
+        .iter()
+        .filter(|k| k.alg() == alg)
+        .filter(|k| k.alg.as_deref().is_none_or(|a| a == alg_name))
+        .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
+        .peekable();
+    if candidates.peek().is_none() {
+        return Err(JwtError::UnknownKey);
+    }
+    if !candidates.any(|k| k.verify(msg, &sig)) {
+        return Err(JwtError::Signature);
+    }
+    // Only a verified payload is parsed.
+    let claims: Value = URL_SAFE_NO_PAD
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(JwtError::Malformed)?;
+    let leeway = config.leeway.as_secs();
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .ok_or(JwtError::Expired)?;
+    if now >= exp.saturating_add(leeway) {
+        return Err(JwtError::Expired);
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = nbf.as_u64().ok_or(JwtError::NotYetValid)?;
+        if now.saturating_add(leeway) < nbf {
+            return Err(JwtError::NotYetValid);
+        }
+    }
+    if claims.get("iss").and_then(Value::as_str) != Some(config.issuer.as_str()) {
+        return Err(JwtError::Issuer);
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => *a == config.audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&config.audience)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(JwtError::Audience);
+    }
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(JwtError::Subject)?
+        .to_owned();
+    let mut groups = Vec::new();
+    if let Some(path) = &config.group_claim {
+        let mut v = Some(&claims);
+        for seg in path.split('.') {
+            v = v.and_then(|v| v.get(seg));
+        }
+        match v {
+            Some(Value::String(g)) => groups.push(g.clone()),
+            Some(Value::Array(list)) => {
+                groups.extend(list.iter().filter_map(Value::as_str).map(str::to_owned))
+            }
+            _ => {}
+        }
+    }
+    Ok(Claims { subject, groups })
+}
+
+/// Where a JWKS comes from.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    /// A local file, re-read on refresh.
+    File(PathBuf),
+    /// An `https://` URL (plain `http://` only to a loopback address), fetched on refresh.
+    Url(http::Uri),
+    /// A fixed set (tests, embedding).
+    Static(Bytes),
+}
+
+/// A JWKS kept current: the verifier agw uses. Refreshed by [`Jwks::refresh`] (call it on a
+/// timer, e.g. with [`Jwks::spawn_refresh`]) and on an unknown `kid`, at most once per
+/// `min_refresh`. A failed refresh keeps the last good set.
+#[derive(Debug)]
+pub struct Jwks {
+    source: JwksSource,
+    config: JwtConfig,
+    keys: RwLock<Arc<JwkSet>>,
+    last_refresh: Mutex<Option<Instant>>,
+    min_refresh: Duration,
+    fetch_timeout: Duration,
+}
+
+impl Jwks {
+    /// Loads the set once from `source`.
+    ///
+    /// # Errors
+    ///
+    /// The source cannot be read or holds no usable key.
+    pub async fn load(source: JwksSource, config: JwtConfig) -> Result<Arc<Self>, JwksError> {
+        let jwks = Arc::new(Self {
+            source,
+            config,
+            keys: RwLock::default(),
+            last_refresh: Mutex::new(None),
+            min_refresh: Duration::from_secs(30),
+            fetch_timeout: Duration::from_secs(5),
+        });
+        jwks.refresh().await?;
+        Ok(jwks)
+    }
+
+    /// Re-reads the source now.
+    ///
+    /// # Errors
+    ///
+    /// As [`Jwks::load`]; the last good set stays.
+    pub async fn refresh(&self) -> Result<(), JwksError> {
+        *self.last_refresh.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        let doc = match &self.source {
+            JwksSource::File(path) => std::fs::read(path)
+                .map(Bytes::from)
+                .map_err(|e| JwksError(format!("{}: {e}", path.display())))?,
+            JwksSource::Url(uri) => tokio::time::timeout(self.fetch_timeout, fetch(uri.clone()))
+                .await
+                .map_err(|_| JwksError(format!("{uri}: timed out")))??,
+            JwksSource::Static(b) => b.clone(),
+        };
+        let set = JwkSet::parse(&doc)?;
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        Ok(())
+    }
+
+    /// Refreshes every `every` in a background task (needs a tokio runtime).
+    pub fn spawn_refresh(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(jwks) = weak.upgrade() else { return };
+                let _ = jwks.refresh().await;
+            }
+        })
+    }
+
+    /// Verifies a token; an unknown key triggers one refresh (rate-limited) and a retry.
+    ///
+    /// # Errors
+    ///
+    /// See [`JwtError`].
+    pub fn verify<'a>(
+        &'a self,
+        token: &'a str,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Claims, JwtError>> {
+        Box::pin(async move {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+            match verify(token, &keys, &self.config, now) {
+                Err(JwtError::UnknownKey) if self.may_refresh() => {
+                    let _ = self.refresh().await;
+                    let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    verify(token, &keys, &self.config, now)
+                }
+                r => r,
+            }
+        })
+    }
+
+    fn may_refresh(&self) -> bool {
+        !matches!(self.source, JwksSource::Static(_))
+            && self
+                .last_refresh
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none_or(|t| t.elapsed() >= self.min_refresh)
+    }
+}
+
+async fn fetch(uri: http::Uri) -> Result<Bytes, JwksError> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let err = |e: &dyn std::fmt::Display| JwksError(format!("{uri}: {e}"));
+    let loopback = uri.host().is_some_and(|h| {
+        h == "localhost"
+            || h.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if loopback => {}
+        _ => return Err(err(&"only https URLs (or http to a loopback address)")),
+    }
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+    let res = client.get(uri.clone()).await.map_err(|e| err(&e))?;
+    if !res.status().is_success() {
+        return Err(err(&res.status()));
+    }
+    let body = Limited::new(res.into_body(), MAX_JWKS_LEN)
+        .collect()
+        .await
+        .map_err(|e| err(&e))?;
+    Ok(body.to_bytes())
+}

@@ -1,0 +1,281 @@
+//! Client identity: who is calling, from a gateway-issued key or an identity provider's JWT.
+//!
+//! [`AuthLayer`] reads the client's credential (`x-api-key`, or `Authorization: Bearer` as
+//! Claude Code's `ANTHROPIC_AUTH_TOKEN` and the OpenAI SDK send it), resolves it with an
+//! [`Authenticator`] to an [`Identity`] in the request extensions, and **removes both headers**
+//! so a client credential never reaches the upstream (the provider layer adds the real key).
+//! A request without a valid credential gets a provider-shaped 401 (Anthropic
+//! `authentication_error`, OpenAI `invalid_api_key`); the message never echoes the credential.
+//!
+//! Keys look like `agw_` + 43 base64url characters (32 random bytes). Stores keep only their
+//! SHA-256 ([`key::KeyHash`]), looked up by a hash prefix and compared in constant time.
+//! [`AccessLayer`] then decides which identities may use a backend and which models.
+//!
+//! # Example
+//!
+//! ```
+//! use agw_tower::body::Body;
+//! use agw_tower::auth::{AuthLayer, Authenticator, FileKeyStore, Identity, KeyStore, key};
+//! use std::sync::Arc;
+//! use tower_layer::Layer;
+//! use tower_service::Service;
+//!
+//! # async fn run() {
+//! let store = FileKeyStore::in_memory();
+//! let (secret, hash) = key::generate().unwrap();
+//! store.insert(key::KeyRecord {
+//!     name: "alice".into(), team: Some("platform".into()), hash: hash.to_hex(),
+//!     created: 0, expires: None, revoked: false,
+//! }).await.unwrap();
+//! let auth = Arc::new(Authenticator::new().keys(Arc::new(store)));
+//! let svc = tower::service_fn(|req: http::Request<String>| async move {
+//!     assert!(req.headers().get("x-api-key").is_none()); // never forwarded
+//!     let who = req.extensions().get::<Identity>().unwrap().clone();
+//!     let body = Body::<http_body_util::Empty<bytes::Bytes>>::full(who.name);
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(body))
+//! });
+//! let mut svc = AuthLayer::new(auth).layer(svc);
+//! let req = http::Request::post("/v1/messages").header("x-api-key", &secret).body(String::new()).unwrap();
+//! let res = svc.call(req).await.unwrap();
+//! assert_eq!(res.status(), 200);
+//! let req = http::Request::post("/v1/messages").header("x-api-key", "agw_wrong").body(String::new()).unwrap();
+//! assert_eq!(svc.call(req).await.unwrap().status(), 401);
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run());
+//! ```
+
+mod access;
+pub mod jwt;
+pub mod key;
+mod layer;
+#[cfg(feature = "redis")]
+mod redis;
+mod service;
+mod store;
+
+pub use access::{Access, AccessFuture, AccessLayer, AccessService, BackendName, RequestFacts};
+pub use layer::AuthLayer;
+#[cfg(feature = "redis")]
+pub use redis::RedisKeyStore;
+pub use service::Auth;
+pub use store::{BoxFuture, FileKeyStore, KeyStore, StoreError};
+
+use http::HeaderMap;
+use std::sync::Arc;
+
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentityKind {
+    /// A gateway-issued key.
+    Key,
+    /// A JWT from the identity provider.
+    Jwt,
+    /// No credential (only with [`Authenticator::allow_unauthenticated`]).
+    Anonymous,
+}
+
+/// Who is calling: put in the request extensions by [`AuthLayer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The key's name or the token's `sub`.
+    pub name: String,
+    /// The key's team.
+    pub team: Option<String>,
+    /// How the caller authenticated.
+    pub kind: IdentityKind,
+    /// The token's groups (empty for keys).
+    pub groups: Vec<String>,
+}
+
+impl Identity {
+    /// The caller of an unauthenticated request.
+    pub fn anonymous() -> Self {
+        Identity {
+            name: "anonymous".into(),
+            team: None,
+            kind: IdentityKind::Anonymous,
+            groups: Vec::new(),
+        }
+    }
+}
+
+/// Why a request is not authenticated. Displayed for logs; clients get a fixed message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No credential header.
+    #[error("no client credential")]
+    Missing,
+    /// A key that no store knows, or a malformed credential.
+    #[error("unknown client key")]
+    UnknownKey,
+    /// A revoked or expired key (`name` is the key's name).
+    #[error("key `{0}` is revoked or expired")]
+    Invalid(String),
+    /// A JWT that did not verify.
+    #[error("token refused: {0}")]
+    Jwt(#[from] jwt::JwtError),
+    /// The key store failed: refused (fail closed).
+    #[error("key store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl AuthError {
+    /// A short reason for metrics: `missing`, `invalid`, `jwt` or `store`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::UnknownKey | AuthError::Invalid(_) => "invalid",
+            AuthError::Jwt(_) => "jwt",
+            AuthError::Store(_) => "store",
+        }
+    }
+}
+
+type FailureHook = Arc<dyn Fn(&AuthError) + Send + Sync>;
+
+/// Resolves credentials to identities. Build it once; share it in an `Arc`.
+#[derive(Default)]
+pub struct Authenticator {
+    keys: Option<Arc<dyn KeyStore>>,
+    jwt: Option<Arc<jwt::Jwks>>,
+    allow_unauthenticated: bool,
+    on_failure: Option<FailureHook>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("keys", &self.keys)
+            .field("jwt", &self.jwt)
+            .field("allow_unauthenticated", &self.allow_unauthenticated)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// An authenticator that accepts nothing until given keys or a JWKS.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accepts gateway-issued keys from `store`.
+    pub fn keys(mut self, store: Arc<dyn KeyStore>) -> Self {
+        self.keys = Some(store);
+        self
+    }
+
+    /// Accepts JWTs verified against `jwks`.
+    pub fn jwt(mut self, jwks: Arc<jwt::Jwks>) -> Self {
+        self.jwt = Some(jwks);
+        self
+    }
+
+    /// Lets requests *without* a credential through as [`Identity::anonymous`] (a presented
+    /// but invalid credential is still refused).
+    pub fn allow_unauthenticated(mut self, allow: bool) -> Self {
+        self.allow_unauthenticated = allow;
+        self
+    }
+
+    /// Calls `hook` for every refused request (log it — the error never holds the credential —
+    /// and count it: `Metrics::auth_failure(err.reason())`).
+    pub fn on_failure(mut self, hook: impl Fn(&AuthError) + Send + Sync + 'static) -> Self {
+        self.on_failure = Some(Arc::new(hook));
+        self
+    }
+
+    /// Whether any credential is accepted (keys or JWT), for the startup check that refuses an
+    /// open listener with an injected provider key.
+    pub fn requires_credentials(&self) -> bool {
+        !self.allow_unauthenticated && (self.keys.is_some() || self.jwt.is_some())
+    }
+
+    /// [`Authenticator::authenticate`], calling the failure hook on a refusal.
+    ///
+    /// # Errors
+    ///
+    /// As [`Authenticator::authenticate`].
+    pub async fn authenticate_reported(
+        &self,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> Result<Identity, AuthError> {
+        let r = self.authenticate(headers, now).await;
+        if let (Err(e), Some(hook)) = (&r, &self.on_failure) {
+            hook(e);
+        }
+        r
+    }
+
+    /// The credential of a request: `x-api-key`, else `Authorization: Bearer`. `Err` for a
+    /// credential header agw cannot read (not UTF-8, another scheme, empty): refused, never
+    /// taken for "no credential".
+    pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+        if let Some(v) = headers.get("x-api-key") {
+            return match v.to_str().map(str::trim) {
+                Ok(k) if !k.is_empty() => Ok(Some(k)),
+                _ => Err(AuthError::UnknownKey),
+            };
+        }
+        let Some(v) = headers.get(http::header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let v = v.to_str().map_err(|_| AuthError::UnknownKey)?.trim();
+        match v.split_once(' ') {
+            Some((scheme, token))
+                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+            {
+                Ok(Some(token.trim()))
+            }
+            _ => Err(AuthError::UnknownKey),
+        }
+    }
+
+    /// Resolves the credential in `headers` at `now` (Unix seconds).
+    ///
+    /// # Errors
+    ///
+    /// See [`AuthError`].
+    pub async fn authenticate(&self, headers: &HeaderMap, now: u64) -> Result<Identity, AuthError> {
+        let Some(cred) = Self::credential(headers)? else {
+            return if self.allow_unauthenticated {
+                Ok(Identity::anonymous())
+            } else {
+                Err(AuthError::Missing)
+            };
+        };
+        if cred.starts_with(key::KEY_PREFIX) {
+            let Some(store) = &self.keys else {
+                return Err(AuthError::UnknownKey);
+            };
+            let hash = key::KeyHash::of(cred);
+            let record = store.lookup(hash).await?.ok_or(AuthError::UnknownKey)?;
+            // The store compared hashes in constant time; check again: a store may be remote.
+            if !record.key_hash().is_some_and(|h| h.ct_eq(&hash)) {
+                return Err(AuthError::UnknownKey);
+            }
+            if !record.is_valid_at(now) {
+                return Err(AuthError::Invalid(record.name));
+            }
+            return Ok(Identity {
+                name: record.name,
+                team: record.team,
+                kind: IdentityKind::Key,
+                groups: Vec::new(),
+            });
+        }
+        if let Some(jwks) = &self.jwt {
+            if cred.bytes().filter(|&b| b == b'.').count() == 2 {
+                let claims = jwks.verify(cred, now).await?;
+                return Ok(Identity {
+                    name: claims.subject,
+                    team: None,
+                    kind: IdentityKind::Jwt,
+                    groups: claims.groups,
+                });
+            }
+        }
+        Err(AuthError::UnknownKey)
+    }
+}

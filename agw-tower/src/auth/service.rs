@@ -1,0 +1,70 @@
+use super::{AuthError, Authenticator};
+use crate::body::Body;
+use crate::classify::Classified;
+use crate::error::error_response;
+use agw_core::api::{ErrorBody, ErrorKind};
+use agw_core::route::RouteKind;
+use http::{Request, Response};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// Authenticates requests. See the [module docs](super).
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    pub(super) inner: S,
+    pub(super) auth: Arc<Authenticator>,
+}
+
+/// The message a client sees for a refused credential (never the credential or the reason).
+pub(crate) fn unauthorized(err: &AuthError) -> ErrorBody {
+    let message = match err {
+        AuthError::Missing => {
+            "agw: no client credential: send your agw key as x-api-key or Authorization: Bearer"
+        }
+        AuthError::Store(_) => "agw: the key store is unavailable; try again",
+        _ => "agw: invalid client credential (unknown, revoked or expired key, or a refused token)",
+    };
+    ErrorBody::new(ErrorKind::Authentication, message)
+}
+
+impl<S, B, ResB> Service<Request<B>> for Auth<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+    ResB: Send + 'static,
+{
+    type Response = Response<Body<ResB>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The clone is ready; `self.inner` takes its place (tower's ready-service idiom).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        Box::pin(async move {
+            let api = Classified::of(&req, RouteKind::Passthrough).api;
+            let result = auth
+                .authenticate_reported(req.headers(), super::key::unix_now())
+                .await;
+            // Whatever the outcome, the client's credential goes no further.
+            req.headers_mut().remove("x-api-key");
+            req.headers_mut().remove(http::header::AUTHORIZATION);
+            match result {
+                Ok(identity) => {
+                    req.extensions_mut().insert(identity);
+                    Ok(inner.call(req).await?.map(Body::inner))
+                }
+                Err(e) => Ok(error_response(api, &unauthorized(&e))),
+            }
+        })
+    }
+}

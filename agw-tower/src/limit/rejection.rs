@@ -1,0 +1,179 @@
+//! What a refusal is: the limit, its scope, and the error and headers a client gets.
+
+use super::clock::rfc3339;
+use agw_core::api::{ErrorBody, ErrorKind};
+use http::{HeaderMap, HeaderValue};
+
+/// Which limit a check is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// Requests per minute.
+    Requests,
+    /// Tokens per minute.
+    Tokens,
+    /// Tokens per day.
+    TokensPerDay,
+    /// Tokens per month.
+    TokensPerMonth,
+    /// Dollars per day.
+    UsdPerDay,
+    /// Dollars per month.
+    UsdPerMonth,
+}
+
+impl LimitKind {
+    /// Whether this is a budget (day or month) rather than a rate limit.
+    pub fn is_budget(self) -> bool {
+        !matches!(self, LimitKind::Requests | LimitKind::Tokens)
+    }
+
+    /// A short name for metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitKind::Requests => "requests_per_minute",
+            LimitKind::Tokens => "tokens_per_minute",
+            LimitKind::TokensPerDay => "tokens_per_day",
+            LimitKind::TokensPerMonth => "tokens_per_month",
+            LimitKind::UsdPerDay => "usd_per_day",
+            LimitKind::UsdPerMonth => "usd_per_month",
+        }
+    }
+}
+
+/// A scope limits apply to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// One key or subject.
+    Key(String),
+    /// One team.
+    Team(String),
+    /// Everything.
+    Global,
+}
+
+impl Scope {
+    /// `key`, `team` or `global`, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::Key(_) => "key",
+            Scope::Team(_) => "team",
+            Scope::Global => "global",
+        }
+    }
+
+    pub(super) fn id(&self) -> String {
+        match self {
+            Scope::Key(k) => format!("k:{k}"),
+            Scope::Team(t) => format!("t:{t}"),
+            Scope::Global => "g".into(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Scope::Key(k) => format!("key `{k}`"),
+            Scope::Team(t) => format!("team `{t}`"),
+            Scope::Global => "this gateway".into(),
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection {
+    /// A limit or budget is reached.
+    Limited {
+        /// Whose.
+        scope: Scope,
+        /// Which.
+        kind: LimitKind,
+        /// Its value.
+        limit: u64,
+        /// Unix seconds when it resets.
+        reset: u64,
+        /// Now, Unix seconds.
+        now: u64,
+    },
+    /// The store failed and fails closed.
+    Unavailable,
+}
+
+impl Rejection {
+    /// The error a client gets.
+    ///
+    /// Rate limits answer **429** `rate_limit_error` with `retry-after`: Claude Code and the
+    /// SDKs back off and retry, which is right for a minute window. Exhausted budgets answer
+    /// **400** `invalid_request_error` naming the budget and when it resets: a 429 would be
+    /// retried (by Claude Code about ten times) although nothing changes until the next day or
+    /// month, while a 400 is shown as it is and not retried.
+    pub fn error(&self) -> ErrorBody {
+        match self {
+            Rejection::Limited {
+                scope,
+                kind,
+                limit,
+                reset,
+                now,
+            } => {
+                let what = match kind {
+                    LimitKind::Requests => format!("{limit} requests per minute"),
+                    LimitKind::Tokens => format!("{limit} tokens per minute"),
+                    LimitKind::TokensPerDay => format!("daily budget of {limit} tokens"),
+                    LimitKind::TokensPerMonth => format!("monthly budget of {limit} tokens"),
+                    LimitKind::UsdPerDay => format!("daily budget of ${:.2}", *limit as f64 / 1e6),
+                    LimitKind::UsdPerMonth => {
+                        format!("monthly budget of ${:.2}", *limit as f64 / 1e6)
+                    }
+                };
+                if kind.is_budget() {
+                    ErrorBody::new(
+                        ErrorKind::InvalidRequest,
+                        format!(
+                            "agw: the {what} of {} is used up; it resets at {}",
+                            scope.describe(),
+                            rfc3339(*reset)
+                        ),
+                    )
+                    .with_code("budget_exceeded")
+                } else {
+                    ErrorBody::new(
+                        ErrorKind::RateLimited,
+                        format!(
+                            "agw: rate limit of {what} for {} reached; retry in {} s",
+                            scope.describe(),
+                            reset.saturating_sub(*now).max(1)
+                        ),
+                    )
+                }
+            }
+            Rejection::Unavailable => ErrorBody::new(
+                ErrorKind::Internal,
+                "agw: the limit store is unavailable and budgets fail closed; try again shortly",
+            )
+            .with_status(http::StatusCode::SERVICE_UNAVAILABLE),
+        }
+    }
+
+    /// Headers to send with the error (`retry-after`, the reset time).
+    pub fn headers(&self, headers: &mut HeaderMap) {
+        match self {
+            Rejection::Limited {
+                kind, reset, now, ..
+            } => {
+                let secs = reset.saturating_sub(*now).max(1);
+                if kind.is_budget() {
+                    set(headers, "x-agw-budget-reset", rfc3339(*reset));
+                } else {
+                    set(headers, "retry-after", secs.to_string());
+                }
+            }
+            Rejection::Unavailable => set(headers, "retry-after", "1".into()),
+        }
+    }
+}
+
+pub(super) fn set(headers: &mut HeaderMap, name: &'static str, value: String) {
+    if let Ok(v) = HeaderValue::try_from(value) {
+        headers.insert(name, v);
+    }
+}

@@ -1,0 +1,78 @@
+use super::Limiter;
+use crate::auth::{Identity, RequestFacts};
+use crate::body::Body;
+use crate::classify::Classified;
+use crate::error::error_response;
+use crate::usage::UsageHooks;
+use agw_core::route::RouteKind;
+use http::{Request, Response};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// Applies limits and budgets. See the [module docs](super).
+#[derive(Debug, Clone)]
+pub struct Limit<S> {
+    pub(super) inner: S,
+    pub(super) limiter: Arc<Limiter>,
+}
+
+impl<S, B, ResB> Service<Request<B>> for Limit<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+    ResB: Send + 'static,
+{
+    type Response = Response<Body<ResB>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limiter = self.limiter.clone();
+        Box::pin(async move {
+            let class = Classified::of(&req, RouteKind::Passthrough);
+            let api = class.api;
+            // Token counting, model listing and passthrough cost no tokens: not limited.
+            if !crate::usage::service::has_usage(class.kind) {
+                return Ok(inner.call(req).await?.map(Body::inner));
+            }
+            let estimate = req
+                .extensions()
+                .get::<RequestFacts>()
+                .and_then(|f| f.max_tokens);
+            let now = crate::auth::key::unix_now();
+            let who = req.extensions().get::<Identity>();
+            let ticket = match limiter.admit_reported(who, estimate, now).await {
+                Ok(t) => Arc::new(t),
+                Err(rejection) => {
+                    let mut res = error_response(api, &rejection.error());
+                    rejection.headers(res.headers_mut());
+                    return Ok(res);
+                }
+            };
+            let (l, t) = (limiter.clone(), ticket.clone());
+            UsageHooks::push(&mut req, move |report| {
+                let (l, t) = (l.clone(), t.clone());
+                let tokens = report.usage.map(|u| u.total());
+                let cost = report.cost_micros;
+                let success = report.status.is_success();
+                // Off the response path: the body has ended, nobody waits for this.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move { l.settle(&t, tokens, cost, success).await });
+                }
+            });
+            let mut res = inner.call(req).await?.map(Body::inner);
+            ticket.headers(res.headers_mut());
+            Ok(res)
+        })
+    }
+}

@@ -1,0 +1,163 @@
+//! Counter stores: the [`LimitStore`] trait and the in-memory store.
+
+use crate::auth::BoxFuture;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One counter checked, and charged if every check passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The counter's name.
+    pub key: String,
+    /// The limit.
+    pub limit: u64,
+    /// What admission adds (1 for a request, the estimate for tokens, 0 for a budget).
+    pub add: u64,
+    /// Seconds the counter lives after its creation.
+    pub ttl: u64,
+}
+
+impl Check {
+    /// Whether `current` refuses this check: the counter is at its limit, or a non-empty
+    /// counter would pass it (an empty counter admits one request larger than the limit, so
+    /// a big `max_tokens` is not refused forever).
+    pub fn refuses(&self, current: u64) -> bool {
+        current >= self.limit || (current > 0 && current.saturating_add(self.add) > self.limit)
+    }
+}
+
+/// One counter changed after a response (a correction may be negative; counters stay ≥ 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Add {
+    /// The counter's name.
+    pub key: String,
+    /// The change.
+    pub delta: i64,
+    /// Seconds the counter lives after its creation.
+    pub ttl: u64,
+}
+
+/// The outcome of [`LimitStore::acquire`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquired {
+    /// Every check passed and was charged; the counters' values afterwards, in order.
+    Admitted(Vec<u64>),
+    /// The check at `index` refused; nothing was charged.
+    Refused {
+        /// Which check.
+        index: usize,
+        /// Its counter's value.
+        current: u64,
+    },
+}
+
+/// A counter store failed or did not answer in time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("limit store: {0}")]
+pub struct LimitStoreError(pub String);
+
+/// Counters shared by every request (and, for a shared store, every replica). Both operations
+/// are atomic: all checks pass and are charged together, or none is.
+pub trait LimitStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Checks and charges `checks` atomically.
+    fn acquire(&self, checks: Vec<Check>) -> BoxFuture<'_, Result<Acquired, LimitStoreError>>;
+    /// Applies `adds`.
+    fn add(&self, adds: Vec<Add>) -> BoxFuture<'_, Result<(), LimitStoreError>>;
+    /// Current values (0 for a missing counter).
+    fn get(&self, keys: Vec<String>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>>;
+}
+
+/// Counters in this process only: one agw instance. One mutex around a map; expired counters
+/// are purged every few thousand operations.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    map: HashMap<String, (u64, Instant)>,
+    ops: u32,
+}
+
+impl Counters {
+    fn value(&self, key: &str, now: Instant) -> u64 {
+        self.map
+            .get(key)
+            .filter(|(_, exp)| *exp > now)
+            .map_or(0, |(v, _)| *v)
+    }
+
+    fn apply(&mut self, key: &str, delta: i64, ttl: u64, now: Instant) -> u64 {
+        let e = self
+            .map
+            .entry(key.to_owned())
+            .or_insert((0, now + Duration::from_secs(ttl)));
+        if e.1 <= now {
+            *e = (0, now + Duration::from_secs(ttl));
+        }
+        e.0 = e.0.saturating_add_signed(delta);
+        e.0
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.ops = self.ops.wrapping_add(1);
+        if self.ops % 4096 == 0 {
+            self.map.retain(|_, (_, exp)| *exp > now);
+        }
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl LimitStore for MemoryStore {
+    fn acquire(&self, checks: Vec<Check>) -> BoxFuture<'_, Result<Acquired, LimitStoreError>> {
+        let now = Instant::now();
+        let mut c = self.lock();
+        c.tick(now);
+        for (index, check) in checks.iter().enumerate() {
+            let current = c.value(&check.key, now);
+            if check.refuses(current) {
+                return Box::pin(std::future::ready(Ok(Acquired::Refused { index, current })));
+            }
+        }
+        let values = checks
+            .iter()
+            .map(|ch| {
+                if ch.add > 0 {
+                    c.apply(&ch.key, ch.add as i64, ch.ttl, now)
+                } else {
+                    c.value(&ch.key, now)
+                }
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(Acquired::Admitted(values))))
+    }
+
+    fn add(&self, adds: Vec<Add>) -> BoxFuture<'_, Result<(), LimitStoreError>> {
+        let now = Instant::now();
+        let mut c = self.lock();
+        c.tick(now);
+        for a in &adds {
+            c.apply(&a.key, a.delta, a.ttl, now);
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn get(&self, keys: Vec<String>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>> {
+        let now = Instant::now();
+        let c = self.lock();
+        let v = keys.iter().map(|k| c.value(k, now)).collect();
+        Box::pin(std::future::ready(Ok(v)))
+    }
+}

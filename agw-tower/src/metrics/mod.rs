@@ -1,0 +1,465 @@
+//! Prometheus metrics: OpenTelemetry GenAI semantic conventions plus agw's own counters.
+//!
+//! [`Metrics`] owns a registry. It is a [`UsageSink`]: give it to the
+//! [`UsageLayer`](crate::usage::UsageLayer) and every response feeds the GenAI histograms and
+//! the request, token and cost counters. The rest is recorded by calls from where it happens
+//! (guard outcomes, upstream errors, limit rejections, reloads). [`Metrics::encode`] renders
+//! the OpenMetrics text exposition, which Prometheus scrapes (serve it with
+//! [`CONTENT_TYPE`]).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `gen_ai_client_token_usage` | histogram | `gen_ai_token_type` (`input`, `output`), `gen_ai_operation_name`, `gen_ai_provider_name`, `gen_ai_request_model`, `gen_ai_response_model` |
+//! | `gen_ai_client_operation_duration_seconds` | histogram | the GenAI labels, `error_type` |
+//! | `gen_ai_server_time_to_first_token_seconds` | histogram | the GenAI labels (streams only) |
+//! | `agw_requests_total` | counter | `route`, `backend`, `status` (+ `identity`, `team`) |
+//! | `agw_tokens_total` | counter | `backend`, `model`, `kind` (`input`, `output`, `cache_write`, `cache_read`) (+ `identity`, `team`) |
+//! | `agw_cost_usd_total` | counter | `backend`, `model` (+ `identity`, `team`) |
+//! | `agw_added_latency_seconds` | histogram | `route`: agw's own time to response headers, upstream excluded |
+//! | `agw_guard_outcomes_total` | counter | `rule`, `action`, `direction` (`request`, `response`) |
+//! | `agw_limit_rejections_total` | counter | `limit` (e.g. `tokens_per_minute`), `scope` (`key`, `team`, `global`, `store`) |
+//! | `agw_limit_store_failures_total` | counter | `operation`, `outcome` (`admitted`, `refused`) |
+//! | `agw_auth_failures_total` | counter | `reason` |
+//! | `agw_upstream_errors_total` | counter | `backend`, `cause` |
+//! | `agw_reloads_total` | counter | `result` (`ok`, `error`) |
+//! | `agw_last_reload_success_timestamp_seconds` | gauge | |
+//!
+//! `identity` and `team` labels exist only with [`Metrics::new`]`(true)`: one series per
+//! person can be many series.
+//!
+//! # Example
+//!
+//! ```
+//! use agw_tower::metrics::Metrics;
+//!
+//! let metrics = Metrics::new(false);
+//! metrics.reload(true, 1_800_000_000);
+//! metrics.guard_outcome("credit-card", "reject", "request");
+//! let text = metrics.encode();
+//! assert!(text.contains("agw_guard_outcomes_total{rule=\"credit-card\",action=\"reject\",direction=\"request\"} 1"));
+//! assert!(text.ends_with("# EOF\n"));
+//! ```
+
+mod timer;
+
+pub use timer::{UpstreamTimer, UpstreamTimerLayer, UpstreamTiming};
+
+use crate::usage::{UsageReport, UsageSink};
+use agw_core::route::RouteKind;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GenAi {
+    gen_ai_operation_name: &'static str,
+    gen_ai_provider_name: String,
+    gen_ai_request_model: String,
+    gen_ai_response_model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Tokens {
+    gen_ai_token_type: &'static str,
+    gen_ai_operation_name: &'static str,
+    gen_ai_provider_name: String,
+    gen_ai_request_model: String,
+    gen_ai_response_model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Duration_ {
+    gen_ai_operation_name: &'static str,
+    gen_ai_provider_name: String,
+    gen_ai_request_model: String,
+    gen_ai_response_model: String,
+    error_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Requests {
+    route: &'static str,
+    backend: String,
+    status: u16,
+    identity: Option<String>,
+    team: Option<String>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenKind {
+    backend: String,
+    model: String,
+    kind: &'static str,
+    identity: Option<String>,
+    team: Option<String>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Cost {
+    backend: String,
+    model: String,
+    identity: Option<String>,
+    team: Option<String>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Guard {
+    rule: String,
+    action: String,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Rejection {
+    limit: &'static str,
+    scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreFailure {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Upstream {
+    backend: String,
+    cause: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Result_ {
+    result: &'static str,
+}
+
+type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn token_buckets() -> Histogram {
+    // The GenAI conventions' advice: powers of 4 from 1 to 4^13.
+    Histogram::new((0..14).map(|i| 4f64.powi(i)))
+}
+
+fn duration_buckets() -> Histogram {
+    Histogram::new([
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    ])
+}
+
+fn ttft_buckets() -> Histogram {
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    ])
+}
+
+fn added_buckets() -> Histogram {
+    Histogram::new([
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    ])
+}
+
+/// agw's metrics. See the [module docs](self). Share it in an `Arc`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    identity_label: bool,
+    token_usage: Hist<Tokens>,
+    duration: Hist<Duration_>,
+    ttft: Hist<GenAi>,
+    requests: Family<Requests, Counter>,
+    tokens: Family<TokenKind, Counter>,
+    cost: Family<Cost, Counter<f64, AtomicU64>>,
+    added: Hist<Route>,
+    guard: Family<Guard, Counter>,
+    rejections: Family<Rejection, Counter>,
+    store_failures: Family<StoreFailure, Counter>,
+    auth_failures: Family<Reason, Counter>,
+    upstream_errors: Family<Upstream, Counter>,
+    reloads: Family<Result_, Counter>,
+    last_reload: Gauge,
+}
+
+fn operation(kind: RouteKind) -> &'static str {
+    match kind {
+        RouteKind::Messages | RouteKind::Completions | RouteKind::Responses => "chat",
+        RouteKind::Complete | RouteKind::LegacyCompletions => "text_completion",
+        RouteKind::Embeddings => "embeddings",
+        _ => "other",
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric; `identity_label` adds `identity` and `team` labels to
+    /// the request, token and cost counters.
+    pub fn new(identity_label: bool) -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            identity_label,
+            token_usage: Family::new_with_constructor(token_buckets),
+            duration: Family::new_with_constructor(duration_buckets),
+            ttft: Family::new_with_constructor(ttft_buckets),
+            requests: Family::default(),
+            tokens: Family::default(),
+            cost: Family::default(),
+            added: Family::new_with_constructor(added_buckets),
+            guard: Family::default(),
+            rejections: Family::default(),
+            store_failures: Family::default(),
+            auth_failures: Family::default(),
+            upstream_errors: Family::default(),
+            reloads: Family::default(),
+            last_reload: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Tokens used per request (OpenTelemetry gen_ai.client.token.usage)",
+            m.token_usage.clone(),
+        );
+        registry.register(
+            "gen_ai_client_operation_duration_seconds",
+            "Duration of GenAI operations (OpenTelemetry gen_ai.client.operation.duration)",
+            m.duration.clone(),
+        );
+        registry.register(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time to the first streamed bytes (OpenTelemetry gen_ai.server.time_to_first_token)",
+            m.ttft.clone(),
+        );
+        registry.register("agw_requests", "Requests answered", m.requests.clone());
+        registry.register("agw_tokens", "Tokens used, by kind", m.tokens.clone());
+        registry.register("agw_cost_usd", "Spend in US dollars", m.cost.clone());
+        registry.register(
+            "agw_added_latency_seconds",
+            "agw's own time to response headers, the upstream's excluded",
+            m.added.clone(),
+        );
+        registry.register("agw_guard_outcomes", "Guard rule outcomes", m.guard.clone());
+        registry.register(
+            "agw_limit_rejections",
+            "Requests refused by a rate limit or budget",
+            m.rejections.clone(),
+        );
+        registry.register(
+            "agw_limit_store_failures",
+            "Limit store failures and timeouts",
+            m.store_failures.clone(),
+        );
+        registry.register(
+            "agw_auth_failures",
+            "Requests refused for their credential",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "agw_upstream_errors",
+            "Upstream failures by cause",
+            m.upstream_errors.clone(),
+        );
+        registry.register("agw_reloads", "Configuration reloads", m.reloads.clone());
+        registry.register(
+            "agw_last_reload_success_timestamp_seconds",
+            "When the configuration last loaded successfully (Unix seconds)",
+            m.last_reload.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// A guard rule's outcome (`action`: `reject`, `mask`, `log`; `direction`: `request` or
+    /// `response`).
+    pub fn guard_outcome(&self, rule: &str, action: &str, direction: &'static str) {
+        self.guard
+            .get_or_create(&Guard {
+                rule: rule.to_owned(),
+                action: action.to_owned(),
+                direction,
+            })
+            .inc();
+    }
+
+    /// A request refused by a limit (`limit`: [`LimitKind::name`](crate::limit::LimitKind::name)
+    /// or `store_unavailable`; `scope`: `key`, `team`, `global` or `store`).
+    pub fn limit_rejection(&self, limit: &'static str, scope: &'static str) {
+        self.rejections
+            .get_or_create(&Rejection { limit, scope })
+            .inc();
+    }
+
+    /// Counts a rejection as the limit layer reports it.
+    pub fn rejection(&self, r: &crate::limit::Rejection) {
+        match r {
+            crate::limit::Rejection::Limited { scope, kind, .. } => {
+                self.limit_rejection(kind.name(), scope.kind())
+            }
+            crate::limit::Rejection::Unavailable => {
+                self.limit_rejection("store_unavailable", "store")
+            }
+        }
+    }
+
+    /// A limit store failure (wire it to [`Limiter::on_store_failure`](crate::limit::Limiter::on_store_failure)).
+    pub fn store_failure(&self, f: &crate::limit::StoreFailure) {
+        self.store_failures
+            .get_or_create(&StoreFailure {
+                operation: f.operation,
+                outcome: if f.admitted { "admitted" } else { "refused" },
+            })
+            .inc();
+    }
+
+    /// A refused credential (`reason`: `missing`, `invalid`, `store`).
+    pub fn auth_failure(&self, reason: &str) {
+        self.auth_failures
+            .get_or_create(&Reason {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// An upstream failure (`cause`: `connect`, `timeout`, `tls`, `reset`, `status_5xx`, ...).
+    pub fn upstream_error(&self, backend: &str, cause: &str) {
+        self.upstream_errors
+            .get_or_create(&Upstream {
+                backend: backend.to_owned(),
+                cause: cause.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A configuration reload; `ok` also sets the last-success time (`now`, Unix seconds).
+    pub fn reload(&self, ok: bool, now: u64) {
+        self.reloads
+            .get_or_create(&Result_ {
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+        if ok {
+            self.last_reload.set(now as i64);
+        }
+    }
+
+    /// agw's own time for a request of `route`, the upstream's excluded.
+    pub fn added_latency(&self, route: RouteKind, d: Duration) {
+        self.added
+            .get_or_create(&Route {
+                route: route.name(),
+            })
+            .observe(d.as_secs_f64());
+    }
+}
+
+impl UsageSink for Metrics {
+    fn report(&self, r: &UsageReport) {
+        let (identity, team) = match (&r.identity, self.identity_label) {
+            (Some(i), true) => (Some(i.name.clone()), i.team.clone()),
+            _ => (None, None),
+        };
+        let backend = r.backend.as_deref().unwrap_or("").to_owned();
+        self.requests
+            .get_or_create(&Requests {
+                route: r.route.name(),
+                backend: backend.clone(),
+                status: r.status.as_u16(),
+                identity: identity.clone(),
+                team: team.clone(),
+            })
+            .inc();
+        if let (Some(upstream), Some(headers)) = (r.upstream, r.time_to_headers) {
+            self.added_latency(r.route, headers.saturating_sub(upstream));
+        }
+        let op = operation(r.route);
+        if op == "other" {
+            return;
+        }
+        let provider = r.provider.as_deref().unwrap_or("").to_owned();
+        let request_model = r.request_model.clone().unwrap_or_default();
+        let response_model = r.response_model.clone().unwrap_or_default();
+        let error_type = (!r.status.is_success()).then(|| r.status.as_u16().to_string());
+        self.duration
+            .get_or_create(&Duration_ {
+                gen_ai_operation_name: op,
+                gen_ai_provider_name: provider.clone(),
+                gen_ai_request_model: request_model.clone(),
+                gen_ai_response_model: response_model.clone(),
+                error_type,
+            })
+            .observe(r.duration.as_secs_f64());
+        if r.streamed && r.status.is_success() {
+            if let Some(t) = r.time_to_first_byte {
+                self.ttft
+                    .get_or_create(&GenAi {
+                        gen_ai_operation_name: op,
+                        gen_ai_provider_name: provider.clone(),
+                        gen_ai_request_model: request_model.clone(),
+                        gen_ai_response_model: response_model.clone(),
+                    })
+                    .observe(t.as_secs_f64());
+            }
+        }
+        let Some(usage) = r.usage else { return };
+        for (ty, n) in [("input", usage.input_total()), ("output", usage.output)] {
+            self.token_usage
+                .get_or_create(&Tokens {
+                    gen_ai_token_type: ty,
+                    gen_ai_operation_name: op,
+                    gen_ai_provider_name: provider.clone(),
+                    gen_ai_request_model: request_model.clone(),
+                    gen_ai_response_model: response_model.clone(),
+                })
+                .observe(n as f64);
+        }
+        let model = r.model().unwrap_or("").to_owned();
+        for (kind, n) in [
+            ("input", usage.input),
+            ("output", usage.output),
+            ("cache_write", usage.cache_write),
+            ("cache_read", usage.cache_read),
+        ] {
+            if n > 0 {
+                self.tokens
+                    .get_or_create(&TokenKind {
+                        backend: backend.clone(),
+                        model: model.clone(),
+                        kind,
+                        identity: identity.clone(),
+                        team: team.clone(),
+                    })
+                    .inc_by(n);
+            }
+        }
+        if let Some(c) = r.cost_micros {
+            self.cost
+                .get_or_create(&Cost {
+                    backend,
+                    model,
+                    identity,
+                    team,
+                })
+                .inc_by(c as f64 / 1e6);
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! The team features from configuration: one plain-data [`TeamConfig`] (the `auth`, `redis`,
+//! `limits`, `prices` and `metrics` sections of agw's YAML, and a backend's `access`) built
+//! into the shared pieces the layers need.
+//!
+//! The binary deserializes the sections (after `${VAR}` expansion) and calls
+//! [`TeamConfig::build`] once at start (and on reload); the [`Team`] it gets holds the
+//! authenticator, the limiter (over Redis or memory), the metrics registry and the price table,
+//! and makes the layers: [`Team::auth_layer`], [`Team::limit_layer`], [`Team::usage_layer`].
+//!
+//! # Example
+//!
+//! ```
+//! use agw_tower::team::TeamConfig;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let config: TeamConfig = serde_json::from_str(r#"{
+//!     "limits": {"per_key": {"requests_per_minute": 60, "budget": {"usd_per_month": 300}}},
+//!     "prices": [{"model": "claude-sonnet-*", "input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}],
+//!     "metrics": {"identity_label": false}
+//! }"#).unwrap();
+//! let team = config.build().await.unwrap();
+//! assert!(team.limiter.is_some());
+//! assert!(team.metrics.encode().contains("agw_requests"));
+//! # });
+//! ```
+
+use crate::auth::jwt::{Jwks, JwksSource, JwtConfig};
+use crate::auth::{Access, AuthLayer, Authenticator, FileKeyStore, KeyStore};
+use crate::limit::{FailMode, LimitLayer, LimitPolicy, Limiter, Limits, MemoryStore};
+use crate::metrics::Metrics;
+use crate::usage::UsageLayer;
+use agw_core::price::{Price, PriceTable};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The team sections of agw's configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    /// `auth`: client credentials.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// `redis`: a shared store (absent or an empty `url`: in memory).
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+    /// `limits`.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// `prices`, first match wins.
+    #[serde(default)]
+    pub prices: Vec<PriceEntry>,
+    /// `metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `auth`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `keys`: gateway-issued keys.
+    #[serde(default)]
+    pub keys: Option<KeysConfig>,
+    /// `jwt`: tokens from the identity provider.
+    #[serde(default)]
+    pub jwt: Option<JwtSection>,
+    /// `allow_unauthenticated`: let requests without a credential through.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+}
+
+/// `auth.keys`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The key file (single instance). With `redis`, keys live in Redis instead.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+/// `auth.jwt`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSection {
+    /// A JWKS file.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL (`https://`).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required audience.
+    pub audience: String,
+    /// The groups claim.
+    #[serde(default)]
+    pub group_claim: Option<String>,
+    /// Clock leeway (default 60).
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+    /// JWKS refresh interval (default 600).
+    #[serde(default = "default_refresh")]
+    pub refresh_seconds: u64,
+}
+
+fn default_leeway() -> u64 {
+    60
+}
+
+fn default_refresh() -> u64 {
+    600
+}
+
+/// `redis`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`; empty: no Redis.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The longest a request waits for Redis (default 100).
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// Prefix of every Redis key (default `agw`).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// What fails open and what closed.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+fn default_timeout() -> u64 {
+    100
+}
+
+fn default_prefix() -> String {
+    "agw".into()
+}
+
+/// `redis.on_error`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnError {
+    /// Rate limits (default `allow`).
+    #[serde(default = "allow")]
+    pub limits: Verdict,
+    /// Budgets (default `deny`).
+    #[serde(default = "deny")]
+    pub budgets: Verdict,
+}
+
+impl Default for OnError {
+    fn default() -> Self {
+        OnError {
+            limits: Verdict::Allow,
+            budgets: Verdict::Deny,
+        }
+    }
+}
+
+fn allow() -> Verdict {
+    Verdict::Allow
+}
+
+fn deny() -> Verdict {
+    Verdict::Deny
+}
+
+/// `allow` or `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Fail open.
+    Allow,
+    /// Fail closed.
+    Deny,
+}
+
+impl From<Verdict> for FailMode {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Allow => FailMode::Open,
+            Verdict::Deny => FailMode::Closed,
+        }
+    }
+}
+
+/// `limits`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Tokens held in flight without `max_tokens` (default 4096).
+    #[serde(default)]
+    pub default_estimate_tokens: Option<u64>,
+    /// Each key.
+    #[serde(default)]
+    pub per_key: ScopeLimits,
+    /// Each team.
+    #[serde(default)]
+    pub per_team: ScopeLimits,
+    /// Everything.
+    #[serde(default)]
+    pub global: ScopeLimits,
+}
+
+/// Limits of one scope.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeLimits {
+    /// Requests per minute.
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
+    /// Tokens per minute.
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
+    /// Day and month budgets.
+    #[serde(default)]
+    pub budget: Budget,
+}
+
+/// `budget`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Dollars per UTC day.
+    #[serde(default)]
+    pub usd_per_day: Option<f64>,
+    /// Dollars per UTC month.
+    #[serde(default)]
+    pub usd_per_month: Option<f64>,
+    /// Tokens per UTC day.
+    #[serde(default)]
+    pub tokens_per_day: Option<u64>,
+    /// Tokens per UTC month.
+    #[serde(default)]
+    pub tokens_per_month: Option<u64>,
+}
+
+impl ScopeLimits {
+    fn limits(&self, scope: &str) -> Result<Limits, TeamError> {
+        let bad = |field: &str, v: String| {
+            TeamError(format!(
+                "limits.{scope}.{field}: {v} (a limit must be positive; leave it out for none)"
+            ))
+        };
+        for (f, v) in [
+            ("requests_per_minute", self.requests_per_minute),
+            ("tokens_per_minute", self.tokens_per_minute),
+            ("budget.tokens_per_day", self.budget.tokens_per_day),
+            ("budget.tokens_per_month", self.budget.tokens_per_month),
+        ] {
+            if v == Some(0) {
+                return Err(bad(f, "0".into()));
+            }
+        }
+        for (f, v) in [
+            ("budget.usd_per_day", self.budget.usd_per_day),
+            ("budget.usd_per_month", self.budget.usd_per_month),
+        ] {
+            if let Some(v) = v.filter(|v| !v.is_finite() || *v <= 0.0) {
+                return Err(bad(f, v.to_string()));
+            }
+        }
+        Ok(Limits {
+            requests_per_minute: self.requests_per_minute,
+            tokens_per_minute: self.tokens_per_minute,
+            tokens_per_day: self.budget.tokens_per_day,
+            tokens_per_month: self.budget.tokens_per_month,
+            usd_per_day: self.budget.usd_per_day,
+            usd_per_month: self.budget.usd_per_month,
+        })
+    }
+}
+
+/// One `prices` entry: dollars per million tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceEntry {
+    /// Model pattern (`*` globs).
+    pub model: String,
+    /// Uncached input.
+    pub input: f64,
+    /// Output.
+    pub output: f64,
+    /// Cache writes (default 0).
+    #[serde(default)]
+    pub cache_write: f64,
+    /// Cache reads (default 0).
+    #[serde(default)]
+    pub cache_read: f64,
+}
+
+/// `metrics`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Label requests, tokens and cost with identity and team.
+    #[serde(default)]
+    pub identity_label: bool,
+}
+
+/// A backend's `access`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Key names or JWT subjects.
+    #[serde(default)]
+    pub identities: Vec<String>,
+    /// Teams.
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// JWT groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Model patterns.
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+impl AccessConfig {
+    /// The access list.
+    ///
+    /// # Errors
+    ///
+    /// A bad model pattern.
+    pub fn build(&self) -> Result<Access, TeamError> {
+        Access::any()
+            .identities(self.identities.iter().cloned())
+            .teams(self.teams.iter().cloned())
+            .groups(self.groups.iter().cloned())
+            .models(self.models.iter().cloned())
+            .map_err(|e| TeamError(format!("access.models: {e}")))
+    }
+}
+
+/// A team configuration that cannot be built: one line naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TeamError(pub String);
+
+/// The built team features, shared by every backend's stack.
+#[derive(Debug)]
+pub struct Team {
+    /// Resolves credentials.
+    pub authenticator: Arc<Authenticator>,
+    /// The key store (`agw keys` works against it).
+    pub keys: Option<Arc<dyn KeyStore>>,
+    /// The file store, when keys are in a file (call `reload` on a configuration reload).
+    pub key_file: Option<FileKeyStore>,
+    /// The limiter; `None` when no limit is configured and no spend is tracked.
+    pub limiter: Option<Arc<Limiter>>,
+    /// The metrics registry (serve [`Metrics::encode`] at `/metrics` on the admin listener).
+    pub metrics: Arc<Metrics>,
+    /// Prices.
+    pub prices: Arc<PriceTable>,
+    /// Whether requests need a credential (false: `allow_unauthenticated`, or no auth at all).
+    pub requires_credentials: bool,
+}
+
+impl TeamConfig {
+    /// Whether Redis is configured (a non-empty `redis.url`).
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis
+            .as_ref()
+            .and_then(|r| r.url.as_deref())
+            .filter(|u| !u.trim().is_empty())
+    }
+
+    /// Builds everything: connects to Redis (bounded by its timeout), opens the key file,
+    /// loads the JWKS (and spawns its refresh), compiles prices and limits. Needs a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// One line naming the section and the problem.
+    pub async fn build(&self) -> Result<Team, TeamError> {
+        let metrics = Arc::new(Metrics::new(self.metrics.identity_label));
+        let prices = PriceTable::new(self.prices.iter().map(|p| {
+            (
+                p.model.clone(),
+                Price {
+                    input: p.input,
+                    output: p.output,
+                    cache_write: p.cache_write,
+                    cache_read: p.cache_read,
+                },
+            )
+        }))
+        .map_err(|e| TeamError(format!("prices: {e}")))?;
+        let redis_cfg = self.redis.clone();
+        let timeout = Duration::from_millis(redis_cfg.as_ref().map_or(100, |r| r.timeout_ms));
+        #[cfg(feature = "redis")]
+        let redis_con = match self.redis_url() {
+            Some(url) => Some(
+                crate::limit::redis_connect(url, timeout)
+                    .await
+                    .map_err(|e| TeamError(format!("redis.url: {e}")))?,
+            ),
+            None => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        if self.redis_url().is_some() {
+            return Err(TeamError(
+                "redis: this agw was built without the `redis` feature".into(),
+            ));
+        }
+        let prefix = redis_cfg
+            .as_ref()
+            .map_or_else(default_prefix, |r| r.prefix.clone());
+
+        let mut auth = Authenticator::new().allow_unauthenticated(self.auth.allow_unauthenticated);
+        let mut keys: Option<Arc<dyn KeyStore>> = None;
+        let mut key_file = None;
+        #[cfg(feature = "redis")]
+        if let (Some(con), Some(_)) = (&redis_con, &self.auth.keys) {
+            keys = Some(Arc::new(crate::auth::RedisKeyStore::new(
+                con.clone(),
+                prefix.clone(),
+                timeout,
+            )));
+        }
+        if keys.is_none() {
+            if let Some(k) = &self.auth.keys {
+                let Some(path) = &k.file else {
+                    return Err(TeamError(
+                        "auth.keys: set `file` (or configure redis to keep keys there)".into(),
+                    ));
+                };
+                let store = FileKeyStore::open(path)
+                    .map_err(|e| TeamError(format!("auth.keys.file: {e}")))?;
+                key_file = Some(store.clone());
+                keys = Some(Arc::new(store));
+            }
+        }
+        if let Some(k) = &keys {
+            auth = auth.keys(k.clone());
+        }
+        if let Some(j) = &self.auth.jwt {
+            let source = match (&j.jwks_file, &j.jwks_url) {
+                (Some(f), None) => JwksSource::File(f.clone()),
+                (None, Some(u)) => JwksSource::Url(
+                    u.parse()
+                        .map_err(|e| TeamError(format!("auth.jwt.jwks_url: {e}")))?,
+                ),
+                _ => {
+                    return Err(TeamError(
+                        "auth.jwt: set exactly one of jwks_file and jwks_url".into(),
+                    ));
+                }
+            };
+            let mut config = JwtConfig::new(j.issuer.clone(), j.audience.clone());
+            config.group_claim = j.group_claim.clone();
+            config.leeway = Duration::from_secs(j.leeway_seconds);
+            let jwks = Jwks::load(source, config)
+                .await
+                .map_err(|e| TeamError(format!("auth.jwt: {e}")))?;
+            jwks.spawn_refresh(Duration::from_secs(j.refresh_seconds.max(10)));
+            auth = auth.jwt(jwks);
+        }
+        let m = metrics.clone();
+        auth = auth.on_failure(move |e| m.auth_failure(e.reason()));
+        let requires_credentials = auth.requires_credentials();
+
+        let l = &self.limits;
+        let policy = LimitPolicy {
+            per_key: l.per_key.limits("per_key")?,
+            per_team: l.per_team.limits("per_team")?,
+            global: l.global.limits("global")?,
+            default_estimate: l.default_estimate_tokens.unwrap_or(4096),
+            on_error_limits: redis_cfg
+                .as_ref()
+                .map_or(FailMode::Open, |r| r.on_error.limits.into()),
+            on_error_budgets: redis_cfg
+                .as_ref()
+                .map_or(FailMode::Closed, |r| r.on_error.budgets.into()),
+            timeout,
+            prefix,
+        };
+        let limited =
+            !(policy.per_key.is_empty() && policy.per_team.is_empty() && policy.global.is_empty());
+        let tracked = limited || !prices.is_empty();
+        let limiter = if tracked {
+            #[cfg(feature = "redis")]
+            let store: Arc<dyn crate::limit::LimitStore> = match &redis_con {
+                Some(con) => Arc::new(crate::limit::RedisStore::new(con.clone())),
+                None => Arc::new(MemoryStore::new()),
+            };
+            #[cfg(not(feature = "redis"))]
+            let store: Arc<dyn crate::limit::LimitStore> = Arc::new(MemoryStore::new());
+            let (m1, m2) = (metrics.clone(), metrics.clone());
+            Some(Arc::new(
+                Limiter::new(policy, store)
+                    .on_rejection(move |r| m1.rejection(r))
+                    .on_store_failure(move |f| m2.store_failure(f)),
+            ))
+        } else {
+            None
+        };
+        Ok(Team {
+            authenticator: Arc::new(auth),
+            keys,
+            key_file,
+            limiter,
+            metrics,
+            prices: Arc::new(prices),
+            requires_credentials,
+        })
+    }
+}
+
+impl Team {
+    /// The authentication layer (outermost of the team layers, after classification).
+    pub fn auth_layer(&self) -> AuthLayer {
+        AuthLayer::new(self.authenticator.clone())
+    }
+
+    /// The limit layer, if any limit or spend tracking is configured (inside auth and access,
+    /// outside usage).
+    pub fn limit_layer(&self) -> Option<LimitLayer> {
+        self.limiter.clone().map(LimitLayer::new)
+    }
+
+    /// The usage layer of one backend, reporting to the metrics and to `log` (the access log).
+    pub fn usage_layer(
+        &self,
+        backend: &str,
+        provider: &str,
+        log: Option<Arc<dyn crate::usage::UsageSink>>,
+    ) -> UsageLayer {
+        let mut layer = UsageLayer::new(self.prices.clone())
+            .sink(self.metrics.clone())
+            .backend(backend)
+            .provider(provider);
+        if let Some(log) = log {
+            layer = layer.sink(log);
+        }
+        layer
+    }
+}

@@ -1,0 +1,211 @@
+use super::{Shared, UsageHooks, UsageReport};
+use agw_core::stream::SseDecoder;
+use agw_core::usage::UsageCounter;
+use bytes::{Bytes, BytesMut};
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// The most bytes of a JSON response held to read its usage at the end; a larger body is
+/// forwarded uncounted (the limiter keeps its estimate).
+pub const MAX_JSON: usize = 8 << 20;
+/// The largest server-sent event read for usage (OpenAI's `response.completed` repeats the
+/// whole response).
+const MAX_EVENT: usize = 8 << 20;
+
+/// What the layer knows before the response: the report to fill and where it goes.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub report: UsageReport,
+    pub hooks: UsageHooks,
+    pub shared: Arc<Shared>,
+    pub start: Instant,
+    pub counted: bool,
+    pub timing: crate::metrics::UpstreamTiming,
+}
+
+#[derive(Debug)]
+enum Reader {
+    None,
+    Json(BytesMut),
+    Sse(SseDecoder, Vec<Bytes>),
+}
+
+#[derive(Debug)]
+struct State {
+    pending: Pending,
+    counter: UsageCounter,
+    reader: Reader,
+}
+
+impl State {
+    fn data(&mut self, chunk: &[u8]) {
+        if self.pending.report.time_to_first_byte.is_none() {
+            self.pending.report.time_to_first_byte = Some(self.pending.start.elapsed());
+        }
+        match &mut self.reader {
+            Reader::None => {}
+            Reader::Json(buf) => {
+                if buf.len() + chunk.len() > MAX_JSON {
+                    self.reader = Reader::None;
+                } else {
+                    buf.extend_from_slice(chunk);
+                }
+            }
+            Reader::Sse(dec, events) => {
+                if dec.push(chunk, events).is_err() {
+                    self.reader = Reader::None;
+                    return;
+                }
+                for e in events.drain(..) {
+                    self.counter.event(&e);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, complete: bool) {
+        match &mut self.reader {
+            Reader::Json(buf) => self.counter.json(buf),
+            Reader::Sse(dec, _) => {
+                if let Some(e) = dec.finish() {
+                    self.counter.event(&e);
+                }
+            }
+            Reader::None => {}
+        }
+        let Pending {
+            mut report,
+            hooks,
+            shared,
+            start,
+            ..
+        } = self.pending;
+        report.complete = complete;
+        report.duration = start.elapsed();
+        if let Some((usage, model)) = self.counter.finish() {
+            report.usage = Some(usage);
+            report.response_model = model;
+        }
+        if let (Some(usage), Some(model)) = (&report.usage, report.model()) {
+            report.cost_micros = shared.prices.cost_micros(model, usage);
+        }
+        for sink in &shared.sinks {
+            sink.report(&report);
+        }
+        for hook in &hooks.0 {
+            hook(&report);
+        }
+    }
+}
+
+pin_project! {
+    /// A response body that counts usage as it streams and reports once at its end (or
+    /// drop). Frames pass unchanged, so `Content-Length`, `is_end_stream` and `size_hint` are
+    /// the inner body's.
+    pub struct UsageBody<B> {
+        #[pin]
+        inner: B,
+        state: Option<Box<State>>,
+    }
+
+    impl<B> PinnedDrop for UsageBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(state) = this.project().state.take() {
+                state.finish(false);
+            }
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for UsageBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageBody").finish_non_exhaustive()
+    }
+}
+
+impl<B> UsageBody<B> {
+    pub(crate) fn new(inner: B, mut pending: Pending, parts: &http::response::Parts) -> Self {
+        pending.report.status = parts.status;
+        let ct = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let encoded = parts
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes() != b"identity");
+        let reader = if !pending.counted || encoded {
+            Reader::None
+        } else if ct.starts_with("text/event-stream") {
+            pending.report.streamed = true;
+            Reader::Sse(SseDecoder::new(MAX_EVENT), Vec::new())
+        } else if ct.starts_with("application/json") {
+            Reader::Json(BytesMut::new())
+        } else {
+            Reader::None
+        };
+        let counter = UsageCounter::new(pending.report.api);
+        Self {
+            inner,
+            state: Some(Box::new(State {
+                pending,
+                counter,
+                reader,
+            })),
+        }
+    }
+}
+
+impl<B> http_body::Body for UsageBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        let mut inner = this.inner;
+        let frame = std::task::ready!(inner.as_mut().poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let (Some(data), Some(state)) = (f.data_ref(), this.state.as_mut()) {
+                    state.data(data);
+                }
+                // A body that knows it has ended may not be polled again.
+                if inner.is_end_stream() {
+                    if let Some(state) = this.state.take() {
+                        state.finish(true);
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(state) = this.state.take() {
+                    state.finish(false);
+                }
+            }
+            None => {
+                if let Some(state) = this.state.take() {
+                    state.finish(true);
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,75 @@
+use super::service::UsageService;
+use super::{Shared, UsageSink};
+use agw_core::api::Api;
+use agw_core::price::PriceTable;
+use std::sync::Arc;
+use tower_layer::Layer;
+
+/// Counts usage of responses. See the [module docs](super).
+#[derive(Debug, Clone)]
+pub struct UsageLayer {
+    shared: Shared,
+}
+
+impl Clone for Shared {
+    fn clone(&self) -> Self {
+        Shared {
+            prices: self.prices.clone(),
+            sinks: self.sinks.clone(),
+            backend: self.backend.clone(),
+            provider: self.provider.clone(),
+            upstream_api: self.upstream_api,
+        }
+    }
+}
+
+impl UsageLayer {
+    /// A layer pricing with `prices` (an empty table: costs unknown, tokens still counted).
+    pub fn new(prices: Arc<PriceTable>) -> Self {
+        Self {
+            shared: Shared {
+                prices,
+                sinks: Vec::new(),
+                backend: None,
+                provider: None,
+                upstream_api: None,
+            },
+        }
+    }
+
+    /// Adds a sink that receives every report.
+    pub fn sink(mut self, sink: Arc<dyn UsageSink>) -> Self {
+        self.shared.sinks.push(sink);
+        self
+    }
+
+    /// Names the backend in reports (a [`BackendName`](crate::auth::BackendName) request
+    /// extension takes precedence).
+    pub fn backend(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.shared.backend = Some(name.into());
+        self
+    }
+
+    /// Names the provider kind in reports (`anthropic`, `openai`).
+    pub fn provider(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.shared.provider = Some(name.into());
+        self
+    }
+
+    /// The upstream's wire format, when it differs from the client's (a translating backend).
+    pub fn upstream_api(mut self, api: Api) -> Self {
+        self.shared.upstream_api = Some(api);
+        self
+    }
+}
+
+impl<S> Layer<S> for UsageLayer {
+    type Service = UsageService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        UsageService {
+            inner,
+            shared: Arc::new(self.shared.clone()),
+        }
+    }
+}

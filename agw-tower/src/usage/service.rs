@@ -1,0 +1,121 @@
+use super::body::{Pending, UsageBody};
+use super::{Shared, UsageHooks, UsageReport};
+use crate::auth::{BackendName, Identity, RequestFacts};
+use crate::classify::Classified;
+use agw_core::route::RouteKind;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+use tower_service::Service;
+
+/// Counts usage of responses. See the [module docs](super).
+#[derive(Debug, Clone)]
+pub struct UsageService<S> {
+    pub(super) inner: S,
+    pub(super) shared: Arc<Shared>,
+}
+
+/// Routes whose responses carry token usage (and so are counted and limited).
+pub(crate) fn has_usage(kind: RouteKind) -> bool {
+    matches!(
+        kind,
+        RouteKind::Messages
+            | RouteKind::Complete
+            | RouteKind::Completions
+            | RouteKind::LegacyCompletions
+            | RouteKind::Responses
+            | RouteKind::Embeddings
+    )
+}
+
+impl<S, B, ResB> Service<Request<B>> for UsageService<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+{
+    type Response = Response<UsageBody<ResB>>;
+    type Error = S::Error;
+    type Future = UsageFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let start = Instant::now();
+        let class = Classified::of(&req, RouteKind::Passthrough);
+        let counted = has_usage(class.kind);
+        if counted {
+            req.headers_mut().remove(http::header::ACCEPT_ENCODING);
+        }
+        let ext = req.extensions();
+        let report = UsageReport {
+            identity: ext.get::<Identity>().cloned(),
+            backend: ext
+                .get::<BackendName>()
+                .map(|b| b.0.clone())
+                .or_else(|| self.shared.backend.clone()),
+            provider: self.shared.provider.clone(),
+            route: class.kind,
+            api: self.shared.upstream_api.unwrap_or(class.api),
+            status: http::StatusCode::OK,
+            request_model: ext.get::<RequestFacts>().and_then(|f| f.model.clone()),
+            response_model: None,
+            usage: None,
+            cost_micros: None,
+            streamed: false,
+            complete: false,
+            duration: Duration::ZERO,
+            time_to_first_byte: None,
+            time_to_headers: None,
+            upstream: None,
+        };
+        let timing = crate::metrics::UpstreamTiming::default();
+        req.extensions_mut().insert(timing.clone());
+        let ext = req.extensions();
+        let hooks = ext.get::<UsageHooks>().cloned().unwrap_or_default();
+        UsageFuture {
+            future: self.inner.call(req),
+            pending: Some(Pending {
+                report,
+                hooks,
+                shared: self.shared.clone(),
+                start,
+                counted,
+                timing,
+            }),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`UsageService`].
+    pub struct UsageFuture<F> {
+        #[pin]
+        future: F,
+        pending: Option<Pending>,
+    }
+}
+
+impl<F, ResB, E> Future for UsageFuture<F>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+{
+    type Output = Result<Response<UsageBody<ResB>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = ready!(this.future.poll(cx));
+        let mut pending = this.pending.take().expect("polled after completion");
+        pending.report.time_to_headers = Some(pending.start.elapsed());
+        pending.report.upstream = pending.timing.get();
+        Poll::Ready(res.map(|res| {
+            let (parts, body) = res.into_parts();
+            let body = UsageBody::new(body, pending, &parts);
+            Response::from_parts(parts, body)
+        }))
+    }
+}

@@ -1,0 +1,298 @@
+//! Client keys and the auth and access layers, over real sockets.
+#![cfg(feature = "team")]
+
+#[path = "team_support/mod.rs"]
+mod support;
+
+use agw_core::api::Api;
+use agw_core::route::RouteTable;
+use agw_tower::auth::key::{self, KeyHash, KeyRecord};
+use agw_tower::auth::{
+    Access, AccessLayer, AuthLayer, Authenticator, FileKeyStore, Identity, KeyStore, RequestFacts,
+};
+use agw_tower::classify::ClassifyLayer;
+use axum::routing::post;
+use std::sync::Arc;
+use support::{post as send, serve};
+
+fn record(name: &str, team: Option<&str>, hash: &KeyHash) -> KeyRecord {
+    KeyRecord {
+        name: name.into(),
+        team: team.map(Into::into),
+        hash: hash.to_hex(),
+        created: key::unix_now(),
+        expires: None,
+        revoked: false,
+    }
+}
+
+/// The upstream stand-in: tells what reached it.
+async fn echo(req: http::Request<axum::body::Body>) -> String {
+    let who = req.extensions().get::<Identity>();
+    serde_json::json!({
+        "identity": who.map(|i| i.name.clone()),
+        "team": who.and_then(|i| i.team.clone()),
+        "groups": who.map(|i| i.groups.clone()),
+        "x-api-key": req.headers().get("x-api-key").is_some(),
+        "authorization": req.headers().get("authorization").is_some(),
+    })
+    .to_string()
+}
+
+fn app(auth: Authenticator) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/messages", post(echo))
+        .route("/v1/chat/completions", post(echo))
+        .layer(AuthLayer::new(Arc::new(auth)))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ))
+}
+
+#[tokio::test]
+async fn keys_are_stored_only_as_hashes_in_a_private_file() {
+    let dir = support::temp_dir("keys-hashed");
+    let path = dir.join("keys.json");
+    let store = FileKeyStore::open(&path).unwrap();
+    let (secret, hash) = key::generate().unwrap();
+    store
+        .insert(record("alice", Some("platform"), &hash))
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains(&secret), "the key itself is never written");
+    assert!(!text.contains(&secret["agw_".len()..]));
+    assert!(text.contains(&hash.to_hex()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A second name clash is refused; another process sees the key after reload.
+    assert!(store.insert(record("alice", None, &hash)).await.is_err());
+    let other = FileKeyStore::open(&path).unwrap();
+    let found = other.lookup(KeyHash::of(&secret)).await.unwrap().unwrap();
+    assert_eq!(found.team.as_deref(), Some("platform"));
+    assert!(store.revoke("alice".into()).await.unwrap());
+    assert!(!store.revoke("nobody".into()).await.unwrap());
+    // The other instance notices the changed file by itself (checked once a second).
+    let mut revoked = false;
+    for _ in 0..300 {
+        if other.lookup(hash).await.unwrap().unwrap().revoked {
+            revoked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        revoked,
+        "a revocation by another process is seen without a restart"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_hash_sharing_the_lookup_prefix_is_compared_in_full() {
+    let store = FileKeyStore::in_memory();
+    let (secret, hash) = key::generate().unwrap();
+    let mut near = hash;
+    near.0[31] ^= 1; // same 8-byte index prefix, different hash
+    store.insert(record("near", None, &near)).await.unwrap();
+    assert_eq!(store.lookup(hash).await.unwrap(), None);
+    let auth = Authenticator::new().keys(Arc::new(store));
+    let mut h = http::HeaderMap::new();
+    h.insert("x-api-key", secret.parse().unwrap());
+    assert!(auth.authenticate(&h, key::unix_now()).await.is_err());
+}
+
+#[tokio::test]
+async fn credentials_resolve_and_never_reach_the_upstream() {
+    let store = FileKeyStore::in_memory();
+    let (secret, hash) = key::generate().unwrap();
+    store
+        .insert(record("alice", Some("platform"), &hash))
+        .await
+        .unwrap();
+    let addr = serve(app(Authenticator::new().keys(Arc::new(store)))).await;
+    let bearer = format!("Bearer {secret}");
+    for headers in [
+        vec![("x-api-key", secret.as_str())],
+        vec![("authorization", bearer.as_str())],
+        // Both: x-api-key wins, and neither is forwarded.
+        vec![
+            ("x-api-key", secret.as_str()),
+            ("authorization", "Bearer sk-ant-other"),
+        ],
+    ] {
+        let r = send(addr, "/v1/messages?beta=true", &headers, "{}").await;
+        assert_eq!(r.status, 200, "{headers:?}: {}", r.body);
+        let j = r.json();
+        assert_eq!(j["identity"], "alice");
+        assert_eq!(j["team"], "platform");
+        assert_eq!(j["x-api-key"], false);
+        assert_eq!(j["authorization"], false);
+    }
+}
+
+#[tokio::test]
+async fn missing_and_wrong_credentials_get_a_provider_shaped_401() {
+    let store = FileKeyStore::in_memory();
+    let addr = serve(app(Authenticator::new().keys(Arc::new(store)))).await;
+    let r = send(addr, "/v1/messages", &[], "{}").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["type"], "error");
+    assert_eq!(r.json()["error"]["type"], "authentication_error");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("x-api-key")
+    );
+
+    let wrong = "agw_notarealkeynotarealkeynotarealkeynotareal";
+    let r = send(addr, "/v1/messages", &[("x-api-key", wrong)], "{}").await;
+    assert_eq!(r.status, 401);
+    assert!(!r.body.contains(wrong), "the credential is never echoed");
+    // A provider key sent to agw is refused too (and not forwarded).
+    let r = send(
+        addr,
+        "/v1/messages",
+        &[("x-api-key", "sk-ant-api03-xyz")],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 401);
+
+    let r = send(
+        addr,
+        "/v1/chat/completions",
+        &[("authorization", "Bearer nope")],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let j = r.json();
+    assert_eq!(j["error"]["code"], "invalid_api_key", "OpenAI shape: {j}");
+}
+
+#[tokio::test]
+async fn revoked_and_expired_keys_are_refused() {
+    let store = FileKeyStore::in_memory();
+    let (revoked, h1) = key::generate().unwrap();
+    let (expired, h2) = key::generate().unwrap();
+    let (valid, h3) = key::generate().unwrap();
+    store.insert(record("revoked", None, &h1)).await.unwrap();
+    store.revoke("revoked".into()).await.unwrap();
+    let mut rec = record("expired", None, &h2);
+    rec.expires = Some(key::unix_now() - 1);
+    store.insert(rec).await.unwrap();
+    let mut rec = record("valid", None, &h3);
+    rec.expires = Some(key::unix_now() + 3600);
+    store.insert(rec).await.unwrap();
+    let addr = serve(app(Authenticator::new().keys(Arc::new(store)))).await;
+    for (k, want) in [(&revoked, 401), (&expired, 401), (&valid, 200)] {
+        let r = send(addr, "/v1/messages", &[("x-api-key", k)], "{}").await;
+        assert_eq!(r.status, want, "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_pass_only_when_allowed() {
+    let auth = Authenticator::new()
+        .keys(Arc::new(FileKeyStore::in_memory()))
+        .allow_unauthenticated(true);
+    let addr = serve(app(auth)).await;
+    let r = send(addr, "/v1/messages", &[], "{}").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["identity"], "anonymous");
+    // A presented but wrong or unreadable credential is still refused.
+    for h in [
+        ("x-api-key", "agw_bad"),
+        ("x-api-key", ""),
+        ("authorization", "Basic YWxpY2U6cHc="),
+        ("authorization", "Bearer"),
+    ] {
+        let r = send(addr, "/v1/messages", &[h], "{}").await;
+        assert_eq!(r.status, 401, "{h:?}");
+    }
+}
+
+#[tokio::test]
+async fn access_lists_admit_teams_and_models() {
+    let access = Access::any()
+        .teams(["platform"])
+        .identities(["bob"])
+        .models(["claude-sonnet-*", "claude-haiku-*"])
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/v1/messages", post(echo))
+        .layer(AccessLayer::new(access, "anthropic"))
+        .layer(axum::middleware::from_fn(
+            |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
+                // Stands in for the body stage: the model from a header for this test.
+                let model = req
+                    .headers()
+                    .get("x-test-model")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                if model.is_some() {
+                    req.extensions_mut().insert(RequestFacts {
+                        model,
+                        max_tokens: None,
+                    });
+                }
+                next.run(req).await
+            },
+        ));
+    let store = FileKeyStore::in_memory();
+    let mut keys = Vec::new();
+    for (name, team) in [
+        ("alice", Some("platform")),
+        ("bob", None),
+        ("carol", Some("sales")),
+    ] {
+        let (secret, hash) = key::generate().unwrap();
+        store.insert(record(name, team, &hash)).await.unwrap();
+        keys.push(secret);
+    }
+    let app = app
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = serve(app).await;
+    let cases = [
+        (0, Some("claude-sonnet-4-5"), 200, ""),
+        (1, Some("claude-haiku-4-5"), 200, ""),
+        (2, Some("claude-sonnet-4-5"), 403, "permission_error"),
+        (0, Some("claude-opus-4-6"), 400, "invalid_request_error"),
+        (0, None, 400, "invalid_request_error"), // model unknown: refused
+    ];
+    for (who, model, status, ty) in cases {
+        let mut h = vec![("x-api-key", keys[who].as_str())];
+        if let Some(m) = model {
+            h.push(("x-test-model", m));
+        }
+        let r = send(addr, "/v1/messages", &h, "{}").await;
+        assert_eq!(r.status, status, "{who} {model:?}: {}", r.body);
+        if !ty.is_empty() {
+            assert_eq!(r.json()["error"]["type"], ty);
+        }
+    }
+    let r = send(
+        addr,
+        "/v1/messages",
+        &[("x-api-key", &keys[0]), ("x-test-model", "claude-opus-4-6")],
+        "{}",
+    )
+    .await;
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        msg.contains("claude-opus-4-6") && msg.contains("claude-sonnet-*"),
+        "{msg}"
+    );
+}

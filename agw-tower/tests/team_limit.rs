@@ -1,0 +1,239 @@
+//! Limits and budgets with the in-memory store: the limiter, and the layer over sockets.
+#![cfg(feature = "team")]
+
+#[path = "team_support/mod.rs"]
+mod support;
+
+use agw_core::api::Api;
+use agw_core::price::{Price, PriceTable};
+use agw_core::route::RouteTable;
+use agw_tower::auth::key::{self, KeyRecord};
+use agw_tower::auth::{AuthLayer, Authenticator, FileKeyStore, Identity, IdentityKind, KeyStore};
+use agw_tower::classify::ClassifyLayer;
+use agw_tower::limit::{
+    LimitKind, LimitLayer, LimitPolicy, Limiter, Limits, MemoryStore, Rejection, Scope,
+};
+use agw_tower::usage::UsageLayer;
+use std::sync::Arc;
+
+const NOW: u64 = 1_795_869_296; // 2026-11-28T12:34:56Z
+
+fn alice() -> Identity {
+    Identity {
+        name: "alice".into(),
+        team: Some("platform".into()),
+        kind: IdentityKind::Key,
+        groups: vec![],
+    }
+}
+
+fn bob() -> Identity {
+    Identity {
+        name: "bob".into(),
+        team: Some("platform".into()),
+        ..alice()
+    }
+}
+
+fn limiter(policy: LimitPolicy) -> Limiter {
+    Limiter::new(policy, Arc::new(MemoryStore::new()))
+}
+
+#[tokio::test]
+async fn requests_per_minute_per_key_and_per_team() {
+    let l = limiter(LimitPolicy {
+        per_key: Limits {
+            requests_per_minute: Some(2),
+            ..Limits::default()
+        },
+        per_team: Limits {
+            requests_per_minute: Some(3),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    });
+    assert!(l.admit(Some(&alice()), None, NOW).await.is_ok());
+    assert!(l.admit(Some(&alice()), None, NOW).await.is_ok());
+    let e = l.admit(Some(&alice()), None, NOW).await.unwrap_err();
+    assert!(
+        matches!(&e, Rejection::Limited { scope: Scope::Key(k), kind: LimitKind::Requests, .. } if k == "alice"),
+        "{e:?}"
+    );
+    assert_eq!(e.error().status().as_u16(), 429);
+    let mut h = http::HeaderMap::new();
+    e.headers(&mut h);
+    assert_eq!(h["retry-after"], "4"); // 12:34:56 → the next minute
+    // Bob has his own key limit but shares the team's: one more for the team.
+    assert!(l.admit(Some(&bob()), None, NOW).await.is_ok());
+    let e = l.admit(Some(&bob()), None, NOW).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Rejection::Limited {
+                scope: Scope::Team(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // A refused request charged nothing: the next minute starts fresh.
+    assert!(l.admit(Some(&alice()), None, NOW + 60).await.is_ok());
+}
+
+#[tokio::test]
+async fn in_flight_requests_hold_their_estimate_until_settled() {
+    let l = limiter(LimitPolicy {
+        per_key: Limits {
+            tokens_per_minute: Some(1000),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    });
+    let a = l.admit(Some(&alice()), Some(600), NOW).await.unwrap();
+    // 600 held + 600 more would pass 1000.
+    assert!(l.admit(Some(&alice()), Some(600), NOW).await.is_err());
+    // The first used only 100: the correction frees 500.
+    l.settle(&a, Some(100), None, true).await;
+    let b = l.admit(Some(&alice()), Some(600), NOW).await.unwrap();
+    let mut h = http::HeaderMap::new();
+    b.headers(&mut h);
+    assert_eq!(h["x-agw-ratelimit-tokens-limit"], "1000");
+    assert_eq!(h["x-agw-ratelimit-tokens-remaining"], "300");
+    assert_eq!(h["x-agw-ratelimit-tokens-reset"], "2026-11-28T12:35:00Z");
+    // A failed request without usage gives its estimate back.
+    l.settle(&b, None, None, false).await;
+    assert!(l.admit(Some(&alice()), Some(850), NOW).await.is_ok());
+    // An empty window admits one request larger than the limit (never refused forever).
+    assert!(l.admit(Some(&bob()), Some(5000), NOW).await.is_ok());
+}
+
+#[tokio::test]
+async fn spend_budgets_refuse_with_a_clear_non_retryable_error() {
+    let l = limiter(LimitPolicy {
+        per_key: Limits {
+            usd_per_day: Some(0.01),
+            ..Limits::default()
+        },
+        per_team: Limits {
+            usd_per_month: Some(1.0),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    });
+    let t = l.admit(Some(&alice()), None, NOW).await.unwrap();
+    l.settle(&t, Some(1000), Some(12_000), true).await; // $0.012
+    let e = l.admit(Some(&alice()), None, NOW).await.unwrap_err();
+    let body = e.error();
+    assert_eq!(body.status().as_u16(), 400);
+    assert_eq!(
+        body.message(),
+        "agw: the daily budget of $0.01 of key `alice` is used up; it resets at 2026-11-29T00:00:00Z"
+    );
+    let mut h = http::HeaderMap::new();
+    e.headers(&mut h);
+    assert_eq!(h["x-agw-budget-reset"], "2026-11-29T00:00:00Z");
+    assert!(h.get("retry-after").is_none());
+    // The next day alice may spend again; the team's month continues.
+    assert!(l.admit(Some(&alice()), None, NOW + 86_400).await.is_ok());
+    let spent = l.spent(&Scope::Team("platform".into()), NOW).await.unwrap();
+    assert_eq!(spent.usd_micros_month, 12_000);
+    assert_eq!(spent.tokens_today, 1000);
+}
+
+#[tokio::test]
+async fn token_budgets_per_month() {
+    let l = limiter(LimitPolicy {
+        global: Limits {
+            tokens_per_month: Some(10_000),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    });
+    let t = l.admit(None, None, NOW).await.unwrap();
+    l.settle(&t, Some(10_000), None, true).await;
+    let e = l.admit(Some(&alice()), None, NOW).await.unwrap_err();
+    assert!(
+        e.error()
+            .message()
+            .contains("monthly budget of 10000 tokens of this gateway")
+            && e.error().message().contains("2026-12-01T00:00:00Z"),
+        "{}",
+        e.error().message()
+    );
+}
+
+async fn upstream(req: axum::extract::Request) -> http::Response<axum::body::Body> {
+    let _ = req;
+    http::Response::builder()
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            r#"{"model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":300,"output_tokens":100}}"#,
+        ))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_layer_answers_429_and_reports_what_remains() {
+    let store = FileKeyStore::in_memory();
+    let (secret, hash) = key::generate().unwrap();
+    store
+        .insert(KeyRecord {
+            name: "alice".into(),
+            team: None,
+            hash: hash.to_hex(),
+            created: 0,
+            expires: None,
+            revoked: false,
+        })
+        .await
+        .unwrap();
+    let limiter = Arc::new(limiter(LimitPolicy {
+        per_key: Limits {
+            requests_per_minute: Some(100),
+            tokens_per_minute: Some(1000),
+            ..Limits::default()
+        },
+        default_estimate: 500,
+        ..LimitPolicy::default()
+    }));
+    let prices = PriceTable::new([("*", Price::default())]).unwrap();
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(upstream))
+        .route("/v1/messages/count_tokens", axum::routing::post(upstream))
+        .layer(UsageLayer::new(Arc::new(prices)))
+        .layer(LimitLayer::new(limiter.clone()))
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = support::serve(app).await;
+    let h = [("x-api-key", secret.as_str())];
+    // Each request holds 500 and settles at 400 tokens after its end.
+    let r = support::post(addr, "/v1/messages", &h, "{}").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-agw-ratelimit-requests-remaining"), Some("99"));
+    assert_eq!(r.header("x-agw-ratelimit-tokens-remaining"), Some("500"));
+    // The settle runs after the body ended; poll (bounded) until the correction is in.
+    let mut seen = None;
+    for _ in 0..200 {
+        let r = support::post(addr, "/v1/messages", &h, "{}").await;
+        if r.status == 429 {
+            assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+            assert!(r.header("retry-after").is_some());
+            seen = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Within one minute 1000 tokens allow at most two or three such requests: a 429 comes.
+    let r = seen.expect("a 429 within the minute's token limit");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000 tokens per minute for key `alice`")
+    );
+}

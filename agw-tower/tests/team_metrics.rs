@@ -1,0 +1,278 @@
+//! Metrics: the exposition parses with a real Prometheus parser and holds what happened.
+#![cfg(feature = "team")]
+
+#[path = "team_support/mod.rs"]
+mod support;
+
+use agw_core::api::Api;
+use agw_core::price::{Price, PriceTable};
+use agw_core::route::RouteTable;
+use agw_tower::auth::key::{self, KeyRecord};
+use agw_tower::auth::{AuthLayer, Authenticator, FileKeyStore, KeyStore};
+use agw_tower::classify::ClassifyLayer;
+use agw_tower::metrics::{Metrics, UpstreamTimerLayer};
+use agw_tower::usage::UsageLayer;
+use prometheus_parse::{Sample, Scrape, Value};
+use std::sync::Arc;
+
+fn parse(text: &str) -> Scrape {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    Scrape::parse(lines).unwrap()
+}
+
+fn find<'a>(s: &'a Scrape, metric: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    s.samples
+        .iter()
+        .filter(|x| x.metric == metric)
+        .filter(|x| labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .collect()
+}
+
+fn counter(s: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    match find(s, metric, labels).as_slice() {
+        [one] => match &one.value {
+            Value::Counter(v) | Value::Untyped(v) | Value::Gauge(v) => *v,
+            other => panic!("{metric}: {other:?}"),
+        },
+        other => panic!("{metric} {labels:?}: {} samples", other.len()),
+    }
+}
+
+async fn stack(metrics: Arc<Metrics>) -> (std::net::SocketAddr, String) {
+    let store = FileKeyStore::in_memory();
+    let (secret, hash) = key::generate().unwrap();
+    store
+        .insert(KeyRecord {
+            name: "alice".into(),
+            team: Some("platform".into()),
+            hash: hash.to_hex(),
+            created: 0,
+            expires: None,
+            revoked: false,
+        })
+        .await
+        .unwrap();
+    let upstream = |_req: axum::extract::Request| async {
+        http::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(axum::body::Body::from(concat!(
+                "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5-20250929\",\"usage\":{\"input_tokens\":100,\"cache_read_input_tokens\":900,\"output_tokens\":1}}}\n\n",
+                "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":50}}\n\n",
+            )))
+            .unwrap()
+    };
+    let prices = PriceTable::new([(
+        "claude-sonnet-*",
+        Price {
+            input: 3.0,
+            output: 15.0,
+            cache_write: 3.75,
+            cache_read: 0.3,
+        },
+    )])
+    .unwrap();
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(upstream))
+        .layer(UpstreamTimerLayer)
+        .layer(
+            UsageLayer::new(Arc::new(prices))
+                .sink(metrics)
+                .backend("anthropic")
+                .provider("anthropic"),
+        )
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    (support::serve(app).await, secret)
+}
+
+async fn wait_for(metrics: &Metrics, needle: &str) -> String {
+    for _ in 0..200 {
+        let text = metrics.encode();
+        if text.contains(needle) {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{needle} never appeared:\n{}", metrics.encode());
+}
+
+#[tokio::test]
+async fn the_exposition_parses_and_counts_requests_tokens_and_cost() {
+    let metrics = Arc::new(Metrics::new(false));
+    let (addr, key) = stack(metrics.clone()).await;
+    for _ in 0..2 {
+        let r = support::post(addr, "/v1/messages", &[("x-api-key", &key)], "{}").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    metrics.guard_outcome("credit-card", "reject", "request");
+    metrics.guard_outcome("aws-key", "mask", "response");
+    metrics.limit_rejection("tokens_per_minute", "key");
+    metrics.upstream_error("anthropic", "connect");
+    metrics.reload(true, 1_800_000_000);
+    metrics.reload(false, 1_800_000_100);
+    let text = wait_for(&metrics, "agw_cost_usd_total").await;
+    let s = parse(&text);
+
+    let route = [
+        ("route", "Messages"),
+        ("backend", "anthropic"),
+        ("status", "200"),
+    ];
+    assert_eq!(counter(&s, "agw_requests_total", &route), 2.0);
+    assert!(
+        find(&s, "agw_requests_total", &[("identity", "alice")]).is_empty(),
+        "no identity label by default"
+    );
+    let sonnet = [("model", "claude-sonnet-4-5-20250929")];
+    assert_eq!(
+        counter(&s, "agw_tokens_total", &[sonnet[0], ("kind", "input")]),
+        200.0
+    );
+    assert_eq!(
+        counter(&s, "agw_tokens_total", &[sonnet[0], ("kind", "cache_read")]),
+        1800.0
+    );
+    assert_eq!(
+        counter(&s, "agw_tokens_total", &[sonnet[0], ("kind", "output")]),
+        100.0
+    );
+    // 2 × (100×3 + 900×0.3 + 50×15) µ$ = 2 × 1320 µ$
+    let cost = counter(&s, "agw_cost_usd_total", &sonnet);
+    assert!((cost - 0.00264).abs() < 1e-9, "{cost}");
+
+    // GenAI histograms, with the conventions' labels.
+    let genai = [
+        ("gen_ai_operation_name", "chat"),
+        ("gen_ai_provider_name", "anthropic"),
+        ("gen_ai_response_model", "claude-sonnet-4-5-20250929"),
+    ];
+    let input: Vec<_> = find(
+        &s,
+        "gen_ai_client_token_usage",
+        &[genai[0], genai[1], genai[2], ("gen_ai_token_type", "input")],
+    );
+    match &input.as_slice() {
+        [one] => match &one.value {
+            Value::Histogram(h) => {
+                let count = h.iter().map(|b| b.count).fold(0.0, f64::max);
+                assert_eq!(count, 2.0, "{h:?}");
+                // 1000 input tokens each: not in the bucket ≤ 256, in the one ≤ 1024.
+                let le = |x: f64| h.iter().find(|b| b.less_than == x).unwrap().count;
+                assert_eq!(le(256.0), 0.0);
+                assert_eq!(le(1024.0), 2.0);
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{} samples:\n{text}", other.len()),
+    }
+    assert!(!find(&s, "gen_ai_client_operation_duration_seconds", &genai).is_empty());
+    assert!(!find(&s, "gen_ai_server_time_to_first_token_seconds", &genai).is_empty());
+    assert!(!find(&s, "agw_added_latency_seconds", &[("route", "Messages")]).is_empty());
+
+    assert_eq!(
+        counter(
+            &s,
+            "agw_guard_outcomes_total",
+            &[
+                ("rule", "credit-card"),
+                ("action", "reject"),
+                ("direction", "request")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        counter(
+            &s,
+            "agw_guard_outcomes_total",
+            &[("rule", "aws-key"), ("direction", "response")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        counter(
+            &s,
+            "agw_limit_rejections_total",
+            &[("limit", "tokens_per_minute"), ("scope", "key")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        counter(&s, "agw_upstream_errors_total", &[("cause", "connect")]),
+        1.0
+    );
+    assert_eq!(counter(&s, "agw_reloads_total", &[("result", "ok")]), 1.0);
+    assert_eq!(
+        counter(&s, "agw_reloads_total", &[("result", "error")]),
+        1.0
+    );
+    assert_eq!(
+        counter(&s, "agw_last_reload_success_timestamp_seconds", &[]),
+        1_800_000_000.0
+    );
+}
+
+#[tokio::test]
+async fn identity_labels_only_when_configured() {
+    let metrics = Arc::new(Metrics::new(true));
+    let (addr, key) = stack(metrics.clone()).await;
+    let r = support::post(addr, "/v1/messages", &[("x-api-key", &key)], "{}").await;
+    assert_eq!(r.status, 200);
+    let text = wait_for(&metrics, "agw_cost_usd_total").await;
+    let s = parse(&text);
+    assert_eq!(
+        counter(
+            &s,
+            "agw_requests_total",
+            &[("identity", "alice"), ("team", "platform")]
+        ),
+        1.0
+    );
+    assert!(counter(&s, "agw_cost_usd_total", &[("identity", "alice")]) > 0.0);
+}
+
+#[test]
+fn the_grafana_dashboard_uses_only_metrics_that_exist() {
+    let dash = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/agw-dashboard.json"
+    ))
+    .unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&dash).unwrap();
+    let text = Metrics::new(true).encode();
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut checked = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !(word.starts_with("agw_")
+                    || word.starts_with("gen_ai_client")
+                    || word.starts_with("gen_ai_server"))
+                {
+                    continue;
+                }
+                let base = ["_bucket", "_total", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| word.strip_suffix(s))
+                    .unwrap_or(word);
+                assert!(
+                    families.contains(&base),
+                    "{word} in {:?} is not exposed",
+                    panel["title"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 15);
+}

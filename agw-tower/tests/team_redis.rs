@@ -1,0 +1,262 @@
+//! Limits and keys in a real Redis: two limiters enforce one limit in total; a slow or dead
+//! Redis never hangs a request.
+#![cfg(feature = "redis")]
+
+#[path = "team_support/mod.rs"]
+mod support;
+
+use agw_tower::auth::key::{self, KeyHash, KeyRecord};
+use agw_tower::auth::{Identity, IdentityKind, KeyStore, RedisKeyStore};
+use agw_tower::limit::{
+    FailMode, LimitPolicy, Limiter, Limits, RedisStore, Rejection, StoreFailure, redis_connect,
+};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::Redis;
+
+const NOW: u64 = 1_795_869_296;
+const TIMEOUT: Duration = Duration::from_millis(250);
+
+fn alice() -> Identity {
+    Identity {
+        name: "alice".into(),
+        team: None,
+        kind: IdentityKind::Key,
+        groups: vec![],
+    }
+}
+
+fn policy(limits: Limits) -> LimitPolicy {
+    LimitPolicy {
+        per_key: limits,
+        timeout: TIMEOUT,
+        prefix: format!("agw-test-{}", std::process::id()),
+        ..LimitPolicy::default()
+    }
+}
+
+async fn limiter(redis: &Redis, limits: Limits) -> Limiter {
+    let con = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
+    Limiter::new(policy(limits), Arc::new(RedisStore::new(con)))
+}
+
+#[tokio::test]
+async fn two_limiters_against_one_redis_enforce_one_limit_in_total() {
+    let redis = Redis::start();
+    let rpm = Limits {
+        requests_per_minute: Some(7),
+        ..Limits::default()
+    };
+    // Two independent stacks: separate connections, separate limiters.
+    let a = Arc::new(limiter(&redis, rpm).await);
+    let b = Arc::new(limiter(&redis, rpm).await);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let l = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            l.admit(Some(&alice()), None, NOW).await.is_ok()
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(admitted, 7, "one limit across both limiters");
+}
+
+#[tokio::test]
+async fn tokens_and_spend_are_shared_and_counters_expire() {
+    let redis = Redis::start();
+    let limits = Limits {
+        tokens_per_minute: Some(1000),
+        usd_per_month: Some(0.05),
+        ..Limits::default()
+    };
+    let a = limiter(&redis, limits).await;
+    let b = limiter(&redis, limits).await;
+    let t = a.admit(Some(&alice()), Some(800), NOW).await.unwrap();
+    // Held on a, seen by b.
+    assert!(b.admit(Some(&alice()), Some(800), NOW).await.is_err());
+    a.settle(&t, Some(200), Some(60_000), true).await;
+    // The spend ($0.06) passed the monthly budget: b refuses, naming it.
+    let e = b.admit(Some(&alice()), Some(10), NOW).await.unwrap_err();
+    assert!(
+        e.error().message().contains("monthly budget of $0.05"),
+        "{}",
+        e.error().message()
+    );
+    // Counters carry a TTL: minute counters go, month totals stay about a year.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("agw-test-*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    for k in keys {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&k)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        if k.contains(":tpm:") {
+            assert!((1..=120).contains(&ttl), "{k}: {ttl}");
+        } else {
+            assert!(ttl > 86_400, "{k}: {ttl}");
+        }
+    }
+}
+
+fn recorder() -> (
+    Arc<Mutex<Vec<StoreFailure>>>,
+    impl Fn(&StoreFailure) + Send + Sync + 'static,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    (seen, move |f: &StoreFailure| {
+        s.lock().unwrap().push(f.clone())
+    })
+}
+
+#[tokio::test]
+async fn a_dead_redis_fails_limits_open_and_budgets_closed() {
+    let mut redis = Redis::start();
+    let con = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
+    let (seen, hook) = recorder();
+    let rates = Limiter::new(
+        policy(Limits {
+            requests_per_minute: Some(10),
+            ..Limits::default()
+        }),
+        Arc::new(RedisStore::new(con.clone())),
+    )
+    .on_store_failure(hook);
+    let budgets = Limiter::new(
+        policy(Limits {
+            usd_per_day: Some(10.0),
+            ..Limits::default()
+        }),
+        Arc::new(RedisStore::new(con)),
+    );
+    assert!(rates.admit(Some(&alice()), None, NOW).await.is_ok());
+    redis.stop();
+    // Bounded by the policy's timeout (the outer bound only guards the test itself).
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        rates.admit(Some(&alice()), None, NOW),
+    )
+    .await
+    .expect("never hangs");
+    assert!(r.is_ok(), "rate limits fail open");
+    let f = seen.lock().unwrap().clone();
+    assert_eq!(f.len(), 1);
+    assert!(f[0].admitted && f[0].operation == "acquire");
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        budgets.admit(Some(&alice()), None, NOW),
+    )
+    .await
+    .expect("never hangs");
+    let e = r.unwrap_err();
+    assert_eq!(e, Rejection::Unavailable);
+    assert_eq!(e.error().status().as_u16(), 503);
+}
+
+#[tokio::test]
+async fn a_stalled_redis_times_out_and_the_configured_mode_applies() {
+    let redis = Redis::start();
+    let (seen, hook) = recorder();
+    let mut p = policy(Limits {
+        requests_per_minute: Some(10),
+        ..Limits::default()
+    });
+    p.on_error_limits = FailMode::Closed;
+    let con = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
+    let l = Limiter::new(p, Arc::new(RedisStore::new(con))).on_store_failure(hook);
+    // Another client pauses every client for 3 s: Redis is up but answers nobody.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), l.admit(Some(&alice()), None, NOW))
+        .await
+        .expect("never hangs");
+    assert_eq!(
+        r.unwrap_err(),
+        Rejection::Unavailable,
+        "limits configured to fail closed"
+    );
+    let f = seen.lock().unwrap().clone();
+    assert_eq!(f.len(), 1);
+    assert!(!f[0].admitted);
+}
+
+#[tokio::test]
+async fn a_key_created_on_one_replica_works_on_another() {
+    let redis = Redis::start();
+    let prefix = format!("agw-keys-{}", std::process::id());
+    let con_a = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
+    let con_b = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
+    let a = RedisKeyStore::new(con_a, prefix.clone(), TIMEOUT);
+    let b = RedisKeyStore::new(con_b, prefix, TIMEOUT).cache_ttl(Duration::ZERO);
+    let (secret, hash) = key::generate().unwrap();
+    a.insert(KeyRecord {
+        name: "alice".into(),
+        team: Some("platform".into()),
+        hash: hash.to_hex(),
+        created: key::unix_now(),
+        expires: None,
+        revoked: false,
+    })
+    .await
+    .unwrap();
+    let found = b.lookup(KeyHash::of(&secret)).await.unwrap().unwrap();
+    assert_eq!(found.name, "alice");
+    assert!(found.is_valid_at(key::unix_now()));
+    // Names are unique across replicas.
+    let (_, other) = key::generate().unwrap();
+    let dup = KeyRecord {
+        hash: other.to_hex(),
+        ..found.clone()
+    };
+    assert!(b.insert(dup).await.is_err());
+    assert_eq!(b.list().await.unwrap().len(), 1);
+    // Revoked on a: b (without a cache) refuses it at once.
+    assert!(a.revoke("alice".into()).await.unwrap());
+    assert!(b.lookup(hash).await.unwrap().unwrap().revoked);
+    // Redis stores only the hash.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    for k in keys {
+        let t: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let dump = if t == "hash" {
+            let m: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(&k)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            format!("{m:?}")
+        } else {
+            redis::cmd("GET")
+                .arg(&k)
+                .query_async::<String>(&mut con)
+                .await
+                .unwrap()
+        };
+        assert!(!dump.contains(&secret[4..]), "{k}");
+    }
+}

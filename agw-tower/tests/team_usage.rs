@@ -1,0 +1,250 @@
+//! Usage counting over real sockets: streams pass at once, usage is reported at their end.
+#![cfg(feature = "team")]
+
+#[path = "team_support/mod.rs"]
+mod support;
+
+use agw_core::api::Api;
+use agw_core::price::{Price, PriceTable};
+use agw_core::route::RouteTable;
+use agw_core::usage::Usage;
+use agw_tower::auth::RequestFacts;
+use agw_tower::classify::ClassifyLayer;
+use agw_tower::usage::{UsageLayer, UsageReport, UsageSink};
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Default)]
+struct Reports(Mutex<Vec<UsageReport>>);
+
+impl UsageSink for Reports {
+    fn report(&self, r: &UsageReport) {
+        self.0.lock().unwrap().push(r.clone());
+    }
+}
+
+impl Reports {
+    fn take(&self) -> Vec<UsageReport> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// A response body fed by the test, chunk by chunk.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn prices() -> Arc<PriceTable> {
+    Arc::new(
+        PriceTable::new([(
+            "claude-sonnet-*",
+            Price {
+                input: 3.0,
+                output: 15.0,
+                cache_write: 3.75,
+                cache_read: 0.3,
+            },
+        )])
+        .unwrap(),
+    )
+}
+
+const START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5-20250929\",\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":1000,\"cache_read_input_tokens\":20000,\"output_tokens\":1}}}\n\n";
+const DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n";
+const END: &str = "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":250}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+#[tokio::test]
+async fn a_stream_is_forwarded_at_once_and_counted_at_its_end() {
+    let reports = Arc::new(Reports::default());
+    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    let rx = Arc::new(Mutex::new(Some(rx)));
+    let upstream = move |_req: axum::extract::Request| {
+        let rx = rx.lock().unwrap().take().unwrap();
+        async move {
+            http::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(axum::body::Body::new(ChannelBody(rx)))
+                .unwrap()
+        }
+    };
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(upstream))
+        .layer(
+            UsageLayer::new(prices())
+                .sink(reports.clone())
+                .backend("anthropic")
+                .provider("anthropic"),
+        )
+        .layer(axum::middleware::from_fn(
+            |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
+                req.extensions_mut().insert(RequestFacts {
+                    model: Some("claude-sonnet-4-5".into()),
+                    max_tokens: Some(1024),
+                });
+                next.run(req).await
+            },
+        ))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = support::serve(app).await;
+
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::post(format!("http://{addr}/v1/messages?beta=true"))
+        .header("accept-encoding", "gzip")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    let mut body = res.into_body();
+
+    tx.send(Bytes::from_static(START.as_bytes())).await.unwrap();
+    // The first event reaches the client while the upstream still holds the rest.
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, START.as_bytes());
+    assert!(
+        reports.take().is_empty(),
+        "nothing is reported before the end"
+    );
+    // The rest, split mid-event.
+    let rest = format!("{DELTA}{END}");
+    let (a, b) = rest.split_at(37);
+    tx.send(Bytes::from(a.to_owned())).await.unwrap();
+    tx.send(Bytes::from(b.to_owned())).await.unwrap();
+    drop(tx);
+    let mut got = Vec::new();
+    while let Some(f) = body.frame().await {
+        got.extend_from_slice(&f.unwrap().into_data().unwrap());
+    }
+    assert_eq!(got, rest.as_bytes(), "bytes pass unchanged");
+
+    // The report is made when the server's body ends; wait for it (bounded).
+    let mut reports_now = Vec::new();
+    for _ in 0..200 {
+        reports_now = reports.take();
+        if !reports_now.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let [r] = reports_now.as_slice() else {
+        panic!("one report: {reports_now:?}")
+    };
+    assert!(r.streamed && r.complete);
+    assert_eq!(
+        r.usage,
+        Some(Usage {
+            input: 10,
+            output: 250,
+            cache_write: 1000,
+            cache_read: 20000
+        })
+    );
+    assert_eq!(r.request_model.as_deref(), Some("claude-sonnet-4-5"));
+    assert_eq!(
+        r.response_model.as_deref(),
+        Some("claude-sonnet-4-5-20250929")
+    );
+    // 10×3 + 250×15 + 1000×3.75 + 20000×0.3 micro-dollars
+    assert_eq!(r.cost_micros, Some(30 + 3750 + 3750 + 6000));
+    assert_eq!(r.backend.as_deref(), Some("anthropic"));
+    assert!(r.time_to_first_byte.is_some());
+}
+
+#[tokio::test]
+async fn json_responses_are_counted_and_unknown_models_have_no_cost() {
+    let reports = Arc::new(Reports::default());
+    let upstream = |_req: axum::extract::Request| async {
+        http::Response::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                r#"{"id":"c","object":"chat.completion","model":"gpt-4o","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":100,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":60}}}"#,
+            ))
+            .unwrap()
+    };
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", axum::routing::post(upstream))
+        .layer(UsageLayer::new(prices()).sink(reports.clone()))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = support::serve(app).await;
+    let r = support::post(addr, "/v1/chat/completions", &[], "{}").await;
+    assert_eq!(r.status, 200);
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got = reports.take();
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let [rep] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    assert_eq!(
+        rep.usage,
+        Some(Usage {
+            input: 40,
+            output: 5,
+            cache_write: 0,
+            cache_read: 60
+        })
+    );
+    assert_eq!(rep.response_model.as_deref(), Some("gpt-4o"));
+    assert_eq!(rep.cost_micros, None, "no price for gpt-4o in this table");
+    assert!(!rep.streamed && rep.complete);
+}
+
+#[tokio::test]
+async fn a_body_dropped_midway_is_reported_incomplete() {
+    use agw_tower::body::Body;
+    use tower_layer::Layer;
+    use tower_service::Service;
+    let reports = Arc::new(Reports::default());
+    let upstream = tower::service_fn(|_req: http::Request<()>| async {
+        let (tx, rx) = mpsc::channel(2);
+        tx.send(Bytes::from_static(START.as_bytes())).await.unwrap();
+        std::mem::forget(tx); // the upstream never finishes
+        let res = http::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::inner(ChannelBody(rx)))
+            .unwrap();
+        Ok::<_, std::convert::Infallible>(res)
+    });
+    let mut svc = UsageLayer::new(prices())
+        .sink(reports.clone())
+        .layer(upstream);
+    let mut req = http::Request::post("/v1/messages").body(()).unwrap();
+    req.extensions_mut()
+        .insert(agw_tower::classify::Classified {
+            kind: agw_core::route::RouteKind::Messages,
+            api: Api::Anthropic,
+            upstream: Api::Anthropic,
+        });
+    let res = svc.call(req).await.unwrap();
+    let mut body = res.into_body();
+    body.frame().await.unwrap().unwrap();
+    drop(body); // the client went away
+    let [r] = reports.take().try_into().unwrap();
+    assert!(!r.complete);
+    assert_eq!(r.usage.map(|u| u.cache_read), Some(20000));
+}
