@@ -16,7 +16,8 @@ const USAGE: &str = "\
 agw                              serve the built-in default on 127.0.0.1:8080
        agw serve [--config FILE] [OPTIONS]
        agw check --config FILE          validate a config and print what it does
-       agw test-policy [--config FILE] [--backend NAME] [--route KIND] < body.json";
+       agw test-policy [--config FILE] [--backend NAME] [--route KIND] < body.json
+       agw keys --config FILE create --name NAME [--team TEAM] [--expires 90d] | list | revoke NAME";
 
 const ABOUT: &str = "agw — a guarding AI gateway for Claude Code, Cursor and the official SDKs";
 
@@ -66,6 +67,24 @@ enum Cmd {
     Check(CheckArgs),
     /// Run a request body (standard input) through a backend's guards offline
     TestPolicy(TestPolicyArgs),
+    /// Create, list and revoke client keys: keys create --name NAME [--team T] [--expires 90d],
+    /// keys list, keys revoke NAME
+    Keys(KeysArgs),
+}
+
+#[derive(Args, Debug)]
+struct KeysArgs {
+    /// The configuration whose `auth.keys` store (file, or Redis) holds the keys
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// create --name NAME [--team TEAM] [--expires DURATION] | list | revoke NAME
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 1..,
+        value_name = "COMMAND"
+    )]
+    command: Vec<String>,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -167,6 +186,7 @@ fn main() -> ExitCode {
         Some(Cmd::Serve(a)) => run_server(&a),
         Some(Cmd::Check(a)) => check(&a.config),
         Some(Cmd::TestPolicy(a)) => test_policy(&a),
+        Some(Cmd::Keys(a)) => keys(&a),
     };
     match result {
         Ok(code) => code,
@@ -245,6 +265,36 @@ fn load(a: &ConfigArgs, listen: Option<&str>) -> Result<Gateway, ConfigError> {
     }?;
     gw.apply(&overrides)?;
     Ok(gw)
+}
+
+/// `agw keys`: the key store of the config's `auth.keys` (a file, or Redis when configured).
+fn keys(a: &KeysArgs) -> Result<ExitCode, String> {
+    let cmd = agw_bin::keys::KeysCommand::parse(&a.command)?;
+    let args = ConfigArgs {
+        config: Some(a.config.clone()),
+        base_url: Vec::new(),
+    };
+    let gw = load(&args, None).map_err(|e| e.to_string())?;
+    let team = gw
+        .team
+        .clone()
+        .filter(|t| t.auth.keys.is_some())
+        .ok_or_else(|| format!("{}: no `auth.keys` store configured", a.config.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async move {
+        let team = team.build().await.map_err(|e| e.to_string())?;
+        let store = team.keys.as_deref().ok_or("auth.keys is not configured")?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut out = Vec::new();
+        let result = agw_bin::keys::run(&cmd, store, team.limiter.as_deref(), now, &mut out).await;
+        let _ = std::io::stdout().write_all(&out);
+        result.map(|()| ExitCode::SUCCESS)
+    })
 }
 
 fn check(a: &ConfigArgs) -> Result<ExitCode, String> {
@@ -407,6 +457,18 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         for w in &gw.warnings {
             eprintln!("agw: WARNING: {w}");
         }
+        let team = match &gw.team {
+            Some(t) => Some(std::sync::Arc::new(t.build().await.map_err(|e| {
+                format!(
+                    "{}: {e}",
+                    a.config
+                        .config
+                        .as_ref()
+                        .map_or("<built-in>".into(), |p| p.display().to_string())
+                )
+            })?)),
+            None => None,
+        };
         let mut watch: Vec<PathBuf> = a.config.config.iter().cloned().collect();
         watch.extend(gw.files.iter().cloned());
         let mut opts = ServeOptions {
@@ -417,6 +479,44 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
             ..ServeOptions::default()
         };
         opts.tls_handle()?;
+        if let Some(team) = &team {
+            let metrics = team.metrics.clone();
+            let stats = opts.reload_stats();
+            // Reloads counted by the watcher, carried into the registry when it is read.
+            let reported = std::sync::Mutex::new((0u64, 0u64));
+            opts.admin_routes = Some(std::sync::Arc::new(move |req| {
+                (req.uri().path() == "/metrics").then(|| {
+                    if let Ok(mut seen) = reported.lock() {
+                        let when = stats
+                            .last_ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                        for _ in seen.0..stats.ok() {
+                            metrics.reload(true, when.map_or(0, |d| d.as_secs()));
+                        }
+                        for _ in seen.1..stats.failed() {
+                            metrics.reload(false, 0);
+                        }
+                        *seen = (stats.ok(), stats.failed());
+                    }
+                    let mut res = http::Response::new(agw_bin::server::full_body(metrics.encode()));
+                    res.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(agw_tower::metrics::CONTENT_TYPE),
+                    );
+                    res
+                })
+            }));
+            if let Some(limiter) = team
+                .limiter
+                .clone()
+                .filter(|_| gw.team.as_ref().is_some_and(|t| t.redis_url().is_some()))
+            {
+                opts.ready_checks.push(std::sync::Arc::new(move || {
+                    let limiter = limiter.clone();
+                    Box::pin(async move { limiter.ping().await.map_err(|e| format!("redis: {e}")) })
+                }));
+            }
+        }
         let (reload_args, reload_listen, allow) =
             (a.config.clone(), a.listen.clone(), a.allow_unauthenticated);
         opts.loader = Some(std::sync::Arc::new(move || {
@@ -438,8 +538,8 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         opts.admin = admin;
         let idle = a.idle_timeout.or(gw.idle_timeout_secs);
         let body = a.body_timeout.or(gw.body_timeout_secs);
-        let mut app =
-            App::new(gw, log).map_err(|e| format!("cannot set up the upstream client: {e}"))?;
+        let mut app = App::with_team(gw, log, team)
+            .map_err(|e| format!("cannot set up the upstream client: {e}"))?;
         if let Some(s) = idle {
             app = app.idle_timeout(Duration::from_secs(s));
         }
@@ -468,11 +568,18 @@ fn exposure_problem(gw: &Gateway, allowed: bool) -> Option<String> {
         })
         .map(|b| b.name.as_str())
         .collect::<Vec<_>>();
-    (!allowed && !gw.listen.ip().is_loopback() && !injects.is_empty()).then(|| {
+    let allowed = allowed
+        || gw
+            .team
+            .as_ref()
+            .is_some_and(|t| t.auth.allow_unauthenticated);
+    (!allowed && !gw.listen.ip().is_loopback() && !injects.is_empty() && !gw.requires_client_auth())
+        .then(|| {
         format!(
             "refusing to listen on {} without client authentication while injecting the provider \
              key of backend `{}`: anyone who reaches the port would spend it; configure client \
-             keys or JWT (`auth:`), listen on 127.0.0.1, or pass --allow-unauthenticated",
+             keys or JWT (`auth:`), listen on 127.0.0.1, or allow it explicitly \
+             (--allow-unauthenticated, or `auth: {{allow_unauthenticated: true}}`)",
             gw.listen,
             injects.join("`, `")
         )

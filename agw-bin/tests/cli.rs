@@ -43,7 +43,7 @@ fn examples_and_seed_manifests_check() {
         .map(|e| e.unwrap().path().display().to_string())
         .filter(|p| p.ends_with(".yaml"))
         .collect();
-    assert_eq!(files.len(), 3);
+    assert_eq!(files.len(), 4);
     for v in ["guard-any-model", "guard-pinned", "no-guard"] {
         files.push(format!("{DIR}/tests/fixtures/seed/manifests-{v}.yaml"));
     }

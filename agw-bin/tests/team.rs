@@ -3,8 +3,7 @@
 //!
 //! These tests run the `agw` binary with the configuration shape of
 //! `agw-bin/examples/team.yaml` (auth, redis, limits, prices, metrics, `--admin-listen`). They
-//! need that configuration wired into the binary (issue 11) and are ignored until it is:
-//! remove the `#[ignore]`s with the wiring.
+//! run the binary with that configuration.
 
 mod common;
 
@@ -183,7 +182,6 @@ fn message(key: &str, url: &str) -> http::Request<http_body_util::Full<bytes::By
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the team configuration wired into agw (issue 11)"]
 async fn two_agw_processes_against_one_redis_enforce_one_limit_in_total() {
     let (_redis, redis_url) = redis();
     let mock = MockProvider::start().await.unwrap();
@@ -245,7 +243,6 @@ async fn two_agw_processes_against_one_redis_enforce_one_limit_in_total() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the team configuration wired into agw (issue 11)"]
 async fn keys_cli_and_client_keys_with_a_file_store() {
     let mock = MockProvider::start().await.unwrap();
     let dir = temp_dir("file");
@@ -286,7 +283,6 @@ async fn keys_cli_and_client_keys_with_a_file_store() {
 }
 
 #[test]
-#[ignore = "needs the team configuration wired into agw (issue 11)"]
 fn an_open_listener_with_an_injected_key_and_no_client_auth_refuses_to_start() {
     let dir = temp_dir("open");
     let cfg = dir.join("open.yaml");
@@ -318,7 +314,6 @@ mod install;
 /// 401 that Claude Code reports (and nothing reaches the provider); the right key works as
 /// `ANTHROPIC_API_KEY` and as `ANTHROPIC_AUTH_TOKEN`.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the team configuration wired into agw (issue 11)"]
 async fn claude_code_with_client_keys() {
     use harness::{Agw, AgwOptions, Claude, Credential, Scratch};
     let tools = install::tools().await;

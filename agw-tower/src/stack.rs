@@ -58,6 +58,7 @@ pub struct StackConfig {
     response_window: usize,
     model: ModelPolicy,
     limits: BodyLimits,
+    read_always: bool,
     #[cfg(feature = "client")]
     upstream: crate::upstream::UpstreamConfig,
 }
@@ -80,6 +81,7 @@ impl StackConfig {
             response_window: DEFAULT_WINDOW,
             model: ModelPolicy::any(),
             limits: BodyLimits::default().read_timeout(DEFAULT_READ_TIMEOUT),
+            read_always: false,
         }
     }
 
@@ -114,6 +116,13 @@ impl StackConfig {
     /// Sets the model policy.
     pub fn model_policy(mut self, model: ModelPolicy) -> Self {
         self.model = model;
+        self
+    }
+
+    /// Reads prompt bodies even without request rules, for layers put inside the request
+    /// guard with [`StackLayer::layer_with`] that need them (access lists, limits).
+    pub fn read_always(mut self, yes: bool) -> Self {
+        self.read_always = yes;
         self
     }
 
@@ -154,6 +163,7 @@ impl StackConfig {
             classify: ClassifyLayer::with_classifier(classifier.clone()),
             guard: RequestGuardLayer::new(self.policy.clone())
                 .limits(self.limits.clone())
+                .read_always(self.read_always)
                 .classifier(classifier.clone()),
             response: ResponseGuardLayer::new(self.response_policy.clone())
                 .window(self.response_window)
@@ -186,6 +196,33 @@ pub struct StackLayer {
     guard: RequestGuardLayer,
     response: ResponseGuardLayer,
     provider: ProviderLayer,
+}
+
+impl StackLayer {
+    /// The stack with two more layers in it: `outer` between classification and the request
+    /// guard (client authentication needs the route, not the body; a request it refuses is
+    /// never read), and `middle` between the request guard and the response guard (access
+    /// lists, limits and usage need what the body stage read, and must only count requests
+    /// the guard let through).
+    pub fn layer_with<S, O, M>(
+        &self,
+        outer: &O,
+        middle: &M,
+        inner: S,
+    ) -> RequestIdService<Classify<O::Service>>
+    where
+        M: Layer<ResponseGuard<Provider<S>>>,
+        O: Layer<RequestGuard<M::Service>>,
+    {
+        RequestIdLayer.layer(
+            self.classify.layer(
+                outer.layer(
+                    self.guard
+                        .layer(middle.layer(self.response.layer(self.provider.layer(inner)))),
+                ),
+            ),
+        )
+    }
 }
 
 impl<S> Layer<S> for StackLayer {

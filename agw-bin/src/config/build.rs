@@ -13,6 +13,7 @@ use agw_core::guard::{Policy, ToolRule};
 use agw_core::model::ModelPolicy;
 use agw_core::provider::{Credentials, ProviderKind, ProviderSpec, Secret};
 use agw_core::route::{RouteKind, RouteTable};
+use agw_tower::team::{LimitsConfig, TeamConfig};
 use agw_tower::upstream::{TlsRoots, UpstreamConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -148,6 +149,7 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
         idle_timeout_secs: positive("idle_timeout_secs", cfg.limits.idle_timeout_secs)?,
         body_timeout_secs: positive("body_timeout_secs", cfg.limits.body_timeout_secs)?,
         files: Vec::new(),
+        team: team(cfg, env).map_err(|(field, e)| top(field, e))?,
     };
     for b in &cfg.backends {
         if gw.backends.iter().any(|o: &Backend| o.name == b.name) {
@@ -163,6 +165,18 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
         let backend = backend(b, env, &mut gw.warnings).map_err(|(field, msg)| {
             src.error(Some(b), &field, format!("backend `{}`: {msg}", b.name))
         })?;
+        if gw.requires_client_auth()
+            && matches!(backend.spec.credentials(), Credentials::Passthrough)
+        {
+            // Clients' credentials are agw keys or tokens then, never forwarded: without a key
+            // to inject, the provider gets no credentials at all.
+            gw.warnings.push(format!(
+                "backend `{}`: client authentication is on but agw has no provider key to \
+                 inject, so requests reach the provider without credentials (set `api_key` or \
+                 its variable)",
+                b.name
+            ));
+        }
         gw.backends.push(backend);
     }
     if cfg.routes.is_empty() {
@@ -285,7 +299,13 @@ fn backend(b: &BackendSpec, env: &Env, warnings: &mut Vec<String>) -> Result<Bac
         Roots::Bundled => TlsRoots::Bundled,
         Roots::System => TlsRoots::System,
     };
+    let access = b
+        .access
+        .as_ref()
+        .map(|a| a.build().map_err(|e| fe("access", e.to_string())))
+        .transpose()?;
     Ok(Backend {
+        access,
         name: b.name.clone(),
         spec,
         model,
@@ -307,6 +327,69 @@ fn build_policy(specs: &[RuleSpec]) -> Result<Policy, String> {
         .rules(rules)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// The team sections, when any is present, with `${VAR}`s expanded. An unset or empty
+/// `redis.url` means limits kept in memory (one instance).
+fn team(cfg: &Config, env: &Env) -> Result<Option<TeamConfig>, (&'static str, String)> {
+    let l = &cfg.limits;
+    let limited = [&l.per_key, &l.per_team, &l.global].iter().any(|s| {
+        s.requests_per_minute.is_some()
+            || s.tokens_per_minute.is_some()
+            || s.budget.usd_per_day.is_some()
+            || s.budget.usd_per_month.is_some()
+            || s.budget.tokens_per_day.is_some()
+            || s.budget.tokens_per_month.is_some()
+    });
+    let any = cfg.auth.is_some()
+        || cfg.redis.is_some()
+        || !cfg.prices.is_empty()
+        || cfg.metrics.is_some()
+        || limited;
+    if !any {
+        return Ok(None);
+    }
+    let path = |field: &'static str, p: &std::path::Path| -> Result<std::path::PathBuf, _> {
+        env.expand(&p.to_string_lossy())
+            .map(Into::into)
+            .map_err(|e| (field, e))
+    };
+    let mut auth = cfg.auth.clone().unwrap_or_default();
+    if let Some(k) = &mut auth.keys {
+        if let Some(f) = &k.file {
+            k.file = Some(path("file", f)?);
+        }
+    }
+    if let Some(j) = &mut auth.jwt {
+        if let Some(f) = &j.jwks_file {
+            j.jwks_file = Some(path("jwks_file", f)?);
+        }
+        if let Some(u) = &j.jwks_url {
+            j.jwks_url = Some(env.expand(u).map_err(|e| ("jwks_url", e))?);
+        }
+    }
+    let mut redis = cfg.redis.clone();
+    if let Some(r) = &mut redis {
+        r.url = match r.url.as_deref() {
+            Some(u) => match Env::reference(u) {
+                Some(var) => env.get(var),
+                None => Some(env.expand(u).map_err(|e| ("url", e))?),
+            },
+            None => None,
+        };
+    }
+    Ok(Some(TeamConfig {
+        auth,
+        redis,
+        limits: LimitsConfig {
+            default_estimate_tokens: l.default_estimate_tokens,
+            per_key: l.per_key,
+            per_team: l.per_team,
+            global: l.global,
+        },
+        prices: cfg.prices.clone(),
+        metrics: cfg.metrics.unwrap_or_default(),
+    }))
 }
 
 /// Response rules and tool-call rules: both are decided on what the model sends back.

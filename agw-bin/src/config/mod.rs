@@ -65,6 +65,18 @@ pub struct Gateway {
     pub body_timeout_secs: Option<u64>,
     /// Files the configuration reads besides itself (keys, TLS): a change reloads it.
     pub files: Vec<std::path::PathBuf>,
+    /// Client identity, limits, usage and metrics, when any of their sections is configured
+    /// (built into the running pieces by the server: it connects to Redis, fetches JWKS).
+    pub team: Option<agw_tower::team::TeamConfig>,
+}
+
+impl Gateway {
+    /// Whether every request must carry a client credential agw verifies.
+    pub fn requires_client_auth(&self) -> bool {
+        self.team.as_ref().is_some_and(|t| {
+            (t.auth.keys.is_some() || t.auth.jwt.is_some()) && !t.auth.allow_unauthenticated
+        })
+    }
 }
 
 /// Where the admin endpoints listen.
@@ -98,6 +110,8 @@ pub struct Backend {
     pub response_window: usize,
     /// Upstream client settings.
     pub upstream: UpstreamConfig,
+    /// Who may use this backend and which models (with client authentication).
+    pub access: Option<agw_tower::auth::Access>,
 }
 
 /// A configuration error, located as precisely as the source allows.

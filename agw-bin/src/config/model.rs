@@ -7,6 +7,7 @@
 //! adding it here and to the build step, nothing else.
 
 use super::rules::RuleSpec;
+use agw_tower::team;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -29,6 +30,16 @@ pub struct Config {
     /// Path prefixes mapped to backend names; default: everything to the first backend.
     #[serde(default)]
     pub routes: Vec<HttpRouteSpec>,
+    /// Client credentials: gateway-issued keys, JWTs.
+    pub auth: Option<team::AuthConfig>,
+    /// A Redis shared by replicas for keys, limits and budgets (`url` unset or empty: memory).
+    pub redis: Option<team::RedisConfig>,
+    /// US dollars per million tokens by model (first match wins), for cost and budgets.
+    #[serde(default)]
+    pub prices: Vec<team::PriceEntry>,
+    /// Prometheus metrics on the admin listener (on whenever this or any team section is
+    /// present).
+    pub metrics: Option<team::MetricsConfig>,
 }
 
 /// Gateway-wide limits.
@@ -48,6 +59,18 @@ pub struct Limits {
     pub idle_timeout_secs: Option<u64>,
     /// A request body that takes longer than this to arrive closes its connection.
     pub body_timeout_secs: Option<u64>,
+    /// Tokens a request holds against token limits while in flight, when it names no
+    /// `max_tokens`.
+    pub default_estimate_tokens: Option<u64>,
+    /// Rate limits and budgets of each client key.
+    #[serde(default)]
+    pub per_key: team::ScopeLimits,
+    /// Rate limits and budgets of each team.
+    #[serde(default)]
+    pub per_team: team::ScopeLimits,
+    /// Rate limits and budgets of the whole gateway.
+    #[serde(default)]
+    pub global: team::ScopeLimits,
 }
 
 /// Certificate files of the HTTPS listener (PEM), reloaded when they change.
@@ -93,6 +116,8 @@ pub struct BackendSpec {
     /// Request and response guards.
     #[serde(default)]
     pub guards: Guards,
+    /// Who may use this backend, and which models (with client authentication).
+    pub access: Option<team::AccessConfig>,
     /// The source line this backend was written on, when the field-based locator cannot find
     /// it (translated front-ends set it).
     #[serde(skip)]
@@ -114,6 +139,7 @@ impl BackendSpec {
             timeouts: Timeouts::default(),
             tls_roots: Roots::Bundled,
             guards: Guards::default(),
+            access: None,
             line: None,
         }
     }

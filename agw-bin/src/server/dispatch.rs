@@ -8,9 +8,12 @@ use crate::config::Gateway;
 use crate::log::{AccessLog, Entry, LogBody, WithResponse};
 use agw_core::api::{Api, ErrorBody, ErrorKind};
 use agw_core::route::RouteKind;
+use agw_tower::auth::AccessLayer;
 use agw_tower::body::{Body, BoxError};
 use agw_tower::limits::{BodyBudget, BodyLimits};
+use agw_tower::metrics::UpstreamTimerLayer;
 use agw_tower::stack::StackConfig;
+use agw_tower::team::Team;
 use agw_tower::upstream::Upstream;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -92,12 +95,32 @@ impl RequestIds {
     }
 }
 
+/// A backend's service with the team layers (identity, access, limits, usage): type-erased,
+/// as which of them are on depends on the configuration.
+type TeamSvc = tower::util::BoxCloneSyncService<Request<ReqBody>, Response<ResBody>, Infallible>;
+
+/// A backend's service: the plain stack (no box on the hot path), or with the team layers.
+#[derive(Clone)]
+enum Svc {
+    Plain(Stack),
+    Team(TeamSvc),
+}
+
+impl std::fmt::Debug for Svc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Svc::Plain(s) => s.fmt(f),
+            Svc::Team(_) => f.write_str("Team(..)"),
+        }
+    }
+}
+
 /// One backend's layered service.
 #[derive(Clone, Debug)]
 pub(crate) struct BackendService {
     name: Arc<str>,
     routes: Arc<agw_core::route::RouteTable>,
-    svc: Stack,
+    svc: Svc,
     /// The upstream client, kept across reloads while the backend's upstream settings stay.
     upstream: Arc<UpstreamClient>,
     upstream_key: String,
@@ -113,6 +136,8 @@ pub struct Runtime {
     /// Bytes of request bodies held in memory, across all backends; kept across reloads while
     /// its size stays.
     budget: BodyBudget,
+    /// Identity, limits, usage and metrics: built once at start, kept across reloads.
+    team: Option<Arc<Team>>,
 }
 
 impl Runtime {
@@ -120,6 +145,16 @@ impl Runtime {
     /// taken from `previous` for backends of the same name whose upstream settings are
     /// unchanged.
     pub fn build(gateway: Gateway, previous: Option<&Runtime>) -> std::io::Result<Runtime> {
+        let team = previous.and_then(|p| p.team.clone());
+        Self::build_with(gateway, previous, team)
+    }
+
+    /// [`Runtime::build`] with the team pieces the backends use.
+    pub fn build_with(
+        gateway: Gateway,
+        previous: Option<&Runtime>,
+        team: Option<Arc<Team>>,
+    ) -> std::io::Result<Runtime> {
         let mut backends = Vec::with_capacity(gateway.backends.len());
         let budget = match previous {
             Some(p) if p.budget.total() == gateway.max_buffered_bytes => p.budget.clone(),
@@ -146,8 +181,18 @@ impl Runtime {
                 .response_window(b.response_window)
                 .model_policy(b.model.clone())
                 .limits(limits)
+                .read_always(team.is_some())
                 .upstream(b.upstream.clone());
-            let svc = stack.layer().layer(UpstreamClient::clone(&upstream));
+            let svc = match &team {
+                None => Svc::Plain(stack.layer().layer(UpstreamClient::clone(&upstream))),
+                Some(team) => Svc::Team(team_service(
+                    &stack,
+                    team,
+                    b,
+                    &gateway,
+                    UpstreamClient::clone(&upstream),
+                )),
+            };
             backends.push(BackendService {
                 name: b.name.as_str().into(),
                 routes: Arc::new(b.routes.clone()),
@@ -160,6 +205,7 @@ impl Runtime {
             gateway: Arc::new(gateway),
             backends: backends.into(),
             budget,
+            team,
         })
     }
 
@@ -202,10 +248,80 @@ impl std::fmt::Debug for App {
     }
 }
 
+/// The team layers around one backend's stack: authentication before the request guard (a
+/// refused request is never read), access lists, limits and usage after it (they need the
+/// body's model and `max_tokens`, and count only what the guard let through), and the
+/// upstream timer around the client (agw's added latency).
+fn team_service(
+    stack: &StackConfig,
+    team: &Arc<Team>,
+    b: &crate::config::Backend,
+    gateway: &Gateway,
+    upstream: UpstreamClient,
+) -> TeamSvc {
+    use tower::ServiceExt;
+    type Mid =
+        tower::util::BoxCloneSyncService<Request<Body<ReqBody>>, Response<ResBody>, Infallible>;
+    fn boxed<S, Req, B>(
+        svc: S,
+    ) -> tower::util::BoxCloneSyncService<Req, Response<ResBody>, Infallible>
+    where
+        S: Service<Req, Response = Response<B>, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        tower::util::BoxCloneSyncService::new(
+            svc.map_response(|res: Response<B>| res.map(|b| b.map_err(Into::into).boxed_unsync())),
+        )
+    }
+    let name: Arc<str> = b.name.as_str().into();
+    let usage = team.usage_layer(&b.name, b.spec.kind().name(), None);
+    let limit = team.limit_layer();
+    let access = match (&b.access, gateway.requires_client_auth()) {
+        (Some(a), _) => Some(AccessLayer::new(a.clone(), name.clone())),
+        // Authenticated callers: every one may use the backend, but the layer still names it.
+        (None, true) => Some(AccessLayer::new(
+            agw_tower::auth::Access::any(),
+            name.clone(),
+        )),
+        (None, false) => None,
+    };
+    let middle = tower_layer::layer_fn(move |inner| -> Mid {
+        let mut svc: Mid = boxed(usage.layer(inner));
+        if let Some(l) = &limit {
+            svc = boxed(l.layer(svc));
+        }
+        if let Some(a) = &access {
+            svc = boxed(a.layer(svc));
+        }
+        svc
+    });
+    let auth = gateway.requires_client_auth().then(|| team.auth_layer());
+    let outer = tower_layer::layer_fn(move |inner| -> TeamSvc {
+        match &auth {
+            Some(a) => boxed(a.layer(inner)),
+            None => boxed(inner),
+        }
+    });
+    let timed = UpstreamTimerLayer.layer(upstream);
+    boxed(stack.layer().layer_with(&outer, &middle, timed))
+}
+
 impl App {
     /// Builds every backend's stack.
     pub fn new(gateway: Gateway, log: AccessLog) -> std::io::Result<App> {
-        let runtime = Runtime::build(gateway, None)?;
+        Self::with_team(gateway, log, None)
+    }
+
+    /// Builds every backend's stack with the team layers (`team` built from the gateway's
+    /// team sections).
+    pub fn with_team(
+        gateway: Gateway,
+        log: AccessLog,
+        team: Option<Arc<Team>>,
+    ) -> std::io::Result<App> {
+        let runtime = Runtime::build_with(gateway, None, team)?;
         Ok(App {
             handle: ConfigHandle::new(runtime),
             log,
@@ -232,6 +348,13 @@ impl App {
     pub fn handle(&self) -> &ConfigHandle {
         &self.handle
     }
+}
+
+/// A complete response body (admin routes answer with it).
+pub fn full_body(body: impl Into<Bytes>) -> ResBody {
+    http_body_util::Full::new(body.into())
+        .map_err(|e| match e {})
+        .boxed_unsync()
 }
 
 fn full(
@@ -324,8 +447,13 @@ impl Service<Request<Incoming>> for App {
             .insert(agw_tower::request_id::RequestId(id.header_value()));
         let req = Request::from_parts(parts, RequestBody::new(body, self.conn.as_ref()));
         AppFuture {
-            kind: AppKind::Proxied {
-                future: svc.call(req),
+            kind: match &mut svc {
+                Svc::Plain(svc) => AppKind::Proxied {
+                    future: svc.call(req),
+                },
+                Svc::Team(svc) => AppKind::Team {
+                    future: svc.call(req),
+                },
             },
             entry,
             busy,
@@ -351,6 +479,7 @@ impl App {
 }
 
 type StackFuture = <Stack as Service<Request<ReqBody>>>::Future;
+type TeamFuture = <TeamSvc as Service<Request<ReqBody>>>::Future;
 
 pin_project_lite::pin_project! {
     /// Response future of [`App`]: an answer agw gives itself, or a backend's response with
@@ -395,6 +524,10 @@ pin_project_lite::pin_project! {
             #[pin]
             future: StackFuture,
         },
+        Team {
+            #[pin]
+            future: TeamFuture,
+        },
     }
 }
 
@@ -413,6 +546,15 @@ impl Future for AppFuture {
                 }
             }
             AppKindProj::Proxied { future } => match future.poll(cx) {
+                Poll::Ready(Ok(res)) => finish(res, entry, busy),
+                Poll::Ready(Err(e)) => match e {},
+                Poll::Pending => {
+                    *this.entry = entry;
+                    *this.busy = busy;
+                    return Poll::Pending;
+                }
+            },
+            AppKindProj::Team { future } => match future.poll(cx) {
                 Poll::Ready(Ok(res)) => finish(res, entry, busy),
                 Poll::Ready(Err(e)) => match e {},
                 Poll::Pending => {

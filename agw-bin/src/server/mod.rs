@@ -53,6 +53,6 @@ pub mod tls;
 pub use accept::{ServeOptions, Serving, WATCH_INTERVAL, run, serve, serve_with, shutdown_signal};
 pub use admin::{Admin, AdminRoutes, DEFAULT_ADMIN_LISTEN, Health, ReadyCheck};
 pub use conn::{BODY_TIMEOUT, IDLE_TIMEOUT, RequestBody};
-pub use dispatch::{App, AppFuture, REQUEST_ID, ReqBody, RequestId, ResBody, Runtime};
+pub use dispatch::{App, AppFuture, REQUEST_ID, ReqBody, RequestId, ResBody, Runtime, full_body};
 pub use reload::{ConfigHandle, Loader, ReloadStats, Reloader};
 pub use tls::{TlsFiles, TlsHandle};

@@ -24,6 +24,33 @@ pub struct RequestFacts {
     pub max_tokens: Option<u64>,
 }
 
+impl RequestFacts {
+    /// Reads the facts from a request body (decoded, as the body stage hands it on in
+    /// [`Collected`](crate::limits::Collected)).
+    pub fn from_body(body: &[u8]) -> RequestFacts {
+        RequestFacts {
+            model: agw_core::model::find_model(body)
+                .ok()
+                .flatten()
+                .map(|(_, m)| m),
+            max_tokens: agw_core::usage::max_tokens(body),
+        }
+    }
+
+    /// Makes sure `req` carries its facts: kept when a stage put them there, otherwise read
+    /// once from the body the body stage collected. Later layers read the extension.
+    pub fn ensure<B>(req: &mut Request<B>) {
+        if req.extensions().get::<RequestFacts>().is_some() {
+            return;
+        }
+        let facts = match req.extensions().get::<crate::limits::Collected>() {
+            Some(c) => RequestFacts::from_body(&c.plain),
+            None => return,
+        };
+        req.extensions_mut().insert(facts);
+    }
+}
+
 /// The name of the backend a request goes to (for access errors, metrics and logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendName(pub Arc<str>);
@@ -183,8 +210,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let api = Classified::of(&req, RouteKind::Passthrough).api;
+        RequestFacts::ensure(&mut req);
         let who = req.extensions().get::<Identity>();
         let model = req
             .extensions()

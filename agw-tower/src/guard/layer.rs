@@ -18,6 +18,8 @@ pub(super) struct Config {
     pub policy: Policy,
     pub limits: BodyLimits,
     pub classifier: Classifier,
+    /// Read prompt bodies even without rules, for later layers (access lists, limits).
+    pub read_always: bool,
 }
 
 impl RequestGuardLayer {
@@ -30,6 +32,7 @@ impl RequestGuardLayer {
                 policy,
                 limits: BodyLimits::default(),
                 classifier: Classifier::new(RouteTable::claude_code(), Api::Anthropic),
+                read_always: false,
             }),
         }
     }
@@ -44,6 +47,14 @@ impl RequestGuardLayer {
     /// Sets every body bound: size, read timeout, shared budget.
     pub fn limits(mut self, limits: BodyLimits) -> Self {
         Arc::make_mut(&mut self.config).limits = limits;
+        self
+    }
+
+    /// Reads the body of prompt routes even when the policy has no rules, leaving it in the
+    /// [`Collected`](crate::limits::Collected) extension for later layers (an access list on
+    /// models, a token estimate for limits). Nothing is inspected then.
+    pub fn read_always(mut self, yes: bool) -> Self {
+        Arc::make_mut(&mut self.config).read_always = yes;
         self
     }
 

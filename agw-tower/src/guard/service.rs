@@ -93,7 +93,8 @@ where
         };
         // A body on a path no dialect knows is inspected generically; only an explicit
         // `Unguarded` route, or a request without a body, is not read.
-        let inspect = !config.policy.is_empty()
+        let inspect = (!config.policy.is_empty()
+            || (config.read_always && class.kind.has_prompt()))
             && class.kind != RouteKind::Unguarded
             && (class.kind.has_prompt() || !has_no_body(req.body()));
         if !inspect {
@@ -135,10 +136,15 @@ where
                     }
                 };
             let Collected { raw, plain } = collected;
-            if plain.is_empty() && !class.kind.has_prompt() {
-                // A body that turned out empty (chunked, zero bytes): nothing to inspect.
+            if config.policy.is_empty() || (plain.is_empty() && !class.kind.has_prompt()) {
+                // No rules (the body was read for later layers), or a body that turned out
+                // empty (chunked, zero bytes): nothing to inspect.
                 let report = skipped();
                 parts.extensions.insert(report.clone());
+                parts.extensions.insert(Collected {
+                    raw: raw.clone(),
+                    plain,
+                });
                 let req = Request::from_parts(parts, Body::full(raw));
                 let mut res = inner.call(req).await?.map(Body::inner);
                 res.extensions_mut().insert(report);

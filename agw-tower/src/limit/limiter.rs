@@ -207,6 +207,13 @@ impl Limiter {
         &self.policy
     }
 
+    /// Whether the store answers (one read of one counter, within the store's timeout): the
+    /// readiness check of a replica whose limits live in Redis.
+    pub async fn ping(&self) -> Result<(), super::LimitStoreError> {
+        let key = format!("{}:ping", self.policy.prefix);
+        self.store.get(vec![key]).await.map(|_| ())
+    }
+
     fn scopes(&self, who: Option<&Identity>) -> Vec<(Scope, &Limits)> {
         let mut out = Vec::with_capacity(3);
         if let Some(who) = who {

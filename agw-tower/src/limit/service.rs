@@ -45,6 +45,7 @@ where
             if !crate::usage::service::has_usage(class.kind) {
                 return Ok(inner.call(req).await?.map(Body::inner));
             }
+            RequestFacts::ensure(&mut req);
             let estimate = req
                 .extensions()
                 .get::<RequestFacts>()
