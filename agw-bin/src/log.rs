@@ -5,8 +5,12 @@
 //! (`status=408 cause=body_timeout`).
 //!
 //! A line carries the method, the path (never the query string), the route kind, the backend,
-//! the model, the status, the guard's verdict and rule names, upstream and total latency, the
-//! response bytes and agw's request id. Never keys, never matched text.
+//! the model, the status, the request guard's verdict and rule names, the response guard's
+//! (`response_guard`, `response_rules`: read when the body ends, so a stream masked halfway
+//! says `mask`), upstream and total latency, the response bytes, agw's request id, why agw
+//! ended the request (`cause`: `client_closed`, `body_timeout`, or an upstream failure such as
+//! `refused`), and with team features on who called and what it used (`identity`, `team`,
+//! the four token counts, `cost_usd`). Never keys, never matched text.
 //!
 //! [`init`] installs the process's subscriber: logfmt lines (the default) or JSON objects, one
 //! per line, on standard error.
@@ -19,8 +23,11 @@
 use crate::server::RequestId;
 use agw_core::route::RouteKind;
 use agw_tower::guard::GuardReport;
+use agw_tower::metrics::Metrics;
 use agw_tower::provider::ModelRewrite;
-use agw_tower::upstream::UpstreamTiming;
+use agw_tower::response::ResponseOutcome;
+use agw_tower::upstream::{UpstreamFailure, UpstreamTiming};
+use agw_tower::usage::UsageReport;
 use bytes::Bytes;
 use http::HeaderValue;
 use http::Method;
@@ -30,7 +37,7 @@ use pin_project_lite::pin_project;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -68,10 +75,37 @@ impl AccessLog {
                 model: None,
                 upstream: None,
                 bytes: 0,
+                response: None,
+                usage: None,
             })
         })
     }
 }
+
+/// What the access log keeps of a request's [`UsageReport`]: who called and what it used.
+/// Never the credential (an [`Identity`](agw_tower::auth::Identity) holds only names).
+#[derive(Debug, Clone, Default)]
+pub struct LoggedUsage {
+    identity: Option<String>,
+    team: Option<String>,
+    usage: Option<agw_core::usage::Usage>,
+    cost_micros: Option<u64>,
+}
+
+impl From<&UsageReport> for LoggedUsage {
+    fn from(r: &UsageReport) -> Self {
+        LoggedUsage {
+            identity: r.identity.as_ref().map(|i| i.name.clone()),
+            team: r.identity.as_ref().and_then(|i| i.team.clone()),
+            usage: r.usage,
+            cost_micros: r.cost_micros,
+        }
+    }
+}
+
+/// Where a request's usage hook leaves its report for the log line (the usage body sits inside
+/// the log body, so it reports first).
+pub type UsageSlot = Arc<OnceLock<LoggedUsage>>;
 
 /// A request's log line in the making.
 #[derive(Debug)]
@@ -92,6 +126,10 @@ pub struct Entry {
     model: Option<String>,
     upstream: Option<f64>,
     bytes: u64,
+    /// The response guard's outcome, final when the body ends.
+    response: Option<ResponseOutcome>,
+    /// Filled by the usage layer's per-request hook (team features on).
+    usage: Option<UsageSlot>,
 }
 
 /// Fills a log entry from the response head.
@@ -114,12 +152,21 @@ impl WithResponse for Option<Box<Entry>> {
                 .extensions
                 .get::<UpstreamTiming>()
                 .map(|t| t.0.as_secs_f64() * 1e3);
+            e.response = parts.extensions.get::<ResponseOutcome>().cloned();
+            if let Some(f) = parts.extensions.get::<UpstreamFailure>() {
+                e.cause = Some(f.name());
+            }
         }
         self
     }
 }
 
 impl Entry {
+    /// A slot for the request's usage report, read when the line is written.
+    pub(crate) fn usage_slot(&mut self) -> UsageSlot {
+        self.usage.get_or_insert_with(Default::default).clone()
+    }
+
     /// Writes the line of a request that ended before its response headers.
     pub(crate) fn closed(mut self: Box<Self>, status: u16, cause: &'static str) {
         self.status = status;
@@ -137,6 +184,16 @@ impl Entry {
             None => ("skip", String::new()),
         };
         let total = self.start.elapsed().as_secs_f64() * 1e3;
+        let response_rules = self.response.as_ref().map(|o| {
+            let rules = o.rules();
+            if rules.is_empty() {
+                "-".to_owned()
+            } else {
+                rules.join(",")
+            }
+        });
+        let used = self.usage.as_ref().and_then(|s| s.get());
+        let tokens = used.and_then(|u| u.usage);
         tracing::info!(
             target: ACCESS,
             method = self.method.as_str(),
@@ -147,12 +204,21 @@ impl Entry {
             status = u64::from(self.status),
             guard = verdict,
             rules = if rules.is_empty() { "-" } else { rules.as_str() },
+            response_guard = self.response.as_ref().map(ResponseOutcome::action),
+            response_rules = response_rules.as_deref(),
             upstream_ms = self.upstream.unwrap_or(f64::NAN),
             total_ms = total,
             bytes = self.bytes,
             request_id = tracing::field::display(self.id),
             upstream_request_id = self.upstream_id.as_ref().and_then(|v| v.to_str().ok()),
             cause = self.cause,
+            identity = used.and_then(|u| u.identity.as_deref()),
+            team = used.and_then(|u| u.team.as_deref()),
+            input_tokens = tokens.map(|t| t.input),
+            output_tokens = tokens.map(|t| t.output),
+            cache_write_tokens = tokens.map(|t| t.cache_write),
+            cache_read_tokens = tokens.map(|t| t.cache_read),
+            cost_usd = used.and_then(|u| u.cost_micros).map(|c| c as f64 / 1e6),
             aborted = (!complete).then_some(true),
         );
     }
@@ -305,6 +371,10 @@ impl tracing::field::Visit for Visitor {
         match (value.is_nan(), self.format) {
             (true, LogFormat::Logfmt) => self.line.push('-'),
             (true, LogFormat::Json) => self.line.push_str("null"),
+            // Dollars to the micro-dollar the usage layer counts in.
+            (false, _) if field.name() == "cost_usd" => {
+                let _ = write!(self.line, "{value:.6}");
+            }
             (false, _) => {
                 let _ = write!(self.line, "{value:.2}");
             }
@@ -350,25 +420,55 @@ fn push_json_str(line: &mut String, v: &str) {
 }
 
 pin_project! {
-    /// A response body that writes the access-log line when it ends or is dropped.
+    /// A response body that writes the access-log line when it ends or is dropped, and counts
+    /// the response guard's rules in the metrics then.
     pub struct LogBody<B> {
         #[pin]
         inner: B,
-        entry: Option<Box<Entry>>,
+        // Dropped after `inner`: the usage report and the response guard's outcome of a body
+        // dropped halfway are final once the layers inside have seen the drop.
+        end: End,
     }
+}
 
-    impl<B> PinnedDrop for LogBody<B> {
-        fn drop(this: Pin<&mut Self>) {
-            if let Some(e) = this.project().entry.take() {
-                e.write(false);
+/// What [`LogBody`] does when the body ends: at most once, at the end or on drop.
+struct End {
+    entry: Option<Box<Entry>>,
+    metrics: Option<(Arc<Metrics>, ResponseOutcome)>,
+}
+
+impl End {
+    fn finish(&mut self, complete: bool) {
+        if let Some((metrics, outcome)) = self.metrics.take() {
+            let action = outcome.action();
+            for rule in outcome.rules() {
+                metrics.guard_outcome(&rule, action, "response");
             }
+        }
+        if let Some(e) = self.entry.take() {
+            e.write(complete);
         }
     }
 }
 
+impl Drop for End {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
 impl<B> LogBody<B> {
-    pub(crate) fn new(inner: B, entry: Option<Box<Entry>>) -> Self {
-        Self { inner, entry }
+    /// `metrics`: where the response guard's rules are counted when the body ends (team
+    /// features on and a response the guard inspected).
+    pub(crate) fn new(
+        inner: B,
+        entry: Option<Box<Entry>>,
+        metrics: Option<(Arc<Metrics>, ResponseOutcome)>,
+    ) -> Self {
+        Self {
+            inner,
+            end: End { entry, metrics },
+        }
     }
 }
 
@@ -387,21 +487,15 @@ where
         let res = std::task::ready!(this.inner.as_mut().poll_frame(cx));
         match &res {
             Some(Ok(frame)) => {
-                if let (Some(e), Some(d)) = (this.entry.as_mut(), frame.data_ref()) {
+                if let (Some(e), Some(d)) = (this.end.entry.as_mut(), frame.data_ref()) {
                     e.bytes += d.len() as u64;
                 }
                 // Servers stop polling a body that says it has ended.
                 if this.inner.is_end_stream() {
-                    if let Some(e) = this.entry.take() {
-                        e.write(true);
-                    }
+                    this.end.finish(true);
                 }
             }
-            None => {
-                if let Some(e) = this.entry.take() {
-                    e.write(true);
-                }
-            }
+            None => this.end.finish(true),
             Some(Err(_)) => {}
         }
         Poll::Ready(res)

@@ -5,16 +5,19 @@
 use super::conn::{Activity, BODY_TIMEOUT, Busy, IDLE_TIMEOUT, RequestBody, Tracked};
 use super::reload::ConfigHandle;
 use crate::config::Gateway;
-use crate::log::{AccessLog, Entry, LogBody, WithResponse};
+use crate::log::{AccessLog, Entry, LogBody, LoggedUsage, WithResponse};
 use agw_core::api::{Api, ErrorBody, ErrorKind};
 use agw_core::route::RouteKind;
 use agw_tower::auth::AccessLayer;
 use agw_tower::body::{Body, BoxError};
 use agw_tower::limits::{BodyBudget, BodyLimits};
-use agw_tower::metrics::UpstreamTimerLayer;
+use agw_tower::guard::GuardReport;
+use agw_tower::metrics::{Metrics, UpstreamTimerLayer};
+use agw_tower::response::ResponseOutcome;
 use agw_tower::stack::StackConfig;
 use agw_tower::team::Team;
-use agw_tower::upstream::Upstream;
+use agw_tower::upstream::{Upstream, UpstreamFailure};
+use agw_tower::usage::UsageHooks;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -426,7 +429,7 @@ impl Service<Request<Incoming>> for App {
         };
         let backend = &rt.backends[i];
         let mut svc = backend.svc.clone();
-        let entry = self.log.entry(
+        let mut entry = self.log.entry(
             || {
                 let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
                 let kind = backend
@@ -445,7 +448,21 @@ impl Service<Request<Incoming>> for App {
         parts
             .extensions
             .insert(agw_tower::request_id::RequestId(id.header_value()));
-        let req = Request::from_parts(parts, RequestBody::new(body, self.conn.as_ref()));
+        let mut req = Request::from_parts(parts, RequestBody::new(body, self.conn.as_ref()));
+        // Team features on: the metrics count guard outcomes and upstream failures, and the
+        // usage layer tells the log line who called and what it used.
+        let metrics = match (&svc, &rt.team) {
+            (Svc::Team(_), Some(team)) => {
+                if let Some(e) = entry.as_mut() {
+                    let slot = e.usage_slot();
+                    UsageHooks::push(&mut req, move |r| {
+                        let _ = slot.set(LoggedUsage::from(r));
+                    });
+                }
+                Some((team.metrics.clone(), backend.name.clone()))
+            }
+            _ => None,
+        };
         AppFuture {
             kind: match &mut svc {
                 Svc::Plain(svc) => AppKind::Proxied {
@@ -458,6 +475,7 @@ impl Service<Request<Incoming>> for App {
             entry,
             busy,
             id: Some(id),
+            metrics,
         }
     }
 }
@@ -474,6 +492,7 @@ impl App {
             entry,
             busy: None,
             id: None,
+            metrics: None,
         }
     }
 }
@@ -492,6 +511,8 @@ pin_project_lite::pin_project! {
         entry: Option<Box<Entry>>,
         busy: Option<Busy>,
         id: Option<RequestId>,
+        // The team's metrics and the backend's name, when team features are on.
+        metrics: Option<(Arc<Metrics>, Arc<str>)>,
     }
 
     impl PinnedDrop for AppFuture {
@@ -541,12 +562,12 @@ impl Future for AppFuture {
             AppKindProj::Local { res } => {
                 let res = res.take().expect("AppFuture polled after completion");
                 match entry {
-                    Some(_) => finish(res, entry, busy),
+                    Some(_) => finish(res, entry, busy, None),
                     None => res,
                 }
             }
             AppKindProj::Proxied { future } => match future.poll(cx) {
-                Poll::Ready(Ok(res)) => finish(res, entry, busy),
+                Poll::Ready(Ok(res)) => finish(res, entry, busy, this.metrics.take()),
                 Poll::Ready(Err(e)) => match e {},
                 Poll::Pending => {
                     *this.entry = entry;
@@ -555,7 +576,7 @@ impl Future for AppFuture {
                 }
             },
             AppKindProj::Team { future } => match future.poll(cx) {
-                Poll::Ready(Ok(res)) => finish(res, entry, busy),
+                Poll::Ready(Ok(res)) => finish(res, entry, busy, this.metrics.take()),
                 Poll::Ready(Err(e)) => match e {},
                 Poll::Pending => {
                     *this.entry = entry;
@@ -574,19 +595,40 @@ impl Future for AppFuture {
     }
 }
 
-/// Wraps a response body for the access log and the connection's in-flight count.
-fn finish<B>(res: Response<B>, entry: Option<Box<Entry>>, busy: Option<Busy>) -> Response<ResBody>
+/// Wraps a response body for the access log and the connection's in-flight count, and counts
+/// the request guard's rules and an upstream failure in the metrics (the response guard's rules
+/// are counted when the body ends).
+fn finish<B>(
+    res: Response<B>,
+    entry: Option<Box<Entry>>,
+    busy: Option<Busy>,
+    metrics: Option<(Arc<Metrics>, Arc<str>)>,
+) -> Response<ResBody>
 where
     B: http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static,
 {
     let (parts, body) = res.into_parts();
-    let body = match entry {
-        Some(entry) => Tracked {
-            body: LogBody::new(body, Some(entry).with_response(&parts)),
+    let at_end = metrics.and_then(|(metrics, backend)| {
+        if let Some(g) = parts.extensions.get::<GuardReport>() {
+            for (i, rule) in g.rules.iter().enumerate() {
+                if !g.rules[..i].contains(rule) {
+                    metrics.guard_outcome(rule, g.outcome.name(), "request");
+                }
+            }
+        }
+        if let Some(f) = parts.extensions.get::<UpstreamFailure>() {
+            metrics.upstream_error(&backend, f.name());
+        }
+        let outcome = parts.extensions.get::<ResponseOutcome>()?.clone();
+        Some((metrics, outcome))
+    });
+    let body = match (entry, at_end) {
+        (None, None) => Tracked { body, busy }.boxed_unsync(),
+        (entry, at_end) => Tracked {
+            body: LogBody::new(body, entry.with_response(&parts), at_end),
             busy,
         }
         .boxed_unsync(),
-        None => Tracked { body, busy }.boxed_unsync(),
     };
     Response::from_parts(parts, body)
 }
