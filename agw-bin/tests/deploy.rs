@@ -1,10 +1,12 @@
 //! The deployment files checked against each other and against the binary, with no container
 //! runtime or cluster: the Kubernetes base and overlays render with `kubectl kustomize`, every
 //! config they and the image carry passes `agw check`, and the image, ports, user, arguments
-//! and probe paths agree between the manifests, the Containerfile and `agw` itself.
+//! and probe paths agree between the manifests, the Containerfile and `agw` itself; the
+//! Deployment's own arguments and config, run on loopback in front of a real `redis-server` and
+//! `agw-mock`, serve the probes, client keys created with `agw keys`, and `/metrics`.
 //!
-//! `kubectl` (Debian's `kubernetes-client`, installed by `.ci/run`) is required: without it
-//! these tests fail, they do not skip. The image itself is built and run by
+//! `kubectl` (Debian's `kubernetes-client`, installed by `.ci/run`) and `redis-server` are
+//! required: without them these tests fail, they do not skip. The image itself is built and run by
 //! `deploy/image/check.sh` (CI runs it).
 
 use serde::Deserialize;
@@ -253,6 +255,92 @@ fn every_config_the_manifests_and_the_image_carry_passes_agw_check() {
     assert!(out.contains("credit-card: reject"), "{out}");
 }
 
+/// An address that is no interface's here (TEST-NET-1, RFC 5737): `agw serve` runs its exposure
+/// check on it as on `0.0.0.0`, then fails to bind, so nothing listens beyond loopback.
+const NOT_LOCAL: &str = "192.0.2.1:8080";
+
+/// Runs `agw` with `args` and the placeholder key and Redis URL; its stdout and stderr.
+fn agw_output(args: &[String]) -> String {
+    let out = Command::new(AGW)
+        .args(args)
+        .env_clear()
+        .env("ANTHROPIC_API_KEY", PLACEHOLDER_KEY)
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "agw {args:?} served on {NOT_LOCAL}");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_pods_pass_the_exposure_check_on_every_interface() {
+    for dir in KUSTOMIZATIONS {
+        let docs = render(dir);
+        let c = &find(&docs, "Deployment", "agw")["spec"]["template"]["spec"]["containers"][0];
+        let config = str_of(
+            &find(&docs, "ConfigMap", "agw-config")["data"]["config.yaml"],
+            "config",
+        );
+        let tmp = TempDir::new(&format!("exposure-{}", dir.replace('/', "-")));
+        let file = tmp.0.join("config.yaml");
+        std::fs::write(&file, config).unwrap();
+        // The pod's own arguments; its config from a file here, its addresses not local.
+        let mut args = strings(&c["args"]);
+        assert_eq!(
+            Ipv4Addr::UNSPECIFIED,
+            flag(&args, "--listen").parse::<SocketAddr>().unwrap().ip()
+        );
+        for (i, a) in args.clone().iter().enumerate() {
+            match a.as_str() {
+                "--config" => args[i + 1] = file.display().to_string(),
+                "--listen" | "--admin-listen" => args[i + 1] = NOT_LOCAL.into(),
+                _ => {}
+            }
+        }
+        let out = agw_output(&args);
+        assert!(
+            out.contains(&format!("cannot listen on {NOT_LOCAL}")) && !out.contains("refusing"),
+            "{dir}: the pods would not start: {out}"
+        );
+        let unauthenticated = args.iter().any(|a| a == "--allow-unauthenticated");
+        if dir.ends_with("seed-manifests") {
+            // The seed's manifests have no client authentication: without the overlay's flag
+            // agw refuses to inject the key for whoever reaches the port.
+            assert!(unauthenticated, "{dir}: {args:?}");
+            args.retain(|a| a != "--allow-unauthenticated");
+            let out = agw_output(&args);
+            assert!(
+                out.contains(&format!("refusing to listen on {NOT_LOCAL}")),
+                "{dir}: {out}"
+            );
+        } else {
+            // The base requires client keys: nothing to allow.
+            assert!(!unauthenticated, "{dir}: {args:?}");
+            let native: Value = serde_norway::from_str(config).unwrap();
+            assert!(!native["auth"]["keys"].is_null(), "{dir}: no auth.keys");
+            assert!(
+                native["auth"]["keys"]["file"].is_null(),
+                "{dir}: keys in Redis, not a file"
+            );
+            assert_eq!(native["redis"]["url"].as_str(), Some("${REDIS_URL}"));
+            assert_eq!(
+                native["auth"]["allow_unauthenticated"].as_bool(),
+                Some(false)
+            );
+            assert!(
+                !native["limits"]["per_key"].is_null(),
+                "{dir}: no per-key limits"
+            );
+            assert!(!native["metrics"].is_null(), "{dir}: no metrics");
+        }
+    }
+}
+
 #[test]
 fn manifests_containerfile_and_binary_agree() {
     let image = containerfile();
@@ -442,7 +530,7 @@ impl Drop for TempDir {
     }
 }
 
-/// A running `agw`, killed on drop if it is still running.
+/// A child process (`agw` or `redis-server`), killed by its PID on drop if still running.
 struct Proc(Child);
 
 impl Drop for Proc {
@@ -460,15 +548,63 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `GET path` over HTTP/1.1, `(status, body)`; `None` while nothing listens there.
-fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+/// A `redis-server` of its own on a free loopback port (no persistence), answering PING.
+fn redis() -> (Proc, String) {
+    for _ in 0..10 {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run redis-server ({e}): install it (Debian: redis-server)")
+            });
+        let mut proc = Proc(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = proc.0.try_wait() {
+                break; // the port was taken meanwhile: another one
+            }
+            if redis_ping(port) {
+                return (proc, format!("redis://127.0.0.1:{port}/"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("redis-server did not start");
+}
+
+fn redis_ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// One HTTP/1.1 request, `(status, body)`; `None` while nothing listens there.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
     let mut response = String::new();
     s.read_to_string(&mut response).unwrap();
     let status = response.split(' ').nth(1)?.parse().ok()?;
@@ -476,36 +612,74 @@ fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((status, body.unwrap_or_default()))
 }
 
-#[test]
-fn served_probe_paths_answer_on_the_admin_port() {
-    // The Deployment's own arguments and config, with both addresses moved to loopback.
+fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    request(addr, "GET", path, &[], "")
+}
+
+/// A Messages request through agw with `key` as the client's key (none if empty).
+fn message(proxy: SocketAddr, key: &str, prompt: &str) -> (u16, String) {
+    let body = format!(
+        r#"{{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
+    );
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("anthropic-version", "2023-06-01"),
+    ];
+    if !key.is_empty() {
+        headers.push(("x-api-key", key));
+    }
+    request(proxy, "POST", "/v1/messages", &headers, &body).expect("agw answers")
+}
+
+/// The base's pod, run here: the Deployment's own arguments and ConfigMap, the config path moved
+/// to a temporary file and both addresses to loopback, plus `extra` arguments; `REDIS_URL` as
+/// the Deployment sets it, pointed at `redis_url`.
+struct Pod {
+    proc: Proc,
+    config: PathBuf,
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    args: Vec<String>,
+    _tmp: TempDir,
+}
+
+fn pod(name: &str, redis_url: &str, extra: &[&str]) -> Pod {
     let docs = render("deploy/kubernetes");
     let c = &find(&docs, "Deployment", "agw")["spec"]["template"]["spec"]["containers"][0];
+    let env = c["env"].as_sequence().unwrap();
+    assert!(
+        env.iter()
+            .any(|e| e["name"].as_str() == Some("REDIS_URL") && e["value"].as_str().is_some()),
+        "the Deployment sets REDIS_URL"
+    );
     let config = str_of(
         &find(&docs, "ConfigMap", "agw-config")["data"]["config.yaml"],
         "config",
     );
-    let tmp = TempDir::new("probes");
-    let dir = &tmp.0;
-    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let tmp = TempDir::new(name);
+    let file = tmp.0.join("config.yaml");
+    std::fs::write(&file, config).unwrap();
+    let log = tmp.0.join("stderr");
     let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
     let mut args = strings(&c["args"]);
     for (i, a) in args.clone().iter().enumerate() {
         match a.as_str() {
-            "--config" => args[i + 1] = dir.join("config.yaml").display().to_string(),
+            "--config" => args[i + 1] = file.display().to_string(),
             "--listen" => args[i + 1] = "127.0.0.1:0".into(),
             "--admin-listen" => args[i + 1] = admin.to_string(),
             _ => {}
         }
     }
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
     let mut proc = Proc(
         Command::new(AGW)
             .args(&args)
             .env_clear()
             .env("ANTHROPIC_API_KEY", PLACEHOLDER_KEY)
-            .env("REDIS_URL", "redis://127.0.0.1:6379")
+            .env("REDIS_URL", redis_url)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            // To a file: agw's access log and messages never block on a pipe nor meet a closed one.
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -513,26 +687,106 @@ fn served_probe_paths_answer_on_the_admin_port() {
     BufReader::new(proc.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    if !line.starts_with("agw listening on ") {
-        let mut err = String::new();
-        let _ = proc.0.stderr.take().unwrap().read_to_string(&mut err);
+    let Some(proxy) = line
+        .strip_prefix("agw listening on http://")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+    else {
+        let _ = proc.0.wait();
+        let err = std::fs::read_to_string(&log).unwrap_or_default();
         panic!("agw {args:?} did not start: {line}{err}");
-    }
-
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut healthz = None;
-    while healthz.is_none() && Instant::now() < deadline {
-        healthz = get(admin, "/healthz");
-        if healthz.is_none() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    while get(admin, "/healthz").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the admin listener does not answer /healthz"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let (status, _) = healthz.expect("the admin listener answers /healthz");
-    assert_eq!(status, 200, "/healthz");
-    let (status, body) = get(admin, "/readyz").unwrap();
-    assert_eq!(status, 200, "/readyz: {body}");
+    Pod {
+        proc,
+        config: file,
+        proxy,
+        admin,
+        args,
+        _tmp: tmp,
+    }
+}
 
-    let pid = proc.0.id().to_string();
+/// `agw keys --config FILE ARGS…` as `kubectl exec deploy/agw -- agw keys …` runs it in a pod.
+fn agw_keys(config: &Path, redis_url: &str, args: &[&str]) -> String {
+    let out = Command::new(AGW)
+        .arg("keys")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_clear()
+        .env("ANTHROPIC_API_KEY", PLACEHOLDER_KEY)
+        .env("REDIS_URL", redis_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "agw keys {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn served_probe_paths_answer_on_the_admin_port() {
+    let (_redis, redis_url) = redis();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = rt.block_on(agw_mock::MockProvider::start()).unwrap();
+    // The provider reached at the mock instead of api.anthropic.com: one more argument.
+    let mut pod = pod("probes", &redis_url, &["--base-url", &mock.base_url()]);
+    let (status, _) = get(pod.admin, "/healthz").unwrap();
+    assert_eq!(status, 200, "/healthz");
+    let (status, body) = get(pod.admin, "/readyz").unwrap();
+    assert_eq!(status, 200, "/readyz with Redis up: {body}");
+
+    // Client keys, created as an operator would in the cluster, kept in Redis.
+    let out = agw_keys(&pod.config, &redis_url, &["create", "--name", "alice"]);
+    let key = out.lines().last().unwrap().trim().to_owned();
+    assert!(key.starts_with("agw_"), "{out}");
+    let list = agw_keys(&pod.config, &redis_url, &["list"]);
+    assert!(list.contains("alice"), "{list}");
+
+    let (status, body) = message(pod.proxy, "", "Say hello");
+    assert_eq!(status, 401, "no client key: {body}");
+    let (status, body) = message(pod.proxy, "sk-ant-someone-elses", "Say hello");
+    assert_eq!(status, 401, "not a client key: {body}");
+    assert!(mock.requests().is_empty(), "nothing reached the provider");
+    let (status, body) = message(pod.proxy, &key, "What is a credit card?");
+    assert_eq!(status, 400, "the seed's guard: {body}");
+    assert!(
+        body.contains("Rejected due to inappropriate content"),
+        "{body}"
+    );
+    assert!(
+        mock.requests().is_empty(),
+        "the rejected prompt reached the provider"
+    );
+    let (status, body) = message(pod.proxy, &key, "Say hello");
+    assert_eq!(status, 200, "alice's key: {body}");
+    let sent = mock.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0]
+            .headers
+            .get("x-api-key")
+            .map(|v| v.to_str().unwrap()),
+        Some(PLACEHOLDER_KEY),
+        "the organisation's key is injected, the client's removed"
+    );
+
+    // Prometheus, where the pod's annotations say.
+    let (status, body) = get(pod.admin, "/metrics").unwrap();
+    assert_eq!(status, 200, "/metrics");
+    assert!(body.contains("agw_requests_total"), "{body}");
+
+    let pid = pod.proc.0.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -543,7 +797,7 @@ fn served_probe_paths_answer_on_the_admin_port() {
     // Draining, as the Deployment's --drain-delay arranges: not ready before the listener closes.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match get(admin, "/readyz") {
+        match get(pod.admin, "/readyz") {
             Some((503, _)) => break,
             Some((200, _)) => {}
             other => panic!("/readyz while draining: {other:?}"),
@@ -556,11 +810,36 @@ fn served_probe_paths_answer_on_the_admin_port() {
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(s) = proc.0.try_wait().unwrap() {
+        if let Some(s) = pod.proc.0.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "agw did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.success(), "agw exited with {status}");
+    assert!(status.success(), "agw {:?} exited with {status}", pod.args);
+}
+
+#[test]
+fn readyz_fails_while_redis_is_down() {
+    let (redis, redis_url) = redis();
+    let pod = pod("redis-down", &redis_url, &[]);
+    let (status, body) = get(pod.admin, "/readyz").unwrap();
+    assert_eq!(status, 200, "/readyz with Redis up: {body}");
+    drop(redis);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        match get(pod.admin, "/readyz") {
+            Some((503, body)) => break body,
+            Some((200, _)) => {}
+            other => panic!("/readyz with Redis stopped: {other:?}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed 200 with Redis stopped"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.contains("redis"), "{body}");
+    // Liveness is not Redis's: the pod is taken out of the Service, not restarted.
+    assert_eq!(get(pod.admin, "/healthz").map(|r| r.0), Some(200));
 }
