@@ -572,4 +572,56 @@ mod tests {
         assert_eq!(msg["level"], "error");
         assert_eq!(msg["msg"], "reload failed: \"x\"");
     }
+
+    #[test]
+    fn usage_fields_come_from_the_report_and_cost_keeps_micro_dollars() {
+        let report = UsageReport {
+            identity: Some(agw_tower::auth::Identity {
+                name: "alice".into(),
+                team: Some("platform".into()),
+                kind: agw_tower::auth::IdentityKind::Key,
+                groups: Vec::new(),
+            }),
+            backend: None,
+            provider: None,
+            route: RouteKind::Messages,
+            api: agw_core::api::Api::Anthropic,
+            status: http::StatusCode::OK,
+            request_model: None,
+            response_model: None,
+            usage: Some(agw_core::usage::Usage {
+                input: 10,
+                output: 3,
+                cache_write: 2,
+                cache_read: 1,
+            }),
+            cost_micros: Some(1234),
+            streamed: false,
+            complete: true,
+            duration: std::time::Duration::ZERO,
+            time_to_first_byte: None,
+            time_to_headers: None,
+            upstream: None,
+        };
+        let lines = capture(LogFormat::Json, || {
+            let mut e = entry();
+            let slot = e.usage_slot();
+            slot.set(LoggedUsage::from(&report)).unwrap();
+            e.write(true);
+            // Without a report (and without a response guard) the fields are absent.
+            entry().write(true);
+        });
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(line["identity"], "alice");
+        assert_eq!(line["team"], "platform");
+        assert_eq!(line["input_tokens"], 10);
+        assert_eq!(line["output_tokens"], 3);
+        assert_eq!(line["cache_write_tokens"], 2);
+        assert_eq!(line["cache_read_tokens"], 1);
+        assert!(lines[0].contains("\"cost_usd\":0.001234"), "{}", lines[0]);
+        let bare: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        for key in ["identity", "input_tokens", "cost_usd", "response_guard"] {
+            assert!(bare.get(key).is_none(), "{key}: {bare}");
+        }
+    }
 }

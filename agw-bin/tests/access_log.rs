@@ -1,0 +1,377 @@
+//! Every outcome in the access-log line and in the metrics, with the `agw` binary over real
+//! sockets on 127.0.0.1: the response guard's verdict on a stream (read when the body ends),
+//! a tool call it refused, an upstream that refuses connections, and with team features on
+//! who called, the tokens and the cost, and guard outcome and upstream error counters on
+//! `/metrics`.
+
+mod common;
+
+use agw_mock::MockProvider;
+use common::*;
+use http::Request;
+use http_body_util::Full;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+const AGW: &str = env!("CARGO_BIN_EXE_agw");
+
+/// A scratch directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("agw-log-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `agw serve --log-format json`, killed on drop; its standard error goes to a file.
+struct Proc {
+    child: Child,
+    addr: String,
+    admin: String,
+    stderr: PathBuf,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn spawn(dir: &TempDir, config: &Path, base_url: &str) -> Proc {
+        let stderr = dir.path("stderr.log");
+        let mut child = Command::new(AGW)
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--base-url", base_url, "--log-format", "json"])
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("AGW_BASE_URL")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let (mut addr, mut admin) = (None, None);
+        let mut line = String::new();
+        for _ in 0..10 {
+            line.clear();
+            if out.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let url = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("http://"))
+                .map(str::to_owned);
+            if line.starts_with("agw admin on ") {
+                admin = url;
+            } else if line.starts_with("agw listening on ") {
+                addr = url;
+            }
+            if addr.is_some() && admin.is_some() {
+                break;
+            }
+        }
+        let (Some(addr), Some(admin)) = (addr, admin) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "agw did not print its addresses: {}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+        };
+        Proc {
+            child,
+            addr,
+            admin,
+            stderr,
+            _stdout: out,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The access-log lines written so far.
+    fn access_lines(&self) -> Vec<serde_json::Value> {
+        self.stderr()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| json(l.as_bytes()))
+            .filter(|l| l.get("request_id").is_some())
+            .collect()
+    }
+
+    /// The access-log line of the response that carried `request_id` (agw's own or the
+    /// upstream's), waiting up to 20 s for it: a line is written when the body ends.
+    async fn line_for(&self, request_id: &str) -> serde_json::Value {
+        for _ in 0..400 {
+            if let Some(l) = self
+                .access_lines()
+                .into_iter()
+                .find(|l| l["request_id"] == request_id || l["upstream_request_id"] == request_id)
+            {
+                return l;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no log line for {request_id}: {}", self.stderr());
+    }
+
+    async fn metrics(&self) -> String {
+        let (res, body) = send(
+            Request::get(format!("http://{}/metrics", self.admin))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        String::from_utf8_lossy(&body).into_owned()
+    }
+}
+
+fn write_config(dir: &TempDir, text: &str) -> PathBuf {
+    let path = dir.path("agw.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn messages(prompt: &str, stream: bool) -> String {
+    serde_json::json!({"model": "claude-sonnet-4-5", "max_tokens": 50, "stream": stream,
+        "messages": [{"role": "user", "content": prompt}]})
+    .to_string()
+}
+
+/// Sends `body` to `/v1/messages` (with `key` as `x-api-key` when given), reads the whole
+/// response and returns its status, its `request-id` and its body.
+async fn post(agw: &Proc, body: &str, key: Option<&str>) -> (u16, String, String) {
+    let mut req = json_post(&agw.url("/v1/messages"), body);
+    if let Some(k) = key {
+        req.headers_mut().insert("x-api-key", k.parse().unwrap());
+    }
+    let (res, body) = send(req).await;
+    let id = res.headers()["request-id"].to_str().unwrap().to_owned();
+    (
+        res.status().as_u16(),
+        id,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+const GUARDS: &str = r#"
+    guards:
+      response_window_bytes: 64
+      request:
+        - name: credit-card
+          regex: ["credit card"]
+          action: reject
+          message: Rejected due to inappropriate content
+      response:
+        - name: cards
+          detectors: [credit_card]
+          action: mask
+      tools:
+        - name: no-k8s-deletes
+          tool: Bash
+          argument: command
+          regex: 'kubectl\s+delete'
+          message: Deleting Kubernetes resources is blocked by policy
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn response_guard_outcomes_are_logged_when_the_body_ends() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("guard");
+    let cfg = write_config(
+        &dir,
+        &format!("backends:\n  - name: anthropic\n    provider: anthropic\n{GUARDS}"),
+    );
+    let agw = Proc::spawn(&dir, &cfg, &mock.base_url());
+
+    // A stream masked on its way: the verdict is known only when the body ends.
+    let (status, id, body) = post(
+        &agw,
+        &messages("mock:echo your card 4111 1111 1111 1111 is on file", true),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<CREDIT_CARD>"), "{body}");
+    let masked = agw.line_for(&id).await;
+    assert_eq!(masked["response_guard"], "mask", "{masked}");
+    assert_eq!(masked["response_rules"], "cards", "{masked}");
+    assert_eq!(masked["guard"], "allow", "{masked}");
+    assert!(masked.get("aborted").is_none(), "{masked}");
+
+    // A dangerous tool call refused in the middle of a stream.
+    let (status, id, body) = post(
+        &agw,
+        &messages("mock:tool=Bash:kubectl delete ns prod", true),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("blocked by policy"), "{body}");
+    let refused = agw.line_for(&id).await;
+    assert_eq!(refused["response_guard"], "reject", "{refused}");
+    assert_eq!(refused["response_rules"], "no-k8s-deletes", "{refused}");
+
+    // The same call without streaming: refused before the headers, with agw's own answer.
+    let (status, id, _) = post(
+        &agw,
+        &messages("mock:tool=Bash:kubectl delete ns prod", false),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let refused = agw.line_for(&id).await;
+    assert_eq!(refused["response_guard"], "reject", "{refused}");
+    assert_eq!(refused["response_rules"], "no-k8s-deletes", "{refused}");
+
+    // Nothing matched: inspected and allowed.
+    let (status, id, _) = post(&agw, &messages("hello", true), None).await;
+    assert_eq!(status, 200);
+    let clean = agw.line_for(&id).await;
+    assert_eq!(clean["response_guard"], "allow", "{clean}");
+    assert_eq!(clean["response_rules"], "-", "{clean}");
+    // No team features: no identity, no tokens.
+    assert!(clean.get("identity").is_none(), "{clean}");
+    assert!(clean.get("input_tokens").is_none(), "{clean}");
+    // The matched text never reaches the log.
+    let log = agw.stderr();
+    assert!(!log.contains("4111") && !log.contains("kubectl"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_upstream_is_logged_with_its_cause_and_counted() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = TempDir::new("refused");
+    // Team features on (metrics only), no client auth.
+    let cfg = write_config(
+        &dir,
+        "metrics: {identity_label: false}\nbackends:\n  - name: anthropic\n    provider: anthropic\n",
+    );
+    let agw = Proc::spawn(&dir, &cfg, &format!("http://127.0.0.1:{port}"));
+    let (status, id, body) = post(&agw, &messages("hello", false), None).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(id.starts_with("agw_"), "{id}");
+    let line = agw.line_for(&id).await;
+    assert_eq!(line["cause"], "refused", "{line}");
+    assert_eq!(line["status"], 502, "{line}");
+    let metrics = agw.metrics().await;
+    assert!(
+        metrics.contains(r#"agw_upstream_errors_total{backend="anthropic",cause="refused"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn team_requests_log_identity_tokens_and_cost_but_never_the_key() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("team");
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "auth:\n  keys:\n    file: {keys}\n  allow_unauthenticated: false\n\
+             prices:\n  - {{model: \"claude-*\", input: 3, output: 15, cache_write: 3.75, cache_read: 0.3}}\n\
+             metrics: {{identity_label: true}}\n\
+             backends:\n  - name: anthropic\n    provider: anthropic\n    api_key: sk-ant-injected\n{GUARDS}",
+            keys = dir.path("keys.json").display(),
+        ),
+    );
+    let out = Command::new(AGW)
+        .args(["keys", "--config"])
+        .arg(&cfg)
+        .args(["create", "--name", "alice", "--team", "platform"])
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(key.starts_with("agw_"), "{key}");
+    let agw = Proc::spawn(&dir, &cfg, &mock.base_url());
+
+    // A plain answer: the log's tokens are the ones the mock reported to the client.
+    let (status, id, body) = post(&agw, &messages("hello there", false), Some(&key)).await;
+    assert_eq!(status, 200, "{body}");
+    let usage = &json(body.as_bytes())["usage"];
+    let line = agw.line_for(&id).await;
+    assert_eq!(line["identity"], "alice", "{line}");
+    assert_eq!(line["team"], "platform", "{line}");
+    assert_eq!(line["input_tokens"], usage["input_tokens"], "{line}");
+    assert_eq!(line["output_tokens"], usage["output_tokens"], "{line}");
+    assert!(line["input_tokens"].as_u64().unwrap() > 0, "{line}");
+    assert_eq!(line["cache_write_tokens"], 0, "{line}");
+    assert_eq!(line["cache_read_tokens"], 0, "{line}");
+    assert!(line["cost_usd"].as_f64().unwrap() > 0.0, "{line}");
+
+    // A masked stream: usage and the response verdict on one line.
+    let (status, id, _) = post(
+        &agw,
+        &messages("mock:echo your card 4111 1111 1111 1111 is on file", true),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let line = agw.line_for(&id).await;
+    assert_eq!(line["identity"], "alice", "{line}");
+    assert!(line["output_tokens"].as_u64().unwrap() > 0, "{line}");
+    assert_eq!(line["response_guard"], "mask", "{line}");
+
+    // Refused by the request guard: counted, never sent upstream.
+    let (status, _, _) = post(&agw, &messages("my credit card", false), Some(&key)).await;
+    assert_eq!(status, 400);
+
+    let log = agw.stderr();
+    assert!(!log.contains(&key), "the key is never logged: {log}");
+    assert!(!log.contains("sk-ant-injected"), "{log}");
+
+    let metrics = agw.metrics().await;
+    for series in [
+        r#"agw_guard_outcomes_total{rule="credit-card",action="reject",direction="request"} 1"#,
+        r#"agw_guard_outcomes_total{rule="cards",action="mask",direction="response"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series}: {metrics}");
+    }
+    assert!(!metrics.contains(&key), "{metrics}");
+}
