@@ -356,3 +356,71 @@ async fn claude_code_with_client_keys() {
     }
     agw.stop().await;
 }
+
+/// Over a rate limit agw answers a provider-shaped 429 with `retry-after`; the real Claude Code
+/// backs off for that long and retries, and the retry (in the next window) is answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn claude_code_backs_off_on_a_429_and_retries() {
+    use harness::{Agw, AgwOptions, Claude, Credential, Scratch};
+    let tools = install::tools().await;
+    let scratch = Scratch::new("team-429");
+    let mock = MockProvider::start().await.unwrap();
+    let dir = temp_dir("claude-429");
+    let cfg = config(&dir, false, 1);
+    let key = create_key(&cfg, None, "bob");
+    let agw = Agw::start(AgwOptions {
+        config: Some(&cfg),
+        base_url: Some(&mock.base_url()),
+        ..Default::default()
+    })
+    .await;
+    // Both runs in one minute window, the second late in it, so that the window it is told
+    // to wait for (`retry-after`) is short and the harness's 60 s bound holds.
+    let second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 60
+    };
+    if second() > 40 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - second())).await;
+    }
+    let run = Claude::new(tools, &scratch, &agw.url, "Say hello")
+        .credential(Credential::ApiKey(&key))
+        .run()
+        .await;
+    assert_eq!(
+        run.expect_success().stdout.trim(),
+        "Hello from the mock provider."
+    );
+    if second() < 50 {
+        tokio::time::sleep(std::time::Duration::from_secs(50 - second())).await;
+    }
+    let started = std::time::Instant::now();
+    let run = Claude::new(tools, &scratch, &agw.url, "Say hello")
+        .credential(Credential::ApiKey(&key))
+        .retries(2)
+        .run()
+        .await;
+    assert_eq!(
+        run.expect_success().stdout.trim(),
+        "Hello from the mock provider.",
+        "the retry after the 429 is answered"
+    );
+    // Started at second 50 or later of the window, answered only in the next one: the first
+    // attempt got the 429 and Claude Code waited (an unlimited run takes a second or two).
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(5),
+        "Claude Code waited for retry-after before retrying ({:?})",
+        started.elapsed()
+    );
+    let log = agw.stop().await;
+    let answered = mock
+        .requests()
+        .iter()
+        .filter(|r| r.uri.starts_with("/v1/messages"))
+        .count();
+    assert_eq!(answered, 2, "one request per run reached the provider");
+    assert!(!log.contains(&key), "the key is never logged");
+}

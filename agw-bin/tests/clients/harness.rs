@@ -301,6 +301,7 @@ pub struct Claude<'a> {
     base_url: String,
     credential: Credential<'a>,
     experimental_betas: bool,
+    retries: u32,
     args: Vec<String>,
 }
 
@@ -314,6 +315,7 @@ impl<'a> Claude<'a> {
             base_url: base_url.to_owned(),
             credential: Credential::ApiKey("sk-client"),
             experimental_betas: false,
+            retries: 0,
             args: vec!["-p".into(), prompt.into()],
         }
     }
@@ -327,6 +329,12 @@ impl<'a> Claude<'a> {
     /// sends the turn again, up to six times in all, dropping one beta each time.
     pub fn with_experimental_betas(mut self) -> Self {
         self.experimental_betas = true;
+        self
+    }
+
+    /// Lets Claude Code retry a retryable answer (429, 5xx) up to `n` times (default 0).
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
         self
     }
 
@@ -350,7 +358,7 @@ impl<'a> Claude<'a> {
             .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
             .env("DISABLE_TELEMETRY", "1")
             .env("DISABLE_AUTOUPDATER", "1")
-            .env("CLAUDE_CODE_MAX_RETRIES", "0");
+            .env("CLAUDE_CODE_MAX_RETRIES", self.retries.to_string());
         match self.credential {
             Credential::ApiKey(key) => command.env("ANTHROPIC_API_KEY", key),
             Credential::AuthToken(token) => command.env("ANTHROPIC_AUTH_TOKEN", token),
