@@ -289,8 +289,9 @@ impl Metrics {
         out
     }
 
-    /// A guard rule's outcome (`action`: `reject`, `mask`, `log`; `direction`: `request` or
-    /// `response`).
+    /// A guard rule's outcome (`action`: `reject`, `mask`, `audit`; `direction`: `request` or
+    /// `response`). agw's access log calls it for every rule that matched a request or a
+    /// response, with the strongest action taken on it.
     pub fn guard_outcome(&self, rule: &str, action: &str, direction: &'static str) {
         self.guard
             .get_or_create(&Guard {
