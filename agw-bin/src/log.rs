@@ -619,6 +619,19 @@ mod tests {
         assert_eq!(line["cache_write_tokens"], 2);
         assert_eq!(line["cache_read_tokens"], 1);
         assert!(lines[0].contains("\"cost_usd\":0.001234"), "{}", lines[0]);
+        let logfmt = capture(LogFormat::Logfmt, || {
+            let mut e = entry();
+            e.usage_slot().set(LoggedUsage::from(&report)).unwrap();
+            e.write(true);
+        });
+        assert!(
+            logfmt[0].contains(
+                " identity=alice team=platform input_tokens=10 output_tokens=3 \
+                 cache_write_tokens=2 cache_read_tokens=1 cost_usd=0.001234\n"
+            ),
+            "{}",
+            logfmt[0]
+        );
         let bare: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
         for key in ["identity", "input_tokens", "cost_usd", "response_guard"] {
             assert!(bare.get(key).is_none(), "{key}: {bare}");

@@ -9,7 +9,7 @@ mod common;
 use agw_mock::MockProvider;
 use common::*;
 use http::Request;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -357,6 +357,35 @@ async fn team_requests_log_identity_tokens_and_cost_but_never_the_key() {
     assert_eq!(line["identity"], "alice", "{line}");
     assert!(line["output_tokens"].as_u64().unwrap() > 0, "{line}");
     assert_eq!(line["response_guard"], "mask", "{line}");
+
+    // A client that leaves in the middle of a stream: the line (written when the body is
+    // dropped) still names the caller, as the usage layer inside reports first.
+    let mut req = json_post(
+        &agw.url("/v1/messages"),
+        &messages("mock:hold mock:ping_comment hi", true),
+    );
+    req.headers_mut().insert("x-api-key", key.parse().unwrap());
+    let res = open(req).await;
+    assert_eq!(res.status(), 200);
+    let id = res.headers()["request-id"].to_str().unwrap().to_owned();
+    let mut body = res.into_body();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("message_start") {
+        let frame = tokio::time::timeout(TIMEOUT, body.frame())
+            .await
+            .expect("the stream's first event")
+            .unwrap()
+            .unwrap();
+        if let Some(d) = frame.data_ref() {
+            seen.extend_from_slice(d);
+        }
+    }
+    drop(body);
+    let line = agw.line_for(&id).await;
+    mock.release();
+    assert_eq!(line["aborted"], true, "{line}");
+    assert_eq!(line["identity"], "alice", "{line}");
+    assert_eq!(line["response_guard"], "allow", "{line}");
 
     // Refused by the request guard: counted, never sent upstream.
     let (status, _, _) = post(&agw, &messages("my credit card", false), Some(&key)).await;
