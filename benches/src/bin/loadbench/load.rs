@@ -13,6 +13,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 /// Upper bound on the requests one task sends in a timed run, so the loop ends even if the
@@ -28,20 +30,35 @@ const HOLD_CONNECT_BURST: usize = 64;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// The `x-api-key` sent to servers that take any key (the mock, minproxy, agw without client
+/// authentication).
+pub const ANY_KEY: &str = "sk-ant-loadbench";
+
 /// One server to send load to: the mock itself, or a proxy in front of it.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub name: &'static str,
     url: String,
+    /// Sent as `x-api-key`.
+    key: HeaderValue,
     client: HttpClient,
 }
 
 impl Target {
-    pub fn new(name: &'static str, url: &str) -> Self {
-        Self {
+    pub fn new(name: &'static str, url: &str, key: &str) -> Result<Self, String> {
+        Ok(Self {
             name,
             url: format!("{url}/v1/messages"),
+            key: HeaderValue::from_str(key).map_err(|e| format!("{name}: the key: {e}"))?,
             client: client(),
+        })
+    }
+
+    /// The same server and pool, sending `key` instead.
+    pub fn with_key(&self, key: &'static str) -> Self {
+        Self {
+            key: HeaderValue::from_static(key),
+            ..self.clone()
         }
     }
 
@@ -58,7 +75,7 @@ impl Target {
         let request = Request::post(&self.url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header("anthropic-version", HeaderValue::from_static("2023-06-01"))
-            .header("x-api-key", HeaderValue::from_static("sk-ant-loadbench"))
+            .header("x-api-key", self.key.clone())
             .body(Full::new(body.clone()))
             .map_err(|e| e.to_string())?;
         let response = self
@@ -95,6 +112,26 @@ impl Target {
             .await
             .map_err(|_| format!("{}: no answer within {REQUEST_TIMEOUT:?}", self.name))??;
         Ok(start.elapsed())
+    }
+
+    /// Sends `body`, reads the whole response and returns the value of its header `name`.
+    pub async fn header(&self, body: &Bytes, name: &str) -> Result<Option<String>, String> {
+        let exchange = async {
+            let response = self.send(body).await?;
+            let value = response
+                .headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("{}: reading the body: {e}", self.name))?;
+            Ok(value)
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| format!("{}: no answer within {REQUEST_TIMEOUT:?}", self.name))?
     }
 
     /// Sends a streaming request and reads the stream to its end.
@@ -295,4 +332,37 @@ impl Release {
             s => Err(format!("release: status {s}")),
         }
     }
+}
+
+/// Round trips of `n` Redis `PING`s on one connection to `addr`, one at a time, in µs: what
+/// one Redis command costs agw at the least (a raw client: no library overhead counted).
+pub async fn redis_pings(addr: &str, n: usize) -> Result<Vec<f64>, String> {
+    let exchange = async {
+        let mut conn = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("redis {addr}: {e}"))?;
+        conn.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut samples = Vec::with_capacity(n);
+        let mut reply = [0u8; 7];
+        for _ in 0..n {
+            let start = Instant::now();
+            conn.write_all(b"PING\r\n")
+                .await
+                .map_err(|e| format!("redis {addr}: {e}"))?;
+            conn.read_exact(&mut reply)
+                .await
+                .map_err(|e| format!("redis {addr}: {e}"))?;
+            samples.push(start.elapsed().as_secs_f64() * 1e6);
+            if &reply != b"+PONG\r\n" {
+                return Err(format!(
+                    "redis {addr}: PING answered {:?}",
+                    String::from_utf8_lossy(&reply)
+                ));
+            }
+        }
+        Ok(samples)
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("redis {addr}: {n} PINGs not done within {REQUEST_TIMEOUT:?}"))?
 }

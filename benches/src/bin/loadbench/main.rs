@@ -1,38 +1,48 @@
 //! `loadbench`: what agw adds to a request, measured against a minimal proxy in the same run.
 //!
-//! Starts `agw-mock`, `minproxy` (a passthrough proxy with no parsing, the floor) and `agw` (the
-//! built-in default policy) on 127.0.0.1, and sends load to all three — the mock directly and
-//! through each proxy — round-robin within every round, so machine noise hits them alike. Then
-//! prints a Markdown table of medians over the rounds, with agw's targets. See `--help` and
-//! the README's "Load bench" section.
+//! Starts `agw-mock`, `minproxy` (a passthrough proxy with no parsing, the floor), `agw` (the
+//! built-in default policy) and two `agw`s configured for a team (client keys, usage and cost,
+//! metrics, a per-key limit in memory or in a Redis of the bench's own) on 127.0.0.1, and sends
+//! load to all of them — the mock directly and through each proxy — round-robin within every
+//! round, so machine noise hits them alike. Then prints Markdown tables of medians over the
+//! rounds, with agw's targets. See `--help` and the README's "Load bench" section.
 
 mod load;
 mod procs;
 mod report;
 mod rounds;
+mod team;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use load::{Release, Target};
+use load::{ANY_KEY, Release, Target};
 use procs::{Pinning, Server};
-use report::{AGW, DIRECT, MINPROXY, Report, TARGETS};
+use report::{AGW, DIRECT, MINPROXY, Report, TARGETS, TEAM, TEAM_REDIS};
 use rounds::{Bodies, CONCURRENCY, Plan, Soak, check, measure_round, warm_up};
+use team::TeamSetup;
 
 const USAGE: &str = "\
 usage: loadbench [--rounds N] [--quick] [--no-pin] [--bin-dir DIR]
-       loadbench --soak 2k|cc [--soak-via agw|minproxy|direct] [--soak-c N] [--soak-secs N]
+       loadbench --soak 2k|cc [--soak-via agw|minproxy|direct|team|team-redis]
+                 [--soak-c N] [--soak-secs N]
 
 Load bench for agw (run by hand, not in CI). Starts, on 127.0.0.1:
   agw-mock   the mock provider (the agw-mock crate),
   minproxy   a minimal passthrough proxy (hyper server + pooled hyper client, no parsing),
   agw        `agw serve` with the built-in default policy, pointed at the mock,
-and measures, interleaving the three targets (mock direct, via minproxy, via agw) within
+  team       `agw serve` for a team: the same backend and guard, client keys required
+             (a key made with `agw keys create`), usage and cost, metrics, a per-key
+             requests-per-minute limit never reached, limits in memory,
+  team-redis the same with limits in Redis (a redis-server of its own; needs redis-server
+             on PATH),
+and measures, interleaving the five targets (mock direct and through each proxy) within
 each round: added latency p50/p99 at c=1 (a 2 KB chat and an 80 KB Claude Code first
 turn), requests/s and CPU per request at c=32, streaming time to first byte and per-event
-overhead, and agw's and minproxy's resident memory idle and with 1,000 open streams.
-Prints a Markdown table of the medians over the rounds next to agw's targets.
+overhead, a Redis round trip (PING), agw's and minproxy's resident memory idle and with
+1,000 open streams. Prints Markdown tables of the medians over the rounds next to agw's
+targets: the built-in default against minproxy, then the team configurations.
 
 Build the servers first, in release mode:
     cargo build --release -p agw-bin -p agw-mock
@@ -40,7 +50,7 @@ Build the servers first, in release mode:
 agw and agw-mock are looked for next to this binary (target/release), or in --bin-dir.
 
 With taskset and at least two allowed cores, the load generator (this process) runs on the
-first core and all three servers on the second.
+first core and all servers (Redis too) on the second.
 
 options:
   --rounds N      timed rounds; each figure is the median over them (default 5)
@@ -49,7 +59,7 @@ options:
   --bin-dir DIR   where agw and agw-mock are
   --soak BODY     instead of the bench, for a profiler: print a server's pid, then send
                   the 2k or cc body through it (--soak-via: agw, the default, minproxy,
-                  or direct to the mock) at c=--soak-c (default 32) for --soak-secs
+                  team, team-redis, or direct to the mock) at c=--soak-c (default 32) for --soak-secs
                   (default 20), printing requests/s and the server's CPU each second;
                   e.g. `perf record -g -p PID -- sleep 10` (see benches/load/profile.sh)
   -h, --help      print this help";
@@ -147,9 +157,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
                     "agw" => AGW,
                     "minproxy" => MINPROXY,
                     "direct" => DIRECT,
+                    "team" => TEAM,
+                    "team-redis" => TEAM_REDIS,
                     v => {
                         return Err(format!(
-                            "--soak-via {v:?}: expected agw, minproxy or direct"
+                            "--soak-via {v:?}: expected agw, minproxy, direct, team or team-redis"
                         ));
                     }
                 };
@@ -232,7 +244,7 @@ async fn run(options: &Options, pinning: Option<Pinning>) -> Result<(), String> 
         ),
         None => eprintln!("loadbench: not pinned (--no-pin, no taskset, or one core)"),
     }
-    let servers = start_servers(&bins, pinning.map(|p| p.servers))?;
+    let (team, servers) = start_servers(&bins, pinning.map(|p| p.servers))?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut report = Report {
         concurrency: CONCURRENCY,
@@ -241,8 +253,17 @@ async fn run(options: &Options, pinning: Option<Pinning>) -> Result<(), String> 
     };
     report.minproxy.idle = servers[MINPROXY].memory()?.rss;
     report.agw.idle = servers[AGW].memory()?.rss;
+    report.team_idle = [
+        servers[TEAM].memory()?.rss,
+        servers[TEAM_REDIS].memory()?.rss,
+    ];
 
-    let targets = [DIRECT, MINPROXY, AGW].map(|t| Target::new(servers[t].name, &servers[t].url));
+    let keys = [ANY_KEY, ANY_KEY, ANY_KEY, &team.memory.key, &team.redis.key];
+    let mut targets = Vec::with_capacity(TARGETS);
+    for (server, key) in servers.iter().zip(keys) {
+        targets.push(Target::new(server.name, &server.url, key)?);
+    }
+    let targets: [Target; TARGETS] = targets.try_into().map_err(|_| "a target is missing")?;
     let bodies = Bodies::new();
     check(&targets, &bodies).await?;
     report.events = warm_up(&targets, &bodies).await?;
@@ -258,22 +279,37 @@ async fn run(options: &Options, pinning: Option<Pinning>) -> Result<(), String> 
             .iter()
             .map(Server::cpu_seconds)
             .sum::<Result<_, _>>()?;
-        Ok(servers + procs::cpu_seconds("self")?)
+        Ok(servers + team.redis_server.cpu_seconds()? + procs::cpu_seconds("self")?)
     };
     let (machine_before, ours_before) = (procs::machine_cpu_seconds()?, ours()?);
     let started = Instant::now();
     for round in 0..options.rounds {
         // Rotate which target goes first, so none always follows the same one.
-        let mut order = [DIRECT, MINPROXY, AGW];
+        let mut order = [DIRECT, MINPROXY, AGW, TEAM, TEAM_REDIS];
         order.rotate_left(round % TARGETS);
-        let r = measure_round(&targets, &servers, &bodies, &plan, order, report.events).await?;
+        let redis = &team.redis_server.addr;
+        let r = measure_round(
+            &targets,
+            &servers,
+            &bodies,
+            &plan,
+            order,
+            report.events,
+            redis,
+        )
+        .await?;
+        let added = |t: usize| r.latency_2k[t].p50 - r.latency_2k[DIRECT].p50;
         eprintln!(
-            "loadbench: round {}/{} done ({:.0} s); 2 KB p50 added: minproxy {:+.0} µs, agw {:+.0} µs",
+            "loadbench: round {}/{} done ({:.0} s); 2 KB p50 added: minproxy {:+.0} µs, agw {:+.0} µs, \
+             team {:+.0} µs, team-redis {:+.0} µs (Redis RTT {:.0} µs)",
             round + 1,
             options.rounds,
             started.elapsed().as_secs_f64(),
-            r.latency_2k[MINPROXY].p50 - r.latency_2k[DIRECT].p50,
-            r.latency_2k[AGW].p50 - r.latency_2k[DIRECT].p50,
+            added(MINPROXY),
+            added(AGW),
+            added(TEAM),
+            added(TEAM_REDIS),
+            r.redis_rtt,
         );
         report.rounds.push(r);
     }
@@ -310,8 +346,12 @@ async fn run(options: &Options, pinning: Option<Pinning>) -> Result<(), String> 
     Ok(())
 }
 
-/// The mock, minproxy in front of it, and agw in front of it, in target order.
-fn start_servers(bins: &Binaries, core: Option<usize>) -> Result<[Server; TARGETS], String> {
+/// The mock, then minproxy, agw and the two team agws in front of it, in target order; and
+/// what the team agws need (Redis, config files, keys).
+fn start_servers(
+    bins: &Binaries,
+    core: Option<usize>,
+) -> Result<(TeamSetup, [Server; TARGETS]), String> {
     let mock = Server::start(
         "agw-mock",
         &bins.mock,
@@ -319,6 +359,7 @@ fn start_servers(bins: &Binaries, core: Option<usize>) -> Result<[Server; TARGET
         core,
         "agw-mock listening on ",
     )?;
+    let team = TeamSetup::new(&bins.agw, &mock.url, core)?;
     let minproxy = Server::start(
         "minproxy",
         &bins.minproxy,
@@ -336,11 +377,19 @@ fn start_servers(bins: &Binaries, core: Option<usize>) -> Result<[Server; TARGET
         "off",
     ];
     let agw = Server::start("agw", &bins.agw, &agw_args, core, "agw listening on ")?;
-    Ok([mock, minproxy, agw])
+    let team_agw = |name, config: &str| {
+        let args = ["serve", "--config", config, "--access-log", "off"];
+        Server::start(name, &bins.agw, &args, core, "agw listening on ")
+    };
+    let memory = team_agw("team", &team.memory.file)?;
+    let redis = team_agw("team-redis", &team.redis.file)?;
+    Ok((team, [mock, minproxy, agw, memory, redis]))
 }
 
 fn print(report: &Report, timed: Duration) {
     println!("{}", report.table());
+    println!("Team configurations (issue 11), against minproxy in the same rounds:\n");
+    println!("{}", report.team_table());
     let others = match (report.other_load > 0.05, report.realtime) {
         (false, _) => String::new(),
         (true, true) => " (in the gaps: the bench ran under a real-time policy)".into(),

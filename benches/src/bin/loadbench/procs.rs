@@ -1,11 +1,11 @@
 //! The servers under test as child processes, their CPU pinning, and what `/proc` says about
 //! them (resident memory, CPU time).
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a server may take to print its `listening on` line.
 const STARTUP: Duration = Duration::from_secs(10);
@@ -31,14 +31,7 @@ impl Server {
         core: Option<usize>,
         banner: &str,
     ) -> Result<Self, String> {
-        let mut command = match core {
-            Some(core) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(core.to_string()).arg(program);
-                c
-            }
-            None => Command::new(program),
-        };
+        let mut command = pinned(program, core);
         command
             .args(args)
             // A key in the bench's environment would be injected by agw; keep runs alike.
@@ -99,6 +92,167 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `program`, through `taskset` on `core` when given (it execs the program, so the pid is the
+/// program's).
+fn pinned(program: &Path, core: Option<usize>) -> Command {
+    match core {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(core.to_string()).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// A `redis-server` of the bench's own on a free loopback port, without persistence. Dropping
+/// it kills the process.
+#[derive(Debug)]
+pub struct Redis {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    child: std::process::Child,
+}
+
+impl Redis {
+    /// Starts `redis-server` (from `PATH`), pinned to `core` when given, and waits until it
+    /// answers a `PING`.
+    pub fn start(core: Option<usize>) -> Result<Self, String> {
+        // A port free a moment ago; redis-server fails to start (and we say so) if it is
+        // taken meanwhile.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port for redis-server: {e}"))?
+            .port();
+        let child = pinned(Path::new("redis-server"), core)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server (is it installed?): {e}"))?;
+        let mut redis = Self {
+            addr: format!("127.0.0.1:{port}"),
+            child,
+        };
+        let deadline = Instant::now() + STARTUP;
+        while Instant::now() < deadline {
+            if let Some(status) = redis.child.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!("redis-server exited at start: {status}"));
+            }
+            if ping(&redis.addr) {
+                return Ok(redis);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Returning drops `redis`, which kills it.
+        Err(format!("redis-server did not answer within {STARTUP:?}"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time used so far, user plus system, in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        cpu_seconds(&self.pid().to_string())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a Redis at `addr` answers `PING` within a second.
+fn ping(addr: &str) -> bool {
+    use std::io::Write;
+    let Ok(addr) = addr.parse() else { return false };
+    let Ok(mut conn) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut reply = [0u8; 7];
+    conn.write_all(b"PING\r\n").is_ok()
+        && conn.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+/// Runs `program args` to its end (killed after `limit`) and returns its stdout; an error
+/// names the program and carries its stderr.
+pub fn output(program: &Path, args: &[&str], limit: Duration) -> Result<String, String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut out);
+            }
+            out
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(status) => break status,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{} did not finish within {limit:?}",
+                    program.display()
+                ));
+            }
+        }
+    };
+    let (stdout, stderr) = (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    );
+    if status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!(
+            "{} failed ({status}): {}",
+            program.display(),
+            stderr.trim()
+        ))
+    }
+}
+
+/// A directory of the bench's own under the system's temporary directory, removed when
+/// dropped.
+#[derive(Debug)]
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    pub fn new() -> Result<Self, String> {
+        let path = std::env::temp_dir().join(format!("loadbench-{}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::load::Target;
+use crate::load::{self, Target};
 use crate::procs::{self, Server};
-use crate::report::{self, AGW, Latency, Round, Streaming, TARGETS, Throughput};
+use crate::report::{self, AGW, Latency, Round, Streaming, TARGETS, TEAM, TEAM_REDIS, Throughput};
+
+/// Redis `PING`s timed per round.
+const PINGS: usize = 300;
 
 /// Concurrency of the throughput runs.
 pub const CONCURRENCY: usize = 32;
@@ -155,25 +158,47 @@ impl Soak {
     }
 }
 
-/// Every target answers, and agw's default policy is live (it rejects the seed's phrase).
+/// Every target answers; every agw's policy is live (it rejects the seed's phrase); the team
+/// configurations refuse a wrong key and count the request against a limit.
 pub async fn check(targets: &[Target; TARGETS], bodies: &Bodies) -> Result<(), String> {
     for target in targets {
         target.request(&bodies.chat_2k).await?;
         target.request(&bodies.claude_code).await?;
     }
-    match targets[AGW].request(&bodies.reject).await {
-        Err(e)
-            if e.contains("status 400") && e.contains("Rejected due to inappropriate content") =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(format!(
-            "agw's default policy did not reject as expected: {e}"
-        )),
-        Ok(_) => {
-            Err("agw forwarded a body its default policy must reject; is the guard on?".into())
+    for t in [AGW, TEAM, TEAM_REDIS] {
+        let name = targets[t].name;
+        match targets[t].request(&bodies.reject).await {
+            Err(e)
+                if e.contains("status 400")
+                    && e.contains("Rejected due to inappropriate content") => {}
+            Err(e) => return Err(format!("{name}'s policy did not reject as expected: {e}")),
+            Ok(_) => {
+                return Err(format!(
+                    "{name} forwarded a body its policy must reject; is the guard on?"
+                ));
+            }
         }
     }
+    for t in [TEAM, TEAM_REDIS] {
+        let target = &targets[t];
+        match target
+            .with_key("agw_loadbench_wrong")
+            .request(&bodies.chat_2k)
+            .await
+        {
+            Err(e) if e.contains("status 401") => {}
+            Err(e) => return Err(format!("{}: a wrong key: {e}", target.name)),
+            Ok(_) => return Err(format!("{} let a wrong key through", target.name)),
+        }
+        let limit = "x-agw-ratelimit-requests-limit";
+        if target.header(&bodies.chat_2k, limit).await?.is_none() {
+            return Err(format!(
+                "{}: no {limit} header; is the limiter on?",
+                target.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Fills the connection pools (also agw's and minproxy's upstream pools) and the allocators;
@@ -210,8 +235,10 @@ pub async fn measure_round(
     plan: &Plan,
     order: [usize; TARGETS],
     events: usize,
+    redis: &str,
 ) -> Result<Round, String> {
     Ok(Round {
+        redis_rtt: report::median(load::redis_pings(redis, PINGS).await?),
         latency_2k: latency(
             targets,
             order,
