@@ -6,8 +6,8 @@
 //! `agw-mock`, serve the probes, client keys created with `agw keys`, and `/metrics`.
 //!
 //! `kubectl` (Debian's `kubernetes-client`, installed by `.ci/run`) and `redis-server` are
-//! required: without them these tests fail, they do not skip. The image itself is built and run by
-//! `deploy/image/check.sh` (CI runs it).
+//! required: without them these tests fail, they do not skip. The image itself is built and run
+//! by `deploy/image/check.sh` (CI runs it).
 
 use serde::Deserialize;
 use serde_norway::Value;
@@ -259,22 +259,36 @@ fn every_config_the_manifests_and_the_image_carry_passes_agw_check() {
 /// check on it as on `0.0.0.0`, then fails to bind, so nothing listens beyond loopback.
 const NOT_LOCAL: &str = "192.0.2.1:8080";
 
-/// Runs `agw` with `args` and the placeholder key and Redis URL; its stdout and stderr.
+/// Runs `agw` with `args` and the placeholder key and Redis URL, which must fail (within 20 s);
+/// its stdout and stderr.
 fn agw_output(args: &[String]) -> String {
-    let out = Command::new(AGW)
-        .args(args)
-        .env_clear()
-        .env("ANTHROPIC_API_KEY", PLACEHOLDER_KEY)
-        .env("REDIS_URL", "redis://127.0.0.1:1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "agw {args:?} served on {NOT_LOCAL}");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let tmp = TempDir::new("output");
+    let (out, err) = (tmp.0.join("stdout"), tmp.0.join("stderr"));
+    let mut proc = Proc(
+        Command::new(AGW)
+            .args(args)
+            .env_clear()
+            .env("ANTHROPIC_API_KEY", PLACEHOLDER_KEY)
+            .env("REDIS_URL", "redis://127.0.0.1:1")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = proc.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agw {args:?} is serving on {NOT_LOCAL}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "agw {args:?} exited 0");
+    std::fs::read_to_string(out).unwrap() + &std::fs::read_to_string(err).unwrap()
 }
 
 #[test]
