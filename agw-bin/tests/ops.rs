@@ -862,3 +862,45 @@ async fn readyz_follows_checks_and_draining_and_admin_routes_can_be_added() {
     let _ = stop.send(());
     task.await.unwrap();
 }
+
+/// A stream still open when the shutdown grace period runs out ends with an error event in
+/// the client's dialect (Claude Code can tell it was cut), not with a dropped connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_cut_at_the_end_of_the_grace_period_end_with_an_error_event() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("cut");
+    let config = dir.path("agw.yaml");
+    std::fs::write(
+        &config,
+        "limits: {shutdown_grace_secs: 1}\nbackends: [{name: anthropic, provider: anthropic}]\n",
+    )
+    .unwrap();
+    let agw = Proc::spawn(
+        &dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--base-url",
+            &mock.base_url(),
+        ],
+    );
+    let url = agw.url("/v1/messages");
+    let res = open(json_post(&url, &stream_message("mock:hold hi"))).await;
+    assert_eq!(res.status(), 200);
+    let mut held = res.into_body();
+    let first = tokio::time::timeout(TIMEOUT, held.frame()).await.unwrap();
+    assert!(first.unwrap().unwrap().data_ref().is_some());
+    agw.signal("TERM");
+    let rest = tokio::time::timeout(TIMEOUT, held.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("event: error"), "{rest}");
+    assert!(rest.contains("shutting down"), "{rest}");
+    assert!(!rest.contains("message_stop"), "the stream was cut: {rest}");
+    let status = agw.wait_exit().await;
+    assert!(status.success(), "{status:?}");
+    mock.release();
+}

@@ -61,6 +61,8 @@ pub async fn serve_with(
     builder.http1().header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
+    // Kept across reloads: the same handle ends every backend's open streams.
+    let app_cut = app.handle().current().stream_cut().clone();
     tokio::pin!(shutdown);
     let drain = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(drain);
@@ -120,12 +122,23 @@ pub async fn serve_with(
         }
     }
     drop(listener);
+    let cut = app_cut;
+    let drained = graceful.shutdown();
+    tokio::pin!(drained);
     tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(serving.grace) => {}
+        () = &mut drained => {}
+        () = tokio::time::sleep(serving.grace) => {
+            // Streams still open end with an error event their clients understand, rather
+            // than a dropped connection; they get a moment to be written.
+            cut.cut();
+            let _ = tokio::time::timeout(CUT_WRITE, drained).await;
+        }
     }
     Ok(())
 }
+
+/// How long streams cut at the end of the grace period get to write their error event.
+const CUT_WRITE: Duration = Duration::from_millis(500);
 
 async fn serve_conn<I>(
     builder: &auto::Builder<TokioExecutor>,

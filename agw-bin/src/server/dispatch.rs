@@ -16,7 +16,7 @@ use agw_tower::metrics::{Metrics, UpstreamTimerLayer};
 use agw_tower::response::ResponseOutcome;
 use agw_tower::stack::StackConfig;
 use agw_tower::team::Team;
-use agw_tower::upstream::{Upstream, UpstreamFailure};
+use agw_tower::upstream::{StreamCut, Upstream, UpstreamFailure};
 use agw_tower::usage::UsageHooks;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -141,6 +141,15 @@ pub struct Runtime {
     budget: BodyBudget,
     /// Identity, limits, usage and metrics: built once at start, kept across reloads.
     team: Option<Arc<Team>>,
+    /// Ends the open upstream bodies of every backend (shutdown grace expired).
+    cut: StreamCut,
+}
+
+impl Runtime {
+    /// The handle that ends every open upstream body of this server.
+    pub fn stream_cut(&self) -> &StreamCut {
+        &self.cut
+    }
 }
 
 impl Runtime {
@@ -159,13 +168,18 @@ impl Runtime {
         team: Option<Arc<Team>>,
     ) -> std::io::Result<Runtime> {
         let mut backends = Vec::with_capacity(gateway.backends.len());
+        // One handle for every backend's upstream bodies, kept across reloads: the accept
+        // loop cuts open streams through it when the shutdown grace period runs out.
+        let cut = previous.map_or_else(StreamCut::new, |p| p.cut.clone());
         let budget = match previous {
             Some(p) if p.budget.total() == gateway.max_buffered_bytes => p.budget.clone(),
             _ => BodyBudget::new(gateway.max_buffered_bytes),
         };
         for b in &gateway.backends {
+            let mut upstream_config = b.upstream.clone();
+            upstream_config.cut = cut.clone();
             // `UpstreamConfig` has no `PartialEq`; its `Debug` lists every setting.
-            let upstream_key = format!("{:?}", b.upstream);
+            let upstream_key = format!("{:?}", upstream_config);
             let kept = previous.and_then(|p| {
                 p.backends
                     .iter()
@@ -174,7 +188,7 @@ impl Runtime {
             });
             let upstream = match kept {
                 Some(u) => u,
-                None => Arc::new(Upstream::new(b.upstream.clone())?),
+                None => Arc::new(Upstream::new(upstream_config.clone())?),
             };
             let limits = BodyLimits::new(gateway.max_body_bytes).budget(budget.clone());
             let stack = StackConfig::new(&b.name, b.spec.clone())
@@ -185,7 +199,7 @@ impl Runtime {
                 .model_policy(b.model.clone())
                 .limits(limits)
                 .read_always(team.is_some())
-                .upstream(b.upstream.clone());
+                .upstream(upstream_config.clone());
             let svc = match &team {
                 None => Svc::Plain(stack.layer().layer(UpstreamClient::clone(&upstream))),
                 Some(team) => Svc::Team(team_service(
@@ -209,6 +223,7 @@ impl Runtime {
             backends: backends.into(),
             budget,
             team,
+            cut,
         })
     }
 

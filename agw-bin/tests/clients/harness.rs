@@ -333,6 +333,7 @@ impl<'a> Claude<'a> {
     }
 
     /// Lets Claude Code retry a retryable answer (429, 5xx) up to `n` times (default 0).
+    #[allow(dead_code)] // tests/team.rs uses it; tests/clients.rs shares this file
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self

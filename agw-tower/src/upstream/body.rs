@@ -12,6 +12,41 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
+/// Ends open upstream bodies early, all at once: a server calls [`StreamCut::cut`] when its
+/// shutdown grace period runs out, so that every stream still open ends with an error event in
+/// its client's dialect (the client can tell it was cut) rather than a dropped connection.
+/// Cloned into every backend's [`UpstreamConfig`](super::UpstreamConfig) of one server.
+#[derive(Clone, Default)]
+pub struct StreamCut {
+    notify: Arc<tokio::sync::Notify>,
+    set: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StreamCut {
+    /// A handle no body is cut by yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ends every open body that has this handle: event streams with an error event ("agw is
+    /// shutting down"), other bodies with an error. Bodies created afterwards end at once.
+    pub fn cut(&self) {
+        self.set.store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn is_cut(&self) -> bool {
+        self.set.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for StreamCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Constant: upstream settings are compared by their Debug text.
+        f.write_str("StreamCut")
+    }
+}
+
 pin_project! {
     /// An upstream response body with a bound on silence.
     ///
@@ -28,6 +63,9 @@ pin_project! {
         inner: B,
         idle: Option<Duration>,
         sleep: Option<Pin<Box<Sleep>>>,
+        cut: StreamCut,
+        // Registered with `cut` while the body waits on the upstream.
+        notified: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
         progressed: bool,
         // How to end an event stream that is cut.
         sse: Option<StreamEnd>,
@@ -48,10 +86,22 @@ impl<B> UpstreamBody<B> {
     /// Wraps `inner`; `idle` bounds silence; `sse` says how to end a cut event stream (`None`
     /// for other bodies, which end with an error).
     pub fn new(inner: B, idle: Option<Duration>, sse: Option<StreamEnd>) -> Self {
+        Self::with_cut(inner, idle, sse, StreamCut::new())
+    }
+
+    /// [`UpstreamBody::new`], ended early by `cut`.
+    pub fn with_cut(
+        inner: B,
+        idle: Option<Duration>,
+        sse: Option<StreamEnd>,
+        cut: StreamCut,
+    ) -> Self {
         Self {
             inner,
             idle,
             sleep: None,
+            cut,
+            notified: None,
             progressed: false,
             sse,
             done: false,
@@ -129,6 +179,19 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
+                let cut_now = {
+                    let notify = &this.cut.notify;
+                    let notified = this
+                        .notified
+                        .get_or_insert_with(|| Box::pin(notify.clone().notified_owned()));
+                    // Registers this body (or sees that the cut came already).
+                    notified.as_mut().poll(cx).is_ready() || this.cut.is_cut()
+                };
+                if cut_now {
+                    *this.done = true;
+                    let why = UpstreamFailure::Shutdown;
+                    return cut(this.sse, why, Box::new(UpstreamBodyError(why)));
+                }
                 let Some(idle) = *this.idle else {
                     return Poll::Pending;
                 };

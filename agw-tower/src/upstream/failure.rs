@@ -21,6 +21,8 @@ pub enum UpstreamFailure {
     IdleTimeout,
     /// The connection was reset or closed before the response was complete.
     Reset,
+    /// agw is shutting down and its grace period for open requests ran out.
+    Shutdown,
     /// Anything else (a protocol error, ...).
     Other,
 }
@@ -36,6 +38,7 @@ impl UpstreamFailure {
             UpstreamFailure::ResponseTimeout => "response_timeout",
             UpstreamFailure::IdleTimeout => "idle_timeout",
             UpstreamFailure::Reset => "reset",
+            UpstreamFailure::Shutdown => "shutdown",
             UpstreamFailure::Other => "other",
         }
     }
@@ -50,6 +53,7 @@ impl UpstreamFailure {
             UpstreamFailure::ResponseTimeout => "it did not answer in time",
             UpstreamFailure::IdleTimeout => "it went silent in the middle of the response",
             UpstreamFailure::Reset => "the connection was reset",
+            UpstreamFailure::Shutdown => "agw is shutting down and its grace period ran out",
             UpstreamFailure::Other => "the request failed",
         }
     }

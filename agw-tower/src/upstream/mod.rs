@@ -36,6 +36,6 @@ mod body;
 mod failure;
 mod service;
 
-pub use body::{StreamEnd, UpstreamBody, UpstreamBodyError};
+pub use body::{StreamCut, StreamEnd, UpstreamBody, UpstreamBodyError};
 pub use failure::UpstreamFailure;
 pub use service::{TlsRoots, Upstream, UpstreamConfig, UpstreamFuture, UpstreamTiming};

@@ -46,6 +46,8 @@ pub struct UpstreamConfig {
     pub stream_idle_timeout: Option<Duration>,
     /// How long an idle pooled connection is kept before it is closed.
     pub pool_idle_timeout: Duration,
+    /// Ends open bodies early when the server's shutdown grace period runs out.
+    pub cut: super::StreamCut,
 }
 
 impl UpstreamConfig {
@@ -59,6 +61,7 @@ impl UpstreamConfig {
             roots: TlsRoots::Bundled,
             stream_idle_timeout: Some(Duration::from_secs(300)),
             pool_idle_timeout: Duration::from_secs(90),
+            cut: super::StreamCut::new(),
         }
     }
 }
@@ -175,7 +178,12 @@ impl Future for UpstreamFuture {
                     kind: this.class.kind,
                     backend: config.name.as_str().into(),
                 });
-                let body = UpstreamBody::new(body, config.stream_idle_timeout, sse);
+                let body = UpstreamBody::with_cut(
+                    body,
+                    config.stream_idle_timeout,
+                    sse,
+                    config.cut.clone(),
+                );
                 return Poll::Ready(Ok(Response::from_parts(parts, Body::inner(body))));
             }
             Ok(Err(e)) => {
