@@ -302,20 +302,22 @@ fn check(a: &ConfigArgs) -> Result<ExitCode, String> {
         return Err("check needs --config FILE".into());
     };
     let gw = load(a, None).map_err(|e| e.to_string())?;
-    println!("ok: {} — listens on {}", path.display(), gw.listen);
+    let mut out = format!("ok: {} — listens on {}\n", path.display(), gw.listen);
     for line in gw.summary() {
-        println!("  {line}");
+        out.push_str(&format!("  {line}\n"));
     }
     for n in &gw.notes {
-        println!("  note: {n}");
+        out.push_str(&format!("  note: {n}\n"));
     }
     for w in &gw.warnings {
-        println!("  warning: {w}");
+        out.push_str(&format!("  warning: {w}\n"));
     }
-    println!("coverage:");
+    out.push_str("coverage:\n");
     for line in gw.coverage() {
-        println!("  {line}");
+        out.push_str(&format!("  {line}\n"));
     }
+    // A reader that stops early (`agw check ... | head -1`) is not an error.
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
