@@ -521,8 +521,17 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         }
         let (reload_args, reload_listen, allow) =
             (a.config.clone(), a.listen.clone(), a.allow_unauthenticated);
+        // The team pieces (Redis connection, JWKS, limiter, metrics) are built once: a reload
+        // that changes their sections says that those changes wait for a restart.
+        let team_at_start = format!("{:?}", gw.team);
         opts.loader = Some(std::sync::Arc::new(move || {
             let gw = load(&reload_args, reload_listen.as_deref())?;
+            if format!("{:?}", gw.team) != team_at_start {
+                eprintln!(
+                    "agw: warning: reload: changes to auth, redis, limits, prices or metrics \
+                     take effect on restart; the rest of the new configuration is in use"
+                );
+            }
             match exposure_problem(&gw, allow) {
                 Some(why) => Err(ConfigError::new("reload", why)),
                 None => Ok(gw),
