@@ -2,7 +2,7 @@
 # Profiles one proxy under the load bench's soak load with perf, and prints the hottest
 # functions (self time) and the proxy's CPU per request.
 #
-#   benches/load/profile.sh [2k|cc] [agw|minproxy] [CONCURRENCY] [SECONDS]
+#   benches/load/profile.sh [2k|cc] [agw|minproxy|team|team-redis] [CONCURRENCY] [SECONDS]
 #
 # Defaults: cc agw 32 8. Needs perf and the release binaries:
 #   cargo build --release -p agw-bin -p agw-benches
