@@ -484,13 +484,24 @@ impl StreamGuard {
         let hold = if force {
             end
         } else {
-            let h = self.policy.prefixes().hold_from(&mut self.cache, text, 0);
+            // Text before the window's start is released whatever could still match there,
+            // so the automaton need not try start positions before it.
+            let floor = end.saturating_sub(self.window);
+            let from = if plain {
+                floor
+            } else {
+                map.partition_point(|r| r.start < floor)
+            };
+            let h = self
+                .policy
+                .prefixes()
+                .hold_from(&mut self.cache, text, from);
             let h = if h >= text.len() {
                 end
             } else {
                 source(h).start
             };
-            h.max(end.saturating_sub(self.window))
+            h.max(floor)
         };
         // Parts that end before the hold point are decided now.
         let ready = starts
