@@ -175,6 +175,8 @@ impl Entry {
     }
 
     fn write(&self, complete: bool) {
+        // A response that has no body (to HEAD, or 204/304) is never read to its end.
+        let complete = complete || self.method == Method::HEAD || matches!(self.status, 204 | 304);
         let (verdict, rules) = match &self.guard {
             Some(g) => {
                 let mut rules: Vec<&str> = g.rules.iter().map(|r| &**r).collect();
@@ -537,6 +539,20 @@ mod tests {
         e.status = 200;
         e.bytes = 42;
         e
+    }
+
+    #[test]
+    fn responses_without_a_body_are_not_logged_as_aborted() {
+        let mut head = entry();
+        head.method = Method::HEAD;
+        let lines = capture(LogFormat::Logfmt, || head.write(false));
+        assert!(!lines[0].contains("aborted"), "{}", lines[0]);
+        let mut no_content = entry();
+        no_content.status = 204;
+        let lines = capture(LogFormat::Logfmt, || no_content.write(false));
+        assert!(!lines[0].contains("aborted"), "{}", lines[0]);
+        let lines = capture(LogFormat::Logfmt, || entry().write(false));
+        assert!(lines[0].contains("aborted=true"), "{}", lines[0]);
     }
 
     #[test]
