@@ -7,116 +7,40 @@
 mod common;
 
 use agw_mock::MockProvider;
+use common::process::{Proc, TempDir};
 use common::*;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const AGW: &str = env!("CARGO_BIN_EXE_agw");
 
-/// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("agw-log-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
+/// What these tests read of a running agw: its JSON access-log lines and its metrics.
+trait AccessLog {
+    fn access_lines(&self) -> Vec<serde_json::Value>;
+    async fn line_for(&self, request_id: &str) -> serde_json::Value;
+    async fn metrics(&self) -> String;
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// agw with `config`, every backend at `base_url`, JSON log lines.
+fn spawn(dir: &TempDir, config: &Path, base_url: &str) -> Proc {
+    let config = config.to_str().unwrap();
+    Proc::spawn(
+        dir,
+        &[
+            "--config",
+            config,
+            "--base-url",
+            base_url,
+            "--log-format",
+            "json",
+        ],
+    )
 }
 
-/// A running `agw serve --log-format json`, killed on drop; its standard error goes to a file.
-struct Proc {
-    child: Child,
-    addr: String,
-    admin: String,
-    stderr: PathBuf,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn spawn(dir: &TempDir, config: &Path, base_url: &str) -> Proc {
-        let stderr = dir.path("stderr.log");
-        let mut child = Command::new(AGW)
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .args(["--base-url", base_url, "--log-format", "json"])
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("AGW_BASE_URL")
-            .env_remove("REDIS_URL")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (mut addr, mut admin) = (None, None);
-        let mut line = String::new();
-        for _ in 0..10 {
-            line.clear();
-            if out.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            let url = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("http://"))
-                .map(str::to_owned);
-            if line.starts_with("agw admin on ") {
-                admin = url;
-            } else if line.starts_with("agw listening on ") {
-                addr = url;
-            }
-            if addr.is_some() && admin.is_some() {
-                break;
-            }
-        }
-        let (Some(addr), Some(admin)) = (addr, admin) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "agw did not print its addresses: {}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            );
-        };
-        Proc {
-            child,
-            addr,
-            admin,
-            stderr,
-            _stdout: out,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
+impl AccessLog for Proc {
     /// The access-log lines written so far.
     fn access_lines(&self) -> Vec<serde_json::Value> {
         self.stderr()
@@ -211,7 +135,7 @@ async fn response_guard_outcomes_are_logged_when_the_body_ends() {
         &dir,
         &format!("backends:\n  - name: anthropic\n    provider: anthropic\n{GUARDS}"),
     );
-    let agw = Proc::spawn(&dir, &cfg, &mock.base_url());
+    let agw = spawn(&dir, &cfg, &mock.base_url());
 
     // A stream masked on its way: the verdict is known only when the body ends.
     let (status, id, body) = post(
@@ -281,7 +205,7 @@ async fn an_unreachable_upstream_is_logged_with_its_cause_and_counted() {
         &dir,
         "metrics: {identity_label: false}\nbackends:\n  - name: anthropic\n    provider: anthropic\n",
     );
-    let agw = Proc::spawn(&dir, &cfg, &format!("http://127.0.0.1:{port}"));
+    let agw = spawn(&dir, &cfg, &format!("http://127.0.0.1:{port}"));
     let (status, id, body) = post(&agw, &messages("hello", false), None).await;
     assert_eq!(status, 502, "{body}");
     assert!(id.starts_with("agw_"), "{id}");
@@ -329,7 +253,7 @@ async fn team_requests_log_identity_tokens_and_cost_but_never_the_key() {
         .trim()
         .to_owned();
     assert!(key.starts_with("agw_"), "{key}");
-    let agw = Proc::spawn(&dir, &cfg, &mock.base_url());
+    let agw = spawn(&dir, &cfg, &mock.base_url());
 
     // A plain answer: the log's tokens are the ones the mock reported to the client.
     let (status, id, body) = post(&agw, &messages("hello there", false), Some(&key)).await;

@@ -10,137 +10,13 @@ use agw_bin::log::AccessLog;
 use agw_bin::server::{App, Reloader, Runtime, Serving, TlsFiles, TlsHandle, serve_with};
 use agw_mock::MockProvider;
 use bytes::Bytes;
+use common::process::{Proc, TempDir};
 use common::*;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-
-const AGW: &str = env!("CARGO_BIN_EXE_agw");
-
-/// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("agw-ops-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running `agw serve`, killed on drop; its standard error goes to a file.
-struct Proc {
-    child: Child,
-    /// `host:port` of the proxy.
-    addr: String,
-    /// `host:port` of the admin listener.
-    admin: String,
-    stderr: PathBuf,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn spawn(dir: &TempDir, args: &[&str]) -> Proc {
-        let stderr = dir.path("stderr.log");
-        let mut child = Command::new(AGW)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("AGW_BASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let addr = line
-            .split_whitespace()
-            .nth(3)
-            .and_then(|u| u.split("://").nth(1))
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        line.clear();
-        out.read_line(&mut line).unwrap();
-        let admin = line
-            .strip_prefix("agw admin on http://")
-            .unwrap_or_else(|| panic!("unexpected second line: {line:?}"))
-            .trim()
-            .to_owned();
-        Proc {
-            child,
-            addr,
-            admin,
-            stderr,
-            _stdout: out,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.admin)
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS in /proc/PID/status")
-    }
-
-    async fn wait_exit(mut self) -> std::process::ExitStatus {
-        for _ in 0..400 {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("agw did not exit within 20 s");
-    }
-}
 
 async fn get(url: &str) -> (u16, String) {
     let (res, body) = send(Request::get(url).body(Full::default()).unwrap()).await;

@@ -2,6 +2,8 @@
 //! and a small HTTP client. Everything listens on 127.0.0.1 with a free port.
 #![allow(dead_code)]
 
+pub mod process;
+
 use agw_bin::config::{Env, Gateway, Overrides};
 use agw_bin::log::AccessLog;
 use agw_bin::server::{App, serve};
