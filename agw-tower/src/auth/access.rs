@@ -43,9 +43,20 @@ impl RequestFacts {
         if req.extensions().get::<RequestFacts>().is_some() {
             return;
         }
-        let facts = match req.extensions().get::<crate::limits::Collected>() {
-            Some(c) => RequestFacts::from_body(&c.plain),
-            None => return,
+        let Some(c) = req.extensions().get::<crate::limits::Collected>() else {
+            return;
+        };
+        // The request guard already found the model when it inspected the body.
+        let inspected = req
+            .extensions()
+            .get::<crate::guard::GuardReport>()
+            .and_then(|g| g.model.clone());
+        let facts = match inspected {
+            Some(model) => RequestFacts {
+                model: Some(model),
+                max_tokens: agw_core::usage::max_tokens(&c.plain),
+            },
+            None => RequestFacts::from_body(&c.plain),
         };
         req.extensions_mut().insert(facts);
     }
