@@ -21,6 +21,11 @@ pub enum PathError {
     /// `%` not followed by two hex digits.
     #[error("the request path contains a malformed percent-escape")]
     BadEscape,
+    /// A `..` segment whose meaning upstreams disagree on: it carries a `;param`, or an empty
+    /// segment or a `;param` comes before it (one upstream drops `;x` or `//` as empty, another
+    /// keeps it as a segment for `..` to remove).
+    #[error("the request path has a `..` segment after an empty segment or a `;param`")]
+    AmbiguousDots,
 }
 
 /// Whether a decoded byte may stand for itself in a path segment (RFC 3986 `pchar` minus `%`
@@ -139,16 +144,25 @@ pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, PathError> {
         }
         i += 1;
     }
-    // Resolve segments.
+    // Resolve segments. Upstreams agree on `..` only over plain segments: `/;x/..` and
+    // `//..` pop a different segment in a server that strips `;params` or collapses slashes
+    // than in one that does neither, so such a `..` is refused rather than guessed.
     let mut segments: Vec<&[u8]> = Vec::new();
-    for seg in decoded.split(|b| *b == b'/') {
-        let seg = seg.split(|b| *b == b';').next().unwrap_or_default();
+    let mut unclear = false;
+    for raw in decoded[1..].split(|b| *b == b'/') {
+        let mut parts = raw.splitn(2, |b| *b == b';');
+        let seg = parts.next().unwrap_or_default();
+        let param = parts.next().is_some();
         match seg {
-            b"" | b"." => {}
+            b".." if unclear || param => return Err(PathError::AmbiguousDots),
             b".." => {
                 segments.pop();
             }
-            s => segments.push(s),
+            b"" | b"." => unclear |= raw.is_empty() || param,
+            s => {
+                unclear |= param;
+                segments.push(s);
+            }
         }
     }
     let mut out = String::with_capacity(decoded.len());
@@ -184,7 +198,12 @@ mod tests {
             ("/V1/MESSAGES", Ok("/V1/MESSAGES")),
             ("/v1/messages;x", Ok("/v1/messages")),
             ("/v1;a=b/messages;c", Ok("/v1/messages")),
-            ("/v1/messages/..;x/messages", Ok("/v1/messages")),
+            ("/v1/messages/..;x/messages", Err(PathError::AmbiguousDots)),
+            ("/v1/x/../;2x/../completions", Err(PathError::AmbiguousDots)),
+            ("/v1//../completions", Err(PathError::AmbiguousDots)),
+            ("/v1/x;p/../completions", Err(PathError::AmbiguousDots)),
+            ("/v1/./x/../messages", Ok("/v1/messages")),
+            ("/v1/x/../messages;p", Ok("/v1/messages")),
             ("/v1/files/a%20b", Ok("/v1/files/a%20b")),
             ("/v1/files/a%3fb%25", Ok("/v1/files/a%3Fb%25")),
             ("/.", Ok("/")),
@@ -220,7 +239,7 @@ mod tests {
             canonical_path("/v1/messages"),
             Ok(Cow::Borrowed(_))
         ));
-        let odd = canonical_path("//v1/./x/../message%73;p/").unwrap();
+        let odd = canonical_path("/v1/./x/../message%73;p/").unwrap();
         assert_eq!(canonical_path(&odd).unwrap(), odd);
     }
 
@@ -286,6 +305,9 @@ mod tests {
                 spellings.push(format!("{a}/x/../{b}"));
                 spellings.push(format!("{a}/x/%2e%2E/{b}"));
                 spellings.push(format!("{a};p{b}"));
+                spellings.push(format!("{a}/;p/../{b}"));
+                spellings.push(format!("{a}//../{b}"));
+                spellings.push(format!("{a}/.;p/x/../{b}"));
                 spellings.push(format!("{a}%2f{b}"));
                 spellings.push(format!("{a}%25{b}"));
                 spellings.push(format!("{a}%20{b}"));
