@@ -68,9 +68,18 @@ impl RequestId {
         Self { prefix, seq }
     }
 
-    /// The id as a header value.
+    /// The id as a header value: formatted once, into one shared buffer that clones of the
+    /// value (request extension, upstream header, response header) only count references to.
     pub fn header_value(&self) -> HeaderValue {
-        HeaderValue::from_str(&self.to_string()).expect("hex is a valid header value")
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = *b"agw_00000000000000000000";
+        for (i, b) in buf[4..12].iter_mut().enumerate() {
+            *b = HEX[(self.prefix >> (28 - 4 * i) & 0xf) as usize];
+        }
+        for (i, b) in buf[12..].iter_mut().enumerate() {
+            *b = HEX[(self.seq >> (44 - 4 * i) & 0xf) as usize];
+        }
+        HeaderValue::from_maybe_shared(Bytes::from_owner(buf)).expect("hex is a valid header value")
     }
 }
 
@@ -458,7 +467,6 @@ impl Service<Request<Incoming>> for App {
         );
         let busy = self.conn.as_ref().map(Busy::start);
         let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(id);
         // The stack's request-id layer sends this id upstream and answers with it.
         parts
             .extensions
@@ -646,4 +654,26 @@ where
         .boxed_unsync(),
     };
     Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_header_value_is_its_display() {
+        for (prefix, seq) in [
+            (0, 0),
+            (1, 1),
+            (0xdead_beef, 0x0123_4567_89ab),
+            (u32::MAX, u64::MAX >> 16),
+        ] {
+            let id = RequestId::new(prefix, seq);
+            assert_eq!(id.header_value().to_str().unwrap(), id.to_string());
+        }
+        assert_eq!(
+            RequestId::new(0xdead_beef, 0x2a).to_string(),
+            "agw_deadbeef00000000002a"
+        );
+    }
 }

@@ -246,12 +246,12 @@ impl Engines {
             }
         }
         if let Some(re) = &self.regex {
-            let matched: Vec<usize> = match &re.set {
-                Some(set) => set.matches(text).into_iter().collect(),
-                None => vec![0],
-            };
-            for i in matched {
-                let c = &re.each[i];
+            // With one regex there is no set (and nothing to allocate per text).
+            let matched = re.set.as_ref().map(|set| set.matches(text));
+            for (i, c) in re.each.iter().enumerate() {
+                if matched.as_ref().is_some_and(|m| !m.matched(i)) {
+                    continue;
+                }
                 // With a set, the set already ran the prefilters.
                 let filtered =
                     re.set.is_none() && c.prefilter.as_ref().is_some_and(|p| !p.is_match(text));

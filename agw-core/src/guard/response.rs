@@ -75,38 +75,52 @@ struct Walker<'b> {
     body: &'b [u8],
     pending: Vec<Pending>,
     tools: Vec<ToolCall>,
+    /// The keys of the objects being walked, innermost last.
+    keys: Vec<std::borrow::Cow<'b, [u8]>>,
 }
 
 /// Checks that `body` is one valid JSON value with no duplicate key in any object.
 pub(crate) fn check_json(body: &[u8]) -> Result<(), JsonError> {
-    fn value(sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+    fn value<'a>(
+        sc: &mut Scanner<'a>,
+        keys: &mut Vec<std::borrow::Cow<'a, [u8]>>,
+    ) -> Result<(), JsonError> {
         match sc.peek() {
             Some(b'{') => {
-                let mut keys = Vec::new();
+                let from = keys.len();
                 sc.object(|sc, k| {
                     keys.push(sc.str_value(&k));
-                    value(sc)
+                    value(sc, keys)
                 })?;
-                no_duplicates(keys)
+                no_duplicates(keys, from)
             }
-            Some(b'[') => sc.array(|sc, _| value(sc)),
+            Some(b'[') => sc.array(|sc, _| value(sc, keys)),
             _ => sc.skip().map(drop),
         }
     }
     let mut sc = Scanner::new(body)?;
-    value(&mut sc)?;
+    value(&mut sc, &mut Vec::new())?;
     sc.finish()
 }
 
-fn no_duplicates(mut keys: Vec<std::borrow::Cow<'_, [u8]>>) -> Result<(), JsonError> {
-    if keys.len() < 2 {
+/// Checks the keys of one object, `keys[from..]`, for a duplicate and removes them: one key
+/// buffer serves a whole body (objects nest, so their keys form a stack).
+fn no_duplicates(keys: &mut Vec<std::borrow::Cow<'_, [u8]>>, from: usize) -> Result<(), JsonError> {
+    let object = &mut keys[from..];
+    if object.len() < 2 {
+        keys.truncate(from);
         return Ok(());
     }
-    keys.sort_unstable();
-    match keys.windows(2).find(|w| w[0] == w[1]) {
-        Some(w) => Err(JsonError::Shape(format!(
+    object.sort_unstable();
+    let found = object
+        .windows(2)
+        .find(|w| w[0] == w[1])
+        .map(|w| w[0].clone());
+    keys.truncate(from);
+    match found {
+        Some(key) => Err(JsonError::Shape(format!(
             "duplicate key `{}`",
-            String::from_utf8_lossy(&w[0])
+            String::from_utf8_lossy(&key)
         ))),
         None => Ok(()),
     }
@@ -125,6 +139,7 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
         body,
         pending: Vec::new(),
         tools: Vec::new(),
+        keys: Vec::new(),
     };
     w.value(&mut sc, None, Field::Messages)?;
     sc.finish()?;
@@ -174,10 +189,10 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
     Ok(out)
 }
 
-impl Walker<'_> {
+impl<'b> Walker<'b> {
     fn value(
         &mut self,
-        sc: &mut Scanner<'_>,
+        sc: &mut Scanner<'b>,
         key: Option<&[u8]>,
         field: Field,
     ) -> Result<(), JsonError> {
@@ -203,20 +218,20 @@ impl Walker<'_> {
         }
     }
 
-    fn object(&mut self, sc: &mut Scanner<'_>, field: Field) -> Result<(), JsonError> {
+    fn object(&mut self, sc: &mut Scanner<'b>, field: Field) -> Result<(), JsonError> {
         let first = self.pending.len();
-        let mut keys = Vec::new();
-        let mut ty: Option<Vec<u8>> = None;
+        let from = self.keys.len();
+        let mut ty: Option<std::borrow::Cow<'_, [u8]>> = None;
         let mut name: Option<String> = None;
         let mut input: Option<Range<usize>> = None;
         let mut arguments: Option<Str> = None;
         sc.object(|sc, k| {
             let key = sc.str_value(&k);
-            keys.push(key.clone());
+            self.keys.push(key.clone());
             match &*key {
                 b"type" | b"name" if field != Field::ToolInput && sc.peek() == Some(b'"') => {
                     let s = sc.string()?;
-                    let v = sc.str_value(&s).into_owned();
+                    let v = sc.str_value(&s);
                     if &*key == b"type" {
                         ty = Some(v);
                     } else {
@@ -243,7 +258,7 @@ impl Walker<'_> {
                 _ => self.value(sc, Some(&key), field),
             }
         })?;
-        no_duplicates(keys)?;
+        no_duplicates(&mut self.keys, from)?;
         let ty = ty.as_deref().unwrap_or(b"");
         let contains = |needle: &[u8]| ty.windows(needle.len()).any(|w| w == needle);
         if contains(b"thinking") || contains(b"reasoning") || ty == b"summary_text" {

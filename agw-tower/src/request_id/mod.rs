@@ -51,8 +51,21 @@ impl RequestId {
             h.finish()
         });
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let id = format!("req_agw_{:016x}{:08x}", splitmix(seed ^ n), n as u32);
-        RequestId(HeaderValue::from_str(&id).expect("hex is a valid header value"))
+        // `req_agw_`, 16 hex digits of a mixed seed and counter, 8 of the counter: formatted
+        // into one shared buffer (clones of the value only count references).
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = *b"req_agw_000000000000000000000000";
+        let mixed = splitmix(seed ^ n);
+        for (i, b) in buf[8..24].iter_mut().enumerate() {
+            *b = HEX[(mixed >> (60 - 4 * i) & 0xf) as usize];
+        }
+        for (i, b) in buf[24..].iter_mut().enumerate() {
+            *b = HEX[(n >> (28 - 4 * i) & 0xf) as usize];
+        }
+        RequestId(
+            HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
+                .expect("hex is a valid header value"),
+        )
     }
 }
 
@@ -79,5 +92,31 @@ impl<S> Layer<S> for RequestIdLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         RequestIdService::new(inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_distinct_hex_with_the_counter_last() {
+        let a = RequestId::generate();
+        let b = RequestId::generate();
+        for id in [&a, &b] {
+            let s = id.0.to_str().unwrap();
+            assert_eq!(s.len(), 32, "{s}");
+            assert!(s.starts_with("req_agw_"), "{s}");
+            assert!(
+                s[8..]
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+        }
+        assert_ne!(a, b);
+        let counter =
+            |id: &RequestId| u32::from_str_radix(&id.0.to_str().unwrap()[24..], 16).unwrap();
+        // Other tests generate ids concurrently: later, not necessarily next.
+        assert!(counter(&b) > counter(&a));
     }
 }
