@@ -40,6 +40,7 @@
 //! assert!(text.ends_with("# EOF\n"));
 //! ```
 
+mod series;
 mod timer;
 
 pub use timer::{UpstreamTimer, UpstreamTimerLayer, UpstreamTiming};
@@ -52,10 +53,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use series::SeriesCache;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 /// The content type of [`Metrics::encode`]'s output.
@@ -512,111 +511,5 @@ impl Metrics {
             (Some(i), true) => (Some(i.name.clone()), i.team.clone()),
             _ => (None, None),
         }
-    }
-}
-
-/// The series one kind of report updates, each resolved from its family the first time it is
-/// needed (a series appears in the exposition only once something was recorded in it).
-#[derive(Debug, Default)]
-struct Series {
-    requests: OnceLock<Counter>,
-    added: OnceLock<Histogram>,
-    duration: OnceLock<Histogram>,
-    ttft: OnceLock<Histogram>,
-    /// Input, output.
-    token_usage: [OnceLock<Histogram>; 2],
-    /// Input, output, cache write, cache read.
-    tokens: [OnceLock<Counter>; 4],
-    cost: OnceLock<Counter<f64, AtomicU64>>,
-}
-
-/// What decides every label of a report's series.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct SeriesKey {
-    route: RouteKind,
-    status: u16,
-    backend: Option<Arc<str>>,
-    provider: Option<Arc<str>>,
-    request_model: Option<String>,
-    response_model: Option<String>,
-    /// Only with identity labels.
-    identity: Option<(String, Option<String>)>,
-}
-
-impl SeriesKey {
-    fn matches(&self, r: &UsageReport, identity: Option<(&str, Option<&str>)>) -> bool {
-        self.route == r.route
-            && self.status == r.status.as_u16()
-            && self.backend.as_deref() == r.backend.as_deref()
-            && self.provider.as_deref() == r.provider.as_deref()
-            && self.request_model.as_deref() == r.request_model.as_deref()
-            && self.response_model.as_deref() == r.response_model.as_deref()
-            && self
-                .identity
-                .as_ref()
-                .map(|(n, t)| (n.as_str(), t.as_deref()))
-                == identity
-    }
-}
-
-/// [`Series`] by report kind. Bounded: past [`SeriesCache::MAX`] kinds it starts over (the
-/// families keep every series; only the shortcut to them is forgotten).
-#[derive(Debug, Default)]
-struct SeriesCache {
-    hasher: RandomState,
-    map: RwLock<HashMap<u64, Vec<(SeriesKey, Arc<Series>)>>>,
-}
-
-impl SeriesCache {
-    const MAX: usize = 10_000;
-
-    fn get(&self, r: &UsageReport, identity_label: bool) -> Arc<Series> {
-        let identity = r
-            .identity
-            .as_ref()
-            .filter(|_| identity_label)
-            .map(|i| (i.name.as_str(), i.team.as_deref()));
-        let mut h = self.hasher.build_hasher();
-        (
-            r.route,
-            r.status.as_u16(),
-            r.backend.as_deref(),
-            r.provider.as_deref(),
-            r.request_model.as_deref(),
-            r.response_model.as_deref(),
-            identity,
-        )
-            .hash(&mut h);
-        let hash = h.finish();
-        let find = |map: &HashMap<u64, Vec<(SeriesKey, Arc<Series>)>>| {
-            map.get(&hash)?
-                .iter()
-                .find(|(k, _)| k.matches(r, identity))
-                .map(|(_, s)| s.clone())
-        };
-        if let Some(s) = find(&self.map.read().unwrap_or_else(|e| e.into_inner())) {
-            return s;
-        }
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = find(&map) {
-            return s;
-        }
-        if map.len() >= Self::MAX {
-            map.clear();
-        }
-        let s = Arc::new(Series::default());
-        map.entry(hash).or_default().push((
-            SeriesKey {
-                route: r.route,
-                status: r.status.as_u16(),
-                backend: r.backend.clone(),
-                provider: r.provider.clone(),
-                request_model: r.request_model.clone(),
-                response_model: r.response_model.clone(),
-                identity: identity.map(|(n, t)| (n.to_owned(), t.map(str::to_owned))),
-            },
-            s.clone(),
-        ));
-        s
     }
 }
