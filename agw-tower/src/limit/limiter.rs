@@ -2,8 +2,8 @@
 
 use super::clock::{Periods, rfc3339};
 use super::rejection::{LimitKind, Rejection, Scope};
-use super::settle::{Settle, Settler};
-use super::store::{Acquired, Add, Check, LimitStore};
+use super::settle::{Settle, Settler, apply_adds, settle_amounts};
+use super::store::{Acquired, Check, LimitStore};
 use crate::auth::Identity;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -106,6 +106,16 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// The tokens held in flight.
+    pub(super) fn estimate(&self) -> u64 {
+        self.estimate
+    }
+
+    /// Whether the estimate is held in the minute counters.
+    pub(super) fn held(&self) -> bool {
+        self.held
+    }
+
     /// Adds `x-agw-ratelimit-{requests,tokens}-{limit,remaining,reset}` (the tightest scope).
     pub fn headers(&self, headers: &mut HeaderMap) {
         for (names, remaining) in HEADER_NAMES.iter().zip(&self.remaining) {
@@ -501,12 +511,12 @@ pub struct Spent {
 
 /// Minute counters live two minutes; day counters outlive their day by a week (reports),
 /// month counters by about a year.
-const MINUTE_TTL: u64 = 120;
-const DAY_TTL: u64 = 8 * 86_400;
-const MONTH_TTL: u64 = 400 * 86_400;
+pub(super) const MINUTE_TTL: u64 = 120;
+pub(super) const DAY_TTL: u64 = 8 * 86_400;
+pub(super) const MONTH_TTL: u64 = 400 * 86_400;
 
 impl LimitPolicy {
-    fn limits_of(&self, scope: &Scope) -> &Limits {
+    pub(super) fn limits_of(&self, scope: &Scope) -> &Limits {
         match scope {
             Scope::Key(_) => &self.per_key,
             Scope::Team(_) => &self.per_team,
@@ -542,72 +552,6 @@ pub(super) fn counter_key(prefix: &str, scope: &Scope, kind: LimitKind, p: &Peri
     key
 }
 
-/// What one finished request changes in the counters of one scope.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Amounts {
-    /// The correction of the tokens-per-minute counter (actual minus estimate).
-    pub tpm: i64,
-    /// Tokens, for the day and month totals.
-    pub tokens: u64,
-    /// Micro-dollars, for the day and month totals.
-    pub usd_micros: u64,
-}
-
-impl Amounts {
-    /// Adds another request's amounts (of the same scope and periods).
-    pub fn merge(&mut self, other: Amounts) {
-        self.tpm = self.tpm.saturating_add(other.tpm);
-        self.tokens = self.tokens.saturating_add(other.tokens);
-        self.usd_micros = self.usd_micros.saturating_add(other.usd_micros);
-    }
-
-    /// The counter changes, for `scope` in the periods `p`.
-    pub fn adds(&self, prefix: &str, scope: &Scope, p: &Periods, adds: &mut Vec<Add>) {
-        let mut add = |kind: LimitKind, delta: i64, ttl: u64| {
-            adds.push(Add {
-                key: counter_key(prefix, scope, kind, p),
-                delta,
-                ttl,
-            });
-        };
-        if self.tpm != 0 {
-            add(LimitKind::Tokens, self.tpm, MINUTE_TTL);
-        }
-        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        if self.tokens > 0 {
-            add(LimitKind::TokensPerDay, clamp(self.tokens), DAY_TTL);
-            add(LimitKind::TokensPerMonth, clamp(self.tokens), MONTH_TTL);
-        }
-        if self.usd_micros > 0 {
-            add(LimitKind::UsdPerDay, clamp(self.usd_micros), DAY_TTL);
-            add(LimitKind::UsdPerMonth, clamp(self.usd_micros), MONTH_TTL);
-        }
-    }
-}
-
-/// What one finished request changes, per scope (see [`Limiter::settle`]): the minute's
-/// correction where a tokens-per-minute limit held the estimate, and the day and month totals
-/// of every scope, limited or not.
-pub(super) fn settle_amounts<'a>(
-    policy: &'a LimitPolicy,
-    ticket: &'a Ticket,
-    tokens: Option<u64>,
-    cost_micros: Option<u64>,
-    success: bool,
-) -> impl Iterator<Item = (&'a Scope, Amounts)> + 'a {
-    let used = tokens.unwrap_or(if success { ticket.estimate } else { 0 });
-    let correction = used as i64 - ticket.estimate as i64;
-    ticket.scopes().iter().map(move |scope| {
-        let corrects = ticket.held && policy.limits_of(scope).tokens_per_minute.is_some();
-        let amounts = Amounts {
-            tpm: if corrects { correction } else { 0 },
-            tokens: used,
-            usd_micros: cost_micros.unwrap_or(0),
-        };
-        (scope, amounts)
-    })
-}
-
 /// `f` within `timeout`; a store that answers at once (the in-memory one) arms no timer.
 pub(super) async fn within<T>(
     timeout: Duration,
@@ -618,30 +562,6 @@ pub(super) async fn within<T>(
     match first {
         std::task::Poll::Ready(v) => Ok(v),
         std::task::Poll::Pending => tokio::time::timeout(timeout, f).await,
-    }
-}
-
-/// Applies `adds` within `4 × timeout`, reporting a failure to the hook.
-pub(super) async fn apply_adds(
-    store: &dyn LimitStore,
-    timeout: Duration,
-    on_failure: Option<&FailureHook>,
-    adds: Vec<Add>,
-) {
-    if adds.is_empty() {
-        return;
-    }
-    let error = match within(timeout * 4, store.add(adds)).await {
-        Ok(Ok(())) => return,
-        Ok(Err(e)) => e.0,
-        Err(_) => "no answer in time".to_owned(),
-    };
-    if let Some(hook) = on_failure {
-        hook(&StoreFailure {
-            operation: "settle",
-            error,
-            admitted: true,
-        });
     }
 }
 

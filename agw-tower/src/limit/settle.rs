@@ -2,12 +2,16 @@
 //! batched.
 
 use super::clock::Periods;
-use super::limiter::{Amounts, FailureHook, LimitPolicy, Ticket, apply_adds, settle_amounts};
-use super::rejection::Scope;
-use super::store::LimitStore;
+use super::limiter::{
+    DAY_TTL, FailureHook, LimitPolicy, MINUTE_TTL, MONTH_TTL, StoreFailure, Ticket, counter_key,
+    within,
+};
+use super::rejection::{LimitKind, Scope};
+use super::store::{Add, LimitStore};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// The most settlements charged in one store operation.
@@ -136,6 +140,97 @@ impl Totals {
     fn drain(&mut self) -> impl Iterator<Item = ((Scope, Periods), Amounts)> + '_ {
         self.at.clear();
         self.list.drain(..)
+    }
+}
+
+/// What one finished request changes in the counters of one scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Amounts {
+    /// The correction of the tokens-per-minute counter (actual minus estimate).
+    pub tpm: i64,
+    /// Tokens, for the day and month totals.
+    pub tokens: u64,
+    /// Micro-dollars, for the day and month totals.
+    pub usd_micros: u64,
+}
+
+impl Amounts {
+    /// Adds another request's amounts (of the same scope and periods).
+    pub fn merge(&mut self, other: Amounts) {
+        self.tpm = self.tpm.saturating_add(other.tpm);
+        self.tokens = self.tokens.saturating_add(other.tokens);
+        self.usd_micros = self.usd_micros.saturating_add(other.usd_micros);
+    }
+
+    /// The counter changes, for `scope` in the periods `p`.
+    pub fn adds(&self, prefix: &str, scope: &Scope, p: &Periods, adds: &mut Vec<Add>) {
+        let mut add = |kind: LimitKind, delta: i64, ttl: u64| {
+            adds.push(Add {
+                key: counter_key(prefix, scope, kind, p),
+                delta,
+                ttl,
+            });
+        };
+        if self.tpm != 0 {
+            add(LimitKind::Tokens, self.tpm, MINUTE_TTL);
+        }
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        if self.tokens > 0 {
+            add(LimitKind::TokensPerDay, clamp(self.tokens), DAY_TTL);
+            add(LimitKind::TokensPerMonth, clamp(self.tokens), MONTH_TTL);
+        }
+        if self.usd_micros > 0 {
+            add(LimitKind::UsdPerDay, clamp(self.usd_micros), DAY_TTL);
+            add(LimitKind::UsdPerMonth, clamp(self.usd_micros), MONTH_TTL);
+        }
+    }
+}
+
+/// What one finished request changes, per scope (see
+/// [`Limiter::settle`](super::Limiter::settle)): the minute's correction where a
+/// tokens-per-minute limit held the estimate, and the day and month totals of every scope,
+/// limited or not.
+pub(super) fn settle_amounts<'a>(
+    policy: &'a LimitPolicy,
+    ticket: &'a Ticket,
+    tokens: Option<u64>,
+    cost_micros: Option<u64>,
+    success: bool,
+) -> impl Iterator<Item = (&'a Scope, Amounts)> + 'a {
+    let used = tokens.unwrap_or(if success { ticket.estimate() } else { 0 });
+    let correction = used as i64 - ticket.estimate() as i64;
+    ticket.scopes().iter().map(move |scope| {
+        let corrects = ticket.held() && policy.limits_of(scope).tokens_per_minute.is_some();
+        let amounts = Amounts {
+            tpm: if corrects { correction } else { 0 },
+            tokens: used,
+            usd_micros: cost_micros.unwrap_or(0),
+        };
+        (scope, amounts)
+    })
+}
+
+/// Applies `adds` within `4 × timeout`, reporting a failure to the hook.
+pub(super) async fn apply_adds(
+    store: &dyn LimitStore,
+    timeout: Duration,
+    on_failure: Option<&FailureHook>,
+    adds: Vec<Add>,
+) {
+    if adds.is_empty() {
+        return;
+    }
+    let error = match within(timeout * 4, store.add(adds)).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.0,
+        Err(_) => "no answer in time".to_owned(),
+    };
+    if let Some(hook) = on_failure {
+        hook(&StoreFailure {
+            operation: "settle",
+            error,
+            admitted: true,
+        });
     }
 }
 
