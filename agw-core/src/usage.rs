@@ -133,8 +133,8 @@ impl UsageCounter {
         if let Some(m) = model {
             self.model = Some(m);
         }
-        if let Some(Ok(v)) = usage.map(|r| serde_json::from_slice::<Value>(&body[r])) {
-            self.usage_object(&v, false);
+        if let Some(r) = usage {
+            self.usage_object(&Scanned::of(&body[r]), false);
         }
     }
 
@@ -178,8 +178,8 @@ impl UsageCounter {
     }
 
     /// `delta`: Anthropic's `message_delta`, whose counts replace only the fields it carries.
-    fn usage_object(&mut self, u: &Value, delta: bool) {
-        let n = |k: &str| u.get(k).and_then(Value::as_u64);
+    fn usage_object(&mut self, u: &impl Counts, delta: bool) {
+        let n = |k: &str| u.count(k);
         self.seen = true;
         match self.api {
             Api::Anthropic => {
@@ -201,11 +201,7 @@ impl UsageCounter {
                 let output = n("completion_tokens")
                     .or_else(|| n("output_tokens"))
                     .unwrap_or(0);
-                let cached = ["prompt_tokens_details", "input_tokens_details"]
-                    .iter()
-                    .find_map(|k| u.get(*k)?.get("cached_tokens")?.as_u64())
-                    .unwrap_or(0)
-                    .min(input);
+                let cached = u.cached().unwrap_or(0).min(input);
                 self.usage = Usage {
                     input: input - cached,
                     output,
@@ -229,6 +225,99 @@ impl UsageCounter {
     /// The final usage and response model; `None` if the response carried no usage.
     pub fn finish(self) -> Option<(Usage, Option<String>)> {
         self.seen.then_some((self.usage, self.model))
+    }
+}
+
+/// The counts of a `usage` object, read from a parsed value or by the scanner.
+trait Counts {
+    /// A top-level field that is a non-negative integer.
+    fn count(&self, key: &str) -> Option<u64>;
+    /// `prompt_tokens_details.cached_tokens`, else `input_tokens_details.cached_tokens`.
+    fn cached(&self) -> Option<u64>;
+}
+
+impl Counts for Value {
+    fn count(&self, key: &str) -> Option<u64> {
+        self.get(key).and_then(Value::as_u64)
+    }
+
+    fn cached(&self) -> Option<u64> {
+        DETAILS
+            .iter()
+            .find_map(|k| self.get(*k)?.get("cached_tokens")?.as_u64())
+    }
+}
+
+/// The fields of a `usage` object that [`UsageCounter`] reads.
+const COUNTS: [&str; 6] = [
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+];
+const DETAILS: [&str; 2] = ["prompt_tokens_details", "input_tokens_details"];
+
+/// A `usage` object read with the scanner, skipping what is not counted: no `Value` built
+/// for a JSON body's usage. Same answers as [`Value`]'s (`as_u64`, the last of duplicate
+/// keys); a value that is not an object has no counts.
+#[derive(Debug, Default)]
+struct Scanned {
+    counts: [Option<u64>; COUNTS.len()],
+    cached: [Option<u64>; DETAILS.len()],
+}
+
+impl Scanned {
+    /// `b`: one complete JSON value (the scanner validated it).
+    fn of(b: &[u8]) -> Self {
+        let mut out = Scanned::default();
+        let Ok(mut sc) = Scanner::new(b) else {
+            return out;
+        };
+        if sc.peek() != Some(b'{') {
+            return out;
+        }
+        let int = |sc: &mut Scanner<'_>| -> Result<Option<u64>, crate::json::JsonError> {
+            let r = sc.skip()?;
+            Ok(std::str::from_utf8(&b[r]).ok().and_then(|s| s.parse().ok()))
+        };
+        let _ = sc.object(|sc, key| {
+            if let Some(i) = COUNTS.iter().position(|k| sc.key_is(&key, k)) {
+                out.counts[i] = int(sc)?;
+            } else if let Some(i) = DETAILS.iter().position(|k| sc.key_is(&key, k)) {
+                out.cached[i] = None;
+                if sc.peek() == Some(b'{') {
+                    sc.object(|sc, key| {
+                        if sc.key_is(&key, "cached_tokens") {
+                            out.cached[i] = int(sc)?;
+                            Ok(())
+                        } else {
+                            sc.skip().map(drop)
+                        }
+                    })?;
+                } else {
+                    sc.skip()?;
+                }
+            } else {
+                sc.skip_fast()?;
+            }
+            Ok(())
+        });
+        out
+    }
+}
+
+impl Counts for Scanned {
+    fn count(&self, key: &str) -> Option<u64> {
+        COUNTS
+            .iter()
+            .position(|k| *k == key)
+            .and_then(|i| self.counts[i])
+    }
+
+    fn cached(&self) -> Option<u64> {
+        self.cached.iter().find_map(|c| *c)
     }
 }
 
@@ -381,6 +470,33 @@ mod tests {
         ];
         for (body, want) in cases {
             assert_eq!(max_tokens(body), *want, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    /// The scanner reads a `usage` object as the parsed `Value` does.
+    #[test]
+    fn scanned_usage_counts_as_the_value_does() {
+        for usage in [
+            r#"{"input_tokens":10,"output_tokens":5,"cache_creation_input_tokens":2,"cache_read_input_tokens":3}"#,
+            r#"{"input_tokens":10,"output_tokens":null,"server_tool_use":{"web_search_requests":1}}"#,
+            r#"{"input_tokens":1.0,"output_tokens":-4,"cache_read_input_tokens":"7"}"#,
+            r#"{"input_tokens":18446744073709551616,"output_tokens":1e2}"#,
+            r#"{"input_tokens":1,"input_tokens":2,"output_tokens":9}"#,
+            r#"{"prompt_tokens":100,"completion_tokens":20,"prompt_tokens_details":{"cached_tokens":40}}"#,
+            r#"{"prompt_tokens":100,"prompt_tokens_details":{"audio_tokens":1},"input_tokens_details":{"cached_tokens":7}}"#,
+            r#"{"input_tokens":100,"input_tokens_details":{"cached_tokens":1000}}"#,
+            r#"{"prompt_tokens_details":[1],"input_tokens_details":null}"#,
+            r#"{"prompt_tokens_details":{"cached_tokens":4},"prompt_tokens_details":{}}"#,
+            r#"{}"#,
+            r#"null"#,
+            r#"[1,2]"#,
+        ] {
+            let v: Value = serde_json::from_str(usage).unwrap();
+            let sc = Scanned::of(usage.as_bytes());
+            for k in COUNTS {
+                assert_eq!(sc.count(k), v.count(k), "{k} in {usage}");
+            }
+            assert_eq!(sc.cached(), v.cached(), "cached in {usage}");
         }
     }
 

@@ -60,8 +60,11 @@ pub use redis::RedisKeyStore;
 pub use service::Auth;
 pub use store::{BoxFuture, FileKeyStore, KeyStore, StoreError};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use std::sync::Arc;
+
+/// The header Anthropic clients send their key in (a constant: no name parsed per request).
+pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// How a caller proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -212,7 +215,7 @@ impl Authenticator {
     /// credential header agw cannot read (not UTF-8, another scheme, empty): refused, never
     /// taken for "no credential".
     pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
-        if let Some(v) = headers.get("x-api-key") {
+        if let Some(v) = headers.get(X_API_KEY) {
             return match v.to_str().map(str::trim) {
                 Ok(k) if !k.is_empty() => Ok(Some(k)),
                 _ => Err(AuthError::UnknownKey),

@@ -56,7 +56,7 @@ where
                 .authenticate_reported(req.headers(), super::key::unix_now())
                 .await;
             // Whatever the outcome, the client's credential goes no further.
-            req.headers_mut().remove("x-api-key");
+            req.headers_mut().remove(super::X_API_KEY);
             req.headers_mut().remove(http::header::AUTHORIZATION);
             match result {
                 Ok(identity) => {

@@ -26,7 +26,7 @@ pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// The periods a moment falls in, with their ids (used in counter names) and ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Periods {
     /// Minutes since the epoch.
     pub minute: u64,

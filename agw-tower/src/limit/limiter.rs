@@ -1,11 +1,12 @@
 //! The limiter: a policy of limits and budgets per key, per team and global, over a store.
 
 use super::clock::{Periods, rfc3339};
-use super::rejection::{LimitKind, Rejection, Scope, set};
-use super::store::{Acquired, Add, Check, LimitStore};
+use super::rejection::{LimitKind, Rejection, Scope};
+use super::settle::{Settle, Settler, apply_adds, settle_amounts};
+use super::store::{Acquired, Check, LimitStore};
 use crate::auth::Identity;
-use http::HeaderMap;
-use std::sync::Arc;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Limits of one scope; `None` is unlimited.
@@ -97,35 +98,67 @@ pub struct Ticket {
     periods: Periods,
     /// Per kind (requests, tokens): the limit and what remains, for the response headers.
     remaining: [Option<(u64, u64, u64)>; 2],
+    /// The minute's end as a header value (both kinds reset with the minute), formatted once
+    /// per minute by the limiter rather than per response.
+    minute_reset: Option<HeaderValue>,
     /// The estimate is held in the minute counters (the store answered).
     held: bool,
 }
 
 impl Ticket {
+    /// The tokens held in flight.
+    pub(super) fn estimate(&self) -> u64 {
+        self.estimate
+    }
+
+    /// Whether the estimate is held in the minute counters.
+    pub(super) fn held(&self) -> bool {
+        self.held
+    }
+
     /// Adds `x-agw-ratelimit-{requests,tokens}-{limit,remaining,reset}` (the tightest scope).
     pub fn headers(&self, headers: &mut HeaderMap) {
         for (names, remaining) in HEADER_NAMES.iter().zip(&self.remaining) {
             if let Some((limit, remaining, reset)) = remaining {
-                set(headers, names[0], limit.to_string());
-                set(headers, names[1], remaining.to_string());
-                set(headers, names[2], rfc3339(*reset));
+                headers.insert(names[0].clone(), HeaderValue::from(*limit));
+                headers.insert(names[1].clone(), HeaderValue::from(*remaining));
+                let reset = match &self.minute_reset {
+                    Some(v) if *reset == self.periods.minute_end => v.clone(),
+                    _ => reset_value(*reset),
+                };
+                headers.insert(names[2].clone(), reset);
             }
         }
     }
+
+    /// The scopes the request was admitted in (key, team, global).
+    pub(super) fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+
+    /// The periods the request was admitted in.
+    pub(super) fn periods(&self) -> Periods {
+        self.periods
+    }
 }
 
-const HEADER_NAMES: [[&str; 3]; 2] = [
+const HEADER_NAMES: [[HeaderName; 3]; 2] = [
     [
-        "x-agw-ratelimit-requests-limit",
-        "x-agw-ratelimit-requests-remaining",
-        "x-agw-ratelimit-requests-reset",
+        HeaderName::from_static("x-agw-ratelimit-requests-limit"),
+        HeaderName::from_static("x-agw-ratelimit-requests-remaining"),
+        HeaderName::from_static("x-agw-ratelimit-requests-reset"),
     ],
     [
-        "x-agw-ratelimit-tokens-limit",
-        "x-agw-ratelimit-tokens-remaining",
-        "x-agw-ratelimit-tokens-reset",
+        HeaderName::from_static("x-agw-ratelimit-tokens-limit"),
+        HeaderName::from_static("x-agw-ratelimit-tokens-remaining"),
+        HeaderName::from_static("x-agw-ratelimit-tokens-reset"),
     ],
 ];
+
+fn reset_value(t: u64) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(rfc3339(t)))
+        .expect("an RFC 3339 time is a valid header value")
+}
 
 /// A store failure, reported to the hook (for logs and metrics).
 #[derive(Debug, Clone)]
@@ -138,7 +171,7 @@ pub struct StoreFailure {
     pub admitted: bool,
 }
 
-type FailureHook = Arc<dyn Fn(&StoreFailure) + Send + Sync>;
+pub(super) type FailureHook = Arc<dyn Fn(&StoreFailure) + Send + Sync>;
 type RejectionHook = Arc<dyn Fn(&Rejection) + Send + Sync>;
 
 /// Applies a [`LimitPolicy`] over a [`LimitStore`]. Build once; share in an `Arc`.
@@ -147,6 +180,10 @@ pub struct Limiter {
     store: Arc<dyn LimitStore>,
     on_failure: Option<FailureHook>,
     on_rejection: Option<RejectionHook>,
+    /// The queue of [`Limiter::settle_later`], started on first use.
+    settler: OnceLock<Settler>,
+    /// The current minute's end and its header value.
+    minute_reset: Mutex<Option<(u64, HeaderValue)>>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -166,6 +203,8 @@ impl Limiter {
             store,
             on_failure: None,
             on_rejection: None,
+            settler: OnceLock::new(),
+            minute_reset: Mutex::new(None),
         }
     }
 
@@ -214,20 +253,29 @@ impl Limiter {
         self.store.get(vec![key]).await.map(|_| ())
     }
 
-    fn scopes(&self, who: Option<&Identity>) -> Vec<(Scope, &Limits)> {
+    fn scopes(who: Option<&Identity>) -> Vec<Scope> {
         let mut out = Vec::with_capacity(3);
         if let Some(who) = who {
-            out.push((Scope::Key(who.name.clone()), &self.policy.per_key));
+            out.push(Scope::Key(who.name.clone()));
             if let Some(t) = &who.team {
-                out.push((Scope::Team(t.clone()), &self.policy.per_team));
+                out.push(Scope::Team(t.clone()));
             }
         }
-        out.push((Scope::Global, &self.policy.global));
+        out.push(Scope::Global);
         out
     }
 
-    fn counter(&self, scope: &Scope, what: impl std::fmt::Display) -> String {
-        format!("{}:{}:{what}", self.policy.prefix, scope.id())
+    /// The header value of the minute ending at `end`, formatted once per minute.
+    fn minute_reset(&self, end: u64) -> HeaderValue {
+        let mut cached = self.minute_reset.lock().unwrap_or_else(|e| e.into_inner());
+        match &*cached {
+            Some((at, v)) if *at == end => v.clone(),
+            _ => {
+                let v = reset_value(end);
+                *cached = Some((end, v.clone()));
+                v
+            }
+        }
     }
 
     /// Checks and charges a request of `who` holding `estimate` tokens, at `now` (Unix s).
@@ -243,89 +291,82 @@ impl Limiter {
     ) -> Result<Ticket, Rejection> {
         let estimate = estimate.unwrap_or(self.policy.default_estimate);
         let p = Periods::at(now);
-        let scopes = self.scopes(who);
+        let scopes = Self::scopes(who);
         let mut checks = Vec::new();
+        // Per check: its scope's index, its kind, when it resets.
         let mut meta = Vec::new();
-        for (scope, limits) in &scopes {
-            // The counter name is formatted only for a limit that is set.
-            let mut push = |kind: LimitKind,
-                            limit: Option<u64>,
-                            what: std::fmt::Arguments<'_>,
-                            add,
-                            ttl,
-                            reset| {
+        for (i, scope) in scopes.iter().enumerate() {
+            let limits = self.policy.limits_of(scope);
+            let usd = |d: Option<f64>| d.map(|d| (d * 1e6).round() as u64);
+            // The counter name is built only for a limit that is set.
+            for (kind, limit, add, ttl, reset) in [
+                (
+                    LimitKind::Requests,
+                    limits.requests_per_minute,
+                    1,
+                    MINUTE_TTL,
+                    p.minute_end,
+                ),
+                (
+                    LimitKind::Tokens,
+                    limits.tokens_per_minute,
+                    estimate,
+                    MINUTE_TTL,
+                    p.minute_end,
+                ),
+                (
+                    LimitKind::TokensPerDay,
+                    limits.tokens_per_day,
+                    0,
+                    DAY_TTL,
+                    p.day_end,
+                ),
+                (
+                    LimitKind::TokensPerMonth,
+                    limits.tokens_per_month,
+                    0,
+                    MONTH_TTL,
+                    p.month_end,
+                ),
+                (
+                    LimitKind::UsdPerDay,
+                    usd(limits.usd_per_day),
+                    0,
+                    DAY_TTL,
+                    p.day_end,
+                ),
+                (
+                    LimitKind::UsdPerMonth,
+                    usd(limits.usd_per_month),
+                    0,
+                    MONTH_TTL,
+                    p.month_end,
+                ),
+            ] {
                 if let Some(limit) = limit {
                     checks.push(Check {
-                        key: self.counter(scope, what),
+                        key: counter_key(&self.policy.prefix, scope, kind, &p),
                         limit,
                         add,
                         ttl,
                     });
-                    meta.push((scope.clone(), kind, reset));
+                    meta.push((i, kind, reset));
                 }
-            };
-            let usd = |d: Option<f64>| d.map(|d| (d * 1e6).round() as u64);
-            push(
-                LimitKind::Requests,
-                limits.requests_per_minute,
-                format_args!("rpm:{}", p.minute),
-                1,
-                120,
-                p.minute_end,
-            );
-            push(
-                LimitKind::Tokens,
-                limits.tokens_per_minute,
-                format_args!("tpm:{}", p.minute),
-                estimate,
-                120,
-                p.minute_end,
-            );
-            push(
-                LimitKind::TokensPerDay,
-                limits.tokens_per_day,
-                format_args!("tok:d:{}", p.day),
-                0,
-                DAY_TTL,
-                p.day_end,
-            );
-            push(
-                LimitKind::TokensPerMonth,
-                limits.tokens_per_month,
-                format_args!("tok:m:{}", p.month),
-                0,
-                MONTH_TTL,
-                p.month_end,
-            );
-            push(
-                LimitKind::UsdPerDay,
-                usd(limits.usd_per_day),
-                format_args!("usd:d:{}", p.day),
-                0,
-                DAY_TTL,
-                p.day_end,
-            );
-            push(
-                LimitKind::UsdPerMonth,
-                usd(limits.usd_per_month),
-                format_args!("usd:m:{}", p.month),
-                0,
-                MONTH_TTL,
-                p.month_end,
-            );
+            }
         }
         let mut ticket = Ticket {
-            scopes: scopes.iter().map(|(s, _)| s.clone()).collect(),
+            scopes,
             estimate,
             periods: p,
             remaining: [None, None],
+            minute_reset: None,
             held: false,
         };
         if checks.is_empty() {
             return Ok(ticket);
         }
         let limits: Vec<u64> = checks.iter().map(|c| c.limit).collect();
-        let result = tokio::time::timeout(self.policy.timeout, self.store.acquire(checks)).await;
+        let result = within(self.policy.timeout, self.store.acquire(checks)).await;
         let error = match result {
             Ok(Ok(Acquired::Admitted(values))) => {
                 ticket.held = true;
@@ -340,12 +381,15 @@ impl Limiter {
                         ticket.remaining[slot] = Some((limits[i], remaining, *reset));
                     }
                 }
+                if ticket.remaining.iter().any(Option::is_some) {
+                    ticket.minute_reset = Some(self.minute_reset(p.minute_end));
+                }
                 return Ok(ticket);
             }
             Ok(Ok(Acquired::Refused { index, .. })) => {
                 let (scope, kind, reset) = meta.swap_remove(index);
                 return Err(Rejection::Limited {
-                    scope,
+                    scope: ticket.scopes[scope].clone(),
                     kind,
                     limit: limits[index],
                     reset,
@@ -355,8 +399,9 @@ impl Limiter {
             Ok(Err(e)) => e.0,
             Err(_) => format!("no answer within {:?}", self.policy.timeout),
         };
-        let budgets = scopes.iter().any(|(_, l)| l.has_budgets());
-        let rates = scopes.iter().any(|(_, l)| l.has_rates());
+        let limits = ticket.scopes.iter().map(|s| self.policy.limits_of(s));
+        let budgets = limits.clone().any(Limits::has_budgets);
+        let rates = limits.into_iter().any(Limits::has_rates);
         let admitted = !(budgets && self.policy.on_error_budgets == FailMode::Closed
             || rates && self.policy.on_error_limits == FailMode::Closed);
         if let Some(hook) = &self.on_failure {
@@ -383,66 +428,45 @@ impl Limiter {
         cost_micros: Option<u64>,
         success: bool,
     ) {
-        let p = &ticket.periods;
-        let used = tokens.unwrap_or(if success { ticket.estimate } else { 0 });
         let mut adds = Vec::new();
-        for scope in &ticket.scopes {
-            let limits = match scope {
-                Scope::Key(_) => &self.policy.per_key,
-                Scope::Team(_) => &self.policy.per_team,
-                Scope::Global => &self.policy.global,
-            };
-            if ticket.held && limits.tokens_per_minute.is_some() {
-                let delta = used as i64 - ticket.estimate as i64;
-                if delta != 0 {
-                    adds.push(Add {
-                        key: self.counter(scope, format_args!("tpm:{}", p.minute)),
-                        delta,
-                        ttl: 120,
-                    });
-                }
-            }
-            if used > 0 {
-                adds.push(Add {
-                    key: self.counter(scope, format_args!("tok:d:{}", p.day)),
-                    delta: used as i64,
-                    ttl: DAY_TTL,
-                });
-                adds.push(Add {
-                    key: self.counter(scope, format_args!("tok:m:{}", p.month)),
-                    delta: used as i64,
-                    ttl: MONTH_TTL,
-                });
-            }
-            if let Some(c) = cost_micros.filter(|&c| c > 0) {
-                adds.push(Add {
-                    key: self.counter(scope, format_args!("usd:d:{}", p.day)),
-                    delta: c as i64,
-                    ttl: DAY_TTL,
-                });
-                adds.push(Add {
-                    key: self.counter(scope, format_args!("usd:m:{}", p.month)),
-                    delta: c as i64,
-                    ttl: MONTH_TTL,
-                });
-            }
+        for (scope, amounts) in settle_amounts(&self.policy, ticket, tokens, cost_micros, success) {
+            amounts.adds(&self.policy.prefix, scope, &ticket.periods, &mut adds);
         }
-        if adds.is_empty() {
-            return;
-        }
-        let error = match tokio::time::timeout(self.policy.timeout * 4, self.store.add(adds)).await
-        {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e.0,
-            Err(_) => "no answer in time".to_owned(),
+        apply_adds(
+            &*self.store,
+            self.policy.timeout,
+            self.on_failure.as_ref(),
+            adds,
+        )
+        .await;
+    }
+
+    /// [`Limiter::settle`] off the caller's path, without a task per request: the settlement
+    /// is queued to one task per limiter (started on first use, on the current tokio runtime),
+    /// which charges everything queued meanwhile in one store operation (one Redis round
+    /// trip), counters changed by several requests once with the sum of their changes.
+    /// Outside a tokio runtime nothing is charged.
+    pub fn settle_later(
+        &self,
+        ticket: Arc<Ticket>,
+        tokens: Option<u64>,
+        cost_micros: Option<u64>,
+        success: bool,
+    ) {
+        let settle = Settle {
+            ticket,
+            tokens,
+            cost_micros,
+            success,
         };
-        if let Some(hook) = &self.on_failure {
-            hook(&StoreFailure {
-                operation: "settle",
-                error,
-                admitted: true,
-            });
-        }
+        let settler = self.settler.get_or_init(|| {
+            Settler::new(
+                self.policy.clone(),
+                self.store.clone(),
+                self.on_failure.clone(),
+            )
+        });
+        settler.send(settle);
     }
 
     /// Spend so far in micro-dollars and tokens, for `scope`, today and this month (for
@@ -454,13 +478,13 @@ impl Limiter {
     pub async fn spent(&self, scope: &Scope, now: u64) -> Result<Spent, super::LimitStoreError> {
         let p = Periods::at(now);
         let keys = [
-            format!("usd:d:{}", p.day),
-            format!("usd:m:{}", p.month),
-            format!("tok:d:{}", p.day),
-            format!("tok:m:{}", p.month),
+            LimitKind::UsdPerDay,
+            LimitKind::UsdPerMonth,
+            LimitKind::TokensPerDay,
+            LimitKind::TokensPerMonth,
         ]
-        .iter()
-        .map(|w| self.counter(scope, w))
+        .into_iter()
+        .map(|kind| counter_key(&self.policy.prefix, scope, kind, &p))
         .collect();
         let v = self.store.get(keys).await?;
         Ok(Spent {
@@ -485,6 +509,112 @@ pub struct Spent {
     pub tokens_month: u64,
 }
 
-/// Day counters outlive their day by a week (reports), month counters by about a year.
-const DAY_TTL: u64 = 8 * 86_400;
-const MONTH_TTL: u64 = 400 * 86_400;
+/// Minute counters live two minutes; day counters outlive their day by a week (reports),
+/// month counters by about a year.
+pub(super) const MINUTE_TTL: u64 = 120;
+pub(super) const DAY_TTL: u64 = 8 * 86_400;
+pub(super) const MONTH_TTL: u64 = 400 * 86_400;
+
+impl LimitPolicy {
+    pub(super) fn limits_of(&self, scope: &Scope) -> &Limits {
+        match scope {
+            Scope::Key(_) => &self.per_key,
+            Scope::Team(_) => &self.per_team,
+            Scope::Global => &self.global,
+        }
+    }
+}
+
+/// A counter's name: `{prefix}:{scope}:{counter}{period}`, e.g. `agw:k:alice:rpm:29930000`
+/// (built without `format!`: it runs for every counter of every request).
+pub(super) fn counter_key(prefix: &str, scope: &Scope, kind: LimitKind, p: &Periods) -> String {
+    let (tag, name) = match scope {
+        Scope::Key(k) => ("k:", k.as_str()),
+        Scope::Team(t) => ("t:", t.as_str()),
+        Scope::Global => ("g", ""),
+    };
+    let (counter, period) = match kind {
+        LimitKind::Requests => ("rpm:", p.minute),
+        LimitKind::Tokens => ("tpm:", p.minute),
+        LimitKind::TokensPerDay => ("tok:d:", u64::from(p.day)),
+        LimitKind::TokensPerMonth => ("tok:m:", u64::from(p.month)),
+        LimitKind::UsdPerDay => ("usd:d:", u64::from(p.day)),
+        LimitKind::UsdPerMonth => ("usd:m:", u64::from(p.month)),
+    };
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(period);
+    let mut key = String::with_capacity(
+        prefix.len() + tag.len() + name.len() + counter.len() + digits.len() + 2,
+    );
+    for part in [prefix, ":", tag, name, ":", counter, digits] {
+        key.push_str(part);
+    }
+    key
+}
+
+/// `f` within `timeout`; a store that answers at once (the in-memory one) arms no timer.
+pub(super) async fn within<T>(
+    timeout: Duration,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T, tokio::time::error::Elapsed> {
+    let mut f = std::pin::pin!(f);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(v) => Ok(v),
+        std::task::Poll::Pending => tokio::time::timeout(timeout, f).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counter names are shared with running replicas and stored spend: they must not change.
+    #[test]
+    fn counter_names_are_stable() {
+        let p = Periods::at(1_795_869_296);
+        let key = Scope::Key("alice".into());
+        let team = Scope::Team("platform".into());
+        for (scope, kind, want) in [
+            (&key, LimitKind::Requests, "agw:k:alice:rpm:29931154"),
+            (&key, LimitKind::Tokens, "agw:k:alice:tpm:29931154"),
+            (
+                &team,
+                LimitKind::TokensPerDay,
+                "agw:t:platform:tok:d:20261128",
+            ),
+            (
+                &team,
+                LimitKind::TokensPerMonth,
+                "agw:t:platform:tok:m:202611",
+            ),
+            (&Scope::Global, LimitKind::UsdPerDay, "agw:g:usd:d:20261128"),
+            (&Scope::Global, LimitKind::UsdPerMonth, "agw:g:usd:m:202611"),
+        ] {
+            assert_eq!(counter_key("agw", scope, kind, &p), want);
+        }
+    }
+
+    #[test]
+    fn ticket_headers_reuse_the_minute_value() {
+        let t = Ticket {
+            scopes: vec![Scope::Global],
+            estimate: 1,
+            periods: Periods::at(1_795_869_296),
+            remaining: [Some((10, 9, 1_795_869_300)), Some((100, 1, 1_795_872_000))],
+            minute_reset: Some(reset_value(1_795_869_300)),
+            held: true,
+        };
+        let mut h = HeaderMap::new();
+        t.headers(&mut h);
+        let get = |n: &str| h.get(n).unwrap().to_str().unwrap().to_owned();
+        assert_eq!(get("x-agw-ratelimit-requests-limit"), "10");
+        assert_eq!(get("x-agw-ratelimit-requests-remaining"), "9");
+        assert_eq!(
+            get("x-agw-ratelimit-requests-reset"),
+            "2026-11-28T12:35:00Z"
+        );
+        assert_eq!(get("x-agw-ratelimit-tokens-remaining"), "1");
+        assert_eq!(get("x-agw-ratelimit-tokens-reset"), "2026-11-28T13:20:00Z");
+    }
+}

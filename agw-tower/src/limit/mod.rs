@@ -53,6 +53,7 @@ mod limiter;
 mod redis;
 mod rejection;
 mod service;
+mod settle;
 mod store;
 
 /// The Redis connection type (reconnecting, shared by clones).

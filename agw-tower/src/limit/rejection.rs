@@ -41,7 +41,7 @@ impl LimitKind {
 }
 
 /// A scope limits apply to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// One key or subject.
     Key(String),
@@ -58,14 +58,6 @@ impl Scope {
             Scope::Key(_) => "key",
             Scope::Team(_) => "team",
             Scope::Global => "global",
-        }
-    }
-
-    pub(super) fn id(&self) -> String {
-        match self {
-            Scope::Key(k) => format!("k:{k}"),
-            Scope::Team(t) => format!("t:{t}"),
-            Scope::Global => "g".into(),
         }
     }
 

@@ -62,14 +62,13 @@ where
             };
             let (l, t) = (limiter.clone(), ticket.clone());
             UsageHooks::push(&mut req, move |report| {
-                let (l, t) = (l.clone(), t.clone());
-                let tokens = report.usage.map(|u| u.total());
-                let cost = report.cost_micros;
-                let success = report.status.is_success();
-                // Off the response path: the body has ended, nobody waits for this.
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    rt.spawn(async move { l.settle(&t, tokens, cost, success).await });
-                }
+                // Off the response path: queued to the limiter's settling task.
+                l.settle_later(
+                    t.clone(),
+                    report.usage.map(|u| u.total()),
+                    report.cost_micros,
+                    report.status.is_success(),
+                );
             });
             let mut res = inner.call(req).await?.map(Body::inner);
             ticket.headers(res.headers_mut());

@@ -90,10 +90,14 @@ impl Counters {
     }
 
     fn apply(&mut self, key: &str, delta: i64, ttl: u64, now: Instant) -> u64 {
-        let e = self
-            .map
-            .entry(key.to_owned())
-            .or_insert((0, now + Duration::from_secs(ttl)));
+        // Most counters exist: look up by `&str` and allocate the name only for a new one.
+        let e = match self.map.get_mut(key) {
+            Some(e) => e,
+            None => self
+                .map
+                .entry(key.to_owned())
+                .or_insert((0, now + Duration::from_secs(ttl))),
+        };
         if e.1 <= now {
             *e = (0, now + Duration::from_secs(ttl));
         }

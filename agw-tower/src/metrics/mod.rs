@@ -40,6 +40,7 @@
 //! assert!(text.ends_with("# EOF\n"));
 //! ```
 
+mod series;
 mod timer;
 
 pub use timer::{UpstreamTimer, UpstreamTimerLayer, UpstreamTiming};
@@ -52,6 +53,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use series::SeriesCache;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -194,6 +196,9 @@ pub struct Metrics {
     upstream_errors: Family<Upstream, Counter>,
     reloads: Family<Result_, Counter>,
     last_reload: Gauge,
+    /// The series of every kind of report seen, so a report is counted without building and
+    /// hashing its label sets again.
+    series: SeriesCache,
 }
 
 fn operation(kind: RouteKind) -> &'static str {
@@ -227,6 +232,7 @@ impl Metrics {
             reloads: Family::default(),
             last_reload: Gauge::default(),
             registry: Registry::default(),
+            series: SeriesCache::default(),
         };
         registry.register(
             "gen_ai_client_token_usage",
@@ -375,92 +381,135 @@ impl Metrics {
 
 impl UsageSink for Metrics {
     fn report(&self, r: &UsageReport) {
-        let (identity, team) = match (&r.identity, self.identity_label) {
-            (Some(i), true) => (Some(i.name.clone()), i.team.clone()),
-            _ => (None, None),
-        };
-        let backend = r.backend.as_deref().unwrap_or("").to_owned();
-        self.requests
-            .get_or_create(&Requests {
-                route: r.route.name(),
-                backend: backend.clone(),
-                status: r.status.as_u16(),
-                identity: identity.clone(),
-                team: team.clone(),
+        let s = self.series.get(r, self.identity_label);
+        s.requests
+            .get_or_init(|| {
+                let (identity, team) = self.identity(r);
+                self.requests
+                    .get_or_create(&Requests {
+                        route: r.route.name(),
+                        backend: r.backend.as_deref().unwrap_or("").to_owned(),
+                        status: r.status.as_u16(),
+                        identity,
+                        team,
+                    })
+                    .clone()
             })
             .inc();
         if let (Some(upstream), Some(headers)) = (r.upstream, r.time_to_headers) {
-            self.added_latency(r.route, headers.saturating_sub(upstream));
+            s.added
+                .get_or_init(|| {
+                    self.added
+                        .get_or_create(&Route {
+                            route: r.route.name(),
+                        })
+                        .clone()
+                })
+                .observe(headers.saturating_sub(upstream).as_secs_f64());
         }
         let op = operation(r.route);
         if op == "other" {
             return;
         }
-        let provider = r.provider.as_deref().unwrap_or("").to_owned();
-        let request_model = r.request_model.clone().unwrap_or_default();
-        let response_model = r.response_model.clone().unwrap_or_default();
-        let error_type = (!r.status.is_success()).then(|| r.status.as_u16().to_string());
-        self.duration
-            .get_or_create(&Duration_ {
-                gen_ai_operation_name: op,
-                gen_ai_provider_name: provider.clone(),
-                gen_ai_request_model: request_model.clone(),
-                gen_ai_response_model: response_model.clone(),
-                error_type,
+        let gen_ai = || GenAi {
+            gen_ai_operation_name: op,
+            gen_ai_provider_name: r.provider.as_deref().unwrap_or("").to_owned(),
+            gen_ai_request_model: r.request_model.clone().unwrap_or_default(),
+            gen_ai_response_model: r.response_model.clone().unwrap_or_default(),
+        };
+        s.duration
+            .get_or_init(|| {
+                let g = gen_ai();
+                self.duration
+                    .get_or_create(&Duration_ {
+                        gen_ai_operation_name: g.gen_ai_operation_name,
+                        gen_ai_provider_name: g.gen_ai_provider_name,
+                        gen_ai_request_model: g.gen_ai_request_model,
+                        gen_ai_response_model: g.gen_ai_response_model,
+                        error_type: (!r.status.is_success()).then(|| r.status.as_u16().to_string()),
+                    })
+                    .clone()
             })
             .observe(r.duration.as_secs_f64());
         if r.streamed && r.status.is_success() {
             if let Some(t) = r.time_to_first_byte {
-                self.ttft
-                    .get_or_create(&GenAi {
-                        gen_ai_operation_name: op,
-                        gen_ai_provider_name: provider.clone(),
-                        gen_ai_request_model: request_model.clone(),
-                        gen_ai_response_model: response_model.clone(),
-                    })
+                s.ttft
+                    .get_or_init(|| self.ttft.get_or_create(&gen_ai()).clone())
                     .observe(t.as_secs_f64());
             }
         }
         let Some(usage) = r.usage else { return };
-        for (ty, n) in [("input", usage.input_total()), ("output", usage.output)] {
-            self.token_usage
-                .get_or_create(&Tokens {
-                    gen_ai_token_type: ty,
-                    gen_ai_operation_name: op,
-                    gen_ai_provider_name: provider.clone(),
-                    gen_ai_request_model: request_model.clone(),
-                    gen_ai_response_model: response_model.clone(),
+        for (i, (ty, n)) in [("input", usage.input_total()), ("output", usage.output)]
+            .into_iter()
+            .enumerate()
+        {
+            s.token_usage[i]
+                .get_or_init(|| {
+                    let g = gen_ai();
+                    self.token_usage
+                        .get_or_create(&Tokens {
+                            gen_ai_token_type: ty,
+                            gen_ai_operation_name: g.gen_ai_operation_name,
+                            gen_ai_provider_name: g.gen_ai_provider_name,
+                            gen_ai_request_model: g.gen_ai_request_model,
+                            gen_ai_response_model: g.gen_ai_response_model,
+                        })
+                        .clone()
                 })
                 .observe(n as f64);
         }
-        let model = r.model().unwrap_or("").to_owned();
-        for (kind, n) in [
+        let model = || r.model().unwrap_or("").to_owned();
+        let backend = || r.backend.as_deref().unwrap_or("").to_owned();
+        for (i, (kind, n)) in [
             ("input", usage.input),
             ("output", usage.output),
             ("cache_write", usage.cache_write),
             ("cache_read", usage.cache_read),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             if n > 0 {
-                self.tokens
-                    .get_or_create(&TokenKind {
-                        backend: backend.clone(),
-                        model: model.clone(),
-                        kind,
-                        identity: identity.clone(),
-                        team: team.clone(),
+                s.tokens[i]
+                    .get_or_init(|| {
+                        let (identity, team) = self.identity(r);
+                        self.tokens
+                            .get_or_create(&TokenKind {
+                                backend: backend(),
+                                model: model(),
+                                kind,
+                                identity,
+                                team,
+                            })
+                            .clone()
                     })
                     .inc_by(n);
             }
         }
         if let Some(c) = r.cost_micros {
-            self.cost
-                .get_or_create(&Cost {
-                    backend,
-                    model,
-                    identity,
-                    team,
+            s.cost
+                .get_or_init(|| {
+                    let (identity, team) = self.identity(r);
+                    self.cost
+                        .get_or_create(&Cost {
+                            backend: backend(),
+                            model: model(),
+                            identity,
+                            team,
+                        })
+                        .clone()
                 })
                 .inc_by(c as f64 / 1e6);
+        }
+    }
+}
+
+impl Metrics {
+    /// The `identity` and `team` labels of a report (none unless configured).
+    fn identity(&self, r: &UsageReport) -> (Option<String>, Option<String>) {
+        match (&r.identity, self.identity_label) {
+            (Some(i), true) => (Some(i.name.clone()), i.team.clone()),
+            _ => (None, None),
         }
     }
 }

@@ -30,8 +30,48 @@ pub(crate) struct Pending {
 #[derive(Debug)]
 enum Reader {
     None,
-    Json(BytesMut),
+    Json(JsonBody),
     Sse(SseDecoder, Vec<Bytes>),
+}
+
+/// A JSON body held to its end: the common one-frame body is kept as it came (no copy).
+#[derive(Debug, Default)]
+enum JsonBody {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl JsonBody {
+    fn len(&self) -> usize {
+        match self {
+            JsonBody::Empty => 0,
+            JsonBody::One(b) => b.len(),
+            JsonBody::Many(b) => b.len(),
+        }
+    }
+
+    fn push(&mut self, chunk: &Bytes) {
+        match self {
+            JsonBody::Empty => *self = JsonBody::One(chunk.clone()),
+            JsonBody::One(first) => {
+                let mut all = BytesMut::with_capacity(first.len() + chunk.len());
+                all.extend_from_slice(first);
+                all.extend_from_slice(chunk);
+                *self = JsonBody::Many(all);
+            }
+            JsonBody::Many(all) => all.extend_from_slice(chunk),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            JsonBody::Empty => &[],
+            JsonBody::One(b) => b,
+            JsonBody::Many(b) => b,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -42,7 +82,7 @@ struct State {
 }
 
 impl State {
-    fn data(&mut self, chunk: &[u8]) {
+    fn data(&mut self, chunk: &Bytes) {
         if self.pending.report.time_to_first_byte.is_none() {
             self.pending.report.time_to_first_byte = Some(self.pending.start.elapsed());
         }
@@ -52,7 +92,7 @@ impl State {
                 if buf.len() + chunk.len() > MAX_JSON {
                     self.reader = Reader::None;
                 } else {
-                    buf.extend_from_slice(chunk);
+                    buf.push(chunk);
                 }
             }
             Reader::Sse(dec, events) => {
@@ -69,7 +109,7 @@ impl State {
 
     fn finish(mut self, complete: bool) {
         match &mut self.reader {
-            Reader::Json(buf) => self.counter.json(buf),
+            Reader::Json(buf) => self.counter.json(buf.bytes()),
             Reader::Sse(dec, _) => {
                 if let Some(e) = dec.finish() {
                     self.counter.event(&e);
@@ -145,7 +185,7 @@ impl<B> UsageBody<B> {
             pending.report.streamed = true;
             Reader::Sse(SseDecoder::new(MAX_EVENT), Vec::new())
         } else if ct.starts_with("application/json") {
-            Reader::Json(BytesMut::new())
+            Reader::Json(JsonBody::Empty)
         } else {
             Reader::None
         };
