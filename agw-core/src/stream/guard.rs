@@ -79,6 +79,8 @@ pub struct StreamGuard {
     hits: Vec<StreamHit>,
     /// Bytes of the events held back.
     held_bytes: usize,
+    /// A channel's text and where each held part starts in it, kept between scans.
+    scratch: (String, Vec<(u64, usize, usize)>),
 }
 
 /// Most bytes of events held back at once (a tool call's input and the events around it);
@@ -125,6 +127,7 @@ impl StreamGuard {
             rejected: false,
             hits: Vec::new(),
             held_bytes: 0,
+            scratch: Default::default(),
         }
     }
 
@@ -471,10 +474,12 @@ impl StreamGuard {
         let front = self.queue.front().map_or(0, |i| i.seq);
         let chan = &self.chans[c];
         let maskable = chan.key.kind == ChanKind::Text;
-        let mut window = chan.sent_tail.clone();
+        let (mut window, mut starts) = std::mem::take(&mut self.scratch);
+        window.clear();
+        window.push_str(&chan.sent_tail);
         let held_start = window.len();
         // (seq, part, start in window)
-        let mut starts = Vec::with_capacity(chan.pending.len());
+        starts.clear();
         for &(seq, pi) in &chan.pending {
             starts.push((seq, pi, window.len()));
             window.push_str(&self.queue[(seq - front) as usize].parts[pi].text);
@@ -586,6 +591,7 @@ impl StreamGuard {
             chan.sent_tail.drain(..cut);
             chan.base += cut;
         }
+        self.scratch = (window, starts);
         Ok(())
     }
 

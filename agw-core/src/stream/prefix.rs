@@ -150,11 +150,23 @@ impl Prefixes {
         // again next time.
         let cleared = |c: &Cache| c.clear_count() != live.clears;
         let groups = &mut live.groups;
+        // Without look-around, the byte before a start does not change its state.
+        let fixed_start = if dfa.get_nfa().look_set_any().is_empty() {
+            let config = start::Config::new().anchored(Anchored::Yes);
+            dfa.start_state(c, &config).ok()
+        } else {
+            None
+        };
         while at < text.len() {
-            let config = start::Config::new()
-                .anchored(Anchored::Yes)
-                .look_behind(at.checked_sub(1).map(|i| text[i]));
-            let state = dfa.start_state(c, &config).ok();
+            let state = match fixed_start {
+                Some(s) => Some(s),
+                None => {
+                    let config = start::Config::new()
+                        .anchored(Anchored::Yes)
+                        .look_behind(at.checked_sub(1).map(|i| text[i]));
+                    dfa.start_state(c, &config).ok()
+                }
+            };
             if cleared(c) {
                 groups.clear();
                 return self.hold_from(cache, text, from);
