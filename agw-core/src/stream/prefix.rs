@@ -145,39 +145,52 @@ impl Prefixes {
             }
         };
         live.end = None;
+        if c.clear_count() != live.clears {
+            live.after_start.clear();
+        }
         live.clears = c.clear_count();
         // Clearing the cache invalidates the states kept: then answer from scratch, and start
         // again next time.
         let cleared = |c: &Cache| c.clear_count() != live.clears;
-        let groups = &mut live.groups;
-        // Without look-around, the byte before a start does not change its state.
+        let (groups, after_start) = (&mut live.groups, &mut live.after_start);
+        // Without look-around, the byte before a start does not change its state, so the
+        // state after a start's first byte depends on that byte alone: remembered.
         let fixed_start = if dfa.get_nfa().look_set_any().is_empty() {
             let config = start::Config::new().anchored(Anchored::Yes);
             dfa.start_state(c, &config).ok()
         } else {
             None
         };
+        if fixed_start.is_some() && after_start.is_empty() {
+            after_start.resize(256, First::Unknown);
+        }
         while at < text.len() {
-            let state = match fixed_start {
-                Some(s) => Some(s),
+            let b = text[at];
+            // The start at `at`, after its first byte.
+            let first = match fixed_start {
+                Some(s) => match after_start[usize::from(b)] {
+                    First::Unknown => {
+                        let f = First::of(dfa.next_state(c, s, b));
+                        after_start[usize::from(b)] = f;
+                        f
+                    }
+                    f => f,
+                },
                 None => {
                     let config = start::Config::new()
                         .anchored(Anchored::Yes)
                         .look_behind(at.checked_sub(1).map(|i| text[i]));
-                    dfa.start_state(c, &config).ok()
+                    match dfa.start_state(c, &config) {
+                        Ok(s) => First::of(dfa.next_state(c, s, b)),
+                        Err(_) => First::Alive(None),
+                    }
                 }
             };
             if cleared(c) {
                 groups.clear();
                 return self.hold_from(cache, text, from);
             }
-            let p = base + at;
-            groups.push(Group {
-                first: p,
-                last: p,
-                state,
-            });
-            let b = text[at];
+            // The starts before it, over the same byte.
             let mut kept = 0;
             for i in 0..groups.len() {
                 let mut g = groups[i];
@@ -206,6 +219,21 @@ impl Prefixes {
                 }
             }
             groups.truncate(kept);
+            if let First::Alive(state) = first {
+                let p = base + at;
+                match groups.iter_mut().find(|h| h.state == state) {
+                    Some(h) => {
+                        // (`first` is `usize::MAX` when its starts were forgotten.)
+                        h.first = h.first.min(p);
+                        h.last = p;
+                    }
+                    None => groups.push(Group {
+                        first: p,
+                        last: p,
+                        state,
+                    }),
+                }
+            }
             at += 1;
         }
         live.end = Some(end);
@@ -248,6 +276,27 @@ pub(crate) struct Live {
     groups: Vec<Group>,
     /// The cache's clear count when the states were taken.
     clears: usize,
+    /// For patterns without look-around: the state after a start's first byte, by byte.
+    after_start: Vec<First>,
+}
+
+/// A state after one byte, if known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum First {
+    Unknown,
+    Dead,
+    /// `None`: the automaton quit or gave up.
+    Alive(Option<LazyStateID>),
+}
+
+impl First {
+    fn of<E>(next: Result<LazyStateID, E>) -> First {
+        match next {
+            Ok(n) if n.is_dead() => First::Dead,
+            Ok(n) if !n.is_quit() => First::Alive(Some(n)),
+            _ => First::Alive(None),
+        }
+    }
 }
 
 impl Live {
