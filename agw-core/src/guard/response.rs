@@ -15,7 +15,6 @@ use super::extract::{Doc, Loc, Seg, Top, Unit};
 use super::policy::{Decision, Rejection, Verdict};
 use super::{ActionKind, Field, Hit, InspectError, Policy, ToolHit};
 use crate::json::{JsonError, Scanner, Str, decode};
-use std::borrow::Cow;
 use std::ops::Range;
 
 /// Keys whose string values are identifiers or enums, not text a person reads.
@@ -83,34 +82,12 @@ pub(crate) fn check_json(body: &[u8]) -> Result<(), JsonError> {
     fn value(sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         match sc.peek() {
             Some(b'{') => {
-                // Most objects have a few keys: those are kept on the stack.
-                let mut few: [Cow<'_, [u8]>; FEW] = Default::default();
-                let mut n = 0;
-                let mut many = Vec::new();
+                let mut keys = Vec::new();
                 sc.object(|sc, k| {
-                    let key = sc.str_value(&k);
-                    if n < FEW {
-                        few[n] = key;
-                        n += 1;
-                    } else {
-                        if many.is_empty() {
-                            many.extend(few.iter_mut().map(std::mem::take));
-                        }
-                        many.push(key);
-                    }
+                    keys.push(sc.str_value(&k));
                     value(sc)
                 })?;
-                if many.is_empty() {
-                    // The smallest duplicated key, as sorting all of them would find it.
-                    let few = &few[..n];
-                    let dup = (0..n)
-                        .filter(|&i| few[i + 1..].contains(&few[i]))
-                        .map(|i| &few[i])
-                        .min();
-                    dup.map_or(Ok(()), |k| Err(duplicate(k)))
-                } else {
-                    no_duplicates(many)
-                }
+                no_duplicates(keys)
             }
             Some(b'[') => sc.array(|sc, _| value(sc)),
             _ => sc.skip().map(drop),
@@ -127,16 +104,12 @@ fn no_duplicates(mut keys: Vec<std::borrow::Cow<'_, [u8]>>) -> Result<(), JsonEr
     }
     keys.sort_unstable();
     match keys.windows(2).find(|w| w[0] == w[1]) {
-        Some(w) => Err(duplicate(&w[0])),
+        Some(w) => Err(JsonError::Shape(format!(
+            "duplicate key `{}`",
+            String::from_utf8_lossy(&w[0])
+        ))),
         None => Ok(()),
     }
-}
-
-/// Keys of one object checked for duplicates without allocating.
-const FEW: usize = 8;
-
-fn duplicate(key: &[u8]) -> JsonError {
-    JsonError::Shape(format!("duplicate key `{}`", String::from_utf8_lossy(key)))
 }
 
 /// Walks a response body (or the JSON of one stream event).
