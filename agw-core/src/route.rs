@@ -177,12 +177,45 @@ impl FromStr for RouteKind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pattern {
-    /// Matches the path exactly or as a `/`-bounded suffix.
-    Path(String),
+    /// Matches the path exactly or as a `/`-bounded suffix. With its [`Tail`].
+    Path(String, Tail),
     /// Matches paths starting with the prefix.
     Prefix(String),
     /// Matches everything, with the lowest priority.
     Fallback,
+}
+
+/// The last (up to) 8 bytes of a path, case-folded loosely (`| 0x20`), packed last byte
+/// first: a path can end with a pattern only if the low bytes of its tail equal the pattern's
+/// tail, which rules out most patterns with one comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tail {
+    bits: u64,
+    /// The bytes `bits` holds.
+    mask: u64,
+}
+
+impl Tail {
+    fn of(s: &str) -> Tail {
+        let b = s.as_bytes();
+        let n = b.len().min(8);
+        let mut last = [0u8; 8];
+        last[8 - n..].copy_from_slice(&b[b.len() - n..]);
+        let mask = if n == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        };
+        Tail {
+            bits: (u64::from_be_bytes(last) | 0x2020_2020_2020_2020) & mask,
+            mask,
+        }
+    }
+
+    /// Whether a path with this tail may end with a pattern with tail `p`.
+    fn may_end_with(self, p: Tail) -> bool {
+        self.bits & p.mask == p.bits
+    }
 }
 
 /// Ordered path patterns mapped to route kinds. See the [module docs](self) for the rules.
@@ -265,7 +298,7 @@ impl RouteTable {
         } else {
             // Requests are matched in canonical form, so patterns are too.
             match canonical_path(pattern) {
-                Ok(p) => Pattern::Path(p.into_owned()),
+                Ok(p) => Pattern::Path(p.to_string(), Tail::of(&p)),
                 Err(_) => return Err(invalid("the path has no canonical form")),
             }
         };
@@ -280,6 +313,9 @@ impl RouteTable {
     /// The kind for a request target (path with optional query), or `None` when nothing matched
     /// or the path has no canonical form.
     pub fn lookup(&self, path_and_query: &str) -> Option<RouteKind> {
+        if let Some(end) = canonical::canonical_end(path_and_query.as_bytes(), true) {
+            return self.lookup_canonical(&path_and_query[..end]);
+        }
         let path = path_and_query
             .split_once('?')
             .map_or(path_and_query, |(p, _)| p);
@@ -293,10 +329,15 @@ impl RouteTable {
         &self,
         path_and_query: &'a str,
     ) -> Result<(RouteKind, Cow<'a, str>), PathError> {
-        let path = path_and_query
-            .split_once('?')
-            .map_or(path_and_query, |(p, _)| p);
-        let path = canonical_path(path)?;
+        let path = match canonical::canonical_end(path_and_query.as_bytes(), true) {
+            Some(end) => Cow::Borrowed(&path_and_query[..end]),
+            None => {
+                let path = path_and_query
+                    .split_once('?')
+                    .map_or(path_and_query, |(p, _)| p);
+                canonical_path(path)?
+            }
+        };
         let kind = self
             .lookup_canonical(&path)
             .unwrap_or(RouteKind::Passthrough);
@@ -307,12 +348,16 @@ impl RouteTable {
     fn lookup_canonical(&self, path: &str) -> Option<RouteKind> {
         let mut best: Option<(usize, RouteKind)> = None;
         let mut fallback = None;
+        let tail = Tail::of(path);
         for (pattern, kind) in &self.entries {
             let score = match pattern {
-                Pattern::Path(p) if p.eq_ignore_ascii_case(path) => return Some(*kind),
+                Pattern::Path(p, t) if p.len() > path.len() || !tail.may_end_with(*t) => continue,
+                Pattern::Path(p, _) if p == path || p.eq_ignore_ascii_case(path) => {
+                    return Some(*kind);
+                }
                 // `p` starts with `/`, so a suffix match is always `/`-bounded.
-                Pattern::Path(p) if ends_with_ignore_case(path, p) => p.len(),
-                Pattern::Path(_) => continue,
+                Pattern::Path(p, _) if ends_with_ignore_case(path, p) => p.len(),
+                Pattern::Path(..) => continue,
                 Pattern::Prefix(p) if starts_with_ignore_case(path, p) => p.len(),
                 Pattern::Prefix(_) => continue,
                 Pattern::Fallback => {
@@ -339,7 +384,7 @@ impl RouteTable {
     /// keep their kinds (an explicit `Unguarded` stays unguarded).
     pub fn with_defaults(mut self, defaults: &RouteTable) -> Self {
         for (pattern, kind) in &defaults.entries {
-            if matches!(pattern, Pattern::Path(_))
+            if matches!(pattern, Pattern::Path(..))
                 && !self.entries.iter().any(|(p, _)| p == pattern)
             {
                 self.entries.push((pattern.clone(), *kind));
@@ -352,7 +397,7 @@ impl RouteTable {
     pub fn iter(&self) -> impl Iterator<Item = (String, RouteKind)> + '_ {
         self.entries.iter().map(|(p, k)| {
             let s = match p {
-                Pattern::Path(p) => p.clone(),
+                Pattern::Path(p, _) => p.clone(),
                 Pattern::Prefix(p) => format!("{p}*"),
                 Pattern::Fallback => "*".to_owned(),
             };

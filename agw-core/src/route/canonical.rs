@@ -43,32 +43,50 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Whether `path` is already canonical: the common case, checked without allocating.
-fn is_canonical(path: &[u8]) -> bool {
-    if path.len() > 1 && path.ends_with(b"/") {
-        return false;
+/// Where the path of `target` ends if it is already canonical (the common case), without
+/// allocating: at the first `?` when `query` (a request target), else at the end. `None` if
+/// the path is not absolute or not canonical.
+pub(super) fn canonical_end(target: &[u8], query: bool) -> Option<usize> {
+    let end = match query {
+        true => memchr::memchr(b'?', target).unwrap_or(target.len()),
+        false => target.len(),
+    };
+    let path = &target[..end];
+    if path.first() != Some(&b'/') || (end > 1 && path[end - 1] == b'/') {
+        return None;
     }
-    let mut prev = b'/';
-    for (i, &b) in path.iter().enumerate() {
-        match b {
-            b'%' | b';' | b'\\' => return false,
-            b'/' if prev == b'/' && i > 0 => return false,
-            b'.' if prev == b'/' => {
-                let rest = &path[i..];
-                if rest == b"."
-                    || rest == b".."
-                    || rest.starts_with(b"./")
-                    || rest.starts_with(b"../")
-                {
-                    return false;
-                }
+    // One branch-free pass over byte pairs: bytes never in a canonical path (`%`, `;`, `\`,
+    // space, controls, non-ASCII), empty segments, and segments starting with a dot.
+    // (Written over two shifted slices so that it compiles to SIMD.)
+    let (before, after) = (&path[..end - 1], &path[1..]);
+    let (mut bad, mut dot) = (0u8, 0u8);
+    for i in 0..after.len() {
+        let (a, b) = (before[i], after[i]);
+        let slash = u8::from(a == b'/');
+        bad |= u8::from(b <= b' ')
+            | u8::from(b >= 0x7f)
+            | u8::from(b == b'%')
+            | u8::from(b == b';')
+            | u8::from(b == b'\\')
+            | (slash & u8::from(b == b'/'));
+        dot |= slash & u8::from(b == b'.');
+    }
+    if bad != 0 {
+        return None;
+    }
+    if dot != 0 {
+        // Rare: is one of them `.` or `..`?
+        for (i, _) in path.windows(2).enumerate().filter(|(_, w)| w == b"/.") {
+            let seg = path[i + 1..]
+                .split(|&b| b == b'/')
+                .next()
+                .unwrap_or_default();
+            if seg == b"." || seg == b".." {
+                return None;
             }
-            0..=0x20 | 0x7f.. => return false,
-            _ => {}
         }
-        prev = b;
     }
-    true
+    Some(end)
 }
 
 /// The canonical form of a request path (without its query): one spelling for every path an
@@ -106,7 +124,7 @@ pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     if bytes.first() != Some(&b'/') {
         return Err(PathError::NotAbsolute);
     }
-    if is_canonical(bytes) {
+    if canonical_end(bytes, false).is_some() {
         return Ok(Cow::Borrowed(path));
     }
     // Decode.
@@ -241,6 +259,38 @@ mod tests {
         ));
         let odd = canonical_path("/v1/./x/../message%73;p/").unwrap();
         assert_eq!(canonical_path(&odd).unwrap(), odd);
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_canonicalisation() {
+        // Every string over a small alphabet of the bytes that matter, up to 6 bytes, as a
+        // path and as a request target.
+        let alphabet = [b'/', b'.', b'?', b'a', b'%', b';', b' ', b'\\', b'2', b'F'];
+        let mut targets = vec![Vec::new()];
+        for len in 1..=6 {
+            let mut n = alphabet.len().pow(len);
+            while n > 0 {
+                n -= 1;
+                let mut t = vec![b'/'];
+                let mut k = n;
+                for _ in 0..len {
+                    t.push(alphabet[k % alphabet.len()]);
+                    k /= alphabet.len();
+                }
+                targets.push(t);
+            }
+        }
+        for t in &targets {
+            let s = std::str::from_utf8(t).unwrap();
+            let borrowed = matches!(canonical_path(s), Ok(Cow::Borrowed(_)));
+            assert_eq!(canonical_end(t, false).is_some(), borrowed, "{s:?}");
+            let path = s.split_once('?').map_or(s, |(p, _)| p);
+            let want = match canonical_path(path) {
+                Ok(Cow::Borrowed(p)) => Some(p.len()),
+                _ => None,
+            };
+            assert_eq!(canonical_end(t, true), want, "{s:?} as a request target");
+        }
     }
 
     /// Starlette-like normaliser (the fuzz target `path` uses the same oracle): decode every

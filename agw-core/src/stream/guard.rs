@@ -2,6 +2,7 @@
 //! tool call not yet checked, masks, or cuts the stream off.
 
 use super::events::{ChanKey, ChanKind, Completes, Dialect, Meaning, Step, meaning};
+use super::prefix::Live;
 use super::sse::fields;
 use crate::api::{Api, ErrorBody, ErrorKind};
 use crate::guard::response::walk;
@@ -50,6 +51,10 @@ struct Chan {
     done: bool,
     /// The most recent text already decided, as context for matches reaching back into it.
     sent_tail: String,
+    /// Where `sent_tail` starts in the channel's text (what was dropped from its front).
+    base: usize,
+    /// The prefix automaton's live states over the channel's text.
+    live: Live,
     /// Parts not yet decided: (item seq, part index).
     pending: VecDeque<(u64, usize)>,
     /// A tool call's input so far.
@@ -74,6 +79,8 @@ pub struct StreamGuard {
     hits: Vec<StreamHit>,
     /// Bytes of the events held back.
     held_bytes: usize,
+    /// A channel's text and where each held part starts in it, kept between scans.
+    scratch: (String, Vec<(u64, usize, usize)>),
 }
 
 /// Most bytes of events held back at once (a tool call's input and the events around it);
@@ -120,6 +127,7 @@ impl StreamGuard {
             rejected: false,
             hits: Vec::new(),
             held_bytes: 0,
+            scratch: Default::default(),
         }
     }
 
@@ -317,6 +325,8 @@ impl StreamGuard {
             name: String::new(),
             done: false,
             sent_tail: String::new(),
+            base: 0,
+            live: Live::default(),
             pending: VecDeque::new(),
             input: Vec::new(),
         });
@@ -464,10 +474,12 @@ impl StreamGuard {
         let front = self.queue.front().map_or(0, |i| i.seq);
         let chan = &self.chans[c];
         let maskable = chan.key.kind == ChanKind::Text;
-        let mut window = chan.sent_tail.clone();
+        let (mut window, mut starts) = std::mem::take(&mut self.scratch);
+        window.clear();
+        window.push_str(&chan.sent_tail);
         let held_start = window.len();
         // (seq, part, start in window)
-        let mut starts = Vec::with_capacity(chan.pending.len());
+        starts.clear();
         for &(seq, pi) in &chan.pending {
             starts.push((seq, pi, window.len()));
             window.push_str(&self.queue[(seq - front) as usize].parts[pi].text);
@@ -492,10 +504,17 @@ impl StreamGuard {
             } else {
                 map.partition_point(|r| r.start < floor)
             };
-            let h = self
-                .policy
-                .prefixes()
-                .hold_from(&mut self.cache, text, from);
+            let prefixes = self.policy.prefixes();
+            let chan = &mut self.chans[c];
+            let h = if plain {
+                let h = prefixes.hold_live(&mut self.cache, &mut chan.live, text, chan.base, from);
+                debug_assert_eq!(h, prefixes.hold_from(&mut self.cache, text, from));
+                h
+            } else {
+                // Normalising may change text already read: no live states across it.
+                chan.live.reset();
+                prefixes.hold_from(&mut self.cache, text, from)
+            };
             let h = if h >= text.len() {
                 end
             } else {
@@ -546,9 +565,14 @@ impl StreamGuard {
         if let Some((rule, err)) = reject {
             return Err(self.reject(rule, err));
         }
+        let edited = !edits.is_empty();
         self.apply(&window, &starts, front, edits);
         // Move the decided parts into the sent tail.
         let chan = &mut self.chans[c];
+        if edited {
+            // The automaton read the text before the masks.
+            chan.live.reset();
+        }
         for &(seq, pi, _) in &starts[..ready] {
             chan.pending.pop_front();
             let part = &mut self.queue[(seq - front) as usize].parts[pi];
@@ -556,14 +580,18 @@ impl StreamGuard {
             chan.sent_tail.push_str(&part.text);
         }
         if force {
+            chan.base += chan.sent_tail.len();
             chan.sent_tail.clear();
+            chan.live.reset();
         } else if chan.sent_tail.len() > self.window {
             let mut cut = chan.sent_tail.len() - self.window;
             while !chan.sent_tail.is_char_boundary(cut) {
                 cut += 1;
             }
             chan.sent_tail.drain(..cut);
+            chan.base += cut;
         }
+        self.scratch = (window, starts);
         Ok(())
     }
 

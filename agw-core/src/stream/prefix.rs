@@ -10,9 +10,16 @@
 //! Being broader than the detectors only holds text longer than needed, never too little. If
 //! the DFA cannot be built (a pattern it does not support) or gives up on some text, everything
 //! counts as possibly matching, and the stream guard falls back to its window alone.
+//!
+//! A stream's text only grows, and a start position that died stays dead whatever is appended,
+//! so [`Prefixes::hold_live`] reads each byte once: a [`Live`] keeps the automaton states still
+//! alive between calls, each with the earliest start that reached it (starts in the same state
+//! share their future). That makes an event cost its own bytes times the few live states,
+//! instead of every start position of the held text times the length of its run.
 
 use crate::detect::Detector;
 use crate::guard::{Matcher, Policy};
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::util::start;
 use regex_automata::{Anchored, MatchKind};
@@ -38,6 +45,11 @@ fn detector_pattern(d: Detector) -> &'static str {
 
 impl Prefixes {
     pub fn build(policy: &Policy) -> Prefixes {
+        Self::build_with(policy, 1 << 20, false)
+    }
+
+    /// `small_cache`: the smallest cache the DFA allows, so tests see it cleared often.
+    fn build_with(policy: &Policy, capacity: usize, small_cache: bool) -> Prefixes {
         let mut patterns = Vec::new();
         for rule in policy.rules() {
             match rule.matcher() {
@@ -73,7 +85,8 @@ impl Prefixes {
                 DFA::config()
                     .match_kind(MatchKind::All)
                     .unicode_word_boundary(true)
-                    .cache_capacity(1 << 20),
+                    .cache_capacity(capacity)
+                    .skip_cache_capacity_check(small_cache),
             )
             .build_many(&patterns)
             .ok();
@@ -91,70 +104,242 @@ impl Prefixes {
         let (Some(dfa), Some(cache)) = (&self.dfa, cache.as_mut()) else {
             return from.min(text.len());
         };
-        'start: for p in from..text.len() {
-            let config = start::Config::new()
-                .anchored(Anchored::Yes)
-                .look_behind(p.checked_sub(1).map(|i| text[i]));
-            let Ok(mut sid) = dfa.start_state(cache, &config) else {
-                return p;
+        first_alive(dfa, cache, text, from, text.len()).unwrap_or(text.len())
+    }
+
+    /// What [`hold_from`](Self::hold_from) gives for `text` and `from`, reading only the bytes
+    /// `live` has not read yet.
+    ///
+    /// `text` is a window on a growing text, starting at offset `base` of it. What `live` read
+    /// before must be unchanged in the window (after changing it, call [`Live::reset`]), and
+    /// neither `base` nor `base + from` may decrease from one call to the next.
+    pub fn hold_live(
+        &self,
+        cache: &mut Option<Cache>,
+        live: &mut Live,
+        text: &[u8],
+        base: usize,
+        from: usize,
+    ) -> usize {
+        let (Some(dfa), Some(c)) = (&self.dfa, cache.as_mut()) else {
+            live.reset();
+            return from.min(text.len());
+        };
+        if from >= text.len() {
+            return text.len();
+        }
+        if from == 0 && base > 0 {
+            // `hold_from` tries the window's first byte without the byte before it (dropped
+            // from the window), which a start read earlier had: answer as it does.
+            live.reset();
+            return self.hold_from(cache, text, from);
+        }
+        let floor = base + from;
+        let end = base + text.len();
+        let mut at = match live.end {
+            Some(e) if (floor..=end).contains(&e) && c.clear_count() == live.clears => e - base,
+            // Nothing read, or only text before the floor: start again at the floor.
+            _ => {
+                live.groups.clear();
+                from
+            }
+        };
+        live.end = None;
+        if c.clear_count() != live.clears {
+            live.after_start.clear();
+        }
+        live.clears = c.clear_count();
+        // Clearing the cache invalidates the states kept: then answer from scratch, and start
+        // again next time.
+        let cleared = |c: &Cache| c.clear_count() != live.clears;
+        let (groups, after_start) = (&mut live.groups, &mut live.after_start);
+        // Without look-around, the byte before a start does not change its state, so the
+        // state after a start's first byte depends on that byte alone: remembered.
+        let fixed_start = if dfa.get_nfa().look_set_any().is_empty() {
+            let config = start::Config::new().anchored(Anchored::Yes);
+            dfa.start_state(c, &config).ok()
+        } else {
+            None
+        };
+        if fixed_start.is_some() && after_start.is_empty() {
+            after_start.resize(256, First::Unknown);
+        }
+        while at < text.len() {
+            let b = text[at];
+            // The start at `at`, after its first byte.
+            let first = match fixed_start {
+                Some(s) => match after_start[usize::from(b)] {
+                    First::Unknown => {
+                        let f = First::of(dfa.next_state(c, s, b));
+                        after_start[usize::from(b)] = f;
+                        f
+                    }
+                    f => f,
+                },
+                None => {
+                    let config = start::Config::new()
+                        .anchored(Anchored::Yes)
+                        .look_behind(at.checked_sub(1).map(|i| text[i]));
+                    match dfa.start_state(c, &config) {
+                        Ok(s) => First::of(dfa.next_state(c, s, b)),
+                        Err(_) => First::Alive(None),
+                    }
+                }
             };
-            for &b in &text[p..] {
-                match dfa.next_state(cache, sid, b) {
-                    Ok(next) if next.is_dead() => continue 'start,
-                    Ok(next) if next.is_quit() => return p,
-                    Ok(next) => sid = next,
-                    Err(_) => return p,
+            if cleared(c) {
+                groups.clear();
+                return self.hold_from(cache, text, from);
+            }
+            // The starts before it, over the same byte.
+            let mut kept = 0;
+            for i in 0..groups.len() {
+                let mut g = groups[i];
+                if let Some(s) = g.state {
+                    let next = dfa.next_state(c, s, b);
+                    if cleared(c) {
+                        groups.clear();
+                        return self.hold_from(cache, text, from);
+                    }
+                    match next {
+                        Ok(n) if n.is_dead() => continue,
+                        Ok(n) if !n.is_quit() => g.state = Some(n),
+                        // Quit or gave up: alive for good, as `hold_from` counts it.
+                        _ => g.state = None,
+                    }
+                }
+                match groups[..kept].iter_mut().find(|h| h.state == g.state) {
+                    Some(h) => {
+                        h.first = h.first.min(g.first);
+                        h.last = h.last.max(g.last);
+                    }
+                    None => {
+                        groups[kept] = g;
+                        kept += 1;
+                    }
                 }
             }
-            return p;
+            groups.truncate(kept);
+            if let First::Alive(state) = first {
+                let p = base + at;
+                match groups.iter_mut().find(|h| h.state == state) {
+                    Some(h) => {
+                        // (`first` is `usize::MAX` when its starts were forgotten.)
+                        h.first = h.first.min(p);
+                        h.last = p;
+                    }
+                    None => groups.push(Group {
+                        first: p,
+                        last: p,
+                        state,
+                    }),
+                }
+            }
+            at += 1;
         }
-        text.len()
+        live.end = Some(end);
+        // The earliest live start at or after the floor. A state whose starts all lie before
+        // the floor no longer counts (its starts are forgotten, the state stays for starts
+        // that join it later); one whose earliest start lies before the floor and latest after
+        // it may hide starts in between: those positions are tried from scratch.
+        let mut best = text.len();
+        let mut unknown_to = from;
+        for g in groups.iter_mut() {
+            if g.last < floor {
+                g.first = usize::MAX;
+            } else if g.first >= floor {
+                best = best.min(g.first - base);
+            } else {
+                unknown_to = unknown_to.max(g.last - base + 1);
+            }
+        }
+        let to = unknown_to.min(best);
+        if from < to {
+            let found = first_alive(dfa, c, text, from, to);
+            if cleared(c) {
+                live.reset();
+            }
+            if let Some(p) = found {
+                return p;
+            }
+        }
+        best
     }
+}
+
+/// Live automaton states between calls of [`Prefixes::hold_live`], for one growing text.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    /// Where the text read so far ends (an offset in the whole text); `None` when nothing
+    /// usable was read.
+    end: Option<usize>,
+    /// The live states, each with the range of starts known to have reached it.
+    groups: Vec<Group>,
+    /// The cache's clear count when the states were taken.
+    clears: usize,
+    /// For patterns without look-around: the state after a start's first byte, by byte.
+    after_start: Vec<First>,
+}
+
+/// A state after one byte, if known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum First {
+    Unknown,
+    Dead,
+    /// `None`: the automaton quit or gave up.
+    Alive(Option<LazyStateID>),
+}
+
+impl First {
+    fn of<E>(next: Result<LazyStateID, E>) -> First {
+        match next {
+            Ok(n) if n.is_dead() => First::Dead,
+            Ok(n) if !n.is_quit() => First::Alive(Some(n)),
+            _ => First::Alive(None),
+        }
+    }
+}
+
+impl Live {
+    /// Forgets what was read (the text read changed): the next call starts at its floor.
+    pub fn reset(&mut self) {
+        self.end = None;
+        self.groups.clear();
+    }
+}
+
+/// One live automaton state and the starts that reached it: `first` is the earliest still
+/// counted (`usize::MAX` if none), `last` the latest; starts between them may have died or
+/// joined another state before this one.
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    first: usize,
+    last: usize,
+    /// `None` once the automaton quit or gave up on the text: alive whatever follows.
+    state: Option<LazyStateID>,
+}
+
+/// The first start in `from..to` whose anchored run over the rest of `text` is still alive
+/// (or ended in the automaton quitting or giving up).
+fn first_alive(dfa: &DFA, cache: &mut Cache, text: &[u8], from: usize, to: usize) -> Option<usize> {
+    'start: for p in from..to.min(text.len()) {
+        let config = start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(p.checked_sub(1).map(|i| text[i]));
+        let Ok(mut sid) = dfa.start_state(cache, &config) else {
+            return Some(p);
+        };
+        for &b in &text[p..] {
+            match dfa.next_state(cache, sid, b) {
+                Ok(next) if next.is_dead() => continue 'start,
+                Ok(next) if next.is_quit() => return Some(p),
+                Ok(next) => sid = next,
+                Err(_) => return Some(p),
+            }
+        }
+        return Some(p);
+    }
+    None
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::guard::Rule;
-
-    fn hold(policy: Policy, text: &str) -> usize {
-        let p = Prefixes::build(&policy);
-        let mut cache = p.cache();
-        p.hold_from(&mut cache, text.as_bytes(), 0)
-    }
-
-    #[test]
-    fn holds_only_what_could_still_match() {
-        let phrase = || {
-            Policy::builder()
-                .rule(Rule::literals("p", ["credit card"]).case_insensitive(true))
-                .build()
-                .unwrap()
-        };
-        for (text, want) in [
-            ("hello there", 11),
-            ("hello cre", 6),
-            ("hello credit", 6),
-            ("hello CREDIT  ca", 6),
-            ("hello credit cart", 17),
-            // A complete match is held until the next byte: the automaton decides one byte late.
-            ("hello credit card", 6),
-            ("hello credit card. x", 20),
-            ("", 0),
-        ] {
-            assert_eq!(hold(phrase(), text), want, "{text:?}");
-        }
-        let cards = Policy::builder()
-            .rule(Rule::detectors("c", [Detector::CreditCard]).mask())
-            .build()
-            .unwrap();
-        assert_eq!(hold(cards.clone(), "the card 4111 1111"), 9);
-        assert_eq!(hold(cards, "the card 4111 1111 ok"), 21);
-        let regex = Policy::builder()
-            .rule(Rule::regex("r", [r"kubectl\s+delete"]))
-            .build()
-            .unwrap();
-        assert_eq!(hold(regex.clone(), "run kubectl   "), 4);
-        assert_eq!(hold(regex, "run kubectl get"), 15);
-    }
-}
+mod tests;

@@ -1,6 +1,7 @@
 //! The incremental SSE decoder.
 
 use bytes::{Bytes, BytesMut};
+use std::borrow::Cow;
 
 /// An event too large for the decoder's limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,30 +96,36 @@ impl SseDecoder {
     }
 }
 
-/// The `event:` name, the joined `data:` lines of one event, and whether it has any `data`
-/// field at all.
-pub(crate) fn fields(text: &str) -> (Option<&str>, String, bool) {
+/// The `event:` name, the joined `data:` lines of one event (borrowed when there is one), and
+/// whether it has any `data` field at all.
+pub(crate) fn fields(text: &str) -> (Option<&str>, Cow<'_, str>, bool) {
     let mut name = None;
-    let mut data = String::new();
-    let mut first = true;
-    for line in text.split(['\n', '\r']) {
+    let mut data: Option<Cow<'_, str>> = None;
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at <= bytes.len() {
+        let end = memchr::memchr2(b'\n', b'\r', &bytes[at..]).map_or(bytes.len(), |n| at + n);
+        let line = &text[at..end];
+        at = end + 1;
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
             None => (line, ""),
         };
         match field {
             "event" => name = Some(value),
-            "data" => {
-                if !first {
-                    data.push('\n');
+            "data" => match &mut data {
+                None => data = Some(Cow::Borrowed(value)),
+                Some(d) => {
+                    let d = d.to_mut();
+                    d.push('\n');
+                    d.push_str(value);
                 }
-                data.push_str(value);
-                first = false;
-            }
+            },
             _ => {}
         }
     }
-    (name, data, !first)
+    let has_data = data.is_some();
+    (name, data.unwrap_or_default(), has_data)
 }
 
 #[cfg(test)]

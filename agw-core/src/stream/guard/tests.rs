@@ -759,3 +759,54 @@ fn what_is_held_behind_an_open_tool_call_is_bounded() {
         &s[..s.len().min(300)]
     );
 }
+
+/// The hold-back is incremental (the automaton's live states carry over from one event to the
+/// next): a secret split across events at any byte, in two or three deltas, behind text that
+/// slid out of the window, is masked as it is when it arrives whole.
+#[test]
+fn a_secret_split_at_every_byte_across_events_is_masked() {
+    let policy = Policy::builder()
+        .rule(Rule::detectors("d", Detector::ALL).mask())
+        .rule(
+            Rule::literals("k", ["project zebra"])
+                .case_insensitive(true)
+                .mask(),
+        )
+        .build()
+        .unwrap();
+    let lead = "words that slide out of the window first. ".repeat(3);
+    for secret in [
+        "4111 1111 1111 1111",
+        "AKIAIOSFODNN7EXAMPLE",
+        "Project Zebra",
+        "jane.doe@example.com",
+    ] {
+        let text = format!("{lead}see {secret} then more text");
+        let whole = text_of(
+            &run(
+                &policy,
+                Api::Anthropic,
+                32,
+                &anthropic_stream(&[&text]),
+                1 << 20,
+            )
+            .0,
+        );
+        assert!(!whole.contains(secret), "{whole}");
+        let at = lead.len() + 4;
+        for i in at..=at + secret.len() {
+            for j in [i, (i + 3).min(text.len()), text.len()] {
+                let deltas = [&text[..i], &text[i..j], &text[j..]];
+                let out = run(
+                    &policy,
+                    Api::Anthropic,
+                    32,
+                    &anthropic_stream(&deltas),
+                    1 << 20,
+                )
+                .0;
+                assert_eq!(text_of(&out), whole, "{deltas:?}");
+            }
+        }
+    }
+}
