@@ -99,6 +99,12 @@ impl std::fmt::Debug for StreamGuard {
     }
 }
 
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.policy.prefixes().recycle(self.cache.take());
+    }
+}
+
 impl StreamGuard {
     /// A guard for a Messages (Anthropic) or chat completions (OpenAI) stream in `api`'s
     /// format that holds back at most `window` bytes of text per block.

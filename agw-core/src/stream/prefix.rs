@@ -28,7 +28,13 @@ use regex_automata::{Anchored, MatchKind};
 #[derive(Debug)]
 pub(crate) struct Prefixes {
     dfa: Option<DFA>,
+    /// Caches of finished streams, states already built: a new stream takes one instead of
+    /// determinising its first bytes from scratch (which is on its time to first byte).
+    spare: std::sync::Mutex<Vec<Cache>>,
 }
+
+/// The most caches kept for reuse (one per concurrent stream, up to this many).
+const SPARE_CACHES: usize = 64;
 
 fn detector_pattern(d: Detector) -> &'static str {
     match d {
@@ -90,12 +96,33 @@ impl Prefixes {
             )
             .build_many(&patterns)
             .ok();
-        Prefixes { dfa }
+        Prefixes {
+            dfa,
+            spare: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
-    /// A cache for one stream.
+    /// A cache for one stream: a finished stream's, or a new one.
     pub fn cache(&self) -> Option<Cache> {
-        self.dfa.as_ref().map(DFA::create_cache)
+        let dfa = self.dfa.as_ref()?;
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        Some(spare.unwrap_or_else(|| dfa.create_cache()))
+    }
+
+    /// How many caches wait for a stream.
+    #[cfg(test)]
+    pub fn spare_caches(&self) -> usize {
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Takes back a stream's cache for the next stream (the states it built stay valid: they
+    /// depend only on the automaton).
+    pub fn recycle(&self, cache: Option<Cache>) {
+        let Some(cache) = cache else { return };
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_CACHES {
+            spare.push(cache);
+        }
     }
 
     /// The earliest position at or after `from` where a match could start and still be

@@ -810,3 +810,41 @@ fn a_secret_split_at_every_byte_across_events_is_masked() {
         }
     }
 }
+
+#[test]
+fn streams_after_the_first_reuse_its_automaton_cache_with_the_same_output() {
+    let policy = mask_cards();
+    let input = anthropic_stream(&[
+        "your card is 4111 11",
+        "11 1111 1111 and the key AKIAIOSF",
+        "ODNN7EXAMPLE, ok?",
+    ]);
+    assert_eq!(policy.prefixes().spare_caches(), 0);
+    let first = run(&policy, Api::Anthropic, 48, &input, 7).0;
+    assert_eq!(
+        policy.prefixes().spare_caches(),
+        1,
+        "the finished stream's cache is kept"
+    );
+    for chunk in [1, 5, 7, 13, input.len()] {
+        // Each of these takes the warm cache and gives it back.
+        assert_eq!(
+            run(&policy, Api::Anthropic, 48, &input, chunk).0,
+            first,
+            "chunk {chunk}"
+        );
+        assert_eq!(policy.prefixes().spare_caches(), 1);
+    }
+    assert_eq!(
+        text_of(&first),
+        "your card is <CREDIT_CARD> and the key <AWS_ACCESS_KEY>, ok?"
+    );
+    // Streams open at once each get their own cache.
+    let (a, b) = (
+        StreamGuard::new(policy.clone(), Api::Anthropic, 48),
+        StreamGuard::new(policy.clone(), Api::Anthropic, 48),
+    );
+    assert_eq!(policy.prefixes().spare_caches(), 0);
+    drop((a, b));
+    assert_eq!(policy.prefixes().spare_caches(), 2);
+}
