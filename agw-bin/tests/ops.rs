@@ -84,15 +84,7 @@ async fn reload_follows_configmap_symlink_swap_and_sighup_and_keeps_serving_on_b
     configmap_generation(&dir, "..2026_11_28_10_00_00.1", &config_rejecting("alpha"));
     std::os::unix::fs::symlink("..data/config.yaml", dir.path("config.yaml")).unwrap();
     let config = dir.path("config.yaml");
-    let agw = Proc::spawn(
-        &dir,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--base-url",
-            &mock.base_url(),
-        ],
-    );
+    let agw = Proc::serve_config(&dir, &config, &mock.base_url());
     let url = agw.url("/v1/messages");
     assert_eq!(post_status(&url, "alpha").await, 400);
     assert_eq!(post_status(&url, "beta").await, 200);
@@ -169,15 +161,7 @@ async fn admin_endpoints_answer_on_their_own_port_and_redact_secrets() {
         format!("backends:\n  - name: anthropic\n    provider: anthropic\n    api_key: {secret}\n"),
     )
     .unwrap();
-    let agw = Proc::spawn(
-        &dir,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--base-url",
-            &mock.base_url(),
-        ],
-    );
+    let agw = Proc::serve_config(&dir, &config, &mock.base_url());
     assert_eq!(get(&agw.admin_url("/healthz")).await.0, 200);
     let (status, body) = get(&agw.admin_url("/readyz")).await;
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));
@@ -751,15 +735,7 @@ async fn streams_cut_at_the_end_of_the_grace_period_end_with_an_error_event() {
         "limits: {shutdown_grace_secs: 1}\nbackends: [{name: anthropic, provider: anthropic}]\n",
     )
     .unwrap();
-    let agw = Proc::spawn(
-        &dir,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--base-url",
-            &mock.base_url(),
-        ],
-    );
+    let agw = Proc::serve_config(&dir, &config, &mock.base_url());
     let url = agw.url("/v1/messages");
     let res = open(json_post(&url, &stream_message("mock:hold hi"))).await;
     assert_eq!(res.status(), 200);

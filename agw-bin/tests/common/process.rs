@@ -49,6 +49,12 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// [`Proc::spawn`] with `--config CONFIG --base-url BASE_URL`.
+    pub fn serve_config(dir: &TempDir, config: &std::path::Path, base_url: &str) -> Proc {
+        let config = config.to_str().expect("temporary paths are UTF-8");
+        Proc::spawn(dir, &["--config", config, "--base-url", base_url])
+    }
+
     /// Starts agw without provider keys, base-URL or Redis from the environment, and waits for
     /// the two lines that name its addresses.
     pub fn spawn(dir: &TempDir, args: &[&str]) -> Proc {
