@@ -168,7 +168,7 @@ impl StackConfig {
             response: ResponseGuardLayer::new(self.response_policy.clone())
                 .window(self.response_window)
                 .limit(self.limits.max_bytes())
-                .routes(self.routes.clone()),
+                .classifier(classifier.clone()),
             provider: ProviderLayer::new(self.name.as_str(), self.spec.clone())
                 .model_policy(self.model.clone())
                 .limits(self.limits.clone())

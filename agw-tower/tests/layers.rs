@@ -439,3 +439,31 @@ async fn the_stack_classifies_once_for_every_layer() {
             .contains("pinned-model")
     );
 }
+
+/// The response guard used alone classifies as the stack does: the canonical path decides what
+/// is guarded, and a path with no canonical form is refused before anything goes upstream.
+#[tokio::test]
+async fn response_guard_alone_classifies_canonical_paths() {
+    use agw_tower::response::ResponseGuardLayer;
+    let policy = Policy::builder()
+        .rule(Rule::regex("credit-card", ["credit card"]).mask())
+        .build()
+        .unwrap();
+    let upstream =
+        MemoryUpstream::json(r#"{"content":[{"type":"text","text":"your credit card is safe"}]}"#);
+    let svc = ResponseGuardLayer::new(policy).layer(upstream.clone());
+    for path in ["/v1/messages", "/v1/message%73", "//v1/./messages/"] {
+        let res = svc.clone().oneshot(post(path, "{}")).await.unwrap();
+        let (status, body) = text(res).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(!body.contains("credit card"), "{path}: {body}");
+    }
+    let seen = upstream.seen().len();
+    let res = svc.oneshot(post("/v1%2fmessages", "{}")).await.unwrap();
+    assert_eq!(text(res).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        upstream.seen().len(),
+        seen,
+        "a refused path never goes upstream"
+    );
+}

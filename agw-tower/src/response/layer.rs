@@ -1,5 +1,7 @@
 use super::{DEFAULT_WINDOW, ResponseGuard};
+use crate::classify::Classifier;
 use crate::guard::DEFAULT_LIMIT;
+use agw_core::api::Api;
 use agw_core::guard::Policy;
 use agw_core::route::RouteTable;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ pub(super) struct Config {
     pub policy: Policy,
     pub window: usize,
     pub limit: usize,
-    pub routes: RouteTable,
+    pub classifier: Classifier,
 }
 
 impl ResponseGuardLayer {
@@ -28,7 +30,7 @@ impl ResponseGuardLayer {
                 policy,
                 window: DEFAULT_WINDOW,
                 limit: DEFAULT_LIMIT,
-                routes: RouteTable::claude_code(),
+                classifier: Classifier::new(RouteTable::claude_code(), Api::Anthropic),
             }),
         }
     }
@@ -48,7 +50,15 @@ impl ResponseGuardLayer {
 
     /// Sets the route table used for requests without a classification.
     pub fn routes(mut self, table: RouteTable) -> Self {
-        Arc::make_mut(&mut self.config).routes = table;
+        let c = Arc::make_mut(&mut self.config);
+        c.classifier = c.classifier.clone().with_table(table);
+        self
+    }
+
+    /// Sets the classifier used for requests without a classification (give it the one the
+    /// stack's other layers use, as [`StackConfig`](crate::stack::StackConfig) does).
+    pub fn classifier(mut self, classifier: Classifier) -> Self {
+        Arc::make_mut(&mut self.config).classifier = classifier;
         self
     }
 }

@@ -1,7 +1,6 @@
 use super::layer::Config;
 use super::{ResponseOutcome, SseGuardBody};
 use crate::body::{Body, BoxError};
-use crate::classify::Classified;
 use crate::collect::{Plain, read_plain, set_length};
 use crate::decode::encodings;
 use crate::error::error_response;
@@ -35,6 +34,7 @@ pin_project_lite::pin_project! {
     enum Kind<F, ResB, E> {
         Passthrough { #[pin] future: F },
         Guarded { future: Boxed<ResB, E> },
+        Ready { res: Option<Response<Body<SseGuardBody<ResB>>>> },
     }
 }
 
@@ -51,6 +51,9 @@ where
                 Poll::Ready(Ok(res.map(|b| Body::inner(SseGuardBody::passthrough(b)))))
             }
             KindProj::Guarded { future } => future.as_mut().poll(cx),
+            KindProj::Ready { res } => Poll::Ready(Ok(res
+                .take()
+                .expect("ResponseFuture polled after completion"))),
         }
     }
 }
@@ -123,13 +126,15 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let config = self.config.clone();
-        let class = match req.extensions().get::<Classified>() {
-            Some(c) => *c,
-            None => {
-                let kind = config
-                    .routes
-                    .classify(req.uri().path_and_query().map_or("/", |p| p.as_str()));
-                Classified::of(&req, kind)
+        // Classified as the stack's other layers classify (canonical path, refusals).
+        let class = match config.classifier.classify(&mut req) {
+            Ok(c) => c,
+            Err((api, err)) => {
+                return ResponseFuture {
+                    kind: Kind::Ready {
+                        res: Some(crate::error::error_response(api, &err)),
+                    },
+                };
             }
         };
         let guarded = !config.policy.is_empty() && is_guarded(class.kind);
@@ -260,88 +265,26 @@ mod tests {
     }
 
     #[test]
-    fn prompt_kinds_are_guarded() {
+    fn guarded_kinds_are_those_whose_responses_carry_model_output() {
         for kind in RouteKind::ALL {
-            let want = matches!(
-                kind,
-                RouteKind::Messages
-                    | RouteKind::Completions
-                    | RouteKind::Responses
-                    | RouteKind::Complete
-                    | RouteKind::LegacyCompletions
-            );
-            assert_eq!(is_guarded(kind), want, "{kind:?}");
+            // Only a kind with a prompt gets model output back.
+            assert!(!is_guarded(kind) || kind.has_prompt(), "{kind:?}");
         }
-    }
-}
-
-#[cfg(test)]
-mod outcome_tests {
-    use crate::response::{ResponseGuardLayer, ResponseOutcome};
-    use agw_core::detect::Detector;
-    use agw_core::guard::{Policy, Rule, ToolRule};
-    use http_body_util::{BodyExt, Full};
-    use tower::{ServiceExt, service_fn};
-    use tower_layer::Layer;
-
-    async fn through(
-        content_type: &'static str,
-        body: &'static str,
-    ) -> (u16, String, ResponseOutcome) {
-        let policy = Policy::builder()
-            .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
-            .tool_rule(ToolRule::new("no-bash", "Bash").reject("no Bash"))
-            .build()
-            .unwrap();
-        let upstream = service_fn(move |_req: http::Request<()>| async move {
-            let res = http::Response::builder()
-                .header("content-type", content_type)
-                .body(Full::new(bytes::Bytes::from_static(body.as_bytes())))
-                .unwrap();
-            Ok::<_, std::convert::Infallible>(res)
-        });
-        let svc = ResponseGuardLayer::new(policy).layer(upstream);
-        let req = http::Request::post("/v1/messages").body(()).unwrap();
-        let res = svc.oneshot(req).await.unwrap();
-        let outcome = res.extensions().get::<ResponseOutcome>().cloned().unwrap();
-        let status = res.status().as_u16();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            String::from_utf8_lossy(&bytes).into_owned(),
-            outcome,
-        )
-    }
-
-    #[tokio::test]
-    async fn the_outcome_names_what_the_guard_did() {
-        let (status, body, outcome) = through(
-            "Text/Event-Stream",
-            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"AKIAIOSFODNN7EXAMPLE\"}}\n\n",
-        )
-        .await;
-        assert_eq!(status, 200);
-        assert!(body.contains("<AWS_ACCESS_KEY>"), "{body}");
-        assert_eq!(outcome.action(), "mask");
-        assert_eq!(outcome.rules().len(), 1);
-        assert_eq!(&*outcome.rules()[0], "keys");
-
-        let (status, _, outcome) = through(
-            "application/json",
-            r#"{"content":[{"type":"tool_use","name":"Bash","input":{}}]}"#,
-        )
-        .await;
-        assert_eq!(status, 400);
-        assert_eq!(outcome.action(), "reject");
-        assert_eq!(&*outcome.rules()[0], "no-bash");
-
-        let (status, body, outcome) = through("text/html", "<p>AKIAIOSFODNN7EXAMPLE</p>").await;
-        assert_eq!(status, 502);
-        assert!(!body.contains("AKIA"));
-        assert_eq!(outcome.action(), "reject");
-        assert_eq!(&*outcome.rules()[0], "agw:unreadable");
-
-        let (_, _, outcome) = through("application/json", r#"{"content":[]}"#).await;
-        assert_eq!(outcome.action(), "allow");
+        for kind in [
+            RouteKind::Messages,
+            RouteKind::Completions,
+            RouteKind::Responses,
+        ] {
+            assert!(is_guarded(kind), "{kind:?}");
+        }
+        // Prompts whose responses carry no text the model wrote: token counts, vectors, a
+        // batch's id.
+        for kind in [
+            RouteKind::CountTokens,
+            RouteKind::Embeddings,
+            RouteKind::MessageBatches,
+        ] {
+            assert!(kind.has_prompt() && !is_guarded(kind), "{kind:?}");
+        }
     }
 }
