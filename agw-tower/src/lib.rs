@@ -48,6 +48,7 @@ pub mod classify;
 mod collect;
 pub mod decode;
 pub mod error;
+mod framing;
 mod future;
 pub mod guard;
 pub mod hop;

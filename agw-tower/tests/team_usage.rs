@@ -79,7 +79,7 @@ async fn a_stream_is_forwarded_at_once_and_counted_at_its_end() {
         let rx = rx.lock().unwrap().take().unwrap();
         async move {
             http::Response::builder()
-                .header("content-type", "text/event-stream")
+                .header("content-type", "Text/Event-Stream; charset=utf-8")
                 .body(axum::body::Body::new(ChannelBody(rx)))
                 .unwrap()
         }

@@ -4,12 +4,13 @@ use crate::body::{Body, BoxError};
 use crate::collect::{Plain, read_plain, set_length};
 use crate::decode::encodings;
 use crate::error::error_response;
+use crate::framing::{Framing, framing};
 use agw_core::api::{ErrorBody, ErrorKind};
 use agw_core::guard::{ActionKind, Decision};
 use agw_core::route::RouteKind;
 use agw_core::stream::StreamGuard;
 use bytes::Bytes;
-use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{Request, Response, StatusCode};
 use std::future::Future;
 use std::pin::Pin;
@@ -63,36 +64,6 @@ where
 pub struct ResponseGuard<S> {
     pub(super) inner: S,
     pub(super) config: Arc<Config>,
-}
-
-/// What a response's `Content-Type` says it is: the media type, compared without case and
-/// without parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Json,
-    EventStream,
-    Other,
-}
-
-fn framing(headers: &http::HeaderMap) -> Framing {
-    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
-        return Framing::Other;
-    };
-    let media = value.split(';').next().unwrap_or("").trim();
-    if media.eq_ignore_ascii_case("text/event-stream") {
-        Framing::EventStream
-    } else if media.eq_ignore_ascii_case("application/json")
-        || (media.len() > 5
-            && media.is_char_boundary(media.len() - 5)
-            && media[media.len() - 5..].eq_ignore_ascii_case("+json")
-            && media[..media.len() - 5]
-                .to_ascii_lowercase()
-                .starts_with("application/"))
-    {
-        Framing::Json
-    } else {
-        Framing::Other
-    }
 }
 
 /// Whether responses of this kind carry model output that the response guard inspects.
@@ -240,29 +211,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn framing_reads_media_types_without_case_or_parameters() {
-        for (value, want) in [
-            ("application/json", Framing::Json),
-            ("Application/JSON; charset=utf-8", Framing::Json),
-            ("application/problem+json", Framing::Json),
-            ("APPLICATION/VND.X+JSON", Framing::Json),
-            ("text/event-stream", Framing::EventStream),
-            ("Text/Event-Stream; charset=utf-8", Framing::EventStream),
-            (" text/event-stream ;x=y", Framing::EventStream),
-            ("text/plain", Framing::Other),
-            ("text/json", Framing::Other),
-            ("application/jsonx", Framing::Other),
-            ("+json", Framing::Other),
-            ("", Framing::Other),
-        ] {
-            let mut h = http::HeaderMap::new();
-            h.insert(CONTENT_TYPE, value.parse().unwrap());
-            assert_eq!(framing(&h), want, "{value:?}");
-        }
-        assert_eq!(framing(&http::HeaderMap::new()), Framing::Other);
-    }
 
     #[test]
     fn guarded_kinds_are_those_whose_responses_carry_model_output() {

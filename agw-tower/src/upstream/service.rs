@@ -219,9 +219,5 @@ impl Future for UpstreamFuture {
 }
 
 fn is_event_stream(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/event-stream"))
+    crate::framing::framing(headers) == crate::framing::Framing::EventStream
 }

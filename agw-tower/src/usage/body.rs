@@ -170,24 +170,21 @@ impl<B> std::fmt::Debug for UsageBody<B> {
 impl<B> UsageBody<B> {
     pub(crate) fn new(inner: B, mut pending: Pending, parts: &http::response::Parts) -> Self {
         pending.report.status = parts.status;
-        let ct = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
         let encoded = parts
             .headers
             .get(http::header::CONTENT_ENCODING)
             .is_some_and(|v| v.as_bytes() != b"identity");
         let reader = if !pending.counted || encoded {
             Reader::None
-        } else if ct.starts_with("text/event-stream") {
-            pending.report.streamed = true;
-            Reader::Sse(SseDecoder::new(MAX_EVENT), Vec::new())
-        } else if ct.starts_with("application/json") {
-            Reader::Json(JsonBody::Empty)
         } else {
-            Reader::None
+            match crate::framing::framing(&parts.headers) {
+                crate::framing::Framing::EventStream => {
+                    pending.report.streamed = true;
+                    Reader::Sse(SseDecoder::new(MAX_EVENT), Vec::new())
+                }
+                crate::framing::Framing::Json => Reader::Json(JsonBody::Empty),
+                crate::framing::Framing::Other => Reader::None,
+            }
         };
         let counter = UsageCounter::new(pending.report.api);
         Self {
