@@ -684,27 +684,13 @@ impl StreamGuard {
         })
     }
 
+    /// The event that ends this stream with `err`, in its dialect's shape.
     fn error_event(&self, err: &ErrorBody) -> Bytes {
-        if self.dialect == Dialect::Responses {
-            let json: Value =
-                serde_json::from_str(&err.to_json(Api::OpenAi)).unwrap_or(Value::Null);
-            let e = &json["error"];
-            // The Responses API's `error` event, `type` first like the real one.
-            let event = format!(
-                r#"{{"type":"error","code":{},"message":{},"param":null}}"#,
-                e["code"], e["message"]
-            );
-            return Bytes::from(format!("event: error\ndata: {event}\n\n"));
-        }
-        let api = if self.dialect.is_anthropic() {
-            Api::Anthropic
-        } else {
-            Api::OpenAi
-        };
-        let json = err.to_json(api);
-        Bytes::from(match api {
-            Api::Anthropic => format!("event: error\ndata: {json}\n\n"),
-            Api::OpenAi => format!("data: {json}\n\n"),
+        use crate::dialect::{anthropic, openai_chat, openai_responses};
+        Bytes::from(match self.dialect {
+            Dialect::Responses => openai_responses::error_event(err),
+            d if d.is_anthropic() => anthropic::error_event(err),
+            _ => openai_chat::error_event(err),
         })
     }
 }

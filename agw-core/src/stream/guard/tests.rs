@@ -624,7 +624,12 @@ fn responses_streams_are_guarded() {
             "{out}"
         );
         let last = out.rsplit("\n\n").nth(1).unwrap();
-        assert!(last.starts_with("event: error\ndata: {"), "{last}");
+        // The Responses API's own `error` event, not chat's `{"error": ...}`.
+        assert!(
+            last.starts_with("event: error\ndata: {\"type\":\"error\",\"code\":"),
+            "{last}"
+        );
+        assert!(last.ends_with(r#""param":null}"#), "{last}");
         assert!(
             last.contains(r#""message":"Deleting Kubernetes resources is blocked by policy""#),
             "{last}"
