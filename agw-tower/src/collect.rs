@@ -21,13 +21,9 @@ pub(crate) enum CollectError {
     Busy,
 }
 
-/// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or
-/// while reading).
-pub(crate) async fn collect<B>(
-    headers: &HeaderMap,
-    body: B,
-    limit: usize,
-) -> Result<Bytes, CollectError>
+/// [`collect_within`] without a budget (the tests' entry).
+#[cfg(test)]
+async fn collect<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, CollectError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -35,7 +31,8 @@ where
     collect_within(headers, body, limit, None).await
 }
 
-/// [`collect`], reserving every byte held from `permit`'s budget.
+/// Reads the whole body, refusing more than `limit` bytes (by `Content-Length` up front, or
+/// while reading), reserving every byte held from `permit`'s budget.
 async fn collect_within<B>(
     headers: &HeaderMap,
     body: B,
@@ -86,14 +83,6 @@ where
         }
     }
     Ok(joined.map_or(first, BytesMut::freeze))
-}
-
-/// A body read whole: the bytes as received, and decoded from its `Content-Encoding` for
-/// inspection (the same bytes when it has none).
-#[derive(Debug)]
-pub(crate) struct Plain {
-    pub raw: Bytes,
-    pub plain: Bytes,
 }
 
 /// Why a body could not be read for inspection.
@@ -150,31 +139,20 @@ impl ReadError {
     }
 }
 
-/// Collects a body (see [`collect`]) and decodes its `Content-Encoding`, both within `limit`.
+/// Reads a whole body within `limit` bytes (received and decoded) and decodes it: the body
+/// stage without a timeout or a shared budget (for responses).
 pub(crate) async fn read_plain<B>(
     headers: &HeaderMap,
     body: B,
     limit: usize,
-) -> Result<Plain, ReadError>
+) -> Result<Collected, ReadError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let raw = match collect(headers, body, limit).await {
-        Ok(b) => b,
-        Err(CollectError::TooLarge(limit)) => return Err(ReadError::TooLarge(limit)),
-        Err(CollectError::Read(e)) => return Err(ReadError::Read(e)),
-        Err(CollectError::Busy) => return Err(ReadError::Busy(0)),
-    };
-    let Some(list) = crate::decode::encodings(headers) else {
-        let plain = raw.clone();
-        return Ok(Plain { raw, plain });
-    };
-    match crate::decode::decode(&raw, &list, limit) {
-        Ok(plain) => Ok(Plain { raw, plain }),
-        Err(crate::decode::DecodeError::TooLarge(limit)) => Err(ReadError::TooLarge(limit)),
-        Err(e) => Err(ReadError::Decode(e)),
-    }
+    read_request(headers, body, &BodyLimits::new(limit))
+        .await
+        .map(|(collected, _)| collected)
 }
 
 /// The body stage: reads a request body once within `limits` (size, time, shared budget) and

@@ -1,7 +1,7 @@
 use super::layer::Config;
 use super::{ModelRewrite, ProviderLayer};
 use crate::body::{Body, BoxError};
-use crate::collect::{collect, read_request, set_length};
+use crate::collect::{read_plain, read_request, set_length};
 use crate::error::error_response;
 use crate::guard::ResponseFuture;
 use crate::guard::service_has_no_body as has_no_body;
@@ -186,13 +186,11 @@ where
     ResB::Error: Into<BoxError>,
 {
     let (mut parts, body) = res.into_parts();
-    let raw = collect(&parts.headers, body, ERROR_BODY_LIMIT)
+    // An unreadable error body explains nothing: then only agw's part is said.
+    let plain = read_plain(&parts.headers, body, ERROR_BODY_LIMIT)
         .await
+        .map(|c| c.plain)
         .unwrap_or_default();
-    let plain = match crate::decode::encodings(&parts.headers) {
-        None => raw,
-        Some(list) => crate::decode::decode(&raw, &list, ERROR_BODY_LIMIT).unwrap_or_default(),
-    };
     let upstream_message = upstream
         .error_message(&plain)
         .unwrap_or_else(|| "(no message)".to_owned());

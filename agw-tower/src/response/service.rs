@@ -1,10 +1,11 @@
 use super::layer::Config;
 use super::{ResponseOutcome, SseGuardBody};
 use crate::body::{Body, BoxError};
-use crate::collect::{Plain, read_plain, set_length};
+use crate::collect::{read_plain, set_length};
 use crate::decode::encodings;
 use crate::error::error_response;
 use crate::framing::{Framing, framing};
+use crate::limits::Collected;
 use agw_core::api::{ErrorBody, ErrorKind};
 use agw_core::guard::{ActionKind, Decision};
 use agw_core::route::RouteKind;
@@ -159,7 +160,7 @@ where
                 }
                 Framing::Json => {
                     let (mut parts, body) = res.into_parts();
-                    let Plain { raw, plain } =
+                    let Collected { raw, plain } =
                         match read_plain(&parts.headers, body, config.limit).await {
                             Ok(p) => p,
                             Err(e) => return refuse(keep, format!("the provider's response {e}")),
