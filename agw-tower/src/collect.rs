@@ -85,6 +85,11 @@ where
     Ok(joined.map_or(first, BytesMut::freeze))
 }
 
+/// Whether a request has no body to inspect (known from its framing, without reading).
+pub(crate) fn has_no_body<B: http_body::Body>(body: &B) -> bool {
+    body.is_end_stream() || body.size_hint().upper() == Some(0)
+}
+
 /// Why a body could not be read for inspection.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReadError {

@@ -43,7 +43,6 @@ mod service;
 pub use crate::future::ResponseFuture;
 pub use layer::RequestGuardLayer;
 pub use service::RequestGuard;
-pub(crate) use service::has_no_body as service_has_no_body;
 
 use std::sync::Arc;
 

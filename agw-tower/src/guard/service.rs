@@ -1,7 +1,7 @@
 use super::layer::Config;
 use super::{GuardOutcome, GuardReport, RequestGuardLayer, ResponseFuture};
 use crate::body::{Body, BoxError};
-use crate::collect::{ReadError, read_request, set_length};
+use crate::collect::{ReadError, has_no_body, read_request, set_length};
 use crate::error::error_response;
 use crate::limits::Collected;
 use agw_core::api::ErrorBody;
@@ -46,11 +46,6 @@ impl<S> RequestGuard<S> {
     pub fn into_inner(self) -> S {
         self.inner
     }
-}
-
-/// Whether a request has no body to inspect (known from its framing, without reading).
-pub(crate) fn has_no_body<B: http_body::Body>(body: &B) -> bool {
-    body.is_end_stream() || body.size_hint().upper() == Some(0)
 }
 
 fn skipped() -> GuardReport {

@@ -1,10 +1,9 @@
 use super::layer::Config;
 use super::{ModelRewrite, ProviderLayer};
 use crate::body::{Body, BoxError};
-use crate::collect::{read_plain, read_request, set_length};
+use crate::collect::{has_no_body, read_plain, read_request, set_length};
 use crate::error::error_response;
 use crate::guard::ResponseFuture;
-use crate::guard::service_has_no_body as has_no_body;
 use crate::hop::strip_hop_by_hop;
 use crate::limits::Collected;
 use agw_core::api::{ErrorBody, ErrorKind};
