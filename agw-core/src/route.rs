@@ -313,14 +313,7 @@ impl RouteTable {
     /// The kind for a request target (path with optional query), or `None` when nothing matched
     /// or the path has no canonical form.
     pub fn lookup(&self, path_and_query: &str) -> Option<RouteKind> {
-        if let Some(end) = canonical::canonical_end(path_and_query.as_bytes(), true) {
-            return self.lookup_canonical(&path_and_query[..end]);
-        }
-        let path = path_and_query
-            .split_once('?')
-            .map_or(path_and_query, |(p, _)| p);
-        let path = canonical_path(path).ok()?;
-        self.lookup_canonical(&path)
+        self.lookup_canonical(&canonical_target(path_and_query).ok()?)
     }
 
     /// The kind and the canonical path for a request target; the query is not part of the
@@ -329,15 +322,7 @@ impl RouteTable {
         &self,
         path_and_query: &'a str,
     ) -> Result<(RouteKind, Cow<'a, str>), PathError> {
-        let path = match canonical::canonical_end(path_and_query.as_bytes(), true) {
-            Some(end) => Cow::Borrowed(&path_and_query[..end]),
-            None => {
-                let path = path_and_query
-                    .split_once('?')
-                    .map_or(path_and_query, |(p, _)| p);
-                canonical_path(path)?
-            }
-        };
+        let path = canonical_target(path_and_query)?;
         let kind = self
             .lookup_canonical(&path)
             .unwrap_or(RouteKind::Passthrough);
@@ -418,6 +403,18 @@ fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
 
 fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// The canonical path of a request target (its query dropped): borrowed when the target is
+/// already canonical (checked in one pass that also finds the query).
+fn canonical_target(path_and_query: &str) -> Result<Cow<'_, str>, PathError> {
+    if let Some(end) = canonical::canonical_end(path_and_query.as_bytes(), true) {
+        return Ok(Cow::Borrowed(&path_and_query[..end]));
+    }
+    let path = path_and_query
+        .split_once('?')
+        .map_or(path_and_query, |(p, _)| p);
+    canonical_path(path)
 }
 
 #[cfg(test)]
