@@ -35,6 +35,7 @@ mod canonical;
 
 pub use canonical::{PathError, canonical_path};
 
+use crate::api::Api;
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
@@ -240,37 +241,26 @@ impl RouteTable {
         Self::default()
     }
 
-    /// The table Claude Code needs: messages, count_tokens, models, and `*` passthrough.
+    /// The table Claude Code needs: every endpoint of the Anthropic and OpenAI dialects
+    /// (Anthropic serves an OpenAI-compatible chat endpoint too), models, and `*` passthrough.
     pub fn claude_code() -> Self {
-        let mut t = Self::new();
-        for (p, k) in [
-            ("/v1/messages", RouteKind::Messages),
-            ("/v1/messages/count_tokens", RouteKind::CountTokens),
-            ("/v1/messages/batches", RouteKind::MessageBatches),
-            ("/v1/complete", RouteKind::Complete),
-            ("/v1/chat/completions", RouteKind::Completions),
-            ("/v1/completions", RouteKind::LegacyCompletions),
-            ("/v1/responses", RouteKind::Responses),
-            ("/v1/embeddings", RouteKind::Embeddings),
-            ("/v1/models", RouteKind::Models),
-            ("*", RouteKind::Passthrough),
-        ] {
-            t.insert(p, k).expect("built-in routes are valid");
-        }
-        t
+        Self::builtin(&[Api::Anthropic, Api::OpenAi])
     }
 
-    /// The table for OpenAI-style clients: chat completions, models, and `*` passthrough.
+    /// The table for OpenAI-style clients: the OpenAI dialect's endpoints (chat and legacy
+    /// completions, Responses, embeddings), models, and `*` passthrough.
     pub fn openai() -> Self {
+        Self::builtin(&[Api::OpenAi])
+    }
+
+    /// The endpoints the dialects define (see [`Api::paths`]), models, and `*` passthrough.
+    fn builtin(dialects: &[Api]) -> Self {
         let mut t = Self::new();
-        for (p, k) in [
-            ("/v1/chat/completions", RouteKind::Completions),
-            ("/v1/completions", RouteKind::LegacyCompletions),
-            ("/v1/responses", RouteKind::Responses),
-            ("/v1/embeddings", RouteKind::Embeddings),
+        let endpoints = dialects.iter().flat_map(|api| api.paths().iter().copied());
+        for (p, k) in endpoints.chain([
             ("/v1/models", RouteKind::Models),
             ("*", RouteKind::Passthrough),
-        ] {
+        ]) {
             t.insert(p, k).expect("built-in routes are valid");
         }
         t
