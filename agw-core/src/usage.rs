@@ -332,17 +332,9 @@ pub fn max_tokens(body: &[u8]) -> Option<u64> {
     }
     let mut found = None;
     sc.object(|sc, key| {
-        if ["max_tokens", "max_completion_tokens", "max_output_tokens"]
-            .iter()
-            .any(|k| sc.key_is(&key, k))
-        {
+        if is_output_cap(sc, &key) {
             let range = sc.skip()?;
-            let n = std::str::from_utf8(&body[range])
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok());
-            if let Some(n) = n {
-                found = Some(found.map_or(n, |f: u64| f.max(n)));
-            }
+            found = larger_cap(found, &body[range]);
             Ok(())
         } else {
             sc.skip_fast()
@@ -350,6 +342,24 @@ pub fn max_tokens(body: &[u8]) -> Option<u64> {
     })
     .ok()?;
     found
+}
+
+/// Whether `key` names an output-token cap (see [`max_tokens`]).
+pub(crate) fn is_output_cap(sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
+    ["max_tokens", "max_completion_tokens", "max_output_tokens"]
+        .iter()
+        .any(|k| sc.key_is(key, k))
+}
+
+/// The larger of `found` and the cap whose JSON value is `value`, when that is a whole number.
+pub(crate) fn larger_cap(found: Option<u64>, value: &[u8]) -> Option<u64> {
+    let n = std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    match (found, n) {
+        (Some(f), Some(n)) => Some(f.max(n)),
+        (f, n) => f.or(n),
+    }
 }
 
 #[cfg(test)]

@@ -129,6 +129,9 @@ pub(crate) struct Doc {
     pub last_assistant: Option<u32>,
     /// The top-level `model`, when it is a string.
     pub model: Option<String>,
+    /// The largest top-level output cap (`max_tokens`, `max_completion_tokens`,
+    /// `max_output_tokens`) that is a whole number, read with `model`.
+    pub max_tokens: Option<u64>,
     pub st: State,
 }
 
@@ -160,6 +163,7 @@ impl Doc {
         self.units.clear();
         self.last_assistant = None;
         self.model = None;
+        self.max_tokens = None;
         self.st = State::default();
         SPARE.with(|spare| spare.set(Some(self)));
     }
@@ -342,6 +346,8 @@ impl Extractor {
                 self.messages(sc)
             } else if top && sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
                 self.model(sc)
+            } else if top && crate::usage::is_output_cap(sc, &key) {
+                self.max_tokens(sc)
             } else if !chat && sc.key_is(&key, "system") {
                 once(&mut seen_system, "system")?;
                 self.system(sc)
@@ -367,6 +373,14 @@ impl Extractor {
     pub(super) fn model(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let s = sc.string()?;
         self.doc.model = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
+        Ok(())
+    }
+
+    /// Reads a top-level output cap (the cursor is at its value), keeping the largest whole
+    /// number seen, as [`crate::usage::max_tokens`] does.
+    pub(super) fn max_tokens(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        let range = sc.skip()?;
+        self.doc.max_tokens = crate::usage::larger_cap(self.doc.max_tokens, &sc.bytes()[range]);
         Ok(())
     }
 

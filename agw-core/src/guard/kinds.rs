@@ -74,6 +74,9 @@ impl Extractor {
             if sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
                 return self.model(sc);
             }
+            if crate::usage::is_output_cap(sc, &key) {
+                return self.max_tokens(sc);
+            }
             let Some(k) = keys.iter().position(|(name, ..)| sc.key_is(&key, name)) else {
                 return sc.skip_fast();
             };
@@ -96,6 +99,8 @@ impl Extractor {
         sc.object(|sc, key| {
             if sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
                 self.model(sc)
+            } else if crate::usage::is_output_cap(sc, &key) {
+                self.max_tokens(sc)
             } else if sc.key_is(&key, "prompt") {
                 once(&mut seen_prompt, "prompt")?;
                 self.all_strings(sc, Field::Messages, top_loc(Top::Prompt, None, ""))

@@ -282,6 +282,7 @@ pub struct Verdict {
     pub(super) decision: Decision,
     pub(super) hits: Vec<Hit>,
     pub(super) model: Option<String>,
+    pub(super) max_tokens: Option<u64>,
 }
 
 impl Verdict {
@@ -303,6 +304,13 @@ impl Verdict {
     /// The request's top-level `model`, if it names one (read while scanning, for logs).
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()
+    }
+
+    /// The request's output-token cap (the largest top-level `max_tokens`,
+    /// `max_completion_tokens` or `max_output_tokens`), read with the `model`: what
+    /// [`crate::usage::max_tokens`] gives for the body, without reading it again.
+    pub fn max_tokens(&self) -> Option<u64> {
+        self.max_tokens
     }
 
     /// Takes the request's `model` out of the verdict (no copy).
@@ -367,11 +375,13 @@ impl Policy {
                 decision: Decision::Allow,
                 hits: Vec::new(),
                 model: None,
+                max_tokens: None,
             });
         }
         let mut doc = extract(kind, body)?;
         let mut verdict = self.decide(body, &doc);
         verdict.model = doc.model.take();
+        verdict.max_tokens = doc.max_tokens;
         doc.recycle();
         Ok(verdict)
     }
@@ -413,6 +423,7 @@ impl Policy {
                 decision: Decision::Allow,
                 hits,
                 model: None,
+                max_tokens: None,
             };
         }
         // Strings a rejecting rule removed, and the rule.
@@ -470,6 +481,7 @@ impl Policy {
                         }),
                         hits,
                         model: None,
+                        max_tokens: None,
                     };
                 }
                 if let Action::Mask { placeholder } = &rule.action {
@@ -527,6 +539,7 @@ impl Policy {
             decision,
             hits,
             model: None,
+            max_tokens: None,
         }
     }
 

@@ -333,6 +333,7 @@ impl Policy {
                     }),
                     hits,
                     model: None,
+                    max_tokens: None,
                 };
             }
         }
@@ -348,6 +349,7 @@ impl Policy {
                 decision: Decision::Reject(r),
                 hits,
                 model: None,
+                max_tokens: None,
             };
         }
         let mut verdict = self.decide(body, &walked.text);

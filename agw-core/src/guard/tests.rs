@@ -521,3 +521,82 @@ fn responses_are_inspected_byte_faithfully() {
     );
     assert!(p.inspect_response(Api::Anthropic, b"[1]").is_err());
 }
+
+/// The output cap the guard reads while inspecting is the one `usage::max_tokens` reads from
+/// the body on its own, for every kind that names a model, so limiters can use it instead of
+/// a second pass.
+#[test]
+fn verdict_reads_the_output_cap_as_usage_does() {
+    let cases: &[(RouteKind, &str)] = &[
+        (
+            RouteKind::Messages,
+            r#"{"model":"m","max_tokens":1024,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+        (
+            RouteKind::Messages,
+            r#"{"messages":[{"role":"user","content":"hi"}],"max_tokens": 7 ,"model":"m"}"#,
+        ),
+        (
+            RouteKind::Completions,
+            r#"{"model":"m","max_tokens":10,"max_completion_tokens":300,"messages":[]}"#,
+        ),
+        (
+            RouteKind::Completions,
+            r#"{"model":"m","max_completion_tokens":300,"max_tokens":10,"messages":[]}"#,
+        ),
+        (
+            RouteKind::Responses,
+            r#"{"model":"m","input":"hi","max_output_tokens":55}"#,
+        ),
+        (RouteKind::Responses, r#"{"model":"m","input":"hi"}"#),
+        (
+            RouteKind::Messages,
+            r#"{"model":"m","max_tokens":1.5,"messages":[]}"#,
+        ),
+        (
+            RouteKind::Messages,
+            r#"{"model":"m","max_tokens":"64","messages":[]}"#,
+        ),
+        (
+            RouteKind::Messages,
+            r#"{"model":"m","max_tokens":-3,"messages":[]}"#,
+        ),
+        (
+            RouteKind::Messages,
+            r#"{"model":"m","max_tokens":null,"messages":[]}"#,
+        ),
+        (
+            RouteKind::LegacyCompletions,
+            r#"{"model":"m","prompt":"hi","max_tokens":16}"#,
+        ),
+        (
+            RouteKind::Complete,
+            r#"{"model":"m","prompt":"hi","max_tokens":99}"#,
+        ),
+        (
+            RouteKind::Embeddings,
+            r#"{"model":"m","input":["a"],"max_tokens":5}"#,
+        ),
+        (
+            RouteKind::Messages,
+            &claude_code_body("nothing here", "what does it say?"),
+        ),
+    ];
+    let policy = seed_policy();
+    for (kind, body) in cases {
+        let verdict = policy.inspect(*kind, body.as_bytes()).unwrap();
+        assert!(verdict.model().is_some(), "{kind:?} {body}");
+        assert_eq!(
+            verdict.max_tokens(),
+            crate::usage::max_tokens(body.as_bytes()),
+            "{kind:?} {body}"
+        );
+    }
+    // A cap nested below the top level is not the request's.
+    let nested = r#"{"model":"m","metadata":{"max_tokens":5},"messages":[]}"#;
+    let verdict = policy
+        .inspect(RouteKind::Messages, nested.as_bytes())
+        .unwrap();
+    assert_eq!(verdict.max_tokens(), None);
+    assert_eq!(crate::usage::max_tokens(nested.as_bytes()), None);
+}

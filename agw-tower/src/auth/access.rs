@@ -46,15 +46,16 @@ impl RequestFacts {
         let Some(c) = req.extensions().get::<crate::limits::Collected>() else {
             return;
         };
-        // The request guard already found the model when it inspected the body.
+        // The request guard already read the model and the output cap when it inspected the
+        // body.
         let inspected = req
             .extensions()
             .get::<crate::guard::GuardReport>()
-            .and_then(|g| g.model.clone());
+            .filter(|g| g.model.is_some());
         let facts = match inspected {
-            Some(model) => RequestFacts {
-                model: Some(model),
-                max_tokens: agw_core::usage::max_tokens(&c.plain),
+            Some(g) => RequestFacts {
+                model: g.model.clone(),
+                max_tokens: g.max_tokens,
             },
             None => RequestFacts::from_body(&c.plain),
         };

@@ -58,6 +58,9 @@ pub struct GuardReport {
     pub rules: Vec<Arc<str>>,
     /// The request's model, when the body was read.
     pub model: Option<String>,
+    /// The request's output-token cap, read with `model` (see
+    /// [`agw_core::usage::max_tokens`]); `None` when `model` is, or the body names no cap.
+    pub max_tokens: Option<u64>,
 }
 
 /// The guard's outcome for one request.

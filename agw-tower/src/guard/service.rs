@@ -53,6 +53,7 @@ fn skipped() -> GuardReport {
         outcome: GuardOutcome::Skipped,
         rules: Vec::new(),
         model: None,
+        max_tokens: None,
     }
 }
 
@@ -114,6 +115,7 @@ where
                     outcome,
                     rules,
                     model,
+                    max_tokens: None,
                 });
                 Ok(res)
             };
@@ -151,6 +153,7 @@ where
             };
             let rules: Vec<Arc<str>> = verdict.hits().iter().map(|h| h.rule.clone()).collect();
             let model = verdict.take_model();
+            let max_tokens = verdict.max_tokens();
             let audited = verdict.hits().iter().any(|h| h.action == ActionKind::Audit);
             let (outcome, collected) = match verdict.into_decision() {
                 Decision::Reject(r) => {
@@ -176,6 +179,7 @@ where
                 outcome,
                 rules,
                 model,
+                max_tokens,
             };
             parts.extensions.insert(report.clone());
             let forward = collected.raw.clone();
