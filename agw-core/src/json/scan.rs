@@ -43,12 +43,19 @@ const UNICODE_ESCAPE: u8 = 0xff;
 /// `\b` and `\f`: valid, but their characters are removed from the text like other controls.
 const CONTROL_ESCAPE: u8 = 0xfe;
 
-/// Appends the first `n` bytes of a 16-byte block: one fixed-size copy and a cut, not a call.
+/// Appends `b[from..to]`, a run of string bytes that need no decoding.
 #[inline]
-fn copy_prefix(out: &mut Vec<u8>, block: &[u8], n: usize) {
-    let block: &[u8; 16] = block.try_into().expect("16 bytes");
-    out.extend_from_slice(block);
-    out.truncate(out.len() - 16 + n);
+fn copy_run(out: &mut Vec<u8>, b: &[u8], from: usize, to: usize) {
+    // A short run (the common stop within the first block) is a fixed-size copy and a cut
+    // rather than a call.
+    match b.get(from..from + 16) {
+        Some(block) if to - from <= 16 => {
+            let block: &[u8; 16] = block.try_into().expect("16 bytes");
+            out.extend_from_slice(block);
+            out.truncate(out.len() - 16 + (to - from));
+        }
+        _ => out.extend_from_slice(&b[from..to]),
+    }
 }
 
 #[inline]
@@ -217,25 +224,24 @@ impl<'a> Scanner<'a> {
         let mut simple = true;
         loop {
             let at = if simple {
-                match attention(b, pos, &self.stable) {
-                    Step::Stop(k) => {
-                        copy_prefix(out, &b[pos..pos + 16], k);
-                        pos + k
+                // Blocks that need no attention are copied as one run: one copy per run, not
+                // per block.
+                let run = pos;
+                let at = loop {
+                    match attention(b, pos, &self.stable) {
+                        Step::Stop(k) => break pos + k,
+                        Step::Skip(n) => pos += n,
+                        Step::Tail => match b[pos..].iter().position(|&c| is_special(c)) {
+                            Some(k) => break pos + k,
+                            None => {
+                                self.pos = b.len();
+                                return Err(self.err("unterminated string"));
+                            }
+                        },
                     }
-                    Step::Skip(n) => {
-                        copy_prefix(out, &b[pos..pos + 16], n);
-                        pos += n;
-                        continue;
-                    }
-                    Step::Tail => {
-                        let Some(k) = b[pos..].iter().position(|&c| is_special(c)) else {
-                            self.pos = b.len();
-                            return Err(self.err("unterminated string"));
-                        };
-                        out.extend_from_slice(&b[pos..pos + k]);
-                        pos + k
-                    }
-                }
+                };
+                copy_run(out, b, run, at);
+                at
             } else {
                 // Only the end matters now (the full walk decodes): blocks are skipped whole,
                 // so `pos` can be inside a character.
