@@ -323,3 +323,177 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
     }
     Ok(m)
 }
+
+/// A text, tool-input or reasoning delta read straight from the bytes of an event's JSON.
+#[derive(Debug)]
+pub(crate) struct FastDelta {
+    pub delta: Delta,
+    /// Where the delta's JSON string (quotes included) lies in the event's data.
+    pub span: std::ops::Range<usize>,
+}
+
+/// A Messages `content_block_delta` with a text, tool-input or thinking delta — the bulk of an
+/// Anthropic stream — read without building a tree, and validated as
+/// [`check_json`](crate::guard::response::check_json) validates (the scanner's checks, no
+/// repeated key). `None` for any other shape: another or a repeated key, an index that is not
+/// a plain whole number, a `\u` escape or a raw control character in the delta's text; those
+/// are read the general way, which gives the same meaning or names the error.
+pub(crate) fn messages_delta(data: &[u8]) -> Option<FastDelta> {
+    use crate::json::{JsonError, Scanner, Str};
+    let other = || JsonError::Shape(String::new());
+    let mut sc = Scanner::new(data).ok()?;
+    if sc.peek() != Some(b'{') {
+        return None;
+    }
+    let (mut ty, mut index, mut delta) = (false, None, None);
+    sc.object(|sc, key| {
+        if sc.key_is(&key, "type") && !ty {
+            let s = sc.string()?;
+            ty = !s.escaped && sc.bytes()[s.raw] == *b"content_block_delta";
+            if ty { Ok(()) } else { Err(other()) }
+        } else if sc.key_is(&key, "index") && index.is_none() {
+            let r = sc.skip()?;
+            let digits = &sc.bytes()[r];
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return Err(other());
+            }
+            index = Some(
+                std::str::from_utf8(digits)
+                    .ok()
+                    .and_then(|d| d.parse::<u64>().ok())
+                    .ok_or_else(other)?,
+            );
+            Ok(())
+        } else if sc.key_is(&key, "delta") && delta.is_none() && sc.peek() == Some(b'{') {
+            // The delta's `type`, and its one text field.
+            let (mut dty, mut text): (Option<Str>, Option<(&'static str, Str)>) = (None, None);
+            sc.object(|sc, key| {
+                if sc.key_is(&key, "type") && dty.is_none() {
+                    dty = Some(sc.string()?);
+                    return Ok(());
+                }
+                let field = ["text", "partial_json", "thinking"]
+                    .into_iter()
+                    .find(|f| sc.key_is(&key, f));
+                match field {
+                    Some(f) if text.is_none() && sc.peek() == Some(b'"') => {
+                        text = Some((f, sc.string()?));
+                        Ok(())
+                    }
+                    _ => Err(other()),
+                }
+            })?;
+            delta = Some((dty.ok_or_else(other)?, text.ok_or_else(other)?));
+            Ok(())
+        } else {
+            Err(other())
+        }
+    })
+    .ok()?;
+    sc.finish().ok()?;
+    let (index, (dty, (field, text))) = (index?, delta?);
+    if !ty || dty.escaped {
+        return None;
+    }
+    let (kind, expected) = match &sc.bytes()[dty.raw] {
+        b"text_delta" => (ChanKind::Text, "text"),
+        b"input_json_delta" => (ChanKind::Tool, "partial_json"),
+        b"thinking_delta" => (ChanKind::Reasoning, "thinking"),
+        _ => return None,
+    };
+    // What the scanner lets through but a strict parser (serde_json, clients) refuses — a raw
+    // control character, a lone surrogate escape — is left to the general way, which ends the
+    // stream on it.
+    let raw = &data[text.raw.clone()];
+    if field != expected
+        || raw.iter().any(|&b| b < 0x20)
+        || (text.escaped && raw.windows(2).any(|w| w == b"\\u"))
+    {
+        return None;
+    }
+    let decoded = String::from_utf8(sc.str_value(&text).into_owned()).ok()?;
+    Some(FastDelta {
+        delta: Delta {
+            chan: ChanKey {
+                kind,
+                group: index,
+                sub: 0,
+            },
+            text: decoded,
+            path: vec![Step::Key("delta"), Step::Key(expected)],
+        },
+        span: text.raw.start - 1..text.raw.end + 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The general reading of one event's data, as the stream guard does it.
+    fn general(data: &str) -> Result<Meaning, String> {
+        crate::guard::response::check_json(data.as_bytes()).map_err(|e| e.to_string())?;
+        let json: Value = serde_json::from_str(data).map_err(|e| e.to_string())?;
+        let ty = json["type"].as_str().unwrap_or("").to_owned();
+        meaning(Dialect::Messages, &ty, &json)
+    }
+
+    /// Wherever the fast reading answers, it means what the general reading means, and its
+    /// span holds the delta's string; where it does not, the general reading decides.
+    #[test]
+    fn fast_deltas_mean_what_the_general_reading_means() {
+        let answered = [
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi there"}}"#,
+            r#"{"index":12,"delta":{"text":"a \"quoted\" \\ line\nnext","type":"text_delta"},"type":"content_block_delta"}"#,
+            r#" { "type" : "content_block_delta" , "index" : 1 , "delta" : { "type" : "input_json_delta" , "partial_json" : "{\"cmd\": \"ls" } } "#,
+            r#"{"type":"content_block_delta","index":2,"delta":{"type":"thinking_delta","thinking":"hmm → ok"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#,
+        ];
+        for data in answered {
+            let fast = messages_delta(data.as_bytes()).unwrap_or_else(|| panic!("{data}"));
+            let m = general(data).unwrap();
+            assert!(!m.generic && m.opens.is_empty(), "{data}");
+            assert_eq!(m.completes, Completes::Nothing, "{data}");
+            let [d] = m.deltas.as_slice() else {
+                panic!("{data}")
+            };
+            assert_eq!(
+                (d.chan, &d.text, &d.path),
+                (fast.delta.chan, &fast.delta.text, &fast.delta.path),
+                "{data}"
+            );
+            let literal: String = serde_json::from_str(&data[fast.span.clone()]).unwrap();
+            assert_eq!(literal, d.text, "{data}");
+        }
+        let declined = [
+            // Other event types and shapes.
+            r#"{"type":"content_block_stop","index":0}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"abc"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","citations":[]}}"#,
+            r#"{"type":"content_block_delta","index":0,"extra":1,"delta":{"type":"text_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","partial_json":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}}"#,
+            r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0}"#,
+            // Repeated keys: refused by the general reading.
+            r#"{"type":"content_block_delta","type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","text":"b"}}"#,
+            // Indexes that are not plain whole numbers.
+            r#"{"type":"content_block_delta","index":1.0,"delta":{"type":"text_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":-1,"delta":{"type":"text_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":"0","delta":{"type":"text_delta","text":"a"}}"#,
+            // Escaped names, `\u` escapes and raw controls: the general reading decides.
+            r#"{"type":"content_block\u005fdelta","index":0,"delta":{"type":"text_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"caf\u00e9"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x \ud800"}}"#,
+            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"tab\there\"}}",
+            // Not JSON, or more than one document.
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}} {}"#,
+            r#"[]"#,
+        ];
+        for data in declined {
+            assert!(messages_delta(data.as_bytes()).is_none(), "{data}");
+        }
+    }
+}

@@ -1,7 +1,9 @@
 //! The stream guard: reads every event, holds back only what could still become a match or a
 //! tool call not yet checked, masks, or cuts the stream off.
 
-use super::events::{ChanKey, ChanKind, Completes, Dialect, Meaning, Step, meaning};
+use super::events::{
+    ChanKey, ChanKind, Completes, Dialect, FastDelta, Meaning, Step, meaning, messages_delta,
+};
 use super::prefix::Live;
 use super::sse::fields;
 use crate::api::{Api, ErrorBody, ErrorKind};
@@ -12,6 +14,7 @@ use crate::route::RouteKind;
 use bytes::Bytes;
 use regex_automata::hybrid::dfa::Cache;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -28,6 +31,9 @@ pub struct StreamHit {
 struct Part {
     text: String,
     path: Vec<Step>,
+    /// Where the part's JSON string lies in the event's raw bytes, when it was read without a
+    /// tree: a change is spliced in there.
+    span: Option<std::ops::Range<usize>>,
     ready: bool,
     changed: bool,
 }
@@ -244,6 +250,9 @@ impl StreamGuard {
             self.hold(item)?;
             return self.complete(Completes::All);
         }
+        if let Some(fast) = self.fast_delta(text, name, &data) {
+            return self.take_delta(item, fast);
+        }
         if let Err(e) = crate::guard::response::check_json(data.as_bytes()) {
             return Err(self.unreadable(&e.to_string()));
         }
@@ -279,12 +288,7 @@ impl StreamGuard {
             if chan.key.kind == ChanKind::Tool {
                 chan.input.extend_from_slice(d.text.as_bytes());
                 if chan.input.len() > crate::guard::MAX_TOOL_INPUT {
-                    let rule: Arc<str> = "agw:tool-input".into();
-                    let err = ErrorBody::new(
-                        ErrorKind::InvalidRequest,
-                        "agw blocked a tool call whose input is too large to check",
-                    );
-                    return Err(self.reject(rule, err));
+                    return Err(self.tool_input_too_large());
                 }
                 if self.open_tool.is_none() {
                     self.open_tool = Some(c);
@@ -295,6 +299,7 @@ impl StreamGuard {
             item.parts.push(Part {
                 text: d.text,
                 path: d.path,
+                span: None,
                 ready: false,
                 changed: false,
             });
@@ -304,6 +309,58 @@ impl StreamGuard {
         }
         self.hold(item)?;
         self.complete(m.completes)
+    }
+
+    /// The event's delta when it is a Messages `content_block_delta` of the common shape, read
+    /// without a tree; its span is in `text` (the event's raw bytes). `None` otherwise.
+    fn fast_delta(&self, text: &str, name: Option<&str>, data: &Cow<'_, str>) -> Option<FastDelta> {
+        if self.dialect != Dialect::Messages || name.is_some_and(|n| n != "content_block_delta") {
+            return None;
+        }
+        // Only data borrowed from the event (one `data:` line) can be spliced into.
+        let Cow::Borrowed(data) = data else {
+            return None;
+        };
+        let mut fast = messages_delta(data.as_bytes())?;
+        let at = data.as_ptr() as usize - text.as_ptr() as usize;
+        fast.span = fast.span.start + at..fast.span.end + at;
+        Some(fast)
+    }
+
+    /// Queues a delta read by [`Self::fast_delta`]: what [`Self::take`] does for one delta,
+    /// without the tree.
+    fn take_delta(&mut self, mut item: Item, fast: FastDelta) -> Result<(), ErrorBody> {
+        let d = fast.delta;
+        let c = self.chan(d.chan);
+        let chan = &mut self.chans[c];
+        if chan.key.kind == ChanKind::Tool {
+            chan.input.extend_from_slice(d.text.as_bytes());
+            if chan.input.len() > crate::guard::MAX_TOOL_INPUT {
+                return Err(self.tool_input_too_large());
+            }
+            if self.open_tool.is_none() {
+                self.open_tool = Some(c);
+                item.waits = Some(c);
+            }
+        }
+        self.chans[c].pending.push_back((item.seq, 0));
+        item.parts.push(Part {
+            text: d.text,
+            path: d.path,
+            span: Some(fast.span),
+            ready: false,
+            changed: false,
+        });
+        self.hold(item)
+    }
+
+    fn tool_input_too_large(&mut self) -> ErrorBody {
+        let rule: Arc<str> = "agw:tool-input".into();
+        let err = ErrorBody::new(
+            ErrorKind::InvalidRequest,
+            "agw blocked a tool call whose input is too large to check",
+        );
+        self.reject(rule, err)
     }
 
     /// Queues an event, within [`MAX_HELD`].
@@ -666,6 +723,24 @@ impl StreamGuard {
     fn serialize(&self, item: Item) -> Bytes {
         if !item.parts.iter().any(|p| p.changed) {
             return item.raw;
+        }
+        if let [
+            Part {
+                text,
+                span: Some(span),
+                ..
+            },
+        ] = item.parts.as_slice()
+        {
+            // Read without a tree: the new string replaces the old one's bytes, the rest of
+            // the event stays as sent.
+            let text = serde_json::to_string(text).expect("a string serializes");
+            let raw = &item.raw;
+            let mut out = Vec::with_capacity(raw.len() - span.len() + text.len());
+            out.extend_from_slice(&raw[..span.start]);
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(&raw[span.end..]);
+            return Bytes::from(out);
         }
         let mut json = item.json.expect("parts come with their JSON");
         for p in item.parts.iter().filter(|p| p.changed) {

@@ -853,3 +853,31 @@ fn streams_after_the_first_reuse_its_automaton_cache_with_the_same_output() {
     drop((a, b));
     assert_eq!(policy.prefixes().spare_caches(), 2);
 }
+
+/// A masked delta read without a tree keeps its event as sent — key order, spacing, the other
+/// fields — with only the string replaced; one read the general way (a `\u` escape) is
+/// rebuilt from its tree. Both carry the same text.
+#[test]
+fn a_masked_delta_changes_only_its_string() {
+    let p = Policy::builder()
+        .rule(Rule::literals("k", ["secret"]).mask())
+        .build()
+        .unwrap();
+    let spliced = "event: content_block_delta\ndata: {\"index\":0, \"delta\": {\"text\":\"my secret \\\"x\\\"\",\"type\":\"text_delta\"} ,\"type\":\"content_block_delta\"}\n\n";
+    let rebuilt = "event: content_block_delta\ndata: {\"index\":0, \"delta\": {\"text\":\"my secret \\u0022x\\u0022\",\"type\":\"text_delta\"} ,\"type\":\"content_block_delta\"}\n\n";
+    let mut texts = Vec::new();
+    for (event, exact) in [(spliced, true), (rebuilt, false)] {
+        let mut g = StreamGuard::new(p.clone(), Api::Anthropic, 64);
+        let mut out = Vec::new();
+        g.event(Bytes::from(event), &mut out);
+        g.finish(&mut out);
+        let s = String::from_utf8(out.concat()).unwrap();
+        assert!(!s.contains("secret"), "{s}");
+        if exact {
+            assert_eq!(s, event.replace("secret", "<MASKED>"));
+        }
+        texts.push(text_of(s.as_bytes()));
+    }
+    assert_eq!(texts[0], "my <MASKED> \"x\"");
+    assert_eq!(texts[0], texts[1]);
+}
