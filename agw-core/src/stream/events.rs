@@ -339,6 +339,57 @@ pub(crate) struct FastDelta {
 /// a plain whole number, a `\u` escape or a raw control character in the delta's text; those
 /// are read the general way, which gives the same meaning or names the error.
 pub(crate) fn messages_delta(data: &[u8]) -> Option<FastDelta> {
+    exact_delta(data).or_else(|| scanned_delta(data))
+}
+
+/// The delta of an event exactly as Anthropic writes it, keys in its order and no spaces:
+/// `{"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"..."}}`
+/// (or an `input_json_delta` or `thinking_delta`). Only the string is scanned.
+fn exact_delta(data: &[u8]) -> Option<FastDelta> {
+    const HEADS: [(&[u8], ChanKind, &str); 3] = [
+        (
+            br#","delta":{"type":"text_delta","text":""#,
+            ChanKind::Text,
+            "text",
+        ),
+        (
+            br#","delta":{"type":"input_json_delta","partial_json":""#,
+            ChanKind::Tool,
+            "partial_json",
+        ),
+        (
+            br#","delta":{"type":"thinking_delta","thinking":""#,
+            ChanKind::Reasoning,
+            "thinking",
+        ),
+    ];
+    let rest = data.strip_prefix(br#"{"type":"content_block_delta","index":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    // A JSON number: `0`, or no leading zero.
+    if digits == 0 || (digits > 1 && rest[0] == b'0') {
+        return None;
+    }
+    let index: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let (head, kind, field) = HEADS
+        .into_iter()
+        .find(|(head, ..)| rest[digits..].starts_with(head))?;
+    let quote = data.len() - rest.len() + digits + head.len() - 1;
+    let sc = crate::json::Scanner::new(data).ok()?;
+    let mut sc = sc.at(quote);
+    let text = sc.string().ok()?;
+    let tail = &data[text.raw.end + 1..];
+    if !tail.starts_with(b"}}")
+        || !tail[2..]
+            .iter()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        return None;
+    }
+    fast_delta(&sc, kind, field, index, &text)
+}
+
+/// The delta of a `content_block_delta` of any key order and spacing, read with the scanner.
+fn scanned_delta(data: &[u8]) -> Option<FastDelta> {
     use crate::json::{JsonError, Scanner, Str};
     let other = || JsonError::Shape(String::new());
     let mut sc = Scanner::new(data).ok()?;
@@ -401,17 +452,28 @@ pub(crate) fn messages_delta(data: &[u8]) -> Option<FastDelta> {
         b"thinking_delta" => (ChanKind::Reasoning, "thinking"),
         _ => return None,
     };
+    if field != expected {
+        return None;
+    }
+    fast_delta(&sc, kind, field, index, &text)
+}
+
+/// The delta whose string `text` (of kind `kind`, in `field`) was found by `sc`.
+fn fast_delta(
+    sc: &crate::json::Scanner<'_>,
+    kind: ChanKind,
+    field: &'static str,
+    index: u64,
+    text: &crate::json::Str,
+) -> Option<FastDelta> {
     // What the scanner lets through but a strict parser (serde_json, clients) refuses — a raw
     // control character, a lone surrogate escape — is left to the general way, which ends the
     // stream on it.
-    let raw = &data[text.raw.clone()];
-    if field != expected
-        || raw.iter().any(|&b| b < 0x20)
-        || (text.escaped && raw.windows(2).any(|w| w == b"\\u"))
-    {
+    let raw = &sc.bytes()[text.raw.clone()];
+    if raw.iter().any(|&b| b < 0x20) || (text.escaped && raw.windows(2).any(|w| w == b"\\u")) {
         return None;
     }
-    let decoded = String::from_utf8(sc.str_value(&text).into_owned()).ok()?;
+    let decoded = String::from_utf8(sc.str_value(text).into_owned()).ok()?;
     Some(FastDelta {
         delta: Delta {
             chan: ChanKey {
@@ -420,7 +482,7 @@ pub(crate) fn messages_delta(data: &[u8]) -> Option<FastDelta> {
                 sub: 0,
             },
             text: decoded,
-            path: vec![Step::Key("delta"), Step::Key(expected)],
+            path: vec![Step::Key("delta"), Step::Key(field)],
         },
         span: text.raw.start - 1..text.raw.end + 1,
     })
@@ -448,6 +510,10 @@ mod tests {
             r#" { "type" : "content_block_delta" , "index" : 1 , "delta" : { "type" : "input_json_delta" , "partial_json" : "{\"cmd\": \"ls" } } "#,
             r#"{"type":"content_block_delta","index":2,"delta":{"type":"thinking_delta","thinking":"hmm → ok"}}"#,
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#,
+            // Anthropic's own spelling (read by template), with escapes and a trailing newline.
+            "{\"type\":\"content_block_delta\",\"index\":10,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\\\"b\\\\c\\n\"}}\n",
+            r#"{"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"so"}}"#,
         ];
         for data in answered {
             let fast = messages_delta(data.as_bytes()).unwrap_or_else(|| panic!("{data}"));
@@ -491,6 +557,12 @@ mod tests {
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}"#,
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}} {}"#,
             r#"[]"#,
+            // Anthropic's spelling, broken.
+            r#"{"type":"content_block_delta","index":01,"delta":{"type":"text_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}} x"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\x"}}"#,
+            r#"{"type":"content_block_delta","index":99999999999999999999,"delta":{"type":"text_delta","text":"a"}}"#,
         ];
         for data in declined {
             assert!(messages_delta(data.as_bytes()).is_none(), "{data}");

@@ -174,12 +174,14 @@ impl Prefixes {
         live.end = None;
         if c.clear_count() != live.clears {
             live.after_start.clear();
+            live.steps.clear();
         }
         live.clears = c.clear_count();
         // Clearing the cache invalidates the states kept: then answer from scratch, and start
         // again next time.
         let cleared = |c: &Cache| c.clear_count() != live.clears;
-        let (groups, after_start) = (&mut live.groups, &mut live.after_start);
+        let (groups, after_start, steps) =
+            (&mut live.groups, &mut live.after_start, &mut live.steps);
         // Without look-around, the byte before a start does not change its state, so the
         // state after a start's first byte depends on that byte alone: remembered.
         let fixed_start = if dfa.get_nfa().look_set_any().is_empty() {
@@ -191,8 +193,23 @@ impl Prefixes {
         if fixed_start.is_some() && after_start.is_empty() {
             after_start.resize(256, First::Unknown);
         }
+        // The remembered set of states the groups are in (none for too many groups).
+        let mut cur = fixed_start.and_then(|_| steps.config_of(groups));
         while at < text.len() {
             let b = text[at];
+            // Most bytes move the same live states the same way as last time: the move is
+            // replayed (only start positions change) instead of stepping the automaton.
+            let p = base + at;
+            if let Some((mv, next)) = cur.and_then(|ci| steps.known(ci, b)) {
+                steps.replay(mv, next, groups, p);
+                cur = Some(next);
+                at += 1;
+                continue;
+            }
+            let before = cur;
+            // Which groups (bits: the groups before the byte) form each group after it, and
+            // which groups after it the start at `at` joined.
+            let (mut formed, mut start) = ([0u8; MOVE_GROUPS + 1], 0u8);
             // The start at `at`, after its first byte.
             let first = match fixed_start {
                 Some(s) => match after_start[usize::from(b)] {
@@ -234,32 +251,53 @@ impl Prefixes {
                         _ => g.state = None,
                     }
                 }
-                match groups[..kept].iter_mut().find(|h| h.state == g.state) {
-                    Some(h) => {
+                let bit = 1u8.checked_shl(i as u32).unwrap_or(0);
+                match groups[..kept].iter().position(|h| h.state == g.state) {
+                    Some(j) => {
+                        let h = &mut groups[j];
                         h.first = h.first.min(g.first);
                         h.last = h.last.max(g.last);
+                        if let Some(f) = formed.get_mut(j) {
+                            *f |= bit;
+                        }
                     }
                     None => {
                         groups[kept] = g;
+                        if let Some(f) = formed.get_mut(kept) {
+                            *f = bit;
+                        }
                         kept += 1;
                     }
                 }
             }
             groups.truncate(kept);
             if let First::Alive(state) = first {
-                let p = base + at;
-                match groups.iter_mut().find(|h| h.state == state) {
-                    Some(h) => {
+                match groups.iter().position(|h| h.state == state) {
+                    Some(j) => {
                         // (`first` is `usize::MAX` when its starts were forgotten.)
+                        let h = &mut groups[j];
                         h.first = h.first.min(p);
                         h.last = p;
+                        start |= 1u8.checked_shl(j as u32).unwrap_or(0);
                     }
-                    None => groups.push(Group {
-                        first: p,
-                        last: p,
-                        state,
-                    }),
+                    None => {
+                        if let Some(f) = formed.get_mut(groups.len()) {
+                            *f = 0;
+                        }
+                        start |= 1u8.checked_shl(groups.len() as u32).unwrap_or(0);
+                        groups.push(Group {
+                            first: p,
+                            last: p,
+                            state,
+                        });
+                    }
                 }
+            }
+            if fixed_start.is_some() {
+                cur = match before {
+                    Some(ci) => steps.learn(ci, b, groups, &formed, start),
+                    None => steps.config_of(groups),
+                };
             }
             at += 1;
         }
@@ -305,6 +343,144 @@ pub(crate) struct Live {
     clears: usize,
     /// For patterns without look-around: the state after a start's first byte, by byte.
     after_start: Vec<First>,
+    /// How bytes moved sets of live states before, to replay.
+    steps: Steps,
+}
+
+/// The most live states a remembered move starts from or ends in.
+const MOVE_GROUPS: usize = 3;
+/// The most sets of live states whose moves are remembered (beyond it, they are learned again).
+const MOVE_CONFIGS: usize = 16;
+
+/// How bytes moved sets of live states, learned as they are read: for a set of states (at most
+/// [`MOVE_GROUPS`], in order) and a byte, the states after it, which of the groups before it
+/// formed each group after it, and which of those the start at the byte joined. Replaying a
+/// move gives exactly what stepping the automaton gives: a group's first and last starts are
+/// the minimum and maximum of those it was formed from. Void when the cache is cleared.
+#[derive(Debug, Default)]
+struct Steps {
+    configs: Vec<Config>,
+    moves: Vec<Move>,
+    /// How often everything was forgotten to make room.
+    #[cfg(test)]
+    forgotten: usize,
+}
+
+#[derive(Debug)]
+struct Config {
+    states: [Option<LazyStateID>; MOVE_GROUPS],
+    len: usize,
+    /// By byte: 0 for unknown, else the index of its move plus one.
+    row: Box<[u16; 256]>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Move {
+    /// The set of states after the byte (an index into `configs`).
+    next: u16,
+    /// By group after the byte: the groups before it that formed it (bits).
+    from: [u8; MOVE_GROUPS],
+    /// The groups after the byte that the start at it joined (bits).
+    start: u8,
+}
+
+impl Steps {
+    /// The index of the set of states `groups` are in, added if new; `None` for too many
+    /// groups (or too many sets: then everything is forgotten and learned again).
+    fn config_of(&mut self, groups: &[Group]) -> Option<usize> {
+        if groups.len() > MOVE_GROUPS {
+            return None;
+        }
+        let same = |c: &Config| {
+            c.len == groups.len() && groups.iter().zip(&c.states).all(|(g, s)| g.state == *s)
+        };
+        if let Some(i) = self.configs.iter().position(same) {
+            return Some(i);
+        }
+        if self.configs.len() == MOVE_CONFIGS {
+            self.clear();
+            #[cfg(test)]
+            {
+                self.forgotten += 1;
+            }
+        }
+        let mut states = [None; MOVE_GROUPS];
+        for (s, g) in states.iter_mut().zip(groups) {
+            *s = g.state;
+        }
+        self.configs.push(Config {
+            states,
+            len: groups.len(),
+            row: Box::new([0; 256]),
+        });
+        Some(self.configs.len() - 1)
+    }
+
+    /// The move of the set `ci` over `b`, if learned, with the set it leads to.
+    fn known(&self, ci: usize, b: u8) -> Option<(Move, usize)> {
+        let m = usize::from(self.configs[ci].row[usize::from(b)]).checked_sub(1)?;
+        let mv = self.moves[m];
+        Some((mv, usize::from(mv.next)))
+    }
+
+    /// Replays `mv` on `groups` for the byte at `p`.
+    fn replay(&self, mv: Move, next: usize, groups: &mut Vec<Group>, p: usize) {
+        let before = groups.len();
+        let mut old = [Group {
+            first: 0,
+            last: 0,
+            state: None,
+        }; MOVE_GROUPS];
+        old[..before].copy_from_slice(groups);
+        groups.clear();
+        let c = &self.configs[next];
+        for (j, &state) in c.states[..c.len].iter().enumerate() {
+            let (mut first, mut last) = (usize::MAX, 0);
+            for (i, g) in old[..before].iter().enumerate() {
+                if mv.from[j] & (1 << i) != 0 {
+                    first = first.min(g.first);
+                    last = last.max(g.last);
+                }
+            }
+            if mv.start & (1 << j) != 0 {
+                first = first.min(p);
+                last = p;
+            }
+            groups.push(Group { first, last, state });
+        }
+    }
+
+    /// Remembers how `b` moved the set `ci` to `groups`; the set `groups` are in now (as
+    /// [`Steps::config_of`]).
+    fn learn(
+        &mut self,
+        ci: usize,
+        b: u8,
+        groups: &[Group],
+        from: &[u8],
+        start: u8,
+    ) -> Option<usize> {
+        let configs = self.configs.len();
+        let next = self.config_of(groups)?;
+        if self.configs.len() < configs || self.moves.len() >= usize::from(u16::MAX) {
+            // Everything was forgotten to make room (`ci` is gone), or too much is kept.
+            return Some(next);
+        }
+        let mut mv = Move {
+            next: next as u16,
+            from: [0; MOVE_GROUPS],
+            start,
+        };
+        mv.from.copy_from_slice(&from[..MOVE_GROUPS]);
+        self.moves.push(mv);
+        self.configs[ci].row[usize::from(b)] = self.moves.len() as u16;
+        Some(next)
+    }
+
+    fn clear(&mut self) {
+        self.configs.clear();
+        self.moves.clear();
+    }
 }
 
 /// A state after one byte, if known.

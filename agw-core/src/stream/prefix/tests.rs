@@ -141,12 +141,21 @@ fn live_gives_the_from_scratch_answer_at_every_split() {
 /// Drives `hold_live` as the stream guard does (a window sliding over a growing text, the
 /// floor following it, resets after edits), against `hold_from` on the same window.
 fn differential(p: &Prefixes, rng: &mut Rng, what: &str) -> usize {
+    differential_with(p, rng, what, 60, &mut Live::default())
+}
+
+fn differential_with(
+    p: &Prefixes,
+    rng: &mut Rng,
+    what: &str,
+    steps: usize,
+    live: &mut Live,
+) -> usize {
     let mut cache = p.cache();
-    let mut live = Live::default();
     let mut text: Vec<u8> = Vec::new();
     let (mut base, mut floor) = (0usize, 0usize);
     let window = 1 + rng.below(48);
-    for step in 0..60 {
+    for step in 0..steps {
         for _ in 0..rng.below(4) {
             text.extend_from_slice(PIECES[rng.below(PIECES.len())].as_bytes());
         }
@@ -166,7 +175,7 @@ fn differential(p: &Prefixes, rng: &mut Rng, what: &str) -> usize {
         }
         let from = floor.max(base) - base;
         let w = &text[base..];
-        let got = p.hold_live(&mut cache, &mut live, w, base, from);
+        let got = p.hold_live(&mut cache, live, w, base, from);
         let want = p.hold_from(&mut cache, w, from);
         assert_eq!(
             got,
@@ -207,5 +216,25 @@ fn live_survives_cache_clears() {
             clears > 0 || name == "nothing",
             "{name}: the cache was never cleared"
         );
+    }
+}
+
+/// One long stream: moves learned early are replayed later, and the sets of states seen
+/// outgrow what is remembered (forgotten and learned again) — still the from-scratch answer.
+#[test]
+fn live_replays_learned_moves_on_long_streams() {
+    for (name, policy) in policies() {
+        let p = Prefixes::build(&policy);
+        let mut rng = Rng(11);
+        let mut live = Live::default();
+        _ = differential_with(&p, &mut rng, &format!("{name} long"), 3000, &mut live);
+        // (Look-around, as `\b` in "regex", rules the replay out: the start depends on the
+        // byte before.)
+        if name == "detectors" || name == "phrase" {
+            assert!(!live.steps.moves.is_empty(), "{name}: no move was learned");
+        }
+        if name == "detectors" {
+            assert!(live.steps.forgotten > 0, "{name}: never forgot");
+        }
     }
 }
