@@ -95,6 +95,8 @@ impl Work {
                 // One request (an idle or lightly loaded gateway): its scopes are distinct,
                 // so there is nothing to sum.
                 let p = s.ticket.periods();
+                // At most five counters per scope (see `Amounts::adds`).
+                adds.reserve(5 * s.ticket.scopes().len());
                 let amounts =
                     settle_amounts(&self.policy, &s.ticket, s.tokens, s.cost_micros, s.success);
                 for (scope, a) in amounts {
