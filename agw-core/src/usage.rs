@@ -119,7 +119,8 @@ impl UsageCounter {
         let mut model = None;
         let _ = sc.object(|sc, key| {
             if sc.key_is(&key, "usage") {
-                usage = Some(sc.skip()?);
+                // Read where it stands: one pass, no second scanner over the same bytes.
+                usage = Some(Scanned::read(sc)?);
                 Ok(())
             } else if sc.key_is(&key, "model") {
                 if let Some(s) = sc.string_or_none()? {
@@ -133,8 +134,8 @@ impl UsageCounter {
         if let Some(m) = model {
             self.model = Some(m);
         }
-        if let Some(r) = usage {
-            self.usage_object(&Scanned::of(&body[r]), false);
+        if let Some(u) = usage {
+            self.usage_object(&u, false);
         }
     }
 
@@ -269,20 +270,20 @@ struct Scanned {
 }
 
 impl Scanned {
-    /// `b`: one complete JSON value (the scanner validated it).
-    fn of(b: &[u8]) -> Self {
+    /// Reads the value at `sc`, validating all of it as [`Scanner::skip`] does; on an error
+    /// nothing is read (the caller keeps what it had).
+    fn read(sc: &mut Scanner<'_>) -> Result<Self, crate::json::JsonError> {
         let mut out = Scanned::default();
-        let Ok(mut sc) = Scanner::new(b) else {
-            return out;
-        };
         if sc.peek() != Some(b'{') {
-            return out;
+            sc.skip()?;
+            return Ok(out);
         }
+        let b = sc.bytes();
         let int = |sc: &mut Scanner<'_>| -> Result<Option<u64>, crate::json::JsonError> {
             let r = sc.skip()?;
             Ok(std::str::from_utf8(&b[r]).ok().and_then(|s| s.parse().ok()))
         };
-        let _ = sc.object(|sc, key| {
+        sc.object(|sc, key| {
             if let Some(i) = COUNTS.iter().position(|k| sc.key_is(&key, k)) {
                 out.counts[i] = int(sc)?;
             } else if let Some(i) = DETAILS.iter().position(|k| sc.key_is(&key, k)) {
@@ -300,11 +301,11 @@ impl Scanned {
                     sc.skip()?;
                 }
             } else {
-                sc.skip_fast()?;
+                sc.skip()?;
             }
             Ok(())
-        });
-        out
+        })?;
+        Ok(out)
     }
 }
 
@@ -502,12 +503,42 @@ mod tests {
             r#"[1,2]"#,
         ] {
             let v: Value = serde_json::from_str(usage).unwrap();
-            let sc = Scanned::of(usage.as_bytes());
+            let sc = Scanned::read(&mut Scanner::new(usage.as_bytes()).unwrap()).unwrap();
             for k in COUNTS {
                 assert_eq!(sc.count(k), v.count(k), "{k} in {usage}");
             }
             assert_eq!(sc.cached(), v.cached(), "cached in {usage}");
         }
+    }
+
+    /// A whole body read with the scanner counts as its parsed `Value` does: only the
+    /// top-level `usage`, wherever it stands, the last of duplicates.
+    #[test]
+    fn json_body_counts_as_the_value_does() {
+        let big = "x".repeat(100_000);
+        let bodies = [
+            format!(r#"{{"content":[{{"type":"text","text":"{big}"}}],"model":"m","usage":{{"input_tokens":3,"output_tokens":4}}}}"#),
+            format!(r#"{{"usage":{{"input_tokens":1}},"content":"{big}","usage":{{"output_tokens":2,"extra":{{"a":[1,{{"b":null}}]}}}}}}"#),
+            r#"{"content":[{"usage":{"input_tokens":99}}],"usage":{"input_tokens":5,"cache_read_input_tokens":6}}"#.to_owned(),
+            r#"{"us\u0061ge":{"input_tokens":7},"model":"a\"b"}"#.to_owned(),
+            r#"{"model":"m"}"#.to_owned(),
+        ];
+        for body in &bodies {
+            let mut by_scanner = UsageCounter::new(Api::Anthropic);
+            by_scanner.json(body.as_bytes());
+            let mut by_value = UsageCounter::new(Api::Anthropic);
+            by_value.value(&serde_json::from_str(body).unwrap());
+            assert_eq!(by_scanner.finish(), by_value.finish(), "{:.200}", body);
+        }
+    }
+
+    /// A broken `usage` after a good one leaves the good one counted.
+    #[test]
+    fn json_body_keeps_the_last_usage_read_before_an_error() {
+        let mut c = UsageCounter::new(Api::Anthropic);
+        c.json(br#"{"usage":{"input_tokens":7},"usage":{"input_tokens":8,"x":[1,}}"#);
+        let (u, _) = c.finish().unwrap();
+        assert_eq!(u.input, 7);
     }
 
     #[test]

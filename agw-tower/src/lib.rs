@@ -66,6 +66,8 @@ pub mod upstream;
 #[cfg(feature = "team")]
 pub mod auth;
 #[cfg(feature = "team")]
+mod hash;
+#[cfg(feature = "team")]
 pub mod limit;
 #[cfg(feature = "team")]
 pub mod metrics;

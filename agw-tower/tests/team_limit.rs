@@ -162,6 +162,76 @@ async fn token_budgets_per_month() {
     );
 }
 
+async fn spent(l: &Limiter) -> Vec<agw_tower::limit::Spent> {
+    let mut out = Vec::new();
+    for s in [
+        Scope::Key("alice".into()),
+        Scope::Key("bob".into()),
+        Scope::Team("platform".into()),
+        Scope::Global,
+    ] {
+        out.push(l.spent(&s, NOW).await.unwrap());
+    }
+    out
+}
+
+/// The settling task charges a batch of one request and a batch of several as settling each
+/// at once does (a lone request takes a path without the per-batch sums).
+#[tokio::test]
+async fn settling_later_charges_as_settling_at_once() {
+    let policy = LimitPolicy {
+        per_key: Limits {
+            tokens_per_minute: Some(100_000),
+            ..Limits::default()
+        },
+        per_team: Limits {
+            usd_per_month: Some(100.0),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    };
+    let (now, later) = (limiter(policy.clone()), Arc::new(limiter(policy)));
+    // (who, tokens, cost): one request alone, then three queued together.
+    let alone = [(alice(), Some(100), Some(7))];
+    let together = [
+        (alice(), Some(50), Some(3)),
+        (bob(), None, None),
+        (alice(), Some(2), None),
+    ];
+    for round in [&alone[..], &together[..]] {
+        let mut tickets = Vec::new();
+        for (who, tokens, cost) in round {
+            let a = now.admit(Some(who), Some(10), NOW).await.unwrap();
+            let b = later.admit(Some(who), Some(10), NOW).await.unwrap();
+            tickets.push((a, b, *tokens, *cost));
+        }
+        for (a, b, tokens, cost) in tickets {
+            now.settle(&a, tokens, cost, true).await;
+            later.settle_later(Arc::new(b), tokens, cost, true);
+        }
+        let want = spent(&now).await;
+        let mut waited = 0;
+        while spent(&later).await != want {
+            assert!(
+                waited < 1000,
+                "settled later: {:?}, at once: {want:?}",
+                spent(&later).await
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            waited += 1;
+        }
+    }
+    // The minute's token counters were corrected alike: the same remaining tokens.
+    let remaining = |t: agw_tower::limit::Ticket| {
+        let mut h = http::HeaderMap::new();
+        t.headers(&mut h);
+        h["x-agw-ratelimit-tokens-remaining"].clone()
+    };
+    let a = now.admit(Some(&alice()), Some(1), NOW).await.unwrap();
+    let b = later.admit(Some(&alice()), Some(1), NOW).await.unwrap();
+    assert_eq!(remaining(a), remaining(b));
+}
+
 async fn upstream(req: axum::extract::Request) -> http::Response<axum::body::Body> {
     let _ = req;
     http::Response::builder()

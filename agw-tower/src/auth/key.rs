@@ -40,12 +40,26 @@ impl KeyHash {
 
     /// Parses 64 hex digits.
     pub fn from_hex(s: &str) -> Option<Self> {
-        if s.len() != 64 || !s.is_ascii() {
+        // Runs on every authenticated request (the record's hash is checked again): a digit
+        // at a time, without `from_str_radix`'s sign and overflow handling.
+        fn digit(c: u8) -> Option<u8> {
+            match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                b'A'..=b'F' => Some(c - b'A' + 10),
+                _ => None,
+            }
+        }
+        let s = s.as_bytes();
+        if s.len() != 64 {
             return None;
         }
         let mut out = [0; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+        for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+            // `u8::from_str_radix` took a sign as the pair's first character ("+f" is 0x0f);
+            // key files written that way keep loading.
+            let high = if pair[0] == b'+' { 0 } else { digit(pair[0])? };
+            *o = high << 4 | digit(pair[1])?;
         }
         Some(KeyHash(out))
     }
@@ -125,6 +139,15 @@ mod tests {
         assert!(ha.ct_eq(&KeyHash::of(&a)));
         assert_eq!(KeyHash::from_hex(&ha.to_hex()), Some(ha));
         assert_eq!(KeyHash::from_hex("zz"), None);
+        let upper = ha.to_hex().to_ascii_uppercase();
+        assert_eq!(KeyHash::from_hex(&upper), Some(ha));
+        let plus = format!("{}+f", &ha.to_hex()[..62]);
+        assert_eq!(KeyHash::from_hex(&plus).unwrap().0[31], 0x0f);
+        for bad in ["f+", "++", "-f", "g0", "0 ", "é"] {
+            let s = format!("{}{bad}", &ha.to_hex()[..64 - bad.len()]);
+            assert_eq!(KeyHash::from_hex(&s), None, "{s}");
+        }
+        assert_eq!(KeyHash::from_hex(&ha.to_hex()[..62]), None);
         assert!(!format!("{ha:?}").contains(&ha.to_hex()));
     }
 

@@ -1,6 +1,7 @@
 //! Where client keys live: the [`KeyStore`] trait and the file store.
 
 use super::key::{KeyHash, KeyRecord};
+use crate::hash::FastState;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -53,13 +54,15 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug, Default)]
 struct Index {
     /// By the first 8 bytes of the hash; the whole hash is then compared in constant time.
-    by_prefix: HashMap<[u8; 8], Vec<(KeyHash, KeyRecord)>>,
+    /// The map holds only the file's keys (see [`FastState`]).
+    by_prefix: HashMap<[u8; 8], Vec<(KeyHash, KeyRecord)>, FastState>,
     records: Vec<KeyRecord>,
 }
 
 impl Index {
     fn build(records: Vec<KeyRecord>) -> Result<Self, String> {
-        let mut by_prefix: HashMap<[u8; 8], Vec<(KeyHash, KeyRecord)>> = HashMap::new();
+        let mut by_prefix: HashMap<[u8; 8], Vec<(KeyHash, KeyRecord)>, FastState> =
+            HashMap::default();
         let mut names = std::collections::HashSet::new();
         for r in &records {
             let h = r

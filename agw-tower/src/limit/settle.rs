@@ -8,8 +8,9 @@ use super::limiter::{
 };
 use super::rejection::{LimitKind, Scope};
 use super::store::{Add, LimitStore};
+use crate::hash::FastState;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -89,16 +90,30 @@ impl Work {
                     Err(_) => break,
                 }
             }
-            for s in batch.drain(..) {
+            let mut adds = Vec::new();
+            if let [s] = &batch[..] {
+                // One request (an idle or lightly loaded gateway): its scopes are distinct,
+                // so there is nothing to sum.
+                let p = s.ticket.periods();
+                // At most five counters per scope (see `Amounts::adds`).
+                adds.reserve(5 * s.ticket.scopes().len());
                 let amounts =
                     settle_amounts(&self.policy, &s.ticket, s.tokens, s.cost_micros, s.success);
                 for (scope, a) in amounts {
-                    totals.add(scope, &s.ticket.periods(), a);
+                    a.adds(&self.policy.prefix, scope, &p, &mut adds);
                 }
-            }
-            let mut adds = Vec::new();
-            for ((scope, periods), a) in totals.drain() {
-                a.adds(&self.policy.prefix, &scope, &periods, &mut adds);
+                batch.clear();
+            } else {
+                for s in batch.drain(..) {
+                    let amounts =
+                        settle_amounts(&self.policy, &s.ticket, s.tokens, s.cost_micros, s.success);
+                    for (scope, a) in amounts {
+                        totals.add(scope, &s.ticket.periods(), a);
+                    }
+                }
+                for ((scope, periods), a) in totals.drain() {
+                    a.adds(&self.policy.prefix, &scope, &periods, &mut adds);
+                }
             }
             apply_adds(
                 &*self.store,
@@ -115,9 +130,10 @@ impl Work {
 /// counter names are built once per scope and batch, not per request.
 #[derive(Default)]
 struct Totals {
-    hasher: RandomState,
+    /// Scopes are named by agw (see [`FastState`]).
+    hasher: FastState,
     /// Indexes into `list` by the hash of their scope and periods.
-    at: HashMap<u64, Vec<usize>>,
+    at: HashMap<u64, Vec<usize>, FastState>,
     list: Vec<((Scope, Periods), Amounts)>,
 }
 

@@ -1,6 +1,7 @@
 //! Counter stores: the [`LimitStore`] trait and the in-memory store.
 
 use crate::auth::BoxFuture;
+use crate::hash::FastState;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -77,7 +78,8 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Counters {
-    map: HashMap<String, (u64, Instant)>,
+    /// Counter names are built by agw (see [`FastState`]).
+    map: HashMap<String, (u64, Instant), FastState>,
     ops: u32,
 }
 

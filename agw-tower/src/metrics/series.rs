@@ -1,6 +1,7 @@
 //! The series of each kind of usage report, resolved once: a report is counted without
 //! building its label sets (cloned strings) and hashing them in every family again.
 
+use crate::hash::FastState;
 use crate::usage::UsageReport;
 use agw_core::route::RouteKind;
 use prometheus_client::metrics::counter::Counter;
@@ -62,8 +63,9 @@ pub(super) struct SeriesCache {
     map: RwLock<Buckets>,
 }
 
-/// Entries by the hash of their key.
-type Buckets = HashMap<u64, Vec<(SeriesKey, Arc<Series>)>>;
+/// Entries by the hash of their key. The key is already a `RandomState` hash (a report's
+/// model names are the client's), so a fast hasher is enough to place it.
+type Buckets = HashMap<u64, Vec<(SeriesKey, Arc<Series>)>, FastState>;
 
 impl SeriesCache {
     const MAX: usize = 10_000;
