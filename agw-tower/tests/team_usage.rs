@@ -9,7 +9,7 @@ use agw_core::price::{Price, PriceTable};
 use agw_core::route::RouteTable;
 use agw_core::usage::Usage;
 use agw_tower::auth::RequestFacts;
-use agw_tower::classify::ClassifyLayer;
+use agw_tower::classify::{Classifier, ClassifyLayer};
 use agw_tower::usage::{UsageLayer, UsageReport, UsageSink};
 use bytes::Bytes;
 use http_body::Frame;
@@ -101,9 +101,9 @@ async fn a_stream_is_forwarded_at_once_and_counted_at_its_end() {
                 next.run(req).await
             },
         ))
-        .layer(ClassifyLayer::new(
-            RouteTable::claude_code(),
-            Api::Anthropic,
+        // The classifier's backend name takes precedence over the layer's.
+        .layer(ClassifyLayer::with_classifier(
+            Classifier::new(RouteTable::claude_code(), Api::Anthropic).backend("primary"),
         ));
     let addr = support::serve(app).await;
 
@@ -164,7 +164,7 @@ async fn a_stream_is_forwarded_at_once_and_counted_at_its_end() {
     );
     // 10×3 + 250×15 + 1000×3.75 + 20000×0.3 micro-dollars
     assert_eq!(r.cost_micros, Some(30 + 3750 + 3750 + 6000));
-    assert_eq!(r.backend.as_deref(), Some("anthropic"));
+    assert_eq!(r.backend.as_deref(), Some("primary"));
     assert!(r.time_to_first_byte.is_some());
 }
 

@@ -63,10 +63,6 @@ impl RequestFacts {
     }
 }
 
-/// The name of the backend a request goes to (for access errors, metrics and logs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendName(pub Arc<str>);
-
 /// Who may use one backend, and which models. Empty `identities`, `teams` and `groups` admit
 /// every authenticated caller; empty `models` admits every model.
 ///

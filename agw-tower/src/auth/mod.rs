@@ -53,7 +53,7 @@ mod redis;
 mod service;
 mod store;
 
-pub use access::{Access, AccessFuture, AccessLayer, AccessService, BackendName, RequestFacts};
+pub use access::{Access, AccessFuture, AccessLayer, AccessService, RequestFacts};
 pub use layer::AuthLayer;
 #[cfg(feature = "redis")]
 pub use redis::RedisKeyStore;

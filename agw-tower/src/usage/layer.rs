@@ -43,8 +43,8 @@ impl UsageLayer {
         self
     }
 
-    /// Names the backend in reports (a [`BackendName`](crate::auth::BackendName) request
-    /// extension takes precedence).
+    /// Names the backend in reports (the [`Backend`](crate::classify::Backend) a classifier
+    /// named takes precedence).
     pub fn backend(mut self, name: impl Into<Arc<str>>) -> Self {
         self.shared.backend = Some(name.into());
         self

@@ -80,7 +80,8 @@ use std::time::Duration;
 pub struct UsageReport {
     /// Who called ([`AuthLayer`](crate::auth::AuthLayer) outside the usage layer).
     pub identity: Option<Identity>,
-    /// The backend's name ([`BackendName`](crate::auth::BackendName) or the layer's).
+    /// The backend's name (the classifier's [`Backend`](crate::classify::Backend), or the
+    /// layer's).
     pub backend: Option<Arc<str>>,
     /// The provider kind (`anthropic`, `openai`, ...), when the layer was told.
     pub provider: Option<Arc<str>>,

@@ -1,7 +1,7 @@
 use super::body::{Pending, UsageBody};
 use super::{Shared, UsageHooks, UsageReport};
-use crate::auth::{BackendName, Identity, RequestFacts};
-use crate::classify::Classified;
+use crate::auth::{Identity, RequestFacts};
+use crate::classify::{Backend, Classified};
 use agw_core::route::RouteKind;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -55,7 +55,7 @@ where
         let report = UsageReport {
             identity: ext.get::<Identity>().cloned(),
             backend: ext
-                .get::<BackendName>()
+                .get::<Backend>()
                 .map(|b| b.0.clone())
                 .or_else(|| self.shared.backend.clone()),
             provider: self.shared.provider.clone(),
