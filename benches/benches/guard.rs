@@ -77,28 +77,6 @@ fn mask(c: &mut Criterion) {
     g.finish();
 }
 
-/// A streamed Anthropic reply of `n` text deltas (one with a card number when `hit`).
-fn reply_stream(n: usize, hit: bool) -> Vec<bytes::Bytes> {
-    let mut events = vec![bytes::Bytes::from_static(
-        b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\"}}\n\n",
-    )];
-    for i in 0..n {
-        let text = if hit && i == n / 2 {
-            "your card 4111 1111 1111 1111 is saved".to_owned()
-        } else {
-            format!(" the function returns {i} values when")
-        };
-        events.push(bytes::Bytes::from(format!(
-            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}\n\n",
-            serde_json::to_string(&text).unwrap()
-        )));
-    }
-    events.push(bytes::Bytes::from_static(
-        b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
-    ));
-    events
-}
-
 fn stream(c: &mut Criterion) {
     use agw_core::api::Api;
     use agw_core::stream::{SseDecoder, StreamGuard};
