@@ -78,8 +78,6 @@ fn mask(c: &mut Criterion) {
 }
 
 fn stream(c: &mut Criterion) {
-    use agw_core::api::Api;
-    use agw_core::stream::{SseDecoder, StreamGuard};
     let mut g = c.benchmark_group("stream/per_event");
     let policy = policy_builtins_mask();
     for (name, hit) in [("clean", false), ("with_hit", true)] {
@@ -87,19 +85,7 @@ fn stream(c: &mut Criterion) {
         let wire: Vec<u8> = events.concat();
         g.throughput(Throughput::Elements(events.len() as u64));
         g.bench_function(format!("decode_and_guard_all_builtins/{name}"), |b| {
-            b.iter(|| {
-                let mut dec = SseDecoder::new(1 << 20);
-                let mut guard = StreamGuard::new(policy.clone(), Api::Anthropic, 256);
-                let (mut evs, mut out) = (Vec::new(), Vec::new());
-                for chunk in wire.chunks(512) {
-                    dec.push(chunk, &mut evs).unwrap();
-                    for e in evs.drain(..) {
-                        guard.event(e, &mut out);
-                    }
-                }
-                guard.finish(&mut out);
-                out.len()
-            })
+            b.iter(|| guard_stream(&policy, &wire))
         });
     }
     g.finish();

@@ -9,8 +9,6 @@
 //! (instructions at 40 − at 20) / (20 × 202) is the cost of one event.
 
 use agw_benches::*;
-use agw_core::api::Api;
-use agw_core::stream::{SseDecoder, StreamGuard};
 
 fn main() {
     let n: usize = std::env::args()
@@ -21,19 +19,6 @@ fn main() {
     let policy = policy_builtins_mask();
     let events = reply_stream(200, hit);
     let wire: Vec<u8> = events.concat();
-    let mut total = 0;
-    for _ in 0..n {
-        let mut dec = SseDecoder::new(1 << 20);
-        let mut guard = StreamGuard::new(policy.clone(), Api::Anthropic, 256);
-        let (mut evs, mut out) = (Vec::new(), Vec::new());
-        for chunk in wire.chunks(512) {
-            dec.push(chunk, &mut evs).unwrap();
-            for e in evs.drain(..) {
-                guard.event(e, &mut out);
-            }
-        }
-        guard.finish(&mut out);
-        total += out.len();
-    }
-    println!("events {} out {}", events.len(), total);
+    let total: usize = (0..n).map(|_| guard_stream(&policy, &wire)).sum();
+    println!("events {} out {total}", events.len());
 }

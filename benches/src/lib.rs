@@ -357,3 +357,21 @@ pub fn reply_stream(n: usize, hit: bool) -> Vec<bytes::Bytes> {
     ));
     events
 }
+
+/// Decodes and guards `wire`, an Anthropic SSE reply, in 512-byte reads, as the response guard
+/// does (the `stream/per_event` bench); the number of pieces sent.
+pub fn guard_stream(policy: &Policy, wire: &[u8]) -> usize {
+    use agw_core::api::Api;
+    use agw_core::stream::{SseDecoder, StreamGuard};
+    let mut dec = SseDecoder::new(1 << 20);
+    let mut guard = StreamGuard::new(policy.clone(), Api::Anthropic, 256);
+    let (mut evs, mut out) = (Vec::new(), Vec::new());
+    for chunk in wire.chunks(512) {
+        dec.push(chunk, &mut evs).expect("a bench stream decodes");
+        for e in evs.drain(..) {
+            guard.event(e, &mut out);
+        }
+    }
+    guard.finish(&mut out);
+    out.len()
+}

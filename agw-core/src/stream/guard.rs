@@ -2,7 +2,7 @@
 //! tool call not yet checked, masks, or cuts the stream off.
 
 use super::events::{
-    ChanKey, ChanKind, Completes, Dialect, FastDelta, Meaning, Step, meaning, messages_delta,
+    ChanKey, ChanKind, Completes, Delta, Dialect, FastDelta, Meaning, Step, meaning, messages_delta,
 };
 use super::prefix::Live;
 use super::sse::fields;
@@ -283,26 +283,7 @@ impl StreamGuard {
             self.generic(&mut item, &data, m.check_tools)?;
         }
         for d in m.deltas {
-            let c = self.chan(d.chan);
-            let chan = &mut self.chans[c];
-            if chan.key.kind == ChanKind::Tool {
-                chan.input.extend_from_slice(d.text.as_bytes());
-                if chan.input.len() > crate::guard::MAX_TOOL_INPUT {
-                    return Err(self.tool_input_too_large());
-                }
-                if self.open_tool.is_none() {
-                    self.open_tool = Some(c);
-                    item.waits = Some(c);
-                }
-            }
-            self.chans[c].pending.push_back((seq, item.parts.len()));
-            item.parts.push(Part {
-                text: d.text,
-                path: d.path,
-                span: None,
-                ready: false,
-                changed: false,
-            });
+            self.add_part(&mut item, d, None)?;
         }
         if !item.parts.is_empty() {
             item.json = Some(json);
@@ -330,7 +311,18 @@ impl StreamGuard {
     /// Queues a delta read by [`Self::fast_delta`]: what [`Self::take`] does for one delta,
     /// without the tree.
     fn take_delta(&mut self, mut item: Item, fast: FastDelta) -> Result<(), ErrorBody> {
-        let d = fast.delta;
+        self.add_part(&mut item, fast.delta, Some(fast.span))?;
+        self.hold(item)
+    }
+
+    /// Adds a delta of `item` to its channel (a tool call's input is gathered, within
+    /// [`MAX_TOOL_INPUT`](crate::guard::MAX_TOOL_INPUT)), to be decided with the channel's text.
+    fn add_part(
+        &mut self,
+        item: &mut Item,
+        d: Delta,
+        span: Option<std::ops::Range<usize>>,
+    ) -> Result<(), ErrorBody> {
         let c = self.chan(d.chan);
         let chan = &mut self.chans[c];
         if chan.key.kind == ChanKind::Tool {
@@ -343,15 +335,17 @@ impl StreamGuard {
                 item.waits = Some(c);
             }
         }
-        self.chans[c].pending.push_back((item.seq, 0));
+        self.chans[c]
+            .pending
+            .push_back((item.seq, item.parts.len()));
         item.parts.push(Part {
             text: d.text,
             path: d.path,
-            span: Some(fast.span),
+            span,
             ready: false,
             changed: false,
         });
-        self.hold(item)
+        Ok(())
     }
 
     fn tool_input_too_large(&mut self) -> ErrorBody {
