@@ -425,28 +425,30 @@ impl Steps {
 
     /// Replays `mv` on `groups` for the byte at `p`.
     fn replay(&self, mv: Move, next: usize, groups: &mut Vec<Group>, p: usize) {
-        let before = groups.len();
-        let mut old = [Group {
-            first: 0,
+        let c = &self.configs[next];
+        let mut out = [Group {
+            first: usize::MAX,
             last: 0,
             state: None,
         }; MOVE_GROUPS];
-        old[..before].copy_from_slice(groups);
-        groups.clear();
-        let c = &self.configs[next];
-        for (j, &state) in c.states[..c.len].iter().enumerate() {
-            let (mut first, mut last) = (usize::MAX, 0);
-            for (i, g) in old[..before].iter().enumerate() {
-                if mv.from[j] & (1 << i) != 0 {
-                    first = first.min(g.first);
-                    last = last.max(g.last);
-                }
+        for (j, o) in out.iter_mut().enumerate().take(c.len) {
+            let mut bits = mv.from[j];
+            while bits != 0 {
+                let g = &groups[bits.trailing_zeros() as usize];
+                bits &= bits - 1;
+                o.first = o.first.min(g.first);
+                o.last = o.last.max(g.last);
             }
             if mv.start & (1 << j) != 0 {
-                first = first.min(p);
-                last = p;
+                o.first = o.first.min(p);
+                o.last = p;
             }
-            groups.push(Group { first, last, state });
+            o.state = c.states[j];
+        }
+        // Element by element: the sets are at most three groups.
+        groups.resize(c.len, out[0]);
+        for (g, o) in groups.iter_mut().zip(out) {
+            *g = o;
         }
     }
 
