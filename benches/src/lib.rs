@@ -301,41 +301,6 @@ pub fn policy_regexes() -> Policy {
         .unwrap()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use agw_core::route::RouteKind;
-
-    #[test]
-    fn fixtures_are_valid_and_sized() {
-        let chat = chat_2k();
-        assert!((1800..2600).contains(&chat.len()), "{}", chat.len());
-        let cc = claude_code_first_turn();
-        assert!((70_000..85_000).contains(&cc.len()), "{}", cc.len());
-        let long = long_session(2 << 20, false);
-        assert!((2 << 20..(2 << 20) + 20_000).contains(&long.len()));
-        for body in [&chat, &cc, &long] {
-            serde_json::from_slice::<serde_json::Value>(body).unwrap();
-            for p in [
-                policy_seed(),
-                policy_builtins(),
-                policy_keywords(),
-                policy_regexes(),
-            ] {
-                assert!(p.inspect(RouteKind::Messages, body).unwrap().is_allow());
-            }
-        }
-        let hits = long_session(1 << 20, true);
-        let v = policy_builtins_mask()
-            .inspect(RouteKind::Messages, &hits)
-            .unwrap();
-        assert!(matches!(
-            v.decision(),
-            agw_core::guard::Decision::Rewrite(_)
-        ));
-    }
-}
-
 /// A streamed Anthropic reply of `n` text deltas (one with a card number when `hit`).
 pub fn reply_stream(n: usize, hit: bool) -> Vec<bytes::Bytes> {
     let mut events = vec![bytes::Bytes::from_static(
@@ -374,4 +339,39 @@ pub fn guard_stream(policy: &Policy, wire: &[u8]) -> usize {
     }
     guard.finish(&mut out);
     out.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agw_core::route::RouteKind;
+
+    #[test]
+    fn fixtures_are_valid_and_sized() {
+        let chat = chat_2k();
+        assert!((1800..2600).contains(&chat.len()), "{}", chat.len());
+        let cc = claude_code_first_turn();
+        assert!((70_000..85_000).contains(&cc.len()), "{}", cc.len());
+        let long = long_session(2 << 20, false);
+        assert!((2 << 20..(2 << 20) + 20_000).contains(&long.len()));
+        for body in [&chat, &cc, &long] {
+            serde_json::from_slice::<serde_json::Value>(body).unwrap();
+            for p in [
+                policy_seed(),
+                policy_builtins(),
+                policy_keywords(),
+                policy_regexes(),
+            ] {
+                assert!(p.inspect(RouteKind::Messages, body).unwrap().is_allow());
+            }
+        }
+        let hits = long_session(1 << 20, true);
+        let v = policy_builtins_mask()
+            .inspect(RouteKind::Messages, &hits)
+            .unwrap();
+        assert!(matches!(
+            v.decision(),
+            agw_core::guard::Decision::Rewrite(_)
+        ));
+    }
 }

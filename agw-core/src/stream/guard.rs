@@ -14,7 +14,6 @@ use crate::route::RouteKind;
 use bytes::Bytes;
 use regex_automata::hybrid::dfa::Cache;
 use serde_json::Value;
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -294,16 +293,16 @@ impl StreamGuard {
 
     /// The event's delta when it is a Messages `content_block_delta` of the common shape, read
     /// without a tree; its span is in `text` (the event's raw bytes). `None` otherwise.
-    fn fast_delta(&self, text: &str, name: Option<&str>, data: &Cow<'_, str>) -> Option<FastDelta> {
+    fn fast_delta(&self, text: &str, name: Option<&str>, data: &str) -> Option<FastDelta> {
         if self.dialect != Dialect::Messages || name.is_some_and(|n| n != "content_block_delta") {
             return None;
         }
-        // Only data borrowed from the event (one `data:` line) can be spliced into.
-        let Cow::Borrowed(data) = data else {
-            return None;
-        };
+        // Only data that lies in the event (one `data:` line, not several joined) can be
+        // spliced into.
+        let at = (data.as_ptr() as usize)
+            .checked_sub(text.as_ptr() as usize)
+            .filter(|at| at + data.len() <= text.len())?;
         let mut fast = messages_delta(data.as_bytes())?;
-        let at = data.as_ptr() as usize - text.as_ptr() as usize;
         fast.span = fast.span.start + at..fast.span.end + at;
         Some(fast)
     }
