@@ -327,7 +327,8 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
 /// A text, tool-input or reasoning delta read straight from the bytes of an event's JSON.
 #[derive(Debug)]
 pub(crate) struct FastDelta {
-    pub delta: Delta,
+    pub chan: ChanKey,
+    pub text: String,
     /// Where the delta's JSON string (quotes included) lies in the event's data.
     pub span: std::ops::Range<usize>,
 }
@@ -346,21 +347,15 @@ pub(crate) fn messages_delta(data: &[u8]) -> Option<FastDelta> {
 /// `{"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"..."}}`
 /// (or an `input_json_delta` or `thinking_delta`). Only the string is scanned.
 fn exact_delta(data: &[u8]) -> Option<FastDelta> {
-    const HEADS: [(&[u8], ChanKind, &str); 3] = [
-        (
-            br#","delta":{"type":"text_delta","text":""#,
-            ChanKind::Text,
-            "text",
-        ),
+    const HEADS: [(&[u8], ChanKind); 3] = [
+        (br#","delta":{"type":"text_delta","text":""#, ChanKind::Text),
         (
             br#","delta":{"type":"input_json_delta","partial_json":""#,
             ChanKind::Tool,
-            "partial_json",
         ),
         (
             br#","delta":{"type":"thinking_delta","thinking":""#,
             ChanKind::Reasoning,
-            "thinking",
         ),
     ];
     let rest = data.strip_prefix(br#"{"type":"content_block_delta","index":"#)?;
@@ -370,9 +365,9 @@ fn exact_delta(data: &[u8]) -> Option<FastDelta> {
         return None;
     }
     let index: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
-    let (head, kind, field) = HEADS
+    let (head, kind) = HEADS
         .into_iter()
-        .find(|(head, ..)| rest[digits..].starts_with(head))?;
+        .find(|(head, _)| rest[digits..].starts_with(head))?;
     let quote = data.len() - rest.len() + digits + head.len() - 1;
     let sc = crate::json::Scanner::new(data).ok()?;
     let mut sc = sc.at(quote);
@@ -385,7 +380,7 @@ fn exact_delta(data: &[u8]) -> Option<FastDelta> {
     {
         return None;
     }
-    fast_delta(&sc, kind, field, index, &text)
+    fast_delta(&sc, kind, index, &text)
 }
 
 /// The delta of a `content_block_delta` of any key order and spacing, read with the scanner.
@@ -455,14 +450,13 @@ fn scanned_delta(data: &[u8]) -> Option<FastDelta> {
     if field != expected {
         return None;
     }
-    fast_delta(&sc, kind, field, index, &text)
+    fast_delta(&sc, kind, index, &text)
 }
 
-/// The delta whose string `text` (of kind `kind`, in `field`) was found by `sc`.
+/// The delta whose string `text` (of kind `kind`) was found by `sc`.
 fn fast_delta(
     sc: &crate::json::Scanner<'_>,
     kind: ChanKind,
-    field: &'static str,
     index: u64,
     text: &crate::json::Str,
 ) -> Option<FastDelta> {
@@ -475,15 +469,12 @@ fn fast_delta(
     }
     let decoded = String::from_utf8(sc.str_value(text).into_owned()).ok()?;
     Some(FastDelta {
-        delta: Delta {
-            chan: ChanKey {
-                kind,
-                group: index,
-                sub: 0,
-            },
-            text: decoded,
-            path: vec![Step::Key("delta"), Step::Key(field)],
+        chan: ChanKey {
+            kind,
+            group: index,
+            sub: 0,
         },
+        text: decoded,
         span: text.raw.start - 1..text.raw.end + 1,
     })
 }
@@ -523,13 +514,25 @@ mod tests {
             let [d] = m.deltas.as_slice() else {
                 panic!("{data}")
             };
-            assert_eq!(
-                (d.chan, &d.text, &d.path),
-                (fast.delta.chan, &fast.delta.text, &fast.delta.path),
-                "{data}"
-            );
+            assert_eq!((d.chan, &d.text), (fast.chan, &fast.text), "{data}");
             let literal: String = serde_json::from_str(&data[fast.span.clone()]).unwrap();
             assert_eq!(literal, d.text, "{data}");
+            // The span is the very string the general reading's path leads to: a string put
+            // there is what the tree holds at that path.
+            let marked = format!(
+                "{}\"{}\"{}",
+                &data[..fast.span.start],
+                '\u{E000}',
+                &data[fast.span.end..]
+            );
+            let mut v: Value = serde_json::from_str(&marked).unwrap();
+            for step in &d.path {
+                v = match step {
+                    Step::Key(k) => v[*k].take(),
+                    Step::Index(i) => v[*i].take(),
+                };
+            }
+            assert_eq!(v, "\u{E000}", "{data}");
         }
         let declined = [
             // Other event types and shapes.

@@ -2,7 +2,7 @@
 //! tool call not yet checked, masks, or cuts the stream off.
 
 use super::events::{
-    ChanKey, ChanKind, Completes, Delta, Dialect, FastDelta, Meaning, Step, meaning, messages_delta,
+    ChanKey, ChanKind, Completes, Dialect, FastDelta, Meaning, Step, meaning, messages_delta,
 };
 use super::prefix::Live;
 use super::sse::fields;
@@ -29,12 +29,19 @@ pub struct StreamHit {
 #[derive(Debug)]
 struct Part {
     text: String,
-    path: Vec<Step>,
-    /// Where the part's JSON string lies in the event's raw bytes, when it was read without a
-    /// tree: a change is spliced in there.
-    span: Option<std::ops::Range<usize>>,
+    site: Site,
     ready: bool,
     changed: bool,
+}
+
+/// Where a part's string lies in its event, for writing a changed part back.
+#[derive(Debug)]
+enum Site {
+    /// The path to it in the event's JSON tree (read the general way).
+    Path(Vec<Step>),
+    /// The bytes of its JSON string in the event (read without a tree): a change is spliced in
+    /// there.
+    Span(std::ops::Range<usize>),
 }
 
 #[derive(Debug)]
@@ -282,7 +289,7 @@ impl StreamGuard {
             self.generic(&mut item, &data, m.check_tools)?;
         }
         for d in m.deltas {
-            self.add_part(&mut item, d, None)?;
+            self.add_part(&mut item, d.chan, d.text, Site::Path(d.path))?;
         }
         if !item.parts.is_empty() {
             item.json = Some(json);
@@ -310,7 +317,7 @@ impl StreamGuard {
     /// Queues a delta read by [`Self::fast_delta`]: what [`Self::take`] does for one delta,
     /// without the tree.
     fn take_delta(&mut self, mut item: Item, fast: FastDelta) -> Result<(), ErrorBody> {
-        self.add_part(&mut item, fast.delta, Some(fast.span))?;
+        self.add_part(&mut item, fast.chan, fast.text, Site::Span(fast.span))?;
         self.hold(item)
     }
 
@@ -319,13 +326,14 @@ impl StreamGuard {
     fn add_part(
         &mut self,
         item: &mut Item,
-        d: Delta,
-        span: Option<std::ops::Range<usize>>,
+        key: ChanKey,
+        text: String,
+        site: Site,
     ) -> Result<(), ErrorBody> {
-        let c = self.chan(d.chan);
+        let c = self.chan(key);
         let chan = &mut self.chans[c];
         if chan.key.kind == ChanKind::Tool {
-            chan.input.extend_from_slice(d.text.as_bytes());
+            chan.input.extend_from_slice(text.as_bytes());
             if chan.input.len() > crate::guard::MAX_TOOL_INPUT {
                 return Err(self.tool_input_too_large());
             }
@@ -338,9 +346,8 @@ impl StreamGuard {
             .pending
             .push_back((item.seq, item.parts.len()));
         item.parts.push(Part {
-            text: d.text,
-            path: d.path,
-            span,
+            text,
+            site,
             ready: false,
             changed: false,
         });
@@ -717,28 +724,32 @@ impl StreamGuard {
         if !item.parts.iter().any(|p| p.changed) {
             return item.raw;
         }
-        if let [
-            Part {
-                text,
-                span: Some(span),
-                ..
-            },
-        ] = item.parts.as_slice()
-        {
-            // Read without a tree: the new string replaces the old one's bytes, the rest of
-            // the event stays as sent.
-            let text = serde_json::to_string(text).expect("a string serializes");
-            let raw = &item.raw;
-            let mut out = Vec::with_capacity(raw.len() - span.len() + text.len());
-            out.extend_from_slice(&raw[..span.start]);
-            out.extend_from_slice(text.as_bytes());
-            out.extend_from_slice(&raw[span.end..]);
+        let Some(mut json) = item.json else {
+            // Read without a tree: each changed string replaces its old bytes, the rest of the
+            // event stays as sent.
+            let mut out = Vec::with_capacity(item.raw.len());
+            let mut at = 0;
+            for p in item.parts.iter().filter(|p| p.changed) {
+                let Site::Span(span) = &p.site else {
+                    unreachable!("an event read without a tree has spans")
+                };
+                out.extend_from_slice(&item.raw[at..span.start]);
+                out.extend_from_slice(
+                    serde_json::to_string(&p.text)
+                        .expect("a string serializes")
+                        .as_bytes(),
+                );
+                at = span.end;
+            }
+            out.extend_from_slice(&item.raw[at..]);
             return Bytes::from(out);
-        }
-        let mut json = item.json.expect("parts come with their JSON");
+        };
         for p in item.parts.iter().filter(|p| p.changed) {
+            let Site::Path(path) = &p.site else {
+                unreachable!("an event read as a tree has paths")
+            };
             let mut v = &mut json;
-            for step in &p.path {
+            for step in path {
                 v = match step {
                     Step::Key(k) => &mut v[*k],
                     Step::Index(i) => &mut v[*i],

@@ -200,9 +200,9 @@ impl Prefixes {
             // Most bytes move the same live states the same way as last time: the move is
             // replayed (only start positions change) instead of stepping the automaton.
             let p = base + at;
-            if let Some((mv, next)) = cur.and_then(|ci| steps.known(ci, b)) {
-                steps.replay(mv, next, groups, p);
-                cur = Some(next);
+            if let Some(mv) = cur.and_then(|ci| steps.known(ci, b)) {
+                steps.replay(mv, groups, p);
+                cur = Some(usize::from(mv.next));
                 at += 1;
                 continue;
             }
@@ -351,6 +351,8 @@ pub(crate) struct Live {
 const MOVE_GROUPS: usize = 3;
 /// The most sets of live states whose moves are remembered (beyond it, they are learned again).
 const MOVE_CONFIGS: usize = 16;
+// Every move fits a row entry (a `u16`, 0 for unknown): at most a move per set and byte.
+const _: () = assert!(MOVE_CONFIGS * 256 < u16::MAX as usize);
 
 /// How bytes moved sets of live states, learned as they are read: for a set of states (at most
 /// [`MOVE_GROUPS`], in order) and a byte, the states after it, which of the groups before it
@@ -417,15 +419,14 @@ impl Steps {
     }
 
     /// The move of the set `ci` over `b`, if learned, with the set it leads to.
-    fn known(&self, ci: usize, b: u8) -> Option<(Move, usize)> {
+    fn known(&self, ci: usize, b: u8) -> Option<Move> {
         let m = usize::from(self.configs[ci].row[usize::from(b)]).checked_sub(1)?;
-        let mv = self.moves[m];
-        Some((mv, usize::from(mv.next)))
+        Some(self.moves[m])
     }
 
     /// Replays `mv` on `groups` for the byte at `p`.
-    fn replay(&self, mv: Move, next: usize, groups: &mut Vec<Group>, p: usize) {
-        let c = &self.configs[next];
+    fn replay(&self, mv: Move, groups: &mut Vec<Group>, p: usize) {
+        let c = &self.configs[usize::from(mv.next)];
         let mut out = [Group {
             first: usize::MAX,
             last: 0,
@@ -464,10 +465,11 @@ impl Steps {
     ) -> Option<usize> {
         let configs = self.configs.len();
         let next = self.config_of(groups)?;
-        if self.configs.len() < configs || self.moves.len() >= usize::from(u16::MAX) {
-            // Everything was forgotten to make room (`ci` is gone), or too much is kept.
+        if self.configs.len() < configs {
+            // Everything was forgotten to make room: `ci` is gone.
             return Some(next);
         }
+
         let mut mv = Move {
             next: next as u16,
             from: [0; MOVE_GROUPS],
