@@ -288,7 +288,11 @@ impl RouteTable {
         } else {
             // Requests are matched in canonical form, so patterns are too.
             match canonical_path(pattern) {
-                Ok(p) => Pattern::Path(p.to_string(), Tail::of(&p)),
+                Ok(p) => {
+                    let p = p.into_owned();
+                    let t = Tail::of(&p);
+                    Pattern::Path(p, t)
+                }
                 Err(_) => return Err(invalid("the path has no canonical form")),
             }
         };
@@ -327,7 +331,7 @@ impl RouteTable {
         for (pattern, kind) in &self.entries {
             let score = match pattern {
                 Pattern::Path(p, t) if p.len() > path.len() || !tail.may_end_with(*t) => continue,
-                Pattern::Path(p, _) if p == path || p.eq_ignore_ascii_case(path) => {
+                Pattern::Path(p, _) if p.eq_ignore_ascii_case(path) => {
                     return Some(*kind);
                 }
                 // `p` starts with `/`, so a suffix match is always `/`-bounded.
@@ -395,12 +399,9 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
-/// The canonical path of a request target (its query dropped): borrowed when the target is
-/// already canonical (checked in one pass that also finds the query).
+/// The canonical path of a request target (its query dropped): borrowed when the path is
+/// already canonical.
 fn canonical_target(path_and_query: &str) -> Result<Cow<'_, str>, PathError> {
-    if let Some(end) = canonical::canonical_end(path_and_query.as_bytes(), true) {
-        return Ok(Cow::Borrowed(&path_and_query[..end]));
-    }
     let path = path_and_query
         .split_once('?')
         .map_or(path_and_query, |(p, _)| p);

@@ -357,10 +357,8 @@ pub(crate) fn larger_cap(found: Option<u64>, value: &[u8]) -> Option<u64> {
     let n = std::str::from_utf8(value)
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());
-    match (found, n) {
-        (Some(f), Some(n)) => Some(f.max(n)),
-        (f, n) => f.or(n),
-    }
+    // (`None` orders below every `Some`.)
+    found.max(n)
 }
 
 #[cfg(test)]

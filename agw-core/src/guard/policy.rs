@@ -286,6 +286,16 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// A verdict that names no model or output cap (only [`Policy::inspect`] reads those).
+    pub(super) fn new(decision: Decision, hits: Vec<Hit>) -> Verdict {
+        Verdict {
+            decision,
+            hits,
+            model: None,
+            max_tokens: None,
+        }
+    }
+
     /// What to do.
     pub fn decision(&self) -> &Decision {
         &self.decision
@@ -371,12 +381,7 @@ impl Policy {
     /// reading the body.
     pub fn inspect(&self, kind: RouteKind, body: &[u8]) -> Result<Verdict, InspectError> {
         if matches!(kind, RouteKind::Models | RouteKind::Unguarded) {
-            return Ok(Verdict {
-                decision: Decision::Allow,
-                hits: Vec::new(),
-                model: None,
-                max_tokens: None,
-            });
+            return Ok(Verdict::new(Decision::Allow, Vec::new()));
         }
         let mut doc = extract(kind, body)?;
         let mut verdict = self.decide(body, &doc);
@@ -419,12 +424,7 @@ impl Policy {
         let mut pending: Vec<Pending> = Vec::new();
         let is_reject = |rule: usize| matches!(inner.rules[rule].action, Action::Reject { .. });
         if inner.rules.is_empty() {
-            return Verdict {
-                decision: Decision::Allow,
-                hits,
-                model: None,
-                max_tokens: None,
-            };
+            return Verdict::new(Decision::Allow, hits);
         }
         // Strings a rejecting rule removed, and the rule.
         let mut removed: Vec<(usize, usize)> = Vec::new();
@@ -473,16 +473,14 @@ impl Policy {
                         removed.extend(pieces.iter().map(|(s, _, _)| (*s, h.rule)));
                         continue;
                     }
-                    return Verdict {
-                        decision: Decision::Reject(Rejection {
+                    return Verdict::new(
+                        Decision::Reject(Rejection {
                             rule: rule.name.clone(),
                             status: *status,
                             message: message.clone(),
                         }),
                         hits,
-                        model: None,
-                        max_tokens: None,
-                    };
+                    );
                 }
                 if let Action::Mask { placeholder } = &rule.action {
                     let text = placeholder
@@ -535,12 +533,7 @@ impl Policy {
         } else {
             Decision::Rewrite(apply(body, edits))
         };
-        Verdict {
-            decision,
-            hits,
-            model: None,
-            max_tokens: None,
-        }
+        Verdict::new(decision, hits)
     }
 
     /// The first segment a hit touches, and the pieces of its text per segment it spans:

@@ -325,16 +325,14 @@ impl Policy {
                 path: format!("tool:{}", call.name),
             });
             if let Some((status, message)) = hit.reject {
-                return Verdict {
-                    decision: Decision::Reject(Rejection {
+                return Verdict::new(
+                    Decision::Reject(Rejection {
                         rule: hit.rule,
                         status,
                         message,
                     }),
                     hits,
-                    model: None,
-                    max_tokens: None,
-                };
+                );
             }
         }
         let reasoning = self.decide(body, &walked.reasoning);
@@ -345,12 +343,7 @@ impl Policy {
                 .filter(|h| h.action != ActionKind::Mask),
         );
         if let Decision::Reject(r) = reasoning.decision {
-            return Verdict {
-                decision: Decision::Reject(r),
-                hits,
-                model: None,
-                max_tokens: None,
-            };
+            return Verdict::new(Decision::Reject(r), hits);
         }
         let mut verdict = self.decide(body, &walked.text);
         hits.append(&mut verdict.hits);
