@@ -221,7 +221,9 @@ mod tests {
         }
         for kind in [
             RouteKind::Messages,
+            RouteKind::Complete,
             RouteKind::Completions,
+            RouteKind::LegacyCompletions,
             RouteKind::Responses,
         ] {
             assert!(is_guarded(kind), "{kind:?}");
@@ -235,5 +237,76 @@ mod tests {
         ] {
             assert!(kind.has_prompt() && !is_guarded(kind), "{kind:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use crate::response::{ResponseGuardLayer, ResponseOutcome};
+    use agw_core::detect::Detector;
+    use agw_core::guard::{Policy, Rule, ToolRule};
+    use http_body_util::{BodyExt, Full};
+    use tower::{ServiceExt, service_fn};
+    use tower_layer::Layer;
+
+    async fn through(
+        content_type: &'static str,
+        body: &'static str,
+    ) -> (u16, String, ResponseOutcome) {
+        let policy = Policy::builder()
+            .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+            .tool_rule(ToolRule::new("no-bash", "Bash").reject("no Bash"))
+            .build()
+            .unwrap();
+        let upstream = service_fn(move |_req: http::Request<()>| async move {
+            let res = http::Response::builder()
+                .header("content-type", content_type)
+                .body(Full::new(bytes::Bytes::from_static(body.as_bytes())))
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(res)
+        });
+        let svc = ResponseGuardLayer::new(policy).layer(upstream);
+        let req = http::Request::post("/v1/messages").body(()).unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        let outcome = res.extensions().get::<ResponseOutcome>().cloned().unwrap();
+        let status = res.status().as_u16();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            String::from_utf8_lossy(&bytes).into_owned(),
+            outcome,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_outcome_names_what_the_guard_did() {
+        let (status, body, outcome) = through(
+            "Text/Event-Stream",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"AKIAIOSFODNN7EXAMPLE\"}}\n\n",
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(body.contains("<AWS_ACCESS_KEY>"), "{body}");
+        assert_eq!(outcome.action(), "mask");
+        assert_eq!(outcome.rules().len(), 1);
+        assert_eq!(&*outcome.rules()[0], "keys");
+
+        let (status, _, outcome) = through(
+            "application/json",
+            r#"{"content":[{"type":"tool_use","name":"Bash","input":{}}]}"#,
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(outcome.action(), "reject");
+        assert_eq!(&*outcome.rules()[0], "no-bash");
+
+        let (status, body, outcome) = through("text/html", "<p>AKIAIOSFODNN7EXAMPLE</p>").await;
+        assert_eq!(status, 502);
+        assert!(!body.contains("AKIA"));
+        assert_eq!(outcome.action(), "reject");
+        assert_eq!(&*outcome.rules()[0], "agw:unreadable");
+
+        let (_, _, outcome) = through("application/json", r#"{"content":[]}"#).await;
+        assert_eq!(outcome.action(), "allow");
     }
 }
