@@ -20,17 +20,23 @@ pub(crate) fn framing(headers: &http::HeaderMap) -> Framing {
     if media.eq_ignore_ascii_case("text/event-stream") {
         Framing::EventStream
     } else if media.eq_ignore_ascii_case("application/json")
-        || (media.len() > 5
-            && media.is_char_boundary(media.len() - 5)
-            && media[media.len() - 5..].eq_ignore_ascii_case("+json")
-            && media[..media.len() - 5]
-                .to_ascii_lowercase()
-                .starts_with("application/"))
+        || (ends_with_ignore_case(media, "+json") && starts_with_ignore_case(media, "application/"))
     {
         Framing::Json
     } else {
         Framing::Other
     }
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len()
+        && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
 #[cfg(test)]
@@ -51,6 +57,9 @@ mod tests {
             ("text/json", Framing::Other),
             ("application/jsonx", Framing::Other),
             ("+json", Framing::Other),
+            ("application+json", Framing::Other),
+            ("application/+json", Framing::Json),
+            ("appli/+json", Framing::Other),
             ("", Framing::Other),
         ] {
             let mut h = http::HeaderMap::new();
