@@ -2,7 +2,7 @@
 
 use super::clock::{Periods, rfc3339};
 use super::rejection::{LimitKind, Rejection, Scope};
-use super::settle::{Settle, Settler, apply_adds, settle_amounts};
+use super::settle::{Settle, Settler, apply_adds, ticket_adds};
 use super::store::{Acquired, Check, LimitStore};
 use crate::auth::Identity;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -429,9 +429,14 @@ impl Limiter {
         success: bool,
     ) {
         let mut adds = Vec::new();
-        for (scope, amounts) in settle_amounts(&self.policy, ticket, tokens, cost_micros, success) {
-            amounts.adds(&self.policy.prefix, scope, &ticket.periods, &mut adds);
-        }
+        ticket_adds(
+            &self.policy,
+            ticket,
+            tokens,
+            cost_micros,
+            success,
+            &mut adds,
+        );
         apply_adds(
             &*self.store,
             self.policy.timeout,

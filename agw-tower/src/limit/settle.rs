@@ -94,14 +94,14 @@ impl Work {
             if let [s] = &batch[..] {
                 // One request (an idle or lightly loaded gateway): its scopes are distinct,
                 // so there is nothing to sum.
-                let p = s.ticket.periods();
-                // At most five counters per scope (see `Amounts::adds`).
-                adds.reserve(5 * s.ticket.scopes().len());
-                let amounts =
-                    settle_amounts(&self.policy, &s.ticket, s.tokens, s.cost_micros, s.success);
-                for (scope, a) in amounts {
-                    a.adds(&self.policy.prefix, scope, &p, &mut adds);
-                }
+                ticket_adds(
+                    &self.policy,
+                    &s.ticket,
+                    s.tokens,
+                    s.cost_micros,
+                    s.success,
+                    &mut adds,
+                );
                 batch.clear();
             } else {
                 for s in batch.drain(..) {
@@ -199,6 +199,23 @@ impl Amounts {
             add(LimitKind::UsdPerDay, clamp(self.usd_micros), DAY_TTL);
             add(LimitKind::UsdPerMonth, clamp(self.usd_micros), MONTH_TTL);
         }
+    }
+}
+
+/// The counter changes of one finished request, appended to `adds`.
+pub(super) fn ticket_adds(
+    policy: &LimitPolicy,
+    ticket: &Ticket,
+    tokens: Option<u64>,
+    cost_micros: Option<u64>,
+    success: bool,
+    adds: &mut Vec<Add>,
+) {
+    // At most five counters per scope (see `Amounts::adds`).
+    adds.reserve(5 * ticket.scopes().len());
+    let p = ticket.periods();
+    for (scope, a) in settle_amounts(policy, ticket, tokens, cost_micros, success) {
+        a.adds(&policy.prefix, scope, &p, adds);
     }
 }
 
