@@ -307,3 +307,42 @@ async fn the_layer_answers_429_and_reports_what_remains() {
             .contains("1000 tokens per minute for key `alice`")
     );
 }
+
+/// The request guard reads `max_tokens` with the model; the limiter holds that as the request's
+/// estimate (taken from the guard's report, not read again), not the default.
+#[tokio::test]
+async fn the_estimate_is_the_max_tokens_the_request_guard_read() {
+    use agw_core::guard::{Policy, Rule};
+    use agw_tower::guard::RequestGuardLayer;
+    let limiter = Arc::new(limiter(LimitPolicy {
+        per_key: Limits {
+            tokens_per_minute: Some(1000),
+            ..Limits::default()
+        },
+        default_estimate: 500,
+        ..LimitPolicy::default()
+    }));
+    let policy = Policy::builder()
+        .rule(Rule::literals("k", ["credit card"]).reject("no"))
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(upstream))
+        .layer(LimitLayer::new(limiter))
+        .layer(RequestGuardLayer::new(policy))
+        .layer(axum::middleware::from_fn(
+            |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
+                req.extensions_mut().insert(alice());
+                next.run(req).await
+            },
+        ))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = support::serve(app).await;
+    let body = r#"{"model":"m","max_tokens":300,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = support::post(addr, "/v1/messages", &[], body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-agw-ratelimit-tokens-remaining"), Some("700"));
+}
