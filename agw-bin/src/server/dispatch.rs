@@ -71,14 +71,9 @@ impl RequestId {
     /// The id as a header value: formatted once, into one shared buffer that clones of the
     /// value (request extension, upstream header, response header) only count references to.
     pub fn header_value(&self) -> HeaderValue {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut buf = *b"agw_00000000000000000000";
-        for (i, b) in buf[4..12].iter_mut().enumerate() {
-            *b = HEX[(self.prefix >> (28 - 4 * i) & 0xf) as usize];
-        }
-        for (i, b) in buf[12..].iter_mut().enumerate() {
-            *b = HEX[(self.seq >> (44 - 4 * i) & 0xf) as usize];
-        }
+        agw_tower::request_id::write_hex(&mut buf[4..12], u64::from(self.prefix));
+        agw_tower::request_id::write_hex(&mut buf[12..], self.seq);
         HeaderValue::from_maybe_shared(Bytes::from_owner(buf)).expect("hex is a valid header value")
     }
 }

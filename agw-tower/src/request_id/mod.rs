@@ -53,15 +53,9 @@ impl RequestId {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         // `req_agw_`, 16 hex digits of a mixed seed and counter, 8 of the counter: formatted
         // into one shared buffer (clones of the value only count references).
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut buf = *b"req_agw_000000000000000000000000";
-        let mixed = splitmix(seed ^ n);
-        for (i, b) in buf[8..24].iter_mut().enumerate() {
-            *b = HEX[(mixed >> (60 - 4 * i) & 0xf) as usize];
-        }
-        for (i, b) in buf[24..].iter_mut().enumerate() {
-            *b = HEX[(n >> (28 - 4 * i) & 0xf) as usize];
-        }
+        write_hex(&mut buf[8..24], splitmix(seed ^ n));
+        write_hex(&mut buf[24..], n);
         RequestId(
             HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
                 .expect("hex is a valid header value"),
@@ -95,9 +89,30 @@ impl<S> Layer<S> for RequestIdLayer {
     }
 }
 
+/// Fills `out` (at most 16 bytes) with the lowest `out.len()` hex digits of `value` (lower
+/// case, most significant first): ids formatted into a fixed buffer, without `format!`.
+pub fn write_hex(out: &mut [u8], value: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    assert!(out.len() <= 16, "a u64 has 16 hex digits");
+    let n = out.len();
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = HEX[(value >> (4 * (n - 1 - i)) & 0xf) as usize];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_digits_are_the_lowest_most_significant_first() {
+        let mut b = [0u8; 8];
+        write_hex(&mut b, 0x1234_5678_9abc_def0);
+        assert_eq!(&b, b"9abcdef0");
+        let mut b = [0u8; 16];
+        write_hex(&mut b, 0xfe);
+        assert_eq!(&b, b"00000000000000fe");
+    }
 
     #[test]
     fn generated_ids_are_distinct_hex_with_the_counter_last() {
