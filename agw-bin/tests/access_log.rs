@@ -26,18 +26,7 @@ trait AccessLog {
 
 /// agw with `config`, every backend at `base_url`, JSON log lines.
 fn spawn(dir: &TempDir, config: &Path, base_url: &str) -> Proc {
-    let config = config.to_str().unwrap();
-    Proc::spawn(
-        dir,
-        &[
-            "--config",
-            config,
-            "--base-url",
-            base_url,
-            "--log-format",
-            "json",
-        ],
-    )
+    Proc::serve_config_with(dir, config, base_url, &["--log-format", "json"])
 }
 
 impl AccessLog for Proc {

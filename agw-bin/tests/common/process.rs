@@ -51,8 +51,20 @@ impl Drop for Proc {
 impl Proc {
     /// [`Proc::spawn`] with `--config CONFIG --base-url BASE_URL`.
     pub fn serve_config(dir: &TempDir, config: &std::path::Path, base_url: &str) -> Proc {
+        Proc::serve_config_with(dir, config, base_url, &[])
+    }
+
+    /// [`Proc::serve_config`] with more `serve` arguments.
+    pub fn serve_config_with(
+        dir: &TempDir,
+        config: &std::path::Path,
+        base_url: &str,
+        more: &[&str],
+    ) -> Proc {
         let config = config.to_str().expect("temporary paths are UTF-8");
-        Proc::spawn(dir, &["--config", config, "--base-url", base_url])
+        let mut args = vec!["--config", config, "--base-url", base_url];
+        args.extend_from_slice(more);
+        Proc::spawn(dir, &args)
     }
 
     /// Starts agw without provider keys, base-URL or Redis from the environment, and waits for
