@@ -1,6 +1,10 @@
 //! Heap allocations per guard inspection:
 //! `cargo run --release -p agw-benches --example allocs`.
 
+#[path = "../common/stack.rs"]
+#[allow(dead_code)] // (the SSE reply is the bench's alone)
+mod setup;
+
 use agw_benches::*;
 use agw_core::route::RouteKind;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -36,50 +40,30 @@ fn main() {
 /// (request-id, classify, request guard, response guard, provider) over an in-memory upstream
 /// with a JSON reply, body read to the end. Sockets, hyper and the access log excluded.
 fn stack_allocations() {
-    use agw_core::provider::{Credentials, ProviderSpec, Secret};
-    use agw_core::route::RouteTable;
-    use agw_tower::stack::StackConfig;
-    use agw_tower::test_util::MemoryUpstream;
     use bytes::Bytes;
-    use http_body_util::{BodyExt, Full};
-    use tower_layer::Layer;
+    use http_body_util::BodyExt;
     use tower_service::Service;
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
-    let reply = r#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"The function returns the parsed configuration."}],"stop_reason":"end_turn","usage":{"input_tokens":2095,"output_tokens":21}}"#;
-    let spec = ProviderSpec::anthropic()
-        .with_credentials(Credentials::Inject(Secret::new("sk-ant-bench-key")));
-    let svc = StackConfig::new("anthropic", spec)
-        .routes(RouteTable::claude_code())
-        .policy(policy_seed())
-        .response_policy(policy_seed())
-        .layer()
-        .layer(MemoryUpstream::json(reply).unrecorded());
     let body = Bytes::from(chat_2k());
-    let once = |svc: &mut _| {
-        let req = http::Request::post("/v1/messages")
-            .header("content-type", "application/json")
-            .header("anthropic-version", "2023-06-01")
-            .header("x-api-key", "sk-ant-client-key")
-            .body(Full::new(body.clone()))
-            .unwrap();
+    let svc = setup::stack(policy_seed(), setup::json_reply());
+    // As the bench does: one stack clone per request.
+    let once = || {
         rt.block_on(async {
-            let svc: &mut agw_tower::stack::Stack<MemoryUpstream> = svc;
-            let res = svc.clone().call(req).await.unwrap();
+            let mut svc = svc.clone();
+            let res = svc.call(setup::request(&body)).await.unwrap();
             res.into_body().collect().await.unwrap();
         });
     };
-    let mut svc = svc;
-    once(&mut svc);
+    once();
     let region = Region::new(GLOBAL);
-    once(&mut svc);
+    once();
     let s = region.change();
     println!(
-        "stack request, seed rule, chat_2k, JSON reply: {} allocations + {} reallocations, {} bytes \
-         (the request itself: about 8 of them)",
+        "stack request, seed rule, chat_2k, JSON reply: {} allocations + {} reallocations, {} bytes",
         s.allocations, s.reallocations, s.bytes_allocated
     );
 }
