@@ -322,11 +322,14 @@ async fn compressed_responses_pass_intact() {
 
 #[tokio::test]
 async fn upstream_failures_are_502_and_504_naming_the_backend() {
-    // Nothing listens on the port of a listener we bound and dropped.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    // Nothing listens on port 1 (tcpmux, unused): a connection is refused at once. (A port
+    // bound and dropped here could be taken meanwhile by another test's server, which then
+    // answered or held the request: seen once as a 20 s timeout in a full run.)
+    let dead = "127.0.0.1:1";
+    assert!(
+        std::net::TcpStream::connect(dead).is_err(),
+        "something listens on {dead}"
+    );
     let mock = MockProvider::start().await.unwrap();
     let agw = Agw::start_raw(
         SEED_DEFAULT,
