@@ -22,6 +22,7 @@
 
 use crate::server::RequestId;
 use agw_core::route::RouteKind;
+use agw_tower::after::AfterResponse;
 use agw_tower::guard::GuardReport;
 use agw_tower::metrics::Metrics;
 use agw_tower::provider::ModelRewrite;
@@ -171,10 +172,11 @@ impl Entry {
     pub(crate) fn closed(mut self: Box<Self>, status: u16, cause: &'static str) {
         self.status = status;
         self.cause = Some(cause);
-        self.write(false);
+        self.write(false, Instant::now());
     }
 
-    fn write(&self, complete: bool) {
+    /// Writes the line of a request whose response ended at `ended`.
+    fn write(&self, complete: bool, ended: Instant) {
         // A response that has no body (to HEAD, or 204/304) is never read to its end.
         let complete = complete || self.method == Method::HEAD || matches!(self.status, 204 | 304);
         let (verdict, rules) = match &self.guard {
@@ -185,7 +187,7 @@ impl Entry {
             }
             None => ("skip", String::new()),
         };
-        let total = self.start.elapsed().as_secs_f64() * 1e3;
+        let total = ended.saturating_duration_since(self.start).as_secs_f64() * 1e3;
         let response_rules = self.response.as_ref().map(|o| {
             let rules = o.rules();
             if rules.is_empty() {
@@ -437,18 +439,31 @@ pin_project! {
 struct End {
     entry: Option<Box<Entry>>,
     metrics: Option<(Arc<Metrics>, ResponseOutcome)>,
+    /// Where the line is written, after the response (else at once).
+    after: Option<AfterResponse>,
 }
 
 impl End {
     fn finish(&mut self, complete: bool) {
-        if let Some((metrics, outcome)) = self.metrics.take() {
-            let action = outcome.action();
-            for rule in outcome.rules() {
-                metrics.guard_outcome(&rule, action, "response");
-            }
+        let (metrics, entry) = (self.metrics.take(), self.entry.take());
+        if metrics.is_none() && entry.is_none() {
+            return;
         }
-        if let Some(e) = self.entry.take() {
-            e.write(complete);
+        let ended = Instant::now();
+        let write = move || {
+            if let Some((metrics, outcome)) = metrics {
+                let action = outcome.action();
+                for rule in outcome.rules() {
+                    metrics.guard_outcome(&rule, action, "response");
+                }
+            }
+            if let Some(e) = entry {
+                e.write(complete, ended);
+            }
+        };
+        match self.after.take() {
+            Some(after) => after.run(write),
+            None => write(),
         }
     }
 }
@@ -466,10 +481,15 @@ impl<B> LogBody<B> {
         inner: B,
         entry: Option<Box<Entry>>,
         metrics: Option<(Arc<Metrics>, ResponseOutcome)>,
+        after: Option<AfterResponse>,
     ) -> Self {
         Self {
             inner,
-            end: End { entry, metrics },
+            end: End {
+                entry,
+                metrics,
+                after,
+            },
         }
     }
 }
@@ -545,19 +565,21 @@ mod tests {
     fn responses_without_a_body_are_not_logged_as_aborted() {
         let mut head = entry();
         head.method = Method::HEAD;
-        let lines = capture(LogFormat::Logfmt, || head.write(false));
+        let lines = capture(LogFormat::Logfmt, || head.write(false, Instant::now()));
         assert!(!lines[0].contains("aborted"), "{}", lines[0]);
         let mut no_content = entry();
         no_content.status = 204;
-        let lines = capture(LogFormat::Logfmt, || no_content.write(false));
+        let lines = capture(LogFormat::Logfmt, || {
+            no_content.write(false, Instant::now())
+        });
         assert!(!lines[0].contains("aborted"), "{}", lines[0]);
-        let lines = capture(LogFormat::Logfmt, || entry().write(false));
+        let lines = capture(LogFormat::Logfmt, || entry().write(false, Instant::now()));
         assert!(lines[0].contains("aborted=true"), "{}", lines[0]);
     }
 
     #[test]
     fn logfmt_keeps_todays_line_and_quotes_what_needs_it() {
-        let lines = capture(LogFormat::Logfmt, || entry().write(true));
+        let lines = capture(LogFormat::Logfmt, || entry().write(true, Instant::now()));
         assert_eq!(lines.len(), 1);
         let line = &lines[0];
         assert!(line.starts_with("ts="), "{line}");
@@ -623,9 +645,9 @@ mod tests {
             let mut e = entry();
             let slot = e.usage_slot();
             slot.set(LoggedUsage::from(&report)).unwrap();
-            e.write(true);
+            e.write(true, Instant::now());
             // Without a report (and without a response guard) the fields are absent.
-            entry().write(true);
+            entry().write(true, Instant::now());
         });
         let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(line["identity"], "alice");
@@ -638,7 +660,7 @@ mod tests {
         let logfmt = capture(LogFormat::Logfmt, || {
             let mut e = entry();
             e.usage_slot().set(LoggedUsage::from(&report)).unwrap();
-            e.write(true);
+            e.write(true, Instant::now());
         });
         assert!(
             logfmt[0].contains(

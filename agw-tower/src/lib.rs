@@ -64,6 +64,8 @@ pub mod test_util;
 pub mod upstream;
 
 #[cfg(feature = "team")]
+pub mod after;
+#[cfg(feature = "team")]
 pub mod auth;
 #[cfg(feature = "team")]
 mod hash;

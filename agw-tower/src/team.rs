@@ -24,6 +24,7 @@
 //! # });
 //! ```
 
+use crate::after::AfterResponse;
 use crate::auth::jwt::{Jwks, JwksSource, JwtConfig};
 use crate::auth::{Access, AuthLayer, Authenticator, FileKeyStore, KeyStore};
 use crate::limit::{FailMode, LimitLayer, LimitPolicy, Limiter, Limits, MemoryStore};
@@ -357,6 +358,9 @@ pub struct Team {
     pub prices: Arc<PriceTable>,
     /// Whether requests need a credential (false: `allow_unauthenticated`, or no auth at all).
     pub requires_credentials: bool,
+    /// Where usage reports go once the response is written; share it with the access log so
+    /// that its lines see the reports ([`crate::after`]).
+    pub after: AfterResponse,
 }
 
 impl TeamConfig {
@@ -506,6 +510,7 @@ impl TeamConfig {
             metrics,
             prices: Arc::new(prices),
             requires_credentials,
+            after: AfterResponse::new(),
         })
     }
 }
@@ -522,7 +527,8 @@ impl Team {
         self.limiter.clone().map(LimitLayer::new)
     }
 
-    /// The usage layer of one backend, reporting to the metrics and to `log` (the access log).
+    /// The usage layer of one backend, reporting to the metrics and to `log` (the access log)
+    /// after the response, on [`Team::after`].
     pub fn usage_layer(
         &self,
         backend: &str,
@@ -530,6 +536,7 @@ impl Team {
         log: Option<Arc<dyn crate::usage::UsageSink>>,
     ) -> UsageLayer {
         let mut layer = UsageLayer::new(self.prices.clone())
+            .after(self.after.clone())
             .sink(self.metrics.clone())
             .backend(backend)
             .provider(provider);

@@ -248,3 +248,60 @@ async fn a_body_dropped_midway_is_reported_incomplete() {
     assert!(!r.complete);
     assert_eq!(r.usage.map(|u| u.cache_read), Some(20000));
 }
+
+#[tokio::test]
+async fn with_a_queue_the_report_is_made_after_the_body_ends_not_while_it_is_read() {
+    use agw_tower::after::AfterResponse;
+    use agw_tower::body::Body;
+    use http_body::Body as _;
+    use tower_layer::Layer;
+    use tower_service::Service;
+    let reports = Arc::new(Reports::default());
+    let upstream = tower::service_fn(|_req: http::Request<()>| async {
+        let json = r#"{"model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":100,"output_tokens":10}}"#;
+        let res = http::Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::<Full<Bytes>>::full(json))
+            .unwrap();
+        Ok::<_, std::convert::Infallible>(res)
+    });
+    let after = AfterResponse::new();
+    let mut svc = UsageLayer::new(prices())
+        .after(after.clone())
+        .sink(reports.clone())
+        .layer(upstream);
+    let hooked = Arc::new(Mutex::new(None));
+    for round in 0..2 {
+        let mut req = http::Request::post("/v1/messages").body(()).unwrap();
+        req.extensions_mut()
+            .insert(agw_tower::classify::Classified {
+                kind: agw_core::route::RouteKind::Messages,
+                api: Api::Anthropic,
+                upstream: Api::Anthropic,
+            });
+        let seen = hooked.clone();
+        agw_tower::usage::UsageHooks::push(&mut req, move |r| {
+            *seen.lock().unwrap() = r.usage.map(|u| u.total());
+        });
+        let res = svc.call(req).await.unwrap();
+        // Read to the end without yielding: the body has ended, its report is only queued.
+        let mut body = std::pin::pin!(res.into_body());
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        while let Poll::Ready(Some(frame)) = body.as_mut().poll_frame(&mut cx) {
+            frame.unwrap();
+        }
+        assert!(body.is_end_stream());
+        assert!(
+            reports.take().is_empty(),
+            "round {round}: reported before the queue ran"
+        );
+        assert_eq!(*hooked.lock().unwrap(), None);
+        after.flush().await;
+        let [r] = reports.take().try_into().unwrap();
+        assert!(r.complete, "round {round}");
+        assert_eq!(r.usage.map(|u| u.total()), Some(110));
+        assert_eq!(r.cost_micros, Some(100 * 3 + 10 * 15));
+        assert_eq!(hooked.lock().unwrap().take(), Some(110));
+    }
+}

@@ -63,6 +63,7 @@ pub async fn serve_with(
     let graceful = GracefulShutdown::new();
     // Kept across reloads: the same handle ends every backend's open streams.
     let app_cut = app.handle().current().stream_cut().clone();
+    let after = app.after.clone();
     tokio::pin!(shutdown);
     let drain = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(drain);
@@ -134,6 +135,8 @@ pub async fn serve_with(
             let _ = tokio::time::timeout(CUT_WRITE, drained).await;
         }
     }
+    // The last responses' log lines and usage reports, queued to run after them.
+    let _ = tokio::time::timeout(CUT_WRITE, after.flush()).await;
     Ok(())
 }
 

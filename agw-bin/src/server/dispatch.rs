@@ -8,6 +8,7 @@ use crate::config::Gateway;
 use crate::log::{AccessLog, Entry, LogBody, LoggedUsage, WithResponse};
 use agw_core::api::{Api, ErrorBody, ErrorKind};
 use agw_core::route::RouteKind;
+use agw_tower::after::AfterResponse;
 use agw_tower::auth::AccessLayer;
 use agw_tower::body::{Body, BoxError};
 use agw_tower::guard::GuardReport;
@@ -258,6 +259,9 @@ pub struct App {
     pub(crate) body_timeout: Duration,
     /// The connection this clone serves (each connection gets its own clone).
     pub(crate) conn: Option<Arc<Activity>>,
+    /// Where log lines (and, with team features, usage reports before them) are written once
+    /// the response is.
+    pub(crate) after: AfterResponse,
 }
 
 impl std::fmt::Debug for App {
@@ -344,8 +348,10 @@ impl App {
         log: AccessLog,
         team: Option<Arc<Team>>,
     ) -> std::io::Result<App> {
+        let after = team.as_ref().map(|t| t.after.clone()).unwrap_or_default();
         let runtime = Runtime::build_with(gateway, None, team)?;
         Ok(App {
+            after,
             handle: ConfigHandle::new(runtime),
             log,
             ids: Arc::new(RequestIds::new()),
@@ -491,6 +497,7 @@ impl Service<Request<Incoming>> for App {
                     future: svc.call(req),
                 },
             },
+            after: (entry.is_some() || metrics.is_some()).then(|| self.after.clone()),
             entry,
             busy,
             id: Some(id),
@@ -508,6 +515,7 @@ impl App {
         }
         AppFuture {
             kind: AppKind::Local { res: Some(res) },
+            after: entry.is_some().then(|| self.after.clone()),
             entry,
             busy: None,
             id: None,
@@ -532,6 +540,8 @@ pin_project_lite::pin_project! {
         id: Option<RequestId>,
         // The team's metrics and the backend's name, when team features are on.
         metrics: Option<(Arc<Metrics>, Arc<str>)>,
+        // Where the log line goes when the body ends (with a line or metrics to write).
+        after: Option<AfterResponse>,
     }
 
     impl PinnedDrop for AppFuture {
@@ -577,29 +587,32 @@ impl Future for AppFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let (entry, busy) = (this.entry.take(), this.busy.take());
+        let after = this.after.take();
         let res = match this.kind.project() {
             AppKindProj::Local { res } => {
                 let res = res.take().expect("AppFuture polled after completion");
                 match entry {
-                    Some(_) => finish(res, entry, busy, None),
+                    Some(_) => finish(res, entry, busy, None, after),
                     None => res,
                 }
             }
             AppKindProj::Proxied { future } => match future.poll(cx) {
-                Poll::Ready(Ok(res)) => finish(res, entry, busy, this.metrics.take()),
+                Poll::Ready(Ok(res)) => finish(res, entry, busy, this.metrics.take(), after),
                 Poll::Ready(Err(e)) => match e {},
                 Poll::Pending => {
                     *this.entry = entry;
                     *this.busy = busy;
+                    *this.after = after;
                     return Poll::Pending;
                 }
             },
             AppKindProj::Team { future } => match future.poll(cx) {
-                Poll::Ready(Ok(res)) => finish(res, entry, busy, this.metrics.take()),
+                Poll::Ready(Ok(res)) => finish(res, entry, busy, this.metrics.take(), after),
                 Poll::Ready(Err(e)) => match e {},
                 Poll::Pending => {
                     *this.entry = entry;
                     *this.busy = busy;
+                    *this.after = after;
                     return Poll::Pending;
                 }
             },
@@ -622,6 +635,7 @@ fn finish<B>(
     entry: Option<Box<Entry>>,
     busy: Option<Busy>,
     metrics: Option<(Arc<Metrics>, Arc<str>)>,
+    after: Option<AfterResponse>,
 ) -> Response<ResBody>
 where
     B: http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static,
@@ -644,7 +658,7 @@ where
     let body = match (entry, at_end) {
         (None, None) => Tracked { body, busy }.boxed_unsync(),
         (entry, at_end) => Tracked {
-            body: LogBody::new(body, entry.with_response(&parts), at_end),
+            body: LogBody::new(body, entry.with_response(&parts), at_end, after),
             busy,
         }
         .boxed_unsync(),

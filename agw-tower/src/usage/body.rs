@@ -107,7 +107,17 @@ impl State {
         }
     }
 
-    fn finish(mut self, complete: bool) {
+    /// Reports now, or queues the report to run after the response
+    /// ([`UsageLayer::after`](super::UsageLayer::after)); the duration ends now either way.
+    fn end(self: Box<Self>, complete: bool) {
+        let ended = Instant::now();
+        match self.pending.shared.after.clone() {
+            Some(after) => after.run(move || self.finish(complete, ended)),
+            None => self.finish(complete, ended),
+        }
+    }
+
+    fn finish(mut self, complete: bool, ended: Instant) {
         match &mut self.reader {
             Reader::Json(buf) => self.counter.json(buf.bytes()),
             Reader::Sse(dec, _) => {
@@ -125,7 +135,7 @@ impl State {
             ..
         } = self.pending;
         report.complete = complete;
-        report.duration = start.elapsed();
+        report.duration = ended.saturating_duration_since(start);
         if let Some((usage, model)) = self.counter.finish() {
             report.usage = Some(usage);
             report.response_model = model;
@@ -155,7 +165,7 @@ pin_project! {
     impl<B> PinnedDrop for UsageBody<B> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(state) = this.project().state.take() {
-                state.finish(false);
+                state.end(false);
             }
         }
     }
@@ -220,18 +230,18 @@ where
                 // A body that knows it has ended may not be polled again.
                 if inner.is_end_stream() {
                     if let Some(state) = this.state.take() {
-                        state.finish(true);
+                        state.end(true);
                     }
                 }
             }
             Some(Err(_)) => {
                 if let Some(state) = this.state.take() {
-                    state.finish(false);
+                    state.end(false);
                 }
             }
             None => {
                 if let Some(state) = this.state.take() {
-                    state.finish(true);
+                    state.end(true);
                 }
             }
         }

@@ -19,6 +19,7 @@ impl Clone for Shared {
             backend: self.backend.clone(),
             provider: self.provider.clone(),
             upstream_api: self.upstream_api,
+            after: self.after.clone(),
         }
     }
 }
@@ -33,8 +34,20 @@ impl UsageLayer {
                 backend: None,
                 provider: None,
                 upstream_api: None,
+                after: None,
             },
         }
+    }
+
+    /// Reports (to the sinks and the per-request hooks) after the response instead of when its
+    /// body ends: the report is then made on `after`'s task once the server has written the
+    /// body's last bytes, so the client never waits for it (see [`AfterResponse`]). Share one
+    /// queue with other end-of-response work that must see the report (an access log).
+    ///
+    /// [`AfterResponse`]: crate::after::AfterResponse
+    pub fn after(mut self, after: crate::after::AfterResponse) -> Self {
+        self.shared.after = Some(after);
+        self
     }
 
     /// Adds a sink that receives every report.

@@ -162,4 +162,7 @@ pub(crate) struct Shared {
     pub backend: Option<Arc<str>>,
     pub provider: Option<Arc<str>>,
     pub upstream_api: Option<Api>,
+    /// Where the end-of-body work goes, when it runs after the response
+    /// ([`UsageLayer::after`]).
+    pub after: Option<crate::after::AfterResponse>,
 }
