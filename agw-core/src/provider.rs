@@ -139,12 +139,28 @@ pub struct ProviderSpec {
     injected: Option<(HeaderName, HeaderValue)>,
 }
 
-/// Headers that carry a client's credentials.
-const CREDENTIAL_HEADERS: [HeaderName; 3] = [
-    AUTHORIZATION,
-    HeaderName::from_static("x-api-key"),
-    PROXY_AUTHORIZATION,
-];
+/// Whether a request header can carry a client's credential: the standard ones
+/// (`Authorization`, `Proxy-Authorization`, `Cookie`), the providers' key headers (`x-api-key`,
+/// Azure's `api-key`, Google's `x-goog-api-key`, API gateways' `ocp-apim-subscription-key`), and
+/// by their names' endings any other `…authorization`, `…-key`, `…-token` or `…-secret` header
+/// (`x-auth-token`, `x-forwarded-authorization`, `x-amz-security-token`). When agw injects its
+/// own key, none of them is forwarded. (`Idempotency-Key` names a request, not a caller.)
+pub fn is_credential_header(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    match n {
+        "cookie" | "api-key" | "apikey" | "token" | "secret" => true,
+        "idempotency-key" => false,
+        _ => {
+            n.ends_with("authorization")
+                || n.ends_with("-key")
+                || n.ends_with("_key")
+                || n.ends_with("apikey")
+                || n.ends_with("-token")
+                || n.ends_with("_token")
+                || n.ends_with("-secret")
+        }
+    }
+}
 
 impl ProviderSpec {
     /// Anthropic at `https://api.anthropic.com`, `x-api-key`, `anthropic-version: 2023-06-01`
@@ -348,8 +364,23 @@ impl ProviderSpec {
     /// gateway's key is set; with [`Credentials::Passthrough`] the client's are kept.
     pub fn prepare_headers(&self, headers: &mut HeaderMap) {
         if let Credentials::Inject(_) = &self.credentials {
-            for h in &CREDENTIAL_HEADERS {
-                headers.remove(h);
+            // Names are collected first (a map cannot lose keys while iterated); a request
+            // rarely has more than one.
+            loop {
+                let mut found: [Option<HeaderName>; 4] = Default::default();
+                let mut n = 0;
+                for name in headers.keys() {
+                    if n < found.len() && is_credential_header(name) {
+                        found[n] = Some(name.clone());
+                        n += 1;
+                    }
+                }
+                for name in found.iter().flatten() {
+                    headers.remove(name);
+                }
+                if n < found.len() {
+                    break;
+                }
             }
             if let Some((name, value)) = &self.injected {
                 headers.insert(name.clone(), value.clone());
@@ -376,7 +407,29 @@ mod tests {
             let mut h = HeaderMap::new();
             h.insert("x-api-key", "client".parse().unwrap());
             h.insert("authorization", "Bearer client".parse().unwrap());
+            // Other providers' and gateways' credential headers, cookies, tokens.
+            for name in [
+                "proxy-authorization",
+                "x-forwarded-authorization",
+                "api-key",
+                "x-goog-api-key",
+                "anthropic-api-key",
+                "openai-api-key",
+                "x-anthropic-api-key",
+                "ocp-apim-subscription-key",
+                "cookie",
+                "x-auth-token",
+                "x-amz-security-token",
+                "x-client-secret",
+                "apikey",
+            ] {
+                h.append(name, "client".parse().unwrap());
+                h.append(name, "client-too".parse().unwrap());
+            }
             h.insert("anthropic-version", "2099-01-01".parse().unwrap());
+            h.insert("anthropic-beta", "tools-2024".parse().unwrap());
+            h.insert("idempotency-key", "req-1".parse().unwrap());
+            h.insert("x-stainless-retry-count", "0".parse().unwrap());
             spec.prepare_headers(&mut h);
             let all: Vec<_> = h.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
             assert!(!all.iter().any(|s| s.contains("client")), "{all:?}");
@@ -384,8 +437,12 @@ mod tests {
                 AuthScheme::XApiKey => assert_eq!(h["x-api-key"], "gw"),
                 AuthScheme::Bearer => assert_eq!(h["authorization"], "Bearer gw"),
             }
-            // The client's own version wins over the default.
+            // The client's own version wins over the default; what names no caller stays.
             assert_eq!(h["anthropic-version"], "2099-01-01");
+            assert_eq!(h["anthropic-beta"], "tools-2024");
+            assert_eq!(h["idempotency-key"], "req-1");
+            assert_eq!(h["x-stainless-retry-count"], "0");
+            assert_eq!(h.len(), 5, "{all:?}");
         }
     }
 
