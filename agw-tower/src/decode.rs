@@ -47,9 +47,29 @@ pub fn decode(data: &Bytes, encodings: &[String], limit: usize) -> Result<Bytes,
     Ok(cur)
 }
 
+/// Decodes one layer. The whole input must be encoded data: bytes after the end of the
+/// encoded stream would reach the upstream without having been inspected (an upstream decoder
+/// might read them), so they make the body corrupt. zstd frames are read one after another,
+/// as `zstd -d` reads them.
 fn decode_one(data: &[u8], encoding: &str, limit: usize) -> Result<Bytes, DecodeError> {
-    let reader: Box<dyn Read + '_> = match encoding {
-        "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(data)),
+    let corrupt = || DecodeError::Corrupt(static_name(encoding));
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(limit));
+    // Reads `reader` to its end into `out`, within the limit.
+    let mut read_all = |reader: &mut dyn Read, out: &mut Vec<u8>| {
+        let room = (limit + 1).saturating_sub(out.len()) as u64;
+        reader.take(room).read_to_end(out).map_err(|_| corrupt())?;
+        if out.len() > limit {
+            return Err(DecodeError::TooLarge(limit));
+        }
+        Ok(())
+    };
+    // The decoders below read from `rest`, which they advance past what they consume.
+    let mut rest = data;
+    match encoding {
+        "gzip" | "x-gzip" => {
+            let mut d = flate2::bufread::MultiGzDecoder::new(&mut rest);
+            read_all(&mut d, &mut out)?;
+        }
         "deflate" => {
             // RFC 9110 says zlib-wrapped; some clients send raw deflate. A zlib header names
             // method 8 in its low nibble; a raw deflate stream would need a stored block with a
@@ -58,27 +78,68 @@ fn decode_one(data: &[u8], encoding: &str, limit: usize) -> Result<Bytes, Decode
                 && data[0] & 0x0f == 8
                 && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0
             {
-                Box::new(flate2::read::ZlibDecoder::new(data))
+                read_all(&mut flate2::bufread::ZlibDecoder::new(&mut rest), &mut out)?;
             } else {
-                Box::new(flate2::read::DeflateDecoder::new(data))
+                read_all(
+                    &mut flate2::bufread::DeflateDecoder::new(&mut rest),
+                    &mut out,
+                )?;
             }
         }
-        "br" => Box::new(brotli_decompressor::Decompressor::new(data, 8192)),
-        "zstd" => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(data)
-                .map_err(|_| DecodeError::Corrupt("zstd"))?,
-        ),
+        "br" => {
+            rest = brotli(rest, limit, &mut out)?;
+        }
+        "zstd" => {
+            while !rest.is_empty() {
+                let mut d =
+                    ruzstd::decoding::StreamingDecoder::new(&mut rest).map_err(|_| corrupt())?;
+                read_all(&mut d, &mut out)?;
+            }
+        }
         other => return Err(DecodeError::Unsupported(other.to_owned())),
-    };
-    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(limit));
-    let n = reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| DecodeError::Corrupt(static_name(encoding)))?;
-    if n > limit {
-        return Err(DecodeError::TooLarge(limit));
+    }
+    if !rest.is_empty() {
+        return Err(corrupt());
     }
     Ok(Bytes::from(out))
+}
+
+/// Decodes one brotli stream from `data` into `out` (within `limit` bytes), returning the input
+/// after the stream's end (the reader API does not say how much it consumed).
+fn brotli<'a>(data: &'a [u8], limit: usize, out: &mut Vec<u8>) -> Result<&'a [u8], DecodeError> {
+    use brotli_decompressor::{BrotliDecompressStream, BrotliResult, BrotliState, StandardAlloc};
+    let mut state = BrotliState::new(
+        StandardAlloc::default(),
+        StandardAlloc::default(),
+        StandardAlloc::default(),
+    );
+    let mut chunk = vec![0u8; 16 << 10];
+    let (mut available_in, mut input_offset, mut total_out) = (data.len(), 0, 0);
+    loop {
+        let (mut available_out, mut output_offset) = (chunk.len(), 0);
+        let result = BrotliDecompressStream(
+            &mut available_in,
+            &mut input_offset,
+            data,
+            &mut available_out,
+            &mut output_offset,
+            &mut chunk,
+            &mut total_out,
+            &mut state,
+        );
+        if out.len() + output_offset > limit {
+            return Err(DecodeError::TooLarge(limit));
+        }
+        out.extend_from_slice(&chunk[..output_offset]);
+        match result {
+            BrotliResult::NeedsMoreOutput => {}
+            BrotliResult::ResultSuccess => return Ok(&data[input_offset..]),
+            // The input ended inside the stream, or is not brotli.
+            BrotliResult::NeedsMoreInput | BrotliResult::ResultFailure => {
+                return Err(DecodeError::Corrupt("br"));
+            }
+        }
+    }
 }
 
 fn static_name(e: &str) -> &'static str {
@@ -134,6 +195,108 @@ mod tests {
             decode(&d, &["deflate".into()], 100).unwrap(),
             &b"\xff\xff"[..]
         );
+    }
+
+    /// A brotli stream of uncompressed meta-blocks (RFC 7932 §9.2), as `fuzz/` writes them.
+    fn brotli_stored(data: &[u8]) -> Vec<u8> {
+        let (mut out, mut acc, mut n) = (Vec::new(), 0u64, 0u32);
+        let mut put = |out: &mut Vec<u8>, v: u64, bits: u32| {
+            acc |= v << n;
+            n += bits;
+            while n >= 8 {
+                out.push(acc as u8);
+                acc >>= 8;
+                n -= 8;
+            }
+            n
+        };
+        put(&mut out, 0, 1); // WBITS = 16
+        for chunk in data.chunks(1 << 16) {
+            put(&mut out, 0, 1); // ISLAST = 0
+            put(&mut out, 0, 2); // MNIBBLES = 4
+            put(&mut out, chunk.len() as u64 - 1, 16); // MLEN - 1
+            let left = put(&mut out, 1, 1); // ISUNCOMPRESSED
+            if left > 0 {
+                put(&mut out, 0, 8 - left);
+            }
+            out.extend_from_slice(chunk);
+        }
+        put(&mut out, 1, 1); // ISLAST
+        let left = put(&mut out, 1, 1); // ISLASTEMPTY
+        if left > 0 {
+            put(&mut out, 0, 8 - left);
+        }
+        out
+    }
+
+    #[test]
+    fn brotli_is_read_to_its_end_within_the_limit() {
+        let plain: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let enc = Bytes::from(brotli_stored(&plain));
+        assert_eq!(decode(&enc, &["br".into()], 1 << 20).unwrap(), plain);
+        assert!(matches!(
+            decode(&enc, &["br".into()], 50_000),
+            Err(DecodeError::TooLarge(50_000))
+        ));
+        // Cut short: corrupt, not a shorter body.
+        let cut = enc.slice(..enc.len() - 10);
+        assert!(matches!(
+            decode(&cut, &["br".into()], 1 << 20),
+            Err(DecodeError::Corrupt("br"))
+        ));
+    }
+
+    /// Found by the audit: bytes after the end of the encoded stream were dropped by the
+    /// decoder, so they went upstream uninspected (a decoder there might read them).
+    #[test]
+    fn bytes_after_the_encoded_stream_are_corrupt_and_zstd_frames_are_all_read() {
+        let plain = b"{\"prompt\":\"credit card\"}";
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(b"{}").unwrap();
+        let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        d.write_all(b"{}").unwrap();
+        let zstd = |data: &[u8]| {
+            ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+        };
+        let cases: [(&str, Vec<u8>); 5] = [
+            ("gzip", gzip(b"{}").to_vec()),
+            ("deflate", z.finish().unwrap()),
+            ("deflate", d.finish().unwrap()),
+            // The empty brotli stream (window bits 16, last and empty meta-block).
+            ("br", vec![0x06]),
+            ("zstd", zstd(b"{}")),
+        ];
+        for (encoding, encoded) in cases {
+            let list = [encoding.to_owned()];
+            let whole = Bytes::from(encoded.clone());
+            decode(&whole, &list, 1 << 20).unwrap_or_else(|e| panic!("{encoding}: {e}"));
+            for tail in [&b"x"[..], &plain[..], &gzip(plain)[..]] {
+                let mut with_tail = encoded.clone();
+                with_tail.extend_from_slice(tail);
+                let got = decode(&Bytes::from(with_tail), &list, 1 << 20);
+                if encoding == "gzip" && tail.starts_with(&[0x1f, 0x8b]) {
+                    // A second gzip member: one body, read whole.
+                    assert_eq!(got.unwrap(), &b"{}{\"prompt\":\"credit card\"}"[..]);
+                    continue;
+                }
+                assert!(
+                    matches!(got, Err(DecodeError::Corrupt(_))),
+                    "{encoding} + {tail:?}: {got:?}"
+                );
+            }
+        }
+        // Concatenated zstd frames are one body (the second is not skipped).
+        let mut two = zstd(b"");
+        two.extend_from_slice(&zstd(plain));
+        let got = decode(&Bytes::from(two.clone()), &["zstd".into()], 1 << 20).unwrap();
+        assert_eq!(got, &plain[..]);
+        // ... and bounded together.
+        let mut big = zstd(&[b'a'; 600]);
+        big.extend_from_slice(&zstd(&[b'b'; 600]));
+        assert!(matches!(
+            decode(&Bytes::from(big), &["zstd".into()], 1000),
+            Err(DecodeError::TooLarge(1000))
+        ));
     }
 
     #[test]
