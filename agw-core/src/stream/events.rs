@@ -155,7 +155,14 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                         },
                         name.to_owned(),
                     ));
-                    m.check_tools = false;
+                    // The input usually follows in deltas, and the start says `{}`; a start
+                    // that carries the input (clients use it when no delta follows) is
+                    // checked as a tool call now.
+                    m.check_tools = match &block["input"] {
+                        Value::Null => false,
+                        Value::Object(o) => !o.is_empty(),
+                        _ => true,
+                    };
                 }
             }
             "content_block_stop" => {

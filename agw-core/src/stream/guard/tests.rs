@@ -441,6 +441,55 @@ fn masking_tool_input_keeps_the_json_valid_at_any_split() {
     }
 }
 
+/// Found by the audit: a tool call whose input comes whole in `content_block_start` (with no
+/// delta, or an empty one: clients then keep the start's input) was never held to the tool
+/// rules.
+#[test]
+fn a_tool_input_given_in_the_start_block_is_checked() {
+    let with_start = |input: serde_json::Value, pieces: &[&str]| {
+        let empty = r#""input":{}"#;
+        let stream = String::from_utf8(tool_stream("Bash", pieces)).unwrap();
+        assert!(stream.contains(empty));
+        stream.replacen(empty, &format!(r#""input":{input}"#), 1)
+    };
+    let deletes = serde_json::json!({"command": "kubectl delete pods --all"});
+    for pieces in [&[][..], &[""][..], &["", "  "][..]] {
+        let input = with_start(deletes.clone(), pieces);
+        for chunk in [3, input.len()] {
+            let out = String::from_utf8(run_kind(
+                &k8s_policy(),
+                RouteKind::Messages,
+                Api::Anthropic,
+                input.as_bytes(),
+                chunk,
+            ))
+            .unwrap();
+            assert!(out.contains("Running it."), "{out}");
+            assert!(!out.contains("kubectl"), "{pieces:?}: {out}");
+            assert!(out.contains("blocked by policy"), "{pieces:?}: {out}");
+        }
+    }
+    // A harmless start input passes as it came; text rules still mask in it.
+    let input = with_start(
+        serde_json::json!({"command": "kubectl get pods", "note": "AKIAIOSFODNN7EXAMPLE"}),
+        &[],
+    );
+    let out = String::from_utf8(run_kind(
+        &k8s_policy(),
+        RouteKind::Messages,
+        Api::Anthropic,
+        input.as_bytes(),
+        5,
+    ))
+    .unwrap();
+    assert!(out.contains("kubectl get pods"), "{out}");
+    assert!(
+        out.contains("<AWS_ACCESS_KEY>") && !out.contains("AKIA"),
+        "{out}"
+    );
+    assert!(!out.contains("event: error"), "{out}");
+}
+
 #[test]
 fn a_tool_input_that_is_not_json_fails_closed() {
     let input = tool_stream("Bash", &[r#"{"command": "ls"} trailing"#]);
