@@ -21,7 +21,7 @@
 //! ```
 
 use crate::route::RouteKind;
-use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, Uri};
 use std::fmt;

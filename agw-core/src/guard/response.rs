@@ -228,6 +228,14 @@ impl<'b> Walker<'b> {
         sc.object(|sc, k| {
             let key = sc.str_value(&k);
             self.keys.push(key.clone());
+            if field == Field::ToolInput {
+                // The model wrote a tool input's keys too (and a client runs what they say).
+                self.pending.push(Pending {
+                    s: k.clone(),
+                    field,
+                    reasoning: false,
+                });
+            }
             match &*key {
                 b"type" | b"name" if field != Field::ToolInput && sc.peek() == Some(b'"') => {
                     let s = sc.string()?;
@@ -267,7 +275,9 @@ impl<'b> Walker<'b> {
             }
         }
         if let Some(name) = name {
-            if let (Some(r), true) = (input, matches!(ty, b"tool_use" | b"server_tool_use")) {
+            // `input`: Anthropic's tool_use blocks, and custom tools' free-form text (OpenAI
+            // chat's `custom: {name, input}`, Responses' `custom_tool_call`).
+            if let Some(r) = input {
                 self.tools.push(ToolCall {
                     name,
                     input: self.body[r].to_vec(),
@@ -462,12 +472,35 @@ mod tests {
             r#"{"output":[{"type":"function_call","name":"Bash","call_id":"c","arguments":"{\"command\":\"kubectl delete x\"}"}]}"#,
             // Unreadable arguments fail closed.
             r#"{"output":[{"type":"function_call","name":"Bash","arguments":"{\"command\":"}]}"#,
+            // Custom tools' free-form input (found by the audit: not checked).
+            r#"{"choices":[{"message":{"tool_calls":[{"id":"c","type":"custom","custom":{"name":"Bash","input":"kubectl delete pods"}}]}}]}"#,
+            r#"{"output":[{"type":"custom_tool_call","call_id":"c","name":"Bash","input":"kubectl  delete x"}]}"#,
         ] {
             let rule = rejected(body);
             assert!(rule == "k8s" || rule == "agw:tool-input", "{body}");
         }
         assert!(
             inspect(r#"{"content":[{"type":"tool_use","name":"Bash","input":{"command":"ls"}}]}"#)
+                .unwrap()
+                .is_allow()
+        );
+    }
+
+    /// Found by the audit: a tool input's keys were never read.
+    #[test]
+    fn tool_input_keys_are_text() {
+        let body = r#"{"content":[{"type":"tool_use","id":"t","name":"Write","input":{"credit card 4111":"v"}}]}"#;
+        assert_eq!(rejected(body), "cards");
+        let body = format!(
+            r#"{{"content":[{{"type":"tool_use","id":"t","name":"Write","input":{{"{KEY}":"v","n":{{"{KEY}x":1}}}}}}]}}"#
+        );
+        let out = rewritten(&body);
+        assert!(!out.contains("AKIA"), "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["content"][0]["input"]["<AWS_ACCESS_KEY>"], "v");
+        // Keys elsewhere are the provider's schema, not text.
+        assert!(
+            inspect(r#"{"content":[],"usage":{"input_tokens":1}}"#)
                 .unwrap()
                 .is_allow()
         );

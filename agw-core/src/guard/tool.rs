@@ -4,7 +4,9 @@
 //! A [`ToolRule`] matches a call by tool name (exact, or a glob with `*` and `?`) and,
 //! optionally, by an argument: a field of the call's JSON input (a dotted path such as
 //! `command` or `options.target`) whose value matches a regular expression. Without an
-//! argument the expression is tried on every string of the input. Arguments are matched after
+//! argument the expression is tried on every string of the input, object keys included. A
+//! custom tool's free-form input (OpenAI custom tools: text, not a JSON object) has no fields,
+//! so an argument rule tests the whole text. Arguments are matched after
 //! JSON unescaping, with invisible characters removed and NFKC normalisation applied, like
 //! prompts. A call whose input is not valid JSON, or larger than [`MAX_TOOL_INPUT`], cannot be
 //! checked and is rejected.
@@ -280,7 +282,14 @@ impl CompiledTool {
             return true;
         };
         let mut v = input;
-        for p in &self.path {
+        // A custom tool's free-form input is one string without fields: an argument rule
+        // tests the whole of it.
+        let path = if v.is_string() {
+            &[][..]
+        } else {
+            &self.path[..]
+        };
+        for p in path {
             match v {
                 serde_json::Value::Object(m) => match m.get(p) {
                     Some(x) => v = x,
@@ -300,12 +309,16 @@ impl CompiledTool {
     }
 }
 
-/// Calls `f` with every string in `v` (numbers and booleans as their JSON text).
+/// Calls `f` with every string in `v`, object keys included (numbers and booleans as their
+/// JSON text).
 fn strings(v: &serde_json::Value, f: &mut impl FnMut(&str)) {
     match v {
         serde_json::Value::String(s) => f(s),
         serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, f)),
-        serde_json::Value::Object(m) => m.values().for_each(|x| strings(x, f)),
+        serde_json::Value::Object(m) => m.iter().for_each(|(k, x)| {
+            f(k);
+            strings(x, f);
+        }),
         serde_json::Value::Null => {}
         other => f(&other.to_string()),
     }

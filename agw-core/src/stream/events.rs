@@ -49,6 +49,16 @@ pub(crate) enum ChanKind {
     Reasoning,
     /// Tool-call input (partial JSON): held until the call is complete, then checked whole.
     Tool,
+    /// Free-form tool-call input (OpenAI custom tools): plain text, held and checked whole
+    /// like [`ChanKind::Tool`], as one JSON string.
+    ToolText,
+}
+
+impl ChanKind {
+    /// Whether the channel carries a tool call's input (held until the call is complete).
+    pub fn is_tool(self) -> bool {
+        matches!(self, ChanKind::Tool | ChanKind::ToolText)
+    }
 }
 
 /// A channel: one text, reasoning or tool-input stream inside the event stream. `group` is what
@@ -239,26 +249,65 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                             });
                         }
                     }
-                    if let Some(calls) = delta["tool_calls"].as_array() {
-                        for (tpos, call) in calls.iter().enumerate() {
-                            let t = u(&call["index"]).unwrap_or(tpos as u64);
-                            let key = chan(ChanKind::Tool, t + 1);
-                            if let Some(name) = s(&call["function"]["name"]) {
-                                m.opens.push((key, name.to_owned()));
+                    if let Some(text) = s(&delta["audio"]["transcript"]) {
+                        m.deltas.push(Delta {
+                            chan: chan(ChanKind::Text, 2),
+                            text: text.to_owned(),
+                            path: at(&[
+                                Step::Key("delta"),
+                                Step::Key("audio"),
+                                Step::Key("transcript"),
+                            ]),
+                        });
+                    }
+                    // The deprecated single call (`functions`): channel 0, the rest 1 + index.
+                    let legacy = &delta["function_call"];
+                    let calls = delta["tool_calls"]
+                        .as_array()
+                        .map_or(&[][..], Vec::as_slice);
+                    let legacy = legacy.is_object().then_some((None, legacy, "function"));
+                    let all =
+                        legacy
+                            .into_iter()
+                            .chain(calls.iter().enumerate().map(|(tpos, call)| {
+                                // A custom tool's input is free text; a function's, JSON.
+                                let kind = if call["custom"].is_object() {
+                                    "custom"
+                                } else {
+                                    "function"
+                                };
+                                (Some(tpos), &call[kind], kind)
+                            }));
+                    for (tpos, call, kind) in all {
+                        let (sub, mut path) = match tpos {
+                            None => (0, at(&[Step::Key("delta"), Step::Key("function_call")])),
+                            Some(tpos) => {
+                                let t = u(&calls[tpos]["index"]).unwrap_or(tpos as u64);
+                                let path = at(&[
+                                    Step::Key("delta"),
+                                    Step::Key("tool_calls"),
+                                    Step::Index(tpos),
+                                    Step::Key(kind),
+                                ]);
+                                (t + 1, path)
                             }
-                            if let Some(args) = s(&call["function"]["arguments"]) {
-                                m.deltas.push(Delta {
-                                    chan: key,
-                                    text: args.to_owned(),
-                                    path: at(&[
-                                        Step::Key("delta"),
-                                        Step::Key("tool_calls"),
-                                        Step::Index(tpos),
-                                        Step::Key("function"),
-                                        Step::Key("arguments"),
-                                    ]),
-                                });
-                            }
+                        };
+                        let (chan_kind, input) = if kind == "custom" {
+                            (ChanKind::ToolText, "input")
+                        } else {
+                            (ChanKind::Tool, "arguments")
+                        };
+                        let key = chan(chan_kind, sub);
+                        if let Some(name) = s(&call["name"]) {
+                            m.opens.push((key, name.to_owned()));
+                        }
+                        if let Some(text) = s(&call[input]) {
+                            path.push(Step::Key(input));
+                            m.deltas.push(Delta {
+                                chan: key,
+                                text: text.to_owned(),
+                                path,
+                            });
                         }
                     }
                 }
@@ -279,8 +328,8 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 .unwrap_or(0);
             let kind = match ty {
                 "response.output_text.delta" | "response.refusal.delta" => Some(ChanKind::Text),
-                "response.function_call_arguments.delta"
-                | "response.custom_tool_call_input.delta" => Some(ChanKind::Tool),
+                "response.function_call_arguments.delta" => Some(ChanKind::Tool),
+                "response.custom_tool_call_input.delta" => Some(ChanKind::ToolText),
                 t if t.starts_with("response.reasoning") && t.ends_with(".delta") => {
                     Some(ChanKind::Reasoning)
                 }
@@ -294,7 +343,7 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                     chan: ChanKey {
                         kind,
                         group,
-                        sub: if kind == ChanKind::Tool { 0 } else { sub },
+                        sub: if kind.is_tool() { 0 } else { sub },
                     },
                     text: text.to_owned(),
                     path: vec![Step::Key("delta")],
@@ -306,7 +355,11 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 if let (Some(group), Some(name)) = (output, s(&item["name"])) {
                     m.opens.push((
                         ChanKey {
-                            kind: ChanKind::Tool,
+                            kind: if s(&item["type"]) == Some("custom_tool_call") {
+                                ChanKind::ToolText
+                            } else {
+                                ChanKind::Tool
+                            },
                             group,
                             sub: 0,
                         },

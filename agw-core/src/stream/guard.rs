@@ -332,7 +332,7 @@ impl StreamGuard {
     ) -> Result<(), ErrorBody> {
         let c = self.chan(key);
         let chan = &mut self.chans[c];
-        if chan.key.kind == ChanKind::Tool {
+        if chan.key.kind.is_tool() {
             chan.input.extend_from_slice(text.as_bytes());
             if chan.input.len() > crate::guard::MAX_TOOL_INPUT {
                 return Err(self.tool_input_too_large());
@@ -447,7 +447,7 @@ impl StreamGuard {
                 continue;
             }
             self.chans[c].done = true;
-            if self.chans[c].key.kind == ChanKind::Tool {
+            if self.chans[c].key.kind.is_tool() {
                 self.check_tool(c)?;
                 if self.open_tool == Some(c) {
                     self.open_tool = None;
@@ -460,7 +460,14 @@ impl StreamGuard {
     /// A tool call is complete: the tool rules and the text rules decide on its whole input.
     fn check_tool(&mut self, c: usize) -> Result<(), ErrorBody> {
         let chan = &self.chans[c];
-        let input: &[u8] = if chan.input.iter().all(u8::is_ascii_whitespace) {
+        // Free-form input is checked as the JSON string it is.
+        let free = chan.key.kind == ChanKind::ToolText;
+        let quoted;
+        let input: &[u8] = if free {
+            quoted = serde_json::to_string(&*String::from_utf8_lossy(&chan.input))
+                .expect("a string serialises");
+            quoted.as_bytes()
+        } else if chan.input.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
             &chan.input
@@ -502,7 +509,20 @@ impl StreamGuard {
         let masked = match verdict.into_decision() {
             Decision::Allow => None,
             Decision::Reject(r) => return Err(self.reject(r.rule.clone(), r.error_body())),
-            Decision::Rewrite(m) => Some(String::from_utf8_lossy(&m[9..m.len() - 1]).into_owned()),
+            Decision::Rewrite(m) => {
+                let m = String::from_utf8_lossy(&m[9..m.len() - 1]).into_owned();
+                if free {
+                    // Back from the JSON string to the text the deltas carry.
+                    match serde_json::from_str::<String>(&m) {
+                        Ok(text) => Some(text),
+                        Err(e) => {
+                            return Err(self.unreadable(&format!("a masked tool input ({e})")));
+                        }
+                    }
+                } else {
+                    Some(m)
+                }
+            }
         };
         let pending: Vec<(u64, usize)> = self.chans[c].pending.drain(..).collect();
         let front = self.queue.front().map_or(0, |i| i.seq);
@@ -519,7 +539,7 @@ impl StreamGuard {
 
     fn scan_all(&mut self, all: bool) -> Result<(), ErrorBody> {
         for c in 0..self.chans.len() {
-            if self.chans[c].key.kind != ChanKind::Tool && !self.chans[c].pending.is_empty() {
+            if !self.chans[c].key.kind.is_tool() && !self.chans[c].pending.is_empty() {
                 let force = all || self.chans[c].done;
                 self.scan(c, force)?;
             }

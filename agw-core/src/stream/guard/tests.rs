@@ -572,6 +572,136 @@ fn openai_text_and_tool_calls_in_every_choice() {
     );
 }
 
+/// Found by the audit: in chat chunks only content, refusal, reasoning and
+/// `tool_calls[].function` were read; the deprecated `function_call`, custom tool calls and the
+/// audio transcript passed unread.
+#[test]
+fn chat_function_calls_custom_tools_and_transcripts_are_guarded() {
+    use serde_json::json;
+    let stream = |deltas: &[serde_json::Value]| {
+        let mut s = String::new();
+        for d in deltas {
+            s += &chat_chunk(json!([{ "index": 0, "delta": d }]));
+        }
+        s += &chat_chunk(json!([{"index":0,"delta":{},"finish_reason":"tool_calls"}]));
+        s + "data: [DONE]\n\n"
+    };
+    let legacy = |args: [&str; 2]| {
+        stream(&[
+            json!({"function_call":{"name":"Bash","arguments":""}}),
+            json!({"function_call":{"arguments":args[0]}}),
+            json!({"function_call":{"arguments":args[1]}}),
+        ])
+    };
+    let custom = |input: [&str; 2]| {
+        stream(&[
+            json!({"tool_calls":[{"index":0,"id":"c1","type":"custom","custom":{"name":"Bash","input":""}}]}),
+            json!({"tool_calls":[{"index":0,"type":"custom","custom":{"input":input[0]}}]}),
+            json!({"tool_calls":[{"index":0,"type":"custom","custom":{"input":input[1]}}]}),
+        ])
+    };
+    let run = |s: &str, chunk| {
+        String::from_utf8(run_kind(
+            &k8s_policy(),
+            RouteKind::Completions,
+            Api::OpenAi,
+            s.as_bytes(),
+            chunk,
+        ))
+        .unwrap()
+    };
+    // Rejected by the tool rule, whichever way the call comes.
+    for s in [
+        legacy(["{\"command\":\"kubectl de", "lete pods\"}"]),
+        custom(["kubectl de", "lete pods"]),
+    ] {
+        for chunk in [2, 40, s.len()] {
+            let out = run(&s, chunk);
+            assert!(!out.contains("kubectl"), "{out}");
+            assert!(out.contains("blocked by policy"), "{out}");
+        }
+    }
+    // Allowed calls pass byte for byte (a custom tool's free text is not taken for JSON).
+    for s in [
+        legacy(["{\"command\":\"kubectl ge", "t pods\"}"]),
+        custom(["*** Begin Patch\n", "*** End Patch"]),
+    ] {
+        assert_eq!(run(&s, 7), s);
+    }
+    // Text rules mask inside free-form input and the transcript; the JSON stays valid.
+    let out = run(&custom(["key=AKIAIOSF", "ODNN7EXAMPLE \"q\""]), 5);
+    assert!(
+        !out.contains("AKIA") && out.contains("<AWS_ACCESS_KEY>"),
+        "{out}"
+    );
+    let mut events = Vec::new();
+    SseDecoder::new(1 << 20)
+        .push(out.as_bytes(), &mut events)
+        .unwrap();
+    let input: String = events
+        .iter()
+        .filter_map(|e| {
+            let (_, data, _) = fields(std::str::from_utf8(e).ok()?);
+            let v: serde_json::Value = serde_json::from_str(&data).ok()?;
+            v.pointer("/choices/0/delta/tool_calls/0/custom/input")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(input, "key=<AWS_ACCESS_KEY> \"q\"");
+    let out = run(
+        &stream(&[
+            json!({"audio":{"id":"a","transcript":"key AKIAIOSF"}}),
+            json!({"audio":{"transcript":"ODNN7EXAMPLE"}}),
+        ]),
+        3,
+    );
+    assert!(
+        !out.contains("AKIA") && out.contains("<AWS_ACCESS_KEY>"),
+        "{out}"
+    );
+}
+
+/// A Responses custom tool call (free-form input, as Codex's `apply_patch`) is checked whole
+/// and passes when allowed; it used to fail closed as input that is not JSON.
+#[test]
+fn responses_custom_tool_calls_are_checked_as_text() {
+    use serde_json::json;
+    let stream = |pieces: &[&str]| {
+        let mut s = event(
+            "response.output_item.added",
+            json!({"type":"response.output_item.added","output_index":0,"item":{"type":"custom_tool_call","name":"Bash","input":""}}),
+        );
+        for d in pieces {
+            s += &event(
+                "response.custom_tool_call_input.delta",
+                json!({"type":"response.custom_tool_call_input.delta","output_index":0,"delta":d}),
+            );
+        }
+        s + &event(
+            "response.output_item.done",
+            json!({"type":"response.output_item.done","output_index":0,"item":{"type":"custom_tool_call","name":"Bash","input":pieces.concat()}}),
+        )
+    };
+    let run = |s: &str| {
+        String::from_utf8(run_kind(
+            &k8s_policy(),
+            RouteKind::Responses,
+            Api::OpenAi,
+            s.as_bytes(),
+            9,
+        ))
+        .unwrap()
+    };
+    let allowed = stream(&["ls -l ", "/tmp"]);
+    assert_eq!(run(&allowed), allowed);
+    let out = run(&stream(&["kubectl  del", "ete ns prod"]));
+    assert!(
+        !out.contains("kubectl") && out.contains("blocked by policy"),
+        "{out}"
+    );
+}
+
 #[test]
 fn thinking_is_read_but_never_modified() {
     use serde_json::json;
