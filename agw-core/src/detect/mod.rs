@@ -299,6 +299,12 @@ impl FromIterator<Detector> for DetectorSet {
 
 /// The byte at `i`, or 0 past the end: 0 is neither a digit, a letter nor a separator, so
 /// look-ahead code needs no bounds checks of its own.
+/// Where a PEM private key block whose `-----BEGIN` line was in earlier text continues in
+/// `text` from `i`: the end of its body (and end line), and whether the block ends there.
+pub(crate) fn pem_continuation(text: &[u8], i: usize) -> (usize, bool) {
+    pem::continuation(text, i)
+}
+
 fn at(text: &[u8], i: usize) -> u8 {
     text.get(i).copied().unwrap_or(0)
 }

@@ -35,6 +35,51 @@ pub(super) fn end(text: &[u8], s: usize) -> Option<usize> {
     }
 }
 
+/// Where a key block whose `-----BEGIN` line came earlier (in text already masked and sent, as
+/// a stream's window moves on) continues in `text` from `i`: the end of its body words and
+/// `-----END …-----` line, and whether it ends there (an end line, or a word no key body has).
+/// A word that runs to the end of `text` may be cut: it is taken as body, and the block is
+/// still open.
+pub(super) fn continuation(text: &[u8], i: usize) -> (usize, bool) {
+    let mut body_end = i;
+    let start = i;
+    let mut i = i;
+    loop {
+        let j = skip_space(text, i);
+        if j >= text.len() {
+            return (body_end, false);
+        }
+        if text[j..].starts_with(END) {
+            let label_end = label(text, j + END.len());
+            let rest = &text[label_end..];
+            return if rest.starts_with(DASHES) {
+                (label_end + DASHES.len(), true)
+            } else if DASHES.starts_with(rest) {
+                (text.len(), false) // the end line, cut
+            } else {
+                (body_end, true)
+            };
+        }
+        if END.starts_with(&text[j..]) {
+            return (text.len(), false); // `-----EN` at the end: the end line, cut
+        }
+        let w = word_end(text, j);
+        if w == text.len() {
+            return (w, false);
+        }
+        // The first word, if nothing comes before it, is the rest of a word cut earlier.
+        let rest_of_cut = j == start
+            && text[j..w]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+        if w == j || !(rest_of_cut || body_word(&text[j..w], text, w)) {
+            return (body_end, true);
+        }
+        body_end = w;
+        i = w;
+    }
+}
+
 /// End of a label (`[A-Z0-9 ]`, at most [`MAX_LABEL`] bytes) starting at `i`.
 fn label(text: &[u8], i: usize) -> usize {
     let rest = &text[i..text.len().min(i + MAX_LABEL)];

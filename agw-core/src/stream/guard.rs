@@ -71,6 +71,9 @@ struct Chan {
     pending: VecDeque<(u64, usize)>,
     /// A tool call's input so far.
     input: Vec<u8>,
+    /// A masked PEM key block ran to the end of the text when it was decided: its body
+    /// continues in what follows, masked until its end line.
+    pem_open: bool,
 }
 
 /// Guards one streamed response. Feed it complete events (from
@@ -392,6 +395,7 @@ impl StreamGuard {
             live: Live::default(),
             pending: VecDeque::new(),
             input: Vec::new(),
+            pem_open: false,
         });
         self.chans.len() - 1
     }
@@ -614,6 +618,21 @@ impl StreamGuard {
         let cut = starts.get(ready).map_or(end, |s| s.2);
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
         let mut reject = None;
+        // A key block whose start was masked earlier: its body goes on being masked (a key is
+        // longer than the window).
+        let mut pem_open = false;
+        if self.chans[c].pem_open && maskable && end > held_start {
+            let from = if plain {
+                held_start
+            } else {
+                map.partition_point(|r| r.start < held_start)
+            };
+            let (stop, closed) = crate::detect::pem_continuation(text, from);
+            if stop > from {
+                edits.push((held_start, source(stop - 1).end, String::new()));
+            }
+            pem_open = !closed && !force;
+        }
         if end > held_start {
             for m in &self.policy.find_in_text(text) {
                 if m.range.is_empty() {
@@ -641,6 +660,18 @@ impl StreamGuard {
                     action: m.action.kind(),
                 });
                 if maskable && matches!(m.action, Action::Mask { .. }) {
+                    let mut stop = stop;
+                    if m.detector == Some(crate::detect::Detector::PemPrivateKey) && !force {
+                        // Text still to come may carry more of the key (a cut word, more
+                        // lines): masked from here on until the block ends.
+                        let (more, closed) = crate::detect::pem_continuation(text, m.range.end);
+                        if !closed {
+                            pem_open = true;
+                            if more > m.range.end {
+                                stop = source(more - 1).end;
+                            }
+                        }
+                    }
                     edits.push((start.max(held_start), stop, m.placeholder().to_owned()));
                 }
             }
@@ -652,6 +683,7 @@ impl StreamGuard {
         self.apply(&window, &starts, front, edits);
         // Move the decided parts into the sent tail.
         let chan = &mut self.chans[c];
+        chan.pem_open = pem_open;
         if edited {
             // The automaton read the text before the masks.
             chan.live.reset();

@@ -490,6 +490,77 @@ fn a_tool_input_given_in_the_start_block_is_checked() {
     assert!(!out.contains("event: error"), "{out}");
 }
 
+/// Found by the audit: a PEM key longer than the window was masked only as far as the window
+/// reached when it was decided; the rest of its lines went out.
+#[test]
+fn a_pem_key_longer_than_the_window_is_masked_to_its_end() {
+    let policy = Policy::builder()
+        .rule(Rule::detectors("pem", [Detector::PemPrivateKey]).mask())
+        .build()
+        .unwrap();
+    let lines: Vec<String> = (0..25u32)
+        .map(|i| {
+            (0..64u32)
+                .map(|j| {
+                    let x = (i * 64 + j).wrapping_mul(2_654_435_761) >> 7;
+                    let b = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+                    b[(x % 64) as usize] as char
+                })
+                .collect()
+        })
+        .collect();
+    for (numbered, end) in [(false, true), (true, true), (false, false)] {
+        let body: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(n, l)| {
+                if numbered {
+                    format!("{:>6}\u{2192}{l}", n + 2)
+                } else {
+                    l.clone()
+                }
+            })
+            .collect();
+        let mut text = format!(
+            "Here it is:\n-----BEGIN RSA PRIVATE KEY-----\n{}\n",
+            body.join("\n")
+        );
+        if end {
+            text += "-----END RSA PRIVATE KEY-----\nAnd that is all.";
+        }
+        // 40-byte deltas, cut at character boundaries.
+        let mut pieces: Vec<&str> = Vec::new();
+        let mut rest = text.as_str();
+        while !rest.is_empty() {
+            let mut n = rest.len().min(40);
+            while !rest.is_char_boundary(n) {
+                n -= 1;
+            }
+            pieces.push(&rest[..n]);
+            rest = &rest[n..];
+        }
+        for chunk in [7, 1000] {
+            let (out, rejected) = run(
+                &policy,
+                Api::Anthropic,
+                256,
+                &anthropic_stream(&pieces),
+                chunk,
+            );
+            assert!(!rejected);
+            let got = text_of(&out);
+            for l in &lines {
+                assert!(!got.contains(&l[..16]), "{numbered} {end}: {got}");
+            }
+            assert!(got.starts_with("Here it is:\n<PEM_PRIVATE_KEY>"), "{got}");
+            if end {
+                assert!(got.ends_with("\nAnd that is all."), "{got}");
+                assert_eq!(got.matches("<PEM_PRIVATE_KEY>").count(), 1, "{got}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_tool_input_that_is_not_json_fails_closed() {
     let input = tool_stream("Bash", &[r#"{"command": "ls"} trailing"#]);
