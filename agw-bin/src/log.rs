@@ -20,6 +20,7 @@
 //! {"ts":1764331200.123,"method":"POST","path":"/v1/messages",...,"request_id":"agw_5f3a9c1e000000000001"}
 //! ```
 
+use crate::config::redact::known_secrets;
 use crate::server::RequestId;
 use agw_core::route::RouteKind;
 use agw_tower::after::AfterResponse;
@@ -201,10 +202,10 @@ impl Entry {
         tracing::info!(
             target: ACCESS,
             method = self.method.as_str(),
-            path = self.path.as_str(),
+            path = &*known_secrets(&self.path),
             kind = self.kind.name(),
             backend = &*self.backend,
-            model = self.model.as_deref().unwrap_or("-"),
+            model = &*known_secrets(self.model.as_deref().unwrap_or("-")),
             status = u64::from(self.status),
             guard = verdict,
             rules = if rules.is_empty() { "-" } else { rules.as_str() },

@@ -55,7 +55,7 @@ fn decode_one(data: &[u8], encoding: &str, limit: usize) -> Result<Bytes, Decode
     let corrupt = || DecodeError::Corrupt(static_name(encoding));
     let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(limit));
     // Reads `reader` to its end into `out`, within the limit.
-    let mut read_all = |reader: &mut dyn Read, out: &mut Vec<u8>| {
+    let read_all = |reader: &mut dyn Read, out: &mut Vec<u8>| {
         let room = (limit + 1).saturating_sub(out.len()) as u64;
         reader.take(room).read_to_end(out).map_err(|_| corrupt())?;
         if out.len() > limit {

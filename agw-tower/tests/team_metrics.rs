@@ -276,3 +276,60 @@ fn the_grafana_dashboard_uses_only_metrics_that_exist() {
     }
     assert!(checked >= 15);
 }
+
+/// Clients choose the model they ask for: past `MAX_MODELS` names, new ones are `other`, so
+/// random names cannot grow the registry without end.
+#[test]
+fn model_labels_are_bounded() {
+    use agw_tower::metrics::MAX_MODELS;
+    use agw_tower::usage::{UsageReport, UsageSink};
+    let metrics = Metrics::new(false);
+    for i in 0..MAX_MODELS + 50 {
+        metrics.report(&UsageReport {
+            identity: None,
+            backend: Some("b".into()),
+            provider: Some("anthropic".into()),
+            route: agw_core::route::RouteKind::Messages,
+            api: Api::Anthropic,
+            status: http::StatusCode::OK,
+            request_model: Some(format!("model-{i}")),
+            response_model: None,
+            usage: Some(agw_core::usage::Usage {
+                input: 1,
+                output: 1,
+                cache_write: 0,
+                cache_read: 0,
+            }),
+            cost_micros: Some(1),
+            streamed: false,
+            complete: true,
+            duration: std::time::Duration::from_millis(1),
+            time_to_first_byte: None,
+            time_to_headers: None,
+            upstream: None,
+        });
+    }
+    let s = parse(&metrics.encode());
+    let mut models: Vec<&str> = find(&s, "agw_tokens_total", &[("kind", "input")])
+        .iter()
+        .map(|x| x.labels.get("model").unwrap())
+        .collect();
+    models.sort_unstable();
+    models.dedup();
+    assert_eq!(models.len(), MAX_MODELS + 1, "{models:?}");
+    assert!(models.contains(&"other") && models.contains(&"model-0"));
+    assert_eq!(
+        counter(
+            &s,
+            "agw_tokens_total",
+            &[("kind", "input"), ("model", "other")]
+        ),
+        50.0
+    );
+    let requested: std::collections::HashSet<&str> = s
+        .samples
+        .iter()
+        .filter_map(|x| x.labels.get("gen_ai_request_model"))
+        .collect();
+    assert_eq!(requested.len(), MAX_MODELS + 1);
+}

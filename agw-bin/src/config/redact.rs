@@ -49,6 +49,27 @@ pub fn secrets(text: &str) -> Cow<'_, str> {
         ranges.push(m.range);
     }
     random_tokens(text, &mut ranges);
+    mask(text, ranges)
+}
+
+/// `text` with what agw's secret detectors recognise, and URL passwords, replaced by [`MASK`]:
+/// for request paths and model names in the access log, which the random-token net of
+/// [`secrets`] would mangle (`claude-sonnet-4-5-20250929` looks random).
+pub fn known_secrets(text: &str) -> Cow<'_, str> {
+    // Every secret the detectors know is longer than this.
+    if text.len() < 16 {
+        return Cow::Borrowed(text);
+    }
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    url_passwords(text, &mut ranges);
+    for m in detectors().find_in_text(text.as_bytes()) {
+        ranges.push(m.range);
+    }
+    mask(text, ranges)
+}
+
+/// `text` with `ranges` (in any order, overlapping or not) replaced by [`MASK`].
+fn mask(text: &str, mut ranges: Vec<Range<usize>>) -> Cow<'_, str> {
     if ranges.is_empty() {
         return Cow::Borrowed(text);
     }
@@ -125,6 +146,25 @@ fn random_tokens(text: &str, out: &mut Vec<Range<usize>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_secrets_keeps_model_names_and_paths() {
+        for kept in [
+            "claude-sonnet-4-5-20250929",
+            "/v1/messages/count_tokens",
+            "gpt-4o-mini-2024-07-18",
+        ] {
+            assert_eq!(known_secrets(kept), kept);
+        }
+        assert_eq!(
+            known_secrets("/v1/AKIAIOSFODNN7EXAMPLE/messages"),
+            "/v1/***/messages"
+        );
+        assert_eq!(
+            known_secrets("sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123"),
+            "***"
+        );
+    }
 
     #[test]
     fn masks_what_looks_secret_and_keeps_the_rest() {

@@ -199,7 +199,14 @@ pub struct Metrics {
     /// The series of every kind of report seen, so a report is counted without building and
     /// hashing its label sets again.
     series: SeriesCache,
+    /// The model names used as label values so far (at most [`MAX_MODELS`]).
+    models: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// The most distinct model names that become label values; later ones are counted as
+/// `other`. Clients choose the model they ask for: without a bound, a client sending random
+/// names would grow the registry (and every scrape) without end.
+pub const MAX_MODELS: usize = 200;
 
 fn operation(kind: RouteKind) -> &'static str {
     match kind {
@@ -233,6 +240,7 @@ impl Metrics {
             last_reload: Gauge::default(),
             registry: Registry::default(),
             series: SeriesCache::default(),
+            models: Default::default(),
         };
         registry.register(
             "gen_ai_client_token_usage",
@@ -414,8 +422,8 @@ impl UsageSink for Metrics {
         let gen_ai = || GenAi {
             gen_ai_operation_name: op,
             gen_ai_provider_name: r.provider.as_deref().unwrap_or("").to_owned(),
-            gen_ai_request_model: r.request_model.clone().unwrap_or_default(),
-            gen_ai_response_model: r.response_model.clone().unwrap_or_default(),
+            gen_ai_request_model: self.model_label(r.request_model.as_deref()),
+            gen_ai_response_model: self.model_label(r.response_model.as_deref()),
         };
         s.duration
             .get_or_init(|| {
@@ -458,7 +466,7 @@ impl UsageSink for Metrics {
                 })
                 .observe(n as f64);
         }
-        let model = || r.model().unwrap_or("").to_owned();
+        let model = || self.model_label(r.model());
         let backend = || r.backend.as_deref().unwrap_or("").to_owned();
         for (i, (kind, n)) in [
             ("input", usage.input),
@@ -505,6 +513,23 @@ impl UsageSink for Metrics {
 }
 
 impl Metrics {
+    /// The label value for a model name: the name while fewer than [`MAX_MODELS`] names are
+    /// in use (or it is one of them), else `other`. Called when a series is first resolved.
+    fn model_label(&self, model: Option<&str>) -> String {
+        let Some(model) = model.filter(|m| !m.is_empty()) else {
+            return String::new();
+        };
+        let mut known = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        if known.contains(model) {
+            return model.to_owned();
+        }
+        if known.len() < MAX_MODELS {
+            known.insert(model.to_owned());
+            return model.to_owned();
+        }
+        "other".to_owned()
+    }
+
     /// The `identity` and `team` labels of a report (none unless configured).
     fn identity(&self, r: &UsageReport) -> (Option<String>, Option<String>) {
         match (&r.identity, self.identity_label) {
