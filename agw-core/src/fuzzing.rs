@@ -99,6 +99,13 @@ pub fn is_invisible(c: char) -> bool {
     crate::json::is_invisible(c)
 }
 
+/// What a character of a compatibility decomposition becomes in the matched text: `None` for
+/// invisible characters and combining marks, the ASCII digit for a decimal digit, a space for a
+/// blank, else itself.
+pub fn fold(c: char) -> Option<char> {
+    crate::json::fold(c)
+}
+
 /// Normalizes plain (unescaped) text the way streamed text is normalized: returns the text and,
 /// for each of its bytes, the byte range of `s` it came from.
 pub fn normalize_plain(s: &str) -> (Vec<u8>, Vec<Range<usize>>) {

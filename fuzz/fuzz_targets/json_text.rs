@@ -12,12 +12,12 @@
 //!    - exact unescaping (how agw reads keys, roles and block types) equals serde_json's string;
 //!    - the normalized text equals an independent implementation of the documented rule,
 //!      applied to serde_json's string: drop invisible characters (C0/C1 controls included),
-//!      group each starter with the combining marks after it, NFKC each group, drop invisibles
-//!      NFKC produced — except that raw (unescaped) ASCII control bytes and `DEL` are kept as
-//!      they are (escaped ones are dropped); the reference marks them as private-use characters
-//!      U+F0000 + byte before decoding and unmarks them after. (This is not
-//!      whole-string NFKC: `ｶﾞ` stays `カ` + U+3099 rather than composing to `ガ`, and conjoining
-//!      Hangul jamo do not compose into a syllable, because they are separate groups.) For ASCII
+//!      group each starter with the combining marks after it, take each group's NFKD, drop
+//!      invisibles and combining marks (Mn, Me) from it, read decimal digits as ASCII and
+//!      blanks as spaces, and compose (NFC) what is left — except that raw (unescaped) ASCII
+//!      control bytes and `DEL` are kept as they are (escaped ones are dropped); the reference
+//!      marks them as private-use characters U+F0000 + byte before decoding and unmarks them
+//!      after. (The voicing mark of `ｶﾞ` is dropped like any mark: it reads `カ`.) For ASCII
 //!      strings without `\u` escapes the text equals serde_json's string byte for byte, less
 //!      the controls of `\b` and `\f` escapes;
 //!    - the fused scan-and-decode path gives the same text and kind as scan-then-decode.
@@ -210,7 +210,7 @@ fn unmark(s: &str) -> String {
 /// The documented normalisation, written independently of agw's walk.
 fn normalize(s: &str) -> String {
     fn flush(group: &mut String, out: &mut String) {
-        out.extend(group.nfkc().filter(|c| !fuzzing::is_invisible(*c)));
+        out.extend(group.nfkd().filter_map(fuzzing::fold).nfc());
         group.clear();
     }
     let mut out = String::new();
@@ -218,6 +218,7 @@ fn normalize(s: &str) -> String {
     for c in s.chars().filter(|c| !fuzzing::is_invisible(*c)) {
         // A character that can combine with its predecessor under NFKC joins its group.
         let joins = canonical_combining_class(c) != 0
+            || fuzzing::fold(c).is_none()
             || unicode_normalization::is_nfc_quick(std::iter::once(c))
                 == unicode_normalization::IsNormalized::Maybe
             || std::iter::once(c)

@@ -7,7 +7,6 @@ use crate::detect::{Detector, DetectorSet, Finding};
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::ops::Range;
-use unicode_normalization::UnicodeNormalization;
 
 /// Compiled size limit for one regular expression (and for the set of all of them).
 pub const REGEX_SIZE_LIMIT: usize = 4 << 20;
@@ -69,9 +68,7 @@ pub(crate) struct Wanted<'a> {
 }
 
 fn normalize_literal(p: &str) -> String {
-    p.nfkc()
-        .filter(|c| !crate::json::is_invisible(*c))
-        .collect()
+    crate::json::normalize_str(p).into_owned()
 }
 
 impl Engines {

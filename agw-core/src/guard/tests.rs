@@ -113,12 +113,146 @@ fn evasions_are_caught() {
         "ｃｒｅｄｉｔ ｃａｒｄ",
         "credit\u{00A0}card",
         "c\u{E0072}redit card",
+        // Combining marks (Mn, Me) are dropped; precomposed letters lose their marks.
+        "cre\u{301}dit card",
+        r#"cre\u0301dit card"#,
+        "c̲r̲e̲d̲i̲t̲ c̲a̲r̲d̲",
+        "c\u{20DD}r\u{20DD}edit ca\u{489}rd",
+        "crédit cärd",
+        r#"cr\u00e9dit card"#,
+        // Every format character (Cf) is removed; a braille blank reads as a space.
+        "c\u{600}redit\u{605} c\u{6DD}ard",
+        "cr\u{70F}ed\u{8E2}it card",
+        r#"cr\ud804\udcbdedit card"#,
+        "cre\u{13430}dit c\u{1343F}ard",
+        "cred\u{1BCA0}it\u{1BCA3} card",
+        "credit\u{2800}card",
+        "credit\u{1680}card",
     ];
     for raw in cases {
         let body = format!(
             r#"{{"messages":[{{"role":"user","content":[{{"type":"text","text":"{raw}"}}]}}]}}"#
         );
         assert!(rejected(&p, &body), "not caught: {raw:?}");
+    }
+}
+
+#[test]
+fn unicode_folds_do_not_over_reach() {
+    let p = seed_policy();
+    for ok in [
+        // A digit is not a letter, a visible braille pattern is not a blank, a spacing
+        // character between the words is not removed.
+        "cred\u{661}t card",
+        "credit\u{2801}card",
+        "credit\u{00B7}card",
+        "cre-dit card",
+        // A mark does not join the words it separates.
+        "credit\u{301}card",
+    ] {
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"{ok}"}}]}}"#);
+        assert!(!rejected(&p, &body), "{ok:?}");
+    }
+    let cards = mask_policy();
+    for ok in [
+        // Fails the Luhn check once read as ASCII digits.
+        "card ٤١١١ ١١١١ ١١١١ ١١١٢",
+        // Too few digits.
+        "card ٤١١١ ١١١١",
+    ] {
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"{ok}"}}]}}"#);
+        assert_eq!(decision(&cards, &body), Decision::Allow, "{ok:?}");
+    }
+}
+
+#[test]
+fn digits_of_every_script_are_detected_and_masked_exactly() {
+    let p = Policy::builder()
+        .rule(Rule::detectors("pii", [Detector::CreditCard, Detector::UsSsn]).mask())
+        .build()
+        .unwrap();
+    let cases = [
+        // Arabic-Indic, raw and escaped.
+        (
+            "card ٤١١١ ١١١١ ١١١١ ١١١١.",
+            "٤١١١ ١١١١ ١١١١ ١١١١",
+            "<CREDIT_CARD>",
+        ),
+        (
+            r"card \u0664\u0661\u0661\u0661-1111-\u0661\u0661\u0661\u0661-1111.",
+            r"\u0664\u0661\u0661\u0661-1111-\u0661\u0661\u0661\u0661-1111",
+            "<CREDIT_CARD>",
+        ),
+        // Extended Arabic-Indic, Devanagari, mixed with ASCII.
+        (
+            "card ۴۱۱۱۱۱۱۱۱۱۱۱۱۱۱۱ ok",
+            "۴۱۱۱۱۱۱۱۱۱۱۱۱۱۱۱",
+            "<CREDIT_CARD>",
+        ),
+        ("ssn ७८७-६५-४३२० ok", "७८७-६५-४३२०", "<US_SSN>"),
+        ("ssn 078-०5-112० ok", "078-०5-112०", "<US_SSN>"),
+        // Digits with a mark on them: the mark goes with the digit.
+        (
+            "card 4\u{301}111 1111 1111 1111\u{301}.",
+            "4\u{301}111 1111 1111 1111\u{301}",
+            "<CREDIT_CARD>",
+        ),
+    ];
+    for (text, span, placeholder) in cases {
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"{text}"}}]}}"#);
+        let Decision::Rewrite(masked) = decision(&p, &body) else {
+            panic!("not masked: {text:?}")
+        };
+        assert_only_spans_changed(&body, &masked, &[(span, placeholder)]);
+    }
+}
+
+#[test]
+fn masking_covers_the_marks_and_format_characters_of_a_match() {
+    let p = Policy::builder()
+        .rule(Rule::regex("w", ["credit card"]).mask_with("[x]"))
+        .build()
+        .unwrap();
+    let cases = [
+        (r"my cre\u0301dit card is", r"cre\u0301dit card"),
+        ("my cre\u{301}dit card is", "cre\u{301}dit card"),
+        ("my cr\u{e9}dit card\u{332} is", "cr\u{e9}dit card\u{332}"),
+        ("my c̲r̲e̲d̲i̲t̲ c̲a̲r̲d̲ is", "c̲r̲e̲d̲i̲t̲ c̲a̲r̲d̲"),
+        (r"my cre\u0600dit\u2800card is", r"cre\u0600dit\u2800card"),
+    ];
+    for (text, span) in cases {
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"{text}"}}]}}"#);
+        let Decision::Rewrite(masked) = decision(&p, &body) else {
+            panic!("not masked: {text:?}")
+        };
+        assert_only_spans_changed(&body, &masked, &[(span, "[x]")]);
+    }
+}
+
+#[test]
+fn patterns_are_folded_like_text() {
+    // A pattern written with marks or other digits matches the folded text, whatever the text
+    // was written with.
+    let p = Policy::builder()
+        .rule(Rule::regex("r", ["crédit", "(?i)ÇARD", "[٠-٩]{3}x"]).reject("no"))
+        .rule(Rule::literals("l", ["secre\u{301}t", "cafe\u{301}"]).reject("no"))
+        .build()
+        .unwrap();
+    for text in [
+        "credit",
+        "cre\u{301}dit",
+        "card",
+        "Çard",
+        "123x",
+        "١٢٣x",
+        "secret",
+        "sécret",
+        "café",
+        "CAFE",
+    ] {
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"{text}"}}]}}"#);
+        let want = text != "CAFE";
+        assert_eq!(rejected(&p, &body), want, "{text:?}");
     }
 }
 

@@ -6,9 +6,10 @@
 //! `command` or `options.target`) whose value matches a regular expression. Without an
 //! argument the expression is tried on every string of the input, object keys included. A
 //! custom tool's free-form input (OpenAI custom tools: text, not a JSON object) has no fields,
-//! so an argument rule tests the whole text. Arguments are matched after
-//! JSON unescaping, with invisible characters removed and NFKC normalisation applied, like
-//! prompts. A call whose input is not valid JSON, or larger than [`MAX_TOOL_INPUT`], cannot be
+//! so an argument rule tests the whole text. Arguments are matched after JSON unescaping and
+//! the same normalisation as prompts (invisible and format characters and combining marks
+//! removed, NFKC, digits of every script read as ASCII digits); the expression is folded the
+//! same way. A call whose input is not valid JSON, or larger than [`MAX_TOOL_INPUT`], cannot be
 //! checked and is rejected.
 //!
 //! # Example
@@ -31,11 +32,10 @@
 //! ```
 
 use super::{ActionKind, PolicyError};
-use crate::json::{is_invisible, needs_normalization};
+use crate::json::normalize_str;
 use http::StatusCode;
 use regex::Regex;
 use std::sync::Arc;
-use unicode_normalization::UnicodeNormalization;
 
 /// The largest tool-call input (JSON bytes) agw accumulates to check; a larger one is
 /// rejected (fail closed).
@@ -190,14 +190,18 @@ impl ToolRules {
             let regex = match &r.regex {
                 None => None,
                 Some(p) => Some(
-                    regex::RegexBuilder::new(p)
-                        .size_limit(super::REGEX_SIZE_LIMIT)
-                        .build()
-                        .map_err(|e| PolicyError::Regex {
-                            rule: r.name.clone(),
-                            pattern: p.clone(),
-                            message: e.to_string(),
-                        })?,
+                    // Folded like the arguments it is matched against; a pattern that does not
+                    // parse is compiled as written, for the regex crate's error message.
+                    regex::RegexBuilder::new(
+                        &super::widen::widen(p, false, false).unwrap_or_else(|_| p.clone()),
+                    )
+                    .size_limit(super::REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| PolicyError::Regex {
+                        rule: r.name.clone(),
+                        pattern: p.clone(),
+                        message: e.to_string(),
+                    })?,
                 ),
             };
             out.push(CompiledTool {
@@ -328,13 +332,7 @@ fn normalize(s: &str) -> std::borrow::Cow<'_, str> {
     if s.is_ascii() && !s.bytes().any(|b| b < 0x20 && !b.is_ascii_whitespace()) {
         return s.into();
     }
-    if !s.is_ascii() && !needs_normalization(s.as_bytes(), &mut '\0') {
-        return s.into();
-    }
-    s.nfkc()
-        .filter(|c| !is_invisible(*c) && (!c.is_control() || c.is_whitespace()))
-        .collect::<String>()
-        .into()
+    normalize_str(s)
 }
 
 /// Whether `name` matches the glob `pattern` (`*` any run, `?` one character).
@@ -414,6 +412,16 @@ mod tests {
             r.check("Bash", br#"{"command":"\u006bubectl delete"}"#)
                 .is_some()
         );
+        // Nor do combining marks, format characters or a braille blank.
+        for evasion in [
+            "ku\u{301}bectl delete x",
+            "kubectl\u{2800}delete",
+            "k\u{600}ube\u{1BCA0}ctl d\u{332}elete",
+            "kubéctl delete",
+        ] {
+            let input = serde_json::json!({ "command": evasion }).to_string();
+            assert!(r.check("Bash", input.as_bytes()).is_some(), "{evasion:?}");
+        }
         assert!(r.check("Bash", br#"{"command":"kubectl get"}"#).is_none());
         assert!(r.check("Bash", br#"{"other":"kubectl delete"}"#).is_none());
         assert_eq!(r.check("Write", b"{}").unwrap().action, ActionKind::Audit);

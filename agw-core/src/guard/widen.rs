@@ -1,6 +1,13 @@
 //! Rule options that widen what a pattern matches, applied to the pattern at build time so the
 //! text is matched as it is (no extra pass over it, nothing to map back).
 //!
+//! Every regular expression is first *folded* like the text it is matched against: its literal
+//! text is normalized (so `crédit` or `c\u{301}` in a pattern reads `credit`, `c`, as in the
+//! text), and each class with at most [`FOLD_CLASS_LIMIT`] non-ASCII members also gets what
+//! those members fold to (`[à-å]` also matches `a`, `[٠-٩]` also `0`–`9`). Larger classes
+//! (`\w`, `\p{L}`, negated classes) are left alone: they already hold what their members fold
+//! to. A pattern that is already folded (any ASCII pattern) is used as it is written.
+//!
 //! - *Whitespace-insensitive*: each run of whitespace in a literal part of the pattern becomes
 //!   `\s+`, so `credit card` also matches `credit\n\t card`.
 //! - *Confusables*: each Latin letter of the pattern (a literal character or a member of a class)
@@ -84,13 +91,18 @@ pub(crate) const CONFUSABLES: &[(char, char)] = &[
     ('Ζ', 'Z'),
 ];
 
-/// `src` rewritten for the options, or `src` itself when none is on. Errors are the parser's.
+/// Classes with more non-ASCII members than this are not folded (see the module docs).
+const FOLD_CLASS_LIMIT: usize = 4096;
+
+/// `src` folded and rewritten for the options, or `src` itself when that changes nothing.
+/// Errors are the parser's.
 pub(crate) fn widen(
     src: &str,
     whitespace: bool,
     confusables: bool,
 ) -> Result<String, Box<regex_syntax::Error>> {
-    if !whitespace && !confusables {
+    if src.is_ascii() && !src.contains('\\') && !whitespace && !confusables {
+        // Nothing to fold without non-ASCII characters or escapes that could name them.
         return Ok(src.to_owned());
     }
     let hir = regex_syntax::ParserBuilder::new()
@@ -101,7 +113,11 @@ pub(crate) fn widen(
         whitespace,
         confusables,
     };
-    Ok(w.hir(&hir).to_string())
+    let out = w.hir(&hir);
+    if out == hir {
+        return Ok(src.to_owned());
+    }
+    Ok(out.to_string())
 }
 
 struct Widen {
@@ -116,8 +132,15 @@ impl Widen {
                 Ok(s) => self.literal(s),
                 Err(_) => h.clone(),
             },
-            HirKind::Class(Class::Unicode(c)) if self.confusables => {
-                Hir::class(Class::Unicode(with_lookalikes(c)))
+            HirKind::Class(Class::Unicode(c)) => {
+                let f = folded(c);
+                if self.confusables {
+                    Hir::class(Class::Unicode(with_lookalikes(&f)))
+                } else if f == *c {
+                    h.clone()
+                } else {
+                    Hir::class(Class::Unicode(f))
+                }
             }
             HirKind::Repetition(r) => {
                 let mut r = r.clone();
@@ -136,6 +159,10 @@ impl Widen {
     }
 
     fn literal(&self, s: &str) -> Hir {
+        let s = crate::json::normalize_str(s);
+        if !self.whitespace && !self.confusables {
+            return Hir::literal(s.as_bytes());
+        }
         let mut parts = Vec::new();
         let mut chars = s.chars().peekable();
         while let Some(c) = chars.next() {
@@ -159,6 +186,37 @@ impl Widen {
         }
         Hir::concat(parts)
     }
+}
+
+/// `class` plus what its non-ASCII members fold to, when it has at most [`FOLD_CLASS_LIMIT`]
+/// of them. Members that fold to nothing (marks, format characters) or to more than one
+/// character (ligatures) add nothing.
+fn folded(class: &ClassUnicode) -> ClassUnicode {
+    let non_ascii = class
+        .ranges()
+        .iter()
+        .filter(|r| !r.end().is_ascii())
+        .map(|r| u32::from(r.end()) - u32::from(r.start().max('\u{80}')) + 1)
+        .sum::<u32>();
+    let mut out = class.clone();
+    if non_ascii as usize > FOLD_CLASS_LIMIT {
+        return out;
+    }
+    let mut extra = Vec::new();
+    for r in class.ranges() {
+        for c in (r.start().max('\u{80}')..=r.end()).filter(|c| !c.is_ascii()) {
+            let mut buf = [0u8; 4];
+            let f = crate::json::normalize_str(c.encode_utf8(&mut buf));
+            let mut chars = f.chars();
+            if let (Some(one), None) = (chars.next(), chars.next()) {
+                if one != c {
+                    extra.push(ClassUnicodeRange::new(one, one));
+                }
+            }
+        }
+    }
+    out.union(&ClassUnicode::new(extra));
+    out
 }
 
 /// The Unicode `\s` class.

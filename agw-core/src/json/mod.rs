@@ -6,13 +6,15 @@
 //! as it goes. Because positions are byte ranges into the original body, any edit (a mask, a model
 //! rewrite) splices exactly those bytes and leaves the rest untouched.
 
+mod chars;
 mod classify;
 mod scan;
 mod text;
 
+pub(crate) use chars::{fold, is_invisible};
 pub(crate) use scan::{Scanner, Str};
 pub(crate) use text::{
-    Decoded, decode, is_invisible, map_back, map_back_many, needs_normalization, normalize_plain,
+    Decoded, decode, map_back, map_back_many, needs_normalization, normalize_plain, normalize_str,
     unescape_exact,
 };
 

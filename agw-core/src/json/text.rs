@@ -1,17 +1,21 @@
 //! From a JSON string's raw bytes to the text a model reads, and back.
 //!
 //! [`decode`] unescapes JSON (`\u0063`, surrogate pairs), removes invisible and format characters
-//! (zero-width spaces and joiners, soft hyphen, BOM, bidi controls, Unicode tag characters,
-//! variation selectors, C0 and C1 control characters other than tab, line feed and carriage
-//! return) and applies NFKC compatibility normalisation (fullwidth letters, ligatures,
-//! non-breaking spaces). [`map_back`] maps a byte of the decoded text back to the raw byte range
-//! it came from, so an edit replaces exactly the source characters of a match, whole escapes
-//! included.
+//! (every format character: zero-width spaces and joiners, soft hyphen, BOM, bidi controls,
+//! Unicode tag characters, Arabic number marks; variation selectors, C0 and C1 control
+//! characters other than tab, line feed and carriage return), applies NFKC compatibility
+//! normalisation (fullwidth letters, ligatures, non-breaking spaces) and folds what NFKC leaves:
+//! combining marks are dropped (`cre\u{301}dit`, `c̲r̲e̲d̲i̲t̲` and `crédit` read `credit`), decimal
+//! digits of every script read as ASCII digits, and blank characters as spaces (see
+//! [`chars`](super::chars)). [`map_back`] maps a byte of the decoded text back to the raw byte
+//! range it came from, so an edit replaces exactly the source characters of a match, whole
+//! escapes and the marks on its letters included.
 //!
 //! Both walk the input with the same function, so they cannot disagree. The common cases are
 //! fast: pure-ASCII strings without escapes are copied as they are, and pure-ASCII strings with
 //! only short escapes (`\n`, `\"`) are unescaped with `memchr`.
 
+use super::chars::{fold, is_invisible, is_mark};
 use std::ops::Range;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::canonical_combining_class;
@@ -46,19 +50,7 @@ pub(crate) fn decode(raw: &[u8], escaped: bool, out: &mut Vec<u8>) -> Decoded {
 /// byte, `map` gets the source byte range it came from.
 pub(crate) fn normalize_plain(s: &str, out: &mut Vec<u8>, map: &mut Vec<Range<usize>>) {
     // Escape into JSON string syntax and reuse the one walk, mapping back through the escapes.
-    let mut esc = Vec::with_capacity(s.len() + 8);
-    let mut src = Vec::with_capacity(s.len() + 9);
-    for (i, b) in s.bytes().enumerate() {
-        let before = esc.len();
-        match b {
-            b'"' => esc.extend_from_slice(b"\\\""),
-            b'\\' => esc.extend_from_slice(b"\\\\"),
-            c if c < 0x20 => esc.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
-            c => esc.push(c),
-        }
-        src.resize(src.len() + esc.len() - before, i);
-    }
-    src.push(s.len());
+    let (esc, src) = escape(s);
     let end_of = |e: usize| if e < src.len() - 1 { src[e] } else { s.len() };
     walk(&esc, |text, r, one_to_one| {
         for k in 0..text.len() {
@@ -73,7 +65,42 @@ pub(crate) fn normalize_plain(s: &str, out: &mut Vec<u8>, map: &mut Vec<Range<us
     });
 }
 
-/// The full normalisation walk (escapes, invisibles, NFKC), appending to `out`.
+/// Normalizes plain (unescaped) text, such as a pattern or a tool argument, the way [`decode`]
+/// normalizes a JSON string.
+pub(crate) fn normalize_str(s: &str) -> std::borrow::Cow<'_, str> {
+    let controls = s
+        .bytes()
+        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'));
+    if !controls && (s.is_ascii() || !needs_normalization(s.as_bytes(), &mut '\0')) {
+        return s.into();
+    }
+    let mut text = Vec::with_capacity(s.len());
+    walk(&escape(s).0, |t, _, _| text.extend_from_slice(t));
+    String::from_utf8(text)
+        .expect("normalized text is UTF-8")
+        .into()
+}
+
+/// `s` as the content of a JSON string, and for each byte of it the byte of `s` it came from
+/// (with `s.len()` appended).
+fn escape(s: &str) -> (Vec<u8>, Vec<usize>) {
+    let mut esc = Vec::with_capacity(s.len() + 8);
+    let mut src = Vec::with_capacity(s.len() + 9);
+    for (i, b) in s.bytes().enumerate() {
+        let before = esc.len();
+        match b {
+            b'"' => esc.extend_from_slice(b"\\\""),
+            b'\\' => esc.extend_from_slice(b"\\\\"),
+            c if c < 0x20 => esc.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+            c => esc.push(c),
+        }
+        src.resize(src.len() + esc.len() - before, i);
+    }
+    src.push(s.len());
+    (esc, src)
+}
+
+/// The full normalisation walk (escapes, invisibles, NFKC, folds), appending to `out`.
 pub(crate) fn decode_full(raw: &[u8], out: &mut Vec<u8>) {
     out.reserve(raw.len());
     walk(raw, |text, _, _| out.extend_from_slice(text));
@@ -188,14 +215,17 @@ pub(crate) fn needs_normalization(raw: &[u8], known_ok: &mut char) -> bool {
     false
 }
 
-/// Whether NFKC and invisible-character removal leave `c` alone, whatever surrounds it.
+/// Whether normalisation leaves `c` alone, whatever surrounds it: it is not removed, not
+/// folded (a digit, a blank, a letter with a mark such as `é`), not changed by NFKC and not
+/// combined with its neighbours.
 #[cold]
 #[inline(never)]
 pub(crate) fn is_stable(c: char) -> bool {
-    !is_invisible(c)
-        && canonical_combining_class(c) == 0
+    canonical_combining_class(c) == 0
+        && fold(c) == Some(c)
         && unicode_normalization::is_nfkc_quick(std::iter::once(c))
             == unicode_normalization::IsNormalized::Yes
+        && std::iter::once(c).nfd().all(|d| fold(d).is_some())
 }
 
 fn simple_unescape(raw: &[u8], out: &mut Vec<u8>) {
@@ -275,43 +305,20 @@ pub(crate) fn next_char(raw: &[u8], i: usize) -> (char, usize) {
     (char::from_u32(c).unwrap_or('\u{FFFD}'), i + len)
 }
 
-/// Whether `c` can combine with the character before it under NFKC: a combining mark, a
-/// character whose compatibility decomposition starts with one (halfwidth voiced marks), or
-/// one that NFC may compose with its predecessor (conjoining Hangul vowels and finals). Such a
-/// character joins the current normalisation group instead of starting one.
+/// Whether `c` belongs with the character before it: a combining mark (which is dropped, but
+/// its bytes go with the letter it sits on), a character whose compatibility decomposition
+/// starts with one (halfwidth voiced marks), or one that NFC may compose with its predecessor
+/// (conjoining Hangul vowels and finals). Such a character joins the current normalisation
+/// group instead of starting one.
 fn joins_previous(c: char) -> bool {
     use unicode_normalization::{IsNormalized, is_nfc_quick};
     canonical_combining_class(c) != 0
+        || is_mark(c)
         || is_nfc_quick(std::iter::once(c)) == IsNormalized::Maybe
         || std::iter::once(c)
             .nfkd()
             .next()
             .is_some_and(|d| canonical_combining_class(d) != 0)
-}
-
-/// Characters that render as nothing and are used to split words past filters: format and
-/// zero-width characters, and the C0 and C1 control characters (with `DEL`) except the tab, line
-/// feed and carriage return that text needs.
-///
-/// ASCII controls are removed when escaped (`\u0000`, `\b`, `\f`), which is how JSON carries
-/// them. A raw control byte inside a JSON string is invalid JSON that strict parsers (the
-/// providers') refuse, and a raw `DEL` is rare: both are kept as they are, so that plain ASCII
-/// text is copied without looking at each byte.
-pub(crate) fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{7F}'..='\u{9F}'
-        | '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
-        | '\u{180B}'..='\u{180F}'
-        | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{206F}'
-        | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
-        | '\u{FE00}'..='\u{FE0F}'
-        | '\u{FFF9}'..='\u{FFFB}'
-        | '\u{1D173}'..='\u{1D17A}'
-        | '\u{E0000}'..='\u{E007F}'
-        | '\u{E0100}'..='\u{E01EF}')
 }
 
 type Emit<'a> = dyn FnMut(&[u8], Range<usize>, bool) + 'a;
@@ -331,15 +338,11 @@ fn walk(raw: &[u8], mut emit: impl FnMut(&[u8], Range<usize>, bool)) {
         if cluster.len() == 1 && cluster[0].is_ascii() {
             scratch.push(cluster[0]);
         } else {
-            // Escaped invisibles never get here; an ASCII control in a cluster is a raw byte,
-            // kept like every raw ASCII byte (see `is_invisible`).
-            scratch.extend(
-                cluster
-                    .iter()
-                    .copied()
-                    .nfkc()
-                    .filter(|c| c.is_ascii() || !is_invisible(*c)),
-            );
+            // NFKC with the folds applied between its decomposition and its composition, so
+            // that a mark is dropped before it can compose (`e` + U+0301 reads `e`). Escaped
+            // invisibles never get here; an ASCII control in a cluster is a raw byte, kept like
+            // every raw ASCII byte (see `is_invisible`).
+            scratch.extend(cluster.iter().copied().nfkd().filter_map(fold).nfc());
         }
         cluster.clear();
         if !scratch.is_empty() {
@@ -408,20 +411,39 @@ mod tests {
             ("ｃｒｅｄｉｔ　ｃａｒｄ", "credit card"),
             ("ﬁle", "file"),
             ("non\u{00A0}breaking", "non breaking"),
-            ("cafe\u{0301}", "caf\u{e9}"),
-            ("caf\u{e9}", "caf\u{e9}"),
+            // Combining marks are dropped, precomposed letters lose theirs.
+            ("cafe\u{0301}", "cafe"),
+            ("caf\u{e9}", "cafe"),
+            ("cre\u{301}dit card", "credit card"),
+            (r"cre\u0301dit card", "credit card"),
+            ("c̲r̲e̲d̲i̲t̲ c̲a̲r̲d̲", "credit card"),
+            ("c\u{20DD}redit\u{489} card", "credit card"),
+            ("\u{301}credit", "credit"),
+            ("CRÉDIT ÇARD Ñ ü ø", "CREDIT CARD N u ø"),
+            ("й ё ά", "и е α"),
             (r"lone \ud83d surrogate", "lone \u{FFFD} surrogate"),
             ("①②", "12"),
-            // Found by `fuzz/`: these compose across two starters.
-            ("ｶﾞ", "ガ"),
+            // Decimal digits of every script read as ASCII digits.
+            ("٤١١١ ۱۱۱۱ १११३ ๑๑๑๑", "4111 1111 1113 1111"),
+            (r"\u0660\u0669 \ud835\udfd7", "09 9"),
+            // Every format character is removed; blanks read as spaces.
+            ("c\u{600}r\u{605}e\u{6DD}d\u{70F}i\u{8E2}t", "credit"),
+            (
+                "c\u{110BD}r\u{13430}e\u{1343F}d\u{1BCA0}i\u{1BCA3}t",
+                "credit",
+            ),
+            ("credit\u{2800}card\u{1680}x", "credit card x"),
+            // Found by `fuzz/`: these compose across two starters (the voicing mark is then
+            // dropped like any mark).
+            ("ｶﾞ", "カ"),
             ("\u{1112}\u{1161}\u{11AB}", "한"),
             // C0 and C1 controls are removed; tab, line feed and carriage return stay.
             (r"credit\u0000 card", "credit card"),
             (r"cre\bdit\f card", "credit card"),
             (r"cre\u0085dit \u001bcard\u007f", "credit card"),
             ("cre\u{85}dit\u{9F} card", "credit card"),
-            // Raw ASCII controls are kept, even before a combining mark.
-            ("raw\u{7f}\u{1}\u{301} ok", "raw\u{7f}\u{1}\u{301} ok"),
+            // Raw ASCII controls are kept; a combining mark after one is dropped like any mark.
+            ("raw\u{7f}\u{1}\u{301} ok", "raw\u{7f}\u{1} ok"),
             (r"keep\t\n\r\u0009", "keep\t\n\r\t"),
         ];
         for (raw, want) in cases {
@@ -478,6 +500,17 @@ mod tests {
             "\u{7f}",
             "\u{1}",
             "\u{301}",
+            "\u{20DD}",
+            "\u{E31}",
+            r"\u0332",
+            "٤",
+            r"\u06f5",
+            "\u{600}",
+            r"\ud804\udcbd",
+            "\u{2800}",
+            "ｶ",
+            "ﾞ",
+            "\u{1161}",
         ];
         let mut seed = 0x2545F491u32;
         for _ in 0..1500 {

@@ -186,6 +186,31 @@ fn evasion_in_responses_is_normalised() {
     assert_eq!(text_of(&out), "a <MASKED> here");
 }
 
+#[test]
+fn responses_get_the_same_unicode_folds_as_requests() {
+    let policy = Policy::builder()
+        .rule(Rule::regex("w", ["credit card"]).mask_with("[x]"))
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+        .build()
+        .unwrap();
+    let cases = [
+        (vec!["a cre\u{301}d", "it card\u{332} b"], "a [x] b"),
+        (vec!["a c̲r̲e̲d̲i̲t̲ c̲a̲", "r̲d̲ b"], "a [x] b"),
+        (vec!["a cr\u{e9}dit\u{2800}card b"], "a [x] b"),
+        (vec!["a cre\u{600}dit c\u{1BCA0}ard b"], "a [x] b"),
+        (vec!["no ٤١١١ ١١١", "١ ١١١١ ١١١١ ok"], "no <CREDIT_CARD> ok"),
+        (vec!["no ۴۱۱۱-۱۱۱۱-१११", "१-1111 ok"], "no <CREDIT_CARD> ok"),
+        (vec!["cred\u{661}t card"], "cred\u{661}t card"),
+    ];
+    for (deltas, want) in cases {
+        let input = anthropic_stream(&deltas);
+        for chunk in [1, 3, 7, input.len()] {
+            let out = run(&policy, Api::Anthropic, 48, &input, chunk).0;
+            assert_eq!(text_of(&out), want, "{deltas:?} chunk {chunk}");
+        }
+    }
+}
+
 /// Found by `fuzz/` (sse): deltas agw's scanner accepts but serde_json does not (a raw tab, a
 /// lone surrogate) made re-serializing a masked delta panic. Such events are not JSON a client
 /// parses the same way: they now end the stream (fail closed), secret unsent.

@@ -1,0 +1,189 @@
+//! What each character becomes in the text rules match: kept, dropped, or folded.
+//!
+//! The classes are whole Unicode general categories, not lists of known evasions: every format
+//! character (Cf) is dropped like a zero-width space, every combining mark (Mn, Me) is dropped
+//! so that `cre\u{301}dit` and `c̲r̲e̲d̲i̲t̲` read `credit`, every decimal digit (Nd) reads as its
+//! ASCII digit, and every space separator (Zs) reads as a space. The category tables are the
+//! ones the regex engine uses (`regex-syntax`), built once on first use, so text and patterns
+//! agree on what a category holds.
+//!
+//! Dropping every mark over-matches in scripts whose marks carry meaning (Indic vowel signs,
+//! Thai tone marks, Arabic and Hebrew vowel points, the kana voicing marks): two words that
+//! differ only in their marks read the same. A guard prefers that to a word that escapes it by
+//! adding a mark, and patterns are folded the same way, so a pattern in such a script still
+//! matches its own text.
+
+use regex_syntax::hir::{Class, HirKind};
+use std::sync::OnceLock;
+
+/// Inclusive ranges of one or more general categories, sorted.
+type Ranges = Vec<(char, char)>;
+
+struct Tables {
+    /// Mn and Me.
+    marks: Ranges,
+    /// Cf.
+    format: Ranges,
+    /// Nd: runs of ten, each starting at a zero.
+    digits: Ranges,
+    /// Zs.
+    spaces: Ranges,
+}
+
+fn tables() -> &'static Tables {
+    static TABLES: OnceLock<Tables> = OnceLock::new();
+    TABLES.get_or_init(|| Tables {
+        marks: category(r"[\p{Mn}\p{Me}]"),
+        format: category(r"\p{Cf}"),
+        digits: category(r"\p{Nd}"),
+        spaces: category(r"\p{Zs}"),
+    })
+}
+
+fn category(class: &str) -> Ranges {
+    let hir = regex_syntax::Parser::new()
+        .parse(class)
+        .expect("a general category class parses");
+    match hir.into_kind() {
+        HirKind::Class(Class::Unicode(c)) => {
+            c.ranges().iter().map(|r| (r.start(), r.end())).collect()
+        }
+        other => unreachable!("{class} parses as a Unicode class, not {other:?}"),
+    }
+}
+
+fn find(ranges: &[(char, char)], c: char) -> Option<(char, char)> {
+    let i = ranges.partition_point(|&(_, end)| end < c);
+    ranges.get(i).copied().filter(|&(start, _)| start <= c)
+}
+
+/// Whether `c` is a combining mark that does not take up space of its own (general category
+/// Mn or Me): accents, enclosing circles, combining underlines.
+pub(crate) fn is_mark(c: char) -> bool {
+    !c.is_ascii() && find(&tables().marks, c).is_some()
+}
+
+/// The ASCII digit a non-ASCII decimal digit (general category Nd) stands for. Unicode keeps
+/// every Nd digit in a run from 0 to 9, so its value is its distance from the run's zero.
+pub(crate) fn ascii_digit(c: char) -> Option<char> {
+    if c.is_ascii() {
+        return None;
+    }
+    let (zero, _) = find(&tables().digits, c)?;
+    let value = (u32::from(c) - u32::from(zero)) % 10;
+    Some(char::from(b'0' + value as u8))
+}
+
+/// Characters that render as blank space but that NFKC leaves alone: the space separators
+/// without a compatibility decomposition (U+1680 OGHAM SPACE MARK) and U+2800 BRAILLE PATTERN
+/// BLANK, which is a symbol but renders as a space and is used as one.
+fn is_blank(c: char) -> bool {
+    c == '\u{2800}' || (!c.is_ascii() && find(&tables().spaces, c).is_some())
+}
+
+/// Characters that render as nothing and are used to split words past filters: every format
+/// character (zero-width spaces and joiners, soft hyphen, BOM, bidi controls, tag characters,
+/// Arabic and other prepended number marks, Egyptian hieroglyph format controls, shorthand
+/// format controls), the Hangul fillers, the combining grapheme joiner and the variation
+/// selectors, and the C0 and C1 control characters (with `DEL`) except the tab, line feed and
+/// carriage return that text needs.
+///
+/// ASCII controls are removed when escaped (`\u0000`, `\b`, `\f`), which is how JSON carries
+/// them. A raw control byte inside a JSON string is invalid JSON that strict parsers (the
+/// providers') refuse, and a raw `DEL` is rare: both are kept as they are, so that plain ASCII
+/// text is copied without looking at each byte.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{7F}'..='\u{9F}'
+        | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}'
+        | '\u{3164}' | '\u{FFA0}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{E0100}'..='\u{E01EF}')
+        || (!c.is_ascii() && find(&tables().format, c).is_some())
+}
+
+/// What a character of a compatibility decomposition (NFKD) becomes in the matched text:
+/// nothing (invisible characters and marks), its ASCII digit, a space, or itself.
+#[inline]
+pub(crate) fn fold(c: char) -> Option<char> {
+    if c.is_ascii() {
+        return Some(c);
+    }
+    if is_invisible(c) || is_mark(c) {
+        None
+    } else if let Some(d) = ascii_digit(c) {
+        Some(d)
+    } else if is_blank(c) {
+        Some(' ')
+    } else {
+        Some(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_runs_start_at_zero() {
+        for &(start, end) in &tables().digits {
+            let len = u32::from(end) - u32::from(start) + 1;
+            assert_eq!(len % 10, 0, "{start:?}..={end:?}");
+            assert_eq!(start.to_digit(10).unwrap_or(0), 0, "{start:?}");
+        }
+        let cases = [
+            ('\u{0660}', '0'),
+            ('\u{0669}', '9'),
+            ('\u{06F4}', '4'),
+            ('\u{0966}', '0'),
+            ('\u{096F}', '9'),
+            ('\u{0E53}', '3'),
+            ('\u{FF17}', '7'),
+            ('\u{1D7D9}', '1'),
+            ('\u{1E950}', '0'),
+        ];
+        for (c, want) in cases {
+            assert_eq!(ascii_digit(c), Some(want), "{c:?}");
+        }
+        for c in ['7', '²', '①', 'Ⅳ', '\u{0BF0}'] {
+            assert_eq!(ascii_digit(c), None, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn classes() {
+        for c in [
+            '\u{0301}', '\u{0332}', '\u{20DD}', '\u{0489}', '\u{0E31}', '\u{3099}', '\u{05B8}',
+            '\u{064E}',
+        ] {
+            assert!(is_mark(c) && fold(c).is_none(), "{c:?}");
+        }
+        for c in [
+            '\u{00AD}',
+            '\u{0600}',
+            '\u{0605}',
+            '\u{06DD}',
+            '\u{070F}',
+            '\u{08E2}',
+            '\u{110BD}',
+            '\u{13430}',
+            '\u{1343F}',
+            '\u{1BCA0}',
+            '\u{1BCA3}',
+            '\u{200B}',
+            '\u{E0001}',
+            '\u{FEFF}',
+            '\u{1D173}',
+        ] {
+            assert!(is_invisible(c) && fold(c).is_none(), "{c:?}");
+        }
+        for c in ['\u{2800}', '\u{1680}'] {
+            assert_eq!(fold(c), Some(' '), "{c:?}");
+        }
+        // Spacing marks, letters and symbols stay.
+        for c in ['\u{093F}', 'é', 'a', '→', '日', '\u{2801}', '\t'] {
+            assert_eq!(fold(c), Some(c), "{c:?}");
+        }
+    }
+}
