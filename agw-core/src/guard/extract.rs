@@ -341,17 +341,17 @@ impl Extractor {
         let (mut seen_system, mut seen_messages, mut seen_prediction) = (false, false, false);
         let chat = kind == RouteKind::Completions;
         sc.object(|sc, key| {
-            if sc.key_is(&key, "messages") {
+            if sc.key_matches(&key, "messages") {
                 once(&mut seen_messages, "messages")?;
                 self.messages(sc)
             } else if top && sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
                 self.model(sc)
             } else if top && crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
-            } else if !chat && sc.key_is(&key, "system") {
+            } else if !chat && sc.key_matches(&key, "system") {
                 once(&mut seen_system, "system")?;
                 self.system(sc)
-            } else if chat && sc.key_is(&key, "prediction") {
+            } else if chat && sc.key_matches(&key, "prediction") {
                 // Predicted output goes to the provider with the prompt: its text is read too.
                 once(&mut seen_prediction, "prediction")?;
                 let loc = Loc {
@@ -369,7 +369,9 @@ impl Extractor {
         })
     }
 
-    /// Reads the top-level `model` string (the cursor is at it).
+    /// Reads the top-level `model` string (the cursor is at it). Unlike the keys of text, the
+    /// `model` key is compared exactly, as [`crate::model::find_model`] compares it: the model
+    /// reported is the one an allow-list checked.
     pub(super) fn model(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let s = sc.string()?;
         self.doc.model = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
@@ -477,7 +479,7 @@ impl Extractor {
         let mut role = None;
         let (mut seen_content, mut seen_calls) = (false, false);
         sc.object(|sc, key| {
-            if sc.key_is(&key, "role") {
+            if sc.key_matches(&key, "role") {
                 let Some(s) = sc.string_or_none()? else {
                     return Err(shape(format!("messages[{m}].role must be a string")));
                 };
@@ -491,13 +493,13 @@ impl Extractor {
                     _ => Role::Other,
                 });
                 Ok(())
-            } else if sc.key_is(&key, "content") {
+            } else if sc.key_matches(&key, "content") {
                 once(&mut seen_content, "content")?;
                 self.content(sc, m, None, Field::Messages)
-            } else if sc.key_is(&key, "tool_calls") {
+            } else if sc.key_matches(&key, "tool_calls") {
                 once(&mut seen_calls, "tool_calls")?;
                 self.tool_calls(sc, m)
-            } else if sc.key_is(&key, "function_call") {
+            } else if sc.key_matches(&key, "function_call") {
                 self.function_call(sc, m, None)
             } else {
                 sc.skip_fast()
@@ -581,7 +583,7 @@ impl Extractor {
         let mut strings: Vec<(Str, &'static str)> = Vec::new();
         let mut deferred: Vec<(Key, usize)> = Vec::new();
         sc.object(|sc, key| {
-            if sc.key_is(&key, "type") {
+            if sc.key_matches(&key, "type") {
                 let Some(s) = sc.string_or_none()? else {
                     return Err(shape(format!("{loc}.type must be a string")));
                 };
@@ -596,7 +598,7 @@ impl Extractor {
                 ("title", ".title"),
                 ("context", ".context"),
             ] {
-                if sc.key_is(&key, name) && sc.peek() == Some(b'"') {
+                if sc.key_matches(&key, name) && sc.peek() == Some(b'"') {
                     match ty.as_deref() {
                         // The type usually comes first: read the text straight into the buffer.
                         Some(t) if reads_string(t, leaf) => {
@@ -611,11 +613,11 @@ impl Extractor {
                     return Ok(());
                 }
             }
-            let k = if sc.key_is(&key, "content") {
+            let k = if sc.key_matches(&key, "content") {
                 Key::Content
-            } else if sc.key_is(&key, "input") {
+            } else if sc.key_matches(&key, "input") {
                 Key::Input
-            } else if sc.key_is(&key, "source") {
+            } else if sc.key_matches(&key, "source") {
                 Key::Source
             } else {
                 return sc.skip_fast();
@@ -714,7 +716,7 @@ impl Extractor {
         let mut data = None;
         let mut content = None;
         sc.object(|sc, key| {
-            if sc.key_is(&key, "type") {
+            if sc.key_matches(&key, "type") {
                 if let Some(s) = sc.string_or_none()? {
                     // The type decides whether `data` is text: a second one must not hide it.
                     if ty.replace(sc.str_value(&s)).is_some() {
@@ -722,12 +724,12 @@ impl Extractor {
                     }
                     return Ok(());
                 }
-            } else if sc.key_is(&key, "data") {
+            } else if sc.key_matches(&key, "data") {
                 if let Some(s) = sc.string_or_none()? {
                     data = Some(s);
                     return Ok(());
                 }
-            } else if sc.key_is(&key, "content") {
+            } else if sc.key_matches(&key, "content") {
                 content = Some(sc.skip()?.start);
                 return Ok(());
             }
@@ -785,7 +787,7 @@ impl Extractor {
                 return sc.skip_fast();
             }
             sc.object(|sc, key| {
-                if sc.key_is(&key, "function") {
+                if sc.key_matches(&key, "function") {
                     self.function_call(sc, m, Some(i as u32))
                 } else {
                     sc.skip_fast()
@@ -816,7 +818,7 @@ impl Extractor {
             },
         };
         sc.object(|sc, key| {
-            if sc.key_is(&key, "arguments") {
+            if sc.key_matches(&key, "arguments") {
                 self.all_strings(sc, Field::ToolInput, loc)
             } else {
                 sc.skip_fast()

@@ -32,7 +32,7 @@ impl Extractor {
     pub(super) fn batches(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let mut seen = false;
         sc.object(|sc, key| {
-            if !sc.key_is(&key, "requests") {
+            if !sc.key_matches(&key, "requests") {
                 return sc.skip_fast();
             }
             once(&mut seen, "requests")?;
@@ -45,7 +45,7 @@ impl Extractor {
                 }
                 let mut seen_params = false;
                 sc.object(|sc, key| {
-                    if !sc.key_is(&key, "params") {
+                    if !sc.key_matches(&key, "params") {
                         return sc.skip_fast();
                     }
                     once(&mut seen_params, "params")?;
@@ -77,7 +77,10 @@ impl Extractor {
             if crate::usage::is_output_cap(sc, &key) {
                 return self.max_tokens(sc);
             }
-            let Some(k) = keys.iter().position(|(name, ..)| sc.key_is(&key, name)) else {
+            let Some(k) = keys
+                .iter()
+                .position(|(name, ..)| sc.key_matches(&key, name))
+            else {
                 return sc.skip_fast();
             };
             let (name, top, listed) = keys[k];
@@ -101,13 +104,13 @@ impl Extractor {
                 self.model(sc)
             } else if crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
-            } else if sc.key_is(&key, "prompt") {
+            } else if sc.key_matches(&key, "prompt") {
                 once(&mut seen_prompt, "prompt")?;
                 self.all_strings(sc, Field::Messages, top_loc(Top::Prompt, None, ""))
-            } else if sc.key_is(&key, "instructions") {
+            } else if sc.key_matches(&key, "instructions") {
                 once(&mut seen_instructions, "instructions")?;
                 self.all_strings(sc, Field::System, top_loc(Top::Instructions, None, ""))
-            } else if sc.key_is(&key, "input") {
+            } else if sc.key_matches(&key, "input") {
                 once(&mut seen_input, "input")?;
                 if sc.peek() == Some(b'[') {
                     let conv = self.begin_conversation(Top::Input);
@@ -143,7 +146,7 @@ impl Extractor {
         let mut probe = sc.at(start);
         let (mut ty, mut has_role) = (None, false);
         probe.object(|sc, key| {
-            if sc.key_is(&key, "type") {
+            if sc.key_matches(&key, "type") {
                 let Some(s) = sc.string_or_none()? else {
                     return Err(shape(format!("input[{i}].type must be a string")));
                 };
@@ -152,7 +155,7 @@ impl Extractor {
                 }
                 Ok(())
             } else {
-                has_role |= sc.key_is(&key, "role");
+                has_role |= sc.key_matches(&key, "role");
                 sc.skip_fast()
             }
         })?;
@@ -190,7 +193,7 @@ impl Extractor {
             _ => {
                 let skip = ["type", "id", "call_id", "status"];
                 sc.object(|sc, key| {
-                    if skip.iter().any(|k| sc.key_is(&key, k)) {
+                    if skip.iter().any(|k| sc.key_matches(&key, k)) {
                         sc.skip_fast()
                     } else {
                         self.all_strings(sc, Field::Messages, loc(""))
@@ -210,7 +213,7 @@ impl Extractor {
     ) -> Result<(), JsonError> {
         let mut seen = [false; 4];
         sc.object(|sc, key| {
-            let Some(k) = names.iter().position(|n| sc.key_is(&key, n)) else {
+            let Some(k) = names.iter().position(|n| sc.key_matches(&key, n)) else {
                 return sc.skip_fast();
             };
             once(&mut seen[k], names[k])?;
@@ -228,7 +231,7 @@ impl Extractor {
     fn tool_output(&mut self, sc: &mut Scanner<'_>, i: u32) -> Result<(), JsonError> {
         let mut seen = false;
         sc.object(|sc, key| {
-            if !sc.key_is(&key, "output") {
+            if !sc.key_matches(&key, "output") {
                 return sc.skip_fast();
             }
             once(&mut seen, "output")?;

@@ -449,6 +449,84 @@ fn escaped_keys_do_not_hide_text() {
 }
 
 #[test]
+fn case_variant_keys_are_read_as_a_case_insensitive_server_reads_them() {
+    // Go's encoding/json (Ollama, other OpenAI-compatible servers) matches keys ignoring case,
+    // the last one winning: a key agw skipped could be the one the model reads.
+    let p = seed_policy();
+    let cc = "credit card";
+    let cases: &[(RouteKind, String)] = &[
+        (
+            RouteKind::Messages,
+            format!(r#"{{"MESSAGES":[{{"role":"user","content":"{cc}"}}]}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"Messages":[{{"Role":"user","Content":[{{"Type":"text","TEXT":"{cc}"}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Messages,
+            format!(r#"{{"System":"{cc}","messages":[]}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!("{{\"me\u{17f}\u{17f}ages\":[{{\"role\":\"user\",\"content\":\"{cc}\"}}]}}"),
+        ),
+        (
+            RouteKind::Messages,
+            format!(r#"{{"MESS\u0041GES":[{{"role":"user","content":"{cc}"}}]}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"messages":[{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t","CONTENT":"{cc}"}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Completions,
+            format!(
+                r#"{{"messages":[{{"role":"assistant","Tool_Calls":[{{"FUNCTION":{{"Arguments":"{cc}"}}}}]}}]}}"#
+            ),
+        ),
+        (RouteKind::Responses, format!(r#"{{"INPUT":"{cc}"}}"#)),
+        (
+            RouteKind::Responses,
+            format!(r#"{{"Instructions":"{cc}","input":[]}}"#),
+        ),
+        (RouteKind::Embeddings, format!(r#"{{"Input":"{cc}"}}"#)),
+        (
+            RouteKind::LegacyCompletions,
+            format!(r#"{{"PROMPT":"{cc}"}}"#),
+        ),
+        (
+            RouteKind::MessageBatches,
+            format!(
+                r#"{{"Requests":[{{"PARAMS":{{"messages":[{{"role":"user","content":"{cc}"}}]}}}}]}}"#
+            ),
+        ),
+    ];
+    for (kind, body) in cases {
+        let v = p.inspect(*kind, body.as_bytes());
+        assert!(
+            matches!(v.as_ref().map(Verdict::decision), Ok(Decision::Reject(_))),
+            "{kind:?} {body}: {v:?}"
+        );
+    }
+    // Together with the exact key, a case variant is a duplicate: which one a server reads
+    // depends on the server.
+    for body in [
+        r#"{"messages":[{"role":"user","content":"hi"}],"MESSAGES":[{"role":"user","content":"hi"}]}"#,
+        r#"{"messages":[{"role":"user","content":"hi","Content":"hi"}]}"#,
+        r#"{"messages":[{"role":"user","ROLE":"assistant","content":"hi"}]}"#,
+        r#"{"messages":[{"role":"user","content":[{"type":"text","TYPE":"image","text":"hi"}]}]}"#,
+    ] {
+        let e = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("duplicate key"), "{body}: {e}");
+    }
+}
+
+#[test]
 fn build_errors_name_rule_and_value() {
     let e = Policy::builder()
         .rule(Rule::regex("bad", ["credit (card"]))

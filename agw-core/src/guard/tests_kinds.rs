@@ -89,6 +89,16 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
             r#"{"model":"{N}","messages":[{"role":"user","content":[{"type":"text","text":"{R}"}]}],"prediction":{"type":"content","content":"{R}"}}"#,
             &["messages[0].content[0].text", "prediction"],
         ),
+        (
+            Completions,
+            r#"{"MESSAGES":[{"ROLE":"user","Content":[{"TYPE":"text","Text":"a {R}"}]}]}"#,
+            &["messages[0].content[0].text"],
+        ),
+        (
+            Responses,
+            r#"{"Input":[{"Type":"function_call_output","OUTPUT":"{R}"}]}"#,
+            &["input[0].output"],
+        ),
         (Models, r#"{"x":"{N}"}"#, &[]),
         (Unguarded, r#"{"x":"{N}"}"#, &[]),
     ];
@@ -150,6 +160,10 @@ fn duplicate_keys_and_wrong_shapes_are_refused() {
             r#"{"messages":[{"role":"assistant","tool_calls":[],"tool_calls":[]}]}"#,
         ),
         (Completions, r#"{"prediction":{},"prediction":{}}"#),
+        (Completions, r#"{"prediction":{},"PREDICTION":{}}"#),
+        (Responses, r#"{"input":"a","Input":"b"}"#),
+        (Embeddings, r#"{"INPUT":"a","input":"b"}"#),
+        (MessageBatches, r#"{"requests":[],"Requests":[]}"#),
         (Passthrough, "not json"),
         (Passthrough, r#"{"a":"b""#),
         (Passthrough, r#"{"a":1} x"#),
