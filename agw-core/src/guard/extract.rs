@@ -246,13 +246,28 @@ pub(super) fn once(seen: &mut bool, key: &str) -> Result<(), JsonError> {
     Ok(())
 }
 
+/// String fields of a block that may hold prompt text, and the leaf each is reported as.
+const BLOCK_STRINGS: [(&str, &str); 7] = [
+    ("text", ".text"),
+    ("title", ".title"),
+    ("context", ".context"),
+    ("refusal", ".refusal"),
+    ("filename", ".filename"),
+    ("url", ".url"),
+    ("name", ".name"),
+];
+
 /// Whether a block of type `ty` has prompt text in its string field `leaf`. Thinking blocks and
-/// images have none; `title` and `context` count for documents and search results only.
+/// images have none; `title` and `context` count for documents and search results, a search
+/// or fetch result's `title` and `url`, a tool call's `name`; any other block's `text`,
+/// `refusal` (OpenAI refusal parts) and `filename` (file parts) count.
 fn reads_string(ty: &[u8], leaf: &str) -> bool {
     match ty {
         b"thinking" | b"redacted_thinking" | b"image" => false,
         b"document" | b"search_result" => true,
-        _ => leaf == ".text",
+        b"web_search_result" | b"web_fetch_result" => matches!(leaf, ".title" | ".url"),
+        b"tool_use" | b"server_tool_use" | b"mcp_tool_use" => matches!(leaf, ".text" | ".name"),
+        _ => matches!(leaf, ".text" | ".refusal" | ".filename"),
     }
 }
 
@@ -274,6 +289,10 @@ enum Key {
     Content,
     Input,
     Source,
+    /// An OpenAI file part's `file` object.
+    File,
+    /// A text block's citations: the cited text, titles and links.
+    Citations,
 }
 
 impl Extractor {
@@ -501,6 +520,23 @@ impl Extractor {
                 self.tool_calls(sc, m)
             } else if sc.key_matches(&key, "function_call") {
                 self.function_call(sc, m, None)
+            } else if let Some(leaf) = [("name", ".name"), ("refusal", ".refusal")]
+                .into_iter()
+                .find_map(|(name, leaf)| sc.key_matches(&key, name).then_some(leaf))
+            {
+                // The author's name (OpenAI puts it in the prompt) and an assistant's refusal.
+                if sc.peek() != Some(b'"') {
+                    return sc.skip_fast();
+                }
+                let loc = Loc {
+                    top: self.doc.st.top,
+                    message: Some(m),
+                    list: "",
+                    block: None,
+                    sub: None,
+                    leaf,
+                };
+                self.push_next(sc, Field::Messages, loc)
             } else {
                 sc.skip_fast()
             }
@@ -561,6 +597,9 @@ impl Extractor {
             }),
             // OpenAI assistant turns with tool calls have `"content": null`.
             Some(b'n') => sc.skip_fast(),
+            // A tool result's content may be an object (a code execution's output, a search
+            // error, a fetched page): every string in it counts.
+            Some(b'{') if nested => self.all_strings(sc, field, loc),
             _ => Err(shape_at(
                 sc,
                 format!("{loc} must be a string or an array of content blocks"),
@@ -593,11 +632,7 @@ impl Extractor {
                 ty = Some(sc.str_value(&s));
                 return Ok(());
             }
-            for (name, leaf) in [
-                ("text", ".text"),
-                ("title", ".title"),
-                ("context", ".context"),
-            ] {
+            for (name, leaf) in BLOCK_STRINGS {
                 if sc.key_matches(&key, name) && sc.peek() == Some(b'"') {
                     match ty.as_deref() {
                         // The type usually comes first: read the text straight into the buffer.
@@ -619,6 +654,10 @@ impl Extractor {
                 Key::Input
             } else if sc.key_matches(&key, "source") {
                 Key::Source
+            } else if sc.key_matches(&key, "citations") {
+                Key::Citations
+            } else if sc.key_matches(&key, "file") {
+                Key::File
             } else {
                 return sc.skip_fast();
             };
@@ -651,7 +690,7 @@ impl Extractor {
         Ok(())
     }
 
-    /// Consumes the value of a `content`, `input` or `source` key of a block of type `ty`.
+    /// Consumes the value of a [`Key`] of a block of type `ty`.
     fn value(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -668,8 +707,9 @@ impl Extractor {
             (Key::Input, _) => None,
             (Key::Content, t) if t.ends_with(b"tool_result") => Some(Field::ToolOutput),
             (Key::Content, _) => Some(Field::Messages),
-            (Key::Source, b"document") => Some(Field::Messages),
+            (Key::Source, b"document" | b"search_result") => Some(Field::Messages),
             (Key::Source, _) => None,
+            (Key::File | Key::Citations, _) => Some(Field::Messages),
         };
         let Some(natural) = natural else {
             return sc.skip_fast();
@@ -684,7 +724,31 @@ impl Extractor {
                     ..loc
                 },
             ),
+            // A search result's `source` is a string: where the result comes from.
+            Key::Source if sc.peek() == Some(b'"') => self.push_next(
+                sc,
+                field,
+                Loc {
+                    leaf: ".source",
+                    ..loc
+                },
+            ),
             Key::Source => self.document_source(sc, loc, field),
+            Key::File => self.only(sc, &[("filename", ".file.filename")], field, loc),
+            Key::Citations => {
+                if sc.peek() != Some(b'[') {
+                    // A document's `"citations": {"enabled": true}`.
+                    return sc.skip_fast();
+                }
+                let loc = Loc {
+                    leaf: ".citations",
+                    ..loc
+                };
+                // Every string of a citation but its kind and opaque references: the cited
+                // text, titles, links, and fields agw does not know yet.
+                let skip = ["type", "file_id", "encrypted_index"];
+                sc.array(|sc, _| self.except(sc, &skip, field, loc))
+            }
             Key::Content => match loc.message {
                 Some(m) if loc.sub.is_none() => self.content(sc, m, loc.block, field),
                 // Deeper nesting (inside a tool result or the system prompt): every string counts
@@ -777,7 +841,48 @@ impl Extractor {
         }
     }
 
-    /// OpenAI `tool_calls`: every `function.arguments` (a JSON string) is tool input.
+    /// Every string of an object but those under the `skip` keys (its keys are not read).
+    fn except(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        skip: &[&str],
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
+        if sc.peek() != Some(b'{') {
+            return self.all_strings(sc, field, loc);
+        }
+        sc.object(|sc, key| {
+            if skip.iter().any(|k| sc.key_matches(&key, k)) {
+                sc.skip_fast()
+            } else {
+                self.all_strings(sc, field, loc)
+            }
+        })
+    }
+
+    /// Every string under the listed keys of an object, each reported as its leaf (anything
+    /// else is skipped).
+    fn only(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        keys: &[(&str, &'static str)],
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
+        if sc.peek() != Some(b'{') {
+            return sc.skip_fast();
+        }
+        sc.object(
+            |sc, key| match keys.iter().find(|(k, _)| sc.key_matches(&key, k)) {
+                Some(&(_, leaf)) => self.all_strings(sc, field, Loc { leaf, ..loc }),
+                None => sc.skip_fast(),
+            },
+        )
+    }
+
+    /// OpenAI `tool_calls`: a function call's name and `arguments` (a JSON string), a custom
+    /// tool call's name and `input` (free text) are tool input.
     fn tool_calls(&mut self, sc: &mut Scanner<'_>, m: u32) -> Result<(), JsonError> {
         if sc.peek() != Some(b'[') {
             return sc.skip_fast();
@@ -786,9 +891,21 @@ impl Extractor {
             if sc.peek() != Some(b'{') {
                 return sc.skip_fast();
             }
+            let call = Some(i as u32);
             sc.object(|sc, key| {
                 if sc.key_matches(&key, "function") {
-                    self.function_call(sc, m, Some(i as u32))
+                    self.function_call(sc, m, call)
+                } else if sc.key_matches(&key, "custom") {
+                    let loc = Loc {
+                        top: self.doc.st.top,
+                        message: Some(m),
+                        list: ".tool_calls",
+                        block: call,
+                        sub: None,
+                        leaf: "",
+                    };
+                    let keys = [("name", ".custom.name"), ("input", ".custom.input")];
+                    self.only(sc, &keys, Field::ToolInput, loc)
                 } else {
                     sc.skip_fast()
                 }
@@ -811,18 +928,19 @@ impl Extractor {
             list: ".tool_calls",
             block: call,
             sub: None,
-            leaf: if call.is_some() {
-                ".function.arguments"
-            } else {
-                ".function_call.arguments"
-            },
+            leaf: "",
         };
-        sc.object(|sc, key| {
-            if sc.key_matches(&key, "arguments") {
-                self.all_strings(sc, Field::ToolInput, loc)
-            } else {
-                sc.skip_fast()
-            }
-        })
+        let keys = if call.is_some() {
+            [
+                ("name", ".function.name"),
+                ("arguments", ".function.arguments"),
+            ]
+        } else {
+            [
+                ("name", ".function_call.name"),
+                ("arguments", ".function_call.arguments"),
+            ]
+        };
+        self.only(sc, &keys, Field::ToolInput, loc)
     }
 }

@@ -164,10 +164,19 @@ impl Extractor {
             Some(b"message") => self.message(sc, i),
             None if has_role => self.message(sc, i),
             Some(b"function_call" | b"custom_tool_call" | b"local_shell_call" | b"mcp_call") => {
-                // The model's tool call: its arguments are tool input.
+                // The model's tool call: its name and arguments are tool input; an MCP call
+                // carries its result too.
                 self.doc.st.last_assistant = Some(i);
                 self.doc.last_assistant = Some(i);
-                self.keys(sc, &["arguments", "input", "action"], Field::ToolInput, loc)
+                let keys = [
+                    ("arguments", ".arguments", Field::ToolInput),
+                    ("input", ".input", Field::ToolInput),
+                    ("action", ".action", Field::ToolInput),
+                    ("name", ".name", Field::ToolInput),
+                    ("output", ".output", Field::ToolOutput),
+                    ("error", ".error", Field::ToolOutput),
+                ];
+                self.keys(sc, &keys, loc)
             }
             Some(
                 b"function_call_output"
@@ -203,26 +212,21 @@ impl Extractor {
         }
     }
 
-    /// Every string under the listed keys of an object (each key at most once), as `field`.
+    /// Every string under the listed keys of an object (each key at most once): (key, leaf,
+    /// field).
     fn keys(
         &mut self,
         sc: &mut Scanner<'_>,
-        names: &[&'static str],
-        field: Field,
+        keys: &[(&'static str, &'static str, Field); 6],
         loc: impl Fn(&'static str) -> Loc,
     ) -> Result<(), JsonError> {
-        let mut seen = [false; 4];
+        let mut seen = [false; 6];
         sc.object(|sc, key| {
-            let Some(k) = names.iter().position(|n| sc.key_matches(&key, n)) else {
+            let Some(k) = keys.iter().position(|(n, ..)| sc.key_matches(&key, n)) else {
                 return sc.skip_fast();
             };
-            once(&mut seen[k], names[k])?;
-            let leaf = match names[k] {
-                "arguments" => ".arguments",
-                "input" => ".input",
-                "action" => ".action",
-                _ => ".output",
-            };
+            let (name, leaf, field) = keys[k];
+            once(&mut seen[k], name)?;
             self.all_strings(sc, field, loc(leaf))
         })
     }

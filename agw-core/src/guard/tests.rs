@@ -167,6 +167,57 @@ fn every_prompt_field_is_scanned() {
 }
 
 #[test]
+fn search_fetch_results_citations_and_tool_names_are_scanned() {
+    let p = seed_policy();
+    let cc = "credit card";
+    let turn = |blocks: String| {
+        format!(
+            r#"{{"messages":[{{"role":"user","content":"q"}},{{"role":"assistant","content":[{blocks}]}}]}}"#
+        )
+    };
+    let search = |result: &str| {
+        format!(
+            r#"{{"type":"server_tool_use","id":"s","name":"web_search","input":{{"query":"q"}}}},{{"type":"web_search_tool_result","tool_use_id":"s","content":[{result}]}}"#
+        )
+    };
+    let bodies = [
+        turn(search(&format!(
+            r#"{{"type":"web_search_result","url":"https://e.com","title":"{cc}","encrypted_content":"e","page_age":null}}"#
+        ))),
+        turn(search(&format!(
+            r#"{{"url":"https://e.com/{cc}","title":"t","type":"web_search_result"}}"#
+        ))),
+        turn(format!(
+            r#"{{"type":"text","text":"x","citations":[{{"type":"char_location","cited_text":"{cc}","document_index":0,"document_title":"d","start_char_index":0,"end_char_index":5}}]}}"#
+        )),
+        turn(format!(
+            r#"{{"citations":[{{"type":"web_search_result_location","cited_text":"c","url":"u","title":"{cc}","encrypted_index":"e"}}],"text":"x","type":"text"}}"#
+        )),
+        turn(format!(
+            r#"{{"type":"text","text":"x","citations":[{{"type":"search_result_location","cited_text":"c","source":"{cc}","title":null,"search_result_index":0}}]}}"#
+        )),
+        turn(format!(
+            r#"{{"type":"tool_use","id":"t","name":"{cc}","input":{{}}}}"#
+        )),
+        turn(format!(
+            r#"{{"type":"code_execution_tool_result","tool_use_id":"s","content":{{"type":"code_execution_result","stdout":"{cc}","stderr":"","return_code":0,"content":[]}}}}"#
+        )),
+        turn(format!(
+            r#"{{"type":"web_fetch_tool_result","tool_use_id":"s","content":{{"type":"web_fetch_result","url":"https://e.com","content":{{"type":"document","source":{{"type":"text","media_type":"text/plain","data":"{cc}"}},"title":"t"}}}}}}"#
+        )),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"search_result","source":"{cc}","title":"t","content":[{{"type":"text","text":"x"}}]}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"search_result","source":"s","title":"t","content":[{{"type":"text","text":"x","citations":[{{"type":"char_location","cited_text":"{cc}"}}]}}]}}]}}]}}"#
+        ),
+    ];
+    for body in &bodies {
+        assert!(rejected(&p, body), "not scanned: {body}");
+    }
+}
+
+#[test]
 fn openai_fields_are_scanned() {
     let p = seed_policy();
     let cc = "credit card";
@@ -180,6 +231,24 @@ fn openai_fields_are_scanned() {
             r#"{{"messages":[{{"role":"assistant","content":null,"tool_calls":[{{"id":"c","type":"function","function":{{"name":"f","arguments":"{{\"q\":\"{cc}\"}}"}}}}]}}]}}"#
         ),
         format!(r#"{{"messages":[{{"role":"developer","content":"{cc}"}}]}}"#),
+        format!(
+            r#"{{"messages":[{{"role":"assistant","content":null,"tool_calls":[{{"id":"c","type":"custom","custom":{{"name":"x","input":"{cc}"}}}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"assistant","tool_calls":[{{"id":"c","type":"function","function":{{"name":"{cc}","arguments":"{{}}"}}}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"assistant","function_call":{{"name":"{cc}","arguments":"{{}}"}}}}]}}"#
+        ),
+        format!(r#"{{"messages":[{{"role":"assistant","content":null,"refusal":"{cc}"}}]}}"#),
+        format!(
+            r#"{{"messages":[{{"role":"assistant","content":[{{"type":"refusal","refusal":"{cc}"}}]}}]}}"#
+        ),
+        format!(r#"{{"messages":[{{"role":"user","name":"{cc}","content":"hi"}}]}}"#),
+        format!(r#"{{"messages":[{{"role":"system","name":"{cc}","content":"hi"}}]}}"#),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"file","file":{{"filename":"{cc}.txt","file_data":"data:text/plain;base64,eA=="}}}}]}}]}}"#
+        ),
     ];
     for body in &bodies {
         let d = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
@@ -195,6 +264,12 @@ fn thinking_images_and_unknown_fields_pass_untouched() {
     let p = seed_policy();
     let body = r#"{"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"credit card","signature":"s"},{"type":"redacted_thinking","data":"credit card"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"credit card"}}]}],"new_field":{"text":"credit card"}}"#;
     assert_eq!(decision(&p, body), Decision::Allow);
+    // Opaque data and references: encrypted search results and citation indexes, file data
+    // and ids, image URLs.
+    let body = r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"filename":"f","file_data":"credit card","file_id":"credit card"}},{"type":"image_url","image_url":{"url":"credit card"}}]},{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"s","content":[{"type":"web_search_result","url":"u","title":"t","encrypted_content":"credit card"}]},{"type":"text","text":"x","citations":[{"type":"web_search_result_location","cited_text":"c","encrypted_index":"credit card","file_id":"credit card"}]},{"type":"thinking","thinking":"t","citations":[{"cited_text":"credit card"}],"name":"credit card"}]}]}"#;
+    assert_eq!(decision(&p, body), Decision::Allow);
+    let p = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
+    assert!(p.is_allow());
 }
 
 #[test]

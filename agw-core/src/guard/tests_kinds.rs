@@ -99,6 +99,40 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
             r#"{"Input":[{"Type":"function_call_output","OUTPUT":"{R}"}]}"#,
             &["input[0].output"],
         ),
+        (
+            Completions,
+            r#"{"messages":[{"role":"user","name":"{R}","content":[{"type":"file","file":{"file_id":"{N}","filename":"{R}.txt"}}]},{"role":"assistant","content":[{"type":"refusal","refusal":"{R}"}],"refusal":"{R}","tool_calls":[{"id":"{N}","type":"custom","custom":{"name":"{R}","input":"{R}"}},{"id":"{N}","type":"function","function":{"name":"{R}","arguments":"{\"{R}\":1}"}}]}]}"#,
+            &[
+                "messages[0].name",
+                "messages[0].content[0].file.filename",
+                "messages[1].content[0].refusal",
+                "messages[1].refusal",
+                "messages[1].tool_calls[0].custom.name",
+                "messages[1].tool_calls[0].custom.input",
+                "messages[1].tool_calls[1].function.name",
+                "messages[1].tool_calls[1].function.arguments",
+            ],
+        ),
+        (
+            Messages,
+            r#"{"messages":[{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"{N}","content":[{"type":"web_search_result","url":"https://{R}","title":"{R}","encrypted_content":"{N}"}]},{"type":"text","text":"a","citations":[{"type":"web_search_result_location","cited_text":"{R}","title":"{R}","url":"{R}","encrypted_index":"{N}"}]}]}]}"#,
+            &[
+                "messages[0].content[0].content[0].url",
+                "messages[0].content[0].content[0].title",
+                "messages[0].content[1].citations",
+                "messages[0].content[1].citations",
+                "messages[0].content[1].citations",
+            ],
+        ),
+        (
+            Responses,
+            r#"{"input":[{"role":"user","content":[{"type":"input_file","filename":"{R}","file_data":"{N}"}]},{"type":"mcp_call","id":"{N}","server_label":"{N}","name":"{R}","arguments":"{}","output":"{R}"}]}"#,
+            &[
+                "input[0].content[0].filename",
+                "input[1].name",
+                "input[1].output",
+            ],
+        ),
         (Models, r#"{"x":"{N}"}"#, &[]),
         (Unguarded, r#"{"x":"{N}"}"#, &[]),
     ];
