@@ -2,8 +2,9 @@
 //!
 //! A *unit* is a run of strings from one message (or the system prompt) that belong to the same
 //! [`Field`]; their decoded text is laid out back to back in one buffer, so a phrase split across
-//! two adjacent text blocks is matched as one. Every string keeps its raw byte range in the body,
-//! which is what masking edits.
+//! two adjacent text blocks is matched as one (an object key read as text is set apart by a line
+//! break on either side). Every string, key or value, keeps its raw byte range in the body, which
+//! is what masking edits.
 
 use super::Field;
 use crate::json::{Decoded, JsonError, Scanner, Str, decode};
@@ -182,7 +183,7 @@ impl Doc {
 
 /// Scans `body` as a request of `kind`. [`RouteKind::Models`] and [`RouteKind::Unguarded`] give
 /// an empty [`Doc`]; so does a passthrough request without a body. A passthrough body is read
-/// generically: every string value of a JSON document.
+/// generically: every string of a JSON document, keys included.
 pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
     let mut ex = Extractor { doc: Doc::reused() };
     let generic = !kind.has_prompt();
@@ -307,6 +308,15 @@ impl Extractor {
         let (s, kind) = sc.string_into(&mut self.doc.text)?;
         self.add(start, &s, kind, field, loc);
         Ok(())
+    }
+
+    /// Reads an object key as text. A key is a word of its own: a line break on either side
+    /// (in the unit's text, in no string) keeps it from running into the strings around it,
+    /// which would hide a secret a detector finds only at a word boundary.
+    pub(super) fn push_key(&mut self, sc: &Scanner<'_>, field: Field, key: &Str, loc: Loc) {
+        self.doc.text.push(b'\n');
+        self.push(sc, field, key, loc);
+        self.doc.text.push(b'\n');
     }
 
     fn push(&mut self, sc: &Scanner<'_>, field: Field, s: &Str, loc: Loc) {
@@ -823,7 +833,9 @@ impl Extractor {
         Ok(())
     }
 
-    /// Every string value (not key) inside one JSON value.
+    /// Every string inside one JSON value, object keys included: in arbitrary JSON the model
+    /// reads (tool inputs, tool results), a key is text like any other, and a masked key stays
+    /// a JSON string (two keys may become equal).
     pub(super) fn all_strings(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -835,7 +847,10 @@ impl Extractor {
                 self.push_next(sc, field, loc)?;
                 Ok(())
             }
-            Some(b'{') => sc.object(|sc, _| self.all_strings(sc, field, loc)),
+            Some(b'{') => sc.object(|sc, key| {
+                self.push_key(sc, field, &key, loc);
+                self.all_strings(sc, field, loc)
+            }),
             Some(b'[') => sc.array(|sc, _| self.all_strings(sc, field, loc)),
             _ => sc.skip_fast(),
         }

@@ -198,13 +198,14 @@ impl Extractor {
                 sc.skip_fast()
             }
             Some(b"item_reference" | b"computer_call_output") => sc.skip_fast(),
-            // Unknown items: every string but the identifiers.
+            // Unknown items: every string but the identifiers, keys included.
             _ => {
                 let skip = ["type", "id", "call_id", "status"];
                 sc.object(|sc, key| {
                     if skip.iter().any(|k| sc.key_matches(&key, k)) {
                         sc.skip_fast()
                     } else {
+                        self.push_key(sc, Field::Messages, &key, loc(""));
                         self.all_strings(sc, Field::Messages, loc(""))
                     }
                 })
@@ -262,13 +263,15 @@ impl Extractor {
         })
     }
 
-    /// A body on a path no dialect knows: every string value (keys are not read), each array's
-    /// strings matched as one text.
+    /// A body on a path no dialect knows: every string, object keys included (a key can be
+    /// text the model reads), each array's strings matched as one text and each key with its
+    /// value.
     pub(super) fn generic(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         match sc.peek() {
             Some(b'"') => self.push_next(sc, Field::Messages, top_loc(Top::Body, None, "")),
-            Some(b'{') => sc.object(|sc, _| {
+            Some(b'{') => sc.object(|sc, key| {
                 self.doc.st.group += 1;
+                self.push_key(sc, Field::Messages, &key, top_loc(Top::Body, None, ""));
                 self.generic(sc)
             }),
             Some(b'[') => {

@@ -524,6 +524,78 @@ fn escaped_keys_do_not_hide_text() {
 }
 
 #[test]
+fn object_keys_in_json_the_model_reads_are_text() {
+    let p = seed_policy();
+    let cc = "credit card 4111111111111111";
+    for (kind, body) in [
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"messages":[{{"role":"user","content":"hi"}},{{"role":"assistant","content":[{{"type":"tool_use","id":"t","name":"x","input":{{"{cc}":"v"}}}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"messages":[{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t","content":[{{"type":"x","content":{{"a":{{"{cc}":1}}}}}}]}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"messages":[{{"role":"user","content":[{{"type":"code_execution_tool_result","tool_use_id":"t","content":{{"{cc}":1}}}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"content","content":[{{"type":"text","text":"t","x":{{"{cc}":0}}}}]}}}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Responses,
+            format!(
+                r#"{{"input":[{{"type":"local_shell_call","call_id":"c","action":{{"type":"exec","command":["ls"],"env":{{"{cc}":"1"}}}}}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Responses,
+            format!(r#"{{"input":[{{"type":"future_item","{cc}":{{}}}}]}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{"messages":[],"prediction":{{"{cc}":""}}}}"#),
+        ),
+        (
+            RouteKind::Passthrough,
+            format!(r#"{{"a":[{{"{cc}":null}}]}}"#),
+        ),
+    ] {
+        let v = p.inspect(kind, body.as_bytes()).unwrap();
+        assert!(
+            matches!(v.decision(), Decision::Reject(_)),
+            "{kind:?} {body}"
+        );
+    }
+    // A key is masked in place, escapes and all; it stays a JSON string, even when two keys
+    // become equal.
+    let p = mask_policy();
+    let body = r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"x","input":{"AKIAIOSFODNN7EXAMPLE":"v","n":{"AKIA\u0049OSFODNN7EXAMPLE":1,"AKIAJSIE27KKMHXI3BJQ":[]}}}]}]}"#;
+    let Decision::Rewrite(out) = decision(&p, body) else {
+        panic!("not masked")
+    };
+    assert_only_spans_changed(
+        body,
+        &out,
+        &[
+            ("AKIAIOSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>"),
+            (r"AKIA\u0049OSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>"),
+            ("AKIAJSIE27KKMHXI3BJQ", "<AWS_ACCESS_KEY>"),
+        ],
+    );
+}
+
+#[test]
 fn case_variant_keys_are_read_as_a_case_insensitive_server_reads_them() {
     // Go's encoding/json (Ollama, other OpenAI-compatible servers) matches keys ignoring case,
     // the last one winning: a key agw skipped could be the one the model reads.

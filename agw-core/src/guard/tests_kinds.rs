@@ -80,8 +80,22 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             Passthrough,
-            r#"{"a":{"b":["{R}",1,null,{"c":"x {R}"}]},"{N}":true}"#,
-            &["body", "body"],
+            r#"{"a":{"b":["{R}",1,null,{"c":"x {R}"}]},"{R}":true}"#,
+            &["body", "body", "body"],
+        ),
+        (
+            Messages,
+            r#"{"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"{N}","name":"x","input":{"{R}":{"k {R}":["{R}"]}}}]}]}"#,
+            &[
+                "messages[0].content[0].input",
+                "messages[0].content[0].input",
+                "messages[0].content[0].input",
+            ],
+        ),
+        (
+            Responses,
+            r#"{"input":[{"type":"function_call","call_id":"{N}","arguments":"{}","action":{"{R}":1}},{"type":"future_item","{R}":{"{R}":2}}]}"#,
+            &["input[0].action", "input[1]", "input[1]"],
         ),
         (Passthrough, r#""{R}""#, &["body"]),
         (
@@ -355,6 +369,17 @@ fn removal_is_whole_and_cannot_smuggle_text() {
     // A tool loop: the latest user message ends in a tool result, which is the final prompt.
     let tool = r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"Read","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"a credit card"},{"type":"tool_result","tool_use_id":"u","content":"fine"}]}]}"#;
     assert!(matches!(inspect(&p, k, tool), Decision::Reject(_)));
+    // A key is removed whole like any other string.
+    let keyed = tool.replace(
+        r#""content":"a credit card""#,
+        r#""content":{"a credit card":1}"#,
+    );
+    assert!(matches!(inspect(&p, k, &keyed), Decision::Reject(_)));
+    let keyed = keyed.replace(
+        r#""content":"fine"}"#,
+        r#""content":"fine"},{"type":"text","text":"never mind"}"#,
+    );
+    forwarded(&p, k, &keyed, &["a credit card"]);
     // ... and once the user types the next prompt, the tool result is removed.
     let tool = tool.replace(
         r#""content":"fine"}"#,
