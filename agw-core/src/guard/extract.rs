@@ -2,8 +2,9 @@
 //!
 //! A *unit* is a run of strings from one message (or the system prompt) that belong to the same
 //! [`Field`]; their decoded text is laid out back to back in one buffer, so a phrase split across
-//! two adjacent text blocks is matched as one. Every string keeps its raw byte range in the body,
-//! which is what masking edits.
+//! two adjacent text blocks is matched as one (an object key read as text is set apart by a line
+//! break on either side). Every string, key or value, keeps its raw byte range in the body, which
+//! is what masking edits.
 
 use super::Field;
 use crate::json::{Decoded, JsonError, Scanner, Str, decode};
@@ -182,7 +183,7 @@ impl Doc {
 
 /// Scans `body` as a request of `kind`. [`RouteKind::Models`] and [`RouteKind::Unguarded`] give
 /// an empty [`Doc`]; so does a passthrough request without a body. A passthrough body is read
-/// generically: every string value of a JSON document.
+/// generically: every string of a JSON document, keys included.
 pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
     let mut ex = Extractor { doc: Doc::reused() };
     let generic = !kind.has_prompt();
@@ -246,13 +247,28 @@ pub(super) fn once(seen: &mut bool, key: &str) -> Result<(), JsonError> {
     Ok(())
 }
 
+/// String fields of a block that may hold prompt text, and the leaf each is reported as.
+const BLOCK_STRINGS: [(&str, &str); 7] = [
+    ("text", ".text"),
+    ("title", ".title"),
+    ("context", ".context"),
+    ("refusal", ".refusal"),
+    ("filename", ".filename"),
+    ("url", ".url"),
+    ("name", ".name"),
+];
+
 /// Whether a block of type `ty` has prompt text in its string field `leaf`. Thinking blocks and
-/// images have none; `title` and `context` count for documents and search results only.
+/// images have none; `title` and `context` count for documents and search results, a search
+/// or fetch result's `title` and `url`, a tool call's `name`; any other block's `text`,
+/// `refusal` (OpenAI refusal parts) and `filename` (file parts) count.
 fn reads_string(ty: &[u8], leaf: &str) -> bool {
     match ty {
         b"thinking" | b"redacted_thinking" | b"image" => false,
         b"document" | b"search_result" => true,
-        _ => leaf == ".text",
+        b"web_search_result" | b"web_fetch_result" => matches!(leaf, ".title" | ".url"),
+        b"tool_use" | b"server_tool_use" | b"mcp_tool_use" => matches!(leaf, ".text" | ".name"),
+        _ => matches!(leaf, ".text" | ".refusal" | ".filename"),
     }
 }
 
@@ -274,6 +290,10 @@ enum Key {
     Content,
     Input,
     Source,
+    /// An OpenAI file part's `file` object.
+    File,
+    /// A text block's citations: the cited text, titles and links.
+    Citations,
 }
 
 impl Extractor {
@@ -288,6 +308,15 @@ impl Extractor {
         let (s, kind) = sc.string_into(&mut self.doc.text)?;
         self.add(start, &s, kind, field, loc);
         Ok(())
+    }
+
+    /// Reads an object key as text. A key is a word of its own: a line break on either side
+    /// (in the unit's text, in no string) keeps it from running into the strings around it,
+    /// which would hide a secret a detector finds only at a word boundary.
+    pub(super) fn push_key(&mut self, sc: &Scanner<'_>, field: Field, key: &Str, loc: Loc) {
+        self.doc.text.push(b'\n');
+        self.push(sc, field, key, loc);
+        self.doc.text.push(b'\n');
     }
 
     fn push(&mut self, sc: &Scanner<'_>, field: Field, s: &Str, loc: Loc) {
@@ -341,17 +370,17 @@ impl Extractor {
         let (mut seen_system, mut seen_messages, mut seen_prediction) = (false, false, false);
         let chat = kind == RouteKind::Completions;
         sc.object(|sc, key| {
-            if sc.key_is(&key, "messages") {
+            if sc.key_matches(&key, "messages") {
                 once(&mut seen_messages, "messages")?;
                 self.messages(sc)
             } else if top && sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
                 self.model(sc)
             } else if top && crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
-            } else if !chat && sc.key_is(&key, "system") {
+            } else if !chat && sc.key_matches(&key, "system") {
                 once(&mut seen_system, "system")?;
                 self.system(sc)
-            } else if chat && sc.key_is(&key, "prediction") {
+            } else if chat && sc.key_matches(&key, "prediction") {
                 // Predicted output goes to the provider with the prompt: its text is read too.
                 once(&mut seen_prediction, "prediction")?;
                 let loc = Loc {
@@ -369,7 +398,9 @@ impl Extractor {
         })
     }
 
-    /// Reads the top-level `model` string (the cursor is at it).
+    /// Reads the top-level `model` string (the cursor is at it). Unlike the keys of text, the
+    /// `model` key is compared exactly, as [`crate::model::find_model`] compares it: the model
+    /// reported is the one an allow-list checked.
     pub(super) fn model(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let s = sc.string()?;
         self.doc.model = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
@@ -477,7 +508,7 @@ impl Extractor {
         let mut role = None;
         let (mut seen_content, mut seen_calls) = (false, false);
         sc.object(|sc, key| {
-            if sc.key_is(&key, "role") {
+            if sc.key_matches(&key, "role") {
                 let Some(s) = sc.string_or_none()? else {
                     return Err(shape(format!("messages[{m}].role must be a string")));
                 };
@@ -491,14 +522,31 @@ impl Extractor {
                     _ => Role::Other,
                 });
                 Ok(())
-            } else if sc.key_is(&key, "content") {
+            } else if sc.key_matches(&key, "content") {
                 once(&mut seen_content, "content")?;
                 self.content(sc, m, None, Field::Messages)
-            } else if sc.key_is(&key, "tool_calls") {
+            } else if sc.key_matches(&key, "tool_calls") {
                 once(&mut seen_calls, "tool_calls")?;
                 self.tool_calls(sc, m)
-            } else if sc.key_is(&key, "function_call") {
+            } else if sc.key_matches(&key, "function_call") {
                 self.function_call(sc, m, None)
+            } else if let Some(leaf) = [("name", ".name"), ("refusal", ".refusal")]
+                .into_iter()
+                .find_map(|(name, leaf)| sc.key_matches(&key, name).then_some(leaf))
+            {
+                // The author's name (OpenAI puts it in the prompt) and an assistant's refusal.
+                if sc.peek() != Some(b'"') {
+                    return sc.skip_fast();
+                }
+                let loc = Loc {
+                    top: self.doc.st.top,
+                    message: Some(m),
+                    list: "",
+                    block: None,
+                    sub: None,
+                    leaf,
+                };
+                self.push_next(sc, Field::Messages, loc)
             } else {
                 sc.skip_fast()
             }
@@ -559,6 +607,9 @@ impl Extractor {
             }),
             // OpenAI assistant turns with tool calls have `"content": null`.
             Some(b'n') => sc.skip_fast(),
+            // A tool result's content may be an object (a code execution's output, a search
+            // error, a fetched page): every string in it counts.
+            Some(b'{') if nested => self.all_strings(sc, field, loc),
             _ => Err(shape_at(
                 sc,
                 format!("{loc} must be a string or an array of content blocks"),
@@ -581,7 +632,7 @@ impl Extractor {
         let mut strings: Vec<(Str, &'static str)> = Vec::new();
         let mut deferred: Vec<(Key, usize)> = Vec::new();
         sc.object(|sc, key| {
-            if sc.key_is(&key, "type") {
+            if sc.key_matches(&key, "type") {
                 let Some(s) = sc.string_or_none()? else {
                     return Err(shape(format!("{loc}.type must be a string")));
                 };
@@ -591,12 +642,8 @@ impl Extractor {
                 ty = Some(sc.str_value(&s));
                 return Ok(());
             }
-            for (name, leaf) in [
-                ("text", ".text"),
-                ("title", ".title"),
-                ("context", ".context"),
-            ] {
-                if sc.key_is(&key, name) && sc.peek() == Some(b'"') {
+            for (name, leaf) in BLOCK_STRINGS {
+                if sc.key_matches(&key, name) && sc.peek() == Some(b'"') {
                     match ty.as_deref() {
                         // The type usually comes first: read the text straight into the buffer.
                         Some(t) if reads_string(t, leaf) => {
@@ -611,12 +658,16 @@ impl Extractor {
                     return Ok(());
                 }
             }
-            let k = if sc.key_is(&key, "content") {
+            let k = if sc.key_matches(&key, "content") {
                 Key::Content
-            } else if sc.key_is(&key, "input") {
+            } else if sc.key_matches(&key, "input") {
                 Key::Input
-            } else if sc.key_is(&key, "source") {
+            } else if sc.key_matches(&key, "source") {
                 Key::Source
+            } else if sc.key_matches(&key, "citations") {
+                Key::Citations
+            } else if sc.key_matches(&key, "file") {
+                Key::File
             } else {
                 return sc.skip_fast();
             };
@@ -649,7 +700,7 @@ impl Extractor {
         Ok(())
     }
 
-    /// Consumes the value of a `content`, `input` or `source` key of a block of type `ty`.
+    /// Consumes the value of a [`Key`] of a block of type `ty`.
     fn value(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -666,8 +717,9 @@ impl Extractor {
             (Key::Input, _) => None,
             (Key::Content, t) if t.ends_with(b"tool_result") => Some(Field::ToolOutput),
             (Key::Content, _) => Some(Field::Messages),
-            (Key::Source, b"document") => Some(Field::Messages),
+            (Key::Source, b"document" | b"search_result") => Some(Field::Messages),
             (Key::Source, _) => None,
+            (Key::File | Key::Citations, _) => Some(Field::Messages),
         };
         let Some(natural) = natural else {
             return sc.skip_fast();
@@ -682,7 +734,31 @@ impl Extractor {
                     ..loc
                 },
             ),
+            // A search result's `source` is a string: where the result comes from.
+            Key::Source if sc.peek() == Some(b'"') => self.push_next(
+                sc,
+                field,
+                Loc {
+                    leaf: ".source",
+                    ..loc
+                },
+            ),
             Key::Source => self.document_source(sc, loc, field),
+            Key::File => self.only(sc, &[("filename", ".file.filename")], field, loc),
+            Key::Citations => {
+                if sc.peek() != Some(b'[') {
+                    // A document's `"citations": {"enabled": true}`.
+                    return sc.skip_fast();
+                }
+                let loc = Loc {
+                    leaf: ".citations",
+                    ..loc
+                };
+                // Every string of a citation but its kind and opaque references: the cited
+                // text, titles, links, and fields agw does not know yet.
+                let skip = ["type", "file_id", "encrypted_index"];
+                sc.array(|sc, _| self.except(sc, &skip, field, loc))
+            }
             Key::Content => match loc.message {
                 Some(m) if loc.sub.is_none() => self.content(sc, m, loc.block, field),
                 // Deeper nesting (inside a tool result or the system prompt): every string counts
@@ -714,7 +790,7 @@ impl Extractor {
         let mut data = None;
         let mut content = None;
         sc.object(|sc, key| {
-            if sc.key_is(&key, "type") {
+            if sc.key_matches(&key, "type") {
                 if let Some(s) = sc.string_or_none()? {
                     // The type decides whether `data` is text: a second one must not hide it.
                     if ty.replace(sc.str_value(&s)).is_some() {
@@ -722,12 +798,12 @@ impl Extractor {
                     }
                     return Ok(());
                 }
-            } else if sc.key_is(&key, "data") {
+            } else if sc.key_matches(&key, "data") {
                 if let Some(s) = sc.string_or_none()? {
                     data = Some(s);
                     return Ok(());
                 }
-            } else if sc.key_is(&key, "content") {
+            } else if sc.key_matches(&key, "content") {
                 content = Some(sc.skip()?.start);
                 return Ok(());
             }
@@ -757,7 +833,9 @@ impl Extractor {
         Ok(())
     }
 
-    /// Every string value (not key) inside one JSON value.
+    /// Every string inside one JSON value, object keys included: in arbitrary JSON the model
+    /// reads (tool inputs, tool results), a key is text like any other, and a masked key stays
+    /// a JSON string (two keys may become equal).
     pub(super) fn all_strings(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -769,13 +847,57 @@ impl Extractor {
                 self.push_next(sc, field, loc)?;
                 Ok(())
             }
-            Some(b'{') => sc.object(|sc, _| self.all_strings(sc, field, loc)),
+            Some(b'{') => sc.object(|sc, key| {
+                self.push_key(sc, field, &key, loc);
+                self.all_strings(sc, field, loc)
+            }),
             Some(b'[') => sc.array(|sc, _| self.all_strings(sc, field, loc)),
             _ => sc.skip_fast(),
         }
     }
 
-    /// OpenAI `tool_calls`: every `function.arguments` (a JSON string) is tool input.
+    /// Every string of an object but those under the `skip` keys (its keys are not read).
+    fn except(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        skip: &[&str],
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
+        if sc.peek() != Some(b'{') {
+            return self.all_strings(sc, field, loc);
+        }
+        sc.object(|sc, key| {
+            if skip.iter().any(|k| sc.key_matches(&key, k)) {
+                sc.skip_fast()
+            } else {
+                self.all_strings(sc, field, loc)
+            }
+        })
+    }
+
+    /// Every string under the listed keys of an object, each reported as its leaf (anything
+    /// else is skipped).
+    fn only(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        keys: &[(&str, &'static str)],
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
+        if sc.peek() != Some(b'{') {
+            return sc.skip_fast();
+        }
+        sc.object(
+            |sc, key| match keys.iter().find(|(k, _)| sc.key_matches(&key, k)) {
+                Some(&(_, leaf)) => self.all_strings(sc, field, Loc { leaf, ..loc }),
+                None => sc.skip_fast(),
+            },
+        )
+    }
+
+    /// OpenAI `tool_calls`: a function call's name and `arguments` (a JSON string), a custom
+    /// tool call's name and `input` (free text) are tool input.
     fn tool_calls(&mut self, sc: &mut Scanner<'_>, m: u32) -> Result<(), JsonError> {
         if sc.peek() != Some(b'[') {
             return sc.skip_fast();
@@ -784,9 +906,21 @@ impl Extractor {
             if sc.peek() != Some(b'{') {
                 return sc.skip_fast();
             }
+            let call = Some(i as u32);
             sc.object(|sc, key| {
-                if sc.key_is(&key, "function") {
-                    self.function_call(sc, m, Some(i as u32))
+                if sc.key_matches(&key, "function") {
+                    self.function_call(sc, m, call)
+                } else if sc.key_matches(&key, "custom") {
+                    let loc = Loc {
+                        top: self.doc.st.top,
+                        message: Some(m),
+                        list: ".tool_calls",
+                        block: call,
+                        sub: None,
+                        leaf: "",
+                    };
+                    let keys = [("name", ".custom.name"), ("input", ".custom.input")];
+                    self.only(sc, &keys, Field::ToolInput, loc)
                 } else {
                     sc.skip_fast()
                 }
@@ -809,18 +943,19 @@ impl Extractor {
             list: ".tool_calls",
             block: call,
             sub: None,
-            leaf: if call.is_some() {
-                ".function.arguments"
-            } else {
-                ".function_call.arguments"
-            },
+            leaf: "",
         };
-        sc.object(|sc, key| {
-            if sc.key_is(&key, "arguments") {
-                self.all_strings(sc, Field::ToolInput, loc)
-            } else {
-                sc.skip_fast()
-            }
-        })
+        let keys = if call.is_some() {
+            [
+                ("name", ".function.name"),
+                ("arguments", ".function.arguments"),
+            ]
+        } else {
+            [
+                ("name", ".function_call.name"),
+                ("arguments", ".function_call.arguments"),
+            ]
+        };
+        self.only(sc, &keys, Field::ToolInput, loc)
     }
 }

@@ -32,7 +32,7 @@ impl Extractor {
     pub(super) fn batches(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let mut seen = false;
         sc.object(|sc, key| {
-            if !sc.key_is(&key, "requests") {
+            if !sc.key_matches(&key, "requests") {
                 return sc.skip_fast();
             }
             once(&mut seen, "requests")?;
@@ -45,7 +45,7 @@ impl Extractor {
                 }
                 let mut seen_params = false;
                 sc.object(|sc, key| {
-                    if !sc.key_is(&key, "params") {
+                    if !sc.key_matches(&key, "params") {
                         return sc.skip_fast();
                     }
                     once(&mut seen_params, "params")?;
@@ -77,7 +77,10 @@ impl Extractor {
             if crate::usage::is_output_cap(sc, &key) {
                 return self.max_tokens(sc);
             }
-            let Some(k) = keys.iter().position(|(name, ..)| sc.key_is(&key, name)) else {
+            let Some(k) = keys
+                .iter()
+                .position(|(name, ..)| sc.key_matches(&key, name))
+            else {
                 return sc.skip_fast();
             };
             let (name, top, listed) = keys[k];
@@ -101,13 +104,13 @@ impl Extractor {
                 self.model(sc)
             } else if crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
-            } else if sc.key_is(&key, "prompt") {
+            } else if sc.key_matches(&key, "prompt") {
                 once(&mut seen_prompt, "prompt")?;
                 self.all_strings(sc, Field::Messages, top_loc(Top::Prompt, None, ""))
-            } else if sc.key_is(&key, "instructions") {
+            } else if sc.key_matches(&key, "instructions") {
                 once(&mut seen_instructions, "instructions")?;
                 self.all_strings(sc, Field::System, top_loc(Top::Instructions, None, ""))
-            } else if sc.key_is(&key, "input") {
+            } else if sc.key_matches(&key, "input") {
                 once(&mut seen_input, "input")?;
                 if sc.peek() == Some(b'[') {
                     let conv = self.begin_conversation(Top::Input);
@@ -143,7 +146,7 @@ impl Extractor {
         let mut probe = sc.at(start);
         let (mut ty, mut has_role) = (None, false);
         probe.object(|sc, key| {
-            if sc.key_is(&key, "type") {
+            if sc.key_matches(&key, "type") {
                 let Some(s) = sc.string_or_none()? else {
                     return Err(shape(format!("input[{i}].type must be a string")));
                 };
@@ -152,7 +155,7 @@ impl Extractor {
                 }
                 Ok(())
             } else {
-                has_role |= sc.key_is(&key, "role");
+                has_role |= sc.key_matches(&key, "role");
                 sc.skip_fast()
             }
         })?;
@@ -161,10 +164,19 @@ impl Extractor {
             Some(b"message") => self.message(sc, i),
             None if has_role => self.message(sc, i),
             Some(b"function_call" | b"custom_tool_call" | b"local_shell_call" | b"mcp_call") => {
-                // The model's tool call: its arguments are tool input.
+                // The model's tool call: its name and arguments are tool input; an MCP call
+                // carries its result too.
                 self.doc.st.last_assistant = Some(i);
                 self.doc.last_assistant = Some(i);
-                self.keys(sc, &["arguments", "input", "action"], Field::ToolInput, loc)
+                let keys = [
+                    ("arguments", ".arguments", Field::ToolInput),
+                    ("input", ".input", Field::ToolInput),
+                    ("action", ".action", Field::ToolInput),
+                    ("name", ".name", Field::ToolInput),
+                    ("output", ".output", Field::ToolOutput),
+                    ("error", ".error", Field::ToolOutput),
+                ];
+                self.keys(sc, &keys, loc)
             }
             Some(
                 b"function_call_output"
@@ -186,13 +198,14 @@ impl Extractor {
                 sc.skip_fast()
             }
             Some(b"item_reference" | b"computer_call_output") => sc.skip_fast(),
-            // Unknown items: every string but the identifiers.
+            // Unknown items: every string but the identifiers, keys included.
             _ => {
                 let skip = ["type", "id", "call_id", "status"];
                 sc.object(|sc, key| {
-                    if skip.iter().any(|k| sc.key_is(&key, k)) {
+                    if skip.iter().any(|k| sc.key_matches(&key, k)) {
                         sc.skip_fast()
                     } else {
+                        self.push_key(sc, Field::Messages, &key, loc(""));
                         self.all_strings(sc, Field::Messages, loc(""))
                     }
                 })
@@ -200,26 +213,21 @@ impl Extractor {
         }
     }
 
-    /// Every string under the listed keys of an object (each key at most once), as `field`.
+    /// Every string under the listed keys of an object (each key at most once): (key, leaf,
+    /// field).
     fn keys(
         &mut self,
         sc: &mut Scanner<'_>,
-        names: &[&'static str],
-        field: Field,
+        keys: &[(&'static str, &'static str, Field); 6],
         loc: impl Fn(&'static str) -> Loc,
     ) -> Result<(), JsonError> {
-        let mut seen = [false; 4];
+        let mut seen = [false; 6];
         sc.object(|sc, key| {
-            let Some(k) = names.iter().position(|n| sc.key_is(&key, n)) else {
+            let Some(k) = keys.iter().position(|(n, ..)| sc.key_matches(&key, n)) else {
                 return sc.skip_fast();
             };
-            once(&mut seen[k], names[k])?;
-            let leaf = match names[k] {
-                "arguments" => ".arguments",
-                "input" => ".input",
-                "action" => ".action",
-                _ => ".output",
-            };
+            let (name, leaf, field) = keys[k];
+            once(&mut seen[k], name)?;
             self.all_strings(sc, field, loc(leaf))
         })
     }
@@ -228,7 +236,7 @@ impl Extractor {
     fn tool_output(&mut self, sc: &mut Scanner<'_>, i: u32) -> Result<(), JsonError> {
         let mut seen = false;
         sc.object(|sc, key| {
-            if !sc.key_is(&key, "output") {
+            if !sc.key_matches(&key, "output") {
                 return sc.skip_fast();
             }
             once(&mut seen, "output")?;
@@ -255,13 +263,15 @@ impl Extractor {
         })
     }
 
-    /// A body on a path no dialect knows: every string value (keys are not read), each array's
-    /// strings matched as one text.
+    /// A body on a path no dialect knows: every string, object keys included (a key can be
+    /// text the model reads), each array's strings matched as one text and each key with its
+    /// value.
     pub(super) fn generic(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         match sc.peek() {
             Some(b'"') => self.push_next(sc, Field::Messages, top_loc(Top::Body, None, "")),
-            Some(b'{') => sc.object(|sc, _| {
+            Some(b'{') => sc.object(|sc, key| {
                 self.doc.st.group += 1;
+                self.push_key(sc, Field::Messages, &key, top_loc(Top::Body, None, ""));
                 self.generic(sc)
             }),
             Some(b'[') => {

@@ -45,8 +45,13 @@
 //! Messages and count tokens, message batches (`requests[].params`, each request a conversation
 //! of its own), chat completions, legacy completions (`prompt`, `suffix`), Responses
 //! (`instructions`, `input` items), embeddings (`input`). A passthrough body is read
-//! generically: every string value of a JSON document, as [`Field::Messages`]; a body that is
-//! not JSON is an [`InspectError`]. Keys agw reads may not appear twice in one object.
+//! generically: every string of a JSON document, object keys included, as [`Field::Messages`];
+//! a body that is not JSON is an [`InspectError`]. In JSON the model reads as data (tool inputs,
+//! tool results) object keys are text as well, matched and masked like values.
+//!
+//! Keys agw reads may not appear twice in one object, and are compared as a case-insensitive
+//! parser such as Go's `encoding/json` compares them (`MESSAGES` is `messages`, so the two
+//! together are a duplicate): a server that reads a key agw skipped would read unguarded text.
 //!
 //! # Decisions
 //!

@@ -375,8 +375,8 @@ impl Policy {
     /// Inspects a request body of route `kind`.
     ///
     /// Each prompt-bearing kind is read in its own shape (see the [module docs](super)).
-    /// [`RouteKind::Passthrough`] bodies are read generically: every string value of a JSON
-    /// body, and a body that is not JSON is an [`InspectError`]; a passthrough request without
+    /// [`RouteKind::Passthrough`] bodies are read generically: every string of a JSON body,
+    /// object keys included, and a body that is not JSON is an [`InspectError`]; a passthrough request without
     /// a body is allowed. [`RouteKind::Models`] and [`RouteKind::Unguarded`] are allowed without
     /// reading the body.
     pub fn inspect(&self, kind: RouteKind, body: &[u8]) -> Result<Verdict, InspectError> {

@@ -15,10 +15,11 @@ pub enum Field {
     /// embeddings `input`, and every string of a body read generically.
     Messages,
     /// Tool output sent back to the model: `tool_result` blocks, OpenAI `role: tool` messages,
-    /// Responses `function_call_output`/`custom_tool_call_output` items.
+    /// Responses `function_call_output`/`custom_tool_call_output` items and MCP call outputs.
     ToolOutput,
-    /// Tool calls the model made: every string in `tool_use` inputs, OpenAI `arguments`,
-    /// Responses `function_call` arguments and custom tool inputs.
+    /// Tool calls the model made: every string and key in `tool_use` inputs, the tool's name,
+    /// OpenAI `arguments` and custom tool `input`, Responses `function_call` arguments and
+    /// custom tool inputs.
     ToolInput,
 }
 

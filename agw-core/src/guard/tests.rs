@@ -301,6 +301,57 @@ fn every_prompt_field_is_scanned() {
 }
 
 #[test]
+fn search_fetch_results_citations_and_tool_names_are_scanned() {
+    let p = seed_policy();
+    let cc = "credit card";
+    let turn = |blocks: String| {
+        format!(
+            r#"{{"messages":[{{"role":"user","content":"q"}},{{"role":"assistant","content":[{blocks}]}}]}}"#
+        )
+    };
+    let search = |result: &str| {
+        format!(
+            r#"{{"type":"server_tool_use","id":"s","name":"web_search","input":{{"query":"q"}}}},{{"type":"web_search_tool_result","tool_use_id":"s","content":[{result}]}}"#
+        )
+    };
+    let bodies = [
+        turn(search(&format!(
+            r#"{{"type":"web_search_result","url":"https://e.com","title":"{cc}","encrypted_content":"e","page_age":null}}"#
+        ))),
+        turn(search(&format!(
+            r#"{{"url":"https://e.com/{cc}","title":"t","type":"web_search_result"}}"#
+        ))),
+        turn(format!(
+            r#"{{"type":"text","text":"x","citations":[{{"type":"char_location","cited_text":"{cc}","document_index":0,"document_title":"d","start_char_index":0,"end_char_index":5}}]}}"#
+        )),
+        turn(format!(
+            r#"{{"citations":[{{"type":"web_search_result_location","cited_text":"c","url":"u","title":"{cc}","encrypted_index":"e"}}],"text":"x","type":"text"}}"#
+        )),
+        turn(format!(
+            r#"{{"type":"text","text":"x","citations":[{{"type":"search_result_location","cited_text":"c","source":"{cc}","title":null,"search_result_index":0}}]}}"#
+        )),
+        turn(format!(
+            r#"{{"type":"tool_use","id":"t","name":"{cc}","input":{{}}}}"#
+        )),
+        turn(format!(
+            r#"{{"type":"code_execution_tool_result","tool_use_id":"s","content":{{"type":"code_execution_result","stdout":"{cc}","stderr":"","return_code":0,"content":[]}}}}"#
+        )),
+        turn(format!(
+            r#"{{"type":"web_fetch_tool_result","tool_use_id":"s","content":{{"type":"web_fetch_result","url":"https://e.com","content":{{"type":"document","source":{{"type":"text","media_type":"text/plain","data":"{cc}"}},"title":"t"}}}}}}"#
+        )),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"search_result","source":"{cc}","title":"t","content":[{{"type":"text","text":"x"}}]}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"search_result","source":"s","title":"t","content":[{{"type":"text","text":"x","citations":[{{"type":"char_location","cited_text":"{cc}"}}]}}]}}]}}]}}"#
+        ),
+    ];
+    for body in &bodies {
+        assert!(rejected(&p, body), "not scanned: {body}");
+    }
+}
+
+#[test]
 fn openai_fields_are_scanned() {
     let p = seed_policy();
     let cc = "credit card";
@@ -314,6 +365,24 @@ fn openai_fields_are_scanned() {
             r#"{{"messages":[{{"role":"assistant","content":null,"tool_calls":[{{"id":"c","type":"function","function":{{"name":"f","arguments":"{{\"q\":\"{cc}\"}}"}}}}]}}]}}"#
         ),
         format!(r#"{{"messages":[{{"role":"developer","content":"{cc}"}}]}}"#),
+        format!(
+            r#"{{"messages":[{{"role":"assistant","content":null,"tool_calls":[{{"id":"c","type":"custom","custom":{{"name":"x","input":"{cc}"}}}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"assistant","tool_calls":[{{"id":"c","type":"function","function":{{"name":"{cc}","arguments":"{{}}"}}}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"messages":[{{"role":"assistant","function_call":{{"name":"{cc}","arguments":"{{}}"}}}}]}}"#
+        ),
+        format!(r#"{{"messages":[{{"role":"assistant","content":null,"refusal":"{cc}"}}]}}"#),
+        format!(
+            r#"{{"messages":[{{"role":"assistant","content":[{{"type":"refusal","refusal":"{cc}"}}]}}]}}"#
+        ),
+        format!(r#"{{"messages":[{{"role":"user","name":"{cc}","content":"hi"}}]}}"#),
+        format!(r#"{{"messages":[{{"role":"system","name":"{cc}","content":"hi"}}]}}"#),
+        format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"file","file":{{"filename":"{cc}.txt","file_data":"data:text/plain;base64,eA=="}}}}]}}]}}"#
+        ),
     ];
     for body in &bodies {
         let d = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
@@ -329,6 +398,12 @@ fn thinking_images_and_unknown_fields_pass_untouched() {
     let p = seed_policy();
     let body = r#"{"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"credit card","signature":"s"},{"type":"redacted_thinking","data":"credit card"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"credit card"}}]}],"new_field":{"text":"credit card"}}"#;
     assert_eq!(decision(&p, body), Decision::Allow);
+    // Opaque data and references: encrypted search results and citation indexes, file data
+    // and ids, image URLs.
+    let body = r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"filename":"f","file_data":"credit card","file_id":"credit card"}},{"type":"image_url","image_url":{"url":"credit card"}}]},{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"s","content":[{"type":"web_search_result","url":"u","title":"t","encrypted_content":"credit card"}]},{"type":"text","text":"x","citations":[{"type":"web_search_result_location","cited_text":"c","encrypted_index":"credit card","file_id":"credit card"}]},{"type":"thinking","thinking":"t","citations":[{"cited_text":"credit card"}],"name":"credit card"}]}]}"#;
+    assert_eq!(decision(&p, body), Decision::Allow);
+    let p = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
+    assert!(p.is_allow());
 }
 
 #[test]
@@ -580,6 +655,156 @@ fn escaped_keys_do_not_hide_text() {
     let p = seed_policy();
     let body = r#"{"\u006dessages":[{"role":"user","\u0063ontent":"credit card"}]}"#;
     assert!(rejected(&p, body));
+}
+
+#[test]
+fn object_keys_in_json_the_model_reads_are_text() {
+    let p = seed_policy();
+    let cc = "credit card 4111111111111111";
+    for (kind, body) in [
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"messages":[{{"role":"user","content":"hi"}},{{"role":"assistant","content":[{{"type":"tool_use","id":"t","name":"x","input":{{"{cc}":"v"}}}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"messages":[{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t","content":[{{"type":"x","content":{{"a":{{"{cc}":1}}}}}}]}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"messages":[{{"role":"user","content":[{{"type":"code_execution_tool_result","tool_use_id":"t","content":{{"{cc}":1}}}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"content","content":[{{"type":"text","text":"t","x":{{"{cc}":0}}}}]}}}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Responses,
+            format!(
+                r#"{{"input":[{{"type":"local_shell_call","call_id":"c","action":{{"type":"exec","command":["ls"],"env":{{"{cc}":"1"}}}}}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Responses,
+            format!(r#"{{"input":[{{"type":"future_item","{cc}":{{}}}}]}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{"messages":[],"prediction":{{"{cc}":""}}}}"#),
+        ),
+        (
+            RouteKind::Passthrough,
+            format!(r#"{{"a":[{{"{cc}":null}}]}}"#),
+        ),
+    ] {
+        let v = p.inspect(kind, body.as_bytes()).unwrap();
+        assert!(
+            matches!(v.decision(), Decision::Reject(_)),
+            "{kind:?} {body}"
+        );
+    }
+    // A key is masked in place, escapes and all; it stays a JSON string, even when two keys
+    // become equal.
+    let p = mask_policy();
+    let body = r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"x","input":{"AKIAIOSFODNN7EXAMPLE":"v","n":{"AKIA\u0049OSFODNN7EXAMPLE":1,"AKIAJSIE27KKMHXI3BJQ":[]}}}]}]}"#;
+    let Decision::Rewrite(out) = decision(&p, body) else {
+        panic!("not masked")
+    };
+    assert_only_spans_changed(
+        body,
+        &out,
+        &[
+            ("AKIAIOSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>"),
+            (r"AKIA\u0049OSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>"),
+            ("AKIAJSIE27KKMHXI3BJQ", "<AWS_ACCESS_KEY>"),
+        ],
+    );
+}
+
+#[test]
+fn case_variant_keys_are_read_as_a_case_insensitive_server_reads_them() {
+    // Go's encoding/json (Ollama, other OpenAI-compatible servers) matches keys ignoring case,
+    // the last one winning: a key agw skipped could be the one the model reads.
+    let p = seed_policy();
+    let cc = "credit card";
+    let cases: &[(RouteKind, String)] = &[
+        (
+            RouteKind::Messages,
+            format!(r#"{{"MESSAGES":[{{"role":"user","content":"{cc}"}}]}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"Messages":[{{"Role":"user","Content":[{{"Type":"text","TEXT":"{cc}"}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Messages,
+            format!(r#"{{"System":"{cc}","messages":[]}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!("{{\"me\u{17f}\u{17f}ages\":[{{\"role\":\"user\",\"content\":\"{cc}\"}}]}}"),
+        ),
+        (
+            RouteKind::Messages,
+            format!(r#"{{"MESS\u0041GES":[{{"role":"user","content":"{cc}"}}]}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"messages":[{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t","CONTENT":"{cc}"}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Completions,
+            format!(
+                r#"{{"messages":[{{"role":"assistant","Tool_Calls":[{{"FUNCTION":{{"Arguments":"{cc}"}}}}]}}]}}"#
+            ),
+        ),
+        (RouteKind::Responses, format!(r#"{{"INPUT":"{cc}"}}"#)),
+        (
+            RouteKind::Responses,
+            format!(r#"{{"Instructions":"{cc}","input":[]}}"#),
+        ),
+        (RouteKind::Embeddings, format!(r#"{{"Input":"{cc}"}}"#)),
+        (
+            RouteKind::LegacyCompletions,
+            format!(r#"{{"PROMPT":"{cc}"}}"#),
+        ),
+        (
+            RouteKind::MessageBatches,
+            format!(
+                r#"{{"Requests":[{{"PARAMS":{{"messages":[{{"role":"user","content":"{cc}"}}]}}}}]}}"#
+            ),
+        ),
+    ];
+    for (kind, body) in cases {
+        let v = p.inspect(*kind, body.as_bytes());
+        assert!(
+            matches!(v.as_ref().map(Verdict::decision), Ok(Decision::Reject(_))),
+            "{kind:?} {body}: {v:?}"
+        );
+    }
+    // Together with the exact key, a case variant is a duplicate: which one a server reads
+    // depends on the server.
+    for body in [
+        r#"{"messages":[{"role":"user","content":"hi"}],"MESSAGES":[{"role":"user","content":"hi"}]}"#,
+        r#"{"messages":[{"role":"user","content":"hi","Content":"hi"}]}"#,
+        r#"{"messages":[{"role":"user","ROLE":"assistant","content":"hi"}]}"#,
+        r#"{"messages":[{"role":"user","content":[{"type":"text","TYPE":"image","text":"hi"}]}]}"#,
+    ] {
+        let e = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("duplicate key"), "{body}: {e}");
+    }
 }
 
 #[test]

@@ -80,14 +80,72 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             Passthrough,
-            r#"{"a":{"b":["{R}",1,null,{"c":"x {R}"}]},"{N}":true}"#,
-            &["body", "body"],
+            r#"{"a":{"b":["{R}",1,null,{"c":"x {R}"}]},"{R}":true}"#,
+            &["body", "body", "body"],
+        ),
+        (
+            Messages,
+            r#"{"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"{N}","name":"x","input":{"{R}":{"k {R}":["{R}"]}}}]}]}"#,
+            &[
+                "messages[0].content[0].input",
+                "messages[0].content[0].input",
+                "messages[0].content[0].input",
+            ],
+        ),
+        (
+            Responses,
+            r#"{"input":[{"type":"function_call","call_id":"{N}","arguments":"{}","action":{"{R}":1}},{"type":"future_item","{R}":{"{R}":2}}]}"#,
+            &["input[0].action", "input[1]", "input[1]"],
         ),
         (Passthrough, r#""{R}""#, &["body"]),
         (
             Completions,
             r#"{"model":"{N}","messages":[{"role":"user","content":[{"type":"text","text":"{R}"}]}],"prediction":{"type":"content","content":"{R}"}}"#,
             &["messages[0].content[0].text", "prediction"],
+        ),
+        (
+            Completions,
+            r#"{"MESSAGES":[{"ROLE":"user","Content":[{"TYPE":"text","Text":"a {R}"}]}]}"#,
+            &["messages[0].content[0].text"],
+        ),
+        (
+            Responses,
+            r#"{"Input":[{"Type":"function_call_output","OUTPUT":"{R}"}]}"#,
+            &["input[0].output"],
+        ),
+        (
+            Completions,
+            r#"{"messages":[{"role":"user","name":"{R}","content":[{"type":"file","file":{"file_id":"{N}","filename":"{R}.txt"}}]},{"role":"assistant","content":[{"type":"refusal","refusal":"{R}"}],"refusal":"{R}","tool_calls":[{"id":"{N}","type":"custom","custom":{"name":"{R}","input":"{R}"}},{"id":"{N}","type":"function","function":{"name":"{R}","arguments":"{\"{R}\":1}"}}]}]}"#,
+            &[
+                "messages[0].name",
+                "messages[0].content[0].file.filename",
+                "messages[1].content[0].refusal",
+                "messages[1].refusal",
+                "messages[1].tool_calls[0].custom.name",
+                "messages[1].tool_calls[0].custom.input",
+                "messages[1].tool_calls[1].function.name",
+                "messages[1].tool_calls[1].function.arguments",
+            ],
+        ),
+        (
+            Messages,
+            r#"{"messages":[{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"{N}","content":[{"type":"web_search_result","url":"https://{R}","title":"{R}","encrypted_content":"{N}"}]},{"type":"text","text":"a","citations":[{"type":"web_search_result_location","cited_text":"{R}","title":"{R}","url":"{R}","encrypted_index":"{N}"}]}]}]}"#,
+            &[
+                "messages[0].content[0].content[0].url",
+                "messages[0].content[0].content[0].title",
+                "messages[0].content[1].citations",
+                "messages[0].content[1].citations",
+                "messages[0].content[1].citations",
+            ],
+        ),
+        (
+            Responses,
+            r#"{"input":[{"role":"user","content":[{"type":"input_file","filename":"{R}","file_data":"{N}"}]},{"type":"mcp_call","id":"{N}","server_label":"{N}","name":"{R}","arguments":"{}","output":"{R}"}]}"#,
+            &[
+                "input[0].content[0].filename",
+                "input[1].name",
+                "input[1].output",
+            ],
         ),
         (Models, r#"{"x":"{N}"}"#, &[]),
         (Unguarded, r#"{"x":"{N}"}"#, &[]),
@@ -150,6 +208,10 @@ fn duplicate_keys_and_wrong_shapes_are_refused() {
             r#"{"messages":[{"role":"assistant","tool_calls":[],"tool_calls":[]}]}"#,
         ),
         (Completions, r#"{"prediction":{},"prediction":{}}"#),
+        (Completions, r#"{"prediction":{},"PREDICTION":{}}"#),
+        (Responses, r#"{"input":"a","Input":"b"}"#),
+        (Embeddings, r#"{"INPUT":"a","input":"b"}"#),
+        (MessageBatches, r#"{"requests":[],"Requests":[]}"#),
         (Passthrough, "not json"),
         (Passthrough, r#"{"a":"b""#),
         (Passthrough, r#"{"a":1} x"#),
@@ -307,6 +369,17 @@ fn removal_is_whole_and_cannot_smuggle_text() {
     // A tool loop: the latest user message ends in a tool result, which is the final prompt.
     let tool = r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"Read","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"a credit card"},{"type":"tool_result","tool_use_id":"u","content":"fine"}]}]}"#;
     assert!(matches!(inspect(&p, k, tool), Decision::Reject(_)));
+    // A key is removed whole like any other string.
+    let keyed = tool.replace(
+        r#""content":"a credit card""#,
+        r#""content":{"a credit card":1}"#,
+    );
+    assert!(matches!(inspect(&p, k, &keyed), Decision::Reject(_)));
+    let keyed = keyed.replace(
+        r#""content":"fine"}"#,
+        r#""content":"fine"},{"type":"text","text":"never mind"}"#,
+    );
+    forwarded(&p, k, &keyed, &["a credit card"]);
     // ... and once the user types the next prompt, the tool result is removed.
     let tool = tool.replace(
         r#""content":"fine"}"#,

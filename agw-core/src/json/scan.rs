@@ -58,6 +58,25 @@ fn copy_run(out: &mut Vec<u8>, b: &[u8], from: usize, to: usize) {
     }
 }
 
+/// Whether `key` (decoded) equals `name` (ASCII lower case) under the folding described at
+/// [`Scanner::key_matches`].
+fn folds_to(key: &[u8], name: &[u8]) -> bool {
+    let mut rest = key;
+    for &want in name {
+        let (c, len) = match rest {
+            [0xc5, 0xbf, ..] => (b's', 2),
+            [0xe2, 0x84, 0xaa, ..] => (b'k', 3),
+            [c, ..] => (c.to_ascii_lowercase(), 1),
+            [] => return false,
+        };
+        if c != want {
+            return false;
+        }
+        rest = &rest[len..];
+    }
+    rest.is_empty()
+}
+
 #[inline]
 fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\n' | b'\r' | b'\t')
@@ -543,6 +562,34 @@ impl<'a> Scanner<'a> {
         out == name.as_bytes()
     }
 
+    /// Whether the key is `name` (ASCII lower case) to a parser that matches keys
+    /// case-insensitively, as Go's `encoding/json` does: decoded, it equals `name` ignoring
+    /// ASCII case, with `ſ` (U+017F) read as `s` and the Kelvin sign (U+212A) as `k` (the two
+    /// non-ASCII characters Unicode folds to ASCII letters). A request reader that skips such a
+    /// key would forward text such a server reads.
+    ///
+    /// The common case, an exact match, costs what [`Scanner::key_is`] costs; a key is decoded
+    /// only when it is escaped or non-ASCII and longer than `name`.
+    #[inline]
+    pub fn key_matches(&self, key: &Str, name: &str) -> bool {
+        let raw = &self.b[key.raw.clone()];
+        let name = name.as_bytes();
+        debug_assert!(!name.iter().any(u8::is_ascii_uppercase), "{name:?}");
+        if raw.len() == name.len() {
+            // An escape or a folded character makes a key longer than its folded text.
+            return raw == name || raw.eq_ignore_ascii_case(name);
+        }
+        if raw.len() < name.len() || (!key.escaped && raw.is_ascii()) {
+            return false;
+        }
+        if !key.escaped {
+            return folds_to(raw, name);
+        }
+        let mut out = Vec::new();
+        super::text::unescape_exact(raw, &mut out);
+        folds_to(&out, name)
+    }
+
     /// The decoded value of a short string (keys, roles, types), exact JSON semantics.
     pub fn str_value(&self, s: &Str) -> std::borrow::Cow<'a, [u8]> {
         let raw = &self.b[s.raw.clone()];
@@ -654,5 +701,41 @@ mod tests {
         })
         .unwrap();
         assert_eq!(hits, 2);
+    }
+
+    #[test]
+    fn keys_match_as_a_case_insensitive_parser_reads_them() {
+        let matching = [
+            r#""messages""#,
+            r#""MESSAGES""#,
+            r#""Messages""#,
+            r#""mess\u0061ges""#,
+            r#""MESS\u0041GES""#,
+            "\"me\u{17f}\u{17f}ages\"",
+            r#""me\u017fSAGES""#,
+            "\"\u{212a}\"",
+        ];
+        let other = [
+            r#""message""#,
+            r#""messagess""#,
+            r#""messages ""#,
+            r#""me\u0073sage""#,
+            "\"mess\u{e1}ges\"",
+            "\"messages\u{17f}\"",
+            r#""""#,
+        ];
+        for (keys, want) in [(&matching[..], true), (&other[..], false)] {
+            for key in keys {
+                let body = format!("{{{key}:1}}");
+                let mut sc = Scanner::new(body.as_bytes()).unwrap();
+                let mut hit = false;
+                sc.object(|s, k| {
+                    hit = s.key_matches(&k, "messages") || s.key_matches(&k, "k");
+                    s.skip().map(drop)
+                })
+                .unwrap();
+                assert_eq!(hit, want, "{key}");
+            }
+        }
     }
 }
