@@ -283,7 +283,9 @@ pub fn find_model(body: &[u8]) -> Result<Option<(Range<usize>, String)>, JsonErr
     }
     let mut found = None;
     sc.object(|sc, key| {
-        if !sc.key_is(&key, "model") {
+        // Any case: an upstream with a case-insensitive JSON decoder (Go's) reads `MODEL`
+        // as `model` (so `model` and `MODEL` together are a duplicate).
+        if !sc.key_matches(&key, "model") {
             return sc.skip_fast();
         }
         let Some(s) = sc.string_or_none()? else {
@@ -375,6 +377,15 @@ mod tests {
         // An escaped duplicate key cannot smuggle a second model past the list.
         let dup = br#"{"model":"claude-opus-4-6","\u006dodel":"claude-haiku"}"#;
         assert!(matches!(p.apply(dup), Err(ModelError::Body(_))));
+        // Nor a key in another case, which a case-insensitive decoder (Go's) reads as `model`.
+        for dup in [
+            &br#"{"model":"claude-opus-4-6","MODEL":"claude-haiku"}"#[..],
+            br#"{"Model":"claude-haiku","model":"claude-opus-4-6"}"#,
+        ] {
+            assert!(matches!(p.apply(dup), Err(ModelError::Body(_))));
+        }
+        let e = p.apply(br#"{"MODEL":"claude-haiku"}"#).unwrap_err();
+        assert!(matches!(e, ModelError::NotAllowed { .. }), "{e:?}");
         assert!(matches!(
             p.apply(br#"{"model":7}"#),
             Err(ModelError::Body(_))

@@ -349,7 +349,7 @@ pub fn max_tokens(body: &[u8]) -> Option<u64> {
 pub(crate) fn is_output_cap(sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
     ["max_tokens", "max_completion_tokens", "max_output_tokens"]
         .iter()
-        .any(|k| sc.key_is(key, k))
+        .any(|k| sc.key_matches(key, k))
 }
 
 /// The larger of `found` and the cap whose JSON value is `value`, when that is a whole number.

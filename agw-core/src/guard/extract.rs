@@ -373,7 +373,7 @@ impl Extractor {
             if sc.key_matches(&key, "messages") {
                 once(&mut seen_messages, "messages")?;
                 self.messages(sc)
-            } else if top && sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
+            } else if top && sc.key_matches(&key, "model") && sc.peek() == Some(b'"') {
                 self.model(sc)
             } else if top && crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
@@ -844,6 +844,9 @@ impl Extractor {
     ) -> Result<(), JsonError> {
         match sc.peek() {
             Some(b'"') => {
+                // Separate values are separate words (`["n", "AKIA…"]` is not `nAKIA…`), as
+                // keys are.
+                self.doc.text.push(b'\n');
                 self.push_next(sc, field, loc)?;
                 Ok(())
             }

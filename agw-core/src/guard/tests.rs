@@ -959,3 +959,33 @@ fn verdict_reads_the_output_cap_as_usage_does() {
     assert_eq!(verdict.max_tokens(), None);
     assert_eq!(crate::usage::max_tokens(nested.as_bytes()), None);
 }
+
+/// Neighbouring values of a JSON the model reads are separate words: `["n", "AKIA…"]` was
+/// matched as `nAKIA…`, which the key detectors (word boundaries) miss.
+#[test]
+fn neighbouring_values_are_separate_words() {
+    let key = "AKIAIOSFODNN7EXAMPLE";
+    for input in [
+        format!(r#"["n","{key}"]"#),
+        format!(r#"{{"a":"x","b":"{key}"}}"#),
+        format!(r#"{{"a":["abc",{{"b":"{key}"}}]}}"#),
+    ] {
+        let body = format!(
+            r#"{{"messages":[{{"role":"user","content":"hi"}},{{"role":"assistant","content":[{{"type":"tool_use","id":"t","name":"x","input":{input}}}]}}]}}"#
+        );
+        let v = mask_policy()
+            .inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap();
+        match v.into_decision() {
+            Decision::Rewrite(out) => {
+                let out = String::from_utf8(out).unwrap();
+                assert!(
+                    !out.contains(key) && out.contains("<AWS_ACCESS_KEY>"),
+                    "{out}"
+                );
+                serde_json::from_str::<serde_json::Value>(&out).unwrap();
+            }
+            other => panic!("{input}: {other:?}"),
+        }
+    }
+}
