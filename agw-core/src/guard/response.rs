@@ -69,6 +69,9 @@ struct Pending {
     s: Str,
     field: Field,
     reasoning: bool,
+    /// A `text` value: consecutive ones (an Anthropic message's text blocks) read as one
+    /// text, as a client shows them.
+    text: bool,
 }
 
 struct Walker<'b> {
@@ -175,16 +178,26 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
                 },
             },
         });
-        doc.units.push(Unit {
-            field: p.field,
-            message: Some(0),
-            request: None,
-            // Each string is matched on its own; the model wrote it, not the client.
-            group: i as u32,
-            latest: true,
-            user: false,
-            segs: seg..seg + 1,
-        });
+        // Each string is matched on its own (the model wrote it, not the client), but for
+        // text blocks that follow one another: `credit ` and `card` in two blocks read as
+        // the client shows them.
+        let joins = p.text
+            && i > 0
+            && w.pending[i - 1].text
+            && w.pending[i - 1].reasoning == p.reasoning
+            && w.pending[i - 1].field == p.field;
+        match doc.units.last_mut() {
+            Some(u) if joins && u.segs.end == seg => u.segs.end = seg + 1,
+            _ => doc.units.push(Unit {
+                field: p.field,
+                message: Some(0),
+                request: None,
+                group: i as u32,
+                latest: true,
+                user: false,
+                segs: seg..seg + 1,
+            }),
+        }
     }
     Ok(out)
 }
@@ -208,6 +221,7 @@ impl<'b> Walker<'b> {
                         s,
                         field,
                         reasoning,
+                        text: key == b"text",
                     });
                 }
                 Ok(())
@@ -234,6 +248,7 @@ impl<'b> Walker<'b> {
                     s: k.clone(),
                     field,
                     reasoning: false,
+                    text: false,
                 });
             }
             match &*key {
@@ -260,6 +275,7 @@ impl<'b> Walker<'b> {
                         s,
                         field: Field::ToolInput,
                         reasoning: false,
+                        text: false,
                     });
                     Ok(())
                 }
@@ -484,6 +500,27 @@ mod tests {
                 .unwrap()
                 .is_allow()
         );
+    }
+
+    /// Found by the audit: `credit ` in one text block and `card` in the next passed; a client
+    /// shows them as one text.
+    #[test]
+    fn consecutive_text_blocks_read_as_one_text() {
+        let body =
+            r#"{"content":[{"type":"text","text":"my credit "},{"type":"text","text":"card"}]}"#;
+        assert_eq!(rejected(body), "cards");
+        let body = format!(
+            r#"{{"content":[{{"type":"text","text":"k AKIAIOSF"}},{{"type":"text","text":"ODNN7EXAMPLE x"}}]}}"#
+        );
+        let out = rewritten(&body);
+        assert!(!out.contains("AKIA") && !out.contains("ODNN7"), "{out}");
+        // Text and a tool input, or a thinking block, are not one text.
+        for body in [
+            r#"{"content":[{"type":"text","text":"my credit "},{"type":"tool_use","id":"t","name":"x","input":{"a":"card"}}]}"#,
+            r#"{"content":[{"type":"thinking","thinking":"credit "},{"type":"text","text":"card"}]}"#,
+        ] {
+            assert!(inspect(body).unwrap().is_allow(), "{body}");
+        }
     }
 
     /// Found by the audit: a tool input's keys were never read.

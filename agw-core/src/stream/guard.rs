@@ -96,6 +96,9 @@ pub struct StreamGuard {
     held_bytes: usize,
     /// A channel's text and where each held part starts in it, kept between scans.
     scratch: (String, Vec<(u64, usize, usize)>),
+    /// The end of the last text block, context for the next one (Anthropic text blocks and
+    /// Responses output text follow one another: a client shows them as one text).
+    text_tail: String,
 }
 
 /// Most bytes of events held back at once (a tool call's input and the events around it);
@@ -149,6 +152,7 @@ impl StreamGuard {
             hits: Vec::new(),
             held_bytes: 0,
             scratch: Default::default(),
+            text_tail: String::new(),
         }
     }
 
@@ -386,11 +390,19 @@ impl StreamGuard {
         if let Some(i) = self.chans.iter().position(|c| c.key == key && !c.done) {
             return i;
         }
+        // A new text block reads on from where the last one ended.
+        let chained = key.kind == ChanKind::Text
+            && matches!(self.dialect, Dialect::Messages | Dialect::Responses);
+        let sent_tail = if chained {
+            std::mem::take(&mut self.text_tail)
+        } else {
+            String::new()
+        };
         self.chans.push(Chan {
             key,
             name: String::new(),
             done: false,
-            sent_tail: String::new(),
+            sent_tail,
             base: 0,
             live: Live::default(),
             pending: VecDeque::new(),
@@ -696,8 +708,17 @@ impl StreamGuard {
         }
         if force {
             chan.base += chan.sent_tail.len();
-            chan.sent_tail.clear();
+            let tail = std::mem::take(&mut chan.sent_tail);
             chan.live.reset();
+            if maskable && chan.done {
+                // The block has ended: its end is the next block's context.
+                let mut cut = tail.len().saturating_sub(self.window);
+                while !tail.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                self.text_tail.clear();
+                self.text_tail.push_str(&tail[cut..]);
+            }
         } else if chan.sent_tail.len() > self.window {
             let mut cut = chan.sent_tail.len() - self.window;
             while !chan.sent_tail.is_char_boundary(cut) {

@@ -586,6 +586,50 @@ fn a_pem_key_longer_than_the_window_is_masked_to_its_end() {
     }
 }
 
+/// Found by the audit: `credit ` in one text block and `card` in the next passed; a client
+/// shows consecutive text blocks as one text.
+#[test]
+fn a_match_across_text_blocks_is_found() {
+    let two_blocks = |a: &str, b: &str| {
+        let one = String::from_utf8(anthropic_stream(&[a])).unwrap();
+        let stop =
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n";
+        let second = format!(
+            "{stop}event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":1,\"content_block\":{{\"type\":\"text\",\"text\":\"\"}}}}\n\n\
+             event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}\n\n\
+             event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":1}}\n\n",
+            serde_json::to_string(b).unwrap()
+        );
+        one.replacen(stop, &second, 1)
+    };
+    let policy = Policy::builder()
+        .rule(Rule::regex("cards", ["credit card"]).reject("no cards"))
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+        .build()
+        .unwrap();
+    let input = two_blocks("my credit ", "card, please");
+    for chunk in [5, input.len()] {
+        let (out, rejected) = run(&policy, Api::Anthropic, 64, input.as_bytes(), chunk);
+        assert!(rejected, "{}", String::from_utf8_lossy(&out));
+        assert!(!String::from_utf8_lossy(&out).contains("card, please"));
+    }
+    // A key split over two blocks: what the second block holds of it is masked (the first
+    // block's part went out when that block ended).
+    let input = two_blocks("key AKIAIOSF", "ODNN7EXAMPLE ok");
+    let (out, rejected) = run(&policy, Api::Anthropic, 64, input.as_bytes(), 9);
+    assert!(!rejected);
+    let text = text_of(&out);
+    assert!(
+        !text.contains("ODNN7EXAMPLE") && text.ends_with("<AWS_ACCESS_KEY> ok"),
+        "{text}"
+    );
+    // Unrelated blocks are unchanged.
+    let input = two_blocks("my credit ", "history is fine");
+    let (out, rejected) = run(&policy, Api::Anthropic, 64, input.as_bytes(), 9);
+    assert!(!rejected);
+    assert_eq!(out, input.as_bytes());
+}
+
 #[test]
 fn a_tool_input_that_is_not_json_fails_closed() {
     let input = tool_stream("Bash", &[r#"{"command": "ls"} trailing"#]);
