@@ -445,11 +445,34 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn skip_string_fast(&mut self) -> Result<(), JsonError> {
+        let mut from = self.pos + 1;
+        // Most strings skipped are short (keys, types, enum values): a block compare or two
+        // finds their end without a `memchr` call. An escape's next byte is never the end.
+        for _ in 0..2 {
+            let Some(block) = self.b.get(from..from + 16) else {
+                break;
+            };
+            match quote_or_escape(block.try_into().expect("16 bytes")) {
+                Some(k) if block[k] == b'"' => {
+                    self.pos = from + k + 1;
+                    return Ok(());
+                }
+                Some(k) => from += k + 2,
+                None => from += 16,
+            }
+        }
+        self.skip_long_string(from)
+    }
+
+    /// The rest of a string that opened at `self.pos`, from `from`: `memchr` to each quote,
+    /// then whether an odd run of backslashes escapes it.
+    #[inline(never)]
+    fn skip_long_string(&mut self, mut from: usize) -> Result<(), JsonError> {
         let open = self.pos;
-        let mut from = open + 1;
         loop {
-            let Some(off) = memchr::memchr(b'"', &self.b[from..]) else {
+            let Some(off) = memchr::memchr(b'"', self.b.get(from..).unwrap_or_default()) else {
                 self.pos = self.b.len();
                 return Err(self.err("unterminated string"));
             };
