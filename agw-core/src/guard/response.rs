@@ -509,10 +509,8 @@ mod tests {
         let body =
             r#"{"content":[{"type":"text","text":"my credit "},{"type":"text","text":"card"}]}"#;
         assert_eq!(rejected(body), "cards");
-        let body = format!(
-            r#"{{"content":[{{"type":"text","text":"k AKIAIOSF"}},{{"type":"text","text":"ODNN7EXAMPLE x"}}]}}"#
-        );
-        let out = rewritten(&body);
+        let body = r#"{"content":[{"type":"text","text":"k AKIAIOSF"},{"type":"text","text":"ODNN7EXAMPLE x"}]}"#;
+        let out = rewritten(body);
         assert!(!out.contains("AKIA") && !out.contains("ODNN7"), "{out}");
         // Text and a tool input, or a thinking block, are not one text.
         for body in [
