@@ -94,7 +94,7 @@ pub async fn serve_with(
         match &serving.tls {
             None => {
                 let conn = builder
-                    .serve_connection_with_upgrades(
+                    .serve_connection(
                         TokioIo::new(stream),
                         TowerToHyperService::new(app),
                     )
@@ -155,7 +155,7 @@ async fn serve_conn<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn =
-        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(app));
+        builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
     let conn = watcher.watch(conn);
     tokio::select! {
         _ = conn => {}
