@@ -277,37 +277,69 @@ fn the_grafana_dashboard_uses_only_metrics_that_exist() {
     assert!(checked >= 15);
 }
 
+fn report(request_model: &str, response_model: Option<&str>) -> agw_tower::usage::UsageReport {
+    agw_tower::usage::UsageReport {
+        identity: None,
+        backend: Some("b".into()),
+        provider: Some("anthropic".into()),
+        route: agw_core::route::RouteKind::Messages,
+        api: Api::Anthropic,
+        status: http::StatusCode::OK,
+        request_model: Some(request_model.to_owned()),
+        response_model: response_model.map(str::to_owned),
+        usage: Some(agw_core::usage::Usage {
+            input: 1,
+            output: 1,
+            cache_write: 0,
+            cache_read: 0,
+        }),
+        cost_micros: Some(1),
+        streamed: false,
+        complete: true,
+        duration: std::time::Duration::from_millis(1),
+        time_to_first_byte: None,
+        time_to_headers: None,
+        upstream: None,
+    }
+}
+
+/// Found by the audit: the text exposition does not escape label values, so a model name with
+/// `"` and a newline wrote its own lines into the scrape; a key sent as a model name was shown.
+#[test]
+fn client_chosen_label_values_cannot_inject_or_leak() {
+    use agw_tower::usage::UsageSink;
+    let metrics = Metrics::new(false);
+    metrics.report(&report("x\"} injected_metric 1\n# HELP", Some("y\\\"\r\n")));
+    metrics.report(&report(
+        "AKIAIOSFODNN7EXAMPLE",
+        Some("sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123"),
+    ));
+    let text = metrics.encode();
+    // The name stays inside its quoted value; no line of the client's own.
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with('#') || l.starts_with("gen_ai_") || l.starts_with("agw_")),
+        "{text}"
+    );
+    assert!(!text.contains("AKIA") && !text.contains("sk-ant"), "{text}");
+    let s = parse(&text);
+    assert!(!s.samples.iter().any(|x| x.metric.contains("injected")));
+    assert!(
+        s.samples
+            .iter()
+            .any(|x| x.labels.get("gen_ai_request_model") == Some("redacted"))
+    );
+}
+
 /// Clients choose the model they ask for: past `MAX_MODELS` names, new ones are `other`, so
 /// random names cannot grow the registry without end.
 #[test]
 fn model_labels_are_bounded() {
     use agw_tower::metrics::MAX_MODELS;
-    use agw_tower::usage::{UsageReport, UsageSink};
+    use agw_tower::usage::UsageSink;
     let metrics = Metrics::new(false);
     for i in 0..MAX_MODELS + 50 {
-        metrics.report(&UsageReport {
-            identity: None,
-            backend: Some("b".into()),
-            provider: Some("anthropic".into()),
-            route: agw_core::route::RouteKind::Messages,
-            api: Api::Anthropic,
-            status: http::StatusCode::OK,
-            request_model: Some(format!("model-{i}")),
-            response_model: None,
-            usage: Some(agw_core::usage::Usage {
-                input: 1,
-                output: 1,
-                cache_write: 0,
-                cache_read: 0,
-            }),
-            cost_micros: Some(1),
-            streamed: false,
-            complete: true,
-            duration: std::time::Duration::from_millis(1),
-            time_to_first_byte: None,
-            time_to_headers: None,
-            upstream: None,
-        });
+        metrics.report(&report(&format!("model-{i}"), None));
     }
     let s = parse(&metrics.encode());
     let mut models: Vec<&str> = find(&s, "agw_tokens_total", &[("kind", "input")])

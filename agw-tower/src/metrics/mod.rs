@@ -309,7 +309,7 @@ impl Metrics {
     pub fn guard_outcome(&self, rule: &str, action: &str, direction: &'static str) {
         self.guard
             .get_or_create(&Guard {
-                rule: rule.to_owned(),
+                rule: label_value(rule),
                 action: action.to_owned(),
                 direction,
             })
@@ -521,11 +521,11 @@ impl Metrics {
         };
         let mut known = self.models.lock().unwrap_or_else(|e| e.into_inner());
         if known.contains(model) {
-            return model.to_owned();
+            return label_value(model);
         }
         if known.len() < MAX_MODELS {
             known.insert(model.to_owned());
-            return model.to_owned();
+            return label_value(model);
         }
         "other".to_owned()
     }
@@ -533,8 +533,42 @@ impl Metrics {
     /// The `identity` and `team` labels of a report (none unless configured).
     fn identity(&self, r: &UsageReport) -> (Option<String>, Option<String>) {
         match (&r.identity, self.identity_label) {
-            (Some(i), true) => (Some(i.name.clone()), i.team.clone()),
+            (Some(i), true) => (
+                Some(label_value(&i.name)),
+                i.team.as_deref().map(label_value),
+            ),
             _ => (None, None),
         }
     }
+}
+
+/// A label value from outside agw's configuration (a model name a client chose or an upstream
+/// named, a token's `sub`): the text exposition does not escape label values, so `"`, `\`
+/// and control characters become `_` (a client could otherwise write its own series into
+/// the scrape, or break it), and a value the secret detectors recognise (a key pasted as a
+/// model name) is `redacted`.
+pub(crate) fn label_value(v: &str) -> String {
+    use agw_core::detect::{Detector, DetectorSet};
+    use std::sync::OnceLock;
+    static SECRETS: OnceLock<DetectorSet> = OnceLock::new();
+    let secrets = SECRETS.get_or_init(|| {
+        Detector::ALL
+            .into_iter()
+            .filter(|d| d.is_secret())
+            .collect()
+    });
+    let mut found = Vec::new();
+    secrets.find(v.as_bytes(), &mut found);
+    if !found.is_empty() {
+        return "redacted".to_owned();
+    }
+    v.chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
