@@ -308,6 +308,79 @@ async fn the_layer_answers_429_and_reports_what_remains() {
     );
 }
 
+/// Found by the audit: message batches and passthrough endpoints (files, images, OpenAI
+/// batches) were never limited — a batch holds many billed requests. Every route but model
+/// listing and token counting counts against the request limits.
+#[tokio::test]
+async fn batches_and_passthrough_count_against_request_limits() {
+    let store = FileKeyStore::in_memory();
+    let (secret, hash) = key::generate().unwrap();
+    store
+        .insert(KeyRecord {
+            name: "alice".into(),
+            team: None,
+            hash: hash.to_hex(),
+            created: 0,
+            expires: None,
+            revoked: false,
+        })
+        .await
+        .unwrap();
+    let limiter = Arc::new(limiter(LimitPolicy {
+        per_key: Limits {
+            requests_per_minute: Some(3),
+            tokens_per_minute: Some(1000),
+            ..Limits::default()
+        },
+        default_estimate: 800,
+        ..LimitPolicy::default()
+    }));
+    let prices = PriceTable::new([("*", Price::default())]).unwrap();
+    // A reply without usage (as a batch's creation or a file upload gets).
+    let no_usage = |_req: axum::extract::Request| async {
+        http::Response::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(r#"{"id":"x"}"#))
+            .unwrap()
+    };
+    let app = axum::Router::new()
+        .route("/v1/messages/batches", axum::routing::post(no_usage))
+        .route("/v1/messages/count_tokens", axum::routing::post(upstream))
+        .route("/v1/files", axum::routing::post(no_usage))
+        .route("/v1/models", axum::routing::get(upstream))
+        .layer(UsageLayer::new(Arc::new(prices)))
+        .layer(LimitLayer::new(limiter.clone()))
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = support::serve(app).await;
+    let h = [("x-api-key", secret.as_str())];
+    // Free: token counting and model listing, however often.
+    for _ in 0..5 {
+        let r = support::post(addr, "/v1/messages/count_tokens", &h, "{}").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.header("x-agw-ratelimit-requests-remaining").is_none());
+    }
+    let batch = r#"{"requests":[{"custom_id":"a","params":{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}}]}"#;
+    let r = support::post(addr, "/v1/messages/batches", &h, batch).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-agw-ratelimit-requests-remaining"), Some("2"));
+    // Such a request holds no tokens: the minute's 1000 stay whole.
+    assert_eq!(r.header("x-agw-ratelimit-tokens-remaining"), Some("1000"));
+    let r = support::post(addr, "/v1/files", &h, "{}").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-agw-ratelimit-requests-remaining"), Some("1"));
+    let r = support::post(addr, "/v1/messages/batches", &h, batch).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = support::post(addr, "/v1/messages/batches", &h, batch).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+}
+
 /// The request guard reads `max_tokens` with the model; the limiter holds that as the request's
 /// estimate (taken from the guard's report, not read again), not the default.
 #[tokio::test]

@@ -41,15 +41,23 @@ where
         Box::pin(async move {
             let class = Classified::of(&req, RouteKind::Passthrough);
             let api = class.api;
-            // Token counting, model listing and passthrough cost no tokens: not limited.
-            if !crate::usage::service::has_usage(class.kind) {
+            // Model listing and token counting cost nothing: not limited. Everything else —
+            // prompts, message batches (one holds many billed requests), passthrough
+            // endpoints (files, images, audio, batches) — counts against the request limits
+            // and is refused once a budget is spent; tokens are charged where a response
+            // reports them.
+            if matches!(class.kind, RouteKind::Models | RouteKind::CountTokens) {
                 return Ok(inner.call(req).await?.map(Body::inner));
             }
-            RequestFacts::ensure(&mut req);
-            let estimate = req
-                .extensions()
-                .get::<RequestFacts>()
-                .and_then(|f| f.max_tokens);
+            // A response without token usage (a batch's creation, a file) holds no tokens.
+            let estimate = if crate::usage::service::has_usage(class.kind) {
+                RequestFacts::ensure(&mut req);
+                req.extensions()
+                    .get::<RequestFacts>()
+                    .and_then(|f| f.max_tokens)
+            } else {
+                Some(0)
+            };
             let now = crate::auth::key::unix_now();
             let who = req.extensions().get::<Identity>();
             let ticket = match limiter.admit_reported(who, estimate, now).await {
