@@ -74,6 +74,8 @@ pub struct UsageCounter {
     usage: Usage,
     model: Option<String>,
     seen: bool,
+    /// Stream events that carried a delta (each at least one output token).
+    deltas: u64,
 }
 
 impl UsageCounter {
@@ -84,12 +86,16 @@ impl UsageCounter {
             usage: Usage::default(),
             model: None,
             seen: false,
+            deltas: 0,
         }
     }
 
     /// Reads one complete server-sent event (bytes as on the wire, `event:`/`data:` lines).
     /// Events without `"usage"` in them cost one byte search.
     pub fn event(&mut self, event: &[u8]) {
+        if memchr::memmem::find(event, b"delta").is_some() {
+            self.deltas += 1;
+        }
         if memchr::memmem::find(event, b"\"usage\"").is_none() {
             return;
         }
@@ -226,6 +232,16 @@ impl UsageCounter {
     /// The final usage and response model; `None` if the response carried no usage.
     pub fn finish(self) -> Option<(Usage, Option<String>)> {
         self.seen.then_some((self.usage, self.model))
+    }
+
+    /// The stream ended before its final usage (the client went away, the connection broke):
+    /// what the provider generated is unknown, but each delta delivered was at least one
+    /// output token, so the output count is at least that many (`message_start` alone says 1).
+    pub fn aborted(&mut self) {
+        if self.deltas > self.usage.output {
+            self.usage.output = self.deltas;
+            self.seen = true;
+        }
     }
 }
 
@@ -409,6 +425,37 @@ mod tests {
         let (usage, model) = stream_at_every_split(Api::Anthropic, s);
         assert_eq!(usage, u(12, 77, 300, 4000));
         assert_eq!(model.as_deref(), Some("claude-sonnet-4-5"));
+    }
+
+    /// Found by the audit: a stream the client left early was charged what `message_start`
+    /// said (1 output token), however much it had delivered.
+    #[test]
+    fn an_aborted_stream_counts_a_token_per_delta_delivered() {
+        let start = b"data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n";
+        let delta = b"data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n";
+        let mut c = UsageCounter::new(Api::Anthropic);
+        c.event(start);
+        for _ in 0..7 {
+            c.event(delta);
+        }
+        assert_eq!(c.usage(), Some(u(5, 1, 0, 0)));
+        c.aborted();
+        assert_eq!(c.usage(), Some(u(5, 7, 0, 0)));
+        // A larger reported count stands; nothing delivered, nothing added.
+        let mut c = UsageCounter::new(Api::Anthropic);
+        c.event(b"data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":30}}}\n\n");
+        c.event(delta);
+        c.aborted();
+        assert_eq!(c.usage(), Some(u(5, 30, 0, 0)));
+        let mut c = UsageCounter::new(Api::OpenAi);
+        c.aborted();
+        assert_eq!(c.usage(), None);
+        // OpenAI chunks without usage: each delta counts.
+        for _ in 0..3 {
+            c.event(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n");
+        }
+        c.aborted();
+        assert_eq!(c.usage().map(|u| u.output), Some(3));
     }
 
     #[test]

@@ -221,8 +221,11 @@ async fn a_body_dropped_midway_is_reported_incomplete() {
     use tower_service::Service;
     let reports = Arc::new(Reports::default());
     let upstream = tower::service_fn(|_req: http::Request<()>| async {
-        let (tx, rx) = mpsc::channel(2);
+        let (tx, rx) = mpsc::channel(8);
         tx.send(Bytes::from_static(START.as_bytes())).await.unwrap();
+        for _ in 0..3 {
+            tx.send(Bytes::from_static(DELTA.as_bytes())).await.unwrap();
+        }
         std::mem::forget(tx); // the upstream never finishes
         let res = http::Response::builder()
             .header("content-type", "text/event-stream")
@@ -242,11 +245,15 @@ async fn a_body_dropped_midway_is_reported_incomplete() {
         });
     let res = svc.call(req).await.unwrap();
     let mut body = res.into_body();
-    body.frame().await.unwrap().unwrap();
+    for _ in 0..4 {
+        body.frame().await.unwrap().unwrap();
+    }
     drop(body); // the client went away
     let [r] = reports.take().try_into().unwrap();
     assert!(!r.complete);
     assert_eq!(r.usage.map(|u| u.cache_read), Some(20000));
+    // `message_start` says 1 output token; the three deltas delivered were at least three.
+    assert_eq!(r.usage.map(|u| u.output), Some(3));
 }
 
 #[tokio::test]

@@ -124,6 +124,9 @@ impl State {
                 if let Some(e) = dec.finish() {
                     self.counter.event(&e);
                 }
+                if !complete {
+                    self.counter.aborted();
+                }
             }
             Reader::None => {}
         }
