@@ -455,6 +455,11 @@ impl Policy {
             for h in &raw {
                 let rule = &inner.rules[h.rule];
                 let (first_seg, pieces) = self.locate(doc, unit, base, h);
+                if pieces.is_empty() {
+                    // Only the separators agw puts between words (a key and its value): no
+                    // one wrote that text.
+                    continue;
+                }
                 let loc = &doc.segs[first_seg].loc;
                 hits.push(Hit {
                     rule: rule.name.clone(),

@@ -989,3 +989,26 @@ fn neighbouring_values_are_separate_words() {
         }
     }
 }
+
+/// Found by fuzzing (`mask`): a rule matching a line break matched the separators agw puts
+/// between a JSON's values and keys, text no one wrote (and that masking cannot remove).
+#[test]
+fn separators_between_values_are_not_text() {
+    let p = Policy::builder()
+        .rule(Rule::regex("nl", ["\n"]).reject("no line breaks"))
+        .build()
+        .unwrap();
+    let body = r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":null,"function_call":{"name":"f","arguments":"b"}},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":{"k":"v","w":["x","y"]}}]}]}"#;
+    assert!(
+        p.inspect(RouteKind::Completions, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+    // A line break the client wrote still matches.
+    let body = r#"{"messages":[{"role":"user","content":"a\nb"}]}"#;
+    assert!(
+        !p.inspect(RouteKind::Completions, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}
