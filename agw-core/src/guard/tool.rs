@@ -1,9 +1,10 @@
 //! Tool-call rules: a policy over the tool calls a model makes (`Bash` whose `command` matches
 //! `kubectl\s+delete`), decided before the client can run the tool.
 //!
-//! A [`ToolRule`] matches a call by tool name (exact, or a glob with `*` and `?`) and,
-//! optionally, by an argument: a field of the call's JSON input (a dotted path such as
-//! `command` or `options.target`) whose value matches a regular expression. Without an
+//! A [`ToolRule`] matches a call by tool name (exact, or a glob with `*` and `?`; in any ASCII
+//! case, spaces around the name ignored) and, optionally, by an argument: a field of the call's
+//! JSON input (a dotted path such as `command` or `options.target`, each field in any ASCII
+//! case) whose value matches a regular expression. Without an
 //! argument the expression is tried on every string of the input, object keys included. A
 //! custom tool's free-form input (OpenAI custom tools: text, not a JSON object) has no fields,
 //! so an argument rule tests the whole text. Arguments are matched after JSON unescaping and
@@ -285,31 +286,42 @@ impl CompiledTool {
         let Some(re) = &self.regex else {
             return true;
         };
-        let mut v = input;
         // A custom tool's free-form input is one string without fields: an argument rule
         // tests the whole of it.
-        let path = if v.is_string() {
+        let path = if input.is_string() {
             &[][..]
         } else {
             &self.path[..]
         };
-        for p in path {
-            match v {
-                serde_json::Value::Object(m) => match m.get(p) {
-                    Some(x) => v = x,
-                    None => return false,
-                },
-                serde_json::Value::Array(a) => match p.parse::<usize>().ok().and_then(|i| a.get(i))
-                {
-                    Some(x) => v = x,
-                    None => return false,
-                },
-                _ => return false,
+        let mut found = false;
+        at_path(input, path, &mut |v| {
+            strings(v, &mut |s| found = found || re.is_match(&normalize(s)));
+        });
+        found
+    }
+}
+
+/// Calls `f` with every value at `path` in `v`. A field is found in any ASCII case (a client
+/// with a case-insensitive JSON decoder, as Go's, reads `Command` as `command`), every one of
+/// them if there are several.
+fn at_path(v: &serde_json::Value, path: &[String], f: &mut impl FnMut(&serde_json::Value)) {
+    let Some((p, rest)) = path.split_first() else {
+        return f(v);
+    };
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                if k.eq_ignore_ascii_case(p) {
+                    at_path(x, rest, f);
+                }
             }
         }
-        let mut found = false;
-        strings(v, &mut |s| found = found || re.is_match(&normalize(s)));
-        found
+        serde_json::Value::Array(a) => {
+            if let Some(x) = p.parse::<usize>().ok().and_then(|i| a.get(i)) {
+                at_path(x, rest, f);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -336,8 +348,12 @@ fn normalize(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Whether `name` matches the glob `pattern` (`*` any run, `?` one character).
+/// Whether tool `name` matches `pattern` (`*`, `?`), in any ASCII case and without the
+/// spaces around it (a lenient client may run `bash ` as `Bash`).
 pub(crate) fn glob(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let lower =
+        |s: &str| -> Vec<char> { s.trim().chars().map(|c| c.to_ascii_lowercase()).collect() };
+    let (p, n) = (lower(pattern), lower(name));
     let (mut pi, mut ni) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while ni < n.len() {
@@ -374,7 +390,10 @@ mod tests {
     fn globs() {
         for (p, n, want) in [
             ("Bash", "Bash", true),
-            ("Bash", "bash", false),
+            // Any case, spaces around ignored (found by the audit: `bash` passed a `Bash` rule).
+            ("Bash", "bash", true),
+            ("Bash", " BASH ", true),
+            ("mcp__K8s__*", "MCP__k8s__delete", true),
             ("Bash", "Bash2", false),
             ("mcp__*", "mcp__k8s__delete", true),
             ("mcp__*", "mcp_", false),
@@ -403,6 +422,15 @@ mod tests {
             .unwrap();
         assert_eq!(hit.rule.as_ref(), "k8s");
         assert_eq!(hit.reject.unwrap().1, "no deletes");
+        // A field in another case is the field (a Go client reads `Command` as `command`);
+        // with both, either one matching is enough.
+        for input in [
+            &br#"{"Command":"kubectl delete x"}"#[..],
+            br#"{"command":"ls","COMMAND":"kubectl delete x"}"#,
+        ] {
+            assert!(r.check("bash", input).is_some(), "{input:?}");
+        }
+        assert!(r.check("Deep", br#"{"A":{"B":["", "x"]}}"#).is_some());
         // Escapes and invisible characters do not hide the command.
         assert!(
             r.check("Bash", br#"{"command":"kube\u200bctl delete x"}"#)
