@@ -94,10 +94,7 @@ pub async fn serve_with(
         match &serving.tls {
             None => {
                 let conn = builder
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        TowerToHyperService::new(app),
-                    )
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
                     .into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -154,8 +151,7 @@ async fn serve_conn<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn =
-        builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
+    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
     let conn = watcher.watch(conn);
     tokio::select! {
         _ = conn => {}
