@@ -252,6 +252,11 @@ fn check_reports_coverage_and_warns_about_a_missing_key() {
         s.contains("/v1/messages -> Messages: request inspected by"),
         "{s}"
     );
+    // Endpoints that give stored model output back are listed as what they are.
+    assert!(
+        s.contains("/v1/messages/batches/{id}/results -> BatchResults:"),
+        "{s}"
+    );
     assert!(
         s.contains("warning: backend `anthropic`: ANTHROPIC_API_KEY is not set"),
         "{s}"

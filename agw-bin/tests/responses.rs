@@ -112,6 +112,33 @@ async fn responses_agw_cannot_read_are_refused_never_forwarded() {
     agw.stop().await;
 }
 
+/// Found by an audit: a non-streaming answer labelled `text/event-stream` was read as lines
+/// of unknown fields, ignored and forwarded; the SDK, which asked for no stream, reads it as
+/// JSON. The keyword rule would not have matched in it either way: it is no stream, so it ends.
+#[tokio::test]
+async fn a_json_body_labelled_as_an_event_stream_is_not_forwarded() {
+    let agw = Agw::start(&config("anthropic")).await;
+    let url = agw.url("/v1/messages");
+    for prompt in [
+        format!("mock:echo my key {KEY} mock:content_type=text/event-stream"),
+        "mock:echo project zebra mock:content_type=Text/Event-Stream; charset=utf-8".to_owned(),
+        "mock:echo hello mock:content_type=text/event-stream".to_owned(),
+    ] {
+        let (res, body) = send(json_post(&url, &messages(&prompt, false))).await;
+        let s = text(&body);
+        assert_eq!(res.status(), 200, "{s}");
+        assert!(
+            s.starts_with("event: error\ndata: {\"type\":\"error\"") && s.ends_with("\n\n"),
+            "{prompt}: {s}"
+        );
+        assert!(
+            !s.contains(KEY) && !s.contains("zebra") && !s.contains("hello"),
+            "{s}"
+        );
+    }
+    agw.stop().await;
+}
+
 #[tokio::test]
 async fn openai_streams_get_openai_error_events() {
     let agw = Agw::start(&config("openai")).await;

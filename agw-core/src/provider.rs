@@ -179,6 +179,7 @@ impl ProviderSpec {
                 RouteKind::Messages,
                 RouteKind::CountTokens,
                 RouteKind::MessageBatches,
+                RouteKind::BatchResults,
                 RouteKind::Complete,
                 // Anthropic's OpenAI-compatible endpoint.
                 RouteKind::Completions,
@@ -204,6 +205,8 @@ impl ProviderSpec {
                 RouteKind::LegacyCompletions,
                 RouteKind::Responses,
                 RouteKind::Embeddings,
+                RouteKind::StoredResponses,
+                RouteKind::StoredCompletions,
                 RouteKind::Models,
                 RouteKind::Passthrough,
                 RouteKind::Unguarded,

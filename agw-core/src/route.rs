@@ -23,10 +23,13 @@
 //!   as the upstreams that route case-insensitively do.
 //! - A pattern without `*` matches a path that equals it, or that ends with it after a `/`
 //!   boundary (so `/v1/messages` also matches `/anthropic/v1/messages` behind a path prefix).
+//! - A segment written `{name}` (e.g. `/v1/responses/{id}`) matches any one segment; otherwise
+//!   such a pattern matches as one without `*` does (the path, or a `/`-bounded suffix of it).
 //! - A pattern ending in `*` (e.g. `/v1/files/*`) matches every path starting with what precedes
 //!   the `*`.
 //! - A lone `*` is the fallback.
-//! - An exact match wins over everything; otherwise the longest matching pattern wins; the
+//! - An exact match of a pattern without placeholders wins over everything; otherwise the
+//!   longest matching pattern (as written) wins; the
 //!   fallback applies only when nothing else matched. With no fallback, unmatched paths have no
 //!   kind ([`RouteTable::lookup`] returns `None`, [`RouteTable::classify`] returns
 //!   [`RouteKind::Passthrough`]).
@@ -61,6 +64,18 @@ pub enum RouteKind {
     Responses,
     /// OpenAI embeddings, `POST /v1/embeddings` (`input`).
     Embeddings,
+    /// Anthropic message batch results, `GET /v1/messages/batches/{id}/results`: JSON lines,
+    /// each with a Messages response the model wrote. Request bodies are read as
+    /// [`RouteKind::Passthrough`] reads them.
+    BatchResults,
+    /// OpenAI stored Responses, `GET /v1/responses/{id}` (a Responses object, or its events
+    /// with `stream=true`) and `GET /v1/responses/{id}/input_items`. Request bodies are read as
+    /// [`RouteKind::Passthrough`] reads them.
+    StoredResponses,
+    /// OpenAI stored chat completions, `GET /v1/chat/completions/{id}` and
+    /// `GET /v1/chat/completions/{id}/messages`. Request bodies are read as
+    /// [`RouteKind::Passthrough`] reads them.
+    StoredCompletions,
     /// Model listing, `GET /v1/models`.
     Models,
     /// Anything else: forwarded as is; a body on a guarded backend is inspected generically
@@ -72,7 +87,7 @@ pub enum RouteKind {
 
 impl RouteKind {
     /// Every kind, in declaration order.
-    pub const ALL: [RouteKind; 11] = [
+    pub const ALL: [RouteKind; 14] = [
         RouteKind::Messages,
         RouteKind::CountTokens,
         RouteKind::MessageBatches,
@@ -81,6 +96,9 @@ impl RouteKind {
         RouteKind::LegacyCompletions,
         RouteKind::Responses,
         RouteKind::Embeddings,
+        RouteKind::BatchResults,
+        RouteKind::StoredResponses,
+        RouteKind::StoredCompletions,
         RouteKind::Models,
         RouteKind::Passthrough,
         RouteKind::Unguarded,
@@ -97,6 +115,9 @@ impl RouteKind {
             RouteKind::LegacyCompletions => "LegacyCompletions",
             RouteKind::Responses => "Responses",
             RouteKind::Embeddings => "Embeddings",
+            RouteKind::BatchResults => "BatchResults",
+            RouteKind::StoredResponses => "StoredResponses",
+            RouteKind::StoredCompletions => "StoredCompletions",
             RouteKind::Models => "Models",
             RouteKind::Passthrough => "Passthrough",
             RouteKind::Unguarded => "Unguarded",
@@ -125,14 +146,57 @@ impl RouteKind {
             RouteKind::Messages
             | RouteKind::CountTokens
             | RouteKind::MessageBatches
-            | RouteKind::Complete => Some(crate::api::Api::Anthropic),
+            | RouteKind::Complete
+            | RouteKind::BatchResults => Some(crate::api::Api::Anthropic),
             RouteKind::Completions
             | RouteKind::LegacyCompletions
             | RouteKind::Responses
-            | RouteKind::Embeddings => Some(crate::api::Api::OpenAi),
+            | RouteKind::Embeddings
+            | RouteKind::StoredResponses
+            | RouteKind::StoredCompletions => Some(crate::api::Api::OpenAi),
             RouteKind::Models | RouteKind::Passthrough | RouteKind::Unguarded => None,
         }
     }
+
+    /// How the response guard reads responses of this kind.
+    pub fn response_reading(self) -> ResponseReading {
+        match self {
+            RouteKind::Messages
+            | RouteKind::Complete
+            | RouteKind::Completions
+            | RouteKind::LegacyCompletions
+            | RouteKind::Responses
+            | RouteKind::StoredResponses
+            | RouteKind::StoredCompletions => ResponseReading::Model,
+            RouteKind::BatchResults => ResponseReading::Lines,
+            RouteKind::CountTokens
+            | RouteKind::MessageBatches
+            | RouteKind::Models
+            | RouteKind::Passthrough => ResponseReading::Generic,
+            RouteKind::Embeddings | RouteKind::Unguarded => ResponseReading::Unread,
+        }
+    }
+}
+
+/// How the response guard reads the responses of a [`RouteKind`]
+/// ([`RouteKind::response_reading`]). Any JSON response may carry text a model wrote once a
+/// provider stores its output, so every kind but two reads JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ResponseReading {
+    /// Model output in the kind's dialect (the prompt routes and the stored responses and
+    /// completions that retrieve it): a JSON body is inspected whole, an event stream event by
+    /// event; any other body is refused.
+    Model,
+    /// JSON lines (batch results): a body labelled JSON is inspected whole; any other body,
+    /// whatever its content type, line by line, every line a JSON object.
+    Lines,
+    /// Whatever may carry text (model listings, passthrough paths, batches, token counts): a
+    /// JSON body is inspected whole, a JSON-lines body line by line, an event stream event by
+    /// event in the backend's dialect; any other body (a file download) passes untouched.
+    Generic,
+    /// Not read: embeddings (vectors, no text) and an `Unguarded` route (an opt-out).
+    Unread,
 }
 
 impl fmt::Display for RouteKind {
@@ -144,7 +208,7 @@ impl fmt::Display for RouteKind {
 /// The error returned when a string names no [`RouteKind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown route kind `{0}` (expected one of Messages, CountTokens, MessageBatches, Complete, Completions, LegacyCompletions, Responses, Embeddings, Models, Passthrough, Unguarded)"
+    "unknown route kind `{0}` (expected one of Messages, CountTokens, MessageBatches, Complete, Completions, LegacyCompletions, Responses, Embeddings, BatchResults, StoredResponses, StoredCompletions, Models, Passthrough, Unguarded)"
 )]
 pub struct UnknownRouteKind(pub String);
 
@@ -168,6 +232,9 @@ impl FromStr for RouteKind {
             "legacycompletions" => RouteKind::LegacyCompletions,
             "responses" => RouteKind::Responses,
             "embeddings" => RouteKind::Embeddings,
+            "batchresults" => RouteKind::BatchResults,
+            "storedresponses" => RouteKind::StoredResponses,
+            "storedcompletions" | "storedchatcompletions" => RouteKind::StoredCompletions,
             "models" => RouteKind::Models,
             "passthrough" => RouteKind::Passthrough,
             "unguarded" => RouteKind::Unguarded,
@@ -180,10 +247,75 @@ impl FromStr for RouteKind {
 enum Pattern {
     /// Matches the path exactly or as a `/`-bounded suffix. With its [`Tail`].
     Path(String, Tail),
+    /// Like `Path`, with `{name}` segments that match any one segment; the length of its
+    /// [`template_text`].
+    Template(Vec<Segment>, usize),
     /// Matches paths starting with the prefix.
     Prefix(String),
     /// Matches everything, with the lowest priority.
     Fallback,
+}
+
+/// A segment of a [`Pattern::Template`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    /// `{name}`: any one segment.
+    Any,
+}
+
+impl Segment {
+    fn matches(&self, seg: &str) -> bool {
+        match self {
+            Segment::Literal(l) => l.eq_ignore_ascii_case(seg),
+            Segment::Any => !seg.is_empty(),
+        }
+    }
+}
+
+/// Whether the canonical `path` is the template `segs`, or ends with it after a `/`.
+fn template_matches(segs: &[Segment], path: &str) -> bool {
+    let mut path_segs = path.rsplit('/');
+    // A canonical path starts with `/`: the segment before its first is the empty string,
+    // which no template segment matches, so a match ends at a `/`.
+    segs.iter()
+        .rev()
+        .all(|s| path_segs.next().is_some_and(|p| s.matches(p)))
+}
+
+/// A template as written, with every placeholder spelt `{id}` (templates that differ only in
+/// placeholder names are the same pattern).
+fn template_text(segs: &[Segment]) -> String {
+    segs.iter()
+        .map(|s| match s {
+            Segment::Literal(l) => format!("/{l}"),
+            Segment::Any => "/{id}".to_owned(),
+        })
+        .collect()
+}
+
+/// The segments of a pattern with `{name}` placeholders, each checked.
+fn template(pattern: &str) -> Result<Vec<Segment>, &'static str> {
+    pattern[1..]
+        .split('/')
+        .map(|seg| {
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                if name.is_empty() || name.contains(['{', '}']) {
+                    return Err("a placeholder is `{` a name `}`");
+                }
+                Ok(Segment::Any)
+            } else if seg.contains(['{', '}']) {
+                Err("a `{name}` placeholder is a whole segment")
+            } else if canonical_path(&format!("/{seg}")).ok().as_deref()
+                != Some(&*format!("/{seg}"))
+                || seg.is_empty()
+            {
+                Err("the path has no canonical form")
+            } else {
+                Ok(Segment::Literal(seg.to_owned()))
+            }
+        })
+        .collect()
 }
 
 /// The last (up to) 8 bytes of a path, case-folded loosely (`| 0x20`), packed last byte
@@ -279,12 +411,19 @@ impl RouteTable {
         } else if pattern.contains('?') {
             return Err(invalid("the query string never takes part in matching"));
         } else if let Some(prefix) = pattern.strip_suffix('*') {
+            if prefix.contains(['{', '}']) {
+                return Err(invalid("a `{name}` placeholder and `*` do not go together"));
+            }
             if prefix.contains('*') {
                 return Err(invalid("`*` is allowed only at the end"));
             }
             Pattern::Prefix(prefix.to_owned())
         } else if pattern.contains('*') {
             return Err(invalid("`*` is allowed only at the end"));
+        } else if pattern.contains(['{', '}']) {
+            let segs = template(pattern).map_err(invalid)?;
+            let len = template_text(&segs).len();
+            Pattern::Template(segs, len)
         } else {
             // Requests are matched in canonical form, so patterns are too.
             match canonical_path(pattern) {
@@ -337,6 +476,8 @@ impl RouteTable {
                 // `p` starts with `/`, so a suffix match is always `/`-bounded.
                 Pattern::Path(p, _) if ends_with_ignore_case(path, p) => p.len(),
                 Pattern::Path(..) => continue,
+                Pattern::Template(segs, len) if template_matches(segs, path) => *len,
+                Pattern::Template(..) => continue,
                 Pattern::Prefix(p) if starts_with_ignore_case(path, p) => p.len(),
                 Pattern::Prefix(_) => continue,
                 Pattern::Fallback => {
@@ -363,7 +504,7 @@ impl RouteTable {
     /// keep their kinds (an explicit `Unguarded` stays unguarded).
     pub fn with_defaults(mut self, defaults: &RouteTable) -> Self {
         for (pattern, kind) in &defaults.entries {
-            if matches!(pattern, Pattern::Path(..))
+            if matches!(pattern, Pattern::Path(..) | Pattern::Template(..))
                 && !self.entries.iter().any(|(p, _)| p == pattern)
             {
                 self.entries.push((pattern.clone(), *kind));
@@ -377,6 +518,7 @@ impl RouteTable {
         self.entries.iter().map(|(p, k)| {
             let s = match p {
                 Pattern::Path(p, _) => p.clone(),
+                Pattern::Template(segs, _) => template_text(segs),
                 Pattern::Prefix(p) => format!("{p}*"),
                 Pattern::Fallback => "*".to_owned(),
             };
@@ -441,6 +583,30 @@ mod tests {
             ("/v1/completions", Some(LegacyCompletions)),
             ("/v1/responses", Some(Responses)),
             ("/v1/embeddings", Some(Embeddings)),
+            // Retrieval: what a model wrote, stored and read back.
+            (
+                "/v1/messages/batches/msgbatch_1/results",
+                Some(BatchResults),
+            ),
+            ("/V1/Messages/Batches/x/RESULTS/", Some(BatchResults)),
+            (
+                "/anthropic/v1/messages/batches/x/results",
+                Some(BatchResults),
+            ),
+            ("/v1/messages/batches/msgbatch_1", Some(Passthrough)),
+            ("/v1/messages/batches//results", Some(Passthrough)),
+            ("/v1/responses/resp_1", Some(StoredResponses)),
+            (
+                "/v1/responses/resp_1/input_items?limit=5",
+                Some(StoredResponses),
+            ),
+            ("/v1/responses/resp_1/cancel", Some(Passthrough)),
+            ("/v1/chat/completions/chatcmpl-1", Some(StoredCompletions)),
+            (
+                "/v1/chat/completions/chatcmpl-1/messages",
+                Some(StoredCompletions),
+            ),
+            ("/v1/chat/completions/a/b", Some(Passthrough)),
             // No canonical form: no kind.
             ("/v1%2fmessages", None),
         ];
@@ -495,9 +661,46 @@ mod tests {
     }
 
     #[test]
+    fn placeholders_match_one_segment() {
+        let mut t = RouteTable::new();
+        t.insert("/v1/things/{id}/parts", Models).unwrap();
+        t.insert("/v1/things/{thing_id}", Messages).unwrap();
+        t.insert("/v1/things/*", Unguarded).unwrap();
+        // The same template, whatever its placeholder's name: its kind is replaced.
+        t.insert("/v1/things/{x}", Complete).unwrap();
+        assert_eq!(t.iter().count(), 3);
+        assert!(
+            t.iter()
+                .any(|(p, k)| p == "/v1/things/{id}" && k == Complete)
+        );
+        assert_eq!(t.lookup("/v1/things/a"), Some(Complete));
+        assert_eq!(t.lookup("/v1/things/a/parts"), Some(Models));
+        assert_eq!(t.lookup("/p/v1/things/a/parts"), Some(Models));
+        assert_eq!(t.lookup("/v1/things/a/b"), Some(Unguarded));
+        assert_eq!(t.lookup("/v1/things"), None);
+        assert_eq!(t.lookup("/v1/things/parts"), Some(Complete));
+        // An exact path wins over a template; a longer template over a shorter match.
+        t.insert("/v1/things/special", Embeddings).unwrap();
+        assert_eq!(t.lookup("/v1/things/special"), Some(Embeddings));
+        let t = RouteTable::new().with_defaults(&RouteTable::openai());
+        assert_eq!(t.classify("/v1/responses/r"), StoredResponses);
+    }
+
+    #[test]
     fn invalid_patterns() {
         let mut t = RouteTable::new();
-        for bad in ["v1/messages", "/v1/*/x", "/v1/messages?beta=true", "/a*b"] {
+        for bad in [
+            "v1/messages",
+            "/v1/*/x",
+            "/v1/messages?beta=true",
+            "/a*b",
+            "/v1/{id}/*",
+            "/v1/x{id}",
+            "/v1/{}",
+            "/v1/{a}b}",
+            "/v1/{id}//x",
+            "/v1/{id}/%2F",
+        ] {
             let err = t.insert(bad, Messages).unwrap_err();
             assert_eq!(err.pattern, bad);
         }

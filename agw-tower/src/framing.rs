@@ -9,8 +9,21 @@ use http::header::CONTENT_TYPE;
 pub(crate) enum Framing {
     Json,
     EventStream,
+    /// JSON lines, by any of the names in use (`application/jsonl`, `application/x-ndjson`,
+    /// ...). Batch results come with others too: the route, not this, decides how they are read.
+    JsonLines,
     Other,
 }
+
+/// The media types JSON lines are sent as.
+const JSON_LINES: [&str; 6] = [
+    "application/jsonl",
+    "application/x-jsonl",
+    "application/jsonlines",
+    "application/x-jsonlines",
+    "application/ndjson",
+    "application/x-ndjson",
+];
 
 pub(crate) fn framing(headers: &http::HeaderMap) -> Framing {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
@@ -23,6 +36,8 @@ pub(crate) fn framing(headers: &http::HeaderMap) -> Framing {
         || (ends_with_ignore_case(media, "+json") && starts_with_ignore_case(media, "application/"))
     {
         Framing::Json
+    } else if JSON_LINES.iter().any(|t| media.eq_ignore_ascii_case(t)) {
+        Framing::JsonLines
     } else {
         Framing::Other
     }
@@ -53,6 +68,11 @@ mod tests {
             ("text/event-stream", Framing::EventStream),
             ("Text/Event-Stream; charset=utf-8", Framing::EventStream),
             (" text/event-stream ;x=y", Framing::EventStream),
+            ("application/x-ndjson", Framing::JsonLines),
+            ("Application/JSONL; charset=utf-8", Framing::JsonLines),
+            ("application/x-jsonl", Framing::JsonLines),
+            ("application/octet-stream", Framing::Other),
+            ("application/binary", Framing::Other),
             ("text/plain", Framing::Other),
             ("text/json", Framing::Other),
             ("application/jsonx", Framing::Other),

@@ -5,7 +5,7 @@
 use super::{Backend, Gateway};
 use agw_core::guard::{Field, Policy};
 use agw_core::model::ModelMode;
-use agw_core::route::RouteKind;
+use agw_core::route::{ResponseReading, RouteKind};
 
 /// One line per backend: provider, base URL, credentials, model policy, prefixes, routes and
 /// rules. The same for every front-end that describes the same gateway.
@@ -73,11 +73,14 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
             prefixes(gw, b).join(", ")
         ));
         let guarded = !b.policy.is_empty();
-        let mut kinds: Vec<(String, RouteKind)> = b.routes.iter().collect();
+        // The table the stack runs: a configured one gains the dialects' endpoints it omits.
+        let defaults = agw_tower::classify::Classifier::for_provider(&b.spec);
+        let routes = b.routes.clone().with_defaults(defaults.table());
+        let mut kinds: Vec<(String, RouteKind)> = routes.iter().collect();
         if !kinds.iter().any(|(p, _)| p == "*") {
             kinds.push((
                 "(unmatched)".into(),
-                b.routes.lookup("/").unwrap_or(RouteKind::Passthrough),
+                routes.lookup("/").unwrap_or(RouteKind::Passthrough),
             ));
         }
         for (path, kind) in kinds {
@@ -103,14 +106,28 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
                 String::new()
             } else if b.response_policy.is_empty() {
                 "; responses not inspected".to_owned()
-            } else if kind.has_prompt() && kind != RouteKind::Embeddings {
-                format!(
-                    "; responses (JSON and streams, text, tool calls, thinking read-only) \
-                     inspected by {}",
-                    names(&b.response_policy)
-                )
             } else {
-                "; responses carry no model text and are not inspected".to_owned()
+                let by = names(&b.response_policy);
+                match kind.response_reading() {
+                    ResponseReading::Model => format!(
+                        "; responses (JSON and streams, text, tool calls, thinking read-only) \
+                         inspected by {by}; other bodies refused"
+                    ),
+                    ResponseReading::Lines => format!(
+                        "; responses read as JSON lines whatever their content type, every line \
+                         inspected by {by}; an unreadable line is refused"
+                    ),
+                    ResponseReading::Generic => format!(
+                        "; JSON, JSON-lines and event-stream responses inspected by {by}; \
+                         other bodies (files) pass unread"
+                    ),
+                    _ if kind == RouteKind::Unguarded => {
+                        "; responses not inspected either".to_owned()
+                    }
+                    _ => {
+                        "; responses carry vectors, no model text, and are not inspected".to_owned()
+                    }
+                }
             };
             out.push(format!("  {path} -> {kind}: {request}{response}"));
         }

@@ -23,6 +23,7 @@ pub const PATHS: &[(&str, RouteKind)] = &[
     ("/v1/messages/count_tokens", RouteKind::CountTokens),
     ("/v1/messages/batches", RouteKind::MessageBatches),
     ("/v1/complete", RouteKind::Complete),
+    ("/v1/messages/batches/{id}/results", RouteKind::BatchResults),
 ];
 
 /// The request field naming the model.

@@ -82,7 +82,9 @@ impl Api {
     /// dialect (OpenAI Responses streams have their own `error` event).
     pub fn stream_error_event(self, kind: RouteKind, err: &ErrorBody) -> String {
         match (self, kind) {
-            (Api::OpenAi, RouteKind::Responses) => openai_responses::error_event(err),
+            (Api::OpenAi, RouteKind::Responses | RouteKind::StoredResponses) => {
+                openai_responses::error_event(err)
+            }
             _ => self.error_event(err),
         }
     }

@@ -18,12 +18,20 @@ use crate::provider::AuthScheme;
 use crate::route::RouteKind;
 
 /// Endpoints and their route kinds (Responses has its own module for its shapes, but shares
-/// these errors).
+/// these errors; its paths are [`openai_responses::PATHS`](super::openai_responses::PATHS)).
 pub const PATHS: &[(&str, RouteKind)] = &[
     ("/v1/chat/completions", RouteKind::Completions),
     ("/v1/completions", RouteKind::LegacyCompletions),
     ("/v1/responses", RouteKind::Responses),
     ("/v1/embeddings", RouteKind::Embeddings),
+    // Stored completions (`store: true`), read back.
+    ("/v1/chat/completions/{id}", RouteKind::StoredCompletions),
+    (
+        "/v1/chat/completions/{id}/messages",
+        RouteKind::StoredCompletions,
+    ),
+    ("/v1/responses/{id}", RouteKind::StoredResponses),
+    ("/v1/responses/{id}/input_items", RouteKind::StoredResponses),
 ];
 
 /// The request field naming the model.

@@ -15,7 +15,12 @@ use super::ErrorBody;
 use crate::route::RouteKind;
 
 /// Endpoints and their route kinds.
-pub const PATHS: &[(&str, RouteKind)] = &[("/v1/responses", RouteKind::Responses)];
+pub const PATHS: &[(&str, RouteKind)] = &[
+    ("/v1/responses", RouteKind::Responses),
+    // A stored response (or its events, with `stream=true`) and its input items, read back.
+    ("/v1/responses/{id}", RouteKind::StoredResponses),
+    ("/v1/responses/{id}/input_items", RouteKind::StoredResponses),
+];
 
 /// The request field naming the model.
 pub const MODEL_FIELD: &str = "model";

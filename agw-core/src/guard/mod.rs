@@ -79,6 +79,7 @@
 mod engine;
 pub(crate) mod extract;
 mod kinds;
+mod lines;
 mod policy;
 pub(crate) mod response;
 mod rule;

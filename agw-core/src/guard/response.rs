@@ -33,6 +33,7 @@ const META_KEYS: &[&str] = &[
     "data",
     "name",
     "call_id",
+    "custom_id",
     "tool_use_id",
     "tool_call_id",
     "item_id",

@@ -26,7 +26,8 @@ impl Dialect {
             RouteKind::Complete => Dialect::Complete,
             RouteKind::Completions => Dialect::Chat,
             RouteKind::LegacyCompletions => Dialect::Legacy,
-            RouteKind::Responses => Dialect::Responses,
+            RouteKind::Responses | RouteKind::StoredResponses => Dialect::Responses,
+            RouteKind::StoredCompletions => Dialect::Chat,
             RouteKind::Messages => Dialect::Messages,
             _ => match api {
                 Api::Anthropic => Dialect::Messages,

@@ -5,7 +5,7 @@ use super::events::{
     ChanKey, ChanKind, Completes, Dialect, FastDelta, Meaning, Step, meaning, messages_delta,
 };
 use super::prefix::Live;
-use super::sse::fields;
+use super::sse::{Fields, UnknownField, fields};
 use crate::api::{Api, ErrorBody, ErrorKind};
 use crate::guard::response::walk;
 use crate::guard::{Action, ActionKind, Decision, Policy};
@@ -244,7 +244,16 @@ impl StreamGuard {
         let Ok(text) = std::str::from_utf8(&bytes) else {
             return Err(self.unreadable("it is not UTF-8"));
         };
-        let (name, data, has_data) = fields(text);
+        // A line no provider's stream has (a JSON body labelled as a stream is nothing else)
+        // is never forwarded: a client may read the body some other way.
+        let Ok(Fields {
+            name,
+            data,
+            has_data,
+        }) = fields(text)
+        else {
+            return Err(self.unreadable(&UnknownField.to_string()));
+        };
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut item = Item {

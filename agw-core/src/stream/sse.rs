@@ -96,9 +96,32 @@ impl SseDecoder {
     }
 }
 
-/// The `event:` name, the joined `data:` lines of one event (borrowed when there is one), and
-/// whether it has any `data` field at all.
-pub(crate) fn fields(text: &str) -> (Option<&str>, Cow<'_, str>, bool) {
+/// What one event says: its `event:` name, its `data:` lines joined (borrowed when there is
+/// one), and whether it has a `data` field at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fields<'a> {
+    pub name: Option<&'a str>,
+    pub data: Cow<'a, str>,
+    pub has_data: bool,
+}
+
+/// A line of an event that is none of the fields a provider's stream carries.
+///
+/// It names no part of the line: what the provider sent is not shown to anyone unread.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("it has a line that is none of the fields `data`, `event`, `id`, `retry`")]
+pub(crate) struct UnknownField;
+
+/// The fields of one event (see [`Fields`]).
+///
+/// Every non-empty line must be a comment (it starts with `:`) or one of the fields a
+/// provider sends — `data`, `event`, `id`, `retry` — named exactly as the SSE standard and the
+/// SDKs compare them: the bytes before the first `:` (the whole line when it has none), case
+/// and spaces included, so `Data:`, ` data:` and `data :` are not `data`. A client ignores any
+/// other line; so does this reading, which is why such a line is refused: a body that is not a
+/// stream at all (a JSON document labelled `text/event-stream`, which an SDK that asked for no
+/// stream reads as JSON) consists of nothing else.
+pub(crate) fn fields(text: &str) -> Result<Fields<'_>, UnknownField> {
     let mut name = None;
     let mut data: Option<Cow<'_, str>> = None;
     let bytes = text.as_bytes();
@@ -121,11 +144,17 @@ pub(crate) fn fields(text: &str) -> (Option<&str>, Cow<'_, str>, bool) {
                     d.push_str(value);
                 }
             },
-            _ => {}
+            // An empty line ends the event; an empty field name is a comment.
+            "" | "id" | "retry" => {}
+            _ => return Err(UnknownField),
         }
     }
     let has_data = data.is_some();
-    (name, data.unwrap_or_default(), has_data)
+    Ok(Fields {
+        name,
+        data: data.unwrap_or_default(),
+        has_data,
+    })
 }
 
 #[cfg(test)]
@@ -185,10 +214,35 @@ mod tests {
 
     #[test]
     fn fields_parse() {
-        let (name, data, has) = fields("event: x\ndata: a\ndata:b\n: c\n\n");
-        assert_eq!(name, Some("x"));
-        assert_eq!(data, "a\nb");
-        assert!(has);
-        assert!(!fields(": comment\n\n").2);
+        let f = fields("event: x\ndata: a\ndata:b\n: c\nid: 7\nretry: 10\nid\n\n").unwrap();
+        assert_eq!(f.name, Some("x"));
+        assert_eq!(f.data, "a\nb");
+        assert!(f.has_data);
+        assert!(!fields(": comment\n\n").unwrap().has_data);
+        let f = fields("event: a\r\ndata: 1\r\ndata\r\n\r\n").unwrap();
+        assert_eq!((f.name, &*f.data), (Some("a"), "1\n"));
+        assert_eq!(fields(":\n\n").unwrap().data, "");
+    }
+
+    /// Found by the audit: a JSON body labelled `text/event-stream` was read as lines of
+    /// unknown fields, ignored, and forwarded; an SDK that asked for no stream reads it as JSON.
+    #[test]
+    fn lines_that_are_no_field_a_provider_sends_are_refused() {
+        for text in [
+            r#"{"id":"msg_1","type":"message","content":[{"type":"text","text":"my credit card"}]}"#,
+            "{\n  \"content\": \"x\"\n}\n\n",
+            "[1]\n\n",
+            "Data: {}\n\n",
+            "DATA: {}\n\n",
+            " data: {}\n\n",
+            "data : {}\n\n",
+            "Event: x\n\n",
+            "event: x\ntext: hello\n\n",
+            "data: {}\r\nx\r\n\r\n",
+            "\u{feff}data: {}\n\n",
+            " \n\n",
+        ] {
+            assert!(fields(text).is_err(), "{text:?}");
+        }
     }
 }

@@ -1,20 +1,29 @@
 //! The response guard: runs a [`Policy`](agw_core::guard::Policy) — text rules and tool-call
 //! rules — over what the model sends back, streamed or not.
 //!
-//! Guarded kinds are the prompt routes: Messages, Complete, Completions, LegacyCompletions and
-//! Responses (other kinds, `Models` for one, pass untouched). On those, whatever the status:
+//! What is read follows the route's [`ResponseReading`](agw_core::route::ResponseReading):
+//! every kind but `Embeddings` (vectors) and `Unguarded` (an opt-out) is read, because any JSON
+//! response may carry text a model wrote once providers store their output. Whatever the
+//! status:
 //! - **streams** (`text/event-stream`, any case, any parameters) are read event by event with a
 //!   [`StreamGuard`](agw_core::stream::StreamGuard) for the route's dialect: text is held back
 //!   only while it could still become a match (at most the window, 256 bytes by default), tool
 //!   calls until they are complete and checked, reasoning is read but never changed; masks are
-//!   applied in the held text; a rejecting rule, or an event agw cannot read, ends the stream
-//!   with an error event in the client's dialect. Only 2xx streams are read this way.
+//!   applied in the held text; a rejecting rule, an event agw cannot read, or a line that is
+//!   no field a provider's stream has (a JSON body labelled as a stream) ends the stream with an
+//!   error event in the client's dialect. Only 2xx streams are read this way.
 //! - **JSON responses** (`application/json` or `application/*+json`, any case) are collected
 //!   (up to the limit) and inspected whole: masked in place, byte for byte, or replaced by the
 //!   rule's provider-shaped error — which is what blocks Claude Code's non-streaming retry
 //!   after a stream was cut off. A body that does not parse, or has a duplicate key, is refused.
+//! - **JSON lines** — every body of a `BatchResults` route, whatever its content type, and a
+//!   body labelled JSON lines elsewhere — are collected (up to the limit) and inspected line by
+//!   line: masked inside each line, rejected whole, refused when a line is not a JSON object.
 //! - **anything else** is refused with a provider-shaped 502 (an upstream error status is
-//!   kept): a response agw cannot read is never forwarded.
+//!   kept) on the routes whose responses are model output (prompt routes, stored responses and
+//!   completions): a response agw cannot read is never forwarded. On the other routes
+//!   (passthrough paths, model listings) it is a file or the like and passes untouched,
+//!   unbuffered. An empty body there passes too; HEAD responses are not read.
 //!
 //! To read what the provider sends, the layer asks for uncompressed responses (it removes
 //! `Accept-Encoding` from guarded requests); a compressed stream is refused. Every inspected

@@ -8,7 +8,7 @@ use crate::framing::{Framing, framing};
 use crate::limits::Collected;
 use agw_core::api::{ErrorBody, ErrorKind};
 use agw_core::guard::{ActionKind, Decision};
-use agw_core::route::RouteKind;
+use agw_core::route::ResponseReading;
 use agw_core::stream::StreamGuard;
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
@@ -67,16 +67,32 @@ pub struct ResponseGuard<S> {
     pub(super) config: Arc<Config>,
 }
 
-/// Whether responses of this kind carry model output that the response guard inspects.
-pub(crate) fn is_guarded(kind: RouteKind) -> bool {
-    matches!(
-        kind,
-        RouteKind::Messages
-            | RouteKind::Completions
-            | RouteKind::Responses
-            | RouteKind::Complete
-            | RouteKind::LegacyCompletions
-    )
+/// How the guard treats one response, from its route's reading, its content type and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Event by event.
+    Stream,
+    /// Collected and inspected whole.
+    Json,
+    /// Collected and inspected line by line.
+    Lines,
+    /// Forwarded untouched, unread (a file download on a generic route).
+    Pass,
+    /// Refused: a body agw cannot read where model output is expected.
+    Refuse,
+}
+
+fn read(reading: ResponseReading, framing: Framing, success: bool) -> Read {
+    match (reading, framing) {
+        // Batch results come as `application/jsonl`, `application/octet-stream`, ...: every
+        // body is read as lines (a JSON error body is one line).
+        (ResponseReading::Lines, _) => Read::Lines,
+        (_, Framing::Json) => Read::Json,
+        (_, Framing::EventStream) if success => Read::Stream,
+        (ResponseReading::Generic, Framing::JsonLines) => Read::Lines,
+        (ResponseReading::Generic, Framing::Other) => Read::Pass,
+        _ => Read::Refuse,
+    }
 }
 
 impl<S, B, ResB> Service<Request<B>> for ResponseGuard<S>
@@ -109,7 +125,11 @@ where
                 };
             }
         };
-        let guarded = !config.policy.is_empty() && is_guarded(class.kind);
+        let reading = class.kind.response_reading();
+        // A HEAD response has no body to read.
+        let guarded = !config.policy.is_empty()
+            && reading != ResponseReading::Unread
+            && req.method() != http::Method::HEAD;
         if !guarded {
             return ResponseFuture {
                 kind: Kind::Passthrough {
@@ -136,8 +156,8 @@ where
             let status = res.status();
             // An error the provider answered keeps its status when agw must replace it.
             let keep = (!status.is_success()).then_some(status);
-            match framing(res.headers()) {
-                Framing::EventStream if status.is_success() => {
+            match read(reading, framing(res.headers()), status.is_success()) {
+                Read::Stream => {
                     if encodings(res.headers()).is_some() {
                         return refuse(
                             None,
@@ -158,14 +178,27 @@ where
                         Body::inner(SseGuardBody::guarded(body, guard, outcome)),
                     ))
                 }
-                Framing::Json => {
+                Read::Pass => Ok(res.map(|b| Body::inner(SseGuardBody::passthrough(b)))),
+                how @ (Read::Json | Read::Lines) => {
                     let (mut parts, body) = res.into_parts();
                     let Collected { raw, plain } =
                         match read_plain(&parts.headers, body, config.limit).await {
                             Ok(p) => p,
                             Err(e) => return refuse(keep, format!("the provider's response {e}")),
                         };
-                    let verdict = match config.policy.inspect_response(class.api, &plain) {
+                    if reading != ResponseReading::Model
+                        && plain.iter().all(u8::is_ascii_whitespace)
+                    {
+                        // Nothing to read (a 204, an empty listing): forwarded as it came.
+                        parts.extensions.insert(outcome);
+                        return Ok(Response::from_parts(parts, Body::full(raw)));
+                    }
+                    let verdict = if how == Read::Lines {
+                        config.policy.inspect_response_lines(&plain)
+                    } else {
+                        config.policy.inspect_response(class.api, &plain)
+                    };
+                    let verdict = match verdict {
                         Ok(v) => v,
                         Err(e) => {
                             return refuse(
@@ -191,7 +224,7 @@ where
                     parts.extensions.insert(outcome);
                     Ok(Response::from_parts(parts, Body::full(body)))
                 }
-                _ => {
+                Read::Refuse => {
                     let what = match keep {
                         Some(s) => format!(
                             "the provider answered {} with a body agw cannot inspect",
@@ -212,30 +245,50 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agw_core::route::RouteKind;
 
     #[test]
-    fn guarded_kinds_are_those_whose_responses_carry_model_output() {
+    fn what_is_read_follows_the_route_then_the_content_type() {
+        use Framing::{EventStream as Sse, Json, JsonLines, Other};
+        use ResponseReading::{Generic, Lines, Model};
+        for (reading, framing, success, want) in [
+            (Model, Json, true, Read::Json),
+            (Model, Json, false, Read::Json),
+            (Model, Sse, true, Read::Stream),
+            (Model, Sse, false, Read::Refuse),
+            (Model, JsonLines, true, Read::Refuse),
+            (Model, Other, true, Read::Refuse),
+            // Batch results: lines whatever the label.
+            (Lines, Json, true, Read::Lines),
+            (Lines, JsonLines, true, Read::Lines),
+            (Lines, Other, true, Read::Lines),
+            (Lines, Sse, true, Read::Lines),
+            (Lines, Other, false, Read::Lines),
+            // Elsewhere: what can carry text is read, files pass.
+            (Generic, Json, true, Read::Json),
+            (Generic, JsonLines, true, Read::Lines),
+            (Generic, Sse, true, Read::Stream),
+            (Generic, Sse, false, Read::Refuse),
+            (Generic, Other, true, Read::Pass),
+            (Generic, Other, false, Read::Pass),
+        ] {
+            assert_eq!(
+                read(reading, framing, success),
+                want,
+                "{reading:?} {framing:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_that_can_carry_model_text_is_read() {
         for kind in RouteKind::ALL {
-            // Only a kind with a prompt gets model output back.
-            assert!(!is_guarded(kind) || kind.has_prompt(), "{kind:?}");
-        }
-        for kind in [
-            RouteKind::Messages,
-            RouteKind::Complete,
-            RouteKind::Completions,
-            RouteKind::LegacyCompletions,
-            RouteKind::Responses,
-        ] {
-            assert!(is_guarded(kind), "{kind:?}");
-        }
-        // Prompts whose responses carry no text the model wrote: token counts, vectors, a
-        // batch's id.
-        for kind in [
-            RouteKind::CountTokens,
-            RouteKind::Embeddings,
-            RouteKind::MessageBatches,
-        ] {
-            assert!(kind.has_prompt() && !is_guarded(kind), "{kind:?}");
+            let unread = matches!(kind, RouteKind::Embeddings | RouteKind::Unguarded);
+            assert_eq!(
+                kind.response_reading() == ResponseReading::Unread,
+                unread,
+                "{kind:?}"
+            );
         }
     }
 }

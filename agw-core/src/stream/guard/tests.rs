@@ -50,7 +50,7 @@ fn text_of(stream: &[u8]) -> String {
     events
         .iter()
         .filter_map(|e| {
-            let (_, data, _) = fields(std::str::from_utf8(e).ok()?);
+            let data = fields(std::str::from_utf8(e).ok()?).ok()?.data;
             let v: serde_json::Value = serde_json::from_str(&data).ok()?;
             v.pointer("/delta/text")
                 .or(v.pointer("/choices/0/delta/content"))
@@ -349,7 +349,7 @@ fn tool_input_of(stream: &[u8]) -> String {
     events
         .iter()
         .filter_map(|e| {
-            let (_, data, _) = fields(std::str::from_utf8(e).ok()?);
+            let data = fields(std::str::from_utf8(e).ok()?).ok()?.data;
             let v: serde_json::Value = serde_json::from_str(&data).ok()?;
             v.pointer("/delta/partial_json")
                 .and_then(|t| t.as_str())
@@ -781,7 +781,7 @@ fn chat_function_calls_custom_tools_and_transcripts_are_guarded() {
     let input: String = events
         .iter()
         .filter_map(|e| {
-            let (_, data, _) = fields(std::str::from_utf8(e).ok()?);
+            let data = fields(std::str::from_utf8(e).ok()?).ok()?.data;
             let v: serde_json::Value = serde_json::from_str(&data).ok()?;
             v.pointer("/choices/0/delta/tool_calls/0/custom/input")
                 .and_then(|t| t.as_str())
@@ -1199,4 +1199,118 @@ fn a_masked_delta_changes_only_its_string() {
     }
     assert_eq!(texts[0], "my <MASKED> \"x\"");
     assert_eq!(texts[0], texts[1]);
+}
+
+/// The audit's body: a non-streaming Messages response, labelled `text/event-stream`.
+const JSON_AS_STREAM: &str = r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"my credit card"}],"model":"claude-x","stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":3}}"#;
+
+/// Found by the audit: a JSON body labelled as an event stream was read as lines of unknown
+/// fields, ignored and forwarded whole; an SDK that asked for no stream parses it as JSON.
+/// Whatever the rules, whatever the chunking, it ends in the dialect's error event.
+#[test]
+fn a_body_that_is_not_an_event_stream_fails_closed() {
+    let cards = Policy::builder()
+        .rule(Rule::regex("cards", ["credit card"]).reject("no cards"))
+        .build()
+        .unwrap();
+    let pretty = serde_json::to_string_pretty(
+        &serde_json::from_str::<serde_json::Value>(JSON_AS_STREAM).unwrap(),
+    )
+    .unwrap();
+    let bodies = [
+        JSON_AS_STREAM.to_owned(),
+        format!("{JSON_AS_STREAM}\n"),
+        format!("{JSON_AS_STREAM}\n\n"),
+        pretty,
+        // A real event, then the rest of the body in lines no stream has.
+        format!(": ping\n\ndata: {{\"type\":\"ping\"}}\n\n{JSON_AS_STREAM}"),
+        // Field names are compared exactly, as the SDKs compare them.
+        "Data: {\"type\":\"message_start\",\"message\":{\"content\":\"my credit card\"}}\n\n"
+            .to_owned(),
+        " data: {\"type\":\"ping\"}\n\n".to_owned(),
+        "data : {\"type\":\"ping\"}\n\n".to_owned(),
+        "event: ping\ntext: my credit card\n\n".to_owned(),
+        // Data the dialect cannot read.
+        "data: my credit card\n\n".to_owned(),
+        "data: [DONE]\n\n".to_owned(),
+    ];
+    for policy in [&cards, &mask_cards(), &k8s_policy()] {
+        for body in &bodies {
+            for chunk in [1, 3, 16, body.len()] {
+                let out = run_kind(
+                    policy,
+                    RouteKind::Messages,
+                    Api::Anthropic,
+                    body.as_bytes(),
+                    chunk,
+                );
+                let out = String::from_utf8(out).unwrap();
+                assert!(
+                    !out.contains("credit card") && out.ends_with("\n\n"),
+                    "{body:?} {chunk}: {out}"
+                );
+                let error = out.rfind("event: error\ndata: {\"type\":\"error\"");
+                assert!(error.is_some(), "{body:?} {chunk}: {out}");
+            }
+        }
+    }
+    // The other dialects end the stream in their own error event.
+    for (kind, api, want) in [
+        (RouteKind::Completions, Api::OpenAi, "data: {\"error\":{"),
+        (
+            RouteKind::Responses,
+            Api::OpenAi,
+            "event: error\ndata: {\"type\":\"error\"",
+        ),
+        (
+            RouteKind::Complete,
+            Api::Anthropic,
+            "event: error\ndata: {\"type\":\"error\"",
+        ),
+    ] {
+        let out = run_kind(&cards, kind, api, JSON_AS_STREAM.as_bytes(), 7);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.starts_with(want) && !out.contains("credit"),
+            "{kind:?}: {out}"
+        );
+    }
+}
+
+/// What providers do send — comments, `id:` and `retry:` lines, CRLF and CR line ends, `data:`
+/// without a space, data split over lines, a field without a value — passes byte for byte.
+#[test]
+fn every_field_a_provider_sends_passes_byte_for_byte() {
+    let streams: [(RouteKind, Api, &str); 4] = [
+        (
+            RouteKind::Messages,
+            Api::Anthropic,
+            ": ping\r\n\r\nretry: 3000\r\nid: 1\r\nevent: message_start\r\ndata:{\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}\r\n\r\n\
+             event: content_block_delta\rdata: {\"type\":\"content_block_delta\",\"index\":0,\r\
+             data: \"delta\":{\"type\":\"text_delta\",\"text\":\"hello\"}}\r\r\
+             :\n\nid\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ),
+        (
+            RouteKind::Completions,
+            Api::OpenAi,
+            ": OPENROUTER PROCESSING\n\nid: 5\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n",
+        ),
+        (
+            RouteKind::Responses,
+            Api::OpenAi,
+            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"output_index\":0,\"content_index\":0,\"delta\":\"hi\"}\n\n\
+             event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\"}}\n\n",
+        ),
+        (
+            RouteKind::Messages,
+            Api::Anthropic,
+            "event: ping\n\nretry: 10\n\n",
+        ),
+    ];
+    for (kind, api, input) in streams {
+        for chunk in [1, 2, 5, input.len()] {
+            let out = run_kind(&mask_cards(), kind, api, input.as_bytes(), chunk);
+            assert_eq!(String::from_utf8(out).unwrap(), input, "{kind:?} {chunk}");
+        }
+    }
 }
