@@ -989,3 +989,5 @@ fn neighbouring_values_are_separate_words() {
         }
     }
 }
+
+mod evasion;
