@@ -317,6 +317,10 @@ impl Rule {
     /// alpha, `ᴄredit carᏧ` with a small capital and a Cherokee letter. A look-alike matches the
     /// letter of its own case (Cherokee `Ꮯ` matches `C`), both with `case_insensitive`.
     /// Configuration name: `confusables`.
+    ///
+    /// Off by default: a short pattern also matches words of the look-alikes' own scripts
+    /// (`cop` finds Russian `сор`), and with `case_insensitive` matching costs more, since the
+    /// case-folded letters have too many look-alikes for the regex crate's literal prefilter.
     pub fn confusables(mut self, yes: bool) -> Rule {
         self.confusables = yes;
         self
