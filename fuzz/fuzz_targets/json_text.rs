@@ -11,15 +11,17 @@
 //! 2. **Decoding** (documents that are one string). With the same leniencies undone:
 //!    - exact unescaping (how agw reads keys, roles and block types) equals serde_json's string;
 //!    - the normalized text equals an independent implementation of the documented rule,
-//!      applied to serde_json's string: drop invisible characters (C0/C1 controls included),
-//!      group each starter with the combining marks after it, take each group's NFKD, drop
-//!      invisibles and combining marks (Mn, Me) from it, read decimal digits as ASCII and
-//!      blanks as spaces, and compose (NFC) what is left — except that raw (unescaped) ASCII
-//!      control bytes and `DEL` are kept as they are (escaped ones are dropped); the reference
-//!      marks them as private-use characters U+F0000 + byte before decoding and unmarks them
-//!      after. (The voicing mark of `ｶﾞ` is dropped like any mark: it reads `カ`.) For ASCII
-//!      strings without `\u` escapes the text equals serde_json's string byte for byte, less
-//!      the controls of `\b` and `\f` escapes;
+//!      applied to serde_json's string: drop invisible characters (C0/C1 controls that are not
+//!      whitespace included), read the ASCII whitespace controls as whitespace (vertical tab,
+//!      form feed and U+001C–U+001E as `\n`, U+001F as a space), group each starter with the
+//!      combining marks after it, take each group's NFKD, drop invisibles and combining marks
+//!      (Mn, Me) from it, read decimal digits as ASCII, blanks as spaces and other line breaks
+//!      as `\n`, and compose (NFC) what is left — except that raw (unescaped) ASCII control
+//!      bytes and `DEL` are kept as they are (escaped ones are dropped or read as whitespace);
+//!      the reference marks them as private-use characters U+F0000 + byte before decoding and
+//!      unmarks them after. (The voicing mark of `ｶﾞ` is dropped like any mark: it reads `カ`.)
+//!      For ASCII strings without `\u` escapes the text equals serde_json's string byte for
+//!      byte, less the controls of `\b` escapes and with `\f` escapes read as `\n`;
 //!    - the fused scan-and-decode path gives the same text and kind as scan-then-decode.
 //! 3. **Mapping back.** For every text byte, `map_back` returns a non-empty range inside the
 //!    raw content, starting no earlier than the previous byte's; a text byte that starts a
@@ -215,7 +217,17 @@ fn normalize(s: &str) -> String {
     }
     let mut out = String::new();
     let mut group = String::new();
-    for c in s.chars().filter(|c| !fuzzing::is_invisible(*c)) {
+    // Raw ASCII controls are marks here, so every ASCII control left was escaped.
+    let ascii_whitespace = |c: char| match c {
+        '\u{b}' | '\u{c}' | '\u{1c}'..='\u{1e}' => '\n',
+        '\u{1f}' => ' ',
+        c => c,
+    };
+    for c in s
+        .chars()
+        .filter(|c| !fuzzing::is_invisible(*c))
+        .map(ascii_whitespace)
+    {
         // A character that can combine with its predecessor under NFKC joins its group.
         let joins = canonical_combining_class(c) != 0
             || fuzzing::fold(c).is_none()
@@ -355,7 +367,8 @@ fuzz_target!(|input: Input| {
         if raw.is_ascii() && memchr_u(raw).is_none() {
             let unescaped: String = marked
                 .chars()
-                .filter(|c| !matches!(c, '\u{8}' | '\u{c}'))
+                .filter(|c| *c != '\u{8}')
+                .map(|c| if c == '\u{c}' { '\n' } else { c })
                 .collect();
             assert_eq!(
                 text,

@@ -300,16 +300,27 @@ impl Rule {
     }
 
     /// Lets whitespace in the patterns (literal and regex rules) also match any run of spaces,
-    /// tabs and line breaks: `credit card` then finds `credit\n\t card`. Configuration name:
-    /// `whitespace_insensitive`.
+    /// tabs and line breaks: `credit card` then finds `credit\n\t card` and `credit\fcard`.
+    /// Configuration name: `whitespace_insensitive`.
+    ///
+    /// Without it a space in a pattern matches what the text reads as a space: a space, a
+    /// Unicode blank (`U+00A0`, `U+3000`, …) or U+001F, but not a tab or a line break (`\n`,
+    /// `\r`, and the form feeds, vertical tabs, NELs, U+2028 and U+2029 that read as `\n`).
     pub fn whitespace_insensitive(mut self, yes: bool) -> Rule {
         self.whitespace_insensitive = yes;
         self
     }
 
-    /// Lets the Latin letters of the patterns (literal and regex rules) also match their Cyrillic
-    /// and Greek look-alikes: `credit card` then finds `сrеdit саrd` written with Cyrillic `с`,
-    /// `е` and `а`. Configuration name: `confusables`.
+    /// Lets the Latin letters of the patterns (literal and regex rules) also match the letters
+    /// that look like them, from Unicode's confusables data: `credit card` then finds `сrеdit
+    /// саrd` written with Cyrillic `с`, `е` and `а`, `credıt cɑrd` with a dotless i and a Latin
+    /// alpha, `ᴄredit carᏧ` with a small capital and a Cherokee letter. A look-alike matches the
+    /// letter of its own case (Cherokee `Ꮯ` matches `C`), both with `case_insensitive`.
+    /// Configuration name: `confusables`.
+    ///
+    /// Off by default: a short pattern also matches words of the look-alikes' own scripts
+    /// (`cop` finds Russian `сор`), and with `case_insensitive` matching costs more, since the
+    /// case-folded letters have too many look-alikes for the regex crate's literal prefilter.
     pub fn confusables(mut self, yes: bool) -> Rule {
         self.confusables = yes;
         self
@@ -386,8 +397,7 @@ impl Rule {
         self.whitespace_insensitive
     }
 
-    /// Whether the patterns also match Cyrillic and Greek look-alikes (see
-    /// [`Rule::confusables`]).
+    /// Whether the patterns also match look-alike letters (see [`Rule::confusables`]).
     pub fn folds_confusables(&self) -> bool {
         self.confusables
     }

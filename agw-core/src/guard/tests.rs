@@ -1012,3 +1012,5 @@ fn separators_between_values_are_not_text() {
             .is_allow()
     );
 }
+
+mod evasion;

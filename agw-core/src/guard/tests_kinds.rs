@@ -469,10 +469,11 @@ fn controls_and_plus_one_numbers() {
     for raw in [
         r"credit\u0000 card",
         r"cre\u0000dit\b card",
-        r"credit\f card",
-        r"cre\u0085dit card",
-        "cre\u{85}dit\u{9f} card",
+        r"cre\u009fdit card",
+        "cre\u{9f}dit\u{9e} card",
         r"credit\u001b card",
+        // Whitespace controls are word breaks (see `tests::evasion`).
+        r"credit\u001fcard",
     ] {
         let body = format!(r#"{{"messages":[{{"role":"user","content":"{raw}"}}]}}"#);
         assert!(

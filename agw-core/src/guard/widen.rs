@@ -10,86 +10,36 @@
 //!
 //! - *Whitespace-insensitive*: each run of whitespace in a literal part of the pattern becomes
 //!   `\s+`, so `credit card` also matches `credit\n\t card`.
-//! - *Confusables*: each Latin letter of the pattern (a literal character or a member of a class)
-//!   also matches its Cyrillic and Greek look-alikes from [`CONFUSABLES`], so `credit` also
-//!   matches `сrеdit` written with Cyrillic letters. Look-alikes from other scripts, and Latin
-//!   letters that only look like other Latin letters (`rn` and `m`), are not folded.
+//! - *Confusables*: each ASCII Latin letter of the pattern (a literal character or a member of a
+//!   class) also matches the letters that look like it, so `credit` also matches `сrеdit`
+//!   written with Cyrillic letters, `credıt` with a dotless i, `ᴄredit` with a small capital and
+//!   `carᏧ` with a Cherokee letter. The table (`widen/confusables.rs`, about 370 letters) is
+//!   generated from Unicode's confusables data (UTS #39) by `widen/confusables.py`: Cyrillic,
+//!   Greek, Armenian, Coptic, Cherokee, Lisu and other scripts' letters that look like a Latin
+//!   letter, the Latin small capitals and the IPA and Latin-extended look-alikes (`ı ɑ ɡ ɩ ʀ`),
+//!   as the text reads them (fullwidth and mathematical letters already read as ASCII). A
+//!   look-alike matches the letter of its own case (`Ꮯ` matches `C`, `ᴄ` matches `c`): with
+//!   `case_insensitive` both. Not folded: look-alikes that are symbols or digits (`∪`, `0`),
+//!   several characters that look like one letter (`rn` and `m`), and Latin letters that look
+//!   like other Latin letters (`l` and `I`).
+//!
+//! Confusables over-match in the scripts the look-alikes come from: a Russian or Greek word
+//! that happens to be spelled with look-alikes of a pattern's letters (`сор` for `cop`) matches
+//! it. The shorter the pattern, the likelier that is.
 
 use regex_syntax::hir::{Class, ClassUnicode, ClassUnicodeRange, Hir, HirKind};
 
-/// Cyrillic and Greek letters that render like a Latin letter: (look-alike, Latin letter). From
-/// the Unicode confusables data (UTS #39), restricted to whole-letter look-alikes.
-pub(crate) const CONFUSABLES: &[(char, char)] = &[
-    // Cyrillic, lower case.
-    ('а', 'a'),
-    ('с', 'c'),
-    ('ԁ', 'd'),
-    ('е', 'e'),
-    ('һ', 'h'),
-    ('і', 'i'),
-    ('ј', 'j'),
-    ('к', 'k'),
-    ('ӏ', 'l'),
-    ('о', 'o'),
-    ('р', 'p'),
-    ('ԛ', 'q'),
-    ('ѕ', 's'),
-    ('у', 'y'),
-    ('ү', 'y'),
-    ('ԝ', 'w'),
-    ('х', 'x'),
-    // Cyrillic, upper case.
-    ('А', 'A'),
-    ('В', 'B'),
-    ('С', 'C'),
-    ('Е', 'E'),
-    ('Н', 'H'),
-    ('І', 'I'),
-    ('Ӏ', 'I'),
-    ('Ј', 'J'),
-    ('К', 'K'),
-    ('М', 'M'),
-    ('О', 'O'),
-    ('Р', 'P'),
-    ('Ԛ', 'Q'),
-    ('Ѕ', 'S'),
-    ('Т', 'T'),
-    ('Ԝ', 'W'),
-    ('Х', 'X'),
-    ('У', 'Y'),
-    ('Ү', 'Y'),
-    // Greek, lower case.
-    ('α', 'a'),
-    ('ϲ', 'c'),
-    ('ι', 'i'),
-    ('ϳ', 'j'),
-    ('κ', 'k'),
-    ('η', 'n'),
-    ('ο', 'o'),
-    ('ρ', 'p'),
-    ('υ', 'u'),
-    ('ν', 'v'),
-    ('ω', 'w'),
-    ('χ', 'x'),
-    ('γ', 'y'),
-    // Greek, upper case.
-    ('Α', 'A'),
-    ('Β', 'B'),
-    ('Ϲ', 'C'),
-    ('Ε', 'E'),
-    ('Η', 'H'),
-    ('Ι', 'I'),
-    ('Ϳ', 'J'),
-    ('Κ', 'K'),
-    ('Μ', 'M'),
-    ('Ν', 'N'),
-    ('Ο', 'O'),
-    ('Ρ', 'P'),
-    ('Τ', 'T'),
-    ('Χ', 'X'),
-    ('Υ', 'Y'),
-    ('Ζ', 'Z'),
-];
+mod confusables;
+
+use confusables::CONFUSABLES;
+
+/// The look-alikes of `latin` in [`CONFUSABLES`].
+fn lookalikes(latin: char) -> impl Iterator<Item = char> {
+    CONFUSABLES
+        .iter()
+        .filter(move |(l, _)| *l == latin)
+        .flat_map(|(_, looks)| looks.chars())
+}
 
 /// Classes with more non-ASCII members than this are not folded (see the module docs).
 const FOLD_CLASS_LIMIT: usize = 4096;
@@ -176,7 +126,7 @@ impl Widen {
                     greedy: true,
                     sub: Box::new(Hir::class(Class::Unicode(whitespace()))),
                 }));
-            } else if self.confusables && CONFUSABLES.iter().any(|(_, l)| *l == c) {
+            } else if self.confusables && lookalikes(c).next().is_some() {
                 let one = ClassUnicode::new([ClassUnicodeRange::new(c, c)]);
                 parts.push(Hir::class(Class::Unicode(with_lookalikes(&one))));
             } else {
@@ -240,8 +190,9 @@ fn with_lookalikes(class: &ClassUnicode) -> ClassUnicode {
     };
     let extra: Vec<ClassUnicodeRange> = CONFUSABLES
         .iter()
-        .filter(|(_, latin)| contains(*latin))
-        .map(|(look, _)| ClassUnicodeRange::new(*look, *look))
+        .filter(|(latin, _)| contains(*latin))
+        .flat_map(|(_, looks)| looks.chars())
+        .map(|look| ClassUnicodeRange::new(look, look))
         .collect();
     let mut out = class.clone();
     out.union(&ClassUnicode::new(extra));
@@ -288,13 +239,58 @@ mod tests {
         assert_eq!(widen("a b", false, false).unwrap(), "a b");
     }
 
+    /// Every look-alike is a letter the text can hold: not ASCII, and left alone by
+    /// normalisation (a look-alike that normalisation changes would never be seen).
     #[test]
-    fn look_alikes_are_not_latin() {
-        for (look, latin) in CONFUSABLES {
-            assert!(
-                !look.is_ascii() && latin.is_ascii_alphabetic(),
-                "{look} {latin}"
-            );
+    fn look_alikes_are_normalised_letters() {
+        let mut seen = std::collections::HashSet::new();
+        for (latin, looks) in CONFUSABLES {
+            assert!(latin.is_ascii_alphabetic() && seen.insert(latin), "{latin}");
+            for look in looks.chars() {
+                assert!(!look.is_ascii() && look.is_alphabetic(), "{look} {latin}");
+                let mut buf = [0u8; 4];
+                let s = look.encode_utf8(&mut buf);
+                assert_eq!(crate::json::normalize_str(s), *s, "{look} {latin}");
+            }
+        }
+    }
+
+    #[test]
+    fn look_alikes_from_every_class() {
+        // (pattern, text): the audit's evasions and one of each class of look-alike.
+        let cases = [
+            ("credit card", "credıt card"),
+            ("credit card", "credit cɑrd"),
+            ("credit card", "ᴄredit card"),
+            ("credit card", "ᴄʀᴇᴅɪᴛ ᴄᴀʀᴅ"),
+            ("credit card", "credit carᏧ"),
+            ("(?i)credit card", "Ꮳredit card"),
+            ("(?i)credit card", "ᏟᎡᎬᎠꓲᎢ card"),
+            ("(?i)credit card", "ꮯredit card"),
+            ("credit card", "сrеdit саrd"),
+            ("CREDIT", "ꓚꓣꓰꓓꓲꓔ"),
+            ("password", "ρаѕѕԝοrԁ"),
+            ("secret", "ѕеϲrеt"),
+            ("(?i)secret", "ꜱᴇᴄʀᴇᴛ"),
+            ("login", "ʟoɡın"),
+            ("[a-c]at", "ᴄat"),
+        ];
+        for (src, text) in cases {
+            let normal = crate::json::normalize_str(text);
+            assert!(matches(src, false, true, &normal), "{src:?} on {text:?}");
+            assert!(!matches(src, false, false, &normal), "{src:?} on {text:?}");
+        }
+        // Not look-alikes: other letters, symbols, digits, and a look-alike of the other case
+        // without `case_insensitive`.
+        for (src, text) in [
+            ("credit card", "crεdit card"),
+            ("credit card", "credit c∪rd"),
+            ("card", "c4rd"),
+            ("credit", "Ꮯredit"),
+            ("token", "tоkеи"),
+        ] {
+            let normal = crate::json::normalize_str(text);
+            assert!(!matches(src, false, true, &normal), "{src:?} on {text:?}");
         }
     }
 }

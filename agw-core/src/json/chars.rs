@@ -7,6 +7,10 @@
 //! ones the regex engine uses (`regex-syntax`), built once on first use, so text and patterns
 //! agree on what a category holds.
 //!
+//! Whitespace is never dropped: the text keeps space, tab, line feed and carriage return, every
+//! other character that ends a line reads as a line feed and every other blank as a space (see
+//! [`whitespace`]), so a control that a model reads as a word break is one in the text too.
+//!
 //! Dropping every mark over-matches in scripts whose marks carry meaning (Indic vowel signs,
 //! Thai tone marks, Arabic and Hebrew vowel points, the kana voicing marks): two words that
 //! differ only in their marks read the same. A guard prefers that to a word that escapes it by
@@ -81,20 +85,38 @@ fn is_blank(c: char) -> bool {
     c == '\u{2800}' || (!c.is_ascii() && find(&tables().spaces, c).is_some())
 }
 
+/// What a whitespace character other than space, tab, line feed and carriage return reads as:
+/// a line feed for those that end a line (vertical tab, form feed, the file, group and record
+/// separators U+001C–U+001E, NEL U+0085, LINE SEPARATOR U+2028, PARAGRAPH SEPARATOR U+2029:
+/// the line boundaries of Python's `str.splitlines`), a space for the unit separator U+001F
+/// (whitespace to Python's `str.isspace` and `str.split`). `None` for anything else; the space
+/// separators (Zs) are NFKC's and [`fold`]'s.
+///
+/// A line break stays a line break rather than becoming a space, as `\n` does: a pattern with a
+/// space matches across one only with the rule's `whitespace_insensitive` option, whose `\s`
+/// matches all of them, and `(?m)^` finds the start of the line after one.
+pub(crate) fn whitespace(c: char) -> Option<char> {
+    match c {
+        '\u{B}' | '\u{C}' | '\u{1C}'..='\u{1E}' | '\u{85}' | '\u{2028}' | '\u{2029}' => Some('\n'),
+        '\u{1F}' => Some(' '),
+        _ => None,
+    }
+}
+
 /// Characters that render as nothing and are used to split words past filters: every format
 /// character (zero-width spaces and joiners, soft hyphen, BOM, bidi controls, tag characters,
 /// Arabic and other prepended number marks, Egyptian hieroglyph format controls, shorthand
 /// format controls), the Hangul fillers, the combining grapheme joiner and the variation
-/// selectors, and the C0 and C1 control characters (with `DEL`) except the tab, line feed and
-/// carriage return that text needs.
+/// selectors, and the C0 and C1 control characters (with `DEL`) that are not whitespace (see
+/// [`whitespace`]; tab, line feed and carriage return are kept as they are).
 ///
-/// ASCII controls are removed when escaped (`\u0000`, `\b`, `\f`), which is how JSON carries
-/// them. A raw control byte inside a JSON string is invalid JSON that strict parsers (the
-/// providers') refuse, and a raw `DEL` is rare: both are kept as they are, so that plain ASCII
-/// text is copied without looking at each byte.
+/// ASCII controls are removed when escaped (`\u0000`, `\b`), which is how JSON carries them. A
+/// raw control byte inside a JSON string is invalid JSON that strict parsers (the providers')
+/// refuse, and a raw `DEL` is rare: both are kept as they are, so that plain ASCII text is
+/// copied without looking at each byte.
 pub(crate) fn is_invisible(c: char) -> bool {
     matches!(c,
-        '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{7F}'..='\u{9F}'
+        '\u{0}'..='\u{8}' | '\u{E}'..='\u{1B}' | '\u{7F}'..='\u{84}' | '\u{86}'..='\u{9F}'
         | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}'
         | '\u{3164}' | '\u{FFA0}'
@@ -104,7 +126,9 @@ pub(crate) fn is_invisible(c: char) -> bool {
 }
 
 /// What a character of a compatibility decomposition (NFKD) becomes in the matched text:
-/// nothing (invisible characters and marks), its ASCII digit, a space, or itself.
+/// nothing (invisible characters and marks), its ASCII digit, a line feed or a space
+/// (whitespace), or itself. ASCII is itself: the walk reads escaped ASCII controls with
+/// [`whitespace`] before they get here, and keeps raw ones.
 #[inline]
 pub(crate) fn fold(c: char) -> Option<char> {
     if c.is_ascii() {
@@ -117,7 +141,7 @@ pub(crate) fn fold(c: char) -> Option<char> {
     } else if is_blank(c) {
         Some(' ')
     } else {
-        Some(c)
+        whitespace(c).or(Some(c))
     }
 }
 
@@ -180,6 +204,29 @@ mod tests {
         }
         for c in ['\u{2800}', '\u{1680}'] {
             assert_eq!(fold(c), Some(' '), "{c:?}");
+        }
+        // Whitespace reads as a line feed or a space, never as nothing.
+        for (c, want) in [
+            ('\u{85}', '\n'),
+            ('\u{2028}', '\n'),
+            ('\u{2029}', '\n'),
+            ('\u{1680}', ' '),
+        ] {
+            assert!(!is_invisible(c), "{c:?}");
+            assert_eq!(fold(c), Some(want), "{c:?}");
+        }
+        for (c, want) in [
+            ('\u{B}', '\n'),
+            ('\u{C}', '\n'),
+            ('\u{1C}', '\n'),
+            ('\u{1E}', '\n'),
+            ('\u{1F}', ' '),
+        ] {
+            assert!(!is_invisible(c), "{c:?}");
+            assert_eq!(whitespace(c), Some(want), "{c:?}");
+        }
+        for c in ['\u{1B}', '\u{84}', '\u{86}', '\u{7F}', '\u{8}', '\u{0}'] {
+            assert!(is_invisible(c) && whitespace(c).is_none(), "{c:?}");
         }
         // Spacing marks, letters and symbols stay.
         for c in ['\u{093F}', 'é', 'a', '→', '日', '\u{2801}', '\t'] {

@@ -30,9 +30,9 @@ const SHORT_ESCAPES: [u8; 256] = {
     t[b'"' as usize] = b'"';
     t[b'\\' as usize] = b'\\';
     t[b'/' as usize] = b'/';
-    // Controls are removed from the text: the full walk handles them.
+    // A backspace is removed from the text (the full walk handles it); a form feed ends a line.
     t[b'b' as usize] = CONTROL_ESCAPE;
-    t[b'f' as usize] = CONTROL_ESCAPE;
+    t[b'f' as usize] = b'\n';
     t[b'n' as usize] = b'\n';
     t[b'r' as usize] = b'\r';
     t[b't' as usize] = b'\t';
@@ -40,7 +40,7 @@ const SHORT_ESCAPES: [u8; 256] = {
     t
 };
 const UNICODE_ESCAPE: u8 = 0xff;
-/// `\b` and `\f`: valid, but their characters are removed from the text like other controls.
+/// `\b`: valid, but its character is removed from the text like other controls.
 const CONTROL_ESCAPE: u8 = 0xfe;
 
 /// Appends `b[from..to]`, a run of string bytes that need no decoding.

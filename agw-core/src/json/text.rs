@@ -3,11 +3,12 @@
 //! [`decode`] unescapes JSON (`\u0063`, surrogate pairs), removes invisible and format characters
 //! (every format character: zero-width spaces and joiners, soft hyphen, BOM, bidi controls,
 //! Unicode tag characters, Arabic number marks; variation selectors, C0 and C1 control
-//! characters other than tab, line feed and carriage return), applies NFKC compatibility
-//! normalisation (fullwidth letters, ligatures, non-breaking spaces) and folds what NFKC leaves:
-//! combining marks are dropped (`cre\u{301}dit`, `c̲r̲e̲d̲i̲t̲` and `crédit` read `credit`), decimal
-//! digits of every script read as ASCII digits, and blank characters as spaces (see
-//! [`chars`](super::chars)). [`map_back`] maps a byte of the decoded text back to the raw byte
+//! characters that are not whitespace), applies NFKC compatibility normalisation (fullwidth
+//! letters, ligatures, non-breaking spaces) and folds what NFKC leaves: combining marks are
+//! dropped (`cre\u{301}dit`, `c̲r̲e̲d̲i̲t̲` and `crédit` read `credit`), decimal digits of every
+//! script read as ASCII digits, blank characters as spaces, and line breaks other than `\n` and
+//! `\r` (form feed, vertical tab, NEL, U+2028, U+2029, the separators U+001C–U+001E) as `\n`
+//! (see [`chars`](super::chars)). [`map_back`] maps a byte of the decoded text back to the raw byte
 //! range it came from, so an edit replaces exactly the source characters of a match, whole
 //! escapes and the marks on its letters included.
 //!
@@ -15,7 +16,7 @@
 //! fast: pure-ASCII strings without escapes are copied as they are, and pure-ASCII strings with
 //! only short escapes (`\n`, `\"`) are unescaped with `memchr`.
 
-use super::chars::{fold, is_invisible, is_mark};
+use super::chars::{fold, is_invisible, is_mark, whitespace};
 use std::ops::Range;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::canonical_combining_class;
@@ -233,10 +234,11 @@ fn simple_unescape(raw: &[u8], out: &mut Vec<u8>) {
     while let Some(off) = memchr::memchr(b'\\', &raw[i..]) {
         out.extend_from_slice(&raw[i..i + off]);
         i += off;
-        let c = short_escape(raw.get(i + 1).copied().unwrap_or(b'\\'));
-        // `\b` and `\f` are controls, removed like other invisible characters.
-        if !matches!(c, 0x08 | 0x0c) {
-            out.push(c);
+        match short_escape(raw.get(i + 1).copied().unwrap_or(b'\\')) {
+            // `\b` is a control, removed like other invisible characters; `\f` ends a line.
+            0x08 => {}
+            0x0c => out.push(b'\n'),
+            c => out.push(c),
         }
         i += 2;
     }
@@ -373,6 +375,13 @@ fn walk(raw: &[u8], mut emit: impl FnMut(&[u8], Range<usize>, bool)) {
             i = next;
             continue;
         }
+        // An ASCII character here is an escape: `\f`, `\u000b` and the like read as whitespace.
+        // Non-ASCII whitespace is folded with its cluster.
+        let c = if c.is_ascii() {
+            whitespace(c).unwrap_or(c)
+        } else {
+            c
+        };
         if !cluster.is_empty() && joins_previous(c) {
             cluster.push(c);
             cluster_src.end = next;
@@ -439,9 +448,23 @@ mod tests {
             ("\u{1112}\u{1161}\u{11AB}", "한"),
             // C0 and C1 controls are removed; tab, line feed and carriage return stay.
             (r"credit\u0000 card", "credit card"),
-            (r"cre\bdit\f card", "credit card"),
-            (r"cre\u0085dit \u001bcard\u007f", "credit card"),
-            ("cre\u{85}dit\u{9F} card", "credit card"),
+            (r"cre\bdit card", "credit card"),
+            (r"credit \u001bcard\u007f", "credit card"),
+            ("credit\u{9F} card", "credit card"),
+            // Whitespace controls are word breaks: line breaks read as `\n`, U+001F as a space.
+            (r"credit\fcard", "credit\ncard"),
+            (r"credit\u000bcard\u000C", "credit\ncard\n"),
+            (r"credit\u0085card", "credit\ncard"),
+            ("credit\u{85}card", "credit\ncard"),
+            (r"a\u001cb\u001dc\u001ed\u001fe", "a\nb\nc\nd e"),
+            ("credit\u{2028}card\u{2029}", "credit\ncard\n"),
+            (r"credit\u2028card", "credit\ncard"),
+            ("credit\u{85}\u{301}card", "credit\ncard"),
+            (r"credit\f\u0301card", "credit\ncard"),
+            (
+                "\u{a0}\u{1680}\u{2000}\u{200A}\u{202F}\u{205F}\u{3000}",
+                "       ",
+            ),
             // Raw ASCII controls are kept; a combining mark after one is dropped like any mark.
             ("raw\u{7f}\u{1}\u{301} ok", "raw\u{7f}\u{1} ok"),
             (r"keep\t\n\r\u0009", "keep\t\n\r\t"),
@@ -496,6 +519,14 @@ mod tests {
             r"\b",
             r"\f",
             "\u{85}",
+            r"\u000b",
+            r"\u001c",
+            r"\u001F",
+            r"\u0085",
+            "\u{2028}",
+            r"\u2029",
+            "\u{3000}",
+            "\u{1680}",
             r"\u009f",
             "\u{7f}",
             "\u{1}",
@@ -536,6 +567,13 @@ mod tests {
                 let r = map_back(raw.as_bytes(), kind, at).expect("in range");
                 assert!(r.start >= last && r.end <= raw.len(), "{raw:?} at {at}");
                 last = r.start;
+                // The source range, decoded alone, is the piece of text that holds byte `at`:
+                // a mask over it replaces that piece and nothing else.
+                let mut piece = Vec::new();
+                decode_full(&raw.as_bytes()[r.clone()], &mut piece);
+                let covers =
+                    (0..piece.len().min(at + 1)).any(|k| out[at - k..].starts_with(&piece));
+                assert!(covers, "{raw:?} at {at}: {r:?} decodes to {piece:?}");
             }
             let mut full = Vec::new();
             walk(raw.as_bytes(), |t, _, _| full.extend_from_slice(t));
@@ -564,6 +602,7 @@ mod tests {
             "caf\u{e9} e\u{301}",
             "①\u{1}",
             "cre\u{0}dit\u{8}\u{85} card\u{7f}",
+            "credit\u{b}\u{c}\u{1c}\u{1d}\u{1e}\u{1f}card\u{2028}x\u{2029}",
         ] {
             let mut text = Vec::new();
             let mut map = Vec::new();
