@@ -10,11 +10,21 @@ fn seed(name: &str) -> String {
 }
 
 fn rejects_credit_card(b: &Backend) -> bool {
-    let body = br#"{"model":"m","messages":[{"role":"user","content":"What is a credit card"}]}"#;
-    matches!(
-        b.policy.inspect(RouteKind::Messages, body).unwrap().decision(),
-        Decision::Reject(r) if r.message == "Rejected due to inappropriate content"
-    )
+    // Also written with Cyrillic look-alikes (с, е, а): the seed's phrase gets `confusables`
+    // by default.
+    [
+        "What is a credit card",
+        "What is a \u{0441}r\u{0435}dit \u{0441}\u{0430}rd",
+    ]
+    .iter()
+    .all(|prompt| {
+        let body =
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{prompt}"}}]}}"#);
+        matches!(
+            b.policy.inspect(RouteKind::Messages, body.as_bytes()).unwrap().decision(),
+            Decision::Reject(r) if r.message == "Rejected due to inappropriate content"
+        )
+    })
 }
 
 #[test]
@@ -350,6 +360,46 @@ backends:
             matches!(v.decision(), Decision::Reject(_)),
             "{prompt}: {:?}",
             v.decision()
+        );
+    }
+    // Unset, look-alikes match for phrases with a word of five letters or more, not for short
+    // keywords (`сор`, Russian, reads `cop`); set, the setting holds.
+    for (rule, prompt, rejected) in [
+        ("{keywords: [\"credit card\"]}", "\u{0441}redit card", true),
+        (
+            "{regex: [\"kubectl\\\\s+delete\"]}",
+            "kub\u{0435}ctl delete",
+            true,
+        ),
+        ("{keywords: [\"cop\"]}", "\u{0441}\u{043e}\u{0440}", false),
+        (
+            "{keywords: [\"cop\", \"credit card\"]}",
+            "\u{0441}\u{043e}\u{0440}",
+            false,
+        ),
+        (
+            "{keywords: [\"credit card\"], confusables: false}",
+            "\u{0441}redit card",
+            false,
+        ),
+        (
+            "{keywords: [\"cop\"], confusables: true}",
+            "\u{0441}\u{043e}\u{0440}",
+            true,
+        ),
+    ] {
+        let text =
+            format!("backends: [{{name: a, provider: anthropic, guards: {{request: [{rule}]}}}}]");
+        let gw = Gateway::parse("c.yaml", &text, &Env::default()).unwrap();
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"{prompt}"}}]}}"#);
+        let v = gw.backends[0]
+            .policy
+            .inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap();
+        assert_eq!(
+            matches!(v.decision(), Decision::Reject(_)),
+            rejected,
+            "{rule} {prompt}"
         );
     }
     let e = Gateway::parse(

@@ -318,9 +318,11 @@ impl Rule {
     /// letter of its own case (Cherokee `Ꮯ` matches `C`), both with `case_insensitive`.
     /// Configuration name: `confusables`.
     ///
-    /// Off by default: a short pattern also matches words of the look-alikes' own scripts
+    /// Off by default here: a short pattern also matches words of the look-alikes' own scripts
     /// (`cop` finds Russian `сор`), and with `case_insensitive` matching costs more, since the
     /// case-folded letters have too many look-alikes for the regex crate's literal prefilter.
+    /// (agw's configuration turns it on for rules whose every pattern holds a word of five or
+    /// more letters.)
     pub fn confusables(mut self, yes: bool) -> Rule {
         self.confusables = yes;
         self
