@@ -795,9 +795,18 @@ fn served_probe_paths_answer_on_the_admin_port() {
         "the organisation's key is injected, the client's removed"
     );
 
-    // Prometheus, where the pod's annotations say.
-    let (status, body) = get(pod.admin, "/metrics").unwrap();
-    assert_eq!(status, 200, "/metrics");
+    // Prometheus, where the pod's annotations say. A request is counted just after its
+    // response is written: poll (bounded).
+    let mut body = String::new();
+    for _ in 0..100 {
+        let (status, b) = get(pod.admin, "/metrics").unwrap();
+        assert_eq!(status, 200, "/metrics");
+        body = b;
+        if body.contains("agw_requests_total") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(body.contains("agw_requests_total"), "{body}");
 
     let pid = pod.proc.0.id().to_string();
