@@ -90,8 +90,11 @@ impl AfterResponse {
             Ok(rt) => {
                 let (new_tx, rx) = mpsc::unbounded_channel();
                 let _ = new_tx.send(job);
-                rt.spawn(drain(rx));
                 *tx = Some(new_tx);
+                // Spawned after the lock is let go: a runtime that is shutting down drops the
+                // task at once, and with it the queue, which runs the job (which may queue).
+                drop(tx);
+                rt.spawn(drain(rx));
             }
             Err(_) => {
                 // Not under the lock: the job may queue more.
