@@ -317,3 +317,26 @@ async fn team_requests_log_identity_tokens_and_cost_but_never_the_key() {
     }
     assert!(!metrics.contains(&key), "{metrics}");
 }
+
+/// A configured route table that leaves a dialect endpoint out still has it (the stack adds
+/// the dialects' endpoints); the log names the kind the request was guarded as, not
+/// `Passthrough` from the table as written.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_logged_kind_is_the_kind_the_stack_guarded() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("kind");
+    let cfg = write_config(
+        &dir,
+        "backends:\n  - name: anthropic\n    provider: anthropic\n    routes: {/v1/messages: Messages, \"*\": Passthrough}\n",
+    );
+    let agw = spawn(&dir, &cfg, &mock.base_url());
+    let req = json_post(
+        &agw.url("/v1/messages/count_tokens"),
+        &messages("hello", false),
+    );
+    let (res, body) = send(req).await;
+    assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&body));
+    let id = res.headers()["request-id"].to_str().unwrap().to_owned();
+    let line = agw.line_for(&id).await;
+    assert_eq!(line["kind"], "CountTokens", "{line}");
+}

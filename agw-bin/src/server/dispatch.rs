@@ -217,7 +217,9 @@ impl Runtime {
             };
             backends.push(BackendService {
                 name: b.name.as_str().into(),
-                routes: Arc::new(b.routes.clone()),
+                // The table the stack classifies with (the dialects' endpoints added), so the
+                // log names the kind the request was guarded as.
+                routes: Arc::new(stack.route_table().clone()),
                 svc,
                 upstream,
                 upstream_key,
