@@ -280,6 +280,16 @@ impl<'b> Walker<'b> {
                     });
                     Ok(())
                 }
+                // Arguments given as JSON rather than as a string (some servers and clients
+                // take both): the tool's input, as `input` is.
+                b"arguments"
+                    if field != Field::ToolInput && matches!(sc.peek(), Some(b'{' | b'[')) =>
+                {
+                    let r = sc.skip()?;
+                    input = Some(r.clone());
+                    let mut sub = sc.at(r.start);
+                    self.value(&mut sub, Some(b"arguments"), Field::ToolInput)
+                }
                 _ => self.value(sc, Some(&key), field),
             }
         })?;
@@ -489,6 +499,10 @@ mod tests {
             r#"{"output":[{"type":"function_call","name":"Bash","call_id":"c","arguments":"{\"command\":\"kubectl delete x\"}"}]}"#,
             // Unreadable arguments fail closed.
             r#"{"output":[{"type":"function_call","name":"Bash","arguments":"{\"command\":"}]}"#,
+            // Arguments as a JSON object rather than a string (found by the audit: checked as
+            // an empty input).
+            r#"{"choices":[{"message":{"tool_calls":[{"id":"t","type":"function","function":{"name":"Bash","arguments":{"command":"kubectl delete ns prod"}}}]}}]}"#,
+            r#"{"output":[{"type":"function_call","name":"Bash","arguments":{"command":"kubectl delete x"}}]}"#,
             // Custom tools' free-form input (found by the audit: not checked).
             r#"{"choices":[{"message":{"tool_calls":[{"id":"c","type":"custom","custom":{"name":"Bash","input":"kubectl delete pods"}}]}}]}"#,
             r#"{"output":[{"type":"custom_tool_call","call_id":"c","name":"Bash","input":"kubectl  delete x"}]}"#,

@@ -206,6 +206,12 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
         }
         Dialect::Chat | Dialect::Legacy => {
             let Some(choices) = json.get("choices") else {
+                if ty.starts_with("response.") {
+                    // Responses events where chat chunks were expected (a passthrough path, a
+                    // stored completion): read as what they are, so text split across their
+                    // deltas is still held back and matched whole.
+                    return meaning(Dialect::Responses, ty, json);
+                }
                 if json.get("error").is_some() {
                     m.completes = Completes::All;
                 }
@@ -302,7 +308,12 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                         if let Some(name) = s(&call["name"]) {
                             m.opens.push((key, name.to_owned()));
                         }
-                        if let Some(text) = s(&call[input]) {
+                        let value = &call[input];
+                        if !value.is_null() && !value.is_string() {
+                            // What a client would run is not in a string: no delta to hold.
+                            return Err(format!("a tool call's `{input}` is not a string"));
+                        }
+                        if let Some(text) = s(value) {
                             path.push(Step::Key(input));
                             m.deltas.push(Delta {
                                 chan: key,

@@ -802,6 +802,52 @@ fn chat_function_calls_custom_tools_and_transcripts_are_guarded() {
     );
 }
 
+/// Found by the audit: on a chat route (a passthrough path, a stored completion) a stream of
+/// Responses events was read event by event, so a phrase split across deltas went out; and
+/// a chat chunk whose tool arguments are an object, not a string, was not read.
+#[test]
+fn responses_events_on_a_chat_route_and_object_arguments() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::regex("cards", ["credit card"]).reject("no cards"))
+        .build()
+        .unwrap();
+    let mut s = String::new();
+    for d in ["my credit ", "card, please"] {
+        s += &event(
+            "response.output_text.delta",
+            json!({"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":d}),
+        );
+    }
+    for chunk in [4, s.len()] {
+        let out = String::from_utf8(run_kind(
+            &policy,
+            RouteKind::Passthrough,
+            Api::OpenAi,
+            s.as_bytes(),
+            chunk,
+        ))
+        .unwrap();
+        assert!(
+            !out.contains("card, please") && !out.contains("my credit"),
+            "{out}"
+        );
+        assert!(out.contains("no cards"), "{out}");
+    }
+    let object_args = chat_chunk(
+        json!([{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","type":"function","function":{"name":"Bash","arguments":{"command":"kubectl delete ns prod"}}}]}}]),
+    );
+    let out = String::from_utf8(run_kind(
+        &k8s_policy(),
+        RouteKind::Completions,
+        Api::OpenAi,
+        object_args.as_bytes(),
+        7,
+    ))
+    .unwrap();
+    assert!(!out.contains("kubectl") && out.contains("error"), "{out}");
+}
+
 /// A Responses custom tool call (free-form input, as Codex's `apply_patch`) is checked whole
 /// and passes when allowed; it used to fail closed as input that is not JSON.
 #[test]
