@@ -63,20 +63,7 @@ async fn with_redis_the_keys_live_in_redis() {
         team.key_file.is_none(),
         "keys are in Redis, not in the file"
     );
-    let (secret, hash) = key::generate().unwrap();
-    team.keys
-        .as_ref()
-        .unwrap()
-        .insert(key::KeyRecord {
-            name: "alice".into(),
-            team: None,
-            hash: hash.to_hex(),
-            created: 0,
-            expires: None,
-            revoked: false,
-        })
-        .await
-        .unwrap();
+    let secret = support::add_key(team.keys.as_deref().unwrap(), "alice", None).await;
     let mut h = http::HeaderMap::new();
     h.insert("x-api-key", secret.parse().unwrap());
     let who = team

@@ -7,8 +7,7 @@ mod support;
 use agw_core::api::Api;
 use agw_core::price::{Price, PriceTable};
 use agw_core::route::RouteTable;
-use agw_tower::auth::key::{self, KeyRecord};
-use agw_tower::auth::{AuthLayer, Authenticator, FileKeyStore, Identity, IdentityKind, KeyStore};
+use agw_tower::auth::{AuthLayer, Authenticator, FileKeyStore, Identity, IdentityKind};
 use agw_tower::classify::ClassifyLayer;
 use agw_tower::limit::{
     LimitKind, LimitLayer, LimitPolicy, Limiter, Limits, MemoryStore, Rejection, Scope,
@@ -242,34 +241,16 @@ async fn upstream(req: axum::extract::Request) -> http::Response<axum::body::Bod
         .unwrap()
 }
 
-#[tokio::test]
-async fn the_layer_answers_429_and_reports_what_remains() {
+/// `routes` under usage (every model free), `limiter`, key authentication and classification,
+/// served: its address and the secret of alice's key.
+async fn serve_limited(
+    limiter: &Arc<Limiter>,
+    routes: axum::Router,
+) -> (std::net::SocketAddr, String) {
     let store = FileKeyStore::in_memory();
-    let (secret, hash) = key::generate().unwrap();
-    store
-        .insert(KeyRecord {
-            name: "alice".into(),
-            team: None,
-            hash: hash.to_hex(),
-            created: 0,
-            expires: None,
-            revoked: false,
-        })
-        .await
-        .unwrap();
-    let limiter = Arc::new(limiter(LimitPolicy {
-        per_key: Limits {
-            requests_per_minute: Some(100),
-            tokens_per_minute: Some(1000),
-            ..Limits::default()
-        },
-        default_estimate: 500,
-        ..LimitPolicy::default()
-    }));
+    let secret = support::add_key(&store, "alice", None).await;
     let prices = PriceTable::new([("*", Price::default())]).unwrap();
-    let app = axum::Router::new()
-        .route("/v1/messages", axum::routing::post(upstream))
-        .route("/v1/messages/count_tokens", axum::routing::post(upstream))
+    let app = routes
         .layer(UsageLayer::new(Arc::new(prices)))
         .layer(LimitLayer::new(limiter.clone()))
         .layer(AuthLayer::new(Arc::new(
@@ -279,7 +260,24 @@ async fn the_layer_answers_429_and_reports_what_remains() {
             RouteTable::claude_code(),
             Api::Anthropic,
         ));
-    let addr = support::serve(app).await;
+    (support::serve(app).await, secret)
+}
+
+#[tokio::test]
+async fn the_layer_answers_429_and_reports_what_remains() {
+    let limiter = Arc::new(limiter(LimitPolicy {
+        per_key: Limits {
+            requests_per_minute: Some(100),
+            tokens_per_minute: Some(1000),
+            ..Limits::default()
+        },
+        default_estimate: 500,
+        ..LimitPolicy::default()
+    }));
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(upstream))
+        .route("/v1/messages/count_tokens", axum::routing::post(upstream));
+    let (addr, secret) = serve_limited(&limiter, app).await;
     let h = [("x-api-key", secret.as_str())];
     // Each request holds 500 and settles at 400 tokens after its end.
     let r = support::post(addr, "/v1/messages", &h, "{}").await;
@@ -313,19 +311,6 @@ async fn the_layer_answers_429_and_reports_what_remains() {
 /// listing and token counting counts against the request limits.
 #[tokio::test]
 async fn batches_and_passthrough_count_against_request_limits() {
-    let store = FileKeyStore::in_memory();
-    let (secret, hash) = key::generate().unwrap();
-    store
-        .insert(KeyRecord {
-            name: "alice".into(),
-            team: None,
-            hash: hash.to_hex(),
-            created: 0,
-            expires: None,
-            revoked: false,
-        })
-        .await
-        .unwrap();
     let limiter = Arc::new(limiter(LimitPolicy {
         per_key: Limits {
             requests_per_minute: Some(3),
@@ -335,7 +320,6 @@ async fn batches_and_passthrough_count_against_request_limits() {
         default_estimate: 800,
         ..LimitPolicy::default()
     }));
-    let prices = PriceTable::new([("*", Price::default())]).unwrap();
     // A reply without usage (as a batch's creation or a file upload gets).
     let no_usage = |_req: axum::extract::Request| async {
         http::Response::builder()
@@ -347,17 +331,8 @@ async fn batches_and_passthrough_count_against_request_limits() {
         .route("/v1/messages/batches", axum::routing::post(no_usage))
         .route("/v1/messages/count_tokens", axum::routing::post(upstream))
         .route("/v1/files", axum::routing::post(no_usage))
-        .route("/v1/models", axum::routing::get(upstream))
-        .layer(UsageLayer::new(Arc::new(prices)))
-        .layer(LimitLayer::new(limiter.clone()))
-        .layer(AuthLayer::new(Arc::new(
-            Authenticator::new().keys(Arc::new(store)),
-        )))
-        .layer(ClassifyLayer::new(
-            RouteTable::claude_code(),
-            Api::Anthropic,
-        ));
-    let addr = support::serve(app).await;
+        .route("/v1/models", axum::routing::get(upstream));
+    let (addr, secret) = serve_limited(&limiter, app).await;
     let h = [("x-api-key", secret.as_str())];
     // Free: token counting and model listing, however often.
     for _ in 0..5 {

@@ -7,8 +7,7 @@ mod support;
 use agw_core::api::Api;
 use agw_core::price::{Price, PriceTable};
 use agw_core::route::RouteTable;
-use agw_tower::auth::key::{self, KeyRecord};
-use agw_tower::auth::{AuthLayer, Authenticator, FileKeyStore, KeyStore};
+use agw_tower::auth::{AuthLayer, Authenticator, FileKeyStore};
 use agw_tower::classify::ClassifyLayer;
 use agw_tower::metrics::{Metrics, UpstreamTimerLayer};
 use agw_tower::usage::UsageLayer;
@@ -40,18 +39,7 @@ fn counter(s: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
 
 async fn stack(metrics: Arc<Metrics>) -> (std::net::SocketAddr, String) {
     let store = FileKeyStore::in_memory();
-    let (secret, hash) = key::generate().unwrap();
-    store
-        .insert(KeyRecord {
-            name: "alice".into(),
-            team: Some("platform".into()),
-            hash: hash.to_hex(),
-            created: 0,
-            expires: None,
-            revoked: false,
-        })
-        .await
-        .unwrap();
+    let secret = support::add_key(&store, "alice", Some("platform")).await;
     let upstream = |_req: axum::extract::Request| async {
         http::Response::builder()
             .header("content-type", "text/event-stream")

@@ -398,9 +398,9 @@ impl Extractor {
         })
     }
 
-    /// Reads the top-level `model` string (the cursor is at it). Unlike the keys of text, the
-    /// `model` key is compared exactly, as [`crate::model::find_model`] compares it: the model
-    /// reported is the one an allow-list checked.
+    /// Reads the top-level `model` string (the cursor is at it). Its key is compared as
+    /// [`crate::model::find_model`] compares it, so the model reported is the one an allow-list
+    /// checked.
     pub(super) fn model(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let s = sc.string()?;
         self.doc.model = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());

@@ -71,7 +71,7 @@ impl Extractor {
     ) -> Result<(), JsonError> {
         let mut seen = [false; 2];
         sc.object(|sc, key| {
-            if sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
+            if sc.key_matches(&key, "model") && sc.peek() == Some(b'"') {
                 return self.model(sc);
             }
             if crate::usage::is_output_cap(sc, &key) {
@@ -100,7 +100,7 @@ impl Extractor {
     pub(super) fn responses(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let (mut seen_input, mut seen_instructions, mut seen_prompt) = (false, false, false);
         sc.object(|sc, key| {
-            if sc.key_is(&key, "model") && sc.peek() == Some(b'"') {
+            if sc.key_matches(&key, "model") && sc.peek() == Some(b'"') {
                 self.model(sc)
             } else if crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)

@@ -1014,3 +1014,22 @@ fn separators_between_values_are_not_text() {
 }
 
 mod evasion;
+
+/// The model is read under its key in any case on every kind that names one, as
+/// `find_model` (the allow-list) reads it.
+#[test]
+fn the_model_key_is_read_in_any_case_on_every_kind() {
+    let p = seed_policy();
+    for (kind, body) in [
+        (RouteKind::Messages, r#"{"MODEL":"m1","messages":[]}"#),
+        (RouteKind::Responses, r#"{"Model":"m1","input":"hi"}"#),
+        (RouteKind::Embeddings, r#"{"MODEL":"m1","input":"hi"}"#),
+        (
+            RouteKind::LegacyCompletions,
+            r#"{"MODEL":"m1","prompt":"hi"}"#,
+        ),
+    ] {
+        let mut v = p.inspect(kind, body.as_bytes()).unwrap();
+        assert_eq!(v.take_model().as_deref(), Some("m1"), "{kind:?} {body}");
+    }
+}

@@ -576,13 +576,7 @@ impl<'a> Scanner<'a> {
 
     /// Whether the key (raw, possibly escaped) decodes to `name`.
     pub fn key_is(&self, key: &Str, name: &str) -> bool {
-        let raw = &self.b[key.raw.clone()];
-        if !key.escaped {
-            return raw == name.as_bytes();
-        }
-        let mut out = Vec::new();
-        super::text::unescape_exact(raw, &mut out);
-        out == name.as_bytes()
+        *self.str_value(key) == *name.as_bytes()
     }
 
     /// Whether the key is `name` (ASCII lower case) to a parser that matches keys
@@ -605,12 +599,7 @@ impl<'a> Scanner<'a> {
         if raw.len() < name.len() || (!key.escaped && raw.is_ascii()) {
             return false;
         }
-        if !key.escaped {
-            return folds_to(raw, name);
-        }
-        let mut out = Vec::new();
-        super::text::unescape_exact(raw, &mut out);
-        folds_to(&out, name)
+        folds_to(&self.str_value(key), name)
     }
 
     /// The decoded value of a short string (keys, roles, types), exact JSON semantics.

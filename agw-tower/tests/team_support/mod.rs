@@ -143,3 +143,24 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// Adds a new key named `name` (of `team`) to `store`; returns its secret.
+pub async fn add_key(
+    store: &dyn agw_tower::auth::KeyStore,
+    name: &str,
+    team: Option<&str>,
+) -> String {
+    let (secret, hash) = agw_tower::auth::key::generate().unwrap();
+    store
+        .insert(agw_tower::auth::key::KeyRecord {
+            name: name.into(),
+            team: team.map(Into::into),
+            hash: hash.to_hex(),
+            created: 0,
+            expires: None,
+            revoked: false,
+        })
+        .await
+        .unwrap();
+    secret.to_string()
+}
