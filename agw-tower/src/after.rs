@@ -52,10 +52,9 @@ impl std::fmt::Debug for AfterResponse {
 struct Job(Option<Box<dyn FnOnce() + Send>>);
 
 impl Job {
-    fn run(mut self) {
-        if let Some(f) = self.0.take() {
-            f();
-        }
+    /// Runs the job (dropping it does).
+    fn run(self) {
+        drop(self);
     }
 }
 

@@ -21,33 +21,25 @@
 //! assert_eq!(secrets("listen: `nope` is not HOST:PORT"), "listen: `nope` is not HOST:PORT");
 //! ```
 
-use agw_core::detect::Detector;
-use agw_core::guard::{Policy, Rule};
+use agw_core::detect::DetectorSet;
 use std::borrow::Cow;
 use std::ops::Range;
-use std::sync::OnceLock;
 
 /// What masked text says instead of a secret.
 pub const MASK: &str = "***";
 
-fn detectors() -> &'static Policy {
-    static POLICY: OnceLock<Policy> = OnceLock::new();
-    POLICY.get_or_init(|| {
-        let secrets = Detector::ALL.into_iter().filter(|d| d.is_secret());
-        Policy::builder()
-            .rule(Rule::detectors("secrets", secrets).mask())
-            .build()
-            .expect("the built-in secret detectors compile")
-    })
+/// The ranges of what agw's secret detectors recognise in `text`.
+fn detected(text: &str, out: &mut Vec<Range<usize>>) {
+    let mut found = Vec::new();
+    DetectorSet::secrets().find(text.as_bytes(), &mut found);
+    out.extend(found.into_iter().map(|f| f.range));
 }
 
 /// `text` with every secret-looking value replaced by [`MASK`].
 pub fn secrets(text: &str) -> Cow<'_, str> {
     let mut ranges: Vec<Range<usize>> = Vec::new();
     url_passwords(text, &mut ranges);
-    for m in detectors().find_in_text(text.as_bytes()) {
-        ranges.push(m.range);
-    }
+    detected(text, &mut ranges);
     random_tokens(text, &mut ranges);
     mask(text, ranges)
 }
@@ -62,9 +54,7 @@ pub fn known_secrets(text: &str) -> Cow<'_, str> {
     }
     let mut ranges: Vec<Range<usize>> = Vec::new();
     url_passwords(text, &mut ranges);
-    for m in detectors().find_in_text(text.as_bytes()) {
-        ranges.push(m.range);
-    }
+    detected(text, &mut ranges);
     mask(text, ranges)
 }
 

@@ -97,22 +97,24 @@ impl RuleSpec {
             !self.keywords.is_empty(),
             !self.detectors.is_empty(),
         ];
+        let patterns = if self.regex.is_empty() {
+            &self.keywords
+        } else {
+            &self.regex
+        };
+        let confusables = self
+            .confusables
+            .unwrap_or_else(|| auto_confusables(patterns));
         let rule = match given {
             [true, false, false] => Rule::regex(&name, self.regex.clone())
                 .case_insensitive(self.case_insensitive)
                 .whitespace_insensitive(self.whitespace_insensitive)
-                .confusables(
-                    self.confusables
-                        .unwrap_or_else(|| auto_confusables(&self.regex)),
-                ),
+                .confusables(confusables),
             [false, true, false] => Rule::literals(&name, self.keywords.clone())
                 .case_insensitive(self.case_insensitive)
                 .whole_word(self.whole_word)
                 .whitespace_insensitive(self.whitespace_insensitive)
-                .confusables(
-                    self.confusables
-                        .unwrap_or_else(|| auto_confusables(&self.keywords)),
-                ),
+                .confusables(confusables),
             [false, false, true] => {
                 let list = self
                     .detectors

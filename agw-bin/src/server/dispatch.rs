@@ -589,32 +589,33 @@ impl Future for AppFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let (entry, busy) = (this.entry.take(), this.busy.take());
-        let after = this.after.take();
         let res = match this.kind.project() {
             AppKindProj::Local { res } => {
                 let res = res.take().expect("AppFuture polled after completion");
                 match entry {
-                    Some(_) => finish(res, entry, busy, None, after),
+                    Some(_) => finish(res, entry, busy, None, this.after.take()),
                     None => res,
                 }
             }
             AppKindProj::Proxied { future } => match future.poll(cx) {
-                Poll::Ready(Ok(res)) => finish(res, entry, busy, this.metrics.take(), after),
+                Poll::Ready(Ok(res)) => {
+                    finish(res, entry, busy, this.metrics.take(), this.after.take())
+                }
                 Poll::Ready(Err(e)) => match e {},
                 Poll::Pending => {
                     *this.entry = entry;
                     *this.busy = busy;
-                    *this.after = after;
                     return Poll::Pending;
                 }
             },
             AppKindProj::Team { future } => match future.poll(cx) {
-                Poll::Ready(Ok(res)) => finish(res, entry, busy, this.metrics.take(), after),
+                Poll::Ready(Ok(res)) => {
+                    finish(res, entry, busy, this.metrics.take(), this.after.take())
+                }
                 Poll::Ready(Err(e)) => match e {},
                 Poll::Pending => {
                     *this.entry = entry;
                     *this.busy = busy;
-                    *this.after = after;
                     return Poll::Pending;
                 }
             },

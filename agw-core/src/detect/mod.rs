@@ -72,6 +72,8 @@ mod iban;
 mod national;
 mod numeric;
 mod pem;
+/// Where a PEM key block that began in earlier text continues (the stream guard's window).
+pub(crate) use pem::continuation as pem_continuation;
 mod phone;
 mod secrets;
 #[cfg(test)]
@@ -245,6 +247,12 @@ impl DetectorSet {
         DetectorSet { enabled }
     }
 
+    /// The detectors of secrets (keys, tokens, private keys): what must never be shown in a log,
+    /// a metric or an error.
+    pub const fn secrets() -> Self {
+        DetectorSet { enabled: SECRETS }
+    }
+
     /// Every detector.
     pub fn all() -> Self {
         DetectorSet::new(Detector::ALL)
@@ -299,12 +307,6 @@ impl FromIterator<Detector> for DetectorSet {
 
 /// The byte at `i`, or 0 past the end: 0 is neither a digit, a letter nor a separator, so
 /// look-ahead code needs no bounds checks of its own.
-/// Where a PEM private key block whose `-----BEGIN` line was in earlier text continues in
-/// `text` from `i`: the end of its body (and end line), and whether the block ends there.
-pub(crate) fn pem_continuation(text: &[u8], i: usize) -> (usize, bool) {
-    pem::continuation(text, i)
-}
-
 fn at(text: &[u8], i: usize) -> u8 {
     text.get(i).copied().unwrap_or(0)
 }

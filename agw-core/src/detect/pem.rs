@@ -40,7 +40,7 @@ pub(super) fn end(text: &[u8], s: usize) -> Option<usize> {
 /// `-----END …-----` line, and whether it ends there (an end line, or a word no key body has).
 /// A word that runs to the end of `text` may be cut: it is taken as body, and the block is
 /// still open.
-pub(super) fn continuation(text: &[u8], i: usize) -> (usize, bool) {
+pub(crate) fn continuation(text: &[u8], i: usize) -> (usize, bool) {
     let mut body_end = i;
     let start = i;
     let mut i = i;

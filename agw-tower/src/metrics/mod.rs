@@ -199,8 +199,8 @@ pub struct Metrics {
     /// The series of every kind of report seen, so a report is counted without building and
     /// hashing its label sets again.
     series: SeriesCache,
-    /// The model names used as label values so far (at most [`MAX_MODELS`]).
-    models: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The model names used so far (at most [`MAX_MODELS`]) and their label values.
+    models: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// The most distinct model names that become label values; later ones are counted as
@@ -309,7 +309,7 @@ impl Metrics {
     pub fn guard_outcome(&self, rule: &str, action: &str, direction: &'static str) {
         self.guard
             .get_or_create(&Guard {
-                rule: label_value(rule),
+                rule: rule.to_owned(),
                 action: action.to_owned(),
                 direction,
             })
@@ -520,12 +520,13 @@ impl Metrics {
             return String::new();
         };
         let mut known = self.models.lock().unwrap_or_else(|e| e.into_inner());
-        if known.contains(model) {
-            return label_value(model);
+        if let Some(label) = known.get(model) {
+            return label.clone();
         }
         if known.len() < MAX_MODELS {
-            known.insert(model.to_owned());
-            return label_value(model);
+            let label = label_value(model);
+            known.insert(model.to_owned(), label.clone());
+            return label;
         }
         "other".to_owned()
     }
@@ -543,22 +544,13 @@ impl Metrics {
 }
 
 /// A label value from outside agw's configuration (a model name a client chose or an upstream
-/// named, a token's `sub`): the text exposition does not escape label values, so `"`, `\`
+/// named, a token's `sub`; rule names are the operator's): the text exposition does not escape label values, so `"`, `\`
 /// and control characters become `_` (a client could otherwise write its own series into
 /// the scrape, or break it), and a value the secret detectors recognise (a key pasted as a
 /// model name) is `redacted`.
 pub(crate) fn label_value(v: &str) -> String {
-    use agw_core::detect::{Detector, DetectorSet};
-    use std::sync::OnceLock;
-    static SECRETS: OnceLock<DetectorSet> = OnceLock::new();
-    let secrets = SECRETS.get_or_init(|| {
-        Detector::ALL
-            .into_iter()
-            .filter(|d| d.is_secret())
-            .collect()
-    });
     let mut found = Vec::new();
-    secrets.find(v.as_bytes(), &mut found);
+    agw_core::detect::DetectorSet::secrets().find(v.as_bytes(), &mut found);
     if !found.is_empty() {
         return "redacted".to_owned();
     }
