@@ -155,7 +155,8 @@ pub struct ToolHit {
 #[derive(Debug)]
 struct CompiledTool {
     name: Arc<str>,
-    tool: String,
+    /// The tool name or glob, folded ([`fold_name`]).
+    tool: Vec<char>,
     path: Vec<String>,
     regex: Option<Regex>,
     action: ToolAction,
@@ -207,7 +208,7 @@ impl ToolRules {
             };
             out.push(CompiledTool {
                 name: r.name.as_str().into(),
-                tool: r.tool.clone(),
+                tool: fold_name(&r.tool),
                 path: r
                     .argument
                     .as_deref()
@@ -227,8 +228,9 @@ impl ToolRules {
     /// The first rejecting rule that matches the call, else the first auditing one. `input`
     /// is the call's input as JSON text.
     pub fn check(&self, tool: &str, input: &[u8]) -> Option<ToolHit> {
+        let name = fold_name(tool);
         let wanted: Vec<&CompiledTool> =
-            self.rules.iter().filter(|r| glob(&r.tool, tool)).collect();
+            self.rules.iter().filter(|r| glob(&r.tool, &name)).collect();
         if wanted.is_empty() {
             return None;
         }
@@ -295,7 +297,7 @@ impl CompiledTool {
         };
         let mut found = false;
         at_path(input, path, &mut |v| {
-            strings(v, &mut |s| found = found || re.is_match(&normalize(s)));
+            strings(v, &mut |s| found = found || re.is_match(&normalize_str(s)));
         });
         found
     }
@@ -340,20 +342,15 @@ fn strings(v: &serde_json::Value, f: &mut impl FnMut(&str)) {
     }
 }
 
-fn normalize(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.is_ascii() && !s.bytes().any(|b| b < 0x20 && !b.is_ascii_whitespace()) {
-        return s.into();
-    }
-    normalize_str(s)
+/// A tool name (or pattern) as tool rules compare it: in any ASCII case, without the spaces
+/// around it (a lenient client may run `bash ` as `Bash`).
+fn fold_name(s: &str) -> Vec<char> {
+    s.trim().chars().map(|c| c.to_ascii_lowercase()).collect()
 }
 
-/// Whether `name` matches the glob `pattern` (`*` any run, `?` one character).
-/// Whether tool `name` matches `pattern` (`*`, `?`), in any ASCII case and without the
-/// spaces around it (a lenient client may run `bash ` as `Bash`).
-pub(crate) fn glob(pattern: &str, name: &str) -> bool {
-    let lower =
-        |s: &str| -> Vec<char> { s.trim().chars().map(|c| c.to_ascii_lowercase()).collect() };
-    let (p, n) = (lower(pattern), lower(name));
+/// Whether the folded tool name `n` matches the folded glob `p` (`*` any run, `?` one
+/// character).
+fn glob(p: &[char], n: &[char]) -> bool {
     let (mut pi, mut ni) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while ni < n.len() {
@@ -403,7 +400,7 @@ mod tests {
             ("a*b*c", "axxbyyc", true),
             ("a*b*c", "axxbyy", false),
         ] {
-            assert_eq!(glob(p, n), want, "{p} {n}");
+            assert_eq!(glob(&fold_name(p), &fold_name(n)), want, "{p} {n}");
         }
     }
 
