@@ -388,7 +388,7 @@ impl RouteTable {
     /// The endpoints the dialects define (see [`Api::paths`]), models, and `*` passthrough.
     fn builtin(dialects: &[Api]) -> Self {
         let mut t = Self::new();
-        let endpoints = dialects.iter().flat_map(|api| api.paths().iter().copied());
+        let endpoints = dialects.iter().flat_map(|api| api.paths());
         for (p, k) in endpoints.chain([
             ("/v1/models", RouteKind::Models),
             ("*", RouteKind::Passthrough),

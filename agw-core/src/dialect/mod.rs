@@ -121,11 +121,13 @@ impl Api {
     }
 
     /// The endpoints this dialect defines: default path and route kind.
-    pub fn paths(self) -> &'static [(&'static str, RouteKind)] {
-        match self {
-            Api::Anthropic => anthropic::PATHS,
-            Api::OpenAi => openai_chat::PATHS,
-        }
+    pub fn paths(self) -> impl Iterator<Item = (&'static str, RouteKind)> {
+        let (own, responses): (_, &[_]) = match self {
+            Api::Anthropic => (anthropic::PATHS, &[]),
+            // OpenAI's dialect is chat completions and the Responses API's own module.
+            Api::OpenAi => (openai_chat::PATHS, openai_responses::PATHS),
+        };
+        own.iter().chain(responses).copied()
     }
 }
 
@@ -138,7 +140,7 @@ mod tests {
         let table = crate::route::RouteTable::claude_code();
         for api in [Api::Anthropic, Api::OpenAi] {
             for (path, kind) in api.paths() {
-                assert_eq!(table.classify(path), *kind, "{path}");
+                assert_eq!(table.classify(path), kind, "{path}");
                 assert_eq!(kind.api(), Some(api), "{path}");
             }
         }

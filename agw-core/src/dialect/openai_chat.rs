@@ -22,7 +22,6 @@ use crate::route::RouteKind;
 pub const PATHS: &[(&str, RouteKind)] = &[
     ("/v1/chat/completions", RouteKind::Completions),
     ("/v1/completions", RouteKind::LegacyCompletions),
-    ("/v1/responses", RouteKind::Responses),
     ("/v1/embeddings", RouteKind::Embeddings),
     // Stored completions (`store: true`), read back.
     ("/v1/chat/completions/{id}", RouteKind::StoredCompletions),
@@ -30,8 +29,6 @@ pub const PATHS: &[(&str, RouteKind)] = &[
         "/v1/chat/completions/{id}/messages",
         RouteKind::StoredCompletions,
     ),
-    ("/v1/responses/{id}", RouteKind::StoredResponses),
-    ("/v1/responses/{id}/input_items", RouteKind::StoredResponses),
 ];
 
 /// The request field naming the model.
