@@ -206,12 +206,6 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
         }
         Dialect::Chat | Dialect::Legacy => {
             let Some(choices) = json.get("choices") else {
-                if ty.starts_with("response.") {
-                    // Responses events where chat chunks were expected (a passthrough path, a
-                    // stored completion): read as what they are, so text split across their
-                    // deltas is still held back and matched whole.
-                    return meaning(Dialect::Responses, ty, json);
-                }
                 if json.get("error").is_some() {
                     m.completes = Completes::All;
                 }

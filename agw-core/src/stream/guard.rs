@@ -289,6 +289,15 @@ impl StreamGuard {
                 return Err(self.unreadable("its event name and type disagree"));
             }
         }
+        if matches!(self.dialect, Dialect::Chat | Dialect::Legacy)
+            && ty.starts_with("response.")
+            && json.get("choices").is_none()
+        {
+            // Responses events where chat chunks were expected (a passthrough path, a stored
+            // completion): the stream is read, and ends, as the Responses stream it is, so
+            // text split across its deltas is still held back and matched whole.
+            self.dialect = Dialect::Responses;
+        }
         let m: Meaning = match meaning(self.dialect, &ty, &json) {
             Ok(m) => m,
             Err(e) => return Err(self.unreadable(&e)),
@@ -717,24 +726,15 @@ impl StreamGuard {
         }
         if force {
             chan.base += chan.sent_tail.len();
-            let tail = std::mem::take(&mut chan.sent_tail);
             chan.live.reset();
             if maskable && chan.done {
                 // The block has ended: its end is the next block's context.
-                let mut cut = tail.len().saturating_sub(self.window);
-                while !tail.is_char_boundary(cut) {
-                    cut += 1;
-                }
-                self.text_tail.clear();
-                self.text_tail.push_str(&tail[cut..]);
+                keep_last(&mut chan.sent_tail, self.window);
+                std::mem::swap(&mut chan.sent_tail, &mut self.text_tail);
             }
-        } else if chan.sent_tail.len() > self.window {
-            let mut cut = chan.sent_tail.len() - self.window;
-            while !chan.sent_tail.is_char_boundary(cut) {
-                cut += 1;
-            }
-            chan.sent_tail.drain(..cut);
-            chan.base += cut;
+            chan.sent_tail.clear();
+        } else {
+            chan.base += keep_last(&mut chan.sent_tail, self.window);
         }
         self.scratch = (window, starts);
         Ok(())
@@ -854,6 +854,16 @@ impl StreamGuard {
             _ => openai_chat::error_event(err),
         })
     }
+}
+
+/// Keeps the last `n` bytes of `s` (fewer, to start on a character); returns how many were cut.
+fn keep_last(s: &mut String, n: usize) -> usize {
+    let mut cut = s.len().saturating_sub(n);
+    while !s.is_char_boundary(cut) {
+        cut += 1;
+    }
+    s.drain(..cut);
+    cut
 }
 
 #[cfg(test)]
