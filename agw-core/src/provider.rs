@@ -367,23 +367,15 @@ impl ProviderSpec {
     /// gateway's key is set; with [`Credentials::Passthrough`] the client's are kept.
     pub fn prepare_headers(&self, headers: &mut HeaderMap) {
         if let Credentials::Inject(_) = &self.credentials {
-            // Names are collected first (a map cannot lose keys while iterated); a request
-            // rarely has more than one.
-            loop {
-                let mut found: [Option<HeaderName>; 4] = Default::default();
-                let mut n = 0;
-                for name in headers.keys() {
-                    if n < found.len() && is_credential_header(name) {
-                        found[n] = Some(name.clone());
-                        n += 1;
-                    }
-                }
-                for name in found.iter().flatten() {
-                    headers.remove(name);
-                }
-                if n < found.len() {
-                    break;
-                }
+            // Names are collected first (a map cannot lose keys while iterated); nothing is
+            // allocated when there is none.
+            let found: Vec<HeaderName> = headers
+                .keys()
+                .filter(|n| is_credential_header(n))
+                .cloned()
+                .collect();
+            for name in &found {
+                headers.remove(name);
             }
             if let Some((name, value)) = &self.injected {
                 headers.insert(name.clone(), value.clone());

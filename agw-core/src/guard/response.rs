@@ -263,12 +263,6 @@ impl<'b> Walker<'b> {
                     }
                     Ok(())
                 }
-                b"input" if field != Field::ToolInput => {
-                    let r = sc.skip()?;
-                    input = Some(r.clone());
-                    let mut sub = sc.at(r.start);
-                    self.value(&mut sub, Some(b"input"), Field::ToolInput)
-                }
                 b"arguments" if field != Field::ToolInput && sc.peek() == Some(b'"') => {
                     let s = sc.string()?;
                     arguments = Some(s.clone());
@@ -280,15 +274,16 @@ impl<'b> Walker<'b> {
                     });
                     Ok(())
                 }
-                // Arguments given as JSON rather than as a string (some servers and clients
-                // take both): the tool's input, as `input` is.
-                b"arguments"
-                    if field != Field::ToolInput && matches!(sc.peek(), Some(b'{' | b'[')) =>
+                // A tool's input, and arguments given as JSON rather than as a string (some
+                // servers and clients take both), which are its input too.
+                b"input" | b"arguments"
+                    if field != Field::ToolInput
+                        && (&*key == b"input" || matches!(sc.peek(), Some(b'{' | b'['))) =>
                 {
                     let r = sc.skip()?;
                     input = Some(r.clone());
                     let mut sub = sc.at(r.start);
-                    self.value(&mut sub, Some(b"arguments"), Field::ToolInput)
+                    self.value(&mut sub, Some(&key), Field::ToolInput)
                 }
                 _ => self.value(sc, Some(&key), field),
             }
