@@ -44,16 +44,21 @@ fn run(policy: &Policy, api: Api, window: usize, input: &[u8], chunk: usize) -> 
 }
 
 fn text_of(stream: &[u8]) -> String {
+    strings_at(stream, &["/delta/text", "/choices/0/delta/content"])
+}
+
+/// The concatenated strings of a stream's events at the first of `pointers` each event has.
+fn strings_at(stream: &[u8], pointers: &[&str]) -> String {
     let mut events = Vec::new();
-    let mut dec = SseDecoder::new(1 << 20);
-    dec.push(stream, &mut events).unwrap();
+    SseDecoder::new(1 << 20).push(stream, &mut events).unwrap();
     events
         .iter()
         .filter_map(|e| {
             let data = fields(std::str::from_utf8(e).ok()?).ok()?.data;
             let v: serde_json::Value = serde_json::from_str(&data).ok()?;
-            v.pointer("/delta/text")
-                .or(v.pointer("/choices/0/delta/content"))
+            pointers
+                .iter()
+                .find_map(|p| v.pointer(p))
                 .and_then(|t| t.as_str())
                 .map(str::to_owned)
         })
@@ -344,18 +349,7 @@ fn tool_stream(tool: &str, pieces: &[&str]) -> Vec<u8> {
 
 /// The concatenated `partial_json` of every input_json_delta in a stream.
 fn tool_input_of(stream: &[u8]) -> String {
-    let mut events = Vec::new();
-    SseDecoder::new(1 << 20).push(stream, &mut events).unwrap();
-    events
-        .iter()
-        .filter_map(|e| {
-            let data = fields(std::str::from_utf8(e).ok()?).ok()?.data;
-            let v: serde_json::Value = serde_json::from_str(&data).ok()?;
-            v.pointer("/delta/partial_json")
-                .and_then(|t| t.as_str())
-                .map(str::to_owned)
-        })
-        .collect()
+    strings_at(stream, &["/delta/partial_json"])
 }
 
 fn k8s_policy() -> Policy {
@@ -774,20 +768,10 @@ fn chat_function_calls_custom_tools_and_transcripts_are_guarded() {
         !out.contains("AKIA") && out.contains("<AWS_ACCESS_KEY>"),
         "{out}"
     );
-    let mut events = Vec::new();
-    SseDecoder::new(1 << 20)
-        .push(out.as_bytes(), &mut events)
-        .unwrap();
-    let input: String = events
-        .iter()
-        .filter_map(|e| {
-            let data = fields(std::str::from_utf8(e).ok()?).ok()?.data;
-            let v: serde_json::Value = serde_json::from_str(&data).ok()?;
-            v.pointer("/choices/0/delta/tool_calls/0/custom/input")
-                .and_then(|t| t.as_str())
-                .map(str::to_owned)
-        })
-        .collect();
+    let input = strings_at(
+        out.as_bytes(),
+        &["/choices/0/delta/tool_calls/0/custom/input"],
+    );
     assert_eq!(input, "key=<AWS_ACCESS_KEY> \"q\"");
     let out = run(
         &stream(&[
