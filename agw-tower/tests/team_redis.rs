@@ -64,6 +64,75 @@ async fn two_limiters_against_one_redis_enforce_one_limit_in_total() {
     assert_eq!(admitted, 7, "one limit across both limiters");
 }
 
+/// Script runs so far (`EVALSHA` and `EVAL` calls), from `INFO commandstats`.
+async fn script_runs(con: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(con)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .map(|l| {
+            let calls = l.split("calls=").nth(1).unwrap().split(',').next().unwrap();
+            calls.parse::<u64>().unwrap()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_acquires_are_batched_and_each_key_keeps_its_own_limit() {
+    let redis = Redis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let l = Arc::new(
+        limiter(
+            &redis,
+            Limits {
+                requests_per_minute: Some(3),
+                tokens_per_minute: Some(10_000),
+                ..Limits::default()
+            },
+        )
+        .await,
+    );
+    let before = script_runs(&mut admin).await;
+    // 8 keys, 25 requests each, all at once: each key admits exactly 3, and a refused
+    // request charges nothing (its key's tokens hold 3 estimates, no more).
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let l = l.clone();
+        tasks.push(tokio::spawn(async move {
+            let who = Identity {
+                name: format!("dev{}", i % 8),
+                ..alice()
+            };
+            (i % 8, l.admit(Some(&who), Some(100), NOW).await.is_ok())
+        }));
+    }
+    let mut admitted = [0; 8];
+    for t in tasks {
+        let (k, ok) = t.await.unwrap();
+        admitted[k] += usize::from(ok);
+    }
+    assert_eq!(admitted, [3; 8], "each key's own limit, exactly");
+    let runs = script_runs(&mut admin).await - before;
+    assert!(
+        runs < 100,
+        "200 concurrent acquires in {runs} script runs: not batched"
+    );
+    let tokens: Vec<Option<u64>> = redis::cmd("MGET")
+        .arg(
+            (0..8)
+                .map(|k| format!("agw-test-{}:k:dev{k}:tpm:{}", std::process::id(), NOW / 60))
+                .collect::<Vec<_>>(),
+        )
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(tokens, vec![Some(300); 8], "refused requests hold nothing");
+}
+
 #[tokio::test]
 async fn tokens_and_spend_are_shared_and_counters_expire() {
     let redis = Redis::start();
