@@ -8,7 +8,8 @@ mod support;
 use agw_tower::auth::key::{self, KeyHash, KeyRecord};
 use agw_tower::auth::{Identity, IdentityKind, KeyStore, RedisKeyStore};
 use agw_tower::limit::{
-    FailMode, LimitPolicy, Limiter, Limits, RedisStore, Rejection, StoreFailure, redis_connect,
+    FailMode, LimitPolicy, Limiter, Limits, RedisStore, Rejection, Scope, StoreFailure,
+    redis_connect,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -131,6 +132,54 @@ async fn concurrent_acquires_are_batched_and_each_key_keeps_its_own_limit() {
         .await
         .unwrap();
     assert_eq!(tokens, vec![Some(300); 8], "refused requests hold nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlements_share_script_runs_with_acquires_and_all_are_charged() {
+    let redis = Redis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let l = Arc::new(
+        limiter(
+            &redis,
+            Limits {
+                tokens_per_minute: Some(1_000_000),
+                ..Limits::default()
+            },
+        )
+        .await,
+    );
+    let before = script_runs(&mut admin).await;
+    // 100 requests, each admitted holding 500 tokens and settled at 7: the minute counter
+    // ends at 700 and the month's spend at 100 × 3 µ$, however the operations were batched.
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let l = l.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = l.admit(Some(&alice()), Some(500), NOW).await.unwrap();
+            l.settle(&t, Some(7), Some(3), true).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let runs = script_runs(&mut admin).await - before;
+    assert!(
+        runs < 60,
+        "200 operations in {runs} script runs: not batched"
+    );
+    let tpm: Option<u64> = redis::cmd("GET")
+        .arg(format!(
+            "agw-test-{}:k:alice:tpm:{}",
+            std::process::id(),
+            NOW / 60
+        ))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(tpm, Some(700));
+    let spent = l.spent(&Scope::Key("alice".into()), NOW).await.unwrap();
+    assert_eq!((spent.usd_micros_month, spent.tokens_month), (300, 700));
 }
 
 #[tokio::test]

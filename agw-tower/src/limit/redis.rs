@@ -7,15 +7,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// Acquires for a batch of requests, one after another, in one atomic step. For each request:
-/// check all its counters, then charge all of them. ARGV: the number of requests, then per
-/// request the number of its keys and (limit, add, ttl) per key. Returns, per request,
-/// `1, values...` (admitted) or `0, index, current` (refused, nothing charged).
-const ACQUIRE: &str = r"
+/// One atomic step: first the adds (settlements), then the acquires of a batch of requests,
+/// one after another (each checks all its counters, then charges all of them).
+///
+/// KEYS: the adds' counters, then every request's counters, in order. ARGV: the number of
+/// adds and (delta, ttl) per add (a counter never goes below zero); then the number of
+/// requests and, per request, the number of its counters and (limit, add, ttl) per counter.
+/// Returns, per request, `1, values...` (admitted) or `0, index, current` (refused, nothing
+/// charged).
+const STEP: &str = r"
+local nadd = tonumber(ARGV[1])
+for i = 1, nadd do
+  local v = redis.call('INCRBY', KEYS[i], ARGV[2 * i])
+  if v < 0 then
+    redis.call('SET', KEYS[i], 0, 'KEEPTTL')
+  end
+  if redis.call('TTL', KEYS[i]) < 0 then
+    redis.call('EXPIRE', KEYS[i], ARGV[2 * i + 1])
+  end
+end
 local out = {}
-local k = 0
-local a = 2
-for _ = 1, tonumber(ARGV[1]) do
+local k = nadd
+local a = 2 * nadd + 3
+for _ = 1, tonumber(ARGV[2 * nadd + 2]) do
   local n = tonumber(ARGV[a])
   a = a + 1
   local vals = {}
@@ -55,20 +69,6 @@ return out
 /// The most requests acquired in one script run (a long script holds Redis up).
 const BATCH: usize = 128;
 
-/// ARGV holds (delta, ttl) per key; counters never go below zero.
-const ADD: &str = r"
-for i = 1, #KEYS do
-  local v = redis.call('INCRBY', KEYS[i], ARGV[2 * i - 1])
-  if v < 0 then
-    redis.call('SET', KEYS[i], 0, 'KEEPTTL')
-  end
-  if redis.call('TTL', KEYS[i]) < 0 then
-    redis.call('EXPIRE', KEYS[i], ARGV[2 * i])
-  end
-end
-return 1
-";
-
 /// Connects to Redis (`redis://host:port/db`), failing after `timeout`; the connection
 /// reconnects by itself afterwards, and every operation times out after `timeout`.
 ///
@@ -91,15 +91,15 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager, 
     .map_err(|e| LimitStoreError(format!("redis: {e}")))
 }
 
-/// Counters in Redis, updated by Lua scripts (one round trip per operation). Counters are
+/// Counters in Redis, updated by one Lua script (one round trip per operation). Counters are
 /// plain integer keys under the limiter's prefix and expire with their window; day and month
 /// totals persist for a week and a year. Not for Redis Cluster (a script touches keys of
 /// several scopes).
 ///
-/// Acquires are batched as a group commit: a request that finds no acquire in flight runs
-/// its own at once (an idle gateway waits for nothing), and the requests that arrive while
-/// one is in flight go together in the next script run, so under load one round trip and one
-/// script admit many requests, in arrival order.
+/// Operations are batched as a group commit: an operation that finds none in flight runs at
+/// once (an idle gateway waits for nothing), and those that arrive while one is in flight go
+/// together in the next script run, settlements first, then acquires in arrival order. Under
+/// load one round trip and one script run admit many requests and settle many more.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
@@ -107,19 +107,19 @@ pub struct RedisStore {
 
 struct Inner {
     con: ConnectionManager,
-    acquire: redis::Script,
-    add: redis::Script,
+    step: redis::Script,
     queue: Mutex<Queue>,
 }
 
-type Reply = oneshot::Sender<Result<Acquired, LimitStoreError>>;
+type Reply<T> = oneshot::Sender<Result<T, LimitStoreError>>;
 
-/// Acquires waiting for the one in flight.
+/// Operations waiting for the one in flight.
 #[derive(Default)]
 struct Queue {
-    /// An acquire is in flight; a new one waits here.
+    /// An operation is in flight; a new one waits here.
     busy: bool,
-    waiting: Vec<(Vec<Check>, Reply)>,
+    acquires: Vec<(Vec<Check>, Reply<Acquired>)>,
+    adds: Vec<(Vec<Add>, Reply<()>)>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -134,8 +134,7 @@ impl RedisStore {
         Self {
             inner: Arc::new(Inner {
                 con,
-                acquire: redis::Script::new(ACQUIRE),
-                add: redis::Script::new(ADD),
+                step: redis::Script::new(STEP),
                 queue: Mutex::default(),
             }),
         }
@@ -151,17 +150,26 @@ fn err(e: redis::RedisError) -> LimitStoreError {
     LimitStoreError(format!("redis: {e}"))
 }
 
+fn unexpected() -> LimitStoreError {
+    LimitStoreError("redis: unexpected script answer".into())
+}
+
 impl Inner {
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One script run acquiring for every request of `batch`, in order.
-    async fn acquire<'a>(
+    /// One script run: `adds`, then an acquire for every request of `batch`, in order.
+    async fn step<'a>(
         &self,
+        adds: impl Iterator<Item = &'a Add> + Clone,
         batch: impl ExactSizeIterator<Item = &'a [Check]> + Clone,
     ) -> Result<Vec<Acquired>, LimitStoreError> {
-        let mut inv = self.acquire.prepare_invoke();
+        let mut inv = self.step.prepare_invoke();
+        inv.arg(adds.clone().count());
+        for a in adds {
+            inv.key(&a.key).arg(a.delta).arg(a.ttl);
+        }
         inv.arg(batch.len());
         for checks in batch.clone() {
             inv.arg(checks.len());
@@ -170,9 +178,8 @@ impl Inner {
             }
         }
         let out: Vec<i64> = inv.invoke_async(&mut self.con.clone()).await.map_err(err)?;
-        let bad = || LimitStoreError("redis: unexpected script answer".into());
         let mut out = out.into_iter();
-        let mut next = || out.next().ok_or_else(bad);
+        let mut next = || out.next().ok_or_else(unexpected);
         let mut acquired = Vec::with_capacity(batch.len());
         for checks in batch {
             acquired.push(match next()? {
@@ -182,70 +189,112 @@ impl Inner {
                         .collect::<Result<_, _>>()?,
                 ),
                 0 => {
-                    let index = usize::try_from(next()?).map_err(|_| bad())?;
+                    let index = usize::try_from(next()?).map_err(|_| unexpected())?;
                     let current = next()?.max(0) as u64;
                     if index >= checks.len() {
-                        return Err(bad());
+                        return Err(unexpected());
                     }
                     Acquired::Refused { index, current }
                 }
-                _ => return Err(bad()),
+                _ => return Err(unexpected()),
             });
         }
         Ok(acquired)
     }
 
-    /// The acquire in flight has ended: the requests that queued meanwhile go next, on a task
-    /// of their own, in batches until none waits.
+    /// Runs `op` now if nothing is in flight (then hands on to what queued meanwhile), or
+    /// queues it through `queue` and waits for the batch that takes it.
+    async fn run<V, T, F>(
+        self: &Arc<Self>,
+        v: V,
+        op: impl FnOnce(V) -> F,
+        queue: impl FnOnce(&mut Queue, V, Reply<T>),
+    ) -> Result<T, LimitStoreError>
+    where
+        F: std::future::Future<Output = Result<T, LimitStoreError>>,
+    {
+        let v = {
+            let mut q = self.queue();
+            if q.busy {
+                let (tx, rx) = oneshot::channel();
+                queue(&mut q, v, tx);
+                Err(rx)
+            } else {
+                q.busy = true;
+                Ok(v)
+            }
+        };
+        match v {
+            Ok(v) => {
+                let _in_flight = InFlight(self);
+                op(v).await
+            }
+            Err(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(LimitStoreError("redis: operation abandoned".into()))),
+        }
+    }
+
+    /// The operation in flight has ended: what queued meanwhile goes next, on a task of its
+    /// own, in batches until nothing waits.
     fn hand_on(self: &Arc<Self>) {
         let mut q = self.queue();
-        if q.waiting.is_empty() {
+        if q.acquires.is_empty() && q.adds.is_empty() {
             q.busy = false;
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             // No runtime to run them on (it is shutting down): nobody is left to wait.
-            q.busy = false;
-            q.waiting.clear();
+            *q = Queue::default();
             return;
         };
         drop(q);
         let inner = self.clone();
         rt.spawn(async move {
-            let mut batch = Vec::new();
+            let mut acquires = Vec::new();
+            let mut adds = Vec::new();
             loop {
                 {
                     let mut q = inner.queue();
                     // A request that stopped waiting (its timeout passed) is not charged.
-                    q.waiting.retain(|(_, reply)| !reply.is_closed());
-                    if q.waiting.is_empty() {
+                    q.acquires.retain(|(_, reply)| !reply.is_closed());
+                    if q.acquires.is_empty() && q.adds.is_empty() {
                         q.busy = false;
                         return;
                     }
-                    let n = q.waiting.len().min(BATCH);
-                    batch.extend(q.waiting.drain(..n));
+                    let n = q.acquires.len().min(BATCH);
+                    acquires.extend(q.acquires.drain(..n));
+                    adds.append(&mut q.adds);
                 }
                 let result = inner
-                    .acquire(batch.iter().map(|(checks, _)| checks.as_slice()))
+                    .step(
+                        adds.iter().flat_map(|(a, _): &(Vec<Add>, _)| a.iter()),
+                        acquires.iter().map(|(checks, _)| checks.as_slice()),
+                    )
                     .await;
-                match result {
-                    Ok(acquired) => {
-                        for ((_, reply), a) in batch.drain(..).zip(acquired) {
-                            let _ = reply.send(Ok(a));
-                        }
-                    }
-                    Err(e) => {
-                        for (_, reply) in batch.drain(..) {
-                            let _ = reply.send(Err(e.clone()));
-                        }
-                    }
+                // `step` answers for every acquire or fails: a reply left over is an error.
+                let (acquired, done) = match result {
+                    Ok(acquired) => (acquired, Ok(())),
+                    Err(e) => (Vec::new(), Err(e)),
+                };
+                let mut acquired = acquired.into_iter();
+                for (_, reply) in acquires.drain(..) {
+                    let a = match (acquired.next(), &done) {
+                        (Some(a), _) => Ok(a),
+                        (None, Err(e)) => Err(e.clone()),
+                        (None, Ok(())) => Err(unexpected()),
+                    };
+                    let _ = reply.send(a);
+                }
+                for (_, reply) in adds.drain(..) {
+                    let _ = reply.send(done.clone());
                 }
             }
         });
     }
 }
 
-/// The acquire in flight; dropped when it ends (or its caller stops waiting), handing on.
+/// The operation in flight; dropped when it ends (or its caller stops waiting), handing on.
 struct InFlight<'a>(&'a Arc<Inner>);
 
 impl Drop for InFlight<'_> {
@@ -256,43 +305,29 @@ impl Drop for InFlight<'_> {
 
 impl LimitStore for RedisStore {
     fn acquire(&self, checks: Vec<Check>) -> BoxFuture<'_, Result<Acquired, LimitStoreError>> {
-        Box::pin(async move {
-            let waiting = {
-                let mut q = self.inner.queue();
-                if q.busy {
-                    let (tx, rx) = oneshot::channel();
-                    q.waiting.push((checks, tx));
-                    Err(rx)
-                } else {
-                    q.busy = true;
-                    Ok(checks)
-                }
-            };
-            match waiting {
-                Ok(checks) => {
-                    let _in_flight = InFlight(&self.inner);
-                    let mut acquired = self.inner.acquire(std::iter::once(&checks[..])).await?;
-                    acquired
-                        .pop()
-                        .ok_or_else(|| LimitStoreError("redis: unexpected script answer".into()))
-                }
-                Err(rx) => rx
-                    .await
-                    .unwrap_or_else(|_| Err(LimitStoreError("redis: acquire abandoned".into()))),
-            }
-        })
+        let inner = &self.inner;
+        Box::pin(inner.run(
+            checks,
+            move |checks| async move {
+                let mut a = inner
+                    .step(std::iter::empty(), std::iter::once(&checks[..]))
+                    .await?;
+                a.pop().ok_or_else(unexpected)
+            },
+            |q, checks, reply| q.acquires.push((checks, reply)),
+        ))
     }
 
     fn add(&self, adds: Vec<Add>) -> BoxFuture<'_, Result<(), LimitStoreError>> {
-        let mut con = self.inner.con.clone();
-        Box::pin(async move {
-            let mut inv = self.inner.add.prepare_invoke();
-            for a in &adds {
-                inv.key(&a.key).arg(a.delta).arg(a.ttl);
-            }
-            let _: i64 = inv.invoke_async(&mut con).await.map_err(err)?;
-            Ok(())
-        })
+        let inner = &self.inner;
+        Box::pin(inner.run(
+            adds,
+            move |adds| async move {
+                inner.step(adds.iter(), std::iter::empty()).await?;
+                Ok(())
+            },
+            |q, adds, reply| q.adds.push((adds, reply)),
+        ))
     }
 
     fn get(&self, keys: Vec<String>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>> {
