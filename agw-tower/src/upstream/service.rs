@@ -1,3 +1,5 @@
+use super::PooledBody;
+use super::pool::{Pool, SendFuture};
 use super::{StreamEnd, UpstreamBody, UpstreamFailure};
 use crate::body::{Body, BoxError};
 use crate::classify::Classified;
@@ -7,11 +9,7 @@ use agw_core::api::{ErrorBody, ErrorKind};
 use agw_core::route::RouteKind;
 use bytes::Bytes;
 use http::{Request, Response, Version};
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -73,15 +71,15 @@ pub struct UpstreamTiming(pub Duration);
 /// Sends requests upstream. See the [module docs](super).
 #[derive(Debug)]
 pub struct Upstream<B> {
-    // Shared: the stack is cloned per request, and a `Client` clone copies its builders.
-    client: Arc<Client<HttpsConnector<HttpConnector>, B>>,
+    // Shared: the stack is cloned per request.
+    pool: Arc<Pool<B>>,
     config: Arc<UpstreamConfig>,
 }
 
 impl<B> Clone for Upstream<B> {
     fn clone(&self) -> Self {
         Self {
-            client: self.client.clone(),
+            pool: self.pool.clone(),
             config: self.config.clone(),
         }
     }
@@ -108,13 +106,8 @@ where
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        // Without a pool timer hyper-util never reaps idle connections.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .build(https);
         Ok(Self {
-            client: Arc::new(client),
+            pool: Arc::new(Pool::new(https, config.pool_idle_timeout)),
             config: Arc::new(config),
         })
     }
@@ -125,7 +118,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Body<UpstreamBody<Incoming>>>;
+    type Response = Response<Body<UpstreamBody<PooledBody>>>;
     type Error = Infallible;
     type Future = UpstreamFuture;
 
@@ -141,7 +134,7 @@ where
         *req.version_mut() = Version::HTTP_11;
         let config = self.config.clone();
         UpstreamFuture {
-            inner: tokio::time::timeout(config.response_timeout, self.client.request(req)),
+            inner: tokio::time::timeout(config.response_timeout, self.pool.send(req)),
             start: Instant::now(),
             config,
             class,
@@ -153,7 +146,7 @@ pin_project_lite::pin_project! {
     /// Response future of [`Upstream`]: the response headers, or a provider-shaped 502/504.
     pub struct UpstreamFuture {
         #[pin]
-        inner: tokio::time::Timeout<hyper_util::client::legacy::ResponseFuture>,
+        inner: tokio::time::Timeout<SendFuture>,
         start: Instant,
         config: Arc<UpstreamConfig>,
         class: Classified,
@@ -161,7 +154,7 @@ pin_project_lite::pin_project! {
 }
 
 impl Future for UpstreamFuture {
-    type Output = Result<Response<Body<UpstreamBody<Incoming>>>, Infallible>;
+    type Output = Result<Response<Body<UpstreamBody<PooledBody>>>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -188,7 +181,7 @@ impl Future for UpstreamFuture {
             }
             Ok(Err(e)) => {
                 let failure = UpstreamFailure::of(&e);
-                let verb = if e.is_connect() {
+                let verb = if e.connect {
                     "agw could not connect to upstream"
                 } else {
                     "agw's request to upstream failed:"

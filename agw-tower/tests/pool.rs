@@ -1,0 +1,284 @@
+//! The upstream connection pool against a keep-alive HTTP/1.1 server on 127.0.0.1 that counts
+//! its connections: reuse, concurrency, connections the server closed, idle timeout, bodies
+//! dropped before their end.
+
+use agw_core::api::Api;
+use agw_core::route::RouteKind;
+use agw_tower::classify::Classified;
+use agw_tower::upstream::{Upstream, UpstreamConfig};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
+
+/// How the test server answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// `200` with a small JSON body, keep-alive.
+    Json,
+    /// The same after a pause (requests overlap).
+    Slow,
+    /// The same, then the server closes the connection (no `connection: close` header).
+    CloseAfter,
+    /// `200` with an empty body.
+    Empty,
+    /// A chunked body that never ends (one chunk, then silence).
+    Endless,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Connections accepted.
+    conns: AtomicUsize,
+    /// Request heads received, in order.
+    heads: Mutex<Vec<String>>,
+    /// Connections the client closed (EOF while waiting for a request).
+    closed: AtomicUsize,
+}
+
+async fn server(mode: Mode) -> (String, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(Seen::default());
+    let s = seen.clone();
+    tokio::spawn(async move {
+        for _ in 0..32 {
+            let Ok((conn, _)) = listener.accept().await else {
+                return;
+            };
+            s.conns.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(conn, mode, s.clone()));
+        }
+    });
+    (addr, seen)
+}
+
+async fn serve(mut conn: TcpStream, mode: Mode, seen: Arc<Seen>) {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    for _ in 0..64 {
+        // One request: its head, then its content-length body.
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => {
+                    seen.closed.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
+        while buf.len() < end + len {
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..end + len);
+        seen.heads.lock().unwrap().push(head);
+        if mode == Mode::Slow {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let reply: &[u8] = match mode {
+            Mode::Empty => b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+            Mode::Endless => {
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n"
+            }
+            _ => b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}",
+        };
+        if conn.write_all(reply).await.is_err() {
+            return;
+        }
+        match mode {
+            Mode::CloseAfter => return,
+            Mode::Endless => {
+                // Silent until the client goes.
+                let _ = conn.read(&mut chunk).await;
+                seen.closed.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn upstream(idle: Duration) -> Upstream<Full<Bytes>> {
+    let mut config = UpstreamConfig::new("test");
+    config.pool_idle_timeout = idle;
+    Upstream::new(config).unwrap()
+}
+
+fn request(addr: &str) -> http::Request<Full<Bytes>> {
+    let mut req = http::Request::post(format!("http://{addr}/v1/messages?beta=true"))
+        .body(Full::new(Bytes::from_static(b"{\"a\":1}")))
+        .unwrap();
+    req.extensions_mut().insert(Classified {
+        kind: RouteKind::Messages,
+        api: Api::Anthropic,
+        upstream: Api::Anthropic,
+    });
+    req
+}
+
+/// One exchange, the body read to its end.
+async fn exchange(up: &Upstream<Full<Bytes>>, addr: &str) -> (u16, Bytes) {
+    let res = up.clone().oneshot(request(addr)).await.unwrap();
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, body)
+}
+
+/// Polls `f` until it holds (bounded: 5 s).
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not within 5 s: {what}");
+}
+
+#[tokio::test]
+async fn sequential_requests_reuse_one_connection_in_origin_form_with_the_host() {
+    let (addr, seen) = server(Mode::Json).await;
+    let up = upstream(Duration::from_secs(90));
+    for _ in 0..5 {
+        assert_eq!(
+            exchange(&up, &addr).await,
+            (200, Bytes::from_static(b"{\"ok\":true}"))
+        );
+    }
+    assert_eq!(
+        seen.conns.load(Ordering::SeqCst),
+        1,
+        "one keep-alive connection"
+    );
+    let heads = seen.heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 5);
+    for h in heads {
+        assert!(
+            h.starts_with("POST /v1/messages?beta=true HTTP/1.1\r\n"),
+            "{h}"
+        );
+        assert!(
+            h.to_ascii_lowercase()
+                .contains(&format!("\r\nhost: {addr}\r\n")),
+            "{h}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_requests_open_connections_that_are_reused_afterwards() {
+    let (addr, seen) = server(Mode::Slow).await;
+    let up = upstream(Duration::from_secs(90));
+    let all = futures_join(&up, &addr, 4).await;
+    assert!(all.iter().all(|(s, _)| *s == 200));
+    let opened = seen.conns.load(Ordering::SeqCst);
+    assert!(
+        (2..=4).contains(&opened),
+        "{opened} connections for 4 overlapping requests"
+    );
+    for _ in 0..4 {
+        assert_eq!(exchange(&up, &addr).await.0, 200);
+    }
+    assert_eq!(
+        seen.conns.load(Ordering::SeqCst),
+        opened,
+        "reused, none opened"
+    );
+}
+
+async fn futures_join(up: &Upstream<Full<Bytes>>, addr: &str, n: usize) -> Vec<(u16, Bytes)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let up = up.clone();
+            let addr = addr.to_owned();
+            tokio::spawn(async move { exchange(&up, &addr).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_is_replaced_and_the_request_still_goes() {
+    let (addr, seen) = server(Mode::CloseAfter).await;
+    let up = upstream(Duration::from_secs(90));
+    for _ in 0..3 {
+        assert_eq!(exchange(&up, &addr).await.0, 200);
+    }
+    assert_eq!(
+        seen.heads.lock().unwrap().len(),
+        3,
+        "each request reached the server once"
+    );
+    assert_eq!(seen.conns.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn an_empty_body_gives_its_connection_back() {
+    let (addr, seen) = server(Mode::Empty).await;
+    let up = upstream(Duration::from_secs(90));
+    for _ in 0..3 {
+        assert_eq!(exchange(&up, &addr).await, (200, Bytes::new()));
+    }
+    assert_eq!(seen.conns.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let (addr, seen) = server(Mode::Json).await;
+    let up = upstream(Duration::from_millis(100));
+    assert_eq!(exchange(&up, &addr).await.0, 200);
+    // Nothing else happens: the reaper closes the idle connection.
+    eventually("the idle connection closed", || {
+        seen.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(exchange(&up, &addr).await.0, 200);
+    assert_eq!(
+        seen.conns.load(Ordering::SeqCst),
+        2,
+        "a new connection after the timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_body_dropped_before_its_end_closes_its_connection() {
+    let (addr, seen) = server(Mode::Endless).await;
+    let up = upstream(Duration::from_secs(90));
+    let res = up.clone().oneshot(request(&addr)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, Bytes::from_static(b"hello"));
+    drop(body);
+    eventually("the connection closed", || {
+        seen.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // The next request does not wait on the abandoned exchange.
+    let res = up.clone().oneshot(request(&addr)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen.conns.load(Ordering::SeqCst), 2);
+}
