@@ -495,6 +495,113 @@ fn pem_der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// A provider over TLS speaking only `alpn` (`h2` or `http/1.1`): answers every Messages
+/// request with a message whose text names the HTTP version it arrived in; counts connections.
+async fn tls_provider(
+    pki: &Pki,
+    alpn: &'static [u8],
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = pki.leaf("localhost", false);
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = conns.clone();
+    tokio::spawn(async move {
+        for _ in 0..16 {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let io = hyper_util::rt::TokioIo::new(tls);
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let version = format!("{:?}", req.version());
+                        let body = serde_json::json!({
+                            "id": "msg_tls", "type": "message", "role": "assistant",
+                            "model": "claude-sonnet-4-5", "stop_reason": "end_turn",
+                            "content": [{"type": "text", "text": version}],
+                            "usage": {"input_tokens": 3, "output_tokens": 2},
+                        });
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(body.to_string())))
+                                .unwrap(),
+                        )
+                    });
+                if alpn == b"h2" {
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(io, svc)
+                    .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .await;
+                }
+            });
+        }
+    });
+    (port, conns)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn providers_over_tls_are_reached_over_http2_and_http1_on_reused_connections() {
+    let pki = Pki::new();
+    let dir = TempDir::new("tls-upstream");
+    std::fs::write(dir.path("ca.pem"), pki.ca.pem()).unwrap();
+    let ca = dir.path("ca.pem");
+    for (alpn, version) in [(&b"h2"[..], "HTTP/2.0"), (&b"http/1.1"[..], "HTTP/1.1")] {
+        let (port, conns) = tls_provider(&pki, alpn).await;
+        let config = dir.path("tls-upstream.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "backends:\n  - name: anthropic\n    provider: anthropic\n    base_url: https://localhost:{port}\n    api_key: sk-ant-test\n    tls_roots: system\n"
+            ),
+        )
+        .unwrap();
+        // The system store is the test's CA alone (rustls-native-certs reads SSL_CERT_FILE).
+        let agw = Proc::spawn_env(
+            &dir,
+            &["--config", config.to_str().unwrap()],
+            &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+        );
+        for _ in 0..3 {
+            let (res, body) = send(json_post(&agw.url("/v1/messages"), &message("hello"))).await;
+            let body = String::from_utf8_lossy(&body);
+            assert_eq!(res.status(), 200, "{version}: {body}");
+            assert!(body.contains(version), "{version}: {body}");
+        }
+        assert_eq!(
+            conns.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{version}: one connection for three requests"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_listener_serves_reloads_its_certificate_and_can_require_client_certs() {
     let pki = Pki::new();

@@ -70,6 +70,11 @@ impl Proc {
     /// Starts agw without provider keys, base-URL or Redis from the environment, and waits for
     /// the two lines that name its addresses.
     pub fn spawn(dir: &TempDir, args: &[&str]) -> Proc {
+        Proc::spawn_env(dir, args, &[])
+    }
+
+    /// [`Proc::spawn`] with more environment variables.
+    pub fn spawn_env(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let stderr = dir.path("stderr.log");
         let mut child = Command::new(AGW)
             .arg("serve")
@@ -78,6 +83,7 @@ impl Proc {
             .env_remove("ANTHROPIC_API_KEY")
             .env_remove("AGW_BASE_URL")
             .env_remove("REDIS_URL")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
