@@ -149,7 +149,7 @@ where
                 Some(s) => (s, true),
                 None => (self.connect(&scheme, &authority).await?, false),
             };
-            let failed = match sender {
+            let mut failed = match sender {
                 Sender::H1(mut tx) => {
                     // A reused connection may still be finishing its last exchange, or closed.
                     if reused && tx.ready().await.is_err() {
@@ -170,11 +170,7 @@ where
                     Err(e) => e,
                 },
             };
-            let (error, message) = {
-                let mut failed = failed;
-                let message = failed.take_message();
-                (failed.into_error(), message)
-            };
+            let message = failed.take_message();
             match message {
                 // Not sent: the connection was closed under it. Another one may take it.
                 Some(back) if reused && attempt < ATTEMPTS => {
@@ -191,7 +187,7 @@ where
                 _ => {
                     return Err(PoolError {
                         connect: false,
-                        source: error.into(),
+                        source: failed.into_error().into(),
                     });
                 }
             }
