@@ -183,6 +183,33 @@ async fn settlements_share_script_runs_with_acquires_and_all_are_charged() {
 }
 
 #[tokio::test]
+async fn a_script_redis_forgot_is_loaded_again() {
+    let redis = Redis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let l = limiter(
+        &redis,
+        Limits {
+            requests_per_minute: Some(2),
+            ..Limits::default()
+        },
+    )
+    .await;
+    assert!(l.admit(Some(&alice()), None, NOW).await.is_ok());
+    // As after a Redis restart without persistence: the script cache is empty.
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(l.admit(Some(&alice()), None, NOW).await.is_ok());
+    assert!(
+        l.admit(Some(&alice()), None, NOW).await.is_err(),
+        "the count survived: 2 admitted, the third refused"
+    );
+}
+
+#[tokio::test]
 async fn tokens_and_spend_are_shared_and_counters_expire() {
     let redis = Redis::start();
     let limits = Limits {

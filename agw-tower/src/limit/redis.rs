@@ -165,19 +165,43 @@ impl Inner {
         adds: impl Iterator<Item = &'a Add> + Clone,
         batch: impl ExactSizeIterator<Item = &'a [Check]> + Clone,
     ) -> Result<Vec<Acquired>, LimitStoreError> {
-        let mut inv = self.step.prepare_invoke();
-        inv.arg(adds.clone().count());
-        for a in adds {
-            inv.key(&a.key).arg(a.delta).arg(a.ttl);
+        // `EVALSHA sha numkeys keys... args...`, written straight into one command buffer
+        // (a script invocation would allocate every key and argument on its own).
+        let nadd = adds.clone().count();
+        let nkeys = nadd + batch.clone().map(<[Check]>::len).sum::<usize>();
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.step.get_hash()).arg(nkeys);
+        for a in adds.clone() {
+            cmd.arg(&a.key);
         }
-        inv.arg(batch.len());
+        for c in batch.clone().flatten() {
+            cmd.arg(&c.key);
+        }
+        cmd.arg(nadd);
+        for a in adds {
+            cmd.arg(a.delta).arg(a.ttl);
+        }
+        cmd.arg(batch.len());
         for checks in batch.clone() {
-            inv.arg(checks.len());
+            cmd.arg(checks.len());
             for c in checks {
-                inv.key(&c.key).arg(c.limit).arg(c.add).arg(c.ttl);
+                cmd.arg(c.limit).arg(c.add).arg(c.ttl);
             }
         }
-        let out: Vec<i64> = inv.invoke_async(&mut self.con.clone()).await.map_err(err)?;
+        let mut con = self.con.clone();
+        let out: Vec<i64> = match cmd.query_async(&mut con).await {
+            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                // Redis does not know the script yet (first use, or after a restart).
+                let _: String = redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(STEP)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(err)?;
+                cmd.query_async(&mut con).await.map_err(err)?
+            }
+            r => r.map_err(err)?,
+        };
         let mut out = out.into_iter();
         let mut next = || out.next().ok_or_else(unexpected);
         let mut acquired = Vec::with_capacity(batch.len());
