@@ -169,8 +169,13 @@ impl Inner {
         // (a script invocation would allocate every key and argument on its own).
         let nadd = adds.clone().count();
         let nkeys = nadd + batch.clone().map(<[Check]>::len).sum::<usize>();
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.step.get_hash()).arg(nkeys);
+        let (nargs, bytes) = adds
+            .clone()
+            .map(|a| (3, a.key.len() + 24))
+            .chain(batch.clone().flatten().map(|c| (4, c.key.len() + 32)))
+            .fold((6 + batch.len(), 96), |(n, b), (dn, db)| (n + dn, b + db));
+        let mut cmd = redis::Cmd::with_capacity(nargs, bytes);
+        cmd.arg("EVALSHA").arg(self.step.get_hash()).arg(nkeys);
         for a in adds.clone() {
             cmd.arg(&a.key);
         }
