@@ -450,8 +450,7 @@ impl Limiter {
     /// is queued to one task per limiter (started on first use, on the current tokio runtime),
     /// which charges everything queued meanwhile in one store operation (one Redis round
     /// trip), counters changed by several requests once with the sum of their changes.
-    /// Outside a tokio runtime nothing is charged. A store that answers at once
-    /// ([`LimitStore::is_immediate`], the in-memory one) is charged at once, with no task.
+    /// Outside a tokio runtime nothing is charged.
     pub fn settle_later(
         &self,
         ticket: Arc<Ticket>,
@@ -459,26 +458,6 @@ impl Limiter {
         cost_micros: Option<u64>,
         success: bool,
     ) {
-        if self.store.is_immediate() {
-            let mut adds = Vec::new();
-            ticket_adds(
-                &self.policy,
-                &ticket,
-                tokens,
-                cost_micros,
-                success,
-                &mut adds,
-            );
-            if !adds.is_empty() {
-                // Done when `add` returns; the future only carries the (infallible) answer.
-                let mut done = std::pin::pin!(self.store.add(adds));
-                let ready = done
-                    .as_mut()
-                    .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
-                debug_assert!(ready.is_ready(), "an immediate store answered later");
-            }
-            return;
-        }
         let settle = Settle {
             ticket,
             tokens,
@@ -594,7 +573,6 @@ pub(super) async fn within<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::BoxFuture;
 
     /// Counter names are shared with running replicas and stored spend: they must not change.
     #[test]
@@ -643,53 +621,5 @@ mod tests {
         );
         assert_eq!(get("x-agw-ratelimit-tokens-remaining"), "1");
         assert_eq!(get("x-agw-ratelimit-tokens-reset"), "2026-11-28T13:20:00Z");
-    }
-
-    /// The in-memory store is settled when `settle_later` returns: no task, no runtime needed.
-    #[test]
-    fn an_immediate_store_is_settled_at_once_even_without_a_runtime() {
-        let now = 1_795_869_296;
-        let limiter = Limiter::new(
-            LimitPolicy {
-                per_key: Limits {
-                    tokens_per_minute: Some(10_000),
-                    ..Limits::default()
-                },
-                ..LimitPolicy::default()
-            },
-            Arc::new(super::super::MemoryStore::new()),
-        );
-        let who = Identity {
-            name: "alice".into(),
-            team: None,
-            kind: crate::auth::IdentityKind::Key,
-            groups: vec![],
-        };
-        let wait = |f: BoxFuture<'_, ()>| {
-            let mut f = f;
-            match f
-                .as_mut()
-                .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-            {
-                std::task::Poll::Ready(v) => v,
-                std::task::Poll::Pending => panic!("the in-memory store answers at once"),
-            }
-        };
-        let mut ticket = None;
-        wait(Box::pin(async {
-            ticket = Some(limiter.admit(Some(&who), Some(500), now).await.unwrap());
-        }));
-        limiter.settle_later(Arc::new(ticket.unwrap()), Some(7), Some(3), true);
-        let mut spent = None;
-        wait(Box::pin(async {
-            spent = Some(
-                limiter
-                    .spent(&Scope::Key("alice".into()), now)
-                    .await
-                    .unwrap(),
-            );
-        }));
-        let spent = spent.unwrap();
-        assert_eq!((spent.tokens_month, spent.usd_micros_month), (7, 3));
     }
 }

@@ -67,12 +67,6 @@ pub trait LimitStore: Send + Sync + std::fmt::Debug + 'static {
     fn add(&self, adds: Vec<Add>) -> BoxFuture<'_, Result<(), LimitStoreError>>;
     /// Current values (0 for a missing counter).
     fn get(&self, keys: Vec<String>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>>;
-    /// Whether every operation is done when it returns, on the calling thread, and never
-    /// fails (the in-memory store): settlements are then applied at once instead of being
-    /// queued to a task that batches them for one round trip.
-    fn is_immediate(&self) -> bool {
-        false
-    }
 }
 
 /// Counters in this process only: one agw instance. One mutex around a map; expired counters
@@ -164,10 +158,6 @@ impl LimitStore for MemoryStore {
             c.apply(&a.key, a.delta, a.ttl, now);
         }
         Box::pin(std::future::ready(Ok(())))
-    }
-
-    fn is_immediate(&self) -> bool {
-        true
     }
 
     fn get(&self, keys: Vec<String>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>> {
