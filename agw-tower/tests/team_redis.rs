@@ -209,6 +209,47 @@ async fn a_script_redis_forgot_is_loaded_again() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_max_tokens_fails_nothing_for_itself_or_its_batch() {
+    let redis = Redis::start();
+    let (seen, hook) = recorder();
+    let con = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
+    let l = Arc::new(
+        Limiter::new(
+            policy(Limits {
+                tokens_per_minute: Some(1_000_000),
+                ..Limits::default()
+            }),
+            Arc::new(RedisStore::new(con)),
+        )
+        .on_store_failure(hook),
+    );
+    // A client's `max_tokens` of u64::MAX, among others admitted in the same batches.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let l = l.clone();
+        tasks.push(tokio::spawn(async move {
+            let who = Identity {
+                name: format!("dev{}", i % 4),
+                ..alice()
+            };
+            let estimate = if i == 7 { u64::MAX } else { 100 };
+            l.admit(Some(&who), Some(estimate), NOW).await.is_ok()
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += usize::from(t.await.unwrap());
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the store failed: {:?}",
+        seen.lock().unwrap()
+    );
+    // dev3's counter took the huge estimate when empty or was refused; the rest fit.
+    assert!((37..=40).contains(&admitted), "{admitted}");
+}
+
 #[tokio::test]
 async fn tokens_and_spend_are_shared_and_counters_expire() {
     let redis = Redis::start();

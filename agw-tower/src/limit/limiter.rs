@@ -289,7 +289,9 @@ impl Limiter {
         estimate: Option<u64>,
         now: u64,
     ) -> Result<Ticket, Rejection> {
-        let estimate = estimate.unwrap_or(self.policy.default_estimate);
+        let estimate = estimate
+            .unwrap_or(self.policy.default_estimate)
+            .min(MAX_AMOUNT);
         let p = Periods::at(now);
         let scopes = Self::scopes(who);
         let mut checks = Vec::new();
@@ -346,7 +348,7 @@ impl Limiter {
                 if let Some(limit) = limit {
                     checks.push(Check {
                         key: counter_key(&self.policy.prefix, scope, kind, &p),
-                        limit,
+                        limit: limit.min(MAX_AMOUNT),
                         add,
                         ttl,
                     });
@@ -513,6 +515,12 @@ pub struct Spent {
     /// Tokens this month.
     pub tokens_month: u64,
 }
+
+/// The largest amount (tokens, micro-dollars, limit) a counter is charged or compared with:
+/// 2^53, exact in the Lua doubles of the Redis script, and far enough from `i64::MAX` that no
+/// sum of a few overflows Redis's counters. A client's `max_tokens` can be any number; past
+/// this it means the same.
+pub(super) const MAX_AMOUNT: u64 = 1 << 53;
 
 /// Minute counters live two minutes; day counters outlive their day by a week (reports),
 /// month counters by about a year.

@@ -1,5 +1,6 @@
 //! The Redis counter store: every replica against one Redis enforces one limit in total.
 
+use super::limiter::MAX_AMOUNT;
 use super::store::{Acquired, Add, Check, LimitStore, LimitStoreError};
 use crate::auth::BoxFuture;
 use redis::aio::ConnectionManager;
@@ -184,13 +185,17 @@ impl Inner {
         }
         cmd.arg(nadd);
         for a in adds {
-            cmd.arg(a.delta).arg(a.ttl);
+            let bound = MAX_AMOUNT as i64;
+            cmd.arg(a.delta.clamp(-bound, bound)).arg(a.ttl);
         }
         cmd.arg(batch.len());
         for checks in batch.clone() {
             cmd.arg(checks.len());
             for c in checks {
-                cmd.arg(c.limit).arg(c.add).arg(c.ttl);
+                // Bounded, so that no `INCRBY` in the script overflows and fails the batch.
+                cmd.arg(c.limit.min(MAX_AMOUNT))
+                    .arg(c.add.min(MAX_AMOUNT))
+                    .arg(c.ttl);
             }
         }
         let mut con = self.con.clone();

@@ -3,8 +3,8 @@
 
 use super::clock::Periods;
 use super::limiter::{
-    DAY_TTL, FailureHook, LimitPolicy, MINUTE_TTL, MONTH_TTL, StoreFailure, Ticket, counter_key,
-    within,
+    DAY_TTL, FailureHook, LimitPolicy, MAX_AMOUNT, MINUTE_TTL, MONTH_TTL, StoreFailure, Ticket,
+    counter_key, within,
 };
 use super::rejection::{LimitKind, Scope};
 use super::store::{Add, LimitStore};
@@ -230,8 +230,12 @@ pub(super) fn settle_amounts<'a>(
     cost_micros: Option<u64>,
     success: bool,
 ) -> impl Iterator<Item = (&'a Scope, Amounts)> + 'a {
-    let used = tokens.unwrap_or(if success { ticket.estimate() } else { 0 });
-    let correction = used as i64 - ticket.estimate() as i64;
+    let used = tokens
+        .unwrap_or(if success { ticket.estimate() } else { 0 })
+        .min(MAX_AMOUNT);
+    let cost_micros = cost_micros.map(|c| c.min(MAX_AMOUNT));
+    // Both at most 2^53: the difference fits.
+    let correction = used as i64 - ticket.estimate().min(MAX_AMOUNT) as i64;
     ticket.scopes().iter().map(move |scope| {
         let corrects = ticket.held() && policy.limits_of(scope).tokens_per_minute.is_some();
         let amounts = Amounts {
