@@ -282,3 +282,86 @@ async fn a_body_dropped_before_its_end_closes_its_connection() {
     assert_eq!(res.status(), 200);
     assert_eq!(seen.conns.load(Ordering::SeqCst), 2);
 }
+
+/// A request body that streams what the test sends through a channel.
+struct Chan(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for Chan {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|o| o.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+#[tokio::test]
+async fn a_connection_still_uploading_is_not_handed_to_the_next_request() {
+    // The upstream answers as soon as it has the head (an early 401 or 413) and keeps the
+    // connection open, reading whatever comes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let counted = conns.clone();
+    tokio::spawn(async move {
+        for _ in 0..8 {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                while let Ok(n) = s.read(&mut chunk).await {
+                    if n == 0 {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut config = UpstreamConfig::new("test");
+    config.response_timeout = Duration::from_secs(5);
+    let up: Upstream<Chan> = Upstream::new(config).unwrap();
+    let post = |body: Chan| {
+        let mut req = http::Request::post(format!("http://{addr}/v1/files"))
+            .body(body)
+            .unwrap();
+        req.extensions_mut().insert(Classified {
+            kind: RouteKind::Passthrough,
+            api: Api::Anthropic,
+            upstream: Api::Anthropic,
+        });
+        req
+    };
+    // Request 1: answered in full while its upload stalls.
+    let (upload, rx) = tokio::sync::mpsc::channel(1);
+    upload.send(Bytes::from_static(b"partial")).await.unwrap();
+    let res = up.clone().oneshot(post(Chan(rx))).await.unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "ok");
+    // Request 2 goes at once, on a connection of its own.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(Bytes::from_static(b"{}")).await.unwrap();
+    drop(tx);
+    let res = tokio::time::timeout(Duration::from_secs(2), up.clone().oneshot(post(Chan(rx))))
+        .await
+        .expect("not queued behind the stalled upload")
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(conns.load(Ordering::SeqCst), 2);
+    drop(upload);
+}

@@ -142,16 +142,16 @@ where
                 source: "the upstream URI has no scheme or authority".into(),
             });
         };
+        // Sends that failed before the request went out.
         let mut attempt = 0;
         loop {
-            attempt += 1;
             let (sender, reused) = match self.checkout(&scheme, &authority) {
                 Some(s) => (s, true),
                 None => (self.connect(&scheme, &authority).await?, false),
             };
             let mut failed = match sender {
                 Sender::H1(mut tx) => {
-                    // A reused connection may still be finishing its last exchange, or closed.
+                    // Ready when checked out; closed since, it is dropped for another.
                     if reused && tx.ready().await.is_err() {
                         continue;
                     }
@@ -170,6 +170,7 @@ where
                     Err(e) => e,
                 },
             };
+            attempt += 1;
             let message = failed.take_message();
             match message {
                 // Not sent: the connection was closed under it. Another one may take it.
@@ -216,8 +217,11 @@ where
         res.map(|body| PooledBody::with_give_back(body, give_back))
     }
 
-    /// A pooled connection to the origin: an HTTP/2 one (shared), or the HTTP/1.1 one given
-    /// back last (taken out). Closed and expired connections met on the way are dropped.
+    /// A pooled connection to the origin: an HTTP/2 one (shared), or the ready HTTP/1.1 one
+    /// given back last (taken out). An HTTP/1.1 connection still busy (the upstream answered
+    /// before it had read the whole request body, which hyper is still writing) stays for
+    /// later: a request never waits behind another's upload. Closed and expired connections
+    /// met on the way are dropped.
     fn checkout(&self, scheme: &Scheme, authority: &Authority) -> Option<Sender<B>> {
         let mut conns = self.conns();
         let now = Instant::now();
@@ -228,15 +232,23 @@ where
             if !e.is_for(scheme, authority) {
                 continue;
             }
-            if e.sender.is_closed() || now.duration_since(e.used) >= self.idle_timeout {
+            let ready = match &e.sender {
+                Sender::H1(tx) => tx.is_ready(),
+                Sender::H2(_) => true,
+            };
+            let expired = ready && now.duration_since(e.used) >= self.idle_timeout;
+            if e.sender.is_closed() || expired {
                 conns.entries.swap_remove(i);
                 continue;
             }
-            if let Sender::H2(tx) = &e.sender {
-                e.used = now;
-                return Some(Sender::H2(tx.clone()));
+            match &e.sender {
+                Sender::H2(tx) => {
+                    e.used = now;
+                    return Some(Sender::H2(tx.clone()));
+                }
+                Sender::H1(_) if ready => return Some(conns.entries.swap_remove(i).sender),
+                Sender::H1(_) => {}
             }
-            return Some(conns.entries.swap_remove(i).sender);
         }
         None
     }
@@ -247,6 +259,11 @@ where
         }
         let mut conns = self.conns();
         conns.entries.push(entry);
+        self.reap_later(&mut conns);
+    }
+
+    /// Starts the reaper unless it runs.
+    fn reap_later(self: &Arc<Self>, conns: &mut Conns<B>) {
         if !conns.reaping {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 conns.reaping = true;
@@ -256,7 +273,7 @@ where
     }
 
     async fn connect(
-        &self,
+        self: &Arc<Self>,
         scheme: &Scheme,
         authority: &Authority,
     ) -> Result<Sender<B>, PoolError> {
@@ -280,17 +297,30 @@ where
                 .handshake(io)
                 .await
                 .map_err(|e| connect_error(e.into()))?;
+            let mut conns = self.conns();
+            // Requests that raced to a new origin each connected: the first connection to
+            // be shared serves them all, the others close (their sender is dropped).
+            let shared = conns.entries.iter_mut().find_map(|e| match &e.sender {
+                Sender::H2(tx) if e.is_for(scheme, authority) && !tx.is_closed() => {
+                    e.used = Instant::now();
+                    Some(tx.clone())
+                }
+                _ => None,
+            });
+            if let Some(shared) = shared {
+                return Ok(Sender::H2(shared));
+            }
             tokio::spawn(async move {
                 let _ = conn.await;
             });
             // Shared from the start: concurrent requests to this origin multiplex over it.
-            let mut conns = self.conns();
             conns.entries.push(Entry {
                 scheme: scheme.clone(),
                 authority: authority.clone(),
                 sender: Sender::H2(tx.clone()),
                 used: Instant::now(),
             });
+            self.reap_later(&mut conns);
             Ok(Sender::H2(tx))
         } else {
             let (tx, conn) = http1::Builder::new()
@@ -314,9 +344,10 @@ async fn reap<B>(pool: Weak<Pool<B>>, timeout: Duration) {
         };
         let mut conns = pool.conns.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        conns
-            .entries
-            .retain(|e| !e.sender.is_closed() && now.duration_since(e.used) < timeout);
+        conns.entries.retain(|e| {
+            let busy = matches!(&e.sender, Sender::H1(tx) if !tx.is_ready());
+            !e.sender.is_closed() && (busy || now.duration_since(e.used) < timeout)
+        });
         if conns.entries.is_empty() {
             conns.reaping = false;
             return;
