@@ -365,3 +365,33 @@ async fn a_connection_still_uploading_is_not_handed_to_the_next_request() {
     assert_eq!(conns.load(Ordering::SeqCst), 2);
     drop(upload);
 }
+
+#[test]
+fn the_reaper_starts_again_on_a_new_runtime_after_its_own_ended() {
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let (addr, seen) = first.block_on(server(Mode::Json));
+    let up = upstream(Duration::from_millis(100));
+    // A request on one runtime starts the reaper there; the runtime ends with it unfinished.
+    let second = tokio::runtime::Runtime::new().unwrap();
+    {
+        let up = up.clone();
+        let addr = addr.clone();
+        let once = tokio::runtime::Runtime::new().unwrap();
+        // The test server lives on `first`; the request runs on `once`, then `once` ends.
+        let (status, _) = once.block_on(async move { exchange(&up, &addr).await });
+        assert_eq!(status, 200);
+    }
+    // On another runtime, a connection given back is reaped after the idle timeout.
+    second.block_on(async {
+        // The first connection's task ended with its runtime.
+        eventually("the first connection closed", || {
+            seen.closed.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert_eq!(exchange(&up, &addr).await.0, 200);
+        eventually("the second connection reaped", || {
+            seen.closed.load(Ordering::SeqCst) == 2
+        })
+        .await;
+    });
+}

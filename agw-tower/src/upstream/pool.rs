@@ -336,21 +336,36 @@ where
 }
 
 /// Closes connections idle for `timeout`, every `timeout`, while the pool holds any.
-async fn reap<B>(pool: Weak<Pool<B>>, timeout: Duration) {
-    loop {
-        tokio::time::sleep(timeout).await;
-        let Some(pool) = pool.upgrade() else {
-            return;
-        };
-        let mut conns = pool.conns.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        conns.entries.retain(|e| {
-            let busy = matches!(&e.sender, Sender::H1(tx) if !tx.is_ready());
-            !e.sender.is_closed() && (busy || now.duration_since(e.used) < timeout)
-        });
-        if conns.entries.is_empty() {
-            conns.reaping = false;
-            return;
+fn reap<B>(pool: Weak<Pool<B>>, timeout: Duration) -> impl Future<Output = ()> {
+    // A reaper dropped unfinished (its runtime shut down while the pool lives on), even before
+    // its first poll, lets the next connection given back start another.
+    struct Cancelled<B>(Option<Weak<Pool<B>>>);
+    impl<B> Drop for Cancelled<B> {
+        fn drop(&mut self) {
+            if let Some(pool) = self.0.take().and_then(|p| p.upgrade()) {
+                pool.conns.lock().unwrap_or_else(|e| e.into_inner()).reaping = false;
+            }
+        }
+    }
+    let mut cancelled = Cancelled(Some(pool.clone()));
+    async move {
+        loop {
+            tokio::time::sleep(timeout).await;
+            let Some(pool) = pool.upgrade() else {
+                cancelled.0 = None;
+                return;
+            };
+            let mut conns = pool.conns.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            conns.entries.retain(|e| {
+                let busy = matches!(&e.sender, Sender::H1(tx) if !tx.is_ready());
+                !e.sender.is_closed() && (busy || now.duration_since(e.used) < timeout)
+            });
+            if conns.entries.is_empty() {
+                conns.reaping = false;
+                cancelled.0 = None;
+                return;
+            }
         }
     }
 }
