@@ -340,6 +340,12 @@ fn reap<B>(pool: Weak<Pool<B>>, timeout: Duration) -> impl Future<Output = ()> {
     // A reaper dropped unfinished (its runtime shut down while the pool lives on), even before
     // its first poll, lets the next connection given back start another.
     struct Cancelled<B>(Option<Weak<Pool<B>>>);
+    impl<B> Cancelled<B> {
+        /// The reaper ended by itself, having cleared the flag.
+        fn disarm(&mut self) {
+            self.0 = None;
+        }
+    }
     impl<B> Drop for Cancelled<B> {
         fn drop(&mut self) {
             if let Some(pool) = self.0.take().and_then(|p| p.upgrade()) {
@@ -352,7 +358,7 @@ fn reap<B>(pool: Weak<Pool<B>>, timeout: Duration) -> impl Future<Output = ()> {
         loop {
             tokio::time::sleep(timeout).await;
             let Some(pool) = pool.upgrade() else {
-                cancelled.0 = None;
+                cancelled.disarm();
                 return;
             };
             let mut conns = pool.conns.lock().unwrap_or_else(|e| e.into_inner());
@@ -363,7 +369,7 @@ fn reap<B>(pool: Weak<Pool<B>>, timeout: Duration) -> impl Future<Output = ()> {
             });
             if conns.entries.is_empty() {
                 conns.reaping = false;
-                cancelled.0 = None;
+                cancelled.disarm();
                 return;
             }
         }
