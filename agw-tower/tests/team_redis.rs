@@ -65,6 +65,12 @@ async fn two_limiters_against_one_redis_enforce_one_limit_in_total() {
     assert_eq!(admitted, 7, "one limit across both limiters");
 }
 
+/// A connection of the test's own, beside the limiters' (to look at or disturb Redis).
+async fn admin(redis: &Redis) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis.url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
 /// Script runs so far (`EVALSHA` and `EVAL` calls), from `INFO commandstats`.
 async fn script_runs(con: &mut redis::aio::MultiplexedConnection) -> u64 {
     let info: String = redis::cmd("INFO")
@@ -84,8 +90,7 @@ async fn script_runs(con: &mut redis::aio::MultiplexedConnection) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_acquires_are_batched_and_each_key_keeps_its_own_limit() {
     let redis = Redis::start();
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let mut admin = admin(&redis).await;
     let l = Arc::new(
         limiter(
             &redis,
@@ -137,8 +142,7 @@ async fn concurrent_acquires_are_batched_and_each_key_keeps_its_own_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settlements_share_script_runs_with_acquires_and_all_are_charged() {
     let redis = Redis::start();
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let mut admin = admin(&redis).await;
     let l = Arc::new(
         limiter(
             &redis,
@@ -185,8 +189,7 @@ async fn settlements_share_script_runs_with_acquires_and_all_are_charged() {
 #[tokio::test]
 async fn a_script_redis_forgot_is_loaded_again() {
     let redis = Redis::start();
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let mut admin = admin(&redis).await;
     let l = limiter(
         &redis,
         Limits {
@@ -272,8 +275,7 @@ async fn tokens_and_spend_are_shared_and_counters_expire() {
         e.error().message()
     );
     // Counters carry a TTL: minute counters go, month totals stay about a year.
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let mut con = admin(&redis).await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("agw-test-*")
         .query_async(&mut con)
@@ -361,8 +363,7 @@ async fn a_stalled_redis_times_out_and_the_configured_mode_applies() {
     let con = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
     let l = Limiter::new(p, Arc::new(RedisStore::new(con))).on_store_failure(hook);
     // Another client pauses every client for 3 s: Redis is up but answers nobody.
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let mut admin = admin(&redis).await;
     let () = redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(3000)
@@ -416,8 +417,7 @@ async fn a_key_created_on_one_replica_works_on_another() {
     assert!(a.revoke("alice".into()).await.unwrap());
     assert!(b.lookup(hash).await.unwrap().unwrap().revoked);
     // Redis stores only the hash.
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let mut con = admin(&redis).await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*")
         .query_async(&mut con)
