@@ -155,3 +155,15 @@ where
         })
     }
 }
+
+/// The seed article's one rule: reject a prompt that says `credit card`, with its message.
+pub fn seed_policy() -> agw_core::guard::Policy {
+    use agw_core::guard::{Policy, Rule};
+    Policy::builder()
+        .rule(
+            Rule::regex("credit-card", ["credit card"])
+                .reject("Rejected due to inappropriate content"),
+        )
+        .build()
+        .expect("the seed rule compiles")
+}

@@ -12,7 +12,7 @@ use agw_tower::limits::{BodyBudget, BodyLimits, Collected};
 use agw_tower::provider::{ModelRewrite, ProviderLayer};
 use agw_tower::request_id::{RequestId, RequestIdLayer};
 use agw_tower::stack::StackConfig;
-use agw_tower::test_util::MemoryUpstream;
+use agw_tower::test_util::{MemoryUpstream, seed_policy};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
@@ -26,16 +26,6 @@ const CARD: &str =
     r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"my credit card"}]}"#;
 const CLEAN: &str =
     r#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hello"}]}"#;
-
-fn seed_policy() -> Policy {
-    Policy::builder()
-        .rule(
-            Rule::regex("credit-card", ["credit card"])
-                .reject("Rejected due to inappropriate content"),
-        )
-        .build()
-        .unwrap()
-}
 
 fn post(path: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
     Request::post(path)

@@ -5,7 +5,7 @@
 use agw_core::detect::Detector;
 use agw_core::guard::{Policy, Rule};
 use agw_tower::response::{ResponseGuardLayer, ResponseOutcome};
-use agw_tower::test_util::MemoryUpstream;
+use agw_tower::test_util::{MemoryUpstream, seed_policy};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -25,16 +25,6 @@ const RESULTS: &str = concat!(
     r#"{"custom_id":"req-2","result":{"type":"errored","error":{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}}}"#,
     "\n",
 );
-
-fn reject() -> Policy {
-    Policy::builder()
-        .rule(
-            Rule::regex("credit-card", ["credit card"])
-                .reject("Rejected due to inappropriate content"),
-        )
-        .build()
-        .unwrap()
-}
 
 fn mask() -> Policy {
     Policy::builder()
@@ -80,7 +70,7 @@ fn chunked(content_type: &'static str, body: &str, size: usize) -> MemoryUpstrea
 /// rule would match, the stream ends in Anthropic's error event.
 #[tokio::test]
 async fn a_json_body_labelled_as_an_event_stream_ends_in_an_error_event() {
-    for policy in [reject(), mask()] {
+    for policy in [seed_policy(), mask()] {
         for size in [7, MESSAGE.len()] {
             let req = request(
                 Method::POST,
@@ -110,7 +100,7 @@ async fn a_json_body_labelled_as_an_event_stream_ends_in_an_error_event() {
         "/v1/responses",
         r#"{"model":"gpt-5","input":"hi"}"#,
     );
-    let (_, body, _) = call(reject(), chunked("text/event-stream", MESSAGE, 5), req).await;
+    let (_, body, _) = call(seed_policy(), chunked("text/event-stream", MESSAGE, 5), req).await;
     assert!(
         body.starts_with("event: error\ndata: {\"type\":\"error\",\"code\""),
         "{body}"
@@ -147,7 +137,7 @@ async fn batch_results_are_read_line_by_line_whatever_their_content_type() {
         assert_eq!(outcome.unwrap().action(), "mask");
 
         let (status, body, _) = call(
-            reject(),
+            seed_policy(),
             chunked(ct, RESULTS, 33),
             request(Method::GET, path, ""),
         )
@@ -206,7 +196,7 @@ async fn stored_responses_and_completions_are_guarded() {
     // A stored response streamed again (`stream=true`) is read as a Responses stream.
     let events = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"output_index\":0,\"content_index\":0,\"delta\":\"my credit card\"}\n\n";
     let (_, out, _) = call(
-        reject(),
+        seed_policy(),
         MemoryUpstream::new("text/event-stream", vec![Bytes::from(events)]),
         request(Method::GET, "/v1/responses/resp_1?stream=true", ""),
     )
