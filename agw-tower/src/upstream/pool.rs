@@ -75,6 +75,20 @@ struct Entry<B> {
 }
 
 impl<B> Entry<B> {
+    /// Free for a request: an HTTP/2 connection always, an HTTP/1.1 one once hyper has
+    /// finished its last exchange (its request body can outlast the response).
+    fn is_ready(&self) -> bool {
+        match &self.sender {
+            Sender::H1(tx) => tx.is_ready(),
+            Sender::H2(_) => true,
+        }
+    }
+
+    /// To be dropped: closed, or free and idle for `timeout`.
+    fn is_stale(&self, now: Instant, timeout: Duration) -> bool {
+        self.sender.is_closed() || (self.is_ready() && now.duration_since(self.used) >= timeout)
+    }
+
     fn is_for(&self, scheme: &Scheme, authority: &Authority) -> bool {
         // Exact bytes: requests to one backend carry its base URL's authority.
         self.authority.as_str() == authority.as_str() && self.scheme == *scheme
@@ -232,12 +246,7 @@ where
             if !e.is_for(scheme, authority) {
                 continue;
             }
-            let ready = match &e.sender {
-                Sender::H1(tx) => tx.is_ready(),
-                Sender::H2(_) => true,
-            };
-            let expired = ready && now.duration_since(e.used) >= self.idle_timeout;
-            if e.sender.is_closed() || expired {
+            if e.is_stale(now, self.idle_timeout) {
                 conns.entries.swap_remove(i);
                 continue;
             }
@@ -246,7 +255,9 @@ where
                     e.used = now;
                     return Some(Sender::H2(tx.clone()));
                 }
-                Sender::H1(_) if ready => return Some(conns.entries.swap_remove(i).sender),
+                Sender::H1(_) if e.is_ready() => {
+                    return Some(conns.entries.swap_remove(i).sender);
+                }
                 Sender::H1(_) => {}
             }
         }
@@ -363,10 +374,7 @@ fn reap<B>(pool: Weak<Pool<B>>, timeout: Duration) -> impl Future<Output = ()> {
             };
             let mut conns = pool.conns.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
-            conns.entries.retain(|e| {
-                let busy = matches!(&e.sender, Sender::H1(tx) if !tx.is_ready());
-                !e.sender.is_closed() && (busy || now.duration_since(e.used) < timeout)
-            });
+            conns.entries.retain(|e| !e.is_stale(now, timeout));
             if conns.entries.is_empty() {
                 conns.reaping = false;
                 cancelled.disarm();
