@@ -175,8 +175,8 @@ pub async fn run(
             let (secret, hash) = key::generate().map_err(|_| "no system randomness".to_owned())?;
             let expires = expires.map(|d| now + d.as_secs());
             let record = KeyRecord {
-                name: name.clone(),
-                team: team.clone(),
+                name: name.as_str().into(),
+                team: team.as_deref().map(Into::into),
                 hash: hash.to_hex(),
                 created: now,
                 expires,

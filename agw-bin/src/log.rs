@@ -88,8 +88,8 @@ impl AccessLog {
 /// Never the credential (an [`Identity`](agw_tower::auth::Identity) holds only names).
 #[derive(Debug, Clone, Default)]
 pub struct LoggedUsage {
-    identity: Option<String>,
-    team: Option<String>,
+    identity: Option<Arc<str>>,
+    team: Option<Arc<str>>,
     usage: Option<agw_core::usage::Usage>,
     cost_micros: Option<u64>,
 }

@@ -1,6 +1,6 @@
 //! A small, randomly seeded hasher for maps whose keys a client does not choose.
 //!
-//! The limiter's keys are counter names and scopes that agw builds from key names, team names
+//! The limiter's keys are counters and scopes that agw builds from key names, team names
 //! and JWT subjects: names an administrator or an identity provider chose. The key store's are
 //! prefixes of the SHA-256 hashes in its file. SipHash (the std default) costs several hundred
 //! instructions per short name; this costs a few multiplications. Each map gets its own random

@@ -71,7 +71,7 @@ async fn with_redis_the_keys_live_in_redis() {
         .authenticate(&h, key::unix_now())
         .await
         .unwrap();
-    assert_eq!(who.name, "alice");
+    assert_eq!(&*who.name, "alice");
     assert!(!dir.join("keys.json").exists());
     std::fs::remove_dir_all(&dir).ok();
 }

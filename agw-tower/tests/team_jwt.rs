@@ -269,7 +269,7 @@ async fn the_authenticator_takes_bearer_jwts_and_reports_refusals() {
     let bearer = format!("Bearer {}", token(&k, "ES256", "e1", &c));
     h.insert("authorization", bearer.parse().unwrap());
     let who = auth.authenticate_reported(&h, now).await.unwrap();
-    assert_eq!(who.name, "alice@example.com");
+    assert_eq!(&*who.name, "alice@example.com");
     assert_eq!(who.kind, IdentityKind::Jwt);
     assert_eq!(who.groups, ["eng", "platform"]);
     // Expired: refused, reported as a JWT failure.

@@ -55,7 +55,7 @@ async fn requests_per_minute_per_key_and_per_team() {
     assert!(l.admit(Some(&alice()), None, NOW).await.is_ok());
     let e = l.admit(Some(&alice()), None, NOW).await.unwrap_err();
     assert!(
-        matches!(&e, Rejection::Limited { scope: Scope::Key(k), kind: LimitKind::Requests, .. } if k == "alice"),
+        matches!(&e, Rejection::Limited { scope: Scope::Key(k), kind: LimitKind::Requests, .. } if &**k == "alice"),
         "{e:?}"
     );
     assert_eq!(e.error().status().as_u16(), 429);

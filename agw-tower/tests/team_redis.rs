@@ -110,7 +110,7 @@ async fn concurrent_acquires_are_batched_and_each_key_keeps_its_own_limit() {
         let l = l.clone();
         tasks.push(tokio::spawn(async move {
             let who = Identity {
-                name: format!("dev{}", i % 8),
+                name: format!("dev{}", i % 8).into(),
                 ..alice()
             };
             (i % 8, l.admit(Some(&who), Some(100), NOW).await.is_ok())
@@ -233,7 +233,7 @@ async fn a_huge_max_tokens_fails_nothing_for_itself_or_its_batch() {
         let l = l.clone();
         tasks.push(tokio::spawn(async move {
             let who = Identity {
-                name: format!("dev{}", i % 4),
+                name: format!("dev{}", i % 4).into(),
                 ..alice()
             };
             let estimate = if i == 7 { u64::MAX } else { 100 };
@@ -403,7 +403,7 @@ async fn a_key_created_on_one_replica_works_on_another() {
     .await
     .unwrap();
     let found = b.lookup(KeyHash::of(&secret)).await.unwrap().unwrap();
-    assert_eq!(found.name, "alice");
+    assert_eq!(&*found.name, "alice");
     assert!(found.is_valid_at(key::unix_now()));
     // Names are unique across replicas.
     let (_, other) = key::generate().unwrap();

@@ -130,8 +130,11 @@ impl Access {
     pub fn check_caller(&self, who: &Identity, backend: &str) -> Result<(), ErrorBody> {
         let open = self.identities.is_empty() && self.teams.is_empty() && self.groups.is_empty();
         let admitted = open
-            || self.identities.contains(&who.name)
-            || who.team.as_ref().is_some_and(|t| self.teams.contains(t))
+            || self.identities.iter().any(|n| **n == *who.name)
+            || who
+                .team
+                .as_ref()
+                .is_some_and(|t| self.teams.iter().any(|n| **n == **t))
             || who.groups.iter().any(|g| self.groups.contains(g));
         if admitted {
             Ok(())

@@ -3,6 +3,7 @@
 use base64::Engine;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// The prefix of every key agw issues.
@@ -87,10 +88,10 @@ pub fn generate() -> Result<(String, KeyHash), ring::error::Unspecified> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     /// Unique name (a person or a service), shown in logs and metrics.
-    pub name: String,
+    pub name: Arc<str>,
     /// The team whose limits also apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub team: Option<String>,
+    pub team: Option<Arc<str>>,
     /// SHA-256 of the key, lowercase hex.
     pub hash: String,
     /// Created, seconds since the Unix epoch.

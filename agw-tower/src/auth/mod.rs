@@ -31,7 +31,7 @@
 //! let svc = tower::service_fn(|req: http::Request<String>| async move {
 //!     assert!(req.headers().get("x-api-key").is_none()); // never forwarded
 //!     let who = req.extensions().get::<Identity>().unwrap().clone();
-//!     let body = Body::<http_body_util::Empty<bytes::Bytes>>::full(who.name);
+//!     let body = Body::<http_body_util::Empty<bytes::Bytes>>::full(who.name.to_string());
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(body))
 //! });
 //! let mut svc = AuthLayer::new(auth).layer(svc);
@@ -80,10 +80,11 @@ pub enum IdentityKind {
 /// Who is calling: put in the request extensions by [`AuthLayer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The key's name or the token's `sub`.
-    pub name: String,
+    /// The key's name or the token's `sub` (shared: a request's report, limits and log line
+    /// hold it without copying).
+    pub name: Arc<str>,
     /// The key's team.
-    pub team: Option<String>,
+    pub team: Option<Arc<str>>,
     /// How the caller authenticated.
     pub kind: IdentityKind,
     /// The token's groups (empty for keys).
@@ -259,7 +260,7 @@ impl Authenticator {
                 return Err(AuthError::UnknownKey);
             }
             if !record.is_valid_at(now) {
-                return Err(AuthError::Invalid(record.name));
+                return Err(AuthError::Invalid(record.name.to_string()));
             }
             return Ok(Identity {
                 name: record.name,
@@ -272,7 +273,7 @@ impl Authenticator {
             if cred.bytes().filter(|&b| b == b'.').count() == 2 {
                 let claims = jwks.verify(cred, now).await?;
                 return Ok(Identity {
-                    name: claims.subject,
+                    name: claims.subject.into(),
                     team: None,
                     kind: IdentityKind::Jwt,
                     groups: claims.groups,

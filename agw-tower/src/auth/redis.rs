@@ -122,12 +122,12 @@ impl KeyStore for RedisKeyStore {
             let mut inv = script.prepare_invoke();
             inv.key(self.names_key())
                 .key(self.record_key(&record.hash))
-                .arg(&record.name)
+                .arg(&*record.name)
                 .arg(&record.hash)
                 .arg(json);
             let added: i64 = self.timed(inv.invoke_async(&mut con)).await?;
             if added == 0 {
-                return Err(StoreError::Exists(record.name));
+                return Err(StoreError::Exists(record.name.to_string()));
             }
             Ok(())
         })

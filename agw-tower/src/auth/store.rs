@@ -252,7 +252,7 @@ impl KeyStore for FileKeyStore {
     fn insert(&self, record: KeyRecord) -> BoxFuture<'_, Result<(), StoreError>> {
         let r = self.change(|records| {
             if records.iter().any(|r| r.name == record.name) {
-                return Err(StoreError::Exists(record.name.clone()));
+                return Err(StoreError::Exists(record.name.to_string()));
             }
             records.push(record);
             Ok(())
@@ -269,7 +269,7 @@ impl KeyStore for FileKeyStore {
         let mut found = false;
         let r = self
             .change(|records| {
-                for r in records.iter_mut().filter(|r| r.name == name) {
+                for r in records.iter_mut().filter(|r| *r.name == *name) {
                     r.revoked = true;
                     found = true;
                 }

@@ -3,7 +3,7 @@
 use super::clock::{Periods, rfc3339};
 use super::rejection::{LimitKind, Rejection, Scope};
 use super::settle::{Settle, Settler, apply_adds, ticket_adds};
-use super::store::{Acquired, Check, LimitStore};
+use super::store::{Acquired, Check, CounterKey, LimitStore};
 use crate::auth::Identity;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -93,7 +93,7 @@ impl Default for LimitPolicy {
 /// An admitted request: what it holds, to be settled from its actual usage.
 #[derive(Debug, Clone)]
 pub struct Ticket {
-    scopes: Vec<Scope>,
+    scopes: Scopes,
     estimate: u64,
     periods: Periods,
     /// Per kind (requests, tokens): the limit and what remains, for the response headers.
@@ -103,6 +103,34 @@ pub struct Ticket {
     minute_reset: Option<HeaderValue>,
     /// The estimate is held in the minute counters (the store answered).
     held: bool,
+}
+
+/// A request's scopes, most specific first: its key, its key's team, global (no allocation).
+#[derive(Debug, Clone)]
+struct Scopes {
+    list: [Scope; 3],
+    len: usize,
+}
+
+impl Scopes {
+    fn of(who: Option<&Identity>) -> Self {
+        let mut list = [Scope::Global, Scope::Global, Scope::Global];
+        let mut len = 0;
+        if let Some(who) = who {
+            list[0] = Scope::Key(who.name.clone());
+            len = 1;
+            if let Some(t) = &who.team {
+                list[1] = Scope::Team(t.clone());
+                len = 2;
+            }
+        }
+        // `Global` is already in place.
+        Self { list, len: len + 1 }
+    }
+
+    fn as_slice(&self) -> &[Scope] {
+        &self.list[..self.len]
+    }
 }
 
 impl Ticket {
@@ -133,7 +161,7 @@ impl Ticket {
 
     /// The scopes the request was admitted in (key, team, global).
     pub(super) fn scopes(&self) -> &[Scope] {
-        &self.scopes
+        self.scopes.as_slice()
     }
 
     /// The periods the request was admitted in.
@@ -177,6 +205,8 @@ type RejectionHook = Arc<dyn Fn(&Rejection) + Send + Sync>;
 /// Applies a [`LimitPolicy`] over a [`LimitStore`]. Build once; share in an `Arc`.
 pub struct Limiter {
     policy: LimitPolicy,
+    /// `policy.prefix`, shared by every counter key.
+    prefix: Arc<str>,
     store: Arc<dyn LimitStore>,
     on_failure: Option<FailureHook>,
     on_rejection: Option<RejectionHook>,
@@ -199,6 +229,7 @@ impl Limiter {
     /// A limiter of `policy` over `store`.
     pub fn new(policy: LimitPolicy, store: Arc<dyn LimitStore>) -> Self {
         Self {
+            prefix: policy.prefix.as_str().into(),
             policy,
             store,
             on_failure: None,
@@ -249,20 +280,14 @@ impl Limiter {
     /// Whether the store answers (one read of one counter, within the store's timeout): the
     /// readiness check of a replica whose limits live in Redis.
     pub async fn ping(&self) -> Result<(), super::LimitStoreError> {
-        let key = format!("{}:ping", self.policy.prefix);
+        // The global request counter of minute 0: never written, always there to read.
+        let key = CounterKey {
+            prefix: self.prefix.clone(),
+            scope: Scope::Global,
+            kind: LimitKind::Requests,
+            period: 0,
+        };
         self.store.get(vec![key]).await.map(|_| ())
-    }
-
-    fn scopes(who: Option<&Identity>) -> Vec<Scope> {
-        let mut out = Vec::with_capacity(3);
-        if let Some(who) = who {
-            out.push(Scope::Key(who.name.clone()));
-            if let Some(t) = &who.team {
-                out.push(Scope::Team(t.clone()));
-            }
-        }
-        out.push(Scope::Global);
-        out
     }
 
     /// The header value of the minute ending at `end`, formatted once per minute.
@@ -293,14 +318,14 @@ impl Limiter {
             .unwrap_or(self.policy.default_estimate)
             .min(MAX_AMOUNT);
         let p = Periods::at(now);
-        let scopes = Self::scopes(who);
+        let scopes = Scopes::of(who);
         let mut checks = Vec::new();
-        // Per check: its scope's index, its kind, when it resets.
-        let mut meta = Vec::new();
-        for (i, scope) in scopes.iter().enumerate() {
+        // Per check: its scope's index, its kind, its limit, when it resets (at most 3 scopes
+        // × 6 kinds; on the stack).
+        let mut meta = [(0, LimitKind::Requests, 0, 0); 18];
+        for (i, scope) in scopes.as_slice().iter().enumerate() {
             let limits = self.policy.limits_of(scope);
             let usd = |d: Option<f64>| d.map(|d| (d * 1e6).round() as u64);
-            // The counter name is built only for a limit that is set.
             for (kind, limit, add, ttl, reset) in [
                 (
                     LimitKind::Requests,
@@ -346,16 +371,18 @@ impl Limiter {
                 ),
             ] {
                 if let Some(limit) = limit {
+                    let limit = limit.min(MAX_AMOUNT);
+                    meta[checks.len()] = (i, kind, limit, reset);
                     checks.push(Check {
-                        key: counter_key(&self.policy.prefix, scope, kind, &p),
-                        limit: limit.min(MAX_AMOUNT),
+                        key: counter_key(&self.prefix, scope, kind, &p),
+                        limit,
                         add,
                         ttl,
                     });
-                    meta.push((i, kind, reset));
                 }
             }
         }
+        let meta = &meta[..checks.len()];
         let mut ticket = Ticket {
             scopes,
             estimate,
@@ -367,20 +394,19 @@ impl Limiter {
         if checks.is_empty() {
             return Ok(ticket);
         }
-        let limits: Vec<u64> = checks.iter().map(|c| c.limit).collect();
         let result = within(self.policy.timeout, self.store.acquire(checks)).await;
         let error = match result {
             Ok(Ok(Acquired::Admitted(values))) => {
                 ticket.held = true;
-                for (i, ((_, kind, reset), value)) in meta.iter().zip(values).enumerate() {
+                for (&(_, kind, limit, reset), value) in meta.iter().zip(values) {
                     let slot = match kind {
                         LimitKind::Requests => 0,
                         LimitKind::Tokens => 1,
                         _ => continue,
                     };
-                    let remaining = limits[i].saturating_sub(value);
+                    let remaining = limit.saturating_sub(value);
                     if ticket.remaining[slot].is_none_or(|(_, r, _)| remaining < r) {
-                        ticket.remaining[slot] = Some((limits[i], remaining, *reset));
+                        ticket.remaining[slot] = Some((limit, remaining, reset));
                     }
                 }
                 if ticket.remaining.iter().any(Option::is_some) {
@@ -389,11 +415,13 @@ impl Limiter {
                 return Ok(ticket);
             }
             Ok(Ok(Acquired::Refused { index, .. })) => {
-                let (scope, kind, reset) = meta.swap_remove(index);
+                let Some(&(scope, kind, limit, reset)) = meta.get(index) else {
+                    return Err(Rejection::Unavailable);
+                };
                 return Err(Rejection::Limited {
-                    scope: ticket.scopes[scope].clone(),
+                    scope: ticket.scopes()[scope].clone(),
                     kind,
-                    limit: limits[index],
+                    limit,
                     reset,
                     now,
                 });
@@ -401,7 +429,7 @@ impl Limiter {
             Ok(Err(e)) => e.0,
             Err(_) => format!("no answer within {:?}", self.policy.timeout),
         };
-        let limits = ticket.scopes.iter().map(|s| self.policy.limits_of(s));
+        let limits = ticket.scopes().iter().map(|s| self.policy.limits_of(s));
         let budgets = limits.clone().any(Limits::has_budgets);
         let rates = limits.into_iter().any(Limits::has_rates);
         let admitted = !(budgets && self.policy.on_error_budgets == FailMode::Closed
@@ -433,6 +461,7 @@ impl Limiter {
         let mut adds = Vec::new();
         ticket_adds(
             &self.policy,
+            &self.prefix,
             ticket,
             tokens,
             cost_micros,
@@ -469,6 +498,7 @@ impl Limiter {
         let settler = self.settler.get_or_init(|| {
             Settler::new(
                 self.policy.clone(),
+                self.prefix.clone(),
                 self.store.clone(),
                 self.on_failure.clone(),
             )
@@ -491,7 +521,7 @@ impl Limiter {
             LimitKind::TokensPerMonth,
         ]
         .into_iter()
-        .map(|kind| counter_key(&self.policy.prefix, scope, kind, &p))
+        .map(|kind| counter_key(&self.prefix, scope, kind, &p))
         .collect();
         let v = self.store.get(keys).await?;
         Ok(Spent {
@@ -538,31 +568,24 @@ impl LimitPolicy {
     }
 }
 
-/// A counter's name: `{prefix}:{scope}:{counter}{period}`, e.g. `agw:k:alice:rpm:29930000`
-/// (built without `format!`: it runs for every counter of every request).
-pub(super) fn counter_key(prefix: &str, scope: &Scope, kind: LimitKind, p: &Periods) -> String {
-    let (tag, name) = match scope {
-        Scope::Key(k) => ("k:", k.as_str()),
-        Scope::Team(t) => ("t:", t.as_str()),
-        Scope::Global => ("g", ""),
+/// The counter of `scope` and `kind` in the periods `p`.
+pub(super) fn counter_key(
+    prefix: &Arc<str>,
+    scope: &Scope,
+    kind: LimitKind,
+    p: &Periods,
+) -> CounterKey {
+    let period = match kind {
+        LimitKind::Requests | LimitKind::Tokens => p.minute,
+        LimitKind::TokensPerDay | LimitKind::UsdPerDay => u64::from(p.day),
+        LimitKind::TokensPerMonth | LimitKind::UsdPerMonth => u64::from(p.month),
     };
-    let (counter, period) = match kind {
-        LimitKind::Requests => ("rpm:", p.minute),
-        LimitKind::Tokens => ("tpm:", p.minute),
-        LimitKind::TokensPerDay => ("tok:d:", u64::from(p.day)),
-        LimitKind::TokensPerMonth => ("tok:m:", u64::from(p.month)),
-        LimitKind::UsdPerDay => ("usd:d:", u64::from(p.day)),
-        LimitKind::UsdPerMonth => ("usd:m:", u64::from(p.month)),
-    };
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(period);
-    let mut key = String::with_capacity(
-        prefix.len() + tag.len() + name.len() + counter.len() + digits.len() + 2,
-    );
-    for part in [prefix, ":", tag, name, ":", counter, digits] {
-        key.push_str(part);
+    CounterKey {
+        prefix: prefix.clone(),
+        scope: scope.clone(),
+        kind,
+        period,
     }
-    key
 }
 
 /// `f` within `timeout`; a store that answers at once (the in-memory one) arms no timer.
@@ -604,14 +627,14 @@ mod tests {
             (&Scope::Global, LimitKind::UsdPerDay, "agw:g:usd:d:20261128"),
             (&Scope::Global, LimitKind::UsdPerMonth, "agw:g:usd:m:202611"),
         ] {
-            assert_eq!(counter_key("agw", scope, kind, &p), want);
+            assert_eq!(counter_key(&"agw".into(), scope, kind, &p).name(), want);
         }
     }
 
     #[test]
     fn ticket_headers_reuse_the_minute_value() {
         let t = Ticket {
-            scopes: vec![Scope::Global],
+            scopes: Scopes::of(None),
             estimate: 1,
             periods: Periods::at(1_795_869_296),
             remaining: [Some((10, 9, 1_795_869_300)), Some((100, 1, 1_795_872_000))],

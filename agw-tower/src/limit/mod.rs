@@ -66,4 +66,4 @@ pub use limiter::{FailMode, LimitPolicy, Limiter, Limits, Spent, StoreFailure, T
 pub use redis::{RedisStore, connect as redis_connect};
 pub use rejection::{LimitKind, Rejection, Scope};
 pub use service::Limit;
-pub use store::{Acquired, Add, Check, LimitStore, LimitStoreError, MemoryStore};
+pub use store::{Acquired, Add, Check, CounterKey, LimitStore, LimitStoreError, MemoryStore};

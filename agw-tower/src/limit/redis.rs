@@ -1,7 +1,7 @@
 //! The Redis counter store: every replica against one Redis enforces one limit in total.
 
 use super::limiter::MAX_AMOUNT;
-use super::store::{Acquired, Add, Check, LimitStore, LimitStoreError};
+use super::store::{Acquired, Add, Check, CounterKey, LimitStore, LimitStoreError};
 use crate::auth::BoxFuture;
 use redis::aio::ConnectionManager;
 use std::sync::{Arc, Mutex};
@@ -170,18 +170,25 @@ impl Inner {
         // (a script invocation would allocate every key and argument on its own).
         let nadd = adds.clone().count();
         let nkeys = nadd + batch.clone().map(<[Check]>::len).sum::<usize>();
+        // A counter's name is its prefix, scope name and ~20 more bytes.
+        let name_len = |k: &CounterKey| k.prefix.len() + k.scope.name().len() + 24;
         let (nargs, bytes) = adds
             .clone()
-            .map(|a| (3, a.key.len() + 24))
-            .chain(batch.clone().flatten().map(|c| (4, c.key.len() + 32)))
+            .map(|a| (3, name_len(&a.key) + 24))
+            .chain(batch.clone().flatten().map(|c| (4, name_len(&c.key) + 32)))
             .fold((6 + batch.len(), 96), |(n, b), (dn, db)| (n + dn, b + db));
         let mut cmd = redis::Cmd::with_capacity(nargs, bytes);
         cmd.arg("EVALSHA").arg(self.step.get_hash()).arg(nkeys);
-        for a in adds.clone() {
-            cmd.arg(&a.key);
-        }
-        for c in batch.clone().flatten() {
-            cmd.arg(&c.key);
+        // Names are written into one buffer, then copied into the command.
+        let mut name = String::with_capacity(64);
+        let keys = adds
+            .clone()
+            .map(|a| &a.key)
+            .chain(batch.clone().flatten().map(|c| &c.key));
+        for k in keys {
+            name.clear();
+            k.write_name(&mut name);
+            cmd.arg(name.as_str());
         }
         cmd.arg(nadd);
         for a in adds {
@@ -364,14 +371,15 @@ impl LimitStore for RedisStore {
         ))
     }
 
-    fn get(&self, keys: Vec<String>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>> {
+    fn get(&self, keys: Vec<CounterKey>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>> {
         let mut con = self.inner.con.clone();
         Box::pin(async move {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
+            let names: Vec<String> = keys.iter().map(CounterKey::name).collect();
             let v: Vec<Option<i64>> = redis::cmd("MGET")
-                .arg(&keys)
+                .arg(&names)
                 .query_async(&mut con)
                 .await
                 .map_err(err)?;

@@ -3,9 +3,10 @@
 use super::clock::rfc3339;
 use agw_core::api::{ErrorBody, ErrorKind};
 use http::{HeaderMap, HeaderValue};
+use std::sync::Arc;
 
 /// Which limit a check is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LimitKind {
     /// Requests per minute.
     Requests,
@@ -40,13 +41,14 @@ impl LimitKind {
     }
 }
 
-/// A scope limits apply to.
+/// A scope limits apply to. Names are shared (`Arc<str>`): a request's scopes, its counters
+/// and its ticket all hold the identity's names without copying them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// One key or subject.
-    Key(String),
+    Key(Arc<str>),
     /// One team.
-    Team(String),
+    Team(Arc<str>),
     /// Everything.
     Global,
 }
@@ -58,6 +60,14 @@ impl Scope {
             Scope::Key(_) => "key",
             Scope::Team(_) => "team",
             Scope::Global => "global",
+        }
+    }
+
+    /// The key's or team's name (empty for global).
+    pub fn name(&self) -> &str {
+        match self {
+            Scope::Key(n) | Scope::Team(n) => n,
+            Scope::Global => "",
         }
     }
 

@@ -35,6 +35,7 @@ pub(super) struct Settler {
 
 struct Work {
     policy: LimitPolicy,
+    prefix: Arc<str>,
     store: Arc<dyn LimitStore>,
     on_failure: Option<FailureHook>,
 }
@@ -42,12 +43,14 @@ struct Work {
 impl Settler {
     pub fn new(
         policy: LimitPolicy,
+        prefix: Arc<str>,
         store: Arc<dyn LimitStore>,
         on_failure: Option<FailureHook>,
     ) -> Self {
         Self {
             work: Arc::new(Work {
                 policy,
+                prefix,
                 store,
                 on_failure,
             }),
@@ -96,6 +99,7 @@ impl Work {
                 // so there is nothing to sum.
                 ticket_adds(
                     &self.policy,
+                    &self.prefix,
                     &s.ticket,
                     s.tokens,
                     s.cost_micros,
@@ -112,7 +116,7 @@ impl Work {
                     }
                 }
                 for ((scope, periods), a) in totals.drain() {
-                    a.adds(&self.policy.prefix, &scope, &periods, &mut adds);
+                    a.adds(&self.prefix, &scope, &periods, &mut adds);
                 }
             }
             apply_adds(
@@ -179,7 +183,7 @@ impl Amounts {
     }
 
     /// The counter changes, for `scope` in the periods `p`.
-    pub fn adds(&self, prefix: &str, scope: &Scope, p: &Periods, adds: &mut Vec<Add>) {
+    pub fn adds(&self, prefix: &Arc<str>, scope: &Scope, p: &Periods, adds: &mut Vec<Add>) {
         let mut add = |kind: LimitKind, delta: i64, ttl: u64| {
             adds.push(Add {
                 key: counter_key(prefix, scope, kind, p),
@@ -205,6 +209,7 @@ impl Amounts {
 /// The counter changes of one finished request, appended to `adds`.
 pub(super) fn ticket_adds(
     policy: &LimitPolicy,
+    prefix: &Arc<str>,
     ticket: &Ticket,
     tokens: Option<u64>,
     cost_micros: Option<u64>,
@@ -215,7 +220,7 @@ pub(super) fn ticket_adds(
     adds.reserve(5 * ticket.scopes().len());
     let p = ticket.periods();
     for (scope, a) in settle_amounts(policy, ticket, tokens, cost_micros, success) {
-        a.adds(&policy.prefix, scope, &p, adds);
+        a.adds(prefix, scope, &p, adds);
     }
 }
 

@@ -1,16 +1,74 @@
 //! Counter stores: the [`LimitStore`] trait and the in-memory store.
 
+use super::rejection::{LimitKind, Scope};
 use crate::auth::BoxFuture;
 use crate::hash::FastState;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A counter: whose ([`Scope`]), which limit or total ([`LimitKind`]), and which period.
+///
+/// A shared store names it `{prefix}:{scope}:{counter}{period}`, e.g.
+/// `agw:k:alice:rpm:29930000` ([`CounterKey::write_name`]); the in-memory store keys its map by
+/// the value itself, so admitting and settling a request build no names. Building one costs no
+/// allocation: the prefix and the scope's name are shared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CounterKey {
+    /// Separates deployments sharing one store ([`LimitPolicy::prefix`](super::LimitPolicy)).
+    pub prefix: Arc<str>,
+    /// Whose counter.
+    pub scope: Scope,
+    /// Which limit or total.
+    pub kind: LimitKind,
+    /// Minutes since the Unix epoch for the per-minute counters, `YYYYMMDD` for a day,
+    /// `YYYYMM` for a month.
+    pub period: u64,
+}
+
+impl CounterKey {
+    /// Appends the counter's name to `out`.
+    pub fn write_name(&self, out: &mut String) {
+        let (tag, name) = match &self.scope {
+            Scope::Key(k) => ("k:", &**k),
+            Scope::Team(t) => ("t:", &**t),
+            Scope::Global => ("g", ""),
+        };
+        let counter = match self.kind {
+            LimitKind::Requests => "rpm:",
+            LimitKind::Tokens => "tpm:",
+            LimitKind::TokensPerDay => "tok:d:",
+            LimitKind::TokensPerMonth => "tok:m:",
+            LimitKind::UsdPerDay => "usd:d:",
+            LimitKind::UsdPerMonth => "usd:m:",
+        };
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(self.period);
+        out.reserve(self.prefix.len() + tag.len() + name.len() + counter.len() + digits.len() + 2);
+        for part in [&*self.prefix, ":", tag, name, ":", counter, digits] {
+            out.push_str(part);
+        }
+    }
+
+    /// The counter's name.
+    pub fn name(&self) -> String {
+        let mut out = String::new();
+        self.write_name(&mut out);
+        out
+    }
+}
+
+impl std::fmt::Display for CounterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
 
 /// One counter checked, and charged if every check passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    /// The counter's name.
-    pub key: String,
+    /// The counter.
+    pub key: CounterKey,
     /// The limit.
     pub limit: u64,
     /// What admission adds (1 for a request, the estimate for tokens, 0 for a budget).
@@ -31,8 +89,8 @@ impl Check {
 /// One counter changed after a response (a correction may be negative; counters stay ≥ 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Add {
-    /// The counter's name.
-    pub key: String,
+    /// The counter.
+    pub key: CounterKey,
     /// The change.
     pub delta: i64,
     /// Seconds the counter lives after its creation.
@@ -66,7 +124,7 @@ pub trait LimitStore: Send + Sync + std::fmt::Debug + 'static {
     /// Applies `adds`.
     fn add(&self, adds: Vec<Add>) -> BoxFuture<'_, Result<(), LimitStoreError>>;
     /// Current values (0 for a missing counter).
-    fn get(&self, keys: Vec<String>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>>;
+    fn get(&self, keys: Vec<CounterKey>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>>;
 }
 
 /// Counters in this process only: one agw instance. One mutex around a map; expired counters
@@ -78,26 +136,26 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Counters {
-    /// Counter names are built by agw (see [`FastState`]).
-    map: HashMap<String, (u64, Instant), FastState>,
+    /// Counters are named by agw (see [`FastState`]).
+    map: HashMap<CounterKey, (u64, Instant), FastState>,
     ops: u32,
 }
 
 impl Counters {
-    fn value(&self, key: &str, now: Instant) -> u64 {
+    fn value(&self, key: &CounterKey, now: Instant) -> u64 {
         self.map
             .get(key)
             .filter(|(_, exp)| *exp > now)
             .map_or(0, |(v, _)| *v)
     }
 
-    fn apply(&mut self, key: &str, delta: i64, ttl: u64, now: Instant) -> u64 {
-        // Most counters exist: look up by `&str` and allocate the name only for a new one.
+    fn apply(&mut self, key: &CounterKey, delta: i64, ttl: u64, now: Instant) -> u64 {
+        // Most counters exist: look up by reference and clone the key only for a new one.
         let e = match self.map.get_mut(key) {
             Some(e) => e,
             None => self
                 .map
-                .entry(key.to_owned())
+                .entry(key.clone())
                 .or_insert((0, now + Duration::from_secs(ttl))),
         };
         if e.1 <= now {
@@ -160,7 +218,7 @@ impl LimitStore for MemoryStore {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn get(&self, keys: Vec<String>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>> {
+    fn get(&self, keys: Vec<CounterKey>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>> {
         let now = Instant::now();
         let c = self.lock();
         let v = keys.iter().map(|k| c.value(k, now)).collect();

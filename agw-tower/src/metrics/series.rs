@@ -76,7 +76,7 @@ impl SeriesCache {
             .identity
             .as_ref()
             .filter(|_| identity_label)
-            .map(|i| (i.name.as_str(), i.team.as_deref()));
+            .map(|i| (&*i.name, i.team.as_deref()));
         let hash = self.hasher.hash_one((
             r.route,
             r.status.as_u16(),
