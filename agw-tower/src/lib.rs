@@ -53,6 +53,7 @@ mod future;
 pub mod guard;
 pub mod hop;
 pub mod limits;
+pub mod optional;
 pub mod provider;
 pub mod request_id;
 pub mod response;

@@ -287,26 +287,12 @@ fn team_service(
     gateway: &Gateway,
     upstream: UpstreamClient,
 ) -> TeamSvc {
+    use agw_tower::optional::Optional;
     use tower::ServiceExt;
-    type Mid =
-        tower::util::BoxCloneSyncService<Request<Body<ReqBody>>, Response<ResBody>, Infallible>;
-    fn boxed<S, Req, B>(
-        svc: S,
-    ) -> tower::util::BoxCloneSyncService<Req, Response<ResBody>, Infallible>
-    where
-        S: Service<Req, Response = Response<B>, Error = Infallible> + Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        tower::util::BoxCloneSyncService::new(
-            svc.map_response(|res: Response<B>| res.map(|b| b.map_err(Into::into).boxed_unsync())),
-        )
-    }
     let name: Arc<str> = b.name.as_str().into();
     let usage = team.usage_layer(&b.name, b.spec.kind().name(), None);
-    let limit = team.limit_layer();
-    let access = match (&b.access, gateway.requires_client_auth()) {
+    let limit = Optional(team.limit_layer());
+    let access = Optional(match (&b.access, gateway.requires_client_auth()) {
         (Some(a), _) => Some(AccessLayer::new(a.clone(), name.clone())),
         // Authenticated callers: every one may use the backend, but the layer still names it.
         (None, true) => Some(AccessLayer::new(
@@ -314,27 +300,19 @@ fn team_service(
             name.clone(),
         )),
         (None, false) => None,
-    };
-    // Composed statically and boxed once: a box per layer costs an allocation per request
-    // for its clone, its future and its body, and one more indirection per body frame.
-    let middle = tower_layer::layer_fn(move |inner| -> Mid {
-        let usage = usage.layer(inner);
-        match (&access, &limit) {
-            (Some(a), Some(l)) => boxed(a.layer(l.layer(usage))),
-            (Some(a), None) => boxed(a.layer(usage)),
-            (None, Some(l)) => boxed(l.layer(usage)),
-            (None, None) => boxed(usage),
-        }
     });
-    let auth = gateway.requires_client_auth().then(|| team.auth_layer());
-    let outer = tower_layer::layer_fn(move |inner| -> TeamSvc {
-        match &auth {
-            Some(a) => boxed(a.layer(inner)),
-            None => boxed(inner),
-        }
-    });
+    // One concrete type whichever layers are on (`Optional`), boxed once at the top: a box
+    // per layer costs an allocation per request for its clone, its future and its body, and
+    // one more indirection per body frame.
+    let middle = tower_layer::layer_fn(move |inner| access.layer(limit.layer(usage.layer(inner))));
+    let outer = Optional(gateway.requires_client_auth().then(|| team.auth_layer()));
     let timed = UpstreamTimerLayer.layer(upstream);
-    boxed(stack.layer().layer_with(&outer, &middle, timed))
+    tower::util::BoxCloneSyncService::new(
+        stack
+            .layer()
+            .layer_with(&outer, &middle, timed)
+            .map_response(|res| res.map(|b| b.map_err(Into::into).boxed_unsync())),
+    )
 }
 
 impl App {
