@@ -18,6 +18,7 @@ pub(super) fn run_end(text: &[u8], mut i: usize) -> usize {
 }
 
 /// The first run of ASCII digits at or after `from`, as `(start, end)`, eight bytes at a time.
+#[inline]
 pub(super) fn next_run(text: &[u8], from: usize) -> Option<(usize, usize)> {
     let rest = text.get(from..)?;
     let mut chunks = rest.chunks_exact(8);

@@ -46,16 +46,25 @@ const CONTROL_ESCAPE: u8 = 0xfe;
 /// Appends `b[from..to]`, a run of string bytes that need no decoding.
 #[inline]
 fn copy_run(out: &mut Vec<u8>, b: &[u8], from: usize, to: usize) {
-    // A short run (the common stop within the first block) is a fixed-size copy and a cut
-    // rather than a call.
-    match b.get(from..from + 16) {
-        Some(block) if to - from <= 16 => {
+    // A short run (the common stop within the first block or two: a line of a tool result
+    // between its escapes) is a fixed-size copy and a cut rather than a call.
+    let n = to - from;
+    if n <= 16 {
+        if let Some(block) = b.get(from..from + 16) {
             let block: &[u8; 16] = block.try_into().expect("16 bytes");
             out.extend_from_slice(block);
-            out.truncate(out.len() - 16 + (to - from));
+            out.truncate(out.len() - 16 + n);
+            return;
         }
-        _ => out.extend_from_slice(&b[from..to]),
+    } else if n <= 32 {
+        if let Some(block) = b.get(from..from + 32) {
+            let block: &[u8; 32] = block.try_into().expect("32 bytes");
+            out.extend_from_slice(block);
+            out.truncate(out.len() - 32 + n);
+            return;
+        }
     }
+    out.extend_from_slice(&b[from..to]);
 }
 
 /// Whether `key` (decoded) equals `name` (ASCII lower case) under the folding described at
@@ -585,18 +594,45 @@ impl<'a> Scanner<'a> {
     /// non-ASCII characters Unicode folds to ASCII letters). A request reader that skips such a
     /// key would forward text such a server reads.
     ///
-    /// The common case, an exact match, costs what [`Scanner::key_is`] costs; a key is decoded
-    /// only when it is escaped or non-ASCII and longer than `name`.
-    #[inline]
+    /// Inline and without a library call: the extractors try each key against a few names in
+    /// turn, so most calls are quick refusals. A key is decoded only when it is escaped or
+    /// non-ASCII, longer than `name`, and its ends do not already rule it out.
+    #[inline(always)]
     pub fn key_matches(&self, key: &Str, name: &str) -> bool {
         let raw = &self.b[key.raw.clone()];
         let name = name.as_bytes();
         debug_assert!(!name.iter().any(u8::is_ascii_uppercase), "{name:?}");
-        if raw.len() == name.len() {
-            // An escape or a folded character makes a key longer than its folded text.
-            return raw == name || raw.eq_ignore_ascii_case(name);
+        match raw.len().cmp(&name.len()) {
+            // An escape or a folded character makes a key longer than its folded text, so a
+            // key of `name`'s length matches only as plain ASCII (`name` is lower case).
+            std::cmp::Ordering::Equal => raw
+                .iter()
+                .zip(name)
+                .all(|(&c, &want)| c.to_ascii_lowercase() == want),
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Greater => {
+                // A plain ASCII first character (not `\\`, not the start of `ſ` or the Kelvin
+                // sign) is the folded text's first character; unescaped, the same holds for
+                // the last.
+                let plain = |c: u8| c < 0x80 && c != b'\\';
+                let (first, last) = (raw[0], raw[raw.len() - 1]);
+                if name.is_empty()
+                    || plain(first) && first.to_ascii_lowercase() != name[0]
+                    || !key.escaped
+                        && plain(last)
+                        && last.to_ascii_lowercase() != name[name.len() - 1]
+                {
+                    return false;
+                }
+                self.longer_key_folds_to(key, raw, name)
+            }
         }
-        if raw.len() < name.len() || (!key.escaped && raw.is_ascii()) {
+    }
+
+    /// [`Scanner::key_matches`] for a key longer than `name` that its ends do not rule out.
+    #[inline(never)]
+    fn longer_key_folds_to(&self, key: &Str, raw: &[u8], name: &[u8]) -> bool {
+        if !key.escaped && raw.is_ascii() {
             return false;
         }
         folds_to(&self.str_value(key), name)
@@ -748,6 +784,77 @@ mod tests {
                 .unwrap();
                 assert_eq!(hit, want, "{key}");
             }
+        }
+    }
+
+    /// `key_matches` agrees with decoding the key and folding it, on keys built from the names
+    /// the extractors use: case changes, `ſ` and the Kelvin sign, `\u` escapes, and a
+    /// character added or dropped at either end.
+    #[test]
+    fn key_matches_agrees_with_decode_and_fold() {
+        fn fold(s: &str) -> String {
+            s.chars()
+                .map(|c| match c {
+                    '\u{17f}' => 's',
+                    '\u{212a}' => 'k',
+                    c => c.to_ascii_lowercase(),
+                })
+                .collect()
+        }
+        let names = [
+            "messages",
+            "model",
+            "type",
+            "text",
+            "content",
+            "k",
+            "tool_use_id",
+            "s",
+        ];
+        let mut keys = Vec::new();
+        for name in names {
+            let chars: Vec<char> = name.chars().collect();
+            for i in 0..chars.len() {
+                let with = |c: String| {
+                    let mut k: String = chars[..i].iter().collect();
+                    k.push_str(&c);
+                    k.extend(&chars[i + 1..]);
+                    k
+                };
+                keys.push(with(chars[i].to_ascii_uppercase().to_string()));
+                keys.push(with(format!("\\u{:04x}", chars[i] as u32)));
+                keys.push(with(format!(
+                    "\\u{:04X}",
+                    chars[i].to_ascii_uppercase() as u32
+                )));
+                match chars[i] {
+                    's' => keys.push(with("\u{17f}".into())),
+                    'k' => keys.push(with("\u{212a}".into())),
+                    _ => {}
+                }
+            }
+            for edge in ["x", "X", "\u{e9}", "\u{17f}", "\u{212a}", "\\u0041", "\\n"] {
+                keys.push(format!("{edge}{name}"));
+                keys.push(format!("{name}{edge}"));
+            }
+            keys.push(name[1..].to_owned());
+            keys.push(name[..name.len() - 1].to_owned());
+            keys.push(name.to_uppercase());
+        }
+        for key in &keys {
+            let body = format!("{{\"{key}\":1}}");
+            let decoded: std::collections::BTreeMap<String, u8> =
+                serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
+            let decoded = decoded.keys().next().unwrap().clone();
+            let mut sc = Scanner::new(body.as_bytes()).unwrap();
+            sc.object(|s, k| {
+                for name in names {
+                    let want = fold(&decoded) == name;
+                    assert_eq!(s.key_matches(&k, name), want, "key {key:?} name {name:?}");
+                }
+                s.skip().map(drop)
+            })
+            .unwrap();
         }
     }
 }
