@@ -17,35 +17,41 @@ use super::{ActionKind, Field, Hit, InspectError, Policy, ToolHit};
 use crate::json::{JsonError, Scanner, Str, decode};
 use std::ops::Range;
 
-/// Keys whose string values are identifiers or enums, not text a person reads.
-const META_KEYS: &[&str] = &[
-    "id",
-    "type",
-    "model",
-    "role",
-    "object",
-    "status",
-    "stop_reason",
-    "finish_reason",
-    "stop_sequence",
-    "signature",
-    "encrypted_content",
-    "data",
-    "name",
-    "call_id",
-    "custom_id",
-    "tool_use_id",
-    "tool_call_id",
-    "item_id",
-    "response_id",
-    "previous_response_id",
-    "system_fingerprint",
-    "service_tier",
-    "media_type",
-];
+/// Keys whose string values are identifiers or enums, not text a person reads (a `match`, so
+/// a key costs a length switch and a compare or two, not a scan of the list).
+fn is_meta_key(key: &[u8]) -> bool {
+    matches!(
+        key,
+        b"id"
+            | b"type"
+            | b"model"
+            | b"role"
+            | b"object"
+            | b"status"
+            | b"stop_reason"
+            | b"finish_reason"
+            | b"stop_sequence"
+            | b"signature"
+            | b"encrypted_content"
+            | b"data"
+            | b"name"
+            | b"call_id"
+            | b"custom_id"
+            | b"tool_use_id"
+            | b"tool_call_id"
+            | b"item_id"
+            | b"response_id"
+            | b"previous_response_id"
+            | b"system_fingerprint"
+            | b"service_tier"
+            | b"media_type"
+    )
+}
 
 /// Keys whose string values are reasoning: read, never masked.
-const REASONING_KEYS: &[&str] = &["thinking", "reasoning", "reasoning_content"];
+fn is_reasoning_key(key: &[u8]) -> bool {
+    matches!(key, b"thinking" | b"reasoning" | b"reasoning_content")
+}
 
 /// A tool call found in a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,18 +114,23 @@ pub(crate) fn check_json(body: &[u8]) -> Result<(), JsonError> {
 }
 
 /// Checks the keys of one object, `keys[from..]`, for a duplicate and removes them: one key
-/// buffer serves a whole body (objects nest, so their keys form a stack).
+/// buffer serves a whole body (objects nest, so their keys form a stack). A small object (most
+/// are) is checked pair by pair, without moving its keys; a larger one is sorted.
 fn no_duplicates(keys: &mut Vec<std::borrow::Cow<'_, [u8]>>, from: usize) -> Result<(), JsonError> {
     let object = &mut keys[from..];
-    if object.len() < 2 {
-        keys.truncate(from);
-        return Ok(());
-    }
-    object.sort_unstable();
-    let found = object
-        .windows(2)
-        .find(|w| w[0] == w[1])
-        .map(|w| w[0].clone());
+    let found = if object.len() <= 16 {
+        object
+            .iter()
+            .enumerate()
+            .find(|(i, k)| object[i + 1..].contains(k))
+            .map(|(_, k)| k.clone())
+    } else {
+        object.sort_unstable();
+        object
+            .windows(2)
+            .find(|w| w[0] == w[1])
+            .map(|w| w[0].clone())
+    };
     keys.truncate(from);
     match found {
         Some(key) => Err(JsonError::Shape(format!(
@@ -139,11 +150,13 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
             Some(_) => JsonError::Shape("the response body must be a JSON object".into()),
         });
     }
+    // Sized for a typical reply (a dozen keys, a few strings), so the walk does not grow them
+    // step by step.
     let mut w = Walker {
         body,
-        pending: Vec::new(),
+        pending: Vec::with_capacity(8),
         tools: Vec::new(),
-        keys: Vec::new(),
+        keys: Vec::with_capacity(16),
     };
     w.value(&mut sc, None, Field::Messages)?;
     sc.finish()?;
@@ -151,6 +164,11 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
         tools: std::mem::take(&mut w.tools),
         ..Walked::default()
     };
+    // The text is at most the strings' raw bytes; segments and units at most one a string.
+    let raw: usize = w.pending.iter().map(|p| p.s.raw.len()).sum();
+    out.text.text.reserve(raw);
+    out.text.segs.reserve(w.pending.len());
+    out.text.units.reserve(w.pending.len());
     for (i, p) in w.pending.iter().enumerate() {
         let doc = if p.reasoning {
             &mut out.reasoning
@@ -214,10 +232,9 @@ impl<'b> Walker<'b> {
             Some(b'"') => {
                 let s = sc.string()?;
                 let key = key.unwrap_or(b"");
-                let meta =
-                    field != Field::ToolInput && META_KEYS.iter().any(|k| k.as_bytes() == key);
+                let meta = field != Field::ToolInput && is_meta_key(key);
                 if !meta {
-                    let reasoning = REASONING_KEYS.iter().any(|k| k.as_bytes() == key);
+                    let reasoning = is_reasoning_key(key);
                     self.pending.push(Pending {
                         s,
                         field,
@@ -571,5 +588,49 @@ mod tests {
     fn metadata_is_not_text() {
         let body = r#"{"id":"credit card","model":"credit card","content":[]}"#;
         assert!(inspect(body).unwrap().is_allow());
+    }
+
+    /// Objects of every size up to the sorted path and past it: a duplicate anywhere (first,
+    /// last, adjacent, far apart) is found, and distinct keys of equal length are not one.
+    #[test]
+    fn duplicates_are_found_in_small_and_large_objects() {
+        for n in [2usize, 3, 15, 16, 17, 40] {
+            let keys: Vec<String> = (0..n).map(|i| format!("k{i:02}")).collect();
+            let object = |keys: &[String]| {
+                let fields: Vec<String> = keys.iter().map(|k| format!(r#""{k}":1"#)).collect();
+                format!("{{{}}}", fields.join(","))
+            };
+            assert!(check_json(object(&keys).as_bytes()).is_ok(), "{n} distinct");
+            for (a, b) in [(0, n - 1), (0, 1), (n - 2, n - 1), (n / 2, 0)] {
+                if a == b {
+                    continue;
+                }
+                let mut dup = keys.clone();
+                dup[b] = dup[a].clone();
+                let body = object(&dup);
+                assert!(check_json(body.as_bytes()).is_err(), "{body}");
+                assert!(
+                    walk(format!(r#"{{"content":[{body}]}}"#).as_bytes()).is_err(),
+                    "{body}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn meta_and_reasoning_keys() {
+        for k in [
+            "id",
+            "type",
+            "stop_reason",
+            "previous_response_id",
+            "media_type",
+        ] {
+            assert!(is_meta_key(k.as_bytes()), "{k}");
+        }
+        for k in ["text", "ID", "types", "", "content", "thinking"] {
+            assert!(!is_meta_key(k.as_bytes()), "{k}");
+        }
+        assert!(is_reasoning_key(b"reasoning_content") && !is_reasoning_key(b"Thinking"));
     }
 }
