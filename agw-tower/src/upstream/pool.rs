@@ -161,7 +161,10 @@ where
         loop {
             let (sender, reused) = match self.checkout(&scheme, &authority) {
                 Some(s) => (s, true),
-                None => (self.connect(&scheme, &authority).await?, false),
+                // Boxed: connecting (DNS, TCP, TLS, the HTTP handshake) is a large state
+                // machine, and inline it would make every exchange's future that large, to be
+                // copied into its box on every request.
+                None => (Box::pin(self.connect(&scheme, &authority)).await?, false),
             };
             let mut failed = match sender {
                 Sender::H1(mut tx) => {
