@@ -353,3 +353,34 @@ fn model_labels_are_bounded() {
         .collect();
     assert_eq!(requested.len(), MAX_MODELS + 1);
 }
+
+/// Reports of alternating and repeated kinds (the metrics remember the last kind to skip
+/// hashing its labels): each is counted in its own series, as often as it was reported.
+#[test]
+fn alternating_report_kinds_are_counted_in_their_own_series() {
+    use agw_tower::usage::UsageSink;
+    let metrics = Metrics::new(false);
+    let kinds = [
+        ("claude-sonnet-4-5", None),
+        ("claude-sonnet-4-5", Some("claude-sonnet-4-5-20250929")),
+        ("claude-opus-4-1", None),
+    ];
+    // 0, 0, 1, 0, 2, 2, 2, 1, ...: runs and switches.
+    let order = [0, 0, 1, 0, 2, 2, 2, 1, 1, 0, 2, 0];
+    for &k in &order {
+        let (req, res) = kinds[k];
+        metrics.report(&report(req, res));
+    }
+    let s = parse(&metrics.encode());
+    for (k, (req, res)) in kinds.iter().enumerate() {
+        let want = order.iter().filter(|&&o| o == k).count() as f64;
+        // One input token per report, counted under the model the report is priced as.
+        let model = res.unwrap_or(req);
+        let got = counter(
+            &s,
+            "agw_tokens_total",
+            &[("kind", "input"), ("model", model)],
+        );
+        assert_eq!(got, want, "{req} {res:?}");
+    }
+}
