@@ -98,6 +98,8 @@ pub struct Ticket {
     periods: Periods,
     /// Per kind (requests, tokens): the limit and what remains, for the response headers.
     remaining: [Option<(u64, u64, u64)>; 2],
+    /// Per kind: the limit as a header value, formatted once by the limiter.
+    limit_values: [Option<HeaderValue>; 2],
     /// The minute's end as a header value (both kinds reset with the minute), formatted once
     /// per minute by the limiter rather than per response.
     minute_reset: Option<HeaderValue>,
@@ -146,10 +148,18 @@ impl Ticket {
 
     /// Adds `x-agw-ratelimit-{requests,tokens}-{limit,remaining,reset}` (the tightest scope).
     pub fn headers(&self, headers: &mut HeaderMap) {
-        for (names, remaining) in HEADER_NAMES.iter().zip(&self.remaining) {
+        for ((names, remaining), value) in HEADER_NAMES
+            .iter()
+            .zip(&self.remaining)
+            .zip(&self.limit_values)
+        {
             if let Some((limit, remaining, reset)) = remaining {
-                headers.insert(names[0].clone(), HeaderValue::from(*limit));
-                headers.insert(names[1].clone(), HeaderValue::from(*remaining));
+                let limit = match value {
+                    Some(v) => v.clone(),
+                    None => number_value(*limit),
+                };
+                headers.insert(names[0].clone(), limit);
+                headers.insert(names[1].clone(), number_value(*remaining));
                 let reset = match &self.minute_reset {
                     Some(v) if *reset == self.periods.minute_end => v.clone(),
                     _ => reset_value(*reset),
@@ -183,6 +193,12 @@ const HEADER_NAMES: [[HeaderName; 3]; 2] = [
     ],
 ];
 
+/// A number as a header value: one allocation (`HeaderValue::from(u64)` takes two).
+fn number_value(n: u64) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    HeaderValue::from_bytes(digits.format(n).as_bytes()).expect("digits are a valid header value")
+}
+
 fn reset_value(t: u64) -> HeaderValue {
     HeaderValue::from_maybe_shared(bytes::Bytes::from(rfc3339(t)))
         .expect("an RFC 3339 time is a valid header value")
@@ -214,6 +230,8 @@ pub struct Limiter {
     settler: OnceLock<Settler>,
     /// The current minute's end and its header value.
     minute_reset: Mutex<Option<(u64, HeaderValue)>>,
+    /// The rate limits of the policy as header values (a few numbers, formatted once).
+    limit_values: Vec<(u64, HeaderValue)>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -228,8 +246,21 @@ impl std::fmt::Debug for Limiter {
 impl Limiter {
     /// A limiter of `policy` over `store`.
     pub fn new(policy: LimitPolicy, store: Arc<dyn LimitStore>) -> Self {
+        let mut limit_values: Vec<(u64, HeaderValue)> = Vec::new();
+        for l in [&policy.per_key, &policy.per_team, &policy.global] {
+            for n in [l.requests_per_minute, l.tokens_per_minute]
+                .into_iter()
+                .flatten()
+            {
+                let n = n.min(MAX_AMOUNT);
+                if !limit_values.iter().any(|(m, _)| *m == n) {
+                    limit_values.push((n, number_value(n)));
+                }
+            }
+        }
         Self {
             prefix: policy.prefix.as_str().into(),
+            limit_values,
             policy,
             store,
             on_failure: None,
@@ -388,6 +419,7 @@ impl Limiter {
             estimate,
             periods: p,
             remaining: [None, None],
+            limit_values: [None, None],
             minute_reset: None,
             held: false,
         };
@@ -407,6 +439,15 @@ impl Limiter {
                     let remaining = limit.saturating_sub(value);
                     if ticket.remaining[slot].is_none_or(|(_, r, _)| remaining < r) {
                         ticket.remaining[slot] = Some((limit, remaining, reset));
+                    }
+                }
+                for (value, remaining) in ticket.limit_values.iter_mut().zip(&ticket.remaining) {
+                    if let Some((limit, ..)) = remaining {
+                        *value = self
+                            .limit_values
+                            .iter()
+                            .find(|(n, _)| n == limit)
+                            .map(|(_, v)| v.clone());
                     }
                 }
                 if ticket.remaining.iter().any(Option::is_some) {
@@ -638,6 +679,7 @@ mod tests {
             estimate: 1,
             periods: Periods::at(1_795_869_296),
             remaining: [Some((10, 9, 1_795_869_300)), Some((100, 1, 1_795_872_000))],
+            limit_values: [Some(number_value(10)), None],
             minute_reset: Some(reset_value(1_795_869_300)),
             held: true,
         };
@@ -645,6 +687,8 @@ mod tests {
         t.headers(&mut h);
         let get = |n: &str| h.get(n).unwrap().to_str().unwrap().to_owned();
         assert_eq!(get("x-agw-ratelimit-requests-limit"), "10");
+        // Formatted here when the limiter had no value for it.
+        assert_eq!(get("x-agw-ratelimit-tokens-limit"), "100");
         assert_eq!(get("x-agw-ratelimit-requests-remaining"), "9");
         assert_eq!(
             get("x-agw-ratelimit-requests-reset"),

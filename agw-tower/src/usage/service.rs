@@ -75,8 +75,11 @@ where
         };
         let timing = crate::metrics::UpstreamTiming::default();
         req.extensions_mut().insert(timing.clone());
-        let ext = req.extensions();
-        let hooks = ext.get::<UsageHooks>().cloned().unwrap_or_default();
+        // Taken, not cloned: the hooks are called once, with this layer's report.
+        let hooks = req
+            .extensions_mut()
+            .remove::<UsageHooks>()
+            .unwrap_or_default();
         UsageFuture {
             future: self.inner.call(req),
             pending: Some(Pending {
