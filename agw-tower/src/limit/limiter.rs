@@ -96,15 +96,23 @@ pub struct Ticket {
     scopes: Scopes,
     estimate: u64,
     periods: Periods,
-    /// Per kind (requests, tokens): the limit and what remains, for the response headers.
-    remaining: [Option<(u64, u64, u64)>; 2],
-    /// Per kind: the limit as a header value, formatted once by the limiter.
-    limit_values: [Option<HeaderValue>; 2],
+    /// Per kind (requests, tokens): the tightest limit and what remains of it.
+    remaining: [Option<Remaining>; 2],
     /// The minute's end as a header value (both kinds reset with the minute), formatted once
     /// per minute by the limiter rather than per response.
     minute_reset: Option<HeaderValue>,
     /// The estimate is held in the minute counters (the store answered).
     held: bool,
+}
+
+/// What remains of one rate limit, for the response headers.
+#[derive(Debug, Clone)]
+struct Remaining {
+    /// The limit, as the limiter formatted it once.
+    limit: HeaderValue,
+    left: u64,
+    /// Unix seconds.
+    reset: u64,
 }
 
 /// A request's scopes, most specific first: its key, its key's team, global (no allocation).
@@ -148,21 +156,13 @@ impl Ticket {
 
     /// Adds `x-agw-ratelimit-{requests,tokens}-{limit,remaining,reset}` (the tightest scope).
     pub fn headers(&self, headers: &mut HeaderMap) {
-        for ((names, remaining), value) in HEADER_NAMES
-            .iter()
-            .zip(&self.remaining)
-            .zip(&self.limit_values)
-        {
-            if let Some((limit, remaining, reset)) = remaining {
-                let limit = match value {
-                    Some(v) => v.clone(),
-                    None => number_value(*limit),
-                };
-                headers.insert(names[0].clone(), limit);
-                headers.insert(names[1].clone(), number_value(*remaining));
+        for (names, remaining) in HEADER_NAMES.iter().zip(&self.remaining) {
+            if let Some(r) = remaining {
+                headers.insert(names[0].clone(), r.limit.clone());
+                headers.insert(names[1].clone(), number_value(r.left));
                 let reset = match &self.minute_reset {
-                    Some(v) if *reset == self.periods.minute_end => v.clone(),
-                    _ => reset_value(*reset),
+                    Some(v) if r.reset == self.periods.minute_end => v.clone(),
+                    _ => reset_value(r.reset),
                 };
                 headers.insert(names[2].clone(), reset);
             }
@@ -312,13 +312,21 @@ impl Limiter {
     /// readiness check of a replica whose limits live in Redis.
     pub async fn ping(&self) -> Result<(), super::LimitStoreError> {
         // The global request counter of minute 0: never written, always there to read.
-        let key = CounterKey {
-            prefix: self.prefix.clone(),
-            scope: Scope::Global,
-            kind: LimitKind::Requests,
-            period: 0,
-        };
+        let key = counter_key(
+            &self.prefix,
+            &Scope::Global,
+            LimitKind::Requests,
+            &Periods::at(0),
+        );
         self.store.get(vec![key]).await.map(|_| ())
+    }
+
+    /// A rate limit as a header value: the policy's own limits were formatted once.
+    fn limit_value(&self, limit: u64) -> HeaderValue {
+        self.limit_values
+            .iter()
+            .find(|(n, _)| *n == limit)
+            .map_or_else(|| number_value(limit), |(_, v)| v.clone())
     }
 
     /// The header value of the minute ending at `end`, formatted once per minute.
@@ -419,7 +427,6 @@ impl Limiter {
             estimate,
             periods: p,
             remaining: [None, None],
-            limit_values: [None, None],
             minute_reset: None,
             held: false,
         };
@@ -436,18 +443,16 @@ impl Limiter {
                         LimitKind::Tokens => 1,
                         _ => continue,
                     };
-                    let remaining = limit.saturating_sub(value);
-                    if ticket.remaining[slot].is_none_or(|(_, r, _)| remaining < r) {
-                        ticket.remaining[slot] = Some((limit, remaining, reset));
-                    }
-                }
-                for (value, remaining) in ticket.limit_values.iter_mut().zip(&ticket.remaining) {
-                    if let Some((limit, ..)) = remaining {
-                        *value = self
-                            .limit_values
-                            .iter()
-                            .find(|(n, _)| n == limit)
-                            .map(|(_, v)| v.clone());
+                    let left = limit.saturating_sub(value);
+                    if ticket.remaining[slot]
+                        .as_ref()
+                        .is_none_or(|r| left < r.left)
+                    {
+                        ticket.remaining[slot] = Some(Remaining {
+                            limit: self.limit_value(limit),
+                            left,
+                            reset,
+                        });
                     }
                 }
                 if ticket.remaining.iter().any(Option::is_some) {
@@ -678,8 +683,18 @@ mod tests {
             scopes: Scopes::of(None),
             estimate: 1,
             periods: Periods::at(1_795_869_296),
-            remaining: [Some((10, 9, 1_795_869_300)), Some((100, 1, 1_795_872_000))],
-            limit_values: [Some(number_value(10)), None],
+            remaining: [
+                Some(Remaining {
+                    limit: number_value(10),
+                    left: 9,
+                    reset: 1_795_869_300,
+                }),
+                Some(Remaining {
+                    limit: number_value(100),
+                    left: 1,
+                    reset: 1_795_872_000,
+                }),
+            ],
             minute_reset: Some(reset_value(1_795_869_300)),
             held: true,
         };
@@ -687,7 +702,6 @@ mod tests {
         t.headers(&mut h);
         let get = |n: &str| h.get(n).unwrap().to_str().unwrap().to_owned();
         assert_eq!(get("x-agw-ratelimit-requests-limit"), "10");
-        // Formatted here when the limiter had no value for it.
         assert_eq!(get("x-agw-ratelimit-tokens-limit"), "100");
         assert_eq!(get("x-agw-ratelimit-requests-remaining"), "9");
         assert_eq!(

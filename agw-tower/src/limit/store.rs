@@ -58,12 +58,6 @@ impl CounterKey {
     }
 }
 
-impl std::fmt::Display for CounterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name())
-    }
-}
-
 /// One counter checked, and charged if every check passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
