@@ -9,7 +9,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The series one kind of report updates, each resolved from its family the first time it is
 /// needed (a series appears in the exposition only once something was recorded in it).
@@ -60,10 +60,17 @@ impl SeriesKey {
 #[derive(Debug, Default)]
 pub(super) struct SeriesCache {
     hasher: RandomState,
-    map: RwLock<Buckets>,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
     /// The kind of the last report: most reports are of the same kind as the one before (one
     /// model, one backend), and comparing with it costs less than hashing the labels.
-    last: Mutex<Option<Arc<Entry>>>,
+    last: Option<Arc<Entry>>,
+    /// Entries by the hash of their key. The key is already a `RandomState` hash (a report's
+    /// model names are the client's), so a fast hasher is enough to place it.
+    map: HashMap<u64, Vec<Arc<Entry>>, FastState>,
 }
 
 #[derive(Debug)]
@@ -71,10 +78,6 @@ struct Entry {
     key: SeriesKey,
     series: Arc<Series>,
 }
-
-/// Entries by the hash of their key. The key is already a `RandomState` hash (a report's
-/// model names are the client's), so a fast hasher is enough to place it.
-type Buckets = HashMap<u64, Vec<Arc<Entry>>, FastState>;
 
 impl SeriesCache {
     const MAX: usize = 10_000;
@@ -86,19 +89,12 @@ impl SeriesCache {
             .as_ref()
             .filter(|_| identity_label)
             .map(|i| (&*i.name, i.team.as_deref()));
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = &*last {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = &cache.last {
             if e.key.matches(r, identity) {
                 return e.series.clone();
             }
         }
-        let entry = self.entry(r, identity);
-        let series = entry.series.clone();
-        *last = Some(entry);
-        series
-    }
-
-    fn entry(&self, r: &UsageReport, identity: Option<(&str, Option<&str>)>) -> Arc<Entry> {
         let hash = self.hasher.hash_one((
             r.route,
             r.status.as_u16(),
@@ -108,35 +104,34 @@ impl SeriesCache {
             r.response_model.as_deref(),
             identity,
         ));
-        let find = |map: &Buckets| {
-            map.get(&hash)?
-                .iter()
-                .find(|e| e.key.matches(r, identity))
-                .cloned()
+        let found = cache
+            .map
+            .get(&hash)
+            .and_then(|v| v.iter().find(|e| e.key.matches(r, identity)).cloned());
+        let entry = match found {
+            Some(e) => e,
+            None => {
+                if cache.map.len() >= Self::MAX {
+                    cache.map.clear();
+                }
+                let e = Arc::new(Entry {
+                    key: SeriesKey {
+                        route: r.route,
+                        status: r.status.as_u16(),
+                        backend: r.backend.clone(),
+                        provider: r.provider.clone(),
+                        request_model: r.request_model.clone(),
+                        response_model: r.response_model.clone(),
+                        identity: identity.map(|(n, t)| (n.to_owned(), t.map(str::to_owned))),
+                    },
+                    series: Arc::new(Series::default()),
+                });
+                cache.map.entry(hash).or_default().push(e.clone());
+                e
+            }
         };
-        if let Some(e) = find(&self.map.read().unwrap_or_else(|e| e.into_inner())) {
-            return e;
-        }
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = find(&map) {
-            return e;
-        }
-        if map.len() >= Self::MAX {
-            map.clear();
-        }
-        let e = Arc::new(Entry {
-            key: SeriesKey {
-                route: r.route,
-                status: r.status.as_u16(),
-                backend: r.backend.clone(),
-                provider: r.provider.clone(),
-                request_model: r.request_model.clone(),
-                response_model: r.response_model.clone(),
-                identity: identity.map(|(n, t)| (n.to_owned(), t.map(str::to_owned))),
-            },
-            series: Arc::new(Series::default()),
-        });
-        map.entry(hash).or_default().push(e.clone());
-        e
+        let series = entry.series.clone();
+        cache.last = Some(entry);
+        series
     }
 }
