@@ -49,22 +49,27 @@ fn copy_run(out: &mut Vec<u8>, b: &[u8], from: usize, to: usize) {
     // A short run (the common stop within the first block or two: a line of a tool result
     // between its escapes) is a fixed-size copy and a cut rather than a call.
     let n = to - from;
-    if n <= 16 {
-        if let Some(block) = b.get(from..from + 16) {
-            let block: &[u8; 16] = block.try_into().expect("16 bytes");
-            out.extend_from_slice(block);
-            out.truncate(out.len() - 16 + n);
-            return;
-        }
-    } else if n <= 32 {
-        if let Some(block) = b.get(from..from + 32) {
-            let block: &[u8; 32] = block.try_into().expect("32 bytes");
-            out.extend_from_slice(block);
-            out.truncate(out.len() - 32 + n);
-            return;
-        }
+    let copied = if n <= 16 {
+        copy_block::<16>(out, b, from, n)
+    } else {
+        n <= 32 && copy_block::<32>(out, b, from, n)
+    };
+    if !copied {
+        out.extend_from_slice(&b[from..to]);
     }
-    out.extend_from_slice(&b[from..to]);
+}
+
+/// Appends the first `n` (≤ `N`) bytes at `from` as one `N`-byte copy and a cut, when `N`
+/// bytes are there to read.
+#[inline(always)]
+fn copy_block<const N: usize>(out: &mut Vec<u8>, b: &[u8], from: usize, n: usize) -> bool {
+    let Some(block) = b.get(from..from + N) else {
+        return false;
+    };
+    let block: &[u8; N] = block.try_into().expect("N bytes");
+    out.extend_from_slice(block);
+    out.truncate(out.len() - N + n);
+    true
 }
 
 /// Whether `key` (decoded) equals `name` (ASCII lower case) under the folding described at
