@@ -3,9 +3,10 @@
 //! HTTP/1.1 and HTTP/2 (negotiated by ALPN over TLS), TLS by rustls with the bundled Mozilla
 //! roots or the system's, keep-alive connections in agw's own pool (an HTTP/1.1 connection goes
 //! back when its response body ends, read by the task that serves the client; an HTTP/2 one is
-//! shared), a connect timeout and a timeout for the response headers. Response bodies stream through frame by frame — server-sent events reach
-//! the client as the provider sends them, compressed responses pass as they are. When the client
-//! goes away, the response body is dropped and with it the upstream request.
+//! shared), a connect timeout and a timeout for the response headers. Response bodies stream
+//! through frame by frame — server-sent events reach the client as the provider sends them,
+//! compressed responses pass as they are. When the client goes away, the response body is
+//! dropped and with it the upstream request.
 //!
 //! Failures become provider-shaped responses, never errors: an unreachable upstream is a 502,
 //! a timeout a 504, both naming the backend and the cause — refused, DNS, TLS, connect timeout,

@@ -143,8 +143,7 @@ where
 
     /// Sends `req` (absolute-form URI) on a pooled connection, or a new one.
     pub fn send(self: &Arc<Self>, req: Request<B>) -> SendFuture {
-        let pool = self.clone();
-        Box::pin(async move { pool.exchange(req).await })
+        Box::pin(self.clone().exchange(req))
     }
 
     async fn exchange(self: Arc<Self>, mut req: Request<B>) -> Exchange {
@@ -173,8 +172,7 @@ where
                         continue;
                     }
                     if !req.headers().contains_key(HOST) {
-                        req.headers_mut()
-                            .insert(HOST, host_header(&scheme, &authority));
+                        req.headers_mut().insert(HOST, host_header(&authority));
                     }
                     origin_form(req.uri_mut());
                     match tx.try_send_request(req).await {
@@ -399,15 +397,10 @@ fn origin_form(uri: &mut Uri) {
     };
 }
 
-/// `Host` for an HTTP/1.1 request: the authority's host, and its port unless the scheme's
-/// default.
-fn host_header(scheme: &Scheme, authority: &Authority) -> HeaderValue {
-    let default = if *scheme == Scheme::HTTPS { 443 } else { 80 };
-    let value = match authority.port_u16() {
-        Some(p) if p != default => format!("{}:{p}", authority.host()),
-        _ => authority.host().to_owned(),
-    };
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("localhost"))
+/// `Host` for an HTTP/1.1 request: the authority as the URI gives it (as the provider layer
+/// sets it from the base URL).
+fn host_header(authority: &Authority) -> HeaderValue {
+    HeaderValue::from_str(authority.as_str()).expect("an authority is a valid header value")
 }
 
 type GiveBack = Box<dyn FnOnce() + Send + Sync>;
