@@ -27,6 +27,14 @@ fn alice() -> Identity {
     }
 }
 
+/// Another key of alice's kind: `dev{n}`.
+fn dev(n: usize) -> Identity {
+    Identity {
+        name: format!("dev{n}").into(),
+        ..alice()
+    }
+}
+
 fn policy(limits: Limits) -> LimitPolicy {
     LimitPolicy {
         per_key: limits,
@@ -109,11 +117,10 @@ async fn concurrent_acquires_are_batched_and_each_key_keeps_its_own_limit() {
     for i in 0..200 {
         let l = l.clone();
         tasks.push(tokio::spawn(async move {
-            let who = Identity {
-                name: format!("dev{}", i % 8).into(),
-                ..alice()
-            };
-            (i % 8, l.admit(Some(&who), Some(100), NOW).await.is_ok())
+            (
+                i % 8,
+                l.admit(Some(&dev(i % 8)), Some(100), NOW).await.is_ok(),
+            )
         }));
     }
     let mut admitted = [0; 8];
@@ -232,12 +239,10 @@ async fn a_huge_max_tokens_fails_nothing_for_itself_or_its_batch() {
     for i in 0..40 {
         let l = l.clone();
         tasks.push(tokio::spawn(async move {
-            let who = Identity {
-                name: format!("dev{}", i % 4).into(),
-                ..alice()
-            };
             let estimate = if i == 7 { u64::MAX } else { 100 };
-            l.admit(Some(&who), Some(estimate), NOW).await.is_ok()
+            l.admit(Some(&dev(i % 4)), Some(estimate), NOW)
+                .await
+                .is_ok()
         }));
     }
     let mut admitted = 0;
