@@ -9,6 +9,7 @@
 mod chars;
 mod classify;
 mod scan;
+mod seen;
 mod text;
 
 pub(crate) use chars::{fold, is_invisible};

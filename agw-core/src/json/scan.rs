@@ -1,6 +1,7 @@
 //! The byte-level scanner.
 
 use super::classify::{Known, Step, attention, is_special, quote_or_escape};
+use super::seen;
 use super::{JsonError, MAX_DEPTH};
 use std::ops::Range;
 
@@ -505,9 +506,18 @@ impl<'a> Scanner<'a> {
     }
 
     fn skip_container_fast(&mut self) -> Result<(), JsonError> {
+        let start = self.pos;
+        // A large value sent before (the same tool schemas every turn) is found by comparing.
+        if self.b.len() - start >= seen::MIN_LEN
+            && let Some(n) = seen::find(&self.b[start..], self.depth, MAX_DEPTH)
+        {
+            self.pos += n;
+            return Ok(());
+        }
         // Open brackets as bits (1 = `{`), innermost lowest; the depth limit keeps it in 128.
         let mut stack: u128 = 0;
         let mut depth = 0usize;
+        let mut deepest = 0usize;
         loop {
             let Some(&c) = self.b.get(self.pos) else {
                 return Err(self.err("unexpected end of body"));
@@ -523,6 +533,7 @@ impl<'a> Scanner<'a> {
                         return Err(JsonError::TooDeep(MAX_DEPTH));
                     }
                     stack = stack << 1 | u128::from(c == b'{');
+                    deepest = deepest.max(depth);
                 }
                 b'}' | b']' => {
                     if depth == 0 || (stack & 1 == 1) != (c == b'}') {
@@ -532,6 +543,7 @@ impl<'a> Scanner<'a> {
                     depth -= 1;
                     if depth == 0 {
                         self.pos += 1;
+                        seen::keep(&self.b[start..self.pos], deepest);
                         return Ok(());
                     }
                 }
@@ -729,6 +741,96 @@ mod tests {
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         assert_eq!(
             Scanner::new(deep.as_bytes()).unwrap().skip_fast(),
+            Err(JsonError::TooDeep(MAX_DEPTH))
+        );
+    }
+
+    /// A tool-schema-like array of about `n` bytes.
+    fn schemas(n: usize) -> String {
+        let mut s = String::from("[");
+        let mut i = 0;
+        while s.len() < n {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(&format!(
+                r#"{{"name":"T{i}","description":"line\n \"q\" {{[ \\","input_schema":{{"type":"object","properties":{{"p{i}":{{"type":"array","items":[1,true,null]}}}}}}}}"#
+            ));
+            i += 1;
+        }
+        s.push(']');
+        s
+    }
+
+    /// Where `skip_fast` ends on `doc` starting at `depth`, or its error.
+    fn fast_end(doc: &[u8], depth: usize) -> Result<usize, JsonError> {
+        let mut sc = Scanner::new(doc).unwrap();
+        sc.depth = depth;
+        sc.skip_fast().map(|()| sc.pos)
+    }
+
+    #[test]
+    fn a_value_skipped_before_is_recognised_only_by_equal_bytes() {
+        let value = schemas(4 * seen::MIN_LEN);
+        seen::clear();
+        let first = fast_end(value.as_bytes(), 0);
+        assert_eq!(first, Ok(value.len()));
+        assert_eq!(seen::hits(), 0);
+        // Found again, also with more after it.
+        assert_eq!(fast_end(value.as_bytes(), 0), first);
+        let longer = format!("{value} , 1]");
+        assert_eq!(fast_end(longer.as_bytes(), 0), Ok(value.len()));
+        assert_eq!(seen::hits(), 2);
+        // Every one-byte change, kept value or not, ends where a scan from scratch ends.
+        let bytes = value.as_bytes();
+        let mut checked = 0;
+        for at in (0..bytes.len())
+            .step_by(7)
+            .chain(bytes.len() - 12..bytes.len())
+        {
+            for with in [b'"', b'\\', b'[', b']', b'{', b'}', b'x'] {
+                if bytes[at] == with {
+                    continue;
+                }
+                let mut changed = bytes.to_vec();
+                changed[at] = with;
+                seen::clear();
+                let scratch = fast_end(&changed, 0);
+                seen::clear();
+                fast_end(bytes, 0).unwrap();
+                assert_eq!(fast_end(&changed, 0), scratch, "byte {at} -> {with}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000);
+    }
+
+    #[test]
+    fn a_value_skipped_before_still_counts_its_depth() {
+        // About 100 levels deep inside, large enough to be kept.
+        let inner = format!("[{}]", schemas(seen::MIN_LEN));
+        let value = "[".repeat(99) + &inner + &"]".repeat(99);
+        let bytes = value.as_bytes();
+        // The deepest start a scan from scratch accepts.
+        let limit = (0..MAX_DEPTH)
+            .take_while(|&d| {
+                seen::clear();
+                fast_end(bytes, d).is_ok()
+            })
+            .last()
+            .unwrap();
+        assert!((20..30).contains(&limit), "{limit}");
+        seen::clear();
+        assert_eq!(fast_end(bytes, 0), Ok(value.len()));
+        assert_eq!(fast_end(bytes, limit), Ok(value.len()));
+        // Kept, but too deep where it is found now: refused as a scan from scratch refuses it.
+        assert_eq!(
+            fast_end(bytes, limit + 1),
+            Err(JsonError::TooDeep(MAX_DEPTH))
+        );
+        seen::clear();
+        assert_eq!(
+            fast_end(bytes, limit + 1),
             Err(JsonError::TooDeep(MAX_DEPTH))
         );
     }
