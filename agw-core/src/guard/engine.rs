@@ -36,7 +36,15 @@ struct RegexEngine {
     /// Present when there is more than one expression: one pass finds which ones match.
     set: Option<RegexSet>,
     each: Vec<Compiled>,
+    /// The same expressions without their look-alike letters, for ASCII text; present when a
+    /// rule has `confusables`. Every look-alike is a non-ASCII letter, so on ASCII text both
+    /// match at the same places, and the narrow expressions keep their fast literal search.
+    ascii: Option<Box<RegexEngine>>,
 }
+
+/// A regular expression to compile: the source for any text, the source for ASCII text, the
+/// rule and whether it must match whole words.
+type RegexSrc = (String, String, usize, bool);
 
 /// One expression of a [`RegexEngine`].
 #[derive(Debug)]
@@ -75,7 +83,7 @@ impl Engines {
     pub fn build(rules: &[Rule]) -> Result<Engines, PolicyError> {
         // Literal patterns, grouped by case sensitivity: [sensitive, insensitive].
         let mut lit: [PendingGroup; 2] = Default::default();
-        let mut regex_src: Vec<(String, usize, bool)> = Vec::new();
+        let mut regex_src: Vec<RegexSrc> = Vec::new();
         let mut detectors = Vec::new();
         let mut detector_rules = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
@@ -100,12 +108,12 @@ impl Engines {
                         if rule.whitespace_insensitive || rule.confusables {
                             let flags = if *case_insensitive { "(?i)" } else { "" };
                             let src = format!("{flags}{}", regex::escape(&p));
-                            let src = widened(rule, &src)?;
-                            regex_src.push((src, i, *whole_word));
+                            let (src, ascii) = widened(rule, &src)?;
+                            regex_src.push((src, ascii, i, *whole_word));
                         } else if *case_insensitive && !p.is_ascii() {
                             // aho-corasick folds ASCII case only; Unicode folding goes to regex.
                             let src = format!("(?i){}", regex::escape(&p));
-                            regex_src.push((src, i, *whole_word));
+                            regex_src.push((src.clone(), src, i, *whole_word));
                         } else {
                             let g = &mut lit[usize::from(*case_insensitive)];
                             g.0.push(p);
@@ -135,8 +143,8 @@ impl Engines {
                             pattern: p.clone(),
                             message: regex_message(&e),
                         })?;
-                        let src = widened(rule, &src)?;
-                        regex_src.push((src, i, false));
+                        let (src, ascii) = widened(rule, &src)?;
+                        regex_src.push((src, ascii, i, false));
                     }
                 }
                 Matcher::Detectors(list) => {
@@ -167,42 +175,14 @@ impl Engines {
         let regex = if regex_src.is_empty() {
             None
         } else {
-            let mut each = Vec::with_capacity(regex_src.len());
-            for (src, rule, ww) in &regex_src {
-                let err = |e: regex::Error| PolicyError::Regex {
-                    rule: rules[*rule].name.clone(),
-                    pattern: src.clone(),
-                    message: regex_message(&e),
-                };
-                let re = compile(src).map_err(err)?;
-                let prefilter = match relax(src) {
-                    Some(r) => Some(compile(&r).map_err(err)?),
-                    None => None,
-                };
-                each.push(Compiled {
-                    re,
-                    prefilter,
-                    rule: *rule,
-                    whole_word: *ww,
-                });
+            let mut engine =
+                RegexEngine::build(rules, regex_src.iter().map(|(s, _, r, w)| (s, *r, *w)))?;
+            if regex_src.iter().any(|(s, a, _, _)| s != a) {
+                let ascii =
+                    RegexEngine::build(rules, regex_src.iter().map(|(_, a, r, w)| (a, *r, *w)))?;
+                engine.ascii = Some(Box::new(ascii));
             }
-            let set = if each.len() > 1 {
-                let relaxed: Vec<String> = regex_src
-                    .iter()
-                    .map(|(s, _, _)| relax(s).unwrap_or_else(|| s.clone()))
-                    .collect();
-                let set = RegexSetBuilder::new(&relaxed)
-                    .size_limit(REGEX_SIZE_LIMIT * 4)
-                    .dfa_size_limit(REGEX_DFA_LIMIT * 4)
-                    .build()
-                    .map_err(|e| PolicyError::RegexSet {
-                        message: regex_message(&e),
-                    })?;
-                Some(set)
-            } else {
-                None
-            };
-            Some(RegexEngine { set, each })
+            Some(engine)
         };
         Ok(Engines {
             literals,
@@ -242,7 +222,12 @@ impl Engines {
                 }
             }
         }
-        if let Some(re) = &self.regex {
+        if let Some(mut re) = self.regex.as_ref() {
+            if let Some(ascii) = &re.ascii
+                && text.is_ascii()
+            {
+                re = ascii;
+            }
             // With one regex there is no set (and nothing to allocate per text).
             let matched = re.set.as_ref().map(|set| set.matches(text));
             for (i, c) in re.each.iter().enumerate() {
@@ -293,15 +278,73 @@ impl Engines {
     }
 }
 
-/// `src` rewritten for the rule's whitespace and confusables options.
-fn widened(rule: &Rule, src: &str) -> Result<String, PolicyError> {
-    super::widen::widen(src, rule.whitespace_insensitive, rule.confusables).map_err(|e| {
-        PolicyError::Regex {
-            rule: rule.name.clone(),
-            pattern: src.to_owned(),
-            message: e.to_string().lines().last().unwrap_or("").trim().to_owned(),
+/// `src` rewritten for the rule's whitespace and confusables options: for any text, and for
+/// ASCII text (without look-alikes).
+fn widened(rule: &Rule, src: &str) -> Result<(String, String), PolicyError> {
+    let widen = |confusables| {
+        super::widen::widen(src, rule.whitespace_insensitive, confusables).map_err(|e| {
+            PolicyError::Regex {
+                rule: rule.name.clone(),
+                pattern: src.to_owned(),
+                message: e.to_string().lines().last().unwrap_or("").trim().to_owned(),
+            }
+        })
+    };
+    let any = widen(rule.confusables)?;
+    let ascii = if rule.confusables {
+        widen(false)?
+    } else {
+        any.clone()
+    };
+    Ok((any, ascii))
+}
+
+impl RegexEngine {
+    /// Compiles `(source, rule, whole word)` expressions.
+    fn build<'a>(
+        rules: &[Rule],
+        src: impl Iterator<Item = (&'a String, usize, bool)> + Clone,
+    ) -> Result<RegexEngine, PolicyError> {
+        let mut each = Vec::new();
+        for (src, rule, ww) in src.clone() {
+            let err = |e: regex::Error| PolicyError::Regex {
+                rule: rules[rule].name.clone(),
+                pattern: src.clone(),
+                message: regex_message(&e),
+            };
+            let re = compile(src).map_err(err)?;
+            let prefilter = match relax(src) {
+                Some(r) => Some(compile(&r).map_err(err)?),
+                None => None,
+            };
+            each.push(Compiled {
+                re,
+                prefilter,
+                rule,
+                whole_word: ww,
+            });
         }
-    })
+        let set = if each.len() > 1 {
+            let relaxed: Vec<String> = src
+                .map(|(s, _, _)| relax(s).unwrap_or_else(|| s.clone()))
+                .collect();
+            let set = RegexSetBuilder::new(&relaxed)
+                .size_limit(REGEX_SIZE_LIMIT * 4)
+                .dfa_size_limit(REGEX_DFA_LIMIT * 4)
+                .build()
+                .map_err(|e| PolicyError::RegexSet {
+                    message: regex_message(&e),
+                })?;
+            Some(set)
+        } else {
+            None
+        };
+        Ok(RegexEngine {
+            set,
+            each,
+            ascii: None,
+        })
+    }
 }
 
 fn compile(src: &str) -> Result<Regex, regex::Error> {
@@ -397,6 +440,68 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every hit in `text`, all rules wanted.
+    fn hits(e: &Engines, rules: usize, text: &str) -> Vec<RawHit> {
+        let wanted = vec![true; rules];
+        let (mut findings, mut out) = (Vec::new(), Vec::new());
+        let wanted = Wanted { rules: &wanted };
+        e.find(text.as_bytes(), wanted, &mut findings, &mut out, &|_| false);
+        out
+    }
+
+    #[test]
+    fn ascii_text_is_matched_without_look_alikes_at_the_same_places() {
+        let rules = [
+            Rule::regex("cc", ["credit card"]),
+            Rule::literals("pw", ["password", "Secret Token"])
+                .case_insensitive(true)
+                .whole_word(true)
+                .confusables(true),
+            Rule::regex("proj", [r"(?i)\bproj(ect)?\s+[a-z]+\b", "zeta"])
+                .whitespace_insensitive(true)
+                .confusables(true),
+        ];
+        let rules = rules.map(|r| {
+            if r.name() == "cc" {
+                r.confusables(true)
+            } else {
+                r
+            }
+        });
+        // `fast` takes the narrow expressions on ASCII text, `widened` never does.
+        let fast = Engines::build(&rules).unwrap();
+        let mut widened = Engines::build(&rules).unwrap();
+        assert!(widened.regex.as_ref().unwrap().ascii.is_some());
+        widened.regex.as_mut().unwrap().ascii = None;
+        // Random ASCII text from the patterns' letters, spaces, line ends and a few others.
+        let alphabet = b"creditCRDa pswoTkneSjtzPJ_\n\t.x";
+        let mut seed = 7u64;
+        let mut matched = 0;
+        for round in 0..3000 {
+            let len = 5 + round % 60;
+            let text: String = (0..len)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    alphabet[(seed >> 33) as usize % alphabet.len()] as char
+                })
+                .collect();
+            for text in [
+                text.clone(),
+                format!("{text} credit card project  alpha PASSWORD zeta"),
+            ] {
+                let (a, b) = (hits(&fast, 3, &text), hits(&widened, 3, &text));
+                assert_eq!(a, b, "{text:?}");
+                matched += usize::from(!a.is_empty());
+            }
+        }
+        assert!(matched > 3000, "{matched}");
+        // Text with a non-ASCII letter still meets the look-alikes.
+        assert_eq!(hits(&fast, 3, "сrеdit саrd").len(), 1);
+        assert_eq!(hits(&fast, 3, "a раsswоrd").len(), 1);
     }
 
     #[test]
