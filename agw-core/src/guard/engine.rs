@@ -224,7 +224,7 @@ impl Engines {
         }
         if let Some(mut re) = self.regex.as_ref() {
             if let Some(ascii) = &re.ascii
-                && text.is_ascii()
+                && crate::json::is_ascii(text)
             {
                 re = ascii;
             }

@@ -13,6 +13,7 @@ mod seen;
 mod text;
 
 pub(crate) use chars::{fold, is_invisible};
+pub(crate) use classify::is_ascii;
 pub(crate) use scan::{Scanner, Str};
 pub(crate) use text::{
     Decoded, decode, map_back, map_back_many, needs_normalization, normalize_plain, normalize_str,
