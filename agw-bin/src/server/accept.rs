@@ -18,7 +18,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 /// How the accept loop drains and what it wraps connections in.
@@ -96,26 +95,23 @@ pub async fn serve_with(
                 let conn = builder
                     .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
                     .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = conn => {}
-                        () = activity.expired(idle, body) => {}
-                    }
-                });
+                spawn_watched(graceful.watch(conn), activity, idle, body);
             }
             Some(tls) => {
                 let acceptor = tls.acceptor();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
-                tokio::spawn(async move {
+                let conn = async move {
                     // The handshake must finish within the idle timeout.
                     let Ok(Ok(stream)) = tokio::time::timeout(idle, acceptor.accept(stream)).await
                     else {
                         return;
                     };
-                    serve_conn(&builder, stream, app, watcher, &activity, idle, body).await;
-                });
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+                    let _ = watcher.watch(conn).await;
+                };
+                spawn_watched(conn, activity, idle, body);
             }
         }
     }
@@ -140,23 +136,29 @@ pub async fn serve_with(
 /// How long streams cut at the end of the grace period get to write their error event.
 const CUT_WRITE: Duration = Duration::from_millis(500);
 
-async fn serve_conn<I>(
-    builder: &auto::Builder<TokioExecutor>,
-    io: I,
-    app: App,
-    watcher: hyper_util::server::graceful::Watcher,
-    activity: &Activity,
-    idle: Duration,
-    body: Duration,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+/// Runs a connection on its own task, ended by a second task when `activity` says the
+/// connection expired (idle for `idle`, or a request body arriving for longer than `body`).
+/// The connection's task polls nothing but the connection: it wakes on every read and write,
+/// and a timer polled beside it would be polled on each of those wake-ups. The watchdog wakes
+/// only on its timer, and ends with the connection.
+fn spawn_watched<F>(conn: F, activity: Arc<Activity>, idle: Duration, body: Duration)
+where
+    F: Future + Send + 'static,
 {
-    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
-    let conn = watcher.watch(conn);
-    tokio::select! {
-        _ = conn => {}
-        () = activity.expired(idle, body) => {}
-    }
+    let (done, ended) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        conn.await;
+        drop(done);
+    });
+    // Aborting drops the connection, as the end of a `select!` over both did.
+    let abort = task.abort_handle();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = activity.expired(idle, body) => abort.abort(),
+            // The connection ended (or was aborted): `done` is dropped either way.
+            _ = ended => {}
+        }
+    });
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the
@@ -283,4 +285,57 @@ pub async fn run(
     let result = serve_with(listener, app, shutdown, serving).await;
     let _ = stop_tx.send(true);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tasks still alive on this runtime, waited for (bounded) to fall to `want`.
+    async fn alive_settles_at(want: usize) -> usize {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        for _ in 0..200 {
+            if metrics.num_alive_tasks() == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        metrics.num_alive_tasks()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_watchdog_ends_with_its_connection_and_ends_an_expired_one() {
+        let long = Duration::from_secs(3600);
+        // A connection that ends: its watchdog ends too, long before its timer.
+        let (close, closed) = tokio::sync::oneshot::channel::<()>();
+        spawn_watched(
+            async move {
+                let _ = closed.await;
+            },
+            Arc::new(Activity::new()),
+            long,
+            long,
+        );
+        assert_eq!(alive_settles_at(2).await, 2);
+        close.send(()).unwrap();
+        assert_eq!(alive_settles_at(0).await, 0);
+
+        // A connection idle past its timeout is dropped (here: a future that never ends).
+        let (dropped, gone) = tokio::sync::oneshot::channel::<()>();
+        spawn_watched(
+            async move {
+                let _held = dropped;
+                std::future::pending::<()>().await;
+            },
+            Arc::new(Activity::new()),
+            Duration::from_millis(20),
+            long,
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), gone)
+                .await
+                .is_ok()
+        );
+        assert_eq!(alive_settles_at(0).await, 0);
+    }
 }
