@@ -66,6 +66,10 @@ pin_project! {
         cut: StreamCut,
         // Registered with `cut` while the body waits on the upstream.
         notified: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
+        // The waker `notified` and `sleep` were last polled with: while the body is polled with
+        // the same one, they are not polled again (each poll locks or re-registers), only
+        // checked (the cut's flag, the timer's deadline).
+        registered: Option<std::task::Waker>,
         progressed: bool,
         // How to end an event stream that is cut.
         sse: Option<StreamEnd>,
@@ -102,6 +106,7 @@ impl<B> UpstreamBody<B> {
             sleep: None,
             cut,
             notified: None,
+            registered: None,
             progressed: false,
             sse,
             done: false,
@@ -179,6 +184,17 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
+                let fresh = this
+                    .registered
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()));
+                if fresh
+                    && !this.cut.is_cut()
+                    && this.sleep.as_ref().is_none_or(|s| !s.is_elapsed())
+                {
+                    // Still registered with this waker: nothing came that needs a look.
+                    return Poll::Pending;
+                }
                 let cut_now = {
                     let notify = &this.cut.notify;
                     let notified = this
@@ -193,6 +209,7 @@ where
                     return cut(this.sse, why, Box::new(UpstreamBodyError(why)));
                 }
                 let Some(idle) = *this.idle else {
+                    *this.registered = Some(cx.waker().clone());
                     return Poll::Pending;
                 };
                 let sleep = this
@@ -200,6 +217,7 @@ where
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 loop {
                     if sleep.as_mut().poll(cx).is_pending() {
+                        *this.registered = Some(cx.waker().clone());
                         return Poll::Pending;
                     }
                     if std::mem::take(this.progressed) {
@@ -224,5 +242,93 @@ where
             Some(_) => SizeHint::default(),
             None => self.inner.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    /// A body that never sends anything.
+    struct Silent;
+
+    impl http_body::Body for Silent {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Pending
+        }
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count::default());
+        (count.clone(), Waker::from(count))
+    }
+
+    fn poll(body: &mut Pin<Box<UpstreamBody<Silent>>>, waker: &Waker) -> Poll<Option<String>> {
+        let mut cx = Context::from_waker(waker);
+        http_body::Body::poll_frame(body.as_mut(), &mut cx).map(|f| {
+            f.map(|f| match f {
+                Ok(frame) => String::from_utf8_lossy(&frame.into_data().unwrap()).into_owned(),
+                Err(e) => format!("error: {e}"),
+            })
+        })
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiting_body_polled_again_with_the_same_waker_still_sees_the_cut() {
+        let cut = StreamCut::new();
+        let mut body = Box::pin(UpstreamBody::with_cut(Silent, None, None, cut.clone()));
+        let (a, wa) = waker();
+        for _ in 0..3 {
+            assert!(poll(&mut body, &wa).is_pending());
+        }
+        // Polled by another task now: that task's waker is the one woken.
+        let (b, wb) = waker();
+        assert!(poll(&mut body, &wb).is_pending());
+        cut.cut();
+        assert_eq!(a.0.load(Ordering::SeqCst), 0);
+        assert_eq!(b.0.load(Ordering::SeqCst), 1);
+        let Poll::Ready(Some(end)) = poll(&mut body, &wb) else {
+            panic!("the cut ends the body");
+        };
+        assert!(end.contains("shutting down"), "{end}");
+        assert!(poll(&mut body, &wb).is_ready());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiting_body_polled_again_with_the_same_waker_still_times_out() {
+        let idle = Duration::from_millis(30);
+        let mut body = Box::pin(UpstreamBody::new(Silent, Some(idle), None));
+        let (a, wa) = waker();
+        assert!(poll(&mut body, &wa).is_pending());
+        assert!(poll(&mut body, &wa).is_pending());
+        for _ in 0..200 {
+            if a.0.load(Ordering::SeqCst) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(a.0.load(Ordering::SeqCst), 1, "the timer wakes the body");
+        let Poll::Ready(Some(end)) = poll(&mut body, &wa) else {
+            panic!("silence ends the body");
+        };
+        assert!(end.starts_with("error: "), "{end}");
     }
 }
