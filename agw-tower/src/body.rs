@@ -56,6 +56,9 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
+    // Inlined: a response passes through several of these (one per layer that can answer on
+    // its own), and as calls each frame paid their prologues and the frame's copies.
+    #[inline(always)]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -66,6 +69,7 @@ where
         }
     }
 
+    #[inline(always)]
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Inner { body } => body.is_end_stream(),

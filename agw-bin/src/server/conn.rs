@@ -145,6 +145,7 @@ impl<B: http_body::Body> http_body::Body for Tracked<B> {
     type Data = B::Data;
     type Error = B::Error;
 
+    #[inline(always)]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -157,6 +158,7 @@ impl<B: http_body::Body> http_body::Body for Tracked<B> {
         Poll::Ready(frame)
     }
 
+    #[inline(always)]
     fn is_end_stream(&self) -> bool {
         self.body.is_end_stream()
     }

@@ -106,6 +106,35 @@ impl State {
     }
 }
 
+/// The next frame of a guarded stream: what the guard has released, else more from `inner`.
+fn poll_guarded<B>(
+    state: &mut State,
+    mut inner: Pin<&mut B>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    loop {
+        if let Some(b) = state.out.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(b))));
+        }
+        if state.done {
+            return Poll::Ready(None);
+        }
+        match std::task::ready!(inner.as_mut().poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(d) = frame.data_ref() {
+                    state.feed(d);
+                }
+            }
+            Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+            None => state.end(),
+        }
+    }
+}
+
 impl<B> http_body::Body for SseGuardBody<B>
 where
     B: http_body::Body<Data = Bytes>,
@@ -114,33 +143,20 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
+    // Inlined: a passed-through body is a call to its inner body, not a call of its own.
+    #[inline(always)]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        let Some(state) = this.state.as_mut() else {
-            return this.inner.poll_frame(cx).map_err(Into::into);
-        };
-        loop {
-            if let Some(b) = state.out.pop_front() {
-                return Poll::Ready(Some(Ok(Frame::data(b))));
-            }
-            if state.done {
-                return Poll::Ready(None);
-            }
-            match std::task::ready!(this.inner.as_mut().poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    if let Some(d) = frame.data_ref() {
-                        state.feed(d);
-                    }
-                }
-                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
-                None => state.end(),
-            }
+        let this = self.project();
+        match this.state.as_mut() {
+            None => this.inner.poll_frame(cx).map_err(Into::into),
+            Some(state) => poll_guarded(state, this.inner, cx),
         }
     }
 
+    #[inline(always)]
     fn is_end_stream(&self) -> bool {
         match &self.state {
             None => self.inner.is_end_stream(),

@@ -449,6 +449,7 @@ impl Body for PooledBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
+    #[inline]
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -464,6 +465,7 @@ impl Body for PooledBody {
         Poll::Ready(frame)
     }
 
+    #[inline]
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()
     }
