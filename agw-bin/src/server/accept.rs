@@ -8,11 +8,11 @@
 use super::admin::{Admin, AdminRoutes, Health, ReadyCheck, serve_admin};
 use super::conn::Activity;
 use super::dispatch::App;
+use super::drain::Drain;
 use super::reload::{Loader, ReloadStats, Reloader};
 use super::tls::{TlsFiles, TlsHandle};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::path::PathBuf;
@@ -59,7 +59,7 @@ pub async fn serve_with(
     // Slow or idle clients are cut off by the per-connection idle timeout instead.
     builder.http1().header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    let conns = Drain::new();
     // Kept across reloads: the same handle ends every backend's open streams.
     let app_cut = app.handle().current().stream_cut().clone();
     let after = app.after.clone();
@@ -95,12 +95,13 @@ pub async fn serve_with(
                 let conn = builder
                     .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
                     .into_owned();
-                spawn_watched(graceful.watch(conn), activity, idle, body);
+                let conn = conns.watch(conn, |c| c.graceful_shutdown());
+                spawn_watched(conn, activity, idle, body);
             }
             Some(tls) => {
                 let acceptor = tls.acceptor();
                 let builder = builder.clone();
-                let watcher = graceful.watcher();
+                let conns = conns.clone();
                 let conn = async move {
                     // The handshake must finish within the idle timeout.
                     let Ok(Ok(stream)) = tokio::time::timeout(idle, acceptor.accept(stream)).await
@@ -109,7 +110,7 @@ pub async fn serve_with(
                     };
                     let conn = builder
                         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-                    let _ = watcher.watch(conn).await;
+                    let _ = conns.watch(conn, |c| c.graceful_shutdown()).await;
                 };
                 spawn_watched(conn, activity, idle, body);
             }
@@ -117,7 +118,7 @@ pub async fn serve_with(
     }
     drop(listener);
     let cut = app_cut;
-    let drained = graceful.shutdown();
+    let drained = conns.shutdown();
     tokio::pin!(drained);
     tokio::select! {
         () = &mut drained => {}

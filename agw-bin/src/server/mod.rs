@@ -4,7 +4,8 @@
 //! - [`dispatch`]: [`App`], the tower service that answers health checks and hands each request
 //!   to its backend's stack, under the configuration current when it arrived.
 //! - [`conn`]: per-connection idle and request-body deadlines, one timer per connection.
-//! - [`accept`]: the accept loop, graceful drain, and [`run`] which starts everything.
+//! - [`accept`]: the accept loop, graceful drain (`drain.rs`: connections asked to close, then
+//!   waited for), and [`run`] which starts everything.
 //! - [`admin`]: `/healthz`, `/readyz`, `/config` and hooked routes on the admin address.
 //! - [`reload`]: the swappable [`ConfigHandle`] and the SIGHUP / file watcher.
 //! - [`tls`]: rustls on the listener, certificate reload, optional client certificates.
@@ -47,6 +48,7 @@ pub mod accept;
 pub mod admin;
 pub mod conn;
 pub mod dispatch;
+mod drain;
 pub mod reload;
 pub mod tls;
 

@@ -1,0 +1,251 @@
+//! Graceful drain of open connections: on shutdown every connection is asked to finish the
+//! requests it has and close, and [`Drain::shutdown`] resolves once all have.
+//!
+//! hyper-util's `GracefulShutdown` does this with a `watch` channel that each connection polls
+//! on every wake-up (every read and write, every event of a stream), and each poll takes the
+//! channel's lock. Here a connection reads one flag per wake-up and polls the shutdown
+//! notification only when it is polled with a different waker (once per connection, in
+//! practice): the notification then wakes the registered waker, and the flag says why.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use tokio::sync::Notify;
+use tokio::sync::futures::OwnedNotified;
+
+/// Drains the connections it watches. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct Drain {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Set once, when the drain starts (before `start` is notified).
+    shutting: AtomicBool,
+    start: Arc<Notify>,
+    /// Connections watched and not yet dropped.
+    active: AtomicUsize,
+    /// Notified when `active` falls to zero.
+    idle: Notify,
+}
+
+impl Drain {
+    pub(crate) fn new() -> Drain {
+        Drain::default()
+    }
+
+    /// Watches `conn`: once the drain starts, `shutdown` is called on it (hyper's
+    /// `graceful_shutdown`), and the drain waits until the returned future is dropped.
+    pub(crate) fn watch<C, F>(&self, conn: C, shutdown: F) -> Watched<C, F>
+    where
+        F: FnOnce(Pin<&mut C>),
+    {
+        self.inner.active.fetch_add(1, Ordering::AcqRel);
+        Watched {
+            conn,
+            shutdown: Some(shutdown),
+            // Created now: a drain that starts before the first poll still completes it.
+            started: Box::pin(self.inner.start.clone().notified_owned()),
+            registered: None,
+            drain: Some(self.inner.clone()),
+        }
+    }
+
+    /// Asks every watched connection to close once its requests are done, and resolves when
+    /// all of them have been dropped.
+    pub(crate) async fn shutdown(&self) {
+        self.inner.shutting.store(true, Ordering::Release);
+        self.inner.start.notify_waiters();
+        loop {
+            let idle = self.inner.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the count is read: a last drop in between still wakes us.
+            idle.as_mut().enable();
+            if self.inner.active.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection watched by a [`Drain`]; see [`Drain::watch`].
+    pub(crate) struct Watched<C, F> {
+        #[pin]
+        conn: C,
+        shutdown: Option<F>,
+        started: Pin<Box<OwnedNotified>>,
+        // The waker `started` was last polled with.
+        registered: Option<Waker>,
+        drain: Option<Arc<Inner>>,
+    }
+
+    impl<C, F> PinnedDrop for Watched<C, F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(inner) = this.project().drain.take() {
+                if inner.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    inner.idle.notify_waiters();
+                }
+            }
+        }
+    }
+}
+
+impl<C, F> Future for Watched<C, F>
+where
+    C: Future,
+    F: FnOnce(Pin<&mut C>),
+{
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        let mut this = self.project();
+        if this.shutdown.is_some() {
+            let fresh = this
+                .registered
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()));
+            if !fresh {
+                // Registers this waker with the drain's start (or sees that it came).
+                let _ = this.started.as_mut().poll(cx);
+                *this.registered = Some(cx.waker().clone());
+            }
+            let inner = this.drain.as_ref().expect("set until dropped");
+            if inner.shutting.load(Ordering::Acquire) {
+                if let Some(shutdown) = this.shutdown.take() {
+                    shutdown(this.conn.as_mut());
+                }
+            }
+        }
+        this.conn.poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A connection that ends only after it was asked to shut down; counts its polls.
+    struct Conn {
+        asked: Arc<AtomicBool>,
+        polls: Arc<AtomicUsize>,
+    }
+
+    impl Future for Conn {
+        type Output = ();
+
+        fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            if self.asked.load(Ordering::SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    fn conn() -> (Conn, Arc<AtomicBool>, Arc<AtomicUsize>) {
+        let (asked, polls) = (Arc::default(), Arc::default());
+        let c = Conn {
+            asked: Arc::clone(&asked),
+            polls: Arc::clone(&polls),
+        };
+        (c, asked, polls)
+    }
+
+    fn ask(c: Pin<&mut Conn>) {
+        c.asked.store(true, Ordering::SeqCst);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_connection_is_asked_to_close_and_the_drain_waits_for_all() {
+        let drain = Drain::new();
+        // No connections: done at once.
+        tokio::time::timeout(Duration::from_secs(5), drain.clone().shutdown())
+            .await
+            .unwrap();
+
+        let drain = Drain::new();
+        let mut asked = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let (c, a, polls) = conn();
+            asked.push(a);
+            tasks.push(tokio::spawn(drain.watch(c, ask)));
+            // Polled (and registered) before the drain starts.
+            while polls.load(Ordering::SeqCst) == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // One watched but never polled before the drain: asked at its first poll.
+        let (late, late_asked, _) = conn();
+        let late = drain.watch(late, ask);
+        // One dropped without finishing (an aborted connection) also counts as done.
+        let (gone, gone_asked, _) = conn();
+        drop(drain.watch(gone, ask));
+
+        let shutdown = tokio::spawn({
+            let drain = drain.clone();
+            async move { drain.shutdown().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!shutdown.is_finished(), "the late connection is still open");
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        assert!(asked.iter().all(|a| a.load(Ordering::SeqCst)));
+        late.await;
+        assert!(late_asked.load(Ordering::SeqCst));
+        assert!(!gone_asked.load(Ordering::SeqCst));
+        tokio::time::timeout(Duration::from_secs(5), shutdown)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_polled_again_with_the_same_waker_is_not_registered_again() {
+        let drain = Drain::new();
+        let (c, asked, polls) = conn();
+        let mut watched = Box::pin(drain.watch(c, ask));
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..5 {
+            assert!(watched.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(polls.load(Ordering::SeqCst), 5);
+        assert!(watched.registered.as_ref().unwrap().will_wake(&waker));
+        let shutdown = drain.shutdown();
+        tokio::pin!(shutdown);
+        assert!(futures_poll(shutdown.as_mut()).is_pending());
+        // The drain's start woke the one registered waker, once.
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert!(watched.as_mut().poll(&mut cx).is_ready());
+        assert!(asked.load(Ordering::SeqCst));
+        drop(watched);
+        assert!(futures_poll(shutdown.as_mut()).is_ready());
+    }
+
+    fn futures_poll<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+}
