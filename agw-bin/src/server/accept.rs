@@ -1,5 +1,5 @@
-//! The accept loop: one task per connection (TLS handshake first when configured), the
-//! connection's idle and body-read timer, and graceful drain.
+//! The accept loop: one task per connection (TLS handshake first when configured), a watchdog
+//! task per connection for its idle and body-read timer, and graceful drain.
 //!
 //! Drain, on the shutdown signal: readiness turns false at once (load balancers stop sending),
 //! the listener keeps accepting for the drain delay, then closes; open requests and streams
