@@ -50,7 +50,7 @@ impl Drain {
             // Created now: a drain that starts before the first poll still completes it.
             started: Box::pin(self.inner.start.clone().notified_owned()),
             registered: None,
-            drain: Some(self.inner.clone()),
+            drain: self.inner.clone(),
         }
     }
 
@@ -81,15 +81,14 @@ pin_project_lite::pin_project! {
         started: Pin<Box<OwnedNotified>>,
         // The waker `started` was last polled with.
         registered: Option<Waker>,
-        drain: Option<Arc<Inner>>,
+        drain: Arc<Inner>,
     }
 
     impl<C, F> PinnedDrop for Watched<C, F> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(inner) = this.project().drain.take() {
-                if inner.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    inner.idle.notify_waiters();
-                }
+            let inner = this.project().drain;
+            if inner.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+                inner.idle.notify_waiters();
             }
         }
     }
@@ -105,20 +104,19 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
         let mut this = self.project();
         if this.shutdown.is_some() {
-            let fresh = this
+            if !this
                 .registered
                 .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()));
-            if !fresh {
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
                 // Registers this waker with the drain's start (or sees that it came).
                 let _ = this.started.as_mut().poll(cx);
                 *this.registered = Some(cx.waker().clone());
             }
-            let inner = this.drain.as_ref().expect("set until dropped");
-            if inner.shutting.load(Ordering::Acquire) {
-                if let Some(shutdown) = this.shutdown.take() {
-                    shutdown(this.conn.as_mut());
-                }
+            if this.drain.shutting.load(Ordering::Acquire)
+                && let Some(shutdown) = this.shutdown.take()
+            {
+                shutdown(this.conn.as_mut());
             }
         }
         this.conn.poll(cx)
