@@ -180,6 +180,9 @@ impl Ticket {
     }
 }
 
+/// Limit kinds (`LimitKind`'s variants): checks per scope at most.
+const KINDS: usize = 6;
+
 const HEADER_NAMES: [[HeaderName; 3]; 2] = [
     [
         HeaderName::from_static("x-agw-ratelimit-requests-limit"),
@@ -358,10 +361,11 @@ impl Limiter {
             .min(MAX_AMOUNT);
         let p = Periods::at(now);
         let scopes = Scopes::of(who);
-        let mut checks = Vec::new();
+        // At most one check per scope and kind: no regrowth.
+        let mut checks = Vec::with_capacity(scopes.as_slice().len() * KINDS);
         // Per check: its scope's index, its kind, its limit, when it resets (at most 3 scopes
         // × 6 kinds; on the stack).
-        let mut meta = [(0, LimitKind::Requests, 0, 0); 18];
+        let mut meta = [(0, LimitKind::Requests, 0, 0); 3 * KINDS];
         for (i, scope) in scopes.as_slice().iter().enumerate() {
             let limits = self.policy.limits_of(scope);
             let usd = |d: Option<f64>| d.map(|d| (d * 1e6).round() as u64);

@@ -29,11 +29,12 @@ pub struct CounterKey {
 impl CounterKey {
     /// Appends the counter's name to `out`.
     pub fn write_name(&self, out: &mut String) {
-        let (tag, name) = match &self.scope {
-            Scope::Key(k) => ("k:", &**k),
-            Scope::Team(t) => ("t:", &**t),
-            Scope::Global => ("g", ""),
+        let tag = match &self.scope {
+            Scope::Key(_) => "k:",
+            Scope::Team(_) => "t:",
+            Scope::Global => "g",
         };
+        let name = self.scope.name();
         let counter = match self.kind {
             LimitKind::Requests => "rpm:",
             LimitKind::Tokens => "tpm:",
