@@ -507,18 +507,23 @@ impl<'a> Scanner<'a> {
 
     fn skip_container_fast(&mut self) -> Result<(), JsonError> {
         let start = self.pos;
-        // A large value sent before (the same tool schemas every turn) is found by comparing.
-        if self.b.len() - start >= seen::MIN_LEN
-            && let Some(n) = seen::find(&self.b[start..], self.depth, MAX_DEPTH)
-        {
-            self.pos += n;
-            return Ok(());
-        }
+        // Whether the values kept from earlier skips were looked at: once this value is known
+        // to be large (small ones, most of them, never pay for the lookup).
+        let mut looked = false;
         // Open brackets as bits (1 = `{`), innermost lowest; the depth limit keeps it in 128.
         let mut stack: u128 = 0;
         let mut depth = 0usize;
         let mut deepest = 0usize;
         loop {
+            if !looked && self.pos - start >= seen::MIN_LEN {
+                looked = true;
+                // A large value sent before (the same tool schemas every turn) is found by
+                // comparing it whole.
+                if let Some(n) = seen::find(&self.b[start..], self.depth, MAX_DEPTH) {
+                    self.pos = start + n;
+                    return Ok(());
+                }
+            }
             let Some(&c) = self.b.get(self.pos) else {
                 return Err(self.err("unexpected end of body"));
             };
@@ -769,15 +774,23 @@ mod tests {
         sc.skip_fast().map(|()| sc.pos)
     }
 
+    /// Skips `doc` twice from a clean slate, so that it is kept (a value is kept the second
+    /// time it is skipped).
+    fn kept(doc: &[u8]) {
+        seen::clear();
+        fast_end(doc, 0).unwrap();
+        assert_eq!(seen::held().0, 0, "kept only when seen again");
+        fast_end(doc, 0).unwrap();
+        assert_eq!(seen::held().0, 1);
+        assert_eq!(seen::hits(), 0);
+    }
+
     #[test]
     fn a_value_skipped_before_is_recognised_only_by_equal_bytes() {
         let value = schemas(4 * seen::MIN_LEN);
-        seen::clear();
-        let first = fast_end(value.as_bytes(), 0);
-        assert_eq!(first, Ok(value.len()));
-        assert_eq!(seen::hits(), 0);
+        kept(value.as_bytes());
         // Found again, also with more after it.
-        assert_eq!(fast_end(value.as_bytes(), 0), first);
+        assert_eq!(fast_end(value.as_bytes(), 0), Ok(value.len()));
         let longer = format!("{value} , 1]");
         assert_eq!(fast_end(longer.as_bytes(), 0), Ok(value.len()));
         assert_eq!(seen::hits(), 2);
@@ -796,8 +809,7 @@ mod tests {
                 changed[at] = with;
                 seen::clear();
                 let scratch = fast_end(&changed, 0);
-                seen::clear();
-                fast_end(bytes, 0).unwrap();
+                kept(bytes);
                 assert_eq!(fast_end(&changed, 0), scratch, "byte {at} -> {with}");
                 checked += 1;
             }
@@ -807,9 +819,14 @@ mod tests {
 
     #[test]
     fn a_value_skipped_before_still_counts_its_depth() {
-        // About 100 levels deep inside, large enough to be kept.
-        let inner = format!("[{}]", schemas(seen::MIN_LEN));
-        let value = "[".repeat(99) + &inner + &"]".repeat(99);
+        // Nested about 100 deep at its end, after enough bytes that the kept values are
+        // consulted before the depth is reached.
+        let value = format!(
+            "[{},{}1{}]",
+            schemas(seen::MIN_LEN),
+            "[".repeat(98),
+            "]".repeat(98)
+        );
         let bytes = value.as_bytes();
         // The deepest start a scan from scratch accepts.
         let limit = (0..MAX_DEPTH)
@@ -819,20 +836,57 @@ mod tests {
             })
             .last()
             .unwrap();
-        assert!((20..30).contains(&limit), "{limit}");
-        seen::clear();
-        assert_eq!(fast_end(bytes, 0), Ok(value.len()));
+        assert!((20..35).contains(&limit), "{limit}");
+        kept(bytes);
         assert_eq!(fast_end(bytes, limit), Ok(value.len()));
+        assert_eq!(seen::hits(), 1, "found, not scanned");
         // Kept, but too deep where it is found now: refused as a scan from scratch refuses it.
         assert_eq!(
             fast_end(bytes, limit + 1),
             Err(JsonError::TooDeep(MAX_DEPTH))
         );
+        assert_eq!(seen::hits(), 1);
+    }
+
+    #[test]
+    fn values_seen_once_are_not_kept_and_the_least_recently_used_make_room() {
         seen::clear();
-        assert_eq!(
-            fast_end(bytes, limit + 1),
-            Err(JsonError::TooDeep(MAX_DEPTH))
-        );
+        // One-off values cost no copy.
+        let values: Vec<String> = (0..40)
+            .map(|i| format!("[{},{i}]", schemas(seen::MIN_LEN + 64 * i)))
+            .collect();
+        for v in &values {
+            fast_end(v.as_bytes(), 0).unwrap();
+        }
+        assert_eq!(seen::held(), (0, 0));
+        // A turn's repeated values (a tools array and images, say) are kept together.
+        seen::clear();
+        for _ in 0..3 {
+            for v in &values[..5] {
+                fast_end(v.as_bytes(), 0).unwrap();
+            }
+        }
+        assert_eq!(seen::held().0, 5);
+        assert_eq!(seen::hits(), 5, "the third turn finds all five");
+        // Past the count bound, the value unused the longest goes.
+        for v in &values[5..20] {
+            fast_end(v.as_bytes(), 0).unwrap();
+            fast_end(v.as_bytes(), 0).unwrap();
+        }
+        let (count, bytes) = seen::held();
+        assert!(count <= 16 && bytes <= 1 << 20, "{count} {bytes}");
+        let before = seen::hits();
+        fast_end(values[0].as_bytes(), 0).unwrap();
+        assert_eq!(seen::hits(), before, "the oldest went first");
+        fast_end(values[19].as_bytes(), 0).unwrap();
+        assert_eq!(seen::hits(), before + 1, "the newest stays");
+        // Too large to keep.
+        seen::clear();
+        let huge = schemas(seen::MAX_LEN + 1);
+        for _ in 0..3 {
+            fast_end(huge.as_bytes(), 0).unwrap();
+        }
+        assert_eq!(seen::held(), (0, 0));
     }
 
     #[test]

@@ -2,14 +2,19 @@
 //! one comparison instead of being scanned again.
 //!
 //! Agentic clients send the same large unread values on every turn: Claude Code's tool schemas
-//! (tens of kilobytes, most of a first turn), earlier turns' thinking blocks. A skip only finds
-//! where a value ends and checks that its brackets nest; both depend on nothing but the value's
-//! own bytes (and the depth it starts at), so bytes equal to a value skipped before end where
-//! it ended. The comparison is exact (`==` on the bytes, no hash), so a different value is never
-//! taken for a known one.
+//! (tens of kilobytes, most of a first turn), earlier turns' thinking blocks and images. A skip
+//! only finds where a value ends and checks that its brackets nest; both depend on nothing but
+//! the value's own bytes (and the depth it starts at), so bytes equal to a value skipped before
+//! end where it ended. The comparison is exact (`==` on the bytes, no hash), so a different
+//! value is never taken for a known one.
 //!
-//! Per thread (no locking), a few entries, each bounded: at most [`ENTRIES`] ×
-//! [`MAX_LEN`] bytes per thread.
+//! A value is kept the second time it is skipped (a one-off value costs no copy and pushes
+//! nothing out), and the least recently used values make room: up to [`ENTRIES`] values and
+//! [`BUDGET`] bytes per thread, so a turn's repeated values fit together (with four slots, a
+//! tools array and four images pushed each other out on every turn). Per thread, no locking.
+//!
+//! A hit is faster than a scan, so its timing tells that the same large unread value passed
+//! through this thread recently; the values are ones no rule reads.
 
 use std::cell::RefCell;
 
@@ -18,9 +23,12 @@ pub(super) const MIN_LEN: usize = 2048;
 /// Largest value kept.
 pub(super) const MAX_LEN: usize = 256 * 1024;
 /// Values kept per thread.
-const ENTRIES: usize = 4;
+const ENTRIES: usize = 16;
+/// Bytes kept per thread.
+const BUDGET: usize = 1 << 20;
+/// Values seen once, remembered by a fingerprint until they are seen again.
+const CANDIDATES: usize = 32;
 
-#[derive(Default)]
 struct Entry {
     bytes: Vec<u8>,
     /// The deepest nesting inside the value (the value's own brackets count as 1).
@@ -31,12 +39,30 @@ struct Entry {
 
 #[derive(Default)]
 struct Seen {
-    entries: [Entry; ENTRIES],
+    entries: Vec<Entry>,
+    /// Bytes held by `entries`.
+    held: usize,
+    /// Fingerprints of values skipped once; a ring.
+    candidates: [u64; CANDIDATES],
+    next: usize,
     clock: u64,
 }
 
 thread_local! {
     static SEEN: RefCell<Seen> = RefCell::default();
+}
+
+/// Length and first and last bytes: enough to tell a value seen before from most others, and
+/// only decides whether a value is copied (a match is always compared whole).
+fn fingerprint(value: &[u8]) -> u64 {
+    let word = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().expect("8 bytes"));
+    let n = value.len();
+    let mut h = n as u64;
+    for w in [word(0), word(8), word(n - 16), word(n - 8)] {
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    }
+    // Zero marks an empty candidate slot.
+    h | 1
 }
 
 /// The length of the value that `rest` starts with, when it is byte for byte one kept here
@@ -49,10 +75,7 @@ pub(super) fn find(rest: &[u8], depth: usize, max_depth: usize) -> Option<usize>
         let entry = seen.entries.iter_mut().find(|e| {
             let n = e.bytes.len();
             // Lengths, then the last bytes (where near-copies usually differ), then the rest.
-            n != 0
-                && rest.len() >= n
-                && rest[n - 8..n] == e.bytes[n - 8..]
-                && rest[..n] == e.bytes[..]
+            rest.len() >= n && rest[n - 8..n] == e.bytes[n - 8..] && rest[..n] == e.bytes[..]
         })?;
         if depth + entry.depth > max_depth {
             return None;
@@ -66,7 +89,8 @@ pub(super) fn find(rest: &[u8], depth: usize, max_depth: usize) -> Option<usize>
     .flatten()
 }
 
-/// Keeps `value` (skipped, its nesting `depth` deep), replacing the entry unused the longest.
+/// Notes that `value` (skipped, its nesting `depth` deep) was skipped; keeps it if it was
+/// skipped before, making room by dropping the values unused the longest.
 pub(super) fn keep(value: &[u8], depth: usize) {
     if !(MIN_LEN..=MAX_LEN).contains(&value.len()) {
         return;
@@ -75,22 +99,27 @@ pub(super) fn keep(value: &[u8], depth: usize) {
         let Ok(mut seen) = seen.try_borrow_mut() else {
             return;
         };
-        seen.clock += 1;
-        let now = seen.clock;
-        let entry = seen
-            .entries
-            .iter_mut()
-            .min_by_key(|e| e.used)
-            .expect("ENTRIES > 0");
-        entry.bytes.clear();
-        entry.bytes.extend_from_slice(value);
-        // A kept buffer far larger than its value (a big value replaced by a small one) is
-        // given back.
-        if entry.bytes.capacity() > 2 * value.len() {
-            entry.bytes.shrink_to_fit();
+        let seen = &mut *seen;
+        let print = fingerprint(value);
+        let Some(slot) = seen.candidates.iter().position(|&c| c == print) else {
+            seen.candidates[seen.next] = print;
+            seen.next = (seen.next + 1) % CANDIDATES;
+            return;
+        };
+        seen.candidates[slot] = 0;
+        while seen.entries.len() >= ENTRIES || seen.held + value.len() > BUDGET {
+            let oldest = (0..seen.entries.len())
+                .min_by_key(|&i| seen.entries[i].used)
+                .expect("over a bound, so not empty");
+            seen.held -= seen.entries.swap_remove(oldest).bytes.len();
         }
-        entry.depth = depth;
-        entry.used = now;
+        seen.clock += 1;
+        seen.held += value.len();
+        seen.entries.push(Entry {
+            bytes: value.to_vec(),
+            depth,
+            used: seen.clock,
+        });
     });
 }
 
@@ -110,4 +139,13 @@ pub(super) fn clear() {
 #[cfg(test)]
 pub(super) fn hits() -> usize {
     HITS.get()
+}
+
+/// How many values this thread keeps, and their bytes.
+#[cfg(test)]
+pub(super) fn held() -> (usize, usize) {
+    SEEN.with(|seen| {
+        let seen = seen.borrow();
+        (seen.entries.len(), seen.held)
+    })
 }
