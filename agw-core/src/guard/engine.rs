@@ -454,7 +454,7 @@ mod tests {
     #[test]
     fn ascii_text_is_matched_without_look_alikes_at_the_same_places() {
         let rules = [
-            Rule::regex("cc", ["credit card"]),
+            Rule::regex("cc", ["credit card"]).confusables(true),
             Rule::literals("pw", ["password", "Secret Token"])
                 .case_insensitive(true)
                 .whole_word(true)
@@ -463,42 +463,56 @@ mod tests {
                 .whitespace_insensitive(true)
                 .confusables(true),
         ];
-        let rules = rules.map(|r| {
-            if r.name() == "cc" {
-                r.confusables(true)
-            } else {
-                r
-            }
-        });
         // `fast` takes the narrow expressions on ASCII text, `widened` never does.
         let fast = Engines::build(&rules).unwrap();
         let mut widened = Engines::build(&rules).unwrap();
         assert!(widened.regex.as_ref().unwrap().ascii.is_some());
         widened.regex.as_mut().unwrap().ascii = None;
-        // Random ASCII text from the patterns' letters, spaces, line ends and a few others.
-        let alphabet = b"creditCRDa pswoTkneSjtzPJ_\n\t.x";
+        // Random ASCII text from pieces of the patterns, separators and near-misses, so that
+        // matches fall at every position and against every kind of boundary.
+        let pieces = [
+            "credit",
+            "card",
+            "cred",
+            "CARD",
+            "proj",
+            "project",
+            "zeta",
+            "password",
+            "PassWord",
+            "Secret",
+            "Token",
+            "secret token",
+            " ",
+            "  ",
+            "\n",
+            "\t",
+            "_",
+            "x",
+            ".",
+            "-",
+        ];
         let mut seed = 7u64;
         let mut matched = 0;
-        for round in 0..3000 {
-            let len = 5 + round % 60;
+        for _ in 0..6000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = 1 + (seed >> 59) as usize;
             let text: String = (0..len)
                 .map(|_| {
                     seed = seed
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
-                    alphabet[(seed >> 33) as usize % alphabet.len()] as char
+                    pieces[(seed >> 33) as usize % pieces.len()]
                 })
                 .collect();
-            for text in [
-                text.clone(),
-                format!("{text} credit card project  alpha PASSWORD zeta"),
-            ] {
-                let (a, b) = (hits(&fast, 3, &text), hits(&widened, 3, &text));
-                assert_eq!(a, b, "{text:?}");
-                matched += usize::from(!a.is_empty());
-            }
+            let (a, b) = (hits(&fast, 3, &text), hits(&widened, 3, &text));
+            assert_eq!(a, b, "{text:?}");
+            matched += usize::from(!a.is_empty());
         }
-        assert!(matched > 3000, "{matched}");
+        // Random texts, not a fixed suffix, do the matching.
+        assert!((1000..5000).contains(&matched), "{matched}");
         // Text with a non-ASCII letter still meets the look-alikes.
         assert_eq!(hits(&fast, 3, "сrеdit саrd").len(), 1);
         assert_eq!(hits(&fast, 3, "a раsswоrd").len(), 1);
