@@ -217,7 +217,11 @@ where
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 loop {
                     if sleep.as_mut().poll(cx).is_pending() {
-                        *this.registered = Some(cx.waker().clone());
+                        // A task out of its coop budget gets `Pending` without the timer armed:
+                        // then the next poll must poll the timer again.
+                        if tokio::task::coop::has_budget_remaining() {
+                            *this.registered = Some(cx.waker().clone());
+                        }
                         return Poll::Pending;
                     }
                     if std::mem::take(this.progressed) {
@@ -310,6 +314,36 @@ mod tests {
         };
         assert!(end.contains("shutting down"), "{end}");
         assert!(poll(&mut body, &wb).is_ready());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_body_first_polled_out_of_budget_still_times_out() {
+        use tokio::task::coop;
+        let mut body = Box::pin(UpstreamBody::new(
+            Silent,
+            Some(Duration::from_millis(30)),
+            None,
+        ));
+        // The task's coop budget is spent: the timer's first poll cannot arm it.
+        std::future::poll_fn(|cx| {
+            while coop::has_budget_remaining() {
+                match coop::poll_proceed(cx) {
+                    Poll::Ready(r) => r.made_progress(),
+                    Poll::Pending => break,
+                }
+            }
+            assert!(http_body::Body::poll_frame(body.as_mut(), cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        // Polled on by the same task: the timer is armed now, and fires.
+        let end = tokio::time::timeout(
+            Duration::from_secs(5),
+            std::future::poll_fn(|cx| http_body::Body::poll_frame(body.as_mut(), cx)),
+        )
+        .await
+        .expect("the idle timeout fires");
+        assert!(matches!(end, Some(Err(_))));
     }
 
     #[tokio::test(flavor = "current_thread")]
