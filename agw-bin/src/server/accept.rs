@@ -103,9 +103,10 @@ pub async fn serve_with(
                 let builder = builder.clone();
                 let conns = conns.clone();
                 let conn = async move {
-                    // The handshake must finish within the idle timeout.
-                    let Ok(Ok(stream)) = tokio::time::timeout(idle, acceptor.accept(stream)).await
-                    else {
+                    // The watchdog bounds the handshake too: the connection is idle until then.
+                    // (Counted by the drain from the handshake's end: one cut short by a
+                    // shutdown would not be served anyway.)
+                    let Ok(stream) = acceptor.accept(stream).await else {
                         return;
                     };
                     let conn = builder
@@ -146,18 +147,15 @@ fn spawn_watched<F>(conn: F, activity: Arc<Activity>, idle: Duration, body: Dura
 where
     F: Future + Send + 'static,
 {
-    let (done, ended) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
+    let mut task = tokio::spawn(async move {
         conn.await;
-        drop(done);
     });
-    // Aborting drops the connection, as the end of a `select!` over both did.
-    let abort = task.abort_handle();
     tokio::spawn(async move {
         tokio::select! {
-            () = activity.expired(idle, body) => abort.abort(),
-            // The connection ended (or was aborted): `done` is dropped either way.
-            _ = ended => {}
+            // Aborting drops the connection, as the end of a `select!` over both did.
+            () = activity.expired(idle, body) => task.abort(),
+            // The connection ended.
+            _ = &mut task => {}
         }
     });
 }
