@@ -33,21 +33,27 @@ struct LiteralGroup {
 
 #[derive(Debug)]
 struct RegexEngine {
-    /// Present when there is more than one expression: one pass finds which ones match.
-    set: Option<RegexSet>,
-    each: Vec<Compiled>,
+    any: Exprs,
     /// The same expressions without their look-alike letters, for ASCII text; present when a
     /// rule has `confusables`. Every look-alike is a non-ASCII letter, so on ASCII text both
     /// match at the same places, and the narrow expressions keep their fast literal search.
-    ascii: Option<Box<RegexEngine>>,
+    ascii: Option<Exprs>,
 }
 
-/// A regular expression to compile: the source for any text, the source for ASCII text, the
-/// rule and whether it must match whole words.
-type RegexSrc = (String, String, usize, bool);
-
-/// One expression of a [`RegexEngine`].
+/// Compiled expressions.
 #[derive(Debug)]
+struct Exprs {
+    /// Present when there is more than one expression: one pass finds which ones match.
+    set: Option<RegexSet>,
+    each: Vec<Compiled>,
+}
+
+/// A regular expression to compile: the source for any text, the source for ASCII text when
+/// it differs, the rule and whether it must match whole words.
+type RegexSrc = (String, Option<String>, usize, bool);
+
+/// One expression of [`Exprs`].
+#[derive(Debug, Clone)]
 struct Compiled {
     re: Regex,
     /// The expression without its Unicode word boundaries, when it has any: a necessary
@@ -113,7 +119,7 @@ impl Engines {
                         } else if *case_insensitive && !p.is_ascii() {
                             // aho-corasick folds ASCII case only; Unicode folding goes to regex.
                             let src = format!("(?i){}", regex::escape(&p));
-                            regex_src.push((src.clone(), src, i, *whole_word));
+                            regex_src.push((src, None, i, *whole_word));
                         } else {
                             let g = &mut lit[usize::from(*case_insensitive)];
                             g.0.push(p);
@@ -175,14 +181,20 @@ impl Engines {
         let regex = if regex_src.is_empty() {
             None
         } else {
-            let mut engine =
-                RegexEngine::build(rules, regex_src.iter().map(|(s, _, r, w)| (s, *r, *w)))?;
-            if regex_src.iter().any(|(s, a, _, _)| s != a) {
-                let ascii =
-                    RegexEngine::build(rules, regex_src.iter().map(|(_, a, r, w)| (a, *r, *w)))?;
-                engine.ascii = Some(Box::new(ascii));
-            }
-            Some(engine)
+            let any = Exprs::build(
+                rules,
+                regex_src.iter().map(|(s, _, r, w)| (s, *r, *w, None)),
+            )?;
+            // Only the expressions that differ are compiled again (a compiled one is shared).
+            let ascii = if regex_src.iter().any(|(_, a, _, _)| a.is_some()) {
+                let src = regex_src.iter().zip(&any.each).map(|((s, a, r, w), c)| {
+                    (a.as_ref().unwrap_or(s), *r, *w, a.is_none().then_some(c))
+                });
+                Some(Exprs::build(rules, src)?)
+            } else {
+                None
+            };
+            Some(RegexEngine { any, ascii })
         };
         Ok(Engines {
             literals,
@@ -222,12 +234,11 @@ impl Engines {
                 }
             }
         }
-        if let Some(mut re) = self.regex.as_ref() {
-            if let Some(ascii) = &re.ascii
-                && crate::json::is_ascii(text)
-            {
-                re = ascii;
-            }
+        if let Some(engine) = &self.regex {
+            let re = match &engine.ascii {
+                Some(ascii) if crate::json::is_ascii(text) => ascii,
+                _ => &engine.any,
+            };
             // With one regex there is no set (and nothing to allocate per text).
             let matched = re.set.as_ref().map(|set| set.matches(text));
             for (i, c) in re.each.iter().enumerate() {
@@ -279,8 +290,8 @@ impl Engines {
 }
 
 /// `src` rewritten for the rule's whitespace and confusables options: for any text, and for
-/// ASCII text (without look-alikes).
-fn widened(rule: &Rule, src: &str) -> Result<(String, String), PolicyError> {
+/// ASCII text (without look-alikes) when that differs.
+fn widened(rule: &Rule, src: &str) -> Result<(String, Option<String>), PolicyError> {
     let widen = |confusables| {
         super::widen::widen(src, rule.whitespace_insensitive, confusables).map_err(|e| {
             PolicyError::Regex {
@@ -292,21 +303,25 @@ fn widened(rule: &Rule, src: &str) -> Result<(String, String), PolicyError> {
     };
     let any = widen(rule.confusables)?;
     let ascii = if rule.confusables {
-        widen(false)?
+        Some(widen(false)?).filter(|a| *a != any)
     } else {
-        any.clone()
+        None
     };
     Ok((any, ascii))
 }
 
-impl RegexEngine {
-    /// Compiles `(source, rule, whole word)` expressions.
+impl Exprs {
+    /// Compiles `(source, rule, whole word, already compiled)` expressions.
     fn build<'a>(
         rules: &[Rule],
-        src: impl Iterator<Item = (&'a String, usize, bool)> + Clone,
-    ) -> Result<RegexEngine, PolicyError> {
+        src: impl Iterator<Item = (&'a String, usize, bool, Option<&'a Compiled>)> + Clone,
+    ) -> Result<Exprs, PolicyError> {
         let mut each = Vec::new();
-        for (src, rule, ww) in src.clone() {
+        for (src, rule, ww, compiled) in src.clone() {
+            if let Some(c) = compiled {
+                each.push(c.clone());
+                continue;
+            }
             let err = |e: regex::Error| PolicyError::Regex {
                 rule: rules[rule].name.clone(),
                 pattern: src.clone(),
@@ -326,7 +341,7 @@ impl RegexEngine {
         }
         let set = if each.len() > 1 {
             let relaxed: Vec<String> = src
-                .map(|(s, _, _)| relax(s).unwrap_or_else(|| s.clone()))
+                .map(|(s, ..)| relax(s).unwrap_or_else(|| s.clone()))
                 .collect();
             let set = RegexSetBuilder::new(&relaxed)
                 .size_limit(REGEX_SIZE_LIMIT * 4)
@@ -339,11 +354,7 @@ impl RegexEngine {
         } else {
             None
         };
-        Ok(RegexEngine {
-            set,
-            each,
-            ascii: None,
-        })
+        Ok(Exprs { set, each })
     }
 }
 
