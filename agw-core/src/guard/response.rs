@@ -164,11 +164,15 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
         tools: std::mem::take(&mut w.tools),
         ..Walked::default()
     };
-    // The text is at most the strings' raw bytes; segments and units at most one a string.
-    let raw: usize = w.pending.iter().map(|p| p.s.raw.len()).sum();
-    out.text.text.reserve(raw);
-    out.text.segs.reserve(w.pending.len());
-    out.text.units.reserve(w.pending.len());
+    // Each document's text is about its strings' raw bytes (normalisation seldom grows it);
+    // segments and units at most one a string.
+    for (doc, reasoning) in [(&mut out.text, false), (&mut out.reasoning, true)] {
+        let mine = || w.pending.iter().filter(|p| p.reasoning == reasoning);
+        doc.text.reserve(mine().map(|p| p.s.raw.len()).sum());
+        let n = mine().count();
+        doc.segs.reserve(n);
+        doc.units.reserve(n);
+    }
     for (i, p) in w.pending.iter().enumerate() {
         let doc = if p.reasoning {
             &mut out.reasoning

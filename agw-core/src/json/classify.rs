@@ -149,8 +149,9 @@ pub(super) fn quote_or_escape(block: &[u8; 16]) -> Option<usize> {
     (mask != 0).then(|| mask.trailing_zeros() as usize)
 }
 
-/// Whether every byte of `b` is ASCII, 64 bytes a step (`<[u8]>::is_ascii` takes about four
-/// times the instructions on x86-64's baseline).
+/// Whether every byte of `b` is ASCII, 64 bytes a step. Measured in the guard's matching of
+/// the 2 KB chat's text (callgrind, Rust 1.95): 0.4k instructions fewer than with
+/// `<[u8]>::is_ascii`, which ends byte by byte and is not inlined there.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn is_ascii(b: &[u8]) -> bool {
     use safe_arch::*;
