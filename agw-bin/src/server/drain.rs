@@ -3,17 +3,17 @@
 //!
 //! hyper-util's `GracefulShutdown` does this with a `watch` channel that each connection polls
 //! on every wake-up (every read and write, every event of a stream), and each poll takes the
-//! channel's lock. Here a connection reads one flag per wake-up and polls the shutdown
-//! notification only when it is polled with a different waker (once per connection, in
-//! practice): the notification then wakes the registered waker, and the flag says why.
+//! channel's lock. Here the start of the drain is a [`StreamCut`], and each connection a
+//! [`CutListener`] on it: one flag read per wake-up, the waker registered only when it changes
+//! (as open upstream bodies wait for the end of the grace period).
 
+use agw_tower::upstream::{CutListener, StreamCut};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use tokio::sync::Notify;
-use tokio::sync::futures::OwnedNotified;
 
 /// Drains the connections it watches. Cheap to clone.
 #[derive(Clone, Default)]
@@ -23,9 +23,8 @@ pub(crate) struct Drain {
 
 #[derive(Default)]
 struct Inner {
-    /// Set once, when the drain starts (before `start` is notified).
-    shutting: AtomicBool,
-    start: Arc<Notify>,
+    /// Cut when the drain starts.
+    start: StreamCut,
     /// Connections watched and not yet dropped.
     active: AtomicUsize,
     /// Notified when `active` falls to zero.
@@ -47,9 +46,7 @@ impl Drain {
         Watched {
             conn,
             shutdown: Some(shutdown),
-            // Created now: a drain that starts before the first poll still completes it.
-            started: Box::pin(self.inner.start.clone().notified_owned()),
-            registered: None,
+            started: self.inner.start.listener(),
             drain: self.inner.clone(),
         }
     }
@@ -57,8 +54,7 @@ impl Drain {
     /// Asks every watched connection to close once its requests are done, and resolves when
     /// all of them have been dropped.
     pub(crate) async fn shutdown(&self) {
-        self.inner.shutting.store(true, Ordering::Release);
-        self.inner.start.notify_waiters();
+        self.inner.start.cut();
         loop {
             let idle = self.inner.idle.notified();
             tokio::pin!(idle);
@@ -78,9 +74,7 @@ pin_project_lite::pin_project! {
         #[pin]
         conn: C,
         shutdown: Option<F>,
-        started: Pin<Box<OwnedNotified>>,
-        // The waker `started` was last polled with.
-        registered: Option<Waker>,
+        started: CutListener,
         drain: Arc<Inner>,
     }
 
@@ -103,21 +97,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
         let mut this = self.project();
-        if this.shutdown.is_some() {
-            if !this
-                .registered
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                // Registers this waker with the drain's start (or sees that it came).
-                let _ = this.started.as_mut().poll(cx);
-                *this.registered = Some(cx.waker().clone());
-            }
-            if this.drain.shutting.load(Ordering::Acquire)
-                && let Some(shutdown) = this.shutdown.take()
-            {
-                shutdown(this.conn.as_mut());
-            }
+        if this.shutdown.is_some()
+            && this.started.poll_cut(cx)
+            && let Some(shutdown) = this.shutdown.take()
+        {
+            shutdown(this.conn.as_mut());
         }
         this.conn.poll(cx)
     }
@@ -126,6 +110,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::task::Waker;
     use std::time::Duration;
 
     /// A connection that ends only after it was asked to shut down; counts its polls.

@@ -38,6 +38,50 @@ impl StreamCut {
     fn is_cut(&self) -> bool {
         self.set.load(std::sync::atomic::Ordering::Acquire)
     }
+
+    /// A listener that wakes its task when this handle is cut (also a cut that comes before the
+    /// listener is first polled).
+    pub fn listener(&self) -> CutListener {
+        CutListener {
+            notified: Box::pin(self.notify.clone().notified_owned()),
+            registered: None,
+            cut: self.clone(),
+        }
+    }
+}
+
+/// Waits for a [`StreamCut`] on behalf of a task polled many times (a connection, a body): it
+/// registers the task's waker with the cut only when the waker changes, and otherwise just reads
+/// the cut's flag. (Polling the notification each time takes its lock.)
+pub struct CutListener {
+    notified: Pin<Box<tokio::sync::futures::OwnedNotified>>,
+    // The waker `notified` was last polled with.
+    registered: Option<std::task::Waker>,
+    cut: StreamCut,
+}
+
+impl CutListener {
+    /// Whether the cut came; if not, the task polling with `cx` is woken when it does.
+    pub fn poll_cut(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            // Registers this waker (or sees that the cut came already).
+            let _ = self.notified.as_mut().poll(cx);
+            self.registered = Some(cx.waker().clone());
+        }
+        self.cut.is_cut()
+    }
+}
+
+impl std::fmt::Debug for CutListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CutListener")
+            .field("cut", &self.cut.is_cut())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for StreamCut {
@@ -64,12 +108,11 @@ pin_project! {
         idle: Option<Duration>,
         sleep: Option<Pin<Box<Sleep>>>,
         cut: StreamCut,
-        // Registered with `cut` while the body waits on the upstream.
-        notified: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
-        // The waker `notified` and `sleep` were last polled with: while the body is polled with
-        // the same one, they are not polled again (each poll locks or re-registers), only
-        // checked (the cut's flag, the timer's deadline).
-        registered: Option<std::task::Waker>,
+        // Listens to `cut` once the body waits on the upstream.
+        listener: Option<CutListener>,
+        // The waker `sleep` last armed itself with: while the body is polled with the same one,
+        // the timer is not polled again (each poll re-registers), only its deadline checked.
+        timer_waker: Option<std::task::Waker>,
         progressed: bool,
         // How to end an event stream that is cut.
         sse: Option<StreamEnd>,
@@ -105,8 +148,8 @@ impl<B> UpstreamBody<B> {
             idle,
             sleep: None,
             cut,
-            notified: None,
-            registered: None,
+            listener: None,
+            timer_waker: None,
             progressed: false,
             sse,
             done: false,
@@ -184,43 +227,34 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let fresh = this
-                    .registered
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()));
-                if fresh
-                    && !this.cut.is_cut()
-                    && this.sleep.as_ref().is_none_or(|s| !s.is_elapsed())
-                {
-                    // Still registered with this waker: nothing came that needs a look.
-                    return Poll::Pending;
-                }
-                let cut_now = {
-                    let notify = &this.cut.notify;
-                    let notified = this
-                        .notified
-                        .get_or_insert_with(|| Box::pin(notify.clone().notified_owned()));
-                    // Registers this body (or sees that the cut came already).
-                    notified.as_mut().poll(cx).is_ready() || this.cut.is_cut()
-                };
-                if cut_now {
+                let shared = &*this.cut;
+                let listener = this.listener.get_or_insert_with(|| shared.listener());
+                if listener.poll_cut(cx) {
                     *this.done = true;
                     let why = UpstreamFailure::Shutdown;
                     return cut(this.sse, why, Box::new(UpstreamBodyError(why)));
                 }
                 let Some(idle) = *this.idle else {
-                    *this.registered = Some(cx.waker().clone());
                     return Poll::Pending;
                 };
                 let sleep = this
                     .sleep
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if this
+                    .timer_waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                    && !sleep.is_elapsed()
+                {
+                    // Armed with this waker and not due: nothing to look at.
+                    return Poll::Pending;
+                }
                 loop {
                     if sleep.as_mut().poll(cx).is_pending() {
                         // A task out of its coop budget gets `Pending` without the timer armed:
                         // then the next poll must poll the timer again.
                         if tokio::task::coop::has_budget_remaining() {
-                            *this.registered = Some(cx.waker().clone());
+                            *this.timer_waker = Some(cx.waker().clone());
                         }
                         return Poll::Pending;
                     }

@@ -39,7 +39,7 @@ mod failure;
 mod pool;
 mod service;
 
-pub use body::{StreamCut, StreamEnd, UpstreamBody, UpstreamBodyError};
+pub use body::{CutListener, StreamCut, StreamEnd, UpstreamBody, UpstreamBodyError};
 pub use failure::UpstreamFailure;
 pub use pool::PooledBody;
 pub use service::{TlsRoots, Upstream, UpstreamConfig, UpstreamFuture, UpstreamTiming};
