@@ -80,6 +80,48 @@ async fn requests_per_minute_per_key_and_per_team() {
 }
 
 #[tokio::test]
+async fn the_limit_headers_name_the_scope_with_the_least_left() {
+    let l = limiter(LimitPolicy {
+        per_key: Limits {
+            requests_per_minute: Some(50),
+            tokens_per_minute: Some(3000),
+            ..Limits::default()
+        },
+        per_team: Limits {
+            requests_per_minute: Some(7),
+            tokens_per_minute: Some(20_000),
+            ..Limits::default()
+        },
+        global: Limits {
+            requests_per_minute: Some(1000),
+            tokens_per_minute: Some(4000),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    });
+    let headers = |t: &agw_tower::limit::Ticket| {
+        let mut h = http::HeaderMap::new();
+        t.headers(&mut h);
+        let get = |n: &str| h[n].to_str().unwrap().to_owned();
+        [
+            get("x-agw-ratelimit-requests-limit"),
+            get("x-agw-ratelimit-requests-remaining"),
+            get("x-agw-ratelimit-tokens-limit"),
+            get("x-agw-ratelimit-tokens-remaining"),
+        ]
+    };
+    // Requests: the team's 7 has the least left; tokens: alice's key.
+    let t = l.admit(Some(&alice()), Some(100), NOW).await.unwrap();
+    assert_eq!(headers(&t), ["7", "6", "3000", "2900"]);
+    // Bob's own key, the shared team.
+    let t = l.admit(Some(&bob()), Some(2000), NOW).await.unwrap();
+    assert_eq!(headers(&t), ["7", "5", "3000", "1000"]);
+    // Alice's key still has 1400, but all keys together leave the global 400.
+    let t = l.admit(Some(&alice()), Some(1500), NOW).await.unwrap();
+    assert_eq!(headers(&t), ["7", "4", "4000", "400"]);
+}
+
+#[tokio::test]
 async fn in_flight_requests_hold_their_estimate_until_settled() {
     let l = limiter(LimitPolicy {
         per_key: Limits {
