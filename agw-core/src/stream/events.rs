@@ -71,6 +71,21 @@ pub(crate) struct ChanKey {
     pub sub: u64,
 }
 
+/// The group of a response's one text channel in the dialects whose text comes in blocks
+/// (Messages text blocks, Responses output text and refusal parts): a client shows the blocks
+/// as one text, so a match may run from one into the next. No block's stop completes it; the
+/// message's end does.
+pub(crate) const JOINED: u64 = u64::MAX;
+
+/// The group of a delta of `kind` in block `index` (Messages, Responses).
+fn block_group(kind: ChanKind, index: u64) -> u64 {
+    if kind == ChanKind::Text {
+        JOINED
+    } else {
+        index
+    }
+}
+
 /// One step of the path to a delta's string in the event JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
@@ -128,6 +143,27 @@ fn s(v: &Value) -> Option<&str> {
     v.as_str()
 }
 
+/// An index that may be left out (then its position counts), and is otherwise a whole number:
+/// `1.0` is not `1` to agw, and a client may read it either way.
+fn whole(v: &Value, pos: usize, what: &str) -> Result<u64, String> {
+    match v {
+        Value::Null => Ok(pos as u64),
+        v => u(v).ok_or_else(|| format!("{what} is not a whole number")),
+    }
+}
+
+/// Whether a text block's start carries nothing but its `type`, its `text` and no citations:
+/// then its text is read as the first delta of the block.
+fn start_text_only(block: &Value) -> bool {
+    block.as_object().is_some_and(|o| {
+        o.iter().all(|(k, v)| match k.as_str() {
+            "type" | "text" => true,
+            "citations" => v.is_null() || v.as_array().is_some_and(Vec::is_empty),
+            _ => false,
+        })
+    })
+}
+
 /// Reads an event's JSON. `Err` names what is wrong with it.
 pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meaning, String> {
     let mut m = Meaning::generic();
@@ -147,7 +183,7 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 m.deltas.push(Delta {
                     chan: ChanKey {
                         kind,
-                        group: index,
+                        group: block_group(kind, index),
                         sub: 0,
                     },
                     text: text.to_owned(),
@@ -157,6 +193,21 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
             "content_block_start" => {
                 let index = u(&json["index"]).ok_or("a content_block_start without an index")?;
                 let block = &json["content_block"];
+                if s(&block["type"]) == Some("text") && start_text_only(block) {
+                    // Text a block starts with is the start of its text: read with what follows.
+                    if let Some(text) = s(&block["text"]).filter(|t| !t.is_empty()) {
+                        m.generic = false;
+                        m.deltas.push(Delta {
+                            chan: ChanKey {
+                                kind: ChanKind::Text,
+                                group: JOINED,
+                                sub: 0,
+                            },
+                            text: text.to_owned(),
+                            path: vec![Step::Key("content_block"), Step::Key("text")],
+                        });
+                    }
+                }
                 if let Some(name) = s(&block["name"]) {
                     m.opens.push((
                         ChanKey {
@@ -211,11 +262,17 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 }
                 return Ok(m);
             };
+            if json.get("error").is_some() {
+                // An error beside choices ends the stream: every string of the chunk is read
+                // as a JSON document (what a client shows of it is the error).
+                m.completes = Completes::All;
+                return Ok(m);
+            }
             let choices = choices.as_array().ok_or("`choices` is not an array")?;
             m.generic = false;
             let mut finished = Vec::new();
             for (pos, choice) in choices.iter().enumerate() {
-                let index = u(&choice["index"]).unwrap_or(pos as u64);
+                let index = whole(&choice["index"], pos, "a choice's `index`")?;
                 let at = |keys: &[Step]| {
                     let mut p = vec![Step::Key("choices"), Step::Index(pos)];
                     p.extend_from_slice(keys);
@@ -242,6 +299,10 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                         ("reasoning_content", ChanKind::Reasoning, 0),
                         ("reasoning", ChanKind::Reasoning, 1),
                     ] {
+                        if !delta[key].is_null() && !delta[key].is_string() {
+                            // Text a client shows, not in a string: nothing to hold or mask.
+                            return Err(format!("a delta's `{key}` is not a string"));
+                        }
                         if let Some(text) = s(&delta[key]) {
                             m.deltas.push(Delta {
                                 chan: chan(kind, sub),
@@ -279,11 +340,19 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                                 };
                                 (Some(tpos), &call[kind], kind)
                             }));
+                    if calls
+                        .iter()
+                        .any(|c| !c["custom"].is_null() && !c["function"].is_null())
+                    {
+                        // Which one a client runs is its own choice: neither is let through.
+                        return Err("a tool call that is both `custom` and `function`".into());
+                    }
                     for (tpos, call, kind) in all {
                         let (sub, mut path) = match tpos {
                             None => (0, at(&[Step::Key("delta"), Step::Key("function_call")])),
                             Some(tpos) => {
-                                let t = u(&calls[tpos]["index"]).unwrap_or(tpos as u64);
+                                let t =
+                                    whole(&calls[tpos]["index"], tpos, "a tool call's `index`")?;
                                 let path = at(&[
                                     Step::Key("delta"),
                                     Step::Key("tool_calls"),
@@ -332,14 +401,23 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
             let sub = u(&json["content_index"])
                 .or(u(&json["summary_index"]))
                 .unwrap_or(0);
-            let kind = match ty {
-                "response.output_text.delta" | "response.refusal.delta" => Some(ChanKind::Text),
-                "response.function_call_arguments.delta" => Some(ChanKind::Tool),
-                "response.custom_tool_call_input.delta" => Some(ChanKind::ToolText),
-                t if t.starts_with("response.reasoning") && t.ends_with(".delta") => {
-                    Some(ChanKind::Reasoning)
+            // Output text and refusals are one text (`JOINED`); any other text a delta
+            // carries (an audio transcript, a code interpreter's code, a delta of a kind agw
+            // does not know) is a text of its own per output item and kind, read across its
+            // deltas.
+            let (kind, sub) = match ty {
+                "response.output_text.delta" | "response.refusal.delta" => {
+                    (Some(ChanKind::Text), 0)
                 }
-                _ => None,
+                "response.function_call_arguments.delta" => (Some(ChanKind::Tool), 0),
+                "response.custom_tool_call_input.delta" => (Some(ChanKind::ToolText), 0),
+                t if t.starts_with("response.reasoning") && t.ends_with(".delta") => {
+                    (Some(ChanKind::Reasoning), sub)
+                }
+                t if t.ends_with(".delta") && json["delta"].is_string() => {
+                    (Some(ChanKind::Text), 1 + (fingerprint(t) << 20) + sub)
+                }
+                _ => (None, 0),
             };
             if let Some(kind) = kind {
                 let group = output.ok_or("a delta event without an output_index")?;
@@ -348,8 +426,12 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 m.deltas.push(Delta {
                     chan: ChanKey {
                         kind,
-                        group,
-                        sub: if kind.is_tool() { 0 } else { sub },
+                        group: if kind == ChanKind::Text && sub == 0 {
+                            JOINED
+                        } else {
+                            group
+                        },
+                        sub,
                     },
                     text: text.to_owned(),
                     path: vec![Step::Key("delta")],
@@ -388,6 +470,13 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
         }
     }
     Ok(m)
+}
+
+/// A small number for an event type, to keep the texts of different delta kinds apart.
+fn fingerprint(ty: &str) -> u64 {
+    ty.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) & 0xff_ffff
 }
 
 /// A text, tool-input or reasoning delta read straight from the bytes of an event's JSON.
@@ -537,7 +626,7 @@ fn fast_delta(
     Some(FastDelta {
         chan: ChanKey {
             kind,
-            group: index,
+            group: block_group(kind, index),
             sub: 0,
         },
         text: decoded,

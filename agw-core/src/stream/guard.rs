@@ -99,6 +99,10 @@ pub struct StreamGuard {
     /// The end of the last text block, context for the next one (Anthropic text blocks and
     /// Responses output text follow one another: a client shows them as one text).
     text_tail: String,
+    /// Chat choices that have finished (their `finish_reason` came).
+    finished: Vec<u64>,
+    /// The message (every choice) has ended.
+    ended: bool,
 }
 
 /// Most bytes of events held back at once (a tool call's input and the events around it);
@@ -153,6 +157,8 @@ impl StreamGuard {
             held_bytes: 0,
             scratch: Default::default(),
             text_tail: String::new(),
+            finished: Vec::new(),
+            ended: false,
         }
     }
 
@@ -186,6 +192,9 @@ impl StreamGuard {
             return;
         }
         if let Err(err) = self.take(raw) {
+            // What was decided before this event (text settled ahead of a tool call that is
+            // now refused) goes out ahead of the error.
+            self.release(out);
             self.stop(&err, out);
             return;
         }
@@ -298,11 +307,26 @@ impl StreamGuard {
             // text split across its deltas is still held back and matched whole.
             self.dialect = Dialect::Responses;
         }
+        if self.starts_other_than_text(&ty, &json) {
+            // Text is read across blocks, but not held over a tool call or reasoning: what
+            // was said before one is decided now and goes out ahead of it.
+            self.settle_text()?;
+        }
         let m: Meaning = match meaning(self.dialect, &ty, &json) {
             Ok(m) => m,
             Err(e) => return Err(self.unreadable(&e)),
         };
         for (key, name) in &m.opens {
+            // Anthropic blocks come one after the other, each started once: a second start
+            // of an open block would make its tool's name two names run together.
+            if self.dialect == Dialect::Messages
+                && self
+                    .chans
+                    .iter()
+                    .any(|c| !c.done && c.key.group == key.group)
+            {
+                return Err(self.unreadable("a content block started while it is open"));
+            }
             let c = self.chan(*key);
             self.chans[c].name.push_str(name);
             if self.open_tool.is_none() {
@@ -321,6 +345,30 @@ impl StreamGuard {
         }
         self.hold(item)?;
         self.complete(m.completes)
+    }
+
+    /// Whether the event starts a block or output item that is not text.
+    fn starts_other_than_text(&self, ty: &str, json: &Value) -> bool {
+        match (self.dialect, ty) {
+            (Dialect::Messages, "content_block_start") => {
+                json["content_block"]["type"].as_str() != Some("text")
+            }
+            (Dialect::Responses, "response.output_item.added") => {
+                json["item"]["type"].as_str() != Some("message")
+            }
+            _ => false,
+        }
+    }
+
+    /// Decides all the held text of the open text channel (keeping its end as context).
+    fn settle_text(&mut self) -> Result<(), ErrorBody> {
+        let joined = self.chans.iter().position(|c| {
+            !c.done && c.key.kind == ChanKind::Text && c.key.group == super::events::JOINED
+        });
+        match joined {
+            Some(c) if !self.chans[c].pending.is_empty() => self.scan(c, true),
+            _ => Ok(()),
+        }
     }
 
     /// The event's delta when it is a Messages `content_block_delta` of the common shape, read
@@ -355,6 +403,15 @@ impl StreamGuard {
         text: String,
         site: Site,
     ) -> Result<(), ErrorBody> {
+        if !text.is_empty()
+            && (self.ended
+                || matches!(self.dialect, Dialect::Chat | Dialect::Legacy)
+                    && self.finished.contains(&key.group))
+        {
+            // A client may still show it (an SDK appends it to the choice), but it would be
+            // read without the text it follows.
+            return Err(self.unreadable("a delta after its choice or message finished"));
+        }
         let c = self.chan(key);
         let chan = &mut self.chans[c];
         if chan.key.kind.is_tool() {
@@ -470,6 +527,17 @@ impl StreamGuard {
 
     /// Marks channels complete; checks completed tool calls.
     fn complete(&mut self, which: Completes) -> Result<(), ErrorBody> {
+        match which {
+            Completes::Nothing => {}
+            Completes::Group(g) => {
+                if matches!(self.dialect, Dialect::Chat | Dialect::Legacy)
+                    && !self.finished.contains(&g)
+                {
+                    self.finished.push(g);
+                }
+            }
+            Completes::All => self.ended = true,
+        }
         for c in 0..self.chans.len() {
             let chan = &self.chans[c];
             let hit = match which {
@@ -614,8 +682,18 @@ impl StreamGuard {
             end
         } else {
             // Text before the window's start is released whatever could still match there,
-            // so the automaton need not try start positions before it.
-            let floor = end.saturating_sub(self.window);
+            // so the automaton need not try start positions before it. The window counts the
+            // text rules read: characters normalising drops (zero-width ones, say) take no
+            // room in it, so padding a secret with them does not push its start out
+            // (`MAX_HELD` bounds the bytes held).
+            let floor = if plain {
+                end.saturating_sub(self.window)
+            } else {
+                match norm.len().checked_sub(self.window) {
+                    Some(n) if n > 0 => map[n].start,
+                    _ => 0,
+                }
+            };
             let from = if plain {
                 floor
             } else {
@@ -724,17 +802,17 @@ impl StreamGuard {
             part.ready = true;
             chan.sent_tail.push_str(&part.text);
         }
-        if force {
+        if force && chan.done {
             chan.base += chan.sent_tail.len();
             chan.live.reset();
             if maskable && chan.done {
                 // The block has ended: its end is the next block's context.
-                keep_last(&mut chan.sent_tail, self.window);
+                keep_tail(&mut chan.sent_tail, self.window);
                 std::mem::swap(&mut chan.sent_tail, &mut self.text_tail);
             }
             chan.sent_tail.clear();
         } else {
-            chan.base += keep_last(&mut chan.sent_tail, self.window);
+            chan.base += keep_tail(&mut chan.sent_tail, self.window);
         }
         self.scratch = (window, starts);
         Ok(())
@@ -854,6 +932,25 @@ impl StreamGuard {
             _ => openai_chat::error_event(err),
         })
     }
+}
+
+/// Keeps the end of `s` that holds its last `n` bytes of text as rules read it (normalised:
+/// characters normalising drops take no room); returns how many bytes were cut.
+fn keep_tail(s: &mut String, n: usize) -> usize {
+    if s.len() <= n || s.is_ascii() || !needs_normalization(s.as_bytes(), &mut '\0') {
+        return keep_last(s, n);
+    }
+    let (mut norm, mut map) = (Vec::new(), Vec::new());
+    normalize_plain(s, &mut norm, &mut map);
+    let mut cut = match norm.len().checked_sub(n) {
+        Some(k) if k > 0 => map[k].start,
+        _ => 0,
+    };
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.drain(..cut);
+    cut
 }
 
 /// Keeps the last `n` bytes of `s` (fewer, to start on a character); returns how many were cut.

@@ -132,7 +132,27 @@ fn text_is_held_back_only_by_the_window() {
         ),
         &mut out,
     );
-    assert_eq!(out.len(), 3, "a block end releases everything");
+    // Text reads on into the next text block: a block's end decides nothing.
+    assert_eq!(out.len(), 1, "a text block's end keeps what is held");
+    guard.event(
+        Bytes::from_static(
+            b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"Read\",\"input\":{}}}\n\n",
+        ),
+        &mut out,
+    );
+    assert_eq!(
+        out.len(),
+        3,
+        "a tool call's start releases the text before it"
+    );
+    let mut guard = StreamGuard::new(mask_cards(), Api::Anthropic, 10);
+    let mut out = Vec::new();
+    guard.event(delta("0123456789abcdef"), &mut out);
+    guard.event(
+        Bytes::from_static(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+        &mut out,
+    );
+    assert_eq!(out.len(), 2, "the message's end releases everything");
 }
 
 #[test]
@@ -607,16 +627,15 @@ fn a_match_across_text_blocks_is_found() {
         assert!(rejected, "{}", String::from_utf8_lossy(&out));
         assert!(!String::from_utf8_lossy(&out).contains("card, please"));
     }
-    // A key split over two blocks: what the second block holds of it is masked (the first
-    // block's part went out when that block ended).
+    // A key split over two blocks is masked whole: text blocks are one text, held across
+    // a block's end (found by the red-team review: the first block's part went out when that
+    // block ended).
     let input = two_blocks("key AKIAIOSF", "ODNN7EXAMPLE ok");
-    let (out, rejected) = run(&policy, Api::Anthropic, 64, input.as_bytes(), 9);
-    assert!(!rejected);
-    let text = text_of(&out);
-    assert!(
-        !text.contains("ODNN7EXAMPLE") && text.ends_with("<AWS_ACCESS_KEY> ok"),
-        "{text}"
-    );
+    for chunk in [1, 9, input.len()] {
+        let (out, rejected) = run(&policy, Api::Anthropic, 64, input.as_bytes(), chunk);
+        assert!(!rejected);
+        assert_eq!(text_of(&out), "key <AWS_ACCESS_KEY> ok", "chunk {chunk}");
+    }
     // Unrelated blocks are unchanged.
     let input = two_blocks("my credit ", "history is fine");
     let (out, rejected) = run(&policy, Api::Anthropic, 64, input.as_bytes(), 9);
@@ -1341,6 +1360,286 @@ fn every_field_a_provider_sends_passes_byte_for_byte() {
         for chunk in [1, 2, 5, input.len()] {
             let out = run_kind(&mask_cards(), kind, api, input.as_bytes(), chunk);
             assert_eq!(String::from_utf8(out).unwrap(), input, "{kind:?} {chunk}");
+        }
+    }
+}
+
+/// The red-team review's stream cases: each was a way a guarded string reached the client.
+mod red_team {
+    use super::*;
+    use serde_json::json;
+
+    fn messages(events: &[(&str, serde_json::Value)]) -> Vec<u8> {
+        let mut s = event(
+            "message_start",
+            json!({"type":"message_start","message":{"id":"m","content":[]}}),
+        );
+        for (name, data) in events {
+            s += &event(name, data.clone());
+        }
+        s += &event(
+            "message_delta",
+            json!({"type":"message_delta","delta":{"stop_reason":"end_turn"}}),
+        );
+        s += &event("message_stop", json!({"type":"message_stop"}));
+        s.into_bytes()
+    }
+
+    fn text_delta(index: u64, text: &str) -> (&'static str, serde_json::Value) {
+        (
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":index,"delta":{"type":"text_delta","text":text}}),
+        )
+    }
+
+    fn start(index: u64, block: serde_json::Value) -> (&'static str, serde_json::Value) {
+        (
+            "content_block_start",
+            json!({"type":"content_block_start","index":index,"content_block":block}),
+        )
+    }
+
+    fn stop(index: u64) -> (&'static str, serde_json::Value) {
+        (
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":index}),
+        )
+    }
+
+    fn rejects_secret() -> Policy {
+        Policy::builder()
+            .rule(Rule::detectors("cards", [Detector::CreditCard, Detector::AwsAccessKey]).mask())
+            .rule(Rule::regex("secret", ["topsecret"]).reject("blocked secret"))
+            .build()
+            .unwrap()
+    }
+
+    /// Characters normalising drops (zero-width spaces, joiners, variation selectors, tags)
+    /// take no room in the window: a secret padded with any number of them, one character a
+    /// delta, is still masked or refused whole.
+    #[test]
+    fn invisible_padding_does_not_push_a_secret_out_of_the_window() {
+        for pad in ["\u{200b}", "\u{200d}", "\u{fe0f}", "\u{e0041}", "\u{2060}"] {
+            for n in [1, 12, 40] {
+                let gap = pad.repeat(n);
+                let card: String = "4111111111111111"
+                    .chars()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+                    .join(&gap);
+                let text = format!("x {card} ok");
+                let pieces: Vec<String> = text.chars().map(String::from).collect();
+                let mut events = vec![start(0, json!({"type":"text","text":""}))];
+                events.extend(pieces.iter().map(|p| text_delta(0, p)));
+                events.push(stop(0));
+                let input = messages(&events);
+                let (out, rejected) = run(&rejects_secret(), Api::Anthropic, 256, &input, 4096);
+                assert!(!rejected);
+                let shown = text_of(&out);
+                let digits: String = shown.chars().filter(char::is_ascii_digit).collect();
+                assert!(digits.is_empty(), "pad {pad:?} x{n}: {shown:?}");
+                assert!(
+                    shown.contains("<CREDIT_CARD>"),
+                    "pad {pad:?} x{n}: {shown:?}"
+                );
+                // A refused keyword padded the same way.
+                let word: String = "topsecret"
+                    .chars()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+                    .join(&pad.repeat(n * 3));
+                let mut events = vec![start(0, json!({"type":"text","text":""}))];
+                events.extend(word.chars().map(|c| text_delta(0, &c.to_string())));
+                let input = messages(&events);
+                let (out, rejected) = run(&rejects_secret(), Api::Anthropic, 256, &input, 4096);
+                assert!(
+                    rejected,
+                    "pad {pad:?} x{n}: {}",
+                    String::from_utf8_lossy(&out)
+                );
+                assert!(
+                    !text_of(&out).contains('t'),
+                    "{}",
+                    String::from_utf8_lossy(&out)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_text_blocks_start_text_is_read_with_its_deltas() {
+        let input = messages(&[
+            start(0, json!({"type":"text","text":"card 4111 1111 "})),
+            text_delta(0, "1111 1111 ok"),
+            stop(0),
+        ]);
+        for chunk in [3, input.len()] {
+            let (out, rejected) = run(&mask_cards(), Api::Anthropic, 256, &input, chunk);
+            assert!(!rejected);
+            let out = String::from_utf8(out).unwrap();
+            assert!(!out.contains("4111"), "{out}");
+            assert!(out.contains("<CREDIT_CARD>"), "{out}");
+        }
+    }
+
+    #[test]
+    fn text_split_over_interleaved_blocks_is_read_as_one() {
+        let input = messages(&[
+            start(0, json!({"type":"text","text":""})),
+            text_delta(0, "card 4111 1111 "),
+            start(1, json!({"type":"text","text":""})),
+            text_delta(1, "1111 1111 ok"),
+            stop(0),
+            stop(1),
+        ]);
+        let (out, _) = run(&mask_cards(), Api::Anthropic, 256, &input, 7);
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("4111"), "{out}");
+    }
+
+    #[test]
+    fn a_block_started_twice_ends_the_stream() {
+        let tool = json!({"type":"tool_use","id":"t","name":"Bash","input":{}});
+        let input = messages(&[
+            start(0, tool.clone()),
+            start(0, tool),
+            (
+                "content_block_delta",
+                json!({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"command\": \"kubectl delete ns prod\"}"}}),
+            ),
+            stop(0),
+        ]);
+        let out = String::from_utf8(run_kind(
+            &k8s_policy(),
+            RouteKind::Messages,
+            Api::Anthropic,
+            &input,
+            11,
+        ))
+        .unwrap();
+        assert!(out.contains("event: error"), "{out}");
+        assert!(!out.contains("kubectl"), "{out}");
+    }
+
+    fn chat(chunks: &[serde_json::Value]) -> Vec<u8> {
+        let mut s: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+        s += "data: [DONE]\n\n";
+        s.into_bytes()
+    }
+
+    fn chat_out(input: &[u8]) -> String {
+        String::from_utf8(run_kind(
+            &mask_cards(),
+            RouteKind::Completions,
+            Api::OpenAi,
+            input,
+            13,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn chat_chunks_that_would_be_read_apart_end_the_stream() {
+        let content = |index: serde_json::Value, text: &str, finish: serde_json::Value| json!({"id":"c","object":"chat.completion.chunk","choices":[{"index":index,"delta":{"content":text},"finish_reason":finish}]});
+        // Text after its choice finished.
+        let out = chat_out(&chat(&[
+            content(json!(0), "card 4111 1111 ", json!("stop")),
+            content(json!(0), "1111 1111 ok", json!(null)),
+        ]));
+        assert!(
+            !out.contains("1111 1111 ok") && out.contains("\"error\""),
+            "{out}"
+        );
+        // A choice index that is not a whole number.
+        let out = chat_out(&chat(&[
+            content(json!(1.0), "card 4111 1111 ", json!(null)),
+            content(json!(1), "1111 1111 ok", json!(null)),
+        ]));
+        assert!(!out.contains("4111") && out.contains("\"error\""), "{out}");
+        // Content that is not a string.
+        let out = chat_out(&chat(&[
+            json!({"choices":[{"index":0,"delta":{"content":[{"type":"text","text":"card 4111 1111 1111 1111"}]}}]}),
+        ]));
+        assert!(!out.contains("4111") && out.contains("\"error\""), "{out}");
+        // A tool call that is both custom and a function.
+        let out = String::from_utf8(run_kind(
+            &k8s_policy(),
+            RouteKind::Completions,
+            Api::OpenAi,
+            &chat(&[
+                json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","custom":{},"function":{"name":"Bash","arguments":"{\"command\":\"kubectl delete ns prod\"}"}}]}}]}),
+                json!({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}),
+            ]),
+            9,
+        ))
+        .unwrap();
+        assert!(
+            !out.contains("kubectl") && out.contains("\"error\""),
+            "{out}"
+        );
+        // An error beside choices is read: its text is masked.
+        let out = chat_out(&chat(&[
+            json!({"choices":[],"error":{"message":"card 4111 1111 1111 1111"}}),
+        ]));
+        assert!(!out.contains("4111"), "{out}");
+        // What a well-formed stream does is unchanged: a finished choice, then usage.
+        let ok = chat(&[
+            content(json!(0), "all good", json!(null)),
+            content(json!(0), "", json!("stop")),
+            json!({"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}),
+        ]);
+        assert_eq!(chat_out(&ok).as_bytes(), &ok[..]);
+    }
+
+    #[test]
+    fn responses_text_parts_and_other_deltas_are_read_across_events() {
+        let delta = |ty: &str, output: u64, content: u64, text: &str| {
+            let data =
+                json!({"type":ty,"output_index":output,"content_index":content,"delta":text});
+            format!("event: {ty}\ndata: {data}\n\n")
+        };
+        for (a, b) in [
+            (
+                delta("response.output_text.delta", 0, 0, "card 4111 1111 "),
+                delta("response.output_text.delta", 0, 1, "1111 1111 ok"),
+            ),
+            (
+                delta("response.output_text.delta", 0, 0, "card 4111 1111 "),
+                delta("response.output_text.delta", 1, 0, "1111 1111 ok"),
+            ),
+            (
+                delta("response.audio.transcript.delta", 0, 0, "card 4111 1111 "),
+                delta("response.audio.transcript.delta", 0, 0, "1111 1111 ok"),
+            ),
+            (
+                delta(
+                    "response.code_interpreter_call_code.delta",
+                    0,
+                    0,
+                    "card 4111 1111 ",
+                ),
+                delta(
+                    "response.code_interpreter_call_code.delta",
+                    0,
+                    0,
+                    "1111 1111 ok",
+                ),
+            ),
+        ] {
+            let input = format!(
+                "{a}{b}event: response.completed\ndata: {}\n\n",
+                json!({"type":"response.completed","response":{"id":"r"}})
+            );
+            let out = String::from_utf8(run_kind(
+                &mask_cards(),
+                RouteKind::Responses,
+                Api::OpenAi,
+                input.as_bytes(),
+                10,
+            ))
+            .unwrap();
+            assert!(!out.contains("4111"), "{out}");
+            assert!(out.contains("<CREDIT_CARD>"), "{out}");
         }
     }
 }
