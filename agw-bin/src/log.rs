@@ -636,6 +636,8 @@ mod tests {
                 cache_read: 1,
             }),
             cost_micros: Some(1234),
+            estimate: None,
+            estimated_cost_micros: None,
             streamed: false,
             complete: true,
             duration: std::time::Duration::ZERO,

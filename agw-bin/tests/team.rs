@@ -424,3 +424,107 @@ async fn claude_code_backs_off_on_a_429_and_retries() {
     assert_eq!(answered, 2, "one request per run reached the provider");
     assert!(!log.contains(&key), "the key is never logged");
 }
+
+/// Writes a configuration of client keys in `dir/keys.json` with `extra` (YAML) after it.
+fn config_with(dir: &std::path::Path, auth: &str, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("team.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen: 127.0.0.1:0\n\
+             admin_listen: 127.0.0.1:0\n\
+             auth:\n  keys:\n    file: {keys}\n{auth}\
+             {extra}",
+            keys = dir.join("keys.json").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Found by the red-team review: with `allow_unauthenticated`, the keys were never looked at,
+/// so a revoked or made-up key passed, per-key limits did not count, and (with no provider key
+/// to inject) the client's agw key went upstream.
+#[tokio::test(flavor = "multi_thread")]
+async fn allow_unauthenticated_still_checks_every_presented_credential() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = temp_dir("unauth");
+    let cfg = config_with(
+        &dir,
+        "  allow_unauthenticated: true\n",
+        "limits:\n  per_key:\n    requests_per_minute: 2\n\
+         backends:\n  - name: anthropic\n    provider: anthropic\n",
+    );
+    let key = create_key(&cfg, None, "alice");
+    let gone = create_key(&cfg, None, "dave");
+    assert!(keys(&cfg, None, &["revoke", "dave"]).status.success());
+    let (_agw, url, _) = serve(&cfg, None, &mock.base_url());
+    // A valid key is counted against its limit: the third request in the minute is refused.
+    for expect in [200, 200, 429] {
+        let (res, body) = send(message(&key, &url)).await;
+        assert_eq!(res.status(), expect, "{}", String::from_utf8_lossy(&body));
+    }
+    // A made-up key and a revoked one are refused, not taken for "no credential".
+    for bad in ["agw_made_up_0000000000000000000000", gone.as_str()] {
+        let (res, _) = send(message(bad, &url)).await;
+        assert_eq!(res.status(), 401);
+        let mut req = message("x", &url);
+        req.headers_mut().remove("x-api-key");
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {bad}").parse().unwrap());
+        let (res, _) = send(req).await;
+        assert_eq!(res.status(), 401);
+    }
+    // No credential at all: let through, as configured.
+    let mut req = message("x", &url);
+    req.headers_mut().remove("x-api-key");
+    let (res, _) = send(req).await;
+    assert_eq!(res.status(), 200);
+    // No agw credential ever reached the provider.
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 3, "two keyed requests and the anonymous one");
+    for r in &seen {
+        assert!(r.headers.get("x-api-key").is_none(), "{:?}", r.headers);
+        assert!(r.headers.get("authorization").is_none(), "{:?}", r.headers);
+    }
+}
+
+/// Found by the red-team review: a response without usage (an OpenAI stream the client did
+/// not ask `include_usage` for) charged no spend, so a USD budget never ran out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_budget_is_charged_an_estimate_when_the_response_reports_no_usage() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = temp_dir("nousage");
+    // 4 input tokens (16 bytes) and 1,000 output tokens at $15 per million: ~$0.015 each.
+    let cfg = config_with(
+        &dir,
+        "",
+        "limits:\n  per_key:\n    budget: {usd_per_day: 0.04}\n\
+         prices:\n  - {model: \"gpt-*\", input: 3, output: 15}\n\
+         backends:\n  - name: openai\n    provider: openai\n    api_key: sk-injected\n",
+    );
+    let key = create_key(&cfg, None, "bob");
+    let (_agw, url, _) = serve(&cfg, None, &mock.base_url());
+    let body = r#"{"model":"gpt-4o","max_tokens":1000,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let mut req = json_post(&format!("{url}/v1/chat/completions"), body);
+        req.headers_mut().remove("x-api-key");
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        let (res, body) = send(req).await;
+        assert!(
+            !String::from_utf8_lossy(&body).contains("\"usage\":{"),
+            "the stream carries no usage"
+        );
+        assert_ne!(res.status(), 401, "{}", String::from_utf8_lossy(&body));
+        statuses.push(res.status().as_u16());
+        // Charged off the response path: let the settlement land.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert!(
+        statuses[3..].contains(&400),
+        "the budget runs out: {statuses:?}"
+    );
+}

@@ -282,6 +282,8 @@ fn report(request_model: &str, response_model: Option<&str>) -> agw_tower::usage
             cache_read: 0,
         }),
         cost_micros: Some(1),
+        estimate: None,
+        estimated_cost_micros: None,
         streamed: false,
         complete: true,
         duration: std::time::Duration::from_millis(1),

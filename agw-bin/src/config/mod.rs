@@ -71,6 +71,15 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Whether agw verifies client credentials (keys or JWT configured): every credential a
+    /// request presents is checked and never forwarded, even where requests without one are
+    /// let through (`allow_unauthenticated`).
+    pub fn authenticates_clients(&self) -> bool {
+        self.team
+            .as_ref()
+            .is_some_and(|t| t.auth.keys.is_some() || t.auth.jwt.is_some())
+    }
+
     /// Whether every request must carry a client credential agw verifies.
     pub fn requires_client_auth(&self) -> bool {
         self.team.as_ref().is_some_and(|t| {

@@ -292,7 +292,7 @@ fn team_service(
     let name: Arc<str> = b.name.as_str().into();
     let usage = team.usage_layer(&b.name, b.spec.kind().name(), None);
     let limit = Optional(team.limit_layer());
-    let access = Optional(match (&b.access, gateway.requires_client_auth()) {
+    let access = Optional(match (&b.access, gateway.authenticates_clients()) {
         (Some(a), _) => Some(AccessLayer::new(a.clone(), name.clone())),
         // Authenticated callers: every one may use the backend, but the layer still names it.
         (None, true) => Some(AccessLayer::new(
@@ -305,7 +305,10 @@ fn team_service(
     // per layer costs an allocation per request for its clone, its future and its body, and
     // one more indirection per body frame.
     let middle = tower_layer::layer_fn(move |inner| access.layer(limit.layer(usage.layer(inner))));
-    let outer = Optional(gateway.requires_client_auth().then(|| team.auth_layer()));
+    // With `allow_unauthenticated` too: a request without a credential goes on as anonymous,
+    // but one that presents a credential is checked (a revoked key is refused, a valid one
+    // counted against its limits) and the credential never goes upstream.
+    let outer = Optional(gateway.authenticates_clients().then(|| team.auth_layer()));
     let timed = UpstreamTimerLayer.layer(upstream);
     tower::util::BoxCloneSyncService::new(
         stack

@@ -368,13 +368,14 @@ impl Extractor {
         top: bool,
     ) -> Result<(), JsonError> {
         let (mut seen_system, mut seen_messages, mut seen_prediction) = (false, false, false);
+        let mut seen_model = false;
         let chat = kind == RouteKind::Completions;
         sc.object(|sc, key| {
             if sc.key_matches(&key, "messages") {
                 once(&mut seen_messages, "messages")?;
                 self.messages(sc)
-            } else if top && sc.key_matches(&key, "model") && sc.peek() == Some(b'"') {
-                self.model(sc)
+            } else if top && sc.key_matches(&key, "model") {
+                self.model_key(sc, &mut seen_model)
             } else if top && crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
             } else if !chat && sc.key_matches(&key, "system") {
@@ -396,6 +397,22 @@ impl Extractor {
                 sc.skip_fast()
             }
         })
+    }
+
+    /// Reads a top-level `model` key's value (the cursor is at it): a string is the model; a
+    /// second `model` key is refused, as [`crate::model::find_model`] refuses it (parsers
+    /// disagree on which one wins, and an allow-list must check the one the provider uses).
+    pub(super) fn model_key(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        seen: &mut bool,
+    ) -> Result<(), JsonError> {
+        once(seen, "model")?;
+        if sc.peek() == Some(b'"') {
+            self.model(sc)
+        } else {
+            sc.skip_fast()
+        }
     }
 
     /// Reads the top-level `model` string (the cursor is at it). Its key is compared as

@@ -70,9 +70,10 @@ impl Extractor {
         keys: &[(&'static str, Top, bool)],
     ) -> Result<(), JsonError> {
         let mut seen = [false; 2];
+        let mut seen_model = false;
         sc.object(|sc, key| {
-            if sc.key_matches(&key, "model") && sc.peek() == Some(b'"') {
-                return self.model(sc);
+            if sc.key_matches(&key, "model") {
+                return self.model_key(sc, &mut seen_model);
             }
             if crate::usage::is_output_cap(sc, &key) {
                 return self.max_tokens(sc);
@@ -99,9 +100,10 @@ impl Extractor {
     /// message) or a list of items; a stored `prompt` template's `variables` are text too.
     pub(super) fn responses(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let (mut seen_input, mut seen_instructions, mut seen_prompt) = (false, false, false);
+        let mut seen_model = false;
         sc.object(|sc, key| {
-            if sc.key_matches(&key, "model") && sc.peek() == Some(b'"') {
-                self.model(sc)
+            if sc.key_matches(&key, "model") {
+                self.model_key(sc, &mut seen_model)
             } else if crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
             } else if sc.key_matches(&key, "prompt") {

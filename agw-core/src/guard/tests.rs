@@ -807,6 +807,67 @@ fn case_variant_keys_are_read_as_a_case_insensitive_server_reads_them() {
     }
 }
 
+/// Found by the red-team review: the guard kept the last of two `model` keys, and the access
+/// list checked that one, while the body went upstream with both (a server that keeps the
+/// first gets a model the list refuses). A second `model` key is refused, whatever its value.
+#[test]
+fn a_repeated_model_key_is_refused_on_every_route_that_reads_it() {
+    let p = Policy::builder()
+        .rule(Rule::regex("seed", ["credit card"]).reject("no"))
+        .build()
+        .unwrap();
+    let msgs = r#""messages":[{"role":"user","content":"hi"}]"#;
+    let cases = [
+        (
+            RouteKind::Messages,
+            format!(r#"{{"model":"claude-opus-4-5","model":"claude-sonnet-4-5",{msgs}}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!(r#"{{"model":"claude-opus-4-5","model":"claude-sonnet-4-5",{msgs}}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!(r#"{{"model":null,"Model":"claude-sonnet-4-5",{msgs}}}"#),
+        ),
+        (
+            RouteKind::CountTokens,
+            format!(r#"{{"model":"a","model":"b",{msgs}}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{"model":"a",{msgs},"model":"b"}}"#),
+        ),
+        (
+            RouteKind::Responses,
+            r#"{"model":"a","input":"hi","model":"b"}"#.to_owned(),
+        ),
+        (
+            RouteKind::Complete,
+            r#"{"model":"a","prompt":"hi","model":"b"}"#.to_owned(),
+        ),
+        (
+            RouteKind::Embeddings,
+            r#"{"model":"a","input":"hi","model":"b"}"#.to_owned(),
+        ),
+    ];
+    for (kind, body) in &cases {
+        let e = p.inspect(*kind, body.as_bytes()).unwrap_err();
+        assert!(
+            e.to_string().contains("duplicate key `model`"),
+            "{kind:?} {body}: {e}"
+        );
+    }
+    // One `model` key is read as before.
+    let v = p
+        .inspect(
+            RouteKind::Messages,
+            format!(r#"{{"model":"claude-sonnet-4-5",{msgs}}}"#).as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(v.model(), Some("claude-sonnet-4-5"));
+}
+
 #[test]
 fn build_errors_name_rule_and_value() {
     let e = Policy::builder()

@@ -73,8 +73,8 @@ where
                 // Off the response path: queued to the limiter's settling task.
                 l.settle_later(
                     t.clone(),
-                    report.usage.map(|u| u.total()),
-                    report.cost_micros,
+                    report.usage.or(report.estimate).map(|u| u.total()),
+                    report.cost_micros.or(report.estimated_cost_micros),
                     report.status.is_success(),
                 );
             });

@@ -25,6 +25,9 @@ pub(crate) struct Pending {
     pub start: Instant,
     pub counted: bool,
     pub timing: crate::metrics::UpstreamTiming,
+    /// The request body's size and its output cap, for [`UsageReport::estimate`].
+    pub request_bytes: u64,
+    pub cap: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -135,6 +138,9 @@ impl State {
             hooks,
             shared,
             start,
+            counted,
+            request_bytes,
+            cap,
             ..
         } = self.pending;
         report.complete = complete;
@@ -145,6 +151,19 @@ impl State {
         }
         if let (Some(usage), Some(model)) = (&report.usage, report.model()) {
             report.cost_micros = shared.prices.cost_micros(model, usage);
+        }
+        if report.usage.is_none() && counted && report.status.is_success() {
+            // No usage to charge: limits and budgets are charged an estimate, not nothing (a
+            // stream without usage would otherwise spend no budget).
+            let estimate = agw_core::usage::Usage {
+                input: request_bytes.div_ceil(4),
+                output: cap.unwrap_or(0),
+                ..Default::default()
+            };
+            report.estimated_cost_micros = report
+                .model()
+                .and_then(|m| shared.prices.cost_micros(m, &estimate));
+            report.estimate = Some(estimate);
         }
         for sink in &shared.sinks {
             sink.report(&report);

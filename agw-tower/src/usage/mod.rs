@@ -99,6 +99,13 @@ pub struct UsageReport {
     pub usage: Option<Usage>,
     /// Micro-dollars, when usage and a price for the model are known.
     pub cost_micros: Option<u64>,
+    /// What agw charges limits and budgets when a successful response of a prompt route
+    /// carried no usage (an OpenAI stream the client did not ask `include_usage` for, a
+    /// provider that reports none): input tokens estimated from the request's size (a token
+    /// per 4 bytes), output tokens at the request's cap. Never reported as usage.
+    pub estimate: Option<Usage>,
+    /// [`Self::estimate`] priced, when the model has a price.
+    pub estimated_cost_micros: Option<u64>,
     /// Whether the response was a stream.
     pub streamed: bool,
     /// Whether the body was read to its end (false: the client went away, or it broke).

@@ -66,6 +66,8 @@ where
             response_model: None,
             usage: None,
             cost_micros: None,
+            estimate: None,
+            estimated_cost_micros: None,
             streamed: false,
             complete: false,
             duration: Duration::ZERO,
@@ -73,6 +75,10 @@ where
             time_to_headers: None,
             upstream: None,
         };
+        let request_bytes = ext
+            .get::<crate::limits::Collected>()
+            .map_or(0, |c| c.plain.len() as u64);
+        let cap = ext.get::<RequestFacts>().and_then(|f| f.max_tokens);
         let timing = crate::metrics::UpstreamTiming::default();
         req.extensions_mut().insert(timing.clone());
         // Taken, not cloned: the hooks are called once, with this layer's report.
@@ -89,6 +95,8 @@ where
                 start,
                 counted,
                 timing,
+                request_bytes,
+                cap,
             }),
         }
     }
