@@ -296,3 +296,54 @@ async fn access_lists_admit_teams_and_models() {
         "{msg}"
     );
 }
+
+/// A key store that never answers usefully (Redis down).
+#[derive(Debug)]
+struct DownStore;
+
+impl KeyStore for DownStore {
+    fn lookup(
+        &self,
+        _: KeyHash,
+    ) -> agw_tower::auth::BoxFuture<'_, Result<Option<KeyRecord>, agw_tower::auth::StoreError>>
+    {
+        Box::pin(async {
+            Err(agw_tower::auth::StoreError::Unavailable(
+                "connection refused".into(),
+            ))
+        })
+    }
+    fn insert(
+        &self,
+        _: KeyRecord,
+    ) -> agw_tower::auth::BoxFuture<'_, Result<(), agw_tower::auth::StoreError>> {
+        Box::pin(async { Err(agw_tower::auth::StoreError::Unavailable("down".into())) })
+    }
+    fn list(
+        &self,
+    ) -> agw_tower::auth::BoxFuture<'_, Result<Vec<KeyRecord>, agw_tower::auth::StoreError>> {
+        Box::pin(async { Err(agw_tower::auth::StoreError::Unavailable("down".into())) })
+    }
+    fn revoke(
+        &self,
+        _: String,
+    ) -> agw_tower::auth::BoxFuture<'_, Result<bool, agw_tower::auth::StoreError>> {
+        Box::pin(async { Err(agw_tower::auth::StoreError::Unavailable("down".into())) })
+    }
+}
+
+/// Found by the red-team review: a key store that is down answered 401, which Claude Code
+/// takes for a wrong key (it stops and asks to log in); a 503 is retried.
+#[tokio::test]
+async fn a_key_store_that_is_down_answers_503_not_401() {
+    let addr = serve(app(Authenticator::new().keys(Arc::new(DownStore)))).await;
+    let key = "agw_notarealkeynotarealkeynotarealkeynotareal";
+    let r = send(addr, "/v1/messages", &[("x-api-key", key)], "{}").await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["type"], "error");
+    assert!(
+        !r.body.contains(key) && !r.body.contains("refused"),
+        "{}",
+        r.body
+    );
+}

@@ -304,6 +304,11 @@ fn client_chosen_label_values_cannot_inject_or_leak() {
         "AKIAIOSFODNN7EXAMPLE",
         Some("sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123"),
     ));
+    // Glued to a model name, where the detectors see no word boundary (red-team review).
+    metrics.report(&report(
+        "claude-sonnet-agw_kjnyQ0123456789abcdefghijKLMN",
+        Some("claude-sonnet-xsk-ant-api03-abcdefghijklmnopqrstuvwxyz0123"),
+    ));
     let text = metrics.encode();
     // The name stays inside its quoted value; no line of the client's own.
     assert!(
@@ -311,7 +316,10 @@ fn client_chosen_label_values_cannot_inject_or_leak() {
             .all(|l| l.starts_with('#') || l.starts_with("gen_ai_") || l.starts_with("agw_")),
         "{text}"
     );
-    assert!(!text.contains("AKIA") && !text.contains("sk-ant"), "{text}");
+    assert!(
+        !text.contains("AKIA") && !text.contains("sk-ant") && !text.contains("agw_kjny"),
+        "{text}"
+    );
     let s = parse(&text);
     assert!(!s.samples.iter().any(|x| x.metric.contains("injected")));
     assert!(

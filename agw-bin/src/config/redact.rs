@@ -54,7 +54,9 @@ pub fn known_secrets(text: &str) -> Cow<'_, str> {
     }
     let mut ranges: Vec<Range<usize>> = Vec::new();
     url_passwords(text, &mut ranges);
-    detected(text, &mut ranges);
+    // The detectors, and a known key prefix anywhere (a key glued to a model name or a path
+    // segment has no boundary for the detectors to find).
+    agw_core::detect::credential_spans(text, &mut ranges);
     mask(text, ranges)
 }
 
@@ -154,6 +156,24 @@ mod tests {
             known_secrets("sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123"),
             "***"
         );
+        // Found by the red-team review: keys glued to a model name or inside a path segment,
+        // agw's own keys among them.
+        for (text, masked) in [
+            (
+                "claude-sonnet-agw_kjnyQ0123456789abcdefghijKLMNOPQRSTUV",
+                "claude-sonnet-***",
+            ),
+            (
+                "/v1/foo/xsk-ant-api03-abcdefghijklmnopqrstuvwxyz0123/x",
+                "/v1/foo/x***/x",
+            ),
+            (
+                "claude-sonnet-eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln",
+                "claude-sonnet-***",
+            ),
+        ] {
+            assert_eq!(known_secrets(text), masked, "{text}");
+        }
     }
 
     #[test]

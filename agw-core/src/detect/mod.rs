@@ -324,3 +324,61 @@ fn preceded_by(text: &[u8], i: usize, class: fn(u8) -> bool) -> bool {
     let escape = matches!(prev, b'n' | b'r' | b't') && i >= 2 && text[i - 2] == b'\\';
     class(*prev) && !escape
 }
+
+/// Prefixes that start a credential wherever they appear in a log field or a label: agw's own
+/// client keys, then providers' keys and a JWT's header.
+/// `sk-` alone only after a non-alphanumeric byte (`task-`, `risk-` are words).
+const CREDENTIAL_PREFIXES: [(&[u8], bool); 9] = [
+    (b"agw_", true),
+    (b"sk-ant-", true),
+    (b"sk-proj-", true),
+    (b"sk-", false),
+    (b"eyJ", true),
+    (b"AKIA", true),
+    (b"ghp_", true),
+    (b"xox", true),
+    (b"AIza", true),
+];
+
+/// The spans of `text` that look like a credential, for masking text shown to people (log
+/// fields, metric labels), not for guards: what the [secret detectors](DetectorSet::secrets)
+/// find, and — wherever it starts, even inside a longer word, where the detectors ask for a
+/// boundary — a known credential prefix followed by 16 or more token characters (letters,
+/// digits, `_`, `-`, `.`). Model names and request paths keep their text.
+///
+/// ```
+/// use agw_core::detect::credential_spans;
+///
+/// let mut spans = Vec::new();
+/// credential_spans("claude-sonnet-agw_0123456789abcdefghijKLMN", &mut spans);
+/// assert_eq!(spans, vec![14..42]);
+/// spans.clear();
+/// credential_spans("claude-sonnet-4-5-20250929", &mut spans);
+/// credential_spans("risk-assessment-model-2025", &mut spans);
+/// assert!(spans.is_empty());
+/// ```
+pub fn credential_spans(text: &str, out: &mut Vec<std::ops::Range<usize>>) {
+    let b = text.as_bytes();
+    let mut found = Vec::new();
+    DetectorSet::secrets().find(b, &mut found);
+    out.extend(found.into_iter().map(|f| f.range));
+    let token = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.');
+    let mut i = 0;
+    while i < b.len() {
+        let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        let Some((p, _)) = CREDENTIAL_PREFIXES
+            .iter()
+            .find(|(p, anywhere)| (*anywhere || boundary) && b[i..].starts_with(p))
+        else {
+            i += 1;
+            continue;
+        };
+        let end = i + p.len() + b[i + p.len()..].iter().take_while(|&&c| token(c)).count();
+        if end - i - p.len() >= 16 {
+            out.push(i..end);
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+}

@@ -19,12 +19,20 @@ pub struct Auth<S> {
 }
 
 /// The message a client sees for a refused credential (never the credential or the reason).
+/// A key store that does not answer is a 503, not a 401: clients retry a 5xx (Claude Code
+/// takes a 401 for a wrong key and stops).
 pub(crate) fn unauthorized(err: &AuthError) -> ErrorBody {
     let message = match err {
         AuthError::Missing => {
             "agw: no client credential: send your agw key as x-api-key or Authorization: Bearer"
         }
-        AuthError::Store(_) => "agw: the key store is unavailable; try again",
+        AuthError::Store(_) => {
+            return ErrorBody::new(
+                ErrorKind::Internal,
+                "agw: the key store is unavailable; try again shortly",
+            )
+            .with_status(http::StatusCode::SERVICE_UNAVAILABLE);
+        }
         _ => "agw: invalid client credential (unknown, revoked or expired key, or a refused token)",
     };
     ErrorBody::new(ErrorKind::Authentication, message)

@@ -549,8 +549,9 @@ impl Metrics {
 /// the scrape, or break it), and a value the secret detectors recognise (a key pasted as a
 /// model name) is `redacted`.
 pub(crate) fn label_value(v: &str) -> String {
+    // A credential anywhere in it, even glued to a model name (`claude-agw_...`).
     let mut found = Vec::new();
-    agw_core::detect::DetectorSet::secrets().find(v.as_bytes(), &mut found);
+    agw_core::detect::credential_spans(v, &mut found);
     if !found.is_empty() {
         return "redacted".to_owned();
     }
