@@ -23,7 +23,8 @@ pub(super) fn find(token: &Token<'_>, out: &mut Vec<Finding>) {
 }
 
 /// The end (exclusive group index) of a card starting at group `i`: one contiguous group, or a
-/// first group of four followed by groups of 3–6 with one separator throughout. The longest
+/// first group of four followed by groups of 3–6 with one separator (space, dash or dot)
+/// throughout. The longest
 /// valid grouping wins.
 fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
     let groups = token.groups;
@@ -36,7 +37,8 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
         return None;
     }
     let sep = groups.get(i + 1)?.sep;
-    if sep != b' ' && sep != b'-' {
+    // Spaces, dashes, or dots (`4111.1111.1111.1111`, as some people write a card).
+    if !matches!(sep, b' ' | b'-' | b'.') {
         return None;
     }
     let mut digits = [0u8; MAX_DIGITS];
@@ -179,6 +181,7 @@ mod tests {
                     &["4111111111111111", "5555555555554444"],
                 ),
                 ("x\\n4111111111111111", &["4111111111111111"]),
+                ("dotted 4111.1111.1111.1111.", &["4111.1111.1111.1111"]),
                 // Near misses.
                 ("order 4111111111111112", &[]),
                 ("order 1234567812345678", &[]),
@@ -193,6 +196,8 @@ mod tests {
                 ("grouped 20 4111 1111 1111 1111 1111", &[]),
                 ("grouped 20 1234 4111 1111 1111 1111", &[]),
                 ("dash-joined 4111-1111-1111-1111-1111", &[]),
+                ("dot-joined 4111.1111.1111.1111.1111", &[]),
+                ("mixed dots 4111.1111 1111.1111", &[]),
                 ("mixed 4111 1111-1111 1111", &[]),
                 ("decimal 0.4111111111111111", &[]),
                 ("4111111111111111.5", &[]),

@@ -173,7 +173,15 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
         doc.segs.reserve(n);
         doc.units.reserve(n);
     }
-    for (i, p) in w.pending.iter().enumerate() {
+    // Text blocks' `text` strings first, in order, then every other string: a block's
+    // citations between two text blocks do not keep their texts apart (edits are applied by
+    // their byte ranges, whatever the order of the segments).
+    let order = (0..w.pending.len())
+        .filter(|&i| w.pending[i].text)
+        .chain((0..w.pending.len()).filter(|&i| !w.pending[i].text));
+    let mut prev: Option<usize> = None;
+    for i in order {
+        let p = &w.pending[i];
         let doc = if p.reasoning {
             &mut out.reasoning
         } else {
@@ -205,10 +213,11 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
         // text blocks that follow one another: `credit ` and `card` in two blocks read as
         // the client shows them.
         let joins = p.text
-            && i > 0
-            && w.pending[i - 1].text
-            && w.pending[i - 1].reasoning == p.reasoning
-            && w.pending[i - 1].field == p.field;
+            && prev.is_some_and(|j| {
+                let q = &w.pending[j];
+                q.text && q.reasoning == p.reasoning && q.field == p.field
+            });
+        prev = Some(i);
         match doc.units.last_mut() {
             Some(u) if joins && u.segs.end == seg => u.segs.end = seg + 1,
             _ => doc.units.push(Unit {

@@ -942,6 +942,29 @@ fn responses_are_inspected_byte_faithfully() {
     assert!(p.inspect_response(Api::Anthropic, b"[1]").is_err());
 }
 
+/// Found by the red-team review: a text block's citations between two text blocks kept the
+/// blocks' texts apart, so a card split over them passed; clients show the texts as one.
+#[test]
+fn text_blocks_are_read_as_one_text_across_their_citations() {
+    use crate::api::Api;
+    let p = mask_policy();
+    let body = r#"{"content":[{"type":"text","text":"card 4111 1111 ","citations":[{"type":"char_location","cited_text":"x","document_index":0,"document_title":"doc","start_char_index":0,"end_char_index":1}]},{"type":"text","text":"1111 1111 ok"}]}"#;
+    let v = p.inspect_response(Api::Anthropic, body.as_bytes()).unwrap();
+    let Decision::Rewrite(out) = v.decision() else {
+        panic!("{v:?}")
+    };
+    let out = std::str::from_utf8(out).unwrap();
+    assert!(
+        !out.contains("4111") && !out.contains("1111 1111 ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<CREDIT_CARD>") && out.contains("\"cited_text\":\"x\""),
+        "{out}"
+    );
+    serde_json::from_str::<serde_json::Value>(out).unwrap();
+}
+
 /// The output cap the guard reads while inspecting is the one `usage::max_tokens` reads from
 /// the body on its own, for every kind that names a model, so limiters can use it instead of
 /// a second pass.
