@@ -415,6 +415,65 @@ impl Policy {
             .collect()
     }
 
+    /// The hits a unit's strings have where they meet: read as one text, a string's end runs
+    /// into the next string's start, so a card at the end of one block followed by a block
+    /// that starts with a letter has no boundary for a detector (or a whole-word rule) to
+    /// find, though a client sends, and a model reads, each string on its own. Each join is
+    /// read again from both sides, up to [`JOIN_WINDOW`] bytes into each string alone; a hit
+    /// there counts when it touches the join. Found by the red-team review.
+    #[allow(clippy::too_many_arguments)]
+    fn find_at_joins(
+        &self,
+        doc: &Doc,
+        unit: &super::extract::Unit,
+        base: usize,
+        wanted: Wanted<'_>,
+        findings: &mut Vec<Finding>,
+        raw: &mut Vec<RawHit>,
+        stop: &dyn Fn(usize) -> bool,
+    ) {
+        let mut side = Vec::new();
+        for s in unit.segs.start..unit.segs.end - 1 {
+            let (a, b) = (&doc.segs[s].text, &doc.segs[s + 1].text);
+            // The end of string `s` alone: hits that end at its end.
+            let mut from = a.end.saturating_sub(JOIN_WINDOW).max(a.start);
+            while !is_char_start(&doc.text, from) {
+                from += 1;
+            }
+            side.clear();
+            let stopped =
+                self.inner
+                    .engines
+                    .find(&doc.text[from..a.end], wanted, findings, &mut side, stop);
+            for h in side.drain(..) {
+                // A hit at the cut start may only be one because of the cut.
+                if h.range.end == a.end - from && (h.range.start > 0 || from == a.start) {
+                    push_new(raw, h, from - base);
+                }
+            }
+            if stopped {
+                return;
+            }
+            // The start of string `s + 1` alone: hits that start at its start.
+            let mut to = (b.start + JOIN_WINDOW).min(b.end);
+            while !is_char_start(&doc.text, to) {
+                to -= 1;
+            }
+            let stopped =
+                self.inner
+                    .engines
+                    .find(&doc.text[b.start..to], wanted, findings, &mut side, stop);
+            for h in side.drain(..) {
+                if h.range.start == 0 && (h.range.end < to - b.start || to == b.end) {
+                    push_new(raw, h, b.start - base);
+                }
+            }
+            if stopped {
+                return;
+            }
+        }
+    }
+
     pub(super) fn decide(&self, body: &[u8], doc: &Doc) -> Verdict {
         let inner = &*self.inner;
         let mut raw: Vec<RawHit> = Vec::new();
@@ -448,10 +507,13 @@ impl Policy {
             // the strings it touches instead: keep looking for hits that reject.
             let removable = unit.user && doc.segs[unit.segs.clone()].iter().any(|s| !s.last_prompt);
             let stop = |rule: usize| is_reject(rule) && !removable;
-            inner
+            let stopped = inner
                 .engines
                 .find(text, wanted, &mut findings, &mut raw, &stop);
             let base = doc.segs[unit.segs.start].text.start;
+            if !stopped && unit.segs.len() > 1 {
+                self.find_at_joins(doc, unit, base, wanted, &mut findings, &mut raw, &stop);
+            }
             for h in &raw {
                 let rule = &inner.rules[h.rule];
                 let (first_seg, pieces) = self.locate(doc, unit, base, h);
@@ -563,5 +625,21 @@ impl Policy {
             pieces.push((si, s - seg.text.start, e - seg.text.start - 1));
         }
         (first.unwrap_or(unit.segs.start), pieces)
+    }
+}
+
+/// How far into each string a join between two strings of one unit is read again (see
+/// `Policy::find_at_joins`): longer than any detector's match but a PEM key's.
+const JOIN_WINDOW: usize = 1024;
+
+fn is_char_start(text: &[u8], at: usize) -> bool {
+    at >= text.len() || (text[at] as i8) >= -0x40
+}
+
+/// Adds `h` (found at `offset` in the unit's text) unless the same rule already hit there.
+fn push_new(raw: &mut Vec<RawHit>, mut h: RawHit, offset: usize) {
+    h.range = h.range.start + offset..h.range.end + offset;
+    if !raw.iter().any(|r| r.rule == h.rule && r.range == h.range) {
+        raw.push(h);
     }
 }

@@ -1117,3 +1117,67 @@ fn the_model_key_is_read_in_any_case_on_every_kind() {
         assert_eq!(v.take_model().as_deref(), Some("m1"), "{kind:?} {body}");
     }
 }
+
+/// Found by the red-team review: a message's blocks are read as one text, so a secret at the
+/// end of one block with a block starting with a letter after it (or the reverse) had no
+/// boundary for a detector, a whole-word keyword or a `\b` regex, though a model reads each
+/// block on its own.
+#[test]
+fn a_secret_where_two_blocks_meet_is_found_from_either_side() {
+    let p = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).reject("no cards"))
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+        .rule(
+            Rule::literals("word", ["secret"])
+                .whole_word(true)
+                .reject("no"),
+        )
+        .rule(Rule::regex("pw", [r"\bpassword\b"]).reject("no"))
+        .build()
+        .unwrap();
+    let blocks = |a: &str, b: &str| {
+        serde_json::json!({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[
+            {"type":"text","text":a},{"type":"text","text":b}]}]})
+        .to_string()
+    };
+    for (a, b) in [
+        ("pay 4111111111111111", "x thanks"),
+        ("pay", "4111111111111111 now"),
+        ("the x", "secret is out"),
+        ("my", "password is hunter2"),
+        ("tell me the secret", "ly kept thing"),
+    ] {
+        let body = blocks(a, b);
+        let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+        // Refused, or (outside the final prompt: the first block) the string removed.
+        match v.decision() {
+            Decision::Reject(_) => {}
+            Decision::Rewrite(out) => {
+                let out = std::str::from_utf8(out).unwrap();
+                assert!(
+                    !out.contains(a) && out.contains("[removed by agw"),
+                    "{a:?} + {b:?}: {out}"
+                );
+            }
+            Decision::Allow => panic!("{a:?} + {b:?}: {v:?}"),
+        }
+    }
+    // A key at a join is masked in its own block; the other block is untouched.
+    let body = blocks("key AKIAIOSFODNN7EXAMPLE", "x ok");
+    let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+    let Decision::Rewrite(out) = v.decision() else {
+        panic!("{v:?}")
+    };
+    let out = std::str::from_utf8(out).unwrap();
+    assert_eq!(
+        out,
+        body.replace("AKIAIOSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>")
+    );
+    // Not found where no block alone has it: a word joined from two blocks is not a whole
+    // word in either, and digits split over blocks are no card in either.
+    for (a, b) in [("the secr", "etive one"), ("4111 1111", "x")] {
+        let body = blocks(a, b);
+        let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+        assert_eq!(v.decision(), &Decision::Allow, "{a:?} + {b:?}");
+    }
+}

@@ -121,7 +121,10 @@ pub(crate) fn is_invisible(c: char) -> bool {
         | '\u{180B}'..='\u{180F}'
         | '\u{3164}' | '\u{FFA0}'
         | '\u{FE00}'..='\u{FE0F}'
-        | '\u{E0100}'..='\u{E01EF}')
+        // Default-ignorable code points not yet assigned (a renderer shows nothing for them):
+        // U+2065, U+FFF0..U+FFF8 and the rest of the tag plane (found by the red-team review).
+        | '\u{2065}' | '\u{FFF0}'..='\u{FFF8}'
+        | '\u{E0000}'..='\u{E0FFF}')
         || (!c.is_ascii() && find(&tables().format, c).is_some())
 }
 

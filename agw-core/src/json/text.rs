@@ -417,6 +417,11 @@ mod tests {
             (r"cre\u200bdit", "credit"),
             ("\u{FEFF}credit\u{2060} card", "credit card"),
             ("c\u{E0063}redit", "credit"),
+            // Unassigned default-ignorables too.
+            (
+                "cred\u{2065}it c\u{FFF0}ard\u{E0000}\u{E0080}\u{E0FFF}",
+                "credit card",
+            ),
             ("ｃｒｅｄｉｔ　ｃａｒｄ", "credit card"),
             ("ﬁle", "file"),
             ("non\u{00A0}breaking", "non breaking"),
