@@ -67,7 +67,7 @@ pub fn scan_string(doc: &[u8]) -> Result<ScannedString, JsonError> {
     sc.finish()?;
     let raw = &doc[s.raw.clone()];
     let mut text = Vec::new();
-    let kind = crate::json::decode(raw, s.escaped, &mut text);
+    let kind = crate::json::decode(raw, s.escaped, &mut text)?;
     let mut fused = Vec::new();
     let (fused_str, fused_kind) = fused_sc.string_into(&mut fused)?;
     fused_sc.finish()?;

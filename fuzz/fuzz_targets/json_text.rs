@@ -338,6 +338,13 @@ fuzz_target!(|input: Input| {
         assert!(agw.is_err(), "nesting {depth} deep was accepted");
     }
     let scanned = fuzzing::scan_string(&doc);
+    if scanned
+        .as_ref()
+        .is_err_and(|e| e.to_string().contains("when normalised"))
+    {
+        // Valid JSON that normalisation would blow up past agw's bound: refused by design.
+        return;
+    }
     let serde = serde_json::from_slice::<String>(&strict_doc);
     assert_eq!(
         scanned.is_ok(),

@@ -313,17 +313,25 @@ impl Extractor {
     /// Reads an object key as text. A key is a word of its own: a line break on either side
     /// (in the unit's text, in no string) keeps it from running into the strings around it,
     /// which would hide a secret a detector finds only at a word boundary.
-    pub(super) fn push_key(&mut self, sc: &Scanner<'_>, field: Field, key: &Str, loc: Loc) {
+    pub(super) fn push_key(
+        &mut self,
+        sc: &Scanner<'_>,
+        field: Field,
+        key: &Str,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
         self.doc.text.push(b'\n');
-        self.push(sc, field, key, loc);
+        self.push(sc, field, key, loc)?;
         self.doc.text.push(b'\n');
+        Ok(())
     }
 
-    fn push(&mut self, sc: &Scanner<'_>, field: Field, s: &Str, loc: Loc) {
+    fn push(&mut self, sc: &Scanner<'_>, field: Field, s: &Str, loc: Loc) -> Result<(), JsonError> {
         let body = sc.bytes();
         let start = self.doc.text.len();
-        let kind = decode(&body[s.raw.clone()], s.escaped, &mut self.doc.text);
+        let kind = decode(&body[s.raw.clone()], s.escaped, &mut self.doc.text)?;
         self.add(start, s, kind, field, loc);
+        Ok(())
     }
 
     fn add(&mut self, start: usize, s: &Str, kind: Decoded, field: Field, loc: Loc) {
@@ -704,7 +712,7 @@ impl Extractor {
         let field = forced.unwrap_or(Field::Messages);
         for (s, leaf) in strings {
             if reads_string(&ty, leaf) {
-                self.push(sc, field, &s, Loc { leaf, ..loc });
+                self.push(sc, field, &s, Loc { leaf, ..loc })?;
             }
         }
         for (k, at) in deferred {
@@ -833,7 +841,7 @@ impl Extractor {
                         leaf: ".source.data",
                         ..loc
                     };
-                    self.push(sc, field, &s, leaf);
+                    self.push(sc, field, &s, leaf)?;
                 }
             }
             Some(b"content") => {
@@ -868,7 +876,7 @@ impl Extractor {
                 Ok(())
             }
             Some(b'{') => sc.object(|sc, key| {
-                self.push_key(sc, field, &key, loc);
+                self.push_key(sc, field, &key, loc)?;
                 self.all_strings(sc, field, loc)
             }),
             Some(b'[') => sc.array(|sc, _| self.all_strings(sc, field, loc)),

@@ -207,7 +207,7 @@ impl Extractor {
                     if skip.iter().any(|k| sc.key_matches(&key, k)) {
                         sc.skip_fast()
                     } else {
-                        self.push_key(sc, Field::Messages, &key, loc(""));
+                        self.push_key(sc, Field::Messages, &key, loc(""))?;
                         self.all_strings(sc, Field::Messages, loc(""))
                     }
                 })
@@ -273,7 +273,7 @@ impl Extractor {
             Some(b'"') => self.push_next(sc, Field::Messages, top_loc(Top::Body, None, "")),
             Some(b'{') => sc.object(|sc, key| {
                 self.doc.st.group += 1;
-                self.push_key(sc, Field::Messages, &key, top_loc(Top::Body, None, ""));
+                self.push_key(sc, Field::Messages, &key, top_loc(Top::Body, None, ""))?;
                 self.generic(sc)
             }),
             Some(b'[') => {

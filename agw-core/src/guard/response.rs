@@ -188,7 +188,7 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
             &mut out.text
         };
         let start = doc.text.len();
-        let kind = decode(&body[p.s.raw.clone()], p.s.escaped, &mut doc.text);
+        let kind = decode(&body[p.s.raw.clone()], p.s.escaped, &mut doc.text)?;
         let seg = doc.segs.len();
         doc.segs.push(Seg {
             text: start..doc.text.len(),

@@ -1181,3 +1181,47 @@ fn a_secret_where_two_blocks_meet_is_found_from_either_side() {
         assert_eq!(v.decision(), &Decision::Allow, "{a:?} + {b:?}");
     }
 }
+
+/// Found by the red-team review: a prompt of U+FDFA (3 bytes that NFKC turns into 33) took
+/// 26 s of CPU for a 31 MB body and hundreds of MB to read. Text that grows more than
+/// `MAX_EXPANSION`-fold is refused as soon as it has, whatever route reads it.
+#[test]
+fn text_that_normalisation_would_blow_up_is_refused_early() {
+    let p = Policy::builder()
+        .rule(Rule::regex("seed", ["credit card"]).reject("no"))
+        .build()
+        .unwrap();
+    let blow = "\u{FDFA}".repeat(100_000);
+    for (kind, body) in [
+        (
+            RouteKind::Messages,
+            serde_json::json!({"messages":[{"role":"user","content":blow}]}).to_string(),
+        ),
+        (
+            RouteKind::Messages,
+            serde_json::json!({"messages":[{"role":"user","content":"\\ufdfa".repeat(50_000)}]})
+                .to_string()
+                .replace("\\\\ufdfa", "\\ufdfa"),
+        ),
+        (
+            RouteKind::Passthrough,
+            serde_json::json!({ blow.clone(): 1 }).to_string(),
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let e = p.inspect(kind, body.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("when normalised"), "{kind:?}: {e}");
+        // Not a timing target: a sanity bound far above the early stop's cost.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+    // Text with a few such characters among others is read as before.
+    let body = serde_json::json!({"messages":[{"role":"user","content":
+        format!("peace \u{FDFA} be upon him, {}", "x".repeat(100))}]})
+    .to_string();
+    assert_eq!(
+        p.inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap()
+            .decision(),
+        &Decision::Allow
+    );
+}

@@ -287,7 +287,10 @@ impl<'a> Scanner<'a> {
                     let raw = start..at;
                     let kind = if !simple {
                         out.truncate(out_start);
-                        super::text::decode_full(&b[raw.clone()], out);
+                        if !super::text::decode_full(&b[raw.clone()], out) {
+                            out.truncate(out_start);
+                            return Err(super::text::too_expanded());
+                        }
                         super::Decoded::Transformed
                     } else if escaped {
                         super::Decoded::Transformed

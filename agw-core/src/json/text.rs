@@ -31,20 +31,30 @@ pub(crate) enum Decoded {
 }
 
 /// Appends the normalized text of a JSON string's raw content (between the quotes) to `out`.
-pub(crate) fn decode(raw: &[u8], escaped: bool, out: &mut Vec<u8>) -> Decoded {
+///
+/// # Errors
+///
+/// A string that grows past [`MAX_EXPANSION`] when normalised.
+pub(crate) fn decode(
+    raw: &[u8],
+    escaped: bool,
+    out: &mut Vec<u8>,
+) -> Result<Decoded, super::JsonError> {
     // Most text is already normal: ASCII, or Unicode that NFKC leaves alone with nothing
     // invisible in it. Then only JSON escapes (if any) change it, and `\u` escapes are rare.
     let plain = raw.is_ascii() || !needs_normalization(raw, &mut '\0');
     if plain && !escaped {
         out.extend_from_slice(raw);
-        return Decoded::Identity;
+        return Ok(Decoded::Identity);
     }
     if plain && memchr::memmem::find(raw, b"\\u").is_none() {
         simple_unescape(raw, out);
-        return Decoded::Transformed;
+        return Ok(Decoded::Transformed);
     }
-    decode_full(raw, out);
-    Decoded::Transformed
+    if !decode_full(raw, out) {
+        return Err(too_expanded());
+    }
+    Ok(Decoded::Transformed)
 }
 
 /// Normalizes plain (unescaped) text the way [`decode`] normalizes a JSON string; for each text
@@ -53,7 +63,7 @@ pub(crate) fn normalize_plain(s: &str, out: &mut Vec<u8>, map: &mut Vec<Range<us
     // Escape into JSON string syntax and reuse the one walk, mapping back through the escapes.
     let (esc, src) = escape(s);
     let end_of = |e: usize| if e < src.len() - 1 { src[e] } else { s.len() };
-    walk(&esc, |text, r, one_to_one| {
+    walk(&esc, usize::MAX, |text, r, one_to_one| {
         for k in 0..text.len() {
             let (a, b) = if one_to_one {
                 (r.start + k, r.start + k + 1)
@@ -76,7 +86,9 @@ pub(crate) fn normalize_str(s: &str) -> std::borrow::Cow<'_, str> {
         return s.into();
     }
     let mut text = Vec::with_capacity(s.len());
-    walk(&escape(s).0, |t, _, _| text.extend_from_slice(t));
+    walk(&escape(s).0, usize::MAX, |t, _, _| {
+        text.extend_from_slice(t)
+    });
     String::from_utf8(text)
         .expect("normalized text is UTF-8")
         .into()
@@ -101,10 +113,28 @@ fn escape(s: &str) -> (Vec<u8>, Vec<usize>) {
     (esc, src)
 }
 
-/// The full normalisation walk (escapes, invisibles, NFKC, folds), appending to `out`.
-pub(crate) fn decode_full(raw: &[u8], out: &mut Vec<u8>) {
+/// Text a string may grow to when normalised: this many bytes per raw byte (and 256 more).
+/// NFKC turns a few characters into many (U+FDFA, 3 bytes, into 33; as a `\ufdfa` escape, 6
+/// into 33): a body of them would take seconds of CPU and gigabytes to read. Real text stays
+/// within it (a squared katakana sign, the widest common one, is 4×; a few wider characters
+/// among other text are too).
+pub(crate) const MAX_EXPANSION: usize = 4;
+
+/// The full normalisation walk (escapes, invisibles, NFKC, folds), appending to `out`; `false`
+/// (and `out` cut short) when the text grows past [`MAX_EXPANSION`].
+#[must_use]
+pub(crate) fn decode_full(raw: &[u8], out: &mut Vec<u8>) -> bool {
     out.reserve(raw.len());
-    walk(raw, |text, _, _| out.extend_from_slice(text));
+    let limit = raw.len().saturating_mul(MAX_EXPANSION).saturating_add(256);
+    walk(raw, limit, |text, _, _| out.extend_from_slice(text))
+}
+
+/// The error of a string that grows past [`MAX_EXPANSION`] when normalised.
+pub(crate) fn too_expanded() -> super::JsonError {
+    super::JsonError::Shape(format!(
+        "a string grows more than {MAX_EXPANSION}-fold when normalised (NFKC): agw does not \
+         read it"
+    ))
 }
 
 /// The raw byte range (relative to `raw`) of the source characters of text byte `at`.
@@ -117,7 +147,7 @@ pub(crate) fn map_back(raw: &[u8], kind: Decoded, at: usize) -> Option<Range<usi
     }
     let mut pos = 0usize;
     let mut found = None;
-    walk(raw, |text, src, one_to_one| {
+    walk(raw, usize::MAX, |text, src, one_to_one| {
         if found.is_some() {
             return;
         }
@@ -146,7 +176,7 @@ pub(crate) fn map_back_many(raw: &[u8], kind: Decoded, at: &[usize]) -> Vec<Opti
     let mut out = vec![None; at.len()];
     let mut next = 0;
     let mut pos = 0usize;
-    walk(raw, |text, src, one_to_one| {
+    walk(raw, usize::MAX, |text, src, one_to_one| {
         while next < at.len() && at[next] < pos + text.len() {
             let a = at[next];
             out[next] = Some(if one_to_one {
@@ -328,7 +358,14 @@ type Emit<'a> = dyn FnMut(&[u8], Range<usize>, bool) + 'a;
 /// Walks `raw`, calling `emit(text, raw_range, one_to_one)` for each piece of output: a run of
 /// plain ASCII copied byte for byte (`one_to_one`), or a normalised cluster (a starter with its
 /// combining marks) and the raw range it came from.
-fn walk(raw: &[u8], mut emit: impl FnMut(&[u8], Range<usize>, bool)) {
+/// Normalises `raw`, handing each piece of text to `emit`. Stops, returning `false`, once
+/// more than `limit` bytes of text came out (see [`MAX_EXPANSION`]).
+fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool)) -> bool {
+    let emitted = std::cell::Cell::new(0usize);
+    let mut emit = |t: &[u8], r: Range<usize>, one: bool| {
+        emitted.set(emitted.get() + t.len());
+        emit(t, r, one);
+    };
     let mut cluster: Vec<char> = Vec::new();
     let mut cluster_src = 0..0;
     let mut scratch = String::new();
@@ -353,6 +390,9 @@ fn walk(raw: &[u8], mut emit: impl FnMut(&[u8], Range<usize>, bool)) {
     };
     let mut i = 0;
     while i < raw.len() {
+        if emitted.get() > limit {
+            return false;
+        }
         let b = raw[i];
         if b < 0x80 && b != b'\\' {
             // A run of plain ASCII: all but its last byte cannot start a cluster that a following
@@ -393,6 +433,7 @@ fn walk(raw: &[u8], mut emit: impl FnMut(&[u8], Range<usize>, bool)) {
         i = next;
     }
     flush(&mut cluster, cluster_src, &mut emit);
+    emitted.get() <= limit
 }
 
 #[cfg(test)]
@@ -402,7 +443,7 @@ mod tests {
     fn dec(raw: &str) -> (String, Decoded) {
         let mut out = Vec::new();
         let k = decode(raw.as_bytes(), raw.contains('\\'), &mut out);
-        (String::from_utf8(out).unwrap(), k)
+        (String::from_utf8(out).unwrap(), k.unwrap())
     }
 
     #[test]
@@ -485,7 +526,7 @@ mod tests {
     fn map_back_covers_whole_source_characters() {
         let raw = r"x \u0063re\u200bdit ｃard";
         let mut out = Vec::new();
-        let kind = decode(raw.as_bytes(), true, &mut out);
+        let kind = decode(raw.as_bytes(), true, &mut out).unwrap();
         let text = String::from_utf8(out.clone()).unwrap();
         assert_eq!(text, "x credit card");
         let start = text.find("credit").unwrap();
@@ -559,7 +600,7 @@ mod tests {
                 raw.push_str(pieces[(seed as usize) % pieces.len()]);
             }
             let mut out = Vec::new();
-            let kind = decode(raw.as_bytes(), raw.contains('\\'), &mut out);
+            let kind = decode(raw.as_bytes(), raw.contains('\\'), &mut out).unwrap();
             let all: Vec<usize> = (0..out.len()).collect();
             let many = map_back_many(raw.as_bytes(), kind, &all);
             let mut last = 0;
@@ -575,13 +616,15 @@ mod tests {
                 // The source range, decoded alone, is the piece of text that holds byte `at`:
                 // a mask over it replaces that piece and nothing else.
                 let mut piece = Vec::new();
-                decode_full(&raw.as_bytes()[r.clone()], &mut piece);
+                assert!(decode_full(&raw.as_bytes()[r.clone()], &mut piece));
                 let covers =
                     (0..piece.len().min(at + 1)).any(|k| out[at - k..].starts_with(&piece));
                 assert!(covers, "{raw:?} at {at}: {r:?} decodes to {piece:?}");
             }
             let mut full = Vec::new();
-            walk(raw.as_bytes(), |t, _, _| full.extend_from_slice(t));
+            walk(raw.as_bytes(), usize::MAX, |t, _, _| {
+                full.extend_from_slice(t)
+            });
             assert_eq!(full, out, "{raw:?}: fast and slow paths disagree");
             // Ending at the end of the body, and with blocks reaching past the closing quote.
             for quoted in [format!("\"{raw}\""), format!("\"{raw}\"{:20}", "")] {
@@ -614,7 +657,7 @@ mod tests {
             normalize_plain(s, &mut text, &mut map);
             let json = serde_json::to_string(s).unwrap();
             let mut want = Vec::new();
-            decode(&json.as_bytes()[1..json.len() - 1], true, &mut want);
+            decode(&json.as_bytes()[1..json.len() - 1], true, &mut want).unwrap();
             assert_eq!(text, want, "{s:?}");
             assert_eq!(map.len(), text.len());
             for r in &map {

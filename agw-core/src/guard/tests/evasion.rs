@@ -49,7 +49,7 @@ fn every_whitespace_character_is_a_word_break() {
         // Without `whitespace_insensitive` the pattern's space matches what reads as a space
         // (blanks, U+001F) and not what reads as a line break, like `\n`.
         let mut one = Vec::new();
-        crate::json::decode(ws.as_bytes(), true, &mut one);
+        crate::json::decode(ws.as_bytes(), true, &mut one).unwrap();
         assert!(
             matches!(&one[..], b" " | b"\t" | b"\n" | b"\r"),
             "{ws:?} reads {one:?}"
