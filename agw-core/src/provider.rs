@@ -142,16 +142,24 @@ pub struct ProviderSpec {
 /// Whether a request header can carry a client's credential: the standard ones
 /// (`Authorization`, `Proxy-Authorization`, `Cookie`), the providers' key headers (`x-api-key`,
 /// Azure's `api-key`, Google's `x-goog-api-key`, API gateways' `ocp-apim-subscription-key`), and
-/// by their names' endings any other `…authorization`, `…-key`, `…-token` or `…-secret` header
-/// (`x-auth-token`, `x-forwarded-authorization`, `x-amz-security-token`). When agw injects its
-/// own key, none of them is forwarded. (`Idempotency-Key` names a request, not a caller.)
+/// by their names' endings any other `…authorization`, `…authentication`, `…-key`, `…-token`,
+/// `…-secret`, `…-password` or `…-credential(s)` header (`x-auth-token`,
+/// `x-forwarded-authorization`, `x-amz-security-token`), and OpenAI's `OpenAI-Organization` and
+/// `OpenAI-Project`, which choose the account billed. When agw injects its own key, none of
+/// them is forwarded. (`Idempotency-Key` names a request, not a caller.)
 pub fn is_credential_header(name: &HeaderName) -> bool {
     let n = name.as_str();
     match n {
-        "cookie" | "api-key" | "apikey" | "token" | "secret" => true,
+        "cookie" | "api-key" | "apikey" | "token" | "secret" | "password" | "x-auth" => true,
+        // They pick which account is billed: with agw's key, the gateway's choice.
+        "openai-organization" | "openai-project" => true,
         "idempotency-key" => false,
         _ => {
             n.ends_with("authorization")
+                || n.ends_with("authentication")
+                || n.ends_with("-password")
+                || n.ends_with("-credential")
+                || n.ends_with("-credentials")
                 || n.ends_with("-key")
                 || n.ends_with("_key")
                 || n.ends_with("apikey")
@@ -417,6 +425,14 @@ mod tests {
                 "x-amz-security-token",
                 "x-client-secret",
                 "apikey",
+                // Found by the red-team reviews.
+                "openai-organization",
+                "openai-project",
+                "authentication",
+                "x-auth",
+                "x-credential",
+                "x-credentials",
+                "x-password",
             ] {
                 h.append(name, "client".parse().unwrap());
                 h.append(name, "client-too".parse().unwrap());
