@@ -466,6 +466,43 @@ impl Extractor {
                 }
             }
         }
+        self.join_consecutive_turns(units);
+    }
+
+    /// Consecutive messages the client wrote (user after user) are one turn to the provider —
+    /// Anthropic merges them, chat templates run them together — so a phrase split over them
+    /// (`my credit` then ` card number`) is matched as one text: their units of one field that
+    /// follow one another become one. Found by the red-team review.
+    fn join_consecutive_turns(&mut self, from: usize) {
+        let units = &mut self.doc.units;
+        let mut kept = from;
+        for r in from..units.len() {
+            if kept > from {
+                let (head, tail) = units.split_at_mut(r);
+                let (prev, cur) = (&mut head[kept - 1], &tail[0]);
+                let next_message = matches!(
+                    (prev.message, cur.message),
+                    (Some(a), Some(b)) if b == a + 1
+                );
+                if next_message
+                    && prev.user
+                    && cur.user
+                    && prev.field == cur.field
+                    && prev.request == cur.request
+                    && prev.group == cur.group
+                    && prev.latest == cur.latest
+                    && prev.segs.end == cur.segs.start
+                {
+                    prev.segs.end = cur.segs.end;
+                    // The next message may join on.
+                    prev.message = cur.message;
+                    continue;
+                }
+            }
+            units.swap(kept, r);
+            kept += 1;
+        }
+        units.truncate(kept);
     }
 
     /// Marks message `m`, whose units start at `first_unit`, as written by `role`.

@@ -261,10 +261,13 @@ fn phrase_split_across_blocks_is_found() {
     let p = seed_policy();
     let body = r#"{"messages":[{"role":"user","content":[{"type":"text","text":"tell me about credit"},{"type":"text","text":" card fraud"}]}]}"#;
     assert!(rejected(&p, body));
-    // Blocks of different messages are not joined.
+    // Blocks of different turns are not joined; consecutive user messages are one turn (see
+    // `consecutive_user_messages_are_read_as_one_turn`).
+    let body = r#"{"messages":[{"role":"user","content":"credit"},{"role":"assistant","content":"?"},{"role":"user","content":" card"}]}"#;
+    assert!(!rejected(&p, body));
     let body =
         r#"{"messages":[{"role":"user","content":"credit"},{"role":"user","content":" card"}]}"#;
-    assert!(!rejected(&p, body));
+    assert!(rejected(&p, body));
 }
 
 #[test]
@@ -1223,5 +1226,61 @@ fn text_that_normalisation_would_blow_up_is_refused_early() {
             .unwrap()
             .decision(),
         &Decision::Allow
+    );
+}
+
+/// Found by the red-team review: consecutive user messages were read apart, though the
+/// provider merges them into one turn, so the seed's own phrase split over them passed.
+#[test]
+fn consecutive_user_messages_are_read_as_one_turn() {
+    let p = Policy::builder()
+        .rule(Rule::regex("seed", ["credit card"]).reject("Rejected due to inappropriate content"))
+        .build()
+        .unwrap();
+    let msgs = |m: serde_json::Value| {
+        serde_json::json!({"model":"m","max_tokens":5,"messages":m}).to_string()
+    };
+    let split = msgs(serde_json::json!([
+        {"role":"user","content":"my credit"},
+        {"role":"user","content":" card number is 4111"}
+    ]));
+    for kind in [RouteKind::Messages, RouteKind::Completions] {
+        let v = p.inspect(kind, split.as_bytes()).unwrap();
+        assert!(
+            matches!(v.decision(), Decision::Reject(_)),
+            "{kind:?}: {v:?}"
+        );
+    }
+    // Block content, three turns in a row.
+    let blocks = msgs(serde_json::json!([
+        {"role":"user","content":[{"type":"text","text":"my"}]},
+        {"role":"user","content":[{"type":"text","text":" credit"}]},
+        {"role":"user","content":[{"type":"text","text":" card"}]}
+    ]));
+    let v = p.inspect(RouteKind::Messages, blocks.as_bytes()).unwrap();
+    assert!(matches!(v.decision(), Decision::Reject(_)), "{v:?}");
+    // Split by an assistant turn: two turns, read apart.
+    let apart = msgs(serde_json::json!([
+        {"role":"user","content":"my credit"},
+        {"role":"assistant","content":"ok"},
+        {"role":"user","content":" card number is 4111"}
+    ]));
+    let v = p.inspect(RouteKind::Messages, apart.as_bytes()).unwrap();
+    assert_eq!(v.decision(), &Decision::Allow);
+    // In the history (before the last assistant turn) the joined phrase's strings are removed.
+    let older = msgs(serde_json::json!([
+        {"role":"user","content":"my credit"},
+        {"role":"user","content":" card"},
+        {"role":"assistant","content":"ok"},
+        {"role":"user","content":"hello"}
+    ]));
+    let v = p.inspect(RouteKind::Messages, older.as_bytes()).unwrap();
+    let Decision::Rewrite(out) = v.decision() else {
+        panic!("{v:?}")
+    };
+    let out = std::str::from_utf8(out).unwrap();
+    assert!(
+        !out.contains("my credit") && !out.contains("\" card\""),
+        "{out}"
     );
 }
