@@ -138,7 +138,7 @@ pub struct Segment {
 /// Runs request extraction on `body` and lists every string the guard reads, in body order
 /// within each unit.
 pub fn extract(kind: RouteKind, body: &[u8]) -> Result<Vec<Segment>, JsonError> {
-    let doc = extract_doc(kind, body)?;
+    let doc = extract_doc(kind, body, 0)?;
     let mut out = Vec::with_capacity(doc.segs.len());
     for (ui, unit) in doc.units.iter().enumerate() {
         for seg in &doc.segs[unit.segs.clone()] {

@@ -27,6 +27,8 @@ pub(crate) enum Top {
     Prediction,
     /// A body read generically.
     Body,
+    /// Tool definitions (`tools`, `functions`): names, descriptions, schemas.
+    Tools,
 }
 
 impl Top {
@@ -40,6 +42,7 @@ impl Top {
             Top::Suffix => "suffix",
             Top::Prediction => "prediction",
             Top::Body => "body",
+            Top::Tools => "tools",
         }
     }
 }
@@ -134,6 +137,10 @@ pub(crate) struct Doc {
     /// `max_output_tokens`) that is a whole number, read with `model`.
     pub max_tokens: Option<u64>,
     pub st: State,
+    /// The id of the policy reading the body (see [`super::clean`]).
+    pub policy: u64,
+    /// The depth and raw range of each tool definitions value read (not already known clean).
+    pub tool_values: Vec<(usize, Range<usize>)>,
 }
 
 thread_local! {
@@ -166,6 +173,7 @@ impl Doc {
         self.model = None;
         self.max_tokens = None;
         self.st = State::default();
+        self.tool_values.clear();
         SPARE.with(|spare| spare.set(Some(self)));
     }
 
@@ -184,8 +192,9 @@ impl Doc {
 /// Scans `body` as a request of `kind`. [`RouteKind::Models`] and [`RouteKind::Unguarded`] give
 /// an empty [`Doc`]; so does a passthrough request without a body. A passthrough body is read
 /// generically: every string of a JSON document, keys included.
-pub(crate) fn extract(kind: RouteKind, body: &[u8]) -> Result<Doc, JsonError> {
+pub(crate) fn extract(kind: RouteKind, body: &[u8], policy: u64) -> Result<Doc, JsonError> {
     let mut ex = Extractor { doc: Doc::reused() };
+    ex.doc.policy = policy;
     let generic = !kind.has_prompt();
     if matches!(kind, RouteKind::Models | RouteKind::Unguarded)
         || (generic && body.iter().all(|b| b.is_ascii_whitespace()))
@@ -360,7 +369,7 @@ impl Extractor {
                 message: loc.message,
                 request,
                 group,
-                latest: !matches!(loc.top, Top::System | Top::Instructions),
+                latest: !matches!(loc.top, Top::System | Top::Instructions | Top::Tools),
                 user: false,
                 segs: idx..idx + 1,
             }),
@@ -386,6 +395,8 @@ impl Extractor {
                 self.model_key(sc, &mut seen_model)
             } else if top && crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
+            } else if sc.key_matches(&key, "tools") || chat && sc.key_matches(&key, "functions") {
+                self.tool_definitions(sc)
             } else if !chat && sc.key_matches(&key, "system") {
                 once(&mut seen_system, "system")?;
                 self.system(sc)
@@ -405,6 +416,33 @@ impl Extractor {
                 sc.skip_fast()
             }
         })
+    }
+
+    /// Reads tool definitions (the cursor is at them): every string and key, as system text —
+    /// the model reads them like a system prompt, and an MCP server's descriptions are a third
+    /// party's text. Definitions this policy read before on this thread and found nothing in
+    /// are known by their bytes and not read again ([`super::clean`]).
+    pub(super) fn tool_definitions(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        let from = sc.position();
+        let depth = sc.depth();
+        if let Some(len) = super::clean::known_at(self.doc.policy, depth, &sc.bytes()[from..]) {
+            *sc = sc.at(from + len);
+            return Ok(());
+        }
+        sc.skip_fast()?;
+        let to = sc.offset();
+        let loc = Loc {
+            top: Top::Tools,
+            message: None,
+            list: "",
+            block: None,
+            sub: None,
+            leaf: "",
+        };
+        let mut again = sc.at(from);
+        self.all_strings(&mut again, Field::System, loc)?;
+        self.doc.tool_values.push((depth, from..to));
+        Ok(())
     }
 
     /// Reads a top-level `model` key's value (the cursor is at it): a string is the model; a
@@ -474,30 +512,30 @@ impl Extractor {
     /// (`my credit` then ` card number`) is matched as one text: their units of one field that
     /// follow one another become one. Found by the red-team review.
     fn join_consecutive_turns(&mut self, from: usize) {
+        let joins = |prev: &Unit, cur: &Unit| {
+            matches!((prev.message, cur.message), (Some(a), Some(b)) if b == a + 1)
+                && prev.user
+                && cur.user
+                && prev.field == cur.field
+                && prev.request == cur.request
+                && prev.group == cur.group
+                && prev.latest == cur.latest
+                && prev.segs.end == cur.segs.start
+        };
         let units = &mut self.doc.units;
-        let mut kept = from;
-        for r in from..units.len() {
-            if kept > from {
-                let (head, tail) = units.split_at_mut(r);
-                let (prev, cur) = (&mut head[kept - 1], &tail[0]);
-                let next_message = matches!(
-                    (prev.message, cur.message),
-                    (Some(a), Some(b)) if b == a + 1
-                );
-                if next_message
-                    && prev.user
-                    && cur.user
-                    && prev.field == cur.field
-                    && prev.request == cur.request
-                    && prev.group == cur.group
-                    && prev.latest == cur.latest
-                    && prev.segs.end == cur.segs.start
-                {
-                    prev.segs.end = cur.segs.end;
-                    // The next message may join on.
-                    prev.message = cur.message;
-                    continue;
-                }
+        // Most conversations alternate: nothing to do.
+        let Some(first) = (from + 1..units.len()).find(|&r| joins(&units[r - 1], &units[r])) else {
+            return;
+        };
+        let mut kept = first;
+        for r in first..units.len() {
+            let (head, tail) = units.split_at_mut(r);
+            let (prev, cur) = (&mut head[kept - 1], &tail[0]);
+            if joins(prev, cur) {
+                prev.segs.end = cur.segs.end;
+                // The next message may join on.
+                prev.message = cur.message;
+                continue;
             }
             units.swap(kept, r);
             kept += 1;

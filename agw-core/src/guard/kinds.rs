@@ -106,6 +106,8 @@ impl Extractor {
                 self.model_key(sc, &mut seen_model)
             } else if crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
+            } else if sc.key_matches(&key, "tools") {
+                self.tool_definitions(sc)
             } else if sc.key_matches(&key, "prompt") {
                 once(&mut seen_prompt, "prompt")?;
                 self.all_strings(sc, Field::Messages, top_loc(Top::Prompt, None, ""))

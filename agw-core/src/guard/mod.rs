@@ -76,6 +76,7 @@
 //! expressions use the `regex` crate (no backtracking) with compiled-size limits
 //! ([`REGEX_SIZE_LIMIT`]).
 
+mod clean;
 mod engine;
 pub(crate) mod extract;
 mod kinds;

@@ -147,6 +147,7 @@ impl PolicyBuilder {
                 tools,
                 tool_rules: self.tools,
                 prefixes: std::sync::OnceLock::new(),
+                id: super::clean::next_id(),
             }),
         })
     }
@@ -201,6 +202,8 @@ struct Inner {
     tool_rules: Vec<ToolRule>,
     /// The stream guard's prefix automaton, built when the first stream needs it.
     prefixes: std::sync::OnceLock<crate::stream::prefix::Prefixes>,
+    /// Never reused: what this policy found clean is kept under it ([`super::clean`]).
+    id: u64,
 }
 
 /// A compiled, immutable set of guard rules. Cheap to clone (an `Arc`), `Send + Sync`.
@@ -383,8 +386,19 @@ impl Policy {
         if matches!(kind, RouteKind::Models | RouteKind::Unguarded) {
             return Ok(Verdict::new(Decision::Allow, Vec::new()));
         }
-        let mut doc = extract(kind, body)?;
+        let mut doc = extract(kind, body, self.inner.id)?;
         let mut verdict = self.decide(body, &doc);
+        // Tool definitions nothing matched in are known clean for this policy (a value with a
+        // match is read again every time). Not after a refusal: it stops at its first hit,
+        // before what follows is read.
+        let tool_hit = |h: &Hit| h.path.starts_with("tools") || h.path.contains(".params.tools");
+        if !matches!(verdict.decision(), Decision::Reject(_))
+            && !verdict.hits().iter().any(tool_hit)
+        {
+            for (depth, r) in &doc.tool_values {
+                super::clean::keep(self.inner.id, *depth, &body[r.clone()]);
+            }
+        }
         verdict.model = doc.model.take();
         verdict.max_tokens = doc.max_tokens;
         doc.recycle();
@@ -435,6 +449,10 @@ impl Policy {
         let mut side = Vec::new();
         for s in unit.segs.start..unit.segs.end - 1 {
             let (a, b) = (&doc.segs[s].text, &doc.segs[s + 1].text);
+            if b.start != a.end {
+                // A line break agw put between them (keys, separate values): a boundary.
+                continue;
+            }
             // The end of string `s` alone: hits that end at its end.
             let mut from = a.end.saturating_sub(JOIN_WINDOW).max(a.start);
             while !is_char_start(&doc.text, from) {
@@ -472,6 +490,12 @@ impl Policy {
                 return;
             }
         }
+    }
+
+    /// This policy's id (see [`super::clean`]).
+    #[cfg(test)]
+    pub(crate) fn inner_id(&self) -> u64 {
+        self.inner.id
     }
 
     pub(super) fn decide(&self, body: &[u8], doc: &Doc) -> Verdict {

@@ -21,7 +21,7 @@ fn claude_code_body(secret: &str, prompt: &str) -> String {
  {{"role":"assistant","content":[{{"type":"thinking","thinking":"The user wants notes.txt. credit card 4111111111111111","signature":"EqQBCkgIBxABGAIiQL+sig/=="}},{{"type":"text","text":"I'll read it."}},{{"type":"tool_use","id":"toolu_01","name":"Read","input":{{"file_path":"/home/u/notes.txt","limit":2000}}}}]}},
  {{"role":"user","content":[{{"type":"tool_result","tool_use_id":"toolu_01","content":[{{"type":"text","text":{secret}}}]}},{{"type":"text","text":{prompt}}}]}},
  {{"role":"system","content":"Remember the user's preferences."}}],
-"tools":[{{"name":"Read","description":"Reads a file. credit card numbers are fine here.","input_schema":{{"type":"object","properties":{{"file_path":{{"type":"string"}}}}}}}}]}}"#
+"tools":[{{"name":"Read","description":"Reads a file from the local filesystem.","input_schema":{{"type":"object","properties":{{"file_path":{{"type":"string"}}}}}}}}]}}"#
     )
 }
 
@@ -89,7 +89,8 @@ fn seed_rule_rejects_latest_prompt() {
 #[test]
 fn seed_rule_semantics_are_exact() {
     let p = seed_policy();
-    // Case-sensitive, as in the original; thinking blocks and tool schemas are not prompt text.
+    // Case-sensitive, as in the original; thinking blocks are not prompt text (tool
+    // definitions are: see `tool_definitions_are_read_and_known_clean_ones_are_not_read_again`).
     for ok in [
         "What is a Credit Card",
         "creditcard",
@@ -1283,4 +1284,106 @@ fn consecutive_user_messages_are_read_as_one_turn() {
         !out.contains("my credit") && !out.contains("\" card\""),
         "{out}"
     );
+}
+
+/// Found by the red-team review: tool definitions were not read, though the model reads them
+/// like a system prompt (and an MCP server's descriptions are a third party's text): the seed's
+/// phrase in a tool's description passed.
+#[test]
+fn tool_definitions_are_read_and_known_clean_ones_are_not_read_again() {
+    let p = Policy::builder()
+        .rule(Rule::regex("seed", ["credit card"]).reject("no"))
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+        .build()
+        .unwrap();
+    let msgs = r#""messages":[{"role":"user","content":"hi"}]"#;
+    let bad = [
+        (
+            RouteKind::Messages,
+            format!(r#"{{"tools":[{{"name":"t","description":"my credit card","input_schema":{{"type":"object"}}}}],{msgs}}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!(r#"{{"tools":[{{"name":"t","input_schema":{{"type":"object","properties":{{"x":{{"type":"string","description":"credit card"}}}}}}}}],{msgs}}}"#),
+        ),
+        (
+            RouteKind::CountTokens,
+            format!(r#"{{{msgs},"tools":[{{"name":"credit card","input_schema":{{}}}}]}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{{msgs},"tools":[{{"type":"function","function":{{"name":"t","description":"credit card","parameters":{{}}}}}}]}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{{msgs},"functions":[{{"name":"t","description":"credit card"}}]}}"#),
+        ),
+        (
+            RouteKind::Responses,
+            r#"{"input":"hi","tools":[{"type":"function","name":"t","description":"credit card"}]}"#.to_owned(),
+        ),
+    ];
+    for (kind, body) in &bad {
+        // Twice: a value with a match is never taken as known clean.
+        for _ in 0..2 {
+            let v = p.inspect(*kind, body.as_bytes()).unwrap();
+            assert!(
+                matches!(v.decision(), Decision::Reject(_)),
+                "{kind:?} {body}: {v:?}"
+            );
+        }
+    }
+    // A key in a description is masked in place.
+    let body = format!(
+        r#"{{"tools":[{{"name":"t","description":"use AKIAIOSFODNN7EXAMPLE","input_schema":{{}}}}],{msgs}}}"#
+    );
+    let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+    let Decision::Rewrite(out) = v.decision() else {
+        panic!("{v:?}")
+    };
+    assert_eq!(
+        std::str::from_utf8(out).unwrap(),
+        body.replace("AKIAIOSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>")
+    );
+    // Clean definitions are kept: the same bytes again are known clean for this policy, and a
+    // one-byte change, or another policy, reads them again.
+    let clean = format!(
+        r#"{{"tools":[{{"name":"t","description":"reads a file","input_schema":{{}}}}],{msgs}}}"#
+    );
+    assert_eq!(
+        p.inspect(RouteKind::Messages, clean.as_bytes())
+            .unwrap()
+            .decision(),
+        &Decision::Allow
+    );
+    let tools = &clean[9..clean.find(r#","messages""#).unwrap()];
+    assert_eq!(
+        super::clean::known_at(p.inner_id(), 1, &clean.as_bytes()[9..]),
+        Some(tools.len()),
+        "{tools}"
+    );
+    assert_eq!(
+        p.inspect(RouteKind::Messages, clean.as_bytes())
+            .unwrap()
+            .decision(),
+        &Decision::Allow
+    );
+    let changed = clean.replace("reads a file", "credit card!");
+    assert!(matches!(
+        p.inspect(RouteKind::Messages, changed.as_bytes())
+            .unwrap()
+            .decision(),
+        Decision::Reject(_)
+    ));
+    let other = Policy::builder()
+        .rule(Rule::regex("file", ["reads a file"]).reject("no"))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        other
+            .inspect(RouteKind::Messages, clean.as_bytes())
+            .unwrap()
+            .decision(),
+        Decision::Reject(_)
+    ));
 }

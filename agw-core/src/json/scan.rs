@@ -129,6 +129,16 @@ impl<'a> Scanner<'a> {
         self.pos
     }
 
+    /// Where the cursor is (just after the last value read, before any whitespace).
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// How many containers the cursor is in.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
     /// The body being scanned.
     pub fn bytes(&self) -> &'a [u8] {
         self.b
