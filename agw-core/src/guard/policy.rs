@@ -547,6 +547,14 @@ impl Policy {
                     continue;
                 }
                 let loc = &doc.segs[first_seg].loc;
+                if loc.top == super::extract::Top::Tools
+                    && matches!(rule.action, Action::Mask { .. })
+                {
+                    // Tool definitions are read by rejecting and auditing rules and never
+                    // rewritten: a client's schemas stay as sent (Claude Code's own name
+                    // `noreply@anthropic.com` for commits, say, under an email mask).
+                    continue;
+                }
                 hits.push(Hit {
                     rule: rule.name.clone(),
                     action: rule.action.kind(),

@@ -1333,18 +1333,14 @@ fn tool_definitions_are_read_and_known_clean_ones_are_not_read_again() {
             );
         }
     }
-    // A key in a description is masked in place.
+    // Definitions are never rewritten: a mask rule leaves them as sent (Claude Code's
+    // commit instructions name `noreply@anthropic.com`; an email mask must not change them).
     let body = format!(
         r#"{{"tools":[{{"name":"t","description":"use AKIAIOSFODNN7EXAMPLE","input_schema":{{}}}}],{msgs}}}"#
     );
     let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
-    let Decision::Rewrite(out) = v.decision() else {
-        panic!("{v:?}")
-    };
-    assert_eq!(
-        std::str::from_utf8(out).unwrap(),
-        body.replace("AKIAIOSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>")
-    );
+    assert_eq!(v.decision(), &Decision::Allow, "{v:?}");
+    assert!(v.hits().is_empty());
     // Clean definitions are kept: the same bytes again are known clean for this policy, and a
     // one-byte change, or another policy, reads them again.
     let clean = format!(
