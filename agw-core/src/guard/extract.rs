@@ -743,6 +743,13 @@ impl Extractor {
                 return Ok(());
             }
             for (name, leaf) in BLOCK_STRINGS {
+                if sc.key_matches(&key, name) && matches!(sc.peek(), Some(b'[' | b'{')) {
+                    // Not the string it should be (`"text": ["..."]`): a lenient reader may
+                    // still take the text from it, so every string in it is read (found by
+                    // the red-team review: it was skipped).
+                    let field = forced.unwrap_or(Field::Messages);
+                    return self.all_strings(sc, field, Loc { leaf, ..loc });
+                }
                 if sc.key_matches(&key, name) && sc.peek() == Some(b'"') {
                     match ty.as_deref() {
                         // The type usually comes first: read the text straight into the buffer.

@@ -1383,3 +1383,19 @@ fn tool_definitions_are_read_and_known_clean_ones_are_not_read_again() {
         Decision::Reject(_)
     ));
 }
+
+/// Found by the red-team review: a block's `text` that is not a string was skipped unread.
+#[test]
+fn a_block_text_that_is_not_a_string_is_still_read() {
+    let p = seed_policy();
+    for text in [
+        r#"["my credit card"]"#,
+        r#"{"value":"my credit card"}"#,
+        r#"[["my credit card"]]"#,
+    ] {
+        let body = format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"text","text":{text}}}]}}]}}"#
+        );
+        assert!(rejected(&p, &body), "{body}");
+    }
+}
