@@ -13,6 +13,9 @@ pub(crate) enum Framing {
     /// ...). Batch results come with others too: the route, not this, decides how they are read.
     JsonLines,
     Other,
+    /// More than one `Content-Type`: clients differ on which one counts (some read the first,
+    /// some the last), so a body could be read one way by agw and another by the client.
+    Conflicting,
 }
 
 /// The media types JSON lines are sent as.
@@ -26,7 +29,12 @@ const JSON_LINES: [&str; 6] = [
 ];
 
 pub(crate) fn framing(headers: &http::HeaderMap) -> Framing {
-    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let mut all = headers.get_all(CONTENT_TYPE).iter();
+    let first = all.next();
+    if all.next().is_some() {
+        return Framing::Conflicting;
+    }
+    let Some(value) = first.and_then(|v| v.to_str().ok()) else {
         return Framing::Other;
     };
     let media = value.split(';').next().unwrap_or("").trim();
@@ -57,6 +65,16 @@ fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the red-team review: with two `Content-Type` headers agw read the first and
+    /// forwarded both.
+    #[test]
+    fn two_content_types_conflict() {
+        let mut h = http::HeaderMap::new();
+        h.append(CONTENT_TYPE, "text/plain".parse().unwrap());
+        h.append(CONTENT_TYPE, "application/json".parse().unwrap());
+        assert_eq!(framing(&h), Framing::Conflicting);
+    }
 
     #[test]
     fn framing_reads_media_types_without_case_or_parameters() {

@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn what_is_read_follows_the_route_then_the_content_type() {
-        use Framing::{EventStream as Sse, Json, JsonLines, Other};
+        use Framing::{Conflicting, EventStream as Sse, Json, JsonLines, Other};
         use ResponseReading::{Generic, Lines, Model};
         for (reading, framing, success, want) in [
             (Model, Json, true, Read::Json),
@@ -271,6 +271,10 @@ mod tests {
             (Generic, Sse, false, Read::Refuse),
             (Generic, Other, true, Read::Pass),
             (Generic, Other, false, Read::Pass),
+            // Two `Content-Type`s: the client may read the body as the other one says.
+            (Model, Conflicting, true, Read::Refuse),
+            (Generic, Conflicting, true, Read::Refuse),
+            (Lines, Conflicting, true, Read::Lines),
         ] {
             assert_eq!(
                 read(reading, framing, success),

@@ -215,7 +215,9 @@ impl<B> UsageBody<B> {
                     Reader::Sse(SseDecoder::new(MAX_EVENT), Vec::new())
                 }
                 crate::framing::Framing::Json => Reader::Json(JsonBody::Empty),
-                crate::framing::Framing::JsonLines | crate::framing::Framing::Other => Reader::None,
+                crate::framing::Framing::JsonLines
+                | crate::framing::Framing::Other
+                | crate::framing::Framing::Conflicting => Reader::None,
             }
         };
         let counter = UsageCounter::new(pending.report.api);
