@@ -395,7 +395,18 @@ impl Extractor {
                 self.model_key(sc, &mut seen_model)
             } else if top && crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
-            } else if sc.key_matches(&key, "tools") || chat && sc.key_matches(&key, "functions") {
+            } else if sc.key_matches(&key, "tools")
+                || ["output_format", "response_format", "tool_choice"]
+                    .iter()
+                    .any(|k| sc.key_matches(&key, k))
+                || chat
+                    && ["functions", "documents", "chat_template_kwargs"]
+                        .iter()
+                        .any(|k| sc.key_matches(&key, k))
+            {
+                // Definitions and settings the model reads (schemas' descriptions, a forced
+                // tool's name; an OpenAI-compatible server's RAG documents and template
+                // arguments, which its chat template puts into the prompt).
                 self.tool_definitions(sc)
             } else if !chat && sc.key_matches(&key, "system") {
                 once(&mut seen_system, "system")?;
@@ -630,9 +641,16 @@ impl Extractor {
                 self.tool_calls(sc, m)
             } else if sc.key_matches(&key, "function_call") {
                 self.function_call(sc, m, None)
-            } else if let Some(leaf) = [("name", ".name"), ("refusal", ".refusal")]
-                .into_iter()
-                .find_map(|(name, leaf)| sc.key_matches(&key, name).then_some(leaf))
+            } else if let Some(leaf) = [
+                ("name", ".name"),
+                ("refusal", ".refusal"),
+                // OpenAI-compatible servers (vLLM, Ollama) template an assistant's reasoning
+                // back into the prompt.
+                ("reasoning_content", ".reasoning_content"),
+                ("reasoning", ".reasoning"),
+            ]
+            .into_iter()
+            .find_map(|(name, leaf)| sc.key_matches(&key, name).then_some(leaf))
             {
                 // The author's name (OpenAI puts it in the prompt) and an assistant's refusal.
                 if sc.peek() != Some(b'"') {
@@ -816,6 +834,12 @@ impl Extractor {
         loc: Loc,
         forced: Option<Field>,
     ) -> Result<(), JsonError> {
+        if key == Key::Source && ty == b"image" {
+            // An image's pixels are not read, but a URL the provider will fetch is text that
+            // leaves: a secret in it reaches a third party (found by the red-team review).
+            let field = forced.unwrap_or(Field::Messages);
+            return self.only(sc, &[("url", ".source.url")], field, loc);
+        }
         let natural = match (key, ty) {
             (_, b"thinking" | b"redacted_thinking" | b"image") => None,
             (Key::Input, b"tool_use" | b"server_tool_use" | b"mcp_tool_use") => {
@@ -913,6 +937,13 @@ impl Extractor {
             } else if sc.key_matches(&key, "content") {
                 content = Some(sc.skip()?.start);
                 return Ok(());
+            } else if sc.key_matches(&key, "url") && sc.peek() == Some(b'"') {
+                // A URL the provider will fetch: text that leaves.
+                let leaf = Loc {
+                    leaf: ".source.url",
+                    ..loc
+                };
+                return self.push_next(sc, field, leaf);
             }
             sc.skip_fast()
         })?;

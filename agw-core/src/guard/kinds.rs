@@ -106,7 +106,11 @@ impl Extractor {
                 self.model_key(sc, &mut seen_model)
             } else if crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
-            } else if sc.key_matches(&key, "tools") {
+            } else if ["tools", "tool_choice", "text"]
+                .iter()
+                .any(|k| sc.key_matches(&key, k))
+            {
+                // Tool definitions and the output format's schema (`text.format`).
                 self.tool_definitions(sc)
             } else if sc.key_matches(&key, "prompt") {
                 once(&mut seen_prompt, "prompt")?;

@@ -1399,3 +1399,64 @@ fn a_block_text_that_is_not_a_string_is_still_read() {
         assert!(rejected(&p, &body), "{body}");
     }
 }
+
+/// Found by the red-team review: text the model reads (or the provider fetches) outside
+/// messages and tools was not read.
+#[test]
+fn schemas_forced_tools_template_text_and_fetched_urls_are_read() {
+    let p = seed_policy();
+    let msgs = r#""messages":[{"role":"user","content":"hi"}]"#;
+    let cases = [
+        (
+            RouteKind::Messages,
+            format!(r#"{{{msgs},"output_format":{{"type":"json_schema","schema":{{"type":"object","description":"my credit card"}}}}}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!(r#"{{{msgs},"tool_choice":{{"type":"tool","name":"credit card"}}}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{{msgs},"response_format":{{"type":"json_schema","json_schema":{{"name":"x","schema":{{"description":"credit card"}}}}}}}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{{msgs},"documents":[{{"title":"a","text":"my credit card"}}]}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{{msgs},"chat_template_kwargs":{{"x":"credit card"}}}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"ok","reasoning_content":"my credit card"},{"role":"user","content":"go"}]}"#.to_owned(),
+        ),
+        (
+            RouteKind::Responses,
+            r#"{"input":"hi","text":{"format":{"type":"json_schema","name":"x","schema":{"description":"credit card"}}}}"#.to_owned(),
+        ),
+        (
+            RouteKind::Messages,
+            r#"{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"https://x.example/credit card.png"}},{"type":"text","text":"hi"}]}]}"#.to_owned(),
+        ),
+        (
+            RouteKind::Messages,
+            r#"{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"https://x.example/credit card.pdf"}},{"type":"text","text":"hi"}]}]}"#.to_owned(),
+        ),
+    ];
+    for (kind, body) in &cases {
+        let v = p.inspect(*kind, body.as_bytes()).unwrap();
+        // Refused, or (an older assistant turn) the string removed.
+        match v.decision() {
+            Decision::Reject(_) => {}
+            Decision::Rewrite(out) => {
+                let out = std::str::from_utf8(out).unwrap();
+                assert!(!out.contains("credit card"), "{kind:?} {body}: {out}");
+            }
+            Decision::Allow => panic!("{kind:?} {body}: {v:?}"),
+        }
+    }
+    // An image's own bytes are still not read.
+    let body = r#"{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"credit card"}},{"type":"text","text":"hi"}]}]}"#;
+    assert!(!rejected(&p, body));
+}
