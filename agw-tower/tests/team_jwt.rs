@@ -63,7 +63,12 @@ fn config() -> JwtConfig {
 }
 
 fn token(k: &Keys, alg: &str, kid: &str, claims: &serde_json::Value) -> String {
-    let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
+    token_with(k, json!({"alg": alg, "typ": "JWT", "kid": kid}), claims)
+}
+
+fn token_with(k: &Keys, header: serde_json::Value, claims: &serde_json::Value) -> String {
+    let alg = header["alg"].as_str().unwrap().to_owned();
+    let alg = alg.as_str();
     let msg = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),
@@ -189,6 +194,12 @@ fn time_issuer_audience_and_subject_are_checked() {
             Err(JwtError::NotYetValid),
         ),
         (json!({"nbf": NOW + 5}), Ok(())),
+        // Issued in the future (red-team review: it was accepted).
+        (
+            json!({"iat": NOW + leeway + 10}),
+            Err(JwtError::NotYetValid),
+        ),
+        (json!({"iat": NOW - 100}), Ok(())),
         (
             json!({"iss": "https://evil.example"}),
             Err(JwtError::Issuer),
@@ -314,4 +325,20 @@ async fn jwks_from_a_url_and_only_https_beyond_loopback() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("/nothing"), "{e}");
+}
+
+/// Found by the red-team review: a token whose `crit` header names extensions agw does not
+/// understand was accepted (RFC 7515, 4.1.11: it must be refused).
+#[test]
+fn a_critical_header_extension_is_refused() {
+    let k = keys();
+    let t = token_with(
+        &k,
+        json!({"alg": "EdDSA", "kid": "d1", "crit": ["exp-policy"], "exp-policy": "lax"}),
+        &claims(),
+    );
+    assert_eq!(
+        jwt::verify(&t, &set(&k), &config(), NOW),
+        Err(JwtError::Malformed)
+    );
 }

@@ -272,6 +272,11 @@ pub fn verify(
         .and_then(Value::as_str)
         .ok_or(JwtError::Malformed)?;
     let alg = Alg::parse(alg_name).ok_or_else(|| JwtError::Algorithm(alg_name.to_owned()))?;
+    if header.get("crit").is_some() {
+        // Extensions the token says must be understood: agw understands none (RFC 7515,
+        // 4.1.11: refuse).
+        return Err(JwtError::Malformed);
+    }
     let kid = header.get("kid").and_then(Value::as_str);
     let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
     let msg = &token.as_bytes()[..h.len() + 1 + p.len()];
@@ -302,10 +307,13 @@ pub fn verify(
     if now >= exp.saturating_add(leeway) {
         return Err(JwtError::Expired);
     }
-    if let Some(nbf) = claims.get("nbf") {
-        let nbf = nbf.as_u64().ok_or(JwtError::NotYetValid)?;
-        if now.saturating_add(leeway) < nbf {
-            return Err(JwtError::NotYetValid);
+    // A token issued in the future (beyond the leeway) is not valid yet either.
+    for claim in ["nbf", "iat"] {
+        if let Some(t) = claims.get(claim) {
+            let t = t.as_u64().ok_or(JwtError::NotYetValid)?;
+            if now.saturating_add(leeway) < t {
+                return Err(JwtError::NotYetValid);
+            }
         }
     }
     if claims.get("iss").and_then(Value::as_str) != Some(config.issuer.as_str()) {
