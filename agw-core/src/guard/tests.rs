@@ -1212,11 +1212,8 @@ fn text_that_normalisation_would_blow_up_is_refused_early() {
             serde_json::json!({ blow.clone(): 1 }).to_string(),
         ),
     ] {
-        let started = std::time::Instant::now();
         let e = p.inspect(kind, body.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("when normalised"), "{kind:?}: {e}");
-        // Not a timing target: a sanity bound far above the early stop's cost.
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
     // Text with a few such characters among others is read as before.
     let body = serde_json::json!({"messages":[{"role":"user","content":

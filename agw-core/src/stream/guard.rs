@@ -694,6 +694,19 @@ impl StreamGuard {
                     _ => 0,
                 }
             };
+            if end - floor > padded_limit(self.window) {
+                // The window's text is mostly characters normalising drops: no model writes
+                // that, and reading it again for every event would cost time quadratic in
+                // it. The stream ends (found by the review of the padding fix).
+                let rule: Arc<str> = "agw:held-too-much".into();
+                let err = ErrorBody::new(
+                    ErrorKind::BadGateway,
+                    "agw could not inspect the provider's stream: its text is padded with \
+                     invisible characters",
+                );
+                self.scratch = (window, starts);
+                return Err(self.reject(rule, err));
+            }
             let from = if plain {
                 floor
             } else {
@@ -934,12 +947,25 @@ impl StreamGuard {
     }
 }
 
+/// Most raw bytes a window of `window` bytes of normalised text may span: real text stays far
+/// below (a character is at most 4 bytes, a few marks on it more); beyond this, the text is
+/// padded with characters normalising drops.
+fn padded_limit(window: usize) -> usize {
+    window.saturating_mul(16).max(4096)
+}
+
 /// Keeps the end of `s` that holds its last `n` bytes of text as rules read it (normalised:
-/// characters normalising drops take no room); returns how many bytes were cut.
+/// characters normalising drops take no room), within [`padded_limit`]; returns how many bytes
+/// were cut.
 fn keep_tail(s: &mut String, n: usize) -> usize {
     if s.len() <= n || s.is_ascii() || !needs_normalization(s.as_bytes(), &mut '\0') {
         return keep_last(s, n);
     }
+    let pre = if s.len() > padded_limit(n) {
+        keep_last(s, padded_limit(n))
+    } else {
+        0
+    };
     let (mut norm, mut map) = (Vec::new(), Vec::new());
     normalize_plain(s, &mut norm, &mut map);
     let mut cut = match norm.len().checked_sub(n) {
@@ -950,7 +976,7 @@ fn keep_tail(s: &mut String, n: usize) -> usize {
         cut -= 1;
     }
     s.drain(..cut);
-    cut
+    pre + cut
 }
 
 /// Keeps the last `n` bytes of `s` (fewer, to start on a character); returns how many were cut.

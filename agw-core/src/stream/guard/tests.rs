@@ -1466,6 +1466,23 @@ mod red_team {
         }
     }
 
+    /// Found by the review of the padding fix: a live prefix followed by endless invisible
+    /// characters kept the whole padding in the window and re-read it for every event.
+    #[test]
+    fn a_window_padded_past_its_limit_ends_the_stream() {
+        let mut events = vec![
+            start(0, json!({"type":"text","text":""})),
+            text_delta(0, "key AKIA"),
+        ];
+        let pad = "\u{200b}".repeat(30);
+        events.extend((0..2000).map(|_| text_delta(0, &pad)));
+        let input = messages(&events);
+        let (out, rejected) = run(&mask_cards(), Api::Anthropic, 256, &input, 1 << 16);
+        assert!(rejected);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("padded with invisible characters"), "{}", &out[..out.len().min(400)]);
+    }
+
     #[test]
     fn a_text_blocks_start_text_is_read_with_its_deltas() {
         let input = messages(&[
