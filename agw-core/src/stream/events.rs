@@ -116,6 +116,8 @@ pub(crate) struct Meaning {
     /// A tool call starts: its channel and tool name.
     pub opens: Vec<(ChanKey, String)>,
     pub completes: Completes,
+    /// Chat choices whose `finish_reason` came (their tool calls are complete).
+    pub finished: Vec<u64>,
     /// The rest of the event is inspected as a JSON document (every string it carries).
     pub generic: bool,
     /// Whether the generic inspection checks the tool calls it finds (not for a tool call's
@@ -129,6 +131,7 @@ impl Meaning {
             deltas: Vec::new(),
             opens: Vec::new(),
             completes: Completes::Nothing,
+            finished: Vec::new(),
             generic: true,
             check_tools: true,
         }
@@ -359,7 +362,7 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                                     Step::Index(tpos),
                                     Step::Key(kind),
                                 ]);
-                                (t + 1, path)
+                                (t.wrapping_add(1), path)
                             }
                         };
                         let (chan_kind, input) = if kind == "custom" {
@@ -390,11 +393,7 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                     finished.push(index);
                 }
             }
-            m.completes = match finished.as_slice() {
-                [] => Completes::Nothing,
-                [one] => Completes::Group(*one),
-                _ => Completes::All,
-            };
+            m.finished = finished;
         }
         Dialect::Responses => {
             let output = u(&json["output_index"]);
@@ -414,8 +413,17 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 t if t.starts_with("response.reasoning") && t.ends_with(".delta") => {
                     (Some(ChanKind::Reasoning), sub)
                 }
-                t if t.ends_with(".delta") && json["delta"].is_string() => {
-                    (Some(ChanKind::Text), 1 + (fingerprint(t) << 20) + sub)
+                // Only with an output item to keep it to (the Realtime-style audio events
+                // carry none: read generically, as before), and never base64 audio.
+                t if t.ends_with(".delta")
+                    && json["delta"].is_string()
+                    && output.is_some()
+                    && t != "response.audio.delta" =>
+                {
+                    (
+                        Some(ChanKind::Text),
+                        (fingerprint(t) << 20).wrapping_add(1).wrapping_add(sub),
+                    )
                 }
                 _ => (None, 0),
             };

@@ -99,8 +99,6 @@ pub struct StreamGuard {
     /// The end of the last text block, context for the next one (Anthropic text blocks and
     /// Responses output text follow one another: a client shows them as one text).
     text_tail: String,
-    /// Chat choices that have finished (their `finish_reason` came).
-    finished: Vec<u64>,
     /// The message (every choice) has ended.
     ended: bool,
 }
@@ -157,7 +155,6 @@ impl StreamGuard {
             held_bytes: 0,
             scratch: Default::default(),
             text_tail: String::new(),
-            finished: Vec::new(),
             ended: false,
         }
     }
@@ -344,6 +341,9 @@ impl StreamGuard {
             item.json = Some(json);
         }
         self.hold(item)?;
+        for g in m.finished {
+            self.complete(Completes::Group(g))?;
+        }
         self.complete(m.completes)
     }
 
@@ -403,14 +403,9 @@ impl StreamGuard {
         text: String,
         site: Site,
     ) -> Result<(), ErrorBody> {
-        if !text.is_empty()
-            && (self.ended
-                || matches!(self.dialect, Dialect::Chat | Dialect::Legacy)
-                    && self.finished.contains(&key.group))
-        {
-            // A client may still show it (an SDK appends it to the choice), but it would be
-            // read without the text it follows.
-            return Err(self.unreadable("a delta after its choice or message finished"));
+        if !text.is_empty() && self.ended {
+            // A client may still show it, but it would be read without the text it follows.
+            return Err(self.unreadable("a delta after the message ended"));
         }
         let c = self.chan(key);
         let chan = &mut self.chans[c];
@@ -527,23 +522,19 @@ impl StreamGuard {
 
     /// Marks channels complete; checks completed tool calls.
     fn complete(&mut self, which: Completes) -> Result<(), ErrorBody> {
-        match which {
-            Completes::Nothing => {}
-            Completes::Group(g) => {
-                if matches!(self.dialect, Dialect::Chat | Dialect::Legacy)
-                    && !self.finished.contains(&g)
-                {
-                    self.finished.push(g);
-                }
-            }
-            Completes::All => self.ended = true,
+        if which == Completes::All {
+            self.ended = true;
         }
+        // A chat choice's `finish_reason` completes its tool calls; its text is read on until
+        // the stream ends (some servers send more text after it, or a `finish_reason` on every
+        // chunk: a client appends it to the choice).
+        let chat = matches!(self.dialect, Dialect::Chat | Dialect::Legacy);
         for c in 0..self.chans.len() {
             let chan = &self.chans[c];
             let hit = match which {
                 Completes::Nothing => false,
                 Completes::All => true,
-                Completes::Group(g) => chan.key.group == g,
+                Completes::Group(g) => chan.key.group == g && (!chat || chan.key.kind.is_tool()),
             };
             if !hit || chan.done {
                 continue;

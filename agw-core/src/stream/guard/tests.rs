@@ -1480,7 +1480,11 @@ mod red_team {
         let (out, rejected) = run(&mask_cards(), Api::Anthropic, 256, &input, 1 << 16);
         assert!(rejected);
         let out = String::from_utf8(out).unwrap();
-        assert!(out.contains("padded with invisible characters"), "{}", &out[..out.len().min(400)]);
+        assert!(
+            out.contains("padded with invisible characters"),
+            "{}",
+            &out[..out.len().min(400)]
+        );
     }
 
     #[test]
@@ -1558,15 +1562,25 @@ mod red_team {
     #[test]
     fn chat_chunks_that_would_be_read_apart_end_the_stream() {
         let content = |index: serde_json::Value, text: &str, finish: serde_json::Value| json!({"id":"c","object":"chat.completion.chunk","choices":[{"index":index,"delta":{"content":text},"finish_reason":finish}]});
-        // Text after its choice finished.
+        // Text after its choice finished is read on with the text before it (some servers
+        // put a `finish_reason` on every chunk; a client appends the text to the choice).
         let out = chat_out(&chat(&[
             content(json!(0), "card 4111 1111 ", json!("stop")),
             content(json!(0), "1111 1111 ok", json!(null)),
         ]));
-        assert!(
-            !out.contains("1111 1111 ok") && out.contains("\"error\""),
-            "{out}"
-        );
+        assert!(!out.contains("4111") && !out.contains("\"error\""), "{out}");
+        assert!(out.contains("<CREDIT_CARD>"), "{out}");
+        let every = chat(&[
+            content(json!(0), "all ", json!("stop")),
+            content(json!(0), "good", json!("stop")),
+        ]);
+        assert_eq!(chat_out(&every).as_bytes(), &every[..]);
+        // Two choices finishing in one chunk, then more text for one of them.
+        let two = chat(&[
+            json!({"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"},{"index":1,"delta":{"content":"b"},"finish_reason":"stop"}]}),
+            content(json!(1), "more", json!(null)),
+        ]);
+        assert_eq!(chat_out(&two).as_bytes(), &two[..]);
         // A choice index that is not a whole number.
         let out = chat_out(&chat(&[
             content(json!(1.0), "card 4111 1111 ", json!(null)),
@@ -1606,6 +1620,29 @@ mod red_team {
             json!({"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}),
         ]);
         assert_eq!(chat_out(&ok).as_bytes(), &ok[..]);
+    }
+
+    /// From the review: the audio events of a Responses stream carry no `output_index`; they
+    /// are read generically, as before, and never end the stream.
+    #[test]
+    fn responses_audio_deltas_without_an_output_index_pass() {
+        let mut input = String::new();
+        for ty in ["response.audio.delta", "response.audio.transcript.delta"] {
+            let data = json!({"type":ty,"delta":"aGVsbG8=","sequence_number":1});
+            input += &format!("event: {ty}\ndata: {data}\n\n");
+        }
+        input += &format!(
+            "event: response.completed\ndata: {}\n\n",
+            json!({"type":"response.completed","response":{"id":"r"}})
+        );
+        let out = run_kind(
+            &mask_cards(),
+            RouteKind::Responses,
+            Api::OpenAi,
+            input.as_bytes(),
+            9,
+        );
+        assert_eq!(out, input.as_bytes());
     }
 
     #[test]
