@@ -159,7 +159,8 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
         if guarded {
             out.push(
                 "  never read by request rules: thinking blocks (signed), images and other \
-                 base64 sources; tool definitions (`tools`) are read as system text by reject and audit rules"
+                 base64 sources; tool definitions (`tools`) are read as system text by literal and regex \
+                 rules that reject or audit"
                     .into(),
             );
         }

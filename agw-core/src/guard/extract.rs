@@ -451,7 +451,11 @@ impl Extractor {
             leaf: "",
         };
         let mut again = sc.at(from);
+        // A unit of their own: not joined to a system prompt right before them (whose masks
+        // would then reach into them).
+        self.doc.st.group += 1;
         self.all_strings(&mut again, Field::System, loc)?;
+        self.doc.st.group += 1;
         self.doc.tool_values.push((depth, from..to));
         Ok(())
     }

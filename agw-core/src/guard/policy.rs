@@ -548,11 +548,13 @@ impl Policy {
                 }
                 let loc = &doc.segs[first_seg].loc;
                 if loc.top == super::extract::Top::Tools
-                    && matches!(rule.action, Action::Mask { .. })
+                    && (matches!(rule.action, Action::Mask { .. }) || h.detector.is_some())
                 {
-                    // Tool definitions are read by rejecting and auditing rules and never
-                    // rewritten: a client's schemas stay as sent (Claude Code's own name
-                    // `noreply@anthropic.com` for commits, say, under an email mask).
+                    // Tool definitions are read by the literal and regex rules that reject or
+                    // audit, and never rewritten: a client's schemas stay as sent. Detectors do
+                    // not read them: Claude Code's own commit instructions name
+                    // `noreply@anthropic.com`, and schemas are full of example values; a rule
+                    // refusing emails would refuse every request.
                     continue;
                 }
                 hits.push(Hit {

@@ -1338,6 +1338,21 @@ fn tool_definitions_are_read_and_known_clean_ones_are_not_read_again() {
     let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
     assert_eq!(v.decision(), &Decision::Allow, "{v:?}");
     assert!(v.hits().is_empty());
+    // Detectors do not read them at all, even to refuse: schemas carry example values.
+    let emails = Policy::builder()
+        .rule(Rule::detectors("pii", [Detector::Email]).reject("no emails"))
+        .build()
+        .unwrap();
+    let body = format!(
+        r#"{{"tools":[{{"name":"Bash","description":"Co-Authored-By: Claude <noreply@anthropic.com>","input_schema":{{}}}}],{msgs}}}"#
+    );
+    assert_eq!(
+        emails
+            .inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap()
+            .decision(),
+        &Decision::Allow
+    );
     // Clean definitions are kept: the same bytes again are known clean for this policy, and a
     // one-byte change, or another policy, reads them again.
     let clean = format!(
