@@ -504,6 +504,7 @@ async fn a_budget_is_charged_an_estimate_when_the_response_reports_no_usage() {
          backends:\n  - name: openai\n    provider: openai\n    api_key: sk-injected\n",
     );
     let key = create_key(&cfg, None, "bob");
+    let carol = create_key(&cfg, None, "carol");
     let (_agw, url, _) = serve(&cfg, None, &mock.base_url());
     let body = r#"{"model":"gpt-4o","max_tokens":1000,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let mut statuses = Vec::new();
@@ -527,4 +528,18 @@ async fn a_budget_is_charged_an_estimate_when_the_response_reports_no_usage() {
         statuses[3..].contains(&400),
         "the budget runs out: {statuses:?}"
     );
+    // Without `max_tokens` the output is estimated at 4,096 tokens (~$0.06): one request
+    // spends the day's budget (found by the review: it was estimated at none).
+    let key = carol;
+    let body = r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let mut req = json_post(&format!("{url}/v1/chat/completions"), body);
+        req.headers_mut().remove("x-api-key");
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        statuses.push(send(req).await.0.status().as_u16());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(statuses, [200, 400, 400], "{statuses:?}");
 }

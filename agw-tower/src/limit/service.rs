@@ -71,9 +71,15 @@ where
             let (l, t) = (limiter.clone(), ticket.clone());
             UsageHooks::push(&mut req, move |report| {
                 // Off the response path: queued to the limiter's settling task.
+                // Without usage, the estimate — never less than what the request held.
+                let tokens = match (report.usage, report.estimate) {
+                    (Some(u), _) => Some(u.total()),
+                    (None, Some(e)) => Some(e.total().max(t.estimate())),
+                    (None, None) => None,
+                };
                 l.settle_later(
                     t.clone(),
-                    report.usage.or(report.estimate).map(|u| u.total()),
+                    tokens,
                     report.cost_micros.or(report.estimated_cost_micros),
                     report.status.is_success(),
                 );

@@ -102,7 +102,8 @@ pub struct UsageReport {
     /// What agw charges limits and budgets when a successful response of a prompt route
     /// carried no usage (an OpenAI stream the client did not ask `include_usage` for, a
     /// provider that reports none): input tokens estimated from the request's size (a token
-    /// per 4 bytes), output tokens at the request's cap. Never reported as usage.
+    /// per 4 bytes), output tokens at the request's cap (4,096 without one). Never reported as
+    /// usage.
     pub estimate: Option<Usage>,
     /// [`Self::estimate`] priced, when the model has a price.
     pub estimated_cost_micros: Option<u64>,
