@@ -536,7 +536,20 @@ impl Policy {
                 .find(text, wanted, &mut findings, &mut raw, &stop);
             let base = doc.segs[unit.segs.start].text.start;
             if !stopped && unit.segs.len() > 1 {
+                let found = raw.len();
                 self.find_at_joins(doc, unit, base, wanted, &mut findings, &mut raw, &stop);
+                if raw.len() > found {
+                    // In text order, each hit once (a join's hit may be one the whole text
+                    // found too): sorting, not a search per hit.
+                    raw.sort_by(|x, y| {
+                        (x.range.start, x.range.end, x.rule).cmp(&(
+                            y.range.start,
+                            y.range.end,
+                            y.rule,
+                        ))
+                    });
+                    raw.dedup_by(|x, y| x.rule == y.rule && x.range == y.range);
+                }
             }
             for h in &raw {
                 let rule = &inner.rules[h.rule];
@@ -649,8 +662,15 @@ impl Policy {
         let (a, b) = (base + h.range.start, base + h.range.end);
         let mut first = None;
         let mut pieces = Vec::new();
-        for si in unit.segs.clone() {
+        // The unit's strings lie in text order: start at the first that ends after the hit's
+        // start (a binary search: a unit may hold thousands of strings, each with hits).
+        let segs = &doc.segs[unit.segs.clone()];
+        let from = unit.segs.start + segs.partition_point(|seg| seg.text.end <= a);
+        for si in from..unit.segs.end {
             let seg = &doc.segs[si];
+            if seg.text.start >= b {
+                break;
+            }
             let (s, e) = (a.max(seg.text.start), b.min(seg.text.end));
             if s >= e {
                 continue;
@@ -670,10 +690,8 @@ fn is_char_start(text: &[u8], at: usize) -> bool {
     at >= text.len() || (text[at] as i8) >= -0x40
 }
 
-/// Adds `h` (found at `offset` in the unit's text) unless the same rule already hit there.
+/// Adds `h`, found at `offset` in the unit's text (duplicates are removed once all are in).
 fn push_new(raw: &mut Vec<RawHit>, mut h: RawHit, offset: usize) {
     h.range = h.range.start + offset..h.range.end + offset;
-    if !raw.iter().any(|r| r.rule == h.rule && r.range == h.range) {
-        raw.push(h);
-    }
+    raw.push(h);
 }
