@@ -480,13 +480,22 @@ async fn allow_unauthenticated_still_checks_every_presented_credential() {
     req.headers_mut().remove("x-api-key");
     let (res, _) = send(req).await;
     assert_eq!(res.status(), 200);
-    // No agw credential ever reached the provider.
+    // A client's own provider key (no agw credential): let through as anonymous, and (this
+    // backend injects no key) passed to the provider, as without client authentication.
+    let (res, _) = send(message("sk-ant-api03-byok", &url)).await;
+    assert_eq!(res.status(), 200);
+    // No agw credential ever reached the provider; the brought key did.
     let seen = mock.requests();
-    assert_eq!(seen.len(), 3, "two keyed requests and the anonymous one");
-    for r in &seen {
+    assert_eq!(
+        seen.len(),
+        4,
+        "two keyed requests, the anonymous one, the brought key"
+    );
+    for r in &seen[..3] {
         assert!(r.headers.get("x-api-key").is_none(), "{:?}", r.headers);
         assert!(r.headers.get("authorization").is_none(), "{:?}", r.headers);
     }
+    assert_eq!(seen[3].headers["x-api-key"], "sk-ant-api03-byok");
 }
 
 /// Found by the red-team review: a response without usage (an OpenAI stream the client did

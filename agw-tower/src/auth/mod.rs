@@ -189,6 +189,24 @@ impl Authenticator {
         self
     }
 
+    /// Whether `cred` is one agw verifies: an agw key (by its prefix), or a JWT-shaped token
+    /// when JWTs are accepted. With [`Self::allow_unauthenticated`], any other credential is
+    /// the client's own (a provider key brought along): the request goes on as anonymous and
+    /// the credential is left in place (dropped by the provider layer when agw injects a key).
+    pub fn is_ours(&self, cred: &str) -> bool {
+        cred.starts_with(key::KEY_PREFIX)
+            || (self.jwt.is_some() && cred.bytes().filter(|&b| b == b'.').count() == 2)
+    }
+
+    /// Whether a request's credential is to be left in place: see [`Self::is_ours`].
+    pub fn leaves(&self, headers: &HeaderMap) -> bool {
+        self.allow_unauthenticated
+            && Self::credential(headers)
+                .ok()
+                .flatten()
+                .is_some_and(|c| !self.is_ours(c))
+    }
+
     /// Whether any credential is accepted (keys or JWT), for the startup check that refuses an
     /// open listener with an injected provider key.
     pub fn requires_credentials(&self) -> bool {
@@ -249,6 +267,11 @@ impl Authenticator {
                 Err(AuthError::Missing)
             };
         };
+        if self.allow_unauthenticated && !self.is_ours(cred) {
+            // Not an agw credential (the client's own provider key, brought along): as good as
+            // none, and left for the provider (see [`Self::is_ours`]).
+            return Ok(Identity::anonymous());
+        }
         if cred.starts_with(key::KEY_PREFIX) {
             let Some(store) = &self.keys else {
                 return Err(AuthError::UnknownKey);

@@ -63,9 +63,12 @@ where
             let result = auth
                 .authenticate_reported(req.headers(), super::key::unix_now())
                 .await;
-            // Whatever the outcome, the client's credential goes no further.
-            req.headers_mut().remove(super::X_API_KEY);
-            req.headers_mut().remove(http::header::AUTHORIZATION);
+            // Whatever the outcome, an agw credential goes no further (a client's own provider
+            // key, where requests without an agw credential are allowed, is the provider's).
+            if !auth.leaves(req.headers()) {
+                req.headers_mut().remove(super::X_API_KEY);
+                req.headers_mut().remove(http::header::AUTHORIZATION);
+            }
             match result {
                 Ok(identity) => {
                     req.extensions_mut().insert(identity);
