@@ -302,6 +302,12 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                         ("reasoning_content", ChanKind::Reasoning, 0),
                         ("reasoning", ChanKind::Reasoning, 1),
                     ] {
+                        if key == "content" && delta[key].is_array() {
+                            // Mistral's reasoning models stream `content` as parts: text, and
+                            // thinking made of text parts. Each text is read in its place.
+                            content_parts(&delta[key], &at, &chan, &mut m.deltas)?;
+                            continue;
+                        }
                         if !delta[key].is_null() && !delta[key].is_string() {
                             // Text a client shows, not in a string: nothing to hold or mask.
                             return Err(format!("a delta's `{key}` is not a string"));
@@ -478,6 +484,60 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
         }
     }
     Ok(m)
+}
+
+/// The text parts of a chat delta's `content` array (`[{"type":"text","text":...},
+/// {"type":"thinking","thinking":[{"type":"text","text":...}]}]`), in order: text on the text
+/// channel, thinking on the reasoning channel. Any other part ends the stream.
+fn content_parts(
+    parts: &Value,
+    at: &dyn Fn(&[Step]) -> Vec<Step>,
+    chan: &dyn Fn(ChanKind, u64) -> ChanKey,
+    out: &mut Vec<Delta>,
+) -> Result<(), String> {
+    let text_of = |part: &Value| -> Option<String> {
+        let o = part.as_object()?;
+        (s(&part["type"]) == Some("text") && o.keys().all(|k| k == "type" || k == "text"))
+            .then(|| s(&part["text"]).map(str::to_owned))
+            .flatten()
+    };
+    for (i, part) in parts.as_array().into_iter().flatten().enumerate() {
+        if let Some(text) = text_of(part) {
+            out.push(Delta {
+                chan: chan(ChanKind::Text, 0),
+                text,
+                path: at(&[
+                    Step::Key("delta"),
+                    Step::Key("content"),
+                    Step::Index(i),
+                    Step::Key("text"),
+                ]),
+            });
+            continue;
+        }
+        let thinking = part["thinking"].as_array().filter(|_| {
+            s(&part["type"]) == Some("thinking") && part.as_object().is_some_and(|o| o.len() == 2)
+        });
+        let Some(thinking) = thinking else {
+            return Err("a delta's `content` part is neither text nor thinking".into());
+        };
+        for (j, t) in thinking.iter().enumerate() {
+            let text = text_of(t).ok_or("a thinking part that is not text")?;
+            out.push(Delta {
+                chan: chan(ChanKind::Reasoning, 0),
+                text,
+                path: at(&[
+                    Step::Key("delta"),
+                    Step::Key("content"),
+                    Step::Index(i),
+                    Step::Key("thinking"),
+                    Step::Index(j),
+                    Step::Key("text"),
+                ]),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A small number for an event type, to keep the texts of different delta kinds apart.

@@ -1587,9 +1587,19 @@ mod red_team {
             content(json!(1), "1111 1111 ok", json!(null)),
         ]));
         assert!(!out.contains("4111") && out.contains("\"error\""), "{out}");
-        // Content that is not a string.
+        // Content as parts (Mistral's reasoning models): each text read in its place, joined
+        // with the other deltas; a part of another kind ends the stream.
         let out = chat_out(&chat(&[
-            json!({"choices":[{"index":0,"delta":{"content":[{"type":"text","text":"card 4111 1111 1111 1111"}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"content":[{"type":"thinking","thinking":[{"type":"text","text":"hmm"}]},{"type":"text","text":"card 4111 1111 "}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"content":[{"type":"text","text":"1111 1111 ok"}]}}]}),
+        ]));
+        assert!(!out.contains("4111") && !out.contains("\"error\""), "{out}");
+        assert!(
+            out.contains("<CREDIT_CARD>") && out.contains("hmm"),
+            "{out}"
+        );
+        let out = chat_out(&chat(&[
+            json!({"choices":[{"index":0,"delta":{"content":[{"type":"image_url","image_url":{"url":"card 4111 1111 1111 1111"}}]}}]}),
         ]));
         assert!(!out.contains("4111") && out.contains("\"error\""), "{out}");
         // A tool call that is both custom and a function.
