@@ -200,6 +200,11 @@ fn time_issuer_audience_and_subject_are_checked() {
             Err(JwtError::NotYetValid),
         ),
         (json!({"iat": NOW - 100}), Ok(())),
+        // NumericDates may carry a fraction (RFC 7519).
+        (
+            json!({"iat": (NOW - 100) as f64 + 0.5, "exp": (NOW + 600) as f64 + 0.25}),
+            Ok(()),
+        ),
         (
             json!({"iss": "https://evil.example"}),
             Err(JwtError::Issuer),

@@ -302,7 +302,7 @@ pub fn verify(
     let leeway = config.leeway.as_secs();
     let exp = claims
         .get("exp")
-        .and_then(Value::as_u64)
+        .and_then(numeric_date)
         .ok_or(JwtError::Expired)?;
     if now >= exp.saturating_add(leeway) {
         return Err(JwtError::Expired);
@@ -310,7 +310,7 @@ pub fn verify(
     // A token issued in the future (beyond the leeway) is not valid yet either.
     for claim in ["nbf", "iat"] {
         if let Some(t) = claims.get(claim) {
-            let t = t.as_u64().ok_or(JwtError::NotYetValid)?;
+            let t = numeric_date(t).ok_or(JwtError::NotYetValid)?;
             if now.saturating_add(leeway) < t {
                 return Err(JwtError::NotYetValid);
             }
@@ -348,6 +348,18 @@ pub fn verify(
         }
     }
     Ok(Claims { subject, groups })
+}
+
+/// A NumericDate (RFC 7519: seconds, possibly with a fraction), in whole seconds (the
+/// fraction dropped: under a second, well within the leeway).
+fn numeric_date(v: &Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n);
+    }
+    let f = v
+        .as_f64()
+        .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e15)?;
+    Some(f as u64)
 }
 
 /// Where a JWKS comes from.
