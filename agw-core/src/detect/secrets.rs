@@ -109,7 +109,12 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
 }
 
 fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
-    if !matches!(kind, Kind::Pem) && preceded_by(text, s, is_key_char) {
+    // Anthropic's and OpenAI's project keys announce themselves (`sk-ant-api03-`, `sk-proj-`):
+    // found even glued to a word (`xsk-ant-...`, which a model still reads as the key; found
+    // by the red-team review). Shorter prefixes keep the boundary, against false positives.
+    let distinct = matches!(kind, Kind::Sk)
+        && (text[s..].starts_with(b"sk-ant-") || text[s..].starts_with(b"sk-proj-"));
+    if !matches!(kind, Kind::Pem) && !distinct && preceded_by(text, s, is_key_char) {
         return None;
     }
     match kind {
@@ -233,6 +238,13 @@ mod tests {
                 &[],
             ),
             (Detector::OpenAiKey, ant, &[]),
+            // Glued to a word: still the key.
+            (Detector::AnthropicKey, &format!("x{ant}"), &[ant]),
+            (
+                Detector::OpenAiKey,
+                "key_sk-proj-Ab3dEfGh1jKlMnOpQrStUvWx-yz_0123456789abcd",
+                &["sk-proj-Ab3dEfGh1jKlMnOpQrStUvWx-yz_0123456789abcd"],
+            ),
             (
                 Detector::OpenAiKey,
                 "OPENAI_API_KEY=sk-proj-Ab3dEfGh1jKlMnOpQrStUvWx-yz_0123456789abcd",
