@@ -37,8 +37,9 @@
 //! - Only ASCII letters, digits and `_` are word characters; a non-ASCII byte is a boundary, so
 //!   `卡号4111111111111111` is a card. The letter of a `\n`, `\r` or `\t` escape left in the
 //!   text is a boundary too, for text that still carries JSON escapes.
-//! - Cards: contiguous, or grouped by single spaces or single dashes (a first group of 4, then
-//!   groups of 3–6, 3–5 groups in all); mixed separators (`4111 1111-1111 1111`) are not a card.
+//! - Cards: contiguous, or grouped by single spaces, single dashes or single dots (a first group
+//!   of 4, then groups of 3–6, 3–5 groups in all); mixed separators (`4111 1111-1111 1111`) are
+//!   not a card.
 //!   Issuer lengths are enforced (Amex 15, Mastercard 16, Visa 13/16/19, …). A card is not
 //!   reported when it is part of a longer number: joined to more digits directly, by a dash or a
 //!   dot (`0.4111111111111111`), or by a space that extends a regular grouping
@@ -52,6 +53,8 @@
 //!   with at most 15 digits. Country code 1 is NANP: `+1` and exactly ten digits whose area code
 //!   and exchange start with 2–9, as without the `+1` (`+1 (555) 010-0000` does not fire).
 //! - IBANs: upper case only, contiguous or in groups of four.
+//! - Secrets need a boundary before them (`xghp_…` is not a token), except `sk-ant-` and
+//!   `sk-proj-` keys, whose prefixes are distinct enough to be found glued to a word.
 //! - OpenAI keys: `sk-` and at least 20 key characters including a digit and a letter, so
 //!   `sk-this-is-not-a-real-key` does not fire; kebab-case text with a digit after a free-standing
 //!   `sk-` does. Placeholders shaped like a key (`xoxb-your-token-here`) are found like keys.
