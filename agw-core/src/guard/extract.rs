@@ -440,8 +440,6 @@ impl Extractor {
             *sc = sc.at(from + len);
             return Ok(());
         }
-        sc.skip_fast()?;
-        let to = sc.offset();
         let loc = Loc {
             top: Top::Tools,
             message: None,
@@ -450,13 +448,12 @@ impl Extractor {
             sub: None,
             leaf: "",
         };
-        let mut again = sc.at(from);
         // A unit of their own: not joined to a system prompt right before them (whose masks
         // would then reach into them).
         self.doc.st.group += 1;
-        self.all_strings(&mut again, Field::System, loc)?;
+        self.all_strings(sc, Field::System, loc)?;
         self.doc.st.group += 1;
-        self.doc.tool_values.push((depth, from..to));
+        self.doc.tool_values.push((depth, from..sc.offset()));
         Ok(())
     }
 

@@ -286,6 +286,8 @@ pub struct Verdict {
     pub(super) hits: Vec<Hit>,
     pub(super) model: Option<String>,
     pub(super) max_tokens: Option<u64>,
+    /// A rule matched in tool definitions (they are then not kept as clean).
+    pub(super) tool_hit: bool,
 }
 
 impl Verdict {
@@ -296,6 +298,7 @@ impl Verdict {
             hits,
             model: None,
             max_tokens: None,
+            tool_hit: false,
         }
     }
 
@@ -391,10 +394,7 @@ impl Policy {
         // Tool definitions nothing matched in are known clean for this policy (a value with a
         // match is read again every time). Not after a refusal: it stops at its first hit,
         // before what follows is read.
-        let tool_hit = |h: &Hit| h.path.starts_with("tools") || h.path.contains(".params.tools");
-        if !matches!(verdict.decision(), Decision::Reject(_))
-            && !verdict.hits().iter().any(tool_hit)
-        {
+        if !matches!(verdict.decision(), Decision::Reject(_)) && !verdict.tool_hit {
             for (depth, r) in &doc.tool_values {
                 super::clean::keep(self.inner.id, *depth, &body[r.clone()]);
             }
@@ -466,7 +466,7 @@ impl Policy {
             for h in side.drain(..) {
                 // A hit at the cut start may only be one because of the cut.
                 if h.range.end == a.end - from && (h.range.start > 0 || from == a.start) {
-                    push_new(raw, h, from - base);
+                    push_at(raw, h, from - base);
                 }
             }
             if stopped {
@@ -483,7 +483,7 @@ impl Policy {
                     .find(&doc.text[b.start..to], wanted, findings, &mut side, stop);
             for h in side.drain(..) {
                 if h.range.start == 0 && (h.range.end < to - b.start || to == b.end) {
-                    push_new(raw, h, b.start - base);
+                    push_at(raw, h, b.start - base);
                 }
             }
             if stopped {
@@ -511,6 +511,7 @@ impl Policy {
         }
         // Strings a rejecting rule removed, and the rule.
         let mut removed: Vec<(usize, usize)> = Vec::new();
+        let mut tool_hit = false;
         for unit in &doc.units {
             let state = if doc.is_latest(unit) {
                 LATEST
@@ -560,8 +561,8 @@ impl Policy {
                     continue;
                 }
                 let loc = &doc.segs[first_seg].loc;
-                if loc.top == super::extract::Top::Tools
-                    && (matches!(rule.action, Action::Mask { .. }) || h.detector.is_some())
+                let in_tools = loc.top == super::extract::Top::Tools;
+                if in_tools && (matches!(rule.action, Action::Mask { .. }) || h.detector.is_some())
                 {
                     // Tool definitions are read by the literal and regex rules that reject or
                     // audit, and never rewritten: a client's schemas stay as sent. Detectors do
@@ -570,6 +571,7 @@ impl Policy {
                     // refusing emails would refuse every request.
                     continue;
                 }
+                tool_hit |= in_tools;
                 hits.push(Hit {
                     rule: rule.name.clone(),
                     action: rule.action.kind(),
@@ -647,7 +649,9 @@ impl Policy {
         } else {
             Decision::Rewrite(apply(body, edits))
         };
-        Verdict::new(decision, hits)
+        let mut verdict = Verdict::new(decision, hits);
+        verdict.tool_hit = tool_hit;
+        verdict
     }
 
     /// The first segment a hit touches, and the pieces of its text per segment it spans:
@@ -691,7 +695,7 @@ fn is_char_start(text: &[u8], at: usize) -> bool {
 }
 
 /// Adds `h`, found at `offset` in the unit's text (duplicates are removed once all are in).
-fn push_new(raw: &mut Vec<RawHit>, mut h: RawHit, offset: usize) {
+fn push_at(raw: &mut Vec<RawHit>, mut h: RawHit, offset: usize) {
     h.range = h.range.start + offset..h.range.end + offset;
     raw.push(h);
 }
