@@ -501,18 +501,19 @@ fn content_parts(
             .then(|| s(&part["text"]).map(str::to_owned))
             .flatten()
     };
+    // A part's text, at `tail` under `delta.content[i]`.
+    let delta = |kind, text, i, tail: &[Step]| {
+        let mut path = vec![Step::Key("delta"), Step::Key("content"), Step::Index(i)];
+        path.extend_from_slice(tail);
+        Delta {
+            chan: chan(kind, 0),
+            text,
+            path: at(&path),
+        }
+    };
     for (i, part) in parts.as_array().into_iter().flatten().enumerate() {
         if let Some(text) = text_of(part) {
-            out.push(Delta {
-                chan: chan(ChanKind::Text, 0),
-                text,
-                path: at(&[
-                    Step::Key("delta"),
-                    Step::Key("content"),
-                    Step::Index(i),
-                    Step::Key("text"),
-                ]),
-            });
+            out.push(delta(ChanKind::Text, text, i, &[Step::Key("text")]));
             continue;
         }
         let thinking = part["thinking"].as_array().filter(|_| {
@@ -523,18 +524,8 @@ fn content_parts(
         };
         for (j, t) in thinking.iter().enumerate() {
             let text = text_of(t).ok_or("a thinking part that is not text")?;
-            out.push(Delta {
-                chan: chan(ChanKind::Reasoning, 0),
-                text,
-                path: at(&[
-                    Step::Key("delta"),
-                    Step::Key("content"),
-                    Step::Index(i),
-                    Step::Key("thinking"),
-                    Step::Index(j),
-                    Step::Key("text"),
-                ]),
-            });
+            let tail = [Step::Key("thinking"), Step::Index(j), Step::Key("text")];
+            out.push(delta(ChanKind::Reasoning, text, i, &tail));
         }
     }
     Ok(())

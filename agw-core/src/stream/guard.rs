@@ -96,8 +96,9 @@ pub struct StreamGuard {
     held_bytes: usize,
     /// A channel's text and where each held part starts in it, kept between scans.
     scratch: (String, Vec<(u64, usize, usize)>),
-    /// The end of the last text block, context for the next one (Anthropic text blocks and
-    /// Responses output text follow one another: a client shows them as one text).
+    /// The end of the last text channel that completed, context for the next one (a Responses
+    /// text of its own kind, such as an audio transcript, continued in the next output item;
+    /// a response's blocks of text are one channel, `JOINED`).
     text_tail: String,
     /// The message (every choice) has ended.
     ended: bool,
@@ -445,14 +446,18 @@ impl StreamGuard {
         self.held_bytes += item.raw.len();
         self.queue.push_back(item);
         if self.held_bytes > MAX_HELD {
-            let rule: Arc<str> = "agw:held-too-much".into();
-            let err = ErrorBody::new(
-                ErrorKind::BadGateway,
-                "agw could not inspect the provider's stream: too much of it is held back",
-            );
-            return Err(self.reject(rule, err));
+            return Err(self.held_too_much("too much of it is held back"));
         }
         Ok(())
+    }
+
+    /// Ends the stream: what it holds back cannot be inspected within bounds (`why`).
+    fn held_too_much(&mut self, why: &str) -> ErrorBody {
+        let err = ErrorBody::new(
+            ErrorKind::BadGateway,
+            format!("agw could not inspect the provider's stream: {why}"),
+        );
+        self.reject("agw:held-too-much".into(), err)
     }
 
     /// The channel for `key`, opened if new.
@@ -689,14 +694,8 @@ impl StreamGuard {
                 // The window's text is mostly characters normalising drops: no model writes
                 // that, and reading it again for every event would cost time quadratic in
                 // it. The stream ends (found by the review of the padding fix).
-                let rule: Arc<str> = "agw:held-too-much".into();
-                let err = ErrorBody::new(
-                    ErrorKind::BadGateway,
-                    "agw could not inspect the provider's stream: its text is padded with \
-                     invisible characters",
-                );
                 self.scratch = (window, starts);
-                return Err(self.reject(rule, err));
+                return Err(self.held_too_much("its text is padded with invisible characters"));
             }
             let from = if plain {
                 floor
@@ -809,8 +808,8 @@ impl StreamGuard {
         if force && chan.done {
             chan.base += chan.sent_tail.len();
             chan.live.reset();
-            if maskable && chan.done {
-                // The block has ended: its end is the next block's context.
+            if maskable {
+                // The channel has ended: its end is the next one's context.
                 keep_tail(&mut chan.sent_tail, self.window);
                 std::mem::swap(&mut chan.sent_tail, &mut self.text_tail);
             }
