@@ -76,29 +76,23 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 fn config(dir: &std::path::Path, redis: bool, rpm: u32) -> std::path::PathBuf {
-    let path = dir.join("team.yaml");
     let redis = if redis {
         "redis:\n  url: ${REDIS_URL}\n  timeout_ms: 250\n  on_error: {limits: allow, budgets: deny}\n"
     } else {
         ""
     };
-    std::fs::write(
-        &path,
-        format!(
-            "listen: 127.0.0.1:0\n\
-             admin_listen: 127.0.0.1:0\n\
-             auth:\n  keys:\n    file: {keys}\n  allow_unauthenticated: false\n\
-             {redis}\
+    config_with(
+        dir,
+        "  allow_unauthenticated: false\n",
+        &format!(
+            "{redis}\
              limits:\n  per_key:\n    requests_per_minute: {rpm}\n    budget: {{usd_per_month: 100}}\n\
              prices:\n  - {{model: \"*\", input: 3, output: 15, cache_write: 3.75, cache_read: 0.3}}\n\
              metrics: {{identity_label: true}}\n\
              backends:\n  - name: anthropic\n    provider: anthropic\n    api_key: sk-ant-injected\n    \
-             access: {{models: [\"claude-*\"]}}\n",
-            keys = dir.join("keys.json").display(),
+             access: {{models: [\"claude-*\"]}}\n"
         ),
     )
-    .unwrap();
-    path
 }
 
 fn keys(cfg: &std::path::Path, redis_url: Option<&str>, args: &[&str]) -> Output {
@@ -516,8 +510,25 @@ async fn a_budget_is_charged_an_estimate_when_the_response_reports_no_usage() {
     let carol = create_key(&cfg, None, "carol");
     let (_agw, url, _) = serve(&cfg, None, &mock.base_url());
     let body = r#"{"model":"gpt-4o","max_tokens":1000,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let statuses = bearer_streams(&url, &key, body, 6).await;
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert!(
+        statuses[3..].contains(&400),
+        "the budget runs out: {statuses:?}"
+    );
+    // Without `max_tokens` the output is estimated at 4,096 tokens (~$0.06): one request
+    // spends the day's budget (found by the review: it was estimated at none).
+    let body = r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let statuses = bearer_streams(&url, &carol, body, 3).await;
+    assert_eq!(statuses, [200, 400, 400], "{statuses:?}");
+}
+
+/// Sends `n` chat streams with `key` as a Bearer token, one after another, each answered
+/// without usage and not refused as unauthenticated; waits after each for the settlement
+/// (charged off the response path). Returns their statuses.
+async fn bearer_streams(url: &str, key: &str, body: &str, n: usize) -> Vec<u16> {
     let mut statuses = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..n {
         let mut req = json_post(&format!("{url}/v1/chat/completions"), body);
         req.headers_mut().remove("x-api-key");
         req.headers_mut()
@@ -529,26 +540,7 @@ async fn a_budget_is_charged_an_estimate_when_the_response_reports_no_usage() {
         );
         assert_ne!(res.status(), 401, "{}", String::from_utf8_lossy(&body));
         statuses.push(res.status().as_u16());
-        // Charged off the response path: let the settlement land.
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
-    assert!(
-        statuses[3..].contains(&400),
-        "the budget runs out: {statuses:?}"
-    );
-    // Without `max_tokens` the output is estimated at 4,096 tokens (~$0.06): one request
-    // spends the day's budget (found by the review: it was estimated at none).
-    let key = carol;
-    let body = r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-    let mut statuses = Vec::new();
-    for _ in 0..3 {
-        let mut req = json_post(&format!("{url}/v1/chat/completions"), body);
-        req.headers_mut().remove("x-api-key");
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {key}").parse().unwrap());
-        statuses.push(send(req).await.0.status().as_u16());
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-    assert_eq!(statuses, [200, 400, 400], "{statuses:?}");
+    statuses
 }

@@ -7,7 +7,8 @@
 //!
 //! - the password (or a lone token) in the user-info part of a URL;
 //! - anything agw's secret detectors recognise (Anthropic, OpenAI, AWS, GitHub, Slack, Google
-//!   and Stripe keys, JWTs, PEM private keys);
+//!   and Stripe keys, JWTs, PEM private keys), and known key prefixes glued to other text
+//!   ([`agw_core::detect::credential_spans`]);
 //! - a long random-looking token: 20 or more characters of `[A-Za-z0-9_+/=.-]` with both letters
 //!   and digits (file paths, model names and field names do not look like that).
 //!
@@ -21,25 +22,17 @@
 //! assert_eq!(secrets("listen: `nope` is not HOST:PORT"), "listen: `nope` is not HOST:PORT");
 //! ```
 
-use agw_core::detect::DetectorSet;
 use std::borrow::Cow;
 use std::ops::Range;
 
 /// What masked text says instead of a secret.
 pub const MASK: &str = "***";
 
-/// The ranges of what agw's secret detectors recognise in `text`.
-fn detected(text: &str, out: &mut Vec<Range<usize>>) {
-    let mut found = Vec::new();
-    DetectorSet::secrets().find(text.as_bytes(), &mut found);
-    out.extend(found.into_iter().map(|f| f.range));
-}
-
 /// `text` with every secret-looking value replaced by [`MASK`].
 pub fn secrets(text: &str) -> Cow<'_, str> {
     let mut ranges: Vec<Range<usize>> = Vec::new();
     url_passwords(text, &mut ranges);
-    detected(text, &mut ranges);
+    agw_core::detect::credential_spans(text, &mut ranges);
     random_tokens(text, &mut ranges);
     mask(text, ranges)
 }
