@@ -75,13 +75,18 @@ pub struct LimitPolicy {
     pub prefix: String,
 }
 
+/// Output tokens assumed for a request that names no `max_tokens`: what it holds in flight
+/// (the default of [`LimitPolicy::default_estimate`]) and what usage accounting estimates when
+/// the response reports none.
+pub const DEFAULT_ESTIMATE_TOKENS: u64 = 4096;
+
 impl Default for LimitPolicy {
     fn default() -> Self {
         Self {
             per_key: Limits::default(),
             per_team: Limits::default(),
             global: Limits::default(),
-            default_estimate: 4096,
+            default_estimate: DEFAULT_ESTIMATE_TOKENS,
             on_error_limits: FailMode::Open,
             on_error_budgets: FailMode::Closed,
             timeout: Duration::from_millis(100),

@@ -61,7 +61,9 @@ mod store;
 pub use ::redis::aio::ConnectionManager as RedisConnection;
 pub use clock::rfc3339 as utc_time;
 pub use layer::LimitLayer;
-pub use limiter::{FailMode, LimitPolicy, Limiter, Limits, Spent, StoreFailure, Ticket};
+pub use limiter::{
+    DEFAULT_ESTIMATE_TOKENS, FailMode, LimitPolicy, Limiter, Limits, Spent, StoreFailure, Ticket,
+};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, connect as redis_connect};
 pub use rejection::{LimitKind, Rejection, Scope};

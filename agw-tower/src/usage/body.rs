@@ -16,10 +16,6 @@ pub const MAX_JSON: usize = 8 << 20;
 /// whole response).
 const MAX_EVENT: usize = 8 << 20;
 
-/// Output tokens estimated for a request that names no cap (as the limiter's
-/// `LimitPolicy::default_estimate` holds by default).
-const ESTIMATE_WITHOUT_CAP: u64 = 4096;
-
 /// What the layer knows before the response: the report to fill and where it goes.
 #[derive(Debug)]
 pub(crate) struct Pending {
@@ -162,7 +158,7 @@ impl State {
             let estimate = agw_core::usage::Usage {
                 input: request_bytes.div_ceil(4),
                 // No cap: what the limiter holds for a request without one.
-                output: cap.unwrap_or(ESTIMATE_WITHOUT_CAP),
+                output: cap.unwrap_or(crate::limit::DEFAULT_ESTIMATE_TOKENS),
                 ..Default::default()
             };
             report.estimated_cost_micros = report
