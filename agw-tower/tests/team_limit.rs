@@ -7,10 +7,12 @@ mod support;
 use agw_core::api::Api;
 use agw_core::price::{Price, PriceTable};
 use agw_core::route::RouteTable;
+use agw_tower::auth::BoxFuture;
 use agw_tower::auth::{AuthLayer, Authenticator, FileKeyStore, Identity, IdentityKind};
 use agw_tower::classify::ClassifyLayer;
 use agw_tower::limit::{
-    LimitKind, LimitLayer, LimitPolicy, Limiter, Limits, MemoryStore, Rejection, Scope,
+    Acquired, Add, Check, CounterKey, LimitKind, LimitLayer, LimitPolicy, LimitStore,
+    LimitStoreError, Limiter, Limits, MemoryStore, Rejection, Scope,
 };
 use agw_tower::usage::UsageLayer;
 use std::sync::Arc;
@@ -216,10 +218,59 @@ async fn spent(l: &Limiter) -> Vec<agw_tower::limit::Spent> {
     out
 }
 
-/// The settling task charges a batch of one request and a batch of several as settling each
-/// at once does (a lone request takes a path without the per-batch sums).
+/// The in-memory store behind a store that does not settle inline: settling goes through the
+/// batching task, as with Redis.
+#[derive(Debug, Default)]
+struct Queued(MemoryStore);
+
+impl LimitStore for Queued {
+    fn acquire(&self, checks: Vec<Check>) -> BoxFuture<'_, Result<Acquired, LimitStoreError>> {
+        self.0.acquire(checks)
+    }
+    fn add(&self, adds: Vec<Add>) -> BoxFuture<'_, Result<(), LimitStoreError>> {
+        self.0.add(adds)
+    }
+    fn get(&self, keys: Vec<CounterKey>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>> {
+        self.0.get(keys)
+    }
+}
+
+/// The in-memory store settles at once, on the caller's thread, with no runtime needed.
+#[test]
+fn settling_later_in_memory_charges_at_once() {
+    let l = limiter(LimitPolicy {
+        per_key: Limits {
+            usd_per_day: Some(1.0),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let ticket = rt.block_on(l.admit(Some(&alice()), Some(10), NOW)).unwrap();
+    drop(rt);
+    l.settle_later(Arc::new(ticket), Some(40), Some(250_000), true);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let spent = rt
+        .block_on(l.spent(&Scope::Key("alice".into()), NOW))
+        .unwrap();
+    assert_eq!(spent.usd_micros_today, 250_000, "{spent:?}");
+    assert_eq!(spent.tokens_today, 40, "{spent:?}");
+}
+
+/// Settling later charges a batch of one request and a batch of several as settling each at
+/// once does (a lone request takes a path without the per-batch sums), inline (the in-memory
+/// store) and through the batching task (a store that waits, as Redis does).
 #[tokio::test]
 async fn settling_later_charges_as_settling_at_once() {
+    settling_later_matches(|p| Limiter::new(p, Arc::new(MemoryStore::new()))).await;
+    settling_later_matches(|p| Limiter::new(p, Arc::new(Queued::default()))).await;
+}
+
+async fn settling_later_matches(new: impl Fn(LimitPolicy) -> Limiter) {
     let policy = LimitPolicy {
         per_key: Limits {
             tokens_per_minute: Some(100_000),
@@ -231,7 +282,7 @@ async fn settling_later_charges_as_settling_at_once() {
         },
         ..LimitPolicy::default()
     };
-    let (now, later) = (limiter(policy.clone()), Arc::new(limiter(policy)));
+    let (now, later) = (limiter(policy.clone()), Arc::new(new(policy)));
     // (who, tokens, cost): one request alone, then three queued together.
     let alone = [(alice(), Some(100), Some(7))];
     let together = [

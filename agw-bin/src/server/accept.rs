@@ -10,8 +10,10 @@ use super::conn::Activity;
 use super::dispatch::App;
 use super::drain::Drain;
 use super::reload::{Loader, ReloadStats, Reloader};
+use super::repoll::Repoll;
 use super::tls::{TlsFiles, TlsHandle};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use agw_tower::after::RunAfter;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
@@ -55,7 +57,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
     serving: Serving,
 ) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(StreamExecutor);
     // Slow or idle clients are cut off by the per-connection idle timeout instead.
     builder.http1().header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
@@ -147,9 +149,12 @@ fn spawn_watched<F>(conn: F, activity: Arc<Activity>, idle: Duration, body: Dura
 where
     F: Future + Send + 'static,
 {
-    let mut task = tokio::spawn(async move {
+    // Polled again at once when it wakes itself (reading a request body does): see `repoll`.
+    // The work after each response (usage, limits, metrics, log line) runs at the end of the
+    // poll that wrote it, on this task.
+    let mut task = tokio::spawn(RunAfter::new(Repoll::new(async move {
         conn.await;
-    });
+    })));
     tokio::spawn(async move {
         tokio::select! {
             // Aborting drops the connection, as the end of a `select!` over both did.
@@ -158,6 +163,21 @@ where
             _ = &mut task => {}
         }
     });
+}
+
+/// Spawns HTTP/2 streams as [`spawn_watched`] does connections: the work after each response
+/// runs at the end of the poll that wrote it, and a stream that wakes itself is polled again.
+#[derive(Debug, Clone, Copy)]
+struct StreamExecutor;
+
+impl<F> hyper::rt::Executor<F> for StreamExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(RunAfter::new(Repoll::new(fut)));
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the

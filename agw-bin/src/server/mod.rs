@@ -50,6 +50,7 @@ pub mod conn;
 pub mod dispatch;
 mod drain;
 pub mod reload;
+mod repoll;
 pub mod tls;
 
 pub use accept::{ServeOptions, Serving, WATCH_INTERVAL, run, serve, serve_with, shutdown_signal};

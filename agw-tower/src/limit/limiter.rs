@@ -532,11 +532,13 @@ impl Limiter {
         .await;
     }
 
-    /// [`Limiter::settle`] off the caller's path, without a task per request: the settlement
-    /// is queued to one task per limiter (started on first use, on the current tokio runtime),
-    /// which charges everything queued meanwhile in one store operation (one Redis round
-    /// trip), counters changed by several requests once with the sum of their changes.
-    /// Outside a tokio runtime nothing is charged.
+    /// [`Limiter::settle`] off the caller's path, without a task per request. A store that
+    /// applies adds without waiting ([`LimitStore::adds_now`]: the in-memory one) is charged
+    /// at once, on the caller's thread. Otherwise the settlement is queued to one task per
+    /// limiter (started on first use, on the current tokio runtime), which charges everything
+    /// queued meanwhile in one store operation (one Redis round trip), counters changed by
+    /// several requests once with the sum of their changes; outside a tokio runtime nothing is
+    /// then charged.
     pub fn settle_later(
         &self,
         ticket: Arc<Ticket>,
@@ -544,6 +546,31 @@ impl Limiter {
         cost_micros: Option<u64>,
         success: bool,
     ) {
+        if self.store.adds_now() {
+            let mut adds = Vec::new();
+            ticket_adds(
+                &self.policy,
+                &self.prefix,
+                &ticket,
+                tokens,
+                cost_micros,
+                success,
+                &mut adds,
+            );
+            if adds.is_empty() {
+                return;
+            }
+            if let Err(e) = self.store.add_now(adds) {
+                if let Some(hook) = &self.on_failure {
+                    hook(&StoreFailure {
+                        operation: "settle",
+                        error: e.0,
+                        admitted: true,
+                    });
+                }
+            }
+            return;
+        }
         let settle = Settle {
             ticket,
             tokens,

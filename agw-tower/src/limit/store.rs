@@ -120,6 +120,24 @@ pub trait LimitStore: Send + Sync + std::fmt::Debug + 'static {
     fn add(&self, adds: Vec<Add>) -> BoxFuture<'_, Result<(), LimitStoreError>>;
     /// Current values (0 for a missing counter).
     fn get(&self, keys: Vec<CounterKey>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>>;
+    /// Whether [`LimitStore::add_now`] applies adds without waiting (an in-process store).
+    /// [`Limiter::settle_later`](super::Limiter::settle_later) then settles on the caller's
+    /// thread instead of queuing to a batching task. The default: no.
+    fn adds_now(&self) -> bool {
+        false
+    }
+    /// Applies `adds` now, when [`LimitStore::adds_now`] says it can; otherwise like
+    /// [`LimitStore::add`] polled once (an error if that would wait).
+    fn add_now(&self, adds: Vec<Add>) -> Result<(), LimitStoreError> {
+        let mut fut = self.add(adds);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => Err(LimitStoreError(
+                "this store cannot apply adds without waiting".to_owned(),
+            )),
+        }
+    }
 }
 
 /// Counters in this process only: one agw instance. One mutex around a map; expired counters
@@ -204,13 +222,21 @@ impl LimitStore for MemoryStore {
     }
 
     fn add(&self, adds: Vec<Add>) -> BoxFuture<'_, Result<(), LimitStoreError>> {
+        Box::pin(std::future::ready(self.add_now(adds)))
+    }
+
+    fn adds_now(&self) -> bool {
+        true
+    }
+
+    fn add_now(&self, adds: Vec<Add>) -> Result<(), LimitStoreError> {
         let now = Instant::now();
         let mut c = self.lock();
         c.tick(now);
         for a in &adds {
             c.apply(&a.key, a.delta, a.ttl, now);
         }
-        Box::pin(std::future::ready(Ok(())))
+        Ok(())
     }
 
     fn get(&self, keys: Vec<CounterKey>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>> {
