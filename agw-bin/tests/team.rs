@@ -68,11 +68,27 @@ fn redis() -> (Proc, String) {
     panic!("redis-server did not start");
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
+/// A fresh temporary folder for one test, removed when the test ends.
+struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("agw-team-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 fn config(dir: &std::path::Path, redis: bool, rpm: u32) -> std::path::PathBuf {

@@ -90,7 +90,6 @@ async fn keys_are_stored_only_as_hashes_in_a_private_file() {
         revoked,
         "a revocation by another process is seen without a restart"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]

@@ -47,7 +47,6 @@ async fn the_example_builds_in_memory() {
         let access: AccessConfig = serde_norway::from_value(b["access"].clone()).unwrap();
         assert!(access.build().unwrap().restricts_models());
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[cfg(feature = "redis")]
@@ -73,7 +72,6 @@ async fn with_redis_the_keys_live_in_redis() {
         .unwrap();
     assert_eq!(&*who.name, "alice");
     assert!(!dir.join("keys.json").exists());
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]

@@ -240,8 +240,7 @@ fn malformed_tokens_and_jwks_are_refused() {
 
 #[tokio::test]
 async fn jwks_refreshes_from_its_file_on_an_unknown_key() {
-    let dir = std::env::temp_dir().join(format!("agw-jwks-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::temp_dir("jwks");
     let path = dir.join("jwks.json");
     let first = keys();
     std::fs::write(&path, first.jwks.to_string()).unwrap();
@@ -260,7 +259,6 @@ async fn jwks_refreshes_from_its_file_on_an_unknown_key() {
     assert_eq!(jwks.verify(&t2, NOW).await, Err(JwtError::UnknownKey));
     jwks.refresh().await.unwrap();
     assert!(jwks.verify(&t2, NOW).await.is_ok());
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]

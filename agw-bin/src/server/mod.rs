@@ -5,7 +5,10 @@
 //!   to its backend's stack, under the configuration current when it arrived.
 //! - [`conn`]: per-connection idle and request-body deadlines, one timer per connection.
 //! - [`accept`]: the accept loop, graceful drain (`drain.rs`: connections asked to close, then
-//!   waited for), and [`run`] which starts everything.
+//!   waited for), and [`run`] which starts everything. Each connection's task runs the work
+//!   after its responses at the end of the poll that wrote them
+//!   ([`RunAfter`](agw_tower::after::RunAfter)), and is polled again at once when it wakes
+//!   itself (`repoll.rs`): a request stays on one worker thread.
 //! - [`admin`]: `/healthz`, `/readyz`, `/config` and hooked routes on the admin address.
 //! - [`reload`]: the swappable [`ConfigHandle`] and the SIGHUP / file watcher.
 //! - [`tls`]: rustls on the listener, certificate reload, optional client certificates.

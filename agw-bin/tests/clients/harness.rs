@@ -510,6 +510,23 @@ impl Interactive {
 
 impl Drop for Interactive {
     fn drop(&mut self) {
+        // Claude Code runs as the pane's process (`env` execs it) and writes its config folder
+        // as it exits: wait (bounded) until it has, so the scratch folder removed next stays
+        // removed.
+        let pid = self.tmux(&["list-panes", "-t", "cc", "-F", "#{pane_pid}"]);
         self.tmux(&["kill-server"]);
+        if let Ok(pid) = pid.trim().parse::<u32>() {
+            // Gone, or a zombie nobody has reaped yet (its state after the command's name).
+            let exited = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                Ok(stat) => stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z')),
+                Err(_) => true,
+            };
+            for _ in 0..100 {
+                if exited() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 }
