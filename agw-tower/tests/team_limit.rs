@@ -266,6 +266,10 @@ fn settling_later_in_memory_charges_at_once() {
 /// store) and through the batching task (a store that waits, as Redis does).
 #[tokio::test]
 async fn settling_later_charges_as_settling_at_once() {
+    // A store that waits says so, and applies nothing without waiting.
+    let queued = Queued::default();
+    assert!(!queued.adds_now() && queued.add_now(Vec::new()).is_err());
+    assert!(MemoryStore::new().adds_now());
     settling_later_matches(|p| Limiter::new(p, Arc::new(MemoryStore::new()))).await;
     settling_later_matches(|p| Limiter::new(p, Arc::new(Queued::default()))).await;
 }

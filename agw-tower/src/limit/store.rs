@@ -126,17 +126,13 @@ pub trait LimitStore: Send + Sync + std::fmt::Debug + 'static {
     fn adds_now(&self) -> bool {
         false
     }
-    /// Applies `adds` now, when [`LimitStore::adds_now`] says it can; otherwise like
-    /// [`LimitStore::add`] polled once (an error if that would wait).
+    /// Applies `adds` now, when [`LimitStore::adds_now`] says it can. The default: an error,
+    /// nothing applied.
     fn add_now(&self, adds: Vec<Add>) -> Result<(), LimitStoreError> {
-        let mut fut = self.add(adds);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match fut.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(r) => r,
-            std::task::Poll::Pending => Err(LimitStoreError(
-                "this store cannot apply adds without waiting".to_owned(),
-            )),
-        }
+        drop(adds);
+        Err(LimitStoreError(
+            "this store cannot apply adds without waiting".to_owned(),
+        ))
     }
 }
 
