@@ -36,6 +36,36 @@ impl Dialect {
         }
     }
 
+    /// The dialect an event's shape belongs to without doubt, if any: chat chunks and
+    /// completions carry `choices`, Responses events a `response.` type, Anthropic's their own
+    /// types. Pings, errors and unknown events say nothing.
+    pub fn of_event(ty: &str, json: &Value) -> Option<Dialect> {
+        if let Some(choices) = json.get("choices") {
+            let legacy = choices
+                .as_array()
+                .and_then(|c| c.first())
+                .is_some_and(|c| c.get("text").is_some() && c.get("delta").is_none());
+            return Some(if legacy {
+                Dialect::Legacy
+            } else {
+                Dialect::Chat
+            });
+        }
+        if ty.starts_with("response.") {
+            return Some(Dialect::Responses);
+        }
+        match ty {
+            "message_start"
+            | "content_block_start"
+            | "content_block_delta"
+            | "content_block_stop"
+            | "message_delta"
+            | "message_stop" => Some(Dialect::Messages),
+            "completion" => Some(Dialect::Complete),
+            _ => None,
+        }
+    }
+
     pub fn is_anthropic(self) -> bool {
         matches!(self, Dialect::Messages | Dialect::Complete)
     }

@@ -296,14 +296,15 @@ impl StreamGuard {
                 return Err(self.unreadable("its event name and type disagree"));
             }
         }
-        if matches!(self.dialect, Dialect::Chat | Dialect::Legacy)
-            && ty.starts_with("response.")
-            && json.get("choices").is_none()
-        {
-            // Responses events where chat chunks were expected (a passthrough path, a stored
-            // completion): the stream is read, and ends, as the Responses stream it is, so
-            // text split across its deltas is still held back and matched whole.
-            self.dialect = Dialect::Responses;
+        if let Some(d) = Dialect::of_event(&ty, &json).filter(|d| *d != self.dialect) {
+            // Events of another API than the route's (a passthrough path on a backend whose
+            // server speaks several, a stored completion): the stream is read, and ends, as
+            // the stream it is, so text split across its deltas is still held back and matched
+            // whole. Only before any delta was read: a stream does not change API midway.
+            if !self.chans.is_empty() {
+                return Err(self.unreadable("its events are of another API than those before"));
+            }
+            self.dialect = d;
         }
         if self.starts_other_than_text(&ty, &json) {
             // Text is read across blocks, but not held over a tool call or reasoning: what
@@ -515,11 +516,22 @@ impl StreamGuard {
             Decision::Allow => Ok(()),
             Decision::Reject(r) => Err(self.reject(r.rule.clone(), r.error_body())),
             Decision::Rewrite(masked) => {
-                let masked = String::from_utf8_lossy(&masked).into_owned();
-                item.raw = Bytes::from(match &item.name {
-                    Some(n) => format!("event: {n}\ndata: {masked}\n\n"),
-                    None => format!("data: {masked}\n\n"),
-                });
+                let masked = String::from_utf8_lossy(&masked);
+                let mut raw = String::with_capacity(masked.len() + 32);
+                if let Some(n) = &item.name {
+                    raw.push_str("event: ");
+                    raw.push_str(n);
+                    raw.push('\n');
+                }
+                // Data that came on several lines (joined by line feeds) goes out on as many
+                // `data:` lines: a line without the field would be dropped by the client.
+                for line in masked.split('\n') {
+                    raw.push_str("data: ");
+                    raw.push_str(line);
+                    raw.push('\n');
+                }
+                raw.push('\n');
+                item.raw = Bytes::from(raw);
                 Ok(())
             }
         }

@@ -1707,3 +1707,103 @@ mod red_team {
         }
     }
 }
+
+/// Found by the second red team: on a passthrough path of a backend whose server speaks more
+/// than one API (a local server serving `/v1/messages` behind an OpenAI-compatible backend),
+/// Anthropic events were read as chat chunks, one by one: a card split across text deltas and
+/// a tool call whose input came in pieces went out. The stream is now read as what its first
+/// events are, either way round.
+#[test]
+fn a_stream_is_read_as_the_api_its_events_are() {
+    use serde_json::json;
+    let cards = anthropic_stream(&[
+        "my card 4111 1111 ",
+        "1111 1111 and AKIAIOSF",
+        "ODNN7EXAMPLE ok",
+    ]);
+    for chunk in [3, cards.len()] {
+        let out = run_kind(
+            &mask_cards(),
+            RouteKind::Passthrough,
+            Api::OpenAi,
+            &cards,
+            chunk,
+        );
+        let text = text_of(&out);
+        assert!(
+            !text.contains("1111 1111")
+                && !text.contains("ODNN7")
+                && text.contains("<CREDIT_CARD>"),
+            "{text}"
+        );
+    }
+    let tool = tool_stream("Bash", &["{\"command\": \"kubectl\\t", "delete ns prod\"}"]);
+    let out = String::from_utf8(run_kind(
+        &k8s_policy(),
+        RouteKind::Passthrough,
+        Api::OpenAi,
+        &tool,
+        5,
+    ))
+    .unwrap();
+    assert!(
+        !out.contains("delete ns prod") && out.contains("error"),
+        "{out}"
+    );
+    // Chat chunks where Anthropic events were expected.
+    let mut chat = String::new();
+    for d in ["card 4111 1111 ", "1111 1111 end"] {
+        chat += &chat_chunk(json!([{"index":0,"delta":{"content":d}}]));
+    }
+    chat += "data: [DONE]\n\n";
+    let out = run_kind(
+        &mask_cards(),
+        RouteKind::Passthrough,
+        Api::Anthropic,
+        chat.as_bytes(),
+        4,
+    );
+    let text = text_of(&out);
+    assert!(
+        !text.contains("1111 1111") && text.contains("<CREDIT_CARD>"),
+        "{text}"
+    );
+    // A stream does not change API once text has been read: refused, not read event by event.
+    let mut mixed = chat_chunk(json!([{"index":0,"delta":{"content":"card 4111 1111 "}}]));
+    mixed += &event(
+        "content_block_delta",
+        json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"1111 1111"}}),
+    );
+    let out = String::from_utf8(run_kind(
+        &mask_cards(),
+        RouteKind::Completions,
+        Api::OpenAi,
+        mixed.as_bytes(),
+        mixed.len(),
+    ))
+    .unwrap();
+    assert!(
+        !out.contains("1111 1111") && out.contains("another API"),
+        "{out}"
+    );
+}
+
+/// Found by the second red team: an event whose JSON came on several `data:` lines and had
+/// something masked went out with the second line lacking its field name, which a client
+/// drops: invalid JSON for the SDK.
+#[test]
+fn a_masked_event_of_several_data_lines_stays_valid() {
+    let input = "event: message_start\n\
+                 data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"content\":[{\"type\":\"text\",\"text\":\"key AKIAIOSFODNN7EXAMPLE\"}],\n\
+                 data: \"model\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\n";
+    let (out, rejected) = run(&mask_cards(), Api::Anthropic, 64, input.as_bytes(), 7);
+    assert!(!rejected);
+    let mut events = Vec::new();
+    SseDecoder::new(1 << 20).push(&out, &mut events).unwrap();
+    let data = fields(std::str::from_utf8(&events[0]).unwrap())
+        .unwrap()
+        .data;
+    let v: serde_json::Value = serde_json::from_str(&data).expect("the masked event is JSON");
+    assert_eq!(v["message"]["content"][0]["text"], "key <AWS_ACCESS_KEY>");
+    assert_eq!(v["message"]["model"], "m");
+}
