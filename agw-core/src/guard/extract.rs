@@ -257,7 +257,7 @@ pub(super) fn once(seen: &mut bool, key: &str) -> Result<(), JsonError> {
 }
 
 /// String fields of a block that may hold prompt text, and the leaf each is reported as.
-const BLOCK_STRINGS: [(&str, &str); 7] = [
+const BLOCK_STRINGS: [(&str, &str); 8] = [
     ("text", ".text"),
     ("title", ".title"),
     ("context", ".context"),
@@ -265,19 +265,21 @@ const BLOCK_STRINGS: [(&str, &str); 7] = [
     ("filename", ".filename"),
     ("url", ".url"),
     ("name", ".name"),
+    ("file_url", ".file_url"),
 ];
 
 /// Whether a block of type `ty` has prompt text in its string field `leaf`. Thinking blocks and
 /// images have none; `title` and `context` count for documents and search results, a search
 /// or fetch result's `title` and `url`, a tool call's `name`; any other block's `text`,
-/// `refusal` (OpenAI refusal parts) and `filename` (file parts) count.
+/// `refusal` (OpenAI refusal parts), `filename` (file parts) and `file_url` (a Responses file
+/// the provider fetches: a secret in it reaches a third party) count.
 fn reads_string(ty: &[u8], leaf: &str) -> bool {
     match ty {
         b"thinking" | b"redacted_thinking" | b"image" => false,
         b"document" | b"search_result" => true,
         b"web_search_result" | b"web_fetch_result" => matches!(leaf, ".title" | ".url"),
         b"tool_use" | b"server_tool_use" | b"mcp_tool_use" => matches!(leaf, ".text" | ".name"),
-        _ => matches!(leaf, ".text" | ".refusal" | ".filename"),
+        _ => matches!(leaf, ".text" | ".refusal" | ".filename" | ".file_url"),
     }
 }
 
@@ -396,9 +398,14 @@ impl Extractor {
             } else if top && crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
             } else if sc.key_matches(&key, "tools")
-                || ["output_format", "response_format", "tool_choice"]
-                    .iter()
-                    .any(|k| sc.key_matches(&key, k))
+                || [
+                    "output_format",
+                    "output_config",
+                    "response_format",
+                    "tool_choice",
+                ]
+                .iter()
+                .any(|k| sc.key_matches(&key, k))
                 || chat
                     && ["functions", "documents", "chat_template_kwargs"]
                         .iter()
@@ -519,15 +526,15 @@ impl Extractor {
         self.join_consecutive_turns(units);
     }
 
-    /// Consecutive messages the client wrote (user after user) are one turn to the provider —
-    /// Anthropic merges them, chat templates run them together — so a phrase split over them
+    /// Consecutive messages of one side (user after user, assistant after assistant, system
+    /// or developer after either) are one turn to the provider — Anthropic merges them, chat
+    /// templates and OpenAI-compatible servers run them together — so a phrase split over them
     /// (`my credit` then ` card number`) is matched as one text: their units of one field that
-    /// follow one another become one. Found by the red-team review.
+    /// follow one another become one. Found by the red-team reviews.
     fn join_consecutive_turns(&mut self, from: usize) {
         let joins = |prev: &Unit, cur: &Unit| {
             matches!((prev.message, cur.message), (Some(a), Some(b)) if b == a + 1)
-                && prev.user
-                && cur.user
+                && prev.user == cur.user
                 && prev.field == cur.field
                 && prev.request == cur.request
                 && prev.group == cur.group

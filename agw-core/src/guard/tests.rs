@@ -1283,6 +1283,50 @@ fn consecutive_user_messages_are_read_as_one_turn() {
     );
 }
 
+/// Found by the second red-team review: runs of assistant, system or developer turns were read
+/// apart, though Anthropic merges consecutive turns of one side and OpenAI-compatible servers
+/// run system and developer messages together.
+#[test]
+fn consecutive_turns_of_one_side_are_read_as_one() {
+    let p = seed_policy();
+    let msgs = |m: serde_json::Value| {
+        serde_json::json!({"model":"m","max_tokens":5,"messages":m}).to_string()
+    };
+    let assistant = msgs(serde_json::json!([
+        {"role":"user","content":"x"},
+        {"role":"assistant","content":"my credit"},
+        {"role":"assistant","content":" card"},
+        {"role":"user","content":"go on"}
+    ]));
+    for kind in [RouteKind::Messages, RouteKind::Completions] {
+        let v = p.inspect(kind, assistant.as_bytes()).unwrap();
+        assert_ne!(v.decision(), &Decision::Allow, "{kind:?}");
+    }
+    for (a, b) in [
+        ("system", "system"),
+        ("developer", "developer"),
+        ("system", "developer"),
+    ] {
+        let body = msgs(serde_json::json!([
+            {"role":a,"content":"my credit"},
+            {"role":b,"content":" card"},
+            {"role":"user","content":"hi"}
+        ]));
+        let v = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
+        assert!(
+            matches!(v.decision(), Decision::Reject(_)),
+            "{a} {b}: {v:?}"
+        );
+    }
+    // A user turn after an assistant one is another turn: read apart.
+    let apart = msgs(serde_json::json!([
+        {"role":"assistant","content":"my credit"},
+        {"role":"user","content":" card"}
+    ]));
+    let v = p.inspect(RouteKind::Completions, apart.as_bytes()).unwrap();
+    assert_eq!(v.decision(), &Decision::Allow);
+}
+
 /// Found by the red-team review: tool definitions were not read, though the model reads them
 /// like a system prompt (and an MCP server's descriptions are a third party's text): the seed's
 /// phrase in a tool's description passed.
@@ -1454,6 +1498,19 @@ fn schemas_forced_tools_template_text_and_fetched_urls_are_read() {
         (
             RouteKind::Messages,
             r#"{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"https://x.example/credit card.pdf"}},{"type":"text","text":"hi"}]}]}"#.to_owned(),
+        ),
+        // The second review: Anthropic's current structured outputs, a Responses file by URL.
+        (
+            RouteKind::Messages,
+            format!(r#"{{{msgs},"output_config":{{"format":{{"type":"json_schema","schema":{{"description":"my credit card"}}}}}}}}"#),
+        ),
+        (
+            RouteKind::CountTokens,
+            format!(r#"{{{msgs},"output_config":{{"format":{{"type":"json_schema","schema":{{"description":"my credit card"}}}}}}}}"#),
+        ),
+        (
+            RouteKind::Responses,
+            r#"{"input":[{"role":"user","content":[{"type":"input_text","text":"summarise"},{"type":"input_file","file_url":"https://files.example/credit card.pdf"}]}]}"#.to_owned(),
         ),
     ];
     for (kind, body) in &cases {
