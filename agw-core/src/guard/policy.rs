@@ -391,6 +391,9 @@ impl Policy {
         }
         let mut doc = extract(kind, body, self.inner.id)?;
         let mut verdict = self.decide(body, &doc);
+        if !matches!(verdict.decision(), Decision::Reject(_)) {
+            self.escaped_arguments(body, &doc, &mut verdict);
+        }
         // Tool definitions nothing matched in are known clean for this policy (a value with a
         // match is read again every time). Not after a refusal: it stops at its first hit,
         // before what follows is read.
@@ -403,6 +406,87 @@ impl Policy {
         verdict.max_tokens = doc.max_tokens;
         doc.recycle();
         Ok(verdict)
+    }
+
+    /// Function-call `arguments` are JSON in a string, which a server parses before its model
+    /// reads it: text written with JSON escapes inside them (`\u0041KIA…`, or what Python's
+    /// `json.dumps` writes for every non-ASCII letter) reaches the model as plain text. Those
+    /// that carry an escape are decoded and read again; a rule that would refuse or mask what
+    /// they hide refuses the request (escaped text cannot be masked in place), an audit rule
+    /// reports it. Found by the second red-team review.
+    fn escaped_arguments(&self, body: &[u8], doc: &Doc, verdict: &mut Verdict) {
+        let inner = &*self.inner;
+        let mut text = String::new();
+        for unit in doc.units.iter().filter(|u| u.field == Field::ToolInput) {
+            for seg in &doc.segs[unit.segs.clone()] {
+                // No backslash in the raw string: no escape inside the JSON it holds either.
+                if !seg.loc.leaf.ends_with("arguments")
+                    || memchr::memchr(b'\\', &body[seg.raw.clone()]).is_none()
+                {
+                    continue;
+                }
+                let quoted =
+                    &body[seg.raw.start.saturating_sub(1)..(seg.raw.end + 1).min(body.len())];
+                let Ok(outer) = serde_json::from_slice::<String>(quoted) else {
+                    continue;
+                };
+                if !outer.contains("\\u") {
+                    continue;
+                }
+                match serde_json::from_str::<serde_json::Value>(&outer) {
+                    Ok(value) => strings_of(&value, &mut text),
+                    // Not JSON (or nested past the parser's depth): its `\uXXXX` read as
+                    // the characters they stand for.
+                    Err(_) => {
+                        text.push_str(&crate::json::normalize_str(&unescape_u(&outer)));
+                        text.push('\n');
+                    }
+                }
+            }
+        }
+        if text.is_empty() {
+            return;
+        }
+        let wanted: Vec<bool> = inner
+            .rules
+            .iter()
+            .map(|r| r.rule.fields.contains(Field::ToolInput))
+            .collect();
+        let (mut findings, mut raw) = (Vec::new(), Vec::new());
+        inner.engines.find(
+            text.as_bytes(),
+            Wanted { rules: &wanted },
+            &mut findings,
+            &mut raw,
+            &|_| false,
+        );
+        for h in raw {
+            let rule = &inner.rules[h.rule];
+            verdict.hits.push(Hit {
+                rule: rule.name.clone(),
+                action: rule.action.kind(),
+                detector: h.detector,
+                path: "arguments (escaped)".to_owned(),
+            });
+            let (status, message) = match &rule.action {
+                Action::Audit => continue,
+                Action::Reject { status, message } => (*status, message.clone()),
+                Action::Mask { .. } => (
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "A tool call's arguments hide text behind JSON escapes that the rule \
+                         `{}` would mask; write them without escapes.",
+                        rule.name
+                    ),
+                ),
+            };
+            verdict.decision = Decision::Reject(Rejection {
+                rule: rule.name.clone(),
+                status,
+                message,
+            });
+            return;
+        }
     }
 
     /// Every match of every rule in a piece of plain text (for streamed responses, which are
@@ -698,4 +782,55 @@ fn is_char_start(text: &[u8], at: usize) -> bool {
 fn push_at(raw: &mut Vec<RawHit>, mut h: RawHit, offset: usize) {
     h.range = h.range.start + offset..h.range.end + offset;
     raw.push(h);
+}
+
+/// Every string of `v` (object keys too), normalised as the guard reads text, one per line.
+fn strings_of(v: &serde_json::Value, out: &mut String) {
+    fn push(s: &str, out: &mut String) {
+        out.push_str(&crate::json::normalize_str(s));
+        out.push('\n');
+    }
+    match v {
+        serde_json::Value::String(s) => push(s, out),
+        serde_json::Value::Array(a) => a.iter().for_each(|v| strings_of(v, out)),
+        serde_json::Value::Object(o) => {
+            for (k, v) in o {
+                push(k, out);
+                strings_of(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `s` with each `\uXXXX` (and surrogate pair) replaced by its character; anything else kept.
+fn unescape_u(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let hex = |h: &str| h.get(..4).and_then(|h| u32::from_str_radix(h, 16).ok());
+    while let Some(i) = rest.find("\\u") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(hi) = hex(after) else {
+            out.push_str("\\u");
+            rest = after;
+            continue;
+        };
+        let mut used = 4;
+        let c = if (0xD800..0xDC00).contains(&hi) {
+            match after[4..].strip_prefix("\\u").and_then(hex) {
+                Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+                    used = 10;
+                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+                }
+                _ => None,
+            }
+        } else {
+            char::from_u32(hi)
+        };
+        out.push(c.unwrap_or('\u{FFFD}'));
+        rest = &after[used..];
+    }
+    out.push_str(rest);
+    out
 }

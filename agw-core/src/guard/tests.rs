@@ -1529,3 +1529,73 @@ fn schemas_forced_tools_template_text_and_fetched_urls_are_read() {
     let body = r#"{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"credit card"}},{"type":"text","text":"hi"}]}]}"#;
     assert!(!rejected(&p, body));
 }
+
+/// Found by the second red-team review: a function call's `arguments` is JSON in a string,
+/// which OpenAI-compatible servers parse before the model reads it, so a secret written with
+/// JSON escapes inside it (`\u0041KIA…`) passed every rule.
+#[test]
+fn escapes_inside_function_call_arguments_are_read() {
+    let p = Policy::builder()
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).reject("no keys"))
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+        .build()
+        .unwrap();
+    let chat = |args: &str| {
+        serde_json::json!({"model":"m","messages":[
+            {"role":"user","content":"hi"},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"save","arguments":args}}]},
+            {"role":"tool","tool_call_id":"c1","content":"ok"},
+            {"role":"user","content":"continue"}]})
+        .to_string()
+    };
+    let responses = |args: &str| {
+        serde_json::json!({"model":"m","input":[
+            {"type":"function_call","call_id":"c1","name":"save","arguments":args},
+            {"type":"function_call_output","call_id":"c1","output":"ok"},
+            {"role":"user","content":"continue"}]})
+        .to_string()
+    };
+    let deep = format!(
+        "{}\"\\u0041KIAZ7QX3MPL4KRT2WQE\"{}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    for args in [
+        r#"{"key":"\u0041KIAZ7QX3MPL4KRT2WQE"}"#,
+        r#"{"key":"\u0041\u004b\u0049\u0041Z7QX3MPL4KRT2WQE"}"#,
+        deep.as_str(),
+    ] {
+        for (kind, body) in [
+            (RouteKind::Completions, chat(args)),
+            (RouteKind::Responses, responses(args)),
+        ] {
+            let v = p.inspect(kind, body.as_bytes()).unwrap();
+            let Decision::Reject(r) = v.decision() else {
+                panic!("{kind:?} {args}: {v:?}")
+            };
+            assert_eq!(&*r.rule, "keys");
+        }
+    }
+    // A card a mask rule would mask cannot be masked inside escapes: refused, saying why.
+    let v = p
+        .inspect(
+            RouteKind::Completions,
+            chat(r#"{"card":"\u0034111111111111111"}"#).as_bytes(),
+        )
+        .unwrap();
+    let Decision::Reject(r) = v.decision() else {
+        panic!("{v:?}")
+    };
+    assert!(
+        r.message.contains("escapes") && !r.message.contains("4111"),
+        "{r:?}"
+    );
+    // Escapes that hide nothing (what Python writes for non-ASCII letters) pass unchanged.
+    let body = chat(r#"{"city":"Z\u00fcrich"}"#);
+    assert_eq!(
+        p.inspect(RouteKind::Completions, body.as_bytes())
+            .unwrap()
+            .decision(),
+        &Decision::Allow
+    );
+}
