@@ -3,6 +3,7 @@
 
 use super::policy::{Decision, Verdict};
 use super::response::walk;
+use super::rule::Action;
 use super::{InspectError, Policy};
 use crate::json::JsonError;
 
@@ -16,9 +17,26 @@ impl Policy {
     /// body. A line that is not a JSON object, or has a duplicate key, is an error naming the
     /// line: a body agw cannot read is not forwarded. Lines end in `\n` (a `\r` before it is
     /// whitespace to JSON); blank lines pass.
+    ///
+    /// A streamed JSON-lines body (Ollama's `/api/chat` and `/api/generate`) carries one text
+    /// in pieces, a line each (`message.content`, `response`, and the reasoning in
+    /// `message.thinking`, `thinking`): those pieces are also read joined, so a match split
+    /// over lines is found. A refusing rule refuses the body, an audit rule reports it, a
+    /// masking rule masks it across the lines (those lines' JSON is written anew); reasoning
+    /// is never masked, and a match split over lines whose text normalising changes (so that
+    /// its place in them is not known) refuses the body instead of passing it.
     pub fn inspect_response_lines(&self, body: &[u8]) -> Result<Verdict, InspectError> {
         let mut hits = Vec::new();
-        let mut rewritten: Option<Vec<u8>> = None;
+        let mut across = self.across_lines(body, &mut hits)?;
+        if let Some(Err(r)) = across {
+            return Ok(Verdict::new(Decision::Reject(r), hits));
+        }
+        let edited = match across.take() {
+            Some(Ok(edited)) => Some(edited),
+            _ => None,
+        };
+        let body: &[u8] = edited.as_deref().unwrap_or(body);
+        let mut rewritten: Option<Vec<u8>> = edited.as_ref().map(|_| Vec::new());
         let mut at = 0;
         for (n, line) in body.split_inclusive(|&b| b == b'\n').enumerate() {
             let start = at;
@@ -55,6 +73,142 @@ impl Policy {
             None => Decision::Allow,
         };
         Ok(Verdict::new(decision, hits))
+    }
+
+    /// The pass over text continued from line to line (see
+    /// [`inspect_response_lines`](Policy::inspect_response_lines)): `None` when no match
+    /// spans lines, the body with such matches masked, or the rejection.
+    #[allow(clippy::type_complexity)]
+    fn across_lines(
+        &self,
+        body: &[u8],
+        hits: &mut Vec<super::policy::Hit>,
+    ) -> Result<Option<Result<Vec<u8>, super::policy::Rejection>>, InspectError> {
+        use serde_json::Value;
+        /// Where a line's piece of a continued text is, and whether it is reasoning.
+        const CONTINUED: [(&str, bool); 4] = [
+            ("/message/content", false),
+            ("/response", false),
+            ("/message/thinking", true),
+            ("/thinking", true),
+        ];
+        let lines: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').collect();
+        let mut parsed: Vec<Option<Value>> = Vec::with_capacity(lines.len());
+        for (n, line) in lines.iter().enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                parsed.push(None);
+                continue;
+            }
+            let v: Value = serde_json::from_slice(line)
+                .map_err(|e| InspectError(JsonError::Shape(format!("line {}: {e}", n + 1))))?;
+            parsed.push(Some(v));
+        }
+        let mut changed = vec![false; lines.len()];
+        for (path, reasoning) in CONTINUED {
+            // The pieces: line, normalised text, and whether normalising left it as it was.
+            let mut pieces: Vec<(usize, String, bool)> = Vec::new();
+            for (n, v) in parsed.iter().enumerate() {
+                if let Some(s) = v
+                    .as_ref()
+                    .and_then(|v| v.pointer(path))
+                    .and_then(Value::as_str)
+                {
+                    let norm = crate::json::normalize_str(s);
+                    let same = norm == s;
+                    pieces.push((n, norm.into_owned(), same));
+                }
+            }
+            if pieces.len() < 2 {
+                continue;
+            }
+            // One mask at a time (each moves the places of later matches), a bounded number.
+            for _ in 0..256 {
+                let mut starts = Vec::with_capacity(pieces.len());
+                let mut joined = String::new();
+                for (_, text, _) in &pieces {
+                    starts.push(joined.len());
+                    joined.push_str(text);
+                }
+                let piece_of = |at: usize| starts.partition_point(|&s| s <= at) - 1;
+                let spanning: Vec<_> = self
+                    .find_in_text(joined.as_bytes())
+                    .into_iter()
+                    .filter(|m| piece_of(m.range.start) != piece_of(m.range.end - 1))
+                    .collect();
+                let mask = spanning
+                    .iter()
+                    .find(|m| matches!(m.action, Action::Mask { .. }) && !reasoning);
+                if let Some(r) = spanning.iter().find_map(|m| match m.action {
+                    Action::Reject { status, message } => Some(super::policy::Rejection {
+                        rule: m.rule.clone(),
+                        status: *status,
+                        message: message.clone(),
+                    }),
+                    _ => None,
+                }) {
+                    return Ok(Some(Err(r)));
+                }
+                let Some(m) = mask else {
+                    // Nothing (more) to mask: what is left is reported.
+                    hits.extend(spanning.iter().map(|m| super::policy::Hit {
+                        rule: m.rule.clone(),
+                        action: m.action.kind(),
+                        detector: m.detector,
+                        path: format!("{path} (across lines)"),
+                    }));
+                    break;
+                };
+                hits.push(super::policy::Hit {
+                    rule: m.rule.clone(),
+                    action: m.action.kind(),
+                    detector: m.detector,
+                    path: format!("{path} (across lines)"),
+                });
+                let (first, last) = (piece_of(m.range.start), piece_of(m.range.end - 1));
+                if pieces[first..=last].iter().any(|(_, _, same)| !same) {
+                    return Ok(Some(Err(super::policy::Rejection {
+                        rule: m.rule.clone(),
+                        status: http::StatusCode::BAD_GATEWAY,
+                        message: "The provider's streamed reply could not be masked where a \
+                                  match runs over several lines."
+                            .to_owned(),
+                    })));
+                }
+                for i in first..=last {
+                    let piece = &mut pieces[i];
+                    let from = m.range.start.saturating_sub(starts[i]);
+                    let to = (m.range.end - starts[i]).min(piece.1.len());
+                    let with = if i == first { m.placeholder() } else { "" };
+                    piece.1.replace_range(from..to, with);
+                    if let Some(v) = parsed[piece.0].as_mut().and_then(|v| v.pointer_mut(path)) {
+                        *v = Value::String(piece.1.clone());
+                    }
+                    changed[piece.0] = true;
+                }
+            }
+        }
+        if !changed.contains(&true) {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(body.len() + 64);
+        for (n, line) in lines.iter().enumerate() {
+            match (&parsed[n], changed[n]) {
+                (Some(v), true) => {
+                    serde_json::to_writer(&mut out, v)
+                        .map_err(|e| InspectError(JsonError::Shape(e.to_string())))?;
+                    let ending = if line.ends_with(b"\r\n") {
+                        &b"\r\n"[..]
+                    } else if line.ends_with(b"\n") {
+                        &b"\n"[..]
+                    } else {
+                        &b""[..]
+                    };
+                    out.extend_from_slice(ending);
+                }
+                _ => out.extend_from_slice(line),
+            }
+        }
+        Ok(Some(Ok(out)))
     }
 }
 
@@ -164,5 +318,68 @@ mod tests {
             let err = mask().inspect_response_lines(body.as_bytes()).unwrap_err();
             assert!(err.to_string().starts_with(line), "{body:?}: {err}");
         }
+    }
+
+    /// Found by the second red-team review: Ollama's streamed replies (`/api/chat`,
+    /// `/api/generate`) were read line by line, so a card, a key or a refused phrase split
+    /// over lines went out.
+    #[test]
+    fn text_continued_over_lines_is_read_joined() {
+        let chat = |pieces: &[&str]| {
+            let mut s = String::new();
+            for p in pieces {
+                s += &serde_json::json!({"model":"m","message":{"role":"assistant","content":p},"done":false}).to_string();
+                s.push('\n');
+            }
+            s += "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true}\n";
+            s
+        };
+        let policy = Policy::builder()
+            .rule(Rule::regex("codes", ["launch codes"]).reject("no codes"))
+            .rule(Rule::detectors("pii", [Detector::CreditCard, Detector::AwsAccessKey]).mask())
+            .build()
+            .unwrap();
+        let body = chat(&[
+            "card 4111 1111 ",
+            "1111 1111 and AKIAIOSF",
+            "ODNN7EXAMPLE; ok",
+        ]);
+        let v = policy.inspect_response_lines(body.as_bytes()).unwrap();
+        let Decision::Rewrite(out) = v.into_decision() else {
+            panic!("not masked")
+        };
+        let out = String::from_utf8(out).unwrap();
+        let mut text = String::new();
+        for line in out.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            text += v["message"]["content"].as_str().unwrap();
+        }
+        assert_eq!(text, "card <CREDIT_CARD> and <AWS_ACCESS_KEY>; ok", "{out}");
+        // A refused phrase over lines refuses the body; so does `/api/generate`'s `response`.
+        let body = chat(&["the launch ", "codes are"]);
+        let generate = "{\"response\":\"the launch \",\"done\":false}\n{\"response\":\"codes\",\"done\":true}\n";
+        for body in [body.as_str(), generate] {
+            match policy
+                .inspect_response_lines(body.as_bytes())
+                .unwrap()
+                .into_decision()
+            {
+                Decision::Reject(r) => assert_eq!(&*r.rule, "codes"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Reasoning is read (refused) but never masked.
+        let thinking = "{\"message\":{\"thinking\":\"card 4111 1111 \"}}\n{\"message\":{\"thinking\":\"1111 1111\"}}\n";
+        let v = policy.inspect_response_lines(thinking.as_bytes()).unwrap();
+        assert!(v.is_allow(), "{v:?}");
+        // Batch results are not continued text: unchanged.
+        assert!(
+            mask()
+                .inspect_response_lines(
+                    b"{\"custom_id\":\"a\",\"result\":{\"type\":\"canceled\"}}\n"
+                )
+                .unwrap()
+                .is_allow()
+        );
     }
 }
