@@ -153,6 +153,9 @@ pub(crate) struct Meaning {
     /// Whether the generic inspection checks the tool calls it finds (not for a tool call's
     /// start, whose input is still to come).
     pub check_tools: bool,
+    /// The deltas were taken out of an event whose other fields are read generically too
+    /// (the deltas' strings blanked there; a mask there cannot be merged: refused).
+    pub beside: bool,
 }
 
 impl Meaning {
@@ -164,6 +167,7 @@ impl Meaning {
             finished: Vec::new(),
             generic: true,
             check_tools: true,
+            beside: false,
         }
     }
 }
@@ -197,6 +201,41 @@ fn start_text_only(block: &Value) -> bool {
     })
 }
 
+/// A delta of the text read across blocks (`JOINED`).
+fn joined(text: &str, path: Vec<Step>) -> Delta {
+    Delta {
+        chan: ChanKey {
+            kind: ChanKind::Text,
+            group: JOINED,
+            sub: 0,
+        },
+        text: text.to_owned(),
+        path,
+    }
+}
+
+/// The text of the text parts (`text`, `output_text`, `refusal`) of a `content` array at
+/// `at` that a message or output item starts with: deltas of the joined text, the rest of
+/// the event read beside them.
+fn text_parts(content: &Value, at: &[&'static str], m: &mut Meaning) {
+    let Some(parts) = content.as_array() else {
+        return;
+    };
+    for (i, part) in parts.iter().enumerate() {
+        if !matches!(s(&part["type"]), Some("text" | "output_text" | "refusal")) {
+            continue;
+        }
+        for key in ["text", "refusal"] {
+            if let Some(text) = s(&part[key]).filter(|t| !t.is_empty()) {
+                let mut path: Vec<Step> = at.iter().map(|k| Step::Key(k)).collect();
+                path.extend([Step::Index(i), Step::Key(key)]);
+                m.deltas.push(joined(text, path));
+                m.beside = true;
+            }
+        }
+    }
+}
+
 /// Reads an event's JSON. `Err` names what is wrong with it.
 pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meaning, String> {
     let mut m = Meaning::generic();
@@ -226,18 +265,30 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
             "content_block_start" => {
                 let index = u(&json["index"]).ok_or("a content_block_start without an index")?;
                 let block = &json["content_block"];
-                if s(&block["type"]) == Some("text") && start_text_only(block) {
-                    // Text a block starts with is the start of its text: read with what follows.
+                if s(&block["type"]) == Some("text") {
+                    // Text a block starts with is the start of its text: read with what follows
+                    // (a client appends the deltas to it), whatever else the start carries.
                     if let Some(text) = s(&block["text"]).filter(|t| !t.is_empty()) {
-                        m.generic = false;
+                        m.generic = !start_text_only(block);
+                        m.beside = m.generic;
+                        m.deltas.push(joined(
+                            text,
+                            vec![Step::Key("content_block"), Step::Key("text")],
+                        ));
+                    }
+                }
+                if s(&block["type"]) == Some("thinking") {
+                    // Reasoning a block starts with, read with the thinking deltas that follow.
+                    if let Some(text) = s(&block["thinking"]).filter(|t| !t.is_empty()) {
+                        m.beside = true;
                         m.deltas.push(Delta {
                             chan: ChanKey {
-                                kind: ChanKind::Text,
-                                group: JOINED,
+                                kind: ChanKind::Reasoning,
+                                group: block_group(ChanKind::Reasoning, index),
                                 sub: 0,
                             },
                             text: text.to_owned(),
-                            path: vec![Step::Key("content_block"), Step::Key("text")],
+                            path: vec![Step::Key("content_block"), Step::Key("thinking")],
                         });
                     }
                 }
@@ -265,6 +316,10 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 m.completes = Completes::Group(index);
             }
             "message_delta" | "message_stop" | "error" => m.completes = Completes::All,
+            "message_start" => {
+                // A message may start with text (the SDKs append the deltas that follow).
+                text_parts(&json["message"]["content"], &["message", "content"], &mut m);
+            }
             _ => {}
         },
         Dialect::Complete => {
@@ -481,6 +536,20 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                     path: vec![Step::Key("delta")],
                 });
                 return Ok(m);
+            }
+            if ty == "response.content_part.added" {
+                // A part may start with text: the deltas that follow are appended to it.
+                let part = &json["part"];
+                for key in ["text", "refusal"] {
+                    if let Some(text) = s(&part[key]).filter(|t| !t.is_empty()) {
+                        m.deltas
+                            .push(joined(text, vec![Step::Key("part"), Step::Key(key)]));
+                        m.beside = true;
+                    }
+                }
+            }
+            if ty == "response.output_item.added" {
+                text_parts(&json["item"]["content"], &["item", "content"], &mut m);
             }
             if ty == "response.output_item.added" {
                 let item = &json["item"];

@@ -333,8 +333,16 @@ impl StreamGuard {
                 item.waits = Some(c);
             }
         }
-        if m.generic {
-            self.generic(&mut item, &data, m.check_tools)?;
+        if m.generic && m.beside {
+            // The rest of an event whose text is read with the deltas: its other strings,
+            // with the text blanked out.
+            let mut rest = json.clone();
+            for d in &m.deltas {
+                blank(&mut rest, &d.path);
+            }
+            self.generic(&mut item, &rest.to_string(), m.check_tools, false)?;
+        } else if m.generic {
+            self.generic(&mut item, &data, m.check_tools, true)?;
         }
         for d in m.deltas {
             self.add_part(&mut item, d.chan, d.text, Site::Path(d.path))?;
@@ -489,7 +497,15 @@ impl StreamGuard {
     }
 
     /// Inspects an event that is not a delta as a JSON document: masks in place or rejects.
-    fn generic(&mut self, item: &mut Item, data: &str, check_tools: bool) -> Result<(), ErrorBody> {
+    /// With `may_rewrite` false (the event's text is read as deltas, which are rewritten in
+    /// place), a mask is refused: the stream ends with an error rather than going out unmasked.
+    fn generic(
+        &mut self,
+        item: &mut Item,
+        data: &str,
+        check_tools: bool,
+        may_rewrite: bool,
+    ) -> Result<(), ErrorBody> {
         let mut walked = match walk(data.as_bytes()) {
             Ok(w) => w,
             Err(e) => return Err(self.unreadable(&e.to_string())),
@@ -515,6 +531,10 @@ impl StreamGuard {
         match verdict.into_decision() {
             Decision::Allow => Ok(()),
             Decision::Reject(r) => Err(self.reject(r.rule.clone(), r.error_body())),
+            Decision::Rewrite(_) if !may_rewrite => Err(self.unreadable(
+                "something to mask beside the text it starts with, which cannot be masked \
+                 together",
+            )),
             Decision::Rewrite(masked) => {
                 let masked = String::from_utf8_lossy(&masked);
                 let mut raw = String::with_capacity(masked.len() + 32);
@@ -993,3 +1013,21 @@ fn keep_last(s: &mut String, n: usize) -> usize {
 
 #[cfg(test)]
 mod tests;
+
+/// Sets the string at `path` in `v` to "" (nothing when the path is not there).
+fn blank(v: &mut Value, path: &[Step]) {
+    let mut at = v;
+    for step in path {
+        let next = match step {
+            Step::Key(k) => at.get_mut(*k),
+            Step::Index(i) => at.get_mut(*i),
+        };
+        let Some(next) = next else {
+            return;
+        };
+        at = next;
+    }
+    if at.is_string() {
+        *at = Value::String(String::new());
+    }
+}

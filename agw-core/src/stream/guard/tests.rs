@@ -1807,3 +1807,103 @@ fn a_masked_event_of_several_data_lines_stays_valid() {
     assert_eq!(v["message"]["content"][0]["text"], "key <AWS_ACCESS_KEY>");
     assert_eq!(v["message"]["model"], "m");
 }
+
+/// Found by the second red team: text a block, part or message starts with was read with the
+/// deltas after it only when the start carried nothing else (citations, an unknown key, a
+/// thinking block's signature), so a card or a refused phrase split between the start and
+/// the first delta went out.
+#[test]
+fn text_a_start_carries_is_read_with_its_deltas_whatever_else_it_carries() {
+    use serde_json::json;
+    let delta = |t: &str| {
+        event(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":t}}),
+        )
+    };
+    for block in [
+        json!({"type":"text","text":"card 4111 1111 ","citations":[{"type":"char_location","cited_text":"x"}]}),
+        json!({"type":"text","text":"card 4111 1111 ","x":1}),
+    ] {
+        let mut s = event(
+            "message_start",
+            json!({"type":"message_start","message":{"id":"m","content":[]}}),
+        );
+        s += &event(
+            "content_block_start",
+            json!({"type":"content_block_start","index":0,"content_block":block}),
+        );
+        s += &delta("1111 1111 end");
+        s += &event(
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":0}),
+        );
+        s += &event("message_stop", json!({"type":"message_stop"}));
+        let out = String::from_utf8(run_kind(
+            &mask_cards(),
+            RouteKind::Messages,
+            Api::Anthropic,
+            s.as_bytes(),
+            5,
+        ))
+        .unwrap();
+        assert!(
+            !out.contains("4111 1111") && out.contains("<CREDIT_CARD>"),
+            "{out}"
+        );
+    }
+    // A thinking block's start and its deltas are one reasoning text.
+    let reject = Policy::builder()
+        .rule(Rule::regex("codes", ["launch codes"]).reject("no codes"))
+        .build()
+        .unwrap();
+    let mut s = event(
+        "content_block_start",
+        json!({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"the launch ","signature":""}}),
+    );
+    s += &event(
+        "content_block_delta",
+        json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"codes are 1234"}}),
+    );
+    s += &event(
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":0}),
+    );
+    let out = String::from_utf8(run_kind(
+        &reject,
+        RouteKind::Messages,
+        Api::Anthropic,
+        s.as_bytes(),
+        s.len(),
+    ))
+    .unwrap();
+    assert!(
+        !out.contains("codes are") && out.contains("no codes"),
+        "{out}"
+    );
+    // Responses: a part that starts with text.
+    let mut s = event(
+        "response.content_part.added",
+        json!({"type":"response.content_part.added","output_index":0,"content_index":0,"part":{"type":"output_text","text":"card 4111 1111 ","annotations":[]}}),
+    );
+    s += &event(
+        "response.output_text.delta",
+        json!({"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":"1111 1111 end"}),
+    );
+    s += &event(
+        "response.completed",
+        json!({"type":"response.completed","response":{"id":"r"}}),
+    );
+    let out = String::from_utf8(run_kind(
+        &mask_cards(),
+        RouteKind::Responses,
+        Api::OpenAi,
+        s.as_bytes(),
+        6,
+    ))
+    .unwrap();
+    assert!(
+        !out.contains("4111 1111") && out.contains("<CREDIT_CARD>"),
+        "{out}"
+    );
+}
