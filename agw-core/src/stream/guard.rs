@@ -311,7 +311,7 @@ impl StreamGuard {
             // was said before one is decided now and goes out ahead of it.
             self.settle_text()?;
         }
-        let m: Meaning = match meaning(self.dialect, &ty, &json) {
+        let mut m: Meaning = match meaning(self.dialect, &ty, &json) {
             Ok(m) => m,
             Err(e) => return Err(self.unreadable(&e)),
         };
@@ -332,6 +332,13 @@ impl StreamGuard {
                 self.open_tool = Some(c);
                 item.waits = Some(c);
             }
+        }
+        if !m.generic && !m.deltas.is_empty() && has_other_strings(&json, &m.deltas) {
+            // A delta event that carries more text than its delta (a citation, an annotation,
+            // an unknown field a client may show or keep): that is read too.
+            m.generic = true;
+            m.beside = true;
+            m.check_tools = false;
         }
         if m.generic && m.beside {
             // The rest of an event whose text is read with the deltas: its other strings,
@@ -1030,4 +1037,63 @@ fn blank(v: &mut Value, path: &[Step]) {
     if at.is_string() {
         *at = Value::String(String::new());
     }
+}
+
+/// Fields of a delta event that carry no text a client shows: identifiers, names of types,
+/// roles, reasons, a tool's name (checked with its call), Responses' random padding.
+const NOT_TEXT: [&str; 12] = [
+    "id",
+    "object",
+    "model",
+    "system_fingerprint",
+    "type",
+    "role",
+    "finish_reason",
+    "service_tier",
+    "item_id",
+    "name",
+    "obfuscation",
+    "stop_reason",
+];
+
+/// Whether `v` has a non-empty string other than its deltas' and those of [`NOT_TEXT`] keys.
+fn has_other_strings(v: &Value, deltas: &[super::events::Delta]) -> bool {
+    fn pointer(path: &[Step]) -> String {
+        let mut p = String::new();
+        for step in path {
+            p.push('/');
+            match step {
+                Step::Key(k) => p.push_str(k),
+                Step::Index(i) => p.push_str(&i.to_string()),
+            }
+        }
+        p
+    }
+    fn any(v: &Value, at: &mut String, skip: &[String]) -> bool {
+        match v {
+            Value::String(s) => !s.is_empty() && !skip.iter().any(|p| p == at),
+            Value::Array(a) => a.iter().enumerate().any(|(i, v)| {
+                let len = at.len();
+                at.push('/');
+                at.push_str(&i.to_string());
+                let found = any(v, at, skip);
+                at.truncate(len);
+                found
+            }),
+            Value::Object(o) => o.iter().any(|(k, v)| {
+                if v.is_string() && NOT_TEXT.contains(&k.as_str()) {
+                    return false;
+                }
+                let len = at.len();
+                at.push('/');
+                at.push_str(k);
+                let found = any(v, at, skip);
+                at.truncate(len);
+                found
+            }),
+            _ => false,
+        }
+    }
+    let skip: Vec<String> = deltas.iter().map(|d| pointer(&d.path)).collect();
+    any(v, &mut String::new(), &skip)
 }

@@ -1907,3 +1907,59 @@ fn text_a_start_carries_is_read_with_its_deltas_whatever_else_it_carries() {
         "{out}"
     );
 }
+
+/// Found by the second red team: once an event was read as a delta, its other fields were not
+/// read at all (chat `delta.annotations`, Perplexity's `citations`, an unknown field an SDK
+/// merges into its snapshot). They are now: a refusing rule refuses, and a match a rule would
+/// mask there ends the stream (it cannot be masked together with the delta).
+#[test]
+fn fields_beside_a_delta_are_read() {
+    use serde_json::json;
+    let reject = Policy::builder()
+        .rule(Rule::regex("codes", ["launch codes"]).reject("no codes"))
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+        .build()
+        .unwrap();
+    let chat = chat_chunk(
+        json!([{"index":0,"delta":{"content":"hi","annotations":[{"type":"url_citation","url_citation":{"title":"the launch codes","url":"https://y/"}}]},"finish_reason":null}]),
+    );
+    let anthropic = event(
+        "content_block_delta",
+        json!({"type":"content_block_delta","index":0,"note":"the launch codes","delta":{"type":"text_delta","text":"hi"}}),
+    );
+    for (kind, api, s) in [
+        (RouteKind::Completions, Api::OpenAi, &chat),
+        (RouteKind::Messages, Api::Anthropic, &anthropic),
+    ] {
+        let out = String::from_utf8(run_kind(&reject, kind, api, s.as_bytes(), s.len())).unwrap();
+        assert!(
+            !out.contains("launch codes") && out.contains("no codes"),
+            "{out}"
+        );
+    }
+    let key = chat_chunk(
+        json!([{"index":0,"delta":{"content":"hi","x_note":"note AKIAIOSFODNN7EXAMPLE"}}]),
+    );
+    let out = String::from_utf8(run_kind(
+        &reject,
+        RouteKind::Completions,
+        Api::OpenAi,
+        key.as_bytes(),
+        key.len(),
+    ))
+    .unwrap();
+    assert!(!out.contains("AKIAIOSFODNN7EXAMPLE"), "{out}");
+    // The usual chunk, with its identifiers and the role, is a delta as before.
+    let plain = chat_chunk(
+        json!([{"index":0,"delta":{"role":"assistant","content":"hello"},"logprobs":null,"finish_reason":null}]),
+    );
+    let out = String::from_utf8(run_kind(
+        &reject,
+        RouteKind::Completions,
+        Api::OpenAi,
+        plain.as_bytes(),
+        plain.len(),
+    ))
+    .unwrap();
+    assert!(out.contains("hello") && !out.contains("error"), "{out}");
+}
