@@ -16,7 +16,8 @@
 //!   `carᏧ` with a Cherokee letter. The table (`widen/confusables.rs`, about 370 letters) is
 //!   generated from Unicode's confusables data (UTS #39) by `widen/confusables.py`: Cyrillic,
 //!   Greek, Armenian, Coptic, Cherokee, Lisu and other scripts' letters that look like a Latin
-//!   letter, the Latin small capitals and the IPA and Latin-extended look-alikes (`ı ɑ ɡ ɩ ʀ`),
+//!   letter, the Latin small capitals, the IPA and Latin-extended look-alikes (`ı ɑ ɡ ɩ ʀ`) and
+//!   the Latin letters with a stroke, bar or hook no decomposition reaches (`đ ŧ ȼ ɨ ø ƒ`),
 //!   as the text reads them (fullwidth and mathematical letters already read as ASCII). A
 //!   look-alike matches the letter of its own case (`Ꮯ` matches `C`, `ᴄ` matches `c`): with
 //!   `case_insensitive` both. Not folded: look-alikes that are symbols or digits (`∪`, `0`),

@@ -115,6 +115,19 @@ const LOOK_ALIKES: &[&str] = &[
     "ϲredit card",
     "𝐜redit card",
     "сrеdit\\u0085саrd",
+    // The second review: letters with a stroke, bar or hook.
+    "cređit card",
+    "crediŧ card",
+    "ȼredit card",
+    "crɇdit card",
+    "credɨt card",
+    "credit cⱥrd",
+    "ƈredit card",
+    "cɽedit card",
+    "credit carɖ",
+    "credit caɍd",
+    "ȻREDIT CARD",
+    "CREDIT CARĐ",
 ];
 
 #[test]

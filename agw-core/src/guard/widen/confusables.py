@@ -32,6 +32,11 @@ EXTRA = {
     "k": "кκ", "n": "η", "w": "ω", "x": "χ", "Q": "Ԛ", "l": "ӏ",
     # CHEROKEE LETTER TSA renders as a C with a spur; LATIN SMALL LETTER BETA as a b.
     "C_": "Ꮳ", "b": "ꞵ",
+    # Latin letters with a stroke, bar or hook that no decomposition reaches, which a model
+    # reads as the plain letter (found by the second red-team review).
+    "a": "ⱥ", "c": "ȼƈ", "d": "đɖɗ", "e": "ɇ", "f": "ƒ", "i": "ɨ", "o": "ø", "r": "ɍɽ",
+    "t": "ŧ", "A": "Ⱥ", "C__": "ȻƇ", "D": "ĐƉƊ", "E": "Ɇ", "F": "Ƒ", "I": "Ɨ", "O": "Ø",
+    "R": "Ɍ", "T": "Ŧ",
 }
 
 
