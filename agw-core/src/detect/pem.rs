@@ -101,12 +101,27 @@ fn end_line(text: &[u8], i: usize) -> Option<usize> {
 /// Skips whitespace, including `\n`, `\r` and `\t` escapes left in the text, and the line
 /// number that starts a line of `cat -n` or Claude Code `Read` output (`     2→`, `  2\t`).
 fn skip_space(text: &[u8], mut i: usize) -> usize {
+    let blank = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b'`');
     loop {
         match at(text, i) {
             b'\n' => i = skip_line_number(text, i + 1),
             b'\\' if at(text, i + 1) == b'n' => i = skip_line_number(text, i + 2),
             b' ' | b'\t' | b'\r' => i += 1,
             b'\\' if matches!(at(text, i + 1), b'r' | b't') => i += 2,
+            // A key written into source code or quoted text, a line at a time: the quotes and
+            // concatenation around each line (`"…\n" +`, `'…',`), a quoting `> ` or a comment
+            // `# `, `// ` before it, `<br>` between lines. A `+` or `/` that a base64 line
+            // starts with is followed by no blank.
+            b'"' | b'\'' | b'`' | b',' | b';' => i += 1,
+            b'+' | b'>' | b'#' if blank(at(text, i + 1)) => i += 1,
+            b'/' if at(text, i + 1) == b'/' && blank(at(text, i + 2)) => i += 2,
+            b'<' => match [&b"<br>"[..], b"<br/>", b"<br />"]
+                .into_iter()
+                .find(|br| text[i..].starts_with(br))
+            {
+                Some(br) => i += br.len(),
+                None => return i,
+            },
             _ => return i,
         }
     }
@@ -138,11 +153,12 @@ fn skip_line_number(text: &[u8], i: usize) -> usize {
     }
 }
 
-/// End of the word at `i`: up to whitespace, an escape, a run of five dashes or the end.
+/// End of the word at `i`: up to whitespace, a quote, `<`, an escape, a run of five dashes or
+/// the end.
 fn word_end(text: &[u8], mut i: usize) -> usize {
     while i < text.len() {
         match text[i] {
-            b' ' | b'\t' | b'\r' | b'\n' => break,
+            b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b'`' | b'<' => break,
             b'\\' if matches!(at(text, i + 1), b'n' | b'r' | b't') => break,
             b'-' if text[i..].starts_with(DASHES) => break,
             _ => i += 1,
@@ -199,6 +215,29 @@ mod tests {
         let cat_n = numbered("\t", "\n");
         let escaped_read = numbered("→", "\\n");
         let grep_n = numbered(":", "\n");
+        let lines: Vec<&str> = rsa.lines().collect();
+        let js = format!(
+            "const k = {};\n",
+            lines
+                .iter()
+                .map(|l| format!("\"{l}\\n\""))
+                .collect::<Vec<_>>()
+                .join(" +\n  ")
+        );
+        let py = format!(
+            "k = ({})",
+            lines
+                .iter()
+                .map(|l| format!("'{l}\\n'"))
+                .collect::<Vec<_>>()
+                .join("\n     ")
+        );
+        let quoted = lines
+            .iter()
+            .map(|l| format!("> {l}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let br = lines.join("<br>");
         let cases: Vec<(String, Vec<&str>)> = vec![
         (format!("key:\n{rsa}\nmore"), vec![&rsa]),
         (format!("{pkcs8}\r\n"), vec![&pkcs8]),
@@ -214,6 +253,12 @@ mod tests {
         (format!("{cat_n}\n"), vec![&cat_n[7..]]),
         (grep_n.clone(), vec![&grep_n[7..]]),
         (format!("{escaped_read}\\n"), vec![&escaped_read[6 + "→".len()..]]),
+        // The second red-team review: a key written into source code or quoted a line at a
+        // time.
+        (js.clone(), vec![&js[11..js.len() - 5]]),
+        (py.clone(), vec![&py[6..py.len() - 4]]),
+        (quoted.clone(), vec![&quoted[2..]]),
+        (br.clone(), vec![&br[..]]),
         // A number that is not a line prefix ends the body.
         ("-----BEGIN PRIVATE KEY-----\n12 MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw\n-----END PRIVATE KEY-----".into(), vec![]),
     ];
