@@ -407,13 +407,24 @@ impl Extractor {
                 .iter()
                 .any(|k| sc.key_matches(&key, k))
                 || chat
-                    && ["functions", "documents", "chat_template_kwargs"]
-                        .iter()
-                        .any(|k| sc.key_matches(&key, k))
+                    && [
+                        "functions",
+                        "documents",
+                        "chat_template_kwargs",
+                        "chat_template",
+                        "guided_json",
+                        "guided_choice",
+                        "guided_regex",
+                        "guided_grammar",
+                        "structured_outputs",
+                    ]
+                    .iter()
+                    .any(|k| sc.key_matches(&key, k))
             {
                 // Definitions and settings the model reads (schemas' descriptions, a forced
-                // tool's name; an OpenAI-compatible server's RAG documents and template
-                // arguments, which its chat template puts into the prompt).
+                // tool's name; an OpenAI-compatible server's RAG documents, template and
+                // template arguments, which its chat template puts into the prompt, and vLLM's
+                // guided-decoding schemas and choices).
                 self.tool_definitions(sc)
             } else if !chat && sc.key_matches(&key, "system") {
                 once(&mut seen_system, "system")?;

@@ -1485,6 +1485,18 @@ fn schemas_forced_tools_template_text_and_fetched_urls_are_read() {
         ),
         (
             RouteKind::Completions,
+            format!(r#"{{{msgs},"chat_template":"{{{{ 'credit card' }}}}"}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{{msgs},"guided_choice":["yes","credit card"]}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{{msgs},"structured_outputs":{{"json":{{"description":"credit card"}}}}}}"#),
+        ),
+        (
+            RouteKind::Completions,
             r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"ok","reasoning_content":"my credit card"},{"role":"user","content":"go"}]}"#.to_owned(),
         ),
         (
