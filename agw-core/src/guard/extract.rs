@@ -121,6 +121,9 @@ pub(crate) struct State {
     pub final_prompt: Option<(u32, Option<u32>)>,
     /// The last assistant turn of the conversation being read.
     pub last_assistant: Option<u32>,
+    /// Reading a chat completions body: content parts' `thinking` is prompt text there
+    /// (Mistral's reasoning parts, which a chat template puts back), not a signed block.
+    pub chat: bool,
 }
 
 /// Everything scanned from one body.
@@ -389,6 +392,7 @@ impl Extractor {
         let (mut seen_system, mut seen_messages, mut seen_prediction) = (false, false, false);
         let mut seen_model = false;
         let chat = kind == RouteKind::Completions;
+        self.doc.st.chat = chat;
         sc.object(|sc, key| {
             if sc.key_matches(&key, "messages") {
                 once(&mut seen_messages, "messages")?;
@@ -778,6 +782,18 @@ impl Extractor {
                 }
                 ty = Some(sc.str_value(&s));
                 return Ok(());
+            }
+            if self.doc.st.chat && sc.key_matches(&key, "thinking") {
+                // A chat part's reasoning (a string, or text parts): every string is read.
+                let field = forced.unwrap_or(Field::Messages);
+                return self.all_strings(
+                    sc,
+                    field,
+                    Loc {
+                        leaf: ".thinking",
+                        ..loc
+                    },
+                );
             }
             for (name, leaf) in BLOCK_STRINGS {
                 if sc.key_matches(&key, name) && matches!(sc.peek(), Some(b'[' | b'{')) {

@@ -1487,6 +1487,15 @@ fn schemas_forced_tools_template_text_and_fetched_urls_are_read() {
             RouteKind::Completions,
             format!(r#"{{{msgs},"chat_template":"{{{{ 'credit card' }}}}"}}"#),
         ),
+        // Mistral's reasoning parts in a chat history, as text parts or a string.
+        (
+            RouteKind::Completions,
+            r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"my credit card"}]},{"type":"text","text":"ok"}]},{"role":"user","content":"y"}]}"#.to_owned(),
+        ),
+        (
+            RouteKind::Completions,
+            r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"thinking","thinking":"my credit card"},{"type":"text","text":"ok"}]},{"role":"user","content":"y"}]}"#.to_owned(),
+        ),
         (
             RouteKind::Completions,
             format!(r#"{{{msgs},"guided_choice":["yes","credit card"]}}"#),
