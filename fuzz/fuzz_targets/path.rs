@@ -69,7 +69,9 @@ fn at(s: &str, pos: u8) -> usize {
 fn build(input: &Input) -> String {
     let mut s = match &input.raw {
         Some(r) => r.clone(),
-        None => ENDPOINTS[usize::from(input.endpoint) % ENDPOINTS.len()].0.to_owned(),
+        None => ENDPOINTS[usize::from(input.endpoint) % ENDPOINTS.len()]
+            .0
+            .to_owned(),
     };
     for e in input.edits.iter().take(16) {
         match e {
@@ -79,7 +81,11 @@ fn build(input: &Input) -> String {
                     let mut enc = String::new();
                     let mut buf = [0u8; 4];
                     for b in c.encode_utf8(&mut buf).bytes() {
-                        enc.push_str(&if *upper { format!("%{b:02X}") } else { format!("%{b:02x}") });
+                        enc.push_str(&if *upper {
+                            format!("%{b:02X}")
+                        } else {
+                            format!("%{b:02x}")
+                        });
                     }
                     s.replace_range(i..i + c.len_utf8(), &enc);
                 }
@@ -95,7 +101,11 @@ fn build(input: &Input) -> String {
             Edit::Dot(p) => s.insert_str(at(&s, *p), "/."),
             Edit::Up(p, enc) => s.insert_str(at(&s, *p), if *enc { "/x/%2e%2E" } else { "/x/.." }),
             Edit::Param(p, v) => {
-                let v: String = v.chars().filter(|c| *c != '/' && *c != '?').take(8).collect();
+                let v: String = v
+                    .chars()
+                    .filter(|c| *c != '/' && *c != '?')
+                    .take(8)
+                    .collect();
                 s.insert_str(at(&s, *p), &format!(";{v}"));
             }
             Edit::Char(p, c) => s.insert(at(&s, *p), *c),
@@ -163,7 +173,10 @@ fuzz_target!(|input: Input| {
         let seen = oracle(path, dots);
         if let Some((_, kind)) = ENDPOINTS.iter().find(|(e, _)| *e == seen) {
             if let Ok((got, _)) = table().route(&target) {
-                assert_eq!(got, *kind, "{target:?} is {seen} to an upstream (dots: {dots})");
+                assert_eq!(
+                    got, *kind,
+                    "{target:?} is {seen} to an upstream (dots: {dots})"
+                );
             }
         }
     }
@@ -178,6 +191,10 @@ fuzz_target!(|input: Input| {
                 assert!(!matches!(seg, "" | "." | ".."), "{canonical}");
             }
         }
-        assert_eq!(table().lookup(path), table().lookup(&canonical), "{target:?}");
+        assert_eq!(
+            table().lookup(path),
+            table().lookup(&canonical),
+            "{target:?}"
+        );
     }
 });

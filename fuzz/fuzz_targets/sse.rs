@@ -405,7 +405,13 @@ fn split_text(api: Api, text: &str, cuts: &[u16]) -> Vec<Bytes> {
         at = c;
     }
     let openai = api == Api::OpenAi;
-    let mut evs = vec![Bytes::from(event(openai, &Ev::BlockStart, "\n"))];
+    // Events of the stream's own API: a chat stream that carries Anthropic events ends with an
+    // error once text was read (agw reads a stream as the API its events are).
+    let mut evs = vec![Bytes::from(if openai {
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n".as_bytes().to_vec()
+    } else {
+        event(openai, &Ev::BlockStart, "\n")
+    })];
     for p in pieces {
         let s = serde_json::to_string(p).expect("a string serializes");
         let data = if openai {
@@ -419,7 +425,9 @@ fn split_text(api: Api, text: &str, cuts: &[u16]) -> Vec<Bytes> {
         };
         evs.push(Bytes::from(format!("{data}\n\n")));
     }
-    evs.push(Bytes::from(event(openai, &Ev::BlockStop, "\n")));
+    if !openai {
+        evs.push(Bytes::from(event(openai, &Ev::BlockStop, "\n")));
+    }
     evs.push(Bytes::from(event(openai, &Ev::MessageStop, "\n")));
     evs
 }
