@@ -539,8 +539,8 @@ impl StreamGuard {
             Decision::Allow => Ok(()),
             Decision::Reject(r) => Err(self.reject(r.rule.clone(), r.error_body())),
             Decision::Rewrite(_) if !may_rewrite => Err(self.unreadable(
-                "something to mask beside the text it starts with, which cannot be masked \
-                 together",
+                "it has something to mask beside its text, which cannot be masked together \
+                 with it",
             )),
             Decision::Rewrite(masked) => {
                 let masked = String::from_utf8_lossy(&masked);
