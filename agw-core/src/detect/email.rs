@@ -25,11 +25,12 @@ pub(super) fn find(text: &[u8], out: &mut Vec<Finding>) {
 }
 
 fn is_local(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-' | b'\'')
 }
 
-/// The start of the local part ending at the `@` at `a`: `[A-Za-z0-9._%+-]+`, no leading or
-/// trailing dot.
+/// The start of the local part ending at the `@` at `a`: `[A-Za-z0-9._%+'-]+` (an apostrophe
+/// as in `o'hara`, found by the second red-team review: the name before it went out), no
+/// leading or trailing dot and no leading apostrophe (a quote around the address).
 fn local_start(text: &[u8], floor: usize, a: usize) -> Option<usize> {
     let mut s = a;
     while s > floor && is_local(text[s - 1]) {
@@ -39,7 +40,7 @@ fn local_start(text: &[u8], floor: usize, a: usize) -> Option<usize> {
     if s > 0 && s < a && text[s - 1] == b'\\' && matches!(text[s], b'n' | b'r' | b't') {
         s += 1;
     }
-    while s < a && text[s] == b'.' {
+    while s < a && matches!(text[s], b'.' | b'\'') {
         s += 1;
     }
     (s < a && text[a - 1] != b'.').then_some(s)
@@ -107,6 +108,10 @@ mod tests {
                 ("a@b.io,c@d.dev", &["a@b.io", "c@d.dev"]),
                 ("..lead@example.com", &["lead@example.com"]),
                 ("x\\nalice@example.com", &["alice@example.com"]),
+                (
+                    "to alice.o'hara+tag@sub.example.co.uk or 'bob@example.com'",
+                    &["alice.o'hara+tag@sub.example.co.uk", "bob@example.com"],
+                ),
                 ("git@github.com:org/repo.git", &["git@github.com"]),
                 (
                     "a@b.com.123 and a@example.com-",
