@@ -8,6 +8,7 @@
 mod common;
 
 use agw_mock::MockProvider;
+use common::process::TempDir;
 use common::{json_post, send};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
@@ -66,29 +67,6 @@ fn redis() -> (Proc, String) {
         let _ = child.wait();
     }
     panic!("redis-server did not start");
-}
-
-/// A fresh temporary folder for one test, removed when the test ends.
-struct TempDir(std::path::PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = std::path::Path;
-    fn deref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("agw-team-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
 }
 
 fn config(dir: &std::path::Path, redis: bool, rpm: u32) -> std::path::PathBuf {
@@ -195,7 +173,7 @@ fn message(key: &str, url: &str) -> http::Request<http_body_util::Full<bytes::By
 async fn two_agw_processes_against_one_redis_enforce_one_limit_in_total() {
     let (_redis, redis_url) = redis();
     let mock = MockProvider::start().await.unwrap();
-    let dir = temp_dir("two");
+    let dir = TempDir::new("team-two");
     let cfg = config(&dir, true, 5);
     // Created through one process, used through both (keys live in Redis).
     let key = create_key(&cfg, Some(&redis_url), "alice");
@@ -255,7 +233,7 @@ async fn two_agw_processes_against_one_redis_enforce_one_limit_in_total() {
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_cli_and_client_keys_with_a_file_store() {
     let mock = MockProvider::start().await.unwrap();
-    let dir = temp_dir("file");
+    let dir = TempDir::new("team-file");
     let cfg = config(&dir, false, 100);
     let key = create_key(&cfg, None, "bob");
     let stored = std::fs::read_to_string(dir.join("keys.json")).unwrap();
@@ -294,7 +272,7 @@ async fn keys_cli_and_client_keys_with_a_file_store() {
 
 #[test]
 fn an_open_listener_with_an_injected_key_and_no_client_auth_refuses_to_start() {
-    let dir = temp_dir("open");
+    let dir = TempDir::new("team-open");
     let cfg = dir.join("open.yaml");
     std::fs::write(
         &cfg,
@@ -329,7 +307,7 @@ async fn claude_code_with_client_keys() {
     let tools = install::tools().await;
     let scratch = Scratch::new("team-keys");
     let mock = MockProvider::start().await.unwrap();
-    let dir = temp_dir("claude");
+    let dir = TempDir::new("team-claude");
     let cfg = config(&dir, false, 100);
     let key = create_key(&cfg, None, "alice");
     let agw = Agw::start(AgwOptions {
@@ -375,7 +353,7 @@ async fn claude_code_backs_off_on_a_429_and_retries() {
     let tools = install::tools().await;
     let scratch = Scratch::new("team-429");
     let mock = MockProvider::start().await.unwrap();
-    let dir = temp_dir("claude-429");
+    let dir = TempDir::new("team-claude-429");
     let cfg = config(&dir, false, 1);
     let key = create_key(&cfg, None, "bob");
     let agw = Agw::start(AgwOptions {
@@ -458,7 +436,7 @@ fn config_with(dir: &std::path::Path, auth: &str, extra: &str) -> std::path::Pat
 #[tokio::test(flavor = "multi_thread")]
 async fn allow_unauthenticated_still_checks_every_presented_credential() {
     let mock = MockProvider::start().await.unwrap();
-    let dir = temp_dir("unauth");
+    let dir = TempDir::new("team-unauth");
     let cfg = config_with(
         &dir,
         "  allow_unauthenticated: true\n",
@@ -513,7 +491,7 @@ async fn allow_unauthenticated_still_checks_every_presented_credential() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_budget_is_charged_an_estimate_when_the_response_reports_no_usage() {
     let mock = MockProvider::start().await.unwrap();
-    let dir = temp_dir("nousage");
+    let dir = TempDir::new("team-nousage");
     // 4 input tokens (16 bytes) and 1,000 output tokens at $15 per million: ~$0.015 each.
     let cfg = config_with(
         &dir,
