@@ -4,6 +4,10 @@
 use super::policy::{Decision, Verdict};
 use super::response::walk;
 use super::rule::Action;
+
+/// The most matches over several lines one continued text of a JSON-lines body is masked at;
+/// a body that needs more is refused.
+const MAX_MASKS: usize = 256;
 use super::{InspectError, Policy};
 use crate::json::JsonError;
 
@@ -121,8 +125,16 @@ impl Policy {
             if pieces.len() < 2 {
                 continue;
             }
-            // One mask at a time (each moves the places of later matches), a bounded number.
-            for _ in 0..256 {
+            let hit = |m: &super::policy::TextMatch<'_>| super::policy::Hit {
+                rule: m.rule.clone(),
+                action: m.action.kind(),
+                detector: m.detector,
+                path: format!("{path} (across lines)"),
+            };
+            // One mask at a time (each moves the places of later matches); a text that needs
+            // more than a bounded number refuses the body rather than passing the rest.
+            let mut masks = 0;
+            loop {
                 let mut starts = Vec::with_capacity(pieces.len());
                 let mut joined = String::new();
                 for (_, text, _) in &pieces {
@@ -135,37 +147,21 @@ impl Policy {
                     .into_iter()
                     .filter(|m| piece_of(m.range.start) != piece_of(m.range.end - 1))
                     .collect();
+                if let Some(r) = spanning.iter().find_map(|m| m.action.rejection(m.rule)) {
+                    return Ok(Some(Err(r)));
+                }
                 let mask = spanning
                     .iter()
                     .find(|m| matches!(m.action, Action::Mask { .. }) && !reasoning);
-                if let Some(r) = spanning.iter().find_map(|m| match m.action {
-                    Action::Reject { status, message } => Some(super::policy::Rejection {
-                        rule: m.rule.clone(),
-                        status: *status,
-                        message: message.clone(),
-                    }),
-                    _ => None,
-                }) {
-                    return Ok(Some(Err(r)));
-                }
                 let Some(m) = mask else {
                     // Nothing (more) to mask: what is left is reported.
-                    hits.extend(spanning.iter().map(|m| super::policy::Hit {
-                        rule: m.rule.clone(),
-                        action: m.action.kind(),
-                        detector: m.detector,
-                        path: format!("{path} (across lines)"),
-                    }));
+                    hits.extend(spanning.iter().map(hit));
                     break;
                 };
-                hits.push(super::policy::Hit {
-                    rule: m.rule.clone(),
-                    action: m.action.kind(),
-                    detector: m.detector,
-                    path: format!("{path} (across lines)"),
-                });
+                hits.push(hit(m));
                 let (first, last) = (piece_of(m.range.start), piece_of(m.range.end - 1));
-                if pieces[first..=last].iter().any(|(_, _, same)| !same) {
+                masks += 1;
+                if masks > MAX_MASKS || pieces[first..=last].iter().any(|(_, _, same)| !same) {
                     return Ok(Some(Err(super::policy::Rejection {
                         rule: m.rule.clone(),
                         status: http::StatusCode::BAD_GATEWAY,
@@ -214,6 +210,7 @@ impl Policy {
 
 #[cfg(test)]
 mod tests {
+    use super::MAX_MASKS;
     use crate::detect::Detector;
     use crate::guard::{ActionKind, Decision, Policy, Rule, ToolRule};
 
@@ -372,6 +369,12 @@ mod tests {
         let thinking = "{\"message\":{\"thinking\":\"card 4111 1111 \"}}\n{\"message\":{\"thinking\":\"1111 1111\"}}\n";
         let v = policy.inspect_response_lines(thinking.as_bytes()).unwrap();
         assert!(v.is_allow(), "{v:?}");
+        // More matches over lines than are masked one at a time: refused, not passed.
+        let many: Vec<&str> = ["card 4111 1111 ", "1111 1111 and "].repeat(MAX_MASKS + 1);
+        let v = policy
+            .inspect_response_lines(chat(&many).as_bytes())
+            .unwrap();
+        assert!(matches!(v.into_decision(), Decision::Reject(_)));
         // Batch results are not continued text: unchanged.
         assert!(
             mask()

@@ -261,6 +261,20 @@ pub struct Rejection {
     pub message: String,
 }
 
+impl Action {
+    /// The rejection this action makes for rule `rule`: `None` unless it rejects.
+    pub(crate) fn rejection(&self, rule: &Arc<str>) -> Option<Rejection> {
+        match self {
+            Action::Reject { status, message } => Some(Rejection {
+                rule: rule.clone(),
+                status: *status,
+                message: message.clone(),
+            }),
+            Action::Mask { .. } | Action::Audit => None,
+        }
+    }
+}
+
 impl Rejection {
     /// The provider-shaped error for this rejection.
     pub fn error_body(&self) -> ErrorBody {
@@ -468,24 +482,23 @@ impl Policy {
                 detector: h.detector,
                 path: "arguments (escaped)".to_owned(),
             });
-            let (status, message) = match &rule.action {
+            let rejection = match &rule.action {
                 Action::Audit => continue,
-                Action::Reject { status, message } => (*status, message.clone()),
-                Action::Mask { .. } => (
-                    StatusCode::BAD_REQUEST,
-                    format!(
+                Action::Reject { .. } => rule.action.rejection(&rule.name),
+                Action::Mask { .. } => Some(Rejection {
+                    rule: rule.name.clone(),
+                    status: StatusCode::BAD_REQUEST,
+                    message: format!(
                         "A tool call's arguments hide text behind JSON escapes that the rule \
                          `{}` would mask; write them without escapes.",
                         rule.name
                     ),
-                ),
+                }),
             };
-            verdict.decision = Decision::Reject(Rejection {
-                rule: rule.name.clone(),
-                status,
-                message,
-            });
-            return;
+            if let Some(r) = rejection {
+                verdict.decision = Decision::Reject(r);
+                return;
+            }
         }
     }
 
@@ -665,7 +678,7 @@ impl Policy {
                         None => loc.to_string(),
                     },
                 });
-                if let Action::Reject { status, message } = &rule.action {
+                if let Some(r) = rule.action.rejection(&rule.name) {
                     // Older text only reaches a latest-scope rule to be removed.
                     let older_only = state == OLDER_USER && rule.rule.scope == Scope::Latest;
                     let outside_prompt = pieces.iter().all(|(s, _, _)| !doc.segs[*s].last_prompt);
@@ -673,14 +686,7 @@ impl Policy {
                         removed.extend(pieces.iter().map(|(s, _, _)| (*s, h.rule)));
                         continue;
                     }
-                    return Verdict::new(
-                        Decision::Reject(Rejection {
-                            rule: rule.name.clone(),
-                            status: *status,
-                            message: message.clone(),
-                        }),
-                        hits,
-                    );
+                    return Verdict::new(Decision::Reject(r), hits);
                 }
                 if let Action::Mask { placeholder } = &rule.action {
                     let text = placeholder
