@@ -146,6 +146,10 @@ mod tests {
         }
     }
 
+    fn poll<F: Future>(fut: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
+        fut.poll(&mut Context::from_waker(waker))
+    }
+
     fn task() -> (Arc<Count>, Waker) {
         let count = Arc::new(Count(AtomicUsize::new(0)));
         (count.clone(), Waker::from(count))
@@ -165,7 +169,7 @@ mod tests {
         });
         let (count, waker) = task();
         let mut fut = std::pin::pin!(Repoll::new(fut));
-        let out = fut.as_mut().poll(&mut Context::from_waker(&waker));
+        let out = poll(fut.as_mut(), &waker);
         assert_eq!(out, Poll::Ready(3));
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
     }
@@ -180,21 +184,13 @@ mod tests {
         });
         let (count, waker) = task();
         let mut fut = std::pin::pin!(Repoll::new(fut));
-        assert!(
-            fut.as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_pending()
-        );
+        assert!(poll(fut.as_mut(), &waker).is_pending());
         assert_eq!(
             count.0.load(Ordering::SeqCst),
             1,
             "the task is woken to run again"
         );
-        assert!(
-            fut.as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_pending()
-        );
+        assert!(poll(fut.as_mut(), &waker).is_pending());
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
     }
 
@@ -216,21 +212,13 @@ mod tests {
         });
         let (count, waker) = task();
         let mut fut = Box::pin(Repoll::new(fut));
-        assert!(
-            fut.as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_pending()
-        );
+        assert!(poll(fut.as_mut(), &waker).is_pending());
         assert_eq!(count.0.load(Ordering::SeqCst), 0, "no wake yet");
         // The waker the inner future kept, woken later from another thread.
         let inner = stored.lock().unwrap().take().unwrap();
         std::thread::spawn(move || inner.wake()).join().unwrap();
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert!(
-            fut.as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_ready()
-        );
+        assert!(poll(fut.as_mut(), &waker).is_ready());
     }
 
     #[test]
@@ -239,16 +227,8 @@ mod tests {
         let (first, first_waker) = task();
         let (second, second_waker) = task();
         let mut fut = Box::pin(Repoll::new(fut));
-        assert!(
-            fut.as_mut()
-                .poll(&mut Context::from_waker(&first_waker))
-                .is_pending()
-        );
-        assert!(
-            fut.as_mut()
-                .poll(&mut Context::from_waker(&second_waker))
-                .is_pending()
-        );
+        assert!(poll(fut.as_mut(), &first_waker).is_pending());
+        assert!(poll(fut.as_mut(), &second_waker).is_pending());
         fut.waker.wake_by_ref();
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
         assert_eq!(second.0.load(Ordering::SeqCst), 1);

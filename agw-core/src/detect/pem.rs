@@ -215,29 +215,17 @@ mod tests {
         let cat_n = numbered("\t", "\n");
         let escaped_read = numbered("→", "\\n");
         let grep_n = numbered(":", "\n");
-        let lines: Vec<&str> = rsa.lines().collect();
+        // The key's lines, each written as `line` writes it, joined by `sep`.
+        let each = |line: &dyn Fn(&str) -> String, sep: &str| {
+            rsa.lines().map(line).collect::<Vec<_>>().join(sep)
+        };
         let js = format!(
             "const k = {};\n",
-            lines
-                .iter()
-                .map(|l| format!("\"{l}\\n\""))
-                .collect::<Vec<_>>()
-                .join(" +\n  ")
+            each(&|l| format!("\"{l}\\n\""), " +\n  ")
         );
-        let py = format!(
-            "k = ({})",
-            lines
-                .iter()
-                .map(|l| format!("'{l}\\n'"))
-                .collect::<Vec<_>>()
-                .join("\n     ")
-        );
-        let quoted = lines
-            .iter()
-            .map(|l| format!("> {l}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let br = lines.join("<br>");
+        let py = format!("k = ({})", each(&|l| format!("'{l}\\n'"), "\n     "));
+        let quoted = each(&|l| format!("> {l}"), "\n");
+        let br = each(&str::to_owned, "<br>");
         let cases: Vec<(String, Vec<&str>)> = vec![
         (format!("key:\n{rsa}\nmore"), vec![&rsa]),
         (format!("{pkcs8}\r\n"), vec![&pkcs8]),
