@@ -215,10 +215,9 @@ impl Drop for Scope {
         }
         let _leave = Leave;
         // Jobs may queue more: they run in this loop too, in order.
-        while let Some(jobs) =
+        while let Some(mut jobs) =
             DEFERRED.with_borrow_mut(|jobs| (!jobs.is_empty()).then(|| std::mem::take(jobs)))
         {
-            let mut jobs = jobs;
             for job in jobs.drain(..) {
                 job.run();
             }

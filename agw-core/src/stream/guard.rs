@@ -1058,42 +1058,40 @@ const NOT_TEXT: [&str; 12] = [
 
 /// Whether `v` has a non-empty string other than its deltas' and those of [`NOT_TEXT`] keys.
 fn has_other_strings(v: &Value, deltas: &[super::events::Delta]) -> bool {
-    fn pointer(path: &[Step]) -> String {
-        let mut p = String::new();
-        for step in path {
-            p.push('/');
-            match step {
-                Step::Key(k) => p.push_str(k),
-                Step::Index(i) => p.push_str(&i.to_string()),
-            }
-        }
-        p
+    /// One step of the path walked so far.
+    #[derive(Clone, Copy)]
+    enum At<'a> {
+        Key(&'a str),
+        Index(usize),
     }
-    fn any(v: &Value, at: &mut String, skip: &[String]) -> bool {
+    fn is_delta(at: &[At<'_>], deltas: &[super::events::Delta]) -> bool {
+        deltas.iter().any(|d| {
+            d.path.len() == at.len()
+                && d.path.iter().zip(at).all(|(step, at)| match (step, at) {
+                    (Step::Key(k), At::Key(a)) => k == a,
+                    (Step::Index(i), At::Index(a)) => i == a,
+                    _ => false,
+                })
+        })
+    }
+    fn any<'a>(v: &'a Value, at: &mut Vec<At<'a>>, deltas: &[super::events::Delta]) -> bool {
+        let under = |step: At<'a>, v: &'a Value, at: &mut Vec<At<'a>>| {
+            at.push(step);
+            let found = any(v, at, deltas);
+            at.pop();
+            found
+        };
         match v {
-            Value::String(s) => !s.is_empty() && !skip.iter().any(|p| p == at),
-            Value::Array(a) => a.iter().enumerate().any(|(i, v)| {
-                let len = at.len();
-                at.push('/');
-                at.push_str(&i.to_string());
-                let found = any(v, at, skip);
-                at.truncate(len);
-                found
-            }),
+            Value::String(s) => !s.is_empty() && !is_delta(at, deltas),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .any(|(i, v)| under(At::Index(i), v, at)),
             Value::Object(o) => o.iter().any(|(k, v)| {
-                if v.is_string() && NOT_TEXT.contains(&k.as_str()) {
-                    return false;
-                }
-                let len = at.len();
-                at.push('/');
-                at.push_str(k);
-                let found = any(v, at, skip);
-                at.truncate(len);
-                found
+                !(v.is_string() && NOT_TEXT.contains(&k.as_str())) && under(At::Key(k), v, at)
             }),
             _ => false,
         }
     }
-    let skip: Vec<String> = deltas.iter().map(|d| pointer(&d.path)).collect();
-    any(v, &mut String::new(), &skip)
+    any(v, &mut Vec::new(), deltas)
 }

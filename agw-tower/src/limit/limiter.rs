@@ -2,7 +2,7 @@
 
 use super::clock::{Periods, rfc3339};
 use super::rejection::{LimitKind, Rejection, Scope};
-use super::settle::{Settle, Settler, apply_adds, ticket_adds};
+use super::settle::{Settle, Settler, apply_adds, settle_failed, ticket_adds};
 use super::store::{Acquired, Check, CounterKey, LimitStore};
 use crate::auth::Identity;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -561,13 +561,7 @@ impl Limiter {
                 return;
             }
             if let Err(e) = self.store.add_now(adds) {
-                if let Some(hook) = &self.on_failure {
-                    hook(&StoreFailure {
-                        operation: "settle",
-                        error: e.0,
-                        admitted: true,
-                    });
-                }
+                settle_failed(self.on_failure.as_ref(), e.0);
             }
             return;
         }

@@ -267,6 +267,11 @@ pub(super) async fn apply_adds(
         Ok(Err(e)) => e.0,
         Err(_) => "no answer in time".to_owned(),
     };
+    settle_failed(on_failure, error);
+}
+
+/// Reports a settlement the store did not take to the failure hook.
+pub(super) fn settle_failed(on_failure: Option<&FailureHook>, error: String) {
     if let Some(hook) = on_failure {
         hook(&StoreFailure {
             operation: "settle",
