@@ -322,6 +322,11 @@ fn run_kind(policy: &Policy, kind: RouteKind, api: Api, input: &[u8], chunk: usi
     out.concat()
 }
 
+/// [`run_kind`]'s output as text.
+fn run_text(policy: &Policy, kind: RouteKind, api: Api, input: &[u8], chunk: usize) -> String {
+    String::from_utf8(run_kind(policy, kind, api, input, chunk)).unwrap()
+}
+
 fn event(name: &str, data: serde_json::Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
@@ -407,14 +412,13 @@ fn a_rejected_tool_call_never_completes_at_any_split() {
         let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
         let input = tool_stream("Bash", &pieces);
         for chunk in [1, 17, input.len()] {
-            let out = String::from_utf8(run_kind(
+            let out = run_text(
                 &k8s_policy(),
                 RouteKind::Messages,
                 Api::Anthropic,
                 &input,
                 chunk,
-            ))
-            .unwrap();
+            );
             // The text before the call went out; nothing of the call did.
             assert!(out.contains("Running it."), "{out}");
             assert!(!out.contains("tool_use"), "{out}");
@@ -495,14 +499,13 @@ fn a_tool_input_given_in_the_start_block_is_checked() {
     for pieces in [&[][..], &[""][..], &["", "  "][..]] {
         let input = with_start(deletes.clone(), pieces);
         for chunk in [3, input.len()] {
-            let out = String::from_utf8(run_kind(
+            let out = run_text(
                 &k8s_policy(),
                 RouteKind::Messages,
                 Api::Anthropic,
                 input.as_bytes(),
                 chunk,
-            ))
-            .unwrap();
+            );
             assert!(out.contains("Running it."), "{out}");
             assert!(!out.contains("kubectl"), "{pieces:?}: {out}");
             assert!(out.contains("blocked by policy"), "{pieces:?}: {out}");
@@ -513,14 +516,13 @@ fn a_tool_input_given_in_the_start_block_is_checked() {
         serde_json::json!({"command": "kubectl get pods", "note": "AKIAIOSFODNN7EXAMPLE"}),
         &[],
     );
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &k8s_policy(),
         RouteKind::Messages,
         Api::Anthropic,
         input.as_bytes(),
         5,
-    ))
-    .unwrap();
+    );
     assert!(out.contains("kubectl get pods"), "{out}");
     assert!(
         out.contains("<AWS_ACCESS_KEY>") && !out.contains("AKIA"),
@@ -646,14 +648,13 @@ fn a_match_across_text_blocks_is_found() {
 #[test]
 fn a_tool_input_that_is_not_json_fails_closed() {
     let input = tool_stream("Bash", &[r#"{"command": "ls"} trailing"#]);
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &k8s_policy(),
         RouteKind::Messages,
         Api::Anthropic,
         &input,
         7,
-    ))
-    .unwrap();
+    );
     assert!(
         !out.contains(r#"\"ls\""#) && out.contains("event: error"),
         "{out}"
@@ -689,14 +690,13 @@ fn openai_text_and_tool_calls_in_every_choice() {
     );
     s += "data: [DONE]\n\n";
     for chunk in [1, 3, 50, s.len()] {
-        let out = String::from_utf8(run_kind(
+        let out = run_text(
             &k8s_policy(),
             RouteKind::Completions,
             Api::OpenAi,
             s.as_bytes(),
             chunk,
-        ))
-        .unwrap();
+        );
         assert!(!out.contains("AKIA"), "{out}");
         assert!(!out.contains("kubectl"), "{out}");
         assert!(out.ends_with("data: {\"error\":{\"message\":\"Deleting Kubernetes resources is blocked by policy\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"invalid_request\"}}\n\n"), "{out}");
@@ -707,14 +707,13 @@ fn openai_text_and_tool_calls_in_every_choice() {
     }
     // Without the tool call, the masked text of the second choice goes out.
     let allowed = s.replace("kubectl de", "ls -l");
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &k8s_policy(),
         RouteKind::Completions,
         Api::OpenAi,
         allowed.as_bytes(),
         4,
-    ))
-    .unwrap();
+    );
     assert!(
         out.contains("<AWS_ACCESS_KEY>") && !out.contains("AKIA"),
         "{out}"
@@ -754,14 +753,13 @@ fn chat_function_calls_custom_tools_and_transcripts_are_guarded() {
         ])
     };
     let run = |s: &str, chunk| {
-        String::from_utf8(run_kind(
+        run_text(
             &k8s_policy(),
             RouteKind::Completions,
             Api::OpenAi,
             s.as_bytes(),
             chunk,
-        ))
-        .unwrap()
+        )
     };
     // Rejected by the tool rule, whichever way the call comes.
     for s in [
@@ -823,14 +821,13 @@ fn responses_events_on_a_chat_route_and_object_arguments() {
         );
     }
     for chunk in [4, s.len()] {
-        let out = String::from_utf8(run_kind(
+        let out = run_text(
             &policy,
             RouteKind::Passthrough,
             Api::OpenAi,
             s.as_bytes(),
             chunk,
-        ))
-        .unwrap();
+        );
         assert!(
             !out.contains("card, please") && !out.contains("my credit"),
             "{out}"
@@ -840,14 +837,13 @@ fn responses_events_on_a_chat_route_and_object_arguments() {
     let object_args = chat_chunk(
         json!([{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","type":"function","function":{"name":"Bash","arguments":{"command":"kubectl delete ns prod"}}}]}}]),
     );
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &k8s_policy(),
         RouteKind::Completions,
         Api::OpenAi,
         object_args.as_bytes(),
         7,
-    ))
-    .unwrap();
+    );
     assert!(!out.contains("kubectl") && out.contains("error"), "{out}");
 }
 
@@ -873,14 +869,13 @@ fn responses_custom_tool_calls_are_checked_as_text() {
         )
     };
     let run = |s: &str| {
-        String::from_utf8(run_kind(
+        run_text(
             &k8s_policy(),
             RouteKind::Responses,
             Api::OpenAi,
             s.as_bytes(),
             9,
-        ))
-        .unwrap()
+        )
     };
     let allowed = stream(&["ls -l ", "/tmp"]);
     assert_eq!(run(&allowed), allowed);
@@ -928,14 +923,7 @@ fn thinking_is_read_but_never_modified() {
         );
     }
     let input = stream("about a credit card");
-    let out = String::from_utf8(run_kind(
-        &policy,
-        RouteKind::Messages,
-        Api::Anthropic,
-        &input,
-        3,
-    ))
-    .unwrap();
+    let out = run_text(&policy, RouteKind::Messages, Api::Anthropic, &input, 3);
     assert!(!out.contains("credit") && out.contains("no cards"), "{out}");
 }
 
@@ -975,14 +963,13 @@ fn responses_streams_are_guarded() {
         json!({"type":"response.function_call_arguments.done","output_index":1,"arguments":"{\"command\":\"kubectl delete x\"}"}),
     );
     for chunk in [1, 11, s.len()] {
-        let out = String::from_utf8(run_kind(
+        let out = run_text(
             &k8s_policy(),
             RouteKind::Responses,
             Api::OpenAi,
             s.as_bytes(),
             chunk,
-        ))
-        .unwrap();
+        );
         assert!(
             !out.contains("AKIA") && out.contains("<AWS_ACCESS_KEY>"),
             "{out}"
@@ -1008,14 +995,13 @@ fn responses_streams_are_guarded() {
 #[test]
 fn unreadable_events_end_the_stream_in_the_clients_dialect() {
     let anthropic = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"AKIAIOSFODNN7EXAMPLE\"}} x\n\n";
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &k8s_policy(),
         RouteKind::Messages,
         Api::Anthropic,
         anthropic,
         5,
-    ))
-    .unwrap();
+    );
     assert!(
         out.starts_with("event: error\ndata: {\"type\":\"error\"") && !out.contains("AKIA"),
         "{out}"
@@ -1025,14 +1011,13 @@ fn unreadable_events_end_the_stream_in_the_clients_dialect() {
         "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\",\"content\":\"AKIAIOSFODNN7EXAMPLE\"}}]}\n\n",
         "data: [\"AKIAIOSFODNN7EXAMPLE\"]\n\n",
     ] {
-        let out = String::from_utf8(run_kind(
+        let out = run_text(
             &k8s_policy(),
             RouteKind::Completions,
             Api::OpenAi,
             bad.as_bytes(),
             3,
-        ))
-        .unwrap();
+        );
         assert!(
             out.starts_with("data: {\"error\":{") && !out.contains("AKIA"),
             "{out}"
@@ -1040,28 +1025,26 @@ fn unreadable_events_end_the_stream_in_the_clients_dialect() {
     }
     // An event name that disagrees with the data's type.
     let lying = "event: ping\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}\n\n";
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &k8s_policy(),
         RouteKind::Messages,
         Api::Anthropic,
         lying.as_bytes(),
         3,
-    ))
-    .unwrap();
+    );
     assert!(out.starts_with("event: error\n"), "{out}");
 }
 
 #[test]
 fn unknown_events_are_inspected_generically() {
     let input = "event: mystery\ndata: {\"type\":\"mystery\",\"payload\":{\"note\":\"AKIAIOSFODNN7EXAMPLE\"}}\n\n";
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &k8s_policy(),
         RouteKind::Messages,
         Api::Anthropic,
         input.as_bytes(),
         4,
-    ))
-    .unwrap();
+    );
     assert_eq!(
         out,
         "event: mystery\ndata: {\"type\":\"mystery\",\"payload\":{\"note\":\"<AWS_ACCESS_KEY>\"}}\n\n"
@@ -1530,14 +1513,13 @@ mod red_team {
             ),
             stop(0),
         ]);
-        let out = String::from_utf8(run_kind(
+        let out = run_text(
             &k8s_policy(),
             RouteKind::Messages,
             Api::Anthropic,
             &input,
             11,
-        ))
-        .unwrap();
+        );
         assert!(out.contains("event: error"), "{out}");
         assert!(!out.contains("kubectl"), "{out}");
     }
@@ -1549,14 +1531,13 @@ mod red_team {
     }
 
     fn chat_out(input: &[u8]) -> String {
-        String::from_utf8(run_kind(
+        run_text(
             &mask_cards(),
             RouteKind::Completions,
             Api::OpenAi,
             input,
             13,
-        ))
-        .unwrap()
+        )
     }
 
     #[test]
@@ -1603,7 +1584,7 @@ mod red_team {
         ]));
         assert!(!out.contains("4111") && out.contains("\"error\""), "{out}");
         // A tool call that is both custom and a function.
-        let out = String::from_utf8(run_kind(
+        let out = run_text(
             &k8s_policy(),
             RouteKind::Completions,
             Api::OpenAi,
@@ -1612,8 +1593,7 @@ mod red_team {
                 json!({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}),
             ]),
             9,
-        ))
-        .unwrap();
+        );
         assert!(
             !out.contains("kubectl") && out.contains("\"error\""),
             "{out}"
@@ -1694,14 +1674,13 @@ mod red_team {
                 "{a}{b}event: response.completed\ndata: {}\n\n",
                 json!({"type":"response.completed","response":{"id":"r"}})
             );
-            let out = String::from_utf8(run_kind(
+            let out = run_text(
                 &mask_cards(),
                 RouteKind::Responses,
                 Api::OpenAi,
                 input.as_bytes(),
                 10,
-            ))
-            .unwrap();
+            );
             assert!(!out.contains("4111"), "{out}");
             assert!(out.contains("<CREDIT_CARD>"), "{out}");
         }
@@ -1738,14 +1717,7 @@ fn a_stream_is_read_as_the_api_its_events_are() {
         );
     }
     let tool = tool_stream("Bash", &["{\"command\": \"kubectl\\t", "delete ns prod\"}"]);
-    let out = String::from_utf8(run_kind(
-        &k8s_policy(),
-        RouteKind::Passthrough,
-        Api::OpenAi,
-        &tool,
-        5,
-    ))
-    .unwrap();
+    let out = run_text(&k8s_policy(), RouteKind::Passthrough, Api::OpenAi, &tool, 5);
     assert!(
         !out.contains("delete ns prod") && out.contains("error"),
         "{out}"
@@ -1774,14 +1746,13 @@ fn a_stream_is_read_as_the_api_its_events_are() {
         "content_block_delta",
         json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"1111 1111"}}),
     );
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &mask_cards(),
         RouteKind::Completions,
         Api::OpenAi,
         mixed.as_bytes(),
         mixed.len(),
-    ))
-    .unwrap();
+    );
     assert!(
         !out.contains("1111 1111") && out.contains("another API"),
         "{out}"
@@ -1839,14 +1810,13 @@ fn text_a_start_carries_is_read_with_its_deltas_whatever_else_it_carries() {
             json!({"type":"content_block_stop","index":0}),
         );
         s += &event("message_stop", json!({"type":"message_stop"}));
-        let out = String::from_utf8(run_kind(
+        let out = run_text(
             &mask_cards(),
             RouteKind::Messages,
             Api::Anthropic,
             s.as_bytes(),
             5,
-        ))
-        .unwrap();
+        );
         assert!(
             !out.contains("4111 1111") && out.contains("<CREDIT_CARD>"),
             "{out}"
@@ -1869,14 +1839,13 @@ fn text_a_start_carries_is_read_with_its_deltas_whatever_else_it_carries() {
         "content_block_stop",
         json!({"type":"content_block_stop","index":0}),
     );
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &reject,
         RouteKind::Messages,
         Api::Anthropic,
         s.as_bytes(),
         s.len(),
-    ))
-    .unwrap();
+    );
     assert!(
         !out.contains("codes are") && out.contains("no codes"),
         "{out}"
@@ -1894,14 +1863,13 @@ fn text_a_start_carries_is_read_with_its_deltas_whatever_else_it_carries() {
         "response.completed",
         json!({"type":"response.completed","response":{"id":"r"}}),
     );
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &mask_cards(),
         RouteKind::Responses,
         Api::OpenAi,
         s.as_bytes(),
         6,
-    ))
-    .unwrap();
+    );
     assert!(
         !out.contains("4111 1111") && out.contains("<CREDIT_CARD>"),
         "{out}"
@@ -1931,7 +1899,7 @@ fn fields_beside_a_delta_are_read() {
         (RouteKind::Completions, Api::OpenAi, &chat),
         (RouteKind::Messages, Api::Anthropic, &anthropic),
     ] {
-        let out = String::from_utf8(run_kind(&reject, kind, api, s.as_bytes(), s.len())).unwrap();
+        let out = run_text(&reject, kind, api, s.as_bytes(), s.len());
         assert!(
             !out.contains("launch codes") && out.contains("no codes"),
             "{out}"
@@ -1940,26 +1908,24 @@ fn fields_beside_a_delta_are_read() {
     let key = chat_chunk(
         json!([{"index":0,"delta":{"content":"hi","x_note":"note AKIAIOSFODNN7EXAMPLE"}}]),
     );
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &reject,
         RouteKind::Completions,
         Api::OpenAi,
         key.as_bytes(),
         key.len(),
-    ))
-    .unwrap();
+    );
     assert!(!out.contains("AKIAIOSFODNN7EXAMPLE"), "{out}");
     // The usual chunk, with its identifiers and the role, is a delta as before.
     let plain = chat_chunk(
         json!([{"index":0,"delta":{"role":"assistant","content":"hello"},"logprobs":null,"finish_reason":null}]),
     );
-    let out = String::from_utf8(run_kind(
+    let out = run_text(
         &reject,
         RouteKind::Completions,
         Api::OpenAi,
         plain.as_bytes(),
         plain.len(),
-    ))
-    .unwrap();
+    );
     assert!(out.contains("hello") && !out.contains("error"), "{out}");
 }
