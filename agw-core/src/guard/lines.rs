@@ -31,13 +31,10 @@ impl Policy {
     /// its place in them is not known) refuses the body instead of passing it.
     pub fn inspect_response_lines(&self, body: &[u8]) -> Result<Verdict, InspectError> {
         let mut hits = Vec::new();
-        let mut across = self.across_lines(body, &mut hits)?;
-        if let Some(Err(r)) = across {
-            return Ok(Verdict::new(Decision::Reject(r), hits));
-        }
-        let edited = match across.take() {
+        let edited = match self.across_lines(body, &mut hits)? {
+            Some(Err(r)) => return Ok(Verdict::new(Decision::Reject(r), hits)),
             Some(Ok(edited)) => Some(edited),
-            _ => None,
+            None => None,
         };
         let body: &[u8] = edited.as_deref().unwrap_or(body);
         let mut rewritten: Option<Vec<u8>> = edited.as_ref().map(|_| Vec::new());
