@@ -37,9 +37,10 @@
 //! - Only ASCII letters, digits and `_` are word characters; a non-ASCII byte is a boundary, so
 //!   `卡号4111111111111111` is a card. The letter of a `\n`, `\r` or `\t` escape left in the
 //!   text is a boundary too, for text that still carries JSON escapes.
-//! - Cards: contiguous, or grouped by single spaces, single dashes or single dots (a first group
-//!   of 4, then groups of 3–6, 3–5 groups in all); mixed separators (`4111 1111-1111 1111`) are
-//!   not a card.
+//! - Cards: contiguous, or grouped by single spaces or tabs, single dashes (ASCII or Unicode:
+//!   U+2010–U+2015, the minus sign U+2212) or single dots (a first group of 4, then groups of
+//!   3–6, 3–5 groups in all); mixed kinds of separator (`4111 1111-1111 1111`) are not a card,
+//!   mixed dashes are. SSNs, SINs and phone numbers read the same separators.
 //!   Issuer lengths are enforced (Amex 15, Mastercard 16, Visa 13/16/19, …). A card is not
 //!   reported when it is part of a longer number: joined to more digits directly, by a dash or a
 //!   dot (`0.4111111111111111`), or by a space that extends a regular grouping
@@ -89,7 +90,8 @@ use std::ops::Range;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Detector {
-    /// Payment card numbers: 13–19 digits, optional space/dash separators, IIN ranges, Luhn.
+    /// Payment card numbers: 13–19 digits, optional space, dash or dot separators, IIN ranges,
+    /// Luhn.
     CreditCard,
     /// US social security numbers, formatted `AAA-GG-SSSS` or `AAA GG SSSS`.
     UsSsn,

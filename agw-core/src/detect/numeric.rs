@@ -18,8 +18,9 @@ const MIN_DIGITS: usize = 8;
 pub(super) struct Group {
     pub start: usize,
     pub end: usize,
-    /// What joins this group to the previous one: `b' '`, `b'-'`, `b'.'`, or `b'('` for a
-    /// direct join through a parenthesis (`(415)555`, `1(415)`); 0 for the first group.
+    /// What joins this group to the previous one, by class ([`separator`]): `b' '` (a space
+    /// or a tab), `b'-'` (any dash), `b'.'`, or `b'('` for a direct join through a parenthesis
+    /// (`(415)555`, `1(415)`); 0 for the first group.
     pub sep: u8,
     /// Written as `(digits)`.
     pub paren: bool,
@@ -192,29 +193,53 @@ fn validate(token: &Token<'_>, wants: Wants, out: &mut Vec<Finding>) {
     }
 }
 
+/// The separator between two digit groups at `i`, as its class and its length in bytes: a
+/// space or a tab (`b' '`), a dot, or a dash — ASCII `-` or a Unicode dash or minus sign
+/// (U+2010–U+2015, U+2212), as word processors and copied web forms write `4111–1111–…`. The
+/// text is NFKC-normalised before it gets here, so no-break, thin and fullwidth spaces are
+/// already spaces and a fullwidth hyphen-minus is `-`.
+pub(super) fn separator(text: &[u8], i: usize) -> Option<(u8, usize)> {
+    match at(text, i) {
+        b' ' | b'\t' => Some((b' ', 1)),
+        c @ (b'-' | b'.') => Some((c, 1)),
+        0xE2 => match (at(text, i + 1), at(text, i + 2)) {
+            (0x80, 0x90..=0x95) | (0x88, 0x92) => Some((b'-', 3)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The length of a separator that ends just before `i`, if one does.
+fn separator_before(text: &[u8], i: usize) -> Option<usize> {
+    [1, 3]
+        .into_iter()
+        .find(|&len| i >= len && separator(text, i - len).is_some_and(|(_, l)| l == len))
+}
+
 /// Whether the digit run `p..run_end` may be part of a multi-group token.
 fn continues(text: &[u8], p: usize, run_end: usize) -> bool {
+    if let Some((_, len)) = separator(text, run_end) {
+        let next = at(text, run_end + len);
+        return next.is_ascii_digit() || next == b'(';
+    }
     match at(text, run_end) {
-        b' ' | b'-' | b'.' => {
-            let next = at(text, run_end + 1);
-            next.is_ascii_digit() || next == b'('
-        }
         b')' => at(text, p.wrapping_sub(1)) == b'(',
         b'(' => true,
         _ => false,
     }
 }
 
-/// Whether a separator at `i - 1` joins a digit at `i - 2` to what follows: only true where a
+/// Whether a separator before `i` joins a digit before it to what follows: only true where a
 /// token was cut at [`MAX_GROUPS`] (or an IBAN ended), since scanning otherwise swallows it.
 fn cut_before(text: &[u8], i: usize) -> bool {
-    i >= 2 && matches!(at(text, i - 1), b' ' | b'-' | b'.') && at(text, i - 2).is_ascii_digit()
+    separator_before(text, i).is_some_and(|len| i > len && at(text, i - len - 1).is_ascii_digit())
 }
 
-/// Whether a separator at `i` joins what precedes to a digit at `i + 1`: true only where a token
+/// Whether a separator at `i` joins what precedes to a digit after it: true only where a token
 /// was cut at [`MAX_GROUPS`].
 fn cut_after(text: &[u8], i: usize) -> bool {
-    matches!(at(text, i), b' ' | b'-' | b'.') && at(text, i + 1).is_ascii_digit()
+    separator(text, i).is_some_and(|(_, len)| at(text, i + len).is_ascii_digit())
 }
 
 /// Reads the token whose first digit is at `p` into `groups`; returns the end of the token
@@ -235,10 +260,9 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
         if groups.len == MAX_GROUPS {
             return after;
         }
-        let c = at(text, after);
-        let (sep, k) = match c {
-            b' ' | b'-' | b'.' => (c, after + 1),
-            b'(' => (b'(', after),
+        let (sep, k) = match (separator(text, after), at(text, after)) {
+            (Some((sep, len)), _) => (sep, after + len),
+            (None, b'(') => (b'(', after),
             _ if last.paren => (b'(', after),
             _ => return after,
         };

@@ -42,7 +42,8 @@ fn detector_pattern(d: Detector) -> &'static str {
         | Detector::UsSsn
         | Detector::CaSin
         | Detector::Phone
-        | Detector::Iban => r"[+(]?[0-9A-Z][0-9A-Z \-.()]*",
+        // Separators as `detect::numeric::separator` reads them: tabs and Unicode dashes too.
+        | Detector::Iban => r"[+(]?[0-9A-Z][0-9A-Z \t\-.()\x{2010}-\x{2015}\x{2212}]*",
         Detector::Email => r"[A-Za-z0-9._%+\-]+(@[A-Za-z0-9.\-]*)?",
         Detector::PemPrivateKey => r"-----BEGIN[^\n]*(?s:.)*",
         _ => r"[A-Za-z0-9_\-.+/=]+",

@@ -1090,6 +1090,31 @@ fn a_slow_stream_releases_what_cannot_match() {
     }
 }
 
+/// A card written with en dashes or tabs, arriving a group at a time, is held until it is
+/// complete and masked: the hold-back reads the same separators as the detector.
+#[test]
+fn a_card_with_unicode_dashes_or_tabs_split_across_events_is_masked() {
+    for sep in ["\u{2013}", "\t", "\u{2212}"] {
+        let policy = Policy::builder()
+            .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+            .build()
+            .unwrap();
+        let mut guard = StreamGuard::new(policy, Api::Anthropic, 256);
+        let mut sent = String::new();
+        for d in ["card 4111", sep, "1111", sep, "1111", sep, "1111", " ok"] {
+            let e = event(
+                "content_block_delta",
+                serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":d}}),
+            );
+            let mut out = Vec::new();
+            guard.event(Bytes::from(e), &mut out);
+            sent.push_str(&text_of(&out.concat()));
+            assert!(!sent.contains("4111"), "{sep:?}: {sent:?}");
+        }
+        assert_eq!(sent, "card <CREDIT_CARD> ok", "{sep:?}");
+    }
+}
+
 #[test]
 fn what_is_held_behind_an_open_tool_call_is_bounded() {
     use serde_json::json;
