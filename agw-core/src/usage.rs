@@ -361,6 +361,58 @@ pub fn max_tokens(body: &[u8]) -> Option<u64> {
     found
 }
 
+/// Whether a request body asks for token log probabilities: a top-level `logprobs` (OpenAI
+/// chat `true`, legacy completions a number — `0` included, which still returns the chosen
+/// tokens), `top_logprobs` above 0, or an `include` list naming `…logprobs` (Responses'
+/// `message.output_text.logprobs`). Keys are compared as a case-insensitive parser compares
+/// them. A body that is not a JSON object asks for nothing.
+///
+/// The tokens are the response's text again, cut into pieces no rule can read one at a time:
+/// a response guard that masks or refuses text cannot let them through.
+pub fn asks_for_logprobs(body: &[u8]) -> bool {
+    let Ok(mut sc) = Scanner::new(body) else {
+        return false;
+    };
+    if sc.peek() != Some(b'{') {
+        return false;
+    }
+    let mut asks = false;
+    let read = sc.object(|sc, key| {
+        let value = |sc: &mut Scanner<'_>| -> Result<&[u8], crate::json::JsonError> {
+            let range = sc.skip()?;
+            Ok(&body[range])
+        };
+        if sc.key_matches(&key, "logprobs") {
+            let v = value(sc)?;
+            asks |= !matches!(v, b"null" | b"false");
+        } else if sc.key_matches(&key, "top_logprobs") {
+            let v = value(sc)?;
+            asks |= !matches!(v, b"null" | b"0");
+        } else if sc.key_matches(&key, "include") && sc.peek() == Some(b'[') {
+            sc.array(|sc, _| {
+                match sc.string_or_none()? {
+                    Some(s) => {
+                        let text = sc.str_value(&s);
+                        asks |= text.len() >= 8
+                            && text[text.len() - 8..].eq_ignore_ascii_case(b"logprobs");
+                    }
+                    None => {
+                        sc.skip()?;
+                    }
+                }
+                Ok(())
+            })?;
+        } else {
+            sc.skip_fast()?;
+        }
+        Ok(())
+    });
+    // A body that does not parse is not forwarded as JSON a server would read: the request
+    // guard refuses it first. What was seen before the error still counts.
+    let _ = read;
+    asks
+}
+
 /// Whether `key` names an output-token cap (see [`max_tokens`]).
 pub(crate) fn is_output_cap(sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
     ["max_tokens", "max_completion_tokens", "max_output_tokens"]
@@ -380,6 +432,43 @@ pub(crate) fn larger_cap(found: Option<u64>, value: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_for_log_probabilities_are_recognised() {
+        for (body, asks) in [
+            (r#"{"model":"m","logprobs":true}"#, true),
+            (
+                r#"{"model":"m","logprobs":false,"top_logprobs":null}"#,
+                false,
+            ),
+            (r#"{"model":"m","logprobs":null}"#, false),
+            // Legacy completions: a count; 0 still returns the chosen tokens.
+            (r#"{"prompt":"x","logprobs":0}"#, true),
+            (r#"{"prompt":"x","logprobs":5}"#, true),
+            (r#"{"top_logprobs":3}"#, true),
+            (r#"{"top_logprobs":0}"#, false),
+            (
+                r#"{"input":"x","include":["message.output_text.logprobs"]}"#,
+                true,
+            ),
+            (
+                r#"{"input":"x","include":["reasoning.encrypted_content"]}"#,
+                false,
+            ),
+            // As a case-insensitive parser reads keys, escapes decoded.
+            (r#"{"LogProbs":true}"#, true),
+            (r#"{"log\u0070robs":true}"#, true),
+            (
+                r#"{"messages":[{"role":"user","content":"logprobs: true"}]}"#,
+                false,
+            ),
+            (r#"{"metadata":{"logprobs":true}}"#, false),
+            ("[1,2]", false),
+            ("not json", false),
+        ] {
+            assert_eq!(asks_for_logprobs(body.as_bytes()), asks, "{body}");
+        }
+    }
     use crate::stream::SseDecoder;
 
     fn u(input: u64, output: u64, cache_write: u64, cache_read: u64) -> Usage {

@@ -163,7 +163,9 @@ impl StackConfig {
             classify: ClassifyLayer::with_classifier(classifier.clone()),
             guard: RequestGuardLayer::new(self.policy.clone())
                 .limits(self.limits.clone())
-                .read_always(self.read_always)
+                // A response policy that masks or refuses text needs the request body too:
+                // it refuses requests for log probabilities.
+                .read_always(self.read_always || crate::response::hides_text(&self.response_policy))
                 .classifier(classifier.clone()),
             response: ResponseGuardLayer::new(self.response_policy.clone())
                 .window(self.response_window)

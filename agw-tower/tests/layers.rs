@@ -2,6 +2,7 @@
 //! (tower-http style: no sockets).
 
 use agw_core::api::Api;
+use agw_core::detect::Detector;
 use agw_core::guard::{Policy, Rule};
 use agw_core::model::ModelPolicy;
 use agw_core::provider::ProviderSpec;
@@ -456,4 +457,72 @@ async fn response_guard_alone_classifies_canonical_paths() {
         seen,
         "a refused path never goes upstream"
     );
+}
+
+// ---- log probabilities ----
+
+/// Where the response policy masks or refuses text, a request for token log probabilities is
+/// refused before it is sent (the tokens would carry what the guard masks, piece by piece);
+/// without such a policy, or on Anthropic's APIs (which have none), it goes through.
+#[tokio::test]
+async fn log_probabilities_are_refused_where_responses_are_masked() {
+    let masking = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+        .build()
+        .unwrap();
+    let auditing = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).audit())
+        .build()
+        .unwrap();
+    let chat = r#"{"model":"m","logprobs":true,"top_logprobs":2,"messages":[{"role":"user","content":"hi"}]}"#;
+    let responses = r#"{"model":"m","input":"hi","include":["message.output_text.logprobs"]}"#;
+    for (policy, path, body, refused) in [
+        (&masking, "/v1/chat/completions", chat, true),
+        (&masking, "/v1/responses", responses, true),
+        (
+            &masking,
+            "/v1/completions",
+            r#"{"model":"m","prompt":"hi","logprobs":0}"#,
+            true,
+        ),
+        (
+            &masking,
+            "/v1/chat/completions",
+            r#"{"model":"m","messages":[]}"#,
+            false,
+        ),
+        (&auditing, "/v1/chat/completions", chat, false),
+    ] {
+        let upstream = MemoryUpstream::json(r#"{"choices":[]}"#);
+        let svc = StackConfig::new("openai", ProviderSpec::openai())
+            .response_policy(policy.clone())
+            .layer()
+            .layer(upstream.clone());
+        let (status, text) = text(svc.oneshot(post(path, body)).await.unwrap()).await;
+        if refused {
+            assert_eq!(status, 400, "{path} {body}");
+            assert!(
+                text.contains("\"invalid_request_error\"") && text.contains("logprobs"),
+                "{text}"
+            );
+            assert!(upstream.seen().is_empty(), "{path}: sent upstream");
+        } else {
+            assert_eq!(status, 200, "{path} {body}: {text}");
+            assert_eq!(upstream.seen().len(), 1);
+        }
+    }
+    // Anthropic's dialect has no log probabilities: a body that names them is not refused.
+    let upstream = up();
+    let svc = StackConfig::new("anthropic", ProviderSpec::anthropic())
+        .response_policy(masking)
+        .layer()
+        .layer(upstream.clone());
+    let res = svc
+        .oneshot(post(
+            "/v1/messages",
+            r#"{"model":"m","logprobs":true,"messages":[]}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }

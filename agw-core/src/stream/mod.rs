@@ -76,7 +76,9 @@
 //!   way, tool rules included.
 //! - **audit** records the hit.
 //!
-//! Not inspected in streams: `logprobs` of OpenAI chunks that carry deltas. Memory is bounded:
+//! Not joined in streams: `logprobs` of OpenAI chunks (each chunk's tokens are read as strings
+//! beside its delta; agw-tower's response guard refuses requests for them where text is masked
+//! or refused). Memory is bounded:
 //! an event larger than the decoder's limit is an error, held text never exceeds the window
 //! plus one delta per channel, and all events held at once at most [`MAX_HELD`] bytes.
 

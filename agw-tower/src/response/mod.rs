@@ -25,6 +25,13 @@
 //!   (passthrough paths, model listings) it is a file or the like and passes untouched,
 //!   unbuffered. An empty body there passes too; HEAD responses are not read.
 //!
+//! Token log probabilities repeat the response's text in pieces no rule reads one at a time (a
+//! masked card would come back token by token), so where the policy masks or refuses text, a
+//! request that asks for them (`logprobs`, `top_logprobs`, Responses' `include` of
+//! `message.output_text.logprobs`) is refused with a 400 before it is sent. This reads the
+//! body the body stage collected ([`Collected`](crate::limits::Collected)); the stack builder
+//! collects it for such a policy.
+//!
 //! To read what the provider sends, the layer asks for uncompressed responses (it removes
 //! `Accept-Encoding` from guarded requests); a compressed stream is refused. Every inspected
 //! response carries a [`ResponseOutcome`] extension saying what the guard did.
@@ -54,6 +61,7 @@ mod service;
 pub use body::SseGuardBody;
 pub use layer::ResponseGuardLayer;
 pub use outcome::ResponseOutcome;
+pub(crate) use service::hides_text;
 pub use service::{ResponseFuture, ResponseGuard};
 
 /// The default hold-back window for streamed text, in bytes.

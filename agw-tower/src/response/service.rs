@@ -6,7 +6,8 @@ use crate::decode::encodings;
 use crate::error::error_response;
 use crate::framing::{Framing, framing};
 use crate::limits::Collected;
-use agw_core::api::{ErrorBody, ErrorKind};
+use agw_core::api::{Api, ErrorBody, ErrorKind};
+use agw_core::guard::Policy;
 use agw_core::guard::{ActionKind, Decision};
 use agw_core::route::ResponseReading;
 use agw_core::stream::StreamGuard;
@@ -95,6 +96,34 @@ fn read(reading: ResponseReading, framing: Framing, success: bool) -> Read {
     }
 }
 
+/// Whether a response policy masks or refuses text (a policy that only audits changes no
+/// response). The stack reads request bodies for such a policy, for [`refuse_logprobs`].
+pub(crate) fn hides_text(policy: &Policy) -> bool {
+    policy
+        .rules()
+        .any(|r| r.action_ref().kind() != ActionKind::Audit)
+}
+
+/// A request for token log probabilities, where the policy masks or refuses text: the tokens
+/// repeat the response's text in pieces no rule reads one at a time (a masked card would come
+/// back digit group by digit group), so the request is refused before it is sent. Anthropic's
+/// APIs have no log probabilities; the body is the one the body stage read (a layer used
+/// without it has none to look at).
+fn refuse_logprobs<B>(policy: &Policy, api: Api, req: &Request<B>) -> Option<ErrorBody> {
+    if api == Api::Anthropic || !hides_text(policy) {
+        return None;
+    }
+    let body = &req.extensions().get::<Collected>()?.plain;
+    agw_core::usage::asks_for_logprobs(body).then(|| {
+        ErrorBody::new(
+            ErrorKind::InvalidRequest,
+            "log probabilities are not available through this gateway: its response guard \
+             masks or refuses text, which the returned tokens would carry unguarded; remove \
+             `logprobs`, `top_logprobs` and `include: [\"…logprobs\"]`",
+        )
+    })
+}
+
 impl<S, B, ResB> Service<Request<B>> for ResponseGuard<S>
 where
     S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
@@ -134,6 +163,13 @@ where
             return ResponseFuture {
                 kind: Kind::Passthrough {
                     future: self.inner.call(req),
+                },
+            };
+        }
+        if let Some(err) = refuse_logprobs(&config.policy, class.api, &req) {
+            return ResponseFuture {
+                kind: Kind::Ready {
+                    res: Some(error_response(class.api, &err)),
                 },
             };
         }
