@@ -16,6 +16,9 @@ pub(super) fn find(text: &[u8], out: &mut Vec<Finding>) {
         let Some(end) = domain_end(text, a + 1) else {
             continue;
         };
+        if is_code_or_remote(text, start, end) {
+            continue;
+        }
         out.push(Finding {
             detector: Detector::Email,
             range: start..end,
@@ -28,13 +31,54 @@ fn is_local(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-' | b'\'')
 }
 
+/// The character that ends just before `i`, decoded, with its length (non-ASCII only).
+fn char_before(text: &[u8], i: usize) -> Option<(char, usize)> {
+    let from = i.saturating_sub(4);
+    let tail = &text[from..i];
+    (1..=tail.len().min(4)).find_map(|len| {
+        let c = std::str::from_utf8(&tail[tail.len() - len..])
+            .ok()?
+            .chars()
+            .next()?;
+        (!c.is_ascii()).then_some((c, len))
+    })
+}
+
+/// The character that starts at `i`, decoded, with its length (non-ASCII only).
+fn char_at(text: &[u8], i: usize) -> Option<(char, usize)> {
+    let head = text.get(i..(i + 4).min(text.len()))?;
+    let valid = match std::str::from_utf8(head) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+    };
+    let c = valid.chars().next()?;
+    (!c.is_ascii()).then(|| (c, c.len_utf8()))
+}
+
 /// The start of the local part ending at the `@` at `a`: `[A-Za-z0-9._%+'-]+` (an apostrophe
 /// as in `o'hara`, found by the second red-team review: the name before it went out), no
-/// leading or trailing dot and no leading apostrophe (a quote around the address).
+/// leading or trailing dot and no leading apostrophe (a quote around the address). A local part
+/// of letters of another script (`иван@`, `用户@`: internationalised addresses) is read when
+/// the `@` directly follows such a letter; an ASCII local part glued to another script's text
+/// (`请联系alice@…`) starts at its first ASCII character.
 fn local_start(text: &[u8], floor: usize, a: usize) -> Option<usize> {
     let mut s = a;
     while s > floor && is_local(text[s - 1]) {
         s -= 1;
+    }
+    if s == a {
+        while let Some((c, len)) = char_before(text, s).filter(|&(_, l)| s >= floor + l) {
+            if !c.is_alphanumeric() {
+                break;
+            }
+            s -= len;
+            while s > floor && is_local(text[s - 1]) {
+                s -= 1;
+            }
+        }
+        if s == a {
+            return None;
+        }
     }
     // The letter of a `\n` escape left in the text is not part of the address.
     if s > 0 && s < a && text[s - 1] == b'\\' && matches!(text[s], b'n' | b'r' | b't') {
@@ -46,17 +90,35 @@ fn local_start(text: &[u8], floor: usize, a: usize) -> Option<usize> {
     (s < a && text[a - 1] != b'.').then_some(s)
 }
 
-/// The end of the domain starting at `d`: dot-separated labels of `[A-Za-z0-9-]` not starting
-/// or ending with `-`, at least two, the last one alphabetic and two or more long. Trailing
-/// labels that do not qualify (`a@b.com.123`) are left out.
+/// The ideographic full stop (U+3002), which domain names treat as a dot (`example。com`).
+const IDEOGRAPHIC_STOP: &[u8] = "\u{3002}".as_bytes();
+
+/// The end of the domain starting at `d`: dot-separated labels of `[A-Za-z0-9-]` or letters
+/// and digits of any script (`пример.рф`, `例子.广告`), not starting or ending with `-`, at
+/// least two, the last one alphabetic and two or more long. Trailing labels that do not
+/// qualify (`a@b.com.123`) are left out; a last label that runs from ASCII letters into another
+/// script (`example.com请回复`, text glued to the address) ends where the script changes.
 fn domain_end(text: &[u8], d: usize) -> Option<usize> {
     let mut i = d;
     let mut labels = 0;
     let mut end = None;
     loop {
         let start = i;
-        while at(text, i).is_ascii_alphanumeric() || at(text, i) == b'-' {
-            i += 1;
+        // Where the label's leading ASCII letters and digits end, if other characters follow.
+        let mut ascii_end = None;
+        loop {
+            let b = at(text, i);
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                i += 1;
+            } else if let Some((c, len)) = char_at(text, i).filter(|(c, _)| c.is_alphanumeric()) {
+                let _ = c;
+                if i > start && text[start..i].iter().all(u8::is_ascii_alphanumeric) {
+                    ascii_end.get_or_insert(i);
+                }
+                i += len;
+            } else {
+                break;
+            }
         }
         let mut stop = i;
         while stop > start && text[stop - 1] == b'-' {
@@ -70,15 +132,59 @@ fn domain_end(text: &[u8], d: usize) -> Option<usize> {
         if labels == 1 && is_density_suffix(label) {
             return None;
         }
-        if labels >= 2 && label.len() >= 2 && label.iter().all(u8::is_ascii_alphabetic) {
-            end = Some(stop);
+        let dot = if at(text, i) == b'.' {
+            1
+        } else if text[i..].starts_with(IDEOGRAPHIC_STOP) {
+            IDEOGRAPHIC_STOP.len()
+        } else {
+            0
+        };
+        let continues = stop == i && dot > 0 && is_label_start(text, i + dot);
+        if labels >= 2 {
+            let alphabetic = std::str::from_utf8(label)
+                .is_ok_and(|l| l.chars().count() >= 2 && l.chars().all(char::is_alphabetic));
+            match ascii_end {
+                // `example.com请回复`: the address ends after `com`.
+                Some(e)
+                    if !continues
+                        && e - start >= 2
+                        && text[start..e].iter().all(u8::is_ascii_alphabetic) =>
+                {
+                    end = Some(e);
+                    break;
+                }
+                _ if alphabetic => end = Some(stop),
+                _ => {}
+            }
         }
-        if stop < i || at(text, i) != b'.' {
+        if !continues {
             break;
         }
-        i += 1;
+        i += dot;
     }
     end
+}
+
+/// Whether a domain label can start at `i`.
+fn is_label_start(text: &[u8], i: usize) -> bool {
+    at(text, i).is_ascii_alphanumeric()
+        || char_at(text, i).is_some_and(|(c, _)| c.is_alphanumeric())
+}
+
+/// An `@` between names that is not an address: a matrix product or a method call in code
+/// (`q@k.transpose(-2, -1)`, `h@self.embed.weight.T`: the "domain" is followed by `(` or by
+/// a one-letter label), an scp-style Git or SSH remote (`git@github.com:org/repo.git`), or the
+/// user part of a URL (`ssh://git@github.com/…`, `https://user@bitbucket.org/…`).
+fn is_code_or_remote(text: &[u8], start: usize, end: usize) -> bool {
+    let after = at(text, end);
+    let next = at(text, end + 1);
+    let call = after == b'(' || after == b'[';
+    let member =
+        after == b'.' && next.is_ascii_alphabetic() && !at(text, end + 2).is_ascii_alphanumeric();
+    let scp = after == b':'
+        && (next.is_ascii_alphanumeric() || matches!(next, b'/' | b'~' | b'_' | b'.'));
+    let userinfo = start >= 3 && &text[start - 3..start] == b"://";
+    call || member || scp || userinfo
 }
 
 /// `2x` in `icon@2x.png`: an asset name, not a host.
@@ -112,7 +218,25 @@ mod tests {
                     "to alice.o'hara+tag@sub.example.co.uk or 'bob@example.com'",
                     &["alice.o'hara+tag@sub.example.co.uk", "bob@example.com"],
                 ),
-                ("git@github.com:org/repo.git", &["git@github.com"]),
+                // Internationalised addresses; the ideographic full stop as a dot.
+                (
+                    "иван@пример.рф, ivan@example.рф, 用户@例子.广告 θέμα@example.gr",
+                    &[
+                        "иван@пример.рф",
+                        "ivan@example.рф",
+                        "用户@例子.广告",
+                        "θέμα@example.gr",
+                    ],
+                ),
+                ("alice@example\u{3002}com", &["alice@example\u{3002}com"]),
+                (
+                    "请联系alice@example.com。 mail bob@example.com请回复",
+                    &["alice@example.com", "bob@example.com"],
+                ),
+                (
+                    "email me: alice@example.com: thanks",
+                    &["alice@example.com"],
+                ),
                 (
                     "a@b.com.123 and a@example.com-",
                     &["a@b.com", "a@example.com"],
@@ -122,6 +246,15 @@ mod tests {
                 ("user@localhost user@example.c user@example.123", &[]),
                 ("trail.@example.com icon@2x.png pkg@1.2.3", &[]),
                 ("a@-bad.com a@.com", &[]),
+                // Code and remotes, not addresses.
+                (
+                    "scores = q@k.transpose(-2, -1); y = W@x.flatten(); h@self.embed.weight.T",
+                    &[],
+                ),
+                (
+                    "git clone git@github.com:org/repo.git; ssh://git@github.com/org/repo; https://user@bitbucket.org/x",
+                    &[],
+                ),
             ],
         );
     }

@@ -58,7 +58,13 @@
 //!   `sk-proj-` keys, whose prefixes are distinct enough to be found glued to a word.
 //! - OpenAI keys: `sk-` and at least 20 key characters including a digit and a letter, so
 //!   `sk-this-is-not-a-real-key` does not fire; kebab-case text with a digit after a free-standing
-//!   `sk-` does. Placeholders shaped like a key (`xoxb-your-token-here`) are found like keys.
+//!   `sk-` does.
+//! - Placeholders: a key whose random part is one character repeated (`ghp_xxxx…`,
+//!   `AKIAXXXXXXXXXXXXXXXX`) is not reported, nor a Slack token whose first part is not a number
+//!   (`xoxb-your-bot-token`); other placeholders shaped like a key are found like keys.
+//! - AWS access key ids: a known prefix (`AKIA`, `ASIA`, …, `A3T?`) and 16 of `[A-Z0-9]`.
+//!   Slack: tokens (`xoxb-`, `xoxp-`, `xoxe-`, `xapp-`, …) and incoming-webhook URLs
+//!   (`hooks.slack.com/services/T…/B…/…`, reported from the host on).
 //! - JWTs need both dots; the signature is either empty (`alg: none`) or 10+ characters.
 //! - PEM private keys run from `-----BEGIN … PRIVATE KEY-----` through the `-----END …-----`
 //!   line; without one, through the last base64 line. A header with no body does not fire.
@@ -66,6 +72,12 @@
 //!   `     2→`, `grep -n`'s `2:`) are read through, so a key read from a file is found, and reported whole
 //!   (prefixes of its inner lines included).
 //! - E-mail local parts also accept `_`; `icon@2x.png`-style asset names are not addresses.
+//!   Letters of any script count (`иван@пример.рф`), and the ideographic full stop is a dot;
+//!   an ASCII address glued to text of another script (`请联系alice@example.com`) is reported
+//!   without that text. Not addresses: a matrix product or method call in code
+//!   (`q@k.transpose(…)`, `h@w.T`), an scp-style remote (`git@github.com:org/repo.git`) and a
+//!   URL's user part (`ssh://git@host/…`). A login such as `ssh ubuntu@host.example.com`
+//!   cannot be told from an address and is reported.
 //!
 //! Matching time is linear in the input; [`DetectorSet::find`] never panics, whatever the bytes.
 
@@ -107,11 +119,11 @@ pub enum Detector {
     AnthropicKey,
     /// OpenAI API keys (`sk-...`, `sk-proj-...`).
     OpenAiKey,
-    /// AWS access key ids (`AKIA...`, `ASIA...`).
+    /// AWS access key ids (`AKIA...`, `ASIA...`, ...).
     AwsAccessKey,
     /// GitHub tokens, classic (`ghp_`, ...) and fine-grained (`github_pat_`).
     GithubToken,
-    /// Slack tokens (`xoxb-`, ...).
+    /// Slack tokens (`xoxb-`, ...) and incoming-webhook URLs.
     SlackToken,
     /// Google API keys (`AIza...`).
     GoogleApiKey,

@@ -16,6 +16,8 @@ enum Kind {
     Github,
     GithubPat,
     Slack,
+    /// `hooks.slack.com/services/…`: an incoming-webhook URL, whose path is its secret.
+    SlackWebhook,
     Google,
     Jwt,
     Pem,
@@ -28,7 +30,7 @@ impl Kind {
             Kind::Sk => set.contains(Detector::AnthropicKey) || set.contains(Detector::OpenAiKey),
             Kind::Aws => set.contains(Detector::AwsAccessKey),
             Kind::Github | Kind::GithubPat => set.contains(Detector::GithubToken),
-            Kind::Slack => set.contains(Detector::SlackToken),
+            Kind::Slack | Kind::SlackWebhook => set.contains(Detector::SlackToken),
             Kind::Google => set.contains(Detector::GoogleApiKey),
             Kind::Jwt => set.contains(Detector::Jwt),
             Kind::Pem => set.contains(Detector::PemPrivateKey),
@@ -45,6 +47,7 @@ const PREFIXES: &[(&str, Kind)] = &[
     ("ASIA", Kind::Aws),
     ("ABIA", Kind::Aws),
     ("ACCA", Kind::Aws),
+    ("A3T", Kind::Aws),
     ("AGPA", Kind::Aws),
     ("AIDA", Kind::Aws),
     ("AROA", Kind::Aws),
@@ -64,7 +67,9 @@ const PREFIXES: &[(&str, Kind)] = &[
     ("xoxo-", Kind::Slack),
     ("xoxs-", Kind::Slack),
     ("xoxr-", Kind::Slack),
+    ("xoxe-", Kind::Slack),
     ("xapp-", Kind::Slack),
+    ("hooks.slack.com/services/", Kind::SlackWebhook),
     ("AIza", Kind::Google),
     ("eyJ", Kind::Jwt),
     ("-----BEGIN ", Kind::Pem),
@@ -114,7 +119,12 @@ fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
     // by the red-team review). Shorter prefixes keep the boundary, against false positives.
     let distinct = matches!(kind, Kind::Sk)
         && (text[s..].starts_with(b"sk-ant-") || text[s..].starts_with(b"sk-proj-"));
-    if !matches!(kind, Kind::Pem) && !distinct && preceded_by(text, s, is_key_char) {
+    // A PEM header and a webhook's host are distinct enough without a boundary (a webhook URL
+    // is preceded by `https://`).
+    if !matches!(kind, Kind::Pem | Kind::SlackWebhook)
+        && !distinct
+        && preceded_by(text, s, is_key_char)
+    {
         return None;
     }
     match kind {
@@ -122,8 +132,7 @@ fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
         Kind::Aws => aws(text, s).map(|e| (Detector::AwsAccessKey, e)),
         Kind::Github => {
             let e = run(text, s + 4, u8::is_ascii_alphanumeric);
-            (36..=255)
-                .contains(&(e - s - 4))
+            ((36..=255).contains(&(e - s - 4)) && !placeholder(&text[s + 4..e]))
                 .then_some((Detector::GithubToken, e))
         }
         Kind::GithubPat => {
@@ -133,6 +142,7 @@ fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
                 .then_some((Detector::GithubToken, e))
         }
         Kind::Slack => slack(text, s).map(|e| (Detector::SlackToken, e)),
+        Kind::SlackWebhook => slack_webhook(text, s).map(|e| (Detector::SlackToken, e)),
         Kind::Google => {
             let e = run(text, s + 4, is_key_char_ref);
             (e - s - 4 == 35).then_some((Detector::GoogleApiKey, e))
@@ -161,24 +171,51 @@ fn sk(text: &[u8], s: usize) -> Option<(Detector, usize)> {
     ok.then_some((Detector::OpenAiKey, e))
 }
 
-/// Prefix and 16 base32 characters (`[A-Z2-7]`), not followed by `[A-Z0-9]`.
+/// A four-character prefix (`AKIA`, `ASIA`, …, or `A3T` and one more) and 16 of `[A-Z0-9]`,
+/// not followed by another. AWS's ids are base32 (`[A-Z2-7]`), but its own documentation
+/// writes `AKIAI44QH8DHBEXAMPLE` and keys are quoted with every digit, so all digits count.
+/// One character sixteen times (`AKIAXXXXXXXXXXXXXXXX`) is a placeholder.
 fn aws(text: &[u8], s: usize) -> Option<usize> {
     let e = s + 20;
-    let body = text.get(s + 4..e)?;
-    let base32 = body
-        .iter()
-        .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(b));
+    let id = text.get(s + 3..e)?;
+    let upper = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
     let next = at(text, e);
-    (base32 && !(next.is_ascii_uppercase() || next.is_ascii_digit())).then_some(e)
+    (id.iter().all(upper) && !upper(&next) && !placeholder(&id[1..])).then_some(e)
 }
 
-/// `xox?-` or `xapp-` and 10+ of `[A-Za-z0-9-]`, not counting trailing dashes.
+/// Whether a key's random part is one character repeated (`xxxx…`, `0000…`): a placeholder in
+/// documentation, not a key.
+fn placeholder(body: &[u8]) -> bool {
+    body.windows(2).all(|w| w[0] == w[1])
+}
+
+/// `xox?-` or `xapp-` and 10+ of `[A-Za-z0-9-]`, not counting trailing dashes; the first part
+/// is a number, as in every token Slack issues (`xoxb-123…-…`, `xapp-1-…`, `xoxe-1-…`), so
+/// `xoxb-your-bot-token` is a placeholder, not a token.
 fn slack(text: &[u8], s: usize) -> Option<usize> {
     let mut e = run(text, s + 5, |b| b.is_ascii_alphanumeric() || *b == b'-');
     while e > s + 5 && text[e - 1] == b'-' {
         e -= 1;
     }
-    (e - s - 5 >= 10).then_some(e)
+    (e - s - 5 >= 10 && at(text, s + 5).is_ascii_digit()).then_some(e)
+}
+
+/// `hooks.slack.com/services/` and the webhook's path, `T…/B…/secret` (letters and digits,
+/// the secret 16+ long); the finding covers the path, which is the credential.
+fn slack_webhook(text: &[u8], s: usize) -> Option<usize> {
+    let mut i = s + "hooks.slack.com/services/".len();
+    for (lead, min) in [(b'T', 6), (b'B', 6)] {
+        if at(text, i) != lead {
+            return None;
+        }
+        let e = run(text, i, u8::is_ascii_alphanumeric);
+        if e - i < min || at(text, e) != b'/' {
+            return None;
+        }
+        i = e + 1;
+    }
+    let e = run(text, i, u8::is_ascii_alphanumeric);
+    (e - i >= 16 && !placeholder(&text[i..e])).then_some(e)
 }
 
 /// `eyJ…` `.` `eyJ…` `.` signature: header and payload 10+ base64url characters each; the
@@ -285,8 +322,18 @@ mod tests {
             ),
             (
                 Detector::AwsAccessKey,
-                "AKIAIOSFODNN7EXAMPLE1 AKIAIOSFODNN7EXAMPL8 XAKIAIOSFODNN7EXAMPLE AKIAIOSFODNN7EXAMP",
+                "AKIAIOSFODNN7EXAMPLE1 XAKIAIOSFODNN7EXAMPLE AKIAIOSFODNN7EXAMP AKIAXXXXXXXXXXXXXXXX akiaiosfodnn7example",
                 &[],
+            ),
+            (
+                // Digits 0, 1, 8 and 9 too (AWS's documentation writes them); the `A3T` prefix.
+                Detector::AwsAccessKey,
+                "AKIAI44QH8DHBEXAMPLE, AKIA1234567890ABCDEF; A3TX1234567890ABCDEF",
+                &[
+                    "AKIAI44QH8DHBEXAMPLE",
+                    "AKIA1234567890ABCDEF",
+                    "A3TX1234567890ABCDEF",
+                ],
             ),
             (
                 Detector::GithubToken,
@@ -309,7 +356,7 @@ mod tests {
             ),
             (
                 Detector::GithubToken,
-                "ghp_short ghx_abcdefghijklmnopqrstuvwxyz0123456789 xghp_abcdefghijklmnopqrstuvwxyz0123456789",
+                "ghp_short ghx_abcdefghijklmnopqrstuvwxyz0123456789 xghp_abcdefghijklmnopqrstuvwxyz0123456789 ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
                 &[],
             ),
             (
@@ -325,6 +372,25 @@ mod tests {
             (
                 Detector::SlackToken,
                 "xoxb-12345 xoxb-123456789- xoxz-1234567890123 axoxb-1234567890123",
+                &[],
+            ),
+            (
+                // Placeholders in documentation: the first part of a real token is a number.
+                Detector::SlackToken,
+                "SLACK_BOT_TOKEN=xoxb-your-bot-token xoxb-not-a-real-token xoxp-placeholder-value",
+                &[],
+            ),
+            (
+                Detector::SlackToken,
+                "refresh xoxe-1-My0xLTU5MjA3NjQ3MDEwLTE1NDU, hook https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX.",
+                &[
+                    "xoxe-1-My0xLTU5MjA3NjQ3MDEwLTE1NDU",
+                    "hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX",
+                ],
+            ),
+            (
+                Detector::SlackToken,
+                "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX https://hooks.slack.com/services/",
                 &[],
             ),
             (
