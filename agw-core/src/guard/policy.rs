@@ -173,6 +173,11 @@ struct Pending {
     first: usize,
     last: usize,
     placeholder: String,
+    /// The first piece of its match: it carries the placeholder. A later piece (the rest of a
+    /// match that runs into the next string) is removed, unless it is its whole string: an
+    /// empty text block or message is refused by Anthropic's API, so it gets the placeholder
+    /// too.
+    leads: bool,
 }
 
 #[derive(Debug)]
@@ -693,12 +698,12 @@ impl Policy {
                         .as_deref()
                         .unwrap_or_else(|| h.detector.map_or("<MASKED>", Detector::placeholder));
                     for (i, (seg, first, last)) in pieces.into_iter().enumerate() {
-                        let placeholder = if i == 0 { text } else { "" };
                         pending.push(Pending {
                             seg,
                             first,
                             last,
-                            placeholder: placeholder.to_owned(),
+                            placeholder: text.to_owned(),
+                            leads: i == 0,
                         });
                     }
                 }
@@ -728,9 +733,10 @@ impl Policy {
             for p in group {
                 let start = find(p.first).map_or(0, |r| r.start);
                 let end = find(p.last).map_or(raw.len(), |r| r.end);
+                let whole = start == 0 && end == raw.len();
                 edits.push(Edit::json_string(
                     seg.raw.start + start..seg.raw.start + end,
-                    &p.placeholder,
+                    if p.leads || whole { &p.placeholder } else { "" },
                 ));
             }
         }

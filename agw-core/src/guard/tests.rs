@@ -475,6 +475,37 @@ fn masking_across_blocks_edits_both() {
     );
 }
 
+/// A match that runs to the end of a later string would leave that string empty, and
+/// Anthropic's API refuses an empty text block or message: the emptied string gets the
+/// placeholder too (found by the third red-team review).
+#[test]
+fn masking_never_leaves_an_emptied_block_or_message() {
+    let p = Policy::builder()
+        .rule(Rule::detectors("d", [Detector::CreditCard, Detector::AwsAccessKey]).mask())
+        .build()
+        .unwrap();
+    for (body, expect) in [
+        (
+            r#"{"messages":[{"role":"user","content":[{"type":"text","text":"my card is 4111 1111"},{"type":"text","text":" 1111 1111"}]}]}"#,
+            r#"{"messages":[{"role":"user","content":[{"type":"text","text":"my card is <CREDIT_CARD>"},{"type":"text","text":"<CREDIT_CARD>"}]}]}"#,
+        ),
+        (
+            r#"{"messages":[{"role":"user","content":"key AKIAUJZDEG"},{"role":"user","content":"XDNCF32EPF"}]}"#,
+            r#"{"messages":[{"role":"user","content":"key <AWS_ACCESS_KEY>"},{"role":"user","content":"<AWS_ACCESS_KEY>"}]}"#,
+        ),
+        // A later string that keeps some text keeps only it.
+        (
+            r#"{"messages":[{"role":"user","content":[{"type":"text","text":"card 4111 1111"},{"type":"text","text":" 1111 1111 ok"}]}]}"#,
+            r#"{"messages":[{"role":"user","content":[{"type":"text","text":"card <CREDIT_CARD>"},{"type":"text","text":" ok"}]}]}"#,
+        ),
+    ] {
+        let Decision::Rewrite(masked) = decision(&p, body) else {
+            panic!("{body}")
+        };
+        assert_eq!(std::str::from_utf8(&masked).unwrap(), expect);
+    }
+}
+
 #[test]
 fn placeholder_is_json_escaped() {
     let p = Policy::builder()
