@@ -37,34 +37,41 @@ fn length(country: &[u8]) -> Option<usize> {
 /// The end of a valid IBAN starting at `start` (its country code), if there is one.
 ///
 /// Accepted forms: contiguous (`DE89370400440532013000`) or groups of four joined by single
-/// spaces (`GB82 WEST 1234 5698 7654 32`), upper case only, not touching a word character.
+/// spaces or single dashes, the same throughout (`GB82 WEST 1234 5698 7654 32`,
+/// `GB82-WEST-…`), in any case (`de89 3704 …`, as people type it), not touching a word
+/// character.
 pub(super) fn end(text: &[u8], start: usize) -> Option<usize> {
     let country = text.get(start..start + 2)?;
-    if !country.iter().all(u8::is_ascii_uppercase) || preceded_by(text, start, is_word) {
+    if !country.iter().all(u8::is_ascii_alphabetic) || preceded_by(text, start, is_word) {
         return None;
     }
-    let len = length(country)?;
+    let len = length(&country.to_ascii_uppercase())?;
     let mut chars = [0u8; MAX_LEN];
     let mut n = 0;
     let mut i = start;
-    let grouped = at(text, start + 4) == b' ';
+    let sep = match at(text, start + 4) {
+        c @ (b' ' | b'-') => Some(c),
+        _ => None,
+    };
     while n < len {
-        if grouped && n > 0 && n % 4 == 0 {
-            if at(text, i) != b' ' {
-                return None;
+        if n > 0 && n % 4 == 0 {
+            if let Some(sep) = sep {
+                if at(text, i) != sep {
+                    return None;
+                }
+                i += 1;
             }
-            i += 1;
         }
         let c = at(text, i);
         let ok = match n {
             0 | 1 => true,
             2 | 3 => c.is_ascii_digit(),
-            _ => c.is_ascii_digit() || c.is_ascii_uppercase(),
+            _ => c.is_ascii_alphanumeric(),
         };
         if !ok {
             return None;
         }
-        chars[n] = c;
+        chars[n] = c.to_ascii_uppercase();
         n += 1;
         i += 1;
     }
@@ -146,7 +153,17 @@ mod tests {
                 // Near misses.
                 ("GB83WEST12345698765432 GB82 WEST 1234 5698 7654 33", &[]),
                 ("DE8937040044053201300 DE893704004405320130001", &[]),
-                ("XX89370400440532013000 de89370400440532013000", &[]),
+                // Any case, dash groups.
+                (
+                    "iban: de89 3704 0044 0532 0130 00, De89370400440532013000; GB82-WEST-1234-5698-7654-32",
+                    &[
+                        "de89 3704 0044 0532 0130 00",
+                        "De89370400440532013000",
+                        "GB82-WEST-1234-5698-7654-32",
+                    ],
+                ),
+                ("gb82west12345698765432", &["gb82west12345698765432"]),
+                ("XX89370400440532013000 GB82-WEST 1234-5698-7654-32", &[]),
                 ("IBANDE89370400440532013000", &[]),
                 ("DE89 3704 0044 0532 013000", &[]),
                 ("DE89  3704 0044 0532 0130 00", &[]),

@@ -53,7 +53,7 @@
 //!   space-grouped E.164 number cannot tell where it ends: it takes the longest run of groups
 //!   with at most 15 digits. Country code 1 is NANP: `+1` and exactly ten digits whose area code
 //!   and exchange start with 2–9, as without the `+1` (`+1 (555) 010-0000` does not fire).
-//! - IBANs: upper case only, contiguous or in groups of four.
+//! - IBANs: any case, contiguous or in groups of four joined by spaces or dashes.
 //! - Secrets need a boundary before them (`xghp_…` is not a token), except `sk-ant-` and
 //!   `sk-proj-` keys, whose prefixes are distinct enough to be found glued to a word.
 //! - OpenAI keys: `sk-` and at least 20 key characters including a digit and a letter, so

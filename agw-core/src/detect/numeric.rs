@@ -145,9 +145,9 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
     let mut groups = Groups::new();
     let mut pos = 0;
     while let Some((p, run_end)) = next_run(text, pos) {
-        let capitals = at(text, p.wrapping_sub(1)).is_ascii_uppercase()
-            && at(text, p.wrapping_sub(2)).is_ascii_uppercase();
-        if wants.iban && capitals {
+        let letters = at(text, p.wrapping_sub(1)).is_ascii_alphabetic()
+            && at(text, p.wrapping_sub(2)).is_ascii_alphabetic();
+        if wants.iban && letters {
             if let Some(end) = iban::end(text, p - 2) {
                 out.push(Finding {
                     detector: Detector::Iban,

@@ -38,12 +38,15 @@ const SPARE_CACHES: usize = 64;
 
 fn detector_pattern(d: Detector) -> &'static str {
     match d {
-        Detector::CreditCard
-        | Detector::UsSsn
-        | Detector::CaSin
-        | Detector::Phone
         // Separators as `detect::numeric::separator` reads them: tabs and Unicode dashes too.
-        | Detector::Iban => r"[+(]?[0-9A-Z][0-9A-Z \t\-.()\x{2010}-\x{2015}\x{2212}]*",
+        Detector::CreditCard | Detector::UsSsn | Detector::CaSin | Detector::Phone => {
+            r"[+(]?[0-9A-Z][0-9A-Z \t\-.()\x{2010}-\x{2015}\x{2212}]*"
+        }
+        // IBANs in any case: a lower-case country code starts one only before two digits, and
+        // what follows is held for at most an IBAN's length, so prose is not held.
+        Detector::Iban => {
+            r"[+(]?[0-9A-Z][0-9A-Z \t\-.()\x{2010}-\x{2015}\x{2212}]*|[A-Za-z]{2}[0-9]{2}([ \-]?[0-9A-Za-z]){1,30}"
+        }
         Detector::Email => r"[A-Za-z0-9._%+\-]+(@[A-Za-z0-9.\-]*)?",
         Detector::PemPrivateKey => r"-----BEGIN[^\n]*(?s:.)*",
         _ => r"[A-Za-z0-9_\-.+/=]+",

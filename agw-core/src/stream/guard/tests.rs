@@ -1115,6 +1115,31 @@ fn a_card_with_unicode_dashes_or_tabs_split_across_events_is_masked() {
     }
 }
 
+/// A lower-case IBAN arriving a group at a time is held and masked whole.
+#[test]
+fn a_lower_case_iban_split_across_events_is_masked() {
+    let policy = Policy::builder()
+        .rule(Rule::detectors("iban", [Detector::Iban]).mask())
+        .build()
+        .unwrap();
+    let mut guard = StreamGuard::new(policy, Api::Anthropic, 256);
+    let mut sent = String::new();
+    for d in ["pay to de", "89 3704", " 0044 0532", " 0130 00", " today"] {
+        let e = event(
+            "content_block_delta",
+            serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":d}}),
+        );
+        let mut out = Vec::new();
+        guard.event(Bytes::from(e), &mut out);
+        sent.push_str(&text_of(&out.concat()));
+        assert!(!sent.contains("3704"), "{sent:?}");
+    }
+    let mut out = Vec::new();
+    guard.finish(&mut out);
+    sent.push_str(&text_of(&out.concat()));
+    assert_eq!(sent, "pay to <IBAN> today");
+}
+
 #[test]
 fn what_is_held_behind_an_open_tool_call_is_bounded() {
     use serde_json::json;
