@@ -218,6 +218,81 @@ async fn unauthenticated_requests_pass_only_when_allowed() {
     }
 }
 
+/// Where requests without an agw credential are allowed, an agw credential in either header is
+/// still checked and never passed on, whatever the other header holds (a client's own provider
+/// key beside it must not hide it; found by the third red-team review).
+#[tokio::test]
+async fn an_agw_credential_beside_a_provider_key_is_checked_and_removed() {
+    let store = FileKeyStore::in_memory();
+    let (alice, h1) = key::generate().unwrap();
+    let (revoked, h2) = key::generate().unwrap();
+    store
+        .insert(record("alice", Some("platform"), &h1))
+        .await
+        .unwrap();
+    store.insert(record("dave", None, &h2)).await.unwrap();
+    store.revoke("dave".into()).await.unwrap();
+    let auth = Authenticator::new()
+        .keys(Arc::new(store))
+        .allow_unauthenticated(true);
+    let addr = serve(app(auth)).await;
+    let bearer = |k: &str| format!("Bearer {k}");
+    // The provider key stays for the provider; the agw key is checked and removed.
+    let r = send(
+        addr,
+        "/v1/messages",
+        &[
+            ("x-api-key", "sk-ant-client"),
+            ("authorization", &bearer(&alice)),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["identity"], "alice");
+    assert_eq!(
+        (v["x-api-key"].as_bool(), v["authorization"].as_bool()),
+        (Some(true), Some(false))
+    );
+    // The other way round.
+    let r = send(
+        addr,
+        "/v1/messages",
+        &[
+            ("x-api-key", &alice),
+            ("authorization", "Bearer sk-ant-client"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["identity"], "alice");
+    assert_eq!(
+        (v["x-api-key"].as_bool(), v["authorization"].as_bool()),
+        (Some(false), Some(true))
+    );
+    // A revoked key, an upper-case prefix, or two different agw keys: refused.
+    let upper = alice.replacen("agw_", "AGW_", 1);
+    for headers in [
+        vec![
+            ("x-api-key", "sk-ant-client".to_owned()),
+            ("authorization", bearer(&revoked)),
+        ],
+        vec![("x-api-key", upper.clone())],
+        vec![("authorization", bearer(&upper))],
+        vec![
+            ("x-api-key", alice.clone()),
+            ("authorization", bearer(&revoked)),
+        ],
+    ] {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = send(addr, "/v1/messages", &h, "{}").await;
+        assert_eq!(r.status, 401, "{headers:?}: {}", r.body);
+    }
+}
+
 #[tokio::test]
 async fn access_lists_admit_teams_and_models() {
     let access = Access::any()

@@ -157,6 +157,9 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// One credential header, read: absent, a value, or unreadable (refused).
+type CredentialRead<'a> = Result<Option<&'a str>, AuthError>;
+
 impl Authenticator {
     /// An authenticator that accepts nothing until given keys or a JWKS.
     pub fn new() -> Self {
@@ -189,22 +192,38 @@ impl Authenticator {
         self
     }
 
-    /// Whether `cred` is one agw verifies: an agw key (by its prefix), or a JWT-shaped token
-    /// when JWTs are accepted. With [`Self::allow_unauthenticated`], any other credential is
-    /// the client's own (a provider key brought along): the request goes on as anonymous and
-    /// the credential is left in place (dropped by the provider layer when agw injects a key).
+    /// Whether `cred` is one agw verifies: an agw key (by its prefix, in any case: `AGW_…` is
+    /// refused as an unknown key, not passed on), or a JWT-shaped token when JWTs are
+    /// accepted. With [`Self::allow_unauthenticated`], any other credential is the client's
+    /// own (a provider key brought along): the request goes on as anonymous and the credential
+    /// is left in place (dropped by the provider layer when agw injects a key).
     pub fn is_ours(&self, cred: &str) -> bool {
-        cred.starts_with(key::KEY_PREFIX)
+        cred.get(..key::KEY_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(key::KEY_PREFIX))
             || (self.jwt.is_some() && cred.bytes().filter(|&b| b == b'.').count() == 2)
     }
 
-    /// Whether a request's credential is to be left in place: see [`Self::is_ours`].
-    pub fn leaves(&self, headers: &HeaderMap) -> bool {
-        self.allow_unauthenticated
-            && Self::credential(headers)
-                .ok()
-                .flatten()
-                .is_some_and(|c| !self.is_ours(c))
+    /// Removes the credentials that must not reach the provider: every agw credential, in
+    /// either header; and, unless requests without one are allowed, both headers whatever they
+    /// hold. What stays is a client's own provider key, where requests without an agw
+    /// credential are allowed.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        if !self.allow_unauthenticated {
+            headers.remove(X_API_KEY);
+            headers.remove(http::header::AUTHORIZATION);
+            return;
+        }
+        // An unreadable header is refused by `authenticate`; it goes no further either.
+        let goes =
+            |read: CredentialRead<'_>| read.map_or(true, |c| c.is_some_and(|c| self.is_ours(c)));
+        let (key, bearer) = Self::presented(headers);
+        let (key, bearer) = (goes(key), goes(bearer));
+        if key {
+            headers.remove(X_API_KEY);
+        }
+        if bearer {
+            headers.remove(http::header::AUTHORIZATION);
+        }
     }
 
     /// Whether any credential is accepted (keys or JWT), for the startup check that refuses an
@@ -234,24 +253,35 @@ impl Authenticator {
     /// credential header agw cannot read (not UTF-8, another scheme, empty): refused, never
     /// taken for "no credential".
     pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
-        if let Some(v) = headers.get(X_API_KEY) {
-            return match v.to_str().map(str::trim) {
+        let (key, bearer) = Self::presented(headers);
+        match key? {
+            Some(k) => Ok(Some(k)),
+            None => bearer,
+        }
+    }
+
+    /// Both credential headers, read: `x-api-key`, and the token of `Authorization: Bearer`.
+    fn presented(headers: &HeaderMap) -> (CredentialRead<'_>, CredentialRead<'_>) {
+        let key = headers
+            .get(X_API_KEY)
+            .map_or(Ok(None), |v| match v.to_str().map(str::trim) {
                 Ok(k) if !k.is_empty() => Ok(Some(k)),
                 _ => Err(AuthError::UnknownKey),
-            };
-        }
-        let Some(v) = headers.get(http::header::AUTHORIZATION) else {
-            return Ok(None);
-        };
-        let v = v.to_str().map_err(|_| AuthError::UnknownKey)?.trim();
-        match v.split_once(' ') {
-            Some((scheme, token))
-                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-            {
-                Ok(Some(token.trim()))
-            }
-            _ => Err(AuthError::UnknownKey),
-        }
+            });
+        let bearer = headers
+            .get(http::header::AUTHORIZATION)
+            .map_or(Ok(None), |v| {
+                let v = v.to_str().map_err(|_| AuthError::UnknownKey)?.trim();
+                match v.split_once(' ') {
+                    Some((scheme, token))
+                        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+                    {
+                        Ok(Some(token.trim()))
+                    }
+                    _ => Err(AuthError::UnknownKey),
+                }
+            });
+        (key, bearer)
     }
 
     /// Resolves the credential in `headers` at `now` (Unix seconds).
@@ -260,18 +290,26 @@ impl Authenticator {
     ///
     /// See [`AuthError`].
     pub async fn authenticate(&self, headers: &HeaderMap, now: u64) -> Result<Identity, AuthError> {
-        let Some(cred) = Self::credential(headers)? else {
-            return if self.allow_unauthenticated {
-                Ok(Identity::anonymous())
-            } else {
-                Err(AuthError::Missing)
-            };
+        let cred = if self.allow_unauthenticated {
+            // An agw credential in either header is checked (a client's own provider key in
+            // the other does not hide it); with none, the request is anonymous, and a client's
+            // own credential is as good as none, left for the provider (see [`Self::is_ours`]).
+            let (key, bearer) = Self::presented(headers);
+            let ours: Vec<&str> = [key?, bearer?]
+                .into_iter()
+                .flatten()
+                .filter(|c| self.is_ours(c))
+                .collect();
+            match ours[..] {
+                [] => return Ok(Identity::anonymous()),
+                [one] => one,
+                // Two agw credentials: the same one twice, or a request agw cannot attribute.
+                [a, b] if a == b => a,
+                _ => return Err(AuthError::UnknownKey),
+            }
+        } else {
+            Self::credential(headers)?.ok_or(AuthError::Missing)?
         };
-        if self.allow_unauthenticated && !self.is_ours(cred) {
-            // Not an agw credential (the client's own provider key, brought along): as good as
-            // none, and left for the provider (see [`Self::is_ours`]).
-            return Ok(Identity::anonymous());
-        }
         if cred.starts_with(key::KEY_PREFIX) {
             let Some(store) = &self.keys else {
                 return Err(AuthError::UnknownKey);

@@ -65,10 +65,7 @@ where
                 .await;
             // Whatever the outcome, an agw credential goes no further (a client's own provider
             // key, where requests without an agw credential are allowed, is the provider's).
-            if !auth.leaves(req.headers()) {
-                req.headers_mut().remove(super::X_API_KEY);
-                req.headers_mut().remove(http::header::AUTHORIZATION);
-            }
+            auth.strip(req.headers_mut());
             match result {
                 Ok(identity) => {
                     req.extensions_mut().insert(identity);
