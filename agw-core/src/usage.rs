@@ -361,6 +361,40 @@ pub fn max_tokens(body: &[u8]) -> Option<u64> {
     found
 }
 
+/// The input tokens a request body will cost, estimated before it is sent: a token per four
+/// bytes of its text, binary data left out — base64 sources (`"data":"…"`, as Anthropic sends
+/// images and PDFs) and `data:` URLs (`…;base64,…`, OpenAI's inline images), which providers
+/// bill by size in pixels or pages, not by bytes. What limits hold while a request is in
+/// flight; the response's usage replaces it.
+pub fn input_estimate(body: &[u8]) -> u64 {
+    let mut binary = 0usize;
+    for marker in [&b"\"data\""[..], b";base64,"] {
+        let mut from = 0;
+        while let Some(at) = memchr::memmem::find(&body[from..], marker) {
+            let mut start = from + at + marker.len();
+            if marker[0] == b'"' {
+                // `"data": "…"`, with any spacing (Python writes `": "`).
+                let value = body[start..]
+                    .iter()
+                    .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b':'))
+                    .map(|k| start + k);
+                match value {
+                    Some(v) if body[v] == b'"' && body[start..v].contains(&b':') => start = v + 1,
+                    _ => {
+                        from = start;
+                        continue;
+                    }
+                }
+            }
+            // The value runs to its closing quote (base64 has no escapes).
+            let len = memchr::memchr(b'"', &body[start..]).unwrap_or(body.len() - start);
+            binary += len;
+            from = start + len;
+        }
+    }
+    (body.len().saturating_sub(binary) as u64).div_ceil(4)
+}
+
 /// Whether a request body asks for token log probabilities: a top-level `logprobs` (OpenAI
 /// chat `true`, legacy completions a number — `0` included, which still returns the chosen
 /// tokens), `top_logprobs` above 0, or an `include` list naming `…logprobs` (Responses'
@@ -432,6 +466,27 @@ pub(crate) fn larger_cap(found: Option<u64>, value: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_estimates_leave_binary_data_out() {
+        let text = "x".repeat(4000);
+        let image = "A".repeat(400_000);
+        let plain = format!(r#"{{"messages":[{{"role":"user","content":"{text}"}}]}}"#);
+        let with_image = format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"{image}"}}}},{{"type":"text","text":"{text}"}}]}}]}}"#
+        );
+        let with_url = format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{image}"}}}},{{"type":"text","text":"{text}"}}]}}]}}"#
+        );
+        let p = input_estimate(plain.as_bytes());
+        assert!((1000..1100).contains(&p), "{p}");
+        let spaced = with_image.replace(r#""data":"#, r#""data": "#);
+        for body in [with_image, with_url, spaced] {
+            let e = input_estimate(body.as_bytes());
+            assert!((1000..1200).contains(&e), "{e}");
+        }
+        assert_eq!(input_estimate(b""), 0);
+    }
 
     #[test]
     fn requests_for_log_probabilities_are_recognised() {

@@ -205,6 +205,49 @@ async fn token_budgets_per_month() {
     );
 }
 
+/// A token budget holds each request's estimate while it is in flight: requests admitted
+/// together cannot overrun it (found by the third red-team review: forty concurrent requests
+/// spent 80 times a day's budget). The response's usage then replaces the estimate, and a
+/// failed request gives it back.
+#[tokio::test]
+async fn token_budgets_hold_requests_in_flight() {
+    let l = limiter(LimitPolicy {
+        per_key: Limits {
+            tokens_per_day: Some(5_000),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    });
+    // A 40 KB prompt with `max_tokens: 1`: about 10,000 tokens.
+    let estimate = l.estimate(Some(1), 10_000);
+    assert_eq!(estimate, 10_001);
+    let first = l.admit(Some(&alice()), Some(estimate), NOW).await.unwrap();
+    // The counter was empty: one request larger than the budget goes; the next waits for it.
+    let e = l
+        .admit(Some(&alice()), Some(estimate), NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        e.error().message().contains("daily budget of 5000 tokens"),
+        "{}",
+        e.error().message()
+    );
+    // It failed (no usage): the estimate is given back.
+    l.settle(&first, None, None, false).await;
+    let second = l.admit(Some(&alice()), Some(100), NOW).await.unwrap();
+    let third = l.admit(Some(&alice()), Some(100), NOW).await.unwrap();
+    // Actual usage replaces the estimates: 2 × 40 tokens spent.
+    l.settle(&second, Some(40), None, true).await;
+    l.settle(&third, Some(40), None, true).await;
+    let spent = l.spent(&Scope::Key("alice".into()), NOW).await.unwrap();
+    assert_eq!(spent.tokens_today, 80, "{spent:?}");
+    // A `max_tokens` no model produces holds at most `MAX_OUTPUT_ESTIMATE`.
+    assert_eq!(
+        l.estimate(Some(1_000_000_000_000_000), 7),
+        agw_tower::limit::MAX_OUTPUT_ESTIMATE + 7
+    );
+}
+
 async fn spent(l: &Limiter) -> Vec<agw_tower::limit::Spent> {
     let mut out = Vec::new();
     for s in [
@@ -453,8 +496,8 @@ async fn batches_and_passthrough_count_against_request_limits() {
     assert_eq!(r.json()["error"]["type"], "rate_limit_error");
 }
 
-/// The request guard reads `max_tokens` with the model; the limiter holds that as the request's
-/// estimate (taken from the guard's report, not read again), not the default.
+/// The request guard reads `max_tokens` with the model; the limiter holds that (taken from the
+/// guard's report, not read again), not the default, with the input's estimate.
 #[tokio::test]
 async fn the_estimate_is_the_max_tokens_the_request_guard_read() {
     use agw_core::guard::{Policy, Rule};
@@ -489,5 +532,11 @@ async fn the_estimate_is_the_max_tokens_the_request_guard_read() {
     let body = r#"{"model":"m","max_tokens":300,"messages":[{"role":"user","content":"hi"}]}"#;
     let r = support::post(addr, "/v1/messages", &[], body).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.header("x-agw-ratelimit-tokens-remaining"), Some("700"));
+    // 300 output tokens and the input's estimate, a token per four bytes.
+    let held = 300 + body.len().div_ceil(4);
+    let left = (1000 - held).to_string();
+    assert_eq!(
+        r.header("x-agw-ratelimit-tokens-remaining"),
+        Some(left.as_str())
+    );
 }

@@ -80,6 +80,11 @@ pub struct LimitPolicy {
 /// the response reports none.
 pub const DEFAULT_ESTIMATE_TOKENS: u64 = 4096;
 
+/// The most output tokens a request's `max_tokens` holds in flight (2^18 = 262,144, above every
+/// model's output limit): a client's `max_tokens` of 10^15 must not hold a team's or the
+/// gateway's tokens-per-minute for as long as it runs.
+pub const MAX_OUTPUT_ESTIMATE: u64 = 1 << 18;
+
 impl Default for LimitPolicy {
     fn default() -> Self {
         Self {
@@ -284,6 +289,18 @@ impl Limiter {
         self
     }
 
+    /// The tokens a request holds while in flight: its output cap (`max_tokens`, or the
+    /// policy's default estimate without one), at most [`MAX_OUTPUT_ESTIMATE`] — a cap no
+    /// model produces cannot hold a team's or the gateway's whole minute — plus the estimate
+    /// of its input ([`input_estimate`](agw_core::usage::input_estimate)).
+    pub fn estimate(&self, max_tokens: Option<u64>, input_tokens: u64) -> u64 {
+        max_tokens
+            .unwrap_or(self.policy.default_estimate)
+            .min(MAX_OUTPUT_ESTIMATE)
+            .saturating_add(input_tokens)
+            .min(MAX_AMOUNT)
+    }
+
     /// [`Limiter::admit`], calling the rejection hook on a refusal.
     ///
     /// # Errors
@@ -389,17 +406,19 @@ impl Limiter {
                     MINUTE_TTL,
                     p.minute_end,
                 ),
+                // Token budgets hold the estimate too, so that requests in flight together
+                // cannot overrun them; the response's usage corrects it.
                 (
                     LimitKind::TokensPerDay,
                     limits.tokens_per_day,
-                    0,
+                    estimate,
                     DAY_TTL,
                     p.day_end,
                 ),
                 (
                     LimitKind::TokensPerMonth,
                     limits.tokens_per_month,
-                    0,
+                    estimate,
                     MONTH_TTL,
                     p.month_end,
                 ),

@@ -62,7 +62,8 @@ pub use ::redis::aio::ConnectionManager as RedisConnection;
 pub use clock::rfc3339 as utc_time;
 pub use layer::LimitLayer;
 pub use limiter::{
-    DEFAULT_ESTIMATE_TOKENS, FailMode, LimitPolicy, Limiter, Limits, Spent, StoreFailure, Ticket,
+    DEFAULT_ESTIMATE_TOKENS, FailMode, LimitPolicy, Limiter, Limits, MAX_OUTPUT_ESTIMATE, Spent,
+    StoreFailure, Ticket,
 };
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, connect as redis_connect};

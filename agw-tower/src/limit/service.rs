@@ -49,12 +49,15 @@ where
             if matches!(class.kind, RouteKind::Models | RouteKind::CountTokens) {
                 return Ok(inner.call(req).await?.map(Body::inner));
             }
-            // A response without token usage (a batch's creation, a file) holds no tokens.
+            // A response without token usage (a batch's creation, a file) holds no tokens; a
+            // prompt holds its output cap (or the default) and its input's estimate.
             let estimate = if crate::usage::service::has_usage(class.kind) {
                 RequestFacts::ensure(&mut req);
-                req.extensions()
-                    .get::<RequestFacts>()
-                    .and_then(|f| f.max_tokens)
+                let facts = req.extensions().get::<RequestFacts>();
+                Some(limiter.estimate(
+                    facts.and_then(|f| f.max_tokens),
+                    facts.map_or(0, |f| f.input_tokens),
+                ))
             } else {
                 Some(0)
             };

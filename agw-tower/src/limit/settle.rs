@@ -168,8 +168,11 @@ impl Totals {
 pub(super) struct Amounts {
     /// The correction of the tokens-per-minute counter (actual minus estimate).
     pub tpm: i64,
-    /// Tokens, for the day and month totals.
-    pub tokens: u64,
+    /// The change of the day's token total: the tokens used, less the estimate where a
+    /// tokens-per-day budget held it.
+    pub tokens_day: i64,
+    /// The same for the month.
+    pub tokens_month: i64,
     /// Micro-dollars, for the day and month totals.
     pub usd_micros: u64,
 }
@@ -178,7 +181,8 @@ impl Amounts {
     /// Adds another request's amounts (of the same scope and periods).
     pub fn merge(&mut self, other: Amounts) {
         self.tpm = self.tpm.saturating_add(other.tpm);
-        self.tokens = self.tokens.saturating_add(other.tokens);
+        self.tokens_day = self.tokens_day.saturating_add(other.tokens_day);
+        self.tokens_month = self.tokens_month.saturating_add(other.tokens_month);
         self.usd_micros = self.usd_micros.saturating_add(other.usd_micros);
     }
 
@@ -195,9 +199,11 @@ impl Amounts {
             add(LimitKind::Tokens, self.tpm, MINUTE_TTL);
         }
         let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        if self.tokens > 0 {
-            add(LimitKind::TokensPerDay, clamp(self.tokens), DAY_TTL);
-            add(LimitKind::TokensPerMonth, clamp(self.tokens), MONTH_TTL);
+        if self.tokens_day != 0 {
+            add(LimitKind::TokensPerDay, self.tokens_day, DAY_TTL);
+        }
+        if self.tokens_month != 0 {
+            add(LimitKind::TokensPerMonth, self.tokens_month, MONTH_TTL);
         }
         if self.usd_micros > 0 {
             add(LimitKind::UsdPerDay, clamp(self.usd_micros), DAY_TTL);
@@ -242,10 +248,19 @@ pub(super) fn settle_amounts<'a>(
     // Both at most 2^53: the difference fits.
     let correction = used as i64 - ticket.estimate().min(MAX_AMOUNT) as i64;
     ticket.scopes().iter().map(move |scope| {
-        let corrects = ticket.held() && policy.limits_of(scope).tokens_per_minute.is_some();
+        let limits = policy.limits_of(scope);
+        let held = |limit: Option<u64>| ticket.held() && limit.is_some();
+        let total = |limit: Option<u64>| {
+            if held(limit) { correction } else { used as i64 }
+        };
         let amounts = Amounts {
-            tpm: if corrects { correction } else { 0 },
-            tokens: used,
+            tpm: if held(limits.tokens_per_minute) {
+                correction
+            } else {
+                0
+            },
+            tokens_day: total(limits.tokens_per_day),
+            tokens_month: total(limits.tokens_per_month),
             usd_micros: cost_micros.unwrap_or(0),
         };
         (scope, amounts)
@@ -289,9 +304,10 @@ mod tests {
     fn totals_sum_per_scope_and_period_in_first_seen_order() {
         let (p, q) = (Periods::at(1_795_869_296), Periods::at(1_795_869_296 + 60));
         let alice = Scope::Key("alice".into());
-        let a = |tpm, tokens, usd_micros| Amounts {
+        let a = |tpm, tokens: i64, usd_micros| Amounts {
             tpm,
-            tokens,
+            tokens_day: tokens,
+            tokens_month: tokens,
             usd_micros,
         };
         let mut t = Totals::default();
