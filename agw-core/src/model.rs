@@ -302,9 +302,97 @@ pub fn find_model(body: &[u8]) -> Result<Option<(Range<usize>, String)>, JsonErr
     Ok(found)
 }
 
+/// The models of a message batch: every `requests[].params.model` (keys compared as a
+/// case-insensitive parser compares them), in order. Each request is a billed call of its own,
+/// so an access list checks each — a batch's top-level `model`, if any, is not what runs.
+///
+/// # Errors
+///
+/// The body is not a JSON object, a `params` has no string `model` or two of them.
+pub fn batch_models(body: &[u8]) -> Result<Vec<String>, JsonError> {
+    Ok(batch_requests(body)?.into_iter().map(|(m, _)| m).collect())
+}
+
+/// Each request of a message batch: its model and its output cap (`max_tokens`), in order
+/// (see [`batch_models`]).
+///
+/// # Errors
+///
+/// As [`batch_models`].
+pub fn batch_requests(body: &[u8]) -> Result<Vec<(String, Option<u64>)>, JsonError> {
+    let mut sc = Scanner::new(body)?;
+    if sc.peek() != Some(b'{') {
+        return Err(JsonError::Shape(
+            "the request body must be a JSON object".into(),
+        ));
+    }
+    let mut models = Vec::new();
+    sc.object(|sc, key| {
+        if !sc.key_matches(&key, "requests") || sc.peek() != Some(b'[') {
+            return sc.skip_fast();
+        }
+        sc.array(|sc, _| {
+            if sc.peek() != Some(b'{') {
+                return sc.skip_fast();
+            }
+            sc.object(|sc, key| {
+                if !sc.key_matches(&key, "params") || sc.peek() != Some(b'{') {
+                    return sc.skip_fast();
+                }
+                let mut model = None;
+                let mut cap = None;
+                sc.object(|sc, key| {
+                    if crate::usage::is_output_cap(sc, &key) {
+                        let range = sc.skip()?;
+                        cap = crate::usage::larger_cap(cap, &sc.bytes()[range]);
+                        return Ok(());
+                    }
+                    if !sc.key_matches(&key, "model") {
+                        return sc.skip_fast();
+                    }
+                    let Some(s) = sc.string_or_none()? else {
+                        return Err(JsonError::Shape("`model` must be a string".into()));
+                    };
+                    if model.is_some() {
+                        return Err(JsonError::Shape("duplicate key `model`".into()));
+                    }
+                    model = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
+                    Ok(())
+                })?;
+                let model = model
+                    .ok_or_else(|| JsonError::Shape("a batch request has no `model`".into()))?;
+                models.push((model, cap));
+                Ok(())
+            })
+        })
+    })?;
+    sc.finish()?;
+    Ok(models)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_names_the_model_of_each_request() {
+        let body = br#"{"model":"decoy","requests":[{"custom_id":"a","params":{"model":"claude-sonnet-4-5","messages":[]}},{"custom_id":"b","params":{"MODEL":"claude-opus-4-1"}}]}"#;
+        assert_eq!(
+            batch_models(body).unwrap(),
+            ["claude-sonnet-4-5", "claude-opus-4-1"]
+        );
+        assert_eq!(
+            batch_requests(br#"{"requests":[{"params":{"model":"a","max_tokens":64000}},{"params":{"model":"b"}}]}"#).unwrap(),
+            [("a".to_owned(), Some(64000)), ("b".to_owned(), None)]
+        );
+        assert!(batch_models(br#"{"requests":[{"params":{"messages":[]}}]}"#).is_err());
+        assert!(batch_models(br#"{"requests":[{"params":{"model":"a","Model":"b"}}]}"#).is_err());
+        assert!(batch_models(b"[]").is_err());
+        assert_eq!(
+            batch_models(br#"{"requests":[]}"#).unwrap(),
+            Vec::<String>::new()
+        );
+    }
 
     #[test]
     fn glob_table() {

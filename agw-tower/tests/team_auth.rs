@@ -293,6 +293,77 @@ async fn an_agw_credential_beside_a_provider_key_is_checked_and_removed() {
     }
 }
 
+/// A message batch is checked request by request (each is a billed call; a decoy top-level
+/// `model` does not stand for them), and a route whose request names no model — a model
+/// listing, a batch's results, a file — is not refused for naming none (found by the third
+/// red-team review).
+#[tokio::test]
+async fn batches_are_checked_per_request_and_routes_without_a_model_pass() {
+    use agw_core::guard::Policy;
+    use agw_tower::guard::RequestGuardLayer;
+    let access = Access::any().models(["claude-sonnet-*"]).unwrap();
+    let store = FileKeyStore::in_memory();
+    let (secret, hash) = key::generate().unwrap();
+    store.insert(record("alice", None, &hash)).await.unwrap();
+    let app = axum::Router::new()
+        .route("/v1/messages/batches", post(echo))
+        .route("/v1/models", post(echo))
+        .route("/v1/messages", post(echo))
+        .layer(AccessLayer::new(access, "anthropic"))
+        .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = serve(app).await;
+    let h = [("x-api-key", secret.as_str())];
+    let batch = |models: &[&str]| {
+        let requests: Vec<String> = models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!(r#"{{"custom_id":"{i}","params":{{"model":"{m}","max_tokens":8,"messages":[]}}}}"#))
+            .collect();
+        format!(
+            r#"{{"model":"claude-sonnet-4-5","requests":[{}]}}"#,
+            requests.join(",")
+        )
+    };
+    for (body, status) in [
+        (batch(&["claude-sonnet-4-5", "claude-sonnet-4-5"]), 200),
+        (batch(&["claude-sonnet-4-5", "claude-opus-4-1"]), 400),
+        (batch(&["claude-opus-4-1"]), 400),
+        (
+            r#"{"requests":[{"custom_id":"a","params":{"messages":[]}}]}"#.to_owned(),
+            400,
+        ),
+    ] {
+        let r = send(addr, "/v1/messages/batches", &h, &body).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        if status == 400 {
+            assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+        }
+    }
+    let r = send(
+        addr,
+        "/v1/messages/batches",
+        &h,
+        &batch(&["claude-opus-4-1"]),
+    )
+    .await;
+    assert!(r.body.contains("claude-opus-4-1"), "{}", r.body);
+    // No model to check: a listing passes; a prompt without a model does not.
+    assert_eq!(send(addr, "/v1/models", &h, "").await.status, 200);
+    assert_eq!(
+        send(addr, "/v1/messages", &h, r#"{"messages":[]}"#)
+            .await
+            .status,
+        400
+    );
+}
+
 #[tokio::test]
 async fn access_lists_admit_teams_and_models() {
     let access = Access::any()

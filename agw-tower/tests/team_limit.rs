@@ -403,6 +403,72 @@ async fn serve_limited(
     (support::serve(app).await, secret)
 }
 
+/// A message batch's usage comes back with its results, later: the batch holds and is charged
+/// the sum of its requests' estimates against the token budgets (found by the third red-team
+/// review: a thousand 64k-token requests cost nothing).
+#[tokio::test]
+async fn a_batch_is_charged_the_estimates_of_its_requests() {
+    use agw_core::guard::Policy;
+    use agw_tower::guard::RequestGuardLayer;
+    let limiter = Arc::new(limiter(LimitPolicy {
+        per_key: Limits {
+            tokens_per_day: Some(100_000),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    }));
+    // As `agw serve` stacks them: the limiter inside the body stage.
+    let store = FileKeyStore::in_memory();
+    let secret = support::add_key(&store, "alice", None).await;
+    let prices = PriceTable::new([("*", Price::default())]).unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/v1/messages/batches",
+            axum::routing::post(|| async { r#"{"id":"msgbatch_1","type":"message_batch"}"# }),
+        )
+        .layer(UsageLayer::new(Arc::new(prices)))
+        .layer(LimitLayer::new(limiter.clone()))
+        .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = support::serve(app).await;
+    let h = [("x-api-key", secret.as_str())];
+    let one = r#"{"custom_id":"a","params":{"model":"m","max_tokens":30000,"messages":[]}}"#;
+    let batch = format!(r#"{{"requests":[{one},{one}]}}"#);
+    let r = support::post(addr, "/v1/messages/batches", &h, &batch).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let want = 60_000 + batch.len().div_ceil(4) as u64;
+    let mut spent = 0;
+    for _ in 0..200 {
+        spent = limiter
+            .spent(
+                &Scope::Key("alice".into()),
+                agw_tower::auth::key::unix_now(),
+            )
+            .await
+            .unwrap()
+            .tokens_today;
+        if spent == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(spent, want);
+    // The day's budget now holds 60k of 100k: the same batch again would pass it.
+    let r = support::post(addr, "/v1/messages/batches", &h, &batch).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("daily budget of 100000 tokens"),
+        "{}",
+        r.body
+    );
+}
+
 #[tokio::test]
 async fn the_layer_answers_429_and_reports_what_remains() {
     let limiter = Arc::new(limiter(LimitPolicy {

@@ -211,6 +211,46 @@ pub struct AccessService<S> {
     backend: Arc<str>,
 }
 
+impl<S> AccessService<S> {
+    /// The model check of one request. A prompt route's request must name an allowed model;
+    /// a message batch, one per request inside it (each is a billed call; a top-level
+    /// `model` beside them is not what runs). Other routes are checked when their body names a
+    /// model, and pass without one: a model listing, a batch's results, a file upload.
+    fn check_models<B>(&self, req: &Request<B>, kind: RouteKind) -> Result<(), ErrorBody> {
+        if !self.access.restricts_models() {
+            return Ok(());
+        }
+        let model = req
+            .extensions()
+            .get::<RequestFacts>()
+            .and_then(|f| f.model.as_deref());
+        if kind == RouteKind::MessageBatches {
+            let body = req
+                .extensions()
+                .get::<crate::limits::Collected>()
+                .map(|c| &c.plain[..])
+                .unwrap_or_default();
+            let models = agw_core::model::batch_models(body).map_err(|e| {
+                ErrorBody::new(
+                    ErrorKind::InvalidRequest,
+                    format!("agw: the batch's models cannot be read: {e}"),
+                )
+            })?;
+            if models.is_empty() {
+                return self.access.check_model(None, &self.backend);
+            }
+            for m in model.into_iter().chain(models.iter().map(String::as_str)) {
+                self.access.check_model(Some(m), &self.backend)?;
+            }
+            return Ok(());
+        }
+        if model.is_none() && !kind.has_prompt() {
+            return Ok(());
+        }
+        self.access.check_model(model, &self.backend)
+    }
+}
+
 impl<S, B, ResB> Service<Request<B>> for AccessService<S>
 where
     S: Service<Request<B>, Response = Response<ResB>>,
@@ -227,13 +267,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let api = Classified::of(&req, RouteKind::Passthrough).api;
+        let class = Classified::of(&req, RouteKind::Passthrough);
+        let api = class.api;
         RequestFacts::ensure(&mut req);
         let who = req.extensions().get::<Identity>();
-        let model = req
-            .extensions()
-            .get::<RequestFacts>()
-            .and_then(|f| f.model.as_deref());
         let verdict = match who {
             None => Err(ErrorBody::new(
                 ErrorKind::Authentication,
@@ -242,7 +279,7 @@ where
             Some(who) => self
                 .access
                 .check_caller(who, &self.backend)
-                .and_then(|()| self.access.check_model(model, &self.backend)),
+                .and_then(|()| self.check_models(&req, class.kind)),
         };
         match verdict {
             Ok(()) => AccessFuture::Inner {

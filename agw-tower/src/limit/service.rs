@@ -58,6 +58,20 @@ where
                     facts.and_then(|f| f.max_tokens),
                     facts.map_or(0, |f| f.input_tokens),
                 ))
+            } else if class.kind == RouteKind::MessageBatches {
+                // Each request of a batch is a call whose usage comes back with its results,
+                // later: the batch holds, and is charged, the sum of their estimates (a token
+                // budget counts it; a dollar budget cannot price it).
+                let body = req
+                    .extensions()
+                    .get::<crate::limits::Collected>()
+                    .map(|c| c.plain.clone())
+                    .unwrap_or_default();
+                let caps = agw_core::model::batch_requests(&body).unwrap_or_default();
+                let outputs = caps.iter().fold(0u64, |sum, (_, cap)| {
+                    sum.saturating_add(limiter.estimate(*cap, 0))
+                });
+                Some(outputs.saturating_add(agw_core::usage::input_estimate(&body)))
             } else {
                 Some(0)
             };
