@@ -98,6 +98,9 @@ pub struct JwtSection {
     /// The groups claim.
     #[serde(default)]
     pub group_claim: Option<String>,
+    /// The team claim (a string): the token holder's team, as a key's `--team`.
+    #[serde(default)]
+    pub team_claim: Option<String>,
     /// Clock leeway (default 60).
     #[serde(default = "default_leeway")]
     pub leeway_seconds: u64,
@@ -456,6 +459,7 @@ impl TeamConfig {
             };
             let mut config = JwtConfig::new(j.issuer.clone(), j.audience.clone());
             config.group_claim = j.group_claim.clone();
+            config.team_claim = j.team_claim.clone();
             config.leeway = Duration::from_secs(j.leeway_seconds);
             let jwks = Jwks::load(source, config)
                 .await

@@ -107,6 +107,32 @@ fn each_algorithm_verifies_and_yields_subject_and_groups() {
     }
 }
 
+/// `team_claim` gives a token holder a team, as a key's `--team` does, so team limits,
+/// budgets and access lists hold for JWT callers too (found by the third red-team review:
+/// without it, no team limit ever applied to them).
+#[test]
+fn the_team_claim_names_the_team() {
+    let k = keys();
+    let set = set(&k);
+    let mut c = claims();
+    c["org"] = json!({"team": "platform"});
+    let t = token(&k, "RS256", "r1", &c);
+    let mut with = config();
+    with.team_claim = Some("org.team".into());
+    assert_eq!(
+        jwt::verify(&t, &set, &with, NOW).unwrap().team.as_deref(),
+        Some("platform")
+    );
+    assert_eq!(jwt::verify(&t, &set, &config(), NOW).unwrap().team, None);
+    // Not a string, or empty: no team.
+    for v in [json!(["platform"]), json!("")] {
+        let mut c = claims();
+        c["org"] = json!({"team": v});
+        let t = token(&k, "RS256", "r1", &c);
+        assert_eq!(jwt::verify(&t, &set, &with, NOW).unwrap().team, None);
+    }
+}
+
 #[test]
 fn alg_none_is_refused() {
     let k = keys();

@@ -214,6 +214,8 @@ pub struct Claims {
     pub subject: String,
     /// The group claim's strings.
     pub groups: Vec<String>,
+    /// The team claim's string: the bearer's team for limits, budgets and access lists.
+    pub team: Option<String>,
 }
 
 /// Issuer, audience, group claim and leeway.
@@ -226,6 +228,9 @@ pub struct JwtConfig {
     /// The claim holding groups (a string or an array of strings); dots descend into objects
     /// (`realm_access.roles`).
     pub group_claim: Option<String>,
+    /// The claim naming the bearer's team (a string; dots descend), as a key's `--team` does:
+    /// team limits, budgets and access lists then apply to token holders too.
+    pub team_claim: Option<String>,
     /// Allowed clock skew for `exp` and `nbf`.
     pub leeway: Duration,
 }
@@ -237,6 +242,7 @@ impl JwtConfig {
             issuer: issuer.into(),
             audience: audience.into(),
             group_claim: None,
+            team_claim: None,
             leeway: Duration::from_secs(60),
         }
     }
@@ -333,13 +339,23 @@ pub fn verify(
         .filter(|s| !s.is_empty())
         .ok_or(JwtError::Subject)?
         .to_owned();
-    let mut groups = Vec::new();
-    if let Some(path) = &config.group_claim {
+    let at = |path: &str| {
         let mut v = Some(&claims);
         for seg in path.split('.') {
             v = v.and_then(|v| v.get(seg));
         }
-        match v {
+        v
+    };
+    let team = config
+        .team_claim
+        .as_deref()
+        .and_then(at)
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    let mut groups = Vec::new();
+    if let Some(path) = &config.group_claim {
+        match at(path) {
             Some(Value::String(g)) => groups.push(g.clone()),
             Some(Value::Array(list)) => {
                 groups.extend(list.iter().filter_map(Value::as_str).map(str::to_owned))
@@ -347,7 +363,11 @@ pub fn verify(
             _ => {}
         }
     }
-    Ok(Claims { subject, groups })
+    Ok(Claims {
+        subject,
+        groups,
+        team,
+    })
 }
 
 /// A NumericDate (RFC 7519: seconds, possibly with a fraction), in whole seconds (the

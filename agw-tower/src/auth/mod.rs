@@ -335,7 +335,7 @@ impl Authenticator {
                 let claims = jwks.verify(cred, now).await?;
                 return Ok(Identity {
                     name: claims.subject.into(),
-                    team: None,
+                    team: claims.team.map(Into::into),
                     kind: IdentityKind::Jwt,
                     groups: claims.groups,
                 });
