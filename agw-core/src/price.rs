@@ -87,6 +87,8 @@ pub enum PriceError {
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
     entries: Vec<(ModelPattern, Price)>,
+    /// The price of a model no entry matches (none: it costs nothing).
+    fallback: Option<Price>,
 }
 
 impl PriceTable {
@@ -107,7 +109,29 @@ impl PriceTable {
             })?;
             out.push((pattern, price));
         }
-        Ok(Self { entries: out })
+        Ok(Self {
+            entries: out,
+            fallback: None,
+        })
+    }
+
+    /// Prices a model no entry matches at `price` instead of leaving it free.
+    pub fn with_fallback(mut self, price: Price) -> Self {
+        self.fallback = Some(price);
+        self
+    }
+
+    /// Each rate at its highest in the table (all zero for an empty table): what a model
+    /// without a price is charged where a dollar budget must not be spent on it for free.
+    pub fn highest(&self) -> Price {
+        self.entries
+            .iter()
+            .fold(Price::default(), |h, (_, p)| Price {
+                input: h.input.max(p.input),
+                output: h.output.max(p.output),
+                cache_write: h.cache_write.max(p.cache_write),
+                cache_read: h.cache_read.max(p.cache_read),
+            })
     }
 
     /// Whether the table has no entries (every cost is then unknown).
@@ -115,12 +139,13 @@ impl PriceTable {
         self.entries.is_empty()
     }
 
-    /// The price of `model`: the first entry whose pattern matches.
+    /// The price of `model`: the first entry whose pattern matches, else the fallback.
     pub fn price(&self, model: &str) -> Option<&Price> {
         self.entries
             .iter()
             .find(|(p, _)| p.matches(model))
             .map(|(_, price)| price)
+            .or(self.fallback.as_ref())
     }
 
     /// The cost of `usage` of `model` in micro-dollars; `None` for a model without a price.
@@ -132,6 +157,27 @@ impl PriceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fallback_prices_what_no_entry_matches_at_the_highest_rates() {
+        let p = |input, output| Price {
+            input,
+            output,
+            cache_write: 0.0,
+            cache_read: 0.0,
+        };
+        let t = PriceTable::new([("a-*", p(3.0, 15.0)), ("b-*", p(5.0, 10.0))]).unwrap();
+        let usage = Usage {
+            input: 1_000_000,
+            output: 1_000_000,
+            ..Usage::default()
+        };
+        assert_eq!(t.cost_micros("c", &usage), None);
+        let t = t.clone().with_fallback(t.highest());
+        assert_eq!(t.cost_micros("c", &usage), Some(20_000_000));
+        assert_eq!(t.cost_micros("a-1", &usage), Some(18_000_000));
+        assert_eq!(PriceTable::default().highest(), Price::default());
+    }
 
     fn p(input: f64, output: f64, cache_write: f64, cache_read: f64) -> Price {
         Price {

@@ -486,6 +486,23 @@ impl TeamConfig {
             timeout,
             prefix,
         };
+        let dollars = [&policy.per_key, &policy.per_team, &policy.global]
+            .iter()
+            .any(|l| l.usd_per_day.is_some() || l.usd_per_month.is_some());
+        // A dollar budget must not be spent on a model without a price for free: such a model
+        // is charged the table's highest rates.
+        let prices = match (dollars, prices.is_empty()) {
+            (true, true) => {
+                return Err(TeamError(
+                    "limits: a dollar budget (usd_per_day, usd_per_month) needs `prices`".into(),
+                ));
+            }
+            (true, false) => {
+                let highest = prices.highest();
+                prices.with_fallback(highest)
+            }
+            (false, _) => prices,
+        };
         let limited =
             !(policy.per_key.is_empty() && policy.per_team.is_empty() && policy.global.is_empty());
         let tracked = limited || !prices.is_empty();

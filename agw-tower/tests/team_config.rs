@@ -94,6 +94,10 @@ async fn bad_sections_are_refused_with_one_line_naming_them() {
             "auth.jwt: set exactly one of jwks_file and jwks_url",
         ),
         (r#"{"auth":{"keys":{}}}"#, "auth.keys: set `file`"),
+        (
+            r#"{"limits":{"per_key":{"budget":{"usd_per_month":5}}}}"#,
+            "limits: a dollar budget (usd_per_day, usd_per_month) needs `prices`",
+        ),
     ];
     for (json, want) in cases {
         let config: TeamConfig = serde_json::from_str(json).unwrap();
@@ -128,4 +132,38 @@ async fn an_unreachable_redis_fails_the_build_in_bounded_time() {
     } else {
         assert!(r.is_err());
     }
+}
+
+/// With a dollar budget, a model the price table does not name is charged its highest rates,
+/// not nothing (found by the third red-team review: unpriced models spent budgets for free);
+/// without one it stays free, as documented.
+#[tokio::test]
+async fn with_a_dollar_budget_an_unpriced_model_costs_the_highest_rates() {
+    let usage = agw_core::usage::Usage {
+        input: 1_000_000,
+        output: 1_000_000,
+        ..Default::default()
+    };
+    let prices = r#""prices":[{"model":"claude-sonnet-*","input":3,"output":15},{"model":"claude-opus-*","input":15,"output":75}]"#;
+    let budget: TeamConfig = serde_json::from_str(&format!(
+        r#"{{"limits":{{"per_key":{{"budget":{{"usd_per_day":1}}}}}},{prices}}}"#
+    ))
+    .unwrap();
+    let team = budget.build().await.unwrap();
+    assert_eq!(
+        team.prices
+            .cost_micros("claude-3-7-sonnet-20250219", &usage),
+        Some(90_000_000)
+    );
+    assert_eq!(
+        team.prices.cost_micros("claude-sonnet-4-5", &usage),
+        Some(18_000_000)
+    );
+    let free: TeamConfig = serde_json::from_str(&format!("{{{prices}}}")).unwrap();
+    let team = free.build().await.unwrap();
+    assert_eq!(
+        team.prices
+            .cost_micros("claude-3-7-sonnet-20250219", &usage),
+        None
+    );
 }
