@@ -506,6 +506,7 @@ impl TeamConfig {
         let limited =
             !(policy.per_key.is_empty() && policy.per_team.is_empty() && policy.global.is_empty());
         let tracked = limited || !prices.is_empty();
+        let prices = Arc::new(prices);
         let limiter = if tracked {
             #[cfg(feature = "redis")]
             let store: Arc<dyn crate::limit::LimitStore> = match &redis_con {
@@ -517,6 +518,7 @@ impl TeamConfig {
             let (m1, m2) = (metrics.clone(), metrics.clone());
             Some(Arc::new(
                 Limiter::new(policy, store)
+                    .with_prices(prices.clone())
                     .on_rejection(move |r| m1.rejection(r))
                     .on_store_failure(move |f| m2.store_failure(f)),
             ))
@@ -529,7 +531,7 @@ impl TeamConfig {
             key_file,
             limiter,
             metrics,
-            prices: Arc::new(prices),
+            prices,
             requires_credentials,
             after: AfterResponse::new(),
         })

@@ -248,6 +248,64 @@ async fn token_budgets_hold_requests_in_flight() {
     );
 }
 
+/// A dollar budget holds each request's estimated cost while it is in flight (its estimated
+/// tokens at its model's price), and settling replaces it with the actual cost.
+#[tokio::test]
+async fn dollar_budgets_hold_the_estimated_cost_in_flight() {
+    let prices = PriceTable::new([(
+        "claude-sonnet-*",
+        Price {
+            input: 3.0,
+            output: 15.0,
+            ..Price::default()
+        },
+    )])
+    .unwrap();
+    let l = limiter(LimitPolicy {
+        per_key: Limits {
+            usd_per_day: Some(1.0),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    })
+    .with_prices(Arc::new(prices));
+    let facts = agw_tower::auth::RequestFacts {
+        model: Some("claude-sonnet-4-5".into()),
+        max_tokens: Some(20_000),
+        input_tokens: 100_000,
+    };
+    let tokens = l.estimate(facts.max_tokens, facts.input_tokens);
+    // 100k input at $3/M and 20k output at $15/M: $0.60.
+    let cost = l.cost_estimate(&facts, tokens);
+    assert_eq!(cost, 600_000);
+    let first = l
+        .admit_costing(Some(&alice()), Some(tokens), cost, NOW)
+        .await
+        .unwrap();
+    // $0.60 held of $1.00: the same request again would pass the budget.
+    let e = l
+        .admit_costing(Some(&alice()), Some(tokens), cost, NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        e.error().message().contains("daily budget of $1.00"),
+        "{}",
+        e.error().message()
+    );
+    // The first cost $0.10 in the end: the hold is replaced, and the second now fits.
+    l.settle(&first, Some(30_000), Some(100_000), true).await;
+    let spent = l.spent(&Scope::Key("alice".into()), NOW).await.unwrap();
+    assert_eq!(spent.usd_micros_today, 100_000);
+    assert!(
+        l.admit_costing(Some(&alice()), Some(tokens), cost, NOW)
+            .await
+            .is_ok()
+    );
+    // Without a model or prices nothing is held.
+    let anonymous = agw_tower::auth::RequestFacts::default();
+    assert_eq!(l.cost_estimate(&anonymous, tokens), 0);
+}
+
 async fn spent(l: &Limiter) -> Vec<agw_tower::limit::Spent> {
     let mut out = Vec::new();
     for s in [

@@ -105,6 +105,8 @@ impl Default for LimitPolicy {
 pub struct Ticket {
     scopes: Scopes,
     estimate: u64,
+    /// The micro-dollars held against dollar budgets.
+    cost_estimate: u64,
     periods: Periods,
     /// Per kind (requests, tokens): the tightest limit and what remains of it.
     remaining: [Option<Remaining>; 2],
@@ -157,6 +159,11 @@ impl Ticket {
     /// The tokens held in flight.
     pub(super) fn estimate(&self) -> u64 {
         self.estimate
+    }
+
+    /// The micro-dollars held in flight.
+    pub(super) fn cost_estimate(&self) -> u64 {
+        self.cost_estimate
     }
 
     /// Whether the estimate is held in the minute counters.
@@ -245,6 +252,8 @@ pub struct Limiter {
     minute_reset: Mutex<Option<(u64, HeaderValue)>>,
     /// The rate limits of the policy as header values (a few numbers, formatted once).
     limit_values: Vec<(u64, HeaderValue)>,
+    /// Prices, for the cost a request holds against dollar budgets in flight.
+    prices: Option<Arc<agw_core::price::PriceTable>>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -280,6 +289,7 @@ impl Limiter {
             on_rejection: None,
             settler: OnceLock::new(),
             minute_reset: Mutex::new(None),
+            prices: None,
         }
     }
 
@@ -287,6 +297,30 @@ impl Limiter {
     pub fn on_rejection(mut self, hook: impl Fn(&Rejection) + Send + Sync + 'static) -> Self {
         self.on_rejection = Some(Arc::new(hook));
         self
+    }
+
+    /// Prices requests with `prices` for [`Limiter::cost_estimate`]: what a request holds
+    /// against dollar budgets while in flight.
+    pub fn with_prices(mut self, prices: Arc<agw_core::price::PriceTable>) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
+    /// The micro-dollars a request holds against dollar budgets while in flight: its
+    /// `estimate` tokens (as [`Limiter::estimate`] made it, input included) at its model's
+    /// price, the input at the input rate and the rest at the output rate. 0 without prices
+    /// or a model (a dollar budget is then charged when the response reports its cost).
+    pub fn cost_estimate(&self, facts: &crate::auth::RequestFacts, estimate: u64) -> u64 {
+        let (Some(prices), Some(model)) = (&self.prices, facts.model.as_deref()) else {
+            return 0;
+        };
+        let input = facts.input_tokens.min(estimate);
+        let usage = agw_core::usage::Usage {
+            input,
+            output: estimate - input,
+            ..Default::default()
+        };
+        prices.cost_micros(model, &usage).unwrap_or(0)
     }
 
     /// The tokens a request holds while in flight: its output cap (`max_tokens`, or the
@@ -301,7 +335,7 @@ impl Limiter {
             .min(MAX_AMOUNT)
     }
 
-    /// [`Limiter::admit`], calling the rejection hook on a refusal.
+    /// [`Limiter::admit_costing`], calling the rejection hook on a refusal.
     ///
     /// # Errors
     ///
@@ -310,9 +344,10 @@ impl Limiter {
         &self,
         who: Option<&Identity>,
         estimate: Option<u64>,
+        cost_micros: u64,
         now: u64,
     ) -> Result<Ticket, Rejection> {
-        let r = self.admit(who, estimate, now).await;
+        let r = self.admit_costing(who, estimate, cost_micros, now).await;
         if let (Err(e), Some(hook)) = (&r, &self.on_rejection) {
             hook(e);
         }
@@ -378,9 +413,27 @@ impl Limiter {
         estimate: Option<u64>,
         now: u64,
     ) -> Result<Ticket, Rejection> {
+        self.admit_costing(who, estimate, 0, now).await
+    }
+
+    /// [`Limiter::admit`], also holding `cost_micros` (the request's estimated cost) against
+    /// the dollar budgets while it is in flight, so that requests in flight together cannot
+    /// overrun them; settling replaces it with the actual cost.
+    ///
+    /// # Errors
+    ///
+    /// The [`Rejection`] to answer with.
+    pub async fn admit_costing(
+        &self,
+        who: Option<&Identity>,
+        estimate: Option<u64>,
+        cost_micros: u64,
+        now: u64,
+    ) -> Result<Ticket, Rejection> {
         let estimate = estimate
             .unwrap_or(self.policy.default_estimate)
             .min(MAX_AMOUNT);
+        let cost_estimate = cost_micros.min(MAX_AMOUNT);
         let p = Periods::at(now);
         let scopes = Scopes::of(who);
         // At most one check per scope and kind: no regrowth.
@@ -425,14 +478,14 @@ impl Limiter {
                 (
                     LimitKind::UsdPerDay,
                     usd(limits.usd_per_day),
-                    0,
+                    cost_estimate,
                     DAY_TTL,
                     p.day_end,
                 ),
                 (
                     LimitKind::UsdPerMonth,
                     usd(limits.usd_per_month),
-                    0,
+                    cost_estimate,
                     MONTH_TTL,
                     p.month_end,
                 ),
@@ -453,6 +506,7 @@ impl Limiter {
         let mut ticket = Ticket {
             scopes,
             estimate,
+            cost_estimate,
             periods: p,
             remaining: [None, None],
             minute_reset: None,
@@ -731,6 +785,7 @@ mod tests {
         let t = Ticket {
             scopes: Scopes::of(None),
             estimate: 1,
+            cost_estimate: 0,
             periods: Periods::at(1_795_869_296),
             remaining: [
                 Some(Remaining {

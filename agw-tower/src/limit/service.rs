@@ -77,7 +77,11 @@ where
             };
             let now = crate::auth::key::unix_now();
             let who = req.extensions().get::<Identity>();
-            let ticket = match limiter.admit_reported(who, estimate, now).await {
+            let cost = req
+                .extensions()
+                .get::<RequestFacts>()
+                .map_or(0, |f| limiter.cost_estimate(f, estimate.unwrap_or(0)));
+            let ticket = match limiter.admit_reported(who, estimate, cost, now).await {
                 Ok(t) => Arc::new(t),
                 Err(rejection) => {
                     let mut res = error_response(api, &rejection.error());

@@ -173,8 +173,11 @@ pub(super) struct Amounts {
     pub tokens_day: i64,
     /// The same for the month.
     pub tokens_month: i64,
-    /// Micro-dollars, for the day and month totals.
-    pub usd_micros: u64,
+    /// The change of the day's micro-dollars: the cost, less the estimate where a dollar
+    /// budget held it.
+    pub usd_day: i64,
+    /// The same for the month.
+    pub usd_month: i64,
 }
 
 impl Amounts {
@@ -183,7 +186,8 @@ impl Amounts {
         self.tpm = self.tpm.saturating_add(other.tpm);
         self.tokens_day = self.tokens_day.saturating_add(other.tokens_day);
         self.tokens_month = self.tokens_month.saturating_add(other.tokens_month);
-        self.usd_micros = self.usd_micros.saturating_add(other.usd_micros);
+        self.usd_day = self.usd_day.saturating_add(other.usd_day);
+        self.usd_month = self.usd_month.saturating_add(other.usd_month);
     }
 
     /// The counter changes, for `scope` in the periods `p`.
@@ -198,16 +202,17 @@ impl Amounts {
         if self.tpm != 0 {
             add(LimitKind::Tokens, self.tpm, MINUTE_TTL);
         }
-        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         if self.tokens_day != 0 {
             add(LimitKind::TokensPerDay, self.tokens_day, DAY_TTL);
         }
         if self.tokens_month != 0 {
             add(LimitKind::TokensPerMonth, self.tokens_month, MONTH_TTL);
         }
-        if self.usd_micros > 0 {
-            add(LimitKind::UsdPerDay, clamp(self.usd_micros), DAY_TTL);
-            add(LimitKind::UsdPerMonth, clamp(self.usd_micros), MONTH_TTL);
+        if self.usd_day != 0 {
+            add(LimitKind::UsdPerDay, self.usd_day, DAY_TTL);
+        }
+        if self.usd_month != 0 {
+            add(LimitKind::UsdPerMonth, self.usd_month, MONTH_TTL);
         }
     }
 }
@@ -244,7 +249,9 @@ pub(super) fn settle_amounts<'a>(
     let used = tokens
         .unwrap_or(if success { ticket.estimate() } else { 0 })
         .min(MAX_AMOUNT);
-    let cost_micros = cost_micros.map(|c| c.min(MAX_AMOUNT));
+    // The same for dollars, where a dollar budget held the request's estimated cost.
+    let cost = cost_micros.unwrap_or(0).min(MAX_AMOUNT) as i64;
+    let cost_correction = cost - ticket.cost_estimate().min(MAX_AMOUNT) as i64;
     // Both at most 2^53: the difference fits.
     let correction = used as i64 - ticket.estimate().min(MAX_AMOUNT) as i64;
     ticket.scopes().iter().map(move |scope| {
@@ -252,6 +259,13 @@ pub(super) fn settle_amounts<'a>(
         let held = |limit: Option<u64>| ticket.held() && limit.is_some();
         let total = |limit: Option<u64>| {
             if held(limit) { correction } else { used as i64 }
+        };
+        let usd = |limit: Option<f64>| {
+            if ticket.held() && limit.is_some() {
+                cost_correction
+            } else {
+                cost
+            }
         };
         let amounts = Amounts {
             tpm: if held(limits.tokens_per_minute) {
@@ -261,7 +275,8 @@ pub(super) fn settle_amounts<'a>(
             },
             tokens_day: total(limits.tokens_per_day),
             tokens_month: total(limits.tokens_per_month),
-            usd_micros: cost_micros.unwrap_or(0),
+            usd_day: usd(limits.usd_per_day),
+            usd_month: usd(limits.usd_per_month),
         };
         (scope, amounts)
     })
@@ -304,11 +319,12 @@ mod tests {
     fn totals_sum_per_scope_and_period_in_first_seen_order() {
         let (p, q) = (Periods::at(1_795_869_296), Periods::at(1_795_869_296 + 60));
         let alice = Scope::Key("alice".into());
-        let a = |tpm, tokens: i64, usd_micros| Amounts {
+        let a = |tpm, tokens: i64, usd: i64| Amounts {
             tpm,
             tokens_day: tokens,
             tokens_month: tokens,
-            usd_micros,
+            usd_day: usd,
+            usd_month: usd,
         };
         let mut t = Totals::default();
         t.add(&alice, &p, a(-10, 100, 5));
