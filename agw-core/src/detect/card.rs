@@ -55,12 +55,58 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
         if j >= i + 2
             && len >= 13
             && valid(&digits[..len])
-            && token.isolated(i, j + 1, spaced, Continues::SameGrouping)
+            && (token.isolated(i, j + 1, spaced, Continues::SameGrouping)
+                || (spaced && beside_its_run(token, i, j + 1)))
         {
             best = Some(j + 1);
         }
     }
     best
+}
+
+/// Whether a space-grouped card `groups[i..j]` of four-digit groups, inside a longer run of
+/// them, still stands on its own: the run has one group more (an expiry as `0925`, a year, a
+/// PIN: `4111 1111 1111 1111 2025`, `year 2024 4111 …`), or the rest of the run is cards too
+/// (two cards in a row). A longer run of groups of four that are not cards is one number.
+fn beside_its_run(token: &Token<'_>, i: usize, j: usize) -> bool {
+    let groups = token.groups;
+    let four = |g: &super::numeric::Group| g.len() == 4 && !g.paren;
+    if !groups[i..j].iter().all(four) {
+        return false;
+    }
+    let joined = |k: usize| groups[k].sep == b' ' && four(&groups[k]);
+    let mut start = i;
+    while start > 0 && joined(start) && four(&groups[start - 1]) {
+        start -= 1;
+    }
+    let mut end = j;
+    while end < groups.len() && joined(end) {
+        end += 1;
+    }
+    // The run must end where the token does or at a loose join, as any card must.
+    let closed = (start > 0 || !token.left_blocked) && (end < groups.len() || !token.right_blocked);
+    let (left, right) = (i - start, end - j);
+    if !closed || left + right == 0 {
+        return false;
+    }
+    if left + right == 1 {
+        return true;
+    }
+    let width = j - i;
+    let cards = |from: usize, to: usize| {
+        (to - from) % width == 0
+            && (from..to).step_by(width).all(|k| {
+                let mut d = [0u8; MAX_DIGITS];
+                let mut n = 0;
+                for g in k..k + width {
+                    let g = token.digits(g);
+                    d[n..n + g.len()].copy_from_slice(g);
+                    n += g.len();
+                }
+                valid(&d[..n])
+            })
+    };
+    cards(start, i) && cards(j, end)
 }
 
 fn valid(digits: &[u8]) -> bool {
@@ -224,8 +270,18 @@ mod tests {
                 ("twelve 411111111111", &[]),
                 ("20 digits 41111111111111111111", &[]),
                 ("30 digits 411111111111111100000000000000", &[]),
-                ("grouped 20 4111 1111 1111 1111 1111", &[]),
-                ("grouped 20 1234 4111 1111 1111 1111", &[]),
+                // One more group beside a card (an expiry, a year, a PIN), or two cards in a
+                // row; a longer run of groups that are not cards is one number.
+                (
+                    "4111 1111 1111 1111 0925 123, year 2024 4111 1111 1111 1111",
+                    &["4111 1111 1111 1111", "4111 1111 1111 1111"],
+                ),
+                (
+                    "4111 1111 1111 1111 5555 5555 5555 4444",
+                    &["4111 1111 1111 1111", "5555 5555 5555 4444"],
+                ),
+                ("grouped 24 4111 1111 1111 1111 1111 1111", &[]),
+                ("grouped 24 1234 5678 4111 1111 1111 1111", &[]),
                 ("dash-joined 4111-1111-1111-1111-1111", &[]),
                 ("dot-joined 4111.1111.1111.1111.1111", &[]),
                 ("mixed dots 4111.1111 1111.1111", &[]),

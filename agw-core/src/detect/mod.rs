@@ -43,13 +43,18 @@
 //!   mixed dashes are. SSNs, SINs and phone numbers read the same separators.
 //!   Issuer lengths are enforced (Amex 15, Mastercard 16, Visa 13/16/19, …). A card is not
 //!   reported when it is part of a longer number: joined to more digits directly, by a dash or a
-//!   dot (`0.4111111111111111`), or by a space that extends a regular grouping
-//!   (`4111 1111 1111 1111 1111`). A space-joined expiry or CVV does not count
+//!   dot (`0.4111111111111111`), or by spaces in a run of groups of four that is two or more
+//!   groups longer and not all cards (`4111 1111 1111 1111 1111 1111`). One more group beside
+//!   it is an expiry, a year or a PIN (`4111 1111 1111 1111 0925`, `2024 4111 1111 1111 1111`),
+//!   and two cards in a row are two cards. A space-joined expiry or CVV does not count
 //!   (`4111 1111 1111 1111 12/25`); when the digits with a trailing group also form a valid card,
 //!   the longer one wins.
 //! - Canadian SINs: contiguous 9-digit numbers that pass Luhn count, so expect false positives
 //!   on plain ids when that detector is on.
-//! - Phones: E.164 needs the `+`; NANP needs formatting. Plain 10-digit runs never fire. A
+//! - US SSNs: `AAA-GG-SSSS` or `AAA GG SSSS`; nine contiguous digits only right after a label
+//!   (`SSN: 123456789`, `social security number …`).
+//! - Phones: E.164 needs the `+` (and ten digits or more when ungrouped: `+86400000` is a
+//!   number in code); NANP needs formatting. Plain 10-digit runs never fire. A
 //!   space-grouped E.164 number cannot tell where it ends: it takes the longest run of groups
 //!   with at most 15 digits. Country code 1 is NANP: `+1` and exactly ten digits whose area code
 //!   and exchange start with 2–9, as without the `+1` (`+1 (555) 010-0000` does not fire).

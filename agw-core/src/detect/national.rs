@@ -4,18 +4,31 @@ use super::numeric::{Continues, Token, luhn};
 use super::{Detector, Finding};
 
 /// `AAA-GG-SSSS` or `AAA GG SSSS`; area not 000, 666 or 9xx, group not 00, serial not 0000.
+/// Nine contiguous digits count only right after a label (`SSN: 123456789`, `social
+/// security number 123456789`): alone they are any id.
 pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
     let groups = token.groups;
+    let valid = |area: &[u8], group: &[u8], serial: &[u8]| {
+        area != b"000" && area != b"666" && area[0] != b'9' && group != b"00" && serial != b"0000"
+    };
+    if let [g] = groups {
+        let d = token.digits(0);
+        if g.len() == 9
+            && token.isolated(0, 1, false, Continues::Always)
+            && valid(&d[..3], &d[3..5], &d[5..])
+            && labelled(token.text, g.start)
+        {
+            out.push(Finding {
+                detector: Detector::UsSsn,
+                range: g.start..g.end,
+            });
+        }
+        return;
+    }
     let mut i = 0;
     while i + 3 <= groups.len() {
-        let ok = three_groups(token, i, [3, 2, 4]) && {
-            let (area, group, serial) = (token.digits(i), token.digits(i + 1), token.digits(i + 2));
-            area != b"000"
-                && area != b"666"
-                && area[0] != b'9'
-                && group != b"00"
-                && serial != b"0000"
-        };
+        let ok = three_groups(token, i, [3, 2, 4])
+            && valid(token.digits(i), token.digits(i + 1), token.digits(i + 2));
         if ok {
             out.push(Finding {
                 detector: Detector::UsSsn,
@@ -26,6 +39,39 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
             i += 1;
         }
     }
+}
+
+/// Whether an SSN label ends shortly before `at`: `ssn`, `social security number` or `social
+/// security no`/`#` (any case), then at most a few separators (`: `, ` - `, `# `, `=`, quotes).
+fn labelled(text: &[u8], at: usize) -> bool {
+    let before = &text[at.saturating_sub(40)..at];
+    let trimmed = before
+        .iter()
+        .rposition(|b| {
+            !matches!(
+                b,
+                b' ' | b'\t' | b':' | b'=' | b'#' | b'-' | b'"' | b'\'' | b'.'
+            )
+        })
+        .map_or(&before[..0], |k| &before[..=k]);
+    if at - trimmed.len() - at.saturating_sub(40) > 4 {
+        return false;
+    }
+    let lower: Vec<u8> = trimmed.iter().map(u8::to_ascii_lowercase).collect();
+    [
+        "ssn",
+        "social security number",
+        "social security no",
+        "social security",
+    ]
+    .iter()
+    .any(|l| {
+        lower.ends_with(l.as_bytes())
+            && lower
+                .len()
+                .checked_sub(l.len() + 1)
+                .is_none_or(|k| !lower[k].is_ascii_alphanumeric())
+    })
 }
 
 /// `ddd-ddd-ddd`, `ddd ddd ddd` or nine contiguous digits; Luhn, first digit not 0 or 8.
@@ -99,6 +145,15 @@ mod tests {
                 ("000-12-3456 666-12-3456 900-12-3456 999-12-3456", &[]),
                 ("123-00-4567 123-45-0000", &[]),
                 ("123456789", &[]),
+                // Nine digits after a label.
+                (
+                    "SSN: 123456789; social security number 078051120, ssn#234567890",
+                    &["123456789", "078051120", "234567890"],
+                ),
+                (
+                    "id 123456789, SSN: 666123456, lessn 123456789, SSN: 1234567890",
+                    &[],
+                ),
                 ("123-45 6789 123 45-6789 123.45.6789", &[]),
                 ("1123-45-6789 123-45-67890 x123-45-6789 123-45-6789x", &[]),
                 ("12 123 45 6789", &[]),

@@ -31,7 +31,9 @@ fn finding(start: usize, last: &Group) -> Finding {
 }
 
 /// The end (exclusive group index) of the longest run of groups from the first one holding
-/// 8–15 digits that ends at the token's end or before a space. The country code never starts
+/// 8–15 digits (10–15 written as one group: `+86400000` or `+20240115` in code and diffs is a
+/// number, not a phone; every country's mobile numbers have ten digits or more with the
+/// country code) that ends at the token's end or before a space. The country code never starts
 /// with 0.
 fn e164(token: &Token<'_>) -> Option<usize> {
     let groups = token.groups;
@@ -52,7 +54,8 @@ fn e164(token: &Token<'_>) -> Option<usize> {
             Some(next) => next.sep == b' ',
         };
         let valid = !nanp || (digits == 11 && nanp_digits_valid(token, j + 1));
-        if digits >= 8 && ends && valid {
+        let least = if j == 0 { 10 } else { 8 };
+        if digits >= least && ends && valid {
             best = Some(j + 1);
         }
     }
@@ -167,6 +170,15 @@ mod tests {
                 ("415-555.2671 415.555-2671", &[]),
                 ("+1234567, 2+14155552671, x+14155552671", &[]),
                 ("+01234567890", &[]),
+                // Ungrouped, fewer than ten digits: numbers in code and diffs, not phones.
+                (
+                    "timeout = base +86400000; delta: +20240115, score +250000000",
+                    &[],
+                ),
+                (
+                    "+4915112345678 +6591234567",
+                    &["+4915112345678", "+6591234567"],
+                ),
                 ("+1234567890123456", &[]),
                 ("12 415 555 2671", &[]),
                 ("ip 192.168.100.200 date 2024-05-15", &[]),
