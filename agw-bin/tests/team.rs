@@ -505,10 +505,12 @@ async fn a_budget_is_charged_an_estimate_when_the_response_reports_no_usage() {
     let (_agw, url, _) = serve(&cfg, None, &mock.base_url());
     let body = r#"{"model":"gpt-4o","max_tokens":1000,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let statuses = bearer_streams(&url, &key, body, 6).await;
-    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    // Each request holds its estimated cost while in flight: after two ($0.03 spent) a third
+    // would pass the budget.
+    assert_eq!(&statuses[..3], &[200, 200, 400], "{statuses:?}");
     assert!(
-        statuses[3..].contains(&400),
-        "the budget runs out: {statuses:?}"
+        statuses[3..].iter().all(|&s| s == 400),
+        "the budget has run out: {statuses:?}"
     );
     // Without `max_tokens` the output is estimated at 4,096 tokens (~$0.06): one request
     // spends the day's budget (found by the review: it was estimated at none).
