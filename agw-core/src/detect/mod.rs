@@ -75,7 +75,9 @@
 //!   line; without one, through the last base64 line. A header with no body does not fire.
 //!   Line numbers at the start of each line (`cat -n`'s `     2\t`, Claude Code `Read` output's
 //!   `     2→`, `grep -n`'s `2:`) are read through, so a key read from a file is found, and reported whole
-//!   (prefixes of its inner lines included).
+//!   (prefixes of its inner lines included). A block in base64 (`LS0tLS1CRUdJTi…`, a
+//!   Kubernetes Secret's `tls.key`) whose first line decodes to a private key's header is
+//!   reported over all its base64 lines.
 //! - E-mail local parts also accept `_`; `icon@2x.png`-style asset names are not addresses.
 //!   Letters of any script count (`иван@пример.рф`), and the ideographic full stop is a dot;
 //!   an ASCII address glued to text of another script (`请联系alice@example.com`) is reported

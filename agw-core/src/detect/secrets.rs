@@ -21,6 +21,8 @@ enum Kind {
     Google,
     Jwt,
     Pem,
+    /// `LS0tLS1CRUdJTi…`: a PEM block in base64, as a Kubernetes Secret's `tls.key` holds it.
+    PemBase64,
     Stripe,
 }
 
@@ -33,7 +35,7 @@ impl Kind {
             Kind::Slack | Kind::SlackWebhook => set.contains(Detector::SlackToken),
             Kind::Google => set.contains(Detector::GoogleApiKey),
             Kind::Jwt => set.contains(Detector::Jwt),
-            Kind::Pem => set.contains(Detector::PemPrivateKey),
+            Kind::Pem | Kind::PemBase64 => set.contains(Detector::PemPrivateKey),
             Kind::Stripe => set.contains(Detector::StripeKey),
         }
     }
@@ -73,6 +75,7 @@ const PREFIXES: &[(&str, Kind)] = &[
     ("AIza", Kind::Google),
     ("eyJ", Kind::Jwt),
     ("-----BEGIN ", Kind::Pem),
+    ("LS0tLS1CRUdJTi", Kind::PemBase64),
 ];
 
 fn automaton() -> &'static AhoCorasick {
@@ -149,6 +152,7 @@ fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
         }
         Kind::Jwt => jwt(text, s).map(|e| (Detector::Jwt, e)),
         Kind::Pem => pem::end(text, s).map(|e| (Detector::PemPrivateKey, e)),
+        Kind::PemBase64 => pem_base64(text, s).map(|e| (Detector::PemPrivateKey, e)),
         Kind::Stripe => {
             let e = run(text, s + 8, u8::is_ascii_alphanumeric);
             (e - s - 8 >= 24).then_some((Detector::StripeKey, e))
@@ -181,6 +185,60 @@ fn aws(text: &[u8], s: usize) -> Option<usize> {
     let upper = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
     let next = at(text, e);
     (id.iter().all(upper) && !upper(&next) && !placeholder(&id[1..])).then_some(e)
+}
+
+/// A PEM private key block in base64 (`LS0tLS1CRUdJTi` is `-----BEGIN`): a Kubernetes Secret's
+/// `tls.key`, a `.env` value. Its first line, decoded, must name a private key; the finding runs
+/// over every base64 line of the blob (wrapped at any width, by line breaks or `\n` escapes).
+fn pem_base64(text: &[u8], s: usize) -> Option<usize> {
+    let is_b64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+    let first = run(text, s, is_b64);
+    let head = &text[s..first.min(s + 96)];
+    let decoded = base64_prefix(&head[..head.len() / 4 * 4]);
+    let private = decoded.windows(11).any(|w| w == b"PRIVATE KEY");
+    if !private {
+        return None;
+    }
+    let mut end = first;
+    loop {
+        let next = [&b"\r\n"[..], b"\n", b"\\n", b"\\r\\n"]
+            .iter()
+            .find(|br| text[end..].starts_with(br))
+            .map(|br| end + br.len());
+        let Some(line) = next else { break };
+        let e = run(text, line, is_b64);
+        // A line of base64 alone (not `tls.crt: …`, the next key of a manifest).
+        let alone = matches!(at(text, e), 0 | b'\n' | b'\r' | b'\\' | b'"' | b'\'' | b' ');
+        if e - line < 4 || !alone {
+            break;
+        }
+        end = e;
+    }
+    Some(end)
+}
+
+/// Decodes standard base64 (no padding needed) until the first character that is not base64.
+fn base64_prefix(b64: &[u8]) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(b64.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0);
+    for &c in b64 {
+        let Some(v) = value(c) else { break };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
 }
 
 /// Whether a key's random part is one character repeated (`xxxx…`, `0000…`): a placeholder in
@@ -421,6 +479,20 @@ mod tests {
             (
                 Detector::Jwt,
                 "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.short xeyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.",
+                &[],
+            ),
+            (
+                // A PEM key in base64 (a Kubernetes Secret's `tls.key`), on one line or wrapped.
+                Detector::PemPrivateKey,
+                "tls.key: LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\nLS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=\ntls.crt: x",
+                &[
+                    "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\nLS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=",
+                ],
+            ),
+            (
+                // A certificate in base64 is not a private key.
+                Detector::PemPrivateKey,
+                "tls.crt: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJrVENDQVRlZ0F3SUJBZ0lVCg==",
                 &[],
             ),
             (
