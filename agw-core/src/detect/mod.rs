@@ -61,9 +61,10 @@
 //! - IBANs: any case, contiguous or in groups of four joined by spaces or dashes.
 //! - Secrets need a boundary before them (`xghp_…` is not a token), except `sk-ant-` and
 //!   `sk-proj-` keys, whose prefixes are distinct enough to be found glued to a word.
-//! - OpenAI keys: `sk-` and at least 20 key characters including a digit and a letter, so
-//!   `sk-this-is-not-a-real-key` does not fire; kebab-case text with a digit after a free-standing
-//!   `sk-` does.
+//! - OpenAI keys: `sk-` and at least 20 key characters including a digit and a letter, with a
+//!   random part of 20 or more between dashes, so `sk-this-is-not-a-real-key` and a branch name
+//!   (`fix/sk-12345-login-timeout-issue`) do not fire; a 20-character run of letters and
+//!   digits after a free-standing `sk-` does.
 //! - Placeholders: a key whose random part is one character repeated (`ghp_xxxx…`,
 //!   `AKIAXXXXXXXXXXXXXXXX`) is not reported, nor a Slack token whose first part is not a number
 //!   (`xoxb-your-bot-token`); other placeholders shaped like a key are found like keys.

@@ -169,7 +169,11 @@ fn sk(text: &[u8], s: usize) -> Option<(Detector, usize)> {
     if let Some(rest) = body.strip_prefix(b"ant-") {
         return (rest.len() >= 20).then_some((Detector::AnthropicKey, e));
     }
+    // Kebab-case text (`fix/sk-12345-login-timeout-issue`, a branch name) is words: a key's
+    // random part runs 20 characters or more between dashes.
+    let random = body.split(|&b| b == b'-').any(|part| part.len() >= 20);
     let ok = body.len() >= 20
+        && random
         && body.iter().any(u8::is_ascii_digit)
         && body.iter().any(u8::is_ascii_alphabetic);
     ok.then_some((Detector::OpenAiKey, e))
@@ -365,7 +369,7 @@ mod tests {
             ),
             (
                 Detector::OpenAiKey,
-                "task-1234567890abcdef1234567890 sk-1234567890abcdef sk-aaaaaaaaaaaaaaaaaaaaaaaa",
+                "task-1234567890abcdef1234567890 sk-1234567890abcdef sk-aaaaaaaaaaaaaaaaaaaaaaaa git checkout -b fix/sk-12345-login-timeout-issue",
                 &[],
             ),
             (
