@@ -89,6 +89,9 @@ pub(crate) struct Seg {
     /// Part of the final prompt: the last text block of the latest user message, or that
     /// whole message when it does not end in a text block.
     pub last_prompt: bool,
+    /// A JSON number, not a string (`raw` is the whole number): a mask replaces it whole, with
+    /// a JSON string.
+    pub number: bool,
 }
 
 /// Strings of one message (or the system prompt) and one field, matched as one text.
@@ -154,6 +157,10 @@ thread_local! {
 
 /// Buffers larger than this are freed after use rather than kept for the next request.
 const KEEP_BYTES: usize = 1 << 20;
+
+/// The shortest JSON number read as text (see [`Extractor::push_number`]): eight characters,
+/// the fewest a detector's numbers have (an E.164 phone number's digits).
+const MIN_NUMBER_TEXT: usize = 8;
 
 impl Doc {
     /// An empty document, with the thread's spare buffers when there are some.
@@ -355,6 +362,7 @@ impl Extractor {
             kind,
             loc,
             last_prompt: false,
+            number: false,
         };
         let idx = self.doc.segs.len();
         self.doc.segs.push(seg);
@@ -1028,8 +1036,37 @@ impl Extractor {
                 self.all_strings(sc, field, loc)
             }),
             Some(b'[') => sc.array(|sc, _| self.all_strings(sc, field, loc)),
+            Some(b'-' | b'0'..=b'9') => self.push_number(sc, field, loc),
             _ => sc.skip_fast(),
         }
+    }
+
+    /// A JSON number in data the model reads (a tool's input or output, a generic body): read
+    /// as a word when it is long enough to be a card, a phone or an account number
+    /// (`{"card": 4111111111111111}`, found by the third red-team review: only strings were
+    /// read). Masking it replaces the number with a JSON string.
+    pub(super) fn push_number(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
+        let raw = sc.skip()?;
+        if raw.len() < MIN_NUMBER_TEXT {
+            return Ok(());
+        }
+        self.doc.text.push(b'\n');
+        let start = self.doc.text.len();
+        self.doc.text.extend_from_slice(&sc.bytes()[raw.clone()]);
+        let s = Str {
+            raw,
+            escaped: false,
+        };
+        self.add(start, &s, Decoded::Identity, field, loc);
+        if let Some(seg) = self.doc.segs.last_mut() {
+            seg.number = true;
+        }
+        Ok(())
     }
 
     /// Every string of an object but those under the `skip` keys (its keys are not read).

@@ -290,6 +290,9 @@ impl Extractor {
                     self.generic(sc)
                 })
             }
+            Some(b'-' | b'0'..=b'9') => {
+                self.push_number(sc, Field::Messages, top_loc(Top::Body, None, ""))
+            }
             _ => sc.skip_fast(),
         }
     }

@@ -166,6 +166,19 @@ fn removed_placeholder(rule: &str) -> String {
     format!("[removed by agw: rule {rule}]")
 }
 
+/// The edit that replaces a segment's whole text with `text`: inside a string's quotes, or a
+/// number by a JSON string.
+fn replace_seg(seg: &super::extract::Seg, text: &str) -> Edit {
+    if seg.number {
+        let mut quoted = b"\"".to_vec();
+        crate::edit::escape_json_into(text, &mut quoted);
+        quoted.push(b'"');
+        Edit::new(seg.raw.clone(), quoted)
+    } else {
+        Edit::json_string(seg.raw.clone(), text)
+    }
+}
+
 /// A masked piece of text waiting to be mapped back to raw bytes.
 #[derive(Debug)]
 struct Pending {
@@ -716,13 +729,19 @@ impl Policy {
         pending.retain(|p| !is_removed(p.seg));
         for (seg, rule) in &removed {
             let placeholder = removed_placeholder(&inner.rules[*rule].name);
-            edits.push(Edit::json_string(doc.segs[*seg].raw.clone(), &placeholder));
+            edits.push(replace_seg(&doc.segs[*seg], &placeholder));
         }
         // Map all masked spans back to raw bytes, one walk per string (not one per hit: a
         // string with thousands of hits would otherwise be walked thousands of times).
         pending.sort_by_key(|p| p.seg);
         for group in pending.chunk_by(|a, b| a.seg == b.seg) {
             let seg = &doc.segs[group[0].seg];
+            if seg.number {
+                // A number is replaced whole, by a string: one edit, whatever matched in it.
+                let p = group.iter().find(|p| p.leads).unwrap_or(&group[0]);
+                edits.push(replace_seg(seg, &p.placeholder));
+                continue;
+            }
             let raw = &body[seg.raw.clone()];
             let mut offsets: Vec<usize> = group.iter().flat_map(|p| [p.first, p.last]).collect();
             offsets.sort_unstable();

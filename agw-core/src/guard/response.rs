@@ -196,6 +196,7 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
             kind,
             // What the model wrote is never "the final prompt": a reject rule rejects.
             last_prompt: false,
+            number: false,
             loc: Loc {
                 top: Top::Body,
                 message: None,

@@ -506,6 +506,43 @@ fn masking_never_leaves_an_emptied_block_or_message() {
     }
 }
 
+/// A long JSON number in a tool's input or output is read like text (a card sent as a number,
+/// found by the third red-team review), and masking replaces it with a JSON string; short
+/// numbers are not read.
+#[test]
+fn long_numbers_in_tool_data_are_read_and_masked_as_strings() {
+    let mask = Policy::builder()
+        .rule(Rule::detectors("d", [Detector::CreditCard, Detector::Phone]).mask())
+        .build()
+        .unwrap();
+    let body = r#"{"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"Pay","input":{"card":4111111111111111,"phone":14155552671,"qty":2,"id":12345678}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":{"stdout":"ok","result":{"n":5555555555554444}}}]}]}"#;
+    let Decision::Rewrite(masked) = decision(&mask, body) else {
+        panic!("not masked")
+    };
+    let v: serde_json::Value = serde_json::from_slice(&masked).unwrap();
+    let input = &v["messages"][0]["content"][0]["input"];
+    assert_eq!(input["card"], "<CREDIT_CARD>");
+    assert_eq!(input["qty"], 2);
+    assert_eq!(input["id"], 12345678);
+    assert_eq!(
+        v["messages"][1]["content"][0]["content"]["result"]["n"],
+        "<CREDIT_CARD>"
+    );
+    let reject = Policy::builder()
+        .rule(Rule::detectors("d", [Detector::CreditCard]).reject("no cards"))
+        .build()
+        .unwrap();
+    let passthrough = r#"{"order":{"card":4111111111111111}}"#;
+    let v = reject
+        .inspect(RouteKind::Passthrough, passthrough.as_bytes())
+        .unwrap();
+    assert!(
+        matches!(v.decision(), Decision::Reject(_)),
+        "{:?}",
+        v.decision()
+    );
+}
+
 #[test]
 fn placeholder_is_json_escaped() {
     let p = Policy::builder()
