@@ -367,32 +367,45 @@ pub fn max_tokens(body: &[u8]) -> Option<u64> {
 /// bill by size in pixels or pages, not by bytes. What limits hold while a request is in
 /// flight; the response's usage replaces it.
 pub fn input_estimate(body: &[u8]) -> u64 {
+    // One pass for `base64`, which both forms name: Anthropic's `"type":"base64"` beside the
+    // source's `"data"` (after it, as clients write it), OpenAI's `data:…;base64,`.
     let mut binary = 0usize;
-    for marker in [&b"\"data\""[..], b";base64,"] {
-        let mut from = 0;
-        while let Some(at) = memchr::memmem::find(&body[from..], marker) {
-            let mut start = from + at + marker.len();
-            if marker[0] == b'"' {
-                // `"data": "…"`, with any spacing (Python writes `": "`).
-                let value = body[start..]
-                    .iter()
-                    .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b':'))
-                    .map(|k| start + k);
-                match value {
-                    Some(v) if body[v] == b'"' && body[start..v].contains(&b':') => start = v + 1,
-                    _ => {
-                        from = start;
-                        continue;
-                    }
-                }
+    let mut from = 0;
+    while let Some(at) = memchr::memmem::find(&body[from..], b"base64") {
+        let end = from + at + b"base64".len();
+        let start = if body.get(end) == Some(&b',') && from + at > 0 && body[from + at - 1] == b';'
+        {
+            Some(end + 1)
+        } else {
+            data_string(&body[end..(end + 512).min(body.len())]).map(|k| end + k)
+        };
+        from = match start {
+            Some(start) => {
+                // The value runs to its closing quote (base64 has no escapes).
+                let len = memchr::memchr(b'"', &body[start..]).unwrap_or(body.len() - start);
+                binary += len;
+                start + len
             }
-            // The value runs to its closing quote (base64 has no escapes).
-            let len = memchr::memchr(b'"', &body[start..]).unwrap_or(body.len() - start);
-            binary += len;
-            from = start + len;
-        }
+            None => end,
+        };
     }
     (body.len().saturating_sub(binary) as u64).div_ceil(4)
+}
+
+/// Where the string value of a `"data"` key starts in `near`, if one does.
+fn data_string(near: &[u8]) -> Option<usize> {
+    let at = memchr::memmem::find(near, b"\"data\"")? + b"\"data\"".len();
+    let colon = near[at..]
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .map(|k| at + k)
+        .filter(|&k| near[k] == b':')?;
+    let quote = near[colon + 1..]
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .map(|k| colon + 1 + k)
+        .filter(|&k| near[k] == b'"')?;
+    Some(quote + 1)
 }
 
 /// Whether a request body asks for token log probabilities: a top-level `logprobs` (OpenAI
