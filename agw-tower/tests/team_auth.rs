@@ -385,7 +385,6 @@ async fn access_lists_admit_teams_and_models() {
                     req.extensions_mut().insert(RequestFacts {
                         model,
                         max_tokens: None,
-                        input_tokens: 0,
                     });
                 }
                 next.run(req).await

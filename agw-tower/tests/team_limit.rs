@@ -269,14 +269,10 @@ async fn dollar_budgets_hold_the_estimated_cost_in_flight() {
         ..LimitPolicy::default()
     })
     .with_prices(Arc::new(prices));
-    let facts = agw_tower::auth::RequestFacts {
-        model: Some("claude-sonnet-4-5".into()),
-        max_tokens: Some(20_000),
-        input_tokens: 100_000,
-    };
-    let tokens = l.estimate(facts.max_tokens, facts.input_tokens);
+    let model = Some("claude-sonnet-4-5");
+    let tokens = l.estimate(Some(20_000), 100_000);
     // 100k input at $3/M and 20k output at $15/M: $0.60.
-    let cost = l.cost_estimate(&facts, tokens);
+    let cost = l.cost_estimate(model, 100_000, tokens);
     assert_eq!(cost, 600_000);
     let first = l
         .admit_costing(Some(&alice()), Some(tokens), cost, NOW)
@@ -302,8 +298,7 @@ async fn dollar_budgets_hold_the_estimated_cost_in_flight() {
             .is_ok()
     );
     // Without a model or prices nothing is held.
-    let anonymous = agw_tower::auth::RequestFacts::default();
-    assert_eq!(l.cost_estimate(&anonymous, tokens), 0);
+    assert_eq!(l.cost_estimate(None, 100_000, tokens), 0);
 }
 
 async fn spent(l: &Limiter) -> Vec<agw_tower::limit::Spent> {

@@ -22,9 +22,6 @@ pub struct RequestFacts {
     pub model: Option<String>,
     /// `max_tokens` / `max_completion_tokens` / `max_output_tokens`.
     pub max_tokens: Option<u64>,
-    /// The input tokens the body is estimated to cost
-    /// ([`input_estimate`](agw_core::usage::input_estimate)).
-    pub input_tokens: u64,
 }
 
 impl RequestFacts {
@@ -37,7 +34,6 @@ impl RequestFacts {
                 .flatten()
                 .map(|(_, m)| m),
             max_tokens: agw_core::usage::max_tokens(body),
-            input_tokens: agw_core::usage::input_estimate(body),
         }
     }
 
@@ -60,7 +56,6 @@ impl RequestFacts {
             Some(g) => RequestFacts {
                 model: g.model.clone(),
                 max_tokens: g.max_tokens,
-                input_tokens: agw_core::usage::input_estimate(&c.plain),
             },
             None => RequestFacts::from_body(&c.plain),
         };

@@ -310,17 +310,35 @@ impl Limiter {
     /// `estimate` tokens (as [`Limiter::estimate`] made it, input included) at its model's
     /// price, the input at the input rate and the rest at the output rate. 0 without prices
     /// or a model (a dollar budget is then charged when the response reports its cost).
-    pub fn cost_estimate(&self, facts: &crate::auth::RequestFacts, estimate: u64) -> u64 {
-        let (Some(prices), Some(model)) = (&self.prices, facts.model.as_deref()) else {
+    pub fn cost_estimate(&self, model: Option<&str>, input_tokens: u64, estimate: u64) -> u64 {
+        let (Some(prices), Some(model)) = (&self.prices, model) else {
             return 0;
         };
-        let input = facts.input_tokens.min(estimate);
+        let input = input_tokens.min(estimate);
         let usage = agw_core::usage::Usage {
             input,
             output: estimate - input,
             ..Default::default()
         };
         prices.cost_micros(model, &usage).unwrap_or(0)
+    }
+
+    /// Whether any token or dollar limit is set: only then does a request's input need an
+    /// estimate ([`input_estimate`](agw_core::usage::input_estimate), a pass over its body).
+    pub fn holds_tokens(&self) -> bool {
+        [
+            &self.policy.per_key,
+            &self.policy.per_team,
+            &self.policy.global,
+        ]
+        .iter()
+        .any(|l| {
+            l.tokens_per_minute.is_some()
+                || l.tokens_per_day.is_some()
+                || l.tokens_per_month.is_some()
+                || l.usd_per_day.is_some()
+                || l.usd_per_month.is_some()
+        })
     }
 
     /// The tokens a request holds while in flight: its output cap (`max_tokens`, or the

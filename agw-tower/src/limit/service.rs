@@ -51,13 +51,20 @@ where
             }
             // A response without token usage (a batch's creation, a file) holds no tokens; a
             // prompt holds its output cap (or the default) and its input's estimate.
+            let input = if limiter.holds_tokens() {
+                req.extensions()
+                    .get::<crate::limits::Collected>()
+                    .map_or(0, |c| agw_core::usage::input_estimate(&c.plain))
+            } else {
+                0
+            };
             let estimate = if crate::usage::service::has_usage(class.kind) {
                 RequestFacts::ensure(&mut req);
-                let facts = req.extensions().get::<RequestFacts>();
-                Some(limiter.estimate(
-                    facts.and_then(|f| f.max_tokens),
-                    facts.map_or(0, |f| f.input_tokens),
-                ))
+                let cap = req
+                    .extensions()
+                    .get::<RequestFacts>()
+                    .and_then(|f| f.max_tokens);
+                Some(limiter.estimate(cap, input))
             } else if class.kind == RouteKind::MessageBatches {
                 // Each request of a batch is a call whose usage comes back with its results,
                 // later: the batch holds, and is charged, the sum of their estimates (a token
@@ -71,16 +78,17 @@ where
                 let outputs = caps.iter().fold(0u64, |sum, (_, cap)| {
                     sum.saturating_add(limiter.estimate(*cap, 0))
                 });
-                Some(outputs.saturating_add(agw_core::usage::input_estimate(&body)))
+                Some(outputs.saturating_add(input))
             } else {
                 Some(0)
             };
             let now = crate::auth::key::unix_now();
             let who = req.extensions().get::<Identity>();
-            let cost = req
+            let model = req
                 .extensions()
                 .get::<RequestFacts>()
-                .map_or(0, |f| limiter.cost_estimate(f, estimate.unwrap_or(0)));
+                .and_then(|f| f.model.as_deref());
+            let cost = limiter.cost_estimate(model, input, estimate.unwrap_or(0));
             let ticket = match limiter.admit_reported(who, estimate, cost, now).await {
                 Ok(t) => Arc::new(t),
                 Err(rejection) => {
