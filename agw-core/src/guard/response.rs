@@ -79,6 +79,8 @@ struct Pending {
     /// A `text` value: consecutive ones (an Anthropic message's text blocks) read as one
     /// text, as a client shows them.
     text: bool,
+    /// A JSON number (in a tool's input), not a string.
+    number: bool,
 }
 
 struct Walker<'b> {
@@ -196,7 +198,7 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
             kind,
             // What the model wrote is never "the final prompt": a reject rule rejects.
             last_prompt: false,
-            number: false,
+            number: p.number,
             loc: Loc {
                 top: Top::Body,
                 message: None,
@@ -254,12 +256,31 @@ impl<'b> Walker<'b> {
                         field,
                         reasoning,
                         text: key == b"text",
+                        number: false,
                     });
                 }
                 Ok(())
             }
             Some(b'{') => self.object(sc, field),
             Some(b'[') => sc.array(|sc, _| self.value(sc, key, field)),
+            // A long number the model puts in a tool's input is read like text (a card as a
+            // number), and masked by a JSON string, as in requests.
+            Some(b'-' | b'0'..=b'9') if field == Field::ToolInput => {
+                let raw = sc.skip()?;
+                if raw.len() >= 8 {
+                    self.pending.push(Pending {
+                        s: Str {
+                            raw,
+                            escaped: false,
+                        },
+                        field,
+                        reasoning: false,
+                        text: false,
+                        number: true,
+                    });
+                }
+                Ok(())
+            }
             _ => sc.skip().map(drop),
         }
     }
@@ -281,6 +302,7 @@ impl<'b> Walker<'b> {
                     field,
                     reasoning: false,
                     text: false,
+                    number: false,
                 });
             }
             match &*key {
@@ -302,6 +324,7 @@ impl<'b> Walker<'b> {
                         field: Field::ToolInput,
                         reasoning: false,
                         text: false,
+                        number: false,
                     });
                     Ok(())
                 }
@@ -580,6 +603,28 @@ mod tests {
                 .unwrap()
                 .is_allow()
         );
+    }
+
+    /// A long number the model writes in a tool's input is read like text and masked by a
+    /// JSON string; numbers elsewhere (usage, timestamps) are not read.
+    #[test]
+    fn long_numbers_in_tool_inputs_are_read() {
+        let p = Policy::builder()
+            .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+            .build()
+            .unwrap();
+        let body = r#"{"content":[{"type":"tool_use","id":"t","name":"Pay","input":{"card":4111111111111111,"qty":3}}],"created":4111111111111111}"#;
+        let Decision::Rewrite(out) = p
+            .inspect_response(Api::Anthropic, body.as_bytes())
+            .unwrap()
+            .into_decision()
+        else {
+            panic!("not masked")
+        };
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["content"][0]["input"]["card"], "<CREDIT_CARD>");
+        assert_eq!(v["content"][0]["input"]["qty"], 3);
+        assert_eq!(v["created"], 4111111111111111u64);
     }
 
     #[test]

@@ -484,6 +484,31 @@ fn masking_tool_input_keeps_the_json_valid_at_any_split() {
     }
 }
 
+/// A card the model writes as a JSON number in a streamed tool input is masked by a string.
+#[test]
+fn a_number_in_a_streamed_tool_input_is_masked() {
+    let policy = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+        .build()
+        .unwrap();
+    let json = r#"{"amount": 12, "card": 4111111111111111}"#;
+    for pieces in delta_splits(json) {
+        let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let out = run_kind(
+            &policy,
+            RouteKind::Messages,
+            Api::Anthropic,
+            &tool_stream("Pay", &pieces),
+            64,
+        );
+        let input = tool_input_of(&out);
+        assert_eq!(
+            input, r#"{"amount": 12, "card": "<CREDIT_CARD>"}"#,
+            "{pieces:?}"
+        );
+    }
+}
+
 /// Found by the audit: a tool call whose input comes whole in `content_block_start` (with no
 /// delta, or an empty one: clients then keep the start's input) was never held to the tool
 /// rules.
