@@ -51,7 +51,9 @@ where
             }
             // A response without token usage (a batch's creation, a file) holds no tokens; a
             // prompt holds its output cap (or the default) and its input's estimate.
-            let input = if limiter.holds_tokens() {
+            let holds = crate::usage::service::has_usage(class.kind)
+                || class.kind == RouteKind::MessageBatches;
+            let input = if holds && limiter.holds_tokens() {
                 req.extensions()
                     .get::<crate::limits::Collected>()
                     .map_or(0, |c| agw_core::usage::input_estimate(&c.plain))
