@@ -133,6 +133,9 @@ pub struct Segment {
     pub unit: usize,
     /// The field path, as reported in hits.
     pub path: String,
+    /// A JSON number (`raw` is the whole number, no quotes), which masking replaces with a
+    /// JSON string.
+    pub number: bool,
 }
 
 /// Runs request extraction on `body` and lists every string the guard reads, in body order
@@ -150,6 +153,7 @@ pub fn extract(kind: RouteKind, body: &[u8]) -> Result<Vec<Segment>, JsonError> 
                 latest: doc.is_latest(unit),
                 unit: ui,
                 path: seg.loc.to_string(),
+                number: seg.number,
             });
         }
     }
