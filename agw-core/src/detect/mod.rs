@@ -65,9 +65,10 @@
 //!   random part of 20 or more between dashes, so `sk-this-is-not-a-real-key` and a branch name
 //!   (`fix/sk-12345-login-timeout-issue`) do not fire; a 20-character run of letters and
 //!   digits after a free-standing `sk-` does.
-//! - Placeholders: a key whose random part is one character repeated (`ghp_xxxx…`,
-//!   `AKIAXXXXXXXXXXXXXXXX`) is not reported, nor a Slack token whose first part is not a number
-//!   (`xoxb-your-bot-token`); other placeholders shaped like a key are found like keys.
+//! - Placeholders: a key whose random part does not look random — one kind of character only
+//!   (`sk-ant-your_key_goes_here`), or one character eight times in a row (`ghp_xxxx…`,
+//!   `AKIAXXXXXXXXXXXXXXXX`, `sk_live_XXXX…`, a JWT signed `xxxxxxxx…`) — is not reported, nor a
+//!   Slack token whose first part is not a number (`xoxb-your-bot-token`).
 //! - AWS access key ids: a known prefix (`AKIA`, `ASIA`, …, `A3T?`) and 16 of `[A-Z0-9]`.
 //!   Slack: tokens (`xoxb-`, `xoxp-`, `xoxe-`, `xapp-`, …) and incoming-webhook URLs
 //!   (`hooks.slack.com/services/T…/B…/…`, reported from the host on).

@@ -135,27 +135,26 @@ fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
         Kind::Aws => aws(text, s).map(|e| (Detector::AwsAccessKey, e)),
         Kind::Github => {
             let e = run(text, s + 4, u8::is_ascii_alphanumeric);
-            ((36..=255).contains(&(e - s - 4)) && !placeholder(&text[s + 4..e]))
+            ((36..=255).contains(&(e - s - 4)) && random(&text[s + 4..e]))
                 .then_some((Detector::GithubToken, e))
         }
         Kind::GithubPat => {
             let e = run(text, s + 11, |b| b.is_ascii_alphanumeric() || *b == b'_');
-            (80..=255)
-                .contains(&(e - s - 11))
+            ((80..=255).contains(&(e - s - 11)) && random(&text[s + 11..e]))
                 .then_some((Detector::GithubToken, e))
         }
         Kind::Slack => slack(text, s).map(|e| (Detector::SlackToken, e)),
         Kind::SlackWebhook => slack_webhook(text, s).map(|e| (Detector::SlackToken, e)),
         Kind::Google => {
             let e = run(text, s + 4, is_key_char_ref);
-            (e - s - 4 == 35).then_some((Detector::GoogleApiKey, e))
+            (e - s - 4 == 35 && random(&text[s + 4..e])).then_some((Detector::GoogleApiKey, e))
         }
         Kind::Jwt => jwt(text, s).map(|e| (Detector::Jwt, e)),
         Kind::Pem => pem::end(text, s).map(|e| (Detector::PemPrivateKey, e)),
         Kind::PemBase64 => pem_base64(text, s).map(|e| (Detector::PemPrivateKey, e)),
         Kind::Stripe => {
             let e = run(text, s + 8, u8::is_ascii_alphanumeric);
-            (e - s - 8 >= 24).then_some((Detector::StripeKey, e))
+            (e - s - 8 >= 24 && random(&text[s + 8..e])).then_some((Detector::StripeKey, e))
         }
     }
 }
@@ -166,14 +165,17 @@ fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
 fn sk(text: &[u8], s: usize) -> Option<(Detector, usize)> {
     let e = run(text, s + 3, is_key_char_ref);
     let body = &text[s + 3..e];
+    // Kebab-case text (`fix/sk-12345-login-timeout-issue`, a branch name) is words, and
+    // `sk-ant-your-api-key-here` a placeholder: a key's random part runs 20 characters or
+    // more between dashes, and looks random.
+    let random_part = body
+        .split(|&b| b == b'-')
+        .any(|part| part.len() >= 20 && random(part));
     if let Some(rest) = body.strip_prefix(b"ant-") {
-        return (rest.len() >= 20).then_some((Detector::AnthropicKey, e));
+        return (rest.len() >= 20 && random_part).then_some((Detector::AnthropicKey, e));
     }
-    // Kebab-case text (`fix/sk-12345-login-timeout-issue`, a branch name) is words: a key's
-    // random part runs 20 characters or more between dashes.
-    let random = body.split(|&b| b == b'-').any(|part| part.len() >= 20);
     let ok = body.len() >= 20
-        && random
+        && random_part
         && body.iter().any(u8::is_ascii_digit)
         && body.iter().any(u8::is_ascii_alphabetic);
     ok.then_some((Detector::OpenAiKey, e))
@@ -245,6 +247,19 @@ fn base64_prefix(b64: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether a key's random part looks random: letters and digits of two kinds or more (lower
+/// case, upper case, digits), and no character eight times in a row. A documentation
+/// placeholder fails it: `XXXXXXXX…`, `your_key_goes_here`, `xxxx…`.
+fn random(part: &[u8]) -> bool {
+    let kinds = [
+        part.iter().any(u8::is_ascii_lowercase),
+        part.iter().any(u8::is_ascii_uppercase),
+        part.iter().any(u8::is_ascii_digit),
+    ];
+    let repeated = part.windows(8).any(|w| w.iter().all(|&b| b == w[0]));
+    kinds.iter().filter(|&&k| k).count() >= 2 && !repeated
+}
+
 /// Whether a key's random part is one character repeated (`xxxx…`, `0000…`): a placeholder in
 /// documentation, not a key.
 fn placeholder(body: &[u8]) -> bool {
@@ -259,7 +274,16 @@ fn slack(text: &[u8], s: usize) -> Option<usize> {
     while e > s + 5 && text[e - 1] == b'-' {
         e -= 1;
     }
-    (e - s - 5 >= 10 && at(text, s + 5).is_ascii_digit()).then_some(e)
+    let last = text[s + 5..e]
+        .rsplit(|&b| b == b'-')
+        .next()
+        .unwrap_or_default();
+    (e - s - 5 >= 10 && at(text, s + 5).is_ascii_digit() && !placeholder_like(last)).then_some(e)
+}
+
+/// A last part made of one character eight times or more (`…-XXXXXXXXXXXX`): a placeholder.
+fn placeholder_like(part: &[u8]) -> bool {
+    part.windows(8).any(|w| w.iter().all(|&b| b == w[0]))
 }
 
 /// `hooks.slack.com/services/` and the webhook's path, `T…/B…/secret` (letters and digits,
@@ -297,6 +321,8 @@ fn jwt(text: &[u8], s: usize) -> Option<usize> {
     match sig_end - sig {
         0 => Some(sig),
         1..10 => None,
+        // A signature of one character repeated (`….xxxxxxxx`) marks a documentation sample.
+        _ if placeholder_like(&text[sig..sig_end]) => None,
         _ => Some(sig_end),
     }
 }
@@ -409,12 +435,10 @@ mod tests {
             ),
             (
                 Detector::GithubToken,
-                &format!("github_pat_11ABCDEFG0{}_{}", "a".repeat(12), "B".repeat(59)),
-                &[&format!(
-                    "github_pat_11ABCDEFG0{}_{}",
-                    "a".repeat(12),
-                    "B".repeat(59)
-                )],
+                "github_pat_11ABCDEFG0u8jzPde0IgxL_d6GncfBAepfJBd0Kh8oOOL8dKLzdocJ2isAjIhKtJ0RlgLKOmxgJTeKdNnF",
+                &[
+                    "github_pat_11ABCDEFG0u8jzPde0IgxL_d6GncfBAepfJBd0Kh8oOOL8dKLzdocJ2isAjIhKtJ0RlgLKOmxgJTeKdNnF",
+                ],
             ),
             (
                 Detector::GithubToken,
@@ -452,7 +476,23 @@ mod tests {
             ),
             (
                 Detector::SlackToken,
-                "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX https://hooks.slack.com/services/",
+                "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX https://hooks.slack.com/services/ xoxb-0000000000-0000000000000-XXXXXXXXXXXXXXXXXXXXXXXX",
+                &[],
+            ),
+            (
+                // Documentation placeholders shaped like keys.
+                Detector::AnthropicKey,
+                "ANTHROPIC_API_KEY=sk-ant-api03-XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX sk-ant-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx sk-ant-your-api-key-here-please-replace sk-ant-api03-your_key_goes_here_replace_me",
+                &[],
+            ),
+            (
+                Detector::GoogleApiKey,
+                "AIzaXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+                &[],
+            ),
+            (
+                Detector::StripeKey,
+                "sk_live_XXXXXXXXXXXXXXXXXXXXXXXXXXXX",
                 &[],
             ),
             (
