@@ -522,6 +522,55 @@ async fn a_batch_is_charged_the_estimates_of_its_requests() {
     );
 }
 
+/// A client that goes away before the response headers (Esc in Claude Code during a slow
+/// first token) gives back what its request held: the usage layer reports the request as
+/// abandoned (status 499), and the limiter settles it as failed (found by the third red-team
+/// review: the hold stayed in the day's budget for good).
+#[tokio::test]
+async fn a_request_abandoned_before_its_response_gives_its_hold_back() {
+    let limiter = Arc::new(limiter(LimitPolicy {
+        per_key: Limits {
+            tokens_per_day: Some(1_000_000),
+            ..Limits::default()
+        },
+        default_estimate: 500_000,
+        ..LimitPolicy::default()
+    }));
+    let app = axum::Router::new().route(
+        "/v1/messages",
+        axum::routing::post(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            "{}"
+        }),
+    );
+    let (addr, secret) = serve_limited(&limiter, app).await;
+    let h = [("x-api-key", secret.as_str())];
+    let alice = Scope::Key("alice".into());
+    let spent = || async {
+        limiter
+            .spent(&alice, agw_tower::auth::key::unix_now())
+            .await
+            .unwrap()
+            .tokens_today
+    };
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        support::post(addr, "/v1/messages", &h, "{}"),
+    )
+    .await;
+    assert!(cut.is_err(), "the request should still be in flight");
+    // Held while in flight, then given back once the server sees the client gone.
+    let mut held = spent().await;
+    for _ in 0..400 {
+        if held == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        held = spent().await;
+    }
+    assert_eq!(held, 0, "the abandoned request's hold was not given back");
+}
+
 #[tokio::test]
 async fn the_layer_answers_429_and_reports_what_remains() {
     let limiter = Arc::new(limiter(LimitPolicy {

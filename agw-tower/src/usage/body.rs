@@ -200,6 +200,21 @@ impl<B> std::fmt::Debug for UsageBody<B> {
     }
 }
 
+/// Reports a request that got no response to count: the client went away before the response
+/// headers (status 499, as proxies log it), or the upstream call failed (502). The report is
+/// incomplete and carries no usage, so a limiter hook gives back what the request held, and the
+/// access log and metrics still see the request.
+pub(crate) fn abandon(mut pending: Pending, status: http::StatusCode) {
+    pending.report.status = status;
+    let counter = UsageCounter::new(pending.report.api);
+    Box::new(State {
+        pending,
+        counter,
+        reader: Reader::None,
+    })
+    .end(false);
+}
+
 impl<B> UsageBody<B> {
     pub(crate) fn new(inner: B, mut pending: Pending, parts: &http::response::Parts) -> Self {
         pending.report.status = parts.status;

@@ -103,11 +103,22 @@ where
 }
 
 pin_project! {
-    /// Response future of [`UsageService`].
+    /// Response future of [`UsageService`]. Dropped before the response (the client went
+    /// away), or failed, it still reports the request (see `body::abandon`).
     pub struct UsageFuture<F> {
         #[pin]
         future: F,
         pending: Option<Pending>,
+    }
+
+    impl<F> PinnedDrop for UsageFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(pending) = this.project().pending.take() {
+                // 499: the client closed the request (nginx's convention).
+                let status = http::StatusCode::from_u16(499).expect("a valid status code");
+                super::body::abandon(pending, status);
+            }
+        }
     }
 }
 
@@ -123,10 +134,16 @@ where
         let mut pending = this.pending.take().expect("polled after completion");
         pending.report.time_to_headers = Some(pending.start.elapsed());
         pending.report.upstream = pending.timing.get();
-        Poll::Ready(res.map(|res| {
-            let (parts, body) = res.into_parts();
-            let body = UsageBody::new(body, pending, &parts);
-            Response::from_parts(parts, body)
-        }))
+        match res {
+            Ok(res) => {
+                let (parts, body) = res.into_parts();
+                let body = UsageBody::new(body, pending, &parts);
+                Poll::Ready(Ok(Response::from_parts(parts, body)))
+            }
+            Err(e) => {
+                super::body::abandon(pending, http::StatusCode::BAD_GATEWAY);
+                Poll::Ready(Err(e))
+            }
+        }
     }
 }
