@@ -29,12 +29,16 @@ fn record(name: &str, team: Option<&str>, hash: &KeyHash) -> KeyRecord {
 /// The upstream stand-in: tells what reached it.
 async fn echo(req: http::Request<axum::body::Body>) -> String {
     let who = req.extensions().get::<Identity>();
+    let other = ["proxy-authorization", "x-goog-api-key", "api-key"]
+        .iter()
+        .any(|h| req.headers().get(*h).is_some());
     serde_json::json!({
         "identity": who.map(|i| i.name.clone()),
         "team": who.and_then(|i| i.team.clone()),
         "groups": who.map(|i| i.groups.clone()),
         "x-api-key": req.headers().get("x-api-key").is_some(),
         "authorization": req.headers().get("authorization").is_some(),
+        "other": other,
     })
     .to_string()
 }
@@ -286,10 +290,36 @@ async fn an_agw_credential_beside_a_provider_key_is_checked_and_removed() {
             ("x-api-key", alice.clone()),
             ("authorization", bearer(&revoked)),
         ],
+        // A header given twice: which value a server takes is its choice.
+        vec![
+            ("x-api-key", "sk-ant-client".to_owned()),
+            ("x-api-key", alice.clone()),
+        ],
+        vec![
+            ("authorization", "Bearer sk-ant-client".to_owned()),
+            ("authorization", bearer(&alice)),
+        ],
     ] {
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let r = send(addr, "/v1/messages", &h, "{}").await;
         assert_eq!(r.status, 401, "{headers:?}: {}", r.body);
+    }
+    // An agw key in another credential header never goes upstream.
+    for name in ["proxy-authorization", "x-goog-api-key", "api-key"] {
+        let value = if name == "proxy-authorization" {
+            bearer(&alice)
+        } else {
+            alice.clone()
+        };
+        let r = send(
+            addr,
+            "/v1/messages",
+            &[("x-api-key", "sk-ant-client"), (name, &value)],
+            "{}",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        assert_eq!(r.json()["other"], false, "{name} reached the upstream");
     }
 }
 

@@ -157,6 +157,15 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// Headers some providers read credentials from, besides `x-api-key` and `Authorization`:
+/// an agw key found in one is removed, never forwarded.
+const OTHER_CREDENTIAL_HEADERS: [&str; 4] = [
+    "proxy-authorization",
+    "x-goog-api-key",
+    "api-key",
+    "anthropic-api-key",
+];
+
 /// One credential header, read: absent, a value, or unreadable (refused).
 type CredentialRead<'a> = Result<Option<&'a str>, AuthError>;
 
@@ -208,21 +217,37 @@ impl Authenticator {
     /// hold. What stays is a client's own provider key, where requests without an agw
     /// credential are allowed.
     pub fn strip(&self, headers: &mut HeaderMap) {
-        if !self.allow_unauthenticated {
-            headers.remove(X_API_KEY);
-            headers.remove(http::header::AUTHORIZATION);
-            return;
-        }
         // An unreadable header is refused by `authenticate`; it goes no further either.
         let goes =
             |read: CredentialRead<'_>| read.map_or(true, |c| c.is_some_and(|c| self.is_ours(c)));
-        let (key, bearer) = Self::presented(headers);
-        let (key, bearer) = (goes(key), goes(bearer));
+        let (key, bearer) = if self.allow_unauthenticated {
+            let (key, bearer) = Self::presented(headers);
+            (goes(key), goes(bearer))
+        } else {
+            (true, true)
+        };
         if key {
             headers.remove(X_API_KEY);
         }
         if bearer {
             headers.remove(http::header::AUTHORIZATION);
+        }
+        // An agw key sent in another credential header (as a provider's SDK might put it) does
+        // not go upstream either.
+        for name in OTHER_CREDENTIAL_HEADERS {
+            let ours = headers.get_all(name).iter().any(|v| {
+                v.to_str().is_ok_and(|v| {
+                    let v = v.trim();
+                    let token = v
+                        .split_once(' ')
+                        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                        .map_or(v, |(_, t)| t.trim());
+                    self.is_ours(token)
+                })
+            });
+            if ours {
+                headers.remove(name);
+            }
         }
     }
 
@@ -261,16 +286,25 @@ impl Authenticator {
     }
 
     /// Both credential headers, read: `x-api-key`, and the token of `Authorization: Bearer`.
+    /// A header given twice is unreadable: which value a server takes is its choice, and the
+    /// other would go unchecked.
     fn presented(headers: &HeaderMap) -> (CredentialRead<'_>, CredentialRead<'_>) {
-        let key = headers
-            .get(X_API_KEY)
-            .map_or(Ok(None), |v| match v.to_str().map(str::trim) {
+        let one = |name: &http::header::HeaderName| {
+            let mut values = headers.get_all(name).iter();
+            match (values.next(), values.next()) {
+                (first, None) => Ok(first),
+                (Some(_), Some(_)) => Err(AuthError::UnknownKey),
+                (None, Some(_)) => unreachable!("a second value without a first"),
+            }
+        };
+        let key = one(&X_API_KEY).and_then(|v| {
+            v.map_or(Ok(None), |v| match v.to_str().map(str::trim) {
                 Ok(k) if !k.is_empty() => Ok(Some(k)),
                 _ => Err(AuthError::UnknownKey),
-            });
-        let bearer = headers
-            .get(http::header::AUTHORIZATION)
-            .map_or(Ok(None), |v| {
+            })
+        });
+        let bearer = one(&http::header::AUTHORIZATION).and_then(|v| {
+            v.map_or(Ok(None), |v| {
                 let v = v.to_str().map_err(|_| AuthError::UnknownKey)?.trim();
                 match v.split_once(' ') {
                     Some((scheme, token))
@@ -280,7 +314,8 @@ impl Authenticator {
                     }
                     _ => Err(AuthError::UnknownKey),
                 }
-            });
+            })
+        });
         (key, bearer)
     }
 
