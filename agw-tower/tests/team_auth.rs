@@ -337,6 +337,7 @@ async fn batches_are_checked_per_request_and_routes_without_a_model_pass() {
     store.insert(record("alice", None, &hash)).await.unwrap();
     let app = axum::Router::new()
         .route("/v1/messages/batches", post(echo))
+        .route("/v1/messages/batches/{id}/cancel", post(echo))
         .route("/v1/models", post(echo))
         .route("/v1/messages", post(echo))
         .layer(AccessLayer::new(access, "anthropic"))
@@ -384,8 +385,11 @@ async fn batches_are_checked_per_request_and_routes_without_a_model_pass() {
     )
     .await;
     assert!(r.body.contains("claude-opus-4-1"), "{}", r.body);
-    // No model to check: a listing passes; a prompt without a model does not.
+    // No model to check: a listing passes, so does cancelling a batch; a prompt without a
+    // model does not.
     assert_eq!(send(addr, "/v1/models", &h, "").await.status, 200);
+    let r = send(addr, "/v1/messages/batches/msgbatch_1/cancel", &h, "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         send(addr, "/v1/messages", &h, r#"{"messages":[]}"#)
             .await

@@ -479,6 +479,10 @@ async fn a_batch_is_charged_the_estimates_of_its_requests() {
             "/v1/messages/batches",
             axum::routing::post(|| async { r#"{"id":"msgbatch_1","type":"message_batch"}"# }),
         )
+        .route(
+            "/v1/messages/batches/{id}/cancel",
+            axum::routing::post(|| async { r#"{"id":"msgbatch_1","type":"message_batch"}"# }),
+        )
         .layer(UsageLayer::new(Arc::new(prices)))
         .layer(LimitLayer::new(limiter.clone()))
         .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
@@ -520,6 +524,9 @@ async fn a_batch_is_charged_the_estimates_of_its_requests() {
         "{}",
         r.body
     );
+    // Cancelling a batch is not held to the budget: a user can stop what is spending it.
+    let r = support::post(addr, "/v1/messages/batches/msgbatch_1/cancel", &h, "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 /// A client that goes away before the response headers (Esc in Claude Code during a slow

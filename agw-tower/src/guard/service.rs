@@ -89,10 +89,17 @@ where
         };
         // A body on a path no dialect knows is inspected generically; only an explicit
         // `Unguarded` route, or a request without a body, is not read.
+        // A prompt route's request is read when its method sends a prompt (a POST; a body it
+        // claims to lack is read as empty and refused as not JSON); listing, retrieving or
+        // cancelling message batches (a GET, a POST to `…/cancel`) is read only with a body.
+        let sends = matches!(
+            *req.method(),
+            http::Method::POST | http::Method::PUT | http::Method::PATCH
+        ) && !req.uri().path().ends_with("/cancel");
         let inspect = (!config.policy.is_empty()
             || (config.read_always && class.kind.has_prompt()))
             && class.kind != RouteKind::Unguarded
-            && (class.kind.has_prompt() || !has_no_body(req.body()));
+            && ((class.kind.has_prompt() && sends) || !has_no_body(req.body()));
         if !inspect {
             let report = skipped();
             let mut req = req.map(Body::inner);

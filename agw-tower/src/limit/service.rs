@@ -46,7 +46,15 @@ where
             // endpoints (files, images, audio, batches) — counts against the request limits
             // and is refused once a budget is spent; tokens are charged where a response
             // reports them.
-            if matches!(class.kind, RouteKind::Models | RouteKind::CountTokens) {
+            // Nor are a batch's results, nor listing, retrieving or cancelling batches: a spent
+            // budget must not keep a user from stopping a batch or fetching what was paid for.
+            let batch_admin = class.kind == RouteKind::MessageBatches
+                && (*req.method() != http::Method::POST || req.uri().path().ends_with("/cancel"));
+            if matches!(
+                class.kind,
+                RouteKind::Models | RouteKind::CountTokens | RouteKind::BatchResults
+            ) || batch_admin
+            {
                 return Ok(inner.call(req).await?.map(Body::inner));
             }
             // A response without token usage (a batch's creation, a file) holds no tokens; a
