@@ -11,7 +11,7 @@ use agw_tower::auth::BoxFuture;
 use agw_tower::auth::{AuthLayer, Authenticator, FileKeyStore, Identity, IdentityKind};
 use agw_tower::classify::ClassifyLayer;
 use agw_tower::limit::{
-    Acquired, Add, Check, CounterKey, LimitKind, LimitLayer, LimitPolicy, LimitStore,
+    Acquired, Add, Check, CounterKey, Fit, LimitKind, LimitLayer, LimitPolicy, LimitStore,
     LimitStoreError, Limiter, Limits, MemoryStore, Rejection, Scope,
 };
 use agw_tower::usage::UsageLayer;
@@ -218,20 +218,53 @@ async fn token_budgets_hold_requests_in_flight() {
         },
         ..LimitPolicy::default()
     });
-    // A 40 KB prompt with `max_tokens: 1`: about 10,000 tokens.
+    // A 40 KB prompt with `max_tokens: 1`, about 10,000 tokens, can never fit a budget of
+    // 5,000: refused before anything is held, as not retryable (400).
     let estimate = l.estimate(Some(1), 10_000);
     assert_eq!(estimate, 10_001);
-    let first = l.admit(Some(&alice()), Some(estimate), NOW).await.unwrap();
-    // The counter was empty: one request larger than the budget goes; the next waits for it.
     let e = l
         .admit(Some(&alice()), Some(estimate), NOW)
         .await
         .unwrap_err();
     assert!(
-        e.error().message().contains("daily budget of 5000 tokens"),
+        matches!(
+            &e,
+            Rejection::Limited {
+                fit: Fit::TooLarge { hold: 10_001 },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.error().status(), 400);
+    assert!(
+        e.error()
+            .message()
+            .contains("more than the whole daily budget of 5000 tokens"),
         "{}",
         e.error().message()
     );
+    // Two of 3,000: the second does not fit while the first holds its part; it is told to
+    // retry (429 with `retry-after`), not that the budget is spent.
+    let first = l.admit(Some(&alice()), Some(3_000), NOW).await.unwrap();
+    let e = l.admit(Some(&alice()), Some(3_000), NOW).await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Rejection::Limited {
+                fit: Fit::Held {
+                    left: 2_000,
+                    hold: 3_000
+                },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.error().status(), 429);
+    let mut h = http::HeaderMap::new();
+    e.headers(&mut h);
+    assert!(h.contains_key("retry-after"), "{h:?}");
     // It failed (no usage): the estimate is given back.
     l.settle(&first, None, None, false).await;
     let second = l.admit(Some(&alice()), Some(100), NOW).await.unwrap();
@@ -516,11 +549,12 @@ async fn a_batch_is_charged_the_estimates_of_its_requests() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert_eq!(spent, want);
-    // The day's budget now holds 60k of 100k: the same batch again would pass it.
+    // The day's budget now holds 60k of 100k: the same batch again would pass it (429: less
+    // is left than it may use).
     let r = support::post(addr, "/v1/messages/batches", &h, &batch).await;
-    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.status, 429, "{}", r.body);
     assert!(
-        r.body.contains("daily budget of 100000 tokens"),
+        r.body.contains("daily budget of 100000 tokens") && r.body.contains("39959 tokens left"),
         "{}",
         r.body
     );

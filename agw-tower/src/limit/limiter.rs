@@ -1,7 +1,7 @@
 //! The limiter: a policy of limits and budgets per key, per team and global, over a store.
 
 use super::clock::{Periods, rfc3339};
-use super::rejection::{LimitKind, Rejection, Scope};
+use super::rejection::{Fit, LimitKind, Rejection, Scope};
 use super::settle::{Settle, Settler, apply_adds, settle_failed, ticket_adds};
 use super::store::{Acquired, Check, CounterKey, LimitStore};
 use crate::auth::Identity;
@@ -521,6 +521,21 @@ impl Limiter {
             }
         }
         let meta = &meta[..checks.len()];
+        // A request that may use more than a whole budget can never fit it: refused before the
+        // store (an empty counter would otherwise admit it, and it would spend the budget many
+        // times over).
+        for (check, &(scope, kind, limit, reset)) in checks.iter().zip(meta) {
+            if kind.is_budget() && check.add > limit {
+                return Err(Rejection::Limited {
+                    scope: scopes.as_slice()[scope].clone(),
+                    kind,
+                    limit,
+                    reset,
+                    now,
+                    fit: Fit::TooLarge { hold: check.add },
+                });
+            }
+        }
         let mut ticket = Ticket {
             scopes,
             estimate,
@@ -560,9 +575,23 @@ impl Limiter {
                 }
                 return Ok(ticket);
             }
-            Ok(Ok(Acquired::Refused { index, .. })) => {
+            Ok(Ok(Acquired::Refused { index, current })) => {
                 let Some(&(scope, kind, limit, reset)) = meta.get(index) else {
                     return Err(Rejection::Unavailable);
+                };
+                let hold = match kind {
+                    LimitKind::TokensPerDay | LimitKind::TokensPerMonth => estimate,
+                    LimitKind::UsdPerDay | LimitKind::UsdPerMonth => cost_estimate,
+                    _ => 0,
+                };
+                // Spent, or only not enough left for this request (while others hold some).
+                let fit = if current >= limit || hold == 0 {
+                    Fit::UsedUp
+                } else {
+                    Fit::Held {
+                        left: limit - current,
+                        hold,
+                    }
                 };
                 return Err(Rejection::Limited {
                     scope: ticket.scopes()[scope].clone(),
@@ -570,6 +599,7 @@ impl Limiter {
                     limit,
                     reset,
                     now,
+                    fit,
                 });
             }
             Ok(Err(e)) => e.0,

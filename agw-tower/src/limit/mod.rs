@@ -67,6 +67,6 @@ pub use limiter::{
 };
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, connect as redis_connect};
-pub use rejection::{LimitKind, Rejection, Scope};
+pub use rejection::{Fit, LimitKind, Rejection, Scope};
 pub use service::Limit;
 pub use store::{Acquired, Add, Check, CounterKey, LimitStore, LimitStoreError, MemoryStore};

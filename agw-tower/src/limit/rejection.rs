@@ -80,6 +80,26 @@ impl Scope {
     }
 }
 
+/// Why a request does not fit a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// The budget is spent (or the limit is a rate, not a budget).
+    UsedUp,
+    /// Some is left, but less than this request may use (what requests in flight hold counts
+    /// as used until they settle): a retry may fit once they do.
+    Held {
+        /// What is left.
+        left: u64,
+        /// What this request would hold.
+        hold: u64,
+    },
+    /// This request may use more than the whole budget: it can never fit.
+    TooLarge {
+        /// What this request would hold.
+        hold: u64,
+    },
+}
+
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rejection {
@@ -95,6 +115,8 @@ pub enum Rejection {
         reset: u64,
         /// Now, Unix seconds.
         now: u64,
+        /// For a budget: why this request does not fit.
+        fit: Fit,
     },
     /// The store failed and fails closed.
     Unavailable,
@@ -116,6 +138,7 @@ impl Rejection {
                 limit,
                 reset,
                 now,
+                fit,
             } => {
                 let what = match kind {
                     LimitKind::Requests => format!("{limit} requests per minute"),
@@ -127,8 +150,37 @@ impl Rejection {
                         format!("monthly budget of ${:.2}", *limit as f64 / 1e6)
                     }
                 };
-                if kind.is_budget() {
-                    ErrorBody::new(
+                let amount = |n: u64| match kind {
+                    LimitKind::UsdPerDay | LimitKind::UsdPerMonth => {
+                        format!("${:.2}", n as f64 / 1e6)
+                    }
+                    _ => format!("{n} tokens"),
+                };
+                match (kind.is_budget(), fit) {
+                    (true, Fit::Held { left, hold }) => ErrorBody::new(
+                        ErrorKind::RateLimited,
+                        format!(
+                            "agw: the {what} of {} has {} left, less than this request may use \
+                             ({}); requests in flight may give some back when they end: retry \
+                             in {} s, or ask for fewer output tokens",
+                            scope.describe(),
+                            amount(*left),
+                            amount(*hold),
+                            HELD_RETRY_SECS
+                        ),
+                    ),
+                    (true, Fit::TooLarge { hold }) => ErrorBody::new(
+                        ErrorKind::InvalidRequest,
+                        format!(
+                            "agw: this request may use {}, more than the whole {} of {}; \
+                             ask for fewer output tokens or send less",
+                            amount(*hold),
+                            what,
+                            scope.describe()
+                        ),
+                    )
+                    .with_code("budget_exceeded"),
+                    (true, Fit::UsedUp) => ErrorBody::new(
                         ErrorKind::InvalidRequest,
                         format!(
                             "agw: the {what} of {} is used up; it resets at {}",
@@ -136,16 +188,15 @@ impl Rejection {
                             rfc3339(*reset)
                         ),
                     )
-                    .with_code("budget_exceeded")
-                } else {
-                    ErrorBody::new(
+                    .with_code("budget_exceeded"),
+                    (false, _) => ErrorBody::new(
                         ErrorKind::RateLimited,
                         format!(
                             "agw: rate limit of {what} for {} reached; retry in {} s",
                             scope.describe(),
                             reset.saturating_sub(*now).max(1)
                         ),
-                    )
+                    ),
                 }
             }
             Rejection::Unavailable => ErrorBody::new(
@@ -160,11 +211,18 @@ impl Rejection {
     pub fn headers(&self, headers: &mut HeaderMap) {
         match self {
             Rejection::Limited {
-                kind, reset, now, ..
+                kind,
+                reset,
+                now,
+                fit,
+                ..
             } => {
                 let secs = reset.saturating_sub(*now).max(1);
                 if kind.is_budget() {
                     set(headers, "x-agw-budget-reset", rfc3339(*reset));
+                    if matches!(fit, Fit::Held { .. }) {
+                        set(headers, "retry-after", HELD_RETRY_SECS.to_string());
+                    }
                 } else {
                     set(headers, "retry-after", secs.to_string());
                 }
@@ -173,6 +231,9 @@ impl Rejection {
         }
     }
 }
+
+/// Seconds a client is asked to wait when requests in flight hold a budget's rest.
+const HELD_RETRY_SECS: u64 = 10;
 
 pub(super) fn set(headers: &mut HeaderMap, name: &'static str, value: String) {
     if let Ok(v) = HeaderValue::try_from(value) {
