@@ -612,6 +612,180 @@ async fn a_request_abandoned_before_its_response_gives_its_hold_back() {
     assert_eq!(held, 0, "the abandoned request's hold was not given back");
 }
 
+/// A batch's dollar hold is its requests' estimates at their models' prices, kept as its
+/// charge (their usage comes later, with the results); a batch whose requests cannot be read is
+/// refused where a limit would charge it.
+#[tokio::test]
+async fn a_batch_is_priced_against_dollar_budgets() {
+    use agw_core::guard::Policy;
+    use agw_tower::guard::RequestGuardLayer;
+    let prices = Arc::new(
+        PriceTable::new([(
+            "claude-opus-*",
+            Price {
+                input: 15.0,
+                output: 75.0,
+                ..Price::default()
+            },
+        )])
+        .unwrap(),
+    );
+    let limiter = Arc::new(
+        limiter(LimitPolicy {
+            per_key: Limits {
+                usd_per_day: Some(5.0),
+                ..Limits::default()
+            },
+            ..LimitPolicy::default()
+        })
+        .with_prices(prices.clone()),
+    );
+    let store = FileKeyStore::in_memory();
+    let secret = support::add_key(&store, "alice", None).await;
+    let app = axum::Router::new()
+        .route(
+            "/v1/messages/batches",
+            axum::routing::post(|| async { r#"{"id":"msgbatch_1","type":"message_batch"}"# }),
+        )
+        .layer(UsageLayer::new(prices))
+        .layer(LimitLayer::new(limiter.clone()))
+        .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = support::serve(app).await;
+    let h = [("x-api-key", secret.as_str())];
+    let one = r#"{"custom_id":"a","params":{"model":"claude-opus-4-1","max_tokens":30000,"messages":[]}}"#;
+    let batch = format!(r#"{{"requests":[{one},{one}]}}"#);
+    let r = support::post(addr, "/v1/messages/batches", &h, &batch).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // 2 × 30,000 output tokens at $75/M, and the input: just over $4.50.
+    let mut usd = 0;
+    for _ in 0..200 {
+        usd = limiter
+            .spent(
+                &Scope::Key("alice".into()),
+                agw_tower::auth::key::unix_now(),
+            )
+            .await
+            .unwrap()
+            .usd_micros_today;
+        if usd > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!((4_500_000..4_600_000).contains(&usd), "{usd}");
+    let r = support::post(addr, "/v1/messages/batches", &h, &batch).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    // A request without a model: the batch cannot be charged, and is refused.
+    let bad = format!(r#"{{"requests":[{one},{{"custom_id":"b","params":{{"max_tokens":9}}}}]}}"#);
+    let r = support::post(addr, "/v1/messages/batches", &h, &bad).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("cannot be read"), "{}", r.body);
+}
+
+/// A response body that sends one frame and then nothing, for as long as it is read.
+struct OneThenNothing(Option<bytes::Bytes>);
+
+impl http_body::Body for OneThenNothing {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(b) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// A stream cut off mid-way is charged at least its input's estimate: the provider bills the
+/// input whatever the client read, and OpenAI reports usage only in the last chunk (found by
+/// the third red-team review: such a stream cost its deltas only).
+#[tokio::test]
+async fn a_stream_cut_off_is_charged_at_least_its_input() {
+    use agw_core::guard::Policy;
+    use agw_tower::guard::RequestGuardLayer;
+    use http_body_util::BodyExt;
+    let limiter = Arc::new(limiter(LimitPolicy {
+        per_key: Limits {
+            tokens_per_day: Some(10_000_000),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    }));
+    let store = FileKeyStore::in_memory();
+    let secret = support::add_key(&store, "alice", None).await;
+    let prices = Arc::new(PriceTable::new([("*", Price::default())]).unwrap());
+    let app = axum::Router::new()
+        .route(
+            "/v1/chat/completions",
+            axum::routing::post(|| async {
+                http::Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(axum::body::Body::new(OneThenNothing(Some(bytes::Bytes::from_static(
+                        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+                    )))))
+                    .unwrap()
+            }),
+        )
+        .layer(UsageLayer::new(prices))
+        .layer(LimitLayer::new(limiter.clone()))
+        .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(RouteTable::claude_code(), Api::OpenAi));
+    let addr = support::serve(app).await;
+    let prompt = "x ".repeat(20_000);
+    let body = format!(
+        r#"{{"model":"gpt-4o","max_tokens":10,"stream":true,"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
+    );
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let req = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .header("x-api-key", secret.as_str())
+        .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut stream = res.into_body();
+    let first = stream.frame().await.unwrap().unwrap();
+    assert!(first.data_ref().is_some());
+    drop(stream);
+    drop(client);
+    let input = body.len().div_ceil(4) as u64;
+    let mut spent = 0;
+    for _ in 0..400 {
+        spent = limiter
+            .spent(
+                &Scope::Key("alice".into()),
+                agw_tower::auth::key::unix_now(),
+            )
+            .await
+            .unwrap()
+            .tokens_today;
+        if spent >= input && spent < input + 1000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        spent >= input,
+        "charged {spent} tokens for an input of about {input}"
+    );
+}
+
 #[tokio::test]
 async fn the_layer_answers_429_and_reports_what_remains() {
     let limiter = Arc::new(limiter(LimitPolicy {

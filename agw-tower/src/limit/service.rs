@@ -68,6 +68,7 @@ where
             } else {
                 0
             };
+            let mut batch_cost = None;
             let estimate = if crate::usage::service::has_usage(class.kind) {
                 RequestFacts::ensure(&mut req);
                 let cap = req
@@ -77,17 +78,37 @@ where
                 Some(limiter.estimate(cap, input))
             } else if class.kind == RouteKind::MessageBatches {
                 // Each request of a batch is a call whose usage comes back with its results,
-                // later: the batch holds, and is charged, the sum of their estimates (a token
-                // budget counts it; a dollar budget cannot price it).
+                // later: the batch holds, and is charged, the sum of their estimates, tokens
+                // and cost at each request's model's price (its share of the input with its
+                // output cap). A batch whose requests cannot be read cannot be charged, and is
+                // refused where a limit would charge it.
                 let body = req
                     .extensions()
                     .get::<crate::limits::Collected>()
-                    .map(|c| c.plain.clone())
-                    .unwrap_or_default();
-                let caps = agw_core::model::batch_requests(&body).unwrap_or_default();
-                let outputs = caps.iter().fold(0u64, |sum, (_, cap)| {
-                    sum.saturating_add(limiter.estimate(*cap, 0))
-                });
+                    .map(|c| c.plain.clone());
+                let read = body.as_deref().map(agw_core::model::batch_requests);
+                let requests = match read {
+                    Some(Ok(r)) => r,
+                    // Used without the body stage: nothing to read, nothing held.
+                    None => Vec::new(),
+                    Some(Err(e)) if limiter.holds_tokens() => {
+                        let err = agw_core::api::ErrorBody::new(
+                            agw_core::api::ErrorKind::InvalidRequest,
+                            format!("agw: the batch's requests cannot be read: {e}"),
+                        );
+                        return Ok(error_response(api, &err));
+                    }
+                    Some(Err(_)) => Vec::new(),
+                };
+                let share = input / (requests.len().max(1) as u64);
+                let (mut outputs, mut cost) = (0u64, 0u64);
+                for (model, cap) in &requests {
+                    let output = limiter.estimate(*cap, 0);
+                    outputs = outputs.saturating_add(output);
+                    let each = output.saturating_add(share);
+                    cost = cost.saturating_add(limiter.cost_estimate(Some(model), share, each));
+                }
+                batch_cost = Some(cost);
                 Some(outputs.saturating_add(input))
             } else {
                 Some(0)
@@ -98,7 +119,8 @@ where
                 .extensions()
                 .get::<RequestFacts>()
                 .and_then(|f| f.model.as_deref());
-            let cost = limiter.cost_estimate(model, input, estimate.unwrap_or(0));
+            let cost = batch_cost
+                .unwrap_or_else(|| limiter.cost_estimate(model, input, estimate.unwrap_or(0)));
             let ticket = match limiter.admit_reported(who, estimate, cost, now).await {
                 Ok(t) => Arc::new(t),
                 Err(rejection) => {
@@ -107,21 +129,29 @@ where
                     return Ok(res);
                 }
             };
+            // What a stream cut off mid-way costs at least: its input, which the provider
+            // bills whatever the client read (OpenAI reports usage only at the end).
+            let input_cost = limiter.cost_estimate(model, input, input);
             let (l, t) = (limiter.clone(), ticket.clone());
             UsageHooks::push(&mut req, move |report| {
                 // Off the response path: queued to the limiter's settling task.
                 // Without usage, the estimate — never less than what the request held.
-                let tokens = match (report.usage, report.estimate) {
+                let mut tokens = match (report.usage, report.estimate) {
                     (Some(u), _) => Some(u.total()),
                     (None, Some(e)) => Some(e.total().max(t.estimate())),
                     (None, None) => None,
                 };
-                l.settle_later(
-                    t.clone(),
-                    tokens,
-                    report.cost_micros.or(report.estimated_cost_micros),
-                    report.status.is_success(),
-                );
+                let success = report.status.is_success();
+                let mut cost = report.cost_micros.or(report.estimated_cost_micros);
+                if success && !report.complete {
+                    tokens = Some(tokens.unwrap_or(0).max(input));
+                    cost = Some(cost.unwrap_or(0).max(input_cost));
+                }
+                if success && report.route == RouteKind::MessageBatches {
+                    // Its requests' usage comes with their results: the estimate stays charged.
+                    cost = Some(cost.unwrap_or(0).max(t.cost_estimate()));
+                }
+                l.settle_later(t.clone(), tokens, cost, success);
             });
             let mut res = inner.call(req).await?.map(Body::inner);
             ticket.headers(res.headers_mut());
