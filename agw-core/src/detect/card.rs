@@ -37,8 +37,8 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
         return None;
     }
     let sep = groups.get(i + 1)?.sep;
-    // Spaces, dashes, or dots (`4111.1111.1111.1111`, as some people write a card).
-    if !matches!(sep, b' ' | b'-' | b'.') {
+    // Spaces, tabs, dashes, or dots (`4111.1111.1111.1111`, as some people write a card).
+    if !matches!(sep, b' ' | b'\t' | b'-' | b'.') {
         return None;
     }
     let mut digits = [0u8; MAX_DIGITS];
@@ -51,7 +51,7 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
         }
         digits[len..len + g.len()].copy_from_slice(token.digits(j));
         len += g.len();
-        let spaced = sep == b' ';
+        let spaced = matches!(sep, b' ' | b'\t');
         if j >= i + 2
             && len >= 13
             && valid(&digits[..len])
@@ -74,7 +74,7 @@ fn beside_its_run(token: &Token<'_>, i: usize, j: usize) -> bool {
     if !groups[i..j].iter().all(four) {
         return false;
     }
-    let joined = |k: usize| groups[k].sep == b' ' && four(&groups[k]);
+    let joined = |k: usize| matches!(groups[k].sep, b' ' | b'\t') && four(&groups[k]);
     let mut start = i;
     while start > 0 && joined(start) && four(&groups[start - 1]) {
         start -= 1;

@@ -18,8 +18,8 @@ const MIN_DIGITS: usize = 8;
 pub(super) struct Group {
     pub start: usize,
     pub end: usize,
-    /// What joins this group to the previous one, by class ([`separator`]): `b' '` (a space
-    /// or a tab), `b'-'` (any dash), `b'.'`, or `b'('` for a direct join through a parenthesis
+    /// What joins this group to the previous one, by class ([`separator`]): `b' '`, `b'\t'`,
+    /// `b'-'` (any dash), `b'.'`, or `b'('` for a direct join through a parenthesis
     /// (`(415)555`, `1(415)`); 0 for the first group.
     pub sep: u8,
     /// Written as `(digits)`.
@@ -103,11 +103,11 @@ impl Token<'_> {
         let width = self.groups[i].len();
         let regular = self.groups[i..j].iter().all(|g| g.len() == width);
         let loose = |neighbour: usize, join: u8| match join {
-            b' ' | b'(' if spaced => {
+            b' ' | b'\t' | b'(' if spaced => {
                 rule == Continues::SameGrouping
                     && !(regular && self.groups[neighbour].len() == width)
             }
-            b' ' | b'(' => true,
+            b' ' | b'\t' | b'(' => true,
             _ => false,
         };
         let left = if i == 0 {
@@ -194,14 +194,14 @@ fn validate(token: &Token<'_>, wants: Wants, out: &mut Vec<Finding>) {
 }
 
 /// The separator between two digit groups at `i`, as its class and its length in bytes: a
-/// space or a tab (`b' '`), a dot, or a dash — ASCII `-` or a Unicode dash or minus sign
+/// space, a tab (its own class: only cards take it, a pasted table's columns are not an SSN or
+/// a phone number), a dot, or a dash — ASCII `-` or a Unicode dash or minus sign
 /// (U+2010–U+2015, U+2212), as word processors and copied web forms write `4111–1111–…`. The
 /// text is NFKC-normalised before it gets here, so no-break, thin and fullwidth spaces are
 /// already spaces and a fullwidth hyphen-minus is `-`.
 pub(super) fn separator(text: &[u8], i: usize) -> Option<(u8, usize)> {
     match at(text, i) {
-        b' ' | b'\t' => Some((b' ', 1)),
-        c @ (b'-' | b'.') => Some((c, 1)),
+        c @ (b' ' | b'\t' | b'-' | b'.') => Some((c, 1)),
         0xE2 => match (at(text, i + 1), at(text, i + 2)) {
             (0x80, 0x90..=0x95) | (0x88, 0x92) => Some((b'-', 3)),
             _ => None,
