@@ -90,12 +90,151 @@ fn local_start(text: &[u8], floor: usize, a: usize) -> Option<usize> {
     (s < a && text[a - 1] != b'.').then_some(s)
 }
 
+/// Top-level domains of three letters or more that addresses use: the generic ones in common use,
+/// and the names of private and reserved ones (`corp`, `internal`, `local`, `test`,
+/// `example`). Two letters are a country code, any of them. Sorted, for a binary search. Without
+/// it `x@self.weight`, `getty@tty1.service` and `emoji@large.png` would be addresses.
+#[rustfmt::skip]
+const GENERIC_TLDS: &[&str] = &[
+    "academy", "accountant", "accountants", "actor", "ads", "adult", "aero", "africa",
+    "agency", "airforce", "amsterdam", "app", "arab", "archi", "army", "arpa", "art", "asia",
+    "associates", "attorney", "auction", "audio", "auto", "autos", "baby", "band", "bank",
+    "bar", "barcelona", "bargains", "bayern", "beer", "berlin", "best", "bet", "bible", "bid",
+    "bike", "bingo", "bio", "biz", "black", "blog", "blue", "boston", "boutique", "brussels",
+    "build", "builders", "business", "buzz", "cab", "cafe", "cam", "camera", "camp", "capital",
+    "car", "cards", "care", "career", "careers", "cars", "casa", "cash", "casino", "cat",
+    "catering", "center", "ceo", "charity", "chat", "cheap", "church", "city", "claims",
+    "cleaning", "click", "clinic", "clothing", "cloud", "club", "coach", "codes", "coffee",
+    "college", "cologne", "com", "community", "company", "computer", "condos", "construction",
+    "consulting", "contractors", "cooking", "cool", "coop", "corp", "country", "coupons",
+    "courses", "credit", "creditcard", "cricket", "cruises", "cymru", "dance", "date",
+    "dating", "deals", "degree", "delivery", "democrat", "dental", "dentist", "design", "dev",
+    "diamonds", "diet", "digital", "direct", "directory", "discount", "doctor", "dog",
+    "domains", "download", "dubai", "earth", "eco", "edu", "education", "email", "energy",
+    "engineer", "engineering", "enterprises", "equipment", "estate", "eus", "events",
+    "example", "exchange", "expert", "exposed", "express", "fail", "faith", "family", "fan",
+    "fans", "farm", "fashion", "film", "finance", "financial", "fish", "fitness", "flights",
+    "florist", "football", "forsale", "foundation", "free", "frl", "fun", "fund", "furniture",
+    "futbol", "fyi", "gal", "gallery", "game", "games", "garden", "gay", "gent", "gift",
+    "gifts", "gives", "glass", "global", "gmbh", "gold", "golf", "gov", "graphics", "gratis",
+    "green", "gripe", "group", "guide", "guitars", "guru", "hamburg", "health", "healthcare",
+    "help", "helsinki", "hiphop", "hockey", "holdings", "holiday", "home", "homes", "horse",
+    "hospital", "host", "house", "how", "icu", "immo", "inc", "industries", "info", "ink",
+    "institute", "insure", "int", "internal", "international", "intranet", "invalid",
+    "investments", "irish", "istanbul", "jewelry", "jobs", "juegos", "kitchen", "kiwi",
+    "koeln", "lan", "land", "lat", "lawyer", "lease", "legal", "lgbt", "life", "lighting",
+    "limited", "limo", "link", "live", "llc", "loan", "loans", "local", "localdomain",
+    "localhost", "lol", "london", "love", "ltd", "luxury", "madrid", "maison", "management",
+    "market", "marketing", "mba", "media", "melbourne", "memorial", "men", "menu", "miami",
+    "mil", "mobi", "moda", "mom", "money", "monster", "mortgage", "moscow", "movie", "museum",
+    "music", "name", "navy", "network", "new", "news", "ngo", "ninja", "nrw", "nyc", "one",
+    "ong", "onl", "online", "ooo", "org", "organic", "paris", "partners", "parts", "party",
+    "pet", "photo", "photography", "photos", "pics", "pictures", "pink", "pizza", "place",
+    "plumbing", "plus", "poker", "porn", "post", "press", "pro", "productions", "promo",
+    "properties", "property", "pub", "qpon", "quebec", "quest", "racing", "radio",
+    "realestate", "realty", "recipes", "red", "rehab", "reise", "reisen", "rent", "rentals",
+    "repair", "report", "republican", "rest", "restaurant", "review", "reviews", "rich", "rio",
+    "rip", "rocks", "rodeo", "ruhr", "run", "sale", "salon", "sarl", "school", "schule",
+    "science", "scot", "security", "select", "services", "sex", "sexy", "shoes", "shop",
+    "shopping", "show", "singles", "site", "ski", "soccer", "social", "software", "solar",
+    "solutions", "soy", "spa", "space", "sport", "stockholm", "storage", "store", "studio",
+    "style", "sucks", "supplies", "supply", "support", "surf", "surgery", "swiss", "sydney",
+    "systems", "taipei", "tattoo", "tax", "taxi", "team", "tech", "technology", "tel",
+    "tennis", "test", "theater", "tickets", "tienda", "tips", "tires", "tirol", "today",
+    "tokyo", "tools", "top", "town", "toys", "trade", "trading", "training", "travel", "tube",
+    "university", "uno", "vacations", "vegas", "ventures", "vet", "viajes", "video", "villas",
+    "vin", "vip", "vision", "vlaanderen", "vodka", "vote", "voting", "voto", "voyage", "wales",
+    "wang", "watch", "webcam", "website", "wedding", "wien", "wiki", "win", "wine", "work",
+    "works", "world", "wtf", "xin", "xxx", "xyz", "yoga", "yokohama", "zone", "zuerich",
+];
+
+/// Internationalised top-level domains in use (a label of another script: `пример.рф`).
+const IDN_TLDS: &[&str] = &[
+    "рф",
+    "рус",
+    "бел",
+    "укр",
+    "қаз",
+    "срб",
+    "мкд",
+    "мон",
+    "онлайн",
+    "сайт",
+    "орг",
+    "москва",
+    "дети",
+    "中国",
+    "中國",
+    "公司",
+    "网络",
+    "網絡",
+    "台灣",
+    "台湾",
+    "香港",
+    "新加坡",
+    "在线",
+    "中文网",
+    "商城",
+    "网店",
+    "移动",
+    "手机",
+    "游戏",
+    "企业",
+    "娱乐",
+    "信息",
+    "网址",
+    "コム",
+    "みんな",
+    "ストア",
+    "한국",
+    "닷컴",
+    "ไทย",
+    "भारत",
+    "مصر",
+    "السعودية",
+    "امارات",
+    "ایران",
+    "ελ",
+    "ευ",
+    "გე",
+    "հայ",
+    "ישראל",
+];
+
+/// Whether `label` can end a domain: two ASCII letters (a country), a known generic or
+/// internationalised top-level domain, or an ASCII-encoded one (`xn--p1ai`). Written in one
+/// case or capitalised: `k.mT` in code is not Malta.
+fn is_tld(label: &[u8]) -> bool {
+    if let Ok(l) = std::str::from_utf8(label) {
+        if !l.is_ascii() {
+            return IDN_TLDS.contains(&l);
+        }
+    }
+    if label.len() < 2 || !label.iter().all(u8::is_ascii_alphanumeric) {
+        return label.len() > 4 && label[..4].eq_ignore_ascii_case(b"xn--");
+    }
+    let upper_after_lower = label
+        .windows(2)
+        .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
+    if upper_after_lower || !label.iter().all(u8::is_ascii_alphabetic) {
+        return false;
+    }
+    if label.len() == 2 {
+        return true;
+    }
+    let lower = label.to_ascii_lowercase();
+    let Ok(lower) = std::str::from_utf8(&lower) else {
+        return false;
+    };
+    GENERIC_TLDS.binary_search(&lower).is_ok()
+}
+
 /// The ideographic full stop (U+3002), which domain names treat as a dot (`example。com`).
 const IDEOGRAPHIC_STOP: &[u8] = "\u{3002}".as_bytes();
 
 /// The end of the domain starting at `d`: dot-separated labels of `[A-Za-z0-9-]` or letters
-/// and digits of any script (`пример.рф`, `例子.广告`), not starting or ending with `-`, at
-/// least two, the last one alphabetic and two or more long. Trailing labels that do not
+/// and digits of any script (`пример.рф`, `例子.公司`), not starting or ending with `-`, at
+/// least two, the last one a top-level domain ([`is_tld`]). Trailing labels that do not
 /// qualify (`a@b.com.123`) are left out; a last label that runs from ASCII letters into another
 /// script (`example.com请回复`, text glued to the address) ends where the script changes.
 fn domain_end(text: &[u8], d: usize) -> Option<usize> {
@@ -132,28 +271,27 @@ fn domain_end(text: &[u8], d: usize) -> Option<usize> {
         if labels == 1 && is_density_suffix(label) {
             return None;
         }
+        // The ideographic full stop is a dot between ASCII labels only: in Chinese or Japanese
+        // prose it ends a sentence (`谢谢@小明。明天见` is no address).
         let dot = if at(text, i) == b'.' {
             1
-        } else if text[i..].starts_with(IDEOGRAPHIC_STOP) {
+        } else if text[i..].starts_with(IDEOGRAPHIC_STOP)
+            && label.is_ascii()
+            && at(text, i + IDEOGRAPHIC_STOP.len()).is_ascii_alphanumeric()
+        {
             IDEOGRAPHIC_STOP.len()
         } else {
             0
         };
         let continues = stop == i && dot > 0 && is_label_start(text, i + dot);
         if labels >= 2 {
-            let alphabetic = std::str::from_utf8(label)
-                .is_ok_and(|l| l.chars().count() >= 2 && l.chars().all(char::is_alphabetic));
             match ascii_end {
                 // `example.com请回复`: the address ends after `com`.
-                Some(e)
-                    if !continues
-                        && e - start >= 2
-                        && text[start..e].iter().all(u8::is_ascii_alphabetic) =>
-                {
+                Some(e) if !continues && is_tld(&text[start..e]) => {
                     end = Some(e);
                     break;
                 }
-                _ if alphabetic => end = Some(stop),
+                _ if is_tld(label) => end = Some(stop),
                 _ => {}
             }
         }
@@ -181,8 +319,13 @@ fn is_code_or_remote(text: &[u8], start: usize, end: usize) -> bool {
     let call = after == b'(' || after == b'[';
     let member =
         after == b'.' && next.is_ascii_alphabetic() && !at(text, end + 2).is_ascii_alphanumeric();
-    let scp = after == b':'
-        && (next.is_ascii_alphanumeric() || matches!(next, b'/' | b'~' | b'_' | b'.'));
+    // `host:path` with a path (`org/repo.git`, `~/x`, `/srv`); `alice@example.com:hunter2` in a
+    // credential dump is an address.
+    let path = text[(end + 1).min(text.len())..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'~' | b'_' | b'.' | b'-'))
+        .any(|&b| b == b'/' || b == b'~');
+    let scp = after == b':' && path;
     let userinfo = start >= 3 && &text[start - 3..start] == b"://";
     call || member || scp || userinfo
 }
@@ -220,11 +363,11 @@ mod tests {
                 ),
                 // Internationalised addresses; the ideographic full stop as a dot.
                 (
-                    "иван@пример.рф, ivan@example.рф, 用户@例子.广告 θέμα@example.gr",
+                    "иван@пример.рф, ivan@example.рф, 用户@例子.公司 θέμα@example.gr",
                     &[
                         "иван@пример.рф",
                         "ivan@example.рф",
-                        "用户@例子.广告",
+                        "用户@例子.公司",
                         "θέμα@example.gr",
                     ],
                 ),
@@ -253,6 +396,28 @@ mod tests {
                 ),
                 (
                     "git clone git@github.com:org/repo.git; ssh://git@github.com/org/repo; https://user@bitbucket.org/x",
+                    &[],
+                ),
+                (
+                    "dump alice@example.com:hunter2 admin@corp.internal bob@EXAMPLE.COM x@y.Com",
+                    &[
+                        "alice@example.com",
+                        "admin@corp.internal",
+                        "bob@EXAMPLE.COM",
+                        "x@y.Com",
+                    ],
+                ),
+                // Code, unit and file names, prose in other scripts.
+                (
+                    "out = x@self.weight + self.bias; attn = q@k.mT * s; z = a@b.real; this@MainActivity.applicationContext",
+                    &[],
+                ),
+                (
+                    "Started getty@tty1.service, openvpn@server.service; emoji@large.png actions/setup-node@main.yml",
+                    &[],
+                ),
+                (
+                    "感谢@张三。李四说得对 谢谢@小明。明天见 Привет@всем.Сегодня",
                     &[],
                 ),
             ],

@@ -84,10 +84,15 @@
 //! - E-mail local parts also accept `_`; `icon@2x.png`-style asset names are not addresses.
 //!   Letters of any script count (`иван@пример.рф`), and the ideographic full stop is a dot;
 //!   an ASCII address glued to text of another script (`请联系alice@example.com`) is reported
-//!   without that text. Not addresses: a matrix product or method call in code
-//!   (`q@k.transpose(…)`, `h@w.T`), an scp-style remote (`git@github.com:org/repo.git`) and a
-//!   URL's user part (`ssh://git@host/…`). A login such as `ssh ubuntu@host.example.com`
-//!   cannot be told from an address and is reported.
+//!   without that text. The last label must be a top-level domain: two letters (a country),
+//!   a generic one in common use or a private one (`corp`, `internal`, `local`), an
+//!   internationalised one (`рф`, `公司`), written in one case or capitalised. Not addresses: a
+//!   matrix product or method call in code (`q@k.transpose(…)`, `x@self.weight`, `q@k.mT`),
+//!   unit and file names (`getty@tty1.service`, `emoji@large.png`), an scp-style remote
+//!   (`git@github.com:org/repo.git`; `alice@example.com:hunter2` is an address) and a URL's
+//!   user part (`ssh://git@host/…`). The ideographic full stop is a dot between ASCII labels
+//!   only (in prose it ends a sentence). A login such as `ssh ubuntu@host.example.com` cannot be
+//!   told from an address and is reported.
 //!
 //! Matching time is linear in the input; [`DetectorSet::find`] never panics, whatever the bytes.
 

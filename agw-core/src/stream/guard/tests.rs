@@ -1140,6 +1140,53 @@ fn a_card_with_unicode_dashes_or_tabs_split_across_events_is_masked() {
     }
 }
 
+/// An address in another script, or with an apostrophe, arriving in pieces is held and masked
+/// whole, as the detector reads it (found by the third red-team review).
+#[test]
+fn addresses_of_every_script_split_across_events_are_masked() {
+    for pieces in [
+        &["mail иван", "@пример.рф ok"][..],
+        &["x alice@пример", ".рф ok"][..],
+        &["mail alice@example\u{3002}", "com ok"][..],
+        &[
+            "Contact ",
+            "dan",
+            ".o",
+            "'",
+            "brien",
+            "@",
+            "example",
+            ".co",
+            ".uk",
+            " for details",
+        ][..],
+    ] {
+        let policy = Policy::builder()
+            .rule(Rule::detectors("mail", [Detector::Email]).mask())
+            .build()
+            .unwrap();
+        let mut guard = StreamGuard::new(policy, Api::Anthropic, 256);
+        let mut sent = String::new();
+        for d in pieces {
+            let e = event(
+                "content_block_delta",
+                serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":d}}),
+            );
+            let mut out = Vec::new();
+            guard.event(Bytes::from(e), &mut out);
+            sent.push_str(&text_of(&out.concat()));
+        }
+        let mut out = Vec::new();
+        guard.finish(&mut out);
+        sent.push_str(&text_of(&out.concat()));
+        assert!(sent.contains("<EMAIL>"), "{pieces:?}: {sent:?}");
+        assert!(
+            !sent.contains('@') && !sent.contains("иван") && !sent.contains("brien"),
+            "{pieces:?}: {sent:?}"
+        );
+    }
+}
+
 /// A lower-case IBAN arriving a group at a time is held and masked whole.
 #[test]
 fn a_lower_case_iban_split_across_events_is_masked() {
