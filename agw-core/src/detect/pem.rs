@@ -27,12 +27,35 @@ pub(super) fn end(text: &[u8], s: usize) -> Option<usize> {
             return body_end.map(|body_end| end_line(text, i).unwrap_or(body_end));
         }
         let w = word_end(text, i);
+        if let Some(e) = header_line_end(text, i, w) {
+            body_end = Some(e);
+            i = e;
+            continue;
+        }
         if w == i || !body_word(&text[i..w], text, w) {
             return body_end;
         }
         body_end = Some(w);
         i = w;
     }
+}
+
+/// An armor header's line (`Version: GnuPG v2`, `Comment: https://…` in a PGP block;
+/// `Proc-Type: 4,ENCRYPTED` in an encrypted PEM key) starting with the word `i..w`: where the
+/// line ends, the header's value being part of the block whatever its words.
+fn header_line_end(text: &[u8], i: usize, w: usize) -> Option<usize> {
+    let word = &text[i..w];
+    let (name, colon) = word.split_at(word.len().checked_sub(1)?);
+    let header = colon == b":"
+        && name.first().is_some_and(u8::is_ascii_alphabetic)
+        && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-');
+    if !header {
+        return None;
+    }
+    let rest = &text[w..];
+    let newline = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+    let escaped = memchr::memmem::find(rest, b"\\n").unwrap_or(rest.len());
+    Some(w + newline.min(escaped).min(256))
 }
 
 /// Where a key block whose `-----BEGIN` line came earlier (in text already masked and sent, as
@@ -66,6 +89,14 @@ pub(crate) fn continuation(text: &[u8], i: usize) -> (usize, bool) {
         let w = word_end(text, j);
         if w == text.len() {
             return (w, false);
+        }
+        if let Some(e) = header_line_end(text, j, w) {
+            if e == text.len() {
+                return (e, false);
+            }
+            body_end = e;
+            i = e;
+            continue;
         }
         // The first word, if nothing comes before it, is the rest of a word cut earlier.
         let rest_of_cut = j == start
@@ -202,6 +233,10 @@ mod tests {
         let encrypted = format!(
             "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,2AF25325A9B286F4CBD8FCD4B40B8EA3\n\n{body}-----END RSA PRIVATE KEY-----"
         );
+        // A PGP block's armor headers: free text up to the end of their line.
+        let pgp = format!(
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\nComment: GPGTools - https://gpgtools.org\n\n{body}-----END PGP PRIVATE KEY BLOCK-----"
+        );
         let truncated = format!("-----BEGIN EC PRIVATE KEY-----\n{body}Zm9v==");
         // Claude Code `Read` output and `cat -n`: every line carries its number.
         let numbered = |sep: &str, nl: &str| {
@@ -231,6 +266,7 @@ mod tests {
         (format!("{pkcs8}\r\n"), vec![&pkcs8]),
         (format!(r#"{{"content":"{escaped}\n"}}"#), vec![&escaped]),
         (encrypted.clone(), vec![&encrypted]),
+        (format!("key:\n{pgp}\nok"), vec![&pgp]),
         (format!("{truncated}\n\nThe key above is cut."), vec![&truncated]),
         (format!("{rsa} {rsa}"), vec![&rsa, &rsa]),
         ("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----".into(), vec![]),
