@@ -41,37 +41,74 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// Whether an SSN label ends shortly before `at`: `ssn`, `social security number` or `social
-/// security no`/`#` (any case), then at most a few separators (`: `, ` - `, `# `, `=`, quotes).
+/// Whether an SSN label ends shortly before `at`: `ssn`, `SSN number`, `SSN no`, `ssn is`,
+/// `ss#`, `social security (number|no)`, in any case and spelling (`social_security_number`,
+/// `socialSecurityNumber`), then at most a few separators (`: `, ` = `, `| `, quotes, a line
+/// break: the key of a JSON object or a table's header cell).
 fn labelled(text: &[u8], at: usize) -> bool {
-    let before = &text[at.saturating_sub(40)..at];
-    let trimmed = before
-        .iter()
-        .rposition(|b| {
-            !matches!(
-                b,
-                b' ' | b'\t' | b':' | b'=' | b'#' | b'-' | b'"' | b'\'' | b'.'
-            )
-        })
-        .map_or(&before[..0], |k| &before[..=k]);
-    if at - trimmed.len() - at.saturating_sub(40) > 4 {
+    let before = &text[at.saturating_sub(48)..at];
+    let is_sep = |b: &u8| {
+        matches!(
+            b,
+            b' ' | b'\t'
+                | b'\r'
+                | b'\n'
+                | b':'
+                | b'='
+                | b'-'
+                | b'"'
+                | b'\''
+                | b'.'
+                | b'|'
+                | b'>'
+                | b'('
+                | b'#'
+        )
+    };
+    let kept = before.iter().rposition(|b| !is_sep(b)).map_or(0, |k| k + 1);
+    if before.len() - kept > 6 {
         return false;
     }
-    let lower: Vec<u8> = trimmed.iter().map(u8::to_ascii_lowercase).collect();
-    [
+    let label = &before[..kept];
+    // `ss#`: the `#` is the label's own.
+    let hash = before[kept..].first() == Some(&b'#');
+    // The label's words, lower case, one space between them: `social_security_number`,
+    // `socialSecurityNumber` and `Social Security Number` all read `social security number`.
+    let mut words = String::with_capacity(label.len() + 4);
+    let mut prev = b' ';
+    for &b in label {
+        let b = if matches!(b, b'_' | b'-' | b'\t') {
+            b' '
+        } else {
+            b
+        };
+        if prev.is_ascii_lowercase() && b.is_ascii_uppercase() {
+            words.push(' ');
+        }
+        if !(b == b' ' && prev == b' ') {
+            words.push(char::from(b.to_ascii_lowercase()));
+        }
+        prev = b;
+    }
+    let names = [
         "ssn",
+        "ssn number",
+        "ssn no",
+        "ssn is",
+        "social security",
         "social security number",
         "social security no",
-        "social security",
-    ]
-    .iter()
-    .any(|l| {
-        lower.ends_with(l.as_bytes())
-            && lower
-                .len()
-                .checked_sub(l.len() + 1)
-                .is_none_or(|k| !lower[k].is_ascii_alphanumeric())
-    })
+        "social security number is",
+        "socialsecuritynumber",
+    ];
+    let named = |name: &str| {
+        words.ends_with(name)
+            && words[..words.len() - name.len()]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_ascii_alphanumeric())
+    };
+    names.iter().any(|n| named(n)) || (hash && named("ss"))
 }
 
 /// `ddd-ddd-ddd`, `ddd ddd ddd` or nine contiguous digits; Luhn, first digit not 0 or 8.
@@ -156,6 +193,16 @@ mod tests {
                     "id 123456789, SSN: 666123456, lessn 123456789, SSN: 1234567890",
                     &[],
                 ),
+                (
+                    "SSN number: 123456789; SSN is 234567890; ssn_number=345678901; socialSecurityNumber: 456789012",
+                    &["123456789", "234567890", "345678901", "456789012"],
+                ),
+                (
+                    "SS#: 123456789 | SSN | 234567890 | <ssn>345678901</ssn> {\"ssn\": \"456789012\"}",
+                    &["123456789", "234567890", "345678901", "456789012"],
+                ),
+                // In JSON the guard reads a key and its value with line breaks between them.
+                ("\nssn\n\n123456789", &["123456789"]),
                 ("123-45 6789 123 45-6789 123.45.6789", &[]),
                 ("1123-45-6789 123-45-67890 x123-45-6789 123-45-6789x", &[]),
                 ("12 123 45 6789", &[]),
