@@ -368,26 +368,44 @@ pub fn max_tokens(body: &[u8]) -> Option<u64> {
 /// flight; the response's usage replaces it.
 pub fn input_estimate(body: &[u8]) -> u64 {
     // One pass for `base64`, which both forms name: Anthropic's `"type":"base64"` beside the
-    // source's `"data"` (after it, as clients write it), OpenAI's `data:…;base64,`.
+    // source's `"data"` (after it, as clients write it, or before it), OpenAI's
+    // `data:…;base64,`. What is skipped must be base64 to its closing quote: text that only
+    // names `;base64,` is counted.
+    let b64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\\');
+    let blob = |start: usize| -> Option<usize> {
+        let len = body[start..].iter().position(|b| !b64(b))?;
+        (body[start + len] == b'"').then_some(len)
+    };
     let mut binary = 0usize;
     let mut from = 0;
     while let Some(at) = memchr::memmem::find(&body[from..], b"base64") {
-        let end = from + at + b"base64".len();
-        let start = if body.get(end) == Some(&b',') && from + at > 0 && body[from + at - 1] == b';'
-        {
+        let hit = from + at;
+        let end = hit + b"base64".len();
+        let url = body.get(end) == Some(&b',') && hit > 0 && body[hit - 1] == b';';
+        let after = if url {
             Some(end + 1)
         } else {
             data_string(&body[end..(end + 512).min(body.len())]).map(|k| end + k)
         };
-        from = match start {
-            Some(start) => {
-                // The value runs to its closing quote (base64 has no escapes).
-                let len = memchr::memchr(b'"', &body[start..]).unwrap_or(body.len() - start);
-                binary += len;
-                start + len
+        if let Some(start) = after {
+            let len = blob(start).unwrap_or(0);
+            binary += len;
+            from = (start + len).max(end);
+            continue;
+        }
+        // `"data":"…"` before `"type":"base64"` in the same object: it ends just before.
+        if let Some(k) = memchr::memmem::rfind(&body[from..hit], b"\"data\"") {
+            let key = from + k + b"\"data\"".len();
+            if let Some(v) = data_string(&body[key - b"\"data\"".len()..hit]) {
+                let start = key - b"\"data\"".len() + v;
+                if let Some(len) = blob(start) {
+                    if start + len < hit && hit - (start + len) < 256 {
+                        binary += len;
+                    }
+                }
             }
-            None => end,
-        };
+        }
+        from = end;
     }
     (body.len().saturating_sub(binary) as u64).div_ceil(4)
 }
@@ -494,11 +512,19 @@ mod tests {
         let p = input_estimate(plain.as_bytes());
         assert!((1000..1100).contains(&p), "{p}");
         let spaced = with_image.replace(r#""data":"#, r#""data": "#);
-        for body in [with_image, with_url, spaced] {
+        // The data before the type, as a client may order the keys.
+        let data_first = format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"image","source":{{"data":"{image}","media_type":"image/png","type":"base64"}}}},{{"type":"text","text":"{text}"}}]}}]}}"#
+        );
+        for body in [with_image, with_url, spaced, data_first] {
             let e = input_estimate(body.as_bytes());
             assert!((1000..1200).contains(&e), "{e}");
         }
         assert_eq!(input_estimate(b""), 0);
+        // Text that names `;base64,` is still text.
+        let words = "x ".repeat(2000);
+        let hidden = format!(r#"{{"messages":[{{"role":"user","content":";base64,{words}"}}]}}"#);
+        assert!(input_estimate(hidden.as_bytes()) >= 1000);
     }
 
     #[test]
