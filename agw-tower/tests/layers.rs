@@ -491,6 +491,12 @@ async fn log_probabilities_are_refused_where_responses_are_masked() {
             r#"{"model":"m","messages":[]}"#,
             false,
         ),
+        (
+            &masking,
+            "/v1/chat/completions?include%5B%5D=message.output_text.log%70robs",
+            r#"{"model":"m","messages":[]}"#,
+            true,
+        ),
         (&auditing, "/v1/chat/completions", chat, false),
     ] {
         let upstream = MemoryUpstream::json(r#"{"choices":[]}"#);

@@ -113,8 +113,40 @@ fn refuse_logprobs<B>(policy: &Policy, api: Api, req: &Request<B>) -> Option<Err
     if api == Api::Anthropic || !hides_text(policy) {
         return None;
     }
-    let body = &req.extensions().get::<Collected>()?.plain;
-    agw_core::usage::asks_for_logprobs(body).then(|| {
+    // A stored response fetched with `?include[]=message.output_text.logprobs` carries them
+    // too (percent-escapes decoded, any case).
+    let query = req.uri().query().is_some_and(|q| {
+        let mut plain = Vec::with_capacity(q.len());
+        let b = q.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let hex = |c: u8| char::from(c).to_digit(16);
+            match (
+                b[i],
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
+                (b'%', Some(h), Some(l)) => {
+                    plain.push((h * 16 + l) as u8);
+                    i += 3;
+                }
+                (c, _, _) => {
+                    plain.push(c);
+                    i += 1;
+                }
+            }
+        }
+        plain
+            .to_ascii_lowercase()
+            .windows(8)
+            .any(|w| w == b"logprobs")
+    });
+    let asks = query
+        || req
+            .extensions()
+            .get::<Collected>()
+            .is_some_and(|c| agw_core::usage::asks_for_logprobs(&c.plain));
+    asks.then(|| {
         ErrorBody::new(
             ErrorKind::InvalidRequest,
             "log probabilities are not available through this gateway: its response guard \
