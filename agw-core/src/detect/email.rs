@@ -344,6 +344,22 @@ mod tests {
     use crate::detect::tests::table;
 
     #[test]
+    fn the_tld_table_is_sorted_lower_case_and_searchable() {
+        let t = super::GENERIC_TLDS;
+        assert!(t.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+        assert!(
+            t.iter()
+                .all(|d| d.len() >= 3 && d.bytes().all(|b| b.is_ascii_lowercase()))
+        );
+        for d in ["com", "org", "dev", "internal", "zuerich", "academy"] {
+            assert!(super::is_tld(d.as_bytes()), "{d}");
+        }
+        for d in ["weight", "service", "png", "mT", "T", "c0m"] {
+            assert!(!super::is_tld(d.as_bytes()), "{d}");
+        }
+    }
+
+    #[test]
     fn email() {
         table(
             Detector::Email,
