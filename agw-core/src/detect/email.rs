@@ -4,16 +4,27 @@ use super::{Detector, Finding, at};
 
 pub(super) fn find(text: &[u8], out: &mut Vec<Finding>) {
     // Expansion never crosses an earlier match or another `@`, so each byte is read at most
-    // twice: linear time even for `a@a@a@…`.
+    // twice: linear time even for `a@a@a@…`. An `@` written `%40` (a URL's query, an access
+    // log: `?email=jane%40example.com`) counts too.
+    let mut ats = memchr::memchr_iter(b'@', text).map(|a| (a, 1)).peekable();
+    let mut escaped = memchr::memmem::find_iter(text, b"%40")
+        .map(|a| (a, 3))
+        .peekable();
     let mut floor = 0;
-    for a in memchr::memchr_iter(b'@', text) {
+    loop {
+        let next = match (ats.peek(), escaped.peek()) {
+            (Some(&(a, _)), Some(&(e, _))) if e < a => escaped.next(),
+            (Some(_), _) => ats.next(),
+            (None, _) => escaped.next(),
+        };
+        let Some((a, width)) = next else { break };
         if a < floor {
             continue;
         }
         let Some(start) = local_start(text, floor, a) else {
             continue;
         };
-        let Some(end) = domain_end(text, a + 1) else {
+        let Some(end) = domain_end(text, a + width) else {
             continue;
         };
         if is_code_or_remote(text, start, end) {
@@ -398,6 +409,10 @@ mod tests {
                 (
                     "email me: alice@example.com: thanks",
                     &["alice@example.com"],
+                ),
+                (
+                    "GET /signup?email=jane%40example.com&x=1 and bob@example.org",
+                    &["jane%40example.com", "bob@example.org"],
                 ),
                 (
                     "a@b.com.123 and a@example.com-",
