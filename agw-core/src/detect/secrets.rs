@@ -166,11 +166,11 @@ fn sk(text: &[u8], s: usize) -> Option<(Detector, usize)> {
     let e = run(text, s + 3, is_key_char_ref);
     let body = &text[s + 3..e];
     // Kebab-case text (`fix/sk-12345-login-timeout-issue`, a branch name) is words, and
-    // `sk-ant-your-api-key-here` a placeholder: a key's random part runs 20 characters or
+    // `sk-ant-your-api-key-here` a placeholder: a key's random part runs 16 characters or
     // more between dashes, and looks random.
     let random_part = body
         .split(|&b| b == b'-')
-        .any(|part| part.len() >= 20 && random(part));
+        .any(|part| part.len() >= 16 && random(part));
     if let Some(rest) = body.strip_prefix(b"ant-") {
         return (rest.len() >= 20 && random_part).then_some((Detector::AnthropicKey, e));
     }
@@ -247,17 +247,13 @@ fn base64_prefix(b64: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Whether a key's random part looks random: letters and digits of two kinds or more (lower
-/// case, upper case, digits), and no character eight times in a row. A documentation
-/// placeholder fails it: `XXXXXXXX…`, `your_key_goes_here`, `xxxx…`.
+/// Whether a key's random part looks random: no character eight times in a row, and not
+/// lower-case words joined by `_` (`XXXXXXXX…`, `xxxx…` and `your_key_goes_here` are
+/// documentation placeholders).
 fn random(part: &[u8]) -> bool {
-    let kinds = [
-        part.iter().any(u8::is_ascii_lowercase),
-        part.iter().any(u8::is_ascii_uppercase),
-        part.iter().any(u8::is_ascii_digit),
-    ];
     let repeated = part.windows(8).any(|w| w.iter().all(|&b| b == w[0]));
-    kinds.iter().filter(|&&k| k).count() >= 2 && !repeated
+    let words = part.contains(&b'_') && part.iter().all(|b| b.is_ascii_lowercase() || *b == b'_');
+    !repeated && !words
 }
 
 /// Whether a key's random part is one character repeated (`xxxx…`, `0000…`): a placeholder in
@@ -322,7 +318,7 @@ fn jwt(text: &[u8], s: usize) -> Option<usize> {
         0 => Some(sig),
         1..10 => None,
         // A signature of one character repeated (`….xxxxxxxx`) marks a documentation sample.
-        _ if placeholder_like(&text[sig..sig_end]) => None,
+        _ if placeholder(&text[sig..sig_end]) => None,
         _ => Some(sig_end),
     }
 }
@@ -484,6 +480,25 @@ mod tests {
                 Detector::AnthropicKey,
                 "ANTHROPIC_API_KEY=sk-ant-api03-XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX sk-ant-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx sk-ant-your-api-key-here-please-replace sk-ant-api03-your_key_goes_here_replace_me",
                 &[],
+            ),
+            (
+                // Short hand-written keys, as test data writes them, are keys.
+                Detector::AnthropicKey,
+                "ANTHROPIC_API_KEY=sk-ant-api03-abcdef1234567890XYZ sk-ant-api03-xyz789abc123def456",
+                &[
+                    "sk-ant-api03-abcdef1234567890XYZ",
+                    "sk-ant-api03-xyz789abc123def456",
+                ],
+            ),
+            (
+                Detector::OpenAiKey,
+                "sk-proj-abc123def456ghi789",
+                &["sk-proj-abc123def456ghi789"],
+            ),
+            (
+                Detector::GithubToken,
+                "ghp_abcdefghijklmnopqrstuvwxyzabcdefghij",
+                &["ghp_abcdefghijklmnopqrstuvwxyzabcdefghij"],
             ),
             (
                 Detector::GoogleApiKey,
