@@ -230,10 +230,9 @@ mod tests {
                 ("dotted 4111.1111.1111.1111.", &["4111.1111.1111.1111"]),
                 // Tabs (a pasted table) and Unicode dashes (a word processor's en dash, a
                 // non-breaking hyphen, a minus sign) separate groups too.
-                (
-                    "tsv\t4111\t1111\t1111\t1111\t12/25",
-                    &["4111\t1111\t1111\t1111"],
-                ),
+                // A table's cells: a card in one is a card; 4-digit numbers in four are not.
+                ("tsv\t4111111111111111\t12/25", &["4111111111111111"]),
+                ("port\t5432\t6379\t8080\t9202 3000\t3001\t3002\t3003", &[]),
                 (
                     "en 4111\u{2013}1111\u{2013}1111\u{2013}1111.",
                     &["4111\u{2013}1111\u{2013}1111\u{2013}1111"],

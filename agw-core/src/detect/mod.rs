@@ -37,11 +37,12 @@
 //! - Only ASCII letters, digits and `_` are word characters; a non-ASCII byte is a boundary, so
 //!   `卡号4111111111111111` is a card. The letter of a `\n`, `\r` or `\t` escape left in the
 //!   text is a boundary too, for text that still carries JSON escapes.
-//! - Cards: contiguous, or grouped by single spaces or tabs, single dashes (ASCII or Unicode:
+//! - Cards: contiguous, or grouped by single spaces, single dashes (ASCII or Unicode:
 //!   U+2010–U+2015, the minus sign U+2212) or single dots (a first group of 4, then groups of
 //!   3–6, 3–5 groups in all); mixed kinds of separator (`4111 1111-1111 1111`) are not a card,
-//!   mixed dashes are. SSNs, SINs and phone numbers read the same dashes, not tabs (a table's
-//!   columns `101\t25\t2024` are not an SSN).
+//!   mixed dashes are. Tabs separate nothing: a table's columns (`5432\t6379\t8080\t9202`,
+//!   `101\t25\t2024`) are no card, SSN or phone number. SSNs, SINs and phone numbers read the
+//!   same dashes.
 //!   Issuer lengths are enforced (Amex 15, Mastercard 16, Visa 13/16/19, …). A card is not
 //!   reported when it is part of a longer number: joined to more digits directly, by a dash or a
 //!   dot (`0.4111111111111111`), or by spaces in a run of groups of four that is two or more

@@ -18,9 +18,9 @@ const MIN_DIGITS: usize = 8;
 pub(super) struct Group {
     pub start: usize,
     pub end: usize,
-    /// What joins this group to the previous one, by class ([`separator`]): `b' '`, `b'\t'`,
-    /// `b'-'` (any dash), `b'.'`, or `b'('` for a direct join through a parenthesis
-    /// (`(415)555`, `1(415)`); 0 for the first group.
+    /// What joins this group to the previous one, by class ([`separator`]): `b' '`, `b'-'`
+    /// (any dash), `b'.'`, or `b'('` for a direct join through a parenthesis (`(415)555`,
+    /// `1(415)`); 0 for the first group.
     pub sep: u8,
     /// Written as `(digits)`.
     pub paren: bool,
@@ -194,14 +194,14 @@ fn validate(token: &Token<'_>, wants: Wants, out: &mut Vec<Finding>) {
 }
 
 /// The separator between two digit groups at `i`, as its class and its length in bytes: a
-/// space, a tab (its own class: only cards take it, a pasted table's columns are not an SSN or
-/// a phone number), a dot, or a dash — ASCII `-` or a Unicode dash or minus sign
-/// (U+2010–U+2015, U+2212), as word processors and copied web forms write `4111–1111–…`. The
-/// text is NFKC-normalised before it gets here, so no-break, thin and fullwidth spaces are
-/// already spaces and a fullwidth hyphen-minus is `-`.
+/// space, a dot, or a dash — ASCII `-` or a Unicode dash or minus sign (U+2010–U+2015,
+/// U+2212), as word processors and copied web forms write `4111–1111–…`. Not a tab: a pasted
+/// table's columns (`5432\t6379\t8080\t9202`) are no card, SSN or phone number. The text is
+/// NFKC-normalised before it gets here, so no-break, thin and fullwidth spaces are already
+/// spaces and a fullwidth hyphen-minus is `-`.
 pub(super) fn separator(text: &[u8], i: usize) -> Option<(u8, usize)> {
     match at(text, i) {
-        c @ (b' ' | b'\t' | b'-' | b'.') => Some((c, 1)),
+        c @ (b' ' | b'-' | b'.') => Some((c, 1)),
         0xE2 => match (at(text, i + 1), at(text, i + 2)) {
             (0x80, 0x90..=0x95) | (0x88, 0x92) => Some((b'-', 3)),
             _ => None,

@@ -38,7 +38,8 @@ const SPARE_CACHES: usize = 64;
 
 fn detector_pattern(d: Detector) -> &'static str {
     match d {
-        // Separators as `detect::numeric::separator` reads them: tabs and Unicode dashes too.
+        // Separators as `detect::numeric::separator` reads them: Unicode dashes too (and tabs,
+        // which only hold a little more).
         Detector::CreditCard | Detector::UsSsn | Detector::CaSin | Detector::Phone => {
             r"[+(]?[0-9A-Z][0-9A-Z \t\-.()\x{2010}-\x{2015}\x{2212}]*"
         }
