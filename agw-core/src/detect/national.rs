@@ -41,6 +41,21 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// Whether `sin` or `social insurance` (any case) stands as a word in the 32 bytes before `at`.
+fn sin_labelled(text: &[u8], at: usize) -> bool {
+    let before = text[at.saturating_sub(32)..at].to_ascii_lowercase();
+    let word = |w: &[u8]| {
+        before.windows(w.len()).enumerate().any(|(k, win)| {
+            win == w
+                && (k == 0 || !before[k - 1].is_ascii_alphanumeric())
+                && before
+                    .get(k + w.len())
+                    .is_none_or(|b| !b.is_ascii_alphanumeric())
+        })
+    };
+    word(b"sin") || word(b"social insurance")
+}
+
 /// Whether an SSN label ends shortly before `at`: `ssn`, `SSN number`, `SSN no`, `ssn is`,
 /// `ss#`, `social security (number|no)`, in any case and spelling (`social_security_number`,
 /// `socialSecurityNumber`), then at most a few separators (`: `, ` = `, `| `, quotes, a line
@@ -60,14 +75,54 @@ fn labelled(text: &[u8], at: usize) -> bool {
                 | b'\''
                 | b'.'
                 | b'|'
-                | b'>'
                 | b'('
+                | b')'
                 | b'#'
+                | b','
+                | b';'
         )
     };
-    let kept = before.iter().rposition(|b| !is_sep(b)).map_or(0, |k| k + 1);
+    let mut kept = before.iter().rposition(|b| !is_sep(b)).map_or(0, |k| k + 1);
     if before.len() - kept > 6 {
         return false;
+    }
+    // Between an HTML table's cells (`<td>SSN</td><td>123…`) the tags are separators too; a
+    // tag named after the label (`<ssn>123…`) is the label.
+    for _ in 0..4 {
+        if kept == 0 || before[kept - 1] != b'>' {
+            break;
+        }
+        let Some(open) = before[..kept].iter().rposition(|&b| b == b'<') else {
+            break;
+        };
+        let tag = before[open + 1..kept - 1].to_ascii_lowercase();
+        let markup = tag.first() == Some(&b'/')
+            || matches!(
+                &tag[..],
+                b"td"
+                    | b"th"
+                    | b"tr"
+                    | b"p"
+                    | b"b"
+                    | b"i"
+                    | b"strong"
+                    | b"span"
+                    | b"div"
+                    | b"li"
+                    | b"dt"
+                    | b"dd"
+                    | b"label"
+                    | b"br"
+                    | b"code"
+            );
+        if !markup {
+            kept -= 1;
+            break;
+        }
+        kept = before[..open]
+            .iter()
+            .rposition(|b| !is_sep(b))
+            .map_or(0, |k| k + 1);
     }
     let label = &before[..kept];
     // `ss#`: the `#` is the label's own.
@@ -77,6 +132,10 @@ fn labelled(text: &[u8], at: usize) -> bool {
     let mut words = String::with_capacity(label.len() + 4);
     let mut prev = b' ';
     for &b in label {
+        // `S.S.N.` reads `ssn`, `Soc. Sec. No.` reads `soc sec no`.
+        if b == b'.' {
+            continue;
+        }
         let b = if matches!(b, b'_' | b'-' | b'\t') {
             b' '
         } else {
@@ -100,6 +159,8 @@ fn labelled(text: &[u8], at: usize) -> bool {
         "social security no",
         "social security number is",
         "socialsecuritynumber",
+        "soc sec no",
+        "soc sec number",
     ];
     let named = |name: &str| {
         words.ends_with(name)
@@ -128,9 +189,12 @@ pub(super) fn find_sin(token: &Token<'_>, out: &mut Vec<Finding>) {
         } else {
             0
         };
-        // 0 starts no issued SIN but does start the published sample (`046 454 286`) that forms
-        // and test data use; 8 is not used.
-        if len > 0 && digits[0] != b'8' && luhn(&digits) {
+        // 8 is not used. 0 starts no issued SIN but does start the published sample
+        // (`046 454 286`) that forms and test data use: taken after a SIN label only (a
+        // zero-padded id is no SIN), and never all zeros.
+        let zero_ok =
+            digits[0] != b'0' || (digits != [b'0'; 9] && sin_labelled(token.text, groups[i].start));
+        if len > 0 && digits[0] != b'8' && zero_ok && luhn(&digits) {
             out.push(Finding {
                 detector: Detector::CaSin,
                 range: groups[i].start..groups[i + len - 1].end,
@@ -203,6 +267,14 @@ mod tests {
                 ),
                 // In JSON the guard reads a key and its value with line breaks between them.
                 ("\nssn\n\n123456789", &["123456789"]),
+                (
+                    "Social Security Number (SSN): 123456789; S.S.N.: 234567890; Soc. Sec. No.: 345678901",
+                    &["123456789", "234567890", "345678901"],
+                ),
+                (
+                    "SSN,456789012 <td>SSN</td><td>567890123</td>",
+                    &["456789012", "567890123"],
+                ),
                 ("123-45 6789 123 45-6789 123.45.6789", &[]),
                 ("1123-45-6789 123-45-67890 x123-45-6789 123-45-6789x", &[]),
                 ("12 123 45 6789", &[]),
@@ -222,6 +294,10 @@ mod tests {
                 ("325437259,200780963", &["325437259", "200780963"]),
                 // The published sample SIN, as forms and test data write it.
                 ("SIN 046 454 286", &["046 454 286"]),
+                (
+                    "id: 000000000, 000 000 000, uuid 046454286 row, SIN 000-000-000",
+                    &[],
+                ),
                 // Near misses.
                 ("830 692 544", &[]),
                 ("table\t130\t692\t544", &[]),
