@@ -445,8 +445,7 @@ fn domain_end(text: &[u8], d: usize) -> Option<usize> {
             let b = at(text, i);
             if b.is_ascii_alphanumeric() || b == b'-' {
                 i += 1;
-            } else if let Some((c, len)) = char_at(text, i).filter(|(c, _)| c.is_alphanumeric()) {
-                let _ = c;
+            } else if let Some((_, len)) = char_at(text, i).filter(|(c, _)| c.is_alphanumeric()) {
                 if i > start && text[start..i].iter().all(u8::is_ascii_alphanumeric) {
                     ascii_end.get_or_insert(i);
                 }
