@@ -41,13 +41,13 @@ where
         Box::pin(async move {
             let class = Classified::of(&req, RouteKind::Passthrough);
             let api = class.api;
-            // Model listing and token counting cost nothing: not limited. Everything else —
-            // prompts, message batches (one holds many billed requests), passthrough
-            // endpoints (files, images, audio, batches) — counts against the request limits
+            // Not limited: model listing and token counting (they cost nothing), a batch's
+            // results, and listing, retrieving or cancelling batches (a spent budget must not
+            // keep a user from stopping a batch or fetching what was paid for). Everything
+            // else — prompts, creating message batches (one holds many billed requests),
+            // passthrough endpoints (files, images, audio) — counts against the request limits
             // and is refused once a budget is spent; tokens are charged where a response
             // reports them.
-            // Nor are a batch's results, nor listing, retrieving or cancelling batches: a spent
-            // budget must not keep a user from stopping a batch or fetching what was paid for.
             let batch_admin = class.kind == RouteKind::MessageBatches
                 && (*req.method() != http::Method::POST || req.uri().path().ends_with("/cancel"));
             if matches!(
