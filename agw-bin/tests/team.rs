@@ -506,10 +506,10 @@ async fn a_budget_is_charged_an_estimate_when_the_response_reports_no_usage() {
     let body = r#"{"model":"gpt-4o","max_tokens":1000,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let statuses = bearer_streams(&url, &key, body, 6).await;
     // Each request holds its estimated cost while in flight: after two ($0.03 spent) a third
-    // would pass the budget: less is left than it may use (429, retried later).
-    assert_eq!(&statuses[..3], &[200, 200, 429], "{statuses:?}");
+    // would pass the budget, and nothing in flight will give any back (400, not retried).
+    assert_eq!(&statuses[..3], &[200, 200, 400], "{statuses:?}");
     assert!(
-        statuses[3..].iter().all(|&s| s == 429),
+        statuses[3..].iter().all(|&s| s == 400),
         "the budget has run short: {statuses:?}"
     );
     // Without `max_tokens` the output is estimated at 4,096 tokens (~$0.06, found by the

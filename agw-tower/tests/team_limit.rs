@@ -549,10 +549,10 @@ async fn a_batch_is_charged_the_estimates_of_its_requests() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert_eq!(spent, want);
-    // The day's budget now holds 60k of 100k: the same batch again would pass it (429: less
-    // is left than it may use).
+    // The day's budget now holds 60k of 100k: the same batch again would pass it, and nothing
+    // in flight will give any back (400: less is left than it may use).
     let r = support::post(addr, "/v1/messages/batches", &h, &batch).await;
-    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.status, 400, "{}", r.body);
     assert!(
         r.body.contains("daily budget of 100000 tokens") && r.body.contains("39959 tokens left"),
         "{}",
@@ -681,7 +681,8 @@ async fn a_batch_is_priced_against_dollar_budgets() {
     }
     assert!((4_500_000..4_600_000).contains(&usd), "{usd}");
     let r = support::post(addr, "/v1/messages/batches", &h, &batch).await;
-    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("$0.50 left"), "{}", r.body);
     // A request without a model: the batch cannot be charged, and is refused.
     let bad = format!(r#"{{"requests":[{one},{{"custom_id":"b","params":{{"max_tokens":9}}}}]}}"#);
     let r = support::post(addr, "/v1/messages/batches", &h, &bad).await;

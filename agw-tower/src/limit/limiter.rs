@@ -115,6 +115,34 @@ pub struct Ticket {
     minute_reset: Option<HeaderValue>,
     /// The estimate is held in the minute counters (the store answered).
     held: bool,
+    /// Counts the request among those holding part of its scopes' budgets, until it is dropped.
+    _flight: Option<Arc<Flight>>,
+}
+
+/// Requests holding part of each scope's budgets in this process, counted while in flight:
+/// what tells "less is left than this request may use, but requests in flight may give some
+/// back" (a 429) from "less is left, and nothing will come back" (a 400).
+type InFlight = Arc<Mutex<std::collections::HashMap<Scope, u32>>>;
+
+/// One request's place in [`InFlight`], given back when the last clone of its ticket is dropped.
+#[derive(Debug)]
+struct Flight {
+    in_flight: InFlight,
+    scopes: Scopes,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        for scope in self.scopes.as_slice() {
+            if let Some(n) = map.get_mut(scope) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(scope);
+                }
+            }
+        }
+    }
 }
 
 /// What remains of one rate limit, for the response headers.
@@ -250,6 +278,8 @@ pub struct Limiter {
     settler: OnceLock<Settler>,
     /// The current minute's end and its header value.
     minute_reset: Mutex<Option<(u64, HeaderValue)>>,
+    /// Requests in flight holding part of a budget, per scope.
+    in_flight: InFlight,
     /// The rate limits of the policy as header values (a few numbers, formatted once).
     limit_values: Vec<(u64, HeaderValue)>,
     /// Prices, for the cost a request holds against dollar budgets in flight.
@@ -289,6 +319,7 @@ impl Limiter {
             on_rejection: None,
             settler: OnceLock::new(),
             minute_reset: Mutex::new(None),
+            in_flight: InFlight::default(),
             prices: None,
         }
     }
@@ -544,6 +575,7 @@ impl Limiter {
             remaining: [None, None],
             minute_reset: None,
             held: false,
+            _flight: None,
         };
         if checks.is_empty() {
             return Ok(ticket);
@@ -552,6 +584,17 @@ impl Limiter {
         let error = match result {
             Ok(Ok(Acquired::Admitted(values))) => {
                 ticket.held = true;
+                if meta.iter().any(|(_, kind, _, _)| kind.is_budget()) {
+                    let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                    for scope in ticket.scopes.as_slice() {
+                        *map.entry(scope.clone()).or_insert(0) += 1;
+                    }
+                    drop(map);
+                    ticket._flight = Some(Arc::new(Flight {
+                        in_flight: self.in_flight.clone(),
+                        scopes: ticket.scopes.clone(),
+                    }));
+                }
                 for (&(_, kind, limit, reset), value) in meta.iter().zip(values) {
                     let slot = match kind {
                         LimitKind::Requests => 0,
@@ -584,14 +627,22 @@ impl Limiter {
                     LimitKind::UsdPerDay | LimitKind::UsdPerMonth => cost_estimate,
                     _ => 0,
                 };
-                // Spent, or only not enough left for this request (while others hold some).
+                // Spent; or not enough left for this request, while requests in flight hold some
+                // (a retry may fit) or none does (it will not).
+                let scope_ref = &ticket.scopes()[scope];
+                let flying = self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(scope_ref)
+                    .is_some_and(|&n| n > 0);
+                let left = limit.saturating_sub(current);
                 let fit = if current >= limit || hold == 0 {
                     Fit::UsedUp
+                } else if flying {
+                    Fit::Held { left, hold }
                 } else {
-                    Fit::Held {
-                        left: limit - current,
-                        hold,
-                    }
+                    Fit::Short { left, hold }
                 };
                 return Err(Rejection::Limited {
                     scope: ticket.scopes()[scope].clone(),
@@ -849,6 +900,7 @@ mod tests {
             ],
             minute_reset: Some(reset_value(1_795_869_300)),
             held: true,
+            _flight: None,
         };
         let mut h = HeaderMap::new();
         t.headers(&mut h);

@@ -93,6 +93,14 @@ pub enum Fit {
         /// What this request would hold.
         hold: u64,
     },
+    /// Some is left, but less than this request may use, and no request in flight holds any
+    /// of it: a retry will not fit before the budget resets.
+    Short {
+        /// What is left.
+        left: u64,
+        /// What this request would hold.
+        hold: u64,
+    },
     /// This request may use more than the whole budget: it can never fit.
     TooLarge {
         /// What this request would hold.
@@ -169,6 +177,19 @@ impl Rejection {
                             HELD_RETRY_SECS
                         ),
                     ),
+                    (true, Fit::Short { left, hold }) => ErrorBody::new(
+                        ErrorKind::InvalidRequest,
+                        format!(
+                            "agw: the {what} of {} has {} left, less than this request may use \
+                             ({}); ask for fewer output tokens or send less, or wait until it \
+                             resets at {}",
+                            scope.describe(),
+                            amount(*left),
+                            amount(*hold),
+                            rfc3339(*reset)
+                        ),
+                    )
+                    .with_code("budget_exceeded"),
                     (true, Fit::TooLarge { hold }) => ErrorBody::new(
                         ErrorKind::InvalidRequest,
                         format!(
