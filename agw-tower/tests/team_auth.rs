@@ -304,6 +304,15 @@ async fn an_agw_credential_beside_a_provider_key_is_checked_and_removed() {
         let r = send(addr, "/v1/messages", &h, "{}").await;
         assert_eq!(r.status, 401, "{headers:?}: {}", r.body);
     }
+    // The same key twice is one key.
+    let r = send(
+        addr,
+        "/v1/messages",
+        &[("x-api-key", &alice), ("x-api-key", &alice)],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     // An agw key in another credential header never goes upstream.
     for name in ["proxy-authorization", "x-goog-api-key", "api-key"] {
         let value = if name == "proxy-authorization" {

@@ -286,15 +286,15 @@ impl Authenticator {
     }
 
     /// Both credential headers, read: `x-api-key`, and the token of `Authorization: Bearer`.
-    /// A header given twice is unreadable: which value a server takes is its choice, and the
-    /// other would go unchecked.
+    /// A header given twice with different values is unreadable: which value a server takes
+    /// is its choice, and the other would go unchecked.
     fn presented(headers: &HeaderMap) -> (CredentialRead<'_>, CredentialRead<'_>) {
         let one = |name: &http::header::HeaderName| {
             let mut values = headers.get_all(name).iter();
-            match (values.next(), values.next()) {
-                (first, None) => Ok(first),
-                (Some(_), Some(_)) => Err(AuthError::UnknownKey),
-                (None, Some(_)) => unreachable!("a second value without a first"),
+            let first = values.next();
+            match first {
+                Some(f) if values.any(|v| v != f) => Err(AuthError::UnknownKey),
+                _ => Ok(first),
             }
         };
         let key = one(&X_API_KEY).and_then(|v| {
