@@ -158,6 +158,16 @@ impl WithResponse for Option<Box<Entry>> {
             if let Some(f) = parts.extensions.get::<UpstreamFailure>() {
                 e.cause = Some(f.name());
             }
+            // A request the limiter or the access list refused has no usage report, but its
+            // response names who called.
+            if let Some(who) = parts.extensions.get::<agw_tower::auth::Identity>() {
+                let slot = e.usage_slot();
+                let _ = slot.set(LoggedUsage {
+                    identity: Some(who.name.clone()),
+                    team: who.team.clone(),
+                    ..LoggedUsage::default()
+                });
+            }
         }
         self
     }
@@ -611,6 +621,30 @@ mod tests {
         let msg: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(msg["level"], "error");
         assert_eq!(msg["msg"], "reload failed: \"x\"");
+    }
+
+    /// A request the limiter or an access list refused has no usage report; its response
+    /// names who called, and the line says so (found by the third red-team review: an operator
+    /// could not tell who was throttled).
+    #[test]
+    fn a_refused_request_is_logged_with_who_called() {
+        let mut res = http::Response::builder().status(429).body(()).unwrap();
+        res.extensions_mut().insert(agw_tower::auth::Identity {
+            name: "alice".into(),
+            team: Some("platform".into()),
+            kind: agw_tower::auth::IdentityKind::Key,
+            groups: Vec::new(),
+        });
+        let (parts, ()) = res.into_parts();
+        let lines = capture(LogFormat::Json, || {
+            let e = Some(entry()).with_response(&parts).unwrap();
+            e.write(true, Instant::now());
+        });
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(line["status"], 429);
+        assert_eq!(line["identity"], "alice");
+        assert_eq!(line["team"], "platform");
+        assert!(line.get("input_tokens").is_none(), "{line}");
     }
 
     #[test]

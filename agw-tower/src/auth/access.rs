@@ -286,9 +286,16 @@ where
             Ok(()) => AccessFuture::Inner {
                 future: self.inner.call(req),
             },
-            Err(e) => AccessFuture::Refused {
-                response: Some(error_response(api, &e)),
-            },
+            Err(e) => {
+                let mut response = error_response(api, &e);
+                // Who was refused, for the access log.
+                if let Some(who) = req.extensions().get::<Identity>() {
+                    response.extensions_mut().insert(who.clone());
+                }
+                AccessFuture::Refused {
+                    response: Some(response),
+                }
+            }
         }
     }
 }

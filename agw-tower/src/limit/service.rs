@@ -126,6 +126,10 @@ where
                 Err(rejection) => {
                     let mut res = error_response(api, &rejection.error());
                     rejection.headers(res.headers_mut());
+                    // Who was refused, for the access log.
+                    if let Some(who) = who {
+                        res.extensions_mut().insert(who.clone());
+                    }
                     return Ok(res);
                 }
             };
