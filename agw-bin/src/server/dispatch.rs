@@ -532,10 +532,18 @@ pin_project_lite::pin_project! {
             let this = this.project();
             if let Some(e) = this.entry.take() {
                 let timed_out = this.busy.as_ref().is_some_and(|b| b.0.body_expired());
-                if timed_out {
-                    e.closed(408, "body_timeout");
-                } else {
-                    e.closed(499, "client_closed");
+                let close = move || {
+                    if timed_out {
+                        e.closed(408, "body_timeout");
+                    } else {
+                        e.closed(499, "client_closed");
+                    }
+                };
+                // Written after the stack's future is dropped too: the usage layer then reports
+                // the abandoned request, and the line names who called.
+                match this.after.take() {
+                    Some(after) => after.run(close),
+                    None => close(),
                 }
             }
         }
