@@ -300,6 +300,27 @@ async fn team_requests_log_identity_tokens_and_cost_but_never_the_key() {
     assert_eq!(line["identity"], "alice", "{line}");
     assert_eq!(line["response_guard"], "allow", "{line}");
 
+    // A client that leaves before the response headers: the line (written once the stack's
+    // future is dropped, so the usage layer has reported) names the caller too.
+    let mut req = json_post(
+        &agw.url("/v1/messages"),
+        &messages("mock:delay_ms=3000 hi", false),
+    );
+    req.headers_mut().insert("x-api-key", key.parse().unwrap());
+    let cut = tokio::time::timeout(Duration::from_millis(300), send(req)).await;
+    assert!(cut.is_err(), "the request should still be in flight");
+    let mut closed = None;
+    for _ in 0..400 {
+        closed = agw.access_lines().into_iter().find(|l| l["status"] == 499);
+        if closed.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line = closed.expect("a line for the request the client left");
+    assert_eq!(line["cause"], "client_closed", "{line}");
+    assert_eq!(line["identity"], "alice", "{line}");
+
     // Refused by the request guard: counted, never sent upstream.
     let (status, _, _) = post(&agw, &messages("my credit card", false), Some(&key)).await;
     assert_eq!(status, 400);
