@@ -539,14 +539,11 @@ pin_project_lite::pin_project! {
                         e.closed(499, "client_closed");
                     }
                 };
-                // Written after the stack's future is dropped and the usage layer has reported
-                // the abandoned request (its report is itself queued to run after the poll, so
-                // the line is queued behind it), and so names who called.
+                // Written after the stack's future is dropped (after this function returns):
+                // the usage layer then reports the abandoned request, and the line names who
+                // called.
                 match this.after.take() {
-                    Some(after) => {
-                        let again = after.clone();
-                        after.run(move || again.run(close));
-                    }
+                    Some(after) => after.run(close),
                     None => close(),
                 }
             }

@@ -203,16 +203,17 @@ impl<B> std::fmt::Debug for UsageBody<B> {
 /// Reports a request that got no response to count: the client went away before the response
 /// headers (status 499, as proxies log it), or the upstream call failed (502). The report is
 /// incomplete and carries no usage, so a limiter hook gives back what the request held, and the
-/// access log and metrics still see the request.
+/// access log and metrics still see the request. Reported at once: there is no response to
+/// keep the work off.
 pub(crate) fn abandon(mut pending: Pending, status: http::StatusCode) {
     pending.report.status = status;
     let counter = UsageCounter::new(pending.report.api);
-    Box::new(State {
+    State {
         pending,
         counter,
         reader: Reader::None,
-    })
-    .end(false);
+    }
+    .finish(false, Instant::now());
 }
 
 impl<B> UsageBody<B> {
