@@ -494,8 +494,6 @@ async fn serve_limited(
 /// review: a thousand 64k-token requests cost nothing).
 #[tokio::test]
 async fn a_batch_is_charged_the_estimates_of_its_requests() {
-    use agw_core::guard::Policy;
-    use agw_tower::guard::RequestGuardLayer;
     let limiter = Arc::new(limiter(LimitPolicy {
         per_key: Limits {
             tokens_per_day: Some(100_000),
@@ -503,11 +501,8 @@ async fn a_batch_is_charged_the_estimates_of_its_requests() {
         },
         ..LimitPolicy::default()
     }));
-    // As `agw serve` stacks them: the limiter inside the body stage.
-    let store = FileKeyStore::in_memory();
-    let secret = support::add_key(&store, "alice", None).await;
-    let prices = PriceTable::new([("*", Price::default())]).unwrap();
-    let app = axum::Router::new()
+    let prices = Arc::new(PriceTable::new([("*", Price::default())]).unwrap());
+    let routes = axum::Router::new()
         .route(
             "/v1/messages/batches",
             axum::routing::post(|| async { r#"{"id":"msgbatch_1","type":"message_batch"}"# }),
@@ -515,18 +510,8 @@ async fn a_batch_is_charged_the_estimates_of_its_requests() {
         .route(
             "/v1/messages/batches/{id}/cancel",
             axum::routing::post(|| async { r#"{"id":"msgbatch_1","type":"message_batch"}"# }),
-        )
-        .layer(UsageLayer::new(Arc::new(prices)))
-        .layer(LimitLayer::new(limiter.clone()))
-        .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
-        .layer(AuthLayer::new(Arc::new(
-            Authenticator::new().keys(Arc::new(store)),
-        )))
-        .layer(ClassifyLayer::new(
-            RouteTable::claude_code(),
-            Api::Anthropic,
-        ));
-    let addr = support::serve(app).await;
+        );
+    let (addr, secret) = serve_read(&limiter, prices, Api::Anthropic, routes).await;
     let h = [("x-api-key", secret.as_str())];
     let one = r#"{"custom_id":"a","params":{"model":"m","max_tokens":30000,"messages":[]}}"#;
     let batch = format!(r#"{{"requests":[{one},{one}]}}"#);
@@ -617,8 +602,6 @@ async fn a_request_abandoned_before_its_response_gives_its_hold_back() {
 /// refused where a limit would charge it.
 #[tokio::test]
 async fn a_batch_is_priced_against_dollar_budgets() {
-    use agw_core::guard::Policy;
-    use agw_tower::guard::RequestGuardLayer;
     let prices = Arc::new(
         PriceTable::new([(
             "claude-opus-*",
@@ -640,24 +623,11 @@ async fn a_batch_is_priced_against_dollar_budgets() {
         })
         .with_prices(prices.clone()),
     );
-    let store = FileKeyStore::in_memory();
-    let secret = support::add_key(&store, "alice", None).await;
-    let app = axum::Router::new()
-        .route(
-            "/v1/messages/batches",
-            axum::routing::post(|| async { r#"{"id":"msgbatch_1","type":"message_batch"}"# }),
-        )
-        .layer(UsageLayer::new(prices))
-        .layer(LimitLayer::new(limiter.clone()))
-        .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
-        .layer(AuthLayer::new(Arc::new(
-            Authenticator::new().keys(Arc::new(store)),
-        )))
-        .layer(ClassifyLayer::new(
-            RouteTable::claude_code(),
-            Api::Anthropic,
-        ));
-    let addr = support::serve(app).await;
+    let routes = axum::Router::new().route(
+        "/v1/messages/batches",
+        axum::routing::post(|| async { r#"{"id":"msgbatch_1","type":"message_batch"}"# }),
+    );
+    let (addr, secret) = serve_read(&limiter, prices, Api::Anthropic, routes).await;
     let h = [("x-api-key", secret.as_str())];
     let one = r#"{"custom_id":"a","params":{"model":"claude-opus-4-1","max_tokens":30000,"messages":[]}}"#;
     let batch = format!(r#"{{"requests":[{one},{one}]}}"#);
@@ -713,8 +683,6 @@ impl http_body::Body for OneThenNothing {
 /// the third red-team review: such a stream cost its deltas only).
 #[tokio::test]
 async fn a_stream_cut_off_is_charged_at_least_its_input() {
-    use agw_core::guard::Policy;
-    use agw_tower::guard::RequestGuardLayer;
     use http_body_util::BodyExt;
     let limiter = Arc::new(limiter(LimitPolicy {
         per_key: Limits {
@@ -723,11 +691,9 @@ async fn a_stream_cut_off_is_charged_at_least_its_input() {
         },
         ..LimitPolicy::default()
     }));
-    let store = FileKeyStore::in_memory();
-    let secret = support::add_key(&store, "alice", None).await;
     let prices = Arc::new(PriceTable::new([("*", Price::default())]).unwrap());
-    let app = axum::Router::new()
-        .route(
+    let routes =
+        axum::Router::new().route(
             "/v1/chat/completions",
             axum::routing::post(|| async {
                 http::Response::builder()
@@ -737,15 +703,8 @@ async fn a_stream_cut_off_is_charged_at_least_its_input() {
                     )))))
                     .unwrap()
             }),
-        )
-        .layer(UsageLayer::new(prices))
-        .layer(LimitLayer::new(limiter.clone()))
-        .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
-        .layer(AuthLayer::new(Arc::new(
-            Authenticator::new().keys(Arc::new(store)),
-        )))
-        .layer(ClassifyLayer::new(RouteTable::claude_code(), Api::OpenAi));
-    let addr = support::serve(app).await;
+        );
+    let (addr, secret) = serve_read(&limiter, prices, Api::OpenAi, routes).await;
     let prompt = "x ".repeat(20_000);
     let body = format!(
         r#"{{"model":"gpt-4o","max_tokens":10,"stream":true,"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
@@ -785,6 +744,30 @@ async fn a_stream_cut_off_is_charged_at_least_its_input() {
         spent >= input,
         "charged {spent} tokens for an input of about {input}"
     );
+}
+
+/// `routes` as `agw serve` stacks the team layers: usage and the limiter inside the body stage
+/// (so the limiter reads the collected body), then key authentication and classification for
+/// `api`, served: its address and the secret of alice's key.
+async fn serve_read(
+    limiter: &Arc<Limiter>,
+    prices: Arc<PriceTable>,
+    api: Api,
+    routes: axum::Router,
+) -> (std::net::SocketAddr, String) {
+    use agw_core::guard::Policy;
+    use agw_tower::guard::RequestGuardLayer;
+    let store = FileKeyStore::in_memory();
+    let secret = support::add_key(&store, "alice", None).await;
+    let app = routes
+        .layer(UsageLayer::new(prices))
+        .layer(LimitLayer::new(limiter.clone()))
+        .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(RouteTable::claude_code(), api));
+    (support::serve(app).await, secret)
 }
 
 #[tokio::test]
