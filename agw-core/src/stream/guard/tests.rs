@@ -1115,28 +1115,46 @@ fn a_slow_stream_releases_what_cannot_match() {
     }
 }
 
-/// A card written with en dashes or minus signs, arriving a group at a time, is held until it is
-/// complete and masked: the hold-back reads the same separators as the detector.
+/// Text deltas of one Anthropic text block through a guard with one masking detector: the
+/// text released after each delta (all of it so far), and after the stream ends.
+fn released(detector: Detector, deltas: &[&str]) -> (Vec<String>, String) {
+    let policy = Policy::builder()
+        .rule(Rule::detectors("d", [detector]).mask())
+        .build()
+        .unwrap();
+    let mut guard = StreamGuard::new(policy, Api::Anthropic, 256);
+    let mut sent = String::new();
+    let mut after = Vec::new();
+    for d in deltas {
+        let e = event(
+            "content_block_delta",
+            serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":d}}),
+        );
+        let mut out = Vec::new();
+        guard.event(Bytes::from(e), &mut out);
+        sent.push_str(&text_of(&out.concat()));
+        after.push(sent.clone());
+    }
+    let mut out = Vec::new();
+    guard.finish(&mut out);
+    sent.push_str(&text_of(&out.concat()));
+    (after, sent)
+}
+
+/// A card written with en dashes or minus signs, arriving a group at a time, is held until it
+/// is complete and masked: the hold-back reads the same separators as the detector.
 #[test]
 fn a_card_with_unicode_dashes_split_across_events_is_masked() {
     for sep in ["\u{2013}", "-", "\u{2212}"] {
-        let policy = Policy::builder()
-            .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
-            .build()
-            .unwrap();
-        let mut guard = StreamGuard::new(policy, Api::Anthropic, 256);
-        let mut sent = String::new();
-        for d in ["card 4111", sep, "1111", sep, "1111", sep, "1111", " ok"] {
-            let e = event(
-                "content_block_delta",
-                serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":d}}),
-            );
-            let mut out = Vec::new();
-            guard.event(Bytes::from(e), &mut out);
-            sent.push_str(&text_of(&out.concat()));
-            assert!(!sent.contains("4111"), "{sep:?}: {sent:?}");
-        }
-        assert_eq!(sent, "card <CREDIT_CARD> ok", "{sep:?}");
+        let deltas = ["card 4111", sep, "1111", sep, "1111", sep, "1111", " ok"];
+        let (after, all) = released(Detector::CreditCard, &deltas);
+        assert!(
+            after.iter().all(|s| !s.contains("4111")),
+            "{sep:?}: {after:?}"
+        );
+        // Released once the next delta rules a longer match out, before the stream ends.
+        assert_eq!(after.last().unwrap(), "card <CREDIT_CARD> ok", "{sep:?}");
+        assert_eq!(all, "card <CREDIT_CARD> ok", "{sep:?}");
     }
 }
 
@@ -1161,24 +1179,7 @@ fn addresses_of_every_script_split_across_events_are_masked() {
             " for details",
         ][..],
     ] {
-        let policy = Policy::builder()
-            .rule(Rule::detectors("mail", [Detector::Email]).mask())
-            .build()
-            .unwrap();
-        let mut guard = StreamGuard::new(policy, Api::Anthropic, 256);
-        let mut sent = String::new();
-        for d in pieces {
-            let e = event(
-                "content_block_delta",
-                serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":d}}),
-            );
-            let mut out = Vec::new();
-            guard.event(Bytes::from(e), &mut out);
-            sent.push_str(&text_of(&out.concat()));
-        }
-        let mut out = Vec::new();
-        guard.finish(&mut out);
-        sent.push_str(&text_of(&out.concat()));
+        let (_, sent) = released(Detector::Email, pieces);
         assert!(sent.contains("<EMAIL>"), "{pieces:?}: {sent:?}");
         assert!(
             !sent.contains('@') && !sent.contains("иван") && !sent.contains("brien"),
@@ -1190,26 +1191,10 @@ fn addresses_of_every_script_split_across_events_are_masked() {
 /// A lower-case IBAN arriving a group at a time is held and masked whole.
 #[test]
 fn a_lower_case_iban_split_across_events_is_masked() {
-    let policy = Policy::builder()
-        .rule(Rule::detectors("iban", [Detector::Iban]).mask())
-        .build()
-        .unwrap();
-    let mut guard = StreamGuard::new(policy, Api::Anthropic, 256);
-    let mut sent = String::new();
-    for d in ["pay to de", "89 3704", " 0044 0532", " 0130 00", " today"] {
-        let e = event(
-            "content_block_delta",
-            serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":d}}),
-        );
-        let mut out = Vec::new();
-        guard.event(Bytes::from(e), &mut out);
-        sent.push_str(&text_of(&out.concat()));
-        assert!(!sent.contains("3704"), "{sent:?}");
-    }
-    let mut out = Vec::new();
-    guard.finish(&mut out);
-    sent.push_str(&text_of(&out.concat()));
-    assert_eq!(sent, "pay to <IBAN> today");
+    let deltas = ["pay to de", "89 3704", " 0044 0532", " 0130 00", " today"];
+    let (after, all) = released(Detector::Iban, &deltas);
+    assert!(after.iter().all(|s| !s.contains("3704")), "{after:?}");
+    assert_eq!(all, "pay to <IBAN> today");
 }
 
 #[test]
