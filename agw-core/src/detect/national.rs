@@ -16,7 +16,7 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
         if g.len() == 9
             && token.isolated(0, 1, false, Continues::Always)
             && valid(&d[..3], &d[3..5], &d[5..])
-            && labelled(token.text, g.start)
+            && labelled(token.text, g.start, SSN_LABELS)
         {
             out.push(Finding {
                 detector: Detector::UsSsn,
@@ -41,26 +41,29 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// Whether `sin` or `social insurance` (any case) stands as a word in the 32 bytes before `at`.
-fn sin_labelled(text: &[u8], at: usize) -> bool {
-    let before = text[at.saturating_sub(32)..at].to_ascii_lowercase();
-    let word = |w: &[u8]| {
-        before.windows(w.len()).enumerate().any(|(k, win)| {
-            win == w
-                && (k == 0 || !before[k - 1].is_ascii_alphanumeric())
-                && before
-                    .get(k + w.len())
-                    .is_none_or(|b| !b.is_ascii_alphanumeric())
-        })
-    };
-    word(b"sin") || word(b"social insurance")
-}
+/// The labels an SSN may follow (`ss#` besides), in the word form [`labelled`] reads.
+const SSN_LABELS: &[&str] = &[
+    "ssn",
+    "ssn number",
+    "ssn no",
+    "ssn is",
+    "social security",
+    "social security number",
+    "social security no",
+    "social security number is",
+    "socialsecuritynumber",
+    "soc sec no",
+    "soc sec number",
+];
 
-/// Whether an SSN label ends shortly before `at`: `ssn`, `SSN number`, `SSN no`, `ssn is`,
-/// `ss#`, `social security (number|no)`, in any case and spelling (`social_security_number`,
-/// `socialSecurityNumber`), then at most a few separators (`: `, ` = `, `| `, quotes, a line
-/// break: the key of a JSON object or a table's header cell).
-fn labelled(text: &[u8], at: usize) -> bool {
+/// The labels a SIN may follow.
+const SIN_LABELS: &[&str] = &["sin", "sin number", "sin no", "social insurance number"];
+
+/// Whether one of `names` (or `ss#`, with [`SSN_LABELS`]) ends shortly before `at`, in any
+/// case and spelling (`social_security_number`, `socialSecurityNumber`, `S.S.N.`), then at most
+/// a few separators (`: `, ` = `, `| `, quotes, a line break, table-cell tags: the key of a
+/// JSON object or a table's header cell).
+fn labelled(text: &[u8], at: usize, names: &[&str]) -> bool {
     let before = &text[at.saturating_sub(48)..at];
     let is_sep = |b: &u8| {
         matches!(
@@ -149,19 +152,6 @@ fn labelled(text: &[u8], at: usize) -> bool {
         }
         prev = b;
     }
-    let names = [
-        "ssn",
-        "ssn number",
-        "ssn no",
-        "ssn is",
-        "social security",
-        "social security number",
-        "social security no",
-        "social security number is",
-        "socialsecuritynumber",
-        "soc sec no",
-        "soc sec number",
-    ];
     let named = |name: &str| {
         words.ends_with(name)
             && words[..words.len() - name.len()]
@@ -169,7 +159,7 @@ fn labelled(text: &[u8], at: usize) -> bool {
                 .next_back()
                 .is_none_or(|c| !c.is_ascii_alphanumeric())
     };
-    names.iter().any(|n| named(n)) || (hash && named("ss"))
+    names.iter().any(|n| named(n)) || (hash && names == SSN_LABELS && named("ss"))
 }
 
 /// `ddd-ddd-ddd`, `ddd ddd ddd` or nine contiguous digits; Luhn, first digit not 0 or 8.
@@ -192,8 +182,8 @@ pub(super) fn find_sin(token: &Token<'_>, out: &mut Vec<Finding>) {
         // 8 is not used. 0 starts no issued SIN but does start the published sample
         // (`046 454 286`) that forms and test data use: taken after a SIN label only (a
         // zero-padded id is no SIN), and never all zeros.
-        let zero_ok =
-            digits[0] != b'0' || (digits != [b'0'; 9] && sin_labelled(token.text, groups[i].start));
+        let zero_ok = digits[0] != b'0'
+            || (digits != [b'0'; 9] && labelled(token.text, groups[i].start, SIN_LABELS));
         if len > 0 && digits[0] != b'8' && zero_ok && luhn(&digits) {
             out.push(Finding {
                 detector: Detector::CaSin,

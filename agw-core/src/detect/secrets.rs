@@ -251,7 +251,7 @@ fn base64_prefix(b64: &[u8]) -> Vec<u8> {
 /// lower-case words joined by `_` (`XXXXXXXX…`, `xxxx…` and `your_key_goes_here` are
 /// documentation placeholders).
 fn random(part: &[u8]) -> bool {
-    let repeated = part.windows(8).any(|w| w.iter().all(|&b| b == w[0]));
+    let repeated = placeholder_like(part);
     let words = part.contains(&b'_') && part.iter().all(|b| b.is_ascii_lowercase() || *b == b'_');
     !repeated && !words
 }
