@@ -34,7 +34,7 @@
 //!   kind ([`RouteTable::lookup`] returns `None`, [`RouteTable::classify`] returns
 //!   [`RouteKind::Passthrough`]).
 
-mod canonical;
+pub(crate) mod canonical;
 
 pub use canonical::{PathError, canonical_path};
 

@@ -478,6 +478,32 @@ pub fn asks_for_logprobs(body: &[u8]) -> bool {
     asks
 }
 
+/// Whether a query string asks for token log probabilities (a stored response fetched with
+/// `?include[]=message.output_text.logprobs`): `logprobs` anywhere in it, percent-escapes
+/// decoded, in any case.
+pub fn query_asks_for_logprobs(query: &str) -> bool {
+    let b = query.as_bytes();
+    let mut plain = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |k: usize| b.get(k).copied().and_then(crate::route::canonical::hex);
+        match (b[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                plain.push(h * 16 + l);
+                i += 3;
+            }
+            (c, _, _) => {
+                plain.push(c);
+                i += 1;
+            }
+        }
+    }
+    plain
+        .to_ascii_lowercase()
+        .windows(8)
+        .any(|w| w == b"logprobs")
+}
+
 /// Whether `key` names an output-token cap (see [`max_tokens`]).
 pub(crate) fn is_output_cap(sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
     ["max_tokens", "max_completion_tokens", "max_output_tokens"]
@@ -561,6 +587,13 @@ mod tests {
             ("not json", false),
         ] {
             assert_eq!(asks_for_logprobs(body.as_bytes()), asks, "{body}");
+        }
+        for (query, asks) in [
+            ("include[]=message.output_text.logprobs", true),
+            ("include%5B%5D=message.output_text.LOG%70robs", true),
+            ("include[]=reasoning.encrypted_content&limit=5", false),
+        ] {
+            assert_eq!(query_asks_for_logprobs(query), asks, "{query}");
         }
     }
     use crate::stream::SseDecoder;

@@ -277,7 +277,7 @@ fn slack(text: &[u8], s: usize) -> Option<usize> {
     (e - s - 5 >= 10 && at(text, s + 5).is_ascii_digit() && !placeholder_like(last)).then_some(e)
 }
 
-/// A last part made of one character eight times or more (`…-XXXXXXXXXXXX`): a placeholder.
+/// Whether `part` has one character eight times in a row (`…-XXXXXXXX`): a placeholder.
 fn placeholder_like(part: &[u8]) -> bool {
     part.windows(8).any(|w| w.iter().all(|&b| b == w[0]))
 }

@@ -113,35 +113,11 @@ fn refuse_logprobs<B>(policy: &Policy, api: Api, req: &Request<B>) -> Option<Err
     if api == Api::Anthropic || !hides_text(policy) {
         return None;
     }
-    // A stored response fetched with `?include[]=message.output_text.logprobs` carries them
-    // too (percent-escapes decoded, any case).
-    let query = req.uri().query().is_some_and(|q| {
-        let mut plain = Vec::with_capacity(q.len());
-        let b = q.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            let hex = |c: u8| char::from(c).to_digit(16);
-            match (
-                b[i],
-                b.get(i + 1).copied().and_then(hex),
-                b.get(i + 2).copied().and_then(hex),
-            ) {
-                (b'%', Some(h), Some(l)) => {
-                    plain.push((h * 16 + l) as u8);
-                    i += 3;
-                }
-                (c, _, _) => {
-                    plain.push(c);
-                    i += 1;
-                }
-            }
-        }
-        plain
-            .to_ascii_lowercase()
-            .windows(8)
-            .any(|w| w == b"logprobs")
-    });
-    let asks = query
+    // A stored response fetched with `?include[]=message.output_text.logprobs` carries them too.
+    let asks = req
+        .uri()
+        .query()
+        .is_some_and(agw_core::usage::query_asks_for_logprobs)
         || req
             .extensions()
             .get::<Collected>()
