@@ -20,7 +20,7 @@
 //! {"ts":1764331200.123,"method":"POST","path":"/v1/messages",...,"request_id":"agw_5f3a9c1e000000000001"}
 //! ```
 
-use crate::config::redact::known_secrets;
+use crate::config::redact::{known_secrets, known_secrets_repeated};
 use crate::server::RequestId;
 use agw_core::route::RouteKind;
 use agw_tower::after::AfterResponse;
@@ -191,13 +191,16 @@ impl Entry {
         // A response that has no body (to HEAD, or 204/304) is never read to its end.
         let complete = complete || self.method == Method::HEAD || matches!(self.status, 204 | 304);
         let (verdict, rules) = match &self.guard {
-            Some(g) => {
+            Some(g) if !g.rules.is_empty() => {
                 let mut rules: Vec<&str> = g.rules.iter().map(|r| &**r).collect();
                 rules.dedup();
                 (g.outcome.name(), rules.join(","))
             }
+            Some(g) => (g.outcome.name(), String::new()),
             None => ("skip", String::new()),
         };
+        let id = self.id.ascii();
+        let id = std::str::from_utf8(&id).expect("a request id is ASCII");
         let total = ended.saturating_duration_since(self.start).as_secs_f64() * 1e3;
         let response_rules = self.response.as_ref().map(|o| {
             let rules = o.rules();
@@ -215,7 +218,7 @@ impl Entry {
             path = &*known_secrets(&self.path),
             kind = self.kind.name(),
             backend = &*self.backend,
-            model = &*known_secrets(self.model.as_deref().unwrap_or("-")),
+            model = &*known_secrets_repeated(self.model.as_deref().unwrap_or("-")),
             status = u64::from(self.status),
             guard = verdict,
             rules = if rules.is_empty() { "-" } else { rules.as_str() },
@@ -224,7 +227,7 @@ impl Entry {
             upstream_ms = self.upstream.unwrap_or(f64::NAN),
             total_ms = total,
             bytes = self.bytes,
-            request_id = tracing::field::display(self.id),
+            request_id = id,
             upstream_request_id = self.upstream_id.as_ref().and_then(|v| v.to_str().ok()),
             cause = self.cause,
             identity = used.and_then(|u| u.identity.as_deref()),
@@ -309,7 +312,6 @@ impl tracing::Subscriber for Lines {
 fn format_event(format: LogFormat, event: &tracing::Event<'_>) -> String {
     let ts = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
         .unwrap_or_default();
     let meta = event.metadata();
     let access = meta.target() == ACCESS;
@@ -319,7 +321,8 @@ fn format_event(format: LogFormat, event: &tracing::Event<'_>) -> String {
     };
     match format {
         LogFormat::Logfmt => {
-            let _ = write!(v.line, "ts={ts:.3}");
+            v.line.push_str("ts=");
+            push_timestamp(&mut v.line, ts);
             if !access {
                 let _ = write!(
                     v.line,
@@ -330,7 +333,8 @@ fn format_event(format: LogFormat, event: &tracing::Event<'_>) -> String {
             }
         }
         LogFormat::Json => {
-            let _ = write!(v.line, "{{\"ts\":{ts:.3}");
+            v.line.push_str("{\"ts\":");
+            push_timestamp(&mut v.line, ts);
             if !access {
                 let _ = write!(
                     v.line,
@@ -360,14 +364,18 @@ impl Visitor {
             "message" => "msg",
             n => n,
         };
-        match self.format {
-            LogFormat::Logfmt => {
-                let _ = write!(self.line, " {name}=");
-            }
-            LogFormat::Json => {
-                let _ = write!(self.line, ",\"{name}\":");
-            }
-        }
+        let (before, after) = match self.format {
+            LogFormat::Logfmt => (" ", "="),
+            LogFormat::Json => (",\"", "\":"),
+        };
+        self.line.push_str(before);
+        self.line.push_str(name);
+        self.line.push_str(after);
+    }
+
+    /// Writes an integer without `core::fmt` (every access line has several).
+    fn integer(&mut self, value: impl itoa::Integer) {
+        self.line.push_str(itoa::Buffer::new().format(value));
     }
 }
 
@@ -387,40 +395,64 @@ impl tracing::field::Visit for Visitor {
             (true, LogFormat::Logfmt) => self.line.push('-'),
             (true, LogFormat::Json) => self.line.push_str("null"),
             // Dollars to the micro-dollar the usage layer counts in.
-            (false, _) if field.name() == "cost_usd" => {
-                let _ = write!(self.line, "{value:.6}");
-            }
-            (false, _) => {
-                let _ = write!(self.line, "{value:.2}");
-            }
+            (false, _) if field.name() == "cost_usd" => push_fixed(&mut self.line, value, 6),
+            (false, _) => push_fixed(&mut self.line, value, 2),
         }
     }
 
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
         self.key(field);
-        let _ = write!(self.line, "{value}");
+        self.integer(value);
     }
 
     fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
         self.key(field);
-        let _ = write!(self.line, "{value}");
+        self.integer(value);
     }
 
     fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
         self.key(field);
-        let _ = write!(self.line, "{value}");
+        self.line.push_str(if value { "true" } else { "false" });
     }
 
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.record_str(field, &format!("{value:?}"));
+        self.key(field);
+        // Formatted in place; quoted or escaped afterwards only when it needs it.
+        let at = self.line.len();
+        let _ = write!(self.line, "{value:?}");
+        let plain = match self.format {
+            LogFormat::Logfmt => is_bare(&self.line[at..]),
+            LogFormat::Json => false,
+        };
+        if !plain {
+            let text = self.line.split_off(at);
+            match self.format {
+                LogFormat::Logfmt => push_value(&mut self.line, &text),
+                LogFormat::Json => push_json_str(&mut self.line, &text),
+            }
+        }
     }
 }
 
-fn push_value(line: &mut String, v: &str) {
-    if !v.is_empty()
+/// Seconds since the epoch, to the millisecond: `1764331200.123`.
+fn push_timestamp(line: &mut String, since_epoch: std::time::Duration) {
+    line.push_str(itoa::Buffer::new().format(since_epoch.as_secs()));
+    let millis = since_epoch.subsec_millis();
+    line.push('.');
+    for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+        line.push(char::from(b'0' + digit as u8));
+    }
+}
+
+/// Whether a logfmt value can go unquoted.
+fn is_bare(v: &str) -> bool {
+    !v.is_empty()
         && v.bytes()
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=')
-    {
+}
+
+fn push_value(line: &mut String, v: &str) {
+    if is_bare(v) {
         line.push_str(v);
     } else {
         let _ = write!(line, "{v:?}");
@@ -428,10 +460,36 @@ fn push_value(line: &mut String, v: &str) {
 }
 
 fn push_json_str(line: &mut String, v: &str) {
+    if v.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        line.push('"');
+        line.push_str(v);
+        line.push('"');
+        return;
+    }
     match serde_json::to_string(v) {
         Ok(s) => line.push_str(&s),
         Err(_) => line.push_str("null"),
     }
+}
+
+/// Writes a non-negative `value` with `decimals` places, as `{value:.decimals$}` would, without
+/// `core::fmt`'s exact float formatting (latencies and costs are on every line).
+fn push_fixed(line: &mut String, value: f64, decimals: u32) {
+    let unit = 10u64.pow(decimals);
+    let scaled = (value * unit as f64).round();
+    if !(0.0..1e18).contains(&scaled) {
+        let _ = write!(line, "{value:.*}", decimals as usize);
+        return;
+    }
+    let scaled = scaled as u64;
+    let mut buf = itoa::Buffer::new();
+    line.push_str(buf.format(scaled / unit));
+    line.push('.');
+    let frac = buf.format(scaled % unit);
+    for _ in frac.len()..decimals as usize {
+        line.push('0');
+    }
+    line.push_str(frac);
 }
 
 pin_project! {
@@ -571,6 +629,41 @@ mod tests {
         e.status = 200;
         e.bytes = 42;
         e
+    }
+
+    /// The hand-written number formatting writes what `core::fmt` would.
+    #[test]
+    fn numbers_are_written_as_core_fmt_writes_them() {
+        for value in [
+            0.0, 0.004, 0.005, 0.29, 1.0, 12.5, 412.5, 1203.77, 99999.999, 1e17,
+        ] {
+            let mut line = String::new();
+            push_fixed(&mut line, value, 2);
+            assert_eq!(line, format!("{value:.2}"), "{value}");
+        }
+        for micros in [0u64, 1, 1234, 999_999, 1_000_000, 123_456_789] {
+            let value = micros as f64 / 1e6;
+            let mut line = String::new();
+            push_fixed(&mut line, value, 6);
+            assert_eq!(line, format!("{value:.6}"), "{value}");
+        }
+        for huge in [1e19, f64::INFINITY, -1.5] {
+            let mut line = String::new();
+            push_fixed(&mut line, huge, 2);
+            assert_eq!(line, format!("{huge:.2}"));
+        }
+        for (secs, millis, text) in [
+            (1, 5, "1.005"),
+            (1764331200, 123, "1764331200.123"),
+            (0, 0, "0.000"),
+        ] {
+            let mut line = String::new();
+            push_timestamp(
+                &mut line,
+                std::time::Duration::new(secs, millis * 1_000_000 + 999),
+            );
+            assert_eq!(line, text);
+        }
     }
 
     #[test]

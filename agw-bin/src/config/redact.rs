@@ -53,6 +53,34 @@ pub fn known_secrets(text: &str) -> Cow<'_, str> {
     mask(text, ranges)
 }
 
+/// [`known_secrets`] for text that repeats from one request to the next, as model names do:
+/// each thread keeps its last answer, so the access log does not run the detectors over the
+/// same name on every line.
+pub fn known_secrets_repeated(text: &str) -> Cow<'_, str> {
+    thread_local! {
+        /// The last text seen, and its masked form when it had to be masked.
+        static LAST: std::cell::RefCell<(String, Option<String>)> =
+            const { std::cell::RefCell::new((String::new(), None)) };
+    }
+    if text.len() < 16 {
+        return Cow::Borrowed(text);
+    }
+    LAST.with_borrow_mut(|(seen, masked)| {
+        if seen != text {
+            *masked = match known_secrets(text) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(m) => Some(m),
+            };
+            seen.clear();
+            seen.push_str(text);
+        }
+        match masked {
+            None => Cow::Borrowed(text),
+            Some(m) => Cow::Owned(m.clone()),
+        }
+    })
+}
+
 /// `text` with `ranges` (in any order, overlapping or not) replaced by [`MASK`].
 fn mask(text: &str, mut ranges: Vec<Range<usize>>) -> Cow<'_, str> {
     if ranges.is_empty() {
@@ -131,6 +159,27 @@ fn random_tokens(text: &str, out: &mut Vec<Range<usize>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The per-thread memory answers as `known_secrets` would, for the same text twice and
+    /// after a change either way.
+    #[test]
+    fn known_secrets_repeated_answers_as_known_secrets() {
+        for text in [
+            "claude-sonnet-4-5-20250929",
+            "claude-sonnet-4-5-20250929",
+            "claude-sonnet-eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln",
+            "claude-sonnet-eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln",
+            "gpt-4o-mini-2024-07-18",
+            "short",
+            "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123",
+        ] {
+            assert_eq!(known_secrets_repeated(text), known_secrets(text), "{text}");
+        }
+        assert_eq!(
+            known_secrets_repeated("claude-sonnet-eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"),
+            "claude-sonnet-***"
+        );
+    }
 
     #[test]
     fn known_secrets_keeps_model_names_and_paths() {

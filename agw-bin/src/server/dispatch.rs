@@ -72,10 +72,16 @@ impl RequestId {
     /// The id as a header value: formatted once, into one shared buffer that clones of the
     /// value (request extension, upstream header, response header) only count references to.
     pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::from_maybe_shared(Bytes::from_owner(self.ascii()))
+            .expect("hex is a valid header value")
+    }
+
+    /// The id's text, `agw_` and 20 hex digits, without `core::fmt`.
+    pub(crate) fn ascii(&self) -> [u8; 24] {
         let mut buf = *b"agw_00000000000000000000";
         agw_tower::request_id::write_hex(&mut buf[4..12], u64::from(self.prefix));
         agw_tower::request_id::write_hex(&mut buf[12..], self.seq);
-        HeaderValue::from_maybe_shared(Bytes::from_owner(buf)).expect("hex is a valid header value")
+        buf
     }
 }
 
