@@ -285,8 +285,30 @@ fn keys(a: &KeysArgs) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     rt.block_on(async move {
-        let team = team.build().await.map_err(|e| e.to_string())?;
+        let team_config = team;
+        let team = team_config.build().await.map_err(|e| e.to_string())?;
         let store = team.keys.as_deref().ok_or("auth.keys is not configured")?;
+        // Which store the command works on, where the operator sees it (stdout's last line is
+        // a new key).
+        match (&team.redis, &team_config.auth.keys) {
+            (Some(redis), _) => {
+                let within = Duration::from_millis(
+                    team_config.redis.as_ref().map_or(100, |r| r.timeout_ms) * 4,
+                )
+                .max(Duration::from_secs(2));
+                redis
+                    .wait(within)
+                    .await
+                    .map_err(|e| format!("redis.url: {e}"))?;
+                eprintln!("agw keys: keys in {redis}");
+            }
+            (None, Some(k)) => {
+                if let Some(file) = &k.file {
+                    eprintln!("agw keys: keys in {}", file.display());
+                }
+            }
+            (None, None) => {}
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -471,6 +493,17 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
             })?)),
             None => None,
         };
+        // Redis is connected in the background: give it the time a connection takes before
+        // serving, then serve anyway (not ready, the outage logged) rather than exit into a
+        // restart loop.
+        if let (Some(redis), Some(t)) = (
+            team.as_ref().and_then(|t| t.redis.as_ref()),
+            gw.team.as_ref().and_then(|t| t.redis.as_ref()),
+        ) {
+            let _ = redis
+                .wait(Duration::from_millis(t.timeout_ms.saturating_mul(4)))
+                .await;
+        }
         let mut watch: Vec<PathBuf> = a.config.config.iter().cloned().collect();
         watch.extend(gw.files.iter().cloned());
         let mut opts = ServeOptions {
@@ -508,14 +541,15 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
                     res
                 })
             }));
-            if let Some(limiter) = team
-                .limiter
-                .clone()
-                .filter(|_| gw.team.as_ref().is_some_and(|t| t.redis_url().is_some()))
-            {
+            if let Some(redis) = team.redis.clone() {
                 opts.ready_checks.push(std::sync::Arc::new(move || {
-                    let limiter = limiter.clone();
-                    Box::pin(async move { limiter.ping().await.map_err(|e| format!("redis: {e}")) })
+                    let redis = redis.clone();
+                    Box::pin(async move {
+                        redis
+                            .ping(Duration::from_secs(1))
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
                 }));
             }
         }

@@ -565,29 +565,36 @@ fn free_port() -> u16 {
 /// A `redis-server` of its own on a free loopback port (no persistence), answering PING.
 fn redis() -> (Proc, String) {
     for _ in 0..10 {
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}): install it (Debian: redis-server)")
-            });
-        let mut proc = Proc(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = proc.0.try_wait() {
-                break; // the port was taken meanwhile: another one
-            }
-            if redis_ping(port) {
-                return (proc, format!("redis://127.0.0.1:{port}/"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(redis) = redis_on(free_port()) {
+            return redis;
         }
     }
     panic!("redis-server did not start");
+}
+
+/// A `redis-server` on `port`, or `None` when it exits (the port was taken meanwhile).
+fn redis_on(port: u16) -> Option<(Proc, String)> {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run redis-server ({e}): install it (Debian: redis-server)")
+        });
+    let mut proc = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = proc.0.try_wait() {
+            return None;
+        }
+        if redis_ping(port) {
+            return Some((proc, format!("redis://127.0.0.1:{port}/")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }
 
 fn redis_ping(port: u16) -> bool {
@@ -728,6 +735,18 @@ fn pod(name: &str, redis_url: &str, extra: &[&str]) -> Pod {
     }
 }
 
+/// Waits until the pod is ready (Redis is connected in the background after the start).
+fn wait_ready(pod: &Pod) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match get(pod.admin, "/readyz") {
+            Some((200, _)) => return,
+            other => assert!(Instant::now() < deadline, "/readyz: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// `agw keys --config FILE ARGS…` as `kubectl exec deploy/agw -- agw keys …` runs it in a pod.
 fn agw_keys(config: &Path, redis_url: &str, args: &[&str]) -> String {
     let out = Command::new(AGW)
@@ -755,6 +774,7 @@ fn served_probe_paths_answer_on_the_admin_port() {
     let mock = rt.block_on(agw_mock::MockProvider::start()).unwrap();
     // The provider reached at the mock instead of api.anthropic.com: one more argument.
     let mut pod = pod("probes", &redis_url, &["--base-url", &mock.base_url()]);
+    wait_ready(&pod);
     let (status, _) = get(pod.admin, "/healthz").unwrap();
     assert_eq!(status, 200, "/healthz");
     let (status, body) = get(pod.admin, "/readyz").unwrap();
@@ -846,6 +866,7 @@ fn served_probe_paths_answer_on_the_admin_port() {
 fn readyz_fails_while_redis_is_down() {
     let (redis, redis_url) = redis();
     let pod = pod("redis-down", &redis_url, &[]);
+    wait_ready(&pod);
     let (status, body) = get(pod.admin, "/readyz").unwrap();
     assert_eq!(status, 200, "/readyz with Redis up: {body}");
     drop(redis);
@@ -865,4 +886,24 @@ fn readyz_fails_while_redis_is_down() {
     assert!(body.contains("redis"), "{body}");
     // Liveness is not Redis's: the pod is taken out of the Service, not restarted.
     assert_eq!(get(pod.admin, "/healthz").map(|r| r.0), Some(200));
+}
+
+/// A pod started while Redis is down (a first install, a scale-up during an outage) runs and
+/// reports not ready, instead of exiting into a crash loop; once Redis answers it is ready,
+/// and the outage and the recovery are in its log.
+#[test]
+fn a_pod_started_before_redis_becomes_ready_when_redis_answers() {
+    let port = free_port();
+    let pod = pod("redis-late", &format!("redis://127.0.0.1:{port}/"), &[]);
+    let (status, body) = get(pod.admin, "/readyz").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("redis"), "{body}");
+    assert_eq!(get(pod.admin, "/healthz").map(|r| r.0), Some(200));
+    let Some(_redis) = redis_on(port) else {
+        panic!("redis-server did not start on port {port}");
+    };
+    wait_ready(&pod);
+    let log = std::fs::read_to_string(pod._tmp.0.join("stderr")).unwrap();
+    assert!(log.contains("unavailable"), "{log}");
+    assert!(log.contains("reachable again"), "{log}");
 }

@@ -364,6 +364,10 @@ pub struct Team {
     /// Where usage reports go once the response is written; share it with the access log so
     /// that its lines see the reports ([`crate::after`]).
     pub after: AfterResponse,
+    /// The Redis connection, when `redis.url` is set (made in the background: see
+    /// [`RedisConnection::wait`](crate::limit::RedisConnection::wait)).
+    #[cfg(feature = "redis")]
+    pub redis: Option<crate::limit::RedisConnection>,
 }
 
 impl TeamConfig {
@@ -400,9 +404,9 @@ impl TeamConfig {
         let timeout = Duration::from_millis(redis_cfg.as_ref().map_or(100, |r| r.timeout_ms));
         #[cfg(feature = "redis")]
         let redis_con = match self.redis_url() {
+            // Connected in the background: agw starts (not ready) while Redis is down.
             Some(url) => Some(
-                crate::limit::redis_connect(url, timeout)
-                    .await
+                crate::limit::RedisConnection::open(url, timeout)
                     .map_err(|e| TeamError(format!("redis.url: {e}")))?,
             ),
             None => None,
@@ -534,6 +538,8 @@ impl TeamConfig {
             prices,
             requires_credentials,
             after: AfterResponse::new(),
+            #[cfg(feature = "redis")]
+            redis: redis_con,
         })
     }
 }

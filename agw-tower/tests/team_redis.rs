@@ -8,8 +8,8 @@ mod support;
 use agw_tower::auth::key::{self, KeyHash, KeyRecord};
 use agw_tower::auth::{Identity, IdentityKind, KeyStore, RedisKeyStore};
 use agw_tower::limit::{
-    FailMode, LimitPolicy, Limiter, Limits, RedisStore, Rejection, Scope, StoreFailure,
-    redis_connect,
+    FailMode, LimitPolicy, Limiter, Limits, RedisConnection, RedisStore, Rejection, Scope,
+    StoreFailure,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,7 +45,9 @@ fn policy(limits: Limits) -> LimitPolicy {
 }
 
 async fn limiter(redis: &Redis, limits: Limits) -> Limiter {
-    let con = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
+    let con = RedisConnection::connect(&redis.url(), TIMEOUT)
+        .await
+        .unwrap();
     Limiter::new(policy(limits), Arc::new(RedisStore::new(con)))
 }
 
@@ -223,7 +225,9 @@ async fn a_script_redis_forgot_is_loaded_again() {
 async fn a_huge_max_tokens_fails_nothing_for_itself_or_its_batch() {
     let redis = Redis::start();
     let (seen, hook) = recorder();
-    let con = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
+    let con = RedisConnection::connect(&redis.url(), TIMEOUT)
+        .await
+        .unwrap();
     let l = Arc::new(
         Limiter::new(
             policy(Limits {
@@ -321,7 +325,9 @@ fn recorder() -> (
 #[tokio::test]
 async fn a_dead_redis_fails_limits_open_and_budgets_closed() {
     let mut redis = Redis::start();
-    let con = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
+    let con = RedisConnection::connect(&redis.url(), TIMEOUT)
+        .await
+        .unwrap();
     let (seen, hook) = recorder();
     let rates = Limiter::new(
         policy(Limits {
@@ -371,7 +377,9 @@ async fn a_stalled_redis_times_out_and_the_configured_mode_applies() {
         ..Limits::default()
     });
     p.on_error_limits = FailMode::Closed;
-    let con = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
+    let con = RedisConnection::connect(&redis.url(), TIMEOUT)
+        .await
+        .unwrap();
     let l = Limiter::new(p, Arc::new(RedisStore::new(con))).on_store_failure(hook);
     // Another client pauses every client for 3 s: Redis is up but answers nobody.
     let mut admin = admin(&redis).await;
@@ -398,8 +406,12 @@ async fn a_stalled_redis_times_out_and_the_configured_mode_applies() {
 async fn a_key_created_on_one_replica_works_on_another() {
     let redis = Redis::start();
     let prefix = format!("agw-keys-{}", std::process::id());
-    let con_a = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
-    let con_b = redis_connect(&redis.url(), TIMEOUT).await.unwrap();
+    let con_a = RedisConnection::connect(&redis.url(), TIMEOUT)
+        .await
+        .unwrap();
+    let con_b = RedisConnection::connect(&redis.url(), TIMEOUT)
+        .await
+        .unwrap();
     let a = RedisKeyStore::new(con_a, prefix.clone(), TIMEOUT);
     let b = RedisKeyStore::new(con_b, prefix, TIMEOUT).cache_ttl(Duration::ZERO);
     let (secret, hash) = key::generate().unwrap();
@@ -456,4 +468,80 @@ async fn a_key_created_on_one_replica_works_on_another() {
         };
         assert!(!dump.contains(&secret[4..]), "{k}");
     }
+}
+
+/// agw starts while Redis is down: the connection is made in the background once Redis
+/// answers, and operations fail (never hang) until then.
+#[tokio::test]
+async fn a_connection_opened_before_redis_starts_connects_once_it_does() {
+    let port = support::free_port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let con = RedisConnection::open(&url, TIMEOUT).unwrap();
+    assert!(con.get().is_err());
+    assert!(con.ping(TIMEOUT).await.is_err());
+    let store = RedisStore::new(con.clone());
+    let l = Limiter::new(
+        policy(Limits {
+            requests_per_minute: Some(5),
+            ..Limits::default()
+        }),
+        Arc::new(store),
+    );
+    assert!(
+        l.admit(Some(&alice()), None, NOW).await.is_ok(),
+        "limits fail open"
+    );
+    let Some(_redis) = support::Redis::start_on(port) else {
+        panic!("redis-server did not start on port {port}");
+    };
+    con.wait(Duration::from_secs(10)).await.unwrap();
+    con.ping(TIMEOUT).await.unwrap();
+    for _ in 0..5 {
+        assert!(l.admit(Some(&alice()), None, NOW).await.is_ok());
+    }
+    assert!(
+        l.admit(Some(&alice()), None, NOW).await.is_err(),
+        "counted in Redis now"
+    );
+    // A URL that is not a Redis URL is refused at once.
+    assert!(RedisConnection::open("http://127.0.0.1:1/", TIMEOUT).is_err());
+}
+
+/// While Redis is down, a key looked up before keeps its last answer (for an hour by
+/// default), so an outage does not lock out every developer; an unknown key fails as before.
+#[tokio::test]
+async fn a_key_seen_before_an_outage_keeps_working_while_redis_is_down() {
+    let mut redis = Redis::start();
+    let prefix = format!("agw-stale-{}", std::process::id());
+    let con = RedisConnection::connect(&redis.url(), TIMEOUT)
+        .await
+        .unwrap();
+    let store = RedisKeyStore::new(con.clone(), prefix.clone(), TIMEOUT).cache_ttl(Duration::ZERO);
+    let strict = RedisKeyStore::new(con, prefix, TIMEOUT)
+        .cache_ttl(Duration::ZERO)
+        .stale_ttl(Duration::ZERO);
+    let (secret, hash) = key::generate().unwrap();
+    store
+        .insert(KeyRecord {
+            name: "alice".into(),
+            team: None,
+            hash: hash.to_hex(),
+            created: key::unix_now(),
+            expires: None,
+            revoked: false,
+        })
+        .await
+        .unwrap();
+    assert!(store.lookup(KeyHash::of(&secret)).await.unwrap().is_some());
+    assert!(strict.lookup(KeyHash::of(&secret)).await.unwrap().is_some());
+    redis.stop();
+    let found = tokio::time::timeout(Duration::from_secs(10), store.lookup(KeyHash::of(&secret)))
+        .await
+        .expect("never hangs")
+        .unwrap()
+        .expect("the last answer stands");
+    assert_eq!(&*found.name, "alice");
+    let (unknown, _) = key::generate().unwrap();
+    assert!(store.lookup(KeyHash::of(&unknown)).await.is_err());
+    assert!(strict.lookup(KeyHash::of(&secret)).await.is_err());
 }

@@ -56,9 +56,6 @@ mod service;
 mod settle;
 mod store;
 
-/// The Redis connection type (reconnecting, shared by clones).
-#[cfg(feature = "redis")]
-pub use ::redis::aio::ConnectionManager as RedisConnection;
 pub use clock::rfc3339 as utc_time;
 pub use layer::LimitLayer;
 pub use limiter::{
@@ -66,7 +63,7 @@ pub use limiter::{
     StoreFailure, Ticket,
 };
 #[cfg(feature = "redis")]
-pub use redis::{RedisStore, connect as redis_connect};
+pub use redis::{RedisConnection, RedisStore};
 pub use rejection::{Fit, LimitKind, Rejection, Scope};
 pub use service::Limit;
 pub use store::{Acquired, Add, Check, CounterKey, LimitStore, LimitStoreError, MemoryStore};

@@ -70,26 +70,223 @@ return out
 /// The most requests acquired in one script run (a long script holds Redis up).
 const BATCH: usize = 128;
 
-/// Connects to Redis (`redis://host:port/db`), failing after `timeout`; the connection
-/// reconnects by itself afterwards, and every operation times out after `timeout`.
-///
-/// # Errors
-///
-/// A bad URL, or no connection within `timeout`.
-pub async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager, LimitStoreError> {
-    let client = redis::Client::open(url).map_err(|e| LimitStoreError(e.to_string()))?;
-    let config = redis::aio::ConnectionManagerConfig::new()
+fn manager_config(timeout: Duration) -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(timeout)
         .set_response_timeout(timeout)
         .set_number_of_retries(1)
-        .set_max_delay(1000);
-    tokio::time::timeout(
-        timeout * 4,
-        client.get_connection_manager_with_config(config),
-    )
-    .await
-    .map_err(|_| LimitStoreError(format!("redis: no connection within {:?}", timeout * 4)))?
-    .map_err(|e| LimitStoreError(format!("redis: {e}")))
+        .set_max_delay(1000)
+}
+
+/// A connection to Redis shared by the key store and the limit store: made in the background,
+/// so that agw starts (and reports not ready) while Redis is down, and reconnecting by itself
+/// once made. It also watches outages: the first failed operation logs a warning, a long
+/// outage one line a minute, and the first success after failures says when Redis came back.
+#[derive(Clone)]
+pub struct RedisConnection {
+    inner: Arc<Connection>,
+}
+
+struct Connection {
+    con: std::sync::OnceLock<ConnectionManager>,
+    /// Where the connection goes (user-info redacted), for log lines.
+    shown: String,
+    /// Set while operations fail: the hot path reads only this.
+    failing: std::sync::atomic::AtomicBool,
+    outage: Mutex<Outage>,
+}
+
+#[derive(Default)]
+struct Outage {
+    since: Option<std::time::Instant>,
+    failures: u64,
+    logged: Option<std::time::Instant>,
+}
+
+/// How often a long outage is logged again.
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// `redis HOST:PORT` (never the password).
+impl std::fmt::Display for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.inner.shown)
+    }
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnection")
+            .field("url", &self.inner.shown)
+            .field("connected", &self.inner.con.get().is_some())
+            .finish()
+    }
+}
+
+impl RedisConnection {
+    /// Checks `url` (`redis://host:port/db`) and starts connecting in the background, retrying
+    /// with a growing pause (up to 5 s) until Redis answers; operations time out after
+    /// `timeout`. Needs a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// A URL that is not a Redis URL.
+    pub fn open(url: &str, timeout: Duration) -> Result<Self, LimitStoreError> {
+        let client = redis::Client::open(url).map_err(|e| LimitStoreError(e.to_string()))?;
+        let info = &client.get_connection_info().addr;
+        let this = Self {
+            inner: Arc::new(Connection {
+                con: std::sync::OnceLock::new(),
+                shown: format!("redis {info}"),
+                failing: Default::default(),
+                outage: Mutex::default(),
+            }),
+        };
+        let weak = Arc::downgrade(&this.inner);
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                let attempt = tokio::time::timeout(
+                    timeout * 4,
+                    client.get_connection_manager_with_config(manager_config(timeout)),
+                )
+                .await;
+                let Some(inner) = weak.upgrade() else { return };
+                let failure = match attempt {
+                    Ok(Ok(con)) => {
+                        let _ = inner.con.set(con);
+                        inner.outcome(None);
+                        return;
+                    }
+                    Ok(Err(e)) => format!("redis: {e}"),
+                    Err(_) => format!("redis: no connection within {:?}", timeout * 4),
+                };
+                inner.outcome(Some(&failure));
+                drop(inner);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        });
+        Ok(this)
+    }
+
+    /// Opens `url` and waits until Redis answers, failing after four times `timeout`: for
+    /// commands that need Redis now (`agw keys`).
+    ///
+    /// # Errors
+    ///
+    /// A bad URL, or no connection in time.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, LimitStoreError> {
+        let this = Self::open(url, timeout)?;
+        this.wait(timeout * 4).await?;
+        Ok(this)
+    }
+
+    /// Waits up to `within` for the first connection.
+    ///
+    /// # Errors
+    ///
+    /// No connection within `within`.
+    pub async fn wait(&self, within: Duration) -> Result<(), LimitStoreError> {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.inner.con.get().is_none() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(LimitStoreError(format!(
+                    "{}: no connection within {within:?}",
+                    self.inner.shown
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// The connection, once made.
+    ///
+    /// # Errors
+    ///
+    /// Not connected yet.
+    pub fn get(&self) -> Result<ConnectionManager, LimitStoreError> {
+        match self.inner.con.get() {
+            Some(con) => Ok(con.clone()),
+            None => {
+                let e = LimitStoreError("redis: not connected yet".into());
+                self.inner.outcome(Some(&e.0));
+                Err(e)
+            }
+        }
+    }
+
+    /// Asks Redis for a `PONG` within `timeout` (readiness).
+    ///
+    /// # Errors
+    ///
+    /// Not connected, an error, or no answer in time.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), LimitStoreError> {
+        let mut con = self.get()?;
+        let r =
+            match tokio::time::timeout(timeout, redis::cmd("PING").query_async::<String>(&mut con))
+                .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(err(e)),
+                Err(_) => Err(LimitStoreError(format!(
+                    "redis: no answer within {timeout:?}"
+                ))),
+            };
+        self.outcome(&r);
+        r
+    }
+
+    /// Records how an operation went, for the outage log lines.
+    pub fn outcome<T, E: std::fmt::Display>(&self, result: &Result<T, E>) {
+        match result {
+            Ok(_) => self.inner.outcome(None),
+            Err(e) => self.inner.outcome(Some(&e.to_string())),
+        }
+    }
+}
+
+impl Connection {
+    fn outcome(&self, failure: Option<&str>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if failure.is_none() && !self.failing.load(Relaxed) {
+            return;
+        }
+        let mut o = self.outage.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match failure {
+            None => {
+                if let Some(since) = o.since.take() {
+                    tracing::warn!(
+                        target: "agw",
+                        "{}: reachable again after {:.1} s ({} failed operations)",
+                        self.shown,
+                        now.duration_since(since).as_secs_f64(),
+                        o.failures
+                    );
+                }
+                *o = Outage::default();
+                self.failing.store(false, Relaxed);
+            }
+            Some(why) => {
+                self.failing.store(true, Relaxed);
+                o.failures += 1;
+                let since = *o.since.get_or_insert(now);
+                if o.logged
+                    .is_none_or(|at| now.duration_since(at) >= OUTAGE_LOG_EVERY)
+                {
+                    o.logged = Some(now);
+                    tracing::warn!(
+                        target: "agw",
+                        "{}: unavailable for {:.1} s ({} failed operations): {why}",
+                        self.shown,
+                        now.duration_since(since).as_secs_f64(),
+                        o.failures
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Counters in Redis, updated by one Lua script (one round trip per operation). Counters are
@@ -107,7 +304,7 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    con: ConnectionManager,
+    con: RedisConnection,
     step: redis::Script,
     queue: Mutex<Queue>,
 }
@@ -130,8 +327,8 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A store over a connection from [`connect`](super::redis_connect).
-    pub fn new(con: ConnectionManager) -> Self {
+    /// A store over `con`.
+    pub fn new(con: RedisConnection) -> Self {
         Self {
             inner: Arc::new(Inner {
                 con,
@@ -142,7 +339,7 @@ impl RedisStore {
     }
 
     /// The connection (to share with [`RedisKeyStore`](crate::auth::RedisKeyStore)).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.inner.con.clone()
     }
 }
@@ -205,20 +402,24 @@ impl Inner {
                     .arg(c.ttl);
             }
         }
-        let mut con = self.con.clone();
-        let out: Vec<i64> = match cmd.query_async(&mut con).await {
+        let mut con = self.con.get()?;
+        let out: Result<Vec<i64>, _> = match cmd.query_async(&mut con).await {
             Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
                 // Redis does not know the script yet (first use, or after a restart).
-                let _: String = redis::cmd("SCRIPT")
+                let loaded: Result<String, _> = redis::cmd("SCRIPT")
                     .arg("LOAD")
                     .arg(STEP)
                     .query_async(&mut con)
-                    .await
-                    .map_err(err)?;
-                cmd.query_async(&mut con).await.map_err(err)?
+                    .await;
+                match loaded {
+                    Ok(_) => cmd.query_async(&mut con).await,
+                    Err(e) => Err(e),
+                }
             }
-            r => r.map_err(err)?,
+            r => r,
         };
+        self.con.outcome(&out);
+        let out = out.map_err(err)?;
         let mut out = out.into_iter();
         let mut next = || out.next().ok_or_else(unexpected);
         let mut acquired = Vec::with_capacity(batch.len());
@@ -372,17 +573,18 @@ impl LimitStore for RedisStore {
     }
 
     fn get(&self, keys: Vec<CounterKey>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>> {
-        let mut con = self.inner.con.clone();
+        let con = self.inner.con.clone();
         Box::pin(async move {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
             let names: Vec<String> = keys.iter().map(CounterKey::name).collect();
-            let v: Vec<Option<i64>> = redis::cmd("MGET")
+            let v: Result<Vec<Option<i64>>, _> = redis::cmd("MGET")
                 .arg(&names)
-                .query_async(&mut con)
-                .await
-                .map_err(err)?;
+                .query_async(&mut con.get()?)
+                .await;
+            con.outcome(&v);
+            let v = v.map_err(err)?;
             Ok(v.into_iter()
                 .map(|v| v.unwrap_or(0).max(0) as u64)
                 .collect())

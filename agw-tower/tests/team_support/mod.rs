@@ -71,40 +71,43 @@ impl Redis {
     pub fn start() -> Redis {
         for _ in 0..10 {
             // A free port: bind, note it, release it (redis cannot take port 0).
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed (Debian package redis-server)");
-            let mut redis = Redis { port, child };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = redis.child.try_wait() {
-                    break; // exited: the port was taken meanwhile; try another
-                }
-                if ping(port) {
-                    return redis;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(redis) = Redis::start_on(free_port()) {
+                return redis;
             }
-            redis.stop();
         }
         panic!("redis-server did not start on any of 10 ports");
+    }
+
+    /// A `redis-server` on `port`, or `None` when it exits (the port was taken meanwhile).
+    pub fn start_on(port: u16) -> Option<Redis> {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (Debian package redis-server)");
+        let mut redis = Redis { port, child };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = redis.child.try_wait() {
+                break;
+            }
+            if ping(port) {
+                return Some(redis);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis.stop();
+        None
     }
 
     pub fn url(&self) -> String {
@@ -121,6 +124,15 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A loopback port free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn ping(port: u16) -> bool {
