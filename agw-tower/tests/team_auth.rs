@@ -222,6 +222,77 @@ async fn unauthenticated_requests_pass_only_when_allowed() {
     }
 }
 
+/// With keys required, the agw credential in either header is the one checked: a developer's
+/// own provider key in the other header (Claude Code sends both when `ANTHROPIC_API_KEY` and
+/// `ANTHROPIC_AUTH_TOKEN` are both set) neither hides it nor gets it refused; two different
+/// agw credentials are refused, and neither header goes upstream (found by the fourth
+/// red-team review: a valid Bearer key beside a personal `x-api-key` got a 401).
+#[tokio::test]
+async fn with_keys_required_the_agw_credential_in_either_header_is_checked() {
+    let store = FileKeyStore::in_memory();
+    let (alice, h1) = key::generate().unwrap();
+    let (bob, h2) = key::generate().unwrap();
+    store.insert(record("alice", None, &h1)).await.unwrap();
+    store.insert(record("bob", None, &h2)).await.unwrap();
+    let addr = serve(app(Authenticator::new().keys(Arc::new(store)))).await;
+    let bearer = |k: &str| format!("Bearer {k}");
+    for headers in [
+        [
+            ("x-api-key", "sk-ant-personal".to_owned()),
+            ("authorization", bearer(&alice)),
+        ],
+        [
+            ("x-api-key", alice.clone()),
+            ("authorization", bearer("sk-ant-personal")),
+        ],
+        [
+            ("x-api-key", alice.clone()),
+            ("authorization", bearer(&alice)),
+        ],
+    ] {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = send(addr, "/v1/messages", &h, "{}").await;
+        assert_eq!(r.status, 200, "{headers:?}: {}", r.body);
+        let v = r.json();
+        assert_eq!(v["identity"], "alice");
+        assert_eq!(
+            (v["x-api-key"].as_bool(), v["authorization"].as_bool()),
+            (Some(false), Some(false))
+        );
+    }
+    for headers in [
+        [
+            ("x-api-key", alice.clone()),
+            ("authorization", bearer(&bob)),
+        ],
+        [
+            ("x-api-key", alice.clone()),
+            ("authorization", bearer("agw_notakeynotakeynotakeynotakey")),
+        ],
+    ] {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = send(addr, "/v1/messages", &h, "{}").await;
+        assert_eq!(r.status, 401, "{headers:?}: {}", r.body);
+        assert!(
+            r.body.contains("two different agw credentials"),
+            "{}",
+            r.body
+        );
+    }
+    // No agw credential at all: the provider key is refused as unknown.
+    let r = send(
+        addr,
+        "/v1/messages",
+        &[
+            ("x-api-key", "sk-ant-personal"),
+            ("authorization", "Bearer sk-other"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
 /// Where requests without an agw credential are allowed, an agw credential in either header is
 /// still checked and never passed on, whatever the other header holds (a client's own provider
 /// key beside it must not hide it; found by the third red-team review).

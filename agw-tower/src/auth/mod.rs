@@ -122,6 +122,10 @@ pub enum AuthError {
     /// The key store failed: refused (fail closed).
     #[error("key store failed: {0}")]
     Store(#[from] StoreError),
+    /// Two different agw credentials (one in `x-api-key`, another in `Authorization`, or a
+    /// header given twice): agw cannot tell whose request it is.
+    #[error("two different client credentials")]
+    Conflicting,
 }
 
 impl AuthError {
@@ -129,7 +133,7 @@ impl AuthError {
     pub fn reason(&self) -> &'static str {
         match self {
             AuthError::Missing => "missing",
-            AuthError::UnknownKey | AuthError::Invalid(_) => "invalid",
+            AuthError::UnknownKey | AuthError::Invalid(_) | AuthError::Conflicting => "invalid",
             AuthError::Jwt(_) => "jwt",
             AuthError::Store(_) => "store",
         }
@@ -274,17 +278,6 @@ impl Authenticator {
         r
     }
 
-    /// The credential of a request: `x-api-key`, else `Authorization: Bearer`. `Err` for a
-    /// credential header agw cannot read (not UTF-8, another scheme, empty): refused, never
-    /// taken for "no credential".
-    pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
-        let (key, bearer) = Self::presented(headers);
-        match key? {
-            Some(k) => Ok(Some(k)),
-            None => bearer,
-        }
-    }
-
     /// Both credential headers, read: `x-api-key`, and the token of `Authorization: Bearer`.
     /// A header given twice with different values is unreadable: which value a server takes
     /// is its choice, and the other would go unchecked.
@@ -293,7 +286,7 @@ impl Authenticator {
             let mut values = headers.get_all(name).iter();
             let first = values.next();
             match first {
-                Some(f) if values.any(|v| v != f) => Err(AuthError::UnknownKey),
+                Some(f) if values.any(|v| v != f) => Err(AuthError::Conflicting),
                 _ => Ok(first),
             }
         };
@@ -325,26 +318,24 @@ impl Authenticator {
     ///
     /// See [`AuthError`].
     pub async fn authenticate(&self, headers: &HeaderMap, now: u64) -> Result<Identity, AuthError> {
-        let cred = if self.allow_unauthenticated {
-            // An agw credential in either header is checked (a client's own provider key in
-            // the other does not hide it); with none, the request is anonymous, and a client's
-            // own credential is as good as none, left for the provider (see [`Self::is_ours`]).
-            let (key, bearer) = Self::presented(headers);
-            let ours: Vec<&str> = [key?, bearer?]
-                .into_iter()
-                .flatten()
-                .filter(|c| self.is_ours(c))
-                .collect();
-            match ours[..] {
-                [] => return Ok(Identity::anonymous()),
-                [one] => one,
-                // Two agw credentials: the same one twice, or a request agw cannot attribute.
-                [a, b] if a == b => a,
-                _ => return Err(AuthError::UnknownKey),
-            }
-        } else {
-            Self::credential(headers)?.ok_or(AuthError::Missing)?
+        // An agw credential in either header is the one checked: a client's own provider key
+        // in the other (a developer's `ANTHROPIC_API_KEY` beside `ANTHROPIC_AUTH_TOKEN=agw_…`)
+        // does not hide it, and is never forwarded when agw injects its own.
+        let (key, bearer) = Self::presented(headers);
+        let (key, bearer) = (key?, bearer?);
+        let ours = |c: &Option<&str>| c.is_some_and(|c| self.is_ours(c));
+        let cred = match (ours(&key), ours(&bearer)) {
+            // Two agw credentials: the same one twice, or a request agw cannot attribute.
+            (true, true) if key != bearer => return Err(AuthError::Conflicting),
+            (true, _) => key,
+            (false, true) => bearer,
+            // None of ours: anonymous where that is allowed (a client's own credential is as
+            // good as none, left for the provider: see [`Self::is_ours`]); else the presented
+            // one, refused below as unknown.
+            (false, false) if self.allow_unauthenticated => return Ok(Identity::anonymous()),
+            (false, false) => key.or(bearer),
         };
+        let cred = cred.ok_or(AuthError::Missing)?;
         if cred.starts_with(key::KEY_PREFIX) {
             let Some(store) = &self.keys else {
                 return Err(AuthError::UnknownKey);

@@ -33,6 +33,10 @@ pub(crate) fn unauthorized(err: &AuthError) -> ErrorBody {
             )
             .with_status(http::StatusCode::SERVICE_UNAVAILABLE);
         }
+        AuthError::Conflicting => {
+            "agw: two different agw credentials (x-api-key and Authorization: Bearer, or one \
+             header twice): send one"
+        }
         _ => "agw: invalid client credential (unknown, revoked or expired key, or a refused token)",
     };
     ErrorBody::new(ErrorKind::Authentication, message)
