@@ -144,7 +144,12 @@ impl WithResponse for Option<Box<Entry>> {
     fn with_response(mut self, parts: &Parts) -> Self {
         if let Some(e) = &mut self {
             e.status = parts.status.as_u16();
-            e.upstream_id = parts.headers.get(crate::server::REQUEST_ID).cloned();
+            // agw's own answers carry agw's id there: not an upstream's.
+            e.upstream_id = parts
+                .headers
+                .get(crate::server::REQUEST_ID)
+                .filter(|v| v.as_bytes() != e.id.ascii())
+                .cloned();
             e.guard = parts.extensions.get::<GuardReport>().cloned();
             e.model = match parts.extensions.get::<ModelRewrite>() {
                 Some(r) => Some(format!("{}->{}", r.from, r.to)),

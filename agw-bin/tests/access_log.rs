@@ -165,6 +165,20 @@ async fn response_guard_outcomes_are_logged_when_the_body_ends() {
     let refused = agw.line_for(&id).await;
     assert_eq!(refused["response_guard"], "reject", "{refused}");
     assert_eq!(refused["response_rules"], "no-k8s-deletes", "{refused}");
+    // The provider answered it: its time and its request id are logged (and the client
+    // gets that id), not agw's as if nothing had gone upstream.
+    assert!(refused["upstream_ms"].is_number(), "{refused}");
+    assert!(!id.starts_with("agw_"), "{id}");
+    assert_eq!(refused["upstream_request_id"], id.as_str(), "{refused}");
+
+    // Refused by the request guard: nothing went upstream, no upstream id is logged.
+    let (status, id, _) = post(&agw, &messages("my credit card", false), None).await;
+    assert_eq!(status, 400);
+    assert!(id.starts_with("agw_"), "{id}");
+    let refused = agw.line_for(&id).await;
+    assert_eq!(refused["guard"], "reject", "{refused}");
+    assert!(refused.get("upstream_request_id").is_none(), "{refused}");
+    assert!(refused["upstream_ms"].is_null(), "{refused}");
 
     // Nothing matched: inspected and allowed.
     let (status, id, _) = post(&agw, &messages("hello", true), None).await;

@@ -312,3 +312,65 @@ async fn with_a_queue_the_report_is_made_after_the_body_ends_not_while_it_is_rea
         assert_eq!(hooked.lock().unwrap().take(), Some(110));
     }
 }
+
+/// A JSON response the response guard refuses was billed by the provider all the same: its
+/// usage is counted (Claude Code re-sends a request whose stream a guard refused without
+/// `stream`, a few times; found by the fourth review: those re-sends were counted nowhere).
+#[tokio::test]
+async fn a_response_the_response_guard_refuses_is_still_counted() {
+    use agw_core::guard::{Policy, Rule};
+    use agw_tower::response::ResponseGuardLayer;
+    let reports = Arc::new(Reports::default());
+    let upstream = |_req: axum::extract::Request| async {
+        http::Response::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                r#"{"type":"message","model":"claude-sonnet-4-5","content":[{"type":"text","text":"the ZEBRA-PROJECT is secret"}],"usage":{"input_tokens":12303,"output_tokens":7}}"#,
+            ))
+            .unwrap()
+    };
+    let policy = Policy::builder()
+        .rule(Rule::regex("codename", ["ZEBRA-PROJECT"]).reject("no codenames"))
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(upstream))
+        .layer(ResponseGuardLayer::new(policy))
+        .layer(UsageLayer::new(prices()).sink(reports.clone()))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = support::serve(app).await;
+    let r = support::post(
+        addr,
+        "/v1/messages",
+        &[],
+        r#"{"model":"claude-sonnet-4-5"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(!r.body.contains("ZEBRA"), "{}", r.body);
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got = reports.take();
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let [rep] = got.as_slice() else {
+        panic!("{got:?}")
+    };
+    assert_eq!(rep.status, 400);
+    assert_eq!(
+        rep.usage,
+        Some(Usage {
+            input: 12303,
+            output: 7,
+            cache_write: 0,
+            cache_read: 0
+        })
+    );
+    assert_eq!(rep.cost_micros, Some(12303 * 3 + 7 * 15));
+}

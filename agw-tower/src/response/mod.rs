@@ -64,5 +64,12 @@ pub use outcome::ResponseOutcome;
 pub(crate) use service::hides_text;
 pub use service::{ResponseFuture, ResponseGuard};
 
+/// In the extensions of the error a response guard answers instead of a JSON response it
+/// refused: that response's decoded body, which the provider billed all the same. The usage
+/// layer counts its usage (Claude Code re-sends a request whose stream was refused without
+/// `stream`, a few times: each refusal is billed).
+#[derive(Debug, Clone)]
+pub struct ReplacedResponse(pub bytes::Bytes);
+
 /// The default hold-back window for streamed text, in bytes.
 pub const DEFAULT_WINDOW: usize = 256;

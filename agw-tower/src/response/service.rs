@@ -13,7 +13,10 @@ use agw_core::route::ResponseReading;
 use agw_core::stream::StreamGuard;
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
-use http::{Request, Response, StatusCode};
+use http::{HeaderName, Request, Response, StatusCode};
+
+/// The provider's request id (Anthropic's header; agw's own errors carry agw's).
+const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -256,7 +259,16 @@ where
                         Decision::Allow => raw,
                         Decision::Reject(r) => {
                             let mut res = error_response(class.api, &r.error_body());
+                            // The error stands in for the provider's response: what the layers
+                            // below left on it (its timing) and its request id stay.
+                            *res.extensions_mut() = std::mem::take(&mut parts.extensions);
+                            if let Some(id) = parts.headers.remove(REQUEST_ID) {
+                                res.headers_mut().insert(REQUEST_ID, id);
+                            }
                             res.extensions_mut().insert(outcome);
+                            if how == Read::Json {
+                                res.extensions_mut().insert(super::ReplacedResponse(plain));
+                            }
                             return Ok(res);
                         }
                         Decision::Rewrite(masked) => {

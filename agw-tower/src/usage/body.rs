@@ -35,6 +35,9 @@ enum Reader {
     None,
     Json(JsonBody),
     Sse(SseDecoder, Vec<Bytes>),
+    /// The provider's JSON response that a response guard replaced with its own error: its
+    /// usage is counted, the error's bytes are not read.
+    Replaced(Bytes),
 }
 
 /// A JSON body held to its end: the common one-frame body is kept as it came (no copy).
@@ -90,7 +93,7 @@ impl State {
             self.pending.report.time_to_first_byte = Some(self.pending.start.elapsed());
         }
         match &mut self.reader {
-            Reader::None => {}
+            Reader::None | Reader::Replaced(_) => {}
             Reader::Json(buf) => {
                 if buf.len() + chunk.len() > MAX_JSON {
                     self.reader = Reader::None;
@@ -123,6 +126,7 @@ impl State {
     fn finish(mut self, complete: bool, ended: Instant) {
         match &mut self.reader {
             Reader::Json(buf) => self.counter.json(buf.bytes()),
+            Reader::Replaced(body) => self.counter.json(body),
             Reader::Sse(dec, _) => {
                 if let Some(e) = dec.finish() {
                     self.counter.event(&e);
@@ -223,7 +227,10 @@ impl<B> UsageBody<B> {
             .headers
             .get(http::header::CONTENT_ENCODING)
             .is_some_and(|v| v.as_bytes() != b"identity");
-        let reader = if !pending.counted || encoded {
+        let replaced = parts.extensions.get::<crate::response::ReplacedResponse>();
+        let reader = if let (true, Some(r)) = (pending.counted, replaced) {
+            Reader::Replaced(r.0.clone())
+        } else if !pending.counted || encoded {
             Reader::None
         } else {
             match crate::framing::framing(&parts.headers) {
