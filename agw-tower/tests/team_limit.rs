@@ -133,8 +133,44 @@ async fn in_flight_requests_hold_their_estimate_until_settled() {
         ..LimitPolicy::default()
     });
     let a = l.admit(Some(&alice()), Some(600), NOW).await.unwrap();
-    // 600 held + 600 more would pass 1000.
-    assert!(l.admit(Some(&alice()), Some(600), NOW).await.is_err());
+    // 600 held + 600 more would pass 1000. The first request is in flight: the second is told
+    // to retry in seconds, when the first may give its hold back, not at the minute's end
+    // (found by the fourth review: Claude Code's parallel requests, each holding its 128k
+    // cap, waited a minute).
+    let e = l.admit(Some(&alice()), Some(600), NOW).await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Rejection::Limited {
+                fit: Fit::Held {
+                    left: 400,
+                    hold: 600
+                },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.error().status(), 429);
+    assert!(
+        e.error().message().contains("requests in flight hold"),
+        "{}",
+        e.error().message()
+    );
+    let mut h = http::HeaderMap::new();
+    e.headers(&mut h);
+    assert_eq!(
+        h["retry-after"], "4",
+        "the minute ends sooner than 10 s: {h:?}"
+    );
+    // Early in a minute (12:33:00), the same wait is 10 s rather than the minute's 60.
+    let early = NOW - 116;
+    let other = l.admit(Some(&alice()), Some(600), early).await.unwrap();
+    let e = l.admit(Some(&alice()), Some(600), early).await.unwrap_err();
+    let mut h = http::HeaderMap::new();
+    e.headers(&mut h);
+    assert_eq!(h["retry-after"], "10", "{h:?}");
+    drop(other);
     // The first used only 100: the correction frees 500.
     l.settle(&a, Some(100), None, true).await;
     let b = l.admit(Some(&alice()), Some(600), NOW).await.unwrap();

@@ -584,7 +584,12 @@ impl Limiter {
         let error = match result {
             Ok(Ok(Acquired::Admitted(values))) => {
                 ticket.held = true;
-                if meta.iter().any(|(_, kind, _, _)| kind.is_budget()) {
+                // Requests in flight are counted where they hold something a refusal can
+                // be told to wait for (budgets, tokens per minute).
+                if meta
+                    .iter()
+                    .any(|(_, kind, _, _)| kind.is_budget() || *kind == LimitKind::Tokens)
+                {
                     let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                     for scope in ticket.scopes.as_slice() {
                         *map.entry(scope.clone()).or_insert(0) += 1;
@@ -623,7 +628,9 @@ impl Limiter {
                     return Err(Rejection::Unavailable);
                 };
                 let hold = match kind {
-                    LimitKind::TokensPerDay | LimitKind::TokensPerMonth => estimate,
+                    LimitKind::Tokens | LimitKind::TokensPerDay | LimitKind::TokensPerMonth => {
+                        estimate
+                    }
                     LimitKind::UsdPerDay | LimitKind::UsdPerMonth => cost_estimate,
                     _ => 0,
                 };

@@ -145,8 +145,8 @@ impl Rejection {
                 kind,
                 limit,
                 reset,
-                now,
                 fit,
+                ..
             } => {
                 let what = match kind {
                     LimitKind::Requests => format!("{limit} requests per minute"),
@@ -210,12 +210,26 @@ impl Rejection {
                         ),
                     )
                     .with_code("budget_exceeded"),
+                    // Tokens per minute held by requests in flight (each holds its output
+                    // cap until it settles: Claude Code asks for 128k): they may give most
+                    // back in seconds, not at the minute's end.
+                    (false, Fit::Held { left, hold }) => ErrorBody::new(
+                        ErrorKind::RateLimited,
+                        format!(
+                            "agw: rate limit of {what} for {} reached: requests in flight hold \
+                             all but {} of it, and this one may use {}; retry in {} s",
+                            scope.describe(),
+                            amount(*left),
+                            amount(*hold),
+                            self.retry_secs()
+                        ),
+                    ),
                     (false, _) => ErrorBody::new(
                         ErrorKind::RateLimited,
                         format!(
                             "agw: rate limit of {what} for {} reached; retry in {} s",
                             scope.describe(),
-                            reset.saturating_sub(*now).max(1)
+                            self.retry_secs()
                         ),
                     ),
                 }
@@ -232,23 +246,37 @@ impl Rejection {
     pub fn headers(&self, headers: &mut HeaderMap) {
         match self {
             Rejection::Limited {
-                kind,
-                reset,
-                now,
-                fit,
-                ..
+                kind, reset, fit, ..
             } => {
-                let secs = reset.saturating_sub(*now).max(1);
                 if kind.is_budget() {
                     set(headers, "x-agw-budget-reset", rfc3339(*reset));
                     if matches!(fit, Fit::Held { .. }) {
                         set(headers, "retry-after", HELD_RETRY_SECS.to_string());
                     }
                 } else {
-                    set(headers, "retry-after", secs.to_string());
+                    set(headers, "retry-after", self.retry_secs().to_string());
                 }
             }
             Rejection::Unavailable => set(headers, "retry-after", "1".into()),
+        }
+    }
+}
+
+impl Rejection {
+    /// Seconds until a retry may fit: the window's end, or sooner when requests in flight hold
+    /// what is missing.
+    fn retry_secs(&self) -> u64 {
+        match self {
+            Rejection::Limited {
+                reset, now, fit, ..
+            } => {
+                let secs = reset.saturating_sub(*now).max(1);
+                match fit {
+                    Fit::Held { .. } => secs.min(HELD_RETRY_SECS),
+                    _ => secs,
+                }
+            }
+            Rejection::Unavailable => 1,
         }
     }
 }
