@@ -163,9 +163,17 @@ impl WithResponse for Option<Box<Entry>> {
             if let Some(f) = parts.extensions.get::<UpstreamFailure>() {
                 e.cause = Some(f.name());
             }
-            // A request the limiter or the access list refused has no usage report, but its
-            // response names who called.
-            if let Some(who) = parts.extensions.get::<agw_tower::auth::Identity>() {
+            // A request refused before the usage layer (by the request guard, the access list
+            // or the limiter) has no usage report, but its response names who called.
+            let reported = parts
+                .extensions
+                .get::<agw_tower::usage::Reported>()
+                .is_some();
+            if let Some(who) = parts
+                .extensions
+                .get::<agw_tower::auth::Identity>()
+                .filter(|_| !reported)
+            {
                 let slot = e.usage_slot();
                 let _ = slot.set(LoggedUsage {
                     identity: Some(who.name.clone()),

@@ -493,17 +493,6 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
             })?)),
             None => None,
         };
-        // Redis is connected in the background: give it the time a connection takes before
-        // serving, then serve anyway (not ready, the outage logged) rather than exit into a
-        // restart loop.
-        if let (Some(redis), Some(t)) = (
-            team.as_ref().and_then(|t| t.redis.as_ref()),
-            gw.team.as_ref().and_then(|t| t.redis.as_ref()),
-        ) {
-            let _ = redis
-                .wait(Duration::from_millis(t.timeout_ms.saturating_mul(4)))
-                .await;
-        }
         let mut watch: Vec<PathBuf> = a.config.config.iter().cloned().collect();
         watch.extend(gw.files.iter().cloned());
         let mut opts = ServeOptions {

@@ -335,9 +335,15 @@ async fn team_requests_log_identity_tokens_and_cost_but_never_the_key() {
     assert_eq!(line["cause"], "client_closed", "{line}");
     assert_eq!(line["identity"], "alice", "{line}");
 
-    // Refused by the request guard: counted, never sent upstream.
-    let (status, _, _) = post(&agw, &messages("my credit card", false), Some(&key)).await;
+    // Refused by the request guard: counted, never sent upstream; the line names the caller.
+    let (status, id, _) = post(&agw, &messages("my credit card", false), Some(&key)).await;
     assert_eq!(status, 400);
+    let line = agw.line_for(&id).await;
+    assert_eq!(line["identity"], "alice", "{line}");
+    assert!(line.get("input_tokens").is_none(), "{line}");
+    // A wrong key: refused before anything else.
+    let (status, _, _) = post(&agw, &messages("hi", false), Some("agw_wrong")).await;
+    assert_eq!(status, 401);
 
     let log = agw.stderr();
     assert!(!log.contains(&key), "the key is never logged: {log}");
@@ -347,6 +353,10 @@ async fn team_requests_log_identity_tokens_and_cost_but_never_the_key() {
     for series in [
         r#"agw_guard_outcomes_total{rule="credit-card",action="reject",direction="request"} 1"#,
         r#"agw_guard_outcomes_total{rule="cards",action="mask",direction="response"} 1"#,
+        // agw's own refusals are requests answered too (found by the fourth review: the
+        // requests counter, and the dashboard's error rate, left them out).
+        r#"agw_requests_total{route="Messages",backend="anthropic",status="400",identity="alice",team="platform"} 1"#,
+        r#"agw_requests_total{route="Messages",backend="anthropic",status="401",identity="",team=""} 1"#,
     ] {
         assert!(metrics.contains(series), "{series}: {metrics}");
     }

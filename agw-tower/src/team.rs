@@ -379,7 +379,8 @@ impl TeamConfig {
             .filter(|u| !u.trim().is_empty())
     }
 
-    /// Builds everything: connects to Redis (bounded by its timeout), opens the key file,
+    /// Builds everything: connects to Redis (waiting up to four times its timeout, then
+    /// connecting in the background: see [`Team::redis`]), opens the key file,
     /// loads the JWKS (and spawns its refresh), compiles prices and limits. Needs a tokio
     /// runtime.
     ///
@@ -404,11 +405,14 @@ impl TeamConfig {
         let timeout = Duration::from_millis(redis_cfg.as_ref().map_or(100, |r| r.timeout_ms));
         #[cfg(feature = "redis")]
         let redis_con = match self.redis_url() {
-            // Connected in the background: agw starts (not ready) while Redis is down.
-            Some(url) => Some(
-                crate::limit::RedisConnection::open(url, timeout)
-                    .map_err(|e| TeamError(format!("redis.url: {e}")))?,
-            ),
+            // Given the time a connection takes, then left to connect in the background: a
+            // gateway starts (not ready) while Redis is down, rather than exit.
+            Some(url) => {
+                let con = crate::limit::RedisConnection::open(url, timeout)
+                    .map_err(|e| TeamError(format!("redis.url: {e}")))?;
+                let _ = con.wait(timeout * 4).await;
+                Some(con)
+            }
             None => None,
         };
         #[cfg(not(feature = "redis"))]

@@ -473,7 +473,12 @@ impl Service<Request<Incoming>> for App {
                         let _ = slot.set(LoggedUsage::from(r));
                     });
                 }
-                Some((team.metrics.clone(), backend.name.clone()))
+                let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                let kind = backend
+                    .routes
+                    .route(pq)
+                    .map_or(RouteKind::Passthrough, |r| r.0);
+                Some((team.metrics.clone(), backend.name.clone(), kind))
             }
             _ => None,
         };
@@ -527,8 +532,8 @@ pin_project_lite::pin_project! {
         entry: Option<Box<Entry>>,
         busy: Option<Busy>,
         id: Option<RequestId>,
-        // The team's metrics and the backend's name, when team features are on.
-        metrics: Option<(Arc<Metrics>, Arc<str>)>,
+        // The team's metrics, the backend's name and the route, when team features are on.
+        metrics: Option<(Arc<Metrics>, Arc<str>, RouteKind)>,
         // Where the log line goes when the body ends (with a line or metrics to write).
         after: Option<AfterResponse>,
     }
@@ -633,14 +638,22 @@ fn finish<B>(
     res: Response<B>,
     entry: Option<Box<Entry>>,
     busy: Option<Busy>,
-    metrics: Option<(Arc<Metrics>, Arc<str>)>,
+    metrics: Option<(Arc<Metrics>, Arc<str>, RouteKind)>,
     after: Option<AfterResponse>,
 ) -> Response<ResBody>
 where
     B: http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static,
 {
     let (parts, body) = res.into_parts();
-    let at_end = metrics.and_then(|(metrics, backend)| {
+    let at_end = metrics.and_then(|(metrics, backend, kind)| {
+        if parts
+            .extensions
+            .get::<agw_tower::usage::Reported>()
+            .is_none()
+        {
+            let who = parts.extensions.get::<agw_tower::auth::Identity>();
+            metrics.answered(kind, &backend, parts.status.as_u16(), who);
+        }
         if let Some(g) = parts.extensions.get::<GuardReport>() {
             for (i, rule) in g.rules.iter().enumerate() {
                 if !g.rules[..i].contains(rule) {

@@ -72,8 +72,12 @@ where
             auth.strip(req.headers_mut());
             match result {
                 Ok(identity) => {
-                    req.extensions_mut().insert(identity);
-                    Ok(inner.call(req).await?.map(Body::inner))
+                    req.extensions_mut().insert(identity.clone());
+                    let mut res = inner.call(req).await?;
+                    // The answer names who called, whoever made it (a guard's or a limit's
+                    // refusal as well as the provider's response): logs and metrics read it.
+                    res.extensions_mut().insert(identity);
+                    Ok(res.map(Body::inner))
                 }
                 Err(e) => Ok(error_response(api, &unauthorized(&e))),
             }

@@ -12,7 +12,7 @@
 //! | `gen_ai_client_token_usage` | histogram | `gen_ai_token_type` (`input`, `output`), `gen_ai_operation_name`, `gen_ai_provider_name`, `gen_ai_request_model`, `gen_ai_response_model` |
 //! | `gen_ai_client_operation_duration_seconds` | histogram | the GenAI labels, `error_type` |
 //! | `gen_ai_server_time_to_first_token_seconds` | histogram | the GenAI labels (streams only) |
-//! | `agw_requests_total` | counter | `route`, `backend`, `status` (+ `identity`, `team`) |
+//! | `agw_requests_total` | counter | `route`, `backend`, `status` (+ `identity`, `team`): every answer, from the usage layer's reports and [`Metrics::answered`] |
 //! | `agw_tokens_total` | counter | `backend`, `model`, `kind` (`input`, `output`, `cache_write`, `cache_read`) (+ `identity`, `team`) |
 //! | `agw_cost_usd_total` | counter | `backend`, `model` (+ `identity`, `team`) |
 //! | `agw_added_latency_seconds` | histogram | `route`: agw's own time to response headers, upstream excluded |
@@ -336,6 +336,28 @@ impl Metrics {
         }
     }
 
+    /// A request answered before the usage layer (a refused credential, request or limit:
+    /// responses without [`Reported`](crate::usage::Reported)), for `agw_requests_total`; the
+    /// usage layer's reports count the rest.
+    pub fn answered(
+        &self,
+        route: RouteKind,
+        backend: &str,
+        status: u16,
+        who: Option<&crate::auth::Identity>,
+    ) {
+        let (identity, team) = self.labels_of(who);
+        self.requests
+            .get_or_create(&Requests {
+                route: route.name(),
+                backend: backend.to_owned(),
+                status,
+                identity,
+                team,
+            })
+            .inc();
+    }
+
     /// A limit store failure (wire it to [`Limiter::on_store_failure`](crate::limit::Limiter::on_store_failure)).
     pub fn store_failure(&self, f: &crate::limit::StoreFailure) {
         self.store_failures
@@ -533,7 +555,12 @@ impl Metrics {
 
     /// The `identity` and `team` labels of a report (none unless configured).
     fn identity(&self, r: &UsageReport) -> (Option<String>, Option<String>) {
-        match (&r.identity, self.identity_label) {
+        self.labels_of(r.identity.as_ref())
+    }
+
+    /// The `identity` and `team` labels of a caller, where identities are labels.
+    fn labels_of(&self, who: Option<&crate::auth::Identity>) -> (Option<String>, Option<String>) {
+        match (who, self.identity_label) {
             (Some(i), true) => (
                 Some(label_value(&i.name)),
                 i.team.as_deref().map(label_value),

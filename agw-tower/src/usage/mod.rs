@@ -66,6 +66,12 @@ pub use body::{MAX_JSON, UsageBody};
 pub use layer::UsageLayer;
 pub use service::UsageService;
 
+/// In the extensions of every response the usage layer reports (and so counts in its sinks,
+/// metrics among them): an answer without it was made before the usage layer (a refused
+/// credential, request or limit), and whoever counts requests counts it themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct Reported;
+
 use crate::auth::Identity;
 use agw_core::api::Api;
 use agw_core::price::PriceTable;

@@ -136,7 +136,8 @@ where
         pending.report.upstream = pending.timing.get();
         match res {
             Ok(res) => {
-                let (parts, body) = res.into_parts();
+                let (mut parts, body) = res.into_parts();
+                parts.extensions.insert(super::Reported);
                 let body = UsageBody::new(body, pending, &parts);
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
