@@ -25,8 +25,12 @@ fn without_message_id(b: &[u8]) -> String {
 #[tokio::test]
 async fn head_root_and_healthz_are_answered_locally() {
     let agw = Agw::start(SEED_DEFAULT).await;
-    let (res, _) = send(Request::head(agw.url("/")).body(Full::default()).unwrap()).await;
-    assert_eq!(res.status(), 200);
+    // Claude Code's warm-ups: `HEAD /` (CLIENTS.md) and `HEAD /api/hello` (2.1.x), without a
+    // key, answered here (a team gateway would otherwise answer 401 and count a failed login).
+    for path in ["/", "/api/hello"] {
+        let (res, _) = send(Request::head(agw.url(path)).body(Full::default()).unwrap()).await;
+        assert_eq!(res.status(), 200, "{path}");
+    }
     let (res, body) = send(
         Request::get(agw.url("/healthz"))
             .body(Full::default())

@@ -416,8 +416,9 @@ impl Service<Request<Incoming>> for App {
             );
         }
         let id = self.ids.next();
-        if path == "/" && method == Method::HEAD {
-            // Claude Code's connection warm-up.
+        if method == Method::HEAD && matches!(path, "/" | "/api/hello") {
+            // Claude Code's connection warm-up (`/api/hello` in 2.1.x, without a key: a 401
+            // from team authentication would count as a failed login at every start).
             let entry = self.log.entry(
                 || (method.clone(), path.to_owned(), RouteKind::Passthrough),
                 "-",
