@@ -79,6 +79,7 @@ impl AccessLog {
                 bytes: 0,
                 response: None,
                 usage: None,
+                cut: None,
             })
         })
     }
@@ -132,6 +133,8 @@ pub struct Entry {
     response: Option<ResponseOutcome>,
     /// Filled by the usage layer's per-request hook (team features on).
     usage: Option<UsageSlot>,
+    /// The server's shutdown cut: a response still open when it came was cut short.
+    cut: Option<agw_tower::upstream::StreamCut>,
 }
 
 /// Fills a log entry from the response head.
@@ -192,6 +195,12 @@ impl Entry {
         self.usage.get_or_insert_with(Default::default).clone()
     }
 
+    /// Marks the line `cause=shutdown` and aborted when `cut` has come by the time the
+    /// response ends (its stream was cut at the end of the shutdown grace period).
+    pub(crate) fn cut_by(&mut self, cut: &agw_tower::upstream::StreamCut) {
+        self.cut = Some(cut.clone());
+    }
+
     /// Writes the line of a request that ended before its response headers.
     pub(crate) fn closed(mut self: Box<Self>, status: u16, cause: &'static str) {
         self.status = status;
@@ -203,6 +212,12 @@ impl Entry {
     fn write(&self, complete: bool, ended: Instant) {
         // A response that has no body (to HEAD, or 204/304) is never read to its end.
         let complete = complete || self.method == Method::HEAD || matches!(self.status, 204 | 304);
+        let cut = self.cut.as_ref().is_some_and(|c| c.is_cut());
+        let complete = complete && !cut;
+        let cause = match (self.cause, cut) {
+            (None, true) => Some("shutdown"),
+            (cause, _) => cause,
+        };
         let (verdict, rules) = match &self.guard {
             Some(g) if !g.rules.is_empty() => {
                 let mut rules: Vec<&str> = g.rules.iter().map(|r| &**r).collect();
@@ -242,7 +257,7 @@ impl Entry {
             bytes = self.bytes,
             request_id = id,
             upstream_request_id = self.upstream_id.as_ref().and_then(|v| v.to_str().ok()),
-            cause = self.cause,
+            cause,
             identity = used.and_then(|u| u.identity.as_deref()),
             team = used.and_then(|u| u.team.as_deref()),
             input_tokens = tokens.map(|t| t.input),

@@ -859,7 +859,19 @@ async fn streams_cut_at_the_end_of_the_grace_period_end_with_an_error_event() {
     assert!(rest.contains("event: error"), "{rest}");
     assert!(rest.contains("shutting down"), "{rest}");
     assert!(!rest.contains("message_stop"), "the stream was cut: {rest}");
+    let stderr = dir.path("stderr.log");
     let status = agw.wait_exit().await;
     assert!(status.success(), "{status:?}");
     mock.release();
+    // The log says the grace period ran out, and the cut request's line says it was cut.
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(log.contains("grace period of 1 s is over"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("path=/v1/messages"))
+        .unwrap_or_else(|| panic!("no access line: {log}"));
+    assert!(
+        line.contains("cause=shutdown") && line.contains("aborted=true"),
+        "{line}"
+    );
 }

@@ -128,6 +128,11 @@ pub async fn serve_with(
         () = tokio::time::sleep(serving.grace) => {
             // Streams still open end with an error event their clients understand, rather
             // than a dropped connection; they get a moment to be written.
+            tracing::warn!(
+                target: "agw",
+                "shutdown: the grace period of {} s is over; open requests are cut",
+                serving.grace.as_secs()
+            );
             cut.cut();
             let _ = tokio::time::timeout(CUT_WRITE, drained).await;
         }

@@ -457,6 +457,9 @@ impl Service<Request<Incoming>> for App {
             backend.name.clone(),
             &id,
         );
+        if let Some(e) = entry.as_mut() {
+            e.cut_by(&rt.cut);
+        }
         let busy = self.conn.as_ref().map(Busy::start);
         let (mut parts, body) = req.into_parts();
         // The stack's request-id layer sends this id upstream and answers with it.

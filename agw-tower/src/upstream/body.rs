@@ -35,7 +35,8 @@ impl StreamCut {
         self.notify.notify_waiters();
     }
 
-    fn is_cut(&self) -> bool {
+    /// Whether the cut came (a body that ends now was cut, or created after it).
+    pub fn is_cut(&self) -> bool {
         self.set.load(std::sync::atomic::Ordering::Acquire)
     }
 
