@@ -1,8 +1,8 @@
 //! E-mail addresses, anchored on `@` (found with `memchr`) and expanded both ways.
 
-use super::{Detector, Finding, at};
+use super::{Detector, Edges, Finding, at};
 
-pub(super) fn find(text: &[u8], out: &mut Vec<Finding>) {
+pub(super) fn find(text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
     // Expansion never crosses an earlier match or another `@`, so each byte is read at most
     // twice: linear time even for `a@a@a@…`. An `@` written `%40` (a URL's query, an access
     // log: `?email=jane%40example.com`) counts too.
@@ -24,7 +24,7 @@ pub(super) fn find(text: &[u8], out: &mut Vec<Finding>) {
         let Some(start) = local_start(text, floor, a) else {
             continue;
         };
-        let Some(end) = domain_end(text, a + width) else {
+        let Some(end) = domain_end(text, a + width, edges) else {
             continue;
         };
         if is_code_or_remote(text, start, end) {
@@ -433,7 +433,7 @@ const IDEOGRAPHIC_STOP: &[u8] = "\u{3002}".as_bytes();
 /// least two, the last one a top-level domain ([`is_tld`]). Trailing labels that do not
 /// qualify (`a@b.com.123`) are left out; a last label that runs from ASCII letters into another
 /// script (`example.com请回复`, text glued to the address) ends where the script changes.
-fn domain_end(text: &[u8], d: usize) -> Option<usize> {
+fn domain_end(text: &[u8], d: usize, edges: Edges<'_>) -> Option<usize> {
     let mut i = d;
     let mut labels = 0;
     let mut end = None;
@@ -442,6 +442,16 @@ fn domain_end(text: &[u8], d: usize) -> Option<usize> {
         // Where the label's leading ASCII letters and digits end, if other characters follow.
         let mut ascii_end = None;
         loop {
+            // Where two strings meet inside a last label, the address may end (`…@exa` +
+            // `mple.com` + `x`): the longest end found wins.
+            if labels >= 1
+                && i > start
+                && text[i - 1] != b'-'
+                && edges.contains(i)
+                && is_tld(&text[start..i])
+            {
+                end = Some(i);
+            }
             let b = at(text, i);
             if b.is_ascii_alphanumeric() || b == b'-' {
                 i += 1;

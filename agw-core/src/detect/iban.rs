@@ -1,7 +1,7 @@
 //! IBANs: country code, check digits and BBAN, contiguous or in groups of four; the length must
 //! match the country and the whole must pass the ISO 7064 mod-97 check.
 
-use super::{at, is_word, preceded_by};
+use super::{Edges, at, is_word, preceded_by};
 
 const MAX_LEN: usize = 34;
 
@@ -40,9 +40,10 @@ fn length(country: &[u8]) -> Option<usize> {
 /// spaces or single dashes, the same throughout (`GB82 WEST 1234 5698 7654 32`,
 /// `GB82-WEST-…`), in any case (`de89 3704 …`, as people type it), not touching a word
 /// character.
-pub(super) fn end(text: &[u8], start: usize) -> Option<usize> {
+pub(super) fn end(text: &[u8], start: usize, edges: Edges<'_>) -> Option<usize> {
     let country = text.get(start..start + 2)?;
-    if !country.iter().all(u8::is_ascii_alphabetic) || preceded_by(text, start, is_word) {
+    let glued = preceded_by(text, start, is_word) && !edges.contains(start);
+    if !country.iter().all(u8::is_ascii_alphabetic) || glued {
         return None;
     }
     let len = length(&country.to_ascii_uppercase())?;
@@ -75,7 +76,7 @@ pub(super) fn end(text: &[u8], start: usize) -> Option<usize> {
         n += 1;
         i += 1;
     }
-    if is_word(at(text, i)) || !mod97(&chars[..len]) {
+    if (is_word(at(text, i)) && !edges.contains(i)) || !mod97(&chars[..len]) {
         return None;
     }
     Some(i)

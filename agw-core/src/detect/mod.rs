@@ -310,15 +310,22 @@ impl DetectorSet {
     ///
     /// `text` is expected to be normalized UTF-8 but is treated as bytes: any input is fine.
     pub fn find(&self, text: &[u8], out: &mut Vec<Finding>) {
+        self.find_at_edges(text, Edges::NONE, out);
+    }
+
+    /// [`find`](Self::find) in a text joined from strings sent apart: where two of them meet
+    /// (`edges`) is a boundary, as a text's ends are, so a match that runs from one string's
+    /// start into another's end is found with words glued on either side.
+    pub(crate) fn find_at_edges(&self, text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
         let base = out.len();
         if self.enabled & SECRETS != 0 {
-            secrets::find(self, text, out);
+            secrets::find(self, text, edges, out);
         }
         if self.contains(Detector::Email) {
-            email::find(text, out);
+            email::find(text, edges, out);
         }
         if self.enabled & NUMERIC != 0 {
-            numeric::find(self, text, out);
+            numeric::find(self, text, edges, out);
         }
         if out.len() - base > 1 {
             out[base..].sort_by_key(|f| (f.range.start, f.range.end));
@@ -335,6 +342,31 @@ impl fmt::Debug for DetectorSet {
 impl FromIterator<Detector> for DetectorSet {
     fn from_iter<I: IntoIterator<Item = Detector>>(iter: I) -> Self {
         DetectorSet::new(iter)
+    }
+}
+
+/// Where strings sent apart meet in a text joined from them: offsets into the text (given as
+/// positions in a larger buffer, less `base`), sorted. The detectors take an edge as a boundary
+/// at a match's ends: two text blocks are two texts to the client that sent them, however a
+/// model runs them together.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edges<'a> {
+    at: &'a [usize],
+    base: usize,
+}
+
+impl<'a> Edges<'a> {
+    /// No edges: a text of one piece.
+    pub const NONE: Edges<'static> = Edges { at: &[], base: 0 };
+
+    /// Edges at `at`, positions in a buffer whose text starts at `base`.
+    pub fn new(at: &'a [usize], base: usize) -> Self {
+        Edges { at, base }
+    }
+
+    /// Whether two strings meet at offset `i` of the text.
+    pub fn contains(&self, i: usize) -> bool {
+        !self.at.is_empty() && self.at.binary_search(&(i + self.base)).is_ok()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::digits::{next_run, run_end};
 use super::{
-    Detector, DetectorSet, Finding, at, card, iban, is_word, national, phone, preceded_by,
+    Detector, DetectorSet, Edges, Finding, at, card, iban, is_word, national, phone, preceded_by,
 };
 
 /// Groups kept per token. A longer chain (`1 2 3 4 …`) is cut here; the cut counts as a
@@ -134,7 +134,7 @@ struct Wants {
     iban: bool,
 }
 
-pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
+pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
     let wants = Wants {
         card: set.contains(Detector::CreditCard),
         ssn: set.contains(Detector::UsSsn),
@@ -148,7 +148,7 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
         let letters = at(text, p.wrapping_sub(1)).is_ascii_alphabetic()
             && at(text, p.wrapping_sub(2)).is_ascii_alphabetic();
         if wants.iban && letters {
-            if let Some(end) = iban::end(text, p - 2) {
+            if let Some(end) = iban::end(text, p - 2, edges) {
                 out.push(Finding {
                     detector: Detector::Iban,
                     range: p - 2..end,
@@ -167,8 +167,11 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
             let token = Token {
                 text,
                 groups: groups.as_slice(),
-                left_blocked: preceded_by(text, p, is_word) || cut_before(text, p),
-                right_blocked: is_word(at(text, end)) || cut_after(text, end),
+                // Where two strings meet is a boundary (`hi` + `4111 …` + `thanks`).
+                left_blocked: (preceded_by(text, p, is_word) && !edges.contains(p))
+                    || cut_before(text, p),
+                right_blocked: (is_word(at(text, end)) && !edges.contains(end))
+                    || cut_after(text, end),
                 plus: at(text, p.wrapping_sub(1)) == b'+'
                     && !preceded_by(text, p - 1, |b| b.is_ascii_alphanumeric()),
             };

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 
-use super::{Detector, DetectorSet, Finding, at, pem, preceded_by};
+use super::{Detector, DetectorSet, Edges, Finding, at, pem, preceded_by};
 
 /// What a prefix introduces.
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +89,7 @@ fn automaton() -> &'static AhoCorasick {
     })
 }
 
-pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
+pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
     let ac = automaton();
     let mut pos = 0;
     while pos < text.len() {
@@ -99,7 +99,7 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
         let s = m.start();
         let kind = PREFIXES[m.pattern().as_usize()].1;
         let hit = if kind.enabled(set) {
-            verify(kind, text, s).filter(|(d, _)| set.contains(*d))
+            verify(kind, text, s, edges).filter(|(d, _)| set.contains(*d))
         } else {
             None
         };
@@ -116,7 +116,7 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], out: &mut Vec<Finding>) {
     }
 }
 
-fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
+fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detector, usize)> {
     // Anthropic's and OpenAI's project keys announce themselves (`sk-ant-api03-`, `sk-proj-`):
     // found even glued to a word (`xsk-ant-...`, which a model still reads as the key; found
     // by the red-team review). Shorter prefixes keep the boundary, against false positives.
@@ -127,12 +127,13 @@ fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
     if !matches!(kind, Kind::Pem | Kind::SlackWebhook)
         && !distinct
         && preceded_by(text, s, is_key_char)
+        && !edges.contains(s)
     {
         return None;
     }
     match kind {
         Kind::Sk => sk(text, s),
-        Kind::Aws => aws(text, s).map(|e| (Detector::AwsAccessKey, e)),
+        Kind::Aws => aws(text, s, edges).map(|e| (Detector::AwsAccessKey, e)),
         Kind::Github => {
             let e = run(text, s + 4, u8::is_ascii_alphanumeric);
             ((36..=255).contains(&(e - s - 4)) && random(&text[s + 4..e]))
@@ -146,7 +147,10 @@ fn verify(kind: Kind, text: &[u8], s: usize) -> Option<(Detector, usize)> {
         Kind::Slack => slack(text, s).map(|e| (Detector::SlackToken, e)),
         Kind::SlackWebhook => slack_webhook(text, s).map(|e| (Detector::SlackToken, e)),
         Kind::Google => {
-            let e = run(text, s + 4, is_key_char_ref);
+            let mut e = run(text, s + 4, is_key_char_ref);
+            if e > s + 39 && edges.contains(s + 39) {
+                e = s + 39;
+            }
             (e - s - 4 == 35 && random(&text[s + 4..e])).then_some((Detector::GoogleApiKey, e))
         }
         Kind::Jwt => jwt(text, s).map(|e| (Detector::Jwt, e)),
@@ -185,12 +189,13 @@ fn sk(text: &[u8], s: usize) -> Option<(Detector, usize)> {
 /// not followed by another. AWS's ids are base32 (`[A-Z2-7]`), but its own documentation
 /// writes `AKIAI44QH8DHBEXAMPLE` and keys are quoted with every digit, so all digits count.
 /// One character sixteen times (`AKIAXXXXXXXXXXXXXXXX`) is a placeholder.
-fn aws(text: &[u8], s: usize) -> Option<usize> {
+fn aws(text: &[u8], s: usize, edges: Edges<'_>) -> Option<usize> {
     let e = s + 20;
     let id = text.get(s + 3..e)?;
     let upper = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
     let next = at(text, e);
-    (id.iter().all(upper) && !upper(&next) && !placeholder(&id[1..])).then_some(e)
+    let ends = !upper(&next) || edges.contains(e);
+    (id.iter().all(upper) && ends && !placeholder(&id[1..])).then_some(e)
 }
 
 /// A PEM private key block in base64 (`LS0tLS1CRUdJTi` is `-----BEGIN`): a Kubernetes Secret's

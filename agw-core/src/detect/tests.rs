@@ -194,3 +194,73 @@ fn arbitrary_bytes_do_not_panic() {
         }
     }
 }
+
+/// Where two strings meet is a boundary at a match's ends, for every detector that asks for
+/// one; inside a match it is nothing (`alice@exa` + `mple.com`). `|` marks an edge in the
+/// table's texts.
+#[test]
+fn edges_are_boundaries_at_a_matchs_ends() {
+    let cases: &[(Detector, &str, &[&str])] = &[
+        (
+            Detector::CreditCard,
+            "hi|4111 1111 |1111 1111|thanks",
+            &["4111 1111 1111 1111"],
+        ),
+        (Detector::CreditCard, "hi4111 1111 |1111 1111|thanks", &[]),
+        (Detector::CreditCard, "hi|4111 1111 1111 11|11thanks", &[]),
+        (
+            Detector::CreditCard,
+            "x|4111111111111111|y",
+            &["4111111111111111"],
+        ),
+        (
+            Detector::Email,
+            "mail alice@exa|mple.com|x",
+            &["alice@example.com"],
+        ),
+        (
+            Detector::Email,
+            "alice@example.co|mx",
+            &["alice@example.co"],
+        ),
+        (Detector::Email, "alice@example.comx", &[]),
+        (Detector::Email, "alice@exa|mplecomx", &[]),
+        (
+            Detector::AwsAccessKey,
+            "key|AKIAIOSF|ODNN7EXAMPLE|NOW",
+            &["AKIAIOSFODNN7EXAMPLE"],
+        ),
+        (Detector::AwsAccessKey, "keyAKIAIOSF|ODNN7EXAMPLE", &[]),
+        (
+            Detector::Iban,
+            "x|DE89 3704 0044 0532 0130 00|y",
+            &["DE89 3704 0044 0532 0130 00"],
+        ),
+        (
+            Detector::GoogleApiKey,
+            "k|AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q|rest",
+            &["AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"],
+        ),
+    ];
+    for (detector, marked, expect) in cases {
+        let mut text = Vec::new();
+        let mut edges = Vec::new();
+        for (i, piece) in marked.split('|').enumerate() {
+            if i > 0 {
+                edges.push(text.len());
+            }
+            text.extend_from_slice(piece.as_bytes());
+        }
+        let mut got = Vec::new();
+        DetectorSet::new([*detector]).find_at_edges(&text, Edges::new(&edges, 0), &mut got);
+        let got: Vec<_> = got
+            .iter()
+            .map(|f| std::str::from_utf8(&text[f.range.clone()]).unwrap())
+            .collect();
+        assert_eq!(got, *expect, "{detector} in {marked:?}");
+        // Without edges, only what has boundaries of its own.
+        let mut plain = Vec::new();
+        DetectorSet::new([*detector]).find(&text, &mut plain);
+        assert!(plain.len() <= got.len(), "{marked:?}");
+    }
+}

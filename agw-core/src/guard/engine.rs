@@ -3,7 +3,7 @@
 
 use super::PolicyError;
 use super::rule::{Matcher, Rule};
-use crate::detect::{Detector, DetectorSet, Finding};
+use crate::detect::{Detector, DetectorSet, Edges, Finding};
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::ops::Range;
@@ -204,11 +204,13 @@ impl Engines {
         })
     }
 
-    /// Appends the matches in `text` of every rule `wanted` lists. With `stop` returning true for
-    /// a hit, returns right after pushing it.
+    /// Appends the matches in `text` of every rule `wanted` lists. Where two strings sent apart
+    /// meet (`edges`) is a word boundary for detectors and whole-word literals. With `stop`
+    /// returning true for a hit, returns right after pushing it.
     pub fn find(
         &self,
         text: &[u8],
+        edges: Edges<'_>,
         wanted: Wanted<'_>,
         findings: &mut Vec<Finding>,
         out: &mut Vec<RawHit>,
@@ -221,7 +223,7 @@ impl Engines {
             }
             for m in g.ac.find_overlapping_iter(text) {
                 let (rule, ww) = g.pats[m.pattern().as_usize()];
-                if !want(rule) || (ww && !whole_word(text, m.range())) {
+                if !want(rule) || (ww && !whole_word(text, m.range(), edges)) {
                     continue;
                 }
                 out.push(RawHit {
@@ -252,7 +254,7 @@ impl Engines {
                     continue;
                 }
                 for m in c.re.find_iter(text) {
-                    if m.is_empty() || (c.whole_word && !whole_word(text, m.range())) {
+                    if m.is_empty() || (c.whole_word && !whole_word(text, m.range(), edges)) {
                         continue;
                     }
                     out.push(RawHit {
@@ -268,7 +270,7 @@ impl Engines {
         }
         if !self.detectors.is_empty() && self.detector_rules.iter().any(|(_, r)| want(*r)) {
             findings.clear();
-            self.detectors.find(text, findings);
+            self.detectors.find_at_edges(text, edges, findings);
             for f in findings.iter() {
                 for (d, rule) in &self.detector_rules {
                     if *d != f.detector || !want(*rule) {
@@ -415,8 +417,9 @@ fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// Whether `range` in `text` is delimited by non-word characters (or the text's ends).
-fn whole_word(text: &[u8], range: Range<usize>) -> bool {
+/// Whether `range` in `text` is delimited by non-word characters (or the text's ends, or
+/// `edges`).
+fn whole_word(text: &[u8], range: Range<usize>, edges: Edges<'_>) -> bool {
     let before = text[..range.start]
         .utf8_chunks()
         .last()
@@ -425,7 +428,8 @@ fn whole_word(text: &[u8], range: Range<usize>) -> bool {
         .utf8_chunks()
         .next()
         .and_then(|c| c.valid().chars().next());
-    !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    (!before.is_some_and(is_word) || edges.contains(range.start))
+        && (!after.is_some_and(is_word) || edges.contains(range.end))
 }
 
 #[cfg(test)]
@@ -458,7 +462,14 @@ mod tests {
         let wanted = vec![true; rules];
         let (mut findings, mut out) = (Vec::new(), Vec::new());
         let wanted = Wanted { rules: &wanted };
-        e.find(text.as_bytes(), wanted, &mut findings, &mut out, &|_| false);
+        e.find(
+            text.as_bytes(),
+            Edges::NONE,
+            wanted,
+            &mut findings,
+            &mut out,
+            &|_| false,
+        );
         out
     }
 
@@ -535,7 +546,7 @@ mod tests {
         let find = |from: usize| {
             let s = std::str::from_utf8(&t[from..]).unwrap();
             let i = from + s.find("card").unwrap();
-            (i, whole_word(t, i..i + 4))
+            (i, whole_word(t, i..i + 4, Edges::NONE))
         };
         assert!(find(0).1); // "a card,"
         assert!(!find(3).1); // "cards"

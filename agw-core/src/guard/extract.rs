@@ -29,6 +29,15 @@ pub(crate) enum Top {
     Body,
     /// Tool definitions (`tools`, `functions`): names, descriptions, schemas.
     Tools,
+    /// An OpenAI-compatible server's RAG `documents`, which its chat template puts into the
+    /// prompt.
+    Documents,
+    /// Such a server's `chat_template_kwargs`, the template's variables.
+    TemplateKwargs,
+    /// Such a server's `chat_template`: the template itself, read as system text.
+    Template,
+    /// Anthropic's `mcp_servers`: their URLs (fetched by the provider) and names.
+    McpServers,
 }
 
 impl Top {
@@ -43,6 +52,10 @@ impl Top {
             Top::Prediction => "prediction",
             Top::Body => "body",
             Top::Tools => "tools",
+            Top::Documents => "documents",
+            Top::TemplateKwargs => "chat_template_kwargs",
+            Top::Template => "chat_template",
+            Top::McpServers => "mcp_servers",
         }
     }
 }
@@ -147,6 +160,10 @@ pub(crate) struct Doc {
     pub policy: u64,
     /// The depth and raw range of each tool definitions value read (not already known clean).
     pub tool_values: Vec<(usize, Range<usize>)>,
+    /// Where a string's text starts right at the end of the one before (no line break put
+    /// between them): within a unit, a word boundary for detectors ([`Doc::edges_in`]).
+    /// Positions in [`Doc::text`], ascending.
+    pub edges: Vec<usize>,
 }
 
 thread_local! {
@@ -184,6 +201,7 @@ impl Doc {
         self.max_tokens = None;
         self.st = State::default();
         self.tool_values.clear();
+        self.edges.clear();
         SPARE.with(|spare| spare.set(Some(self)));
     }
 
@@ -191,6 +209,20 @@ impl Doc {
         let first = &self.segs[u.segs.start];
         let last = &self.segs[u.segs.end - 1];
         &self.text[first.text.start..last.text.end]
+    }
+
+    /// Where the unit's strings meet, as offsets into [`Doc::unit_text`]: two blocks are two
+    /// texts to the client that sent them, so a match may end where one does (`hi` + `4111 1111 `
+    /// + `1111 1111` + `thanks` holds a card). Found by the fourth red-team review.
+    pub fn edges_in(&self, u: &Unit) -> crate::detect::Edges<'_> {
+        if u.segs.len() < 2 {
+            return crate::detect::Edges::NONE;
+        }
+        let (first, last) = (&self.segs[u.segs.start], &self.segs[u.segs.end - 1]);
+        let (start, end) = (first.text.start, last.text.end);
+        let from = self.edges.partition_point(|&e| e <= start);
+        let to = from + self.edges[from..].partition_point(|&e| e < end);
+        crate::detect::Edges::new(&self.edges[from..to], start)
     }
 
     /// Whether the unit is newer than the last assistant turn.
@@ -266,6 +298,14 @@ pub(super) fn once(seen: &mut bool, key: &str) -> Result<(), JsonError> {
     Ok(())
 }
 
+/// An OpenAI-compatible server's top-level keys whose values its chat template puts into the
+/// prompt: (key, where, read as).
+const TEMPLATED: [(&str, Top, Field); 3] = [
+    ("documents", Top::Documents, Field::Messages),
+    ("chat_template_kwargs", Top::TemplateKwargs, Field::Messages),
+    ("chat_template", Top::Template, Field::System),
+];
+
 /// String fields of a block that may hold prompt text, and the leaf each is reported as.
 const BLOCK_STRINGS: [(&str, &str); 8] = [
     ("text", ".text"),
@@ -276,6 +316,15 @@ const BLOCK_STRINGS: [(&str, &str); 8] = [
     ("url", ".url"),
     ("name", ".name"),
     ("file_url", ".file_url"),
+];
+
+/// Keys of a content part that hold a URL the provider (or a vLLM server) fetches: a string
+/// (Responses `input_image`) or an object with a `url` (chat `image_url`, vLLM's `audio_url`
+/// and `video_url`), and the leaves each is reported as.
+const FETCHED_URLS: [(&str, &str, &str); 3] = [
+    ("image_url", ".image_url", ".image_url.url"),
+    ("audio_url", ".audio_url", ".audio_url.url"),
+    ("video_url", ".video_url", ".video_url.url"),
 ];
 
 /// Whether a block of type `ty` has prompt text in its string field `leaf`. Thinking blocks and
@@ -303,6 +352,89 @@ pub(super) enum Role {
 
 pub(super) struct Extractor {
     pub(super) doc: Doc,
+}
+
+/// The most digits [`integer_digits`] writes: a card's longest.
+const MAX_INTEGER_DIGITS: usize = 19;
+
+/// A whole number's digits (and sign), as [`integer_digits`] writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Digits {
+    buf: [u8; MAX_INTEGER_DIGITS + 1],
+    len: usize,
+}
+
+impl Digits {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// The digits of a JSON number written with a fraction or an exponent whose value is a whole
+/// number of at most [`MAX_INTEGER_DIGITS`] digits (`4.111111111111111e15`,
+/// `41111111111111110E-1`, `4111111111111111.0` are `4111111111111111`), as Python's `int()`
+/// or a `%d` prints it; `None` for an integer as written (already its digits), a fraction
+/// (`0.4111111111111111`), zero, and anything longer. `number` is a valid JSON number.
+pub(crate) fn integer_digits(number: &[u8]) -> Option<Digits> {
+    let (negative, n) = match number.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, number),
+    };
+    let mantissa_end = n
+        .iter()
+        .position(|c| matches!(c, b'e' | b'E'))
+        .unwrap_or(n.len());
+    let (mantissa, exp) = n.split_at(mantissa_end);
+    let (int, frac) = match mantissa.iter().position(|&c| c == b'.') {
+        Some(dot) => (&mantissa[..dot], &mantissa[dot + 1..]),
+        None if exp.is_empty() => return None,
+        None => (mantissa, &b""[..]),
+    };
+    // The exponent, clamped: anything past a few hundred leaves no whole number of 19 digits.
+    let mut e: i64 = 0;
+    let (sign, exp_digits) = match exp.get(1) {
+        Some(b'-') => (-1, &exp[2..]),
+        Some(b'+') => (1, &exp[2..]),
+        _ => (1, exp.get(1..).unwrap_or_default()),
+    };
+    for &c in exp_digits {
+        e = (e * 10 + i64::from(c - b'0')).min(1 << 20);
+    }
+    let shift = sign * e - frac.len() as i64;
+    // The significant digits, leading zeros dropped.
+    let all = int.iter().chain(frac);
+    let skip = all.clone().take_while(|&&c| c == b'0').count();
+    let significant = int.len() + frac.len() - skip;
+    if significant == 0 {
+        return None;
+    }
+    // Digits dropped from the end (a negative shift) must be zeros; the rest, with `shift`
+    // zeros appended, is the number.
+    let kept = significant as i64 + shift.min(0);
+    let len = kept + shift.max(0);
+    if kept <= 0 || len > MAX_INTEGER_DIGITS as i64 {
+        return None;
+    }
+    let (kept, len) = (kept as usize, len as usize);
+    if all.clone().skip(skip + kept).any(|&c| c != b'0') {
+        return None;
+    }
+    let mut d = Digits {
+        buf: [b'0'; MAX_INTEGER_DIGITS + 1],
+        len: usize::from(negative) + len,
+    };
+    if negative {
+        d.buf[0] = b'-';
+    }
+    let out = &mut d.buf[usize::from(negative)..];
+    for (o, &c) in out.iter_mut().zip(all.skip(skip).take(kept)) {
+        *o = c;
+    }
+    Some(d)
 }
 
 /// Block fields whose meaning depends on the block's `type`.
@@ -365,6 +497,9 @@ impl Extractor {
             number: false,
         };
         let idx = self.doc.segs.len();
+        if self.doc.segs.last().is_some_and(|s| s.text.end == start) {
+            self.doc.edges.push(start);
+        }
         self.doc.segs.push(seg);
         let (group, request) = (self.doc.st.group, self.doc.st.request);
         match self.doc.units.last_mut() {
@@ -382,7 +517,10 @@ impl Extractor {
                 message: loc.message,
                 request,
                 group,
-                latest: !matches!(loc.top, Top::System | Top::Instructions | Top::Tools),
+                latest: !matches!(
+                    loc.top,
+                    Top::System | Top::Instructions | Top::Tools | Top::Template
+                ),
                 user: false,
                 segs: idx..idx + 1,
             }),
@@ -398,7 +536,8 @@ impl Extractor {
         top: bool,
     ) -> Result<(), JsonError> {
         let (mut seen_system, mut seen_messages, mut seen_prediction) = (false, false, false);
-        let mut seen_model = false;
+        let (mut seen_model, mut seen_mcp) = (false, false);
+        let mut seen_templated = [false; 3];
         let chat = kind == RouteKind::Completions;
         self.doc.st.chat = chat;
         sc.object(|sc, key| {
@@ -421,23 +560,32 @@ impl Extractor {
                 || chat
                     && [
                         "functions",
-                        "documents",
-                        "chat_template_kwargs",
-                        "chat_template",
                         "guided_json",
                         "guided_choice",
                         "guided_regex",
                         "guided_grammar",
                         "structured_outputs",
+                        "structural_tag",
                     ]
                     .iter()
                     .any(|k| sc.key_matches(&key, k))
             {
                 // Definitions and settings the model reads (schemas' descriptions, a forced
-                // tool's name; an OpenAI-compatible server's RAG documents, template and
-                // template arguments, which its chat template puts into the prompt, and vLLM's
-                // guided-decoding schemas and choices).
+                // tool's name; vLLM's guided-decoding schemas, choices and structural tags).
                 self.tool_definitions(sc)
+            } else if let Some(k) = TEMPLATED
+                .iter()
+                .position(|(name, ..)| chat && sc.key_matches(&key, name))
+            {
+                // An OpenAI-compatible server's chat template puts these into the prompt:
+                // prompt text for every rule (found by the fourth red-team review: only the
+                // literal and regex rules read them, as tool definitions).
+                let (name, top, field) = TEMPLATED[k];
+                once(&mut seen_templated[k], name)?;
+                self.templated(sc, top, field)
+            } else if !chat && sc.key_matches(&key, "mcp_servers") {
+                once(&mut seen_mcp, "mcp_servers")?;
+                self.mcp_servers(sc)
             } else if !chat && sc.key_matches(&key, "system") {
                 once(&mut seen_system, "system")?;
                 self.system(sc)
@@ -453,6 +601,108 @@ impl Extractor {
                     leaf: "",
                 };
                 self.all_strings(sc, Field::Messages, loc)
+            } else {
+                sc.skip_fast()
+            }
+        })
+    }
+
+    /// Reads a value an OpenAI-compatible server's chat template puts into the prompt (the
+    /// cursor is at it): every string, key and long number, as `field`; each element of a list
+    /// (a RAG document) on its own.
+    fn templated(&mut self, sc: &mut Scanner<'_>, top: Top, field: Field) -> Result<(), JsonError> {
+        let loc = |message| Loc {
+            top,
+            message,
+            list: "",
+            block: None,
+            sub: None,
+            leaf: "",
+        };
+        // Units of their own, joined to nothing around them.
+        self.doc.st.group += 1;
+        if sc.peek() == Some(b'[') {
+            sc.array(|sc, i| self.all_strings(sc, field, loc(Some(i as u32))))?;
+        } else {
+            self.all_strings(sc, field, loc(None))?;
+        }
+        self.doc.st.group += 1;
+        Ok(())
+    }
+
+    /// Anthropic's `mcp_servers`: each server's `url`, which the provider connects to (a secret
+    /// in it reaches a third party), and its `name`, which the model sees in its tools' names.
+    /// Not the `authorization_token`: it is the client's own credential for its server, which a
+    /// detector for secrets would refuse on every request.
+    fn mcp_servers(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        if sc.peek() != Some(b'[') {
+            return sc.skip_fast();
+        }
+        self.doc.st.group += 1;
+        sc.array(|sc, i| {
+            if sc.peek() != Some(b'{') {
+                return sc.skip_fast();
+            }
+            let loc = |leaf| Loc {
+                top: Top::McpServers,
+                message: Some(i as u32),
+                list: "",
+                block: None,
+                sub: None,
+                leaf,
+            };
+            sc.object(|sc, key| {
+                if sc.key_matches(&key, "url") {
+                    self.push_url(sc, Field::Messages, loc(".url"))
+                } else if sc.key_matches(&key, "name") && sc.peek() == Some(b'"') {
+                    self.push_next(sc, Field::Messages, loc(".name"))
+                } else {
+                    sc.skip_fast()
+                }
+            })
+        })?;
+        self.doc.st.group += 1;
+        Ok(())
+    }
+
+    /// Reads a URL the provider (or the server) fetches, when the cursor is at a string: text
+    /// that leaves. A `data:` URL is the content itself, base64, and is not read.
+    pub(super) fn push_url(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
+        if sc.peek() != Some(b'"') {
+            return sc.skip_fast();
+        }
+        let data = |s: &[u8]| s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"data:"));
+        let at = sc.position();
+        if data(&sc.bytes()[at + 1..]) {
+            // Most images: not decoded at all.
+            return sc.skip_fast();
+        }
+        let start = self.doc.text.len();
+        let (s, kind) = sc.string_into(&mut self.doc.text)?;
+        if data(&self.doc.text[start..]) {
+            // Written with escapes (`d\u0061ta:`).
+            self.doc.text.truncate(start);
+            return Ok(());
+        }
+        self.add(start, &s, kind, field, loc);
+        Ok(())
+    }
+
+    /// An object's `url` (the cursor is at the object), read by [`Extractor::push_url`].
+    pub(super) fn url_object(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
+        sc.object(|sc, key| {
+            if sc.key_matches(&key, "url") {
+                self.push_url(sc, field, loc)
             } else {
                 sc.skip_fast()
             }
@@ -803,6 +1053,28 @@ impl Extractor {
                     },
                 );
             }
+            // Each such key is 9 characters long; one written with escapes is longer.
+            let url = key.raw.len() >= 9;
+            if let Some(&(_, leaf, url_leaf)) = FETCHED_URLS
+                .iter()
+                .find(|(name, ..)| url && sc.key_matches(&key, name))
+            {
+                // Media the provider or the server fetches, whatever the part's type (found by
+                // the fourth red-team review: these were not read).
+                let field = forced.unwrap_or(Field::Messages);
+                return if sc.peek() == Some(b'{') {
+                    self.url_object(
+                        sc,
+                        field,
+                        Loc {
+                            leaf: url_leaf,
+                            ..loc
+                        },
+                    )
+                } else {
+                    self.push_url(sc, field, Loc { leaf, ..loc })
+                };
+            }
             for (name, leaf) in BLOCK_STRINGS {
                 if sc.key_matches(&key, name) && matches!(sc.peek(), Some(b'[' | b'{')) {
                     // Not the string it should be (`"text": ["..."]`): a lenient reader may
@@ -1044,7 +1316,9 @@ impl Extractor {
     /// A JSON number in data the model reads (a tool's input or output, a generic body): read
     /// as a word when it is long enough to be a card, a phone or an account number
     /// (`{"card": 4111111111111111}`, found by the third red-team review: only strings were
-    /// read). Masking it replaces the number with a JSON string.
+    /// read). A whole number written with a fraction or an exponent (`4.111111111111111e15`,
+    /// `4111111111111111.0`), which a server may print back as its digits, is read by those
+    /// digits too (the fourth review). Masking it replaces the number with a JSON string.
     pub(super) fn push_number(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -1052,12 +1326,20 @@ impl Extractor {
         loc: Loc,
     ) -> Result<(), JsonError> {
         let raw = sc.skip()?;
-        if raw.len() < MIN_NUMBER_TEXT {
+        let number = &sc.bytes()[raw.clone()];
+        let digits = integer_digits(number);
+        if raw.len() < MIN_NUMBER_TEXT && digits.as_ref().is_none_or(|d| d.len() < MIN_NUMBER_TEXT)
+        {
             return Ok(());
         }
         self.doc.text.push(b'\n');
         let start = self.doc.text.len();
-        self.doc.text.extend_from_slice(&sc.bytes()[raw.clone()]);
+        self.doc.text.extend_from_slice(number);
+        if let Some(d) = &digits {
+            // A line apart from the number as written: the two are two words.
+            self.doc.text.push(b'\n');
+            self.doc.text.extend_from_slice(d.as_bytes());
+        }
         let s = Str {
             raw,
             escaped: false,
@@ -1170,5 +1452,46 @@ impl Extractor {
             ]
         };
         self.only(sc, &keys, Field::ToolInput, loc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::integer_digits;
+
+    #[test]
+    fn integer_digits_of_numbers_written_with_a_fraction_or_an_exponent() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("4.111111111111111e15", Some("4111111111111111")),
+            ("41111111111111110E-1", Some("4111111111111111")),
+            ("4111111111111111.0", Some("4111111111111111")),
+            ("4111111111111111.000", Some("4111111111111111")),
+            ("4111111111111111e0", Some("4111111111111111")),
+            ("4.111111111111111E+15", Some("4111111111111111")),
+            ("0.4111111111111111e16", Some("4111111111111111")),
+            ("-4.111111111111111e15", Some("-4111111111111111")),
+            ("00.000411e7", Some("4110")),
+            ("1e18", Some("1000000000000000000")),
+            ("9.999999999999999999e18", Some("9999999999999999999")),
+            ("1e19", None),
+            ("1e300", None),
+            ("1e-300", None),
+            ("1e99999999999999999999", None),
+            ("0.4111111111111111", None),
+            ("4111111111111111.5", None),
+            ("4111111111111111e-1", None),
+            ("4111111111111111", None),
+            ("-12", None),
+            ("0.0", None),
+            ("0e5", None),
+            ("0.7", None),
+        ];
+        for (number, want) in cases {
+            let got = integer_digits(number.as_bytes());
+            let got = got
+                .as_ref()
+                .map(|d| std::str::from_utf8(d.as_bytes()).unwrap());
+            assert_eq!(got, *want, "{number}");
+        }
     }
 }

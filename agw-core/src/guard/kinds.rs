@@ -205,7 +205,32 @@ impl Extractor {
                 self.doc.last_assistant = Some(i);
                 sc.skip_fast()
             }
-            Some(b"item_reference" | b"computer_call_output") => sc.skip_fast(),
+            Some(b"computer_call_output") => {
+                // A screenshot the client sends back: its URL, unless a `data:` one, is
+                // fetched by the provider (found by the fourth red-team review).
+                let first_unit = self.doc.units.len();
+                self.doc.st.last_block = None;
+                let mut seen = false;
+                sc.object(|sc, key| {
+                    if !sc.key_matches(&key, "output") {
+                        return sc.skip_fast();
+                    }
+                    once(&mut seen, "output")?;
+                    if sc.peek() != Some(b'{') {
+                        return sc.skip_fast();
+                    }
+                    sc.object(|sc, key| {
+                        if sc.key_matches(&key, "image_url") {
+                            self.push_url(sc, Field::ToolOutput, loc(".output.image_url"))
+                        } else {
+                            sc.skip_fast()
+                        }
+                    })
+                })?;
+                self.set_role(i, first_unit, Role::Tool);
+                Ok(())
+            }
+            Some(b"item_reference") => sc.skip_fast(),
             // Unknown items: every string but the identifiers, keys included.
             _ => {
                 let skip = ["type", "id", "call_id", "status"];

@@ -5,7 +5,7 @@ use super::extract::{Doc, extract};
 use super::rule::{Action, ActionKind, Field, Rule, Scope};
 use super::tool::{ToolRule, ToolRules};
 use crate::api::{ErrorBody, ErrorKind};
-use crate::detect::{Detector, Finding};
+use crate::detect::{Detector, Edges, Finding};
 use crate::edit::{Edit, apply};
 use crate::json::{JsonError, map_back_many};
 use crate::route::RouteKind;
@@ -487,6 +487,7 @@ impl Policy {
         let (mut findings, mut raw) = (Vec::new(), Vec::new());
         inner.engines.find(
             text.as_bytes(),
+            Edges::NONE,
             Wanted { rules: &wanted },
             &mut findings,
             &mut raw,
@@ -529,6 +530,7 @@ impl Policy {
         let mut findings = Vec::new();
         inner.engines.find(
             text,
+            Edges::NONE,
             Wanted { rules: &all },
             &mut findings,
             &mut raw,
@@ -574,10 +576,14 @@ impl Policy {
                 from += 1;
             }
             side.clear();
-            let stopped =
-                self.inner
-                    .engines
-                    .find(&doc.text[from..a.end], wanted, findings, &mut side, stop);
+            let stopped = self.inner.engines.find(
+                &doc.text[from..a.end],
+                Edges::NONE,
+                wanted,
+                findings,
+                &mut side,
+                stop,
+            );
             for h in side.drain(..) {
                 // A hit at the cut start may only be one because of the cut.
                 if h.range.end == a.end - from && (h.range.start > 0 || from == a.start) {
@@ -592,10 +598,14 @@ impl Policy {
             while !is_char_start(&doc.text, to) {
                 to -= 1;
             }
-            let stopped =
-                self.inner
-                    .engines
-                    .find(&doc.text[b.start..to], wanted, findings, &mut side, stop);
+            let stopped = self.inner.engines.find(
+                &doc.text[b.start..to],
+                Edges::NONE,
+                wanted,
+                findings,
+                &mut side,
+                stop,
+            );
             for h in side.drain(..) {
                 if h.range.start == 0 && (h.range.end < to - b.start || to == b.end) {
                     push_at(raw, h, b.start - base);
@@ -647,10 +657,15 @@ impl Policy {
             // the strings it touches instead: keep looking for hits that reject.
             let removable = unit.user && doc.segs[unit.segs.clone()].iter().any(|s| !s.last_prompt);
             let stop = |rule: usize| is_reject(rule) && !removable;
-            let stopped = inner
-                .engines
-                .find(text, wanted, &mut findings, &mut raw, &stop);
             let base = doc.segs[unit.segs.start].text.start;
+            let stopped = inner.engines.find(
+                text,
+                doc.edges_in(unit),
+                wanted,
+                &mut findings,
+                &mut raw,
+                &stop,
+            );
             if !stopped && unit.segs.len() > 1 {
                 let found = raw.len();
                 self.find_at_joins(doc, unit, base, wanted, &mut findings, &mut raw, &stop);

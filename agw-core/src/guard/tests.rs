@@ -403,8 +403,8 @@ fn thinking_images_and_unknown_fields_pass_untouched() {
     let body = r#"{"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"credit card","signature":"s"},{"type":"redacted_thinking","data":"credit card"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"credit card"}}]}],"new_field":{"text":"credit card"}}"#;
     assert_eq!(decision(&p, body), Decision::Allow);
     // Opaque data and references: encrypted search results and citation indexes, file data
-    // and ids, image URLs.
-    let body = r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"filename":"f","file_data":"credit card","file_id":"credit card"}},{"type":"image_url","image_url":{"url":"credit card"}}]},{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"s","content":[{"type":"web_search_result","url":"u","title":"t","encrypted_content":"credit card"}]},{"type":"text","text":"x","citations":[{"type":"web_search_result_location","cited_text":"c","encrypted_index":"credit card","file_id":"credit card"}]},{"type":"thinking","thinking":"t","citations":[{"cited_text":"credit card"}],"name":"credit card"}]}]}"#;
+    // and ids, images sent as `data:` URLs.
+    let body = r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"filename":"f","file_data":"credit card","file_id":"credit card"}},{"type":"image_url","image_url":{"url":"data:image/png;base64,credit card"}}]},{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"s","content":[{"type":"web_search_result","url":"u","title":"t","encrypted_content":"credit card"}]},{"type":"text","text":"x","citations":[{"type":"web_search_result_location","cited_text":"c","encrypted_index":"credit card","file_id":"credit card"}]},{"type":"thinking","thinking":"t","citations":[{"cited_text":"credit card"}],"name":"credit card"}]}]}"#;
     assert_eq!(decision(&p, body), Decision::Allow);
     let p = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
     assert!(p.is_allow());
@@ -1170,6 +1170,7 @@ fn separators_between_values_are_not_text() {
 }
 
 mod evasion;
+mod fourth_review;
 
 /// The model is read under its key in any case on every kind that names one, as
 /// `find_model` (the allow-list) reads it.

@@ -1,0 +1,374 @@
+//! The fourth red-team review's request-side gaps, through a whole policy: prompt text an
+//! OpenAI-compatible server templates in (`documents`, `chat_template`, `chat_template_kwargs`),
+//! cards written as non-integer JSON numbers, matches whose ends sit where two blocks meet,
+//! URLs the provider fetches, and vLLM's `structural_tag`.
+
+use super::*;
+
+/// The review's rule: `{name: dets, detectors: [credit_card, email, aws_access_key]}`,
+/// rejecting or masking.
+fn dets(masks: bool) -> Policy {
+    let rule = Rule::detectors(
+        "dets",
+        [
+            Detector::CreditCard,
+            Detector::Email,
+            Detector::AwsAccessKey,
+        ],
+    );
+    let rule = if masks {
+        rule.mask()
+    } else {
+        rule.reject("no")
+    };
+    Policy::builder().rule(rule).build().unwrap()
+}
+
+fn reject() -> Policy {
+    dets(false)
+}
+
+fn mask() -> Policy {
+    dets(true)
+}
+
+/// Refused, or (outside the final prompt) the strings holding the match removed: either way
+/// `secret` is not forwarded.
+fn assert_stopped(p: &Policy, kind: RouteKind, body: &str, secret: &str) {
+    let v = p.inspect(kind, body.as_bytes()).unwrap();
+    match v.decision() {
+        Decision::Reject(_) => {}
+        Decision::Rewrite(out) => {
+            let out = std::str::from_utf8(out).unwrap();
+            assert!(!out.contains(secret), "{kind:?} {body}: {out}");
+        }
+        Decision::Allow => panic!("{kind:?} {body}: allowed"),
+    }
+}
+
+/// The masked body, which must parse as JSON.
+fn masked(kind: RouteKind, body: &str) -> String {
+    let v = mask().inspect(kind, body.as_bytes()).unwrap();
+    let Decision::Rewrite(out) = v.decision() else {
+        panic!("{kind:?} {body}: {v:?}")
+    };
+    serde_json::from_slice::<serde_json::Value>(out).expect("masked body is JSON");
+    String::from_utf8(out.clone()).unwrap()
+}
+
+const CARD: &str = "4111 1111 1111 1111";
+const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+const MAIL: &str = "alice@example.com";
+
+/// `documents`, `chat_template_kwargs` and `chat_template` are put into the prompt by the
+/// server's chat template: detectors and masks read them like message text (they were read by
+/// literal and regex rules only, like tool definitions).
+#[test]
+fn templated_prompt_fields_are_read_by_detectors_and_masked_in_place() {
+    let msgs = r#""model":"m","messages":[{"role":"user","content":"hello"}]"#;
+    let cases: &[(String, &str, &str, &str)] = &[
+        (
+            format!(r#"{{{msgs},"documents":[{{"title":"t","text":"customer card {CARD}"}}]}}"#),
+            CARD,
+            "<CREDIT_CARD>",
+            "documents[0]",
+        ),
+        (
+            format!(r#"{{{msgs},"documents":["x","customer card {CARD}"]}}"#),
+            CARD,
+            "<CREDIT_CARD>",
+            "documents[1]",
+        ),
+        (
+            format!(r#"{{{msgs},"chat_template_kwargs":{{"ctx":"mail {MAIL} now"}}}}"#),
+            MAIL,
+            "<EMAIL>",
+            "chat_template_kwargs",
+        ),
+        (
+            format!(r#"{{{msgs},"chat_template":"{{{{ messages }}}} key {KEY}"}}"#),
+            KEY,
+            "<AWS_ACCESS_KEY>",
+            "chat_template",
+        ),
+    ];
+    for (body, secret, placeholder, path) in cases {
+        assert_stopped(&reject(), RouteKind::Completions, body, secret);
+        let v = mask()
+            .inspect(RouteKind::Completions, body.as_bytes())
+            .unwrap();
+        assert_eq!(v.hits()[0].path, *path, "{body}");
+        assert_eq!(
+            masked(RouteKind::Completions, body),
+            body.replace(secret, placeholder)
+        );
+    }
+    // The literal and regex rules still read them.
+    let seed = Policy::builder()
+        .rule(Rule::regex("cc", ["credit card"]).reject("no"))
+        .build()
+        .unwrap();
+    let body = format!(r#"{{{msgs},"documents":[{{"text":"my credit card"}}]}}"#);
+    assert_stopped(&seed, RouteKind::Completions, &body, "credit card");
+    // Tool definitions are still left to the literal and regex rules.
+    let body = format!(
+        r#"{{{msgs},"tools":[{{"type":"function","function":{{"name":"f","description":"mail {MAIL}"}}}}]}}"#
+    );
+    assert!(
+        reject()
+            .inspect(RouteKind::Completions, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}
+
+/// A card written as a non-integer JSON number (Python providers print it back as its
+/// digits) is read by its integer digits too; a mask replaces the whole number.
+#[test]
+fn integral_numbers_with_a_fraction_or_exponent_are_read_as_their_digits() {
+    for number in [
+        "4.111111111111111e15",
+        "41111111111111110E-1",
+        "4111111111111111.0",
+        "4111111111111111e0",
+        "4.111111111111111E+15",
+        "0.4111111111111111e16",
+        "411111111111111100e-2",
+    ] {
+        let body = format!(r#"{{"x":{{"card":{number}}}}}"#);
+        assert_stopped(&reject(), RouteKind::Passthrough, &body, number);
+        assert_eq!(
+            masked(RouteKind::Passthrough, &body),
+            r#"{"x":{"card":"<CREDIT_CARD>"}}"#,
+            "{number}"
+        );
+        // In a tool's input as well.
+        let body = format!(
+            r#"{{"messages":[{{"role":"assistant","content":[{{"type":"tool_use","id":"t","name":"Pay","input":{{"card":{number}}}}}]}}]}}"#
+        );
+        assert_stopped(&reject(), RouteKind::Messages, &body, number);
+    }
+    // Not whole numbers, or not these digits: not a card.
+    for number in [
+        "0.4111111111111111",
+        "4111111111111111.5",
+        "4.1111111111111111e15",
+        "4111111111111111e-1",
+        "4.111111111111111e14",
+        "1e300",
+        "12345678.0",
+    ] {
+        let body = format!(r#"{{"x":{{"card":{number}}}}}"#);
+        let v = reject()
+            .inspect(RouteKind::Passthrough, body.as_bytes())
+            .unwrap();
+        assert!(v.is_allow(), "{number}: {v:?}");
+    }
+}
+
+fn anthropic_blocks(blocks: &[&str]) -> String {
+    let content: Vec<_> = blocks
+        .iter()
+        .map(|t| serde_json::json!({"type":"text","text":t}))
+        .collect();
+    serde_json::json!({"model":"m","max_tokens":5,"messages":[{"role":"user","content":content}]})
+        .to_string()
+}
+
+fn chat_parts(blocks: &[&str]) -> String {
+    let content: Vec<_> = blocks
+        .iter()
+        .map(|t| serde_json::json!({"type":"text","text":t}))
+        .collect();
+    serde_json::json!({"model":"m","messages":[{"role":"user","content":content}]}).to_string()
+}
+
+/// Where two blocks meet is a word boundary, for the whole joined text: a match that runs
+/// from one block edge over another to a third is found although text is glued on both
+/// sides, and masked in each block it spans.
+#[test]
+fn block_edges_are_word_boundaries_for_matches_spanning_blocks() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["hi", "4111 1111 ", "1111 1111", "thanks"],
+            &["hi", "<CREDIT_CARD>", "<CREDIT_CARD>", "thanks"],
+        ),
+        (
+            &["mail alice@exa", "mple.com", "x"],
+            &["mail <EMAIL>", "<EMAIL>", "x"],
+        ),
+        (
+            &["key", "AKIAIOSF", "ODNN7EXAMPLE", "now"],
+            &["key", "<AWS_ACCESS_KEY>", "<AWS_ACCESS_KEY>", "now"],
+        ),
+        (
+            &["pay", "4111 1111 1111 ", "1111", "ok"],
+            &["pay", "<CREDIT_CARD>", "<CREDIT_CARD>", "ok"],
+        ),
+        // A lone leading space was always a boundary.
+        (
+            &["hi", "4111 1111 ", "1111 1111", " thanks"],
+            &["hi", "<CREDIT_CARD>", "<CREDIT_CARD>", " thanks"],
+        ),
+    ];
+    for (blocks, want) in cases {
+        let joined: String = blocks.concat();
+        for (kind, body, want_body) in [
+            (
+                RouteKind::Messages,
+                anthropic_blocks(blocks),
+                anthropic_blocks(want),
+            ),
+            (RouteKind::Completions, chat_parts(blocks), chat_parts(want)),
+        ] {
+            let v = reject().inspect(kind, body.as_bytes()).unwrap();
+            assert!(!v.is_allow(), "{kind:?} {joined:?}");
+            assert_eq!(masked(kind, &body), want_body, "{kind:?} {joined:?}");
+        }
+    }
+    // Glued text inside one block still has no boundary, and a word joined from two blocks
+    // is no whole word in either.
+    for blocks in [
+        &["card4111 1111 ", "1111 1111"][..],
+        &["x", "4111 1111 1111 11112"],
+        &["4111 1111 1111 11", "11thanks"],
+    ] {
+        let body = anthropic_blocks(blocks);
+        let v = reject()
+            .inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap();
+        assert!(v.is_allow(), "{blocks:?}: {v:?}");
+    }
+}
+
+/// URLs the provider (or a vLLM server) fetches are text that leaves: read by every rule,
+/// unless they are `data:` URLs (base64). An MCP server's authorization token is the client's
+/// own credential for it and is not read by detectors.
+#[test]
+fn fetched_urls_and_mcp_servers_are_read() {
+    let url = format!("https://files.example/{KEY}/a.png");
+    let cases: &[(RouteKind, String, &str)] = &[
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"hi"}}],"mcp_servers":[{{"type":"url","url":"{url}","name":"n","authorization_token":"tok"}}]}}"#
+            ),
+            "mcp_servers[0].url",
+        ),
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"hi"}}],"mcp_servers":[{{"type":"url","url":"https://mcp.example","name":"{MAIL}"}}]}}"#
+            ),
+            "mcp_servers[0].name",
+        ),
+        (
+            RouteKind::Responses,
+            format!(
+                r#"{{"model":"m","input":[{{"role":"user","content":[{{"type":"input_text","text":"see"}},{{"type":"input_image","image_url":"{url}"}}]}}]}}"#
+            ),
+            "input[0].content[1].image_url",
+        ),
+        (
+            RouteKind::Responses,
+            format!(
+                r#"{{"model":"m","input":[{{"type":"computer_call_output","call_id":"c","output":{{"type":"computer_screenshot","image_url":"{url}"}}}}]}}"#
+            ),
+            "input[0].output.image_url",
+        ),
+        (
+            RouteKind::Completions,
+            format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"{url}","detail":"auto"}}}},{{"type":"text","text":"hi"}}]}}]}}"#
+            ),
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            RouteKind::Completions,
+            format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"audio_url","audio_url":{{"url":"{url}"}}}},{{"type":"text","text":"hi"}}]}}]}}"#
+            ),
+            "messages[0].content[0].audio_url.url",
+        ),
+        (
+            RouteKind::Completions,
+            format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"video_url","video_url":{{"url":"{url}"}}}},{{"type":"text","text":"hi"}}]}}]}}"#
+            ),
+            "messages[0].content[0].video_url.url",
+        ),
+    ];
+    for (kind, body, path) in cases {
+        let secret = if body.contains(MAIL) { MAIL } else { KEY };
+        let v = reject().inspect(*kind, body.as_bytes()).unwrap();
+        assert!(!v.is_allow(), "{kind:?} {body}");
+        let v = mask().inspect(*kind, body.as_bytes()).unwrap();
+        assert_eq!(v.hits()[0].path, *path, "{body}");
+        let placeholder = if secret == MAIL {
+            "<EMAIL>"
+        } else {
+            "<AWS_ACCESS_KEY>"
+        };
+        assert_eq!(masked(*kind, body), body.replace(secret, placeholder));
+    }
+    // Literal rules read them too.
+    let seed = Policy::builder()
+        .rule(Rule::literals("s", ["SECRET"]).reject("no"))
+        .build()
+        .unwrap();
+    let body = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x.example/SECRET"}}]}]}"#;
+    assert!(
+        !seed
+            .inspect(RouteKind::Completions, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+    // Not read: `data:` URLs, and an MCP server's authorization token.
+    let not_read = [
+        (
+            RouteKind::Messages,
+            format!(
+                r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"hi"}}],"mcp_servers":[{{"type":"url","url":"https://mcp.example/sse","name":"n","authorization_token":"{KEY}"}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Completions,
+            format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{KEY}"}}}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Completions,
+            format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"DATA:image/png;base64,{KEY}"}}}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Responses,
+            format!(
+                r#"{{"model":"m","input":[{{"role":"user","content":[{{"type":"input_image","image_url":"data:image/png;base64,{KEY}"}}]}}]}}"#
+            ),
+        ),
+        (
+            RouteKind::Responses,
+            format!(
+                r#"{{"model":"m","input":[{{"type":"computer_call_output","call_id":"c","output":{{"type":"computer_screenshot","image_url":"data:image/png;base64,{KEY}"}}}}]}}"#
+            ),
+        ),
+    ];
+    for (kind, body) in &not_read {
+        let v = reject().inspect(*kind, body.as_bytes()).unwrap();
+        assert!(v.is_allow(), "{kind:?} {body}: {v:?}");
+    }
+}
+
+/// vLLM's `structural_tag` is read where the other guided-decoding fields are.
+#[test]
+fn structural_tag_is_read_like_the_other_guided_decoding_fields() {
+    let seed = Policy::builder()
+        .rule(Rule::regex("cc", ["credit card"]).reject("no"))
+        .build()
+        .unwrap();
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"structural_tag":"{\"type\":\"structural_tag\",\"structures\":[{\"begin\":\"<card>\",\"schema\":{\"description\":\"credit card\"},\"end\":\"</card>\"}],\"triggers\":[\"<card>\"]}"}"#;
+    assert_stopped(&seed, RouteKind::Completions, body, "credit card");
+}
