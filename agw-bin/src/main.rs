@@ -462,8 +462,9 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
                 match tokio::net::TcpListener::bind(agw_bin::server::DEFAULT_ADMIN_LISTEN).await {
                     Ok(l) => Some(l),
                     Err(e) => {
-                        eprintln!(
-                            "agw: warning: no admin endpoints: cannot listen on {}: {e}",
+                        tracing::warn!(
+                            target: "agw",
+                            "no admin endpoints: cannot listen on {}: {e}",
                             agw_bin::server::DEFAULT_ADMIN_LISTEN
                         );
                         None
@@ -475,11 +476,12 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
             Some(p) => p.display().to_string(),
             None => "the built-in default".into(),
         };
+        // In the log's format (`--log-format json` too), as every message after this point.
         for n in &gw.notes {
-            eprintln!("agw: note: {n}");
+            tracing::info!(target: "agw", "note: {n}");
         }
         for w in &gw.warnings {
-            eprintln!("agw: WARNING: {w}");
+            tracing::warn!(target: "agw", "{w}");
         }
         let team = match &gw.team {
             Some(t) => Some(std::sync::Arc::new(t.build().await.map_err(|e| {
@@ -550,9 +552,10 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         opts.loader = Some(std::sync::Arc::new(move || {
             let gw = load(&reload_args, reload_listen.as_deref())?;
             if format!("{:?}", gw.team) != team_at_start {
-                eprintln!(
-                    "agw: warning: reload: changes to auth, redis, limits, prices or metrics \
-                     take effect on restart; the rest of the new configuration is in use"
+                tracing::warn!(
+                    target: "agw",
+                    "reload: changes to auth, redis, limits, prices or metrics take effect on \
+                     restart; the rest of the new configuration is in use"
                 );
             }
             match exposure_problem(&gw, allow) {
@@ -583,7 +586,7 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         agw_bin::server::run(listener, app, opts, shutdown)
             .await
             .map_err(|e| e.to_string())?;
-        eprintln!("agw: shut down");
+        tracing::info!(target: "agw", "shut down");
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -271,6 +271,23 @@ async fn early_disconnects_are_logged_with_request_id_in_json() {
         done["total_ms"].is_number() && done["upstream_ms"].is_number(),
         "{done}"
     );
+    // Every line on stderr is JSON, agw's own messages too (the last: shutting down).
+    let stderr = dir.path("stderr.log");
+    agw.signal("TERM");
+    assert!(agw.wait_exit().await.success());
+    let log = std::fs::read_to_string(stderr).unwrap();
+    for line in log.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+    let last = json(log.lines().last().unwrap().as_bytes());
+    assert_eq!(
+        (last["level"].as_str(), last["msg"].as_str()),
+        (Some("info"), Some("shut down")),
+        "{last}"
+    );
 }
 
 /// Hostile clients: slow uploaders trickling request bodies and idle connections, while normal
