@@ -394,3 +394,21 @@ fn alternating_report_kinds_are_counted_in_their_own_series() {
         assert_eq!(got, want, "{req} {res:?}");
     }
 }
+
+/// Before any reload, both reload series exist at 0 and the last success is the start (a
+/// dashboard's `time() - last success` showed 56 years; found by the fourth review).
+#[test]
+fn reload_series_exist_from_the_start() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    let s = parse(&Metrics::new(false).encode());
+    assert_eq!(counter(&s, "agw_reloads_total", &[("result", "ok")]), 0.0);
+    assert_eq!(
+        counter(&s, "agw_reloads_total", &[("result", "error")]),
+        0.0
+    );
+    let at = counter(&s, "agw_last_reload_success_timestamp_seconds", &[]);
+    assert!((now - 5.0..=now + 5.0).contains(&at), "{at} vs {now}");
+}

@@ -22,7 +22,7 @@
 //! | `agw_auth_failures_total` | counter | `reason` |
 //! | `agw_upstream_errors_total` | counter | `backend`, `cause` |
 //! | `agw_reloads_total` | counter | `result` (`ok`, `error`) |
-//! | `agw_last_reload_success_timestamp_seconds` | gauge | |
+//! | `agw_last_reload_success_timestamp_seconds` | gauge | (the start until the first reload) |
 //!
 //! `identity` and `team` labels exist only with [`Metrics::new`]`(true)`: one series per
 //! person can be many series.
@@ -292,6 +292,16 @@ impl Metrics {
             "When the configuration last loaded successfully (Unix seconds)",
             m.last_reload.clone(),
         );
+        // Both reload series exist from the start (a rate over them needs a first sample), and
+        // the configuration loaded at start counts as the last success.
+        for result in ["ok", "error"] {
+            let _ = m.reloads.get_or_create(&Result_ { result });
+        }
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        m.last_reload
+            .set(i64::try_from(started).unwrap_or(i64::MAX));
         Metrics { registry, ..m }
     }
 
