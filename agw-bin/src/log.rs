@@ -147,12 +147,16 @@ impl WithResponse for Option<Box<Entry>> {
     fn with_response(mut self, parts: &Parts) -> Self {
         if let Some(e) = &mut self {
             e.status = parts.status.as_u16();
-            // agw's own answers carry agw's id there: not an upstream's.
-            e.upstream_id = parts
-                .headers
-                .get(crate::server::REQUEST_ID)
-                .filter(|v| v.as_bytes() != e.id.ascii())
-                .cloned();
+            // The provider's id (Anthropic's header, or OpenAI's); agw's own answers carry
+            // agw's id there: not an upstream's.
+            let ours = e.id.ascii();
+            e.upstream_id = [
+                crate::server::REQUEST_ID,
+                http::HeaderName::from_static("x-request-id"),
+            ]
+            .iter()
+            .find_map(|name| parts.headers.get(name).filter(|v| v.as_bytes() != ours))
+            .cloned();
             e.guard = parts.extensions.get::<GuardReport>().cloned();
             e.model = match parts.extensions.get::<ModelRewrite>() {
                 Some(r) => Some(format!("{}->{}", r.from, r.to)),

@@ -93,6 +93,11 @@ where
         let mut res = std::task::ready!(this.future.poll(cx))?;
         if let Some(id) = this.id.take() {
             if !res.headers().contains_key(&REQUEST_ID) {
+                // An answer of agw's own carries the id under both names: Anthropic's SDK reads
+                // `request-id`, OpenAI's `x-request-id`.
+                if !res.headers().contains_key(&X_REQUEST_ID) {
+                    res.headers_mut().insert(X_REQUEST_ID, id.0.clone());
+                }
                 res.headers_mut().insert(REQUEST_ID, id.0.clone());
             }
             res.extensions_mut().insert(id);

@@ -15,8 +15,10 @@ use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderName, Request, Response, StatusCode};
 
-/// The provider's request id (Anthropic's header; agw's own errors carry agw's).
+/// The provider's request id (Anthropic's header, then OpenAI's; agw's own errors carry
+/// agw's).
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -262,8 +264,10 @@ where
                             // The error stands in for the provider's response: what the layers
                             // below left on it (its timing) and its request id stay.
                             *res.extensions_mut() = std::mem::take(&mut parts.extensions);
-                            if let Some(id) = parts.headers.remove(REQUEST_ID) {
-                                res.headers_mut().insert(REQUEST_ID, id);
+                            for name in [REQUEST_ID, X_REQUEST_ID] {
+                                if let Some(id) = parts.headers.remove(&name) {
+                                    res.headers_mut().insert(name, id);
+                                }
                             }
                             res.extensions_mut().insert(outcome);
                             if how == Read::Json {
