@@ -395,7 +395,10 @@ async fn request_ids_reach_the_upstream_and_every_answer() {
     assert_eq!(res.headers()["x-request-id"], res.headers()["request-id"]);
     // An OpenAI upstream's own id is kept.
     let svc = RequestIdLayer::new().layer(up().header("x-request-id", "req_openai"));
-    let res = svc.oneshot(post("/v1/chat/completions", CLEAN)).await.unwrap();
+    let res = svc
+        .oneshot(post("/v1/chat/completions", CLEAN))
+        .await
+        .unwrap();
     assert_eq!(res.headers()["x-request-id"], "req_openai");
 }
 

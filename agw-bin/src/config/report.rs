@@ -47,9 +47,18 @@ fn prefixes<'a>(gw: &'a Gateway, b: &Backend) -> Vec<&'a str> {
 }
 
 fn rule_list(p: &Policy) -> String {
+    // Tool-call rules are response rules too: `name: reject tool Bash`.
+    let tools = p.tool_rules().iter().map(|t| {
+        let action = match t.action_ref() {
+            agw_core::guard::ToolAction::Audit => "audit",
+            _ => "reject",
+        };
+        format!("{}: {action} tool {}", t.name(), t.tool())
+    });
     let rules: Vec<String> = p
         .rules()
         .map(|r| format!("{}: {}", r.name(), r.action_ref().kind().name()))
+        .chain(tools)
         .collect();
     if rules.is_empty() {
         "none".to_owned()

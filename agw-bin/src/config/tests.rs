@@ -413,3 +413,28 @@ backends:
         "{e}"
     );
 }
+
+/// Tool-call rules are listed with the response guards wherever a configuration is summarised
+/// (`agw check`, the startup line, `/config`): an operator saw none of them before.
+#[test]
+fn tool_rules_are_in_the_summary() {
+    let text = r#"
+backends:
+  - name: anthropic
+    provider: anthropic
+    guards:
+      response:
+        - {name: cards, detectors: [credit_card], action: mask}
+      tools:
+        - {name: no-k8s-deletes, tool: Bash, argument: command, regex: 'kubectl\s+delete', message: no}
+        - {name: watch-writes, tool: Write, action: audit}
+"#;
+    let gw = Gateway::parse("c.yaml", text, &Env::from_pairs([("UNUSED", "")])).unwrap();
+    let line = &gw.summary()[0];
+    assert!(
+        line.ends_with(
+            "response guards: cards: mask, no-k8s-deletes: reject tool Bash, watch-writes: audit tool Write"
+        ),
+        "{line}"
+    );
+}
