@@ -153,15 +153,13 @@ impl Rejection {
                     LimitKind::Tokens => format!("{limit} tokens per minute"),
                     LimitKind::TokensPerDay => format!("daily budget of {limit} tokens"),
                     LimitKind::TokensPerMonth => format!("monthly budget of {limit} tokens"),
-                    LimitKind::UsdPerDay => format!("daily budget of ${:.2}", *limit as f64 / 1e6),
+                    LimitKind::UsdPerDay => format!("daily budget of {}", dollars(*limit)),
                     LimitKind::UsdPerMonth => {
-                        format!("monthly budget of ${:.2}", *limit as f64 / 1e6)
+                        format!("monthly budget of {}", dollars(*limit))
                     }
                 };
                 let amount = |n: u64| match kind {
-                    LimitKind::UsdPerDay | LimitKind::UsdPerMonth => {
-                        format!("${:.2}", n as f64 / 1e6)
-                    }
+                    LimitKind::UsdPerDay | LimitKind::UsdPerMonth => dollars(n),
                     _ => format!("{n} tokens"),
                 };
                 match (kind.is_budget(), fit) {
@@ -281,11 +279,39 @@ impl Rejection {
     }
 }
 
+/// Micro-dollars as dollars: cents, or down to the micro-dollar below a cent (a budget
+/// message saying `$0.00 left, less than $0.00` tells nothing).
+fn dollars(micros: u64) -> String {
+    if micros >= 10_000 || micros == 0 {
+        format!("${:.2}", micros as f64 / 1e6)
+    } else {
+        let text = format!("${:.6}", micros as f64 / 1e6);
+        text.trim_end_matches('0').to_owned()
+    }
+}
+
 /// Seconds a client is asked to wait when requests in flight hold a budget's rest.
 const HELD_RETRY_SECS: u64 = 10;
 
 pub(super) fn set(headers: &mut HeaderMap, name: &'static str, value: String) {
     if let Ok(v) = HeaderValue::try_from(value) {
         headers.insert(name, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dollars_show_what_is_left_below_a_cent() {
+        for (micros, text) in [
+            (0, "$0.00"),
+            (10_000, "$0.01"),
+            (300_000_000, "$300.00"),
+            (1_470, "$0.00147"),
+            (9_999, "$0.009999"),
+            (1, "$0.000001"),
+        ] {
+            assert_eq!(super::dollars(micros), text);
+        }
     }
 }
