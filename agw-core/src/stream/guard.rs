@@ -872,7 +872,17 @@ impl StreamGuard {
         if edits.is_empty() {
             return;
         }
-        edits.sort_by_key(|e| e.0);
+        // Overlapping matches (a token inside what another detector reads as an address) are
+        // masked as their union, the earlier one's placeholder first, as `edit::apply` does
+        // for a response that is not streamed.
+        edits.sort_by_key(|e| (e.0, e.1));
+        edits.dedup_by(|later, kept| {
+            let overlaps = later.0 < kept.1;
+            if overlaps {
+                kept.1 = kept.1.max(later.1);
+            }
+            overlaps
+        });
         for (n, &(seq, pi, start)) in starts.iter().enumerate() {
             let end = starts.get(n + 1).map_or(window.len(), |s| s.2);
             let mut new = String::new();
