@@ -49,8 +49,9 @@ fn detector_pattern(d: Detector) -> &'static str {
             r"[+(]?[0-9A-Z][0-9A-Z \t\-.()\x{2010}-\x{2015}\x{2212}]*|[A-Za-z]{2}[0-9]{2}([ \-]?[0-9A-Za-z]){1,30}"
         }
         // As `detect::email` reads addresses: apostrophes, letters of any script, the
-        // ideographic full stop.
-        Detector::Email => r"[\p{L}\p{N}._%+'\-]+(@[\p{L}\p{N}.\-\x{3002}]*)?",
+        // ideographic full stop; and what follows a host (`:org/repo` makes an scp-style
+        // remote, `:hunter2` leaves an address), until that is decided.
+        Detector::Email => r"[\p{L}\p{N}._%+'\-]+(@[\p{L}\p{N}.\-\x{3002}]*(:[A-Za-z0-9_.\-]*)?)?",
         Detector::PemPrivateKey => r"-----BEGIN[^\n]*(?s:.)*|LS0tLS1CRUdJTi[A-Za-z0-9+/=\r\n\\]*",
         _ => r"[A-Za-z0-9_\-.+/=]+",
     }
