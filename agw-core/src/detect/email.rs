@@ -527,8 +527,24 @@ fn is_code_or_remote(text: &[u8], start: usize, end: usize) -> bool {
         .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'~' | b'_' | b'.' | b'-'))
         .any(|&b| b == b'/' || b == b'~');
     let scp = after == b':' && path;
-    let userinfo = start >= 3 && &text[start - 3..start] == b"://";
-    scp || userinfo
+    scp || in_userinfo(text, start)
+}
+
+/// Whether the local part at `start` lies in a URL's user information, `scheme://` then
+/// `user` or `user:password` before the `@` (`https://x-access-token:ghp_…@github.com/…`):
+/// the host after it is a server, not a mailbox.
+fn in_userinfo(text: &[u8], start: usize) -> bool {
+    // RFC 3986's userinfo characters, `:` included; a user part runs no longer than this.
+    let userinfo = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:".contains(&b);
+    let floor = start.saturating_sub(256);
+    let mut i = start;
+    while i > floor && userinfo(text[i - 1]) {
+        i -= 1;
+        if text[..i].ends_with(b"://") {
+            return true;
+        }
+    }
+    text[..i].ends_with(b"://")
 }
 
 /// `2x` in `icon@2x.png`: an asset name, not a host.
@@ -631,6 +647,16 @@ mod tests {
                 (
                     "git clone git@github.com:org/repo.git; ssh://git@github.com/org/repo; https://user@bitbucket.org/x",
                     &[],
+                ),
+                // A URL's `user:password` (found by the review of streamed masks: the token
+                // and host were masked as one address).
+                (
+                    "https://x-access-token:ghp_Zq8RkT2vWm4XyB7nP1sL9dF3gH6jK0aC5eQx@github.com/a; https://deploy:s3cret%21Pass@registry.acme.io/v2/",
+                    &[],
+                ),
+                (
+                    "no scheme: deploy:s3cret@registry.acme.io",
+                    &["s3cret@registry.acme.io"],
                 ),
                 (
                     "dump alice@example.com:hunter2 admin@corp.internal bob@EXAMPLE.COM x@y.Com",

@@ -91,7 +91,8 @@
 //!   matrix product or method call in code (`q@k.transpose(…)`, `x@self.weight`, `q@k.mT`),
 //!   unit and file names (`getty@tty1.service`, `emoji@large.png`), an scp-style remote
 //!   (`git@github.com:org/repo.git`; `alice@example.com:hunter2` is an address) and a URL's
-//!   user part (`ssh://git@host/…`). The ideographic full stop is a dot between ASCII labels
+//!   user part (`ssh://git@host/…`, `https://user:token@host/…`: a token there is reported as
+//!   the token it is, the host kept; a plain password there is not reported). The ideographic full stop is a dot between ASCII labels
 //!   only (in prose it ends a sentence). A login such as `ssh ubuntu@host.example.com` cannot be
 //!   told from an address and is reported.
 //!
@@ -104,8 +105,6 @@ mod iban;
 mod national;
 mod numeric;
 mod pem;
-/// Where a PEM key block that began in earlier text continues (the stream guard's window).
-pub(crate) use pem::continuation as pem_continuation;
 mod phone;
 mod secrets;
 #[cfg(test)]
@@ -330,6 +329,17 @@ impl DetectorSet {
         if out.len() - base > 1 {
             out[base..].sort_by_key(|f| (f.range.start, f.range.end));
         }
+    }
+
+    /// Where a match of a key, token or private key block that may still grow when text is
+    /// appended to `text` starts (the earliest at or after `from`), for the stream guard: such
+    /// a match is held back until it ends, however long it is. Other detectors' matches are
+    /// short; the stream guard's prefix automaton holds them.
+    pub(crate) fn open_start(&self, text: &[u8], from: usize) -> Option<usize> {
+        if self.enabled & SECRETS == 0 {
+            return None;
+        }
+        secrets::open(self, text, from)
     }
 }
 

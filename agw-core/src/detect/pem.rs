@@ -58,57 +58,76 @@ fn header_line_end(text: &[u8], i: usize, w: usize) -> Option<usize> {
     Some(w + newline.min(escaped).min(256))
 }
 
-/// Where a key block whose `-----BEGIN` line came earlier (in text already masked and sent, as
-/// a stream's window moves on) continues in `text` from `i`: the end of its body words and
-/// `-----END …-----` line, and whether it ends there (an end line, or a word no key body has).
-/// A word that runs to the end of `text` may be cut: it is taken as body, and the block is
-/// still open.
-pub(crate) fn continuation(text: &[u8], i: usize) -> (usize, bool) {
-    let mut body_end = i;
-    let start = i;
-    let mut i = i;
+/// Whether the key block whose `-----BEGIN ` is at `s` may still grow when text is appended
+/// to `text`: [`end`] has not read up to a byte that decides where it ends (an end line, a
+/// word no key body has), or its label may still turn out to name a private key. A stream
+/// holds such a block back until it is complete, so it is masked as it is in one piece.
+pub(super) fn open(text: &[u8], s: usize) -> bool {
+    let label_start = s + BEGIN.len();
+    let label_end = label(text, label_start);
+    if label_end == text.len() {
+        return true; // the label, cut
+    }
+    let name = &text[label_start..label_end];
+    let private = name.ends_with(b"PRIVATE KEY") || name.ends_with(b"PRIVATE KEY BLOCK");
+    if !private {
+        return false;
+    }
+    let rest = &text[label_end..];
+    if !rest.starts_with(DASHES) {
+        return DASHES.starts_with(rest);
+    }
+    let mut i = label_end + DASHES.len();
     loop {
-        let j = skip_space(text, i);
-        if j >= text.len() {
-            return (body_end, false);
+        i = skip_space(text, i);
+        let rest = &text[i.min(text.len())..];
+        if rest.is_empty() || END.starts_with(rest) || cut_break(rest) {
+            return true;
         }
-        if text[j..].starts_with(END) {
-            let label_end = label(text, j + END.len());
-            let rest = &text[label_end..];
-            return if rest.starts_with(DASHES) {
-                (label_end + DASHES.len(), true)
-            } else if DASHES.starts_with(rest) {
-                (text.len(), false) // the end line, cut
-            } else {
-                (body_end, true)
-            };
+        if rest.starts_with(END) {
+            let label_end = label(text, i + END.len());
+            return label_end == text.len() || DASHES.starts_with(&text[label_end..]);
         }
-        if END.starts_with(&text[j..]) {
-            return (text.len(), false); // `-----EN` at the end: the end line, cut
-        }
-        let w = word_end(text, j);
+        let w = word_end(text, i);
         if w == text.len() {
-            return (w, false);
+            return true; // a word, cut
         }
-        if let Some(e) = header_line_end(text, j, w) {
+        if let Some(e) = header_line_end(text, i, w) {
             if e == text.len() {
-                return (e, false);
+                return true;
             }
-            body_end = e;
             i = e;
             continue;
         }
-        // The first word, if nothing comes before it, is the rest of a word cut earlier.
-        let rest_of_cut = j == start
-            && text[j..w]
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
-        if w == j || !(rest_of_cut || body_word(&text[j..w], text, w)) {
-            return (body_end, true);
+        if w == i {
+            return false;
         }
-        body_end = w;
+        let word = &text[i..w];
+        let base64 = word
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\\'));
+        if base64 && word.len() < 16 && !word.contains(&b'=') {
+            // A short last line counts when the end line follows it: known once what follows
+            // the blank after it is.
+            let after = &text[skip_space(text, w)..];
+            if after.is_empty() || END.starts_with(after) || cut_break(after) {
+                return true;
+            }
+        }
+        if !body_word(word, text, w) {
+            return false;
+        }
         i = w;
     }
+}
+
+/// Whether `rest`, which ends the text, may be the start of something [`skip_space`] skips
+/// (a `\n` escape, a `<br>`), cut.
+fn cut_break(rest: &[u8]) -> bool {
+    rest == b"\\"
+        || [&b"<br>"[..], b"<br/>", b"<br />"]
+            .iter()
+            .any(|br| br.starts_with(rest))
 }
 
 /// End of a label (`[A-Z0-9 ]`, at most [`MAX_LABEL`] bytes) starting at `i`.

@@ -116,7 +116,58 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
     }
 }
 
-fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detector, usize)> {
+/// Where a key, token or private key block that may still grow when text is appended to
+/// `text` starts, at or after `from`: a known prefix in the run of token characters that ends
+/// the text (the run may still become a key, or stop being one), or a private key block not
+/// yet closed. The earliest, if any.
+pub(super) fn open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize> {
+    let held = &text[from.min(text.len())..];
+    let mut first = None;
+    if set.contains(Detector::PemPrivateKey) {
+        // Built once: building a searcher costs more than searching a stream's held text.
+        static HEADERS: OnceLock<[memchr::memmem::FinderRev<'static>; 2]> = OnceLock::new();
+        let [pem_header, base64_header] = HEADERS.get_or_init(|| {
+            [
+                memchr::memmem::FinderRev::new(b"-----BEGIN "),
+                memchr::memmem::FinderRev::new(b"LS0tLS1CRUdJTi"),
+            ]
+        });
+        // A later header ends an earlier block: only the last one can be open.
+        if let Some(s) = pem_header.rfind(held) {
+            first = pem::open(text, from + s).then_some(from + s);
+        }
+        if let Some(s) = base64_header.rfind(held) {
+            if first.is_none() && pem_base64_open(text, from + s) {
+                first = Some(from + s);
+            }
+        }
+    }
+    let token =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b'+' | b'=');
+    let mut r = text.len();
+    while r > from && token(text[r - 1]) {
+        r -= 1;
+    }
+    let ac = automaton();
+    let mut pos = r;
+    while pos < text.len() {
+        let Some(m) = ac.find(Input::new(text).span(pos..text.len())) else {
+            break;
+        };
+        let s = m.start();
+        let kind = PREFIXES[m.pattern().as_usize()].1;
+        let long = !matches!(kind, Kind::Pem | Kind::PemBase64);
+        if long && kind.enabled(set) && at_boundary(kind, text, s, Edges::NONE) {
+            return Some(first.map_or(s, |f: usize| f.min(s)));
+        }
+        pos = s + 1;
+    }
+    first
+}
+
+/// Whether a key of `kind` may start at `s`, as for what comes before it (where two strings
+/// sent apart meet, `edges`, is a boundary).
+fn at_boundary(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> bool {
     // Anthropic's and OpenAI's project keys announce themselves (`sk-ant-api03-`, `sk-proj-`):
     // found even glued to a word (`xsk-ant-...`, which a model still reads as the key; found
     // by the red-team review). Shorter prefixes keep the boundary, against false positives.
@@ -124,11 +175,14 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
         && (text[s..].starts_with(b"sk-ant-") || text[s..].starts_with(b"sk-proj-"));
     // A PEM header and a webhook's host are distinct enough without a boundary (a webhook URL
     // is preceded by `https://`).
-    if !matches!(kind, Kind::Pem | Kind::SlackWebhook)
-        && !distinct
-        && preceded_by(text, s, is_key_char)
-        && !edges.contains(s)
-    {
+    matches!(kind, Kind::Pem | Kind::SlackWebhook)
+        || distinct
+        || !preceded_by(text, s, is_key_char)
+        || edges.contains(s)
+}
+
+fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detector, usize)> {
+    if !at_boundary(kind, text, s, edges) {
         return None;
     }
     match kind {
@@ -226,6 +280,22 @@ fn pem_base64(text: &[u8], s: usize) -> Option<usize> {
         end = e;
     }
     Some(end)
+}
+
+/// Whether the base64 key block at `s` may still grow when text is appended: its first line
+/// runs to the end of the text, or its last line does, or a line break ends it.
+fn pem_base64_open(text: &[u8], s: usize) -> bool {
+    let is_b64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+    if run(text, s, is_b64) == text.len() {
+        return true;
+    }
+    let Some(end) = pem_base64(text, s) else {
+        return false;
+    };
+    let rest = &text[end..];
+    [&b"\r\n"[..], b"\n", b"\\n", b"\\r\\n"].iter().any(|br| {
+        br.starts_with(rest) || (rest.starts_with(br) && run(rest, br.len(), is_b64) == rest.len())
+    })
 }
 
 /// Decodes standard base64 (no padding needed) until the first character that is not base64.

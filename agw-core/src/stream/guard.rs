@@ -71,9 +71,6 @@ struct Chan {
     pending: VecDeque<(u64, usize)>,
     /// A tool call's input so far.
     input: Vec<u8>,
-    /// A masked PEM key block ran to the end of the text when it was decided: its body
-    /// continues in what follows, masked until its end line.
-    pem_open: bool,
 }
 
 /// Guards one streamed response. Feed it complete events (from
@@ -107,6 +104,11 @@ pub struct StreamGuard {
 /// Most bytes of events held back at once (a tool call's input and the events around it);
 /// a stream that needs more ends with an error event.
 pub const MAX_HELD: usize = 4 << 20;
+
+/// Most bytes of a channel's text held back for one key, token or private key block still
+/// growing (see [`StreamGuard`]'s module docs): a private key, line numbers and all, is a few
+/// KB; a stream whose secret runs longer ends with an error event.
+pub const MAX_OPEN_MATCH: usize = 16 << 10;
 
 impl std::fmt::Debug for StreamGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -498,7 +500,6 @@ impl StreamGuard {
             live: Live::default(),
             pending: VecDeque::new(),
             input: Vec::new(),
-            pem_open: false,
         });
         self.chans.len() - 1
     }
@@ -689,7 +690,8 @@ impl StreamGuard {
     ///
     /// A part is decided once the text after it cannot change what matches in it: it ends
     /// before the earliest position where a match could still be growing (see
-    /// [`prefix`](super::prefix)), or at least `window` bytes before the end.
+    /// [`prefix`](super::prefix)), or at least `window` bytes before the end — but never after
+    /// the start of a key, token or key block still growing ([`MAX_OPEN_MATCH`]).
     fn scan(&mut self, c: usize, force: bool) -> Result<(), ErrorBody> {
         let front = self.queue.front().map_or(0, |i| i.seq);
         let chan = &self.chans[c];
@@ -757,7 +759,30 @@ impl StreamGuard {
             } else {
                 source(h).start
             };
-            h.max(floor)
+            let h = h.max(floor);
+            if floor <= held_start {
+                // The automaton read every start in the held text, and its patterns are
+                // broader than a secret still growing: `h` is at or before any.
+                h
+            } else {
+                // A key, token or key block still growing is held from its start, whatever
+                // the window (within `MAX_OPEN_MATCH`): released in part, its start would go
+                // out in clear or its end not be recognised.
+                let held_from = if plain {
+                    held_start
+                } else {
+                    map.partition_point(|r| r.start < held_start)
+                };
+                match prefixes.open_start(text, held_from) {
+                    Some(o) if end - source(o).start > MAX_OPEN_MATCH.max(self.window) => {
+                        self.scratch = (window, starts);
+                        let why = "a secret in its text is too long to check";
+                        return Err(self.held_too_much(why));
+                    }
+                    Some(o) => h.min(source(o).start),
+                    None => h,
+                }
+            }
         };
         // Parts that end before the hold point are decided now.
         let ready = starts
@@ -768,21 +793,6 @@ impl StreamGuard {
         let cut = starts.get(ready).map_or(end, |s| s.2);
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
         let mut reject = None;
-        // A key block whose start was masked earlier: its body goes on being masked (a key is
-        // longer than the window).
-        let mut pem_open = false;
-        if self.chans[c].pem_open && maskable && end > held_start {
-            let from = if plain {
-                held_start
-            } else {
-                map.partition_point(|r| r.start < held_start)
-            };
-            let (stop, closed) = crate::detect::pem_continuation(text, from);
-            if stop > from {
-                edits.push((held_start, source(stop - 1).end, String::new()));
-            }
-            pem_open = !closed && !force;
-        }
         if end > held_start {
             for m in &self.policy.find_in_text(text) {
                 if m.range.is_empty() {
@@ -810,18 +820,6 @@ impl StreamGuard {
                     action: m.action.kind(),
                 });
                 if maskable && matches!(m.action, Action::Mask { .. }) {
-                    let mut stop = stop;
-                    if m.detector == Some(crate::detect::Detector::PemPrivateKey) && !force {
-                        // Text still to come may carry more of the key (a cut word, more
-                        // lines): masked from here on until the block ends.
-                        let (more, closed) = crate::detect::pem_continuation(text, m.range.end);
-                        if !closed {
-                            pem_open = true;
-                            if more > m.range.end {
-                                stop = source(more - 1).end;
-                            }
-                        }
-                    }
                     edits.push((start.max(held_start), stop, m.placeholder().to_owned()));
                 }
             }
@@ -833,7 +831,6 @@ impl StreamGuard {
         self.apply(&window, &starts, front, edits);
         // Move the decided parts into the sent tail.
         let chan = &mut self.chans[c];
-        chan.pem_open = pem_open;
         if edited {
             // The automaton read the text before the masks.
             chan.live.reset();
@@ -872,7 +869,17 @@ impl StreamGuard {
         if edits.is_empty() {
             return;
         }
-        edits.sort_by_key(|e| e.0);
+        // Overlapping matches (a token inside what another detector reads as an address) are
+        // masked as their union, the earlier one's placeholder first, as `edit::apply` does
+        // for a response that is not streamed.
+        edits.sort_by_key(|e| (e.0, e.1));
+        edits.dedup_by(|later, kept| {
+            let overlaps = later.0 < kept.1;
+            if overlaps {
+                kept.1 = kept.1.max(later.1);
+            }
+            overlaps
+        });
         for (n, &(seq, pi, start)) in starts.iter().enumerate() {
             let end = starts.get(n + 1).map_or(window.len(), |s| s.2);
             let mut new = String::new();

@@ -49,7 +49,11 @@
 //!   detectors) finds the earliest position where a match could start and still be alive at
 //!   the end of the text; everything before that goes out at once. `window` bounds the hold: a
 //!   delta with at least `window` bytes of text after it goes regardless (a match longer than
-//!   that which began in text already sent cannot be recalled: its unsent part is masked).
+//!   that which began in text already sent cannot be recalled: its unsent part is masked) —
+//!   except a detector's key, token or private key block that has started and may still grow
+//!   (a known prefix in the run of token characters ending the text, a key block not closed):
+//!   it is held from its start until it ends, so a JWT or a PEM key read from `cat -n` output
+//!   is masked exactly as in one piece, within [`MAX_OPEN_MATCH`] bytes (more fails closed).
 //! - **reasoning** (`thinking_delta`, `reasoning_content`, `response.reasoning*` deltas) is held
 //!   and matched the same way, by reject and audit rules only: it is never modified, so
 //!   thinking signatures stay valid.
@@ -80,12 +84,13 @@
 //! beside its delta; agw-tower's response guard refuses requests for them where text is masked
 //! or refused). Memory is bounded:
 //! an event larger than the decoder's limit is an error, held text never exceeds the window
-//! plus one delta per channel, and all events held at once at most [`MAX_HELD`] bytes.
+//! (or [`MAX_OPEN_MATCH`] for a secret still growing) plus one delta per channel, and all
+//! events held at once at most [`MAX_HELD`] bytes.
 
 mod events;
 mod guard;
 pub(crate) mod prefix;
 mod sse;
 
-pub use guard::{MAX_HELD, StreamGuard, StreamHit};
+pub use guard::{MAX_HELD, MAX_OPEN_MATCH, StreamGuard, StreamHit};
 pub use sse::{SseDecoder, SseError};

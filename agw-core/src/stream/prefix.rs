@@ -17,7 +17,7 @@
 //! share their future). That makes an event cost its own bytes times the few live states,
 //! instead of every start position of the held text times the length of its run.
 
-use crate::detect::Detector;
+use crate::detect::{Detector, DetectorSet};
 use crate::guard::{Matcher, Policy};
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
@@ -28,6 +28,8 @@ use regex_automata::{Anchored, MatchKind};
 #[derive(Debug)]
 pub(crate) struct Prefixes {
     dfa: Option<DFA>,
+    /// The detectors of the policy's rules, for [`Prefixes::open_start`].
+    detectors: DetectorSet,
     /// Caches of finished streams, states already built: a new stream takes one instead of
     /// determinising its first bytes from scratch (which is on its time to first byte).
     spare: std::sync::Mutex<Vec<Cache>>,
@@ -49,8 +51,9 @@ fn detector_pattern(d: Detector) -> &'static str {
             r"[+(]?[0-9A-Z][0-9A-Z \t\-.()\x{2010}-\x{2015}\x{2212}]*|[A-Za-z]{2}[0-9]{2}([ \-]?[0-9A-Za-z]){1,30}"
         }
         // As `detect::email` reads addresses: apostrophes, letters of any script, the
-        // ideographic full stop.
-        Detector::Email => r"[\p{L}\p{N}._%+'\-]+(@[\p{L}\p{N}.\-\x{3002}]*)?",
+        // ideographic full stop; and what follows a host (`:org/repo` makes an scp-style
+        // remote, `:hunter2` leaves an address), until that is decided.
+        Detector::Email => r"[\p{L}\p{N}._%+'\-]+(@[\p{L}\p{N}.\-\x{3002}]*(:[A-Za-z0-9_.\-]*)?)?",
         Detector::PemPrivateKey => r"-----BEGIN[^\n]*(?s:.)*|LS0tLS1CRUdJTi[A-Za-z0-9+/=\r\n\\]*",
         _ => r"[A-Za-z0-9_\-.+/=]+",
     }
@@ -64,6 +67,7 @@ impl Prefixes {
     /// `small_cache`: the smallest cache the DFA allows, so tests see it cleared often.
     fn build_with(policy: &Policy, capacity: usize, small_cache: bool) -> Prefixes {
         let mut patterns = Vec::new();
+        let mut detectors = Vec::new();
         for rule in policy.rules() {
             match rule.matcher() {
                 Matcher::Literals {
@@ -86,6 +90,7 @@ impl Prefixes {
                     patterns.extend(ps.iter().map(|p| format!("{flag}(?:{p})")));
                 }
                 Matcher::Detectors(ds) => {
+                    detectors.extend(ds.iter().copied());
                     patterns.extend(ds.iter().map(|d| detector_pattern(*d).to_owned()));
                 }
             }
@@ -105,6 +110,7 @@ impl Prefixes {
             .ok();
         Prefixes {
             dfa,
+            detectors: DetectorSet::new(detectors),
             spare: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -130,6 +136,13 @@ impl Prefixes {
         if spare.len() < SPARE_CACHES {
             spare.push(cache);
         }
+    }
+
+    /// Where a key, token or private key block of the policy's detectors that may still grow
+    /// at the end of `text` starts, at or after `from` (see [`DetectorSet::open_start`]).
+    /// Unlike what the automaton holds, such a match is held whatever the window.
+    pub fn open_start(&self, text: &[u8], from: usize) -> Option<usize> {
+        self.detectors.open_start(text, from)
     }
 
     /// The earliest position at or after `from` where a match could start and still be

@@ -4,6 +4,8 @@ use crate::guard::Rule;
 use crate::route::RouteKind;
 use crate::stream::SseDecoder;
 
+mod splits;
+
 fn anthropic_stream(deltas: &[&str]) -> Vec<u8> {
     let mut s = String::from(
         "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}\n\n\

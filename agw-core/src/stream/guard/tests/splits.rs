@@ -1,0 +1,259 @@
+//! Streamed masking equals non-streamed masking, whatever the split: each text below goes
+//! through a mask rule of every built-in detector as one non-streamed response, and as
+//! Anthropic text deltas and OpenAI chat chunks cut one character at a time, at every single
+//! cut, and in random pieces of 1–30 characters. Found by the review of streamed masks (PEM
+//! keys in `cat -n` output, long tokens, URL credentials, Git remotes).
+
+use super::*;
+
+const RSA: &str = include_str!("../testdata/rsa.pem");
+const EC: &str = include_str!("../testdata/ec.pem");
+const ED25519: &str = include_str!("../testdata/ed25519.pem");
+const OPENSSH: &str = include_str!("../testdata/openssh_ed25519.key");
+const JWT: &str = include_str!("../testdata/rs256.jwt");
+
+fn mask_all() -> Policy {
+    Policy::builder()
+        .rule(Rule::detectors("all", Detector::ALL).mask())
+        .build()
+        .unwrap()
+}
+
+/// The text of a non-streamed Messages response carrying `text`, as the response guard
+/// leaves it.
+fn not_streamed(policy: &Policy, text: &str) -> String {
+    let body = serde_json::json!({
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "text", "text": text}],
+    })
+    .to_string();
+    match policy
+        .inspect_response(Api::Anthropic, body.as_bytes())
+        .unwrap()
+        .into_decision()
+    {
+        Decision::Allow => text.to_owned(),
+        Decision::Rewrite(b) => {
+            let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            v["content"][0]["text"].as_str().unwrap().to_owned()
+        }
+        Decision::Reject(r) => panic!("rejected: {r:?}"),
+    }
+}
+
+fn chat_stream(pieces: &[&str]) -> Vec<u8> {
+    let mut s = String::new();
+    for p in pieces {
+        s += &chat_chunk(serde_json::json!([{"index":0,"delta":{"content":p}}]));
+    }
+    s += &chat_chunk(serde_json::json!([{"index":0,"delta":{},"finish_reason":"stop"}]));
+    s += "data: [DONE]\n\n";
+    s.into_bytes()
+}
+
+/// The text a client reads from `pieces` streamed through `policy`, in `api`'s dialect.
+fn streamed(policy: &Policy, api: Api, window: usize, pieces: &[&str]) -> String {
+    let input = match api {
+        Api::Anthropic => anthropic_stream(pieces),
+        Api::OpenAi => chat_stream(pieces),
+    };
+    let (out, rejected) = run(policy, api, window, &input, 1 << 20);
+    assert!(!rejected, "{pieces:?}: {}", String::from_utf8_lossy(&out));
+    text_of(&out)
+}
+
+/// `text` cut at the character boundaries `cuts`.
+fn cut<'a>(text: &'a str, cuts: &[usize]) -> Vec<&'a str> {
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for &c in cuts.iter().chain([&text.len()]) {
+        if c > at {
+            pieces.push(&text[at..c]);
+            at = c;
+        }
+    }
+    pieces
+}
+
+/// Random pieces of 1–30 characters (xorshift, seeded: the same pieces every run).
+fn random_cuts(text: &str, seed: u64) -> Vec<usize> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut cuts = Vec::new();
+    let chars: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    let mut n = 0;
+    while n < chars.len() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        n += 1 + (x % 30) as usize;
+        if let Some(&c) = chars.get(n) {
+            cuts.push(c);
+        }
+    }
+    cuts
+}
+
+/// Every split of `text` (one character at a time, each single cut, random pieces) in both
+/// dialects masks as the non-streamed response does; `expect` is that masking.
+fn check_splits(policy: &Policy, text: &str, expect: &str, windows: &[usize]) {
+    assert_eq!(not_streamed(policy, text), expect, "not streamed");
+    let chars: Vec<usize> = text.char_indices().map(|(i, _)| i).skip(1).collect();
+    let mut splits: Vec<Vec<usize>> = vec![chars.clone(), vec![]];
+    splits.extend(chars.iter().map(|&c| vec![c]));
+    splits.extend((0..30).map(|seed| random_cuts(text, seed)));
+    for &window in windows {
+        for cuts in &splits {
+            let pieces = cut(text, cuts);
+            for api in [Api::Anthropic, Api::OpenAi] {
+                let got = streamed(policy, api, window, &pieces);
+                assert_eq!(got, expect, "window {window}, {api:?}, pieces {pieces:?}");
+            }
+        }
+    }
+}
+
+/// Each line numbered as `cat -n` (`     1\t`) or Claude Code's `Read` (`     1→`) writes it.
+fn numbered(text: &str, sep: &str, first: usize) -> String {
+    text.lines()
+        .enumerate()
+        .map(|(n, l)| format!("{:>6}{sep}{l}\n", n + first))
+        .collect()
+}
+
+#[test]
+fn pem_keys_in_numbered_output_mask_as_not_streamed() {
+    let policy = mask_all();
+    for key in [RSA, EC, ED25519, OPENSSH] {
+        for (sep, first) in [("\t", 1), ("→", 15)] {
+            let file = format!("config:\n\n{}  \n     \n", key.trim_end());
+            let text = format!(
+                "Here is the file:\n{}... (file truncated)\n\nDone.",
+                numbered(&file, sep, first)
+            );
+            let expect = not_streamed(&policy, &text);
+            assert!(expect.contains("<PEM_PRIVATE_KEY>"), "{expect}");
+            for line in key.lines().skip(1) {
+                assert!(!expect.contains(line), "{expect}");
+            }
+            check_splits(&policy, &text, &expect, &[256, 64]);
+        }
+    }
+}
+
+#[test]
+fn plain_pem_keys_mask_as_not_streamed() {
+    let policy = mask_all();
+    for key in [RSA, EC, ED25519, OPENSSH] {
+        let text = format!("The key:\n{key}\nKeep it safe.");
+        let expect = "The key:\n<PEM_PRIVATE_KEY>\n\nKeep it safe.";
+        check_splits(&policy, &text, expect, &[256, 32]);
+        // Cut off before its end line: masked through its last base64 line.
+        let cut_off: String = key.lines().take(5).map(|l| format!("{l}\n")).collect();
+        let text = format!("{cut_off}\n(truncated)");
+        check_splits(&policy, &text, "<PEM_PRIVATE_KEY>\n\n(truncated)", &[256]);
+    }
+}
+
+#[test]
+fn long_tokens_are_held_until_they_end() {
+    let policy = mask_all();
+    assert!(JWT.len() > 500);
+    let text = format!("Authorization: Bearer {JWT}\nThat is the token.");
+    check_splits(
+        &policy,
+        &text,
+        "Authorization: Bearer <JWT>\nThat is the token.",
+        &[256, 16],
+    );
+    // Keys longer than a small window.
+    let key = "sk-ant-api03-Xq3vB7mN2pL9kR4tY8wE1uI6oP0aS5dF3gH7jK2lZ9xC4vB8nM1qW6eR0tY3uI7oP2aS5dF9gH4jK8lZ1xC6vB0nM3qW7eR2tY5uI9oP4aAA";
+    let text = format!("export ANTHROPIC_API_KEY={key} # mine");
+    check_splits(
+        &policy,
+        &text,
+        "export ANTHROPIC_API_KEY=<ANTHROPIC_KEY> # mine",
+        &[256, 16],
+    );
+}
+
+#[test]
+fn url_credentials_keep_their_host() {
+    let policy = mask_all();
+    let token = "ghp_Zq8RkT2vWm4XyB7nP1sL9dF3gH6jK0aC5eQx";
+    for (text, expect) in [
+        (
+            format!("git clone https://x-access-token:{token}@github.com/acme/api.git now"),
+            "git clone https://x-access-token:<GITHUB_TOKEN>@github.com/acme/api.git now"
+                .to_owned(),
+        ),
+        (
+            "docker login https://deploy:s3cretPass@registry.acme.io/v2/ ok".to_owned(),
+            "docker login https://deploy:s3cretPass@registry.acme.io/v2/ ok".to_owned(),
+        ),
+        (
+            "mail deploy@registry.acme.io today".to_owned(),
+            "mail <EMAIL> today".to_owned(),
+        ),
+    ] {
+        // (The window keeps the `https://` before the token as context.)
+        check_splits(&policy, &text, &expect, &[256, 64]);
+    }
+}
+
+/// Detectors whose decision depends on the text after a match: the stream holds the match
+/// until that text is known.
+#[test]
+fn what_follows_a_match_is_known_before_it_is_decided() {
+    let policy = mask_all();
+    for (text, expect) in [
+        (
+            "origin  git@github.com:acme/platform.git (fetch)",
+            "origin  git@github.com:acme/platform.git (fetch)",
+        ),
+        (
+            "origin  git@github.com:~/platform.git",
+            "origin  git@github.com:~/platform.git",
+        ),
+        ("alice@example.com:hunter2 leaked", "<EMAIL>:hunter2 leaked"),
+        (
+            "see icon@2x.png and x@self.weight",
+            "see icon@2x.png and x@self.weight",
+        ),
+        ("mail alice@example.com.", "mail <EMAIL>."),
+        (
+            "card 4111 1111 1111 1111 0925 and 4111111111111111 12/25",
+            "card <CREDIT_CARD> 0925 and <CREDIT_CARD> 12/25",
+        ),
+        (
+            "key AKIAIOSFODNN7EXAMPLE1 no",
+            "key AKIAIOSFODNN7EXAMPLE1 no",
+        ),
+    ] {
+        check_splits(&policy, text, expect, &[256, 32]);
+    }
+}
+
+/// A token still growing past `MAX_OPEN_MATCH` ends the stream: none of it goes out.
+#[test]
+fn a_secret_longer_than_the_limit_fails_closed() {
+    let policy = mask_all();
+    let token = format!("eyJ{}", "aB3".repeat(MAX_OPEN_MATCH / 3 + 400));
+    let text = format!("token: {token} end");
+    let pieces: Vec<&str> = text
+        .as_bytes()
+        .chunks(500)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    for api in [Api::Anthropic, Api::OpenAi] {
+        let input = match api {
+            Api::Anthropic => anthropic_stream(&pieces),
+            Api::OpenAi => chat_stream(&pieces),
+        };
+        let (out, rejected) = run(&policy, api, 256, &input, 1 << 20);
+        let out = String::from_utf8(out).unwrap();
+        assert!(rejected, "{api:?}");
+        assert!(!out.contains("eyJ") && !out.contains("aB3aB3"), "{api:?}");
+        assert!(out.contains("too long to check"), "{api:?}");
+    }
+}
