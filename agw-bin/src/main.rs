@@ -532,15 +532,14 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
                     res
                 })
             }));
+            // Ready once Redis has answered: a pod started during an outage gets no traffic.
+            // A later outage does not take it out of the Service (every replica would leave at
+            // once): known keys keep working, limits and budgets answer as `on_error` says,
+            // and the log and `agw_limit_store_failures_total` tell.
             if let Some(redis) = team.redis.clone() {
                 opts.ready_checks.push(std::sync::Arc::new(move || {
                     let redis = redis.clone();
-                    Box::pin(async move {
-                        redis
-                            .ping(Duration::from_secs(1))
-                            .await
-                            .map_err(|e| e.to_string())
-                    })
+                    Box::pin(async move { redis.get().map(|_| ()).map_err(|e| e.to_string()) })
                 }));
             }
         }

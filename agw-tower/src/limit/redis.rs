@@ -257,7 +257,7 @@ impl Connection {
         match failure {
             None => {
                 if let Some(since) = o.since.take() {
-                    tracing::warn!(
+                    tracing::info!(
                         target: "agw",
                         "{}: reachable again after {:.1} s ({} failed operations)",
                         self.shown,
