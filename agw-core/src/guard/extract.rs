@@ -164,6 +164,9 @@ pub(crate) struct Doc {
     /// between them): within a unit, a word boundary for detectors ([`Doc::edges_in`]).
     /// Positions in [`Doc::text`], ascending.
     pub edges: Vec<usize>,
+    /// The request brings its own `chat_template` (a program the server runs over the
+    /// messages: see [`Policy::inspect`](super::Policy::inspect)).
+    pub template: bool,
 }
 
 thread_local! {
@@ -202,6 +205,7 @@ impl Doc {
         self.st = State::default();
         self.tool_values.clear();
         self.edges.clear();
+        self.template = false;
         SPARE.with(|spare| spare.set(Some(self)));
     }
 
@@ -582,7 +586,12 @@ impl Extractor {
                 // literal and regex rules read them, as tool definitions).
                 let (name, top, field) = TEMPLATED[k];
                 once(&mut seen_templated[k], name)?;
-                self.templated(sc, top, field)
+                let before = self.doc.segs.len();
+                self.templated(sc, top, field)?;
+                if top == Top::Template && self.doc.segs.len() > before {
+                    self.doc.template = true;
+                }
+                Ok(())
             } else if !chat && sc.key_matches(&key, "mcp_servers") {
                 once(&mut seen_mcp, "mcp_servers")?;
                 self.mcp_servers(sc)

@@ -426,6 +426,9 @@ impl Policy {
         if !matches!(verdict.decision(), Decision::Reject(_)) {
             self.escaped_arguments(body, &doc, &mut verdict);
         }
+        if doc.template && !matches!(verdict.decision(), Decision::Reject(_)) {
+            self.own_template(&mut verdict);
+        }
         // Tool definitions nothing matched in are known clean for this policy (a value with a
         // match is read again every time). Not after a refusal: it stops at its first hit,
         // before what follows is read.
@@ -438,6 +441,36 @@ impl Policy {
         verdict.max_tokens = doc.max_tokens;
         doc.recycle();
         Ok(verdict)
+    }
+
+    /// A request's own `chat_template` is a program (Jinja) the server runs over the messages:
+    /// it can put together what no guard read — a secret written backwards, or split over
+    /// messages and joined (`{{ messages[0].content ~ messages[2].content }}`). Where a rule
+    /// would refuse or mask text, such a request is refused; audit-only policies let it
+    /// through. Found by the fourth red-team review.
+    fn own_template(&self, verdict: &mut Verdict) {
+        let Some(rule) = self
+            .inner
+            .rules
+            .iter()
+            .find(|r| !matches!(r.rule.action, Action::Audit))
+        else {
+            return;
+        };
+        verdict.hits.push(Hit {
+            rule: rule.name.clone(),
+            action: ActionKind::Reject,
+            detector: None,
+            path: "chat_template".to_owned(),
+        });
+        verdict.decision = Decision::Reject(Rejection {
+            rule: rule.name.clone(),
+            status: StatusCode::BAD_REQUEST,
+            message: "A request's own chat_template is refused where guards refuse or mask text: \
+                      the server runs it over the messages and it could assemble text no guard \
+                      read. Leave it out to use the server's template."
+                .to_owned(),
+        });
     }
 
     /// Function-call `arguments` are JSON in a string, which a server parses before its model

@@ -85,13 +85,17 @@ fn templated_prompt_fields_are_read_by_detectors_and_masked_in_place() {
             "<EMAIL>",
             "chat_template_kwargs",
         ),
-        (
-            format!(r#"{{{msgs},"chat_template":"{{{{ messages }}}} key {KEY}"}}"#),
-            KEY,
-            "<AWS_ACCESS_KEY>",
-            "chat_template",
-        ),
     ];
+    // A request's own template is refused outright (see the test below), a key in it too.
+    let body = format!(r#"{{{msgs},"chat_template":"{{{{ messages }}}} key {KEY}"}}"#);
+    for p in [reject(), mask()] {
+        assert!(matches!(
+            p.inspect(RouteKind::Completions, body.as_bytes())
+                .unwrap()
+                .decision(),
+            Decision::Reject(_)
+        ));
+    }
     for (body, secret, placeholder, path) in cases {
         assert_stopped(&reject(), RouteKind::Completions, body, secret);
         let v = mask()
@@ -371,4 +375,41 @@ fn structural_tag_is_read_like_the_other_guided_decoding_fields() {
         .unwrap();
     let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"structural_tag":"{\"type\":\"structural_tag\",\"structures\":[{\"begin\":\"<card>\",\"schema\":{\"description\":\"credit card\"},\"end\":\"</card>\"}],\"triggers\":[\"<card>\"]}"}"#;
     assert_stopped(&seed, RouteKind::Completions, body, "credit card");
+}
+
+/// A request's own `chat_template` is a program the server runs over the messages: it can
+/// assemble what no guard read (the canary written backwards, or split over messages and
+/// joined). Refused where a rule would refuse or mask; an audit-only policy and a null
+/// template let the request through.
+#[test]
+fn a_requests_own_chat_template_is_refused_where_rules_refuse_or_mask() {
+    let msgs = r#""model":"m","messages":[{"role":"user","content":"SECRET-CANA"},{"role":"user","content":"RY-42"}]"#;
+    for template in [
+        r#""{{ '24-YRANAC-TERCES'[::-1] }}""#,
+        r#""{{ messages[0].content ~ messages[1].content }}""#,
+        r#""""#,
+    ] {
+        let body = format!(r#"{{{msgs},"chat_template":{template}}}"#);
+        for p in [reject(), mask()] {
+            let v = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
+            let Decision::Reject(r) = v.decision() else {
+                panic!("{body}: {v:?}")
+            };
+            assert!(r.message.contains("chat_template"), "{}", r.message);
+        }
+    }
+    let audit = Policy::builder()
+        .rule(Rule::detectors("dets", [Detector::CreditCard]).audit())
+        .build()
+        .unwrap();
+    let body = format!(r#"{{{msgs},"chat_template":"{{{{ x }}}}"}}"#);
+    let v = audit
+        .inspect(RouteKind::Completions, body.as_bytes())
+        .unwrap();
+    assert!(matches!(v.decision(), Decision::Allow), "{v:?}");
+    let body = format!(r#"{{{msgs},"chat_template":null}}"#);
+    let v = reject()
+        .inspect(RouteKind::Completions, body.as_bytes())
+        .unwrap();
+    assert!(matches!(v.decision(), Decision::Allow), "{v:?}");
 }
