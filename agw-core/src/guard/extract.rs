@@ -381,9 +381,49 @@ impl Digits {
 /// The digits of a JSON number written with a fraction or an exponent whose value is a whole
 /// number of at most [`MAX_INTEGER_DIGITS`] digits (`4.111111111111111e15`,
 /// `41111111111111110E-1`, `4111111111111111.0` are `4111111111111111`), as Python's `int()`
-/// or a `%d` prints it; `None` for an integer as written (already its digits), a fraction
-/// (`0.4111111111111111`), zero, and anything longer. `number` is a valid JSON number.
+/// or a `%d` prints it — or that a server parsing it as a double (Python's `json`,
+/// JavaScript) rounds to one and prints back as its digits (`4111111111111110.9999999` is
+/// `4111111111111111.0` there); `None` for an integer as written (already its digits), a
+/// fraction (`0.4111111111111111`), zero, and anything longer. `number` is a valid JSON
+/// number.
 pub(crate) fn integer_digits(number: &[u8]) -> Option<Digits> {
+    exact_integer_digits(number).or_else(|| double_integer_digits(number))
+}
+
+/// [`integer_digits`] for what a double makes of `number`: a whole number below 10^16, which
+/// Python prints as its digits (and a `.0`); beyond that it prints an exponent, and a double
+/// no longer holds every integer anyway.
+fn double_integer_digits(number: &[u8]) -> Option<Digits> {
+    if !number.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+        return None;
+    }
+    let v: f64 = std::str::from_utf8(number).ok()?.parse().ok()?;
+    if v == 0.0 || v.fract() != 0.0 || v.abs() >= 1e16 {
+        return None;
+    }
+    // Below 10^16: 16 digits at most, and the sign.
+    let mut n = v.abs() as u64;
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    while n > 0 {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let negative = v < 0.0;
+    let len = usize::from(negative) + digits.len() - at;
+    let mut d = Digits {
+        buf: [b'0'; MAX_INTEGER_DIGITS + 1],
+        len,
+    };
+    if negative {
+        d.buf[0] = b'-';
+    }
+    d.buf[usize::from(negative)..len].copy_from_slice(&digits[at..]);
+    Some(d)
+}
+
+fn exact_integer_digits(number: &[u8]) -> Option<Digits> {
     let (negative, n) = match number.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, number),
@@ -1488,6 +1528,18 @@ mod tests {
             ("1e99999999999999999999", None),
             ("0.4111111111111111", None),
             ("4111111111111111.5", None),
+            ("4111111111111111.3", None),
+            // What a double rounds to a whole number, as a Python or JavaScript server prints
+            // it back (found by the fourth review's regression round).
+            ("4111111111111111.0000001", Some("4111111111111111")),
+            ("4111111111111110.9999999", Some("4111111111111111")),
+            ("4.1111111111111109e15", Some("4111111111111111")),
+            (
+                "4111111111111111.00000000000000000000000000000000001",
+                Some("4111111111111111"),
+            ),
+            ("-4111111111111110.9999999", Some("-4111111111111111")),
+            ("12345678901234567.1", None),
             ("4111111111111111e-1", None),
             ("4111111111111111", None),
             ("-12", None),

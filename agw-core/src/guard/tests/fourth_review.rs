@@ -138,6 +138,10 @@ fn integral_numbers_with_a_fraction_or_exponent_are_read_as_their_digits() {
         "4.111111111111111E+15",
         "0.4111111111111111e16",
         "411111111111111100e-2",
+        // A double rounds these to the card, and a Python or JavaScript server prints that.
+        "4.1111111111111111e15",
+        "4111111111111110.9999999",
+        "4111111111111111.0000001",
     ] {
         let body = format!(r#"{{"x":{{"card":{number}}}}}"#);
         assert_stopped(&reject(), RouteKind::Passthrough, &body, number);
@@ -156,7 +160,6 @@ fn integral_numbers_with_a_fraction_or_exponent_are_read_as_their_digits() {
     for number in [
         "0.4111111111111111",
         "4111111111111111.5",
-        "4.1111111111111111e15",
         "4111111111111111e-1",
         "4.111111111111111e14",
         "1e300",
