@@ -275,7 +275,18 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8], policy: u64) -> Result<Doc, 
                 ("suffix", Top::Suffix, false),
             ],
         )?,
-        RouteKind::Embeddings => ex.prompts(&mut sc, &[("input", Top::Input, true)])?,
+        // vLLM embeds chat too: `messages` through its chat template (and the template's
+        // variables, or a template of the request's own), beside OpenAI's `input` (found by
+        // the fourth review's regression round).
+        RouteKind::Embeddings => ex.prompts(
+            &mut sc,
+            &[
+                ("input", Top::Input, true),
+                ("messages", Top::Input, true),
+                ("chat_template_kwargs", Top::TemplateKwargs, false),
+                ("chat_template", Top::Template, false),
+            ],
+        )?,
         RouteKind::Responses => ex.responses(&mut sc)?,
         _ => ex.generic(&mut sc)?,
     }

@@ -69,7 +69,7 @@ impl Extractor {
         sc: &mut Scanner<'_>,
         keys: &[(&'static str, Top, bool)],
     ) -> Result<(), JsonError> {
-        let mut seen = [false; 2];
+        let mut seen = [false; 4];
         let mut seen_model = false;
         sc.object(|sc, key| {
             if sc.key_matches(&key, "model") {
@@ -86,13 +86,19 @@ impl Extractor {
             };
             let (name, top, listed) = keys[k];
             once(&mut seen[k], name)?;
+            let before = self.doc.segs.len();
             if listed && sc.peek() == Some(b'[') {
                 sc.array(|sc, i| {
                     self.all_strings(sc, Field::Messages, top_loc(top, Some(i as u32), ""))
-                })
+                })?;
             } else {
-                self.all_strings(sc, Field::Messages, top_loc(top, None, ""))
+                self.all_strings(sc, Field::Messages, top_loc(top, None, ""))?;
             }
+            // A request's own chat template: see `Policy::inspect`.
+            if top == Top::Template && self.doc.segs.len() > before {
+                self.doc.template = true;
+            }
+            Ok(())
         })
     }
 

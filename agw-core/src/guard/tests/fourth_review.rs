@@ -416,3 +416,38 @@ fn a_requests_own_chat_template_is_refused_where_rules_refuse_or_mask() {
         .unwrap();
     assert!(matches!(v.decision(), Decision::Allow), "{v:?}");
 }
+
+/// vLLM embeds chat too: `/v1/embeddings` with `messages` (and its chat template's variables,
+/// or a template of the request's own) is read as a chat's prompt is.
+#[test]
+fn chat_embeddings_are_read() {
+    for body in [
+        format!(r#"{{"model":"m","messages":[{{"role":"user","content":"card {CARD}"}}]}}"#),
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"text","text":"mail {MAIL}"}}]}}]}}"#
+        ),
+        format!(r#"{{"model":"m","messages":[],"chat_template_kwargs":{{"x":"key {KEY}"}}}}"#),
+        format!(r#"{{"model":"m","input":"card {CARD}"}}"#),
+    ] {
+        let v = reject()
+            .inspect(RouteKind::Embeddings, body.as_bytes())
+            .unwrap();
+        assert!(matches!(v.decision(), Decision::Reject(_)), "{body}: {v:?}");
+    }
+    let body =
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"chat_template":"{{ x }}"}"#;
+    let v = reject()
+        .inspect(RouteKind::Embeddings, body.as_bytes())
+        .unwrap();
+    let Decision::Reject(r) = v.decision() else {
+        panic!("{v:?}")
+    };
+    assert!(r.message.contains("chat_template"), "{}", r.message);
+    let clean = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    assert!(
+        reject()
+            .inspect(RouteKind::Embeddings, clean.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}
