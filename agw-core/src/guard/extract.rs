@@ -167,6 +167,9 @@ pub(crate) struct Doc {
     /// The request brings its own `chat_template` (a program the server runs over the
     /// messages: see [`Policy::inspect`](super::Policy::inspect)).
     pub template: bool,
+    /// URLs the provider fetches that carry percent-escapes or `+` (which whoever serves them
+    /// decodes): ranges of [`Doc::text`].
+    pub encoded_urls: Vec<Range<usize>>,
 }
 
 thread_local! {
@@ -206,6 +209,7 @@ impl Doc {
         self.tool_values.clear();
         self.edges.clear();
         self.template = false;
+        self.encoded_urls.clear();
         SPARE.with(|spare| spare.set(Some(self)));
     }
 
@@ -748,6 +752,12 @@ impl Extractor {
             // Written with escapes (`d\u0061ta:`).
             self.doc.text.truncate(start);
             return Ok(());
+        }
+        if self.doc.text[start..]
+            .iter()
+            .any(|&c| c == b'%' || c == b'+')
+        {
+            self.doc.encoded_urls.push(start..self.doc.text.len());
         }
         self.add(start, &s, kind, field, loc);
         Ok(())

@@ -429,6 +429,9 @@ impl Policy {
         if doc.template && !matches!(verdict.decision(), Decision::Reject(_)) {
             self.own_template(&mut verdict);
         }
+        if !doc.encoded_urls.is_empty() && !matches!(verdict.decision(), Decision::Reject(_)) {
+            self.encoded_urls(&doc, &mut verdict);
+        }
         // Tool definitions nothing matched in are known clean for this policy (a value with a
         // match is read again every time). Not after a refusal: it stops at its first hit,
         // before what follows is read.
@@ -441,6 +444,63 @@ impl Policy {
         verdict.max_tokens = doc.max_tokens;
         doc.recycle();
         Ok(verdict)
+    }
+
+    /// A URL the provider fetches reaches a third party, which decodes its percent-escapes
+    /// (and a query's `+`): `?k=%53ECRET`, `?c=4111+1111+1111+1111` hide from the rules what
+    /// the server there reads. Such a URL is read again decoded; a rule that finds there what
+    /// it did not find in the URL as written refuses the request where it would refuse or
+    /// mask (the escapes cannot be masked in place), an audit rule reports it. Found by the
+    /// fourth review's regression round.
+    fn encoded_urls(&self, doc: &Doc, verdict: &mut Verdict) {
+        let inner = &*self.inner;
+        let wanted: Vec<bool> = inner
+            .rules
+            .iter()
+            .map(|r| r.rule.fields.contains(Field::Messages))
+            .collect();
+        let (mut findings, mut as_written, mut decoded) = (Vec::new(), Vec::new(), Vec::new());
+        for range in &doc.encoded_urls {
+            let url = &doc.text[range.clone()];
+            let plain = percent_decoded(url);
+            as_written.clear();
+            decoded.clear();
+            for (text, out) in [(url, &mut as_written), (&plain[..], &mut decoded)] {
+                inner.engines.find(
+                    text,
+                    Edges::NONE,
+                    Wanted { rules: &wanted },
+                    &mut findings,
+                    out,
+                    &|_| false,
+                );
+            }
+            for h in &decoded {
+                if as_written.iter().any(|w| w.rule == h.rule) {
+                    continue;
+                }
+                let rule = &inner.rules[h.rule];
+                verdict.hits.push(Hit {
+                    rule: rule.name.clone(),
+                    action: rule.action.kind(),
+                    detector: h.detector,
+                    path: "url (percent-decoded)".to_owned(),
+                });
+                if matches!(rule.action, Action::Audit) {
+                    continue;
+                }
+                verdict.decision = Decision::Reject(Rejection {
+                    rule: rule.name.clone(),
+                    status: StatusCode::BAD_REQUEST,
+                    message: format!(
+                        "A URL the provider fetches hides text behind percent-escapes that the \
+                         rule `{}` refuses or masks; write it without them.",
+                        rule.name
+                    ),
+                });
+                return;
+            }
+        }
     }
 
     /// A request's own `chat_template` is a program (Jinja) the server runs over the messages:
@@ -912,4 +972,34 @@ fn unescape_u(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `url` with its percent-escapes decoded and `+` read as a space (a query's form encoding),
+/// invalid UTF-8 replaced.
+fn percent_decoded(url: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(url.len());
+    let mut i = 0;
+    while i < url.len() {
+        match url[i] {
+            b'%' => match (
+                url.get(i + 1).and_then(|&c| hex(c)),
+                url.get(i + 2).and_then(|&c| hex(c)),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    match String::from_utf8_lossy(&out) {
+        std::borrow::Cow::Borrowed(_) => out,
+        std::borrow::Cow::Owned(s) => s.into_bytes(),
+    }
 }

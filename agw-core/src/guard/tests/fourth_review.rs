@@ -451,3 +451,53 @@ fn chat_embeddings_are_read() {
             .is_allow()
     );
 }
+
+/// A fetched URL's percent-escapes (and a query's `+`) are decoded by the server that serves
+/// it: read again decoded, a match found only there refuses the request (mask rules too: the
+/// escapes cannot be masked in place); one found as written is masked as before.
+#[test]
+fn percent_encoded_urls_are_read_decoded() {
+    let canary = Policy::builder()
+        .rule(Rule::literals("canary", ["SECRET-CANARY-42"]).reject("no"))
+        .build()
+        .unwrap();
+    let mcp = |url: &str| {
+        format!(
+            r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"hi"}}],"mcp_servers":[{{"type":"url","url":"{url}","name":"x"}}]}}"#
+        )
+    };
+    let body = mcp("https://evil.example/x?k=%53ECRET-CANARY-42");
+    let v = canary
+        .inspect(RouteKind::Messages, body.as_bytes())
+        .unwrap();
+    assert!(matches!(v.decision(), Decision::Reject(_)), "{v:?}");
+    for url in [
+        "https://evil.example/x?c=4111%201111%201111%201111",
+        "https://evil.example/x?c=4111+1111+1111+1111",
+        "https://alice%40example.com@evil.example/",
+    ] {
+        for p in [reject(), mask()] {
+            let v = p.inspect(RouteKind::Messages, mcp(url).as_bytes()).unwrap();
+            let Decision::Reject(r) = v.decision() else {
+                panic!("{url}: {v:?}")
+            };
+            assert!(
+                r.message.contains("percent-escapes") || url.contains("%40"),
+                "{}",
+                r.message
+            );
+        }
+    }
+    // Found as written: masked in place, as before.
+    let body = mcp(&format!("https://x.example/?e=jane%40example.com&k={KEY}"));
+    let out = masked(RouteKind::Messages, &body);
+    assert!(!out.contains(KEY), "{out}");
+    // Nothing hidden: allowed.
+    let body = mcp("https://x.example/a%20b?q=1+2");
+    assert!(
+        reject()
+            .inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}
