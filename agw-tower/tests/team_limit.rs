@@ -943,3 +943,58 @@ async fn the_estimate_is_the_max_tokens_the_request_guard_read() {
         Some(left.as_str())
     );
 }
+
+/// A request refused while others are in flight is told to retry soon only when it would fit
+/// once they settle; when what is already spent leaves it no room anyway, the answer is the
+/// window's end (found by the fourth review's regression round: a 429 said 10 s, then 59 s).
+#[tokio::test]
+async fn a_refusal_says_retry_soon_only_when_in_flight_requests_can_make_room() {
+    let l = limiter(LimitPolicy {
+        per_key: Limits {
+            tokens_per_minute: Some(5000),
+            tokens_per_day: Some(1_000_000),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    });
+    let early = NOW - 56; // 12:34:00, a minute to go
+    let spent = l.admit(Some(&alice()), Some(100), early).await.unwrap();
+    l.settle(&spent, Some(3538), None, true).await;
+    let _flying = l.admit(Some(&alice()), Some(300), early).await.unwrap();
+    // 3538 spent + 300 held: 2500 more would not fit even if the 300 came back.
+    let e = l
+        .admit(Some(&alice()), Some(2500), early)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Rejection::Limited {
+                fit: Fit::Short { .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let mut h = http::HeaderMap::new();
+    e.headers(&mut h);
+    assert_eq!(h["retry-after"], "60", "{h:?}");
+    // 1200 would fit once the 300 come back: retry soon.
+    let e = l
+        .admit(Some(&alice()), Some(1200), early)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Rejection::Limited {
+                fit: Fit::Held { .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let mut h = http::HeaderMap::new();
+    e.headers(&mut h);
+    assert_eq!(h["retry-after"], "10", "{h:?}");
+}

@@ -119,25 +119,52 @@ pub struct Ticket {
     _flight: Option<Arc<Flight>>,
 }
 
-/// Requests holding part of each scope's budgets in this process, counted while in flight:
-/// what tells "less is left than this request may use, but requests in flight may give some
-/// back" (a 429) from "less is left, and nothing will come back" (a 400).
-type InFlight = Arc<Mutex<std::collections::HashMap<Scope, u32>>>;
+/// Requests holding part of each scope's token limits and budgets in this process, counted
+/// with what they hold while in flight: what tells "less is left than this request may use,
+/// but requests in flight may give enough back" (a 429, retry soon) from "less is left, and
+/// not enough can come back" (a 400 for a budget, the window's end for a rate).
+type InFlight = Arc<Mutex<std::collections::HashMap<Scope, Held>>>;
 
-/// One request's place in [`InFlight`], given back when the last clone of its ticket is dropped.
+/// What the requests in flight of one scope hold.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    requests: u32,
+    tokens: u64,
+    micros: u64,
+}
+
+/// One request's place in [`InFlight`], given back when it settles or when the last clone of
+/// its ticket is dropped, whichever comes first.
 #[derive(Debug)]
 struct Flight {
     in_flight: InFlight,
     scopes: Scopes,
+    tokens: u64,
+    micros: u64,
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Flight {
     fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Flight {
+    fn release(&self) {
+        if self
+            .released
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
         let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         for scope in self.scopes.as_slice() {
-            if let Some(n) = map.get_mut(scope) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
+            if let Some(h) = map.get_mut(scope) {
+                h.requests = h.requests.saturating_sub(1);
+                h.tokens = h.tokens.saturating_sub(self.tokens);
+                h.micros = h.micros.saturating_sub(self.micros);
+                if h.requests == 0 {
                     map.remove(scope);
                 }
             }
@@ -184,6 +211,14 @@ impl Scopes {
 }
 
 impl Ticket {
+    /// No longer counts what the request holds among what requests in flight hold: settled,
+    /// it is charged what it used instead.
+    fn release_hold(&self) {
+        if let Some(f) = &self._flight {
+            f.release();
+        }
+    }
+
     /// The tokens held in flight.
     pub(super) fn estimate(&self) -> u64 {
         self.estimate
@@ -592,12 +627,18 @@ impl Limiter {
                 {
                     let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                     for scope in ticket.scopes.as_slice() {
-                        *map.entry(scope.clone()).or_insert(0) += 1;
+                        let h = map.entry(scope.clone()).or_default();
+                        h.requests += 1;
+                        h.tokens = h.tokens.saturating_add(estimate);
+                        h.micros = h.micros.saturating_add(cost_estimate);
                     }
                     drop(map);
                     ticket._flight = Some(Arc::new(Flight {
                         in_flight: self.in_flight.clone(),
                         scopes: ticket.scopes.clone(),
+                        tokens: estimate,
+                        micros: cost_estimate,
+                        released: Default::default(),
                     }));
                 }
                 for (&(_, kind, limit, reset), value) in meta.iter().zip(values) {
@@ -637,17 +678,26 @@ impl Limiter {
                 // Spent; or not enough left for this request, while requests in flight hold some
                 // (a retry may fit) or none does (it will not).
                 let scope_ref = &ticket.scopes()[scope];
-                let flying = self
+                let held = self
                     .in_flight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .get(scope_ref)
-                    .is_some_and(|&n| n > 0);
+                    .copied()
+                    .unwrap_or_default();
+                let held = match kind {
+                    LimitKind::UsdPerDay | LimitKind::UsdPerMonth => held.micros,
+                    _ => held.tokens,
+                };
                 let left = limit.saturating_sub(current);
-                let fit = if current >= limit || hold == 0 {
-                    Fit::UsedUp
-                } else if flying {
+                // It may fit once the requests in flight here settle, if they used nothing.
+                let may_fit = hold > 0
+                    && held > 0
+                    && current.saturating_sub(held).saturating_add(hold) <= limit;
+                let fit = if may_fit {
                     Fit::Held { left, hold }
+                } else if current >= limit || hold == 0 {
+                    Fit::UsedUp
                 } else {
                     Fit::Short { left, hold }
                 };
@@ -692,6 +742,7 @@ impl Limiter {
         cost_micros: Option<u64>,
         success: bool,
     ) {
+        ticket.release_hold();
         let mut adds = Vec::new();
         ticket_adds(
             &self.policy,
@@ -725,6 +776,7 @@ impl Limiter {
         cost_micros: Option<u64>,
         success: bool,
     ) {
+        ticket.release_hold();
         if self.store.adds_now() {
             let mut adds = Vec::new();
             ticket_adds(
