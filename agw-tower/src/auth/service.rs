@@ -74,9 +74,12 @@ where
                 Ok(identity) => {
                     req.extensions_mut().insert(identity.clone());
                     let mut res = inner.call(req).await?;
-                    // The answer names who called, whoever made it (a guard's or a limit's
-                    // refusal as well as the provider's response): logs and metrics read it.
-                    res.extensions_mut().insert(identity);
+                    // An answer made before the usage layer (a guard's or a limit's refusal)
+                    // names who called, for logs and metrics; the usage report names the
+                    // caller of the rest.
+                    if res.extensions().get::<crate::usage::Reported>().is_none() {
+                        res.extensions_mut().insert(identity);
+                    }
                     Ok(res.map(Body::inner))
                 }
                 Err(e) => Ok(error_response(api, &unauthorized(&e))),
