@@ -299,7 +299,7 @@ fn keys(a: &KeysArgs) -> Result<ExitCode, String> {
                 redis
                     .wait(within)
                     .await
-                    .map_err(|e| format!("redis.url: {e}"))?;
+                    .map_err(|e| format!("redis.url: {}", e.0))?;
                 eprintln!("agw keys: keys in {redis}");
             }
             (None, Some(k)) => {
