@@ -14,16 +14,16 @@ use agw_core::stream::StreamGuard;
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderName, Request, Response, StatusCode};
-
-/// The provider's request id (Anthropic's header, then OpenAI's; agw's own errors carry
-/// agw's).
-const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
+
+/// The provider's request id (Anthropic's header, then OpenAI's; agw's own errors carry
+/// agw's).
+const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 type Boxed<ResB, E> =
     Pin<Box<dyn Future<Output = Result<Response<Body<SseGuardBody<ResB>>>, E>> + Send>>;

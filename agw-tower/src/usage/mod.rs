@@ -66,12 +66,6 @@ pub use body::{MAX_JSON, UsageBody};
 pub use layer::UsageLayer;
 pub use service::UsageService;
 
-/// In the extensions of every response the usage layer reports (and so counts in its sinks,
-/// metrics among them): an answer without it was made before the usage layer (a refused
-/// credential, request or limit), and whoever counts requests counts it themselves.
-#[derive(Debug, Clone, Copy)]
-pub struct Reported;
-
 use crate::auth::Identity;
 use agw_core::api::Api;
 use agw_core::price::PriceTable;
@@ -80,6 +74,12 @@ use agw_core::usage::Usage;
 use http::StatusCode;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// In the extensions of every response the usage layer reports (and so counts in its sinks,
+/// metrics among them): an answer without it was made before the usage layer (a refused
+/// credential, request or limit), and whoever counts requests counts it themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct Reported;
 
 /// What one request used, reported once when its response body ends.
 #[derive(Debug, Clone)]
