@@ -157,3 +157,23 @@ fn tokens_in_base64_are_held_only_while_they_may_be_keys() {
         check_splits(&policy, &text, &expect, &[64]);
     }
 }
+
+/// An address longer than the window is held until it is decided (an address, an scp remote,
+/// or neither).
+#[test]
+fn addresses_longer_than_the_window_mask_as_not_streamed() {
+    let policy = mask_all();
+    let long_local = format!("{}@example.com ok", "a".repeat(250));
+    let remote = format!("{}git@github.com:acme/platform.git", "x".repeat(60));
+    for (text, expect, windows) in [
+        (
+            "Contact alexandra.konstantinopoulou.procurement@eu-west.subsidiary.example.com.au for details.",
+            "Contact <EMAIL> for details.",
+            &[64, 32][..],
+        ),
+        (&long_local, "<EMAIL> ok", &[256, 64]),
+        (&remote, &remote, &[64, 32]),
+    ] {
+        check_splits(&policy, text, expect, windows);
+    }
+}
