@@ -177,3 +177,27 @@ fn addresses_longer_than_the_window_mask_as_not_streamed() {
         check_splits(&policy, text, expect, windows);
     }
 }
+
+/// CPU time of a 16 KB JWT (held whole) and of prose of that length, streamed one byte per
+/// event. Prints, asserts nothing: `cargo test --release -p agw-core held_text_cost --
+/// --ignored --nocapture`.
+#[test]
+#[ignore]
+fn held_text_cost() {
+    let policy = mask_all();
+    let payload = b64(&noise(11 << 10, 5)).replace(['+', '/', '='], "x");
+    let jwt = format!("eyJhbGciOiJIUzI1NiJ9.eyJ{payload}.c2lnbmF0dXJlc2lnbmF0dXJl");
+    let prose = "lorem ipsum dolor sit amet ".repeat(jwt.len() / 27 + 1);
+    for (name, text) in [("jwt", format!("tok: {jwt} ok")), ("prose", prose)] {
+        let pieces: Vec<&str> = super::splits::cut(&text, &(1..text.len()).collect::<Vec<_>>());
+        let input = anthropic_stream(&pieces);
+        let t = std::time::Instant::now();
+        let (out, rejected) = run(&policy, Api::Anthropic, 256, &input, 1 << 20);
+        let masked = text_of(&out).contains("<JWT>");
+        println!(
+            "{name}: {} bytes, 1 byte/event: {:?} (masked {masked}, rejected {rejected})",
+            text.len(),
+            t.elapsed()
+        );
+    }
+}
