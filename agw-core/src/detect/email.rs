@@ -38,6 +38,76 @@ pub(super) fn find(text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// The longest local part read: an address is at most 254 bytes (RFC 5321), so a longer run
+/// before an `@` is not one (and a stream need hold no more of it).
+const MAX_LOCAL: usize = 254;
+
+/// The most of an address a stream holds while it is still growing: a local part of
+/// [`MAX_LOCAL`], the `@` and a host name of at most 253 bytes, and the byte that decides it.
+/// An address-like run longer than that is released as the window moves on.
+const MAX_OPEN_ADDRESS: usize = 2 * MAX_LOCAL + 4;
+
+/// Where an address that may still change when text is appended to `text` starts, at or
+/// after `from`: the text ends in a run that may still be its local part (no longer than
+/// [`MAX_LOCAL`]), or in its host, or in the `:path` after the host that would make it an scp
+/// remote. Only the last `@` can be open: a host is never read past another one.
+pub(super) fn open(text: &[u8], from: usize) -> Option<usize> {
+    let len = text.len();
+    let from = from.min(len);
+    // The host, and the path after `host:`, as far as `domain_end` and `is_code_or_remote`
+    // read them (any non-ASCII byte may be a letter of a host); `%` for a `%40`.
+    let tail = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80 || b"-._~:%".contains(&b);
+    let mut t = len;
+    while t > from && len - t <= MAX_OPEN_ADDRESS && tail(text[t - 1]) {
+        t -= 1;
+    }
+    let at_sign = if t > from && text[t - 1] == b'@' {
+        Some((t - 1, 1))
+    } else {
+        None
+    };
+    let escaped = memchr::memmem::rfind(&text[t..], b"%40").map(|i| (t + i, 3));
+    let last = match (at_sign, escaped) {
+        (_, Some(e)) => Some(e),
+        (a, None) => a,
+    };
+    let mut first = None;
+    if let Some((a, width)) = last {
+        let host = |b: &u8| b.is_ascii_alphanumeric() || *b >= 0x80 || matches!(b, b'-' | b'.');
+        let d = a + width;
+        let h = d + text[d..].iter().position(|b| !host(b)).unwrap_or(len - d);
+        let undecided = h == len
+            || (text[h] == b':' && {
+                let path = &text[h + 1..];
+                let p = path.iter().position(|b| {
+                    !(b.is_ascii_alphanumeric() || matches!(b, b'/' | b'~' | b'_' | b'.' | b'-'))
+                });
+                p.is_none() && !path.iter().any(|&b| b == b'/' || b == b'~')
+            });
+        if undecided {
+            first = local_start(text, from, a);
+        }
+    }
+    // A run that an `@` may still follow.
+    let mut s = len;
+    while s > from && is_local(text[s - 1]) {
+        s -= 1;
+    }
+    while let Some((c, l)) = char_before(text, s).filter(|&(_, l)| s >= from + l) {
+        if !c.is_alphanumeric() {
+            break;
+        }
+        s -= l;
+        while s > from && is_local(text[s - 1]) {
+            s -= 1;
+        }
+    }
+    if s < len && len - s <= MAX_LOCAL {
+        first = Some(first.map_or(s, |f: usize| f.min(s)));
+    }
+    first.filter(|&f| len - f <= MAX_OPEN_ADDRESS)
+}
+
 fn is_local(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-' | b'\'')
 }
@@ -90,6 +160,9 @@ fn local_start(text: &[u8], floor: usize, a: usize) -> Option<usize> {
         if s == a {
             return None;
         }
+    }
+    if a - s > MAX_LOCAL {
+        return None;
     }
     // The letter of a `\n` escape left in the text is not part of the address.
     if s > 0 && s < a && text[s - 1] == b'\\' && matches!(text[s], b'n' | b'r' | b't') {

@@ -331,15 +331,26 @@ impl DetectorSet {
         }
     }
 
-    /// Where a match of a key, token or private key block that may still grow when text is
-    /// appended to `text` starts (the earliest at or after `from`), for the stream guard: such
-    /// a match is held back until it ends, however long it is. Other detectors' matches are
+    /// Where a match of a key, token, private key block or address that may still change
+    /// when text is appended to `text` starts (the earliest at or after `from`), for the
+    /// stream guard: such a match is held back until it is decided, however far past the
+    /// window it runs (an address at most some 500 bytes). Other detectors' matches are
     /// short; the stream guard's prefix automaton holds them.
     pub(crate) fn open_start(&self, text: &[u8], from: usize) -> Option<usize> {
-        if self.enabled & SECRETS == 0 {
-            return None;
+        let secret = if self.enabled & SECRETS != 0 {
+            secrets::open(self, text, from)
+        } else {
+            None
+        };
+        let address = if self.contains(Detector::Email) {
+            email::open(text, from)
+        } else {
+            None
+        };
+        match (secret, address) {
+            (Some(s), Some(a)) => Some(s.min(a)),
+            (s, a) => s.or(a),
         }
-        secrets::open(self, text, from)
     }
 }
 

@@ -117,52 +117,94 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
 }
 
 /// Where a key, token or private key block that may still grow when text is appended to
-/// `text` starts, at or after `from`: a known prefix in the run of token characters that ends
-/// the text (the run may still become a key, or stop being one), or a private key block not
-/// yet closed. The earliest, if any.
+/// `text` starts, at or after `from`: the earliest prefix whose verdict (key or not, and where
+/// it ends) the appended text could still change. The prefixes are read as [`find`] reads
+/// them, a finding's end skipping the prefixes inside it: a base64 key block that runs over
+/// the following base64 lines (the next key's among them) is open from its own header, as one
+/// finding, not from the last header in it.
+///
+/// A candidate stays open only while it can still become what [`verify`] reports: a
+/// fixed-length key until the byte after its longest end, a JWT while its header is shorter
+/// than [`MAX_JWT_HEADER`], a base64 PEM header while its decoded label may still name a
+/// private key. So a long base64 image or a public key is not held to its end.
 pub(super) fn open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize> {
-    let held = &text[from.min(text.len())..];
-    let mut first = None;
-    if set.contains(Detector::PemPrivateKey) {
-        // Built once: building a searcher costs more than searching a stream's held text.
-        static HEADERS: OnceLock<[memchr::memmem::FinderRev<'static>; 2]> = OnceLock::new();
-        let [pem_header, base64_header] = HEADERS.get_or_init(|| {
-            [
-                memchr::memmem::FinderRev::new(b"-----BEGIN "),
-                memchr::memmem::FinderRev::new(b"LS0tLS1CRUdJTi"),
-            ]
-        });
-        // A later header ends an earlier block: only the last one can be open.
-        if let Some(s) = pem_header.rfind(held) {
-            first = pem::open(text, from + s).then_some(from + s);
-        }
-        if let Some(s) = base64_header.rfind(held) {
-            if first.is_none() && pem_base64_open(text, from + s) {
-                first = Some(from + s);
-            }
-        }
-    }
-    let token =
-        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b'+' | b'=');
-    let mut r = text.len();
-    while r > from && token(text[r - 1]) {
-        r -= 1;
-    }
     let ac = automaton();
-    let mut pos = r;
+    let mut pos = from.min(text.len());
     while pos < text.len() {
         let Some(m) = ac.find(Input::new(text).span(pos..text.len())) else {
             break;
         };
         let s = m.start();
         let kind = PREFIXES[m.pattern().as_usize()].1;
-        let long = !matches!(kind, Kind::Pem | Kind::PemBase64);
-        if long && kind.enabled(set) && at_boundary(kind, text, s, Edges::NONE) {
-            return Some(first.map_or(s, |f: usize| f.min(s)));
+        if !kind.enabled(set) {
+            pos = s + 1;
+            continue;
         }
-        pos = s + 1;
+        if may_grow(kind, text, s) {
+            return Some(s);
+        }
+        pos = match verify(kind, text, s, Edges::NONE).filter(|(d, _)| set.contains(*d)) {
+            Some((_, e)) => e,
+            None => s + 1,
+        };
     }
-    first
+    None
+}
+
+/// Whether what [`verify`] says of the prefix of `kind` at `s` may change when text is
+/// appended to `text`: it has not yet read the byte that decides it.
+fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
+    let len = text.len();
+    let boundary = at_boundary(kind, text, s, Edges::NONE);
+    match kind {
+        // `xsk-ant-` is a key glued to a word: `xsk-an` may still become one.
+        Kind::Sk => {
+            let rest = &text[s..];
+            let distinct_cut = b"sk-ant-".starts_with(rest) || b"sk-proj-".starts_with(rest);
+            (boundary || distinct_cut) && run(text, s + 3, is_key_char_ref) == len
+        }
+        _ if !boundary => false,
+        // Exactly 20 characters, and the one after them decides.
+        Kind::Aws => {
+            let upper = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+            len <= s + 20 && text[(s + 3).min(len)..].iter().all(upper)
+        }
+        Kind::Github => {
+            let e = run(text, s + 4, u8::is_ascii_alphanumeric);
+            e == len && e - s - 4 <= 255
+        }
+        Kind::GithubPat => {
+            let e = run(text, s + 11, |b| b.is_ascii_alphanumeric() || *b == b'_');
+            e == len && e - s - 11 <= 255
+        }
+        Kind::Slack => run(text, s + 5, |b| b.is_ascii_alphanumeric() || *b == b'-') == len,
+        Kind::SlackWebhook => {
+            let path = |b: &u8| b.is_ascii_alphanumeric() || *b == b'/';
+            run(text, s + "hooks.slack.com/services/".len(), path) == len
+        }
+        Kind::Google => {
+            let e = run(text, s + 4, is_key_char_ref);
+            e == len && e - s - 4 <= 35
+        }
+        Kind::Jwt => jwt_open(text, s),
+        Kind::Pem => pem::open(text, s),
+        Kind::PemBase64 => {
+            let is_b64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+            if run(text, s, is_b64) == len {
+                // Its first line, still growing: open unless its label is known and names no
+                // private key.
+                let head = &text[s..len.min(s + 96)];
+                let label = pem_label(&base64_prefix(&head[..head.len() / 4 * 4]));
+                match label {
+                    Some(private) => private,
+                    None => head.len() < 96,
+                }
+            } else {
+                pem_base64_open(text, s)
+            }
+        }
+        Kind::Stripe => run(text, s + 8, u8::is_ascii_alphanumeric) == len,
+    }
 }
 
 /// Whether a key of `kind` may start at `s`, as for what comes before it (where two strings
@@ -260,8 +302,7 @@ fn pem_base64(text: &[u8], s: usize) -> Option<usize> {
     let first = run(text, s, is_b64);
     let head = &text[s..first.min(s + 96)];
     let decoded = base64_prefix(&head[..head.len() / 4 * 4]);
-    let private = decoded.windows(11).any(|w| w == b"PRIVATE KEY");
-    if !private {
+    if pem_label(&decoded) != Some(true) {
         return None;
     }
     let mut end = first;
@@ -280,6 +321,17 @@ fn pem_base64(text: &[u8], s: usize) -> Option<usize> {
         end = e;
     }
     Some(end)
+}
+
+/// Whether the label of a decoded PEM header (`-----BEGIN RSA PRIVATE KEY-----…`, cut anywhere)
+/// names a private key; `None` while it is cut before its closing dashes and does not yet.
+fn pem_label(decoded: &[u8]) -> Option<bool> {
+    let private = |label: &[u8]| label.windows(11).any(|w| w == b"PRIVATE KEY");
+    let label = decoded.get(10..).unwrap_or_default();
+    match memchr::memmem::find(label, b"-----") {
+        Some(k) => Some(private(&label[..k])),
+        None => private(label).then_some(true),
+    }
 }
 
 /// Whether the base64 key block at `s` may still grow when text is appended: its first line
@@ -379,7 +431,7 @@ fn slack_webhook(text: &[u8], s: usize) -> Option<usize> {
 /// signature empty (an unsigned token keeps its trailing dot) or 10+ characters.
 fn jwt(text: &[u8], s: usize) -> Option<usize> {
     let header_end = run(text, s, is_key_char_ref);
-    if header_end - s < 10 || at(text, header_end) != b'.' {
+    if !(10..=MAX_JWT_HEADER).contains(&(header_end - s)) || at(text, header_end) != b'.' {
         return None;
     }
     let p = header_end + 1;
@@ -396,6 +448,42 @@ fn jwt(text: &[u8], s: usize) -> Option<usize> {
         _ if placeholder(&text[sig..sig_end]) => None,
         _ => Some(sig_end),
     }
+}
+
+/// The longest JWT header read, in base64url: a few fields (`alg`, `typ`, `kid`) take
+/// tens of bytes, an `x5c` chain of two or three certificates some 6 KiB. A longer run of
+/// base64url from `eyJ` is other data (a base64 JSON document, an image), which a stream
+/// would otherwise hold to its end.
+pub(super) const MAX_JWT_HEADER: usize = 8 << 10;
+
+/// Whether what [`jwt`] says of `eyJ` at `s` may change when text is appended: one of its
+/// parts runs to the end of the text (its header no longer than [`MAX_JWT_HEADER`]), or a
+/// dot or the next part's `eyJ` is still to come.
+fn jwt_open(text: &[u8], s: usize) -> bool {
+    let len = text.len();
+    let header_end = run(text, s, is_key_char_ref);
+    if header_end - s > MAX_JWT_HEADER {
+        return false;
+    }
+    if header_end == len {
+        return true;
+    }
+    if header_end - s < 10 || text[header_end] != b'.' {
+        return false;
+    }
+    let p = header_end + 1;
+    let rest = &text[p..];
+    if !rest.starts_with(b"eyJ") {
+        return b"eyJ".starts_with(rest);
+    }
+    let payload_end = run(text, p, is_key_char_ref);
+    if payload_end == len {
+        return true;
+    }
+    if payload_end - p < 10 || text[payload_end] != b'.' {
+        return false;
+    }
+    run(text, payload_end + 1, is_key_char_ref) == len
 }
 
 /// Characters of keys and base64url: `[A-Za-z0-9_-]`.

@@ -71,6 +71,11 @@ struct Chan {
     pending: VecDeque<(u64, usize)>,
     /// A tool call's input so far.
     input: Vec<u8>,
+    /// The last open-match check ([`StreamGuard::scan`]): where the match still growing
+    /// started and where the text ended, both counted from the channel's start.
+    open: Option<(usize, usize)>,
+    /// Bytes of text in `pending`.
+    held: usize,
 }
 
 /// Guards one streamed response. Feed it complete events (from
@@ -438,6 +443,7 @@ impl StreamGuard {
                 item.waits = Some(c);
             }
         }
+        self.chans[c].held += text.len();
         self.chans[c]
             .pending
             .push_back((item.seq, item.parts.len()));
@@ -500,6 +506,8 @@ impl StreamGuard {
             live: Live::default(),
             pending: VecDeque::new(),
             input: Vec::new(),
+            open: None,
+            held: 0,
         });
         self.chans.len() - 1
     }
@@ -662,6 +670,7 @@ impl StreamGuard {
                 }
             }
         };
+        self.chans[c].held = 0;
         let pending: Vec<(u64, usize)> = self.chans[c].pending.drain(..).collect();
         let front = self.queue.front().map_or(0, |i| i.seq);
         for (n, (seq, pi)) in pending.into_iter().enumerate() {
@@ -673,6 +682,25 @@ impl StreamGuard {
             }
         }
         Ok(())
+    }
+
+    /// Whether channel `c`'s text is held by a match found still growing at a recent scan,
+    /// which need not be looked at again yet. Reading the held text again for every event
+    /// would cost time quadratic in a long secret (a 16 KB JWT at a byte per event took
+    /// seconds): a match found open is held without a look until the text after its start has
+    /// doubled, and at least 64 bytes more have come. Holding it past its end changes no mask
+    /// (nothing is decided meanwhile, and the next look reads all of it); a reject rule's
+    /// match behind it is found at that look, before any of it goes out; `MAX_OPEN_MATCH` is
+    /// checked on a fresh look.
+    fn still_open(&self, c: usize) -> bool {
+        let chan = &self.chans[c];
+        let Some((o, checked)) = chan.open else {
+            return false;
+        };
+        let end = chan.base + chan.sent_tail.len() + chan.held;
+        o >= chan.base + chan.sent_tail.len()
+            && end - o < (2 * (checked - o)).max(checked - o + 64)
+            && end - o <= MAX_OPEN_MATCH.max(self.window)
     }
 
     fn scan_all(&mut self, all: bool) -> Result<(), ErrorBody> {
@@ -693,6 +721,9 @@ impl StreamGuard {
     /// [`prefix`](super::prefix)), or at least `window` bytes before the end — but never after
     /// the start of a key, token or key block still growing ([`MAX_OPEN_MATCH`]).
     fn scan(&mut self, c: usize, force: bool) -> Result<(), ErrorBody> {
+        if !force && self.still_open(c) {
+            return Ok(());
+        }
         let front = self.queue.front().map_or(0, |i| i.seq);
         let chan = &self.chans[c];
         let maskable = chan.key.kind == ChanKind::Text;
@@ -773,7 +804,13 @@ impl StreamGuard {
                 } else {
                     map.partition_point(|r| r.start < held_start)
                 };
-                match prefixes.open_start(text, held_from) {
+                let open = prefixes.open_start(text, held_from);
+                // Remembered, so the next events need not read the held text again (see
+                // `still_open`).
+                chan.open = open
+                    .filter(|_| plain)
+                    .map(|o| (chan.base + o, chan.base + end));
+                match open {
                     Some(o) if end - source(o).start > MAX_OPEN_MATCH.max(self.window) => {
                         self.scratch = (window, starts);
                         let why = "a secret in its text is too long to check";
@@ -832,8 +869,10 @@ impl StreamGuard {
         // Move the decided parts into the sent tail.
         let chan = &mut self.chans[c];
         if edited {
-            // The automaton read the text before the masks.
+            // The automaton read the text before the masks, and the open match was found
+            // in it: both start again.
             chan.live.reset();
+            chan.open = None;
         }
         for &(seq, pi, _) in &starts[..ready] {
             chan.pending.pop_front();
@@ -841,9 +880,14 @@ impl StreamGuard {
             part.ready = true;
             chan.sent_tail.push_str(&part.text);
         }
+        let queue = &self.queue;
+        chan.held = (chan.pending.iter())
+            .map(|&(seq, pi)| queue[(seq - front) as usize].parts[pi].text.len())
+            .sum();
         if force && chan.done {
             chan.base += chan.sent_tail.len();
             chan.live.reset();
+            chan.open = None;
             if maskable {
                 // The channel has ended: its end is the next one's context.
                 keep_tail(&mut chan.sent_tail, self.window);

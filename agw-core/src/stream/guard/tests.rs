@@ -4,6 +4,7 @@ use crate::guard::Rule;
 use crate::route::RouteKind;
 use crate::stream::SseDecoder;
 
+mod open;
 mod splits;
 
 fn anthropic_stream(deltas: &[&str]) -> Vec<u8> {

@@ -6,13 +6,13 @@
 
 use super::*;
 
-const RSA: &str = include_str!("../testdata/rsa.pem");
-const EC: &str = include_str!("../testdata/ec.pem");
-const ED25519: &str = include_str!("../testdata/ed25519.pem");
+pub(super) const RSA: &str = include_str!("../testdata/rsa.pem");
+pub(super) const EC: &str = include_str!("../testdata/ec.pem");
+pub(super) const ED25519: &str = include_str!("../testdata/ed25519.pem");
 const OPENSSH: &str = include_str!("../testdata/openssh_ed25519.key");
 const JWT: &str = include_str!("../testdata/rs256.jwt");
 
-fn mask_all() -> Policy {
+pub(super) fn mask_all() -> Policy {
     Policy::builder()
         .rule(Rule::detectors("all", Detector::ALL).mask())
         .build()
@@ -21,7 +21,7 @@ fn mask_all() -> Policy {
 
 /// The text of a non-streamed Messages response carrying `text`, as the response guard
 /// leaves it.
-fn not_streamed(policy: &Policy, text: &str) -> String {
+pub(super) fn not_streamed(policy: &Policy, text: &str) -> String {
     let body = serde_json::json!({
         "type": "message",
         "role": "assistant",
@@ -42,7 +42,7 @@ fn not_streamed(policy: &Policy, text: &str) -> String {
     }
 }
 
-fn chat_stream(pieces: &[&str]) -> Vec<u8> {
+pub(super) fn chat_stream(pieces: &[&str]) -> Vec<u8> {
     let mut s = String::new();
     for p in pieces {
         s += &chat_chunk(serde_json::json!([{"index":0,"delta":{"content":p}}]));
@@ -53,7 +53,7 @@ fn chat_stream(pieces: &[&str]) -> Vec<u8> {
 }
 
 /// The text a client reads from `pieces` streamed through `policy`, in `api`'s dialect.
-fn streamed(policy: &Policy, api: Api, window: usize, pieces: &[&str]) -> String {
+pub(super) fn streamed(policy: &Policy, api: Api, window: usize, pieces: &[&str]) -> String {
     let input = match api {
         Api::Anthropic => anthropic_stream(pieces),
         Api::OpenAi => chat_stream(pieces),
@@ -64,7 +64,7 @@ fn streamed(policy: &Policy, api: Api, window: usize, pieces: &[&str]) -> String
 }
 
 /// `text` cut at the character boundaries `cuts`.
-fn cut<'a>(text: &'a str, cuts: &[usize]) -> Vec<&'a str> {
+pub(super) fn cut<'a>(text: &'a str, cuts: &[usize]) -> Vec<&'a str> {
     let mut pieces = Vec::new();
     let mut at = 0;
     for &c in cuts.iter().chain([&text.len()]) {
@@ -77,7 +77,7 @@ fn cut<'a>(text: &'a str, cuts: &[usize]) -> Vec<&'a str> {
 }
 
 /// Random pieces of 1–30 characters (xorshift, seeded: the same pieces every run).
-fn random_cuts(text: &str, seed: u64) -> Vec<usize> {
+pub(super) fn random_cuts(text: &str, seed: u64) -> Vec<usize> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut cuts = Vec::new();
     let chars: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
@@ -96,7 +96,7 @@ fn random_cuts(text: &str, seed: u64) -> Vec<usize> {
 
 /// Every split of `text` (one character at a time, each single cut, random pieces) in both
 /// dialects masks as the non-streamed response does; `expect` is that masking.
-fn check_splits(policy: &Policy, text: &str, expect: &str, windows: &[usize]) {
+pub(super) fn check_splits(policy: &Policy, text: &str, expect: &str, windows: &[usize]) {
     assert_eq!(not_streamed(policy, text), expect, "not streamed");
     let chars: Vec<usize> = text.char_indices().map(|(i, _)| i).skip(1).collect();
     let mut splits: Vec<Vec<usize>> = vec![chars.clone(), vec![]];
@@ -238,7 +238,8 @@ fn what_follows_a_match_is_known_before_it_is_decided() {
 #[test]
 fn a_secret_longer_than_the_limit_fails_closed() {
     let policy = mask_all();
-    let token = format!("eyJ{}", "aB3".repeat(MAX_OPEN_MATCH / 3 + 400));
+    let payload = "aB3".repeat(MAX_OPEN_MATCH / 3 + 400);
+    let token = format!("eyJhbGciOiJIUzI1NiJ9.eyJ{payload}");
     let text = format!("token: {token} end");
     let pieces: Vec<&str> = text
         .as_bytes()
