@@ -961,40 +961,19 @@ async fn a_refusal_says_retry_soon_only_when_in_flight_requests_can_make_room() 
     let spent = l.admit(Some(&alice()), Some(100), early).await.unwrap();
     l.settle(&spent, Some(3538), None, true).await;
     let _flying = l.admit(Some(&alice()), Some(300), early).await.unwrap();
-    // 3538 spent + 300 held: 2500 more would not fit even if the 300 came back.
-    let e = l
-        .admit(Some(&alice()), Some(2500), early)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            &e,
-            Rejection::Limited {
-                fit: Fit::Short { .. },
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    let mut h = http::HeaderMap::new();
-    e.headers(&mut h);
-    assert_eq!(h["retry-after"], "60", "{h:?}");
-    // 1200 would fit once the 300 come back: retry soon.
-    let e = l
-        .admit(Some(&alice()), Some(1200), early)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            &e,
-            Rejection::Limited {
-                fit: Fit::Held { .. },
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    let mut h = http::HeaderMap::new();
-    e.headers(&mut h);
-    assert_eq!(h["retry-after"], "10", "{h:?}");
+    // 3538 spent + 300 held: 2500 more would not fit even if the 300 came back (the minute's
+    // end); 1200 would once they do (retry soon).
+    for (tokens, held, retry) in [(2500, false, "60"), (1200, true, "10")] {
+        let e = l
+            .admit(Some(&alice()), Some(tokens), early)
+            .await
+            .unwrap_err();
+        let Rejection::Limited { fit, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(matches!(fit, Fit::Held { .. }), held, "{tokens}: {e:?}");
+        let mut h = http::HeaderMap::new();
+        e.headers(&mut h);
+        assert_eq!(h["retry-after"], retry, "{tokens}: {h:?}");
+    }
 }

@@ -479,27 +479,51 @@ impl Policy {
                 if as_written.iter().any(|w| w.rule == h.rule) {
                     continue;
                 }
-                let rule = &inner.rules[h.rule];
-                verdict.hits.push(Hit {
-                    rule: rule.name.clone(),
-                    action: rule.action.kind(),
-                    detector: h.detector,
-                    path: "url (percent-decoded)".to_owned(),
-                });
-                if matches!(rule.action, Action::Audit) {
-                    continue;
-                }
-                verdict.decision = Decision::Reject(Rejection {
-                    rule: rule.name.clone(),
-                    status: StatusCode::BAD_REQUEST,
-                    message: format!(
+                if self.hidden_hit(verdict, h, "url (percent-decoded)", |rule| {
+                    format!(
                         "A URL the provider fetches hides text behind percent-escapes that the \
-                         rule `{}` refuses or masks; write it without them.",
-                        rule.name
-                    ),
-                });
-                return;
+                         rule `{rule}` would mask; write it without them."
+                    )
+                }) {
+                    return;
+                }
             }
+        }
+    }
+
+    /// Records a hit in text a request hides from in-place rewriting (behind escapes): an
+    /// audit rule reports it, a rejecting rule refuses as it would anyway, and a masking rule
+    /// refuses with `mask_message` (the hidden text cannot be masked where it is written).
+    /// Returns whether the request is now refused.
+    fn hidden_hit(
+        &self,
+        verdict: &mut Verdict,
+        h: &RawHit,
+        path: &str,
+        mask_message: impl FnOnce(&str) -> String,
+    ) -> bool {
+        let rule = &self.inner.rules[h.rule];
+        verdict.hits.push(Hit {
+            rule: rule.name.clone(),
+            action: rule.action.kind(),
+            detector: h.detector,
+            path: path.to_owned(),
+        });
+        let rejection = match &rule.action {
+            Action::Audit => None,
+            Action::Reject { .. } => rule.action.rejection(&rule.name),
+            Action::Mask { .. } => Some(Rejection {
+                rule: rule.name.clone(),
+                status: StatusCode::BAD_REQUEST,
+                message: mask_message(&rule.name),
+            }),
+        };
+        match rejection {
+            Some(r) => {
+                verdict.decision = Decision::Reject(r);
+                true
+            }
+            None => false,
         }
     }
 
@@ -587,28 +611,12 @@ impl Policy {
             &|_| false,
         );
         for h in raw {
-            let rule = &inner.rules[h.rule];
-            verdict.hits.push(Hit {
-                rule: rule.name.clone(),
-                action: rule.action.kind(),
-                detector: h.detector,
-                path: "arguments (escaped)".to_owned(),
-            });
-            let rejection = match &rule.action {
-                Action::Audit => continue,
-                Action::Reject { .. } => rule.action.rejection(&rule.name),
-                Action::Mask { .. } => Some(Rejection {
-                    rule: rule.name.clone(),
-                    status: StatusCode::BAD_REQUEST,
-                    message: format!(
-                        "A tool call's arguments hide text behind JSON escapes that the rule \
-                         `{}` would mask; write them without escapes.",
-                        rule.name
-                    ),
-                }),
-            };
-            if let Some(r) = rejection {
-                verdict.decision = Decision::Reject(r);
+            if self.hidden_hit(verdict, &h, "arguments (escaped)", |rule| {
+                format!(
+                    "A tool call's arguments hide text behind JSON escapes that the rule `{rule}` \
+                     would mask; write them without escapes."
+                )
+            }) {
                 return;
             }
         }

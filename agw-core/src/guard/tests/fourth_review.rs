@@ -476,16 +476,14 @@ fn percent_encoded_urls_are_read_decoded() {
         "https://evil.example/x?c=4111+1111+1111+1111",
         "https://alice%40example.com@evil.example/",
     ] {
-        for p in [reject(), mask()] {
+        for (p, says) in [(reject(), "no"), (mask(), "percent-escapes")] {
             let v = p.inspect(RouteKind::Messages, mcp(url).as_bytes()).unwrap();
             let Decision::Reject(r) = v.decision() else {
                 panic!("{url}: {v:?}")
             };
-            assert!(
-                r.message.contains("percent-escapes") || url.contains("%40"),
-                "{}",
-                r.message
-            );
+            // A rejecting rule refuses with its own message, a masking one says why it
+            // cannot mask.
+            assert!(r.message.contains(says), "{url}: {}", r.message);
         }
     }
     // Found as written: masked in place, as before.
