@@ -89,23 +89,31 @@ pub(super) fn open(text: &[u8], from: usize) -> Option<usize> {
         }
     }
     // A run that an `@` may still follow.
-    let mut s = len;
-    while s > from && is_local(text[s - 1]) {
-        s -= 1;
-    }
-    while let Some((c, l)) = char_before(text, s).filter(|&(_, l)| s >= from + l) {
-        if !c.is_alphanumeric() {
-            break;
-        }
-        s -= l;
-        while s > from && is_local(text[s - 1]) {
-            s -= 1;
-        }
-    }
+    let s = back_over_letters(text, from, back_over_ascii(text, from, len));
     if s < len && len - s <= MAX_LOCAL {
         first = Some(first.map_or(s, |f: usize| f.min(s)));
     }
     first.filter(|&f| len - f <= MAX_OPEN_ADDRESS)
+}
+
+/// Where the run of ASCII local-part characters ending at `s` starts (not before `floor`).
+fn back_over_ascii(text: &[u8], floor: usize, mut s: usize) -> usize {
+    while s > floor && is_local(text[s - 1]) {
+        s -= 1;
+    }
+    s
+}
+
+/// Where a local part of any script ending at `s` starts: letters of every script, with runs
+/// of ASCII local-part characters between them (not before `floor`).
+fn back_over_letters(text: &[u8], floor: usize, mut s: usize) -> usize {
+    while let Some((c, l)) = char_before(text, s).filter(|&(_, l)| s >= floor + l) {
+        if !c.is_alphanumeric() {
+            break;
+        }
+        s = back_over_ascii(text, floor, s - l);
+    }
+    s
 }
 
 fn is_local(b: u8) -> bool {
@@ -143,20 +151,9 @@ fn char_at(text: &[u8], i: usize) -> Option<(char, usize)> {
 /// the `@` directly follows such a letter; an ASCII local part glued to another script's text
 /// (`请联系alice@…`) starts at its first ASCII character.
 fn local_start(text: &[u8], floor: usize, a: usize) -> Option<usize> {
-    let mut s = a;
-    while s > floor && is_local(text[s - 1]) {
-        s -= 1;
-    }
+    let mut s = back_over_ascii(text, floor, a);
     if s == a {
-        while let Some((c, len)) = char_before(text, s).filter(|&(_, l)| s >= floor + l) {
-            if !c.is_alphanumeric() {
-                break;
-            }
-            s -= len;
-            while s > floor && is_local(text[s - 1]) {
-                s -= 1;
-            }
-        }
+        s = back_over_letters(text, floor, s);
         if s == a {
             return None;
         }
