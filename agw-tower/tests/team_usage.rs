@@ -34,6 +34,19 @@ impl Reports {
     fn take(&self) -> Vec<UsageReport> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
+
+    /// The reports made so far, waiting (bounded) for the first: a report is made when the
+    /// server's body ends.
+    async fn wait(&self) -> Vec<UsageReport> {
+        for _ in 0..200 {
+            let got = self.take();
+            if !got.is_empty() {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Vec::new()
+    }
 }
 
 /// A response body fed by the test, chunk by chunk.
@@ -135,15 +148,7 @@ async fn a_stream_is_forwarded_at_once_and_counted_at_its_end() {
     }
     assert_eq!(got, rest.as_bytes(), "bytes pass unchanged");
 
-    // The report is made when the server's body ends; wait for it (bounded).
-    let mut reports_now = Vec::new();
-    for _ in 0..200 {
-        reports_now = reports.take();
-        if !reports_now.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let reports_now = reports.wait().await;
     let [r] = reports_now.as_slice() else {
         panic!("one report: {reports_now:?}")
     };
@@ -189,14 +194,7 @@ async fn json_responses_are_counted_and_unknown_models_have_no_cost() {
     let addr = support::serve(app).await;
     let r = support::post(addr, "/v1/chat/completions", &[], "{}").await;
     assert_eq!(r.status, 200);
-    let mut got = Vec::new();
-    for _ in 0..200 {
-        got = reports.take();
-        if !got.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let got = reports.wait().await;
     let [rep] = got.as_slice() else {
         panic!("{got:?}")
     };
@@ -351,14 +349,7 @@ async fn a_response_the_response_guard_refuses_is_still_counted() {
     .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(!r.body.contains("ZEBRA"), "{}", r.body);
-    let mut got = Vec::new();
-    for _ in 0..200 {
-        got = reports.take();
-        if !got.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let got = reports.wait().await;
     let [rep] = got.as_slice() else {
         panic!("{got:?}")
     };
