@@ -270,6 +270,121 @@ async fn keys_cli_and_client_keys_with_a_file_store() {
     assert_eq!(res.status(), 401);
 }
 
+/// A backend's model allow-list holds on every route, with no request guard configured: a
+/// JSON body's `model` and a form's `model` field are checked on passthrough routes, a body
+/// whose model cannot be read for certain is refused, and so is creating a batch from an
+/// uploaded file (found by the fifth review: without a guard, passthrough bodies were never
+/// read, so an image, audio or fine-tuning request ran any model).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_allow_list_holds_on_every_route_without_guards() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("team-routes");
+    let cfg = config(&dir, false, 1000);
+    let key = create_key(&cfg, None, "carol");
+    let (_agw, url, _) = serve(&cfg, None, &mock.base_url());
+    let post = |path: &str, content_type: &str, body: &[u8]| {
+        http::Request::post(format!("{url}{path}"))
+            .header("content-type", content_type)
+            .header("x-api-key", key.as_str())
+            .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(body)))
+            .unwrap()
+    };
+    let form = |fields: &[(&str, &str)]| {
+        let mut body = String::new();
+        for (name, value) in fields {
+            body.push_str(&format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        body.push_str("--XyZ--\r\n");
+        body
+    };
+    const FORM: &str = "multipart/form-data; boundary=XyZ";
+    let refused: Vec<(&str, &str, String, &str)> = vec![
+        (
+            "/v1/images/generations",
+            "application/json",
+            r#"{"model":"gpt-image-1","prompt":"a cat"}"#.into(),
+            "gpt-image-1",
+        ),
+        (
+            "/v1/fine_tuning/jobs",
+            "text/plain",
+            r#" {"training_file":"file-abc","model":"gpt-4o"}"#.into(),
+            "gpt-4o",
+        ),
+        (
+            "/v1/audio/transcriptions",
+            FORM,
+            form(&[("file", "RIFF...."), ("model", "whisper-1")]),
+            "whisper-1",
+        ),
+        (
+            "/v1/images/edits",
+            FORM,
+            form(&[("model", "claude-x"), ("model", "gpt-image-1")]),
+            "`model` twice",
+        ),
+        (
+            "/v1/audio/speech",
+            "application/json",
+            r#"{"model":"claude-x","model":"tts-1-hd"}"#.into(),
+            "duplicate key `model`",
+        ),
+        (
+            "/v1/images/generations",
+            "application/json",
+            r#"{"model":"gpt-image-1", /* lenient */ "n":1}"#.into(),
+            "cannot be read",
+        ),
+        (
+            "/v1/batches",
+            "application/json",
+            r#"{"input_file_id":"file-abc","endpoint":"/v1/chat/completions"}"#.into(),
+            "uploaded file",
+        ),
+    ];
+    for (path, content_type, body, says) in &refused {
+        let (res, answer) = send(post(path, content_type, body.as_bytes())).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert_eq!(res.status(), 400, "{path}: {answer}");
+        assert!(answer.contains(says), "{path}: {answer}");
+    }
+    assert!(
+        mock.requests().is_empty(),
+        "nothing refused reached the provider: {:?}",
+        mock.requests().iter().map(|r| &r.uri).collect::<Vec<_>>()
+    );
+    // Allowed models, and bodies that name none, go on.
+    let passed: Vec<(&str, &str, String)> = vec![
+        (
+            "/v1/images/generations",
+            "application/json",
+            r#"{"model":"claude-x","prompt":"a cat"}"#.into(),
+        ),
+        (
+            "/v1/audio/transcriptions",
+            FORM,
+            form(&[("model", "claude-x"), ("file", "RIFF....")]),
+        ),
+        (
+            "/v1/files",
+            FORM,
+            form(&[("purpose", "batch"), ("file", "{\"model\":\"gpt-4o\"}")]),
+        ),
+        ("/v1/uploads/part", "application/octet-stream", "\u{0}\u{1}binary".into()),
+    ];
+    for (path, content_type, body) in &passed {
+        let (res, answer) = send(post(path, content_type, body.as_bytes())).await;
+        assert_ne!(res.status(), 400, "{path}: {}", String::from_utf8_lossy(&answer));
+    }
+    let forwarded: Vec<String> = mock.requests().into_iter().map(|r| r.uri).collect();
+    assert_eq!(
+        forwarded,
+        passed.iter().map(|p| p.0.to_owned()).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn an_open_listener_with_an_injected_key_and_no_client_auth_refuses_to_start() {
     let dir = TempDir::new("team-open");

@@ -302,6 +302,83 @@ pub fn find_model(body: &[u8]) -> Result<Option<(Range<usize>, String)>, JsonErr
     Ok(found)
 }
 
+/// The `model` field of a `multipart/form-data` body (OpenAI's image edits, transcriptions and
+/// translations send their model as a form field), given the request's `Content-Type`:
+/// `Ok(None)` when the content type is not multipart or no part is named `model`.
+///
+/// # Errors
+///
+/// A message naming the problem when the body is multipart but cannot be read as a form
+/// (no boundary, no closing delimiter, a part without headers) or names `model` twice: an
+/// access list that restricts models then refuses it rather than guess what a server reads.
+pub fn form_model(body: &[u8], content_type: &str) -> Result<Option<String>, String> {
+    let mut params = content_type.split(';');
+    let essence = params.next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("multipart/form-data") {
+        return Ok(None);
+    }
+    let boundary = params
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v.trim().trim_matches('"'))
+        .filter(|b| !b.is_empty() && b.len() <= 200)
+        .ok_or("the multipart body has no boundary")?;
+    let delimiter = format!("--{boundary}");
+    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
+    // The parts: what lies between one delimiter line and the next.
+    // A delimiter starts a line; the same text inside a line is content.
+    let starts: Vec<usize> = finder
+        .find_iter(body)
+        .filter(|&i| i == 0 || body[i - 1] == b'\n')
+        .collect();
+    let Some(&last) = starts.last() else {
+        return Err("the multipart body has no parts".into());
+    };
+    if !body[last + delimiter.len()..].starts_with(b"--") {
+        return Err("the multipart body does not end with its closing delimiter".into());
+    }
+    let mut model = None;
+    for pair in starts.windows(2) {
+        let part = &body[pair[0] + delimiter.len()..pair[1]];
+        // The delimiter's own line break, and the one that precedes the next delimiter.
+        let part = part
+            .strip_prefix(b"\r\n")
+            .or_else(|| part.strip_prefix(b"\n"))
+            .ok_or("a multipart delimiter is not followed by a line break")?;
+        let part = part
+            .strip_suffix(b"\r\n")
+            .or_else(|| part.strip_suffix(b"\n"))
+            .unwrap_or(part);
+        let (head, value) = memchr::memmem::find(part, b"\r\n\r\n")
+            .map(|i| (&part[..i], &part[i + 4..]))
+            .or_else(|| memchr::memmem::find(part, b"\n\n").map(|i| (&part[..i], &part[i + 2..])))
+            .ok_or("a multipart part has no header block")?;
+        let head = String::from_utf8_lossy(head);
+        let named_model = head.lines().any(|line| {
+            let Some((name, value)) = line.split_once(':') else {
+                return false;
+            };
+            name.trim().eq_ignore_ascii_case("content-disposition")
+                && value.split(';').skip(1).any(|p| {
+                    p.split_once('=').is_some_and(|(k, v)| {
+                        let (k, v) = (k.trim(), v.trim().trim_matches('"'));
+                        // `name*=utf-8''model` (RFC 5987), which some form parsers decode.
+                        k.eq_ignore_ascii_case("name") && v == "model"
+                            || k.eq_ignore_ascii_case("name*")
+                                && v.rsplit('\'').next() == Some("model")
+                    })
+                })
+        });
+        if named_model {
+            if model.is_some() {
+                return Err("the form names `model` twice".into());
+            }
+            model = Some(String::from_utf8_lossy(value).trim().to_owned());
+        }
+    }
+    Ok(model)
+}
+
 /// The models of a message batch: every `requests[].params.model` (keys compared as a
 /// case-insensitive parser compares them), in order. Each request is a billed call of its own,
 /// so an access list checks each — a batch's top-level `model`, if any, is not what runs.
@@ -373,6 +450,33 @@ pub fn batch_requests(body: &[u8]) -> Result<Vec<(String, Option<u64>)>, JsonErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_names_its_model_in_one_field() {
+        let ct = "multipart/form-data; boundary=\"a b\"";
+        let form = |parts: &str| format!("preamble\r\n{parts}--a b--\r\n");
+        let field = |name: &str, v: &str| {
+            format!("--a b\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{v}\r\n")
+        };
+        let body = form(&(field("file", "x --a b y") + &field("model", " whisper-1 ")));
+        assert_eq!(form_model(body.as_bytes(), ct), Ok(Some("whisper-1".into())));
+        // `name*` (RFC 5987), unquoted names, bare line feeds.
+        let body = "--a b\nContent-Disposition: form-data; name*=utf-8''model\n\nm1\n--a b--";
+        assert_eq!(form_model(body.as_bytes(), ct), Ok(Some("m1".into())));
+        let body = "--a b\r\ncontent-disposition: form-data; NAME=model\r\n\r\nm2\r\n--a b--";
+        assert_eq!(form_model(body.as_bytes(), ct), Ok(Some("m2".into())));
+        // No model field; not a form at all.
+        let body = form(&field("purpose", "batch"));
+        assert_eq!(form_model(body.as_bytes(), ct), Ok(None));
+        assert_eq!(form_model(b"{\"model\":\"x\"}", "application/json"), Ok(None));
+        // Refused: twice, no boundary, no closing delimiter, a part without headers.
+        let body = form(&(field("model", "a") + &field("model", "b")));
+        assert!(form_model(body.as_bytes(), ct).unwrap_err().contains("twice"));
+        assert!(form_model(body.as_bytes(), "multipart/form-data").is_err());
+        let open = field("model", "a");
+        assert!(form_model(open.as_bytes(), ct).is_err());
+        assert!(form_model(b"--a b\r\nmodel\r\n--a b--", ct).is_err());
+    }
 
     #[test]
     fn a_batch_names_the_model_of_each_request() {

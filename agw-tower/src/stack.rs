@@ -59,6 +59,7 @@ pub struct StackConfig {
     model: ModelPolicy,
     limits: BodyLimits,
     read_always: bool,
+    read_bodies: bool,
     #[cfg(feature = "client")]
     upstream: crate::upstream::UpstreamConfig,
 }
@@ -82,6 +83,7 @@ impl StackConfig {
             model: ModelPolicy::any(),
             limits: BodyLimits::default().read_timeout(DEFAULT_READ_TIMEOUT),
             read_always: false,
+            read_bodies: false,
         }
     }
 
@@ -126,6 +128,13 @@ impl StackConfig {
         self
     }
 
+    /// Reads every request body, on any route but `Unguarded`, even without request rules:
+    /// for an access list that restricts models (see [`RequestGuardLayer::read_bodies`]).
+    pub fn read_bodies(mut self, yes: bool) -> Self {
+        self.read_bodies = yes;
+        self
+    }
+
     /// Sets the body limits: size, read timeout, shared budget (replacing the default 60 s read
     /// timeout with the one `limits` has, if any).
     pub fn limits(mut self, limits: BodyLimits) -> Self {
@@ -166,6 +175,7 @@ impl StackConfig {
                 // A response policy that masks or refuses text needs the request body too:
                 // it refuses requests for log probabilities.
                 .read_always(self.read_always || crate::response::hides_text(&self.response_policy))
+                .read_bodies(self.read_bodies)
                 .classifier(classifier.clone()),
             response: ResponseGuardLayer::new(self.response_policy.clone())
                 .window(self.response_window)

@@ -210,6 +210,13 @@ impl Runtime {
                 .model_policy(b.model.clone())
                 .limits(limits)
                 .read_always(team.is_some())
+                // A model allow-list checks what any body names, on every route.
+                .read_bodies(
+                    team.is_some()
+                        && b.access
+                            .as_ref()
+                            .is_some_and(agw_tower::auth::Access::restricts_models),
+                )
                 .upstream(upstream_config.clone());
             let svc = match &team {
                 None => Svc::Plain(stack.layer().layer(UpstreamClient::clone(&upstream))),

@@ -210,7 +210,10 @@ impl<S> AccessService<S> {
     /// The model check of one request. A prompt route's request must name an allowed model;
     /// a message batch, one per request inside it (each is a billed call; a top-level
     /// `model` beside them is not what runs). Other routes are checked when their body names a
-    /// model, and pass without one: a model listing, a batch's results, a file upload.
+    /// model — a JSON body's top-level `model`, a form's `model` field (image edits, audio) —
+    /// and pass without one: a model listing, a batch's results, a file upload. A JSON or form
+    /// body whose model cannot be read for certain is refused, and so is creating an OpenAI
+    /// batch: it runs the models an uploaded file names, which agw never sees.
     fn check_models<B>(&self, req: &Request<B>, kind: RouteKind) -> Result<(), ErrorBody> {
         if !self.access.restricts_models() {
             return Ok(());
@@ -245,10 +248,51 @@ impl<S> AccessService<S> {
             }
             return Ok(());
         }
-        if model.is_none() && !kind.has_prompt() {
-            return Ok(());
+        if kind.has_prompt() {
+            return self.access.check_model(model, &self.backend);
         }
-        self.access.check_model(model, &self.backend)
+        let Some(model) = other_route_model(req)? else {
+            return Ok(());
+        };
+        self.access.check_model(Some(&model), &self.backend)
+    }
+}
+
+/// The model a request on a route without a prompt names, for an access list that restricts
+/// models (see [`AccessService::check_models`]).
+fn other_route_model<B>(req: &Request<B>) -> Result<Option<String>, ErrorBody> {
+    let refuse = |why: &str| {
+        Err(ErrorBody::new(
+            ErrorKind::InvalidRequest,
+            format!("agw: {why}, so its model cannot be checked against this backend's list"),
+        ))
+    };
+    let path = req.uri().path();
+    if *req.method() == http::Method::POST && path.ends_with("/batches") {
+        return refuse("a batch runs the models named in an uploaded file");
+    }
+    let Some(c) = req.extensions().get::<crate::limits::Collected>() else {
+        // Not read: a request without a body (a listing, a retrieval).
+        return Ok(None);
+    };
+    let body = &c.plain[..];
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match agw_core::model::form_model(body, content_type) {
+        Ok(Some(model)) => return Ok(Some(model)),
+        Ok(None) => {}
+        Err(e) => return refuse(&format!("the form cannot be read ({e})")),
+    }
+    // JSON whatever the label says: a server may parse it anyway.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Ok(None);
+    }
+    match agw_core::model::find_model(body) {
+        Ok(found) => Ok(found.map(|(_, m)| m)),
+        Err(e) => refuse(&format!("the JSON body cannot be read ({e})")),
     }
 }
 

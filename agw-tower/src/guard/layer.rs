@@ -20,6 +20,9 @@ pub(super) struct Config {
     pub classifier: Classifier,
     /// Read prompt bodies even without rules, for later layers (access lists, limits).
     pub read_always: bool,
+    /// Read every body (any route but `Unguarded`) even without rules: an access list that
+    /// restricts models must see the model a body on any route names.
+    pub read_bodies: bool,
 }
 
 impl RequestGuardLayer {
@@ -33,6 +36,7 @@ impl RequestGuardLayer {
                 limits: BodyLimits::default(),
                 classifier: Classifier::new(RouteTable::claude_code(), Api::Anthropic),
                 read_always: false,
+                read_bodies: false,
             }),
         }
     }
@@ -55,6 +59,15 @@ impl RequestGuardLayer {
     /// models, a token estimate for limits). Nothing is inspected then.
     pub fn read_always(mut self, yes: bool) -> Self {
         Arc::make_mut(&mut self.config).read_always = yes;
+        self
+    }
+
+    /// Reads every request body (on any route but `Unguarded`) even when the policy has no
+    /// rules, as [`read_always`](Self::read_always) does for prompt routes: an access list
+    /// that restricts models checks the model any body names (an image, audio or fine-tuning
+    /// request on a passthrough route). A body that is not JSON is handed on unread.
+    pub fn read_bodies(mut self, yes: bool) -> Self {
+        Arc::make_mut(&mut self.config).read_bodies = yes;
         self
     }
 

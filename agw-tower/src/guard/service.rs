@@ -97,6 +97,7 @@ where
             http::Method::POST | http::Method::PUT | http::Method::PATCH
         ) && !req.uri().path().ends_with("/cancel");
         let inspect = (!config.policy.is_empty()
+            || config.read_bodies
             || (config.read_always && class.kind.has_prompt()))
             && class.kind != RouteKind::Unguarded
             && ((class.kind.has_prompt() && sends) || !has_no_body(req.body()));
