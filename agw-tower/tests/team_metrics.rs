@@ -364,6 +364,40 @@ fn model_labels_are_bounded() {
     assert_eq!(requested.len(), MAX_MODELS + 1);
 }
 
+/// Only a successful response gives a new model name a label: junk names the provider refuses
+/// (a 404 costs nothing) cannot use up the slots, so a real model after them keeps its name
+/// (found by the fifth review).
+#[test]
+fn refused_model_names_take_no_label_slot() {
+    use agw_tower::metrics::MAX_MODELS;
+    use agw_tower::usage::UsageSink;
+    let metrics = Metrics::new(false);
+    metrics.report(&report("claude-known", None));
+    for i in 0..MAX_MODELS + 5 {
+        let mut r = report(&format!("claude-junk-{i}"), None);
+        r.status = http::StatusCode::NOT_FOUND;
+        r.usage = None;
+        metrics.report(&r);
+    }
+    metrics.report(&report("claude-sonnet-4-6", None));
+    let mut failed = report("claude-known", None);
+    failed.status = http::StatusCode::TOO_MANY_REQUESTS;
+    metrics.report(&failed);
+    let s = parse(&metrics.encode());
+    let requested: std::collections::HashSet<&str> = s
+        .samples
+        .iter()
+        .filter_map(|x| x.labels.get("gen_ai_request_model"))
+        .collect();
+    assert!(requested.contains("claude-sonnet-4-6"), "{requested:?}");
+    assert!(!requested.iter().any(|m| m.starts_with("claude-junk")));
+    // A failure of a model already named keeps its name.
+    assert!(s.samples.iter().any(|x| {
+        x.labels.get("gen_ai_request_model") == Some("claude-known")
+            && x.labels.get("error_type") == Some("429")
+    }));
+}
+
 /// Reports of alternating and repeated kinds (the metrics remember the last kind to skip
 /// hashing its labels): each is counted in its own series, as often as it was reported.
 #[test]

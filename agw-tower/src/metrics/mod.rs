@@ -451,11 +451,12 @@ impl UsageSink for Metrics {
         if op == "other" {
             return;
         }
+        let admit = r.status.is_success();
         let gen_ai = || GenAi {
             gen_ai_operation_name: op,
             gen_ai_provider_name: r.provider.as_deref().unwrap_or("").to_owned(),
-            gen_ai_request_model: self.model_label(r.request_model.as_deref()),
-            gen_ai_response_model: self.model_label(r.response_model.as_deref()),
+            gen_ai_request_model: self.model_label(r.request_model.as_deref(), admit),
+            gen_ai_response_model: self.model_label(r.response_model.as_deref(), admit),
         };
         s.duration
             .get_or_init(|| {
@@ -498,7 +499,7 @@ impl UsageSink for Metrics {
                 })
                 .observe(n as f64);
         }
-        let model = || self.model_label(r.model());
+        let model = || self.model_label(r.model(), admit);
         let backend = || r.backend.as_deref().unwrap_or("").to_owned();
         for (i, (kind, n)) in [
             ("input", usage.input),
@@ -547,7 +548,11 @@ impl UsageSink for Metrics {
 impl Metrics {
     /// The label value for a model name: the name while fewer than [`MAX_MODELS`] names are
     /// in use (or it is one of them), else `other`. Called when a series is first resolved.
-    fn model_label(&self, model: Option<&str>) -> String {
+    /// Only a successful response (`admit`) gives a new name a label: a client naming junk
+    /// models that the provider refuses (a 404 costs nothing) would otherwise use up every
+    /// slot, and each real model after them would be counted as `other` until a restart
+    /// (found by the fifth review). A failed request of a model not yet named is `other`.
+    fn model_label(&self, model: Option<&str>, admit: bool) -> String {
         let Some(model) = model.filter(|m| !m.is_empty()) else {
             return String::new();
         };
@@ -555,7 +560,7 @@ impl Metrics {
         if let Some(label) = known.get(model) {
             return label.clone();
         }
-        if known.len() < MAX_MODELS {
+        if admit && known.len() < MAX_MODELS {
             let label = label_value(model);
             known.insert(model.to_owned(), label.clone());
             return label;
