@@ -93,6 +93,9 @@ pub struct LoggedUsage {
     team: Option<Arc<str>>,
     usage: Option<agw_core::usage::Usage>,
     cost_micros: Option<u64>,
+    /// The model the usage layer read (requested, else the response's): the line's model
+    /// when no request guard read the body.
+    model: Option<String>,
 }
 
 impl From<&UsageReport> for LoggedUsage {
@@ -102,6 +105,7 @@ impl From<&UsageReport> for LoggedUsage {
             team: r.identity.as_ref().and_then(|i| i.team.clone()),
             usage: r.usage,
             cost_micros: r.cost_micros,
+            model: r.request_model.clone().or_else(|| r.response_model.clone()),
         }
     }
 }
@@ -250,7 +254,12 @@ impl Entry {
             path = &*known_secrets(&self.path),
             kind = self.kind.name(),
             backend = &*self.backend,
-            model = &*known_secrets_repeated(self.model.as_deref().unwrap_or("-")),
+            model = &*known_secrets_repeated(
+                self.model
+                    .as_deref()
+                    .or_else(|| used.and_then(|u| u.model.as_deref()))
+                    .unwrap_or("-")
+            ),
             status = u64::from(self.status),
             guard = verdict,
             rules = if rules.is_empty() { "-" } else { rules.as_str() },

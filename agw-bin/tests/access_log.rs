@@ -366,6 +366,42 @@ async fn team_requests_log_identity_tokens_and_cost_but_never_the_key() {
 /// A configured route table that leaves a dialect endpoint out still has it (the stack adds
 /// the dialects' endpoints); the log names the kind the request was guarded as, not
 /// `Passthrough` from the table as written.
+/// With team features but no request guard, the line still names the model: the usage layer
+/// read it (found by the fifth review: the model came only from the guard's report).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_line_names_the_model_without_a_request_guard() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("team-noguard");
+    let cfg = write_config(
+        &dir,
+        &format!(
+            "auth:\n  keys:\n    file: {keys}\n  allow_unauthenticated: false\n\
+             prices:\n  - {{model: \"claude-*\", input: 3, output: 15}}\n\
+             backends:\n  - name: anthropic\n    provider: anthropic\n    api_key: sk-ant-injected\n",
+            keys = dir.path("keys.json").display(),
+        ),
+    );
+    let out = Command::new(AGW)
+        .args(["keys", "--config"])
+        .arg(&cfg)
+        .args(["create", "--name", "dana"])
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key = String::from_utf8(out.stdout).unwrap();
+    let key = key.lines().last().unwrap().trim();
+    let agw = spawn(&dir, &cfg, &mock.base_url());
+    let body = messages("hello there", false);
+    let model = json(body.as_bytes())["model"].as_str().unwrap().to_owned();
+    let (status, id, answer) = post(&agw, &body, Some(key)).await;
+    assert_eq!(status, 200, "{answer}");
+    let line = agw.line_for(&id).await;
+    assert_eq!(line["model"], model.as_str(), "{line}");
+    assert_eq!(line["guard"], "skip", "{line}");
+    assert_eq!(line["identity"], "dana", "{line}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_logged_kind_is_the_kind_the_stack_guarded() {
     let mock = MockProvider::start().await.unwrap();
