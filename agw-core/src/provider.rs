@@ -151,6 +151,9 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
     let n = name.as_str();
     match n {
         "cookie" | "api-key" | "apikey" | "token" | "secret" | "password" | "x-auth" => true,
+        // Bare names a client or another gateway may use for a credential (fifth review).
+        "key" | "auth" | "credential" | "credentials" | "bearer" | "passwd" | "authtoken"
+        | "accesstoken" | "x-authtoken" | "x-accesstoken" => true,
         // They pick which account is billed: with agw's key, the gateway's choice.
         "openai-organization" | "openai-project" => true,
         "idempotency-key" => false,
@@ -166,8 +169,56 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
                 || n.ends_with("-token")
                 || n.ends_with("_token")
                 || n.ends_with("-secret")
+                // `helicone-auth`, `x-goog-auth`: another gateway's or a proxy's credential.
+                || n.ends_with("-auth")
         }
     }
+}
+
+/// Whether a query parameter's name (percent-decoded, any case) can carry a client's
+/// credential: Google's `key`, Azure API Management's `subscription-key`, and the usual
+/// `api_key`, `apikey`, `access_token`, `token`, `auth`, `password`, `secret` spellings. A
+/// short list, not a pattern: query parameters of the APIs agw speaks (`beta`, `limit`,
+/// `after_id`, a page token) must pass.
+pub fn is_credential_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace('-', "_");
+    matches!(
+        name.as_str(),
+        "key"
+            | "api_key"
+            | "apikey"
+            | "x_api_key"
+            | "access_token"
+            | "accesstoken"
+            | "auth"
+            | "auth_token"
+            | "authorization"
+            | "token"
+            | "subscription_key"
+            | "password"
+            | "secret"
+            | "client_secret"
+    )
+}
+
+/// `query` without its credential parameters, or `None` when it has none. The others keep
+/// their order and bytes.
+fn without_credential_params(query: &str) -> Option<String> {
+    let is_credential = |pair: &str| {
+        let name = pair.split('=').next().unwrap_or("");
+        let name = crate::route::canonical::percent_decoded(name.as_bytes());
+        is_credential_param(&String::from_utf8_lossy(&name))
+    };
+    if !query.split('&').any(is_credential) {
+        return None;
+    }
+    Some(
+        query
+            .split('&')
+            .filter(|p| !p.is_empty() && !is_credential(p))
+            .collect::<Vec<_>>()
+            .join("&"),
+    )
 }
 
 impl ProviderSpec {
@@ -352,7 +403,21 @@ impl ProviderSpec {
 
     /// [`upstream_uri`](Self::upstream_uri) for a request's URI. Without a base path prefix
     /// (the usual case) the request's path and query are reused as they are, not re-parsed.
+    /// With [`Credentials::Inject`], query parameters that carry a client's credential
+    /// ([`is_credential_param`]: Google's `key`, Azure API Management's `subscription-key`,
+    /// `api_key`, `access_token`, …) are dropped: the client's credential never goes upstream.
     pub fn rebase(&self, uri: &Uri) -> Result<Uri, http::Error> {
+        if let (Credentials::Inject(_), Some(query)) = (&self.credentials, uri.query()) {
+            if let Some(kept) = without_credential_params(query) {
+                let path = uri.path();
+                let pq = if kept.is_empty() {
+                    path.to_owned()
+                } else {
+                    format!("{path}?{kept}")
+                };
+                return self.upstream_uri(&pq);
+            }
+        }
         match uri.path_and_query() {
             Some(pq) if pq.as_str().starts_with('/') && self.base.path().len() <= 1 => {
                 self.with_path(pq.clone())
@@ -402,6 +467,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn inject_drops_credential_query_parameters() {
+        let inject = ProviderSpec::anthropic()
+            .with_credentials(Credentials::Inject(Secret::new("gw")))
+            .with_base_url("http://up:1").unwrap();
+        let passthrough = ProviderSpec::anthropic().with_base_url("http://up:1").unwrap();
+        for (uri, rebased) in [
+            (
+                "/v1/messages?beta=true&key=CLIENT&api_key=C2",
+                "http://up:1/v1/messages?beta=true",
+            ),
+            ("/v1/x?Subscription-Key=C&API%5FKEY=C2&access_token=C3", "http://up:1/v1/x"),
+            ("/v1/models?limit=10&after_id=m1", "http://up:1/v1/models?limit=10&after_id=m1"),
+            ("/v1/x?page_token=p&monkey=1&key", "http://up:1/v1/x?page_token=p&monkey=1"),
+        ] {
+            let uri: Uri = uri.parse().unwrap();
+            assert_eq!(inject.rebase(&uri).unwrap().to_string(), rebased, "{uri}");
+            // A client's own credential goes to the provider only when agw injects none.
+            assert_eq!(
+                passthrough.rebase(&uri).unwrap().to_string(),
+                format!("http://up:1{uri}")
+            );
+        }
+    }
+
+    #[test]
     fn inject_replaces_every_client_credential() {
         for auth in [AuthScheme::XApiKey, AuthScheme::Bearer] {
             let spec = ProviderSpec::anthropic()
@@ -433,6 +523,17 @@ mod tests {
                 "x-credential",
                 "x-credentials",
                 "x-password",
+                // Found by the fifth review.
+                "key",
+                "auth",
+                "credential",
+                "credentials",
+                "helicone-auth",
+                "x-authtoken",
+                "authtoken",
+                "accesstoken",
+                "bearer",
+                "passwd",
             ] {
                 h.append(name, "client".parse().unwrap());
                 h.append(name, "client-too".parse().unwrap());

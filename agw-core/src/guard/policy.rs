@@ -462,7 +462,7 @@ impl Policy {
         let (mut findings, mut as_written, mut decoded) = (Vec::new(), Vec::new(), Vec::new());
         for range in &doc.encoded_urls {
             let url = &doc.text[range.clone()];
-            let plain = percent_decoded(url);
+            let plain = crate::route::canonical::percent_decoded(url);
             as_written.clear();
             decoded.clear();
             for (text, out) in [(url, &mut as_written), (&plain[..], &mut decoded)] {
@@ -982,32 +982,3 @@ fn unescape_u(s: &str) -> String {
     out
 }
 
-/// `url` with its percent-escapes decoded and `+` read as a space (a query's form encoding),
-/// invalid UTF-8 replaced.
-fn percent_decoded(url: &[u8]) -> Vec<u8> {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(url.len());
-    let mut i = 0;
-    while i < url.len() {
-        match url[i] {
-            b'%' => match (
-                url.get(i + 1).and_then(|&c| hex(c)),
-                url.get(i + 2).and_then(|&c| hex(c)),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    match String::from_utf8_lossy(&out) {
-        std::borrow::Cow::Borrowed(_) => out,
-        std::borrow::Cow::Owned(s) => s.into_bytes(),
-    }
-}

@@ -43,6 +43,35 @@ pub(crate) fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// `url` with its percent-escapes decoded and `+` read as a space (a query's form encoding),
+/// invalid UTF-8 replaced.
+pub(crate) fn percent_decoded(url: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(url.len());
+    let mut i = 0;
+    while i < url.len() {
+        match url[i] {
+            b'%' => match (
+                url.get(i + 1).and_then(|&c| hex(c)),
+                url.get(i + 2).and_then(|&c| hex(c)),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    match String::from_utf8_lossy(&out) {
+        std::borrow::Cow::Borrowed(_) => out,
+        std::borrow::Cow::Owned(s) => s.into_bytes(),
+    }
+}
+
 /// Whether `path` is already canonical (the common case), checked without allocating: absolute,
 /// and what [`resolve`] would give back unchanged.
 fn is_canonical(path: &[u8]) -> bool {
