@@ -138,6 +138,50 @@ async fn bodies_on_unknown_paths_are_inspected_unless_unguarded() {
     assert_eq!(outcome(&res), GuardOutcome::Skipped);
 }
 
+/// The URL reaches the provider too (fifth review): the seed rule refuses `credit card` in a
+/// path or a query, with or without a body; an `Unguarded` route is not read; a clean URL
+/// passes as before.
+#[tokio::test]
+async fn a_url_is_read_by_the_request_guard() {
+    let mut table = RouteTable::claude_code();
+    table.insert("/v1/open/*", RouteKind::Unguarded).unwrap();
+    let upstream = up();
+    let svc = RequestGuardLayer::new(seed_policy())
+        .routes(table)
+        .layer(upstream.clone());
+    for uri in [
+        "/v1/models?q=credit%20card",
+        "/v1/files/my%20credit%20card%20file",
+        "/v1/messages?note=credit+card",
+    ] {
+        let get = Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
+        let res = svc.clone().oneshot(get).await.unwrap();
+        assert_eq!(outcome(&res), GuardOutcome::Rejected, "{uri}");
+        let (status, body) = text(res).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(body.contains("Rejected due to inappropriate content"), "{body}");
+    }
+    let res = svc
+        .clone()
+        .oneshot(post("/v1/messages?note=credit%20card", CLEAN))
+        .await
+        .unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::Rejected);
+    assert_eq!(upstream.seen().len(), 0, "nothing refused went upstream");
+    let res = svc
+        .clone()
+        .oneshot(post("/v1/messages?beta=true", CLEAN))
+        .await
+        .unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::Allowed);
+    let get = Request::get("/v1/open/credit%20card")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = svc.clone().oneshot(get).await.unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::Skipped);
+    assert_eq!(upstream.seen().len(), 2);
+}
+
 /// A body of the shape the endpoint at `path` takes, with `prompt` where a model reads it.
 fn shaped(path: &str, prompt: &str) -> String {
     let chat = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{prompt}"}}]}}"#);

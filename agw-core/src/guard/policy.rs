@@ -622,6 +622,61 @@ impl Policy {
         }
     }
 
+    /// A request's target (its path and query) reaches the provider, and the provider's logs,
+    /// as its body does: a key pasted into a file id or a query parameter (`?note=4111…`) is
+    /// read too — the path and each query parameter, percent-decoded — by the rules that read
+    /// message text. A hit refuses the request where its rule refuses or masks (a URL is not
+    /// rewritten) and is reported where it audits. Query parameters that carry a credential
+    /// ([`is_credential_param`](crate::provider::is_credential_param)) are not read: agw drops
+    /// them when it injects its own key, and otherwise they are the client's own credential,
+    /// which no rule reads in a header either. Found by the fifth review.
+    pub fn inspect_target(&self, path_and_query: &str) -> Verdict {
+        let mut verdict = Verdict::new(Decision::Allow, Vec::new());
+        let inner = &*self.inner;
+        if inner.rules.is_empty() {
+            return verdict;
+        }
+        let decoded = |s: &str| crate::route::canonical::percent_decoded(s.as_bytes());
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let mut text = decoded(path);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let name = decoded(pair.split('=').next().unwrap_or(""));
+            if crate::provider::is_credential_param(&String::from_utf8_lossy(&name)) {
+                continue;
+            }
+            // A line of its own: parameters are separate values, as blocks are.
+            text.push(b'\n');
+            text.extend_from_slice(&decoded(pair));
+        }
+        // The rules that read the latest message text: a URL is part of this request.
+        let wanted = &inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
+        if !wanted.iter().any(|w| *w) {
+            return verdict;
+        }
+        let (mut findings, mut raw) = (Vec::new(), Vec::new());
+        inner.engines.find(
+            &text,
+            Edges::NONE,
+            Wanted { rules: wanted },
+            &mut findings,
+            &mut raw,
+            &|_| false,
+        );
+        for h in &raw {
+            if self.hidden_hit(&mut verdict, h, "url", |rule| {
+                format!(
+                    "The request's URL carries text that the rule `{rule}` would mask; a URL is \
+                     not rewritten: send it in the body."
+                )
+            }) {
+                break;
+            }
+        }
+        verdict
+    }
+
     /// Every match of every rule in a piece of plain text (for streamed responses, which are
     /// not JSON documents). Ranges are byte ranges of `text`.
     pub fn find_in_text(&self, text: &[u8]) -> Vec<TextMatch<'_>> {

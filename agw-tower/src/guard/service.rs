@@ -87,6 +87,24 @@ where
                 return ResponseFuture::ready(res);
             }
         };
+        // The URL reaches the provider too: read by the rules that read message text (a URL
+        // is never rewritten, so a hit refuses where its rule refuses or masks).
+        let mut url_rules: Vec<Arc<str>> = Vec::new();
+        if !config.policy.is_empty() && class.kind != RouteKind::Unguarded {
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let verdict = config.policy.inspect_target(pq);
+            url_rules = verdict.hits().iter().map(|h| h.rule.clone()).collect();
+            if let Decision::Reject(r) = verdict.into_decision() {
+                let mut res = error_response(class.api, &r.error_body());
+                res.extensions_mut().insert(GuardReport {
+                    outcome: GuardOutcome::Rejected,
+                    rules: url_rules,
+                    model: None,
+                    max_tokens: None,
+                });
+                return ResponseFuture::ready(res);
+            }
+        }
         // A body on a path no dialect knows is inspected generically; only an explicit
         // `Unguarded` route, or a request without a body, is not read.
         // A prompt route's request is read when its method sends a prompt (a POST; a body it
@@ -102,7 +120,7 @@ where
             && class.kind != RouteKind::Unguarded
             && ((class.kind.has_prompt() && sends) || !has_no_body(req.body()));
         if !inspect {
-            let report = skipped();
+            let report = with_url_audits(skipped(), url_rules);
             let mut req = req.map(Body::inner);
             req.extensions_mut().insert(report.clone());
             return ResponseFuture::direct(self.inner.call(req), Some(report));
@@ -144,7 +162,7 @@ where
             if config.policy.is_empty() || (plain.is_empty() && !class.kind.has_prompt()) {
                 // No rules (the body was read for later layers), or a body that turned out
                 // empty (chunked, zero bytes): nothing to inspect.
-                let report = skipped();
+                let report = with_url_audits(skipped(), url_rules);
                 parts.extensions.insert(report.clone());
                 parts.extensions.insert(Collected {
                     raw: raw.clone(),
@@ -159,10 +177,13 @@ where
                 Ok(v) => v,
                 Err(e) => return reject(GuardOutcome::Invalid, &e.error_body(), Vec::new(), None),
             };
-            let rules: Vec<Arc<str>> = verdict.hits().iter().map(|h| h.rule.clone()).collect();
+            let mut rules: Vec<Arc<str>> = verdict.hits().iter().map(|h| h.rule.clone()).collect();
+            let audited_url = !url_rules.is_empty();
+            rules.extend(url_rules);
             let model = verdict.take_model();
             let max_tokens = verdict.max_tokens();
-            let audited = verdict.hits().iter().any(|h| h.action == ActionKind::Audit);
+            let audited =
+                audited_url || verdict.hits().iter().any(|h| h.action == ActionKind::Audit);
             let (outcome, collected) = match verdict.into_decision() {
                 Decision::Reject(r) => {
                     return reject(GuardOutcome::Rejected, &r.error_body(), rules, model);
@@ -199,5 +220,17 @@ where
             res.extensions_mut().insert(report);
             Ok(res)
         }))
+    }
+}
+
+/// A report of a request whose body was not inspected, with the audit rules its URL matched.
+fn with_url_audits(report: GuardReport, url_rules: Vec<Arc<str>>) -> GuardReport {
+    if url_rules.is_empty() {
+        return report;
+    }
+    GuardReport {
+        outcome: GuardOutcome::Audited,
+        rules: url_rules,
+        ..report
     }
 }

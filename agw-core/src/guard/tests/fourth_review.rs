@@ -499,3 +499,51 @@ fn percent_encoded_urls_are_read_decoded() {
             .is_allow()
     );
 }
+
+/// The request's URL reaches the provider too (fifth review): its path and query, decoded,
+/// are read by the rules that read message text. A URL is not rewritten, so a masking rule
+/// refuses; an audit rule reports; a credential parameter is not read.
+#[test]
+fn a_request_url_is_read_by_the_message_rules() {
+    for p in [reject(), mask()] {
+        for target in [
+            "/v1/messages?note=4111111111111111",
+            "/v1/messages?note=4111%201111%201111%201111&beta=true",
+            "/v1/files/AKIAIOSFODNN7EXAMPL3",
+            "/v1/messages?c=4111+1111+1111+1111",
+            "/v1/x?to=jane%40example.com",
+        ] {
+            let v = p.inspect_target(target);
+            assert!(
+                matches!(v.decision(), Decision::Reject(_)),
+                "{target}: {:?}",
+                v.hits()
+            );
+            assert_eq!(v.hits()[0].path, "url");
+        }
+        for target in [
+            "/v1/messages?beta=true",
+            "/v1/models?limit=1000",
+            "/v1/files/file-abc123XYZ/content",
+            "/v1/messages/batches/msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d/results",
+            "/v1/x?key=4111111111111111&api_key=AKIAIOSFODNN7EXAMPL3",
+            "/",
+        ] {
+            let v = p.inspect_target(target);
+            assert!(v.is_allow() && v.hits().is_empty(), "{target}: {:?}", v.hits());
+        }
+    }
+    let audit = Policy::builder()
+        .rule(Rule::detectors("dets", [Detector::CreditCard]).audit())
+        .build()
+        .unwrap();
+    let v = audit.inspect_target("/v1/messages?note=4111111111111111");
+    assert!(v.is_allow());
+    assert_eq!(v.hits().len(), 1);
+    // A masking rule says why it refuses.
+    let v = mask().inspect_target("/v1/messages?note=4111111111111111");
+    let Decision::Reject(r) = v.decision() else {
+        unreachable!()
+    };
+    assert!(r.error_body().message().contains("URL"), "{:?}", r.error_body());
+}
