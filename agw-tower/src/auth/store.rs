@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// A boxed, sendable future (the stores are used as trait objects).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -37,6 +39,17 @@ pub enum StoreError {
     /// The backing service failed or timed out.
     #[error("key store unavailable: {0}")]
     Unavailable(String),
+    /// Another process held the key file's lock for longer than a change waits.
+    #[error(
+        "key file lock {path}: held by another process for over {}s (a stuck `agw keys`?)",
+        .waited.as_secs()
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// How long the change waited.
+        waited: Duration,
+    },
 }
 
 /// Keys by hash. Implementations compare hashes in constant time and never see a key.
@@ -95,15 +108,19 @@ struct KeyFile {
 }
 
 /// Keys in a JSON file (`{"keys":[...]}`), held in memory, rewritten atomically (temporary
-/// file and rename) on every change. A lookup notices a changed file (its modification time,
-/// checked at most once a second) and re-reads it, so keys created or revoked by `agw keys`
-/// take effect in a running agw within about a second; [`FileKeyStore::reload`] re-reads at
-/// once. Without a path it is an in-memory store (tests, one-off runs).
+/// file and rename) on every change. Changes from any number of processes are serialised by an
+/// exclusive lock on a file next to it (`keys.json.lock`), under which the file is re-read, so
+/// none is lost; a change waits at most five seconds for it. Readers take no lock: the rename
+/// shows them the old file or the new one, never a partial one. A lookup notices a changed
+/// file (its modification time, checked at most once a second) and re-reads it, so keys
+/// created or revoked by `agw keys` take effect in a running agw within about a second;
+/// [`FileKeyStore::reload`] re-reads at once. Without a path it is an in-memory store (tests,
+/// one-off runs).
 #[derive(Debug, Clone)]
 pub struct FileKeyStore {
     path: Option<PathBuf>,
     index: Arc<RwLock<Arc<Index>>>,
-    /// Serialises writers so two changes never race on the file.
+    /// Serialises this process's writers (the lock file serialises processes).
     write: Arc<std::sync::Mutex<()>>,
     /// When the file was last checked, and its modification time then.
     seen: Arc<std::sync::Mutex<(Option<std::time::Instant>, Option<std::time::SystemTime>)>>,
@@ -203,41 +220,157 @@ impl FileKeyStore {
         f: impl FnOnce(&mut Vec<KeyRecord>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        // Held until the new file is in place; closing it (on return) releases it.
+        let _lock = self.path.as_deref().map(lock_for_change).transpose()?;
         // Start from the file, not memory: another process may have changed it.
         self.reload()?;
         let mut records = self.current().records.clone();
         f(&mut records)?;
         records.sort_by(|a, b| a.name.cmp(&b.name));
-        if let Some(path) = &self.path {
-            let io = |source| StoreError::Io {
-                path: path.clone(),
-                source,
-            };
-            let json = serde_json::to_vec_pretty(&KeyFile {
-                keys: records.clone(),
-            })
-            .map_err(|e| io(std::io::Error::other(e)))?;
-            let tmp = path.with_extension("tmp");
-            write_private(&tmp, &json).map_err(io)?;
-            std::fs::rename(&tmp, path).map_err(io)?;
-        }
+        // Checked before anything is written: a change that breaks the list never reaches disk.
         let index = Index::build(records).map_err(StoreError::Unavailable)?;
+        if let Some(path) = &self.path {
+            let json = serde_json::to_vec_pretty(&KeyFile {
+                keys: index.records.clone(),
+            })
+            .map_err(|e| StoreError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            replace(path, &json)?;
+        }
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(index);
         Ok(())
     }
 }
 
-/// Writes a file readable by its owner only (hashes are not secrets, but names are private).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
+/// How long a change waits for another process's change to finish. A change holds the lock
+/// for a read, a write and an fsync of a small file; one still holding it after this is stuck.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// `path` with `suffix` added to its file name (`keys.json` → `keys.json.lock`).
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Takes the exclusive lock on `<path>.lock`, waiting at most [`LOCK_WAIT`]; the lock lasts as
+/// long as the returned file is open, and ends with its process however that ends.
+///
+/// The key file itself cannot carry the lock: a change replaces it by rename, so a process
+/// waiting on the old file would get its lock on a file nobody reads any more. For the same
+/// reason the lock file is never deleted: a process that had it open would lock the deleted
+/// inode while the next one created and locked a new file, and both would change at once.
+// `File::try_lock` is std since 1.89, above the workspace's declared `rust-version` (1.85,
+// already not buildable: agw-bin uses let chains, 1.88); raising that is a change of its own,
+// as clippy then rewrites nested `if`s across the workspace.
+#[clippy::msrv = "1.89"]
+fn lock_for_change(path: &Path) -> Result<std::fs::File, StoreError> {
+    let lock_path = sidecar(path, ".lock");
+    let file = private_options()
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|source| StoreError::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: lock_path,
+                    waited: LOCK_WAIT,
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(StoreError::Io {
+                    path: lock_path,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// Replaces the file at `path` by one holding `bytes`: written and synced under a name of its
+/// own (`keys.json.tmp.PID.N`), then renamed over it. Called with the change lock held.
+fn replace(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    remove_stale_temporaries(path);
+    let tmp = sidecar(
+        path,
+        &format!(
+            ".tmp.{}.{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ),
+    );
+    let written = write_private(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// Removes `<path>.tmp.*` files. Only a writer holding the change lock makes one, and the
+/// lock ends with its process, so one found while holding the lock was left by a writer that
+/// died between writing and renaming. Best effort: one that cannot be removed is left alone
+/// (its name is never reused while its process lives).
+fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut prefix = name.to_owned();
+    prefix.push(".tmp.");
+    let Some(prefix) = prefix.to_str() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(prefix))
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Options for a file readable by its owner only (hashes are not secrets, but names are
+/// private).
+fn private_options() -> std::fs::OpenOptions {
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.read(true).write(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path)?;
+    opts
+}
+
+/// Writes a new private file (never an existing one) and syncs it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = private_options().create_new(true).open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -277,5 +410,106 @@ impl KeyStore for FileKeyStore {
             })
             .map(|()| found);
         Box::pin(std::future::ready(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("agw-store-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn record(i: usize) -> KeyRecord {
+        KeyRecord {
+            name: format!("k{i}").into(),
+            team: None,
+            hash: format!("{i:064x}"),
+            created: 0,
+            expires: None,
+            revoked: false,
+        }
+    }
+
+    fn insert(store: &FileKeyStore, r: KeyRecord) -> Result<(), StoreError> {
+        store.change(|records| {
+            records.push(r);
+            Ok(())
+        })
+    }
+
+    /// Separately opened stores do not share the in-process mutex: only the lock file keeps
+    /// their changes apart (as it does between processes).
+    #[test]
+    fn changes_through_separately_opened_stores_are_all_kept() {
+        const N: usize = 8;
+        let dir = Scratch::new("threads");
+        let path = dir.0.join("keys.json");
+        std::thread::scope(|s| {
+            for i in 0..N {
+                let store = FileKeyStore::open(&path).unwrap();
+                s.spawn(move || insert(&store, record(i)).unwrap());
+            }
+        });
+        let names: Vec<_> = FileKeyStore::open(&path)
+            .unwrap()
+            .current()
+            .records
+            .iter()
+            .map(|r| r.name.to_string())
+            .collect();
+        assert_eq!(names, (0..N).map(|i| format!("k{i}")).collect::<Vec<_>>());
+        assert!(dir.0.join("keys.json.lock").exists(), "the lock file stays");
+    }
+
+    #[test]
+    fn a_temporary_left_by_a_dead_writer_is_removed_by_the_next_change() {
+        let dir = Scratch::new("stale");
+        let path = dir.0.join("keys.json");
+        let stale = dir.0.join("keys.json.tmp.4194305.0");
+        std::fs::write(&stale, b"{\"keys\":[").unwrap();
+        let store = FileKeyStore::open(&path).unwrap();
+        insert(&store, record(1)).unwrap();
+        assert!(!stale.exists());
+        let mut left: Vec<_> = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["keys.json", "keys.json.lock"]);
+    }
+
+    #[test]
+    fn a_failed_change_writes_nothing_and_releases_the_lock() {
+        let dir = Scratch::new("failed");
+        let path = dir.0.join("keys.json");
+        let store = FileKeyStore::open(&path).unwrap();
+        insert(&store, record(1)).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let refused = store.change(|records| {
+            records[0].revoked = true;
+            Err(StoreError::Exists("k1".into()))
+        });
+        assert!(refused.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // Not caught by `insert` here, but by the check before writing.
+        assert!(insert(&store, record(1)).is_err(), "a duplicate name");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        insert(&store, record(2)).unwrap();
     }
 }
