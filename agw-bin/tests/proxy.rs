@@ -220,18 +220,18 @@ backends:
 #[tokio::test]
 async fn compressed_request_bodies_are_inspected() {
     let agw = Agw::start(SEED_DEFAULT).await;
-    let gz = |s: &str| {
+    let gz = |s: &[u8]| {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(s.as_bytes()).unwrap();
+        e.write_all(s).unwrap();
         Bytes::from(e.finish().unwrap())
     };
-    let bad = gz(r#"{"messages":[{"role":"user","content":"credit card"}]}"#);
+    let bad = gz(br#"{"messages":[{"role":"user","content":"credit card"}]}"#);
     let req = Request::post(agw.url("/v1/messages"))
         .header("content-encoding", "gzip")
         .body(Full::new(bad))
         .unwrap();
     assert_eq!(send(req).await.0.status(), 400);
-    let good = gz(PROMPT);
+    let good = gz(PROMPT.as_bytes());
     let req = Request::post(agw.url("/v1/messages"))
         .header("content-encoding", "gzip")
         .body(Full::new(good.clone()))
@@ -250,6 +250,15 @@ async fn compressed_request_bodies_are_inspected() {
         .body(Full::new(Bytes::from_static(b"xx")))
         .unwrap();
     assert_eq!(send(req).await.0.status(), 400);
+    // So are more than two stacked codings (each layer would be decoded in turn).
+    let thrice = gz(&gz(&good));
+    let req = Request::post(agw.url("/v1/messages"))
+        .header("content-encoding", "gzip, gzip")
+        .header("content-encoding", "gzip")
+        .body(Full::new(thrice))
+        .unwrap();
+    assert_eq!(send(req).await.0.status(), 400);
+    assert_eq!(agw.mock.requests().len(), 1);
     agw.stop().await;
 }
 

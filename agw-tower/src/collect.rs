@@ -99,7 +99,7 @@ pub(crate) enum ReadError {
     /// The connection failed while reading.
     #[error("could not be read: {0}")]
     Read(BoxError),
-    /// An unknown encoding or corrupt data.
+    /// An unknown encoding, more codings than agw decodes, or corrupt data.
     #[error("could not be inspected: {0}")]
     Decode(crate::decode::DecodeError),
     /// The client did not send the whole body in time.
@@ -197,17 +197,25 @@ where
         let plain = raw.clone();
         return Ok((Collected { raw, plain }, permit));
     };
-    match crate::decode::decode(&raw, &list, limit) {
-        Ok(plain) => {
-            if let Some(p) = &mut permit {
-                if !p.grow(plain.len()) {
-                    return Err(busy());
-                }
-            }
-            Ok((Collected { raw, plain }, permit))
+    // Every layer's output is reserved before the next layer is decoded, so a short budget
+    // stops the work early. An intermediate layer is freed once decoded but its share stays
+    // reserved until the permit drops: decoding writes at most `limit` bytes in all, so this
+    // holds no more than a single-layer body at the limit would.
+    let plain = crate::decode::decode_reserving(&raw, &list, limit, |n| {
+        if permit.as_mut().is_some_and(|p| !p.grow(n)) {
+            return Err(busy());
         }
-        Err(crate::decode::DecodeError::TooLarge(limit)) => Err(ReadError::TooLarge(limit)),
-        Err(e) => Err(ReadError::Decode(e)),
+        Ok(())
+    })?;
+    Ok((Collected { raw, plain }, permit))
+}
+
+impl From<crate::decode::DecodeError> for ReadError {
+    fn from(e: crate::decode::DecodeError) -> Self {
+        match e {
+            crate::decode::DecodeError::TooLarge(limit) => ReadError::TooLarge(limit),
+            e => ReadError::Decode(e),
+        }
     }
 }
 
@@ -225,6 +233,7 @@ pub(crate) fn set_length(headers: &mut HeaderMap, len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::CONTENT_ENCODING;
     use std::collections::VecDeque;
     use std::convert::Infallible;
     use std::pin::Pin;
@@ -315,6 +324,42 @@ mod tests {
             assert!(!h.contains_key(&te));
             assert_eq!(h.get_all(CONTENT_LENGTH).iter().count(), 1);
         }
+    }
+
+    /// The shared budget is charged for every layer decoded, not only the last: an
+    /// intermediate layer is memory held too.
+    #[test]
+    fn the_budget_counts_every_decoded_layer() {
+        use crate::limits::{BodyBudget, BodyLimits};
+        use std::io::Write;
+        let gzip = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+            e.write_all(data).unwrap();
+            Bytes::from(e.finish().unwrap())
+        };
+        let plain = Bytes::from(vec![b'x'; 3000]);
+        let inner = gzip(&plain);
+        let raw = gzip(&inner);
+        let mut h = headers(Some(raw.len()));
+        h.insert(CONTENT_ENCODING, "gzip, gzip".parse().unwrap());
+        let held = raw.len() + inner.len() + plain.len();
+        let body = || Chunks(VecDeque::from([raw.clone()]));
+        let budget = BodyBudget::new(held);
+        let limits = BodyLimits::new(1 << 20).budget(budget.clone());
+        let (got, permit) = run(read_request(&h, body(), &limits)).unwrap();
+        assert_eq!(got.plain, plain);
+        assert_eq!(budget.available(), 0);
+        drop(permit);
+        assert_eq!(budget.available(), held);
+        // One byte short: refused as busy, and nothing stays reserved.
+        let budget = BodyBudget::new(held - 1);
+        let limits = BodyLimits::new(1 << 20).budget(budget.clone());
+        let err = run(read_request(&h, body(), &limits)).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Busy(n) if n == held - 1),
+            "{err:?}"
+        );
+        assert_eq!(budget.available(), held - 1);
     }
 
     #[test]

@@ -3,6 +3,13 @@
 //! Claude Code compresses large request bodies. A guard must read what the provider will read,
 //! so compressed bodies are decoded — never past the body limit, so a decompression bomb costs
 //! at most `limit` bytes of memory.
+//!
+//! # Untrusted input
+//!
+//! HTTP lets a sender stack codings (`Content-Encoding: gzip, br`), and every layer is decoded
+//! in turn, synchronously. So that stacking cannot multiply the work, a body may have at most
+//! [`MAX_CODINGS`] codings, and the bytes all layers produce *together* are bounded by `limit`:
+//! decoding one body never writes more than `limit` bytes, however it is layered.
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -13,16 +20,27 @@ use std::io::Read;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
-    /// The decoded body exceeds the limit.
+    /// The decoded body exceeds the limit (every layer's output counts, see [`decode`]).
     #[error("the decoded request body exceeds the limit of {0} bytes")]
     TooLarge(usize),
     /// An encoding agw does not know.
     #[error("unsupported content-encoding `{0}`")]
     Unsupported(String),
+    /// More codings than [`MAX_CODINGS`] (the number given).
+    #[error("{0} stacked content-encodings, more than the {max} agw decodes", max = MAX_CODINGS)]
+    TooManyCodings(usize),
     /// The data is corrupt.
     #[error("the {0} request body is corrupt")]
     Corrupt(&'static str),
 }
+
+/// The most codings a body may have (`identity`, which is no coding, is not counted).
+///
+/// Every client agw serves sends one coding (Claude Code, the SDKs), and so do the proxies in
+/// front of it (nginx, Envoy): a second allows one re-compression on the way, a third has no
+/// use but to make agw decode the same bytes again and again. A body with more is refused like
+/// one with an unknown coding.
+pub const MAX_CODINGS: usize = 2;
 
 /// The encodings of a message, outermost last, or `None` when it is not encoded.
 pub fn encodings(headers: &HeaderMap) -> Option<Vec<String>> {
@@ -38,11 +56,35 @@ pub fn encodings(headers: &HeaderMap) -> Option<Vec<String>> {
     (!list.is_empty()).then_some(list)
 }
 
-/// Decodes `data` (encoded with `encodings`, applied in order) to at most `limit` bytes.
+/// Decodes `data` (encoded with `encodings`, applied in order, at most [`MAX_CODINGS`] of
+/// them). The output of every layer counts against `limit`, not only the last: with two
+/// layers, the intermediate bytes and the decoded body together are at most `limit`.
 pub fn decode(data: &Bytes, encodings: &[String], limit: usize) -> Result<Bytes, DecodeError> {
+    decode_reserving(data, encodings, limit, |_| Ok(()))
+}
+
+/// [`decode`], calling `reserve` with the size of each layer's output once that layer is
+/// decoded, before the next one starts; its error stops decoding. (The body stage reserves the
+/// bytes from the shared budget this way, intermediate layers included.)
+pub(crate) fn decode_reserving<E: From<DecodeError>>(
+    data: &Bytes,
+    encodings: &[String],
+    limit: usize,
+    mut reserve: impl FnMut(usize) -> Result<(), E>,
+) -> Result<Bytes, E> {
+    if encodings.len() > MAX_CODINGS {
+        return Err(DecodeError::TooManyCodings(encodings.len()).into());
+    }
     let mut cur = data.clone();
+    let mut produced = 0;
     for e in encodings.iter().rev() {
-        cur = decode_one(&cur, e, limit)?;
+        // What earlier layers wrote leaves that much less room for this one.
+        cur = decode_one(&cur, e, limit - produced).map_err(|e| match e {
+            DecodeError::TooLarge(_) => DecodeError::TooLarge(limit),
+            e => e,
+        })?;
+        produced += cur.len();
+        reserve(cur.len())?;
     }
     Ok(cur)
 }
@@ -297,6 +339,99 @@ mod tests {
             decode(&Bytes::from(big), &["zstd".into()], 1000),
             Err(DecodeError::TooLarge(1000))
         ));
+    }
+
+    /// Found by a security review: 600 stacked layers (stored gzip, brotli outermost) made agw
+    /// decode 28 MiB once per layer, seconds of CPU per request. At most two codings are
+    /// decoded, however the headers list them; `identity` is no coding.
+    #[test]
+    fn stacked_codings_are_bounded_in_number() {
+        let plain = b"{\"messages\":[]}";
+        let cases: [(&[&str], usize, Option<usize>); 8] = [
+            (&["gzip"], 1, None),
+            (&["gzip, gzip"], 2, None),
+            (&["gzip", "gzip"], 2, None),
+            (
+                &["identity, gzip, identity", "identity", "IDENTITY, gzip"],
+                2,
+                None,
+            ),
+            (&["gzip, gzip, gzip"], 3, Some(3)),
+            (&["gzip", "gzip", "gzip"], 3, Some(3)),
+            (&["gzip, gzip", "identity, gzip"], 3, Some(3)),
+            (&["gzip,gzip, identity,gzip ,gzip"], 4, Some(4)),
+        ];
+        for (values, layers, refused) in cases {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(CONTENT_ENCODING, v.parse().unwrap());
+            }
+            let list = encodings(&h).unwrap();
+            assert_eq!(list.len(), layers, "{values:?}");
+            let data = (0..layers).fold(Bytes::from_static(plain), |b, _| gzip(&b));
+            match (decode(&data, &list, 1 << 20), refused) {
+                (Ok(got), None) => assert_eq!(got, &plain[..], "{values:?}"),
+                (Err(DecodeError::TooManyCodings(n)), Some(want)) => {
+                    assert_eq!(n, want, "{values:?}")
+                }
+                (got, _) => panic!("{values:?}: {got:?}"),
+            }
+        }
+        // Refused before any layer is decoded: the count, not the (corrupt) data, is the error.
+        let many = vec!["gzip".to_owned(); 600];
+        let err = decode(&Bytes::from_static(b"nope"), &many, 1 << 20).unwrap_err();
+        assert!(matches!(err, DecodeError::TooManyCodings(600)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "600 stacked content-encodings, more than the 2 agw decodes"
+        );
+    }
+
+    /// Every layer's output counts against the limit: two layers that each fit it alone are
+    /// refused when together they write more (the review's filler, wrapped in stored layers,
+    /// is as large in every layer).
+    #[test]
+    fn the_limit_bounds_all_layers_together() {
+        let plain: Vec<u8> = (0..600u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+        e.write_all(&plain).unwrap();
+        let inner = e.finish().unwrap();
+        let both = ["gzip".to_owned(), "gzip".to_owned()];
+        for (outer, list) in [
+            (gzip(&inner), both.clone()),
+            (
+                Bytes::from(brotli_stored(&inner)),
+                ["gzip".into(), "br".into()],
+            ),
+        ] {
+            let total = plain.len() + inner.len();
+            assert_eq!(decode(&outer, &list, total).unwrap(), plain);
+            let got = decode(&outer, &list, total - 1);
+            assert!(
+                matches!(got, Err(DecodeError::TooLarge(l)) if l == total - 1),
+                "{list:?}: {got:?}"
+            );
+            // Each layer alone fits that limit.
+            assert_eq!(decode(&outer, &list[1..], total - 1).unwrap(), inner);
+            let inner = Bytes::from(inner.clone());
+            assert_eq!(decode(&inner, &list[..1], total - 1).unwrap(), plain);
+        }
+        // Each layer is reserved as it is decoded, and a refusal stops before the next one.
+        let outer = gzip(&inner);
+        let mut seen = Vec::new();
+        let got = decode_reserving(&outer, &both, 1 << 20, |n| {
+            seen.push(n);
+            Ok::<_, DecodeError>(())
+        });
+        assert_eq!(got.unwrap(), plain);
+        assert_eq!(seen, [inner.len(), plain.len()]);
+        seen.clear();
+        let got = decode_reserving(&outer, &both, 1 << 20, |n| {
+            seen.push(n);
+            Err(DecodeError::Corrupt("budget"))
+        });
+        assert!(matches!(got, Err(DecodeError::Corrupt("budget"))));
+        assert_eq!(seen, [inner.len()]);
     }
 
     #[test]

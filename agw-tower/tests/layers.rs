@@ -269,6 +269,53 @@ async fn an_exhausted_budget_is_a_retryable_529_and_is_given_back() {
     assert_eq!(budget.available(), budget.total());
 }
 
+/// Found by a security review: any number of stacked codings was decoded, layer after layer,
+/// on the worker thread. Two are read and inspected; more are refused like an unknown coding.
+#[tokio::test]
+async fn stacked_content_encodings_beyond_two_are_refused() {
+    use std::io::Write;
+    let gzip = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        Bytes::from(e.finish().unwrap())
+    };
+    let upstream = up();
+    let svc = RequestGuardLayer::new(seed_policy()).layer(upstream.clone());
+    let encoded = |body: &str, codings: &[&str]| {
+        let data = codings.iter().fold(Bytes::from(body.to_owned()), |b, c| {
+            if c.trim() == "identity" { b } else { gzip(&b) }
+        });
+        let mut req = post("/v1/messages", data);
+        for c in codings {
+            req.headers_mut()
+                .append("content-encoding", c.parse().unwrap());
+        }
+        req
+    };
+    // Two codings, with `identity` (no coding) around them: decoded and inspected.
+    let two = ["identity", "gzip", "identity, gzip"];
+    let res = svc.clone().oneshot(encoded(CARD, &two)).await.unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::Rejected);
+    let res = svc.clone().oneshot(encoded(CLEAN, &two)).await.unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::Allowed);
+    assert_eq!(upstream.seen().len(), 1);
+    // Three: refused before the upstream, whatever the body says.
+    let res = svc
+        .clone()
+        .oneshot(encoded(CLEAN, &["gzip", "gzip", "gzip"]))
+        .await
+        .unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::Invalid);
+    let (status, body) = text(res).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_request_error"), "{body}");
+    assert!(
+        body.contains("3 stacked content-encodings, more than the 2 agw decodes"),
+        "{body}"
+    );
+    assert_eq!(upstream.seen().len(), 1);
+}
+
 /// A body that sends one chunk and then nothing, forever.
 struct Trickle(bool);
 

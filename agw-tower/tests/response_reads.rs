@@ -215,6 +215,49 @@ async fn stored_responses_and_completions_are_guarded() {
     assert_eq!(status, StatusCode::BAD_GATEWAY);
 }
 
+/// Found by a security review (for requests; responses share the decoder): a provider's
+/// response with two codings is read, one with more fails closed with 502.
+#[tokio::test]
+async fn responses_with_more_than_two_codings_are_refused() {
+    use std::io::Write;
+    let completion = r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"key AKIAIOSFODNN7EXAMPLE"},"finish_reason":"stop"}]}"#;
+    let gzip = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let twice = Bytes::from(gzip(&gzip(completion.as_bytes())));
+    let thrice = Bytes::from(gzip(&twice));
+    let upstream = |coding: &'static str, body: &Bytes| {
+        MemoryUpstream::new("application/json", vec![body.clone()])
+            .header("content-encoding", coding)
+    };
+    let path = "/v1/chat/completions/chatcmpl-1";
+    let (status, out, _) = call(
+        mask(),
+        upstream("gzip, identity, gzip", &twice),
+        request(Method::GET, path, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        out,
+        completion.replace("AKIAIOSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>")
+    );
+    let (status, out, outcome) = call(
+        mask(),
+        upstream("gzip, gzip, gzip", &thrice),
+        request(Method::GET, path, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{out}");
+    assert!(
+        out.contains("3 stacked content-encodings, more than the 2 agw decodes"),
+        "{out}"
+    );
+    assert_eq!(outcome.unwrap().action(), "reject");
+}
+
 /// A body that yields one chunk and then waits: only what is forwarded unbuffered arrives.
 struct FirstThenWait(Option<Bytes>);
 

@@ -5,13 +5,14 @@
 //!   unchanged, whatever the limit.)
 //! - **Round trip.** Data (repeated, to reach past small limits) is encoded with one to three
 //!   layers of gzip (one member or two), zlib or raw deflate (both `deflate`), zstd (ruzstd's
-//!   encoder) or brotli (uncompressed meta-blocks, written here). Decoding with a limit gives
-//!   the data back exactly when the data and every intermediate layer fit the limit, and
+//!   encoder) or brotli (uncompressed meta-blocks, written here). Three layers are more than
+//!   agw decodes (`TooManyCodings`); with fewer, decoding with a limit gives the data back
+//!   exactly when the data and every intermediate layer fit the limit together, and
 //!   `TooLarge` otherwise.
 #![no_main]
 
 use agw_fuzz::literal;
-use agw_tower::decode::{DecodeError, decode};
+use agw_tower::decode::{DecodeError, MAX_CODINGS, decode};
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
@@ -226,7 +227,12 @@ fuzz_target!(|input: Input| {
             }
             let names: Vec<String> = layers.iter().take(3).map(|l| l.name().to_owned()).collect();
             let got = decode(&Bytes::from(cur), &names, limit);
-            if sizes.iter().all(|s| *s <= limit) {
+            if names.len() > MAX_CODINGS {
+                assert!(
+                    matches!(got, Err(DecodeError::TooManyCodings(n)) if n == names.len()),
+                    "too many codings: {got:?}"
+                );
+            } else if sizes.iter().sum::<usize>() <= limit {
                 match got {
                     Ok(out) => assert!(out == plain, "round trip changed the data"),
                     Err(e) => panic!("round trip failed: {e}"),
