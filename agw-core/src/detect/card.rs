@@ -23,9 +23,12 @@ pub(super) fn find(token: &Token<'_>, out: &mut Vec<Finding>) {
 }
 
 /// The end (exclusive group index) of a card starting at group `i`: one contiguous group, or a
-/// first group of four followed by groups of 3–6 with one separator (space, dash or dot)
-/// throughout. The longest
-/// valid grouping wins.
+/// first group of four followed by groups of 3–6 with one kind of separator (space, dash or
+/// dot) throughout. A join may be wide (`4539  9458`, `4539 - 9458`: [`join`]) and the widths
+/// may differ (`4539  9458 0730  2151`: text pasted from a PDF keeps its justification), but
+/// not the kind: `4539 - 9458  0730 2151` is no card. The longest valid grouping wins.
+///
+/// [`join`]: super::numeric::join
 fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
     let groups = token.groups;
     let first = groups[i];
@@ -291,7 +294,47 @@ mod tests {
                 ("id 4111111111111111abc", &[]),
                 ("hex 4111111111111111_x", &[]),
                 ("single spaces 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", &[]),
-                ("double  4111  1111  1111  1111", &[]),
+                // Wide joins (found by the fifth review): two or three spaces, or a dash or dot
+                // between spaces; widths may differ, kinds may not.
+                (
+                    "card 4539  9458  0730  2151, card number: 4539 - 9458 - 0730 - 2151",
+                    &["4539  9458  0730  2151", "4539 - 9458 - 0730 - 2151"],
+                ),
+                (
+                    "pdf 4539   9458 0730  2151; dots 4539 . 9458 . 0730 . 2151; amex 3782  822463  10005",
+                    &[
+                        "4539   9458 0730  2151",
+                        "4539 . 9458 . 0730 . 2151",
+                        "3782  822463  10005",
+                    ],
+                ),
+                (
+                    "en dash 4539 \u{2013} 9458 \u{2013} 0730 \u{2013} 2151 ok",
+                    &["4539 \u{2013} 9458 \u{2013} 0730 \u{2013} 2151"],
+                ),
+                // A card beside other numbers across wide joins reads them as before: an
+                // expiry, a second card, a number of its own.
+                (
+                    "4111 1111 1111 1111  12/25, 4111111111111111  5555555555554444 - 7",
+                    &[
+                        "4111 1111 1111 1111",
+                        "4111111111111111",
+                        "5555555555554444",
+                    ],
+                ),
+                (
+                    "4111  1111  1111  1111  0925 and 4111 - 1111 - 1111 - 1111",
+                    &["4111  1111  1111  1111", "4111 - 1111 - 1111 - 1111"],
+                ),
+                // Mixed kinds, a dash against one side, four spaces, a longer run of groups.
+                ("mixed 4539 - 9458  0730  2151", &[]),
+                (
+                    "sign 4539 -9458 -0730 -2151 and 4539- 9458- 0730- 2151",
+                    &[],
+                ),
+                ("columns 4539    9458    0730    2151", &[]),
+                ("run 1234  5678  4539  9458  0730  2151", &[]),
+                ("dash run 4539 - 9458 - 0730 - 2151 - 1234", &[]),
             ],
         );
     }

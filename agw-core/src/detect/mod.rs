@@ -40,7 +40,10 @@
 //! - Cards: contiguous, or grouped by single spaces, single dashes (ASCII or Unicode:
 //!   U+2010–U+2015, the minus sign U+2212) or single dots (a first group of 4, then groups of
 //!   3–6, 3–5 groups in all); mixed kinds of separator (`4111 1111-1111 1111`) are not a card,
-//!   mixed dashes are. Tabs separate nothing: a table's columns (`5432\t6379\t8080\t9202`,
+//!   mixed dashes are. A join may also be wide: two or three spaces, or a dash or dot with a
+//!   space on each side (`4539  9458  0730  2151` pasted from a PDF, `4539 - 9458 - 0730 - 2151`),
+//!   of varying width but one kind; a dash against one digit only (`4539 -9458`) or four spaces
+//!   (columns) join nothing. Only cards read across a wide join. Tabs separate nothing: a table's columns (`5432\t6379\t8080\t9202`,
 //!   `101\t25\t2024`) are no card, SSN or phone number. SSNs, SINs and phone numbers read the
 //!   same dashes.
 //!   Issuer lengths are enforced (Amex 15, Mastercard 16, Visa 13/16/19, …). A card is not
@@ -56,23 +59,42 @@
 //! - US SSNs: `AAA-GG-SSSS` or `AAA GG SSSS`; nine contiguous digits only right after a label
 //!   (`SSN: 123456789`, `social security number …`).
 //! - Phones: E.164 needs the `+` (and ten digits or more when ungrouped: `+86400000` is a
-//!   number in code); NANP needs formatting. Plain 10-digit runs never fire. A
+//!   number in code; an ungrouped number of some 40 common country codes must also have a
+//!   length that country uses, so `+20240515123045` on a diff line is no Egyptian number);
+//!   NANP needs formatting. Plain 10-digit runs never fire. A
 //!   space-grouped E.164 number cannot tell where it ends: it takes the longest run of groups
 //!   with at most 15 digits. Country code 1 is NANP: `+1` and exactly ten digits whose area code
 //!   and exchange start with 2–9, as without the `+1` (`+1 (555) 010-0000` does not fire).
 //! - IBANs: any case, contiguous or in groups of four joined by spaces or dashes.
 //! - Secrets need a boundary before them (`xghp_…` is not a token), except `sk-ant-` and
-//!   `sk-proj-` keys, whose prefixes are distinct enough to be found glued to a word.
+//!   `sk-proj-` keys, whose prefixes are distinct enough to be found glued to a word — when
+//!   their random part is scrambled as generated keys are (both cases of letters, or letters
+//!   and digits interleaved), so kebab-case words ending in `sk` (`risk-ant-colonyoptimization2024`,
+//!   `desk-proj-managementdashboard2024`) are not keys.
 //! - OpenAI keys: `sk-` and at least 20 key characters including a digit and a letter, with a
 //!   random part of 20 or more between dashes, so `sk-this-is-not-a-real-key` and a branch name
 //!   (`fix/sk-12345-login-timeout-issue`) do not fire; a 20-character run of letters and
 //!   digits after a free-standing `sk-` does.
-//! - Placeholders: a key whose random part does not look random — one kind of character only
-//!   (`sk-ant-your_key_goes_here`), or one character eight times in a row (`ghp_xxxx…`,
+//! - Placeholders: a key whose random part does not look random — words joined by `_`, each in
+//!   one case or capitalised (`sk-ant-your_key_goes_here`, `sk-ant-api03-YOUR_ANTHROPIC_API_KEY`),
+//!   capitalised words run together (`sk-ant-api03-YourActualKeyGoesHere`), or one character
+//!   eight times in a row (`ghp_xxxx…`,
 //!   `AKIAXXXXXXXXXXXXXXXX`, `sk_live_XXXX…`, a JWT signed `xxxxxxxx…`) — is not reported, nor a
 //!   Slack token whose first part is not a number (`xoxb-your-bot-token`).
-//! - AWS access key ids: a known prefix (`AKIA`, `ASIA`, …, `A3T?`) and 16 of `[A-Z0-9]`.
-//!   Slack: tokens (`xoxb-`, `xoxp-`, `xoxe-`, `xapp-`, …) and incoming-webhook URLs
+//! - AWS access key ids: a known prefix (`AKIA`, `ASIA`, …, `A3T?`) and 16 of `[A-Z0-9]`, a
+//!   digit among them (`ASIAPACIFICNORTHEAST` is a name; about one real id in 28 has no digit
+//!   and is missed). AWS secret access keys (40 of `[A-Za-z0-9/+]`, both cases and a digit or
+//!   symbol) only right after a label (`aws_secret_access_key = `, `AWS_SECRET_ACCESS_KEY=`,
+//!   `"SecretAccessKey": "`, `secretAccessKey: '`), the label not reported: a bare 40-character
+//!   string is as likely a hash.
+//! - Vendors' tokens by prefix, with their lengths: Stripe (`sk_live_`, `rk_live_`, `sk_test_`,
+//!   `rk_test_`, webhook secrets `whsec_`), npm (`npm_` and 36), GitLab (`glpat-` and 20+),
+//!   Hugging Face (`hf_` and 34+), SendGrid (`SG.` 22 `.` 43), Groq (`gsk_` and 40+), xAI
+//!   (`xai-` and 40+), DigitalOcean (`dop_v1_`, `doo_v1_`, `dor_v1_` and 64 hex), Shopify
+//!   (`shpat_`, `shpss_`, `shpca_`, `shppa_` and 32 hex); their random part must be scrambled,
+//!   so `hf_hub_download` or `xai-grok-integration` are not tokens. Passwords in connection
+//!   URLs (`postgres://user:password@host`) are not detected.
+//! - Slack: tokens (`xoxb-`, `xoxp-`, `xoxe-`, `xapp-`, …) and incoming-webhook URLs
 //!   (`hooks.slack.com/services/T…/B…/…`, reported from the host on).
 //! - JWTs need both dots; the signature is either empty (`alg: none`) or 10+ characters.
 //! - PEM private keys run from `-----BEGIN … PRIVATE KEY-----` through the `-----END …-----`
@@ -109,6 +131,7 @@ mod phone;
 mod secrets;
 #[cfg(test)]
 mod tests;
+mod vendor;
 
 use std::fmt;
 use std::ops::Range;
@@ -146,13 +169,31 @@ pub enum Detector {
     Jwt,
     /// PEM private key blocks.
     PemPrivateKey,
-    /// Stripe live secret and restricted keys.
+    /// Stripe secret and restricted keys, live and test, and webhook signing secrets.
     StripeKey,
+    /// AWS secret access keys, where a label names them (`aws_secret_access_key = …`).
+    AwsSecretKey,
+    /// npm access tokens (`npm_…`).
+    NpmToken,
+    /// GitLab personal access tokens (`glpat-…`).
+    GitlabToken,
+    /// Hugging Face access tokens (`hf_…`).
+    HuggingfaceToken,
+    /// SendGrid API keys (`SG.….…`).
+    SendgridKey,
+    /// Groq API keys (`gsk_…`).
+    GroqKey,
+    /// xAI API keys (`xai-…`).
+    XaiKey,
+    /// DigitalOcean tokens (`dop_v1_…`, `doo_v1_…`, `dor_v1_…`).
+    DigitaloceanToken,
+    /// Shopify access tokens and shared secrets (`shpat_…`, `shpss_…`, …).
+    ShopifyToken,
 }
 
 impl Detector {
     /// Every detector, in declaration order.
-    pub const ALL: [Detector; 15] = [
+    pub const ALL: [Detector; 24] = [
         Detector::CreditCard,
         Detector::UsSsn,
         Detector::Email,
@@ -168,6 +209,15 @@ impl Detector {
         Detector::Jwt,
         Detector::PemPrivateKey,
         Detector::StripeKey,
+        Detector::AwsSecretKey,
+        Detector::NpmToken,
+        Detector::GitlabToken,
+        Detector::HuggingfaceToken,
+        Detector::SendgridKey,
+        Detector::GroqKey,
+        Detector::XaiKey,
+        Detector::DigitaloceanToken,
+        Detector::ShopifyToken,
     ];
 
     /// The configuration name, e.g. `credit_card`.
@@ -188,6 +238,15 @@ impl Detector {
             Detector::Jwt => "jwt",
             Detector::PemPrivateKey => "pem_private_key",
             Detector::StripeKey => "stripe_key",
+            Detector::AwsSecretKey => "aws_secret_key",
+            Detector::NpmToken => "npm_token",
+            Detector::GitlabToken => "gitlab_token",
+            Detector::HuggingfaceToken => "huggingface_token",
+            Detector::SendgridKey => "sendgrid_key",
+            Detector::GroqKey => "groq_key",
+            Detector::XaiKey => "xai_key",
+            Detector::DigitaloceanToken => "digitalocean_token",
+            Detector::ShopifyToken => "shopify_token",
         }
     }
 
@@ -221,6 +280,15 @@ impl Detector {
             Detector::Jwt => "<JWT>",
             Detector::PemPrivateKey => "<PEM_PRIVATE_KEY>",
             Detector::StripeKey => "<STRIPE_KEY>",
+            Detector::AwsSecretKey => "<AWS_SECRET_KEY>",
+            Detector::NpmToken => "<NPM_TOKEN>",
+            Detector::GitlabToken => "<GITLAB_TOKEN>",
+            Detector::HuggingfaceToken => "<HUGGINGFACE_TOKEN>",
+            Detector::SendgridKey => "<SENDGRID_KEY>",
+            Detector::GroqKey => "<GROQ_KEY>",
+            Detector::XaiKey => "<XAI_KEY>",
+            Detector::DigitaloceanToken => "<DIGITALOCEAN_TOKEN>",
+            Detector::ShopifyToken => "<SHOPIFY_TOKEN>",
         }
     }
 
@@ -249,7 +317,16 @@ const SECRETS: u32 = (1 << Detector::AnthropicKey as u32)
     | (1 << Detector::GoogleApiKey as u32)
     | (1 << Detector::Jwt as u32)
     | (1 << Detector::PemPrivateKey as u32)
-    | (1 << Detector::StripeKey as u32);
+    | (1 << Detector::StripeKey as u32)
+    | (1 << Detector::AwsSecretKey as u32)
+    | (1 << Detector::NpmToken as u32)
+    | (1 << Detector::GitlabToken as u32)
+    | (1 << Detector::HuggingfaceToken as u32)
+    | (1 << Detector::SendgridKey as u32)
+    | (1 << Detector::GroqKey as u32)
+    | (1 << Detector::XaiKey as u32)
+    | (1 << Detector::DigitaloceanToken as u32)
+    | (1 << Detector::ShopifyToken as u32);
 
 const NUMERIC: u32 = (1 << Detector::CreditCard as u32)
     | (1 << Detector::UsSsn as u32)

@@ -22,6 +22,8 @@ pub(super) struct Group {
     /// (any dash), `b'.'`, or `b'('` for a direct join through a parenthesis (`(415)555`,
     /// `1(415)`); 0 for the first group.
     pub sep: u8,
+    /// The join is wide ([`join`]: `4539  9458`, `4539 - 9458`): only cards read across it.
+    pub wide: bool,
     /// Written as `(digits)`.
     pub paren: bool,
 }
@@ -45,6 +47,7 @@ impl Groups {
             start: 0,
             end: 0,
             sep: 0,
+            wide: false,
             paren: false,
         };
         Groups {
@@ -76,7 +79,9 @@ pub(super) enum Continues {
     SameGrouping,
 }
 
-/// A number-like token: digit groups joined by single separators.
+/// A number-like token: digit groups joined by single separators, or by wide ones that only
+/// cards read across (the other detectors read the token's pieces between them, see
+/// [`validate`]).
 #[derive(Debug)]
 pub(super) struct Token<'t> {
     pub text: &'t [u8],
@@ -98,11 +103,16 @@ impl Token<'_> {
     /// Whether `groups[i..j]` stands on its own: at the token's edges the outside must not be a
     /// word character; inside the token the neighbour must be joined loosely (space or
     /// parenthesis, never `-` or `.`), and for a space-grouped match (`spaced`) must not
-    /// continue it as `rule` says.
+    /// continue it as `rule` says. A wide join is loose to a match written without one (it
+    /// ends a token for every other shape); a match written with wide joins reads its
+    /// neighbours' joins by their kind, as any other.
     pub fn isolated(&self, i: usize, j: usize, spaced: bool, rule: Continues) -> bool {
         let width = self.groups[i].len();
         let regular = self.groups[i..j].iter().all(|g| g.len() == width);
-        let loose = |neighbour: usize, join: u8| match join {
+        let wide = self.groups[i + 1..j].iter().any(|g| g.wide);
+        // `joint`: the group whose join to the one before is between match and neighbour.
+        let loose = |neighbour: usize, joint: usize| match self.groups[joint].sep {
+            _ if self.groups[joint].wide && !wide => true,
             b' ' | b'\t' | b'(' if spaced => {
                 rule == Continues::SameGrouping
                     && !(regular && self.groups[neighbour].len() == width)
@@ -113,12 +123,12 @@ impl Token<'_> {
         let left = if i == 0 {
             !self.left_blocked
         } else {
-            loose(i - 1, self.groups[i].sep)
+            loose(i - 1, i)
         };
         let right = if j == self.groups.len() {
             !self.right_blocked
         } else {
-            loose(j, self.groups[j].sep)
+            loose(j, j)
         };
         left && right
     }
@@ -181,18 +191,41 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
     }
 }
 
+/// Hands `token` to the numeric detectors: cards read it whole, the others each piece between
+/// its wide joins, as the token it was before wide joins were read (its edges there free).
 fn validate(token: &Token<'_>, wants: Wants, out: &mut Vec<Finding>) {
     if wants.card {
         card::find(token, out);
     }
-    if wants.ssn {
-        national::find_ssn(token, out);
+    if !(wants.ssn || wants.sin || wants.phone) {
+        return;
     }
-    if wants.sin {
-        national::find_sin(token, out);
-    }
-    if wants.phone {
-        phone::find(token, out);
+    let groups = token.groups;
+    let mut a = 0;
+    while a < groups.len() {
+        let b = (a + 1..groups.len())
+            .find(|&k| groups[k].wide)
+            .unwrap_or(groups.len());
+        let piece = Token {
+            text: token.text,
+            groups: &groups[a..b],
+            left_blocked: a == 0 && token.left_blocked,
+            right_blocked: b == groups.len() && token.right_blocked,
+            plus: a == 0 && token.plus,
+        };
+        let digits: usize = piece.groups.iter().map(Group::len).sum();
+        if digits >= MIN_DIGITS {
+            if wants.ssn {
+                national::find_ssn(&piece, out);
+            }
+            if wants.sin {
+                national::find_sin(&piece, out);
+            }
+            if wants.phone {
+                phone::find(&piece, out);
+            }
+        }
+        a = b;
     }
 }
 
@@ -213,16 +246,42 @@ pub(super) fn separator(text: &[u8], i: usize) -> Option<(u8, usize)> {
     }
 }
 
-/// The length of a separator that ends just before `i`, if one does.
-fn separator_before(text: &[u8], i: usize) -> Option<usize> {
-    [1, 3]
-        .into_iter()
-        .find(|&len| i >= len && separator(text, i - len).is_some_and(|(_, l)| l == len))
+/// The join between two digit groups at `i`: a [`separator`], or a wide one before a digit —
+/// two or three spaces, or a dash or dot with a space on each side (`4539  9458`, pasted from a
+/// PDF; `4539 - 9458`, typed into a form) — as its class, its length in bytes and whether it
+/// is wide. A dash or dot against one digit only is a sign or a sentence's end (`-9458`,
+/// `4111. 1111`), and more room than that separates columns.
+pub(super) fn join(text: &[u8], i: usize) -> Option<(u8, usize, bool)> {
+    let narrow = separator(text, i).map(|(class, len)| (class, len, false));
+    if at(text, i) != b' ' || at(text, i + 1).is_ascii_digit() {
+        return narrow;
+    }
+    let spaces = text[i..].iter().take(4).take_while(|&&b| b == b' ').count();
+    if (2..=3).contains(&spaces) && at(text, i + spaces).is_ascii_digit() {
+        return Some((b' ', spaces, true));
+    }
+    match separator(text, i + 1) {
+        Some((class @ (b'-' | b'.'), len))
+            if at(text, i + 1 + len) == b' ' && at(text, i + 2 + len).is_ascii_digit() =>
+        {
+            Some((class, len + 2, true))
+        }
+        _ => narrow,
+    }
+}
+
+/// The length of a join that ends just before `i` and follows a digit, if one does.
+fn join_before(text: &[u8], i: usize) -> Option<usize> {
+    [1, 2, 3, 5].into_iter().find(|&len| {
+        i > len
+            && at(text, i - len - 1).is_ascii_digit()
+            && join(text, i - len).is_some_and(|(_, l, _)| l == len)
+    })
 }
 
 /// Whether the digit run `p..run_end` may be part of a multi-group token.
 fn continues(text: &[u8], p: usize, run_end: usize) -> bool {
-    if let Some((_, len)) = separator(text, run_end) {
+    if let Some((_, len, _)) = join(text, run_end) {
         let next = at(text, run_end + len);
         return next.is_ascii_digit() || next == b'(';
     }
@@ -236,13 +295,13 @@ fn continues(text: &[u8], p: usize, run_end: usize) -> bool {
 /// Whether a separator before `i` joins a digit before it to what follows: only true where a
 /// token was cut at [`MAX_GROUPS`] (or an IBAN ended), since scanning otherwise swallows it.
 fn cut_before(text: &[u8], i: usize) -> bool {
-    separator_before(text, i).is_some_and(|len| i > len && at(text, i - len - 1).is_ascii_digit())
+    join_before(text, i).is_some()
 }
 
 /// Whether a separator at `i` joins what precedes to a digit after it: true only where a token
 /// was cut at [`MAX_GROUPS`].
 fn cut_after(text: &[u8], i: usize) -> bool {
-    separator(text, i).is_some_and(|(_, len)| at(text, i + len).is_ascii_digit())
+    join(text, i).is_some_and(|(_, len, _)| at(text, i + len).is_ascii_digit())
 }
 
 /// Reads the token whose first digit is at `p` into `groups`; returns the end of the token
@@ -255,6 +314,7 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
         start: p,
         end,
         sep: 0,
+        wide: false,
         paren,
     });
     loop {
@@ -263,10 +323,10 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
         if groups.len == MAX_GROUPS {
             return after;
         }
-        let (sep, k) = match (separator(text, after), at(text, after)) {
-            (Some((sep, len)), _) => (sep, after + len),
-            (None, b'(') => (b'(', after),
-            _ if last.paren => (b'(', after),
+        let (sep, k, wide) = match (join(text, after), at(text, after)) {
+            (Some((sep, len, wide)), _) => (sep, after + len, wide),
+            (None, b'(') => (b'(', after, false),
+            _ if last.paren => (b'(', after, false),
             _ => return after,
         };
         let d = at(text, k);
@@ -276,6 +336,7 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
                 start: k,
                 end,
                 sep,
+                wide,
                 paren: false,
             });
         } else if d == b'(' && matches!(sep, b' ' | b'(') && at(text, k + 1).is_ascii_digit() {
@@ -287,6 +348,7 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
                 start: k + 1,
                 end,
                 sep,
+                wide,
                 paren: true,
             });
         } else {

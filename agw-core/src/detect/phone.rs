@@ -34,7 +34,8 @@ fn finding(start: usize, last: &Group) -> Finding {
 /// 8–15 digits (10–15 written as one group: `+86400000` or `+20240115` in code and diffs is a
 /// number, not a phone; every country's mobile numbers have ten digits or more with the
 /// country code) that ends at the token's end or before a space. The country code never starts
-/// with 0.
+/// with 0. Written as one group, a number of a country in [`NATIONAL_LENGTHS`] must have one
+/// of its lengths (`+20240515123045,ok`, a timestamp on a diff line, is not an Egyptian number).
 fn e164(token: &Token<'_>) -> Option<usize> {
     let groups = token.groups;
     if token.digits(0)[0] == b'0' || groups[0].paren {
@@ -54,12 +55,70 @@ fn e164(token: &Token<'_>) -> Option<usize> {
             Some(next) => next.sep == b' ',
         };
         let valid = !nanp || (digits == 11 && nanp_digits_valid(token, j + 1));
+        let valid = valid && (j > 0 || national_length(token.digits(0)));
         let least = if j == 0 { 10 } else { 8 };
         if digits >= least && ends && valid {
             best = Some(j + 1);
         }
     }
     best
+}
+
+/// Lengths of the national significant number (the digits after the country code) of common
+/// country codes, shortest and longest, after the ITU's national numbering plans. Only codes
+/// whose lengths are well known and narrow are listed (not Germany, Austria, Italy, Finland,
+/// Indonesia, whose plans run from 5 to 13 digits); a number of another code is not checked.
+/// NANP (`1`) is checked on its own ([`nanp_digits_valid`]).
+const NATIONAL_LENGTHS: &[(&[u8], usize, usize)] = &[
+    (b"7", 10, 10),  // Russia, Kazakhstan
+    (b"20", 8, 10),  // Egypt
+    (b"27", 9, 9),   // South Africa
+    (b"30", 10, 10), // Greece
+    (b"31", 9, 9),   // Netherlands
+    (b"32", 8, 9),   // Belgium
+    (b"33", 9, 9),   // France
+    (b"34", 9, 9),   // Spain
+    (b"36", 8, 9),   // Hungary
+    (b"40", 9, 9),   // Romania
+    (b"41", 9, 9),   // Switzerland
+    (b"44", 9, 10),  // United Kingdom
+    (b"45", 8, 8),   // Denmark
+    (b"47", 8, 8),   // Norway
+    (b"48", 9, 9),   // Poland
+    (b"52", 10, 10), // Mexico
+    (b"54", 10, 11), // Argentina (mobiles with the 9)
+    (b"55", 10, 11), // Brazil
+    (b"56", 9, 9),   // Chile
+    (b"61", 9, 9),   // Australia
+    (b"63", 8, 10),  // Philippines
+    (b"64", 8, 10),  // New Zealand
+    (b"65", 8, 8),   // Singapore
+    (b"66", 8, 9),   // Thailand
+    (b"81", 9, 10),  // Japan
+    (b"82", 8, 10),  // South Korea
+    (b"84", 9, 10),  // Vietnam
+    (b"86", 9, 11),  // China
+    (b"90", 10, 10), // Turkey
+    (b"91", 10, 10), // India
+    (b"92", 9, 10),  // Pakistan
+    (b"234", 8, 10), // Nigeria
+    (b"254", 9, 9),  // Kenya
+    (b"351", 9, 9),  // Portugal
+    (b"353", 7, 9),  // Ireland
+    (b"380", 9, 9),  // Ukraine
+    (b"966", 8, 9),  // Saudi Arabia
+    (b"971", 8, 9),  // United Arab Emirates
+    (b"972", 8, 9),  // Israel
+];
+
+/// Whether the digits of an ungrouped E.164 number (country code first) have a length its
+/// country uses, when [`NATIONAL_LENGTHS`] lists the country. Country codes are prefix-free,
+/// so at most one entry applies.
+fn national_length(digits: &[u8]) -> bool {
+    NATIONAL_LENGTHS
+        .iter()
+        .find(|(code, _, _)| digits.starts_with(code))
+        .is_none_or(|(code, min, max)| (*min..=*max).contains(&(digits.len() - code.len())))
 }
 
 /// Whether the 11 digits of `groups[..end]` (`1` and a national number) have an area code and
@@ -180,6 +239,31 @@ mod tests {
                     &["+4915112345678", "+6591234567"],
                 ),
                 ("+1234567890123456", &[]),
+                // Ungrouped, a listed country's lengths: a timestamp on a diff line is not an
+                // Egyptian number (found by the fifth review); one of an unlisted country
+                // (Germany, 49) is read as before.
+                (
+                    "diff --git a/data.csv b/data.csv\n+20240515123045,ok\n-20240514093000,ok",
+                    &[],
+                ),
+                ("+33612345678901 +447700900123456 +9112345678901", &[]),
+                (
+                    "+201001234567 +447700900123 +819012345678 +8613800138000 +491511234567890",
+                    &[
+                        "+201001234567",
+                        "+447700900123",
+                        "+819012345678",
+                        "+8613800138000",
+                        "+491511234567890",
+                    ],
+                ),
+                // A wide join (which only cards read across) ends a phone number as before.
+                (
+                    "+44 20 7946 0958  123 4567; 415-555-2671  415-555-2671 - 3",
+                    &["+44 20 7946 0958", "415-555-2671", "415-555-2671"],
+                ),
+                // Grouped, the groups tell it is a number: not checked.
+                ("+20 2 4051 5123 045", &["+20 2 4051 5123 045"]),
                 ("12 415 555 2671", &[]),
                 ("ip 192.168.100.200 date 2024-05-15", &[]),
             ],

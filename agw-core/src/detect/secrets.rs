@@ -1,10 +1,12 @@
-//! API keys, tokens and private keys: one Aho-Corasick search over their fixed prefixes, each hit
-//! verified by hand.
+//! API keys, tokens and private keys: one Aho-Corasick search over their fixed prefixes (and the
+//! labels that name an AWS secret key), each hit verified by hand.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 
+use super::vendor::{self, Shape};
 use super::{Detector, DetectorSet, Edges, Finding, at, pem, preceded_by};
 
 /// What a prefix introduces.
@@ -24,6 +26,12 @@ enum Kind {
     /// `LS0tLS1CRUdJTi…`: a PEM block in base64, as a Kubernetes Secret's `tls.key` holds it.
     PemBase64,
     Stripe,
+    /// A vendor's token of a fixed shape (npm, GitLab, Hugging Face, …).
+    Token(&'static Shape),
+    /// `SG.`: SendGrid's two-part key.
+    SendGrid,
+    /// A label naming an AWS secret access key (`aws_secret_access_key = …`), of this length.
+    AwsSecret(usize),
 }
 
 impl Kind {
@@ -37,6 +45,9 @@ impl Kind {
             Kind::Jwt => set.contains(Detector::Jwt),
             Kind::Pem | Kind::PemBase64 => set.contains(Detector::PemPrivateKey),
             Kind::Stripe => set.contains(Detector::StripeKey),
+            Kind::Token(shape) => set.contains(shape.detector),
+            Kind::SendGrid => set.contains(Detector::SendgridKey),
+            Kind::AwsSecret(_) => set.contains(Detector::AwsSecretKey),
         }
     }
 }
@@ -45,6 +56,28 @@ const PREFIXES: &[(&str, Kind)] = &[
     ("sk-", Kind::Sk),
     ("sk_live_", Kind::Stripe),
     ("rk_live_", Kind::Stripe),
+    ("sk_test_", Kind::Stripe),
+    ("rk_test_", Kind::Stripe),
+    ("whsec_", Kind::Token(&vendor::STRIPE_WEBHOOK)),
+    ("npm_", Kind::Token(&vendor::NPM)),
+    ("glpat-", Kind::Token(&vendor::GITLAB)),
+    ("hf_", Kind::Token(&vendor::HUGGING_FACE)),
+    ("gsk_", Kind::Token(&vendor::GROQ)),
+    ("xai-", Kind::Token(&vendor::XAI)),
+    ("dop_v1_", Kind::Token(&vendor::DIGITALOCEAN)),
+    ("doo_v1_", Kind::Token(&vendor::DIGITALOCEAN)),
+    ("dor_v1_", Kind::Token(&vendor::DIGITALOCEAN)),
+    ("shpat_", Kind::Token(&vendor::SHOPIFY)),
+    ("shpss_", Kind::Token(&vendor::SHOPIFY)),
+    ("shpca_", Kind::Token(&vendor::SHOPIFY)),
+    ("shppa_", Kind::Token(&vendor::SHOPIFY)),
+    ("SG.", Kind::SendGrid),
+    // The labels that name an AWS secret access key: the CLI's credentials file and
+    // environment, the JSON `aws iam create-access-key` and `aws sts` print, the SDKs' option.
+    aws_secret_label("aws_secret_access_key"),
+    aws_secret_label("AWS_SECRET_ACCESS_KEY"),
+    aws_secret_label("SecretAccessKey"),
+    aws_secret_label("secretAccessKey"),
     ("AKIA", Kind::Aws),
     ("ASIA", Kind::Aws),
     ("ABIA", Kind::Aws),
@@ -78,6 +111,10 @@ const PREFIXES: &[(&str, Kind)] = &[
     ("LS0tLS1CRUdJTi", Kind::PemBase64),
 ];
 
+const fn aws_secret_label(label: &'static str) -> (&'static str, Kind) {
+    (label, Kind::AwsSecret(label.len()))
+}
+
 fn automaton() -> &'static AhoCorasick {
     static AUTOMATON: OnceLock<AhoCorasick> = OnceLock::new();
     AUTOMATON.get_or_init(|| {
@@ -104,12 +141,9 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
             None
         };
         match hit {
-            Some((detector, end)) => {
-                out.push(Finding {
-                    detector,
-                    range: s..end,
-                });
-                pos = end;
+            Some((detector, range)) => {
+                pos = range.end;
+                out.push(Finding { detector, range });
             }
             None => pos = s + 1,
         }
@@ -144,7 +178,7 @@ pub(super) fn open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize>
             return Some(s);
         }
         pos = match verify(kind, text, s, Edges::NONE).filter(|(d, _)| set.contains(*d)) {
-            Some((_, e)) => e,
+            Some((_, range)) => range.end,
             None => s + 1,
         };
     }
@@ -204,6 +238,9 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
             }
         }
         Kind::Stripe => run(text, s + 8, u8::is_ascii_alphanumeric) == len,
+        Kind::Token(shape) => vendor::token_open(shape, text, s),
+        Kind::SendGrid => vendor::sendgrid_open(text, s),
+        Kind::AwsSecret(label) => vendor::aws_secret_open(text, s, label),
     }
 }
 
@@ -215,20 +252,37 @@ fn at_boundary(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> bool {
     // by the red-team review). Shorter prefixes keep the boundary, against false positives.
     let distinct = matches!(kind, Kind::Sk)
         && (text[s..].starts_with(b"sk-ant-") || text[s..].starts_with(b"sk-proj-"));
-    // A PEM header and a webhook's host are distinct enough without a boundary (a webhook URL
-    // is preceded by `https://`).
-    matches!(kind, Kind::Pem | Kind::SlackWebhook)
+    // A PEM header, a webhook's host and a label are distinct enough without a boundary (a
+    // webhook URL is preceded by `https://`, a label may be `MY_AWS_SECRET_ACCESS_KEY`).
+    matches!(kind, Kind::Pem | Kind::SlackWebhook | Kind::AwsSecret(_))
         || distinct
         || !preceded_by(text, s, is_key_char)
         || edges.contains(s)
 }
 
-fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detector, usize)> {
+/// Whether the key at `s` is glued to the word before it (`xsk-ant-…`): no boundary there.
+fn glued(text: &[u8], s: usize, edges: Edges<'_>) -> bool {
+    preceded_by(text, s, is_key_char) && !edges.contains(s)
+}
+
+/// What the prefix of `kind` at `s` starts, and where: the key, token or key block, or (after
+/// a label) the key the label names.
+fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detector, Range<usize>)> {
     if !at_boundary(kind, text, s, edges) {
         return None;
     }
+    if let Kind::AwsSecret(label) = kind {
+        let (v, e) = vendor::aws_secret(text, s, label, edges)?;
+        return Some((Detector::AwsSecretKey, v..e));
+    }
+    let (detector, end) = verify_from(kind, text, s, edges)?;
+    Some((detector, s..end))
+}
+
+/// [`verify`] for the kinds whose match starts at their prefix: the detector and the end.
+fn verify_from(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detector, usize)> {
     match kind {
-        Kind::Sk => sk(text, s),
+        Kind::Sk => sk(text, s, glued(text, s, edges)),
         Kind::Aws => aws(text, s, edges).map(|e| (Detector::AwsAccessKey, e)),
         Kind::Github => {
             let e = run(text, s + 4, u8::is_ascii_alphanumeric);
@@ -256,13 +310,21 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
             let e = run(text, s + 8, u8::is_ascii_alphanumeric);
             (e - s - 8 >= 24 && random(&text[s + 8..e])).then_some((Detector::StripeKey, e))
         }
+        Kind::Token(shape) => vendor::token(shape, text, s, edges).map(|e| (shape.detector, e)),
+        Kind::SendGrid => vendor::sendgrid(text, s, edges).map(|e| (Detector::SendgridKey, e)),
+        Kind::AwsSecret(_) => None,
     }
 }
 
 /// `sk-ant-` and 20+ key characters is Anthropic. Any other `sk-` and 20+ key characters is
 /// OpenAI if it has both a digit and a letter: real keys are random, while
 /// `sk-this-is-not-a-real-key-just-words` is prose.
-fn sk(text: &[u8], s: usize) -> Option<(Detector, usize)> {
+///
+/// A key `glued` to the word before it (only `sk-ant-` and `sk-proj-` get this far) needs a
+/// random part that is [`scrambled`], as generated keys are: kebab-case words ending in `sk`
+/// (`risk-ant-colonyoptimization2024`, `desk-proj-managementdashboard2024`,
+/// `task-ant-api03-1234567890abcdefghij`) have one long word or digits then letters there.
+fn sk(text: &[u8], s: usize, glued: bool) -> Option<(Detector, usize)> {
     let e = run(text, s + 3, is_key_char_ref);
     let body = &text[s + 3..e];
     // Kebab-case text (`fix/sk-12345-login-timeout-issue`, a branch name) is words, and
@@ -270,7 +332,7 @@ fn sk(text: &[u8], s: usize) -> Option<(Detector, usize)> {
     // more between dashes, and looks random.
     let random_part = body
         .split(|&b| b == b'-')
-        .any(|part| part.len() >= 16 && random(part));
+        .any(|part| part.len() >= 16 && random(part) && (!glued || scrambled(part)));
     if let Some(rest) = body.strip_prefix(b"ant-") {
         return (rest.len() >= 20 && random_part).then_some((Detector::AnthropicKey, e));
     }
@@ -285,13 +347,18 @@ fn sk(text: &[u8], s: usize) -> Option<(Detector, usize)> {
 /// not followed by another. AWS's ids are base32 (`[A-Z2-7]`), but its own documentation
 /// writes `AKIAI44QH8DHBEXAMPLE` and keys are quoted with every digit, so all digits count.
 /// One character sixteen times (`AKIAXXXXXXXXXXXXXXXX`) is a placeholder.
+///
+/// The 16 need a digit: upper-case words that start with a prefix (`ASIAPACIFICNORTHEAST`,
+/// a region or team name) are not ids. The price: a random base32 id has no digit in its 16
+/// characters with probability (26/32)^16, 3.6%, so about one real id in 28 is missed.
 fn aws(text: &[u8], s: usize, edges: Edges<'_>) -> Option<usize> {
     let e = s + 20;
     let id = text.get(s + 3..e)?;
     let upper = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
     let next = at(text, e);
     let ends = !upper(&next) || edges.contains(e);
-    (id.iter().all(upper) && ends && !placeholder(&id[1..])).then_some(e)
+    let digit = id[1..].iter().any(u8::is_ascii_digit);
+    (id.iter().all(upper) && ends && digit && !placeholder(&id[1..])).then_some(e)
 }
 
 /// A PEM private key block in base64 (`LS0tLS1CRUdJTi` is `-----BEGIN`): a Kubernetes Secret's
@@ -375,12 +442,51 @@ fn base64_prefix(b64: &[u8]) -> Vec<u8> {
 }
 
 /// Whether a key's random part looks random: no character eight times in a row, and not
-/// lower-case words joined by `_` (`XXXXXXXX…`, `xxxx…` and `your_key_goes_here` are
-/// documentation placeholders).
-fn random(part: &[u8]) -> bool {
-    let repeated = placeholder_like(part);
-    let words = part.contains(&b'_') && part.iter().all(|b| b.is_ascii_lowercase() || *b == b'_');
-    !repeated && !words
+/// words (`XXXXXXXX…`, `xxxx…`, `your_key_goes_here`, `YOUR_ANTHROPIC_API_KEY` and
+/// `YourActualKeyGoesHere` are documentation placeholders).
+pub(super) fn random(part: &[u8]) -> bool {
+    !placeholder_like(part) && !words(part)
+}
+
+/// Whether `part` is words: joined by `_`, each in one case or capitalised
+/// (`your_key_goes_here`, `YOUR_OPENAI_KEY_HERE_123`, `Your_Key_Here`; a word of digits is a
+/// number), or capitalised and run together (`YourActualKeyGoesHere`: letters only, each
+/// capital followed by a lower-case letter, three words or more). Generated keys mix cases
+/// inside their runs of letters and carry digits.
+fn words(part: &[u8]) -> bool {
+    let one_case = |w: &[u8]| {
+        let rest = w.get(1..).unwrap_or_default();
+        !w.is_empty()
+            && (w.iter().all(|b| b.is_ascii_lowercase())
+                || w.iter().all(|b| b.is_ascii_uppercase())
+                || (w[0].is_ascii_uppercase() && rest.iter().all(u8::is_ascii_lowercase))
+                || w.iter().all(u8::is_ascii_digit))
+    };
+    let snake = part.contains(&b'_') && part.split(|&b| b == b'_').all(one_case);
+    let camel = part.first().is_some_and(u8::is_ascii_uppercase)
+        && part.iter().all(u8::is_ascii_alphabetic)
+        && part.iter().filter(|b| b.is_ascii_uppercase()).count() >= 3
+        && part
+            .iter()
+            .enumerate()
+            .all(|(i, b)| !b.is_ascii_uppercase() || at(part, i + 1).is_ascii_lowercase());
+    snake || camel
+}
+
+/// Whether a random part is scrambled as generated keys are (base62, base64url, hex): letters
+/// of both cases, or letters and digits interleaved (four changes or more between a letter and
+/// a digit: `a1b2c3`, hex). One long word, or digits then letters
+/// (`colonyoptimization2024`, `1234567890abcdefghij`), is not.
+pub(super) fn scrambled(part: &[u8]) -> bool {
+    let upper = part.iter().any(u8::is_ascii_uppercase);
+    let lower = part.iter().any(u8::is_ascii_lowercase);
+    let (mut changes, mut last) = (0, None);
+    for b in part.iter().filter(|b| b.is_ascii_alphanumeric()) {
+        let digit = b.is_ascii_digit();
+        changes += usize::from(last.is_some_and(|l| l != digit));
+        last = Some(digit);
+    }
+    (upper && lower) || changes >= 4
 }
 
 /// Whether a key's random part is one character repeated (`xxxx…`, `0000…`): a placeholder in
@@ -487,7 +593,7 @@ fn jwt_open(text: &[u8], s: usize) -> bool {
 }
 
 /// Characters of keys and base64url: `[A-Za-z0-9_-]`.
-fn is_key_char(b: u8) -> bool {
+pub(super) fn is_key_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
@@ -496,7 +602,7 @@ fn is_key_char_ref(b: &u8) -> bool {
 }
 
 /// End of the run of bytes matching `pred` starting at `i`.
-fn run(text: &[u8], i: usize, pred: impl Fn(&u8) -> bool) -> usize {
+pub(super) fn run(text: &[u8], i: usize, pred: impl Fn(&u8) -> bool) -> usize {
     let rest = text.get(i..).unwrap_or_default();
     i + rest.iter().position(|b| !pred(b)).unwrap_or(rest.len())
 }
@@ -726,13 +832,135 @@ mod tests {
                 ],
             ),
             (
+                // Test keys read the account's test data: keys too. Publishable keys are not.
                 Detector::StripeKey,
-                "sk_test_4eC39HqLyjWDarjtT1zdp7dc sk_live_short pk_live_4eC39HqLyjWDarjtT1zdp7dc",
+                "sk_test_51H8x9yKZ2eZvKYlo2C7fJ4pQ3sT5vX7z rk_test_0123456789abcdefghijABCDEF",
+                &[
+                    "sk_test_51H8x9yKZ2eZvKYlo2C7fJ4pQ3sT5vX7z",
+                    "rk_test_0123456789abcdefghijABCDEF",
+                ],
+            ),
+            (
+                Detector::StripeKey,
+                "sk_live_short pk_live_4eC39HqLyjWDarjtT1zdp7dc sk_test_XXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+                &[],
+            ),
+            (
+                Detector::StripeKey,
+                "STRIPE_WEBHOOK_SECRET=whsec_1YtFuko4575cWDuofOFw9tftjMvGSFWR\n",
+                &["whsec_1YtFuko4575cWDuofOFw9tftjMvGSFWR"],
+            ),
+            (
+                Detector::StripeKey,
+                "whsec_your_webhook_signing_secret whsec_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
                 &[],
             ),
         ];
         for (detector, text, expect) in cases {
             check(*detector, text, expect);
         }
+    }
+
+    /// `sk-ant-` and `sk-proj-` glued to a word are keys only when their random part is
+    /// scrambled: kebab-case words ending in `sk` are not (found by the fifth review).
+    #[test]
+    fn glued_keys_need_a_scrambled_part() {
+        let ant = "sk-ant-api03-Xq3vB7mN2pL9kR4tY8wE1uI6oP0aS5dF3gH7jK2lZ9xC4vB8nM1qW6eR0tY3uI7oP2aS5dF9gH4jK8lZ1xC6vB0nM3qW7eR2tY5uI9oP4aAA";
+        let cases: &[(Detector, &str, &[&str])] = &[
+            (
+                Detector::AnthropicKey,
+                "cd ~/src/risk-ant-colonyoptimization2024 && make; see acme/flask-ant-designsystemcomponents",
+                &[],
+            ),
+            (
+                Detector::AnthropicKey,
+                "The task-ant-colonysimulationengine was slow, task-ant-api03-1234567890abcdefghij",
+                &[],
+            ),
+            (
+                Detector::OpenAiKey,
+                "git checkout desk-proj-managementdashboard2024",
+                &[],
+            ),
+            // Generated keys glued to a word are still keys, lower-case ones included.
+            (Detector::AnthropicKey, &format!("task{ant}"), &[ant]),
+            (Detector::AnthropicKey, &format!("key_{ant}."), &[ant]),
+            (
+                Detector::AnthropicKey,
+                "xsk-ant-api03-a1b2c3d4e5f6g7h8i9j0k1l2",
+                &["sk-ant-api03-a1b2c3d4e5f6g7h8i9j0k1l2"],
+            ),
+            (
+                Detector::OpenAiKey,
+                "desk-proj-Ab3dEfGh1jKlMnOpQrStUvWx0123456789",
+                &["sk-proj-Ab3dEfGh1jKlMnOpQrStUvWx0123456789"],
+            ),
+            // With a boundary, a hand-written test key stays a key (as before).
+            (
+                Detector::AnthropicKey,
+                "task: sk-ant-api03-1234567890abcdefghij",
+                &["sk-ant-api03-1234567890abcdefghij"],
+            ),
+        ];
+        for (detector, text, expect) in cases {
+            check(*detector, text, expect);
+        }
+    }
+
+    /// Placeholders in any case: upper-case words joined by `_` and capitalised words run
+    /// together are documentation, as lower-case ones were (found by the fifth review).
+    #[test]
+    fn placeholders_in_any_case() {
+        let cases: &[(Detector, &str, &[&str])] = &[
+            (
+                Detector::AnthropicKey,
+                "ANTHROPIC_API_KEY=sk-ant-api03-YOUR_ANTHROPIC_API_KEY sk-ant-api03-Your_Key_Here_Please",
+                &[],
+            ),
+            (
+                Detector::AnthropicKey,
+                "export ANTHROPIC_API_KEY=sk-ant-api03-YourActualKeyGoesHere",
+                &[],
+            ),
+            (
+                Detector::OpenAiKey,
+                "OPENAI_API_KEY=sk-proj-YOUR_OPENAI_KEY_HERE_123",
+                &[],
+            ),
+            (
+                Detector::GithubToken,
+                "ghp_YourPersonalAccessTokenGoesHereNowPlease",
+                &[],
+            ),
+            // Mixed case inside a word is random: keys.
+            (
+                Detector::AnthropicKey,
+                "sk-ant-api03-YoUR_aNThRoPiC_aPi_KeY",
+                &["sk-ant-api03-YoUR_aNThRoPiC_aPi_KeY"],
+            ),
+            (
+                Detector::AnthropicKey,
+                "sk-ant-api03-Xq3vB7mN_pL9kR4tY8wE1uI6",
+                &["sk-ant-api03-Xq3vB7mN_pL9kR4tY8wE1uI6"],
+            ),
+        ];
+        for (detector, text, expect) in cases {
+            check(*detector, text, expect);
+        }
+    }
+
+    /// An AWS id's 16 characters after the prefix hold a digit (found by the fifth review).
+    #[test]
+    fn aws_ids_need_a_digit() {
+        check(
+            Detector::AwsAccessKey,
+            "region=ASIAPACIFICNORTHEAST ASIAPACIFICSALESTEAM AKIAABCDEFGHIJKLMNOP",
+            &[],
+        );
+        check(
+            Detector::AwsAccessKey,
+            "AKIAABCDEFGHIJKLMNO2 ASIAPACIFICNORTHEA5T",
+            &["AKIAABCDEFGHIJKLMNO2", "ASIAPACIFICNORTHEA5T"],
+        );
     }
 }

@@ -258,3 +258,83 @@ fn a_secret_longer_than_the_limit_fails_closed() {
         assert!(out.contains("too long to check"), "{api:?}");
     }
 }
+
+/// The fifth review's detector changes stream as they mask in one piece: glued words that are
+/// not keys, placeholders, upper-case names, diff timestamps and wide card joins pass (or
+/// mask) alike; vendors' tokens are held until they end; an AWS secret key is held with its
+/// label, which decides it.
+#[test]
+fn fifth_review_detectors_mask_as_not_streamed() {
+    let policy = mask_all();
+    let ant = "sk-ant-api03-Xq3vB7mN2pL9kR4tY8wE1uI6oP0aS5dF3gH7jK2lZ9xC4vB8nM1qW6eR0tY3uI7oP2aS5dF9gH4jK8lZ1xC6vB0nM3qW7eR2tY5uI9oP4aAA";
+    let do_hex = "5f6ce8063d50a800bd375a96c54f9cea8aa19cf782323d3b4fd1fba8363f42b9";
+    let secret = "rN9lHZOqqk8Fk2FJh/FgzKVmj1OWaKqd4scg2InW";
+    let unchanged = [
+        "cd ~/src/risk-ant-colonyoptimization2024 && make",
+        "The task-ant-api03-1234567890abcdefghij was slow; desk-proj-managementdashboard2024",
+        "ANTHROPIC_API_KEY=sk-ant-api03-YOUR_ANTHROPIC_API_KEY or sk-ant-api03-YourActualKeyGoesHere",
+        "region=ASIAPACIFICNORTHEAST ok",
+        "diff --git a/data.csv b/data.csv\n+20240515123045,ok\n-20240514093000,ok",
+        "columns 4539    9458    0730    2151 and 4539 -9458 -0730 -2151 end",
+        "hf_hub_download(repo_id) and secret=rN9lHZOqqk8Fk2FJh/FgzKVmj1OWaKqd4scg2InW ok",
+    ];
+    for text in unchanged {
+        check_splits(&policy, text, text, &[256, 16]);
+    }
+    // Numbers are held within the window (32 bytes fit a card with wide joins).
+    for (text, expect) in [
+        (
+            "card 4539  9458  0730  2151, or 4539 - 9458 - 0730 - 2151.",
+            "card <CREDIT_CARD>, or <CREDIT_CARD>.",
+        ),
+        (
+            "en 4539 \u{2013} 9458 \u{2013} 0730 \u{2013} 2151 ok",
+            "en <CREDIT_CARD> ok",
+        ),
+    ] {
+        check_splits(&policy, text, expect, &[256, 32]);
+    }
+    let masked = [
+        (format!("task{ant} done"), "task<ANTHROPIC_KEY> done".to_owned()),
+        (
+            "npm npm_Zc1We1BC6l8hWbvYXBIQHOW3vTokFGF2Q5Ju, gl glpat-gOb-fAyGJMDE4i-9DQ1H.".to_owned(),
+            "npm <NPM_TOKEN>, gl <GITLAB_TOKEN>.".to_owned(),
+        ),
+        (
+            "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 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"
+                .to_owned(),
+            "<SENDGRID_KEY> <HUGGINGFACE_TOKEN>".to_owned(),
+        ),
+        (
+            format!("do dop_v1_{do_hex} shp 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 x"),
+            "do <DIGITALOCEAN_TOKEN> shp <SHOPIFY_TOKEN> x".to_owned(),
+        ),
+        (
+            "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 whsec_1YtFuko4575cWDuofOFw9tftjMvGSFWR"
+                .to_owned(),
+            "<GROQ_KEY> <STRIPE_KEY>".to_owned(),
+        ),
+        (
+            "xai-bPiO3AOriRcyWcAkwLRDPEFA0ou0wEW8R9Bh4Ub8IV2S4bmQZUIC7ivuQ5PAfvryeheReeR2Gjem586F;"
+                .to_owned(),
+            "<XAI_KEY>;".to_owned(),
+        ),
+    ];
+    for (text, expect) in &masked {
+        check_splits(&policy, text, expect, &[256, 16]);
+    }
+    // An AWS secret key is decided by its label, context read as far back as the window
+    // reaches: a window that holds label and key (64 bytes here) masks it at every split.
+    for (text, expect) in [
+        (
+            format!("[default]\naws_secret_access_key = {secret}\nregion = eu-west-1"),
+            "[default]\naws_secret_access_key = <AWS_SECRET_KEY>\nregion = eu-west-1",
+        ),
+        (
+            format!("{{\"SecretAccessKey\": \"{secret}\"}}"),
+            "{\"SecretAccessKey\": \"<AWS_SECRET_KEY>\"}",
+        ),
+    ] {
+        check_splits(&policy, &text, expect, &[256, 64]);
+    }
+}

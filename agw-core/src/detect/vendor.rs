@@ -1,0 +1,421 @@
+//! Vendors' tokens that announce themselves by a prefix (npm, GitLab, Hugging Face, Groq, xAI,
+//! DigitalOcean, Shopify, SendGrid, Stripe's webhook secrets), and an AWS secret access key
+//! where a label names it: their shapes, read by the [secrets](super::secrets) search.
+//!
+//! A shape is data: the detector, the prefix's length, the characters of the random part and
+//! its lengths. The random part must look generated ([`scrambled`]), so a prefix followed by
+//! words (`hf_hub_download`, `xai-grok-integration`) is not a token; a fixed-length part must
+//! not run on into more letters or digits.
+
+use super::secrets::{is_key_char, random, run, scrambled};
+use super::{Detector, Edges, at};
+
+/// The characters of a token's random part.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Chars {
+    /// `[A-Za-z0-9]`.
+    Alnum,
+    /// `[0-9a-f]`.
+    Hex,
+    /// `[A-Za-z0-9_.-]`: base64url, and dots between parts (GitLab's routable tokens,
+    /// `glpat-….01.…`); a trailing dot ends a sentence and is not part of the token.
+    Dotted,
+}
+
+impl Chars {
+    fn contains(self, b: &u8) -> bool {
+        match self {
+            Chars::Alnum => b.is_ascii_alphanumeric(),
+            Chars::Hex => b.is_ascii_digit() || (b'a'..=b'f').contains(b),
+            Chars::Dotted => is_key_char(*b) || *b == b'.',
+        }
+    }
+}
+
+/// A token: a prefix of `prefix` bytes, then `len` of `chars`.
+#[derive(Debug)]
+pub(super) struct Shape {
+    pub detector: Detector,
+    pub prefix: usize,
+    chars: Chars,
+    min: usize,
+    /// The longest random part read: a longer run is no token when `min == max` (a fixed
+    /// length), and a stream holds a growing token at most this long.
+    pub max: usize,
+}
+
+/// `npm_` and 36 of `[A-Za-z0-9]` (30 random, 6 of checksum).
+pub(super) const NPM: Shape = Shape {
+    detector: Detector::NpmToken,
+    prefix: 4,
+    chars: Chars::Alnum,
+    min: 36,
+    max: 36,
+};
+
+/// `glpat-` (and GitLab's other `gl…-` prefixes) and 20 or more characters.
+pub(super) const GITLAB: Shape = Shape {
+    detector: Detector::GitlabToken,
+    prefix: 6,
+    chars: Chars::Dotted,
+    min: 20,
+    max: 255,
+};
+
+/// `hf_` and 34 letters (digits accepted too).
+pub(super) const HUGGING_FACE: Shape = Shape {
+    detector: Detector::HuggingfaceToken,
+    prefix: 3,
+    chars: Chars::Alnum,
+    min: 34,
+    max: 64,
+};
+
+/// `gsk_` and 52 of `[A-Za-z0-9]` (40 or more read).
+pub(super) const GROQ: Shape = Shape {
+    detector: Detector::GroqKey,
+    prefix: 4,
+    chars: Chars::Alnum,
+    min: 40,
+    max: 255,
+};
+
+/// `xai-` and 80 of `[A-Za-z0-9]` (40 or more read).
+pub(super) const XAI: Shape = Shape {
+    detector: Detector::XaiKey,
+    prefix: 4,
+    chars: Chars::Alnum,
+    min: 40,
+    max: 255,
+};
+
+/// `dop_v1_` (personal), `doo_v1_` (OAuth), `dor_v1_` (refresh) and 64 hex digits.
+pub(super) const DIGITALOCEAN: Shape = Shape {
+    detector: Detector::DigitaloceanToken,
+    prefix: 7,
+    chars: Chars::Hex,
+    min: 64,
+    max: 64,
+};
+
+/// `shpat_`, `shpss_`, `shpca_`, `shppa_` and 32 hex digits.
+pub(super) const SHOPIFY: Shape = Shape {
+    detector: Detector::ShopifyToken,
+    prefix: 6,
+    chars: Chars::Hex,
+    min: 32,
+    max: 32,
+};
+
+/// Stripe's webhook signing secret: `whsec_` and 32 or more of `[A-Za-z0-9]`.
+pub(super) const STRIPE_WEBHOOK: Shape = Shape {
+    detector: Detector::StripeKey,
+    prefix: 6,
+    chars: Chars::Alnum,
+    min: 32,
+    max: 255,
+};
+
+/// Where the random part of the token of `shape` at `s` ends, and with it the token.
+fn end(shape: &Shape, text: &[u8], s: usize, edges: Edges<'_>) -> usize {
+    let start = s + shape.prefix;
+    let mut e = run(text, start, |b| shape.chars.contains(b));
+    if matches!(shape.chars, Chars::Dotted) {
+        while e > start && text[e - 1] == b'.' {
+            e -= 1;
+        }
+    }
+    // Two strings sent apart meet after a fixed-length token: it ends there.
+    if e > start + shape.max && edges.contains(start + shape.max) {
+        e = start + shape.max;
+    }
+    e
+}
+
+/// The end of the token of `shape` at `s`, if it is one.
+pub(super) fn token(shape: &Shape, text: &[u8], s: usize, edges: Edges<'_>) -> Option<usize> {
+    let e = end(shape, text, s, edges);
+    let part = &text[s + shape.prefix..e];
+    let joined = at(text, e).is_ascii_alphanumeric() && !edges.contains(e);
+    let ok =
+        (shape.min..=shape.max).contains(&part.len()) && !joined && random(part) && scrambled(part);
+    ok.then_some(e)
+}
+
+/// Whether what [`token`] says of `shape` at `s` may change when text is appended: its random
+/// part runs to the end of the text, no longer than a token's.
+pub(super) fn token_open(shape: &Shape, text: &[u8], s: usize) -> bool {
+    let e = run(text, s + shape.prefix, |b| shape.chars.contains(b));
+    e == text.len() && e - s - shape.prefix <= shape.max
+}
+
+/// SendGrid: `SG.`, 22 of `[A-Za-z0-9_-]`, `.`, 43 more.
+pub(super) fn sendgrid(text: &[u8], s: usize, edges: Edges<'_>) -> Option<usize> {
+    let a = s + 3;
+    let id_end = run(text, a, is_key_char_ref);
+    if id_end - a != 22 || at(text, id_end) != b'.' {
+        return None;
+    }
+    let b = id_end + 1;
+    let mut e = run(text, b, is_key_char_ref);
+    if e > b + 43 && edges.contains(b + 43) {
+        e = b + 43;
+    }
+    let secret = &text[b..e];
+    let ok = secret.len() == 43 && random(&text[a..id_end]) && random(secret) && scrambled(secret);
+    ok.then_some(e)
+}
+
+/// Whether what [`sendgrid`] says of `SG.` at `s` may change when text is appended.
+pub(super) fn sendgrid_open(text: &[u8], s: usize) -> bool {
+    let len = text.len();
+    let id_end = run(text, s + 3, is_key_char_ref);
+    if id_end == len {
+        return id_end - s - 3 <= 22;
+    }
+    if id_end - s - 3 != 22 || text[id_end] != b'.' {
+        return false;
+    }
+    let e = run(text, id_end + 1, is_key_char_ref);
+    e == len && e - id_end - 1 <= 43
+}
+
+fn is_key_char_ref(b: &u8) -> bool {
+    is_key_char(*b)
+}
+
+/// How far [`value_start`] read.
+enum Step {
+    /// The value starts here.
+    At(usize),
+    /// The text ends before it is known.
+    Cut,
+    No,
+}
+
+/// Between an AWS label and its value: a closing quote, blanks, `=` or `:`, blanks, an opening
+/// quote (`"`, `'` or JSON's `\"`), read from `i`; a run of blanks at most 8 long.
+fn value_start(text: &[u8], mut i: usize) -> Step {
+    let quote = |text: &[u8], i: usize| -> Option<usize> {
+        match (at(text, i), at(text, i + 1)) {
+            (b'"' | b'\'', _) => Some(i + 1),
+            (b'\\', b'"') => Some(i + 2),
+            _ => None,
+        }
+    };
+    let blanks = |text: &[u8], i: usize| -> usize {
+        let e = run(text, i, |b| matches!(b, b' ' | b'\t'));
+        e.min(i + 8)
+    };
+    if i + 1 >= text.len() && at(text, i) == b'\\' {
+        return Step::Cut;
+    }
+    i = quote(text, i).unwrap_or(i);
+    i = blanks(text, i);
+    match at(text, i) {
+        b'=' | b':' => i += 1,
+        _ if i >= text.len() => return Step::Cut,
+        _ => return Step::No,
+    }
+    i = blanks(text, i);
+    if i + 1 >= text.len() && matches!(at(text, i), 0 | b'\\') {
+        return Step::Cut;
+    }
+    Step::At(quote(text, i).unwrap_or(i))
+}
+
+/// Characters of an AWS secret access key: base64's.
+fn is_aws_secret_char(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'+')
+}
+
+/// An AWS secret access key after its label at `s` (`label` bytes long): 40 of
+/// `[A-Za-z0-9/+]`, both cases and a digit, `/` or `+` among them, not followed by another
+/// (nor by `=`: base64 data is longer). Found only after a label: a bare 40-character string
+/// is as likely a hash or any base64 as a key. Returns the key's range, the label left out.
+pub(super) fn aws_secret(
+    text: &[u8],
+    s: usize,
+    label: usize,
+    edges: Edges<'_>,
+) -> Option<(usize, usize)> {
+    let Step::At(v) = value_start(text, s + label) else {
+        return None;
+    };
+    let mut e = run(text, v, is_aws_secret_char);
+    if e > v + 40 && edges.contains(v + 40) {
+        e = v + 40;
+    }
+    let key = &text[v..e];
+    let next = at(text, e);
+    let ends = !(is_aws_secret_char(&next) || next == b'=') || edges.contains(e);
+    let mixed = key.iter().any(u8::is_ascii_uppercase) && key.iter().any(u8::is_ascii_lowercase);
+    let other = key.iter().any(|b| !b.is_ascii_alphabetic());
+    let ok = key.len() == 40 && ends && mixed && other && random(key);
+    ok.then_some((v, e))
+}
+
+/// Whether what [`aws_secret`] says of the label at `s` may change when text is appended:
+/// the text ends between label and value, or in a value no longer than a key.
+pub(super) fn aws_secret_open(text: &[u8], s: usize, label: usize) -> bool {
+    match value_start(text, s + label) {
+        Step::Cut => true,
+        Step::No => false,
+        Step::At(v) => {
+            let e = run(text, v, is_aws_secret_char);
+            e == text.len() && e - v <= 40
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::detect::Detector;
+    use crate::detect::tests::check;
+
+    const AWS_SECRET: &str = "rN9lHZOqqk8Fk2FJh/FgzKVmj1OWaKqd4scg2InW";
+
+    #[test]
+    fn vendor_tokens() {
+        let do_hex = "5f6ce8063d50a800bd375a96c54f9cea8aa19cf782323d3b4fd1fba8363f42b9";
+        let cases: &[(Detector, &str, &[&str])] = &[
+            (
+                Detector::NpmToken,
+                "//registry.npmjs.org/:_authToken=npm_Zc1We1BC6l8hWbvYXBIQHOW3vTokFGF2Q5Ju\n",
+                &["npm_Zc1We1BC6l8hWbvYXBIQHOW3vTokFGF2Q5Ju"],
+            ),
+            (
+                // 35 and 37 characters; glued to a word; a placeholder; words.
+                Detector::NpmToken,
+                "npm_Zc1We1BC6l8hWbvYXBIQHOW3vTokFGF2Q5J npm_Zc1We1BC6l8hWbvYXBIQHOW3vTokFGF2Q5Jux \
+                 xnpm_Zc1We1BC6l8hWbvYXBIQHOW3vTokFGF2Q5Ju npm_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX \
+                 npm_installdependenciesforthisprojectnow",
+                &[],
+            ),
+            (
+                Detector::GitlabToken,
+                "GITLAB_TOKEN=glpat-gOb-fAyGJMDE4i-9DQ1H, git remote glpat-Xq3vB7mN2pL9kR4tY8wE1uI6oP0.01.0y1ghxjwd.",
+                &[
+                    "glpat-gOb-fAyGJMDE4i-9DQ1H",
+                    "glpat-Xq3vB7mN2pL9kR4tY8wE1uI6oP0.01.0y1ghxjwd",
+                ],
+            ),
+            (
+                Detector::GitlabToken,
+                "glpat-short glpat-your-personal-access-token glpat-xxxxxxxxxxxxxxxxxxxx",
+                &[],
+            ),
+            (
+                Detector::HuggingfaceToken,
+                "HF_TOKEN=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 hf_nxBauhYjpusXp86wWpsgOJEqhIHOrcjQY3",
+                &[
+                    "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",
+                    "hf_nxBauhYjpusXp86wWpsgOJEqhIHOrcjQY3",
+                ],
+            ),
+            (
+                Detector::HuggingfaceToken,
+                "hf_hub_download(repo) hf_tokenforhuggingfacehubdownloadsxx hf_YourHuggingFaceTokenGoesRightHere",
+                &[],
+            ),
+            (
+                Detector::SendgridKey,
+                "SENDGRID_API_KEY='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'",
+                &["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"],
+            ),
+            (
+                Detector::SendgridKey,
+                "SG.ggCtXjI73ouu8lcB5PByah.q1HTzVfZgautJDi6U6Ojx9J3trfBB9HaDEtV8EgtHX \
+                 SG.xxxxxxxxxxxxxxxxxxxxxx.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx MSG.ggCtXjI73ouu8lcB5PByah.q1HTzVfZgautJDi6U6Ojx9J3trfBB9HaDEtV8EgtHXe",
+                &[],
+            ),
+            (
+                Detector::GroqKey,
+                "GROQ_API_KEY=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",
+                &["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"],
+            ),
+            (
+                Detector::GroqKey,
+                "gsk_short gsk_your_groq_api_key_goes_here_replace_it_now",
+                &[],
+            ),
+            (
+                Detector::XaiKey,
+                "XAI_API_KEY=xai-bPiO3AOriRcyWcAkwLRDPEFA0ou0wEW8R9Bh4Ub8IV2S4bmQZUIC7ivuQ5PAfvryeheReeR2Gjem586F",
+                &[
+                    "xai-bPiO3AOriRcyWcAkwLRDPEFA0ou0wEW8R9Bh4Ub8IV2S4bmQZUIC7ivuQ5PAfvryeheReeR2Gjem586F",
+                ],
+            ),
+            (
+                Detector::XaiKey,
+                "xai-grok-integration-guide taxai-bPiO3AOriRcyWcAkwLRDPEFA0ou0wEW8R9Bh4Ub8IV2S4bmQZ",
+                &[],
+            ),
+            (
+                Detector::DigitaloceanToken,
+                &format!("DIGITALOCEAN_TOKEN=dop_v1_{do_hex} doo_v1_{do_hex}"),
+                &[&format!("dop_v1_{do_hex}"), &format!("doo_v1_{do_hex}")],
+            ),
+            (
+                Detector::DigitaloceanToken,
+                &format!("dop_v1_{do_hex}0 dop_v1_{do_hex}g dop_v1_{}", &do_hex[1..]),
+                &[],
+            ),
+            (
+                Detector::ShopifyToken,
+                "SHOPIFY_TOKEN=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 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",
+                &[
+                    "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",
+                    "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",
+                ],
+            ),
+            (
+                Detector::ShopifyToken,
+                "shpat_20a33f07e07cb3136fa87be676563cf shpat_00000000000000000000000000000000",
+                &[],
+            ),
+        ];
+        for (detector, text, expect) in cases {
+            check(*detector, text, expect);
+        }
+    }
+
+    /// Only after a label: the key, not the label, is reported.
+    #[test]
+    fn aws_secret_keys_after_their_label() {
+        let k = AWS_SECRET;
+        let cases: &[(String, &[&str])] = &[
+            (format!("aws_secret_access_key = {k}\n"), &[k]),
+            (format!("export AWS_SECRET_ACCESS_KEY=\"{k}\";"), &[k]),
+            (format!("{{\"SecretAccessKey\": \"{k}\", \"x\": 1}}"), &[k]),
+            (format!("new S3Client({{ secretAccessKey: '{k}' }})"), &[k]),
+            (format!("\\\"SecretAccessKey\\\":\\\"{k}\\\""), &[k]),
+            (format!("MY_AWS_SECRET_ACCESS_KEY:\t{k}"), &[k]),
+            (
+                "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
+                &["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"],
+            ),
+            // No label, a longer or shorter value, base64 data, placeholders.
+            (format!("key {k} and secret={k}"), &[]),
+            (format!("aws_secret_access_key = {k}A"), &[]),
+            (format!("aws_secret_access_key = {k}=="), &[]),
+            (format!("aws_secret_access_key = {}", &k[1..]), &[]),
+            (
+                "AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY} aws_secret_access_key = YOUR_SECRET_ACCESS_KEY_GOES_HERE_12345678".to_owned(),
+                &[],
+            ),
+            (
+                "aws_secret_access_key=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".to_owned(),
+                &[],
+            ),
+            (
+                "aws_secret_access_key = abcdefghijklmnopqrstuvwxyzabcdefghijklmn".to_owned(),
+                &[],
+            ),
+            (format!("aws_secret_access_key          = {k}"), &[]),
+        ];
+        for (text, expect) in cases {
+            check(Detector::AwsSecretKey, text, expect);
+        }
+    }
+}
