@@ -93,6 +93,8 @@ pub struct LoggedUsage {
     team: Option<Arc<str>>,
     usage: Option<agw_core::usage::Usage>,
     cost_micros: Option<u64>,
+    /// The output count is agw's estimate (a stream cut before its final usage).
+    estimated: bool,
 }
 
 impl From<&UsageReport> for LoggedUsage {
@@ -102,6 +104,7 @@ impl From<&UsageReport> for LoggedUsage {
             team: r.identity.as_ref().and_then(|i| i.team.clone()),
             usage: r.usage,
             cost_micros: r.cost_micros,
+            estimated: r.estimated,
         }
     }
 }
@@ -269,6 +272,7 @@ impl Entry {
             cache_write_tokens = tokens.map(|t| t.cache_write),
             cache_read_tokens = tokens.map(|t| t.cache_read),
             cost_usd = used.and_then(|u| u.cost_micros).map(|c| c as f64 / 1e6),
+            estimated = used.is_some_and(|u| u.estimated).then_some(true),
             aborted = (!complete).then_some(true),
         );
     }
@@ -797,6 +801,7 @@ mod tests {
             cost_micros: Some(1234),
             estimate: None,
             estimated_cost_micros: None,
+            estimated: false,
             streamed: false,
             complete: true,
             duration: std::time::Duration::ZERO,
@@ -837,5 +842,22 @@ mod tests {
         for key in ["identity", "input_tokens", "cost_usd", "response_guard"] {
             assert!(bare.get(key).is_none(), "{key}: {bare}");
         }
+        assert!(!lines[0].contains("estimated"), "{}", lines[0]);
+        // A stream cut before its final usage: the line says its output is an estimate.
+        let cut = UsageReport {
+            estimated: true,
+            complete: false,
+            ..report
+        };
+        let logfmt = capture(LogFormat::Logfmt, || {
+            let mut e = entry();
+            e.usage_slot().set(LoggedUsage::from(&cut)).unwrap();
+            e.write(false, Instant::now());
+        });
+        assert!(
+            logfmt[0].contains(" cost_usd=0.001234 estimated=true aborted=true\n"),
+            "{}",
+            logfmt[0]
+        );
     }
 }
