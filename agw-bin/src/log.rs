@@ -96,6 +96,8 @@ pub struct LoggedUsage {
     /// The model the usage layer read (requested, else the response's): the line's model
     /// when no request guard read the body.
     model: Option<String>,
+    /// The output count is agw's estimate (a stream cut before its final usage).
+    estimated: bool,
 }
 
 impl From<&UsageReport> for LoggedUsage {
@@ -106,6 +108,7 @@ impl From<&UsageReport> for LoggedUsage {
             usage: r.usage,
             cost_micros: r.cost_micros,
             model: r.request_model.clone().or_else(|| r.response_model.clone()),
+            estimated: r.estimated,
         }
     }
 }
@@ -278,6 +281,7 @@ impl Entry {
             cache_write_tokens = tokens.map(|t| t.cache_write),
             cache_read_tokens = tokens.map(|t| t.cache_read),
             cost_usd = used.and_then(|u| u.cost_micros).map(|c| c as f64 / 1e6),
+            estimated = used.is_some_and(|u| u.estimated).then_some(true),
             aborted = (!complete).then_some(true),
         );
     }
@@ -806,6 +810,7 @@ mod tests {
             cost_micros: Some(1234),
             estimate: None,
             estimated_cost_micros: None,
+            estimated: false,
             streamed: false,
             complete: true,
             duration: std::time::Duration::ZERO,
@@ -846,5 +851,22 @@ mod tests {
         for key in ["identity", "input_tokens", "cost_usd", "response_guard"] {
             assert!(bare.get(key).is_none(), "{key}: {bare}");
         }
+        assert!(!lines[0].contains("estimated"), "{}", lines[0]);
+        // A stream cut before its final usage: the line says its output is an estimate.
+        let cut = UsageReport {
+            estimated: true,
+            complete: false,
+            ..report
+        };
+        let logfmt = capture(LogFormat::Logfmt, || {
+            let mut e = entry();
+            e.usage_slot().set(LoggedUsage::from(&cut)).unwrap();
+            e.write(false, Instant::now());
+        });
+        assert!(
+            logfmt[0].contains(" cost_usd=0.001234 estimated=true aborted=true\n"),
+            "{}",
+            logfmt[0]
+        );
     }
 }

@@ -2,9 +2,16 @@
 //!
 //! [`UsageCounter`] is fed what a response carries — a complete JSON body, or the server-sent
 //! events of a stream one by one — and keeps the last usage it saw. Only events that carry
-//! usage are parsed (a byte search for `"usage"` decides), so counting a stream costs one
-//! `memmem` per event and one small JSON parse per usage event (Anthropic `message_start` and
-//! `message_delta`, OpenAI's final chunk, Responses' `response.completed`).
+//! usage are parsed (a byte search for `"usage"` decides), so counting a stream costs two
+//! `memmem` per event, one small JSON parse per usage event (Anthropic `message_start` and
+//! `message_delta`, OpenAI's final chunk, Responses' `response.completed`), and for each delta
+//! event a walk over its strings that adds up the length of the generated content it carries
+//! (nothing is parsed or held).
+//!
+//! A stream that ends before its final usage — the client went away, the connection broke, a
+//! response guard ended it with an error — was billed by the provider for what it generated;
+//! [`UsageCounter::cut`] makes its output at least what the deltas delivered: a token per
+//! [`BYTES_PER_TOKEN`] bytes of generated text, and at least one per delta event.
 //!
 //! Token kinds are normalised to what is billed separately: [`Usage::input`] is *uncached*
 //! input (OpenAI's `prompt_tokens` minus `cached_tokens`; Anthropic's `input_tokens` as is),
@@ -30,12 +37,26 @@
 //!
 //! [`UsageCounter::json`] needs the whole JSON body (the caller decides how much it holds);
 //! it reads only the top-level `model` and `usage` keys with the skipping scanner and parses
-//! just the `usage` object. A response without usage (an error, a cut stream) gives `None`
-//! from [`UsageCounter::finish`]: the caller keeps its estimate.
+//! just the `usage` object. A response without usage (an error, a stream cut before any
+//! usage or content) gives `None` from [`UsageCounter::finish`]: the caller keeps its estimate.
+//! The output of a cut stream is an estimate from the bytes it delivered: the provider's
+//! tokenizer is not known here, and what it generated past what reached agw is not seen.
+
+mod generated;
 
 use crate::api::Api;
 use crate::json::Scanner;
+use memchr::memmem::Finder;
 use serde_json::Value;
+use std::sync::OnceLock;
+
+/// Bytes of generated content counted as one output token when a stream's output must be
+/// estimated ([`UsageCounter::cut`]). English prose averages about four bytes a token, but code,
+/// JSON tool input and text in other scripts tokenize denser (about three), and the provider
+/// also billed tokens it generated that never reached agw; for a budget, charging a cut stream
+/// slightly over is safer than letting output through cheap, so three, rounded up. (The
+/// escapes of the JSON strings, counted as sent, lean the same way.)
+pub const BYTES_PER_TOKEN: u64 = 3;
 
 /// Tokens of one response, by billing kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -76,6 +97,10 @@ pub struct UsageCounter {
     seen: bool,
     /// Stream events that carried a delta (each at least one output token).
     deltas: u64,
+    /// Bytes of generated content in the stream's delta events.
+    generated: u64,
+    /// The stream reached its end: its final usage, or OpenAI's `[DONE]`.
+    ended: bool,
 }
 
 impl UsageCounter {
@@ -87,16 +112,28 @@ impl UsageCounter {
             model: None,
             seen: false,
             deltas: 0,
+            generated: 0,
+            ended: false,
         }
     }
 
     /// Reads one complete server-sent event (bytes as on the wire, `event:`/`data:` lines).
-    /// Events without `"usage"` in them cost one byte search.
+    /// Events without `"usage"` in them cost a byte search or two, delta events a walk over
+    /// their strings.
     pub fn event(&mut self, event: &[u8]) {
-        if memchr::memmem::find(event, b"delta").is_some() {
+        // Built once: a searcher made per call costs more than the search of a short event.
+        static FINDERS: OnceLock<[Finder<'static>; 2]> = OnceLock::new();
+        let [delta, usage] =
+            FINDERS.get_or_init(|| [Finder::new(b"delta"), Finder::new(b"\"usage\"")]);
+        if delta.find(event).is_some() {
             self.deltas += 1;
+            self.generated = self.generated.saturating_add(generated::bytes(event));
         }
-        if memchr::memmem::find(event, b"\"usage\"").is_none() {
+        if usage.find(event).is_none() {
+            // `data: [DONE]`, OpenAI's last event (after the usage chunk, when asked for).
+            if event.len() <= 32 && memchr::memmem::find(event, b"[DONE]").is_some() {
+                self.ended = true;
+            }
             return;
         }
         let mut data = Vec::new();
@@ -156,9 +193,11 @@ impl UsageCounter {
                     }
                 }
             }
+            // The usage of the stream's end: its output count is final.
             Some("message_delta") => {
                 if let Some(u) = v.get("usage") {
                     self.usage_object(u, true);
+                    self.ended = true;
                 }
             }
             Some(t) if t.starts_with("response.") => {
@@ -166,6 +205,7 @@ impl UsageCounter {
                     self.set_model(r.get("model"));
                     if let Some(u) = r.get("usage").filter(|u| u.is_object()) {
                         self.usage_object(u, false);
+                        self.ended = true;
                     }
                 }
             }
@@ -173,6 +213,7 @@ impl UsageCounter {
                 self.set_model(v.get("model"));
                 if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
                     self.usage_object(u, false);
+                    self.ended = true;
                 }
             }
         }
@@ -234,14 +275,37 @@ impl UsageCounter {
         self.seen.then_some((self.usage, self.model))
     }
 
-    /// The stream ended before its final usage (the client went away, the connection broke):
-    /// what the provider generated is unknown, but each delta delivered was at least one
-    /// output token, so the output count is at least that many (`message_start` alone says 1).
-    pub fn aborted(&mut self) {
-        if self.deltas > self.usage.output {
-            self.usage.output = self.deltas;
+    /// Whether the stream reached its end: its final usage (Anthropic `message_delta`, OpenAI's
+    /// usage chunk, Responses' `response.completed`), or OpenAI's `[DONE]` (a stream that did not
+    /// ask for usage). A stream that did not was cut: see [`Self::cut`].
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The output tokens the stream's deltas amount to: a token per [`BYTES_PER_TOKEN`] bytes
+    /// of generated content (rounded up), and at least one per delta event.
+    pub fn output_estimate(&self) -> u64 {
+        self.generated.div_ceil(BYTES_PER_TOKEN).max(self.deltas)
+    }
+
+    /// The stream ended before its final usage (the client went away, the connection broke,
+    /// an error event — a response guard's refusal — ended it): the provider billed what it
+    /// generated, of which what was delivered is a lower bound, so the output count becomes
+    /// the larger of the reported one (`message_start` says 1) and [`Self::output_estimate`].
+    /// `input` is the request's estimated input, counted when the stream reported no usage at
+    /// all (OpenAI's comes in its last chunk). Whether the usage now holds an estimate; a
+    /// stream that delivered nothing is left as it was.
+    pub fn cut(&mut self, input: u64) -> bool {
+        let output = self.output_estimate();
+        if output <= self.usage.output {
+            return false;
+        }
+        if !self.seen {
+            self.usage.input = input;
             self.seen = true;
         }
+        self.usage.output = output;
+        true
     }
 }
 
@@ -644,34 +708,122 @@ mod tests {
     }
 
     /// Found by the audit: a stream the client left early was charged what `message_start`
-    /// said (1 output token), however much it had delivered.
+    /// said (1 output token), however much it had delivered; then one token a delta, however
+    /// long the delta (security review: a stream cut just before its `message_delta` had its
+    /// output nearly free).
     #[test]
-    fn an_aborted_stream_counts_a_token_per_delta_delivered() {
+    fn a_cut_stream_counts_the_output_it_delivered() {
         let start = b"data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n";
-        let delta = b"data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n";
+        let long = format!(
+            "data: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{}\"}}}}\n\n",
+            "word ".repeat(60)
+        );
+        let short = b"data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n";
         let mut c = UsageCounter::new(Api::Anthropic);
         c.event(start);
         for _ in 0..7 {
-            c.event(delta);
+            c.event(long.as_bytes());
         }
+        assert!(!c.ended());
         assert_eq!(c.usage(), Some(u(5, 1, 0, 0)));
-        c.aborted();
+        assert!(c.cut(999));
+        // 7 × 300 bytes, a token per 3; the reported input stands.
+        assert_eq!(c.usage(), Some(u(5, 700, 0, 0)));
+        // Short deltas: a token each at least.
+        let mut c = UsageCounter::new(Api::Anthropic);
+        c.event(start);
+        for _ in 0..7 {
+            c.event(short);
+        }
+        assert!(c.cut(999));
         assert_eq!(c.usage(), Some(u(5, 7, 0, 0)));
         // A larger reported count stands; nothing delivered, nothing added.
         let mut c = UsageCounter::new(Api::Anthropic);
         c.event(b"data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":30}}}\n\n");
-        c.event(delta);
-        c.aborted();
+        c.event(short);
+        assert!(!c.cut(999));
         assert_eq!(c.usage(), Some(u(5, 30, 0, 0)));
         let mut c = UsageCounter::new(Api::OpenAi);
-        c.aborted();
+        assert!(!c.cut(40));
         assert_eq!(c.usage(), None);
-        // OpenAI chunks without usage: each delta counts.
+        // OpenAI chunks without usage: the request's input estimate, the output delivered.
         for _ in 0..3 {
             c.event(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n");
         }
-        c.aborted();
-        assert_eq!(c.usage().map(|u| u.output), Some(3));
+        c.event(
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"0123456789abcdef\"}}]}\n\n",
+        );
+        assert!(c.cut(40));
+        // 19 bytes → 7 tokens, more than the 4 chunks.
+        assert_eq!(c.usage(), Some(u(40, 7, 0, 0)));
+    }
+
+    /// A stream's end is its final usage or `[DONE]`; any other last event leaves it cut.
+    #[test]
+    fn streams_end_with_their_final_usage_or_done() {
+        let start = "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n";
+        let delta = "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n";
+        let end = "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":9}}\n\n";
+        let stop = "data: {\"type\":\"message_stop\"}\n\n";
+        let error = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"agw: refused\"}}\n\n";
+        let chunk =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\n";
+        let usage =
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2}}\n\n";
+        let done = "data: [DONE]\n\n";
+        let chat_error = "data: {\"error\":{\"message\":\"agw: refused\",\"type\":\"invalid_request_error\"}}\n\n";
+        let created = "data: {\"type\":\"response.created\",\"response\":{\"model\":\"gpt-5\",\"usage\":null}}\n\n";
+        let text = "data: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n";
+        let completed = "data: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n";
+        let cases: &[(Api, &[&str], bool)] = &[
+            (Api::Anthropic, &[start, delta, end, stop], true),
+            (Api::Anthropic, &[start, delta, end], true),
+            (Api::Anthropic, &[start, delta], false),
+            (Api::Anthropic, &[start, delta, error], false),
+            (Api::OpenAi, &[chunk, usage, done], true),
+            (Api::OpenAi, &[chunk, usage], true),
+            (Api::OpenAi, &[chunk, done], true),
+            (Api::OpenAi, &[chunk], false),
+            (Api::OpenAi, &[chunk, chat_error], false),
+            (Api::OpenAi, &[created, text, completed], true),
+            (Api::OpenAi, &[created, text], false),
+        ];
+        for (api, events, ended) in cases {
+            let mut c = UsageCounter::new(*api);
+            for e in *events {
+                c.event(e.as_bytes());
+            }
+            assert_eq!(c.ended(), *ended, "{events:?}");
+        }
+    }
+
+    /// The estimate of a cut stream is the same however its bytes were split.
+    #[test]
+    fn a_cut_stream_counts_alike_at_every_split() {
+        let s = "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\r\n\r\n\
+                 event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a sentence of some length, \\\"quoted\\\"\"}}\r\n\r\n\
+                 event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"command\\\": \\\"ls -l /tmp\\\"}\"}}\r\n\r\n";
+        let mut first = None;
+        for size in 1..=s.len() {
+            let mut dec = SseDecoder::new(1 << 20);
+            let mut c = UsageCounter::new(Api::Anthropic);
+            let mut events = Vec::new();
+            for chunk in s.as_bytes().chunks(size) {
+                dec.push(chunk, &mut events).unwrap();
+                for e in events.drain(..) {
+                    c.event(&e);
+                }
+            }
+            assert!(!c.ended());
+            assert!(c.cut(0), "split {size}");
+            let got = c.usage();
+            match first {
+                None => first = Some(got),
+                Some(f) => assert_eq!(f, got, "split {size}"),
+            }
+        }
+        // 37 + 29 bytes of content, escapes as sent: 22 tokens.
+        assert_eq!(first.flatten().map(|u| u.output), Some(22));
     }
 
     #[test]

@@ -782,6 +782,123 @@ async fn a_stream_cut_off_is_charged_at_least_its_input() {
     );
 }
 
+/// Found by the security review: a client that read a long answer and left just before
+/// `message_delta` spent its input only (`message_start` says one output token). Budgets and
+/// the minute's tokens are charged the output it read.
+#[tokio::test]
+async fn a_stream_left_before_its_final_usage_spends_the_output_it_delivered() {
+    use http_body_util::BodyExt;
+    let limiter = Arc::new(limiter(LimitPolicy {
+        per_key: Limits {
+            tokens_per_minute: Some(10_000_000),
+            tokens_per_day: Some(10_000_000),
+            usd_per_day: Some(1000.0),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    }));
+    let price = Price {
+        input: 3.0,
+        output: 15.0,
+        cache_write: 3.75,
+        cache_read: 0.3,
+    };
+    let prices = Arc::new(PriceTable::new([("*", price)]).unwrap());
+    let mut events = vec![bytes::Bytes::from_static(
+        b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":100,\"output_tokens\":1}}}\n\n",
+    )];
+    let text = "all work and no play makes a long answer ".repeat(10);
+    for _ in 0..300 {
+        events.push(bytes::Bytes::from(format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{text}\"}}}}\n\n"
+        )));
+    }
+    let wire: usize = events.iter().map(bytes::Bytes::len).sum();
+    let read = 300 * text.len() as u64;
+    let routes = axum::Router::new().route(
+        "/v1/messages",
+        axum::routing::post(move || {
+            let events = events.clone();
+            async move {
+                http::Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(axum::body::Body::new(ThenNothing(events.into())))
+                    .unwrap()
+            }
+        }),
+    );
+    let (addr, secret) = serve_read(&limiter, prices, Api::Anthropic, routes).await;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let req = http::Request::post(format!("http://{addr}/v1/messages"))
+        .header("content-type", "application/json")
+        .header("x-api-key", secret.as_str())
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            br#"{"model":"claude-sonnet-4-5","max_tokens":64000,"stream":true,"messages":[{"role":"user","content":"write a long answer"}]}"#,
+        )))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut stream = res.into_body();
+    let mut got = 0;
+    while got < wire {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), stream.frame())
+            .await
+            .expect("a frame")
+            .unwrap()
+            .unwrap();
+        got += frame.data_ref().map_or(0, bytes::Bytes::len);
+    }
+    drop(stream);
+    drop(client);
+    // At least 80% of a token per 4 bytes of the text read, and its input.
+    let least = 100 + read * 8 / 10 / 4;
+    let who = Scope::Key("alice".into());
+    let mut spent = None;
+    for _ in 0..400 {
+        let s = limiter
+            .spent(&who, agw_tower::auth::key::unix_now())
+            .await
+            .unwrap();
+        // Settled: the 64,000-token hold is replaced.
+        if s.tokens_today < 64_000 {
+            spent = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let spent = spent.expect("the stream is settled");
+    assert!(
+        spent.tokens_today >= least,
+        "charged {} tokens, at least {least} read",
+        spent.tokens_today
+    );
+    assert!(
+        spent.usd_micros_today >= 100 * 3 + (least - 100) * 15,
+        "charged {} micro-dollars",
+        spent.usd_micros_today
+    );
+}
+
+/// A response body that sends its frames, then never ends (an upstream still generating).
+struct ThenNothing(std::collections::VecDeque<bytes::Bytes>);
+
+impl http_body::Body for ThenNothing {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        match self.0.pop_front() {
+            Some(b) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
 /// `routes` as `agw serve` stacks the team layers: usage and the limiter inside the body stage
 /// (so the limiter reads the collected body), then key authentication and classification for
 /// `api`, served: its address and the secret of alice's key.

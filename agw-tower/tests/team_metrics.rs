@@ -284,6 +284,7 @@ fn report(request_model: &str, response_model: Option<&str>) -> agw_tower::usage
         cost_micros: Some(1),
         estimate: None,
         estimated_cost_micros: None,
+        estimated: false,
         streamed: false,
         complete: true,
         duration: std::time::Duration::from_millis(1),

@@ -250,8 +250,10 @@ async fn a_body_dropped_midway_is_reported_incomplete() {
     let [r] = reports.take().try_into().unwrap();
     assert!(!r.complete);
     assert_eq!(r.usage.map(|u| u.cache_read), Some(20000));
-    // `message_start` says 1 output token; the three deltas delivered were at least three.
-    assert_eq!(r.usage.map(|u| u.output), Some(3));
+    // `message_start` says 1 output token; the three deltas delivered were at least three, and
+    // their 15 bytes of text five (a token per 3 bytes).
+    assert!(r.estimated);
+    assert_eq!(r.usage.map(|u| u.output), Some(5));
 }
 
 #[tokio::test]
@@ -364,4 +366,252 @@ async fn a_response_the_response_guard_refuses_is_still_counted() {
         })
     );
     assert_eq!(rep.cost_micros, Some(12303 * 3 + 7 * 15));
+}
+
+/// Text of one streamed delta, 400 bytes (a long answer: 300 of them).
+fn long_text(i: usize) -> String {
+    let text = format!(
+        "{i:04} {}",
+        "all work and no play makes a long answer ".repeat(10)
+    );
+    text[..400].to_owned()
+}
+
+/// A 300-delta Anthropic stream of [`long_text`]s after a `message_start` of 100 input tokens,
+/// and the bytes of text in it.
+fn long_stream() -> (Vec<Bytes>, u64) {
+    let mut events = vec![Bytes::from_static(
+        b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":100,\"output_tokens\":1}}}\n\n",
+    )];
+    for i in 0..300 {
+        events.push(Bytes::from(format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{}\"}}}}\n\n",
+            long_text(i)
+        )));
+    }
+    (events, 300 * 400)
+}
+
+/// A streamed request to Anthropic.
+const PROMPT: &str = r#"{"model":"claude-sonnet-4-5","stream":true,"messages":[{"role":"user","content":"write a long answer"}]}"#;
+
+/// The provider's end of [`long_stream`]: 30,000 output tokens.
+const LONG_END: &str = "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":30000}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+/// A response body that sends its frames, then never ends (an upstream still generating).
+struct ThenPending(std::collections::VecDeque<Bytes>);
+
+impl http_body::Body for ThenPending {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.0.pop_front() {
+            Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Serves `path` with `events` as a stream (then pending forever, when `pending`) behind the
+/// usage layer, and the response guard when given a policy; the request body is read (as
+/// `agw serve` reads it for the team layers).
+async fn serve_stream(
+    path: &'static str,
+    events: Vec<Bytes>,
+    pending: bool,
+    guard: Option<agw_core::guard::Policy>,
+    reports: Arc<Reports>,
+) -> std::net::SocketAddr {
+    let events = Arc::new(events);
+    let upstream = move |_req: axum::extract::Request| {
+        let events = events.clone();
+        async move {
+            let frames: std::collections::VecDeque<Bytes> = events.iter().cloned().collect();
+            let body = if pending {
+                axum::body::Body::new(ThenPending(frames))
+            } else {
+                axum::body::Body::from(frames.into_iter().flatten().collect::<Vec<u8>>())
+            };
+            http::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(body)
+                .unwrap()
+        }
+    };
+    let routes = axum::Router::new().route(path, axum::routing::post(upstream));
+    let routes = match guard {
+        Some(policy) => routes.layer(agw_tower::response::ResponseGuardLayer::new(policy)),
+        None => routes,
+    };
+    let app = routes
+        .layer(UsageLayer::new(prices()).sink(reports))
+        .layer(
+            agw_tower::guard::RequestGuardLayer::new(agw_core::guard::Policy::empty())
+                .read_always(true),
+        )
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    support::serve(app).await
+}
+
+/// POSTs `body` to `path`, reads `bytes` bytes of the streamed answer (all of it when
+/// `None`) and goes away; the bytes read.
+async fn read_then_leave(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &str,
+    bytes: Option<usize>,
+) -> Vec<u8> {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.into_body();
+    let mut got = Vec::new();
+    let wait = std::time::Duration::from_secs(10);
+    while got.len() < bytes.unwrap_or(usize::MAX) {
+        match tokio::time::timeout(wait, body.frame())
+            .await
+            .expect("a frame")
+        {
+            Some(f) => got.extend_from_slice(&f.unwrap().into_data().unwrap()),
+            None => break,
+        }
+    }
+    drop(body);
+    drop(client);
+    got
+}
+
+/// The reports, waiting (bounded, 5 s) for the first: a client's going away is noticed by the
+/// server when it next polls the connection.
+async fn report_of(reports: &Reports) -> UsageReport {
+    for _ in 0..5 {
+        if let [r] = reports.wait().await.as_slice() {
+            return r.clone();
+        }
+    }
+    panic!("no report");
+}
+
+/// Found by the security review: a client that read the whole answer and closed the socket
+/// just before `message_delta` was charged `message_start`'s one output token (then one a
+/// delta): 30,000 tokens for the price of the input. It is charged what it read.
+#[tokio::test]
+async fn a_stream_left_before_its_final_usage_is_charged_the_output_it_delivered() {
+    let reports = Arc::new(Reports::default());
+    let (events, text) = long_stream();
+    let wire = events.iter().map(Bytes::len).sum();
+    let addr = serve_stream("/v1/messages", events, true, None, reports.clone()).await;
+    let got = read_then_leave(addr, "/v1/messages", PROMPT, Some(wire)).await;
+    assert_eq!(got.len(), wire, "the whole answer was read");
+    let r = report_of(&reports).await;
+    assert!(!r.complete && r.estimated, "{r:?}");
+    let u = r.usage.unwrap();
+    assert_eq!(u.input, 100, "the reported input stands");
+    // At least 80% of a token per 4 bytes of the text read (a token per 3: 40,000).
+    assert!(
+        u.output >= text * 8 / 10 / 4,
+        "charged {} output tokens",
+        u.output
+    );
+    assert_eq!(u.output, text.div_ceil(3));
+    assert_eq!(r.cost_micros, Some(100 * 3 + u.output * 15));
+}
+
+/// Found by the security review: a response guard that refused a word in the last delta ended
+/// a stream whose 300 useful parts the client had read; it was charged one output token.
+#[tokio::test]
+async fn a_stream_a_response_guard_ends_is_charged_the_output_it_delivered() {
+    use agw_core::guard::{Policy, Rule};
+    let reports = Arc::new(Reports::default());
+    let (mut events, _) = long_stream();
+    events.push(Bytes::from_static(
+        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" DONE-MARKER\"}}\n\n",
+    ));
+    events.push(Bytes::from_static(LONG_END.as_bytes()));
+    let policy = Policy::builder()
+        .rule(Rule::regex("marker", ["DONE-MARKER"]).reject("no markers"))
+        .build()
+        .unwrap();
+    let addr = serve_stream("/v1/messages", events, false, Some(policy), reports.clone()).await;
+    let got = read_then_leave(addr, "/v1/messages", PROMPT, None).await;
+    let got = String::from_utf8(got).unwrap();
+    assert!(
+        got.contains("event: error") && !got.contains("DONE-MARKER"),
+        "{got:.300}"
+    );
+    // What the client read of the answer (the guard may hold back its last few parts).
+    let read = got.matches("\"text_delta\",\"text\":\"").count() as u64 * 400;
+    assert!(read >= 290 * 400, "{read}");
+    let r = report_of(&reports).await;
+    assert!(r.estimated, "{r:?}");
+    let u = r.usage.unwrap();
+    assert_eq!(u.input, 100);
+    assert!(
+        u.output >= read * 8 / 10 / 4,
+        "charged {} output tokens",
+        u.output
+    );
+    assert!(u.output >= read / 3);
+}
+
+/// A stream read to its end is charged the provider's numbers, even below agw's estimate.
+#[tokio::test]
+async fn a_complete_stream_is_charged_exactly_what_the_provider_reports() {
+    let reports = Arc::new(Reports::default());
+    let (mut events, _) = long_stream();
+    events.push(Bytes::from_static(LONG_END.as_bytes()));
+    let addr = serve_stream("/v1/messages", events, false, None, reports.clone()).await;
+    read_then_leave(addr, "/v1/messages", PROMPT, None).await;
+    let r = report_of(&reports).await;
+    assert!(r.complete && !r.estimated, "{r:?}");
+    assert_eq!(
+        r.usage,
+        Some(Usage {
+            input: 100,
+            output: 30000,
+            cache_write: 0,
+            cache_read: 0
+        })
+    );
+    assert_eq!(r.cost_micros, Some(100 * 3 + 30000 * 15));
+}
+
+/// An OpenAI chat stream (`include_usage`) left before its usage chunk reported no usage at
+/// all: it is charged the request's input estimate and the output it delivered.
+#[tokio::test]
+async fn an_openai_stream_left_before_its_usage_chunk_is_charged_the_output_it_delivered() {
+    let reports = Arc::new(Reports::default());
+    let mut events = Vec::new();
+    for i in 0..300 {
+        events.push(Bytes::from(format!(
+            "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{}\"}},\"finish_reason\":null}}],\"usage\":null}}\n\n",
+            long_text(i)
+        )));
+    }
+    let text = 300 * 400u64;
+    let wire = events.iter().map(Bytes::len).sum();
+    let addr = serve_stream("/v1/chat/completions", events, true, None, reports.clone()).await;
+    let request = r#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"write a long answer"}]}"#;
+    read_then_leave(addr, "/v1/chat/completions", request, Some(wire)).await;
+    let r = report_of(&reports).await;
+    assert!(!r.complete && r.estimated, "{r:?}");
+    let u = r.usage.unwrap();
+    assert_eq!(u.input, (request.len() as u64).div_ceil(4));
+    assert!(
+        u.output >= text * 8 / 10 / 4,
+        "charged {} output tokens",
+        u.output
+    );
+    assert_eq!(u.output, text.div_ceil(3));
 }

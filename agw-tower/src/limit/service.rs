@@ -133,24 +133,20 @@ where
                     return Ok(res);
                 }
             };
-            // What a stream cut off mid-way costs at least: its input, which the provider
-            // bills whatever the client read (OpenAI reports usage only at the end).
-            let input_cost = limiter.cost_estimate(model, input, input);
             let (l, t) = (limiter.clone(), ticket.clone());
             UsageHooks::push(&mut req, move |report| {
-                // Off the response path: queued to the limiter's settling task.
-                // Without usage, the estimate — never less than what the request held.
-                let mut tokens = match (report.usage, report.estimate) {
+                // Off the response path: queued to the limiter's settling task. The usage
+                // layer has decided what the request used — a stream cut off before its final
+                // usage included: its input and the output it delivered
+                // (`UsageReport::estimated`). Without usage, the estimate — never less than
+                // what the request held.
+                let tokens = match (report.usage, report.estimate) {
                     (Some(u), _) => Some(u.total()),
                     (None, Some(e)) => Some(e.total().max(t.estimate())),
                     (None, None) => None,
                 };
                 let success = report.status.is_success();
                 let mut cost = report.cost_micros.or(report.estimated_cost_micros);
-                if success && !report.complete {
-                    tokens = Some(tokens.unwrap_or(0).max(input));
-                    cost = Some(cost.unwrap_or(0).max(input_cost));
-                }
                 if success && report.route == RouteKind::MessageBatches {
                     // Its requests' usage comes with their results: the estimate stays charged.
                     cost = Some(cost.unwrap_or(0).max(t.cost_estimate()));

@@ -124,6 +124,9 @@ impl State {
     }
 
     fn finish(mut self, complete: bool, ended: Instant) {
+        // A token per 4 bytes of the request: what stands for input no response reported.
+        let input_estimate = self.pending.request_bytes.div_ceil(4);
+        let mut estimated = false;
         match &mut self.reader {
             Reader::Json(buf) => self.counter.json(buf.bytes()),
             Reader::Replaced(body) => self.counter.json(body),
@@ -131,8 +134,12 @@ impl State {
                 if let Some(e) = dec.finish() {
                     self.counter.event(&e);
                 }
-                if !complete {
-                    self.counter.aborted();
+                // Cut before its final usage — read to its end or not: a response guard's
+                // refusal ends the body in an error event — the stream is charged the output
+                // it delivered (the one place this is decided: limits and budgets settle
+                // what the report says).
+                if !self.counter.ended() {
+                    estimated = self.counter.cut(input_estimate);
                 }
             }
             Reader::None => {}
@@ -143,11 +150,11 @@ impl State {
             shared,
             start,
             counted,
-            request_bytes,
             cap,
             ..
         } = self.pending;
         report.complete = complete;
+        report.estimated = estimated;
         report.duration = ended.saturating_duration_since(start);
         if let Some((usage, model)) = self.counter.finish() {
             report.usage = Some(usage);
@@ -160,7 +167,7 @@ impl State {
             // No usage to charge: limits and budgets are charged an estimate, not nothing (a
             // stream without usage would otherwise spend no budget).
             let estimate = agw_core::usage::Usage {
-                input: request_bytes.div_ceil(4),
+                input: input_estimate,
                 // No cap: what the limiter holds for a request without one.
                 output: cap.unwrap_or(crate::limit::DEFAULT_ESTIMATE_TOKENS),
                 ..Default::default()

@@ -101,7 +101,8 @@ pub struct UsageReport {
     pub request_model: Option<String>,
     /// The model the response names.
     pub response_model: Option<String>,
-    /// Tokens, when the response carried usage.
+    /// Tokens, when the response carried usage, or a stream delivered output before it was
+    /// cut (see [`Self::estimated`]).
     pub usage: Option<Usage>,
     /// Micro-dollars, when usage and a price for the model are known.
     pub cost_micros: Option<u64>,
@@ -113,6 +114,13 @@ pub struct UsageReport {
     pub estimate: Option<Usage>,
     /// [`Self::estimate`] priced, when the model has a price.
     pub estimated_cost_micros: Option<u64>,
+    /// Whether [`Self::usage`] is partly agw's estimate: a stream that ended before its final
+    /// usage (the client went away, the connection broke, an error event — a response
+    /// guard's refusal — ended it) is charged the output it delivered, a token per
+    /// [`BYTES_PER_TOKEN`](agw_core::usage::BYTES_PER_TOKEN) bytes of generated content (at
+    /// least one per delta) when that is more than the provider's count so far, and, if it
+    /// reported no usage at all, an input of a token per 4 bytes of the request.
+    pub estimated: bool,
     /// Whether the response was a stream.
     pub streamed: bool,
     /// Whether the body was read to its end (false: the client went away, or it broke).

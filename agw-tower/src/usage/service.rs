@@ -68,6 +68,7 @@ where
             cost_micros: None,
             estimate: None,
             estimated_cost_micros: None,
+            estimated: false,
             streamed: false,
             complete: false,
             duration: Duration::ZERO,
