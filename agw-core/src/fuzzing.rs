@@ -142,9 +142,32 @@ pub struct Segment {
 /// within each unit.
 pub fn extract(kind: RouteKind, body: &[u8]) -> Result<Vec<Segment>, JsonError> {
     let doc = extract_doc(kind, body, 0)?;
-    let mut out = Vec::with_capacity(doc.segs.len());
+    let mut out: Vec<Segment> = Vec::with_capacity(doc.segs.len());
     for (ui, unit) in doc.units.iter().enumerate() {
         for seg in &doc.segs[unit.segs.clone()] {
+            if let Some(i) = seg.inner {
+                // A string of the JSON an `arguments` string holds: listed as that string, its
+                // text the texts of every string of the JSON read in it, a line each.
+                let raw = doc.inner[i as usize].raw.clone();
+                let text = &doc.text[seg.text.clone()];
+                match out.last_mut() {
+                    Some(last) if last.raw == raw => {
+                        last.text.push(b'\n');
+                        last.text.extend_from_slice(text);
+                    }
+                    _ => out.push(Segment {
+                        raw,
+                        text: text.to_vec(),
+                        identity: false,
+                        field: unit.field,
+                        latest: doc.is_latest(unit),
+                        unit: ui,
+                        path: seg.loc.to_string(),
+                        number: false,
+                    }),
+                }
+                continue;
+            }
             out.push(Segment {
                 raw: seg.raw.clone(),
                 text: doc.text[seg.text.clone()].to_vec(),

@@ -6,7 +6,8 @@
 //! for n in 200 400; do valgrind --tool=callgrind target/release/examples/inspect_instr $n 2k a; done
 //! ```
 //!
-//! Bodies `2k`, `76k`, `2m`; policies `a` (the seed rule), `b` (all built-ins), `c` (the seed
+//! Bodies `2k`, `76k`, `2m`, `args` (a ~9 KB chat completions turn of tool calls whose
+//! `arguments` are JSON in a string, as Codex-style agents send them); policies `a` (the seed rule), `b` (all built-ins), `c` (the seed
 //! rule as agw's configuration builds it: look-alike letters on), `d` (`c`, case-insensitive).
 
 use agw_benches::*;
@@ -29,10 +30,11 @@ fn seed_confusables(case_insensitive: bool) -> Policy {
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
-    let body = match args.next().as_deref() {
-        Some("76k") => claude_code_first_turn(),
-        Some("2m") => long_session(2 << 20, false),
-        _ => chat_2k(),
+    let (kind, body) = match args.next().as_deref() {
+        Some("76k") => (RouteKind::Messages, claude_code_first_turn()),
+        Some("2m") => (RouteKind::Messages, long_session(2 << 20, false)),
+        Some("args") => (RouteKind::Completions, tool_call_turns()),
+        _ => (RouteKind::Messages, chat_2k()),
     };
     let policy = match args.next().as_deref() {
         Some("b") => policy_builtins(),
@@ -42,11 +44,31 @@ fn main() {
     };
     let mut hits = 0;
     for _ in 0..n {
-        hits += policy
-            .inspect(RouteKind::Messages, &body)
-            .unwrap()
-            .hits()
-            .len();
+        hits += policy.inspect(kind, &body).unwrap().hits().len();
     }
     println!("{hits}");
+}
+
+/// A chat completions turn of tool calls: shell commands (arguments whose strings hold no
+/// escape) and file writes (a file's lines, each `\n` escaped twice), with their results.
+fn tool_call_turns() -> Vec<u8> {
+    let file: String = (0..40)
+        .map(|i| format!("    let value_{i} = parse(&input[{i}..]).unwrap_or_default();\n"))
+        .collect();
+    let mut messages = vec![serde_json::json!({"role": "user", "content": "Fix the parser."})];
+    for i in 0..8 {
+        let arguments = if i % 2 == 0 {
+            serde_json::json!({"command": ["bash", "-lc", format!("rg -n 'parse' src/mod{i}.rs && cargo test -p parser")], "workdir": "/home/dev/project"})
+        } else {
+            serde_json::json!({"path": format!("src/mod{i}.rs"), "content": file})
+        };
+        let id = format!("call_{i}");
+        messages.push(serde_json::json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": id, "type": "function", "function": {"name": "shell", "arguments": arguments.to_string()}}
+        ]}));
+        messages.push(serde_json::json!({"role": "tool", "tool_call_id": id, "content": "ok: 3 tests passed"}));
+    }
+    serde_json::json!({"model": "gpt-5", "messages": messages})
+        .to_string()
+        .into_bytes()
 }

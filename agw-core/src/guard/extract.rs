@@ -105,6 +105,21 @@ pub(crate) struct Seg {
     /// A JSON number, not a string (`raw` is the whole number): a mask replaces it whole, with
     /// a JSON string.
     pub number: bool,
+    /// The string lies in the JSON document [`Doc::inner`]`[i]`, not in the body: `raw` is a
+    /// range of that document.
+    pub inner: Option<u32>,
+}
+
+/// A JSON document held in a JSON string: a function call's `arguments`, which a server parses
+/// before its model reads it. Its strings, keys and long numbers are read as a tool's input
+/// given as an object is ([`Seg::inner`]); a mask edits the document, and the edit is written
+/// back into the string that holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Inner {
+    /// The raw content (between the quotes) of the string that holds it, in the body.
+    pub raw: Range<usize>,
+    /// The string's text, unescaped exactly: the document.
+    pub json: Vec<u8>,
 }
 
 /// Strings of one message (or the system prompt) and one field, matched as one text.
@@ -170,6 +185,12 @@ pub(crate) struct Doc {
     /// URLs the provider fetches that carry percent-escapes or `+` (which whoever serves them
     /// decodes): ranges of [`Doc::text`].
     pub encoded_urls: Vec<Range<usize>>,
+    /// JSON documents held in strings ([`Seg::inner`]).
+    pub inner: Vec<Inner>,
+    /// A mask of text that [`Doc::inner`] documents hold only through escapes refuses instead
+    /// (requests: see `Policy::decide`); otherwise it is written back (responses, as a stream's
+    /// tool call input is).
+    pub escaped_refuses: bool,
 }
 
 thread_local! {
@@ -210,6 +231,8 @@ impl Doc {
         self.edges.clear();
         self.template = false;
         self.encoded_urls.clear();
+        self.inner.clear();
+        self.escaped_refuses = false;
         SPARE.with(|spare| spare.set(Some(self)));
     }
 
@@ -245,6 +268,7 @@ impl Doc {
 pub(crate) fn extract(kind: RouteKind, body: &[u8], policy: u64) -> Result<Doc, JsonError> {
     let mut ex = Extractor { doc: Doc::reused() };
     ex.doc.policy = policy;
+    ex.doc.escaped_refuses = true;
     let generic = !kind.has_prompt();
     if matches!(kind, RouteKind::Models | RouteKind::Unguarded)
         || (generic && body.iter().all(|b| b.is_ascii_whitespace()))
@@ -554,6 +578,7 @@ impl Extractor {
             loc,
             last_prompt: false,
             number: false,
+            inner: None,
         };
         let idx = self.doc.segs.len();
         if self.doc.segs.last().is_some_and(|s| s.text.end == start) {
@@ -1455,10 +1480,65 @@ impl Extractor {
         }
         sc.object(
             |sc, key| match keys.iter().find(|(k, _)| sc.key_matches(&key, k)) {
+                Some(&("arguments", leaf)) => self.arguments(sc, field, Loc { leaf, ..loc }),
                 Some(&(_, leaf)) => self.all_strings(sc, field, Loc { leaf, ..loc }),
                 None => sc.skip_fast(),
             },
         )
+    }
+
+    /// A function call's `arguments`: JSON in a string, which a server parses before its model
+    /// reads it, so it is read as the JSON it holds — its strings (keys too) and long numbers,
+    /// as [`Extractor::all_strings`] reads a tool's input given as an object. A string that is
+    /// not JSON is read as the string it is; arguments given as JSON are read as they are.
+    pub(super) fn arguments(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
+        if sc.peek() != Some(b'"') {
+            return self.all_strings(sc, field, loc);
+        }
+        let s = sc.string()?;
+        let mut json = Vec::new();
+        crate::json::unescape_exact(&sc.bytes()[s.raw.clone()], &mut json);
+        let (text, segs, units, edges) = (
+            self.doc.text.len(),
+            self.doc.segs.len(),
+            self.doc.units.len(),
+            self.doc.edges.len(),
+        );
+        let last_unit_end = self.doc.units.last().map(|u| u.segs.end);
+        let read = Scanner::new(&json).and_then(|mut inner| {
+            self.all_strings(&mut inner, field, loc)?;
+            inner.finish()
+        });
+        match read {
+            Ok(()) => {
+                let i = self.doc.inner.len() as u32;
+                for seg in &mut self.doc.segs[segs..] {
+                    seg.inner = Some(i);
+                }
+                self.doc.inner.push(Inner { raw: s.raw, json });
+                Ok(())
+            }
+            // Not JSON: read as the string it is (what was read of it undone).
+            Err(JsonError::Syntax { .. } | JsonError::Utf8(_)) => {
+                self.doc.text.truncate(text);
+                self.doc.segs.truncate(segs);
+                self.doc.units.truncate(units);
+                self.doc.edges.truncate(edges);
+                if let (Some(u), Some(end)) = (self.doc.units.last_mut(), last_unit_end) {
+                    u.segs.end = end;
+                }
+                self.doc.text.push(b'\n');
+                self.push(sc, field, &s, loc)
+            }
+            // Nested too deep, or a string that grows too much when normalised: refused as the
+            // same in the body would be, never read as plain text where escapes hide it.
+            Err(e) => Err(e),
+        }
     }
 
     /// OpenAI `tool_calls`: a function call's name and `arguments` (a JSON string), a custom

@@ -253,7 +253,7 @@ impl Extractor {
     }
 
     /// Every string under the listed keys of an object (each key at most once): (key, leaf,
-    /// field).
+    /// field). `arguments` is read as the JSON it holds ([`Extractor::arguments`]).
     fn keys(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -267,7 +267,11 @@ impl Extractor {
             };
             let (name, leaf, field) = keys[k];
             once(&mut seen[k], name)?;
-            self.all_strings(sc, field, loc(leaf))
+            if name == "arguments" {
+                self.arguments(sc, field, loc(leaf))
+            } else {
+                self.all_strings(sc, field, loc(leaf))
+            }
         })
     }
 

@@ -7,9 +7,10 @@ use super::tool::{ToolRule, ToolRules};
 use crate::api::{ErrorBody, ErrorKind};
 use crate::detect::{Detector, Edges, Finding};
 use crate::edit::{Edit, apply};
-use crate::json::{JsonError, map_back_many};
+use crate::json::{JsonError, map_back_many, map_exact};
 use crate::route::RouteKind;
 use http::StatusCode;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// Why a policy could not be built. The message names the rule and the offending value.
@@ -557,67 +558,63 @@ impl Policy {
         });
     }
 
-    /// Function-call `arguments` are JSON in a string, which a server parses before its model
-    /// reads it: text written with JSON escapes inside them (`\u0041KIA…`, or what Python's
-    /// `json.dumps` writes for every non-ASCII letter) reaches the model as plain text. Those
-    /// that carry an escape are decoded and read again; a rule that would refuse or mask what
-    /// they hide refuses the request (escaped text cannot be masked in place), an audit rule
-    /// reports it. Found by the second red-team review.
+    /// Function-call `arguments` that are not JSON are read as the string they are (those that
+    /// are JSON are read as the JSON they hold: [`Seg::inner`](super::extract::Seg)). A lenient
+    /// server may still decode the `\uXXXX` escapes in them (`\u0041KIA…`), so those that
+    /// carry one are read again with them decoded: a match found there that the string as
+    /// written does not hold is refused where a rule would refuse or mask it (escaped text
+    /// cannot be masked in place), an audit rule reports it. A match the string holds as
+    /// written was dealt with there (found by the fifth review: one `\u00e9` refused a mask of
+    /// a token written plainly).
     fn escaped_arguments(&self, body: &[u8], doc: &Doc, verdict: &mut Verdict) {
         let inner = &*self.inner;
-        let mut text = String::new();
-        for unit in doc.units.iter().filter(|u| u.field == Field::ToolInput) {
-            for seg in &doc.segs[unit.segs.clone()] {
-                // No backslash in the raw string: no escape inside the JSON it holds either.
-                if !seg.loc.leaf.ends_with("arguments")
-                    || memchr::memchr(b'\\', &body[seg.raw.clone()]).is_none()
-                {
-                    continue;
-                }
-                let quoted =
-                    &body[seg.raw.start.saturating_sub(1)..(seg.raw.end + 1).min(body.len())];
-                let Ok(outer) = serde_json::from_slice::<String>(quoted) else {
-                    continue;
-                };
-                if !outer.contains("\\u") {
-                    continue;
-                }
-                match serde_json::from_str::<serde_json::Value>(&outer) {
-                    Ok(value) => strings_of(&value, &mut text),
-                    // Not JSON (or nested past the parser's depth): its `\uXXXX` read as
-                    // the characters they stand for.
-                    Err(_) => {
-                        text.push_str(&crate::json::normalize_str(&unescape_u(&outer)));
-                        text.push('\n');
-                    }
-                }
-            }
-        }
-        if text.is_empty() {
-            return;
-        }
         let wanted: Vec<bool> = inner
             .rules
             .iter()
             .map(|r| r.rule.fields.contains(Field::ToolInput))
             .collect();
-        let (mut findings, mut raw) = (Vec::new(), Vec::new());
-        inner.engines.find(
-            text.as_bytes(),
-            Edges::NONE,
-            Wanted { rules: &wanted },
-            &mut findings,
-            &mut raw,
-            &|_| false,
-        );
-        for h in raw {
-            if self.hidden_hit(verdict, &h, "arguments (escaped)", |rule| {
-                format!(
-                    "A tool call's arguments hide text behind JSON escapes that the rule `{rule}` \
-                     would mask; write them without escapes."
-                )
-            }) {
-                return;
+        let (mut findings, mut as_written, mut decoded) = (Vec::new(), Vec::new(), Vec::new());
+        for unit in doc.units.iter().filter(|u| u.field == Field::ToolInput) {
+            for seg in &doc.segs[unit.segs.clone()] {
+                let raw = &body[seg.raw.clone()];
+                if seg.inner.is_some()
+                    || !seg.loc.leaf.ends_with("arguments")
+                    || memchr::memmem::find(raw, br"\\u").is_none()
+                {
+                    continue;
+                }
+                let mut outer = Vec::with_capacity(raw.len());
+                crate::json::unescape_exact(raw, &mut outer);
+                let outer = String::from_utf8_lossy(&outer);
+                if !outer.contains("\\u") {
+                    continue;
+                }
+                let plain = crate::json::normalize_str(&unescape_u(&outer)).into_owned();
+                let written = &doc.text[seg.text.clone()];
+                as_written.clear();
+                decoded.clear();
+                for (text, out) in [(written, &mut as_written), (plain.as_bytes(), &mut decoded)] {
+                    inner.engines.find(
+                        text,
+                        Edges::NONE,
+                        Wanted { rules: &wanted },
+                        &mut findings,
+                        out,
+                        &|_| false,
+                    );
+                }
+                for h in &decoded {
+                    let found = &plain.as_bytes()[h.range.clone()];
+                    if as_written
+                        .iter()
+                        .any(|w| w.rule == h.rule && &written[w.range.clone()] == found)
+                    {
+                        continue;
+                    }
+                    if self.hidden_hit(verdict, h, "arguments (escaped)", escaped_message) {
+                        return;
+                    }
+                }
             }
         }
     }
@@ -878,6 +875,12 @@ impl Policy {
                     return Verdict::new(Decision::Reject(r), hits);
                 }
                 if let Action::Mask { placeholder } = &rule.action {
+                    if doc.escaped_refuses && written_with_escapes(body, doc, &pieces) {
+                        // A request's `arguments` hold it only through escapes: refused, as
+                        // text behind escapes cannot be masked where it is written. Plain
+                        // text beside it is masked as usual.
+                        return Verdict::new(Decision::Reject(escaped_rejection(&rule.name)), hits);
+                    }
                     let text = placeholder
                         .as_deref()
                         .unwrap_or_else(|| h.detector.map_or("<MASKED>", Detector::placeholder));
@@ -898,9 +901,17 @@ impl Policy {
         removed.dedup_by_key(|(seg, _)| *seg);
         let is_removed = |seg: usize| removed.binary_search_by_key(&seg, |(s, _)| *s).is_ok();
         pending.retain(|p| !is_removed(p.seg));
+        // Edits of the JSON documents strings hold (`arguments`), by document: written back
+        // into their strings once all are known.
+        let mut nested: Vec<(u32, Edit)> = Vec::new();
+        let mut push = |seg: &super::extract::Seg, e: Edit| match seg.inner {
+            Some(i) => nested.push((i, e)),
+            None => edits.push(e),
+        };
         for (seg, rule) in &removed {
             let placeholder = removed_placeholder(&inner.rules[*rule].name);
-            edits.push(replace_seg(&doc.segs[*seg], &placeholder));
+            let seg = &doc.segs[*seg];
+            push(seg, replace_seg(seg, &placeholder));
         }
         // Map all masked spans back to raw bytes, one walk per string (not one per hit: a
         // string with thousands of hits would otherwise be walked thousands of times).
@@ -910,10 +921,14 @@ impl Policy {
             if seg.number {
                 // A number is replaced whole, by a string: one edit, whatever matched in it.
                 let p = group.iter().find(|p| p.leads).unwrap_or(&group[0]);
-                edits.push(replace_seg(seg, &p.placeholder));
+                push(seg, replace_seg(seg, &p.placeholder));
                 continue;
             }
-            let raw = &body[seg.raw.clone()];
+            let source = match seg.inner {
+                Some(i) => &doc.inner[i as usize].json[..],
+                None => body,
+            };
+            let raw = &source[seg.raw.clone()];
             let mut offsets: Vec<usize> = group.iter().flat_map(|p| [p.first, p.last]).collect();
             offsets.sort_unstable();
             offsets.dedup();
@@ -924,12 +939,16 @@ impl Policy {
                 let start = find(p.first).map_or(0, |r| r.start);
                 let end = find(p.last).map_or(raw.len(), |r| r.end);
                 let whole = start == 0 && end == raw.len();
-                edits.push(Edit::json_string(
-                    seg.raw.start + start..seg.raw.start + end,
-                    if p.leads || whole { &p.placeholder } else { "" },
-                ));
+                push(
+                    seg,
+                    Edit::json_string(
+                        seg.raw.start + start..seg.raw.start + end,
+                        if p.leads || whole { &p.placeholder } else { "" },
+                    ),
+                );
             }
         }
+        write_nested(body, doc, nested, &mut edits);
         let decision = if edits.is_empty() {
             Decision::Allow
         } else {
@@ -986,22 +1005,75 @@ fn push_at(raw: &mut Vec<RawHit>, mut h: RawHit, offset: usize) {
     raw.push(h);
 }
 
-/// Every string of `v` (object keys too), normalised as the guard reads text, one per line.
-fn strings_of(v: &serde_json::Value, out: &mut String) {
-    fn push(s: &str, out: &mut String) {
-        out.push_str(&crate::json::normalize_str(s));
-        out.push('\n');
+/// The rejection of a mask a request's tool call `arguments` hide behind JSON escapes.
+fn escaped_rejection(rule: &Arc<str>) -> Rejection {
+    Rejection {
+        rule: rule.clone(),
+        status: StatusCode::BAD_REQUEST,
+        message: escaped_message(rule),
     }
-    match v {
-        serde_json::Value::String(s) => push(s, out),
-        serde_json::Value::Array(a) => a.iter().for_each(|v| strings_of(v, out)),
-        serde_json::Value::Object(o) => {
-            for (k, v) in o {
-                push(k, out);
-                strings_of(v, out);
-            }
+}
+
+fn escaped_message(rule: &str) -> String {
+    format!(
+        "A tool call's arguments hide text behind JSON escapes that the rule `{rule}` would \
+         mask; write them without escapes."
+    )
+}
+
+/// Where in the body the bytes `first..=last` of a string's text come from, when the string
+/// lies in a JSON document another string holds ([`Seg::inner`](super::extract::Seg)): mapped
+/// back through that document's escapes, then through the escapes of the string holding it.
+fn nested_range(
+    body: &[u8],
+    doc: &Doc,
+    seg: usize,
+    first: usize,
+    last: usize,
+) -> Option<Range<usize>> {
+    let seg = &doc.segs[seg];
+    let inner = &doc.inner[seg.inner? as usize];
+    let raw = &inner.json[seg.raw.clone()];
+    let m = map_back_many(raw, seg.kind, &[first, last]);
+    let start = seg.raw.start + m[0].as_ref().map_or(0, |r| r.start);
+    let end = seg.raw.start + m[1].as_ref().map_or(raw.len(), |r| r.end);
+    let at = map_exact(&body[inner.raw.clone()], &[start, end]);
+    Some(inner.raw.start + at[0]..inner.raw.start + at[1])
+}
+
+/// Whether a match (its pieces, as `Policy::locate` gives them) is held by a JSON document in
+/// a string only through escapes, of the document or of the string holding it: the body does
+/// not hold its text as a model reads it, so it cannot be masked where it is written. Text
+/// written plainly is (found by the fifth review: one `\u00e9` elsewhere in the arguments
+/// refused a mask of a token written plainly).
+fn written_with_escapes(body: &[u8], doc: &Doc, pieces: &[(usize, usize, usize)]) -> bool {
+    pieces.iter().any(|&(seg, first, last)| {
+        nested_range(body, doc, seg, first, last)
+            .is_some_and(|r| memchr::memchr(b'\\', &body[r]).is_some())
+    })
+}
+
+/// Writes edits of the JSON documents strings hold (`nested`: document, edit of its text) back
+/// into those strings: each edit's range mapped through the string's escapes, its replacement
+/// escaped for the string. The rest of the string stays byte for byte as it was.
+fn write_nested(body: &[u8], doc: &Doc, mut nested: Vec<(u32, Edit)>, edits: &mut Vec<Edit>) {
+    nested.sort_by_key(|(i, _)| *i);
+    for group in nested.chunk_by(|a, b| a.0 == b.0) {
+        let inner = &doc.inner[group[0].0 as usize];
+        let mut offsets: Vec<usize> = group
+            .iter()
+            .flat_map(|(_, e)| [e.range.start, e.range.end])
+            .collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        let mapped = map_exact(&body[inner.raw.clone()], &offsets);
+        let at = |o: usize| {
+            inner.raw.start + mapped[offsets.binary_search(&o).expect("offset was mapped")]
+        };
+        for (_, e) in group {
+            let text = std::str::from_utf8(&e.replacement).expect("an edit's text is UTF-8");
+            edits.push(Edit::json_string(at(e.range.start)..at(e.range.end), text));
         }
-        _ => {}
     }
 }
 

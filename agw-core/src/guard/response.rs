@@ -8,10 +8,12 @@
 //! Anthropic `thinking` blocks and deltas, OpenAI `reasoning` items and `reasoning_content` —
 //! is read by reject and audit rules but never masked (a changed thinking block fails its
 //! signature check when sent back). Tool calls (`tool_use`, `server_tool_use`, OpenAI
-//! `function` objects, Responses `function_call` items) are collected for the tool rules.
+//! `function` objects, Responses `function_call` items) are collected for the tool rules; an
+//! `arguments` string is read as the JSON it holds, as a stream's tool call input is, and a
+//! mask inside it is written back into the string, only the masked span changed.
 //! A duplicate key anywhere is an error: parsers disagree on which value wins.
 
-use super::extract::{Doc, Loc, Seg, Top, Unit};
+use super::extract::{Doc, Inner, Loc, Seg, Top, Unit};
 use super::policy::{Decision, Rejection, Verdict};
 use super::{ActionKind, Field, Hit, InspectError, Policy, ToolHit};
 use crate::json::{JsonError, Scanner, Str, decode};
@@ -81,12 +83,16 @@ struct Pending {
     text: bool,
     /// A JSON number (in a tool's input), not a string.
     number: bool,
+    /// In the JSON document [`Walker::inner`]`[i]` (an `arguments` string), not in the body.
+    inner: Option<u32>,
 }
 
 struct Walker<'b> {
     body: &'b [u8],
     pending: Vec<Pending>,
     tools: Vec<ToolCall>,
+    /// JSON documents held in `arguments` strings, read as the JSON they are.
+    inner: Vec<Inner>,
     /// The keys of the objects being walked, innermost last.
     keys: Vec<std::borrow::Cow<'b, [u8]>>,
 }
@@ -158,6 +164,7 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
         body,
         pending: Vec::with_capacity(8),
         tools: Vec::new(),
+        inner: Vec::new(),
         keys: Vec::with_capacity(16),
     };
     w.value(&mut sc, None, Field::Messages)?;
@@ -190,7 +197,11 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
             &mut out.text
         };
         let start = doc.text.len();
-        let kind = decode(&body[p.s.raw.clone()], p.s.escaped, &mut doc.text)?;
+        let source = match p.inner {
+            Some(i) => &w.inner[i as usize].json[..],
+            None => body,
+        };
+        let kind = decode(&source[p.s.raw.clone()], p.s.escaped, &mut doc.text)?;
         let seg = doc.segs.len();
         doc.segs.push(Seg {
             text: start..doc.text.len(),
@@ -199,6 +210,7 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
             // What the model wrote is never "the final prompt": a reject rule rejects.
             last_prompt: false,
             number: p.number,
+            inner: p.inner,
             loc: Loc {
                 top: Top::Body,
                 message: None,
@@ -234,6 +246,11 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
             }),
         }
     }
+    // Segments index the documents of the text they are in (reasoning seldom holds one).
+    if w.pending.iter().any(|p| p.reasoning && p.inner.is_some()) {
+        out.reasoning.inner = w.inner.clone();
+    }
+    out.text.inner = w.inner;
     Ok(out)
 }
 
@@ -257,6 +274,7 @@ impl<'b> Walker<'b> {
                         reasoning,
                         text: key == b"text",
                         number: false,
+                        inner: None,
                     });
                 }
                 Ok(())
@@ -277,6 +295,7 @@ impl<'b> Walker<'b> {
                         reasoning: false,
                         text: false,
                         number: true,
+                        inner: None,
                     });
                 }
                 Ok(())
@@ -291,7 +310,8 @@ impl<'b> Walker<'b> {
         let mut ty: Option<std::borrow::Cow<'_, [u8]>> = None;
         let mut name: Option<String> = None;
         let mut input: Option<Range<usize>> = None;
-        let mut arguments: Option<Str> = None;
+        // An `arguments` string's text: the JSON it holds, or what the tool rules read.
+        let mut arguments: Option<Vec<u8>> = None;
         sc.object(|sc, k| {
             let key = sc.str_value(&k);
             self.keys.push(key.clone());
@@ -303,6 +323,7 @@ impl<'b> Walker<'b> {
                     reasoning: false,
                     text: false,
                     number: false,
+                    inner: None,
                 });
             }
             match &*key {
@@ -318,14 +339,19 @@ impl<'b> Walker<'b> {
                 }
                 b"arguments" if field != Field::ToolInput && sc.peek() == Some(b'"') => {
                     let s = sc.string()?;
-                    arguments = Some(s.clone());
-                    self.pending.push(Pending {
-                        s,
-                        field: Field::ToolInput,
-                        reasoning: false,
-                        text: false,
-                        number: false,
-                    });
+                    let mut json = Vec::new();
+                    crate::json::unescape_exact(&self.body[s.raw.clone()], &mut json);
+                    if !self.arguments(&s, &json)? {
+                        self.pending.push(Pending {
+                            s,
+                            field: Field::ToolInput,
+                            reasoning: false,
+                            text: false,
+                            number: false,
+                            inner: None,
+                        });
+                    }
+                    arguments = Some(json);
                     Ok(())
                 }
                 // A tool's input, and arguments given as JSON rather than as a string (some
@@ -358,9 +384,7 @@ impl<'b> Walker<'b> {
                     name,
                     input: self.body[r].to_vec(),
                 });
-            } else if let Some(s) = arguments {
-                let mut text = Vec::new();
-                crate::json::unescape_exact(&self.body[s.raw], &mut text);
+            } else if let Some(text) = arguments {
                 self.tools.push(ToolCall { name, input: text });
             } else if matches!(ty, b"tool_use" | b"server_tool_use" | b"function_call") {
                 // A tool call without readable input is checked as one with an empty input.
@@ -371,6 +395,38 @@ impl<'b> Walker<'b> {
             }
         }
         Ok(())
+    }
+
+    /// An `arguments` string `s` whose text is `json`: read as the JSON it holds, every string
+    /// (keys too) and long number of it as a tool's input, as a stream's tool call input is
+    /// read once complete. Returns `false` for text that is not JSON (then read as the string
+    /// it is); a document nested too deep, or with a duplicate key, is an error, as in a stream.
+    fn arguments(&mut self, s: &Str, json: &[u8]) -> Result<bool, JsonError> {
+        let mut sub = Walker {
+            body: json,
+            pending: Vec::new(),
+            tools: Vec::new(),
+            inner: Vec::new(),
+            keys: Vec::new(),
+        };
+        let read = Scanner::new(json).and_then(|mut sc| {
+            sub.value(&mut sc, Some(b"arguments"), Field::ToolInput)?;
+            sc.finish()
+        });
+        match read {
+            Ok(()) => {
+                let i = Some(self.inner.len() as u32);
+                self.pending
+                    .extend(sub.pending.into_iter().map(|p| Pending { inner: i, ..p }));
+                self.inner.push(Inner {
+                    raw: s.raw.clone(),
+                    json: json.to_vec(),
+                });
+                Ok(true)
+            }
+            Err(JsonError::Syntax { .. } | JsonError::Utf8(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -1169,6 +1169,7 @@ fn separators_between_values_are_not_text() {
     );
 }
 
+mod arguments;
 mod evasion;
 mod fourth_review;
 
@@ -1645,15 +1646,24 @@ fn escapes_inside_function_call_arguments_are_read() {
             {"role":"user","content":"continue"}]})
         .to_string()
     };
+    // Nested past a body's depth, arguments are refused as such a body is (they were read
+    // again as text before the fifth review read them as JSON).
     let deep = format!(
         "{}\"\\u0041KIAZ7QX3MPL4KRT2WQE\"{}",
         "[".repeat(200),
         "]".repeat(200)
     );
+    assert!(
+        p.inspect(RouteKind::Completions, chat(&deep).as_bytes())
+            .is_err()
+    );
+    assert!(
+        p.inspect(RouteKind::Responses, responses(&deep).as_bytes())
+            .is_err()
+    );
     for args in [
         r#"{"key":"\u0041KIAZ7QX3MPL4KRT2WQE"}"#,
         r#"{"key":"\u0041\u004b\u0049\u0041Z7QX3MPL4KRT2WQE"}"#,
-        deep.as_str(),
     ] {
         for (kind, body) in [
             (RouteKind::Completions, chat(args)),

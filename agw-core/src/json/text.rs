@@ -192,15 +192,46 @@ pub(crate) fn map_back_many(raw: &[u8], kind: Decoded, at: &[usize]) -> Vec<Opti
     out
 }
 
-/// Exact JSON unescaping, without normalisation (for keys, roles and block types).
+/// Exact JSON unescaping, without normalisation (for keys, roles and block types, and the JSON
+/// a function call's `arguments` string holds). What lies between escapes is copied as it is.
 pub(crate) fn unescape_exact(raw: &[u8], out: &mut Vec<u8>) {
+    out.reserve(raw.len());
     let mut i = 0;
-    while i < raw.len() {
+    while let Some(off) = memchr::memchr(b'\\', &raw[i..]) {
+        out.extend_from_slice(&raw[i..i + off]);
+        i += off;
         let (c, next) = next_char(raw, i);
         let mut buf = [0u8; 4];
         out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         i = next;
     }
+    out.extend_from_slice(&raw[i..]);
+}
+
+/// For each offset into the text [`unescape_exact`] makes of `raw` (sorted, each at the start
+/// of a character or at the end), the offset in `raw` where that character's source starts
+/// (`raw.len()` at the end): text edits at character boundaries become edits of the raw bytes.
+pub(crate) fn map_exact(raw: &[u8], at: &[usize]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(at.len());
+    let (mut i, mut pos) = (0, 0);
+    for &a in at {
+        while pos < a && i < raw.len() {
+            if raw[i] == b'\\' {
+                let (c, next) = next_char(raw, i);
+                pos += c.len_utf8();
+                i = next;
+            } else {
+                // Raw text up to the next escape is its own text, byte for byte.
+                let run = memchr::memchr(b'\\', &raw[i..]).unwrap_or(raw.len() - i);
+                let step = run.min(a - pos);
+                pos += step;
+                i += step;
+            }
+        }
+        debug_assert!(pos == a || i == raw.len(), "offset {a} inside a character");
+        out.push(i);
+    }
+    out
 }
 
 /// The index of the first non-ASCII byte at or after `from`, eight bytes at a time.
@@ -680,5 +711,17 @@ mod tests {
         let mut out = Vec::new();
         unescape_exact("ｍ\\u006fdel\u{200B}".as_bytes(), &mut out);
         assert_eq!(out, "ｍodel\u{200B}".as_bytes());
+    }
+
+    #[test]
+    fn exact_offsets_map_back_through_escapes() {
+        // `a"é😀\` and `b`: each text offset at a character's start, and the end.
+        let raw = br#"a\"\u00e9\ud83d\ude00\\b"#;
+        let mut text = Vec::new();
+        unescape_exact(raw, &mut text);
+        assert_eq!(text, "a\"é😀\\b".as_bytes());
+        let at = [0, 1, 2, 4, 8, 9, 10];
+        assert_eq!(map_exact(raw, &at), [0, 1, 3, 9, 21, 23, 24]);
+        assert_eq!(map_exact(b"plain", &[0, 3, 5]), [0, 3, 5]);
     }
 }
