@@ -286,7 +286,9 @@ async fn a_model_allow_list_holds_on_every_route_without_guards() {
         http::Request::post(format!("{url}{path}"))
             .header("content-type", content_type)
             .header("x-api-key", key.as_str())
-            .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(body)))
+            .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+                body,
+            )))
             .unwrap()
     };
     let form = |fields: &[(&str, &str)]| {
@@ -372,11 +374,20 @@ async fn a_model_allow_list_holds_on_every_route_without_guards() {
             FORM,
             form(&[("purpose", "batch"), ("file", "{\"model\":\"gpt-4o\"}")]),
         ),
-        ("/v1/uploads/part", "application/octet-stream", "\u{0}\u{1}binary".into()),
+        (
+            "/v1/uploads/part",
+            "application/octet-stream",
+            "\u{0}\u{1}binary".into(),
+        ),
     ];
     for (path, content_type, body) in &passed {
         let (res, answer) = send(post(path, content_type, body.as_bytes())).await;
-        assert_ne!(res.status(), 400, "{path}: {}", String::from_utf8_lossy(&answer));
+        assert_ne!(
+            res.status(),
+            400,
+            "{path}: {}",
+            String::from_utf8_lossy(&answer)
+        );
     }
     let forwarded: Vec<String> = mock.requests().into_iter().map(|r| r.uri).collect();
     assert_eq!(

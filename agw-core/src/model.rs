@@ -459,7 +459,10 @@ mod tests {
             format!("--a b\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{v}\r\n")
         };
         let body = form(&(field("file", "x --a b y") + &field("model", " whisper-1 ")));
-        assert_eq!(form_model(body.as_bytes(), ct), Ok(Some("whisper-1".into())));
+        assert_eq!(
+            form_model(body.as_bytes(), ct),
+            Ok(Some("whisper-1".into()))
+        );
         // `name*` (RFC 5987), unquoted names, bare line feeds.
         let body = "--a b\nContent-Disposition: form-data; name*=utf-8''model\n\nm1\n--a b--";
         assert_eq!(form_model(body.as_bytes(), ct), Ok(Some("m1".into())));
@@ -468,10 +471,17 @@ mod tests {
         // No model field; not a form at all.
         let body = form(&field("purpose", "batch"));
         assert_eq!(form_model(body.as_bytes(), ct), Ok(None));
-        assert_eq!(form_model(b"{\"model\":\"x\"}", "application/json"), Ok(None));
+        assert_eq!(
+            form_model(b"{\"model\":\"x\"}", "application/json"),
+            Ok(None)
+        );
         // Refused: twice, no boundary, no closing delimiter, a part without headers.
         let body = form(&(field("model", "a") + &field("model", "b")));
-        assert!(form_model(body.as_bytes(), ct).unwrap_err().contains("twice"));
+        assert!(
+            form_model(body.as_bytes(), ct)
+                .unwrap_err()
+                .contains("twice")
+        );
         assert!(form_model(body.as_bytes(), "multipart/form-data").is_err());
         let open = field("model", "a");
         assert!(form_model(open.as_bytes(), ct).is_err());

@@ -470,16 +470,28 @@ mod tests {
     fn inject_drops_credential_query_parameters() {
         let inject = ProviderSpec::anthropic()
             .with_credentials(Credentials::Inject(Secret::new("gw")))
-            .with_base_url("http://up:1").unwrap();
-        let passthrough = ProviderSpec::anthropic().with_base_url("http://up:1").unwrap();
+            .with_base_url("http://up:1")
+            .unwrap();
+        let passthrough = ProviderSpec::anthropic()
+            .with_base_url("http://up:1")
+            .unwrap();
         for (uri, rebased) in [
             (
                 "/v1/messages?beta=true&key=CLIENT&api_key=C2",
                 "http://up:1/v1/messages?beta=true",
             ),
-            ("/v1/x?Subscription-Key=C&API%5FKEY=C2&access_token=C3", "http://up:1/v1/x"),
-            ("/v1/models?limit=10&after_id=m1", "http://up:1/v1/models?limit=10&after_id=m1"),
-            ("/v1/x?page_token=p&monkey=1&key", "http://up:1/v1/x?page_token=p&monkey=1"),
+            (
+                "/v1/x?Subscription-Key=C&API%5FKEY=C2&access_token=C3",
+                "http://up:1/v1/x",
+            ),
+            (
+                "/v1/models?limit=10&after_id=m1",
+                "http://up:1/v1/models?limit=10&after_id=m1",
+            ),
+            (
+                "/v1/x?page_token=p&monkey=1&key",
+                "http://up:1/v1/x?page_token=p&monkey=1",
+            ),
         ] {
             let uri: Uri = uri.parse().unwrap();
             assert_eq!(inject.rebase(&uri).unwrap().to_string(), rebased, "{uri}");

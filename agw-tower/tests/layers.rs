@@ -159,7 +159,10 @@ async fn a_url_is_read_by_the_request_guard() {
         assert_eq!(outcome(&res), GuardOutcome::Rejected, "{uri}");
         let (status, body) = text(res).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
-        assert!(body.contains("Rejected due to inappropriate content"), "{body}");
+        assert!(
+            body.contains("Rejected due to inappropriate content"),
+            "{body}"
+        );
     }
     let res = svc
         .clone()

@@ -1108,4 +1108,3 @@ fn unescape_u(s: &str) -> String {
     out.push_str(rest);
     out
 }
-

@@ -530,7 +530,11 @@ fn a_request_url_is_read_by_the_message_rules() {
             "/",
         ] {
             let v = p.inspect_target(target);
-            assert!(v.is_allow() && v.hits().is_empty(), "{target}: {:?}", v.hits());
+            assert!(
+                v.is_allow() && v.hits().is_empty(),
+                "{target}: {:?}",
+                v.hits()
+            );
         }
     }
     let audit = Policy::builder()
@@ -545,5 +549,9 @@ fn a_request_url_is_read_by_the_message_rules() {
     let Decision::Reject(r) = v.decision() else {
         unreachable!()
     };
-    assert!(r.error_body().message().contains("URL"), "{:?}", r.error_body());
+    assert!(
+        r.error_body().message().contains("URL"),
+        "{:?}",
+        r.error_body()
+    );
 }
