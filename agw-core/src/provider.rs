@@ -181,24 +181,29 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
 /// short list, not a pattern: query parameters of the APIs agw speaks (`beta`, `limit`,
 /// `after_id`, a page token) must pass.
 pub fn is_credential_param(name: &str) -> bool {
-    let name = name.to_ascii_lowercase().replace('-', "_");
-    matches!(
-        name.as_str(),
-        "key"
-            | "api_key"
-            | "apikey"
-            | "x_api_key"
-            | "access_token"
-            | "accesstoken"
-            | "auth"
-            | "auth_token"
-            | "authorization"
-            | "token"
-            | "subscription_key"
-            | "password"
-            | "secret"
-            | "client_secret"
-    )
+    const NAMES: [&str; 14] = [
+        "key",
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "access_token",
+        "accesstoken",
+        "auth",
+        "auth_token",
+        "authorization",
+        "token",
+        "subscription_key",
+        "password",
+        "secret",
+        "client_secret",
+    ];
+    // Any case, `-` for `_`; no allocation (every request's query is read).
+    NAMES.iter().any(|n| {
+        n.len() == name.len()
+            && n.bytes()
+                .zip(name.bytes())
+                .all(|(want, c)| want == c.to_ascii_lowercase() || (want == b'_' && c == b'-'))
+    })
 }
 
 /// `query` without its credential parameters, or `None` when it has none. The others keep

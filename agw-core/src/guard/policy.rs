@@ -633,28 +633,42 @@ impl Policy {
         if inner.rules.is_empty() {
             return verdict;
         }
-        let decoded = |s: &str| crate::route::canonical::percent_decoded(s.as_bytes());
-        let (path, query) = path_and_query
-            .split_once('?')
-            .unwrap_or((path_and_query, ""));
-        let mut text = decoded(path);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let name = decoded(pair.split('=').next().unwrap_or(""));
-            if crate::provider::is_credential_param(&String::from_utf8_lossy(&name)) {
-                continue;
-            }
-            // A line of its own: parameters are separate values, as blocks are.
-            text.push(b'\n');
-            text.extend_from_slice(&decoded(pair));
-        }
         // The rules that read the latest message text: a URL is part of this request.
         let wanted = &inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
         if !wanted.iter().any(|w| *w) {
             return verdict;
         }
+        let decoded = |s: &str| crate::route::canonical::percent_decoded(s.as_bytes());
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let credential =
+            |pair: &str| crate::provider::is_credential_param(pair.split('=').next().unwrap_or(""));
+        // Nothing to decode and nothing to leave out (`/v1/messages?beta=true`): the target
+        // as it is, `?` and `&` separating its parts as line breaks would.
+        let plain = !path_and_query.bytes().any(|b| b == b'%' || b == b'+')
+            && !query.split('&').any(credential);
+        let mut text = Vec::new();
+        if !plain {
+            text = decoded(path);
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let name = decoded(pair.split('=').next().unwrap_or(""));
+                if crate::provider::is_credential_param(&String::from_utf8_lossy(&name)) {
+                    continue;
+                }
+                // A line of its own: parameters are separate values, as blocks are.
+                text.push(b'\n');
+                text.extend_from_slice(&decoded(pair));
+            }
+        }
+        let text = if plain {
+            path_and_query.as_bytes()
+        } else {
+            &text[..]
+        };
         let (mut findings, mut raw) = (Vec::new(), Vec::new());
         inner.engines.find(
-            &text,
+            text,
             Edges::NONE,
             Wanted { rules: wanted },
             &mut findings,
