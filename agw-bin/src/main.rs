@@ -254,10 +254,10 @@ fn load(a: &ConfigArgs, listen: Option<&str>) -> Result<Gateway, ConfigError> {
             .transpose()?,
         base_urls: a.base_url.iter().map(|v| base_url(v)).collect(),
     };
-    if overrides.base_urls.is_empty() {
-        if let Some(v) = std::env::var("AGW_BASE_URL").ok().filter(|v| !v.is_empty()) {
-            overrides.base_urls.push(base_url(&v));
-        }
+    if overrides.base_urls.is_empty()
+        && let Some(v) = std::env::var("AGW_BASE_URL").ok().filter(|v| !v.is_empty())
+    {
+        overrides.base_urls.push(base_url(&v));
     }
     let mut gw = match &a.config {
         Some(path) => Gateway::load(path, &env),

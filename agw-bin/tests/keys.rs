@@ -149,7 +149,6 @@ fn parallel_creates_and_revocations_are_all_kept() {
 }
 
 #[test]
-#[clippy::msrv = "1.89"] // `File::lock`, as agw-tower's key file store
 fn a_held_lock_fails_the_command_with_one_line_after_a_bounded_wait() {
     let dir = TempDir::new("keys-held");
     let cfg = config(&dir);

@@ -412,16 +412,16 @@ impl ProviderSpec {
     /// ([`is_credential_param`]: Google's `key`, Azure API Management's `subscription-key`,
     /// `api_key`, `access_token`, …) are dropped: the client's credential never goes upstream.
     pub fn rebase(&self, uri: &Uri) -> Result<Uri, http::Error> {
-        if let (Credentials::Inject(_), Some(query)) = (&self.credentials, uri.query()) {
-            if let Some(kept) = without_credential_params(query) {
-                let path = uri.path();
-                let pq = if kept.is_empty() {
-                    path.to_owned()
-                } else {
-                    format!("{path}?{kept}")
-                };
-                return self.upstream_uri(&pq);
-            }
+        if let (Credentials::Inject(_), Some(query)) = (&self.credentials, uri.query())
+            && let Some(kept) = without_credential_params(query)
+        {
+            let path = uri.path();
+            let pq = if kept.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{kept}")
+            };
+            return self.upstream_uri(&pq);
         }
         match uri.path_and_query() {
             Some(pq) if pq.as_str().starts_with('/') && self.base.path().len() <= 1 => {

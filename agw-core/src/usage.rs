@@ -481,10 +481,11 @@ pub fn input_estimate(body: &[u8]) -> u64 {
             let key = from + k + b"\"data\"".len();
             if let Some(v) = data_string(&body[key - b"\"data\"".len()..hit]) {
                 let start = key - b"\"data\"".len() + v;
-                if let Some(len) = blob(start) {
-                    if start + len < hit && hit - (start + len) < 256 {
-                        binary += len;
-                    }
+                if let Some(len) = blob(start)
+                    && start + len < hit
+                    && hit - (start + len) < 256
+                {
+                    binary += len;
                 }
             }
         }

@@ -177,10 +177,10 @@ fn dup_key(parsed: &Parsed, key: &str, decoy: &str, body: Vec<u8>) -> Vec<u8> {
 
 /// `mock:content_type`: the response with that `Content-Type`.
 fn shaped(mut response: Response<Body>, parsed: &Parsed) -> Response<Body> {
-    if let Some(ct) = &parsed.triggers.content_type {
-        if let Ok(v) = HeaderValue::from_str(ct) {
-            response.headers_mut().insert(CONTENT_TYPE, v);
-        }
+    if let Some(ct) = &parsed.triggers.content_type
+        && let Ok(v) = HeaderValue::from_str(ct)
+    {
+        response.headers_mut().insert(CONTENT_TYPE, v);
     }
     response
 }

@@ -188,12 +188,11 @@ fn rest_of_line(text: &str, prefix: &str) -> Option<String> {
 impl Triggers {
     pub(crate) fn parse(text: &str) -> Self {
         let mut triggers = Self::default();
-        if let Some(spec) = rest_of_line(text, "mock:tool=") {
-            if let Some((name, arg)) = spec.split_once(':') {
-                if !name.is_empty() {
-                    triggers.tool = Some((name.to_owned(), arg.to_owned()));
-                }
-            }
+        if let Some(spec) = rest_of_line(text, "mock:tool=")
+            && let Some((name, arg)) = spec.split_once(':')
+            && !name.is_empty()
+        {
+            triggers.tool = Some((name.to_owned(), arg.to_owned()));
         }
         triggers.content_type = rest_of_line(text, "mock:content_type=").filter(|c| !c.is_empty());
         for word in text.split_whitespace() {

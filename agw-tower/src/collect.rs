@@ -65,10 +65,10 @@ where
         if total > limit {
             return Err(CollectError::TooLarge(limit));
         }
-        if let Some(p) = permit.as_deref_mut() {
-            if !p.grow(data.len()) {
-                return Err(CollectError::Busy);
-            }
+        if let Some(p) = permit.as_deref_mut()
+            && !p.grow(data.len())
+        {
+            return Err(CollectError::Busy);
         }
         if let Some(buf) = &mut joined {
             buf.extend_from_slice(&data);

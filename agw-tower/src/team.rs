@@ -436,18 +436,18 @@ impl TeamConfig {
                 timeout,
             )));
         }
-        if keys.is_none() {
-            if let Some(k) = &self.auth.keys {
-                let Some(path) = &k.file else {
-                    return Err(TeamError(
-                        "auth.keys: set `file` (or configure redis to keep keys there)".into(),
-                    ));
-                };
-                let store = FileKeyStore::open(path)
-                    .map_err(|e| TeamError(format!("auth.keys.file: {e}")))?;
-                key_file = Some(store.clone());
-                keys = Some(Arc::new(store));
-            }
+        if keys.is_none()
+            && let Some(k) = &self.auth.keys
+        {
+            let Some(path) = &k.file else {
+                return Err(TeamError(
+                    "auth.keys: set `file` (or configure redis to keep keys there)".into(),
+                ));
+            };
+            let store =
+                FileKeyStore::open(path).map_err(|e| TeamError(format!("auth.keys.file: {e}")))?;
+            key_file = Some(store.clone());
+            keys = Some(Arc::new(store));
         }
         if let Some(k) = &keys {
             auth = auth.keys(k.clone());

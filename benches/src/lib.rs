@@ -94,7 +94,11 @@ fn prose(rng: &mut Rng, bytes: usize) -> String {
     let mut s = String::with_capacity(bytes + 16);
     while s.len() < bytes {
         s.push_str(WORDS[rng.next() % WORDS.len()]);
-        s.push(if rng.next() % 14 == 0 { '\n' } else { ' ' });
+        s.push(if rng.next().is_multiple_of(14) {
+            '\n'
+        } else {
+            ' '
+        });
     }
     s
 }

@@ -355,10 +355,10 @@ fn team(cfg: &Config, env: &Env) -> Result<Option<TeamConfig>, (&'static str, St
             .map_err(|e| (field, e))
     };
     let mut auth = cfg.auth.clone().unwrap_or_default();
-    if let Some(k) = &mut auth.keys {
-        if let Some(f) = &k.file {
-            k.file = Some(path("file", f)?);
-        }
+    if let Some(k) = &mut auth.keys
+        && let Some(f) = &k.file
+    {
+        k.file = Some(path("file", f)?);
     }
     if let Some(j) = &mut auth.jwt {
         if let Some(f) = &j.jwks_file {

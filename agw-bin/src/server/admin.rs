@@ -100,10 +100,10 @@ impl Admin {
     }
 
     async fn answer(&self, req: Request<Incoming>) -> Response<ResBody> {
-        if let Some(routes) = &self.routes {
-            if let Some(res) = routes(&req) {
-                return res;
-            }
+        if let Some(routes) = &self.routes
+            && let Some(res) = routes(&req)
+        {
+            return res;
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return json(

@@ -633,10 +633,10 @@ impl Future for AppFuture {
             },
         };
         let (mut parts, body) = res.into_parts();
-        if let Some(id) = this.id.take() {
-            if !parts.headers.contains_key(&REQUEST_ID) {
-                parts.headers.insert(REQUEST_ID, id.header_value());
-            }
+        if let Some(id) = this.id.take()
+            && !parts.headers.contains_key(&REQUEST_ID)
+        {
+            parts.headers.insert(REQUEST_ID, id.header_value());
         }
         Poll::Ready(Ok(Response::from_parts(parts, body)))
     }

@@ -97,7 +97,7 @@ fn beside_its_run(token: &Token<'_>, i: usize, j: usize) -> bool {
     }
     let width = j - i;
     let cards = |from: usize, to: usize| {
-        (to - from) % width == 0
+        (to - from).is_multiple_of(width)
             && (from..to).step_by(width).all(|k| {
                 let mut d = [0u8; MAX_DIGITS];
                 let mut n = 0;

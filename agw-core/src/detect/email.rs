@@ -471,10 +471,10 @@ const IDN_TLDS: &[&str] = &[
 /// internationalised top-level domain, or an ASCII-encoded one (`xn--p1ai`). Written in one
 /// case or capitalised: `k.mT` in code is not Malta.
 fn is_tld(label: &[u8]) -> bool {
-    if let Ok(l) = std::str::from_utf8(label) {
-        if !l.is_ascii() {
-            return IDN_TLDS.binary_search(&l).is_ok();
-        }
+    if let Ok(l) = std::str::from_utf8(label)
+        && !l.is_ascii()
+    {
+        return IDN_TLDS.binary_search(&l).is_ok();
     }
     if label.len() < 2 || !label.iter().all(u8::is_ascii_alphanumeric) {
         return label.len() > 4 && label[..4].eq_ignore_ascii_case(b"xn--");

@@ -55,13 +55,14 @@ pub(super) fn end(text: &[u8], start: usize, edges: Edges<'_>) -> Option<usize> 
         _ => None,
     };
     while n < len {
-        if n > 0 && n % 4 == 0 {
-            if let Some(sep) = sep {
-                if at(text, i) != sep {
-                    return None;
-                }
-                i += 1;
+        if n > 0
+            && n % 4 == 0
+            && let Some(sep) = sep
+        {
+            if at(text, i) != sep {
+                return None;
             }
+            i += 1;
         }
         let c = at(text, i);
         let ok = match n {

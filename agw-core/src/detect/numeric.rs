@@ -157,15 +157,16 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
     while let Some((p, run_end)) = next_run(text, pos) {
         let letters = at(text, p.wrapping_sub(1)).is_ascii_alphabetic()
             && at(text, p.wrapping_sub(2)).is_ascii_alphabetic();
-        if wants.iban && letters {
-            if let Some(end) = iban::end(text, p - 2, edges) {
-                out.push(Finding {
-                    detector: Detector::Iban,
-                    range: p - 2..end,
-                });
-                pos = end;
-                continue;
-            }
+        if wants.iban
+            && letters
+            && let Some(end) = iban::end(text, p - 2, edges)
+        {
+            out.push(Finding {
+                detector: Detector::Iban,
+                range: p - 2..end,
+            });
+            pos = end;
+            continue;
         }
         if run_end - p < MIN_DIGITS && !continues(text, p, run_end) {
             pos = run_end;
@@ -372,7 +373,7 @@ pub(super) fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]

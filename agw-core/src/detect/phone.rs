@@ -6,11 +6,11 @@ use super::{Detector, Finding};
 pub(super) fn find(token: &Token<'_>, out: &mut Vec<Finding>) {
     let groups = token.groups;
     let mut i = 0;
-    if token.plus {
-        if let Some(j) = e164(token) {
-            out.push(finding(groups[0].start - 1, &groups[j - 1]));
-            i = j;
-        }
+    if token.plus
+        && let Some(j) = e164(token)
+    {
+        out.push(finding(groups[0].start - 1, &groups[j - 1]));
+        i = j;
     }
     while i < groups.len() {
         match nanp(token, i) {
@@ -144,18 +144,17 @@ fn nanp(token: &Token<'_>, i: usize) -> Option<(usize, usize)> {
     let first = groups[i];
     if token.digits(i) == b"1" && !first.paren && i + 4 <= groups.len() {
         let spaced = groups[i + 1].sep == b' ';
-        if let Some(area_spaced) = core(token, i + 1) {
-            if token.isolated(i, i + 4, spaced && area_spaced, Continues::Always) {
-                return Some((first.start, i + 4));
-            }
+        if let Some(area_spaced) = core(token, i + 1)
+            && token.isolated(i, i + 4, spaced && area_spaced, Continues::Always)
+        {
+            return Some((first.start, i + 4));
         }
     }
-    if i + 3 <= groups.len() {
-        if let Some(spaced) = core(token, i) {
-            if token.isolated(i, i + 3, spaced, Continues::Always) {
-                return Some((first.start - usize::from(first.paren), i + 3));
-            }
-        }
+    if i + 3 <= groups.len()
+        && let Some(spaced) = core(token, i)
+        && token.isolated(i, i + 3, spaced, Continues::Always)
+    {
+        return Some((first.start - usize::from(first.paren), i + 3));
     }
     None
 }

@@ -115,13 +115,13 @@ impl PolicyBuilder {
             if r.fields.is_empty() {
                 return Err(PolicyError::NoFields(r.name.clone()));
             }
-            if let Action::Reject { status, .. } = &r.action {
-                if !status.is_client_error() {
-                    return Err(PolicyError::Status {
-                        rule: r.name.clone(),
-                        status: status.as_u16(),
-                    });
-                }
+            if let Action::Reject { status, .. } = &r.action
+                && !status.is_client_error()
+            {
+                return Err(PolicyError::Status {
+                    rule: r.name.clone(),
+                    status: status.as_u16(),
+                });
             }
         }
         let engines = Engines::build(&self.rules)?;

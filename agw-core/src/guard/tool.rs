@@ -181,13 +181,13 @@ impl ToolRules {
                     what: "tool name",
                 });
             }
-            if let ToolAction::Reject { status, .. } = &r.action {
-                if !status.is_client_error() {
-                    return Err(PolicyError::Status {
-                        rule: r.name.clone(),
-                        status: status.as_u16(),
-                    });
-                }
+            if let ToolAction::Reject { status, .. } = &r.action
+                && !status.is_client_error()
+            {
+                return Err(PolicyError::Status {
+                    rule: r.name.clone(),
+                    status: status.as_u16(),
+                });
             }
             let regex = match &r.regex {
                 None => None,

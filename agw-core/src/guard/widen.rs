@@ -151,10 +151,10 @@ fn folded(class: &ClassUnicode) -> ClassUnicode {
             let mut buf = [0u8; 4];
             let f = crate::json::normalize_str(c.encode_utf8(&mut buf));
             let mut chars = f.chars();
-            if let (Some(one), None) = (chars.next(), chars.next()) {
-                if one != c {
-                    extra.push(ClassUnicodeRange::new(one, one));
-                }
+            if let (Some(one), None) = (chars.next(), chars.next())
+                && one != c
+            {
+                extra.push(ClassUnicodeRange::new(one, one));
             }
         }
     }

@@ -339,11 +339,12 @@ pub(crate) fn next_char(raw: &[u8], i: usize) -> (char, usize) {
         let Some(hi) = hex4(raw, i + 2) else {
             return ('\u{FFFD}', (i + 2).min(raw.len()));
         };
-        if (0xD800..0xDC00).contains(&hi) && raw.get(i + 6..i + 8) == Some(b"\\u") {
-            if let Some(lo) = hex4(raw, i + 8).filter(|lo| (0xDC00..0xE000).contains(lo)) {
-                let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-                return (char::from_u32(c).unwrap_or('\u{FFFD}'), i + 12);
-            }
+        if (0xD800..0xDC00).contains(&hi)
+            && raw.get(i + 6..i + 8) == Some(b"\\u")
+            && let Some(lo) = hex4(raw, i + 8).filter(|lo| (0xDC00..0xE000).contains(lo))
+        {
+            let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+            return (char::from_u32(c).unwrap_or('\u{FFFD}'), i + 12);
         }
         return (char::from_u32(hi).unwrap_or('\u{FFFD}'), i + 6);
     }

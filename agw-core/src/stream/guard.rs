@@ -298,10 +298,10 @@ impl StreamGuard {
             Err(e) => return Err(self.unreadable(&e.to_string())),
         };
         let ty = json["type"].as_str().or(name).unwrap_or("").to_owned();
-        if let (Some(n), Some(t)) = (name, json["type"].as_str()) {
-            if n != t {
-                return Err(self.unreadable("its event name and type disagree"));
-            }
+        if let (Some(n), Some(t)) = (name, json["type"].as_str())
+            && n != t
+        {
+            return Err(self.unreadable("its event name and type disagree"));
         }
         if let Some(d) = Dialect::of_event(&ty, &json).filter(|d| *d != self.dialect) {
             // Events of another API than the route's (a passthrough path on a backend whose

@@ -356,16 +356,16 @@ impl Authenticator {
                 groups: Vec::new(),
             });
         }
-        if let Some(jwks) = &self.jwt {
-            if cred.bytes().filter(|&b| b == b'.').count() == 2 {
-                let claims = jwks.verify(cred, now).await?;
-                return Ok(Identity {
-                    name: claims.subject.into(),
-                    team: claims.team.map(Into::into),
-                    kind: IdentityKind::Jwt,
-                    groups: claims.groups,
-                });
-            }
+        if let Some(jwks) = &self.jwt
+            && cred.bytes().filter(|&b| b == b'.').count() == 2
+        {
+            let claims = jwks.verify(cred, now).await?;
+            return Ok(Identity {
+                name: claims.subject.into(),
+                team: claims.team.map(Into::into),
+                kind: IdentityKind::Jwt,
+                groups: claims.groups,
+            });
         }
         Err(AuthError::UnknownKey)
     }

@@ -116,10 +116,9 @@ impl KeyStore for RedisKeyStore {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&hash)
+                && at.elapsed() < self.cache_ttl
             {
-                if at.elapsed() < self.cache_ttl {
-                    return Ok(rec.clone());
-                }
+                return Ok(rec.clone());
             }
             let fetched = match self.connection() {
                 Ok(mut con) => {

@@ -262,10 +262,6 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
 /// waiting on the old file would get its lock on a file nobody reads any more. For the same
 /// reason the lock file is never deleted: a process that had it open would lock the deleted
 /// inode while the next one created and locked a new file, and both would change at once.
-// `File::try_lock` is std since 1.89, above the workspace's declared `rust-version` (1.85,
-// already not buildable: agw-bin uses let chains, 1.88); raising that is a change of its own,
-// as clippy then rewrites nested `if`s across the workspace.
-#[clippy::msrv = "1.89"]
 fn lock_for_change(path: &Path) -> Result<std::fs::File, StoreError> {
     let lock_path = sidecar(path, ".lock");
     let file = private_options()

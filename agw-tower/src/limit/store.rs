@@ -176,7 +176,7 @@ impl Counters {
 
     fn tick(&mut self, now: Instant) {
         self.ops = self.ops.wrapping_add(1);
-        if self.ops % 4096 == 0 {
+        if self.ops.is_multiple_of(4096) {
             self.map.retain(|_, (_, exp)| *exp > now);
         }
     }

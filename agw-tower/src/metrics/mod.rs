@@ -472,12 +472,13 @@ impl UsageSink for Metrics {
                     .clone()
             })
             .observe(r.duration.as_secs_f64());
-        if r.streamed && r.status.is_success() {
-            if let Some(t) = r.time_to_first_byte {
-                s.ttft
-                    .get_or_init(|| self.ttft.get_or_create(&gen_ai()).clone())
-                    .observe(t.as_secs_f64());
-            }
+        if r.streamed
+            && r.status.is_success()
+            && let Some(t) = r.time_to_first_byte
+        {
+            s.ttft
+                .get_or_init(|| self.ttft.get_or_create(&gen_ai()).clone())
+                .observe(t.as_secs_f64());
         }
         let Some(usage) = r.usage else { return };
         for (i, (ty, n)) in [("input", usage.input_total()), ("output", usage.output)]

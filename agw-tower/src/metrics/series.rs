@@ -90,10 +90,10 @@ impl SeriesCache {
             .filter(|_| identity_label)
             .map(|i| (&*i.name, i.team.as_deref()));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = &cache.last {
-            if e.key.matches(r, identity) {
-                return e.series.clone();
-            }
+        if let Some(e) = &cache.last
+            && e.key.matches(r, identity)
+        {
+            return e.series.clone();
         }
         let hash = self.hasher.hash_one((
             r.route,

@@ -83,10 +83,10 @@ impl UpstreamFailure {
                     next = Some(inner);
                 }
             }
-            if let Some(h) = e.downcast_ref::<hyper::Error>() {
-                if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
-                    found = UpstreamFailure::Reset;
-                }
+            if let Some(h) = e.downcast_ref::<hyper::Error>()
+                && (h.is_incomplete_message() || h.is_canceled() || h.is_closed())
+            {
+                found = UpstreamFailure::Reset;
             }
             // hyper-util's connect errors say what failed only in their text.
             let text = e.to_string();

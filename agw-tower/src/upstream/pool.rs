@@ -276,11 +276,11 @@ where
 
     /// Starts the reaper unless it runs.
     fn reap_later(self: &Arc<Self>, conns: &mut Conns<B>) {
-        if !conns.reaping {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                conns.reaping = true;
-                rt.spawn(reap(Arc::downgrade(self), self.idle_timeout));
-            }
+        if !conns.reaping
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            conns.reaping = true;
+            rt.spawn(reap(Arc::downgrade(self), self.idle_timeout));
         }
     }
 

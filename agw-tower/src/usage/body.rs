@@ -283,10 +283,10 @@ where
                     state.data(data);
                 }
                 // A body that knows it has ended may not be polled again.
-                if inner.is_end_stream() {
-                    if let Some(state) = this.state.take() {
-                        state.end(true);
-                    }
+                if inner.is_end_stream()
+                    && let Some(state) = this.state.take()
+                {
+                    state.end(true);
                 }
             }
             Some(Err(_)) => {
