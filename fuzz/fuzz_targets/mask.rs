@@ -73,7 +73,7 @@ enum MatcherSpec {
         whole_word: bool,
     },
     /// A set of detectors, as bits of `Detector::ALL`.
-    Detectors(u16),
+    Detectors(u32),
     Regex(u8, bool),
 }
 
@@ -226,7 +226,7 @@ fn policy(specs: &[RuleSpec], texts: &str) -> Option<(Policy, Vec<Vec<u8>>, bool
                 let ds = Detector::ALL
                     .iter()
                     .enumerate()
-                    .filter(|(i, _)| bits & (1 << i) != 0)
+                    .filter(|(i, _)| 1u32.checked_shl(*i as u32).is_some_and(|b| bits & b != 0))
                     .map(|(_, d)| *d);
                 Rule::detectors(name, ds)
             }
@@ -464,7 +464,12 @@ fuzz_target!(|input: Input| {
             if out[n..].starts_with(old) && out.get(n + old.len()) != Some(&b'"') {
                 n += old.len();
             } else {
-                assert_eq!(out.get(n), Some(&b'"'), "a number became neither itself nor a string: {}", literal(out));
+                assert_eq!(
+                    out.get(n),
+                    Some(&b'"'),
+                    "a number became neither itself nor a string: {}",
+                    literal(out)
+                );
                 n = string_end(out, n + 1) + 1;
             }
             o = r.end;
