@@ -302,6 +302,161 @@ pub fn find_model(body: &[u8]) -> Result<Option<(Range<usize>, String)>, JsonErr
     Ok(found)
 }
 
+/// The model a request body names on a route without a prompt, as a server that reads any
+/// of these would: a `multipart/form-data` body's `model` field ([`form_model`]), an
+/// `application/x-www-form-urlencoded` body's `model` parameter, or a JSON object's top-level
+/// `model` ([`find_model`]) — whatever the `Content-Type` says of JSON, and in the encodings a
+/// JSON reader detects (a UTF-8 byte order mark, UTF-16 and UTF-32 as Python's `json` reads
+/// them). `Ok(None)`: the body names no model (a file's bytes, JSON without one).
+///
+/// # Errors
+///
+/// What makes the model uncertain: a form agw cannot read, `model` given twice, JSON that
+/// does not parse, or a UTF-16/32 body that does not decode.
+pub fn body_model(body: &[u8], content_type: &str) -> Result<Option<String>, String> {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("multipart/form-data") {
+        return form_model(body, content_type);
+    }
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        let mut model = None;
+        for pair in body.split(|&b| b == b'&') {
+            let (name, value) = match memchr::memchr(b'=', pair) {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            if crate::route::canonical::percent_decoded(name) != b"model" {
+                continue;
+            }
+            if model.is_some() {
+                return Err("the form names `model` twice".into());
+            }
+            let value = crate::route::canonical::percent_decoded(value);
+            model = Some(String::from_utf8_lossy(&value).into_owned());
+        }
+        return Ok(model);
+    }
+    let text: std::borrow::Cow<'_, [u8]> = match json_encoding(body) {
+        JsonEncoding::Utf8 => body.into(),
+        JsonEncoding::Utf8Bom => body[3..].into(),
+        wide => match wide.decode(body) {
+            Some(text) => text.into_bytes().into(),
+            // A byte order mark says text; without one, zeros up front are a file's bytes.
+            None if wide.has_bom() => {
+                return Err("the body has a byte order mark but does not decode".into());
+            }
+            None => return Ok(None),
+        },
+    };
+    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Ok(None);
+    }
+    find_model(&text)
+        .map(|found| found.map(|(_, m)| m))
+        .map_err(|e| format!("the JSON body cannot be read ({e})"))
+}
+
+/// How a JSON reader that detects encodings (Python's `json.loads` on bytes, RFC 4627's
+/// rule) reads a body: by its byte order mark, else by where its first bytes are zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonEncoding {
+    Utf8,
+    Utf8Bom,
+    Utf16 { big: bool, bom: bool },
+    Utf32 { big: bool, bom: bool },
+}
+
+fn json_encoding(b: &[u8]) -> JsonEncoding {
+    use JsonEncoding::*;
+    match b {
+        [0, 0, 0xfe, 0xff, ..] => Utf32 {
+            big: true,
+            bom: true,
+        },
+        [0xff, 0xfe, 0, 0, ..] => Utf32 {
+            big: false,
+            bom: true,
+        },
+        [0xfe, 0xff, ..] => Utf16 {
+            big: true,
+            bom: true,
+        },
+        [0xff, 0xfe, ..] => Utf16 {
+            big: false,
+            bom: true,
+        },
+        [0xef, 0xbb, 0xbf, ..] => Utf8Bom,
+        [0, 0, _, _, ..] => Utf32 {
+            big: true,
+            bom: false,
+        },
+        [0, _, _, _, ..] => Utf16 {
+            big: true,
+            bom: false,
+        },
+        [_, 0, 0, 0, ..] => Utf32 {
+            big: false,
+            bom: false,
+        },
+        [_, 0, _, _, ..] => Utf16 {
+            big: false,
+            bom: false,
+        },
+        _ => Utf8,
+    }
+}
+
+impl JsonEncoding {
+    fn has_bom(self) -> bool {
+        matches!(
+            self,
+            JsonEncoding::Utf8Bom
+                | JsonEncoding::Utf16 { bom: true, .. }
+                | JsonEncoding::Utf32 { bom: true, .. }
+        )
+    }
+
+    /// The body as text, or `None` when it does not decode.
+    fn decode(self, b: &[u8]) -> Option<String> {
+        match self {
+            JsonEncoding::Utf16 { big, bom } => {
+                let b = &b[if bom { 2 } else { 0 }..];
+                if b.len() % 2 != 0 {
+                    return None;
+                }
+                let units = b.chunks_exact(2).map(|c| {
+                    let pair = [c[0], c[1]];
+                    if big {
+                        u16::from_be_bytes(pair)
+                    } else {
+                        u16::from_le_bytes(pair)
+                    }
+                });
+                char::decode_utf16(units)
+                    .collect::<Result<String, _>>()
+                    .ok()
+            }
+            JsonEncoding::Utf32 { big, bom } => {
+                let b = &b[if bom { 4 } else { 0 }..];
+                if b.len() % 4 != 0 {
+                    return None;
+                }
+                b.chunks_exact(4)
+                    .map(|c| {
+                        let quad = [c[0], c[1], c[2], c[3]];
+                        char::from_u32(if big {
+                            u32::from_be_bytes(quad)
+                        } else {
+                            u32::from_le_bytes(quad)
+                        })
+                    })
+                    .collect()
+            }
+            JsonEncoding::Utf8 | JsonEncoding::Utf8Bom => None,
+        }
+    }
+}
+
 /// The `model` field of a `multipart/form-data` body (OpenAI's image edits, transcriptions and
 /// translations send their model as a form field), given the request's `Content-Type`:
 /// `Ok(None)` when the content type is not multipart or no part is named `model`.
@@ -354,21 +509,42 @@ pub fn form_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
             .or_else(|| memchr::memmem::find(part, b"\n\n").map(|i| (&part[..i], &part[i + 2..])))
             .ok_or("a multipart part has no header block")?;
         let head = String::from_utf8_lossy(head);
-        let named_model = head.lines().any(|line| {
+        // Folded header lines (a line that starts with a space or a tab continues the one
+        // before), which form parsers still unfold: `name="model"` may sit on the second line.
+        let mut lines: Vec<String> = Vec::new();
+        for line in head.lines() {
+            match lines.last_mut() {
+                Some(last) if line.starts_with([' ', '\t']) => last.push_str(line),
+                _ => lines.push(line.to_owned()),
+            }
+        }
+        let mut named_model = false;
+        for line in &lines {
             let Some((name, value)) = line.split_once(':') else {
-                return false;
+                continue;
             };
-            name.trim().eq_ignore_ascii_case("content-disposition")
-                && value.split(';').skip(1).any(|p| {
-                    p.split_once('=').is_some_and(|(k, v)| {
-                        let (k, v) = (k.trim(), v.trim().trim_matches('"'));
-                        // `name*=utf-8''model` (RFC 5987), which some form parsers decode.
-                        k.eq_ignore_ascii_case("name") && v == "model"
-                            || k.eq_ignore_ascii_case("name*")
-                                && v.rsplit('\'').next() == Some("model")
-                    })
-                })
-        });
+            if !name.trim().eq_ignore_ascii_case("content-disposition") {
+                continue;
+            }
+            for p in value.split(';').skip(1) {
+                let Some((k, v)) = p.split_once('=') else {
+                    continue;
+                };
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"'));
+                if k == "name" {
+                    named_model |= v == "model";
+                } else if k == "name*" {
+                    // `name*=utf-8''mod%65l` (RFC 5987), which some form parsers decode.
+                    let encoded = v.rsplit('\'').next().unwrap_or(v);
+                    named_model |=
+                        crate::route::canonical::percent_decoded(encoded.as_bytes()) == b"model";
+                } else if k.starts_with("name*") {
+                    // `name*0="mo"; name*1="del"` (RFC 2231 continuations): no client sends
+                    // them, and a parser that joins them could read a name agw did not.
+                    return Err("a form field's name is split into RFC 2231 continuations".into());
+                }
+            }
+        }
         if named_model {
             if model.is_some() {
                 return Err("the form names `model` twice".into());
@@ -450,6 +626,69 @@ pub fn batch_requests(body: &[u8]) -> Result<Vec<(String, Option<u64>)>, JsonErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The regression round's bypasses of the model check on routes without a prompt: JSON
+    /// with a byte order mark or in UTF-16/32 (Python's `json` reads both), urlencoded forms,
+    /// folded part headers, `name*` spellings.
+    #[test]
+    fn a_body_names_its_model_in_every_encoding_a_server_reads() {
+        let json = r#"{"prompt":"a cat","model":"gpt-image-1"}"#;
+        let want = Ok(Some("gpt-image-1".to_owned()));
+        assert_eq!(body_model(json.as_bytes(), "text/plain"), want);
+        let mut bom = vec![0xef, 0xbb, 0xbf];
+        bom.extend_from_slice(json.as_bytes());
+        assert_eq!(body_model(&bom, "application/json"), want);
+        let utf16 = |big: bool, bom: bool| {
+            let mut out = Vec::new();
+            let units = bom.then_some(0xfeff).into_iter().chain(json.encode_utf16());
+            for u in units {
+                out.extend_from_slice(&if big {
+                    u.to_be_bytes()
+                } else {
+                    u.to_le_bytes()
+                });
+            }
+            out
+        };
+        for (big, bom) in [(false, false), (true, false), (false, true), (true, true)] {
+            assert_eq!(body_model(&utf16(big, bom), "application/json"), want);
+        }
+        let utf32: Vec<u8> = json
+            .chars()
+            .flat_map(|c| (c as u32).to_le_bytes())
+            .collect();
+        assert_eq!(body_model(&utf32, ""), want);
+        // A byte order mark that does not decode; a file's bytes with zeros up front.
+        assert!(body_model(&[0xff, 0xfe, 0x7b], "application/json").is_err());
+        assert_eq!(
+            body_model(b"\0\0\x01\0icon", "application/octet-stream"),
+            Ok(None)
+        );
+        // Urlencoded: decoded names, and twice is refused.
+        let form = "application/x-www-form-urlencoded";
+        assert_eq!(
+            body_model(b"prompt=a+cat&mod%65l=gpt-image-1", form),
+            Ok(Some("gpt-image-1".into()))
+        );
+        assert!(body_model(b"model=a&model=b", form).is_err());
+        assert_eq!(body_model(b"prompt=x", form), Ok(None));
+        // Multipart: a folded header, a percent-encoded `name*`, continuations refused.
+        let ct = "multipart/form-data; boundary=b";
+        let part = |head: &str| format!("--b\r\n{head}\r\n\r\nwhisper-1\r\n--b--\r\n");
+        for head in [
+            "Content-Disposition: form-data;\r\n name=\"model\"",
+            "Content-Disposition: form-data;\r\n\tname=model",
+            "Content-Disposition: form-data; name*=UTF-8''mod%65l",
+        ] {
+            assert_eq!(
+                body_model(part(head).as_bytes(), ct),
+                Ok(Some("whisper-1".into())),
+                "{head}"
+            );
+        }
+        let split = part("Content-Disposition: form-data; name*0=\"mo\"; name*1=\"del\"");
+        assert!(body_model(split.as_bytes(), ct).is_err());
+    }
 
     #[test]
     fn a_form_names_its_model_in_one_field() {

@@ -89,7 +89,7 @@
 //!   string is as likely a hash.
 //! - Vendors' tokens by prefix, with their lengths: Stripe (`sk_live_`, `rk_live_`, `sk_test_`,
 //!   `rk_test_`, webhook secrets `whsec_`), npm (`npm_` and 36), GitLab (`glpat-` and 20+),
-//!   Hugging Face (`hf_` and 34+), SendGrid (`SG.` 22 `.` 43), Groq (`gsk_` and 40+), xAI
+//!   Hugging Face (`hf_` and 34+), SendGrid (`SG.` 22 `.` 43), Groq (`gsk_` and 52), xAI
 //!   (`xai-` and 40+), DigitalOcean (`dop_v1_`, `doo_v1_`, `dor_v1_` and 64 hex), Shopify
 //!   (`shpat_`, `shpss_`, `shpca_`, `shppa_` and 32 hex); their random part must be scrambled,
 //!   so `hf_hub_download` or `xai-grok-integration` are not tokens. Passwords in connection

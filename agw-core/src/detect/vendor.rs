@@ -71,13 +71,14 @@ pub(super) const HUGGING_FACE: Shape = Shape {
     max: 64,
 };
 
-/// `gsk_` and 52 of `[A-Za-z0-9]` (40 or more read).
+/// `gsk_` and exactly 52 of `[A-Za-z0-9]`: a fixed length, as `gsk_` also starts words in
+/// code (`gsk_LinearRegressionModelTrainerForPharmaDataV2` is no key; regression round).
 pub(super) const GROQ: Shape = Shape {
     detector: Detector::GroqKey,
     prefix: 4,
     chars: Chars::Alnum,
-    min: 40,
-    max: 255,
+    min: 52,
+    max: 52,
 };
 
 /// `xai-` and 80 of `[A-Za-z0-9]` (40 or more read).
@@ -336,7 +337,9 @@ mod tests {
             ),
             (
                 Detector::GroqKey,
-                "gsk_short gsk_your_groq_api_key_goes_here_replace_it_now",
+                "gsk_short gsk_your_groq_api_key_goes_here_replace_it_now \
+                 gsk_LinearRegressionModelTrainerForPharmaDataV2 \
+                 gsk_iO0MVoWdyhiCWen6QCSerVagLHYnLMQoLU5BGLFthoiJFMx6PM2Fx",
                 &[],
             ),
             (

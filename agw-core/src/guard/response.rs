@@ -424,8 +424,11 @@ impl<'b> Walker<'b> {
                 });
                 Ok(true)
             }
-            Err(JsonError::Syntax { .. } | JsonError::Utf8(_)) => Ok(false),
-            Err(e) => Err(e),
+            // Not JSON, or JSON past a limit (nesting, growth) or with a key twice: read as
+            // the string it is, as before arguments were read as JSON. The model wrote it, so
+            // failing the whole reply over it would lose the answer (regression round); every
+            // string in it is still read, escapes and all.
+            Err(_) => Ok(false),
         }
     }
 }

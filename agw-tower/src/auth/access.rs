@@ -281,18 +281,9 @@ fn other_route_model<B>(req: &Request<B>) -> Result<Option<String>, ErrorBody> {
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    match agw_core::model::form_model(body, content_type) {
-        Ok(Some(model)) => return Ok(Some(model)),
-        Ok(None) => {}
-        Err(e) => return refuse(&format!("the form cannot be read ({e})")),
-    }
-    // JSON whatever the label says: a server may parse it anyway.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Ok(None);
-    }
-    match agw_core::model::find_model(body) {
-        Ok(found) => Ok(found.map(|(_, m)| m)),
-        Err(e) => refuse(&format!("the JSON body cannot be read ({e})")),
+    match agw_core::model::body_model(body, content_type) {
+        Ok(model) => Ok(model),
+        Err(e) => refuse(&e),
     }
 }
 

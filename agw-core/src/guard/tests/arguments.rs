@@ -260,21 +260,41 @@ fn arguments_that_are_not_json_are_read_as_text() {
 }
 
 /// Bounds: arguments nested deeper than a body may be, or holding a string that grows past
-/// what normalising may make of it, are refused as the same JSON in the body is; large
-/// arguments are read whole.
+/// what normalising may make of it, are refused in a request as the same JSON in the body
+/// is; in a response (the model wrote them) deep ones, and ones with a key twice, are read as
+/// the string they are, so the answer is not lost (regression round); large arguments are
+/// read whole.
 #[test]
 fn arguments_are_bounded_like_a_body() {
     let p = mask_all();
     let deep = format!("{}\"{KEY}\"{}", "[".repeat(200), "]".repeat(200));
     let wide = json!({ "k": "\u{fdfa}".repeat(64) }).to_string();
+    let twice = format!("{{\"k\": \"{KEY}\", \"k\": \"x\"}}");
     for args in [deep, wide] {
         for (kind, body, _) in requests(&args) {
             assert!(p.inspect(kind, body.as_bytes()).is_err(), "{kind:?}");
-            let response = chat_response(&args);
-            assert!(
-                p.inspect_response(Api::OpenAi, response.as_bytes())
-                    .is_err()
-            );
+        }
+    }
+    // A string that grows past the bound is refused wherever a response carries it.
+    let wide = json!({ "k": "\u{fdfa}".repeat(64) }).to_string();
+    assert!(
+        p.inspect_response(Api::OpenAi, chat_response(&wide).as_bytes())
+            .is_err()
+    );
+    for args in [
+        format!("{}\"{KEY}\"{}", "[".repeat(200), "]".repeat(200)),
+        twice,
+    ] {
+        let response = chat_response(&args);
+        let v = p
+            .inspect_response(Api::OpenAi, response.as_bytes())
+            .unwrap();
+        if let Decision::Rewrite(out) = v.decision() {
+            let out = std::str::from_utf8(out).unwrap();
+            assert!(!out.contains(KEY), "{out}");
+            serde_json::from_str::<Value>(out).unwrap();
+        } else {
+            assert!(!args.contains(KEY), "{args}: {v:?}");
         }
     }
     let nested_ok = format!("{}\"{KEY}\"{}", "[".repeat(100), "]".repeat(100));
