@@ -345,6 +345,26 @@ async fn a_model_allow_list_holds_on_every_route_without_guards() {
             r#"{"input_file_id":"file-abc","endpoint":"/v1/chat/completions"}"#.into(),
             "uploaded file",
         ),
+        // The regression round's: a byte order mark, an urlencoded form, a folded header.
+        (
+            "/v1/images/generations",
+            "application/json",
+            "\u{feff}{\"model\":\"gpt-image-1\"}".into(),
+            "gpt-image-1",
+        ),
+        (
+            "/v1/audio/speech",
+            "application/x-www-form-urlencoded",
+            "input=hi&model=tts-1-hd".into(),
+            "tts-1-hd",
+        ),
+        (
+            "/v1/audio/transcriptions",
+            FORM,
+            "--XyZ\r\nContent-Disposition: form-data;\r\n name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--\r\n"
+                .into(),
+            "whisper-1",
+        ),
     ];
     for (path, content_type, body, says) in &refused {
         let (res, answer) = send(post(path, content_type, body.as_bytes())).await;
