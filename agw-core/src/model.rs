@@ -421,7 +421,7 @@ impl JsonEncoding {
         match self {
             JsonEncoding::Utf16 { big, bom } => {
                 let b = &b[if bom { 2 } else { 0 }..];
-                if b.len() % 2 != 0 {
+                if !b.len().is_multiple_of(2) {
                     return None;
                 }
                 let units = b.chunks_exact(2).map(|c| {
@@ -438,7 +438,7 @@ impl JsonEncoding {
             }
             JsonEncoding::Utf32 { big, bom } => {
                 let b = &b[if bom { 4 } else { 0 }..];
-                if b.len() % 4 != 0 {
+                if !b.len().is_multiple_of(4) {
                     return None;
                 }
                 b.chunks_exact(4)
