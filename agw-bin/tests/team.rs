@@ -372,6 +372,26 @@ async fn a_model_allow_list_holds_on_every_route_without_guards() {
         assert_eq!(res.status(), 400, "{path}: {answer}");
         assert!(answer.contains(says), "{path}: {answer}");
     }
+    // Two content types, or one that is not text: a server may read either (final review).
+    for types in [
+        vec![
+            http::HeaderValue::from_static(FORM),
+            http::HeaderValue::from_static("multipart/form-data; boundary=Other"),
+        ],
+        vec![http::HeaderValue::from_bytes(b"multipart/form-data; boundary=XyZ; x=\xe9").unwrap()],
+    ] {
+        let mut req = post(
+            "/v1/audio/transcriptions",
+            "text/plain",
+            form(&[("model", "whisper-1")]).as_bytes(),
+        );
+        req.headers_mut().remove("content-type");
+        for t in types {
+            req.headers_mut().append("content-type", t);
+        }
+        let (res, answer) = send(req).await;
+        assert_eq!(res.status(), 400, "{}", String::from_utf8_lossy(&answer));
+    }
     assert!(
         mock.requests().is_empty(),
         "nothing refused reached the provider: {:?}",

@@ -416,7 +416,10 @@ impl JsonEncoding {
         )
     }
 
-    /// The body as text, or `None` when it does not decode.
+    /// The body as text, or `None` when its length does not fit the encoding. A lone
+    /// surrogate or an invalid code point is one replacement character, as Python's
+    /// `surrogatepass` keeps it one character (regression round: failing to decode read no
+    /// model where Python read one).
     fn decode(self, b: &[u8]) -> Option<String> {
         match self {
             JsonEncoding::Utf16 { big, bom } => {
@@ -432,25 +435,30 @@ impl JsonEncoding {
                         u16::from_le_bytes(pair)
                     }
                 });
-                char::decode_utf16(units)
-                    .collect::<Result<String, _>>()
-                    .ok()
+                Some(
+                    char::decode_utf16(units)
+                        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                        .collect(),
+                )
             }
             JsonEncoding::Utf32 { big, bom } => {
                 let b = &b[if bom { 4 } else { 0 }..];
                 if !b.len().is_multiple_of(4) {
                     return None;
                 }
-                b.chunks_exact(4)
-                    .map(|c| {
-                        let quad = [c[0], c[1], c[2], c[3]];
-                        char::from_u32(if big {
-                            u32::from_be_bytes(quad)
-                        } else {
-                            u32::from_le_bytes(quad)
+                Some(
+                    b.chunks_exact(4)
+                        .map(|c| {
+                            let quad = [c[0], c[1], c[2], c[3]];
+                            let unit = if big {
+                                u32::from_be_bytes(quad)
+                            } else {
+                                u32::from_le_bytes(quad)
+                            };
+                            char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER)
                         })
-                    })
-                    .collect()
+                        .collect(),
+                )
             }
             JsonEncoding::Utf8 | JsonEncoding::Utf8Bom => None,
         }
@@ -467,25 +475,33 @@ impl JsonEncoding {
 /// (no boundary, no closing delimiter, a part without headers) or names `model` twice: an
 /// access list that restricts models then refuses it rather than guess what a server reads.
 pub fn form_model(body: &[u8], content_type: &str) -> Result<Option<String>, String> {
-    let mut params = content_type.split(';');
-    let essence = params.next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("multipart/form-data") {
+    let (essence, params) = content_type.split_once(';').unwrap_or((content_type, ""));
+    if !essence.trim().eq_ignore_ascii_case("multipart/form-data") {
         return Ok(None);
     }
-    let boundary = params
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
-        .map(|(_, v)| v.trim().trim_matches('"'))
+    // One boundary, read as form parsers read parameters (quotes kept together): a second
+    // one, or one hidden in another parameter's quoted value, is a body two parsers split
+    // differently (regression round).
+    let mut boundaries = header_params(params)?
+        .into_iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("boundary"));
+    let boundary = boundaries
+        .next()
+        .map(|(_, v)| v)
         .filter(|b| !b.is_empty() && b.len() <= 200)
         .ok_or("the multipart body has no boundary")?;
+    if boundaries.next().is_some() {
+        return Err("the multipart content type names two boundaries".into());
+    }
     let delimiter = format!("--{boundary}");
     let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
-    // The parts: what lies between one delimiter line and the next.
-    // A delimiter starts a line; the same text inside a line is content.
-    let starts: Vec<usize> = finder
-        .find_iter(body)
-        .filter(|&i| i == 0 || body[i - 1] == b'\n')
-        .collect();
+    // The parts: what lies between one delimiter line and the next. A delimiter starts a
+    // line; the boundary anywhere else (after a bare CR, inside a line) is a body parsers
+    // split differently, so it is refused rather than read as content.
+    let starts: Vec<usize> = finder.find_iter(body).collect();
+    if starts.iter().any(|&i| i != 0 && body[i - 1] != b'\n') {
+        return Err("the multipart boundary appears inside a line".into());
+    }
     let Some(&last) = starts.last() else {
         return Err("the multipart body has no parts".into());
     };
@@ -508,6 +524,14 @@ pub fn form_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
             .map(|i| (&part[..i], &part[i + 4..]))
             .or_else(|| memchr::memmem::find(part, b"\n\n").map(|i| (&part[..i], &part[i + 2..])))
             .ok_or("a multipart part has no header block")?;
+        // A bare CR ends a header line for some parsers and not for others.
+        if head
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'\r' && head.get(i + 1) != Some(&b'\n'))
+        {
+            return Err("a multipart part's headers hold a bare carriage return".into());
+        }
         let head = String::from_utf8_lossy(head);
         // Folded header lines (a line that starts with a space or a tab continues the one
         // before), which form parsers still unfold: `name="model"` may sit on the second line.
@@ -526,16 +550,14 @@ pub fn form_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
             if !name.trim().eq_ignore_ascii_case("content-disposition") {
                 continue;
             }
-            for p in value.split(';').skip(1) {
-                let Some((k, v)) = p.split_once('=') else {
-                    continue;
-                };
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"'));
+            let params = value.split_once(';').map_or("", |(_, p)| p);
+            for (k, v) in header_params(params)? {
+                let k = k.to_ascii_lowercase();
                 if k == "name" {
                     named_model |= v == "model";
                 } else if k == "name*" {
                     // `name*=utf-8''mod%65l` (RFC 5987), which some form parsers decode.
-                    let encoded = v.rsplit('\'').next().unwrap_or(v);
+                    let encoded = v.rsplit('\'').next().unwrap_or(&v);
                     named_model |=
                         crate::route::canonical::percent_decoded(encoded.as_bytes()) == b"model";
                 } else if k.starts_with("name*") {
@@ -553,6 +575,61 @@ pub fn form_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
         }
     }
     Ok(model)
+}
+
+/// The `key=value` parameters of a header value after its first `;`, as form parsers read
+/// them: a quoted value runs to its closing quote (`\"` inside it is a quote), `;` inside
+/// quotes separates nothing, and what follows a closing quote up to the next `;` is dropped
+/// (`name="model"junk` is `model`).
+///
+/// # Errors
+///
+/// A quoted value that never closes.
+fn header_params(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ';']);
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        let key_end = rest.find(['=', ';']).unwrap_or(rest.len());
+        let key = rest[..key_end].trim().to_owned();
+        rest = &rest[key_end..];
+        let Some(after) = rest.strip_prefix('=') else {
+            continue;
+        };
+        let after = after.trim_start_matches([' ', '\t']);
+        let value;
+        if let Some(quoted) = after.strip_prefix('"') {
+            let mut v = String::new();
+            let mut chars = quoted.char_indices();
+            let mut close = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, next)) = chars.next() {
+                            v.push(next);
+                        }
+                    }
+                    '"' => {
+                        close = Some(i);
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            let close = close.ok_or("a quoted header parameter never closes")?;
+            value = v;
+            let tail = &quoted[close + 1..];
+            rest = &tail[tail.find(';').unwrap_or(tail.len())..];
+        } else {
+            let end = after.find(';').unwrap_or(after.len());
+            value = after[..end].trim().to_owned();
+            rest = &after[end..];
+        }
+        out.push((key, value));
+    }
 }
 
 /// The models of a message batch: every `requests[].params.model` (keys compared as a
@@ -690,6 +767,49 @@ mod tests {
         assert!(body_model(split.as_bytes(), ct).is_err());
     }
 
+    /// The final review's multipart differentials: each is read as the model it names, or
+    /// refused; none reads as a form without one.
+    #[test]
+    fn forms_two_parsers_split_differently_are_refused() {
+        let model = |ct: &str, body: &str| body_model(body.as_bytes(), ct);
+        let part = |b: &str, name: &str, v: &str| {
+            format!("--{b}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{v}\r\n")
+        };
+        // (a) a boundary inside another parameter's quotes is that parameter's.
+        let body = format!("{}--BND--\r\n", part("BND", "model", "gpt-x"));
+        assert_eq!(
+            model(
+                "multipart/form-data; x=\"; boundary=AAA\"; boundary=BND",
+                &body
+            ),
+            Ok(Some("gpt-x".into()))
+        );
+        // (b) two boundaries.
+        assert!(model("multipart/form-data; boundary=AAA; boundary=BND", &body).is_err());
+        // (c) a bare CR in a part's headers.
+        let bare = "--BND\r\nX-Y: z\rContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-x\r\n--BND--\r\n";
+        assert!(model("multipart/form-data; boundary=BND", bare).is_err());
+        // (d), (e) the boundary after a bare CR, or inside a line.
+        let cr = format!("{}\r--BND--\r\n", part("BND", "file", "x"));
+        assert!(model("multipart/form-data; boundary=BND", &cr).is_err());
+        let mid = format!("xx{}--BND--\r\n", part("BND", "model", "gpt-x"));
+        assert!(model("multipart/form-data; boundary=BND", &mid).is_err());
+        // (f) junk after a quoted name.
+        let junk = "--BND\r\nContent-Disposition: form-data; name=\"model\"junk\r\n\r\ngpt-x\r\n--BND--\r\n";
+        assert_eq!(
+            model("multipart/form-data; boundary=BND", junk),
+            Ok(Some("gpt-x".into()))
+        );
+        // An unclosed quote.
+        assert!(model("multipart/form-data; boundary=\"BND", &body).is_err());
+        // (i) UTF-16 without a byte order mark, with a lone surrogate elsewhere.
+        let mut units: Vec<u16> = r#"{"model":"gpt-image-1","p":""#.encode_utf16().collect();
+        units.push(0xd800);
+        units.extend(r#""}"#.encode_utf16());
+        let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
+        assert_eq!(body_model(&bytes, ""), Ok(Some("gpt-image-1".into())));
+    }
+
     #[test]
     fn a_form_names_its_model_in_one_field() {
         let ct = "multipart/form-data; boundary=\"a b\"";
@@ -697,11 +817,14 @@ mod tests {
         let field = |name: &str, v: &str| {
             format!("--a b\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{v}\r\n")
         };
-        let body = form(&(field("file", "x --a b y") + &field("model", " whisper-1 ")));
+        let body = form(&(field("file", "x y") + &field("model", " whisper-1 ")));
         assert_eq!(
             form_model(body.as_bytes(), ct),
             Ok(Some("whisper-1".into()))
         );
+        // The boundary inside a line is a body parsers split differently: refused.
+        let body = form(&(field("file", "x --a b y") + &field("model", " whisper-1 ")));
+        assert!(form_model(body.as_bytes(), ct).is_err());
         // `name*` (RFC 5987), unquoted names, bare line feeds.
         let body = "--a b\nContent-Disposition: form-data; name*=utf-8''model\n\nm1\n--a b--";
         assert_eq!(form_model(body.as_bytes(), ct), Ok(Some("m1".into())));

@@ -579,7 +579,8 @@ impl Policy {
                 let raw = &body[seg.raw.clone()];
                 if seg.inner.is_some()
                     || !seg.loc.leaf.ends_with("arguments")
-                    || memchr::memmem::find(raw, br"\\u").is_none()
+                    // Any backslash: `\u005cu0049` is an escaped `\u` too (final review).
+                    || memchr::memchr(b'\\', raw).is_none()
                 {
                     continue;
                 }
@@ -661,10 +662,14 @@ impl Policy {
                 text.extend_from_slice(&decoded(pair));
             }
         }
+        // Decoded text is normalised as a body's is (full-width digits, invisible characters:
+        // final review); a plain target is ASCII, which normalising leaves as it is.
+        let normalized;
         let text = if plain {
             path_and_query.as_bytes()
         } else {
-            &text[..]
+            normalized = crate::json::normalize_str(&String::from_utf8_lossy(&text)).into_owned();
+            normalized.as_bytes()
         };
         let (mut findings, mut raw) = (Vec::new(), Vec::new());
         inner.engines.find(

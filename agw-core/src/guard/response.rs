@@ -425,9 +425,17 @@ impl<'b> Walker<'b> {
                 Ok(true)
             }
             // Not JSON, or JSON past a limit (nesting, growth) or with a key twice: read as
-            // the string it is, as before arguments were read as JSON. The model wrote it, so
-            // failing the whole reply over it would lose the answer (regression round); every
-            // string in it is still read, escapes and all.
+            // the string it is, as before arguments were read as JSON — the model wrote it,
+            // and failing the whole reply would lose the answer (regression round). Unless a
+            // `\u` escape in it could spell out what the string as written does not show (a
+            // lenient parser decodes it in `NaN`-bearing or duplicate-key JSON): then the
+            // reply fails, as a stream with such arguments does (final review).
+            Err(e) if memchr::memmem::find(json, br"\u").is_some() => Err(match e {
+                JsonError::Syntax { .. } | JsonError::Utf8(_) => JsonError::Shape(
+                    "a tool call's arguments are not JSON agw reads and hold \\u escapes".into(),
+                ),
+                e => e,
+            }),
             Err(_) => Ok(false),
         }
     }

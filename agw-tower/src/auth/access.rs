@@ -276,11 +276,16 @@ fn other_route_model<B>(req: &Request<B>) -> Result<Option<String>, ErrorBody> {
         return Ok(None);
     };
     let body = &c.plain[..];
-    let content_type = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    // One readable content type: two, or one that is not text, a server may read otherwise.
+    let mut types = req.headers().get_all(http::header::CONTENT_TYPE).iter();
+    let content_type = match (types.next(), types.next()) {
+        (None, _) => "",
+        (Some(v), None) => match v.to_str() {
+            Ok(v) => v,
+            Err(_) => return refuse("its Content-Type is not readable text"),
+        },
+        (Some(_), Some(_)) => return refuse("it has two Content-Type headers"),
+    };
     match agw_core::model::body_model(body, content_type) {
         Ok(model) => Ok(model),
         Err(e) => refuse(&e),

@@ -498,3 +498,37 @@ fn response_arguments_that_are_not_json_are_read_as_text() {
     let out = json_outcome(&mask_all(), &body, at).unwrap();
     assert_eq!(out, "run --token <GITHUB_TOKEN>");
 }
+
+/// The final review: arguments that are not JSON agw reads (a key twice, `NaN`) and that hold
+/// a `\u` escape could spell out a secret a lenient parser decodes — a response with them
+/// fails, as a stream with them does, while the same without escapes is read as a string and
+/// masked; in a request, an escaped backslash (`\u005c`) before `u0049` is an escape too.
+#[test]
+fn lenient_arguments_with_escapes_are_not_read_as_plain_text() {
+    let p = mask_all();
+    for args in [
+        r#"{"k":"x","k":"AKIA\u0049OSFODNN7EXAMPLE"}"#,
+        r#"{"n":NaN,"k":"AKIA\u0049OSFODNN7EXAMPLE"}"#,
+    ] {
+        let response = chat_response(args);
+        assert!(
+            p.inspect_response(Api::OpenAi, response.as_bytes())
+                .is_err(),
+            "{args}"
+        );
+    }
+    let plain = format!(r#"{{"n":NaN,"k":"{KEY}"}}"#);
+    let v = p
+        .inspect_response(Api::OpenAi, chat_response(&plain).as_bytes())
+        .unwrap();
+    let Decision::Rewrite(out) = v.decision() else {
+        panic!("{v:?}")
+    };
+    assert!(!std::str::from_utf8(out).unwrap().contains(KEY));
+    // A request: the outer JSON writes the inner escape's backslash as `\u005c`.
+    let body = chat_request(r#"{"n":NaN,"k":"AKIA\u0049OSFODNN7EXAMPLE"}"#)
+        .replace(r"AKIA\\u0049", r"AKIA\u005cu0049");
+    assert!(body.contains(r"\u005cu0049"), "{body}");
+    let v = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
+    assert!(matches!(v.decision(), Decision::Reject(_)), "{v:?}");
+}

@@ -512,6 +512,9 @@ fn a_request_url_is_read_by_the_message_rules() {
             "/v1/files/AKIAIOSFODNN7EXAMPL3",
             "/v1/messages?c=4111+1111+1111+1111",
             "/v1/x?to=jane%40example.com",
+            // Normalised as a body is (final review): a full-width digit, an invisible one.
+            "/v1/x?c=%EF%BC%94111111111111111",
+            "/v1/x?c=4111%E2%80%8B111111111111",
         ] {
             let v = p.inspect_target(target);
             assert!(
