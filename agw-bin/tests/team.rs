@@ -340,6 +340,12 @@ async fn a_model_allow_list_holds_on_every_route_without_guards() {
             "cannot be read",
         ),
         (
+            "/v1/BATCHES",
+            "application/json",
+            r#"{"input_file_id":"file-abc","endpoint":"/v1/chat/completions"}"#.into(),
+            "uploaded file",
+        ),
+        (
             "/v1/batches",
             "application/json",
             r#"{"input_file_id":"file-abc","endpoint":"/v1/chat/completions"}"#.into(),

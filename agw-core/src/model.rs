@@ -334,7 +334,10 @@ pub fn body_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
             let value = crate::route::canonical::percent_decoded(value);
             model = Some(String::from_utf8_lossy(&value).into_owned());
         }
-        return Ok(model);
+        // JSON labelled a form: a server may read it as JSON anyway (final review).
+        if model.is_some() || body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Ok(model);
+        }
     }
     let text: std::borrow::Cow<'_, [u8]> = match json_encoding(body) {
         JsonEncoding::Utf8 => body.into(),
@@ -578,13 +581,13 @@ pub fn form_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
 }
 
 /// The `key=value` parameters of a header value after its first `;`, as form parsers read
-/// them: a quoted value runs to its closing quote (`\"` inside it is a quote), `;` inside
-/// quotes separates nothing, and what follows a closing quote up to the next `;` is dropped
-/// (`name="model"junk` is `model`).
+/// them: a quoted value runs to its closing quote, `;` inside quotes separates nothing, and
+/// what follows a closing quote up to the next `;` is dropped (`name="model"junk` is `model`).
 ///
 /// # Errors
 ///
-/// A quoted value that never closes.
+/// A quoted value that never closes, or that holds a backslash (parsers disagree on whether
+/// it escapes the next quote).
 fn header_params(s: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     let mut rest = s;
@@ -607,11 +610,9 @@ fn header_params(s: &str) -> Result<Vec<(String, String)>, String> {
             let mut close = None;
             while let Some((i, c)) = chars.next() {
                 match c {
-                    '\\' => {
-                        if let Some((_, next)) = chars.next() {
-                            v.push(next);
-                        }
-                    }
+                    // Some parsers unescape `\"` in a quoted value and some do not, so
+                    // they end it at different quotes (final review): refused.
+                    '\\' => return Err("a quoted header parameter holds a backslash".into()),
                     '"' => {
                         close = Some(i);
                         break;
@@ -748,6 +749,11 @@ mod tests {
             Ok(Some("gpt-image-1".into()))
         );
         assert!(body_model(b"model=a&model=b", form).is_err());
+        // JSON labelled a form is read as JSON (final review).
+        assert_eq!(
+            body_model(br#"{"model":"gpt-image-1"}"#, form),
+            Ok(Some("gpt-image-1".into()))
+        );
         assert_eq!(body_model(b"prompt=x", form), Ok(None));
         // Multipart: a folded header, a percent-encoded `name*`, continuations refused.
         let ct = "multipart/form-data; boundary=b";
@@ -800,8 +806,10 @@ mod tests {
             model("multipart/form-data; boundary=BND", junk),
             Ok(Some("gpt-x".into()))
         );
-        // An unclosed quote.
+        // An unclosed quote; a backslash in a quoted value (parsers disagree on it).
         assert!(model("multipart/form-data; boundary=\"BND", &body).is_err());
+        let slash = "--BND\r\nContent-Disposition: form-data; name=\"\\\"; name=\"model\"\r\n\r\ngpt-x\r\n--BND--\r\n";
+        assert!(model("multipart/form-data; boundary=BND", slash).is_err());
         // (i) UTF-16 without a byte order mark, with a lone surrogate elsewhere.
         let mut units: Vec<u16> = r#"{"model":"gpt-image-1","p":""#.encode_utf16().collect();
         units.push(0xd800);

@@ -568,11 +568,8 @@ impl Policy {
     /// a token written plainly).
     fn escaped_arguments(&self, body: &[u8], doc: &Doc, verdict: &mut Verdict) {
         let inner = &*self.inner;
-        let wanted: Vec<bool> = inner
-            .rules
-            .iter()
-            .map(|r| r.rule.fields.contains(Field::ToolInput))
-            .collect();
+        // Made at the first string with escapes: most requests have none.
+        let mut wanted: Vec<bool> = Vec::new();
         let (mut findings, mut as_written, mut decoded) = (Vec::new(), Vec::new(), Vec::new());
         for unit in doc.units.iter().filter(|u| u.field == Field::ToolInput) {
             for seg in &doc.segs[unit.segs.clone()] {
@@ -590,6 +587,13 @@ impl Policy {
                 if !outer.contains("\\u") {
                     continue;
                 }
+                if wanted.is_empty() {
+                    wanted = inner
+                        .rules
+                        .iter()
+                        .map(|r| r.rule.fields.contains(Field::ToolInput))
+                        .collect();
+                }
                 let plain = crate::json::normalize_str(&unescape_u(&outer)).into_owned();
                 let written = &doc.text[seg.text.clone()];
                 as_written.clear();
@@ -604,12 +608,21 @@ impl Policy {
                         &|_| false,
                     );
                 }
+                // Each match the string holds as written stands for one decoded match of the
+                // same rule and text, not for all of them: a key written plainly once and
+                // spelled with escapes again is still hidden once (final review). Counted,
+                // not compared pairwise (many small matches in one string).
+                let mut shown: std::collections::HashMap<(usize, &[u8]), usize> =
+                    std::collections::HashMap::new();
+                for w in as_written.iter() {
+                    *shown
+                        .entry((w.rule, &written[w.range.clone()]))
+                        .or_default() += 1;
+                }
                 for h in &decoded {
                     let found = &plain.as_bytes()[h.range.clone()];
-                    if as_written
-                        .iter()
-                        .any(|w| w.rule == h.rule && &written[w.range.clone()] == found)
-                    {
+                    if let Some(n) = shown.get_mut(&(h.rule, found)).filter(|n| **n > 0) {
+                        *n -= 1;
                         continue;
                     }
                     if self.hidden_hit(verdict, h, "arguments (escaped)", escaped_message) {

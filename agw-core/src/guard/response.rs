@@ -267,7 +267,9 @@ impl<'b> Walker<'b> {
                 let key = key.unwrap_or(b"");
                 let meta = field != Field::ToolInput && is_meta_key(key);
                 if !meta {
-                    let reasoning = is_reasoning_key(key);
+                    // A tool input's `thinking` key is the tool's, masked like the rest of the
+                    // input (a reply's `arguments` read as JSON: final review).
+                    let reasoning = field != Field::ToolInput && is_reasoning_key(key);
                     self.pending.push(Pending {
                         s,
                         field,

@@ -268,7 +268,10 @@ fn other_route_model<B>(req: &Request<B>) -> Result<Option<String>, ErrorBody> {
         ))
     };
     let path = req.uri().path();
-    if *req.method() == http::Method::POST && path.ends_with("/batches") {
+    // The path is canonical here (classified), but its case is the client's.
+    let batches =
+        path.len() >= 8 && path.as_bytes()[path.len() - 8..].eq_ignore_ascii_case(b"/batches");
+    if *req.method() == http::Method::POST && batches {
         return refuse("a batch runs the models named in an uploaded file");
     }
     let Some(c) = req.extensions().get::<crate::limits::Collected>() else {

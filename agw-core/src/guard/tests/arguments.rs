@@ -532,3 +532,24 @@ fn lenient_arguments_with_escapes_are_not_read_as_plain_text() {
     let v = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
     assert!(matches!(v.decision(), Decision::Reject(_)), "{v:?}");
 }
+
+/// The final diff review: a `thinking` key inside a reply's arguments is the tool's input,
+/// masked like the rest; a key written plainly once and with escapes again is hidden once.
+#[test]
+fn tool_input_keys_named_like_reasoning_are_masked_and_every_hidden_copy_counts() {
+    let p = mask_all();
+    let args = format!(r#"{{"thinking":"{KEY}","reasoning":"{KEY}"}}"#);
+    let v = p
+        .inspect_response(Api::OpenAi, chat_response(&args).as_bytes())
+        .unwrap();
+    let Decision::Rewrite(out) = v.decision() else {
+        panic!("{v:?}")
+    };
+    assert!(!std::str::from_utf8(out).unwrap().contains(KEY));
+    // Not JSON (NaN), the key plainly and then spelled with escapes: the escaped copy refuses.
+    let args = r#"{"n":NaN,"a":"AKIAIOSFODNN7EXAMPL3","b":"\u0041KIAIOSFODNN7EXAMPL3"}"#;
+    let v = p
+        .inspect(RouteKind::Completions, chat_request(args).as_bytes())
+        .unwrap();
+    assert!(matches!(v.decision(), Decision::Reject(_)), "{v:?}");
+}
