@@ -606,9 +606,8 @@ fn header_params(s: &str) -> Result<Vec<(String, String)>, String> {
         let value;
         if let Some(quoted) = after.strip_prefix('"') {
             let mut v = String::new();
-            let mut chars = quoted.char_indices();
             let mut close = None;
-            while let Some((i, c)) = chars.next() {
+            for (i, c) in quoted.char_indices() {
                 match c {
                     // Some parsers unescape `\"` in a quoted value and some do not, so
                     // they end it at different quotes (final review): refused.
