@@ -464,18 +464,12 @@ impl Policy {
         for range in &doc.encoded_urls {
             let url = &doc.text[range.clone()];
             let plain = crate::route::canonical::percent_decoded(url);
-            as_written.clear();
-            decoded.clear();
-            for (text, out) in [(url, &mut as_written), (&plain[..], &mut decoded)] {
-                inner.engines.find(
-                    text,
-                    Edges::NONE,
-                    Wanted { rules: &wanted },
-                    &mut findings,
-                    out,
-                    &|_| false,
-                );
-            }
+            self.find_both(
+                &wanted,
+                [url, &plain[..]],
+                &mut findings,
+                [&mut as_written, &mut decoded],
+            );
             for h in &decoded {
                 if as_written.iter().any(|w| w.rule == h.rule) {
                     continue;
@@ -489,6 +483,28 @@ impl Policy {
                     return;
                 }
             }
+        }
+    }
+
+    /// The matches of the `wanted` rules in a text as written and in the same text as a server
+    /// decodes it (percent-escapes, JSON escapes), each into its own list (cleared first).
+    fn find_both(
+        &self,
+        wanted: &[bool],
+        texts: [&[u8]; 2],
+        findings: &mut Vec<Finding>,
+        outs: [&mut Vec<RawHit>; 2],
+    ) {
+        for (text, out) in texts.into_iter().zip(outs) {
+            out.clear();
+            self.inner.engines.find(
+                text,
+                Edges::NONE,
+                Wanted { rules: wanted },
+                findings,
+                out,
+                &|_| false,
+            );
         }
     }
 
@@ -596,18 +612,12 @@ impl Policy {
                 }
                 let plain = crate::json::normalize_str(&unescape_u(&outer)).into_owned();
                 let written = &doc.text[seg.text.clone()];
-                as_written.clear();
-                decoded.clear();
-                for (text, out) in [(written, &mut as_written), (plain.as_bytes(), &mut decoded)] {
-                    inner.engines.find(
-                        text,
-                        Edges::NONE,
-                        Wanted { rules: &wanted },
-                        &mut findings,
-                        out,
-                        &|_| false,
-                    );
-                }
+                self.find_both(
+                    &wanted,
+                    [written, plain.as_bytes()],
+                    &mut findings,
+                    [&mut as_written, &mut decoded],
+                );
                 // Each match the string holds as written stands for one decoded match of the
                 // same rule and text, not for all of them: a key written plainly once and
                 // spelled with escapes again is still hidden once (final review). Counted,
