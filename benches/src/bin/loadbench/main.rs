@@ -222,6 +222,37 @@ impl Binaries {
     }
 }
 
+/// How many of the functions `agw-bin/hot-symbols.txt` lists the agw binary has (the release
+/// build lays them out first; see agw-bin/build.rs): a list made for other symbol names (a new
+/// toolchain, other dependencies or features, other `RUSTFLAGS`) leaves agw's request path
+/// spread over the binary, and its c=1 figures a little slower.
+fn layout(agw: &std::path::Path) -> String {
+    let list = concat!(env!("CARGO_MANIFEST_DIR"), "/../agw-bin/hot-symbols.txt");
+    let Ok(listed) = std::fs::read_to_string(list) else {
+        return format!("code layout: cannot read {list}");
+    };
+    let out = match std::process::Command::new("nm").arg(agw).output() {
+        Ok(out) if out.status.success() => out.stdout,
+        _ => return "code layout: not checked (`nm` did not run)".into(),
+    };
+    let text = String::from_utf8_lossy(&out);
+    let names: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    let listed: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
+    let found = listed.iter().filter(|n| names.contains(*n)).count();
+    let stale = if found * 10 < listed.len() * 9 {
+        " — stale: rerun benches/load/hot_symbols.py and rebuild"
+    } else {
+        ""
+    };
+    format!(
+        "code layout: agw has {found} of the {} functions agw-bin/hot-symbols.txt lists{stale}",
+        listed.len()
+    )
+}
+
 async fn run(options: &Options, pinning: Option<Pinning>) -> Result<(), String> {
     let bins = Binaries::find(options.bin_dir.as_deref())?;
     let busy = other_load(Duration::from_secs(1)).await?;
@@ -237,6 +268,7 @@ async fn run(options: &Options, pinning: Option<Pinning>) -> Result<(), String> 
             }
         );
     }
+    eprintln!("loadbench: {}", layout(&bins.agw));
     match pinning {
         Some(p) => eprintln!(
             "loadbench: load generator on core {}, servers on core {}",
