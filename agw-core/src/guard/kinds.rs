@@ -204,13 +204,50 @@ impl Extractor {
                 self.set_role(i, first_unit, Role::Tool);
                 Ok(())
             }
-            // The model's reasoning (never modified, like thinking blocks) and references to
-            // stored items carry no prompt text.
+            // The model's reasoning: `encrypted_content` is opaque, but the summary and the
+            // reasoning text are plain text that an OpenAI-compatible server templates back
+            // into the prompt, as it does a chat assistant's `reasoning_content`; read (and
+            // masked) as message text like that.
             Some(b"reasoning") => {
-                self.doc.st.last_assistant = Some(i);
-                self.doc.last_assistant = Some(i);
-                sc.skip_fast()
+                let first_unit = self.doc.units.len();
+                let mut seen = [false; 2];
+                sc.object(|sc, key| {
+                    let (k, name, list) = if sc.key_matches(&key, "summary") {
+                        (0, "summary", ".summary")
+                    } else if sc.key_matches(&key, "content") {
+                        (1, "content", ".content")
+                    } else {
+                        return sc.skip_fast();
+                    };
+                    once(&mut seen[k], name)?;
+                    if sc.peek() != Some(b'[') {
+                        return self.all_strings(sc, Field::Messages, loc(list));
+                    }
+                    sc.array(|sc, b| {
+                        let loc = Loc {
+                            list,
+                            block: Some(b as u32),
+                            leaf: ".text",
+                            ..top_loc(Top::Input, Some(i), "")
+                        };
+                        if sc.peek() != Some(b'{') {
+                            return self.all_strings(sc, Field::Messages, loc);
+                        }
+                        let mut text = false;
+                        sc.object(|sc, key| {
+                            if sc.key_matches(&key, "text") {
+                                once(&mut text, "text")?;
+                                self.all_strings(sc, Field::Messages, loc)
+                            } else {
+                                sc.skip_fast()
+                            }
+                        })
+                    })
+                })?;
+                self.set_role(i, first_unit, Role::Assistant);
+                Ok(())
             }
+            // References to stored items carry no prompt text.
             Some(b"computer_call_output") => {
                 // A screenshot the client sends back: its URL, unless a `data:` one, is
                 // fetched by the provider (found by the fourth red-team review).

@@ -716,6 +716,57 @@ impl Policy {
         verdict
     }
 
+    /// A tool call's name in a response, read by the rules that read tool input: a client
+    /// dispatches on it and shows it, and a model writing it freely (a server parsing tool
+    /// calls out of its text) can put anything there. A name is not rewritten, so a match of
+    /// a masking rule refuses too (a reject rule's with its own status and message); the
+    /// hit's path is `tool name`, never the name. Found by the sixth red-team review.
+    pub(crate) fn tool_name_verdict(&self, name: &str) -> Verdict {
+        let mut verdict = Verdict::new(Decision::Allow, Vec::new());
+        let inner = &*self.inner;
+        let wanted = &inner.wanted[Field::ToolInput as usize * CONTEXTS + LATEST];
+        if name.is_empty() || !wanted.iter().any(|w| *w) {
+            return verdict;
+        }
+        let text = crate::json::normalize_str(name);
+        let (mut findings, mut raw) = (Vec::new(), Vec::new());
+        inner.engines.find(
+            text.as_bytes(),
+            Edges::NONE,
+            Wanted { rules: wanted },
+            &mut findings,
+            &mut raw,
+            &|_| false,
+        );
+        for h in &raw {
+            let rule = &inner.rules[h.rule];
+            verdict.hits.push(Hit {
+                rule: rule.name.clone(),
+                action: rule.action.kind(),
+                detector: h.detector,
+                path: "tool name".to_owned(),
+            });
+            let rejection = match &rule.action {
+                Action::Audit => continue,
+                Action::Reject { .. } => rule.action.rejection(&rule.name),
+                Action::Mask { .. } => Some(Rejection {
+                    rule: rule.name.clone(),
+                    status: StatusCode::BAD_GATEWAY,
+                    message: format!(
+                        "The model called a tool whose name carries text that the rule `{}` \
+                         would mask; a tool name is not rewritten.",
+                        rule.name
+                    ),
+                }),
+            };
+            if let Some(r) = rejection {
+                verdict.decision = Decision::Reject(r);
+                break;
+            }
+        }
+        verdict
+    }
+
     /// Every match of every rule in a piece of plain text (for streamed responses, which are
     /// not JSON documents). Ranges are byte ranges of `text`.
     pub fn find_in_text(&self, text: &[u8]) -> Vec<TextMatch<'_>> {

@@ -470,6 +470,11 @@ impl Policy {
     pub(crate) fn decide_walked(&self, body: &[u8], walked: Walked) -> Verdict {
         let mut hits = Vec::new();
         for call in &walked.tools {
+            let named = self.tool_name_verdict(&call.name);
+            hits.extend(named.hits);
+            if let Decision::Reject(r) = named.decision {
+                return Verdict::new(Decision::Reject(r), hits);
+            }
             let Some(hit) = self.check_tool_call(&call.name, &call.input) else {
                 continue;
             };
@@ -547,6 +552,45 @@ mod tests {
     }
 
     const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+
+    #[test]
+    fn a_tool_name_is_read_and_refused_not_rewritten() {
+        // Found by the sixth red-team review: a tool's name was read by no text rule.
+        let key = "AKIAJ4Q7R2LMXZ5B8PQW";
+        for (name, rule, message) in [
+            (key, "keys", "would mask"),
+            ("run credit card", "cards", "no cards"),
+        ] {
+            for body in [
+                format!(
+                    r#"{{"type":"message","content":[{{"type":"tool_use","id":"t","name":"{name}","input":{{}}}}]}}"#
+                ),
+                format!(
+                    r#"{{"choices":[{{"message":{{"tool_calls":[{{"id":"c","type":"function","function":{{"name":"{name}","arguments":"{{}}"}}}}]}}}}]}}"#
+                ),
+                format!(
+                    r#"{{"output":[{{"type":"function_call","call_id":"c","name":"{name}","arguments":"{{}}"}}]}}"#
+                ),
+            ] {
+                let v = inspect(&body).unwrap();
+                assert!(
+                    v.hits().iter().any(|h| h.path == "tool name"),
+                    "{body}: {:?}",
+                    v.hits()
+                );
+                match v.into_decision() {
+                    Decision::Reject(r) => {
+                        assert_eq!(&*r.rule, rule, "{body}");
+                        assert!(r.message.contains(message), "{body}: {}", r.message);
+                        assert!(!r.message.contains(name), "{}", r.message);
+                    }
+                    other => panic!("{body}: {other:?}"),
+                }
+            }
+        }
+        let ok = r#"{"type":"message","content":[{"type":"tool_use","id":"t","name":"Read","input":{}}]}"#;
+        assert_eq!(inspect(ok).unwrap().decision(), &Decision::Allow);
+    }
 
     #[test]
     fn masks_text_of_every_dialect() {

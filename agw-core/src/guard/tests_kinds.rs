@@ -60,11 +60,13 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         (Embeddings, r#"{"input":"{R} {R}"}"#, &["input", "input"]),
         (
             Responses,
-            r#"{"model":"m","instructions":"{R}","input":[{"role":"developer","content":"{R}"},{"type":"message","role":"user","content":[{"type":"input_text","text":"{R}"},{"type":"input_image","image_url":"data:{N}"}]},{"type":"reasoning","id":"{N}","summary":[{"type":"summary_text","text":"{N}"}],"encrypted_content":"{N}"},{"type":"function_call","call_id":"{N}","name":"shell","arguments":"{\"cmd\":\"{R}\"}"},{"type":"function_call_output","call_id":"c","output":"{R}"},{"output":[{"type":"input_text","text":"{R}"}],"type":"custom_tool_call_output","call_id":"c"},{"type":"web_search_call","id":"{N}","action":{"query":"{R}"}},{"content":[{"type":"output_text","text":"{R}"}],"type":"message","role":"assistant"}],"metadata":{"k":"{N}"}}"#,
+            r#"{"model":"m","instructions":"{R}","input":[{"role":"developer","content":"{R}"},{"type":"message","role":"user","content":[{"type":"input_text","text":"{R}"},{"type":"input_image","image_url":"data:{N}"}]},{"type":"reasoning","id":"{N}","summary":[{"type":"summary_text","text":"{R}"}],"content":[{"type":"reasoning_text","text":"a {R}"}],"encrypted_content":"{N}"},{"type":"function_call","call_id":"{N}","name":"shell","arguments":"{\"cmd\":\"{R}\"}"},{"type":"function_call_output","call_id":"c","output":"{R}"},{"output":[{"type":"input_text","text":"{R}"}],"type":"custom_tool_call_output","call_id":"c"},{"type":"web_search_call","id":"{N}","action":{"query":"{R}"}},{"content":[{"type":"output_text","text":"{R}"}],"type":"message","role":"assistant"}],"metadata":{"k":"{N}"}}"#,
             &[
                 "instructions",
                 "input[0].content",
                 "input[1].content[0].text",
+                "input[2].summary[0].text",
+                "input[2].content[0].text",
                 "input[3].arguments",
                 "input[4].output",
                 "input[5].output[0].text",

@@ -335,6 +335,20 @@ impl StreamGuard {
             }
             let c = self.chan(*key);
             self.chans[c].name.push_str(name);
+            // The name is checked as a non-streamed one is (`Policy::tool_name_verdict`), all
+            // of it so far: a refusal ends the stream before this event goes out.
+            let named = self.policy.tool_name_verdict(&self.chans[c].name);
+            for h in named.hits() {
+                if h.action != ActionKind::Reject {
+                    self.hits.push(StreamHit {
+                        rule: h.rule.clone(),
+                        action: h.action,
+                    });
+                }
+            }
+            if let Decision::Reject(r) = named.into_decision() {
+                return Err(self.reject(r.rule.clone(), r.error_body()));
+            }
             if self.open_tool.is_none() {
                 self.open_tool = Some(c);
                 item.waits = Some(c);

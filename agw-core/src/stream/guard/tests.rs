@@ -436,6 +436,48 @@ fn a_rejected_tool_call_never_completes_at_any_split() {
 }
 
 #[test]
+fn a_tool_name_with_a_secret_ends_the_stream_before_the_call_goes_out() {
+    // Found by the sixth red-team review: a tool's name was read by no text rule. A name is not
+    // rewritten, so a masking rule refuses it as a rejecting one does.
+    let policy = Policy::builder()
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+        .rule(Rule::regex("cards", ["credit card"]).reject("no cards"))
+        .build()
+        .unwrap();
+    for (name, rule) in [("AKIAJ4Q7R2LMXZ5B8PQW", "keys"), ("credit card", "cards")] {
+        let input = tool_stream(name, &[r#"{"path": "/tmp/x"}"#]);
+        for chunk in [1, 17, input.len()] {
+            let mut guard = StreamGuard::new(policy.clone(), Api::Anthropic, 256);
+            let mut dec = SseDecoder::new(1 << 20);
+            let (mut events, mut out) = (Vec::new(), Vec::new());
+            for c in input.chunks(chunk) {
+                dec.push(c, &mut events).unwrap();
+                for e in events.drain(..) {
+                    guard.event(e, &mut out);
+                }
+            }
+            guard.finish(&mut out);
+            let out = String::from_utf8(out.concat()).unwrap();
+            assert!(guard.is_rejected(), "{name}: {out}");
+            assert!(out.contains("Running it."), "{out}");
+            assert!(!out.contains(name), "{out}");
+            assert!(!out.contains("tool_use"), "{out}");
+            assert!(out.contains("event: error"), "{out}");
+            assert!(
+                guard.hits().iter().any(|h| &*h.rule == rule),
+                "{name}: {:?}",
+                guard.hits()
+            );
+        }
+    }
+    // An ordinary name passes.
+    let input = tool_stream("Read", &[r#"{"path": "/tmp/x"}"#]);
+    let (out, rejected) = run(&policy, Api::Anthropic, 256, &input, 7);
+    assert!(!rejected);
+    assert_eq!(out, input);
+}
+
+#[test]
 fn an_allowed_tool_call_passes_byte_for_byte_at_any_chunking() {
     let input = tool_stream(
         "Bash",
