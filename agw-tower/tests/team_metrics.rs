@@ -399,6 +399,66 @@ fn refused_model_names_take_no_label_slot() {
     }));
 }
 
+/// A model name longer than any model's takes no label (its length would be in every scrape),
+/// and a request the provider layer rewrote is labelled with the model sent upstream: a pinned
+/// backend answers any name a client makes up (sixth review).
+#[tokio::test]
+async fn long_and_rewritten_model_names_take_no_label() {
+    use agw_tower::metrics::MAX_MODEL_LABEL;
+    use agw_tower::usage::UsageSink;
+    let metrics = Metrics::new(false);
+    metrics.report(&report(&"m".repeat(MAX_MODEL_LABEL + 1), None));
+    metrics.report(&report(&"n".repeat(MAX_MODEL_LABEL), None));
+    let s = parse(&metrics.encode());
+    let requested: std::collections::HashSet<&str> = s
+        .samples
+        .iter()
+        .filter_map(|x| x.labels.get("gen_ai_request_model"))
+        .collect();
+    assert!(requested.contains("other"), "{requested:?}");
+    assert!(requested.contains("n".repeat(MAX_MODEL_LABEL).as_str()));
+    assert!(!requested.iter().any(|m| m.starts_with("mmm")));
+
+    // Through the usage layer: the provider layer's `ModelRewrite` on the response.
+    let metrics = Arc::new(Metrics::new(false));
+    let upstream = |_req: axum::extract::Request| async {
+        let mut res = http::Response::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                r#"{"type":"message","model":"claude-opus-4-6","content":[],"usage":{"input_tokens":3,"output_tokens":4}}"#,
+            ))
+            .unwrap();
+        res.extensions_mut()
+            .insert(agw_tower::provider::ModelRewrite {
+                from: "junk-7".into(),
+                to: "claude-opus-4-6".into(),
+            });
+        res
+    };
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(upstream))
+        .layer(UsageLayer::new(Arc::new(PriceTable::default())).sink(metrics.clone()))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = support::serve(app).await;
+    let r = support::post(
+        addr,
+        "/v1/messages",
+        &[],
+        r#"{"model":"junk-7","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let text = wait_for(&metrics, "gen_ai_request_model").await;
+    assert!(
+        text.contains(r#"gen_ai_request_model="claude-opus-4-6""#),
+        "{text}"
+    );
+    assert!(!text.contains("junk-7"), "{text}");
+}
+
 /// Reports of alternating and repeated kinds (the metrics remember the last kind to skip
 /// hashing its labels): each is counted in its own series, as often as it was reported.
 #[test]

@@ -208,6 +208,9 @@ pub struct Metrics {
 /// names would grow the registry (and every scrape) without end.
 pub const MAX_MODELS: usize = 200;
 
+/// The longest model name that gets a label of its own (bytes); a longer one is `other`.
+pub const MAX_MODEL_LABEL: usize = 128;
+
 fn operation(kind: RouteKind) -> &'static str {
     match kind {
         RouteKind::Messages | RouteKind::Completions | RouteKind::Responses => "chat",
@@ -557,6 +560,10 @@ impl Metrics {
         let Some(model) = model.filter(|m| !m.is_empty()) else {
             return String::new();
         };
+        if model.len() > MAX_MODEL_LABEL {
+            // No model is named like that; a label that long makes every scrape as long.
+            return "other".to_owned();
+        }
         let mut known = self.models.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(label) = known.get(model) {
             return label.clone();

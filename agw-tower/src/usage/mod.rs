@@ -97,7 +97,9 @@ pub struct UsageReport {
     pub api: Api,
     /// The response status.
     pub status: StatusCode,
-    /// The model the request asked for ([`RequestFacts`](crate::auth::RequestFacts)).
+    /// The model the request asked for ([`RequestFacts`](crate::auth::RequestFacts)), or,
+    /// when the provider layer rewrote it ([`ModelRewrite`](crate::provider::ModelRewrite)),
+    /// the model it asked the provider for.
     pub request_model: Option<String>,
     /// The model the response names.
     pub response_model: Option<String>,

@@ -139,6 +139,12 @@ where
             Ok(res) => {
                 let (mut parts, body) = res.into_parts();
                 parts.extensions.insert(super::Reported);
+                if let Some(r) = parts.extensions.get::<crate::provider::ModelRewrite>() {
+                    // The model agw asked the provider for is what the request was for (its
+                    // series, its price): a pinned backend answers any name a client makes
+                    // up, which would otherwise each take a metrics label (sixth review).
+                    pending.report.request_model = Some(r.to.clone());
+                }
                 let body = UsageBody::new(body, pending, &parts);
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
