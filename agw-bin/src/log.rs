@@ -20,7 +20,7 @@
 //! {"ts":1764331200.123,"method":"POST","path":"/v1/messages",...,"request_id":"agw_5f3a9c1e000000000001"}
 //! ```
 
-use crate::config::redact::{known_secrets, known_secrets_repeated};
+use crate::config::redact::{known_secrets_in_path, known_secrets_repeated};
 use crate::server::RequestId;
 use agw_core::route::RouteKind;
 use agw_tower::after::AfterResponse;
@@ -254,7 +254,7 @@ impl Entry {
         tracing::info!(
             target: ACCESS,
             method = self.method.as_str(),
-            path = &*known_secrets(&self.path),
+            path = &*known_secrets_in_path(&self.path),
             kind = self.kind.name(),
             backend = &*self.backend,
             model = &*known_secrets_repeated(
