@@ -4,7 +4,9 @@
 //! Files are watched by polling (every second by default): each path is canonicalised (so a
 //! Kubernetes ConfigMap's `..data` symlink swap shows as a new target) and its modification
 //! time, size and inode compared. That is a handful of `stat` calls per interval, and needs no
-//! inotify watch that a symlink swap would leave pointing at the old directory.
+//! inotify watch that a symlink swap would leave pointing at the old directory. A change is
+//! loaded once it has held for a whole interval, so a file being written in place is not read
+//! half-way (SIGHUP reloads at once).
 //!
 //! A new configuration is loaded and built off the request path and installed atomically;
 //! requests and streams in flight keep the one they started with. A configuration that fails to
@@ -188,7 +190,10 @@ impl Reloader {
         }
         #[cfg(unix)]
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut seen = fingerprint(&files);
+        let mut watched = Watched {
+            seen: fingerprint(&files),
+            settling: None,
+        };
         tokio::pin!(stop);
         loop {
             #[cfg(unix)]
@@ -207,14 +212,40 @@ impl Reloader {
                 () = hangup => true,
                 () = tokio::time::sleep(interval) => false,
             };
-            let now = fingerprint(&files);
-            if !signalled && now == seen {
+            if !watched.settled(fingerprint(&files), signalled) {
                 continue;
             }
-            seen = now;
             let this = self.clone();
             let _ = tokio::task::spawn_blocking(move || this.reload()).await;
         }
+    }
+}
+
+/// The watched files' last loaded state, and a change waiting to hold.
+struct Watched<T> {
+    seen: T,
+    settling: Option<T>,
+}
+
+impl<T: PartialEq> Watched<T> {
+    /// Whether to reload now, given the files' state `now`: on a signal at once; on a change
+    /// once it has held for a whole interval. An editor or a script writing a file in place
+    /// would otherwise be caught half-way, and a valid prefix of a configuration (everything
+    /// before `guards:`) loaded, its guards dropped until the next poll (sixth review).
+    fn settled(&mut self, now: T, signalled: bool) -> bool {
+        if !signalled {
+            if now == self.seen {
+                self.settling = None;
+                return false;
+            }
+            if self.settling.as_ref() != Some(&now) {
+                self.settling = Some(now);
+                return false;
+            }
+        }
+        self.settling = None;
+        self.seen = now;
+        true
     }
 }
 
@@ -244,4 +275,30 @@ fn fingerprint(files: &[PathBuf]) -> Vec<Option<Stamp>> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Watched;
+
+    #[test]
+    fn a_change_is_loaded_once_it_holds_for_an_interval_and_a_signal_at_once() {
+        let mut w = Watched {
+            seen: 0,
+            settling: None,
+        };
+        assert!(!w.settled(0, false), "nothing changed");
+        // Written half (1), then the rest (2) before the next poll: neither half is loaded.
+        assert!(!w.settled(1, false));
+        assert!(!w.settled(2, false));
+        assert!(w.settled(2, false), "held for an interval");
+        assert!(!w.settled(2, false), "loaded already");
+        // Changed and changed back before it held: nothing to load.
+        assert!(!w.settled(3, false));
+        assert!(!w.settled(2, false));
+        assert!(!w.settled(2, false));
+        // SIGHUP: at once, whatever the files did.
+        assert!(w.settled(4, true));
+        assert!(!w.settled(4, false));
+    }
 }
