@@ -712,3 +712,48 @@ async fn bearer_streams(url: &str, key: &str, body: &str, n: usize) -> Vec<u16> 
     }
     statuses
 }
+
+/// A key file broken by a hand edit is not loaded: the keys loaded before keep working, and
+/// agw says so once on stderr, naming the file, not its content (found by the sixth review:
+/// nothing was logged, so a revocation that broke the JSON was silently never applied).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_key_file_keeps_the_old_keys_and_says_so() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("team-broken-keys");
+    let cfg = config(&dir.0, false, 1000);
+    let key = create_key(&cfg, None, "erin");
+    let agw = common::process::Proc::serve_config(&dir, &cfg, &mock.base_url());
+    let url = format!("http://{}", agw.addr);
+    let (res, _) = send(message(&key, &url)).await;
+    assert_eq!(res.status(), 200);
+    let file = dir.0.join("keys.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    // The first 100 bytes: not JSON any more. A later mtime, for coarse file systems.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&file, &text.as_bytes()[..100]).unwrap();
+    let mut said = String::new();
+    for _ in 0..60 {
+        // Each request gives the store a chance to look at the file (at most once a second).
+        let (res, _) = send(message(&key, &url)).await;
+        assert_eq!(res.status(), 200, "the old keys stay in use");
+        said = agw.stderr();
+        if said.contains("key file not reloaded") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let lines: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("key file not reloaded"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{said}");
+    assert!(lines[0].contains("keys.json"), "{}", lines[0]);
+    assert!(!lines[0].contains(&text[..40]), "{}", lines[0]);
+    // Said once per change: more requests over more than a second add no line.
+    for _ in 0..12 {
+        send(message(&key, &url)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let again = agw.stderr().matches("key file not reloaded").count();
+    assert_eq!(again, 1, "{}", agw.stderr());
+}

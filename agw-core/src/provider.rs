@@ -115,6 +115,27 @@ impl Credentials {
     }
 }
 
+/// A URL as an error shows it: a query or fragment (`?api_key=…`) as `?…`, user-info as
+/// `***@`, which may hold credentials (sixth review).
+fn shown_url(url: &str) -> String {
+    let (head, rest) = match url.find(['?', '#']) {
+        Some(i) => (&url[..i], "?…"),
+        None => (url, ""),
+    };
+    let after_scheme = head.find("://").map_or(0, |i| i + 3);
+    let authority_end = head[after_scheme..]
+        .find('/')
+        .map_or(head.len(), |i| after_scheme + i);
+    match head[after_scheme..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***@{}{rest}",
+            &head[..after_scheme],
+            &head[after_scheme + at + 1..]
+        ),
+        None => format!("{head}{rest}"),
+    }
+}
+
 /// The error for a base URL agw cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid base URL `{url}`: {reason}")]
@@ -303,7 +324,7 @@ impl ProviderSpec {
     /// prefix that is put before every request path. No query or fragment.
     pub fn with_base_url(mut self, url: &str) -> Result<Self, InvalidBaseUrl> {
         let bad = |reason: &str| InvalidBaseUrl {
-            url: url.to_owned(),
+            url: shown_url(url),
             reason: reason.to_owned(),
         };
         let uri: Uri = url
@@ -470,6 +491,29 @@ impl ProviderSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invalid_base_url_error_shows_no_credentials() {
+        for (url, shown) in [
+            (
+                "http://127.0.0.1:1/v1?password=hunter2&api_key=topsecretvalue",
+                "http://127.0.0.1:1/v1?…",
+            ),
+            (
+                "https://bob:hunter2@api.example/v1",
+                "https://***@api.example/v1",
+            ),
+            ("ftp://u:p@h/x#frag=secret", "ftp://***@h/x?…"),
+        ] {
+            let e = ProviderSpec::anthropic().with_base_url(url).unwrap_err();
+            assert_eq!(e.url, shown, "{url}");
+            let text = e.to_string();
+            assert!(
+                !text.contains("hunter2") && !text.contains("secret"),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn inject_drops_credential_query_parameters() {

@@ -152,6 +152,13 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
         team: team(cfg, env).map_err(|(field, e)| top(field, e))?,
     };
     for b in &cfg.backends {
+        if let Err(e) = super::rules::check_name(&b.name) {
+            return Err(src.error(
+                Some(b),
+                "name",
+                format!("backend name `{}`: {e}", b.name.escape_debug()),
+            ));
+        }
         if gw.backends.iter().any(|o: &Backend| o.name == b.name) {
             return Err(src.error(
                 Some(b),

@@ -92,6 +92,7 @@ impl RuleSpec {
             .name
             .clone()
             .unwrap_or_else(|| format!("rule-{}", index + 1));
+        check_name(&name).map_err(|e| format!("rule name `{}`: {e}", name.escape_debug()))?;
         let given = [
             !self.regex.is_empty(),
             !self.keywords.is_empty(),
@@ -191,4 +192,20 @@ impl RuleSpec {
         };
         Ok(rule.action(action).scope(scope).fields(fields))
     }
+}
+
+/// A backend's or a rule's name is a metrics label value and a log field, written as it is:
+/// no quotes, backslashes or control characters (one stray quote would break every scrape, or
+/// write a series of its own into it; sixth review), and not empty.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        return Err("must not contain quotes, backslashes or control characters".into());
+    }
+    Ok(())
 }

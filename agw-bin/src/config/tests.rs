@@ -205,6 +205,14 @@ fn native_errors_name_the_field() {
     let cases = [
         ("backends: []", "at least one backend"),
         (
+            r#"backends: [{name: 'anth"ropic', provider: anthropic}]"#,
+            "must not contain quotes, backslashes or control characters",
+        ),
+        (
+            "backends: [{name: a, provider: anthropic, guards: {request: [{name: \"cc\\\"} 1\\nforged{x=\\\"y\", regex: [x]}]}}]",
+            "rule name `cc\\\"} 1\\nforged{x=\\\"y`: must not contain quotes",
+        ),
+        (
             "listen: nope\nbackends: [{name: a, provider: anthropic}]",
             "listen:",
         ),

@@ -438,7 +438,7 @@ impl Jwks {
                 .map_err(|e| JwksError(format!("{}: {e}", path.display())))?,
             JwksSource::Url(uri) => tokio::time::timeout(self.fetch_timeout, fetch(uri.clone()))
                 .await
-                .map_err(|_| JwksError(format!("{uri}: timed out")))??,
+                .map_err(|_| JwksError(format!("{}: timed out", shown(uri))))??,
             JwksSource::Static(b) => b.clone(),
         };
         let set = JwkSet::parse(&doc)?;
@@ -491,11 +491,24 @@ impl Jwks {
     }
 }
 
+/// A JWKS URL as errors show it: scheme, host, port and path, never user-info or a query
+/// (either may hold a credential; sixth review).
+fn shown(uri: &http::Uri) -> String {
+    let host = uri.host().unwrap_or("");
+    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let query = if uri.query().is_some() { "?…" } else { "" };
+    format!(
+        "{}://{host}{port}{}{query}",
+        uri.scheme_str().unwrap_or("https"),
+        uri.path()
+    )
+}
+
 async fn fetch(uri: http::Uri) -> Result<Bytes, JwksError> {
     use http_body_util::{BodyExt, Empty, Limited};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
-    let err = |e: &dyn std::fmt::Display| JwksError(format!("{uri}: {e}"));
+    let err = |e: &dyn std::fmt::Display| JwksError(format!("{}: {e}", shown(&uri)));
     let loopback = uri.host().is_some_and(|h| {
         h == "localhost"
             || h.parse::<std::net::IpAddr>()
@@ -523,4 +536,21 @@ async fn fetch(uri: http::Uri) -> Result<Bytes, JwksError> {
         .await
         .map_err(|e| err(&e))?;
     Ok(body.to_bytes())
+}
+
+#[cfg(test)]
+mod shown_tests {
+    #[test]
+    fn a_jwks_url_in_an_error_has_no_credentials() {
+        let uri: http::Uri = "https://jwksuser:jwkspassw0rd@idp.example:8443/jwks?access_token=tok"
+            .parse()
+            .unwrap();
+        let s = super::shown(&uri);
+        assert_eq!(s, "https://idp.example:8443/jwks?…");
+        let plain: http::Uri = "https://idp.example/.well-known/jwks.json".parse().unwrap();
+        assert_eq!(
+            super::shown(&plain),
+            "https://idp.example/.well-known/jwks.json"
+        );
+    }
 }

@@ -208,7 +208,18 @@ impl FileKeyStore {
                 return;
             }
         }
-        let _ = self.reload();
+        if let Err(e) = self.reload() {
+            // The keys loaded before keep serving, and the file is not read again until it
+            // changes: said once per change (a broken hand edit — a revocation never applied
+            // — went unnoticed; sixth review). The error names the file and the position,
+            // never its content.
+            tracing::warn!(
+                target: "agw",
+                "key file not reloaded, the keys loaded before stay in use: {e}"
+            );
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.1 = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        }
     }
 
     fn current(&self) -> Arc<Index> {
