@@ -96,6 +96,13 @@ impl KeysCommand {
                 }
                 let name = name.ok_or("keys create: --name NAME is required")?;
                 check_name(&name)?;
+                if name.eq_ignore_ascii_case(agw_tower::auth::ANONYMOUS) {
+                    // Every caller without a credential is `anonymous` (where allowed): a key
+                    // of that name would share their limits, budgets and access (sixth review).
+                    return Err(format!(
+                        "keys: `{name}` is the name of callers without a credential; choose another"
+                    ));
+                }
                 if let Some(t) = &team {
                     check_name(t)?;
                 }
@@ -305,6 +312,12 @@ mod tests {
             (
                 "create --name a:b",
                 Err("keys: invalid name `a:b` (1-64 of letters, digits, - _ . @)"),
+            ),
+            (
+                "create --name Anonymous",
+                Err(
+                    "keys: `Anonymous` is the name of callers without a credential; choose another",
+                ),
             ),
             (
                 "create --name a --expires 0d",

@@ -606,3 +606,58 @@ async fn a_key_store_that_is_down_answers_503_not_401() {
         r.body
     );
 }
+
+/// An agw credential in the query string, a cookie or `Proxy-Authorization` (Basic) goes no
+/// further either, also where requests without one pass (found by the sixth review: on a
+/// backend passing clients' credentials through, the provider received the agw key). Other
+/// parameters and cookies are kept as sent, a dotted version number among them.
+#[tokio::test]
+async fn an_agw_credential_in_the_query_a_cookie_or_proxy_auth_is_removed() {
+    async fn seen(req: http::Request<axum::body::Body>) -> String {
+        let h = |n: &str| req.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
+        serde_json::json!({
+            "query": req.uri().query(),
+            "cookie": h("cookie"),
+            "proxy": h("proxy-authorization"),
+        })
+        .to_string()
+    }
+    let store = FileKeyStore::in_memory();
+    let (alice, h1) = key::generate().unwrap();
+    store.insert(record("alice", None, &h1)).await.unwrap();
+    for allow in [false, true] {
+        let auth = Authenticator::new()
+            .keys(Arc::new(store.clone()))
+            .allow_unauthenticated(allow);
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(seen))
+            .layer(AuthLayer::new(Arc::new(auth)))
+            .layer(ClassifyLayer::new(RouteTable::claude_code(), Api::OpenAi));
+        let addr = serve(app).await;
+        let basic = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(format!("{alice}:"))
+        };
+        let escaped = alice.replace('_', "%5F");
+        let path = format!(
+            "/v1/chat/completions?key={alice}&v=1.2.3&api-key={escaped}&access_token=Bearer+{alice}&beta=true"
+        );
+        let r = send(
+            addr,
+            &path,
+            &[
+                ("authorization", &format!("Bearer {alice}")),
+                ("cookie", &format!("session=abc; key={alice}; theme=dark")),
+                ("proxy-authorization", &format!("Basic {basic}")),
+            ],
+            "{}",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(!r.body.contains(&alice[4..]), "{}", r.body);
+        let v = r.json();
+        assert_eq!(v["query"], "v=1.2.3&beta=true", "{}", r.body);
+        assert_eq!(v["cookie"], "session=abc; theme=dark");
+        assert_eq!(v["proxy"], serde_json::Value::Null);
+    }
+}

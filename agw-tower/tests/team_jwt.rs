@@ -238,6 +238,9 @@ fn time_issuer_audience_and_subject_are_checked() {
         (json!({"aud": "someone-else"}), Err(JwtError::Audience)),
         (json!({"aud": "agw"}), Ok(())),
         (json!({"sub": ""}), Err(JwtError::Subject)),
+        // The name of callers without a credential: it would share their limits (sixth review).
+        (json!({"sub": "anonymous"}), Err(JwtError::Subject)),
+        (json!({"sub": "Anonymous"}), Err(JwtError::Subject)),
     ];
     for (patch, want) in cases {
         let mut c = claims();

@@ -51,7 +51,7 @@ pub enum JwtError {
     /// `aud` does not name the configured audience.
     #[error("wrong audience")]
     Audience,
-    /// No `sub` string.
+    /// No `sub` string, or the name of callers without a credential ([`ANONYMOUS`](super::ANONYMOUS)).
     #[error("no subject")]
     Subject,
 }
@@ -336,7 +336,7 @@ pub fn verify(
     let subject = claims
         .get("sub")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case(super::ANONYMOUS))
         .ok_or(JwtError::Subject)?
         .to_owned();
     let at = |path: &str| {

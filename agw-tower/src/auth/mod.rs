@@ -95,7 +95,7 @@ impl Identity {
     /// The caller of an unauthenticated request.
     pub fn anonymous() -> Self {
         Identity {
-            name: "anonymous".into(),
+            name: ANONYMOUS.into(),
             team: None,
             kind: IdentityKind::Anonymous,
             groups: Vec::new(),
@@ -163,6 +163,11 @@ impl std::fmt::Debug for Authenticator {
 
 /// Headers some providers read credentials from, besides `x-api-key` and `Authorization`:
 /// an agw key found in one is removed, never forwarded.
+/// The name of every caller without a credential (where allowed). No key may be named so, and
+/// a JWT whose subject is this name is refused: either would share their limits, budgets and
+/// access (sixth review).
+pub const ANONYMOUS: &str = "anonymous";
+
 const OTHER_CREDENTIAL_HEADERS: [&str; 4] = [
     "proxy-authorization",
     "x-goog-api-key",
@@ -236,6 +241,30 @@ impl Authenticator {
         if bearer {
             headers.remove(http::header::AUTHORIZATION);
         }
+        // Proxy credentials are addressed to a proxy, and agw is the proxy: never forwarded
+        // (an agw key there in Basic form went upstream from a passthrough backend; sixth
+        // review).
+        headers.remove(http::header::PROXY_AUTHORIZATION);
+        // A cookie holding an agw credential is dropped, the others kept.
+        if let Some(cookie) = headers
+            .get(http::header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+            && cookie.split(';').any(|c| self.is_ours_value(c))
+        {
+            let kept: Vec<&str> = cookie
+                .split(';')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && !self.is_ours_value(c))
+                .collect();
+            match http::HeaderValue::from_str(&kept.join("; ")) {
+                Ok(v) if !kept.is_empty() => {
+                    headers.insert(http::header::COOKIE, v);
+                }
+                _ => {
+                    headers.remove(http::header::COOKIE);
+                }
+            }
+        }
         // An agw key sent in another credential header (as a provider's SDK might put it) does
         // not go upstream either.
         for name in OTHER_CREDENTIAL_HEADERS {
@@ -252,6 +281,49 @@ impl Authenticator {
             if ours {
                 headers.remove(name);
             }
+        }
+    }
+
+    /// Whether a `name=value` pair (a cookie, a query parameter) carries an agw credential in
+    /// its value, percent-decoded: a client key, or a token shaped like a JWT (`eyJ…`, two
+    /// dots: not a version number such as `1.2.3`) where JWTs are accepted.
+    fn is_ours_value(&self, pair: &str) -> bool {
+        let value = pair.split_once('=').map_or(pair, |(_, v)| v).trim();
+        let value = percent_decoded(value);
+        let value = value.trim();
+        let token = value
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or(value, |(_, t)| t.trim());
+        self.is_ours(token)
+            && (self.jwt.is_none() || !token.contains('.') || token.starts_with("eyJ"))
+    }
+
+    /// Removes query parameters that carry an agw credential (`?key=agw_…`, as Gemini-style
+    /// clients send keys): on a backend that passes clients' credentials through, the provider
+    /// would otherwise receive it (sixth review). Other parameters are kept as sent.
+    pub fn strip_uri(&self, uri: &mut http::Uri) {
+        let Some(query) = uri.query() else { return };
+        if !query.split('&').any(|p| self.is_ours_value(p)) {
+            return;
+        }
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|p| !p.is_empty() && !self.is_ours_value(p))
+            .collect();
+        let mut target = uri.path().to_owned();
+        if !kept.is_empty() {
+            target.push('?');
+            target.push_str(&kept.join("&"));
+        }
+        let mut parts = std::mem::take(uri).into_parts();
+        parts.path_and_query = target.parse().ok();
+        if let Ok(u) = http::Uri::from_parts(parts) {
+            *uri = u;
+        } else {
+            // Cannot happen (the path and the kept parameters were a valid URI); never
+            // forward the credential if it did.
+            *uri = http::Uri::from_static("/");
         }
     }
 
@@ -369,4 +441,32 @@ impl Authenticator {
         }
         Err(AuthError::UnknownKey)
     }
+}
+
+/// `s` with its percent-escapes decoded (and `+` as a space), lossy.
+fn percent_decoded(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: Option<&u8>| c.and_then(|c| (*c as char).to_digit(16));
+        match (b[i], hex(b.get(i + 1)), hex(b.get(i + 2))) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', ..) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, ..) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }

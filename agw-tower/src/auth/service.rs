@@ -70,6 +70,7 @@ where
             // Whatever the outcome, an agw credential goes no further (a client's own provider
             // key, where requests without an agw credential are allowed, is the provider's).
             auth.strip(req.headers_mut());
+            auth.strip_uri(req.uri_mut());
             match result {
                 Ok(identity) => {
                     req.extensions_mut().insert(identity.clone());
