@@ -245,24 +245,29 @@ impl Authenticator {
         // (an agw key there in Basic form went upstream from a passthrough backend; sixth
         // review).
         headers.remove(http::header::PROXY_AUTHORIZATION);
-        // A cookie holding an agw credential is dropped, the others kept.
-        if let Some(cookie) = headers
-            .get(http::header::COOKIE)
-            .and_then(|v| v.to_str().ok())
-            && cookie.split(';').any(|c| self.is_ours_value(c))
-        {
-            let kept: Vec<&str> = cookie
-                .split(';')
+        // A cookie holding an agw credential is dropped, the others kept (in every `cookie`
+        // field: HTTP/2 clients send one per cookie; they are joined as HTTP/1.1 joins them).
+        let ours = headers.get_all(http::header::COOKIE).iter().any(|v| {
+            v.to_str()
+                .map_or(true, |c| c.split(';').any(|c| self.is_ours_value(c)))
+        });
+        if ours {
+            let all: Vec<String> = headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect();
+            let kept: Vec<&str> = all
+                .iter()
+                .flat_map(|c| c.split(';'))
                 .map(str::trim)
                 .filter(|c| !c.is_empty() && !self.is_ours_value(c))
                 .collect();
-            match http::HeaderValue::from_str(&kept.join("; ")) {
-                Ok(v) if !kept.is_empty() => {
-                    headers.insert(http::header::COOKIE, v);
-                }
-                _ => {
-                    headers.remove(http::header::COOKIE);
-                }
+            headers.remove(http::header::COOKIE);
+            if let Ok(v) = http::HeaderValue::from_str(&kept.join("; "))
+                && !kept.is_empty()
+            {
+                headers.insert(http::header::COOKIE, v);
             }
         }
         // An agw key sent in another credential header (as a provider's SDK might put it) does
