@@ -36,7 +36,7 @@
 
 pub(crate) mod canonical;
 
-pub use canonical::{PathError, canonical_path};
+pub use canonical::{PathError, canonical_path, percent_decoded};
 
 use crate::api::Api;
 use std::borrow::Cow;

@@ -59,22 +59,7 @@ pub fn known_secrets(text: &str) -> Cow<'_, str> {
 /// review.
 pub fn known_secrets_in_path(path: &str) -> Cow<'_, str> {
     if path.contains('%') {
-        let bytes = path.as_bytes();
-        let mut decoded = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
-            match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
-                (b'%', Some(h), Some(l)) => {
-                    decoded.push((h * 16 + l) as u8);
-                    i += 3;
-                }
-                (b, ..) => {
-                    decoded.push(b);
-                    i += 1;
-                }
-            }
-        }
+        let decoded = agw_core::route::percent_decoded(path.as_bytes());
         let decoded = String::from_utf8_lossy(&decoded);
         if let Cow::Owned(masked) = known_secrets(&decoded) {
             return Cow::Owned(masked);

@@ -43,9 +43,13 @@ pub(crate) fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// `url` with its percent-escapes decoded and `+` read as a space (a query's form encoding),
-/// invalid UTF-8 replaced.
-pub(crate) fn percent_decoded(url: &[u8]) -> Vec<u8> {
+/// `url` with its percent-escapes decoded and `+` read as a space (a query's form encoding);
+/// an escape that is not two hex digits is kept as written.
+///
+/// ```
+/// assert_eq!(agw_core::route::percent_decoded(b"a%5Fb+c%zz"), b"a_b c%zz");
+/// ```
+pub fn percent_decoded(url: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(url.len());
     let mut i = 0;
     while i < url.len() {

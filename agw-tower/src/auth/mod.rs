@@ -294,7 +294,8 @@ impl Authenticator {
     /// dots: not a version number such as `1.2.3`) where JWTs are accepted.
     fn is_ours_value(&self, pair: &str) -> bool {
         let value = pair.split_once('=').map_or(pair, |(_, v)| v).trim();
-        let value = percent_decoded(value);
+        let value = agw_core::route::percent_decoded(value.as_bytes());
+        let value = String::from_utf8_lossy(&value);
         let value = value.trim();
         let token = value
             .split_once(' ')
@@ -446,32 +447,4 @@ impl Authenticator {
         }
         Err(AuthError::UnknownKey)
     }
-}
-
-/// `s` with its percent-escapes decoded (and `+` as a space), lossy.
-fn percent_decoded(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.contains(['%', '+']) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: Option<&u8>| c.and_then(|c| (*c as char).to_digit(16));
-        match (b[i], hex(b.get(i + 1)), hex(b.get(i + 2))) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b'+', ..) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, ..) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
