@@ -27,6 +27,14 @@ fn find<'a>(s: &'a Scrape, metric: &str, labels: &[(&str, &str)]) -> Vec<&'a Sam
         .collect()
 }
 
+/// Every `gen_ai_request_model` label value in a scrape.
+fn requested_models(s: &Scrape) -> std::collections::HashSet<&str> {
+    s.samples
+        .iter()
+        .filter_map(|x| x.labels.get("gen_ai_request_model"))
+        .collect()
+}
+
 fn counter(s: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
     match find(s, metric, labels).as_slice() {
         [one] => match &one.value {
@@ -357,11 +365,7 @@ fn model_labels_are_bounded() {
         ),
         50.0
     );
-    let requested: std::collections::HashSet<&str> = s
-        .samples
-        .iter()
-        .filter_map(|x| x.labels.get("gen_ai_request_model"))
-        .collect();
+    let requested = requested_models(&s);
     assert_eq!(requested.len(), MAX_MODELS + 1);
 }
 
@@ -385,11 +389,7 @@ fn refused_model_names_take_no_label_slot() {
     failed.status = http::StatusCode::TOO_MANY_REQUESTS;
     metrics.report(&failed);
     let s = parse(&metrics.encode());
-    let requested: std::collections::HashSet<&str> = s
-        .samples
-        .iter()
-        .filter_map(|x| x.labels.get("gen_ai_request_model"))
-        .collect();
+    let requested = requested_models(&s);
     assert!(requested.contains("claude-sonnet-4-6"), "{requested:?}");
     assert!(!requested.iter().any(|m| m.starts_with("claude-junk")));
     // A failure of a model already named keeps its name.
@@ -410,11 +410,7 @@ async fn long_and_rewritten_model_names_take_no_label() {
     metrics.report(&report(&"m".repeat(MAX_MODEL_LABEL + 1), None));
     metrics.report(&report(&"n".repeat(MAX_MODEL_LABEL), None));
     let s = parse(&metrics.encode());
-    let requested: std::collections::HashSet<&str> = s
-        .samples
-        .iter()
-        .filter_map(|x| x.labels.get("gen_ai_request_model"))
-        .collect();
+    let requested = requested_models(&s);
     assert!(requested.contains("other"), "{requested:?}");
     assert!(requested.contains("n".repeat(MAX_MODEL_LABEL).as_str()));
     assert!(!requested.iter().any(|m| m.starts_with("mmm")));

@@ -519,6 +519,20 @@ impl Policy {
         path: &str,
         mask_message: impl FnOnce(&str) -> String,
     ) -> bool {
+        self.unrewritable_hit(verdict, h, path, StatusCode::BAD_REQUEST, mask_message)
+    }
+
+    /// [`Policy::hidden_hit`] with the status of a masking rule's refusal: a hit in text agw
+    /// does not rewrite (a URL, escaped arguments, a response's tool name) refuses where the
+    /// rule would mask.
+    fn unrewritable_hit(
+        &self,
+        verdict: &mut Verdict,
+        h: &RawHit,
+        path: &str,
+        mask_status: StatusCode,
+        mask_message: impl FnOnce(&str) -> String,
+    ) -> bool {
         let rule = &self.inner.rules[h.rule];
         verdict.hits.push(Hit {
             rule: rule.name.clone(),
@@ -531,7 +545,7 @@ impl Policy {
             Action::Reject { .. } => rule.action.rejection(&rule.name),
             Action::Mask { .. } => Some(Rejection {
                 rule: rule.name.clone(),
-                status: StatusCode::BAD_REQUEST,
+                status: mask_status,
                 message: mask_message(&rule.name),
             }),
         };
@@ -739,28 +753,13 @@ impl Policy {
             &|_| false,
         );
         for h in &raw {
-            let rule = &inner.rules[h.rule];
-            verdict.hits.push(Hit {
-                rule: rule.name.clone(),
-                action: rule.action.kind(),
-                detector: h.detector,
-                path: "tool name".to_owned(),
-            });
-            let rejection = match &rule.action {
-                Action::Audit => continue,
-                Action::Reject { .. } => rule.action.rejection(&rule.name),
-                Action::Mask { .. } => Some(Rejection {
-                    rule: rule.name.clone(),
-                    status: StatusCode::BAD_GATEWAY,
-                    message: format!(
-                        "The model called a tool whose name carries text that the rule `{}` \
-                         would mask; a tool name is not rewritten.",
-                        rule.name
-                    ),
-                }),
+            let mask = |rule: &str| {
+                format!(
+                    "The model called a tool whose name carries text that the rule `{rule}` \
+                     would mask; a tool name is not rewritten."
+                )
             };
-            if let Some(r) = rejection {
-                verdict.decision = Decision::Reject(r);
+            if self.unrewritable_hit(&mut verdict, h, "tool name", StatusCode::BAD_GATEWAY, mask) {
                 break;
             }
         }
