@@ -474,12 +474,18 @@ impl Policy {
                 if as_written.iter().any(|w| w.rule == h.rule) {
                     continue;
                 }
-                if self.hidden_hit(verdict, h, "url (percent-decoded)", |rule| {
-                    format!(
-                        "A URL the provider fetches hides text behind percent-escapes that the \
+                if self.hidden_hit(
+                    verdict,
+                    h,
+                    "url (percent-decoded)",
+                    StatusCode::BAD_REQUEST,
+                    |rule| {
+                        format!(
+                            "A URL the provider fetches hides text behind percent-escapes that the \
                          rule `{rule}` would mask; write it without them."
-                    )
-                }) {
+                        )
+                    },
+                ) {
                     return;
                 }
             }
@@ -497,35 +503,55 @@ impl Policy {
     ) {
         for (text, out) in texts.into_iter().zip(outs) {
             out.clear();
-            self.inner.engines.find(
-                text,
-                Edges::NONE,
-                Wanted { rules: wanted },
-                findings,
-                out,
-                &|_| false,
-            );
+            self.find_plain(wanted, text, findings, out);
         }
     }
 
-    /// Records a hit in text a request hides from in-place rewriting (behind escapes): an
-    /// audit rule reports it, a rejecting rule refuses as it would anyway, and a masking rule
-    /// refuses with `mask_message` (the hidden text cannot be masked where it is written).
-    /// Returns whether the request is now refused.
-    fn hidden_hit(
+    /// The matches of the `wanted` rules in one plain text (not a JSON document), appended to
+    /// `out`.
+    fn find_plain(
         &self,
-        verdict: &mut Verdict,
-        h: &RawHit,
-        path: &str,
-        mask_message: impl FnOnce(&str) -> String,
-    ) -> bool {
-        self.unrewritable_hit(verdict, h, path, StatusCode::BAD_REQUEST, mask_message)
+        wanted: &[bool],
+        text: &[u8],
+        findings: &mut Vec<Finding>,
+        out: &mut Vec<RawHit>,
+    ) {
+        self.inner.engines.find(
+            text,
+            Edges::NONE,
+            Wanted { rules: wanted },
+            findings,
+            out,
+            &|_| false,
+        );
     }
 
-    /// [`Policy::hidden_hit`] with the status of a masking rule's refusal: a hit in text agw
-    /// does not rewrite (a URL, escaped arguments, a response's tool name) refuses where the
-    /// rule would mask.
-    fn unrewritable_hit(
+    /// [`Policy::find_plain`], each hit recorded by [`Policy::hidden_hit`] at `path` until one
+    /// refuses: for text agw reads but never rewrites (a request's URL, a response's tool
+    /// name).
+    fn refuse_in(
+        &self,
+        verdict: &mut Verdict,
+        wanted: &[bool],
+        text: &[u8],
+        path: &str,
+        mask_status: StatusCode,
+        mask_message: impl Fn(&str) -> String,
+    ) {
+        let (mut findings, mut raw) = (Vec::new(), Vec::new());
+        self.find_plain(wanted, text, &mut findings, &mut raw);
+        for h in &raw {
+            if self.hidden_hit(verdict, h, path, mask_status, &mask_message) {
+                break;
+            }
+        }
+    }
+
+    /// Records a hit in text agw does not rewrite in place (behind escapes, a URL, a response's
+    /// tool name): an audit rule reports it, a rejecting rule refuses as it would anyway, and a
+    /// masking rule refuses with `mask_status` and `mask_message`. Returns whether the message
+    /// is now refused.
+    fn hidden_hit(
         &self,
         verdict: &mut Verdict,
         h: &RawHit,
@@ -649,7 +675,13 @@ impl Policy {
                         *n -= 1;
                         continue;
                     }
-                    if self.hidden_hit(verdict, h, "arguments (escaped)", escaped_message) {
+                    if self.hidden_hit(
+                        verdict,
+                        h,
+                        "arguments (escaped)",
+                        StatusCode::BAD_REQUEST,
+                        escaped_message,
+                    ) {
                         return;
                     }
                 }
@@ -708,25 +740,19 @@ impl Policy {
             normalized = crate::json::normalize_str(&String::from_utf8_lossy(&text)).into_owned();
             normalized.as_bytes()
         };
-        let (mut findings, mut raw) = (Vec::new(), Vec::new());
-        inner.engines.find(
+        self.refuse_in(
+            &mut verdict,
+            wanted,
             text,
-            Edges::NONE,
-            Wanted { rules: wanted },
-            &mut findings,
-            &mut raw,
-            &|_| false,
-        );
-        for h in &raw {
-            if self.hidden_hit(&mut verdict, h, "url", |rule| {
+            "url",
+            StatusCode::BAD_REQUEST,
+            |rule| {
                 format!(
                     "The request's URL carries text that the rule `{rule}` would mask; a URL is \
                      not rewritten: send it in the body."
                 )
-            }) {
-                break;
-            }
-        }
+            },
+        );
         verdict
     }
 
@@ -742,27 +768,19 @@ impl Policy {
         if name.is_empty() || !wanted.iter().any(|w| *w) {
             return verdict;
         }
-        let text = crate::json::normalize_str(name);
-        let (mut findings, mut raw) = (Vec::new(), Vec::new());
-        inner.engines.find(
-            text.as_bytes(),
-            Edges::NONE,
-            Wanted { rules: wanted },
-            &mut findings,
-            &mut raw,
-            &|_| false,
-        );
-        for h in &raw {
-            let mask = |rule: &str| {
+        self.refuse_in(
+            &mut verdict,
+            wanted,
+            crate::json::normalize_str(name).as_bytes(),
+            "tool name",
+            StatusCode::BAD_GATEWAY,
+            |rule| {
                 format!(
                     "The model called a tool whose name carries text that the rule `{rule}` \
                      would mask; a tool name is not rewritten."
                 )
-            };
-            if self.unrewritable_hit(&mut verdict, h, "tool name", StatusCode::BAD_GATEWAY, mask) {
-                break;
-            }
-        }
+            },
+        );
         verdict
     }
 
@@ -771,16 +789,8 @@ impl Policy {
     pub fn find_in_text(&self, text: &[u8]) -> Vec<TextMatch<'_>> {
         let inner = &*self.inner;
         let all = vec![true; inner.rules.len()];
-        let mut raw = Vec::new();
-        let mut findings = Vec::new();
-        inner.engines.find(
-            text,
-            Edges::NONE,
-            Wanted { rules: &all },
-            &mut findings,
-            &mut raw,
-            &|_| false,
-        );
+        let (mut findings, mut raw) = (Vec::new(), Vec::new());
+        self.find_plain(&all, text, &mut findings, &mut raw);
         raw.into_iter()
             .map(|h| TextMatch {
                 rule: &inner.rules[h.rule].name,
