@@ -293,9 +293,16 @@ impl Authenticator {
     /// its value, percent-decoded: a client key, or a token shaped like a JWT (`eyJ…`, two
     /// dots: not a version number such as `1.2.3`) where JWTs are accepted.
     fn is_ours_value(&self, pair: &str) -> bool {
-        let value = pair.split_once('=').map_or(pair, |(_, v)| v).trim();
-        let value = agw_core::route::percent_decoded(value.as_bytes());
-        let value = String::from_utf8_lossy(&value);
+        let raw = pair.split_once('=').map_or(pair, |(_, v)| v).trim();
+        // Decoded only when there is something to decode (`?beta=true` on every Claude Code
+        // request is read in place).
+        let decoded;
+        let value = if raw.contains(['%', '+']) {
+            decoded = agw_core::route::percent_decoded(raw.as_bytes());
+            String::from_utf8_lossy(&decoded)
+        } else {
+            std::borrow::Cow::Borrowed(raw)
+        };
         let value = value.trim();
         let token = value
             .split_once(' ')
