@@ -363,9 +363,6 @@ async fn team_requests_log_identity_tokens_and_cost_but_never_the_key() {
     assert!(!metrics.contains(&key), "{metrics}");
 }
 
-/// A configured route table that leaves a dialect endpoint out still has it (the stack adds
-/// the dialects' endpoints); the log names the kind the request was guarded as, not
-/// `Passthrough` from the table as written.
 /// With team features but no request guard, the line still names the model: the usage layer
 /// read it (found by the fifth review: the model came only from the guard's report).
 #[tokio::test(flavor = "multi_thread")]
@@ -402,6 +399,9 @@ async fn a_team_line_names_the_model_without_a_request_guard() {
     assert_eq!(line["identity"], "dana", "{line}");
 }
 
+/// A configured route table that leaves a dialect endpoint out still has it (the stack adds
+/// the dialects' endpoints); the log names the kind the request was guarded as, not
+/// `Passthrough` from the table as written.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_logged_kind_is_the_kind_the_stack_guarded() {
     let mock = MockProvider::start().await.unwrap();

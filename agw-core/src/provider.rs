@@ -115,9 +115,14 @@ impl Credentials {
     }
 }
 
-/// A URL as an error shows it: a query or fragment (`?api_key=…`) as `?…`, user-info as
-/// `***@`, which may hold credentials (sixth review).
-fn shown_url(url: &str) -> String {
+/// A URL as an error or a log line shows it: a query or fragment (`?api_key=…`) as `?…`,
+/// user-info as `***@`, which may hold credentials (sixth review).
+///
+/// ```
+/// use agw_core::provider::shown_url;
+/// assert_eq!(shown_url("https://u:pw@idp.example/jwks?token=t"), "https://***@idp.example/jwks?…");
+/// ```
+pub fn shown_url(url: &str) -> String {
     let (head, rest) = match url.find(['?', '#']) {
         Some(i) => (&url[..i], "?…"),
         None => (url, ""),

@@ -194,8 +194,17 @@ async fn revoked_and_expired_keys_are_refused() {
     let mut rec = record("valid", None, &h3);
     rec.expires = Some(key::unix_now() + 3600);
     store.insert(rec).await.unwrap();
+    // A key named like callers without a credential (a key file edited by hand: `agw keys`
+    // refuses the name) is refused too; it would share their limits (sixth review).
+    let (anonymous, h4) = key::generate().unwrap();
+    store.insert(record("Anonymous", None, &h4)).await.unwrap();
     let addr = serve(app(Authenticator::new().keys(Arc::new(store)))).await;
-    for (k, want) in [(&revoked, 401), (&expired, 401), (&valid, 200)] {
+    for (k, want) in [
+        (&revoked, 401),
+        (&expired, 401),
+        (&anonymous, 401),
+        (&valid, 200),
+    ] {
         let r = send(addr, "/v1/messages", &[("x-api-key", k)], "{}").await;
         assert_eq!(r.status, want, "{}", r.body);
     }

@@ -175,8 +175,8 @@ fn random_tokens(text: &str, out: &mut Vec<Range<usize>>) {
 mod tests {
     use super::*;
 
-    /// The per-thread memory answers as `known_secrets` would, for the same text twice and
-    /// after a change either way.
+    /// A secret hidden behind percent-escapes in a path is masked in the decoded path (sixth
+    /// review); a path without one is shown as sent.
     #[test]
     fn a_percent_encoded_secret_in_a_path_is_masked() {
         let key = "AKIAIOSFODNN7EXAMPLE";
@@ -196,12 +196,11 @@ mod tests {
             known_secrets_in_path("/v1/messages%3Fx"),
             "/v1/messages%3Fx"
         );
-        assert_eq!(
-            known_secrets_in_path(&format!("/v1/{key}")),
-            known_secrets(&format!("/v1/{key}"))
-        );
+        assert_eq!(known_secrets_in_path(&format!("/v1/{key}")), "/v1/***");
     }
 
+    /// The per-thread memory answers as `known_secrets` would, for the same text twice and
+    /// after a change either way.
     #[test]
     fn known_secrets_repeated_answers_as_known_secrets() {
         for text in [

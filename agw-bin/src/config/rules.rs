@@ -201,10 +201,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("must not be empty".into());
     }
-    if name
-        .chars()
-        .any(|c| c == '"' || c == '\\' || c.is_control())
-    {
+    if !name.chars().all(agw_tower::metrics::label_safe) {
         return Err("must not contain quotes, backslashes or control characters".into());
     }
     Ok(())

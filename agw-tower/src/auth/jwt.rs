@@ -7,6 +7,7 @@
 //! small leeway; the identity is `sub`, groups come from a configurable claim.
 
 use super::store::BoxFuture;
+use agw_core::provider::shown_url;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
@@ -438,7 +439,7 @@ impl Jwks {
                 .map_err(|e| JwksError(format!("{}: {e}", path.display())))?,
             JwksSource::Url(uri) => tokio::time::timeout(self.fetch_timeout, fetch(uri.clone()))
                 .await
-                .map_err(|_| JwksError(format!("{}: timed out", shown(uri))))??,
+                .map_err(|_| JwksError(format!("{}: timed out", shown_url(&uri.to_string()))))??,
             JwksSource::Static(b) => b.clone(),
         };
         let set = JwkSet::parse(&doc)?;
@@ -491,24 +492,12 @@ impl Jwks {
     }
 }
 
-/// A JWKS URL as errors show it: scheme, host, port and path, never user-info or a query
-/// (either may hold a credential; sixth review).
-fn shown(uri: &http::Uri) -> String {
-    let host = uri.host().unwrap_or("");
-    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let query = if uri.query().is_some() { "?…" } else { "" };
-    format!(
-        "{}://{host}{port}{}{query}",
-        uri.scheme_str().unwrap_or("https"),
-        uri.path()
-    )
-}
-
 async fn fetch(uri: http::Uri) -> Result<Bytes, JwksError> {
     use http_body_util::{BodyExt, Empty, Limited};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
-    let err = |e: &dyn std::fmt::Display| JwksError(format!("{}: {e}", shown(&uri)));
+    let err =
+        |e: &dyn std::fmt::Display| JwksError(format!("{}: {e}", shown_url(&uri.to_string())));
     let loopback = uri.host().is_some_and(|h| {
         h == "localhost"
             || h.parse::<std::net::IpAddr>()
@@ -545,12 +534,7 @@ mod shown_tests {
         let uri: http::Uri = "https://jwksuser:jwkspassw0rd@idp.example:8443/jwks?access_token=tok"
             .parse()
             .unwrap();
-        let s = super::shown(&uri);
-        assert_eq!(s, "https://idp.example:8443/jwks?…");
-        let plain: http::Uri = "https://idp.example/.well-known/jwks.json".parse().unwrap();
-        assert_eq!(
-            super::shown(&plain),
-            "https://idp.example/.well-known/jwks.json"
-        );
+        let s = agw_core::provider::shown_url(&uri.to_string());
+        assert_eq!(s, "https://***@idp.example:8443/jwks?…");
     }
 }

@@ -161,19 +161,14 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
-/// Headers some providers read credentials from, besides `x-api-key` and `Authorization`:
-/// an agw key found in one is removed, never forwarded.
 /// The name of every caller without a credential (where allowed). No key may be named so, and
 /// a JWT whose subject is this name is refused: either would share their limits, budgets and
 /// access (sixth review).
 pub const ANONYMOUS: &str = "anonymous";
 
-const OTHER_CREDENTIAL_HEADERS: [&str; 4] = [
-    "proxy-authorization",
-    "x-goog-api-key",
-    "api-key",
-    "anthropic-api-key",
-];
+/// Headers some providers read credentials from, besides `x-api-key` and `Authorization`:
+/// an agw key found in one is removed, never forwarded.
+const OTHER_CREDENTIAL_HEADERS: [&str; 3] = ["x-goog-api-key", "api-key", "anthropic-api-key"];
 
 /// One credential header, read: absent, a value, or unreadable (refused).
 type CredentialRead<'a> = Result<Option<&'a str>, AuthError>;
@@ -252,21 +247,19 @@ impl Authenticator {
                 .map_or(true, |c| c.split(';').any(|c| self.is_ours_value(c)))
         });
         if ours {
-            let all: Vec<String> = headers
+            let kept: Vec<&str> = headers
                 .get_all(http::header::COOKIE)
                 .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_owned))
-                .collect();
-            let kept: Vec<&str> = all
-                .iter()
+                .filter_map(|v| v.to_str().ok())
                 .flat_map(|c| c.split(';'))
                 .map(str::trim)
                 .filter(|c| !c.is_empty() && !self.is_ours_value(c))
                 .collect();
+            let kept = (!kept.is_empty())
+                .then(|| http::HeaderValue::from_str(&kept.join("; ")).ok())
+                .flatten();
             headers.remove(http::header::COOKIE);
-            if let Ok(v) = http::HeaderValue::from_str(&kept.join("; "))
-                && !kept.is_empty()
-            {
+            if let Some(v) = kept {
                 headers.insert(http::header::COOKIE, v);
             }
         }
@@ -431,7 +424,10 @@ impl Authenticator {
             if !record.key_hash().is_some_and(|h| h.ct_eq(&hash)) {
                 return Err(AuthError::UnknownKey);
             }
-            if !record.is_valid_at(now) {
+            // A key named like callers without a credential (a key file edited by hand, a
+            // Redis record; `agw keys create` refuses the name) would share their limits,
+            // budgets and access: refused as a revoked key is (sixth review).
+            if !record.is_valid_at(now) || record.name.eq_ignore_ascii_case(ANONYMOUS) {
                 return Err(AuthError::Invalid(record.name.to_string()));
             }
             return Ok(Identity {

@@ -606,12 +606,12 @@ pub(crate) fn label_value(v: &str) -> String {
         return "redacted".to_owned();
     }
     v.chars()
-        .map(|c| {
-            if c == '"' || c == '\\' || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
+        .map(|c| if label_safe(c) { c } else { '_' })
         .collect()
+}
+
+/// Whether `c` can stand in a label value as written: the text exposition does not escape
+/// `"`, `\` or control characters. Configuration names (backends, rules) are checked with it.
+pub fn label_safe(c: char) -> bool {
+    c != '"' && c != '\\' && !c.is_control()
 }
