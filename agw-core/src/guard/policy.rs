@@ -629,12 +629,14 @@ impl Policy {
         let (mut findings, mut as_written, mut decoded) = (Vec::new(), Vec::new(), Vec::new());
         for unit in doc.units.iter().filter(|u| u.field == Field::ToolInput) {
             for seg in &doc.segs[unit.segs.clone()] {
+                // A segment of a JSON document inside a string has its range in that document,
+                // not in the body.
+                if seg.inner.is_some() || !seg.loc.leaf.ends_with("arguments") {
+                    continue;
+                }
                 let raw = &body[seg.raw.clone()];
-                if seg.inner.is_some()
-                    || !seg.loc.leaf.ends_with("arguments")
-                    // Any backslash: `\u005cu0049` is an escaped `\u` too (final review).
-                    || memchr::memchr(b'\\', raw).is_none()
-                {
+                // Any backslash: `\u005cu0049` is an escaped `\u` too (final review).
+                if memchr::memchr(b'\\', raw).is_none() {
                     continue;
                 }
                 let mut outer = Vec::with_capacity(raw.len());

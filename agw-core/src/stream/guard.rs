@@ -76,6 +76,9 @@ struct Chan {
     open: Option<(usize, usize)>,
     /// Bytes of text in `pending`.
     held: usize,
+    /// Audit hits already recorded for the tool's name: a name streamed in pieces is checked
+    /// whole after each, and a hit is recorded once.
+    name_hits: usize,
 }
 
 /// Guards one streamed response. Feed it complete events (from
@@ -338,14 +341,18 @@ impl StreamGuard {
             // The name is checked as a non-streamed one is (`Policy::tool_name_verdict`), all
             // of it so far: a refusal ends the stream before this event goes out.
             let named = self.policy.tool_name_verdict(&self.chans[c].name);
-            for h in named.hits() {
-                if h.action != ActionKind::Reject {
-                    self.hits.push(StreamHit {
-                        rule: h.rule.clone(),
-                        action: h.action,
-                    });
-                }
+            let audits: Vec<_> = named
+                .hits()
+                .iter()
+                .filter(|h| h.action != ActionKind::Reject)
+                .collect();
+            for h in &audits[self.chans[c].name_hits.min(audits.len())..] {
+                self.hits.push(StreamHit {
+                    rule: h.rule.clone(),
+                    action: h.action,
+                });
             }
+            self.chans[c].name_hits = self.chans[c].name_hits.max(audits.len());
             if let Decision::Reject(r) = named.into_decision() {
                 return Err(self.reject(r.rule.clone(), r.error_body()));
             }
@@ -522,6 +529,7 @@ impl StreamGuard {
             input: Vec::new(),
             open: None,
             held: 0,
+            name_hits: 0,
         });
         self.chans.len() - 1
     }

@@ -289,13 +289,12 @@ fn arguments_are_bounded_like_a_body() {
         let v = p
             .inspect_response(Api::OpenAi, response.as_bytes())
             .unwrap();
-        if let Decision::Rewrite(out) = v.decision() {
-            let out = std::str::from_utf8(out).unwrap();
-            assert!(!out.contains(KEY), "{out}");
-            serde_json::from_str::<Value>(out).unwrap();
-        } else {
-            assert!(!args.contains(KEY), "{args}: {v:?}");
-        }
+        let Decision::Rewrite(out) = v.decision() else {
+            panic!("{args}: {v:?}");
+        };
+        let out = std::str::from_utf8(out).unwrap();
+        assert!(!out.contains(KEY), "{out}");
+        serde_json::from_str::<Value>(out).unwrap();
     }
     let nested_ok = format!("{}\"{KEY}\"{}", "[".repeat(100), "]".repeat(100));
     let large = json!({"content": format!("{}{KEY}", "word ".repeat(40_000))}).to_string();

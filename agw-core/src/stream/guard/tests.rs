@@ -738,6 +738,42 @@ fn chat_chunk(choices: serde_json::Value) -> String {
     )
 }
 
+/// A chat tool name streamed in pieces is checked whole after each piece; an audit rule's hit
+/// on it is recorded once, not once per later piece (sixth review's diff read).
+#[test]
+fn a_tool_name_in_pieces_is_audited_once() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::regex("watch", ["watchword"]).audit())
+        .build()
+        .unwrap();
+    let mut s = String::new();
+    for (i, piece) in ["watch", "word", "_tool", "_v2"].iter().enumerate() {
+        let mut call = json!({"index":0,"function":{"name":piece}});
+        if i == 0 {
+            call["id"] = json!("c1");
+            call["type"] = json!("function");
+        }
+        s += &chat_chunk(json!([{"index":0,"delta":{"tool_calls":[call]}}]));
+    }
+    s += &chat_chunk(
+        json!([{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]),
+    );
+    s += &chat_chunk(json!([{"index":0,"delta":{},"finish_reason":"tool_calls"}]));
+    s += "data: [DONE]\n\n";
+    let mut guard = StreamGuard::new(policy, Api::OpenAi, 256);
+    let mut dec = SseDecoder::new(1 << 20);
+    let (mut events, mut out) = (Vec::new(), Vec::new());
+    dec.push(s.as_bytes(), &mut events).unwrap();
+    for e in events.drain(..) {
+        guard.event(e, &mut out);
+    }
+    guard.finish(&mut out);
+    assert!(!guard.is_rejected());
+    let audits = guard.hits().iter().filter(|h| &*h.rule == "watch").count();
+    assert_eq!(audits, 1, "{:?}", guard.hits());
+}
+
 #[test]
 fn openai_text_and_tool_calls_in_every_choice() {
     use serde_json::json;
