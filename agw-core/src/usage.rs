@@ -146,7 +146,8 @@ impl UsageCounter {
         // ~20k instructions, found by the fifth review's cut-stream fix).
         let no_usage = match usage.find(event) {
             None => true,
-            Some(_) => self.model.is_some() && usage_is_null_everywhere(event, usage),
+            // From the first match on: the search does not start over.
+            Some(at) => self.model.is_some() && usage_is_null_everywhere(&event[at..], usage),
         };
         if no_usage {
             // `data: [DONE]`, OpenAI's last event (after the usage chunk, when asked for).

@@ -597,7 +597,8 @@ pub(super) fn is_key_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
-fn is_key_char_ref(b: &u8) -> bool {
+/// [`is_key_char`] for [`run`].
+pub(super) fn is_key_char_ref(b: &u8) -> bool {
     is_key_char(*b)
 }
 

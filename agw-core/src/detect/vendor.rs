@@ -7,7 +7,7 @@
 //! words (`hf_hub_download`, `xai-grok-integration`) is not a token; a fixed-length part must
 //! not run on into more letters or digits.
 
-use super::secrets::{is_key_char, random, run, scrambled};
+use super::secrets::{is_key_char, is_key_char_ref, random, run, scrambled};
 use super::{Detector, Edges, at};
 
 /// The characters of a token's random part.
@@ -179,10 +179,6 @@ pub(super) fn sendgrid_open(text: &[u8], s: usize) -> bool {
     }
     let e = run(text, id_end + 1, is_key_char_ref);
     e == len && e - id_end - 1 <= 43
-}
-
-fn is_key_char_ref(b: &u8) -> bool {
-    is_key_char(*b)
 }
 
 /// How far [`value_start`] read.
