@@ -853,7 +853,8 @@ mod tests {
             ),
             (
                 Detector::StripeKey,
-                "whsec_your_webhook_signing_secret whsec_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+                "whsec_your_webhook_signing_secret whsec_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX \
+                 whsec_yourwebhooksigningsecretfromthedashboard",
                 &[],
             ),
         ];

@@ -312,7 +312,10 @@ mod tests {
             ),
             (
                 Detector::HuggingfaceToken,
-                "hf_hub_download(repo) hf_tokenforhuggingfacehubdownloadsxx hf_YourHuggingFaceTokenGoesRightHere",
+                // Words of the full length (34) reach the word and scramble checks; shorter
+                // ones stop at the length.
+                "hf_hub_download(repo) hf_tokenforhuggingfacehubdownloadsxx hf_YourHuggingFaceTokenGoesRightHere \
+                 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 hf_YourHuggingFaceAccessTokenGoesHere",
                 &[],
             ),
             (
@@ -347,7 +350,8 @@ mod tests {
             ),
             (
                 Detector::XaiKey,
-                "xai-grok-integration-guide taxai-bPiO3AOriRcyWcAkwLRDPEFA0ou0wEW8R9Bh4Ub8IV2S4bmQZ",
+                "xai-grok-integration-guide taxai-bPiO3AOriRcyWcAkwLRDPEFA0ou0wEW8R9Bh4Ub8IV2S4bmQZ \
+                 xai-grokintegrationguideforthexaiapiwithexamplesandbestpractices",
                 &[],
             ),
             (
