@@ -232,21 +232,28 @@ pub fn is_credential_param(name: &str) -> bool {
     })
 }
 
-/// `query` without its credential parameters, or `None` when it has none. The others keep
-/// their order and bytes.
-fn without_credential_params(query: &str) -> Option<String> {
-    let is_credential = |pair: &str| {
-        let name = pair.split('=').next().unwrap_or("");
+/// Whether a query's `name=value` pair names a credential ([`is_credential_param`]), its name
+/// percent-decoded (decoded only when it has an escape: most have none).
+pub fn is_credential_pair(pair: &str) -> bool {
+    let name = pair.split('=').next().unwrap_or("");
+    if name.contains(['%', '+']) {
         let name = crate::route::canonical::percent_decoded(name.as_bytes());
         is_credential_param(&String::from_utf8_lossy(&name))
-    };
-    if !query.split('&').any(is_credential) {
+    } else {
+        is_credential_param(name)
+    }
+}
+
+/// `query` without the `name=value` pairs `drop` picks, or `None` when it picks none. The
+/// others keep their order and bytes.
+pub fn without_params(query: &str, drop: impl Fn(&str) -> bool) -> Option<String> {
+    if !query.split('&').any(&drop) {
         return None;
     }
     Some(
         query
             .split('&')
-            .filter(|p| !p.is_empty() && !is_credential(p))
+            .filter(|p| !p.is_empty() && !drop(p))
             .collect::<Vec<_>>()
             .join("&"),
     )
@@ -439,7 +446,7 @@ impl ProviderSpec {
     /// `api_key`, `access_token`, …) are dropped: the client's credential never goes upstream.
     pub fn rebase(&self, uri: &Uri) -> Result<Uri, http::Error> {
         if let (Credentials::Inject(_), Some(query)) = (&self.credentials, uri.query())
-            && let Some(kept) = without_credential_params(query)
+            && let Some(kept) = without_params(query, is_credential_pair)
         {
             let path = uri.path();
             let pq = if kept.is_empty() {

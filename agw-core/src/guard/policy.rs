@@ -714,8 +714,7 @@ impl Policy {
         let (path, query) = path_and_query
             .split_once('?')
             .unwrap_or((path_and_query, ""));
-        let credential =
-            |pair: &str| crate::provider::is_credential_param(pair.split('=').next().unwrap_or(""));
+        let credential = crate::provider::is_credential_pair;
         // Nothing to decode and nothing to leave out (`/v1/messages?beta=true`): the target
         // as it is, `?` and `&` separating its parts as line breaks would.
         let plain = !path_and_query.bytes().any(|b| b == b'%' || b == b'+')
@@ -724,8 +723,7 @@ impl Policy {
         if !plain {
             text = decoded(path);
             for pair in query.split('&').filter(|p| !p.is_empty()) {
-                let name = decoded(pair.split('=').next().unwrap_or(""));
-                if crate::provider::is_credential_param(&String::from_utf8_lossy(&name)) {
+                if credential(pair) {
                     continue;
                 }
                 // A line of its own: parameters are separate values, as blocks are.

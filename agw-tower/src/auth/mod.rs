@@ -309,18 +309,16 @@ impl Authenticator {
     /// clients send keys): on a backend that passes clients' credentials through, the provider
     /// would otherwise receive it (sixth review). Other parameters are kept as sent.
     pub fn strip_uri(&self, uri: &mut http::Uri) {
-        let Some(query) = uri.query() else { return };
-        if !query.split('&').any(|p| self.is_ours_value(p)) {
+        let Some(kept) = uri
+            .query()
+            .and_then(|q| agw_core::provider::without_params(q, |p| self.is_ours_value(p)))
+        else {
             return;
-        }
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|p| !p.is_empty() && !self.is_ours_value(p))
-            .collect();
+        };
         let mut target = uri.path().to_owned();
         if !kept.is_empty() {
             target.push('?');
-            target.push_str(&kept.join("&"));
+            target.push_str(&kept);
         }
         let mut parts = std::mem::take(uri).into_parts();
         parts.path_and_query = target.parse().ok();
