@@ -4,7 +4,7 @@ use crate::body::{Body, BoxError};
 use crate::collect::{ReadError, has_no_body, read_request, set_length};
 use crate::error::error_response;
 use crate::limits::Collected;
-use agw_core::api::ErrorBody;
+use agw_core::api::{Api, ErrorBody};
 use agw_core::guard::{ActionKind, Decision, Policy};
 use agw_core::route::RouteKind;
 use bytes::Bytes;
@@ -57,6 +57,24 @@ fn skipped() -> GuardReport {
     }
 }
 
+/// The guard's own answer: the dialect's error for `err`, with the report saying why.
+fn refused<ResB>(
+    api: Api,
+    outcome: GuardOutcome,
+    err: &ErrorBody,
+    rules: Vec<Arc<str>>,
+    model: Option<String>,
+) -> Response<Body<ResB>> {
+    let mut res = error_response(api, err);
+    res.extensions_mut().insert(GuardReport {
+        outcome,
+        rules,
+        model,
+        max_tokens: None,
+    });
+    res
+}
+
 impl<S, B, ResB> Service<Request<B>> for RequestGuard<S>
 where
     S: Service<Request<Body<B>>, Response = Response<ResB>> + Clone + Send + 'static,
@@ -79,11 +97,7 @@ where
         let class = match config.classifier.classify(&mut req) {
             Ok(c) => c,
             Err((api, err)) => {
-                let mut res = error_response(api, &err);
-                res.extensions_mut().insert(GuardReport {
-                    outcome: GuardOutcome::Refused,
-                    ..skipped()
-                });
+                let res = refused(api, GuardOutcome::Refused, &err, Vec::new(), None);
                 return ResponseFuture::ready(res);
             }
         };
@@ -95,13 +109,13 @@ where
             let verdict = config.policy.inspect_target(pq);
             url_rules = verdict.hits().iter().map(|h| h.rule.clone()).collect();
             if let Decision::Reject(r) = verdict.into_decision() {
-                let mut res = error_response(class.api, &r.error_body());
-                res.extensions_mut().insert(GuardReport {
-                    outcome: GuardOutcome::Rejected,
-                    rules: url_rules,
-                    model: None,
-                    max_tokens: None,
-                });
+                let res = refused(
+                    class.api,
+                    GuardOutcome::Rejected,
+                    &r.error_body(),
+                    url_rules,
+                    None,
+                );
                 return ResponseFuture::ready(res);
             }
         }
@@ -136,14 +150,7 @@ where
         ResponseFuture::inspect(Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let reject = |outcome, err: &ErrorBody, rules, model| {
-                let mut res = error_response(class.api, err);
-                res.extensions_mut().insert(GuardReport {
-                    outcome,
-                    rules,
-                    model,
-                    max_tokens: None,
-                });
-                Ok(res)
+                Ok(refused(class.api, outcome, err, rules, model))
             };
             let (collected, _permit) =
                 match read_request(&parts.headers, body, &config.limits).await {
