@@ -256,8 +256,7 @@ fn at_boundary(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> bool {
     // webhook URL is preceded by `https://`, a label may be `MY_AWS_SECRET_ACCESS_KEY`).
     matches!(kind, Kind::Pem | Kind::SlackWebhook | Kind::AwsSecret(_))
         || distinct
-        || !preceded_by(text, s, is_key_char)
-        || edges.contains(s)
+        || !glued(text, s, edges)
 }
 
 /// Whether the key at `s` is glued to the word before it (`xsk-ant-…`): no boundary there.
@@ -271,17 +270,12 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
     if !at_boundary(kind, text, s, edges) {
         return None;
     }
-    if let Kind::AwsSecret(label) = kind {
-        let (v, e) = vendor::aws_secret(text, s, label, edges)?;
-        return Some((Detector::AwsSecretKey, v..e));
-    }
-    let (detector, end) = verify_from(kind, text, s, edges)?;
-    Some((detector, s..end))
-}
-
-/// [`verify`] for the kinds whose match starts at their prefix: the detector and the end.
-fn verify_from(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detector, usize)> {
-    match kind {
+    // Every kind's match starts at its prefix but a labelled AWS secret's (after its label).
+    let found = match kind {
+        Kind::AwsSecret(label) => {
+            let (v, e) = vendor::aws_secret(text, s, label, edges)?;
+            return Some((Detector::AwsSecretKey, v..e));
+        }
         Kind::Sk => sk(text, s, glued(text, s, edges)),
         Kind::Aws => aws(text, s, edges).map(|e| (Detector::AwsAccessKey, e)),
         Kind::Github => {
@@ -312,8 +306,8 @@ fn verify_from(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(D
         }
         Kind::Token(shape) => vendor::token(shape, text, s, edges).map(|e| (shape.detector, e)),
         Kind::SendGrid => vendor::sendgrid(text, s, edges).map(|e| (Detector::SendgridKey, e)),
-        Kind::AwsSecret(_) => None,
-    }
+    };
+    found.map(|(detector, end)| (detector, s..end))
 }
 
 /// `sk-ant-` and 20+ key characters is Anthropic. Any other `sk-` and 20+ key characters is
