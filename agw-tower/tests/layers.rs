@@ -458,6 +458,48 @@ async fn provider_refuses_kinds_its_backend_does_not_speak() {
     assert!(upstream.seen().is_empty());
 }
 
+#[tokio::test]
+async fn the_injected_key_never_mints_a_credential() {
+    use agw_core::provider::{Credentials, Secret};
+    let inject = || ProviderSpec::openai().with_credentials(Credentials::Inject(Secret::new("gw")));
+    let session = r#"{"session":{"type":"realtime","model":"gpt-realtime"}}"#;
+    for path in [
+        "/v1/realtime/client_secrets",
+        "/v1/realtime/sessions",
+        "/v1/realtime/calls",
+        "/v1/chatkit/sessions",
+        "/v1/organization/admin_api_keys",
+        "/v1/organizations/api_keys",
+    ] {
+        let upstream = up();
+        let svc = StackConfig::new("openai", inject()).layer().layer(upstream.clone());
+        let (status, body) = text(svc.oneshot(post(path, session)).await.unwrap()).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("hand out provider credentials"), "{body}");
+        assert!(upstream.seen().is_empty(), "{path} reached the upstream");
+    }
+    // With the client's own credentials there is no key of the gateway's to hand out.
+    let upstream = up();
+    let svc = StackConfig::new("openai", ProviderSpec::openai())
+        .layer()
+        .layer(upstream.clone());
+    let res = svc.oneshot(post("/v1/realtime/client_secrets", session)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    // A route the operator names `Unguarded` is forwarded.
+    let upstream = up();
+    let mut table = RouteTable::openai();
+    table
+        .insert("/v1/realtime/client_secrets", RouteKind::Unguarded)
+        .unwrap();
+    let svc = StackConfig::new("openai", inject())
+        .routes(table)
+        .layer()
+        .layer(upstream.clone());
+    let res = svc.oneshot(post("/v1/realtime/client_secrets", session)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(upstream.seen().len(), 1);
+}
+
 // ---- request id ----
 
 #[tokio::test]

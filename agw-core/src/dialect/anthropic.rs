@@ -26,6 +26,11 @@ pub const PATHS: &[(&str, RouteKind)] = &[
     ("/v1/messages/batches/{id}/results", RouteKind::BatchResults),
 ];
 
+/// Endpoints whose answer is a credential, or that manage credentials: the Admin API
+/// (`/v1/organizations/...`: API keys, workspaces, users, invites). See
+/// [`Api::hands_out_credentials`](super::Api::hands_out_credentials).
+pub const CREDENTIAL_PATHS: &[&str] = &["/v1/organizations"];
+
 /// The request field naming the model.
 pub const MODEL_FIELD: &str = "model";
 

@@ -120,6 +120,29 @@ impl Api {
         v.get("error")?.get("message")?.as_str().map(str::to_owned)
     }
 
+    /// Whether `path` (canonical) names an endpoint that hands out a credential or opens a
+    /// session agw cannot see into, in any dialect (and Gemini's ephemeral tokens,
+    /// `/v1alpha/auth_tokens`): called with the gateway's injected key, it would give a client
+    /// a key of the organisation's that works without agw — every guard, access list, limit
+    /// and budget bypassed (found by the seventh red-team review: `POST
+    /// /v1/realtime/client_secrets` returned an `ek_…` key good for a Realtime session
+    /// straight to OpenAI). A path matches a listed one, or goes below it; case is ignored.
+    /// Returns the listed path it falls under.
+    pub fn hands_out_credentials(path: &str) -> Option<&'static str> {
+        /// Other providers' endpoints of the same sort.
+        const OTHERS: &[&str] = &["/v1alpha/auth_tokens", "/v1beta/auth_tokens", "/v1/auth_tokens"];
+        anthropic::CREDENTIAL_PATHS
+            .iter()
+            .chain(openai_chat::CREDENTIAL_PATHS)
+            .chain(OTHERS)
+            .find(|p| {
+                path.len() >= p.len()
+                    && path.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+                    && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
+            })
+            .copied()
+    }
+
     /// The endpoints this dialect defines: default path and route kind.
     pub fn paths(self) -> impl Iterator<Item = (&'static str, RouteKind)> {
         let (own, responses): (_, &[_]) = match self {
@@ -134,6 +157,37 @@ impl Api {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_that_hand_out_credentials_are_known() {
+        for p in [
+            "/v1/realtime/client_secrets",
+            "/v1/realtime/sessions",
+            "/v1/realtime/transcription_sessions",
+            "/v1/realtime/calls",
+            "/v1/realtime",
+            "/V1/Realtime/Client_Secrets",
+            "/v1/chatkit/sessions",
+            "/v1/organization/admin_api_keys",
+            "/v1/organization/projects/p/service_accounts",
+            "/v1/organizations/api_keys",
+            "/openai/v1/realtime/client_secrets",
+            "/openai/realtimeapi/sessions",
+            "/v1alpha/auth_tokens",
+        ] {
+            assert!(Api::hands_out_credentials(p).is_some(), "{p}");
+        }
+        for p in [
+            "/v1/messages",
+            "/v1/realtimes",
+            "/v1/organizationx",
+            "/v1/chat/completions",
+            "/v1/files/realtime",
+            "/v1/models",
+        ] {
+            assert_eq!(Api::hands_out_credentials(p), None, "{p}");
+        }
+    }
 
     #[test]
     fn every_dialect_path_classifies_as_its_kind() {

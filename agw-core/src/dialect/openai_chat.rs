@@ -31,6 +31,21 @@ pub const PATHS: &[(&str, RouteKind)] = &[
     ),
 ];
 
+/// Endpoints whose answer is a credential, or opens a session that then runs between the
+/// client and the provider, or that manage credentials: Realtime (client secrets, sessions,
+/// WebRTC calls — the conversation then goes to OpenAI directly, with a short-lived key),
+/// ChatKit sessions (a client secret), the Admin API (`/v1/organization/...`: admin and
+/// project keys, service accounts), and Azure OpenAI's Realtime paths. See
+/// [`Api::hands_out_credentials`](super::Api::hands_out_credentials).
+pub const CREDENTIAL_PATHS: &[&str] = &[
+    "/v1/realtime",
+    "/v1/chatkit",
+    "/v1/organization",
+    "/openai/realtime",
+    "/openai/realtimeapi",
+    "/openai/v1/realtime",
+];
+
 /// The request field naming the model.
 pub const MODEL_FIELD: &str = "model";
 

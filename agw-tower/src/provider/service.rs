@@ -8,7 +8,9 @@ use crate::hop::strip_hop_by_hop;
 use crate::limits::Collected;
 use agw_core::api::{ErrorBody, ErrorKind};
 use agw_core::model::ModelOutcome;
-use agw_core::provider::ProviderSpec;
+use agw_core::dialect::Api;
+use agw_core::provider::{Credentials, ProviderSpec};
+use agw_core::route::RouteKind;
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode};
@@ -86,6 +88,22 @@ where
                     config.name,
                     config.spec.kind().name(),
                     class.kind
+                ),
+            ));
+        }
+        // The gateway's key is never spent on minting a key that works without agw (see
+        // `Api::hands_out_credentials`); a route the operator names `Unguarded` is their call.
+        if class.kind == RouteKind::Passthrough
+            && matches!(config.spec.credentials(), Credentials::Inject(_))
+            && let Some(listed) = Api::hands_out_credentials(req.uri().path())
+        {
+            return fail(ErrorBody::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "agw does not forward `{listed}` requests on backend `{}`: they hand out \
+                     provider credentials or open a session that bypasses the gateway, and this \
+                     backend injects the gateway's key",
+                    config.name
                 ),
             ));
         }
