@@ -27,6 +27,8 @@ pub(crate) enum Top {
     Prediction,
     /// A body read generically.
     Body,
+    /// A request field agw has no reading for, read generically (`Extractor::unknown`).
+    Other,
     /// Tool definitions (`tools`, `functions`): names, descriptions, schemas.
     Tools,
     /// An OpenAI-compatible server's RAG `documents`, which its chat template puts into the
@@ -51,6 +53,7 @@ impl Top {
             Top::Suffix => "suffix",
             Top::Prediction => "prediction",
             Top::Body => "body",
+            Top::Other => "other field",
             Top::Tools => "tools",
             Top::Documents => "documents",
             Top::TemplateKwargs => "chat_template_kwargs",
@@ -691,9 +694,34 @@ impl Extractor {
                 };
                 self.all_strings(sc, Field::Messages, loc)
             } else {
-                sc.skip_fast()
+                self.unknown(sc)
             }
         })
+    }
+
+    /// A request field agw has no reading for (`metadata`, `stop_sequences`, `container`,
+    /// `context_management`, a field a provider adds next year): it reaches the provider, and
+    /// maybe the model, so every string and key in it is read as message text (found by the
+    /// seventh red-team review: they went upstream unread). Numbers are not: settings such as
+    /// a `seed` are numbers, and a long one could pass for a card.
+    pub(super) fn unknown(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        let loc = super::kinds::top_loc(Top::Other, None, "");
+        self.strings_and_keys(sc, loc)
+    }
+
+    fn strings_and_keys(&mut self, sc: &mut Scanner<'_>, loc: Loc) -> Result<(), JsonError> {
+        match sc.peek() {
+            Some(b'"') => {
+                self.doc.text.push(b'\n');
+                self.push_next(sc, Field::Messages, loc)
+            }
+            Some(b'{') => sc.object(|sc, key| {
+                self.push_key(sc, Field::Messages, &key, loc)?;
+                self.strings_and_keys(sc, loc)
+            }),
+            Some(b'[') => sc.array(|sc, _| self.strings_and_keys(sc, loc)),
+            _ => sc.skip_fast(),
+        }
     }
 
     /// Reads a value an OpenAI-compatible server's chat template puts into the prompt (the

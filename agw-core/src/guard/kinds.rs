@@ -15,7 +15,7 @@ fn shape(msg: impl Into<String>) -> JsonError {
 }
 
 /// A location at top-level key `top`, optionally at index `i` of it.
-fn top_loc(top: Top, i: Option<u32>, leaf: &'static str) -> Loc {
+pub(super) fn top_loc(top: Top, i: Option<u32>, leaf: &'static str) -> Loc {
     Loc {
         top,
         message: i,
@@ -82,7 +82,7 @@ impl Extractor {
                 .iter()
                 .position(|(name, ..)| sc.key_matches(&key, name))
             else {
-                return sc.skip_fast();
+                return self.unknown(sc);
             };
             let (name, top, listed) = keys[k];
             once(&mut seen[k], name)?;
@@ -144,7 +144,7 @@ impl Extractor {
                     Ok(())
                 }
             } else {
-                sc.skip_fast()
+                self.unknown(sc)
             }
         })
     }

@@ -433,6 +433,11 @@ impl Policy {
         if !doc.encoded_urls.is_empty() && !matches!(verdict.decision(), Decision::Reject(_)) {
             self.encoded_urls(&doc, &mut verdict);
         }
+        if let Some(model) = doc.model.as_deref()
+            && !matches!(verdict.decision(), Decision::Reject(_))
+        {
+            self.model_name(model, &mut verdict);
+        }
         // Tool definitions nothing matched in are known clean for this policy (a value with a
         // match is read again every time). Not after a refusal: it stops at its first hit,
         // before what follows is read.
@@ -489,6 +494,49 @@ impl Policy {
                     return;
                 }
             }
+        }
+    }
+
+    /// A request's `model` reaches the provider and its logs as the body does: read by the
+    /// rules that read the latest message text. A model name is not rewritten (it picks what
+    /// runs), so a masking rule's match refuses the request (a rejecting rule's with its own
+    /// status and message); the hit's path is `model`, never the name. Found by the seventh
+    /// red-team review (`"model":"AKIA…"` went upstream as it was). A name found clean is
+    /// remembered per thread for the policy, as the same name comes with every request.
+    fn model_name(&self, model: &str, verdict: &mut Verdict) {
+        thread_local! {
+            /// The last name found clean, and the policy it was clean for.
+            static CLEAN: std::cell::RefCell<(u64, String)> =
+                const { std::cell::RefCell::new((0, String::new())) };
+        }
+        let inner = &*self.inner;
+        let wanted = &inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
+        if model.is_empty()
+            || !wanted.iter().any(|w| *w)
+            || CLEAN.with_borrow(|(id, name)| *id == inner.id && name == model)
+        {
+            return;
+        }
+        let hits = verdict.hits().len();
+        self.refuse_in(
+            verdict,
+            wanted,
+            crate::json::normalize_str(model).as_bytes(),
+            "model",
+            StatusCode::BAD_REQUEST,
+            |rule| {
+                format!(
+                    "The request's model names text that the rule `{rule}` would mask; a model \
+                     name is not rewritten."
+                )
+            },
+        );
+        if verdict.hits().len() == hits {
+            CLEAN.with_borrow_mut(|(id, name)| {
+                *id = inner.id;
+                name.clear();
+                name.push_str(model);
+            });
         }
     }
 

@@ -398,10 +398,13 @@ fn openai_fields_are_scanned() {
 }
 
 #[test]
-fn thinking_images_and_unknown_fields_pass_untouched() {
+fn thinking_and_images_pass_untouched_and_unknown_fields_are_read() {
     let p = seed_policy();
-    let body = r#"{"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"credit card","signature":"s"},{"type":"redacted_thinking","data":"credit card"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"credit card"}}]}],"new_field":{"text":"credit card"}}"#;
+    let body = r#"{"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"credit card","signature":"s"},{"type":"redacted_thinking","data":"credit card"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"credit card"}}]}]}"#;
     assert_eq!(decision(&p, body), Decision::Allow);
+    // A field agw has no reading for is read as text (seventh review).
+    let body = r#"{"messages":[{"role":"user","content":"hi"}],"new_field":{"text":"credit card"}}"#;
+    assert!(matches!(decision(&p, body), Decision::Reject(_)));
     // Opaque data and references: encrypted search results and citation indexes, file data
     // and ids, images sent as `data:` URLs.
     let body = r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"filename":"f","file_data":"credit card","file_id":"credit card"}},{"type":"image_url","image_url":{"url":"data:image/png;base64,credit card"}}]},{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"s","content":[{"type":"web_search_result","url":"u","title":"t","encrypted_content":"credit card"}]},{"type":"text","text":"x","citations":[{"type":"web_search_result_location","cited_text":"c","encrypted_index":"credit card","file_id":"credit card"}]},{"type":"thinking","thinking":"t","citations":[{"cited_text":"credit card"}],"name":"credit card"}]}]}"#;
@@ -1172,6 +1175,7 @@ fn separators_between_values_are_not_text() {
 mod arguments;
 mod evasion;
 mod fourth_review;
+mod seventh_review;
 
 /// The model is read under its key in any case on every kind that names one, as
 /// `find_model` (the allow-list) reads it.

@@ -32,8 +32,9 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
     let cases: &[(RouteKind, &str, &[&str])] = &[
         (
             MessageBatches,
-            r#"{"requests":[{"custom_id":"{N}","params":{"model":"{N}","system":"{R}","messages":[{"role":"user","content":"{R}"}]}},{"custom_id":"b","params":{"messages":[{"role":"user","content":[{"type":"text","text":"a {R} b"}]},{"role":"assistant","content":[{"type":"tool_use","id":"{N}","name":"x","input":{"a":["{R}"]}}]}]}}]}"#,
+            r#"{"requests":[{"custom_id":"{N}","params":{"model":"{R}","system":"{R}","messages":[{"role":"user","content":"{R}"}]}},{"custom_id":"b","params":{"messages":[{"role":"user","content":[{"type":"text","text":"a {R} b"}]},{"role":"assistant","content":[{"type":"tool_use","id":"{N}","name":"x","input":{"a":["{R}"]}}]}]}}]}"#,
             &[
+                "requests[0].params.other field",
                 "requests[0].params.system",
                 "requests[0].params.messages[0].content",
                 "requests[1].params.messages[0].content[0].text",
@@ -42,25 +43,25 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             Complete,
-            r#"{"model":"{N}","prompt":"\n\nHuman: {R}\u00e9\n\nAssistant:","max_tokens_to_sample":5,"stop_sequences":["{N}"]}"#,
-            &["prompt"],
+            r#"{"model":"m","prompt":"\n\nHuman: {R}\u00e9\n\nAssistant:","max_tokens_to_sample":5,"stop_sequences":["{R}"]}"#,
+            &["prompt", "other field"],
         ),
         (
             LegacyCompletions,
-            r#"{"model":"m","prompt":["a {R}",[1,2,3],[[4],"{R}"]],"suffix":"{R}","user":"{N}"}"#,
-            &["prompt[0]", "prompt[2]", "suffix"],
+            r#"{"model":"m","prompt":["a {R}",[1,2,3],[[4],"{R}"]],"suffix":"{R}","user":"{R}"}"#,
+            &["prompt[0]", "prompt[2]", "suffix", "other field"],
         ),
         (LegacyCompletions, r#"{"prompt":"{R}"}"#, &["prompt"]),
         (LegacyCompletions, r#"{"prompt":[1,2,3]}"#, &[]),
         (
             Embeddings,
-            r#"{"input":["x","{R}"],"model":"m","user":"{N}"}"#,
-            &["input[1]"],
+            r#"{"input":["x","{R}"],"model":"m","user":"{R}"}"#,
+            &["input[1]", "other field"],
         ),
         (Embeddings, r#"{"input":"{R} {R}"}"#, &["input", "input"]),
         (
             Responses,
-            r#"{"model":"m","instructions":"{R}","input":[{"role":"developer","content":"{R}"},{"type":"message","role":"user","content":[{"type":"input_text","text":"{R}"},{"type":"input_image","image_url":"data:{N}"}]},{"type":"reasoning","id":"{N}","summary":[{"type":"summary_text","text":"{R}"}],"content":[{"type":"reasoning_text","text":"a {R}"}],"encrypted_content":"{N}"},{"type":"function_call","call_id":"{N}","name":"shell","arguments":"{\"cmd\":\"{R}\"}"},{"type":"function_call_output","call_id":"c","output":"{R}"},{"output":[{"type":"input_text","text":"{R}"}],"type":"custom_tool_call_output","call_id":"c"},{"type":"web_search_call","id":"{N}","action":{"query":"{R}"}},{"content":[{"type":"output_text","text":"{R}"}],"type":"message","role":"assistant"}],"metadata":{"k":"{N}"}}"#,
+            r#"{"model":"m","instructions":"{R}","input":[{"role":"developer","content":"{R}"},{"type":"message","role":"user","content":[{"type":"input_text","text":"{R}"},{"type":"input_image","image_url":"data:{N}"}]},{"type":"reasoning","id":"{N}","summary":[{"type":"summary_text","text":"{R}"}],"content":[{"type":"reasoning_text","text":"a {R}"}],"encrypted_content":"{N}"},{"type":"function_call","call_id":"{N}","name":"shell","arguments":"{\"cmd\":\"{R}\"}"},{"type":"function_call_output","call_id":"c","output":"{R}"},{"output":[{"type":"input_text","text":"{R}"}],"type":"custom_tool_call_output","call_id":"c"},{"type":"web_search_call","id":"{N}","action":{"query":"{R}"}},{"content":[{"type":"output_text","text":"{R}"}],"type":"message","role":"assistant"}],"metadata":{"k":"{R}"}}"#,
             &[
                 "instructions",
                 "input[0].content",
@@ -72,9 +73,14 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
                 "input[5].output[0].text",
                 "input[6]",
                 "input[7].content[0].text",
+                "other field",
             ],
         ),
-        (Responses, r#"{"input":"{R}","user":"{N}"}"#, &["input"]),
+        (
+            Responses,
+            r#"{"input":"{R}","user":"{R}"}"#,
+            &["input", "other field"],
+        ),
         (
             Responses,
             r#"{"prompt":{"id":"pmpt_1","variables":{"topic":"{R}"}},"input":[]}"#,
@@ -102,7 +108,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         (Passthrough, r#""{R}""#, &["body"]),
         (
             Completions,
-            r#"{"model":"{N}","messages":[{"role":"user","content":[{"type":"text","text":"{R}"}]}],"prediction":{"type":"content","content":"{R}"}}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"{R}"}]}],"prediction":{"type":"content","content":"{R}"}}"#,
             &["messages[0].content[0].text", "prediction"],
         ),
         (

@@ -1,0 +1,117 @@
+//! The seventh red-team review's request-side gaps: the request's `model`, and top-level
+//! fields agw did not read (`metadata`, `stop_sequences`, `container`, `context_management`).
+
+use super::*;
+
+fn dets(masks: bool) -> Policy {
+    let rule = Rule::detectors("dets", [Detector::CreditCard, Detector::AwsAccessKey]);
+    let rule = if masks {
+        rule.mask()
+    } else {
+        rule.reject("no")
+    };
+    Policy::builder().rule(rule).build().unwrap()
+}
+
+fn messages(model: &str, extra: &str) -> String {
+    format!(
+        r#"{{"model":{},"max_tokens":5,{extra}"messages":[{{"role":"user","content":"hello"}}]}}"#,
+        serde_json::Value::from(model)
+    )
+}
+
+/// A model name is read by the rules that read message text; it is not rewritten, so a mask
+/// rule refuses too, and the hit's path is `model`.
+#[test]
+fn the_request_model_is_read_and_never_rewritten() {
+    for masks in [false, true] {
+        let p = dets(masks);
+        for model in [
+            "AKIAIOSFODNN7EXAMPL3",
+            "card 4111111111111111",
+            "claude-4111 1111 1111 1111",
+            // Normalised as text is: full-width digits.
+            "\u{ff14}111111111111111",
+        ] {
+            for kind in [RouteKind::Messages, RouteKind::Completions] {
+                let v = p.inspect(kind, messages(model, "").as_bytes()).unwrap();
+                assert!(
+                    matches!(v.decision(), Decision::Reject(_)),
+                    "{model} ({kind:?}, masks {masks}): {:?}",
+                    v.hits()
+                );
+                assert_eq!(v.hits()[0].path, "model");
+            }
+        }
+        // Clean names pass, twice (the second time from the thread's memory).
+        for _ in 0..2 {
+            for model in ["claude-sonnet-4-5-20250929", "gpt-4o-mini", "claude-opus-5-5"] {
+                let v = p
+                    .inspect(RouteKind::Messages, messages(model, "").as_bytes())
+                    .unwrap();
+                assert!(v.is_allow() && v.hits().is_empty(), "{model}");
+            }
+        }
+    }
+    // Remembered per policy: a name clean for one policy is read again by another.
+    let _ = dets(false).inspect(RouteKind::Messages, messages("x 4111111111111111", "").as_bytes());
+    let lax = Policy::builder()
+        .rule(Rule::literals("word", ["zzz"]).reject("no"))
+        .build()
+        .unwrap();
+    let v = lax
+        .inspect(RouteKind::Messages, messages("model zzz", "").as_bytes())
+        .unwrap();
+    assert!(matches!(v.decision(), Decision::Reject(_)));
+    // An audit rule reports the hit and lets the request through.
+    let audit = Policy::builder()
+        .rule(Rule::detectors("dets", [Detector::CreditCard]).audit())
+        .build()
+        .unwrap();
+    let v = audit
+        .inspect(RouteKind::Messages, messages("4111111111111111", "").as_bytes())
+        .unwrap();
+    assert!(v.is_allow());
+    assert_eq!(v.hits().len(), 1);
+    assert_eq!(v.hits()[0].path, "model");
+}
+
+/// Fields agw has no reading for reach the provider: every string and key in them is read as
+/// message text and masked in place; numbers in them (a `seed`) are not read.
+#[test]
+fn fields_agw_does_not_know_are_read_as_text() {
+    for extra in [
+        r#""metadata":{"user_id":"AKIAIOSFODNN7EXAMPL3"},"#,
+        r#""stop_sequences":["4111 1111 1111 1111"],"#,
+        r#""container":"AKIAIOSFODNN7EXAMPL3","#,
+        r#""context_management":{"edits":[{"type":"clear","note":"4111111111111111"}]},"#,
+        r#""future_field":{"AKIAIOSFODNN7EXAMPL3":true},"#,
+    ] {
+        let body = messages("claude-sonnet-4-5", extra);
+        let v = dets(false)
+            .inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap();
+        assert!(matches!(v.decision(), Decision::Reject(_)), "{extra}");
+        assert_eq!(v.hits()[0].path, "other field");
+        let v = dets(true).inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+        let Decision::Rewrite(out) = v.decision() else {
+            panic!("{extra}: {:?}", v.decision())
+        };
+        let out = std::str::from_utf8(out).unwrap();
+        assert!(!out.contains("AKIAIOSFODNN7EXAMPL3") && !out.contains("4111"), "{out}");
+        serde_json::from_str::<serde_json::Value>(out).expect("still JSON");
+    }
+    for (kind, body) in [
+        (
+            RouteKind::Completions,
+            r#"{"model":"m","seed":4111111111111111,"messages":[{"role":"user","content":"hi"}],"metadata":{"k":"v"},"stream":true}"#,
+        ),
+        (
+            RouteKind::Responses,
+            r#"{"model":"m","input":"hi","seed":4111111111111111,"store":false,"user":"u-1"}"#,
+        ),
+    ] {
+        let v = dets(false).inspect(kind, body.as_bytes()).unwrap();
+        assert!(v.is_allow() && v.hits().is_empty(), "{body}: {:?}", v.hits());
+    }
+}
