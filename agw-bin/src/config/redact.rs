@@ -41,8 +41,8 @@ pub fn secrets(text: &str) -> Cow<'_, str> {
 /// for request paths and model names in the access log, which the random-token net of
 /// [`secrets`] would mangle (`claude-sonnet-4-5-20250929` looks random).
 pub fn known_secrets(text: &str) -> Cow<'_, str> {
-    // Every secret the detectors know is longer than this.
-    if text.len() < 16 {
+    // Every secret the detectors know, and every card number, is longer than this.
+    if text.len() < 12 {
         return Cow::Borrowed(text);
     }
     let mut ranges: Vec<Range<usize>> = Vec::new();
@@ -50,6 +50,13 @@ pub fn known_secrets(text: &str) -> Cow<'_, str> {
     // The detectors, and a known key prefix anywhere (a key glued to a model name or a path
     // segment has no boundary for the detectors to find).
     agw_core::detect::credential_spans(text, &mut ranges);
+    // And payment cards: a client can put one in a model name or a path, which the request
+    // guard refuses where a rule asks, and the log line must not show either way (seventh
+    // review: `model="card 4111…"` was logged as sent).
+    let mut cards = Vec::new();
+    agw_core::detect::DetectorSet::new([agw_core::detect::Detector::CreditCard])
+        .find(text.as_bytes(), &mut cards);
+    ranges.extend(cards.into_iter().map(|f| f.range));
     mask(text, ranges)
 }
 
@@ -218,6 +225,24 @@ mod tests {
             known_secrets_repeated("claude-sonnet-eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"),
             "claude-sonnet-***"
         );
+    }
+
+    #[test]
+    fn card_numbers_in_model_names_and_paths_are_masked() {
+        for text in [
+            "card 4111111111111111",
+            "claude-4111 1111 1111 1111",
+            "/v1/files/4111-1111-1111-1111/content",
+            "4222222222222",
+        ] {
+            let masked = known_secrets(text);
+            assert!(masked.contains(MASK), "{text}: {masked}");
+            assert!(!masked.contains("1111 1111") && !masked.contains("4111111111111111"));
+        }
+        // Dates and versions in model names are not cards.
+        for kept in ["claude-sonnet-4-5-20250929", "model-1234567890123-x"] {
+            assert_eq!(known_secrets(kept), kept);
+        }
     }
 
     #[test]
