@@ -351,6 +351,19 @@ async fn a_model_allow_list_holds_on_every_route_without_guards() {
             r#"{"input_file_id":"file-abc","endpoint":"/v1/chat/completions"}"#.into(),
             "uploaded file",
         ),
+        // A model named deeper in the body runs too (seventh review): an eval run's.
+        (
+            "/v1/evals/eval_1/runs",
+            "application/json",
+            r#"{"name":"r","data_source":{"type":"responses","model":"o3-pro"}}"#.into(),
+            "o3-pro",
+        ),
+        (
+            "/v1/evals/eval_1/runs",
+            "application/json",
+            r#"{"data_source":{"model":"claude-x","MODEL":"o3-pro"}}"#.into(),
+            "duplicate key `model`",
+        ),
         // The regression round's: a byte order mark, an urlencoded form, a folded header.
         (
             "/v1/images/generations",
@@ -424,6 +437,11 @@ async fn a_model_allow_list_holds_on_every_route_without_guards() {
             "/v1/uploads/part",
             "application/octet-stream",
             "\u{0}\u{1}binary".into(),
+        ),
+        (
+            "/v1/evals/eval_1/runs",
+            "application/json",
+            r#"{"data_source":{"type":"responses","model":"claude-x"}}"#.into(),
         ),
     ];
     for (path, content_type, body) in &passed {

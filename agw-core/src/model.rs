@@ -359,6 +359,68 @@ pub fn body_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
         .map_err(|e| format!("the JSON body cannot be read ({e})"))
 }
 
+/// Every model a request body on a route without a prompt names: [`body_model`]'s, and in a
+/// JSON body every string under a `model` key at any depth — an eval run's
+/// `data_source.model`, a Realtime session's `session.model`, a fine-tuning job's `model` —
+/// each a model that runs on the organisation's key (found by the seventh red-team review:
+/// an access list read only the top level).
+///
+/// # Errors
+///
+/// As [`body_model`]; and JSON that a strict parser does not read.
+pub fn body_models(body: &[u8], content_type: &str) -> Result<Vec<String>, String> {
+    let mut models: Vec<String> = body_model(body, content_type)?.into_iter().collect();
+    let text: std::borrow::Cow<'_, [u8]> = match json_encoding(body) {
+        JsonEncoding::Utf8 => body.into(),
+        JsonEncoding::Utf8Bom => body[3..].into(),
+        wide => match wide.decode(body) {
+            Some(text) => text.into_bytes().into(),
+            None => return Ok(models),
+        },
+    };
+    if !matches!(
+        text.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    ) {
+        return Ok(models);
+    }
+    /// Appends the `model` strings in the value at the cursor; a `model` key twice in one
+    /// object (in any case) is refused, as [`find_model`] refuses it at the top.
+    /// (The scanner bounds the depth.)
+    fn nested(sc: &mut Scanner<'_>, out: &mut Vec<String>) -> Result<(), JsonError> {
+        match sc.peek() {
+            Some(b'{') => {
+                let mut seen = false;
+                sc.object(|sc, key| {
+                    if !sc.key_matches(&key, "model") {
+                        return nested(sc, out);
+                    }
+                    if std::mem::replace(&mut seen, true) {
+                        return Err(JsonError::Shape("duplicate key `model`".into()));
+                    }
+                    match sc.string_or_none()? {
+                        Some(s) => {
+                            let m = String::from_utf8_lossy(&sc.str_value(&s)).into_owned();
+                            if !out.contains(&m) {
+                                out.push(m);
+                            }
+                            Ok(())
+                        }
+                        None => nested(sc, out),
+                    }
+                })
+            }
+            Some(b'[') => sc.array(|sc, _| nested(sc, out)),
+            _ => sc.skip_fast(),
+        }
+    }
+    let mut sc = Scanner::new(&text).map_err(|e| format!("the JSON body cannot be read ({e})"))?;
+    nested(&mut sc, &mut models)
+        .and_then(|()| sc.finish())
+        .map_err(|e| format!("the JSON body cannot be read ({e})"))?;
+    Ok(models)
+}
+
 /// How a JSON reader that detects encodings (Python's `json.loads` on bytes, RFC 4627's
 /// rule) reads a body: by its byte order mark, else by where its first bytes are zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -210,7 +210,8 @@ impl<S> AccessService<S> {
     /// The model check of one request. A prompt route's request must name an allowed model;
     /// a message batch, one per request inside it (each is a billed call; a top-level
     /// `model` beside them is not what runs). Other routes are checked when their body names a
-    /// model — a JSON body's top-level `model`, a form's `model` field (image edits, audio) —
+    /// model — a JSON body's `model` at any depth (an eval run's `data_source.model`), a form's
+    /// `model` field (image edits, audio) —
     /// and pass without one: a model listing, a batch's results, a file upload. A JSON or form
     /// body whose model cannot be read for certain is refused, and so is creating an OpenAI
     /// batch: it runs the models an uploaded file names, which agw never sees.
@@ -251,16 +252,16 @@ impl<S> AccessService<S> {
         if kind.has_prompt() {
             return self.access.check_model(model, &self.backend);
         }
-        let Some(model) = other_route_model(req)? else {
-            return Ok(());
-        };
-        self.access.check_model(Some(&model), &self.backend)
+        for model in other_route_models(req)? {
+            self.access.check_model(Some(&model), &self.backend)?;
+        }
+        Ok(())
     }
 }
 
-/// The model a request on a route without a prompt names, for an access list that restricts
-/// models (see [`AccessService::check_models`]).
-fn other_route_model<B>(req: &Request<B>) -> Result<Option<String>, ErrorBody> {
+/// The models a request on a route without a prompt names, at any depth of a JSON body, for
+/// an access list that restricts models (see [`AccessService::check_models`]).
+fn other_route_models<B>(req: &Request<B>) -> Result<Vec<String>, ErrorBody> {
     let refuse = |why: &str| {
         Err(ErrorBody::new(
             ErrorKind::InvalidRequest,
@@ -276,7 +277,7 @@ fn other_route_model<B>(req: &Request<B>) -> Result<Option<String>, ErrorBody> {
     }
     let Some(c) = req.extensions().get::<crate::limits::Collected>() else {
         // Not read: a request without a body (a listing, a retrieval).
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let body = &c.plain[..];
     // One readable content type: two, or one that is not text, a server may read otherwise.
@@ -289,8 +290,8 @@ fn other_route_model<B>(req: &Request<B>) -> Result<Option<String>, ErrorBody> {
         },
         (Some(_), Some(_)) => return refuse("it has two Content-Type headers"),
     };
-    match agw_core::model::body_model(body, content_type) {
-        Ok(model) => Ok(model),
+    match agw_core::model::body_models(body, content_type) {
+        Ok(models) => Ok(models),
         Err(e) => refuse(&e),
     }
 }
