@@ -101,6 +101,8 @@ pub struct UsageCounter {
     generated: u64,
     /// The stream reached its end: its final usage, or OpenAI's `[DONE]`.
     ended: bool,
+    /// A response on a route agw has no reading for ([`UsageCounter::any_shape`]).
+    any_shape: bool,
 }
 
 /// Whether every `"usage"` key in `event` has the value `null` (whitespace allowed around the
@@ -126,6 +128,21 @@ impl UsageCounter {
             deltas: 0,
             generated: 0,
             ended: false,
+            any_shape: false,
+        }
+    }
+
+    /// A counter for a response on a passthrough route (a local server's own API, an image
+    /// or an eval): it reads a top-level `usage` object as [`UsageCounter::new`]'s does, and
+    /// also the counts servers report in their own shapes — Ollama's `prompt_eval_count` and
+    /// `eval_count`, llama.cpp's `tokens_evaluated` and `tokens_predicted` — in a JSON body, in
+    /// stream events and in JSON lines ([`UsageCounter::line`]). A stream without any is not
+    /// estimated ([`UsageCounter::cut`] leaves it): what such a response costs is unknown.
+    /// Found by the seventh red-team review: token limits and budgets never charged these.
+    pub fn any_shape(api: Api) -> Self {
+        Self {
+            any_shape: true,
+            ..Self::new(api)
         }
     }
 
@@ -145,7 +162,7 @@ impl UsageCounter {
         // usage chunk: nothing to read there once the model is known (a parse per chunk cost
         // ~20k instructions, found by the fifth review's cut-stream fix).
         let no_usage = match usage.find(event) {
-            None => true,
+            None => !(self.any_shape && names_own_counts(event)),
             // From the first match on: the search does not start over.
             Some(at) => self.model.is_some() && usage_is_null_everywhere(&event[at..], usage),
         };
@@ -170,8 +187,25 @@ impl UsageCounter {
         }
     }
 
+    /// Reads one line of a JSON-lines response (Ollama's streams): as a stream event's data.
+    pub fn line(&mut self, line: &[u8]) {
+        let finder = memchr::memmem::Finder::new(b"\"usage\"");
+        if finder.find(line).is_none() && !(self.any_shape && names_own_counts(line)) {
+            return;
+        }
+        if let Ok(v) = serde_json::from_slice::<Value>(line) {
+            self.value(&v);
+        }
+    }
+
     /// Reads a complete (non-streamed) JSON response body: its top-level `model` and `usage`.
     pub fn json(&mut self, body: &[u8]) {
+        if self.any_shape {
+            if let Ok(v) = serde_json::from_slice::<Value>(body) {
+                self.value(&v);
+            }
+            return;
+        }
         let Ok(mut sc) = Scanner::new(body) else {
             return;
         };
@@ -234,7 +268,26 @@ impl UsageCounter {
                 if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
                     self.usage_object(u, false);
                     self.ended = true;
+                } else if self.any_shape {
+                    self.own_counts(v);
                 }
+            }
+        }
+    }
+
+    /// A server's counts in its own shape (see [`UsageCounter::any_shape`]).
+    fn own_counts(&mut self, v: &Value) {
+        for (input, output) in OWN_COUNTS {
+            let (i, o) = (v.count(input), v.count(output));
+            if i.is_some() || o.is_some() {
+                self.seen = true;
+                self.ended = true;
+                self.usage = Usage {
+                    input: i.unwrap_or(0),
+                    output: o.unwrap_or(0),
+                    ..Usage::default()
+                };
+                return;
             }
         }
     }
@@ -316,6 +369,9 @@ impl UsageCounter {
     /// all (OpenAI's comes in its last chunk). Whether the usage now holds an estimate; a
     /// stream that delivered nothing is left as it was.
     pub fn cut(&mut self, input: u64) -> bool {
+        if self.any_shape && !self.seen {
+            return false;
+        }
         let output = self.output_estimate();
         if output <= self.usage.output {
             return false;
@@ -347,6 +403,19 @@ impl Counts for Value {
             .iter()
             .find_map(|k| self.get(*k)?.get("cached_tokens")?.as_u64())
     }
+}
+
+/// Input and output counts servers report outside a `usage` object: Ollama's, llama.cpp's.
+const OWN_COUNTS: [(&str, &str); 2] = [
+    ("prompt_eval_count", "eval_count"),
+    ("tokens_evaluated", "tokens_predicted"),
+];
+
+/// Whether `text` names one of [`OWN_COUNTS`]' fields (then it is worth parsing).
+fn names_own_counts(text: &[u8]) -> bool {
+    memchr::memmem::find(text, b"eval_count\"").is_some()
+        || memchr::memmem::find(text, b"tokens_predicted\"").is_some()
+        || memchr::memmem::find(text, b"tokens_evaluated\"").is_some()
 }
 
 /// The fields of a `usage` object that [`UsageCounter`] reads.

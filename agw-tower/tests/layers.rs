@@ -472,7 +472,9 @@ async fn the_injected_key_never_mints_a_credential() {
         "/v1/organizations/api_keys",
     ] {
         let upstream = up();
-        let svc = StackConfig::new("openai", inject()).layer().layer(upstream.clone());
+        let svc = StackConfig::new("openai", inject())
+            .layer()
+            .layer(upstream.clone());
         let (status, body) = text(svc.oneshot(post(path, session)).await.unwrap()).await;
         assert_eq!(status, 403, "{path}: {body}");
         assert!(body.contains("hand out provider credentials"), "{body}");
@@ -483,7 +485,10 @@ async fn the_injected_key_never_mints_a_credential() {
     let svc = StackConfig::new("openai", ProviderSpec::openai())
         .layer()
         .layer(upstream.clone());
-    let res = svc.oneshot(post("/v1/realtime/client_secrets", session)).await.unwrap();
+    let res = svc
+        .oneshot(post("/v1/realtime/client_secrets", session))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     // A route the operator names `Unguarded` is forwarded.
     let upstream = up();
@@ -495,7 +500,10 @@ async fn the_injected_key_never_mints_a_credential() {
         .routes(table)
         .layer()
         .layer(upstream.clone());
-    let res = svc.oneshot(post("/v1/realtime/client_secrets", session)).await.unwrap();
+    let res = svc
+        .oneshot(post("/v1/realtime/client_secrets", session))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(upstream.seen().len(), 1);
 }

@@ -615,3 +615,109 @@ async fn an_openai_stream_left_before_its_usage_chunk_is_charged_the_output_it_d
     );
     assert_eq!(u.output, text.div_ceil(3));
 }
+
+/// A passthrough call that generates (a local server's own API, an image) is charged what its
+/// response reports, in the shape its server reports it — a JSON body, JSON lines, server-sent
+/// events; one that reports nothing is charged nothing (seventh review: token limits and
+/// budgets never charged these).
+#[tokio::test]
+async fn passthrough_responses_are_counted_in_their_servers_shapes() {
+    /// Path, content type, the response's chunks, and the (input, output) it reports.
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        Option<(u64, u64)>,
+    );
+    let cases: [Case; 6] = [
+        (
+            "/api/chat",
+            "application/json",
+            &[
+                r#"{"model":"llama3","message":{"content":"hi"},"done":true,"prompt_eval_count":120,"eval_count":30}"#,
+            ],
+            Some((120, 30)),
+        ),
+        (
+            "/api/generate",
+            "application/x-ndjson",
+            &[
+                "{\"model\":\"llama3\",\"response\":\"h\",\"done\":false}\n{\"model\":\"llama3\",\"resp",
+                "onse\":\"i\",\"done\":false}\n{\"model\":\"llama3\",\"done\":true,\"prompt_eval_count\":7,",
+                "\"eval_count\":2}\n",
+            ],
+            Some((7, 2)),
+        ),
+        (
+            "/completion",
+            "text/event-stream",
+            &[
+                "data: {\"content\":\"h\",\"stop\":false}\n\n",
+                "data: {\"content\":\"\",\"stop\":true,\"tokens_evaluated\":11,\"tokens_predicted\":4}\n\n",
+            ],
+            Some((11, 4)),
+        ),
+        (
+            "/v1/images/generations",
+            "application/json",
+            &[
+                r#"{"data":[{"b64_json":"AAAA"}],"usage":{"input_tokens":50,"output_tokens":4160,"total_tokens":4210}}"#,
+            ],
+            Some((50, 4160)),
+        ),
+        (
+            "/v1/files",
+            "application/json",
+            &[r#"{"id":"file-1","object":"file","bytes":10}"#],
+            None,
+        ),
+        (
+            "/v1/some/stream",
+            "text/event-stream",
+            &["data: {\"delta\":\"a long stretch of generated text\"}\n\n"],
+            None,
+        ),
+    ];
+    for (path, content_type, chunks, want) in cases {
+        let reports = Arc::new(Reports::default());
+        let chunks: Vec<Bytes> = chunks.iter().map(|c| Bytes::from(c.to_string())).collect();
+        let upstream = move |_req: axum::extract::Request| {
+            let chunks = chunks.clone();
+            async move {
+                http::Response::builder()
+                    .header("content-type", content_type)
+                    .body(axum::body::Body::new(Chunks(chunks.into())))
+                    .unwrap()
+            }
+        };
+        let app = axum::Router::new()
+            .route(path, axum::routing::post(upstream))
+            .layer(UsageLayer::new(prices()).sink(reports.clone()))
+            .layer(ClassifyLayer::new(RouteTable::openai(), Api::OpenAi));
+        let addr = support::serve(app).await;
+        let r = support::post(addr, path, &[], "{}").await;
+        assert_eq!(r.status, 200, "{path}");
+        let got = reports.wait().await;
+        let [rep] = got.as_slice() else {
+            panic!("{path}: {got:?}")
+        };
+        let usage = rep.usage.map(|u| (u.input, u.output));
+        assert_eq!(usage, want, "{path}");
+        assert_eq!(rep.estimate, None, "{path}: nothing estimated");
+    }
+}
+
+/// A response body of the given chunks, one frame each.
+struct Chunks(std::collections::VecDeque<Bytes>);
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.0.pop_front().map(|c| Ok(Frame::data(c))))
+    }
+}

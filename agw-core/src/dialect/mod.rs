@@ -130,7 +130,11 @@ impl Api {
     /// Returns the listed path it falls under.
     pub fn hands_out_credentials(path: &str) -> Option<&'static str> {
         /// Other providers' endpoints of the same sort.
-        const OTHERS: &[&str] = &["/v1alpha/auth_tokens", "/v1beta/auth_tokens", "/v1/auth_tokens"];
+        const OTHERS: &[&str] = &[
+            "/v1alpha/auth_tokens",
+            "/v1beta/auth_tokens",
+            "/v1/auth_tokens",
+        ];
         anthropic::CREDENTIAL_PATHS
             .iter()
             .chain(openai_chat::CREDENTIAL_PATHS)

@@ -403,7 +403,8 @@ fn thinking_and_images_pass_untouched_and_unknown_fields_are_read() {
     let body = r#"{"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"credit card","signature":"s"},{"type":"redacted_thinking","data":"credit card"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"credit card"}}]}]}"#;
     assert_eq!(decision(&p, body), Decision::Allow);
     // A field agw has no reading for is read as text (seventh review).
-    let body = r#"{"messages":[{"role":"user","content":"hi"}],"new_field":{"text":"credit card"}}"#;
+    let body =
+        r#"{"messages":[{"role":"user","content":"hi"}],"new_field":{"text":"credit card"}}"#;
     assert!(matches!(decision(&p, body), Decision::Reject(_)));
     // Opaque data and references: encrypted search results and citation indexes, file data
     // and ids, images sent as `data:` URLs.

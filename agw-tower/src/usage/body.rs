@@ -24,6 +24,9 @@ pub(crate) struct Pending {
     pub shared: Arc<Shared>,
     pub start: Instant,
     pub counted: bool,
+    /// A passthrough call: its usage is read in any shape a server reports it, and nothing is
+    /// estimated without it ([`UsageCounter::any_shape`]).
+    pub any_shape: bool,
     pub timing: crate::metrics::UpstreamTiming,
     /// The request body's size and its output cap, for [`UsageReport::estimate`].
     pub request_bytes: u64,
@@ -35,6 +38,8 @@ enum Reader {
     None,
     Json(JsonBody),
     Sse(SseDecoder, Vec<Bytes>),
+    /// JSON lines (Ollama's streams): the line read so far.
+    Lines(Vec<u8>),
     /// The provider's JSON response that a response guard replaced with its own error: its
     /// usage is counted, the error's bytes are not read.
     Replaced(Bytes),
@@ -110,6 +115,24 @@ impl State {
                     self.counter.event(&e);
                 }
             }
+            Reader::Lines(line) => {
+                let mut rest = &chunk[..];
+                while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+                    if line.is_empty() {
+                        self.counter.line(&rest[..i]);
+                    } else {
+                        line.extend_from_slice(&rest[..i]);
+                        self.counter.line(line);
+                        line.clear();
+                    }
+                    rest = &rest[i + 1..];
+                }
+                if line.len() + rest.len() > MAX_EVENT {
+                    self.reader = Reader::None;
+                } else {
+                    line.extend_from_slice(rest);
+                }
+            }
         }
     }
 
@@ -142,6 +165,7 @@ impl State {
                     estimated = self.counter.cut(input_estimate);
                 }
             }
+            Reader::Lines(line) => self.counter.line(line),
             Reader::None => {}
         }
         let Pending {
@@ -235,9 +259,10 @@ impl<B> UsageBody<B> {
             .get(http::header::CONTENT_ENCODING)
             .is_some_and(|v| v.as_bytes() != b"identity");
         let replaced = parts.extensions.get::<crate::response::ReplacedResponse>();
-        let reader = if let (true, Some(r)) = (pending.counted, replaced) {
+        let reads = pending.counted || pending.any_shape;
+        let reader = if let (true, Some(r)) = (reads, replaced) {
             Reader::Replaced(r.0.clone())
-        } else if !pending.counted || encoded {
+        } else if !reads || encoded {
             Reader::None
         } else {
             match crate::framing::framing(&parts.headers) {
@@ -246,12 +271,20 @@ impl<B> UsageBody<B> {
                     Reader::Sse(SseDecoder::new(MAX_EVENT), Vec::new())
                 }
                 crate::framing::Framing::Json => Reader::Json(JsonBody::Empty),
+                crate::framing::Framing::JsonLines if pending.any_shape => {
+                    pending.report.streamed = true;
+                    Reader::Lines(Vec::new())
+                }
                 crate::framing::Framing::JsonLines
                 | crate::framing::Framing::Other
                 | crate::framing::Framing::Conflicting => Reader::None,
             }
         };
-        let counter = UsageCounter::new(pending.report.api);
+        let counter = if pending.any_shape {
+            UsageCounter::any_shape(pending.report.api)
+        } else {
+            UsageCounter::new(pending.report.api)
+        };
         Self {
             inner,
             state: Some(Box::new(State {

@@ -48,7 +48,10 @@ where
         let start = Instant::now();
         let class = Classified::of(&req, RouteKind::Passthrough);
         let counted = has_usage(class.kind);
-        if counted {
+        // A passthrough call that may generate (Ollama's `/api/chat`, an image, an eval run)
+        // is charged what its response reports, in whatever shape (seventh review).
+        let any_shape = class.kind == RouteKind::Passthrough && req.method() == http::Method::POST;
+        if counted || any_shape {
             req.headers_mut().remove(http::header::ACCEPT_ENCODING);
         }
         let ext = req.extensions();
@@ -95,6 +98,7 @@ where
                 shared: self.shared.clone(),
                 start,
                 counted,
+                any_shape,
                 timing,
                 request_bytes,
                 cap,

@@ -45,7 +45,11 @@ fn the_request_model_is_read_and_never_rewritten() {
         }
         // Clean names pass, twice (the second time from the thread's memory).
         for _ in 0..2 {
-            for model in ["claude-sonnet-4-5-20250929", "gpt-4o-mini", "claude-opus-5-5"] {
+            for model in [
+                "claude-sonnet-4-5-20250929",
+                "gpt-4o-mini",
+                "claude-opus-5-5",
+            ] {
                 let v = p
                     .inspect(RouteKind::Messages, messages(model, "").as_bytes())
                     .unwrap();
@@ -54,7 +58,10 @@ fn the_request_model_is_read_and_never_rewritten() {
         }
     }
     // Remembered per policy: a name clean for one policy is read again by another.
-    let _ = dets(false).inspect(RouteKind::Messages, messages("x 4111111111111111", "").as_bytes());
+    let _ = dets(false).inspect(
+        RouteKind::Messages,
+        messages("x 4111111111111111", "").as_bytes(),
+    );
     let lax = Policy::builder()
         .rule(Rule::literals("word", ["zzz"]).reject("no"))
         .build()
@@ -69,7 +76,10 @@ fn the_request_model_is_read_and_never_rewritten() {
         .build()
         .unwrap();
     let v = audit
-        .inspect(RouteKind::Messages, messages("4111111111111111", "").as_bytes())
+        .inspect(
+            RouteKind::Messages,
+            messages("4111111111111111", "").as_bytes(),
+        )
         .unwrap();
     assert!(v.is_allow());
     assert_eq!(v.hits().len(), 1);
@@ -93,12 +103,17 @@ fn fields_agw_does_not_know_are_read_as_text() {
             .unwrap();
         assert!(matches!(v.decision(), Decision::Reject(_)), "{extra}");
         assert_eq!(v.hits()[0].path, "other field");
-        let v = dets(true).inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+        let v = dets(true)
+            .inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap();
         let Decision::Rewrite(out) = v.decision() else {
             panic!("{extra}: {:?}", v.decision())
         };
         let out = std::str::from_utf8(out).unwrap();
-        assert!(!out.contains("AKIAIOSFODNN7EXAMPL3") && !out.contains("4111"), "{out}");
+        assert!(
+            !out.contains("AKIAIOSFODNN7EXAMPL3") && !out.contains("4111"),
+            "{out}"
+        );
         serde_json::from_str::<serde_json::Value>(out).expect("still JSON");
     }
     for (kind, body) in [
@@ -112,6 +127,10 @@ fn fields_agw_does_not_know_are_read_as_text() {
         ),
     ] {
         let v = dets(false).inspect(kind, body.as_bytes()).unwrap();
-        assert!(v.is_allow() && v.hits().is_empty(), "{body}: {:?}", v.hits());
+        assert!(
+            v.is_allow() && v.hits().is_empty(),
+            "{body}: {:?}",
+            v.hits()
+        );
     }
 }
