@@ -353,7 +353,7 @@ const TEMPLATED: [(&str, Top, Field); 3] = [
 ];
 
 /// String fields of a block that may hold prompt text, and the leaf each is reported as.
-const BLOCK_STRINGS: [(&str, &str); 8] = [
+const BLOCK_STRINGS: [(&str, &str); 9] = [
     ("text", ".text"),
     ("title", ".title"),
     ("context", ".context"),
@@ -362,6 +362,7 @@ const BLOCK_STRINGS: [(&str, &str); 8] = [
     ("url", ".url"),
     ("name", ".name"),
     ("file_url", ".file_url"),
+    ("page_age", ".page_age"),
 ];
 
 /// Keys of a content part that hold a URL the provider (or a vLLM server) fetches: a string
@@ -382,7 +383,10 @@ fn reads_string(ty: &[u8], leaf: &str) -> bool {
     match ty {
         b"thinking" | b"redacted_thinking" | b"image" => false,
         b"document" | b"search_result" => true,
-        b"web_search_result" | b"web_fetch_result" => matches!(leaf, ".title" | ".url"),
+        // A search result's `page_age` is text the model reads too (seventh review).
+        b"web_search_result" | b"web_fetch_result" => {
+            matches!(leaf, ".title" | ".url" | ".page_age")
+        }
         b"tool_use" | b"server_tool_use" | b"mcp_tool_use" => matches!(leaf, ".text" | ".name"),
         _ => matches!(leaf, ".text" | ".refusal" | ".filename" | ".file_url"),
     }

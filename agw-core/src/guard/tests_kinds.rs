@@ -137,10 +137,11 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             Messages,
-            r#"{"messages":[{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"{N}","content":[{"type":"web_search_result","url":"https://{R}","title":"{R}","encrypted_content":"{N}"}]},{"type":"text","text":"a","citations":[{"type":"web_search_result_location","cited_text":"{R}","title":"{R}","url":"{R}","encrypted_index":"{N}"}]}]}]}"#,
+            r#"{"messages":[{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"{N}","content":[{"type":"web_search_result","url":"https://{R}","title":"{R}","page_age":"{R}","encrypted_content":"{N}"}]},{"type":"text","text":"a","citations":[{"type":"web_search_result_location","cited_text":"{R}","title":"{R}","url":"{R}","encrypted_index":"{N}"}]}]}]}"#,
             &[
                 "messages[0].content[0].content[0].url",
                 "messages[0].content[0].content[0].title",
+                "messages[0].content[0].content[0].page_age",
                 "messages[0].content[1].citations",
                 "messages[0].content[1].citations",
                 "messages[0].content[1].citations",
