@@ -9,7 +9,7 @@ use super::sse::{Fields, UnknownField, fields};
 use crate::api::{Api, ErrorBody, ErrorKind};
 use crate::guard::response::walk;
 use crate::guard::{Action, ActionKind, Decision, Policy};
-use crate::json::{needs_normalization, normalize_plain};
+use crate::json::{normalize_plain, plain_needs_normalization};
 use crate::route::RouteKind;
 use bytes::Bytes;
 use regex_automata::hybrid::dfa::Cache;
@@ -760,7 +760,7 @@ impl StreamGuard {
             window.push_str(&self.queue[(seq - front) as usize].parts[pi].text);
         }
         let end = window.len();
-        let plain = window.is_ascii() || !needs_normalization(window.as_bytes(), &mut '\0');
+        let plain = !plain_needs_normalization(&window);
         let mut norm = Vec::new();
         let mut map = Vec::new();
         if !plain {
@@ -1060,7 +1060,7 @@ fn padded_limit(window: usize) -> usize {
 /// characters normalising drops take no room), within [`padded_limit`]; returns how many bytes
 /// were cut.
 fn keep_tail(s: &mut String, n: usize) -> usize {
-    if s.len() <= n || s.is_ascii() || !needs_normalization(s.as_bytes(), &mut '\0') {
+    if s.len() <= n || !plain_needs_normalization(s) {
         return keep_last(s, n);
     }
     let pre = if s.len() > padded_limit(n) {
