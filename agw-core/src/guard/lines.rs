@@ -90,8 +90,9 @@ impl Policy {
         const CONTINUED: [(&str, bool); 4] = [
             ("/message/content", false),
             ("/response", false),
-            ("/message/thinking", true),
-            ("/thinking", true),
+            // Ollama's reasoning carries no signature: masked like its text.
+            ("/message/thinking", false),
+            ("/thinking", false),
         ];
         let lines: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').collect();
         let mut parsed: Vec<Option<Value>> = Vec::with_capacity(lines.len());
@@ -362,10 +363,17 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        // Reasoning is read (refused) but never masked.
+        // Reasoning without a signature is masked too (seventh red-team review).
         let thinking = "{\"message\":{\"thinking\":\"card 4111 1111 \"}}\n{\"message\":{\"thinking\":\"1111 1111\"}}\n";
         let v = policy.inspect_response_lines(thinking.as_bytes()).unwrap();
-        assert!(v.is_allow(), "{v:?}");
+        let Decision::Rewrite(out) = v.into_decision() else {
+            panic!("not masked")
+        };
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("card <CREDIT_CARD>")
+        );
         // More matches over lines than are masked one at a time: refused, not passed.
         let many: Vec<&str> = ["card 4111 1111 ", "1111 1111 and "].repeat(MAX_MASKS + 1);
         let v = policy

@@ -872,7 +872,11 @@ impl StreamGuard {
                     continue; // Decided when the text it starts in is.
                 }
                 if !maskable && m.action.kind() == ActionKind::Mask {
-                    continue;
+                    // Signed reasoning is not rewritten: what a mask rule finds in it ends
+                    // the stream, as in a tool's name (seventh red-team review).
+                    let r = crate::guard::response::signed_reasoning_refusal(m.rule.clone());
+                    reject = Some((r.rule.clone(), r.error_body()));
+                    break;
                 }
                 self.hits.push(StreamHit {
                     rule: m.rule.clone(),

@@ -64,3 +64,120 @@ fn controls_in_ascii_stream_text_are_removed_before_matching() {
         }
     }
 }
+
+/// Reasoning without a signature (chat `reasoning_content`/`reasoning`, Responses reasoning
+/// summaries, Mistral's thinking parts) is masked like text, across its deltas; signed
+/// thinking refuses (`thinking_is_never_modified_and_what_a_mask_would_change_ends_the_stream`).
+#[test]
+fn unsigned_reasoning_is_masked_across_deltas() {
+    use serde_json::json;
+    let policy = mask_secrets();
+    let pieces = ["think AKIAIOSF", "ODNN7EXAMPLE ok"];
+    let want = "think <AWS_ACCESS_KEY> ok";
+    for key in ["reasoning_content", "reasoning"] {
+        let mut s = String::new();
+        for p in pieces {
+            s += &chat_chunk(json!([{"index": 0, "delta": {key: p}}]));
+        }
+        s += &chat_chunk(json!([{"index": 0, "delta": {"content": "done"}}]));
+        s += "data: [DONE]\n\n";
+        for chunk in [1, 9, s.len()] {
+            let out = run_kind(
+                &policy,
+                RouteKind::Completions,
+                Api::OpenAi,
+                s.as_bytes(),
+                chunk,
+            );
+            assert_eq!(
+                strings_at(&out, &[&format!("/choices/0/delta/{key}")]),
+                want
+            );
+        }
+    }
+    // Mistral: thinking as parts of `content`.
+    let mut s = String::new();
+    for p in pieces {
+        s += &chat_chunk(json!([{"index": 0, "delta": {"content": [
+            {"type": "thinking", "thinking": [{"type": "text", "text": p}]}
+        ]}}]));
+    }
+    s += "data: [DONE]\n\n";
+    let out = run_kind(
+        &policy,
+        RouteKind::Completions,
+        Api::OpenAi,
+        s.as_bytes(),
+        5,
+    );
+    assert_eq!(
+        strings_at(&out, &["/choices/0/delta/content/0/thinking/0/text"]),
+        want
+    );
+    // Responses: reasoning summary deltas.
+    let mut s = event(
+        "response.output_item.added",
+        json!({"type":"response.output_item.added","output_index":0,"item":{"type":"reasoning","summary":[]}}),
+    );
+    for p in pieces {
+        s += &event(
+            "response.reasoning_summary_text.delta",
+            json!({"type":"response.reasoning_summary_text.delta","output_index":0,"summary_index":0,"delta":p}),
+        );
+    }
+    s += &event(
+        "response.reasoning_summary_text.done",
+        json!({"type":"response.reasoning_summary_text.done","output_index":0,"summary_index":0,"text":pieces.concat()}),
+    );
+    for chunk in [1, 9, s.len()] {
+        let out = run_kind(
+            &policy,
+            RouteKind::Responses,
+            Api::OpenAi,
+            s.as_bytes(),
+            chunk,
+        );
+        assert_eq!(
+            strings_at(&out, &["/delta", "/text"]),
+            format!("{want}{want}")
+        );
+    }
+}
+
+/// A content block's start carrying a fetched page (`source.data`, text) is masked in place;
+/// a base64 image's data is not read.
+#[test]
+fn fetched_page_text_in_a_block_start_is_masked() {
+    use serde_json::json;
+    let block = |data: &str, ty: &str, media: &str| {
+        event(
+            "content_block_start",
+            json!({"type":"content_block_start","index":1,"content_block":{"type":"web_fetch_tool_result","tool_use_id":"t","content":{"type":"web_fetch_result","url":"https://e.x","content":{"type":"document","source":{"type":ty,"media_type":media,"data":data}}}}}),
+        ) + &event(
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":1}),
+        )
+    };
+    let policy = mask_secrets();
+    let s = block("page AKIAIOSFODNN7EXAMPLE", "text", "text/plain");
+    let out = run_text(
+        &policy,
+        RouteKind::Messages,
+        Api::Anthropic,
+        s.as_bytes(),
+        7,
+    );
+    assert!(
+        !out.contains("AKIAIOSF") && out.contains("page <AWS_ACCESS_KEY>"),
+        "{out}"
+    );
+    let s = block("AKIAIOSFODNN7EXAMPLE", "base64", "application/pdf");
+    let out = run_kind(
+        &policy,
+        RouteKind::Messages,
+        Api::Anthropic,
+        s.as_bytes(),
+        7,
+    );
+    assert_eq!(out, s.as_bytes());
+}
