@@ -29,7 +29,7 @@ use std::ops::Range;
 /// (read unless it names a tool being called: then the tool-name check reads it) and
 /// `stop_sequence` (text the model wrote, shown by clients that print it). Reconsidered by
 /// the seventh red-team review.
-fn is_meta_key(key: &[u8]) -> bool {
+pub(crate) fn is_meta_key(key: &[u8]) -> bool {
     matches!(
         key,
         b"id"
@@ -61,7 +61,7 @@ fn is_meta_key(key: &[u8]) -> bool {
 /// (`image/png`, `application/pdf`; `text/plain`, JSON, XML and the like are text). Anything
 /// else — no media type, one agw does not know to be binary — is read: it fails towards
 /// reading (a `web_fetch_tool_result`'s page text is `source.data` with `type: "text"`).
-fn binary_data(ty: &[u8], parent: &[u8], media: Option<&[u8]>) -> bool {
+pub(crate) fn binary_data(ty: &[u8], parent: &[u8], media: Option<&[u8]>) -> bool {
     const CARRIERS: [&[u8]; 10] = [
         b"redacted_thinking",
         b"image",
@@ -103,7 +103,7 @@ fn binary_data(ty: &[u8], parent: &[u8], media: Option<&[u8]>) -> bool {
 /// Anthropic thinking block (its `signature`), a `redacted_thinking` block, a thinking delta.
 /// Reasoning without one (chat `reasoning_content`, Responses reasoning summaries, Ollama's
 /// `thinking`) is text like any other, masked in place.
-fn is_signed_reasoning(ty: &[u8], has_signature: bool) -> bool {
+pub(crate) fn is_signed_reasoning(ty: &[u8], has_signature: bool) -> bool {
     has_signature || matches!(ty, b"redacted_thinking" | b"thinking_delta")
 }
 

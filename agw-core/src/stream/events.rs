@@ -108,6 +108,29 @@ pub(crate) struct ChanKey {
 /// message's end does.
 pub(crate) const JOINED: u64 = u64::MAX;
 
+/// The group of the texts of a stream whose events agw does not recognise: one channel per
+/// JSON path (its `sub`, a hash of the path), continued from event to event (see
+/// [`leaves`](crate::guard::leaves)).
+pub(crate) const CONTINUED: u64 = u64::MAX - 1;
+
+/// Most texts of [`CONTINUED`] paths followed at once; one more completes the oldest.
+pub(crate) const MAX_CONTINUED: usize = 64;
+
+/// The channel of the text at JSON pointer `pointer` in a stream agw does not recognise.
+pub(crate) fn continued(pointer: &str, signed: bool) -> ChanKey {
+    ChanKey {
+        kind: if signed {
+            ChanKind::Reasoning
+        } else {
+            ChanKind::Text
+        },
+        group: CONTINUED,
+        sub: pointer.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }),
+    }
+}
+
 /// The group of a delta of `kind` in block `index` (Messages, Responses).
 fn block_group(kind: ChanKind, index: u64) -> u64 {
     if kind == ChanKind::Text {

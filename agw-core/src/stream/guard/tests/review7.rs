@@ -181,3 +181,95 @@ fn fetched_page_text_in_a_block_start_is_masked() {
     );
     assert_eq!(out, s.as_bytes());
 }
+
+const TOKENS: [&str; 9] = [
+    "key", " AK", "IA", "IOS", "FOD", "NN7", "EXA", "MPLE", " ok",
+];
+
+fn sse(events: impl IntoIterator<Item = serde_json::Value>) -> Vec<u8> {
+    events
+        .into_iter()
+        .map(|e| format!("data: {e}\n\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Streams agw does not recognise (llama.cpp's `/completion`, TGI's `/generate_stream`,
+/// Gemini's candidates, any JSON events) carry text in pieces at one path: read joined, held
+/// back and masked as known dialects' deltas are, at every split, whatever the route's API.
+#[test]
+fn text_continued_at_one_path_of_unknown_events_is_masked() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+        .rule(Rule::regex("phrase", ["forbidden phrase"]).reject("no phrase"))
+        .build()
+        .unwrap();
+    type Shape = fn(&str) -> serde_json::Value;
+    let shapes: [(&str, Shape); 5] = [
+        ("/content", |t| json!({"content": t, "stop": false})),
+        (
+            "/token/text",
+            |t| json!({"token": {"id": 1, "text": t, "logprob": -0.1, "special": false}, "generated_text": null}),
+        ),
+        (
+            "/candidates/0/content/parts/0/text",
+            |t| json!({"candidates": [{"content": {"parts": [{"text": t}], "role": "model"}, "index": 0}]}),
+        ),
+        ("/delta", |t| json!({"delta": t})),
+        (
+            "/data/text",
+            |t| json!({"type": "token", "data": {"text": t}}),
+        ),
+    ];
+    for (pointer, shape) in shapes {
+        let input = sse(TOKENS.iter().map(|t| shape(t)));
+        for api in [Api::OpenAi, Api::Anthropic] {
+            for chunk in [1, 7, input.len()] {
+                let (out, rejected) = run(&policy, api, 64, &input, chunk);
+                assert!(!rejected, "{pointer}");
+                // Masked events keep their bytes but for the strings changed (key order too).
+                let first = std::str::from_utf8(&input).unwrap();
+                let head = &first[..first.find("\":").unwrap() + 2];
+                let text = String::from_utf8(out.clone()).unwrap();
+                assert!(
+                    text.split("\n\n")
+                        .all(|e| e.is_empty() || e.starts_with(head)),
+                    "{text}"
+                );
+                assert_eq!(
+                    strings_at(&out, &[pointer]),
+                    "key <AWS_ACCESS_KEY> ok",
+                    "{pointer} {api:?} {chunk}"
+                );
+            }
+        }
+        // Clean text passes byte for byte.
+        let clean = sse(["hel", "lo ", "there"].iter().map(|t| shape(t)));
+        assert_eq!(run(&policy, Api::OpenAi, 64, &clean, 3).0, clean);
+        // A refusing rule over pieces ends the stream with the client's error event.
+        let refused = sse(["a forbid", "den ph", "rase"].iter().map(|t| shape(t)));
+        let (out, rejected) = run(&policy, Api::OpenAi, 64, &refused, 5);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            rejected && !out.contains("forbid") && out.contains("no phrase"),
+            "{out}"
+        );
+        assert!(out.contains("data: {\"error\""), "{out}");
+        let out = String::from_utf8(run(&policy, Api::Anthropic, 64, &refused, 5).0).unwrap();
+        assert!(out.contains("event: error"), "{out}");
+    }
+    // Two candidates are two texts: a key split between them is no key.
+    let input = sse([
+        json!({"candidates": [{"content": {"parts": [{"text": "AKIAIOSF"}]}, "index": 0}]}),
+        json!({"candidates": [{"content": {"parts": [{"text": "x"}]}, "index": 0}, {"content": {"parts": [{"text": "ODNN7EXAMPLE"}]}, "index": 1}]}),
+    ]);
+    assert_eq!(run(&policy, Api::OpenAi, 64, &input, 4).0, input);
+    // An unknown event ahead of a known stream: read, then the stream is read as what it is.
+    let mut input =
+        String::from_utf8(sse([json!({"type": "hello", "note": "hi AKIAIOSF"})])).unwrap();
+    input += &String::from_utf8(anthropic_stream(&["a key AKIAIOSF", "ODNN7EXAMPLE"])).unwrap();
+    let (out, rejected) = run(&policy, Api::Anthropic, 64, input.as_bytes(), 3);
+    assert!(!rejected);
+    assert_eq!(text_of(&out), "a key <AWS_ACCESS_KEY>");
+}
