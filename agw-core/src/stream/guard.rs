@@ -325,7 +325,7 @@ impl StreamGuard {
             }
             self.dialect = d;
         }
-        if of.is_some() {
+        if of.is_some() && !self.known {
             self.now_known();
         }
         if self.starts_other_than_text(&ty, &json) {

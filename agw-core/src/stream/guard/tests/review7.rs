@@ -273,3 +273,42 @@ fn text_continued_at_one_path_of_unknown_events_is_masked() {
     assert!(!rejected);
     assert_eq!(text_of(&out), "a key <AWS_ACCESS_KEY>");
 }
+
+/// Texts continued by path are bounded: a stream whose every event names new paths keeps at
+/// most `MAX_CONTINUED` open, completing the oldest, and still reads each path's text joined
+/// while it is open.
+#[test]
+fn texts_continued_by_path_are_bounded() {
+    use crate::stream::events::MAX_CONTINUED;
+    use serde_json::json;
+    let policy = mask_secrets();
+    let mut guard = StreamGuard::new(policy, Api::OpenAi, 64);
+    let mut out = Vec::new();
+    for i in 0..4 * MAX_CONTINUED {
+        let e = format!("data: {}\n\n", json!({ format!("k{i}"): "AKIAIOSF" }));
+        guard.event(Bytes::from(e), &mut out);
+        let open = guard.chans.iter().filter(|c| !c.done).count();
+        assert!(open <= MAX_CONTINUED, "{open}");
+    }
+    let e = format!("data: {}\n\n", json!({ "k0": "ODNN7EXAMPLE" }));
+    guard.event(Bytes::from(e), &mut out);
+    guard.finish(&mut out);
+    assert!(!guard.is_rejected());
+    let out: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
+    assert_eq!(out.matches("AKIAIOSF").count(), 4 * MAX_CONTINUED, "{out}");
+    // A path still open joins: the last of them and its continuation.
+    let mut guard = StreamGuard::new(mask_secrets(), Api::OpenAi, 64);
+    let mut out = Vec::new();
+    for e in [
+        json!({"a": "AKIAIOSF", "b": "x"}),
+        json!({"b": "y", "a": "ODNN7EXAMPLE"}),
+    ] {
+        guard.event(Bytes::from(format!("data: {e}\n\n")), &mut out);
+    }
+    guard.finish(&mut out);
+    let out: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
+    assert!(
+        !out.contains("AKIA") && out.contains("<AWS_ACCESS_KEY>"),
+        "{out}"
+    );
+}
