@@ -15,7 +15,7 @@ impl Policy {
     /// Inspects a JSON-lines response body (`GET /v1/messages/batches/{id}/results`): every
     /// line that is not blank must be one JSON object, inspected as
     /// [`inspect_response`](Policy::inspect_response) inspects a body — every string the model
-    /// wrote, tool calls checked, reasoning read but never masked, identifiers skipped. Masks
+    /// wrote, tool calls checked, signed reasoning never masked, identifiers skipped. Masks
     /// go inside each line's string values, so every line stays one valid JSON document and
     /// lines without a match keep their bytes; a rejecting rule in any line rejects the whole
     /// body. A line that is not a JSON object, or has a duplicate key, is an error naming the

@@ -530,8 +530,10 @@ impl Policy {
     /// completion, OpenAI chat or legacy completion, OpenAI Responses object): the same text
     /// rules, over every string the model produced, and the tool rules over every tool call.
     /// Field filters apply (tool inputs and arguments are [`Field::ToolInput`], the rest
-    /// [`Field::Messages`]); scope does not. Reasoning is read by reject and audit rules and
-    /// never masked. `api` is the dialect of the body (kept for callers; the walk is generic).
+    /// [`Field::Messages`]); scope does not. Signed reasoning (an Anthropic thinking block) is
+    /// never masked: a masking rule's hit in it refuses (502); reasoning without a signature
+    /// is masked like text. `api` is the dialect of the body (kept for callers; the walk is
+    /// generic).
     pub fn inspect_response(
         &self,
         api: crate::api::Api,
