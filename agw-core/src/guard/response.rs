@@ -355,7 +355,6 @@ impl<'b> Walker<'b> {
         let mut data: Option<Str> = None;
         let mut media: Option<std::borrow::Cow<'_, [u8]>> = None;
         let mut signed = false;
-        let parent = from.checked_sub(1).map(|i| self.keys[i].clone());
         let mut input: Option<Range<usize>> = None;
         // An `arguments` string's text: the JSON it holds, or what the tool rules read.
         let mut arguments: Option<Vec<u8>> = None;
@@ -430,7 +429,8 @@ impl<'b> Walker<'b> {
         })?;
         let ty = ty.as_deref().unwrap_or(b"");
         if let Some(s) = data {
-            let parent = parent.as_deref().unwrap_or(b"");
+            // The key this object sits under (`audio`, `inline_data`, ...).
+            let parent = from.checked_sub(1).map_or(&b""[..], |i| &self.keys[i]);
             if !binary_data(ty, parent, media.as_deref()) {
                 self.value_str(s, b"data", field);
             }
