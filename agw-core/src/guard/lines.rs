@@ -26,7 +26,7 @@ impl Policy {
     /// `{"text": …}` tokens, any format) carries a text in pieces, a line each: the strings
     /// of consecutive lines at the same JSON path (array indexes included: two choices are
     /// two texts) are also read joined, so a match split over lines is found (see
-    /// [`leaves`](super::leaves)). A refusing rule refuses the body, an audit rule reports it,
+    /// `guard::leaves`). A refusing rule refuses the body, an audit rule reports it,
     /// a masking rule masks it across the lines (those lines' JSON is written anew); in
     /// signed reasoning (an Anthropic thinking delta) a masking rule refuses, and a match
     /// split over lines whose text normalising changes (so that its place in them is not

@@ -72,7 +72,7 @@
 //! event type agw has never seen) is inspected as a JSON document: every string that is not
 //! an identifier, masked in place, tool calls checked. In a stream none of whose events agw
 //! recognised so far (llama.cpp, TGI, Gemini, any JSON events), an event's strings are pieces
-//! of texts continued by JSON path ([`leaves`](crate::guard::leaves)), held back and masked
+//! of texts continued by JSON path (`guard::leaves`), held back and masked
 //! as text deltas are, at most 64 paths at once.
 //!
 //! - **mask** replaces each match when the text it starts in is decided, so a longer match
