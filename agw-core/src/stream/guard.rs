@@ -373,6 +373,13 @@ impl StreamGuard {
                 item.waits = Some(c);
             }
         }
+        // A chunk of a known API carrying strings, but none where that API puts text (a chat
+        // delta's `text`): read, not skipped, as texts continued by path. Found by the
+        // seventh red-team review (such a chunk was read by no rule).
+        let strays = !m.generic && m.deltas.is_empty() && has_other_strings(&json, &[]);
+        if strays {
+            m.generic = true;
+        }
         if !m.generic && !m.deltas.is_empty() && has_other_strings(&json, &m.deltas) {
             // A delta event that carries more text than its delta (a citation, an annotation,
             // an unknown field a client may show or keep): that is read too.
@@ -380,7 +387,7 @@ impl StreamGuard {
             m.beside = true;
             m.check_tools = false;
         }
-        let pieces = !self.known
+        let pieces = (!self.known || strays)
             && m.generic
             && !m.beside
             && m.deltas.is_empty()

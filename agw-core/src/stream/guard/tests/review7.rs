@@ -312,3 +312,44 @@ fn texts_continued_by_path_are_bounded() {
         "{out}"
     );
 }
+
+/// A chat chunk whose delta carries text only under a key chat does not have (`text`) was
+/// read by no rule: now its strings are texts continued by path, as in an unknown stream.
+#[test]
+fn strings_a_known_chunk_has_where_its_api_puts_none_are_read() {
+    use serde_json::json;
+    let policy = mask_secrets();
+    let chunks = |pieces: &[&str]| {
+        let mut s: String = pieces
+            .iter()
+            .map(|p| chat_chunk(json!([{"index": 0, "delta": {"text": p}}])))
+            .collect();
+        s += &chat_chunk(json!([{"index": 0, "delta": {}, "finish_reason": "stop"}]));
+        s + "data: [DONE]\n\n"
+    };
+    for pieces in [&["key AKIAIOSFODNN7EXAMPLE ok"][..], &TOKENS[..]] {
+        let input = chunks(pieces);
+        for chunk in [1, 9, input.len()] {
+            let out = run_kind(
+                &policy,
+                RouteKind::Completions,
+                Api::OpenAi,
+                input.as_bytes(),
+                chunk,
+            );
+            let text = strings_at(&out, &["/choices/0/delta/text"]);
+            assert!(text.ends_with("<AWS_ACCESS_KEY> ok"), "{text}");
+            assert!(
+                String::from_utf8(out)
+                    .unwrap()
+                    .ends_with("data: [DONE]\n\n")
+            );
+        }
+    }
+    // Ordinary chunks are untouched.
+    let input = chat_stream(&["hello", " there"]);
+    assert_eq!(
+        run_kind(&policy, RouteKind::Completions, Api::OpenAi, &input, 7),
+        input
+    );
+}
