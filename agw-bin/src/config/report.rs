@@ -119,8 +119,8 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
                 let by = names(&b.response_policy);
                 match kind.response_reading() {
                     ResponseReading::Model => format!(
-                        "; responses (JSON and streams, text, tool calls, thinking read-only) \
-                         inspected by {by}; other bodies refused"
+                        "; responses (JSON and streams, text, tool calls, signed thinking \
+                         refused where masked) inspected by {by}; other bodies refused"
                     ),
                     ResponseReading::Lines => format!(
                         "; responses read as JSON lines whatever their content type, every line \

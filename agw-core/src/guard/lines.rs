@@ -15,20 +15,23 @@ impl Policy {
     /// Inspects a JSON-lines response body (`GET /v1/messages/batches/{id}/results`): every
     /// line that is not blank must be one JSON object, inspected as
     /// [`inspect_response`](Policy::inspect_response) inspects a body — every string the model
-    /// wrote, tool calls checked, reasoning read but never masked, identifiers skipped. Masks
+    /// wrote, tool calls checked, signed reasoning never masked, identifiers skipped. Masks
     /// go inside each line's string values, so every line stays one valid JSON document and
     /// lines without a match keep their bytes; a rejecting rule in any line rejects the whole
     /// body. A line that is not a JSON object, or has a duplicate key, is an error naming the
     /// line: a body agw cannot read is not forwarded. Lines end in `\n` (a `\r` before it is
     /// whitespace to JSON); blank lines pass.
     ///
-    /// A streamed JSON-lines body (Ollama's `/api/chat` and `/api/generate`) carries one text
-    /// in pieces, a line each (`message.content`, `response`, and the reasoning in
-    /// `message.thinking`, `thinking`): those pieces are also read joined, so a match split
-    /// over lines is found. A refusing rule refuses the body, an audit rule reports it, a
-    /// masking rule masks it across the lines (those lines' JSON is written anew); reasoning
-    /// is never masked, and a match split over lines whose text normalising changes (so that
-    /// its place in them is not known) refuses the body instead of passing it.
+    /// A streamed JSON-lines body (Ollama's `/api/chat` and `/api/generate`, chat chunks,
+    /// `{"text": …}` tokens, any format) carries a text in pieces, a line each: the strings
+    /// of consecutive lines at the same JSON path (array indexes included: two choices are
+    /// two texts) are also read joined, so a match split over lines is found (see
+    /// `guard::leaves`). A refusing rule refuses the body, an audit rule reports it,
+    /// a masking rule masks it across the lines (those lines' JSON is written anew); in
+    /// signed reasoning (an Anthropic thinking delta) a masking rule refuses, and a match
+    /// split over lines whose text normalising changes (so that its place in them is not
+    /// known) refuses the body instead of passing it. Batch results (lines with a
+    /// `custom_id`) are each their own request's, not joined.
     pub fn inspect_response_lines(&self, body: &[u8]) -> Result<Verdict, InspectError> {
         let mut hits = Vec::new();
         let edited = match self.across_lines(body, &mut hits)? {
@@ -86,13 +89,6 @@ impl Policy {
         hits: &mut Vec<super::policy::Hit>,
     ) -> Result<Option<Result<Vec<u8>, super::policy::Rejection>>, InspectError> {
         use serde_json::Value;
-        /// Where a line's piece of a continued text is, and whether it is reasoning.
-        const CONTINUED: [(&str, bool); 4] = [
-            ("/message/content", false),
-            ("/response", false),
-            ("/message/thinking", true),
-            ("/thinking", true),
-        ];
         let lines: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').collect();
         let mut parsed: Vec<Option<Value>> = Vec::with_capacity(lines.len());
         for (n, line) in lines.iter().enumerate() {
@@ -104,21 +100,41 @@ impl Policy {
                 .map_err(|e| InspectError(JsonError::Shape(format!("line {}: {e}", n + 1))))?;
             parsed.push(Some(v));
         }
-        let mut changed = vec![false; lines.len()];
-        for (path, reasoning) in CONTINUED {
-            // The pieces: line, normalised text, and whether normalising left it as it was.
-            let mut pieces: Vec<(usize, String, bool)> = Vec::new();
-            for (n, v) in parsed.iter().enumerate() {
-                if let Some(s) = v
-                    .as_ref()
-                    .and_then(|v| v.pointer(path))
-                    .and_then(Value::as_str)
-                {
-                    let norm = crate::json::normalize_str(s);
-                    let same = norm == s;
-                    pieces.push((n, norm.into_owned(), same));
+        // Batch results are a response per line, each its request's own: not one text.
+        if parsed
+            .iter()
+            .flatten()
+            .any(|v| v.get("custom_id").is_some())
+        {
+            return Ok(None);
+        }
+        // The strings of every line by path, in order of first appearance: the pieces of each
+        // path's text (line, normalised text, whether normalising left it as it was), and
+        // whether it is signed reasoning.
+        type Pieces = (String, bool, Vec<(usize, String, bool)>);
+        let mut texts: Vec<Pieces> = Vec::new();
+        let mut at_path: std::collections::HashMap<String, usize> = Default::default();
+        for (n, v) in parsed.iter().enumerate() {
+            let Some(v) = v else { continue };
+            for leaf in super::leaves::leaves(v).leaves {
+                let norm = crate::json::normalize_str(&leaf.text);
+                let same = norm == leaf.text;
+                let piece = (n, norm.into_owned(), same);
+                match at_path.get(&leaf.pointer) {
+                    Some(&i) => {
+                        texts[i].1 |= leaf.signed;
+                        texts[i].2.push(piece);
+                    }
+                    None => {
+                        at_path.insert(leaf.pointer.clone(), texts.len());
+                        texts.push((leaf.pointer, leaf.signed, vec![piece]));
+                    }
                 }
             }
+        }
+        let mut changed = vec![false; lines.len()];
+        for (path, signed, mut pieces) in texts {
+            let path = path.as_str();
             if pieces.len() < 2 {
                 continue;
             }
@@ -149,7 +165,13 @@ impl Policy {
                 }
                 let mask = spanning
                     .iter()
-                    .find(|m| matches!(m.action, Action::Mask { .. }) && !reasoning);
+                    .find(|m| matches!(m.action, Action::Mask { .. }));
+                if let (Some(m), true) = (mask, signed) {
+                    // Signed reasoning is not rewritten: refused (seventh red-team review).
+                    hits.push(hit(m));
+                    let r = super::response::signed_reasoning_refusal(m.rule.clone());
+                    return Ok(Some(Err(r)));
+                }
                 let Some(m) = mask else {
                     // Nothing (more) to mask: what is left is reported.
                     hits.extend(spanning.iter().map(hit));
@@ -314,6 +336,73 @@ mod tests {
         }
     }
 
+    /// Found by the seventh red-team review: only Ollama's paths were joined, so a key sent
+    /// as tokens in any other JSON-lines format passed.
+    #[test]
+    fn text_continued_at_any_path_is_read_joined() {
+        use serde_json::json;
+        let policy = Policy::builder()
+            .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+            .build()
+            .unwrap();
+        let tokens = [" AK", "IA", "IOS", "FOD", "NN7", "EXA", "MPLE", " ok"];
+        type Shape = fn(&str) -> serde_json::Value;
+        let shapes: [(&str, Shape); 6] = [
+            ("/text", |t| json!({"text": t})),
+            ("/content", |t| json!({"content": t, "stop": false})),
+            ("/delta", |t| json!({"delta": t})),
+            (
+                "/choices/0/delta/content",
+                |t| json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": t}}]}),
+            ),
+            (
+                "/delta/text",
+                |t| json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}),
+            ),
+            ("/data", |t| json!({"data": t})),
+        ];
+        for (pointer, shape) in shapes {
+            let body: String = tokens.iter().map(|t| format!("{}\n", shape(t))).collect();
+            let v = policy.inspect_response_lines(body.as_bytes()).unwrap();
+            let Decision::Rewrite(out) = v.into_decision() else {
+                panic!("{pointer}: not masked")
+            };
+            let text: String = String::from_utf8(out)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v.pointer(pointer).unwrap().as_str().unwrap().to_owned()
+                })
+                .collect();
+            assert_eq!(text, " <AWS_ACCESS_KEY> ok", "{pointer}");
+        }
+        // Two choices are two texts.
+        let body = "{\"choices\":[{\"delta\":{\"content\":\"AKIAIOSF\"}}]}\n{\"choices\":[{\"delta\":{\"content\":\"\"}},{\"delta\":{\"content\":\"ODNN7EXAMPLE\"}}]}\n";
+        assert!(
+            policy
+                .inspect_response_lines(body.as_bytes())
+                .unwrap()
+                .is_allow()
+        );
+        // Signed reasoning split over lines: a mask rule's hit refuses.
+        let body: String = tokens
+            .iter()
+            .map(|t| {
+                let d = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": t}});
+                format!("{d}\n")
+            })
+            .collect();
+        match policy
+            .inspect_response_lines(body.as_bytes())
+            .unwrap()
+            .into_decision()
+        {
+            Decision::Reject(r) => assert_eq!(r.status, http::StatusCode::BAD_GATEWAY),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// Found by the second red-team review: Ollama's streamed replies (`/api/chat`,
     /// `/api/generate`) were read line by line, so a card, a key or a refused phrase split
     /// over lines went out.
@@ -362,10 +451,17 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        // Reasoning is read (refused) but never masked.
+        // Reasoning without a signature is masked too (seventh red-team review).
         let thinking = "{\"message\":{\"thinking\":\"card 4111 1111 \"}}\n{\"message\":{\"thinking\":\"1111 1111\"}}\n";
         let v = policy.inspect_response_lines(thinking.as_bytes()).unwrap();
-        assert!(v.is_allow(), "{v:?}");
+        let Decision::Rewrite(out) = v.into_decision() else {
+            panic!("not masked")
+        };
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("card <CREDIT_CARD>")
+        );
         // More matches over lines than are masked one at a time: refused, not passed.
         let many: Vec<&str> = ["card 4111 1111 ", "1111 1111 and "].repeat(MAX_MASKS + 1);
         let v = policy

@@ -80,6 +80,7 @@ mod clean;
 mod engine;
 pub(crate) mod extract;
 mod kinds;
+pub(crate) mod leaves;
 mod lines;
 mod policy;
 pub(crate) mod response;

@@ -4,10 +4,11 @@
 //!
 //! The walk is generic rather than per dialect, so a field or block type agw has not heard of
 //! is inspected, not skipped: every string value is read, except metadata keys (`id`, `type`,
-//! `model`, `role`, `signature`, ...) whose values are identifiers, not prose. Reasoning —
-//! Anthropic `thinking` blocks and deltas, OpenAI `reasoning` items and `reasoning_content` —
-//! is read by reject and audit rules but never masked (a changed thinking block fails its
-//! signature check when sent back). Tool calls (`tool_use`, `server_tool_use`, OpenAI
+//! `model`, `role`, `signature`, ...) whose values are identifiers, not prose, and `data` that
+//! its siblings show to be binary. Signed reasoning — Anthropic `thinking` blocks and deltas,
+//! `redacted_thinking` — is read but never masked (a changed thinking block fails its
+//! signature check when sent back): a mask rule's hit there refuses the response. Reasoning
+//! without a signature (OpenAI `reasoning` summaries, `reasoning_content`) is text. Tool calls (`tool_use`, `server_tool_use`, OpenAI
 //! `function` objects, Responses `function_call` items) are collected for the tool rules; an
 //! `arguments` string is read as the JSON it holds, as a stream's tool call input is, and a
 //! mask inside it is written back into the string, only the masked span changed.
@@ -20,8 +21,15 @@ use crate::json::{JsonError, Scanner, Str, decode};
 use std::ops::Range;
 
 /// Keys whose string values are identifiers or enums, not text a person reads (a `match`, so
-/// a key costs a length switch and a compare or two, not a scan of the list).
-fn is_meta_key(key: &[u8]) -> bool {
+/// a key costs a length switch and a compare or two, not a scan of the list). Each is one a
+/// provider fills in, never the model's words: ids (`container.id` too), the names of types,
+/// roles and reasons, a `status` (`completed`, `in_progress`), opaque signatures and
+/// ciphertext, a media type. Not here, so read as text: `data` (a document's text, a fetched
+/// page; skipped only where its siblings say it is binary, see [`binary_data`]), `name`
+/// (read unless it names a tool being called: then the tool-name check reads it) and
+/// `stop_sequence` (text the model wrote, shown by clients that print it). Reconsidered by
+/// the seventh red-team review.
+pub(crate) fn is_meta_key(key: &[u8]) -> bool {
     matches!(
         key,
         b"id"
@@ -32,11 +40,8 @@ fn is_meta_key(key: &[u8]) -> bool {
             | b"status"
             | b"stop_reason"
             | b"finish_reason"
-            | b"stop_sequence"
             | b"signature"
             | b"encrypted_content"
-            | b"data"
-            | b"name"
             | b"call_id"
             | b"custom_id"
             | b"tool_use_id"
@@ -50,9 +55,56 @@ fn is_meta_key(key: &[u8]) -> bool {
     )
 }
 
-/// Keys whose string values are reasoning: read, never masked.
-fn is_reasoning_key(key: &[u8]) -> bool {
-    matches!(key, b"thinking" | b"reasoning" | b"reasoning_content")
+/// Whether an object's `data` string is a binary payload, not text, by its siblings: its
+/// object's `type` (`redacted_thinking` is ciphertext; an image, audio or file part), the key
+/// it sits under (`audio`, `image`, `inline_data`, ...), or a media type that is not text
+/// (`image/png`, `application/pdf`; `text/plain`, JSON, XML and the like are text). Anything
+/// else — no media type, one agw does not know to be binary — is read: it fails towards
+/// reading (a `web_fetch_tool_result`'s page text is `source.data` with `type: "text"`).
+pub(crate) fn binary_data(ty: &[u8], parent: &[u8], media: Option<&[u8]>) -> bool {
+    const CARRIERS: [&[u8]; 10] = [
+        b"redacted_thinking",
+        b"image",
+        b"input_image",
+        b"audio",
+        b"input_audio",
+        b"output_audio",
+        b"file",
+        b"input_file",
+        b"inline_data",
+        b"inlineData",
+    ];
+    if let Some(media) = media {
+        let media = String::from_utf8_lossy(media).to_ascii_lowercase();
+        let media = media.split(';').next().unwrap_or("").trim();
+        let (major, minor) = media.split_once('/').unwrap_or((media, ""));
+        let textual = [
+            "json",
+            "xml",
+            "yaml",
+            "javascript",
+            "csv",
+            "text",
+            "toml",
+            "sql",
+        ]
+        .iter()
+        .any(|t| minor.contains(t));
+        return match major {
+            "image" | "audio" | "video" | "font" | "model" => true,
+            "application" => !textual,
+            _ => false,
+        };
+    }
+    ty == b"redacted_thinking" || CARRIERS.contains(&ty) || CARRIERS.contains(&parent)
+}
+
+/// Whether an object is reasoning covered by a signature, which a changed text fails: an
+/// Anthropic thinking block (its `signature`), a `redacted_thinking` block, a thinking delta.
+/// Reasoning without one (chat `reasoning_content`, Responses reasoning summaries, Ollama's
+/// `thinking`) is text like any other, masked in place.
+pub(crate) fn is_signed_reasoning(ty: &[u8], has_signature: bool) -> bool {
+    has_signature || matches!(ty, b"redacted_thinking" | b"thinking_delta")
 }
 
 /// A tool call found in a response.
@@ -263,22 +315,9 @@ impl<'b> Walker<'b> {
     ) -> Result<(), JsonError> {
         match sc.peek() {
             Some(b'"') => {
+                // Whether it is signed reasoning is known at its object's end.
                 let s = sc.string()?;
-                let key = key.unwrap_or(b"");
-                let meta = field != Field::ToolInput && is_meta_key(key);
-                if !meta {
-                    // A tool input's `thinking` key is the tool's, masked like the rest of the
-                    // input (a reply's `arguments` read as JSON: final review).
-                    let reasoning = field != Field::ToolInput && is_reasoning_key(key);
-                    self.pending.push(Pending {
-                        s,
-                        field,
-                        reasoning,
-                        text: key == b"text",
-                        number: false,
-                        inner: None,
-                    });
-                }
+                self.value_str(s, key.unwrap_or(b""), field);
                 Ok(())
             }
             Some(b'{') => self.object(sc, field),
@@ -310,7 +349,12 @@ impl<'b> Walker<'b> {
         let first = self.pending.len();
         let from = self.keys.len();
         let mut ty: Option<std::borrow::Cow<'_, [u8]>> = None;
-        let mut name: Option<String> = None;
+        let mut name: Option<(String, Str)> = None;
+        // A `data` string, read unless its siblings say it is binary (`binary_data`), and
+        // what decides it.
+        let mut data: Option<Str> = None;
+        let mut media: Option<std::borrow::Cow<'_, [u8]>> = None;
+        let mut signed = false;
         let mut input: Option<Range<usize>> = None;
         // An `arguments` string's text: the JSON it holds, or what the tool rules read.
         let mut arguments: Option<Vec<u8>> = None;
@@ -329,15 +373,28 @@ impl<'b> Walker<'b> {
                 });
             }
             match &*key {
-                b"type" | b"name" if field != Field::ToolInput && sc.peek() == Some(b'"') => {
+                b"type" | b"name" | b"data" | b"media_type" | b"mime_type" | b"mimeType"
+                    if field != Field::ToolInput && sc.peek() == Some(b'"') =>
+                {
                     let s = sc.string()?;
-                    let v = sc.str_value(&s);
-                    if &*key == b"type" {
-                        ty = Some(v);
-                    } else {
-                        name = Some(String::from_utf8_lossy(&v).into_owned());
+                    match &*key {
+                        b"type" => ty = Some(sc.str_value(&s)),
+                        b"name" => {
+                            let v = String::from_utf8_lossy(&sc.str_value(&s)).into_owned();
+                            name = Some((v, s));
+                        }
+                        b"data" => data = Some(s),
+                        b"mime_type" | b"mimeType" => {
+                            media = Some(sc.str_value(&s));
+                            self.value_str(s, &key, field);
+                        }
+                        _ => media = Some(sc.str_value(&s)),
                     }
                     Ok(())
+                }
+                b"signature" if field != Field::ToolInput => {
+                    signed = true;
+                    self.value(sc, Some(&key), field)
                 }
                 b"arguments" if field != Field::ToolInput && sc.peek() == Some(b'"') => {
                     let s = sc.string()?;
@@ -370,15 +427,21 @@ impl<'b> Walker<'b> {
                 _ => self.value(sc, Some(&key), field),
             }
         })?;
-        no_duplicates(&mut self.keys, from)?;
         let ty = ty.as_deref().unwrap_or(b"");
-        let contains = |needle: &[u8]| ty.windows(needle.len()).any(|w| w == needle);
-        if contains(b"thinking") || contains(b"reasoning") || ty == b"summary_text" {
+        if let Some(s) = data {
+            // The key this object sits under (`audio`, `inline_data`, ...).
+            let parent = from.checked_sub(1).map_or(&b""[..], |i| &self.keys[i]);
+            if !binary_data(ty, parent, media.as_deref()) {
+                self.value_str(s, b"data", field);
+            }
+        }
+        no_duplicates(&mut self.keys, from)?;
+        if is_signed_reasoning(ty, signed) {
             for p in &mut self.pending[first..] {
                 p.reasoning = true;
             }
         }
-        if let Some(name) = name {
+        if let Some((name, s)) = name {
             // `input`: Anthropic's tool_use blocks, and custom tools' free-form text (OpenAI
             // chat's `custom: {name, input}`, Responses' `custom_tool_call`).
             if let Some(r) = input {
@@ -394,9 +457,28 @@ impl<'b> Walker<'b> {
                     name,
                     input: b"{}".to_vec(),
                 });
+            } else {
+                // A name that is no tool call's (a chat message's `name`, a fetched file's,
+                // an MCP tool listed): text, masked in place (seventh red-team review).
+                self.value_str(s, b"name", field);
             }
         }
         Ok(())
+    }
+
+    /// A string value under `key`: read unless the key holds identifiers.
+    fn value_str(&mut self, s: Str, key: &[u8], field: Field) {
+        if field != Field::ToolInput && is_meta_key(key) {
+            return;
+        }
+        self.pending.push(Pending {
+            s,
+            field,
+            reasoning: false,
+            text: key == b"text",
+            number: false,
+            inner: None,
+        });
     }
 
     /// An `arguments` string `s` whose text is `json`: read as the JSON it holds, every string
@@ -448,8 +530,10 @@ impl Policy {
     /// completion, OpenAI chat or legacy completion, OpenAI Responses object): the same text
     /// rules, over every string the model produced, and the tool rules over every tool call.
     /// Field filters apply (tool inputs and arguments are [`Field::ToolInput`], the rest
-    /// [`Field::Messages`]); scope does not. Reasoning is read by reject and audit rules and
-    /// never masked. `api` is the dialect of the body (kept for callers; the walk is generic).
+    /// [`Field::Messages`]); scope does not. Signed reasoning (an Anthropic thinking block) is
+    /// never masked: a masking rule's hit in it refuses (502); reasoning without a signature
+    /// is masked like text. `api` is the dialect of the body (kept for callers; the walk is
+    /// generic).
     pub fn inspect_response(
         &self,
         api: crate::api::Api,
@@ -495,20 +579,40 @@ impl Policy {
                 );
             }
         }
+        // Signed reasoning is never rewritten (its signature would fail): a rejecting rule
+        // refuses with its own answer, a masking rule's hit refuses the response, as a tool's
+        // name does, rather than let what it would mask through (seventh red-team review).
         let reasoning = self.decide(body, &walked.reasoning);
-        hits.extend(
-            reasoning
-                .hits
-                .into_iter()
-                .filter(|h| h.action != ActionKind::Mask),
-        );
+        let masked = reasoning
+            .hits
+            .iter()
+            .find(|h| h.action == ActionKind::Mask)
+            .map(|h| h.rule.clone());
+        hits.extend(reasoning.hits);
         if let Decision::Reject(r) = reasoning.decision {
             return Verdict::new(Decision::Reject(r), hits);
+        }
+        if let Some(rule) = masked {
+            return Verdict::new(Decision::Reject(signed_reasoning_refusal(rule)), hits);
         }
         let mut verdict = self.decide(body, &walked.text);
         hits.append(&mut verdict.hits);
         verdict.hits = hits;
         verdict
+    }
+}
+
+/// The refusal of a response whose signed reasoning (an Anthropic thinking block) holds what
+/// the masking rule `rule` would mask: a 502, as for a tool name.
+pub(crate) fn signed_reasoning_refusal(rule: std::sync::Arc<str>) -> Rejection {
+    let message = format!(
+        "The model's signed reasoning carries text that the rule `{rule}` would mask; signed \
+         reasoning is not rewritten."
+    );
+    Rejection {
+        rule,
+        status: http::StatusCode::BAD_GATEWAY,
+        message,
     }
 }
 
@@ -637,14 +741,51 @@ mod tests {
         }
     }
 
+    /// Found by the seventh red-team review: a mask rule's hit in reasoning went out
+    /// unmasked. Signed reasoning (an Anthropic thinking block) is refused with a 502; reasoning
+    /// without a signature is masked like text; a reject rule keeps its answer, an audit rule
+    /// only records.
     #[test]
-    fn reasoning_is_read_never_masked() {
-        let body = format!(
-            r#"{{"content":[{{"type":"thinking","thinking":"{KEY}","signature":"s"}},{{"type":"text","text":"ok"}}]}}"#
-        );
-        let v = inspect(&body).unwrap();
-        assert!(v.is_allow(), "{v:?}");
-        let body = r#"{"content":[{"thinking":"a credit card","type":"thinking"}]}"#;
+    fn signed_reasoning_is_refused_and_unsigned_reasoning_masked() {
+        for body in [
+            format!(
+                r#"{{"content":[{{"type":"thinking","thinking":"k {KEY}","signature":"s"}},{{"type":"text","text":"ok"}}]}}"#
+            ),
+            format!(r#"{{"content":[{{"signature":"s","thinking":"{KEY}","type":"thinking"}}]}}"#),
+        ] {
+            match inspect(&body).unwrap().into_decision() {
+                Decision::Reject(r) => {
+                    assert_eq!(
+                        (&*r.rule, r.status),
+                        ("keys", http::StatusCode::BAD_GATEWAY)
+                    );
+                    assert!(r.message.contains("signed reasoning"), "{}", r.message);
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        for (body, want) in [
+            (
+                format!(
+                    r#"{{"choices":[{{"message":{{"role":"assistant","content":"ok","reasoning_content":"k {KEY}"}}}}]}}"#
+                ),
+                r#"{"choices":[{"message":{"role":"assistant","content":"ok","reasoning_content":"k <AWS_ACCESS_KEY>"}}]}"#.to_owned(),
+            ),
+            (
+                format!(
+                    r#"{{"output":[{{"type":"reasoning","summary":[{{"type":"summary_text","text":"k {KEY}"}}],"content":[{{"type":"reasoning_text","text":"{KEY}"}}],"encrypted_content":"e"}}]}}"#
+                ),
+                r#"{"output":[{"type":"reasoning","summary":[{"type":"summary_text","text":"k <AWS_ACCESS_KEY>"}],"content":[{"type":"reasoning_text","text":"<AWS_ACCESS_KEY>"}],"encrypted_content":"e"}]}"#.to_owned(),
+            ),
+            (
+                format!(r#"{{"message":{{"thinking":"k {KEY}"}}}}"#),
+                r#"{"message":{"thinking":"k <AWS_ACCESS_KEY>"}}"#.to_owned(),
+            ),
+        ] {
+            assert_eq!(rewritten(&body), want);
+        }
+        let body =
+            r#"{"content":[{"thinking":"a credit card","type":"thinking","signature":"s"}]}"#;
         assert_eq!(rejected(body), "cards");
         let body = r#"{"output":[{"type":"reasoning","summary":[{"type":"summary_text","text":"watchword"}]}]}"#;
         let v = inspect(body).unwrap();
@@ -756,6 +897,78 @@ mod tests {
         assert!(check_json(br#"{"a":[{"b":1},{"b":2}]}"#).is_ok());
     }
 
+    /// Found by the seventh red-team review: every string under `data` was skipped, so a
+    /// fetched page's text went out unmasked, and so did `name` outside a tool call and
+    /// `stop_sequence`. Binary `data` (by its siblings) is still not read.
+    #[test]
+    fn data_is_text_unless_its_siblings_say_binary() {
+        let fetch = |source: &str| {
+            format!(
+                r#"{{"content":[{{"type":"web_fetch_tool_result","tool_use_id":"t","content":{{"type":"web_fetch_result","url":"https://e.x","content":{{"type":"document","source":{source},"title":"t"}}}}}}]}}"#
+            )
+        };
+        for (body, want) in [
+            (
+                fetch(&format!(
+                    r#"{{"type":"text","media_type":"text/plain","data":"page {KEY}"}}"#
+                )),
+                fetch(r#"{"type":"text","media_type":"text/plain","data":"page <AWS_ACCESS_KEY>"}"#),
+            ),
+            (
+                fetch(&format!(r#"{{"data":"page {KEY}","type":"text"}}"#)),
+                fetch(r#"{"data":"page <AWS_ACCESS_KEY>","type":"text"}"#),
+            ),
+            (
+                format!(r#"{{"data":["{KEY}"],"object":"list"}}"#),
+                r#"{"data":["<AWS_ACCESS_KEY>"],"object":"list"}"#.to_owned(),
+            ),
+            (
+                format!(r#"{{"data":"{KEY}"}}"#),
+                r#"{"data":"<AWS_ACCESS_KEY>"}"#.to_owned(),
+            ),
+            (
+                format!(
+                    r#"{{"type":"base64","media_type":"application/json","data":"{KEY}"}}"#
+                ),
+                r#"{"type":"base64","media_type":"application/json","data":"<AWS_ACCESS_KEY>"}"#
+                    .to_owned(),
+            ),
+            (
+                format!(
+                    r#"{{"choices":[{{"message":{{"role":"assistant","name":"{KEY}","content":"x"}}}}]}}"#
+                ),
+                r#"{"choices":[{"message":{"role":"assistant","name":"<AWS_ACCESS_KEY>","content":"x"}}]}"#
+                    .to_owned(),
+            ),
+            (
+                format!(r#"{{"stop_reason":"stop_sequence","stop_sequence":"{KEY}"}}"#),
+                r#"{"stop_reason":"stop_sequence","stop_sequence":"<AWS_ACCESS_KEY>"}"#.to_owned(),
+            ),
+        ] {
+            assert_eq!(rewritten(&body), want);
+        }
+        // Binary payloads by their siblings: not read.
+        for body in [
+            fetch(&format!(
+                r#"{{"type":"base64","media_type":"application/pdf","data":"{KEY}"}}"#
+            )),
+            format!(r#"{{"source":{{"type":"base64","media_type":"image/png","data":"{KEY}"}}}}"#),
+            format!(r#"{{"audio":{{"id":"a","data":"{KEY}","transcript":"hi"}}}}"#),
+            format!(r#"{{"inlineData":{{"data":"{KEY}"}}}}"#),
+            format!(r#"{{"part":{{"mimeType":"audio/wav","data":"{KEY}"}}}}"#),
+            format!(r#"{{"content":[{{"type":"redacted_thinking","data":"{KEY}"}}]}}"#),
+            format!(r#"{{"container":{{"id":"{KEY}"}},"status":"{KEY}"}}"#),
+        ] {
+            let v = inspect(&body).unwrap();
+            assert!(v.is_allow() && v.hits().is_empty(), "{body}: {v:?}");
+        }
+        // A tool call's name is still the tool-name check's: refused, not rewritten.
+        let call = format!(
+            r#"{{"content":[{{"type":"tool_use","id":"t","name":"{KEY}","input":{{}}}}]}}"#
+        );
+        assert_eq!(rejected(&call), "keys");
+    }
+
     #[test]
     fn metadata_is_not_text() {
         let body = r#"{"id":"credit card","model":"credit card","content":[]}"#;
@@ -797,12 +1010,22 @@ mod tests {
             "stop_reason",
             "previous_response_id",
             "media_type",
+            "status",
         ] {
             assert!(is_meta_key(k.as_bytes()), "{k}");
         }
-        for k in ["text", "ID", "types", "", "content", "thinking"] {
+        for k in [
+            "text",
+            "ID",
+            "types",
+            "",
+            "content",
+            "thinking",
+            "data",
+            "name",
+            "stop_sequence",
+        ] {
             assert!(!is_meta_key(k.as_bytes()), "{k}");
         }
-        assert!(is_reasoning_key(b"reasoning_content") && !is_reasoning_key(b"Thinking"));
     }
 }

@@ -985,7 +985,7 @@ fn untouched_body_is_allowed_without_copy() {
 fn responses_are_inspected_byte_faithfully() {
     use crate::api::Api;
     let p = mask_policy();
-    let anthropic = r#"{"id":"msg_1","type":"message","content":[{"type":"thinking","thinking":"4111111111111111","signature":"s"},{"type":"text","text":"Your card 4111 1111 1111 1111 is on file."}],"usage":{"input_tokens":3}}"#;
+    let anthropic = r#"{"id":"msg_1","type":"message","content":[{"type":"thinking","thinking":"a card on file","signature":"s"},{"type":"text","text":"Your card 4111 1111 1111 1111 is on file."}],"usage":{"input_tokens":3}}"#;
     let v = p
         .inspect_response(Api::Anthropic, anthropic.as_bytes())
         .unwrap();

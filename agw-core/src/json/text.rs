@@ -79,10 +79,7 @@ pub(crate) fn normalize_plain(s: &str, out: &mut Vec<u8>, map: &mut Vec<Range<us
 /// Normalizes plain (unescaped) text, such as a pattern or a tool argument, the way [`decode`]
 /// normalizes a JSON string.
 pub(crate) fn normalize_str(s: &str) -> std::borrow::Cow<'_, str> {
-    let controls = s
-        .bytes()
-        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'));
-    if !controls && (s.is_ascii() || !needs_normalization(s.as_bytes(), &mut '\0')) {
+    if !plain_needs_normalization(s) {
         return s.into();
     }
     let mut text = Vec::with_capacity(s.len());
@@ -92,6 +89,36 @@ pub(crate) fn normalize_str(s: &str) -> std::borrow::Cow<'_, str> {
     String::from_utf8(text)
         .expect("normalized text is UTF-8")
         .into()
+}
+
+/// Whether plain (unescaped) text changes when normalised. Unlike a JSON string's raw bytes,
+/// where a control character is always an escape, plain text holds them as they are: ASCII
+/// text is not normal when it has a C0 control other than tab, line feed and carriage return
+/// (`\0`, backspace, escape are removed; form feed and the separators fold). Found by the
+/// seventh red-team review: a stream's ASCII window skipped normalising, so `ghp_3i\u0000n…`
+/// was not a token there.
+#[inline]
+pub(crate) fn plain_needs_normalization(s: &str) -> bool {
+    has_control(s.as_bytes()) || (!s.is_ascii() && needs_normalization(s.as_bytes(), &mut '\0'))
+}
+
+/// Whether `b` has a byte below 0x20 other than `\t`, `\n` and `\r`: eight bytes a step
+/// (a byte below 0x20 sets its high bit in `x - 0x20..`, masked by `!x`), then exactly.
+fn has_control(b: &[u8]) -> bool {
+    const LOW: u64 = 0x2020_2020_2020_2020;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let exact = |c: &[u8]| {
+        c.iter()
+            .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    };
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        if x.wrapping_sub(LOW) & !x & HIGH != 0 && exact(c) {
+            return true;
+        }
+    }
+    exact(chunks.remainder())
 }
 
 /// `s` as the content of a JSON string, and for each byte of it the byte of `s` it came from
@@ -471,6 +498,26 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_text_with_a_control_needs_normalising() {
+        for (s, needs) in [
+            ("plain ascii text, long enough for words", false),
+            ("tab\tline\ncr\r", false),
+            ("an arrow \u{2192} and a dash \u{2014}", false),
+            ("", false),
+            ("\0", true),
+            ("a key ghp_3i\0nWmj", true),
+            ("12345678\u{8}", true),
+            ("\u{1b}[0m", true),
+            ("form\u{c}feed", true),
+            ("sep\u{1f}", true),
+            ("zero\u{200b}width", true),
+        ] {
+            assert_eq!(plain_needs_normalization(s), needs, "{s:?}");
+            assert_eq!(normalize_str(s) != s, needs, "{s:?}");
+        }
+    }
 
     fn dec(raw: &str) -> (String, Decoded) {
         let mut out = Vec::new();

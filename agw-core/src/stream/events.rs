@@ -76,7 +76,8 @@ impl Dialect {
 pub(crate) enum ChanKind {
     /// Text: matched, masked.
     Text,
-    /// Reasoning: matched by reject and audit rules, never changed.
+    /// Signed reasoning (Anthropic thinking): never changed; a mask rule's hit in it ends the
+    /// stream, a reject rule's rejects, an audit rule's is recorded.
     Reasoning,
     /// Tool-call input (partial JSON): held until the call is complete, then checked whole.
     Tool,
@@ -106,6 +107,29 @@ pub(crate) struct ChanKey {
 /// as one text, so a match may run from one into the next. No block's stop completes it; the
 /// message's end does.
 pub(crate) const JOINED: u64 = u64::MAX;
+
+/// The group of the texts of a stream whose events agw does not recognise: one channel per
+/// JSON path (its `sub`, a hash of the path), continued from event to event (see
+/// [`leaves`](crate::guard::leaves)).
+pub(crate) const CONTINUED: u64 = u64::MAX - 1;
+
+/// Most texts of [`CONTINUED`] paths followed at once; one more completes the oldest.
+pub(crate) const MAX_CONTINUED: usize = 64;
+
+/// The channel of the text at JSON pointer `pointer` in a stream agw does not recognise.
+pub(crate) fn continued(pointer: &str, signed: bool) -> ChanKey {
+    ChanKey {
+        kind: if signed {
+            ChanKind::Reasoning
+        } else {
+            ChanKind::Text
+        },
+        group: CONTINUED,
+        sub: pointer.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }),
+    }
+}
 
 /// The group of a delta of `kind` in block `index` (Messages, Responses).
 fn block_group(kind: ChanKind, index: u64) -> u64 {
@@ -381,11 +405,13 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                     }
                 } else {
                     let delta = &choice["delta"];
+                    // Reasoning here carries no signature: a text of its own, masked like
+                    // the content (seventh red-team review).
                     for (key, kind, sub) in [
                         ("content", ChanKind::Text, 0),
                         ("refusal", ChanKind::Text, 1),
-                        ("reasoning_content", ChanKind::Reasoning, 0),
-                        ("reasoning", ChanKind::Reasoning, 1),
+                        ("reasoning_content", ChanKind::Text, 3),
+                        ("reasoning", ChanKind::Text, 4),
                     ] {
                         if key == "content" && delta[key].is_array() {
                             // Mistral's reasoning models stream `content` as parts: text, and
@@ -501,9 +527,12 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 }
                 "response.function_call_arguments.delta" => (Some(ChanKind::Tool), 0),
                 "response.custom_tool_call_input.delta" => (Some(ChanKind::ToolText), 0),
-                t if t.starts_with("response.reasoning") && t.ends_with(".delta") => {
-                    (Some(ChanKind::Reasoning), sub)
-                }
+                // Reasoning summaries and text carry no signature (the encrypted content is
+                // apart): each a text of its own, masked (seventh red-team review).
+                t if t.starts_with("response.reasoning") && t.ends_with(".delta") => (
+                    Some(ChanKind::Text),
+                    (fingerprint(t) << 20).wrapping_add(1).wrapping_add(sub),
+                ),
                 // Only with an output item to keep it to (the Realtime-style audio events
                 // carry none: read generically, as before), and never base64 audio.
                 t if t.ends_with(".delta")
@@ -601,18 +630,18 @@ fn content_parts(
             .flatten()
     };
     // A part's text, at `tail` under `delta.content[i]`.
-    let delta = |kind, text, i, tail: &[Step]| {
+    let delta = |kind, sub, text, i, tail: &[Step]| {
         let mut path = vec![Step::Key("delta"), Step::Key("content"), Step::Index(i)];
         path.extend_from_slice(tail);
         Delta {
-            chan: chan(kind, 0),
+            chan: chan(kind, sub),
             text,
             path: at(&path),
         }
     };
     for (i, part) in parts.as_array().into_iter().flatten().enumerate() {
         if let Some(text) = text_of(part) {
-            out.push(delta(ChanKind::Text, text, i, &[Step::Key("text")]));
+            out.push(delta(ChanKind::Text, 0, text, i, &[Step::Key("text")]));
             continue;
         }
         let thinking = part["thinking"].as_array().filter(|_| {
@@ -624,7 +653,8 @@ fn content_parts(
         for (j, t) in thinking.iter().enumerate() {
             let text = text_of(t).ok_or("a thinking part that is not text")?;
             let tail = [Step::Key("thinking"), Step::Index(j), Step::Key("text")];
-            out.push(delta(ChanKind::Reasoning, text, i, &tail));
+            // Mistral's thinking is unsigned: masked like its text, a text of its own.
+            out.push(delta(ChanKind::Text, 5, text, i, &tail));
         }
     }
     Ok(())

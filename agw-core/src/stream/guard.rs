@@ -2,14 +2,15 @@
 //! tool call not yet checked, masks, or cuts the stream off.
 
 use super::events::{
-    ChanKey, ChanKind, Completes, Dialect, FastDelta, Meaning, Step, meaning, messages_delta,
+    CONTINUED, ChanKey, ChanKind, Completes, Dialect, FastDelta, MAX_CONTINUED, Meaning, Step,
+    continued, meaning, messages_delta,
 };
 use super::prefix::Live;
 use super::sse::{Fields, UnknownField, fields};
 use crate::api::{Api, ErrorBody, ErrorKind};
 use crate::guard::response::walk;
 use crate::guard::{Action, ActionKind, Decision, Policy};
-use crate::json::{needs_normalization, normalize_plain};
+use crate::json::{normalize_plain, plain_needs_normalization};
 use crate::route::RouteKind;
 use bytes::Bytes;
 use regex_automata::hybrid::dfa::Cache;
@@ -42,6 +43,8 @@ enum Site {
     /// The bytes of its JSON string in the event (read without a tree): a change is spliced in
     /// there.
     Span(std::ops::Range<usize>),
+    /// A JSON pointer to it (a string of an event agw does not recognise).
+    Pointer(String),
 }
 
 #[derive(Debug)]
@@ -107,6 +110,10 @@ pub struct StreamGuard {
     text_tail: String,
     /// The message (every choice) has ended.
     ended: bool,
+    /// An event of a known API was read: until then, the strings of events agw does not
+    /// recognise are texts continued by path ([`CONTINUED`]); after, such events are read
+    /// one at a time, beside the known ones.
+    known: bool,
 }
 
 /// Most bytes of events held back at once (a tool call's input and the events around it);
@@ -167,6 +174,7 @@ impl StreamGuard {
             scratch: Default::default(),
             text_tail: String::new(),
             ended: false,
+            known: false,
         }
     }
 
@@ -306,15 +314,19 @@ impl StreamGuard {
         {
             return Err(self.unreadable("its event name and type disagree"));
         }
-        if let Some(d) = Dialect::of_event(&ty, &json).filter(|d| *d != self.dialect) {
+        let of = Dialect::of_event(&ty, &json);
+        if let Some(d) = of.filter(|d| *d != self.dialect) {
             // Events of another API than the route's (a passthrough path on a backend whose
             // server speaks several, a stored completion): the stream is read, and ends, as
             // the stream it is, so text split across its deltas is still held back and matched
             // whole. Only before any delta was read: a stream does not change API midway.
-            if !self.chans.is_empty() {
+            if self.chans.iter().any(|c| c.key.group != CONTINUED) {
                 return Err(self.unreadable("its events are of another API than those before"));
             }
             self.dialect = d;
+        }
+        if of.is_some() && !self.known {
+            self.now_known();
         }
         if self.starts_other_than_text(&ty, &json) {
             // Text is read across blocks, but not held over a tool call or reasoning: what
@@ -361,6 +373,13 @@ impl StreamGuard {
                 item.waits = Some(c);
             }
         }
+        // A chunk of a known API carrying strings, but none where that API puts text (a chat
+        // delta's `text`): read, not skipped, as texts continued by path. Found by the
+        // seventh red-team review (such a chunk was read by no rule).
+        let strays = !m.generic && m.deltas.is_empty() && has_other_strings(&json, &[]);
+        if strays {
+            m.generic = true;
+        }
         if !m.generic && !m.deltas.is_empty() && has_other_strings(&json, &m.deltas) {
             // A delta event that carries more text than its delta (a citation, an annotation,
             // an unknown field a client may show or keep): that is read too.
@@ -368,7 +387,15 @@ impl StreamGuard {
             m.beside = true;
             m.check_tools = false;
         }
-        if m.generic && m.beside {
+        let pieces = (!self.known || strays)
+            && m.generic
+            && !m.beside
+            && m.deltas.is_empty()
+            && m.opens.is_empty()
+            && self.continue_texts(&mut item, &json)?;
+        if pieces {
+            // Its strings are pieces of texts continued by path, read with the others.
+        } else if m.generic && m.beside {
             // The rest of an event whose text is read with the deltas: its other strings,
             // with the text blanked out.
             let mut rest = json.clone();
@@ -435,8 +462,47 @@ impl StreamGuard {
     /// Queues a delta read by [`Self::fast_delta`]: what [`Self::take`] does for one delta,
     /// without the tree.
     fn take_delta(&mut self, mut item: Item, fast: FastDelta) -> Result<(), ErrorBody> {
+        if !self.known {
+            self.now_known();
+        }
         self.add_part(&mut item, fast.chan, fast.text, Site::Span(fast.span))?;
         self.hold(item)
+    }
+
+    /// An event of a known API came: the texts continued by path so far are complete (the
+    /// events after them are read in their API).
+    fn now_known(&mut self) {
+        self.known = true;
+        for c in &mut self.chans {
+            if c.key.group == CONTINUED {
+                c.done = true;
+            }
+        }
+    }
+
+    /// Reads an event agw does not recognise, of a stream none of whose events it recognised
+    /// so far, as pieces of texts continued by path (see [`leaves`](crate::guard::leaves)):
+    /// each string a delta of the text at its path, held back and masked as text deltas are.
+    /// `false` for an event with a tool call, read as a JSON document instead.
+    fn continue_texts(&mut self, item: &mut Item, json: &Value) -> Result<bool, ErrorBody> {
+        let found = crate::guard::leaves::leaves(json);
+        if found.tool {
+            return Ok(false);
+        }
+        for leaf in found.leaves {
+            let key = continued(&leaf.pointer, leaf.signed);
+            let open = |c: &Chan| c.key.group == CONTINUED && !c.done;
+            if !self.chans.iter().any(|c| open(c) && c.key == key)
+                && self.chans.iter().filter(|c| open(c)).count() >= MAX_CONTINUED
+            {
+                // Too many texts at once: the oldest is complete (decided in full).
+                if let Some(c) = self.chans.iter_mut().find(|c| open(c)) {
+                    c.done = true;
+                }
+            }
+            self.add_part(item, key, leaf.text, Site::Pointer(leaf.pointer))?;
+        }
+        Ok(true)
     }
 
     /// Adds a delta of `item` to its channel (a tool call's input is gathered, within
@@ -512,6 +578,7 @@ impl StreamGuard {
         }
         // A new text block reads on from where the last one ended.
         let chained = key.kind == ChanKind::Text
+            && key.group != CONTINUED
             && matches!(self.dialect, Dialect::Messages | Dialect::Responses);
         let sent_tail = if chained {
             std::mem::take(&mut self.text_tail)
@@ -760,7 +827,7 @@ impl StreamGuard {
             window.push_str(&self.queue[(seq - front) as usize].parts[pi].text);
         }
         let end = window.len();
-        let plain = window.is_ascii() || !needs_normalization(window.as_bytes(), &mut '\0');
+        let plain = !plain_needs_normalization(&window);
         let mut norm = Vec::new();
         let mut map = Vec::new();
         if !plain {
@@ -872,7 +939,11 @@ impl StreamGuard {
                     continue; // Decided when the text it starts in is.
                 }
                 if !maskable && m.action.kind() == ActionKind::Mask {
-                    continue;
+                    // Signed reasoning is not rewritten: what a mask rule finds in it ends
+                    // the stream, as in a tool's name (seventh red-team review).
+                    let r = crate::guard::response::signed_reasoning_refusal(m.rule.clone());
+                    reject = Some((r.rule.clone(), r.error_body()));
+                    break;
                 }
                 self.hits.push(StreamHit {
                     rule: m.rule.clone(),
@@ -910,7 +981,7 @@ impl StreamGuard {
             chan.base += chan.sent_tail.len();
             chan.live.reset();
             chan.open = None;
-            if maskable {
+            if maskable && chan.key.group != CONTINUED {
                 // The channel has ended: its end is the next one's context.
                 keep_tail(&mut chan.sent_tail, self.window);
                 std::mem::swap(&mut chan.sent_tail, &mut self.text_tail);
@@ -999,6 +1070,9 @@ impl StreamGuard {
         if !item.parts.iter().any(|p| p.changed) {
             return item.raw;
         }
+        if let Some(out) = splice_pointers(&item) {
+            return out;
+        }
         let Some(mut json) = item.json else {
             // Read without a tree: each changed string replaces its old bytes, the rest of the
             // event stays as sent.
@@ -1020,8 +1094,15 @@ impl StreamGuard {
             return Bytes::from(out);
         };
         for p in item.parts.iter().filter(|p| p.changed) {
-            let Site::Path(path) = &p.site else {
-                unreachable!("an event read as a tree has paths")
+            let path = match &p.site {
+                Site::Path(path) => path,
+                Site::Pointer(pointer) => {
+                    if let Some(v) = json.pointer_mut(pointer) {
+                        *v = Value::String(p.text.clone());
+                    }
+                    continue;
+                }
+                Site::Span(_) => unreachable!("an event read as a tree has paths"),
             };
             let mut v = &mut json;
             for step in path {
@@ -1049,6 +1130,43 @@ impl StreamGuard {
     }
 }
 
+/// An event whose changed strings are at JSON pointers (texts continued by path), with each
+/// spliced in over its old bytes: the rest of the event is forwarded as it came. `None` when
+/// the event's data is not one slice of it (several `data:` lines) or a string is not found:
+/// then the event is written anew from its tree.
+fn splice_pointers(item: &Item) -> Option<Bytes> {
+    let text = std::str::from_utf8(&item.raw).ok()?;
+    let data = fields(text).ok()?.data;
+    let at = (data.as_ptr() as usize)
+        .checked_sub(text.as_ptr() as usize)
+        .filter(|at| at + data.len() <= text.len())?;
+    let mut edits = Vec::new();
+    for p in item.parts.iter().filter(|p| p.changed) {
+        let Site::Pointer(pointer) = &p.site else {
+            return None;
+        };
+        let span = crate::guard::leaves::span_at(data.as_bytes(), pointer)?;
+        edits.push((span.start + at..span.end + at, &p.text));
+    }
+    edits.sort_by_key(|e| e.0.start);
+    let mut out = Vec::with_capacity(item.raw.len() + 32);
+    let mut from = 0;
+    for (span, text) in edits {
+        if span.start < from {
+            return None;
+        }
+        out.extend_from_slice(&item.raw[from..span.start]);
+        out.extend_from_slice(
+            serde_json::to_string(text)
+                .expect("a string serializes")
+                .as_bytes(),
+        );
+        from = span.end;
+    }
+    out.extend_from_slice(&item.raw[from..]);
+    Some(Bytes::from(out))
+}
+
 /// Most raw bytes a window of `window` bytes of normalised text may span: real text stays far
 /// below (a character is at most 4 bytes, a few marks on it more); beyond this, the text is
 /// padded with characters normalising drops.
@@ -1060,7 +1178,7 @@ fn padded_limit(window: usize) -> usize {
 /// characters normalising drops take no room), within [`padded_limit`]; returns how many bytes
 /// were cut.
 fn keep_tail(s: &mut String, n: usize) -> usize {
-    if s.len() <= n || s.is_ascii() || !needs_normalization(s.as_bytes(), &mut '\0') {
+    if s.len() <= n || !plain_needs_normalization(s) {
         return keep_last(s, n);
     }
     let pre = if s.len() > padded_limit(n) {

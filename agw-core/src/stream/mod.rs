@@ -54,9 +54,11 @@
 //!   (a known prefix in the run of token characters ending the text, a key block not closed):
 //!   it is held from its start until it ends, so a JWT or a PEM key read from `cat -n` output
 //!   is masked exactly as in one piece, within [`MAX_OPEN_MATCH`] bytes (more fails closed).
-//! - **reasoning** (`thinking_delta`, `reasoning_content`, `response.reasoning*` deltas) is held
-//!   and matched the same way, by reject and audit rules only: it is never modified, so
-//!   thinking signatures stay valid.
+//! - **reasoning**: signed reasoning (Anthropic `thinking_delta`s and the text a thinking
+//!   block starts with) is held and matched the same way, and never modified, so thinking
+//!   signatures stay valid: a mask rule's hit in it ends the stream. Reasoning without a
+//!   signature (`reasoning_content`, `response.reasoning*` deltas, Mistral's thinking parts)
+//!   is text of its own, masked.
 //! - **tool input** (`input_json_delta`, `tool_calls[].function.arguments` in every choice,
 //!   `response.function_call_arguments.delta`) is held, together with the call's start and
 //!   every event after it, until the call completes (`content_block_stop`, `finish_reason`,
@@ -68,7 +70,10 @@
 //!
 //! Any other event with data (`message_start`, `content_block_start`, `response.completed`, an
 //! event type agw has never seen) is inspected as a JSON document: every string that is not
-//! an identifier, masked in place, tool calls checked.
+//! an identifier, masked in place, tool calls checked. In a stream none of whose events agw
+//! recognised so far (llama.cpp, TGI, Gemini, any JSON events), an event's strings are pieces
+//! of texts continued by JSON path (`guard::leaves`), held back and masked
+//! as text deltas are, at most 64 paths at once.
 //!
 //! - **mask** replaces each match when the text it starts in is decided, so a longer match
 //!   still arriving (`credit card` after `credit ca`) wins over a shorter one, and any split of

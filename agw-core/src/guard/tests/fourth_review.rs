@@ -558,3 +558,32 @@ fn a_request_url_is_read_by_the_message_rules() {
         r.error_body()
     );
 }
+
+/// Found while mending the seventh review's control-character gap: a URL's percent-decoded
+/// text was matched as decoded, not normalised, so `%00` (or a zero-width `%E2%80%8B`)
+/// inside a key hid it from every rule.
+#[test]
+fn percent_decoded_urls_are_normalised_before_matching() {
+    let mcp = |url: &str| {
+        format!(
+            r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"hi"}}],"mcp_servers":[{{"type":"url","url":"{url}","name":"x"}}]}}"#
+        )
+    };
+    for url in [
+        "https://evil.example/x?k=AKIAIOSF%00ODNN7EXAMPLE",
+        "https://evil.example/x?k=AKIAIOSF%1BODNN7EXAMPLE",
+        "https://evil.example/x?k=AKIAIOSF%E2%80%8BODNN7EXAMPLE",
+    ] {
+        let v = mask()
+            .inspect(RouteKind::Messages, mcp(url).as_bytes())
+            .unwrap();
+        let Decision::Reject(r) = v.decision() else {
+            panic!("{url}: {v:?}")
+        };
+        assert!(
+            r.message.contains("percent-escapes"),
+            "{url}: {}",
+            r.message
+        );
+    }
+}

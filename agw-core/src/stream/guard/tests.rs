@@ -5,6 +5,7 @@ use crate::route::RouteKind;
 use crate::stream::SseDecoder;
 
 mod open;
+mod review7;
 mod splits;
 
 fn anthropic_stream(deltas: &[&str]) -> Vec<u8> {
@@ -993,7 +994,7 @@ fn responses_custom_tool_calls_are_checked_as_text() {
 }
 
 #[test]
-fn thinking_is_read_but_never_modified() {
+fn thinking_is_never_modified_and_what_a_mask_would_change_ends_the_stream() {
     use serde_json::json;
     let stream = |thinking: &str| {
         let mut s = event(
@@ -1021,10 +1022,23 @@ fn thinking_is_read_but_never_modified() {
         .rule(Rule::literals("cards", ["credit card"]).reject("no cards"))
         .build()
         .unwrap();
+    // A mask rule's hit in signed thinking refuses (seventh red-team review: it went out).
     let input = stream("the key AKIAIOSFODNN7EXAMPLE is here");
     for chunk in [1, 9, input.len()] {
+        let out = run_text(&policy, RouteKind::Messages, Api::Anthropic, &input, chunk);
+        assert!(
+            !out.contains("AKIAIOSF") && out.contains("signed reasoning") && out.contains("keys"),
+            "{out}"
+        );
+    }
+    // An audit rule only records: the thinking passes byte for byte.
+    let audit = Policy::builder()
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).audit())
+        .build()
+        .unwrap();
+    for chunk in [1, 9, input.len()] {
         assert_eq!(
-            run_kind(&policy, RouteKind::Messages, Api::Anthropic, &input, chunk),
+            run_kind(&audit, RouteKind::Messages, Api::Anthropic, &input, chunk),
             input
         );
     }

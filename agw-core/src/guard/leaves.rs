@@ -1,0 +1,214 @@
+//! The strings of a JSON document that response rules read, each with its path: how the text
+//! of a stream in a format agw does not know is followed from event to event (or line to
+//! line). Consecutive events that carry a string at the same path — array indexes included,
+//! so `candidates[0].content.parts[0].text` continues itself and two choices stay apart —
+//! carry one text in pieces, as llama.cpp's `content`, TGI's `token.text` or Gemini's
+//! candidates do. Found by the seventh red-team review: such streams were read one event at
+//! a time, so a secret sent as tokens passed every rule.
+//!
+//! The strings are those [`walk`](super::response::walk) reads: identifiers and binary `data`
+//! are not text, signed reasoning is marked.
+
+use super::response::{binary_data, is_meta_key, is_signed_reasoning};
+use crate::json::{JsonError, Scanner};
+use serde_json::Value;
+use std::ops::Range;
+
+/// A string of a document, at a JSON pointer (RFC 6901).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Leaf {
+    pub pointer: String,
+    pub text: String,
+    /// Signed reasoning (an Anthropic thinking block): never rewritten.
+    pub signed: bool,
+}
+
+/// The strings of a document, and whether it has a tool call (the walk reads a tool's input
+/// and name in ways of their own: such a document is not text in pieces).
+#[derive(Debug, Default)]
+pub(crate) struct Leaves {
+    pub leaves: Vec<Leaf>,
+    pub tool: bool,
+}
+
+/// The strings of `v` that response rules read, in document order.
+pub(crate) fn leaves(v: &Value) -> Leaves {
+    let mut out = Leaves::default();
+    let mut pointer = String::new();
+    walk(v, "", &mut pointer, false, &mut out);
+    out
+}
+
+fn walk(v: &Value, key: &str, pointer: &mut String, signed: bool, out: &mut Leaves) {
+    match v {
+        Value::String(s) if !is_meta_key(key.as_bytes()) && !s.is_empty() => {
+            out.leaves.push(Leaf {
+                pointer: pointer.clone(),
+                text: s.clone(),
+                signed,
+            });
+        }
+        Value::Array(a) => {
+            for (i, item) in a.iter().enumerate() {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(itoa(i, &mut [0; 20]));
+                // Items inherit the array's key, as in the walk.
+                walk(item, key, pointer, signed, out);
+                pointer.truncate(len);
+            }
+        }
+        Value::Object(o) => {
+            let ty = o.get("type").and_then(Value::as_str).unwrap_or("");
+            let signed = signed || is_signed_reasoning(ty.as_bytes(), o.contains_key("signature"));
+            let tool = o.contains_key("input")
+                || o.contains_key("arguments")
+                || matches!(ty, "tool_use" | "server_tool_use" | "function_call");
+            out.tool |= tool;
+            let media = ["media_type", "mime_type", "mimeType"]
+                .iter()
+                .find_map(|k| o.get(*k).and_then(Value::as_str));
+            for (k, child) in o {
+                if k == "data"
+                    && child.is_string()
+                    && binary_data(ty.as_bytes(), key.as_bytes(), media.map(str::as_bytes))
+                {
+                    continue;
+                }
+                // A tool's name is the tool-name check's; `name` elsewhere is text.
+                if k == "name" && tool {
+                    continue;
+                }
+                let len = pointer.len();
+                pointer.push('/');
+                for c in k.chars() {
+                    match c {
+                        '~' => pointer.push_str("~0"),
+                        '/' => pointer.push_str("~1"),
+                        c => pointer.push(c),
+                    }
+                }
+                walk(child, k, pointer, signed, out);
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Where the string at `pointer` lies in the JSON document `data`, quotes included: a changed
+/// string is spliced in there, so the rest of the event keeps its bytes (keys in their order).
+/// `None` when there is no string there.
+pub(crate) fn span_at(data: &[u8], pointer: &str) -> Option<Range<usize>> {
+    let tokens: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let mut sc = Scanner::new(data).ok()?;
+    find(&mut sc, &tokens).ok().flatten()
+}
+
+fn find(sc: &mut Scanner<'_>, tokens: &[String]) -> Result<Option<Range<usize>>, JsonError> {
+    let Some((token, rest)) = tokens.split_first() else {
+        if sc.peek() != Some(b'"') {
+            sc.skip()?;
+            return Ok(None);
+        }
+        let s = sc.string()?;
+        return Ok(Some(s.raw.start - 1..s.raw.end + 1));
+    };
+    let mut found = None;
+    match sc.peek() {
+        Some(b'{') => sc.object(|sc, k| {
+            if found.is_none() && *sc.str_value(&k) == *token.as_bytes() {
+                found = find(sc, rest)?;
+            } else {
+                sc.skip()?;
+            }
+            Ok(())
+        })?,
+        Some(b'[') => {
+            let want: Option<usize> = token.parse().ok();
+            sc.array(|sc, i| {
+                if Some(i) == want {
+                    found = find(sc, rest)?;
+                } else {
+                    sc.skip()?;
+                }
+                Ok(())
+            })?;
+        }
+        _ => {
+            sc.skip()?;
+        }
+    }
+    Ok(found)
+}
+
+/// `i` in decimal, without an allocation.
+fn itoa(mut i: usize, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).expect("digits")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strings_by_path_as_the_walk_reads_them() {
+        let v = json!({
+            "id": "x",
+            "candidates": [{"content": {"parts": [{"text": "a"}], "role": "model"}}],
+            "token": {"id": 1, "text": "b", "special": false},
+            "a/b~": ["c", {"data": "d", "media_type": "text/plain"}],
+            "audio": {"data": "AAAA", "transcript": "e"},
+            "message": {"name": "f"},
+            "content": [{"type": "thinking", "thinking": "g", "signature": "s"}],
+        });
+        let got: Vec<(String, String, bool)> = leaves(&v)
+            .leaves
+            .into_iter()
+            .map(|l| (l.pointer, l.text, l.signed))
+            .collect();
+        let want = [
+            ("/candidates/0/content/parts/0/text", "a", false),
+            ("/token/text", "b", false),
+            ("/a~1b~0/0", "c", false),
+            ("/a~1b~0/1/data", "d", false),
+            ("/audio/transcript", "e", false),
+            ("/message/name", "f", false),
+            ("/content/0/thinking", "g", true),
+        ];
+        let mut want: Vec<(String, String, bool)> = want
+            .iter()
+            .map(|(p, t, s)| (p.to_string(), t.to_string(), *s))
+            .collect();
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        want.sort();
+        assert_eq!(got_sorted, want);
+        for l in &got {
+            assert!(v.pointer(&l.0).is_some(), "{}", l.0);
+        }
+        assert!(!leaves(&v).tool);
+        let data = v.to_string();
+        for l in &got {
+            let span = span_at(data.as_bytes(), &l.0).unwrap();
+            assert_eq!(serde_json::from_str::<String>(&data[span]).unwrap(), l.1);
+        }
+        assert_eq!(span_at(data.as_bytes(), "/token/id"), None);
+        assert_eq!(span_at(data.as_bytes(), "/nothing"), None);
+        assert!(leaves(&json!({"x": {"name": "Bash", "input": {}}})).tool);
+    }
+}
