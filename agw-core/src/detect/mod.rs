@@ -99,8 +99,11 @@
 //! - JWTs need both dots; the signature is either empty (`alg: none`) or 10+ characters.
 //! - PEM private keys run from `-----BEGIN … PRIVATE KEY-----` through the `-----END …-----`
 //!   line; without one, through the last base64 line. A header with no body does not fire.
-//!   Line numbers at the start of each line (`cat -n`'s `     2\t`, Claude Code `Read` output's
-//!   `     2→`, `grep -n`'s `2:`) are read through, so a key read from a file is found, and reported whole
+//!   A margin at the start of each line (`cat -n`'s `     2\t`, Claude Code `Read` output's
+//!   `     2→`, `grep -n`'s `2:` and context lines' `2-`, grep's and ripgrep's file name,
+//!   `id_rsa:2:`, `id_rsa:`, `id_rsa-2-`; `less -N`'s `     2 `; a list's `- `; `cat -A`'s
+//!   trailing `$`) is read through — a file name, or a number and spaces, only when the
+//!   header's own line has it — so a key read from a file is found, and reported whole
 //!   (prefixes of its inner lines included). A block in base64 (`LS0tLS1CRUdJTi…`, a
 //!   Kubernetes Secret's `tls.key`) whose first line decodes to a private key's header is
 //!   reported over all its base64 lines.
