@@ -84,8 +84,11 @@
 //! - AWS access key ids: a known prefix (`AKIA`, `ASIA`, …, `A3T?`) and 16 of `[A-Z0-9]`, a
 //!   digit among them (`ASIAPACIFICNORTHEAST` is a name; about one real id in 28 has no digit
 //!   and is missed). AWS secret access keys (40 of `[A-Za-z0-9/+]`, both cases and a digit or
-//!   symbol) only right after a label (`aws_secret_access_key = `, `AWS_SECRET_ACCESS_KEY=`,
-//!   `"SecretAccessKey": "`, `secretAccessKey: '`), the label not reported: a bare 40-character
+//!   symbol) only right after a label (`aws_secret_access_key = `, `AWS_SECRET_KEY=`,
+//!   `"SecretAccessKey": "`, `secretAccessKey: '`, `Aws_Secret_Access_Key=`, Terraform's
+//!   `secret_access_key = "`: `secret` and `key` with `aws` before or `access` between, in any
+//!   case; `aws configure set aws_secret_access_key KEY`; a Kubernetes env entry's `value:`
+//!   after `- name: AWS_SECRET_ACCESS_KEY`), the label not reported: a bare 40-character
 //!   string is as likely a hash.
 //! - Vendors' tokens by prefix, with their lengths: Stripe (`sk_live_`, `rk_live_`, `sk_test_`,
 //!   `rk_test_`, webhook secrets `whsec_`), npm (`npm_` and 36), GitLab (`glpat-` and 20+),

@@ -30,8 +30,9 @@ enum Kind {
     Token(&'static Shape),
     /// `SG.`: SendGrid's two-part key.
     SendGrid,
-    /// A label naming an AWS secret access key (`aws_secret_access_key = …`), of this length.
-    AwsSecret(usize),
+    /// `ecret` or `ECRET`, perhaps in a label naming an AWS secret access key
+    /// (`aws_secret_access_key = …`, `SecretAccessKey`).
+    AwsSecret,
 }
 
 impl Kind {
@@ -47,7 +48,7 @@ impl Kind {
             Kind::Stripe => set.contains(Detector::StripeKey),
             Kind::Token(shape) => set.contains(shape.detector),
             Kind::SendGrid => set.contains(Detector::SendgridKey),
-            Kind::AwsSecret(_) => set.contains(Detector::AwsSecretKey),
+            Kind::AwsSecret => set.contains(Detector::AwsSecretKey),
         }
     }
 }
@@ -72,12 +73,11 @@ const PREFIXES: &[(&str, Kind)] = &[
     ("shpca_", Kind::Token(&vendor::SHOPIFY)),
     ("shppa_", Kind::Token(&vendor::SHOPIFY)),
     ("SG.", Kind::SendGrid),
-    // The labels that name an AWS secret access key: the CLI's credentials file and
-    // environment, the JSON `aws iam create-access-key` and `aws sts` print, the SDKs' option.
-    aws_secret_label("aws_secret_access_key"),
-    aws_secret_label("AWS_SECRET_ACCESS_KEY"),
-    aws_secret_label("SecretAccessKey"),
-    aws_secret_label("secretAccessKey"),
+    // The labels that name an AWS secret access key, in any of the cases code writes them
+    // (the CLI's credentials file and environment, the JSON `aws iam create-access-key` and
+    // `aws sts` print, the SDKs' option, Terraform's argument): read from their `secret`.
+    ("ecret", Kind::AwsSecret),
+    ("ECRET", Kind::AwsSecret),
     ("AKIA", Kind::Aws),
     ("ASIA", Kind::Aws),
     ("ABIA", Kind::Aws),
@@ -110,10 +110,6 @@ const PREFIXES: &[(&str, Kind)] = &[
     ("-----BEGIN ", Kind::Pem),
     ("LS0tLS1CRUdJTi", Kind::PemBase64),
 ];
-
-const fn aws_secret_label(label: &'static str) -> (&'static str, Kind) {
-    (label, Kind::AwsSecret(label.len()))
-}
 
 fn automaton() -> &'static AhoCorasick {
     static AUTOMATON: OnceLock<AhoCorasick> = OnceLock::new();
@@ -240,7 +236,7 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
         Kind::Stripe => run(text, s + 8, u8::is_ascii_alphanumeric) == len,
         Kind::Token(shape) => vendor::token_open(shape, text, s),
         Kind::SendGrid => vendor::sendgrid_open(text, s),
-        Kind::AwsSecret(label) => vendor::aws_secret_open(text, s, label),
+        Kind::AwsSecret => vendor::aws_secret_open(text, s),
     }
 }
 
@@ -254,7 +250,7 @@ fn at_boundary(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> bool {
         && (text[s..].starts_with(b"sk-ant-") || text[s..].starts_with(b"sk-proj-"));
     // A PEM header, a webhook's host and a label are distinct enough without a boundary (a
     // webhook URL is preceded by `https://`, a label may be `MY_AWS_SECRET_ACCESS_KEY`).
-    matches!(kind, Kind::Pem | Kind::SlackWebhook | Kind::AwsSecret(_))
+    matches!(kind, Kind::Pem | Kind::SlackWebhook | Kind::AwsSecret)
         || distinct
         || !glued(text, s, edges)
 }
@@ -272,8 +268,8 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
     }
     // Every kind's match starts at its prefix but a labelled AWS secret's (after its label).
     let found = match kind {
-        Kind::AwsSecret(label) => {
-            let (v, e) = vendor::aws_secret(text, s, label, edges)?;
+        Kind::AwsSecret => {
+            let (v, e) = vendor::aws_secret(text, s, edges)?;
             return Some((Detector::AwsSecretKey, v..e));
         }
         Kind::Sk => sk(text, s, glued(text, s, edges)),

@@ -190,35 +190,119 @@ enum Step {
     No,
 }
 
+/// Where the label around the `ecret` (or `ECRET`) at `s` ends, if it names an AWS secret
+/// access key: `secret` and `key`, with `aws` before or `access` between them, words joined
+/// by `_`, `-` or nothing, each word in one case or capitalised (`aws_secret_access_key`,
+/// `AWS_SECRET_KEY`, `Aws_Secret_Access_Key`, `SecretAccessKey`, Terraform's
+/// `secret_access_key`). `Err(true)` while the text ends inside what may still become one.
+fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
+    if !matches!(at(text, s.wrapping_sub(1)), b'S' | b's') || s == 0 {
+        return Err(false);
+    }
+    // Case-insensitively, a word at `i`, cut or not.
+    let word = |i: usize, w: &[u8]| -> Result<usize, bool> {
+        let rest = &text[i.min(text.len())..];
+        let n = rest.len().min(w.len());
+        if !rest[..n].eq_ignore_ascii_case(&w[..n]) {
+            Err(false)
+        } else if n < w.len() {
+            Err(true)
+        } else {
+            Ok(i + w.len())
+        }
+    };
+    let sep = |i: usize| i + usize::from(matches!(at(text, i), b'_' | b'-'));
+    let before = &text[s.saturating_sub(5)..s - 1];
+    let aws = [&b"aws_"[..], b"aws-", b"aws"].iter().any(|w| {
+        before.len() >= w.len() && before[before.len() - w.len()..].eq_ignore_ascii_case(w)
+    });
+    let mut i = sep(s + 5);
+    let access = match word(i, b"access") {
+        Ok(e) => {
+            i = sep(e);
+            true
+        }
+        Err(true) => return Err(true),
+        Err(false) => false,
+    };
+    let end = word(i, b"key")?;
+    if (aws || access) && !is_key_char(at(text, end)) {
+        Ok(end)
+    } else {
+        Err(false)
+    }
+}
+
 /// Between an AWS label and its value: a closing quote, blanks, `=` or `:`, blanks, an opening
-/// quote (`"`, `'` or JSON's `\"`), read from `i`; a run of blanks at most 8 long.
+/// quote (`"`, `'` or JSON's `\"`), read from `i`; a run of blanks at most 8 long. Blanks alone
+/// do too (`aws configure set aws_secret_access_key KEY`), and so does a line break or a comma
+/// and the entry's next field, `value` (a Kubernetes env entry: `- name: AWS_SECRET_ACCESS_KEY`
+/// and `value: KEY` on the next line; `"value": "KEY"` in JSON).
 fn value_start(text: &[u8], mut i: usize) -> Step {
-    let quote = |text: &[u8], i: usize| -> Option<usize> {
+    let len = text.len();
+    let quote = |i: usize| -> Option<usize> {
         match (at(text, i), at(text, i + 1)) {
             (b'"' | b'\'', _) => Some(i + 1),
             (b'\\', b'"') => Some(i + 2),
             _ => None,
         }
     };
-    let blanks = |text: &[u8], i: usize| -> usize {
+    let blanks = |i: usize| -> usize {
         let e = run(text, i, |b| matches!(b, b' ' | b'\t'));
         e.min(i + 8)
     };
-    if i + 1 >= text.len() && at(text, i) == b'\\' {
+    // The text ends at `i`, or in an escape there.
+    let cut = |i: usize| i >= len || (i + 1 == len && text[i] == b'\\');
+    if cut(i) {
         return Step::Cut;
     }
-    i = quote(text, i).unwrap_or(i);
-    i = blanks(text, i);
+    i = quote(i).unwrap_or(i);
+    let label_end = i;
+    i = blanks(i);
+    let next_field = match (at(text, i), at(text, i + 1)) {
+        (b'\n' | b'\r' | b',', _) | (b'\\', b'n' | b'r') => true,
+        (b'\\', 0) => return Step::Cut,
+        _ => false,
+    };
+    if next_field {
+        // Only blanks, breaks and commas between, then `value`.
+        let mut j = i;
+        loop {
+            match (at(text, j), at(text, j + 1)) {
+                (b' ' | b'\t' | b'\r' | b'\n' | b',', _) => j += 1,
+                (b'\\', b'n' | b'r') => j += 2,
+                _ => break,
+            }
+            if j > i + 32 {
+                return Step::No;
+            }
+        }
+        if cut(j) {
+            return Step::Cut;
+        }
+        j = quote(j).unwrap_or(j);
+        let rest = &text[j.min(len)..];
+        if !rest.starts_with(b"value") {
+            return if b"value".starts_with(rest) {
+                Step::Cut
+            } else {
+                Step::No
+            };
+        }
+        i = quote(j + 5).unwrap_or(j + 5);
+        i = blanks(i);
+    }
     match at(text, i) {
         b'=' | b':' => i += 1,
-        _ if i >= text.len() => return Step::Cut,
+        _ if cut(i) => return Step::Cut,
+        _ if i > label_end && !next_field => return Step::At(i),
         _ => return Step::No,
     }
-    i = blanks(text, i);
-    if i + 1 >= text.len() && matches!(at(text, i), 0 | b'\\') {
+    i = blanks(i);
+    if cut(i) {
         return Step::Cut;
     }
-    Step::At(quote(text, i).unwrap_or(i))
+    Step::At(quote(i).unwrap_or(i))
 }
 
 /// Characters of an AWS secret access key: base64's.
@@ -226,17 +310,13 @@ fn is_aws_secret_char(b: &u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'/' | b'+')
 }
 
-/// An AWS secret access key after its label at `s` (`label` bytes long): 40 of
+/// An AWS secret access key after the label around the `ecret` at `s` ([`aws_label`]): 40 of
 /// `[A-Za-z0-9/+]`, both cases and a digit, `/` or `+` among them, not followed by another
 /// (nor by `=`: base64 data is longer). Found only after a label: a bare 40-character string
 /// is as likely a hash or any base64 as a key. Returns the key's range, the label left out.
-pub(super) fn aws_secret(
-    text: &[u8],
-    s: usize,
-    label: usize,
-    edges: Edges<'_>,
-) -> Option<(usize, usize)> {
-    let Step::At(v) = value_start(text, s + label) else {
+pub(super) fn aws_secret(text: &[u8], s: usize, edges: Edges<'_>) -> Option<(usize, usize)> {
+    let label_end = aws_label(text, s).ok()?;
+    let Step::At(v) = value_start(text, label_end) else {
         return None;
     };
     let mut e = run(text, v, is_aws_secret_char);
@@ -252,10 +332,15 @@ pub(super) fn aws_secret(
     ok.then_some((v, e))
 }
 
-/// Whether what [`aws_secret`] says of the label at `s` may change when text is appended:
-/// the text ends between label and value, or in a value no longer than a key.
-pub(super) fn aws_secret_open(text: &[u8], s: usize, label: usize) -> bool {
-    match value_start(text, s + label) {
+/// Whether what [`aws_secret`] says of the `ecret` at `s` may change when text is appended:
+/// the text ends inside the label, between label and value, or in a value no longer than a
+/// key.
+pub(super) fn aws_secret_open(text: &[u8], s: usize) -> bool {
+    let label_end = match aws_label(text, s) {
+        Ok(e) => e,
+        Err(cut) => return cut,
+    };
+    match value_start(text, label_end) {
         Step::Cut => true,
         Step::No => false,
         Step::At(v) => {
@@ -416,6 +501,63 @@ mod tests {
                 &[],
             ),
             (format!("aws_secret_access_key          = {k}"), &[]),
+        ];
+        for (text, expect) in cases {
+            check(Detector::AwsSecretKey, text, expect);
+        }
+    }
+
+    /// Labels in other words and cases, the CLI's `configure set`, a Kubernetes env entry
+    /// (found by the seventh review); still no key without a label.
+    #[test]
+    fn aws_secret_keys_after_other_labels() {
+        let k = AWS_SECRET;
+        let cases: &[(String, &[&str])] = &[
+            (format!("aws_secret_key = {k}"), &[k]),
+            (format!("AWS_SECRET_KEY={k}"), &[k]),
+            (format!("Aws_Secret_Access_Key={k}"), &[k]),
+            (format!("AWS_Secret_Access_Key: {k}"), &[k]),
+            (format!("export AwsSecretAccessKey=\"{k}\""), &[k]),
+            (format!("secret_access_key = \"{k}\"\n"), &[k]),
+            (format!("  SECRET_ACCESS_KEY: '{k}'"), &[k]),
+            (format!("aws configure set aws_secret_access_key {k}"), &[k]),
+            (
+                format!("env:\n- name: AWS_SECRET_ACCESS_KEY\n  value: {k}\n"),
+                &[k],
+            ),
+            (
+                format!("env:\r\n  - name: \"AWS_SECRET_ACCESS_KEY\"\r\n    value: \"{k}\""),
+                &[k],
+            ),
+            (
+                format!("{{\"name\": \"AWS_SECRET_ACCESS_KEY\", \"value\": \"{k}\"}}"),
+                &[k],
+            ),
+            (
+                format!("- name: AWS_SECRET_ACCESS_KEY\\n  value: {k}"),
+                &[k],
+            ),
+            (format!("{{\"SecretAccessKey\":\"{k}\"}}"), &[k]),
+            // Not labels: a secret without `aws` or `access`, another word after `key`, a
+            // field that is not the value.
+            (
+                format!("secret_key = {k}\nclient_secret={k}\nSECRET={k}"),
+                &[],
+            ),
+            (format!("aws_secret_key_id = {k} aws_secret_keys {k}"), &[]),
+            (
+                format!(
+                    "- name: AWS_SECRET_ACCESS_KEY\n  valueFrom: {k}\n- name: AWS_SECRET_KEY\n  image: {k}"
+                ),
+                &[],
+            ),
+            (format!("the secret is {k}; aws secret key {k}"), &[]),
+            (
+                format!(
+                    "AWS_SECRET_ACCESS_KEY\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\nvalue: {k}"
+                ),
+                &[],
+            ),
         ];
         for (text, expect) in cases {
             check(Detector::AwsSecretKey, text, expect);

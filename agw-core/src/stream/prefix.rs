@@ -56,9 +56,10 @@ fn detector_pattern(d: Detector) -> &'static str {
         Detector::Email => r"[\p{L}\p{N}._%+'\-]+(@[\p{L}\p{N}.\-\x{3002}]*(:[A-Za-z0-9_.\-]*)?)?",
         Detector::PemPrivateKey => r"-----BEGIN[^\n]*(?s:.)*|LS0tLS1CRUdJTi[A-Za-z0-9+/=\r\n\\]*",
         // The key after its label, and the label with it: the label decides, so it is held
-        // while the key grows (`aws_secret_access_key = ` has blanks no token has).
+        // while the key grows (`aws_secret_access_key = ` has blanks no token has; a
+        // Kubernetes env entry's `value: ` follows on the next line).
         Detector::AwsSecretKey => {
-            r#"(?i:aws_secret_access_key|secretaccesskey)(\\?["'])?[ \t]*[:=]?[ \t]*(\\?["'])?[A-Za-z0-9/+=]*"#
+            r#"(?i:(aws[_\-]?)?secret[_\-]?(access[_\-]?)?key)(\\?["'])?[ \t]*([\r\n,\\nr \t]{1,40}(\\?["'])?value(\\?["'])?[ \t]*)?[:=]?[ \t]*(\\?["'])?[A-Za-z0-9/+=]*"#
         }
         _ => r"[A-Za-z0-9_\-.+/=]+",
     }

@@ -334,6 +334,14 @@ fn fifth_review_detectors_mask_as_not_streamed() {
             format!("{{\"SecretAccessKey\": \"{secret}\"}}"),
             "{\"SecretAccessKey\": \"<AWS_SECRET_KEY>\"}",
         ),
+        (
+            format!("- name: AWS_SECRET_KEY\n  value: {secret}\n"),
+            "- name: AWS_SECRET_KEY\n  value: <AWS_SECRET_KEY>\n",
+        ),
+        (
+            format!("aws configure set aws_secret_access_key {secret}"),
+            "aws configure set aws_secret_access_key <AWS_SECRET_KEY>",
+        ),
     ] {
         check_splits(&policy, &text, expect, &[256, 64]);
     }
