@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 
 use super::vendor::{self, Shape};
-use super::{Detector, DetectorSet, Edges, Finding, at, pem, preceded_by};
+use super::{Detector, DetectorSet, Edges, Finding, at, keys, pem, preceded_by};
 
 /// What a prefix introduces.
 #[derive(Debug, Clone, Copy)]
@@ -26,8 +26,15 @@ enum Kind {
     /// `LS0tLS1CRUdJTi…`: a PEM block in base64, as a Kubernetes Secret's `tls.key` holds it.
     PemBase64,
     Stripe,
-    /// A vendor's token of a fixed shape (npm, GitLab, Hugging Face, …).
-    Token(&'static Shape),
+    /// A vendor's token of a fixed shape (npm, GitLab, Hugging Face, …), after a prefix of
+    /// this length.
+    Token(&'static Shape, usize),
+    /// `AGE-SECRET-KEY-1`: an age secret key.
+    Age,
+    /// `:AA`: a Telegram bot token's secret, after its bot id.
+    Telegram,
+    /// `AccountKey=` in an Azure storage connection string.
+    Azure,
     /// `SG.`: SendGrid's two-part key.
     SendGrid,
     /// `ecret` or `ECRET`, perhaps in a label naming an AWS secret access key
@@ -38,7 +45,11 @@ enum Kind {
 impl Kind {
     fn enabled(self, set: &DetectorSet) -> bool {
         match self {
-            Kind::Sk => set.contains(Detector::AnthropicKey) || set.contains(Detector::OpenAiKey),
+            Kind::Sk => {
+                set.contains(Detector::AnthropicKey)
+                    || set.contains(Detector::OpenAiKey)
+                    || set.contains(Detector::OpenrouterKey)
+            }
             Kind::Aws => set.contains(Detector::AwsAccessKey),
             Kind::Github | Kind::GithubPat => set.contains(Detector::GithubToken),
             Kind::Slack | Kind::SlackWebhook => set.contains(Detector::SlackToken),
@@ -46,7 +57,10 @@ impl Kind {
             Kind::Jwt => set.contains(Detector::Jwt),
             Kind::Pem | Kind::PemBase64 => set.contains(Detector::PemPrivateKey),
             Kind::Stripe => set.contains(Detector::StripeKey),
-            Kind::Token(shape) => set.contains(shape.detector),
+            Kind::Token(shape, _) => set.contains(shape.detector),
+            Kind::Age => set.contains(Detector::AgeSecretKey),
+            Kind::Telegram => set.contains(Detector::TelegramBotToken),
+            Kind::Azure => set.contains(Detector::AzureStorageKey),
             Kind::SendGrid => set.contains(Detector::SendgridKey),
             Kind::AwsSecret => set.contains(Detector::AwsSecretKey),
         }
@@ -59,19 +73,43 @@ const PREFIXES: &[(&str, Kind)] = &[
     ("rk_live_", Kind::Stripe),
     ("sk_test_", Kind::Stripe),
     ("rk_test_", Kind::Stripe),
-    ("whsec_", Kind::Token(&vendor::STRIPE_WEBHOOK)),
-    ("npm_", Kind::Token(&vendor::NPM)),
-    ("glpat-", Kind::Token(&vendor::GITLAB)),
-    ("hf_", Kind::Token(&vendor::HUGGING_FACE)),
-    ("gsk_", Kind::Token(&vendor::GROQ)),
-    ("xai-", Kind::Token(&vendor::XAI)),
-    ("dop_v1_", Kind::Token(&vendor::DIGITALOCEAN)),
-    ("doo_v1_", Kind::Token(&vendor::DIGITALOCEAN)),
-    ("dor_v1_", Kind::Token(&vendor::DIGITALOCEAN)),
-    ("shpat_", Kind::Token(&vendor::SHOPIFY)),
-    ("shpss_", Kind::Token(&vendor::SHOPIFY)),
-    ("shpca_", Kind::Token(&vendor::SHOPIFY)),
-    ("shppa_", Kind::Token(&vendor::SHOPIFY)),
+    token("whsec_", &vendor::STRIPE_WEBHOOK),
+    token("npm_", &vendor::NPM),
+    // GitLab's token kinds: personal, deploy, runner, CI/CD job, pipeline trigger, OAuth
+    // application secret, feed, service account, incoming mail, agent, feature-flag client.
+    token("glpat-", &vendor::GITLAB),
+    token("gldt-", &vendor::GITLAB),
+    token("glrt-", &vendor::GITLAB),
+    token("glcbt-", &vendor::GITLAB),
+    token("glptt-", &vendor::GITLAB),
+    token("gloas-", &vendor::GITLAB),
+    token("glft-", &vendor::GITLAB),
+    token("glsoat-", &vendor::GITLAB),
+    token("glimt-", &vendor::GITLAB),
+    token("glagent-", &vendor::GITLAB),
+    token("glffct-", &vendor::GITLAB),
+    token("hf_", &vendor::HUGGING_FACE),
+    token("gsk_", &vendor::GROQ),
+    token("xai-", &vendor::XAI),
+    token("dop_v1_", &vendor::DIGITALOCEAN),
+    token("doo_v1_", &vendor::DIGITALOCEAN),
+    token("dor_v1_", &vendor::DIGITALOCEAN),
+    token("shpat_", &vendor::SHOPIFY),
+    token("shpss_", &vendor::SHOPIFY),
+    token("shpca_", &vendor::SHOPIFY),
+    token("shppa_", &vendor::SHOPIFY),
+    token("pypi-AgEIcHlwaS5vcmc", &vendor::PYPI),
+    token("pypi-AgENdGVzdC5weXBpLm9yZw", &vendor::TEST_PYPI),
+    token("dckr_pat_", &vendor::DOCKERHUB),
+    token("ATATT3", &vendor::ATLASSIAN),
+    token("dapi", &vendor::DATABRICKS),
+    token("ntn_", &vendor::NOTION),
+    token("GOCSPX-", &vendor::GOOGLE_OAUTH_SECRET),
+    token("ya29.", &vendor::GOOGLE_OAUTH_TOKEN),
+    token("lin_api_", &vendor::LINEAR),
+    (keys::AGE_PREFIX, Kind::Age),
+    (":AA", Kind::Telegram),
+    (keys::AZURE_LABEL, Kind::Azure),
     ("SG.", Kind::SendGrid),
     // The labels that name an AWS secret access key, in any of the cases code writes them
     // (the CLI's credentials file and environment, the JSON `aws iam create-access-key` and
@@ -111,6 +149,10 @@ const PREFIXES: &[(&str, Kind)] = &[
     ("LS0tLS1CRUdJTi", Kind::PemBase64),
 ];
 
+const fn token(prefix: &'static str, shape: &'static Shape) -> (&'static str, Kind) {
+    (prefix, Kind::Token(shape, prefix.len()))
+}
+
 fn automaton() -> &'static AhoCorasick {
     static AUTOMATON: OnceLock<AhoCorasick> = OnceLock::new();
     AUTOMATON.get_or_init(|| {
@@ -132,7 +174,7 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
         let s = m.start();
         let kind = PREFIXES[m.pattern().as_usize()].1;
         let hit = if kind.enabled(set) {
-            verify(kind, text, s, edges).filter(|(d, _)| set.contains(*d))
+            verify(kind, text, s, edges).and_then(|(d, r)| Some((reported(set, d)?, r)))
         } else {
             None
         };
@@ -171,14 +213,32 @@ pub(super) fn open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize>
             continue;
         }
         if may_grow(kind, text, s) {
-            return Some(s);
+            return Some(match kind {
+                Kind::Telegram => keys::telegram_start(text, s),
+                _ => s,
+            });
         }
-        pos = match verify(kind, text, s, Edges::NONE).filter(|(d, _)| set.contains(*d)) {
-            Some((_, range)) => range.end,
+        pos = match verify(kind, text, s, Edges::NONE)
+            .and_then(|(d, r)| reported(set, d).map(|_| r))
+        {
+            Some(range) => range.end,
             None => s + 1,
         };
     }
     None
+}
+
+/// Which enabled detector reports a finding of `detector`: itself, or for an OpenRouter key
+/// with only `openai_key` enabled, that (`sk-or-v1-…` was an OpenAI key before OpenRouter had
+/// a detector of its own, and a policy written then still catches it).
+fn reported(set: &DetectorSet, detector: Detector) -> Option<Detector> {
+    if set.contains(detector) {
+        Some(detector)
+    } else if detector == Detector::OpenrouterKey && set.contains(Detector::OpenAiKey) {
+        Some(Detector::OpenAiKey)
+    } else {
+        None
+    }
 }
 
 /// Whether what [`verify`] says of the prefix of `kind` at `s` may change when text is
@@ -234,7 +294,10 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
             }
         }
         Kind::Stripe => run(text, s + 8, u8::is_ascii_alphanumeric) == len,
-        Kind::Token(shape) => vendor::token_open(shape, text, s),
+        Kind::Token(shape, prefix) => vendor::token_open(shape, text, s + prefix),
+        Kind::Age => keys::age_open(text, s),
+        Kind::Telegram => keys::telegram_open(text, s),
+        Kind::Azure => keys::azure_open(text, s),
         Kind::SendGrid => vendor::sendgrid_open(text, s),
         Kind::AwsSecret => vendor::aws_secret_open(text, s),
     }
@@ -250,8 +313,11 @@ fn at_boundary(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> bool {
         && (text[s..].starts_with(b"sk-ant-") || text[s..].starts_with(b"sk-proj-"));
     // A PEM header, a webhook's host and a label are distinct enough without a boundary (a
     // webhook URL is preceded by `https://`, a label may be `MY_AWS_SECRET_ACCESS_KEY`).
-    matches!(kind, Kind::Pem | Kind::SlackWebhook | Kind::AwsSecret)
-        || distinct
+    // A Telegram token's `:AA` follows its bot id, whose boundary is checked there.
+    matches!(
+        kind,
+        Kind::Pem | Kind::SlackWebhook | Kind::AwsSecret | Kind::Telegram
+    ) || distinct
         || !glued(text, s, edges)
 }
 
@@ -272,6 +338,15 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
             let (v, e) = vendor::aws_secret(text, s, edges)?;
             return Some((Detector::AwsSecretKey, v..e));
         }
+        Kind::Telegram => {
+            let (v, e) = keys::telegram(text, s, edges)?;
+            return Some((Detector::TelegramBotToken, v..e));
+        }
+        Kind::Azure => {
+            let (v, e) = keys::azure(text, s, edges)?;
+            return Some((Detector::AzureStorageKey, v..e));
+        }
+        Kind::Age => keys::age(text, s, edges).map(|e| (Detector::AgeSecretKey, e)),
         Kind::Sk => sk(text, s, glued(text, s, edges)),
         Kind::Aws => aws(text, s, edges).map(|e| (Detector::AwsAccessKey, e)),
         Kind::Github => {
@@ -300,7 +375,9 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
             let e = run(text, s + 8, u8::is_ascii_alphanumeric);
             (e - s - 8 >= 24 && random(&text[s + 8..e])).then_some((Detector::StripeKey, e))
         }
-        Kind::Token(shape) => vendor::token(shape, text, s, edges).map(|e| (shape.detector, e)),
+        Kind::Token(shape, prefix) => {
+            vendor::token(shape, text, s + prefix, edges).map(|e| (shape.detector, e))
+        }
         Kind::SendGrid => vendor::sendgrid(text, s, edges).map(|e| (Detector::SendgridKey, e)),
     };
     found.map(|(detector, end)| (detector, s..end))
@@ -325,6 +402,13 @@ fn sk(text: &[u8], s: usize, glued: bool) -> Option<(Detector, usize)> {
         .any(|part| part.len() >= 16 && random(part) && (!glued || scrambled(part)));
     if let Some(rest) = body.strip_prefix(b"ant-") {
         return (rest.len() >= 20 && random_part).then_some((Detector::AnthropicKey, e));
+    }
+    // OpenRouter: `sk-or-v1-` and 64 hex digits; other `sk-or-…` keys read as OpenAI's.
+    if let Some(rest) = body.strip_prefix(b"or-v1-") {
+        let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+        if rest.len() == 64 && rest.iter().all(hex) && scrambled(rest) && random(rest) {
+            return Some((Detector::OpenrouterKey, e));
+        }
     }
     let ok = body.len() >= 20
         && random_part
@@ -939,6 +1023,39 @@ mod tests {
         for (detector, text, expect) in cases {
             check(*detector, text, expect);
         }
+    }
+
+    /// OpenRouter's keys are a family of their own, and still an OpenAI key to a policy that
+    /// enables only `openai_key` (found by the seventh review).
+    #[test]
+    fn openrouter_keys() {
+        use crate::detect::{DetectorSet, Finding};
+        let k = "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";
+        check(
+            Detector::OpenrouterKey,
+            &format!("OPENROUTER_API_KEY={k}\n"),
+            &[k],
+        );
+        check(Detector::OpenAiKey, k, &[k]);
+        let mut got = Vec::new();
+        DetectorSet::new([Detector::OpenAiKey, Detector::OpenrouterKey])
+            .find(k.as_bytes(), &mut got);
+        assert_eq!(
+            got,
+            [Finding {
+                detector: Detector::OpenrouterKey,
+                range: 0..k.len()
+            }]
+        );
+        // Not 64 hex digits: not OpenRouter's (an OpenAI-shaped key still is OpenAI's).
+        check(
+            Detector::OpenrouterKey,
+            &format!(
+                "{} {k}0 sk-or-v1-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx sk-or-v1-your-openrouter-key",
+                &k[..k.len() - 1]
+            ),
+            &[],
+        );
     }
 
     /// An AWS id's 16 characters after the prefix hold a digit (found by the fifth review).

@@ -61,6 +61,8 @@ fn detector_pattern(d: Detector) -> &'static str {
         Detector::AwsSecretKey => {
             r#"(?i:(aws[_\-]?)?secret[_\-]?(access[_\-]?)?key)(\\?["'])?[ \t]*([\r\n,\\nr \t]{1,40}(\\?["'])?value(\\?["'])?[ \t]*)?[:=]?[ \t]*(\\?["'])?[A-Za-z0-9/+=]*"#
         }
+        // A bot id, then `:AA…`: the colon is no token character.
+        Detector::TelegramBotToken => r"[0-9]+(:[A-Za-z0-9_\-]*)?",
         _ => r"[A-Za-z0-9_\-.+/=]+",
     }
 }

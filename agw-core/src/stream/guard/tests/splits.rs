@@ -319,6 +319,16 @@ fn fifth_review_detectors_mask_as_not_streamed() {
                 .to_owned(),
             "<XAI_KEY>;".to_owned(),
         ),
+        (
+            "bot 4028896554:AAHJsD2RRMKl6CojT0jLiQXEzfuuoCzRHdY, db dapi890ddc8b8622c9fc4f7e4b7c0240125d-2."
+                .to_owned(),
+            "bot <TELEGRAM_BOT_TOKEN>, db <DATABRICKS_TOKEN>.".to_owned(),
+        ),
+        (
+            "age AGE-SECRET-KEY-1QUYQJZSTPSXSURCSZYFPX9Q4ZCT3SXG6RVWP68SLYQSJYGEYY5NQ23P5FC or 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."
+                .to_owned(),
+            "age <AGE_SECRET_KEY> or <OPENROUTER_KEY>.".to_owned(),
+        ),
     ];
     for (text, expect) in &masked {
         check_splits(&policy, text, expect, &[256, 16]);
