@@ -261,9 +261,10 @@ pub(super) fn separator(text: &[u8], i: usize) -> Option<(u8, usize)> {
 /// digit is a wide join of its own class, `\n`: a card wrapped over lines (`4012 5948\n8476
 /// 4051`), which [`scan_token`] reads as a space that only cards read across, in groups of four.
 pub(super) fn join(text: &[u8], i: usize) -> Option<(u8, usize, bool)> {
+    let line_break = matches!(at(text, i), b'\n' | b'\r' | b'\\');
     if let Some(br) = [&b"\n"[..], b"\r\n", b"\\n", b"\\r\\n"]
         .into_iter()
-        .find(|br| text[i.min(text.len())..].starts_with(br))
+        .find(|br| line_break && text[i..].starts_with(br))
     {
         let indent = text[i + br.len()..]
             .iter()

@@ -29,6 +29,8 @@ enum Kind {
     /// A vendor's token of a fixed shape (npm, GitLab, Hugging Face, …), after a prefix of
     /// this length.
     Token(&'static Shape, usize),
+    /// `pypi-AgE`: a PyPI or TestPyPI token, by the location that follows.
+    PyPi,
     /// `AGE-SECRET-KEY-1`: an age secret key.
     Age,
     /// `:AA`: a Telegram bot token's secret, after its bot id.
@@ -58,6 +60,7 @@ impl Kind {
             Kind::Pem | Kind::PemBase64 => set.contains(Detector::PemPrivateKey),
             Kind::Stripe => set.contains(Detector::StripeKey),
             Kind::Token(shape, _) => set.contains(shape.detector),
+            Kind::PyPi => set.contains(Detector::PypiToken),
             Kind::Age => set.contains(Detector::AgeSecretKey),
             Kind::Telegram => set.contains(Detector::TelegramBotToken),
             Kind::Azure => set.contains(Detector::AzureStorageKey),
@@ -67,12 +70,11 @@ impl Kind {
     }
 }
 
-const PREFIXES: &[(&str, Kind)] = &[
-    ("sk-", Kind::Sk),
-    ("sk_live_", Kind::Stripe),
-    ("rk_live_", Kind::Stripe),
-    ("sk_test_", Kind::Stripe),
-    ("rk_test_", Kind::Stripe),
+const PREFIXES: &[(&str, Kind, Lead)] = &[
+    ("sk-", Kind::Sk, Lead::Here),
+    // Stripe's `sk_live_`, `rk_live_`, `sk_test_`, `rk_test_`, from their common part.
+    ("k_live_", Kind::Stripe, Lead::Before(&[b"s", b"r"])),
+    ("k_test_", Kind::Stripe, Lead::Before(&[b"s", b"r"])),
     token("whsec_", &vendor::STRIPE_WEBHOOK),
     token("npm_", &vendor::NPM),
     // GitLab's token kinds: personal, deploy, runner, CI/CD job, pipeline trigger, OAuth
@@ -91,66 +93,108 @@ const PREFIXES: &[(&str, Kind)] = &[
     token("hf_", &vendor::HUGGING_FACE),
     token("gsk_", &vendor::GROQ),
     token("xai-", &vendor::XAI),
-    token("dop_v1_", &vendor::DIGITALOCEAN),
-    token("doo_v1_", &vendor::DIGITALOCEAN),
-    token("dor_v1_", &vendor::DIGITALOCEAN),
-    token("shpat_", &vendor::SHOPIFY),
-    token("shpss_", &vendor::SHOPIFY),
-    token("shpca_", &vendor::SHOPIFY),
-    token("shppa_", &vendor::SHOPIFY),
-    token("pypi-AgEIcHlwaS5vcmc", &vendor::PYPI),
-    token("pypi-AgENdGVzdC5weXBpLm9yZw", &vendor::TEST_PYPI),
+    // DigitalOcean's `dop_v1_`, `doo_v1_`, `dor_v1_`.
+    (
+        "_v1_",
+        Kind::Token(&vendor::DIGITALOCEAN, 7),
+        Lead::Before(&[b"dop", b"doo", b"dor"]),
+    ),
+    (
+        "shp",
+        Kind::Token(&vendor::SHOPIFY, 6),
+        Lead::After(&[b"at_", b"ss_", b"ca_", b"pa_"]),
+    ),
+    ("pypi-AgE", Kind::PyPi, Lead::Here),
     token("dckr_pat_", &vendor::DOCKERHUB),
-    token("ATATT3", &vendor::ATLASSIAN),
+    // Literals whose first three bytes are rare in text, as the prefilter reads those:
+    // `ATT3` (not `ATA`), `_api_` (not `lin`), `-SECRET-KEY-1` (not `AGE`), `tKey=` (not `Acc`).
+    (
+        "ATT3",
+        Kind::Token(&vendor::ATLASSIAN, 6),
+        Lead::Before(&[b"AT"]),
+    ),
     token("dapi", &vendor::DATABRICKS),
     token("ntn_", &vendor::NOTION),
     token("GOCSPX-", &vendor::GOOGLE_OAUTH_SECRET),
     token("ya29.", &vendor::GOOGLE_OAUTH_TOKEN),
-    token("lin_api_", &vendor::LINEAR),
-    (keys::AGE_PREFIX, Kind::Age),
-    (":AA", Kind::Telegram),
-    (keys::AZURE_LABEL, Kind::Azure),
-    ("SG.", Kind::SendGrid),
+    (
+        "_api_",
+        Kind::Token(&vendor::LINEAR, 8),
+        Lead::Before(&[b"lin"]),
+    ),
+    ("-SECRET-KEY-1", Kind::Age, Lead::Before(&[b"AGE"])),
+    (":AA", Kind::Telegram, Lead::Here),
+    ("tKey=", Kind::Azure, Lead::Before(&[b"Accoun"])),
+    ("SG.", Kind::SendGrid, Lead::Here),
     // The labels that name an AWS secret access key, in any of the cases code writes them
     // (the CLI's credentials file and environment, the JSON `aws iam create-access-key` and
     // `aws sts` print, the SDKs' option, Terraform's argument): read from their `secret`.
-    ("ecret", Kind::AwsSecret),
-    ("ECRET", Kind::AwsSecret),
-    ("AKIA", Kind::Aws),
-    ("ASIA", Kind::Aws),
-    ("ABIA", Kind::Aws),
-    ("ACCA", Kind::Aws),
-    ("A3T", Kind::Aws),
-    ("AGPA", Kind::Aws),
-    ("AIDA", Kind::Aws),
-    ("AROA", Kind::Aws),
-    ("AIPA", Kind::Aws),
-    ("ANPA", Kind::Aws),
-    ("ANVA", Kind::Aws),
-    ("APKA", Kind::Aws),
-    ("ghp_", Kind::Github),
-    ("gho_", Kind::Github),
-    ("ghu_", Kind::Github),
-    ("ghs_", Kind::Github),
-    ("ghr_", Kind::Github),
-    ("github_pat_", Kind::GithubPat),
-    ("xoxa-", Kind::Slack),
-    ("xoxb-", Kind::Slack),
-    ("xoxp-", Kind::Slack),
-    ("xoxo-", Kind::Slack),
-    ("xoxs-", Kind::Slack),
-    ("xoxr-", Kind::Slack),
-    ("xoxe-", Kind::Slack),
-    ("xapp-", Kind::Slack),
-    ("hooks.slack.com/services/", Kind::SlackWebhook),
-    ("AIza", Kind::Google),
-    ("eyJ", Kind::Jwt),
-    ("-----BEGIN ", Kind::Pem),
-    ("LS0tLS1CRUdJTi", Kind::PemBase64),
+    ("ecret", Kind::AwsSecret, Lead::Here),
+    ("ECRET", Kind::AwsSecret, Lead::Here),
+    ("AKIA", Kind::Aws, Lead::Here),
+    ("ASIA", Kind::Aws, Lead::Here),
+    ("ABIA", Kind::Aws, Lead::Here),
+    ("ACCA", Kind::Aws, Lead::Here),
+    ("A3T", Kind::Aws, Lead::Here),
+    ("AGPA", Kind::Aws, Lead::Here),
+    ("AIDA", Kind::Aws, Lead::Here),
+    ("AROA", Kind::Aws, Lead::Here),
+    ("AIPA", Kind::Aws, Lead::Here),
+    ("ANPA", Kind::Aws, Lead::Here),
+    ("ANVA", Kind::Aws, Lead::Here),
+    ("APKA", Kind::Aws, Lead::Here),
+    ("ghp_", Kind::Github, Lead::Here),
+    ("gho_", Kind::Github, Lead::Here),
+    ("ghu_", Kind::Github, Lead::Here),
+    ("ghs_", Kind::Github, Lead::Here),
+    ("ghr_", Kind::Github, Lead::Here),
+    ("github_pat_", Kind::GithubPat, Lead::Here),
+    (
+        "xox",
+        Kind::Slack,
+        Lead::After(&[b"a-", b"b-", b"p-", b"o-", b"s-", b"r-", b"e-"]),
+    ),
+    ("xapp-", Kind::Slack, Lead::Here),
+    ("hooks.slack.com/services/", Kind::SlackWebhook, Lead::Here),
+    ("AIza", Kind::Google, Lead::Here),
+    ("eyJ", Kind::Jwt, Lead::Here),
+    ("-----BEGIN ", Kind::Pem, Lead::Here),
+    ("LS0tLS1CRUdJTi", Kind::PemBase64, Lead::Here),
 ];
 
-const fn token(prefix: &'static str, shape: &'static Shape) -> (&'static str, Kind) {
-    (prefix, Kind::Token(shape, prefix.len()))
+const fn token(prefix: &'static str, shape: &'static Shape) -> (&'static str, Kind, Lead) {
+    (prefix, Kind::Token(shape, prefix.len()), Lead::Here)
+}
+
+/// Where a prefix found by a literal shorter than it starts. Several prefixes share one
+/// literal (`xox` for Slack's `xoxb-`, `xoxp-`, …) so that the automaton keeps to at most 64
+/// literals: beyond that its Teddy prefilter is not built and every search runs its DFA byte
+/// by byte, twice the instructions on every request.
+#[derive(Debug, Clone, Copy)]
+enum Lead {
+    /// The prefix starts with the literal.
+    Here,
+    /// The literal is followed by one of these (and the prefix starts with it).
+    After(&'static [&'static [u8]]),
+    /// The literal follows one of these, all of one length, where the prefix starts.
+    Before(&'static [&'static [u8]]),
+}
+
+impl Lead {
+    /// Where the prefix whose literal is at `a` starts, if the bytes around it are one's.
+    fn start(self, text: &[u8], a: usize, literal: usize) -> Option<usize> {
+        match self {
+            Lead::Here => Some(a),
+            Lead::After(next) => {
+                let rest = &text[a + literal..];
+                next.iter().any(|n| rest.starts_with(n)).then_some(a)
+            }
+            Lead::Before(before) => {
+                let s = a.checked_sub(before[0].len())?;
+                before.iter().any(|b| &text[s..a] == *b).then_some(s)
+            }
+        }
+    }
 }
 
 fn automaton() -> &'static AhoCorasick {
@@ -159,31 +203,34 @@ fn automaton() -> &'static AhoCorasick {
         AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
             .prefilter(true)
-            .build(PREFIXES.iter().map(|(p, _)| p))
+            .build(PREFIXES.iter().map(|(p, _, _)| p))
             .expect("fixed prefixes compile")
     })
 }
 
 pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
     let ac = automaton();
-    let mut pos = 0;
+    let (mut pos, mut floor) = (0, 0);
     while pos < text.len() {
         let Some(m) = ac.find(Input::new(text).span(pos..text.len())) else {
             break;
         };
-        let s = m.start();
-        let kind = PREFIXES[m.pattern().as_usize()].1;
-        let hit = if kind.enabled(set) {
-            verify(kind, text, s, edges).and_then(|(d, r)| Some((reported(set, d)?, r)))
-        } else {
-            None
+        let a = m.start();
+        let (_, kind, lead) = PREFIXES[m.pattern().as_usize()];
+        // A prefix that starts inside the last finding is not read.
+        let hit = match lead.start(text, a, m.len()).filter(|&s| s >= floor) {
+            Some(s) if kind.enabled(set) => {
+                verify(kind, text, s, edges).and_then(|(d, r)| Some((reported(set, d)?, r)))
+            }
+            _ => None,
         };
         match hit {
             Some((detector, range)) => {
                 pos = range.end;
+                floor = range.end;
                 out.push(Finding { detector, range });
             }
-            None => pos = s + 1,
+            None => pos = a + 1,
         }
     }
 }
@@ -202,28 +249,38 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
 pub(super) fn open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize> {
     let ac = automaton();
     let mut pos = from.min(text.len());
+    let mut floor = pos;
     while pos < text.len() {
         let Some(m) = ac.find(Input::new(text).span(pos..text.len())) else {
             break;
         };
-        let s = m.start();
-        let kind = PREFIXES[m.pattern().as_usize()].1;
-        if !kind.enabled(set) {
-            pos = s + 1;
+        let a = m.start();
+        let (_, kind, lead) = PREFIXES[m.pattern().as_usize()];
+        // The bytes after a literal that are still to come may make it a prefix.
+        let cut = matches!(lead, Lead::After(_)) && m.end() + 3 > text.len();
+        let Some(s) = lead
+            .start(text, a, m.len())
+            .filter(|&s| s >= floor && kind.enabled(set))
+        else {
+            if cut && kind.enabled(set) {
+                return Some(a);
+            }
+            pos = a + 1;
             continue;
-        }
+        };
         if may_grow(kind, text, s) {
             return Some(match kind {
                 Kind::Telegram => keys::telegram_start(text, s),
                 _ => s,
             });
         }
-        pos = match verify(kind, text, s, Edges::NONE)
-            .and_then(|(d, r)| reported(set, d).map(|_| r))
-        {
-            Some(range) => range.end,
-            None => s + 1,
-        };
+        match verify(kind, text, s, Edges::NONE).and_then(|(d, r)| reported(set, d).map(|_| r)) {
+            Some(range) => {
+                pos = range.end;
+                floor = range.end;
+            }
+            None => pos = a + 1,
+        }
     }
     None
 }
@@ -295,6 +352,10 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
         }
         Kind::Stripe => run(text, s + 8, u8::is_ascii_alphanumeric) == len,
         Kind::Token(shape, prefix) => vendor::token_open(shape, text, s + prefix),
+        Kind::PyPi => match pypi(text, s) {
+            Some((shape, start)) => vendor::token_open(shape, text, start),
+            None => text.len() < s + PYPI_TEST.len(),
+        },
         Kind::Age => keys::age_open(text, s),
         Kind::Telegram => keys::telegram_open(text, s),
         Kind::Azure => keys::azure_open(text, s),
@@ -346,6 +407,10 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
             let (v, e) = keys::azure(text, s, edges)?;
             return Some((Detector::AzureStorageKey, v..e));
         }
+        Kind::PyPi => {
+            let (shape, start) = pypi(text, s)?;
+            vendor::token(shape, text, start, edges).map(|e| (Detector::PypiToken, e))
+        }
         Kind::Age => keys::age(text, s, edges).map(|e| (Detector::AgeSecretKey, e)),
         Kind::Sk => sk(text, s, glued(text, s, edges)),
         Kind::Aws => aws(text, s, edges).map(|e| (Detector::AwsAccessKey, e)),
@@ -381,6 +446,23 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
         Kind::SendGrid => vendor::sendgrid(text, s, edges).map(|e| (Detector::SendgridKey, e)),
     };
     found.map(|(detector, end)| (detector, s..end))
+}
+
+/// PyPI's prefix, its macaroon's location field `pypi.org` in base64.
+const PYPI: &[u8] = b"pypi-AgEIcHlwaS5vcmc";
+/// TestPyPI's, `test.pypi.org`.
+const PYPI_TEST: &[u8] = b"pypi-AgENdGVzdC5weXBpLm9yZw";
+
+/// The shape of the PyPI token whose `pypi-AgE` is at `s`, and where its random part starts.
+fn pypi(text: &[u8], s: usize) -> Option<(&'static Shape, usize)> {
+    let rest = &text[s..];
+    if rest.starts_with(PYPI) {
+        Some((&vendor::PYPI, s + PYPI.len()))
+    } else if rest.starts_with(PYPI_TEST) {
+        Some((&vendor::TEST_PYPI, s + PYPI_TEST.len()))
+    } else {
+        None
+    }
 }
 
 /// `sk-ant-` and 20+ key characters is Anthropic. Any other `sk-` and 20+ key characters is
@@ -1056,6 +1138,14 @@ mod tests {
             ),
             &[],
         );
+    }
+
+    /// At most 64 literals: beyond that the automaton's Teddy prefilter is not built, and every
+    /// request pays for a byte-by-byte search (the seventh review's families took it to 74,
+    /// twice the instructions on a chat).
+    #[test]
+    fn prefixes_fit_the_prefilter() {
+        assert!(super::PREFIXES.len() <= 64, "{}", super::PREFIXES.len());
     }
 
     /// An AWS id's 16 characters after the prefix hold a digit (found by the fifth review).
