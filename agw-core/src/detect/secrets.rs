@@ -1140,6 +1140,48 @@ mod tests {
         );
     }
 
+    /// Prefixes found through a shared literal (`xox`, `shp`, `k_live_`, `_v1_`, `_api_`, …):
+    /// the bytes around it decide, and a prefix glued to a word is still no key.
+    #[test]
+    fn shared_literals() {
+        let hex = "5f6ce8063d50a800bd375a96c54f9cea8aa19cf782323d3b4fd1fba8363f42b9";
+        let cases: &[(Detector, String, &[&str])] = &[
+            (
+                Detector::StripeKey,
+                "ask_live_4eC39HqLyjWDarjtT1zdp7dc pk_live_4eC39HqLyjWDarjtT1zdp7dc k_live_4eC39HqLyjWDarjtT1zdp7dc".into(),
+                &[],
+            ),
+            (
+                Detector::DigitaloceanToken,
+                format!("xdop_v1_{hex} dox_v1_{hex} _v1_{hex} api_v1_{hex}"),
+                &[],
+            ),
+            (
+                Detector::DigitaloceanToken,
+                format!("{hex}dop_v1_{hex} (dor_v1_{hex})"),
+                &[&format!("dor_v1_{hex}")],
+            ),
+            (
+                Detector::SlackToken,
+                "xoxz-1234567890-abc xox-1234567890 axoxb-1234567890123 xoxp-1234567890-0987654321-AbCd".into(),
+                &["xoxp-1234567890-0987654321-AbCd"],
+            ),
+            (
+                Detector::ShopifyToken,
+                "shpxx_20a33f07e07cb3136fa87be676563cf0 a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 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".into(),
+                &["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"],
+            ),
+            (
+                Detector::LinearKey,
+                "get_api_ORMZ0J5D2raSDG9vM3KpprsXED4k8ldvTfq2LAks xlin_api_ORMZ0J5D2raSDG9vM3KpprsXED4k8ldvTfq2LAks".into(),
+                &[],
+            ),
+        ];
+        for (detector, text, expect) in cases {
+            check(*detector, text, expect);
+        }
+    }
+
     /// At most 64 literals: beyond that the automaton's Teddy prefilter is not built, and every
     /// request pays for a byte-by-byte search (the seventh review's families took it to 74,
     /// twice the instructions on a chat).
