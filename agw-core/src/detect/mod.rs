@@ -43,7 +43,11 @@
 //!   mixed dashes are. A join may also be wide: two or three spaces, or a dash or dot with a
 //!   space on each side (`4539  9458  0730  2151` pasted from a PDF, `4539 - 9458 - 0730 - 2151`),
 //!   of varying width but one kind; a dash against one digit only (`4539 -9458`) or four spaces
-//!   (columns) join nothing. Only cards read across a wide join. Tabs separate nothing: a table's columns (`5432\t6379\t8080\t9202`,
+//!   (columns) join nothing. A line break (and up to three spaces of indentation) joins a card
+//!   wrapped over lines, read only as groups of four with two or more on every line
+//!   (`4012 5948\n8476 4051`); halves of eight (`41111111 11111111`, `4111 1111 11111111`) are
+//!   cards too. Underscores and slashes join nothing: `4111_1111_1111_1111` is an identifier,
+//!   `4111/1111/1111/1111` a path, and a slash would read dates (`2024/05/15`) as groups. Only cards read across a wide join. Tabs separate nothing: a table's columns (`5432\t6379\t8080\t9202`,
 //!   `101\t25\t2024`) are no card, SSN or phone number. SSNs, SINs and phone numbers read the
 //!   same dashes.
 //!   Issuer lengths are enforced (Amex 15, Mastercard 16, Visa 13/16/19, …). A card is not
@@ -84,23 +88,41 @@
 //! - AWS access key ids: a known prefix (`AKIA`, `ASIA`, …, `A3T?`) and 16 of `[A-Z0-9]`, a
 //!   digit among them (`ASIAPACIFICNORTHEAST` is a name; about one real id in 28 has no digit
 //!   and is missed). AWS secret access keys (40 of `[A-Za-z0-9/+]`, both cases and a digit or
-//!   symbol) only right after a label (`aws_secret_access_key = `, `AWS_SECRET_ACCESS_KEY=`,
-//!   `"SecretAccessKey": "`, `secretAccessKey: '`), the label not reported: a bare 40-character
+//!   symbol) only right after a label (`aws_secret_access_key = `, `AWS_SECRET_KEY=`,
+//!   `"SecretAccessKey": "`, `secretAccessKey: '`, `Aws_Secret_Access_Key=`, Terraform's
+//!   `secret_access_key = "`: `secret` and `key` with `aws` before or `access` between, in any
+//!   case; `aws configure set aws_secret_access_key KEY`; a Kubernetes env entry's `value:`
+//!   after `- name: AWS_SECRET_ACCESS_KEY`), the label not reported: a bare 40-character
 //!   string is as likely a hash.
 //! - Vendors' tokens by prefix, with their lengths: Stripe (`sk_live_`, `rk_live_`, `sk_test_`,
 //!   `rk_test_`, webhook secrets `whsec_`), npm (`npm_` and 36), GitLab (`glpat-` and 20+),
 //!   Hugging Face (`hf_` and 34+), SendGrid (`SG.` 22 `.` 43), Groq (`gsk_` and 52), xAI
 //!   (`xai-` and 40+), DigitalOcean (`dop_v1_`, `doo_v1_`, `dor_v1_` and 64 hex), Shopify
-//!   (`shpat_`, `shpss_`, `shpca_`, `shppa_` and 32 hex); their random part must be scrambled,
+//!   (`shpat_`, `shpss_`, `shpca_`, `shppa_` and 32 hex), GitLab's other kinds (`gldt-`,
+//!   `glrt-`, `glcbt-`, `glptt-`, `gloas-`, `glft-`, `glsoat-`, `glimt-`, `glagent-`, `glffct-`,
+//!   as `glpat-`), PyPI (`pypi-AgEIcHlwaS5vcmc` or TestPyPI's `pypi-AgENdGVzdC5weXBpLm9yZw`, the
+//!   macaroon's identifier field next, and 50–1000 of base64url), Docker Hub (`dckr_pat_` and
+//!   27), Atlassian (`ATATT3` and 186), Databricks (`dapi`, 32 hex, perhaps `-` and a digit),
+//!   Notion (`ntn_`, 11 digits and 35), Google OAuth client secrets (`GOCSPX-` and 28) and
+//!   access tokens (`ya29.` and 30+), Linear (`lin_api_` and 40), OpenRouter (`sk-or-v1-` and
+//!   64 hex; reported as an OpenAI key when only that detector is on); their random part must
+//!   be scrambled,
 //!   so `hf_hub_download` or `xai-grok-integration` are not tokens. Passwords in connection
 //!   URLs (`postgres://user:password@host`) are not detected.
+//! - age secret keys: `AGE-SECRET-KEY-1` and 58 characters of upper-case bech32 whose checksum
+//!   holds. Telegram bot tokens: a bot id of 8–10 digits with a boundary before it (or the Bot
+//!   API's `bot`), `:AA` and 33 of `[A-Za-z0-9_-]`. Azure storage account keys: 86 of base64
+//!   and `==` after a connection string's `AccountKey=`, the label not reported.
 //! - Slack: tokens (`xoxb-`, `xoxp-`, `xoxe-`, `xapp-`, …) and incoming-webhook URLs
 //!   (`hooks.slack.com/services/T…/B…/…`, reported from the host on).
 //! - JWTs need both dots; the signature is either empty (`alg: none`) or 10+ characters.
 //! - PEM private keys run from `-----BEGIN … PRIVATE KEY-----` through the `-----END …-----`
 //!   line; without one, through the last base64 line. A header with no body does not fire.
-//!   Line numbers at the start of each line (`cat -n`'s `     2\t`, Claude Code `Read` output's
-//!   `     2→`, `grep -n`'s `2:`) are read through, so a key read from a file is found, and reported whole
+//!   A margin at the start of each line (`cat -n`'s `     2\t`, Claude Code `Read` output's
+//!   `     2→`, `grep -n`'s `2:` and context lines' `2-`, grep's and ripgrep's file name,
+//!   `id_rsa:2:`, `id_rsa:`, `id_rsa-2-`; `less -N`'s `     2 `; a list's `- `; `cat -A`'s
+//!   trailing `$`) is read through — a file name, or a number and spaces, only when the
+//!   header's own line has it — so a key read from a file is found, and reported whole
 //!   (prefixes of its inner lines included). A block in base64 (`LS0tLS1CRUdJTi…`, a
 //!   Kubernetes Secret's `tls.key`) whose first line decodes to a private key's header is
 //!   reported over all its base64 lines.
@@ -124,6 +146,7 @@ mod card;
 mod digits;
 mod email;
 mod iban;
+mod keys;
 mod national;
 mod numeric;
 mod pem;
@@ -189,11 +212,35 @@ pub enum Detector {
     DigitaloceanToken,
     /// Shopify access tokens and shared secrets (`shpat_…`, `shpss_…`, …).
     ShopifyToken,
+    /// PyPI API tokens (`pypi-AgEIcHlwaS5vcmc…`, TestPyPI's `pypi-AgENdGVzdC5weXBpLm9yZw…`).
+    PypiToken,
+    /// Docker Hub personal access tokens (`dckr_pat_…`).
+    DockerhubToken,
+    /// Atlassian API tokens (`ATATT3…`).
+    AtlassianToken,
+    /// Databricks personal access tokens (`dapi…`).
+    DatabricksToken,
+    /// Notion integration tokens (`ntn_…`).
+    NotionToken,
+    /// age secret keys (`AGE-SECRET-KEY-1…`), by their bech32 checksum.
+    AgeSecretKey,
+    /// Google OAuth client secrets (`GOCSPX-…`).
+    GoogleOauthSecret,
+    /// Google OAuth access tokens (`ya29.…`).
+    GoogleOauthToken,
+    /// Linear API keys (`lin_api_…`).
+    LinearKey,
+    /// Telegram bot tokens (`123456789:AA…`).
+    TelegramBotToken,
+    /// Azure storage account keys in a connection string (`AccountKey=…`).
+    AzureStorageKey,
+    /// OpenRouter API keys (`sk-or-v1-…`).
+    OpenrouterKey,
 }
 
 impl Detector {
     /// Every detector, in declaration order.
-    pub const ALL: [Detector; 24] = [
+    pub const ALL: [Detector; 36] = [
         Detector::CreditCard,
         Detector::UsSsn,
         Detector::Email,
@@ -218,6 +265,18 @@ impl Detector {
         Detector::XaiKey,
         Detector::DigitaloceanToken,
         Detector::ShopifyToken,
+        Detector::PypiToken,
+        Detector::DockerhubToken,
+        Detector::AtlassianToken,
+        Detector::DatabricksToken,
+        Detector::NotionToken,
+        Detector::AgeSecretKey,
+        Detector::GoogleOauthSecret,
+        Detector::GoogleOauthToken,
+        Detector::LinearKey,
+        Detector::TelegramBotToken,
+        Detector::AzureStorageKey,
+        Detector::OpenrouterKey,
     ];
 
     /// The configuration name, e.g. `credit_card`.
@@ -247,6 +306,18 @@ impl Detector {
             Detector::XaiKey => "xai_key",
             Detector::DigitaloceanToken => "digitalocean_token",
             Detector::ShopifyToken => "shopify_token",
+            Detector::PypiToken => "pypi_token",
+            Detector::DockerhubToken => "dockerhub_token",
+            Detector::AtlassianToken => "atlassian_token",
+            Detector::DatabricksToken => "databricks_token",
+            Detector::NotionToken => "notion_token",
+            Detector::AgeSecretKey => "age_secret_key",
+            Detector::GoogleOauthSecret => "google_oauth_secret",
+            Detector::GoogleOauthToken => "google_oauth_token",
+            Detector::LinearKey => "linear_key",
+            Detector::TelegramBotToken => "telegram_bot_token",
+            Detector::AzureStorageKey => "azure_storage_key",
+            Detector::OpenrouterKey => "openrouter_key",
         }
     }
 
@@ -289,6 +360,18 @@ impl Detector {
             Detector::XaiKey => "<XAI_KEY>",
             Detector::DigitaloceanToken => "<DIGITALOCEAN_TOKEN>",
             Detector::ShopifyToken => "<SHOPIFY_TOKEN>",
+            Detector::PypiToken => "<PYPI_TOKEN>",
+            Detector::DockerhubToken => "<DOCKERHUB_TOKEN>",
+            Detector::AtlassianToken => "<ATLASSIAN_TOKEN>",
+            Detector::DatabricksToken => "<DATABRICKS_TOKEN>",
+            Detector::NotionToken => "<NOTION_TOKEN>",
+            Detector::AgeSecretKey => "<AGE_SECRET_KEY>",
+            Detector::GoogleOauthSecret => "<GOOGLE_OAUTH_SECRET>",
+            Detector::GoogleOauthToken => "<GOOGLE_OAUTH_TOKEN>",
+            Detector::LinearKey => "<LINEAR_KEY>",
+            Detector::TelegramBotToken => "<TELEGRAM_BOT_TOKEN>",
+            Detector::AzureStorageKey => "<AZURE_STORAGE_KEY>",
+            Detector::OpenrouterKey => "<OPENROUTER_KEY>",
         }
     }
 
@@ -298,8 +381,8 @@ impl Detector {
         self.bit() & SECRETS != 0
     }
 
-    fn bit(self) -> u32 {
-        1 << self as u32
+    fn bit(self) -> u64 {
+        1 << self as u64
     }
 }
 
@@ -309,30 +392,42 @@ impl fmt::Display for Detector {
     }
 }
 
-const SECRETS: u32 = (1 << Detector::AnthropicKey as u32)
-    | (1 << Detector::OpenAiKey as u32)
-    | (1 << Detector::AwsAccessKey as u32)
-    | (1 << Detector::GithubToken as u32)
-    | (1 << Detector::SlackToken as u32)
-    | (1 << Detector::GoogleApiKey as u32)
-    | (1 << Detector::Jwt as u32)
-    | (1 << Detector::PemPrivateKey as u32)
-    | (1 << Detector::StripeKey as u32)
-    | (1 << Detector::AwsSecretKey as u32)
-    | (1 << Detector::NpmToken as u32)
-    | (1 << Detector::GitlabToken as u32)
-    | (1 << Detector::HuggingfaceToken as u32)
-    | (1 << Detector::SendgridKey as u32)
-    | (1 << Detector::GroqKey as u32)
-    | (1 << Detector::XaiKey as u32)
-    | (1 << Detector::DigitaloceanToken as u32)
-    | (1 << Detector::ShopifyToken as u32);
+const SECRETS: u64 = (1 << Detector::AnthropicKey as u64)
+    | (1 << Detector::OpenAiKey as u64)
+    | (1 << Detector::AwsAccessKey as u64)
+    | (1 << Detector::GithubToken as u64)
+    | (1 << Detector::SlackToken as u64)
+    | (1 << Detector::GoogleApiKey as u64)
+    | (1 << Detector::Jwt as u64)
+    | (1 << Detector::PemPrivateKey as u64)
+    | (1 << Detector::StripeKey as u64)
+    | (1 << Detector::AwsSecretKey as u64)
+    | (1 << Detector::NpmToken as u64)
+    | (1 << Detector::GitlabToken as u64)
+    | (1 << Detector::HuggingfaceToken as u64)
+    | (1 << Detector::SendgridKey as u64)
+    | (1 << Detector::GroqKey as u64)
+    | (1 << Detector::XaiKey as u64)
+    | (1 << Detector::DigitaloceanToken as u64)
+    | (1 << Detector::ShopifyToken as u64)
+    | (1 << Detector::PypiToken as u64)
+    | (1 << Detector::DockerhubToken as u64)
+    | (1 << Detector::AtlassianToken as u64)
+    | (1 << Detector::DatabricksToken as u64)
+    | (1 << Detector::NotionToken as u64)
+    | (1 << Detector::AgeSecretKey as u64)
+    | (1 << Detector::GoogleOauthSecret as u64)
+    | (1 << Detector::GoogleOauthToken as u64)
+    | (1 << Detector::LinearKey as u64)
+    | (1 << Detector::TelegramBotToken as u64)
+    | (1 << Detector::AzureStorageKey as u64)
+    | (1 << Detector::OpenrouterKey as u64);
 
-const NUMERIC: u32 = (1 << Detector::CreditCard as u32)
-    | (1 << Detector::UsSsn as u32)
-    | (1 << Detector::Phone as u32)
-    | (1 << Detector::Iban as u32)
-    | (1 << Detector::CaSin as u32);
+const NUMERIC: u64 = (1 << Detector::CreditCard as u64)
+    | (1 << Detector::UsSsn as u64)
+    | (1 << Detector::Phone as u64)
+    | (1 << Detector::Iban as u64)
+    | (1 << Detector::CaSin as u64);
 
 /// A detector hit: which detector and the byte range in the scanned text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -346,7 +441,7 @@ pub struct Finding {
 /// A set of enabled detectors, scanned together in one pass.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct DetectorSet {
-    enabled: u32,
+    enabled: u64,
 }
 
 impl DetectorSet {

@@ -12,6 +12,7 @@ const MAX_LABEL: usize = 40;
 /// key (`PRIVATE KEY`, `RSA PRIVATE KEY`, `OPENSSH PRIVATE KEY`, `PGP PRIVATE KEY BLOCK`, …) and
 /// it has a body.
 pub(super) fn end(text: &[u8], s: usize) -> Option<usize> {
+    let m = Margin::of(text, s);
     let label_start = s + BEGIN.len();
     let label_end = label(text, label_start);
     let name = &text[label_start..label_end];
@@ -22,7 +23,7 @@ pub(super) fn end(text: &[u8], s: usize) -> Option<usize> {
     let mut i = label_end + DASHES.len();
     let mut body_end = None;
     loop {
-        i = skip_space(text, i);
+        i = skip_space(text, i, m);
         if text[i..].starts_with(END) {
             return body_end.map(|body_end| end_line(text, i).unwrap_or(body_end));
         }
@@ -32,7 +33,7 @@ pub(super) fn end(text: &[u8], s: usize) -> Option<usize> {
             i = e;
             continue;
         }
-        if w == i || !body_word(&text[i..w], text, w) {
+        if w == i || !body_word(&text[i..w], text, w, m) {
             return body_end;
         }
         body_end = Some(w);
@@ -63,6 +64,7 @@ fn header_line_end(text: &[u8], i: usize, w: usize) -> Option<usize> {
 /// word no key body has), or its label may still turn out to name a private key. A stream
 /// holds such a block back until it is complete, so it is masked as it is in one piece.
 pub(super) fn open(text: &[u8], s: usize) -> bool {
+    let m = Margin::of(text, s);
     let label_start = s + BEGIN.len();
     let label_end = label(text, label_start);
     if label_end == text.len() {
@@ -79,7 +81,7 @@ pub(super) fn open(text: &[u8], s: usize) -> bool {
     }
     let mut i = label_end + DASHES.len();
     loop {
-        i = skip_space(text, i);
+        i = skip_space(text, i, m);
         let rest = &text[i.min(text.len())..];
         if rest.is_empty() || END.starts_with(rest) || cut_break(rest) {
             return true;
@@ -109,12 +111,12 @@ pub(super) fn open(text: &[u8], s: usize) -> bool {
         if base64 && word.len() < 16 && !word.contains(&b'=') {
             // A short last line counts when the end line follows it: known once what follows
             // the blank after it is.
-            let after = &text[skip_space(text, w)..];
+            let after = &text[skip_space(text, w, m)..];
             if after.is_empty() || END.starts_with(after) || cut_break(after) {
                 return true;
             }
         }
-        if !body_word(word, text, w) {
+        if !body_word(word, text, w, m) {
             return false;
         }
         i = w;
@@ -125,6 +127,7 @@ pub(super) fn open(text: &[u8], s: usize) -> bool {
 /// (a `\n` escape, a `<br>`), cut.
 fn cut_break(rest: &[u8]) -> bool {
     rest == b"\\"
+        || rest == b"$"
         || [&b"<br>"[..], b"<br/>", b"<br />"]
             .iter()
             .any(|br| br.starts_with(rest))
@@ -148,22 +151,78 @@ fn end_line(text: &[u8], i: usize) -> Option<usize> {
         .then_some(label_end + DASHES.len())
 }
 
-/// Skips whitespace, including `\n`, `\r` and `\t` escapes left in the text, and the line
-/// number that starts a line of `cat -n` or Claude Code `Read` output (`     2→`, `  2\t`).
-fn skip_space(text: &[u8], mut i: usize) -> usize {
+/// What a tool writes at the start of every line of a file it prints, read from the line of
+/// the `-----BEGIN`: grep's and ripgrep's file name (`secrets/id_rsa:1:`, `secrets/id_rsa:`,
+/// `secrets/id_rsa-2-` on a context line), or a line number followed by spaces (`less -N`).
+/// The inner lines of the key may carry the same margin (their own line numbers); a margin
+/// only a later line has is not skipped, so `12 MIIE…` after a bare header ends the block.
+#[derive(Debug, Clone, Copy, Default)]
+struct Margin<'a> {
+    /// The file name grep writes before `:` or `-` (and the line number), or empty.
+    file: &'a [u8],
+    /// Whether a line number may be followed by spaces, as on the header's line.
+    spaced: bool,
+}
+
+/// The longest margin read before a header.
+const MAX_MARGIN: usize = 256;
+
+impl<'a> Margin<'a> {
+    /// The margin of the line holding the `-----BEGIN ` at `s`.
+    fn of(text: &'a [u8], s: usize) -> Self {
+        let from = s.saturating_sub(MAX_MARGIN);
+        let before = &text[from..s];
+        let start = before
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|&(k, &b)| b == b'\n' || (b == b'n' && k > 0 && before[k - 1] == b'\\'))
+            .map(|(k, _)| from + k + 1);
+        let Some(start) = start.or((from == 0).then_some(0)) else {
+            return Margin::default();
+        };
+        let line = &text[start..s];
+        let number = &line[line.iter().take_while(|&&b| b == b' ').count()..];
+        let digits = number.iter().take_while(|b| b.is_ascii_digit()).count();
+        let spaced = (1..=9).contains(&digits)
+            && digits < number.len()
+            && number[digits..].iter().all(|&b| b == b' ');
+        let mut file: &[u8] = &[];
+        if let Some((&b':' | &b'-', rest)) = line.split_last() {
+            // `path:12:` or `path-12-` (a context line): the number is not the file's.
+            let n = rest.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+            let name = match rest.len().checked_sub(n + 1) {
+                Some(k) if (1..=9).contains(&n) && matches!(rest[k], b':' | b'-') => &rest[..k],
+                _ => rest,
+            };
+            let plain = |b: &u8| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'`');
+            if !name.iter().all(u8::is_ascii_digit) && name.iter().all(plain) {
+                file = name;
+            }
+        }
+        Margin { file, spaced }
+    }
+}
+
+/// Skips whitespace, including `\n`, `\r` and `\t` escapes left in the text, and the margin
+/// that starts a line of `cat -n`, `grep -n` or Claude Code `Read` output (`     2→`, `  2\t`,
+/// `id_rsa:2:`).
+fn skip_space(text: &[u8], mut i: usize, m: Margin<'_>) -> usize {
     let blank = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b'`');
     loop {
         match at(text, i) {
-            b'\n' => i = skip_line_number(text, i + 1),
-            b'\\' if at(text, i + 1) == b'n' => i = skip_line_number(text, i + 2),
+            b'\n' => i = skip_line_number(text, i + 1, m),
+            b'\\' if at(text, i + 1) == b'n' => i = skip_line_number(text, i + 2, m),
             b' ' | b'\t' | b'\r' => i += 1,
             b'\\' if matches!(at(text, i + 1), b'r' | b't') => i += 2,
+            // `cat -A` ends every line with `$`.
+            b'$' if line_end(text, i + 1) => i += 1,
             // A key written into source code or quoted text, a line at a time: the quotes and
-            // concatenation around each line (`"…\n" +`, `'…',`), a quoting `> ` or a comment
-            // `# `, `// ` before it, `<br>` between lines. A `+` or `/` that a base64 line
-            // starts with is followed by no blank.
+            // concatenation around each line (`"…\n" +`, `'…',`), a quoting `> `, a list's
+            // `- ` or a comment `# `, `// ` before it, `<br>` between lines. A `+` or `/` that a
+            // base64 line starts with is followed by no blank, nor is an end line's `-`.
             b'"' | b'\'' | b'`' | b',' | b';' => i += 1,
-            b'+' | b'>' | b'#' if blank(at(text, i + 1)) => i += 1,
+            b'+' | b'>' | b'#' | b'-' if blank(at(text, i + 1)) => i += 1,
             b'/' if at(text, i + 1) == b'/' && blank(at(text, i + 2)) => i += 2,
             b'<' => match [&b"<br>"[..], b"<br/>", b"<br />"]
                 .into_iter()
@@ -177,10 +236,32 @@ fn skip_space(text: &[u8], mut i: usize) -> usize {
     }
 }
 
-/// The position after a line-number prefix at line start `i` (spaces, digits, then `→` or a
-/// tab as `cat -n` and Claude Code `Read` write them, or `:` as `grep -n` does), or `i` when
-/// there is none. Base64 has none of these separators, so a body line is never taken for one.
-fn skip_line_number(text: &[u8], i: usize) -> usize {
+/// Whether a line ends at `i`: a line break, its escape, or the end of the text.
+fn line_end(text: &[u8], i: usize) -> bool {
+    matches!(at(text, i), 0 | b'\n' | b'\r')
+        || (at(text, i) == b'\\' && matches!(at(text, i + 1), b'n' | b'r'))
+}
+
+/// The position after the margin at line start `i`: the header line's file name (`id_rsa:`,
+/// `id_rsa-`, with or without a line number), or a line number (spaces, digits, then `→` or a
+/// tab as `cat -n` and Claude Code `Read` write it, `:` or `-` as `grep -n` does, spaces if
+/// the header's line has them); `i` when there is none. Base64 has none of these separators,
+/// so a body line is never taken for one.
+fn skip_line_number(text: &[u8], i: usize, m: Margin<'_>) -> usize {
+    let rest = &text[i.min(text.len())..];
+    if !m.file.is_empty() && rest.starts_with(m.file) {
+        let j = i + m.file.len();
+        if matches!(at(text, j), b':' | b'-') {
+            let d = j
+                + 1
+                + text[j + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+            let numbered = (1..=9).contains(&(d - j - 1)) && matches!(at(text, d), b':' | b'-');
+            return if numbered { d + 1 } else { j + 1 };
+        }
+    }
     let mut j = i;
     while at(text, j) == b' ' {
         j += 1;
@@ -194,10 +275,12 @@ fn skip_line_number(text: &[u8], i: usize) -> usize {
     }
     if text[j..].starts_with("→".as_bytes()) {
         j + "→".len()
-    } else if matches!(at(text, j), b'\t' | b':') {
+    } else if matches!(at(text, j), b'\t' | b':' | b'-') {
         j + 1
     } else if text[j..].starts_with(b"\\t") {
         j + 2
+    } else if m.spaced && at(text, j) == b' ' {
+        j + text[j..].iter().take_while(|&&b| b == b' ').count()
     } else {
         i
     }
@@ -211,6 +294,7 @@ fn word_end(text: &[u8], mut i: usize) -> usize {
             b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b'`' | b'<' => break,
             b'\\' if matches!(at(text, i + 1), b'n' | b'r' | b't') => break,
             b'-' if text[i..].starts_with(DASHES) => break,
+            b'$' if line_end(text, i + 1) => break,
             _ => i += 1,
         }
     }
@@ -220,10 +304,10 @@ fn word_end(text: &[u8], mut i: usize) -> usize {
 /// Whether `word` (ending at `w`) belongs to a key body: a base64 line (16+ characters, padded
 /// with `=`, or the last line before `-----END`), or a header word like `Proc-Type:`,
 /// `4,ENCRYPTED` or `AES-128-CBC,2AF2…`.
-fn body_word(word: &[u8], text: &[u8], w: usize) -> bool {
+fn body_word(word: &[u8], text: &[u8], w: usize, m: Margin<'_>) -> bool {
     let base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\\');
     if word.iter().all(base64) {
-        word.len() >= 16 || word.contains(&b'=') || text[skip_space(text, w)..].starts_with(END)
+        word.len() >= 16 || word.contains(&b'=') || text[skip_space(text, w, m)..].starts_with(END)
     } else {
         word.iter().any(|b| matches!(b, b':' | b','))
             && word
@@ -307,6 +391,75 @@ mod tests {
     ];
         for (text, expect) in &cases {
             check(Detector::PemPrivateKey, text, expect);
+        }
+    }
+
+    /// Search tools and pagers write a margin before every line: grep's and ripgrep's file
+    /// name and line number, `less -N`'s number and spaces, a markdown list's `- `, `cat -A`'s
+    /// trailing `$` (found by the seventh review).
+    #[test]
+    fn pem_through_tool_margins() {
+        let rsa = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEADMTZ4xtGkditXqci3lKHj6wttt+/LJrDOtJuPnWj9pb0FO8Y\ntNSH6YVmfhSxYFR5FlSjhfUrA/Dc9MdKOSxPhZv/G6oJ0UMYBeaPDlzRcYsHzVwV\nnNmXwDDm8yo0tp6fzCkIiTCYbkRA3UrgQyFpXwY6baUTArFpXsEU08qFYymlOUJc\n-----END RSA PRIVATE KEY-----";
+        // Each line `n` (from 1) written as `margin(n)` and the line, joined by `nl`.
+        let with = |margin: &dyn Fn(usize) -> String, nl: &str| {
+            rsa.lines()
+                .enumerate()
+                .map(|(n, l)| format!("{}{l}", margin(n + 1)))
+                .collect::<Vec<_>>()
+                .join(nl)
+        };
+        let after = |text: &str, margin: &str| text[margin.len()..].to_owned();
+        let grep_rn = with(&|n| format!("secrets/id_rsa:{n}:"), "\n");
+        let grep_r = with(&|_| "secrets/id_rsa:".to_owned(), "\n");
+        let escaped = with(&|n| format!("secrets/id_rsa:{n}:"), "\\n");
+        // `grep -rn -A4 BEGIN`: the header matched, the rest are context lines.
+        let context = with(
+            &|n| {
+                format!(
+                    "my-keys/id_rsa{}{n}{}",
+                    if n == 1 { ':' } else { '-' },
+                    if n == 1 { ':' } else { '-' }
+                )
+            },
+            "\n",
+        );
+        let grep_c = with(&|n| format!("{n}-"), "\n");
+        let grep_n = with(&|n| format!("{n}:"), "\n");
+        let less = with(&|n| format!("{n:>7} "), "\n");
+        let list = with(&|_| "- ".to_owned(), "\n");
+        let cat_a = rsa
+            .lines()
+            .map(|l| format!("{l}$"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cases: Vec<(String, Vec<String>)> = vec![
+            (grep_rn.clone(), vec![after(&grep_rn, "secrets/id_rsa:1:")]),
+            (format!("$ grep -rn KEY .\n{grep_r}\n"), vec![after(&grep_r, "secrets/id_rsa:")]),
+            (escaped.clone(), vec![after(&escaped, "secrets/id_rsa:1:")]),
+            (context.clone(), vec![after(&context, "my-keys/id_rsa:1:")]),
+            (grep_c.clone(), vec![after(&grep_c, "1-")]),
+            (grep_n.clone(), vec![after(&grep_n, "1:")]),
+            (less.clone(), vec![after(&less, "      1 ")]),
+            (list.clone(), vec![after(&list, "- ")]),
+            (cat_a.clone(), vec![cat_a[..cat_a.len() - 1].to_owned()]),
+            // Another file's lines, a number and spaces the header's line has not: the body
+            // ends.
+            (
+                "a.pem:1:-----BEGIN PRIVATE KEY-----\nb.pem:2:MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw\n".into(),
+                vec![],
+            ),
+            (
+                "-----BEGIN PRIVATE KEY-----\n   12 MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw\n-----END PRIVATE KEY-----".into(),
+                vec![],
+            ),
+            (
+                "-----BEGIN PRIVATE KEY-----\n...\n- MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw".into(),
+                vec![],
+            ),
+        ];
+        for (text, expect) in &cases {
+            let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
+            check(Detector::PemPrivateKey, text, &expect);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 
 use super::vendor::{self, Shape};
-use super::{Detector, DetectorSet, Edges, Finding, at, pem, preceded_by};
+use super::{Detector, DetectorSet, Edges, Finding, at, keys, pem, preceded_by};
 
 /// What a prefix introduces.
 #[derive(Debug, Clone, Copy)]
@@ -26,18 +26,32 @@ enum Kind {
     /// `LS0tLS1CRUdJTi…`: a PEM block in base64, as a Kubernetes Secret's `tls.key` holds it.
     PemBase64,
     Stripe,
-    /// A vendor's token of a fixed shape (npm, GitLab, Hugging Face, …).
-    Token(&'static Shape),
+    /// A vendor's token of a fixed shape (npm, GitLab, Hugging Face, …), after a prefix of
+    /// this length.
+    Token(&'static Shape, usize),
+    /// `pypi-AgE`: a PyPI or TestPyPI token, by the location that follows.
+    PyPi,
+    /// `AGE-SECRET-KEY-1`: an age secret key.
+    Age,
+    /// `:AA`: a Telegram bot token's secret, after its bot id.
+    Telegram,
+    /// `AccountKey=` in an Azure storage connection string.
+    Azure,
     /// `SG.`: SendGrid's two-part key.
     SendGrid,
-    /// A label naming an AWS secret access key (`aws_secret_access_key = …`), of this length.
-    AwsSecret(usize),
+    /// `ecret` or `ECRET`, perhaps in a label naming an AWS secret access key
+    /// (`aws_secret_access_key = …`, `SecretAccessKey`).
+    AwsSecret,
 }
 
 impl Kind {
     fn enabled(self, set: &DetectorSet) -> bool {
         match self {
-            Kind::Sk => set.contains(Detector::AnthropicKey) || set.contains(Detector::OpenAiKey),
+            Kind::Sk => {
+                set.contains(Detector::AnthropicKey)
+                    || set.contains(Detector::OpenAiKey)
+                    || set.contains(Detector::OpenrouterKey)
+            }
             Kind::Aws => set.contains(Detector::AwsAccessKey),
             Kind::Github | Kind::GithubPat => set.contains(Detector::GithubToken),
             Kind::Slack | Kind::SlackWebhook => set.contains(Detector::SlackToken),
@@ -45,74 +59,142 @@ impl Kind {
             Kind::Jwt => set.contains(Detector::Jwt),
             Kind::Pem | Kind::PemBase64 => set.contains(Detector::PemPrivateKey),
             Kind::Stripe => set.contains(Detector::StripeKey),
-            Kind::Token(shape) => set.contains(shape.detector),
+            Kind::Token(shape, _) => set.contains(shape.detector),
+            Kind::PyPi => set.contains(Detector::PypiToken),
+            Kind::Age => set.contains(Detector::AgeSecretKey),
+            Kind::Telegram => set.contains(Detector::TelegramBotToken),
+            Kind::Azure => set.contains(Detector::AzureStorageKey),
             Kind::SendGrid => set.contains(Detector::SendgridKey),
-            Kind::AwsSecret(_) => set.contains(Detector::AwsSecretKey),
+            Kind::AwsSecret => set.contains(Detector::AwsSecretKey),
         }
     }
 }
 
-const PREFIXES: &[(&str, Kind)] = &[
-    ("sk-", Kind::Sk),
-    ("sk_live_", Kind::Stripe),
-    ("rk_live_", Kind::Stripe),
-    ("sk_test_", Kind::Stripe),
-    ("rk_test_", Kind::Stripe),
-    ("whsec_", Kind::Token(&vendor::STRIPE_WEBHOOK)),
-    ("npm_", Kind::Token(&vendor::NPM)),
-    ("glpat-", Kind::Token(&vendor::GITLAB)),
-    ("hf_", Kind::Token(&vendor::HUGGING_FACE)),
-    ("gsk_", Kind::Token(&vendor::GROQ)),
-    ("xai-", Kind::Token(&vendor::XAI)),
-    ("dop_v1_", Kind::Token(&vendor::DIGITALOCEAN)),
-    ("doo_v1_", Kind::Token(&vendor::DIGITALOCEAN)),
-    ("dor_v1_", Kind::Token(&vendor::DIGITALOCEAN)),
-    ("shpat_", Kind::Token(&vendor::SHOPIFY)),
-    ("shpss_", Kind::Token(&vendor::SHOPIFY)),
-    ("shpca_", Kind::Token(&vendor::SHOPIFY)),
-    ("shppa_", Kind::Token(&vendor::SHOPIFY)),
-    ("SG.", Kind::SendGrid),
-    // The labels that name an AWS secret access key: the CLI's credentials file and
-    // environment, the JSON `aws iam create-access-key` and `aws sts` print, the SDKs' option.
-    aws_secret_label("aws_secret_access_key"),
-    aws_secret_label("AWS_SECRET_ACCESS_KEY"),
-    aws_secret_label("SecretAccessKey"),
-    aws_secret_label("secretAccessKey"),
-    ("AKIA", Kind::Aws),
-    ("ASIA", Kind::Aws),
-    ("ABIA", Kind::Aws),
-    ("ACCA", Kind::Aws),
-    ("A3T", Kind::Aws),
-    ("AGPA", Kind::Aws),
-    ("AIDA", Kind::Aws),
-    ("AROA", Kind::Aws),
-    ("AIPA", Kind::Aws),
-    ("ANPA", Kind::Aws),
-    ("ANVA", Kind::Aws),
-    ("APKA", Kind::Aws),
-    ("ghp_", Kind::Github),
-    ("gho_", Kind::Github),
-    ("ghu_", Kind::Github),
-    ("ghs_", Kind::Github),
-    ("ghr_", Kind::Github),
-    ("github_pat_", Kind::GithubPat),
-    ("xoxa-", Kind::Slack),
-    ("xoxb-", Kind::Slack),
-    ("xoxp-", Kind::Slack),
-    ("xoxo-", Kind::Slack),
-    ("xoxs-", Kind::Slack),
-    ("xoxr-", Kind::Slack),
-    ("xoxe-", Kind::Slack),
-    ("xapp-", Kind::Slack),
-    ("hooks.slack.com/services/", Kind::SlackWebhook),
-    ("AIza", Kind::Google),
-    ("eyJ", Kind::Jwt),
-    ("-----BEGIN ", Kind::Pem),
-    ("LS0tLS1CRUdJTi", Kind::PemBase64),
+const PREFIXES: &[(&str, Kind, Lead)] = &[
+    ("sk-", Kind::Sk, Lead::Here),
+    // Stripe's `sk_live_`, `rk_live_`, `sk_test_`, `rk_test_`, from their common part.
+    ("k_live_", Kind::Stripe, Lead::Before(&[b"s", b"r"])),
+    ("k_test_", Kind::Stripe, Lead::Before(&[b"s", b"r"])),
+    token("whsec_", &vendor::STRIPE_WEBHOOK),
+    token("npm_", &vendor::NPM),
+    // GitLab's token kinds: personal, deploy, runner, CI/CD job, pipeline trigger, OAuth
+    // application secret, feed, service account, incoming mail, agent, feature-flag client.
+    token("glpat-", &vendor::GITLAB),
+    token("gldt-", &vendor::GITLAB),
+    token("glrt-", &vendor::GITLAB),
+    token("glcbt-", &vendor::GITLAB),
+    token("glptt-", &vendor::GITLAB),
+    token("gloas-", &vendor::GITLAB),
+    token("glft-", &vendor::GITLAB),
+    token("glsoat-", &vendor::GITLAB),
+    token("glimt-", &vendor::GITLAB),
+    token("glagent-", &vendor::GITLAB),
+    token("glffct-", &vendor::GITLAB),
+    token("hf_", &vendor::HUGGING_FACE),
+    token("gsk_", &vendor::GROQ),
+    token("xai-", &vendor::XAI),
+    // DigitalOcean's `dop_v1_`, `doo_v1_`, `dor_v1_`.
+    (
+        "_v1_",
+        Kind::Token(&vendor::DIGITALOCEAN, 7),
+        Lead::Before(&[b"dop", b"doo", b"dor"]),
+    ),
+    (
+        "shp",
+        Kind::Token(&vendor::SHOPIFY, 6),
+        Lead::After(&[b"at_", b"ss_", b"ca_", b"pa_"]),
+    ),
+    ("pypi-AgE", Kind::PyPi, Lead::Here),
+    token("dckr_pat_", &vendor::DOCKERHUB),
+    // Literals whose first three bytes are rare in text, as the prefilter reads those:
+    // `ATT3` (not `ATA`), `_api_` (not `lin`), `-SECRET-KEY-1` (not `AGE`), `tKey=` (not `Acc`).
+    (
+        "ATT3",
+        Kind::Token(&vendor::ATLASSIAN, 6),
+        Lead::Before(&[b"AT"]),
+    ),
+    token("dapi", &vendor::DATABRICKS),
+    token("ntn_", &vendor::NOTION),
+    token("GOCSPX-", &vendor::GOOGLE_OAUTH_SECRET),
+    token("ya29.", &vendor::GOOGLE_OAUTH_TOKEN),
+    (
+        "_api_",
+        Kind::Token(&vendor::LINEAR, 8),
+        Lead::Before(&[b"lin"]),
+    ),
+    ("-SECRET-KEY-1", Kind::Age, Lead::Before(&[b"AGE"])),
+    (":AA", Kind::Telegram, Lead::Here),
+    ("tKey=", Kind::Azure, Lead::Before(&[b"Accoun"])),
+    ("SG.", Kind::SendGrid, Lead::Here),
+    // The labels that name an AWS secret access key, in any of the cases code writes them
+    // (the CLI's credentials file and environment, the JSON `aws iam create-access-key` and
+    // `aws sts` print, the SDKs' option, Terraform's argument): read from their `secret`.
+    ("ecret", Kind::AwsSecret, Lead::Here),
+    ("ECRET", Kind::AwsSecret, Lead::Here),
+    ("AKIA", Kind::Aws, Lead::Here),
+    ("ASIA", Kind::Aws, Lead::Here),
+    ("ABIA", Kind::Aws, Lead::Here),
+    ("ACCA", Kind::Aws, Lead::Here),
+    ("A3T", Kind::Aws, Lead::Here),
+    ("AGPA", Kind::Aws, Lead::Here),
+    ("AIDA", Kind::Aws, Lead::Here),
+    ("AROA", Kind::Aws, Lead::Here),
+    ("AIPA", Kind::Aws, Lead::Here),
+    ("ANPA", Kind::Aws, Lead::Here),
+    ("ANVA", Kind::Aws, Lead::Here),
+    ("APKA", Kind::Aws, Lead::Here),
+    ("ghp_", Kind::Github, Lead::Here),
+    ("gho_", Kind::Github, Lead::Here),
+    ("ghu_", Kind::Github, Lead::Here),
+    ("ghs_", Kind::Github, Lead::Here),
+    ("ghr_", Kind::Github, Lead::Here),
+    ("github_pat_", Kind::GithubPat, Lead::Here),
+    (
+        "xox",
+        Kind::Slack,
+        Lead::After(&[b"a-", b"b-", b"p-", b"o-", b"s-", b"r-", b"e-"]),
+    ),
+    ("xapp-", Kind::Slack, Lead::Here),
+    ("hooks.slack.com/services/", Kind::SlackWebhook, Lead::Here),
+    ("AIza", Kind::Google, Lead::Here),
+    ("eyJ", Kind::Jwt, Lead::Here),
+    ("-----BEGIN ", Kind::Pem, Lead::Here),
+    ("LS0tLS1CRUdJTi", Kind::PemBase64, Lead::Here),
 ];
 
-const fn aws_secret_label(label: &'static str) -> (&'static str, Kind) {
-    (label, Kind::AwsSecret(label.len()))
+const fn token(prefix: &'static str, shape: &'static Shape) -> (&'static str, Kind, Lead) {
+    (prefix, Kind::Token(shape, prefix.len()), Lead::Here)
+}
+
+/// Where a prefix found by a literal shorter than it starts. Several prefixes share one
+/// literal (`xox` for Slack's `xoxb-`, `xoxp-`, …) so that the automaton keeps to at most 64
+/// literals: beyond that its Teddy prefilter is not built and every search runs its DFA byte
+/// by byte, twice the instructions on every request.
+#[derive(Debug, Clone, Copy)]
+enum Lead {
+    /// The prefix starts with the literal.
+    Here,
+    /// The literal is followed by one of these (and the prefix starts with it).
+    After(&'static [&'static [u8]]),
+    /// The literal follows one of these, all of one length, where the prefix starts.
+    Before(&'static [&'static [u8]]),
+}
+
+impl Lead {
+    /// Where the prefix whose literal is at `a` starts, if the bytes around it are one's.
+    fn start(self, text: &[u8], a: usize, literal: usize) -> Option<usize> {
+        match self {
+            Lead::Here => Some(a),
+            Lead::After(next) => {
+                let rest = &text[a + literal..];
+                next.iter().any(|n| rest.starts_with(n)).then_some(a)
+            }
+            Lead::Before(before) => {
+                let s = a.checked_sub(before[0].len())?;
+                before.iter().any(|b| &text[s..a] == *b).then_some(s)
+            }
+        }
+    }
 }
 
 fn automaton() -> &'static AhoCorasick {
@@ -121,31 +203,34 @@ fn automaton() -> &'static AhoCorasick {
         AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
             .prefilter(true)
-            .build(PREFIXES.iter().map(|(p, _)| p))
+            .build(PREFIXES.iter().map(|(p, _, _)| p))
             .expect("fixed prefixes compile")
     })
 }
 
 pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
     let ac = automaton();
-    let mut pos = 0;
+    let (mut pos, mut floor) = (0, 0);
     while pos < text.len() {
         let Some(m) = ac.find(Input::new(text).span(pos..text.len())) else {
             break;
         };
-        let s = m.start();
-        let kind = PREFIXES[m.pattern().as_usize()].1;
-        let hit = if kind.enabled(set) {
-            verify(kind, text, s, edges).filter(|(d, _)| set.contains(*d))
-        } else {
-            None
+        let a = m.start();
+        let (_, kind, lead) = PREFIXES[m.pattern().as_usize()];
+        // A prefix that starts inside the last finding is not read.
+        let hit = match lead.start(text, a, m.len()).filter(|&s| s >= floor) {
+            Some(s) if kind.enabled(set) => {
+                verify(kind, text, s, edges).and_then(|(d, r)| Some((reported(set, d)?, r)))
+            }
+            _ => None,
         };
         match hit {
             Some((detector, range)) => {
                 pos = range.end;
+                floor = range.end;
                 out.push(Finding { detector, range });
             }
-            None => pos = s + 1,
+            None => pos = a + 1,
         }
     }
 }
@@ -164,25 +249,53 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
 pub(super) fn open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize> {
     let ac = automaton();
     let mut pos = from.min(text.len());
+    let mut floor = pos;
     while pos < text.len() {
         let Some(m) = ac.find(Input::new(text).span(pos..text.len())) else {
             break;
         };
-        let s = m.start();
-        let kind = PREFIXES[m.pattern().as_usize()].1;
-        if !kind.enabled(set) {
-            pos = s + 1;
+        let a = m.start();
+        let (_, kind, lead) = PREFIXES[m.pattern().as_usize()];
+        // The bytes after a literal that are still to come may make it a prefix.
+        let cut = matches!(lead, Lead::After(_)) && m.end() + 3 > text.len();
+        let Some(s) = lead
+            .start(text, a, m.len())
+            .filter(|&s| s >= floor && kind.enabled(set))
+        else {
+            if cut && kind.enabled(set) {
+                return Some(a);
+            }
+            pos = a + 1;
             continue;
-        }
-        if may_grow(kind, text, s) {
-            return Some(s);
-        }
-        pos = match verify(kind, text, s, Edges::NONE).filter(|(d, _)| set.contains(*d)) {
-            Some((_, range)) => range.end,
-            None => s + 1,
         };
+        if may_grow(kind, text, s) {
+            return Some(match kind {
+                Kind::Telegram => keys::telegram_start(text, s),
+                _ => s,
+            });
+        }
+        match verify(kind, text, s, Edges::NONE).and_then(|(d, r)| reported(set, d).map(|_| r)) {
+            Some(range) => {
+                pos = range.end;
+                floor = range.end;
+            }
+            None => pos = a + 1,
+        }
     }
     None
+}
+
+/// Which enabled detector reports a finding of `detector`: itself, or for an OpenRouter key
+/// with only `openai_key` enabled, that (`sk-or-v1-…` was an OpenAI key before OpenRouter had
+/// a detector of its own, and a policy written then still catches it).
+fn reported(set: &DetectorSet, detector: Detector) -> Option<Detector> {
+    if set.contains(detector) {
+        Some(detector)
+    } else if detector == Detector::OpenrouterKey && set.contains(Detector::OpenAiKey) {
+        Some(Detector::OpenAiKey)
+    } else {
+        None
+    }
 }
 
 /// Whether what [`verify`] says of the prefix of `kind` at `s` may change when text is
@@ -238,9 +351,16 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
             }
         }
         Kind::Stripe => run(text, s + 8, u8::is_ascii_alphanumeric) == len,
-        Kind::Token(shape) => vendor::token_open(shape, text, s),
+        Kind::Token(shape, prefix) => vendor::token_open(shape, text, s + prefix),
+        Kind::PyPi => match pypi(text, s) {
+            Some((shape, start)) => vendor::token_open(shape, text, start),
+            None => text.len() < s + PYPI_TEST.len(),
+        },
+        Kind::Age => keys::age_open(text, s),
+        Kind::Telegram => keys::telegram_open(text, s),
+        Kind::Azure => keys::azure_open(text, s),
         Kind::SendGrid => vendor::sendgrid_open(text, s),
-        Kind::AwsSecret(label) => vendor::aws_secret_open(text, s, label),
+        Kind::AwsSecret => vendor::aws_secret_open(text, s),
     }
 }
 
@@ -254,8 +374,11 @@ fn at_boundary(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> bool {
         && (text[s..].starts_with(b"sk-ant-") || text[s..].starts_with(b"sk-proj-"));
     // A PEM header, a webhook's host and a label are distinct enough without a boundary (a
     // webhook URL is preceded by `https://`, a label may be `MY_AWS_SECRET_ACCESS_KEY`).
-    matches!(kind, Kind::Pem | Kind::SlackWebhook | Kind::AwsSecret(_))
-        || distinct
+    // A Telegram token's `:AA` follows its bot id, whose boundary is checked there.
+    matches!(
+        kind,
+        Kind::Pem | Kind::SlackWebhook | Kind::AwsSecret | Kind::Telegram
+    ) || distinct
         || !glued(text, s, edges)
 }
 
@@ -272,10 +395,23 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
     }
     // Every kind's match starts at its prefix but a labelled AWS secret's (after its label).
     let found = match kind {
-        Kind::AwsSecret(label) => {
-            let (v, e) = vendor::aws_secret(text, s, label, edges)?;
+        Kind::AwsSecret => {
+            let (v, e) = vendor::aws_secret(text, s, edges)?;
             return Some((Detector::AwsSecretKey, v..e));
         }
+        Kind::Telegram => {
+            let (v, e) = keys::telegram(text, s, edges)?;
+            return Some((Detector::TelegramBotToken, v..e));
+        }
+        Kind::Azure => {
+            let (v, e) = keys::azure(text, s, edges)?;
+            return Some((Detector::AzureStorageKey, v..e));
+        }
+        Kind::PyPi => {
+            let (shape, start) = pypi(text, s)?;
+            vendor::token(shape, text, start, edges).map(|e| (Detector::PypiToken, e))
+        }
+        Kind::Age => keys::age(text, s, edges).map(|e| (Detector::AgeSecretKey, e)),
         Kind::Sk => sk(text, s, glued(text, s, edges)),
         Kind::Aws => aws(text, s, edges).map(|e| (Detector::AwsAccessKey, e)),
         Kind::Github => {
@@ -304,10 +440,29 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
             let e = run(text, s + 8, u8::is_ascii_alphanumeric);
             (e - s - 8 >= 24 && random(&text[s + 8..e])).then_some((Detector::StripeKey, e))
         }
-        Kind::Token(shape) => vendor::token(shape, text, s, edges).map(|e| (shape.detector, e)),
+        Kind::Token(shape, prefix) => {
+            vendor::token(shape, text, s + prefix, edges).map(|e| (shape.detector, e))
+        }
         Kind::SendGrid => vendor::sendgrid(text, s, edges).map(|e| (Detector::SendgridKey, e)),
     };
     found.map(|(detector, end)| (detector, s..end))
+}
+
+/// PyPI's prefix, its macaroon's location field `pypi.org` in base64.
+const PYPI: &[u8] = b"pypi-AgEIcHlwaS5vcmc";
+/// TestPyPI's, `test.pypi.org`.
+const PYPI_TEST: &[u8] = b"pypi-AgENdGVzdC5weXBpLm9yZw";
+
+/// The shape of the PyPI token whose `pypi-AgE` is at `s`, and where its random part starts.
+fn pypi(text: &[u8], s: usize) -> Option<(&'static Shape, usize)> {
+    let rest = &text[s..];
+    if rest.starts_with(PYPI) {
+        Some((&vendor::PYPI, s + PYPI.len()))
+    } else if rest.starts_with(PYPI_TEST) {
+        Some((&vendor::TEST_PYPI, s + PYPI_TEST.len()))
+    } else {
+        None
+    }
 }
 
 /// `sk-ant-` and 20+ key characters is Anthropic. Any other `sk-` and 20+ key characters is
@@ -329,6 +484,13 @@ fn sk(text: &[u8], s: usize, glued: bool) -> Option<(Detector, usize)> {
         .any(|part| part.len() >= 16 && random(part) && (!glued || scrambled(part)));
     if let Some(rest) = body.strip_prefix(b"ant-") {
         return (rest.len() >= 20 && random_part).then_some((Detector::AnthropicKey, e));
+    }
+    // OpenRouter: `sk-or-v1-` and 64 hex digits; other `sk-or-…` keys read as OpenAI's.
+    if let Some(rest) = body.strip_prefix(b"or-v1-") {
+        let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+        if rest.len() == 64 && rest.iter().all(hex) && scrambled(rest) && random(rest) {
+            return Some((Detector::OpenrouterKey, e));
+        }
     }
     let ok = body.len() >= 20
         && random_part
@@ -943,6 +1105,89 @@ mod tests {
         for (detector, text, expect) in cases {
             check(*detector, text, expect);
         }
+    }
+
+    /// OpenRouter's keys are a family of their own, and still an OpenAI key to a policy that
+    /// enables only `openai_key` (found by the seventh review).
+    #[test]
+    fn openrouter_keys() {
+        use crate::detect::{DetectorSet, Finding};
+        let k = "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";
+        check(
+            Detector::OpenrouterKey,
+            &format!("OPENROUTER_API_KEY={k}\n"),
+            &[k],
+        );
+        check(Detector::OpenAiKey, k, &[k]);
+        let mut got = Vec::new();
+        DetectorSet::new([Detector::OpenAiKey, Detector::OpenrouterKey])
+            .find(k.as_bytes(), &mut got);
+        assert_eq!(
+            got,
+            [Finding {
+                detector: Detector::OpenrouterKey,
+                range: 0..k.len()
+            }]
+        );
+        // Not 64 hex digits: not OpenRouter's (an OpenAI-shaped key still is OpenAI's).
+        check(
+            Detector::OpenrouterKey,
+            &format!(
+                "{} {k}0 sk-or-v1-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx sk-or-v1-your-openrouter-key",
+                &k[..k.len() - 1]
+            ),
+            &[],
+        );
+    }
+
+    /// Prefixes found through a shared literal (`xox`, `shp`, `k_live_`, `_v1_`, `_api_`, …):
+    /// the bytes around it decide, and a prefix glued to a word is still no key.
+    #[test]
+    fn shared_literals() {
+        let hex = "5f6ce8063d50a800bd375a96c54f9cea8aa19cf782323d3b4fd1fba8363f42b9";
+        let cases: &[(Detector, String, &[&str])] = &[
+            (
+                Detector::StripeKey,
+                "ask_live_4eC39HqLyjWDarjtT1zdp7dc pk_live_4eC39HqLyjWDarjtT1zdp7dc k_live_4eC39HqLyjWDarjtT1zdp7dc".into(),
+                &[],
+            ),
+            (
+                Detector::DigitaloceanToken,
+                format!("xdop_v1_{hex} dox_v1_{hex} _v1_{hex} api_v1_{hex}"),
+                &[],
+            ),
+            (
+                Detector::DigitaloceanToken,
+                format!("{hex}dop_v1_{hex} (dor_v1_{hex})"),
+                &[&format!("dor_v1_{hex}")],
+            ),
+            (
+                Detector::SlackToken,
+                "xoxz-1234567890-abc xox-1234567890 axoxb-1234567890123 xoxp-1234567890-0987654321-AbCd".into(),
+                &["xoxp-1234567890-0987654321-AbCd"],
+            ),
+            (
+                Detector::ShopifyToken,
+                "shpxx_20a33f07e07cb3136fa87be676563cf0 a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 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".into(),
+                &["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"],
+            ),
+            (
+                Detector::LinearKey,
+                "get_api_ORMZ0J5D2raSDG9vM3KpprsXED4k8ldvTfq2LAks xlin_api_ORMZ0J5D2raSDG9vM3KpprsXED4k8ldvTfq2LAks".into(),
+                &[],
+            ),
+        ];
+        for (detector, text, expect) in cases {
+            check(*detector, text, expect);
+        }
+    }
+
+    /// At most 64 literals: beyond that the automaton's Teddy prefilter is not built, and every
+    /// request pays for a byte-by-byte search (the seventh review's families took it to 74,
+    /// twice the instructions on a chat).
+    #[test]
+    fn prefixes_fit_the_prefilter() {
+        assert!(super::PREFIXES.len() <= 64, "{}", super::PREFIXES.len());
     }
 
     /// An AWS id's 16 characters after the prefix hold a digit (found by the fifth review).

@@ -17,6 +17,10 @@ pub(super) enum Chars {
     Alnum,
     /// `[0-9a-f]`.
     Hex,
+    /// `[A-Za-z0-9_-]`: base64url.
+    Key,
+    /// `[A-Za-z0-9_=-]`: base64url and its padding.
+    KeyPadded,
     /// `[A-Za-z0-9_.-]`: base64url, and dots between parts (GitLab's routable tokens,
     /// `glpat-….01.…`); a trailing dot ends a sentence and is not part of the token.
     Dotted,
@@ -27,99 +31,224 @@ impl Chars {
         match self {
             Chars::Alnum => b.is_ascii_alphanumeric(),
             Chars::Hex => b.is_ascii_digit() || (b'a'..=b'f').contains(b),
+            Chars::Key => is_key_char(*b),
+            Chars::KeyPadded => is_key_char(*b) || *b == b'=',
             Chars::Dotted => is_key_char(*b) || *b == b'.',
         }
     }
 }
 
-/// A token: a prefix of `prefix` bytes, then `len` of `chars`.
+/// A token's random part, after its prefix (whose length the secrets search knows): `min` to
+/// `max` of `chars`, with a structure `valid` checks.
 #[derive(Debug)]
 pub(super) struct Shape {
     pub detector: Detector,
-    pub prefix: usize,
     chars: Chars,
     min: usize,
     /// The longest random part read: a longer run is no token when `min == max` (a fixed
     /// length), and a stream holds a growing token at most this long.
     pub max: usize,
+    /// A check of the random part beyond its characters and length: its structure.
+    valid: fn(&[u8]) -> bool,
+    /// Whether `-` and one digit may follow (Databricks' `dapi…-2`).
+    dash_digit: bool,
 }
 
 /// `npm_` and 36 of `[A-Za-z0-9]` (30 random, 6 of checksum).
 pub(super) const NPM: Shape = Shape {
     detector: Detector::NpmToken,
-    prefix: 4,
     chars: Chars::Alnum,
     min: 36,
     max: 36,
+    valid: any,
+    dash_digit: false,
 };
 
-/// `glpat-` (and GitLab's other `gl…-` prefixes) and 20 or more characters.
+/// `glpat-` (and GitLab's other `gl…-` prefixes: `gldt-`, `glrt-`, …) and 20 or more
+/// characters: their lengths differ by kind and grow with routable tokens (`….01.…`).
 pub(super) const GITLAB: Shape = Shape {
     detector: Detector::GitlabToken,
-    prefix: 6,
     chars: Chars::Dotted,
     min: 20,
     max: 255,
+    valid: any,
+    dash_digit: false,
 };
 
 /// `hf_` and 34 letters (digits accepted too).
 pub(super) const HUGGING_FACE: Shape = Shape {
     detector: Detector::HuggingfaceToken,
-    prefix: 3,
     chars: Chars::Alnum,
     min: 34,
     max: 64,
+    valid: any,
+    dash_digit: false,
 };
 
 /// `gsk_` and exactly 52 of `[A-Za-z0-9]`: a fixed length, as `gsk_` also starts words in
 /// code (`gsk_LinearRegressionModelTrainerForPharmaDataV2` is no key; regression round).
 pub(super) const GROQ: Shape = Shape {
     detector: Detector::GroqKey,
-    prefix: 4,
     chars: Chars::Alnum,
     min: 52,
     max: 52,
+    valid: any,
+    dash_digit: false,
 };
 
 /// `xai-` and 80 of `[A-Za-z0-9]` (40 or more read).
 pub(super) const XAI: Shape = Shape {
     detector: Detector::XaiKey,
-    prefix: 4,
     chars: Chars::Alnum,
     min: 40,
     max: 255,
+    valid: any,
+    dash_digit: false,
 };
 
 /// `dop_v1_` (personal), `doo_v1_` (OAuth), `dor_v1_` (refresh) and 64 hex digits.
 pub(super) const DIGITALOCEAN: Shape = Shape {
     detector: Detector::DigitaloceanToken,
-    prefix: 7,
     chars: Chars::Hex,
     min: 64,
     max: 64,
+    valid: any,
+    dash_digit: false,
 };
 
 /// `shpat_`, `shpss_`, `shpca_`, `shppa_` and 32 hex digits.
 pub(super) const SHOPIFY: Shape = Shape {
     detector: Detector::ShopifyToken,
-    prefix: 6,
     chars: Chars::Hex,
     min: 32,
     max: 32,
+    valid: any,
+    dash_digit: false,
 };
 
 /// Stripe's webhook signing secret: `whsec_` and 32 or more of `[A-Za-z0-9]`.
 pub(super) const STRIPE_WEBHOOK: Shape = Shape {
     detector: Detector::StripeKey,
-    prefix: 6,
     chars: Chars::Alnum,
     min: 32,
     max: 255,
+    valid: any,
+    dash_digit: false,
+};
+
+/// Any random part: no structure beyond its characters and length.
+fn any(_: &[u8]) -> bool {
+    true
+}
+
+/// A PyPI token's macaroon after `pypi-AgEIcHlwaS5vcmc` (`pypi.org`, its location field):
+/// the identifier field's tag, whose last six bits are `C`.
+fn pypi(part: &[u8]) -> bool {
+    part.first() == Some(&b'C')
+}
+
+/// TestPyPI's after `pypi-AgENdGVzdC5weXBpLm9yZw` (`test.pypi.org`): the identifier's tag's
+/// last four bits and the top two of its length, `I` to `L`.
+fn test_pypi(part: &[u8]) -> bool {
+    matches!(part.first(), Some(b'I'..=b'L'))
+}
+
+/// `pypi-` and a macaroon in base64url (a location field, `AgEIcHlwaS5vcmc`, which is part of
+/// the prefix; an identifier; a signature): 50 to 1000 characters.
+pub(super) const PYPI: Shape = Shape {
+    detector: Detector::PypiToken,
+    chars: Chars::Key,
+    min: 50,
+    max: 1000,
+    valid: pypi,
+    dash_digit: false,
+};
+
+/// TestPyPI's tokens: [`PYPI`] with the location `test.pypi.org`.
+pub(super) const TEST_PYPI: Shape = Shape {
+    valid: test_pypi,
+    ..PYPI
+};
+
+/// `dckr_pat_` and 27 of `[A-Za-z0-9_-]`.
+pub(super) const DOCKERHUB: Shape = Shape {
+    detector: Detector::DockerhubToken,
+    chars: Chars::Key,
+    min: 27,
+    max: 27,
+    valid: any,
+    dash_digit: false,
+};
+
+/// `ATATT3` and 186 of `[A-Za-z0-9_=-]` (the last nine a `=` and a checksum in hex).
+pub(super) const ATLASSIAN: Shape = Shape {
+    detector: Detector::AtlassianToken,
+    chars: Chars::KeyPadded,
+    min: 186,
+    max: 186,
+    valid: any,
+    dash_digit: false,
+};
+
+/// `dapi` and 32 hex digits, perhaps `-` and a digit.
+pub(super) const DATABRICKS: Shape = Shape {
+    detector: Detector::DatabricksToken,
+    chars: Chars::Hex,
+    min: 32,
+    max: 32,
+    valid: any,
+    dash_digit: true,
+};
+
+/// Notion's `ntn_`: 11 digits, then 35 of `[A-Za-z0-9]`.
+fn notion(part: &[u8]) -> bool {
+    part.len() == 46
+        && part[..11].iter().all(u8::is_ascii_digit)
+        && !part[11..].iter().all(u8::is_ascii_digit)
+}
+
+/// `ntn_` and 46 of `[A-Za-z0-9]`, the first 11 digits.
+pub(super) const NOTION: Shape = Shape {
+    detector: Detector::NotionToken,
+    chars: Chars::Alnum,
+    min: 46,
+    max: 46,
+    valid: notion,
+    dash_digit: false,
+};
+
+/// `GOCSPX-` and 28 of `[A-Za-z0-9_-]`.
+pub(super) const GOOGLE_OAUTH_SECRET: Shape = Shape {
+    detector: Detector::GoogleOauthSecret,
+    chars: Chars::Key,
+    min: 28,
+    max: 28,
+    valid: any,
+    dash_digit: false,
+};
+
+/// `ya29.` and 30 or more of `[A-Za-z0-9_.-]` (a service account's `ya29.c.…` has dots).
+pub(super) const GOOGLE_OAUTH_TOKEN: Shape = Shape {
+    detector: Detector::GoogleOauthToken,
+    chars: Chars::Dotted,
+    min: 30,
+    max: 2048,
+    valid: any,
+    dash_digit: false,
+};
+
+/// `lin_api_` and 40 of `[A-Za-z0-9]`.
+pub(super) const LINEAR: Shape = Shape {
+    detector: Detector::LinearKey,
+    chars: Chars::Alnum,
+    min: 40,
+    max: 40,
+    valid: any,
+    dash_digit: false,
 };
 
 /// Where the random part of the token of `shape` at `s` ends, and with it the token.
-fn end(shape: &Shape, text: &[u8], s: usize, edges: Edges<'_>) -> usize {
-    let start = s + shape.prefix;
+fn end(shape: &Shape, text: &[u8], start: usize, edges: Edges<'_>) -> usize {
     let mut e = run(text, start, |b| shape.chars.contains(b));
     if matches!(shape.chars, Chars::Dotted) {
         while e > start && text[e - 1] == b'.' {
@@ -133,21 +262,37 @@ fn end(shape: &Shape, text: &[u8], s: usize, edges: Edges<'_>) -> usize {
     e
 }
 
-/// The end of the token of `shape` at `s`, if it is one.
-pub(super) fn token(shape: &Shape, text: &[u8], s: usize, edges: Edges<'_>) -> Option<usize> {
-    let e = end(shape, text, s, edges);
-    let part = &text[s + shape.prefix..e];
+/// The end of the token of `shape` whose random part starts at `start` (after its prefix), if
+/// it is one.
+pub(super) fn token(shape: &Shape, text: &[u8], start: usize, edges: Edges<'_>) -> Option<usize> {
+    let mut e = end(shape, text, start, edges);
+    let part = &text[start..e];
+    let suffix = shape.dash_digit
+        && at(text, e) == b'-'
+        && at(text, e + 1).is_ascii_digit()
+        && !edges.contains(e);
+    if suffix && !is_key_char(at(text, e + 2)) {
+        e += 2;
+    }
     let joined = at(text, e).is_ascii_alphanumeric() && !edges.contains(e);
-    let ok =
-        (shape.min..=shape.max).contains(&part.len()) && !joined && random(part) && scrambled(part);
+    let ok = (shape.min..=shape.max).contains(&part.len())
+        && !joined
+        && (shape.valid)(part)
+        && random(part)
+        && scrambled(part);
     ok.then_some(e)
 }
 
 /// Whether what [`token`] says of `shape` at `s` may change when text is appended: its random
 /// part runs to the end of the text, no longer than a token's.
-pub(super) fn token_open(shape: &Shape, text: &[u8], s: usize) -> bool {
-    let e = run(text, s + shape.prefix, |b| shape.chars.contains(b));
-    e == text.len() && e - s - shape.prefix <= shape.max
+pub(super) fn token_open(shape: &Shape, text: &[u8], start: usize) -> bool {
+    let e = run(text, start, |b| shape.chars.contains(b));
+    let len = text.len();
+    // A Databricks token whose `-2` may still come, or be followed by more.
+    let tail = shape.dash_digit
+        && e - start == shape.max
+        && matches!(text[e..], [b'-'] | [b'-', b'0'..=b'9']);
+    (e == len && e - start <= shape.max) || tail
 }
 
 /// SendGrid: `SG.`, 22 of `[A-Za-z0-9_-]`, `.`, 43 more.
@@ -190,35 +335,119 @@ enum Step {
     No,
 }
 
+/// Where the label around the `ecret` (or `ECRET`) at `s` ends, if it names an AWS secret
+/// access key: `secret` and `key`, with `aws` before or `access` between them, words joined
+/// by `_`, `-` or nothing, each word in one case or capitalised (`aws_secret_access_key`,
+/// `AWS_SECRET_KEY`, `Aws_Secret_Access_Key`, `SecretAccessKey`, Terraform's
+/// `secret_access_key`). `Err(true)` while the text ends inside what may still become one.
+fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
+    if !matches!(at(text, s.wrapping_sub(1)), b'S' | b's') || s == 0 {
+        return Err(false);
+    }
+    // Case-insensitively, a word at `i`, cut or not.
+    let word = |i: usize, w: &[u8]| -> Result<usize, bool> {
+        let rest = &text[i.min(text.len())..];
+        let n = rest.len().min(w.len());
+        if !rest[..n].eq_ignore_ascii_case(&w[..n]) {
+            Err(false)
+        } else if n < w.len() {
+            Err(true)
+        } else {
+            Ok(i + w.len())
+        }
+    };
+    let sep = |i: usize| i + usize::from(matches!(at(text, i), b'_' | b'-'));
+    let before = &text[s.saturating_sub(5)..s - 1];
+    let aws = [&b"aws_"[..], b"aws-", b"aws"].iter().any(|w| {
+        before.len() >= w.len() && before[before.len() - w.len()..].eq_ignore_ascii_case(w)
+    });
+    let mut i = sep(s + 5);
+    let access = match word(i, b"access") {
+        Ok(e) => {
+            i = sep(e);
+            true
+        }
+        Err(true) => return Err(true),
+        Err(false) => false,
+    };
+    let end = word(i, b"key")?;
+    if (aws || access) && !is_key_char(at(text, end)) {
+        Ok(end)
+    } else {
+        Err(false)
+    }
+}
+
 /// Between an AWS label and its value: a closing quote, blanks, `=` or `:`, blanks, an opening
-/// quote (`"`, `'` or JSON's `\"`), read from `i`; a run of blanks at most 8 long.
+/// quote (`"`, `'` or JSON's `\"`), read from `i`; a run of blanks at most 8 long. Blanks alone
+/// do too (`aws configure set aws_secret_access_key KEY`), and so does a line break or a comma
+/// and the entry's next field, `value` (a Kubernetes env entry: `- name: AWS_SECRET_ACCESS_KEY`
+/// and `value: KEY` on the next line; `"value": "KEY"` in JSON).
 fn value_start(text: &[u8], mut i: usize) -> Step {
-    let quote = |text: &[u8], i: usize| -> Option<usize> {
+    let len = text.len();
+    let quote = |i: usize| -> Option<usize> {
         match (at(text, i), at(text, i + 1)) {
             (b'"' | b'\'', _) => Some(i + 1),
             (b'\\', b'"') => Some(i + 2),
             _ => None,
         }
     };
-    let blanks = |text: &[u8], i: usize| -> usize {
+    let blanks = |i: usize| -> usize {
         let e = run(text, i, |b| matches!(b, b' ' | b'\t'));
         e.min(i + 8)
     };
-    if i + 1 >= text.len() && at(text, i) == b'\\' {
+    // The text ends at `i`, or in an escape there.
+    let cut = |i: usize| i >= len || (i + 1 == len && text[i] == b'\\');
+    if cut(i) {
         return Step::Cut;
     }
-    i = quote(text, i).unwrap_or(i);
-    i = blanks(text, i);
+    i = quote(i).unwrap_or(i);
+    let label_end = i;
+    i = blanks(i);
+    let next_field = match (at(text, i), at(text, i + 1)) {
+        (b'\n' | b'\r' | b',', _) | (b'\\', b'n' | b'r') => true,
+        (b'\\', 0) => return Step::Cut,
+        _ => false,
+    };
+    if next_field {
+        // Only blanks, breaks and commas between, then `value`.
+        let mut j = i;
+        loop {
+            match (at(text, j), at(text, j + 1)) {
+                (b' ' | b'\t' | b'\r' | b'\n' | b',', _) => j += 1,
+                (b'\\', b'n' | b'r') => j += 2,
+                _ => break,
+            }
+            if j > i + 32 {
+                return Step::No;
+            }
+        }
+        if cut(j) {
+            return Step::Cut;
+        }
+        j = quote(j).unwrap_or(j);
+        let rest = &text[j.min(len)..];
+        if !rest.starts_with(b"value") {
+            return if b"value".starts_with(rest) {
+                Step::Cut
+            } else {
+                Step::No
+            };
+        }
+        i = quote(j + 5).unwrap_or(j + 5);
+        i = blanks(i);
+    }
     match at(text, i) {
         b'=' | b':' => i += 1,
-        _ if i >= text.len() => return Step::Cut,
+        _ if cut(i) => return Step::Cut,
+        _ if i > label_end && !next_field => return Step::At(i),
         _ => return Step::No,
     }
-    i = blanks(text, i);
-    if i + 1 >= text.len() && matches!(at(text, i), 0 | b'\\') {
+    i = blanks(i);
+    if cut(i) {
         return Step::Cut;
     }
-    Step::At(quote(text, i).unwrap_or(i))
+    Step::At(quote(i).unwrap_or(i))
 }
 
 /// Characters of an AWS secret access key: base64's.
@@ -226,17 +455,13 @@ fn is_aws_secret_char(b: &u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'/' | b'+')
 }
 
-/// An AWS secret access key after its label at `s` (`label` bytes long): 40 of
+/// An AWS secret access key after the label around the `ecret` at `s` ([`aws_label`]): 40 of
 /// `[A-Za-z0-9/+]`, both cases and a digit, `/` or `+` among them, not followed by another
 /// (nor by `=`: base64 data is longer). Found only after a label: a bare 40-character string
 /// is as likely a hash or any base64 as a key. Returns the key's range, the label left out.
-pub(super) fn aws_secret(
-    text: &[u8],
-    s: usize,
-    label: usize,
-    edges: Edges<'_>,
-) -> Option<(usize, usize)> {
-    let Step::At(v) = value_start(text, s + label) else {
+pub(super) fn aws_secret(text: &[u8], s: usize, edges: Edges<'_>) -> Option<(usize, usize)> {
+    let label_end = aws_label(text, s).ok()?;
+    let Step::At(v) = value_start(text, label_end) else {
         return None;
     };
     let mut e = run(text, v, is_aws_secret_char);
@@ -252,10 +477,15 @@ pub(super) fn aws_secret(
     ok.then_some((v, e))
 }
 
-/// Whether what [`aws_secret`] says of the label at `s` may change when text is appended:
-/// the text ends between label and value, or in a value no longer than a key.
-pub(super) fn aws_secret_open(text: &[u8], s: usize, label: usize) -> bool {
-    match value_start(text, s + label) {
+/// Whether what [`aws_secret`] says of the `ecret` at `s` may change when text is appended:
+/// the text ends inside the label, between label and value, or in a value no longer than a
+/// key.
+pub(super) fn aws_secret_open(text: &[u8], s: usize) -> bool {
+    let label_end = match aws_label(text, s) {
+        Ok(e) => e,
+        Err(cut) => return cut,
+    };
+    match value_start(text, label_end) {
         Step::Cut => true,
         Step::No => false,
         Step::At(v) => {
@@ -383,6 +613,134 @@ mod tests {
         }
     }
 
+    /// Families added after the seventh review: each with its exact shape, and placeholders,
+    /// words and near misses that are not tokens.
+    #[test]
+    fn more_vendor_tokens() {
+        let pypi = "pypi-AgEIcHlwaS5vcmcCJPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA-2O76UMFxFkM-R5Kjp1vRt_1fjORS-6ilI8ihN5KXSc7Tvo-hBKqFYY-kv5ZJr3J1TWDtkwtDDb_xHKas1VOqg6YYZYn9ZhyiA4uoRgnatmUdjA";
+        let test_pypi = "pypi-AgENdGVzdC5weXBpLm9yZwIkWtGSU8po_799NksnRH9ucAUsdMlHUvTCQCyEZDz-TddJ8HyS5SUkCnD8zRA9a9SkpXz9w3QlY7Zkuvqdt7s8Stqcbnr3yBdGBLEPH1qhT61qtc4xatws8phP";
+        let atl = "ATATT39nhFyJfm5di4PzJ59FHz5r1pY4OjE2jBMptUsGr7CmY_uCu3ZR1zTOlUcR64cXQLioDnkHIfxIq2HZt-PlJhx2jIclHkCiHp6bR1IqfEouHgxzNNAL5wIScGebcy8F5n3-YNBDRzrZSgqbjG3uhkWKFLf6xuI5aHUQPFeNBTxaQWk8JzF=02824C1C";
+        let ya29 = "ya29.a0AfB_byC1x9Q3ZlK7mN2pL9kR4tY8wE1uI6oP0aS5dF3gH7jK2lZ9xC4vB8nM1qW6eR0tY3uI7oP2aS5dF9gH4jK8lZ1xC6vB0nM3qW7eR2";
+        let cases: &[(Detector, String, &[&str])] = &[
+            (Detector::PypiToken, format!("password = {pypi}\n"), &[pypi]),
+            (Detector::PypiToken, format!("TWINE_PASSWORD={test_pypi}"), &[test_pypi]),
+            (
+                // Not a macaroon's identifier after the location, too short, a placeholder.
+                Detector::PypiToken,
+                "pypi-AgEIcHlwaS5vcmcapMvzfIGuexS9pXYxRM6v8Jk5ehTPS5lYHxzRL8L5XXeMUs5oCtr0MwoCoJ5EKV1dOEA5WNQlR \
+                 pypi-AgEIcHlwaS5vcmcCJPtYgjmUhBel31iEl2hpChYg pypi-AgEIcHlwaS5vcmcCxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx \
+                 pypi-AgENdGVzdC5weXBpLm9yZwCkWtGSU8po_799NksnRH9ucAUsdMlHUvTCQCyEZDz-TddJ8HyS5SUkCnD8zRA9a9Sk pypi-token"
+                    .into(),
+                &[],
+            ),
+            (
+                Detector::DockerhubToken,
+                "docker login -u me -p dckr_pat_9sJO5aCUoibNEZUQSjY9bYP9Pq1".into(),
+                &["dckr_pat_9sJO5aCUoibNEZUQSjY9bYP9Pq1"],
+            ),
+            (
+                Detector::DockerhubToken,
+                "dckr_pat_9sJO5aCUoibNEZUQSjY9bYP9Pq dckr_pat_9sJO5aCUoibNEZUQSjY9bYP9Pq1x dckr_pat_xxxxxxxxxxxxxxxxxxxxxxxxxxx \
+                 dckr_pat_your_docker_hub_token_here dckr_pat_YourDockerHubAccessTokenHere"
+                    .into(),
+                &[],
+            ),
+            (Detector::AtlassianToken, format!("JIRA_API_TOKEN={atl}\n"), &[atl]),
+            (
+                Detector::AtlassianToken,
+                format!("{} {atl}A ATATT3xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", &atl[..atl.len() - 1]),
+                &[],
+            ),
+            (
+                Detector::DatabricksToken,
+                "DATABRICKS_TOKEN=dapi890ddc8b8622c9fc4f7e4b7c0240125d, dapi890ddc8b8622c9fc4f7e4b7c0240125d-2.".into(),
+                &[
+                    "dapi890ddc8b8622c9fc4f7e4b7c0240125d",
+                    "dapi890ddc8b8622c9fc4f7e4b7c0240125d-2",
+                ],
+            ),
+            (
+                Detector::DatabricksToken,
+                "dapi890ddc8b8622c9fc4f7e4b7c0240125 dapi890ddc8b8622c9fc4f7e4b7c0240125d0 dapi890DDC8b8622c9fc4f7e4b7c0240125d \
+                 dapi00000000000000000000000000000000 dapi_client_version xdapi890ddc8b8622c9fc4f7e4b7c0240125d"
+                    .into(),
+                &[],
+            ),
+            (
+                Detector::NotionToken,
+                "NOTION_TOKEN=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".into(),
+                &["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"],
+            ),
+            (
+                // Letters where the id's digits go, one character less, all digits.
+                Detector::NotionToken,
+                "ntn_YiWTOA4hHEOMED7AI4pjW3OS7d1ClGSY1WIm295i8GQuVg ntn_04431982965UFjsUNPjc01T5GOBUSZGi6HWGK10Zb0RLZ \
+                 ntn_1234567890123456789012345678901234567890123456 ntn_12345678901"
+                    .into(),
+                &[],
+            ),
+            (
+                Detector::GoogleOauthSecret,
+                "\"client_secret\":\"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\"".into(),
+                &["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"],
+            ),
+            (
+                Detector::GoogleOauthSecret,
+                "GOCSPX-Q9Mli_cpdtyAsM16jxmeSPxxRHt 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a GOCSPX-xxxxxxxxxxxxxxxxxxxxxxxxxxxx \
+                 GOCSPX-your_client_secret_goes_here"
+                    .into(),
+                &[],
+            ),
+            (Detector::GoogleOauthToken, format!("Authorization: Bearer {ya29}\n"), &[ya29]),
+            (
+                Detector::GoogleOauthToken,
+                "ya29.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx ya29.your-access-token-goes-here-replace-me ya29.a0AfB_byC1x9Q3Zl".into(),
+                &[],
+            ),
+            (
+                Detector::LinearKey,
+                "LINEAR_API_KEY=lin_api_ORMZ0J5D2raSDG9vM3KpprsXED4k8ldvTfq2LAks".into(),
+                &["lin_api_ORMZ0J5D2raSDG9vM3KpprsXED4k8ldvTfq2LAks"],
+            ),
+            (
+                Detector::LinearKey,
+                "lin_api_key lin_api_ORMZ0J5D2raSDG9vM3KpprsXED4k8ldvTfq2LAk lin_api_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".into(),
+                &[],
+            ),
+        ];
+        for (detector, text, expect) in cases {
+            check(*detector, text, expect);
+        }
+    }
+
+    /// GitLab's token kinds besides `glpat-` (found by the seventh review).
+    #[test]
+    fn gitlab_token_kinds() {
+        let kinds = [
+            "gldt-CMFDV10UsnzreXmgZmtd",
+            "glrt-u8p8NRFz_yAA7DqcdPD0",
+            "glcbt-64_qnTKH9bTTIdfbNG9cNB5",
+            "glptt-9f0d8d6e1c2b3a4f5e6d7c8b9a0f1e2d3c4b5a69",
+            "gloas-ajCF_fKvDDIeLm9twL9O",
+            "glft-ZvOxk37-hIQmpeSpU7jq",
+            "glsoat-Cx0LLN52uhrK0geJ3ZA3",
+            "glimt-3xZ9bQ7mN2pL9kR4tY8wE1uI6",
+            "glagent-Xq3vB7mN2pL9kR4tY8wE1uI6oP0aS5dF3gH7jK2lZ9xC4vB8nM1q",
+            "glffct-Wm4Zk8Qr2Tn6Yp1Vs5Xb",
+        ];
+        for t in kinds {
+            check(Detector::GitlabToken, &format!("GITLAB_TOKEN={t}\n"), &[t]);
+            let prefix = &t[..t.find('-').unwrap() + 1];
+            check(
+                Detector::GitlabToken,
+                &format!(
+                    "{prefix}short {prefix}your-gitlab-token-here {prefix}xxxxxxxxxxxxxxxxxxxxxxxx x{t}"
+                ),
+                &[],
+            );
+        }
+    }
+
     /// Only after a label: the key, not the label, is reported.
     #[test]
     fn aws_secret_keys_after_their_label() {
@@ -416,6 +774,63 @@ mod tests {
                 &[],
             ),
             (format!("aws_secret_access_key          = {k}"), &[]),
+        ];
+        for (text, expect) in cases {
+            check(Detector::AwsSecretKey, text, expect);
+        }
+    }
+
+    /// Labels in other words and cases, the CLI's `configure set`, a Kubernetes env entry
+    /// (found by the seventh review); still no key without a label.
+    #[test]
+    fn aws_secret_keys_after_other_labels() {
+        let k = AWS_SECRET;
+        let cases: &[(String, &[&str])] = &[
+            (format!("aws_secret_key = {k}"), &[k]),
+            (format!("AWS_SECRET_KEY={k}"), &[k]),
+            (format!("Aws_Secret_Access_Key={k}"), &[k]),
+            (format!("AWS_Secret_Access_Key: {k}"), &[k]),
+            (format!("export AwsSecretAccessKey=\"{k}\""), &[k]),
+            (format!("secret_access_key = \"{k}\"\n"), &[k]),
+            (format!("  SECRET_ACCESS_KEY: '{k}'"), &[k]),
+            (format!("aws configure set aws_secret_access_key {k}"), &[k]),
+            (
+                format!("env:\n- name: AWS_SECRET_ACCESS_KEY\n  value: {k}\n"),
+                &[k],
+            ),
+            (
+                format!("env:\r\n  - name: \"AWS_SECRET_ACCESS_KEY\"\r\n    value: \"{k}\""),
+                &[k],
+            ),
+            (
+                format!("{{\"name\": \"AWS_SECRET_ACCESS_KEY\", \"value\": \"{k}\"}}"),
+                &[k],
+            ),
+            (
+                format!("- name: AWS_SECRET_ACCESS_KEY\\n  value: {k}"),
+                &[k],
+            ),
+            (format!("{{\"SecretAccessKey\":\"{k}\"}}"), &[k]),
+            // Not labels: a secret without `aws` or `access`, another word after `key`, a
+            // field that is not the value.
+            (
+                format!("secret_key = {k}\nclient_secret={k}\nSECRET={k}"),
+                &[],
+            ),
+            (format!("aws_secret_key_id = {k} aws_secret_keys {k}"), &[]),
+            (
+                format!(
+                    "- name: AWS_SECRET_ACCESS_KEY\n  valueFrom: {k}\n- name: AWS_SECRET_KEY\n  image: {k}"
+                ),
+                &[],
+            ),
+            (format!("the secret is {k}; aws secret key {k}"), &[]),
+            (
+                format!(
+                    "AWS_SECRET_ACCESS_KEY\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\nvalue: {k}"
+                ),
+                &[],
+            ),
         ];
         for (text, expect) in cases {
             check(Detector::AwsSecretKey, text, expect);

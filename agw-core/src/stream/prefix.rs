@@ -40,10 +40,10 @@ const SPARE_CACHES: usize = 64;
 
 fn detector_pattern(d: Detector) -> &'static str {
     match d {
-        // Separators as `detect::numeric::separator` reads them: Unicode dashes too (and tabs,
-        // which only hold a little more).
+        // Separators as `detect::numeric::join` reads them: Unicode dashes too (and tabs,
+        // which only hold a little more), and line breaks, which a card wraps over.
         Detector::CreditCard | Detector::UsSsn | Detector::CaSin | Detector::Phone => {
-            r"[+(]?[0-9A-Z][0-9A-Z \t\-.()\x{2010}-\x{2015}\x{2212}]*"
+            r"[+(]?[0-9A-Z][0-9A-Z \t\r\n\-.()\x{2010}-\x{2015}\x{2212}]*"
         }
         // IBANs in any case: a lower-case country code starts one only before two digits, and
         // what follows is held for at most an IBAN's length, so prose is not held.
@@ -56,10 +56,13 @@ fn detector_pattern(d: Detector) -> &'static str {
         Detector::Email => r"[\p{L}\p{N}._%+'\-]+(@[\p{L}\p{N}.\-\x{3002}]*(:[A-Za-z0-9_.\-]*)?)?",
         Detector::PemPrivateKey => r"-----BEGIN[^\n]*(?s:.)*|LS0tLS1CRUdJTi[A-Za-z0-9+/=\r\n\\]*",
         // The key after its label, and the label with it: the label decides, so it is held
-        // while the key grows (`aws_secret_access_key = ` has blanks no token has).
+        // while the key grows (`aws_secret_access_key = ` has blanks no token has; a
+        // Kubernetes env entry's `value: ` follows on the next line).
         Detector::AwsSecretKey => {
-            r#"(?i:aws_secret_access_key|secretaccesskey)(\\?["'])?[ \t]*[:=]?[ \t]*(\\?["'])?[A-Za-z0-9/+=]*"#
+            r#"(?i:(aws[_\-]?)?secret[_\-]?(access[_\-]?)?key)(\\?["'])?[ \t]*([\r\n,\\nr \t]{1,40}(\\?["'])?value(\\?["'])?[ \t]*)?[:=]?[ \t]*(\\?["'])?[A-Za-z0-9/+=]*"#
         }
+        // A bot id, then `:AA…`: the colon is no token character.
+        Detector::TelegramBotToken => r"[0-9]+(:[A-Za-z0-9_\-]*)?",
         _ => r"[A-Za-z0-9_\-.+/=]+",
     }
 }

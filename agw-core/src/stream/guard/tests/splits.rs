@@ -138,6 +138,16 @@ fn pem_keys_in_numbered_output_mask_as_not_streamed() {
             }
             check_splits(&policy, &text, &expect, &[256, 64]);
         }
+        // grep's and ripgrep's margins: a file name and a line number before every line.
+        let grep: String = key
+            .lines()
+            .enumerate()
+            .map(|(n, l)| format!("secrets/id_rsa:{}:{l}\n", n + 1))
+            .collect();
+        let text = format!("$ grep -rn . secrets\n{grep}done");
+        let expect = not_streamed(&policy, &text);
+        assert!(expect.contains("<PEM_PRIVATE_KEY>"), "{expect}");
+        check_splits(&policy, &text, &expect, &[256, 64]);
     }
 }
 
@@ -224,6 +234,10 @@ fn what_follows_a_match_is_known_before_it_is_decided() {
         (
             "card 4111 1111 1111 1111 0925 and 4111111111111111 12/25",
             "card <CREDIT_CARD> 0925 and <CREDIT_CARD> 12/25",
+        ),
+        (
+            "card:\n4012 5948\n8476 4051 and 41111111 11111111.",
+            "card:\n<CREDIT_CARD> and <CREDIT_CARD>.",
         ),
         (
             "key AKIAIOSFODNN7EXAMPLE1 no",
@@ -319,6 +333,16 @@ fn fifth_review_detectors_mask_as_not_streamed() {
                 .to_owned(),
             "<XAI_KEY>;".to_owned(),
         ),
+        (
+            "bot 4028896554:AAHJsD2RRMKl6CojT0jLiQXEzfuuoCzRHdY, db dapi890ddc8b8622c9fc4f7e4b7c0240125d-2."
+                .to_owned(),
+            "bot <TELEGRAM_BOT_TOKEN>, db <DATABRICKS_TOKEN>.".to_owned(),
+        ),
+        (
+            "age AGE-SECRET-KEY-1QUYQJZSTPSXSURCSZYFPX9Q4ZCT3SXG6RVWP68SLYQSJYGEYY5NQ23P5FC or 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."
+                .to_owned(),
+            "age <AGE_SECRET_KEY> or <OPENROUTER_KEY>.".to_owned(),
+        ),
     ];
     for (text, expect) in &masked {
         check_splits(&policy, text, expect, &[256, 16]);
@@ -333,6 +357,14 @@ fn fifth_review_detectors_mask_as_not_streamed() {
         (
             format!("{{\"SecretAccessKey\": \"{secret}\"}}"),
             "{\"SecretAccessKey\": \"<AWS_SECRET_KEY>\"}",
+        ),
+        (
+            format!("- name: AWS_SECRET_KEY\n  value: {secret}\n"),
+            "- name: AWS_SECRET_KEY\n  value: <AWS_SECRET_KEY>\n",
+        ),
+        (
+            format!("aws configure set aws_secret_access_key {secret}"),
+            "aws configure set aws_secret_access_key <AWS_SECRET_KEY>",
         ),
     ] {
         check_splits(&policy, &text, expect, &[256, 64]);

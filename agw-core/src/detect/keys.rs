@@ -1,0 +1,238 @@
+//! Keys that a prefix alone does not describe: age secret keys (bech32, checked by their
+//! checksum), Telegram bot tokens (a bot id, then `:AA…`) and Azure storage account keys (a
+//! connection string's `AccountKey=`), read by the [secrets](super::secrets) search.
+
+use super::secrets::{is_key_char, random, run, scrambled};
+use super::{Edges, at, preceded_by};
+
+/// `AGE-SECRET-KEY-1`: the human-readable part, in upper case, and bech32's separator.
+pub(super) const AGE_PREFIX: &str = "AGE-SECRET-KEY-1";
+
+/// bech32's alphabet, each character's value its index.
+const BECH32: &[u8; 32] = b"QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L";
+
+/// An age secret key's data: 32 bytes in 52 characters, and a checksum of 6.
+const AGE_DATA: usize = 58;
+
+/// The end of the age secret key whose `AGE-SECRET-KEY-1` is at `s`: 58 characters of bech32
+/// in upper case whose checksum holds (BIP 173, over the lower-case `age-secret-key-`), not
+/// followed by another letter or digit.
+pub(super) fn age(text: &[u8], s: usize, edges: Edges<'_>) -> Option<usize> {
+    let start = s + AGE_PREFIX.len();
+    let mut e = run(text, start, u8::is_ascii_alphanumeric);
+    if e > start + AGE_DATA && edges.contains(start + AGE_DATA) {
+        e = start + AGE_DATA;
+    }
+    if e - start != AGE_DATA {
+        return None;
+    }
+    let hrp = b"age-secret-key-";
+    let mut chk = 1u32;
+    for &c in hrp {
+        chk = polymod(chk, c >> 5);
+    }
+    chk = polymod(chk, 0);
+    for &c in hrp {
+        chk = polymod(chk, c & 31);
+    }
+    for &c in &text[start..e] {
+        let v = BECH32.iter().position(|&b| b == c)?;
+        chk = polymod(chk, v as u8);
+    }
+    (chk == 1).then_some(e)
+}
+
+/// One step of bech32's checksum: `chk` with the 5-bit value `v` appended.
+fn polymod(chk: u32, v: u8) -> u32 {
+    const GEN: [u32; 5] = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
+    let top = chk >> 25;
+    let mut chk = ((chk & 0x1ff_ffff) << 5) ^ u32::from(v);
+    for (i, g) in GEN.iter().enumerate() {
+        if (top >> i) & 1 == 1 {
+            chk ^= g;
+        }
+    }
+    chk
+}
+
+/// Whether what [`age`] says of the key at `s` may change when text is appended.
+pub(super) fn age_open(text: &[u8], s: usize) -> bool {
+    let start = s + AGE_PREFIX.len();
+    let e = run(text, start, u8::is_ascii_alphanumeric);
+    e == text.len() && e - start <= AGE_DATA
+}
+
+/// A Telegram bot token's secret after its `:AA`: 33 more of `[A-Za-z0-9_-]`.
+const TELEGRAM_SECRET: usize = 33;
+
+/// The range of the Telegram bot token whose `:AA` is at `s`: a bot id of 8 to 10 digits
+/// before it (with a boundary before the id), and 33 of `[A-Za-z0-9_-]` after, no more.
+pub(super) fn telegram(text: &[u8], s: usize, edges: Edges<'_>) -> Option<(usize, usize)> {
+    let id = text[s.saturating_sub(11)..s]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let id_start = s - id;
+    // The Bot API's URLs glue the token to `bot` (`api.telegram.org/bot123…:AA…/getMe`).
+    let bot = id_start >= 3
+        && &text[id_start - 3..id_start] == b"bot"
+        && !preceded_by(text, id_start - 3, is_key_char);
+    let glued = preceded_by(text, id_start, is_key_char) && !edges.contains(id_start) && !bot;
+    if !(8..=10).contains(&id) || glued {
+        return None;
+    }
+    let start = s + 3;
+    let mut e = run(text, start, |b| is_key_char(*b));
+    if e > start + TELEGRAM_SECRET && edges.contains(start + TELEGRAM_SECRET) {
+        e = start + TELEGRAM_SECRET;
+    }
+    let secret = &text[s + 1..e];
+    let ok = e - start == TELEGRAM_SECRET && random(secret) && scrambled(secret);
+    ok.then_some((id_start, e))
+}
+
+/// Where the Telegram bot token whose `:AA` is at `s` would start: its bot id.
+pub(super) fn telegram_start(text: &[u8], s: usize) -> usize {
+    s - text[s.saturating_sub(11)..s]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count()
+}
+
+/// Whether what [`telegram`] says of the `:AA` at `s` may change when text is appended.
+pub(super) fn telegram_open(text: &[u8], s: usize) -> bool {
+    let start = s + 3;
+    let e = run(text, start, |b| is_key_char(*b));
+    e == text.len() && e - start <= TELEGRAM_SECRET
+}
+
+/// `AccountKey=`, which names the key in an Azure storage connection string.
+pub(super) const AZURE_LABEL: &str = "AccountKey=";
+
+/// A storage account key: 64 bytes in base64, 86 characters and `==`.
+const AZURE_KEY: usize = 88;
+
+fn is_base64(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/')
+}
+
+/// The range of the Azure storage account key after the `AccountKey=` at `s`: 86 of
+/// `[A-Za-z0-9+/]` and `==`, with both cases and a digit, not followed by more base64. The
+/// label is not reported.
+pub(super) fn azure(text: &[u8], s: usize, edges: Edges<'_>) -> Option<(usize, usize)> {
+    let v = s + AZURE_LABEL.len();
+    let body = run(text, v, is_base64);
+    if body - v != AZURE_KEY - 2 || !text[body..].starts_with(b"==") {
+        return None;
+    }
+    let e = body + 2;
+    let next = at(text, e);
+    let ends = !(is_base64(&next) || next == b'=') || edges.contains(e);
+    let key = &text[v..body];
+    let mixed = key.iter().any(u8::is_ascii_uppercase)
+        && key.iter().any(u8::is_ascii_lowercase)
+        && key.iter().any(u8::is_ascii_digit);
+    (ends && mixed && random(key)).then_some((v, e))
+}
+
+/// Whether what [`azure`] says of the `AccountKey=` at `s` may change when text is appended.
+pub(super) fn azure_open(text: &[u8], s: usize) -> bool {
+    let v = s + AZURE_LABEL.len();
+    let e = run(text, v, |b| is_base64(b) || *b == b'=');
+    e == text.len() && e - v <= AZURE_KEY
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::detect::Detector;
+    use crate::detect::tests::check;
+
+    #[test]
+    fn age_secret_keys_by_their_checksum() {
+        let key = "AGE-SECRET-KEY-1QUYQJZSTPSXSURCSZYFPX9Q4ZCT3SXG6RVWP68SLYQSJYGEYY5NQ23P5FC";
+        let cases: &[(String, &[&str])] = &[
+            (format!("# created: 2025-01-01\n{key}\n"), &[key]),
+            (format!("SOPS_AGE_KEY={key}"), &[key]),
+            // A character changed, a checksum that does not hold, lower case, one character
+            // more or less, a placeholder.
+            (key.replace("QUYQ", "QUYP"), &[]),
+            (
+                "AGE-SECRET-KEY-1H4HK3Y98DLE237A6D6QR6M2WUU0T0F9NL5WRF47GEGP8L2CHQLWKCTJDCU".into(),
+                &[],
+            ),
+            (key.to_lowercase(), &[]),
+            (format!("{key}Q {}", &key[..key.len() - 1]), &[]),
+            (
+                "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ".into(),
+                &[],
+            ),
+            ("AGE-SECRET-KEY-1... and AGE-SECRET-KEY-1XXXX".into(), &[]),
+        ];
+        for (text, expect) in cases {
+            check(Detector::AgeSecretKey, text, expect);
+        }
+    }
+
+    #[test]
+    fn telegram_bot_tokens() {
+        let t = "4028896554:AAHJsD2RRMKl6CojT0jLiQXEzfuuoCzRHdY";
+        let cases: &[(String, &[&str])] = &[
+            (format!("TELEGRAM_BOT_TOKEN={t}\n"), &[t]),
+            (format!("curl https://api.telegram.org/bot{t}/getMe"), &[t]),
+            (format!("\"token\": \"{t}\""), &[t]),
+            (
+                "12345678:AAHJsD2RRMKl6CojT0jLiQXEzfuuoCzRHdY".into(),
+                &["12345678:AAHJsD2RRMKl6CojT0jLiQXEzfuuoCzRHdY"],
+            ),
+            // Ids of 7 or 11 digits, glued to a word, a secret of 32 or 34, placeholders,
+            // times and tickers.
+            (
+                "1234567:AAHJsD2RRMKl6CojT0jLiQXEzfuuoCzRHdY 12345678901:AAHJsD2RRMKl6CojT0jLiQXEzfuuoCzRHdY".into(),
+                &[],
+            ),
+            (format!("id{t} robot{t}"), &[]),
+            (t[..t.len() - 1].to_owned(), &[]),
+            (format!("{t}x {t}-"), &[]),
+            (
+                "123456789:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA 123456789:AA_your_bot_token_goes_here_please".into(),
+                &[],
+            ),
+            (
+                "20240515:AA 12:30:AA 20240515:AAPL_stock_price_history_download".into(),
+                &[],
+            ),
+        ];
+        for (text, expect) in cases {
+            check(Detector::TelegramBotToken, text, expect);
+        }
+    }
+
+    #[test]
+    fn azure_storage_keys_in_connection_strings() {
+        let k = "DkdfrUnW5gcF+Ha6ili8GjHEAD6/Wj9KfzjsQGMrb9h+ImB+LK777pzNk8cL6j5IXAAjlsHUqJoUD/+Ydua+5Z==";
+        let cases: &[(String, &[&str])] = &[
+            (
+                format!(
+                    "DefaultEndpointsProtocol=https;AccountName=demo;AccountKey={k};EndpointSuffix=core.windows.net"
+                ),
+                &[k],
+            ),
+            (format!("\"AccountKey={k}\""), &[k]),
+            // One character less or more, no padding, placeholders, a word before the label.
+            (format!("AccountKey={}==", &k[1..k.len() - 2]), &[]),
+            (format!("AccountKey={}A==", &k[..k.len() - 2]), &[]),
+            (format!("AccountKey={}", &k[..k.len() - 2]), &[]),
+            (format!("AccountKey={k}="), &[]),
+            (
+                "AccountKey=<your-account-key> AccountKey=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx==".into(),
+                &[],
+            ),
+            (format!("MyAccountKey={k}"), &[]),
+        ];
+        for (text, expect) in cases {
+            check(Detector::AzureStorageKey, text, expect);
+        }
+    }
+}
