@@ -96,6 +96,55 @@ fn walk(v: &Value, key: &str, pointer: &mut String, signed: bool, out: &mut Leav
     }
 }
 
+/// Paths at which servers agw has no dialect for stream one text in pieces, a token or a few
+/// per event or line (`*` is any array index): llama.cpp's `content`, TGI's `token.text`,
+/// Anthropic-shaped deltas sent as JSON lines,
+/// Gemini's candidates' parts, Ollama's `response`, `message.content` and thinking, chat- and
+/// completion-shaped chunks without their `object`, and the bare `text` and `delta` of simpler
+/// servers. Only these are joined across events: the strings of a stream of records (an
+/// export, a log tail, progress events) are whole values, which joined would lose the
+/// boundaries detectors need, hold progress events back, and cost a text per field (found by
+/// the seventh review's regression round).
+const TOKEN_PATHS: [&str; 17] = [
+    "/content",
+    "/text",
+    "/delta",
+    "/delta/text",
+    "/delta/content",
+    "/delta/thinking",
+    "/token/text",
+    "/response",
+    "/thinking",
+    "/message/content",
+    "/message/thinking",
+    "/choices/*/text",
+    "/choices/*/delta/content",
+    "/choices/*/delta/text",
+    "/choices/*/delta/reasoning_content",
+    "/choices/*/delta/reasoning",
+    "/candidates/*/content/parts/*/text",
+];
+
+/// The most strings of one event or line read as pieces of texts: more are a document, read
+/// whole.
+pub(crate) const MAX_PIECES: usize = 8;
+
+/// Whether the string at `pointer` is a piece of a text streamed in pieces ([`TOKEN_PATHS`]).
+pub(crate) fn is_token_path(pointer: &str) -> bool {
+    TOKEN_PATHS.iter().any(|want| {
+        let mut got = pointer.split('/');
+        let mut want = want.split('/');
+        loop {
+            match (got.next(), want.next()) {
+                (None, None) => return true,
+                (Some(g), Some("*")) if !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()) => {}
+                (Some(g), Some(w)) if g == w => {}
+                _ => return false,
+            }
+        }
+    })
+}
+
 /// Where the string at `pointer` lies in the JSON document `data`, quotes included: a changed
 /// string is spliced in there, so the rest of the event keeps its bytes (keys in their order).
 /// `None` when there is no string there.
@@ -164,6 +213,32 @@ fn itoa(mut i: usize, buf: &mut [u8; 20]) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_paths_servers_stream_tokens_at_are_pieces() {
+        for p in [
+            "/content",
+            "/token/text",
+            "/candidates/0/content/parts/3/text",
+            "/choices/12/delta/content",
+            "/message/content",
+        ] {
+            assert!(is_token_path(p), "{p}");
+        }
+        for p in [
+            "/card",
+            "/email",
+            "/data",
+            "/progress",
+            "/candidates/x/content/parts/0/text",
+            "/choices//delta/content",
+            "/content/0/text",
+            "/token/text/x",
+            "/message",
+        ] {
+            assert!(!is_token_path(p), "{p}");
+        }
+    }
 
     #[test]
     fn strings_by_path_as_the_walk_reads_them() {

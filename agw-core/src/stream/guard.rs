@@ -485,11 +485,31 @@ impl StreamGuard {
     /// each string a delta of the text at its path, held back and masked as text deltas are.
     /// `false` for an event with a tool call, read as a JSON document instead.
     fn continue_texts(&mut self, item: &mut Item, json: &Value) -> Result<bool, ErrorBody> {
+        use crate::guard::leaves::{MAX_PIECES, is_token_path};
         let found = crate::guard::leaves::leaves(json);
         if found.tool {
             return Ok(false);
         }
-        for leaf in found.leaves {
+        // Only strings where servers stream tokens are pieces; an event with none of them,
+        // or with more than a few, is a document, read on its own (regression round).
+        let (pieces, rest): (Vec<_>, Vec<_>) = found
+            .leaves
+            .into_iter()
+            .partition(|l| is_token_path(&l.pointer));
+        if pieces.is_empty() || pieces.len() > MAX_PIECES {
+            return Ok(false);
+        }
+        if !rest.is_empty() {
+            // Its other strings: read as the event's own, the pieces blanked out.
+            let mut other = json.clone();
+            for p in &pieces {
+                if let Some(v) = other.pointer_mut(&p.pointer) {
+                    *v = Value::String(String::new());
+                }
+            }
+            self.generic(item, &other.to_string(), false, false)?;
+        }
+        for leaf in pieces {
             let key = continued(&leaf.pointer, leaf.signed);
             let open = |c: &Chan| c.key.group == CONTINUED && !c.done;
             if !self.chans.iter().any(|c| open(c) && c.key == key)

@@ -217,9 +217,10 @@ fn text_continued_at_one_path_of_unknown_events_is_masked() {
             |t| json!({"candidates": [{"content": {"parts": [{"text": t}], "role": "model"}, "index": 0}]}),
         ),
         ("/delta", |t| json!({"delta": t})),
+        // Ollama's chat shape as events: its other strings are read event by event.
         (
-            "/data/text",
-            |t| json!({"type": "token", "data": {"text": t}}),
+            "/message/content",
+            |t| json!({"model": "llama3", "message": {"role": "assistant", "content": t}, "done": false}),
         ),
     ];
     for (pointer, shape) in shapes {
@@ -274,43 +275,58 @@ fn text_continued_at_one_path_of_unknown_events_is_masked() {
     assert_eq!(text_of(&out), "a key <AWS_ACCESS_KEY>");
 }
 
-/// Texts continued by path are bounded: a stream whose every event names new paths keeps at
-/// most `MAX_CONTINUED` open, completing the oldest, and still reads each path's text joined
-/// while it is open.
+/// Only paths where servers stream tokens are joined (the seventh review's regression
+/// round): a stream of records is read one event at a time, so whole values keep their
+/// boundaries and are masked, progress events go out at once, and an event of many strings
+/// opens no text per string.
 #[test]
-fn texts_continued_by_path_are_bounded() {
-    use crate::stream::events::MAX_CONTINUED;
+fn records_are_read_event_by_event_and_only_token_paths_join() {
     use serde_json::json;
-    let policy = mask_secrets();
-    let mut guard = StreamGuard::new(policy, Api::OpenAi, 64);
-    let mut out = Vec::new();
-    for i in 0..4 * MAX_CONTINUED {
-        let e = format!("data: {}\n\n", json!({ format!("k{i}"): "AKIAIOSF" }));
-        guard.event(Bytes::from(e), &mut out);
-        let open = guard.chans.iter().filter(|c| !c.done).count();
-        assert!(open <= MAX_CONTINUED, "{open}");
+    let policy = Policy::builder()
+        .rule(
+            Rule::detectors(
+                "dets",
+                [Detector::AwsAccessKey, Detector::CreditCard, Detector::Email],
+            )
+            .mask(),
+        )
+        .build()
+        .unwrap();
+    let input = sse([
+        json!({"card": "4111111111111111"}),
+        json!({"card": "5555555555554444"}),
+        json!({"email": "alice@example.com"}),
+        json!({"email": "bob@example.org"}),
+        json!({"user": "svc1", "access_key_id": "AKIAIOSFODNN7EXAMPLE"}),
+        json!({"user": "svc2", "access_key_id": "AKIAIOSFODNN7EXAMPL2"}),
+    ]);
+    let (out, rejected) = run(&policy, Api::OpenAi, 64, &input, 9);
+    let out = String::from_utf8(out).unwrap();
+    assert!(!rejected, "{out}");
+    for gone in ["4111", "5555", "alice", "bob@", "AKIA"] {
+        assert!(!out.contains(gone), "{gone}: {out}");
     }
-    let e = format!("data: {}\n\n", json!({ "k0": "ODNN7EXAMPLE" }));
-    guard.event(Bytes::from(e), &mut out);
-    guard.finish(&mut out);
-    assert!(!guard.is_rejected());
-    let out: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
-    assert_eq!(out.matches("AKIAIOSF").count(), 4 * MAX_CONTINUED, "{out}");
-    // A path still open joins: the last of them and its continuation.
+    for placeholder in ["<CREDIT_CARD>", "<EMAIL>", "<AWS_ACCESS_KEY>"] {
+        assert_eq!(out.matches(placeholder).count(), 2, "{placeholder}: {out}");
+    }
+    // A progress event is not held back for the events after it.
     let mut guard = StreamGuard::new(mask_secrets(), Api::OpenAi, 64);
-    let mut out = Vec::new();
-    for e in [
-        json!({"a": "AKIAIOSF", "b": "x"}),
-        json!({"b": "y", "a": "ODNN7EXAMPLE"}),
-    ] {
-        guard.event(Bytes::from(format!("data: {e}\n\n")), &mut out);
-    }
-    guard.finish(&mut out);
-    let out: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
-    assert!(
-        !out.contains("AKIA") && out.contains("<AWS_ACCESS_KEY>"),
-        "{out}"
+    let mut sent = Vec::new();
+    guard.event(
+        Bytes::from(format!("data: {}\n\n", json!({"ts": "1715767200", "progress": "20%"}))),
+        &mut sent,
     );
+    assert_eq!(sent.len(), 1, "forwarded at once");
+    // Many strings in one event: a document, read whole, no text opened per string.
+    let mut guard = StreamGuard::new(mask_secrets(), Api::OpenAi, 64);
+    let mut sent = Vec::new();
+    let many = json!({"items": vec!["ab"; 20_000], "content": "hi"});
+    guard.event(Bytes::from(format!("data: {many}\n\n")), &mut sent);
+    assert!(guard.chans.len() <= 1, "{}", guard.chans.len());
+    let many = json!({"choices": (0..50).map(|i| json!({"index": i, "text": "x"})).collect::<Vec<_>>()});
+    guard.event(Bytes::from(format!("data: {many}\n\n")), &mut sent);
+    guard.finish(&mut sent);
+    assert!(!guard.is_rejected());
 }
 
 /// A chat chunk whose delta carries text only under a key chat does not have (`text`) was
