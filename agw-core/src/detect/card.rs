@@ -36,9 +36,6 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
         let ok = token.isolated(i, i + 1, false, Continues::SameGrouping) && valid(token.digits(i));
         return ok.then_some(i + 1);
     }
-    if first.len() == 8 && !first.paren {
-        return halves(token, i);
-    }
     if first.len() != 4 || first.paren {
         return None;
     }
@@ -52,10 +49,7 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
     let mut len = 4;
     let mut best = None;
     for (j, g) in groups.iter().enumerate().skip(i + 1).take(4) {
-        // `4111 1111 11111111`: two groups of four, then eight.
-        let eight = g.len() == 8 && j == i + 2 && len == 8 && groups[i + 1].len() == 4;
-        let fits = (3..=6).contains(&g.len()) || eight;
-        if g.sep != sep || g.paren || !fits || len + g.len() > MAX_DIGITS {
+        if g.sep != sep || g.paren || !(3..=6).contains(&g.len()) || len + g.len() > MAX_DIGITS {
             break;
         }
         digits[len..len + g.len()].copy_from_slice(token.digits(j));
@@ -63,50 +57,14 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
         let spaced = matches!(sep, b' ' | b'\t');
         if j >= i + 2
             && len >= 13
-            && wrapped(&groups[i..=j])
             && valid(&digits[..len])
             && (token.isolated(i, j + 1, spaced, Continues::SameGrouping)
                 || (spaced && beside_its_run(token, i, j + 1)))
         {
             best = Some(j + 1);
         }
-        if eight {
-            break;
-        }
     }
     best
-}
-
-/// A card written as two halves of eight (`41111111 11111111`), joined by a space or a dash,
-/// on one line, standing alone.
-fn halves(token: &Token<'_>, i: usize) -> Option<usize> {
-    let groups = token.groups;
-    let second = groups.get(i + 1)?;
-    let joined = matches!(second.sep, b' ' | b'-') && !second.wide;
-    if !joined || second.paren || second.len() != 8 {
-        return None;
-    }
-    let mut digits = [0u8; 16];
-    digits[..8].copy_from_slice(token.digits(i));
-    digits[8..].copy_from_slice(token.digits(i + 1));
-    let spaced = second.sep == b' ';
-    (valid(&digits) && token.isolated(i, i + 2, spaced, Continues::SameGrouping)).then_some(i + 2)
-}
-
-/// Whether the groups of a card read across a line break (`4012 5948\n8476 4051`) are a card
-/// wrapped over lines: groups of four (the last of a 19-digit card three), two or more on
-/// every line. Columns of numbers (`2019\n2020\n…`, a table of four-digit cells) are not, and
-/// neither is an Amex's `3782 822463\n10005`.
-fn wrapped(groups: &[super::numeric::Group]) -> bool {
-    let n = groups.len();
-    if !groups.iter().any(|g| g.line) {
-        return true;
-    }
-    let fours =
-        groups[..n - 1].iter().all(|g| g.len() == 4) && (3..=4).contains(&groups[n - 1].len());
-    let alone =
-        groups[1].line || groups[n - 1].line || groups.windows(2).any(|w| w[0].line && w[1].line);
-    fours && !alone
 }
 
 /// Whether a space-grouped card `groups[i..j]` of four-digit groups, inside a longer run of
@@ -377,62 +335,6 @@ mod tests {
                 ("columns 4539    9458    0730    2151", &[]),
                 ("run 1234  5678  4539  9458  0730  2151", &[]),
                 ("dash run 4539 - 9458 - 0730 - 2151 - 1234", &[]),
-            ],
-        );
-    }
-
-    /// A card wrapped over lines in groups of four, and halves of eight (found by the seventh
-    /// review); tables and columns of numbers, dates and paths are not cards.
-    #[test]
-    fn wrapped_and_halved_cards() {
-        table(
-            Detector::CreditCard,
-            &[
-                ("card:\n4012 5948\n8476 4051", &["4012 5948\n8476 4051"]),
-                ("4012 5948\n8476 4051 exp 09/27", &["4012 5948\n8476 4051"]),
-                (
-                    "4012 5948\r\n  8476 4051\r\n",
-                    &["4012 5948\r\n  8476 4051"],
-                ),
-                (
-                    "{\"t\":\"card\\n4012 5948\\n8476 4051\"}",
-                    &["4012 5948\\n8476 4051"],
-                ),
-                (
-                    "card:\n4155 4095\n2731 1925 736",
-                    &["4155 4095\n2731 1925 736"],
-                ),
-                ("4111 1111\n1111 1111\n0925", &["4111 1111\n1111 1111"]),
-                // Cards on lines of their own are two cards, as before.
-                (
-                    "4111 1111 1111 1111\n5555 5555 5555 4444",
-                    &["4111 1111 1111 1111", "5555 5555 5555 4444"],
-                ),
-                ("card 41111111 11111111.", &["41111111 11111111"]),
-                ("card 41111111-11111111", &["41111111-11111111"]),
-                ("card 4111 1111 11111111", &["4111 1111 11111111"]),
-                // Not wrapped cards: one group on a line, other groupings across a break,
-                // longer tables, a column.
-                ("4012\n5948\n8476\n4051", &[]),
-                ("4012 5948 8476\n4051", &[]),
-                ("card:\n3476 922012\n59088 and 4380 1515\n55465", &[]),
-                ("4012 5948\n8476 4051\n1234 5678", &[]),
-                ("1234 5678\n4012 5948\n8476 4051\n9012 3456", &[]),
-                ("4012 5948\n\n8476 4051 4012 5948\n     8476 4051", &[]),
-                ("41111111\n11111111 4111 1111\n11111111", &[]),
-                // Not halves: a run of eights (a hex dump), a wide join, a longer group,
-                // another separator.
-                ("00000010 41111111 11111111 00000000", &[]),
-                (
-                    "41111111  11111111 41111111 111111111 41111111.11111111",
-                    &[],
-                ),
-                ("4111 11111111 1111", &[]),
-                // Underscores and slashes join no card: identifiers, dates and paths.
-                (
-                    "4111_1111_1111_1111 4111/1111/1111/1111 /4111/1111/1111/1111/",
-                    &[],
-                ),
             ],
         );
     }

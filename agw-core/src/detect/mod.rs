@@ -43,11 +43,7 @@
 //!   mixed dashes are. A join may also be wide: two or three spaces, or a dash or dot with a
 //!   space on each side (`4539  9458  0730  2151` pasted from a PDF, `4539 - 9458 - 0730 - 2151`),
 //!   of varying width but one kind; a dash against one digit only (`4539 -9458`) or four spaces
-//!   (columns) join nothing. A line break (and up to three spaces of indentation) joins a card
-//!   wrapped over lines, read only as groups of four with two or more on every line
-//!   (`4012 5948\n8476 4051`); halves of eight (`41111111 11111111`, `4111 1111 11111111`) are
-//!   cards too. Underscores and slashes join nothing: `4111_1111_1111_1111` is an identifier,
-//!   `4111/1111/1111/1111` a path, and a slash would read dates (`2024/05/15`) as groups. Only cards read across a wide join. Tabs separate nothing: a table's columns (`5432\t6379\t8080\t9202`,
+//!   (columns) join nothing. Only cards read across a wide join. Tabs separate nothing: a table's columns (`5432\t6379\t8080\t9202`,
 //!   `101\t25\t2024`) are no card, SSN or phone number. SSNs, SINs and phone numbers read the
 //!   same dashes.
 //!   Issuer lengths are enforced (Amex 15, Mastercard 16, Visa 13/16/19, …). A card is not

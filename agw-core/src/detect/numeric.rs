@@ -26,9 +26,6 @@ pub(super) struct Group {
     pub wide: bool,
     /// Written as `(digits)`.
     pub paren: bool,
-    /// The join is a line break (and so wide, a space by class): a card wrapped over lines,
-    /// which cards read only in groups of four ([`join`]).
-    pub line: bool,
 }
 
 impl Group {
@@ -52,7 +49,6 @@ impl Groups {
             sep: 0,
             wide: false,
             paren: false,
-            line: false,
         };
         Groups {
             buf: [empty; MAX_GROUPS],
@@ -256,24 +252,7 @@ pub(super) fn separator(text: &[u8], i: usize) -> Option<(u8, usize)> {
 /// PDF; `4539 - 9458`, typed into a form) — as its class, its length in bytes and whether it
 /// is wide. A dash or dot against one digit only is a sign or a sentence's end (`-9458`,
 /// `4111. 1111`), and more room than that separates columns.
-///
-/// A line break (`\n`, `\r\n` or their escapes) and up to three spaces of indentation before a
-/// digit is a wide join of its own class, `\n`: a card wrapped over lines (`4012 5948\n8476
-/// 4051`), which [`scan_token`] reads as a space that only cards read across, in groups of four.
 pub(super) fn join(text: &[u8], i: usize) -> Option<(u8, usize, bool)> {
-    let line_break = matches!(at(text, i), b'\n' | b'\r' | b'\\');
-    if let Some(br) = [&b"\n"[..], b"\r\n", b"\\n", b"\\r\\n"]
-        .into_iter()
-        .find(|br| line_break && text[i..].starts_with(br))
-    {
-        let indent = text[i + br.len()..]
-            .iter()
-            .take(4)
-            .take_while(|&&b| b == b' ')
-            .count();
-        let len = br.len() + indent;
-        return (indent <= 3 && at(text, i + len).is_ascii_digit()).then_some((b'\n', len, true));
-    }
     let narrow = separator(text, i).map(|(class, len)| (class, len, false));
     if at(text, i) != b' ' || at(text, i + 1).is_ascii_digit() {
         return narrow;
@@ -338,7 +317,6 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
         sep: 0,
         wide: false,
         paren,
-        line: false,
     });
     loop {
         let last = groups.buf[groups.len - 1];
@@ -352,8 +330,6 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
             _ if last.paren => (b'(', after, false),
             _ => return after,
         };
-        let line = sep == b'\n';
-        let sep = if line { b' ' } else { sep };
         let d = at(text, k);
         if d.is_ascii_digit() {
             let end = run_end(text, k);
@@ -363,7 +339,6 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
                 sep,
                 wide,
                 paren: false,
-                line,
             });
         } else if d == b'(' && matches!(sep, b' ' | b'(') && at(text, k + 1).is_ascii_digit() {
             let end = run_end(text, k + 1);
@@ -376,7 +351,6 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
                 sep,
                 wide,
                 paren: true,
-                line: false,
             });
         } else {
             return after;

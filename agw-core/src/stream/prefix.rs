@@ -40,10 +40,10 @@ const SPARE_CACHES: usize = 64;
 
 fn detector_pattern(d: Detector) -> &'static str {
     match d {
-        // Separators as `detect::numeric::join` reads them: Unicode dashes too (and tabs,
-        // which only hold a little more), and line breaks, which a card wraps over.
+        // Separators as `detect::numeric::separator` reads them: Unicode dashes too (and tabs,
+        // which only hold a little more).
         Detector::CreditCard | Detector::UsSsn | Detector::CaSin | Detector::Phone => {
-            r"[+(]?[0-9A-Z][0-9A-Z \t\r\n\-.()\x{2010}-\x{2015}\x{2212}]*"
+            r"[+(]?[0-9A-Z][0-9A-Z \t\-.()\x{2010}-\x{2015}\x{2212}]*"
         }
         // IBANs in any case: a lower-case country code starts one only before two digits, and
         // what follows is held for at most an IBAN's length, so prose is not held.

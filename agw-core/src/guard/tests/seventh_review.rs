@@ -134,3 +134,29 @@ fn fields_agw_does_not_know_are_read_as_text() {
         );
     }
 }
+
+/// Numbers in tables are not cards split over lines or into halves: the regression round
+/// found 2×2 grids of four-digit numbers (an Octave matrix) and pairs of eight-digit numbers
+/// refused once cards were read across line breaks and in halves of eight; that reading was
+/// taken out.
+#[test]
+fn number_tables_are_not_cards() {
+    let p = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).reject("no"))
+        .build()
+        .unwrap();
+    for text in [
+        "A =\n\n   4000   4000\n   4096   5000\n",
+        "  4000 4000\n  4096 5000",
+        "sizes: 40004000 40965000",
+        "sizes: 4000 4000 40965000",
+    ] {
+        let body = serde_json::json!({"messages": [{"role": "user", "content": text}]}).to_string();
+        let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+        assert!(v.is_allow(), "{text:?}: {:?}", v.hits());
+    }
+    // The same digits written as one card are one.
+    let body = serde_json::json!({"messages": [{"role": "user", "content": "4000 4000 4096 5000"}]});
+    let v = p.inspect(RouteKind::Messages, body.to_string().as_bytes()).unwrap();
+    assert!(!v.is_allow(), "a card in four groups");
+}
