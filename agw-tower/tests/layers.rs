@@ -480,6 +480,24 @@ async fn the_injected_key_never_mints_a_credential() {
         assert!(body.contains("hand out provider credentials"), "{body}");
         assert!(upstream.seen().is_empty(), "{path} reached the upstream");
     }
+    // A base URL with a path: the path the upstream gets is what counts (regression round).
+    for (base, path) in [
+        ("http://127.0.0.1:9/v1", "/realtime/client_secrets"),
+        ("http://127.0.0.1:9/v1", "/organization/admin_api_keys"),
+        ("http://127.0.0.1:9/openai", "/realtime/sessions"),
+        ("http://127.0.0.1:9/v1alpha", "/auth_tokens"),
+    ] {
+        let upstream = up();
+        let spec = ProviderSpec::openai_compatible(base)
+            .unwrap()
+            .with_credentials(Credentials::Inject(Secret::new("gw")));
+        let svc = StackConfig::new("local", spec)
+            .layer()
+            .layer(upstream.clone());
+        let (status, body) = text(svc.oneshot(post(path, session)).await.unwrap()).await;
+        assert_eq!(status, 403, "{base} {path}: {body}");
+        assert!(upstream.seen().is_empty());
+    }
     // With the client's own credentials there is no key of the gateway's to hand out.
     let upstream = up();
     let svc = StackConfig::new("openai", ProviderSpec::openai())

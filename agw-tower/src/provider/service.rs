@@ -91,11 +91,25 @@ where
                 ),
             ));
         }
+        let (mut parts, body) = req.into_parts();
+        let client_path = Api::hands_out_credentials(parts.uri.path());
+        parts.uri = match config.spec.rebase(&parts.uri) {
+            Ok(u) => u,
+            Err(_) => {
+                return fail(ErrorBody::new(
+                    ErrorKind::InvalidRequest,
+                    "the request target cannot be forwarded",
+                ));
+            }
+        };
         // The gateway's key is never spent on minting a key that works without agw (see
-        // `Api::hands_out_credentials`); a route the operator names `Unguarded` is their call.
+        // `Api::hands_out_credentials`), whether the client's path or the base URL's names the
+        // endpoint (a base of `…/v1` and a path of `/realtime/client_secrets`: regression
+        // round); a route the operator names `Unguarded` is their call.
         if class.kind == RouteKind::Passthrough
             && matches!(config.spec.credentials(), Credentials::Inject(_))
-            && let Some(listed) = Api::hands_out_credentials(req.uri().path())
+            && let Some(listed) =
+                client_path.or_else(|| Api::hands_out_credentials(parts.uri.path()))
         {
             return fail(ErrorBody::new(
                 ErrorKind::Forbidden,
@@ -107,16 +121,6 @@ where
                 ),
             ));
         }
-        let (mut parts, body) = req.into_parts();
-        parts.uri = match config.spec.rebase(&parts.uri) {
-            Ok(u) => u,
-            Err(_) => {
-                return fail(ErrorBody::new(
-                    ErrorKind::InvalidRequest,
-                    "the request target cannot be forwarded",
-                ));
-            }
-        };
         strip_hop_by_hop(&mut parts.headers);
         // The upstream's host, never the client's (which names agw).
         match &config.host {

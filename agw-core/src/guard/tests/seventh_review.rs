@@ -156,7 +156,10 @@ fn number_tables_are_not_cards() {
         assert!(v.is_allow(), "{text:?}: {:?}", v.hits());
     }
     // The same digits written as one card are one.
-    let body = serde_json::json!({"messages": [{"role": "user", "content": "4000 4000 4096 5000"}]});
-    let v = p.inspect(RouteKind::Messages, body.to_string().as_bytes()).unwrap();
+    let body =
+        serde_json::json!({"messages": [{"role": "user", "content": "4000 4000 4096 5000"}]});
+    let v = p
+        .inspect(RouteKind::Messages, body.to_string().as_bytes())
+        .unwrap();
     assert!(!v.is_allow(), "a card in four groups");
 }

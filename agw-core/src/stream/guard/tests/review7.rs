@@ -286,7 +286,11 @@ fn records_are_read_event_by_event_and_only_token_paths_join() {
         .rule(
             Rule::detectors(
                 "dets",
-                [Detector::AwsAccessKey, Detector::CreditCard, Detector::Email],
+                [
+                    Detector::AwsAccessKey,
+                    Detector::CreditCard,
+                    Detector::Email,
+                ],
             )
             .mask(),
         )
@@ -313,7 +317,10 @@ fn records_are_read_event_by_event_and_only_token_paths_join() {
     let mut guard = StreamGuard::new(mask_secrets(), Api::OpenAi, 64);
     let mut sent = Vec::new();
     guard.event(
-        Bytes::from(format!("data: {}\n\n", json!({"ts": "1715767200", "progress": "20%"}))),
+        Bytes::from(format!(
+            "data: {}\n\n",
+            json!({"ts": "1715767200", "progress": "20%"})
+        )),
         &mut sent,
     );
     assert_eq!(sent.len(), 1, "forwarded at once");
@@ -323,7 +330,8 @@ fn records_are_read_event_by_event_and_only_token_paths_join() {
     let many = json!({"items": vec!["ab"; 20_000], "content": "hi"});
     guard.event(Bytes::from(format!("data: {many}\n\n")), &mut sent);
     assert!(guard.chans.len() <= 1, "{}", guard.chans.len());
-    let many = json!({"choices": (0..50).map(|i| json!({"index": i, "text": "x"})).collect::<Vec<_>>()});
+    let many =
+        json!({"choices": (0..50).map(|i| json!({"index": i, "text": "x"})).collect::<Vec<_>>()});
     guard.event(Bytes::from(format!("data: {many}\n\n")), &mut sent);
     guard.finish(&mut sent);
     assert!(!guard.is_rejected());
