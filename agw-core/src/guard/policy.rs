@@ -297,7 +297,14 @@ impl Action {
 impl Rejection {
     /// The provider-shaped error for this rejection.
     pub fn error_body(&self) -> ErrorBody {
-        ErrorBody::new(ErrorKind::InvalidRequest, self.message.clone()).with_status(self.status)
+        // A refused response (a 502: what the model wrote cannot be passed on) is the
+        // upstream's fault, not the request's: its type says so (regression round).
+        let kind = if self.status.is_server_error() {
+            ErrorKind::BadGateway
+        } else {
+            ErrorKind::InvalidRequest
+        };
+        ErrorBody::new(kind, self.message.clone()).with_status(self.status)
     }
 }
 

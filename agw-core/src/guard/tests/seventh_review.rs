@@ -163,3 +163,22 @@ fn number_tables_are_not_cards() {
         .unwrap();
     assert!(!v.is_allow(), "a card in four groups");
 }
+
+/// A refusal with a 5xx status (a response agw cannot pass on) is typed as the upstream's
+/// error, not the request's.
+#[test]
+fn a_refused_response_is_an_api_error() {
+    let r = Rejection {
+        rule: "r".into(),
+        status: http::StatusCode::BAD_GATEWAY,
+        message: "m".into(),
+    };
+    let json = crate::api::Api::Anthropic.error_json(&r.error_body());
+    assert!(json.contains("\"api_error\""), "{json}");
+    let r = Rejection {
+        status: http::StatusCode::BAD_REQUEST,
+        ..r
+    };
+    let json = crate::api::Api::Anthropic.error_json(&r.error_body());
+    assert!(json.contains("\"invalid_request_error\""), "{json}");
+}
