@@ -188,6 +188,9 @@ pub(crate) struct Doc {
     /// URLs the provider fetches that carry percent-escapes or `+` (which whoever serves them
     /// decodes): ranges of [`Doc::text`].
     pub encoded_urls: Vec<Range<usize>>,
+    /// Identifier fields' strings (`user`, `safety_identifier`, `prompt_cache_key`,
+    /// `metadata`): read, never rewritten ([`Extractor::unknown`]).
+    pub identifiers: Vec<String>,
     /// JSON documents held in strings ([`Seg::inner`]).
     pub inner: Vec<Inner>,
     /// A mask of text that [`Doc::inner`] documents hold only through escapes refuses instead
@@ -234,6 +237,7 @@ impl Doc {
         self.edges.clear();
         self.template = false;
         self.encoded_urls.clear();
+        self.identifiers.clear();
         self.inner.clear();
         self.escaped_refuses = false;
         SPARE.with(|spare| spare.set(Some(self)));
@@ -323,6 +327,23 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8], policy: u64) -> Result<Doc, 
     }
     sc.finish()?;
     Ok(ex.doc)
+}
+
+/// Every string and key of the value at the cursor, decoded.
+fn collect_strings(sc: &mut Scanner<'_>, out: &mut Vec<String>) -> Result<(), JsonError> {
+    match sc.peek() {
+        Some(b'"') => {
+            let s = sc.string()?;
+            out.push(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
+            Ok(())
+        }
+        Some(b'{') => sc.object(|sc, key| {
+            out.push(String::from_utf8_lossy(&sc.str_value(&key)).into_owned());
+            collect_strings(sc, out)
+        }),
+        Some(b'[') => sc.array(|sc, _| collect_strings(sc, out)),
+        _ => sc.skip_fast(),
+    }
 }
 
 fn shape(msg: impl Into<String>) -> JsonError {
@@ -698,7 +719,7 @@ impl Extractor {
                 };
                 self.all_strings(sc, Field::Messages, loc)
             } else {
-                self.unknown(sc)
+                self.other_field(sc, &key)
             }
         })
     }
@@ -711,6 +732,28 @@ impl Extractor {
     pub(super) fn unknown(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let loc = super::kinds::top_loc(Top::Other, None, "");
         self.strings_and_keys(sc, loc)
+    }
+
+    /// A top-level field agw has no reading for (see [`Extractor::unknown`]), by its key: an
+    /// identifier (`user`, `safety_identifier`, `prompt_cache_key`, `metadata`) is read but
+    /// never rewritten — masked, every end user would share one identifier, and the
+    /// provider's abuse checks and caches would lump them together (regression round).
+    pub(super) fn other_field(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        key: &crate::json::Str,
+    ) -> Result<(), JsonError> {
+        const IDENTIFIERS: [&str; 4] =
+            ["user", "safety_identifier", "prompt_cache_key", "metadata"];
+        if !IDENTIFIERS.iter().any(|k| sc.key_matches(key, k)) {
+            return self.unknown(sc);
+        }
+        let range = sc.skip()?;
+        let mut strings = Vec::new();
+        let mut inner = Scanner::new(&sc.bytes()[range]).map_err(|_| shape("unreadable field"))?;
+        collect_strings(&mut inner, &mut strings)?;
+        self.doc.identifiers.extend(strings);
+        Ok(())
     }
 
     fn strings_and_keys(&mut self, sc: &mut Scanner<'_>, loc: Loc) -> Result<(), JsonError> {

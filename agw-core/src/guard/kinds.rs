@@ -82,7 +82,7 @@ impl Extractor {
                 .iter()
                 .position(|(name, ..)| sc.key_matches(&key, name))
             else {
-                return self.unknown(sc);
+                return self.other_field(sc, &key);
             };
             let (name, top, listed) = keys[k];
             once(&mut seen[k], name)?;
@@ -144,7 +144,7 @@ impl Extractor {
                     Ok(())
                 }
             } else {
-                self.unknown(sc)
+                self.other_field(sc, &key)
             }
         })
     }

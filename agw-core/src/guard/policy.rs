@@ -445,6 +445,9 @@ impl Policy {
         {
             self.model_name(model, &mut verdict);
         }
+        if !doc.identifiers.is_empty() && !matches!(verdict.decision(), Decision::Reject(_)) {
+            self.identifiers(&doc.identifiers, &mut verdict);
+        }
         // Tool definitions nothing matched in are known clean for this policy (a value with a
         // match is read again every time). Not after a refusal: it stops at its first hit,
         // before what follows is read.
@@ -550,6 +553,36 @@ impl Policy {
                 name.clear();
                 name.push_str(model);
             });
+        }
+    }
+
+    /// Identifier fields (`user`, `safety_identifier`, `prompt_cache_key`, `metadata`) reach
+    /// the provider: read by the rules that read the latest message text, never rewritten (a
+    /// masked identifier would be every end user's), so a masking rule's match refuses; the
+    /// hit's path is `identifier`.
+    fn identifiers(&self, strings: &[String], verdict: &mut Verdict) {
+        let wanted = &self.inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
+        if !wanted.iter().any(|w| *w) {
+            return;
+        }
+        for s in strings {
+            self.refuse_in(
+                verdict,
+                wanted,
+                crate::json::normalize_str(s).as_bytes(),
+                "identifier",
+                StatusCode::BAD_REQUEST,
+                |rule| {
+                    format!(
+                        "The request's `user`, `metadata` or another identifier carries text \
+                         that the rule `{rule}` would mask; an identifier is not rewritten \
+                         (send a hash of it)."
+                    )
+                },
+            );
+            if matches!(verdict.decision(), Decision::Reject(_)) {
+                return;
+            }
         }
     }
 

@@ -48,20 +48,20 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             LegacyCompletions,
-            r#"{"model":"m","prompt":["a {R}",[1,2,3],[[4],"{R}"]],"suffix":"{R}","user":"{R}"}"#,
+            r#"{"model":"m","prompt":["a {R}",[1,2,3],[[4],"{R}"]],"suffix":"{R}","stop":"{R}"}"#,
             &["prompt[0]", "prompt[2]", "suffix", "other field"],
         ),
         (LegacyCompletions, r#"{"prompt":"{R}"}"#, &["prompt"]),
         (LegacyCompletions, r#"{"prompt":[1,2,3]}"#, &[]),
         (
             Embeddings,
-            r#"{"input":["x","{R}"],"model":"m","user":"{R}"}"#,
+            r#"{"input":["x","{R}"],"model":"m","extra":"{R}"}"#,
             &["input[1]", "other field"],
         ),
         (Embeddings, r#"{"input":"{R} {R}"}"#, &["input", "input"]),
         (
             Responses,
-            r#"{"model":"m","instructions":"{R}","input":[{"role":"developer","content":"{R}"},{"type":"message","role":"user","content":[{"type":"input_text","text":"{R}"},{"type":"input_image","image_url":"data:{N}"}]},{"type":"reasoning","id":"{N}","summary":[{"type":"summary_text","text":"{R}"}],"content":[{"type":"reasoning_text","text":"a {R}"}],"encrypted_content":"{N}"},{"type":"function_call","call_id":"{N}","name":"shell","arguments":"{\"cmd\":\"{R}\"}"},{"type":"function_call_output","call_id":"c","output":"{R}"},{"output":[{"type":"input_text","text":"{R}"}],"type":"custom_tool_call_output","call_id":"c"},{"type":"web_search_call","id":"{N}","action":{"query":"{R}"}},{"content":[{"type":"output_text","text":"{R}"}],"type":"message","role":"assistant"}],"metadata":{"k":"{R}"}}"#,
+            r#"{"model":"m","instructions":"{R}","input":[{"role":"developer","content":"{R}"},{"type":"message","role":"user","content":[{"type":"input_text","text":"{R}"},{"type":"input_image","image_url":"data:{N}"}]},{"type":"reasoning","id":"{N}","summary":[{"type":"summary_text","text":"{R}"}],"content":[{"type":"reasoning_text","text":"a {R}"}],"encrypted_content":"{N}"},{"type":"function_call","call_id":"{N}","name":"shell","arguments":"{\"cmd\":\"{R}\"}"},{"type":"function_call_output","call_id":"c","output":"{R}"},{"output":[{"type":"input_text","text":"{R}"}],"type":"custom_tool_call_output","call_id":"c"},{"type":"web_search_call","id":"{N}","action":{"query":"{R}"}},{"content":[{"type":"output_text","text":"{R}"}],"type":"message","role":"assistant"}],"truncation":{"k":"{R}"}}"#,
             &[
                 "instructions",
                 "input[0].content",
@@ -78,7 +78,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             Responses,
-            r#"{"input":"{R}","user":"{R}"}"#,
+            r#"{"input":"{R}","service_tier":"{R}"}"#,
             &["input", "other field"],
         ),
         (

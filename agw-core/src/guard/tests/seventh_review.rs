@@ -91,7 +91,6 @@ fn the_request_model_is_read_and_never_rewritten() {
 #[test]
 fn fields_agw_does_not_know_are_read_as_text() {
     for extra in [
-        r#""metadata":{"user_id":"AKIAIOSFODNN7EXAMPL3"},"#,
         r#""stop_sequences":["4111 1111 1111 1111"],"#,
         r#""container":"AKIAIOSFODNN7EXAMPL3","#,
         r#""context_management":{"edits":[{"type":"clear","note":"4111111111111111"}]},"#,
@@ -181,4 +180,43 @@ fn a_refused_response_is_an_api_error() {
     };
     let json = crate::api::Api::Anthropic.error_json(&r.error_body());
     assert!(json.contains("\"invalid_request_error\""), "{json}");
+}
+
+/// Identifier fields are read but never rewritten (a masked `safety_identifier` would be
+/// every end user's): a masking rule's match refuses, path `identifier`; a clean one passes
+/// as sent.
+#[test]
+fn identifiers_are_read_and_never_rewritten() {
+    for (kind, body) in [
+        (
+            RouteKind::Messages,
+            messages("m", r#""metadata":{"user_id":"AKIAIOSFODNN7EXAMPL3"},"#),
+        ),
+        (
+            RouteKind::Completions,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"card 4111111111111111"}"#.to_owned(),
+        ),
+        (
+            RouteKind::Responses,
+            r#"{"model":"m","input":"hi","safety_identifier":"AKIAIOSFODNN7EXAMPL3"}"#.to_owned(),
+        ),
+        (
+            RouteKind::Responses,
+            r#"{"model":"m","input":"hi","prompt_cache_key":"4111-1111-1111-1111"}"#.to_owned(),
+        ),
+    ] {
+        for masks in [false, true] {
+            let v = dets(masks).inspect(kind, body.as_bytes()).unwrap();
+            assert!(matches!(v.decision(), Decision::Reject(_)), "{body}");
+            assert_eq!(v.hits()[0].path, "identifier");
+        }
+    }
+    let clean = messages(
+        "m",
+        r#""metadata":{"user_id":"user_5f1c0c7f2d9a4b1e8c3a6f0e9d2b7c4a_account__session_0b7c5e1a-2f3d-4c8b-9a6e-1d2c3b4a5f6e"},"#,
+    );
+    let v = dets(true)
+        .inspect(RouteKind::Messages, clean.as_bytes())
+        .unwrap();
+    assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
 }
