@@ -189,7 +189,7 @@ pub(crate) struct Doc {
     /// decodes): ranges of [`Doc::text`].
     pub encoded_urls: Vec<Range<usize>>,
     /// Identifier fields' strings (`user`, `safety_identifier`, `prompt_cache_key`,
-    /// `metadata`): read, never rewritten ([`Extractor::unknown`]).
+    /// `metadata`): read, never rewritten ([`Extractor::other_field`]).
     pub identifiers: Vec<String>,
     /// JSON documents held in strings ([`Seg::inner`]).
     pub inner: Vec<Inner>,
@@ -748,12 +748,7 @@ impl Extractor {
         if !IDENTIFIERS.iter().any(|k| sc.key_matches(key, k)) {
             return self.unknown(sc);
         }
-        let range = sc.skip()?;
-        let mut strings = Vec::new();
-        let mut inner = Scanner::new(&sc.bytes()[range]).map_err(|_| shape("unreadable field"))?;
-        collect_strings(&mut inner, &mut strings)?;
-        self.doc.identifiers.extend(strings);
-        Ok(())
+        collect_strings(sc, &mut self.doc.identifiers)
     }
 
     fn strings_and_keys(&mut self, sc: &mut Scanner<'_>, loc: Loc) -> Result<(), JsonError> {
