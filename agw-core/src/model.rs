@@ -339,7 +339,22 @@ pub fn body_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
             return Ok(model);
         }
     }
-    let text: std::borrow::Cow<'_, [u8]> = match json_encoding(body) {
+    let Some(text) = json_text(body)? else {
+        return Ok(None);
+    };
+    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Ok(None);
+    }
+    find_model(&text)
+        .map(|found| found.map(|(_, m)| m))
+        .map_err(|e| format!("the JSON body cannot be read ({e})"))
+}
+
+/// A body as the UTF-8 a JSON reader that detects encodings reads it ([`json_encoding`]);
+/// `None` for UTF-16/32-looking bytes without a byte order mark that do not decode (a file's
+/// bytes).
+fn json_text(body: &[u8]) -> Result<Option<std::borrow::Cow<'_, [u8]>>, String> {
+    Ok(Some(match json_encoding(body) {
         JsonEncoding::Utf8 => body.into(),
         JsonEncoding::Utf8Bom => body[3..].into(),
         wide => match wide.decode(body) {
@@ -350,13 +365,7 @@ pub fn body_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
             }
             None => return Ok(None),
         },
-    };
-    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Ok(None);
-    }
-    find_model(&text)
-        .map(|found| found.map(|(_, m)| m))
-        .map_err(|e| format!("the JSON body cannot be read ({e})"))
+    }))
 }
 
 /// Every model a request body on a route without a prompt names: [`body_model`]'s, and in a
@@ -370,13 +379,8 @@ pub fn body_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
 /// As [`body_model`]; and JSON that a strict parser does not read.
 pub fn body_models(body: &[u8], content_type: &str) -> Result<Vec<String>, String> {
     let mut models: Vec<String> = body_model(body, content_type)?.into_iter().collect();
-    let text: std::borrow::Cow<'_, [u8]> = match json_encoding(body) {
-        JsonEncoding::Utf8 => body.into(),
-        JsonEncoding::Utf8Bom => body[3..].into(),
-        wide => match wide.decode(body) {
-            Some(text) => text.into_bytes().into(),
-            None => return Ok(models),
-        },
+    let Some(text) = json_text(body)? else {
+        return Ok(models);
     };
     if !matches!(
         text.iter().find(|b| !b.is_ascii_whitespace()),
