@@ -364,6 +364,19 @@ async fn a_model_allow_list_holds_on_every_route_without_guards() {
             r#"{"data_source":{"model":"claude-x","MODEL":"o3-pro"}}"#.into(),
             "duplicate key `model`",
         ),
+        // Ollama's own keys on its `/api/...` paths.
+        (
+            "/api/create",
+            "application/json",
+            r#"{"model":"claude-x","from":"qwen3:235b"}"#.into(),
+            "qwen3:235b",
+        ),
+        (
+            "/api/pull",
+            "application/json",
+            r#"{"name":"qwen3:235b"}"#.into(),
+            "qwen3:235b",
+        ),
         // The regression round's: a byte order mark, an urlencoded form, a folded header.
         (
             "/v1/images/generations",
@@ -442,6 +455,11 @@ async fn a_model_allow_list_holds_on_every_route_without_guards() {
             "/v1/evals/eval_1/runs",
             "application/json",
             r#"{"data_source":{"type":"responses","model":"claude-x"}}"#.into(),
+        ),
+        (
+            "/api/show",
+            "application/json",
+            r#"{"name":"claude-x"}"#.into(),
         ),
     ];
     for (path, content_type, body) in &passed {
