@@ -686,7 +686,9 @@ async fn passthrough_responses_are_counted_in_their_servers_shapes() {
             async move {
                 http::Response::builder()
                     .header("content-type", content_type)
-                    .body(axum::body::Body::new(Chunks(chunks.into())))
+                    .body(axum::body::Body::new(agw_tower::test_util::Chunks(
+                        chunks.into(),
+                    )))
                     .unwrap()
             }
         };
@@ -704,20 +706,5 @@ async fn passthrough_responses_are_counted_in_their_servers_shapes() {
         let usage = rep.usage.map(|u| (u.input, u.output));
         assert_eq!(usage, want, "{path}");
         assert_eq!(rep.estimate, None, "{path}: nothing estimated");
-    }
-}
-
-/// A response body of the given chunks, one frame each.
-struct Chunks(std::collections::VecDeque<Bytes>);
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Poll::Ready(self.0.pop_front().map(|c| Ok(Frame::data(c))))
     }
 }
