@@ -92,7 +92,12 @@ where
             ));
         }
         let (mut parts, body) = req.into_parts();
-        let client_path = Api::hands_out_credentials(parts.uri.path());
+        // Only a passthrough request on a backend that injects its key can mint one.
+        let guarded = class.kind == RouteKind::Passthrough
+            && matches!(config.spec.credentials(), Credentials::Inject(_));
+        let client_path = guarded
+            .then(|| Api::hands_out_credentials(parts.uri.path()))
+            .flatten();
         parts.uri = match config.spec.rebase(&parts.uri) {
             Ok(u) => u,
             Err(_) => {
@@ -106,8 +111,7 @@ where
         // `Api::hands_out_credentials`), whether the client's path or the base URL's names the
         // endpoint (a base of `…/v1` and a path of `/realtime/client_secrets`: regression
         // round); a route the operator names `Unguarded` is their call.
-        if class.kind == RouteKind::Passthrough
-            && matches!(config.spec.credentials(), Credentials::Inject(_))
+        if guarded
             && let Some(listed) =
                 client_path.or_else(|| Api::hands_out_credentials(parts.uri.path()))
         {
