@@ -150,10 +150,7 @@ impl UsageCounter {
     /// Events without `"usage"` in them cost a byte search or two, delta events a walk over
     /// their strings.
     pub fn event(&mut self, event: &[u8]) {
-        // Built once: a searcher made per call costs more than the search of a short event.
-        static FINDERS: OnceLock<[Finder<'static>; 2]> = OnceLock::new();
-        let [delta, usage] =
-            FINDERS.get_or_init(|| [Finder::new(b"delta"), Finder::new(b"\"usage\"")]);
+        let [delta, usage, ..] = finders();
         if delta.find(event).is_some() {
             self.deltas += 1;
             self.generated = self.generated.saturating_add(generated::bytes(event));
@@ -189,8 +186,8 @@ impl UsageCounter {
 
     /// Reads one line of a JSON-lines response (Ollama's streams): as a stream event's data.
     pub fn line(&mut self, line: &[u8]) {
-        let finder = memchr::memmem::Finder::new(b"\"usage\"");
-        if finder.find(line).is_none() && !(self.any_shape && names_own_counts(line)) {
+        let [_, usage, ..] = finders();
+        if usage.find(line).is_none() && !(self.any_shape && names_own_counts(line)) {
             return;
         }
         if let Ok(v) = serde_json::from_slice::<Value>(line) {
@@ -413,9 +410,24 @@ const OWN_COUNTS: [(&str, &str); 2] = [
 
 /// Whether `text` names one of [`OWN_COUNTS`]' fields (then it is worth parsing).
 fn names_own_counts(text: &[u8]) -> bool {
-    memchr::memmem::find(text, b"eval_count\"").is_some()
-        || memchr::memmem::find(text, b"tokens_predicted\"").is_some()
-        || memchr::memmem::find(text, b"tokens_evaluated\"").is_some()
+    let [_, _, own @ ..] = finders();
+    own.iter().any(|f| f.find(text).is_some())
+}
+
+/// The searchers events and lines are checked with, built once: a searcher made per call
+/// costs more than the search of a short event. `delta`, `"usage"`, then
+/// [`names_own_counts`]'s (`eval_count"` also finds `prompt_eval_count"`).
+fn finders() -> &'static [Finder<'static>; 5] {
+    static FINDERS: OnceLock<[Finder<'static>; 5]> = OnceLock::new();
+    FINDERS.get_or_init(|| {
+        [
+            Finder::new(b"delta"),
+            Finder::new(b"\"usage\""),
+            Finder::new(b"eval_count\""),
+            Finder::new(b"tokens_predicted\""),
+            Finder::new(b"tokens_evaluated\""),
+        ]
+    })
 }
 
 /// The fields of a `usage` object that [`UsageCounter`] reads.
