@@ -372,12 +372,16 @@ fn json_text(body: &[u8]) -> Result<Option<std::borrow::Cow<'_, [u8]>>, String> 
 /// JSON body every string under a `model` key at any depth — an eval run's
 /// `data_source.model`, a Realtime session's `session.model`, a fine-tuning job's `model` —
 /// each a model that runs on the organisation's key (found by the seventh red-team review:
-/// an access list read only the top level).
+/// an access list read only the top level). On Ollama's own API (`path` under `/api/`) the
+/// top-level `name`, `from`, `source` and `destination` name models too: `/api/create` builds
+/// a model `from` another, which it then serves under a new name (regression round).
 ///
 /// # Errors
 ///
 /// As [`body_model`]; and JSON that a strict parser does not read.
-pub fn body_models(body: &[u8], content_type: &str) -> Result<Vec<String>, String> {
+pub fn body_models(body: &[u8], content_type: &str, path: &str) -> Result<Vec<String>, String> {
+    /// The top-level keys Ollama's API names models under, besides `model`.
+    const OLLAMA: [&str; 4] = ["name", "from", "source", "destination"];
     let mut models: Vec<String> = body_model(body, content_type)?.into_iter().collect();
     let Some(text) = json_text(body)? else {
         return Ok(models);
@@ -391,35 +395,45 @@ pub fn body_models(body: &[u8], content_type: &str) -> Result<Vec<String>, Strin
     /// Appends the `model` strings in the value at the cursor; a `model` key twice in one
     /// object (in any case) is refused, as [`find_model`] refuses it at the top.
     /// (The scanner bounds the depth.)
-    fn nested(sc: &mut Scanner<'_>, out: &mut Vec<String>) -> Result<(), JsonError> {
+    /// `also`: other keys that name a model in this object (not below it).
+    fn nested(sc: &mut Scanner<'_>, also: &[&str], out: &mut Vec<String>) -> Result<(), JsonError> {
+        let push = |m: String, out: &mut Vec<String>| {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        };
         match sc.peek() {
             Some(b'{') => {
                 let mut seen = false;
                 sc.object(|sc, key| {
                     if !sc.key_matches(&key, "model") {
-                        return nested(sc, out);
+                        if sc.peek() == Some(b'"') && also.iter().any(|k| sc.key_matches(&key, k)) {
+                            let s = sc.string()?;
+                            push(String::from_utf8_lossy(&sc.str_value(&s)).into_owned(), out);
+                            return Ok(());
+                        }
+                        return nested(sc, &[], out);
                     }
                     if std::mem::replace(&mut seen, true) {
                         return Err(JsonError::Shape("duplicate key `model`".into()));
                     }
                     match sc.string_or_none()? {
                         Some(s) => {
-                            let m = String::from_utf8_lossy(&sc.str_value(&s)).into_owned();
-                            if !out.contains(&m) {
-                                out.push(m);
-                            }
+                            push(String::from_utf8_lossy(&sc.str_value(&s)).into_owned(), out);
                             Ok(())
                         }
-                        None => nested(sc, out),
+                        None => nested(sc, &[], out),
                     }
                 })
             }
-            Some(b'[') => sc.array(|sc, _| nested(sc, out)),
+            Some(b'[') => sc.array(|sc, _| nested(sc, &[], out)),
             _ => sc.skip_fast(),
         }
     }
+    let ollama = path.len() >= 5 && path.as_bytes()[..5].eq_ignore_ascii_case(b"/api/");
+    let also: &[&str] = if ollama { &OLLAMA } else { &[] };
     let mut sc = Scanner::new(&text).map_err(|e| format!("the JSON body cannot be read ({e})"))?;
-    nested(&mut sc, &mut models)
+    nested(&mut sc, also, &mut models)
         .and_then(|()| sc.finish())
         .map_err(|e| format!("the JSON body cannot be read ({e})"))?;
     Ok(models)
@@ -769,6 +783,39 @@ pub fn batch_requests(body: &[u8]) -> Result<Vec<(String, Option<u64>)>, JsonErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_models_reads_every_depth_and_ollamas_own_keys() {
+        let json = "application/json";
+        let models = |body: &str, path: &str| body_models(body.as_bytes(), json, path);
+        assert_eq!(
+            models(
+                r#"{"model":"a","data_source":{"model":"b","x":[{"model":"a"}]}}"#,
+                "/v1/evals/e/runs"
+            )
+            .unwrap(),
+            ["a", "b"]
+        );
+        assert!(models(r#"{"s":{"model":"a","MODEL":"b"}}"#, "/v1/x").is_err());
+        // Ollama's keys at the top of its own API's bodies, and nowhere else.
+        assert_eq!(
+            models(
+                r#"{"name":"n","from":"f","x":{"source":"s"}}"#,
+                "/api/create"
+            )
+            .unwrap(),
+            ["n", "f"]
+        );
+        assert!(
+            models(r#"{"name":"n","from":"f"}"#, "/v1/files")
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            models(r#"{"source":"s","destination":"d"}"#, "/API/copy").unwrap(),
+            ["s", "d"]
+        );
+    }
 
     /// The regression round's bypasses of the model check on routes without a prompt: JSON
     /// with a byte order mark or in UTF-16/32 (Python's `json` reads both), urlencoded forms,

@@ -291,25 +291,10 @@ fn other_route_models<B>(req: &Request<B>) -> Result<Vec<String>, ErrorBody> {
         },
         (Some(_), Some(_)) => return refuse("it has two Content-Type headers"),
     };
-    let mut models = match agw_core::model::body_models(body, content_type) {
-        Ok(models) => models,
-        Err(e) => return refuse(&e),
-    };
-    // Ollama's own API names models under other keys: `/api/create` builds a model `from`
-    // another (then served under a new name an allow-list may admit), `/api/copy` copies a
-    // `source` to a `destination`, `/api/pull` and `/api/show` take a `name` (regression
-    // round: these passed any list).
-    let ollama = path.len() >= 5 && path.as_bytes()[..5].eq_ignore_ascii_case(b"/api/");
-    if ollama && let Ok(serde_json::Value::Object(top)) = serde_json::from_slice(body) {
-        for key in ["name", "from", "source", "destination"] {
-            if let Some(serde_json::Value::String(m)) = top.get(key)
-                && !models.contains(m)
-            {
-                models.push(m.clone());
-            }
-        }
+    match agw_core::model::body_models(body, content_type, path) {
+        Ok(models) => Ok(models),
+        Err(e) => refuse(&e),
     }
-    Ok(models)
 }
 
 impl<S, B, ResB> Service<Request<B>> for AccessService<S>
