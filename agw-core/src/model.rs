@@ -439,6 +439,59 @@ pub fn body_models(body: &[u8], content_type: &str, path: &str) -> Result<Vec<St
     Ok(models)
 }
 
+/// The models a prompt request's tools run, besides the request's own: a Responses request's
+/// `image_generation` tool names its image model in `tools[i].model`, and each image it makes
+/// is billed at that model's price. Only the top-level `tools` array is read: a `model` key
+/// deeper in a tool (a function's parameter schema) or in the conversation is data.
+///
+/// # Errors
+///
+/// JSON that a strict parser does not read, or a tool naming `model` twice.
+pub fn tool_models(body: &[u8]) -> Result<Vec<String>, String> {
+    let read = |e: JsonError| format!("the JSON body cannot be read ({e})");
+    let Some(text) = json_text(body)? else {
+        return Ok(Vec::new());
+    };
+    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Ok(Vec::new());
+    }
+    let mut models = Vec::new();
+    let mut sc = Scanner::new(&text).map_err(read)?;
+    sc.object(|sc, key| {
+        if !sc.key_matches(&key, "tools") || sc.peek() != Some(b'[') {
+            return sc.skip_fast();
+        }
+        sc.array(|sc, _| {
+            if sc.peek() != Some(b'{') {
+                return sc.skip_fast();
+            }
+            let mut seen = false;
+            sc.object(|sc, key| {
+                if !sc.key_matches(&key, "model") {
+                    return sc.skip_fast();
+                }
+                if std::mem::replace(&mut seen, true) {
+                    return Err(JsonError::Shape("a tool names `model` twice".into()));
+                }
+                match sc.string_or_none()? {
+                    Some(s) => {
+                        let m = String::from_utf8_lossy(&sc.str_value(&s)).into_owned();
+                        if !models.contains(&m) {
+                            models.push(m);
+                        }
+                        Ok(())
+                    }
+                    None if sc.peek() == Some(b'n') => sc.skip_fast(),
+                    None => Err(JsonError::Shape("a tool's `model` is not a string".into())),
+                }
+            })
+        })
+    })
+    .and_then(|()| sc.finish())
+    .map_err(read)?;
+    Ok(models)
+}
+
 /// How a JSON reader that detects encodings (Python's `json.loads` on bytes, RFC 4627's
 /// rule) reads a body: by its byte order mark, else by where its first bytes are zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -814,6 +867,26 @@ mod tests {
         assert_eq!(
             models(r#"{"source":"s","destination":"d"}"#, "/API/copy").unwrap(),
             ["s", "d"]
+        );
+    }
+
+    #[test]
+    fn tool_models_reads_the_tools_own_model_only() {
+        let models = |body: &str| tool_models(body.as_bytes());
+        assert_eq!(
+            models(
+                r#"{"model":"gpt-5","input":[{"model":"x"}],"tools":[{"type":"image_generation","model":"gpt-image-1"},{"type":"function","name":"f","parameters":{"properties":{"model":{"type":"string"}}}},"odd"]}"#
+            )
+            .unwrap(),
+            ["gpt-image-1"]
+        );
+        assert!(models(r#"{"tools":[{"model":"a","Model":"b"}]}"#).is_err());
+        assert!(models(r#"{"tools":[{"model":{"id":"a"}}]}"#).is_err());
+        assert!(models(r#"{"tools":[{"model":null}]}"#).unwrap().is_empty());
+        assert!(
+            models(r#"{"tools":[{"type":"web_search"}]}"#)
+                .unwrap()
+                .is_empty()
         );
     }
 

@@ -296,8 +296,28 @@ impl UsageCounter {
     }
 
     /// `delta`: Anthropic's `message_delta`, whose counts replace only the fields it carries.
+    /// A `usage` that names none of its dialect's counts (`null`, as OpenAI's Responses API
+    /// answers a `background` request while it is queued, or `{}`) reports nothing: the
+    /// request is charged as one without usage, not as zero tokens (eighth red-team review).
     fn usage_object(&mut self, u: &impl Counts, delta: bool) {
         let n = |k: &str| u.count(k);
+        let names: &[&str] = match self.api {
+            Api::Anthropic => &[
+                "input_tokens",
+                "output_tokens",
+                "cache_creation_input_tokens",
+                "cache_read_input_tokens",
+            ],
+            Api::OpenAi => &[
+                "prompt_tokens",
+                "input_tokens",
+                "completion_tokens",
+                "output_tokens",
+            ],
+        };
+        if !names.iter().any(|k| n(k).is_some()) {
+            return;
+        }
         self.seen = true;
         match self.api {
             Api::Anthropic => {
@@ -592,40 +612,73 @@ fn data_string(near: &[u8]) -> Option<usize> {
     Some(quote + 1)
 }
 
-/// Whether a request body asks for token log probabilities: a top-level `logprobs` (OpenAI
-/// chat `true`, legacy completions a number — `0` included, which still returns the chosen
-/// tokens), `top_logprobs` above 0, or an `include` list naming `…logprobs` (Responses'
-/// `message.output_text.logprobs`). Keys are compared as a case-insensitive parser compares
-/// them. A body that is not a JSON object asks for nothing.
+/// Output a request asks for that carries the response's text in a form no text rule reads
+/// (see [`unread_output`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnreadOutput {
+    /// Token log probabilities: the response's text again, cut into pieces no rule can read
+    /// one at a time.
+    pub logprobs: bool,
+    /// Spoken audio (OpenAI chat's `modalities: ["audio"]`): the answer again, as sound. Its
+    /// transcript is guarded; the audio is not (eighth red-team review).
+    pub audio: bool,
+}
+
+impl UnreadOutput {
+    /// Whether anything of the kind is asked for.
+    pub fn any(self) -> bool {
+        self.logprobs || self.audio
+    }
+}
+
+/// What output a request body asks for that a response guard cannot read:
 ///
-/// The tokens are the response's text again, cut into pieces no rule can read one at a time:
-/// a response guard that masks or refuses text cannot let them through.
-pub fn asks_for_logprobs(body: &[u8]) -> bool {
+/// - token log probabilities: a top-level `logprobs` (OpenAI chat `true`, legacy completions
+///   a number — `0` included, which still returns the chosen tokens), `top_logprobs` above 0,
+///   or an `include` list naming `…logprobs` (Responses' `message.output_text.logprobs`);
+/// - audio: `modalities` naming `audio`, or an `audio` output setting (chat completions).
+///
+/// Keys are compared as a case-insensitive parser compares them. A body that is not a JSON
+/// object asks for nothing. A response guard that masks or refuses text cannot let either
+/// through.
+pub fn unread_output(body: &[u8]) -> UnreadOutput {
+    let mut asks = UnreadOutput::default();
     let Ok(mut sc) = Scanner::new(body) else {
-        return false;
+        return asks;
     };
     if sc.peek() != Some(b'{') {
-        return false;
+        return asks;
     }
-    let mut asks = false;
     let read = sc.object(|sc, key| {
         let value = |sc: &mut Scanner<'_>| -> Result<&[u8], crate::json::JsonError> {
             let range = sc.skip()?;
             Ok(&body[range])
         };
+        let ends_with = |text: &[u8], end: &[u8]| {
+            text.len() >= end.len() && text[text.len() - end.len()..].eq_ignore_ascii_case(end)
+        };
         if sc.key_matches(&key, "logprobs") {
             let v = value(sc)?;
-            asks |= !matches!(v, b"null" | b"false");
+            asks.logprobs |= !matches!(v, b"null" | b"false");
         } else if sc.key_matches(&key, "top_logprobs") {
             let v = value(sc)?;
-            asks |= !matches!(v, b"null" | b"0");
-        } else if sc.key_matches(&key, "include") && sc.peek() == Some(b'[') {
+            asks.logprobs |= !matches!(v, b"null" | b"0");
+        } else if sc.key_matches(&key, "audio") {
+            let v = value(sc)?;
+            asks.audio |= !matches!(v, b"null" | b"false");
+        } else if (sc.key_matches(&key, "include") || sc.key_matches(&key, "modalities"))
+            && sc.peek() == Some(b'[')
+        {
+            let include = sc.key_matches(&key, "include");
             sc.array(|sc, _| {
                 match sc.string_or_none()? {
                     Some(s) => {
                         let text = sc.str_value(&s);
-                        asks |= text.len() >= 8
-                            && text[text.len() - 8..].eq_ignore_ascii_case(b"logprobs");
+                        if include {
+                            asks.logprobs |= ends_with(&text, b"logprobs");
+                        } else {
+                            asks.audio |= text.eq_ignore_ascii_case(b"audio");
+                        }
                     }
                     None => {
                         sc.skip()?;
@@ -642,6 +695,11 @@ pub fn asks_for_logprobs(body: &[u8]) -> bool {
     // guard refuses it first. What was seen before the error still counts.
     let _ = read;
     asks
+}
+
+/// Whether a request body asks for token log probabilities ([`unread_output`]).
+pub fn asks_for_logprobs(body: &[u8]) -> bool {
+    unread_output(body).logprobs
 }
 
 /// Whether a query string asks for token log probabilities (a stored response fetched with
@@ -760,6 +818,28 @@ mod tests {
             ("include[]=reasoning.encrypted_content&limit=5", false),
         ] {
             assert_eq!(query_asks_for_logprobs(query), asks, "{query}");
+        }
+    }
+
+    #[test]
+    fn audio_output_is_asked_for_by_modalities_or_settings() {
+        for (body, audio) in [
+            (
+                r#"{"modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"}}"#,
+                true,
+            ),
+            (r#"{"Modalities":["AUDIO"]}"#, true),
+            (r#"{"audio":{"voice":"alloy"}}"#, true),
+            (r#"{"modalities":["text"],"audio":null}"#, false),
+            (
+                r#"{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]}]}"#,
+                false,
+            ),
+            (r#"{"metadata":{"modalities":["audio"]}}"#, false),
+        ] {
+            let asked = unread_output(body.as_bytes());
+            assert_eq!(asked.audio, audio, "{body}");
+            assert!(!asked.logprobs, "{body}");
         }
     }
     use crate::stream::SseDecoder;
@@ -1045,6 +1125,34 @@ mod tests {
             by_value.value(&serde_json::from_str(body).unwrap());
             assert_eq!(by_scanner.finish(), by_value.finish(), "{:.200}", body);
         }
+    }
+
+    /// `"usage": null` (a queued background response) or a usage naming no counts reports
+    /// nothing, so the request is charged as one without usage rather than as zero tokens.
+    #[test]
+    fn a_usage_without_counts_reports_nothing() {
+        for api in [Api::Anthropic, Api::OpenAi] {
+            for body in [
+                r#"{"id":"resp_1","status":"queued","usage":null,"model":"gpt-5"}"#,
+                r#"{"usage":{},"model":"m"}"#,
+                r#"{"usage":{"total_tokens":"x"},"model":"m"}"#,
+            ] {
+                let mut c = UsageCounter::new(api);
+                c.json(body.as_bytes());
+                assert_eq!(c.usage(), None, "{api:?} {body}");
+                let mut c = UsageCounter::new(api);
+                c.value(&serde_json::from_str(body).unwrap());
+                assert_eq!(c.usage(), None, "{api:?} {body}");
+            }
+        }
+        let mut c = UsageCounter::new(Api::OpenAi);
+        c.event(b"data: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\n");
+        c.event(b"data: {\"type\":\"message_start\",\"message\":{\"usage\":null}}\n\n");
+        assert_eq!(c.usage(), None);
+        // A count of zero is a count.
+        let mut c = UsageCounter::new(Api::OpenAi);
+        c.json(br#"{"usage":{"prompt_tokens":0,"completion_tokens":0}}"#);
+        assert_eq!(c.usage(), Some(Usage::default()));
     }
 
     /// A broken `usage` after a good one leaves the good one counted.

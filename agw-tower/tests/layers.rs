@@ -632,11 +632,12 @@ async fn response_guard_alone_classifies_canonical_paths() {
 
 // ---- log probabilities ----
 
-/// Where the response policy masks or refuses text, a request for token log probabilities is
-/// refused before it is sent (the tokens would carry what the guard masks, piece by piece);
+/// Where the response policy masks or refuses text, a request for token log probabilities or
+/// spoken audio is refused before it is sent (the tokens would carry what the guard masks,
+/// piece by piece; the audio says it);
 /// without such a policy, or on Anthropic's APIs (which have none), it goes through.
 #[tokio::test]
-async fn log_probabilities_are_refused_where_responses_are_masked() {
+async fn log_probabilities_and_audio_are_refused_where_responses_are_masked() {
     let masking = Policy::builder()
         .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
         .build()
@@ -647,6 +648,8 @@ async fn log_probabilities_are_refused_where_responses_are_masked() {
         .unwrap();
     let chat = r#"{"model":"m","logprobs":true,"top_logprobs":2,"messages":[{"role":"user","content":"hi"}]}"#;
     let responses = r#"{"model":"m","input":"hi","include":["message.output_text.logprobs"]}"#;
+    // Spoken audio says the answer again, unread: refused the same way.
+    let audio = r#"{"model":"m","modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"},"messages":[{"role":"user","content":"hi"}]}"#;
     for (policy, path, body, refused) in [
         (&masking, "/v1/chat/completions", chat, true),
         (&masking, "/v1/responses", responses, true),
@@ -669,6 +672,8 @@ async fn log_probabilities_are_refused_where_responses_are_masked() {
             true,
         ),
         (&auditing, "/v1/chat/completions", chat, false),
+        (&masking, "/v1/chat/completions", audio, true),
+        (&auditing, "/v1/chat/completions", audio, false),
     ] {
         let upstream = MemoryUpstream::json(r#"{"choices":[]}"#);
         let svc = StackConfig::new("openai", ProviderSpec::openai())
@@ -678,8 +683,13 @@ async fn log_probabilities_are_refused_where_responses_are_masked() {
         let (status, text) = text(svc.oneshot(post(path, body)).await.unwrap()).await;
         if refused {
             assert_eq!(status, 400, "{path} {body}");
+            let named = if body == audio {
+                "modalities"
+            } else {
+                "logprobs"
+            };
             assert!(
-                text.contains("\"invalid_request_error\"") && text.contains("logprobs"),
+                text.contains("\"invalid_request_error\"") && text.contains(named),
                 "{text}"
             );
             assert!(upstream.seen().is_empty(), "{path}: sent upstream");

@@ -168,7 +168,7 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
         if guarded {
             out.push(
                 "  never read by request rules: thinking blocks (signed), images and other \
-                 base64 sources; tool definitions (`tools`) are read as system text by literal and regex \
+                 binary base64 sources (inline text files are read decoded); tool definitions (`tools`) are read as system text by literal and regex \
                  rules that reject or audit"
                     .into(),
             );

@@ -191,6 +191,9 @@ pub(crate) struct Doc {
     /// Identifier fields' strings (`user`, `safety_identifier`, `prompt_cache_key`,
     /// `metadata`): read, never rewritten ([`Extractor::other_field`]).
     pub identifiers: Vec<String>,
+    /// The text of files the request carries inline, with the field each is in
+    /// ([`super::files`]): read, never rewritten.
+    pub inline_files: Vec<(String, Field)>,
     /// JSON documents held in strings ([`Seg::inner`]).
     pub inner: Vec<Inner>,
     /// A mask of text that [`Doc::inner`] documents hold only through escapes refuses instead
@@ -238,6 +241,7 @@ impl Doc {
         self.template = false;
         self.encoded_urls.clear();
         self.identifiers.clear();
+        self.inline_files.clear();
         self.inner.clear();
         self.escaped_refuses = false;
         SPARE.with(|spare| spare.set(Some(self)));
@@ -825,7 +829,8 @@ impl Extractor {
     }
 
     /// Reads a URL the provider (or the server) fetches, when the cursor is at a string: text
-    /// that leaves. A `data:` URL is the content itself, base64, and is not read.
+    /// that leaves. A `data:` URL is the content itself: read as an inline file
+    /// ([`Extractor::inline_file`]).
     pub(super) fn push_url(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -838,14 +843,17 @@ impl Extractor {
         let data = |s: &[u8]| s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"data:"));
         let at = sc.position();
         if data(&sc.bytes()[at + 1..]) {
-            // Most images: not decoded at all.
-            return sc.skip_fast();
+            // Most images: their media type says so, and they are not decoded.
+            let s = sc.string()?;
+            self.inline_file(&sc.str_value(&s), None, field);
+            return Ok(());
         }
         let start = self.doc.text.len();
         let (s, kind) = sc.string_into(&mut self.doc.text)?;
         if data(&self.doc.text[start..]) {
             // Written with escapes (`d\u0061ta:`).
-            self.doc.text.truncate(start);
+            let url = self.doc.text.split_off(start);
+            self.inline_file(&url, None, field);
             return Ok(());
         }
         if self.doc.text[start..]
@@ -855,6 +863,24 @@ impl Extractor {
             self.doc.encoded_urls.push(start..self.doc.text.len());
         }
         self.add(start, &s, kind, field, loc);
+        Ok(())
+    }
+
+    /// Keeps the text of an inline file (a `data:` URL, or base64 with `media_type` from its
+    /// siblings) when it holds text ([`super::files`]).
+    fn inline_file(&mut self, value: &[u8], media_type: Option<&[u8]>, field: Field) {
+        if let Some(text) = super::files::text_of(value, media_type) {
+            self.doc.inline_files.push((text, field));
+        }
+    }
+
+    /// A `file_data` string (the cursor is at it): an inline file.
+    fn file_data(&mut self, sc: &mut Scanner<'_>, field: Field) -> Result<(), JsonError> {
+        if sc.peek() != Some(b'"') {
+            return sc.skip_fast();
+        }
+        let s = sc.string()?;
+        self.inline_file(&sc.str_value(&s), None, field);
         Ok(())
     }
 
@@ -1218,6 +1244,10 @@ impl Extractor {
                     },
                 );
             }
+            if sc.key_matches(&key, "file_data") {
+                // A Responses `input_file`'s contents.
+                return self.file_data(sc, forced.unwrap_or(Field::Messages));
+            }
             // Each such key is 9 characters long; one written with escapes is longer.
             let url = key.raw.len() >= 9;
             if let Some(&(_, leaf, url_leaf)) = FETCHED_URLS
@@ -1355,7 +1385,21 @@ impl Extractor {
                 },
             ),
             Key::Source => self.document_source(sc, loc, field),
-            Key::File => self.only(sc, &[("filename", ".file.filename")], field, loc),
+            Key::File => {
+                if sc.peek() != Some(b'{') {
+                    return sc.skip_fast();
+                }
+                sc.object(|sc, key| {
+                    if sc.key_matches(&key, "filename") {
+                        let leaf = ".file.filename";
+                        self.all_strings(sc, field, Loc { leaf, ..loc })
+                    } else if sc.key_matches(&key, "file_data") {
+                        self.file_data(sc, field)
+                    } else {
+                        sc.skip_fast()
+                    }
+                })
+            }
             Key::Citations => {
                 if sc.peek() != Some(b'[') {
                     // A document's `"citations": {"enabled": true}`.
@@ -1386,8 +1430,8 @@ impl Extractor {
         }
     }
 
-    /// A document's `source`: `{"type":"text","data":...}` or `{"type":"content","content":[..]}`.
-    /// Base64 and URL sources are binary or remote and are not scanned.
+    /// A document's `source`: `{"type":"text","data":...}` or `{"type":"content","content":[..]}`;
+    /// a base64 one is an inline file ([`Extractor::inline_file`]), a URL one's URL is read.
     fn document_source(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -1399,9 +1443,15 @@ impl Extractor {
         }
         let mut ty = None;
         let mut data = None;
+        let mut media = None;
         let mut content = None;
         sc.object(|sc, key| {
-            if sc.key_matches(&key, "type") {
+            if sc.key_matches(&key, "media_type") {
+                if let Some(s) = sc.string_or_none()? {
+                    media = Some(sc.str_value(&s));
+                    return Ok(());
+                }
+            } else if sc.key_matches(&key, "type") {
                 if let Some(s) = sc.string_or_none()? {
                     // The type decides whether `data` is text: a second one must not hide it.
                     if ty.replace(sc.str_value(&s)).is_some() {
@@ -1444,6 +1494,11 @@ impl Extractor {
                         ..loc
                     };
                     self.all_strings(&mut sc.at(at), field, leaf)?;
+                }
+            }
+            Some(b"base64") => {
+                if let Some(s) = data {
+                    self.inline_file(&sc.str_value(&s), media.as_deref(), field);
                 }
             }
             _ => {}

@@ -79,6 +79,7 @@
 mod clean;
 mod engine;
 pub(crate) mod extract;
+mod files;
 mod kinds;
 pub(crate) mod leaves;
 mod lines;

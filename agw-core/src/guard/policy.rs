@@ -448,6 +448,9 @@ impl Policy {
         if !doc.identifiers.is_empty() && !matches!(verdict.decision(), Decision::Reject(_)) {
             self.identifiers(&doc.identifiers, &mut verdict);
         }
+        if !doc.inline_files.is_empty() && !matches!(verdict.decision(), Decision::Reject(_)) {
+            self.inline_files(&doc.inline_files, &mut verdict);
+        }
         // Tool definitions nothing matched in are known clean for this policy (a value with a
         // match is read again every time). Not after a refusal: it stops at its first hit,
         // before what follows is read.
@@ -577,6 +580,35 @@ impl Policy {
                         "The request's `user`, `metadata` or another identifier carries text \
                          that the rule `{rule}` would mask; an identifier is not rewritten \
                          (send a hash of it)."
+                    )
+                },
+            );
+            if matches!(verdict.decision(), Decision::Reject(_)) {
+                return;
+            }
+        }
+    }
+
+    /// Files the request carries inline (a `data:` URL, `file_data`, a base64 document) whose
+    /// contents are text: read by the rules that read their field, never rewritten (the
+    /// encoded bytes cannot be masked in place), so a masking rule's match refuses; the hit's
+    /// path is `file (decoded)`.
+    fn inline_files(&self, files: &[(String, Field)], verdict: &mut Verdict) {
+        for (text, field) in files {
+            let wanted = &self.inner.wanted[*field as usize * CONTEXTS + LATEST];
+            if !wanted.iter().any(|w| *w) {
+                continue;
+            }
+            self.refuse_in(
+                verdict,
+                wanted,
+                crate::json::normalize_str(text).as_bytes(),
+                "file (decoded)",
+                StatusCode::BAD_REQUEST,
+                |rule| {
+                    format!(
+                        "A file in the request holds text that the rule `{rule}` would mask; an \
+                         encoded file is not rewritten (send it as text, or without it)."
                     )
                 },
             );

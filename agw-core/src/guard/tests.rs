@@ -414,6 +414,60 @@ fn thinking_and_images_pass_untouched_and_unknown_fields_are_read() {
     assert!(p.is_allow());
 }
 
+/// Files carried inline whose contents are text are read decoded: a `data:` URL (base64 or
+/// percent-escaped), a chat `file` part's or a Responses `input_file`'s `file_data`, an
+/// Anthropic document's base64 source, also inside a tool result. A match refuses, a masking
+/// rule's too (the encoded bytes are not rewritten); binary media types are not decoded
+/// (eighth red-team review).
+#[test]
+fn inline_text_files_are_read_decoded() {
+    const ENC: &str = "bXkgY3JlZGl0IGNhcmQ="; // "my credit card"
+    let p = seed_policy();
+    for (kind, body) in [
+        (
+            RouteKind::Messages,
+            format!(r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"text/plain","data":"{ENC}"}}}}]}}]}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!(r#"{{"messages":[{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t","content":[{{"type":"document","source":{{"data":"{ENC}","media_type":"text/csv","type":"base64"}}}}]}}]}}]}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{"messages":[{{"role":"user","content":[{{"type":"file","file":{{"filename":"a.txt","file_data":"data:text/plain;base64,{ENC}"}}}}]}}]}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{"messages":[{{"role":"user","content":[{{"type":"file","file":{{"file_data":"{ENC}"}}}}]}}]}}"#),
+        ),
+        (
+            RouteKind::Responses,
+            format!(r#"{{"input":[{{"role":"user","content":[{{"type":"input_file","filename":"a.txt","file_data":"data:text/plain;base64,{ENC}"}}]}}]}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"d\u0061ta:,my%20credit%20card"}}]}]}"#.to_owned(),
+        ),
+    ] {
+        let v = p.inspect(kind, body.as_bytes()).unwrap();
+        assert!(matches!(v.decision(), Decision::Reject(_)), "{body}");
+        assert_eq!(v.hits()[0].path, "file (decoded)", "{body}");
+    }
+    // A masking rule's match refuses: the file cannot be rewritten in place.
+    let body = r#"{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"text/plain","data":"Y2FyZCA0MTExIDExMTEgMTExMSAxMTEx"}}]}]}"#;
+    assert!(matches!(
+        decision(&mask_policy(), body),
+        Decision::Reject(_)
+    ));
+    // Declared images and PDFs are not decoded.
+    for media in ["image/png", "application/pdf"] {
+        let body = format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"{media}","data":"{ENC}"}}}}]}}]}}"#
+        );
+        assert_eq!(decision(&p, &body), Decision::Allow, "{media}");
+    }
+}
+
 #[test]
 fn masking_is_byte_exact_in_tool_results() {
     let p = mask_policy();

@@ -250,7 +250,23 @@ impl<S> AccessService<S> {
             return Ok(());
         }
         if kind.has_prompt() {
-            return self.access.check_model(model, &self.backend);
+            self.access.check_model(model, &self.backend)?;
+            // A tool that runs a model of its own (Responses' `image_generation`).
+            let body = req
+                .extensions()
+                .get::<crate::limits::Collected>()
+                .map(|c| &c.plain[..])
+                .unwrap_or_default();
+            let tools = agw_core::model::tool_models(body).map_err(|e| {
+                ErrorBody::new(
+                    ErrorKind::InvalidRequest,
+                    format!("agw: the tools' models cannot be read: {e}"),
+                )
+            })?;
+            for m in &tools {
+                self.access.check_model(Some(m), &self.backend)?;
+            }
+            return Ok(());
         }
         for model in other_route_models(req)? {
             self.access.check_model(Some(&model), &self.backend)?;

@@ -28,7 +28,9 @@
 //! Token log probabilities repeat the response's text in pieces no rule reads one at a time (a
 //! masked card would come back token by token), so where the policy masks or refuses text, a
 //! request that asks for them (`logprobs`, `top_logprobs`, Responses' `include` of
-//! `message.output_text.logprobs`) is refused with a 400 before it is sent. This reads the
+//! `message.output_text.logprobs`) is refused with a 400 before it is sent; so is one asking
+//! for spoken audio (chat's `modalities: ["audio"]`, `audio`), whose transcript is guarded but
+//! whose sound says the same unread. This reads the
 //! body the body stage collected ([`Collected`](crate::limits::Collected)); the stack builder
 //! collects it for such a policy.
 //!

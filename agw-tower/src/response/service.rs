@@ -102,37 +102,47 @@ fn read(reading: ResponseReading, framing: Framing, success: bool) -> Read {
 }
 
 /// Whether a response policy masks or refuses text (a policy that only audits changes no
-/// response). The stack reads request bodies for such a policy, for [`refuse_logprobs`].
+/// response). The stack reads request bodies for such a policy, for [`refuse_unread_output`].
 pub(crate) fn hides_text(policy: &Policy) -> bool {
     policy
         .rules()
         .any(|r| r.action_ref().kind() != ActionKind::Audit)
 }
 
-/// A request for token log probabilities, where the policy masks or refuses text: the tokens
-/// repeat the response's text in pieces no rule reads one at a time (a masked card would come
-/// back digit group by digit group), so the request is refused before it is sent. Anthropic's
+/// A request for token log probabilities or spoken audio, where the policy masks or refuses
+/// text: the tokens repeat the response's text in pieces no rule reads one at a time (a masked
+/// card would come back digit group by digit group), the audio says it aloud, so the request
+/// is refused before it is sent. Anthropic's
 /// APIs have no log probabilities; the body is the one the body stage read (a layer used
 /// without it has none to look at).
-fn refuse_logprobs<B>(policy: &Policy, api: Api, req: &Request<B>) -> Option<ErrorBody> {
+fn refuse_unread_output<B>(policy: &Policy, api: Api, req: &Request<B>) -> Option<ErrorBody> {
     if api == Api::Anthropic || !hides_text(policy) {
         return None;
     }
     // A stored response fetched with `?include[]=message.output_text.logprobs` carries them too.
-    let asks = req
+    let mut asks = req
+        .extensions()
+        .get::<Collected>()
+        .map(|c| agw_core::usage::unread_output(&c.plain))
+        .unwrap_or_default();
+    asks.logprobs |= req
         .uri()
         .query()
-        .is_some_and(agw_core::usage::query_asks_for_logprobs)
-        || req
-            .extensions()
-            .get::<Collected>()
-            .is_some_and(|c| agw_core::usage::asks_for_logprobs(&c.plain));
-    asks.then(|| {
-        ErrorBody::new(
+        .is_some_and(agw_core::usage::query_asks_for_logprobs);
+    if asks.logprobs {
+        return Some(ErrorBody::new(
             ErrorKind::InvalidRequest,
             "log probabilities are not available through this gateway: its response guard \
              masks or refuses text, which the returned tokens would carry unguarded; remove \
              `logprobs`, `top_logprobs` and `include: [\"…logprobs\"]`",
+        ));
+    }
+    asks.audio.then(|| {
+        ErrorBody::new(
+            ErrorKind::InvalidRequest,
+            "audio output is not available through this gateway: its response guard masks or \
+             refuses text, which spoken audio would carry unguarded; remove `audio` and \
+             \"audio\" from `modalities`",
         )
     })
 }
@@ -179,7 +189,7 @@ where
                 },
             };
         }
-        if let Some(err) = refuse_logprobs(&config.policy, class.api, &req) {
+        if let Some(err) = refuse_unread_output(&config.policy, class.api, &req) {
             return ResponseFuture {
                 kind: Kind::Ready {
                     res: Some(error_response(class.api, &err)),
