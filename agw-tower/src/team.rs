@@ -344,6 +344,26 @@ impl AccessConfig {
 #[error("{0}")]
 pub struct TeamError(pub String);
 
+/// What [`TeamConfig::plan`] checked and compiled.
+struct Plan {
+    prices: PriceTable,
+    jwks: Option<JwksSource>,
+    /// Per key, per team, global.
+    scopes: [Limits; 3],
+}
+
+/// A Redis URL's form, as the client reads it: `redis://`, `rediss://` or a Unix socket
+/// (`redis+unix://`, `unix://`). The URL is never shown: it may hold a password.
+fn check_redis_url(url: &str) -> Result<(), TeamError> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys") => Ok(()),
+        _ => Err(TeamError(
+            "redis.url: not a redis://, rediss:// or unix:// URL".into(),
+        )),
+    }
+}
+
 /// The built team features, shared by every backend's stack.
 #[derive(Debug)]
 pub struct Team {
@@ -379,16 +399,36 @@ impl TeamConfig {
             .filter(|u| !u.trim().is_empty())
     }
 
-    /// Builds everything: connects to Redis (waiting up to four times its timeout, then
-    /// connecting in the background: see [`Team::redis`]), opens the key file,
-    /// loads the JWKS (and spawns its refresh), compiles prices and limits. Needs a tokio
-    /// runtime.
+    /// Checks everything [`TeamConfig::build`] checks, without connecting or spawning
+    /// anything: limits, prices, where keys are kept, the JWKS source (a file is read and
+    /// parsed; a URL's scheme is checked, it is not fetched) and the Redis URL's form (Redis is
+    /// not contacted). `agw check` and a reload run it, so neither accepts what `serve` would
+    /// refuse at its next start.
     ///
     /// # Errors
     ///
-    /// One line naming the section and the problem.
-    pub async fn build(&self) -> Result<Team, TeamError> {
-        let metrics = Arc::new(Metrics::new(self.metrics.identity_label));
+    /// As [`TeamConfig::build`].
+    pub fn validate(&self) -> Result<(), TeamError> {
+        let plan = self.plan()?;
+        if let Some(url) = self.redis_url() {
+            check_redis_url(url)?;
+        }
+        match plan.jwks {
+            Some(JwksSource::File(path)) => {
+                let doc = std::fs::read(&path)
+                    .map_err(|e| TeamError(format!("auth.jwt: {}: {e}", path.display())))?;
+                crate::auth::jwt::JwkSet::parse(&doc)
+                    .map_err(|e| TeamError(format!("auth.jwt: {}: {e}", path.display())))?;
+            }
+            Some(JwksSource::Url(uri)) => crate::auth::jwt::check_jwks_url(&uri)
+                .map_err(|e| TeamError(format!("auth.jwt: {e}")))?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The checked, compiled parts of the configuration that need no I/O.
+    fn plan(&self) -> Result<Plan, TeamError> {
         let prices = PriceTable::new(self.prices.iter().map(|p| {
             (
                 p.model.clone(),
@@ -401,6 +441,74 @@ impl TeamConfig {
             )
         }))
         .map_err(|e| TeamError(format!("prices: {e}")))?;
+        if let Some(k) = &self.auth.keys
+            && k.file.is_none()
+            && self.redis_url().is_none()
+        {
+            return Err(TeamError(
+                "auth.keys: set `file` (or configure redis to keep keys there)".into(),
+            ));
+        }
+        let jwks = match &self.auth.jwt {
+            None => None,
+            Some(j) => Some(match (&j.jwks_file, &j.jwks_url) {
+                (Some(f), None) => JwksSource::File(f.clone()),
+                (None, Some(u)) => JwksSource::Url(
+                    u.parse()
+                        .map_err(|e| TeamError(format!("auth.jwt.jwks_url: {e}")))?,
+                ),
+                _ => {
+                    return Err(TeamError(
+                        "auth.jwt: set exactly one of jwks_file and jwks_url".into(),
+                    ));
+                }
+            }),
+        };
+        let l = &self.limits;
+        let scopes = [
+            l.per_key.limits("per_key")?,
+            l.per_team.limits("per_team")?,
+            l.global.limits("global")?,
+        ];
+        let dollars = scopes
+            .iter()
+            .any(|l| l.usd_per_day.is_some() || l.usd_per_month.is_some());
+        // A dollar budget must not be spent on a model without a price for free: such a model
+        // is charged the table's highest rates.
+        let prices = match (dollars, prices.is_empty()) {
+            (true, true) => {
+                return Err(TeamError(
+                    "limits: a dollar budget (usd_per_day, usd_per_month) needs `prices`".into(),
+                ));
+            }
+            (true, false) => {
+                let highest = prices.highest();
+                prices.with_fallback(highest)
+            }
+            (false, _) => prices,
+        };
+        Ok(Plan {
+            prices,
+            jwks,
+            scopes,
+        })
+    }
+
+    /// Builds everything: connects to Redis (waiting up to four times its timeout, then
+    /// connecting in the background: see [`Team::redis`]), opens the key file,
+    /// loads the JWKS (and spawns its refresh), compiles prices and limits. Needs a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// One line naming the section and the problem.
+    pub async fn build(&self) -> Result<Team, TeamError> {
+        let Plan {
+            prices,
+            jwks,
+            scopes: [per_key, per_team, global],
+        } = self.plan()?;
+        let metrics = Arc::new(Metrics::new(self.metrics.identity_label));
         let redis_cfg = self.redis.clone();
         let timeout = Duration::from_millis(redis_cfg.as_ref().map_or(100, |r| r.timeout_ms));
         #[cfg(feature = "redis")]
@@ -452,19 +560,7 @@ impl TeamConfig {
         if let Some(k) = &keys {
             auth = auth.keys(k.clone());
         }
-        if let Some(j) = &self.auth.jwt {
-            let source = match (&j.jwks_file, &j.jwks_url) {
-                (Some(f), None) => JwksSource::File(f.clone()),
-                (None, Some(u)) => JwksSource::Url(
-                    u.parse()
-                        .map_err(|e| TeamError(format!("auth.jwt.jwks_url: {e}")))?,
-                ),
-                _ => {
-                    return Err(TeamError(
-                        "auth.jwt: set exactly one of jwks_file and jwks_url".into(),
-                    ));
-                }
-            };
+        if let (Some(j), Some(source)) = (&self.auth.jwt, jwks) {
             let mut config = JwtConfig::new(j.issuer.clone(), j.audience.clone());
             config.group_claim = j.group_claim.clone();
             config.team_claim = j.team_claim.clone();
@@ -479,12 +575,11 @@ impl TeamConfig {
         auth = auth.on_failure(move |e| m.auth_failure(e.reason()));
         let requires_credentials = auth.requires_credentials();
 
-        let l = &self.limits;
         let policy = LimitPolicy {
-            per_key: l.per_key.limits("per_key")?,
-            per_team: l.per_team.limits("per_team")?,
-            global: l.global.limits("global")?,
-            default_estimate: l.default_estimate_tokens.unwrap_or(4096),
+            per_key,
+            per_team,
+            global,
+            default_estimate: self.limits.default_estimate_tokens.unwrap_or(4096),
             on_error_limits: redis_cfg
                 .as_ref()
                 .map_or(FailMode::Open, |r| r.on_error.limits.into()),
@@ -493,23 +588,6 @@ impl TeamConfig {
                 .map_or(FailMode::Closed, |r| r.on_error.budgets.into()),
             timeout,
             prefix,
-        };
-        let dollars = [&policy.per_key, &policy.per_team, &policy.global]
-            .iter()
-            .any(|l| l.usd_per_day.is_some() || l.usd_per_month.is_some());
-        // A dollar budget must not be spent on a model without a price for free: such a model
-        // is charged the table's highest rates.
-        let prices = match (dollars, prices.is_empty()) {
-            (true, true) => {
-                return Err(TeamError(
-                    "limits: a dollar budget (usd_per_day, usd_per_month) needs `prices`".into(),
-                ));
-            }
-            (true, false) => {
-                let highest = prices.highest();
-                prices.with_fallback(highest)
-            }
-            (false, _) => prices,
         };
         let limited =
             !(policy.per_key.is_empty() && policy.per_team.is_empty() && policy.global.is_empty());

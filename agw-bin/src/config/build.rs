@@ -151,6 +151,16 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
         files: Vec::new(),
         team: team(cfg, env).map_err(|(field, e)| top(field, e))?,
     };
+    // What `serve` would refuse at its start, refused here: by `agw check` and by a reload too.
+    if let Some(t) = &gw.team {
+        t.validate().map_err(|e| {
+            // "limits.per_key.requests_per_minute: 0 (...)": located at its last key.
+            let path = e.0.split(':').next().unwrap_or_default();
+            let leaf = path.rsplit('.').next().unwrap_or(path);
+            let line = src.text.and_then(|t| line_of(t, leaf));
+            ConfigError::new(src.file, e.0).at(line, None)
+        })?;
+    }
     for b in &cfg.backends {
         if let Err(e) = super::rules::check_name(&b.name) {
             return Err(src.error(

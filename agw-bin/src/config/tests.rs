@@ -265,6 +265,58 @@ fn native_errors_name_the_field() {
     }
 }
 
+/// The team sections are checked as `serve` checks them when they are read, so `agw check`
+/// and a reload refuse what would not start (found by the ops review: both said ok, and the
+/// next restart failed). Each error is one line, located, and shows no secret.
+#[test]
+fn team_sections_are_checked_when_read() {
+    let base = "backends: [{name: a, provider: anthropic, api_key: k}]\n";
+    for (extra, want) in [
+        (
+            "limits:\n  per_key: {requests_per_minute: 0}\n",
+            "c.yaml:3: limits.per_key.requests_per_minute: 0",
+        ),
+        (
+            "limits:\n  global:\n    budget: {usd_per_day: -5}\n",
+            "c.yaml:4: limits.global.budget.usd_per_day: -5",
+        ),
+        (
+            "auth: {keys: {file: k.json}}\nlimits:\n  per_key:\n    budget: {usd_per_day: 5}\n",
+            "c.yaml:3: limits: a dollar budget (usd_per_day, usd_per_month) needs `prices`",
+        ),
+        (
+            "auth: {keys: {}}\n",
+            "c.yaml:2: auth.keys: set `file`",
+        ),
+        (
+            "auth:\n  jwt: {issuer: i, audience: a, jwks_file: /nonexistent/jwks.json}\n",
+            "c.yaml:3: auth.jwt: /nonexistent/jwks.json: ",
+        ),
+        (
+            "auth:\n  jwt: {issuer: i, audience: a, jwks_file: j.json, jwks_url: 'https://i/j'}\n",
+            "c.yaml:3: auth.jwt: set exactly one of jwks_file and jwks_url",
+        ),
+        (
+            "auth:\n  jwt: {issuer: i, audience: a, jwks_url: 'http://idp.example.com/jwks'}\n",
+            "only https URLs",
+        ),
+        (
+            "redis: {url: 'http://user:s3cretpw@host'}\n",
+            "c.yaml:2: redis.url: not a redis://",
+        ),
+    ] {
+        let text = format!("{base}{extra}");
+        let e = Gateway::parse("c.yaml", &text, &Env::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(want) || e.contains(want), "{extra}: {e}");
+        assert!(!e.contains("s3cretpw") && !e.contains('\n'), "{e}");
+    }
+    // A Redis URL that is unset is no Redis (limits in memory), not an error.
+    let text = format!("{base}redis: {{url: '${{REDIS_URL}}'}}\nauth: {{keys: {{file: k.json}}}}\n");
+    assert!(Gateway::parse("c.yaml", &text, &Env::default()).is_ok());
+}
+
 #[test]
 fn native_full_example() {
     let text = r#"

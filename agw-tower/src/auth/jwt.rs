@@ -492,22 +492,35 @@ impl Jwks {
     }
 }
 
-async fn fetch(uri: http::Uri) -> Result<Bytes, JwksError> {
-    use http_body_util::{BodyExt, Empty, Limited};
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
-    let err =
-        |e: &dyn std::fmt::Display| JwksError(format!("{}: {e}", shown_url(&uri.to_string())));
+/// Whether agw fetches a JWKS from `uri`: `https://`, or plain `http://` to a loopback
+/// address only (a key set fetched in the clear could be anyone's).
+///
+/// # Errors
+///
+/// Any other scheme, named with the URL (its credentials hidden).
+pub fn check_jwks_url(uri: &http::Uri) -> Result<(), JwksError> {
     let loopback = uri.host().is_some_and(|h| {
         h == "localhost"
             || h.parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
     });
     match uri.scheme_str() {
-        Some("https") => {}
-        Some("http") if loopback => {}
-        _ => return Err(err(&"only https URLs (or http to a loopback address)")),
+        Some("https") => Ok(()),
+        Some("http") if loopback => Ok(()),
+        _ => Err(JwksError(format!(
+            "{}: only https URLs (or http to a loopback address)",
+            shown_url(&uri.to_string())
+        ))),
     }
+}
+
+async fn fetch(uri: http::Uri) -> Result<Bytes, JwksError> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let err =
+        |e: &dyn std::fmt::Display| JwksError(format!("{}: {e}", shown_url(&uri.to_string())));
+    check_jwks_url(&uri)?;
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
