@@ -585,11 +585,12 @@ async fn a_batch_is_charged_the_estimates_of_its_requests() {
 }
 
 /// A client that goes away before the response headers (Esc in Claude Code during a slow
-/// first token) gives back what its request held: the usage layer reports the request as
-/// abandoned (status 499), and the limiter settles it as failed (found by the third red-team
-/// review: the hold stayed in the day's budget for good).
+/// first token) is charged the input its request sent on, and gives back the output it held:
+/// the usage layer reports the request as abandoned (status 499). Found by the third red-team
+/// review (the whole hold stayed in the day's budget for good) and the ops review (charged
+/// nothing, a client with a short timeout spent outside every budget).
 #[tokio::test]
-async fn a_request_abandoned_before_its_response_gives_its_hold_back() {
+async fn a_request_abandoned_before_its_response_is_charged_its_input() {
     let limiter = Arc::new(limiter(LimitPolicy {
         per_key: Limits {
             tokens_per_day: Some(1_000_000),
@@ -605,7 +606,33 @@ async fn a_request_abandoned_before_its_response_gives_its_hold_back() {
             "{}"
         }),
     );
-    let (addr, secret) = serve_limited(&limiter, app).await;
+    // The body stage's part: the body read whole and handed on, as the stack does.
+    let store = FileKeyStore::in_memory();
+    let secret = support::add_key(&store, "alice", None).await;
+    let app = app
+        .layer(UsageLayer::new(Arc::new(PriceTable::default())))
+        .layer(LimitLayer::new(limiter.clone()))
+        .layer(axum::middleware::from_fn(
+            |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                use http_body_util::BodyExt;
+                let (mut parts, body) = req.into_parts();
+                let bytes = body.collect().await.unwrap().to_bytes();
+                parts.extensions.insert(agw_tower::limits::Collected {
+                    raw: bytes.clone(),
+                    plain: bytes.clone(),
+                });
+                next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                    .await
+            },
+        ))
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = support::serve(app).await;
     let h = [("x-api-key", secret.as_str())];
     let alice = Scope::Key("alice".into());
     let spent = || async {
@@ -615,22 +642,32 @@ async fn a_request_abandoned_before_its_response_gives_its_hold_back() {
             .unwrap()
             .tokens_today
     };
+    let body = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(4000)
+    );
+    let input = agw_core::usage::input_estimate(body.as_bytes());
+    assert!(input > 900, "{input}");
     let cut = tokio::time::timeout(
         std::time::Duration::from_millis(300),
-        support::post(addr, "/v1/messages", &h, "{}"),
+        support::post(addr, "/v1/messages", &h, &body),
     )
     .await;
     assert!(cut.is_err(), "the request should still be in flight");
-    // Held while in flight, then given back once the server sees the client gone.
+    // Held while in flight, then settled to its input once the server sees the client gone.
     let mut held = spent().await;
+    assert!(held > 200_000, "{held}");
     for _ in 0..400 {
-        if held == 0 {
+        if held == input {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         held = spent().await;
     }
-    assert_eq!(held, 0, "the abandoned request's hold was not given back");
+    assert_eq!(
+        held, input,
+        "the abandoned request was not settled to its input"
+    );
 }
 
 /// A batch's dollar hold is its requests' estimates at their models' prices, kept as its

@@ -284,10 +284,7 @@ fn team_sections_are_checked_when_read() {
             "auth: {keys: {file: k.json}}\nlimits:\n  per_key:\n    budget: {usd_per_day: 5}\n",
             "c.yaml:3: limits: a dollar budget (usd_per_day, usd_per_month) needs `prices`",
         ),
-        (
-            "auth: {keys: {}}\n",
-            "c.yaml:2: auth.keys: set `file`",
-        ),
+        ("auth: {keys: {}}\n", "c.yaml:2: auth.keys: set `file`"),
         (
             "auth:\n  jwt: {issuer: i, audience: a, jwks_file: /nonexistent/jwks.json}\n",
             "c.yaml:3: auth.jwt: /nonexistent/jwks.json: ",
@@ -313,7 +310,8 @@ fn team_sections_are_checked_when_read() {
         assert!(!e.contains("s3cretpw") && !e.contains('\n'), "{e}");
     }
     // A Redis URL that is unset is no Redis (limits in memory), not an error.
-    let text = format!("{base}redis: {{url: '${{REDIS_URL}}'}}\nauth: {{keys: {{file: k.json}}}}\n");
+    let text =
+        format!("{base}redis: {{url: '${{REDIS_URL}}'}}\nauth: {{keys: {{file: k.json}}}}\n");
     assert!(Gateway::parse("c.yaml", &text, &Env::default()).is_ok());
 }
 

@@ -145,6 +145,16 @@ where
                     (None, Some(e)) => Some(e.total().max(t.estimate())),
                     (None, None) => None,
                 };
+                // The client went away before the response headers (499): the request was
+                // admitted, so it has gone upstream, whose provider bills the input it read
+                // (ops review: a client with a short timeout spent outside every budget). The
+                // output it holds is given back: a stream's generation stops with its
+                // connection (Esc in Claude Code before the first token).
+                if report.status.as_u16() == 499 {
+                    let cost = l.cost_estimate(report.request_model.as_deref(), input, input);
+                    l.settle_later(t.clone(), Some(input), Some(cost), true);
+                    return;
+                }
                 let success = report.status.is_success();
                 let mut cost = report.cost_micros.or(report.estimated_cost_micros);
                 if success && report.route == RouteKind::MessageBatches {
