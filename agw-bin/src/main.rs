@@ -334,6 +334,10 @@ fn check(a: &ConfigArgs) -> Result<ExitCode, String> {
     for w in &gw.warnings {
         out.push_str(&format!("  warning: {w}\n"));
     }
+    // `serve` refuses to start so without `--allow-unauthenticated` (ops review: check said ok).
+    if let Some(why) = exposure_problem(&gw, false) {
+        out.push_str(&format!("  warning: `serve` refuses this: {why}\n"));
+    }
     out.push_str("coverage:\n");
     for line in gw.coverage() {
         out.push_str(&format!("  {line}\n"));

@@ -263,6 +263,46 @@ fn check_reports_coverage_and_warns_about_a_missing_key() {
     );
 }
 
+/// `agw check` shows a backend's access list, and warns where `serve` would refuse the
+/// listener (found by the ops review: it said "any model" and "ok").
+#[test]
+fn check_shows_access_lists_and_what_serve_would_refuse() {
+    let dir = std::env::temp_dir().join(format!("agw-cli-access-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let with_auth = dir.join("team.yaml");
+    std::fs::write(
+        &with_auth,
+        "listen: 0.0.0.0:8080\nbackends:\n  - {name: a, provider: anthropic, api_key: k, access: {teams: [platform], models: ['claude-*']}}\nauth: {keys: {file: keys.json}}\n",
+    )
+    .unwrap();
+    let out = agw(&["check", "--config", with_auth.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("; access: teams [platform], models [claude-*]\n"),
+        "{s}"
+    );
+    assert!(!s.contains("refuses"), "{s}");
+    let open = dir.join("open.yaml");
+    std::fs::write(
+        &open,
+        "listen: 0.0.0.0:8080\nbackends:\n  - {name: a, provider: anthropic, api_key: sk-ant-secret-123}\n",
+    )
+    .unwrap();
+    let out = agw(&["check", "--config", open.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("warning: `serve` refuses this: refusing to listen on 0.0.0.0:8080"),
+        "{s}"
+    );
+    assert!(
+        !s.contains("sk-ant-secret-123") && !s.contains("access:"),
+        "{s}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn serving_an_injected_key_beyond_loopback_needs_client_auth_or_an_explicit_flag() {
     let out = Command::new(AGW)

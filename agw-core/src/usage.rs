@@ -159,6 +159,12 @@ impl UsageCounter {
         // usage chunk: nothing to read there once the model is known (a parse per chunk cost
         // ~20k instructions, found by the fifth review's cut-stream fix).
         let no_usage = match usage.find(event) {
+            // An OpenAI stream whose client did not ask for usage names its model on every
+            // chunk: read from the first until it is known (the ops review found it missing
+            // from metrics).
+            None if self.model.is_none() && memchr::memmem::find(event, b"\"model\"").is_some() => {
+                false
+            }
             None => !(self.any_shape && names_own_counts(event)),
             // From the first match on: the search does not start over.
             Some(at) => self.model.is_some() && usage_is_null_everywhere(&event[at..], usage),
@@ -1153,6 +1159,18 @@ mod tests {
         let mut c = UsageCounter::new(Api::OpenAi);
         c.json(br#"{"usage":{"prompt_tokens":0,"completion_tokens":0}}"#);
         assert_eq!(c.usage(), Some(Usage::default()));
+    }
+
+    /// An OpenAI stream without usage still names its model (read from its first chunk).
+    #[test]
+    fn a_stream_without_usage_names_its_model() {
+        let mut c = UsageCounter::new(Api::OpenAi);
+        c.event(b"data: {\"id\":\"c\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n");
+        c.event(b"data: {\"id\":\"c\",\"model\":\"other\",\"choices\":[{\"delta\":{\"content\":\"!\"}}]}\n\n");
+        c.event(b"data: [DONE]\n\n");
+        assert_eq!(c.model(), Some("gpt-4o-2024"));
+        assert_eq!(c.usage(), None);
+        assert!(c.ended());
     }
 
     /// A broken `usage` after a good one leaves the good one counted.

@@ -565,6 +565,61 @@ async fn access_lists_admit_teams_and_models() {
     );
 }
 
+/// A tool that runs a model of its own (Responses' `image_generation`) is checked against the
+/// model list too: each image is billed at that model's price (eighth red-team review).
+#[tokio::test]
+async fn access_lists_check_a_tools_own_model() {
+    let access = Access::any().models(["gpt-5*"]).unwrap();
+    let app = axum::Router::new()
+        .route("/v1/responses", post(echo))
+        .layer(AccessLayer::new(access, "openai"))
+        .layer(axum::middleware::from_fn(
+            |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                // The body stage's part: the body read whole, its facts read.
+                use http_body_util::BodyExt;
+                let (mut parts, body) = req.into_parts();
+                let bytes = body.collect().await.unwrap().to_bytes();
+                parts.extensions.insert(RequestFacts::from_body(&bytes));
+                parts.extensions.insert(agw_tower::limits::Collected {
+                    raw: bytes.clone(),
+                    plain: bytes.clone(),
+                });
+                next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                    .await
+            },
+        ));
+    let store = FileKeyStore::in_memory();
+    let (secret, hash) = key::generate().unwrap();
+    store.insert(record("alice", None, &hash)).await.unwrap();
+    let app = app
+        .layer(AuthLayer::new(Arc::new(
+            Authenticator::new().keys(Arc::new(store)),
+        )))
+        .layer(ClassifyLayer::new(RouteTable::claude_code(), Api::OpenAi));
+    let addr = serve(app).await;
+    let h = [("authorization", format!("Bearer {secret}"))];
+    let h = [("authorization", h[0].1.as_str())];
+    for (tools, status) in [
+        (
+            r#"[{"type":"image_generation","model":"gpt-image-1"}]"#,
+            400,
+        ),
+        (
+            r#"[{"type":"image_generation","model":"gpt-5-image"}]"#,
+            200,
+        ),
+        (r#"[{"type":"image_generation"}]"#, 200),
+        (
+            r#"[{"type":"image_generation","model":"gpt-5-image","MODEL":"x"}]"#,
+            400,
+        ),
+    ] {
+        let body = format!(r#"{{"model":"gpt-5","input":"draw","tools":{tools}}}"#);
+        let r = send(addr, "/v1/responses", &h, &body).await;
+        assert_eq!(r.status, status, "{tools}: {}", r.body);
+    }
+}
+
 /// A key store that never answers usefully (Redis down).
 #[derive(Debug)]
 struct DownStore;

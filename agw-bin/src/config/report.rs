@@ -22,7 +22,7 @@ pub(crate) fn summary(gw: &Gateway) -> Vec<String> {
                 _ => "model policy".to_owned(),
             };
             let routes: Vec<String> = b.routes.iter().map(|(p, k)| format!("{p} {k}")).collect();
-            format!(
+            let mut line = format!(
                 "backend {} ({} at {}, credentials: {}, {}) on {}; routes: {}; request guards: {}; response guards: {}",
                 b.name,
                 b.spec.kind().name(),
@@ -33,7 +33,13 @@ pub(crate) fn summary(gw: &Gateway) -> Vec<String> {
                 routes.join(", "),
                 rules,
                 response_rules,
-            )
+            );
+            // Who may use it and which models, when client authentication narrows it.
+            if let Some(access) = b.access.as_ref().and_then(|a| a.describe()) {
+                line.push_str("; access: ");
+                line.push_str(&access);
+            }
+            line
         })
         .collect()
 }

@@ -84,6 +84,26 @@ impl Access {
         Self::default()
     }
 
+    /// What the list admits, for a summary: `teams [platform], models [claude-*]`; `None`
+    /// for a list that admits everyone to every model.
+    pub fn describe(&self) -> Option<String> {
+        let models: Vec<&str> = self.models.iter().map(ModelPattern::as_str).collect();
+        let parts: Vec<String> = [
+            (
+                "identities",
+                self.identities.iter().map(String::as_str).collect(),
+            ),
+            ("teams", self.teams.iter().map(String::as_str).collect()),
+            ("groups", self.groups.iter().map(String::as_str).collect()),
+            ("models", models),
+        ]
+        .into_iter()
+        .filter(|(_, v): &(&str, Vec<&str>)| !v.is_empty())
+        .map(|(k, v)| format!("{k} [{}]", v.join(", ")))
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
     /// Admits these identity names (key names or JWT subjects).
     pub fn identities<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
         self.identities.extend(names.into_iter().map(Into::into));
