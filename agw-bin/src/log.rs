@@ -251,18 +251,34 @@ impl Entry {
         });
         let used = self.usage.as_ref().and_then(|s| s.get());
         let tokens = used.and_then(|u| u.usage);
-        tracing::info!(
-            target: ACCESS,
-            method = self.method.as_str(),
-            path = &*known_secrets_in_path(&self.path),
-            kind = self.kind.name(),
-            backend = &*self.backend,
-            model = &*known_secrets_repeated(
+        // Text a rule matched in the URL or the model name is not written out (eighth review:
+        // a rejected `model` was logged as sent).
+        let (matched_model, matched_url) = self
+            .guard
+            .as_ref()
+            .map_or((false, false), |g| (g.matched_model, g.matched_url));
+        let path = if matched_url {
+            std::borrow::Cow::Borrowed("***")
+        } else {
+            known_secrets_in_path(&self.path)
+        };
+        let model = if matched_model {
+            std::borrow::Cow::Borrowed("***")
+        } else {
+            known_secrets_repeated(
                 self.model
                     .as_deref()
                     .or_else(|| used.and_then(|u| u.model.as_deref()))
-                    .unwrap_or("-")
-            ),
+                    .unwrap_or("-"),
+            )
+        };
+        tracing::info!(
+            target: ACCESS,
+            method = self.method.as_str(),
+            path = &*path,
+            kind = self.kind.name(),
+            backend = &*self.backend,
+            model = &*model,
             status = u64::from(self.status),
             guard = verdict,
             rules = if rules.is_empty() { "-" } else { rules.as_str() },

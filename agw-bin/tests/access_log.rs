@@ -180,6 +180,27 @@ async fn response_guard_outcomes_are_logged_when_the_body_ends() {
     assert!(refused.get("upstream_request_id").is_none(), "{refused}");
     assert!(refused["upstream_ms"].is_null(), "{refused}");
 
+    // Refused for what the model name or the URL says: neither is logged as sent.
+    let body = serde_json::json!({"model": "claude-credit card-x", "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}]})
+    .to_string();
+    let (status, id, _) = post(&agw, &body, None).await;
+    assert_eq!(status, 400);
+    let refused = agw.line_for(&id).await;
+    assert_eq!(refused["model"], "***", "{refused}");
+    assert_eq!(refused["path"], "/v1/messages", "{refused}");
+    let (res, _) = send(json_post(
+        &agw.url("/v1/messages?note=my%20credit%20card"),
+        &messages("hi", false),
+    ))
+    .await;
+    assert_eq!(res.status(), 400);
+    let id = res.headers()["request-id"].to_str().unwrap().to_owned();
+    let refused = agw.line_for(&id).await;
+    assert_eq!(refused["path"], "***", "{refused}");
+    // Refused before the body is read: no model known.
+    assert_eq!(refused["model"], "-", "{refused}");
+
     // Nothing matched: inspected and allowed.
     let (status, id, _) = post(&agw, &messages("hello", true), None).await;
     assert_eq!(status, 200);
@@ -192,6 +213,10 @@ async fn response_guard_outcomes_are_logged_when_the_body_ends() {
     // The matched text never reaches the log.
     let log = agw.stderr();
     assert!(!log.contains("4111") && !log.contains("kubectl"), "{log}");
+    assert!(
+        !log.contains("credit card") && !log.contains("%20credit"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -54,6 +54,8 @@ fn skipped() -> GuardReport {
         rules: Vec::new(),
         model: None,
         max_tokens: None,
+        matched_model: false,
+        matched_url: false,
     }
 }
 
@@ -64,6 +66,7 @@ fn refused<ResB>(
     err: &ErrorBody,
     rules: Vec<Arc<str>>,
     model: Option<String>,
+    matched: (bool, bool),
 ) -> Response<Body<ResB>> {
     let mut res = error_response(api, err);
     res.extensions_mut().insert(GuardReport {
@@ -71,6 +74,8 @@ fn refused<ResB>(
         rules,
         model,
         max_tokens: None,
+        matched_model: matched.0,
+        matched_url: matched.1,
     });
     res
 }
@@ -97,7 +102,14 @@ where
         let class = match config.classifier.classify(&mut req) {
             Ok(c) => c,
             Err((api, err)) => {
-                let res = refused(api, GuardOutcome::Refused, &err, Vec::new(), None);
+                let res = refused(
+                    api,
+                    GuardOutcome::Refused,
+                    &err,
+                    Vec::new(),
+                    None,
+                    (false, false),
+                );
                 return ResponseFuture::ready(res);
             }
         };
@@ -115,6 +127,7 @@ where
                     &r.error_body(),
                     url_rules,
                     None,
+                    (false, true),
                 );
                 return ResponseFuture::ready(res);
             }
@@ -149,8 +162,16 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::inspect(Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let reject = |outcome, err: &ErrorBody, rules, model| {
-                Ok(refused(class.api, outcome, err, rules, model))
+            let audited_url = !url_rules.is_empty();
+            let reject = |outcome, err: &ErrorBody, rules, model, matched_model| {
+                Ok(refused(
+                    class.api,
+                    outcome,
+                    err,
+                    rules,
+                    model,
+                    (matched_model, audited_url),
+                ))
             };
             let (collected, _permit) =
                 match read_request(&parts.headers, body, &config.limits).await {
@@ -162,7 +183,7 @@ where
                             ReadError::Busy(_) => GuardOutcome::Busy,
                             _ => GuardOutcome::Invalid,
                         };
-                        return reject(outcome, &e.request_error(), Vec::new(), None);
+                        return reject(outcome, &e.request_error(), Vec::new(), None, false);
                     }
                 };
             let Collected { raw, plain } = collected;
@@ -182,10 +203,18 @@ where
             }
             let mut verdict = match config.policy.inspect(inspect_as, &plain) {
                 Ok(v) => v,
-                Err(e) => return reject(GuardOutcome::Invalid, &e.error_body(), Vec::new(), None),
+                Err(e) => {
+                    return reject(
+                        GuardOutcome::Invalid,
+                        &e.error_body(),
+                        Vec::new(),
+                        None,
+                        false,
+                    );
+                }
             };
             let mut rules: Vec<Arc<str>> = verdict.hits().iter().map(|h| h.rule.clone()).collect();
-            let audited_url = !url_rules.is_empty();
+            let matched_model = verdict.hits().iter().any(|h| h.path == "model");
             rules.extend(url_rules);
             let model = verdict.take_model();
             let max_tokens = verdict.max_tokens();
@@ -193,7 +222,13 @@ where
                 audited_url || verdict.hits().iter().any(|h| h.action == ActionKind::Audit);
             let (outcome, collected) = match verdict.into_decision() {
                 Decision::Reject(r) => {
-                    return reject(GuardOutcome::Rejected, &r.error_body(), rules, model);
+                    return reject(
+                        GuardOutcome::Rejected,
+                        &r.error_body(),
+                        rules,
+                        model,
+                        matched_model,
+                    );
                 }
                 Decision::Allow if audited => (GuardOutcome::Audited, Collected { raw, plain }),
                 Decision::Allow => (GuardOutcome::Allowed, Collected { raw, plain }),
@@ -216,6 +251,8 @@ where
                 rules,
                 model,
                 max_tokens,
+                matched_model,
+                matched_url: audited_url,
             };
             parts.extensions.insert(report.clone());
             let forward = collected.raw.clone();
@@ -238,6 +275,7 @@ fn with_url_audits(report: GuardReport, url_rules: Vec<Arc<str>>) -> GuardReport
     GuardReport {
         outcome: GuardOutcome::Audited,
         rules: url_rules,
+        matched_url: true,
         ..report
     }
 }
