@@ -180,8 +180,12 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
         // Bare names a client or another gateway may use for a credential (fifth review).
         "key" | "auth" | "credential" | "credentials" | "bearer" | "passwd" | "authtoken"
         | "accesstoken" | "x-authtoken" | "x-accesstoken" => true,
-        // They pick which account is billed: with agw's key, the gateway's choice.
-        "openai-organization" | "openai-project" => true,
+        // They pick which account or project is billed: with agw's key, the gateway's
+        // choice (Google's quota project: eighth review).
+        "openai-organization"
+        | "openai-project"
+        | "x-goog-user-project"
+        | "anthropic-organization" => true,
         "idempotency-key" => false,
         _ => {
             n.ends_with("authorization")
@@ -591,6 +595,8 @@ mod tests {
                 // Found by the red-team reviews.
                 "openai-organization",
                 "openai-project",
+                "x-goog-user-project",
+                "anthropic-organization",
                 "authentication",
                 "x-auth",
                 "x-credential",

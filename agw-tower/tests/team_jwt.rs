@@ -68,12 +68,12 @@ fn token(k: &Keys, alg: &str, kid: &str, claims: &serde_json::Value) -> String {
 
 fn token_with(k: &Keys, header: serde_json::Value, claims: &serde_json::Value) -> String {
     let alg = header["alg"].as_str().unwrap().to_owned();
-    let alg = alg.as_str();
-    let msg = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
+    token_raw(k, &alg, &header.to_string(), &claims.to_string())
+}
+
+/// A token signed with `alg` over the header and claims exactly as written.
+fn token_raw(k: &Keys, alg: &str, header: &str, claims: &str) -> String {
+    let msg = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
     let rng = SystemRandom::new();
     let sig = match alg {
         "RS256" => {
@@ -373,4 +373,29 @@ fn a_critical_header_extension_is_refused() {
         jwt::verify(&t, &set(&k), &config(), NOW),
         Err(JwtError::Malformed)
     );
+}
+
+/// A header or claims naming a key twice are refused: which one counts is a parser's choice
+/// (eighth red-team review: the last `team` won, and `{"alg":"none","alg":"EdDSA"}` passed).
+#[test]
+fn a_key_named_twice_is_refused() {
+    let k = keys();
+    let body = claims().to_string();
+    let ok = token_raw(&k, "EdDSA", r#"{"alg":"EdDSA","kid":"d1"}"#, &body);
+    assert!(jwt::verify(&ok, &set(&k), &config(), NOW).is_ok());
+    let twice_team = format!(
+        r#"{},"team":"other","team":"platform"}}"#,
+        &body[..body.len() - 1]
+    );
+    for (header, claims) in [
+        (r#"{"alg":"none","alg":"EdDSA","kid":"d1"}"#, body.as_str()),
+        (r#"{"alg":"EdDSA","kid":"d1"}"#, twice_team.as_str()),
+    ] {
+        let t = token_raw(&k, "EdDSA", header, claims);
+        assert_eq!(
+            jwt::verify(&t, &set(&k), &config(), NOW),
+            Err(JwtError::Malformed),
+            "{header} {claims}"
+        );
+    }
 }

@@ -269,10 +269,16 @@ pub fn verify(
     else {
         return Err(JwtError::Malformed);
     };
+    // A header or claims naming a key twice is refused: which one counts is the parser's
+    // choice (`{"alg":"none","alg":"ES256"}`, a `team` claim twice: eighth red-team review).
+    let object = |b: Vec<u8>| {
+        agw_core::json::unique_top_level_keys(&b).ok()?;
+        serde_json::from_slice::<Value>(&b).ok()
+    };
     let header: Value = URL_SAFE_NO_PAD
         .decode(h)
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+        .and_then(object)
         .ok_or(JwtError::Malformed)?;
     let alg_name = header
         .get("alg")
@@ -304,7 +310,7 @@ pub fn verify(
     let claims: Value = URL_SAFE_NO_PAD
         .decode(p)
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+        .and_then(object)
         .ok_or(JwtError::Malformed)?;
     let leeway = config.leeway.as_secs();
     let exp = claims
