@@ -1,8 +1,9 @@
 //! Keys that a prefix alone does not describe: age secret keys (bech32, checked by their
-//! checksum), Telegram bot tokens (a bot id, then `:AA…`) and Azure storage account keys (a
-//! connection string's `AccountKey=`), read by the [secrets](super::secrets) search.
+//! checksum), Telegram bot tokens (a bot id, then `:AA…`), Azure storage account keys (a
+//! connection string's `AccountKey=`) and passwords in URLs (`postgres://user:pw@host`), read
+//! by the [secrets](super::secrets) search.
 
-use super::secrets::{is_key_char, random, run, scrambled};
+use super::secrets::{is_key_char, random, run, scrambled, words};
 use super::{Edges, at, preceded_by};
 
 /// `AGE-SECRET-KEY-1`: the human-readable part, in upper case, and bech32's separator.
@@ -144,10 +145,177 @@ pub(super) fn azure_open(text: &[u8], s: usize) -> bool {
     e == text.len() && e - v <= AZURE_KEY
 }
 
+/// `://`, which starts a URL's authority, where a password may sit (`scheme://user:pw@host`).
+pub(super) const URL_LABEL: &str = "://";
+
+/// The longest authority read for a password: longer runs are not a URL's.
+const MAX_AUTHORITY: usize = 512;
+
+/// Whether `b` ends a URL's authority in text: `/`, `?` and `#` (RFC 3986), and what a URL in
+/// prose, code or a config file does not hold unescaped — blanks and control characters,
+/// quotes, `<>`, `\`, `|`, braces, `^`.
+fn ends_authority(b: u8) -> bool {
+    matches!(
+        b,
+        b'/' | b'?' | b'#' | b'"' | b'\'' | b'`' | b'<' | b'>' | b'\\' | b'|' | b'{' | b'}' | b'^'
+    ) || b <= b' '
+        || b == 0x7f
+}
+
+/// Documentation's stand-ins for a password (compared in any case): not a secret.
+const STAND_INS: [&[u8]; 17] = [
+    b"password",
+    b"passwd",
+    b"pass",
+    b"pwd",
+    b"pw",
+    b"secret",
+    b"changeme",
+    b"change_me",
+    b"mypassword",
+    b"yourpassword",
+    b"your_password",
+    b"example",
+    b"redacted",
+    b"masked",
+    b"hidden",
+    b"placeholder",
+    b"guest",
+];
+
+/// The range of the password in the URL whose `://` is at `s`: a scheme before it (a letter,
+/// then letters, digits, `+`, `-`, `.`: 2 to 32 of them), then an authority holding
+/// `user:password@host` — the password after the userinfo's first `:`, up to the authority's
+/// last `@`, a host after it. A stand-in (`password`, `changeme`, `<password>`, `${DB_PASS}`,
+/// `{{ pw }}`, `*****`, `YOUR_PASSWORD`) is not a password. Only the password is reported:
+/// the scheme, user and host stay readable.
+pub(super) fn url_password(text: &[u8], s: usize) -> Option<(usize, usize)> {
+    let scheme = text[s.saturating_sub(33)..s]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        .count();
+    let first = *text.get(s - scheme)?;
+    if !(2..=32).contains(&scheme) || !first.is_ascii_alphabetic() {
+        return None;
+    }
+    let a = s + 3;
+    let end = run(text, a, |b| !ends_authority(*b));
+    if end - a > MAX_AUTHORITY {
+        return None;
+    }
+    let authority = &text[a..end];
+    let at = authority.iter().rposition(|&b| b == b'@')?;
+    let colon = authority[..at].iter().position(|&b| b == b':')?;
+    let password = &authority[colon + 1..at];
+    // A host: a name, an address or `[v6]`, perhaps a port.
+    let host = &authority[at + 1..];
+    let host_ok = host
+        .first()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'[')
+        && host.iter().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'.' | b'-' | b'_' | b'~' | b'%' | b':' | b'[' | b']' | b')' | b',' | b';'
+                )
+        });
+    if password.is_empty() || password.len() > 256 || !host_ok || stand_in(password) {
+        return None;
+    }
+    Some((a + colon + 1, a + at))
+}
+
+/// Whether a URL's password is documentation's stand-in for one.
+fn stand_in(pw: &[u8]) -> bool {
+    let wrapped = matches!(pw.first(), Some(b'$' | b'<' | b'[' | b'{' | b'*' | b'('))
+        || pw.starts_with(b"%(")
+        || pw.starts_with("…".as_bytes());
+    let one_char = pw.windows(2).all(|w| w[0] == w[1]) && pw.len() > 1;
+    wrapped
+        || one_char
+        || STAND_INS.iter().any(|w| pw.eq_ignore_ascii_case(w))
+        || (pw.len() >= 8 && words(pw))
+        || pw.eq_ignore_ascii_case(b"...")
+}
+
+/// Whether what [`url_password`] says of the `://` at `s` may change when text is appended:
+/// the authority has not ended.
+pub(super) fn url_password_open(text: &[u8], s: usize) -> bool {
+    let a = s + 3;
+    let e = run(text, a, |b| !ends_authority(*b));
+    e == text.len() && e - a <= MAX_AUTHORITY
+}
+
 #[cfg(test)]
 mod tests {
     use crate::detect::Detector;
     use crate::detect::tests::check;
+
+    #[test]
+    fn passwords_in_urls() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "DATABASE_URL=postgres://admin:S3cr3t-Pa55@db.internal:5432/app",
+                &["S3cr3t-Pa55"],
+            ),
+            (
+                "mongodb+srv://svc:hunter2@cluster0.abcde.mongodb.net/?retryWrites=true",
+                &["hunter2"],
+            ),
+            ("redis://:Xk2pQ9vL@cache:6379/0", &["Xk2pQ9vL"]),
+            (
+                "git clone https://alice:gho_notATokenButSecret@github.com/org/repo",
+                &["gho_notATokenButSecret"],
+            ),
+            // A token there is the token's detector's (tested with both on, below).
+            (
+                "https://x-access-token:ghs_16C7e42F292c6912E7710c838347Ae178B4a@github.com/a/b",
+                &["ghs_16C7e42F292c6912E7710c838347Ae178B4a"],
+            ),
+            ("amqp://user:p%40ss%3Aword@rabbit/vhost", &["p%40ss%3Aword"]),
+            // The last `@` ends the userinfo; a `:` in the password is the password's.
+            ("ftp://bob:a:b@c@files.example.com", &["a:b@c"]),
+            (
+                "[db](mysql://root:tr0ub4dor@127.0.0.1:3306)",
+                &["tr0ub4dor"],
+            ),
+            ("url = \"postgresql://app:Zq8!w@[::1]:5432/x\"", &["Zq8!w"]),
+            // Stand-ins, no password, no host, no scheme, a user alone.
+            (
+                "postgres://user:password@localhost/db mongodb://username:PASSWORD@host",
+                &[],
+            ),
+            (
+                "mysql://root:${MYSQL_ROOT_PASSWORD}@db redis://:<password>@host",
+                &[],
+            ),
+            (
+                "postgres://u:{{ db_pass }}@h amqp://guest:guest@localhost:5672",
+                &[],
+            ),
+            (
+                "postgresql://app:********@h postgres://app:YOUR_DB_PASSWORD@h",
+                &[],
+            ),
+            (
+                "ssh://git@github.com/org/repo https://user@example.com/x",
+                &[],
+            ),
+            ("postgres://user:@host http://a:b@ s://x:y@h", &[]),
+            ("see https://example.com/a:b@c and time 10://20:30@x", &[]),
+        ];
+        for (text, expect) in cases {
+            check(Detector::UrlPassword, text, expect);
+        }
+        // With the token's own detector on, the token is reported as the token it is.
+        let text = "https://x-access-token:ghs_16C7e42F292c6912E7710c838347Ae178B4a@github.com/a/b";
+        let mut got = Vec::new();
+        crate::detect::DetectorSet::new([Detector::UrlPassword, Detector::GithubToken])
+            .find(text.as_bytes(), &mut got);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].detector, Detector::GithubToken);
+    }
 
     #[test]
     fn age_secret_keys_by_their_checksum() {

@@ -103,8 +103,13 @@
 //!   access tokens (`ya29.` and 30+), Linear (`lin_api_` and 40), OpenRouter (`sk-or-v1-` and
 //!   64 hex; reported as an OpenAI key when only that detector is on); their random part must
 //!   be scrambled,
-//!   so `hf_hub_download` or `xai-grok-integration` are not tokens. Passwords in connection
-//!   URLs (`postgres://user:password@host`) are not detected.
+//!   so `hf_hub_download` or `xai-grok-integration` are not tokens.
+//! - Passwords in URLs (`url_password`): `scheme://user:password@host`, the password alone
+//!   reported (after the userinfo's first `:`, up to the authority's last `@`), a scheme of 2
+//!   to 32 characters and a host after it. Stand-ins are not passwords: `password`, `pass`,
+//!   `secret`, `changeme`, `guest` and the like in any case, `${VAR}`, `<password>`,
+//!   `{{ var }}`, `%(pw)s`, one character repeated (`*****`), words joined by `_`
+//!   (`YOUR_DB_PASSWORD`).
 //! - age secret keys: `AGE-SECRET-KEY-1` and 58 characters of upper-case bech32 whose checksum
 //!   holds. Telegram bot tokens: a bot id of 8–10 digits with a boundary before it (or the Bot
 //!   API's `bot`), `:AA` and 33 of `[A-Za-z0-9_-]`. Azure storage account keys: 86 of base64
@@ -132,7 +137,7 @@
 //!   unit and file names (`getty@tty1.service`, `emoji@large.png`), an scp-style remote
 //!   (`git@github.com:org/repo.git`; `alice@example.com:hunter2` is an address) and a URL's
 //!   user part (`ssh://git@host/…`, `https://user:token@host/…`: a token there is reported as
-//!   the token it is, the host kept; a plain password there is not reported). The ideographic full stop is a dot between ASCII labels
+//!   the token it is, the host kept; a plain password there is `url_password`'s). The ideographic full stop is a dot between ASCII labels
 //!   only (in prose it ends a sentence). A login such as `ssh ubuntu@host.example.com` cannot be
 //!   told from an address and is reported.
 //!
@@ -232,11 +237,13 @@ pub enum Detector {
     AzureStorageKey,
     /// OpenRouter API keys (`sk-or-v1-…`).
     OpenrouterKey,
+    /// Passwords in URLs (`postgres://user:password@host`): the password alone.
+    UrlPassword,
 }
 
 impl Detector {
     /// Every detector, in declaration order.
-    pub const ALL: [Detector; 36] = [
+    pub const ALL: [Detector; 37] = [
         Detector::CreditCard,
         Detector::UsSsn,
         Detector::Email,
@@ -273,6 +280,7 @@ impl Detector {
         Detector::TelegramBotToken,
         Detector::AzureStorageKey,
         Detector::OpenrouterKey,
+        Detector::UrlPassword,
     ];
 
     /// The configuration name, e.g. `credit_card`.
@@ -314,6 +322,7 @@ impl Detector {
             Detector::TelegramBotToken => "telegram_bot_token",
             Detector::AzureStorageKey => "azure_storage_key",
             Detector::OpenrouterKey => "openrouter_key",
+            Detector::UrlPassword => "url_password",
         }
     }
 
@@ -368,6 +377,7 @@ impl Detector {
             Detector::TelegramBotToken => "<TELEGRAM_BOT_TOKEN>",
             Detector::AzureStorageKey => "<AZURE_STORAGE_KEY>",
             Detector::OpenrouterKey => "<OPENROUTER_KEY>",
+            Detector::UrlPassword => "<URL_PASSWORD>",
         }
     }
 
@@ -417,7 +427,8 @@ const SECRETS: u64 = (1 << Detector::AnthropicKey as u64)
     | (1 << Detector::LinearKey as u64)
     | (1 << Detector::TelegramBotToken as u64)
     | (1 << Detector::AzureStorageKey as u64)
-    | (1 << Detector::OpenrouterKey as u64);
+    | (1 << Detector::OpenrouterKey as u64)
+    | (1 << Detector::UrlPassword as u64);
 
 const NUMERIC: u64 = (1 << Detector::CreditCard as u64)
     | (1 << Detector::UsSsn as u64)

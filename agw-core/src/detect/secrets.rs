@@ -209,6 +209,43 @@ fn automaton() -> &'static AhoCorasick {
 }
 
 pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
+    let base = out.len();
+    prefixed(set, text, edges, out);
+    if set.contains(Detector::UrlPassword) {
+        url_passwords(text, base, out);
+    }
+}
+
+/// Passwords in URLs: a search of their own for `://` (in the automaton, whose prefilter
+/// reads a literal's first bytes, `:` — in every JSON key — would cost every search a tenth
+/// more). A password that holds a key or token found by [`prefixed`] is reported as that
+/// (`https://x-access-token:ghs_…@github.com` is a GitHub token).
+fn url_passwords(text: &[u8], base: usize, out: &mut Vec<Finding>) {
+    let found = out.len();
+    for a in url_finder().find_iter(text) {
+        let Some((v, e)) = keys::url_password(text, a) else {
+            continue;
+        };
+        let taken = out[base..found]
+            .iter()
+            .any(|f| f.range.start < e && v < f.range.end);
+        if !taken {
+            out.push(Finding {
+                detector: Detector::UrlPassword,
+                range: v..e,
+            });
+        }
+    }
+}
+
+/// The search for `://`, built once.
+fn url_finder() -> &'static memchr::memmem::Finder<'static> {
+    static FINDER: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
+    FINDER.get_or_init(|| memchr::memmem::Finder::new(keys::URL_LABEL))
+}
+
+/// The keys, tokens and key blocks the prefixes' automaton finds.
+fn prefixed(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
     let ac = automaton();
     let (mut pos, mut floor) = (0, 0);
     while pos < text.len() {
@@ -247,6 +284,23 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
 /// than [`MAX_JWT_HEADER`], a base64 PEM header while its decoded label may still name a
 /// private key. So a long base64 image or a public key is not held to its end.
 pub(super) fn open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize> {
+    let url = if set.contains(Detector::UrlPassword) {
+        let from = from.min(text.len());
+        url_finder()
+            .find_iter(&text[from..])
+            .map(|a| from + a)
+            .find(|&a| keys::url_password_open(text, a))
+    } else {
+        None
+    };
+    match (prefixed_open(set, text, from), url) {
+        (Some(p), Some(u)) => Some(p.min(u)),
+        (p, u) => p.or(u),
+    }
+}
+
+/// [`open`] for the prefixes' automaton.
+fn prefixed_open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize> {
     let ac = automaton();
     let mut pos = from.min(text.len());
     let mut floor = pos;
@@ -609,7 +663,7 @@ pub(super) fn random(part: &[u8]) -> bool {
 /// number), or capitalised and run together (`YourActualKeyGoesHere`: letters only, each
 /// capital followed by a lower-case letter, three words or more). Generated keys mix cases
 /// inside their runs of letters and carry digits.
-fn words(part: &[u8]) -> bool {
+pub(super) fn words(part: &[u8]) -> bool {
     let one_case = |w: &[u8]| {
         let rest = w.get(1..).unwrap_or_default();
         !w.is_empty()

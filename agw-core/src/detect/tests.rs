@@ -58,7 +58,7 @@ fn names_round_trip() {
         .into_iter()
         .filter(|d| d.is_secret())
         .collect();
-    assert_eq!(secrets.len(), 30);
+    assert_eq!(secrets.len(), 31);
     assert!(!Detector::CreditCard.is_secret() && Detector::Jwt.is_secret());
 }
 
@@ -72,7 +72,7 @@ fn sets() {
     );
     assert_eq!(format!("{set:?}"), "{Email, Jwt}");
     assert!(DetectorSet::default().is_empty());
-    assert_eq!(DetectorSet::all().iter().count(), 36);
+    assert_eq!(DetectorSet::all().iter().count(), 37);
     let mut out = vec![Finding {
         detector: Detector::Jwt,
         range: 0..0,

@@ -189,7 +189,7 @@ fn url_credentials_keep_their_host() {
         ),
         (
             "docker login https://deploy:s3cretPass@registry.acme.io/v2/ ok".to_owned(),
-            "docker login https://deploy:s3cretPass@registry.acme.io/v2/ ok".to_owned(),
+            "docker login https://deploy:<URL_PASSWORD>@registry.acme.io/v2/ ok".to_owned(),
         ),
         (
             "mail deploy@registry.acme.io today".to_owned(),
