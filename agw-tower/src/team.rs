@@ -409,7 +409,7 @@ impl TeamConfig {
             // gateway starts (not ready) while Redis is down, rather than exit.
             Some(url) => {
                 let con = crate::limit::RedisConnection::open(url, timeout)
-                    .map_err(|e| TeamError(format!("redis.url: {e}")))?;
+                    .map_err(|e| TeamError(format!("redis.url: {}", e.0)))?;
                 let _ = con.wait(timeout * 4).await;
                 Some(con)
             }
