@@ -7,7 +7,9 @@
 //! ```
 //!
 //! `create` prints the new key once, as the **last line of stdout** (scripts take it with
-//! `tail -n1`); only its SHA-256 is stored. `list` prints one line per key (never a key or a
+//! `tail -n1`); only its SHA-256 is stored. A name whose key is revoked or expired can be
+//! given a new key (the old record is replaced, and its key stays refused); an active one
+//! cannot. `list` prints one line per key (never a key or a
 //! hash), with today's and this month's spend when a limiter is at hand.
 //!
 //! # Example
@@ -160,7 +162,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Runs `cmd` against `store` at `now` (Unix seconds), writing to `out`. `usage`, when given,
-/// adds each key's spend to `list`.
+/// adds each key's spend to `list`: give it only where spend is shared (Redis), since a limiter
+/// of this process's own knows nothing of what the serving agw counted.
 ///
 /// # Errors
 ///
@@ -191,7 +194,7 @@ pub async fn run(
             };
             store.insert(record).await.map_err(|e| match e {
                 StoreError::Exists(n) => {
-                    format!("a key named `{n}` exists already (revoke it or pick another name)")
+                    format!("a key named `{n}` is active (revoke it first or pick another name)")
                 }
                 e => e.to_string(),
             })?;
@@ -353,11 +356,14 @@ mod tests {
         assert!(text.contains("expires 2026-11-29T12:34:56Z"), "{text}");
         let rec = store.lookup(KeyHash::of(secret)).await.unwrap().unwrap();
         assert_eq!(rec.team.as_deref(), Some("platform"));
-        // The same name again: one clear line.
+        // The same name again, while active: one clear line.
         let e = run(&create, &store, None, now, &mut Vec::new())
             .await
             .unwrap_err();
-        assert!(e.contains("exists already"), "{e}");
+        assert_eq!(
+            e,
+            "a key named `alice` is active (revoke it first or pick another name)"
+        );
 
         let mut out = Vec::new();
         run(&KeysCommand::List, &store, Some(&limiter), now, &mut out)
@@ -391,5 +397,17 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(e, "no key named `nobody`");
+
+        // Revoked: the name takes a new key, and the old key stays refused.
+        let mut out = Vec::new();
+        run(&create, &store, None, now + 60, &mut out)
+            .await
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let again = text.lines().last().unwrap();
+        assert_ne!(again, secret);
+        let rec = store.lookup(KeyHash::of(again)).await.unwrap().unwrap();
+        assert!(rec.is_valid_at(now + 60) && &*rec.name == "alice");
+        assert_eq!(store.lookup(KeyHash::of(secret)).await.unwrap(), None);
     }
 }

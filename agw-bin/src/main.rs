@@ -280,6 +280,22 @@ fn keys(a: &KeysArgs) -> Result<ExitCode, String> {
         .clone()
         .filter(|t| t.auth.keys.is_some())
         .ok_or_else(|| format!("{}: no `auth.keys` store configured", a.config.display()))?;
+    // A `redis` section whose URL is empty (its variable unset in this shell): the servers
+    // that share Redis would never see a change made to the key file, and a revocation would
+    // find no key there (operations review). `agw serve` runs on the file then, and says so.
+    if let Some(why) = &gw.redis_url_empty {
+        let msg = format!(
+            "{why} — with a `redis` section, servers keep keys in Redis; set it, or remove \
+             the section to use the key file"
+        );
+        let file = team.auth.keys.as_ref().and_then(|k| k.file.as_ref());
+        match (&cmd, file) {
+            (agw_bin::keys::KeysCommand::List, Some(file)) => {
+                eprintln!("agw keys: warning: {msg}; listing {}", file.display());
+            }
+            _ => return Err(msg),
+        }
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -313,7 +329,19 @@ fn keys(a: &KeysArgs) -> Result<ExitCode, String> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut out = Vec::new();
-        let result = agw_bin::keys::run(&cmd, store, team.limiter.as_deref(), now, &mut out).await;
+        // Spend is shared only through Redis: without it, it lives in the memory of the agw
+        // that serves, and this process's own limiter would show every key at 0.
+        let usage = team.limiter.as_deref().filter(|_| team.redis.is_some());
+        if usage.is_none()
+            && team.limiter.is_some()
+            && matches!(cmd, agw_bin::keys::KeysCommand::List)
+        {
+            eprintln!(
+                "agw keys: no spend shown: without Redis it is kept by the serving agw \
+                 (agw_cost_usd_total on its /metrics)"
+            );
+        }
+        let result = agw_bin::keys::run(&cmd, store, usage, now, &mut out).await;
         let _ = std::io::stdout().write_all(&out);
         result.map(|()| ExitCode::SUCCESS)
     })
@@ -499,6 +527,21 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
             })?)),
             None => None,
         };
+        // A missing key file is an empty store (the first `agw keys create` makes it), so
+        // every key would get a 401 with nothing said (operations review).
+        if let Some(path) = team
+            .as_ref()
+            .and_then(|t| t.key_file.as_ref())
+            .and_then(|k| k.path())
+            && std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            tracing::warn!(
+                target: "agw",
+                "key file {} does not exist: no client keys until it is created \
+                 (agw keys --config FILE create)",
+                path.display()
+            );
+        }
         let mut watch: Vec<PathBuf> = a.config.config.iter().cloned().collect();
         watch.extend(gw.files.iter().cloned());
         let mut opts = ServeOptions {

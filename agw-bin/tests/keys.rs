@@ -1,5 +1,8 @@
 //! `agw keys` against a key file from many processes at once: every change that reports success
 //! is in the file afterwards (found by the security review: parallel revocations were lost).
+//! And what the operations review found: a revoked name takes a new key, `list` shows no spend
+//! it cannot know, a `redis` section without a URL is not silently the key file, and a URL
+//! that is not a Redis URL is one clean line.
 
 mod common;
 
@@ -11,18 +14,41 @@ const AGW: &str = env!("CARGO_BIN_EXE_agw");
 
 /// A configuration whose keys live in `dir/keys.json`.
 fn config(dir: &TempDir) -> std::path::PathBuf {
+    config_with(dir, "")
+}
+
+/// [`config`] with `extra` top-level sections.
+fn config_with(dir: &TempDir, extra: &str) -> std::path::PathBuf {
     let path = dir.path("team.yaml");
     std::fs::write(
         &path,
         format!(
             "listen: 127.0.0.1:0\n\
              auth:\n  keys:\n    file: {}\n  allow_unauthenticated: false\n\
+             {extra}\
              backends:\n  - name: anthropic\n    provider: anthropic\n    api_key: sk-ant-injected\n",
             dir.path("keys.json").display()
         ),
     )
     .unwrap();
     path
+}
+
+/// The one error line on stderr (after which store the command worked on, if it got that
+/// far).
+fn error_line(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("agw keys: keys in "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    lines[0].to_owned()
 }
 
 fn command(cfg: &std::path::Path, args: &[&str]) -> Command {
@@ -172,4 +198,103 @@ fn a_held_lock_fails_the_command_with_one_line_after_a_bounded_wait() {
     // Released: the same command goes through.
     assert_success(&keys(&cfg, &["revoke", "k1"]), "revoke k1");
     assert_eq!(stored(&dir).get("k1"), Some(&true));
+}
+
+/// A file of `{"keys": [...]}` as `name -> hash`.
+fn hashes(dir: &TempDir) -> std::collections::BTreeMap<String, String> {
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path("keys.json")).unwrap()).unwrap();
+    file["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["name"].as_str().unwrap().to_owned(),
+                k["hash"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A developer whose key leaked gets a new key under the same name once the old one is revoked
+/// (operations review: the name, which access lists and limits use, was lost for good).
+#[test]
+fn a_revoked_name_takes_a_new_key_and_an_active_one_does_not() {
+    let dir = TempDir::new("keys-reissue");
+    let cfg = config(&dir);
+    assert_success(&keys(&cfg, &["create", "--name", "frank"]), "create frank");
+    let old = hashes(&dir)["frank"].clone();
+    assert_eq!(
+        error_line(&keys(&cfg, &["create", "--name", "frank"])),
+        "agw: error: a key named `frank` is active (revoke it first or pick another name)"
+    );
+    assert_success(&keys(&cfg, &["revoke", "frank"]), "revoke frank");
+    assert_success(
+        &keys(&cfg, &["create", "--name", "frank"]),
+        "create frank again",
+    );
+    let now = hashes(&dir);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now["frank"], old, "the old key's hash is gone");
+    assert_eq!(stored(&dir).get("frank"), Some(&false));
+}
+
+/// Without Redis, spend lives in the serving agw's memory: `list` leaves it out rather than
+/// show every key at 0 (operations review).
+#[test]
+fn list_without_redis_shows_no_spend() {
+    let dir = TempDir::new("keys-spend");
+    let cfg = config_with(
+        &dir,
+        "limits:\n  per_key:\n    budget: {usd_per_month: 10}\n\
+         prices:\n  - {model: \"*\", input: 3, output: 15}\n",
+    );
+    assert_success(&keys(&cfg, &["create", "--name", "gina"]), "create gina");
+    let out = keys(&cfg, &["list"]);
+    assert_success(&out, "list");
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.contains("gina") && list.contains("active"), "{list}");
+    assert!(!list.contains("USD") && !list.contains("0.0000"), "{list}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no spend shown"), "{err}");
+}
+
+/// A `redis` section whose URL is empty (`REDIS_URL` unset in the operator's shell): the
+/// servers keep keys in Redis, so a change to the key file would never reach them
+/// (operations review: `revoke` said "no key named", `create` wrote a key nobody saw).
+#[test]
+fn an_empty_redis_url_refuses_changes_and_warns_on_list() {
+    let dir = TempDir::new("keys-empty-redis");
+    let cfg = config_with(&dir, "redis:\n  url: ${REDIS_URL}\n");
+    let want = "agw: error: redis.url is empty (is REDIS_URL set?) — with a `redis` section, \
+                servers keep keys in Redis; set it, or remove the section to use the key file";
+    assert_eq!(error_line(&keys(&cfg, &["create", "--name", "hana"])), want);
+    assert_eq!(error_line(&keys(&cfg, &["revoke", "hana"])), want);
+    assert!(!dir.path("keys.json").exists(), "nothing was written");
+    let out = keys(&cfg, &["list"]);
+    assert_success(&out, "list");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: redis.url is empty (is REDIS_URL set?)") && err.contains("listing"),
+        "{err}"
+    );
+}
+
+/// A URL that is not a Redis URL is one line naming it, without its password (operations
+/// review: "Redis URL did not parse- InvalidClientConfig").
+#[test]
+fn a_url_that_is_not_a_redis_url_is_one_clean_line() {
+    let dir = TempDir::new("keys-http-redis");
+    let cfg = config_with(&dir, "redis:\n  url: 'http://x'\n");
+    assert_eq!(
+        error_line(&keys(&cfg, &["list"])),
+        "agw: error: redis.url: `http://x` is not a redis:// or rediss:// URL"
+    );
+    let cfg = config_with(&dir, "redis:\n  url: 'http://agw:s3cret@x:1/'\n");
+    let line = error_line(&keys(&cfg, &["create", "--name", "ida"]));
+    assert_eq!(
+        line,
+        "agw: error: redis.url: `http://***@x:1/` is not a redis:// or rediss:// URL"
+    );
 }

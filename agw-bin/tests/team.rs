@@ -228,6 +228,27 @@ async fn two_agw_processes_against_one_redis_enforce_one_limit_in_total() {
     )
     .await;
     assert_ne!(res.status(), 200, "no metrics on the proxy port");
+    // Spend is shared through Redis, so `agw keys list` shows what the servers counted
+    // (charged just after each response: give the settlements a moment).
+    let mut list = String::new();
+    for _ in 0..30 {
+        let out = keys(&cfg, Some(&redis_url), &["list"]);
+        assert!(out.status.success());
+        list = String::from_utf8(out.stdout).unwrap();
+        let alice = list.lines().find(|l| l.starts_with("alice")).unwrap_or("");
+        if list.contains("USD TODAY") && !alice.trim_end().ends_with("0.0000     0.0000") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alice = list.lines().find(|l| l.starts_with("alice")).unwrap_or("");
+    let today: f64 = alice
+        .split_whitespace()
+        .rev()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    assert!(list.contains("USD TODAY") && today > 0.0, "{list}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -792,4 +813,66 @@ async fn a_broken_key_file_keeps_the_old_keys_and_says_so() {
     }
     let again = agw.stderr().matches("key file not reloaded").count();
     assert_eq!(again, 1, "{}", agw.stderr());
+}
+
+/// A key file that does not exist is an empty store: said at start, and said once when a
+/// watched file disappears (operations review: every key got a 401 with nothing logged).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_or_removed_key_file_is_said() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("team-missing-keys");
+    let cfg = config(&dir.0, false, 1000);
+    let file = dir.0.join("keys.json");
+    assert!(!file.exists());
+    let agw = common::process::Proc::serve_config(&dir, &cfg, &mock.base_url());
+    let url = format!("http://{}", agw.addr);
+    let missing: Vec<String> = agw
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("does not exist"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(missing.len(), 1, "{}", agw.stderr());
+    assert!(
+        missing[0].contains(&format!("key file {} does not exist", file.display()))
+            && missing[0].contains("no client keys until it is created"),
+        "{}",
+        missing[0]
+    );
+
+    // Created: the running agw takes it up; removed: it says so once.
+    let key = create_key(&cfg, None, "ivan");
+    let mut status = 0;
+    for _ in 0..60 {
+        status = send(message(&key, &url)).await.0.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "the new key file is read");
+    std::fs::remove_file(&file).unwrap();
+    let mut said = String::new();
+    for _ in 0..60 {
+        let (res, _) = send(message(&key, &url)).await;
+        said = agw.stderr();
+        if res.status() == 401 && said.contains("was removed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let removed: Vec<&str> = said.lines().filter(|l| l.contains("was removed")).collect();
+    assert_eq!(removed.len(), 1, "{said}");
+    assert!(
+        removed[0].contains(&format!("key file {} was removed", file.display())),
+        "{}",
+        removed[0]
+    );
+    // Once: more requests over more than a second add no line.
+    for _ in 0..12 {
+        let (res, _) = send(message(&key, &url)).await;
+        assert_eq!(res.status(), 401);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(agw.stderr().matches("was removed").count(), 1);
 }

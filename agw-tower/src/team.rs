@@ -352,18 +352,6 @@ struct Plan {
     scopes: [Limits; 3],
 }
 
-/// A Redis URL's form, as the client reads it: `redis://`, `rediss://` or a Unix socket
-/// (`redis+unix://`, `unix://`). The URL is never shown: it may hold a password.
-fn check_redis_url(url: &str) -> Result<(), TeamError> {
-    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some("redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys") => Ok(()),
-        _ => Err(TeamError(
-            "redis.url: not a redis://, rediss:// or unix:// URL".into(),
-        )),
-    }
-}
-
 /// The built team features, shared by every backend's stack.
 #[derive(Debug)]
 pub struct Team {
@@ -410,8 +398,10 @@ impl TeamConfig {
     /// As [`TeamConfig::build`].
     pub fn validate(&self) -> Result<(), TeamError> {
         let plan = self.plan()?;
+        #[cfg(feature = "redis")]
         if let Some(url) = self.redis_url() {
-            check_redis_url(url)?;
+            crate::limit::RedisConnection::check_url(url)
+                .map_err(|e| TeamError(format!("redis.url: {}", e.0)))?;
         }
         match plan.jwks {
             Some(JwksSource::File(path)) => {
@@ -429,6 +419,12 @@ impl TeamConfig {
 
     /// The checked, compiled parts of the configuration that need no I/O.
     fn plan(&self) -> Result<Plan, TeamError> {
+        #[cfg(not(feature = "redis"))]
+        if self.redis_url().is_some() {
+            return Err(TeamError(
+                "redis: this agw was built without the `redis` feature".into(),
+            ));
+        }
         let prices = PriceTable::new(self.prices.iter().map(|p| {
             (
                 p.model.clone(),
@@ -517,18 +513,12 @@ impl TeamConfig {
             // gateway starts (not ready) while Redis is down, rather than exit.
             Some(url) => {
                 let con = crate::limit::RedisConnection::open(url, timeout)
-                    .map_err(|e| TeamError(format!("redis.url: {e}")))?;
+                    .map_err(|e| TeamError(format!("redis.url: {}", e.0)))?;
                 let _ = con.wait(timeout * 4).await;
                 Some(con)
             }
             None => None,
         };
-        #[cfg(not(feature = "redis"))]
-        if self.redis_url().is_some() {
-            return Err(TeamError(
-                "redis: this agw was built without the `redis` feature".into(),
-            ));
-        }
         let prefix = redis_cfg
             .as_ref()
             .map_or_else(default_prefix, |r| r.prefix.clone());

@@ -545,3 +545,163 @@ async fn a_key_seen_before_an_outage_keeps_working_while_redis_is_down() {
     assert!(store.lookup(KeyHash::of(&unknown)).await.is_err());
     assert!(strict.lookup(KeyHash::of(&secret)).await.is_err());
 }
+
+/// A record for `name` created at `created`, with a new key; returns the key too.
+fn new_key(name: &str, created: u64, expires: Option<u64>) -> (String, KeyRecord) {
+    let (secret, hash) = key::generate().unwrap();
+    let record = KeyRecord {
+        name: name.into(),
+        team: None,
+        hash: hash.to_hex(),
+        created,
+        expires,
+        revoked: false,
+    };
+    (secret, record)
+}
+
+/// A revoked or expired name takes a new key in Redis too; an active one does not, and the
+/// replaced key stays refused (operations review: a leaked key's name was lost for good).
+#[tokio::test]
+async fn a_revoked_or_expired_name_is_issued_again_in_redis() {
+    let redis = Redis::start();
+    let prefix = format!("agw-reissue-{}", std::process::id());
+    let con = RedisConnection::connect(&redis.url(), TIMEOUT)
+        .await
+        .unwrap();
+    let store = RedisKeyStore::new(con, prefix, TIMEOUT).cache_ttl(Duration::ZERO);
+    let (old_secret, old) = new_key("frank", NOW, None);
+    store.insert(old).await.unwrap();
+    let (new_secret, new) = new_key("frank", NOW + 10, None);
+    let e = store.insert(new.clone()).await.unwrap_err();
+    assert_eq!(e.to_string(), "an active key named `frank` exists already");
+    assert!(store.revoke("frank".into()).await.unwrap());
+    store.insert(new.clone()).await.unwrap();
+    assert_eq!(
+        store.lookup(KeyHash::of(&new_secret)).await.unwrap(),
+        Some(new.clone())
+    );
+    assert_eq!(
+        store.lookup(KeyHash::of(&old_secret)).await.unwrap(),
+        None,
+        "the revoked key does not come back"
+    );
+    assert_eq!(store.list().await.unwrap(), vec![new]);
+
+    // Expired at the new record's creation: replaced too; not yet expired: refused.
+    let (expired_secret, expiring) = new_key("grace", NOW, Some(NOW + 100));
+    store.insert(expiring).await.unwrap();
+    assert!(
+        store
+            .insert(new_key("grace", NOW + 99, None).1)
+            .await
+            .is_err()
+    );
+    let (late_secret, late) = new_key("grace", NOW + 100, None);
+    store.insert(late.clone()).await.unwrap();
+    assert_eq!(
+        store.lookup(KeyHash::of(&expired_secret)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.lookup(KeyHash::of(&late_secret)).await.unwrap(),
+        Some(late)
+    );
+}
+
+/// After Redis restarts, the first operations succeed, whether or not any was tried while it
+/// was down (operations review: the connection manager reconnects only when a command fails,
+/// so each replica's first request after an outage got a 503).
+#[tokio::test]
+async fn the_first_operations_after_redis_comes_back_succeed() {
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let con = RedisConnection::connect(&redis.url(), TIMEOUT)
+        .await
+        .unwrap();
+    let (seen, hook) = recorder();
+    let mut p = policy(Limits {
+        requests_per_minute: Some(100),
+        ..Limits::default()
+    });
+    p.on_error_limits = FailMode::Closed;
+    let limiter = Limiter::new(p, Arc::new(RedisStore::new(con.clone()))).on_store_failure(hook);
+    let prefix = format!("agw-restart-{}", std::process::id());
+    // No cache, no stale answers: every lookup goes to Redis.
+    let keys = RedisKeyStore::new(con, prefix, TIMEOUT)
+        .cache_ttl(Duration::ZERO)
+        .stale_ttl(Duration::ZERO);
+    let (secret, _) = key::generate().unwrap();
+    let lookup =
+        || tokio::time::timeout(Duration::from_secs(10), keys.lookup(KeyHash::of(&secret)));
+    let who = alice();
+    let admit = || {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            limiter.admit(Some(&who), None, NOW),
+        )
+    };
+    assert!(admit().await.expect("never hangs").is_ok());
+    assert!(lookup().await.expect("never hangs").is_ok());
+
+    for tried_while_down in [true, false] {
+        redis.stop();
+        if tried_while_down {
+            assert!(admit().await.expect("never hangs").is_err());
+            assert!(lookup().await.expect("never hangs").is_err());
+        }
+        redis = Redis::start_on(port).expect("redis-server starts again on its port");
+        seen.lock().unwrap().clear();
+        let admitted = admit().await.expect("never hangs");
+        assert!(
+            admitted.is_ok(),
+            "tried while down: {tried_while_down}: {admitted:?} {:?}",
+            seen.lock().unwrap()
+        );
+        let found = lookup().await.expect("never hangs");
+        assert!(
+            matches!(found, Ok(None)),
+            "tried while down: {tried_while_down}: {found:?}"
+        );
+    }
+}
+
+/// A wrong password is reported as such (operations review: "no connection within 2s" hid
+/// it), without the password; a URL that is not a Redis URL is one clean line.
+#[tokio::test]
+async fn a_wrong_password_and_a_non_redis_url_are_named() {
+    let port = support::free_port();
+    let Some(_redis) = Redis::start_with(port, &["--requirepass", "right-one"]) else {
+        panic!("redis-server did not start on port {port}");
+    };
+    let e = RedisConnection::connect(&format!("redis://:wrong-one@127.0.0.1:{port}/"), TIMEOUT)
+        .await
+        .unwrap_err()
+        .0;
+    assert_eq!(
+        e,
+        format!(
+            "redis 127.0.0.1:{port}: authentication failed (the server refused the user or \
+             password of redis.url)"
+        )
+    );
+    assert!(!e.contains("wrong-one"));
+    // The right one connects.
+    RedisConnection::connect(&format!("redis://:right-one@127.0.0.1:{port}/"), TIMEOUT)
+        .await
+        .unwrap();
+
+    let e = RedisConnection::open("http://x", TIMEOUT).unwrap_err().0;
+    assert_eq!(e, "`http://x` is not a redis:// or rediss:// URL");
+    let e = RedisConnection::open("https://u:s3cret@x/0", TIMEOUT)
+        .unwrap_err()
+        .0;
+    assert_eq!(e, "`https://***@x/0` is not a redis:// or rediss:// URL");
+    let e = RedisConnection::open("redis://:s3cret@x:port/", TIMEOUT)
+        .unwrap_err()
+        .0;
+    assert!(
+        e.starts_with("`redis://***@x:port/` is not a valid Redis URL"),
+        "{e}"
+    );
+}

@@ -150,6 +150,7 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
         body_timeout_secs: positive("body_timeout_secs", cfg.limits.body_timeout_secs)?,
         files: Vec::new(),
         team: team(cfg, env).map_err(|(field, e)| top(field, e))?,
+        redis_url_empty: redis_url_empty(cfg, env),
     };
     // What `serve` would refuse at its start, refused here: by `agw check` and by a reload too.
     if let Some(t) = &gw.team {
@@ -160,6 +161,12 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
             let line = src.text.and_then(|t| line_of(t, leaf));
             ConfigError::new(src.file, e.0).at(line, None)
         })?;
+    }
+    if let Some(why) = &gw.redis_url_empty {
+        gw.notes.push(format!(
+            "{why}: this agw keeps limits and spend in its own memory and reads keys from \
+             auth.keys.file, unshared with other replicas"
+        ));
     }
     for b in &cfg.backends {
         if let Err(e) = super::rules::check_name(&b.name) {
@@ -344,6 +351,23 @@ fn build_policy(specs: &[RuleSpec]) -> Result<Policy, String> {
         .rules(rules)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// "redis.url is empty (is VAR set?)" when a `redis` section is present and its URL expands
+/// to nothing.
+fn redis_url_empty(cfg: &Config, env: &Env) -> Option<String> {
+    let raw = cfg.redis.as_ref()?.url.as_deref().unwrap_or("");
+    let expanded = match Env::reference(raw) {
+        Some(var) => env.get(var),
+        None => env.expand(raw).ok(),
+    };
+    if expanded.is_some_and(|u| !u.trim().is_empty()) {
+        return None;
+    }
+    Some(match Env::reference(raw) {
+        Some(var) => format!("redis.url is empty (is {var} set?)"),
+        None => "redis.url is empty".into(),
+    })
 }
 
 /// The team sections, when any is present, with `${VAR}`s expanded. An unset or empty

@@ -68,6 +68,10 @@ pub struct Gateway {
     /// Client identity, limits, usage and metrics, when any of their sections is configured
     /// (built into the running pieces by the server: it connects to Redis, fetches JWKS).
     pub team: Option<agw_tower::team::TeamConfig>,
+    /// Set when a `redis` section is present but its URL is empty (its variable unset): one
+    /// line saying so, e.g. "redis.url is empty (is REDIS_URL set?)". agw then runs on its own,
+    /// and `agw keys` refuses to change the key file that replicas sharing Redis never read.
+    pub redis_url_empty: Option<String>,
 }
 
 impl Gateway {

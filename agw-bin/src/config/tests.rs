@@ -299,7 +299,7 @@ fn team_sections_are_checked_when_read() {
         ),
         (
             "redis: {url: 'http://user:s3cretpw@host'}\n",
-            "c.yaml:2: redis.url: not a redis://",
+            "c.yaml:2: redis.url: `http://***@host` is not a redis://",
         ),
     ] {
         let text = format!("{base}{extra}");
@@ -495,4 +495,54 @@ backends:
         ),
         "{line}"
     );
+}
+
+/// A `redis` section whose URL expands to nothing is named, with its variable, for `agw keys`
+/// to refuse on and for `agw serve` and `agw check` to say (operations review).
+#[test]
+fn an_empty_redis_url_is_named() {
+    let yaml = |url: &str| {
+        format!(
+            "auth: {{keys: {{file: /tmp/keys.json}}}}\nredis:\n  url: {url}\n\
+             backends: [{{name: a, provider: anthropic}}]\n"
+        )
+    };
+    // (url in the YAML, environment, the line wanted)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+    let cases: &[Case<'_>] = &[
+        (
+            "'${REDIS_URL}'",
+            &[],
+            Some("redis.url is empty (is REDIS_URL set?)"),
+        ),
+        (
+            "$SHARED",
+            &[("SHARED", "")],
+            Some("redis.url is empty (is SHARED set?)"),
+        ),
+        ("''", &[], Some("redis.url is empty")),
+        (
+            "${REDIS_URL}",
+            &[("REDIS_URL", "redis://127.0.0.1:6379/")],
+            None,
+        ),
+    ];
+    for (url, vars, want) in cases {
+        let env = Env::from_pairs(vars.iter().copied());
+        let gw = Gateway::parse("t.yaml", &yaml(url), &env).unwrap();
+        assert_eq!(gw.redis_url_empty.as_deref(), *want, "{url}");
+        assert_eq!(
+            gw.notes.iter().any(|n| n.starts_with("redis.url is empty")),
+            want.is_some(),
+            "{url}: {:?}",
+            gw.notes
+        );
+    }
+    let gw = Gateway::parse(
+        "t.yaml",
+        "backends: [{name: a, provider: anthropic}]\n",
+        &Env::default(),
+    )
+    .unwrap();
+    assert_eq!(gw.redis_url_empty, None, "no redis section");
 }

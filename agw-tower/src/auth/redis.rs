@@ -8,13 +8,21 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Adds a record unless its name exists: KEYS = names hash, record key; ARGV = name, hex, json.
+/// Adds a record if the name still maps to what the caller found (`ARGV[2]`: the old hash, or
+/// empty for none), removing the old record: KEYS = names hash, new record key, old record key
+/// (the new one again when there is none); ARGV = name, old hex, new hex, json. Returns 0 when
+/// the name changed meanwhile.
 const INSERT: &str = r"
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3])
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if (cur or '') ~= ARGV[2] then return 0 end
+if cur then redis.call('DEL', KEYS[3]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4])
 return 1
 ";
+
+/// How often `insert` looks again when the name changed between its read and its write.
+const INSERT_ATTEMPTS: usize = 3;
 
 /// Key records in Redis: `{prefix}:key:{sha256 hex}` holds a record's JSON, the hash
 /// `{prefix}:keys` maps names to hashes. Lookups are cached in memory for `cache_ttl`
@@ -77,19 +85,26 @@ impl RedisKeyStore {
         format!("{}:keys", self.prefix)
     }
 
-    fn connection(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
-        self.con
-            .get()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
-    }
-
-    async fn timed<T>(
+    /// Runs `op` on the connection within the store's timeout, retried once if the
+    /// connection was lost ([`RedisConnection::retrying`]).
+    async fn timed<T, F>(
         &self,
-        f: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        let r = match tokio::time::timeout(self.timeout, f).await {
+        op: impl FnMut(redis::aio::ConnectionManager) -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let con = self
+            .con
+            .get()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let r = match tokio::time::timeout(self.timeout, RedisConnection::retrying(&con, op)).await
+        {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!("redis: {e}"))),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!(
+                "redis: {}",
+                crate::limit::describe_redis_error(&e)
+            ))),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "redis: no answer within {:?}",
                 self.timeout
@@ -120,13 +135,13 @@ impl KeyStore for RedisKeyStore {
             {
                 return Ok(rec.clone());
             }
-            let fetched = match self.connection() {
-                Ok(mut con) => {
-                    let key = self.record_key(&hash.to_hex());
-                    self.timed(con.get::<_, Option<String>>(key)).await
-                }
-                Err(e) => Err(e),
-            };
+            let key = self.record_key(&hash.to_hex());
+            let fetched = self
+                .timed(|mut con| {
+                    let key = key.clone();
+                    async move { con.get::<_, Option<String>>(key).await }
+                })
+                .await;
             let json = match fetched {
                 Ok(json) => json,
                 // Redis is down: the last answer it gave stands for a while (a revocation
@@ -151,31 +166,79 @@ impl KeyStore for RedisKeyStore {
 
     fn insert(&self, record: KeyRecord) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut con = self.connection()?;
             let json = serde_json::to_string(&record)
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             let script = redis::Script::new(INSERT);
-            let mut inv = script.prepare_invoke();
-            inv.key(self.names_key())
-                .key(self.record_key(&record.hash))
-                .arg(&*record.name)
-                .arg(&record.hash)
-                .arg(json);
-            let added: i64 = self.timed(inv.invoke_async(&mut con)).await?;
-            if added == 0 {
-                return Err(StoreError::Exists(record.name.to_string()));
+            for _ in 0..INSERT_ATTEMPTS {
+                let names = self.names_key();
+                let name = record.name.to_string();
+                let old: Option<String> = self
+                    .timed(|mut con| {
+                        let (names, name) = (names.clone(), name.clone());
+                        async move { con.hget(names, name).await }
+                    })
+                    .await?;
+                if let Some(hex) = &old {
+                    let key = self.record_key(hex);
+                    let json: Option<String> = self
+                        .timed(|mut con| {
+                            let key = key.clone();
+                            async move { con.get(key).await }
+                        })
+                        .await?;
+                    // A name whose record is gone (a hand edit) is free to take.
+                    if Self::parse(json)?.is_some_and(|r| r.is_valid_at(record.created)) {
+                        return Err(StoreError::Exists(record.name.to_string()));
+                    }
+                }
+                let new_key = self.record_key(&record.hash);
+                let old_key = old
+                    .as_deref()
+                    .map_or_else(|| new_key.clone(), |h| self.record_key(h));
+                let added: i64 = self
+                    .timed(|mut con| {
+                        let mut inv = script.prepare_invoke();
+                        inv.key(&names)
+                            .key(&new_key)
+                            .key(&old_key)
+                            .arg(&name)
+                            .arg(old.as_deref().unwrap_or(""))
+                            .arg(&record.hash)
+                            .arg(&json);
+                        async move { inv.invoke_async(&mut con).await }
+                    })
+                    .await?;
+                if added == 1 {
+                    // This replica's cache may hold the replaced record: it stays refused
+                    // (revoked or expired) until the cache entry ends, then is unknown.
+                    return Ok(());
+                }
             }
-            Ok(())
+            Err(StoreError::Unavailable(format!(
+                "redis: the key `{}` changed {INSERT_ATTEMPTS} times while it was being created",
+                record.name
+            )))
         })
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>, StoreError>> {
         Box::pin(async move {
-            let mut con = self.connection()?;
-            let names: HashMap<String, String> = self.timed(con.hgetall(self.names_key())).await?;
+            let names_key = self.names_key();
+            let names: HashMap<String, String> = self
+                .timed(|mut con| {
+                    let names_key = names_key.clone();
+                    async move { con.hgetall(names_key).await }
+                })
+                .await?;
             let mut out = Vec::with_capacity(names.len());
             for hex in names.values() {
-                let json: Option<String> = self.timed(con.get(self.record_key(hex))).await?;
+                let key = self.record_key(hex);
+                let json: Option<String> = self
+                    .timed(|mut con| {
+                        let key = key.clone();
+                        async move { con.get(key).await }
+                    })
+                    .await?;
                 if let Some(r) = Self::parse(json)? {
                     out.push(r);
                 }
@@ -187,18 +250,33 @@ impl KeyStore for RedisKeyStore {
 
     fn revoke(&self, name: String) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
-            let mut con = self.connection()?;
-            let hex: Option<String> = self.timed(con.hget(self.names_key(), &name)).await?;
+            let names_key = self.names_key();
+            let hex: Option<String> = self
+                .timed(|mut con| {
+                    let (names_key, name) = (names_key.clone(), name.clone());
+                    async move { con.hget(names_key, name).await }
+                })
+                .await?;
             let Some(hex) = hex else { return Ok(false) };
             let key = self.record_key(&hex);
-            let json: Option<String> = self.timed(con.get(&key)).await?;
+            let json: Option<String> = self
+                .timed(|mut con| {
+                    let key = key.clone();
+                    async move { con.get(key).await }
+                })
+                .await?;
             let Some(mut rec) = Self::parse(json)? else {
                 return Ok(false);
             };
             rec.revoked = true;
             let json =
                 serde_json::to_string(&rec).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            let () = self.timed(con.set(&key, json)).await?;
+            let () = self
+                .timed(|mut con| {
+                    let (key, json) = (key.clone(), json.clone());
+                    async move { con.set(key, json).await }
+                })
+                .await?;
             if let Some(h) = KeyHash::from_hex(&hex) {
                 self.cache
                     .lock()

@@ -33,8 +33,8 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
-    /// A key with this name exists already.
-    #[error("a key named `{0}` exists already")]
+    /// An active key (neither revoked nor expired) has this name already.
+    #[error("an active key named `{0}` exists already")]
     Exists(String),
     /// The backing service failed or timed out.
     #[error("key store unavailable: {0}")]
@@ -56,7 +56,11 @@ pub enum StoreError {
 pub trait KeyStore: Send + Sync + std::fmt::Debug + 'static {
     /// The record whose hash is `hash`, valid or not.
     fn lookup(&self, hash: KeyHash) -> BoxFuture<'_, Result<Option<KeyRecord>, StoreError>>;
-    /// Adds a record; its name must be new.
+    /// Adds a record. A record of the same name is replaced if it is revoked or expired at
+    /// `record.created`, and is refused ([`StoreError::Exists`]) if it is active: a name is an
+    /// identity (access lists, limits, spend), so a developer whose key leaked gets a new key
+    /// under the same name once the old one is revoked. The replaced record's key stays
+    /// refused: its hash is no longer known to the store.
     fn insert(&self, record: KeyRecord) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Every record, sorted by name.
     fn list(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>, StoreError>>;
@@ -190,11 +194,17 @@ impl FileKeyStore {
         Ok(())
     }
 
+    /// The key file, if the store has one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
     /// Re-reads the file if it changed, checking at most once a second. A file that became
-    /// unreadable keeps the last good keys.
+    /// unreadable keeps the last good keys; a file that was removed leaves no keys (as a
+    /// missing file at start does), and says so once.
     fn refresh_if_changed(&self) {
         let Some(path) = &self.path else { return };
-        {
+        let (was, now) = {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             if seen
                 .0
@@ -207,8 +217,20 @@ impl FileKeyStore {
             if mtime == seen.1 {
                 return;
             }
+            (seen.1, mtime)
+        };
+        let reloaded = self.reload();
+        if reloaded.is_ok() && was.is_some() && now.is_none() {
+            // Every key now gets a 401. Said once: the next checks find the file still
+            // missing, which is no change (a deleted key file went unnoticed; operations
+            // review).
+            tracing::warn!(
+                target: "agw",
+                "key file {} was removed: no client keys until it is created again",
+                path.display()
+            );
         }
-        if let Err(e) = self.reload() {
+        if let Err(e) = reloaded {
             // The keys loaded before keep serving, and the file is not read again until it
             // changes: said once per change (a broken hand edit — a revocation never applied
             // — went unnoticed; sixth review). The error names the file and the position,
@@ -391,8 +413,13 @@ impl KeyStore for FileKeyStore {
 
     fn insert(&self, record: KeyRecord) -> BoxFuture<'_, Result<(), StoreError>> {
         let r = self.change(|records| {
-            if records.iter().any(|r| r.name == record.name) {
-                return Err(StoreError::Exists(record.name.to_string()));
+            if let Some(i) = records.iter().position(|r| r.name == record.name) {
+                if records[i].is_valid_at(record.created) {
+                    return Err(StoreError::Exists(record.name.to_string()));
+                }
+                // The file holds one record per name: the old one goes, and with it the only
+                // trace of its hash, so its key is refused as unknown from now on.
+                records.remove(i);
             }
             records.push(record);
             Ok(())
@@ -499,6 +526,75 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["keys.json", "keys.json.lock"]);
+    }
+
+    fn lookup(store: &FileKeyStore, r: &KeyRecord) -> Option<KeyRecord> {
+        store.current().lookup(&r.key_hash().unwrap())
+    }
+
+    /// A revoked or expired name can be issued again (operations review: a developer whose
+    /// key leaked could never get a key under the same name); an active one cannot, and the
+    /// replaced key stays refused.
+    #[test]
+    fn a_revoked_or_expired_name_is_issued_again_and_the_old_key_stays_refused() {
+        let dir = Scratch::new("reissue");
+        let store = FileKeyStore::open(dir.0.join("keys.json")).unwrap();
+        let old = KeyRecord {
+            name: "frank".into(),
+            created: 100,
+            ..record(1)
+        };
+        ready(store.insert(old.clone())).unwrap();
+        let new = KeyRecord {
+            name: "frank".into(),
+            created: 200,
+            ..record(2)
+        };
+        assert!(matches!(
+            ready(store.insert(new.clone())),
+            Err(StoreError::Exists(n)) if n == "frank"
+        ));
+        assert!(ready(store.revoke("frank".into())).unwrap());
+        ready(store.insert(new.clone())).unwrap();
+        assert_eq!(lookup(&store, &new).as_ref(), Some(&new));
+        assert_eq!(
+            lookup(&store, &old),
+            None,
+            "the revoked key does not come back"
+        );
+        let reopened = FileKeyStore::open(dir.0.join("keys.json")).unwrap();
+        assert_eq!(reopened.current().records, vec![new.clone()]);
+
+        // Expired at the new record's creation time: replaced too.
+        let expiring = KeyRecord {
+            name: "grace".into(),
+            expires: Some(300),
+            ..record(3)
+        };
+        ready(store.insert(expiring.clone())).unwrap();
+        let early = KeyRecord {
+            name: "grace".into(),
+            created: 299,
+            ..record(4)
+        };
+        assert!(ready(store.insert(early)).is_err(), "not expired yet");
+        let late = KeyRecord {
+            name: "grace".into(),
+            created: 300,
+            ..record(5)
+        };
+        ready(store.insert(late.clone())).unwrap();
+        assert_eq!(lookup(&store, &expiring), None);
+        assert_eq!(lookup(&store, &late), Some(late));
+    }
+
+    /// The file store's futures are ready at once.
+    fn ready<T>(mut f: BoxFuture<'_, T>) -> T {
+        let waker = std::task::Waker::noop();
+        match f.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the file store answers at once"),
+        }
     }
 
     #[test]

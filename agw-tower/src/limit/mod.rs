@@ -63,6 +63,8 @@ pub use limiter::{
     StoreFailure, Ticket,
 };
 #[cfg(feature = "redis")]
+pub(crate) use redis::describe as describe_redis_error;
+#[cfg(feature = "redis")]
 pub use redis::{RedisConnection, RedisStore};
 pub use rejection::{Fit, LimitKind, Rejection, Scope};
 pub use service::Limit;

@@ -70,13 +70,50 @@ return out
 /// The most requests acquired in one script run (a long script holds Redis up).
 const BATCH: usize = 128;
 
+/// One connection attempt per (re)connection, without the manager's own pauses: the attempt
+/// after a failed one is made by the next command ([`RedisConnection::retrying`]) or by the
+/// background loop of [`RedisConnection::open`], so no request waits out a back-off, and a
+/// refusal such as a wrong password comes back at once instead of after the retries.
 fn manager_config(timeout: Duration) -> redis::aio::ConnectionManagerConfig {
     redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(timeout)
         .set_response_timeout(timeout)
-        .set_number_of_retries(1)
-        .set_max_delay(1000)
+        .set_number_of_retries(0)
 }
+
+/// A Redis error in one line, without the `redis:` prefix. An authentication failure says so
+/// in words (redis-rs keeps none of the server's text for it); nothing here prints the URL or
+/// its password.
+pub(crate) fn describe(e: &redis::RedisError) -> String {
+    match e.kind() {
+        redis::ErrorKind::AuthenticationFailed => {
+            "authentication failed (the server refused the user or password of redis.url)".into()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Whether `e` says the connection was lost, or a reconnection made after a loss failed: the
+/// manager then starts a new connection, which a second try of the command waits for. A
+/// timeout is not retried (the request's time is spent).
+fn connection_lost(e: &redis::RedisError) -> bool {
+    e.is_io_error() && !e.is_timeout()
+}
+
+/// `url` for a message: user-info (which holds the password) replaced by `***`.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// The schemes redis-rs connects with.
+const SCHEMES: [&str; 4] = ["redis", "rediss", "redis+unix", "unix"];
 
 /// A connection to Redis shared by the key store and the limit store: made in the background,
 /// so that agw starts (and reports not ready) while Redis is down, and reconnecting by itself
@@ -89,6 +126,9 @@ pub struct RedisConnection {
 
 struct Connection {
     con: std::sync::OnceLock<ConnectionManager>,
+    /// Why the last attempt at the first connection failed, and whether trying again cannot
+    /// help (the server refused the credentials): for [`RedisConnection::wait`]'s error.
+    refusal: Mutex<Option<(String, bool)>>,
     /// Where the connection goes (user-info redacted), for log lines.
     shown: String,
     /// Set while operations fail: the hot path reads only this.
@@ -123,19 +163,48 @@ impl std::fmt::Debug for RedisConnection {
 }
 
 impl RedisConnection {
+    /// Checks `url` as [`RedisConnection::open`] does, without connecting: a configuration
+    /// check.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisConnection::open`].
+    pub fn check_url(url: &str) -> Result<(), LimitStoreError> {
+        Self::client(url).map(drop)
+    }
+
+    /// The client for `url`, which is read but not connected to.
+    fn client(url: &str) -> Result<redis::Client, LimitStoreError> {
+        let scheme = url.split_once("://").map(|(s, _)| s);
+        if !scheme.is_some_and(|s| SCHEMES.iter().any(|k| k.eq_ignore_ascii_case(s))) {
+            return Err(LimitStoreError(format!(
+                "`{}` is not a redis:// or rediss:// URL",
+                redacted(url)
+            )));
+        }
+        redis::Client::open(url).map_err(|e| {
+            LimitStoreError(format!(
+                "`{}` is not a valid Redis URL ({}; the form is redis://[user:password@]host:port[/db])",
+                redacted(url),
+                e.detail().unwrap_or("does not parse")
+            ))
+        })
+    }
+
     /// Checks `url` (`redis://host:port/db`) and starts connecting in the background, retrying
     /// with a growing pause (up to 5 s) until Redis answers; operations time out after
     /// `timeout`. Needs a tokio runtime.
     ///
     /// # Errors
     ///
-    /// A URL that is not a Redis URL.
+    /// A URL that is not a Redis URL (the message shows it without its password).
     pub fn open(url: &str, timeout: Duration) -> Result<Self, LimitStoreError> {
-        let client = redis::Client::open(url).map_err(|e| LimitStoreError(e.to_string()))?;
+        let client = Self::client(url)?;
         let info = &client.get_connection_info().addr;
         let this = Self {
             inner: Arc::new(Connection {
                 con: std::sync::OnceLock::new(),
+                refusal: Mutex::default(),
                 shown: format!("redis {info}"),
                 failing: Default::default(),
                 outage: Mutex::default(),
@@ -157,7 +226,13 @@ impl RedisConnection {
                         inner.outcome(None);
                         return;
                     }
-                    Ok(Err(e)) => format!("redis: {e}"),
+                    Ok(Err(e)) => {
+                        let why = describe(&e);
+                        let fatal = e.kind() == redis::ErrorKind::AuthenticationFailed;
+                        *inner.refusal.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some((why.clone(), fatal));
+                        format!("redis: {why}")
+                    }
                     Err(_) => format!("redis: no connection within {:?}", timeout * 4),
                 };
                 inner.outcome(Some(&failure));
@@ -185,19 +260,55 @@ impl RedisConnection {
     ///
     /// # Errors
     ///
-    /// No connection within `within`.
+    /// No connection within `within` (with the last attempt's error), or at once when the
+    /// server refused the credentials (`redis HOST:PORT: authentication failed (…)`).
     pub async fn wait(&self, within: Duration) -> Result<(), LimitStoreError> {
         let deadline = tokio::time::Instant::now() + within;
         while self.inner.con.get().is_none() {
+            let refusal = self
+                .inner
+                .refusal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some((why, true)) = &refusal {
+                return Err(LimitStoreError(format!("{}: {why}", self.inner.shown)));
+            }
             if tokio::time::Instant::now() >= deadline {
+                let last = refusal.map(|(why, _)| format!(" ({why})"));
                 return Err(LimitStoreError(format!(
-                    "{}: no connection within {within:?}",
-                    self.inner.shown
+                    "{}: no connection within {within:?}{}",
+                    self.inner.shown,
+                    last.unwrap_or_default()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
+    }
+
+    /// Runs `op` on `con`, and once more when it failed because the connection was lost.
+    ///
+    /// redis-rs's manager reconnects when a command fails on a lost connection, not before:
+    /// after an outage, the first command finds the connection that broke (or the failed
+    /// reconnection made while Redis was still down) and fails although Redis is back, and
+    /// every replica answered its first request with 503 (operations review). The second try
+    /// waits for the new connection. Callers bound both tries together by their timeout.
+    ///
+    /// A command that reached Redis just before the connection broke runs twice: an
+    /// admission is then held twice (until it settles) or a settlement charged twice. That
+    /// takes a connection lost in the instant between Redis running a command and its answer.
+    pub(crate) async fn retrying<T, F>(
+        con: &ConnectionManager,
+        mut op: impl FnMut(ConnectionManager) -> F,
+    ) -> redis::RedisResult<T>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        match op(con.clone()).await {
+            Err(e) if connection_lost(&e) => op(con.clone()).await,
+            r => r,
+        }
     }
 
     /// The connection, once made.
@@ -222,17 +333,17 @@ impl RedisConnection {
     ///
     /// Not connected, an error, or no answer in time.
     pub async fn ping(&self, timeout: Duration) -> Result<(), LimitStoreError> {
-        let mut con = self.get()?;
-        let r =
-            match tokio::time::timeout(timeout, redis::cmd("PING").query_async::<String>(&mut con))
-                .await
-            {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(err(e)),
-                Err(_) => Err(LimitStoreError(format!(
-                    "redis: no answer within {timeout:?}"
-                ))),
-            };
+        let con = self.get()?;
+        let ping = Self::retrying(&con, |mut con| async move {
+            redis::cmd("PING").query_async::<String>(&mut con).await
+        });
+        let r = match tokio::time::timeout(timeout, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(err(e)),
+            Err(_) => Err(LimitStoreError(format!(
+                "redis: no answer within {timeout:?}"
+            ))),
+        };
         self.outcome(&r);
         r
     }
@@ -345,7 +456,7 @@ impl RedisStore {
 }
 
 fn err(e: redis::RedisError) -> LimitStoreError {
-    LimitStoreError(format!("redis: {e}"))
+    LimitStoreError(format!("redis: {}", describe(&e)))
 }
 
 fn unexpected() -> LimitStoreError {
@@ -402,22 +513,26 @@ impl Inner {
                     .arg(c.ttl);
             }
         }
-        let mut con = self.con.get()?;
-        let out: Result<Vec<i64>, _> = match cmd.query_async(&mut con).await {
-            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                // Redis does not know the script yet (first use, or after a restart).
-                let loaded: Result<String, _> = redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(STEP)
-                    .query_async(&mut con)
-                    .await;
-                match loaded {
-                    Ok(_) => cmd.query_async(&mut con).await,
-                    Err(e) => Err(e),
+        let con = self.con.get()?;
+        let cmd = &cmd;
+        let out: Result<Vec<i64>, _> = RedisConnection::retrying(&con, |mut con| async move {
+            match cmd.query_async(&mut con).await {
+                Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                    // Redis does not know the script yet (first use, or after a restart).
+                    let loaded: Result<String, _> = redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(STEP)
+                        .query_async(&mut con)
+                        .await;
+                    match loaded {
+                        Ok(_) => cmd.query_async(&mut con).await,
+                        Err(e) => Err(e),
+                    }
                 }
+                r => r,
             }
-            r => r,
-        };
+        })
+        .await;
         self.con.outcome(&out);
         let out = out.map_err(err)?;
         let mut out = out.into_iter();
@@ -579,9 +694,12 @@ impl LimitStore for RedisStore {
                 return Ok(Vec::new());
             }
             let names: Vec<String> = keys.iter().map(CounterKey::name).collect();
-            let v: Result<Vec<Option<i64>>, _> = redis::cmd("MGET")
-                .arg(&names)
-                .query_async(&mut con.get()?)
+            let mget = redis::cmd("MGET").arg(&names).clone();
+            let mget = &mget;
+            let v: Result<Vec<Option<i64>>, _> =
+                RedisConnection::retrying(&con.get()?, |mut c| async move {
+                    mget.query_async(&mut c).await
+                })
                 .await;
             con.outcome(&v);
             let v = v.map_err(err)?;

@@ -80,6 +80,11 @@ impl Redis {
 
     /// A `redis-server` on `port`, or `None` when it exits (the port was taken meanwhile).
     pub fn start_on(port: u16) -> Option<Redis> {
+        Redis::start_with(port, &[])
+    }
+
+    /// [`Redis::start_on`] with more `redis-server` arguments (e.g. `--requirepass`).
+    pub fn start_with(port: u16, more: &[&str]) -> Option<Redis> {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -91,6 +96,7 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
+            .args(more)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -145,7 +151,8 @@ fn ping(port: u16) -> bool {
         return false;
     }
     let mut buf = [0; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    // A server with a password answers `-NOAUTH Authentication required.`: it is up.
+    s.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || &buf == b"-NOAUTH")
 }
 
 /// A unique temporary directory for this test, removed when the test ends.
