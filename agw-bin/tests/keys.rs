@@ -95,18 +95,21 @@ fn assert_success(out: &Output, what: &str) {
 
 /// `name -> revoked` from the file itself.
 fn stored(dir: &TempDir) -> std::collections::BTreeMap<String, bool> {
+    key_file_field(dir, |k| k["revoked"].as_bool())
+}
+
+/// `name -> field` for each key in the file, the field read by `read`.
+fn key_file_field<T>(
+    dir: &TempDir,
+    read: impl Fn(&serde_json::Value) -> Option<T>,
+) -> std::collections::BTreeMap<String, T> {
     let file: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path("keys.json")).unwrap()).unwrap();
     file["keys"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| {
-            (
-                k["name"].as_str().unwrap().to_owned(),
-                k["revoked"].as_bool().unwrap(),
-            )
-        })
+        .map(|k| (k["name"].as_str().unwrap().to_owned(), read(k).unwrap()))
         .collect()
 }
 
@@ -202,19 +205,7 @@ fn a_held_lock_fails_the_command_with_one_line_after_a_bounded_wait() {
 
 /// A file of `{"keys": [...]}` as `name -> hash`.
 fn hashes(dir: &TempDir) -> std::collections::BTreeMap<String, String> {
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path("keys.json")).unwrap()).unwrap();
-    file["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            (
-                k["name"].as_str().unwrap().to_owned(),
-                k["hash"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    key_file_field(dir, |k| k["hash"].as_str().map(str::to_owned))
 }
 
 /// A developer whose key leaked gets a new key under the same name once the old one is revoked

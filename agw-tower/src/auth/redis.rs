@@ -114,6 +114,18 @@ impl RedisKeyStore {
         r
     }
 
+    /// The record stored under a key's hash (hex), if there is one.
+    async fn record(&self, hex: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let key = self.record_key(hex);
+        let json: Option<String> = self
+            .timed(|mut con| {
+                let key = key.clone();
+                async move { con.get(key).await }
+            })
+            .await?;
+        Self::parse(json)
+    }
+
     fn parse(json: Option<String>) -> Result<Option<KeyRecord>, StoreError> {
         json.map(|j| {
             serde_json::from_str(&j)
@@ -179,15 +191,12 @@ impl KeyStore for RedisKeyStore {
                     })
                     .await?;
                 if let Some(hex) = &old {
-                    let key = self.record_key(hex);
-                    let json: Option<String> = self
-                        .timed(|mut con| {
-                            let key = key.clone();
-                            async move { con.get(key).await }
-                        })
-                        .await?;
                     // A name whose record is gone (a hand edit) is free to take.
-                    if Self::parse(json)?.is_some_and(|r| r.is_valid_at(record.created)) {
+                    if self
+                        .record(hex)
+                        .await?
+                        .is_some_and(|r| r.is_valid_at(record.created))
+                    {
                         return Err(StoreError::Exists(record.name.to_string()));
                     }
                 }
@@ -232,14 +241,7 @@ impl KeyStore for RedisKeyStore {
                 .await?;
             let mut out = Vec::with_capacity(names.len());
             for hex in names.values() {
-                let key = self.record_key(hex);
-                let json: Option<String> = self
-                    .timed(|mut con| {
-                        let key = key.clone();
-                        async move { con.get(key).await }
-                    })
-                    .await?;
-                if let Some(r) = Self::parse(json)? {
+                if let Some(r) = self.record(hex).await? {
                     out.push(r);
                 }
             }
@@ -259,13 +261,7 @@ impl KeyStore for RedisKeyStore {
                 .await?;
             let Some(hex) = hex else { return Ok(false) };
             let key = self.record_key(&hex);
-            let json: Option<String> = self
-                .timed(|mut con| {
-                    let key = key.clone();
-                    async move { con.get(key).await }
-                })
-                .await?;
-            let Some(mut rec) = Self::parse(json)? else {
+            let Some(mut rec) = self.record(&hex).await? else {
                 return Ok(false);
             };
             rec.revoked = true;
