@@ -1448,7 +1448,11 @@ impl Extractor {
         sc.object(|sc, key| {
             if sc.key_matches(&key, "media_type") {
                 if let Some(s) = sc.string_or_none()? {
-                    media = Some(sc.str_value(&s));
+                    // The media type decides whether `data` is decoded: a second one must not
+                    // hide it, as for `type`.
+                    if media.replace(sc.str_value(&s)).is_some() {
+                        return Err(shape(format!("duplicate key `media_type` in {loc}.source")));
+                    }
                     return Ok(());
                 }
             } else if sc.key_matches(&key, "type") {

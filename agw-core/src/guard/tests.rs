@@ -459,6 +459,11 @@ fn inline_text_files_are_read_decoded() {
         decision(&mask_policy(), body),
         Decision::Reject(_)
     ));
+    // A second media type, which a parser may read instead, is refused as a second `type` is.
+    let body = format!(
+        r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"text/plain","media_type":"application/pdf","data":"{ENC}"}}}}]}}]}}"#
+    );
+    assert!(p.inspect(RouteKind::Messages, body.as_bytes()).is_err());
     // Declared images and PDFs are not decoded.
     for media in ["image/png", "application/pdf"] {
         let body = format!(
