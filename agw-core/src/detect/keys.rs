@@ -228,8 +228,11 @@ pub(super) fn url_password(text: &[u8], s: usize) -> Option<(usize, usize)> {
 
 /// Whether a URL's password is documentation's stand-in for one.
 fn stand_in(pw: &[u8]) -> bool {
+    // A format directive (`%s`, `%(pw)s`, `%v`) is no percent-escape (`%40`).
+    let directive = pw.first() == Some(&b'%')
+        && !(at(pw, 1).is_ascii_hexdigit() && at(pw, 2).is_ascii_hexdigit());
     let wrapped = matches!(pw.first(), Some(b'$' | b'<' | b'[' | b'{' | b'*' | b'('))
-        || pw.starts_with(b"%(")
+        || directive
         || pw.starts_with("…".as_bytes());
     let one_char = pw.windows(2).all(|w| w[0] == w[1]) && pw.len() > 1;
     wrapped
@@ -294,6 +297,7 @@ mod tests {
                 "postgres://u:{{ db_pass }}@h amqp://guest:guest@localhost:5672",
                 &[],
             ),
+            ("postgres://user:%s@db/app mysql://u:%(pw)s@h", &[]),
             (
                 "postgresql://app:********@h postgres://app:YOUR_DB_PASSWORD@h",
                 &[],

@@ -192,6 +192,14 @@ fn url_credentials_keep_their_host() {
             "docker login https://deploy:<URL_PASSWORD>@registry.acme.io/v2/ ok".to_owned(),
         ),
         (
+            "psql postgres://admin:password@2024!@db/app now".to_owned(),
+            "psql postgres://admin:<URL_PASSWORD>@db/app now".to_owned(),
+        ),
+        (
+            "set REDIS=redis://u:pass@wordZx9@cache:6379 ok".to_owned(),
+            "set REDIS=redis://u:<URL_PASSWORD>@cache:6379 ok".to_owned(),
+        ),
+        (
             "mail deploy@registry.acme.io today".to_owned(),
             "mail <EMAIL> today".to_owned(),
         ),
