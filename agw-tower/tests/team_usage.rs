@@ -616,6 +616,31 @@ async fn an_openai_stream_left_before_its_usage_chunk_is_charged_the_output_it_d
     assert_eq!(u.output, text.div_ceil(3));
 }
 
+/// An OpenAI stream whose client did not ask for usage ends with `[DONE]` and reports none: it
+/// is charged an estimate, and its output is never less than what it delivered (regression
+/// round: `n: 8`, or no cap, streamed far past `max_tokens`).
+#[tokio::test]
+async fn a_stream_without_usage_is_charged_at_least_what_it_delivered() {
+    let reports = Arc::new(Reports::default());
+    let mut events = Vec::new();
+    for i in 0..300 {
+        events.push(Bytes::from(format!(
+            "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{}\"}},\"finish_reason\":null}}]}}\n\n",
+            long_text(i)
+        )));
+    }
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    let text = 300 * 400u64;
+    let addr = serve_stream("/v1/chat/completions", events, false, None, reports.clone()).await;
+    let request = r#"{"model":"gpt-4o","stream":true,"max_tokens":100,"n":8,"messages":[{"role":"user","content":"write"}]}"#;
+    read_then_leave(addr, "/v1/chat/completions", request, None).await;
+    let r = report_of(&reports).await;
+    assert!(r.complete && r.usage.is_none(), "{r:?}");
+    let e = r.estimate.expect("an estimate is charged");
+    assert_eq!(e.input, (request.len() as u64).div_ceil(4));
+    assert_eq!(e.output, text.div_ceil(3));
+}
+
 /// A passthrough call that generates (a local server's own API, an image) is charged what its
 /// response reports, in the shape its server reports it — a JSON body, JSON lines, server-sent
 /// events; one that reports nothing is charged nothing (seventh review: token limits and

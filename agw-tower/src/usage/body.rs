@@ -180,6 +180,8 @@ impl State {
         report.complete = complete;
         report.estimated = estimated;
         report.duration = ended.saturating_duration_since(start);
+        // What a stream's deltas amount to (nothing for other bodies).
+        let delivered = self.counter.output_estimate();
         if let Some((usage, model)) = self.counter.finish() {
             report.usage = Some(usage);
             report.response_model = model;
@@ -190,10 +192,13 @@ impl State {
         if report.usage.is_none() && counted && report.status.is_success() {
             // No usage to charge: limits and budgets are charged an estimate, not nothing (a
             // stream without usage would otherwise spend no budget).
+            // No cap: what the limiter holds for a request without one. Never less than the
+            // stream delivered (regression round: `n: 8`, or no cap, streamed past it).
             let estimate = agw_core::usage::Usage {
                 input: input_estimate,
-                // No cap: what the limiter holds for a request without one.
-                output: cap.unwrap_or(crate::limit::DEFAULT_ESTIMATE_TOKENS),
+                output: cap
+                    .unwrap_or(crate::limit::DEFAULT_ESTIMATE_TOKENS)
+                    .max(delivered),
                 ..Default::default()
             };
             report.estimated_cost_micros = report
