@@ -574,6 +574,15 @@ impl Extractor {
     ) -> Result<(), JsonError> {
         let start = self.doc.text.len();
         let (s, kind) = sc.string_into(&mut self.doc.text)?;
+        // A `data:` URL anywhere (a prompt's variables, an instructions item, a field agw has
+        // no reading for) is an inline file too (regression round).
+        if self.doc.text[start..]
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"data:"))
+        {
+            let url = self.doc.text[start..].to_vec();
+            self.inline_file(&url, None, field);
+        }
         self.add(start, &s, kind, field, loc);
         Ok(())
     }
@@ -761,10 +770,18 @@ impl Extractor {
                 self.doc.text.push(b'\n');
                 self.push_next(sc, Field::Messages, loc)
             }
-            Some(b'{') => sc.object(|sc, key| {
-                self.push_key(sc, Field::Messages, &key, loc)?;
-                self.strings_and_keys(sc, loc)
-            }),
+            Some(b'{') => {
+                let from = sc.position();
+                let mut base64 = false;
+                sc.object(|sc, key| {
+                    self.push_key(sc, Field::Messages, &key, loc)?;
+                    let value = sc.position();
+                    self.strings_and_keys(sc, loc)?;
+                    base64 |= is_base64_type(sc, &key, value);
+                    Ok(())
+                })?;
+                self.base64_source_at(sc, from, base64, Field::Messages)
+            }
             Some(b'[') => sc.array(|sc, _| self.strings_and_keys(sc, loc)),
             _ => sc.skip_fast(),
         }
@@ -1465,7 +1482,10 @@ impl Extractor {
                 }
             } else if sc.key_matches(&key, "data") {
                 if let Some(s) = sc.string_or_none()? {
-                    data = Some(s);
+                    // Read as `type` says: a second one must not hide the first.
+                    if data.replace(s).is_some() {
+                        return Err(shape(format!("duplicate key `data` in {loc}.source")));
+                    }
                     return Ok(());
                 }
             } else if sc.key_matches(&key, "content") {
@@ -1527,14 +1547,74 @@ impl Extractor {
                 self.push_next(sc, field, loc)?;
                 Ok(())
             }
-            Some(b'{') => sc.object(|sc, key| {
-                self.push_key(sc, field, &key, loc)?;
-                self.all_strings(sc, field, loc)
-            }),
+            Some(b'{') => {
+                let from = sc.position();
+                let mut base64 = false;
+                sc.object(|sc, key| {
+                    self.push_key(sc, field, &key, loc)?;
+                    let value = sc.position();
+                    self.all_strings(sc, field, loc)?;
+                    base64 |= is_base64_type(sc, &key, value);
+                    Ok(())
+                })?;
+                self.base64_source_at(sc, from, base64, field)
+            }
             Some(b'[') => sc.array(|sc, _| self.all_strings(sc, field, loc)),
             Some(b'-' | b'0'..=b'9') => self.push_number(sc, field, loc),
             _ => sc.skip_fast(),
         }
+    }
+
+    /// After an object read whole from `from` (in data read string by string): when one of
+    /// its keys was `"type": "base64"` (`base64`), it is a base64 source
+    /// (`{"type":"base64","media_type":…,"data":…}`, a fetched page in a tool result), whose
+    /// `data` is an inline file.
+    pub(super) fn base64_source_at(
+        &mut self,
+        sc: &Scanner<'_>,
+        from: usize,
+        base64: bool,
+        field: Field,
+    ) -> Result<(), JsonError> {
+        if base64 {
+            self.base64_source(&mut sc.at(from), field)?;
+        }
+        Ok(())
+    }
+
+    /// An object that may be a base64 source: its `data` is an inline file when its `type` is
+    /// `base64` (its own keys only; nested objects are read on their own).
+    fn base64_source(&mut self, sc: &mut Scanner<'_>, field: Field) -> Result<(), JsonError> {
+        fn string<'a>(sc: &mut Scanner<'a>) -> Result<Option<Cow<'a, [u8]>>, JsonError> {
+            Ok(sc.string_or_none()?.map(|s| sc.str_value(&s)))
+        }
+        let (mut base64, mut media, mut data) = (false, None, None);
+        sc.object(|sc, key| {
+            if sc.key_matches(&key, "type") {
+                if let Some(t) = string(sc)? {
+                    base64 |= &*t == b"base64";
+                    return Ok(());
+                }
+            } else if ["media_type", "mime_type", "mimetype"]
+                .iter()
+                .any(|k| sc.key_matches(&key, k))
+            {
+                if let Some(m) = string(sc)? {
+                    media = Some(m);
+                    return Ok(());
+                }
+            } else if sc.key_matches(&key, "data") {
+                if let Some(d) = string(sc)? {
+                    data = Some(d);
+                    return Ok(());
+                }
+            }
+            sc.skip_fast()
+        })?;
+        if let (true, Some(d)) = (base64, data) {
+            self.inline_file(&d, media.as_deref(), field);
+        }
+        Ok(())
     }
 
     /// A JSON number in data the model reads (a tool's input or output, a generic body): read
@@ -1732,6 +1812,23 @@ impl Extractor {
         };
         self.only(sc, &keys, Field::ToolInput, loc)
     }
+}
+
+/// Whether the value just read from `value` was a `type` key's `"base64"` (decoded, as a
+/// provider reads it: `"b\u0061se64"` too).
+pub(super) fn is_base64_type(sc: &Scanner<'_>, key: &crate::json::Str, value: usize) -> bool {
+    if !sc.key_matches(key, "type") {
+        return false;
+    }
+    let raw = &sc.bytes()[value..sc.offset()];
+    if raw == b"\"base64\"" {
+        return true;
+    }
+    let mut again = sc.at(value);
+    raw.contains(&b'\\')
+        && again
+            .string()
+            .is_ok_and(|s| &*again.str_value(&s) == b"base64")
 }
 
 #[cfg(test)]

@@ -17,9 +17,22 @@ const SNIFF_BYTES: usize = 3 * 1024;
 /// `media_type` is the one its siblings declare (a data URL's own comes first). `None` for
 /// binary contents, declared or found.
 pub(super) fn text_of(value: &[u8], media_type: Option<&[u8]>) -> Option<String> {
-    let (media, base64, payload) = match split_data_url(value) {
-        Some((media, base64, payload)) => (Some(media).filter(|m| !m.is_empty()), base64, payload),
-        None => (None, true, value),
+    let (media, payload) = match split_data_url(value) {
+        Some((media, base64, payload)) => {
+            // A data URL's body is percent-decoded first, base64 or not (the Fetch
+            // standard's reading, and Python's `urllib`).
+            let plain = percent_decoded(payload);
+            let media = Some(media).filter(|m| !m.is_empty());
+            (
+                media,
+                if base64 {
+                    Payload::Base64(plain)
+                } else {
+                    Payload::Plain(plain)
+                },
+            )
+        }
+        None => (None, Payload::Base64(value.to_vec())),
     };
     let media = media.or(media_type).map(|m| {
         let m = m.split(|&c| c == b';').next().unwrap_or(m);
@@ -28,37 +41,65 @@ pub(super) fn text_of(value: &[u8], media_type: Option<&[u8]>) -> Option<String>
     if media.is_some_and(|m| BINARY.iter().any(|b| m.starts_with(b))) {
         return None;
     }
-    let bytes = if base64 {
-        // A glance first: an image's or an archive's bytes are not UTF-8 a few bytes in.
-        let head = base64_decoded(payload, SNIFF_BYTES);
-        if !looks_like_text(&head, head.len() == SNIFF_BYTES) {
-            return None;
+    let bytes = match payload {
+        Payload::Base64(b64) => {
+            // A glance first: an image's or an archive's bytes are not text a few bytes in.
+            if decoded_text(&base64_decoded(&b64, SNIFF_BYTES), true).is_none() {
+                return None;
+            }
+            base64_decoded(&b64, usize::MAX)
         }
-        base64_decoded(payload, usize::MAX)
-    } else {
-        crate::route::canonical::percent_decoded(payload)
+        Payload::Plain(bytes) => bytes,
     };
-    if !looks_like_text(&bytes, false) {
-        return None;
-    }
-    String::from_utf8(bytes).ok()
+    decoded_text(&bytes, false)
 }
 
-/// A `data:` URL's media type, whether it is base64, and its payload.
+/// `%XX` escapes decoded, nothing else (a data URL's `+` is a `+`: base64 holds them).
+fn percent_decoded(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |k: usize| b.get(k).copied().and_then(crate::route::canonical::hex);
+        match (b[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h << 4 | l);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// A data URL's body as its header says to read it.
+enum Payload {
+    Base64(Vec<u8>),
+    Plain(Vec<u8>),
+}
+
+/// A `data:` URL's media type, whether it is base64 (its last parameter is `base64`, as a
+/// reader of data URLs reads it: `;base64;x=1` is not), and its body.
 fn split_data_url(value: &[u8]) -> Option<(&[u8], bool, &[u8])> {
     let rest = value
         .get(..5)
         .filter(|p| p.eq_ignore_ascii_case(b"data:"))
         .map(|_| &value[5..])?;
     let comma = memchr::memchr(b',', rest)?;
-    let mut params = rest[..comma].split(|&c| c == b';');
-    let media = params.next().unwrap_or_default();
-    let base64 = params.any(|p| p.trim_ascii().eq_ignore_ascii_case(b"base64"));
+    let header = &rest[..comma];
+    let media = header.split(|&c| c == b';').next().unwrap_or_default();
+    let base64 = header
+        .rsplit(|&c| c == b';')
+        .next()
+        .is_some_and(|p| p.trim_ascii().eq_ignore_ascii_case(b"base64") && header.contains(&b';'));
     Some((media, base64, &rest[comma + 1..]))
 }
 
-/// Base64 decoded as a lenient reader decodes it (Python's `b64decode`): characters outside
-/// both alphabets (line breaks, spaces, padding) are skipped; at most `limit` bytes.
+/// Base64 decoded as a lenient reader decodes it (Python's `b64decode`, Node's `Buffer`):
+/// characters outside both alphabets (line breaks, spaces) are skipped, and the first `=`
+/// (padding) ends it; at most `limit` bytes.
 fn base64_decoded(s: &[u8], limit: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity((s.len() / 4 * 3).min(limit));
     let (mut acc, mut bits) = (0u32, 0u32);
@@ -69,6 +110,7 @@ fn base64_decoded(s: &[u8], limit: usize) -> Vec<u8> {
             b'0'..=b'9' => c - b'0' + 52,
             b'+' | b'-' => 62,
             b'/' | b'_' => 63,
+            b'=' => break,
             _ => continue,
         };
         acc = (acc << 6) | u32::from(v);
@@ -85,14 +127,79 @@ fn base64_decoded(s: &[u8], limit: usize) -> Vec<u8> {
     out
 }
 
-/// UTF-8 without NUL bytes; `cut`: the bytes may end inside a character.
-fn looks_like_text(bytes: &[u8], cut: bool) -> bool {
-    if bytes.is_empty() || memchr::memchr(0, bytes).is_some() {
-        return false;
+/// The text of a file's bytes, when they are text: UTF-8 (a byte order mark dropped), or
+/// UTF-16 by its byte order mark or by its zero bytes, with at most one character in fifty
+/// that no text file holds (NUL and other control characters, bytes that do not decode) —
+/// a stray byte does not make a text file binary; compressed or image data is mostly such
+/// characters. `cut`: the bytes may end inside a character.
+fn decoded_text(bytes: &[u8], cut: bool) -> Option<String> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return None;
     }
-    match std::str::from_utf8(bytes) {
-        Ok(_) => true,
-        Err(e) => cut && e.error_len().is_none(),
+    let text = match utf16(bytes) {
+        Some(big) => {
+            let body = bytes
+                .strip_prefix(if big { b"\xfe\xff" } else { b"\xff\xfe" })
+                .unwrap_or(bytes);
+            let units = body.chunks_exact(2).map(|c| {
+                if big {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from_le_bytes([c[0], c[1]])
+                }
+            });
+            char::decode_utf16(units)
+                .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect::<String>()
+        }
+        None => {
+            let mut text = String::from_utf8_lossy(bytes).into_owned();
+            // A character cut at the end of a glance is not a bad byte.
+            if cut && text.ends_with(char::REPLACEMENT_CHARACTER) {
+                text.pop();
+            }
+            text
+        }
+    };
+    let total = text.chars().count();
+    let odd = text
+        .chars()
+        .filter(|&c| {
+            c == char::REPLACEMENT_CHARACTER
+                || (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0c' | '\x1b'))
+        })
+        .count();
+    (total > 0 && odd * 50 <= total).then(|| text.replace('\0', ""))
+}
+
+/// Whether bytes are UTF-16, and big-endian: by a byte order mark, or by zero bytes in every
+/// other place of the first characters (ASCII text written as UTF-16).
+fn utf16(b: &[u8]) -> Option<bool> {
+    match b {
+        [0xfe, 0xff, ..] => return Some(true),
+        [0xff, 0xfe, ..] => return Some(false),
+        _ => {}
+    }
+    let head = &b[..b.len().min(64)];
+    if head.len() < 4 {
+        return None;
+    }
+    let zeros = |parity: usize| {
+        head.iter()
+            .skip(parity)
+            .step_by(2)
+            .filter(|&&c| c == 0)
+            .count()
+    };
+    let half = head.len() / 2;
+    let (even, odd) = (zeros(0), zeros(1));
+    if odd * 10 >= half * 9 && even * 10 < half {
+        Some(false)
+    } else if even * 10 >= half * 9 && odd * 10 < half {
+        Some(true)
+    } else {
+        None
     }
 }
 
@@ -162,8 +269,47 @@ mod tests {
         // Binary contents are not text.
         let png = b64(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
         assert_eq!(text_of(png.as_bytes(), None), None);
-        assert_eq!(text_of(b64(b"a\0b").as_bytes(), None), None);
+        // A stray NUL or bad byte in a text file leaves it text (the NUL dropped); UTF-16
+        // with and without its byte order mark is text.
+        let mut stray = b"my credit card ".repeat(10);
+        stray.extend_from_slice(b"\0\xff");
+        assert!(
+            text_of(b64(&stray).as_bytes(), None)
+                .unwrap()
+                .starts_with("my credit card")
+        );
+        let utf16: Vec<u8> = "my credit card"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert_eq!(
+            text_of(b64(&utf16).as_bytes(), None),
+            Some("my credit card".to_owned())
+        );
+        let mut bom = vec![0xfe, 0xff];
+        bom.extend("my credit card".encode_utf16().flat_map(u16::to_be_bytes));
+        assert_eq!(
+            text_of(b64(&bom).as_bytes(), None),
+            Some("my credit card".to_owned())
+        );
+        // Padding ends base64 (what follows is ignored, as decoders do); base64 that is itself
+        // percent-encoded; `;base64` only as the last parameter.
+        assert_eq!(text_of(format!("{enc}////").as_bytes(), None), want);
+        let escaped = enc.replace('=', "%3D");
+        assert_eq!(
+            text_of(format!("data:text/plain;base64,{escaped}").as_bytes(), None),
+            want
+        );
+        assert_eq!(
+            text_of(b"data:text/plain;base64;x=1,my%20credit%20card", None),
+            Some("my credit card".to_owned())
+        );
         assert_eq!(text_of(b"", None), None);
+        // `+` in a data URL's base64 is base64's, not a space.
+        let plus = b64(&[&b"\xfb\xef\xbe"[..], &b" my credit card".repeat(20)].concat());
+        assert!(plus.contains('+'), "{plus}");
+        let got = text_of(format!("data:;base64,{plus}").as_bytes(), None).unwrap();
+        assert!(got.ends_with(" my credit card"), "{got:?}");
         // Long text: sniffed, then decoded whole.
         let long = "line of text é\n".repeat(1000);
         assert_eq!(text_of(b64(long.as_bytes()).as_bytes(), None), Some(long));

@@ -448,6 +448,28 @@ fn inline_text_files_are_read_decoded() {
             RouteKind::Completions,
             r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"d\u0061ta:,my%20credit%20card"}}]}]}"#.to_owned(),
         ),
+        // The regression round's: a prompt's variables, an instructions item, a `file_url`
+        // holding a data URL, a fetched page's base64 document, base64 percent-encoded.
+        (
+            RouteKind::Responses,
+            format!(r#"{{"prompt":{{"id":"p","variables":{{"doc":{{"type":"input_file","file_data":"data:text/plain;base64,{ENC}"}}}}}},"input":"hi"}}"#),
+        ),
+        (
+            RouteKind::Responses,
+            format!(r#"{{"instructions":[{{"role":"developer","content":[{{"type":"input_file","file_url":"data:text/plain;base64,{ENC}"}}]}}],"input":"hi"}}"#),
+        ),
+        (
+            RouteKind::Messages,
+            format!(r#"{{"messages":[{{"role":"user","content":"fetch"}},{{"role":"assistant","content":[{{"type":"web_fetch_tool_result","tool_use_id":"t","content":{{"type":"web_fetch_result","url":"https://e.x","content":{{"type":"document","source":{{"type":"base64","media_type":"text/plain","data":"{ENC}"}}}}}}}}]}}]}}"#),
+        ),
+        (
+            RouteKind::Passthrough,
+            format!(r#"{{"items":[{{"x":{{"type":"b\u0061se64","media_type":"text/plain","data":"{ENC}"}}}}]}}"#),
+        ),
+        (
+            RouteKind::Completions,
+            format!(r#"{{"messages":[{{"role":"user","content":[{{"type":"file","file":{{"file_data":"data:text/plain;base64,{}"}}}}]}}]}}"#, ENC.replace('=', "%3D")),
+        ),
     ] {
         let v = p.inspect(kind, body.as_bytes()).unwrap();
         assert!(matches!(v.decision(), Decision::Reject(_)), "{body}");
@@ -462,6 +484,10 @@ fn inline_text_files_are_read_decoded() {
     // A second media type, which a parser may read instead, is refused as a second `type` is.
     let body = format!(
         r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"text/plain","media_type":"application/pdf","data":"{ENC}"}}}}]}}]}}"#
+    );
+    assert!(p.inspect(RouteKind::Messages, body.as_bytes()).is_err());
+    let body = format!(
+        r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"text/plain","data":"{ENC}","data":"eA=="}}}}]}}]}}"#
     );
     assert!(p.inspect(RouteKind::Messages, body.as_bytes()).is_err());
     // Declared images and PDFs are not decoded.
