@@ -1588,31 +1588,30 @@ impl Extractor {
         fn string<'a>(sc: &mut Scanner<'a>) -> Result<Option<Cow<'a, [u8]>>, JsonError> {
             Ok(sc.string_or_none()?.map(|s| sc.str_value(&s)))
         }
-        let (mut base64, mut media, mut data) = (false, None, None);
+        // Keys named twice (data read whole is not refused for that): every `data` is read,
+        // and media types that disagree are left to the contents to tell.
+        let (mut base64, mut media, mut data) = (false, Vec::new(), Vec::new());
         sc.object(|sc, key| {
-            if sc.key_matches(&key, "type") {
-                if let Some(t) = string(sc)? {
-                    base64 |= &*t == b"base64";
-                    return Ok(());
-                }
-            } else if ["media_type", "mime_type", "mimetype"]
+            let media_key = ["media_type", "mime_type", "mimetype"]
                 .iter()
-                .any(|k| sc.key_matches(&key, k))
-            {
-                if let Some(m) = string(sc)? {
-                    media = Some(m);
-                    return Ok(());
-                }
-            } else if sc.key_matches(&key, "data") {
-                if let Some(d) = string(sc)? {
-                    data = Some(d);
-                    return Ok(());
-                }
+                .any(|k| sc.key_matches(&key, k));
+            match string(sc)? {
+                Some(t) if sc.key_matches(&key, "type") => base64 |= &*t == b"base64",
+                Some(m) if media_key => media.push(m),
+                Some(d) if sc.key_matches(&key, "data") => data.push(d),
+                Some(_) => {}
+                None => sc.skip_fast()?,
             }
-            sc.skip_fast()
+            Ok(())
         })?;
-        if let (true, Some(d)) = (base64, data) {
-            self.inline_file(&d, media.as_deref(), field);
+        if base64 {
+            let declared = match media.as_slice() {
+                [first, rest @ ..] if rest.iter().all(|m| m == first) => Some(&**first),
+                _ => None,
+            };
+            for d in &data {
+                self.inline_file(d, declared, field);
+            }
         }
         Ok(())
     }

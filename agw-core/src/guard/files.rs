@@ -44,9 +44,7 @@ pub(super) fn text_of(value: &[u8], media_type: Option<&[u8]>) -> Option<String>
     let bytes = match payload {
         Payload::Base64(b64) => {
             // A glance first: an image's or an archive's bytes are not text a few bytes in.
-            if decoded_text(&base64_decoded(&b64, SNIFF_BYTES), true).is_none() {
-                return None;
-            }
+            decoded_text(&base64_decoded(&b64, SNIFF_BYTES), true)?;
             base64_decoded(&b64, usize::MAX)
         }
         Payload::Plain(bytes) => bytes,
