@@ -666,12 +666,24 @@ pub fn unread_output(body: &[u8]) -> UnreadOutput {
         if sc.key_matches(&key, "logprobs") {
             let v = value(sc)?;
             asks.logprobs |= !matches!(v, b"null" | b"false");
-        } else if sc.key_matches(&key, "top_logprobs") {
+        } else if ["top_logprobs", "n_probs", "top_n_tokens"]
+            .iter()
+            .any(|k| sc.key_matches(&key, k))
+        {
+            // llama.cpp's `n_probs` and TGI's `top_n_tokens` (regression round).
             let v = value(sc)?;
-            asks.logprobs |= !matches!(v, b"null" | b"0");
+            asks.logprobs |= !matches!(v, b"null" | b"0" | b"false");
+        } else if sc.key_matches(&key, "parameters") && sc.peek() == Some(b'{') {
+            // TGI's `/generate`: `details` lists each generated token's text.
+            let inner = value(sc)?;
+            let nested = unread_output(inner);
+            asks.logprobs |= nested.logprobs || details(inner);
         } else if sc.key_matches(&key, "audio") {
             let v = value(sc)?;
             asks.audio |= !matches!(v, b"null" | b"false");
+        } else if sc.key_matches(&key, "modalities") && sc.peek() == Some(b'"') {
+            let s = sc.string()?;
+            asks.audio |= sc.str_value(&s).trim_ascii().eq_ignore_ascii_case(b"audio");
         } else if (sc.key_matches(&key, "include") || sc.key_matches(&key, "modalities"))
             && sc.peek() == Some(b'[')
         {
@@ -683,7 +695,7 @@ pub fn unread_output(body: &[u8]) -> UnreadOutput {
                         if include {
                             asks.logprobs |= ends_with(&text, b"logprobs");
                         } else {
-                            asks.audio |= text.eq_ignore_ascii_case(b"audio");
+                            asks.audio |= text.trim_ascii().eq_ignore_ascii_case(b"audio");
                         }
                     }
                     None => {
@@ -700,6 +712,25 @@ pub fn unread_output(body: &[u8]) -> UnreadOutput {
     // A body that does not parse is not forwarded as JSON a server would read: the request
     // guard refuses it first. What was seen before the error still counts.
     let _ = read;
+    asks
+}
+
+/// Whether a TGI `parameters` object asks for `details` (or `decoder_input_details`), which
+/// list every generated token's text.
+fn details(parameters: &[u8]) -> bool {
+    let Ok(mut sc) = Scanner::new(parameters) else {
+        return false;
+    };
+    let mut asks = false;
+    let _ = sc.object(|sc, key| {
+        if sc.key_matches(&key, "details") || sc.key_matches(&key, "decoder_input_details") {
+            let r = sc.skip()?;
+            asks |= !matches!(&parameters[r], b"null" | b"false");
+            Ok(())
+        } else {
+            sc.skip_fast()
+        }
+    });
     asks
 }
 
@@ -813,6 +844,15 @@ mod tests {
                 false,
             ),
             (r#"{"metadata":{"logprobs":true}}"#, false),
+            // llama.cpp, TGI.
+            (r#"{"prompt":"x","n_probs":5}"#, true),
+            (r#"{"prompt":"x","n_probs":0}"#, false),
+            (r#"{"inputs":"x","parameters":{"details":true}}"#, true),
+            (r#"{"inputs":"x","parameters":{"top_n_tokens":3}}"#, true),
+            (
+                r#"{"inputs":"x","parameters":{"details":false,"max_new_tokens":9}}"#,
+                false,
+            ),
             ("[1,2]", false),
             ("not json", false),
         ] {
@@ -842,6 +882,8 @@ mod tests {
                 false,
             ),
             (r#"{"metadata":{"modalities":["audio"]}}"#, false),
+            (r#"{"modalities":"audio"}"#, true),
+            (r#"{"modalities":["audio "]}"#, true),
         ] {
             let asked = unread_output(body.as_bytes());
             assert_eq!(asked.audio, audio, "{body}");

@@ -698,18 +698,17 @@ async fn log_probabilities_and_audio_are_refused_where_responses_are_masked() {
             assert_eq!(upstream.seen().len(), 1);
         }
     }
-    // Anthropic's dialect has no log probabilities: a body that names them is not refused.
+    // Whatever the backend's dialect: a passthrough path on an Anthropic backend may reach a
+    // llama.cpp server, whose `n_probs` lists the tokens (regression round).
     let upstream = up();
     let svc = StackConfig::new("anthropic", ProviderSpec::anthropic())
         .response_policy(masking)
         .layer()
         .layer(upstream.clone());
     let res = svc
-        .oneshot(post(
-            "/v1/messages",
-            r#"{"model":"m","logprobs":true,"messages":[]}"#,
-        ))
+        .oneshot(post("/completion", r#"{"prompt":"hi","n_probs":5}"#))
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 400);
+    assert!(upstream.seen().is_empty());
 }

@@ -112,11 +112,12 @@ pub(crate) fn hides_text(policy: &Policy) -> bool {
 /// A request for token log probabilities or spoken audio, where the policy masks or refuses
 /// text: the tokens repeat the response's text in pieces no rule reads one at a time (a masked
 /// card would come back digit group by digit group), the audio says it aloud, so the request
-/// is refused before it is sent. Anthropic's
-/// APIs have no log probabilities; the body is the one the body stage read (a layer used
-/// without it has none to look at).
-fn refuse_unread_output<B>(policy: &Policy, api: Api, req: &Request<B>) -> Option<ErrorBody> {
-    if api == Api::Anthropic || !hides_text(policy) {
+/// is refused before it is sent, whatever the route's dialect; the body is the one the body
+/// stage read (a layer used without it has none to look at).
+fn refuse_unread_output<B>(policy: &Policy, req: &Request<B>) -> Option<ErrorBody> {
+    // Whatever the route's dialect: a passthrough path may reach a server of another (a
+    // llama.cpp `/completion` behind an `anthropic` backend: regression round).
+    if !hides_text(policy) {
         return None;
     }
     // A stored response fetched with `?include[]=message.output_text.logprobs` carries them too.
@@ -189,7 +190,7 @@ where
                 },
             };
         }
-        if let Some(err) = refuse_unread_output(&config.policy, class.api, &req) {
+        if let Some(err) = refuse_unread_output(&config.policy, &req) {
             return ResponseFuture {
                 kind: Kind::Ready {
                     res: Some(error_response(class.api, &err)),
