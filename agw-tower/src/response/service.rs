@@ -6,7 +6,7 @@ use crate::decode::encodings;
 use crate::error::error_response;
 use crate::framing::{Framing, framing};
 use crate::limits::Collected;
-use agw_core::api::{Api, ErrorBody, ErrorKind};
+use agw_core::api::{ErrorBody, ErrorKind};
 use agw_core::guard::Policy;
 use agw_core::guard::{ActionKind, Decision};
 use agw_core::route::ResponseReading;
