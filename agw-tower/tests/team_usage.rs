@@ -616,6 +616,48 @@ async fn an_openai_stream_left_before_its_usage_chunk_is_charged_the_output_it_d
     assert_eq!(u.output, text.div_ceil(3));
 }
 
+/// A model name in which a request rule matched text (an audit rule lets it through) is not
+/// reported: metrics label by the report's models, and must not show it, as the access log
+/// does not (regression round). The request is still priced by it.
+#[tokio::test]
+async fn a_model_name_a_rule_matched_is_not_reported() {
+    let reports = Arc::new(Reports::default());
+    let upstream = |_req: axum::extract::Request| async {
+        http::Response::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                r#"{"model":"claude-sonnet-card-4111111111111111","usage":{"input_tokens":10,"output_tokens":5}}"#,
+            ))
+            .unwrap()
+    };
+    let policy = agw_core::guard::Policy::builder()
+        .rule(agw_core::guard::Rule::detectors("cards", [agw_core::detect::Detector::CreditCard]).audit())
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/v1/messages", axum::routing::post(upstream))
+        .layer(UsageLayer::new(prices()).sink(reports.clone()))
+        .layer(agw_tower::guard::RequestGuardLayer::new(policy))
+        .layer(ClassifyLayer::new(
+            RouteTable::claude_code(),
+            Api::Anthropic,
+        ));
+    let addr = support::serve(app).await;
+    let body = r#"{"model":"claude-sonnet-card-4111111111111111","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::post(format!("http://{addr}/v1/messages"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let _ = res.into_body().collect().await.unwrap();
+    let r = report_of(&reports).await;
+    assert_eq!(r.request_model, None, "{r:?}");
+    assert_eq!(r.response_model, None, "{r:?}");
+    assert_eq!(r.cost_micros, Some(10 * 3 + 5 * 15), "priced by the name it hides");
+}
+
 /// An OpenAI stream whose client did not ask for usage ends with `[DONE]` and reports none: it
 /// is charged an estimate, and its output is never less than what it delivered (regression
 /// round: `n: 8`, or no cap, streamed far past `max_tokens`).

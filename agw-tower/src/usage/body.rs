@@ -31,6 +31,9 @@ pub(crate) struct Pending {
     /// The request body's size and its output cap, for [`UsageReport::estimate`].
     pub request_bytes: u64,
     pub cap: Option<u64>,
+    /// A request rule matched text in the model name: priced by it, reported without it
+    /// (metrics labels, like the access log, must not show it).
+    pub hide_model: bool,
 }
 
 #[derive(Debug)]
@@ -175,6 +178,7 @@ impl State {
             start,
             counted,
             cap,
+            hide_model,
             ..
         } = self.pending;
         report.complete = complete;
@@ -205,6 +209,10 @@ impl State {
                 .model()
                 .and_then(|m| shared.prices.cost_micros(m, &estimate));
             report.estimate = Some(estimate);
+        }
+        if hide_model {
+            report.request_model = None;
+            report.response_model = None;
         }
         for sink in &shared.sinks {
             sink.report(&report);

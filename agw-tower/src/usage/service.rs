@@ -83,6 +83,9 @@ where
             .get::<crate::limits::Collected>()
             .map_or(0, |c| c.plain.len() as u64);
         let cap = ext.get::<RequestFacts>().and_then(|f| f.max_tokens);
+        let hide_model = ext
+            .get::<crate::guard::GuardReport>()
+            .is_some_and(|g| g.matched_model);
         let timing = crate::metrics::UpstreamTiming::default();
         req.extensions_mut().insert(timing.clone());
         // Taken, not cloned: the hooks are called once, with this layer's report.
@@ -102,6 +105,7 @@ where
                 timing,
                 request_bytes,
                 cap,
+                hide_model,
             }),
         }
     }
