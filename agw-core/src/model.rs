@@ -439,15 +439,17 @@ pub fn body_models(body: &[u8], content_type: &str, path: &str) -> Result<Vec<St
     Ok(models)
 }
 
-/// The models a prompt request's tools run, besides the request's own: a Responses request's
-/// `image_generation` tool names its image model in `tools[i].model`, and each image it makes
-/// is billed at that model's price. Only the top-level `tools` array is read: a `model` key
-/// deeper in a tool (a function's parameter schema) or in the conversation is data.
+/// The models a prompt request may run besides its `model`: a Responses request's
+/// `image_generation` tool names its image model in `tools[i].model` (each image billed at
+/// that model's price), and routers take fallbacks — OpenRouter's top-level `models` list,
+/// LiteLLM's `fallbacks` (names, or maps of a name to names). Only those top-level keys are
+/// read: a `model` key deeper in a tool (a function's parameter schema) or in the
+/// conversation is data.
 ///
 /// # Errors
 ///
 /// JSON that a strict parser does not read, or a tool naming `model` twice.
-pub fn tool_models(body: &[u8]) -> Result<Vec<String>, String> {
+pub fn extra_models(body: &[u8]) -> Result<Vec<String>, String> {
     let read = |e: JsonError| format!("the JSON body cannot be read ({e})");
     let Some(text) = json_text(body)? else {
         return Ok(Vec::new());
@@ -457,7 +459,34 @@ pub fn tool_models(body: &[u8]) -> Result<Vec<String>, String> {
     }
     let mut models = Vec::new();
     let mut sc = Scanner::new(&text).map_err(read)?;
+    /// Every string and key in the value at the cursor (a fallbacks list).
+    fn names(sc: &mut Scanner<'_>, out: &mut Vec<String>) -> Result<(), JsonError> {
+        let mut push = |name: String| {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        };
+        match sc.peek() {
+            Some(b'"') => {
+                let s = sc.string()?;
+                push(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
+                Ok(())
+            }
+            Some(b'[') => sc.array(|sc, _| names(sc, out)),
+            Some(b'{') => sc.object(|sc, key| {
+                let k = String::from_utf8_lossy(&sc.str_value(&key)).into_owned();
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+                names(sc, out)
+            }),
+            _ => sc.skip_fast(),
+        }
+    }
     sc.object(|sc, key| {
+        if sc.key_matches(&key, "models") || sc.key_matches(&key, "fallbacks") {
+            return names(sc, &mut models);
+        }
         if !sc.key_matches(&key, "tools") || sc.peek() != Some(b'[') {
             return sc.skip_fast();
         }
@@ -871,8 +900,8 @@ mod tests {
     }
 
     #[test]
-    fn tool_models_reads_the_tools_own_model_only() {
-        let models = |body: &str| tool_models(body.as_bytes());
+    fn extra_models_reads_tools_and_fallbacks() {
+        let models = |body: &str| extra_models(body.as_bytes());
         assert_eq!(
             models(
                 r#"{"model":"gpt-5","input":[{"model":"x"}],"tools":[{"type":"image_generation","model":"gpt-image-1"},{"type":"function","name":"f","parameters":{"properties":{"model":{"type":"string"}}}},"odd"]}"#
@@ -887,6 +916,11 @@ mod tests {
             models(r#"{"tools":[{"type":"web_search"}]}"#)
                 .unwrap()
                 .is_empty()
+        );
+        // Routers' fallbacks.
+        assert_eq!(
+            models(r#"{"model":"a","models":["b","c"],"fallbacks":[{"d":["e"]},"f"]}"#).unwrap(),
+            ["b", "c", "d", "e", "f"]
         );
     }
 

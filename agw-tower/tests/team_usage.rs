@@ -631,7 +631,10 @@ async fn a_model_name_a_rule_matched_is_not_reported() {
             .unwrap()
     };
     let policy = agw_core::guard::Policy::builder()
-        .rule(agw_core::guard::Rule::detectors("cards", [agw_core::detect::Detector::CreditCard]).audit())
+        .rule(
+            agw_core::guard::Rule::detectors("cards", [agw_core::detect::Detector::CreditCard])
+                .audit(),
+        )
         .build()
         .unwrap();
     let app = axum::Router::new()
@@ -655,7 +658,11 @@ async fn a_model_name_a_rule_matched_is_not_reported() {
     let r = report_of(&reports).await;
     assert_eq!(r.request_model, None, "{r:?}");
     assert_eq!(r.response_model, None, "{r:?}");
-    assert_eq!(r.cost_micros, Some(10 * 3 + 5 * 15), "priced by the name it hides");
+    assert_eq!(
+        r.cost_micros,
+        Some(10 * 3 + 5 * 15),
+        "priced by the name it hides"
+    );
 }
 
 /// An OpenAI stream whose client did not ask for usage ends with `[DONE]` and reports none: it

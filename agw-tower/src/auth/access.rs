@@ -271,16 +271,17 @@ impl<S> AccessService<S> {
         }
         if kind.has_prompt() {
             self.access.check_model(model, &self.backend)?;
-            // A tool that runs a model of its own (Responses' `image_generation`).
+            // A tool that runs a model of its own (Responses' `image_generation`), a router's
+            // fallbacks (`models`, `fallbacks`).
             let body = req
                 .extensions()
                 .get::<crate::limits::Collected>()
                 .map(|c| &c.plain[..])
                 .unwrap_or_default();
-            let tools = agw_core::model::tool_models(body).map_err(|e| {
+            let tools = agw_core::model::extra_models(body).map_err(|e| {
                 ErrorBody::new(
                     ErrorKind::InvalidRequest,
-                    format!("agw: the tools' models cannot be read: {e}"),
+                    format!("agw: the models the request may run cannot be read: {e}"),
                 )
             })?;
             for m in &tools {
