@@ -613,6 +613,9 @@ async fn access_lists_check_a_tools_own_model() {
             r#"[{"type":"image_generation","model":"gpt-5-image","MODEL":"x"}]"#,
             400,
         ),
+        // A router's fallbacks (OpenRouter's `models`, LiteLLM's `fallbacks`).
+        (r#"[],"models":["gpt-5-mini","claude-opus-4-6"]"#, 400),
+        (r#"[],"fallbacks":["gpt-5-mini"]"#, 200),
     ] {
         let body = format!(r#"{{"model":"gpt-5","input":"draw","tools":{tools}}}"#);
         let r = send(addr, "/v1/responses", &h, &body).await;
