@@ -387,9 +387,14 @@ fn a_key_named_twice_is_refused() {
         r#"{},"team":"other","team":"platform"}}"#,
         &body[..body.len() - 1]
     );
+    let nested = format!(
+        r#"{},"org":{{"team":"a","team":"b"}}}}"#,
+        &body[..body.len() - 1]
+    );
     for (header, claims) in [
         (r#"{"alg":"none","alg":"EdDSA","kid":"d1"}"#, body.as_str()),
         (r#"{"alg":"EdDSA","kid":"d1"}"#, twice_team.as_str()),
+        (r#"{"alg":"EdDSA","kid":"d1"}"#, nested.as_str()),
     ] {
         let t = token_raw(&k, "EdDSA", header, claims);
         assert_eq!(

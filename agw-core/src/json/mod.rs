@@ -46,29 +46,39 @@ pub enum JsonError {
 /// Maximum nesting depth of a request body.
 pub const MAX_DEPTH: usize = 128;
 
-/// Checks that `doc` is one JSON object whose top-level keys are all different (compared as
-/// decoded, case and all): where parsers disagree on which of two equal keys wins, a document
-/// that names one twice cannot be read for certain (a JWT's claims, for one).
+/// Checks that `doc` is one JSON object in which no object, at any depth, names a key twice
+/// (keys compared as decoded, case and all): where parsers disagree on which of two equal
+/// keys wins, a document that names one twice cannot be read for certain (a JWT's claims, a
+/// team claim nested in them).
 ///
 /// # Errors
 ///
 /// Not JSON, not an object, or a key named twice.
-pub fn unique_top_level_keys(doc: &[u8]) -> Result<(), JsonError> {
+pub fn unique_keys(doc: &[u8]) -> Result<(), JsonError> {
+    fn value(sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        match sc.peek() {
+            Some(b'{') => {
+                let mut keys: Vec<std::borrow::Cow<'_, [u8]>> = Vec::new();
+                sc.object(|sc, key| {
+                    let k = sc.str_value(&key);
+                    if keys.contains(&k) {
+                        return Err(JsonError::Shape(format!(
+                            "duplicate key `{}`",
+                            String::from_utf8_lossy(&k)
+                        )));
+                    }
+                    keys.push(k);
+                    value(sc)
+                })
+            }
+            Some(b'[') => sc.array(|sc, _| value(sc)),
+            _ => sc.skip().map(drop),
+        }
+    }
     let mut sc = Scanner::new(doc)?;
     if sc.peek() != Some(b'{') {
         return Err(JsonError::Shape("not a JSON object".into()));
     }
-    let mut keys: Vec<std::borrow::Cow<'_, [u8]>> = Vec::new();
-    sc.object(|sc, key| {
-        let k = sc.str_value(&key);
-        if keys.contains(&k) {
-            return Err(JsonError::Shape(format!(
-                "duplicate key `{}`",
-                String::from_utf8_lossy(&k)
-            )));
-        }
-        keys.push(k);
-        sc.skip().map(drop)
-    })?;
+    value(&mut sc)?;
     sc.finish()
 }

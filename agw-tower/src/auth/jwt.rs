@@ -272,7 +272,7 @@ pub fn verify(
     // A header or claims naming a key twice is refused: which one counts is the parser's
     // choice (`{"alg":"none","alg":"ES256"}`, a `team` claim twice: eighth red-team review).
     let object = |b: Vec<u8>| {
-        agw_core::json::unique_top_level_keys(&b).ok()?;
+        agw_core::json::unique_keys(&b).ok()?;
         serde_json::from_slice::<Value>(&b).ok()
     };
     let header: Value = URL_SAFE_NO_PAD
