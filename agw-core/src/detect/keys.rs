@@ -148,22 +148,27 @@ pub(super) fn azure_open(text: &[u8], s: usize) -> bool {
 /// `://`, which starts a URL's authority, where a password may sit (`scheme://user:pw@host`).
 pub(super) const URL_LABEL: &str = "://";
 
-/// The longest authority read for a password: longer runs are not a URL's.
-const MAX_AUTHORITY: usize = 512;
+/// `:\/\/`: the same in text that escapes its slashes (JSON written by PHP, composer), as a
+/// model reads it when that text is a file's contents.
+pub(super) const URL_LABEL_ESCAPED: &str = ":\\/\\/";
 
-/// Whether `b` ends a URL's authority in text: `/`, `?` and `#` (RFC 3986), and what a URL in
-/// prose, code or a config file does not hold unescaped — blanks and control characters,
-/// quotes, `<>`, `\`, `|`, braces, `^`.
-fn ends_authority(b: u8) -> bool {
-    matches!(
-        b,
-        b'/' | b'?' | b'#' | b'"' | b'\'' | b'`' | b'<' | b'>' | b'\\' | b'|' | b'{' | b'}' | b'^'
-    ) || b <= b' '
-        || b == 0x7f
+/// The longest userinfo read for a password: longer runs are not a URL's.
+const MAX_USERINFO: usize = 512;
+
+/// Whether `b` ends a URL in text for sure: blanks and control characters and the quotes a
+/// string ends with. Anything else may be a password's (`/`, `#`, `?`, `<`, `{`: pasted
+/// passwords hold them unescaped, and URL readers such as SQLAlchemy's take them).
+fn ends_url(b: u8) -> bool {
+    matches!(b, b'"' | b'\'' | b'`') || b <= b' ' || b == 0x7f
+}
+
+/// Whether `b` may be in a host name, an address or `[v6]`.
+fn is_host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~' | b'%' | b'[' | b']')
 }
 
 /// Documentation's stand-ins for a password (compared in any case): not a secret.
-const STAND_INS: [&[u8]; 17] = [
+const STAND_INS: [&[u8]; 29] = [
     b"password",
     b"passwd",
     b"pass",
@@ -181,15 +186,44 @@ const STAND_INS: [&[u8]; 17] = [
     b"hidden",
     b"placeholder",
     b"guest",
+    b"token",
+    b"apikey",
+    b"api_key",
+    b"key",
+    b"foo",
+    b"bar",
+    b"baz",
+    b"qux",
+    b"test",
+    b"user",
+    b"username",
+    // GitHub's password for a token sent as the user name.
+    b"x-oauth-basic",
 ];
 
-/// The range of the password in the URL whose `://` is at `s`: a scheme before it (a letter,
-/// then letters, digits, `+`, `-`, `.`: 2 to 32 of them), then an authority holding
-/// `user:password@host` — the password after the userinfo's first `:`, up to the authority's
-/// last `@`, a host after it. A stand-in (`password`, `changeme`, `<password>`, `${DB_PASS}`,
-/// `{{ pw }}`, `*****`, `YOUR_PASSWORD`) is not a password. Only the password is reported:
-/// the scheme, user and host stay readable.
-pub(super) fn url_password(text: &[u8], s: usize) -> Option<(usize, usize)> {
+/// Words that make a password made of words (letters, `_`, `-`) a stand-in:
+/// `mysecretpassword` (the Docker image's documentation), `your-password`, `db-password`.
+const STAND_IN_WORDS: [&str; 8] = [
+    "password",
+    "passwd",
+    "secret",
+    "changeme",
+    "placeholder",
+    "example",
+    "your",
+    "redacted",
+];
+
+/// The range of the password in the URL whose `://` (or `:\/\/`, `label` long) is at `s`:
+/// a scheme before it (a letter, then letters, digits, `+`, `-`, `.`: 2 to 32 of them), then
+/// `user:password@host` — the user up to the first `:` (no `/`, `?` or `#` in it), the
+/// password up to the first `@` after which a host stands (a name, an address or `[v6]`, then
+/// a port, a path, a query or the URL's end). A password may hold `@`, `:` and `/`
+/// (`p@ss/w:rd@db/app` is `p@ss/w:rd`). A stand-in (`password`, `changeme`, `<password>`,
+/// `${DB_PASS}`, `{{ pw }}`, `%s`, `*****`, `YOUR_PASSWORD`) is not a password, nor a
+/// container image's tag before its digest (`docker://node:20@sha256:…`). Only the password
+/// is reported: the scheme, user and host stay readable.
+pub(super) fn url_password(text: &[u8], s: usize, label: usize) -> Option<(usize, usize)> {
     let scheme = text[s.saturating_sub(33)..s]
         .iter()
         .rev()
@@ -199,55 +233,95 @@ pub(super) fn url_password(text: &[u8], s: usize) -> Option<(usize, usize)> {
     if !(2..=32).contains(&scheme) || !first.is_ascii_alphabetic() {
         return None;
     }
-    let a = s + 3;
-    let end = run(text, a, |b| !ends_authority(*b));
-    if end - a > MAX_AUTHORITY {
+    let a = s + label;
+    let end = run(text, a, |b| !ends_url(*b)).min(a + MAX_USERINFO + 256);
+    let rest = &text[a..end];
+    // The user may be an address (`smtp://alice@example.com:pw@smtp.example.com`).
+    let colon = rest
+        .iter()
+        .position(|&b| matches!(b, b':' | b'/' | b'?' | b'#'))?;
+    if rest[colon] != b':' {
         return None;
     }
-    let authority = &text[a..end];
-    let at = authority.iter().rposition(|&b| b == b'@')?;
-    let colon = authority[..at].iter().position(|&b| b == b':')?;
-    let password = &authority[colon + 1..at];
-    // A host: a name, an address or `[v6]`, perhaps a port.
-    let host = &authority[at + 1..];
-    let host_ok = host
-        .first()
-        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'[')
-        && host.iter().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'.' | b'-' | b'_' | b'~' | b'%' | b':' | b'[' | b']' | b')' | b',' | b';'
-                )
-        });
-    if password.is_empty() || password.len() > 256 || !host_ok || stand_in(password) {
+    let pw_start = colon + 1;
+    let mut from = pw_start;
+    let at = loop {
+        let at = from + memchr::memchr(b'@', rest.get(from..)?)?;
+        if at - pw_start > MAX_USERINFO {
+            return None;
+        }
+        let host = run(rest, at + 1, |b| is_host_char(*b));
+        let ends = match rest.get(host) {
+            None => true,
+            // A port, a path (`\/` escaped), a query, a fragment, or punctuation after it.
+            Some(b':' | b'/' | b'\\' | b'?' | b'#' | b')' | b',' | b';' | b']' | b'>') => true,
+            _ => false,
+        };
+        if host > at + 1 && ends {
+            // A container image's digest, not a host: `docker://node:20-alpine@sha256:…`.
+            let digest = rest[at + 1..host].starts_with(b"sha") && rest.get(host) == Some(&b':');
+            if digest {
+                return None;
+            }
+            break at;
+        }
+        from = at + 1;
+    };
+    let password = &rest[pw_start..at];
+    if password.is_empty() || stand_in(password) {
         return None;
     }
-    Some((a + colon + 1, a + at))
+    Some((a + pw_start, a + at))
 }
 
 /// Whether a URL's password is documentation's stand-in for one.
 fn stand_in(pw: &[u8]) -> bool {
-    // A format directive (`%s`, `%(pw)s`, `%v`) is no percent-escape (`%40`).
+    let enclosed = |open: &[u8], close: u8| pw.starts_with(open) && pw.ends_with(&[close]);
+    // A variable or a template: `${DB_PASS}`, `$DB_PASS`, `%DB_PASS%`, `<password>`,
+    // `[password]`, `{password}`, `{{ pw }}`, `(pw)`; a format directive (`%s`, `%(pw)s`, `%v`,
+    // no percent-escape such as `%40`).
+    let env_name = |n: &[u8]| {
+        !n.is_empty()
+            && n.iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+    };
+    let variable = enclosed(b"${", b'}')
+        || pw.first() == Some(&b'$') && env_name(&pw[1..])
+        || pw.len() > 2 && enclosed(b"%", b'%') && env_name(&pw[1..pw.len() - 1])
+        || enclosed(b"<", b'>')
+        || enclosed(b"[", b']')
+        || enclosed(b"{", b'}')
+        || enclosed(b"(", b')');
     let directive = pw.first() == Some(&b'%')
         && !(at(pw, 1).is_ascii_hexdigit() && at(pw, 2).is_ascii_hexdigit());
-    let wrapped = matches!(pw.first(), Some(b'$' | b'<' | b'[' | b'{' | b'*' | b'('))
+    let one_char = pw.windows(2).all(|w| w[0] == w[1]);
+    let lower = pw.to_ascii_lowercase();
+    let wordy = pw
+        .iter()
+        .all(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'-'));
+    variable
         || directive
-        || pw.starts_with("…".as_bytes());
-    let one_char = pw.windows(2).all(|w| w[0] == w[1]) && pw.len() > 1;
-    wrapped
         || one_char
-        || STAND_INS.iter().any(|w| pw.eq_ignore_ascii_case(w))
-        || (pw.len() >= 8 && words(pw))
+        || pw.len() < 3
+        || pw.starts_with("…".as_bytes())
         || pw.eq_ignore_ascii_case(b"...")
+        || STAND_INS.iter().any(|w| pw.eq_ignore_ascii_case(w))
+        || (wordy
+            && STAND_IN_WORDS
+                .iter()
+                .any(|w| memchr::memmem::find(&lower, w.as_bytes()).is_some()))
+        || (pw.len() >= 8
+            && pw.contains(&b'_')
+            && words(pw)
+            && pw.iter().any(u8::is_ascii_uppercase))
 }
 
-/// Whether what [`url_password`] says of the `://` at `s` may change when text is appended:
-/// the authority has not ended.
-pub(super) fn url_password_open(text: &[u8], s: usize) -> bool {
-    let a = s + 3;
-    let e = run(text, a, |b| !ends_authority(*b));
-    e == text.len() && e - a <= MAX_AUTHORITY
+/// Whether what [`url_password`] says of the `://` at `s` (`label` long) may change when
+/// text is appended: the URL has not ended.
+pub(super) fn url_password_open(text: &[u8], s: usize, label: usize) -> bool {
+    let a = s + label;
+    let e = run(text, a, |b| !ends_url(*b));
+    e == text.len() && e - a <= MAX_USERINFO + 256
 }
 
 #[cfg(test)]
@@ -268,8 +342,8 @@ mod tests {
             ),
             ("redis://:Xk2pQ9vL@cache:6379/0", &["Xk2pQ9vL"]),
             (
-                "git clone https://alice:gho_notATokenButSecret@github.com/org/repo",
-                &["gho_notATokenButSecret"],
+                "git clone https://alice:gho_notATokenBut7x9Q@github.com/org/repo",
+                &["gho_notATokenBut7x9Q"],
             ),
             // A token there is the token's detector's (tested with both on, below).
             (
@@ -308,10 +382,52 @@ mod tests {
             ),
             ("postgres://user:@host http://a:b@ s://x:y@h", &[]),
             ("see https://example.com/a:b@c and time 10://20:30@x", &[]),
+            // The accuracy review's: unescaped `/`, `=`, `+`, `$` in a password; escaped
+            // slashes; an address as the user; words that are passwords.
+            ("postgres://app:aB3/dE+fG9=@db:5432/app", &["aB3/dE+fG9="]),
+            ("postgres://app:$ecr3tPw9@db/app", &["$ecr3tPw9"]),
+            (
+                r#"{"DATABASE_URL":"postgres:\/\/app:Js8xW2nLq@db:5432\/app"}"#,
+                &["Js8xW2nLq"],
+            ),
+            (
+                "smtp://alice@example.com:Apw9xK2rTq@smtp.gmail.com:587",
+                &["Apw9xK2rTq"],
+            ),
+            (
+                "redis://:prod_db_2024@c mysql://u:correct_horse_battery_staple@h ftp://u:CorrectHorseBatteryStaple@h",
+                &[
+                    "prod_db_2024",
+                    "correct_horse_battery_staple",
+                    "CorrectHorseBatteryStaple",
+                ],
+            ),
+            // Stand-ins of documentation and tests, a container image's tag.
+            (
+                "postgres://postgres:mysecretpassword@db ftp://u:your-password@h ftp://u:db-password@h",
+                &[],
+            ),
+            (
+                "https://username:token@github.com/o/r https://t:x-oauth-basic@github.com ftp://u:%DB_PASSWORD%@h",
+                &[],
+            ),
+            (
+                "urlparse('https://foo:bar@example.com') postgres://u:p@localhost/db",
+                &[],
+            ),
+            ("uses: docker://node:20-alpine@sha256:0123abcd", &[]),
         ];
         for (text, expect) in cases {
             check(Detector::UrlPassword, text, expect);
         }
+        // With e-mail on, a password with `@` in it is not read as an address (whose
+        // finding would swallow the host).
+        let text = "postgres://svc:p@ssW0rd9@db.internal/app";
+        let mut got = Vec::new();
+        crate::detect::DetectorSet::new([Detector::UrlPassword, Detector::Email])
+            .find(text.as_bytes(), &mut got);
+        let shown: Vec<&str> = got.iter().map(|f| &text[f.range.clone()]).collect();
+        assert_eq!(shown, ["p@ssW0rd9"]);
         // With the token's own detector on, the token is reported as the token it is.
         let text = "https://x-access-token:ghs_16C7e42F292c6912E7710c838347Ae178B4a@github.com/a/b";
         let mut got = Vec::new();

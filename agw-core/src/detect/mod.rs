@@ -104,12 +104,16 @@
 //!   64 hex; reported as an OpenAI key when only that detector is on); their random part must
 //!   be scrambled,
 //!   so `hf_hub_download` or `xai-grok-integration` are not tokens.
-//! - Passwords in URLs (`url_password`): `scheme://user:password@host`, the password alone
-//!   reported (after the userinfo's first `:`, up to the authority's last `@`), a scheme of 2
-//!   to 32 characters and a host after it. Stand-ins are not passwords: `password`, `pass`,
-//!   `secret`, `changeme`, `guest` and the like in any case, `${VAR}`, `<password>`,
-//!   `{{ var }}`, `%(pw)s`, one character repeated (`*****`), words joined by `_`
-//!   (`YOUR_DB_PASSWORD`).
+//! - Passwords in URLs (`url_password`): `scheme://user:password@host` (or `:\/\/`), the
+//!   password alone reported — after the user's first `:`, up to the first `@` a host follows
+//!   (so it may hold `@`, `:`, `/` unescaped) — with a scheme of 2 to 32 characters. Stand-ins
+//!   are not passwords: `password`, `pass`, `secret`, `changeme`, `guest`, `token`, `foo`,
+//!   `bar` and the like in any case, fewer than three characters, variables and templates
+//!   (`${VAR}`, `$VAR`, `%VAR%`, `<password>`, `{{ var }}`, `%(pw)s`), one character repeated
+//!   (`*****`), words naming a password (`mysecretpassword`, `YOUR_DB_PASSWORD`), an image's
+//!   tag before its digest (`docker://node:20@sha256:…`).
+//! - Canadian SINs: `ddd-ddd-ddd`, `ddd ddd ddd`, or nine contiguous digits only right after a
+//!   label (`SIN:`), as for SSNs.
 //! - age secret keys: `AGE-SECRET-KEY-1` and 58 characters of upper-case bech32 whose checksum
 //!   holds. Telegram bot tokens: a bot id of 8–10 digits with a boundary before it (or the Bot
 //!   API's `bot`), `:AA` and 33 of `[A-Za-z0-9_-]`. Azure storage account keys: 86 of base64
@@ -507,6 +511,26 @@ impl DetectorSet {
         }
         if out.len() - base > 1 {
             out[base..].sort_by_key(|f| (f.range.start, f.range.end));
+            // A URL's password with `@` in it reads as an address to the e-mail search
+            // (`svc:p@ssW0rd@db.internal`): the password is the finding, the host is kept.
+            if self.contains(Detector::UrlPassword) && self.contains(Detector::Email) {
+                let urls: Vec<Range<usize>> = out[base..]
+                    .iter()
+                    .filter(|f| f.detector == Detector::UrlPassword)
+                    .map(|f| f.range.clone())
+                    .collect();
+                if !urls.is_empty() {
+                    let mut i = 0;
+                    out.retain(|f| {
+                        i += 1;
+                        i <= base
+                            || f.detector != Detector::Email
+                            || !urls
+                                .iter()
+                                .any(|u| f.range.start < u.end && u.start < f.range.end)
+                    });
+                }
+            }
         }
     }
 

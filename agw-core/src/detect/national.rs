@@ -162,13 +162,19 @@ fn labelled(text: &[u8], at: usize, names: &[&str]) -> bool {
     names.iter().any(|n| named(n)) || (hash && names == SSN_LABELS && named("ss"))
 }
 
-/// `ddd-ddd-ddd`, `ddd ddd ddd` or nine contiguous digits; Luhn, first digit not 0 or 8.
+/// `ddd-ddd-ddd`, `ddd ddd ddd`, or nine contiguous digits right after a label (`SIN:`);
+/// Luhn, first digit not 0 or 8.
 pub(super) fn find_sin(token: &Token<'_>, out: &mut Vec<Finding>) {
     let groups = token.groups;
     let mut i = 0;
     while i < groups.len() {
         let mut digits = [0u8; 9];
-        let len = if groups[i].len() == 9 && token.isolated(i, i + 1, false, Continues::Always) {
+        // Nine contiguous digits only after a SIN label, as for SSNs: a tenth of all
+        // nine-digit ids pass Luhn (accuracy review: `order_id=355512575`).
+        let len = if groups[i].len() == 9
+            && token.isolated(i, i + 1, false, Continues::Always)
+            && labelled(token.text, groups[i].start, SIN_LABELS)
+        {
             digits.copy_from_slice(token.digits(i));
             1
         } else if i + 3 <= groups.len() && three_groups(token, i, [3, 3, 3]) {
@@ -281,7 +287,10 @@ mod tests {
                 ("SIN 130 692 544", &["130 692 544"]),
                 ("SIN: 130-692-544.", &["130-692-544"]),
                 ("sin=130692544", &["130692544"]),
-                ("325437259,200780963", &["325437259", "200780963"]),
+                ("SIN: 325437259", &["325437259"]),
+                ("social insurance number 200780963", &["200780963"]),
+                // Nine digits alone are any id.
+                ("325437259,200780963 order_id=355512575", &[]),
                 // The published sample SIN, as forms and test data write it.
                 ("SIN 046 454 286", &["046 454 286"]),
                 (

@@ -222,8 +222,11 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
 /// (`https://x-access-token:ghs_…@github.com` is a GitHub token).
 fn url_passwords(text: &[u8], base: usize, out: &mut Vec<Finding>) {
     let found = out.len();
-    for a in url_finder().find_iter(text) {
-        let Some((v, e)) = keys::url_password(text, a) else {
+    let labels = url_finders()
+        .iter()
+        .flat_map(|(f, len)| f.find_iter(text).map(move |a| (a, *len)));
+    for (a, label) in labels {
+        let Some((v, e)) = keys::url_password(text, a, label) else {
             continue;
         };
         let taken = out[base..found]
@@ -238,10 +241,13 @@ fn url_passwords(text: &[u8], base: usize, out: &mut Vec<Finding>) {
     }
 }
 
-/// The search for `://`, built once.
-fn url_finder() -> &'static memchr::memmem::Finder<'static> {
-    static FINDER: OnceLock<memchr::memmem::Finder<'static>> = OnceLock::new();
-    FINDER.get_or_init(|| memchr::memmem::Finder::new(keys::URL_LABEL))
+/// The searches for `://` and `:\/\/`, built once, with their lengths.
+fn url_finders() -> &'static [(memchr::memmem::Finder<'static>, usize); 2] {
+    static FINDERS: OnceLock<[(memchr::memmem::Finder<'static>, usize); 2]> = OnceLock::new();
+    FINDERS.get_or_init(|| {
+        [keys::URL_LABEL, keys::URL_LABEL_ESCAPED]
+            .map(|l| (memchr::memmem::Finder::new(l), l.len()))
+    })
 }
 
 /// The keys, tokens and key blocks the prefixes' automaton finds.
@@ -286,10 +292,14 @@ fn prefixed(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Find
 pub(super) fn open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize> {
     let url = if set.contains(Detector::UrlPassword) {
         let from = from.min(text.len());
-        url_finder()
-            .find_iter(&text[from..])
-            .map(|a| from + a)
-            .find(|&a| keys::url_password_open(text, a))
+        url_finders()
+            .iter()
+            .filter_map(|(f, len)| {
+                f.find_iter(&text[from..])
+                    .map(|a| from + a)
+                    .find(|&a| keys::url_password_open(text, a, *len))
+            })
+            .min()
     } else {
         None
     };

@@ -63,10 +63,11 @@ fn detector_pattern(d: Detector) -> &'static str {
         }
         // A bot id, then `:AA…`: the colon is no token character.
         Detector::TelegramBotToken => r"[0-9]+(:[A-Za-z0-9_\-]*)?",
-        // A scheme, `://` and the authority, to the byte that ends it (as
-        // `detect::keys::url_password` reads it): its last `@` decides where the password ends.
+        // A scheme, `://` (or `:\/\/`) and the URL, to the byte that ends it (as
+        // `detect::keys::url_password` reads it): where a host follows an `@` decides where
+        // the password ends.
         Detector::UrlPassword => {
-            r#"[A-Za-z][A-Za-z0-9+.\-]*(:(//?([^/?#"'`<>\\|{}^\x00-\x20\x7f]*)?)?)?"#
+            r#"[A-Za-z][A-Za-z0-9+.\-]*(:(\\?/(\\?/[^"'`\x00-\x20\x7f]*)?)?)?"#
         }
         _ => r"[A-Za-z0-9_\-.+/=]+",
     }

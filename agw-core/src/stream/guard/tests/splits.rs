@@ -200,6 +200,10 @@ fn url_credentials_keep_their_host() {
             "set REDIS=redis://u:<URL_PASSWORD>@cache:6379 ok".to_owned(),
         ),
         (
+            "DSN postgres://app:aB3/dE+fG9=@db:5432/app ok".to_owned(),
+            "DSN postgres://app:<URL_PASSWORD>@db:5432/app ok".to_owned(),
+        ),
+        (
             "mail deploy@registry.acme.io today".to_owned(),
             "mail <EMAIL> today".to_owned(),
         ),
