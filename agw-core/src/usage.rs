@@ -418,14 +418,28 @@ trait Counts {
 
 impl Counts for Value {
     fn count(&self, key: &str) -> Option<u64> {
-        self.get(key).and_then(Value::as_u64)
+        self.get(key).and_then(|v| token_count(&v.to_string()))
     }
 
     fn cached(&self) -> Option<u64> {
         DETAILS
             .iter()
-            .find_map(|k| self.get(*k)?.get("cached_tokens")?.as_u64())
+            .find_map(|k| token_count(&self.get(*k)?.get("cached_tokens")?.to_string()))
     }
+}
+
+/// A count as a JSON number writes it: a whole number, or one with a fraction or an exponent
+/// (`700.5`, `1e3`), rounded up — a server that writes a count so is still charged it
+/// (regression round: one such count was charged 0). Negative, not a number: no count.
+fn token_count(number: &str) -> Option<u64> {
+    number.parse::<u64>().ok().or_else(|| {
+        let f = number
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && *f >= 0.0)?;
+        // `as` saturates at `u64::MAX`; settling caps amounts far below that.
+        Some(f.ceil() as u64)
+    })
 }
 
 /// Input and output counts servers report outside a `usage` object: Ollama's, llama.cpp's.
@@ -488,7 +502,7 @@ impl Scanned {
         let b = sc.bytes();
         let int = |sc: &mut Scanner<'_>| -> Result<Option<u64>, crate::json::JsonError> {
             let r = sc.skip()?;
-            Ok(std::str::from_utf8(&b[r]).ok().and_then(|s| s.parse().ok()))
+            Ok(std::str::from_utf8(&b[r]).ok().and_then(token_count))
         };
         sc.object(|sc, key| {
             if let Some(i) = COUNTS.iter().position(|k| sc.key_is(&key, k)) {
@@ -1213,6 +1227,26 @@ mod tests {
         assert_eq!(c.model(), Some("gpt-4o-2024"));
         assert_eq!(c.usage(), None);
         assert!(c.ended());
+    }
+
+    /// A count written with a fraction or an exponent is still a count (rounded up); a string
+    /// or a negative number is none.
+    #[test]
+    fn counts_written_as_floats_are_counted() {
+        for body in [
+            r#"{"usage":{"prompt_tokens":0,"completion_tokens":700.5}}"#,
+            r#"{"usage":{"prompt_tokens":0,"completion_tokens":7.01e2}}"#,
+        ] {
+            let mut c = UsageCounter::new(Api::OpenAi);
+            c.json(body.as_bytes());
+            assert_eq!(c.usage().map(|u| u.output), Some(701), "{body}");
+            let mut c = UsageCounter::new(Api::OpenAi);
+            c.value(&serde_json::from_str(body).unwrap());
+            assert_eq!(c.usage().map(|u| u.output), Some(701), "{body}");
+        }
+        let mut c = UsageCounter::new(Api::OpenAi);
+        c.json(br#"{"usage":{"prompt_tokens":"5","completion_tokens":-3}}"#);
+        assert_eq!(c.usage(), None);
     }
 
     /// A broken `usage` after a good one leaves the good one counted.
