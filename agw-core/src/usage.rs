@@ -433,10 +433,11 @@ impl Counts for Value {
 /// (regression round: one such count was charged 0). Negative, not a number: no count.
 fn token_count(number: &str) -> Option<u64> {
     number.parse::<u64>().ok().or_else(|| {
+        // A count past what a float holds (`7e400`) is as large as a count gets.
         let f = number
             .parse::<f64>()
             .ok()
-            .filter(|f| f.is_finite() && *f >= 0.0)?;
+            .filter(|f| !f.is_nan() && *f >= 0.0)?;
         // `as` saturates at `u64::MAX`; settling caps amounts far below that.
         Some(f.ceil() as u64)
     })
@@ -680,11 +681,22 @@ pub fn unread_output(body: &[u8]) -> UnreadOutput {
         if sc.key_matches(&key, "logprobs") {
             let v = value(sc)?;
             asks.logprobs |= !matches!(v, b"null" | b"false");
-        } else if ["top_logprobs", "n_probs", "top_n_tokens"]
-            .iter()
-            .any(|k| sc.key_matches(&key, k))
+        } else if [
+            "top_logprobs",
+            "n_probs",
+            "top_n_tokens",
+            "return_logprob",
+            "return_text_in_logprobs",
+            "top_logprobs_num",
+            "return_tokens",
+            "return_token_ids",
+        ]
+        .iter()
+        .any(|k| sc.key_matches(&key, k))
         {
-            // llama.cpp's `n_probs` and TGI's `top_n_tokens` (regression round).
+            // llama.cpp's `n_probs` and `return_tokens`, TGI's `top_n_tokens`, SGLang's
+            // `return_logprob`, vLLM's `return_token_ids`: token ids are text again through
+            // an open model's public tokenizer (regression rounds).
             let v = value(sc)?;
             asks.logprobs |= !matches!(v, b"null" | b"0" | b"false");
         } else if sc.key_matches(&key, "parameters") && sc.peek() == Some(b'{') {
@@ -861,6 +873,10 @@ mod tests {
             // llama.cpp, TGI.
             (r#"{"prompt":"x","n_probs":5}"#, true),
             (r#"{"prompt":"x","n_probs":0}"#, false),
+            (r#"{"text":"x","return_logprob":true}"#, true),
+            (r#"{"prompt":"x","return_tokens":true}"#, true),
+            (r#"{"messages":[],"return_token_ids":true}"#, true),
+            (r#"{"messages":[],"return_token_ids":false}"#, false),
             (r#"{"inputs":"x","parameters":{"details":true}}"#, true),
             (r#"{"inputs":"x","parameters":{"top_n_tokens":3}}"#, true),
             (

@@ -3,7 +3,7 @@
 //! connection string's `AccountKey=`) and passwords in URLs (`postgres://user:pw@host`), read
 //! by the [secrets](super::secrets) search.
 
-use super::secrets::{is_key_char, random, run, scrambled, words};
+use super::secrets::{is_key_char, random, run, scrambled};
 use super::{Edges, at, preceded_by};
 
 /// `AGE-SECRET-KEY-1`: the human-readable part, in upper case, and bech32's separator.
@@ -201,28 +201,60 @@ const STAND_INS: [&[u8]; 29] = [
     b"x-oauth-basic",
 ];
 
-/// Words that make a password made of words (letters, `_`, `-`) a stand-in:
-/// `mysecretpassword` (the Docker image's documentation), `your-password`, `db-password`.
-const STAND_IN_WORDS: [&str; 8] = [
+/// Words that name a password, for [`naming_words`].
+const STAND_IN_WORDS: [&str; 9] = [
     "password",
     "passwd",
+    "pass",
     "secret",
     "changeme",
     "placeholder",
     "example",
-    "your",
     "redacted",
+    "pwd",
+];
+
+/// The words a stand-in is made of: [`STAND_IN_WORDS`], and words around them in
+/// documentation (`my`, `your`, `db`, `here`, …).
+const STAND_IN_VOCABULARY: [&str; 24] = [
+    "password",
+    "passwd",
+    "pass",
+    "secret",
+    "changeme",
+    "change",
+    "me",
+    "placeholder",
+    "example",
+    "redacted",
+    "pwd",
+    "my",
+    "your",
+    "the",
+    "db",
+    "database",
+    "app",
+    "user",
+    "admin",
+    "root",
+    "here",
+    "super",
+    "new",
+    "some",
 ];
 
 /// The range of the password in the URL whose `://` (or `:\/\/`, `label` long) is at `s`:
 /// a scheme before it (a letter, then letters, digits, `+`, `-`, `.`: 2 to 32 of them), then
-/// `user:password@host` — the user up to the first `:` (no `/`, `?` or `#` in it), the
-/// password up to the first `@` after which a host stands (a name, an address or `[v6]`, then
-/// a port, a path, a query or the URL's end). A password may hold `@`, `:` and `/`
-/// (`p@ss/w:rd@db/app` is `p@ss/w:rd`). A stand-in (`password`, `changeme`, `<password>`,
-/// `${DB_PASS}`, `{{ pw }}`, `%s`, `*****`, `YOUR_PASSWORD`) is not a password, nor a
-/// container image's tag before its digest (`docker://node:20@sha256:…`). Only the password
-/// is reported: the scheme, user and host stay readable.
+/// `user:password@host` — the user up to the first `:` (no `/`, `?`, `#` or `[` in it), the
+/// password up to the `@` before the host. A password may hold `@`, `:` and `/` unescaped
+/// (`p@ss/w:rd@db/app` is `p@ss/w:rd`), so the host is the last `@`'s that reads as one — a
+/// name with a letter in it, an IPv4 address or `[v6]` — before any query or fragment of the
+/// first, and not an `@` right after a `/` (`/@scope/pkg`, `/@vite/client`, `react@18` are a
+/// path's). Not a password: a port and a path (`localhost:8080/a@b`), an scp-style path after
+/// an address (`git+ssh://git@github.com:org/repo.git@v1.0`), a stand-in (`password`,
+/// `changeme`, `<password>`, `${DB_PASS}`, `{{ pw }}`, `%s`, `*****`, `YOUR_PASSWORD`), a
+/// container image's tag before its digest (`docker://node:20-alpine@sha256:…`). Only the
+/// password is reported: the scheme, user and host stay readable.
 pub(super) fn url_password(text: &[u8], s: usize, label: usize) -> Option<(usize, usize)> {
     let scheme = text[s.saturating_sub(33)..s]
         .iter()
@@ -239,36 +271,53 @@ pub(super) fn url_password(text: &[u8], s: usize, label: usize) -> Option<(usize
     // The user may be an address (`smtp://alice@example.com:pw@smtp.example.com`).
     let colon = rest
         .iter()
-        .position(|&b| matches!(b, b':' | b'/' | b'?' | b'#'))?;
+        .position(|&b| matches!(b, b':' | b'/' | b'?' | b'#' | b'['))?;
     if rest[colon] != b':' {
         return None;
     }
     let pw_start = colon + 1;
+    // Each `@` a host follows; the query of the first such host ends the search.
+    let mut chosen = None;
+    let mut stop = rest.len();
     let mut from = pw_start;
-    let at = loop {
-        let at = from + memchr::memchr(b'@', rest.get(from..)?)?;
-        if at - pw_start > MAX_USERINFO {
-            return None;
-        }
-        let host = run(rest, at + 1, |b| is_host_char(*b));
-        let ends = match rest.get(host) {
-            None => true,
-            // A port, a path (`\/` escaped), a query, a fragment, or punctuation after it.
-            Some(b':' | b'/' | b'\\' | b'?' | b'#' | b')' | b',' | b';' | b']' | b'>') => true,
-            _ => false,
-        };
-        if host > at + 1 && ends {
-            // A container image's digest, not a host: `docker://node:20-alpine@sha256:…`.
-            let digest = rest[at + 1..host].starts_with(b"sha") && rest.get(host) == Some(&b':');
-            if digest {
-                return None;
-            }
-            break at;
-        }
+    while let Some(k) = memchr::memchr(b'@', &rest[from..stop.max(from)]) {
+        let at = from + k;
         from = at + 1;
-    };
+        if at - pw_start > MAX_USERINFO {
+            break;
+        }
+        let host_end = run(rest, at + 1, |b| is_host_char(*b));
+        let host = &rest[at + 1..host_end];
+        if host.is_empty() || rest.get(host_end) == Some(&b'@') || rest[at - 1] == b'/' {
+            continue;
+        }
+        // A container image's digest, not a host: `docker://node:20-alpine@sha256:…`.
+        let digest = matches!(host, b"sha1" | b"sha256" | b"sha384" | b"sha512")
+            && rest.get(host_end) == Some(&b':');
+        let ipv4 = host.iter().all(|b| b.is_ascii_digit() || *b == b'.')
+            && host.iter().filter(|b| **b == b'.').count() == 3;
+        let named = host.iter().any(u8::is_ascii_alphabetic) || host.starts_with(b"[") || ipv4;
+        if digest || !named {
+            continue;
+        }
+        if chosen.is_none() {
+            // Past this host, a query or a fragment is the URL's (an address there is data).
+            let after = &rest[host_end..];
+            if let Some(q) = after.iter().position(|b| matches!(b, b'?' | b'#')) {
+                stop = host_end + q;
+            }
+        }
+        chosen = Some(at);
+    }
+    let at = chosen?;
     let password = &rest[pw_start..at];
-    if password.is_empty() || stand_in(password) {
+    let user = &rest[..colon];
+    // `host:8080/path`: a port, then a path; `git@host:org/repo`: an scp-style path.
+    let port_digits = password.iter().take_while(|b| b.is_ascii_digit()).count();
+    let port = (1..=5).contains(&port_digits)
+        && matches!(password.get(port_digits), None | Some(b'/' | b'?' | b'#'));
+    let scp = user.contains(&b'@') && password.contains(&b'/');
+    if password.is_empty() || port || scp || stand_in(password) {
         return None;
     }
     Some((a + pw_start, a + at))
@@ -276,29 +325,36 @@ pub(super) fn url_password(text: &[u8], s: usize, label: usize) -> Option<(usize
 
 /// Whether a URL's password is documentation's stand-in for one.
 fn stand_in(pw: &[u8]) -> bool {
-    let enclosed = |open: &[u8], close: u8| pw.starts_with(open) && pw.ends_with(&[close]);
-    // A variable or a template: `${DB_PASS}`, `$DB_PASS`, `%DB_PASS%`, `<password>`,
-    // `[password]`, `{password}`, `{{ pw }}`, `(pw)`; a format directive (`%s`, `%(pw)s`, `%v`,
-    // no percent-escape such as `%40`).
+    // A name in brackets (`<password>`, `[PASSWORD]`, `{password}`, `{{ db_pass }}`,
+    // `(pw)`): letters, blanks, `_`, `.`, `-` inside, no digit (`{Xk9pQ2mLz}` is a password).
+    let enclosed = |open: &[u8], close: u8| {
+        pw.len() > open.len() + 1
+            && pw.starts_with(open)
+            && pw.ends_with(&[close])
+            && pw[open.len()..pw.len() - 1].iter().all(|b| {
+                b.is_ascii_alphabetic() || matches!(b, b' ' | b'_' | b'.' | b'-' | b'{' | b'}')
+            })
+    };
     let env_name = |n: &[u8]| {
         !n.is_empty()
             && n.iter()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
     };
-    let variable = enclosed(b"${", b'}')
+    // A variable or a template: `${DB_PASS}`, `$DB_PASS`, `%DB_PASS%`.
+    let variable = (pw.starts_with(b"${") && pw.ends_with(b"}"))
         || pw.first() == Some(&b'$') && env_name(&pw[1..])
-        || pw.len() > 2 && enclosed(b"%", b'%') && env_name(&pw[1..pw.len() - 1])
+        || pw.len() > 2
+            && pw.starts_with(b"%")
+            && pw.ends_with(b"%")
+            && env_name(&pw[1..pw.len() - 1])
         || enclosed(b"<", b'>')
         || enclosed(b"[", b']')
         || enclosed(b"{", b'}')
         || enclosed(b"(", b')');
-    let directive = pw.first() == Some(&b'%')
-        && !(at(pw, 1).is_ascii_hexdigit() && at(pw, 2).is_ascii_hexdigit());
+    // A format directive: `%s`, `%d`, `%v`, `%(pw)s`.
+    let directive = (pw.len() == 2 && pw[0] == b'%' && pw[1].is_ascii_alphabetic())
+        || (pw.starts_with(b"%(") && pw.contains(&b')'));
     let one_char = pw.windows(2).all(|w| w[0] == w[1]);
-    let lower = pw.to_ascii_lowercase();
-    let wordy = pw
-        .iter()
-        .all(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'-'));
     variable
         || directive
         || one_char
@@ -306,14 +362,39 @@ fn stand_in(pw: &[u8]) -> bool {
         || pw.starts_with("…".as_bytes())
         || pw.eq_ignore_ascii_case(b"...")
         || STAND_INS.iter().any(|w| pw.eq_ignore_ascii_case(w))
-        || (wordy
-            && STAND_IN_WORDS
-                .iter()
-                .any(|w| memchr::memmem::find(&lower, w.as_bytes()).is_some()))
-        || (pw.len() >= 8
-            && pw.contains(&b'_')
-            && words(pw)
-            && pw.iter().any(u8::is_ascii_uppercase))
+        || naming_words(pw)
+}
+
+/// Whether a password is made of words that name one (`mysecretpassword`, `your-password`,
+/// `db-password`, `YOUR_DB_PASSWORD`, `ChangeMe`): letters (and `_`, `-`) that split into
+/// [`STAND_IN_VOCABULARY`] words, at least one of them naming a password. `ExampleCorp` or
+/// `Summer_2024` do not.
+fn naming_words(pw: &[u8]) -> bool {
+    let letters: Vec<u8> = pw
+        .iter()
+        .filter(|b| !matches!(b, b'_' | b'-'))
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    if letters.is_empty() || !letters.iter().all(u8::is_ascii_lowercase) {
+        return false;
+    }
+    let names = |w: &str| STAND_IN_WORDS.contains(&w);
+    // Word break over the vocabulary: `ok[i]` = the first `i` letters split, and whether a
+    // naming word was among them.
+    let n = letters.len();
+    let mut ok: Vec<Option<bool>> = vec![None; n + 1];
+    ok[0] = Some(false);
+    for i in 0..n {
+        let Some(named) = ok[i] else { continue };
+        for w in STAND_IN_VOCABULARY {
+            if letters[i..].starts_with(w.as_bytes()) {
+                let j = i + w.len();
+                let now = named || names(w);
+                ok[j] = Some(ok[j].unwrap_or(false) || now);
+            }
+        }
+    }
+    ok[n] == Some(true)
 }
 
 /// Whether what [`url_password`] says of the `://` at `s` (`label` long) may change when
@@ -416,6 +497,27 @@ mod tests {
                 &[],
             ),
             ("uses: docker://node:20-alpine@sha256:0123abcd", &[]),
+            // The final regression round's: paths and queries after a port, scp-style paths,
+            // IPv6 hosts, a password with `@` and `/`, hosts named `sha…`, bracketed or
+            // word-shaped passwords.
+            (
+                "http://localhost:8080/a@b http://localhost:5173/@vite/client https://cdn.jsdelivr.net:443/npm/react@18",
+                &[],
+            ),
+            (
+                "jdbc:mysql://localhost:3306/db?user=root@localhost git+ssh://git@github.com:org/repo.git@v1.0 http://[::1]:8080/@vite/client",
+                &[],
+            ),
+            ("postgres://u:p@ss/w:rd@db/app", &["p@ss/w:rd"]),
+            ("postgres://u:Xk9@pQ2/mLz@db/app", &["Xk9@pQ2/mLz"]),
+            ("https://u:Qz8pw@registry.npmjs.org/@scope/pkg", &["Qz8pw"]),
+            ("https://u:Qz8pw@host.io/x?email=a@b.com", &["Qz8pw"]),
+            ("postgres://u:Xk9pQ2mLz@shard1:5432/db", &["Xk9pQ2mLz"]),
+            ("{url: postgres://u:Xk9pQ2mLz@db}|x", &["Xk9pQ2mLz"]),
+            (
+                "ab://u:(Xk9pQ2mLz)@h bc://u:%Xk9pQ2mLz@h cd://u:ExampleCorp@h de://u:Summer_2024@h",
+                &["(Xk9pQ2mLz)", "%Xk9pQ2mLz", "ExampleCorp", "Summer_2024"],
+            ),
         ];
         for (text, expect) in cases {
             check(Detector::UrlPassword, text, expect);

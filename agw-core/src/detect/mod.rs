@@ -105,8 +105,10 @@
 //!   be scrambled,
 //!   so `hf_hub_download` or `xai-grok-integration` are not tokens.
 //! - Passwords in URLs (`url_password`): `scheme://user:password@host` (or `:\/\/`), the
-//!   password alone reported — after the user's first `:`, up to the first `@` a host follows
-//!   (so it may hold `@`, `:`, `/` unescaped) — with a scheme of 2 to 32 characters. Stand-ins
+//!   password alone reported — after the user's first `:`, up to the last `@` a host follows
+//!   (not one right after a `/`, not in the query; so it may hold `@`, `:`, `/` unescaped) —
+//!   with a scheme of 2 to 32 characters; a port and a path or an scp-style path after an
+//!   address is no password. Stand-ins
 //!   are not passwords: `password`, `pass`, `secret`, `changeme`, `guest`, `token`, `foo`,
 //!   `bar` and the like in any case, fewer than three characters, variables and templates
 //!   (`${VAR}`, `$VAR`, `%VAR%`, `<password>`, `{{ var }}`, `%(pw)s`), one character repeated

@@ -673,7 +673,7 @@ pub(super) fn random(part: &[u8]) -> bool {
 /// number), or capitalised and run together (`YourActualKeyGoesHere`: letters only, each
 /// capital followed by a lower-case letter, three words or more). Generated keys mix cases
 /// inside their runs of letters and carry digits.
-pub(super) fn words(part: &[u8]) -> bool {
+fn words(part: &[u8]) -> bool {
     let one_case = |w: &[u8]| {
         let rest = w.get(1..).unwrap_or_default();
         !w.is_empty()

@@ -43,8 +43,10 @@ pub(super) fn text_of(value: &[u8], media_type: Option<&[u8]>) -> Option<String>
     }
     let bytes = match payload {
         Payload::Base64(b64) => {
-            // A glance first: an image's or an archive's bytes are not text a few bytes in.
-            decoded_text(&base64_decoded(&b64, SNIFF_BYTES), true)?;
+            // A glance first: an image's or an archive's bytes are mostly not text.
+            if !mostly_text(&base64_decoded(&b64, SNIFF_BYTES)) {
+                return None;
+            }
             base64_decoded(&b64, usize::MAX)
         }
         Payload::Plain(bytes) => bytes,
@@ -96,11 +98,12 @@ fn split_data_url(value: &[u8]) -> Option<(&[u8], bool, &[u8])> {
 }
 
 /// Base64 decoded as a lenient reader decodes it (Python's `b64decode`, Node's `Buffer`):
-/// characters outside both alphabets (line breaks, spaces) are skipped, and the first `=`
-/// (padding) ends it; at most `limit` bytes.
+/// characters outside both alphabets (line breaks, spaces) are skipped, and padding that
+/// completes a group ends it; at most `limit` bytes.
 fn base64_decoded(s: &[u8], limit: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity((s.len() / 4 * 3).min(limit));
     let (mut acc, mut bits) = (0u32, 0u32);
+    let (mut quad, mut pads) = (0usize, 0usize);
     for &c in s {
         let v = match c {
             b'A'..=b'Z' => c - b'A',
@@ -108,9 +111,20 @@ fn base64_decoded(s: &[u8], limit: usize) -> Vec<u8> {
             b'0'..=b'9' => c - b'0' + 52,
             b'+' | b'-' => 62,
             b'/' | b'_' => 63,
-            b'=' => break,
+            // Padding ends the data once it completes a group (an `=` elsewhere is skipped),
+            // as Python's `b64decode` reads it.
+            b'=' => {
+                if quad >= 2 {
+                    pads += 1;
+                    if quad + pads >= 4 {
+                        break;
+                    }
+                }
+                continue;
+            }
             _ => continue,
         };
+        quad = (quad + 1) % 4;
         acc = (acc << 6) | u32::from(v);
         bits += 6;
         if bits >= 8 {
@@ -123,6 +137,25 @@ fn base64_decoded(s: &[u8], limit: usize) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Whether the first bytes of a file may be text's: at most a quarter of them are not
+/// printable ASCII or UTF-8 (a binary header aside, text may follow), or they are UTF-16.
+fn mostly_text(head: &[u8]) -> bool {
+    if utf16(head).is_some() {
+        return true;
+    }
+    let text = String::from_utf8_lossy(head);
+    let total = text.chars().count();
+    let odd = text.chars().filter(|&c| odd_char(c)).count();
+    total > 0 && odd * 4 <= total
+}
+
+/// A character no text file holds: NUL and other control characters but tab, line breaks,
+/// form feed and escape, and bytes that do not decode.
+fn odd_char(c: char) -> bool {
+    c == char::REPLACEMENT_CHARACTER
+        || (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0c' | '\x1b'))
 }
 
 /// The text of a file's bytes, when they are text: UTF-8 (a byte order mark dropped), or
@@ -161,14 +194,9 @@ fn decoded_text(bytes: &[u8], cut: bool) -> Option<String> {
         }
     };
     let total = text.chars().count();
-    let odd = text
-        .chars()
-        .filter(|&c| {
-            c == char::REPLACEMENT_CHARACTER
-                || (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0c' | '\x1b'))
-        })
-        .count();
-    (total > 0 && odd * 50 <= total).then(|| text.replace('\0', ""))
+    let odd = text.chars().filter(|&c| odd_char(c)).count();
+    // A stray byte or two in a short file leaves it text.
+    (total > 0 && odd <= total / 50 + 2).then(|| text.replace('\0', ""))
 }
 
 /// Whether bytes are UTF-16, and big-endian: by a byte order mark, or by zero bytes in every
@@ -308,6 +336,13 @@ mod tests {
         assert!(plus.contains('+'), "{plus}");
         let got = text_of(format!("data:;base64,{plus}").as_bytes(), None).unwrap();
         assert!(got.ends_with(" my credit card"), "{got:?}");
+        // A leading `=` is skipped; a binary header before text, a stray byte in a short file
+        // leave it text (the final regression round).
+        assert_eq!(text_of(format!("={enc}").as_bytes(), None), want);
+        let mut header = vec![0xffu8; 100];
+        header.extend(b"my credit card\n".repeat(3000));
+        assert!(text_of(b64(&header).as_bytes(), None).is_some());
+        assert!(text_of(b64(b"my credit card\xff").as_bytes(), None).is_some());
         // Long text: sniffed, then decoded whole.
         let long = "line of text é\n".repeat(1000);
         assert_eq!(text_of(b64(long.as_bytes()).as_bytes(), None), Some(long));
