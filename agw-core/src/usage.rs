@@ -1263,6 +1263,10 @@ mod tests {
         let mut c = UsageCounter::new(Api::OpenAi);
         c.json(br#"{"usage":{"prompt_tokens":"5","completion_tokens":-3}}"#);
         assert_eq!(c.usage(), None);
+        // Past what a float holds: as large as a count gets (settling caps it).
+        let mut c = UsageCounter::new(Api::OpenAi);
+        c.json(br#"{"usage":{"prompt_tokens":0,"completion_tokens":7e400}}"#);
+        assert_eq!(c.usage().map(|u| u.output), Some(u64::MAX));
     }
 
     /// A broken `usage` after a good one leaves the good one counted.
