@@ -769,22 +769,7 @@ pub fn asks_for_logprobs(body: &[u8]) -> bool {
 /// `?include[]=message.output_text.logprobs`): `logprobs` anywhere in it, percent-escapes
 /// decoded, in any case.
 pub fn query_asks_for_logprobs(query: &str) -> bool {
-    let b = query.as_bytes();
-    let mut plain = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |k: usize| b.get(k).copied().and_then(crate::route::canonical::hex);
-        match (b[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(h), Some(l)) => {
-                plain.push(h * 16 + l);
-                i += 3;
-            }
-            (c, _, _) => {
-                plain.push(c);
-                i += 1;
-            }
-        }
-    }
+    let plain = crate::route::canonical::escapes_decoded(query.as_bytes());
     plain
         .to_ascii_lowercase()
         .windows(8)

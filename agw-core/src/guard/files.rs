@@ -21,7 +21,7 @@ pub(super) fn text_of(value: &[u8], media_type: Option<&[u8]>) -> Option<String>
         Some((media, base64, payload)) => {
             // A data URL's body is percent-decoded first, base64 or not (the Fetch
             // standard's reading, and Python's `urllib`).
-            let plain = percent_decoded(payload);
+            let plain = crate::route::canonical::escapes_decoded(payload);
             let media = Some(media).filter(|m| !m.is_empty());
             (
                 media,
@@ -52,26 +52,6 @@ pub(super) fn text_of(value: &[u8], media_type: Option<&[u8]>) -> Option<String>
         Payload::Plain(bytes) => bytes,
     };
     decoded_text(&bytes, false)
-}
-
-/// `%XX` escapes decoded, nothing else (a data URL's `+` is a `+`: base64 holds them).
-fn percent_decoded(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |k: usize| b.get(k).copied().and_then(crate::route::canonical::hex);
-        match (b[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(h << 4 | l);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// A data URL's body as its header says to read it.

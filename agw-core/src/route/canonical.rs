@@ -43,6 +43,27 @@ pub(crate) fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// `b` with its `%XX` escapes decoded and nothing else (`+` stays a `+`: a data URL's
+/// base64 holds them; a query's `logprobs` check reads escapes only).
+pub(crate) fn escapes_decoded(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |k: usize| b.get(k).copied().and_then(hex);
+        match (b[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h << 4 | l);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// `url` with its percent-escapes decoded and `+` read as a space (a query's form encoding);
 /// an escape that is not two hex digits is kept as written.
 ///
