@@ -171,8 +171,11 @@ pub(super) fn find_sin(token: &Token<'_>, out: &mut Vec<Finding>) {
         let mut digits = [0u8; 9];
         // Nine contiguous digits only after a SIN label, as for SSNs: a tenth of all
         // nine-digit ids pass Luhn (accuracy review: `order_id=355512575`).
+        // `sin(123456789)` is the function's argument, not a label's value.
+        let call = groups[i].start > 0 && token.text[groups[i].start - 1] == b'(';
         let len = if groups[i].len() == 9
             && token.isolated(i, i + 1, false, Continues::Always)
+            && !call
             && labelled(token.text, groups[i].start, SIN_LABELS)
         {
             digits.copy_from_slice(token.digits(i));
@@ -291,6 +294,7 @@ mod tests {
                 ("social insurance number 200780963", &["200780963"]),
                 // Nine digits alone are any id.
                 ("325437259,200780963 order_id=355512575", &[]),
+                ("sin(325437259) y = sin(130692544)", &[]),
                 // The published sample SIN, as forms and test data write it.
                 ("SIN 046 454 286", &["046 454 286"]),
                 (
