@@ -339,7 +339,9 @@ enum Step {
 /// access key: `secret` and `key`, with `aws` before or `access` between them, words joined
 /// by `_`, `-` or nothing, each word in one case or capitalised (`aws_secret_access_key`,
 /// `AWS_SECRET_KEY`, `Aws_Secret_Access_Key`, `SecretAccessKey`, Terraform's
-/// `secret_access_key`). `Err(true)` while the text ends inside what may still become one.
+/// `secret_access_key`), or `secret_key` alone within 256 bytes after an `access_key`
+/// (Terraform's provider block, boto's and MinIO's arguments). `Err(true)` while the text ends
+/// inside what may still become one.
 fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
     if !matches!(at(text, s.wrapping_sub(1)), b'S' | b's') || s == 0 {
         return Err(false);
@@ -371,7 +373,15 @@ fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
         Err(false) => false,
     };
     let end = word(i, b"key")?;
-    if (aws || access) && !is_key_char(at(text, end)) {
+    // A bare `secret_key` after an `access_key` shortly before: Terraform's AWS provider block,
+    // boto's and MinIO's arguments (accuracy review).
+    let paired = || {
+        let before = &text[s.saturating_sub(256)..s];
+        [&b"access_key"[..], b"accesskey", b"access-key"]
+            .iter()
+            .any(|w| before.windows(w.len()).any(|b| b.eq_ignore_ascii_case(w)))
+    };
+    if (aws || access || paired()) && !is_key_char(at(text, end)) {
         Ok(end)
     } else {
         Err(false)
@@ -811,6 +821,17 @@ mod tests {
                 &[k],
             ),
             (format!("{{\"SecretAccessKey\":\"{k}\"}}"), &[k]),
+            // A bare `secret_key` after an `access_key`: Terraform's provider block, MinIO.
+            (
+                format!(
+                    "provider \"aws\" {{\n  region     = \"us-west-2\"\n  access_key = \"AKIA…\"\n  secret_key = \"{k}\"\n}}"
+                ),
+                &[k],
+            ),
+            (
+                format!("Minio(endpoint, access_key=ak, secret_key='{k}')"),
+                &[k],
+            ),
             // Not labels: a secret without `aws` or `access`, another word after `key`, a
             // field that is not the value.
             (
