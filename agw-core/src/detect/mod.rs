@@ -88,7 +88,8 @@
 //!   `"SecretAccessKey": "`, `secretAccessKey: '`, `Aws_Secret_Access_Key=`, Terraform's
 //!   `secret_access_key = "`: `secret` and `key` with `aws` before or `access` between, in any
 //!   case; `aws configure set aws_secret_access_key KEY`; a Kubernetes env entry's `value:`
-//!   after `- name: AWS_SECRET_ACCESS_KEY`), the label not reported: a bare 40-character
+//!   after `- name: AWS_SECRET_ACCESS_KEY`; a bare `secret_key` within 256 bytes after an
+//!   `access_key`, as in Terraform's provider block), the label not reported: a bare 40-character
 //!   string is as likely a hash.
 //! - Vendors' tokens by prefix, with their lengths: Stripe (`sk_live_`, `rk_live_`, `sk_test_`,
 //!   `rk_test_`, webhook secrets `whsec_`), npm (`npm_` and 36), GitLab (`glpat-` and 20+),
