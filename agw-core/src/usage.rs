@@ -418,14 +418,22 @@ trait Counts {
 
 impl Counts for Value {
     fn count(&self, key: &str) -> Option<u64> {
-        self.get(key).and_then(|v| token_count(&v.to_string()))
+        self.get(key).and_then(value_count)
     }
 
     fn cached(&self) -> Option<u64> {
         DETAILS
             .iter()
-            .find_map(|k| token_count(&self.get(*k)?.get("cached_tokens")?.to_string()))
+            .find_map(|k| value_count(self.get(*k)?.get("cached_tokens")?))
     }
+}
+
+/// [`token_count`] of a parsed number, without writing it out again.
+fn value_count(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        let f = v.as_f64().filter(|f| *f >= 0.0)?;
+        Some(f.ceil() as u64)
+    })
 }
 
 /// A count as a JSON number writes it: a whole number, or one with a fraction or an exponent
@@ -643,13 +651,6 @@ pub struct UnreadOutput {
     /// Spoken audio (OpenAI chat's `modalities: ["audio"]`): the answer again, as sound. Its
     /// transcript is guarded; the audio is not (eighth red-team review).
     pub audio: bool,
-}
-
-impl UnreadOutput {
-    /// Whether anything of the kind is asked for.
-    pub fn any(self) -> bool {
-        self.logprobs || self.audio
-    }
 }
 
 /// What output a request body asks for that a response guard cannot read:

@@ -576,12 +576,12 @@ impl Extractor {
         let (s, kind) = sc.string_into(&mut self.doc.text)?;
         // A `data:` URL anywhere (a prompt's variables, an instructions item, a field agw has
         // no reading for) is an inline file too (regression round).
-        if self.doc.text[start..]
-            .get(..5)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"data:"))
-        {
-            let url = self.doc.text[start..].to_vec();
-            self.inline_file(&url, None, field);
+        let url = &self.doc.text[start..];
+        if url.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"data:")) {
+            // Read in place: an image's megabytes are not copied to learn they are an image.
+            if let Some(text) = super::files::text_of(url, None) {
+                self.doc.inline_files.push((text, field));
+            }
         }
         self.add(start, &s, kind, field, loc);
         Ok(())

@@ -51,7 +51,7 @@ pub(super) fn text_of(value: &[u8], media_type: Option<&[u8]>) -> Option<String>
         }
         Payload::Plain(bytes) => bytes,
     };
-    decoded_text(&bytes, false)
+    decoded_text(&bytes)
 }
 
 /// A data URL's body as its header says to read it.
@@ -142,8 +142,8 @@ fn odd_char(c: char) -> bool {
 /// UTF-16 by its byte order mark or by its zero bytes, with at most one character in fifty
 /// that no text file holds (NUL and other control characters, bytes that do not decode) —
 /// a stray byte does not make a text file binary; compressed or image data is mostly such
-/// characters. `cut`: the bytes may end inside a character.
-fn decoded_text(bytes: &[u8], cut: bool) -> Option<String> {
+/// characters.
+fn decoded_text(bytes: &[u8]) -> Option<String> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     if bytes.is_empty() {
         return None;
@@ -164,14 +164,7 @@ fn decoded_text(bytes: &[u8], cut: bool) -> Option<String> {
                 .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
                 .collect::<String>()
         }
-        None => {
-            let mut text = String::from_utf8_lossy(bytes).into_owned();
-            // A character cut at the end of a glance is not a bad byte.
-            if cut && text.ends_with(char::REPLACEMENT_CHARACTER) {
-                text.pop();
-            }
-            text
-        }
+        None => String::from_utf8_lossy(bytes).into_owned(),
     };
     let total = text.chars().count();
     let odd = text.chars().filter(|&c| odd_char(c)).count();
