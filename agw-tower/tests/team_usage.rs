@@ -640,6 +640,21 @@ async fn a_model_name_a_rule_matched_is_not_reported() {
     let app = axum::Router::new()
         .route("/v1/messages", axum::routing::post(upstream))
         .layer(UsageLayer::new(prices()).sink(reports.clone()))
+        // As the team stack's limit layer does: the request's model read for later layers.
+        .layer(axum::middleware::from_fn(
+            |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
+                RequestFacts::ensure(&mut req);
+                assert!(
+                    req.extensions()
+                        .get::<RequestFacts>()
+                        .unwrap()
+                        .model
+                        .is_some(),
+                    "the model is known to the usage layer"
+                );
+                next.run(req).await
+            },
+        ))
         .layer(agw_tower::guard::RequestGuardLayer::new(policy))
         .layer(ClassifyLayer::new(
             RouteTable::claude_code(),

@@ -577,7 +577,10 @@ impl Extractor {
         // A `data:` URL anywhere (a prompt's variables, an instructions item, a field agw has
         // no reading for) is an inline file too (regression round).
         let url = &self.doc.text[start..];
-        if url.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"data:")) {
+        if url
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"data:"))
+        {
             // Read in place: an image's megabytes are not copied to learn they are an image.
             if let Some(text) = super::files::text_of(url, None) {
                 self.doc.inline_files.push((text, field));
