@@ -773,18 +773,10 @@ impl Extractor {
                 self.doc.text.push(b'\n');
                 self.push_next(sc, Field::Messages, loc)
             }
-            Some(b'{') => {
-                let from = sc.position();
-                let mut base64 = false;
-                sc.object(|sc, key| {
-                    self.push_key(sc, Field::Messages, &key, loc)?;
-                    let value = sc.position();
-                    self.strings_and_keys(sc, loc)?;
-                    base64 |= is_base64_type(sc, &key, value);
-                    Ok(())
-                })?;
-                self.base64_source_at(sc, from, base64, Field::Messages)
-            }
+            Some(b'{') => self.data_object(sc, Field::Messages, |this, sc, key| {
+                this.push_key(sc, Field::Messages, key, loc)?;
+                this.strings_and_keys(sc, loc)
+            }),
             Some(b'[') => sc.array(|sc, _| self.strings_and_keys(sc, loc)),
             _ => sc.skip_fast(),
         }
@@ -1550,35 +1542,34 @@ impl Extractor {
                 self.push_next(sc, field, loc)?;
                 Ok(())
             }
-            Some(b'{') => {
-                let from = sc.position();
-                let mut base64 = false;
-                sc.object(|sc, key| {
-                    self.push_key(sc, field, &key, loc)?;
-                    let value = sc.position();
-                    self.all_strings(sc, field, loc)?;
-                    base64 |= is_base64_type(sc, &key, value);
-                    Ok(())
-                })?;
-                self.base64_source_at(sc, from, base64, field)
-            }
+            Some(b'{') => self.data_object(sc, field, |this, sc, key| {
+                this.push_key(sc, field, key, loc)?;
+                this.all_strings(sc, field, loc)
+            }),
             Some(b'[') => sc.array(|sc, _| self.all_strings(sc, field, loc)),
             Some(b'-' | b'0'..=b'9') => self.push_number(sc, field, loc),
             _ => sc.skip_fast(),
         }
     }
 
-    /// After an object read whole from `from` (in data read string by string): when one of
-    /// its keys was `"type": "base64"` (`base64`), it is a base64 source
-    /// (`{"type":"base64","media_type":…,"data":…}`, a fetched page in a tool result), whose
-    /// `data` is an inline file.
-    pub(super) fn base64_source_at(
+    /// Reads an object of data read string by string (the cursor is at it), `each` reading
+    /// each key and its value. When one of its keys was `"type": "base64"` it is a base64
+    /// source (`{"type":"base64","media_type":…,"data":…}`, a fetched page in a tool result),
+    /// whose `data` is then read as an inline file.
+    pub(super) fn data_object(
         &mut self,
-        sc: &Scanner<'_>,
-        from: usize,
-        base64: bool,
+        sc: &mut Scanner<'_>,
         field: Field,
+        mut each: impl FnMut(&mut Self, &mut Scanner<'_>, &crate::json::Str) -> Result<(), JsonError>,
     ) -> Result<(), JsonError> {
+        let from = sc.position();
+        let mut base64 = false;
+        sc.object(|sc, key| {
+            let value = sc.position();
+            each(self, sc, &key)?;
+            base64 |= is_base64_type(sc, &key, value);
+            Ok(())
+        })?;
         if base64 {
             self.base64_source(&mut sc.at(from), field)?;
         }
@@ -1818,7 +1809,7 @@ impl Extractor {
 
 /// Whether the value just read from `value` was a `type` key's `"base64"` (decoded, as a
 /// provider reads it: `"b\u0061se64"` too).
-pub(super) fn is_base64_type(sc: &Scanner<'_>, key: &crate::json::Str, value: usize) -> bool {
+fn is_base64_type(sc: &Scanner<'_>, key: &crate::json::Str, value: usize) -> bool {
     if !sc.key_matches(key, "type") {
         return false;
     }

@@ -349,19 +349,11 @@ impl Extractor {
     pub(super) fn generic(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         match sc.peek() {
             Some(b'"') => self.push_next(sc, Field::Messages, top_loc(Top::Body, None, "")),
-            Some(b'{') => {
-                let from = sc.position();
-                let mut base64 = false;
-                sc.object(|sc, key| {
-                    self.doc.st.group += 1;
-                    self.push_key(sc, Field::Messages, &key, top_loc(Top::Body, None, ""))?;
-                    let value = sc.position();
-                    self.generic(sc)?;
-                    base64 |= super::extract::is_base64_type(sc, &key, value);
-                    Ok(())
-                })?;
-                self.base64_source_at(sc, from, base64, Field::Messages)
-            }
+            Some(b'{') => self.data_object(sc, Field::Messages, |this, sc, key| {
+                this.doc.st.group += 1;
+                this.push_key(sc, Field::Messages, key, top_loc(Top::Body, None, ""))?;
+                this.generic(sc)
+            }),
             Some(b'[') => {
                 self.doc.st.group += 1;
                 let group = self.doc.st.group;
