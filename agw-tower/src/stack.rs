@@ -172,10 +172,10 @@ impl StackConfig {
             classify: ClassifyLayer::with_classifier(classifier.clone()),
             guard: RequestGuardLayer::new(self.policy.clone())
                 .limits(self.limits.clone())
+                .read_always(self.read_always)
                 // A response policy that masks or refuses text needs the request body too,
                 // on every route: it refuses requests for log probabilities (a passthrough
                 // path may reach a llama.cpp server's `n_probs`).
-                .read_always(self.read_always || crate::response::hides_text(&self.response_policy))
                 .read_bodies(self.read_bodies || crate::response::hides_text(&self.response_policy))
                 .classifier(classifier.clone()),
             response: ResponseGuardLayer::new(self.response_policy.clone())

@@ -181,7 +181,9 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
         }
         if !b.response_policy.is_empty() {
             out.push(
-                "  never read by response rules: images, audio and files a model makes (Responses'                  image generation, code execution's files); where they mask or refuse, requests                  for log probabilities or spoken audio are refused"
+                "  never read by response rules: images, audio and files a model makes (Responses' \
+                 image generation, code execution's files); where they mask or refuse, requests \
+                 for log probabilities or spoken audio are refused"
                     .into(),
             );
         }

@@ -17,30 +17,33 @@ const SNIFF_BYTES: usize = 3 * 1024;
 /// `media_type` is the one its siblings declare (a data URL's own comes first). `None` for
 /// binary contents, declared or found.
 pub(super) fn text_of(value: &[u8], media_type: Option<&[u8]>) -> Option<String> {
-    let (media, payload) = match split_data_url(value) {
-        Some((media, base64, payload)) => {
-            // A data URL's body is percent-decoded first, base64 or not (the Fetch
-            // standard's reading, and Python's `urllib`).
-            let plain = crate::route::canonical::escapes_decoded(payload);
-            let media = Some(media).filter(|m| !m.is_empty());
-            (
-                media,
-                if base64 {
-                    Payload::Base64(plain)
-                } else {
-                    Payload::Plain(plain)
-                },
-            )
-        }
-        None => (None, Payload::Base64(value.to_vec())),
-    };
-    let media = media.or(media_type).map(|m| {
-        let m = m.split(|&c| c == b';').next().unwrap_or(m);
-        m.trim_ascii().to_ascii_lowercase()
-    });
-    if media.is_some_and(|m| BINARY.iter().any(|b| m.starts_with(b))) {
+    let data_url = split_data_url(value);
+    let media = data_url
+        .map(|(m, ..)| m)
+        .filter(|m| !m.is_empty())
+        .or(media_type)
+        .map(|m| m.split(|&c| c == b';').next().unwrap_or(m).trim_ascii());
+    // Decided before anything is copied: most inline files are images.
+    if media.is_some_and(|m| {
+        BINARY
+            .iter()
+            .any(|b| m.len() >= b.len() && m[..b.len()].eq_ignore_ascii_case(b))
+    }) {
         return None;
     }
+    let payload = match data_url {
+        // A data URL's body is percent-decoded first, base64 or not (the Fetch standard's
+        // reading, and Python's `urllib`).
+        Some((_, base64, body)) => {
+            let plain = crate::route::canonical::escapes_decoded(body);
+            if base64 {
+                Payload::Base64(plain.into())
+            } else {
+                Payload::Plain(plain)
+            }
+        }
+        None => Payload::Base64(value.into()),
+    };
     let bytes = match payload {
         Payload::Base64(b64) => {
             // A glance first: an image's or an archive's bytes are mostly not text.
@@ -55,8 +58,8 @@ pub(super) fn text_of(value: &[u8], media_type: Option<&[u8]>) -> Option<String>
 }
 
 /// A data URL's body as its header says to read it.
-enum Payload {
-    Base64(Vec<u8>),
+enum Payload<'a> {
+    Base64(std::borrow::Cow<'a, [u8]>),
     Plain(Vec<u8>),
 }
 

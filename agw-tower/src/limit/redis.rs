@@ -100,18 +100,6 @@ fn connection_lost(e: &redis::RedisError) -> bool {
     e.is_io_error() && !e.is_timeout()
 }
 
-/// `url` for a message: user-info (which holds the password) replaced by `***`.
-fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
 /// The schemes redis-rs connects with.
 const SCHEMES: [&str; 4] = ["redis", "rediss", "redis+unix", "unix"];
 
@@ -179,13 +167,13 @@ impl RedisConnection {
         if !scheme.is_some_and(|s| SCHEMES.iter().any(|k| k.eq_ignore_ascii_case(s))) {
             return Err(LimitStoreError(format!(
                 "`{}` is not a redis:// or rediss:// URL",
-                redacted(url)
+                agw_core::provider::shown_url(url)
             )));
         }
         redis::Client::open(url).map_err(|e| {
             LimitStoreError(format!(
                 "`{}` is not a valid Redis URL ({}; the form is redis://[user:password@]host:port[/db])",
-                redacted(url),
+                agw_core::provider::shown_url(url),
                 e.detail().unwrap_or("does not parse")
             ))
         })

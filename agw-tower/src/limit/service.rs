@@ -145,12 +145,12 @@ where
                     (None, Some(e)) => Some(e.total().max(t.estimate())),
                     (None, None) => None,
                 };
-                // The client went away before the response headers (499): the request was
+                // The client went away before the response headers: the request was
                 // admitted, so it has gone upstream, whose provider bills the input it read
                 // (ops review: a client with a short timeout spent outside every budget). The
                 // output it holds is given back: a stream's generation stops with its
                 // connection (Esc in Claude Code before the first token).
-                if report.status.as_u16() == 499 {
+                if report.status == crate::usage::CLIENT_CLOSED {
                     let cost = l.cost_estimate(report.request_model.as_deref(), input, input);
                     l.settle_later(t.clone(), Some(input), Some(cost), true);
                     return;

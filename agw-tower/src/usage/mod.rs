@@ -63,6 +63,13 @@ mod layer;
 pub(crate) mod service;
 
 pub use body::{MAX_JSON, UsageBody};
+
+/// The status a request is reported with when its client went away before the response
+/// headers (nginx's 499): the usage layer reports it so, the limiter settles it so.
+pub const CLIENT_CLOSED: http::StatusCode = match http::StatusCode::from_u16(499) {
+    Ok(s) => s,
+    Err(_) => panic!("499 is a valid status code"),
+};
 pub use layer::UsageLayer;
 pub use service::UsageService;
 

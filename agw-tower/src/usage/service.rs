@@ -123,9 +123,7 @@ pin_project! {
     impl<F> PinnedDrop for UsageFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(pending) = this.project().pending.take() {
-                // 499: the client closed the request (nginx's convention).
-                let status = http::StatusCode::from_u16(499).expect("a valid status code");
-                super::body::abandon(pending, status);
+                super::body::abandon(pending, super::CLIENT_CLOSED);
             }
         }
     }
