@@ -52,6 +52,22 @@ pub(crate) fn line_of(text: &str, field: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// The 1-based line of a dotted path of keys (`limits.per_key.requests_per_minute`): each
+/// key's first line at or after the line of the key before it; the last key found.
+fn line_of_path(text: &str, path: &str) -> Option<usize> {
+    let mut found = None;
+    let mut from = 0; // the first line searched, 0-based
+    for key in path.split('.') {
+        let offset: usize = text.split_inclusive('\n').take(from).map(str::len).sum();
+        let Some(l) = line_of(&text[offset..], key) else {
+            break;
+        };
+        found = Some(from + l);
+        from += l - 1;
+    }
+    found
+}
+
 /// Resolves `HOST:PORT` (a host name, an IPv4 address or a bracketed IPv6 address) to the
 /// address to listen on. A name that resolves to several addresses gets its first IPv4 one.
 pub fn resolve_listen(value: &str) -> Result<SocketAddr, String> {
@@ -155,10 +171,10 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
     // What `serve` would refuse at its start, refused here: by `agw check` and by a reload too.
     if let Some(t) = &gw.team {
         t.validate().map_err(|e| {
-            // "limits.per_key.requests_per_minute: 0 (...)": located at its last key.
+            // "limits.per_key.requests_per_minute: 0 (...)": located at that key, each part
+            // looked for from the line of the one before (not a `per_team`'s of that name).
             let path = e.0.split(':').next().unwrap_or_default();
-            let leaf = path.rsplit('.').next().unwrap_or(path);
-            let line = src.text.and_then(|t| line_of(t, leaf));
+            let line = src.text.and_then(|t| line_of_path(t, path));
             ConfigError::new(src.file, e.0).at(line, None)
         })?;
     }

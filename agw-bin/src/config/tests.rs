@@ -276,6 +276,11 @@ fn team_sections_are_checked_when_read() {
             "limits:\n  per_key: {requests_per_minute: 0}\n",
             "c.yaml:3: limits.per_key.requests_per_minute: 0",
         ),
+        // The key in its own section, not the first of that name.
+        (
+            "limits:\n  per_team: {requests_per_minute: 5}\n  per_key: {requests_per_minute: 0}\n",
+            "c.yaml:4: limits.per_key.requests_per_minute: 0",
+        ),
         (
             "limits:\n  global:\n    budget: {usd_per_day: -5}\n",
             "c.yaml:4: limits.global.budget.usd_per_day: -5",
@@ -306,7 +311,7 @@ fn team_sections_are_checked_when_read() {
         let e = Gateway::parse("c.yaml", &text, &Env::default())
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with(want) || e.contains(want), "{extra}: {e}");
+        assert!(e.contains(want), "{extra}: {e}");
         assert!(!e.contains("s3cretpw") && !e.contains('\n'), "{e}");
     }
     // A Redis URL that is unset is no Redis (limits in memory), not an error.
