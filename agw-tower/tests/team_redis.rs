@@ -136,6 +136,8 @@ async fn concurrent_acquires_are_batched_and_each_key_keeps_its_own_limit() {
         runs < 100,
         "200 concurrent acquires in {runs} script runs: not batched"
     );
+    // What the limiter leased for its next requests goes back to Redis.
+    l.give_back().await.unwrap();
     let tokens: Vec<Option<u64>> = redis::cmd("MGET")
         .arg(
             (0..8)
@@ -181,6 +183,7 @@ async fn settlements_share_script_runs_with_acquires_and_all_are_charged() {
         runs < 60,
         "200 operations in {runs} script runs: not batched"
     );
+    l.give_back().await.unwrap();
     let tpm: Option<u64> = redis::cmd("GET")
         .arg(format!(
             "agw-test-{}:k:alice:tpm:{}",
@@ -620,8 +623,9 @@ async fn the_first_operations_after_redis_comes_back_succeed() {
         .await
         .unwrap();
     let (seen, hook) = recorder();
+    // A limit too small to lease (see `two_limiters_…`): every admission asks Redis.
     let mut p = policy(Limits {
-        requests_per_minute: Some(100),
+        requests_per_minute: Some(10),
         ..Limits::default()
     });
     p.on_error_limits = FailMode::Closed;
@@ -704,4 +708,130 @@ async fn a_wrong_password_and_a_non_redis_url_are_named() {
         e.starts_with("`redis://***@x:port/` is not a valid Redis URL"),
         "{e}"
     );
+}
+
+/// The requests a ticket's `x-agw-ratelimit-requests-remaining` header says are left.
+fn requests_left(t: &agw_tower::limit::Ticket) -> u64 {
+    let mut h = http::HeaderMap::new();
+    t.headers(&mut h);
+    h["x-agw-ratelimit-requests-remaining"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_busy_replica_leases_its_rate_and_counts_every_request_exactly() {
+    let redis = Redis::start();
+    let mut admin = admin(&redis).await;
+    let l = limiter(
+        &redis,
+        Limits {
+            requests_per_minute: Some(1_000_000),
+            ..Limits::default()
+        },
+    )
+    .await;
+    let before = script_runs(&mut admin).await;
+    for n in 1..=500u64 {
+        let t = l.admit(Some(&alice()), None, NOW).await.unwrap();
+        assert_eq!(requests_left(&t), 1_000_000 - n, "request {n}");
+    }
+    let runs = script_runs(&mut admin).await - before;
+    assert!(
+        runs < 30,
+        "500 requests one after another in {runs} script runs"
+    );
+    let counter = format!("agw-test-{}:k:alice:rpm:{}", std::process::id(), NOW / 60);
+    let held: u64 = redis::cmd("GET")
+        .arg(&counter)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(held > 500, "{held}: nothing leased ahead");
+    l.give_back().await.unwrap();
+    let after: u64 = redis::cmd("GET")
+        .arg(&counter)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        after, 500,
+        "given back: the counter holds what was admitted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_leasing_replicas_admit_exactly_their_shared_limit() {
+    let redis = Redis::start();
+    let rpm = Limits {
+        requests_per_minute: Some(300),
+        ..Limits::default()
+    };
+    let a = Arc::new(limiter(&redis, rpm).await);
+    let b = Arc::new(limiter(&redis, rpm).await);
+    // One after another, alternating: both lease, and the last requests of the minute are
+    // checked in Redis one by one.
+    let mut admitted = 0;
+    for i in 0..700 {
+        let l = if i % 3 == 0 { &a } else { &b };
+        admitted += usize::from(l.admit(Some(&alice()), None, NOW).await.is_ok());
+    }
+    assert_eq!(admitted, 300, "one limit across both replicas, exactly");
+    // All at once, on a fresh key: never more than the limit.
+    let mut tasks = Vec::new();
+    for i in 0..700 {
+        let l = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            l.admit(Some(&dev(1)), None, NOW).await.is_ok()
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += usize::from(t.await.unwrap());
+    }
+    assert!(admitted <= 300, "{admitted} admitted past a limit of 300");
+    // What a replica still holds counts for it: more requests there use it up.
+    for l in [&a, &b] {
+        for _ in 0..50 {
+            admitted += usize::from(l.admit(Some(&dev(1)), None, NOW).await.is_ok());
+        }
+    }
+    assert_eq!(
+        admitted, 300,
+        "leases held at the end are used by their replica"
+    );
+}
+
+#[tokio::test]
+async fn a_token_lease_takes_corrections_and_a_refusal_charges_nothing() {
+    let redis = Redis::start();
+    let mut admin = admin(&redis).await;
+    let l = limiter(
+        &redis,
+        Limits {
+            tokens_per_minute: Some(100_000),
+            ..Limits::default()
+        },
+    )
+    .await;
+    // Each request holds 1,000 and uses 100: the 900 it gives back serve the next ones.
+    for _ in 0..50 {
+        let t = l.admit(Some(&alice()), Some(1000), NOW).await.unwrap();
+        l.settle(&t, Some(100), None, true).await;
+    }
+    // A request larger than what is left is refused, and holds nothing.
+    assert!(l.admit(Some(&alice()), Some(200_000), NOW).await.is_err());
+    l.give_back().await.unwrap();
+    let tpm: u64 = redis::cmd("GET")
+        .arg(format!(
+            "agw-test-{}:k:alice:tpm:{}",
+            std::process::id(),
+            NOW / 60
+        ))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(tpm, 50 * 100, "exactly what was used");
 }

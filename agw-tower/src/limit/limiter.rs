@@ -447,6 +447,19 @@ impl Limiter {
         self
     }
 
+    /// Gives back to the store what this replica holds charged ahead of use (leases of rate
+    /// limits in Redis), so that other replicas may use it at once: on a graceful shutdown.
+    /// Requests admitted later lease again.
+    ///
+    /// # Errors
+    ///
+    /// The store failed (what was held then stays charged until its minute ends).
+    pub async fn give_back(&self) -> Result<(), super::LimitStoreError> {
+        within(self.policy.timeout * 4, self.store.give_back())
+            .await
+            .unwrap_or_else(|_| Err(super::LimitStoreError("no answer in time".into())))
+    }
+
     /// The policy.
     pub fn policy(&self) -> &LimitPolicy {
         &self.policy

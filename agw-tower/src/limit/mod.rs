@@ -48,6 +48,8 @@
 
 mod clock;
 mod layer;
+#[cfg(feature = "redis")]
+mod lease;
 mod limiter;
 #[cfg(feature = "redis")]
 mod redis;

@@ -1,5 +1,6 @@
 //! The Redis counter store: every replica against one Redis enforces one limit in total.
 
+use super::lease::{Ask, Leases, Plan, Remote};
 use super::limiter::MAX_AMOUNT;
 use super::store::{Acquired, Add, Check, CounterKey, LimitStore, LimitStoreError};
 use crate::auth::BoxFuture;
@@ -13,9 +14,11 @@ use tokio::sync::oneshot;
 ///
 /// KEYS: the adds' counters, then every request's counters, in order. ARGV: the number of
 /// adds and (delta, ttl) per add (a counter never goes below zero); then the number of
-/// requests and, per request, the number of its counters and (limit, add, ttl) per counter.
-/// Returns, per request, `1, values...` (admitted) or `0, index, current` (refused, nothing
-/// charged).
+/// requests and, per request, the number of its counters and (limit, add, want, ttl) per
+/// counter. `want` asks for a grant charged beyond `add` for the replica's next requests
+/// ([`lease`](super::lease)): at most `want`, and at most a sixteenth of the room the limit
+/// leaves after `add`. Returns, per request, `1` and (value, grant) per counter (admitted) or
+/// `0, index, current` (refused, nothing charged).
 const STEP: &str = r"
 local nadd = tonumber(ARGV[1])
 for i = 1, nadd do
@@ -37,8 +40,8 @@ for _ = 1, tonumber(ARGV[2 * nadd + 2]) do
   local refused = false
   for i = 1, n do
     local cur = tonumber(redis.call('GET', KEYS[k + i]) or '0')
-    local limit = tonumber(ARGV[a + 3 * i - 3])
-    local add = tonumber(ARGV[a + 3 * i - 2])
+    local limit = tonumber(ARGV[a + 4 * i - 4])
+    local add = tonumber(ARGV[a + 4 * i - 3])
     if cur >= limit or (cur > 0 and cur + add > limit) then
       out[#out + 1] = 0
       out[#out + 1] = i - 1
@@ -51,18 +54,27 @@ for _ = 1, tonumber(ARGV[2 * nadd + 2]) do
   if not refused then
     out[#out + 1] = 1
     for i = 1, n do
-      local add = tonumber(ARGV[a + 3 * i - 2])
-      if add > 0 then
-        vals[i] = redis.call('INCRBY', KEYS[k + i], add)
-        if vals[i] == add then
-          redis.call('EXPIRE', KEYS[k + i], ARGV[a + 3 * i - 1])
+      local limit = tonumber(ARGV[a + 4 * i - 4])
+      local add = tonumber(ARGV[a + 4 * i - 3])
+      local want = tonumber(ARGV[a + 4 * i - 2])
+      local grant = 0
+      local room = limit - vals[i] - add
+      if want > 0 and room >= 16 then
+        grant = math.min(want, math.floor(room / 16))
+      end
+      local charge = add + grant
+      if charge > 0 then
+        vals[i] = redis.call('INCRBY', KEYS[k + i], charge)
+        if vals[i] == charge then
+          redis.call('EXPIRE', KEYS[k + i], ARGV[a + 4 * i - 1])
         end
       end
       out[#out + 1] = vals[i]
+      out[#out + 1] = grant
     end
   end
   k = k + n
-  a = a + 3 * n
+  a = a + 4 * n
 end
 return out
 ";
@@ -397,6 +409,11 @@ impl Connection {
 /// once (an idle gateway waits for nothing), and those that arrive while one is in flight go
 /// together in the next script run, settlements first, then acquires in arrival order. Under
 /// load one round trip and one script run admit many requests and settle many more.
+///
+/// Rate limits (requests and tokens per minute) are leased ([`lease`](super::lease)): an
+/// admission may charge a little more than the request needs, and the next requests of this
+/// replica are admitted against it without a round trip while it lasts. Budgets are checked
+/// in Redis on every request.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
@@ -406,16 +423,26 @@ struct Inner {
     con: RedisConnection,
     step: redis::Script,
     queue: Mutex<Queue>,
+    leases: Leases,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, LimitStoreError>>;
+
+/// What the script answered for one request.
+#[derive(Debug)]
+enum Answer {
+    /// Admitted: each counter's value and the grant charged with it.
+    Admitted(Vec<(u64, u64)>),
+    /// Refused at the ask `index`; nothing charged.
+    Refused { index: usize, current: u64 },
+}
 
 /// Operations waiting for the one in flight.
 #[derive(Default)]
 struct Queue {
     /// An operation is in flight; a new one waits here.
     busy: bool,
-    acquires: Vec<(Vec<Check>, Reply<Acquired>)>,
+    acquires: Vec<(Remote, Reply<Acquired>)>,
     adds: Vec<(Vec<Add>, Reply<()>)>,
 }
 
@@ -433,6 +460,7 @@ impl RedisStore {
                 con,
                 step: redis::Script::new(STEP),
                 queue: Mutex::default(),
+                leases: Leases::default(),
             }),
         }
     }
@@ -440,6 +468,11 @@ impl RedisStore {
     /// The connection (to share with [`RedisKeyStore`](crate::auth::RedisKeyStore)).
     pub fn connection(&self) -> RedisConnection {
         self.inner.con.clone()
+    }
+
+    /// Units of `key` this replica holds leased and unused (they count as used in Redis).
+    pub fn leased(&self, key: &CounterKey) -> u64 {
+        self.inner.leases.held(key)
     }
 }
 
@@ -456,22 +489,51 @@ impl Inner {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// What the store's `answer` to `remote` means for the request, with the leases updated:
+    /// an admission's grants kept, a refusal's (or failure's) lease units given back — and the
+    /// request admitted after all if the leases now cover it.
+    fn conclude(
+        &self,
+        remote: &Remote,
+        answer: Result<Answer, LimitStoreError>,
+    ) -> Result<Acquired, LimitStoreError> {
+        match answer {
+            Ok(Answer::Admitted(values)) => {
+                Ok(Acquired::Admitted(self.leases.admitted(remote, &values)))
+            }
+            Ok(Answer::Refused { index, current }) => match self.leases.retry(remote) {
+                Some(values) => Ok(Acquired::Admitted(values)),
+                None => {
+                    let index = remote.original_index(index).ok_or_else(unexpected)?;
+                    Ok(Acquired::Refused { index, current })
+                }
+            },
+            // What the leases hold was charged in Redis before it failed: still this replica's.
+            Err(e) => self.leases.retry(remote).map(Acquired::Admitted).ok_or(e),
+        }
+    }
+
     /// One script run: `adds`, then an acquire for every request of `batch`, in order.
     async fn step<'a>(
         &self,
         adds: impl Iterator<Item = &'a Add> + Clone,
-        batch: impl ExactSizeIterator<Item = &'a [Check]> + Clone,
-    ) -> Result<Vec<Acquired>, LimitStoreError> {
+        batch: impl ExactSizeIterator<Item = &'a [Ask]> + Clone,
+    ) -> Result<Vec<Answer>, LimitStoreError> {
         // `EVALSHA sha numkeys keys... args...`, written straight into one command buffer
         // (a script invocation would allocate every key and argument on its own).
         let nadd = adds.clone().count();
-        let nkeys = nadd + batch.clone().map(<[Check]>::len).sum::<usize>();
+        let nkeys = nadd + batch.clone().map(<[Ask]>::len).sum::<usize>();
         // A counter's name is its prefix, scope name and ~20 more bytes.
         let name_len = |k: &CounterKey| k.prefix.len() + k.scope.name().len() + 24;
         let (nargs, bytes) = adds
             .clone()
             .map(|a| (3, name_len(&a.key) + 24))
-            .chain(batch.clone().flatten().map(|c| (4, name_len(&c.key) + 32)))
+            .chain(
+                batch
+                    .clone()
+                    .flatten()
+                    .map(|a| (4, name_len(&a.check.key) + 40)),
+            )
             .fold((6 + batch.len(), 96), |(n, b), (dn, db)| (n + dn, b + db));
         let mut cmd = redis::Cmd::with_capacity(nargs, bytes);
         cmd.arg("EVALSHA").arg(self.step.get_hash()).arg(nkeys);
@@ -480,7 +542,7 @@ impl Inner {
         let keys = adds
             .clone()
             .map(|a| &a.key)
-            .chain(batch.clone().flatten().map(|c| &c.key));
+            .chain(batch.clone().flatten().map(|a| &a.check.key));
         for k in keys {
             name.clear();
             k.write_name(&mut name);
@@ -494,10 +556,12 @@ impl Inner {
         cmd.arg(batch.len());
         for checks in batch.clone() {
             cmd.arg(checks.len());
-            for c in checks {
+            for a in checks {
+                let c = &a.check;
                 // Bounded, so that no `INCRBY` in the script overflows and fails the batch.
                 cmd.arg(c.limit.min(MAX_AMOUNT))
                     .arg(c.add.min(MAX_AMOUNT))
+                    .arg(a.want.min(MAX_AMOUNT))
                     .arg(c.ttl);
             }
         }
@@ -528,9 +592,9 @@ impl Inner {
         let mut acquired = Vec::with_capacity(batch.len());
         for checks in batch {
             acquired.push(match next()? {
-                1 => Acquired::Admitted(
+                1 => Answer::Admitted(
                     (0..checks.len())
-                        .map(|_| next().map(|v| v.max(0) as u64))
+                        .map(|_| Ok((next()?.max(0) as u64, next()?.max(0) as u64)))
                         .collect::<Result<_, _>>()?,
                 ),
                 0 => {
@@ -539,7 +603,7 @@ impl Inner {
                     if index >= checks.len() {
                         return Err(unexpected());
                     }
-                    Acquired::Refused { index, current }
+                    Answer::Refused { index, current }
                 }
                 _ => return Err(unexpected()),
             });
@@ -608,13 +672,15 @@ impl Inner {
                         return;
                     }
                     let n = q.acquires.len().min(BATCH);
-                    acquires.extend(q.acquires.drain(..n));
+                    acquires.extend(q.acquires.drain(..n).map(|(r, reply)| (r, Some(reply))));
                     adds.append(&mut q.adds);
                 }
                 let result = inner
                     .step(
                         adds.iter().flat_map(|(a, _): &(Vec<Add>, _)| a.iter()),
-                        acquires.iter().map(|(checks, _)| checks.as_slice()),
+                        acquires
+                            .iter()
+                            .map(|(r, _): &(Remote, _)| r.asks.as_slice()),
                     )
                     .await;
                 // `step` answers for every acquire or fails: a reply left over is an error.
@@ -622,15 +688,28 @@ impl Inner {
                     Ok(acquired) => (acquired, Ok(())),
                     Err(e) => (Vec::new(), Err(e)),
                 };
-                let mut acquired = acquired.into_iter();
-                for (_, reply) in acquires.drain(..) {
-                    let a = match (acquired.next(), &done) {
-                        (Some(a), _) => Ok(a),
-                        (None, Err(e)) => Err(e.clone()),
-                        (None, Ok(())) => Err(unexpected()),
-                    };
-                    let _ = reply.send(a);
+                let mut answers = acquired.into_iter().map(Some).collect::<Vec<_>>();
+                answers.resize_with(acquires.len(), || None);
+                let answer = |a: &mut Option<Answer>| match (a.take(), &done) {
+                    (Some(a), _) => Ok(a),
+                    (None, Err(e)) => Err(e.clone()),
+                    (None, Ok(())) => Err(unexpected()),
+                };
+                // Admissions first: their grants are in the leases before a refusal of the
+                // same batch looks there.
+                for ((remote, reply), a) in acquires.iter_mut().zip(&mut answers) {
+                    if matches!(a, Some(Answer::Admitted(_)))
+                        && let Some(reply) = reply.take()
+                    {
+                        let _ = reply.send(inner.conclude(remote, answer(a)));
+                    }
                 }
+                for ((remote, reply), a) in acquires.iter_mut().zip(&mut answers) {
+                    if let Some(reply) = reply.take() {
+                        let _ = reply.send(inner.conclude(remote, answer(a)));
+                    }
+                }
+                acquires.clear();
                 for (_, reply) in adds.drain(..) {
                     let _ = reply.send(done.clone());
                 }
@@ -651,20 +730,35 @@ impl Drop for InFlight<'_> {
 impl LimitStore for RedisStore {
     fn acquire(&self, checks: Vec<Check>) -> BoxFuture<'_, Result<Acquired, LimitStoreError>> {
         let inner = &self.inner;
+        let remote = match inner.leases.take(checks) {
+            // Covered by this replica's leases: no round trip.
+            Plan::Local(values) => {
+                return Box::pin(std::future::ready(Ok(Acquired::Admitted(values))));
+            }
+            Plan::Remote(remote) => remote,
+        };
+        // A request that stops waiting (its timeout) keeps what its leases covered charged:
+        // never less than it used.
         Box::pin(inner.run(
-            checks,
-            move |checks| async move {
-                let mut a = inner
-                    .step(std::iter::empty(), std::iter::once(&checks[..]))
-                    .await?;
-                a.pop().ok_or_else(unexpected)
+            remote,
+            move |remote| async move {
+                let answer = inner
+                    .step(std::iter::empty(), std::iter::once(&remote.asks[..]))
+                    .await
+                    .and_then(|mut a| a.pop().ok_or_else(unexpected));
+                inner.conclude(&remote, answer)
             },
-            |q, checks, reply| q.acquires.push((checks, reply)),
+            |q, remote, reply| q.acquires.push((remote, reply)),
         ))
     }
 
-    fn add(&self, adds: Vec<Add>) -> BoxFuture<'_, Result<(), LimitStoreError>> {
+    fn add(&self, mut adds: Vec<Add>) -> BoxFuture<'_, Result<(), LimitStoreError>> {
         let inner = &self.inner;
+        // Corrections of counters leased here are taken from or into the leases.
+        inner.leases.absorb(&mut adds);
+        if adds.is_empty() {
+            return Box::pin(std::future::ready(Ok(())));
+        }
         Box::pin(inner.run(
             adds,
             move |adds| async move {
@@ -673,6 +767,11 @@ impl LimitStore for RedisStore {
             },
             |q, adds, reply| q.adds.push((adds, reply)),
         ))
+    }
+
+    fn give_back(&self) -> BoxFuture<'_, Result<(), LimitStoreError>> {
+        let adds = self.inner.leases.drain();
+        self.add(adds)
     }
 
     fn get(&self, keys: Vec<CounterKey>) -> BoxFuture<'_, Result<Vec<u64>, LimitStoreError>> {

@@ -126,6 +126,12 @@ pub trait LimitStore: Send + Sync + std::fmt::Debug + 'static {
     fn adds_now(&self) -> bool {
         false
     }
+    /// Gives back what this replica holds charged ahead of use (a shared store's leases of
+    /// rate limits), so that other replicas may use it: before a graceful shutdown. The
+    /// default: nothing held, nothing to do.
+    fn give_back(&self) -> BoxFuture<'_, Result<(), LimitStoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
     /// Applies `adds` now, when [`LimitStore::adds_now`] says it can. The default: an error,
     /// nothing applied.
     fn add_now(&self, adds: Vec<Add>) -> Result<(), LimitStoreError> {
