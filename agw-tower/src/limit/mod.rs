@@ -3,7 +3,8 @@
 //!
 //! [`LimitLayer`] admits a request through a [`Limiter`] before it goes on: every applicable
 //! counter is checked and charged in one atomic store operation (one Redis round trip, a Lua
-//! script). An admitted request holds its token estimate (`max_tokens` from
+//! script; a busy replica admits most requests against rate limits it leased ahead, see
+//! `RedisStore`). An admitted request holds its token estimate (`max_tokens` from
 //! [`RequestFacts`](crate::auth::RequestFacts), else
 //! [`LimitPolicy::default_estimate`]) in the tokens-per-minute counters; when its response
 //! ends, the [`UsageLayer`](crate::usage::UsageLayer) (which must sit *inside* this layer)
