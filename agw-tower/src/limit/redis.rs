@@ -410,10 +410,10 @@ impl Connection {
 /// together in the next script run, settlements first, then acquires in arrival order. Under
 /// load one round trip and one script run admit many requests and settle many more.
 ///
-/// Rate limits (requests and tokens per minute) are leased ([`lease`](super::lease)): an
-/// admission may charge a little more than the request needs, and the next requests of this
-/// replica are admitted against it without a round trip while it lasts. Budgets are checked
-/// in Redis on every request.
+/// Rate limits (requests and tokens per minute) are leased: an admission may charge a grant
+/// beyond what the request needs, and the next requests of this replica are admitted against
+/// it without a round trip while it lasts ([`Limiter::give_back`](super::Limiter::give_back)
+/// returns what is left). Budgets are checked in Redis on every request.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
