@@ -116,7 +116,7 @@ fn covered(map: &mut HashMap<CounterKey, Lease, FastState>, checks: &[Check]) ->
             .map(|c| {
                 let l = map.get_mut(&c.key).expect("checked above");
                 l.left -= c.add;
-                l.seen - l.left
+                l.seen.saturating_sub(l.left)
             })
             .collect()
     })
@@ -161,7 +161,7 @@ impl Leases {
                 slots.push(Slot::Local {
                     key: check.key.clone(),
                     taken: check.add,
-                    value: l.seen - l.left,
+                    value: l.seen.saturating_sub(l.left),
                 });
                 continue;
             }
