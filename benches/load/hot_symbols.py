@@ -219,6 +219,7 @@ metrics: {{{{}}}}
                 "{redis}", f'redis: {{url: "redis://127.0.0.1:{rport}"}}\n')
                 .replace("{{", "{").replace("}}", "}")))
         total = collections.Counter()
+        seen = set()
         for name, text in configs:
             cfg = os.path.join(work, f"{name}.yaml")
             with open(cfg, "w") as f:
@@ -233,14 +234,21 @@ metrics: {{{{}}}}
             sent = profile(agw, ["--config", cfg], out, key, mix + openai_mix)
             for f, c in calls(out).items():
                 total[f] += c / sent
+                seen.add(f)
             print(f"hot-symbols: {name}: {sent} requests profiled", file=sys.stderr)
         n = len(configs)
         hot = sorted(((c / n, f) for f, c in total.items() if c / n >= MIN_PER_REQUEST),
                      key=lambda x: (-x[0], x[1]))
+        # Then everything else that ran at all (start-up, configuration, the first request's
+        # set-up), together: the kernel maps a binary's code 64 KiB around each page a process
+        # touches, so start-up code spread over the whole binary makes most of it resident.
+        listed = {f for _, f in hot}
+        warm = sorted(seen - listed)
         with open(OUT, "w") as f:
             f.write("".join(name + "\n" for _, name in hot))
-        print(f"hot-symbols: {len(hot)} functions written to {os.path.relpath(OUT, ROOT)}",
-              file=sys.stderr)
+            f.write("".join(name + "\n" for name in warm))
+        print(f"hot-symbols: {len(hot)} hot and {len(warm)} other functions written to "
+              f"{os.path.relpath(OUT, ROOT)}", file=sys.stderr)
     finally:
         for p in procs:
             p.terminate()
