@@ -835,3 +835,58 @@ async fn a_token_lease_takes_corrections_and_a_refusal_charges_nothing() {
         .unwrap();
     assert_eq!(tpm, 50 * 100, "exactly what was used");
 }
+
+#[tokio::test]
+async fn tokens_given_back_never_become_a_lease_past_the_limit() {
+    let redis = Redis::start();
+    let l = limiter(
+        &redis,
+        Limits {
+            tokens_per_minute: Some(10_000),
+            ..Limits::default()
+        },
+    )
+    .await;
+    // An empty counter admits one request larger than the limit; it fails upstream and
+    // gives everything back.
+    let big = l.admit(Some(&alice()), Some(200_000), NOW).await.unwrap();
+    l.settle(&big, None, None, false).await;
+    let mut admitted = 0;
+    for _ in 0..40 {
+        if let Ok(t) = l.admit(Some(&alice()), Some(1000), NOW).await {
+            admitted += 1000;
+            l.settle(&t, Some(1000), None, true).await;
+        }
+    }
+    assert_eq!(admitted, 10_000, "the limit, no more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_on_one_replica_leaves_the_room_to_the_others() {
+    let redis = Redis::start();
+    let rpm = Limits {
+        requests_per_minute: Some(10_000),
+        ..Limits::default()
+    };
+    let a = Arc::new(limiter(&redis, rpm).await);
+    let b = limiter(&redis, rpm).await;
+    for _ in 0..50 {
+        a.admit(Some(&alice()), None, NOW).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..500 {
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            a.admit(Some(&alice()), None, NOW).await.is_ok()
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+    // Replica A holds at most one grant's worth, not the room: B admits what is left.
+    let mut admitted = 0;
+    for _ in 0..5_000 {
+        admitted += usize::from(b.admit(Some(&alice()), None, NOW).await.is_ok());
+    }
+    assert_eq!(admitted, 5_000, "replica B admitted {admitted} of 5,000");
+}

@@ -3,16 +3,19 @@
 //!
 //! A request's rate counters (requests and tokens per minute) are checked and charged in Redis
 //! by a script. When the script admits a request it may also charge a *grant* for the next
-//! ones: at most what this replica asked for (its recent use, [`Lease::target`]) and at most a
-//! sixteenth of what the limit leaves after the request, so that the grants of every replica
-//! together never take more than the limit holds, and a limit close to its end grants nothing
-//! (the last requests of a minute are each checked in Redis, exactly as without leases). The
-//! next requests here are charged against the grant without a round trip, while it lasts.
+//! ones: at most what this replica asked for ([`Lease::target`], which grows while grants run
+//! out quickly) and at most a sixteenth of what the limit leaves after the request. Only one
+//! request per counter asks at a time, so a burst cannot take the room sixteenth by sixteenth;
+//! a limit with less than 16 left grants nothing, so the last requests of a minute, and every
+//! request of a small limit (`10` per minute), are checked in Redis one by one, exactly as
+//! without leases. The next requests here are charged against the grant without a round trip,
+//! while it lasts.
 //!
-//! What a replica holds unused counts as used for the other replicas until the minute ends
-//! (counters are per minute) or [`Leases::drain`] gives it back (graceful shutdown, tests):
-//! at most a sixteenth of the room at each grant, which is why a small limit (`7` per minute)
-//! is never leased at all.
+//! Every unit spent here was charged in Redis first: the replicas together never admit more
+//! than the limit. What a replica holds unused counts as used for the others until its minute
+//! ends (counters are per minute) or [`Leases::drain`] gives it back (graceful shutdown).
+//! Tokens a request gives back after its response go to Redis, never into a lease: a lease
+//! holds only what a grant charged within the limit.
 //!
 //! Budgets (day and month totals) are never leased: their counters are the spend records.
 
@@ -23,14 +26,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A lease emptied sooner than this after its last grant asks for twice as much next time.
+/// A grant used up sooner than this asks for twice as much next time.
 const GROW_WITHIN: Duration = Duration::from_millis(100);
 
-/// A lease that lasted longer than this asks for half as much next time.
+/// A grant that lasted longer than this asks for half as much next time.
 const SHRINK_AFTER: Duration = Duration::from_secs(1);
 
-/// The most a lease asks for, in requests (their share of a tokens limit is scaled by the
-/// request's own amount): at 20,000 requests a second, about 50 ms of traffic.
+/// The most a lease asks for, in requests (for tokens, in multiples of the request's own
+/// amount): at 20,000 requests a second, about 50 ms of traffic.
 const MOST_REQUESTS: u64 = 1024;
 
 /// Whether `check` is of a kind that can be leased: a per-minute rate.
@@ -43,13 +46,41 @@ pub(super) fn leasable(check: &Check) -> bool {
 struct Lease {
     /// Units charged in the store and not yet used here.
     left: u64,
-    /// The counter's value in the store when it was last charged from here (it includes
-    /// `left`): what this replica reports as the counter's value is `seen - left`.
+    /// The counter's value in the store when last seen from here (it includes `left`): what
+    /// this replica reports as the counter's value is `seen - left`.
     seen: u64,
     /// What the next grant asks for.
     target: u64,
+    /// Units asked for by a request now at the store (one at a time).
+    asking: u64,
     /// When the last grant came.
     granted: Instant,
+}
+
+/// The leases of one store, and the latest minute they were taken in.
+#[derive(Debug, Default)]
+struct Map {
+    minute: u64,
+    leases: HashMap<CounterKey, Lease, FastState>,
+}
+
+impl Map {
+    /// The lease of `key`, made (empty) if there is none; a later minute's first lease drops
+    /// the past minutes' (worth nothing: their counters are gone).
+    fn entry(&mut self, key: &CounterKey, target: u64, now: Instant) -> &mut Lease {
+        if !self.leases.contains_key(key) && key.period > self.minute {
+            self.minute = key.period;
+            let minute = self.minute;
+            self.leases.retain(|k, _| k.period >= minute);
+        }
+        self.leases.entry(key.clone()).or_insert(Lease {
+            left: 0,
+            seen: 0,
+            target,
+            asking: 0,
+            granted: now,
+        })
+    }
 }
 
 /// One check as sent to the store: what it still needs there and the grant it asks for.
@@ -62,14 +93,10 @@ pub(super) struct Ask {
 }
 
 /// Where one of a request's checks was settled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 enum Slot {
-    /// Covered by the lease of `key` here: `taken` units, and the counter's value as reported.
-    Local {
-        key: CounterKey,
-        taken: u64,
-        value: u64,
-    },
+    /// Covered by the lease here: `taken` units, and the counter's value as reported.
+    Local { taken: u64, value: u64 },
     /// Sent to the store as `asks[index]`, `taken` units of it covered by the lease here.
     Sent { index: usize, taken: u64 },
 }
@@ -83,7 +110,8 @@ pub(super) enum Plan {
     Remote(Remote),
 }
 
-/// A request whose checks go (in part) to the store.
+/// A request whose checks go (in part) to the store. Each must end in exactly one of
+/// [`Leases::admitted`], [`Leases::refused`] (or [`Leases::retry`]) and [`Leases::abandoned`].
 #[derive(Debug)]
 pub(super) struct Remote {
     /// The request's checks, as asked.
@@ -102,19 +130,28 @@ impl Remote {
             .iter()
             .position(|s| matches!(s, Slot::Sent { index: i, .. } if *i == index))
     }
+
+    /// Each check with its slot.
+    fn each(&self) -> impl Iterator<Item = (&Check, Slot)> + '_ {
+        self.checks.iter().zip(self.slots.iter().copied())
+    }
 }
 
 /// Takes `checks` from the leases in `map` if they cover every one: the counters' values, as
 /// an admission reports them.
-fn covered(map: &mut HashMap<CounterKey, Lease, FastState>, checks: &[Check]) -> Option<Vec<u64>> {
-    let all = checks
-        .iter()
-        .all(|c| leasable(c) && map.get(&c.key).is_some_and(|l| l.left >= c.add.max(1)));
+fn covered(map: &mut Map, checks: &[Check]) -> Option<Vec<u64>> {
+    let all = checks.iter().all(|c| {
+        leasable(c)
+            && map
+                .leases
+                .get(&c.key)
+                .is_some_and(|l| l.left >= c.add.max(1))
+    });
     all.then(|| {
         checks
             .iter()
             .map(|c| {
-                let l = map.get_mut(&c.key).expect("checked above");
+                let l = map.leases.get_mut(&c.key).expect("checked above");
                 l.left -= c.add;
                 l.seen.saturating_sub(l.left)
             })
@@ -125,11 +162,11 @@ fn covered(map: &mut HashMap<CounterKey, Lease, FastState>, checks: &[Check]) ->
 /// The leases of one store (one replica), keyed by counter.
 #[derive(Debug, Default)]
 pub(super) struct Leases {
-    map: Mutex<HashMap<CounterKey, Lease, FastState>>,
+    map: Mutex<Map>,
 }
 
 impl Leases {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CounterKey, Lease, FastState>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -142,10 +179,11 @@ impl Leases {
         if let Some(values) = covered(&mut map, &checks) {
             return Plan::Local(values);
         }
-        let original = checks.clone();
+        let now = Instant::now();
         let mut asks = Vec::with_capacity(checks.len());
         let mut slots = Vec::with_capacity(checks.len());
-        for mut check in checks {
+        for check in &checks {
+            let mut check = check.clone();
             if !leasable(&check) {
                 slots.push(Slot::Sent {
                     index: asks.len(),
@@ -154,27 +192,21 @@ impl Leases {
                 asks.push(Ask { check, want: 0 });
                 continue;
             }
-            let lease = map.get_mut(&check.key);
-            let have = lease.as_ref().map_or(0, |l| l.left);
-            if let Some(l) = lease.filter(|_| have >= check.add.max(1)) {
+            let l = map.entry(&check.key, check.add.max(1), now);
+            if l.left >= check.add.max(1) {
                 l.left -= check.add;
                 slots.push(Slot::Local {
-                    key: check.key.clone(),
                     taken: check.add,
                     value: l.seen.saturating_sub(l.left),
                 });
                 continue;
             }
             // Not enough here: what is left goes to this request, the rest to the store,
-            // with a grant for the next requests.
-            let taken = have.min(check.add);
-            let want = match map.get_mut(&check.key) {
-                Some(l) => {
-                    l.left -= taken;
-                    l.target
-                }
-                None => check.add.max(1),
-            };
+            // with a grant for the next requests unless one is being asked for already.
+            let taken = l.left.min(check.add);
+            l.left -= taken;
+            let want = l.target.saturating_sub(l.left.saturating_add(l.asking));
+            l.asking = l.asking.saturating_add(want);
             check.add -= taken;
             slots.push(Slot::Sent {
                 index: asks.len(),
@@ -183,19 +215,10 @@ impl Leases {
             asks.push(Ask { check, want });
         }
         Plan::Remote(Remote {
-            checks: original,
+            checks,
             asks,
             slots,
         })
-    }
-
-    /// The store refused `remote` (or failed): what the leases here covered goes back to
-    /// them, and the request is admitted if they now cover it whole — grants charged for other
-    /// requests of the same batch (concluded first, see [`Leases::admitted`]) are this
-    /// replica's to use, and a burst must not be refused while they sit unused.
-    pub fn retry(&self, remote: &Remote) -> Option<Vec<u64>> {
-        self.refused(remote);
-        covered(&mut self.lock(), &remote.checks)
     }
 
     /// The store admitted `remote`'s asks: `answers` holds each ask's counter value and the
@@ -203,86 +226,123 @@ impl Leases {
     pub fn admitted(&self, remote: &Remote, answers: &[(u64, u64)]) -> Vec<u64> {
         let now = Instant::now();
         let mut map = self.lock();
-        let mut purged = false;
         remote
-            .slots
-            .iter()
-            .map(|slot| match slot {
-                Slot::Local { value, .. } => *value,
-                &Slot::Sent { index, .. } => {
+            .each()
+            .map(|(check, slot)| match slot {
+                Slot::Local { value, .. } => value,
+                Slot::Sent { index, .. } => {
                     let ask = &remote.asks[index];
                     let (value, grant) = answers.get(index).copied().unwrap_or_default();
-                    if ask.want == 0 {
+                    if !leasable(&ask.check) {
                         return value;
                     }
-                    if !purged && !map.contains_key(&ask.check.key) {
-                        // A new minute's counter: the leases of past minutes are worth nothing.
-                        purged = true;
-                        let minute = ask.check.key.period;
-                        map.retain(|k, _| k.period >= minute);
+                    // Gone with its minute: the grant is worth nothing.
+                    let Some(l) = map.leases.get_mut(&ask.check.key) else {
+                        return value;
+                    };
+                    l.asking = l.asking.saturating_sub(ask.want);
+                    if grant > 0 {
+                        let most = MOST_REQUESTS.saturating_mul(check.add.max(1));
+                        let lasted = now.saturating_duration_since(l.granted);
+                        if lasted < GROW_WITHIN {
+                            l.target = l.target.saturating_mul(2).min(most);
+                        } else if lasted > SHRINK_AFTER {
+                            l.target = (l.target / 2).max(1);
+                        }
+                        l.granted = now;
+                        l.left = l.left.saturating_add(grant);
                     }
-                    let most = MOST_REQUESTS.saturating_mul(ask.check.add.max(1));
-                    let l = map.entry(ask.check.key.clone()).or_insert(Lease {
-                        left: 0,
-                        seen: value,
-                        target: ask.want,
-                        granted: now,
-                    });
-                    let lasted = now.saturating_duration_since(l.granted);
-                    if lasted < GROW_WITHIN {
-                        l.target = l.target.saturating_mul(2).min(most);
-                    } else if lasted > SHRINK_AFTER {
-                        l.target = (l.target / 2).max(1);
-                    }
-                    l.granted = now;
-                    l.left = l.left.saturating_add(grant);
                     l.seen = value;
-                    value.saturating_sub(l.left)
+                    let reported = value.saturating_sub(l.left);
+                    if l.left == 0 && l.asking == 0 && grant == 0 {
+                        // Nothing held, nothing asked: no entry (a small limit keeps none).
+                        map.leases.remove(&ask.check.key);
+                    }
+                    reported
                 }
             })
             .collect()
     }
 
-    /// The store refused `remote` (or failed): what the leases here covered goes back to them.
+    /// The store refused `remote` (or failed, or its answer is unknown): what the leases here
+    /// covered goes back to them, and its ask for a grant ends.
     pub fn refused(&self, remote: &Remote) {
+        let now = Instant::now();
         let mut map = self.lock();
-        for slot in &remote.slots {
-            let (key, taken) = match slot {
-                Slot::Local { key, taken, .. } => (key, *taken),
-                &Slot::Sent { index, taken } => (&remote.asks[index].check.key, taken),
+        for (check, slot) in remote.each() {
+            if !leasable(check) {
+                continue;
+            }
+            let (taken, want) = match slot {
+                Slot::Local { taken, .. } => (taken, 0),
+                Slot::Sent { index, taken } => (taken, remote.asks[index].want),
             };
-            if taken > 0
-                && let Some(l) = map.get_mut(key)
-            {
-                l.left = l.left.saturating_add(taken);
+            // The lease may have been emptied and dropped meanwhile: what was taken from it
+            // is still charged, and goes back to it.
+            let l = map.entry(&check.key, check.add.max(1), now);
+            l.left = l.left.saturating_add(taken);
+            l.asking = l.asking.saturating_sub(want);
+            if l.left == 0 && l.asking == 0 {
+                map.leases.remove(&check.key);
             }
         }
     }
 
-    /// Settles `adds` against the leases where it can: a counter leased here takes a
-    /// correction from its lease (tokens used beyond the estimate) or into it (tokens given
-    /// back, up to twice its target; the rest goes to the store). What the store must still
-    /// apply stays in `adds`.
+    /// [`Leases::refused`], then the request is admitted if the leases now cover it whole —
+    /// grants charged for other requests of the same batch (concluded first) are this
+    /// replica's to use, and a burst must not be refused while they sit unused.
+    pub fn retry(&self, remote: &Remote) -> Option<Vec<u64>> {
+        self.refused(remote);
+        covered(&mut self.lock(), &remote.checks)
+    }
+
+    /// The store admitted `remote` with `answers`, but nobody waits for it any more (its
+    /// timeout passed): everything charged for it on leasable counters, its own amounts
+    /// included, goes to the leases for the next requests.
+    pub fn abandoned(&self, remote: &Remote, answers: &[(u64, u64)]) {
+        let now = Instant::now();
+        let mut map = self.lock();
+        for (check, slot) in remote.each() {
+            if !leasable(check) {
+                continue;
+            }
+            let l = map.entry(&check.key, check.add.max(1), now);
+            match slot {
+                Slot::Local { taken, .. } => l.left = l.left.saturating_add(taken),
+                Slot::Sent { index, taken } => {
+                    let ask = &remote.asks[index];
+                    let (value, grant) = answers.get(index).copied().unwrap_or_default();
+                    l.asking = l.asking.saturating_sub(ask.want);
+                    l.left = l
+                        .left
+                        .saturating_add(taken)
+                        .saturating_add(ask.check.add)
+                        .saturating_add(grant);
+                    l.seen = l.seen.max(value);
+                }
+            }
+        }
+    }
+
+    /// Settles `adds` against the leases where it can: a counter leased here takes tokens used
+    /// beyond the estimate from its lease (units already charged within the limit). Tokens
+    /// given back go to the store: a lease never holds more than grants charged. What the
+    /// store must still apply stays in `adds`.
     pub fn absorb(&self, adds: &mut Vec<Add>) {
         let mut map = self.lock();
-        if map.is_empty() {
+        if map.leases.is_empty() {
             return;
         }
         adds.retain_mut(|a| {
-            let Some(l) = map.get_mut(&a.key) else {
+            if a.delta <= 0 {
+                return true;
+            }
+            let Some(l) = map.leases.get_mut(&a.key) else {
                 return true;
             };
-            if a.delta >= 0 {
-                let used = (a.delta as u64).min(l.left);
-                l.left -= used;
-                a.delta -= used as i64;
-            } else {
-                let back = a.delta.unsigned_abs();
-                let room = l.target.saturating_mul(2).saturating_sub(l.left);
-                let kept = back.min(room);
-                l.left += kept;
-                a.delta += kept as i64;
-            }
+            let used = (a.delta as u64).min(l.left);
+            l.left -= used;
+            a.delta -= used as i64;
             a.delta != 0
         });
     }
@@ -290,6 +350,7 @@ impl Leases {
     /// Empties every lease, returning what the store should take back (negative adds).
     pub fn drain(&self) -> Vec<Add> {
         self.lock()
+            .leases
             .drain()
             .filter(|(_, l)| l.left > 0)
             .map(|(key, l)| Add {
@@ -302,7 +363,13 @@ impl Leases {
 
     /// The units held unused here for `key` (tests, reports).
     pub fn held(&self, key: &CounterKey) -> u64 {
-        self.lock().get(key).map_or(0, |l| l.left)
+        self.lock().leases.get(key).map_or(0, |l| l.left)
+    }
+
+    /// Counters with a lease entry (tests).
+    #[cfg(test)]
+    fn entries(&self) -> usize {
+        self.lock().leases.len()
     }
 }
 
@@ -357,6 +424,38 @@ mod tests {
     }
 
     #[test]
+    fn one_request_per_counter_asks_for_a_grant_at_a_time() {
+        let leases = Leases::default();
+        let first = remote(leases.take(vec![check(LimitKind::Requests, 1)]));
+        let second = remote(leases.take(vec![check(LimitKind::Requests, 1)]));
+        assert_eq!((first.asks[0].want, second.asks[0].want), (1, 0));
+        // The second is answered first, without a grant: the first's ask still stands.
+        leases.admitted(&second, &[(1, 0)]);
+        let third = remote(leases.take(vec![check(LimitKind::Requests, 1)]));
+        assert_eq!(third.asks[0].want, 0);
+        leases.admitted(&first, &[(3, 1)]);
+        leases.refused(&third);
+        // The ask has ended: the next one may ask again (for the grown target, less what is held).
+        let l = leases.lock();
+        let lease = &l.leases[&check(LimitKind::Requests, 1).key];
+        assert_eq!((lease.left, lease.asking), (1, 0));
+    }
+
+    #[test]
+    fn a_small_limit_keeps_no_lease() {
+        let leases = Leases::default();
+        for _ in 0..3 {
+            let r = remote(leases.take(vec![check(LimitKind::Requests, 1)]));
+            // Redis grants nothing: less than 16 of room.
+            leases.admitted(&r, &[(5, 0)]);
+            assert_eq!(leases.entries(), 0);
+        }
+        let r = remote(leases.take(vec![check(LimitKind::Requests, 1)]));
+        leases.refused(&r);
+        assert_eq!(leases.entries(), 0);
+    }
+
+    #[test]
     fn budgets_are_never_leased_and_a_partial_lease_is_used_first() {
         let leases = Leases::default();
         let tokens = check(LimitKind::Tokens, 100);
@@ -396,12 +495,26 @@ mod tests {
     }
 
     #[test]
-    fn corrections_are_settled_against_the_lease_and_the_rest_goes_to_the_store() {
+    fn an_abandoned_admission_leaves_what_it_was_charged_to_the_lease() {
+        let leases = Leases::default();
+        let rpm = check(LimitKind::Requests, 1);
+        let r = remote(leases.take(vec![rpm.clone()]));
+        leases.admitted(&r, &[(3, 2)]);
+        let tpm = check(LimitKind::Tokens, 100);
+        let r = remote(leases.take(vec![rpm.clone(), tpm.clone()]));
+        // Its caller is gone when Redis admits it: its request unit, its 100 tokens and the
+        // grants are the replica's to use.
+        leases.abandoned(&r, &[(300, 200)]);
+        assert_eq!(leases.held(&rpm.key), 2);
+        assert_eq!(leases.held(&tpm.key), 300);
+    }
+
+    #[test]
+    fn tokens_used_beyond_the_estimate_come_from_the_lease_and_tokens_given_back_do_not_go_in() {
         let leases = Leases::default();
         let tpm = check(LimitKind::Tokens, 100);
         let r = remote(leases.take(vec![tpm.clone()]));
         leases.admitted(&r, &[(300, 200)]);
-        let target = leases.lock()[&tpm.key].target;
         let add = |delta| Add {
             key: tpm.key.clone(),
             delta,
@@ -412,31 +525,47 @@ mod tests {
         leases.absorb(&mut adds);
         assert!(adds.is_empty());
         assert_eq!(leases.held(&tpm.key), 170);
-        // Given back: into the lease up to twice its target, the rest to Redis.
-        let mut adds = vec![add(-1_000_000), add(5000)];
+        // More than the lease holds: the rest to Redis.
+        let mut adds = vec![add(500)];
         leases.absorb(&mut adds);
-        let kept = 2 * target - 170;
-        assert_eq!(adds.len(), 2);
-        assert_eq!(adds[0].delta, -1_000_000 + kept as i64);
-        // The second add takes what the first put in the lease.
-        assert_eq!(adds[1].delta, 5000 - (2 * target) as i64);
+        assert_eq!(adds[0].delta, 330);
+        assert_eq!(leases.held(&tpm.key), 0);
+        // Given back: to Redis, never into the lease (a counter over its limit after an
+        // oversized first request must not turn the refund into a lease past the limit).
+        let mut adds = vec![add(-1_000_000)];
+        leases.absorb(&mut adds);
+        assert_eq!(adds[0].delta, -1_000_000);
         assert_eq!(leases.held(&tpm.key), 0);
         // Other counters are untouched.
         let mut adds = vec![Add {
             key: key(LimitKind::TokensPerDay, 20261130),
-            delta: -5,
+            delta: 5,
             ttl: 1,
         }];
         leases.absorb(&mut adds);
-        assert_eq!(adds[0].delta, -5);
+        assert_eq!(adds[0].delta, 5);
     }
 
     #[test]
-    fn a_new_minute_drops_the_past_ones_and_drain_gives_everything_back() {
+    fn a_later_minute_drops_the_past_ones_and_drain_gives_everything_back() {
         let leases = Leases::default();
         let old = check(LimitKind::Requests, 1);
         let r = remote(leases.take(vec![old.clone()]));
         leases.admitted(&r, &[(10, 9)]);
+        let other = Check {
+            key: CounterKey {
+                scope: Scope::Key("bob".into()),
+                ..old.key.clone()
+            },
+            ..old.clone()
+        };
+        let r = remote(leases.take(vec![other.clone()]));
+        leases.admitted(&r, &[(10, 9)]);
+        assert_eq!(
+            leases.held(&old.key),
+            9,
+            "another key of the same minute drops nothing"
+        );
         let new = Check {
             key: key(LimitKind::Requests, 8),
             ..old.clone()
@@ -444,6 +573,7 @@ mod tests {
         let r = remote(leases.take(vec![new.clone()]));
         leases.admitted(&r, &[(3, 2)]);
         assert_eq!(leases.held(&old.key), 0, "last minute's lease is gone");
+        assert_eq!(leases.entries(), 1);
         let back = leases.drain();
         assert_eq!(back.len(), 1);
         assert_eq!((&back[0].key, back[0].delta), (&new.key, -2));

@@ -513,6 +513,24 @@ impl Inner {
         }
     }
 
+    /// Sends the request of `remote` its outcome; if nobody waits for it any more, the leases
+    /// keep what was charged for it (admitted) or get back what they covered.
+    fn deliver(
+        &self,
+        remote: &Remote,
+        reply: Reply<Acquired>,
+        answer: Result<Answer, LimitStoreError>,
+    ) {
+        if reply.is_closed() {
+            match answer {
+                Ok(Answer::Admitted(values)) => self.leases.abandoned(remote, &values),
+                _ => self.leases.refused(remote),
+            }
+            return;
+        }
+        let _ = reply.send(self.conclude(remote, answer));
+    }
+
     /// One script run: `adds`, then an acquire for every request of `batch`, in order.
     async fn step<'a>(
         &self,
@@ -665,8 +683,15 @@ impl Inner {
             loop {
                 {
                     let mut q = inner.queue();
-                    // A request that stopped waiting (its timeout passed) is not charged.
-                    q.acquires.retain(|(_, reply)| !reply.is_closed());
+                    // A request that stopped waiting (its timeout passed) is not charged, and
+                    // what its leases covered goes back to them.
+                    q.acquires.retain(|(remote, reply)| {
+                        let waiting = !reply.is_closed();
+                        if !waiting {
+                            inner.leases.refused(remote);
+                        }
+                        waiting
+                    });
                     if q.acquires.is_empty() && q.adds.is_empty() {
                         q.busy = false;
                         return;
@@ -701,12 +726,12 @@ impl Inner {
                     if matches!(a, Some(Answer::Admitted(_)))
                         && let Some(reply) = reply.take()
                     {
-                        let _ = reply.send(inner.conclude(remote, answer(a)));
+                        inner.deliver(remote, reply, answer(a));
                     }
                 }
                 for ((remote, reply), a) in acquires.iter_mut().zip(&mut answers) {
                     if let Some(reply) = reply.take() {
-                        let _ = reply.send(inner.conclude(remote, answer(a)));
+                        inner.deliver(remote, reply, answer(a));
                     }
                 }
                 acquires.clear();
@@ -715,6 +740,20 @@ impl Inner {
                 }
             }
         });
+    }
+}
+
+/// A request at the store; dropped before its answer, it gives back what its leases covered.
+struct Unanswered<'a> {
+    leases: &'a Leases,
+    remote: Option<&'a Remote>,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(remote) = self.remote {
+            self.leases.refused(remote);
+        }
     }
 }
 
@@ -737,15 +776,21 @@ impl LimitStore for RedisStore {
             }
             Plan::Remote(remote) => remote,
         };
-        // A request that stops waiting (its timeout) keeps what its leases covered charged:
-        // never less than it used.
         Box::pin(inner.run(
             remote,
             move |remote| async move {
+                // A request that stops waiting (its timeout) before the answer gives back
+                // what its leases covered (a grant Redis charged meanwhile stays unused there
+                // until the minute ends).
+                let mut unanswered = Unanswered {
+                    leases: &inner.leases,
+                    remote: Some(&remote),
+                };
                 let answer = inner
                     .step(std::iter::empty(), std::iter::once(&remote.asks[..]))
                     .await
                     .and_then(|mut a| a.pop().ok_or_else(unexpected));
+                unanswered.remote = None;
                 inner.conclude(&remote, answer)
             },
             |q, remote, reply| q.acquires.push((remote, reply)),
