@@ -621,6 +621,7 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         opts.admin = admin;
         let idle = a.idle_timeout.or(gw.idle_timeout_secs);
         let body = a.body_timeout.or(gw.body_timeout_secs);
+        let limiter = team.as_ref().and_then(|t| t.limiter.clone());
         let mut app = App::with_team(gw, log, team)
             .map_err(|e| format!("cannot set up the upstream client: {e}"))?;
         if let Some(s) = idle {
@@ -632,6 +633,11 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         agw_bin::server::run(listener, app, opts, shutdown)
             .await
             .map_err(|e| e.to_string())?;
+        // The totals settled since the last flush (reports' day and month totals wait up to
+        // 100 ms): applied before the process ends, bounded by the store's own timeout.
+        if let Some(limiter) = limiter {
+            limiter.flush_settlements().await;
+        }
         tracing::info!(target: "agw", "shut down");
         Ok(ExitCode::SUCCESS)
     })

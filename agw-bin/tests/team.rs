@@ -229,7 +229,7 @@ async fn two_agw_processes_against_one_redis_enforce_one_limit_in_total() {
     .await;
     assert_ne!(res.status(), 200, "no metrics on the proxy port");
     // Spend is shared through Redis, so `agw keys list` shows what the servers counted
-    // (charged just after each response: give the settlements a moment).
+    // (charged within 100 ms of each response: give the settlements a moment).
     let mut list = String::new();
     for _ in 0..30 {
         let out = keys(&cfg, Some(&redis_url), &["list"]);

@@ -2,7 +2,7 @@
 
 use super::clock::{Periods, rfc3339};
 use super::rejection::{Fit, LimitKind, Rejection, Scope};
-use super::settle::{Settle, Settler, apply_adds, settle_failed, ticket_adds};
+use super::settle::{Settler, apply_adds, settle_failed, ticket_adds};
 use super::store::{Acquired, Check, CounterKey, LimitStore};
 use crate::auth::Identity;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -309,7 +309,7 @@ pub struct Limiter {
     store: Arc<dyn LimitStore>,
     on_failure: Option<FailureHook>,
     on_rejection: Option<RejectionHook>,
-    /// The queue of [`Limiter::settle_later`], started on first use.
+    /// The pending totals of [`Limiter::settle_later`] and their task, made on first use.
     settler: OnceLock<Settler>,
     /// The current minute's end and its header value.
     minute_reset: Mutex<Option<(u64, HeaderValue)>>,
@@ -777,11 +777,14 @@ impl Limiter {
 
     /// [`Limiter::settle`] off the caller's path, without a task per request. A store that
     /// applies adds without waiting ([`LimitStore::adds_now`]: the in-memory one) is charged
-    /// at once, on the caller's thread. Otherwise the settlement is queued to one task per
-    /// limiter (started on first use, on the current tokio runtime), which charges everything
-    /// queued meanwhile in one store operation (one Redis round trip), counters changed by
-    /// several requests once with the sum of their changes; outside a tokio runtime nothing is
-    /// then charged.
+    /// at once, on the caller's thread. Otherwise the request's counter changes are summed,
+    /// per scope, into totals that one task per limiter (started on first use, on the current
+    /// tokio runtime) applies in one store operation (one Redis round trip): at once when a
+    /// check reads them (a tokens-per-minute correction, a total whose budget is set), else at
+    /// most 100 ms after the first of them arrived — totals only reports read wait, so that
+    /// many requests share one operation. Dropping the limiter applies what is pending; so
+    /// does [`Limiter::flush_settlements`]. Outside a tokio runtime, with no task running,
+    /// nothing is charged.
     pub fn settle_later(
         &self,
         ticket: Arc<Ticket>,
@@ -809,12 +812,6 @@ impl Limiter {
             }
             return;
         }
-        let settle = Settle {
-            ticket,
-            tokens,
-            cost_micros,
-            success,
-        };
         let settler = self.settler.get_or_init(|| {
             Settler::new(
                 self.policy.clone(),
@@ -823,7 +820,16 @@ impl Limiter {
                 self.on_failure.clone(),
             )
         });
-        settler.send(settle);
+        settler.send(&ticket, tokens, cost_micros, success);
+    }
+
+    /// Applies what [`Limiter::settle_later`] has summed and not applied yet, now, and waits
+    /// until the store has taken it (a failure goes to [`Limiter::on_store_failure`]'s hook):
+    /// for a graceful shutdown, and for reading totals that must be current.
+    pub async fn flush_settlements(&self) {
+        if let Some(settler) = self.settler.get() {
+            settler.flush().await;
+        }
     }
 
     /// Spend so far in micro-dollars and tokens, for `scope`, today and this month (for

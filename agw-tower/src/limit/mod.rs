@@ -9,7 +9,9 @@
 //! [`LimitPolicy::default_estimate`]) in the tokens-per-minute counters; when its response
 //! ends, the [`UsageLayer`](crate::usage::UsageLayer) (which must sit *inside* this layer)
 //! reports the actual usage and the limiter corrects the minute counters and charges the day
-//! and month totals, off the response path.
+//! and month totals, off the response path (with a shared store, totals no limit reads wait up
+//! to 100 ms, so that many requests share one store operation: see
+//! [`Limiter::settle_later`]).
 //!
 //! Refusals (see [`Rejection::error`]): a rate limit gives **429** with `retry-after`; an
 //! exhausted budget gives **400** naming the budget and when it resets (UTC), because a
