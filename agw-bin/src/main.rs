@@ -635,8 +635,13 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
             .map_err(|e| e.to_string())?;
         // The totals settled since the last flush (reports' day and month totals wait up to
         // 100 ms): applied before the process ends, bounded by the store's own timeout.
+        // Then what this replica holds of leased rate limits goes back to Redis, for the
+        // replicas still serving.
         if let Some(limiter) = limiter {
             limiter.flush_settlements().await;
+            if let Err(e) = limiter.give_back().await {
+                tracing::warn!(target: "agw", "shutdown: leased rate limits not given back: {e}");
+            }
         }
         tracing::info!(target: "agw", "shut down");
         Ok(ExitCode::SUCCESS)

@@ -876,3 +876,64 @@ async fn a_missing_or_removed_key_file_is_said() {
     }
     assert_eq!(agw.stderr().matches("was removed").count(), 1);
 }
+
+/// The sum of the Redis counters matching `pattern` (redis-cli, as an operator would look).
+fn redis_sum(url: &str, pattern: &str) -> u64 {
+    let out = Command::new("redis-cli")
+        .args(["-u", url, "--no-raw", "EVAL"])
+        .arg(
+            "local s = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do \
+             s = s + tonumber(redis.call('GET', k)) end return s",
+        )
+        .args(["0", pattern])
+        .output()
+        .expect("redis-cli is installed with redis-server");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .trim_start_matches("(integer) ")
+        .parse()
+        .unwrap_or_else(|_| {
+            panic!(
+                "redis-cli: {text:?} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graceful_shutdown_gives_back_leased_rate_limits() {
+    let (_redis, redis_url) = redis();
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("team-lease");
+    // A limit large enough to lease: the replica charges ahead of its requests.
+    let cfg = config(&dir, true, 1_000_000);
+    let key = create_key(&cfg, Some(&redis_url), "alice");
+    let (mut agw, url, _) = serve(&cfg, Some(&redis_url), &mock.base_url());
+    for _ in 0..20 {
+        let (res, body) = send(message(&key, &url)).await;
+        assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&body));
+    }
+    let counted = redis_sum(&redis_url, "agw:k:alice:rpm:*");
+    assert!(
+        counted > 20,
+        "{counted}: nothing leased ahead of the requests"
+    );
+    let pid = agw.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while agw.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "agw did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        redis_sum(&redis_url, "agw:k:alice:rpm:*"),
+        20,
+        "given back at shutdown: the counter holds what was admitted"
+    );
+}
