@@ -361,8 +361,9 @@ impl Leases {
             .collect()
     }
 
-    /// The units held unused here for `key` (tests, reports).
-    pub fn held(&self, key: &CounterKey) -> u64 {
+    /// The units held unused here for `key` (tests).
+    #[cfg(test)]
+    fn held(&self, key: &CounterKey) -> u64 {
         self.lock().leases.get(key).map_or(0, |l| l.left)
     }
 

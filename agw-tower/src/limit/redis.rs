@@ -469,11 +469,6 @@ impl RedisStore {
     pub fn connection(&self) -> RedisConnection {
         self.inner.con.clone()
     }
-
-    /// Units of `key` this replica holds leased and unused (they count as used in Redis).
-    pub fn leased(&self, key: &CounterKey) -> u64 {
-        self.inner.leases.held(key)
-    }
 }
 
 fn err(e: redis::RedisError) -> LimitStoreError {
@@ -550,7 +545,7 @@ impl Inner {
                 batch
                     .clone()
                     .flatten()
-                    .map(|a| (4, name_len(&a.check.key) + 40)),
+                    .map(|a| (5, name_len(&a.check.key) + 40)),
             )
             .fold((6 + batch.len(), 96), |(n, b), (dn, db)| (n + dn, b + db));
         let mut cmd = redis::Cmd::with_capacity(nargs, bytes);
