@@ -12,8 +12,10 @@
 //! while it lasts.
 //!
 //! Every unit spent here was charged in Redis first: the replicas together never admit more
-//! than the limit. What a replica holds unused counts as used for the others until its minute
-//! ends (counters are per minute) or [`Leases::drain`] gives it back (graceful shutdown).
+//! than the limit (apart from what failing open admits while Redis does not answer in time;
+//! what such a request was charged stays used, never handed to another). What a replica
+//! holds unused counts as used for the others until its minute ends (counters are per
+//! minute) or [`Leases::drain`] gives it back (graceful shutdown).
 //! Tokens a request gives back after its response go to Redis, never into a lease: a lease
 //! holds only what a grant charged within the limit.
 //!
@@ -296,30 +298,27 @@ impl Leases {
         covered(&mut self.lock(), &remote.checks)
     }
 
-    /// The store admitted `remote` with `answers`, but nobody waits for it any more (its
-    /// timeout passed): everything charged for it on leasable counters, its own amounts
-    /// included, goes to the leases for the next requests.
-    pub fn abandoned(&self, remote: &Remote, answers: &[(u64, u64)]) {
-        let now = Instant::now();
+    /// Nobody waits for `remote`'s answer any more (its timeout passed), and the limiter may
+    /// have admitted it anyway (limits failing open): what it took and what it was charged
+    /// stay used — never handed to another request — and its ask for a grant ends. `answers`,
+    /// when the store admitted it: the grants charged with it go to the leases.
+    pub fn abandoned(&self, remote: &Remote, answers: Option<&[(u64, u64)]>) {
         let mut map = self.lock();
         for (check, slot) in remote.each() {
+            let Slot::Sent { index, .. } = slot else {
+                continue;
+            };
             if !leasable(check) {
                 continue;
             }
-            let l = map.entry(&check.key, check.add.max(1), now);
-            match slot {
-                Slot::Local { taken, .. } => l.left = l.left.saturating_add(taken),
-                Slot::Sent { index, taken } => {
-                    let ask = &remote.asks[index];
-                    let (value, grant) = answers.get(index).copied().unwrap_or_default();
-                    l.asking = l.asking.saturating_sub(ask.want);
-                    l.left = l
-                        .left
-                        .saturating_add(taken)
-                        .saturating_add(ask.check.add)
-                        .saturating_add(grant);
-                    l.seen = l.seen.max(value);
-                }
+            let ask = &remote.asks[index];
+            let Some(l) = map.leases.get_mut(&check.key) else {
+                continue;
+            };
+            l.asking = l.asking.saturating_sub(ask.want);
+            if let Some(&(value, grant)) = answers.and_then(|a| a.get(index)) {
+                l.left = l.left.saturating_add(grant);
+                l.seen = l.seen.max(value);
             }
         }
     }
@@ -496,18 +495,27 @@ mod tests {
     }
 
     #[test]
-    fn an_abandoned_admission_leaves_what_it_was_charged_to_the_lease() {
+    fn an_abandoned_admission_keeps_its_grants_and_its_own_units_stay_used() {
         let leases = Leases::default();
         let rpm = check(LimitKind::Requests, 1);
         let r = remote(leases.take(vec![rpm.clone()]));
         leases.admitted(&r, &[(3, 2)]);
         let tpm = check(LimitKind::Tokens, 100);
         let r = remote(leases.take(vec![rpm.clone(), tpm.clone()]));
-        // Its caller is gone when Redis admits it: its request unit, its 100 tokens and the
-        // grants are the replica's to use.
-        leases.abandoned(&r, &[(300, 200)]);
-        assert_eq!(leases.held(&rpm.key), 2);
-        assert_eq!(leases.held(&tpm.key), 300);
+        assert_eq!(leases.held(&rpm.key), 1);
+        // Its caller stopped waiting and may have been admitted anyway (limits failing open):
+        // the unit it took and the 100 tokens it was charged are not handed out again; the
+        // grant charged with it is the replica's.
+        leases.abandoned(&r, Some(&[(300, 200)]));
+        assert_eq!(leases.held(&rpm.key), 1);
+        assert_eq!(leases.held(&tpm.key), 200);
+        // Without an answer: only its ask ends.
+        let r = remote(leases.take(vec![check(LimitKind::Tokens, 1000)]));
+        assert_eq!(leases.held(&tpm.key), 0, "the 200 went to this request");
+        assert!(leases.lock().leases[&tpm.key].asking > 0);
+        leases.abandoned(&r, None);
+        assert_eq!(leases.lock().leases[&tpm.key].asking, 0);
+        assert_eq!(leases.held(&tpm.key), 0);
     }
 
     #[test]

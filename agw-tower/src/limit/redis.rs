@@ -517,10 +517,11 @@ impl Inner {
         answer: Result<Answer, LimitStoreError>,
     ) {
         if reply.is_closed() {
-            match answer {
-                Ok(Answer::Admitted(values)) => self.leases.abandoned(remote, &values),
-                _ => self.leases.refused(remote),
-            }
+            let values = match &answer {
+                Ok(Answer::Admitted(values)) => Some(&values[..]),
+                _ => None,
+            };
+            self.leases.abandoned(remote, values);
             return;
         }
         let _ = reply.send(self.conclude(remote, answer));
@@ -667,6 +668,9 @@ impl Inner {
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             // No runtime to run them on (it is shutting down): nobody is left to wait.
+            for (remote, _) in &q.acquires {
+                self.leases.abandoned(remote, None);
+            }
             *q = Queue::default();
             return;
         };
@@ -678,12 +682,12 @@ impl Inner {
             loop {
                 {
                     let mut q = inner.queue();
-                    // A request that stopped waiting (its timeout passed) is not charged, and
-                    // what its leases covered goes back to them.
+                    // A request that stopped waiting (its timeout passed) is not sent; what its
+                    // leases covered stays used (the limiter may have admitted it anyway).
                     q.acquires.retain(|(remote, reply)| {
                         let waiting = !reply.is_closed();
                         if !waiting {
-                            inner.leases.refused(remote);
+                            inner.leases.abandoned(remote, None);
                         }
                         waiting
                     });
@@ -738,7 +742,7 @@ impl Inner {
     }
 }
 
-/// A request at the store; dropped before its answer, it gives back what its leases covered.
+/// A request at the store; dropped before its answer, it ends its ask for a grant.
 struct Unanswered<'a> {
     leases: &'a Leases,
     remote: Option<&'a Remote>,
@@ -747,7 +751,7 @@ struct Unanswered<'a> {
 impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
         if let Some(remote) = self.remote {
-            self.leases.refused(remote);
+            self.leases.abandoned(remote, None);
         }
     }
 }
@@ -774,9 +778,9 @@ impl LimitStore for RedisStore {
         Box::pin(inner.run(
             remote,
             move |remote| async move {
-                // A request that stops waiting (its timeout) before the answer gives back
-                // what its leases covered (a grant Redis charged meanwhile stays unused there
-                // until the minute ends).
+                // A request that stops waiting (its timeout) before the answer ends its ask;
+                // what its leases covered stays used (the limiter may admit it anyway), and a
+                // grant Redis charged meanwhile stays unused there until the minute ends.
                 let mut unanswered = Unanswered {
                     leases: &inner.leases,
                     remote: Some(&remote),

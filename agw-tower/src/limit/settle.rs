@@ -30,9 +30,10 @@ use tokio::time::Instant;
 /// second the store operations of settling no longer grow with the traffic.
 pub(super) const LINGER: Duration = Duration::from_millis(100);
 
-/// The most scopes (each in its periods) pending before they are applied at once: bounds the
-/// pending totals' memory and one store operation (at most five counters each). Requests of
-/// the same scopes are summed, so a busy gateway with few keys reaches it rarely.
+/// The most scopes (each in its periods) pending before they are applied at once rather than
+/// after [`LINGER`] (while a flush is in flight, more may gather: one entry per scope, not per
+/// request). Requests of the same scopes are summed, so a busy gateway with few keys reaches
+/// it rarely.
 const MAX_PENDING: usize = 256;
 
 /// The pending totals of one limiter and the task that applies them. Dropped with its limiter:
