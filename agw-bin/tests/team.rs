@@ -908,7 +908,17 @@ async fn a_graceful_shutdown_gives_back_leased_rate_limits() {
     // A limit large enough to lease: the replica charges ahead of its requests.
     let cfg = config(&dir, true, 1_000_000);
     let key = create_key(&cfg, Some(&redis_url), "alice");
-    let (mut agw, url, _) = serve(&cfg, Some(&redis_url), &mock.base_url());
+    let agw = common::process::Proc::spawn_env(
+        &dir,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--base-url",
+            &mock.base_url(),
+        ],
+        &[("REDIS_URL", &redis_url)],
+    );
+    let url = agw.url("");
     for _ in 0..20 {
         let (res, body) = send(message(&key, &url)).await;
         assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&body));
@@ -918,19 +928,8 @@ async fn a_graceful_shutdown_gives_back_leased_rate_limits() {
         counted > 20,
         "{counted}: nothing leased ahead of the requests"
     );
-    let pid = agw.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while agw.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "agw did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    agw.signal("TERM");
+    assert!(agw.wait_exit().await.success());
     assert_eq!(
         redis_sum(&redis_url, "agw:k:alice:rpm:*"),
         20,
