@@ -334,7 +334,10 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8], policy: u64) -> Result<Doc, 
 }
 
 /// Every string and key of the value at the cursor, decoded.
-fn collect_strings(sc: &mut Scanner<'_>, out: &mut Vec<String>) -> Result<(), JsonError> {
+pub(super) fn collect_strings(
+    sc: &mut Scanner<'_>,
+    out: &mut Vec<String>,
+) -> Result<(), JsonError> {
     match sc.peek() {
         Some(b'"') => {
             let s = sc.string()?;
@@ -397,6 +400,17 @@ const FETCHED_URLS: [(&str, &str, &str); 3] = [
     ("image_url", ".image_url", ".image_url.url"),
     ("audio_url", ".audio_url", ".audio_url.url"),
     ("video_url", ".video_url", ".video_url.url"),
+];
+
+/// Keys whose string value, read generically as message text, is a URL a provider or a
+/// server may fetch (read again percent-decoded: [`Doc::encoded_urls`]).
+const URL_KEYS: [&str; 6] = [
+    "url",
+    "file_url",
+    "image_url",
+    "audio_url",
+    "video_url",
+    "server_url",
 ];
 
 /// Whether a block of type `ty` has prompt text in its string field `leaf`. Thinking blocks and
@@ -806,9 +820,10 @@ impl Extractor {
     }
 
     /// Anthropic's `mcp_servers`: each server's `url`, which the provider connects to (a secret
-    /// in it reaches a third party), and its `name`, which the model sees in its tools' names.
-    /// Not the `authorization_token`: it is the client's own credential for its server, which a
-    /// detector for secrets would refuse on every request.
+    /// in it reaches a third party), its `name`, which the model sees in its tools' names, and
+    /// every other string of it (`tool_configuration`). Not the `authorization_token`: it is
+    /// the client's own credential for its server, which a detector for secrets would refuse
+    /// on every request.
     fn mcp_servers(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         if sc.peek() != Some(b'[') {
             return sc.skip_fast();
@@ -831,8 +846,13 @@ impl Extractor {
                     self.push_url(sc, Field::Messages, loc(".url"))
                 } else if sc.key_matches(&key, "name") && sc.peek() == Some(b'"') {
                     self.push_next(sc, Field::Messages, loc(".name"))
-                } else {
+                } else if sc.key_matches(&key, "authorization_token") {
                     sc.skip_fast()
+                } else {
+                    // Anything else the provider reads (`tool_configuration.allowed_tools`
+                    // names tools the model calls; a field added next year): read as the
+                    // server's text (tenth red-team review: it went upstream unread).
+                    self.all_strings(sc, Field::Messages, loc(""))
                 }
             })
         })?;
@@ -868,14 +888,20 @@ impl Extractor {
             self.inline_file(&url, None, field);
             return Ok(());
         }
+        self.note_url(start);
+        self.add(start, &s, kind, field, loc);
+        Ok(())
+    }
+
+    /// Marks the text from `start` to the end as a URL to read again percent-decoded
+    /// ([`Doc::encoded_urls`]) when it has escapes to decode.
+    fn note_url(&mut self, start: usize) {
         if self.doc.text[start..]
             .iter()
             .any(|&c| c == b'%' || c == b'+')
         {
             self.doc.encoded_urls.push(start..self.doc.text.len());
         }
-        self.add(start, &s, kind, field, loc);
-        Ok(())
     }
 
     /// Keeps the text of an inline file (a `data:` URL, or base64 with `media_type` from its
@@ -1295,7 +1321,11 @@ impl Extractor {
                         // The type usually comes first: read the text straight into the buffer.
                         Some(t) if reads_string(t, leaf) => {
                             let field = forced.unwrap_or(Field::Messages);
-                            self.push_next(sc, field, Loc { leaf, ..loc })?;
+                            if leaf == ".file_url" {
+                                self.push_url(sc, field, Loc { leaf, ..loc })?;
+                            } else {
+                                self.push_next(sc, field, Loc { leaf, ..loc })?;
+                            }
                         }
                         Some(_) => {
                             sc.skip_fast()?;
@@ -1334,7 +1364,11 @@ impl Extractor {
         let field = forced.unwrap_or(Field::Messages);
         for (s, leaf) in strings {
             if reads_string(&ty, leaf) {
+                let start = self.doc.text.len();
                 self.push(sc, field, &s, Loc { leaf, ..loc })?;
+                if leaf == ".file_url" {
+                    self.note_url(start);
+                }
             }
         }
         for (k, at) in deferred {
@@ -1487,12 +1521,12 @@ impl Extractor {
                 content = Some(sc.skip()?.start);
                 return Ok(());
             } else if sc.key_matches(&key, "url") && sc.peek() == Some(b'"') {
-                // A URL the provider will fetch: text that leaves.
+                // A URL the provider will fetch: text that leaves, read again decoded.
                 let leaf = Loc {
                     leaf: ".source.url",
                     ..loc
                 };
-                return self.push_next(sc, field, leaf);
+                return self.push_url(sc, field, leaf);
             }
             sc.skip_fast()
         })?;
@@ -1544,6 +1578,31 @@ impl Extractor {
             }
             Some(b'{') => self.data_object(sc, field, |this, sc, key| {
                 this.push_key(sc, field, key, loc)?;
+                if sc.peek() == Some(b'"') {
+                    if loc.top == Top::Tools && sc.key_matches(key, "server_url") {
+                        // A Responses MCP tool's server, which the provider connects to: read
+                        // as Anthropic's `mcp_servers[].url` is, by every rule (a secret in it
+                        // reaches a third party), not as a definition's text (red-team review).
+                        this.doc.text.push(b'\n');
+                        return this.push_url(
+                            sc,
+                            Field::Messages,
+                            Loc {
+                                leaf: ".server_url",
+                                ..loc
+                            },
+                        );
+                    }
+                    if field == Field::Messages
+                        && loc.top != Top::Tools
+                        && URL_KEYS.iter().any(|k| sc.key_matches(key, k))
+                    {
+                        // A URL read generically (a stored prompt's variables, a passthrough
+                        // body): one the provider or a server may fetch, read again decoded.
+                        this.doc.text.push(b'\n');
+                        return this.push_url(sc, field, loc);
+                    }
+                }
                 this.all_strings(sc, field, loc)
             }),
             Some(b'[') => sc.array(|sc, _| self.all_strings(sc, field, loc)),
@@ -1683,6 +1742,10 @@ impl Extractor {
         sc.object(
             |sc, key| match keys.iter().find(|(k, _)| sc.key_matches(&key, k)) {
                 Some(&("arguments", leaf)) => self.arguments(sc, field, Loc { leaf, ..loc }),
+                Some(&(_, leaf)) if leaf.ends_with("url") && sc.peek() == Some(b'"') => {
+                    self.doc.text.push(b'\n');
+                    self.push_url(sc, field, Loc { leaf, ..loc })
+                }
                 Some(&(_, leaf)) => self.all_strings(sc, field, Loc { leaf, ..loc }),
                 None => sc.skip_fast(),
             },

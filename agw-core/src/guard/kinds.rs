@@ -45,8 +45,15 @@ impl Extractor {
                 }
                 let mut seen_params = false;
                 sc.object(|sc, key| {
+                    if sc.key_matches(&key, "custom_id") {
+                        // Stored by the provider with the request and its results: read as an
+                        // identifier is, never rewritten (the client matches results by it;
+                        // tenth red-team review: it went upstream unread).
+                        return super::extract::collect_strings(sc, &mut self.doc.identifiers);
+                    }
                     if !sc.key_matches(&key, "params") {
-                        return sc.skip_fast();
+                        // A field of the request the provider may read (or a new one).
+                        return self.unknown(sc);
                     }
                     once(&mut seen_params, "params")?;
                     if sc.peek() != Some(b'{') {

@@ -559,8 +559,8 @@ impl Policy {
         }
     }
 
-    /// Identifier fields (`user`, `safety_identifier`, `prompt_cache_key`, `metadata`) reach
-    /// the provider: read by the rules that read the latest message text, never rewritten (a
+    /// Identifier fields (`user`, `safety_identifier`, `prompt_cache_key`, `metadata`, a batch
+    /// request's `custom_id`) reach the provider: read by the rules that read the latest message text, never rewritten (a
     /// masked identifier would be every end user's), so a masking rule's match refuses; the
     /// hit's path is `identifier`.
     fn identifiers(&self, strings: &[String], verdict: &mut Verdict) {
@@ -577,9 +577,9 @@ impl Policy {
                 StatusCode::BAD_REQUEST,
                 |rule| {
                     format!(
-                        "The request's `user`, `metadata` or another identifier carries text \
-                         that the rule `{rule}` would mask; an identifier is not rewritten \
-                         (send a hash of it)."
+                        "The request's `user`, `metadata`, a batch request's `custom_id` or \
+                         another identifier carries text that the rule `{rule}` would mask; an \
+                         identifier is not rewritten (send a hash of it)."
                     )
                 },
             );
@@ -1072,8 +1072,14 @@ impl Policy {
                     continue;
                 }
                 let loc = &doc.segs[first_seg].loc;
+                // A Responses MCP tool's `server_url` is read by every rule, as Anthropic's
+                // `mcp_servers[].url` is; the hit still keeps the definitions from being
+                // remembered clean.
                 let in_tools = loc.top == super::extract::Top::Tools;
-                if in_tools && (matches!(rule.action, Action::Mask { .. }) || h.detector.is_some())
+                let server_url = in_tools && loc.leaf == ".server_url";
+                if in_tools
+                    && !server_url
+                    && (matches!(rule.action, Action::Mask { .. }) || h.detector.is_some())
                 {
                     // Tool definitions are read by the literal and regex rules that reject or
                     // audit, and never rewritten: a client's schemas stay as sent. Detectors do

@@ -1262,6 +1262,7 @@ mod arguments;
 mod evasion;
 mod fourth_review;
 mod seventh_review;
+mod tenth_review;
 
 /// The model is read under its key in any case on every kind that names one, as
 /// `find_model` (the allow-list) reads it.

@@ -32,7 +32,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
     let cases: &[(RouteKind, &str, &[&str])] = &[
         (
             MessageBatches,
-            r#"{"requests":[{"custom_id":"{N}","params":{"model":"{R}","system":"{R}","messages":[{"role":"user","content":"{R}"}]}},{"custom_id":"b","params":{"messages":[{"role":"user","content":[{"type":"text","text":"a {R} b"}]},{"role":"assistant","content":[{"type":"tool_use","id":"{N}","name":"x","input":{"a":["{R}"]}}]}]}}]}"#,
+            r#"{"requests":[{"custom_id":"a","params":{"model":"{R}","system":"{R}","messages":[{"role":"user","content":"{R}"}]}},{"custom_id":"b","params":{"messages":[{"role":"user","content":[{"type":"text","text":"a {R} b"}]},{"role":"assistant","content":[{"type":"tool_use","id":"{N}","name":"x","input":{"a":["{R}"]}}]}]}}]}"#,
             &[
                 "requests[0].params.other field",
                 "requests[0].params.system",

@@ -113,6 +113,10 @@ pub(crate) const JOINED: u64 = u64::MAX;
 /// [`leaves`](crate::guard::leaves)).
 pub(crate) const CONTINUED: u64 = u64::MAX - 1;
 
+/// The group of a Responses stream's deltas that name no output item (Realtime-style audio
+/// transcripts): one text per event kind (its `sub`), across the stream.
+pub(crate) const ITEMLESS: u64 = u64::MAX - 2;
+
 /// Most texts of [`CONTINUED`] paths followed at once; one more completes the oldest.
 pub(crate) const MAX_CONTINUED: usize = 64;
 
@@ -533,11 +537,13 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                     Some(ChanKind::Text),
                     (fingerprint(t) << 20).wrapping_add(1).wrapping_add(sub),
                 ),
-                // Only with an output item to keep it to (the Realtime-style audio events
-                // carry none: read generically, as before), and never base64 audio.
+                // Never base64 audio. An event without an output item to keep it to (the
+                // Realtime-style `response.audio.transcript.delta` carries none) is read
+                // across its deltas all the same, one text per kind (`ITEMLESS`): read one
+                // event at a time, a transcript split over three deltas went out unread
+                // (tenth red-team review).
                 t if t.ends_with(".delta")
                     && json["delta"].is_string()
-                    && output.is_some()
                     && t != "response.audio.delta" =>
                 {
                     (
@@ -548,7 +554,11 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 _ => (None, 0),
             };
             if let Some(kind) = kind {
-                let group = output.ok_or("a delta event without an output_index")?;
+                let group = match output {
+                    Some(g) => g,
+                    None if sub != 0 => ITEMLESS,
+                    None => return Err("a delta event without an output_index".into()),
+                };
                 let text = s(&json["delta"]).ok_or("a delta event without a string `delta`")?;
                 m.generic = false;
                 m.deltas.push(Delta {

@@ -1837,6 +1837,52 @@ mod red_team {
         assert_eq!(out, input.as_bytes());
     }
 
+    /// Tenth red-team review: a Realtime-style transcript, without `output_index`, split over
+    /// three deltas went out unread (each delta was read alone). Read across its deltas, masked
+    /// or refused as one text; a transcript of another kind is a text of its own.
+    #[test]
+    fn responses_itemless_transcript_deltas_are_read_across_events() {
+        let delta = |ty: &str, text: &str| {
+            let data = json!({"type":ty,"delta":text,"response_id":"r","sequence_number":1});
+            format!("event: {ty}\ndata: {data}\n\n")
+        };
+        let ty = "response.audio.transcript.delta";
+        let input = format!(
+            "{}{}{}event: response.completed\ndata: {}\n\n",
+            delta(ty, "card 4111 1111 "),
+            delta(ty, "1111 1111 ZEBRA"),
+            delta(ty, "CANARY"),
+            json!({"type":"response.completed","response":{"id":"r"}})
+        );
+        let out = run_text(
+            &mask_cards(),
+            RouteKind::Responses,
+            Api::OpenAi,
+            input.as_bytes(),
+            10,
+        );
+        assert!(!out.contains("4111"), "{out}");
+        assert!(out.contains("<CREDIT_CARD>"), "{out}");
+        // Two kinds are two texts: their pieces do not make one number.
+        let input = format!(
+            "{}{}event: response.completed\ndata: {}\n\n",
+            delta(ty, "card 4111 1111 "),
+            delta("response.output_audio_transcript.delta", "1111 1111 ok"),
+            json!({"type":"response.completed","response":{"id":"r"}})
+        );
+        let out = run_text(
+            &mask_cards(),
+            RouteKind::Responses,
+            Api::OpenAi,
+            input.as_bytes(),
+            10,
+        );
+        assert!(
+            out.contains("4111 1111 ") && !out.contains("<CREDIT_CARD>"),
+            "{out}"
+        );
+    }
+
     #[test]
     fn responses_text_parts_and_other_deltas_are_read_across_events() {
         let delta = |ty: &str, output: u64, content: u64, text: &str| {

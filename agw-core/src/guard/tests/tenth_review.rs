@@ -1,0 +1,225 @@
+//! The tenth red-team review's request-side gaps: URLs the provider fetches that were read as
+//! written only (an Anthropic image's or document's `source.url`, a Responses `input_file`'s
+//! `file_url`, a stored prompt's variables), and a Responses MCP tool's `server_url`, which
+//! only the rules that read tool definitions read.
+
+use super::*;
+
+/// The review's configurations: the seed's rule, and detectors rejecting or masking.
+fn seed() -> Policy {
+    Policy::builder()
+        .rule(Rule::regex("seed", ["credit card"]).reject("Rejected due to inappropriate content"))
+        .build()
+        .unwrap()
+}
+
+fn dets(masks: bool) -> Policy {
+    let rule = Rule::detectors("dets", [Detector::CreditCard, Detector::AwsAccessKey]);
+    let rule = if masks {
+        rule.mask()
+    } else {
+        rule.reject("no")
+    };
+    Policy::builder().rule(rule).build().unwrap()
+}
+
+fn anthropic(block: &str) -> String {
+    format!(
+        r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":[{block},{{"type":"text","text":"what is this?"}}]}}]}}"#
+    )
+}
+
+fn refused(p: &Policy, kind: RouteKind, body: &str) -> bool {
+    matches!(
+        p.inspect(kind, body.as_bytes()).unwrap().decision(),
+        Decision::Reject(_)
+    )
+}
+
+/// Every URL the provider fetches is read again percent-decoded, wherever it sits: an image's
+/// or a document's source (also when `type` comes after `source`), a Responses file, a stored
+/// prompt's image variable. A match found only decoded refuses, for reject and mask rules.
+#[test]
+fn every_fetched_url_is_read_decoded() {
+    let images = |url: &str| {
+        [
+            anthropic(&format!(
+                r#"{{"type":"image","source":{{"type":"url","url":"{url}"}}}}"#
+            )),
+            anthropic(&format!(
+                r#"{{"source":{{"type":"url","url":"{url}"}},"type":"image"}}"#
+            )),
+            anthropic(&format!(
+                r#"{{"type":"document","source":{{"type":"url","url":"{url}"}}}}"#
+            )),
+            anthropic(&format!(
+                r#"{{"source":{{"url":"{url}","type":"url"}},"type":"document"}}"#
+            )),
+        ]
+    };
+    let responses = |url: &str| {
+        [
+            format!(
+                r#"{{"model":"m","input":[{{"role":"user","content":[{{"type":"input_file","file_url":"{url}"}},{{"type":"input_text","text":"hi"}}]}}]}}"#
+            ),
+            format!(
+                r#"{{"model":"m","input":[{{"role":"user","content":[{{"file_url":"{url}","type":"input_file"}},{{"type":"input_text","text":"hi"}}]}}]}}"#
+            ),
+            format!(
+                r#"{{"model":"m","prompt":{{"id":"p","variables":{{"pic":{{"type":"input_image","image_url":"{url}"}}}}}},"input":"hi"}}"#
+            ),
+        ]
+    };
+    for url in [
+        "https://example.com/i.png?q=credit%20card",
+        "https://example.com/i.png?q=credit+card",
+        "https://example.com/i.png?q=%63redit%20card",
+    ] {
+        for body in images(url) {
+            assert!(refused(&seed(), RouteKind::Messages, &body), "{body}");
+            assert!(refused(&seed(), RouteKind::CountTokens, &body), "{body}");
+        }
+        for body in responses(url) {
+            assert!(refused(&seed(), RouteKind::Responses, &body), "{body}");
+        }
+    }
+    for url in [
+        "https://example.com/i.png?c=4111+1111+1111+1111",
+        "https://example.com/i.png?k=%41KIAIOSFODNN7EXAMPL3",
+    ] {
+        for masks in [false, true] {
+            for body in images(url) {
+                assert!(refused(&dets(masks), RouteKind::Messages, &body), "{body}");
+            }
+            for body in responses(url) {
+                assert!(refused(&dets(masks), RouteKind::Responses, &body), "{body}");
+            }
+        }
+    }
+    // Nothing hidden behind the escapes: allowed as before.
+    for body in images("https://example.com/a%20b.png?q=1+2") {
+        assert!(
+            seed()
+                .inspect(RouteKind::Messages, body.as_bytes())
+                .unwrap()
+                .is_allow()
+        );
+        assert!(
+            dets(true)
+                .inspect(RouteKind::Messages, body.as_bytes())
+                .unwrap()
+                .is_allow()
+        );
+    }
+    for body in responses("https://example.com/a%20b.pdf?q=1+2") {
+        assert!(
+            seed()
+                .inspect(RouteKind::Responses, body.as_bytes())
+                .unwrap()
+                .is_allow()
+        );
+    }
+}
+
+/// A Responses MCP tool's `server_url` is where the provider connects: read by every rule, as
+/// Anthropic's `mcp_servers[].url` is, decoded too — not only by the rules that read tool
+/// definitions. Definitions with such a hit are not remembered clean.
+#[test]
+fn a_responses_mcp_server_url_is_read_by_every_rule() {
+    let body = |url: &str| {
+        format!(
+            r#"{{"model":"m","tools":[{{"type":"mcp","server_label":"s","server_url":"{url}","require_approval":"never"}}],"input":"hi"}}"#
+        )
+    };
+    for masks in [false, true] {
+        for url in [
+            "https://mcp.example.com/sse?k=AKIAIOSFODNN7EXAMPL3",
+            "https://mcp.example.com/sse?k=%41KIAIOSFODNN7EXAMPL3",
+        ] {
+            let p = dets(masks);
+            let b = body(url);
+            // Twice: a hit is never remembered as clean definitions.
+            for _ in 0..2 {
+                let v = p.inspect(RouteKind::Responses, b.as_bytes()).unwrap();
+                match v.decision() {
+                    Decision::Reject(_) => {}
+                    Decision::Rewrite(out) => {
+                        assert!(masks, "{v:?}");
+                        let out = String::from_utf8_lossy(out);
+                        assert!(!out.contains("AKIAIOSFODNN7EXAMPL3"), "{out}");
+                    }
+                    other => panic!("{url}: {other:?}"),
+                }
+            }
+        }
+    }
+    // A detector still does not read the definitions' own text (schemas, descriptions).
+    let b = r#"{"model":"m","tools":[{"type":"function","name":"f","description":"card 4111 1111 1111 1111","parameters":{}}],"input":"hi"}"#;
+    assert!(
+        dets(false)
+            .inspect(RouteKind::Responses, b.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+    let b = body("https://mcp.example.com/sse?v=1+2");
+    assert!(
+        dets(false)
+            .inspect(RouteKind::Responses, b.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}
+
+/// A batch request's `custom_id` is stored by the provider with its results: read as an
+/// identifier (refused on a match, never rewritten: the client matches results by it); any
+/// other field beside `params` is read as text. An MCP server's `tool_configuration` is read
+/// too; its `authorization_token` (the client's own credential for its server) is not.
+#[test]
+fn batch_custom_ids_and_mcp_server_settings_are_read() {
+    let batch = |custom_id: &str, extra: &str| {
+        format!(
+            r#"{{"requests":[{{"custom_id":"{custom_id}",{extra}"params":{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"hi"}}]}}}}]}}"#
+        )
+    };
+    for masks in [false, true] {
+        let body = batch("4111111111111111", "");
+        assert!(
+            refused(&dets(masks), RouteKind::MessageBatches, &body),
+            "{body}"
+        );
+        let body = batch("req-1", r#""note":"AKIAIOSFODNN7EXAMPL3","#);
+        let v = dets(masks)
+            .inspect(RouteKind::MessageBatches, body.as_bytes())
+            .unwrap();
+        match v.decision() {
+            Decision::Reject(_) => {}
+            Decision::Rewrite(out) => {
+                assert!(masks);
+                assert!(!String::from_utf8_lossy(out).contains("AKIAIOSFODNN7EXAMPL3"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let body = batch("req-1", "");
+    assert!(
+        dets(false)
+            .inspect(RouteKind::MessageBatches, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+
+    let mcp = |config: &str| {
+        format!(
+            r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"hi"}}],"mcp_servers":[{{"type":"url","url":"https://mcp.example.com/","name":"x",{config}}}]}}"#
+        )
+    };
+    let body = mcp(r#""tool_configuration":{"enabled":true,"allowed_tools":["credit card"]}"#);
+    assert!(refused(&seed(), RouteKind::Messages, &body), "{body}");
+    let body = mcp(r#""authorization_token":"AKIAIOSFODNN7EXAMPL3""#);
+    assert!(
+        dets(false)
+            .inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}
