@@ -779,23 +779,116 @@ pub fn query_asks_for_logprobs(query: &str) -> bool {
 
 /// Whether `key` names an output-token cap (see [`max_tokens`]).
 pub(crate) fn is_output_cap(sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
-    ["max_tokens", "max_completion_tokens", "max_output_tokens"]
-        .iter()
-        .any(|k| sc.key_matches(key, k))
+    [
+        "max_tokens",
+        "max_completion_tokens",
+        "max_output_tokens",
+        "max_tokens_to_sample",
+    ]
+    .iter()
+    .any(|k| sc.key_matches(key, k))
 }
 
-/// The larger of `found` and the cap whose JSON value is `value`, when that is a whole number.
+/// Whether `key` names how many completions a request asks for (`n`, legacy completions'
+/// `best_of`): see [`choices`].
+pub(crate) fn is_choices(sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
+    ["n", "best_of"].iter().any(|k| sc.key_matches(key, k))
+}
+
+/// The most completions a request is counted as asking for (OpenAI allows 128).
+pub const MAX_CHOICES: u64 = 1024;
+
+/// A count or cap as a lenient server reads it: a whole number, a number with a fraction or
+/// an exponent (`4e4`, `40000.0`, rounded up), or a string holding one (`"40000"`, as
+/// Pydantic-based servers accept). `None` for anything else, or a negative number.
+fn lenient_count(value: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(value).ok()?.trim();
+    let s = s
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .map_or(s, str::trim);
+    if let Ok(n) = s.parse::<u64>() {
+        return Some(n);
+    }
+    let f = s.parse::<f64>().ok().filter(|f| *f >= 0.0 && !f.is_nan())?;
+    // `as` saturates: 1e30 reads as the largest cap.
+    Some(f.ceil() as u64)
+}
+
+/// The larger of `found` and the cap whose JSON value is `value` (read as [`lenient_count`]
+/// reads it: `4e4`, `40000.0` and `"40000"` are 40000 to the server that reads them).
 pub(crate) fn larger_cap(found: Option<u64>, value: &[u8]) -> Option<u64> {
-    let n = std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok());
     // (`None` orders below every `Some`.)
+    found.max(lenient_count(value))
+}
+
+/// How many completions a request asks for: the larger of its top-level `n` and `best_of`
+/// (legacy completions generate `best_of` and bill them all), at least 1 and at most
+/// [`MAX_CHOICES`]. Each may generate up to the request's output cap.
+pub fn choices(body: &[u8]) -> u64 {
+    let Ok(mut sc) = Scanner::new(body) else {
+        return 1;
+    };
+    if sc.peek() != Some(b'{') {
+        return 1;
+    }
+    let mut found = None;
+    let _ = sc.object(|sc, key| {
+        if is_choices(sc, &key) {
+            let range = sc.skip()?;
+            found = larger_choices(found, &body[range]);
+            Ok(())
+        } else {
+            sc.skip_fast()
+        }
+    });
+    found.unwrap_or(1)
+}
+
+/// The larger of `found` and the count whose JSON value is `value`, clamped to
+/// `1..=`[`MAX_CHOICES`].
+pub(crate) fn larger_choices(found: Option<u64>, value: &[u8]) -> Option<u64> {
+    let n = lenient_count(value).map(|n| n.clamp(1, MAX_CHOICES));
     found.max(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cap or count as lenient servers read it (tenth red-team review): `4e4`, `40000.0`
+    /// and `"40000"` are 40000; legacy completions' `max_tokens_to_sample` is a cap; `n` and
+    /// `best_of` ask for that many completions, at least one, at most `MAX_CHOICES`.
+    #[test]
+    fn caps_and_choices_are_read_as_lenient_servers_read_them() {
+        for cap in [
+            "40000",
+            "4e4",
+            "40000.0",
+            "\"40000\"",
+            " \" 40000 \" ",
+            "39999.5",
+        ] {
+            let body = format!(r#"{{"model":"m","max_tokens":{cap}}}"#);
+            assert_eq!(max_tokens(body.as_bytes()), Some(40000), "{cap}");
+        }
+        for cap in ["-1", "null", "true", "\"lots\"", "[1]", "-4e4"] {
+            let body = format!(r#"{{"model":"m","max_tokens":{cap}}}"#);
+            assert_eq!(max_tokens(body.as_bytes()), None, "{cap}");
+        }
+        assert_eq!(max_tokens(br#"{"max_tokens":1e30}"#), Some(u64::MAX));
+        assert_eq!(
+            max_tokens(br#"{"prompt":"x","max_tokens_to_sample":9000}"#),
+            Some(9000)
+        );
+        assert_eq!(choices(br#"{"model":"m"}"#), 1);
+        assert_eq!(choices(br#"{"n":8}"#), 8);
+        assert_eq!(choices(br#"{"n":2,"best_of":"5"}"#), 5);
+        assert_eq!(choices(br#"{"n":0}"#), 1);
+        assert_eq!(choices(br#"{"n":1e9}"#), MAX_CHOICES);
+        assert_eq!(choices(br#"{"messages":[{"n":99}]}"#), 1, "top level only");
+        assert_eq!(choices(b"not json"), 1);
+    }
 
     #[test]
     fn input_estimates_leave_binary_data_out() {

@@ -508,6 +508,7 @@ async fn access_lists_admit_teams_and_models() {
                     req.extensions_mut().insert(RequestFacts {
                         model,
                         max_tokens: None,
+                        choices: 1,
                     });
                 }
                 next.run(req).await

@@ -1131,3 +1131,68 @@ async fn a_refusal_says_retry_soon_only_when_in_flight_requests_can_make_room() 
         assert_eq!(h["retry-after"], retry, "{tokens}: {h:?}");
     }
 }
+
+/// Found by the tenth red-team review: a request asking for `n` completions (or `best_of`)
+/// held one completion's output (`n: 128` spent 120 times a budget), and a cap written as
+/// `4e4`, `40000.0` or `"40000"` — 40000 to the servers that accept it — or as legacy
+/// completions' `max_tokens_to_sample` held the default estimate. Each now holds what it may
+/// generate: more than the budget has left is refused before it goes upstream.
+#[tokio::test]
+async fn completions_asked_for_and_caps_in_any_form_are_held() {
+    let limiter = Arc::new(limiter(LimitPolicy {
+        per_key: Limits {
+            tokens_per_day: Some(100_000),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    }));
+    let prices = Arc::new(PriceTable::new([("*", Price::default())]).unwrap());
+    let answer = || async {
+        r#"{"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#
+    };
+    let routes = axum::Router::new()
+        .route("/v1/chat/completions", axum::routing::post(answer))
+        .route("/v1/completions", axum::routing::post(answer))
+        .route("/v1/complete", axum::routing::post(answer));
+    let (addr, secret) = serve_read(&limiter, prices, Api::OpenAi, routes).await;
+    let h = [("authorization", format!("Bearer {secret}"))];
+    let h = [("authorization", h[0].1.as_str())];
+    let chat = |extra: &str| {
+        format!(r#"{{"model":"m",{extra}"messages":[{{"role":"user","content":"hi"}}]}}"#)
+    };
+    for (path, body) in [
+        ("/v1/chat/completions", chat(r#""max_tokens":16000,"n":8,"#)),
+        ("/v1/chat/completions", chat(r#""n":"30","#)),
+        (
+            "/v1/chat/completions",
+            chat(r#""max_completion_tokens":2e5,"#),
+        ),
+        ("/v1/chat/completions", chat(r#""max_tokens":200000.0,"#)),
+        ("/v1/chat/completions", chat(r#""max_tokens":"200000","#)),
+        (
+            "/v1/completions",
+            r#"{"model":"m","prompt":"hi","max_tokens":1000,"best_of":128,"n":1}"#.to_owned(),
+        ),
+        (
+            "/v1/complete",
+            r#"{"model":"m","prompt":"\n\nHuman: hi\n\nAssistant:","max_tokens_to_sample":200000}"#
+                .to_owned(),
+        ),
+    ] {
+        let r = support::post(addr, path, &h, &body).await;
+        assert_eq!(r.status, 400, "{path} {body}: {}", r.body);
+        assert!(
+            r.body.contains("daily budget of 100000 tokens"),
+            "{}",
+            r.body
+        );
+    }
+    // What fits is admitted: two completions of 16000, one of 40000 written as a float.
+    for body in [
+        chat(r#""max_tokens":16000,"n":2,"#),
+        chat(r#""max_tokens":4e4,"#),
+    ] {
+        let r = support::post(addr, "/v1/chat/completions", &h, &body).await;
+        assert_eq!(r.status, 200, "{body}: {}", r.body);
+    }
+}

@@ -173,6 +173,8 @@ pub(crate) struct Doc {
     /// The largest top-level output cap (`max_tokens`, `max_completion_tokens`,
     /// `max_output_tokens`) that is a whole number, read with `model`.
     pub max_tokens: Option<u64>,
+    /// The largest top-level `n` or `best_of` ([`crate::usage::choices`]).
+    pub choices: Option<u64>,
     pub st: State,
     /// The id of the policy reading the body (see [`super::clean`]).
     pub policy: u64,
@@ -235,6 +237,7 @@ impl Doc {
         self.last_assistant = None;
         self.model = None;
         self.max_tokens = None;
+        self.choices = None;
         self.st = State::default();
         self.tool_values.clear();
         self.edges.clear();
@@ -690,6 +693,8 @@ impl Extractor {
                 self.model_key(sc, &mut seen_model)
             } else if top && crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
+            } else if top && crate::usage::is_choices(sc, &key) {
+                self.choices(sc)
             } else if sc.key_matches(&key, "tools")
                 || [
                     "output_format",
@@ -996,6 +1001,14 @@ impl Extractor {
     pub(super) fn max_tokens(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let range = sc.skip()?;
         self.doc.max_tokens = crate::usage::larger_cap(self.doc.max_tokens, &sc.bytes()[range]);
+        Ok(())
+    }
+
+    /// Reads a top-level `n` or `best_of` (the cursor is at its value), keeping the largest, as
+    /// [`crate::usage::choices`] does.
+    pub(super) fn choices(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        let range = sc.skip()?;
+        self.doc.choices = crate::usage::larger_choices(self.doc.choices, &sc.bytes()[range]);
         Ok(())
     }
 

@@ -85,6 +85,9 @@ impl Extractor {
             if crate::usage::is_output_cap(sc, &key) {
                 return self.max_tokens(sc);
             }
+            if crate::usage::is_choices(sc, &key) {
+                return self.choices(sc);
+            }
             let Some(k) = keys
                 .iter()
                 .position(|(name, ..)| sc.key_matches(&key, name))

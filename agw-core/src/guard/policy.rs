@@ -326,6 +326,7 @@ pub struct Verdict {
     pub(super) hits: Vec<Hit>,
     pub(super) model: Option<String>,
     pub(super) max_tokens: Option<u64>,
+    pub(super) choices: u64,
     /// A rule matched in tool definitions (they are then not kept as clean).
     pub(super) tool_hit: bool,
 }
@@ -338,6 +339,7 @@ impl Verdict {
             hits,
             model: None,
             max_tokens: None,
+            choices: 1,
             tool_hit: false,
         }
     }
@@ -367,6 +369,13 @@ impl Verdict {
     /// [`crate::usage::max_tokens`] gives for the body, without reading it again.
     pub fn max_tokens(&self) -> Option<u64> {
         self.max_tokens
+    }
+
+    /// How many completions the request asks for (its top-level `n` or `best_of`, at least 1):
+    /// what [`crate::usage::choices`] gives for the body. Each may generate up to
+    /// [`Verdict::max_tokens`].
+    pub fn choices(&self) -> u64 {
+        self.choices
     }
 
     /// Takes the request's `model` out of the verdict (no copy).
@@ -461,6 +470,7 @@ impl Policy {
         }
         verdict.model = doc.model.take();
         verdict.max_tokens = doc.max_tokens;
+        verdict.choices = doc.choices.unwrap_or(1);
         doc.recycle();
         Ok(verdict)
     }

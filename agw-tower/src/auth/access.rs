@@ -20,8 +20,12 @@ use tower_service::Service;
 pub struct RequestFacts {
     /// The requested model, after aliasing.
     pub model: Option<String>,
-    /// `max_tokens` / `max_completion_tokens` / `max_output_tokens`.
+    /// `max_tokens` / `max_completion_tokens` / `max_output_tokens` /
+    /// `max_tokens_to_sample`.
     pub max_tokens: Option<u64>,
+    /// How many completions the request asks for (`n`, `best_of`;
+    /// [`agw_core::usage::choices`]): each may generate up to `max_tokens`. 0 reads as 1.
+    pub choices: u64,
 }
 
 impl RequestFacts {
@@ -34,6 +38,7 @@ impl RequestFacts {
                 .flatten()
                 .map(|(_, m)| m),
             max_tokens: agw_core::usage::max_tokens(body),
+            choices: agw_core::usage::choices(body),
         }
     }
 
@@ -56,6 +61,7 @@ impl RequestFacts {
             Some(g) => RequestFacts {
                 model: g.model.clone(),
                 max_tokens: g.max_tokens,
+                choices: g.choices,
             },
             None => RequestFacts::from_body(&c.plain),
         };

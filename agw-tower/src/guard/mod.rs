@@ -61,6 +61,9 @@ pub struct GuardReport {
     /// The request's output-token cap, read with `model` (see
     /// [`agw_core::usage::max_tokens`]); `None` when `model` is, or the body names no cap.
     pub max_tokens: Option<u64>,
+    /// How many completions the request asks for (`n`, `best_of`), read with `model`; 1 when
+    /// the body names none or was not read.
+    pub choices: u64,
     /// A rule matched text in the request's model name: a log must not show it.
     pub matched_model: bool,
     /// A rule matched text in the request's URL: a log must not show it.

@@ -54,6 +54,7 @@ fn skipped() -> GuardReport {
         rules: Vec::new(),
         model: None,
         max_tokens: None,
+        choices: 1,
         matched_model: false,
         matched_url: false,
     }
@@ -74,6 +75,7 @@ fn refused<ResB>(
         rules,
         model,
         max_tokens: None,
+        choices: 1,
         matched_model: matched.0,
         matched_url: matched.1,
     });
@@ -218,6 +220,7 @@ where
             rules.extend(url_rules);
             let model = verdict.take_model();
             let max_tokens = verdict.max_tokens();
+            let choices = verdict.choices();
             let audited =
                 audited_url || verdict.hits().iter().any(|h| h.action == ActionKind::Audit);
             let (outcome, collected) = match verdict.into_decision() {
@@ -251,6 +254,7 @@ where
                 rules,
                 model,
                 max_tokens,
+                choices,
                 matched_model,
                 matched_url: audited_url,
             };

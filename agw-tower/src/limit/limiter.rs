@@ -412,9 +412,24 @@ impl Limiter {
     /// model produces cannot hold a team's or the gateway's whole minute — plus the estimate
     /// of its input ([`input_estimate`](agw_core::usage::input_estimate)).
     pub fn estimate(&self, max_tokens: Option<u64>, input_tokens: u64) -> u64 {
+        self.estimate_choices(max_tokens, 1, input_tokens)
+    }
+
+    /// [`Limiter::estimate`] for a request that asks for `choices` completions (OpenAI's `n`,
+    /// legacy completions' `best_of`; [`agw_core::usage::choices`]): each may generate up to
+    /// the output cap, so the output held is the cap (at most [`MAX_OUTPUT_ESTIMATE`]) times
+    /// `choices` (found by the tenth red-team review: `n: 128` held one completion's worth and
+    /// spent 120 times a budget).
+    pub fn estimate_choices(
+        &self,
+        max_tokens: Option<u64>,
+        choices: u64,
+        input_tokens: u64,
+    ) -> u64 {
         max_tokens
             .unwrap_or(self.policy.default_estimate)
             .min(MAX_OUTPUT_ESTIMATE)
+            .saturating_mul(choices.clamp(1, agw_core::usage::MAX_CHOICES))
             .saturating_add(input_tokens)
             .min(MAX_AMOUNT)
     }

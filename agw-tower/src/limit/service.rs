@@ -71,11 +71,10 @@ where
             let mut batch_cost = None;
             let estimate = if crate::usage::service::has_usage(class.kind) {
                 RequestFacts::ensure(&mut req);
-                let cap = req
-                    .extensions()
-                    .get::<RequestFacts>()
-                    .and_then(|f| f.max_tokens);
-                Some(limiter.estimate(cap, input))
+                let facts = req.extensions().get::<RequestFacts>();
+                let cap = facts.and_then(|f| f.max_tokens);
+                let choices = facts.map_or(1, |f| f.choices);
+                Some(limiter.estimate_choices(cap, choices, input))
             } else if class.kind == RouteKind::MessageBatches {
                 // Each request of a batch is a call whose usage comes back with its results,
                 // later: the batch holds, and is charged, the sum of their estimates, tokens

@@ -82,7 +82,16 @@ where
         let request_bytes = ext
             .get::<crate::limits::Collected>()
             .map_or(0, |c| c.plain.len() as u64);
-        let cap = ext.get::<RequestFacts>().and_then(|f| f.max_tokens);
+        // The output all the request's completions may generate (`n`, `best_of`).
+        let cap = ext.get::<RequestFacts>().and_then(|f| match f.choices {
+            0 | 1 => f.max_tokens,
+            n => Some(
+                f.max_tokens
+                    .unwrap_or(crate::limit::DEFAULT_ESTIMATE_TOKENS)
+                    .min(crate::limit::MAX_OUTPUT_ESTIMATE)
+                    .saturating_mul(n.min(agw_core::usage::MAX_CHOICES)),
+            ),
+        });
         let hide_model = ext
             .get::<crate::guard::GuardReport>()
             .is_some_and(|g| g.matched_model);

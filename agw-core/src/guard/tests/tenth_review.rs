@@ -223,3 +223,33 @@ fn batch_custom_ids_and_mcp_server_settings_are_read() {
             .is_allow()
     );
 }
+
+/// The verdict names the completions a request asks for and its cap in any form a lenient
+/// server reads, as `usage::choices` and `usage::max_tokens` do (the limiter holds their
+/// product without reading the body again).
+#[test]
+fn the_verdict_names_choices_and_caps_as_the_usage_readers_do() {
+    for (kind, body) in [
+        (
+            RouteKind::Completions,
+            r#"{"model":"m","n":8,"max_tokens":"16000","messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+        (
+            RouteKind::LegacyCompletions,
+            r#"{"model":"m","prompt":"hi","best_of":8,"n":2,"max_tokens":1.6e4}"#,
+        ),
+    ] {
+        let v = seed().inspect(kind, body.as_bytes()).unwrap();
+        assert_eq!(v.choices(), 8, "{body}");
+        assert_eq!(v.choices(), crate::usage::choices(body.as_bytes()));
+        assert_eq!(v.max_tokens(), Some(16000), "{body}");
+        assert_eq!(v.max_tokens(), crate::usage::max_tokens(body.as_bytes()));
+    }
+    let v = seed()
+        .inspect(
+            RouteKind::Messages,
+            anthropic(r#"{"type":"text","text":"x"}"#).as_bytes(),
+        )
+        .unwrap();
+    assert_eq!((v.choices(), v.max_tokens()), (1, Some(5)));
+}
