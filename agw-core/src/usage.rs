@@ -822,6 +822,50 @@ pub(crate) fn larger_cap(found: Option<u64>, value: &[u8]) -> Option<u64> {
     found.max(lenient_count(value))
 }
 
+/// Whether a body sent to a path agw has no reading for (a passthrough route) asks a model to
+/// generate — Ollama's `/api/chat` and `/api/generate`, a server's own completion endpoint: a
+/// JSON object naming a string `model` and a prompt (`messages`, `prompt`, `input` or
+/// `contents`). `Some` with its output cap, when it names one: the largest top-level cap
+/// ([`max_tokens`]) or Ollama's `options.num_predict` (a negative one, "until done", is
+/// none). `None` for any other body (a file, an image request without a prompt key).
+pub fn generation_cap(body: &[u8]) -> Option<Option<u64>> {
+    let mut sc = Scanner::new(body).ok()?;
+    if sc.peek() != Some(b'{') {
+        return None;
+    }
+    let (mut model, mut prompt, mut cap) = (false, false, None);
+    sc.object(|sc, key| {
+        if sc.key_matches(&key, "model") {
+            model |= sc.peek() == Some(b'"');
+            sc.skip_fast()
+        } else if ["messages", "prompt", "input", "contents"]
+            .iter()
+            .any(|k| sc.key_matches(&key, k))
+        {
+            prompt = true;
+            sc.skip_fast()
+        } else if is_output_cap(sc, &key) {
+            let range = sc.skip()?;
+            cap = larger_cap(cap, &body[range]);
+            Ok(())
+        } else if sc.key_matches(&key, "options") && sc.peek() == Some(b'{') {
+            sc.object(|sc, key| {
+                if sc.key_matches(&key, "num_predict") {
+                    let range = sc.skip()?;
+                    cap = larger_cap(cap, &body[range]);
+                    Ok(())
+                } else {
+                    sc.skip_fast()
+                }
+            })
+        } else {
+            sc.skip_fast()
+        }
+    })
+    .ok()?;
+    (model && prompt).then_some(cap)
+}
+
 /// How many completions a request asks for: the larger of its top-level `n` and `best_of`
 /// (legacy completions generate `best_of` and bill them all), at least 1 and at most
 /// [`MAX_CHOICES`]. Each may generate up to the request's output cap.
@@ -859,6 +903,37 @@ mod tests {
     /// A cap or count as lenient servers read it (tenth red-team review): `4e4`, `40000.0`
     /// and `"40000"` are 40000; legacy completions' `max_tokens_to_sample` is a cap; `n` and
     /// `best_of` ask for that many completions, at least one, at most `MAX_CHOICES`.
+    /// Tenth red-team review: a generation on a passthrough path (Ollama's `/api/chat`) held
+    /// nothing in flight. What looks like one is told apart from other bodies, with its cap.
+    #[test]
+    fn generations_on_passthrough_paths_are_told_apart_with_their_cap() {
+        let cases: [(&str, Option<Option<u64>>); 8] = [
+            (r#"{"model":"llama3","messages":[]}"#, Some(None)),
+            (
+                r#"{"model":"llama3","prompt":"hi","options":{"num_predict":500}}"#,
+                Some(Some(500)),
+            ),
+            (
+                r#"{"model":"llama3","prompt":"hi","options":{"num_predict":-1}}"#,
+                Some(None),
+            ),
+            (
+                r#"{"prompt":"hi","model":"m","max_tokens":"900"}"#,
+                Some(Some(900)),
+            ),
+            (
+                r#"{"model":"m","contents":[],"max_output_tokens":7}"#,
+                Some(Some(7)),
+            ),
+            (r#"{"model":"m","file":"x"}"#, None),
+            (r#"{"messages":[]}"#, None),
+            ("not json", None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(generation_cap(body.as_bytes()), want, "{body}");
+        }
+    }
+
     #[test]
     fn caps_and_choices_are_read_as_lenient_servers_read_them() {
         for cap in [

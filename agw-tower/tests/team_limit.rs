@@ -937,7 +937,7 @@ impl http_body::Body for ThenNothing {
 }
 
 /// `routes` as `agw serve` stacks the team layers: usage and the limiter inside the body stage
-/// (so the limiter reads the collected body), then key authentication and classification for
+/// (so the limiter reads the collected body; with token limits every body is read), then key authentication and classification for
 /// `api`, served: its address and the secret of alice's key.
 async fn serve_read(
     limiter: &Arc<Limiter>,
@@ -952,7 +952,11 @@ async fn serve_read(
     let app = routes
         .layer(UsageLayer::new(prices))
         .layer(LimitLayer::new(limiter.clone()))
-        .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
+        .layer(
+            RequestGuardLayer::new(Policy::empty())
+                .read_always(true)
+                .read_bodies(true),
+        )
         .layer(AuthLayer::new(Arc::new(
             Authenticator::new().keys(Arc::new(store)),
         )))
@@ -1195,4 +1199,106 @@ async fn completions_asked_for_and_caps_in_any_form_are_held() {
         let r = support::post(addr, "/v1/chat/completions", &h, &body).await;
         assert_eq!(r.status, 200, "{body}: {}", r.body);
     }
+}
+
+/// Found by the tenth red-team review: a generation on a passthrough path (Ollama's
+/// `/api/chat` behind an OpenAI-compatible backend) held nothing while it ran, so twenty at
+/// once were all admitted against a budget for two. It now holds its cap (`options.num_predict`
+/// or a top-level cap; the default without one) and its input, and is charged what its
+/// response reports — nothing without a report, as any passthrough call.
+#[tokio::test]
+async fn a_generation_on_a_passthrough_path_holds_what_it_may_use() {
+    let limiter = Arc::new(limiter(LimitPolicy {
+        per_key: Limits {
+            tokens_per_day: Some(10_000),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    }));
+    let prices = Arc::new(PriceTable::new([("*", Price::default())]).unwrap());
+    let routes = axum::Router::new()
+        .route(
+            "/api/chat",
+            axum::routing::post(|| async {
+                (
+                    [("content-type", "application/json")],
+                    r#"{"model":"llama3","message":{"role":"assistant","content":"hi"},"done":true,"prompt_eval_count":30,"eval_count":12}"#,
+                )
+            }),
+        )
+        .route(
+            "/api/quiet",
+            axum::routing::post(|| async {
+                ([("content-type", "application/json")], r#"{"ok":true}"#)
+            }),
+        );
+    let (addr, secret) = serve_read(&limiter, prices, Api::OpenAi, routes).await;
+    let h = [("x-api-key", secret.as_str())];
+    let chat = |options: &str| {
+        format!(r#"{{"model":"llama3","messages":[{{"role":"user","content":"hi"}}]{options}}}"#)
+    };
+    // More than the budget has: refused before it goes upstream.
+    for body in [
+        chat(r#","options":{"num_predict":20000}"#),
+        chat(r#","max_tokens":"20000""#),
+    ] {
+        let r = support::post(addr, "/api/chat", &h, &body).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(
+            r.body.contains("daily budget of 10000 tokens"),
+            "{}",
+            r.body
+        );
+    }
+    let spent = || async {
+        limiter
+            .spent(
+                &Scope::Key("alice".into()),
+                agw_tower::auth::key::unix_now(),
+            )
+            .await
+            .unwrap()
+            .tokens_today
+    };
+    // Charged what the response reports (30 + 12), the hold given back.
+    let r = support::post(
+        addr,
+        "/api/chat",
+        &h,
+        &chat(r#","options":{"num_predict":5000}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut seen = 0;
+    for _ in 0..200 {
+        seen = spent().await;
+        if seen == 42 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(seen, 42);
+    // A generation whose response reports nothing is charged nothing once it ends: its hold
+    // (the default 4,096 and its input) is given back, so one that needs all but the 42 spent
+    // fits again (while the hold stands it is told to retry).
+    let r = support::post(addr, "/api/quiet", &h, &chat("")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let big = chat(r#","options":{"num_predict":9900}"#);
+    let mut status = 0;
+    for _ in 0..200 {
+        status = support::post(addr, "/api/chat", &h, &big).await.status;
+        if status != 429 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(status, 200);
+    for _ in 0..200 {
+        seen = spent().await;
+        if seen == 84 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(seen, 84, "the quiet call charged nothing");
 }

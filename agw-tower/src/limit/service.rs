@@ -58,9 +58,24 @@ where
                 return Ok(inner.call(req).await?.map(Body::inner));
             }
             // A response without token usage (a batch's creation, a file) holds no tokens; a
-            // prompt holds its output cap (or the default) and its input's estimate.
+            // prompt holds its output cap (or the default) and its input's estimate. So does a
+            // generation on a passthrough path (Ollama's `/api/chat`): it is charged what its
+            // response reports, and while it runs it holds what it may use, so that requests
+            // in flight together cannot overrun a limit (tenth red-team review: twenty at once
+            // were all admitted against a budget for two).
+            let generation = if class.kind == RouteKind::Passthrough
+                && *req.method() == http::Method::POST
+                && limiter.holds_tokens()
+            {
+                req.extensions()
+                    .get::<crate::limits::Collected>()
+                    .and_then(|c| agw_core::usage::generation_cap(&c.plain))
+            } else {
+                None
+            };
             let holds = crate::usage::service::has_usage(class.kind)
-                || class.kind == RouteKind::MessageBatches;
+                || class.kind == RouteKind::MessageBatches
+                || generation.is_some();
             let input = if holds && limiter.holds_tokens() {
                 req.extensions()
                     .get::<crate::limits::Collected>()
@@ -74,6 +89,13 @@ where
                 let facts = req.extensions().get::<RequestFacts>();
                 let cap = facts.and_then(|f| f.max_tokens);
                 let choices = facts.map_or(1, |f| f.choices);
+                Some(limiter.estimate_choices(cap, choices, input))
+            } else if let Some(cap) = generation {
+                RequestFacts::ensure(&mut req);
+                let choices = req
+                    .extensions()
+                    .get::<RequestFacts>()
+                    .map_or(1, |f| f.choices);
                 Some(limiter.estimate_choices(cap, choices, input))
             } else if class.kind == RouteKind::MessageBatches {
                 // Each request of a batch is a call whose usage comes back with its results,
@@ -142,6 +164,10 @@ where
                 let tokens = match (report.usage, report.estimate) {
                     (Some(u), _) => Some(u.total()),
                     (None, Some(e)) => Some(e.total().max(t.estimate())),
+                    // A passthrough generation is charged what its response reports, and
+                    // nothing without a report (as any passthrough call): its hold is given
+                    // back.
+                    (None, None) if generation.is_some() => Some(0),
                     (None, None) => None,
                 };
                 // The client went away before the response headers: the request was
@@ -156,6 +182,9 @@ where
                 }
                 let success = report.status.is_success();
                 let mut cost = report.cost_micros.or(report.estimated_cost_micros);
+                if generation.is_some() && report.usage.is_none() {
+                    cost = Some(0);
+                }
                 if success && report.route == RouteKind::MessageBatches {
                     // Its requests' usage comes with their results: the estimate stays charged.
                     cost = Some(cost.unwrap_or(0).max(t.cost_estimate()));
