@@ -180,6 +180,10 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
         // Bare names a client or another gateway may use for a credential (fifth review).
         "key" | "auth" | "credential" | "credentials" | "bearer" | "passwd" | "authtoken"
         | "accesstoken" | "x-authtoken" | "x-accesstoken" => true,
+        // More a client may put a credential in (tenth review): a JWT, a personal access
+        // token, a session, a request signature.
+        "jwt" | "x-jwt" | "x-pat" | "x-passwd" | "x-bearer" | "x-session" | "session"
+        | "sessionid" | "x-sessionid" | "x-signature" | "signature" => true,
         // They pick which account or project is billed: with agw's key, the gateway's
         // choice (Google's quota project: eighth review).
         "openai-organization"
@@ -201,6 +205,12 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
                 || n.ends_with("-secret")
                 // `helicone-auth`, `x-goog-auth`: another gateway's or a proxy's credential.
                 || n.ends_with("-auth")
+                || n.ends_with("-jwt")
+                || n.ends_with("-passwd")
+                || n.ends_with("-bearer")
+                // `x-api-key-2`, `x-apikey-old`: a key by any suffix.
+                || n.contains("api-key")
+                || n.contains("apikey")
         }
     }
 }
@@ -211,8 +221,21 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
 /// short list, not a pattern: query parameters of the APIs agw speaks (`beta`, `limit`,
 /// `after_id`, a page token) must pass.
 pub fn is_credential_param(name: &str) -> bool {
-    const NAMES: [&str; 14] = [
+    const NAMES: [&str; 25] = [
         "key",
+        // Tenth review: tokens of OAuth and of other services, signatures (an Azure SAS's
+        // `sig`), an OAuth authorization `code`.
+        "jwt",
+        "id_token",
+        "refresh_token",
+        "private_token",
+        "bearer",
+        "passwd",
+        "sig",
+        "signature",
+        "code",
+        "session",
+        "sessionid",
         "api_key",
         "apikey",
         "x_api_key",
@@ -238,13 +261,24 @@ pub fn is_credential_param(name: &str) -> bool {
 
 /// Whether a query's `name=value` pair names a credential ([`is_credential_param`]), its name
 /// percent-decoded (decoded only when it has an escape: most have none).
+///
+/// Servers that also split a query at `;` read `a=1;key=…` as two pairs, and `+` decodes to a
+/// space that some trim (`+key=`, `key+=`): a pair any of whose `;` parts names a credential,
+/// blanks around its name removed, is one (tenth review).
 pub fn is_credential_pair(pair: &str) -> bool {
-    let name = pair.split('=').next().unwrap_or("");
+    pair.split(';').any(is_credential_part)
+}
+
+/// Whether one `name=value` part of a pair (no `;` in it) names a credential, its name
+/// percent-decoded and trimmed of blanks.
+pub(crate) fn is_credential_part(part: &str) -> bool {
+    let name = part.split('=').next().unwrap_or("");
     if name.contains(['%', '+']) {
         let name = crate::route::canonical::percent_decoded(name.as_bytes());
-        is_credential_param(&String::from_utf8_lossy(&name))
+        let name = String::from_utf8_lossy(&name);
+        is_credential_param(name.trim_matches(|c: char| c.is_whitespace() || c == '+'))
     } else {
-        is_credential_param(name)
+        is_credential_param(name.trim())
     }
 }
 
@@ -557,6 +591,15 @@ mod tests {
                 "/v1/x?page_token=p&monkey=1&key",
                 "http://up:1/v1/x?page_token=p&monkey=1",
             ),
+            // Tenth review: more token names, `;` parts, names padded with `+` or blanks.
+            (
+                "/v1/x?jwt=a&id_token=b&refresh_token=c&private_token=d&sig=e&code=f&n=1",
+                "http://up:1/v1/x?n=1",
+            ),
+            (
+                "/v1/x?a=1;key=C&+key=C2&key+=C3&%20api_key%20=C4&b=2",
+                "http://up:1/v1/x?b=2",
+            ),
         ] {
             let uri: Uri = uri.parse().unwrap();
             assert_eq!(inject.rebase(&uri).unwrap().to_string(), rebased, "{uri}");
@@ -613,6 +656,16 @@ mod tests {
                 "accesstoken",
                 "bearer",
                 "passwd",
+                // Found by the tenth review.
+                "x-jwt",
+                "x-api-key-2",
+                "x-passwd",
+                "x-pat",
+                "x-bearer",
+                "x-session",
+                "sessionid",
+                "x-signature",
+                "x-github-jwt",
             ] {
                 h.append(name, "client".parse().unwrap());
                 h.append(name, "client-too".parse().unwrap());
@@ -621,6 +674,7 @@ mod tests {
             h.insert("anthropic-beta", "tools-2024".parse().unwrap());
             h.insert("idempotency-key", "req-1".parse().unwrap());
             h.insert("x-stainless-retry-count", "0".parse().unwrap());
+            h.insert("x-claude-code-session-id", "s-1".parse().unwrap());
             spec.prepare_headers(&mut h);
             let all: Vec<_> = h.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
             assert!(!all.iter().any(|s| s.contains("client")), "{all:?}");
@@ -633,7 +687,8 @@ mod tests {
             assert_eq!(h["anthropic-beta"], "tools-2024");
             assert_eq!(h["idempotency-key"], "req-1");
             assert_eq!(h["x-stainless-retry-count"], "0");
-            assert_eq!(h.len(), 5, "{all:?}");
+            assert_eq!(h["x-claude-code-session-id"], "s-1");
+            assert_eq!(h.len(), 6, "{all:?}");
         }
     }
 

@@ -858,13 +858,15 @@ impl Policy {
         let mut text = Vec::new();
         if !plain {
             text = decoded(path);
-            for pair in query.split('&').filter(|p| !p.is_empty()) {
-                if credential(pair) {
+            // Each `;` part on its own (servers that split there read `note=…;key=…` as two
+            // parameters): a credential part is left out, the rest is read.
+            for part in query.split(['&', ';']).filter(|p| !p.is_empty()) {
+                if crate::provider::is_credential_part(part) {
                     continue;
                 }
                 // A line of its own: parameters are separate values, as blocks are.
                 text.push(b'\n');
-                text.extend_from_slice(&decoded(pair));
+                text.extend_from_slice(&decoded(part));
             }
         }
         // Decoded text is normalised as a body's is (full-width digits, invisible characters:

@@ -253,3 +253,22 @@ fn the_verdict_names_choices_and_caps_as_the_usage_readers_do() {
         .unwrap();
     assert_eq!((v.choices(), v.max_tokens()), (1, Some(5)));
 }
+
+/// A query parameter a server reads apart at `;` is read apart: a credential part beside it
+/// (never read) does not hide a card in the other part.
+#[test]
+fn a_query_part_beside_a_credential_is_read() {
+    for target in [
+        "/v1/messages?note=4111111111111111;key=x",
+        "/v1/messages?key=x;note=4111111111111111",
+        "/v1/messages?sig=1&note=4111%201111%201111%201111;code=2",
+    ] {
+        let v = dets(false).inspect_target(target);
+        assert!(
+            matches!(v.decision(), Decision::Reject(_)),
+            "{target}: {v:?}"
+        );
+    }
+    let v = dets(false).inspect_target("/v1/messages?beta=true;key=4111111111111111");
+    assert!(v.is_allow(), "a credential is the client's own: {v:?}");
+}
