@@ -290,6 +290,43 @@ async fn jwks_refreshes_from_its_file_on_an_unknown_key() {
     assert!(jwks.verify(&t2, NOW).await.is_ok());
 }
 
+/// Found by the tenth red-team review: a key removed from the JWKS file verified tokens until
+/// the next refresh period (ten minutes by default). The file is re-read within a second of
+/// changing, as the key file is; the period still applies to an unchanged one.
+#[tokio::test]
+async fn a_key_removed_from_the_jwks_file_stops_verifying_within_seconds() {
+    let dir = support::temp_dir("jwks-watch");
+    let path = dir.join("jwks.json");
+    let k = keys();
+    std::fs::write(&path, k.jwks.to_string()).unwrap();
+    let jwks = jwt::Jwks::load(jwt::JwksSource::File(path.clone()), config())
+        .await
+        .unwrap();
+    let refresher = jwks.spawn_refresh(std::time::Duration::from_secs(600));
+    let t = token(&k, "EdDSA", "d1", &claims());
+    assert!(jwks.verify(&t, NOW).await.is_ok());
+    // The Ed25519 key is revoked: removed from the file.
+    let mut doc = k.jwks.clone();
+    doc["keys"].as_array_mut().unwrap().remove(2);
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let mut got = Ok(());
+    for _ in 0..60 {
+        got = jwks.verify(&t, NOW).await.map(drop);
+        if got.is_err() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, Err(JwtError::UnknownKey));
+    // The others still verify.
+    assert!(
+        jwks.verify(&token(&k, "ES256", "e1", &claims()), NOW)
+            .await
+            .is_ok()
+    );
+    refresher.abort();
+}
+
 #[tokio::test]
 async fn the_authenticator_takes_bearer_jwts_and_reports_refusals() {
     use agw_tower::auth::{Authenticator, IdentityKind};

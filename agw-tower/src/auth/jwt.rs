@@ -400,6 +400,9 @@ pub enum JwksSource {
     Static(Bytes),
 }
 
+/// How often [`Jwks::spawn_refresh`] looks at a key file for a change.
+const FILE_POLL: Duration = Duration::from_secs(1);
+
 /// A JWKS kept current: the verifier agw uses. Refreshed by [`Jwks::refresh`] (call it on a
 /// timer, e.g. with [`Jwks::spawn_refresh`]) and on an unknown `kid`, at most once per
 /// `min_refresh`. A failed refresh keeps the last good set.
@@ -453,14 +456,40 @@ impl Jwks {
         Ok(())
     }
 
-    /// Refreshes every `every` in a background task (needs a tokio runtime).
+    /// Refreshes every `every` in a background task (needs a tokio runtime). A file is also
+    /// re-read within a second of changing (its size or modification time), as the key file
+    /// is: a key removed from it stops verifying tokens then, not at the next period (tenth
+    /// red-team review: for up to ten minutes).
     pub fn spawn_refresh(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
+        let file = match &self.source {
+            JwksSource::File(path) => Some(path.clone()),
+            _ => None,
+        };
+        let stamp = |path: &PathBuf| {
+            std::fs::metadata(path)
+                .ok()
+                .map(|m| (m.len(), m.modified().ok()))
+        };
+        // As the file stands now, not when the task first runs.
+        let mut seen = file.as_ref().and_then(stamp);
         tokio::spawn(async move {
+            let tick = if file.is_some() {
+                FILE_POLL.min(every)
+            } else {
+                every
+            };
+            let mut since = Duration::ZERO;
             loop {
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(tick).await;
+                since += tick;
                 let Some(jwks) = weak.upgrade() else { return };
-                let _ = jwks.refresh().await;
+                let now = file.as_ref().and_then(stamp);
+                if since >= every || now != seen {
+                    since = Duration::ZERO;
+                    seen = now;
+                    let _ = jwks.refresh().await;
+                }
             }
         })
     }
