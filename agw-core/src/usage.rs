@@ -866,6 +866,27 @@ pub fn generation_cap(body: &[u8]) -> Option<Option<u64>> {
     (model && prompt).then_some(cap)
 }
 
+/// Whether a request body asks for a streamed response (a top-level `"stream": true`).
+pub fn asks_stream(body: &[u8]) -> bool {
+    let Ok(mut sc) = Scanner::new(body) else {
+        return false;
+    };
+    if sc.peek() != Some(b'{') {
+        return false;
+    }
+    let mut stream = false;
+    let _ = sc.object(|sc, key| {
+        if sc.key_matches(&key, "stream") {
+            let range = sc.skip()?;
+            stream = &body[range] == b"true";
+            Ok(())
+        } else {
+            sc.skip_fast()
+        }
+    });
+    stream
+}
+
 /// How many completions a request asks for: the larger of its top-level `n` and `best_of`
 /// (legacy completions generate `best_of` and bill them all), at least 1 and at most
 /// [`MAX_CHOICES`]. Each may generate up to the request's output cap.

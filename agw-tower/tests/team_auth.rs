@@ -509,6 +509,7 @@ async fn access_lists_admit_teams_and_models() {
                         model,
                         max_tokens: None,
                         choices: 1,
+                        stream: false,
                     });
                 }
                 next.run(req).await

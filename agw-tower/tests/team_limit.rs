@@ -585,12 +585,13 @@ async fn a_batch_is_charged_the_estimates_of_its_requests() {
 }
 
 /// A client that goes away before the response headers (Esc in Claude Code during a slow
-/// first token) is charged the input its request sent on, and gives back the output it held:
-/// the usage layer reports the request as abandoned (status 499). Found by the third red-team
-/// review (the whole hold stayed in the day's budget for good) and the ops review (charged
-/// nothing, a client with a short timeout spent outside every budget).
+/// first token) is charged the input its request sent on, and a stream gives back the output
+/// it held: the usage layer reports the request as abandoned (status 499). Found by the third
+/// red-team review (the whole hold stayed in the day's budget for good) and the ops review
+/// (charged nothing, a client with a short timeout spent outside every budget). A request that
+/// did not ask for a stream keeps its hold: its provider may finish it (tenth review).
 #[tokio::test]
-async fn a_request_abandoned_before_its_response_is_charged_its_input() {
+async fn a_request_abandoned_before_its_response_is_charged_its_input_or_its_hold() {
     let limiter = Arc::new(limiter(LimitPolicy {
         per_key: Limits {
             tokens_per_day: Some(1_000_000),
@@ -643,7 +644,7 @@ async fn a_request_abandoned_before_its_response_is_charged_its_input() {
             .tokens_today
     };
     let body = format!(
-        r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        r#"{{"model":"m","stream":true,"messages":[{{"role":"user","content":"{}"}}]}}"#,
         "x".repeat(4000)
     );
     let input = agw_core::usage::input_estimate(body.as_bytes());
@@ -668,6 +669,38 @@ async fn a_request_abandoned_before_its_response_is_charged_its_input() {
         held, input,
         "the abandoned request was not settled to its input"
     );
+    // One that did not ask for a stream keeps what it held (tenth red-team review): its
+    // provider may finish and bill it whole.
+    let plain = body.replace(r#""stream":true,"#, "");
+    let hold =
+        agw_tower::limit::MAX_OUTPUT_ESTIMATE + agw_core::usage::input_estimate(plain.as_bytes());
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        support::post(addr, "/v1/messages", &h, &plain),
+    )
+    .await;
+    assert!(cut.is_err(), "the request should still be in flight");
+    // A streamed one cut after it settles to its input once the server sees its client gone;
+    // by then the first was seen gone too, and its hold stayed its charge (the old rule gave
+    // back all but its input).
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        support::post(addr, "/v1/messages", &h, &body),
+    )
+    .await;
+    assert!(cut.is_err(), "the request should still be in flight");
+    let want = input + hold + input;
+    let mut now = spent().await;
+    for _ in 0..400 {
+        if now == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        now = spent().await;
+    }
+    assert_eq!(now, want);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(spent().await, want, "nothing settled later");
 }
 
 /// A batch's dollar hold is its requests' estimates at their models' prices, kept as its

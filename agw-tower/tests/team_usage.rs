@@ -111,6 +111,7 @@ async fn a_stream_is_forwarded_at_once_and_counted_at_its_end() {
                     model: Some("claude-sonnet-4-5".into()),
                     max_tokens: Some(1024),
                     choices: 1,
+                    stream: false,
                 });
                 next.run(req).await
             },

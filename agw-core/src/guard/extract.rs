@@ -175,6 +175,8 @@ pub(crate) struct Doc {
     pub max_tokens: Option<u64>,
     /// The largest top-level `n` or `best_of` ([`crate::usage::choices`]).
     pub choices: Option<u64>,
+    /// A top-level `"stream": true` ([`crate::usage::asks_stream`]).
+    pub stream: bool,
     pub st: State,
     /// The id of the policy reading the body (see [`super::clean`]).
     pub policy: u64,
@@ -238,6 +240,7 @@ impl Doc {
         self.model = None;
         self.max_tokens = None;
         self.choices = None;
+        self.stream = false;
         self.st = State::default();
         self.tool_values.clear();
         self.edges.clear();
@@ -695,6 +698,8 @@ impl Extractor {
                 self.max_tokens(sc)
             } else if top && crate::usage::is_choices(sc, &key) {
                 self.choices(sc)
+            } else if top && sc.key_matches(&key, "stream") {
+                self.stream(sc)
             } else if sc.key_matches(&key, "tools")
                 || [
                     "output_format",
@@ -1001,6 +1006,14 @@ impl Extractor {
     pub(super) fn max_tokens(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let range = sc.skip()?;
         self.doc.max_tokens = crate::usage::larger_cap(self.doc.max_tokens, &sc.bytes()[range]);
+        Ok(())
+    }
+
+    /// Reads a top-level `stream` (the cursor is at its value): the last one, as a JSON reader
+    /// keeps it.
+    pub(super) fn stream(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        let range = sc.skip()?;
+        self.doc.stream = &sc.bytes()[range] == b"true";
         Ok(())
     }
 

@@ -88,6 +88,9 @@ impl Extractor {
             if crate::usage::is_choices(sc, &key) {
                 return self.choices(sc);
             }
+            if sc.key_matches(&key, "stream") {
+                return self.stream(sc);
+            }
             let Some(k) = keys
                 .iter()
                 .position(|(name, ..)| sc.key_matches(&key, name))
@@ -122,6 +125,8 @@ impl Extractor {
                 self.model_key(sc, &mut seen_model)
             } else if crate::usage::is_output_cap(sc, &key) {
                 self.max_tokens(sc)
+            } else if sc.key_matches(&key, "stream") {
+                self.stream(sc)
             } else if ["tools", "tool_choice", "text"]
                 .iter()
                 .any(|k| sc.key_matches(&key, k))

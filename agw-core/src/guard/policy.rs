@@ -327,6 +327,7 @@ pub struct Verdict {
     pub(super) model: Option<String>,
     pub(super) max_tokens: Option<u64>,
     pub(super) choices: u64,
+    pub(super) stream: bool,
     /// A rule matched in tool definitions (they are then not kept as clean).
     pub(super) tool_hit: bool,
 }
@@ -340,6 +341,7 @@ impl Verdict {
             model: None,
             max_tokens: None,
             choices: 1,
+            stream: false,
             tool_hit: false,
         }
     }
@@ -376,6 +378,12 @@ impl Verdict {
     /// [`Verdict::max_tokens`].
     pub fn choices(&self) -> u64 {
         self.choices
+    }
+
+    /// Whether the request asks for a streamed response (a top-level `"stream": true`): what
+    /// [`crate::usage::asks_stream`] gives for the body.
+    pub fn stream(&self) -> bool {
+        self.stream
     }
 
     /// Takes the request's `model` out of the verdict (no copy).
@@ -471,6 +479,7 @@ impl Policy {
         verdict.model = doc.model.take();
         verdict.max_tokens = doc.max_tokens;
         verdict.choices = doc.choices.unwrap_or(1);
+        verdict.stream = doc.stream;
         doc.recycle();
         Ok(verdict)
     }

@@ -26,6 +26,8 @@ pub struct RequestFacts {
     /// How many completions the request asks for (`n`, `best_of`;
     /// [`agw_core::usage::choices`]): each may generate up to `max_tokens`. 0 reads as 1.
     pub choices: u64,
+    /// Whether the request asks for a streamed response (`"stream": true`).
+    pub stream: bool,
 }
 
 impl RequestFacts {
@@ -39,6 +41,7 @@ impl RequestFacts {
                 .map(|(_, m)| m),
             max_tokens: agw_core::usage::max_tokens(body),
             choices: agw_core::usage::choices(body),
+            stream: agw_core::usage::asks_stream(body),
         }
     }
 
@@ -62,6 +65,7 @@ impl RequestFacts {
                 model: g.model.clone(),
                 max_tokens: g.max_tokens,
                 choices: g.choices,
+                stream: g.stream,
             },
             None => RequestFacts::from_body(&c.plain),
         };

@@ -64,6 +64,8 @@ pub struct GuardReport {
     /// How many completions the request asks for (`n`, `best_of`), read with `model`; 1 when
     /// the body names none or was not read.
     pub choices: u64,
+    /// Whether the request asks for a streamed response (`"stream": true`), read with `model`.
+    pub stream: bool,
     /// A rule matched text in the request's model name: a log must not show it.
     pub matched_model: bool,
     /// A rule matched text in the request's URL: a log must not show it.

@@ -55,6 +55,7 @@ fn skipped() -> GuardReport {
         model: None,
         max_tokens: None,
         choices: 1,
+        stream: false,
         matched_model: false,
         matched_url: false,
     }
@@ -76,6 +77,7 @@ fn refused<ResB>(
         model,
         max_tokens: None,
         choices: 1,
+        stream: false,
         matched_model: matched.0,
         matched_url: matched.1,
     });
@@ -221,6 +223,7 @@ where
             let model = verdict.take_model();
             let max_tokens = verdict.max_tokens();
             let choices = verdict.choices();
+            let stream = verdict.stream();
             let audited =
                 audited_url || verdict.hits().iter().any(|h| h.action == ActionKind::Audit);
             let (outcome, collected) = match verdict.into_decision() {
@@ -255,6 +258,7 @@ where
                 model,
                 max_tokens,
                 choices,
+                stream,
                 matched_model,
                 matched_url: audited_url,
             };

@@ -154,6 +154,12 @@ where
                     return Ok(res);
                 }
             };
+            // Whether the request asked for a stream (read only where it decides anything).
+            let streams = !holds
+                || req
+                    .extensions()
+                    .get::<RequestFacts>()
+                    .is_none_or(|f| f.stream);
             let (l, t) = (limiter.clone(), ticket.clone());
             UsageHooks::push(&mut req, move |report| {
                 // Off the response path: queued to the limiter's settling task. The usage
@@ -172,10 +178,21 @@ where
                 };
                 // The client went away before the response headers: the request was
                 // admitted, so it has gone upstream, whose provider bills the input it read
-                // (ops review: a client with a short timeout spent outside every budget). The
-                // output it holds is given back: a stream's generation stops with its
-                // connection (Esc in Claude Code before the first token).
+                // (ops review: a client with a short timeout spent outside every budget). A
+                // stream's output is given back: its generation stops with its connection
+                // (Esc in Claude Code before the first token). A request that did not ask for
+                // a stream keeps what it held: its provider may finish and bill it whole
+                // (tenth red-team review: ten closed after 100 ms spent ~$9 charged as ~$0).
                 if report.status == crate::usage::CLIENT_CLOSED {
+                    if !streams {
+                        l.settle_later(
+                            t.clone(),
+                            Some(t.estimate()),
+                            Some(t.cost_estimate()),
+                            true,
+                        );
+                        return;
+                    }
                     let cost = l.cost_estimate(report.request_model.as_deref(), input, input);
                     l.settle_later(t.clone(), Some(input), Some(cost), true);
                     return;

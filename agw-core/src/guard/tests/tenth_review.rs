@@ -224,8 +224,8 @@ fn batch_custom_ids_and_mcp_server_settings_are_read() {
     );
 }
 
-/// The verdict names the completions a request asks for and its cap in any form a lenient
-/// server reads, as `usage::choices` and `usage::max_tokens` do (the limiter holds their
+/// The verdict names the completions a request asks for, whether it asks for a stream, and
+/// its cap in any form a lenient server reads, as `usage::choices` and `usage::max_tokens` do (the limiter holds their
 /// product without reading the body again).
 #[test]
 fn the_verdict_names_choices_and_caps_as_the_usage_readers_do() {
@@ -244,6 +244,13 @@ fn the_verdict_names_choices_and_caps_as_the_usage_readers_do() {
         assert_eq!(v.choices(), crate::usage::choices(body.as_bytes()));
         assert_eq!(v.max_tokens(), Some(16000), "{body}");
         assert_eq!(v.max_tokens(), crate::usage::max_tokens(body.as_bytes()));
+        assert!(!v.stream() && !crate::usage::asks_stream(body.as_bytes()));
+        let streamed = body.replacen('{', r#"{"stream":true,"#, 1);
+        let v = seed().inspect(kind, streamed.as_bytes()).unwrap();
+        assert!(
+            v.stream() && crate::usage::asks_stream(streamed.as_bytes()),
+            "{streamed}"
+        );
     }
     let v = seed()
         .inspect(
