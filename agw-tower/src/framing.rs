@@ -18,15 +18,23 @@ pub(crate) enum Framing {
     Conflicting,
 }
 
-/// The media types JSON lines are sent as.
-const JSON_LINES: [&str; 6] = [
+/// The media types JSON lines are sent as (with the tenth red-team review's: a server's
+/// `text/…` labels for the same records).
+const JSON_LINES: [&str; 9] = [
     "application/jsonl",
     "application/x-jsonl",
     "application/jsonlines",
     "application/x-jsonlines",
     "application/ndjson",
     "application/x-ndjson",
+    "application/x-json-stream",
+    "text/x-ndjson",
+    "text/jsonl",
 ];
+
+/// Names JSON goes by besides `application/json` and `application/…+json` (tenth red-team
+/// review: a JSON response labelled `text/json` passed a generic route unread).
+const JSON: [&str; 3] = ["text/json", "text/x-json", "application/x-json"];
 
 pub(crate) fn framing(headers: &http::HeaderMap) -> Framing {
     let mut all = headers.get_all(CONTENT_TYPE).iter();
@@ -42,6 +50,7 @@ pub(crate) fn framing(headers: &http::HeaderMap) -> Framing {
         Framing::EventStream
     } else if media.eq_ignore_ascii_case("application/json")
         || (ends_with_ignore_case(media, "+json") && starts_with_ignore_case(media, "application/"))
+        || JSON.iter().any(|t| media.eq_ignore_ascii_case(t))
     {
         Framing::Json
     } else if JSON_LINES.iter().any(|t| media.eq_ignore_ascii_case(t)) {
@@ -92,7 +101,11 @@ mod tests {
             ("application/octet-stream", Framing::Other),
             ("application/binary", Framing::Other),
             ("text/plain", Framing::Other),
-            ("text/json", Framing::Other),
+            ("text/json", Framing::Json),
+            ("Text/X-JSON", Framing::Json),
+            ("application/x-json; charset=utf-8", Framing::Json),
+            ("text/x-ndjson", Framing::JsonLines),
+            ("text/jsonx", Framing::Other),
             ("application/jsonx", Framing::Other),
             ("+json", Framing::Other),
             ("application+json", Framing::Other),
