@@ -60,6 +60,7 @@ pub struct StackConfig {
     limits: BodyLimits,
     read_always: bool,
     read_bodies: bool,
+    read_json: bool,
     #[cfg(feature = "client")]
     upstream: crate::upstream::UpstreamConfig,
 }
@@ -84,6 +85,7 @@ impl StackConfig {
             limits: BodyLimits::default().read_timeout(DEFAULT_READ_TIMEOUT),
             read_always: false,
             read_bodies: false,
+            read_json: false,
         }
     }
 
@@ -135,6 +137,14 @@ impl StackConfig {
         self
     }
 
+    /// Reads every request body that may be JSON, on any route but `Unguarded`, even without
+    /// request rules: for a limiter that holds what a generation on a passthrough route may
+    /// use (see [`RequestGuardLayer::read_json_bodies`]).
+    pub fn read_json_bodies(mut self, yes: bool) -> Self {
+        self.read_json = yes;
+        self
+    }
+
     /// Sets the body limits: size, read timeout, shared budget (replacing the default 60 s read
     /// timeout with the one `limits` has, if any).
     pub fn limits(mut self, limits: BodyLimits) -> Self {
@@ -177,6 +187,7 @@ impl StackConfig {
                 // on every route: it refuses requests for log probabilities (a passthrough
                 // path may reach a llama.cpp server's `n_probs`).
                 .read_bodies(self.read_bodies || crate::response::hides_text(&self.response_policy))
+                .read_json_bodies(self.read_json)
                 .classifier(classifier.clone()),
             response: ResponseGuardLayer::new(self.response_policy.clone())
                 .window(self.response_window)

@@ -970,7 +970,7 @@ impl http_body::Body for ThenNothing {
 }
 
 /// `routes` as `agw serve` stacks the team layers: usage and the limiter inside the body stage
-/// (so the limiter reads the collected body; with token limits every body is read), then key authentication and classification for
+/// (so the limiter reads the collected body; with token limits every body that may be JSON), then key authentication and classification for
 /// `api`, served: its address and the secret of alice's key.
 async fn serve_read(
     limiter: &Arc<Limiter>,
@@ -988,7 +988,7 @@ async fn serve_read(
         .layer(
             RequestGuardLayer::new(Policy::empty())
                 .read_always(true)
-                .read_bodies(true),
+                .read_json_bodies(true),
         )
         .layer(AuthLayer::new(Arc::new(
             Authenticator::new().keys(Arc::new(store)),
@@ -1264,6 +1264,13 @@ async fn a_generation_on_a_passthrough_path_holds_what_it_may_use() {
             axum::routing::post(|| async {
                 ([("content-type", "application/json")], r#"{"ok":true}"#)
             }),
+        )
+        .route(
+            "/api/slow",
+            axum::routing::post(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                ([("content-type", "application/json")], r#"{"ok":true}"#)
+            }),
         );
     let (addr, secret) = serve_read(&limiter, prices, Api::OpenAi, routes).await;
     let h = [("x-api-key", secret.as_str())];
@@ -1334,4 +1341,36 @@ async fn a_generation_on_a_passthrough_path_holds_what_it_may_use() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert_eq!(seen, 84, "the quiet call charged nothing");
+    // One whose client goes away before its response is charged nothing either (its response
+    // reports nothing), not its hold (review of the tenth review's fixes).
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        support::post(
+            addr,
+            "/api/slow",
+            &h,
+            &chat(r#","options":{"num_predict":5000}"#),
+        ),
+    )
+    .await;
+    assert!(cut.is_err(), "the request should still be in flight");
+    // 84 spent: 6,000 fits only once the abandoned call's 5,000 is given back.
+    let big = chat(r#","options":{"num_predict":6000}"#);
+    let mut status = 0;
+    for _ in 0..400 {
+        status = support::post(addr, "/api/chat", &h, &big).await.status;
+        if status != 429 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, 200, "the abandoned call's hold was given back");
+    for _ in 0..200 {
+        seen = spent().await;
+        if seen == 126 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(seen, 126, "the abandoned call charged nothing");
 }

@@ -210,15 +210,19 @@ impl Runtime {
                 .model_policy(b.model.clone())
                 .limits(limits)
                 .read_always(team.is_some())
-                // A model allow-list checks what any body names, on every route; token limits
-                // and budgets hold what a generation on a passthrough path may use (Ollama's
-                // `/api/chat`), which only its body tells.
-                .read_bodies(team.as_ref().is_some_and(|t| {
-                    b.access
-                        .as_ref()
-                        .is_some_and(agw_tower::auth::Access::restricts_models)
-                        || t.limiter.as_ref().is_some_and(|l| l.holds_tokens())
-                }))
+                // A model allow-list checks what any body names, on every route.
+                .read_bodies(
+                    team.is_some()
+                        && b.access
+                            .as_ref()
+                            .is_some_and(agw_tower::auth::Access::restricts_models),
+                )
+                // Token limits and budgets hold what a generation on a passthrough path may
+                // use (Ollama's `/api/chat`), which only its body tells; uploads pass unread.
+                .read_json_bodies(
+                    team.as_ref()
+                        .is_some_and(|t| t.limiter.as_ref().is_some_and(|l| l.holds_tokens())),
+                )
                 .upstream(upstream_config.clone());
             let svc = match &team {
                 None => Svc::Plain(stack.layer().layer(UpstreamClient::clone(&upstream))),

@@ -23,6 +23,9 @@ pub(super) struct Config {
     /// Read every body (any route but `Unguarded`) even without rules: an access list that
     /// restricts models must see the model a body on any route names.
     pub read_bodies: bool,
+    /// Read every body that may be JSON (not multipart, not a binary media type) even without
+    /// rules: the limiter holds what a generation on a passthrough route may use.
+    pub read_json: bool,
 }
 
 impl RequestGuardLayer {
@@ -37,6 +40,7 @@ impl RequestGuardLayer {
                 classifier: Classifier::new(RouteTable::claude_code(), Api::Anthropic),
                 read_always: false,
                 read_bodies: false,
+                read_json: false,
             }),
         }
     }
@@ -68,6 +72,16 @@ impl RequestGuardLayer {
     /// request on a passthrough route). A body that is not JSON is handed on unread.
     pub fn read_bodies(mut self, yes: bool) -> Self {
         Arc::make_mut(&mut self.config).read_bodies = yes;
+        self
+    }
+
+    /// Reads, on any route but `Unguarded` and even when the policy has no rules, every request
+    /// body that may be JSON — one whose `Content-Type` is not `multipart/…`,
+    /// `application/octet-stream` or an audio, image, video, PDF or archive type — for a
+    /// limiter that holds what a generation on a passthrough route (Ollama's `/api/chat`) may
+    /// use. Uploads pass unread and unbuffered.
+    pub fn read_json_bodies(mut self, yes: bool) -> Self {
+        Arc::make_mut(&mut self.config).read_json = yes;
         self
     }
 

@@ -147,6 +147,7 @@ where
         ) && !req.uri().path().ends_with("/cancel");
         let inspect = (!config.policy.is_empty()
             || config.read_bodies
+            || (config.read_json && may_be_json(req.headers()))
             || (config.read_always && class.kind.has_prompt()))
             && class.kind != RouteKind::Unguarded
             && ((class.kind.has_prompt() && sends) || !has_no_body(req.body()));
@@ -275,6 +276,35 @@ where
     }
 }
 
+/// Whether a request body may be JSON by its `Content-Type`: not an upload (multipart, octet
+/// stream, audio, image, video, PDF, archive). A body without one may be.
+fn may_be_json(headers: &http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return true;
+    };
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    !(media.starts_with("multipart/")
+        || media.starts_with("audio/")
+        || media.starts_with("image/")
+        || media.starts_with("video/")
+        || matches!(
+            media.as_str(),
+            "application/octet-stream"
+                | "application/pdf"
+                | "application/zip"
+                | "application/gzip"
+                | "application/x-tar"
+        ))
+}
+
 /// A report of a request whose body was not inspected, with the audit rules its URL matched.
 fn with_url_audits(report: GuardReport, url_rules: Vec<Arc<str>>) -> GuardReport {
     if url_rules.is_empty() {
@@ -285,5 +315,34 @@ fn with_url_audits(report: GuardReport, url_rules: Vec<Arc<str>>) -> GuardReport
         rules: url_rules,
         matched_url: true,
         ..report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_be_json;
+
+    /// With token limits every body that may be JSON is read for the limiter; uploads are not
+    /// (review of the tenth review's fixes: buffering them all refused large uploads).
+    #[test]
+    fn uploads_are_not_taken_for_json() {
+        for (ct, json) in [
+            (None, true),
+            (Some("application/json"), true),
+            (Some("application/x-www-form-urlencoded"), true),
+            (Some("text/plain; charset=utf-8"), true),
+            (Some("Multipart/Form-Data; boundary=x"), false),
+            (Some("application/octet-stream"), false),
+            (Some("audio/mpeg"), false),
+            (Some("image/png"), false),
+            (Some("video/mp4"), false),
+            (Some("application/pdf"), false),
+        ] {
+            let mut h = http::HeaderMap::new();
+            if let Some(ct) = ct {
+                h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+            }
+            assert_eq!(may_be_json(&h), json, "{ct:?}");
+        }
     }
 }

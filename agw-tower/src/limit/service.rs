@@ -154,12 +154,14 @@ where
                     return Ok(res);
                 }
             };
-            // Whether the request asked for a stream (read only where it decides anything).
-            let streams = !holds
-                || req
+            // Whether an abandoned request keeps its hold as its charge: one that generates
+            // output and did not ask for a stream (read only where it decides anything).
+            let keeps_hold = crate::usage::service::has_usage(class.kind)
+                && class.kind != RouteKind::Embeddings
+                && req
                     .extensions()
                     .get::<RequestFacts>()
-                    .is_none_or(|f| f.stream);
+                    .is_some_and(|f| !f.stream);
             let (l, t) = (limiter.clone(), ticket.clone());
             UsageHooks::push(&mut req, move |report| {
                 // Off the response path: queued to the limiter's settling task. The usage
@@ -184,7 +186,12 @@ where
                 // a stream keeps what it held: its provider may finish and bill it whole
                 // (tenth red-team review: ten closed after 100 ms spent ~$9 charged as ~$0).
                 if report.status == crate::usage::CLIENT_CLOSED {
-                    if !streams {
+                    if generation.is_some() {
+                        // A passthrough call is charged what its response reports: none came.
+                        l.settle_later(t.clone(), Some(0), Some(0), true);
+                        return;
+                    }
+                    if keeps_hold {
                         l.settle_later(
                             t.clone(),
                             Some(t.estimate()),
