@@ -215,48 +215,61 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
     }
 }
 
-/// Whether a query parameter's name (percent-decoded, any case) can carry a client's
-/// credential: Google's `key`, Azure API Management's `subscription-key`, and the usual
-/// `api_key`, `apikey`, `access_token`, `token`, `auth`, `password`, `secret` spellings. A
-/// short list, not a pattern: query parameters of the APIs agw speaks (`beta`, `limit`,
-/// `after_id`, a page token) must pass.
-pub fn is_credential_param(name: &str) -> bool {
-    const NAMES: [&str; 25] = [
-        "key",
-        // Tenth review: tokens of OAuth and of other services, signatures (an Azure SAS's
-        // `sig`), an OAuth authorization `code`.
-        "jwt",
-        "id_token",
-        "refresh_token",
-        "private_token",
-        "bearer",
-        "passwd",
-        "sig",
-        "signature",
-        "code",
-        "session",
-        "sessionid",
-        "api_key",
-        "apikey",
-        "x_api_key",
-        "access_token",
-        "accesstoken",
-        "auth",
-        "auth_token",
-        "authorization",
-        "token",
-        "subscription_key",
-        "password",
-        "secret",
-        "client_secret",
-    ];
+/// Query parameter names that carry an API key: the client's own credential, which the URL
+/// rules do not read (no rule reads one in a header either).
+const KEY_PARAMS: [&str; 14] = [
+    "key",
+    "api_key",
+    "apikey",
+    "x_api_key",
+    "access_token",
+    "accesstoken",
+    "auth",
+    "auth_token",
+    "authorization",
+    "token",
+    "subscription_key",
+    "password",
+    "secret",
+    "client_secret",
+];
+
+/// More names a credential may travel under (tenth review): tokens of OAuth and of other
+/// services, signatures (an Azure SAS's `sig`), an OAuth authorization `code`, a session.
+/// Dropped with the others when agw injects its key, but read by the URL rules (`code` or
+/// `session` may be anything).
+const MORE_CREDENTIAL_PARAMS: [&str; 11] = [
+    "jwt",
+    "id_token",
+    "refresh_token",
+    "private_token",
+    "bearer",
+    "passwd",
+    "sig",
+    "signature",
+    "code",
+    "session",
+    "sessionid",
+];
+
+fn param_in(names: &[&str], name: &str) -> bool {
     // Any case, `-` for `_`; no allocation (every request's query is read).
-    NAMES.iter().any(|n| {
+    names.iter().any(|n| {
         n.len() == name.len()
             && n.bytes()
                 .zip(name.bytes())
                 .all(|(want, c)| want == c.to_ascii_lowercase() || (want == b'_' && c == b'-'))
     })
+}
+
+/// Whether a query parameter's name (percent-decoded, any case) can carry a client's
+/// credential: Google's `key`, Azure API Management's `subscription-key`, the usual
+/// `api_key`, `apikey`, `access_token`, `token`, `auth`, `password`, `secret` spellings, and
+/// `jwt`, `id_token`, `sig`, `code`, `session` and the like. A short list, not a pattern:
+/// query parameters of the APIs agw speaks (`beta`, `limit`, `after_id`, a page token) must
+/// pass.
+pub fn is_credential_param(name: &str) -> bool {
+    param_in(&KEY_PARAMS, name) || param_in(&MORE_CREDENTIAL_PARAMS, name)
 }
 
 /// Whether a query's `name=value` pair names a credential ([`is_credential_param`]), its name
@@ -266,19 +279,26 @@ pub fn is_credential_param(name: &str) -> bool {
 /// space that some trim (`+key=`, `key+=`): a pair any of whose `;` parts names a credential,
 /// blanks around its name removed, is one (tenth review).
 pub fn is_credential_pair(pair: &str) -> bool {
-    pair.split(';').any(is_credential_part)
+    pair.split(';')
+        .any(|part| part_name_is(part, is_credential_param))
 }
 
-/// Whether one `name=value` part of a pair (no `;` in it) names a credential, its name
-/// percent-decoded and trimmed of blanks.
-pub(crate) fn is_credential_part(part: &str) -> bool {
+/// Whether one `name=value` part of a pair (no `;` in it) names an API key
+/// ([`KEY_PARAMS`]): the client's own credential, not read by the URL rules.
+pub(crate) fn is_key_part(part: &str) -> bool {
+    part_name_is(part, |n| param_in(&KEY_PARAMS, n))
+}
+
+/// Whether the name of one `name=value` part, percent-decoded and trimmed of blanks, is one
+/// `names` picks.
+fn part_name_is(part: &str, names: impl Fn(&str) -> bool) -> bool {
     let name = part.split('=').next().unwrap_or("");
     if name.contains(['%', '+']) {
         let name = crate::route::canonical::percent_decoded(name.as_bytes());
         let name = String::from_utf8_lossy(&name);
-        is_credential_param(name.trim_matches(|c: char| c.is_whitespace() || c == '+'))
+        names(name.trim_matches(|c: char| c.is_whitespace() || c == '+'))
     } else {
-        is_credential_param(name.trim())
+        names(name.trim())
     }
 }
 

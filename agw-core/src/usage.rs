@@ -557,22 +557,59 @@ impl Counts for Scanned {
 /// limiter holds while the request is in flight. `None` for none, or a body that is not a
 /// JSON object.
 pub fn max_tokens(body: &[u8]) -> Option<u64> {
-    let mut sc = Scanner::new(body).ok()?;
+    request_shape(body).max_tokens
+}
+
+/// What a request body asks of the response, read in one pass over its top-level keys: its
+/// output cap ([`max_tokens`]), how many completions ([`choices`]), whether it streams
+/// ([`asks_stream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestShape {
+    /// The largest top-level output cap, read as lenient servers read it.
+    pub max_tokens: Option<u64>,
+    /// The completions asked for (`n`, `best_of`), at least 1.
+    pub choices: u64,
+    /// A top-level `"stream": true`.
+    pub stream: bool,
+}
+
+/// Reads a request body's [`RequestShape`]: one pass; a body that is not a JSON object asks
+/// for no cap, one completion and no stream.
+pub fn request_shape(body: &[u8]) -> RequestShape {
+    let mut shape = RequestShape {
+        max_tokens: None,
+        choices: 1,
+        stream: false,
+    };
+    let Ok(mut sc) = Scanner::new(body) else {
+        return shape;
+    };
     if sc.peek() != Some(b'{') {
-        return None;
+        return shape;
     }
-    let mut found = None;
-    sc.object(|sc, key| {
+    let (mut cap, mut choices, mut stream) = (None, None, false);
+    let read = sc.object(|sc, key| {
         if is_output_cap(sc, &key) {
             let range = sc.skip()?;
-            found = larger_cap(found, &body[range]);
+            cap = larger_cap(cap, &body[range]);
+            Ok(())
+        } else if is_choices(sc, &key) {
+            let range = sc.skip()?;
+            choices = larger_choices(choices, &body[range]);
+            Ok(())
+        } else if sc.key_matches(&key, "stream") {
+            let range = sc.skip()?;
+            stream = &body[range] == b"true";
             Ok(())
         } else {
             sc.skip_fast()
         }
-    })
-    .ok()?;
-    found
+    });
+    // An invalid body names no cap (as before); what was read of the others stands.
+    shape.max_tokens = if read.is_ok() { cap } else { None };
+    shape.choices = choices.unwrap_or(1);
+    shape.stream = stream;
+    shape
 }
 
 /// The input tokens a request body will cost, estimated before it is sent: a token per four
@@ -803,10 +840,14 @@ pub const MAX_CHOICES: u64 = 1024;
 /// Pydantic-based servers accept). `None` for anything else, or a negative number.
 fn lenient_count(value: &[u8]) -> Option<u64> {
     let s = std::str::from_utf8(value).ok()?.trim();
-    let s = s
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .map_or(s, str::trim);
+    // A string is decoded first (`"4\u0030000"` is 40000 to the server).
+    let decoded;
+    let s = if s.starts_with('"') {
+        decoded = serde_json::from_str::<String>(s).ok()?;
+        decoded.trim()
+    } else {
+        s
+    };
     if let Ok(n) = s.parse::<u64>() {
         return Some(n);
     }
@@ -868,46 +909,14 @@ pub fn generation_cap(body: &[u8]) -> Option<Option<u64>> {
 
 /// Whether a request body asks for a streamed response (a top-level `"stream": true`).
 pub fn asks_stream(body: &[u8]) -> bool {
-    let Ok(mut sc) = Scanner::new(body) else {
-        return false;
-    };
-    if sc.peek() != Some(b'{') {
-        return false;
-    }
-    let mut stream = false;
-    let _ = sc.object(|sc, key| {
-        if sc.key_matches(&key, "stream") {
-            let range = sc.skip()?;
-            stream = &body[range] == b"true";
-            Ok(())
-        } else {
-            sc.skip_fast()
-        }
-    });
-    stream
+    request_shape(body).stream
 }
 
 /// How many completions a request asks for: the larger of its top-level `n` and `best_of`
 /// (legacy completions generate `best_of` and bill them all), at least 1 and at most
 /// [`MAX_CHOICES`]. Each may generate up to the request's output cap.
 pub fn choices(body: &[u8]) -> u64 {
-    let Ok(mut sc) = Scanner::new(body) else {
-        return 1;
-    };
-    if sc.peek() != Some(b'{') {
-        return 1;
-    }
-    let mut found = None;
-    let _ = sc.object(|sc, key| {
-        if is_choices(sc, &key) {
-            let range = sc.skip()?;
-            found = larger_choices(found, &body[range]);
-            Ok(())
-        } else {
-            sc.skip_fast()
-        }
-    });
-    found.unwrap_or(1)
+    request_shape(body).choices
 }
 
 /// The larger of `found` and the count whose JSON value is `value`, clamped to
@@ -921,9 +930,6 @@ pub(crate) fn larger_choices(found: Option<u64>, value: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// A cap or count as lenient servers read it (tenth red-team review): `4e4`, `40000.0`
-    /// and `"40000"` are 40000; legacy completions' `max_tokens_to_sample` is a cap; `n` and
-    /// `best_of` ask for that many completions, at least one, at most `MAX_CHOICES`.
     /// Tenth red-team review: a generation on a passthrough path (Ollama's `/api/chat`) held
     /// nothing in flight. What looks like one is told apart from other bodies, with its cap.
     #[test]
@@ -955,6 +961,9 @@ mod tests {
         }
     }
 
+    /// A cap or count as lenient servers read it (tenth red-team review): `4e4`, `40000.0`
+    /// and `"40000"` are 40000; legacy completions' `max_tokens_to_sample` is a cap; `n` and
+    /// `best_of` ask for that many completions, at least one, at most `MAX_CHOICES`.
     #[test]
     fn caps_and_choices_are_read_as_lenient_servers_read_them() {
         for cap in [
@@ -964,6 +973,7 @@ mod tests {
             "\"40000\"",
             " \" 40000 \" ",
             "39999.5",
+            r#""4\u0030000""#,
         ] {
             let body = format!(r#"{{"model":"m","max_tokens":{cap}}}"#);
             assert_eq!(max_tokens(body.as_bytes()), Some(40000), "{cap}");
@@ -981,6 +991,7 @@ mod tests {
         assert_eq!(choices(br#"{"n":8}"#), 8);
         assert_eq!(choices(br#"{"n":2,"best_of":"5"}"#), 5);
         assert_eq!(choices(br#"{"n":0}"#), 1);
+        assert_eq!(choices(br#"{"n":"1\u0032"}"#), 12);
         assert_eq!(choices(br#"{"n":1e9}"#), MAX_CHOICES);
         assert_eq!(choices(br#"{"messages":[{"n":99}]}"#), 1, "top level only");
         assert_eq!(choices(b"not json"), 1);

@@ -1266,6 +1266,12 @@ async fn a_generation_on_a_passthrough_path_holds_what_it_may_use() {
             }),
         )
         .route(
+            "/v1/moderations",
+            axum::routing::post(|| async {
+                ([("content-type", "application/json")], r#"{"results":[]}"#)
+            }),
+        )
+        .route(
             "/api/slow",
             axum::routing::post(|| async {
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
@@ -1290,6 +1296,15 @@ async fn a_generation_on_a_passthrough_path_holds_what_it_may_use() {
             r.body
         );
     }
+    // An endpoint that generates no tokens is not held as a generation, whatever it names.
+    let r = support::post(
+        addr,
+        "/v1/moderations",
+        &h,
+        r#"{"model":"omni-moderation-latest","input":"hi","max_tokens":20000}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let spent = || async {
         limiter
             .spent(

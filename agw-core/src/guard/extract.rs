@@ -410,7 +410,7 @@ const FETCHED_URLS: [(&str, &str, &str); 3] = [
 
 /// Keys whose string value, read generically as message text, is a URL a provider or a
 /// server may fetch (read again percent-decoded: [`Doc::encoded_urls`]).
-const URL_KEYS: [&str; 6] = [
+pub(super) const URL_KEYS: [&str; 6] = [
     "url",
     "file_url",
     "image_url",
@@ -594,8 +594,15 @@ impl Extractor {
     ) -> Result<(), JsonError> {
         let start = self.doc.text.len();
         let (s, kind) = sc.string_into(&mut self.doc.text)?;
-        // A `data:` URL anywhere (a prompt's variables, an instructions item, a field agw has
-        // no reading for) is an inline file too (regression round).
+        self.data_url_since(start, field);
+        self.add(start, &s, kind, field, loc);
+        Ok(())
+    }
+
+    /// A `data:` URL anywhere (a prompt's variables, an instructions item, a field agw has no
+    /// reading for), read into the text from `start`, is an inline file too (regression
+    /// round).
+    fn data_url_since(&mut self, start: usize, field: Field) {
         let url = &self.doc.text[start..];
         if url
             .get(..5)
@@ -606,8 +613,6 @@ impl Extractor {
                 self.doc.inline_files.push((text, field));
             }
         }
-        self.add(start, &s, kind, field, loc);
-        Ok(())
     }
 
     /// Reads an object key as text. A key is a word of its own: a line break on either side
@@ -665,10 +670,12 @@ impl Extractor {
                 message: loc.message,
                 request,
                 group,
+                // A Responses MCP tool's `server_url` is this request's, like
+                // `mcp_servers[].url`: read by rules scoped to the latest text too.
                 latest: !matches!(
                     loc.top,
                     Top::System | Top::Instructions | Top::Tools | Top::Template
-                ),
+                ) || loc.leaf == ".server_url",
                 user: false,
                 segs: idx..idx + 1,
             }),
@@ -799,6 +806,10 @@ impl Extractor {
             }
             Some(b'{') => self.data_object(sc, Field::Messages, |this, sc, key| {
                 this.push_key(sc, Field::Messages, key, loc)?;
+                if sc.peek() == Some(b'"') && this.is_url_key(sc, key) {
+                    this.doc.text.push(b'\n');
+                    return this.push_url(sc, Field::Messages, loc);
+                }
                 this.strings_and_keys(sc, loc)
             }),
             Some(b'[') => sc.array(|sc, _| self.strings_and_keys(sc, loc)),
@@ -901,6 +912,12 @@ impl Extractor {
         self.note_url(start);
         self.add(start, &s, kind, field, loc);
         Ok(())
+    }
+
+    /// Whether `key` names a URL ([`URL_KEYS`]): its string value is read as one a provider
+    /// or a server may fetch ([`Extractor::push_url`]).
+    pub(super) fn is_url_key(&self, sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
+        URL_KEYS.iter().any(|k| sc.key_matches(key, k))
     }
 
     /// Marks the text from `start` to the end as a URL to read again percent-decoded
@@ -1393,6 +1410,8 @@ impl Extractor {
                 let start = self.doc.text.len();
                 self.push(sc, field, &s, Loc { leaf, ..loc })?;
                 if leaf == ".file_url" {
+                    // As `push_url` reads it when the type comes first.
+                    self.data_url_since(start, field);
                     self.note_url(start);
                 }
             }

@@ -127,6 +127,10 @@ impl Extractor {
                 self.max_tokens(sc)
             } else if sc.key_matches(&key, "stream") {
                 self.stream(sc)
+            } else if crate::usage::is_choices(sc, &key) {
+                // Not a Responses parameter, but a server may take it: read as the limiter's
+                // reader of the body reads it.
+                self.choices(sc)
             } else if ["tools", "tool_choice", "text"]
                 .iter()
                 .any(|k| sc.key_matches(&key, k))
@@ -367,6 +371,11 @@ impl Extractor {
             Some(b'{') => self.data_object(sc, Field::Messages, |this, sc, key| {
                 this.doc.st.group += 1;
                 this.push_key(sc, Field::Messages, key, top_loc(Top::Body, None, ""))?;
+                if sc.peek() == Some(b'"') && this.is_url_key(sc, key) {
+                    // A URL the server may fetch: read again decoded, as in a known body.
+                    this.doc.text.push(b'\n');
+                    return this.push_url(sc, Field::Messages, top_loc(Top::Body, None, ""));
+                }
                 this.generic(sc)
             }),
             Some(b'[') => {

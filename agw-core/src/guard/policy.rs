@@ -862,7 +862,9 @@ impl Policy {
         let credential = crate::provider::is_credential_pair;
         // Nothing to decode and nothing to leave out (`/v1/messages?beta=true`): the target
         // as it is, `?` and `&` separating its parts as line breaks would.
-        let plain = !path_and_query.bytes().any(|b| b == b'%' || b == b'+')
+        let plain = !path_and_query
+            .bytes()
+            .any(|b| b == b'%' || b == b'+' || b == b';')
             && !query.split('&').any(credential);
         let mut text = Vec::new();
         if !plain {
@@ -870,7 +872,7 @@ impl Policy {
             // Each `;` part on its own (servers that split there read `note=…;key=…` as two
             // parameters): a credential part is left out, the rest is read.
             for part in query.split(['&', ';']).filter(|p| !p.is_empty()) {
-                if crate::provider::is_credential_part(part) {
+                if crate::provider::is_key_part(part) {
                     continue;
                 }
                 // A line of its own: parameters are separate values, as blocks are.

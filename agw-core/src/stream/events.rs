@@ -609,6 +609,10 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 }
             } else if ty.ends_with(".done") && output.is_some() {
                 m.completes = Completes::Group(output.unwrap_or(0));
+            } else if ty.ends_with(".done") && ty != "response.audio.done" {
+                // A text without an output item (`response.audio.transcript.done`) is decided
+                // when it is done, not held to the stream's end.
+                m.completes = Completes::Group(ITEMLESS);
             } else if matches!(
                 ty,
                 "response.completed"

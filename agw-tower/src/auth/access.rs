@@ -34,14 +34,15 @@ impl RequestFacts {
     /// Reads the facts from a request body (decoded, as the body stage hands it on in
     /// [`Collected`](crate::limits::Collected)).
     pub fn from_body(body: &[u8]) -> RequestFacts {
+        let shape = agw_core::usage::request_shape(body);
         RequestFacts {
             model: agw_core::model::find_model(body)
                 .ok()
                 .flatten()
                 .map(|(_, m)| m),
-            max_tokens: agw_core::usage::max_tokens(body),
-            choices: agw_core::usage::choices(body),
-            stream: agw_core::usage::asks_stream(body),
+            max_tokens: shape.max_tokens,
+            choices: shape.choices,
+            stream: shape.stream,
         }
     }
 

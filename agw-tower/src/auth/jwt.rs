@@ -487,8 +487,11 @@ impl Jwks {
                 let now = file.as_ref().and_then(stamp);
                 if since >= every || now != seen {
                     since = Duration::ZERO;
-                    seen = now;
-                    let _ = jwks.refresh().await;
+                    // A change that did not read (a file being written) is tried again at
+                    // the next look.
+                    if jwks.refresh().await.is_ok() {
+                        seen = now;
+                    }
                 }
             }
         })

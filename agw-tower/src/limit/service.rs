@@ -12,6 +12,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
+/// OpenAI endpoints whose bodies name a `model` and an `input` or `prompt` but generate no
+/// tokens (moderation, speech, images): not held as generations.
+fn generates_no_text(path: &str) -> bool {
+    path.ends_with("/moderations") || path.contains("/audio/") || path.contains("/images/")
+}
+
 /// Applies limits and budgets. See the [module docs](super).
 #[derive(Debug, Clone)]
 pub struct Limit<S> {
@@ -66,6 +72,7 @@ where
             let generation = if class.kind == RouteKind::Passthrough
                 && *req.method() == http::Method::POST
                 && limiter.holds_tokens()
+                && !generates_no_text(req.uri().path())
             {
                 req.extensions()
                     .get::<crate::limits::Collected>()

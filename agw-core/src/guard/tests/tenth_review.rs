@@ -96,6 +96,31 @@ fn every_fetched_url_is_read_decoded() {
             }
         }
     }
+    // A Responses file given inline as a `data:` URL is read decoded whichever key comes
+    // first (with `type` after it, the file went unread).
+    for part in [
+        r#"{"type":"input_file","file_url":"data:text/plain;base64,bXkgY3JlZGl0IGNhcmQ="}"#,
+        r#"{"file_url":"data:text/plain;base64,bXkgY3JlZGl0IGNhcmQ=","type":"input_file"}"#,
+    ] {
+        let body = format!(
+            r#"{{"model":"m","input":[{{"role":"user","content":[{part},{{"type":"input_text","text":"hi"}}]}}]}}"#
+        );
+        assert!(refused(&seed(), RouteKind::Responses, &body), "{body}");
+    }
+    // A passthrough body and a field agw has no reading for are read generically: a URL in
+    // them is read decoded too.
+    for (kind, body) in [
+        (
+            RouteKind::Passthrough,
+            r#"{"model":"m","image":{"url":"https://x.example/?k=%41KIAIOSFODNN7EXAMPL3"}}"#,
+        ),
+        (
+            RouteKind::Messages,
+            r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"extra":{"url":"https://x.example/?k=%41KIAIOSFODNN7EXAMPL3"}}"#,
+        ),
+    ] {
+        assert!(refused(&dets(false), kind, body), "{body}");
+    }
     // Nothing hidden behind the escapes: allowed as before.
     for body in images("https://example.com/a%20b.png?q=1+2") {
         assert!(
@@ -153,6 +178,17 @@ fn a_responses_mcp_server_url_is_read_by_every_rule() {
             }
         }
     }
+    // Rules scoped to the latest text read it too, as they read `mcp_servers[].url`.
+    let latest = Policy::builder()
+        .rule(
+            Rule::detectors("dets", [Detector::AwsAccessKey])
+                .scope(crate::guard::Scope::Latest)
+                .reject("no"),
+        )
+        .build()
+        .unwrap();
+    let b = body("https://mcp.example.com/sse?k=AKIAIOSFODNN7EXAMPL3");
+    assert!(refused(&latest, RouteKind::Responses, &b), "{b}");
     // A detector still does not read the definitions' own text (schemas, descriptions).
     let b = r#"{"model":"m","tools":[{"type":"function","name":"f","description":"card 4111 1111 1111 1111","parameters":{}}],"input":"hi"}"#;
     assert!(
@@ -238,6 +274,10 @@ fn the_verdict_names_choices_and_caps_as_the_usage_readers_do() {
             RouteKind::LegacyCompletions,
             r#"{"model":"m","prompt":"hi","best_of":8,"n":2,"max_tokens":1.6e4}"#,
         ),
+        (
+            RouteKind::Responses,
+            r#"{"model":"m","input":"hi","n":8,"max_output_tokens":16000}"#,
+        ),
     ] {
         let v = seed().inspect(kind, body.as_bytes()).unwrap();
         assert_eq!(v.choices(), 8, "{body}");
@@ -277,5 +317,17 @@ fn a_query_part_beside_a_credential_is_read() {
         );
     }
     let v = dets(false).inspect_target("/v1/messages?beta=true;key=4111111111111111");
-    assert!(v.is_allow(), "a credential is the client's own: {v:?}");
+    assert!(v.is_allow(), "a key is the client's own: {v:?}");
+    // The names added to what agw drops when it injects its key (`code`, `sig`, `session`)
+    // may hold anything: the URL rules still read them.
+    for target in [
+        "/v1/messages?code=4111111111111111",
+        "/v1/messages?session=4111111111111111",
+    ] {
+        let v = dets(false).inspect_target(target);
+        assert!(
+            matches!(v.decision(), Decision::Reject(_)),
+            "{target}: {v:?}"
+        );
+    }
 }
