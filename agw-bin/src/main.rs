@@ -595,6 +595,11 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         // The team pieces (Redis connection, JWKS, limiter, metrics) are built once: a reload
         // that changes their sections says that those changes wait for a restart.
         let team_at_start = format!("{:?}", gw.team);
+        // What a reload cannot change: the address the listener is bound to, and the client
+        // authentication built at start (tenth red-team review: a reload that added an
+        // injected key with `auth` and a loopback `listen` was checked against the new file's
+        // address and auth, neither in use, and injected the key for anyone on the old port).
+        let running = (addr, gw.requires_client_auth(), unauth_allowed(&gw));
         opts.loader = Some(std::sync::Arc::new(move || {
             let gw = load(&reload_args, reload_listen.as_deref())?;
             if format!("{:?}", gw.team) != team_at_start {
@@ -604,8 +609,14 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
                      restart; the rest of the new configuration is in use"
                 );
             }
-            match exposure_problem(&gw, allow) {
-                Some(why) => Err(ConfigError::new("reload", why)),
+            let (listen, client_auth, unauth) = running;
+            match exposure(&gw, listen, client_auth, allow || unauth) {
+                Some(why) => Err(ConfigError::new(
+                    "reload",
+                    format!(
+                        "{why} (a reload keeps the listener and the client authentication agw                          started with: restart to change them)"
+                    ),
+                )),
                 None => Ok(gw),
             }
         }));
@@ -651,6 +662,30 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
 /// Why serving `gw` as configured would hand the provider key to anyone who can reach the
 /// port, if it would.
 fn exposure_problem(gw: &Gateway, allowed: bool) -> Option<String> {
+    exposure(
+        gw,
+        gw.listen,
+        gw.requires_client_auth(),
+        allowed || unauth_allowed(gw),
+    )
+}
+
+/// Whether `gw` allows unauthenticated callers explicitly (`auth.allow_unauthenticated`).
+fn unauth_allowed(gw: &Gateway) -> bool {
+    gw.team
+        .as_ref()
+        .is_some_and(|t| t.auth.allow_unauthenticated)
+}
+
+/// Why serving the backends of `gw` on `listen`, with client authentication required or not,
+/// would hand a provider key to anyone who can reach the port, if it would (`allowed`: the
+/// operator said so).
+fn exposure(
+    gw: &Gateway,
+    listen: std::net::SocketAddr,
+    client_auth: bool,
+    allowed: bool,
+) -> Option<String> {
     let injects = gw
         .backends
         .iter()
@@ -662,20 +697,55 @@ fn exposure_problem(gw: &Gateway, allowed: bool) -> Option<String> {
         })
         .map(|b| b.name.as_str())
         .collect::<Vec<_>>();
-    let allowed = allowed
-        || gw
-            .team
-            .as_ref()
-            .is_some_and(|t| t.auth.allow_unauthenticated);
-    (!allowed && !gw.listen.ip().is_loopback() && !injects.is_empty() && !gw.requires_client_auth())
-        .then(|| {
+    // `::ffff:127.0.0.1` is loopback too.
+    let loopback = listen.ip().to_canonical().is_loopback();
+    (!allowed && !loopback && !injects.is_empty() && !client_auth).then(|| {
         format!(
             "refusing to listen on {} without client authentication while injecting the provider \
              key of backend `{}`: anyone who reaches the port would spend it; configure client \
              keys or JWT (`auth:`), listen on 127.0.0.1, or allow it explicitly \
              (--allow-unauthenticated, or `auth: {{allow_unauthenticated: true}}`)",
-            gw.listen,
+            listen,
             injects.join("`, `")
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agw_bin::config::Env;
+
+    fn gateway(text: &str) -> Gateway {
+        Gateway::parse("agw.yaml", text, &Env::from_pairs([("K", "sk-ant-x")])).unwrap()
+    }
+
+    /// Found by the tenth red-team review: a reload is checked against the listener and the
+    /// client authentication in use, not the new file's — a reload cannot move the one or
+    /// (without a restart) change the other, so a file that adds an injected key with `auth`
+    /// and a loopback `listen` must not inject it for anyone on the open port.
+    #[test]
+    fn a_reload_is_checked_against_the_running_listener_and_auth() {
+        let new = gateway(
+            "listen: 127.0.0.1:8080\nauth:\n  keys: {file: keys.json}\nbackends:\n  - name: a\n    provider: anthropic\n    api_key: ${K}\n",
+        );
+        // The new file alone looks fine.
+        assert_eq!(exposure_problem(&new, false), None);
+        let open: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let why = exposure(&new, open, false, false).expect("refused");
+        assert!(why.contains("0.0.0.0:8080") && why.contains("`a`"), "{why}");
+        // Running with client authentication, or on loopback, or allowed: fine.
+        assert_eq!(exposure(&new, open, true, false), None);
+        assert_eq!(exposure(&new, open, false, true), None);
+        for lo in ["127.0.0.1:8080", "[::1]:8080", "[::ffff:127.0.0.1]:8080"] {
+            assert_eq!(
+                exposure(&new, lo.parse().unwrap(), false, false),
+                None,
+                "{lo}"
+            );
+        }
+        // Nothing injected: nothing to expose.
+        let passthrough = gateway("backends:\n  - name: a\n    provider: anthropic\n");
+        assert_eq!(exposure(&passthrough, open, false, false), None);
+    }
 }
