@@ -331,3 +331,21 @@ fn a_query_part_beside_a_credential_is_read() {
         );
     }
 }
+
+/// A response that names a key twice cannot be read for certain and is refused, but the
+/// error reaches the client: it must not name the key, which the model chose (a secret the
+/// response rules would mask went back in the refusal's message).
+#[test]
+fn a_duplicate_key_refusal_does_not_repeat_the_key() {
+    let body = r#"{"type":"message","role":"assistant","content":[{"type":"tool_use","id":"t","name":"x","input":{"AKIAIOSFODNN7EXAMPL3":1,"AKIAIOSFODNN7EXAMPL3":2}}]}"#;
+    let e = dets(true)
+        .inspect_response(crate::api::Api::Anthropic, body.as_bytes())
+        .unwrap_err();
+    let said = e.to_string();
+    assert!(
+        said.contains("named twice") && !said.contains("AKIA"),
+        "{said}"
+    );
+    let e = crate::json::unique_keys(br#"{"sk-secret":1,"sk-secret":2}"#).unwrap_err();
+    assert!(!e.to_string().contains("sk-secret"), "{e}");
+}
