@@ -449,7 +449,11 @@ fn test_policy(a: &TestPolicyArgs) -> Result<ExitCode, String> {
 
 fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
     agw_bin::log::init(a.log_format);
-    let gw = load(&a.config, a.listen.as_deref()).map_err(|e| e.to_string())?;
+    let mut gw = load(&a.config, a.listen.as_deref()).map_err(|e| e.to_string())?;
+    // One body deadline for the connection and the body stage (which answers it with a 408),
+    // kept across reloads: the connections' timers are set at start.
+    let body_secs = a.body_timeout.or(gw.body_timeout_secs);
+    gw.body_timeout_secs = body_secs;
     if let Some(why) = exposure_problem(&gw, a.allow_unauthenticated) {
         return Err(why);
     }
@@ -601,7 +605,8 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         // address and auth, neither in use, and injected the key for anyone on the old port).
         let running = (addr, gw.requires_client_auth(), unauth_allowed(&gw));
         opts.loader = Some(std::sync::Arc::new(move || {
-            let gw = load(&reload_args, reload_listen.as_deref())?;
+            let mut gw = load(&reload_args, reload_listen.as_deref())?;
+            gw.body_timeout_secs = body_secs;
             if format!("{:?}", gw.team) != team_at_start {
                 tracing::warn!(
                     target: "agw",
@@ -631,7 +636,7 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         let _ = std::io::stdout().flush();
         opts.admin = admin;
         let idle = a.idle_timeout.or(gw.idle_timeout_secs);
-        let body = a.body_timeout.or(gw.body_timeout_secs);
+        let body = body_secs;
         let limiter = team.as_ref().and_then(|t| t.limiter.clone());
         let mut app = App::with_team(gw, log, team)
             .map_err(|e| format!("cannot set up the upstream client: {e}"))?;

@@ -367,10 +367,62 @@ async fn slow_uploaders_and_idle_connections_are_bounded() {
     assert_eq!(post_status(&url, "after").await, 200);
     let log = agw.stderr();
     assert!(
-        log.contains("status=408") && log.contains("cause=body_timeout"),
+        log.contains("status=408") && log.contains("guard=timeout"),
         "{log:.2000}"
     );
     drop(idle);
+}
+
+/// Found by the tenth red-team review: a client trickling its body was disconnected at the
+/// deadline with no answer (the connection's timer fired before the body stage's). It gets a
+/// 408 in its dialect, with a request id, at the deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trickled_body_is_answered_408_at_the_deadline() {
+    use tokio::io::AsyncReadExt;
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("trickle");
+    let agw = Proc::spawn(
+        &dir,
+        &["--base-url", &mock.base_url(), "--body-timeout", "2"],
+    );
+    for (path, dialect) in [
+        (
+            "/v1/messages",
+            r#"{"type":"error","error":{"type":"invalid_request_error""#,
+        ),
+        ("/v1/chat/completions", r#"{"error":{"message":"#),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(&agw.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{{\"model\":\"m\""
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut got = Vec::new();
+        // Trickle (bounded: 40 writes) until an answer comes.
+        for _ in 0..40 {
+            let mut buf = [0u8; 4096];
+            match tokio::time::timeout(Duration::from_millis(250), s.read(&mut buf)).await {
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if got.windows(4).any(|w| w == b"\r\n\r\n") && got.ends_with(b"}") {
+                        break;
+                    }
+                }
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    let _ = s.write_all(b" ").await;
+                }
+            }
+        }
+        let got = String::from_utf8_lossy(&got);
+        assert!(got.starts_with("HTTP/1.1 408"), "{path}: {got:?}");
+        assert!(got.contains("\r\nrequest-id: agw_"), "{got}");
+        assert!(got.contains(dialect), "{got}");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(2), "{waited:?}");
+    }
 }
 
 /// The configuration handle: a new config is installed atomically, and unchanged backends keep

@@ -91,7 +91,12 @@ pub async fn serve_with(
         let activity = Arc::new(Activity::new());
         let mut app = app.clone();
         app.conn = Some(activity.clone());
-        let (idle, body) = (app.idle_timeout, app.body_timeout);
+        // The body stage answers a late body with a 408 at the deadline; the connection is
+        // closed a little after it, for a body the stage does not read.
+        let (idle, body) = (
+            app.idle_timeout,
+            app.body_timeout + body_grace(app.body_timeout),
+        );
         match &serving.tls {
             None => {
                 let conn = builder
@@ -150,6 +155,12 @@ const CUT_WRITE: Duration = Duration::from_millis(500);
 /// The connection's task polls nothing but the connection: it wakes on every read and write,
 /// and a timer polled beside it would be polled on each of those wake-ups. The watchdog wakes
 /// only on its timer, and ends with the connection.
+/// How long after the body deadline the connection's timer closes a connection whose upload
+/// is still running: time for the body stage's 408 to be written first.
+fn body_grace(body: Duration) -> Duration {
+    (body / 10).clamp(Duration::from_millis(500), Duration::from_secs(5))
+}
+
 fn spawn_watched<F>(conn: F, activity: Arc<Activity>, idle: Duration, body: Duration)
 where
     F: Future + Send + 'static,

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a client may take to send a request body, from the first body read until its end.
-/// A connection whose upload runs past it is closed (the request is logged with status 408 and
-/// `cause=body_timeout`). Checked by the connection's own timer, which wakes at most every
+/// The body stage answers a body it reads with a 408 then; a connection whose upload runs past
+/// it (plus a short grace, for that answer) is closed (the request is logged with status 408
+/// and `cause=body_timeout`). Checked by the connection's own timer, which wakes at most every
 /// `min(idle timeout, body timeout)`, so the cut comes that much after the deadline at the
 /// latest. The clock restarts whenever one of the connection's bodies completes (HTTP/2).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);

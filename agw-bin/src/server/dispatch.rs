@@ -201,7 +201,16 @@ impl Runtime {
                 Some(u) => u,
                 None => Arc::new(Upstream::new(upstream_config.clone())?),
             };
-            let limits = BodyLimits::new(gateway.max_body_bytes).budget(budget.clone());
+            // The body stage answers a trickled upload with a 408 at the body deadline; the
+            // connection's own timer, a little later, is the backstop for bodies it does not
+            // read (tenth red-team review: the connection closed first, with no answer).
+            let limits = BodyLimits::new(gateway.max_body_bytes)
+                .budget(budget.clone())
+                .read_timeout(
+                    gateway
+                        .body_timeout_secs
+                        .map_or(agw_tower::limits::DEFAULT_READ_TIMEOUT, Duration::from_secs),
+                );
             let stack = StackConfig::new(&b.name, b.spec.clone())
                 .routes(b.routes.clone())
                 .policy(b.policy.clone())
