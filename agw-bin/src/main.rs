@@ -603,9 +603,16 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         // authentication built at start (tenth red-team review: a reload that added an
         // injected key with `auth` and a loopback `listen` was checked against the new file's
         // address and auth, neither in use, and injected the key for anyone on the old port).
-        let running = (addr, gw.requires_client_auth(), unauth_allowed(&gw));
+        let running = (addr, gw.requires_client_auth());
+        let body_at_start = gw.body_timeout_secs;
         opts.loader = Some(std::sync::Arc::new(move || {
             let mut gw = load(&reload_args, reload_listen.as_deref())?;
+            if gw.body_timeout_secs.is_some() && gw.body_timeout_secs != body_at_start {
+                tracing::warn!(
+                    target: "agw",
+                    "reload: body_timeout_secs takes effect on restart"
+                );
+            }
             gw.body_timeout_secs = body_secs;
             if format!("{:?}", gw.team) != team_at_start {
                 tracing::warn!(
@@ -614,12 +621,19 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
                      restart; the rest of the new configuration is in use"
                 );
             }
-            let (listen, client_auth, unauth) = running;
-            match exposure(&gw, listen, client_auth, allow || unauth) {
+            // Never what a start with this file would refuse; and never exposed as served:
+            // on the bound listener, with the client authentication built at start. The
+            // consent (`allow_unauthenticated`) is the file's being installed, or the flag's.
+            if let Some(why) = exposure_problem(&gw, allow) {
+                return Err(ConfigError::new("reload", why));
+            }
+            let (listen, client_auth) = running;
+            match exposure(&gw, listen, client_auth, allow || unauth_allowed(&gw)) {
                 Some(why) => Err(ConfigError::new(
                     "reload",
                     format!(
-                        "{why} (a reload keeps the listener and the client authentication agw                          started with: restart to change them)"
+                        "{why} (a reload keeps the listener and the client authentication agw \
+                         started with: restart to change them)"
                     ),
                 )),
                 None => Ok(gw),

@@ -936,3 +936,60 @@ async fn a_graceful_shutdown_gives_back_leased_rate_limits() {
         "given back at shutdown: the counter holds what was admitted"
     );
 }
+
+/// Review of the tenth review's fixes: a reload that removes `auth:` from the file kept the
+/// team built at start (keys, limits) but took the authentication off every backend, while the
+/// log said auth changes wait for a restart. Callers stay authenticated until a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_that_drops_auth_keeps_callers_authenticated() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("team-reload-auth");
+    let cfg = config(&dir.0, false, 1000);
+    let key = create_key(&cfg, None, "frank");
+    let agw = common::process::Proc::serve_config(&dir, &cfg, &mock.base_url());
+    let url = format!("http://{}", agw.addr);
+    assert_eq!(send(message("agw_wrong", &url)).await.0.status(), 401);
+    assert_eq!(send(message(&key, &url)).await.0.status(), 200);
+    // The same file without its `auth:` section, and a guard rule to see the reload land.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let auth_start = text.find("auth:\n").unwrap();
+    let auth_end = auth_start + text[auth_start..].find("limits:").unwrap();
+    let without = format!(
+        "{}{}    guards:\n      request:\n        - name: no-zebra\n          regex: [zebra]\n          action: reject\n          message: no zebra\n",
+        &text[..auth_start],
+        &text[auth_end..]
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&cfg, without).unwrap();
+    let zebra = |key: &str| {
+        let mut req = json_post(
+            &format!("{url}/v1/messages"),
+            r#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"zebra"}]}"#,
+        );
+        req.headers_mut().insert("x-api-key", key.parse().unwrap());
+        req
+    };
+    let mut landed = false;
+    for _ in 0..100 {
+        if send(zebra(&key)).await.0.status() == 400 {
+            landed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(landed, "the reload was not applied: {}", agw.stderr());
+    assert!(
+        agw.stderr().contains("take effect on restart"),
+        "{}",
+        agw.stderr()
+    );
+    // Still authenticated: no key, or a wrong one, is refused; the right one works.
+    assert_eq!(send(message("agw_wrong", &url)).await.0.status(), 401);
+    let mut req = json_post(
+        &format!("{url}/v1/messages"),
+        r#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    req.headers_mut().remove("x-api-key");
+    assert_eq!(send(req).await.0.status(), 401);
+    assert_eq!(send(message(&key, &url)).await.0.status(), 200);
+}

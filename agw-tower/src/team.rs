@@ -369,6 +369,9 @@ pub struct Team {
     pub prices: Arc<PriceTable>,
     /// Whether requests need a credential (false: `allow_unauthenticated`, or no auth at all).
     pub requires_credentials: bool,
+    /// Whether client keys or JWTs are configured: the backends then authenticate callers.
+    /// Fixed when the team is built, as the authenticator is (a reload keeps the team).
+    pub authenticates: bool,
     /// Where usage reports go once the response is written; share it with the access log so
     /// that its lines see the reports ([`crate::after`]).
     pub after: AfterResponse,
@@ -609,6 +612,7 @@ impl TeamConfig {
             metrics,
             prices,
             requires_credentials,
+            authenticates: self.auth.keys.is_some() || self.auth.jwt.is_some(),
             after: AfterResponse::new(),
             #[cfg(feature = "redis")]
             redis: redis_con,

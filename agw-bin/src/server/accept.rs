@@ -95,7 +95,8 @@ pub async fn serve_with(
         // closed a little after it, for a body the stage does not read.
         let (idle, body) = (
             app.idle_timeout,
-            app.body_timeout + body_grace(app.body_timeout),
+            app.body_timeout
+                .saturating_add(body_grace(app.body_timeout)),
         );
         match &serving.tls {
             None => {
@@ -150,17 +151,17 @@ pub async fn serve_with(
 /// How long streams cut at the end of the grace period get to write their error event.
 const CUT_WRITE: Duration = Duration::from_millis(500);
 
-/// Runs a connection on its own task, ended by a second task when `activity` says the
-/// connection expired (idle for `idle`, or a request body arriving for longer than `body`).
-/// The connection's task polls nothing but the connection: it wakes on every read and write,
-/// and a timer polled beside it would be polled on each of those wake-ups. The watchdog wakes
-/// only on its timer, and ends with the connection.
 /// How long after the body deadline the connection's timer closes a connection whose upload
 /// is still running: time for the body stage's 408 to be written first.
 fn body_grace(body: Duration) -> Duration {
     (body / 10).clamp(Duration::from_millis(500), Duration::from_secs(5))
 }
 
+/// Runs a connection on its own task, ended by a second task when `activity` says the
+/// connection expired (idle for `idle`, or a request body arriving for longer than `body`).
+/// The connection's task polls nothing but the connection: it wakes on every read and write,
+/// and a timer polled beside it would be polled on each of those wake-ups. The watchdog wakes
+/// only on its timer, and ends with the connection.
 fn spawn_watched<F>(conn: F, activity: Arc<Activity>, idle: Duration, body: Duration)
 where
     F: Future + Send + 'static,

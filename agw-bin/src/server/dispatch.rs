@@ -239,7 +239,6 @@ impl Runtime {
                     &stack,
                     team,
                     b,
-                    &gateway,
                     UpstreamClient::clone(&upstream),
                 )),
             };
@@ -312,7 +311,6 @@ fn team_service(
     stack: &StackConfig,
     team: &Arc<Team>,
     b: &crate::config::Backend,
-    gateway: &Gateway,
     upstream: UpstreamClient,
 ) -> TeamSvc {
     use agw_tower::optional::Optional;
@@ -320,7 +318,11 @@ fn team_service(
     let name: Arc<str> = b.name.as_str().into();
     let usage = team.usage_layer(&b.name, b.spec.kind().name(), None);
     let limit = Optional(team.limit_layer());
-    let access = Optional(match (&b.access, gateway.authenticates_clients()) {
+    // Whether callers are authenticated is the team's, built at start, not the new file's: a
+    // reload that removed `auth:` took the authentication off every backend while the log
+    // said auth changes wait for a restart (review of the tenth review's fixes).
+    let authenticates = team.authenticates;
+    let access = Optional(match (&b.access, authenticates) {
         (Some(a), _) => Some(AccessLayer::new(a.clone(), name.clone())),
         // Authenticated callers: every one may use the backend, but the layer still names it.
         (None, true) => Some(AccessLayer::new(
@@ -336,7 +338,7 @@ fn team_service(
     // With `allow_unauthenticated` too: a request without a credential goes on as anonymous,
     // but one that presents a credential is checked (a revoked key is refused, a valid one
     // counted against its limits) and the credential never goes upstream.
-    let outer = Optional(gateway.authenticates_clients().then(|| team.auth_layer()));
+    let outer = Optional(authenticates.then(|| team.auth_layer()));
     let timed = UpstreamTimerLayer.layer(upstream);
     tower::util::BoxCloneSyncService::new(
         stack
