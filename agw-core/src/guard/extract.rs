@@ -602,6 +602,7 @@ impl Extractor {
     /// A `data:` URL anywhere (a prompt's variables, an instructions item, a field agw has no
     /// reading for), read into the text from `start`, is an inline file too (regression
     /// round).
+    #[inline]
     fn data_url_since(&mut self, start: usize, field: Field) {
         let url = &self.doc.text[start..];
         if url
