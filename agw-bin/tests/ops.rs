@@ -373,6 +373,53 @@ async fn slow_uploaders_and_idle_connections_are_bounded() {
     drop(idle);
 }
 
+/// A body the body stage does not read (no request rules: a passthrough upload streamed on
+/// to the provider) is cut by the connection's own timer, a little after the deadline, and
+/// logged as such: agw cannot answer a request whose body is already going upstream.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unread_trickled_upload_is_cut_by_the_connections_timer() {
+    use tokio::io::AsyncReadExt;
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("trickle-unread");
+    let config = dir.path("agw.yaml");
+    std::fs::write(
+        &config,
+        "backends:\n  - name: anthropic\n    provider: anthropic\n",
+    )
+    .unwrap();
+    let agw = Proc::serve_config_with(&dir, &config, &mock.base_url(), &["--body-timeout", "1"]);
+    let mut s = tokio::net::TcpStream::connect(&agw.addr).await.unwrap();
+    s.write_all(
+        b"POST /v1/files HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: 100000\r\n\r\nabc",
+    )
+    .await
+    .unwrap();
+    let mut closed = false;
+    // Trickle (bounded: 40 writes of 250 ms) until agw closes the connection.
+    for _ in 0..40 {
+        let mut buf = [0u8; 1024];
+        match tokio::time::timeout(Duration::from_millis(250), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                if s.write_all(b"x").await.is_err() {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+    }
+    assert!(closed, "the connection stayed open");
+    eventually("the cut is logged", || async {
+        let log = agw.stderr();
+        log.contains("status=408") && log.contains("cause=body_timeout")
+    })
+    .await;
+}
+
 /// Found by the tenth red-team review: a client trickling its body was disconnected at the
 /// deadline with no answer (the connection's timer fired before the body stage's). It gets a
 /// 408 in its dialect, with a request id, at the deadline.
