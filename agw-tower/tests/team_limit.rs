@@ -554,22 +554,7 @@ async fn a_batch_is_charged_the_estimates_of_its_requests() {
     let r = support::post(addr, "/v1/messages/batches", &h, &batch).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let want = 60_000 + batch.len().div_ceil(4) as u64;
-    let mut spent = 0;
-    for _ in 0..200 {
-        spent = limiter
-            .spent(
-                &Scope::Key("alice".into()),
-                agw_tower::auth::key::unix_now(),
-            )
-            .await
-            .unwrap()
-            .tokens_today;
-        if spent == want {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert_eq!(spent, want);
+    assert_eq!(alice_tokens_reaching(&limiter, want).await, want);
     // The day's budget now holds 60k of 100k: the same batch again would pass it, and nothing
     // in flight will give any back (400: less is left than it may use).
     let r = support::post(addr, "/v1/messages/batches", &h, &batch).await;
@@ -1305,16 +1290,6 @@ async fn a_generation_on_a_passthrough_path_holds_what_it_may_use() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let spent = || async {
-        limiter
-            .spent(
-                &Scope::Key("alice".into()),
-                agw_tower::auth::key::unix_now(),
-            )
-            .await
-            .unwrap()
-            .tokens_today
-    };
     // Charged what the response reports (30 + 12), the hold given back.
     let r = support::post(
         addr,
@@ -1324,38 +1299,19 @@ async fn a_generation_on_a_passthrough_path_holds_what_it_may_use() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let mut seen = 0;
-    for _ in 0..200 {
-        seen = spent().await;
-        if seen == 42 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert_eq!(seen, 42);
+    assert_eq!(alice_tokens_reaching(&limiter, 42).await, 42);
     // A generation whose response reports nothing is charged nothing once it ends: its hold
     // (the default 4,096 and its input) is given back, so one that needs all but the 42 spent
     // fits again (while the hold stands it is told to retry).
     let r = support::post(addr, "/api/quiet", &h, &chat("")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let big = chat(r#","options":{"num_predict":9900}"#);
-    let mut status = 0;
-    for _ in 0..200 {
-        status = support::post(addr, "/api/chat", &h, &big).await.status;
-        if status != 429 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert_eq!(status, 200);
-    for _ in 0..200 {
-        seen = spent().await;
-        if seen == 84 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert_eq!(seen, 84, "the quiet call charged nothing");
+    assert_eq!(post_past_429(addr, &h, "/api/chat", &big).await, 200);
+    assert_eq!(
+        alice_tokens_reaching(&limiter, 84).await,
+        84,
+        "the quiet call charged nothing"
+    );
     // One whose client goes away before its response is charged nothing either (its response
     // reports nothing), not its hold (review of the tenth review's fixes).
     let cut = tokio::time::timeout(
@@ -1371,21 +1327,54 @@ async fn a_generation_on_a_passthrough_path_holds_what_it_may_use() {
     assert!(cut.is_err(), "the request should still be in flight");
     // 84 spent: 6,000 fits only once the abandoned call's 5,000 is given back.
     let big = chat(r#","options":{"num_predict":6000}"#);
+    assert_eq!(
+        post_past_429(addr, &h, "/api/chat", &big).await,
+        200,
+        "the abandoned call's hold was given back"
+    );
+    assert_eq!(
+        alice_tokens_reaching(&limiter, 126).await,
+        126,
+        "the abandoned call charged nothing"
+    );
+}
+
+/// Alice's tokens today once they reach `want` (settling runs after the response; polled,
+/// bounded at about four seconds), or what they are then.
+async fn alice_tokens_reaching(limiter: &Limiter, want: u64) -> u64 {
+    let mut now = 0;
+    for _ in 0..400 {
+        now = limiter
+            .spent(
+                &Scope::Key("alice".into()),
+                agw_tower::auth::key::unix_now(),
+            )
+            .await
+            .unwrap()
+            .tokens_today;
+        if now == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    now
+}
+
+/// The status of `body` posted to `path` once it is not told to retry (a hold it waits on is
+/// given back after the response; polled, bounded at about four seconds).
+async fn post_past_429(
+    addr: std::net::SocketAddr,
+    h: &[(&str, &str)],
+    path: &str,
+    body: &str,
+) -> u16 {
     let mut status = 0;
     for _ in 0..400 {
-        status = support::post(addr, "/api/chat", &h, &big).await.status;
+        status = support::post(addr, path, h, body).await.status;
         if status != 429 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(status, 200, "the abandoned call's hold was given back");
-    for _ in 0..200 {
-        seen = spent().await;
-        if seen == 126 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert_eq!(seen, 126, "the abandoned call charged nothing");
+    status
 }
