@@ -3,6 +3,7 @@
 //! `file_url`, a stored prompt's variables), and a Responses MCP tool's `server_url`, which
 //! only the rules that read tool definitions read.
 
+use super::seventh_review::dets;
 use super::*;
 
 /// The review's configurations: the seed's rule, and detectors rejecting or masking.
@@ -11,16 +12,6 @@ fn seed() -> Policy {
         .rule(Rule::regex("seed", ["credit card"]).reject("Rejected due to inappropriate content"))
         .build()
         .unwrap()
-}
-
-fn dets(masks: bool) -> Policy {
-    let rule = Rule::detectors("dets", [Detector::CreditCard, Detector::AwsAccessKey]);
-    let rule = if masks {
-        rule.mask()
-    } else {
-        rule.reject("no")
-    };
-    Policy::builder().rule(rule).build().unwrap()
 }
 
 fn anthropic(block: &str) -> String {
