@@ -70,7 +70,8 @@ impl Map {
     /// The lease of `key`, made (empty) if there is none; a later minute's first lease drops
     /// the past minutes' (worth nothing: their counters are gone).
     fn entry(&mut self, key: &CounterKey, target: u64, now: Instant) -> &mut Lease {
-        if !self.leases.contains_key(key) && key.period > self.minute {
+        // Every lease is of a minute up to `minute` (made here): a later one is new.
+        if key.period > self.minute {
             self.minute = key.period;
             let minute = self.minute;
             self.leases.retain(|k, _| k.period >= minute);
@@ -139,6 +140,31 @@ impl Remote {
     }
 }
 
+/// [`Leases::refused`] under the lock already held.
+fn refused_in(map: &mut Map, remote: &Remote) {
+    let now = Instant::now();
+    for (check, slot) in remote.each() {
+        if !leasable(check) {
+            continue;
+        }
+        let (taken, want) = match slot {
+            Slot::Local { taken, .. } => (taken, 0),
+            Slot::Sent { index, taken } => (taken, remote.asks[index].want),
+        };
+        if taken == 0 && want == 0 {
+            continue;
+        }
+        // The lease may have been emptied and dropped meanwhile: what was taken from it is
+        // still charged, and goes back to it.
+        let l = map.entry(&check.key, check.add.max(1), now);
+        l.left = l.left.saturating_add(taken);
+        l.asking = l.asking.saturating_sub(want);
+        if l.left == 0 && l.asking == 0 {
+            map.leases.remove(&check.key);
+        }
+    }
+}
+
 /// Takes `checks` from the leases in `map` if they cover every one: the counters' values, as
 /// an admission reports them.
 fn covered(map: &mut Map, checks: &[Check]) -> Option<Vec<u64>> {
@@ -185,13 +211,15 @@ impl Leases {
         let mut asks = Vec::with_capacity(checks.len());
         let mut slots = Vec::with_capacity(checks.len());
         for check in &checks {
-            let mut check = check.clone();
-            if !leasable(&check) {
+            if !leasable(check) {
                 slots.push(Slot::Sent {
                     index: asks.len(),
                     taken: 0,
                 });
-                asks.push(Ask { check, want: 0 });
+                asks.push(Ask {
+                    check: check.clone(),
+                    want: 0,
+                });
                 continue;
             }
             let l = map.entry(&check.key, check.add.max(1), now);
@@ -209,11 +237,12 @@ impl Leases {
             l.left -= taken;
             let want = l.target.saturating_sub(l.left.saturating_add(l.asking));
             l.asking = l.asking.saturating_add(want);
-            check.add -= taken;
             slots.push(Slot::Sent {
                 index: asks.len(),
                 taken,
             });
+            let mut check = check.clone();
+            check.add -= taken;
             asks.push(Ask { check, want });
         }
         Plan::Remote(Remote {
@@ -256,7 +285,7 @@ impl Leases {
                     }
                     l.seen = value;
                     let reported = value.saturating_sub(l.left);
-                    if l.left == 0 && l.asking == 0 && grant == 0 {
+                    if l.left == 0 && l.asking == 0 {
                         // Nothing held, nothing asked: no entry (a small limit keeps none).
                         map.leases.remove(&ask.check.key);
                     }
@@ -266,43 +295,29 @@ impl Leases {
             .collect()
     }
 
-    /// The store refused `remote` (or failed, or its answer is unknown): what the leases here
-    /// covered goes back to them, and its ask for a grant ends.
+    /// The store refused `remote`, or failed: what the leases here covered goes back to
+    /// them, and its ask for a grant ends (the tests' view of [`Leases::retry`]'s first half).
+    #[cfg(test)]
     pub fn refused(&self, remote: &Remote) {
-        let now = Instant::now();
-        let mut map = self.lock();
-        for (check, slot) in remote.each() {
-            if !leasable(check) {
-                continue;
-            }
-            let (taken, want) = match slot {
-                Slot::Local { taken, .. } => (taken, 0),
-                Slot::Sent { index, taken } => (taken, remote.asks[index].want),
-            };
-            // The lease may have been emptied and dropped meanwhile: what was taken from it
-            // is still charged, and goes back to it.
-            let l = map.entry(&check.key, check.add.max(1), now);
-            l.left = l.left.saturating_add(taken);
-            l.asking = l.asking.saturating_sub(want);
-            if l.left == 0 && l.asking == 0 {
-                map.leases.remove(&check.key);
-            }
-        }
+        refused_in(&mut self.lock(), remote);
     }
 
     /// [`Leases::refused`], then the request is admitted if the leases now cover it whole —
     /// grants charged for other requests of the same batch (concluded first) are this
-    /// replica's to use, and a burst must not be refused while they sit unused.
+    /// replica's to use, and a burst must not be refused while they sit unused. Under one
+    /// lock: another request cannot take them in between.
     pub fn retry(&self, remote: &Remote) -> Option<Vec<u64>> {
-        self.refused(remote);
-        covered(&mut self.lock(), &remote.checks)
+        let mut map = self.lock();
+        refused_in(&mut map, remote);
+        covered(&mut map, &remote.checks)
     }
 
     /// Nobody waits for `remote`'s answer any more (its timeout passed), and the limiter may
-    /// have admitted it anyway (limits failing open): what it took and what it was charged
-    /// stay used — never handed to another request — and its ask for a grant ends. `answers`,
-    /// when the store admitted it: the grants charged with it go to the leases.
-    pub fn abandoned(&self, remote: &Remote, answers: Option<&[(u64, u64)]>) {
+    /// have admitted it anyway (limits failing open), and its answer is unknown: what it took
+    /// and what it was charged stay used — never handed to another request — and its ask for
+    /// a grant ends. (One the store admitted is [`Leases::admitted`]: its grants are the
+    /// replica's.)
+    pub fn abandoned(&self, remote: &Remote) {
         let mut map = self.lock();
         for (check, slot) in remote.each() {
             let Slot::Sent { index, .. } = slot else {
@@ -316,10 +331,6 @@ impl Leases {
                 continue;
             };
             l.asking = l.asking.saturating_sub(ask.want);
-            if let Some(&(value, grant)) = answers.and_then(|a| a.get(index)) {
-                l.left = l.left.saturating_add(grant);
-                l.seen = l.seen.max(value);
-            }
         }
     }
 
@@ -505,15 +516,16 @@ mod tests {
         assert_eq!(leases.held(&rpm.key), 1);
         // Its caller stopped waiting and may have been admitted anyway (limits failing open):
         // the unit it took and the 100 tokens it was charged are not handed out again; the
-        // grant charged with it is the replica's.
-        leases.abandoned(&r, Some(&[(300, 200)]));
+        // grant charged with it is the replica's (concluded as admitted, as `deliver` does
+        // for a reply nobody waits for).
+        leases.admitted(&r, &[(300, 200)]);
         assert_eq!(leases.held(&rpm.key), 1);
         assert_eq!(leases.held(&tpm.key), 200);
         // Without an answer: only its ask ends.
         let r = remote(leases.take(vec![check(LimitKind::Tokens, 1000)]));
         assert_eq!(leases.held(&tpm.key), 0, "the 200 went to this request");
         assert!(leases.lock().leases[&tpm.key].asking > 0);
-        leases.abandoned(&r, None);
+        leases.abandoned(&r);
         assert_eq!(leases.lock().leases[&tpm.key].asking, 0);
         assert_eq!(leases.held(&tpm.key), 0);
     }

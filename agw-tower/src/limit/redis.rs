@@ -508,8 +508,9 @@ impl Inner {
         }
     }
 
-    /// Sends the request of `remote` its outcome; if nobody waits for it any more, the leases
-    /// keep what was charged for it (admitted) or get back what they covered.
+    /// Sends the request of `remote` its outcome; if nobody waits for it any more, what was
+    /// charged for it stays used and the grants charged with it go to the leases (admitted),
+    /// or its ask ends (abandoned).
     fn deliver(
         &self,
         remote: &Remote,
@@ -517,11 +518,12 @@ impl Inner {
         answer: Result<Answer, LimitStoreError>,
     ) {
         if reply.is_closed() {
-            let values = match &answer {
-                Ok(Answer::Admitted(values)) => Some(&values[..]),
-                _ => None,
-            };
-            self.leases.abandoned(remote, values);
+            match &answer {
+                Ok(Answer::Admitted(values)) => {
+                    self.leases.admitted(remote, values);
+                }
+                _ => self.leases.abandoned(remote),
+            }
             return;
         }
         let _ = reply.send(self.conclude(remote, answer));
@@ -669,7 +671,7 @@ impl Inner {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             // No runtime to run them on (it is shutting down): nobody is left to wait.
             for (remote, _) in &q.acquires {
-                self.leases.abandoned(remote, None);
+                self.leases.abandoned(remote);
             }
             *q = Queue::default();
             return;
@@ -687,7 +689,7 @@ impl Inner {
                     q.acquires.retain(|(remote, reply)| {
                         let waiting = !reply.is_closed();
                         if !waiting {
-                            inner.leases.abandoned(remote, None);
+                            inner.leases.abandoned(remote);
                         }
                         waiting
                     });
@@ -751,7 +753,7 @@ struct Unanswered<'a> {
 impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
         if let Some(remote) = self.remote {
-            self.leases.abandoned(remote, None);
+            self.leases.abandoned(remote);
         }
     }
 }
