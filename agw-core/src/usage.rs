@@ -561,8 +561,8 @@ pub fn max_tokens(body: &[u8]) -> Option<u64> {
 }
 
 /// What a request body asks of the response, read in one pass over its top-level keys: its
-/// output cap ([`max_tokens`]), how many completions ([`choices`]), whether it streams
-/// ([`asks_stream`]).
+/// output cap ([`max_tokens`]), how many completions (`n`, `best_of`), whether it streams
+/// (`"stream": true`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestShape {
     /// The largest top-level output cap, read as lenient servers read it.
@@ -573,42 +573,65 @@ pub struct RequestShape {
     pub stream: bool,
 }
 
+impl Default for RequestShape {
+    /// No cap, one completion, no stream.
+    fn default() -> Self {
+        Self {
+            max_tokens: None,
+            choices: 1,
+            stream: false,
+        }
+    }
+}
+
+impl RequestShape {
+    /// Reads the value of the top-level `key` (the cursor is at it) when it is part of the
+    /// shape: the largest cap, the largest count of completions (at most [`MAX_CHOICES`]), the
+    /// last `stream`. `None`, the cursor untouched, for any other key. The one reading of these
+    /// keys, for [`request_shape`] and for the guard's extractor alike.
+    pub(crate) fn read_key(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        key: &crate::json::Str,
+    ) -> Option<Result<(), crate::json::JsonError>> {
+        let which = if is_output_cap(sc, key) {
+            0
+        } else if ["n", "best_of"].iter().any(|k| sc.key_matches(key, k)) {
+            1
+        } else if sc.key_matches(key, "stream") {
+            2
+        } else {
+            return None;
+        };
+        Some(sc.skip().map(|range| {
+            let value = &sc.bytes()[range];
+            match which {
+                0 => self.max_tokens = larger_cap(self.max_tokens, value),
+                1 => {
+                    let n = lenient_count(value).map_or(1, |n| n.clamp(1, MAX_CHOICES));
+                    self.choices = self.choices.max(n);
+                }
+                _ => self.stream = value == b"true",
+            }
+        }))
+    }
+}
+
 /// Reads a request body's [`RequestShape`]: one pass; a body that is not a JSON object asks
 /// for no cap, one completion and no stream.
 pub fn request_shape(body: &[u8]) -> RequestShape {
-    let mut shape = RequestShape {
-        max_tokens: None,
-        choices: 1,
-        stream: false,
-    };
+    let mut shape = RequestShape::default();
     let Ok(mut sc) = Scanner::new(body) else {
         return shape;
     };
     if sc.peek() != Some(b'{') {
         return shape;
     }
-    let (mut cap, mut choices, mut stream) = (None, None, false);
-    let read = sc.object(|sc, key| {
-        if is_output_cap(sc, &key) {
-            let range = sc.skip()?;
-            cap = larger_cap(cap, &body[range]);
-            Ok(())
-        } else if is_choices(sc, &key) {
-            let range = sc.skip()?;
-            choices = larger_choices(choices, &body[range]);
-            Ok(())
-        } else if sc.key_matches(&key, "stream") {
-            let range = sc.skip()?;
-            stream = &body[range] == b"true";
-            Ok(())
-        } else {
-            sc.skip_fast()
-        }
-    });
-    // An invalid body names no cap (as before); what was read of the others stands.
-    shape.max_tokens = if read.is_ok() { cap } else { None };
-    shape.choices = choices.unwrap_or(1);
-    shape.stream = stream;
+    let read = sc.object(|sc, key| shape.read_key(sc, &key).unwrap_or_else(|| sc.skip_fast()));
+    if read.is_err() {
+        // An invalid body names no cap (as before); what was read of the others stands.
+        shape.max_tokens = None;
+    }
     shape
 }
 
@@ -826,12 +849,6 @@ pub(crate) fn is_output_cap(sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
     .any(|k| sc.key_matches(key, k))
 }
 
-/// Whether `key` names how many completions a request asks for (`n`, legacy completions'
-/// `best_of`): see [`choices`].
-pub(crate) fn is_choices(sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
-    ["n", "best_of"].iter().any(|k| sc.key_matches(key, k))
-}
-
 /// The most completions a request is counted as asking for (OpenAI allows 128).
 pub const MAX_CHOICES: u64 = 1024;
 
@@ -907,25 +924,6 @@ pub fn generation_cap(body: &[u8]) -> Option<Option<u64>> {
     (model && prompt).then_some(cap)
 }
 
-/// Whether a request body asks for a streamed response (a top-level `"stream": true`).
-pub fn asks_stream(body: &[u8]) -> bool {
-    request_shape(body).stream
-}
-
-/// How many completions a request asks for: the larger of its top-level `n` and `best_of`
-/// (legacy completions generate `best_of` and bill them all), at least 1 and at most
-/// [`MAX_CHOICES`]. Each may generate up to the request's output cap.
-pub fn choices(body: &[u8]) -> u64 {
-    request_shape(body).choices
-}
-
-/// The larger of `found` and the count whose JSON value is `value`, clamped to
-/// `1..=`[`MAX_CHOICES`].
-pub(crate) fn larger_choices(found: Option<u64>, value: &[u8]) -> Option<u64> {
-    let n = lenient_count(value).map(|n| n.clamp(1, MAX_CHOICES));
-    found.max(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -987,14 +985,18 @@ mod tests {
             max_tokens(br#"{"prompt":"x","max_tokens_to_sample":9000}"#),
             Some(9000)
         );
-        assert_eq!(choices(br#"{"model":"m"}"#), 1);
-        assert_eq!(choices(br#"{"n":8}"#), 8);
-        assert_eq!(choices(br#"{"n":2,"best_of":"5"}"#), 5);
-        assert_eq!(choices(br#"{"n":0}"#), 1);
-        assert_eq!(choices(br#"{"n":"1\u0032"}"#), 12);
-        assert_eq!(choices(br#"{"n":1e9}"#), MAX_CHOICES);
-        assert_eq!(choices(br#"{"messages":[{"n":99}]}"#), 1, "top level only");
-        assert_eq!(choices(b"not json"), 1);
+        assert_eq!(request_shape(br#"{"model":"m"}"#).choices, 1);
+        assert_eq!(request_shape(br#"{"n":8}"#).choices, 8);
+        assert_eq!(request_shape(br#"{"n":2,"best_of":"5"}"#).choices, 5);
+        assert_eq!(request_shape(br#"{"n":0}"#).choices, 1);
+        assert_eq!(request_shape(br#"{"n":"1\u0032"}"#).choices, 12);
+        assert_eq!(request_shape(br#"{"n":1e9}"#).choices, MAX_CHOICES);
+        assert_eq!(
+            request_shape(br#"{"messages":[{"n":99}]}"#).choices,
+            1,
+            "top level only"
+        );
+        assert_eq!(request_shape(b"not json").choices, 1);
     }
 
     #[test]

@@ -507,9 +507,7 @@ async fn access_lists_admit_teams_and_models() {
                 if model.is_some() {
                     req.extensions_mut().insert(RequestFacts {
                         model,
-                        max_tokens: None,
-                        choices: 1,
-                        stream: false,
+                        shape: Default::default(),
                     });
                 }
                 next.run(req).await

@@ -109,9 +109,10 @@ async fn a_stream_is_forwarded_at_once_and_counted_at_its_end() {
             |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
                 req.extensions_mut().insert(RequestFacts {
                     model: Some("claude-sonnet-4-5".into()),
-                    max_tokens: Some(1024),
-                    choices: 1,
-                    stream: false,
+                    shape: agw_core::usage::RequestShape {
+                        max_tokens: Some(1024),
+                        ..Default::default()
+                    },
                 });
                 next.run(req).await
             },

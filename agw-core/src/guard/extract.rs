@@ -170,13 +170,9 @@ pub(crate) struct Doc {
     pub last_assistant: Option<u32>,
     /// The top-level `model`, when it is a string.
     pub model: Option<String>,
-    /// The largest top-level output cap (`max_tokens`, `max_completion_tokens`,
-    /// `max_output_tokens`) that is a whole number, read with `model`.
-    pub max_tokens: Option<u64>,
-    /// The largest top-level `n` or `best_of` ([`crate::usage::choices`]).
-    pub choices: Option<u64>,
-    /// A top-level `"stream": true` ([`crate::usage::asks_stream`]).
-    pub stream: bool,
+    /// The top-level output cap, completions and `stream`, read with `model` as
+    /// [`crate::usage::request_shape`] reads them.
+    pub shape: crate::usage::RequestShape,
     pub st: State,
     /// The id of the policy reading the body (see [`super::clean`]).
     pub policy: u64,
@@ -238,9 +234,7 @@ impl Doc {
         self.units.clear();
         self.last_assistant = None;
         self.model = None;
-        self.max_tokens = None;
-        self.choices = None;
-        self.stream = false;
+        self.shape = crate::usage::RequestShape::default();
         self.st = State::default();
         self.tool_values.clear();
         self.edges.clear();
@@ -702,12 +696,8 @@ impl Extractor {
                 self.messages(sc)
             } else if top && sc.key_matches(&key, "model") {
                 self.model_key(sc, &mut seen_model)
-            } else if top && crate::usage::is_output_cap(sc, &key) {
-                self.max_tokens(sc)
-            } else if top && crate::usage::is_choices(sc, &key) {
-                self.choices(sc)
-            } else if top && sc.key_matches(&key, "stream") {
-                self.stream(sc)
+            } else if top && let Some(read) = self.doc.shape.read_key(sc, &key) {
+                read
             } else if sc.key_matches(&key, "tools")
                 || [
                     "output_format",
@@ -807,11 +797,8 @@ impl Extractor {
             }
             Some(b'{') => self.data_object(sc, Field::Messages, |this, sc, key| {
                 this.push_key(sc, Field::Messages, key, loc)?;
-                if sc.peek() == Some(b'"') && this.is_url_key(sc, key) {
-                    this.doc.text.push(b'\n');
-                    return this.push_url(sc, Field::Messages, loc);
-                }
-                this.strings_and_keys(sc, loc)
+                this.url_value(sc, key, Field::Messages, loc)
+                    .unwrap_or_else(|| this.strings_and_keys(sc, loc))
             }),
             Some(b'[') => sc.array(|sc, _| self.strings_and_keys(sc, loc)),
             _ => sc.skip_fast(),
@@ -915,10 +902,22 @@ impl Extractor {
         Ok(())
     }
 
-    /// Whether `key` names a URL ([`URL_KEYS`]): its string value is read as one a provider
-    /// or a server may fetch ([`Extractor::push_url`]).
-    pub(super) fn is_url_key(&self, sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
-        URL_KEYS.iter().any(|k| sc.key_matches(key, k))
+    /// The string at the cursor, an object's value read as a word of its own (as
+    /// [`Extractor::all_strings`] reads one), when its key names a URL ([`URL_KEYS`]): read
+    /// as one a provider or a server may fetch ([`Extractor::push_url`]). `None`, the cursor
+    /// untouched, otherwise.
+    pub(super) fn url_value(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        key: &crate::json::Str,
+        field: Field,
+        loc: Loc,
+    ) -> Option<Result<(), JsonError>> {
+        if sc.peek() != Some(b'"') || !URL_KEYS.iter().any(|k| sc.key_matches(key, k)) {
+            return None;
+        }
+        self.doc.text.push(b'\n');
+        Some(self.push_url(sc, field, loc))
     }
 
     /// Marks the text from `start` to the end as a URL to read again percent-decoded
@@ -1016,30 +1015,6 @@ impl Extractor {
     pub(super) fn model(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let s = sc.string()?;
         self.doc.model = Some(String::from_utf8_lossy(&sc.str_value(&s)).into_owned());
-        Ok(())
-    }
-
-    /// Reads a top-level output cap (the cursor is at its value), keeping the largest whole
-    /// number seen, as [`crate::usage::max_tokens`] does.
-    pub(super) fn max_tokens(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
-        let range = sc.skip()?;
-        self.doc.max_tokens = crate::usage::larger_cap(self.doc.max_tokens, &sc.bytes()[range]);
-        Ok(())
-    }
-
-    /// Reads a top-level `stream` (the cursor is at its value): the last one, as a JSON reader
-    /// keeps it.
-    pub(super) fn stream(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
-        let range = sc.skip()?;
-        self.doc.stream = &sc.bytes()[range] == b"true";
-        Ok(())
-    }
-
-    /// Reads a top-level `n` or `best_of` (the cursor is at its value), keeping the largest, as
-    /// [`crate::usage::choices`] does.
-    pub(super) fn choices(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
-        let range = sc.skip()?;
-        self.doc.choices = crate::usage::larger_choices(self.doc.choices, &sc.bytes()[range]);
         Ok(())
     }
 
@@ -1624,32 +1599,26 @@ impl Extractor {
             }
             Some(b'{') => self.data_object(sc, field, |this, sc, key| {
                 this.push_key(sc, field, key, loc)?;
-                if sc.peek() == Some(b'"') {
-                    if loc.top == Top::Tools && sc.key_matches(key, "server_url") {
-                        // A Responses MCP tool's server, which the provider connects to: read
-                        // as Anthropic's `mcp_servers[].url` is, by every rule (a secret in it
-                        // reaches a third party), not as a definition's text (red-team review).
-                        this.doc.text.push(b'\n');
-                        return this.push_url(
-                            sc,
-                            Field::Messages,
-                            Loc {
-                                leaf: ".server_url",
-                                ..loc
-                            },
-                        );
-                    }
-                    if field == Field::Messages
-                        && loc.top != Top::Tools
-                        && URL_KEYS.iter().any(|k| sc.key_matches(key, k))
-                    {
-                        // A URL read generically (a stored prompt's variables, a passthrough
-                        // body): one the provider or a server may fetch, read again decoded.
-                        this.doc.text.push(b'\n');
-                        return this.push_url(sc, field, loc);
-                    }
-                }
-                this.all_strings(sc, field, loc)
+                let url = if loc.top == Top::Tools {
+                    // A Responses MCP tool's server, which the provider connects to: read as
+                    // Anthropic's `mcp_servers[].url` is, by every rule (a secret in it reaches
+                    // a third party), not as a definition's text (red-team review). Other URLs
+                    // in definitions are their text.
+                    let server = Loc {
+                        leaf: ".server_url",
+                        ..loc
+                    };
+                    sc.key_matches(key, "server_url")
+                        .then(|| this.url_value(sc, key, Field::Messages, server))
+                        .flatten()
+                } else if field == Field::Messages {
+                    // A URL read generically (a stored prompt's variables, a passthrough body):
+                    // one the provider or a server may fetch, read again decoded.
+                    this.url_value(sc, key, field, loc)
+                } else {
+                    None
+                };
+                url.unwrap_or_else(|| this.all_strings(sc, field, loc))
             }),
             Some(b'[') => sc.array(|sc, _| self.all_strings(sc, field, loc)),
             Some(b'-' | b'0'..=b'9') => self.push_number(sc, field, loc),
@@ -1788,11 +1757,11 @@ impl Extractor {
         sc.object(
             |sc, key| match keys.iter().find(|(k, _)| sc.key_matches(&key, k)) {
                 Some(&("arguments", leaf)) => self.arguments(sc, field, Loc { leaf, ..loc }),
-                Some(&(_, leaf)) if leaf.ends_with("url") && sc.peek() == Some(b'"') => {
-                    self.doc.text.push(b'\n');
-                    self.push_url(sc, field, Loc { leaf, ..loc })
+                Some(&(_, leaf)) => {
+                    let loc = Loc { leaf, ..loc };
+                    self.url_value(sc, &key, field, loc)
+                        .unwrap_or_else(|| self.all_strings(sc, field, loc))
                 }
-                Some(&(_, leaf)) => self.all_strings(sc, field, Loc { leaf, ..loc }),
                 None => sc.skip_fast(),
             },
         )

@@ -82,14 +82,8 @@ impl Extractor {
             if sc.key_matches(&key, "model") {
                 return self.model_key(sc, &mut seen_model);
             }
-            if crate::usage::is_output_cap(sc, &key) {
-                return self.max_tokens(sc);
-            }
-            if crate::usage::is_choices(sc, &key) {
-                return self.choices(sc);
-            }
-            if sc.key_matches(&key, "stream") {
-                return self.stream(sc);
+            if let Some(read) = self.doc.shape.read_key(sc, &key) {
+                return read;
             }
             let Some(k) = keys
                 .iter()
@@ -123,14 +117,10 @@ impl Extractor {
         sc.object(|sc, key| {
             if sc.key_matches(&key, "model") {
                 self.model_key(sc, &mut seen_model)
-            } else if crate::usage::is_output_cap(sc, &key) {
-                self.max_tokens(sc)
-            } else if sc.key_matches(&key, "stream") {
-                self.stream(sc)
-            } else if crate::usage::is_choices(sc, &key) {
-                // Not a Responses parameter, but a server may take it: read as the limiter's
-                // reader of the body reads it.
-                self.choices(sc)
+            } else if let Some(read) = self.doc.shape.read_key(sc, &key) {
+                // The cap, and `stream` (`n` is not a Responses parameter, but a server may
+                // take it): read as the limiter's reader of the body reads them.
+                read
             } else if ["tools", "tool_choice", "text"]
                 .iter()
                 .any(|k| sc.key_matches(&key, k))
@@ -371,12 +361,9 @@ impl Extractor {
             Some(b'{') => self.data_object(sc, Field::Messages, |this, sc, key| {
                 this.doc.st.group += 1;
                 this.push_key(sc, Field::Messages, key, top_loc(Top::Body, None, ""))?;
-                if sc.peek() == Some(b'"') && this.is_url_key(sc, key) {
-                    // A URL the server may fetch: read again decoded, as in a known body.
-                    this.doc.text.push(b'\n');
-                    return this.push_url(sc, Field::Messages, top_loc(Top::Body, None, ""));
-                }
-                this.generic(sc)
+                // A URL the server may fetch: read again decoded, as in a known body.
+                this.url_value(sc, key, Field::Messages, top_loc(Top::Body, None, ""))
+                    .unwrap_or_else(|| this.generic(sc))
             }),
             Some(b'[') => {
                 self.doc.st.group += 1;

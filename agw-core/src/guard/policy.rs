@@ -325,9 +325,7 @@ pub struct Verdict {
     pub(super) decision: Decision,
     pub(super) hits: Vec<Hit>,
     pub(super) model: Option<String>,
-    pub(super) max_tokens: Option<u64>,
-    pub(super) choices: u64,
-    pub(super) stream: bool,
+    pub(super) shape: crate::usage::RequestShape,
     /// A rule matched in tool definitions (they are then not kept as clean).
     pub(super) tool_hit: bool,
 }
@@ -339,9 +337,7 @@ impl Verdict {
             decision,
             hits,
             model: None,
-            max_tokens: None,
-            choices: 1,
-            stream: false,
+            shape: crate::usage::RequestShape::default(),
             tool_hit: false,
         }
     }
@@ -366,24 +362,11 @@ impl Verdict {
         self.model.as_deref()
     }
 
-    /// The request's output-token cap (the largest top-level `max_tokens`,
-    /// `max_completion_tokens` or `max_output_tokens`), read with the `model`: what
-    /// [`crate::usage::max_tokens`] gives for the body, without reading it again.
-    pub fn max_tokens(&self) -> Option<u64> {
-        self.max_tokens
-    }
-
-    /// How many completions the request asks for (its top-level `n` or `best_of`, at least 1):
-    /// what [`crate::usage::choices`] gives for the body. Each may generate up to
-    /// [`Verdict::max_tokens`].
-    pub fn choices(&self) -> u64 {
-        self.choices
-    }
-
-    /// Whether the request asks for a streamed response (a top-level `"stream": true`): what
-    /// [`crate::usage::asks_stream`] gives for the body.
-    pub fn stream(&self) -> bool {
-        self.stream
+    /// The request's output cap, the completions it asks for and whether it streams, read
+    /// with the `model`: what [`crate::usage::request_shape`] gives for the body, without
+    /// reading it again.
+    pub fn shape(&self) -> crate::usage::RequestShape {
+        self.shape
     }
 
     /// Takes the request's `model` out of the verdict (no copy).
@@ -477,9 +460,7 @@ impl Policy {
             }
         }
         verdict.model = doc.model.take();
-        verdict.max_tokens = doc.max_tokens;
-        verdict.choices = doc.choices.unwrap_or(1);
-        verdict.stream = doc.stream;
+        verdict.shape = doc.shape;
         doc.recycle();
         Ok(verdict)
     }

@@ -1191,7 +1191,7 @@ fn verdict_reads_the_output_cap_as_usage_does() {
         let verdict = policy.inspect(*kind, body.as_bytes()).unwrap();
         assert!(verdict.model().is_some(), "{kind:?} {body}");
         assert_eq!(
-            verdict.max_tokens(),
+            verdict.shape().max_tokens,
             crate::usage::max_tokens(body.as_bytes()),
             "{kind:?} {body}"
         );
@@ -1201,7 +1201,7 @@ fn verdict_reads_the_output_cap_as_usage_does() {
     let verdict = policy
         .inspect(RouteKind::Messages, nested.as_bytes())
         .unwrap();
-    assert_eq!(verdict.max_tokens(), None);
+    assert_eq!(verdict.shape().max_tokens, None);
     assert_eq!(crate::usage::max_tokens(nested.as_bytes()), None);
 }
 

@@ -14,35 +14,27 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 /// What agw learned about a request body, for the layers that need it (the model for access
-/// checks, limits and the price; `max_tokens` for the in-flight token estimate). The stage
-/// that reads the body puts it in the request extensions.
+/// checks, limits and the price; its shape for the in-flight token estimate). The stage that
+/// reads the body puts it in the request extensions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestFacts {
     /// The requested model, after aliasing.
     pub model: Option<String>,
-    /// `max_tokens` / `max_completion_tokens` / `max_output_tokens` /
-    /// `max_tokens_to_sample`.
-    pub max_tokens: Option<u64>,
-    /// How many completions the request asks for (`n`, `best_of`;
-    /// [`agw_core::usage::choices`]): each may generate up to `max_tokens`. 0 reads as 1.
-    pub choices: u64,
-    /// Whether the request asks for a streamed response (`"stream": true`).
-    pub stream: bool,
+    /// The output cap, the completions asked for and `stream`
+    /// ([`agw_core::usage::request_shape`]).
+    pub shape: agw_core::usage::RequestShape,
 }
 
 impl RequestFacts {
     /// Reads the facts from a request body (decoded, as the body stage hands it on in
     /// [`Collected`](crate::limits::Collected)).
     pub fn from_body(body: &[u8]) -> RequestFacts {
-        let shape = agw_core::usage::request_shape(body);
         RequestFacts {
             model: agw_core::model::find_model(body)
                 .ok()
                 .flatten()
                 .map(|(_, m)| m),
-            max_tokens: shape.max_tokens,
-            choices: shape.choices,
-            stream: shape.stream,
+            shape: agw_core::usage::request_shape(body),
         }
     }
 
@@ -64,9 +56,7 @@ impl RequestFacts {
         let facts = match inspected {
             Some(g) => RequestFacts {
                 model: g.model.clone(),
-                max_tokens: g.max_tokens,
-                choices: g.choices,
-                stream: g.stream,
+                shape: g.shape,
             },
             None => RequestFacts::from_body(&c.plain),
         };

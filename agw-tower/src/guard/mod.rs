@@ -58,14 +58,10 @@ pub struct GuardReport {
     pub rules: Vec<Arc<str>>,
     /// The request's model, when the body was read.
     pub model: Option<String>,
-    /// The request's output-token cap, read with `model` (see
-    /// [`agw_core::usage::max_tokens`]); `None` when `model` is, or the body names no cap.
-    pub max_tokens: Option<u64>,
-    /// How many completions the request asks for (`n`, `best_of`), read with `model`; 1 when
-    /// the body names none or was not read.
-    pub choices: u64,
-    /// Whether the request asks for a streamed response (`"stream": true`), read with `model`.
-    pub stream: bool,
+    /// The request's output cap, completions and `stream`, read with `model` (see
+    /// [`agw_core::usage::request_shape`]); the default (no cap, one, no stream) when the
+    /// body was not read.
+    pub shape: agw_core::usage::RequestShape,
     /// A rule matched text in the request's model name: a log must not show it.
     pub matched_model: bool,
     /// A rule matched text in the request's URL: a log must not show it.

@@ -53,9 +53,7 @@ fn skipped() -> GuardReport {
         outcome: GuardOutcome::Skipped,
         rules: Vec::new(),
         model: None,
-        max_tokens: None,
-        choices: 1,
-        stream: false,
+        shape: Default::default(),
         matched_model: false,
         matched_url: false,
     }
@@ -75,9 +73,7 @@ fn refused<ResB>(
         outcome,
         rules,
         model,
-        max_tokens: None,
-        choices: 1,
-        stream: false,
+        shape: Default::default(),
         matched_model: matched.0,
         matched_url: matched.1,
     });
@@ -222,9 +218,7 @@ where
             let matched_model = verdict.hits().iter().any(|h| h.path == "model");
             rules.extend(url_rules);
             let model = verdict.take_model();
-            let max_tokens = verdict.max_tokens();
-            let choices = verdict.choices();
-            let stream = verdict.stream();
+            let shape = verdict.shape();
             let audited =
                 audited_url || verdict.hits().iter().any(|h| h.action == ActionKind::Audit);
             let (outcome, collected) = match verdict.into_decision() {
@@ -257,9 +251,7 @@ where
                 outcome,
                 rules,
                 model,
-                max_tokens,
-                choices,
-                stream,
+                shape,
                 matched_model,
                 matched_url: audited_url,
             };

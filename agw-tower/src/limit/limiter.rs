@@ -85,6 +85,17 @@ pub const DEFAULT_ESTIMATE_TOKENS: u64 = 4096;
 /// gateway's tokens-per-minute for as long as it runs.
 pub const MAX_OUTPUT_ESTIMATE: u64 = 1 << 18;
 
+/// The output all of a request's completions may generate: its cap (`default` without one),
+/// at most [`MAX_OUTPUT_ESTIMATE`] each, times the completions it asks for (at most
+/// [`MAX_CHOICES`](agw_core::usage::MAX_CHOICES)).
+pub fn output_of(shape: &agw_core::usage::RequestShape, default: u64) -> u64 {
+    shape
+        .max_tokens
+        .unwrap_or(default)
+        .min(MAX_OUTPUT_ESTIMATE)
+        .saturating_mul(shape.choices.clamp(1, agw_core::usage::MAX_CHOICES))
+}
+
 impl Default for LimitPolicy {
     fn default() -> Self {
         Self {
@@ -412,24 +423,19 @@ impl Limiter {
     /// model produces cannot hold a team's or the gateway's whole minute — plus the estimate
     /// of its input ([`input_estimate`](agw_core::usage::input_estimate)).
     pub fn estimate(&self, max_tokens: Option<u64>, input_tokens: u64) -> u64 {
-        self.estimate_choices(max_tokens, 1, input_tokens)
+        let shape = agw_core::usage::RequestShape {
+            max_tokens,
+            ..Default::default()
+        };
+        self.estimate_shape(&shape, input_tokens)
     }
 
-    /// [`Limiter::estimate`] for a request that asks for `choices` completions (OpenAI's `n`,
-    /// legacy completions' `best_of`; [`agw_core::usage::choices`]): each may generate up to
-    /// the output cap, so the output held is the cap (at most [`MAX_OUTPUT_ESTIMATE`]) times
-    /// `choices` (found by the tenth red-team review: `n: 128` held one completion's worth and
-    /// spent 120 times a budget).
-    pub fn estimate_choices(
-        &self,
-        max_tokens: Option<u64>,
-        choices: u64,
-        input_tokens: u64,
-    ) -> u64 {
-        max_tokens
-            .unwrap_or(self.policy.default_estimate)
-            .min(MAX_OUTPUT_ESTIMATE)
-            .saturating_mul(choices.clamp(1, agw_core::usage::MAX_CHOICES))
+    /// [`Limiter::estimate`] for a request of `shape`: each completion it asks for (OpenAI's
+    /// `n`, legacy completions' `best_of`) may generate up to the output cap
+    /// ([`output_of`]; found by the tenth red-team review: `n: 128` held one completion's
+    /// worth and spent 120 times a budget).
+    pub fn estimate_shape(&self, shape: &agw_core::usage::RequestShape, input_tokens: u64) -> u64 {
+        output_of(shape, self.policy.default_estimate)
             .saturating_add(input_tokens)
             .min(MAX_AMOUNT)
     }

@@ -65,7 +65,7 @@ pub use clock::rfc3339 as utc_time;
 pub use layer::LimitLayer;
 pub use limiter::{
     DEFAULT_ESTIMATE_TOKENS, FailMode, LimitPolicy, Limiter, Limits, MAX_OUTPUT_ESTIMATE, Spent,
-    StoreFailure, Ticket,
+    StoreFailure, Ticket, output_of,
 };
 #[cfg(feature = "redis")]
 pub(crate) use redis::describe as describe_redis_error;

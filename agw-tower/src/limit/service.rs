@@ -91,19 +91,18 @@ where
                 0
             };
             let mut batch_cost = None;
-            let estimate = if crate::usage::service::has_usage(class.kind) {
+            let estimate = if crate::usage::service::has_usage(class.kind) || generation.is_some() {
                 RequestFacts::ensure(&mut req);
-                let facts = req.extensions().get::<RequestFacts>();
-                let cap = facts.and_then(|f| f.max_tokens);
-                let choices = facts.map_or(1, |f| f.choices);
-                Some(limiter.estimate_choices(cap, choices, input))
-            } else if let Some(cap) = generation {
-                RequestFacts::ensure(&mut req);
-                let choices = req
+                let mut shape = req
                     .extensions()
                     .get::<RequestFacts>()
-                    .map_or(1, |f| f.choices);
-                Some(limiter.estimate_choices(cap, choices, input))
+                    .map(|f| f.shape)
+                    .unwrap_or_default();
+                if let Some(cap) = generation {
+                    // Ollama's `options.num_predict` too.
+                    shape.max_tokens = cap;
+                }
+                Some(limiter.estimate_shape(&shape, input))
             } else if class.kind == RouteKind::MessageBatches {
                 // Each request of a batch is a call whose usage comes back with its results,
                 // later: the batch holds, and is charged, the sum of their estimates, tokens
@@ -168,7 +167,7 @@ where
                 && req
                     .extensions()
                     .get::<RequestFacts>()
-                    .is_some_and(|f| !f.stream);
+                    .is_some_and(|f| !f.shape.stream);
             let (l, t) = (limiter.clone(), ticket.clone());
             UsageHooks::push(&mut req, move |report| {
                 // Off the response path: queued to the limiter's settling task. The usage

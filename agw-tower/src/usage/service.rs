@@ -83,15 +83,15 @@ where
             .get::<crate::limits::Collected>()
             .map_or(0, |c| c.plain.len() as u64);
         // The output all the request's completions may generate (`n`, `best_of`).
-        let cap = ext.get::<RequestFacts>().and_then(|f| match f.choices {
-            0 | 1 => f.max_tokens,
-            n => Some(
-                f.max_tokens
-                    .unwrap_or(crate::limit::DEFAULT_ESTIMATE_TOKENS)
-                    .min(crate::limit::MAX_OUTPUT_ESTIMATE)
-                    .saturating_mul(n.min(agw_core::usage::MAX_CHOICES)),
-            ),
-        });
+        let cap = ext
+            .get::<RequestFacts>()
+            .and_then(|f| match f.shape.choices {
+                0 | 1 => f.shape.max_tokens,
+                _ => Some(crate::limit::output_of(
+                    &f.shape,
+                    crate::limit::DEFAULT_ESTIMATE_TOKENS,
+                )),
+            });
         let hide_model = ext
             .get::<crate::guard::GuardReport>()
             .is_some_and(|g| g.matched_model);

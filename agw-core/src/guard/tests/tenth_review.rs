@@ -252,8 +252,8 @@ fn batch_custom_ids_and_mcp_server_settings_are_read() {
 }
 
 /// The verdict names the completions a request asks for, whether it asks for a stream, and
-/// its cap in any form a lenient server reads, as `usage::choices` and `usage::max_tokens` do (the limiter holds their
-/// product without reading the body again).
+/// its cap in any form a lenient server reads, as `usage::request_shape` does (the limiter
+/// holds their product without reading the body again).
 #[test]
 fn the_verdict_names_choices_and_caps_as_the_usage_readers_do() {
     for (kind, body) in [
@@ -271,17 +271,21 @@ fn the_verdict_names_choices_and_caps_as_the_usage_readers_do() {
         ),
     ] {
         let v = seed().inspect(kind, body.as_bytes()).unwrap();
-        assert_eq!(v.choices(), 8, "{body}");
-        assert_eq!(v.choices(), crate::usage::choices(body.as_bytes()));
-        assert_eq!(v.max_tokens(), Some(16000), "{body}");
-        assert_eq!(v.max_tokens(), crate::usage::max_tokens(body.as_bytes()));
-        assert!(!v.stream() && !crate::usage::asks_stream(body.as_bytes()));
+        let want = crate::usage::RequestShape {
+            max_tokens: Some(16000),
+            choices: 8,
+            stream: false,
+        };
+        assert_eq!(v.shape(), want, "{body}");
+        assert_eq!(crate::usage::request_shape(body.as_bytes()), want, "{body}");
         let streamed = body.replacen('{', r#"{"stream":true,"#, 1);
         let v = seed().inspect(kind, streamed.as_bytes()).unwrap();
-        assert!(
-            v.stream() && crate::usage::asks_stream(streamed.as_bytes()),
-            "{streamed}"
-        );
+        let want = crate::usage::RequestShape {
+            stream: true,
+            ..want
+        };
+        assert_eq!(v.shape(), want, "{streamed}");
+        assert_eq!(crate::usage::request_shape(streamed.as_bytes()), want);
     }
     let v = seed()
         .inspect(
@@ -289,7 +293,7 @@ fn the_verdict_names_choices_and_caps_as_the_usage_readers_do() {
             anthropic(r#"{"type":"text","text":"x"}"#).as_bytes(),
         )
         .unwrap();
-    assert_eq!((v.choices(), v.max_tokens()), (1, Some(5)));
+    assert_eq!((v.shape().choices, v.shape().max_tokens), (1, Some(5)));
 }
 
 /// A query parameter a server reads apart at `;` is read apart: a credential part beside it
