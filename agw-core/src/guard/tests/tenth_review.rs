@@ -27,6 +27,24 @@ fn refused(p: &Policy, kind: RouteKind, body: &str) -> bool {
     )
 }
 
+fn allowed(p: &Policy, kind: RouteKind, body: &str) -> bool {
+    p.inspect(kind, body.as_bytes()).unwrap().is_allow()
+}
+
+/// Refused, or (a masking policy only) forwarded with `secret` masked.
+fn stopped(p: &Policy, masks: bool, kind: RouteKind, body: &str, secret: &str) {
+    let v = p.inspect(kind, body.as_bytes()).unwrap();
+    match v.decision() {
+        Decision::Reject(_) => {}
+        Decision::Rewrite(out) => {
+            assert!(masks, "{body}: {v:?}");
+            let out = String::from_utf8_lossy(out);
+            assert!(!out.contains(secret), "{out}");
+        }
+        other => panic!("{body}: {other:?}"),
+    }
+}
+
 /// Every URL the provider fetches is read again percent-decoded, wherever it sits: an image's
 /// or a document's source (also when `type` comes after `source`), a Responses file, a stored
 /// prompt's image variable. A match found only decoded refuses, for reject and mask rules.
@@ -114,26 +132,11 @@ fn every_fetched_url_is_read_decoded() {
     }
     // Nothing hidden behind the escapes: allowed as before.
     for body in images("https://example.com/a%20b.png?q=1+2") {
-        assert!(
-            seed()
-                .inspect(RouteKind::Messages, body.as_bytes())
-                .unwrap()
-                .is_allow()
-        );
-        assert!(
-            dets(true)
-                .inspect(RouteKind::Messages, body.as_bytes())
-                .unwrap()
-                .is_allow()
-        );
+        assert!(allowed(&seed(), RouteKind::Messages, &body));
+        assert!(allowed(&dets(true), RouteKind::Messages, &body));
     }
     for body in responses("https://example.com/a%20b.pdf?q=1+2") {
-        assert!(
-            seed()
-                .inspect(RouteKind::Responses, body.as_bytes())
-                .unwrap()
-                .is_allow()
-        );
+        assert!(allowed(&seed(), RouteKind::Responses, &body));
     }
 }
 
@@ -156,16 +159,7 @@ fn a_responses_mcp_server_url_is_read_by_every_rule() {
             let b = body(url);
             // Twice: a hit is never remembered as clean definitions.
             for _ in 0..2 {
-                let v = p.inspect(RouteKind::Responses, b.as_bytes()).unwrap();
-                match v.decision() {
-                    Decision::Reject(_) => {}
-                    Decision::Rewrite(out) => {
-                        assert!(masks, "{v:?}");
-                        let out = String::from_utf8_lossy(out);
-                        assert!(!out.contains("AKIAIOSFODNN7EXAMPL3"), "{out}");
-                    }
-                    other => panic!("{url}: {other:?}"),
-                }
+                stopped(&p, masks, RouteKind::Responses, &b, "AKIAIOSFODNN7EXAMPL3");
             }
         }
     }
@@ -182,19 +176,9 @@ fn a_responses_mcp_server_url_is_read_by_every_rule() {
     assert!(refused(&latest, RouteKind::Responses, &b), "{b}");
     // A detector still does not read the definitions' own text (schemas, descriptions).
     let b = r#"{"model":"m","tools":[{"type":"function","name":"f","description":"card 4111 1111 1111 1111","parameters":{}}],"input":"hi"}"#;
-    assert!(
-        dets(false)
-            .inspect(RouteKind::Responses, b.as_bytes())
-            .unwrap()
-            .is_allow()
-    );
+    assert!(allowed(&dets(false), RouteKind::Responses, b));
     let b = body("https://mcp.example.com/sse?v=1+2");
-    assert!(
-        dets(false)
-            .inspect(RouteKind::Responses, b.as_bytes())
-            .unwrap()
-            .is_allow()
-    );
+    assert!(allowed(&dets(false), RouteKind::Responses, &b));
 }
 
 /// A batch request's `custom_id` is stored by the provider with its results: read as an
@@ -215,25 +199,16 @@ fn batch_custom_ids_and_mcp_server_settings_are_read() {
             "{body}"
         );
         let body = batch("req-1", r#""note":"AKIAIOSFODNN7EXAMPL3","#);
-        let v = dets(masks)
-            .inspect(RouteKind::MessageBatches, body.as_bytes())
-            .unwrap();
-        match v.decision() {
-            Decision::Reject(_) => {}
-            Decision::Rewrite(out) => {
-                assert!(masks);
-                assert!(!String::from_utf8_lossy(out).contains("AKIAIOSFODNN7EXAMPL3"));
-            }
-            other => panic!("{other:?}"),
-        }
+        stopped(
+            &dets(masks),
+            masks,
+            RouteKind::MessageBatches,
+            &body,
+            "AKIAIOSFODNN7EXAMPL3",
+        );
     }
     let body = batch("req-1", "");
-    assert!(
-        dets(false)
-            .inspect(RouteKind::MessageBatches, body.as_bytes())
-            .unwrap()
-            .is_allow()
-    );
+    assert!(allowed(&dets(false), RouteKind::MessageBatches, &body));
 
     let mcp = |config: &str| {
         format!(
@@ -243,12 +218,7 @@ fn batch_custom_ids_and_mcp_server_settings_are_read() {
     let body = mcp(r#""tool_configuration":{"enabled":true,"allowed_tools":["credit card"]}"#);
     assert!(refused(&seed(), RouteKind::Messages, &body), "{body}");
     let body = mcp(r#""authorization_token":"AKIAIOSFODNN7EXAMPL3""#);
-    assert!(
-        dets(false)
-            .inspect(RouteKind::Messages, body.as_bytes())
-            .unwrap()
-            .is_allow()
-    );
+    assert!(allowed(&dets(false), RouteKind::Messages, &body));
 }
 
 /// The verdict names the completions a request asks for, whether it asks for a stream, and
