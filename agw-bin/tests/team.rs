@@ -748,6 +748,29 @@ async fn a_budget_is_charged_an_estimate_when_the_response_reports_no_usage() {
     assert_eq!(statuses, [400, 400], "{statuses:?}");
 }
 
+/// A response without usage to a request without a cap is charged the configured
+/// `default_estimate_tokens` as its output, what the limiter held (found reading the code
+/// again: the usage layer charged 4,096 whatever was configured, so a budget ran out 20×
+/// sooner than its holds said, or a larger default was undercharged).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_without_usage_is_charged_the_configured_default_estimate() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("team-nousage-default");
+    // $15 per million output tokens: 200 tokens are $0.003, 4,096 are $0.061.
+    let cfg = config_with(
+        &dir,
+        "",
+        "limits:\n  default_estimate_tokens: 200\n  per_key:\n    budget: {usd_per_day: 0.04}\n\
+         prices:\n  - {model: \"gpt-*\", input: 3, output: 15}\n\
+         backends:\n  - name: openai\n    provider: openai\n    api_key: sk-injected\n",
+    );
+    let key = create_key(&cfg, None, "dana");
+    let (_agw, url, _) = serve(&cfg, None, &mock.base_url());
+    let body = r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let statuses = bearer_streams(&url, &key, body, 4).await;
+    assert_eq!(statuses, [200, 200, 200, 200], "{statuses:?}");
+}
+
 /// Sends `n` chat streams with `key` as a Bearer token, one after another, each answered
 /// without usage and not refused as unauthenticated; waits after each for the settlement
 /// (charged off the response path). Returns their statuses.

@@ -641,6 +641,13 @@ impl Team {
         log: Option<Arc<dyn crate::usage::UsageSink>>,
     ) -> UsageLayer {
         let mut layer = UsageLayer::new(self.prices.clone())
+            .default_estimate(
+                self.limiter
+                    .as_ref()
+                    .map_or(crate::limit::DEFAULT_ESTIMATE_TOKENS, |l| {
+                        l.policy().default_estimate
+                    }),
+            )
             .after(self.after.clone())
             .sink(self.metrics.clone())
             .backend(backend)

@@ -200,9 +200,7 @@ impl State {
             // stream delivered (regression round: `n: 8`, or no cap, streamed past it).
             let estimate = agw_core::usage::Usage {
                 input: input_estimate,
-                output: cap
-                    .unwrap_or(crate::limit::DEFAULT_ESTIMATE_TOKENS)
-                    .max(delivered),
+                output: cap.unwrap_or(shared.default_estimate).max(delivered),
                 ..Default::default()
             };
             report.estimated_cost_micros = report

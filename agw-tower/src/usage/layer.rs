@@ -19,6 +19,7 @@ impl Clone for Shared {
             backend: self.backend.clone(),
             provider: self.provider.clone(),
             upstream_api: self.upstream_api,
+            default_estimate: self.default_estimate,
             after: self.after.clone(),
         }
     }
@@ -34,6 +35,7 @@ impl UsageLayer {
                 backend: None,
                 provider: None,
                 upstream_api: None,
+                default_estimate: crate::limit::DEFAULT_ESTIMATE_TOKENS,
                 after: None,
             },
         }
@@ -53,6 +55,15 @@ impl UsageLayer {
     /// Adds a sink that receives every report.
     pub fn sink(mut self, sink: Arc<dyn UsageSink>) -> Self {
         self.shared.sinks.push(sink);
+        self
+    }
+
+    /// The output tokens a request without a cap (`max_tokens`) is assumed to generate, for
+    /// the estimate charged when its response reports no usage: the limiter's
+    /// [`LimitPolicy::default_estimate`](crate::limit::LimitPolicy::default_estimate), so what
+    /// is charged matches what was held. Default [`DEFAULT_ESTIMATE_TOKENS`](crate::limit::DEFAULT_ESTIMATE_TOKENS).
+    pub fn default_estimate(mut self, tokens: u64) -> Self {
+        self.shared.default_estimate = tokens;
         self
     }
 

@@ -193,6 +193,8 @@ pub(crate) struct Shared {
     pub backend: Option<Arc<str>>,
     pub provider: Option<Arc<str>>,
     pub upstream_api: Option<Api>,
+    /// Output tokens assumed for a request without a cap ([`UsageLayer::default_estimate`]).
+    pub default_estimate: u64,
     /// Where the end-of-body work goes, when it runs after the response
     /// ([`UsageLayer::after`]).
     pub after: Option<crate::after::AfterResponse>,

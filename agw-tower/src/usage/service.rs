@@ -89,7 +89,7 @@ where
                 0 | 1 => f.shape.max_tokens,
                 _ => Some(crate::limit::output_of(
                     &f.shape,
-                    crate::limit::DEFAULT_ESTIMATE_TOKENS,
+                    self.shared.default_estimate,
                 )),
             });
         let hide_model = ext
