@@ -15,12 +15,13 @@ use agw_core::guard::{Policy, Rule};
 use agw_core::route::RouteKind;
 
 /// The seed rule with look-alike letters (as `credit card` gets them by default in a config).
-fn seed_confusables(case_insensitive: bool) -> Policy {
+fn seed_confusables(case_insensitive: bool, whitespace: bool) -> Policy {
     Policy::builder()
         .rule(
             Rule::regex("credit-card", ["credit card"])
                 .confusables(true)
                 .case_insensitive(case_insensitive)
+                .whitespace_insensitive(whitespace)
                 .reject("Rejected due to inappropriate content"),
         )
         .build()
@@ -38,8 +39,9 @@ fn main() {
     };
     let policy = match args.next().as_deref() {
         Some("b") => policy_builtins(),
-        Some("c") => seed_confusables(false),
-        Some("d") => seed_confusables(true),
+        Some("c") => seed_confusables(false, false),
+        Some("d") => seed_confusables(true, false),
+        Some("e") => seed_confusables(false, true),
         _ => policy_seed(),
     };
     let mut hits = 0;

@@ -20,9 +20,10 @@ pub struct RuleSpec {
     pub case_insensitive: bool,
     #[serde(default)]
     pub whole_word: bool,
-    /// A space in a phrase also matches runs of spaces, tabs and line breaks.
+    /// A space in a phrase also matches runs of spaces, tabs and line breaks. Unset: on (a
+    /// model reads `credit  card` and `credit\ncard` as the phrase).
     #[serde(default)]
-    pub whitespace_insensitive: bool,
+    pub whitespace_insensitive: Option<bool>,
     /// Look-alikes of Latin letters (Cyrillic, Greek, Cherokee, small capitals, ...) match the
     /// letters. Unset: on for a rule whose every pattern holds a word of five or more letters
     /// (see [`auto_confusables`]).
@@ -106,15 +107,16 @@ impl RuleSpec {
         let confusables = self
             .confusables
             .unwrap_or_else(|| auto_confusables(patterns));
+        let whitespace = self.whitespace_insensitive.unwrap_or(true);
         let rule = match given {
             [true, false, false] => Rule::regex(&name, self.regex.clone())
                 .case_insensitive(self.case_insensitive)
-                .whitespace_insensitive(self.whitespace_insensitive)
+                .whitespace_insensitive(whitespace)
                 .confusables(confusables),
             [false, true, false] => Rule::literals(&name, self.keywords.clone())
                 .case_insensitive(self.case_insensitive)
                 .whole_word(self.whole_word)
-                .whitespace_insensitive(self.whitespace_insensitive)
+                .whitespace_insensitive(whitespace)
                 .confusables(confusables),
             [false, false, true] => {
                 let list = self
@@ -123,7 +125,9 @@ impl RuleSpec {
                     .map(|d| detector(d))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| format!("rule `{name}`: detectors: {e}"))?;
-                if self.whitespace_insensitive || self.confusables == Some(true) || self.whole_word
+                if self.whitespace_insensitive == Some(true)
+                    || self.confusables == Some(true)
+                    || self.whole_word
                 {
                     return Err(format!(
                         "rule `{name}`: `whole_word`, `whitespace_insensitive` and `confusables` go with `regex` or `keywords`"

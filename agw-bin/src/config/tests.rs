@@ -10,11 +10,14 @@ fn seed(name: &str) -> String {
 }
 
 fn rejects_credit_card(b: &Backend) -> bool {
-    // Also written with Cyrillic look-alikes (с, е, а): the seed's phrase gets `confusables`
-    // by default.
+    // Also written with Cyrillic look-alikes (с, е, а) and with more than a space between the
+    // words: the seed's phrase gets `confusables` and `whitespace_insensitive` by default.
     [
         "What is a credit card",
         "What is a \u{0441}r\u{0435}dit \u{0441}\u{0430}rd",
+        // Any run of whitespace between the words: `whitespace_insensitive` by default.
+        "What is a credit  card",
+        "What is a credit\\n\\tcard",
     ]
     .iter()
     .all(|prompt| {
@@ -449,6 +452,21 @@ backends:
             "{keywords: [\"cop\"], confusables: true}",
             "\u{0441}\u{043e}\u{0440}",
             true,
+        ),
+        // Unset, a space in a phrase matches any run of whitespace, as a model reads it
+        // (held-out guard cases: `credit  card` passed the seed's own rule); set false, holds.
+        ("{regex: [\"credit card\"]}", "credit  card", true),
+        ("{regex: [\"credit card\"]}", "credit\\n\\ncard", true),
+        (
+            "{keywords: [\"credit card\"]}",
+            "credit \u{3000}\tcard",
+            true,
+        ),
+        ("{keywords: [\"credit card\"]}", "creditcard", false),
+        (
+            "{regex: [\"credit card\"], whitespace_insensitive: false}",
+            "credit  card",
+            false,
         ),
     ] {
         let text =

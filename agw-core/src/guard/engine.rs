@@ -111,7 +111,11 @@ impl Engines {
                         if p.is_empty() {
                             return Err(empty("keyword"));
                         }
-                        if rule.whitespace_insensitive || rule.confusables {
+                        // Whitespace-insensitivity widens only a keyword with whitespace in
+                        // it: any other stays in the literal automaton.
+                        let widens = rule.confusables
+                            || (rule.whitespace_insensitive && p.chars().any(char::is_whitespace));
+                        if widens {
                             let flags = if *case_insensitive { "(?i)" } else { "" };
                             let src = format!("{flags}{}", regex::escape(&p));
                             let (src, ascii) = widened(rule, &src)?;

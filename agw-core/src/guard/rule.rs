@@ -305,7 +305,10 @@ impl Rule {
     ///
     /// Without it a space in a pattern matches what the text reads as a space: a space, a
     /// Unicode blank (`U+00A0`, `U+3000`, …) or U+001F, but not a tab or a line break (`\n`,
-    /// `\r`, and the form feeds, vertical tabs, NELs, U+2028 and U+2029 that read as `\n`).
+    /// `\r`, and the form feeds, vertical tabs, NELs, U+2028 and U+2029 that read as `\n`), nor
+    /// two of them. Off by default here; agw's configuration turns it on unless a rule sets it
+    /// false. A keyword without whitespace is not changed by it (it stays in the literal
+    /// automaton).
     pub fn whitespace_insensitive(mut self, yes: bool) -> Rule {
         self.whitespace_insensitive = yes;
         self
