@@ -239,11 +239,24 @@ async fn compressed_request_bodies_are_inspected() {
     assert_eq!(send(req).await.0.status(), 200);
     let got = agw.mock.requests();
     assert_eq!(got.len(), 1);
-    assert_eq!(
-        got[0].body, good,
-        "allowed compressed bodies go on as received"
-    );
-    assert_eq!(got[0].headers["content-encoding"], "gzip");
+    // What was inspected goes on: the decoded bytes, without the coding (a black-box review
+    // made a deflate body valid both as zlib and as raw deflate: agw read the one, an upstream
+    // decoding raw deflate the other).
+    assert_eq!(got[0].body, PROMPT.as_bytes(), "forwarded decoded");
+    assert!(got[0].headers.get("content-encoding").is_none());
+    assert_eq!(got[0].headers["content-length"], PROMPT.len().to_string());
+    // Deflate (zlib-wrapped) and two stacked codings alike.
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(&gz(PROMPT.as_bytes())).unwrap();
+    let req = Request::post(agw.url("/v1/messages"))
+        .header("content-encoding", "gzip, deflate")
+        .body(Full::new(Bytes::from(z.finish().unwrap())))
+        .unwrap();
+    assert_eq!(send(req).await.0.status(), 200);
+    let got = agw.mock.requests();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].body, PROMPT.as_bytes());
+    assert!(got[1].headers.get("content-encoding").is_none());
     // An encoding agw cannot read is refused, not forwarded unguarded.
     let req = Request::post(agw.url("/v1/messages"))
         .header("content-encoding", "compress")
@@ -258,7 +271,7 @@ async fn compressed_request_bodies_are_inspected() {
         .body(Full::new(thrice))
         .unwrap();
     assert_eq!(send(req).await.0.status(), 400);
-    assert_eq!(agw.mock.requests().len(), 1);
+    assert_eq!(agw.mock.requests().len(), 2);
     agw.stop().await;
 }
 

@@ -171,6 +171,11 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
+    if let Some(charset) = crate::decode::foreign_charset(headers) {
+        return Err(ReadError::Decode(crate::decode::DecodeError::Charset(
+            charset,
+        )));
+    }
     let limit = limits.max_bytes();
     let mut permit = limits.shared_budget().map(BodyBudget::permit);
     let busy = || ReadError::Busy(limits.shared_budget().map_or(0, BodyBudget::total));
@@ -207,7 +212,26 @@ where
         }
         Ok(())
     })?;
-    Ok((Collected { raw, plain }, permit))
+    // What was inspected is what goes on: the decoded bytes, not the encoded ones another
+    // decoder might read differently (a deflate body that is valid both as zlib and as raw
+    // deflate, found by a black-box review; concatenated gzip members; trailing bytes).
+    // The caller drops the `Content-Encoding` ([`forward_decoded`]).
+    drop(raw);
+    Ok((
+        Collected {
+            raw: plain.clone(),
+            plain,
+        },
+        permit,
+    ))
+}
+
+/// After the body stage: a body is forwarded as it was read and inspected, decoded, so any
+/// `Content-Encoding` it came with goes and its length is what is sent.
+pub(crate) fn forward_decoded(headers: &mut HeaderMap, len: usize) {
+    if headers.remove(http::header::CONTENT_ENCODING).is_some() {
+        set_length(headers, len);
+    }
 }
 
 impl From<crate::decode::DecodeError> for ReadError {

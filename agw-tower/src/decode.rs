@@ -32,6 +32,11 @@ pub enum DecodeError {
     /// The data is corrupt.
     #[error("the {0} request body is corrupt")]
     Corrupt(&'static str),
+    /// A `Content-Type` names a charset other than UTF-8 (or ASCII, a subset): agw reads text
+    /// as UTF-8, and a receiver that decodes the declared charset would read other text (UTF-7's
+    /// `+ACI-` is a quote: a black-box review smuggled JSON keys past every check that way).
+    #[error("its charset `{0}` is not UTF-8, the only one agw reads")]
+    Charset(String),
 }
 
 /// The most codings a body may have (`identity`, which is no coding, is not counted).
@@ -54,6 +59,45 @@ pub fn encodings(headers: &HeaderMap) -> Option<Vec<String>> {
         }
     }
     (!list.is_empty()).then_some(list)
+}
+
+/// The charset a `Content-Type` header of `headers` names that is not UTF-8 or ASCII (every
+/// header is looked at: receivers differ on which one counts), printable for an error: a name
+/// that is not a plain token reads `?`.
+pub(crate) fn foreign_charset(headers: &HeaderMap) -> Option<String> {
+    for v in headers.get_all(http::header::CONTENT_TYPE) {
+        let bytes = v.as_bytes();
+        // The usual `application/json` has no parameter: nothing to parse.
+        if !bytes.contains(&b';') {
+            continue;
+        }
+        let text = String::from_utf8_lossy(bytes);
+        for param in text.split(';').skip(1) {
+            let Some((name, value)) = param.split_once('=') else {
+                continue;
+            };
+            if !name.trim().eq_ignore_ascii_case("charset") {
+                continue;
+            }
+            let value = value.trim().trim_matches('"').trim();
+            let known = ["utf-8", "utf8", "us-ascii", "ascii"]
+                .iter()
+                .any(|c| value.eq_ignore_ascii_case(c));
+            if !known {
+                let printable = !value.is_empty()
+                    && value.len() <= 40
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+                return Some(if printable {
+                    value.to_owned()
+                } else {
+                    "?".into()
+                });
+            }
+        }
+    }
+    None
 }
 
 /// Decodes `data` (encoded with `encodings`, applied in order, at most [`MAX_CODINGS`] of

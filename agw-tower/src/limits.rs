@@ -183,9 +183,10 @@ impl Drop for BudgetPermit {
 /// A layer that changes the body (masking, a model rewrite) replaces both with the new bytes.
 #[derive(Debug, Clone)]
 pub struct Collected {
-    /// The bytes forwarded (as received, still compressed if they were).
+    /// The bytes forwarded: as received, or, for a body that came with a `Content-Encoding`,
+    /// the decoded bytes (forwarded without it: what is inspected is what goes on).
     pub raw: Bytes,
-    /// The same body decoded from its `Content-Encoding` (equal to `raw` without one).
+    /// The body decoded from its `Content-Encoding` (the same bytes as `raw`).
     pub plain: Bytes,
 }
 

@@ -319,6 +319,49 @@ async fn stacked_content_encodings_beyond_two_are_refused() {
     assert_eq!(upstream.seen().len(), 1);
 }
 
+/// Found by a black-box review: `charset=utf-7` on a JSON body. agw read it as UTF-8 (plain
+/// ASCII, harmless), a receiver honouring the charset decoded `+ACI-` to a quote and read new
+/// keys: a model, a cap and a card past the guard, the access list and the budget. A body
+/// labelled with any charset but UTF-8 (or ASCII) is refused, in any `Content-Type` header;
+/// the UTF-8 labels pass, quoted or not, in any case.
+#[tokio::test]
+async fn a_body_in_a_charset_other_than_utf8_is_refused() {
+    let upstream = up();
+    let svc = RequestGuardLayer::new(seed_policy()).layer(upstream.clone());
+    let with = |types: &[&str]| {
+        let mut req = post("/v1/messages", Bytes::from_static(CLEAN.as_bytes()));
+        req.headers_mut().remove("content-type");
+        for t in types {
+            req.headers_mut().append("content-type", t.parse().unwrap());
+        }
+        req
+    };
+    for types in [
+        &["application/json; charset=utf-7"][..],
+        &["application/json;charset=\"UTF-7\""],
+        &["application/json", "text/plain; charset=iso-8859-1"],
+        &["application/json; x=y; CharSet = utf-16"],
+    ] {
+        let res = svc.clone().oneshot(with(types)).await.unwrap();
+        assert_eq!(outcome(&res), GuardOutcome::Invalid, "{types:?}");
+        let (status, body) = text(res).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("invalid_request_error"), "{body}");
+        assert!(body.contains("is not UTF-8"), "{body}");
+    }
+    assert!(upstream.seen().is_empty());
+    for types in [
+        &["application/json; charset=utf-8"][..],
+        &["application/json; charset=\"UTF-8\""],
+        &["application/json;charset=us-ascii"],
+        &["application/json"],
+    ] {
+        let res = svc.clone().oneshot(with(types)).await.unwrap();
+        assert_eq!(outcome(&res), GuardOutcome::Allowed, "{types:?}");
+    }
+    assert_eq!(upstream.seen().len(), 4);
+}
+
 /// A body that sends one chunk and then nothing, forever.
 struct Trickle(bool);
 

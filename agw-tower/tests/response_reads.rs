@@ -258,6 +258,71 @@ async fn responses_with_more_than_two_codings_are_refused() {
     assert_eq!(outcome.unwrap().action(), "reject");
 }
 
+/// A compressed response that was read goes to the client as it was inspected: decoded,
+/// without its coding (found by a black-box review for requests: bytes another decoder reads
+/// differently, a deflate body valid as zlib and as raw deflate, went on as received).
+#[tokio::test]
+async fn a_read_compressed_response_goes_on_decoded() {
+    use std::io::Write;
+    let completion = r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"nothing secret"},"finish_reason":"stop"}]}"#;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(completion.as_bytes()).unwrap();
+    let gz = Bytes::from(e.finish().unwrap());
+    let upstream =
+        MemoryUpstream::new("application/json", vec![gz]).header("content-encoding", "gzip");
+    let svc = ResponseGuardLayer::new(mask()).layer(upstream);
+    let res = svc
+        .oneshot(request(Method::GET, "/v1/chat/completions/chatcmpl-1", ""))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("content-encoding").is_none());
+    assert_eq!(
+        res.headers()["content-length"],
+        completion.len().to_string()
+    );
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, completion.as_bytes());
+}
+
+/// A provider's response labelled with a charset other than UTF-8 cannot be read as the client
+/// reads it (a client honouring `charset=utf-7` reads `+AGM-redit card` as `credit card`): it
+/// fails closed, JSON and streams alike (black-box review).
+#[tokio::test]
+async fn a_response_in_a_charset_other_than_utf8_is_refused() {
+    let json = r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"my +AGM-redit card"},"finish_reason":"stop"}]}"#;
+    let upstream = MemoryUpstream::new(
+        "application/json; charset=utf-7",
+        vec![Bytes::from_static(json.as_bytes())],
+    );
+    let (status, out, _) = call(
+        seed_policy(),
+        upstream,
+        request(Method::GET, "/v1/chat/completions/chatcmpl-1", ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{out}");
+    assert!(out.contains("is not UTF-8"), "{out}");
+    let sse =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"my +AGM-redit card\"}}]}\n\n";
+    let upstream = MemoryUpstream::new(
+        "text/event-stream; charset=utf-7",
+        vec![Bytes::from_static(sse.as_bytes())],
+    );
+    let (_, out, _) = call(
+        seed_policy(),
+        upstream,
+        request(
+            Method::POST,
+            "/v1/chat/completions",
+            r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+    )
+    .await;
+    assert!(!out.contains("AGM"), "{out}");
+    assert!(out.contains("is not UTF-8"), "{out}");
+}
+
 /// A body that yields one chunk and then waits: only what is forwarded unbuffered arrives.
 struct FirstThenWait(Option<Bytes>);
 

@@ -10,7 +10,7 @@
 //! [`Collected`](crate::limits::Collected) extension, so the provider's model policy does not
 //! read them again. Then:
 //!
-//! - **allow**: the original bytes go on, exactly as received (still compressed, if they were);
+//! - **allow**: the original bytes go on, exactly as received (decoded, if they were compressed);
 //! - **mask**: the masked body goes on, uncompressed, with a new `Content-Length`;
 //! - **reject**: the inner service is not called; the client gets the rule's status and
 //!   message in its provider's error shape;

@@ -8,7 +8,6 @@ use agw_core::api::{Api, ErrorBody};
 use agw_core::guard::{ActionKind, Decision, Policy};
 use agw_core::route::RouteKind;
 use bytes::Bytes;
-use http::header::CONTENT_ENCODING;
 use http::{Request, Response};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -187,6 +186,7 @@ where
                         return reject(outcome, &e.request_error(), Vec::new(), None, false);
                     }
                 };
+            crate::collect::forward_decoded(&mut parts.headers, collected.raw.len());
             let Collected { raw, plain } = collected;
             if config.policy.is_empty() || (plain.is_empty() && !class.kind.has_prompt()) {
                 // No rules (the body was read for later layers), or a body that turned out
@@ -234,8 +234,6 @@ where
                 Decision::Allow if audited => (GuardOutcome::Audited, Collected { raw, plain }),
                 Decision::Allow => (GuardOutcome::Allowed, Collected { raw, plain }),
                 Decision::Rewrite(masked) => {
-                    // The masked body is sent uncompressed.
-                    parts.headers.remove(CONTENT_ENCODING);
                     let masked = Bytes::from(masked);
                     (
                         GuardOutcome::Masked,

@@ -148,7 +148,10 @@ where
             let (collected, _permit, body) = match read {
                 Some(c) => (c, None, Some(body)),
                 None => match read_request(&parts.headers, body, &config.limits).await {
-                    Ok((c, permit)) => (c, permit, None),
+                    Ok((c, permit)) => {
+                        crate::collect::forward_decoded(&mut parts.headers, c.raw.len());
+                        (c, permit, None)
+                    }
                     Err(e) => return Ok(error_response(class.api, &e.request_error())),
                 },
             };

@@ -12,7 +12,7 @@ use agw_core::guard::{ActionKind, Decision};
 use agw_core::route::ResponseReading;
 use agw_core::stream::StreamGuard;
 use bytes::Bytes;
-use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::header::{ACCEPT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderName, Request, Response, StatusCode};
 use std::future::Future;
 use std::pin::Pin;
@@ -224,6 +224,15 @@ where
                             "the provider sent a compressed stream that agw cannot inspect".into(),
                         );
                     }
+                    if let Some(charset) = crate::decode::foreign_charset(res.headers()) {
+                        return refuse(
+                            None,
+                            format!(
+                                "the provider's stream could not be inspected: {}",
+                                crate::decode::DecodeError::Charset(charset)
+                            ),
+                        );
+                    }
                     let guard = StreamGuard::for_route(
                         config.policy.clone(),
                         class.kind,
@@ -246,6 +255,8 @@ where
                             Ok(p) => p,
                             Err(e) => return refuse(keep, format!("the provider's response {e}")),
                         };
+                    // The client gets the bytes that were inspected, decoded.
+                    crate::collect::forward_decoded(&mut parts.headers, raw.len());
                     if reading != ResponseReading::Model
                         && plain.iter().all(u8::is_ascii_whitespace)
                     {
@@ -286,10 +297,7 @@ where
                             }
                             return Ok(res);
                         }
-                        Decision::Rewrite(masked) => {
-                            parts.headers.remove(CONTENT_ENCODING);
-                            Bytes::from(masked)
-                        }
+                        Decision::Rewrite(masked) => Bytes::from(masked),
                     };
                     set_length(&mut parts.headers, body.len());
                     parts.extensions.insert(outcome);
