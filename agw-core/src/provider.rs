@@ -165,6 +165,31 @@ pub struct ProviderSpec {
     injected: Option<(HeaderName, HeaderValue)>,
 }
 
+/// Whether a request header asks a server to read the request as another method or path, or
+/// for another host, than the one agw classified, guarded and charged: method overrides
+/// (`X-HTTP-Method-Override: POST` on a GET that agw let through uncharged), original or
+/// rewritten URLs, forwarded hosts and prefixes. None of them is forwarded (black-box review).
+pub fn is_rerouting_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+            | "x-original-method"
+            | "x-original-url"
+            | "x-original-uri"
+            | "x-rewrite-url"
+            | "x-forwarded-uri"
+            | "x-forwarded-path"
+            | "x-forwarded-prefix"
+            | "x-forwarded-host"
+            | "x-forwarded-server"
+            | "x-envoy-original-path"
+            | "x-envoy-original-url"
+            | "forwarded"
+    )
+}
+
 /// Whether a request header can carry a client's credential: the standard ones
 /// (`Authorization`, `Proxy-Authorization`, `Cookie`), the providers' key headers (`x-api-key`,
 /// Azure's `api-key`, Google's `x-goog-api-key`, API gateways' `ocp-apim-subscription-key`), and
@@ -533,22 +558,23 @@ impl ProviderSpec {
     /// Applies credentials and default headers to a request's headers.
     ///
     /// With [`Credentials::Inject`], every credential header the client sent is removed and the
-    /// gateway's key is set; with [`Credentials::Passthrough`] the client's are kept.
+    /// gateway's key is set; with [`Credentials::Passthrough`] the client's are kept. Headers
+    /// that would make the upstream read another method, path or host
+    /// ([`is_rerouting_header`]) are removed either way.
     pub fn prepare_headers(&self, headers: &mut HeaderMap) {
-        if let Credentials::Inject(_) = &self.credentials {
-            // Names are collected first (a map cannot lose keys while iterated); nothing is
-            // allocated when there is none.
-            let found: Vec<HeaderName> = headers
-                .keys()
-                .filter(|n| is_credential_header(n))
-                .cloned()
-                .collect();
-            for name in &found {
-                headers.remove(name);
-            }
-            if let Some((name, value)) = &self.injected {
-                headers.insert(name.clone(), value.clone());
-            }
+        let inject = matches!(self.credentials, Credentials::Inject(_));
+        // Names are collected first (a map cannot lose keys while iterated); nothing is
+        // allocated when there is none.
+        let found: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| is_rerouting_header(n) || (inject && is_credential_header(n)))
+            .cloned()
+            .collect();
+        for name in &found {
+            headers.remove(name);
+        }
+        if inject && let Some((name, value)) = &self.injected {
+            headers.insert(name.clone(), value.clone());
         }
         for (name, value) in &self.default_headers {
             if !headers.contains_key(name) {
@@ -709,6 +735,42 @@ mod tests {
             assert_eq!(h["x-stainless-retry-count"], "0");
             assert_eq!(h["x-claude-code-session-id"], "s-1");
             assert_eq!(h.len(), 6, "{all:?}");
+        }
+    }
+
+    /// Found by a black-box review: `X-HTTP-Method-Override: POST` on a GET that agw guarded
+    /// and charged as a GET reached the upstream; so did original-URL and forwarded-host
+    /// headers. None is forwarded, whether agw injects its key or not.
+    #[test]
+    fn rerouting_headers_are_not_forwarded() {
+        for spec in [
+            ProviderSpec::anthropic(),
+            ProviderSpec::anthropic().with_credentials(Credentials::Inject(Secret::new("gw"))),
+        ] {
+            let mut h = HeaderMap::new();
+            for name in [
+                "x-http-method-override",
+                "x-http-method",
+                "x-method-override",
+                "x-original-method",
+                "x-original-url",
+                "x-original-uri",
+                "x-rewrite-url",
+                "x-forwarded-uri",
+                "x-forwarded-path",
+                "x-forwarded-prefix",
+                "x-forwarded-host",
+                "x-forwarded-server",
+                "x-envoy-original-path",
+                "forwarded",
+            ] {
+                h.append(name, "client".parse().unwrap());
+            }
+            h.insert("x-forwarded-for", "10.0.0.1".parse().unwrap());
+            spec.prepare_headers(&mut h);
+            let all: Vec<_> = h.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+            assert!(!all.iter().any(|s| s.contains("client")), "{all:?}");
+            assert_eq!(h["x-forwarded-for"], "10.0.0.1");
         }
     }
 
