@@ -123,7 +123,11 @@ fn is_base64(b: &u8) -> bool {
 /// `[A-Za-z0-9+/]` and `==`, with both cases and a digit, not followed by more base64. The
 /// label is not reported.
 pub(super) fn azure(text: &[u8], s: usize, edges: Edges<'_>) -> Option<(usize, usize)> {
-    let v = s + AZURE_LABEL.len();
+    azure_key_at(text, s + AZURE_LABEL.len(), edges)
+}
+
+/// An Azure storage account key starting at `v` (see [`azure`]): its range.
+pub(super) fn azure_key_at(text: &[u8], v: usize, edges: Edges<'_>) -> Option<(usize, usize)> {
     let body = run(text, v, is_base64);
     if body - v != AZURE_KEY - 2 || !text[body..].starts_with(b"==") {
         return None;
@@ -140,7 +144,11 @@ pub(super) fn azure(text: &[u8], s: usize, edges: Edges<'_>) -> Option<(usize, u
 
 /// Whether what [`azure`] says of the `AccountKey=` at `s` may change when text is appended.
 pub(super) fn azure_open(text: &[u8], s: usize) -> bool {
-    let v = s + AZURE_LABEL.len();
+    azure_key_open(text, s + AZURE_LABEL.len())
+}
+
+/// Whether what [`azure_key_at`] says of `v` may change when text is appended.
+pub(super) fn azure_key_open(text: &[u8], v: usize) -> bool {
     let e = run(text, v, |b| is_base64(b) || *b == b'=');
     e == text.len() && e - v <= AZURE_KEY
 }
@@ -620,6 +628,13 @@ mod tests {
                 &[],
             ),
             (format!("MyAccountKey={k}"), &[]),
+            // After the environment's and the SDKs' names for it (guard accuracy review).
+            (format!("export AZURE_STORAGE_KEY={k}\n"), &[k]),
+            (format!("AZURE_STORAGE_ACCOUNT_KEY=\"{k}\""), &[k]),
+            (format!("{{\"storageAccountKey\": \"{k}\"}}"), &[k]),
+            (format!("storage_key: '{k}'"), &[k]),
+            // Not: another word after the label, a shorter value, `storage` alone.
+            (format!("AZURE_STORAGE_KEYS={k} STORAGE={k} storage_key={}", &k[2..]), &[]),
         ];
         for (text, expect) in cases {
             check(Detector::AzureStorageKey, text, expect);

@@ -37,6 +37,9 @@ enum Kind {
     Telegram,
     /// `AccountKey=` in an Azure storage connection string.
     Azure,
+    /// `torage` or `TORAGE`, perhaps in a label naming an Azure storage account key
+    /// (`AZURE_STORAGE_KEY=`).
+    AzureEnv,
     /// `SG.`: SendGrid's two-part key.
     SendGrid,
     /// `ecret` or `ECRET`, perhaps in a label naming an AWS secret access key
@@ -52,7 +55,10 @@ impl Kind {
                     || set.contains(Detector::OpenAiKey)
                     || set.contains(Detector::OpenrouterKey)
             }
-            Kind::Aws => set.contains(Detector::AwsAccessKey),
+            // An id is read for itself and for the secret key paired after it.
+            Kind::Aws => {
+                set.contains(Detector::AwsAccessKey) || set.contains(Detector::AwsSecretKey)
+            }
             Kind::Github | Kind::GithubPat => set.contains(Detector::GithubToken),
             Kind::Slack | Kind::SlackWebhook => set.contains(Detector::SlackToken),
             Kind::Google => set.contains(Detector::GoogleApiKey),
@@ -63,9 +69,12 @@ impl Kind {
             Kind::PyPi => set.contains(Detector::PypiToken),
             Kind::Age => set.contains(Detector::AgeSecretKey),
             Kind::Telegram => set.contains(Detector::TelegramBotToken),
-            Kind::Azure => set.contains(Detector::AzureStorageKey),
+            Kind::Azure | Kind::AzureEnv => set.contains(Detector::AzureStorageKey),
             Kind::SendGrid => set.contains(Detector::SendgridKey),
-            Kind::AwsSecret => set.contains(Detector::AwsSecretKey),
+            // `ecret` also starts Notion's legacy `secret_…` tokens.
+            Kind::AwsSecret => {
+                set.contains(Detector::AwsSecretKey) || set.contains(Detector::NotionToken)
+            }
         }
     }
 }
@@ -125,6 +134,8 @@ const PREFIXES: &[(&str, Kind, Lead)] = &[
     ("-SECRET-KEY-1", Kind::Age, Lead::Before(&[b"AGE"])),
     (":AA", Kind::Telegram, Lead::Here),
     ("tKey=", Kind::Azure, Lead::Before(&[b"Accoun"])),
+    ("torage", Kind::AzureEnv, Lead::Here),
+    ("TORAGE", Kind::AzureEnv, Lead::Here),
     ("SG.", Kind::SendGrid, Lead::Here),
     // The labels that name an AWS secret access key, in any of the cases code writes them
     // (the CLI's credentials file and environment, the JSON `aws iam create-access-key` and
@@ -261,17 +272,35 @@ fn prefixed(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Find
         let a = m.start();
         let (_, kind, lead) = PREFIXES[m.pattern().as_usize()];
         // A prefix that starts inside the last finding is not read.
-        let hit = match lead.start(text, a, m.len()).filter(|&s| s >= floor) {
-            Some(s) if kind.enabled(set) => {
-                verify(kind, text, s, edges).and_then(|(d, r)| Some((reported(set, d)?, r)))
-            }
+        let found = match lead.start(text, a, m.len()).filter(|&s| s >= floor) {
+            Some(s) if kind.enabled(set) => verify(kind, text, s, edges),
             _ => None,
         };
-        match hit {
-            Some((detector, range)) => {
-                pos = range.end;
-                floor = range.end;
-                out.push(Finding { detector, range });
+        // A finding that starts before its literal (Notion's `secret_` before `ecret`) must not
+        // reach into the last one.
+        let Some((detector, range)) = found.filter(|(_, r)| r.start >= floor) else {
+            pos = a + 1;
+            continue;
+        };
+        // An AWS access key id with its secret access key after it (`AKIA…:KEY`, a CSV row)
+        // is one finding, the pair: a stream masks what it decides, and the id, masked once
+        // decided, would no longer be there to show that the key after it is one.
+        let pair = (detector == Detector::AwsAccessKey && set.contains(Detector::AwsSecretKey))
+            .then(|| vendor::aws_paired_secret(text, range.end, edges))
+            .flatten();
+        let finding = match pair {
+            Some((_, e)) => Some((Detector::AwsSecretKey, range.start..e)),
+            None => reported(set, detector).map(|d| (d, range)),
+        };
+        let end = finding.map(|(detector, range)| {
+            let e = range.end;
+            out.push(Finding { detector, range });
+            e
+        });
+        match end {
+            Some(e) => {
+                pos = e;
+                floor = e;
             }
             None => pos = a + 1,
         }
@@ -338,7 +367,20 @@ fn prefixed_open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize> {
                 _ => s,
             });
         }
-        match verify(kind, text, s, Edges::NONE).and_then(|(d, r)| reported(set, d).map(|_| r)) {
+        let found = verify(kind, text, s, Edges::NONE);
+        if let Some((Detector::AwsAccessKey, range)) = &found
+            && set.contains(Detector::AwsSecretKey)
+        {
+            if vendor::aws_paired_open(text, range.end) {
+                return Some(range.start);
+            }
+            if let Some((_, e)) = vendor::aws_paired_secret(text, range.end, Edges::NONE) {
+                pos = e;
+                floor = e;
+                continue;
+            }
+        }
+        match found.and_then(|(d, r)| reported(set, d).map(|_| r)) {
             Some(range) => {
                 pos = range.end;
                 floor = range.end;
@@ -423,8 +465,9 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
         Kind::Age => keys::age_open(text, s),
         Kind::Telegram => keys::telegram_open(text, s),
         Kind::Azure => keys::azure_open(text, s),
+        Kind::AzureEnv => vendor::azure_env_open(text, s),
         Kind::SendGrid => vendor::sendgrid_open(text, s),
-        Kind::AwsSecret => vendor::aws_secret_open(text, s),
+        Kind::AwsSecret => vendor::aws_secret_open(text, s) || notion_legacy_open(text, s),
     }
 }
 
@@ -441,9 +484,47 @@ fn at_boundary(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> bool {
     // A Telegram token's `:AA` follows its bot id, whose boundary is checked there.
     matches!(
         kind,
-        Kind::Pem | Kind::SlackWebhook | Kind::AwsSecret | Kind::Telegram
+        Kind::Pem | Kind::SlackWebhook | Kind::AwsSecret | Kind::AzureEnv | Kind::Telegram
     ) || distinct
         || !glued(text, s, edges)
+}
+
+/// The length of a Notion legacy token's random part: `secret_` and 43 of `[A-Za-z0-9]`.
+const NOTION_LEGACY: usize = 43;
+
+/// Where Notion's legacy integration token (`secret_` and 43 of `[A-Za-z0-9]`, both cases and
+/// a digit, issued until 2024 and still in use) whose `ecret` is at `s` ends (guard accuracy
+/// review: only the newer `ntn_` was known).
+fn notion_legacy(text: &[u8], s: usize, edges: Edges<'_>) -> Option<usize> {
+    if s == 0 || text[s - 1] != b's' || at(text, s + 5) != b'_' || glued(text, s - 1, edges) {
+        return None;
+    }
+    let v = s + 6;
+    let mut e = run(text, v, u8::is_ascii_alphanumeric);
+    if e > v + NOTION_LEGACY && edges.contains(v + NOTION_LEGACY) {
+        e = v + NOTION_LEGACY;
+    }
+    let part = &text[v..e];
+    let ends = !is_key_char(at(text, e)) || edges.contains(e);
+    let mixed = part.iter().any(u8::is_ascii_uppercase)
+        && part.iter().any(u8::is_ascii_lowercase)
+        && part.iter().any(u8::is_ascii_digit);
+    (part.len() == NOTION_LEGACY && ends && mixed && random(part)).then_some(e)
+}
+
+/// Whether what [`notion_legacy`] says of the `ecret` at `s` may change when text is appended.
+fn notion_legacy_open(text: &[u8], s: usize) -> bool {
+    if s == 0 || text[s - 1] != b's' {
+        return false;
+    }
+    match text.get(s + 5) {
+        None => true,
+        Some(b'_') => {
+            let e = run(text, s + 6, u8::is_ascii_alphanumeric);
+            e == text.len() && e - (s + 6) <= NOTION_LEGACY
+        }
+        Some(_) => false,
+    }
 }
 
 /// Whether the key at `s` is glued to the word before it (`xsk-ant-…`): no boundary there.
@@ -460,8 +541,11 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
     // Every kind's match starts at its prefix but a labelled AWS secret's (after its label).
     let found = match kind {
         Kind::AwsSecret => {
-            let (v, e) = vendor::aws_secret(text, s, edges)?;
-            return Some((Detector::AwsSecretKey, v..e));
+            if let Some((v, e)) = vendor::aws_secret(text, s, edges) {
+                return Some((Detector::AwsSecretKey, v..e));
+            }
+            let e = notion_legacy(text, s, edges)?;
+            return Some((Detector::NotionToken, s - 1..e));
         }
         Kind::Telegram => {
             let (v, e) = keys::telegram(text, s, edges)?;
@@ -469,6 +553,10 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
         }
         Kind::Azure => {
             let (v, e) = keys::azure(text, s, edges)?;
+            return Some((Detector::AzureStorageKey, v..e));
+        }
+        Kind::AzureEnv => {
+            let (v, e) = vendor::azure_env(text, s, edges)?;
             return Some((Detector::AzureStorageKey, v..e));
         }
         Kind::PyPi => {

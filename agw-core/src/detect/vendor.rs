@@ -141,12 +141,6 @@ fn any(_: &[u8]) -> bool {
     true
 }
 
-/// A PyPI token's macaroon after `pypi-AgEIcHlwaS5vcmc` (`pypi.org`, its location field):
-/// the identifier field's tag, whose last six bits are `C`.
-fn pypi(part: &[u8]) -> bool {
-    part.first() == Some(&b'C')
-}
-
 /// TestPyPI's after `pypi-AgENdGVzdC5weXBpLm9yZw` (`test.pypi.org`): the identifier's tag's
 /// last four bits and the top two of its length, `I` to `L`.
 fn test_pypi(part: &[u8]) -> bool {
@@ -154,13 +148,15 @@ fn test_pypi(part: &[u8]) -> bool {
 }
 
 /// `pypi-` and a macaroon in base64url (a location field, `AgEIcHlwaS5vcmc`, which is part of
-/// the prefix; an identifier; a signature): 50 to 1000 characters.
+/// the prefix; an identifier; a signature): 50 to 1000 characters. The prefix is the token's
+/// mark: what follows is not checked for a macaroon's structure (guard accuracy review: tokens
+/// written from the common pattern, `pypi-AgEIcHlwaS5vcmc` and random characters, passed).
 pub(super) const PYPI: Shape = Shape {
     detector: Detector::PypiToken,
     chars: Chars::Key,
     min: 50,
     max: 1000,
-    valid: pypi,
+    valid: any,
     dash_digit: false,
 };
 
@@ -180,12 +176,14 @@ pub(super) const DOCKERHUB: Shape = Shape {
     dash_digit: false,
 };
 
-/// `ATATT3` and 186 of `[A-Za-z0-9_=-]` (the last nine a `=` and a checksum in hex).
+/// `ATATT3` and 186 of `[A-Za-z0-9_=-]` (the last nine a `=` and a checksum in hex); taken
+/// from 150 to 300, as the prefix is the mark (guard accuracy review: a token one character
+/// short passed).
 pub(super) const ATLASSIAN: Shape = Shape {
     detector: Detector::AtlassianToken,
     chars: Chars::KeyPadded,
-    min: 186,
-    max: 186,
+    min: 150,
+    max: 300,
     valid: any,
     dash_digit: false,
 };
@@ -358,11 +356,15 @@ fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
             Ok(i + w.len())
         }
     };
-    let sep = |i: usize| i + usize::from(matches!(at(text, i), b'_' | b'-'));
+    // Words are joined by `_`, `-`, a space (`Secret access key:` as the console and its CSV
+    // name it: guard accuracy review) or nothing.
+    let sep = |i: usize| i + usize::from(matches!(at(text, i), b'_' | b'-' | b' '));
     let before = &text[s.saturating_sub(5)..s - 1];
-    let aws = [&b"aws_"[..], b"aws-", b"aws"].iter().any(|w| {
-        before.len() >= w.len() && before[before.len() - w.len()..].eq_ignore_ascii_case(w)
-    });
+    let aws = [&b"aws_"[..], b"aws-", b"aws.", b"aws ", b"aws"]
+        .iter()
+        .any(|w| {
+            before.len() >= w.len() && before[before.len() - w.len()..].eq_ignore_ascii_case(w)
+        });
     let mut i = sep(s + 5);
     let access = match word(i, b"access") {
         Ok(e) => {
@@ -372,7 +374,12 @@ fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
         Err(true) => return Err(true),
         Err(false) => false,
     };
-    let end = word(i, b"key")?;
+    let end = match word(i, b"key") {
+        Ok(e) => e,
+        // `AWS_SECRET=…`: `aws` and `secret` alone name it too.
+        Err(false) if aws && !access && !is_key_char(at(text, s + 5)) => return Ok(s + 5),
+        Err(e) => return Err(e),
+    };
     // A bare `secret_key` after an `access_key` shortly before: Terraform's AWS provider block,
     // boto's and MinIO's arguments (accuracy review).
     let paired = || {
@@ -424,7 +431,11 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
         let mut j = i;
         loop {
             match (at(text, j), at(text, j + 1)) {
-                (b' ' | b'\t' | b'\r' | b'\n' | b',', _) => j += 1,
+                // Blanks, breaks, commas, and the line numbers of a file read with them
+                // (Claude Code's `Read`: `     3→`; `cat -n`: digits and a tab).
+                (b' ' | b'\t' | b'\r' | b'\n' | b',' | b'0'..=b'9' | 0xE2 | 0x86 | 0x92, _) => {
+                    j += 1;
+                }
                 (b'\\', b'n' | b'r') => j += 2,
                 _ => break,
             }
@@ -447,8 +458,15 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
         i = quote(j + 5).unwrap_or(j + 5);
         i = blanks(i);
     }
+    // `… secret access key is KEY`, as a sentence gives it.
+    let is = i > label_end
+        && text
+            .get(i..i + 2)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"is"))
+        && matches!(at(text, i + 2), b' ' | b'\t');
     match at(text, i) {
         b'=' | b':' => i += 1,
+        _ if is => i += 2,
         _ if cut(i) => return Step::Cut,
         _ if i > label_end && !next_field => return Step::At(i),
         _ => return Step::No,
@@ -458,6 +476,63 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
         return Step::Cut;
     }
     Step::At(quote(i).unwrap_or(i))
+}
+
+/// Where the label around the `torage` (or `TORAGE`) at `s` ends, if it names an Azure storage
+/// account key: `storage`, perhaps `account`, then `key`, joined by `_`, `-` or nothing, in
+/// one case or capitalised (`AZURE_STORAGE_KEY`, `AZURE_STORAGE_ACCOUNT_KEY`, `storageKey`,
+/// `storage_account_key`). `Err(true)` while the text ends inside what may still become one.
+fn azure_label(text: &[u8], s: usize) -> Result<usize, bool> {
+    if s == 0 || !matches!(text[s - 1], b'S' | b's') {
+        return Err(false);
+    }
+    let word = |i: usize, w: &[u8]| -> Result<usize, bool> {
+        let rest = &text[i.min(text.len())..];
+        let n = rest.len().min(w.len());
+        if !rest[..n].eq_ignore_ascii_case(&w[..n]) {
+            Err(false)
+        } else if n < w.len() {
+            Err(true)
+        } else {
+            Ok(i + w.len())
+        }
+    };
+    let sep = |i: usize| i + usize::from(matches!(at(text, i), b'_' | b'-'));
+    let mut i = sep(s + 6);
+    match word(i, b"account") {
+        Ok(e) => i = sep(e),
+        Err(true) => return Err(true),
+        Err(false) => {}
+    }
+    let end = word(i, b"key")?;
+    if is_key_char(at(text, end)) {
+        return Err(false);
+    }
+    Ok(end)
+}
+
+/// An Azure storage account key after an environment or option label (`AZURE_STORAGE_KEY=`,
+/// `storageKey: "…"`; guard accuracy review: only a connection string's `AccountKey=` was
+/// known). Returns the key's range, the label left out.
+pub(super) fn azure_env(text: &[u8], s: usize, edges: Edges<'_>) -> Option<(usize, usize)> {
+    let label_end = azure_label(text, s).ok()?;
+    let Step::At(v) = value_start(text, label_end) else {
+        return None;
+    };
+    super::keys::azure_key_at(text, v, edges)
+}
+
+/// Whether what [`azure_env`] says of the `torage` at `s` may change when text is appended.
+pub(super) fn azure_env_open(text: &[u8], s: usize) -> bool {
+    let label_end = match azure_label(text, s) {
+        Ok(e) => e,
+        Err(cut) => return cut,
+    };
+    match value_start(text, label_end) {
+        Step::Cut => true,
+        Step::No => false,
+        Step::At(v) => super::keys::azure_key_open(text, v),
+    }
 }
 
 /// Characters of an AWS secret access key: base64's.
@@ -474,6 +549,66 @@ pub(super) fn aws_secret(text: &[u8], s: usize, edges: Edges<'_>) -> Option<(usi
     let Step::At(v) = value_start(text, label_end) else {
         return None;
     };
+    secret_at(text, v, edges)
+}
+
+/// Between an AWS access key id ending at `i` and the secret access key paired with it: a
+/// closing quote, then a `:`, `,`, `;`, `|` or `=` and blanks, or blanks alone, then an
+/// opening quote (`AKIA…:KEY` as tools print the pair, `AKIA…,KEY` in the console's
+/// `accessKeys.csv`, `"AKIA…", "KEY"`).
+fn pair_start(text: &[u8], mut i: usize) -> Step {
+    let len = text.len();
+    let quote = |i: usize| -> Option<usize> {
+        match (at(text, i), at(text, i + 1)) {
+            (b'"' | b'\'', _) => Some(i + 1),
+            (b'\\', b'"') => Some(i + 2),
+            _ => None,
+        }
+    };
+    let blanks = |i: usize| run(text, i, |b| matches!(b, b' ' | b'\t')).min(i + 8);
+    let cut = |i: usize| i >= len || (i + 1 == len && text[i] == b'\\');
+    if cut(i) {
+        return Step::Cut;
+    }
+    i = quote(i).unwrap_or(i);
+    let start = i;
+    i = blanks(i);
+    if matches!(at(text, i), b':' | b',' | b';' | b'|' | b'=') {
+        i = blanks(i + 1);
+    } else if i == start {
+        return if cut(i) { Step::Cut } else { Step::No };
+    }
+    if cut(i) {
+        return Step::Cut;
+    }
+    Step::At(quote(i).unwrap_or(i))
+}
+
+/// The AWS secret access key paired with the access key id that ends at `i` ([`pair_start`]),
+/// as [`aws_secret`] checks a labelled one (guard accuracy review: `AKIA…:KEY` and the
+/// console's CSV row passed, only the id masked).
+pub(super) fn aws_paired_secret(text: &[u8], i: usize, edges: Edges<'_>) -> Option<(usize, usize)> {
+    match pair_start(text, i) {
+        Step::At(v) => secret_at(text, v, edges),
+        _ => None,
+    }
+}
+
+/// Whether what [`aws_paired_secret`] says after the id ending at `i` may change when text is
+/// appended.
+pub(super) fn aws_paired_open(text: &[u8], i: usize) -> bool {
+    match pair_start(text, i) {
+        Step::Cut => true,
+        Step::No => false,
+        Step::At(v) => {
+            let e = run(text, v, is_aws_secret_char);
+            e == text.len() && e - v <= 40
+        }
+    }
+}
+
+/// An AWS secret access key starting at `v`, its range.
+fn secret_at(text: &[u8], v: usize, edges: Edges<'_>) -> Option<(usize, usize)> {
     let mut e = run(text, v, is_aws_secret_char);
     if e > v + 40 && edges.contains(v + 40) {
         e = v + 40;
@@ -635,10 +770,15 @@ mod tests {
             (Detector::PypiToken, format!("password = {pypi}\n"), &[pypi]),
             (Detector::PypiToken, format!("TWINE_PASSWORD={test_pypi}"), &[test_pypi]),
             (
-                // Not a macaroon's identifier after the location, too short, a placeholder.
+                // Written from the common pattern: the prefix and random characters.
                 Detector::PypiToken,
-                "pypi-AgEIcHlwaS5vcmcapMvzfIGuexS9pXYxRM6v8Jk5ehTPS5lYHxzRL8L5XXeMUs5oCtr0MwoCoJ5EKV1dOEA5WNQlR \
-                 pypi-AgEIcHlwaS5vcmcCJPtYgjmUhBel31iEl2hpChYg pypi-AgEIcHlwaS5vcmcCxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx \
+                "pypi-AgEIcHlwaS5vcmcapMvzfIGuexS9pXYxRM6v8Jk5ehTPS5lYHxzRL8L5XXeMUs5oCtr0MwoCoJ5EKV1dOEA5WNQlR".into(),
+                &["pypi-AgEIcHlwaS5vcmcapMvzfIGuexS9pXYxRM6v8Jk5ehTPS5lYHxzRL8L5XXeMUs5oCtr0MwoCoJ5EKV1dOEA5WNQlR"],
+            ),
+            (
+                // Too short, a placeholder, TestPyPI's without its identifier.
+                Detector::PypiToken,
+                "pypi-AgEIcHlwaS5vcmcCJPtYgjmUhBel31iEl2hpChYg pypi-AgEIcHlwaS5vcmcCxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx \
                  pypi-AgENdGVzdC5weXBpLm9yZwCkWtGSU8po_799NksnRH9ucAUsdMlHUvTCQCyEZDz-TddJ8HyS5SUkCnD8zRA9a9Sk pypi-token"
                     .into(),
                 &[],
@@ -657,8 +797,14 @@ mod tests {
             ),
             (Detector::AtlassianToken, format!("JIRA_API_TOKEN={atl}\n"), &[atl]),
             (
+                // A character short or long: still a token (the prefix is its mark).
                 Detector::AtlassianToken,
-                format!("{} {atl}A ATATT3xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", &atl[..atl.len() - 1]),
+                format!("{} {atl}A", &atl[..atl.len() - 1]),
+                &[&atl[..atl.len() - 1], &format!("{atl}A")],
+            ),
+            (
+                Detector::AtlassianToken,
+                format!("ATATT3xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx {}", &atl[..140]),
                 &[],
             ),
             (
@@ -680,6 +826,28 @@ mod tests {
                 Detector::NotionToken,
                 "NOTION_TOKEN=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".into(),
                 &["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"],
+            ),
+            (
+                // The legacy integration token (guard accuracy review), alone and after an
+                // AWS-looking label (`ecret` starts both).
+                Detector::NotionToken,
+                "NOTION_KEY=secret_IG61zUMwZST5Nm9NpQe5DOX5nPX3elRpltaFqXZYRAD\n\
+                 aws_secret_key: secret_IG61zUMwZST5Nm9NpQe5DOX5nPX3elRpltaFqXZYRAD"
+                    .into(),
+                &[
+                    "secret_IG61zUMwZST5Nm9NpQe5DOX5nPX3elRpltaFqXZYRAD",
+                    "secret_IG61zUMwZST5Nm9NpQe5DOX5nPX3elRpltaFqXZYRAD",
+                ],
+            ),
+            (
+                // One short or long, glued to a word, a placeholder, a word.
+                Detector::NotionToken,
+                "secret_IG61zUMwZST5Nm9NpQe5DOX5nPX3elRpltaFqXZYRA \
+                 secret_IG61zUMwZST5Nm9NpQe5DOX5nPX3elRpltaFqXZYRADx \
+                 client_secret_IG61zUMwZST5Nm9NpQe5DOX5nPX3elRpltaFqXZYRAD \
+                 secret_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX secret_key_for_the_notion_integration"
+                    .into(),
+                &[],
             ),
             (
                 // Letters where the id's digits go, one character less, all digits.
@@ -845,13 +1013,58 @@ mod tests {
                 ),
                 &[],
             ),
-            (format!("the secret is {k}; aws secret key {k}"), &[]),
+            (format!("the secret is {k}; a secret key {k}"), &[]),
             (
                 format!(
                     "AWS_SECRET_ACCESS_KEY\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\nvalue: {k}"
                 ),
                 &[],
             ),
+        ];
+        for (text, expect) in cases {
+            check(Detector::AwsSecretKey, text, expect);
+        }
+    }
+
+    /// Found by the guard accuracy review: the formats AWS itself hands a key out in, and a
+    /// few more, passed (only the id was masked beside them).
+    #[test]
+    fn aws_secret_keys_as_aws_hands_them_out() {
+        let k = AWS_SECRET;
+        let id = "AKIA4YDCVEKVHZLMUNBG";
+        let cases: &[(String, &[&str])] = &[
+            // The console's `accessKeys.csv`, its page, the pair as tools print it.
+            // The pair is one finding (see `secrets::prefixed`).
+            (
+                format!("Access key ID,Secret access key\n{id},{k}\n"),
+                &[&format!("{id},{k}")],
+            ),
+            (format!("Access key ID: {id}\nSecret access key: {k}"), &[k]),
+            (format!("{id}:{k}"), &[&format!("{id}:{k}")]),
+            (format!("\"{id}\", \"{k}\""), &[&format!("{id}\", \"{k}")]),
+            (format!("{id}\t{k}"), &[&format!("{id}\t{k}")]),
+            (format!("{id} | {k} |"), &[&format!("{id} | {k}")]),
+            // `aws` and `secret` without `key`; `aws.` before; a sentence.
+            (format!("AWS_SECRET={k}"), &[k]),
+            (format!("aws.secretKey={k}"), &[k]),
+            (format!("my aws secret access key is {k}, ok"), &[k]),
+            (format!("aws secret key {k}"), &[k]),
+            // A Kubernetes env entry read through Claude Code's `Read` or `cat -n`.
+            (
+                format!("     2→  - name: AWS_SECRET_ACCESS_KEY\n     3→    value: {k}\n"),
+                &[k],
+            ),
+            (
+                format!("    12\t- name: AWS_SECRET_ACCESS_KEY\n    13\t  value: {k}"),
+                &[k],
+            ),
+            // Still not: an id beside other words or a longer value, `secret` as a word.
+            (format!("{id}: {k}A"), &[]),
+            (
+                format!("{id} then abcdefghijklmnopqrstuvwxyzabcdefghijklmn"),
+                &[],
+            ),
+            (format!("aws secretsmanager {k}; AWS_SECRET_NAME={k}"), &[]),
         ];
         for (text, expect) in cases {
             check(Detector::AwsSecretKey, text, expect);

@@ -57,9 +57,16 @@ fn detector_pattern(d: Detector) -> &'static str {
         Detector::PemPrivateKey => r"-----BEGIN[^\n]*(?s:.)*|LS0tLS1CRUdJTi[A-Za-z0-9+/=\r\n\\]*",
         // The key after its label, and the label with it: the label decides, so it is held
         // while the key grows (`aws_secret_access_key = ` has blanks no token has; a
-        // Kubernetes env entry's `value: ` follows on the next line).
+        // Kubernetes env entry's `value: ` follows on the next line, perhaps after a `Read`
+        // line number; `Secret access key: `, `AWS_SECRET=`, `… key is `). Or an access key
+        // id and the secret paired after it (`AKIA…:KEY`, a CSV row).
         Detector::AwsSecretKey => {
-            r#"(?i:(aws[_\-]?)?secret[_\-]?(access[_\-]?)?key)(\\?["'])?[ \t]*([\r\n,\\nr \t]{1,40}(\\?["'])?value(\\?["'])?[ \t]*)?[:=]?[ \t]*(\\?["'])?[A-Za-z0-9/+=]*"#
+            r#"(?i:(aws[_\-. ]?)?secret([_\- ]?access)?([_\- ]?key)?)(\\?["'])?[ \t]*([\r\n,\\nr \t0-9\x{2192}]{1,40}(\\?["'])?value(\\?["'])?[ \t]*)?([:=]|(?i:is)[ \t])?[ \t]*(\\?["'])?[A-Za-z0-9/+=]*|A[A-Z0-9]{19}(\\?["'])?[ \t]*[:,;|=]?[ \t]*(\\?["'])?[A-Za-z0-9/+=]*"#
+        }
+        // A key after a connection string's `AccountKey=` (token characters) or after an
+        // environment or option label, whose quotes and blanks are none.
+        Detector::AzureStorageKey => {
+            r#"(?i:storage([_\-]?account)?[_\-]?key)(\\?["'])?[ \t]*[:=]?[ \t]*(\\?["'])?[A-Za-z0-9+/=]*|[A-Za-z0-9_\-.+/=]+"#
         }
         // A bot id, then `:AA…`: the colon is no token character.
         Detector::TelegramBotToken => r"[0-9]+(:[A-Za-z0-9_\-]*)?",

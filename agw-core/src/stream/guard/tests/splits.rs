@@ -364,6 +364,29 @@ fn fifth_review_detectors_mask_as_not_streamed() {
             format!("aws configure set aws_secret_access_key {secret}"),
             "aws configure set aws_secret_access_key <AWS_SECRET_KEY>",
         ),
+        // As AWS hands a key out (guard accuracy review): the console's page and CSV row, the
+        // pair as tools print it, a `Read` of a Kubernetes env entry.
+        (
+            format!("Access key ID: AKIA4YDCVEKVHZLMUNBG\nSecret access key: {secret}\n"),
+            "Access key ID: <AWS_ACCESS_KEY>\nSecret access key: <AWS_SECRET_KEY>\n",
+        ),
+        (
+            format!("AKIA4YDCVEKVHZLMUNBG,{secret}\n"),
+            "<AWS_SECRET_KEY>\n",
+        ),
+        (
+            format!("AKIA4YDCVEKVHZLMUNBG:{secret} ok"),
+            "<AWS_SECRET_KEY> ok",
+        ),
+        (
+            format!("  2→- name: AWS_SECRET_ACCESS_KEY\n  3→  value: {secret}\n"),
+            "  2→- name: AWS_SECRET_ACCESS_KEY\n  3→  value: <AWS_SECRET_KEY>\n",
+        ),
+        (
+            "storage_key: 'DkdfrUnW5gcF+Ha6ili8GjHEAD6/Wj9KfzjsQGMrb9h+ImB+LK777pzNk8cL6j5IXAAjlsHUqJoUD/+Ydua+5Z=='"
+                .to_owned(),
+            "storage_key: '<AZURE_STORAGE_KEY>'",
+        ),
     ] {
         check_splits(&policy, &text, expect, &[256, 64]);
     }
