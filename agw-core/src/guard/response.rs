@@ -55,6 +55,39 @@ pub(crate) fn is_meta_key(key: &[u8]) -> bool {
     )
 }
 
+/// The tool-rule name of a Responses output item the client runs itself, by its `type`: the
+/// shell (`local_shell_call`, `shell_call`), file edits (`apply_patch_call`) and computer use
+/// (`computer_call`). Their input is the item's `action` (or `operation`).
+pub(crate) fn client_tool(ty: &[u8]) -> Option<&'static str> {
+    match ty {
+        b"local_shell_call" => Some("local_shell"),
+        b"shell_call" => Some("shell"),
+        b"apply_patch_call" => Some("apply_patch"),
+        b"computer_call" => Some("computer"),
+        _ => None,
+    }
+}
+
+/// A client-run tool's input as the tool rules read it: its `action`, with a `command` given
+/// as an argument vector (`["kubectl","delete","ns","prod"]`, a local shell call's) joined
+/// into the command line it runs, so a rule's pattern sees the words together.
+fn client_tool_input(action: &[u8]) -> Vec<u8> {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(action) else {
+        return action.to_vec();
+    };
+    let argv = v["command"].as_array().and_then(|a| {
+        a.iter()
+            .map(serde_json::Value::as_str)
+            .collect::<Option<Vec<&str>>>()
+    });
+    if let Some(argv) = argv {
+        let line = argv.join(" ");
+        v["command"] = serde_json::Value::String(line);
+        return serde_json::to_vec(&v).unwrap_or_else(|_| action.to_vec());
+    }
+    action.to_vec()
+}
+
 /// Whether an object's `data` string is a binary payload, not text, by its siblings: its
 /// object's `type` (`redacted_thinking` is ciphertext; an image, audio or file part), the key
 /// it sits under (`audio`, `image`, `inline_data`, ...), or a media type that is not text
@@ -358,6 +391,8 @@ impl<'b> Walker<'b> {
         let mut input: Option<Range<usize>> = None;
         // An `arguments` string's text: the JSON it holds, or what the tool rules read.
         let mut arguments: Option<Vec<u8>> = None;
+        // An `action` or `operation` object: a client-run tool's input.
+        let mut action: Option<Range<usize>> = None;
         sc.object(|sc, k| {
             let key = sc.str_value(&k);
             self.keys.push(key.clone());
@@ -414,13 +449,24 @@ impl<'b> Walker<'b> {
                     Ok(())
                 }
                 // A tool's input, and arguments given as JSON rather than as a string (some
-                // servers and clients take both), which are its input too.
-                b"input" | b"arguments"
+                // servers and clients take both), which are its input too; Gemini's
+                // `functionCall.args`.
+                b"input" | b"arguments" | b"args"
                     if field != Field::ToolInput
                         && (&*key == b"input" || matches!(sc.peek(), Some(b'{' | b'['))) =>
                 {
                     let r = sc.skip()?;
                     input = Some(r.clone());
+                    let mut sub = sc.at(r.start);
+                    self.value(&mut sub, Some(&key), Field::ToolInput)
+                }
+                // What a Responses tool the client runs is to do: a shell command, a patch, a
+                // computer action (see [`client_tool`]).
+                b"action" | b"operation"
+                    if field != Field::ToolInput && sc.peek() == Some(b'{') =>
+                {
+                    let r = sc.skip()?;
+                    action = Some(r.clone());
                     let mut sub = sc.at(r.start);
                     self.value(&mut sub, Some(&key), Field::ToolInput)
                 }
@@ -440,6 +486,15 @@ impl<'b> Walker<'b> {
             for p in &mut self.pending[first..] {
                 p.reasoning = true;
             }
+        }
+        if let (None, Some(tool), Some(r)) = (&name, client_tool(ty), action) {
+            // A tool the client runs on the model's word, with no name to call it by: checked
+            // by the tool rules under its own (black-box review: `local_shell_call` and
+            // `apply_patch_call`, which Codex runs, passed a `tool: "*"` rule).
+            self.tools.push(ToolCall {
+                name: tool.to_owned(),
+                input: client_tool_input(&self.body[r]),
+            });
         }
         if let Some((name, s)) = name {
             // `input`: Anthropic's tool_use blocks, and custom tools' free-form text (OpenAI
@@ -818,6 +873,70 @@ mod tests {
                 .unwrap()
                 .is_allow()
         );
+    }
+
+    /// Found by a black-box review: the tools a Responses client runs itself (Codex's shell,
+    /// patches, computer use) carry no name, and Gemini's `functionCall` keeps its input in
+    /// `args`; no tool rule saw them, not even `tool: "*"`. They are checked under their
+    /// names, and a Gemini call's `args` are a tool input (its `id` or `type` keys included).
+    #[test]
+    fn client_run_tools_and_gemini_calls_are_checked() {
+        let policy = |tool: &str| {
+            Policy::builder()
+                .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+                .tool_rule(
+                    ToolRule::new("k8s", tool)
+                        .argument("", r"kubectl\s+delete")
+                        .reject("no"),
+                )
+                .build()
+                .unwrap()
+        };
+        for (tool, body) in [
+            (
+                "local_shell",
+                r#"{"output":[{"type":"local_shell_call","id":"l","call_id":"c","status":"completed","action":{"type":"exec","command":["kubectl","delete","ns","prod"]}}]}"#,
+            ),
+            (
+                "shell",
+                r#"{"output":[{"type":"shell_call","call_id":"c","action":{"commands":["kubectl delete ns prod"]}}]}"#,
+            ),
+            (
+                "apply_patch",
+                r#"{"output":[{"type":"apply_patch_call","call_id":"c","operation":{"type":"update_file","path":"x.sh","diff":"+kubectl delete ns prod"}}]}"#,
+            ),
+            (
+                "computer",
+                r#"{"output":[{"type":"computer_call","call_id":"c","action":{"type":"type","text":"kubectl delete ns prod"}}]}"#,
+            ),
+            (
+                "Bash",
+                r#"{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"Bash","args":{"command":"kubectl delete ns prod"}}}]}}]}"#,
+            ),
+        ] {
+            for rule in [tool, "*"] {
+                let v = policy(rule)
+                    .inspect_response(Api::OpenAi, body.as_bytes())
+                    .unwrap();
+                assert!(
+                    matches!(v.decision(), Decision::Reject(r) if &*r.rule == "k8s"),
+                    "{rule} {body}"
+                );
+            }
+        }
+        // In `args`, an identifier-named key's value is the model's input all the same.
+        let body = r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{"id":"4111 1111 1111 1111"}}}]}}]}"#;
+        match policy("Bash")
+            .inspect_response(Api::OpenAi, body.as_bytes())
+            .unwrap()
+            .into_decision()
+        {
+            Decision::Rewrite(b) => {
+                let out = String::from_utf8(b).unwrap();
+                assert!(!out.contains("4111"), "{out}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// Found by the audit: `credit ` in one text block and `card` in the next passed; a client

@@ -1047,6 +1047,47 @@ fn thinking_is_never_modified_and_what_a_mask_would_change_ends_the_stream() {
     assert!(!out.contains("credit") && out.contains("no cards"), "{out}");
 }
 
+/// Found by a black-box review: a streamed `local_shell_call` (Codex runs it) and a Gemini
+/// `functionCall` chunk passed every tool rule. Each is checked whole, in the event that
+/// carries it, before it goes out.
+#[test]
+fn streamed_client_run_tools_and_gemini_calls_are_checked() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .tool_rule(
+            crate::guard::ToolRule::new("no-deletes", "*")
+                .argument("", r"kubectl\s+delete")
+                .reject("Deleting Kubernetes resources is blocked by policy"),
+        )
+        .build()
+        .unwrap();
+    let item = json!({"type":"local_shell_call","id":"l","call_id":"c","status":"completed",
+        "action":{"type":"exec","command":["kubectl","delete","ns","prod"]}});
+    let mut s = event(
+        "response.created",
+        json!({"type":"response.created","response":{"id":"r","output":[]}}),
+    );
+    s += &event(
+        "response.output_item.added",
+        json!({"type":"response.output_item.added","output_index":0,"item":item}),
+    );
+    s += &event(
+        "response.output_item.done",
+        json!({"type":"response.output_item.done","output_index":0,"item":item}),
+    );
+    let gemini = "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"Bash\",\"args\":{\"command\":\"kubectl delete ns prod\"}}}]}}]}\n\n";
+    for (kind, api, stream) in [
+        (RouteKind::Responses, Api::OpenAi, s.as_str()),
+        (RouteKind::Passthrough, Api::OpenAi, gemini),
+    ] {
+        for chunk in [1, 13, stream.len()] {
+            let out = run_text(&policy, kind, api, stream.as_bytes(), chunk);
+            assert!(!out.contains("kubectl"), "{out}");
+            assert!(out.contains("blocked by policy"), "{out}");
+        }
+    }
+}
+
 #[test]
 fn responses_streams_are_guarded() {
     use serde_json::json;
