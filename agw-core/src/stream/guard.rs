@@ -114,6 +114,113 @@ pub struct StreamGuard {
     /// recognise are texts continued by path ([`CONTINUED`]); after, such events are read
     /// one at a time, beside the known ones.
     known: bool,
+    /// A Responses stream's text parts as streamed, by output item and content index: the
+    /// text as it came and as it went out ([`Resync`]).
+    sent_parts: Resync,
+}
+
+/// What a Responses stream's text parts were and what went out, so that the events that
+/// repeat a part whole (`response.output_text.done`, `response.content_part.done`,
+/// `response.output_item.done`, `response.completed`) carry what went out: a match masked
+/// across two parts or items is in neither part alone, so reading such an event by itself
+/// found nothing in it, and it carried the secret's pieces in clear (black-box review).
+#[derive(Debug, Default)]
+struct Resync {
+    /// ((output index, content index), text as it came, text as it went out).
+    parts: Vec<((u64, u64), String, String)>,
+    /// Whether any part went out changed: only then are the repeating events rewritten.
+    changed: bool,
+}
+
+impl Resync {
+    /// Records a released text delta of part `at`.
+    fn delta(&mut self, at: (u64, u64), raw: &str, sent: &str) {
+        self.changed |= raw != sent;
+        match self.parts.iter_mut().find(|p| p.0 == at) {
+            Some(p) => {
+                p.1.push_str(raw);
+                p.2.push_str(sent);
+            }
+            None => self.parts.push((at, raw.to_owned(), sent.to_owned())),
+        }
+    }
+
+    /// `v`, a part's text repeated whole, replaced by what went out when it is what came.
+    fn fix(&self, at: (u64, u64), v: &mut Value) -> bool {
+        let Some(text) = v.as_str() else {
+            return false;
+        };
+        match self.parts.iter().find(|p| p.0 == at) {
+            Some((_, raw, sent)) if raw == text && raw != sent => {
+                *v = Value::String(sent.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The parts of a message item's `content` (at output index `o`).
+    fn fix_content(&self, o: u64, content: &mut Value) -> bool {
+        let mut fixed = false;
+        if let Some(parts) = content.as_array_mut() {
+            for (i, part) in parts.iter_mut().enumerate() {
+                for key in ["text", "refusal"] {
+                    fixed |= self.fix((o, i as u64), &mut part[key]);
+                }
+            }
+        }
+        fixed
+    }
+
+    /// The event `raw` (of type `ty`) with the parts it repeats as they went out, or `None`
+    /// when it repeats none that changed.
+    fn event(&self, raw: &Bytes) -> Option<Bytes> {
+        if !self.changed {
+            return None;
+        }
+        let text = std::str::from_utf8(raw).ok()?;
+        let f = fields(text).ok()?;
+        let mut json: Value = serde_json::from_str(&f.data).ok()?;
+        let ty = json["type"].as_str()?.to_owned();
+        if !matches!(
+            ty.as_str(),
+            "response.output_text.done"
+                | "response.refusal.done"
+                | "response.content_part.done"
+                | "response.output_item.done"
+                | "response.completed"
+                | "response.incomplete"
+                | "response.failed"
+        ) {
+            return None;
+        }
+        let index = |v: &Value| v.as_u64().unwrap_or(0);
+        let at = (index(&json["output_index"]), index(&json["content_index"]));
+        let fixed = match ty.as_str() {
+            "response.output_text.done" => self.fix(at, &mut json["text"]),
+            "response.refusal.done" => self.fix(at, &mut json["refusal"]),
+            "response.content_part.done" => {
+                let a = self.fix(at, &mut json["part"]["text"]);
+                self.fix(at, &mut json["part"]["refusal"]) || a
+            }
+            "response.output_item.done" => self.fix_content(at.0, &mut json["item"]["content"]),
+            _ => {
+                let mut fixed = false;
+                if let Some(items) = json["response"]["output"].as_array_mut() {
+                    for (o, item) in items.iter_mut().enumerate() {
+                        fixed |= self.fix_content(o as u64, &mut item["content"]);
+                    }
+                }
+                fixed
+            }
+        };
+        fixed.then(|| {
+            Bytes::from(match f.name {
+                Some(n) => format!("event: {n}\ndata: {json}\n\n"),
+                None => format!("data: {json}\n\n"),
+            })
+        })
+    }
 }
 
 /// Most bytes of events held back at once (a tool call's input and the events around it);
@@ -175,6 +282,7 @@ impl StreamGuard {
             text_tail: String::new(),
             ended: false,
             known: false,
+            sent_parts: Resync::default(),
         }
     }
 
@@ -1076,6 +1184,10 @@ impl StreamGuard {
             }
             let item = self.queue.pop_front().expect("peeked");
             self.held_bytes -= item.raw.len();
+            if self.dialect == Dialect::Responses {
+                out.push(self.resynced(item));
+                continue;
+            }
             out.push(self.serialize(item));
         }
         if self.queue.is_empty() {
@@ -1084,6 +1196,30 @@ impl StreamGuard {
                 self.chans.retain(|c| !c.done);
             }
         }
+    }
+
+    /// [`serialize`](Self::serialize) for a Responses stream, recording its text deltas and
+    /// rewriting the events that repeat them ([`Resync`]).
+    fn resynced(&mut self, item: Item) -> Bytes {
+        if let (Some(json), Some(part)) = (&item.json, item.parts.first())
+            && matches!(
+                json["type"].as_str(),
+                Some("response.output_text.delta" | "response.refusal.delta")
+            )
+            && let Some(raw) = json["delta"].as_str()
+        {
+            let index = |v: &Value| v.as_u64().unwrap_or(0);
+            let at = (index(&json["output_index"]), index(&json["content_index"]));
+            let sent = if part.changed {
+                part.text.as_str()
+            } else {
+                raw
+            };
+            self.sent_parts.delta(at, raw, sent);
+            return self.serialize(item);
+        }
+        let out = self.serialize(item);
+        self.sent_parts.event(&out).unwrap_or(out)
     }
 
     fn serialize(&self, item: Item) -> Bytes {

@@ -1088,6 +1088,76 @@ fn streamed_client_run_tools_and_gemini_calls_are_checked() {
     }
 }
 
+/// Found by a black-box review: a card split over two text parts (or two message items) was
+/// masked in the deltas, but the events that repeat each part whole (`output_text.done`,
+/// `content_part.done`, `output_item.done`) carried its pieces in clear: each half alone is
+/// no card. They carry what went out.
+#[test]
+fn responses_done_events_repeat_the_masked_text() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+        .build()
+        .unwrap();
+    let halves = ["my card 4111 1111 ", "1111 1111 ok"];
+    // (output index, content index) of each half: two parts of one item, or two items.
+    for places in [[(0, 0), (0, 1)], [(0, 0), (1, 0)]] {
+        let mut s = event(
+            "response.created",
+            json!({"type":"response.created","response":{"id":"r","output":[]}}),
+        );
+        for (n, (&(o, c), text)) in places.iter().zip(halves).enumerate() {
+            if c == 0 {
+                s += &event(
+                    "response.output_item.added",
+                    json!({"type":"response.output_item.added","output_index":o,"item":{"type":"message","content":[]}}),
+                );
+            }
+            s += &event(
+                "response.content_part.added",
+                json!({"type":"response.content_part.added","output_index":o,"content_index":c,"part":{"type":"output_text","text":""}}),
+            );
+            s += &event(
+                "response.output_text.delta",
+                json!({"type":"response.output_text.delta","output_index":o,"content_index":c,"delta":text}),
+            );
+            s += &event(
+                "response.output_text.done",
+                json!({"type":"response.output_text.done","output_index":o,"content_index":c,"text":text}),
+            );
+            s += &event(
+                "response.content_part.done",
+                json!({"type":"response.content_part.done","output_index":o,"content_index":c,"part":{"type":"output_text","text":text}}),
+            );
+            let last_of_item = places.get(n + 1).is_none_or(|next| next.0 != o);
+            if last_of_item {
+                let content: Vec<_> = places
+                    .iter()
+                    .zip(halves)
+                    .filter(|(p, _)| p.0 == o)
+                    .map(|(_, t)| json!({"type":"output_text","text":t}))
+                    .collect();
+                s += &event(
+                    "response.output_item.done",
+                    json!({"type":"response.output_item.done","output_index":o,"item":{"type":"message","content":content}}),
+                );
+            }
+        }
+        for chunk in [1, 17, s.len()] {
+            let out = run_text(
+                &policy,
+                RouteKind::Responses,
+                Api::OpenAi,
+                s.as_bytes(),
+                chunk,
+            );
+            assert!(!out.contains("1111"), "{places:?} {chunk}: {out}");
+            assert!(out.contains("<CREDIT_CARD>"), "{out}");
+            assert!(out.contains("ok"), "{out}");
+        }
+    }
+}
+
 #[test]
 fn responses_streams_are_guarded() {
     use serde_json::json;
