@@ -1629,7 +1629,10 @@ impl Extractor {
     /// Reads an object of data read string by string (the cursor is at it), `each` reading
     /// each key and its value. When one of its keys was `"type": "base64"` it is a base64
     /// source (`{"type":"base64","media_type":…,"data":…}`, a fetched page in a tool result),
-    /// whose `data` is then read as an inline file.
+    /// whose `data` is then read as an inline file; so is a `data` beside a media type
+    /// (Gemini's `inlineData: {mimeType, data}`), a `bytes` string (Bedrock's `source.bytes`)
+    /// and a `file_data` (a Responses `input_file` in a stored prompt's variables): found by a
+    /// black-box review, a text file in any of these passed unread.
     pub(super) fn data_object(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -1637,41 +1640,57 @@ impl Extractor {
         mut each: impl FnMut(&mut Self, &mut Scanner<'_>, &crate::json::Str) -> Result<(), JsonError>,
     ) -> Result<(), JsonError> {
         let from = sc.position();
-        let mut base64 = false;
+        let (mut base64, mut media, mut data, mut file) = (false, false, false, false);
         sc.object(|sc, key| {
             let value = sc.position();
             each(self, sc, &key)?;
-            base64 |= is_base64_type(sc, &key, value);
+            if sc.bytes().get(value) == Some(&b'"') {
+                base64 |= is_base64_type(sc, &key, value);
+                media |= is_media_key(sc, &key);
+                data |= sc.key_matches(&key, "data");
+                file |= sc.key_matches(&key, "bytes") || sc.key_matches(&key, "file_data");
+            }
             Ok(())
         })?;
-        if base64 {
-            self.base64_source(&mut sc.at(from), field)?;
+        if base64 || (media && data) || file {
+            self.base64_source(&mut sc.at(from), field, true)?;
         }
         Ok(())
     }
 
     /// An object that may be a base64 source: its `data` is an inline file when its `type` is
-    /// `base64` (its own keys only; nested objects are read on their own).
-    fn base64_source(&mut self, sc: &mut Scanner<'_>, field: Field) -> Result<(), JsonError> {
+    /// `base64` or `assume` says it is one (its own keys only; nested objects are read on their
+    /// own); its `bytes` and `file_data` are always.
+    fn base64_source(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        field: Field,
+        assume: bool,
+    ) -> Result<(), JsonError> {
         fn string<'a>(sc: &mut Scanner<'a>) -> Result<Option<Cow<'a, [u8]>>, JsonError> {
             Ok(sc.string_or_none()?.map(|s| sc.str_value(&s)))
         }
         // Keys named twice (data read whole is not refused for that): every `data` is read,
         // and media types that disagree are left to the contents to tell.
-        let (mut base64, mut media, mut data) = (false, Vec::new(), Vec::new());
+        let (mut base64, mut media, mut data) = (assume, Vec::new(), Vec::new());
+        let mut files = Vec::new();
         sc.object(|sc, key| {
-            let media_key = ["media_type", "mime_type", "mimetype"]
-                .iter()
-                .any(|k| sc.key_matches(&key, k));
+            let media_key = is_media_key(sc, &key);
             match string(sc)? {
                 Some(t) if sc.key_matches(&key, "type") => base64 |= &*t == b"base64",
                 Some(m) if media_key => media.push(m),
                 Some(d) if sc.key_matches(&key, "data") => data.push(d),
+                Some(f) if sc.key_matches(&key, "bytes") || sc.key_matches(&key, "file_data") => {
+                    files.push(f);
+                }
                 Some(_) => {}
                 None => sc.skip_fast()?,
             }
             Ok(())
         })?;
+        for f in &files {
+            self.inline_file(f, None, field);
+        }
         if base64 {
             let declared = match media.as_slice() {
                 [first, rest @ ..] if rest.iter().all(|m| m == first) => Some(&**first),
@@ -1883,6 +1902,13 @@ impl Extractor {
         };
         self.only(sc, &keys, Field::ToolInput, loc)
     }
+}
+
+/// Whether `key` names a media type (`media_type`, `mime_type`, Gemini's `mimeType`).
+fn is_media_key(sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
+    ["media_type", "mime_type", "mimetype"]
+        .iter()
+        .any(|k| sc.key_matches(key, k))
 }
 
 /// Whether the value just read from `value` was a `type` key's `"base64"` (decoded, as a

@@ -470,6 +470,28 @@ fn inline_text_files_are_read_decoded() {
             RouteKind::Completions,
             format!(r#"{{"messages":[{{"role":"user","content":[{{"type":"file","file":{{"file_data":"data:text/plain;base64,{}"}}}}]}}]}}"#, ENC.replace('=', "%3D")),
         ),
+        // A black-box review's: Gemini's inline data, Bedrock's document bytes (in a tool
+        // result too), a stored prompt's variable with raw base64 `file_data`.
+        (
+            RouteKind::Passthrough,
+            format!(r#"{{"contents":[{{"role":"user","parts":[{{"inlineData":{{"mimeType":"text/plain","data":"{ENC}"}}}}]}}]}}"#),
+        ),
+        (
+            RouteKind::Passthrough,
+            format!(r#"{{"contents":[{{"parts":[{{"inline_data":{{"mime_type":"application/json","data":"{ENC}"}}}}]}}]}}"#),
+        ),
+        (
+            RouteKind::Passthrough,
+            format!(r#"{{"messages":[{{"role":"user","content":[{{"document":{{"format":"txt","name":"d","source":{{"bytes":"{ENC}"}}}}}}]}}]}}"#),
+        ),
+        (
+            RouteKind::Passthrough,
+            format!(r#"{{"messages":[{{"role":"user","content":[{{"toolResult":{{"toolUseId":"t","content":[{{"document":{{"format":"md","name":"d","source":{{"bytes":"{ENC}"}}}}}}]}}}}]}}]}}"#),
+        ),
+        (
+            RouteKind::Responses,
+            format!(r#"{{"prompt":{{"id":"p","variables":{{"v":{{"type":"input_file","filename":"a.txt","file_data":"{ENC}"}}}}}},"input":"hi"}}"#),
+        ),
     ] {
         let v = p.inspect(kind, body.as_bytes()).unwrap();
         assert!(matches!(v.decision(), Decision::Reject(_)), "{body}");
