@@ -360,6 +360,9 @@ impl Extractor {
             Some(b'"') => self.push_next(sc, Field::Messages, top_loc(Top::Body, None, "")),
             Some(b'{') => self.data_object(sc, Field::Messages, |this, sc, key| {
                 this.doc.st.group += 1;
+                if sc.depth() == 1 && own_template(sc, key) {
+                    this.doc.template = true;
+                }
                 this.push_key(sc, Field::Messages, key, top_loc(Top::Body, None, ""))?;
                 // A URL the server may fetch: read again decoded, as in a known body.
                 this.url_value(sc, key, Field::Messages, top_loc(Top::Body, None, ""))
@@ -378,5 +381,31 @@ impl Extractor {
             }
             _ => sc.skip_fast(),
         }
+    }
+}
+
+/// Whether the top-level `key` of a body read generically, whose value is at the cursor, is a
+/// prompt template of the request's own: a `chat_template`, Ollama's `template` (a Go template
+/// program, `/api/generate` and `/api/create`), or a Modelfile with a `TEMPLATE` (black-box
+/// review: `{{ print "cre" "dit" }}` assembled text no guard read). Refused as a chat
+/// template is, where rules refuse or mask text.
+fn own_template(sc: &mut Scanner<'_>, key: &crate::json::Str) -> bool {
+    let modelfile = sc.key_matches(key, "modelfile");
+    if !(modelfile || sc.key_matches(key, "template") || sc.key_matches(key, "chat_template")) {
+        return false;
+    }
+    let pos = sc.position();
+    let mut at = sc.at(pos);
+    let Ok(Some(s)) = at.string_or_none() else {
+        return false;
+    };
+    let value = at.str_value(&s);
+    if modelfile {
+        value.split(|&c| c == b'\n').any(|line| {
+            let line = line.trim_ascii_start();
+            line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"template")
+        })
+    } else {
+        !value.trim_ascii().is_empty()
     }
 }

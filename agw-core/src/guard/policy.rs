@@ -733,9 +733,10 @@ impl Policy {
         verdict.decision = Decision::Reject(Rejection {
             rule: rule.name.clone(),
             status: StatusCode::BAD_REQUEST,
-            message: "A request's own chat_template is refused where guards refuse or mask text: \
-                      the server runs it over the messages and it could assemble text no guard \
-                      read. Leave it out to use the server's template."
+            message: "A request's own prompt template (chat_template, Ollama's template) is \
+                      refused where guards refuse or mask text: the server runs it over the \
+                      messages and it could assemble text no guard read. Leave it out to use \
+                      the server's or the model's template."
                 .to_owned(),
         });
     }

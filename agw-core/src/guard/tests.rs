@@ -1812,3 +1812,45 @@ fn escapes_inside_function_call_arguments_are_read() {
         &Decision::Allow
     );
 }
+
+/// Found by a black-box review: Ollama's `template` is a Go template program the server runs
+/// over the prompt (`{{ print "cre" "dit" " ca" "rd" }}` assembled text no guard read), as a
+/// `chat_template` is. A body read generically with a top-level `template`, `chat_template`
+/// or a Modelfile with a `TEMPLATE` is refused where rules refuse or mask text.
+#[test]
+fn a_generic_bodys_own_template_is_refused() {
+    let p = seed_policy();
+    let template = r#"{{ print \"cre\" \"dit\" \" ca\" \"rd\" }} {{ .Prompt }}"#;
+    for body in [
+        format!(r#"{{"model":"llama3","prompt":"hi","template":"{template}"}}"#),
+        format!(r#"{{"model":"m","chat_template":"{template}"}}"#),
+        r#"{"model":"m","modelfile":"FROM llama3\n  template \"\"\"{{ .Prompt }}\"\"\""}"#
+            .to_owned(),
+    ] {
+        let v = p.inspect(RouteKind::Passthrough, body.as_bytes()).unwrap();
+        assert!(
+            matches!(v.decision(), Decision::Reject(r) if r.message.contains("template")),
+            "{body}"
+        );
+    }
+    // Not a template of its own: empty, nested, a Modelfile without one; an audit-only policy.
+    for body in [
+        r#"{"model":"llama3","prompt":"hi","template":""}"#,
+        r#"{"model":"llama3","options":{"template":"{{ .Prompt }}"}}"#,
+        r#"{"model":"m","modelfile":"FROM llama3\nSYSTEM be brief"}"#,
+    ] {
+        let v = p.inspect(RouteKind::Passthrough, body.as_bytes()).unwrap();
+        assert!(v.is_allow(), "{body}");
+    }
+    let audit = Policy::builder()
+        .rule(Rule::regex("cards", ["credit card"]).audit())
+        .build()
+        .unwrap();
+    let body = format!(r#"{{"model":"llama3","prompt":"hi","template":"{template}"}}"#);
+    assert!(
+        audit
+            .inspect(RouteKind::Passthrough, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}
