@@ -1360,7 +1360,9 @@ impl Extractor {
                 Key::Input
             } else if sc.key_matches(&key, "source") {
                 Key::Source
-            } else if sc.key_matches(&key, "citations") {
+            } else if sc.key_matches(&key, "citations") || sc.key_matches(&key, "annotations") {
+                // Anthropic's citations, a Responses output text's annotations (titles, file
+                // names, URLs: black-box review).
                 Key::Citations
             } else if sc.key_matches(&key, "file") {
                 Key::File

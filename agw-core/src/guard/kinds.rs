@@ -226,7 +226,7 @@ impl Extractor {
                     } else if sc.key_matches(&key, "content") {
                         (1, "content", ".content")
                     } else {
-                        return sc.skip_fast();
+                        return self.item_other(sc, &key);
                     };
                     once(&mut seen[k], name)?;
                     if sc.peek() != Some(b'[') {
@@ -265,7 +265,8 @@ impl Extractor {
                 let mut seen = false;
                 sc.object(|sc, key| {
                     if !sc.key_matches(&key, "output") {
-                        return sc.skip_fast();
+                        // `acknowledged_safety_checks` (their messages) and what else it holds.
+                        return self.item_other(sc, &key);
                     }
                     once(&mut seen, "output")?;
                     if sc.peek() != Some(b'{') {
@@ -300,6 +301,24 @@ impl Extractor {
 
     /// Every string under the listed keys of an object (each key at most once): (key, leaf,
     /// field). `arguments` is read as the JSON it holds ([`Extractor::arguments`]).
+    /// A key of a known Responses item that agw has no reading for: its identifiers
+    /// ([`is_meta_key`](super::response::is_meta_key): `id`, `status`, `encrypted_content`,
+    /// ...) are skipped, anything else is read as a field agw has no reading for is
+    /// ([`Extractor::unknown`]). Found by a black-box review: a computer call output's safety
+    /// check messages, an MCP call's `server_label` and keys a client added went upstream
+    /// unread.
+    fn item_other(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        key: &crate::json::Str,
+    ) -> Result<(), JsonError> {
+        let name = sc.str_value(key);
+        if super::response::is_meta_key(&name) {
+            return sc.skip_fast();
+        }
+        self.unknown(sc)
+    }
+
     fn keys(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -309,7 +328,7 @@ impl Extractor {
         let mut seen = [false; 6];
         sc.object(|sc, key| {
             let Some(k) = keys.iter().position(|(n, ..)| sc.key_matches(&key, n)) else {
-                return sc.skip_fast();
+                return self.item_other(sc, &key);
             };
             let (name, leaf, field) = keys[k];
             once(&mut seen[k], name)?;
@@ -326,7 +345,7 @@ impl Extractor {
         let mut seen = false;
         sc.object(|sc, key| {
             if !sc.key_matches(&key, "output") {
-                return sc.skip_fast();
+                return self.item_other(sc, &key);
             }
             once(&mut seen, "output")?;
             let loc = Loc {

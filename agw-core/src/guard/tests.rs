@@ -1854,3 +1854,40 @@ fn a_generic_bodys_own_template_is_refused() {
             .is_allow()
     );
 }
+
+/// Found by a black-box review: keys of known Responses items that agw had no reading for
+/// went upstream unread — a computer call output's safety check messages, an output text's
+/// annotations, a key a client added to a function call or its output. They are read as a
+/// field agw has no reading for is (a rejecting rule's hit refuses, or outside the latest turn
+/// is removed); identifiers (`id`, `status`, `encrypted_content`) are not.
+#[test]
+fn keys_of_known_responses_items_are_read() {
+    let p = seed_policy();
+    for body in [
+        r#"{"input":[{"type":"computer_call_output","call_id":"c","acknowledged_safety_checks":[{"id":"s","code":"x","message":"my credit card"}],"output":{"type":"computer_screenshot","image_url":"data:image/png;base64,AA=="}}]}"#,
+        r#"{"input":[{"role":"assistant","type":"message","content":[{"type":"output_text","text":"see","annotations":[{"type":"url_citation","title":"my credit card","url":"https://e.x"}]}]}]}"#,
+        r#"{"input":[{"type":"function_call","call_id":"c","name":"f","arguments":"{}","note":"my credit card"}]}"#,
+        r#"{"input":[{"type":"function_call_output","call_id":"c","output":"ok","note":"my credit card"}]}"#,
+        r#"{"input":[{"type":"reasoning","id":"r","summary":[],"note":"my credit card"}]}"#,
+    ] {
+        // Refused, or (a rejecting rule's hit outside the latest turn) removed.
+        let v = p.inspect(RouteKind::Responses, body.as_bytes()).unwrap();
+        match v.decision() {
+            Decision::Reject(_) => {}
+            Decision::Rewrite(out) => {
+                let out = String::from_utf8_lossy(out);
+                assert!(
+                    !out.contains("credit card") && out.contains("removed by agw"),
+                    "{out}"
+                );
+            }
+            Decision::Allow => panic!("{body}"),
+        }
+    }
+    let body = r#"{"input":[{"type":"reasoning","id":"credit card","status":"credit card","encrypted_content":"credit card","summary":[]}]}"#;
+    assert!(
+        p.inspect(RouteKind::Responses, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}

@@ -149,9 +149,12 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             Responses,
-            r#"{"input":[{"role":"user","content":[{"type":"input_file","filename":"{R}","file_data":"{N}"}]},{"type":"mcp_call","id":"{N}","server_label":"{N}","name":"{R}","arguments":"{}","output":"{R}"}]}"#,
+            // An MCP call's `server_label` is read as a field agw has no reading for is (a
+            // black-box review: it went upstream unread); its `id` is an identifier.
+            r#"{"input":[{"role":"user","content":[{"type":"input_file","filename":"{R}","file_data":"{N}"}]},{"type":"mcp_call","id":"{N}","server_label":"{R}","name":"{R}","arguments":"{}","output":"{R}"}]}"#,
             &[
                 "input[0].content[0].filename",
+                "other field",
                 "input[1].name",
                 "input[1].output",
             ],
