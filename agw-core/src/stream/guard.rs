@@ -457,6 +457,15 @@ impl StreamGuard {
                 return Err(self.unreadable("a content block started while it is open"));
             }
             let c = self.chan(*key);
+            // A name sent again in a later delta is appended here, but some clients take it
+            // as the whole name (openai-node replaces it): a piece is checked on its own too
+            // (black-box review: a card as the second piece, glued to the first, passed).
+            if !self.chans[c].name.is_empty() {
+                let alone = self.policy.tool_name_verdict(name);
+                if let Decision::Reject(r) = alone.into_decision() {
+                    return Err(self.reject(r.rule.clone(), r.error_body()));
+                }
+            }
             self.chans[c].name.push_str(name);
             // The name is checked as a non-streamed one is (`Policy::tool_name_verdict`), all
             // of it so far: a refusal ends the stream before this event goes out.

@@ -775,6 +775,32 @@ fn a_tool_name_in_pieces_is_audited_once() {
     assert_eq!(audits, 1, "{:?}", guard.hits());
 }
 
+/// Found by a black-box review: a chat tool call whose name comes again in a later delta
+/// (openai-node replaces the name with it) had the card in the second piece read glued to the
+/// first (`f4111…`), and it went out. Each piece is checked on its own too.
+#[test]
+fn a_tool_name_sent_again_is_checked_on_its_own() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+        .build()
+        .unwrap();
+    let mut s = chat_chunk(
+        json!([{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]}}]),
+    );
+    s += &chat_chunk(
+        json!([{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"4111 1111 1111 1111"}}]}}]),
+    );
+    s += &chat_chunk(json!([{"index":0,"delta":{},"finish_reason":"tool_calls"}]));
+    s += "data: [DONE]\n\n";
+    for chunk in [1, 29, s.len()] {
+        let (out, rejected) = run(&policy, Api::OpenAi, 256, s.as_bytes(), chunk);
+        let out = String::from_utf8(out).unwrap();
+        assert!(rejected, "{out}");
+        assert!(!out.contains("4111"), "{out}");
+    }
+}
+
 #[test]
 fn openai_text_and_tool_calls_in_every_choice() {
     use serde_json::json;
