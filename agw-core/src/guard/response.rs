@@ -237,10 +237,12 @@ fn no_duplicates(keys: &mut Vec<std::borrow::Cow<'_, [u8]>>, from: usize) -> Res
 /// Walks a response body (or the JSON of one stream event).
 pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
     let mut sc = Scanner::new(body)?;
-    if sc.peek() != Some(b'{') {
+    // An object, or a list of them (Gemini's `:streamGenerateContent` without `alt=sse`
+    // answers with a JSON list of its chunks: black-box review).
+    if !matches!(sc.peek(), Some(b'{' | b'[')) {
         return Err(match sc.peek() {
             None => sc.skip().expect_err("nothing to skip"),
-            Some(_) => JsonError::Shape("the response body must be a JSON object".into()),
+            Some(_) => JsonError::Shape("the response body must be a JSON object or list".into()),
         });
     }
     // Sized for a typical reply (a dozen keys, a few strings), so the walk does not grow them
@@ -252,7 +254,18 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
         inner: Vec::new(),
         keys: Vec::with_capacity(16),
     };
-    w.value(&mut sc, None, Field::Messages)?;
+    if sc.peek() == Some(b'[') {
+        sc.array(|sc, _| {
+            if sc.peek() != Some(b'{') {
+                return Err(JsonError::Shape(
+                    "a response list's items must be JSON objects".into(),
+                ));
+            }
+            w.value(sc, None, Field::Messages)
+        })?;
+    } else {
+        w.value(&mut sc, None, Field::Messages)?;
+    }
     sc.finish()?;
     let mut out = Walked {
         tools: std::mem::take(&mut w.tools),
@@ -846,6 +859,19 @@ mod tests {
         let v = inspect(body).unwrap();
         assert_eq!(v.hits()[0].action, ActionKind::Audit);
         assert!(v.is_allow());
+    }
+
+    /// Gemini's `:streamGenerateContent` without `alt=sse` answers with a JSON list of chunks
+    /// (found by a black-box review: refused as not an object). Read as one text.
+    #[test]
+    fn a_list_of_chunks_is_read() {
+        let body = r#"[{"candidates":[{"content":{"role":"model","parts":[{"text":"my credit "}]}}]},{"candidates":[{"content":{"parts":[{"text":"card"}]}}]}]"#;
+        assert_eq!(rejected(body), "cards");
+        let body =
+            format!(r#"[{{"candidates":[{{"content":{{"parts":[{{"text":"k {KEY}"}}]}}}}]}}]"#);
+        assert!(!rewritten(&body).contains(KEY));
+        assert!(inspect("[]").unwrap().is_allow());
+        assert!(inspect("\"x\"").is_err());
     }
 
     #[test]
