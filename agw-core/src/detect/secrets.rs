@@ -288,6 +288,14 @@ fn prefixed(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Find
         let pair = (detector == Detector::AwsAccessKey && set.contains(Detector::AwsSecretKey))
             .then(|| vendor::aws_paired_secret(text, range.end, edges))
             .flatten();
+        // A rule that reads only ids still finds the id in it (the two overlap; masks take
+        // their union).
+        if pair.is_some() && set.contains(Detector::AwsAccessKey) {
+            out.push(Finding {
+                detector: Detector::AwsAccessKey,
+                range: range.clone(),
+            });
+        }
         let finding = match pair {
             Some((_, e)) => Some((Detector::AwsSecretKey, range.start..e)),
             None => reported(set, detector).map(|d| (d, range)),

@@ -1891,3 +1891,32 @@ fn keys_of_known_responses_items_are_read() {
             .is_allow()
     );
 }
+
+/// Found reviewing the AWS pair (`AKIA…:KEY`, one `aws_secret_key` finding): a rule reading
+/// only `aws_access_key` must still find the id in it, whatever another rule does with the
+/// pair.
+#[test]
+fn an_aws_pair_is_found_by_a_rule_reading_only_ids() {
+    let p = Policy::builder()
+        .rule(Rule::detectors("ids", [Detector::AwsAccessKey]).mask())
+        .rule(Rule::detectors("secrets", [Detector::AwsSecretKey]).audit())
+        .build()
+        .unwrap();
+    let body = r#"{"messages":[{"role":"user","content":"AKIA4YDCVEKVHZLMUNBG:rN9lHZOqqk8Fk2FJh/FgzKVmj1OWaKqd4scg2InW"}]}"#;
+    let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+    let rules: Vec<&str> = v.hits().iter().map(|h| &*h.rule).collect();
+    assert!(
+        rules.contains(&"ids") && rules.contains(&"secrets"),
+        "{rules:?}"
+    );
+    match v.decision() {
+        Decision::Rewrite(out) => {
+            let out = String::from_utf8_lossy(out);
+            assert!(
+                !out.contains("AKIA4YDC") && out.contains("<AWS_ACCESS_KEY>"),
+                "{out}"
+            );
+        }
+        d => panic!("{d:?}"),
+    }
+}

@@ -372,11 +372,12 @@ fn fifth_review_detectors_mask_as_not_streamed() {
         ),
         (
             format!("AKIA4YDCVEKVHZLMUNBG,{secret}\n"),
-            "<AWS_SECRET_KEY>\n",
+            // Both detectors read the pair: one mask over the id's and the pair's findings.
+            "<AWS_ACCESS_KEY>\n",
         ),
         (
             format!("AKIA4YDCVEKVHZLMUNBG:{secret} ok"),
-            "<AWS_SECRET_KEY> ok",
+            "<AWS_ACCESS_KEY> ok",
         ),
         (
             format!("  2→- name: AWS_SECRET_ACCESS_KEY\n  3→  value: {secret}\n"),
