@@ -124,102 +124,167 @@ pub struct StreamGuard {
 /// `response.output_item.done`, `response.completed`) carry what went out: a match masked
 /// across two parts or items is in neither part alone, so reading such an event by itself
 /// found nothing in it, and it carried the secret's pieces in clear (black-box review).
+///
+/// A part's text as it came is kept as a hash and a length; what went out is kept whole (the
+/// repeating events need it), one copy of the text.
 #[derive(Debug, Default)]
 struct Resync {
-    /// ((output index, content index), text as it came, text as it went out).
-    parts: Vec<((u64, u64), String, String)>,
-    /// Whether any part went out changed: only then are the repeating events rewritten.
+    parts: Vec<SentPart>,
+    /// Whether any part went out changed: only then are the repeating events looked at.
     changed: bool,
 }
 
+#[derive(Debug)]
+struct SentPart {
+    /// (output index, content index).
+    at: (u64, u64),
+    /// The text as it came: hashed, and its length.
+    raw: std::hash::DefaultHasher,
+    raw_len: usize,
+    /// The text as it went out.
+    sent: String,
+    /// Whether what went out differs from what came.
+    masked: bool,
+}
+
+impl SentPart {
+    fn came(&self, text: &str) -> bool {
+        use std::hash::Hasher;
+        let mut h = std::hash::DefaultHasher::new();
+        h.write(text.as_bytes());
+        text.len() == self.raw_len && h.finish() == self.raw.finish()
+    }
+}
+
+/// A repeated part that is neither what came nor what went out: the event cannot be made to
+/// agree with what the client was sent, and fails closed.
+const DISAGREES: &str = "it repeats a text part that was masked, in a form other than its deltas";
+
 impl Resync {
-    /// Records a released text delta of part `at`.
+    /// Records a released text delta of part `at`: `raw` came, `sent` went out.
     fn delta(&mut self, at: (u64, u64), raw: &str, sent: &str) {
-        self.changed |= raw != sent;
-        match self.parts.iter_mut().find(|p| p.0 == at) {
-            Some(p) => {
-                p.1.push_str(raw);
-                p.2.push_str(sent);
+        use std::hash::Hasher;
+        let i = match self.parts.iter().rposition(|p| p.at == at) {
+            Some(i) => i,
+            None => {
+                self.parts.push(SentPart {
+                    at,
+                    raw: std::hash::DefaultHasher::new(),
+                    raw_len: 0,
+                    sent: String::new(),
+                    masked: false,
+                });
+                self.parts.len() - 1
             }
-            None => self.parts.push((at, raw.to_owned(), sent.to_owned())),
+        };
+        let part = &mut self.parts[i];
+        part.raw.write(raw.as_bytes());
+        part.raw_len += raw.len();
+        part.sent.push_str(sent);
+        if raw != sent {
+            part.masked = true;
+            self.changed = true;
         }
     }
 
-    /// `v`, a part's text repeated whole, replaced by what went out when it is what came.
-    fn fix(&self, at: (u64, u64), v: &mut Value) -> bool {
-        let Some(text) = v.as_str() else {
-            return false;
+    /// `v`, a part's text repeated whole: replaced by what went out when it is what came.
+    fn fix(&self, at: (u64, u64), v: Option<&mut Value>) -> Result<bool, &'static str> {
+        let Some(v) = v else {
+            return Ok(false);
         };
-        match self.parts.iter().find(|p| p.0 == at) {
-            Some((_, raw, sent)) if raw == text && raw != sent => {
-                *v = Value::String(sent.clone());
-                true
+        let Some(text) = v.as_str() else {
+            return Ok(false);
+        };
+        match self.parts.iter().rfind(|p| p.at == at) {
+            Some(part) if part.masked && text != part.sent => {
+                if !part.came(text) {
+                    return Err(DISAGREES);
+                }
+                *v = Value::String(part.sent.clone());
+                Ok(true)
             }
-            _ => false,
+            _ => Ok(false),
         }
     }
 
     /// The parts of a message item's `content` (at output index `o`).
-    fn fix_content(&self, o: u64, content: &mut Value) -> bool {
+    fn fix_content(&self, o: u64, content: Option<&mut Value>) -> Result<bool, &'static str> {
         let mut fixed = false;
-        if let Some(parts) = content.as_array_mut() {
-            for (i, part) in parts.iter_mut().enumerate() {
+        let parts = content.and_then(Value::as_array_mut);
+        for (i, part) in parts.into_iter().flatten().enumerate() {
+            if let Some(part) = part.as_object_mut() {
                 for key in ["text", "refusal"] {
-                    fixed |= self.fix((o, i as u64), &mut part[key]);
+                    fixed |= self.fix((o, i as u64), part.get_mut(key))?;
                 }
             }
         }
-        fixed
+        Ok(fixed)
     }
 
-    /// The event `raw` (of type `ty`) with the parts it repeats as they went out, or `None`
-    /// when it repeats none that changed.
-    fn event(&self, raw: &Bytes) -> Option<Bytes> {
+    /// The event `raw` with the parts it repeats as they went out; `None` when it repeats
+    /// none that changed.
+    fn event(&self, raw: &Bytes) -> Result<Option<Bytes>, &'static str> {
         if !self.changed {
-            return None;
+            return Ok(None);
         }
-        let text = std::str::from_utf8(raw).ok()?;
-        let f = fields(text).ok()?;
-        let mut json: Value = serde_json::from_str(&f.data).ok()?;
-        let ty = json["type"].as_str()?.to_owned();
-        if !matches!(
-            ty.as_str(),
-            "response.output_text.done"
-                | "response.refusal.done"
-                | "response.content_part.done"
-                | "response.output_item.done"
-                | "response.completed"
-                | "response.incomplete"
-                | "response.failed"
-        ) {
-            return None;
-        }
-        let index = |v: &Value| v.as_u64().unwrap_or(0);
-        let at = (index(&json["output_index"]), index(&json["content_index"]));
+        let Some(f) = std::str::from_utf8(raw).ok().and_then(|t| fields(t).ok()) else {
+            return Ok(None);
+        };
+        let Ok(mut json) = serde_json::from_str::<Value>(&f.data) else {
+            return Ok(None);
+        };
+        let Some(obj) = json.as_object_mut() else {
+            return Ok(None);
+        };
+        let ty = obj
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let index = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+        let at = (
+            index(obj.get("output_index")),
+            index(obj.get("content_index")),
+        );
         let fixed = match ty.as_str() {
-            "response.output_text.done" => self.fix(at, &mut json["text"]),
-            "response.refusal.done" => self.fix(at, &mut json["refusal"]),
+            "response.output_text.done" => self.fix(at, obj.get_mut("text"))?,
+            "response.refusal.done" => self.fix(at, obj.get_mut("refusal"))?,
             "response.content_part.done" => {
-                let a = self.fix(at, &mut json["part"]["text"]);
-                self.fix(at, &mut json["part"]["refusal"]) || a
+                let part = obj.get_mut("part").and_then(Value::as_object_mut);
+                match part {
+                    Some(p) => {
+                        let a = self.fix(at, p.get_mut("text"))?;
+                        self.fix(at, p.get_mut("refusal"))? || a
+                    }
+                    None => false,
+                }
             }
-            "response.output_item.done" => self.fix_content(at.0, &mut json["item"]["content"]),
-            _ => {
+            "response.output_item.done" => {
+                let item = obj.get_mut("item").and_then(Value::as_object_mut);
+                self.fix_content(at.0, item.and_then(|i| i.get_mut("content")))?
+            }
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                let items = obj
+                    .get_mut("response")
+                    .and_then(Value::as_object_mut)
+                    .and_then(|r| r.get_mut("output"))
+                    .and_then(Value::as_array_mut);
                 let mut fixed = false;
-                if let Some(items) = json["response"]["output"].as_array_mut() {
-                    for (o, item) in items.iter_mut().enumerate() {
-                        fixed |= self.fix_content(o as u64, &mut item["content"]);
+                for (o, item) in items.into_iter().flatten().enumerate() {
+                    if let Some(item) = item.as_object_mut() {
+                        fixed |= self.fix_content(o as u64, item.get_mut("content"))?;
                     }
                 }
                 fixed
             }
+            _ => false,
         };
-        fixed.then(|| {
+        Ok(fixed.then(|| {
             Bytes::from(match f.name {
                 Some(n) => format!("event: {n}\ndata: {json}\n\n"),
                 None => format!("data: {json}\n\n"),
             })
-        })
+        }))
     }
 }
 
@@ -319,7 +384,9 @@ impl StreamGuard {
             // What was decided before this event (text settled ahead of a tool call that is
             // now refused) goes out ahead of the error.
             self.release(out);
-            self.stop(&err, out);
+            if !self.rejected {
+                self.stop(&err, out);
+            }
             return;
         }
         if let Err(err) = self.scan_all(false) {
@@ -1194,7 +1261,14 @@ impl StreamGuard {
             let item = self.queue.pop_front().expect("peeked");
             self.held_bytes -= item.raw.len();
             if self.dialect == Dialect::Responses {
-                out.push(self.resynced(item));
+                match self.resynced(item) {
+                    Ok(bytes) => out.push(bytes),
+                    Err(why) => {
+                        let err = self.unreadable(why);
+                        self.stop(&err, out);
+                        return;
+                    }
+                }
                 continue;
             }
             out.push(self.serialize(item));
@@ -1209,7 +1283,7 @@ impl StreamGuard {
 
     /// [`serialize`](Self::serialize) for a Responses stream, recording its text deltas and
     /// rewriting the events that repeat them ([`Resync`]).
-    fn resynced(&mut self, item: Item) -> Bytes {
+    fn resynced(&mut self, item: Item) -> Result<Bytes, &'static str> {
         if let (Some(json), Some(part)) = (&item.json, item.parts.first())
             && matches!(
                 json["type"].as_str(),
@@ -1225,10 +1299,10 @@ impl StreamGuard {
                 raw
             };
             self.sent_parts.delta(at, raw, sent);
-            return self.serialize(item);
+            return Ok(self.serialize(item));
         }
         let out = self.serialize(item);
-        self.sent_parts.event(&out).unwrap_or(out)
+        Ok(self.sent_parts.event(&out)?.unwrap_or(out))
     }
 
     fn serialize(&self, item: Item) -> Bytes {

@@ -1184,6 +1184,64 @@ fn responses_done_events_repeat_the_masked_text() {
     }
 }
 
+/// The events that repeat masked parts, read again (review): `response.completed` over two
+/// items, a malformed item (no panic: ends nothing, changes nothing), other items and keys
+/// left as they are (no keys added), and a repeat that agrees with neither what came nor what
+/// went out ends the stream.
+#[test]
+fn responses_repeats_of_masked_parts_are_rewritten_or_refused() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+        .build()
+        .unwrap();
+    let halves = ["my card 4111 1111 ", "1111 1111 ok"];
+    let head = |s: &mut String| {
+        for (o, text) in halves.iter().enumerate() {
+            *s += &event(
+                "response.output_text.delta",
+                json!({"type":"response.output_text.delta","output_index":o,"content_index":0,"delta":text}),
+            );
+        }
+    };
+    let mut s = String::new();
+    head(&mut s);
+    s += &event(
+        "response.output_item.done",
+        json!({"type":"response.output_item.done","output_index":0,"item":"x"}),
+    );
+    s += &event(
+        "response.completed",
+        json!({"type":"response.completed","response":{"id":"r","output":[
+            {"type":"message","content":[{"type":"output_text","text":halves[0],"annotations":[]}]},
+            {"type":"message","content":[{"type":"output_text","text":halves[1]}]},
+            {"type":"function_call","name":"f","arguments":"{}"},
+            1
+        ]}}),
+    );
+    let out = run_text(&policy, RouteKind::Responses, Api::OpenAi, s.as_bytes(), 7);
+    assert!(
+        !out.contains("1111") && out.contains("<CREDIT_CARD>"),
+        "{out}"
+    );
+    assert!(!out.contains("null"), "no keys added: {out}");
+    assert!(out.contains(r#""item":"x""#), "{out}");
+    assert!(out.contains(r#""annotations":[]"#), "{out}");
+    // A repeat that is neither: the stream ends.
+    let mut s = String::new();
+    head(&mut s);
+    s += &event(
+        "response.output_text.done",
+        json!({"type":"response.output_text.done","output_index":0,"content_index":0,"text":"my card 4111 1111 (edited)"}),
+    );
+    let out = run_text(&policy, RouteKind::Responses, Api::OpenAi, s.as_bytes(), 7);
+    assert!(!out.contains("1111 1111"), "{out}");
+    assert!(
+        out.contains("in a form other than its deltas") && out.contains("event: error"),
+        "{out}"
+    );
+}
+
 #[test]
 fn responses_streams_are_guarded() {
     use serde_json::json;
