@@ -87,7 +87,7 @@ mod policy;
 pub(crate) mod response;
 mod rule;
 pub mod tool;
-mod widen;
+pub(crate) mod widen;
 
 pub use engine::{REGEX_DFA_LIMIT, REGEX_SIZE_LIMIT};
 pub use policy::{

@@ -38,6 +38,12 @@ pub(crate) struct Prefixes {
 /// The most caches kept for reuse (one per concurrent stream, up to this many).
 const SPARE_CACHES: usize = 64;
 
+/// `src` widened as the engine widens a rule's pattern (whitespace runs, look-alikes), or as
+/// written when that fails (the engine refused such a pattern when the policy was built).
+fn widened(src: &str, whitespace: bool, confusables: bool) -> String {
+    crate::guard::widen::widen(src, whitespace, confusables).unwrap_or_else(|_| src.to_owned())
+}
+
 fn detector_pattern(d: Detector) -> &'static str {
     match d {
         // Separators as `detect::numeric::separator` reads them: Unicode dashes too (and tabs,
@@ -99,16 +105,23 @@ impl Prefixes {
                     for p in ps {
                         let flag = if *case_insensitive { "(?i)" } else { "" };
                         // Whitespace in a keyword may be normalised: any run of it counts.
-                        let body = regex_syntax::escape(p).replace(' ', r"\s+");
-                        patterns.push(format!("{flag}{body}"));
+                        // Widened as the engine widens it (look-alikes).
+                        let src = format!("{flag}{}", regex_syntax::escape(p));
+                        patterns.push(widened(&src, true, rule.confusables));
                     }
                 }
                 Matcher::Regex {
                     patterns: ps,
                     case_insensitive,
                 } => {
+                    // As the engine matches them: widened for the rule's whitespace and
+                    // look-alike options (review: `credit\n\ncard` under the default
+                    // `whitespace_insensitive` released `credit` before its match was known).
                     let flag = if *case_insensitive { "(?i)" } else { "" };
-                    patterns.extend(ps.iter().map(|p| format!("{flag}(?:{p})")));
+                    patterns.extend(ps.iter().map(|p| {
+                        let src = format!("{flag}(?:{p})");
+                        widened(&src, rule.whitespace_insensitive, rule.confusables)
+                    }));
                 }
                 Matcher::Detectors(ds) => {
                     detectors.extend(ds.iter().copied());

@@ -392,3 +392,25 @@ fn fifth_review_detectors_mask_as_not_streamed() {
         check_splits(&policy, &text, expect, &[256, 64]);
     }
 }
+
+/// A mask rule's regex under the default `whitespace_insensitive` (and look-alikes): the hold
+/// point reads it as the engine does, so `credit` is held over the blank lines until `card`
+/// decides it (review: `credit\n\n` went out, and the mask covered `card` alone).
+#[test]
+fn widened_regex_rules_hold_their_prefix() {
+    let policy = Policy::builder()
+        .rule(
+            Rule::regex("cards", ["credit card"])
+                .whitespace_insensitive(true)
+                .confusables(true)
+                .mask_with("[x]"),
+        )
+        .build()
+        .unwrap();
+    for (text, expect) in [
+        ("my credit\n\ncard ok", "my [x] ok"),
+        ("my \u{0441}redit  card ok", "my [x] ok"),
+    ] {
+        check_splits(&policy, text, expect, &[256, 16]);
+    }
+}
