@@ -171,9 +171,14 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    if let Some(charset) = crate::decode::foreign_charset(headers) {
+    // A charset other than UTF-8 is refused; one that reads ASCII as ASCII (Latin-1, a
+    // Windows code page: some HTTP clients' default label) only when the body is not ASCII.
+    let charset = crate::decode::foreign_charset(headers);
+    if let Some(c) = &charset
+        && !crate::decode::ascii_superset(c)
+    {
         return Err(ReadError::Decode(crate::decode::DecodeError::Charset(
-            charset,
+            c.clone(),
         )));
     }
     let limit = limits.max_bytes();
@@ -198,7 +203,14 @@ where
         Err(CollectError::Read(e)) => return Err(ReadError::Read(e)),
         Err(CollectError::Busy) => return Err(busy()),
     };
+    let refused = |plain: &Bytes| match &charset {
+        Some(c) if !plain.is_ascii() => Err(ReadError::Decode(
+            crate::decode::DecodeError::Charset(c.clone()),
+        )),
+        _ => Ok(()),
+    };
     let Some(list) = crate::decode::encodings(headers) else {
+        refused(&raw)?;
         let plain = raw.clone();
         return Ok((Collected { raw, plain }, permit));
     };
@@ -212,6 +224,7 @@ where
         }
         Ok(())
     })?;
+    refused(&plain)?;
     // What was inspected is what goes on: the decoded bytes, not the encoded ones another
     // decoder might read differently (a deflate body that is valid both as zlib and as raw
     // deflate, found by a black-box review; concatenated gzip members; trailing bytes).

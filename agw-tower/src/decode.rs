@@ -76,13 +76,17 @@ pub(crate) fn foreign_charset(headers: &HeaderMap) -> Option<String> {
             let Some((name, value)) = param.split_once('=') else {
                 continue;
             };
-            if !name.trim().eq_ignore_ascii_case("charset") {
+            let name = name.trim();
+            // RFC 2231's `charset*=utf-8''…` names one too (Python's `email`, Go's `mime`).
+            let extended = name.len() > 7 && name.as_bytes()[..8].eq_ignore_ascii_case(b"charset*");
+            if !name.eq_ignore_ascii_case("charset") && !extended {
                 continue;
             }
-            let value = value.trim().trim_matches('"').trim();
-            let known = ["utf-8", "utf8", "us-ascii", "ascii"]
-                .iter()
-                .any(|c| value.eq_ignore_ascii_case(c));
+            let value = value.trim().trim_matches(['"', '\'']).trim();
+            let known = !extended
+                && ["utf-8", "utf8", "us-ascii", "ascii"]
+                    .iter()
+                    .any(|c| value.eq_ignore_ascii_case(c));
             if !known {
                 let printable = !value.is_empty()
                     && value.len() <= 40
@@ -98,6 +102,19 @@ pub(crate) fn foreign_charset(headers: &HeaderMap) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether a charset named by [`foreign_charset`] reads ASCII bytes as ASCII and nothing else
+/// as ASCII (ISO 8859, Windows code pages): a body of ASCII bytes is the same text in it and
+/// in UTF-8. UTF-7, UTF-16 and the like are not.
+pub(crate) fn ascii_superset(charset: &str) -> bool {
+    let c = charset.to_ascii_lowercase();
+    c.starts_with("iso-8859-")
+        || c.starts_with("iso8859-")
+        || c.starts_with("iso_8859-")
+        || c.starts_with("windows-125")
+        || c.starts_with("cp125")
+        || matches!(c.as_str(), "latin1" | "latin-1" | "l1")
 }
 
 /// Decodes `data` (encoded with `encodings`, applied in order, at most [`MAX_CODINGS`] of

@@ -572,7 +572,10 @@ impl TeamConfig {
             per_key,
             per_team,
             global,
-            default_estimate: self.limits.default_estimate_tokens.unwrap_or(4096),
+            default_estimate: self
+                .limits
+                .default_estimate_tokens
+                .unwrap_or(crate::limit::DEFAULT_ESTIMATE_TOKENS),
             on_error_limits: redis_cfg
                 .as_ref()
                 .map_or(FailMode::Open, |r| r.on_error.limits.into()),

@@ -339,8 +339,10 @@ async fn a_body_in_a_charset_other_than_utf8_is_refused() {
     for types in [
         &["application/json; charset=utf-7"][..],
         &["application/json;charset=\"UTF-7\""],
-        &["application/json", "text/plain; charset=iso-8859-1"],
+        &["application/json", "text/plain; charset=utf-16le"],
         &["application/json; x=y; CharSet = utf-16"],
+        // RFC 2231's form names a charset too (review).
+        &["application/json; charset*=utf-8''utf-7"],
     ] {
         let res = svc.clone().oneshot(with(types)).await.unwrap();
         assert_eq!(outcome(&res), GuardOutcome::Invalid, "{types:?}");
@@ -353,13 +355,29 @@ async fn a_body_in_a_charset_other_than_utf8_is_refused() {
     for types in [
         &["application/json; charset=utf-8"][..],
         &["application/json; charset=\"UTF-8\""],
+        &["application/json; charset='utf-8'"],
         &["application/json;charset=us-ascii"],
         &["application/json"],
+        // A charset that reads ASCII as ASCII, on an ASCII body: the same text (some HTTP
+        // clients label everything ISO-8859-1).
+        &["application/json; charset=ISO-8859-1"],
     ] {
         let res = svc.clone().oneshot(with(types)).await.unwrap();
         assert_eq!(outcome(&res), GuardOutcome::Allowed, "{types:?}");
     }
-    assert_eq!(upstream.seen().len(), 4);
+    assert_eq!(upstream.seen().len(), 6);
+    // Not on a body with other bytes: Latin-1 reads them as other characters.
+    let mut req = post(
+        "/v1/messages",
+        Bytes::from_static(r#"{"messages":[{"role":"user","content":"café"}]}"#.as_bytes()),
+    );
+    req.headers_mut().insert(
+        "content-type",
+        "application/json; charset=iso-8859-1".parse().unwrap(),
+    );
+    let res = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::Invalid);
+    assert_eq!(upstream.seen().len(), 6);
 }
 
 /// A body that sends one chunk and then nothing, forever.

@@ -316,6 +316,8 @@ impl Extractor {
         if super::response::is_meta_key(&name) {
             return sc.skip_fast();
         }
+        // Its name too, as an unknown item's keys are read.
+        self.push_key(sc, Field::Messages, key, top_loc(Top::Other, None, ""))?;
         self.unknown(sc)
     }
 

@@ -474,14 +474,15 @@ impl<'b> Walker<'b> {
                     self.value(&mut sub, Some(&key), Field::ToolInput)
                 }
                 // What a Responses tool the client runs is to do: a shell command, a patch, a
-                // computer action (see [`client_tool`]).
+                // computer action (see [`client_tool`]). Read as its object's field (a web
+                // search's `action` is no tool input); kept for the tool rules.
                 b"action" | b"operation"
                     if field != Field::ToolInput && sc.peek() == Some(b'{') =>
                 {
                     let r = sc.skip()?;
                     action = Some(r.clone());
                     let mut sub = sc.at(r.start);
-                    self.value(&mut sub, Some(&key), Field::ToolInput)
+                    self.value(&mut sub, Some(&key), field)
                 }
                 _ => self.value(sc, Some(&key), field),
             }
@@ -500,10 +501,11 @@ impl<'b> Walker<'b> {
                 p.reasoning = true;
             }
         }
-        if let (None, Some(tool), Some(r)) = (&name, client_tool(ty), action) {
-            // A tool the client runs on the model's word, with no name to call it by: checked
-            // by the tool rules under its own (black-box review: `local_shell_call` and
-            // `apply_patch_call`, which Codex runs, passed a `tool: "*"` rule).
+        if let (Some(tool), Some(r)) = (client_tool(ty), action) {
+            // A tool the client runs on the model's word, with no name to call it by (one it
+            // carries is not the client's to go by): checked by the tool rules under its own
+            // (black-box review: `local_shell_call` and `apply_patch_call`, which Codex runs,
+            // passed a `tool: "*"` rule).
             self.tools.push(ToolCall {
                 name: tool.to_owned(),
                 input: client_tool_input(&self.body[r]),
@@ -926,6 +928,11 @@ mod tests {
             (
                 "shell",
                 r#"{"output":[{"type":"shell_call","call_id":"c","action":{"commands":["kubectl delete ns prod"]}}]}"#,
+            ),
+            (
+                // A name beside it does not make it another tool (review).
+                "local_shell",
+                r#"{"output":[{"type":"local_shell_call","name":"ls","call_id":"c","action":{"type":"exec","command":["kubectl","delete","x"]}}]}"#,
             ),
             (
                 "apply_patch",

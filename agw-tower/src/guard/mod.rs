@@ -10,7 +10,8 @@
 //! [`Collected`](crate::limits::Collected) extension, so the provider's model policy does not
 //! read them again. Then:
 //!
-//! - **allow**: the original bytes go on, exactly as received (decoded, if they were compressed);
+//! - **allow**: the bytes go on as received, decoded if they came compressed (without their
+//!   `Content-Encoding`: what was inspected is what is sent);
 //! - **mask**: the masked body goes on, uncompressed, with a new `Content-Length`;
 //! - **reject**: the inner service is not called; the client gets the rule's status and
 //!   message in its provider's error shape;
