@@ -685,6 +685,8 @@ fn fingerprint(ty: &str) -> u64 {
 #[derive(Debug)]
 pub(crate) struct FastDelta {
     pub chan: ChanKey,
+    /// The content block's index.
+    pub index: u64,
     pub text: String,
     /// Where the delta's JSON string (quotes included) lies in the event's data.
     pub span: std::ops::Range<usize>,
@@ -831,6 +833,7 @@ fn fast_delta(
             group: block_group(kind, index),
             sub: 0,
         },
+        index,
         text: decoded,
         span: text.raw.start - 1..text.raw.end + 1,
     })

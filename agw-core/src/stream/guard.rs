@@ -117,6 +117,8 @@ pub struct StreamGuard {
     /// A Responses stream's text parts as streamed, by output item and content index: the
     /// text as it came and as it went out ([`Resync`]).
     sent_parts: Resync,
+    /// A Messages stream's open content block ([`StreamGuard::check_block`]).
+    open_block: Option<u64>,
 }
 
 /// What a Responses stream's text parts were and what went out, so that the events that
@@ -348,6 +350,7 @@ impl StreamGuard {
             ended: false,
             known: false,
             sent_parts: Resync::default(),
+            open_block: None,
         }
     }
 
@@ -503,6 +506,9 @@ impl StreamGuard {
         if of.is_some() && !self.known {
             self.now_known();
         }
+        if self.dialect == Dialect::Messages {
+            self.check_block(&ty, json["index"].as_u64())?;
+        }
         if self.starts_other_than_text(&ty, &json) {
             // Text is read across blocks, but not held over a tool call or reasoning: what
             // was said before one is decided now and goes out ahead of it.
@@ -603,6 +609,32 @@ impl StreamGuard {
         self.complete(m.completes)
     }
 
+    /// A Messages stream's blocks come one at a time: started, their deltas, stopped. A block
+    /// started while another is open, or a delta for a block other than the open one, is read
+    /// by no client as agw would read it (deltas joined in the order they came, a client's text
+    /// assembled by index: black-box review, a card split over two open blocks passed), and
+    /// ends the stream.
+    fn check_block(&mut self, ty: &str, index: Option<u64>) -> Result<(), ErrorBody> {
+        match ty {
+            "content_block_start" => {
+                if self.open_block.is_some() {
+                    return Err(self.unreadable("a content block started while another is open"));
+                }
+                self.open_block = index;
+            }
+            "content_block_delta" => {
+                if let (Some(open), Some(i)) = (self.open_block, index)
+                    && open != i
+                {
+                    return Err(self.unreadable("a delta for a block other than the open one"));
+                }
+            }
+            "content_block_stop" if self.open_block == index => self.open_block = None,
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Whether the event starts a block or output item that is not text.
     fn starts_other_than_text(&self, ty: &str, json: &Value) -> bool {
         match (self.dialect, ty) {
@@ -649,6 +681,7 @@ impl StreamGuard {
         if !self.known {
             self.now_known();
         }
+        self.check_block("content_block_delta", Some(fast.index))?;
         self.add_part(&mut item, fast.chan, fast.text, Site::Span(fast.span))?;
         self.hold(item)
     }

@@ -801,6 +801,88 @@ fn a_tool_name_sent_again_is_checked_on_its_own() {
     }
 }
 
+/// Found by a black-box review: an upstream that opened two text blocks and sent their deltas
+/// interleaved had them read in arrival order (`1111 1111` then `4111 1111 `: no card), while
+/// the SDKs assemble text by block index (a card). A block started while another is open, or
+/// a delta for a block other than the open one, ends the stream.
+#[test]
+fn interleaved_content_blocks_end_the_stream() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
+        .build()
+        .unwrap();
+    let start = |i: u64| {
+        event(
+            "content_block_start",
+            json!({"type":"content_block_start","index":i,"content_block":{"type":"text","text":""}}),
+        )
+    };
+    let delta = |i: u64, t: &str| {
+        event(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":i,"delta":{"type":"text_delta","text":t}}),
+        )
+    };
+    let stop = |i: u64| {
+        event(
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":i}),
+        )
+    };
+    let head = event(
+        "message_start",
+        json!({"type":"message_start","message":{"id":"m","content":[]}}),
+    );
+    for body in [
+        format!(
+            "{head}{}{}{}{}",
+            start(0),
+            start(1),
+            delta(1, "1111 1111"),
+            delta(0, "4111 1111 ")
+        ),
+        format!(
+            "{head}{}{}{}{}",
+            start(0),
+            delta(0, "4111 1111 "),
+            delta(1, "1111 1111"),
+            stop(0)
+        ),
+    ] {
+        let out = run_text(
+            &policy,
+            RouteKind::Messages,
+            Api::Anthropic,
+            body.as_bytes(),
+            9,
+        );
+        assert!(out.contains("event: error"), "{out}");
+        assert!(!out.contains("1111 1111\""), "{out}");
+    }
+    // One after the other: read as one text, masked.
+    let body = format!(
+        "{head}{}{}{}{}{}{}",
+        start(0),
+        delta(0, "4111 1111 "),
+        stop(0),
+        start(1),
+        delta(1, "1111 1111"),
+        stop(1)
+    );
+    let out = run_text(
+        &policy,
+        RouteKind::Messages,
+        Api::Anthropic,
+        body.as_bytes(),
+        9,
+    );
+    assert!(
+        !out.contains("event: error") && !out.contains("1111"),
+        "{out}"
+    );
+}
+
 #[test]
 fn openai_text_and_tool_calls_in_every_choice() {
     use serde_json::json;
