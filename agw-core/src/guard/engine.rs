@@ -60,6 +60,11 @@ struct Compiled {
     /// condition that the fast DFA can check on non-ASCII text, where `\b` makes the regex crate
     /// fall back to a much slower engine.
     prefilter: Option<Regex>,
+    /// The one literal every match starts with, when there is one (`credit` of
+    /// `credit\s+card`): looked for first, so text without it costs a `memmem` search, not a
+    /// regex search's setup (the default `whitespace_insensitive` made the seed rule a regex
+    /// the crate cannot run as a literal: +0.8k instructions per 2 KB request without this).
+    gate: Option<memchr::memmem::Finder<'static>>,
     rule: usize,
     /// A whole-word literal (checked after matching).
     whole_word: bool,
@@ -252,8 +257,9 @@ impl Engines {
                     continue;
                 }
                 // With a set, the set already ran the prefilters.
-                let filtered =
-                    re.set.is_none() && c.prefilter.as_ref().is_some_and(|p| !p.is_match(text));
+                let filtered = c.gate.as_ref().is_some_and(|g| g.find(text).is_none())
+                    || (re.set.is_none()
+                        && c.prefilter.as_ref().is_some_and(|p| !p.is_match(text)));
                 if !want(c.rule) || filtered {
                     continue;
                 }
@@ -341,6 +347,7 @@ impl Exprs {
             each.push(Compiled {
                 re,
                 prefilter,
+                gate: gate(src),
                 rule,
                 whole_word: ww,
             });
@@ -370,6 +377,20 @@ fn compile(src: &str) -> Result<Regex, regex::Error> {
         .dfa_size_limit(REGEX_DFA_LIMIT)
         .nest_limit(64)
         .build()
+}
+
+/// The one literal every match of `src` starts with, if it has exactly one of at least three
+/// bytes (a case-insensitive or look-alike pattern has many: none).
+fn gate(src: &str) -> Option<memchr::memmem::Finder<'static>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::Parser::new().parse(src).ok()?;
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    match seq.literals() {
+        Some([one]) if one.as_bytes().len() >= 3 => {
+            Some(memchr::memmem::Finder::new(one.as_bytes()).into_owned())
+        }
+        _ => None,
+    }
 }
 
 /// `src` with its Unicode word-boundary assertions removed, if it has any. Removing an
@@ -439,6 +460,24 @@ fn whole_word(text: &[u8], range: Range<usize>, edges: Edges<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A regex's gate is the one literal all its matches start with, or none.
+    #[test]
+    fn gates_are_the_one_leading_literal() {
+        let lit = |src: &str| gate(src).map(|g| String::from_utf8(g.needle().to_vec()).unwrap());
+        assert_eq!(lit(r"credit\s+card").as_deref(), Some("credit"));
+        assert_eq!(lit(r"\bkubectl\s+delete").as_deref(), Some("kubectl"));
+        for none in [
+            r"(?i)credit card",
+            r"[cC]redit",
+            r"ab",
+            r"\d{16}",
+            r"credit|debit",
+            "",
+        ] {
+            assert!(lit(none).is_none(), "{none}");
+        }
+    }
 
     #[test]
     fn relaxed_regexes_are_prefilters() {
