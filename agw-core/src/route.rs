@@ -173,7 +173,8 @@ impl RouteKind {
             | RouteKind::MessageBatches
             | RouteKind::Models
             | RouteKind::Passthrough => ResponseReading::Generic,
-            RouteKind::Embeddings | RouteKind::Unguarded => ResponseReading::Unread,
+            RouteKind::Embeddings => ResponseReading::Errors,
+            RouteKind::Unguarded => ResponseReading::Unread,
         }
     }
 }
@@ -195,7 +196,11 @@ pub enum ResponseReading {
     /// JSON body is inspected whole, a JSON-lines body line by line, an event stream event by
     /// event in the backend's dialect; any other body (a file download) passes untouched.
     Generic,
-    /// Not read: embeddings (vectors, no text) and an `Unguarded` route (an opt-out).
+    /// Only errors read, as [`ResponseReading::Generic`] reads them: embeddings, whose answer is
+    /// vectors, but whose error may repeat what it was sent or say more (black-box review: an
+    /// upstream's error on `/v1/embeddings` reached the client unread).
+    Errors,
+    /// Not read: an `Unguarded` route (an opt-out).
     Unread,
 }
 

@@ -323,6 +323,44 @@ async fn a_response_in_a_charset_other_than_utf8_is_refused() {
     assert!(out.contains("is not UTF-8"), "{out}");
 }
 
+/// Embeddings answer with vectors, which pass unread; an error on the route is read as any
+/// error is (black-box review: an upstream's error reached the client unread).
+#[tokio::test]
+async fn embeddings_errors_are_read_and_vectors_pass() {
+    let error = r#"{"error":{"message":"bad input: key AKIAIOSFODNN7EXAMPLE","type":"invalid_request_error"}}"#;
+    let upstream = MemoryUpstream::new(
+        "application/json",
+        vec![Bytes::from_static(error.as_bytes())],
+    )
+    .status(StatusCode::BAD_REQUEST);
+    let body = r#"{"model":"e","input":"hi"}"#;
+    let (status, out, _) = call(
+        mask(),
+        upstream,
+        request(Method::POST, "/v1/embeddings", body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        !out.contains("AKIA") && out.contains("<AWS_ACCESS_KEY>"),
+        "{out}"
+    );
+    // A success is vectors: forwarded as it came, whatever it holds.
+    let vectors = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":"AKIAIOSFODNN7EXAMPLE"}"#;
+    let upstream = MemoryUpstream::new(
+        "application/json",
+        vec![Bytes::from_static(vectors.as_bytes())],
+    );
+    let (status, out, _) = call(
+        mask(),
+        upstream,
+        request(Method::POST, "/v1/embeddings", body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(out, vectors);
+}
+
 /// A body that yields one chunk and then waits: only what is forwarded unbuffered arrives.
 struct FirstThenWait(Option<Bytes>);
 

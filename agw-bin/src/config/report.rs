@@ -136,12 +136,10 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
                         "; JSON, JSON-lines and event-stream responses inspected by {by}; \
                          other bodies (files) pass unread"
                     ),
-                    _ if kind == RouteKind::Unguarded => {
-                        "; responses not inspected either".to_owned()
-                    }
-                    _ => {
-                        "; responses carry vectors, no model text, and are not inspected".to_owned()
-                    }
+                    ResponseReading::Errors => format!(
+                        "; responses carry vectors and pass unread; errors inspected by {by}"
+                    ),
+                    _ => "; responses not inspected either".to_owned(),
                 }
             };
             out.push(format!("  {path} -> {kind}: {request}{response}"));

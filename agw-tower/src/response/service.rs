@@ -93,6 +93,11 @@ fn read(reading: ResponseReading, framing: Framing, success: bool) -> Read {
         // Batch results come as `application/jsonl`, `application/octet-stream`, ...: every
         // body is read as lines (a JSON error body is one line).
         (ResponseReading::Lines, _) => Read::Lines,
+        // Embeddings: vectors pass; an error is read as any other.
+        (ResponseReading::Errors, _) if success => Read::Pass,
+        (ResponseReading::Errors, Framing::Json) => Read::Json,
+        (ResponseReading::Errors, Framing::JsonLines) => Read::Lines,
+        (ResponseReading::Errors, Framing::Other) => Read::Pass,
         (_, Framing::Json) => Read::Json,
         (_, Framing::EventStream) if success => Read::Stream,
         (ResponseReading::Generic, Framing::JsonLines) => Read::Lines,
@@ -329,7 +334,7 @@ mod tests {
     #[test]
     fn what_is_read_follows_the_route_then_the_content_type() {
         use Framing::{Conflicting, EventStream as Sse, Json, JsonLines, Other};
-        use ResponseReading::{Generic, Lines, Model};
+        use ResponseReading::{Errors, Generic, Lines, Model};
         for (reading, framing, success, want) in [
             (Model, Json, true, Read::Json),
             (Model, Json, false, Read::Json),
@@ -350,6 +355,12 @@ mod tests {
             (Generic, Sse, false, Read::Refuse),
             (Generic, Other, true, Read::Pass),
             (Generic, Other, false, Read::Pass),
+            // Embeddings: vectors pass unread, errors are read.
+            (Errors, Json, true, Read::Pass),
+            (Errors, Sse, true, Read::Pass),
+            (Errors, Json, false, Read::Json),
+            (Errors, Other, false, Read::Pass),
+            (Errors, Sse, false, Read::Refuse),
             // Two `Content-Type`s: the client may read the body as the other one says.
             (Model, Conflicting, true, Read::Refuse),
             (Generic, Conflicting, true, Read::Refuse),
@@ -366,10 +377,16 @@ mod tests {
     #[test]
     fn every_kind_that_can_carry_model_text_is_read() {
         for kind in RouteKind::ALL {
-            let unread = matches!(kind, RouteKind::Embeddings | RouteKind::Unguarded);
+            let unread = matches!(kind, RouteKind::Unguarded);
             assert_eq!(
                 kind.response_reading() == ResponseReading::Unread,
                 unread,
+                "{kind:?}"
+            );
+            // Embeddings: only errors.
+            assert_eq!(
+                kind.response_reading() == ResponseReading::Errors,
+                kind == RouteKind::Embeddings,
                 "{kind:?}"
             );
         }
