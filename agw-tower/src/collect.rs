@@ -230,6 +230,10 @@ where
     // deflate, found by a black-box review; concatenated gzip members; trailing bytes).
     // The caller drops the `Content-Encoding` ([`forward_decoded`]).
     drop(raw);
+    // Only the decoded bytes are held from here on.
+    if let Some(p) = permit.as_mut() {
+        p.shrink_to(plain.len());
+    }
     Ok((
         Collected {
             raw: plain.clone(),
@@ -385,7 +389,9 @@ mod tests {
         let limits = BodyLimits::new(1 << 20).budget(budget.clone());
         let (got, permit) = run(read_request(&h, body(), &limits)).unwrap();
         assert_eq!(got.plain, plain);
-        assert_eq!(budget.available(), 0);
+        // Decoded, only the decoded bytes stay held (the compressed ones and the layer
+        // between are freed: the body goes on decoded).
+        assert_eq!(budget.available(), held - plain.len());
         drop(permit);
         assert_eq!(budget.available(), held);
         // One byte short: refused as busy, and nothing stays reserved.

@@ -171,6 +171,17 @@ impl BudgetPermit {
     }
 }
 
+impl BudgetPermit {
+    /// Gives back all but `n` of the bytes reserved (what is no longer held: a compressed body
+    /// and its intermediate layers once decoded).
+    pub(crate) fn shrink_to(&mut self, n: usize) {
+        if let Some(back) = self.bytes.checked_sub(n).filter(|b| *b > 0) {
+            self.budget.used.fetch_sub(back, Ordering::AcqRel);
+            self.bytes = n;
+        }
+    }
+}
+
 impl Drop for BudgetPermit {
     fn drop(&mut self) {
         self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);

@@ -372,6 +372,8 @@ fn prefixed_open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize> {
         if may_grow(kind, text, s) {
             return Some(match kind {
                 Kind::Telegram => keys::telegram_start(text, s),
+                // Notion's legacy token starts at the `s` before its `ecret`.
+                Kind::AwsSecret if notion_legacy_open(text, s) => s - 1,
                 _ => s,
             });
         }
