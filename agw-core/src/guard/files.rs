@@ -128,7 +128,14 @@ fn mostly_text(head: &[u8]) -> bool {
     if utf16(head).is_some() {
         return true;
     }
-    let text = String::from_utf8_lossy(head);
+    // UTF-8 (the head may end inside a character), else Windows-1252 as `decoded_text` reads it.
+    let text: String = match std::str::from_utf8(head) {
+        Ok(t) => t.to_owned(),
+        Err(e) if e.error_len().is_none() => {
+            String::from_utf8_lossy(&head[..e.valid_up_to()]).into_owned()
+        }
+        Err(_) => head.iter().map(|&b| windows_1252(b)).collect(),
+    };
     let total = text.chars().count();
     let odd = text.chars().filter(|&c| odd_char(c)).count();
     total > 0 && odd * 4 <= total
@@ -167,12 +174,33 @@ fn decoded_text(bytes: &[u8]) -> Option<String> {
                 .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
                 .collect::<String>()
         }
-        None => String::from_utf8_lossy(bytes).into_owned(),
+        None => match std::str::from_utf8(bytes) {
+            Ok(t) => t.to_owned(),
+            // Not UTF-8: read as Windows-1252 (Latin-1's superset), as text exported on Windows
+            // with smart quotes is (black-box review: such a file, a few bytes in a hundred
+            // not UTF-8, was taken for binary and not read). Every byte is a character there;
+            // binary data is still mostly control characters.
+            Err(_) => bytes.iter().map(|&b| windows_1252(b)).collect(),
+        },
     };
     let total = text.chars().count();
     let odd = text.chars().filter(|&c| odd_char(c)).count();
     // A stray byte or two in a short file leaves it text.
     (total > 0 && odd <= total / 50 + 2).then(|| text.replace('\0', ""))
+}
+
+/// A byte read as Windows-1252: ASCII and Latin-1 as themselves, 0x80–0x9F as the code page's
+/// punctuation and letters (the five it leaves undefined as the C1 controls they are).
+fn windows_1252(b: u8) -> char {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
+    ];
+    match b {
+        0x80..=0x9f => HIGH[usize::from(b - 0x80)],
+        _ => char::from(b),
+    }
 }
 
 /// Whether bytes are UTF-16, and big-endian: by a byte order mark, or by zero bytes in every
@@ -307,6 +335,17 @@ mod tests {
             Some("my credit card".to_owned())
         );
         assert_eq!(text_of(b"", None), None);
+        // Windows-1252 (smart quotes, a few bytes in a hundred not UTF-8: black-box review)
+        // is text, read in that code page; compressed-looking bytes are still not.
+        let cp1252 = b"\x93q\x94 \x93q\x94 Customer\x92s card: 4539 1488 0343 6467\nthe credit card phrase\n";
+        let got = text_of(b64(cp1252).as_bytes(), Some(b"text/plain")).unwrap();
+        assert!(
+            got.contains("Customer\u{2019}s card: 4539 1488 0343 6467"),
+            "{got}"
+        );
+        assert!(got.starts_with("\u{201c}q\u{201d}"), "{got}");
+        let noise: Vec<u8> = (0..600u32).map(|i| (i * 97 % 256) as u8).collect();
+        assert_eq!(text_of(b64(&noise).as_bytes(), None), None);
         // `+` in a data URL's base64 is base64's, not a space.
         let plus = b64(&[&b"\xfb\xef\xbe"[..], &b" my credit card".repeat(20)].concat());
         assert!(plus.contains('+'), "{plus}");
