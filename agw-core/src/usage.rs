@@ -711,6 +711,10 @@ pub struct UnreadOutput {
     /// Spoken audio (OpenAI chat's `modalities: ["audio"]`): the answer again, as sound. Its
     /// transcript is guarded; the audio is not (eighth red-team review).
     pub audio: bool,
+    /// Tool-call arguments streamed in pieces (Vertex's `toolConfig.functionCallingConfig.
+    /// streamFunctionCallArguments`): each piece in an event of its own, which no tool rule
+    /// reads whole (black-box review).
+    pub streamed_arguments: bool,
 }
 
 /// What output a request body asks for that a response guard cannot read:
@@ -768,6 +772,9 @@ pub fn unread_output(body: &[u8]) -> UnreadOutput {
         } else if sc.key_matches(&key, "audio") {
             let v = value(sc)?;
             asks.audio |= !matches!(v, b"null" | b"false");
+        } else if sc.key_matches(&key, "toolconfig") || sc.key_matches(&key, "tool_config") {
+            let v = value(sc)?;
+            asks.streamed_arguments |= streams_arguments(v);
         } else if sc.key_matches(&key, "modalities") && sc.peek() == Some(b'"') {
             let s = sc.string()?;
             asks.audio |= sc.str_value(&s).trim_ascii().eq_ignore_ascii_case(b"audio");
@@ -800,6 +807,39 @@ pub fn unread_output(body: &[u8]) -> UnreadOutput {
     // guard refuses it first. What was seen before the error still counts.
     let _ = read;
     asks
+}
+
+/// Whether a Gemini `toolConfig` asks for function-call arguments streamed in pieces: a
+/// `streamFunctionCallArguments` (any case, or `stream_function_call_arguments`) that is not
+/// `false` or `null`, at any depth.
+fn streams_arguments(config: &[u8]) -> bool {
+    fn walk(
+        sc: &mut Scanner<'_>,
+        body: &[u8],
+        found: &mut bool,
+    ) -> Result<(), crate::json::JsonError> {
+        match sc.peek() {
+            Some(b'{') => sc.object(|sc, key| {
+                if sc.key_matches(&key, "streamfunctioncallarguments")
+                    || sc.key_matches(&key, "stream_function_call_arguments")
+                {
+                    let r = sc.skip()?;
+                    *found |= !matches!(&body[r], b"null" | b"false");
+                    Ok(())
+                } else {
+                    walk(sc, body, found)
+                }
+            }),
+            Some(b'[') => sc.array(|sc, _| walk(sc, body, found)),
+            _ => sc.skip_fast(),
+        }
+    }
+    let Ok(mut sc) = Scanner::new(config) else {
+        return false;
+    };
+    let mut found = false;
+    let _ = walk(&mut sc, config, &mut found);
+    found
 }
 
 /// Whether a TGI `parameters` object asks for `details` (or `decoder_input_details`), which

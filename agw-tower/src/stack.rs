@@ -183,10 +183,15 @@ impl StackConfig {
             guard: RequestGuardLayer::new(self.policy.clone())
                 .limits(self.limits.clone())
                 .read_always(self.read_always)
-                // A response policy that masks or refuses text needs the request body too,
-                // on every route: it refuses requests for log probabilities (a passthrough
-                // path may reach a llama.cpp server's `n_probs`).
-                .read_bodies(self.read_bodies || crate::response::hides_text(&self.response_policy))
+                // A response policy that masks or refuses text, or has tool rules, needs the
+                // request body too, on every route: it refuses requests for log probabilities
+                // (a passthrough path may reach a llama.cpp server's `n_probs`) and for tool
+                // arguments streamed in pieces.
+                .read_bodies(
+                    self.read_bodies
+                        || crate::response::hides_text(&self.response_policy)
+                        || !self.response_policy.tool_rules().is_empty(),
+                )
                 .read_json_bodies(self.read_json)
                 .classifier(classifier.clone()),
             response: ResponseGuardLayer::new(self.response_policy.clone())

@@ -693,6 +693,46 @@ async fn response_guard_alone_classifies_canonical_paths() {
 
 // ---- log probabilities ----
 
+/// Found by a black-box review: Vertex streams a tool call's arguments in pieces when asked
+/// (`toolConfig.functionCallingConfig.streamFunctionCallArguments`), each in an event of its
+/// own, which no tool rule or mask reads whole. Where the response policy has tool rules or
+/// masks, such a request is refused before it is sent; without, it goes through.
+#[tokio::test]
+async fn streamed_tool_arguments_are_refused_where_responses_are_guarded() {
+    use agw_core::guard::ToolRule;
+    let tools = Policy::builder()
+        .tool_rule(ToolRule::new("rm", "*").argument("", "rm -rf").reject("no"))
+        .build()
+        .unwrap();
+    let auditing = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).audit())
+        .build()
+        .unwrap();
+    let path = "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse";
+    let asks = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"toolConfig":{"functionCallingConfig":{"mode":"AUTO","streamFunctionCallArguments":true}}}"#;
+    let plain = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"toolConfig":{"functionCallingConfig":{"mode":"AUTO"}}}"#;
+    for (policy, body, refused) in [
+        (&tools, asks, true),
+        (&tools, plain, false),
+        (&auditing, asks, false),
+    ] {
+        let upstream = MemoryUpstream::json(r#"{"candidates":[]}"#);
+        let svc = StackConfig::new("gemini", ProviderSpec::openai())
+            .response_policy(policy.clone())
+            .layer()
+            .layer(upstream.clone());
+        let (status, text) = text(svc.oneshot(post(path, body)).await.unwrap()).await;
+        if refused {
+            assert_eq!(status, 400, "{body}");
+            assert!(text.contains("streamFunctionCallArguments"), "{text}");
+            assert!(upstream.seen().is_empty());
+        } else {
+            assert_eq!(status, 200, "{body}: {text}");
+            assert_eq!(upstream.seen().len(), 1);
+        }
+    }
+}
+
 /// Where the response policy masks or refuses text, a request for token log probabilities or
 /// spoken audio is refused before it is sent (the tokens would carry what the guard masks,
 /// piece by piece; the audio says it);

@@ -422,7 +422,8 @@ fn own_template(sc: &mut Scanner<'_>, key: &crate::json::Str) -> bool {
     };
     let value = at.str_value(&s);
     if modelfile {
-        value.split(|&c| c == b'\n').any(|line| {
+        // Ollama's parser ends a line at `\r` too (black-box review).
+        value.split(|&c| c == b'\n' || c == b'\r').any(|line| {
             let line = line.trim_ascii_start();
             line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"template")
         })

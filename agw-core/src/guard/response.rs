@@ -404,8 +404,8 @@ impl<'b> Walker<'b> {
         let mut input: Option<Range<usize>> = None;
         // An `arguments` string's text: the JSON it holds, or what the tool rules read.
         let mut arguments: Option<Vec<u8>> = None;
-        // An `action` or `operation` object: a client-run tool's input.
-        let mut action: Option<Range<usize>> = None;
+        // `action`, `operation`, `actions`: a client-run tool's input (each checked).
+        let mut actions: Vec<Range<usize>> = Vec::new();
         sc.object(|sc, k| {
             let key = sc.str_value(&k);
             self.keys.push(key.clone());
@@ -463,8 +463,9 @@ impl<'b> Walker<'b> {
                 }
                 // A tool's input, and arguments given as JSON rather than as a string (some
                 // servers and clients take both), which are its input too; Gemini's
-                // `functionCall.args`.
-                b"input" | b"arguments" | b"args"
+                // `functionCall.args`, and Vertex's `partialArgs` (the arguments in pieces,
+                // each a `jsonPath` and a value: black-box review).
+                b"input" | b"arguments" | b"args" | b"partialArgs"
                     if field != Field::ToolInput
                         && (&*key == b"input" || matches!(sc.peek(), Some(b'{' | b'['))) =>
                 {
@@ -476,11 +477,12 @@ impl<'b> Walker<'b> {
                 // What a Responses tool the client runs is to do: a shell command, a patch, a
                 // computer action (see [`client_tool`]). Read as its object's field (a web
                 // search's `action` is no tool input); kept for the tool rules.
-                b"action" | b"operation"
-                    if field != Field::ToolInput && sc.peek() == Some(b'{') =>
+                // (`actions`: the computer tool's batched list, black-box review.)
+                b"action" | b"operation" | b"actions"
+                    if field != Field::ToolInput && matches!(sc.peek(), Some(b'{' | b'[')) =>
                 {
                     let r = sc.skip()?;
-                    action = Some(r.clone());
+                    actions.push(r.clone());
                     let mut sub = sc.at(r.start);
                     self.value(&mut sub, Some(&key), field)
                 }
@@ -501,15 +503,18 @@ impl<'b> Walker<'b> {
                 p.reasoning = true;
             }
         }
-        if let (Some(tool), Some(r)) = (client_tool(ty), action) {
+        if let Some(tool) = client_tool(ty) {
             // A tool the client runs on the model's word, with no name to call it by (one it
-            // carries is not the client's to go by): checked by the tool rules under its own
-            // (black-box review: `local_shell_call` and `apply_patch_call`, which Codex runs,
-            // passed a `tool: "*"` rule).
-            self.tools.push(ToolCall {
-                name: tool.to_owned(),
-                input: client_tool_input(&self.body[r]),
-            });
+            // carries is not the client's to go by): checked by the tool rules under its own,
+            // each action apart (black-box review: `local_shell_call` and `apply_patch_call`,
+            // which Codex runs, passed a `tool: "*"` rule; so did a computer call's batched
+            // `actions` beside a harmless `action`).
+            for r in actions {
+                self.tools.push(ToolCall {
+                    name: tool.to_owned(),
+                    input: client_tool_input(&self.body[r]),
+                });
+            }
         }
         if let Some((name, s)) = name {
             // `input`: Anthropic's tool_use blocks, and custom tools' free-form text (OpenAI
@@ -941,6 +946,16 @@ mod tests {
             (
                 "computer",
                 r#"{"output":[{"type":"computer_call","call_id":"c","action":{"type":"type","text":"kubectl delete ns prod"}}]}"#,
+            ),
+            (
+                // The batched `actions`, beside a harmless `action` (black-box review).
+                "computer",
+                r#"{"output":[{"type":"computer_call","call_id":"c","action":{"type":"screenshot"},"actions":[{"type":"type","text":"kubectl delete ns prod"},{"type":"keypress","keys":["ENTER"]}]}]}"#,
+            ),
+            (
+                // Vertex's arguments in pieces.
+                "Bash",
+                r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"Bash","partialArgs":[{"jsonPath":"$.command","stringValue":"kubectl delete ns prod"}]}}]}}]}"#,
             ),
             (
                 "Bash",

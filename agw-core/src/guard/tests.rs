@@ -1826,6 +1826,8 @@ fn a_generic_bodys_own_template_is_refused() {
         format!(r#"{{"model":"m","chat_template":"{template}"}}"#),
         r#"{"model":"m","modelfile":"FROM llama3\n  template \"\"\"{{ .Prompt }}\"\"\""}"#
             .to_owned(),
+        // A bare `\r` ends a line for Ollama's parser too (black-box review).
+        r#"{"model":"m","modelfile":"FROM llama3\rTEMPLATE {{ .Prompt }}"}"#.to_owned(),
     ] {
         let v = p.inspect(RouteKind::Passthrough, body.as_bytes()).unwrap();
         assert!(

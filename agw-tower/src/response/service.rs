@@ -122,7 +122,8 @@ pub(crate) fn hides_text(policy: &Policy) -> bool {
 fn refuse_unread_output<B>(policy: &Policy, req: &Request<B>) -> Option<ErrorBody> {
     // Whatever the route's dialect: a passthrough path may reach a server of another (a
     // llama.cpp `/completion` behind an `anthropic` backend: regression round).
-    if !hides_text(policy) {
+    let hides = hides_text(policy);
+    if !hides && policy.tool_rules().is_empty() {
         return None;
     }
     // A stored response fetched with `?include[]=message.output_text.logprobs` carries them too.
@@ -131,6 +132,19 @@ fn refuse_unread_output<B>(policy: &Policy, req: &Request<B>) -> Option<ErrorBod
         .get::<Collected>()
         .map(|c| agw_core::usage::unread_output(&c.plain))
         .unwrap_or_default();
+    if asks.streamed_arguments {
+        // Tool rules and masks read a call's arguments whole; in pieces, each in an event of
+        // its own, neither could.
+        return Some(ErrorBody::new(
+            ErrorKind::InvalidRequest,
+            "tool-call arguments streamed in pieces are not available through this gateway: \
+             its response guard reads a call's arguments whole; remove \
+             `streamFunctionCallArguments` from `toolConfig.functionCallingConfig`",
+        ));
+    }
+    if !hides {
+        return None;
+    }
     asks.logprobs |= req
         .uri()
         .query()
