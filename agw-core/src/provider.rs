@@ -170,8 +170,18 @@ pub struct ProviderSpec {
 /// (`X-HTTP-Method-Override: POST` on a GET that agw let through uncharged), original or
 /// rewritten URLs, forwarded hosts and prefixes. None of them is forwarded (black-box review).
 pub fn is_rerouting_header(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    // `X_HTTP_METHOD_OVERRIDE` reaches a CGI or FastCGI server as the dashed name does (both
+    // become `HTTP_X_HTTP_METHOD_OVERRIDE`): compared with underscores read as dashes.
+    if n.contains('_') {
+        return rerouting(&n.replace('_', "-"));
+    }
+    rerouting(n)
+}
+
+fn rerouting(n: &str) -> bool {
     matches!(
-        name.as_str(),
+        n,
         "x-http-method-override"
             | "x-http-method"
             | "x-method-override"
@@ -189,6 +199,21 @@ pub fn is_rerouting_header(name: &HeaderName) -> bool {
             | "x-forwarded-port"
             | "x-original-host"
             | "x-host"
+            | "x-forwarded-ssl"
+            | "front-end-https"
+            | "x-url-scheme"
+            | "x-scheme"
+            | "x-original-scheme"
+            | "x-forwarded-url"
+            | "x-forwarded-method"
+            | "x-rewrite-uri"
+            | "x-rewrite-path"
+            | "x-original-request-uri"
+            | "x-original-path"
+            | "x-request-uri"
+            | "x-override-url"
+            | "x-middleware-subrequest"
+            | "x-invoke-path"
             | "x-envoy-original-path"
             | "x-envoy-original-url"
             | "forwarded"
@@ -768,6 +793,13 @@ mod tests {
                 "x-forwarded-server",
                 "x-envoy-original-path",
                 "forwarded",
+                // Underscore spellings and more of the kind (black-box review round 3).
+                "x_http_method_override",
+                "x_original_url",
+                "x_forwarded_host",
+                "x-forwarded-ssl",
+                "x-forwarded-url",
+                "x-middleware-subrequest",
             ] {
                 h.append(name, "client".parse().unwrap());
             }
