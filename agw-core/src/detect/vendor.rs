@@ -358,13 +358,20 @@ fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
     };
     // Words are joined by `_`, `-`, a space (`Secret access key:` as the console and its CSV
     // name it: guard accuracy review) or nothing.
-    let sep = |i: usize| i + usize::from(matches!(at(text, i), b'_' | b'-' | b' '));
+    // (Hadoop's `fs.s3a.secret.key`: dots, and `s3a` for `aws`: round 3.)
+    let sep = |i: usize| i + usize::from(matches!(at(text, i), b'_' | b'-' | b' ' | b'.'));
     let before = &text[s.saturating_sub(5)..s - 1];
-    let aws = [&b"aws_"[..], b"aws-", b"aws.", b"aws ", b"aws"]
-        .iter()
-        .any(|w| {
-            before.len() >= w.len() && before[before.len() - w.len()..].eq_ignore_ascii_case(w)
-        });
+    let aws = [
+        &b"aws_"[..],
+        b"aws-",
+        b"aws.",
+        b"aws ",
+        b"aws",
+        b"s3a.",
+        b"s3a_",
+    ]
+    .iter()
+    .any(|w| before.len() >= w.len() && before[before.len() - w.len()..].eq_ignore_ascii_case(w));
     let mut i = sep(s + 5);
     let access = match word(i, b"access") {
         Ok(e) => {
@@ -374,19 +381,37 @@ fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
         Err(true) => return Err(true),
         Err(false) => false,
     };
+    // A bare `secret_key` after an `access_key` shortly before: Terraform's AWS provider block,
+    // boto's and MinIO's arguments (accuracy review); `secret key` after `access key` in a
+    // sentence. Or a bare `secret` after an access key id (PHP's `'key' => 'AKIA…',
+    // 'secret' => '…'`: round 3).
+    let window = &text[s.saturating_sub(256)..s];
+    let paired = || {
+        [
+            &b"access_key"[..],
+            b"accesskey",
+            b"access-key",
+            b"access key",
+        ]
+        .iter()
+        .any(|w| window.windows(w.len()).any(|b| b.eq_ignore_ascii_case(w)))
+    };
+    let after_id = || {
+        window.windows(20).any(|w| {
+            (w.starts_with(b"AKIA") || w.starts_with(b"ASIA"))
+                && w[4..]
+                    .iter()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        })
+    };
     let end = match word(i, b"key") {
         Ok(e) => e,
-        // `AWS_SECRET=…`: `aws` and `secret` alone name it too.
-        Err(false) if aws && !access && !is_key_char(at(text, s + 5)) => return Ok(s + 5),
+        // `AWS_SECRET=…`: `aws` and `secret` alone name it too, and so does `secret` after an
+        // access key id.
+        Err(false) if !access && !is_key_char(at(text, s + 5)) && (aws || after_id()) => {
+            return Ok(s + 5);
+        }
         Err(e) => return Err(e),
-    };
-    // A bare `secret_key` after an `access_key` shortly before: Terraform's AWS provider block,
-    // boto's and MinIO's arguments (accuracy review).
-    let paired = || {
-        let before = &text[s.saturating_sub(256)..s];
-        [&b"access_key"[..], b"accesskey", b"access-key"]
-            .iter()
-            .any(|w| before.windows(w.len()).any(|b| b.eq_ignore_ascii_case(w)))
     };
     if (aws || access || paired()) && !is_key_char(at(text, end)) {
         Ok(end)
@@ -419,10 +444,33 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
         return Step::Cut;
     }
     i = quote(i).unwrap_or(i);
+    // A key's index or a call's argument closes after the label (`os.environ["…"] = `,
+    // `setenv("…", `), and an XML element's tag (`<SecretAccessKey>`, `<name>…</name>`).
+    if at(text, i) == b']' {
+        i += 1;
+    } else if text.get(i..i + 2) == Some(b"</") {
+        match text[i..len.min(i + 24)].iter().position(|&b| b == b'>') {
+            Some(k) => i += k + 1,
+            None if len < i + 24 => return Step::Cut,
+            None => return Step::No,
+        }
+    }
     let label_end = i;
     i = blanks(i);
+    // `, "KEY"` (a call's next argument, a CSV row's next cell): the value itself, not the
+    // next field's name.
+    if at(text, i) == b',' {
+        let j = blanks(i + 1);
+        if cut(j) {
+            return Step::Cut;
+        }
+        let v = quote(j).unwrap_or(j);
+        if is_aws_secret_char(&at(text, v)) && !text[v..].starts_with(b"value") {
+            return Step::At(v);
+        }
+    }
     let next_field = match (at(text, i), at(text, i + 1)) {
-        (b'\n' | b'\r' | b',', _) | (b'\\', b'n' | b'r') => true,
+        (b'\n' | b'\r' | b',' | b'<', _) | (b'\\', b'n' | b'r') => true,
         (b'\\', 0) => return Step::Cut,
         _ => false,
     };
@@ -433,7 +481,10 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
             match (at(text, j), at(text, j + 1)) {
                 // Blanks, breaks, commas, and the line numbers of a file read with them
                 // (Claude Code's `Read`: `     3→`; `cat -n`: digits and a tab).
-                (b' ' | b'\t' | b'\r' | b'\n' | b',' | b'0'..=b'9' | 0xE2 | 0x86 | 0x92, _) => {
+                (
+                    b' ' | b'\t' | b'\r' | b'\n' | b',' | b'<' | b'0'..=b'9' | 0xE2 | 0x86 | 0x92,
+                    _,
+                ) => {
                     j += 1;
                 }
                 (b'\\', b'n' | b'r') => j += 2,
@@ -464,8 +515,10 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
             .get(i..i + 2)
             .is_some_and(|w| w.eq_ignore_ascii_case(b"is"))
         && matches!(at(text, i + 2), b' ' | b'\t');
-    match at(text, i) {
-        b'=' | b':' => i += 1,
+    match (at(text, i), at(text, i + 1)) {
+        // `=>` (PHP, Ruby), `:=` (Go).
+        (b'=', b'>') | (b':', b'=') => i += 2,
+        (b'=' | b':' | b'>', _) => i += 1,
         _ if is => i += 2,
         _ if cut(i) => return Step::Cut,
         _ if i > label_end && !next_field => return Step::At(i),
@@ -1056,6 +1109,37 @@ mod tests {
             ),
             (
                 format!("    12\t- name: AWS_SECRET_ACCESS_KEY\n    13\t  value: {k}"),
+                &[k],
+            ),
+            // Code, XML, Hadoop properties, CSV and sentences (black-box review round 3).
+            (
+                format!("os.environ[\"AWS_SECRET_ACCESS_KEY\"] = \"{k}\""),
+                &[k],
+            ),
+            (
+                format!("process.env['AWS_SECRET_ACCESS_KEY'] = '{k}';"),
+                &[k],
+            ),
+            (
+                format!("os.Setenv(\"AWS_SECRET_ACCESS_KEY\", \"{k}\")"),
+                &[k],
+            ),
+            (
+                format!("System.setProperty(\"aws.secretKey\", \"{k}\");"),
+                &[k],
+            ),
+            (format!("<SecretAccessKey>{k}</SecretAccessKey>"), &[k]),
+            (
+                format!("<name>fs.s3a.secret.key</name>\n  <value>{k}</value>"),
+                &[k],
+            ),
+            (format!("spark.hadoop.fs.s3a.secret.key={k}"), &[k]),
+            (format!("AWS_SECRET_ACCESS_KEY,{k}\n"), &[k]),
+            (format!("'aws_secret_access_key' => '{k}',"), &[k]),
+            (format!("awsSecretKey := \"{k}\""), &[k]),
+            (format!("'key' => '{id}', 'secret' => '{k}'"), &[k]),
+            (
+                format!("your access key is {id} and your secret key is {k}."),
                 &[k],
             ),
             // Still not: an id beside other words or a longer value, `secret` as a word.

@@ -67,7 +67,10 @@ fn detector_pattern(d: Detector) -> &'static str {
         // line number; `Secret access key: `, `AWS_SECRET=`, `… key is `). Or an access key
         // id and the secret paired after it (`AKIA…:KEY`, a CSV row).
         Detector::AwsSecretKey => {
-            r#"(?i:(aws[_\-. ]?)?secret([_\- ]?access)?([_\- ]?key)?)(\\?["'])?[ \t]*([\r\n,\\nr \t0-9\x{2192}]{1,40}(\\?["'])?value(\\?["'])?[ \t]*)?([:=]|(?i:is)[ \t])?[ \t]*(\\?["'])?[A-Za-z0-9/+=]*|A[A-Z0-9]{19}(\\?["'])?[ \t]*[:,;|=]?[ \t]*(\\?["'])?[A-Za-z0-9/+=]*"#
+            // Broad on purpose (the detector decides): `secret` in any of the label's forms,
+            // then what may lie between label and key (quotes, `]`, `=>`, an XML tag, a next
+            // line's `value:`, a `Read` line number), then the key.
+            r#"(?i:((aws|s3a)[_\-. ]?)?secret)[\s\S]{0,64}[A-Za-z0-9/+=]*|A[A-Z0-9]{19}(\\?["'])?[ \t]*[:,;|=]?[ \t]*(\\?["'])?[A-Za-z0-9/+=]*"#
         }
         // A key after a connection string's `AccountKey=` (token characters) or after an
         // environment or option label, whose quotes and blanks are none.

@@ -388,6 +388,14 @@ fn fifth_review_detectors_mask_as_not_streamed() {
                 .to_owned(),
             "storage_key: '<AZURE_STORAGE_KEY>'",
         ),
+        (
+            format!("os.environ[\"AWS_SECRET_ACCESS_KEY\"] = \"{secret}\""),
+            "os.environ[\"AWS_SECRET_ACCESS_KEY\"] = \"<AWS_SECRET_KEY>\"",
+        ),
+        (
+            format!("<SecretAccessKey>{secret}</SecretAccessKey>"),
+            "<SecretAccessKey><AWS_SECRET_KEY></SecretAccessKey>",
+        ),
     ] {
         check_splits(&policy, &text, expect, &[256, 64]);
     }
