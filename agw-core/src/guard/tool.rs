@@ -192,10 +192,12 @@ impl ToolRules {
             let regex = match &r.regex {
                 None => None,
                 Some(p) => Some(
-                    // Folded like the arguments it is matched against; a pattern that does not
-                    // parse is compiled as written, for the regex crate's error message.
+                    // Folded like the arguments it is matched against, a space matching any run
+                    // of whitespace (`rm  -rf`, `rm\t-rf` run as `rm -rf` does: black-box
+                    // review); a pattern that does not parse is compiled as written, for the
+                    // regex crate's error message.
                     regex::RegexBuilder::new(
-                        &super::widen::widen(p, false, false).unwrap_or_else(|_| p.clone()),
+                        &super::widen::widen(p, true, false).unwrap_or_else(|_| p.clone()),
                     )
                     .size_limit(super::REGEX_SIZE_LIMIT)
                     .build()
@@ -453,6 +455,14 @@ mod tests {
         assert!(r.check("Deep", br#"{"a":{"b":["", "yxy"]}}"#).is_some());
         assert!(r.check("Deep", br#"{"a":{"b":["x"]}}"#).is_none());
         assert!(r.check("Any", br#"{"q":[{"z":"a secret"}]}"#).is_some());
+        // A space in a rule's pattern matches any run of whitespace, as a shell reads it
+        // (black-box review round 3: `rm  -rf` passed `rm -rf`).
+        let r = rules(vec![ToolRule::new("rm", "*").argument("", "rm -rf")]);
+        for cmd in ["rm -rf /", "rm  -rf /", "rm\t-rf /", "rm \n -rf /"] {
+            let input = serde_json::json!({ "command": cmd }).to_string();
+            assert!(r.check("Bash", input.as_bytes()).is_some(), "{cmd:?}");
+        }
+        assert!(r.check("Bash", br#"{"command":"rm-rf"}"#).is_none());
     }
 
     #[test]
