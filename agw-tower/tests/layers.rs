@@ -377,6 +377,17 @@ async fn a_body_in_a_charset_other_than_utf8_is_refused() {
     );
     let res = svc.clone().oneshot(req).await.unwrap();
     assert_eq!(outcome(&res), GuardOutcome::Invalid);
+    // Nor under an ASCII label (a receiver dropping the other bytes reads other text).
+    let mut req = post(
+        "/v1/messages",
+        Bytes::from_static(r#"{"messages":[{"role":"user","content":"café"}]}"#.as_bytes()),
+    );
+    req.headers_mut().insert(
+        "content-type",
+        "application/json; charset=us-ascii".parse().unwrap(),
+    );
+    let res = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(outcome(&res), GuardOutcome::Invalid);
     assert_eq!(upstream.seen().len(), 6);
 }
 
