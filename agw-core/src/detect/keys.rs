@@ -634,7 +634,9 @@ mod tests {
             (format!("{{\"storageAccountKey\": \"{k}\"}}"), &[k]),
             (format!("storage_key: '{k}'"), &[k]),
             // Not: another word after the label, a shorter value, `storage` alone.
-            (format!("AZURE_STORAGE_KEYS={k} STORAGE={k} storage_key={}", &k[2..]), &[]),
+        (format!("AZURE_STORAGE_ACCESS_KEY={k}"), &[k]),
+            (format!("storage_account_access_key = \"{k}\""), &[k]),
+                (format!("AZURE_STORAGE_KEYS={k} STORAGE={k} storage_key={}", &k[2..]), &[]),
         ];
         for (text, expect) in cases {
             check(Detector::AzureStorageKey, text, expect);

@@ -552,10 +552,14 @@ fn azure_label(text: &[u8], s: usize) -> Result<usize, bool> {
     };
     let sep = |i: usize| i + usize::from(matches!(at(text, i), b'_' | b'-'));
     let mut i = sep(s + 6);
-    match word(i, b"account") {
-        Ok(e) => i = sep(e),
-        Err(true) => return Err(true),
-        Err(false) => {}
+    // `account`, then `access` (`AZURE_STORAGE_ACCESS_KEY`, Terraform's
+    // `storage_account_access_key`: round 3), each perhaps.
+    for w in [&b"account"[..], b"access"] {
+        match word(i, w) {
+            Ok(e) => i = sep(e),
+            Err(true) => return Err(true),
+            Err(false) => {}
+        }
     }
     let end = word(i, b"key")?;
     if is_key_char(at(text, end)) {

@@ -75,7 +75,7 @@ fn detector_pattern(d: Detector) -> &'static str {
         // A key after a connection string's `AccountKey=` (token characters) or after an
         // environment or option label, whose quotes and blanks are none.
         Detector::AzureStorageKey => {
-            r#"(?i:storage([_\-]?account)?[_\-]?key)(\\?["'])?[ \t]*[:=]?[ \t]*(\\?["'])?[A-Za-z0-9+/=]*|[A-Za-z0-9_\-.+/=]+"#
+            r#"(?i:storage([_\-]?account)?([_\-]?access)?[_\-]?key)(\\?["'])?[ \t]*[:=]?[ \t]*(\\?["'])?[A-Za-z0-9+/=]*|[A-Za-z0-9_\-.+/=]+"#
         }
         // A bot id, then `:AA…`: the colon is no token character.
         Detector::TelegramBotToken => r"[0-9]+(:[A-Za-z0-9_\-]*)?",
