@@ -171,6 +171,25 @@ pub struct ProviderSpec {
 /// rewritten URLs, forwarded hosts and prefixes. None of them is forwarded (black-box review).
 pub fn is_rerouting_header(name: &HeaderName) -> bool {
     let n = name.as_str();
+    let b = n.as_bytes();
+    // Read for every header of every request: most are ruled out by their first bytes
+    // (`x-stainless-…`, `anthropic-…`, `content-type`), before any comparison.
+    match b.first() {
+        Some(b'x') => {}
+        Some(b'f') => return matches!(n, "forwarded" | "front-end-https"),
+        _ => return false,
+    }
+    let kind = match b {
+        [_, b'-' | b'_', k, ..] => *k,
+        _ => return false,
+    };
+    if !matches!(
+        kind,
+        b'h' | b'm' | b'o' | b'r' | b'f' | b'e' | b'u' | b'i' | b's'
+    ) || (kind == b's' && b.len() != "x-scheme".len())
+    {
+        return false;
+    }
     // `X_HTTP_METHOD_OVERRIDE` reaches a CGI or FastCGI server as the dashed name does (both
     // become `HTTP_X_HTTP_METHOD_OVERRIDE`): compared with underscores read as dashes.
     if n.contains('_') {
