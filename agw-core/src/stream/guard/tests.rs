@@ -381,6 +381,9 @@ fn tool_input_of(stream: &[u8]) -> String {
     strings_at(stream, &["/delta/partial_json"])
 }
 
+/// A card split in two texts.
+const CARD_HALVES: [&str; 2] = ["my card 4111 1111 ", "1111 1111 ok"];
+
 fn k8s_policy() -> Policy {
     Policy::builder()
         .tool_rule(
@@ -533,10 +536,7 @@ fn masking_tool_input_keeps_the_json_valid_at_any_split() {
 /// A card the model writes as a JSON number in a streamed tool input is masked by a string.
 #[test]
 fn a_number_in_a_streamed_tool_input_is_masked() {
-    let policy = Policy::builder()
-        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
-        .build()
-        .unwrap();
+    let policy = mask_cards();
     let json = r#"{"amount": 12, "card": 4111111111111111}"#;
     for pieces in delta_splits(json) {
         let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
@@ -781,10 +781,7 @@ fn a_tool_name_in_pieces_is_audited_once() {
 #[test]
 fn a_tool_name_sent_again_is_checked_on_its_own() {
     use serde_json::json;
-    let policy = Policy::builder()
-        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
-        .build()
-        .unwrap();
+    let policy = mask_cards();
     let mut s = chat_chunk(
         json!([{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]}}]),
     );
@@ -808,10 +805,7 @@ fn a_tool_name_sent_again_is_checked_on_its_own() {
 #[test]
 fn interleaved_content_blocks_end_the_stream() {
     use serde_json::json;
-    let policy = Policy::builder()
-        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
-        .build()
-        .unwrap();
+    let policy = mask_cards();
     let start = |i: u64| {
         event(
             "content_block_start",
@@ -1203,11 +1197,8 @@ fn streamed_client_run_tools_and_gemini_calls_are_checked() {
 #[test]
 fn responses_done_events_repeat_the_masked_text() {
     use serde_json::json;
-    let policy = Policy::builder()
-        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
-        .build()
-        .unwrap();
-    let halves = ["my card 4111 1111 ", "1111 1111 ok"];
+    let policy = mask_cards();
+    let halves = CARD_HALVES;
     // (output index, content index) of each half: two parts of one item, or two items.
     for places in [[(0, 0), (0, 1)], [(0, 0), (1, 0)]] {
         let mut s = event(
@@ -1273,11 +1264,8 @@ fn responses_done_events_repeat_the_masked_text() {
 #[test]
 fn responses_repeats_of_masked_parts_are_rewritten_or_refused() {
     use serde_json::json;
-    let policy = Policy::builder()
-        .rule(Rule::detectors("cards", [Detector::CreditCard]).mask())
-        .build()
-        .unwrap();
-    let halves = ["my card 4111 1111 ", "1111 1111 ok"];
+    let policy = mask_cards();
+    let halves = CARD_HALVES;
     let head = |s: &mut String| {
         for (o, text) in halves.iter().enumerate() {
             *s += &event(
