@@ -147,7 +147,7 @@ impl ReadError {
 /// Reads a whole body within `limit` bytes (received and decoded) and decodes it: the body
 /// stage without a timeout or a shared budget (for responses).
 pub(crate) async fn read_plain<B>(
-    headers: &HeaderMap,
+    headers: &mut HeaderMap,
     body: B,
     limit: usize,
 ) -> Result<Collected, ReadError>
@@ -161,9 +161,11 @@ where
 }
 
 /// The body stage: reads a request body once within `limits` (size, time, shared budget) and
-/// decodes it. The permit holds the bytes' share of the budget: keep it until the body is sent.
+/// decodes it; a body that came encoded goes on decoded, so its `Content-Encoding` is removed
+/// from `headers` and its length set. The permit holds the bytes' share of the budget: keep it
+/// until the body is sent.
 pub(crate) async fn read_request<B>(
-    headers: &HeaderMap,
+    headers: &mut HeaderMap,
     body: B,
     limits: &BodyLimits,
 ) -> Result<(Collected, Option<BudgetPermit>), ReadError>
@@ -211,8 +213,9 @@ where
     };
     let Some(list) = crate::decode::encodings(headers) else {
         refused(&raw)?;
-        let plain = raw.clone();
-        return Ok((Collected { raw, plain }, permit));
+        // An `identity` coding names none: the header goes all the same.
+        forward_decoded(headers, raw.len());
+        return Ok((Collected { plain: raw }, permit));
     };
     // Every layer's output is reserved before the next layer is decoded, so a short budget
     // stops the work early. An intermediate layer is freed once decoded but its share stays
@@ -228,24 +231,18 @@ where
     // What was inspected is what goes on: the decoded bytes, not the encoded ones another
     // decoder might read differently (a deflate body that is valid both as zlib and as raw
     // deflate, found by a black-box review; concatenated gzip members; trailing bytes).
-    // The caller drops the `Content-Encoding` ([`forward_decoded`]).
     drop(raw);
+    forward_decoded(headers, plain.len());
     // Only the decoded bytes are held from here on.
     if let Some(p) = permit.as_mut() {
         p.shrink_to(plain.len());
     }
-    Ok((
-        Collected {
-            raw: plain.clone(),
-            plain,
-        },
-        permit,
-    ))
+    Ok((Collected { plain }, permit))
 }
 
-/// After the body stage: a body is forwarded as it was read and inspected, decoded, so any
-/// `Content-Encoding` it came with goes and its length is what is sent.
-pub(crate) fn forward_decoded(headers: &mut HeaderMap, len: usize) {
+/// A body forwarded as it was read and inspected, decoded: any `Content-Encoding` it came with
+/// goes, and its length is what is sent.
+fn forward_decoded(headers: &mut HeaderMap, len: usize) {
     if headers.remove(http::header::CONTENT_ENCODING).is_some() {
         set_length(headers, len);
     }
@@ -387,7 +384,7 @@ mod tests {
         let body = || Chunks(VecDeque::from([raw.clone()]));
         let budget = BodyBudget::new(held);
         let limits = BodyLimits::new(1 << 20).budget(budget.clone());
-        let (got, permit) = run(read_request(&h, body(), &limits)).unwrap();
+        let (got, permit) = run(read_request(&mut h.clone(), body(), &limits)).unwrap();
         assert_eq!(got.plain, plain);
         // Decoded, only the decoded bytes stay held (the compressed ones and the layer
         // between are freed: the body goes on decoded).
@@ -397,7 +394,7 @@ mod tests {
         // One byte short: refused as busy, and nothing stays reserved.
         let budget = BodyBudget::new(held - 1);
         let limits = BodyLimits::new(1 << 20).budget(budget.clone());
-        let err = run(read_request(&h, body(), &limits)).unwrap_err();
+        let err = run(read_request(&mut h.clone(), body(), &limits)).unwrap_err();
         assert!(
             matches!(err, ReadError::Busy(n) if n == held - 1),
             "{err:?}"

@@ -189,15 +189,13 @@ impl Drop for BudgetPermit {
 }
 
 /// A request body read whole, left in the request extensions by the layer that read it so that
-/// no later layer reads or decodes it again. The request's body is then exactly `raw`.
+/// no later layer reads or decodes it again. The request's body is then exactly `plain`.
 ///
-/// A layer that changes the body (masking, a model rewrite) replaces both with the new bytes.
+/// A layer that changes the body (masking, a model rewrite) replaces it with the new bytes.
 #[derive(Debug, Clone)]
 pub struct Collected {
-    /// The bytes forwarded: as received, or, for a body that came with a `Content-Encoding`,
-    /// the decoded bytes (forwarded without it: what is inspected is what goes on).
-    pub raw: Bytes,
-    /// The body decoded from its `Content-Encoding` (the same bytes as `raw`).
+    /// The body as read, decoded from its `Content-Encoding`: the bytes inspected and the bytes
+    /// forwarded (without the coding: what is inspected is what goes on).
     pub plain: Bytes,
 }
 

@@ -453,7 +453,6 @@ async fn provider_reuses_the_body_an_earlier_layer_read() {
     // The request as the guard leaves it: its body is the collected bytes.
     let mut req = post("/v1/messages", CLEAN);
     req.extensions_mut().insert(Collected {
-        raw: Bytes::from_static(CLEAN.as_bytes()),
         plain: Bytes::from_static(CLEAN.as_bytes()),
     });
     svc.clone().oneshot(req).await.unwrap();

@@ -581,7 +581,6 @@ async fn access_lists_check_a_tools_own_model() {
                 let bytes = body.collect().await.unwrap().to_bytes();
                 parts.extensions.insert(RequestFacts::from_body(&bytes));
                 parts.extensions.insert(agw_tower::limits::Collected {
-                    raw: bytes.clone(),
                     plain: bytes.clone(),
                 });
                 next.run(axum::extract::Request::from_parts(parts, bytes.into()))

@@ -604,7 +604,6 @@ async fn a_request_abandoned_before_its_response_is_charged_its_input_or_its_hol
                 let (mut parts, body) = req.into_parts();
                 let bytes = body.collect().await.unwrap().to_bytes();
                 parts.extensions.insert(agw_tower::limits::Collected {
-                    raw: bytes.clone(),
                     plain: bytes.clone(),
                 });
                 next.run(axum::extract::Request::from_parts(parts, bytes.into()))

@@ -174,7 +174,7 @@ where
                 ))
             };
             let (collected, _permit) =
-                match read_request(&parts.headers, body, &config.limits).await {
+                match read_request(&mut parts.headers, body, &config.limits).await {
                     Ok(c) => c,
                     Err(e) => {
                         let outcome = match e {
@@ -186,18 +186,16 @@ where
                         return reject(outcome, &e.request_error(), Vec::new(), None, false);
                     }
                 };
-            crate::collect::forward_decoded(&mut parts.headers, collected.raw.len());
-            let Collected { raw, plain } = collected;
+            let Collected { plain } = collected;
             if config.policy.is_empty() || (plain.is_empty() && !class.kind.has_prompt()) {
                 // No rules (the body was read for later layers), or a body that turned out
                 // empty (chunked, zero bytes): nothing to inspect.
                 let report = with_url_audits(skipped(), url_rules);
                 parts.extensions.insert(report.clone());
                 parts.extensions.insert(Collected {
-                    raw: raw.clone(),
-                    plain,
+                    plain: plain.clone(),
                 });
-                let req = Request::from_parts(parts, Body::full(raw));
+                let req = Request::from_parts(parts, Body::full(plain));
                 let mut res = inner.call(req).await?.map(Body::inner);
                 res.extensions_mut().insert(report);
                 return Ok(res);
@@ -231,20 +229,16 @@ where
                         matched_model,
                     );
                 }
-                Decision::Allow if audited => (GuardOutcome::Audited, Collected { raw, plain }),
-                Decision::Allow => (GuardOutcome::Allowed, Collected { raw, plain }),
-                Decision::Rewrite(masked) => {
-                    let masked = Bytes::from(masked);
-                    (
-                        GuardOutcome::Masked,
-                        Collected {
-                            raw: masked.clone(),
-                            plain: masked,
-                        },
-                    )
-                }
+                Decision::Allow if audited => (GuardOutcome::Audited, Collected { plain }),
+                Decision::Allow => (GuardOutcome::Allowed, Collected { plain }),
+                Decision::Rewrite(masked) => (
+                    GuardOutcome::Masked,
+                    Collected {
+                        plain: Bytes::from(masked),
+                    },
+                ),
             };
-            set_length(&mut parts.headers, collected.raw.len());
+            set_length(&mut parts.headers, collected.plain.len());
             let report = GuardReport {
                 outcome,
                 rules,
@@ -254,7 +248,7 @@ where
                 matched_url: audited_url,
             };
             parts.extensions.insert(report.clone());
-            let forward = collected.raw.clone();
+            let forward = collected.plain.clone();
             parts.extensions.insert(collected);
             let req = Request::from_parts(parts, Body::full(forward));
             // `_permit` holds the buffered bytes' budget until the upstream has answered.

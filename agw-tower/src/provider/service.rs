@@ -147,11 +147,8 @@ where
             // Read once: an earlier layer's collection is reused; then the body is those bytes.
             let (collected, _permit, body) = match read {
                 Some(c) => (c, None, Some(body)),
-                None => match read_request(&parts.headers, body, &config.limits).await {
-                    Ok((c, permit)) => {
-                        crate::collect::forward_decoded(&mut parts.headers, c.raw.len());
-                        (c, permit, None)
-                    }
+                None => match read_request(&mut parts.headers, body, &config.limits).await {
+                    Ok((c, permit)) => (c, permit, None),
                     Err(e) => return Ok(error_response(class.api, &e.request_error())),
                 },
             };
@@ -159,21 +156,20 @@ where
                 Err(e) => return Ok(error_response(class.api, &e.error_body())),
                 Ok(ModelOutcome::Unchanged { .. }) => match body {
                     Some(body) => (Body::inner(body), None),
-                    None => (Body::full(collected.raw.clone()), None),
+                    None => (Body::full(collected.plain.clone()), None),
                 },
                 Ok(ModelOutcome::Rewritten { from, to, body }) => {
                     parts.headers.remove(CONTENT_ENCODING);
                     let body = Bytes::from(body);
                     set_length(&mut parts.headers, body.len());
                     parts.extensions.insert(Collected {
-                        raw: body.clone(),
                         plain: body.clone(),
                     });
                     (Body::full(body), Some(ModelRewrite { from, to }))
                 }
             };
             if rewrite.is_none() {
-                set_length(&mut parts.headers, collected.raw.len());
+                set_length(&mut parts.headers, collected.plain.len());
             }
             let res = inner.call(Request::from_parts(parts, body)).await?;
             let Some(rewrite) = rewrite else {
@@ -215,7 +211,7 @@ where
 {
     let (mut parts, body) = res.into_parts();
     // An unreadable error body explains nothing: then only agw's part is said.
-    let plain = read_plain(&parts.headers, body, ERROR_BODY_LIMIT)
+    let plain = read_plain(&mut parts.headers, body, ERROR_BODY_LIMIT)
         .await
         .map(|c| c.plain)
         .unwrap_or_default();

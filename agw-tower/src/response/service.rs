@@ -269,19 +269,18 @@ where
                 Read::Pass => Ok(res.map(|b| Body::inner(SseGuardBody::passthrough(b)))),
                 how @ (Read::Json | Read::Lines) => {
                     let (mut parts, body) = res.into_parts();
-                    let Collected { raw, plain } =
-                        match read_plain(&parts.headers, body, config.limit).await {
+                    // The client gets the bytes that were inspected, decoded.
+                    let Collected { plain } =
+                        match read_plain(&mut parts.headers, body, config.limit).await {
                             Ok(p) => p,
                             Err(e) => return refuse(keep, format!("the provider's response {e}")),
                         };
-                    // The client gets the bytes that were inspected, decoded.
-                    crate::collect::forward_decoded(&mut parts.headers, raw.len());
                     if reading != ResponseReading::Model
                         && plain.iter().all(u8::is_ascii_whitespace)
                     {
                         // Nothing to read (a 204, an empty listing): forwarded as it came.
                         parts.extensions.insert(outcome);
-                        return Ok(Response::from_parts(parts, Body::full(raw)));
+                        return Ok(Response::from_parts(parts, Body::full(plain)));
                     }
                     let verdict = if how == Read::Lines {
                         config.policy.inspect_response_lines(&plain)
@@ -299,7 +298,7 @@ where
                     };
                     outcome.record_hits(verdict.hits());
                     let body = match verdict.into_decision() {
-                        Decision::Allow => raw,
+                        Decision::Allow => plain,
                         Decision::Reject(r) => {
                             let mut res = error_response(class.api, &r.error_body());
                             // The error stands in for the provider's response: what the layers
