@@ -128,10 +128,12 @@ pub struct StreamGuard {
 /// found nothing in it, and it carried the secret's pieces in clear (black-box review).
 ///
 /// A part's text as it came is kept as a hash and a length; what went out is kept whole (the
-/// repeating events need it), one copy of the text.
+/// repeating events need it), one copy of the text, at most [`MAX_HELD`] bytes a stream.
 #[derive(Debug, Default)]
 struct Resync {
     parts: Vec<SentPart>,
+    /// Bytes of text kept in `parts`.
+    kept: usize,
     /// Whether any part went out changed: only then are the repeating events looked at.
     changed: bool,
 }
@@ -143,8 +145,9 @@ struct SentPart {
     /// The text as it came: hashed, and its length.
     raw: std::hash::DefaultHasher,
     raw_len: usize,
-    /// The text as it went out.
-    sent: String,
+    /// The text as it went out; `None` once the stream's kept text passed [`MAX_HELD`] (a
+    /// stream is not kept whole without bound).
+    sent: Option<String>,
     /// Whether what went out differs from what came.
     masked: bool,
 }
@@ -173,7 +176,7 @@ impl Resync {
                     at,
                     raw: std::hash::DefaultHasher::new(),
                     raw_len: 0,
-                    sent: String::new(),
+                    sent: Some(String::new()),
                     masked: false,
                 });
                 self.parts.len() - 1
@@ -182,7 +185,13 @@ impl Resync {
         let part = &mut self.parts[i];
         part.raw.write(raw.as_bytes());
         part.raw_len += raw.len();
-        part.sent.push_str(sent);
+        self.kept += sent.len();
+        match &mut part.sent {
+            Some(kept) if self.kept <= MAX_HELD => kept.push_str(sent),
+            // Past the bound the part's text is let go: a repeat of it that needs rewriting
+            // then fails closed.
+            kept => *kept = None,
+        }
         if raw != sent {
             part.masked = true;
             self.changed = true;
@@ -198,13 +207,13 @@ impl Resync {
             return Ok(false);
         };
         match self.parts.iter().rfind(|p| p.at == at) {
-            Some(part) if part.masked && text != part.sent => {
-                if !part.came(text) {
-                    return Err(DISAGREES);
+            Some(part) if part.masked && part.sent.as_deref() != Some(text) => match &part.sent {
+                Some(sent) if part.came(text) => {
+                    *v = Value::String(sent.clone());
+                    Ok(true)
                 }
-                *v = Value::String(part.sent.clone());
-                Ok(true)
-            }
+                _ => Err(DISAGREES),
+            },
             _ => Ok(false),
         }
     }

@@ -2442,3 +2442,26 @@ fn fields_beside_a_delta_are_read() {
     );
     assert!(out.contains("hello") && !out.contains("error"), "{out}");
 }
+
+/// What a Responses stream sent is kept for the repeats at most `MAX_HELD` bytes: past it a
+/// part's text is let go, and a repeat of a masked part that would need it fails closed; an
+/// unmasked part's repeat still passes.
+#[test]
+fn responses_resync_keeps_a_bounded_text() {
+    let big = "x".repeat(MAX_HELD);
+    let mut r = Resync::default();
+    r.delta((0, 0), &big, &big);
+    r.delta((0, 0), "card 4111 1111 1111 1111", "card <CREDIT_CARD>");
+    r.delta((1, 0), "ok", "ok");
+    let done = |o: u64, text: &str| {
+        Bytes::from(format!(
+            "event: response.output_text.done\ndata: {}\n\n",
+            serde_json::json!({"type":"response.output_text.done","output_index":o,"content_index":0,"text":text})
+        ))
+    };
+    assert_eq!(
+        r.event(&done(0, &format!("{big}card 4111 1111 1111 1111"))),
+        Err(DISAGREES)
+    );
+    assert_eq!(r.event(&done(1, "ok")), Ok(None));
+}
