@@ -720,18 +720,32 @@ async fn streamed_tool_arguments_are_refused_where_responses_are_guarded() {
         (&tools, plain, false),
         (&auditing, asks, false),
     ] {
-        let upstream = MemoryUpstream::json(r#"{"candidates":[]}"#);
-        let svc = StackConfig::new("gemini", ProviderSpec::openai())
-            .response_policy(policy.clone())
-            .layer()
-            .layer(upstream.clone());
-        let (status, text) = text(svc.oneshot(post(path, body)).await.unwrap()).await;
-        if refused {
-            assert_eq!(status, 400, "{body}");
-            assert!(text.contains("streamFunctionCallArguments"), "{text}");
-            assert!(upstream.seen().is_empty());
-        } else {
-            assert_eq!(status, 200, "{body}: {text}");
+        let named = refused.then_some("streamFunctionCallArguments");
+        refused_before_sent(policy, path, body, named).await;
+    }
+}
+
+/// Sends `body` to `path` through an OpenAI stack whose response policy is `policy`: refused
+/// (400, an invalid request error naming `named`) and nothing sent upstream, or (`None`) sent
+/// and answered.
+async fn refused_before_sent(policy: &Policy, path: &str, body: &'static str, named: Option<&str>) {
+    let upstream = MemoryUpstream::json("{}");
+    let svc = StackConfig::new("openai", ProviderSpec::openai())
+        .response_policy(policy.clone())
+        .layer()
+        .layer(upstream.clone());
+    let (status, text) = text(svc.oneshot(post(path, body)).await.unwrap()).await;
+    match named {
+        Some(named) => {
+            assert_eq!(status, 400, "{path} {body}");
+            assert!(
+                text.contains("\"invalid_request_error\"") && text.contains(named),
+                "{text}"
+            );
+            assert!(upstream.seen().is_empty(), "{path}: sent upstream");
+        }
+        None => {
+            assert_eq!(status, 200, "{path} {body}: {text}");
             assert_eq!(upstream.seen().len(), 1);
         }
     }
@@ -780,28 +794,12 @@ async fn log_probabilities_and_audio_are_refused_where_responses_are_masked() {
         (&masking, "/v1/chat/completions", audio, true),
         (&auditing, "/v1/chat/completions", audio, false),
     ] {
-        let upstream = MemoryUpstream::json(r#"{"choices":[]}"#);
-        let svc = StackConfig::new("openai", ProviderSpec::openai())
-            .response_policy(policy.clone())
-            .layer()
-            .layer(upstream.clone());
-        let (status, text) = text(svc.oneshot(post(path, body)).await.unwrap()).await;
-        if refused {
-            assert_eq!(status, 400, "{path} {body}");
-            let named = if body == audio {
-                "modalities"
-            } else {
-                "logprobs"
-            };
-            assert!(
-                text.contains("\"invalid_request_error\"") && text.contains(named),
-                "{text}"
-            );
-            assert!(upstream.seen().is_empty(), "{path}: sent upstream");
+        let named = if body == audio {
+            "modalities"
         } else {
-            assert_eq!(status, 200, "{path} {body}: {text}");
-            assert_eq!(upstream.seen().len(), 1);
-        }
+            "logprobs"
+        };
+        refused_before_sent(policy, path, body, refused.then_some(named)).await;
     }
     // Whatever the backend's dialect: a passthrough path on an Anthropic backend may reach a
     // llama.cpp server, whose `n_probs` lists the tokens (regression round).
