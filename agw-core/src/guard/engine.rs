@@ -263,8 +263,14 @@ impl Engines {
                 if !want(c.rule) || filtered {
                     continue;
                 }
+                if c.whole_word {
+                    if whole_words(&c.re, text, edges, c.rule, out, stop) {
+                        return true;
+                    }
+                    continue;
+                }
                 for m in c.re.find_iter(text) {
-                    if m.is_empty() || (c.whole_word && !whole_word(text, m.range(), edges)) {
+                    if m.is_empty() {
                         continue;
                     }
                     out.push(RawHit {
@@ -438,6 +444,50 @@ fn regex_message(e: &regex::Error) -> String {
     }
 }
 
+/// The whole-word matches of a whole-word rule's regex (a phrase, whitespace widened): a
+/// match that is not one gives way to a match starting inside it, not only after it — in
+/// `goodbye bye bye`, `bye bye` inside `goodbye` is not a word, and the one after it is
+/// (found by the twelfth session's differential test). With `stop` true for a hit, returns
+/// true right after pushing it.
+fn whole_words(
+    re: &Regex,
+    text: &[u8],
+    edges: Edges<'_>,
+    rule: usize,
+    out: &mut Vec<RawHit>,
+    stop: &dyn Fn(usize) -> bool,
+) -> bool {
+    let mut at = 0;
+    while let Some(m) = re.find_at(text, at) {
+        if !m.is_empty() && whole_word(text, m.range(), edges) {
+            out.push(RawHit {
+                rule,
+                range: m.range(),
+                detector: None,
+            });
+            if stop(rule) {
+                return true;
+            }
+            at = m.end();
+            continue;
+        }
+        // The next character's start after the match's start.
+        at = m.start() + 1;
+        while at < text.len() && !is_char_start(text[at]) {
+            at += 1;
+        }
+        if at > text.len() {
+            break;
+        }
+    }
+    false
+}
+
+/// Whether `b` starts a UTF-8 character (is not a continuation byte).
+fn is_char_start(b: u8) -> bool {
+    (b as i8) >= -0x40
+}
+
 fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
@@ -581,6 +631,36 @@ mod tests {
         // Text with a non-ASCII letter still meets the look-alikes.
         assert_eq!(hits(&fast, 3, "сrеdit саrd").len(), 1);
         assert_eq!(hits(&fast, 3, "a раsswоrd").len(), 1);
+    }
+
+    /// A whole-word phrase's match inside a longer word gives way to one that starts within
+    /// it (found by the twelfth session's differential test: `goodbye bye bye` passed).
+    #[test]
+    fn a_whole_word_phrase_is_found_after_an_overlapping_non_word_match() {
+        for widened in [true, false] {
+            let rules = [
+                Rule::literals("bye", ["bye bye"])
+                    .whole_word(true)
+                    .whitespace_insensitive(widened),
+                Rule::literals("ab", ["ab ab"])
+                    .whole_word(true)
+                    .whitespace_insensitive(widened),
+            ];
+            let e = Engines::build(&rules).unwrap();
+            let found = |text: &str| -> Vec<(usize, Range<usize>)> {
+                hits(&e, 2, text)
+                    .into_iter()
+                    .map(|h| (h.rule, h.range))
+                    .collect()
+            };
+            assert_eq!(found("goodbye bye bye"), [(0, 8..15)], "{widened}");
+            assert_eq!(found("xab ab ab"), [(1, 4..9)], "{widened}");
+            if widened {
+                assert_eq!(found("éab ab  ab!"), [(1, 5..11)]);
+            }
+            assert!(found("goodbye bye byes").is_empty(), "{widened}");
+            assert_eq!(found("bye bye bye bye").len(), if widened { 2 } else { 3 });
+        }
     }
 
     #[test]

@@ -255,6 +255,8 @@ pub struct TextMatch<'a> {
     pub detector: Option<Detector>,
     /// The byte range in the text.
     pub range: std::ops::Range<usize>,
+    /// The rule matches whole words only: text after the range, still to come, can undo it.
+    pub whole_word: bool,
 }
 
 impl TextMatch<'_> {
@@ -928,6 +930,7 @@ impl Policy {
                 action: &inner.rules[h.rule].action,
                 detector: h.detector,
                 range: h.range,
+                whole_word: h.detector.is_none() && inner.rules[h.rule].rule.is_whole_word(),
             })
             .collect()
     }

@@ -299,6 +299,17 @@ impl Rule {
         self
     }
 
+    /// Whether the rule matches whole words only.
+    pub(crate) fn is_whole_word(&self) -> bool {
+        matches!(
+            self.matcher,
+            Matcher::Literals {
+                whole_word: true,
+                ..
+            }
+        )
+    }
+
     /// Lets whitespace in the patterns (literal and regex rules) also match any run of spaces,
     /// tabs and line breaks: `credit card` then finds `credit\n\t card` and `credit\fcard`.
     /// Configuration name: `whitespace_insensitive`.

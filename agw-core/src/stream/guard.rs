@@ -1156,6 +1156,22 @@ impl StreamGuard {
                 }
             }
         };
+        let found = if end > held_start {
+            self.policy.find_in_text(text)
+        } else {
+            Vec::new()
+        };
+        // A whole-word match that ends where the text read so far ends may not be one: the
+        // next delta can go on with the word (`The kill` + `er whale`). It is decided with
+        // what follows, or when the text is complete (twelfth session's differential test:
+        // a delta's end counted as a word's).
+        let open_word = |m: &crate::guard::TextMatch<'_>| {
+            !force && m.whole_word && m.range.end == text.len() && !m.range.is_empty()
+        };
+        let hold = (found.iter())
+            .filter(|m| open_word(m))
+            .map(|m| source(m.range.start).start)
+            .fold(hold, usize::min);
         // Parts that end before the hold point are decided now.
         let ready = starts
             .iter()
@@ -1166,8 +1182,8 @@ impl StreamGuard {
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
         let mut reject = None;
         if end > held_start {
-            for m in &self.policy.find_in_text(text) {
-                if m.range.is_empty() {
+            for m in &found {
+                if m.range.is_empty() || open_word(m) {
                     continue;
                 }
                 let start = source(m.range.start).start;

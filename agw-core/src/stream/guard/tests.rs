@@ -5,6 +5,7 @@ use crate::route::RouteKind;
 use crate::stream::SseDecoder;
 
 mod open;
+mod review12;
 mod review7;
 mod splits;
 
