@@ -21,6 +21,8 @@ pub(crate) struct Leaf {
     pub text: String,
     /// Signed reasoning (an Anthropic thinking block): never rewritten.
     pub signed: bool,
+    /// In an object marked `"thought": true` (a Gemini thought part).
+    pub thought: bool,
 }
 
 /// The strings of a document, and whether it has a tool call (the walk reads a tool's input
@@ -35,17 +37,18 @@ pub(crate) struct Leaves {
 pub(crate) fn leaves(v: &Value) -> Leaves {
     let mut out = Leaves::default();
     let mut pointer = String::new();
-    walk(v, "", &mut pointer, false, &mut out);
+    walk(v, "", &mut pointer, false, false, &mut out);
     out
 }
 
-fn walk(v: &Value, key: &str, pointer: &mut String, signed: bool, out: &mut Leaves) {
+fn walk(v: &Value, key: &str, pointer: &mut String, signed: bool, thought: bool, out: &mut Leaves) {
     match v {
         Value::String(s) if !is_meta_key(key.as_bytes()) && !s.is_empty() => {
             out.leaves.push(Leaf {
                 pointer: pointer.clone(),
                 text: s.clone(),
                 signed,
+                thought,
             });
         }
         Value::Array(a) => {
@@ -54,13 +57,14 @@ fn walk(v: &Value, key: &str, pointer: &mut String, signed: bool, out: &mut Leav
                 pointer.push('/');
                 pointer.push_str(itoa(i, &mut [0; 20]));
                 // Items inherit the array's key, as in the walk.
-                walk(item, key, pointer, signed, out);
+                walk(item, key, pointer, signed, thought, out);
                 pointer.truncate(len);
             }
         }
         Value::Object(o) => {
             let ty = o.get("type").and_then(Value::as_str).unwrap_or("");
             let signed = signed || is_signed_reasoning(ty.as_bytes(), o.contains_key("signature"));
+            let thought = o.get("thought") == Some(&Value::Bool(true));
             let tool = o.contains_key("input")
                 || o.contains_key("arguments")
                 || matches!(ty, "tool_use" | "server_tool_use" | "function_call");
@@ -88,7 +92,7 @@ fn walk(v: &Value, key: &str, pointer: &mut String, signed: bool, out: &mut Leav
                         c => pointer.push(c),
                     }
                 }
-                walk(child, k, pointer, signed, out);
+                walk(child, k, pointer, signed, thought, out);
                 pointer.truncate(len);
             }
         }
@@ -124,6 +128,26 @@ const TOKEN_PATHS: [&str; 17] = [
     "/choices/*/delta/reasoning",
     "/candidates/*/content/parts/*/text",
 ];
+
+/// The text a string at `pointer` continues: its path, but for the parts of a Gemini
+/// candidate, whose text parts are one text to a client (google-genai's `.text` joins them,
+/// thought parts apart), whatever their positions in the events (twelfth session's black-box
+/// review: `SECRET-` in part 0 of one event and `12345` in part 1 of the next, after a
+/// thought part, went out unmasked).
+pub(crate) fn text_path(pointer: &str, thought: bool) -> std::borrow::Cow<'_, str> {
+    const PARTS: &str = "/content/parts/";
+    if let Some(rest) = pointer.strip_prefix("/candidates/")
+        && let Some((candidate, rest)) = rest.split_once('/')
+        && let Some(rest) = rest.strip_prefix(&PARTS[1..])
+        && let Some((part, "text")) = rest.split_once('/')
+        && !part.is_empty()
+        && part.bytes().all(|b| b.is_ascii_digit())
+    {
+        let kind = if thought { "thought" } else { "text" };
+        return format!("/candidates/{candidate}{PARTS}*/{kind}").into();
+    }
+    pointer.into()
+}
 
 /// The most strings of one event or line read as pieces of texts: more are a document, read
 /// whole.

@@ -401,6 +401,7 @@ impl<'b> Walker<'b> {
         let mut data: Option<Str> = None;
         let mut media: Option<std::borrow::Cow<'_, [u8]>> = None;
         let mut signed = false;
+        let mut thought = false;
         let mut input: Option<Range<usize>> = None;
         // An `arguments` string's text: the JSON it holds, or what the tool rules read.
         let mut arguments: Option<Vec<u8>> = None;
@@ -443,6 +444,12 @@ impl<'b> Walker<'b> {
                 b"signature" if field != Field::ToolInput => {
                     signed = true;
                     self.value(sc, Some(&key), field)
+                }
+                b"thought" if field != Field::ToolInput && sc.peek() == Some(b't') => {
+                    // Gemini's thought parts: reasoning a client shows apart from the answer.
+                    let r = sc.skip()?;
+                    thought = self.body[r] == *b"true";
+                    Ok(())
                 }
                 b"arguments" if field != Field::ToolInput && sc.peek() == Some(b'"') => {
                     let s = sc.string()?;
@@ -501,6 +508,14 @@ impl<'b> Walker<'b> {
         if is_signed_reasoning(ty, signed) {
             for p in &mut self.pending[first..] {
                 p.reasoning = true;
+            }
+        }
+        if thought {
+            // A Gemini thought part's text is not the answer's: the answer's text parts on
+            // either side of it are one text to a client (`.text` joins them), read as one
+            // (twelfth session's black-box review).
+            for p in &mut self.pending[first..] {
+                p.text = false;
             }
         }
         if let Some(tool) = client_tool(ty) {

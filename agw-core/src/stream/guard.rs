@@ -736,7 +736,8 @@ impl StreamGuard {
             self.generic(item, &other.to_string(), false, false)?;
         }
         for leaf in pieces {
-            let key = continued(&leaf.pointer, leaf.signed);
+            let path = crate::guard::leaves::text_path(&leaf.pointer, leaf.thought);
+            let key = continued(&path, leaf.signed);
             let open = |c: &Chan| c.key.group == CONTINUED && !c.done;
             if !self.chans.iter().any(|c| open(c) && c.key == key)
                 && self.chans.iter().filter(|c| open(c)).count() >= MAX_CONTINUED

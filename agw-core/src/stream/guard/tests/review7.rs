@@ -186,7 +186,7 @@ const TOKENS: [&str; 9] = [
     "key", " AK", "IA", "IOS", "FOD", "NN7", "EXA", "MPLE", " ok",
 ];
 
-fn sse(events: impl IntoIterator<Item = serde_json::Value>) -> Vec<u8> {
+pub(super) fn sse(events: impl IntoIterator<Item = serde_json::Value>) -> Vec<u8> {
     events
         .into_iter()
         .map(|e| format!("data: {e}\n\n"))

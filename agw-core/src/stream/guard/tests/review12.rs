@@ -1,0 +1,110 @@
+//! The twelfth session's reviews: a whole-word rule's match at the end of the text read so
+//! far, Gemini parts, and the other stream findings of its black-box and differential tests.
+
+use super::*;
+
+/// A whole-word rule is decided on the words a client shows, not on where deltas end: `The
+/// kill` then `er whale` is `killer`, which `kill` does not match (a delta's end had counted
+/// as a word's end).
+#[test]
+fn a_whole_word_match_at_a_delta_end_waits_for_the_next_delta() {
+    let reject = Policy::builder()
+        .rule(
+            Rule::literals("ww", ["kill"])
+                .whole_word(true)
+                .reject("blocked"),
+        )
+        .build()
+        .unwrap();
+    let mask = Policy::builder()
+        .rule(Rule::literals("ww", ["kill"]).whole_word(true).mask())
+        .build()
+        .unwrap();
+    for chunk in [1, 7, 1 << 20] {
+        let passes = anthropic_stream(&["The kill", "er whale"]);
+        let (out, rejected) = run(&reject, Api::Anthropic, 64, &passes, chunk);
+        assert!(!rejected, "{chunk}");
+        assert_eq!(out, passes);
+        assert_eq!(run(&mask, Api::Anthropic, 64, &passes, chunk).0, passes);
+        for ends in [
+            &["The kill", " it"][..],
+            &["The kill"],
+            &["The kill", "", "!"],
+        ] {
+            let input = anthropic_stream(ends);
+            assert!(
+                run(&reject, Api::Anthropic, 64, &input, chunk).1,
+                "{ends:?}"
+            );
+            let (out, _) = run(&mask, Api::Anthropic, 64, &input, chunk);
+            let text = text_of(&out);
+            assert!(!text.contains("kill") && text.starts_with("The "), "{text}");
+        }
+    }
+}
+
+/// A Gemini candidate's text parts are one text to a client (google-genai's `.text` joins
+/// them, thought parts apart), wherever they sit in the events: a key split between part 0
+/// of one event and part 1 of the next, behind a thought part or an empty part, is masked
+/// (black-box review: read by position, it went out whole). A JSON list of the same chunks
+/// (`:streamGenerateContent` without `alt=sse`) is read the same way.
+#[test]
+fn gemini_text_parts_are_one_text_whatever_their_positions() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+        .build()
+        .unwrap();
+    let chunk = |parts: serde_json::Value| json!({"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}]});
+    let cases = [
+        vec![
+            chunk(json!([{"text": "key AKIAIOSF"}])),
+            chunk(json!([{"text": "pondering", "thought": true}, {"text": "ODNN7EXAMPLE ok"}])),
+        ],
+        vec![
+            chunk(json!([{"text": "key AKIAIOSF"}])),
+            chunk(json!([{"text": ""}, {"text": "ODNN7EXAMPLE ok"}])),
+        ],
+        vec![chunk(
+            json!([{"text": "key AKIAIOSF"}, {"text": "hmm", "thought": true}, {"text": "ODNN7EXAMPLE ok"}]),
+        )],
+    ];
+    let answer = |v: &serde_json::Value| -> String {
+        let mut text = String::new();
+        for part in v["candidates"][0]["content"]["parts"].as_array().unwrap() {
+            if part["thought"] != json!(true) {
+                text += part["text"].as_str().unwrap_or("");
+            }
+        }
+        text
+    };
+    for events in cases {
+        let input = super::review7::sse(events.iter().cloned());
+        for split in [1, 9, input.len()] {
+            let (out, rejected) = run(&policy, Api::OpenAi, 64, &input, split);
+            assert!(!rejected);
+            let mut got = String::new();
+            let mut decoded = Vec::new();
+            SseDecoder::new(1 << 20).push(&out, &mut decoded).unwrap();
+            for e in &decoded {
+                let data = fields(std::str::from_utf8(e).unwrap()).unwrap().data;
+                got += &answer(&serde_json::from_str(&data).unwrap());
+            }
+            assert_eq!(got, "key <AWS_ACCESS_KEY> ok", "{split} {events:?}");
+            // The thought stays as it was.
+            assert_eq!(
+                String::from_utf8(out).unwrap().contains("pondering"),
+                events.iter().any(|e| e.to_string().contains("pondering"))
+            );
+        }
+        // The chunks as one JSON list.
+        let list = serde_json::to_vec(&events).unwrap();
+        let verdict = policy.inspect_response(Api::OpenAi, &list).unwrap();
+        let Decision::Rewrite(masked) = verdict.into_decision() else {
+            panic!("not masked: {events:?}");
+        };
+        let masked: serde_json::Value = serde_json::from_slice(&masked).unwrap();
+        let joined: String = masked.as_array().unwrap().iter().map(answer).collect();
+        assert_eq!(joined, "key <AWS_ACCESS_KEY> ok", "{events:?}");
+    }
+}
