@@ -755,6 +755,8 @@ pub fn unread_output(body: &[u8]) -> UnreadOutput {
             "top_logprobs_num",
             "return_tokens",
             "return_token_ids",
+            "responselogprobs",
+            "response_logprobs",
         ]
         .iter()
         .any(|k| sc.key_matches(&key, k))
@@ -769,6 +771,18 @@ pub fn unread_output(body: &[u8]) -> UnreadOutput {
             let inner = value(sc)?;
             let nested = unread_output(inner);
             asks.logprobs |= nested.logprobs || details(inner);
+        } else if ["generationconfig", "generation_config", "sampling_params"]
+            .iter()
+            .any(|k| sc.key_matches(&key, k))
+            && sc.peek() == Some(b'{')
+        {
+            // Gemini's `generationConfig.responseLogprobs` and `logprobs` (Vertex's
+            // `generation_config.response_logprobs`), vLLM's `sampling_params.logprobs`
+            // (twelfth session's black-box review: forwarded, and the tokens came back
+            // unread).
+            let nested = unread_output(value(sc)?);
+            asks.logprobs |= nested.logprobs;
+            asks.audio |= nested.audio;
         } else if sc.key_matches(&key, "audio") {
             let v = value(sc)?;
             asks.audio |= !matches!(v, b"null" | b"false");
@@ -1098,6 +1112,15 @@ mod tests {
                 false,
             ),
             (r#"{"metadata":{"logprobs":true}}"#, false),
+            (
+                r#"{"contents":[],"generationConfig":{"responseLogprobs":true,"logprobs":5}}"#,
+                true,
+            ),
+            (r#"{"generationConfig":{"responseLogprobs":false}}"#, false),
+            (r#"{"generation_config":{"response_logprobs":true}}"#, true),
+            (r#"{"generationConfig":{"logprobs":3}}"#, true),
+            (r#"{"sampling_params":{"logprobs":1}}"#, true),
+            (r#"{"generationConfig":{"temperature":0}}"#, false),
             // llama.cpp, TGI.
             (r#"{"prompt":"x","n_probs":5}"#, true),
             (r#"{"prompt":"x","n_probs":0}"#, false),

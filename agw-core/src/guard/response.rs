@@ -18,6 +18,7 @@ use super::extract::{Doc, Inner, Loc, Seg, Top, Unit};
 use super::policy::{Decision, Rejection, Verdict};
 use super::{ActionKind, Field, Hit, InspectError, Policy, ToolHit};
 use crate::json::{JsonError, Scanner, Str, decode};
+use serde_json::Value;
 use std::ops::Range;
 
 /// Keys whose string values are identifiers or enums, not text a person reads (a `match`, so
@@ -234,6 +235,42 @@ fn no_duplicates(keys: &mut Vec<std::borrow::Cow<'_, [u8]>>, from: usize) -> Res
     }
 }
 
+/// The keys under which a response carries token log probabilities: chat and legacy
+/// completions' `choices[].logprobs`, Responses' `output_text` parts' `logprobs`, Gemini's
+/// `logprobsResult`.
+const LOGPROBS_KEYS: [&str; 4] = [
+    "logprobs",
+    "logprobsResult",
+    "logprobs_result",
+    "top_logprobs",
+];
+
+/// Whether a value under a log-probabilities key holds any token (a string or a number):
+/// `null`, `[]` and `{"content": null}` (what providers send when none were asked for) do not.
+fn holds_tokens(v: &Value) -> bool {
+    match v {
+        Value::String(_) | Value::Number(_) => true,
+        Value::Array(a) => a.iter().any(holds_tokens),
+        Value::Object(o) => o.values().any(holds_tokens),
+        Value::Null | Value::Bool(_) => false,
+    }
+}
+
+/// Whether an event's JSON carries token log probabilities at any depth: the response's
+/// text again in pieces no rule reads whole. agw refuses requests that ask for them where
+/// text is masked or refused; a provider that sends them unasked is not let through either
+/// (twelfth session's black-box review: Gemini's `logprobsResult` and chat chunks'
+/// `logprobs` spelled a masked key token by token).
+pub(crate) fn carries_logprobs(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => o.iter().any(|(k, v)| {
+            (LOGPROBS_KEYS.contains(&k.as_str()) && holds_tokens(v)) || carries_logprobs(v)
+        }),
+        Value::Array(a) => a.iter().any(carries_logprobs),
+        _ => false,
+    }
+}
+
 /// Walks a response body (or the JSON of one stream event).
 pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
     let mut sc = Scanner::new(body)?;
@@ -444,6 +481,23 @@ impl<'b> Walker<'b> {
                 b"signature" if field != Field::ToolInput => {
                     signed = true;
                     self.value(sc, Some(&key), field)
+                }
+                k if field != Field::ToolInput
+                    && LOGPROBS_KEYS.iter().any(|l| l.as_bytes() == k)
+                    && matches!(sc.peek(), Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9')) =>
+                {
+                    // See [`carries_logprobs`]: token log probabilities are not read.
+                    let r = sc.skip()?;
+                    let v: Value = serde_json::from_slice(&self.body[r])
+                        .map_err(|_| JsonError::Shape("unreadable log probabilities".into()))?;
+                    if holds_tokens(&v) {
+                        return Err(JsonError::Shape(
+                            "the response carries token log probabilities, which agw does not \
+                             read"
+                                .into(),
+                        ));
+                    }
+                    Ok(())
                 }
                 b"thought" if field != Field::ToolInput && sc.peek() == Some(b't') => {
                     // Gemini's thought parts: reasoning a client shows apart from the answer.

@@ -523,6 +523,9 @@ impl StreamGuard {
             // was said before one is decided now and goes out ahead of it.
             self.settle_text()?;
         }
+        if crate::guard::response::carries_logprobs(&json) {
+            return Err(self.unreadable("token log probabilities, which agw does not read"));
+        }
         let mut m: Meaning = match meaning(self.dialect, &ty, &json) {
             Ok(m) => m,
             Err(e) => return Err(self.unreadable(&e)),

@@ -85,9 +85,10 @@
 //!   way, tool rules included.
 //! - **audit** records the hit.
 //!
-//! Not joined in streams: `logprobs` of OpenAI chunks (each chunk's tokens are read as strings
-//! beside its delta; agw-tower's response guard refuses requests for them where text is masked
-//! or refused). Memory is bounded:
+//! Token log probabilities (chat chunks' `logprobs`, Responses deltas' `logprobs`, Gemini's
+//! `logprobsResult`) are the text again in pieces no rule reads whole: agw-tower's response
+//! guard refuses requests for them where text is masked or refused, and an event that carries
+//! any ends the stream. Memory is bounded:
 //! an event larger than the decoder's limit is an error, held text never exceeds the window
 //! (or [`MAX_OPEN_MATCH`] for a secret still growing) plus one delta per channel, and all
 //! events held at once at most [`MAX_HELD`] bytes.

@@ -108,3 +108,61 @@ fn gemini_text_parts_are_one_text_whatever_their_positions() {
         assert_eq!(joined, "key <AWS_ACCESS_KEY> ok", "{events:?}");
     }
 }
+
+/// Token log probabilities are the response's text again, in pieces no rule reads whole:
+/// agw refuses requests for them, and a provider that sends them unasked (chat chunks'
+/// `logprobs`, Gemini's `logprobsResult`) ends the stream or fails the response (black-box
+/// review: a masked key went out token by token beside its mask). What providers send when
+/// none were asked for (`null`, `[]`, `{"content": null}`) passes.
+#[test]
+fn token_log_probabilities_a_response_carries_are_not_let_through() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::regex("secret", [r"SECRET-[0-9]+"]).mask())
+        .build()
+        .unwrap();
+    let tokens = json!({"content": [{"token": "SECRET-", "logprob": -0.1, "bytes": [83], "top_logprobs": []}]});
+    let chat = |logprobs: serde_json::Value| json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "hi"}, "logprobs": logprobs, "finish_reason": null}]});
+    let gemini = |result: serde_json::Value| json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}, "index": 0, "logprobsResult": result}]});
+    let responses = |logprobs: serde_json::Value| json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "item_id": "m", "delta": "hi", "logprobs": logprobs});
+    let gemini_tokens = json!({"chosenCandidates": [{"token": "SECRET-", "logProbability": -0.1}]});
+    for (event, refused) in [
+        (chat(tokens.clone()), true),
+        (chat(json!(null)), false),
+        (chat(json!({"content": null, "refusal": null})), false),
+        (gemini(gemini_tokens.clone()), true),
+        (
+            responses(json!([{"token": "SECRET-", "logprob": -0.1}])),
+            true,
+        ),
+        (responses(json!([])), false),
+    ] {
+        let input = super::review7::sse([event.clone()]);
+        let (out, rejected) = run(&policy, Api::OpenAi, 64, &input, 5);
+        assert_eq!(rejected, refused, "{event}");
+        assert_eq!(String::from_utf8(out).unwrap().contains("SECRET-"), false);
+    }
+    // The same in whole responses.
+    let whole = [
+        (
+            json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "logprobs": tokens}]}),
+            true,
+        ),
+        (
+            json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "logprobs": null}]}),
+            false,
+        ),
+        (
+            json!({"candidates": [{"content": {"parts": [{"text": "hi"}]}, "logprobsResult": gemini_tokens}]}),
+            true,
+        ),
+        (
+            json!({"output": [{"type": "message", "content": [{"type": "output_text", "text": "hi", "annotations": [], "logprobs": []}]}]}),
+            false,
+        ),
+    ];
+    for (body, refused) in whole {
+        let got = policy.inspect_response(Api::OpenAi, body.to_string().as_bytes());
+        assert_eq!(got.is_err(), refused, "{body}");
+    }
+}
