@@ -891,6 +891,37 @@ pub fn query_asks_for_logprobs(query: &str) -> bool {
         .any(|w| w == b"logprobs")
 }
 
+/// The query parameter, if any, by which a request picks a response format agw does not
+/// read: Google's `alt` (`$alt`) other than `json`, `sse` or `media` (a file's bytes), e.g.
+/// `alt=proto`, and a JSONP `callback` (`$callback`). Names and values are compared with
+/// percent-escapes decoded, in any case; pairs are split at `&` and `;`. Found by the twelfth
+/// session's black-box review: the model's answer came back as protocol buffers or a script,
+/// which a response guard passes unread.
+pub fn query_picks_unread_format(query: &str) -> Option<&'static str> {
+    let plain = crate::route::canonical::escapes_decoded(query.as_bytes());
+    for pair in plain.split(|&b| b == b'&' || b == b';') {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let name = name.trim_ascii();
+        let name = name.strip_prefix(b"$").unwrap_or(name);
+        if name.eq_ignore_ascii_case(b"callback") {
+            return Some("callback");
+        }
+        if name.eq_ignore_ascii_case(b"alt") {
+            let value = value.trim_ascii();
+            if !["json", "sse", "media"]
+                .iter()
+                .any(|v| value.eq_ignore_ascii_case(v.as_bytes()))
+            {
+                return Some("alt");
+            }
+        }
+    }
+    None
+}
+
 /// Whether `key` names an output-token cap (see [`max_tokens`]).
 pub(crate) fn is_output_cap(sc: &Scanner<'_>, key: &crate::json::Str) -> bool {
     [
@@ -1145,6 +1176,29 @@ mod tests {
             ("include[]=reasoning.encrypted_content&limit=5", false),
         ] {
             assert_eq!(query_asks_for_logprobs(query), asks, "{query}");
+        }
+    }
+
+    #[test]
+    fn queries_that_pick_a_format_agw_does_not_read() {
+        for (query, picks) in [
+            ("alt=proto", Some("alt")),
+            ("$alt=proto", Some("alt")),
+            ("%24alt=PROTO", Some("alt")),
+            ("key=x;alt=proto", Some("alt")),
+            ("al%74=proto", Some("alt")),
+            ("alt", Some("alt")),
+            ("callback=cb", Some("callback")),
+            ("$callback=cb", Some("callback")),
+            ("alt=sse", None),
+            ("alt=json&x=1", None),
+            ("ALT=SSE", None),
+            ("alt=media", None),
+            ("beta=true", None),
+            ("alternate=proto", None),
+            ("", None),
+        ] {
+            assert_eq!(query_picks_unread_format(query), picks, "{query}");
         }
     }
 

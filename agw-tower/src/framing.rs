@@ -12,6 +12,11 @@ pub(crate) enum Framing {
     /// JSON lines, by any of the names in use (`application/jsonl`, `application/x-ndjson`,
     /// ...). Batch results come with others too: the route, not this, decides how they are read.
     JsonLines,
+    /// A format that carries a model's output in a form agw does not read: AWS's binary event
+    /// stream (Bedrock's `ConverseStream`, `InvokeModelWithResponseStream`), protocol buffers
+    /// and gRPC (Google's `alt=proto`), JSONP scripts (`callback=`). Never passed unread where
+    /// model output may come back (twelfth session's black-box review).
+    Opaque,
     Other,
     /// More than one `Content-Type`: clients differ on which one counts (some read the first,
     /// some the last), so a body could be read one way by agw and another by the client.
@@ -30,6 +35,19 @@ const JSON_LINES: [&str; 9] = [
     "application/x-json-stream",
     "text/x-ndjson",
     "text/jsonl",
+];
+
+/// Formats a model's output comes in that agw does not read ([`Framing::Opaque`]).
+const OPAQUE: [&str; 9] = [
+    "application/vnd.amazon.eventstream",
+    "application/x-amz-eventstream",
+    "application/x-protobuf",
+    "application/protobuf",
+    "application/x-google-protobuf",
+    "application/vnd.google.protobuf",
+    "text/javascript",
+    "application/javascript",
+    "application/x-javascript",
 ];
 
 /// Names JSON goes by besides `application/json` and `application/…+json` (tenth red-team
@@ -55,6 +73,12 @@ pub(crate) fn framing(headers: &http::HeaderMap) -> Framing {
         Framing::Json
     } else if JSON_LINES.iter().any(|t| media.eq_ignore_ascii_case(t)) {
         Framing::JsonLines
+    } else if OPAQUE.iter().any(|t| media.eq_ignore_ascii_case(t))
+        || starts_with_ignore_case(media, "application/grpc")
+        || ends_with_ignore_case(media, "+proto")
+        || ends_with_ignore_case(media, "+protobuf")
+    {
+        Framing::Opaque
     } else {
         Framing::Other
     }
@@ -99,6 +123,10 @@ mod tests {
             ("Application/JSONL; charset=utf-8", Framing::JsonLines),
             ("application/x-jsonl", Framing::JsonLines),
             ("application/octet-stream", Framing::Other),
+            ("application/vnd.amazon.eventstream", Framing::Opaque),
+            ("application/x-protobuf; charset=x", Framing::Opaque),
+            ("application/grpc+proto", Framing::Opaque),
+            ("Text/JavaScript; charset=utf-8", Framing::Opaque),
             ("application/binary", Framing::Other),
             ("text/plain", Framing::Other),
             ("text/json", Framing::Json),

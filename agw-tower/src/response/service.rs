@@ -145,6 +145,28 @@ fn refuse_unread_output<B>(policy: &Policy, req: &Request<B>) -> Option<ErrorBod
     if !hides {
         return None;
     }
+    if let Some(param) = req
+        .uri()
+        .query()
+        .and_then(agw_core::usage::query_picks_unread_format)
+    {
+        return Some(ErrorBody::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "the query parameter `{param}` asks for a response format this gateway cannot \
+                 inspect: its response guard masks or refuses text; remove it (JSON and \
+                 `alt=sse` are read)"
+            ),
+        ));
+    }
+    if is_bedrock_stream(req.uri().path()) {
+        return Some(ErrorBody::new(
+            ErrorKind::InvalidRequest,
+            "Bedrock's streaming APIs answer with AWS event streams, which this gateway's \
+             response guard cannot inspect: use `converse` or `invoke` (not \
+             `converse-stream` or `invoke-with-response-stream`)",
+        ));
+    }
     asks.logprobs |= req
         .uri()
         .query()
@@ -165,6 +187,14 @@ fn refuse_unread_output<B>(policy: &Policy, req: &Request<B>) -> Option<ErrorBod
              \"audio\" from `modalities`",
         )
     })
+}
+
+/// Whether `path` is a Bedrock runtime streaming call (`/model/{id}/converse-stream`,
+/// `/model/{id}/invoke-with-response-stream`), whose answer is an AWS binary event stream.
+fn is_bedrock_stream(path: &str) -> bool {
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    last.eq_ignore_ascii_case("converse-stream")
+        || last.eq_ignore_ascii_case("invoke-with-response-stream")
 }
 
 impl<S, B, ResB> Service<Request<B>> for ResponseGuard<S>
@@ -346,7 +376,7 @@ mod tests {
 
     #[test]
     fn what_is_read_follows_the_route_then_the_content_type() {
-        use Framing::{Conflicting, EventStream as Sse, Json, JsonLines, Other};
+        use Framing::{Conflicting, EventStream as Sse, Json, JsonLines, Opaque, Other};
         use ResponseReading::{Errors, Generic, Lines, Model};
         for (reading, framing, success, want) in [
             (Model, Json, true, Read::Json),
@@ -368,6 +398,11 @@ mod tests {
             (Generic, Sse, false, Read::Refuse),
             (Generic, Other, true, Read::Pass),
             (Generic, Other, false, Read::Pass),
+            // Model output in a format agw does not read is never passed unread.
+            (Generic, Opaque, true, Read::Refuse),
+            (Generic, Opaque, false, Read::Refuse),
+            (Model, Opaque, true, Read::Refuse),
+            (Errors, Opaque, false, Read::Refuse),
             // Embeddings: vectors pass unread, errors are read.
             (Errors, Json, true, Read::Pass),
             (Errors, Sse, true, Read::Pass),
@@ -474,5 +509,67 @@ mod outcome_tests {
 
         let (_, _, outcome) = through("application/json", r#"{"content":[]}"#).await;
         assert_eq!(outcome.action(), "allow");
+    }
+
+    /// A client that picks a response format agw does not read (Google's `alt=proto`, JSONP,
+    /// Bedrock's event streams) is refused before anything is sent, and such a response on a
+    /// generic route is not passed unread (twelfth session's black-box review: the answer came
+    /// back unmasked as protocol buffers, a script or an AWS event stream).
+    #[tokio::test]
+    async fn formats_agw_does_not_read_are_refused_not_passed() {
+        let policy = Policy::builder()
+            .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+            .build()
+            .unwrap();
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = sent.clone();
+        let upstream = service_fn(move |req: http::Request<()>| {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let ty = match req.uri().query() {
+                Some("t=events") => "application/vnd.amazon.eventstream",
+                Some("t=script") => "text/javascript",
+                _ => "application/x-protobuf",
+            };
+            async move {
+                let res = http::Response::builder()
+                    .header("content-type", ty)
+                    .body(Full::new(bytes::Bytes::from_static(
+                        b"AKIAIOSFODNN7EXAMPLE",
+                    )))
+                    .unwrap();
+                Ok::<_, std::convert::Infallible>(res)
+            }
+        });
+        let svc = ResponseGuardLayer::new(policy).layer(upstream);
+        let call = |uri: &'static str| {
+            let svc = svc.clone();
+            async move {
+                let req = http::Request::post(uri).body(()).unwrap();
+                let res = svc.oneshot(req).await.unwrap();
+                let status = res.status().as_u16();
+                let body = res.into_body().collect().await.unwrap().to_bytes();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        for uri in [
+            "/v1beta/models/gemini-2.5-flash:generateContent?alt=proto",
+            "/v1beta/models/gemini-2.5-flash:generateContent?%24alt=proto",
+            "/v1beta/models/gemini-2.5-flash:generateContent?callback=cb",
+            "/model/anthropic.claude-3-5-sonnet/converse-stream",
+            "/model/anthropic.claude-3-5-sonnet/invoke-with-response-stream",
+        ] {
+            let (status, body) = call(uri).await;
+            assert_eq!(status, 400, "{uri}");
+            assert!(body.contains("cannot inspect"), "{uri}: {body}");
+        }
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 0);
+        for uri in ["/v1/foo", "/v1/foo?t=events", "/v1/foo?t=script"] {
+            let (status, body) = call(uri).await;
+            assert_eq!(status, 502, "{uri}");
+            assert!(!body.contains("AKIA"), "{uri}: {body}");
+        }
+        // JSON and SSE stay readable and read.
+        let (status, _) = call("/v1beta/models/m:streamGenerateContent?alt=sse").await;
+        assert_eq!(status, 502, "the upstream here answers protocol buffers");
     }
 }

@@ -288,6 +288,7 @@ impl<B> UsageBody<B> {
                 }
                 crate::framing::Framing::JsonLines
                 | crate::framing::Framing::Other
+                | crate::framing::Framing::Opaque
                 | crate::framing::Framing::Conflicting => Reader::None,
             }
         };
