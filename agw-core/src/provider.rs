@@ -263,10 +263,27 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
         "openai-organization"
         | "openai-project"
         | "x-goog-user-project"
-        | "anthropic-organization" => true,
+        | "anthropic-organization"
+        | "x-hf-bill-to" => true,
+        // An identity a load balancer vouched for (AWS ALB's OIDC claims, a client
+        // certificate forwarded by a TLS terminator), or a token in a WebSocket
+        // subprotocol: twelfth session's black-box review.
+        "x-amzn-oidc-data"
+        | "x-amzn-oidc-identity"
+        | "x-forwarded-client-cert"
+        | "ssl-client-cert"
+        | "x-ssl-client-cert"
+        | "x-client-cert"
+        | "sec-websocket-protocol" => true,
         "idempotency-key" => false,
         _ => {
+            // `authorization2`, `x-api-key-2`: a numbered copy is the same credential.
+            let n = match n.as_bytes().last() {
+                Some(b'0'..=b'9') => n.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-'),
+                _ => n,
+            };
             n.ends_with("authorization")
+                || n.ends_with("accesstoken")
                 || n.ends_with("authentication")
                 || n.ends_with("-password")
                 || n.ends_with("-credential")
@@ -312,7 +329,17 @@ const KEY_PARAMS: [&str; 14] = [
 /// services, signatures (an Azure SAS's `sig`), an OAuth authorization `code`, a session.
 /// Dropped with the others when agw injects its key, but read by the URL rules (`code` or
 /// `session` may be anything).
-const MORE_CREDENTIAL_PARAMS: [&str; 11] = [
+///
+/// With the twelfth session's: Google's legacy `oauth_token`, an AWS presigned URL's
+/// `X-Amz-Security-Token`, `X-Amz-Credential` and `X-Amz-Signature`, and Google's
+/// `userProject` (the project billed: the query form of `X-Goog-User-Project`).
+const MORE_CREDENTIAL_PARAMS: [&str; 17] = [
+    "oauth_token",
+    "x_amz_security_token",
+    "x_amz_credential",
+    "x_amz_signature",
+    "userproject",
+    "user_project",
     "jwt",
     "id_token",
     "refresh_token",
@@ -365,14 +392,18 @@ pub(crate) fn is_key_part(part: &str) -> bool {
 
 /// Whether the name of one `name=value` part, percent-decoded and trimmed of blanks, is one
 /// `names` picks.
+///
+/// Google reads every system parameter under a `$` too (`$key=` is `key=`: twelfth session's
+/// black-box review), so a leading `$` is no part of the name.
 fn part_name_is(part: &str, names: impl Fn(&str) -> bool) -> bool {
     let name = part.split('=').next().unwrap_or("");
+    let alias = |n: &str| names(n.strip_prefix('$').unwrap_or(n));
     if name.contains(['%', '+']) {
         let name = crate::route::canonical::percent_decoded(name.as_bytes());
         let name = String::from_utf8_lossy(&name);
-        names(name.trim_matches(|c: char| c.is_whitespace() || c == '+'))
+        alias(name.trim_matches(|c: char| c.is_whitespace() || c == '+'))
     } else {
-        names(name.trim())
+        alias(name.trim())
     }
 }
 
@@ -695,6 +726,20 @@ mod tests {
                 "/v1/x?a=1;key=C&+key=C2&key+=C3&%20api_key%20=C4&b=2",
                 "http://up:1/v1/x?b=2",
             ),
+            // Twelfth session: Google's `$` aliases, `oauth_token` and `userProject`, an AWS
+            // presigned URL's credentials.
+            (
+                "/v1beta/m:generateContent?$key=C&%24key=C2&$oauth_token=C3&alt=sse&$userProject=p",
+                "http://up:1/v1beta/m:generateContent?alt=sse",
+            ),
+            (
+                "/model/m/converse?X-Amz-Security-Token=t&X-Amz-Credential=c&X-Amz-Signature=s&X-Amz-Date=d",
+                "http://up:1/model/m/converse?X-Amz-Date=d",
+            ),
+            (
+                "/v1/x?$limit=5&dollar=1",
+                "http://up:1/v1/x?$limit=5&dollar=1",
+            ),
         ] {
             let uri: Uri = uri.parse().unwrap();
             assert_eq!(inject.rebase(&uri).unwrap().to_string(), rebased, "{uri}");
@@ -761,6 +806,15 @@ mod tests {
                 "sessionid",
                 "x-signature",
                 "x-github-jwt",
+                // Found by the twelfth session's review.
+                "x-amzn-oidc-accesstoken",
+                "x-amzn-oidc-data",
+                "x-forwarded-client-cert",
+                "ssl-client-cert",
+                "sec-websocket-protocol",
+                "authorization2",
+                "x-api-key-3",
+                "x-hf-bill-to",
             ] {
                 h.append(name, "client".parse().unwrap());
                 h.append(name, "client-too".parse().unwrap());

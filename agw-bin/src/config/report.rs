@@ -133,8 +133,9 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
                          inspected by {by}; an unreadable line is refused"
                     ),
                     ResponseReading::Generic => format!(
-                        "; JSON, JSON-lines and event-stream responses inspected by {by}; \
-                         other bodies (files) pass unread"
+                        "; JSON, JSON-lines and event-stream responses inspected by {by}; AWS \
+                         event streams, protocol buffers and scripts refused; other bodies \
+                         (files) pass unread"
                     ),
                     ResponseReading::Errors => format!(
                         "; responses carry vectors and pass unread; errors inspected by {by}"
