@@ -25,6 +25,27 @@ pub struct Limit<S> {
     pub(super) limiter: Arc<Limiter>,
 }
 
+/// Whether a request retrieves, deletes, lists or cancels a batch on a path the route table
+/// leaves to passthrough: Anthropic's `/v1/messages/batches/{id}` (`GET`, `DELETE`) and
+/// `/v1/messages/batches/{id}/cancel` (`POST`), OpenAI's `/v1/batches`, `/v1/batches/{id}`
+/// and `/v1/batches/{id}/cancel`. None generates anything; a spent budget must not keep a
+/// user from stopping a batch (twelfth session's black-box review: the cancel was refused).
+fn manages_a_batch(method: &http::Method, path: &str) -> bool {
+    use http::Method;
+    let reads = matches!(*method, Method::GET | Method::HEAD | Method::DELETE);
+    for base in ["/v1/messages/batches/", "/v1/batches/"] {
+        if let Some(i) = path.find(base) {
+            let rest = &path[i + base.len()..];
+            return match rest.split_once('/') {
+                None => !rest.is_empty() && reads,
+                Some((id, "cancel")) => !id.is_empty() && *method == Method::POST,
+                _ => false,
+            };
+        }
+    }
+    path.ends_with("/v1/batches") && *method == Method::GET
+}
+
 impl<S, B, ResB> Service<Request<B>> for Limit<S>
 where
     S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
@@ -54,8 +75,10 @@ where
             // passthrough endpoints (files, images, audio) — counts against the request limits
             // and is refused once a budget is spent; tokens are charged where a response
             // reports them.
-            let batch_admin = class.kind == RouteKind::MessageBatches
-                && (*req.method() != http::Method::POST || req.uri().path().ends_with("/cancel"));
+            let batch_admin = (class.kind == RouteKind::MessageBatches
+                && (*req.method() != http::Method::POST || req.uri().path().ends_with("/cancel")))
+                || (class.kind == RouteKind::Passthrough
+                    && manages_a_batch(req.method(), req.uri().path()));
             if matches!(
                 class.kind,
                 RouteKind::Models | RouteKind::CountTokens | RouteKind::BatchResults
@@ -225,5 +248,46 @@ where
             ticket.headers(res.headers_mut());
             Ok(res)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::manages_a_batch;
+    use http::Method;
+
+    #[test]
+    fn batch_management_is_told_from_generation() {
+        for (method, path, manages) in [
+            (Method::GET, "/v1/messages/batches/msgbatch_01", true),
+            (Method::DELETE, "/v1/messages/batches/msgbatch_01", true),
+            (
+                Method::POST,
+                "/v1/messages/batches/msgbatch_01/cancel",
+                true,
+            ),
+            (
+                Method::POST,
+                "/anthropic/v1/messages/batches/msgbatch_01/cancel",
+                true,
+            ),
+            (Method::GET, "/v1/batches", true),
+            (Method::GET, "/v1/batches/batch_1", true),
+            (Method::POST, "/v1/batches/batch_1/cancel", true),
+            // Creating a batch, or anything else, is not.
+            (Method::POST, "/v1/batches", false),
+            (Method::POST, "/v1/messages/batches/msgbatch_01", false),
+            (
+                Method::GET,
+                "/v1/messages/batches/msgbatch_01/cancel",
+                false,
+            ),
+            (Method::POST, "/v1/messages/batches//cancel", false),
+            (Method::POST, "/v1/messages/batches/x/cancel/more", false),
+            (Method::GET, "/v1/messages/batches/", false),
+            (Method::POST, "/v1/chat/completions", false),
+        ] {
+            assert_eq!(manages_a_batch(&method, path), manages, "{method} {path}");
+        }
     }
 }
