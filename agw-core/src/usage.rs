@@ -635,6 +635,36 @@ pub fn request_shape(body: &[u8]) -> RequestShape {
     shape
 }
 
+/// How many prompts a legacy completions body sends at once: a top-level `prompt` list of
+/// strings (or of token lists) is that many prompts, each answered with `n` completions
+/// (twelfth session's black-box review: fifty prompts held the estimate of one, and a $1
+/// budget was charged $45). A string, one token list or anything else is one.
+pub fn prompt_count(body: &[u8]) -> u64 {
+    let Ok(mut sc) = Scanner::new(body) else {
+        return 1;
+    };
+    if sc.peek() != Some(b'{') {
+        return 1;
+    }
+    let mut count = 1u64;
+    let _ = sc.object(|sc, key| {
+        if sc.key_matches(&key, "prompt") && sc.peek() == Some(b'[') {
+            let mut prompts = 0u64;
+            sc.array(|sc, _| {
+                if matches!(sc.peek(), Some(b'"' | b'[')) {
+                    prompts += 1;
+                }
+                sc.skip().map(drop)
+            })?;
+            count = count.max(prompts).min(MAX_CHOICES);
+            Ok(())
+        } else {
+            sc.skip_fast()
+        }
+    });
+    count
+}
+
 /// The input tokens a request body will cost, estimated before it is sent: a token per four
 /// bytes of its text, binary data left out — base64 sources (`"data":"…"`, as Anthropic sends
 /// images and PDFs) and `data:` URLs (`…;base64,…`, OpenAI's inline images), which providers
@@ -1074,6 +1104,17 @@ mod tests {
         assert_eq!(request_shape(br#"{"n":8}"#).choices, 8);
         assert_eq!(request_shape(br#"{"n":2,"best_of":"5"}"#).choices, 5);
         assert_eq!(request_shape(br#"{"n":0}"#).choices, 1);
+        for (body, prompts) in [
+            (r#"{"model":"m","prompt":["a","b","c"]}"#, 3),
+            (r#"{"prompt":[[1,2],[3]],"n":2}"#, 2),
+            (r#"{"prompt":[1,2,3]}"#, 1),
+            (r#"{"prompt":"one"}"#, 1),
+            (r#"{"prompt":[]}"#, 1),
+            (r#"{"messages":[{"role":"user","content":"x"}]}"#, 1),
+            ("not json", 1),
+        ] {
+            assert_eq!(prompt_count(body.as_bytes()), prompts, "{body}");
+        }
         assert_eq!(request_shape(br#"{"n":"1\u0032"}"#).choices, 12);
         assert_eq!(request_shape(br#"{"n":1e9}"#).choices, MAX_CHOICES);
         assert_eq!(

@@ -1199,6 +1199,14 @@ async fn completions_asked_for_and_caps_in_any_form_are_held() {
             r#"{"model":"m","prompt":"\n\nHuman: hi\n\nAssistant:","max_tokens_to_sample":200000}"#
                 .to_owned(),
         ),
+        // Twelfth session: each prompt of a list is answered (fifty prompts held one).
+        (
+            "/v1/completions",
+            format!(
+                r#"{{"model":"m","prompt":{:?},"max_tokens":5000}}"#,
+                ["hi"; 50]
+            ),
+        ),
     ] {
         let r = support::post(addr, path, &h, &body).await;
         assert_eq!(r.status, 400, "{path} {body}: {}", r.body);
@@ -1216,6 +1224,12 @@ async fn completions_asked_for_and_caps_in_any_form_are_held() {
         let r = support::post(addr, "/v1/chat/completions", &h, &body).await;
         assert_eq!(r.status, 200, "{body}: {}", r.body);
     }
+    let five = format!(
+        r#"{{"model":"m","prompt":{:?},"max_tokens":5000}}"#,
+        ["hi"; 5]
+    );
+    let r = support::post(addr, "/v1/completions", &h, &five).await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 /// Found by the tenth red-team review: a generation on a passthrough path (Ollama's

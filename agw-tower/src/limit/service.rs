@@ -125,6 +125,17 @@ where
                     // Ollama's `options.num_predict` too.
                     shape.max_tokens = cap;
                 }
+                if class.kind == RouteKind::LegacyCompletions {
+                    // Each prompt of a list is answered `n` times.
+                    let prompts = req
+                        .extensions()
+                        .get::<crate::limits::Collected>()
+                        .map_or(1, |c| agw_core::usage::prompt_count(&c.plain));
+                    shape.choices = shape
+                        .choices
+                        .saturating_mul(prompts)
+                        .min(agw_core::usage::MAX_CHOICES);
+                }
                 Some(limiter.estimate_shape(&shape, input))
             } else if class.kind == RouteKind::MessageBatches {
                 // Each request of a batch is a call whose usage comes back with its results,
