@@ -152,8 +152,12 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
                 .filter(|f| !fields.contains(**f))
                 .map(|f| f.name())
                 .collect();
-            let scope = match r.scope_of() {
-                agw_core::guard::Scope::Latest => {
+            let scope = match (r.scope_of(), r.effective_scope()) {
+                (agw_core::guard::Scope::Latest, agw_core::guard::Scope::All) => {
+                    "; scope latest ignored: a masking rule reads every turn (clients send \
+                     earlier turns again unmasked)"
+                }
+                (agw_core::guard::Scope::Latest, _) => {
                     "; scope latest: earlier turns and the system prompt are not read"
                 }
                 _ => "",

@@ -135,7 +135,7 @@ impl PolicyBuilder {
             for (i, r) in self.rules.iter().enumerate() {
                 let reject = matches!(r.action, Action::Reject { .. });
                 w[i] = r.fields.contains(field)
-                    && (r.scope == Scope::All
+                    && (r.effective_scope() == Scope::All
                         || state == LATEST
                         || (state == OLDER_USER && reject));
             }

@@ -114,10 +114,15 @@ pub enum Scope {
     All,
     /// Only the messages after the last assistant turn: what is new in this request.
     ///
-    /// Mask and audit rules then act once on new text, at a price: text a client places in
-    /// (fabricated) earlier turns or in the system prompt is not masked or audited. A rejecting
-    /// rule still reads the client's earlier messages, only to remove what it would reject (see
+    /// Audit rules then act once on new text, at a price: text a client places in
+    /// (fabricated) earlier turns or in the system prompt is not audited. A rejecting rule
+    /// still reads the client's earlier messages, only to remove what it would reject (see
     /// [`Policy`](super::Policy)): rejected text never reaches the provider in a later turn.
+    /// A masking rule ignores it and reads every turn: clients keep their own, unmasked copy of
+    /// the conversation and send it again with every request, so a value masked in the turn
+    /// that brought it would go to the provider in clear one request later (found with Claude
+    /// Code in the twelfth session; the masked turn reads the same every time, so prompt
+    /// caching is kept).
     Latest,
 }
 
@@ -400,6 +405,15 @@ impl Rule {
     /// The rule's scope.
     pub fn scope_of(&self) -> Scope {
         self.scope
+    }
+
+    /// The scope the rule reads with: [`Scope::All`] for a masking rule, whatever it says (see
+    /// [`Scope::Latest`]).
+    pub fn effective_scope(&self) -> Scope {
+        match self.action {
+            Action::Mask { .. } => Scope::All,
+            _ => self.scope,
+        }
     }
 
     /// The fields the rule applies to.

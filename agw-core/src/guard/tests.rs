@@ -1285,6 +1285,7 @@ mod evasion;
 mod fourth_review;
 mod seventh_review;
 mod tenth_review;
+mod twelfth_session;
 
 /// The model is read under its key in any case on every kind that names one, as
 /// `find_model` (the allow-list) reads it.
