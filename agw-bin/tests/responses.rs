@@ -263,9 +263,11 @@ async fn the_responses_api_is_guarded() {
     agw.stop().await;
 }
 
-/// Signed thinking is never modified: a mask rule's hit in it refuses the response (502, or
-/// the error event of a stream) rather than let what it would mask through (seventh red-team
-/// review); thinking without a hit passes with its signature.
+/// Signed thinking is never modified: a mask rule's hit in it refuses the response (400, a
+/// policy's decision clients do not retry, or the error event of a stream) rather than let
+/// what it would mask through (seventh red-team review; 400 since the twelfth session, as a
+/// 502 made Claude Code send it eleven times); thinking without a hit passes with its
+/// signature.
 #[tokio::test]
 async fn thinking_is_never_modified() {
     let agw = Agw::start(&config("anthropic")).await;
@@ -279,7 +281,8 @@ async fn thinking_is_never_modified() {
             assert_eq!(res.status(), 200);
             assert!(s.contains("event: error"), "{s}");
         } else {
-            assert_eq!(res.status(), 502, "{s}");
+            assert_eq!(res.status(), 400, "{s}");
+            assert!(s.contains("invalid_request_error"), "{s}");
         }
     }
     for stream in [false, true] {

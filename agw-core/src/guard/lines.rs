@@ -408,7 +408,7 @@ mod tests {
             .unwrap()
             .into_decision()
         {
-            Decision::Reject(r) => assert_eq!(r.status, http::StatusCode::BAD_GATEWAY),
+            Decision::Reject(r) => assert_eq!(r.status, http::StatusCode::BAD_REQUEST),
             other => panic!("{other:?}"),
         }
     }

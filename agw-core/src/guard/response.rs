@@ -675,7 +675,7 @@ impl Policy {
     /// rules, over every string the model produced, and the tool rules over every tool call.
     /// Field filters apply (tool inputs and arguments are [`Field::ToolInput`], the rest
     /// [`Field::Messages`]); scope does not. Signed reasoning (an Anthropic thinking block) is
-    /// never masked: a masking rule's hit in it refuses (502); reasoning without a signature
+    /// never masked: a masking rule's hit in it refuses (400); reasoning without a signature
     /// is masked like text. `api` is the dialect of the body (kept for callers; the walk is
     /// generic).
     pub fn inspect_response(
@@ -747,15 +747,18 @@ impl Policy {
 }
 
 /// The refusal of a response whose signed reasoning (an Anthropic thinking block) holds what
-/// the masking rule `rule` would mask: a 502, as for a tool name.
+/// the masking rule `rule` would mask: a 400, as for a tool name.
 pub(crate) fn signed_reasoning_refusal(rule: std::sync::Arc<str>) -> Rejection {
     let message = format!(
         "The model's signed reasoning carries text that the rule `{rule}` would mask; signed \
          reasoning is not rewritten."
     );
+    // A policy's decision, not a fault: 400, which clients show and do not retry (as a 502,
+    // Claude Code sent the same request eleven times and called it temporary: twelfth
+    // session).
     Rejection {
         rule,
-        status: http::StatusCode::BAD_GATEWAY,
+        status: http::StatusCode::BAD_REQUEST,
         message,
     }
 }
@@ -886,7 +889,7 @@ mod tests {
     }
 
     /// Found by the seventh red-team review: a mask rule's hit in reasoning went out
-    /// unmasked. Signed reasoning (an Anthropic thinking block) is refused with a 502; reasoning
+    /// unmasked. Signed reasoning (an Anthropic thinking block) is refused with a 400; reasoning
     /// without a signature is masked like text; a reject rule keeps its answer, an audit rule
     /// only records.
     #[test]
@@ -901,7 +904,7 @@ mod tests {
                 Decision::Reject(r) => {
                     assert_eq!(
                         (&*r.rule, r.status),
-                        ("keys", http::StatusCode::BAD_GATEWAY)
+                        ("keys", http::StatusCode::BAD_REQUEST)
                     );
                     assert!(r.message.contains("signed reasoning"), "{}", r.message);
                 }
