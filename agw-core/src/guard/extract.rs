@@ -138,6 +138,8 @@ pub(crate) struct Unit {
     pub latest: bool,
     /// From a message the client writes (a user or tool message), not the assistant or system.
     pub user: bool,
+    /// A user (or tool) message comes after it in its conversation: an earlier turn.
+    pub answered: bool,
     /// Range in [`Doc::segs`].
     pub segs: Range<usize>,
 }
@@ -672,6 +674,7 @@ impl Extractor {
                     Top::System | Top::Instructions | Top::Tools | Top::Template
                 ) || loc.leaf == ".server_url",
                 user: false,
+                answered: false,
                 segs: idx..idx + 1,
             }),
         }
@@ -1035,6 +1038,7 @@ impl Extractor {
         for u in &mut self.doc.units[units..] {
             if let Some(m) = u.message {
                 u.latest = st.last_assistant.is_none_or(|a| m > a);
+                u.answered = st.final_prompt.is_some_and(|(f, _)| m < f);
             }
         }
         if let Some((m, block)) = st.final_prompt {

@@ -63,8 +63,10 @@
 //! the client wrote (earlier blocks, earlier user or tool messages) replaces each string it
 //! touches with `[removed by agw: rule NAME]` instead, and the request goes on: clients such as
 //! Claude Code keep a rejected prompt in the conversation, and the session must survive it
-//! without the rejected text ever being forwarded. The system prompt and assistant turns are
-//! never edited this way; hits there reject. A [`Verdict`] names
+//! without the rejected text ever being forwarded. So does a hit in an earlier assistant turn
+//! (one a user turn follows): what the model once said comes back in every later request. The
+//! system prompt, and an assistant message the client puts last (a prefill), are never edited
+//! this way; hits there reject. A [`Verdict`] names
 //! the rule, the action and the field path of each hit — never the matched text, so verdicts
 //! can be logged.
 //!

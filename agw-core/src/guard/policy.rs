@@ -1043,8 +1043,14 @@ impl Policy {
             let text = doc.unit_text(unit);
             raw.clear();
             // In text the client wrote, a rejecting rule's hit outside the final prompt removes
-            // the strings it touches instead: keep looking for hits that reject.
-            let removable = unit.user && doc.segs[unit.segs.clone()].iter().any(|s| !s.last_prompt);
+            // the strings it touches instead: keep looking for hits that reject. So does one in
+            // an earlier assistant turn (its text or a tool call's input): what the model said
+            // once — an answer that names the phrase, a file it wrote — comes back in every
+            // later request, and rejecting it ended the session for good (twelfth session,
+            // with Claude Code). Removed, a fabricated turn still never reaches the provider.
+            let history = !unit.user && unit.answered && unit.field != Field::System;
+            let removable = history
+                || (unit.user && doc.segs[unit.segs.clone()].iter().any(|s| !s.last_prompt));
             let stop = |rule: usize| is_reject(rule) && !removable;
             let base = doc.segs[unit.segs.start].text.start;
             let stopped = inner.engines.find(
@@ -1110,7 +1116,9 @@ impl Policy {
                     // Older text only reaches a latest-scope rule to be removed.
                     let older_only = state == OLDER_USER && rule.rule.scope == Scope::Latest;
                     let outside_prompt = pieces.iter().all(|(s, _, _)| !doc.segs[*s].last_prompt);
-                    if unit.user && !pieces.is_empty() && (older_only || outside_prompt) {
+                    if !pieces.is_empty()
+                        && (history || (unit.user && (older_only || outside_prompt)))
+                    {
                         removed.extend(pieces.iter().map(|(s, _, _)| (*s, h.rule)));
                         continue;
                     }

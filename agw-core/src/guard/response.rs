@@ -377,6 +377,7 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
                 group: i as u32,
                 latest: true,
                 user: false,
+                answered: false,
                 segs: seg..seg + 1,
             }),
         }

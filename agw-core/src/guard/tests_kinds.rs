@@ -368,16 +368,22 @@ fn removal_is_whole_and_cannot_smuggle_text() {
         out.contains(REMOVED) && out.contains("card <CREDIT_CARD>"),
         "{out}"
     );
-    // Text the assistant or the system wrote is not removed: it still rejects.
-    for rest in [
-        r#",{"role":"assistant","content":"a credit card"},{"role":"user","content":"ok"}"#,
-        r#",{"role":"system","content":"a credit card"},{"role":"user","content":"ok"}"#,
-    ] {
-        assert!(
-            matches!(inspect(&p, k, &session(&["x"], rest)), Decision::Reject(_)),
-            "{rest}"
-        );
-    }
+    // Text the system wrote is not removed: it still rejects. An earlier assistant turn's
+    // is (twelfth session: the model naming the phrase once ended the session for good).
+    let rest = r#",{"role":"system","content":"a credit card"},{"role":"user","content":"ok"}"#;
+    assert!(
+        matches!(inspect(&p, k, &session(&["x"], rest)), Decision::Reject(_)),
+        "{rest}"
+    );
+    let rest = r#",{"role":"assistant","content":"a credit card"},{"role":"user","content":"ok"}"#;
+    let Decision::Rewrite(out) = inspect(&p, k, &session(&["x"], rest)) else {
+        panic!("{rest}")
+    };
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains(REMOVED) && !out.contains("credit card"),
+        "{out}"
+    );
     // A tool loop: the latest user message ends in a tool result, which is the final prompt.
     let tool = r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"Read","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"a credit card"},{"type":"tool_result","tool_use_id":"u","content":"fine"}]}]}"#;
     assert!(matches!(inspect(&p, k, tool), Decision::Reject(_)));
