@@ -20,7 +20,9 @@
 //! {"ts":1764331200.123,"method":"POST","path":"/v1/messages",...,"request_id":"agw_5f3a9c1e000000000001"}
 //! ```
 
-use crate::config::redact::{known_secrets_in_path, known_secrets_repeated};
+use crate::config::redact::{
+    known_secrets_in_identity, known_secrets_in_path, known_secrets_repeated,
+};
 use crate::server::RequestId;
 use agw_core::route::RouteKind;
 use agw_tower::after::AfterResponse;
@@ -272,6 +274,9 @@ impl Entry {
                     .unwrap_or("-"),
             )
         };
+        let identity = used
+            .and_then(|u| u.identity.as_deref())
+            .map(known_secrets_in_identity);
         tracing::info!(
             target: ACCESS,
             method = self.method.as_str(),
@@ -290,7 +295,7 @@ impl Entry {
             request_id = id,
             upstream_request_id = self.upstream_id.as_ref().and_then(|v| v.to_str().ok()),
             cause,
-            identity = used.and_then(|u| u.identity.as_deref()),
+            identity = identity.as_deref(),
             team = used.and_then(|u| u.team.as_deref()),
             input_tokens = tokens.map(|t| t.input),
             output_tokens = tokens.map(|t| t.output),
@@ -799,6 +804,22 @@ mod tests {
         assert_eq!(line["identity"], "alice");
         assert_eq!(line["team"], "platform");
         assert!(line.get("input_tokens").is_none(), "{line}");
+        // A token's `sub` an identity provider made look like a key is masked, as metrics
+        // redact it (twelfth session's black-box review).
+        let mut res = http::Response::builder().status(200).body(()).unwrap();
+        res.extensions_mut().insert(agw_tower::auth::Identity {
+            name: "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123".into(),
+            team: None,
+            kind: agw_tower::auth::IdentityKind::Jwt,
+            groups: Vec::new(),
+        });
+        let (parts, ()) = res.into_parts();
+        let lines = capture(LogFormat::Json, || {
+            let e = Some(entry()).with_response(&parts).unwrap();
+            e.write(true, Instant::now());
+        });
+        assert!(!lines[0].contains("sk-ant-api03"), "{}", lines[0]);
+        assert!(lines[0].contains("\"identity\":\"***\""), "{}", lines[0]);
     }
 
     #[test]

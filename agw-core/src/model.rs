@@ -272,6 +272,39 @@ impl ModelPolicy {
     }
 }
 
+/// The model a request's path names, on APIs that choose the model there rather than in the
+/// body: Gemini and Vertex (`…/models/{model}:generateContent`, `…/tunedModels/{model}:…`,
+/// Vertex's `…/publishers/google/models/{model}:…`), Bedrock (`/model/{modelId}/converse`,
+/// `…/invoke`, percent-escapes decoded: Bedrock takes ARNs escaped) and Azure OpenAI
+/// (`/openai/deployments/{deployment}/…`, the deployment standing for its model). Found by the
+/// twelfth session's black-box review: an access list read only a body's `model`, so such a
+/// call ran any model, with an allowed one (or none) in the body.
+///
+/// ```
+/// use agw_core::model::path_model;
+/// assert_eq!(path_model("/v1beta/models/gemini-2.5-pro:generateContent").as_deref(), Some("gemini-2.5-pro"));
+/// assert_eq!(path_model("/model/anthropic.claude-opus-4/converse").as_deref(), Some("anthropic.claude-opus-4"));
+/// assert_eq!(path_model("/openai/deployments/o1-pro/chat/completions").as_deref(), Some("o1-pro"));
+/// assert_eq!(path_model("/v1/messages"), None);
+/// ```
+pub fn path_model(path: &str) -> Option<String> {
+    let decoded = crate::route::canonical::percent_decoded(path.as_bytes());
+    let path = String::from_utf8_lossy(&decoded);
+    let segments: Vec<&str> = path.split('/').collect();
+    let found = segments.windows(2).rev().find_map(|w| {
+        let (key, value) = (w[0], w[1]);
+        if key.eq_ignore_ascii_case("models") || key.eq_ignore_ascii_case("tunedModels") {
+            // `{model}:{method}`; a bare `models/{model}` is the model's own description.
+            Some(value.split(':').next().unwrap_or(value))
+        } else if key.eq_ignore_ascii_case("model") || key.eq_ignore_ascii_case("deployments") {
+            Some(value)
+        } else {
+            None
+        }
+    })?;
+    (!found.is_empty()).then(|| found.to_owned())
+}
+
 /// The raw span and decoded value of the top-level `model` string, if any. A repeated `model`
 /// key is an error: parsers disagree on which one wins, so it could slip past an allow-list.
 pub fn find_model(body: &[u8]) -> Result<Option<(Range<usize>, String)>, JsonError> {

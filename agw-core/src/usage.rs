@@ -266,10 +266,19 @@ impl UsageCounter {
                     }
                 }
             }
+            // Gemini's `:streamGenerateContent` without `alt=sse`: a list of its chunks.
+            None if self.any_shape && v.is_array() => {
+                for chunk in v.as_array().into_iter().flatten() {
+                    self.value(chunk);
+                }
+            }
             _ => {
                 self.set_model(v.get("model"));
                 if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
                     self.usage_object(u, false);
+                    if !self.seen && self.any_shape {
+                        self.own_counts(u);
+                    }
                     self.ended = true;
                 } else if self.any_shape {
                     self.own_counts(v);
@@ -278,8 +287,45 @@ impl UsageCounter {
         }
     }
 
-    /// A server's counts in its own shape (see [`UsageCounter::any_shape`]).
+    /// A server's counts in its own shape (see [`UsageCounter::any_shape`]): Ollama's and
+    /// llama.cpp's beside the reply, Gemini's `usageMetadata` (cumulative in a stream: the
+    /// last one counts), Bedrock's `usage` in its own names (twelfth session's black-box
+    /// review: neither was charged, and a passthrough call of theirs cost no budget).
     fn own_counts(&mut self, v: &Value) {
+        if let Some(m) = v.get("usageMetadata").filter(|m| m.is_object()) {
+            self.set_model(v.get("modelVersion"));
+            let n = |k: &str| m.count(k);
+            if n("promptTokenCount").is_some() || n("candidatesTokenCount").is_some() {
+                let cached = n("cachedContentTokenCount").unwrap_or(0);
+                let input = n("promptTokenCount")
+                    .unwrap_or(0)
+                    .saturating_add(n("toolUsePromptTokenCount").unwrap_or(0));
+                self.seen = true;
+                self.ended = true;
+                self.usage = Usage {
+                    input: input.saturating_sub(cached),
+                    output: n("candidatesTokenCount")
+                        .unwrap_or(0)
+                        .saturating_add(n("thoughtsTokenCount").unwrap_or(0)),
+                    cache_write: 0,
+                    cache_read: cached.min(input),
+                };
+            }
+            return;
+        }
+        if v.count("inputTokens").is_some() || v.count("outputTokens").is_some() {
+            // Bedrock (`usage` of Converse, InvokeModel's own `amazon-bedrock-invocationMetrics`
+            // aside): input excludes the cache's tokens there.
+            self.seen = true;
+            self.ended = true;
+            self.usage = Usage {
+                input: v.count("inputTokens").unwrap_or(0),
+                output: v.count("outputTokens").unwrap_or(0),
+                cache_write: v.count("cacheWriteInputTokens").unwrap_or(0),
+                cache_read: v.count("cacheReadInputTokens").unwrap_or(0),
+            };
+            return;
+        }
         for (input, output) in OWN_COUNTS {
             let (i, o) = (v.count(input), v.count(output));
             if i.is_some() || o.is_some() {
@@ -466,8 +512,8 @@ fn names_own_counts(text: &[u8]) -> bool {
 /// The searchers events and lines are checked with, built once: a searcher made per call
 /// costs more than the search of a short event. `delta`, `"usage"`, then
 /// [`names_own_counts`]'s (`eval_count"` also finds `prompt_eval_count"`).
-fn finders() -> &'static [Finder<'static>; 5] {
-    static FINDERS: OnceLock<[Finder<'static>; 5]> = OnceLock::new();
+fn finders() -> &'static [Finder<'static>; 6] {
+    static FINDERS: OnceLock<[Finder<'static>; 6]> = OnceLock::new();
     FINDERS.get_or_init(|| {
         [
             Finder::new(b"delta"),
@@ -475,6 +521,7 @@ fn finders() -> &'static [Finder<'static>; 5] {
             Finder::new(b"eval_count\""),
             Finder::new(b"tokens_predicted\""),
             Finder::new(b"tokens_evaluated\""),
+            Finder::new(b"\"usageMetadata\""),
         ]
     })
 }
@@ -999,9 +1046,14 @@ pub(crate) fn larger_cap(found: Option<u64>, value: &[u8]) -> Option<u64> {
 /// generate — Ollama's `/api/chat` and `/api/generate`, a server's own completion endpoint: a
 /// JSON object naming a string `model` and a prompt (`messages`, `prompt`, `input` or
 /// `contents`). `Some` with its output cap, when it names one: the largest top-level cap
-/// ([`max_tokens`]) or Ollama's `options.num_predict` (a negative one, "until done", is
-/// none). `None` for any other body (a file, an image request without a prompt key).
-pub fn generation_cap(body: &[u8]) -> Option<Option<u64>> {
+/// ([`max_tokens`]), Ollama's `options.num_predict` (a negative one, "until done", is
+/// none), Gemini's `generationConfig.maxOutputTokens`, Bedrock's `inferenceConfig.maxTokens`.
+/// `None` for any other body (a file, an image request without a prompt key).
+///
+/// `model_in_path`: the path names the model (Gemini, Bedrock: [`crate::model::path_model`]),
+/// so a prompt alone makes it a generation (twelfth session's black-box review: such calls
+/// held nothing while they ran).
+pub fn generation_cap(body: &[u8], model_in_path: bool) -> Option<Option<u64>> {
     let mut sc = Scanner::new(body).ok()?;
     if sc.peek() != Some(b'{') {
         return None;
@@ -1021,9 +1073,26 @@ pub fn generation_cap(body: &[u8]) -> Option<Option<u64>> {
             let range = sc.skip()?;
             cap = larger_cap(cap, &body[range]);
             Ok(())
-        } else if sc.key_matches(&key, "options") && sc.peek() == Some(b'{') {
+        } else if [
+            "options",
+            "generationconfig",
+            "generation_config",
+            "inferenceconfig",
+        ]
+        .iter()
+        .any(|k| sc.key_matches(&key, k))
+            && sc.peek() == Some(b'{')
+        {
             sc.object(|sc, key| {
-                if sc.key_matches(&key, "num_predict") {
+                if [
+                    "num_predict",
+                    "maxoutputtokens",
+                    "max_output_tokens",
+                    "maxtokens",
+                ]
+                .iter()
+                .any(|k| sc.key_matches(&key, k))
+                {
                     let range = sc.skip()?;
                     cap = larger_cap(cap, &body[range]);
                     Ok(())
@@ -1036,7 +1105,7 @@ pub fn generation_cap(body: &[u8]) -> Option<Option<u64>> {
         }
     })
     .ok()?;
-    (model && prompt).then_some(cap)
+    ((model || model_in_path) && prompt).then_some(cap)
 }
 
 #[cfg(test)]
@@ -1070,7 +1139,23 @@ mod tests {
             ("not json", None),
         ];
         for (body, want) in cases {
-            assert_eq!(generation_cap(body.as_bytes()), want, "{body}");
+            assert_eq!(generation_cap(body.as_bytes(), false), want, "{body}");
+        }
+        // The model in the path (Gemini, Bedrock), the cap in their own settings.
+        for (body, want) in [
+            (
+                r#"{"contents":[],"generationConfig":{"maxOutputTokens":800}}"#,
+                Some(Some(800)),
+            ),
+            (
+                r#"{"messages":[],"inferenceConfig":{"maxTokens":300}}"#,
+                Some(Some(300)),
+            ),
+            (r#"{"contents":[]}"#, Some(None)),
+            (r#"{"file":"x"}"#, None),
+        ] {
+            assert_eq!(generation_cap(body.as_bytes(), true), want, "{body}");
+            assert_eq!(generation_cap(body.as_bytes(), false), None, "{body}");
         }
     }
 
@@ -1622,6 +1707,64 @@ mod tests {
         c.json(br#"{"usage":{"input_tokens":7},"usage":{"input_tokens":8,"x":[1,}}"#);
         let (u, _) = c.finish().unwrap();
         assert_eq!(u.input, 7);
+    }
+
+    /// Gemini's `usageMetadata` and Bedrock's `usage` in its own names are counted on the
+    /// routes agw reads in any shape (twelfth session's black-box review: neither was
+    /// charged, so a passthrough call of theirs cost no budget).
+    #[test]
+    fn gemini_and_bedrock_counts_are_read() {
+        let gemini = r#"{"candidates":[{"content":{"parts":[{"text":"hi"}]}}],"usageMetadata":{"promptTokenCount":100,"candidatesTokenCount":7,"thoughtsTokenCount":3,"cachedContentTokenCount":40,"totalTokenCount":110},"modelVersion":"gemini-2.5-pro"}"#;
+        let want = Usage {
+            input: 60,
+            output: 10,
+            cache_write: 0,
+            cache_read: 40,
+        };
+        let mut c = UsageCounter::any_shape(Api::OpenAi);
+        c.json(gemini.as_bytes());
+        assert_eq!(c.usage(), Some(want));
+        assert_eq!(c.model(), Some("gemini-2.5-pro"));
+        // The list of chunks (`:streamGenerateContent` without `alt=sse`), and the stream:
+        // cumulative counts, the last counts.
+        let first = r#"{"candidates":[],"usageMetadata":{"promptTokenCount":100,"candidatesTokenCount":1}}"#;
+        let mut c = UsageCounter::any_shape(Api::OpenAi);
+        c.json(format!("[{first},{gemini}]").as_bytes());
+        assert_eq!(c.usage(), Some(want));
+        let mut c = UsageCounter::any_shape(Api::OpenAi);
+        c.event(
+            format!(
+                "data: {first}
+
+"
+            )
+            .as_bytes(),
+        );
+        c.event(
+            format!(
+                "data: {gemini}
+
+"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(c.usage(), Some(want));
+        let bedrock = r#"{"output":{"message":{"role":"assistant","content":[{"text":"hi"}]}},"stopReason":"end_turn","usage":{"inputTokens":12,"outputTokens":5,"totalTokens":17,"cacheReadInputTokens":2,"cacheWriteInputTokens":3}}"#;
+        let mut c = UsageCounter::any_shape(Api::OpenAi);
+        c.json(bedrock.as_bytes());
+        assert_eq!(
+            c.usage(),
+            Some(Usage {
+                input: 12,
+                output: 5,
+                cache_write: 3,
+                cache_read: 2,
+            })
+        );
+        // Not on routes read in their own dialect, where these names mean nothing.
+        let mut c = UsageCounter::new(Api::OpenAi);
+        c.json(gemini.as_bytes());
+        assert_eq!(c.usage(), None);
     }
 
     #[test]

@@ -429,6 +429,7 @@ async fn batches_are_checked_per_request_and_routes_without_a_model_pass() {
         .route("/v1/messages/batches/{id}/cancel", post(echo))
         .route("/v1/models", post(echo))
         .route("/v1/messages", post(echo))
+        .fallback(echo)
         .layer(AccessLayer::new(access, "anthropic"))
         .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
         .layer(AuthLayer::new(Arc::new(
@@ -485,6 +486,30 @@ async fn batches_are_checked_per_request_and_routes_without_a_model_pass() {
             .status,
         400
     );
+    // A model the path chooses is checked whatever the body names (twelfth session's
+    // black-box review: Gemini, Bedrock and Azure calls ran any model).
+    let prompt = r#"{"contents":[{"parts":[{"text":"hi"}]}]}"#;
+    for (path, body, status) in [
+        ("/v1beta/models/gemini-2.5-pro:generateContent", prompt, 400),
+        (
+            "/v1beta/models/claude-sonnet-4-5:generateContent",
+            prompt,
+            200,
+        ),
+        (
+            "/model/anthropic.claude-opus-4/converse",
+            r#"{"model":"claude-sonnet-4-5","messages":[]}"#,
+            400,
+        ),
+        (
+            "/openai/deployments/o1-pro/chat/completions",
+            r#"{"model":"claude-sonnet-4-5","messages":[]}"#,
+            400,
+        ),
+    ] {
+        let r = send(addr, path, &h, body).await;
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+    }
 }
 
 #[tokio::test]

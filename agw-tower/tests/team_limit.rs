@@ -1352,6 +1352,73 @@ async fn a_generation_on_a_passthrough_path_holds_what_it_may_use() {
     );
 }
 
+/// Found by the twelfth session's black-box review: a Gemini or Bedrock call, whose model is
+/// in the path and whose counts are in their own names, held nothing and was charged nothing.
+#[tokio::test]
+async fn gemini_and_bedrock_calls_are_held_and_charged() {
+    let limiter = Arc::new(limiter(LimitPolicy {
+        per_key: Limits {
+            tokens_per_day: Some(10_000),
+            ..Limits::default()
+        },
+        ..LimitPolicy::default()
+    }));
+    let prices = Arc::new(PriceTable::new([("*", Price::default())]).unwrap());
+    let routes = axum::Router::new()
+        .route(
+            "/v1beta/models/{call}",
+            axum::routing::post(|| async {
+                (
+                    [("content-type", "application/json")],
+                    r#"{"candidates":[],"usageMetadata":{"promptTokenCount":30,"candidatesTokenCount":10,"thoughtsTokenCount":2}}"#,
+                )
+            }),
+        )
+        .route(
+            "/model/{id}/converse",
+            axum::routing::post(|| async {
+                (
+                    [("content-type", "application/json")],
+                    r#"{"output":{},"usage":{"inputTokens":20,"outputTokens":5}}"#,
+                )
+            }),
+        );
+    let (addr, secret) = serve_read(&limiter, prices, Api::OpenAi, routes).await;
+    let h = [("x-api-key", secret.as_str())];
+    let gemini = "/v1beta/models/gemini-2.5-pro:generateContent";
+    let r = support::post(
+        addr,
+        gemini,
+        &h,
+        r#"{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":20000}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("daily budget of 10000 tokens"),
+        "{}",
+        r.body
+    );
+    let r = support::post(
+        addr,
+        gemini,
+        &h,
+        r#"{"contents":[{"parts":[{"text":"hi"}]}]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(alice_tokens_reaching(&limiter, 42).await, 42);
+    let r = support::post(
+        addr,
+        "/model/anthropic.claude-opus-4/converse",
+        &h,
+        r#"{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":100}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(alice_tokens_reaching(&limiter, 67).await, 67);
+}
+
 /// Alice's tokens today once they reach `want` (settling runs after the response; polled,
 /// bounded at about four seconds), or what they are then.
 async fn alice_tokens_reaching(limiter: &Limiter, want: u64) -> u64 {

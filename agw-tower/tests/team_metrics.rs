@@ -318,6 +318,8 @@ fn client_chosen_label_values_cannot_inject_or_leak() {
         "claude-sonnet-agw_kjnyQ0123456789abcdefghijKLMN",
         Some("claude-sonnet-xsk-ant-api03-abcdefghijklmnopqrstuvwxyz0123"),
     ));
+    // A card in a model name (twelfth session: the access log masked it, metrics did not).
+    metrics.report(&report("claude-sonnet-4111111111111111", None));
     let text = metrics.encode();
     // The name stays inside its quoted value; no line of the client's own.
     assert!(
@@ -326,7 +328,10 @@ fn client_chosen_label_values_cannot_inject_or_leak() {
         "{text}"
     );
     assert!(
-        !text.contains("AKIA") && !text.contains("sk-ant") && !text.contains("agw_kjny"),
+        !text.contains("AKIA")
+            && !text.contains("sk-ant")
+            && !text.contains("agw_kjny")
+            && !text.contains("4111111111111111"),
         "{text}"
     );
     let s = parse(&text);

@@ -81,13 +81,29 @@ pub fn known_secrets_in_path(path: &str) -> Cow<'_, str> {
 pub fn known_secrets_repeated(text: &str) -> Cow<'_, str> {
     thread_local! {
         /// The last text seen, and its masked form when it had to be masked.
-        static LAST: std::cell::RefCell<(String, Option<String>)> =
-            const { std::cell::RefCell::new((String::new(), None)) };
+        static LAST: Remembered = const { std::cell::RefCell::new((String::new(), None)) };
     }
+    remembered(&LAST, text)
+}
+
+/// [`known_secrets_repeated`] for identities (a token's `sub`, which an identity provider
+/// chooses): remembered apart from model names, which alternate with them line by line.
+/// Metrics redact such a label; the log line masks it (twelfth session's black-box review).
+pub fn known_secrets_in_identity(text: &str) -> Cow<'_, str> {
+    thread_local! {
+        static LAST: Remembered = const { std::cell::RefCell::new((String::new(), None)) };
+    }
+    remembered(&LAST, text)
+}
+
+/// A thread's last text and its masked form, when it had to be masked.
+type Remembered = std::cell::RefCell<(String, Option<String>)>;
+
+fn remembered<'t>(last: &'static std::thread::LocalKey<Remembered>, text: &'t str) -> Cow<'t, str> {
     if text.len() < 16 {
         return Cow::Borrowed(text);
     }
-    LAST.with_borrow_mut(|(seen, masked)| {
+    last.with_borrow_mut(|(seen, masked)| {
         if seen != text {
             *masked = match known_secrets(text) {
                 Cow::Borrowed(_) => None,

@@ -240,6 +240,11 @@ impl<S> AccessService<S> {
         if !self.access.restricts_models() {
             return Ok(());
         }
+        // A model the path chooses (Gemini, Vertex, Bedrock, Azure deployments) runs
+        // whatever the body says: checked too.
+        if let Some(m) = agw_core::model::path_model(req.uri().path()) {
+            self.access.check_model(Some(&m), &self.backend)?;
+        }
         let model = req
             .extensions()
             .get::<RequestFacts>()

@@ -99,7 +99,10 @@ where
             {
                 req.extensions()
                     .get::<crate::limits::Collected>()
-                    .and_then(|c| agw_core::usage::generation_cap(&c.plain))
+                    .and_then(|c| {
+                        let in_path = agw_core::model::path_model(req.uri().path()).is_some();
+                        agw_core::usage::generation_cap(&c.plain, in_path)
+                    })
             } else {
                 None
             };
@@ -180,6 +183,14 @@ where
                 .extensions()
                 .get::<RequestFacts>()
                 .and_then(|f| f.model.as_deref());
+            // The model the path chooses (Gemini, Bedrock) when the body names none.
+            let in_path = match model {
+                None if class.kind == RouteKind::Passthrough => {
+                    agw_core::model::path_model(req.uri().path())
+                }
+                _ => None,
+            };
+            let model = model.or(in_path.as_deref());
             let cost = batch_cost
                 .unwrap_or_else(|| limiter.cost_estimate(model, input, estimate.unwrap_or(0)));
             let ticket = match limiter.admit_reported(who, estimate, cost, now).await {

@@ -605,6 +605,14 @@ pub(crate) fn label_value(v: &str) -> String {
     if !found.is_empty() {
         return "redacted".to_owned();
     }
+    // And a payment card (a model name a client chose): the access log masks one too
+    // (twelfth session's black-box review: `claude-sonnet-4111111111111111` was a label).
+    let mut cards = Vec::new();
+    agw_core::detect::DetectorSet::new([agw_core::detect::Detector::CreditCard])
+        .find(v.as_bytes(), &mut cards);
+    if !cards.is_empty() {
+        return "redacted".to_owned();
+    }
     v.chars()
         .map(|c| if label_safe(c) { c } else { '_' })
         .collect()
