@@ -111,7 +111,7 @@ impl Policy {
         // The strings of every line by path, in order of first appearance: the pieces of each
         // path's text (line, normalised text, whether normalising left it as it was), and
         // whether it is signed reasoning.
-        type Pieces = (String, bool, Vec<(usize, String, bool)>);
+        type Pieces = (String, bool, Vec<Piece>);
         let mut texts: Vec<Pieces> = Vec::new();
         let mut at_path: std::collections::HashMap<String, usize> = Default::default();
         for (n, v) in parsed.iter().enumerate() {
@@ -128,9 +128,7 @@ impl Policy {
                 continue;
             }
             for leaf in leaves {
-                let norm = crate::json::normalize_str(&leaf.text);
-                let same = norm == leaf.text;
-                let piece = (n, norm.into_owned(), same);
+                let piece = Piece::new(n, leaf.text);
                 match at_path.get(&leaf.pointer) {
                     Some(&i) => {
                         texts[i].1 |= leaf.signed;
@@ -160,14 +158,14 @@ impl Policy {
             let mut masks = 0;
             loop {
                 let mut starts = Vec::with_capacity(pieces.len());
-                let mut joined = String::new();
-                for (_, text, _) in &pieces {
+                let mut joined = Vec::new();
+                for piece in &pieces {
                     starts.push(joined.len());
-                    joined.push_str(text);
+                    joined.extend_from_slice(&piece.norm);
                 }
                 let piece_of = |at: usize| starts.partition_point(|&s| s <= at) - 1;
                 let spanning: Vec<_> = self
-                    .find_in_text(joined.as_bytes())
+                    .find_in_text(&joined)
                     .into_iter()
                     .filter(|m| piece_of(m.range.start) != piece_of(m.range.end - 1))
                     .collect();
@@ -191,7 +189,7 @@ impl Policy {
                 hits.push(hit(m));
                 let (first, last) = (piece_of(m.range.start), piece_of(m.range.end - 1));
                 masks += 1;
-                if masks > MAX_MASKS || pieces[first..=last].iter().any(|(_, _, same)| !same) {
+                if masks > MAX_MASKS {
                     return Ok(Some(Err(super::policy::Rejection {
                         rule: m.rule.clone(),
                         status: http::StatusCode::BAD_GATEWAY,
@@ -202,14 +200,25 @@ impl Policy {
                 }
                 for i in first..=last {
                     let piece = &mut pieces[i];
+                    // The match's part in this piece, in its normalised text, then in the
+                    // text as the line has it (normalising folds `é`, drops zero-width
+                    // characters: the twelfth session's differential test found such lines
+                    // refused rather than masked).
                     let from = m.range.start.saturating_sub(starts[i]);
-                    let to = (m.range.end - starts[i]).min(piece.1.len());
+                    let to = (m.range.end - starts[i]).min(piece.norm.len());
                     let with = if i == first { m.placeholder() } else { "" };
-                    piece.1.replace_range(from..to, with);
-                    if let Some(v) = parsed[piece.0].as_mut().and_then(|v| v.pointer_mut(path)) {
-                        *v = Value::String(piece.1.clone());
+                    let source = if from < to {
+                        piece.map[from].start..piece.map[to - 1].end
+                    } else {
+                        continue;
+                    };
+                    piece.text.replace_range(source, with);
+                    let line = piece.line;
+                    *piece = Piece::new(line, std::mem::take(&mut piece.text));
+                    if let Some(v) = parsed[line].as_mut().and_then(|v| v.pointer_mut(path)) {
+                        *v = Value::String(piece.text.clone());
                     }
-                    changed[piece.0] = true;
+                    changed[line] = true;
                 }
             }
         }
@@ -235,6 +244,28 @@ impl Policy {
             }
         }
         Ok(Some(Ok(out)))
+    }
+}
+
+/// One line's piece of a text continued over lines: the string as the line has it, and as
+/// rules read it (normalised), with the source range of each normalised byte.
+struct Piece {
+    line: usize,
+    text: String,
+    norm: Vec<u8>,
+    map: Vec<std::ops::Range<usize>>,
+}
+
+impl Piece {
+    fn new(line: usize, text: String) -> Piece {
+        let (mut norm, mut map) = (Vec::new(), Vec::new());
+        crate::json::normalize_plain(&text, &mut norm, &mut map);
+        Piece {
+            line,
+            text,
+            norm,
+            map,
+        }
     }
 }
 
@@ -487,5 +518,47 @@ mod tests {
                 .unwrap()
                 .is_allow()
         );
+    }
+
+    /// A match over lines is masked where normalising changes the text around it (`é`, a
+    /// fullwidth letter, a zero-width character): the twelfth session's differential test
+    /// found such lines refused (502) rather than masked.
+    #[test]
+    fn a_match_over_lines_is_masked_beside_text_normalising_changes() {
+        let policy = Policy::builder()
+            .rule(Rule::literals("cc", ["credit card"]).mask())
+            .build()
+            .unwrap();
+        let lines = |pieces: &[&str]| -> String {
+            pieces
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{{\"model\":\"m\",\"message\":{{\"role\":\"assistant\",\"content\":{}}},\"done\":false}}\n",
+                        serde_json::to_string(p).unwrap()
+                    )
+                })
+                .collect()
+        };
+        for (pieces, want) in [
+            (&["é cred", "it card"][..], "é <MASKED>"),
+            (&["x credit", " card ÜÜ"], "x <MASKED> ÜÜ"),
+            (&["ｄ cre\u{200b}d", "it card!"], "ｄ <MASKED>!"),
+        ] {
+            let body = lines(pieces);
+            let v = policy.inspect_response_lines(body.as_bytes()).unwrap();
+            let Decision::Rewrite(out) = v.into_decision() else {
+                panic!("{pieces:?}: not masked")
+            };
+            let text: String = String::from_utf8(out)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["message"]["content"].as_str().unwrap().to_owned()
+                })
+                .collect();
+            assert_eq!(text, want, "{pieces:?}");
+        }
     }
 }
