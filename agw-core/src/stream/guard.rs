@@ -119,6 +119,8 @@ pub struct StreamGuard {
     sent_parts: Resync,
     /// A Messages stream's open content block ([`StreamGuard::check_block`]).
     open_block: Option<u64>,
+    /// The completions the request asked for, when known ([`StreamGuard::with_choices`]).
+    choices: Option<u64>,
 }
 
 /// What a Responses stream's text parts were and what went out, so that the events that
@@ -360,7 +362,18 @@ impl StreamGuard {
             known: false,
             sent_parts: Resync::default(),
             open_block: None,
+            choices: None,
         }
+    }
+
+    /// The completions the request asked for (`n`, `best_of`): a chat chunk's choice at or
+    /// past that index ends the stream. Clients that read `choices[0]` of every chunk (the
+    /// SDKs' quick-start loop, LangChain) join whatever choice comes first, so an unasked
+    /// choice's pieces, read by agw as a text of its own, would reach them as one text with
+    /// the asked one's (twelfth session's black-box review).
+    pub fn with_choices(mut self, n: u64) -> Self {
+        self.choices = Some(n.max(1));
+        self
     }
 
     /// The rules that matched so far.
@@ -522,6 +535,16 @@ impl StreamGuard {
             // Text is read across blocks, but not held over a tool call or reasoning: what
             // was said before one is decided now and goes out ahead of it.
             self.settle_text()?;
+        }
+        if let (Some(n), Dialect::Chat | Dialect::Legacy) = (self.choices, self.dialect)
+            && let Some(choices) = json.get("choices").and_then(Value::as_array)
+            && choices.iter().enumerate().any(|(pos, c)| {
+                c.get("index")
+                    .map_or(pos as u64, |i| i.as_u64().unwrap_or(u64::MAX))
+                    >= n
+            })
+        {
+            return Err(self.unreadable("a choice the request did not ask for"));
         }
         if crate::guard::response::carries_logprobs(&json) {
             return Err(self.unreadable("token log probabilities, which agw does not read"));

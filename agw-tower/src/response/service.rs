@@ -246,6 +246,27 @@ where
                 },
             };
         }
+        // The completions a chat request asked for: a streamed choice past them ends the
+        // stream (see `StreamGuard::with_choices`). The request guard's reading, else the
+        // body's (read here only for chat routes).
+        let choices = matches!(
+            class.kind,
+            agw_core::route::RouteKind::Completions | agw_core::route::RouteKind::LegacyCompletions
+        )
+        .then(|| {
+            let ext = req.extensions();
+            // (A report with a model is one of a body the guard read.)
+            match ext
+                .get::<crate::guard::GuardReport>()
+                .filter(|g| g.model.is_some())
+            {
+                Some(g) => Some(g.shape.choices),
+                None => ext
+                    .get::<Collected>()
+                    .map(|c| agw_core::usage::request_shape(&c.plain).choices),
+            }
+        })
+        .flatten();
         // Ask for a response agw can read.
         req.headers_mut().remove(ACCEPT_ENCODING);
         let fut = self.inner.call(req);
@@ -282,12 +303,15 @@ where
                             ),
                         );
                     }
-                    let guard = StreamGuard::for_route(
+                    let mut guard = StreamGuard::for_route(
                         config.policy.clone(),
                         class.kind,
                         class.api,
                         config.window,
                     );
+                    if let Some(n) = choices {
+                        guard = guard.with_choices(n);
+                    }
                     let (mut parts, body) = res.into_parts();
                     parts.headers.remove(CONTENT_LENGTH);
                     parts.extensions.insert(outcome.clone());

@@ -166,3 +166,41 @@ fn token_log_probabilities_a_response_carries_are_not_let_through() {
         assert_eq!(got.is_err(), refused, "{body}");
     }
 }
+
+/// A chat choice the request did not ask for ends the stream: clients that read
+/// `choices[0]` of every chunk join whatever choice comes first, so choice 1's pieces beside
+/// choice 0's reached them as one text, unread as one (black-box review).
+#[test]
+fn a_chat_choice_the_request_did_not_ask_for_ends_the_stream() {
+    use serde_json::json;
+    let chunk = |index: u64, text: &str| json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": index, "delta": {"content": text}, "finish_reason": null}]});
+    let input = super::review7::sse([
+        chunk(0, "card 4111 1111 "),
+        chunk(1, "1111 1111 "),
+        chunk(0, "done"),
+    ]);
+    let run_n = |n: Option<u64>| {
+        let mut guard = StreamGuard::new(mask_cards(), Api::OpenAi, 64);
+        if let Some(n) = n {
+            guard = guard.with_choices(n);
+        }
+        let mut events = Vec::new();
+        SseDecoder::new(1 << 20).push(&input, &mut events).unwrap();
+        let mut out = Vec::new();
+        for e in events {
+            guard.event(e, &mut out);
+        }
+        guard.finish(&mut out);
+        (
+            String::from_utf8(out.concat()).unwrap(),
+            guard.is_rejected(),
+        )
+    };
+    let (out, rejected) = run_n(Some(1));
+    assert!(rejected && !out.contains("1111 1111 1111"), "{out}");
+    for n in [Some(2), None] {
+        let (out, rejected) = run_n(n);
+        assert!(!rejected, "{out}");
+        assert!(out.contains("done"), "{out}");
+    }
+}
