@@ -740,10 +740,61 @@ impl Policy {
         if let Some(rule) = masked {
             return Verdict::new(Decision::Reject(signed_reasoning_refusal(rule)), hits);
         }
+        // Text whose JSON escapes spell out what the rules refuse or mask (structured output
+        // a client parses: `\u0053ECRET` is `SECRET` to it).
+        for doc in [&walked.text, &walked.reasoning] {
+            for seg in &doc.segs {
+                if let Some(rule) = self.escaped_match(&doc.text[seg.text.clone()]) {
+                    return Verdict::new(Decision::Reject(escaped_refusal(rule)), hits);
+                }
+            }
+        }
         let mut verdict = self.decide(body, &walked.text);
         hits.append(&mut verdict.hits);
         verdict.hits = hits;
         verdict
+    }
+
+    /// The rule, if any, that refuses or masks more in `text` read with its JSON escapes
+    /// decoded (`\u0053`, `\n`, `\"`) than in `text` as written: a client that parses the
+    /// model's answer as JSON (structured outputs: the SDKs' `parse()`) reads what the escapes
+    /// spell, which no mask can reach where it is written. Found by the twelfth session's
+    /// black-box review: `{"note":"\u0053ECRET-12345"}` passed a `SECRET-[0-9]+` mask.
+    pub(crate) fn escaped_match(&self, text: &[u8]) -> Option<std::sync::Arc<str>> {
+        memchr::memchr(b'\\', text)?;
+        let mut unescaped = Vec::new();
+        crate::json::unescape_exact(text, &mut unescaped);
+        let unescaped = String::from_utf8_lossy(&unescaped);
+        let (mut view, mut map) = (Vec::new(), Vec::new());
+        crate::json::normalize_plain(&unescaped, &mut view, &mut map);
+        let acting = |m: &&super::policy::TextMatch<'_>| m.action.kind() != ActionKind::Audit;
+        let after: Vec<_> = self.find_in_text(&view);
+        if !after.iter().any(|m| acting(&m)) {
+            return None;
+        }
+        let before = self.find_in_text(text);
+        let count = |ms: &[super::policy::TextMatch<'_>], rule: &str| {
+            ms.iter().filter(|m| &**m.rule == rule).count()
+        };
+        after
+            .iter()
+            .filter(acting)
+            .find(|m| count(&after, m.rule) > count(&before, m.rule))
+            .map(|m| m.rule.clone())
+    }
+}
+
+/// The refusal of a response whose text spells out through JSON escapes what the rule `rule`
+/// refuses or masks (see [`Policy::escaped_match`]).
+pub(crate) fn escaped_refusal(rule: std::sync::Arc<str>) -> Rejection {
+    let message = format!(
+        "The model's answer spells out, through JSON escapes, text that the rule `{rule}` \
+         refuses or masks; it cannot be masked where it is written."
+    );
+    Rejection {
+        rule,
+        status: http::StatusCode::BAD_REQUEST,
+        message,
     }
 }
 

@@ -1188,6 +1188,15 @@ impl StreamGuard {
         } else {
             Vec::new()
         };
+        // What JSON escapes in the text spell out (structured output a client parses) is
+        // read too; it cannot be masked where it is written (see `Policy::escaped_match`).
+        if end > held_start
+            && let Some(rule) = self.policy.escaped_match(text)
+        {
+            let r = crate::guard::response::escaped_refusal(rule);
+            self.scratch = (window, starts);
+            return Err(self.reject(r.rule.clone(), r.error_body()));
+        }
         // A whole-word match that ends where the text read so far ends may not be one: the
         // next delta can go on with the word (`The kill` + `er whale`). It is decided with
         // what follows, or when the text is complete (twelfth session's differential test:

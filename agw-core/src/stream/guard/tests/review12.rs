@@ -204,3 +204,62 @@ fn a_chat_choice_the_request_did_not_ask_for_ends_the_stream() {
         assert!(out.contains("done"), "{out}");
     }
 }
+
+/// Text whose JSON escapes spell out what a rule refuses or masks (structured output a
+/// client parses: `\u0053ECRET-12345` is `SECRET-12345` to `json.loads`) refuses the response
+/// or ends the stream; it cannot be masked where it is written (black-box review: it passed
+/// byte for byte). Escapes that hide nothing (code with `\n`) pass untouched.
+#[test]
+fn what_json_escapes_in_the_answer_spell_out_is_read() {
+    let policy = Policy::builder()
+        .rule(Rule::regex("secret", [r"SECRET-[0-9]+"]).mask())
+        .rule(
+            Rule::regex("phrase", ["forbidden phrase"])
+                .whitespace_insensitive(true)
+                .reject("no phrase"),
+        )
+        .build()
+        .unwrap();
+    for text in [
+        r#"{"note":"\u0053ECRET-12345"}"#,
+        r#"{"answer":"forbidden\u0020phrase"}"#,
+        r#"{"answer":"forbidden\nphrase"}"#,
+    ] {
+        for split in [1, 5, text.len()] {
+            let pieces: Vec<&str> = text
+                .as_bytes()
+                .chunks(split)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            let input = anthropic_stream(&pieces);
+            let (out, rejected) = run(&policy, Api::Anthropic, 64, &input, 7);
+            assert!(rejected, "{text} {split}");
+            let out = String::from_utf8(out).unwrap();
+            assert!(out.contains("event: error"), "{out}");
+        }
+        let body = serde_json::json!({"content": [{"type": "text", "text": text}]}).to_string();
+        let v = policy
+            .inspect_response(Api::Anthropic, body.as_bytes())
+            .unwrap();
+        assert!(matches!(v.decision(), Decision::Reject(_)), "{text}");
+    }
+    // Nothing hidden: passes as it was.
+    let code = r#"printf("SECRET-\n"); // {"a":"\u00e9"}"#;
+    let input = anthropic_stream(&[code]);
+    assert_eq!(run(&policy, Api::Anthropic, 64, &input, 3), (input, false));
+    let body = serde_json::json!({"content": [{"type": "text", "text": code}]}).to_string();
+    assert!(
+        policy
+            .inspect_response(Api::Anthropic, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+    // A match written plainly is masked as ever.
+    let plain = anthropic_stream(&["key SECRET-12345 \\n"]);
+    let (out, rejected) = run(&policy, Api::Anthropic, 64, &plain, 3);
+    assert!(
+        !rejected && text_of(&out).contains("<MASKED>"),
+        "{}",
+        text_of(&out)
+    );
+}
