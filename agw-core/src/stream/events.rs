@@ -184,6 +184,9 @@ pub(crate) struct Meaning {
     /// The deltas were taken out of an event whose other fields are read generically too
     /// (the deltas' strings blanked there; a mask there cannot be merged: refused).
     pub beside: bool,
+    /// Strings of a chat delta agw has no reading for, each a piece of a text continued by
+    /// its path (channel, text, JSON pointer in the event): see [`delta_extras`].
+    pub pointed: Vec<(ChanKey, String, String)>,
 }
 
 impl Meaning {
@@ -196,6 +199,7 @@ impl Meaning {
             generic: true,
             check_tools: true,
             beside: false,
+            pointed: Vec::new(),
         }
     }
 }
@@ -510,6 +514,13 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                         }
                     }
                 }
+                if dialect == Dialect::Chat
+                    && let Some(delta) = choice["delta"].as_object()
+                    && delta.keys().any(|k| !DELTA_READ.contains(&k.as_str()))
+                {
+                    let at = format!("/choices/{pos}/delta");
+                    delta_extras(&choice["delta"], &at, index, &mut m.pointed);
+                }
                 if !choice["finish_reason"].is_null() {
                     finished.push(index);
                 }
@@ -626,6 +637,102 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
         }
     }
     Ok(m)
+}
+
+/// Keys of a chat delta read in their own ways (or holding no text: the role, audio's data,
+/// tool calls read as calls).
+const DELTA_READ: [&str; 8] = [
+    "content",
+    "refusal",
+    "reasoning_content",
+    "reasoning",
+    "audio",
+    "tool_calls",
+    "function_call",
+    "role",
+];
+
+/// Marks a channel's `sub` as one of [`delta_extras`] (apart from the dialect's own subs).
+const EXTRA: u64 = 1 << 62;
+
+/// The strings of a chat delta agw has no reading for (OpenRouter's
+/// `reasoning_details[].text`, a server's own fields): the OpenAI SDKs join every string of a
+/// delta with the same path's in earlier chunks (list entries by their `index`), so each is a
+/// piece of a text of its own per choice and path. Read one event at a time, a secret split
+/// over two chunks passed (twelfth session's black-box review). Identifiers, types and
+/// indexes are not text.
+fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, String, String)>) {
+    fn walk(
+        v: &Value,
+        pointer: &mut String,
+        path: &mut String,
+        top: bool,
+        choice: u64,
+        out: &mut Vec<(ChanKey, String, String)>,
+    ) {
+        match v {
+            Value::String(text) if !text.is_empty() && !top => {
+                let sub = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
+                let chan = ChanKey {
+                    kind: ChanKind::Text,
+                    group: choice,
+                    sub: EXTRA | (sub >> 2),
+                };
+                out.push((chan, text.clone(), pointer.clone()));
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let (p, q) = (pointer.len(), path.len());
+                    pointer.push_str(&format!("/{i}"));
+                    // An entry is continued by its `index`, as the SDKs merge it.
+                    match item.get("index").and_then(Value::as_u64) {
+                        Some(index) => path.push_str(&format!("/#{index}")),
+                        None => path.push_str(&format!("/{i}")),
+                    }
+                    walk(item, pointer, path, false, choice, out);
+                    pointer.truncate(p);
+                    path.truncate(q);
+                }
+            }
+            Value::Object(o) => {
+                for (k, child) in o {
+                    let skip = if top {
+                        DELTA_READ.contains(&k.as_str())
+                    } else {
+                        k == "index"
+                    };
+                    if skip
+                        || crate::guard::response::is_meta_key(k.as_bytes())
+                        || (child.is_string() && super::guard::NOT_TEXT.contains(&k.as_str()))
+                    {
+                        continue;
+                    }
+                    let (p, q) = (pointer.len(), path.len());
+                    pointer.push('/');
+                    for c in k.chars() {
+                        match c {
+                            '~' => pointer.push_str("~0"),
+                            '/' => pointer.push_str("~1"),
+                            c => pointer.push(c),
+                        }
+                    }
+                    path.push('/');
+                    path.push_str(k);
+                    walk(child, pointer, path, false, choice, out);
+                    pointer.truncate(p);
+                    path.truncate(q);
+                }
+            }
+            _ => {}
+        }
+    }
+    if !delta.is_object() {
+        return;
+    }
+    let mut pointer = at.to_owned();
+    walk(delta, &mut pointer, &mut String::new(), true, choice, out);
 }
 
 /// The text parts of a chat delta's `content` array (`[{"type":"text","text":...},

@@ -598,14 +598,33 @@ impl StreamGuard {
                 item.waits = Some(c);
             }
         }
+        // A chat delta's strings agw has no reading for are pieces of texts of their own
+        // (`delta_extras`): out of what the rest of the event is read as.
+        let pointed = std::mem::take(&mut m.pointed);
+        let blanked = (!pointed.is_empty()).then(|| {
+            let mut j = json.clone();
+            for (_, _, p) in &pointed {
+                if let Some(v) = j.pointer_mut(p) {
+                    *v = Value::String(String::new());
+                }
+            }
+            j
+        });
+        let rest_of = blanked.as_ref().unwrap_or(&json);
         // A chunk of a known API carrying strings, but none where that API puts text (a chat
         // delta's `text`): read, not skipped, as texts continued by path. Found by the
         // seventh red-team review (such a chunk was read by no rule).
-        let strays = !m.generic && m.deltas.is_empty() && has_other_strings(&json, &[]);
+        let strays = !m.generic
+            && m.deltas.is_empty()
+            && pointed.is_empty()
+            && has_other_strings(rest_of, &[]);
         if strays {
             m.generic = true;
         }
-        if !m.generic && !m.deltas.is_empty() && has_other_strings(&json, &m.deltas) {
+        if !m.generic
+            && (!m.deltas.is_empty() || !pointed.is_empty())
+            && has_other_strings(rest_of, &m.deltas)
+        {
             // A delta event that carries more text than its delta (a citation, an annotation,
             // an unknown field a client may show or keep): that is read too.
             m.generic = true;
@@ -623,7 +642,7 @@ impl StreamGuard {
         } else if m.generic && m.beside {
             // The rest of an event whose text is read with the deltas: its other strings,
             // with the text blanked out.
-            let mut rest = json.clone();
+            let mut rest = rest_of.clone();
             for d in &m.deltas {
                 blank(&mut rest, &d.path);
             }
@@ -633,6 +652,9 @@ impl StreamGuard {
         }
         for d in m.deltas {
             self.add_part(&mut item, d.chan, d.text, Site::Path(d.path))?;
+        }
+        for (chan, text, pointer) in pointed {
+            self.add_part(&mut item, chan, text, Site::Pointer(pointer))?;
         }
         if !item.parts.is_empty() {
             item.json = Some(json);
@@ -1565,7 +1587,7 @@ fn blank(v: &mut Value, path: &[Step]) {
 
 /// Fields of a delta event that carry no text a client shows: identifiers, names of types,
 /// roles, reasons, a tool's name (checked with its call), Responses' random padding.
-const NOT_TEXT: [&str; 12] = [
+pub(super) const NOT_TEXT: [&str; 12] = [
     "id",
     "object",
     "model",

@@ -263,3 +263,81 @@ fn what_json_escapes_in_the_answer_spell_out_is_read() {
         text_of(&out)
     );
 }
+
+/// A chat delta's strings agw has no reading for (OpenRouter's `reasoning_details`, a nested
+/// field of a server's own) are read across chunks, as the OpenAI SDKs join them — by path,
+/// list entries by their `index` (black-box review: `SECRET-` then `12345` passed, read one
+/// chunk at a time).
+#[test]
+fn unknown_chat_delta_strings_are_read_across_chunks() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::regex("secret", [r"SECRET-[0-9]+"]).mask())
+        .build()
+        .unwrap();
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+    let details = |text: &str| json!({"reasoning_details": [{"type": "reasoning.text", "text": text, "index": 0}]});
+    let cases = [
+        vec![
+            chunk(
+                json!({"role": "assistant", "content": "", "reasoning_details": [{"type": "reasoning.text", "text": "key SECRET-", "index": 0}]}),
+                None,
+            ),
+            chunk(details("12345 ok"), None),
+            chunk(json!({}), Some("stop")),
+        ],
+        vec![
+            chunk(json!({"foo": {"bar": "key SECRET-"}}), None),
+            chunk(json!({"foo": {"bar": "12345 ok"}}), None),
+            chunk(json!({}), Some("stop")),
+        ],
+    ];
+    // What the SDK's `accumulate_delta` makes of the deltas: strings joined by path.
+    fn accumulate(acc: &mut serde_json::Value, delta: &serde_json::Value) {
+        match (acc, delta) {
+            (serde_json::Value::String(a), serde_json::Value::String(d)) => a.push_str(d),
+            (acc @ serde_json::Value::Object(_), serde_json::Value::Object(d)) => {
+                for (k, v) in d {
+                    match acc.get_mut(k) {
+                        Some(a) if k != "index" && k != "type" => accumulate(a, v),
+                        _ => {
+                            acc[k] = v.clone();
+                        }
+                    }
+                }
+            }
+            (serde_json::Value::Array(a), serde_json::Value::Array(d)) => {
+                for entry in d {
+                    let i = entry["index"].as_u64().unwrap_or(0) as usize;
+                    match a.get_mut(i) {
+                        Some(e) => accumulate(e, entry),
+                        None => a.push(entry.clone()),
+                    }
+                }
+            }
+            (acc, d) => *acc = d.clone(),
+        }
+    }
+    for events in cases {
+        let mut input = super::review7::sse(events.iter().cloned());
+        input.extend_from_slice(b"data: [DONE]\n\n");
+        for split in [1, 9, input.len()] {
+            let (out, rejected) = run(&policy, Api::OpenAi, 64, &input, split);
+            assert!(!rejected);
+            let mut decoded = Vec::new();
+            SseDecoder::new(1 << 20).push(&out, &mut decoded).unwrap();
+            let mut acc = json!({});
+            for e in &decoded {
+                let data = fields(std::str::from_utf8(e).unwrap()).unwrap().data;
+                if data == "[DONE]" {
+                    continue;
+                }
+                let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+                accumulate(&mut acc, &v["choices"][0]["delta"]);
+            }
+            let all = acc.to_string();
+            assert!(!all.contains("12345"), "{split}: {all}");
+            assert!(all.contains("key <MASKED>"), "{split}: {all}");
+        }
+    }
+}
