@@ -213,7 +213,7 @@ impl StackConfig {
         B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
         B::Error: Into<crate::body::BoxError>,
     {
-        let upstream = crate::upstream::Upstream::new(self.upstream.clone())?;
+        let upstream = crate::upstream::Upstream::new(self.upstream.clone().injecting(&self.spec))?;
         Ok(self.layer().layer(upstream))
     }
 }

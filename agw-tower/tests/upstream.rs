@@ -245,3 +245,71 @@ async fn a_silent_json_body_ends_with_an_error() {
     let err = res.into_body().collect().await.unwrap_err();
     assert!(err.to_string().contains("went silent"), "{err}");
 }
+
+/// Found by the twelfth session's black-box review: an upstream echoing `x-api-key` showed the
+/// key agw injects to every client, and a refused gateway key showed developers a 401 about
+/// a key they never sent. A header carrying the injected key and the provider's cookies are
+/// dropped; a 401 becomes agw's 502 naming the backend, the upstream's body unread. Without
+/// an injected key, nothing changes.
+#[tokio::test]
+async fn responses_never_carry_the_injected_key_back() {
+    const KEY: &str = "sk-ant-api03-GATEWAYKEY0123456789abcdef";
+    let addr = server(|mut s| async move {
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap_or(0);
+        let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let (status, body) = if head.starts_with("POST /refused") {
+            (
+                "401 Unauthorized",
+                format!("{{\"error\":\"invalid x-api-key: {KEY}\"}}"),
+            )
+        } else {
+            ("200 OK", "{}".to_owned())
+        };
+        let reply = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nx-echo-api-key: {KEY}\r\n\
+             set-cookie: __cf_bm=abc\r\nrequest-id: req_1\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = s.write_all(reply.as_bytes()).await;
+    })
+    .await;
+    let spec = agw_core::provider::ProviderSpec::anthropic().with_credentials(
+        agw_core::provider::Credentials::Inject(agw_core::provider::Secret::new(KEY)),
+    );
+    let injecting = UpstreamConfig::new("anthropic").injecting(&spec);
+    let passthrough = UpstreamConfig::new("anthropic");
+    let send = |config: UpstreamConfig, path: &str| {
+        let url = format!("http://{addr}{path}");
+        async move {
+            let res = upstream(config)
+                .oneshot(request(url, Api::Anthropic, RouteKind::Messages))
+                .await
+                .unwrap();
+            let (parts, body) = res.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            let head = format!("{:?}", parts.headers);
+            (
+                parts.status.as_u16(),
+                head,
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        }
+    };
+    let (status, head, body) = send(injecting.clone(), "/ok").await;
+    assert_eq!(status, 200);
+    assert!(!head.contains(KEY) && !head.contains("__cf_bm"), "{head}");
+    assert!(head.contains("req_1"), "{head}");
+    assert_eq!(body, "{}");
+    let (status, head, body) = send(injecting, "/refused").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(!head.contains(KEY) && !body.contains(KEY), "{head} {body}");
+    assert!(
+        body.contains("refused the API key") && body.contains("`anthropic`"),
+        "{body}"
+    );
+    // The client's own key (passthrough) is the client's: its 401 is its to see.
+    let (status, head, _) = send(passthrough, "/refused").await;
+    assert_eq!(status, 401);
+    assert!(head.contains("__cf_bm"), "{head}");
+}

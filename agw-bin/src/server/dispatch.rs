@@ -187,7 +187,7 @@ impl Runtime {
             _ => BodyBudget::new(gateway.max_buffered_bytes),
         };
         for b in &gateway.backends {
-            let mut upstream_config = b.upstream.clone();
+            let mut upstream_config = b.upstream.clone().injecting(&b.spec);
             upstream_config.cut = cut.clone();
             // `UpstreamConfig` has no `PartialEq`; its `Debug` lists every setting.
             let upstream_key = format!("{:?}", upstream_config);

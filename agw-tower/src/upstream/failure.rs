@@ -23,6 +23,8 @@ pub enum UpstreamFailure {
     Reset,
     /// agw is shutting down and its grace period for open requests ran out.
     Shutdown,
+    /// The upstream refused the key agw injects for it (401).
+    KeyRefused,
     /// Anything else (a protocol error, ...).
     Other,
 }
@@ -39,6 +41,7 @@ impl UpstreamFailure {
             UpstreamFailure::IdleTimeout => "idle_timeout",
             UpstreamFailure::Reset => "reset",
             UpstreamFailure::Shutdown => "shutdown",
+            UpstreamFailure::KeyRefused => "key_refused",
             UpstreamFailure::Other => "other",
         }
     }
@@ -54,6 +57,7 @@ impl UpstreamFailure {
             UpstreamFailure::IdleTimeout => "it went silent in the middle of the response",
             UpstreamFailure::Reset => "the connection was reset",
             UpstreamFailure::Shutdown => "agw is shutting down and its grace period ran out",
+            UpstreamFailure::KeyRefused => "it refused the gateway's API key",
             UpstreamFailure::Other => "the request failed",
         }
     }

@@ -46,6 +46,44 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// Ends open bodies early when the server's shutdown grace period runs out.
     pub cut: super::StreamCut,
+    /// The key agw injects for this backend, if it does ([`UpstreamConfig::injecting`]).
+    pub injected: Option<InjectedKey>,
+}
+
+/// The key agw injects for a backend, which its responses must never carry back: a response
+/// header that holds it and the provider's cookies are dropped, and a 401 — the provider
+/// refusing the gateway's own key — becomes agw's 502 naming the backend, its body (which an
+/// echoing upstream or debug page may fill with the key) unread. Found by the twelfth
+/// session's black-box review: an upstream echoing `x-api-key` showed the gateway's key to
+/// every client, and a refused gateway key showed developers Claude Code's "Invalid API key"
+/// about a key they never sent.
+#[derive(Clone)]
+pub struct InjectedKey(Arc<[u8]>);
+
+impl InjectedKey {
+    /// The key as injected.
+    pub fn new(key: &agw_core::provider::Secret) -> Self {
+        Self(Arc::from(key.expose().as_bytes()))
+    }
+
+    /// Whether `bytes` (a header value: short) hold the key.
+    fn is_in(&self, bytes: &[u8]) -> bool {
+        !self.0.is_empty()
+            && bytes.len() >= self.0.len()
+            && bytes.windows(self.0.len()).any(|w| *w == *self.0)
+    }
+}
+
+impl std::fmt::Debug for InjectedKey {
+    /// Never the key: its length and a fingerprint, so that a changed key tells configurations
+    /// apart.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = &self.0;
+        let print = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
+        write!(f, "InjectedKey({} bytes, {:04x})", key.len(), print >> 48)
+    }
 }
 
 impl UpstreamConfig {
@@ -60,7 +98,18 @@ impl UpstreamConfig {
             stream_idle_timeout: Some(Duration::from_secs(300)),
             pool_idle_timeout: Duration::from_secs(90),
             cut: super::StreamCut::new(),
+            injected: None,
         }
+    }
+
+    /// Keeps the key a provider spec injects (none for passthrough credentials) out of what
+    /// its responses carry back (see [`InjectedKey`]).
+    pub fn injecting(mut self, spec: &agw_core::provider::ProviderSpec) -> Self {
+        self.injected = match spec.credentials() {
+            agw_core::provider::Credentials::Inject(key) => Some(InjectedKey::new(key)),
+            agw_core::provider::Credentials::Passthrough => None,
+        };
+        self
     }
 }
 
@@ -165,6 +214,24 @@ impl Future for UpstreamFuture {
             Ok(Ok(res)) => {
                 let (mut parts, body) = res.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
+                if let Some(key) = &config.injected {
+                    if parts.status == http::StatusCode::UNAUTHORIZED {
+                        let err = ErrorBody::new(
+                            ErrorKind::BadGateway,
+                            format!(
+                                "upstream `{name}` refused the API key this gateway sends for \
+                                 it (401); the gateway's operator must set a valid key for \
+                                 backend `{name}`",
+                                name = config.name
+                            ),
+                        );
+                        let mut res = error_response(this.class.api, &err);
+                        res.extensions_mut().insert(UpstreamTiming(elapsed));
+                        res.extensions_mut().insert(UpstreamFailure::KeyRefused);
+                        return Poll::Ready(Ok(res));
+                    }
+                    scrub_headers(&mut parts.headers, key);
+                }
                 parts.extensions.insert(UpstreamTiming(elapsed));
                 let sse = is_event_stream(&parts.headers).then(|| StreamEnd {
                     api: this.class.api,
@@ -208,6 +275,21 @@ impl Future for UpstreamFuture {
         res.extensions_mut().insert(UpstreamTiming(elapsed));
         res.extensions_mut().insert(failure);
         Poll::Ready(Ok(res))
+    }
+}
+
+/// Drops the response headers that carry the injected key, and the provider's cookies
+/// (agw drops the client's `Cookie` when it injects its key: they would only tie clients to
+/// the gateway's account).
+fn scrub_headers(headers: &mut http::HeaderMap, key: &InjectedKey) {
+    headers.remove(http::header::SET_COOKIE);
+    let carrying: Vec<http::HeaderName> = headers
+        .iter()
+        .filter(|(_, v)| key.is_in(v.as_bytes()))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in carrying {
+        headers.remove(&name);
     }
 }
 
