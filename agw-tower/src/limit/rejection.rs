@@ -168,7 +168,8 @@ impl Rejection {
                         format!(
                             "agw: the {what} of {} has {} left, less than this request may use \
                              ({}); requests in flight may give some back when they end: retry \
-                             in {} s, or ask for fewer output tokens",
+                             in {} s, or ask for fewer output tokens (`max_tokens`; Claude Code: \
+                             CLAUDE_CODE_MAX_OUTPUT_TOKENS)",
                             scope.describe(),
                             amount(*left),
                             amount(*hold),
@@ -179,7 +180,8 @@ impl Rejection {
                         ErrorKind::InvalidRequest,
                         format!(
                             "agw: the {what} of {} has {} left, less than this request may use \
-                             ({}); ask for fewer output tokens or send less, or wait until it \
+                             ({}); ask for fewer output tokens (`max_tokens`; Claude Code: \
+                             CLAUDE_CODE_MAX_OUTPUT_TOKENS) or send less, or wait until it \
                              resets at {}",
                             scope.describe(),
                             amount(*left),
@@ -192,7 +194,8 @@ impl Rejection {
                         ErrorKind::InvalidRequest,
                         format!(
                             "agw: this request may use {}, more than the whole {} of {}; \
-                             ask for fewer output tokens or send less",
+                             ask for fewer output tokens (`max_tokens`; Claude Code: \
+                             CLAUDE_CODE_MAX_OUTPUT_TOKENS) or send less",
                             amount(*hold),
                             what,
                             scope.describe()
