@@ -204,10 +204,27 @@ async fn a_dangerous_tool_call_is_blocked_before_the_client_can_run_it() {
     agw.stop().await;
 }
 
+/// Two choices asked for (`n: 2`, as the mock's `mock:choices=2` answers): each is guarded.
+/// A stream with a choice the request did not ask for ends (twelfth session).
 #[tokio::test]
 async fn tool_calls_and_text_of_every_choice_are_guarded() {
     let agw = Agw::start(&config("openai")).await;
     let url = agw.url("/v1/chat/completions");
+    let chat = |prompt: &str, stream: bool| {
+        serde_json::json!({"model":"m","stream":stream,"n":2,"messages":[{"role":"user","content":prompt}]})
+            .to_string()
+    };
+    let (res, body) = send(json_post(
+        &url,
+        &self::chat(&format!("mock:choices=2 mock:echo {KEY}"), true),
+    ))
+    .await;
+    assert_eq!(res.status(), 200);
+    let s = text(&body);
+    assert!(
+        !s.contains(KEY) && s.contains("a choice the request did not ask for"),
+        "{s}"
+    );
     let prompt = "mock:choices=2 mock:tool=Bash:kubectl delete ns prod";
     let (res, body) = send(json_post(&url, &chat(prompt, true))).await;
     assert_eq!(res.status(), 200);

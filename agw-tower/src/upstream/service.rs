@@ -282,6 +282,13 @@ impl Future for UpstreamFuture {
 /// (agw drops the client's `Cookie` when it injects its key: they would only tie clients to
 /// the gateway's account).
 fn scrub_headers(headers: &mut http::HeaderMap, key: &InjectedKey) {
+    // One pass to find out (most responses carry neither), then the removals.
+    if !headers
+        .iter()
+        .any(|(n, v)| n == http::header::SET_COOKIE || key.is_in(v.as_bytes()))
+    {
+        return;
+    }
     headers.remove(http::header::SET_COOKIE);
     let carrying: Vec<http::HeaderName> = headers
         .iter()
