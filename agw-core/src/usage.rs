@@ -1017,7 +1017,7 @@ pub const MAX_CHOICES: u64 = 1024;
 /// A count or cap as a lenient server reads it: a whole number, a number with a fraction or
 /// an exponent (`4e4`, `40000.0`, rounded up), or a string holding one (`"40000"`, as
 /// Pydantic-based servers accept). `None` for anything else, or a negative number.
-fn lenient_count(value: &[u8]) -> Option<u64> {
+pub(crate) fn lenient_count(value: &[u8]) -> Option<u64> {
     let s = std::str::from_utf8(value).ok()?.trim();
     // A string is decoded first (`"4\u0030000"` is 40000 to the server).
     let decoded;

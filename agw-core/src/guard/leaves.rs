@@ -23,6 +23,9 @@ pub(crate) struct Leaf {
     pub signed: bool,
     /// In an object marked `"thought": true` (a Gemini thought part).
     pub thought: bool,
+    /// In a Gemini candidate: its `index` (0 when it names none), which SDKs build each
+    /// candidate by, whatever its position in the chunk.
+    pub candidate: Option<u64>,
 }
 
 /// The strings of a document, and whether it has a tool call (the walk reads a tool's input
@@ -37,11 +40,21 @@ pub(crate) struct Leaves {
 pub(crate) fn leaves(v: &Value) -> Leaves {
     let mut out = Leaves::default();
     let mut pointer = String::new();
-    walk(v, "", &mut pointer, false, false, &mut out);
+    walk(v, "", &mut pointer, (false, false, None), &mut out);
     out
 }
 
-fn walk(v: &Value, key: &str, pointer: &mut String, signed: bool, thought: bool, out: &mut Leaves) {
+/// What a string inherits from the objects around it: signed reasoning, a thought part, the
+/// Gemini candidate.
+type Context = (bool, bool, Option<u64>);
+
+fn walk(
+    v: &Value,
+    key: &str,
+    pointer: &mut String,
+    (signed, thought, candidate): Context,
+    out: &mut Leaves,
+) {
     match v {
         Value::String(s) if !is_meta_key(key.as_bytes()) && !s.is_empty() => {
             out.leaves.push(Leaf {
@@ -49,6 +62,7 @@ fn walk(v: &Value, key: &str, pointer: &mut String, signed: bool, thought: bool,
                 text: s.clone(),
                 signed,
                 thought,
+                candidate,
             });
         }
         Value::Array(a) => {
@@ -57,7 +71,13 @@ fn walk(v: &Value, key: &str, pointer: &mut String, signed: bool, thought: bool,
                 pointer.push('/');
                 pointer.push_str(itoa(i, &mut [0; 20]));
                 // Items inherit the array's key, as in the walk.
-                walk(item, key, pointer, signed, thought, out);
+                // A Gemini candidate, by its `index` (0 when it names none).
+                let candidate = if key == "candidates" {
+                    Some(item.get("index").and_then(whole_index).unwrap_or(0))
+                } else {
+                    candidate
+                };
+                walk(item, key, pointer, (signed, thought, candidate), out);
                 pointer.truncate(len);
             }
         }
@@ -92,7 +112,7 @@ fn walk(v: &Value, key: &str, pointer: &mut String, signed: bool, thought: bool,
                         c => pointer.push(c),
                     }
                 }
-                walk(child, k, pointer, signed, thought, out);
+                walk(child, k, pointer, (signed, thought, candidate), out);
                 pointer.truncate(len);
             }
         }
@@ -109,7 +129,7 @@ fn walk(v: &Value, key: &str, pointer: &mut String, signed: bool, thought: bool,
 /// export, a log tail, progress events) are whole values, which joined would lose the
 /// boundaries detectors need, hold progress events back, and cost a text per field (found by
 /// the seventh review's regression round).
-const TOKEN_PATHS: [&str; 17] = [
+const TOKEN_PATHS: [&str; 19] = [
     "/content",
     "/text",
     "/delta",
@@ -127,6 +147,8 @@ const TOKEN_PATHS: [&str; 17] = [
     "/choices/*/delta/reasoning_content",
     "/choices/*/delta/reasoning",
     "/candidates/*/content/parts/*/text",
+    "/candidates/*/content/parts/*/executableCode/code",
+    "/candidates/*/content/parts/*/codeExecutionResult/output",
 ];
 
 /// The text a string at `pointer` continues: its path, but for the parts of a Gemini
@@ -134,19 +156,43 @@ const TOKEN_PATHS: [&str; 17] = [
 /// thought parts apart), whatever their positions in the events (twelfth session's black-box
 /// review: `SECRET-` in part 0 of one event and `12345` in part 1 of the next, after a
 /// thought part, went out unmasked).
-pub(crate) fn text_path(pointer: &str, thought: bool) -> std::borrow::Cow<'_, str> {
+///
+/// A candidate is told by its `index` (`candidate`), not by its position in the chunk (a
+/// second round found `index: 1` first in one chunk and second in the next read as two
+/// texts). Code a model runs and its output (`executableCode.code`,
+/// `codeExecutionResult.output`) are texts of their own per candidate too.
+pub(crate) fn text_path(
+    pointer: &str,
+    thought: bool,
+    candidate: Option<u64>,
+) -> std::borrow::Cow<'_, str> {
     const PARTS: &str = "/content/parts/";
     if let Some(rest) = pointer.strip_prefix("/candidates/")
-        && let Some((candidate, rest)) = rest.split_once('/')
+        && let Some((position, rest)) = rest.split_once('/')
         && let Some(rest) = rest.strip_prefix(&PARTS[1..])
-        && let Some((part, "text")) = rest.split_once('/')
+        && let Some((part, field)) = rest.split_once('/')
         && !part.is_empty()
         && part.bytes().all(|b| b.is_ascii_digit())
     {
-        let kind = if thought { "thought" } else { "text" };
+        let kind = match field {
+            "text" if thought => "thought",
+            "text" => "text",
+            "executableCode/code" | "codeExecutionResult/output" => field,
+            _ => return pointer.into(),
+        };
+        let candidate = candidate.map_or_else(|| position.to_owned(), |c| c.to_string());
         return format!("/candidates/{candidate}{PARTS}*/{kind}").into();
     }
     pointer.into()
+}
+
+/// An index as lenient clients read it: a whole number, also written `1.0`.
+fn whole_index(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
+            .map(|f| f as u64)
+    })
 }
 
 /// The most strings of one event or line read as pieces of texts: more are a document, read

@@ -164,6 +164,12 @@ impl Policy {
                     joined.extend_from_slice(&piece.norm);
                 }
                 let piece_of = |at: usize| starts.partition_point(|&s| s <= at) - 1;
+                // What JSON escapes spell out over lines (`\u00` + `53ECRET`).
+                if masks == 0
+                    && let Some(rule) = self.escaped_match(&joined)
+                {
+                    return Ok(Some(Err(super::response::escaped_refusal(rule))));
+                }
                 let spanning: Vec<_> = self
                     .find_in_text(&joined)
                     .into_iter()

@@ -171,6 +171,12 @@ struct Pending {
     number: bool,
     /// In the JSON document [`Walker::inner`]`[i]` (an `arguments` string), not in the body.
     inner: Option<u32>,
+    /// In a Gemini thought part: its `text` values are one text of their own, apart from the
+    /// answer's.
+    thought: bool,
+    /// The Gemini candidate (its `index`, 0 when it names none) it is in: each candidate's
+    /// text is its own, whatever the candidates' positions in a list of chunks.
+    candidate: u64,
 }
 
 struct Walker<'b> {
@@ -320,8 +326,14 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
     // Text blocks' `text` strings first, in order, then every other string: a block's
     // citations between two text blocks do not keep their texts apart (edits are applied by
     // their byte ranges, whatever the order of the segments).
-    let order = (0..w.pending.len())
+    // Text values by what they are part of (a Gemini candidate, its thoughts apart), each in
+    // document order.
+    let mut texts: Vec<usize> = (0..w.pending.len())
         .filter(|&i| w.pending[i].text)
+        .collect();
+    texts.sort_by_key(|&i| (w.pending[i].candidate, w.pending[i].thought));
+    let order = texts
+        .into_iter()
         .chain((0..w.pending.len()).filter(|&i| !w.pending[i].text));
     let mut prev: Option<usize> = None;
     for i in order {
@@ -365,7 +377,11 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
         let joins = p.text
             && prev.is_some_and(|j| {
                 let q = &w.pending[j];
-                q.text && q.reasoning == p.reasoning && q.field == p.field
+                q.text
+                    && q.reasoning == p.reasoning
+                    && q.field == p.field
+                    && q.thought == p.thought
+                    && q.candidate == p.candidate
             });
         prev = Some(i);
         match doc.units.last_mut() {
@@ -421,6 +437,8 @@ impl<'b> Walker<'b> {
                         text: false,
                         number: true,
                         inner: None,
+                        thought: false,
+                        candidate: 0,
                     });
                 }
                 Ok(())
@@ -440,6 +458,7 @@ impl<'b> Walker<'b> {
         let mut media: Option<std::borrow::Cow<'_, [u8]>> = None;
         let mut signed = false;
         let mut thought = false;
+        let mut candidate_index = 0u64;
         let mut input: Option<Range<usize>> = None;
         // An `arguments` string's text: the JSON it holds, or what the tool rules read.
         let mut arguments: Option<Vec<u8>> = None;
@@ -457,6 +476,8 @@ impl<'b> Walker<'b> {
                     text: false,
                     number: false,
                     inner: None,
+                    thought: false,
+                    candidate: 0,
                 });
             }
             match &*key {
@@ -500,6 +521,11 @@ impl<'b> Walker<'b> {
                     }
                     Ok(())
                 }
+                b"index" if field != Field::ToolInput && matches!(sc.peek(), Some(b'0'..=b'9')) => {
+                    let r = sc.skip()?;
+                    candidate_index = crate::usage::lenient_count(&self.body[r]).unwrap_or(0);
+                    Ok(())
+                }
                 b"thought" if field != Field::ToolInput && sc.peek() == Some(b't') => {
                     // Gemini's thought parts: reasoning a client shows apart from the answer.
                     let r = sc.skip()?;
@@ -518,6 +544,8 @@ impl<'b> Walker<'b> {
                             text: false,
                             number: false,
                             inner: None,
+                            thought: false,
+                            candidate: 0,
                         });
                     }
                     arguments = Some(json);
@@ -567,10 +595,20 @@ impl<'b> Walker<'b> {
         }
         if thought {
             // A Gemini thought part's text is not the answer's: the answer's text parts on
-            // either side of it are one text to a client (`.text` joins them), read as one
-            // (twelfth session's black-box review).
+            // either side of it are one text to a client (`.text` joins them), and the thought
+            // parts another (twelfth session's black-box reviews).
             for p in &mut self.pending[first..] {
-                p.text = false;
+                p.thought = true;
+            }
+        }
+        if from
+            .checked_sub(1)
+            .is_some_and(|i| &*self.keys[i] == b"candidates")
+        {
+            // A Gemini candidate: its texts are its own, by its `index` (SDKs build each
+            // candidate by it; a chunk may list them in any order).
+            for p in &mut self.pending[first..] {
+                p.candidate = candidate_index;
             }
         }
         if let Some(tool) = client_tool(ty) {
@@ -623,6 +661,8 @@ impl<'b> Walker<'b> {
             text: key == b"text",
             number: false,
             inner: None,
+            thought: false,
+            candidate: 0,
         });
     }
 
@@ -742,9 +782,10 @@ impl Policy {
         }
         // Text whose JSON escapes spell out what the rules refuse or mask (structured output
         // a client parses: `\u0053ECRET` is `SECRET` to it).
+        // Read per text as a client joins it (an escape split over two chunks of a list).
         for doc in [&walked.text, &walked.reasoning] {
-            for seg in &doc.segs {
-                if let Some(rule) = self.escaped_match(&doc.text[seg.text.clone()]) {
+            for unit in &doc.units {
+                if let Some(rule) = self.escaped_match(doc.unit_text(unit)) {
                     return Verdict::new(Decision::Reject(escaped_refusal(rule)), hits);
                 }
             }
@@ -762,9 +803,7 @@ impl Policy {
     /// black-box review: `{"note":"\u0053ECRET-12345"}` passed a `SECRET-[0-9]+` mask.
     pub(crate) fn escaped_match(&self, text: &[u8]) -> Option<std::sync::Arc<str>> {
         memchr::memchr(b'\\', text)?;
-        let mut unescaped = Vec::new();
-        crate::json::unescape_exact(text, &mut unescaped);
-        let unescaped = String::from_utf8_lossy(&unescaped);
+        let unescaped = spelled(text)?;
         let (mut view, mut map) = (Vec::new(), Vec::new());
         crate::json::normalize_plain(&unescaped, &mut view, &mut map);
         let acting = |m: &&super::policy::TextMatch<'_>| m.action.kind() != ActionKind::Audit;
@@ -782,6 +821,60 @@ impl Policy {
             .find(|m| count(&after, m.rule) > count(&before, m.rule))
             .map(|m| m.rule.clone())
     }
+}
+
+/// `text` with the JSON escapes a parser reads as printable text decoded — `\uXXXX` (and
+/// surrogate pairs) naming a character that is not a control character, `\n`, `\t`, `\r`,
+/// `\"`, `\\`, `\/` — and every other backslash left as written (`\b`, a Windows path's
+/// `\U`: decoding those as a parser would, to a backspace that normalising drops, joined
+/// words that were apart: second round). `None` when nothing is decoded.
+fn spelled(text: &[u8]) -> Option<String> {
+    let hex = |at: usize| -> Option<u32> {
+        let h = text.get(at..at + 4)?;
+        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    let mut out = Vec::with_capacity(text.len());
+    let (mut i, mut changed) = (0, false);
+    while i < text.len() {
+        if text[i] != b'\\' {
+            out.push(text[i]);
+            i += 1;
+            continue;
+        }
+        let decoded = match text.get(i + 1) {
+            Some(b'n') => Some(('\n', 2)),
+            Some(b't') => Some(('\t', 2)),
+            Some(b'r') => Some(('\r', 2)),
+            Some(b'"') => Some(('"', 2)),
+            Some(b'\\') => Some(('\\', 2)),
+            Some(b'/') => Some(('/', 2)),
+            Some(b'u') => hex(i + 2).and_then(|hi| {
+                if (0xD800..0xDC00).contains(&hi)
+                    && text.get(i + 6..i + 8) == Some(b"\\u")
+                    && let Some(lo) = hex(i + 8).filter(|lo| (0xDC00..0xE000).contains(lo))
+                {
+                    let c = char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?;
+                    return Some((c, 12));
+                }
+                char::from_u32(hi).map(|c| (c, 6))
+            }),
+            _ => None,
+        }
+        .filter(|(c, _)| !c.is_control() || matches!(c, '\n' | '\t' | '\r'));
+        match decoded {
+            Some((c, len)) => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += len;
+                changed = true;
+            }
+            None => {
+                out.push(b'\\');
+                i += 1;
+            }
+        }
+    }
+    changed.then(|| String::from_utf8_lossy(&out).into_owned())
 }
 
 /// The refusal of a response whose text spells out through JSON escapes what the rule `rule`

@@ -687,7 +687,14 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
                     let (p, q) = (pointer.len(), path.len());
                     pointer.push_str(&format!("/{i}"));
                     // An entry is continued by its `index`, as the SDKs merge it.
-                    match item.get("index").and_then(Value::as_u64) {
+                    let index = item.get("index").and_then(|i| {
+                        i.as_u64().or_else(|| {
+                            i.as_f64()
+                                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
+                                .map(|f| f as u64)
+                        })
+                    });
+                    match index {
                         Some(index) => path.push_str(&format!("/#{index}")),
                         None => path.push_str(&format!("/{i}")),
                     }

@@ -784,7 +784,7 @@ impl StreamGuard {
             self.generic(item, &other.to_string(), false, false)?;
         }
         for leaf in pieces {
-            let path = crate::guard::leaves::text_path(&leaf.pointer, leaf.thought);
+            let path = crate::guard::leaves::text_path(&leaf.pointer, leaf.thought, leaf.candidate);
             let key = continued(&path, leaf.signed);
             let open = |c: &Chan| c.key.group == CONTINUED && !c.done;
             if !self.chans.iter().any(|c| open(c) && c.key == key)

@@ -254,6 +254,44 @@ fn what_json_escapes_in_the_answer_spell_out_is_read() {
             .unwrap()
             .is_allow()
     );
+    // An escape split over two lines or chunks (Ollama's JSON lines, Gemini's JSON list) is
+    // read joined, as the client joins the text (second round).
+    let line = |t: &str| {
+        format!(
+            "{}\n",
+            serde_json::json!({"model": "m", "message": {"role": "assistant", "content": t}, "done": false})
+        )
+    };
+    for (a, b) in [
+        (r#"{"note":"\u0053"#, r#"ECRET-1"}"#),
+        (r#"{"note":"\u0"#, r#"053ECRET-1"}"#),
+        (r#"{"note":"\"#, r#"u0053ECRET-1"}"#),
+    ] {
+        let body = line(a) + &line(b);
+        let v = policy.inspect_response_lines(body.as_bytes()).unwrap();
+        assert!(matches!(v.decision(), Decision::Reject(_)), "{body}");
+        let list = serde_json::json!([
+            {"candidates": [{"content": {"parts": [{"text": a}]}}]},
+            {"candidates": [{"content": {"parts": [{"text": b}]}}]},
+        ])
+        .to_string();
+        let v = policy
+            .inspect_response(Api::OpenAi, list.as_bytes())
+            .unwrap();
+        assert!(matches!(v.decision(), Decision::Reject(_)), "{list}");
+    }
+    // Escapes no parser reads as text are not decoded: `a\bab` is no `aab` (second round).
+    let aa = Policy::builder()
+        .rule(Rule::literals("aa", ["aa"]).mask())
+        .build()
+        .unwrap();
+    for text in [r"a\bab", r"C:\Users\aa\x"] {
+        let body = serde_json::json!({"content": [{"type": "text", "text": text}]}).to_string();
+        let v = aa
+            .inspect_response(Api::Anthropic, body.as_bytes())
+            .unwrap();
+        assert!(!matches!(v.decision(), Decision::Reject(_)), "{text}");
+    }
     // A match written plainly is masked as ever.
     let plain = anthropic_stream(&["key SECRET-12345 \\n"]);
     let (out, rejected) = run(&policy, Api::Anthropic, 64, &plain, 3);
@@ -338,6 +376,58 @@ fn unknown_chat_delta_strings_are_read_across_chunks() {
             let all = acc.to_string();
             assert!(!all.contains("12345"), "{split}: {all}");
             assert!(all.contains("key <MASKED>"), "{split}: {all}");
+        }
+    }
+}
+
+/// The second round: a Gemini candidate is told by its `index`, not its position in a chunk
+/// (SDKs build each by it), and thought parts split over parts or chunks are one text of
+/// their own — in streams, JSON lists and single JSON responses alike.
+#[test]
+fn gemini_candidates_by_index_and_thoughts_are_texts_of_their_own() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::regex("secret", [r"SECRET-[0-9]+"]).mask())
+        .build()
+        .unwrap();
+    let cand = |index: u64, parts: serde_json::Value| json!({"content": {"role": "model", "parts": parts}, "index": index});
+    let interleaved = vec![
+        json!({"candidates": [cand(1, json!([{"text": "here SEC"}]))]}),
+        json!({"candidates": [cand(0, json!([{"text": "x"}]))]}),
+        json!({"candidates": [cand(0, json!([{"text": "y"}])), cand(1, json!([{"text": "RET-123 ok"}]))]}),
+    ];
+    let thoughts = vec![json!({"candidates": [cand(0, json!([
+        {"text": "my SECRET-", "thought": true},
+        {"text": "answer"},
+        {"text": "42 is", "thought": true},
+    ]))]})];
+    for events in [interleaved, thoughts] {
+        let input = super::review7::sse(events.iter().cloned());
+        for split in [1, 9, input.len()] {
+            let (out, rejected) = run(&policy, Api::OpenAi, 64, &input, split);
+            assert!(!rejected);
+            let out = String::from_utf8(out).unwrap();
+            assert!(
+                !out.contains("RET-123") && !out.contains("\"42 is"),
+                "{split}: {out}"
+            );
+        }
+        // As a JSON list, and (one chunk) as a single response.
+        let mut bodies = vec![serde_json::to_vec(&events).unwrap()];
+        if events.len() == 1 {
+            bodies.push(serde_json::to_vec(&events[0]).unwrap());
+        }
+        for body in bodies {
+            let v = policy.inspect_response(Api::OpenAi, &body).unwrap();
+            let Decision::Rewrite(out) = v.into_decision() else {
+                panic!("not masked: {}", String::from_utf8_lossy(&body));
+            };
+            let out = String::from_utf8(out).unwrap();
+            assert!(
+                !out.contains("RET-123") && !out.contains("\"42 is"),
+                "{out}"
+            );
+            assert!(out.contains("<MASKED>"), "{out}");
         }
     }
 }
