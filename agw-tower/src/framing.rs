@@ -38,16 +38,20 @@ const JSON_LINES: [&str; 9] = [
 ];
 
 /// Formats a model's output comes in that agw does not read ([`Framing::Opaque`]).
-const OPAQUE: [&str; 9] = [
+const OPAQUE: [&str; 13] = [
     "application/vnd.amazon.eventstream",
     "application/x-amz-eventstream",
     "application/x-protobuf",
     "application/protobuf",
+    "application/x-protobuffer",
     "application/x-google-protobuf",
     "application/vnd.google.protobuf",
     "text/javascript",
+    "text/x-javascript",
+    "text/ecmascript",
     "application/javascript",
     "application/x-javascript",
+    "application/ecmascript",
 ];
 
 /// Names JSON goes by besides `application/json` and `application/…+json` (tenth red-team
@@ -64,6 +68,10 @@ pub(crate) fn framing(headers: &http::HeaderMap) -> Framing {
         return Framing::Other;
     };
     let media = value.split(';').next().unwrap_or("").trim();
+    if media.contains(',') {
+        // A list in one header: clients differ on which one counts, as with two headers.
+        return Framing::Conflicting;
+    }
     if media.eq_ignore_ascii_case("text/event-stream") {
         Framing::EventStream
     } else if media.eq_ignore_ascii_case("application/json")
@@ -127,6 +135,12 @@ mod tests {
             ("application/x-protobuf; charset=x", Framing::Opaque),
             ("application/grpc+proto", Framing::Opaque),
             ("Text/JavaScript; charset=utf-8", Framing::Opaque),
+            ("text/ecmascript", Framing::Opaque),
+            (
+                "application/vnd.amazon.eventstream, application/json",
+                Framing::Conflicting,
+            ),
+            ("text/event-stream, text/plain", Framing::Conflicting),
             ("application/binary", Framing::Other),
             ("text/plain", Framing::Other),
             ("text/json", Framing::Json),

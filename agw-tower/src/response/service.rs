@@ -88,7 +88,15 @@ enum Read {
     Refuse,
 }
 
-fn read(reading: ResponseReading, framing: Framing, success: bool) -> Read {
+/// `model_call`: a generic route's request is a model call agw knows by its path (Gemini and
+/// Vertex `…/models/{m}:…`, Bedrock `/model/{id}/…`, Azure deployments, Ollama's
+/// `/api/chat` and `/api/generate`): its answer is model output, so a body that is neither
+/// JSON, JSON lines nor an event stream is refused there, not passed as a file (second
+/// round: `text/plain`, `application/octet-stream` or no type at all passed unread).
+fn read(reading: ResponseReading, framing: Framing, success: bool, model_call: bool) -> Read {
+    if model_call && reading == ResponseReading::Generic && framing == Framing::Other {
+        return Read::Refuse;
+    }
     match (reading, framing) {
         // Batch results come as `application/jsonl`, `application/octet-stream`, ...: every
         // body is read as lines (a JSON error body is one line).
@@ -189,6 +197,14 @@ fn refuse_unread_output<B>(policy: &Policy, req: &Request<B>) -> Option<ErrorBod
     })
 }
 
+/// Whether a generic route's `path` is a model call agw knows (see [`read`]).
+fn is_model_call(path: &str) -> bool {
+    let ollama = ["/api/chat", "/api/generate"]
+        .iter()
+        .any(|p| path.trim_end_matches('/').ends_with(p));
+    ollama || agw_core::model::path_model(path).is_some_and(|_| !path.ends_with("/models"))
+}
+
 /// Whether `path` is a Bedrock runtime streaming call (`/model/{id}/converse-stream`,
 /// `/model/{id}/invoke-with-response-stream`), whose answer is an AWS binary event stream.
 fn is_bedrock_stream(path: &str) -> bool {
@@ -267,6 +283,7 @@ where
             }
         })
         .flatten();
+        let model_call = reading == ResponseReading::Generic && is_model_call(req.uri().path());
         // Ask for a response agw can read.
         req.headers_mut().remove(ACCEPT_ENCODING);
         let fut = self.inner.call(req);
@@ -286,7 +303,12 @@ where
             let status = res.status();
             // An error the provider answered keeps its status when agw must replace it.
             let keep = (!status.is_success()).then_some(status);
-            match read(reading, framing(res.headers()), status.is_success()) {
+            match read(
+                reading,
+                framing(res.headers()),
+                status.is_success(),
+                model_call,
+            ) {
                 Read::Stream => {
                     if encodings(res.headers()).is_some() {
                         return refuse(
@@ -439,7 +461,7 @@ mod tests {
             (Lines, Conflicting, true, Read::Lines),
         ] {
             assert_eq!(
-                read(reading, framing, success),
+                read(reading, framing, success, false),
                 want,
                 "{reading:?} {framing:?}"
             );
@@ -552,6 +574,7 @@ mod outcome_tests {
             let ty = match req.uri().query() {
                 Some("t=events") => "application/vnd.amazon.eventstream",
                 Some("t=script") => "text/javascript",
+                Some("t=plain") => "text/plain",
                 _ => "application/x-protobuf",
             };
             async move {
@@ -595,5 +618,18 @@ mod outcome_tests {
         // JSON and SSE stay readable and read.
         let (status, _) = call("/v1beta/models/m:streamGenerateContent?alt=sse").await;
         assert_eq!(status, 502, "the upstream here answers protocol buffers");
+        // On a path agw knows for a model call, any body it cannot read is refused; elsewhere
+        // a file passes (second round: `text/plain` model output passed unread).
+        for uri in [
+            "/v1beta/models/gemini-2.5-flash:generateContent?t=plain",
+            "/model/anthropic.claude-3/converse?t=plain",
+            "/api/chat?t=plain",
+        ] {
+            let (status, body) = call(uri).await;
+            assert_eq!(status, 502, "{uri}");
+            assert!(!body.contains("AKIA"), "{uri}: {body}");
+        }
+        let (status, body) = call("/v1/files/file-1/content?t=plain").await;
+        assert_eq!((status, body.as_str()), (200, "AKIAIOSFODNN7EXAMPLE"));
     }
 }
