@@ -440,7 +440,14 @@ pub fn body_models(body: &[u8], content_type: &str, path: &str) -> Result<Vec<St
                 let mut seen = false;
                 sc.object(|sc, key| {
                     if !sc.key_matches(&key, "model") {
-                        if sc.peek() == Some(b'"') && also.iter().any(|k| sc.key_matches(&key, k)) {
+                        // Bedrock's `modelId` (async invocations, batch jobs), a tuning job's
+                        // `baseModel` (second round: read only as `model`, they ran anything).
+                        if sc.peek() == Some(b'"')
+                            && (also.iter().any(|k| sc.key_matches(&key, k))
+                                || ["modelid", "model_id", "basemodel", "base_model"]
+                                    .iter()
+                                    .any(|k| sc.key_matches(&key, k)))
+                        {
                             let s = sc.string()?;
                             push(String::from_utf8_lossy(&sc.str_value(&s)).into_owned(), out);
                             return Ok(());
@@ -903,6 +910,15 @@ mod tests {
     fn body_models_reads_every_depth_and_ollamas_own_keys() {
         let json = "application/json";
         let models = |body: &str, path: &str| body_models(body.as_bytes(), json, path);
+        // Second round: Bedrock's `modelId`, a tuning job's `baseModel`.
+        assert_eq!(
+            models(
+                r#"{"modelId":"amazon.nova","x":{"baseModel":"g"}}"#,
+                "/async-invoke"
+            )
+            .unwrap(),
+            ["amazon.nova", "g"]
+        );
         assert_eq!(
             models(
                 r#"{"model":"a","data_source":{"model":"b","x":[{"model":"a"}]}}"#,

@@ -431,7 +431,12 @@ async fn batches_are_checked_per_request_and_routes_without_a_model_pass() {
         .route("/v1/messages", post(echo))
         .fallback(echo)
         .layer(AccessLayer::new(access, "anthropic"))
-        .layer(RequestGuardLayer::new(Policy::empty()).read_always(true))
+        // As the stack reads bodies for a model list: every route's.
+        .layer(
+            RequestGuardLayer::new(Policy::empty())
+                .read_always(true)
+                .read_bodies(true),
+        )
         .layer(AuthLayer::new(Arc::new(
             Authenticator::new().keys(Arc::new(store)),
         )))
@@ -505,6 +510,33 @@ async fn batches_are_checked_per_request_and_routes_without_a_model_pass() {
             "/openai/deployments/o1-pro/chat/completions",
             r#"{"model":"claude-sonnet-4-5","messages":[]}"#,
             400,
+        ),
+        // Second round: Bedrock's `modelId`, a tuning job's `baseModel`, a Vertex endpoint
+        // (whatever is deployed), Gemini's `models/` prefix in a body.
+        (
+            "/async-invoke",
+            r#"{"modelId":"amazon.nova-reel-v1:0"}"#,
+            400,
+        ),
+        (
+            "/model-invocation-job",
+            r#"{"modelId":"claude-sonnet-4-5"}"#,
+            200,
+        ),
+        (
+            "/v1/projects/p/locations/l/tuningJobs",
+            r#"{"baseModel":"gemini-2.5-pro"}"#,
+            400,
+        ),
+        (
+            "/v1/projects/p/locations/l/endpoints/123:generateContent",
+            prompt,
+            400,
+        ),
+        (
+            "/v1beta/cachedContents",
+            r#"{"model":"models/claude-sonnet-4-5"}"#,
+            200,
         ),
     ] {
         let r = send(addr, path, &h, body).await;

@@ -173,6 +173,13 @@ impl Access {
     ///
     /// A 400 naming the model and the allowed patterns.
     pub fn check_model(&self, model: Option<&str>, backend: &str) -> Result<(), ErrorBody> {
+        // Gemini names models `models/{model}` in bodies (`cachedContents`, `baseModel`), and
+        // `{model}` in paths: one list serves both (second round).
+        let model = model.map(|m| {
+            m.strip_prefix("models/")
+                .or_else(|| m.strip_prefix("tunedModels/"))
+                .unwrap_or(m)
+        });
         if self.models.is_empty() || model.is_some_and(|m| self.models.iter().any(|p| p.matches(m)))
         {
             return Ok(());
@@ -244,6 +251,25 @@ impl<S> AccessService<S> {
         // whatever the body says: checked too.
         if let Some(m) = agw_core::model::path_model(req.uri().path()) {
             self.access.check_model(Some(&m), &self.backend)?;
+        }
+        // A Vertex endpoint (`…/endpoints/{id}:generateContent`) serves whatever model is
+        // deployed to it: no model to check, so not let through a model list (second round).
+        let path = req.uri().path();
+        if path
+            .split('/')
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| w[0].eq_ignore_ascii_case("endpoints") && w[1].contains(':'))
+        {
+            return Err(ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "agw: a Vertex endpoint serves whatever model is deployed to it, so its \
+                     model cannot be checked against backend `{}`'s list; call the model by \
+                     name (`…/publishers/google/models/{{model}}:…`)",
+                    self.backend
+                ),
+            ));
         }
         let model = req
             .extensions()
