@@ -263,6 +263,11 @@ async fn responses_never_carry_the_injected_key_back() {
                 "401 Unauthorized",
                 format!("{{\"error\":\"invalid x-api-key: {KEY}\"}}"),
             )
+        } else if head.starts_with("POST /forbidden") {
+            (
+                "403 Forbidden",
+                format!("{{\"error\":\"key {KEY} lacks scope; {KEY}\"}}"),
+            )
         } else {
             ("200 OK", "{}".to_owned())
         };
@@ -271,7 +276,12 @@ async fn responses_never_carry_the_injected_key_back() {
              set-cookie: __cf_bm=abc\r\nrequest-id: req_1\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );
-        let _ = s.write_all(reply.as_bytes()).await;
+        // In two writes, the last key cut in the middle: the body comes in two frames.
+        let cut = reply.rfind(KEY).map_or(reply.len(), |at| at + 10);
+        let _ = s.write_all(&reply.as_bytes()[..cut]).await;
+        let _ = s.flush().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = s.write_all(&reply.as_bytes()[cut..]).await;
     })
     .await;
     let spec = agw_core::provider::ProviderSpec::anthropic().with_credentials(
@@ -301,13 +311,18 @@ async fn responses_never_carry_the_injected_key_back() {
     assert!(!head.contains(KEY) && !head.contains("__cf_bm"), "{head}");
     assert!(head.contains("req_1"), "{head}");
     assert_eq!(body, "{}");
-    let (status, head, body) = send(injecting, "/refused").await;
+    let (status, head, body) = send(injecting.clone(), "/refused").await;
     assert_eq!(status, 502, "{body}");
     assert!(!head.contains(KEY) && !body.contains(KEY), "{head} {body}");
     assert!(
         body.contains("refused the API key") && body.contains("`anthropic`"),
         "{body}"
     );
+    // Any other error: the key taken out of the body, wherever its frames cut it.
+    let (status, head, body) = send(injecting, "/forbidden").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(!head.contains(KEY) && !body.contains(KEY), "{head} {body}");
+    assert_eq!(body, r#"{"error":"key *** lacks scope; ***"}"#);
     // The client's own key (passthrough) is the client's: its 401 is its to see.
     let (status, head, _) = send(passthrough, "/refused").await;
     assert_eq!(status, 401);

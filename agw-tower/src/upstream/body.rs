@@ -118,6 +118,38 @@ pin_project! {
         // How to end an event stream that is cut.
         sse: Option<StreamEnd>,
         done: bool,
+        // Replaces the key agw injects, where an error body echoes it.
+        scrub: Option<Box<Scrub>>,
+    }
+}
+
+/// Takes an injected key out of a body as it passes: each occurrence becomes `***`. The last
+/// bytes of each frame (one fewer than the key) wait for the next, where the key may go on.
+pub(crate) struct Scrub {
+    key: super::service::InjectedKey,
+    carry: Vec<u8>,
+}
+
+impl Scrub {
+    pub(crate) fn new(key: super::service::InjectedKey) -> Self {
+        Self {
+            key,
+            carry: Vec::new(),
+        }
+    }
+
+    /// What of `data` can go out now.
+    fn feed(&mut self, data: &[u8]) -> Bytes {
+        self.carry.extend_from_slice(data);
+        self.key.replace_in(&mut self.carry);
+        let keep = (self.key.len() - 1).min(self.carry.len());
+        let out: Vec<u8> = self.carry.drain(..self.carry.len() - keep).collect();
+        Bytes::from(out)
+    }
+
+    /// The rest, at the body's end.
+    fn finish(&mut self) -> Option<Bytes> {
+        (!self.carry.is_empty()).then(|| Bytes::from(std::mem::take(&mut self.carry)))
     }
 }
 
@@ -154,7 +186,14 @@ impl<B> UpstreamBody<B> {
             progressed: false,
             sse,
             done: false,
+            scrub: None,
         }
+    }
+
+    /// Takes `key` out of the body (see [`Scrub`]).
+    pub(crate) fn scrubbing(mut self, key: super::service::InjectedKey) -> Self {
+        self.scrub = Some(Box::new(Scrub::new(key)));
+        self
     }
 }
 
@@ -212,7 +251,13 @@ where
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 *this.progressed = true;
-                Poll::Ready(Some(Ok(frame)))
+                match (this.scrub.as_mut(), frame.into_data()) {
+                    (Some(scrub), Ok(data)) => {
+                        Poll::Ready(Some(Ok(Frame::data(scrub.feed(&data)))))
+                    }
+                    (_, Ok(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                    (_, Err(frame)) => Poll::Ready(Some(Ok(frame))),
+                }
             }
             Poll::Ready(Some(Err(e))) => {
                 *this.done = true;
@@ -225,7 +270,10 @@ where
             }
             Poll::Ready(None) => {
                 *this.done = true;
-                Poll::Ready(None)
+                match this.scrub.as_mut().and_then(|s| s.finish()) {
+                    Some(rest) => Poll::Ready(Some(Ok(Frame::data(rest)))),
+                    None => Poll::Ready(None),
+                }
             }
             Poll::Pending => {
                 let shared = &*this.cut;

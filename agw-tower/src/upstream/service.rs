@@ -72,6 +72,32 @@ impl InjectedKey {
             && bytes.len() >= self.0.len()
             && bytes.windows(self.0.len()).any(|w| *w == *self.0)
     }
+
+    /// The key's length (at least 1).
+    pub(crate) fn len(&self) -> usize {
+        self.0.len().max(1)
+    }
+
+    /// Replaces each occurrence of the key in `buf` by `***`.
+    pub(crate) fn replace_in(&self, buf: &mut Vec<u8>) {
+        if self.0.is_empty() || buf.len() < self.0.len() {
+            return;
+        }
+        let mut out = Vec::with_capacity(buf.len());
+        let mut i = 0;
+        while i < buf.len() {
+            if buf[i..].starts_with(&self.0) {
+                out.extend_from_slice(b"***");
+                i += self.0.len();
+            } else {
+                out.push(buf[i]);
+                i += 1;
+            }
+        }
+        if out.len() != buf.len() || out != *buf {
+            *buf = out;
+        }
+    }
 }
 
 impl std::fmt::Debug for InjectedKey {
@@ -238,12 +264,20 @@ impl Future for UpstreamFuture {
                     kind: this.class.kind,
                     backend: config.name.as_str().into(),
                 });
-                let body = UpstreamBody::with_cut(
+                let mut body = UpstreamBody::with_cut(
                     body,
                     config.stream_idle_timeout,
                     sse,
                     config.cut.clone(),
                 );
+                if let Some(key) = &config.injected
+                    && !parts.status.is_success()
+                {
+                    // An error body that echoes the key (a proxy's or a debug page's "invalid
+                    // key: …"): taken out as it passes (second round).
+                    parts.headers.remove(http::header::CONTENT_LENGTH);
+                    body = body.scrubbing(key.clone());
+                }
                 return Poll::Ready(Ok(Response::from_parts(parts, Body::inner(body))));
             }
             Ok(Err(e)) => {
