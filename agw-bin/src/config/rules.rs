@@ -108,6 +108,13 @@ impl RuleSpec {
             .confusables
             .unwrap_or_else(|| auto_confusables(patterns));
         let whitespace = self.whitespace_insensitive.unwrap_or(true);
+        if given == [true, false, false] && self.whole_word {
+            // It was ignored silently (second round): a regex says its own boundaries.
+            return Err(format!(
+                "rule `{name}`: `whole_word` goes with `keywords`; in a `regex`, write `\\b` \
+                 where a word must end"
+            ));
+        }
         let rule = match given {
             [true, false, false] => Rule::regex(&name, self.regex.clone())
                 .case_insensitive(self.case_insensitive)

@@ -493,6 +493,17 @@ backends:
         e.to_string().contains("go with `regex` or `keywords`"),
         "{e}"
     );
+    // `whole_word` on a regex was ignored silently (second round of the twelfth session).
+    let e = Gateway::parse(
+        "c.yaml",
+        "backends: [{name: a, provider: anthropic, guards: {request: [{regex: ['ab+a'], whole_word: true}]}}]",
+        &Env::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("`whole_word` goes with `keywords`"),
+        "{e}"
+    );
 }
 
 /// Tool-call rules are listed with the response guards wherever a configuration is summarised

@@ -241,15 +241,24 @@ fn no_duplicates(keys: &mut Vec<std::borrow::Cow<'_, [u8]>>, from: usize) -> Res
     }
 }
 
-/// The keys under which a response carries token log probabilities: chat and legacy
-/// completions' `choices[].logprobs`, Responses' `output_text` parts' `logprobs`, Gemini's
-/// `logprobsResult`.
-const LOGPROBS_KEYS: [&str; 4] = [
-    "logprobs",
-    "logprobsResult",
-    "logprobs_result",
-    "top_logprobs",
-];
+/// Whether `key` names log probabilities in any case and with any underscores
+/// (`logProbs`, `LogprobsResult`, `log_probs`: lenient decoders read those too; second
+/// round).
+fn is_logprobs_key(key: &[u8]) -> bool {
+    let mut folded = [0u8; 32];
+    let mut n = 0;
+    for &b in key.iter().filter(|&&b| b != b'_') {
+        if n == folded.len() {
+            return false;
+        }
+        folded[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    matches!(
+        &folded[..n],
+        b"logprobs" | b"logprobsresult" | b"toplogprobs"
+    )
+}
 
 /// Whether a value under a log-probabilities key holds any token (a string or a number):
 /// `null`, `[]` and `{"content": null}` (what providers send when none were asked for) do not.
@@ -270,7 +279,7 @@ fn holds_tokens(v: &Value) -> bool {
 pub(crate) fn carries_logprobs(v: &Value) -> bool {
     match v {
         Value::Object(o) => o.iter().any(|(k, v)| {
-            (LOGPROBS_KEYS.contains(&k.as_str()) && holds_tokens(v)) || carries_logprobs(v)
+            (is_logprobs_key(k.as_bytes()) && holds_tokens(v)) || carries_logprobs(v)
         }),
         Value::Array(a) => a.iter().any(carries_logprobs),
         _ => false,
@@ -505,7 +514,7 @@ impl<'b> Walker<'b> {
                     self.value(sc, Some(&key), field)
                 }
                 k if field != Field::ToolInput
-                    && LOGPROBS_KEYS.iter().any(|l| l.as_bytes() == k)
+                    && is_logprobs_key(k)
                     && matches!(sc.peek(), Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9')) =>
                 {
                     // See [`carries_logprobs`]: token log probabilities are not read.

@@ -136,6 +136,20 @@ fn token_log_probabilities_a_response_carries_are_not_let_through() {
             true,
         ),
         (responses(json!([])), false),
+        // Any case, any underscores (second round).
+        (
+            json!({"candidates": [{"content": {"parts": [{"text": "hi"}]}, "LogprobsResult": gemini_tokens}]}),
+            true,
+        ),
+        (
+            json!({"choices": [{"index": 0, "delta": {"content": "hi"}, "log_probs": tokens}]}),
+            true,
+        ),
+        // A token's own `logprob` (TGI sends one with every token) is no list of tokens.
+        (
+            json!({"token": {"id": 1, "text": "hi", "logprob": -0.1, "special": false}}),
+            false,
+        ),
     ] {
         let input = super::review7::sse([event.clone()]);
         let (out, rejected) = run(&policy, Api::OpenAi, 64, &input, 5);
