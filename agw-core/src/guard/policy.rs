@@ -1159,8 +1159,15 @@ impl Policy {
             None => edits.push(e),
         };
         for (seg, rule) in &removed {
-            let placeholder = removed_placeholder(&inner.rules[*rule].name);
             let seg = &doc.segs[*seg];
+            // A name (a tool's, a message author's) must stay one a provider takes
+            // (`^[a-zA-Z0-9_-]+$`): the second round found the bracketed words there, which
+            // every later turn would have been refused for.
+            let placeholder = if seg.loc.leaf.ends_with(".name") {
+                "removed_by_agw".to_owned()
+            } else {
+                removed_placeholder(&inner.rules[*rule].name)
+            };
             push(seg, replace_seg(seg, &placeholder));
         }
         // Map all masked spans back to raw bytes, one walk per string (not one per hit: a

@@ -158,3 +158,44 @@ fn a_rejecting_rules_hit_in_an_earlier_assistant_turn_is_removed() {
         assert!(matches!(verdict.decision(), Decision::Reject(_)), "{body}");
     }
 }
+
+/// A tool's or an author's name removed from an earlier turn stays a name a provider takes
+/// (second round: `[removed by agw: rule …]` there would be refused on every later turn).
+#[test]
+fn a_removed_name_stays_a_valid_name() {
+    let policy = Policy::builder()
+        .rule(Rule::literals("rz", ["zorb"]).reject("no zorb"))
+        .build()
+        .unwrap();
+    for (kind, body, pointer) in [
+        (
+            RouteKind::Messages,
+            json!({"model": "m", "messages": [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "zorb_tool", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]},
+            ]}),
+            "/messages/1/content/0/name",
+        ),
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "zorb_tool", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+            ]}),
+            "/messages/1/tool_calls/0/function/name",
+        ),
+    ] {
+        let verdict = policy.inspect(kind, body.to_string().as_bytes()).unwrap();
+        let Decision::Rewrite(out) = verdict.into_decision() else {
+            panic!("{kind:?}: not removed");
+        };
+        let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            out.pointer(pointer).unwrap(),
+            "removed_by_agw",
+            "{kind:?}: {out}"
+        );
+    }
+}
