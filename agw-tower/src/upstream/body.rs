@@ -320,14 +320,16 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || self.inner.is_end_stream()
+        // A scrubbed body keeps its last bytes until its inner body ends: not over before.
+        let held = self.scrub.as_ref().is_some_and(|s| !s.carry.is_empty());
+        self.done || (self.inner.is_end_stream() && !held)
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.sse {
-            // An error event may be added.
-            Some(_) => SizeHint::default(),
-            None => self.inner.size_hint(),
+        match (&self.sse, &self.scrub) {
+            // An error event may be added; a key replaced changes the length.
+            (Some(_), _) | (_, Some(_)) => SizeHint::default(),
+            (None, None) => self.inner.size_hint(),
         }
     }
 }
