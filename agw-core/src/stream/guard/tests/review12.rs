@@ -154,7 +154,7 @@ fn token_log_probabilities_a_response_carries_are_not_let_through() {
         let input = super::review7::sse([event.clone()]);
         let (out, rejected) = run(&policy, Api::OpenAi, 64, &input, 5);
         assert_eq!(rejected, refused, "{event}");
-        assert_eq!(String::from_utf8(out).unwrap().contains("SECRET-"), false);
+        assert!(!String::from_utf8(out).unwrap().contains("SECRET-"));
     }
     // The same in whole responses.
     let whole = [
