@@ -202,6 +202,20 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
         if let Some(f) = &b.api_key_file {
             gw.files.extend(env.expand(f).ok().map(Into::into));
         }
+        if b.access.is_some() && gw.team.is_none() {
+            // The team layers enforce it: without them an access list was printed by `agw
+            // check` and enforced by nothing (second review round of the twelfth session).
+            return Err(src.error(
+                Some(b),
+                "access",
+                format!(
+                    "backend `{}`: `access` needs the team features, which this configuration \
+                     does not turn on: add `auth:` (who may call), or `metrics: {{}}` for a \
+                     model list alone",
+                    b.name
+                ),
+            ));
+        }
         let backend = backend(b, env, &mut gw.warnings).map_err(|(field, msg)| {
             src.error(Some(b), &field, format!("backend `{}`: {msg}", b.name))
         })?;

@@ -493,6 +493,25 @@ backends:
         e.to_string().contains("go with `regex` or `keywords`"),
         "{e}"
     );
+    // An access list without the team layers was enforced by nothing (same round).
+    let e = Gateway::parse(
+        "c.yaml",
+        "backends: [{name: a, provider: anthropic, access: {models: ['claude-*']}}]",
+        &Env::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("`access` needs the team features"),
+        "{e}"
+    );
+    assert!(
+        Gateway::parse(
+            "c.yaml",
+            "metrics: {}\nbackends: [{name: a, provider: anthropic, access: {models: ['claude-*']}}]",
+            &Env::default(),
+        )
+        .is_ok()
+    );
     // `whole_word` on a regex was ignored silently (second round of the twelfth session).
     let e = Gateway::parse(
         "c.yaml",
