@@ -179,6 +179,9 @@ impl WithResponse for Option<Box<Entry>> {
             if let Some(f) = parts.extensions.get::<UpstreamFailure>() {
                 e.cause = Some(f.name());
             }
+            if let Some(r) = parts.extensions.get::<agw_tower::auth::AuthRefused>() {
+                e.cause = Some(r.0);
+            }
             // A request refused before the usage layer (by the request guard, the access list
             // or the limiter) has no usage report, but its response names who called.
             let reported = parts

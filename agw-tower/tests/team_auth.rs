@@ -786,3 +786,39 @@ async fn an_agw_credential_in_the_query_a_cookie_or_proxy_auth_is_removed() {
         assert_eq!(v["proxy"], serde_json::Value::Null);
     }
 }
+
+/// A refused credential's reason reaches the access log (`cause`), not the client: an
+/// expired token and an unknown key looked the same to operators (twelfth session).
+#[tokio::test]
+async fn a_refusal_names_its_reason_for_the_log() {
+    use tower::{ServiceExt, service_fn};
+    use tower_layer::Layer;
+    let store = FileKeyStore::in_memory();
+    let (secret, hash) = key::generate().unwrap();
+    store.insert(record("alice", None, &hash)).await.unwrap();
+    let inner = service_fn(|_req: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    });
+    let svc = AuthLayer::new(Arc::new(Authenticator::new().keys(Arc::new(store)))).layer(inner);
+    let unknown = format!("{}x", &secret[..secret.len() - 1]);
+    for (headers, cause) in [
+        (vec![], "auth_missing"),
+        (vec![("x-api-key", unknown.as_str())], "auth_unknown_key"),
+        (
+            vec![
+                ("x-api-key", secret.as_str()),
+                ("authorization", "Bearer agw_other"),
+            ],
+            "auth_conflicting",
+        ),
+    ] {
+        let mut req = http::Request::post("/v1/messages");
+        for (n, v) in &headers {
+            req = req.header(*n, *v);
+        }
+        let res = svc.clone().oneshot(req.body(()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), 401, "{cause}");
+        let refused = res.extensions().get::<agw_tower::auth::AuthRefused>();
+        assert_eq!(refused.map(|r| r.0), Some(cause));
+    }
+}

@@ -128,7 +128,39 @@ pub enum AuthError {
     Conflicting,
 }
 
+/// Why agw refused a request's credential, in a response's extensions for the access log
+/// (`cause=jwt_expired`): clients see one fixed message, operators need the reason (found
+/// with Claude Code in the twelfth session: an expired token and a wrong audience looked the
+/// same to developer and operator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthRefused(pub &'static str);
+
 impl AuthError {
+    /// The access log's `cause` for this refusal: `auth_missing`, `auth_unknown_key`,
+    /// `auth_revoked_or_expired`, `auth_conflicting`, `auth_store`, or `jwt_…` naming what the
+    /// token failed (`jwt_expired`, `jwt_audience`, `jwt_signature`, …).
+    pub fn cause(&self) -> &'static str {
+        use jwt::JwtError as J;
+        match self {
+            AuthError::Missing => "auth_missing",
+            AuthError::UnknownKey => "auth_unknown_key",
+            AuthError::Invalid(_) => "auth_revoked_or_expired",
+            AuthError::Conflicting => "auth_conflicting",
+            AuthError::Store(_) => "auth_store",
+            AuthError::Jwt(e) => match e {
+                J::Malformed => "jwt_malformed",
+                J::Algorithm(_) => "jwt_algorithm",
+                J::UnknownKey => "jwt_unknown_key",
+                J::Signature => "jwt_signature",
+                J::Expired => "jwt_expired",
+                J::NotYetValid => "jwt_not_yet_valid",
+                J::Issuer => "jwt_issuer",
+                J::Audience => "jwt_audience",
+                J::Subject => "jwt_subject",
+            },
+        }
+    }
+
     /// A short reason for metrics: `missing`, `invalid`, `jwt` or `store`.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -83,7 +83,11 @@ where
                     }
                     Ok(res.map(Body::inner))
                 }
-                Err(e) => Ok(error_response(api, &unauthorized(&e))),
+                Err(e) => {
+                    let mut res = error_response(api, &unauthorized(&e));
+                    res.extensions_mut().insert(super::AuthRefused(e.cause()));
+                    Ok(res)
+                }
             }
         })
     }
