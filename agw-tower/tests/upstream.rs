@@ -258,6 +258,18 @@ async fn responses_never_carry_the_injected_key_back() {
         let mut buf = vec![0u8; 4096];
         let n = s.read(&mut buf).await.unwrap_or(0);
         let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if head.starts_with("POST /gzipped") {
+            // Compressed whatever was asked (and say whether anything was).
+            let asked = head.to_ascii_lowercase().contains("accept-encoding");
+            let body = format!("asked={asked} {KEY}");
+            let reply = format!(
+                "HTTP/1.1 429 Too Many Requests\r\ncontent-encoding: gzip\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(reply.as_bytes()).await;
+            return;
+        }
         let (status, body) = if head.starts_with("POST /refused") {
             (
                 "401 Unauthorized",
@@ -318,6 +330,11 @@ async fn responses_never_carry_the_injected_key_back() {
         body.contains("refused the API key") && body.contains("`anthropic`"),
         "{body}"
     );
+    // A compressed error body cannot be searched: its status stays, its body is agw's.
+    let (status, head, body) = send(injecting.clone(), "/gzipped").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(!head.contains(KEY) && !body.contains(KEY), "{head} {body}");
+    assert!(body.contains("compressed body"), "{body}");
     // Any other error: the key taken out of the body, wherever its frames cut it.
     let (status, head, body) = send(injecting, "/forbidden").await;
     assert_eq!(status, 403, "{body}");

@@ -207,6 +207,11 @@ where
         let class = Classified::of(&req, RouteKind::Passthrough);
         // ALPN decides the upstream protocol; the client's own version does not carry over.
         *req.version_mut() = Version::HTTP_11;
+        if self.config.injected.is_some() {
+            // An error body that echoes the injected key is only found uncompressed: ask for
+            // bodies as they are (second review round: a gzip 400 passed with the key).
+            req.headers_mut().remove(http::header::ACCEPT_ENCODING);
+        }
         let config = self.config.clone();
         UpstreamFuture {
             inner: tokio::time::timeout(config.response_timeout, self.pool.send(req)),
@@ -270,6 +275,26 @@ impl Future for UpstreamFuture {
                     sse,
                     config.cut.clone(),
                 );
+                if config.injected.is_some()
+                    && !parts.status.is_success()
+                    && crate::decode::encodings(&parts.headers).is_some()
+                {
+                    // Compressed all the same: the key cannot be looked for in it. The status
+                    // stays (clients retry a 429 or a 5xx as they would); the body is agw's.
+                    let err = ErrorBody::new(
+                        ErrorKind::BadGateway,
+                        format!(
+                            "upstream `{}` answered {} with a compressed body, which agw does \
+                             not pass on while it sends its own key",
+                            config.name,
+                            parts.status.as_u16()
+                        ),
+                    )
+                    .with_status(parts.status);
+                    let mut res = error_response(this.class.api, &err);
+                    res.extensions_mut().insert(UpstreamTiming(elapsed));
+                    return Poll::Ready(Ok(res));
+                }
                 if let Some(key) = &config.injected
                     && !parts.status.is_success()
                 {
