@@ -444,9 +444,19 @@ pub fn body_models(body: &[u8], content_type: &str, path: &str) -> Result<Vec<St
                         // `baseModel` (second round: read only as `model`, they ran anything).
                         if sc.peek() == Some(b'"')
                             && (also.iter().any(|k| sc.key_matches(&key, k))
-                                || ["modelid", "model_id", "basemodel", "base_model"]
-                                    .iter()
-                                    .any(|k| sc.key_matches(&key, k)))
+                                || [
+                                    "modelid",
+                                    "model_id",
+                                    "model-id",
+                                    "modelarn",
+                                    "modelname",
+                                    "model_name",
+                                    "basemodel",
+                                    "base_model",
+                                    "basemodelidentifier",
+                                ]
+                                .iter()
+                                .any(|k| sc.key_matches(&key, k)))
                         {
                             let s = sc.string()?;
                             push(String::from_utf8_lossy(&sc.str_value(&s)).into_owned(), out);

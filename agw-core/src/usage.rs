@@ -712,6 +712,75 @@ pub fn prompt_count(body: &[u8]) -> u64 {
     count
 }
 
+/// The candidates a Gemini request asks for: `generationConfig.candidateCount` (Vertex's
+/// `generation_config.candidate_count`), read as lenient servers read it; 1 when it names
+/// none, at most [`MAX_CHOICES`].
+pub fn candidate_count(body: &[u8]) -> u64 {
+    let Ok(mut sc) = Scanner::new(body) else {
+        return 1;
+    };
+    if sc.peek() != Some(b'{') {
+        return 1;
+    }
+    let mut count = 1u64;
+    let _ = sc.object(|sc, key| {
+        if (sc.key_matches(&key, "generationconfig") || sc.key_matches(&key, "generation_config"))
+            && sc.peek() == Some(b'{')
+        {
+            sc.object(|sc, key| {
+                if sc.key_matches(&key, "candidatecount") || sc.key_matches(&key, "candidate_count")
+                {
+                    let r = sc.skip()?;
+                    let n = lenient_count(&body[r]).unwrap_or(1);
+                    count = count.max(n.clamp(1, MAX_CHOICES));
+                    Ok(())
+                } else {
+                    sc.skip_fast()
+                }
+            })
+        } else {
+            sc.skip_fast()
+        }
+    });
+    count
+}
+
+/// Whether a Gemini response (an object, or a list of chunks) has a candidate at or past the
+/// `n` the request asked for, or two with one `index` in one chunk: a client that reads
+/// `candidates[0]` of each chunk would join texts agw reads apart (second review round).
+pub fn unasked_candidates(body: &[u8], n: u64) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    let chunks: Vec<&Value> = match &v {
+        Value::Array(a) => a.iter().collect(),
+        v => vec![v],
+    };
+    chunks.iter().any(|c| {
+        let Some(list) = c.get("candidates").and_then(Value::as_array) else {
+            return false;
+        };
+        let mut seen: Vec<u64> = list
+            .iter()
+            .enumerate()
+            .map(|(pos, c)| {
+                c.get("index").map_or(pos as u64, |i| {
+                    i.as_u64()
+                        .or_else(|| {
+                            i.as_f64()
+                                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
+                                .map(|f| f as u64)
+                        })
+                        .unwrap_or(u64::MAX)
+                })
+            })
+            .collect();
+        let past = seen.iter().any(|&i| i >= n);
+        seen.sort_unstable();
+        past || seen.windows(2).any(|w| w[0] == w[1])
+    })
+}
+
 /// The input tokens a request body will cost, estimated before it is sent: a token per four
 /// bytes of its text, binary data left out — base64 sources (`"data":"…"`, as Anthropic sends
 /// images and PDFs) and `data:` URLs (`…;base64,…`, OpenAI's inline images), which providers

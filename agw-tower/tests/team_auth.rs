@@ -538,6 +538,28 @@ async fn batches_are_checked_per_request_and_routes_without_a_model_pass() {
             r#"{"model":"models/claude-sonnet-4-5"}"#,
             200,
         ),
+        // Third round: a Vertex endpoint's OpenAI-compatible path, Agent Engine, more keys.
+        (
+            "/v1/projects/p/locations/l/endpoints/123/chat/completions",
+            r#"{"model":"claude-sonnet-4-5","messages":[]}"#,
+            400,
+        ),
+        (
+            "/v1/projects/p/locations/l/reasoningEngines/1:query",
+            r#"{"input":{}}"#,
+            400,
+        ),
+        (
+            "/v1/projects/p/locations/l/endpoints/openapi/chat/completions",
+            r#"{"model":"claude-sonnet-4-5","messages":[]}"#,
+            200,
+        ),
+        ("/async-invoke", r#"{"modelArn":"arn:x:opus"}"#, 400),
+        (
+            "/model-customization-jobs",
+            r#"{"baseModelIdentifier":"opus"}"#,
+            400,
+        ),
     ] {
         let r = send(addr, path, &h, body).await;
         assert_eq!(r.status, status, "{path}: {}", r.body);

@@ -34,6 +34,9 @@ pub(crate) struct Leaf {
 pub(crate) struct Leaves {
     pub leaves: Vec<Leaf>,
     pub tool: bool,
+    /// An object's `thought` is neither `true`, `false` nor `null`: clients may read it
+    /// either way.
+    pub ambiguous: bool,
 }
 
 /// The strings of `v` that response rules read, in document order.
@@ -85,6 +88,9 @@ fn walk(
             let ty = o.get("type").and_then(Value::as_str).unwrap_or("");
             let signed = signed || is_signed_reasoning(ty.as_bytes(), o.contains_key("signature"));
             let thought = o.get("thought") == Some(&Value::Bool(true));
+            out.ambiguous |= o
+                .get("thought")
+                .is_some_and(|t| !matches!(t, Value::Bool(_) | Value::Null));
             let tool = o.contains_key("input")
                 || o.contains_key("arguments")
                 || matches!(ty, "tool_use" | "server_tool_use" | "function_call");
@@ -129,7 +135,7 @@ fn walk(
 /// export, a log tail, progress events) are whole values, which joined would lose the
 /// boundaries detectors need, hold progress events back, and cost a text per field (found by
 /// the seventh review's regression round).
-const TOKEN_PATHS: [&str; 19] = [
+const TOKEN_PATHS: [&str; 21] = [
     "/content",
     "/text",
     "/delta",
@@ -149,6 +155,8 @@ const TOKEN_PATHS: [&str; 19] = [
     "/candidates/*/content/parts/*/text",
     "/candidates/*/content/parts/*/executableCode/code",
     "/candidates/*/content/parts/*/codeExecutionResult/output",
+    "/candidates/*/content/parts/*/executable_code/code",
+    "/candidates/*/content/parts/*/code_execution_result/output",
 ];
 
 /// The text a string at `pointer` continues: its path, but for the parts of a Gemini
@@ -177,7 +185,10 @@ pub(crate) fn text_path(
         let kind = match field {
             "text" if thought => "thought",
             "text" => "text",
-            "executableCode/code" | "codeExecutionResult/output" => field,
+            "executableCode/code"
+            | "codeExecutionResult/output"
+            | "executable_code/code"
+            | "code_execution_result/output" => field,
             _ => return pointer.into(),
         };
         let candidate = candidate.map_or_else(|| position.to_owned(), |c| c.to_string());

@@ -254,9 +254,18 @@ fn is_logprobs_key(key: &[u8]) -> bool {
         folded[n] = b.to_ascii_lowercase();
         n += 1;
     }
+    // llama.cpp's `completion_probabilities`, TGI's `top_tokens`, SGLang's
+    // `output_token_logprobs`, legacy completions' `token_logprobs` (third round).
     matches!(
         &folded[..n],
-        b"logprobs" | b"logprobsresult" | b"toplogprobs"
+        b"logprobs"
+            | b"logprobsresult"
+            | b"toplogprobs"
+            | b"completionprobabilities"
+            | b"toptokens"
+            | b"outputtokenlogprobs"
+            | b"inputtokenlogprobs"
+            | b"tokenlogprobs"
     )
 }
 
@@ -535,10 +544,20 @@ impl<'b> Walker<'b> {
                     candidate_index = crate::usage::lenient_count(&self.body[r]).unwrap_or(0);
                     Ok(())
                 }
-                b"thought" if field != Field::ToolInput && sc.peek() == Some(b't') => {
+                b"thought" if field != Field::ToolInput => {
                     // Gemini's thought parts: reasoning a client shows apart from the answer.
+                    // Anything but `true`, `false` or `null` a lenient SDK may read either way
+                    // (`1`, `"true"`: third round): not read.
                     let r = sc.skip()?;
-                    thought = self.body[r] == *b"true";
+                    match &self.body[r] {
+                        b"true" => thought = true,
+                        b"false" | b"null" => {}
+                        _ => {
+                            return Err(JsonError::Shape(
+                                "a part's `thought` that is not true or false".into(),
+                            ));
+                        }
+                    }
                     Ok(())
                 }
                 b"arguments" if field != Field::ToolInput && sc.peek() == Some(b'"') => {

@@ -121,6 +121,8 @@ pub struct StreamGuard {
     open_block: Option<u64>,
     /// The completions the request asked for, when known ([`StreamGuard::with_choices`]).
     choices: Option<u64>,
+    /// The Gemini candidates the request asked for ([`StreamGuard::with_candidates`]).
+    candidates: Option<u64>,
 }
 
 /// What a Responses stream's text parts were and what went out, so that the events that
@@ -363,6 +365,7 @@ impl StreamGuard {
             sent_parts: Resync::default(),
             open_block: None,
             choices: None,
+            candidates: None,
         }
     }
 
@@ -373,6 +376,51 @@ impl StreamGuard {
     /// the asked one's (twelfth session's black-box review).
     pub fn with_choices(mut self, n: u64) -> Self {
         self.choices = Some(n.max(1));
+        self
+    }
+
+    /// Why an event's chat choices or Gemini candidates cannot be read as a client reads
+    /// them: one at or past what the request asked for (`n`, `candidateCount`; clients that
+    /// read `choices[0]` or `candidates[0]` of every chunk join whatever comes first — second
+    /// review round), or two with one index in one event (agw joins them, a client shows one).
+    fn unasked_choice(&self, json: &Value) -> Option<&'static str> {
+        let chat = matches!(self.dialect, Dialect::Chat | Dialect::Legacy);
+        let (list, n) = match (json.get("choices"), json.get("candidates")) {
+            (Some(Value::Array(l)), _) if chat => (l, self.choices),
+            (_, Some(Value::Array(l))) => (l, self.candidates),
+            _ => return None,
+        };
+        if list.len() < 2 && n.is_none() {
+            return None;
+        }
+        let index = |pos: usize, c: &Value| {
+            c.get("index").map_or(pos as u64, |i| {
+                i.as_u64()
+                    .or_else(|| {
+                        i.as_f64()
+                            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
+                            .map(|f| f as u64)
+                    })
+                    .unwrap_or(u64::MAX)
+            })
+        };
+        let indexes: Vec<u64> = list.iter().enumerate().map(|(p, c)| index(p, c)).collect();
+        if n.is_some_and(|n| indexes.iter().any(|&i| i >= n)) {
+            return Some("a choice the request did not ask for");
+        }
+        let mut sorted = indexes;
+        sorted.sort_unstable();
+        sorted
+            .windows(2)
+            .any(|w| w[0] == w[1])
+            .then_some("two choices with one index in one event")
+    }
+
+    /// The candidates a Gemini request asked for (`generationConfig.candidateCount`, 1 when
+    /// it names none): a candidate at or past that index, or two with one index in one
+    /// event, ends the stream (see [`StreamGuard::with_choices`]).
+    pub fn with_candidates(mut self, n: u64) -> Self {
+        self.candidates = Some(n.max(1));
         self
     }
 
@@ -536,15 +584,8 @@ impl StreamGuard {
             // was said before one is decided now and goes out ahead of it.
             self.settle_text()?;
         }
-        if let (Some(n), Dialect::Chat | Dialect::Legacy) = (self.choices, self.dialect)
-            && let Some(choices) = json.get("choices").and_then(Value::as_array)
-            && choices.iter().enumerate().any(|(pos, c)| {
-                c.get("index")
-                    .map_or(pos as u64, |i| i.as_u64().unwrap_or(u64::MAX))
-                    >= n
-            })
-        {
-            return Err(self.unreadable("a choice the request did not ask for"));
+        if let Some(why) = self.unasked_choice(&json) {
+            return Err(self.unreadable(why));
         }
         if crate::guard::response::carries_logprobs(&json) {
             return Err(self.unreadable("token log probabilities, which agw does not read"));
@@ -761,6 +802,9 @@ impl StreamGuard {
     fn continue_texts(&mut self, item: &mut Item, json: &Value) -> Result<bool, ErrorBody> {
         use crate::guard::leaves::{MAX_PIECES, is_token_path};
         let found = crate::guard::leaves::leaves(json);
+        if found.ambiguous {
+            return Err(self.unreadable("a part's `thought` that is not true or false"));
+        }
         if found.tool {
             return Ok(false);
         }

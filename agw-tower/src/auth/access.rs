@@ -254,13 +254,17 @@ impl<S> AccessService<S> {
         }
         // A Vertex endpoint (`…/endpoints/{id}:generateContent`) serves whatever model is
         // deployed to it: no model to check, so not let through a model list (second round).
+        // Any call under `…/endpoints/{id}` (its `:generateContent`, its OpenAI-compatible
+        // `…/chat/completions`, the bare endpoint) but the shared `endpoints/openapi`, which
+        // routes by the body's model; Agent Engine's `reasoningEngines` too (third round).
         let path = req.uri().path();
-        if path
-            .split('/')
-            .collect::<Vec<_>>()
-            .windows(2)
-            .any(|w| w[0].eq_ignore_ascii_case("endpoints") && w[1].contains(':'))
-        {
+        let segments: Vec<&str> = path.split('/').collect();
+        if segments.windows(2).any(|w| {
+            (w[0].eq_ignore_ascii_case("endpoints")
+                && !w[1].is_empty()
+                && !w[1].eq_ignore_ascii_case("openapi"))
+                || w[0].eq_ignore_ascii_case("reasoningEngines")
+        }) {
             return Err(ErrorBody::new(
                 ErrorKind::InvalidRequest,
                 format!(

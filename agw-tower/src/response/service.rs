@@ -199,10 +199,36 @@ fn refuse_unread_output<B>(policy: &Policy, req: &Request<B>) -> Option<ErrorBod
 
 /// Whether a generic route's `path` is a model call agw knows (see [`read`]).
 fn is_model_call(path: &str) -> bool {
-    let ollama = ["/api/chat", "/api/generate"]
-        .iter()
-        .any(|p| path.trim_end_matches('/').ends_with(p));
-    ollama || agw_core::model::path_model(path).is_some_and(|_| !path.ends_with("/models"))
+    // Ollama's, llama.cpp's and TGI's generation endpoints, chat and completions without a
+    // version prefix, Anthropic's Messages on a compatible server; any case (third round).
+    const ENDS: [&str; 11] = [
+        "/api/chat",
+        "/api/generate",
+        "/completion",
+        "/completions",
+        "/generate",
+        "/generate_stream",
+        "/infer",
+        "/messages",
+        "/v1/generate",
+        ":generateContent",
+        ":streamGenerateContent",
+    ];
+    let trimmed = path.trim_end_matches('/').as_bytes();
+    let known = ENDS.iter().any(|e| {
+        trimmed.len() >= e.len()
+            && trimmed[trimmed.len() - e.len()..].eq_ignore_ascii_case(e.as_bytes())
+    });
+    known || agw_core::model::path_model(path).is_some_and(|_| !path.ends_with("/models"))
+}
+
+/// Whether `path` calls a Gemini or Vertex model (`…:generateContent`,
+/// `…:streamGenerateContent`).
+fn is_gemini_call(path: &str) -> bool {
+    let method = path.rsplit(':').next().unwrap_or("");
+    path.contains(':')
+        && (method.eq_ignore_ascii_case("generateContent")
+            || method.eq_ignore_ascii_case("streamGenerateContent"))
 }
 
 /// Whether `path` is a Bedrock runtime streaming call (`/model/{id}/converse-stream`,
@@ -284,6 +310,13 @@ where
         })
         .flatten();
         let model_call = reading == ResponseReading::Generic && is_model_call(req.uri().path());
+        // A Gemini call: the candidates it asked for (see `StreamGuard::with_candidates`).
+        let candidates = (reading == ResponseReading::Generic && is_gemini_call(req.uri().path()))
+            .then(|| {
+                req.extensions()
+                    .get::<Collected>()
+                    .map_or(1, |c| agw_core::usage::candidate_count(&c.plain))
+            });
         // Ask for a response agw can read.
         req.headers_mut().remove(ACCEPT_ENCODING);
         let fut = self.inner.call(req);
@@ -334,6 +367,9 @@ where
                     if let Some(n) = choices {
                         guard = guard.with_choices(n);
                     }
+                    if let Some(n) = candidates {
+                        guard = guard.with_candidates(n);
+                    }
                     let (mut parts, body) = res.into_parts();
                     parts.headers.remove(CONTENT_LENGTH);
                     parts.extensions.insert(outcome.clone());
@@ -357,6 +393,15 @@ where
                         // Nothing to read (a 204, an empty listing): forwarded as it came.
                         parts.extensions.insert(outcome);
                         return Ok(Response::from_parts(parts, Body::full(plain)));
+                    }
+                    if let Some(n) = candidates
+                        && agw_core::usage::unasked_candidates(&plain, n)
+                    {
+                        return refuse(
+                            None,
+                            "the provider's response has a candidate the request did not ask for"
+                                .into(),
+                        );
                     }
                     let verdict = if how == Read::Lines {
                         config.policy.inspect_response_lines(&plain)
@@ -624,6 +669,9 @@ mod outcome_tests {
             "/v1beta/models/gemini-2.5-flash:generateContent?t=plain",
             "/model/anthropic.claude-3/converse?t=plain",
             "/api/chat?t=plain",
+            "/API/CHAT?t=plain",
+            "/completion?t=plain",
+            "/generate_stream?t=plain",
         ] {
             let (status, body) = call(uri).await;
             assert_eq!(status, 502, "{uri}");

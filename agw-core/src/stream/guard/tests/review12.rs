@@ -150,6 +150,15 @@ fn token_log_probabilities_a_response_carries_are_not_let_through() {
             json!({"token": {"id": 1, "text": "hi", "logprob": -0.1, "special": false}}),
             false,
         ),
+        // Third round: token lists under other servers' names.
+        (
+            json!({"content": "hi", "completion_probabilities": [{"content": "SECRET-", "probs": []}]}),
+            true,
+        ),
+        (
+            json!({"token": {"id": 1, "text": "hi"}, "top_tokens": [{"id": 2, "text": "SECRET-"}]}),
+            true,
+        ),
     ] {
         let input = super::review7::sse([event.clone()]);
         let (out, rejected) = run(&policy, Api::OpenAi, 64, &input, 5);
@@ -444,4 +453,73 @@ fn gemini_candidates_by_index_and_thoughts_are_texts_of_their_own() {
             assert!(out.contains("<MASKED>"), "{out}");
         }
     }
+}
+
+/// Third round: clients that read `candidates[0]` (or `choices[0]`) of each chunk join
+/// whatever comes first, so a candidate past what the request asked for, or two with one
+/// index in one event, ends the stream; a `thought` that is neither true nor false (which a
+/// lenient SDK may read either way) is not read.
+#[test]
+fn candidates_clients_read_by_position_and_odd_thoughts_end_the_stream() {
+    use serde_json::json;
+    let policy = Policy::builder()
+        .rule(Rule::regex("secret", [r"SECRET-[0-9]+"]).mask())
+        .build()
+        .unwrap();
+    let cand = |index: u64, text: &str| json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": index});
+    let run_with = |events: Vec<serde_json::Value>, n: Option<u64>| {
+        let input = super::review7::sse(events);
+        let mut guard = StreamGuard::new(policy.clone(), Api::OpenAi, 64);
+        if let Some(n) = n {
+            guard = guard.with_candidates(n);
+        }
+        let mut decoded = Vec::new();
+        SseDecoder::new(1 << 20).push(&input, &mut decoded).unwrap();
+        let mut out = Vec::new();
+        for e in decoded {
+            guard.event(e, &mut out);
+        }
+        guard.finish(&mut out);
+        (
+            String::from_utf8(out.concat()).unwrap(),
+            guard.is_rejected(),
+        )
+    };
+    let two = vec![
+        json!({"candidates": [cand(0, "here SEC")]}),
+        json!({"candidates": [cand(1, "RET-123 ok")]}),
+    ];
+    let (out, rejected) = run_with(two.clone(), Some(1));
+    assert!(rejected && !out.contains("RET-123"), "{out}");
+    let (_, rejected) = run_with(two, Some(2));
+    assert!(!rejected);
+    let twice = vec![json!({"candidates": [cand(0, "I will kill"), cand(0, "er whale")]})];
+    assert!(run_with(twice, None).1);
+    for thought in [json!(1), json!("true")] {
+        let odd = vec![
+            json!({"candidates": [{"content": {"parts": [{"text": "hmm", "thought": thought}]}, "index": 0}]}),
+        ];
+        assert!(run_with(odd, None).1);
+        let body = json!({"candidates": [{"content": {"parts": [{"text": "a"}, {"text": "hmm", "thought": thought}]}}]});
+        assert!(
+            policy
+                .inspect_response(Api::OpenAi, body.to_string().as_bytes())
+                .is_err()
+        );
+    }
+    // The same checks for whole responses and lists.
+    let list = json!([{"candidates": [cand(0, "here SEC")]}, {"candidates": [cand(1, "RET-1")]}]);
+    assert!(crate::usage::unasked_candidates(
+        list.to_string().as_bytes(),
+        1
+    ));
+    assert!(!crate::usage::unasked_candidates(
+        list.to_string().as_bytes(),
+        2
+    ));
+    assert_eq!(
+        crate::usage::candidate_count(br#"{"generationConfig":{"candidateCount":3}}"#),
+        3
+    );
+    assert_eq!(crate::usage::candidate_count(br#"{"contents":[]}"#), 1);
 }
