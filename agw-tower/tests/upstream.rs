@@ -249,7 +249,7 @@ async fn a_silent_json_body_ends_with_an_error() {
 /// Found by the twelfth session's black-box review: an upstream echoing `x-api-key` showed the
 /// key agw injects to every client, and a refused gateway key showed developers a 401 about
 /// a key they never sent. A header carrying the injected key and the provider's cookies are
-/// dropped; a 401 becomes agw's 502 naming the backend, the upstream's body unread. Without
+/// dropped; a 401 becomes agw's 400 naming the backend, the upstream's body unread. Without
 /// an injected key, nothing changes.
 #[tokio::test]
 async fn responses_never_carry_the_injected_key_back() {
@@ -324,7 +324,7 @@ async fn responses_never_carry_the_injected_key_back() {
     assert!(head.contains("req_1"), "{head}");
     assert_eq!(body, "{}");
     let (status, head, body) = send(injecting.clone(), "/refused").await;
-    assert_eq!(status, 502, "{body}");
+    assert_eq!(status, 400, "{body}");
     assert!(!head.contains(KEY) && !body.contains(KEY), "{head} {body}");
     assert!(
         body.contains("refused the API key") && body.contains("`anthropic`"),

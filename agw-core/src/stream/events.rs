@@ -662,12 +662,28 @@ const EXTRA: u64 = 1 << 62;
 /// over two chunks passed (twelfth session's black-box review). Identifiers, types and
 /// indexes are not text.
 fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, String, String)>) {
+    /// Whether a list entry is signed reasoning (OpenRouter's `reasoning_details` of Claude:
+    /// `format: "anthropic-…"`, a `signature`, encrypted reasoning): never rewritten, as a
+    /// changed text would fail its signature when the client sends it back (third round).
+    fn signed(entry: &Value) -> bool {
+        entry.get("signature").is_some()
+            || entry
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| f.starts_with("anthropic"))
+            || entry
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.ends_with("encrypted"))
+    }
+    #[allow(clippy::too_many_arguments)]
     fn walk(
         v: &Value,
         pointer: &mut String,
         path: &mut String,
         top: bool,
         choice: u64,
+        is_signed: bool,
         out: &mut Vec<(ChanKey, String, String)>,
     ) {
         match v {
@@ -676,7 +692,11 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
                     (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
                 });
                 let chan = ChanKey {
-                    kind: ChanKind::Text,
+                    kind: if is_signed {
+                        ChanKind::Reasoning
+                    } else {
+                        ChanKind::Text
+                    },
                     group: choice,
                     sub: EXTRA | (sub >> 2),
                 };
@@ -698,7 +718,15 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
                         Some(index) => path.push_str(&format!("/#{index}")),
                         None => path.push_str(&format!("/{i}")),
                     }
-                    walk(item, pointer, path, false, choice, out);
+                    walk(
+                        item,
+                        pointer,
+                        path,
+                        false,
+                        choice,
+                        is_signed || signed(item),
+                        out,
+                    );
                     pointer.truncate(p);
                     path.truncate(q);
                 }
@@ -727,7 +755,7 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
                     }
                     path.push('/');
                     path.push_str(k);
-                    walk(child, pointer, path, false, choice, out);
+                    walk(child, pointer, path, false, choice, is_signed, out);
                     pointer.truncate(p);
                     path.truncate(q);
                 }
@@ -739,7 +767,15 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
         return;
     }
     let mut pointer = at.to_owned();
-    walk(delta, &mut pointer, &mut String::new(), true, choice, out);
+    walk(
+        delta,
+        &mut pointer,
+        &mut String::new(),
+        true,
+        choice,
+        false,
+        out,
+    );
 }
 
 /// The text parts of a chat delta's `content` array (`[{"type":"text","text":...},

@@ -421,6 +421,10 @@ where
                     let body = match verdict.into_decision() {
                         Decision::Allow => plain,
                         Decision::Reject(r) => {
+                            // The refusal is the outcome, whatever the hits were (a mask's hit
+                            // in signed reasoning, escapes spelling a match): the log said
+                            // `mask` or `allow` (third round).
+                            outcome.record(&r.rule, ActionKind::Reject);
                             let mut res = error_response(class.api, &r.error_body());
                             // The error stands in for the provider's response: what the layers
                             // below left on it (its timing) and its request id stay.

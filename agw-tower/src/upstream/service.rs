@@ -52,7 +52,7 @@ pub struct UpstreamConfig {
 
 /// The key agw injects for a backend, which its responses must never carry back: a response
 /// header that holds it and the provider's cookies are dropped, and a 401 — the provider
-/// refusing the gateway's own key — becomes agw's 502 naming the backend, its body (which an
+/// refusing the gateway's own key — becomes agw's 400 naming the backend, its body (which an
 /// echoing upstream or debug page may fill with the key) unread. Found by the twelfth
 /// session's black-box review: an upstream echoing `x-api-key` showed the gateway's key to
 /// every client, and a refused gateway key showed developers Claude Code's "Invalid API key"
@@ -247,6 +247,8 @@ impl Future for UpstreamFuture {
                 strip_hop_by_hop(&mut parts.headers);
                 if let Some(key) = &config.injected {
                     if parts.status == http::StatusCode::UNAUTHORIZED {
+                        // A 400, which clients show at once: as a 502, Claude Code retried
+                        // it ten times and then called it temporary (third round).
                         let err = ErrorBody::new(
                             ErrorKind::BadGateway,
                             format!(
@@ -255,7 +257,8 @@ impl Future for UpstreamFuture {
                                  backend `{name}`",
                                 name = config.name
                             ),
-                        );
+                        )
+                        .with_status(http::StatusCode::BAD_REQUEST);
                         let mut res = error_response(this.class.api, &err);
                         res.extensions_mut().insert(UpstreamTiming(elapsed));
                         res.extensions_mut().insert(UpstreamFailure::KeyRefused);

@@ -523,3 +523,25 @@ fn candidates_clients_read_by_position_and_odd_thoughts_end_the_stream() {
     );
     assert_eq!(crate::usage::candidate_count(br#"{"contents":[]}"#), 1);
 }
+
+/// OpenRouter's `reasoning_details` of a Claude model are signed (`format: "anthropic-…"`, a
+/// `signature`): never rewritten, as a changed text would fail its signature when the client
+/// sends it back; a mask rule's hit there ends the stream, as in Anthropic thinking (third
+/// round: the text was masked and the signature kept).
+#[test]
+fn signed_reasoning_details_are_never_rewritten() {
+    use serde_json::json;
+    let chunk = |details: serde_json::Value| json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"reasoning_details": details}, "finish_reason": null}]});
+    let signed = |text: &str| json!([{"type": "reasoning.text", "text": text, "format": "anthropic-claude-v1", "index": 0}]);
+    let input = super::review7::sse([
+        chunk(signed("key AKIAIOSF")),
+        chunk(signed("ODNN7EXAMPLE ok")),
+        chunk(
+            json!([{"type": "reasoning.text", "signature": "c2ln", "format": "anthropic-claude-v1", "index": 0}]),
+        ),
+    ]);
+    let (out, rejected) = run(&mask_cards(), Api::OpenAi, 64, &input, 7);
+    let out = String::from_utf8(out).unwrap();
+    assert!(rejected && !out.contains("ODNN7EXAMPLE"), "{out}");
+    assert!(out.contains("signed reasoning"), "{out}");
+}
