@@ -757,28 +757,35 @@ pub fn unasked_candidates(body: &[u8], n: u64) -> bool {
         v => vec![v],
     };
     chunks.iter().any(|c| {
-        let Some(list) = c.get("candidates").and_then(Value::as_array) else {
-            return false;
-        };
-        let mut seen: Vec<u64> = list
-            .iter()
-            .enumerate()
-            .map(|(pos, c)| {
-                c.get("index").map_or(pos as u64, |i| {
-                    i.as_u64()
-                        .or_else(|| {
-                            i.as_f64()
-                                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
-                                .map(|f| f as u64)
-                        })
-                        .unwrap_or(u64::MAX)
-                })
-            })
-            .collect();
-        let past = seen.iter().any(|&i| i >= n);
-        seen.sort_unstable();
-        past || seen.windows(2).any(|w| w[0] == w[1])
+        c.get("candidates")
+            .and_then(Value::as_array)
+            .and_then(|list| unasked_index(list, Some(n)))
+            .is_some()
     })
+}
+
+/// What is wrong with the indexes of one event's chat choices or Gemini candidates, for a
+/// client that reads the first of each event: one at or past the `n` asked for, or two
+/// alike (an entry without an `index` counts as its position; one that is no whole number
+/// as past any `n`). `None` when nothing is.
+pub(crate) fn unasked_index(list: &[Value], n: Option<u64>) -> Option<&'static str> {
+    let mut indexes: Vec<u64> = list
+        .iter()
+        .enumerate()
+        .map(|(pos, c)| {
+            c.get("index").map_or(pos as u64, |i| {
+                crate::guard::leaves::whole_index(i).unwrap_or(u64::MAX)
+            })
+        })
+        .collect();
+    if n.is_some_and(|n| indexes.iter().any(|&i| i >= n)) {
+        return Some("a choice the request did not ask for");
+    }
+    indexes.sort_unstable();
+    indexes
+        .windows(2)
+        .any(|w| w[0] == w[1])
+        .then_some("two choices with one index in one event")
 }
 
 /// The input tokens a request body will cost, estimated before it is sent: a token per four

@@ -198,7 +198,7 @@ pub(crate) fn text_path(
 }
 
 /// An index as lenient clients read it: a whole number, also written `1.0`.
-fn whole_index(v: &Value) -> Option<u64> {
+pub(crate) fn whole_index(v: &Value) -> Option<u64> {
     v.as_u64().or_else(|| {
         v.as_f64()
             .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)

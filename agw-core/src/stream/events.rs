@@ -129,9 +129,7 @@ pub(crate) fn continued(pointer: &str, signed: bool) -> ChanKey {
             ChanKind::Text
         },
         group: CONTINUED,
-        sub: pointer.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        }),
+        sub: fnv(pointer),
     }
 }
 
@@ -688,9 +686,7 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
     ) {
         match v {
             Value::String(text) if !text.is_empty() && !top => {
-                let sub = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-                });
+                let sub = fnv(path);
                 let chan = ChanKey {
                     kind: if is_signed {
                         ChanKind::Reasoning
@@ -707,13 +703,9 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
                     let (p, q) = (pointer.len(), path.len());
                     pointer.push_str(&format!("/{i}"));
                     // An entry is continued by its `index`, as the SDKs merge it.
-                    let index = item.get("index").and_then(|i| {
-                        i.as_u64().or_else(|| {
-                            i.as_f64()
-                                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
-                                .map(|f| f as u64)
-                        })
-                    });
+                    let index = item
+                        .get("index")
+                        .and_then(crate::guard::leaves::whole_index);
                     match index {
                         Some(index) => path.push_str(&format!("/#{index}")),
                         None => path.push_str(&format!("/{i}")),
@@ -826,9 +818,14 @@ fn content_parts(
 
 /// A small number for an event type, to keep the texts of different delta kinds apart.
 fn fingerprint(ty: &str) -> u64 {
-    ty.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+    fnv(ty) & 0xff_ffff
+}
+
+/// The 64-bit FNV-1a hash of `s`: a channel's number for a path or a kind.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    }) & 0xff_ffff
+    })
 }
 
 /// A text, tool-input or reasoning delta read straight from the bytes of an event's JSON.

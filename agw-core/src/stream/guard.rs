@@ -393,27 +393,7 @@ impl StreamGuard {
         if list.len() < 2 && n.is_none() {
             return None;
         }
-        let index = |pos: usize, c: &Value| {
-            c.get("index").map_or(pos as u64, |i| {
-                i.as_u64()
-                    .or_else(|| {
-                        i.as_f64()
-                            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
-                            .map(|f| f as u64)
-                    })
-                    .unwrap_or(u64::MAX)
-            })
-        };
-        let indexes: Vec<u64> = list.iter().enumerate().map(|(p, c)| index(p, c)).collect();
-        if n.is_some_and(|n| indexes.iter().any(|&i| i >= n)) {
-            return Some("a choice the request did not ask for");
-        }
-        let mut sorted = indexes;
-        sorted.sort_unstable();
-        sorted
-            .windows(2)
-            .any(|w| w[0] == w[1])
-            .then_some("two choices with one index in one event")
+        crate::usage::unasked_index(list, n)
     }
 
     /// The candidates a Gemini request asked for (`generationConfig.candidateCount`, 1 when
