@@ -687,14 +687,8 @@ pub fn request_shape(body: &[u8]) -> RequestShape {
 /// (twelfth session's black-box review: fifty prompts held the estimate of one, and a $1
 /// budget was charged $45). A string, one token list or anything else is one.
 pub fn prompt_count(body: &[u8]) -> u64 {
-    let Ok(mut sc) = Scanner::new(body) else {
-        return 1;
-    };
-    if sc.peek() != Some(b'{') {
-        return 1;
-    }
     let mut count = 1u64;
-    let _ = sc.object(|sc, key| {
+    let _ = top_level_keys(body, |sc, key| {
         if sc.key_matches(&key, "prompt") && sc.peek() == Some(b'[') {
             let mut prompts = 0u64;
             sc.array(|sc, _| {
@@ -712,18 +706,26 @@ pub fn prompt_count(body: &[u8]) -> u64 {
     count
 }
 
+/// Reads the top-level keys of a JSON object body with `f` (the cursor at each value). `Err`
+/// for a body that is no JSON object, or the error `f` or the scanner met; what `f` read
+/// before it stands.
+fn top_level_keys(
+    body: &[u8],
+    f: impl FnMut(&mut Scanner<'_>, crate::json::Str) -> Result<(), crate::json::JsonError>,
+) -> Result<(), crate::json::JsonError> {
+    let mut sc = Scanner::new(body)?;
+    if sc.peek() != Some(b'{') {
+        return Err(crate::json::JsonError::Shape("not a JSON object".into()));
+    }
+    sc.object(f)
+}
+
 /// The candidates a Gemini request asks for: `generationConfig.candidateCount` (Vertex's
 /// `generation_config.candidate_count`), read as lenient servers read it; 1 when it names
 /// none, at most [`MAX_CHOICES`].
 pub fn candidate_count(body: &[u8]) -> u64 {
-    let Ok(mut sc) = Scanner::new(body) else {
-        return 1;
-    };
-    if sc.peek() != Some(b'{') {
-        return 1;
-    }
     let mut count = 1u64;
-    let _ = sc.object(|sc, key| {
+    let _ = top_level_keys(body, |sc, key| {
         if (sc.key_matches(&key, "generationconfig") || sc.key_matches(&key, "generation_config"))
             && sc.peek() == Some(b'{')
         {
@@ -1130,12 +1132,8 @@ pub(crate) fn larger_cap(found: Option<u64>, value: &[u8]) -> Option<u64> {
 /// so a prompt alone makes it a generation (twelfth session's black-box review: such calls
 /// held nothing while they ran).
 pub fn generation_cap(body: &[u8], model_in_path: bool) -> Option<Option<u64>> {
-    let mut sc = Scanner::new(body).ok()?;
-    if sc.peek() != Some(b'{') {
-        return None;
-    }
     let (mut model, mut prompt, mut cap) = (false, false, None);
-    sc.object(|sc, key| {
+    top_level_keys(body, |sc, key| {
         if sc.key_matches(&key, "model") {
             model |= sc.peek() == Some(b'"');
             sc.skip_fast()

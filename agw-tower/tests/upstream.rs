@@ -258,9 +258,10 @@ async fn responses_never_carry_the_injected_key_back() {
         let mut buf = vec![0u8; 4096];
         let n = s.read(&mut buf).await.unwrap_or(0);
         let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+        // Whether the request asked for compressed bodies (said in every answer).
+        let asked = head.to_ascii_lowercase().contains("accept-encoding");
         if head.starts_with("POST /gzipped") {
-            // Compressed whatever was asked (and say whether anything was).
-            let asked = head.to_ascii_lowercase().contains("accept-encoding");
+            // Compressed whatever was asked.
             let body = format!("asked={asked} {KEY}");
             let reply = format!(
                 "HTTP/1.1 429 Too Many Requests\r\ncontent-encoding: gzip\r\n\
@@ -285,7 +286,8 @@ async fn responses_never_carry_the_injected_key_back() {
         };
         let reply = format!(
             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nx-echo-api-key: {KEY}\r\n\
-             set-cookie: __cf_bm=abc\r\nrequest-id: req_1\r\ncontent-length: {}\r\n\r\n{body}",
+             set-cookie: __cf_bm=abc\r\nrequest-id: req_1\r\nx-asked-encoding: {asked}\r\n\
+             content-length: {}\r\n\r\n{body}",
             body.len()
         );
         // In two writes, the last key cut in the middle: the body comes in two frames.
@@ -304,10 +306,10 @@ async fn responses_never_carry_the_injected_key_back() {
     let send = |config: UpstreamConfig, path: &str| {
         let url = format!("http://{addr}{path}");
         async move {
-            let res = upstream(config)
-                .oneshot(request(url, Api::Anthropic, RouteKind::Messages))
-                .await
-                .unwrap();
+            let mut req = request(url, Api::Anthropic, RouteKind::Messages);
+            req.headers_mut()
+                .insert("accept-encoding", "gzip, br".parse().unwrap());
+            let res = upstream(config).oneshot(req).await.unwrap();
             let (parts, body) = res.into_parts();
             let body = body.collect().await.unwrap().to_bytes();
             let head = format!("{:?}", parts.headers);
@@ -321,6 +323,8 @@ async fn responses_never_carry_the_injected_key_back() {
     let (status, head, body) = send(injecting.clone(), "/ok").await;
     assert_eq!(status, 200);
     assert!(!head.contains(KEY) && !head.contains("__cf_bm"), "{head}");
+    // Bodies asked for uncompressed, where the key could be looked for.
+    assert!(head.contains(r#""x-asked-encoding": "false""#), "{head}");
     assert!(head.contains("req_1"), "{head}");
     assert_eq!(body, "{}");
     let (status, head, body) = send(injecting.clone(), "/refused").await;
@@ -344,4 +348,5 @@ async fn responses_never_carry_the_injected_key_back() {
     let (status, head, _) = send(passthrough, "/refused").await;
     assert_eq!(status, 401);
     assert!(head.contains("__cf_bm"), "{head}");
+    assert!(head.contains(r#""x-asked-encoding": "true""#), "{head}");
 }

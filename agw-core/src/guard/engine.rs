@@ -473,7 +473,7 @@ fn whole_words(
         }
         // The next character's start after the match's start.
         at = m.start() + 1;
-        while at < text.len() && !is_char_start(text[at]) {
+        while !super::policy::is_char_start(text, at) {
             at += 1;
         }
         if at > text.len() {
@@ -481,11 +481,6 @@ fn whole_words(
         }
     }
     false
-}
-
-/// Whether `b` starts a UTF-8 character (is not a continuation byte).
-fn is_char_start(b: u8) -> bool {
-    (b as i8) >= -0x40
 }
 
 fn is_word(c: char) -> bool {

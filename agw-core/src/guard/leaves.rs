@@ -110,19 +110,24 @@ fn walk(
                     continue;
                 }
                 let len = pointer.len();
-                pointer.push('/');
-                for c in k.chars() {
-                    match c {
-                        '~' => pointer.push_str("~0"),
-                        '/' => pointer.push_str("~1"),
-                        c => pointer.push(c),
-                    }
-                }
+                push_token(pointer, k);
                 walk(child, k, pointer, (signed, thought, candidate), out);
                 pointer.truncate(len);
             }
         }
         _ => {}
+    }
+}
+
+/// Appends `/key` to a JSON pointer, `~` and `/` escaped (RFC 6901).
+pub(crate) fn push_token(pointer: &mut String, key: &str) {
+    pointer.push('/');
+    for c in key.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
+        }
     }
 }
 

@@ -1252,7 +1252,8 @@ impl Policy {
 /// `Policy::find_at_joins`): longer than any detector's match but a PEM key's.
 const JOIN_WINDOW: usize = 1024;
 
-fn is_char_start(text: &[u8], at: usize) -> bool {
+/// Whether `at` starts a character of `text` (or is at or past its end).
+pub(super) fn is_char_start(text: &[u8], at: usize) -> bool {
     at >= text.len() || (text[at] as i8) >= -0x40
 }
 

@@ -857,51 +857,29 @@ impl Policy {
 /// `\U`: decoding those as a parser would, to a backspace that normalising drops, joined
 /// words that were apart: second round). `None` when nothing is decoded.
 fn spelled(text: &[u8]) -> Option<String> {
-    let hex = |at: usize| -> Option<u32> {
-        let h = text.get(at..at + 4)?;
-        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
-    };
     let mut out = Vec::with_capacity(text.len());
     let (mut i, mut changed) = (0, false);
-    while i < text.len() {
-        if text[i] != b'\\' {
-            out.push(text[i]);
+    while let Some(off) = memchr::memchr(b'\\', &text[i..]) {
+        out.extend_from_slice(&text[i..i + off]);
+        i += off;
+        // What a JSON parser makes of it (`crate::json`'s own reading), where it is text.
+        let (c, next) = match text.get(i + 1) {
+            Some(b'n' | b't' | b'r' | b'"' | b'\\' | b'/' | b'u') => {
+                crate::json::next_char(text, i)
+            }
+            _ => ('\u{FFFD}', i + 1),
+        };
+        if c == '\u{FFFD}' || (c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+            out.push(b'\\');
             i += 1;
             continue;
         }
-        let decoded = match text.get(i + 1) {
-            Some(b'n') => Some(('\n', 2)),
-            Some(b't') => Some(('\t', 2)),
-            Some(b'r') => Some(('\r', 2)),
-            Some(b'"') => Some(('"', 2)),
-            Some(b'\\') => Some(('\\', 2)),
-            Some(b'/') => Some(('/', 2)),
-            Some(b'u') => hex(i + 2).and_then(|hi| {
-                if (0xD800..0xDC00).contains(&hi)
-                    && text.get(i + 6..i + 8) == Some(b"\\u")
-                    && let Some(lo) = hex(i + 8).filter(|lo| (0xDC00..0xE000).contains(lo))
-                {
-                    let c = char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?;
-                    return Some((c, 12));
-                }
-                char::from_u32(hi).map(|c| (c, 6))
-            }),
-            _ => None,
-        }
-        .filter(|(c, _)| !c.is_control() || matches!(c, '\n' | '\t' | '\r'));
-        match decoded {
-            Some((c, len)) => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                i += len;
-                changed = true;
-            }
-            None => {
-                out.push(b'\\');
-                i += 1;
-            }
-        }
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        i = next;
+        changed = true;
     }
+    out.extend_from_slice(&text[i..]);
     changed.then(|| String::from_utf8_lossy(&out).into_owned())
 }
 

@@ -16,7 +16,7 @@ pub(crate) use chars::{fold, is_invisible};
 pub(crate) use classify::is_ascii;
 pub(crate) use scan::{Scanner, Str};
 pub(crate) use text::{
-    Decoded, decode, map_back, map_back_many, map_exact, normalize_plain, normalize_str,
+    Decoded, decode, map_back, map_back_many, map_exact, next_char, normalize_plain, normalize_str,
     plain_needs_normalization, unescape_exact,
 };
 

@@ -737,14 +737,7 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
                         continue;
                     }
                     let (p, q) = (pointer.len(), path.len());
-                    pointer.push('/');
-                    for c in k.chars() {
-                        match c {
-                            '~' => pointer.push_str("~0"),
-                            '/' => pointer.push_str("~1"),
-                            c => pointer.push(c),
-                        }
-                    }
+                    crate::guard::leaves::push_token(pointer, k);
                     path.push('/');
                     path.push_str(k);
                     walk(child, pointer, path, false, choice, is_signed, out);
