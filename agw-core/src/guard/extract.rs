@@ -699,7 +699,7 @@ impl Extractor {
                 self.messages(sc)
             } else if top && sc.key_matches(&key, "model") {
                 self.model_key(sc, &mut seen_model)
-            } else if top && let Some(read) = self.doc.shape.read_key(sc, &key) {
+            } else if top && let Some(read) = self.shape_key(sc, &key) {
                 read
             } else if sc.key_matches(&key, "tools")
                 || [
@@ -773,6 +773,27 @@ impl Extractor {
     pub(super) fn unknown(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let loc = super::kinds::top_loc(Top::Other, None, "");
         self.strings_and_keys(sc, loc)
+    }
+
+    /// A top-level key the limiter reads (`max_tokens` and its aliases, `n`, `best_of`,
+    /// `stream`): read for the request's shape, and a value that is not a number, boolean or
+    /// null has its strings read as an unknown field's are. Such a value reaches the provider
+    /// (and its logs; a server may echo it back in its 400); it went upstream unread (fifteenth
+    /// review). `None`, the cursor untouched, for any other key.
+    pub(super) fn shape_key(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        key: &crate::json::Str,
+    ) -> Option<Result<(), JsonError>> {
+        if !matches!(sc.peek(), Some(b'"' | b'{' | b'[')) {
+            return self.doc.shape.read_key(sc, key);
+        }
+        let pos = sc.position();
+        let mut text = sc.at(pos);
+        match self.doc.shape.read_key(sc, key)? {
+            Ok(()) => Some(self.unknown(&mut text)),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// A top-level field agw has no reading for (see [`Extractor::unknown`]), by its key: an

@@ -33,7 +33,10 @@ impl Extractor {
         let mut seen = false;
         sc.object(|sc, key| {
             if !sc.key_matches(&key, "requests") {
-                return sc.skip_fast();
+                // A field of the batch the provider may read or log (or a compatible server
+                // forward into each request): read as any unknown top-level field is (it went
+                // upstream unread; fifteenth review).
+                return self.unknown(sc);
             }
             once(&mut seen, "requests")?;
             if sc.peek() != Some(b'[') {
@@ -82,7 +85,7 @@ impl Extractor {
             if sc.key_matches(&key, "model") {
                 return self.model_key(sc, &mut seen_model);
             }
-            if let Some(read) = self.doc.shape.read_key(sc, &key) {
+            if let Some(read) = self.shape_key(sc, &key) {
                 return read;
             }
             let Some(k) = keys
@@ -117,7 +120,7 @@ impl Extractor {
         sc.object(|sc, key| {
             if sc.key_matches(&key, "model") {
                 self.model_key(sc, &mut seen_model)
-            } else if let Some(read) = self.doc.shape.read_key(sc, &key) {
+            } else if let Some(read) = self.shape_key(sc, &key) {
                 // The cap, and `stream` (`n` is not a Responses parameter, but a server may
                 // take it): read as the limiter's reader of the body reads them.
                 read

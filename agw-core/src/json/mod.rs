@@ -8,6 +8,7 @@
 
 mod chars;
 mod classify;
+pub(crate) mod cut;
 mod scan;
 mod seen;
 mod text;

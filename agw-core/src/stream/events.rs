@@ -278,7 +278,20 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                     Some("text_delta") => (ChanKind::Text, "text"),
                     Some("input_json_delta") => (ChanKind::Tool, "partial_json"),
                     Some("thinking_delta") => (ChanKind::Reasoning, "thinking"),
-                    _ => return Ok(m),
+                    // A signature (never text) and a citation (whole in its delta): read as
+                    // the rest of the event is.
+                    Some("signature_delta" | "citations_delta") => return Ok(m),
+                    _ if delta.get("signature").is_some() => return Ok(m),
+                    _ => {
+                        // A delta agw has no reading for (the `compaction_delta` beta, a new
+                        // kind): the SDKs append each of its strings to the same field's in
+                        // the block's earlier deltas, so each is a piece of a text of its own
+                        // per block and path. Read one event at a time, a secret split over
+                        // two deltas passed (fifteenth review).
+                        delta_extras(delta, "/delta", &[], index, &mut m.pointed);
+                        m.generic = false;
+                        return Ok(m);
+                    }
                 };
                 let text = s(&delta[key]).ok_or_else(|| format!("a delta without `{key}`"))?;
                 m.generic = false;
@@ -517,7 +530,7 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                     && delta.keys().any(|k| !DELTA_READ.contains(&k.as_str()))
                 {
                     let at = format!("/choices/{pos}/delta");
-                    delta_extras(&choice["delta"], &at, index, &mut m.pointed);
+                    delta_extras(&choice["delta"], &at, &DELTA_READ, index, &mut m.pointed);
                 }
                 if !choice["finish_reason"].is_null() {
                     finished.push(index);
@@ -659,7 +672,15 @@ const EXTRA: u64 = 1 << 62;
 /// piece of a text of its own per choice and path. Read one event at a time, a secret split
 /// over two chunks passed (twelfth session's black-box review). Identifiers, types and
 /// indexes are not text.
-fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, String, String)>) {
+/// `read` names the delta's own keys its dialect reads in their own ways; `group` is the
+/// chat choice or the Messages block the delta continues.
+fn delta_extras(
+    delta: &Value,
+    at: &str,
+    read: &[&str],
+    group: u64,
+    out: &mut Vec<(ChanKey, String, String)>,
+) {
     /// Whether a list entry is signed reasoning (OpenRouter's `reasoning_details` of Claude:
     /// `format: "anthropic-…"`, a `signature`, encrypted reasoning): never rewritten, as a
     /// changed text would fail its signature when the client sends it back (third round).
@@ -679,13 +700,13 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
         v: &Value,
         pointer: &mut String,
         path: &mut String,
-        top: bool,
+        top: Option<&[&str]>,
         choice: u64,
         is_signed: bool,
         out: &mut Vec<(ChanKey, String, String)>,
     ) {
         match v {
-            Value::String(text) if !text.is_empty() && !top => {
+            Value::String(text) if !text.is_empty() && top.is_none() => {
                 let sub = fnv(path);
                 let chan = ChanKey {
                     kind: if is_signed {
@@ -714,7 +735,7 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
                         item,
                         pointer,
                         path,
-                        false,
+                        None,
                         choice,
                         is_signed || signed(item),
                         out,
@@ -725,10 +746,9 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
             }
             Value::Object(o) => {
                 for (k, child) in o {
-                    let skip = if top {
-                        DELTA_READ.contains(&k.as_str())
-                    } else {
-                        k == "index"
+                    let skip = match top {
+                        Some(read) => read.contains(&k.as_str()),
+                        None => k == "index",
                     };
                     if skip
                         || crate::guard::response::is_meta_key(k.as_bytes())
@@ -740,7 +760,7 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
                     crate::guard::leaves::push_token(pointer, k);
                     path.push('/');
                     path.push_str(k);
-                    walk(child, pointer, path, false, choice, is_signed, out);
+                    walk(child, pointer, path, None, choice, is_signed, out);
                     pointer.truncate(p);
                     path.truncate(q);
                 }
@@ -756,8 +776,8 @@ fn delta_extras(delta: &Value, at: &str, choice: u64, out: &mut Vec<(ChanKey, St
         delta,
         &mut pointer,
         &mut String::new(),
-        true,
-        choice,
+        Some(read),
+        group,
         false,
         out,
     );

@@ -1040,15 +1040,38 @@ impl StreamGuard {
             }
         }
         // The text rules read the input as a tool input (every string, masked in place).
-        let mut doc = Vec::with_capacity(input.len() + 10);
-        doc.extend_from_slice(b"{\"input\":");
-        doc.extend_from_slice(input);
-        doc.push(b'}');
+        let wrap = |input: &[u8], closers: &[u8]| {
+            let mut doc = Vec::with_capacity(input.len() + closers.len() + 10);
+            doc.extend_from_slice(b"{\"input\":");
+            doc.extend_from_slice(input);
+            doc.extend_from_slice(closers);
+            doc.push(b'}');
+            doc
+        };
+        let mut doc = wrap(input, b"");
+        // What closes an input cut short (the model's token limit hit mid-call), as clients'
+        // partial-JSON readers complete it: read as completed, and a masked one goes out
+        // without the closers (fifteenth review: such a stream had ended with an error event,
+        // and the stop reason, usage and the call were lost).
+        let mut closers = Vec::new();
         let walked = match walk(&doc) {
             Ok(w) => w,
             Err(e) => {
-                let what = format!("a tool call's input is not valid JSON ({e})");
-                return Err(self.unreadable(&what));
+                let completed = (!free).then(|| crate::json::cut::complete(input)).flatten();
+                let walked = completed.and_then(|c| {
+                    let cut = wrap(&input[..c.kept], &c.closers);
+                    let walked = walk(&cut).ok()?;
+                    doc = cut;
+                    closers = c.closers;
+                    Some(walked)
+                });
+                match walked {
+                    Some(w) => w,
+                    None => {
+                        let what = format!("a tool call's input is not valid JSON ({e})");
+                        return Err(self.unreadable(&what));
+                    }
+                }
             }
         };
         let verdict = self.policy.decide_walked(&doc, walked);
@@ -1074,7 +1097,10 @@ impl StreamGuard {
                         }
                     }
                 } else {
-                    Some(m)
+                    match m.strip_suffix(&*String::from_utf8_lossy(&closers)) {
+                        Some(m) => Some(m.to_owned()),
+                        None => return Err(self.unreadable("a masked tool input cut short")),
+                    }
                 }
             }
         };
