@@ -406,13 +406,37 @@ const FETCHED_URLS: [(&str, &str, &str); 3] = [
 
 /// Keys whose string value, read generically as message text, is a URL a provider or a
 /// server may fetch (read again percent-decoded: [`Doc::encoded_urls`]).
-pub(super) const URL_KEYS: [&str; 6] = [
+pub(super) const URL_KEYS: [&str; 7] = [
     "url",
     "file_url",
     "image_url",
     "audio_url",
     "video_url",
     "server_url",
+    "document_url",
+];
+
+/// Keys of a message or a content block that hold no text a model reads, when agw has no other
+/// reading for them: types, identifiers, cache and signature fields, base64 data, flags.
+const NOT_TEXT_KEYS: [&str; 18] = [
+    "type",
+    "id",
+    "tool_use_id",
+    "tool_call_id",
+    "call_id",
+    "cache_control",
+    "signature",
+    "data",
+    "media_type",
+    "is_error",
+    "file_id",
+    "detail",
+    "format",
+    "index",
+    "encrypted_content",
+    "encrypted_index",
+    "status",
+    "role",
 ];
 
 /// Whether a block of type `ty` has prompt text in its string field `leaf`. Thinking blocks and
@@ -772,7 +796,7 @@ impl Extractor {
     /// a `seed` are numbers, and a long one could pass for a card.
     pub(super) fn unknown(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         let loc = super::kinds::top_loc(Top::Other, None, "");
-        self.strings_and_keys(sc, loc)
+        self.strings_and_keys(sc, Field::Messages, loc)
     }
 
     /// A top-level key the limiter reads (`max_tokens` and its aliases, `n`, `best_of`,
@@ -813,19 +837,52 @@ impl Extractor {
         collect_strings(sc, &mut self.doc.identifiers)
     }
 
-    fn strings_and_keys(&mut self, sc: &mut Scanner<'_>, loc: Loc) -> Result<(), JsonError> {
+    fn strings_and_keys(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
         match sc.peek() {
             Some(b'"') => {
                 self.doc.text.push(b'\n');
-                self.push_next(sc, Field::Messages, loc)
+                self.push_next(sc, field, loc)
             }
-            Some(b'{') => self.data_object(sc, Field::Messages, |this, sc, key| {
-                this.push_key(sc, Field::Messages, key, loc)?;
-                this.url_value(sc, key, Field::Messages, loc)
-                    .unwrap_or_else(|| this.strings_and_keys(sc, loc))
+            Some(b'{') => self.data_object(sc, field, |this, sc, key| {
+                this.push_key(sc, field, key, loc)?;
+                this.url_value(sc, key, field, loc)
+                    .unwrap_or_else(|| this.strings_and_keys(sc, field, loc))
             }),
-            Some(b'[') => sc.array(|sc, _| self.strings_and_keys(sc, loc)),
+            Some(b'[') => sc.array(|sc, _| self.strings_and_keys(sc, field, loc)),
             _ => sc.skip_fast(),
+        }
+    }
+
+    /// A key of a message or a content block that agw has no reading for: its value's strings
+    /// and keys are read as the message's text (URLs as URLs), unless the key names what holds
+    /// no text ([`NOT_TEXT_KEYS`]). A compatible server's chat template may put such a field
+    /// into the prompt (gpt-oss templates an assistant's `thinking`), and a part type agw does
+    /// not know may carry a URL the provider fetches (Mistral's `document_url`, DashScope's
+    /// `image` and `video`): they went upstream unread (fifteenth review).
+    fn other_key(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        key: &Str,
+        field: Field,
+        loc: Loc,
+    ) -> Result<(), JsonError> {
+        if !matches!(sc.peek(), Some(b'"' | b'{' | b'['))
+            || NOT_TEXT_KEYS.iter().any(|k| sc.key_matches(key, k))
+        {
+            return sc.skip_fast();
+        }
+        let loc = Loc {
+            leaf: ".other",
+            ..loc
+        };
+        match self.url_value(sc, key, field, loc) {
+            Some(read) => read,
+            None => self.strings_and_keys(sc, field, loc),
         }
     }
 
@@ -1184,7 +1241,22 @@ impl Extractor {
                     b"assistant" => Role::Assistant,
                     b"system" | b"developer" => Role::System,
                     b"tool" | b"function" => Role::Tool,
-                    _ => Role::Other,
+                    b"user" => Role::Other,
+                    _ => {
+                        // A role of the client's own: a compatible server's chat template
+                        // writes it into the prompt (fifteenth review).
+                        let loc = Loc {
+                            top: self.doc.st.top,
+                            message: Some(m),
+                            list: "",
+                            block: None,
+                            sub: None,
+                            leaf: ".role",
+                        };
+                        self.doc.text.push(b'\n');
+                        self.push(sc, Field::Messages, &s, loc)?;
+                        Role::Other
+                    }
                 });
                 Ok(())
             } else if sc.key_matches(&key, "content") {
@@ -1220,7 +1292,15 @@ impl Extractor {
                 };
                 self.push_next(sc, Field::Messages, loc)
             } else {
-                sc.skip_fast()
+                let loc = Loc {
+                    top: self.doc.st.top,
+                    message: Some(m),
+                    list: "",
+                    block: None,
+                    sub: None,
+                    leaf: "",
+                };
+                self.other_key(sc, &key, Field::Messages, loc)
             }
         })?;
         let role = role.unwrap_or(Role::Other);
@@ -1303,6 +1383,7 @@ impl Extractor {
         let mut ty: Option<Cow<'_, [u8]>> = None;
         let mut strings: Vec<(Str, &'static str)> = Vec::new();
         let mut deferred: Vec<(Key, usize)> = Vec::new();
+        let mut others: Vec<(Str, usize)> = Vec::new();
         sc.object(|sc, key| {
             if sc.key_matches(&key, "type") {
                 let Some(s) = sc.string_or_none()? else {
@@ -1392,7 +1473,15 @@ impl Extractor {
             } else if sc.key_matches(&key, "file") {
                 Key::File
             } else {
-                return sc.skip_fast();
+                // A key agw has no reading for: read unless the block is signed reasoning.
+                return match ty.as_deref() {
+                    Some(b"thinking" | b"redacted_thinking") => sc.skip_fast(),
+                    Some(_) => self.other_key(sc, &key, forced.unwrap_or(Field::Messages), loc),
+                    None => {
+                        others.push((key, sc.skip()?.start));
+                        Ok(())
+                    }
+                };
             };
             match &ty {
                 // The type usually comes first: then the value is handled in this one pass.
@@ -1421,6 +1510,11 @@ impl Extractor {
         }
         for (k, at) in deferred {
             self.value(&mut sc.at(at), &ty, k, loc, forced)?;
+        }
+        if !matches!(&*ty, b"thinking" | b"redacted_thinking") {
+            for (key, at) in others {
+                self.other_key(&mut sc.at(at), &key, field, loc)?;
+            }
         }
         if let (None, Some(b)) = (forced, loc.block) {
             let text = matches!(&*ty, b"text" | b"input_text");

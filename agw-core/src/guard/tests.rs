@@ -1296,6 +1296,7 @@ mod evasion;
 mod fourth_review;
 mod seventh_review;
 mod tenth_review;
+mod fifteenth_session;
 mod twelfth_session;
 
 /// The model is read under its key in any case on every kind that names one, as
