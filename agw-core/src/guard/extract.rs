@@ -625,10 +625,7 @@ impl Extractor {
     #[inline]
     fn data_url_since(&mut self, start: usize, field: Field) {
         let url = &self.doc.text[start..];
-        if url
-            .get(..5)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"data:"))
-        {
+        if super::files::is_data_url(url) {
             // Read in place: an image's megabytes are not copied to learn they are an image.
             if let Some(text) = super::files::text_of(url, None) {
                 self.doc.inline_files.push((text, field));

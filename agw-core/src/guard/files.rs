@@ -57,6 +57,11 @@ pub(super) fn text_of(value: &[u8], media_type: Option<&[u8]>) -> Option<String>
     decoded_text(&bytes)
 }
 
+/// Whether `value` is a `data:` URL (`data:[type/subtype][;params],body`).
+pub(super) fn is_data_url(value: &[u8]) -> bool {
+    split_data_url(value).is_some()
+}
+
 /// A data URL's body as its header says to read it.
 enum Payload<'a> {
     Base64(std::borrow::Cow<'a, [u8]>),
@@ -73,6 +78,22 @@ fn split_data_url(value: &[u8]) -> Option<(&[u8], bool, &[u8])> {
     let comma = memchr::memchr(b',', rest)?;
     let header = &rest[..comma];
     let media = header.split(|&c| c == b';').next().unwrap_or_default();
+    // A media type is empty or `type/subtype` (RFC 2397): text that only starts with `data:`
+    // (an SSE transcript's `data: {"a": 1, ...}`, a prompt's `data: see below, ...`) is no
+    // data URL, and a mask rule masks it as text (fifteenth review: it was refused as a file).
+    let token = |t: &[u8]| {
+        !t.is_empty()
+            && t.iter()
+                .all(|&c| c.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&c))
+    };
+    let valid = media.is_empty()
+        || media
+            .iter()
+            .position(|&c| c == b'/')
+            .is_some_and(|slash| token(&media[..slash]) && token(&media[slash + 1..]));
+    if !valid {
+        return None;
+    }
     let base64 = header
         .rsplit(|&c| c == b';')
         .next()

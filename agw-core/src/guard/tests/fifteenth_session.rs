@@ -168,3 +168,42 @@ fn a_mask_rewrites_an_unknown_field_in_place() {
         "{out}"
     );
 }
+
+/// Text that only starts with `data:` (a prompt, an SSE transcript in a tool result) is no
+/// `data:` URL: a mask rule masks it in place. It was refused with a 400 as a file holding
+/// text the rule would mask, and Claude Code resends a tool result every turn.
+#[test]
+fn text_starting_with_data_colon_is_masked_as_text() {
+    let policy = Policy::builder()
+        .rule(Rule::detectors("pii", [Detector::Email]).mask())
+        .build()
+        .unwrap();
+    let bodies = [
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": "data: see below, mail alice@example.com"}]}),
+        ),
+        (
+            RouteKind::Messages,
+            json!({"model": "m", "max_tokens": 5, "messages": [
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "curl -N x"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                    "content": "data: {\"a\": 1, \"mail\": \"alice@example.com\"}\n\n"}]}]}),
+        ),
+    ];
+    for (kind, body) in bodies {
+        let verdict = policy.inspect(kind, body.to_string().as_bytes()).unwrap();
+        let Decision::Rewrite(out) = verdict.into_decision() else {
+            panic!("{kind:?}: not masked: {body}");
+        };
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("alice@example.com"), "{out}");
+    }
+    // A data URL is still a file: its text is read, and a mask it needs refuses.
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:text/plain,alice%40example.com"}}]}]});
+    let verdict = policy
+        .inspect(RouteKind::Completions, body.to_string().as_bytes())
+        .unwrap();
+    assert!(matches!(verdict.decision(), Decision::Reject(_)), "{body}");
+}
