@@ -207,3 +207,26 @@ fn text_starting_with_data_colon_is_masked_as_text() {
         .unwrap();
     assert!(matches!(verdict.decision(), Decision::Reject(_)), "{body}");
 }
+
+/// A terminal colour code right before a key (`grep --color` output in a tool result) no
+/// longer hides it: the code reads as nothing, and a mask replaces the key alone, the codes
+/// kept as sent.
+#[test]
+fn a_colour_code_before_a_key_hides_nothing() {
+    let policy = Policy::builder()
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+        .build()
+        .unwrap();
+    let body = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"cfg:3:\u001b[01;31m\u001b[KAKIAIOSFODNN7EXAMPLE\u001b[m\u001b[K"}]}]}"#;
+    let Decision::Rewrite(out) = policy
+        .inspect(RouteKind::Messages, body.as_bytes())
+        .unwrap()
+        .into_decision()
+    else {
+        panic!("not masked");
+    };
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        body.replace("AKIAIOSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>")
+    );
+}
