@@ -133,8 +133,10 @@ fn check_name(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
+        // Escaped: a name holding a newline or a terminal escape stays one line, as typed.
         Err(format!(
-            "keys: invalid name `{s}` (1-64 of letters, digits, - _ . @)"
+            "keys: invalid name `{}` (1-64 of letters, digits, - _ . @)",
+            s.escape_debug()
         ))
     }
 }

@@ -127,18 +127,37 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
     /// On SIGTERM, report not-ready this long before closing the listener (~5 on Kubernetes)
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = secs_or_zero)]
     drain_delay: Option<u64>,
     /// Close a connection idle this long (default 60)
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = secs)]
     idle_timeout: Option<u64>,
     /// Close a connection whose request body takes longer than this (default 60)
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = secs)]
     body_timeout: Option<u64>,
     /// Allow listening beyond loopback while injecting a provider key without client
     /// authentication (anyone who reaches the port spends the key)
     #[arg(long)]
     allow_unauthenticated: bool,
+}
+
+/// A whole number of seconds, at least 1. A negative one is read as a value (not as an
+/// unknown option `-1`) and refused by name.
+fn secs(s: &str) -> Result<u64, String> {
+    match secs_or_zero(s)? {
+        0 => Err("must be at least 1 second".into()),
+        n => Ok(n),
+    }
+}
+
+/// A whole number of seconds, 0 or more.
+fn secs_or_zero(s: &str) -> Result<u64, String> {
+    if s.trim_start().starts_with('-') {
+        return Err("must not be negative (a whole number of seconds)".into());
+    }
+    s.trim()
+        .parse()
+        .map_err(|_| "not a whole number of seconds".into())
 }
 
 fn parse_format(s: &str) -> Result<LogFormat, String> {
@@ -208,6 +227,8 @@ fn clap_error(e: &clap::Error) -> ExitCode {
         .or_else(|| e.get(ContextKind::InvalidSubcommand))
     {
         Some(ContextValue::String(s)) => s.clone(),
+        // What a missing required argument names: one or more (`--tls-key <FILE>`).
+        Some(ContextValue::Strings(list)) => list.join(", "),
         _ => String::new(),
     };
     let msg = match e.kind() {
@@ -218,6 +239,9 @@ fn clap_error(e: &clap::Error) -> ExitCode {
                 _ => String::new(),
             };
             format!("unknown option `{flag}`{hint} (see agw --help)")
+        }
+        ErrorKind::MissingRequiredArgument if !arg.is_empty() => {
+            format!("the following required arguments were not provided: {arg} (see agw --help)")
         }
         ErrorKind::InvalidSubcommand => {
             format!("unknown command `{arg}` (commands: serve, check, test-policy; see agw --help)")
@@ -361,6 +385,19 @@ fn check(a: &ConfigArgs) -> Result<ExitCode, String> {
     }
     for w in &gw.warnings {
         out.push_str(&format!("  warning: {w}\n"));
+    }
+    // The URL's form is checked, not the identity provider: say so, since `serve` then needs it
+    // (it starts without it, refusing tokens until a fetch succeeds).
+    if let Some(url) = gw
+        .team
+        .as_ref()
+        .and_then(|t| t.auth.jwt.as_ref())
+        .and_then(|j| j.jwks_url.as_deref())
+    {
+        out.push_str(&format!(
+            "  note: auth.jwt.jwks_url {} was not fetched; `serve` refuses tokens until it is\n",
+            agw_core::provider::shown_url(url)
+        ));
     }
     // `serve` refuses to start so without `--allow-unauthenticated` (ops review: check said ok).
     if let Some(why) = exposure_problem(&gw, false) {

@@ -58,6 +58,14 @@ use std::sync::OnceLock;
 /// escapes of the JSON strings, counted as sent, lean the same way.)
 pub const BYTES_PER_TOKEN: u64 = 3;
 
+/// The largest figure of one kind a response's usage may report: 100 million tokens, far
+/// above any context window and output cap (a million tokens today). An upstream that reports
+/// more (`"output_tokens": 1e30`, a huge integer) is counted this much: a figure wrapped or
+/// saturated at `u64::MAX` made a Prometheus counter go down and spent every budget with one
+/// response (black-box review). A negative count, or one that is not a number, is no count
+/// (as a missing one: the request is charged its estimate when no count is read at all).
+pub const MAX_USAGE_TOKENS: u64 = 100_000_000;
+
 /// Tokens of one response, by billing kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Usage {
@@ -299,14 +307,16 @@ impl UsageCounter {
                 let cached = n("cachedContentTokenCount").unwrap_or(0);
                 let input = n("promptTokenCount")
                     .unwrap_or(0)
-                    .saturating_add(n("toolUsePromptTokenCount").unwrap_or(0));
+                    .saturating_add(n("toolUsePromptTokenCount").unwrap_or(0))
+                    .min(MAX_USAGE_TOKENS);
                 self.seen = true;
                 self.ended = true;
                 self.usage = Usage {
                     input: input.saturating_sub(cached),
                     output: n("candidatesTokenCount")
                         .unwrap_or(0)
-                        .saturating_add(n("thoughtsTokenCount").unwrap_or(0)),
+                        .saturating_add(n("thoughtsTokenCount").unwrap_or(0))
+                        .min(MAX_USAGE_TOKENS),
                     cache_write: 0,
                     cache_read: cached.min(input),
                 };
@@ -476,25 +486,28 @@ impl Counts for Value {
 
 /// [`token_count`] of a parsed number, without writing it out again.
 fn value_count(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| {
+    let n = v.as_u64().or_else(|| {
         let f = v.as_f64().filter(|f| *f >= 0.0)?;
         Some(f.ceil() as u64)
-    })
+    })?;
+    Some(n.min(MAX_USAGE_TOKENS))
 }
 
 /// A count as a JSON number writes it: a whole number, or one with a fraction or an exponent
 /// (`700.5`, `1e3`), rounded up — a server that writes a count so is still charged it
-/// (regression round: one such count was charged 0). Negative, not a number: no count.
+/// (regression round: one such count was charged 0). Negative, not a number: no count. At
+/// most [`MAX_USAGE_TOKENS`].
 fn token_count(number: &str) -> Option<u64> {
-    number.parse::<u64>().ok().or_else(|| {
-        // A count past what a float holds (`7e400`) is as large as a count gets.
+    let n = number.parse::<u64>().ok().or_else(|| {
+        // A count past what a float holds (`7e400`), or past `u64::MAX`, is as large as a
+        // count gets.
         let f = number
             .parse::<f64>()
             .ok()
             .filter(|f| !f.is_nan() && *f >= 0.0)?;
-        // `as` saturates at `u64::MAX`; settling caps amounts far below that.
         Some(f.ceil() as u64)
-    })
+    })?;
+    Some(n.min(MAX_USAGE_TOKENS))
 }
 
 /// Input and output counts servers report outside a `usage` object: Ollama's, llama.cpp's.
@@ -1768,10 +1781,57 @@ mod tests {
         let mut c = UsageCounter::new(Api::OpenAi);
         c.json(br#"{"usage":{"prompt_tokens":"5","completion_tokens":-3}}"#);
         assert_eq!(c.usage(), None);
-        // Past what a float holds: as large as a count gets (settling caps it).
+        // Past what a float holds: as large as a count gets.
         let mut c = UsageCounter::new(Api::OpenAi);
         c.json(br#"{"usage":{"prompt_tokens":0,"completion_tokens":7e400}}"#);
-        assert_eq!(c.usage().map(|u| u.output), Some(u64::MAX));
+        assert_eq!(c.usage().map(|u| u.output), Some(MAX_USAGE_TOKENS));
+    }
+
+    /// Black-box review: `"output_tokens": 1e30` was counted `u64::MAX` (a Prometheus counter
+    /// wrapped and went down, one response spent every budget). Every figure read, in every
+    /// shape and by both readers, is at most [`MAX_USAGE_TOKENS`]; a negative one is none.
+    #[test]
+    fn absurd_usage_figures_are_clamped() {
+        let max = MAX_USAGE_TOKENS;
+        for (api, body, want) in [
+            (
+                Api::Anthropic,
+                r#"{"usage":{"input_tokens":5,"output_tokens":1e30}}"#,
+                u(5, max, 0, 0),
+            ),
+            (
+                Api::Anthropic,
+                r#"{"usage":{"input_tokens":99999999999999999999999,"output_tokens":18446744073709551615,"cache_creation_input_tokens":100000001,"cache_read_input_tokens":-4}}"#,
+                u(max, max, max, 0),
+            ),
+            (
+                Api::OpenAi,
+                r#"{"usage":{"prompt_tokens":1e300,"completion_tokens":2.5,"prompt_tokens_details":{"cached_tokens":1e40}}}"#,
+                u(0, 3, 0, max),
+            ),
+            (
+                Api::OpenAi,
+                r#"{"usage":{"prompt_tokens":-1,"completion_tokens":7}}"#,
+                u(0, 7, 0, 0),
+            ),
+        ] {
+            let mut scanned = UsageCounter::new(api);
+            scanned.json(body.as_bytes());
+            assert_eq!(scanned.usage(), Some(want), "{body}");
+            let mut parsed = UsageCounter::new(api);
+            parsed.value(&serde_json::from_str(body).unwrap());
+            assert_eq!(parsed.usage(), Some(want), "{body}");
+        }
+        // A server's own counts, and Gemini's sums, too.
+        for body in [
+            r#"{"prompt_eval_count":1e30,"eval_count":184467440737095516150}"#,
+            r#"{"usageMetadata":{"promptTokenCount":1e30,"candidatesTokenCount":1e30,"thoughtsTokenCount":1e30}}"#,
+        ] {
+            let mut c = UsageCounter::any_shape(Api::OpenAi);
+            c.json(body.as_bytes());
+            let got = c.usage().unwrap();
+            assert_eq!((got.input, got.output), (max, max), "{body}");
+        }
     }
 
     /// A broken `usage` after a good one leaves the good one counted.

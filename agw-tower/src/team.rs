@@ -305,22 +305,24 @@ pub struct MetricsConfig {
     pub identity_label: bool,
 }
 
-/// A backend's `access`.
+/// A backend's `access`. A list left out admits everyone; a list that is given must name
+/// someone: `teams: []` reads as "no team may use it" to one reader and "no restriction" to
+/// another, so it is refused (black-box review: it admitted everyone).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessConfig {
     /// Key names or JWT subjects.
     #[serde(default)]
-    pub identities: Vec<String>,
+    pub identities: Option<Vec<String>>,
     /// Teams.
     #[serde(default)]
-    pub teams: Vec<String>,
+    pub teams: Option<Vec<String>>,
     /// JWT groups.
     #[serde(default)]
-    pub groups: Vec<String>,
+    pub groups: Option<Vec<String>>,
     /// Model patterns.
     #[serde(default)]
-    pub models: Vec<String>,
+    pub models: Option<Vec<String>>,
 }
 
 impl AccessConfig {
@@ -328,14 +330,53 @@ impl AccessConfig {
     ///
     /// # Errors
     ///
-    /// A bad model pattern.
+    /// An empty list (named, with how to admit everyone), or a bad model pattern.
     pub fn build(&self) -> Result<Access, TeamError> {
+        let lists = [
+            ("identities", &self.identities),
+            ("teams", &self.teams),
+            ("groups", &self.groups),
+            ("models", &self.models),
+        ];
+        if let Some((field, _)) = lists
+            .iter()
+            .find(|(_, l)| l.as_ref().is_some_and(Vec::is_empty))
+        {
+            return Err(TeamError(format!(
+                "access.{field}: an empty list admits no one; remove `{field}` to admit everyone"
+            )));
+        }
+        let list = |l: &Option<Vec<String>>| l.iter().flatten().cloned().collect::<Vec<_>>();
         Access::any()
-            .identities(self.identities.iter().cloned())
-            .teams(self.teams.iter().cloned())
-            .groups(self.groups.iter().cloned())
-            .models(self.models.iter().cloned())
+            .identities(list(&self.identities))
+            .teams(list(&self.teams))
+            .groups(list(&self.groups))
+            .models(list(&self.models))
             .map_err(|e| TeamError(format!("access.models: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::AccessConfig;
+
+    /// Black-box review: `access: {teams: []}` admitted everyone.
+    #[test]
+    fn an_empty_access_list_is_refused_by_name() {
+        for field in ["identities", "teams", "groups", "models"] {
+            let c: AccessConfig = serde_json::from_str(&format!(r#"{{"{field}": []}}"#)).unwrap();
+            let e = c.build().unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "access.{field}: an empty list admits no one; remove `{field}` to admit \
+                     everyone"
+                )
+            );
+        }
+        let c: AccessConfig = serde_json::from_str(r#"{"teams": ["platform"]}"#).unwrap();
+        assert!(c.build().is_ok());
+        assert!(AccessConfig::default().build().is_ok());
     }
 }
 
@@ -558,7 +599,9 @@ impl TeamConfig {
             config.group_claim = j.group_claim.clone();
             config.team_claim = j.team_claim.clone();
             config.leeway = Duration::from_secs(j.leeway_seconds);
-            let jwks = Jwks::load(source, config)
+            // A JWKS URL that does not answer yet is logged and tried again: the gateway
+            // starts, refusing tokens until then (client keys work).
+            let jwks = Jwks::start(source, config)
                 .await
                 .map_err(|e| TeamError(format!("auth.jwt: {e}")))?;
             jwks.spawn_refresh(Duration::from_secs(j.refresh_seconds.max(10)));

@@ -356,7 +356,16 @@ fn backend(b: &BackendSpec, env: &Env, warnings: &mut Vec<String>) -> Result<Bac
     let access = b
         .access
         .as_ref()
-        .map(|a| a.build().map_err(|e| fe("access", e.to_string())))
+        .map(|a| {
+            a.build().map_err(|e| {
+                // The error names its list (`access.teams: ...`): that is the field.
+                let msg = e.to_string();
+                match msg.split_once(": ") {
+                    Some((field, m)) if field.starts_with("access.") => fe(field, m.to_owned()),
+                    _ => fe("access", msg),
+                }
+            })
+        })
         .transpose()?;
     Ok(Backend {
         access,

@@ -599,3 +599,25 @@ fn an_empty_redis_url_is_named() {
     .unwrap();
     assert_eq!(gw.redis_url_empty, None, "no redis section");
 }
+
+/// Black-box review: an empty access list (`teams: []`) admitted everyone. It is refused in
+/// one line naming the field, by `agw check`, `agw serve` and a reload alike (all parse here).
+#[test]
+fn an_empty_access_list_is_refused() {
+    for field in ["identities", "teams", "groups", "models"] {
+        let text = format!(
+            "metrics: {{}}\nbackends:\n  - name: a\n    provider: anthropic\n    access: {{{field}: []}}\n"
+        );
+        let e = Gateway::parse("c.yaml", &text, &Env::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "access.{field}: backend `a`: an empty list admits no one; remove `{field}` to admit everyone"
+            )),
+            "{e}"
+        );
+        assert!(e.starts_with("c.yaml:"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+}

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use ring::signature;
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,9 @@ pub enum JwtError {
     /// No `sub` string, or the name of callers without a credential ([`ANONYMOUS`](super::ANONYMOUS)).
     #[error("no subject")]
     Subject,
+    /// The JWKS has not been read yet (its URL did not answer since the start).
+    #[error("the JWKS has not been fetched yet")]
+    Unavailable,
 }
 
 /// A JWKS that cannot be used.
@@ -129,11 +133,14 @@ pub struct JwkSet {
 
 impl JwkSet {
     /// Parses a JWKS (`{"keys":[...]}`). Keys of other types (symmetric `oct` keys among them)
-    /// are skipped; a set with no usable key is an error.
+    /// are skipped; a set that lists keys of which none is usable is an error (a document in
+    /// another shape), while an empty list (`{"keys":[]}`) is a set with no keys: every key
+    /// withdrawn, every token refused (black-box review: it was ignored, and the old keys kept
+    /// verifying).
     ///
     /// # Errors
     ///
-    /// Not JSON, too large, too many keys, or no usable key.
+    /// Not JSON, too large, too many keys, or keys listed and none usable.
     pub fn parse(doc: &[u8]) -> Result<Self, JwksError> {
         if doc.len() > MAX_JWKS_LEN {
             return Err(JwksError(format!("larger than {MAX_JWKS_LEN} bytes")));
@@ -189,7 +196,7 @@ impl JwkSet {
                 key,
             });
         }
-        if keys.is_empty() {
+        if keys.is_empty() && !list.is_empty() {
             return Err(JwksError(
                 "no usable key (RSA, EC P-256 or OKP Ed25519 signing keys)".into(),
             ));
@@ -403,36 +410,86 @@ pub enum JwksSource {
 /// How often [`Jwks::spawn_refresh`] looks at a key file for a change.
 const FILE_POLL: Duration = Duration::from_secs(1);
 
+/// How long [`Jwks::spawn_refresh`] waits at most between tries of a JWKS URL that has not
+/// answered yet (from one second, doubling).
+const UNAVAILABLE_RETRY_MAX: Duration = Duration::from_secs(60);
+
 /// A JWKS kept current: the verifier agw uses. Refreshed by [`Jwks::refresh`] (call it on a
 /// timer, e.g. with [`Jwks::spawn_refresh`]) and on an unknown `kid`, at most once per
-/// `min_refresh`. A failed refresh keeps the last good set.
+/// `min_refresh`. A failed refresh (a missing file, a document that does not parse, a URL
+/// that does not answer) keeps the last good set; a document that parses and holds no keys
+/// is the set: every token is refused.
 #[derive(Debug)]
 pub struct Jwks {
     source: JwksSource,
     config: JwtConfig,
     keys: RwLock<Arc<JwkSet>>,
+    /// A set was read: until then every token is refused as [`JwtError::Unavailable`].
+    loaded: AtomicBool,
+    /// The failure last logged, so that a source failing the same way is logged once.
+    failure: Mutex<Option<String>>,
     last_refresh: Mutex<Option<Instant>>,
     min_refresh: Duration,
     fetch_timeout: Duration,
 }
 
 impl Jwks {
+    fn new(source: JwksSource, config: JwtConfig) -> Arc<Self> {
+        Arc::new(Self {
+            source,
+            config,
+            keys: RwLock::default(),
+            loaded: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            last_refresh: Mutex::new(None),
+            min_refresh: Duration::from_secs(30),
+            fetch_timeout: Duration::from_secs(5),
+        })
+    }
+
     /// Loads the set once from `source`.
     ///
     /// # Errors
     ///
-    /// The source cannot be read or holds no usable key.
+    /// The source cannot be read or does not parse.
     pub async fn load(source: JwksSource, config: JwtConfig) -> Result<Arc<Self>, JwksError> {
-        let jwks = Arc::new(Self {
-            source,
-            config,
-            keys: RwLock::default(),
-            last_refresh: Mutex::new(None),
-            min_refresh: Duration::from_secs(30),
-            fetch_timeout: Duration::from_secs(5),
-        });
+        let jwks = Self::new(source, config);
         jwks.refresh().await?;
         Ok(jwks)
+    }
+
+    /// As [`Jwks::load`], except that a URL that does not answer is no error: it is logged
+    /// (one line naming the URL and the cause), tokens are refused as
+    /// [`JwtError::Unavailable`] until a fetch succeeds, and [`Jwks::spawn_refresh`] tries
+    /// again with a bounded backoff. A gateway starts while its identity provider is down, and
+    /// its client keys keep working (black-box review: `agw serve` exited).
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be read or does not parse, or a URL agw would never fetch (plain
+    /// `http` beyond loopback).
+    pub async fn start(source: JwksSource, config: JwtConfig) -> Result<Arc<Self>, JwksError> {
+        if let JwksSource::Url(uri) = &source {
+            check_jwks_url(uri)?;
+            let jwks = Self::new(source, config);
+            let _ = jwks.refresh_logged().await;
+            return Ok(jwks);
+        }
+        Self::load(source, config).await
+    }
+
+    /// Whether a set has been read (a JWKS URL may not have answered yet).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// The source as a log names it: the file, or the URL without credentials.
+    fn shown(&self) -> String {
+        match &self.source {
+            JwksSource::File(path) => path.display().to_string(),
+            JwksSource::Url(uri) => shown_url(&uri.to_string()),
+            JwksSource::Static(_) => "(static)".to_owned(),
+        }
     }
 
     /// Re-reads the source now.
@@ -451,15 +508,63 @@ impl Jwks {
                 .map_err(|_| JwksError(format!("{}: timed out", shown_url(&uri.to_string()))))??,
             JwksSource::Static(b) => b.clone(),
         };
-        let set = JwkSet::parse(&doc)?;
+        let set =
+            JwkSet::parse(&doc).map_err(|e| JwksError(format!("{}: {}", self.shown(), e.0)))?;
+        let had_keys = !self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if set.is_empty() && (had_keys || !self.is_loaded()) {
+            // Said when the set becomes empty, not at every refresh that finds it so.
+            tracing::warn!(
+                target: "agw",
+                "JWKS {} holds no keys: every JWT is refused until keys are added",
+                self.shown()
+            );
+        }
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        self.loaded.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// [`Jwks::refresh`], logging a failure once (until the source reads again or fails
+    /// differently), and the recovery.
+    async fn refresh_logged(&self) -> Result<(), JwksError> {
+        let r = self.refresh().await;
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        match &r {
+            Err(e) if failure.as_deref() != Some(&e.0) => {
+                if self.is_loaded() {
+                    tracing::warn!(
+                        target: "agw",
+                        "JWKS not reloaded, the keys loaded before stay in use: {}",
+                        e.0
+                    );
+                } else {
+                    tracing::warn!(
+                        target: "agw",
+                        "JWKS unavailable, JWTs are refused until it is fetched (retrying): {}",
+                        e.0
+                    );
+                }
+                *failure = Some(e.0.clone());
+            }
+            Err(_) => {}
+            Ok(()) => {
+                if failure.take().is_some() {
+                    tracing::info!(target: "agw", "JWKS {} read again", self.shown());
+                }
+            }
+        }
+        r
     }
 
     /// Refreshes every `every` in a background task (needs a tokio runtime). A file is also
     /// re-read within a second of changing (its size or modification time), as the key file
     /// is: a key removed from it stops verifying tokens then, not at the next period (tenth
-    /// red-team review: for up to ten minutes).
+    /// red-team review: for up to ten minutes). A URL not fetched yet is tried again after a
+    /// second, then twice as long each time, up to a minute. A failure is logged once.
     pub fn spawn_refresh(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         let file = match &self.source {
@@ -473,24 +578,34 @@ impl Jwks {
         };
         // As the file stands now, not when the task first runs.
         let mut seen = file.as_ref().and_then(stamp);
+        let mut backoff = Duration::from_secs(1);
         tokio::spawn(async move {
-            let tick = if file.is_some() {
-                FILE_POLL.min(every)
-            } else {
-                every
-            };
             let mut since = Duration::ZERO;
             loop {
+                let loaded = match weak.upgrade() {
+                    Some(jwks) => jwks.is_loaded(),
+                    None => return,
+                };
+                let tick = if file.is_some() {
+                    FILE_POLL.min(every)
+                } else if !loaded {
+                    backoff.min(every)
+                } else {
+                    every
+                };
                 tokio::time::sleep(tick).await;
                 since += tick;
                 let Some(jwks) = weak.upgrade() else { return };
                 let now = file.as_ref().and_then(stamp);
-                if since >= every || now != seen {
+                if since >= every || now != seen || !loaded {
                     since = Duration::ZERO;
                     // A change that did not read (a file being written) is tried again at
                     // the next look.
-                    if jwks.refresh().await.is_ok() {
+                    if jwks.refresh_logged().await.is_ok() {
                         seen = now;
+                        backoff = Duration::from_secs(1);
+                    } else {
+                        backoff = (backoff * 2).min(UNAVAILABLE_RETRY_MAX);
                     }
                 }
             }
@@ -508,16 +623,22 @@ impl Jwks {
         now: u64,
     ) -> BoxFuture<'a, Result<Claims, JwtError>> {
         Box::pin(async move {
-            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
-            match verify(token, &keys, &self.config, now) {
-                Err(JwtError::UnknownKey) if self.may_refresh() => {
-                    let _ = self.refresh().await;
-                    let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
-                    verify(token, &keys, &self.config, now)
+            match self.verify_now(token, now) {
+                Err(JwtError::UnknownKey | JwtError::Unavailable) if self.may_refresh() => {
+                    let _ = self.refresh_logged().await;
+                    self.verify_now(token, now)
                 }
                 r => r,
             }
         })
+    }
+
+    fn verify_now(&self, token: &str, now: u64) -> Result<Claims, JwtError> {
+        if !self.is_loaded() {
+            return Err(JwtError::Unavailable);
+        }
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        verify(token, &keys, &self.config, now)
     }
 
     fn may_refresh(&self) -> bool {
@@ -567,7 +688,12 @@ async fn fetch(uri: http::Uri) -> Result<Bytes, JwksError> {
         .enable_http1()
         .wrap_connector(http);
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
-    let res = client.get(uri.clone()).await.map_err(|e| err(&e))?;
+    // The root cause (connection refused, a name that does not resolve, a certificate
+    // refused), not hyper's "client error (Connect)".
+    let res = client
+        .get(uri.clone())
+        .await
+        .map_err(|e| err(&format_args!("cannot fetch: {}", root_cause(&e))))?;
     if !res.status().is_success() {
         return Err(err(&res.status()));
     }
@@ -576,6 +702,15 @@ async fn fetch(uri: http::Uri) -> Result<Bytes, JwksError> {
         .await
         .map_err(|e| err(&e))?;
     Ok(body.to_bytes())
+}
+
+/// The innermost error of `e`'s chain, which names what went wrong.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 #[cfg(test)]
@@ -589,3 +724,6 @@ mod shown_tests {
         assert_eq!(s, "https://***@idp.example:8443/jwks?…");
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -157,6 +157,7 @@ impl AuthError {
                 J::Issuer => "jwt_issuer",
                 J::Audience => "jwt_audience",
                 J::Subject => "jwt_subject",
+                J::Unavailable => "jwt_jwks_unavailable",
             },
         }
     }

@@ -37,6 +37,10 @@ pub(crate) fn unauthorized(err: &AuthError) -> ErrorBody {
             "agw: two different agw credentials (x-api-key and Authorization: Bearer, or one \
              header twice): send one"
         }
+        AuthError::Jwt(super::jwt::JwtError::Unavailable) => {
+            "agw: tokens cannot be checked yet: the identity provider's keys (JWKS) have not \
+             been fetched; agw keys still work. Try again shortly"
+        }
         _ => "agw: invalid client credential (unknown, revoked or expired key, or a refused token)",
     };
     ErrorBody::new(ErrorKind::Authentication, message)

@@ -47,14 +47,14 @@ pub use timer::{UpstreamTimer, UpstreamTimerLayer, UpstreamTiming};
 
 use crate::usage::{UsageReport, UsageSink};
 use agw_core::route::RouteKind;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use series::SeriesCache;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The content type of [`Metrics::encode`]'s output.
@@ -91,8 +91,8 @@ struct Requests {
     route: &'static str,
     backend: String,
     status: u16,
-    identity: Option<String>,
-    team: Option<String>,
+    #[prometheus(flatten)]
+    who: Who,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -100,17 +100,59 @@ struct TokenKind {
     backend: String,
     model: String,
     kind: &'static str,
-    identity: Option<String>,
-    team: Option<String>,
+    #[prometheus(flatten)]
+    who: Who,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Cost {
     backend: String,
     model: String,
-    identity: Option<String>,
-    team: Option<String>,
+    #[prometheus(flatten)]
+    who: Who,
 }
+
+/// The `identity` and `team` labels: both (a caller without a team has `team=""`) with
+/// identity labels on, neither without — not two empty labels on every series (black-box
+/// review). Last in its label set: a flattened set takes the encoder.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+struct Who(Option<(String, String)>);
+
+impl EncodeLabelSet for Who {
+    fn encode(&self, mut encoder: LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        if let Some((identity, team)) = &self.0 {
+            ("identity", identity.as_str()).encode(encoder.encode_label())?;
+            ("team", team.as_str()).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+/// A counter's value that saturates at `u64::MAX` instead of wrapping: a counter never goes
+/// down (black-box review: an absurd usage figure wrapped `agw_tokens_total`).
+#[derive(Debug, Default)]
+pub(crate) struct Saturating(AtomicU64);
+
+impl prometheus_client::metrics::counter::Atomic<u64> for Saturating {
+    fn inc(&self) -> u64 {
+        self.inc_by(1)
+    }
+
+    fn inc_by(&self, v: u64) -> u64 {
+        let add = |n: u64| Some(n.saturating_add(v));
+        // `add` always gives a value: the update cannot fail.
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, add)
+            .unwrap_or_else(|n| n)
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A counter of whole things that never wraps.
+pub(crate) type Count = Counter<u64, Saturating>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Route {
@@ -185,8 +227,8 @@ pub struct Metrics {
     token_usage: Hist<Tokens>,
     duration: Hist<Duration_>,
     ttft: Hist<GenAi>,
-    requests: Family<Requests, Counter>,
-    tokens: Family<TokenKind, Counter>,
+    requests: Family<Requests, Count>,
+    tokens: Family<TokenKind, Count>,
     cost: Family<Cost, Counter<f64, AtomicU64>>,
     added: Hist<Route>,
     guard: Family<Guard, Counter>,
@@ -359,14 +401,12 @@ impl Metrics {
         status: u16,
         who: Option<&crate::auth::Identity>,
     ) {
-        let (identity, team) = self.labels_of(who);
         self.requests
             .get_or_create(&Requests {
                 route: route.name(),
                 backend: backend.to_owned(),
                 status,
-                identity,
-                team,
+                who: self.labels_of(who),
             })
             .inc();
     }
@@ -427,14 +467,12 @@ impl UsageSink for Metrics {
         let s = self.series.get(r, self.identity_label);
         s.requests
             .get_or_init(|| {
-                let (identity, team) = self.identity(r);
                 self.requests
                     .get_or_create(&Requests {
                         route: r.route.name(),
                         backend: r.backend.as_deref().unwrap_or("").to_owned(),
                         status: r.status.as_u16(),
-                        identity,
-                        team,
+                        who: self.identity(r),
                     })
                     .clone()
             })
@@ -517,14 +555,12 @@ impl UsageSink for Metrics {
             if n > 0 {
                 s.tokens[i]
                     .get_or_init(|| {
-                        let (identity, team) = self.identity(r);
                         self.tokens
                             .get_or_create(&TokenKind {
                                 backend: backend(),
                                 model: model(),
                                 kind,
-                                identity,
-                                team,
+                                who: self.identity(r),
                             })
                             .clone()
                     })
@@ -534,13 +570,11 @@ impl UsageSink for Metrics {
         if let Some(c) = r.cost_micros {
             s.cost
                 .get_or_init(|| {
-                    let (identity, team) = self.identity(r);
                     self.cost
                         .get_or_create(&Cost {
                             backend: backend(),
                             model: model(),
-                            identity,
-                            team,
+                            who: self.identity(r),
                         })
                         .clone()
                 })
@@ -577,19 +611,31 @@ impl Metrics {
     }
 
     /// The `identity` and `team` labels of a report (none unless configured).
-    fn identity(&self, r: &UsageReport) -> (Option<String>, Option<String>) {
+    fn identity(&self, r: &UsageReport) -> Who {
         self.labels_of(r.identity.as_ref())
     }
 
-    /// The `identity` and `team` labels of a caller, where identities are labels.
-    fn labels_of(&self, who: Option<&crate::auth::Identity>) -> (Option<String>, Option<String>) {
-        match (who, self.identity_label) {
-            (Some(i), true) => (
-                Some(label_value(&i.name)),
-                i.team.as_deref().map(label_value),
-            ),
-            _ => (None, None),
+    /// The `identity` and `team` labels of a caller, where identities are labels. Capped as
+    /// model names are: a name over [`MAX_MODEL_LABEL`] bytes is `other` (a JWT's `sub` is
+    /// the identity provider's, and may be kilobytes: black-box review).
+    fn labels_of(&self, who: Option<&crate::auth::Identity>) -> Who {
+        if !self.identity_label {
+            return Who(None);
         }
+        let capped = |v: &str| {
+            if v.len() > MAX_MODEL_LABEL {
+                "other".to_owned()
+            } else {
+                label_value(v)
+            }
+        };
+        Who(Some(match who {
+            Some(i) => (
+                capped(&i.name),
+                i.team.as_deref().map_or_else(String::new, capped),
+            ),
+            None => (String::new(), String::new()),
+        }))
     }
 }
 
@@ -623,3 +669,6 @@ pub(crate) fn label_value(v: &str) -> String {
 pub fn label_safe(c: char) -> bool {
     c != '"' && c != '\\' && !c.is_control()
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,14 +15,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// needed (a series appears in the exposition only once something was recorded in it).
 #[derive(Debug, Default)]
 pub(super) struct Series {
-    pub requests: OnceLock<Counter>,
+    pub requests: OnceLock<super::Count>,
     pub added: OnceLock<Histogram>,
     pub duration: OnceLock<Histogram>,
     pub ttft: OnceLock<Histogram>,
     /// Input, output.
     pub token_usage: [OnceLock<Histogram>; 2],
     /// Input, output, cache write, cache read.
-    pub tokens: [OnceLock<Counter>; 4],
+    pub tokens: [OnceLock<super::Count>; 4],
     pub cost: OnceLock<Counter<f64, AtomicU64>>,
 }
 
