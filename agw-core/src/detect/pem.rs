@@ -162,6 +162,26 @@ struct Margin<'a> {
     file: &'a [u8],
     /// Whether a line number may be followed by spaces, as on the header's line.
     spaced: bool,
+    /// What the header's line has before the `-----BEGIN` (a log's timestamp and source, a
+    /// viewer's `   1 │ `, a table's `| `), at most [`MAX_COLUMN`] bytes: an inner line that
+    /// starts with a prefix of its shape ([`same_shape`]) has its key body at the same column.
+    column: &'a [u8],
+}
+
+/// The longest prefix of the header's line read as a column margin.
+const MAX_COLUMN: usize = 128;
+
+/// Whether `line` (as long as `column`) has the shape of the header's `column`: a digit where
+/// it has one (a line number, a timestamp), a digit or a space where it has a space (a
+/// right-aligned number that grew a digit), the same byte elsewhere (another file's name,
+/// another source, is another margin).
+fn same_shape(line: &[u8], column: &[u8]) -> bool {
+    line.len() == column.len()
+        && line.iter().zip(column).all(|(&a, &b)| match b {
+            b'0'..=b'9' => a.is_ascii_digit(),
+            b' ' => a == b' ' || a.is_ascii_digit(),
+            _ => a == b,
+        })
 }
 
 /// The longest margin read before a header.
@@ -200,7 +220,17 @@ impl<'a> Margin<'a> {
                 file = name;
             }
         }
-        Margin { file, spaced }
+        let column = if line.len() <= MAX_COLUMN && !line.iter().all(|&b| b == b' ' || b == b'\t')
+        {
+            line
+        } else {
+            &[]
+        };
+        Margin {
+            file,
+            spaced,
+            column,
+        }
     }
 }
 
@@ -223,6 +253,8 @@ fn skip_space(text: &[u8], mut i: usize, m: Margin<'_>) -> usize {
             // base64 line starts with is followed by no blank, nor is an end line's `-`.
             b'"' | b'\'' | b'`' | b',' | b';' => i += 1,
             b'+' | b'>' | b'#' | b'-' if blank(at(text, i + 1)) => i += 1,
+            // A table's cell borders (`| MIIE… |`): base64 has no `|`.
+            b'|' if blank(at(text, i + 1)) || line_end(text, i + 1) => i += 1,
             b'/' if at(text, i + 1) == b'/' && blank(at(text, i + 2)) => i += 2,
             b'<' => match [&b"<br>"[..], b"<br/>", b"<br />"]
                 .into_iter()
@@ -270,16 +302,22 @@ fn skip_line_number(text: &[u8], i: usize, m: Margin<'_>) -> usize {
     while at(text, j).is_ascii_digit() {
         j += 1;
     }
-    if j == digits || j - digits > 9 {
-        return i;
-    }
-    if text[j..].starts_with("→".as_bytes()) {
+    let numbered = j > digits && j - digits <= 9;
+    if !m.column.is_empty()
+        && text
+            .get(i..i + m.column.len())
+            .is_some_and(|line| same_shape(line, m.column))
+    {
+        // The header line's own margin, again (`   2 │ `, `Nov 30 12:00:01 host app[7]: `,
+        // a timestamp that a line number's rules would cut at its first `-`).
+        i + m.column.len()
+    } else if numbered && text[j..].starts_with("→".as_bytes()) {
         j + "→".len()
-    } else if matches!(at(text, j), b'\t' | b':' | b'-') {
+    } else if numbered && matches!(at(text, j), b'\t' | b':' | b'-') {
         j + 1
-    } else if text[j..].starts_with(b"\\t") {
+    } else if numbered && text[j..].starts_with(b"\\t") {
         j + 2
-    } else if m.spaced && at(text, j) == b' ' {
+    } else if numbered && m.spaced && at(text, j) == b' ' {
         j + text[j..].iter().take_while(|&&b| b == b' ').count()
     } else {
         i
@@ -432,7 +470,31 @@ mod tests {
             .map(|l| format!("{l}$"))
             .collect::<Vec<_>>()
             .join("\n");
+        // Fifteenth review: the header line's own margin on every line, whatever it is — a
+        // viewer's (`bat`), a log's (journald, `kubectl logs --prefix`, `docker logs -t`), a
+        // table's cells.
+        let bat = with(&|n| format!("{n:>4} │ "), "\n");
+        let bat_10 = with(&|n| format!("{:>4} │ ", n + 7), "\n");
+        let journal = with(&|n| format!("Nov 30 12:00:0{n} web-1 app[812]: "), "\n");
+        let kubectl = with(&|_| "[pod/api-7f9c/app] ".to_owned(), "\n");
+        let docker = with(&|n| format!("2026-11-30T12:00:0{n}.123456789Z "), "\n");
+        let table = rsa
+            .lines()
+            .map(|l| format!("| {l} |"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let cases: Vec<(String, Vec<String>)> = vec![
+            (bat.clone(), vec![after(&bat, "   1 │ ")]),
+            (bat_10.clone(), vec![after(&bat_10, "   8 │ ")]),
+            (journal.clone(), vec![after(&journal, "Nov 30 12:00:01 web-1 app[812]: ")]),
+            (kubectl.clone(), vec![after(&kubectl, "[pod/api-7f9c/app] ")]),
+            (docker.clone(), vec![after(&docker, "2026-11-30T12:00:01.123456789Z ")]),
+            (table.clone(), vec![table[2..table.len() - 2].to_owned()]),
+            // A margin of another shape ends the body.
+            (
+                "[a] -----BEGIN PRIVATE KEY-----\n(bb) MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw\n-----END PRIVATE KEY-----".into(),
+                vec![],
+            ),
             (grep_rn.clone(), vec![after(&grep_rn, "secrets/id_rsa:1:")]),
             (format!("$ grep -rn KEY .\n{grep_r}\n"), vec![after(&grep_r, "secrets/id_rsa:")]),
             (escaped.clone(), vec![after(&escaped, "secrets/id_rsa:1:")]),
