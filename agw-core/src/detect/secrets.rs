@@ -691,12 +691,21 @@ fn pem_base64(text: &[u8], s: usize) -> Option<usize> {
         return None;
     }
     let mut end = first;
+    // The indentation of the lines after the first (a YAML block scalar's, `tls.key: >-` then
+    // the base64 indented under it): the same on each (fifteenth review: only the first line
+    // was found).
+    let mut indent = None;
     loop {
         let next = [&b"\r\n"[..], b"\n", b"\\n", b"\\r\\n"]
             .iter()
             .find(|br| text[end..].starts_with(br))
             .map(|br| end + br.len());
         let Some(line) = next else { break };
+        let blanks = indentation(text, line);
+        if *indent.get_or_insert(blanks) != blanks {
+            break;
+        }
+        let line = line + blanks;
         let e = run(text, line, is_b64);
         // A line of base64 alone (not `tls.crt: …`, the next key of a manifest).
         let alone = matches!(at(text, e), 0 | b'\n' | b'\r' | b'\\' | b'"' | b'\'' | b' ');
@@ -731,8 +740,20 @@ fn pem_base64_open(text: &[u8], s: usize) -> bool {
     };
     let rest = &text[end..];
     [&b"\r\n"[..], b"\n", b"\\n", b"\\r\\n"].iter().any(|br| {
-        br.starts_with(rest) || (rest.starts_with(br) && run(rest, br.len(), is_b64) == rest.len())
+        br.starts_with(rest) || {
+            let line = br.len() + indentation(rest, br.len());
+            rest.starts_with(br) && run(rest, line, is_b64) == rest.len()
+        }
     })
+}
+
+/// How many spaces and tabs (at most 64) start the line at `i`.
+fn indentation(text: &[u8], i: usize) -> usize {
+    text[i.min(text.len())..]
+        .iter()
+        .take(64)
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count()
 }
 
 /// Decodes standard base64 (no padding needed) until the first character that is not base64.
@@ -1134,6 +1155,22 @@ mod tests {
                 "tls.key: LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\nLS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=\ntls.crt: x",
                 &[
                     "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\nLS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=",
+                ],
+            ),
+            (
+                // Fifteenth review: wrapped and indented under a YAML block scalar, every line
+                // (one indentation throughout; the next key ends it).
+                Detector::PemPrivateKey,
+                "data:\n  tls.key: >-\n    LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\n    LS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=\n  tls.crt: x",
+                &[
+                    "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\n    LS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=",
+                ],
+            ),
+            (
+                Detector::PemPrivateKey,
+                "k: LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\n  LS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=\n    QUJD\nnext",
+                &[
+                    "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\n  LS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=",
                 ],
             ),
             (
