@@ -457,6 +457,16 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
     }
     let label_end = i;
     i = blanks(i);
+    // `aws configure`'s prompt shows the current value in brackets before its colon
+    // (`AWS Secret Access Key [None]: KEY`, `[****************wXyZ]: KEY`; fifteenth review).
+    if at(text, i) == b'[' {
+        let window = &text[i..len.min(i + 48)];
+        match window.iter().position(|&b| matches!(b, b']' | b'\n' | b'\r')) {
+            Some(k) if window[k] == b']' && at(text, i + k + 1) == b':' => i = i + k + 1,
+            None if len < i + 48 => return Step::Cut,
+            _ => {}
+        }
+    }
     // `, "KEY"` (a call's next argument, a CSV row's next cell): the value itself, not the
     // next field's name.
     if at(text, i) == b',' {
@@ -521,7 +531,8 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
         (b'=' | b':' | b'>', _) => i += 1,
         _ if is => i += 2,
         _ if cut(i) => return Step::Cut,
-        _ if i > label_end && !next_field => return Step::At(i),
+        // Blanks alone, then the value, perhaps quoted (DuckDB's `SECRET 'KEY'`).
+        _ if i > label_end && !next_field => return Step::At(quote(i).unwrap_or(i)),
         _ => return Step::No,
     }
     i = blanks(i);
@@ -987,6 +998,12 @@ mod tests {
             (format!("new S3Client({{ secretAccessKey: '{k}' }})"), &[k]),
             (format!("\\\"SecretAccessKey\\\":\\\"{k}\\\""), &[k]),
             (format!("MY_AWS_SECRET_ACCESS_KEY:\t{k}"), &[k]),
+            // Fifteenth review: `aws configure`'s prompts, DuckDB's quoted `SECRET`.
+            (format!("AWS Access Key ID [None]: AKIA2E0A8F3B244C9986\nAWS Secret Access Key [None]: {k}\n"), &[k]),
+            (format!("AWS Secret Access Key [****************wXyZ]: {k}\n"), &[k]),
+            (format!("CREATE SECRET s3 (TYPE S3, KEY_ID 'AKIA2E0A8F3B244C9986', SECRET '{k}', REGION 'us-east-1');"), &[k]),
+            (format!("aws_secret_access_key \"{k}\""), &[k]),
+            (format!("AWS Secret Access Key [None] {k}"), &[]),
             (
                 "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
                 &["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"],
