@@ -58,10 +58,11 @@ impl Known {
     }
 }
 
-/// Whether a string byte can need attention: the closing quote, an escape, or non-ASCII.
+/// Whether a string byte can need attention: the closing quote, an escape, non-ASCII, or a
+/// control character (which JSON allows only escaped: the scanner refuses it).
 #[inline]
 pub(super) fn is_special(c: u8) -> bool {
-    c == b'"' || c == b'\\' || c >= 0x80
+    c == b'"' || c == b'\\' || c >= 0x80 || c < 0x20
 }
 
 /// What [`attention`] found in the 16 bytes at a position.
@@ -76,8 +77,8 @@ pub(super) enum Step {
     Tail,
 }
 
-/// Finds the first byte of `b[pos..pos + 16]` that is `"`, `\`, or non-ASCII and not part of
-/// an occurrence of `known`. `pos` must be on a character boundary; so is `pos` plus a
+/// Finds the first byte of `b[pos..pos + 16]` that is `"`, `\`, a control character, or
+/// non-ASCII and not part of an occurrence of `known`. `pos` must be on a character boundary; so is `pos` plus a
 /// [`Step::Skip`].
 #[cfg(target_arch = "x86_64")]
 #[inline]
@@ -93,7 +94,8 @@ pub(super) fn attention(b: &[u8], pos: usize, known: &Known) -> Step {
     let quote = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'"' as i8));
     let slash = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'\\' as i8));
     let stops = move_mask_i8_m128i(bitor_m128i(quote, slash)) as u32;
-    let high = move_mask_i8_m128i(v) as u32;
+    // Bytes below 0x20 as signed bytes: control characters, and every non-ASCII byte.
+    let high = move_mask_i8_m128i(cmp_lt_mask_i8_m128i(v, set_splat_i8_m128i(0x20))) as u32;
     let mut covered = 0;
     let mut skip = 16;
     if high != 0 && known.len > 0 {
@@ -195,16 +197,20 @@ mod swar {
         (hi != 0).then(|| 8 + hi.trailing_zeros() as usize / 8)
     }
 
-    /// The high bit of each byte of `w` that is `"` or `\` (or non-ASCII, with `high`). Exact
-    /// for the lowest such byte: the zero-byte test can flag a byte above a real match, never
-    /// below.
+    /// The high bit of each byte of `w` that is `"` or `\` (or non-ASCII or a control
+    /// character, with `high`). Exact for the lowest such byte: the zero-byte and less-than
+    /// tests can flag a byte above a real match, never below.
     #[inline]
     pub fn special(w: u64, high: bool) -> u64 {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGH: u64 = 0x8080_8080_8080_8080;
         let q = w ^ (ONES * u64::from(b'"'));
         let s = w ^ (ONES * u64::from(b'\\'));
-        let w = if high { w } else { 0 };
+        let w = if high {
+            w | (w.wrapping_sub(ONES * 0x20) & !w)
+        } else {
+            0
+        };
         ((q.wrapping_sub(ONES) & !q) | (s.wrapping_sub(ONES) & !s) | w) & HIGH
     }
 }
@@ -319,6 +325,23 @@ mod tests {
                 assert_eq!(swar::first(block, high), want, "{block:?}");
             }
         }
+    }
+
+    /// A control character stops the block compare and the fallback alike, at any offset.
+    #[test]
+    fn control_characters_need_attention() {
+        for c in [0u8, 1, 0x0a, 0x1b, 0x1f] {
+            for at in 0..16 {
+                let mut block = *b"plain text here!";
+                block[at] = c;
+                let b = [&block[..], b"and some more text"].concat();
+                assert_eq!(attention(&b, 0, &Known::none()), Step::Stop(at), "{c} {at}");
+                assert_eq!(swar::first(&block, true), Some(at), "{c} {at}");
+                assert_eq!(swar::first(&block, false), None, "{c} {at}");
+            }
+        }
+        let b = *b"plain text here! and more";
+        assert!(matches!(attention(&b, 0, &Known::none()), Step::Skip(16)));
     }
 
     #[test]

@@ -192,6 +192,7 @@ impl<'a> Scanner<'a> {
         loop {
             let at = self.quote_or_escape(pos)?;
             if self.b[at] == b'"' {
+                self.control_free(start, at)?;
                 self.pos = at + 1;
                 return Ok(Str {
                     raw: start..at,
@@ -200,6 +201,19 @@ impl<'a> Scanner<'a> {
             }
             escaped = true;
             pos = at + self.escape(at)?.1;
+        }
+    }
+
+    /// Refuses a string whose raw bytes `start..end` hold a control character: JSON allows
+    /// them only escaped, and a lenient reader that takes them raw (Python's `strict=False`)
+    /// reads text a guard that dropped them would not (fifteenth review).
+    fn control_free(&mut self, start: usize, end: usize) -> Result<(), JsonError> {
+        match self.b[start..end].iter().position(|&c| c < 0x20) {
+            None => Ok(()),
+            Some(k) => {
+                self.pos = start + k;
+                Err(self.err("a control character in a string"))
+            }
         }
     }
 
@@ -293,6 +307,10 @@ impl<'a> Scanner<'a> {
             };
             match b[at] {
                 b'"' => {
+                    if !simple {
+                        // Blocks were skipped whole since the string stopped being simple.
+                        self.control_free(start, at)?;
+                    }
                     self.pos = at + 1;
                     let raw = start..at;
                     let kind = if !simple {
@@ -326,6 +344,10 @@ impl<'a> Scanner<'a> {
                             pos = at + 2;
                         }
                     }
+                }
+                0..0x20 => {
+                    self.pos = at;
+                    return Err(self.err("a control character in a string"));
                 }
                 lead => {
                     debug_assert!(simple, "non-ASCII is only looked at while simple");
@@ -733,6 +755,36 @@ mod tests {
             assert!(skip_all(bad).is_err(), "{bad:?} should fail");
         }
         assert!(matches!(Scanner::new(b"\"\xff\""), Err(JsonError::Utf8(1))));
+    }
+
+    /// A raw control character in a string a guard reads is refused, as JSON has it (a
+    /// lenient reader would read it; the guard's text dropped it): in a value read as text on
+    /// the fast path and after an escape, and in a key; escaped it is text.
+    #[test]
+    fn raw_control_characters_in_read_strings_are_refused() {
+        for (raw, at) in [
+            ("\"cre\u{0}dit card\"", 4),
+            ("\"SECRET\u{1c}-1234\"", 7),
+            ("\"a long run of plain text, then \u{1b}[0m\"", 32),
+            ("\"\\u00e9 then\u{7} bell\"", 12),
+        ] {
+            let mut sc = Scanner::new(raw.as_bytes()).unwrap();
+            let err = sc.string_into(&mut Vec::new()).unwrap_err();
+            assert_eq!(
+                err,
+                JsonError::Syntax {
+                    what: "a control character in a string",
+                    at
+                },
+                "{raw:?}"
+            );
+            let mut sc = Scanner::new(raw.as_bytes()).unwrap();
+            assert!(sc.string().is_err(), "{raw:?}");
+        }
+        let mut sc = Scanner::new(br#""cre\u0000dit card""#).unwrap();
+        let mut out = Vec::new();
+        sc.string_into(&mut out).unwrap();
+        assert_eq!(out, b"credit card");
     }
 
     #[test]
