@@ -459,7 +459,7 @@ backends:
         ("{regex: [\"credit card\"]}", "credit\\n\\ncard", true),
         (
             "{keywords: [\"credit card\"]}",
-            "credit \u{3000}\tcard",
+            "credit \u{3000}\\tcard",
             true,
         ),
         ("{keywords: [\"credit card\"]}", "creditcard", false),

@@ -506,16 +506,7 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
         }
         let (c, next) = next_char(raw, i);
         if is_invisible(c) {
-            // A terminal's control sequence (`ESC [ 32 m`: colours in `grep --color` and test
-            // runners' output, pasted into tool results) is read as the terminal shows it, as
-            // nothing: with only its ESC dropped, its final letter ran into a token behind it
-            // (`mghp_...`) and hid it from every detector that needs a word boundary
-            // (fifteenth review).
-            i = if c == '\u{1b}' {
-                csi_end(raw, next).unwrap_or(next)
-            } else {
-                next
-            };
+            i = next;
             continue;
         }
         // An ASCII character here is an escape: `\f`, `\u000b` and the like read as whitespace.
@@ -539,53 +530,9 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
     emitted.get() <= limit
 }
 
-/// The end of an ANSI control sequence whose `ESC` ends at `at`: `[`, parameter bytes
-/// (`0-9:;<=>?`), intermediate bytes (space to `/`), one final byte (`@` to `~`), each
-/// written as itself or as an escape. `None` if none starts there (then only the `ESC` goes).
-fn csi_end(raw: &[u8], at: usize) -> Option<usize> {
-    let mut i = at;
-    let mut next = || {
-        let c = (i < raw.len()).then(|| next_char(raw, i))?;
-        i = c.1;
-        Some((c.0, c.1))
-    };
-    if next()?.0 != '[' {
-        return None;
-    }
-    // Parameters and intermediates are bounded: a sequence is short.
-    for _ in 0..32 {
-        match next()? {
-            ('0'..=';' | '<'..='?' | ' '..='/', _) => {}
-            ('@'..='~', end) => return Some(end),
-            _ => return None,
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Colour codes read as nothing, as a terminal shows them; an `ESC` that starts no
-    /// sequence goes alone.
-    #[test]
-    fn terminal_control_sequences_read_as_nothing() {
-        for (raw, want) in [
-            (r"\u001b[32mghp_x\u001b[0m", "ghp_x"),
-            (r"a:12:\u001b[01;31m\u001b[Kghp_x\u001b[m\u001b[K end", "a:12:ghp_x end"),
-            (r"\u001b[38;5;208mkey", "key"),
-            (r"\u001b\u005b1mkey", "key"),
-            (r"\u001bkey", "key"),
-            (r"\u001b[", "["),
-            (r"\u001b[12", "[12"),
-            (r"\u001b[1\u0007m", "[1m"),
-        ] {
-            let mut out = Vec::new();
-            assert!(decode_full(raw.as_bytes(), &mut out), "{raw}");
-            assert_eq!(String::from_utf8(out).unwrap(), want, "{raw}");
-        }
-    }
 
     #[test]
     fn plain_text_with_a_control_needs_normalising() {

@@ -208,25 +208,20 @@ fn text_starting_with_data_colon_is_masked_as_text() {
     assert!(matches!(verdict.decision(), Decision::Reject(_)), "{body}");
 }
 
-/// A terminal colour code right before a key (`grep --color` output in a tool result) no
-/// longer hides it: the code reads as nothing, and a mask replaces the key alone, the codes
-/// kept as sent.
+/// `ESC [` before a word hides none of it: only the `ESC` is dropped, so the letter a terminal
+/// would take as the sequence's end stays text, as the model reads it (a try that read
+/// terminal sequences as nothing let `\u001b[credit card` past the seed rule: second round).
 #[test]
-fn a_colour_code_before_a_key_hides_nothing() {
+fn an_escape_bracket_before_a_word_hides_none_of_it() {
     let policy = Policy::builder()
+        .rule(Rule::literals("seed", ["credit card"]).reject("blocked"))
         .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
         .build()
         .unwrap();
-    let body = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"cfg:3:\u001b[01;31m\u001b[KAKIAIOSFODNN7EXAMPLE\u001b[m\u001b[K"}]}]}"#;
-    let Decision::Rewrite(out) = policy
-        .inspect(RouteKind::Messages, body.as_bytes())
-        .unwrap()
-        .into_decision()
-    else {
-        panic!("not masked");
-    };
-    assert_eq!(
-        String::from_utf8(out).unwrap(),
-        body.replace("AKIAIOSFODNN7EXAMPLE", "<AWS_ACCESS_KEY>")
-    );
+    let body = json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "tell me about \u{1b}[credit card numbers"}]});
+    let verdict = policy
+        .inspect(RouteKind::Messages, body.to_string().as_bytes())
+        .unwrap();
+    assert!(matches!(verdict.decision(), Decision::Reject(_)), "{body}");
 }
