@@ -706,10 +706,36 @@ impl<'b> Walker<'b> {
             inner: Vec::new(),
             keys: Vec::new(),
         };
-        let read = Scanner::new(json).and_then(|mut sc| {
-            sub.value(&mut sc, Some(b"arguments"), Field::ToolInput)?;
-            sc.finish()
-        });
+        fn read_doc<'d>(sub: &mut Walker<'d>, doc: &'d [u8]) -> Result<(), JsonError> {
+            Scanner::new(doc).and_then(|mut sc| {
+                sub.value(&mut sc, Some(b"arguments"), Field::ToolInput)?;
+                sc.finish()
+            })
+        }
+        let mut read = read_doc(&mut sub, json);
+        // Arguments cut short (the model's token limit hit mid-call), read as clients' partial
+        // readers complete them (`crate::json::cut`): masks land in the part written (second
+        // round: a cut Responses call with a `\u` escape failed the reply).
+        let mut completed = None;
+        if read.is_err()
+            && let Some(c) = crate::json::cut::complete(json)
+            && !c.closers.is_empty()
+        {
+            let mut doc = json[..c.kept].to_vec();
+            doc.extend_from_slice(&c.closers);
+            let mut cut = Walker {
+                body: &doc,
+                pending: Vec::new(),
+                tools: Vec::new(),
+                inner: Vec::new(),
+                keys: Vec::new(),
+            };
+            if read_doc(&mut cut, &doc).is_ok() {
+                sub.pending = cut.pending;
+                read = Ok(());
+                completed = Some(doc);
+            }
+        }
         match read {
             Ok(()) => {
                 let i = Some(self.inner.len() as u32);
@@ -717,7 +743,7 @@ impl<'b> Walker<'b> {
                     .extend(sub.pending.into_iter().map(|p| Pending { inner: i, ..p }));
                 self.inner.push(Inner {
                     raw: s.raw.clone(),
-                    json: json.to_vec(),
+                    json: completed.unwrap_or_else(|| json.to_vec()),
                 });
                 Ok(true)
             }

@@ -1026,19 +1026,6 @@ impl StreamGuard {
         } else {
             &chan.input
         };
-        if let Some(hit) = self.policy.check_tool_call(&chan.name, input) {
-            match hit.reject {
-                Some((status, message)) => {
-                    let err =
-                        ErrorBody::new(ErrorKind::InvalidRequest, message).with_status(status);
-                    return Err(self.reject(hit.rule, err));
-                }
-                None => self.hits.push(StreamHit {
-                    rule: hit.rule,
-                    action: hit.action,
-                }),
-            }
-        }
         // The text rules read the input as a tool input (every string, masked in place).
         let wrap = |input: &[u8], closers: &[u8]| {
             let mut doc = Vec::with_capacity(input.len() + closers.len() + 10);
@@ -1074,6 +1061,22 @@ impl StreamGuard {
                 }
             }
         };
+        // The tool rules decide on the input as read (completed, if it was cut short: a rule
+        // naming the tool had refused a cut call as not JSON; second round).
+        let read = &doc[9..doc.len() - 1];
+        if let Some(hit) = self.policy.check_tool_call(&self.chans[c].name, read) {
+            match hit.reject {
+                Some((status, message)) => {
+                    let err =
+                        ErrorBody::new(ErrorKind::InvalidRequest, message).with_status(status);
+                    return Err(self.reject(hit.rule, err));
+                }
+                None => self.hits.push(StreamHit {
+                    rule: hit.rule,
+                    action: hit.action,
+                }),
+            }
+        }
         let verdict = self.policy.decide_walked(&doc, walked);
         for h in verdict.hits() {
             if h.action != ActionKind::Reject {

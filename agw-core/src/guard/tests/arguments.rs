@@ -558,3 +558,34 @@ fn tool_input_keys_named_like_reasoning_are_masked_and_every_hidden_copy_counts(
         .unwrap();
     assert!(matches!(v.decision(), Decision::Reject(_)), "{v:?}");
 }
+
+/// Second round of the fifteenth session: arguments cut short (the token limit hit mid-call)
+/// with a `\u` escape are read as completed — the reply passes, a key in them is masked in
+/// place and the cut tail kept as written, one spelled by escapes is found.
+#[test]
+fn arguments_cut_short_are_read_as_completed() {
+    let p = mask_all();
+    let clean = r#"{"content": "caf\u00e9 au lait, then more"#;
+    let v = p
+        .inspect_response(Api::OpenAi, chat_response(clean).as_bytes())
+        .unwrap();
+    assert!(v.is_allow(), "{v:?}");
+    let secret = format!(r#"{{"note": "caf\u00e9", "content": "key {KEY} and more"#);
+    let v = p
+        .inspect_response(Api::OpenAi, chat_response(&secret).as_bytes())
+        .unwrap();
+    let Decision::Rewrite(out) = v.decision() else {
+        panic!("{v:?}")
+    };
+    let out: serde_json::Value = serde_json::from_slice(out).unwrap();
+    let args = out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        args,
+        r#"{"note": "caf\u00e9", "content": "key <GITHUB_TOKEN> and more"#
+    );
+    let spelled = r#"{"note": "caf\u00e9", "k": "AKIA\u0049OSFODNN7EXAMPLE and"#;
+    let v = p.inspect_response(Api::OpenAi, chat_response(spelled).as_bytes());
+    assert!(!matches!(v, Ok(ref v) if v.is_allow()), "{v:?}");
+}

@@ -168,3 +168,27 @@ fn chat_arguments_cut_short_pass_with_their_finish_reason() {
         assert!(args.ends_with(" and") && !args.contains("4111"), "{args}");
     }
 }
+
+/// Second round: a tool rule naming the tool reads a cut call as completed too — a clean one
+/// passes with its stop reason (it was refused as not JSON), a refused command still ends the
+/// stream.
+#[test]
+fn a_tool_rule_reads_a_cut_call_as_completed() {
+    let bash = |pieces: &[&str]| {
+        let s = String::from_utf8(tool_stream("Bash", pieces)).unwrap();
+        s.replace("\"tool_use\"}", "\"max_tokens\"}").into_bytes()
+    };
+    let clean = bash(&[r#"{"command": "echo hi"#]);
+    for chunk in [1, 7, 1 << 20] {
+        let out = run_kind(&k8s_policy(), RouteKind::Messages, Api::Anthropic, &clean, chunk);
+        assert_eq!(out, clean, "{chunk}");
+        let out = run_text(
+            &k8s_policy(),
+            RouteKind::Messages,
+            Api::Anthropic,
+            &bash(&[r#"{"command": "kubectl del"#, r#"ete ns prod"#]),
+            chunk,
+        );
+        assert!(out.contains("event: error") && !out.contains("ete ns"), "{out}");
+    }
+}
