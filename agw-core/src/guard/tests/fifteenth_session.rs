@@ -225,3 +225,16 @@ fn an_escape_bracket_before_a_word_hides_none_of_it() {
         .unwrap();
     assert!(matches!(verdict.decision(), Decision::Reject(_)), "{body}");
 }
+
+/// Second round: a data URL whose media type is not `type/subtype` is still decoded as readers
+/// decode it (`data:text;base64,`, `data:*/*;base64,`): its text is read.
+#[test]
+fn data_urls_of_any_media_type_are_read() {
+    let policy = secret_rule();
+    let b64 = "bm90ZTogU0VDUkVULTEyMzQ="; // "note: SECRET-1234"
+    for header in ["data:text;base64,", "data:*/*;base64,", "data://text/plain;base64,", "data:text/plain/x;base64,"] {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "file", "file": {"filename": "a.txt", "file_data": format!("{header}{b64}")}}]}]});
+        assert!(reads(&policy, RouteKind::Completions, &body), "{header}");
+    }
+}
