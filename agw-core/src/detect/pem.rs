@@ -157,7 +157,7 @@ fn end_line(text: &[u8], i: usize) -> Option<usize> {
 /// The inner lines of the key may carry the same margin (their own line numbers); a margin
 /// only a later line has is not skipped, so `12 MIIE…` after a bare header ends the block.
 #[derive(Debug, Clone, Copy, Default)]
-struct Margin<'a> {
+pub(super) struct Margin<'a> {
     /// The file name grep writes before `:` or `-` (and the line number), or empty.
     file: &'a [u8],
     /// Whether a line number may be followed by spaces, as on the header's line.
@@ -189,7 +189,7 @@ const MAX_MARGIN: usize = 256;
 
 impl<'a> Margin<'a> {
     /// The margin of the line holding the `-----BEGIN ` at `s`.
-    fn of(text: &'a [u8], s: usize) -> Self {
+    pub(super) fn of(text: &'a [u8], s: usize) -> Self {
         let from = s.saturating_sub(MAX_MARGIN);
         let before = &text[from..s];
         let start = before
@@ -279,7 +279,7 @@ fn line_end(text: &[u8], i: usize) -> bool {
 /// tab as `cat -n` and Claude Code `Read` write it, `:` or `-` as `grep -n` does, spaces if
 /// the header's line has them); `i` when there is none. Base64 has none of these separators,
 /// so a body line is never taken for one.
-fn skip_line_number(text: &[u8], i: usize, m: Margin<'_>) -> usize {
+pub(super) fn skip_line_number(text: &[u8], i: usize, m: Margin<'_>) -> usize {
     let rest = &text[i.min(text.len())..];
     if !m.file.is_empty() && rest.starts_with(m.file) {
         let j = i + m.file.len();

@@ -695,12 +695,16 @@ fn pem_base64(text: &[u8], s: usize) -> Option<usize> {
     // the base64 indented under it): the same on each (fifteenth review: only the first line
     // was found).
     let mut indent = None;
+    // The margin a tool writes before each line (`     2→` of Claude Code's `Read`, `cat -n`,
+    // `grep -n`), read as for a PEM block (second round: only the first line was found).
+    let margin = super::pem::Margin::of(text, s);
     loop {
         let next = [&b"\r\n"[..], b"\n", b"\\n", b"\\r\\n"]
             .iter()
             .find(|br| text[end..].starts_with(br))
             .map(|br| end + br.len());
         let Some(line) = next else { break };
+        let line = super::pem::skip_line_number(text, line, margin);
         let blanks = indentation(text, line);
         if *indent.get_or_insert(blanks) != blanks {
             break;
@@ -738,10 +742,12 @@ fn pem_base64_open(text: &[u8], s: usize) -> bool {
     let Some(end) = pem_base64(text, s) else {
         return false;
     };
+    let margin = super::pem::Margin::of(text, s);
     let rest = &text[end..];
     [&b"\r\n"[..], b"\n", b"\\n", b"\\r\\n"].iter().any(|br| {
         br.starts_with(rest) || {
-            let line = br.len() + indentation(rest, br.len());
+            let line = super::pem::skip_line_number(text, end + br.len(), margin) - end;
+            let line = line + indentation(rest, line);
             rest.starts_with(br) && run(rest, line, is_b64) == rest.len()
         }
     })
@@ -1164,6 +1170,21 @@ mod tests {
                 "data:\n  tls.key: >-\n    LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\n    LS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=\n  tls.crt: x",
                 &[
                     "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\n    LS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=",
+                ],
+            ),
+            (
+                // Second round: behind a `Read` margin, or `cat -n`'s.
+                Detector::PemPrivateKey,
+                "     1→LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\n     2→LS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=\n     3→",
+                &[
+                    "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\n     2→LS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=",
+                ],
+            ),
+            (
+                Detector::PemPrivateKey,
+                "     7\t  tls.key: |\n     8\t    LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\n     9\t    LS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=\n    10\t  tls.crt: x",
+                &[
+                    "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\n     9\t    LS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=",
                 ],
             ),
             (
