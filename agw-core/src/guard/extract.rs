@@ -1288,6 +1288,12 @@ impl Extractor {
                     leaf,
                 };
                 self.push_next(sc, Field::Messages, loc)
+            } else if self.doc.st.chat
+                && ["tool_call_id", "id"].iter().any(|k| sc.key_matches(&key, k))
+            {
+                // Chat templates print tool call ids into the prompt (Kimi K2's, Mistral's):
+                // read as identifiers are, never rewritten (second round).
+                collect_strings(sc, &mut self.doc.identifiers)
             } else {
                 let loc = Loc {
                     top: self.doc.st.top,
@@ -1983,6 +1989,9 @@ impl Extractor {
                     };
                     let keys = [("name", ".custom.name"), ("input", ".custom.input")];
                     self.only(sc, &keys, Field::ToolInput, loc)
+                } else if sc.key_matches(&key, "id") {
+                    // Printed by chat templates, as a message's `tool_call_id` is.
+                    collect_strings(sc, &mut self.doc.identifiers)
                 } else {
                     sc.skip_fast()
                 }

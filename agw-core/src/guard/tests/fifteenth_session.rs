@@ -140,10 +140,6 @@ fn unknown_message_keys_roles_and_part_types_are_read() {
             {"type": "tool_use", "id": "call_77", "name": "Read", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_77", "content": "x"}]}]});
     assert!(!reads(&policy, RouteKind::Messages, &body), "{body}");
-    let body = json!({"model": "m", "messages": [
-        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_77", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "call_77", "content": "x"}]});
-    assert!(!reads(&policy, RouteKind::Completions, &body), "{body}");
 }
 
 /// A masked unknown field is rewritten in place, the rest of the body byte for byte.
@@ -237,4 +233,22 @@ fn data_urls_of_any_media_type_are_read() {
             {"type": "file", "file": {"filename": "a.txt", "file_data": format!("{header}{b64}")}}]}]});
         assert!(reads(&policy, RouteKind::Completions, &body), "{header}");
     }
+}
+
+/// Second round: chat templates print tool call ids (Kimi K2's `## Return of {{ tool_call_id
+/// }}`): a chat message's `tool_call_id` and `id` and a tool call's `id` are read as
+/// identifiers — a rule's match refuses, and ordinary ids pass.
+#[test]
+fn chat_tool_call_ids_are_read_as_identifiers() {
+    let policy = secret_rule();
+    let body = |call: &str, result: &str| {
+        json!({"model": "m", "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": call, "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": result, "content": "x"},
+            {"role": "user", "content": "and?"}]})
+    };
+    assert!(reads(&policy, RouteKind::Completions, &body("SECRET-1234", "call_1")));
+    assert!(reads(&policy, RouteKind::Completions, &body("call_1", "SECRET-1234")));
+    assert!(!reads(&policy, RouteKind::Completions, &body("call_1", "call_1")));
 }
