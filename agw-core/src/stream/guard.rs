@@ -1041,6 +1041,9 @@ impl StreamGuard {
         // without the closers (fifteenth review: such a stream had ended with an error event,
         // and the stop reason, usage and the call were lost).
         let mut closers = Vec::new();
+        // What completing it left out (a partial escape, literal or exponent, a dangling
+        // comma): kept as sent after a mask.
+        let mut tail: &[u8] = b"";
         let walked = match walk(&doc) {
             Ok(w) => w,
             Err(e) => {
@@ -1050,6 +1053,7 @@ impl StreamGuard {
                     let walked = walk(&cut).ok()?;
                     doc = cut;
                     closers = c.closers;
+                    tail = &input[c.kept..];
                     Some(walked)
                 });
                 match walked {
@@ -1101,7 +1105,7 @@ impl StreamGuard {
                     }
                 } else {
                     match m.strip_suffix(&*String::from_utf8_lossy(&closers)) {
-                        Some(m) => Some(m.to_owned()),
+                        Some(m) => Some(format!("{m}{}", String::from_utf8_lossy(tail))),
                         None => return Err(self.unreadable("a masked tool input cut short")),
                     }
                 }

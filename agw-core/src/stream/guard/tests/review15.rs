@@ -81,9 +81,9 @@ fn signature_deltas_stay_as_sent() {
 
 /// A tool call cut short by the model's token limit (`stop_reason: max_tokens` after an
 /// input that stops mid-string) is read as clients' partial-JSON readers complete it: it
-/// passes byte for byte when clean, its secret is masked (the rest of the cut input kept, no
-/// closers added), a tool rule still refuses it, and the stop reason reaches the client. It
-/// had ended the stream with an error event.
+/// passes byte for byte when clean, its secret is masked (the rest of the cut input kept, a
+/// partial escape at its end too, no closers added), a tool rule still refuses it, and the
+/// stop reason reaches the client. It had ended the stream with an error event.
 #[test]
 fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
     let cut = |pieces: &[&str]| {
@@ -105,7 +105,7 @@ fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
         assert!(text.contains("max_tokens"), "{text}");
         assert_eq!(
             tool_input_of(&out),
-            r#"{"file_path": "/tmp/a.py", "content": "key=<AWS_ACCESS_KEY>\nmore "#
+            r#"{"file_path": "/tmp/a.py", "content": "key=<AWS_ACCESS_KEY>\nmore \u00"#
         );
     }
     // A tool rule reads the completed input; a key cut short is read too.
