@@ -123,7 +123,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             Completions,
-            r#"{"messages":[{"role":"user","name":"{R}","content":[{"type":"file","file":{"file_id":"{N}","filename":"{R}.txt"}}]},{"role":"assistant","content":[{"type":"refusal","refusal":"{R}"}],"refusal":"{R}","tool_calls":[{"id":"{N}","type":"custom","custom":{"name":"{R}","input":"{R}"}},{"id":"{N}","type":"function","function":{"name":"{R}","arguments":"{\"{R}\":1}"}}]}]}"#,
+            r#"{"messages":[{"role":"user","name":"{R}","content":[{"type":"file","file":{"file_id":"{N}","filename":"{R}.txt"}}]},{"role":"assistant","content":[{"type":"refusal","refusal":"{R}"}],"refusal":"{R}","tool_calls":[{"id":"c1","type":"custom","custom":{"name":"{R}","input":"{R}"}},{"id":"c2","type":"function","function":{"name":"{R}","arguments":"{\"{R}\":1}"}}]}]}"#,
             &[
                 "messages[0].name",
                 "messages[0].content[0].file.filename",
