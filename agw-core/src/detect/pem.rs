@@ -220,8 +220,7 @@ impl<'a> Margin<'a> {
                 file = name;
             }
         }
-        let column = if line.len() <= MAX_COLUMN && !line.iter().all(|&b| b == b' ' || b == b'\t')
-        {
+        let column = if line.len() <= MAX_COLUMN && !line.iter().all(|&b| b == b' ' || b == b'\t') {
             line
         } else {
             &[]

@@ -461,7 +461,10 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
     // (`AWS Secret Access Key [None]: KEY`, `[****************wXyZ]: KEY`; fifteenth review).
     if at(text, i) == b'[' {
         let window = &text[i..len.min(i + 48)];
-        match window.iter().position(|&b| matches!(b, b']' | b'\n' | b'\r')) {
+        match window
+            .iter()
+            .position(|&b| matches!(b, b']' | b'\n' | b'\r'))
+        {
             Some(k) if window[k] == b']' && at(text, i + k + 1) == b':' => i = i + k + 1,
             None if len < i + 48 => return Step::Cut,
             _ => {}

@@ -1289,7 +1289,9 @@ impl Extractor {
                 };
                 self.push_next(sc, Field::Messages, loc)
             } else if self.doc.st.chat
-                && ["tool_call_id", "id"].iter().any(|k| sc.key_matches(&key, k))
+                && ["tool_call_id", "id"]
+                    .iter()
+                    .any(|k| sc.key_matches(&key, k))
             {
                 // Chat templates print tool call ids into the prompt (Kimi K2's, Mistral's):
                 // read as identifiers are, never rewritten (second round).

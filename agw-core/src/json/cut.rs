@@ -115,7 +115,9 @@ pub(crate) fn complete(b: &[u8]) -> Option<Completed> {
                 let start = i;
                 let end = b[i..]
                     .iter()
-                    .position(|&c| !matches!(c, b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E'))
+                    .position(
+                        |&c| !matches!(c, b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'E'),
+                    )
                     .map_or(b.len(), |k| i + k);
                 let token = &b[start..end];
                 let whole = end < b.len();
@@ -349,7 +351,10 @@ mod tests {
     #[test]
     fn cut_values_are_completed_as_partial_readers_read_them() {
         for (cut, want) in [
-            (r#"{"file_path": "/tmp/a.py", "content": "import os\nprint("#, r#"{"file_path": "/tmp/a.py", "content": "import os\nprint("}"#),
+            (
+                r#"{"file_path": "/tmp/a.py", "content": "import os\nprint("#,
+                r#"{"file_path": "/tmp/a.py", "content": "import os\nprint("}"#,
+            ),
             (r#"{"a": "x\"#, r#"{"a": "x"}"#),
             (r#"{"a": "x\u00"#, r#"{"a": "x"}"#),
             (r#"{"a": "x\ud83d"#, r#"{"a": "x"}"#),
@@ -373,7 +378,8 @@ mod tests {
         ] {
             let got = whole(cut).unwrap_or_else(|| panic!("{cut}"));
             assert_eq!(got, want, "{cut}");
-            serde_json::from_str::<serde_json::Value>(&got).unwrap_or_else(|e| panic!("{got}: {e}"));
+            serde_json::from_str::<serde_json::Value>(&got)
+                .unwrap_or_else(|e| panic!("{got}: {e}"));
         }
     }
 

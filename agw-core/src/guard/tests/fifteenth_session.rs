@@ -228,7 +228,12 @@ fn an_escape_bracket_before_a_word_hides_none_of_it() {
 fn data_urls_of_any_media_type_are_read() {
     let policy = secret_rule();
     let b64 = "bm90ZTogU0VDUkVULTEyMzQ="; // "note: SECRET-1234"
-    for header in ["data:text;base64,", "data:*/*;base64,", "data://text/plain;base64,", "data:text/plain/x;base64,"] {
+    for header in [
+        "data:text;base64,",
+        "data:*/*;base64,",
+        "data://text/plain;base64,",
+        "data:text/plain/x;base64,",
+    ] {
         let body = json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "file", "file": {"filename": "a.txt", "file_data": format!("{header}{b64}")}}]}]});
         assert!(reads(&policy, RouteKind::Completions, &body), "{header}");
@@ -248,7 +253,19 @@ fn chat_tool_call_ids_are_read_as_identifiers() {
             {"role": "tool", "tool_call_id": result, "content": "x"},
             {"role": "user", "content": "and?"}]})
     };
-    assert!(reads(&policy, RouteKind::Completions, &body("SECRET-1234", "call_1")));
-    assert!(reads(&policy, RouteKind::Completions, &body("call_1", "SECRET-1234")));
-    assert!(!reads(&policy, RouteKind::Completions, &body("call_1", "call_1")));
+    assert!(reads(
+        &policy,
+        RouteKind::Completions,
+        &body("SECRET-1234", "call_1")
+    ));
+    assert!(reads(
+        &policy,
+        RouteKind::Completions,
+        &body("call_1", "SECRET-1234")
+    ));
+    assert!(!reads(
+        &policy,
+        RouteKind::Completions,
+        &body("call_1", "call_1")
+    ));
 }

@@ -48,7 +48,10 @@ fn unknown_delta_kinds_are_read_across_their_deltas() {
     ] {
         for chunk in [1, 9, 1 << 20] {
             let input = unknown_deltas(block, delta, key, &["note SECRET-", "1234 ok"]);
-            assert!(run(&reject, Api::Anthropic, 64, &input, chunk).1, "{delta} {chunk}");
+            assert!(
+                run(&reject, Api::Anthropic, 64, &input, chunk).1,
+                "{delta} {chunk}"
+            );
             let clean = unknown_deltas(block, delta, key, &["note SECRET-", "5678 ok"]);
             let (out, rejected) = run(&reject, Api::Anthropic, 64, &clean, chunk);
             assert!(!rejected, "{delta} {chunk}");
@@ -58,8 +61,14 @@ fn unknown_delta_kinds_are_read_across_their_deltas() {
             let (out, rejected) = run(&mask_cards(), Api::Anthropic, 64, &input, chunk);
             assert!(!rejected, "{delta} {chunk}");
             let joined = strings_at(&out, &[&format!("/delta/{key}")]);
-            assert!(joined.starts_with("pay ") && joined.ends_with(" ok"), "{joined}");
-            assert!(!joined.contains("4111") && !joined.contains("1111 1111"), "{joined}");
+            assert!(
+                joined.starts_with("pay ") && joined.ends_with(" ok"),
+                "{joined}"
+            );
+            assert!(
+                !joined.contains("4111") && !joined.contains("1111 1111"),
+                "{joined}"
+            );
         }
     }
 }
@@ -92,14 +101,26 @@ fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
     };
     for chunk in [1, 9, 1 << 20] {
         let clean = cut(&[r#"{"file_path": "/tmp/a.py", "content": "import os\nprint("#]);
-        let out = run_kind(&k8s_policy(), RouteKind::Messages, Api::Anthropic, &clean, chunk);
+        let out = run_kind(
+            &k8s_policy(),
+            RouteKind::Messages,
+            Api::Anthropic,
+            &clean,
+            chunk,
+        );
         assert_eq!(out, clean, "{chunk}");
 
         let secret = cut(&[
             r#"{"file_path": "/tmp/a.py", "content": "key=AKIAIOSF"#,
             r#"ODNN7EXAMPLE\nmore \u00"#,
         ]);
-        let out = run_kind(&k8s_policy(), RouteKind::Messages, Api::Anthropic, &secret, chunk);
+        let out = run_kind(
+            &k8s_policy(),
+            RouteKind::Messages,
+            Api::Anthropic,
+            &secret,
+            chunk,
+        );
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(!text.contains("event: error"), "{text}");
         assert!(text.contains("max_tokens"), "{text}");
@@ -120,7 +141,10 @@ fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
         &bash(&[r#"{"command": "kubectl delete ns prod"#]),
         5,
     );
-    assert!(out.contains("event: error") && !out.contains("delete ns"), "{out}");
+    assert!(
+        out.contains("event: error") && !out.contains("delete ns"),
+        "{out}"
+    );
     let reject = Policy::builder()
         .rule(Rule::literals("s", ["SECRET-1234"]).reject("blocked"))
         .build()
@@ -158,13 +182,25 @@ fn chat_arguments_cut_short_pass_with_their_finish_reason() {
     s += &chat_chunk(json!([{"index":0,"delta":{},"finish_reason":"length"}]));
     s += "data: [DONE]\n\n";
     for chunk in [1, 13, s.len()] {
-        let out = run_text(&mask_cards(), RouteKind::Completions, Api::OpenAi, s.as_bytes(), chunk);
-        assert!(!out.contains("error") && out.contains("\"length\""), "{out}");
+        let out = run_text(
+            &mask_cards(),
+            RouteKind::Completions,
+            Api::OpenAi,
+            s.as_bytes(),
+            chunk,
+        );
+        assert!(
+            !out.contains("error") && out.contains("\"length\""),
+            "{out}"
+        );
         let args = strings_at(
             out.as_bytes(),
             &["/choices/0/delta/tool_calls/0/function/arguments"],
         );
-        assert!(args.starts_with("{\"file_path\":\"/tmp/a\",\"content\":\"pay "), "{args}");
+        assert!(
+            args.starts_with("{\"file_path\":\"/tmp/a\",\"content\":\"pay "),
+            "{args}"
+        );
         assert!(args.ends_with(" and") && !args.contains("4111"), "{args}");
     }
 }
@@ -180,7 +216,13 @@ fn a_tool_rule_reads_a_cut_call_as_completed() {
     };
     let clean = bash(&[r#"{"command": "echo hi"#]);
     for chunk in [1, 7, 1 << 20] {
-        let out = run_kind(&k8s_policy(), RouteKind::Messages, Api::Anthropic, &clean, chunk);
+        let out = run_kind(
+            &k8s_policy(),
+            RouteKind::Messages,
+            Api::Anthropic,
+            &clean,
+            chunk,
+        );
         assert_eq!(out, clean, "{chunk}");
         let out = run_text(
             &k8s_policy(),
@@ -189,6 +231,9 @@ fn a_tool_rule_reads_a_cut_call_as_completed() {
             &bash(&[r#"{"command": "kubectl del"#, r#"ete ns prod"#]),
             chunk,
         );
-        assert!(out.contains("event: error") && !out.contains("ete ns"), "{out}");
+        assert!(
+            out.contains("event: error") && !out.contains("ete ns"),
+            "{out}"
+        );
     }
 }
