@@ -1,6 +1,6 @@
 //! The byte-level scanner.
 
-use super::classify::{Known, Step, attention, is_special, quote_or_escape};
+use super::classify::{Known, Step, attention, is_special, quote_or_escape, string_stop};
 use super::seen;
 use super::{JsonError, MAX_DEPTH};
 use std::ops::Range;
@@ -190,9 +190,8 @@ impl<'a> Scanner<'a> {
         let mut pos = start;
         let mut escaped = false;
         loop {
-            let at = self.quote_or_escape(pos)?;
+            let at = self.string_stop(pos)?;
             if self.b[at] == b'"' {
-                self.control_free(start, at)?;
                 self.pos = at + 1;
                 return Ok(Str {
                     raw: start..at,
@@ -204,38 +203,36 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Refuses a string whose raw bytes `start..end` hold a control character: JSON allows
-    /// them only escaped, and a lenient reader that takes them raw (Python's `strict=False`)
-    /// reads text a guard that dropped them would not (fifteenth review).
-    fn control_free(&mut self, start: usize, end: usize) -> Result<(), JsonError> {
-        match self.b[start..end].iter().position(|&c| c < 0x20) {
-            None => Ok(()),
-            Some(k) => {
-                self.pos = start + k;
-                Err(self.err("a control character in a string"))
-            }
-        }
-    }
-
-    /// The next `"` or `\` at or after `pos`, a block at a time (strings read without decoding,
-    /// such as keys and tags, are short: a block compare beats a `memchr` call). `pos` may be
-    /// inside a character.
+    /// The next `"` or `\` at or after `pos` in a string that is read, a block at a time;
+    /// a raw control character on the way is an error: JSON allows them only escaped, and a
+    /// lenient reader that takes them raw (Python's `strict=False`) reads text a guard that
+    /// dropped them would not (fifteenth review). `pos` may be inside a character.
     #[inline]
-    fn quote_or_escape(&mut self, mut pos: usize) -> Result<usize, JsonError> {
+    fn string_stop(&mut self, mut pos: usize) -> Result<usize, JsonError> {
         let b = self.b;
-        while let Some(block) = b.get(pos..pos + 16) {
-            match quote_or_escape(block.try_into().expect("16 bytes")) {
-                Some(k) => return Ok(pos + k),
+        let at = loop {
+            let Some(block) = b.get(pos..pos + 16) else {
+                match b[pos..]
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                {
+                    Some(k) => break pos + k,
+                    None => {
+                        self.pos = b.len();
+                        return Err(self.err("unterminated string"));
+                    }
+                }
+            };
+            match string_stop(block.try_into().expect("16 bytes")) {
+                Some(k) => break pos + k,
                 None => pos += 16,
             }
+        };
+        if b[at] < 0x20 {
+            self.pos = at;
+            return Err(self.err("a control character in a string"));
         }
-        match b[pos..].iter().position(|&c| c == b'"' || c == b'\\') {
-            Some(k) => Ok(pos + k),
-            None => {
-                self.pos = b.len();
-                Err(self.err("unterminated string"))
-            }
-        }
+        Ok(at)
     }
 
     /// Checks the escape whose backslash is at `at`: the byte a short escape stands for
@@ -303,14 +300,10 @@ impl<'a> Scanner<'a> {
             } else {
                 // Only the end matters now (the full walk decodes): blocks are skipped whole,
                 // so `pos` can be inside a character.
-                self.quote_or_escape(pos)?
+                self.string_stop(pos)?
             };
             match b[at] {
                 b'"' => {
-                    if !simple {
-                        // Blocks were skipped whole since the string stopped being simple.
-                        self.control_free(start, at)?;
-                    }
                     self.pos = at + 1;
                     let raw = start..at;
                     let kind = if !simple {
