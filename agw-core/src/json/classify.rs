@@ -62,7 +62,7 @@ impl Known {
 /// control character (which JSON allows only escaped: the scanner refuses it).
 #[inline]
 pub(super) fn is_special(c: u8) -> bool {
-    c == b'"' || c == b'\\' || c >= 0x80 || c < 0x20
+    c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c)
 }
 
 /// What [`attention`] found in the 16 bytes at a position.
