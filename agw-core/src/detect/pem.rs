@@ -469,7 +469,7 @@ mod tests {
             .map(|l| format!("{l}$"))
             .collect::<Vec<_>>()
             .join("\n");
-        // Fifteenth review: the header line's own margin on every line, whatever it is — a
+        // Thirteenth review: the header line's own margin on every line, whatever it is — a
         // viewer's (`bat`), a log's (journald, `kubectl logs --prefix`, `docker logs -t`), a
         // table's cells.
         let bat = with(&|n| format!("{n:>4} │ "), "\n");

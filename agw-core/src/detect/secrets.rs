@@ -692,7 +692,7 @@ fn pem_base64(text: &[u8], s: usize) -> Option<usize> {
     }
     let mut end = first;
     // The indentation of the lines after the first (a YAML block scalar's, `tls.key: >-` then
-    // the base64 indented under it): the same on each (fifteenth review: only the first line
+    // the base64 indented under it): the same on each (thirteenth review: only the first line
     // was found).
     let mut indent = None;
     // The margin a tool writes before each line (`     2→` of Claude Code's `Read`, `cat -n`,
@@ -1164,7 +1164,7 @@ mod tests {
                 ],
             ),
             (
-                // Fifteenth review: wrapped and indented under a YAML block scalar, every line
+                // Thirteenth review: wrapped and indented under a YAML block scalar, every line
                 // (one indentation throughout; the next key ends it).
                 Detector::PemPrivateKey,
                 "data:\n  tls.key: >-\n    LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUJrZzRMVlduYkJzMW9hd2VVMmMK\n    LS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=\n  tls.crt: x",

@@ -458,7 +458,7 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
     let label_end = i;
     i = blanks(i);
     // `aws configure`'s prompt shows the current value in brackets before its colon
-    // (`AWS Secret Access Key [None]: KEY`, `[****************wXyZ]: KEY`; fifteenth review).
+    // (`AWS Secret Access Key [None]: KEY`, `[****************wXyZ]: KEY`; thirteenth review).
     if at(text, i) == b'[' {
         let window = &text[i..len.min(i + 48)];
         match window
@@ -1001,7 +1001,7 @@ mod tests {
             (format!("new S3Client({{ secretAccessKey: '{k}' }})"), &[k]),
             (format!("\\\"SecretAccessKey\\\":\\\"{k}\\\""), &[k]),
             (format!("MY_AWS_SECRET_ACCESS_KEY:\t{k}"), &[k]),
-            // Fifteenth review: `aws configure`'s prompts, DuckDB's quoted `SECRET`.
+            // Thirteenth review: `aws configure`'s prompts, DuckDB's quoted `SECRET`.
             (format!("AWS Access Key ID [None]: AKIA2E0A8F3B244C9986\nAWS Secret Access Key [None]: {k}\n"), &[k]),
             (format!("AWS Secret Access Key [****************wXyZ]: {k}\n"), &[k]),
             (format!("CREATE SECRET s3 (TYPE S3, KEY_ID 'AKIA2E0A8F3B244C9986', SECRET '{k}', REGION 'us-east-1');"), &[k]),

@@ -799,8 +799,8 @@ impl Extractor {
     /// A top-level key the limiter reads (`max_tokens` and its aliases, `n`, `best_of`,
     /// `stream`): read for the request's shape, and a value that is not a number, boolean or
     /// null has its strings read as an unknown field's are. Such a value reaches the provider
-    /// (and its logs; a server may echo it back in its 400); it went upstream unread (fifteenth
-    /// review). `None`, the cursor untouched, for any other key.
+    /// (and its logs; a server may echo it back in its 400); it went upstream unread
+    /// (thirteenth review). `None`, the cursor untouched, for any other key.
     pub(super) fn shape_key(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -860,7 +860,7 @@ impl Extractor {
     /// no text ([`NOT_TEXT_KEYS`]). A compatible server's chat template may put such a field
     /// into the prompt (gpt-oss templates an assistant's `thinking`), and a part type agw does
     /// not know may carry a URL the provider fetches (Mistral's `document_url`, DashScope's
-    /// `image` and `video`): they went upstream unread (fifteenth review).
+    /// `image` and `video`): they went upstream unread (thirteenth review).
     fn other_key(
         &mut self,
         sc: &mut Scanner<'_>,
@@ -1241,7 +1241,7 @@ impl Extractor {
                     b"user" => Role::Other,
                     _ => {
                         // A role of the client's own: a compatible server's chat template
-                        // writes it into the prompt (fifteenth review).
+                        // writes it into the prompt (thirteenth review).
                         let loc = Loc {
                             top: self.doc.st.top,
                             message: Some(m),

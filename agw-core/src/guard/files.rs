@@ -80,7 +80,7 @@ fn split_data_url(value: &[u8]) -> Option<(&[u8], bool, &[u8])> {
     let media = header.split(|&c| c == b';').next().unwrap_or_default();
     // A media type is written without blanks, quotes or brackets: text that only starts with
     // `data:` (an SSE transcript's `data: {"a": 1, ...}`, a prompt's `data: see below, ...`)
-    // is no data URL, and a mask rule masks it as text (fifteenth review: it was refused as a
+    // is no data URL, and a mask rule masks it as text (thirteenth review: it was refused as a
     // file). Readers take any such type (`text`, `*/*`, `//text/plain`: Python's `urllib`
     // and `fetch` decode them all; second round), so no more is asked of it.
     let valid = media

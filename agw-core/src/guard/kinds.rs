@@ -35,7 +35,7 @@ impl Extractor {
             if !sc.key_matches(&key, "requests") {
                 // A field of the batch the provider may read or log (or a compatible server
                 // forward into each request): read as any unknown top-level field is (it went
-                // upstream unread; fifteenth review).
+                // upstream unread; thirteenth review).
                 return self.unknown(sc);
             }
             once(&mut seen, "requests")?;

@@ -1293,10 +1293,10 @@ fn separators_between_values_are_not_text() {
 
 mod arguments;
 mod evasion;
-mod fifteenth_session;
 mod fourth_review;
 mod seventh_review;
 mod tenth_review;
+mod thirteenth_session;
 mod twelfth_session;
 
 /// The model is read under its key in any case on every kind that names one, as

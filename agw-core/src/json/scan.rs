@@ -206,7 +206,7 @@ impl<'a> Scanner<'a> {
     /// The next `"` or `\` at or after `pos` in a string that is read, a block at a time;
     /// a raw control character on the way is an error: JSON allows them only escaped, and a
     /// lenient reader that takes them raw (Python's `strict=False`) reads text a guard that
-    /// dropped them would not (fifteenth review). `pos` may be inside a character.
+    /// dropped them would not (thirteenth review). `pos` may be inside a character.
     #[inline]
     fn string_stop(&mut self, mut pos: usize) -> Result<usize, JsonError> {
         let b = self.b;

@@ -287,7 +287,7 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                         // kind): the SDKs append each of its strings to the same field's in
                         // the block's earlier deltas, so each is a piece of a text of its own
                         // per block and path. Read one event at a time, a secret split over
-                        // two deltas passed (fifteenth review).
+                        // two deltas passed (thirteenth review).
                         delta_extras(delta, "/delta", &[], index, &mut m.pointed);
                         m.generic = false;
                         return Ok(m);

@@ -1038,7 +1038,7 @@ impl StreamGuard {
         let mut doc = wrap(input, b"");
         // What closes an input cut short (the model's token limit hit mid-call), as clients'
         // partial-JSON readers complete it: read as completed, and a masked one goes out
-        // without the closers (fifteenth review: such a stream had ended with an error event,
+        // without the closers (thirteenth review: such a stream had ended with an error event,
         // and the stop reason, usage and the call were lost).
         let mut closers = Vec::new();
         // What completing it left out (a partial escape, literal or exponent, a dangling

@@ -559,7 +559,7 @@ fn tool_input_keys_named_like_reasoning_are_masked_and_every_hidden_copy_counts(
     assert!(matches!(v.decision(), Decision::Reject(_)), "{v:?}");
 }
 
-/// Second round of the fifteenth session: arguments cut short (the token limit hit mid-call)
+/// Second round of the thirteenth session: arguments cut short (the token limit hit mid-call)
 /// with a `\u` escape are read as completed — the reply passes, a key in them is masked in
 /// place and the cut tail kept as written, one spelled by escapes is found.
 #[test]

@@ -6,7 +6,7 @@ use crate::stream::SseDecoder;
 
 mod open;
 mod review12;
-mod review15;
+mod review13;
 mod review7;
 mod splits;
 

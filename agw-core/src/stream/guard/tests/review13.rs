@@ -1,4 +1,4 @@
-//! The fifteenth review's stream findings: delta kinds agw has no reading for, and tool calls
+//! The thirteenth review's stream findings: delta kinds agw has no reading for, and tool calls
 //! cut short by the model's token limit.
 
 use super::*;

@@ -1,4 +1,4 @@
-//! Found in the fifteenth session's black-box review of the request side: fields agw had no
+//! Found in the thirteenth session's black-box review of the request side: fields agw had no
 //! reading for went upstream unread.
 
 use super::*;
