@@ -1059,6 +1059,15 @@ impl StreamGuard {
                 match walked {
                     Some(w) => w,
                     None => {
+                        // No JSON, cut short or not: a rule naming the tool refuses it with
+                        // its own answer (`agw:tool-input`), as before; else it is unreadable.
+                        if let Some(hit) = self.policy.check_tool_call(&self.chans[c].name, input)
+                            && let Some((status, message)) = hit.reject
+                        {
+                            let err = ErrorBody::new(ErrorKind::InvalidRequest, message)
+                                .with_status(status);
+                            return Err(self.reject(hit.rule, err));
+                        }
                         let what = format!("a tool call's input is not valid JSON ({e})");
                         return Err(self.unreadable(&what));
                     }

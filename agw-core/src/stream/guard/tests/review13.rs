@@ -154,7 +154,8 @@ fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
         let out = run_text(&reject, RouteKind::Messages, Api::Anthropic, &s, 7);
         assert!(out.contains("event: error"), "{input}: {out}");
     }
-    // What starts no JSON value still fails closed.
+    // What starts no JSON value still fails closed: with the answer of a rule naming the
+    // tool (`agw:tool-input`), as before.
     let out = run_text(
         &k8s_policy(),
         RouteKind::Messages,
@@ -162,7 +163,10 @@ fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
         &bash(&[r#"{"command": "ls"} trailing"#]),
         7,
     );
-    assert!(out.contains("event: error"), "{out}");
+    assert!(
+        out.contains("event: error") && out.contains("agw blocked a call of tool `Bash`"),
+        "{out}"
+    );
 }
 
 /// The same in a chat stream (`finish_reason: length`): the cut arguments pass and the
