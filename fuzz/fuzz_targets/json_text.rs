@@ -3,9 +3,9 @@
 //! For every document:
 //!
 //! 1. **Acceptance.** agw's scanner accepts a document exactly when serde_json accepts it
-//!    after two documented leniencies are undone: raw control characters inside strings (agw
-//!    tolerates them; they become `\u00XX` escapes) and ill-formed surrogate escapes (agw
-//!    decodes each unpaired `\uD800`–`\uDFFF` to U+FFFD; they become `\ufffd`). serde_json
+//!    after one documented leniency is undone: ill-formed surrogate escapes (agw decodes each
+//!    unpaired `\uD800`–`\uDFFF` to U+FFFD; they become `\ufffd`). Raw control characters
+//!    inside strings are refused by both (agw tolerated them until 2026-11-30). serde_json
 //!    validates as `RawValue`, which has no depth limit; agw rejects nesting deeper than
 //!    `MAX_DEPTH` (128), checked separately.
 //! 2. **Decoding** (documents that are one string). With the same leniencies undone:
@@ -16,10 +16,9 @@
 //!      form feed and U+001C–U+001E as `\n`, U+001F as a space), group each starter with the
 //!      combining marks after it, take each group's NFKD, drop invisibles and combining marks
 //!      (Mn, Me) from it, read decimal digits as ASCII, blanks as spaces and other line breaks
-//!      as `\n`, and compose (NFC) what is left — except that raw (unescaped) ASCII control
-//!      bytes and `DEL` are kept as they are (escaped ones are dropped or read as whitespace);
-//!      the reference marks them as private-use characters U+F0000 + byte before decoding and
-//!      unmarks them after. (The voicing mark of `ｶﾞ` is dropped like any mark: it reads `カ`.)
+//!      as `\n`, and compose (NFC) what is left — except that a raw (unescaped) `DEL` is
+//!      kept as it is (an escaped one is dropped); the reference marks it as the private-use
+//!      character U+F0000 + byte before decoding and unmarks it after. (The voicing mark of `ｶﾞ` is dropped like any mark: it reads `カ`.)
 //!      For ASCII strings without `\u` escapes the text equals serde_json's string byte for
 //!      byte, less the controls of `\b` escapes and with `\f` escapes read as `\n`;
 //!    - the fused scan-and-decode path gives the same text and kind as scan-then-decode.
@@ -115,9 +114,9 @@ fn hex4(b: &[u8]) -> Option<u32> {
 /// The first private-use character of the marks for raw ASCII controls (see the module docs).
 const MARK: u32 = 0xF0000;
 
-/// The document with agw's two leniencies undone (see the module docs), and its deepest
-/// nesting outside strings. With `mark`, raw ASCII controls and `DEL` in strings become marks
-/// instead of escapes.
+/// The document with agw's leniency undone (see the module docs), and its deepest nesting
+/// outside strings. With `mark`, a raw `DEL` in a string becomes a mark (raw ASCII controls
+/// too, though a document holding one is refused before its text is compared).
 fn strict(doc: &[u8], mark: bool) -> (Vec<u8>, usize) {
     let mut out = Vec::with_capacity(doc.len());
     let (mut depth, mut max_depth) = (0usize, 0usize);
@@ -177,10 +176,6 @@ fn strict(doc: &[u8], mark: bool) -> (Vec<u8>, usize) {
             0x00..=0x1f | 0x7f if mark => {
                 let c = char::from_u32(MARK + u32::from(b)).expect("private use");
                 out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-                i += 1;
-            }
-            0x00..=0x1f => {
-                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
                 i += 1;
             }
             _ => {

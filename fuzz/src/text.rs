@@ -122,7 +122,7 @@ pub enum Piece {
     Char(Ch),
     /// A lone surrogate escape, `\uD800`–`\uDFFF` (not JSON that serde_json accepts).
     LoneSurrogate(u16),
-    /// A raw control byte (agw's scanner tolerates them; serde_json does not).
+    /// A raw control byte (refused in a string by agw's scanner and serde_json alike).
     Control(u8),
 }
 
