@@ -88,6 +88,12 @@ fn signature_deltas_stay_as_sent() {
     assert_eq!(out, input);
 }
 
+/// [`tool_stream`] of `tool`, stopped by the token limit (`stop_reason: max_tokens`).
+fn cut_stream(tool: &str, pieces: &[&str]) -> Vec<u8> {
+    let s = String::from_utf8(tool_stream(tool, pieces)).unwrap();
+    s.replace("\"tool_use\"}", "\"max_tokens\"}").into_bytes()
+}
+
 /// A tool call cut short by the model's token limit (`stop_reason: max_tokens` after an
 /// input that stops mid-string) is read as clients' partial-JSON readers complete it: it
 /// passes byte for byte when clean, its secret is masked (the rest of the cut input kept, a
@@ -95,12 +101,11 @@ fn signature_deltas_stay_as_sent() {
 /// stop reason reaches the client. It had ended the stream with an error event.
 #[test]
 fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
-    let cut = |pieces: &[&str]| {
-        let s = String::from_utf8(tool_stream("Write", pieces)).unwrap();
-        s.replace("\"tool_use\"}", "\"max_tokens\"}").into_bytes()
-    };
     for chunk in [1, 9, 1 << 20] {
-        let clean = cut(&[r#"{"file_path": "/tmp/a.py", "content": "import os\nprint("#]);
+        let clean = cut_stream(
+            "Write",
+            &[r#"{"file_path": "/tmp/a.py", "content": "import os\nprint("#],
+        );
         let out = run_kind(
             &k8s_policy(),
             RouteKind::Messages,
@@ -110,10 +115,13 @@ fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
         );
         assert_eq!(out, clean, "{chunk}");
 
-        let secret = cut(&[
-            r#"{"file_path": "/tmp/a.py", "content": "key=AKIAIOSF"#,
-            r#"ODNN7EXAMPLE\nmore \u00"#,
-        ]);
+        let secret = cut_stream(
+            "Write",
+            &[
+                r#"{"file_path": "/tmp/a.py", "content": "key=AKIAIOSF"#,
+                r#"ODNN7EXAMPLE\nmore \u00"#,
+            ],
+        );
         let out = run_kind(
             &k8s_policy(),
             RouteKind::Messages,
@@ -130,15 +138,11 @@ fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
         );
     }
     // A tool rule reads the completed input; a key cut short is read too.
-    let bash = |pieces: &[&str]| {
-        let s = String::from_utf8(tool_stream("Bash", pieces)).unwrap();
-        s.replace("\"tool_use\"}", "\"max_tokens\"}").into_bytes()
-    };
     let out = run_text(
         &k8s_policy(),
         RouteKind::Messages,
         Api::Anthropic,
-        &bash(&[r#"{"command": "kubectl delete ns prod"#]),
+        &cut_stream("Bash", &[r#"{"command": "kubectl delete ns prod"#]),
         5,
     );
     assert!(
@@ -160,7 +164,7 @@ fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
         &k8s_policy(),
         RouteKind::Messages,
         Api::Anthropic,
-        &bash(&[r#"{"command": "ls"} trailing"#]),
+        &cut_stream("Bash", &[r#"{"command": "ls"} trailing"#]),
         7,
     );
     assert!(
@@ -214,11 +218,7 @@ fn chat_arguments_cut_short_pass_with_their_finish_reason() {
 /// stream.
 #[test]
 fn a_tool_rule_reads_a_cut_call_as_completed() {
-    let bash = |pieces: &[&str]| {
-        let s = String::from_utf8(tool_stream("Bash", pieces)).unwrap();
-        s.replace("\"tool_use\"}", "\"max_tokens\"}").into_bytes()
-    };
-    let clean = bash(&[r#"{"command": "echo hi"#]);
+    let clean = cut_stream("Bash", &[r#"{"command": "echo hi"#]);
     for chunk in [1, 7, 1 << 20] {
         let out = run_kind(
             &k8s_policy(),
@@ -232,7 +232,7 @@ fn a_tool_rule_reads_a_cut_call_as_completed() {
             &k8s_policy(),
             RouteKind::Messages,
             Api::Anthropic,
-            &bash(&[r#"{"command": "kubectl del"#, r#"ete ns prod"#]),
+            &cut_stream("Bash", &[r#"{"command": "kubectl del"#, r#"ete ns prod"#]),
             chunk,
         );
         assert!(
