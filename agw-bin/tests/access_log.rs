@@ -7,15 +7,12 @@
 mod common;
 
 use agw_mock::MockProvider;
-use common::process::{Proc, TempDir};
+use common::process::{Proc, TempDir, created_key};
 use common::*;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
-
-const AGW: &str = env!("CARGO_BIN_EXE_agw");
 
 /// What these tests read of a running agw: its JSON access-log lines and its metrics.
 trait AccessLog {
@@ -261,25 +258,7 @@ async fn team_requests_log_identity_tokens_and_cost_but_never_the_key() {
             keys = dir.path("keys.json").display(),
         ),
     );
-    let out = Command::new(AGW)
-        .args(["keys", "--config"])
-        .arg(&cfg)
-        .args(["create", "--name", "alice", "--team", "platform"])
-        .env_remove("REDIS_URL")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let key = created_key(&cfg, &["--name", "alice", "--team", "platform"]);
     assert!(key.starts_with("agw_"), "{key}");
     let agw = spawn(&dir, &cfg, &mock.base_url());
 
@@ -403,20 +382,11 @@ async fn a_team_line_names_the_model_without_a_request_guard() {
             keys = dir.path("keys.json").display(),
         ),
     );
-    let out = Command::new(AGW)
-        .args(["keys", "--config"])
-        .arg(&cfg)
-        .args(["create", "--name", "dana"])
-        .env_remove("REDIS_URL")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let key = String::from_utf8(out.stdout).unwrap();
-    let key = key.lines().last().unwrap().trim();
+    let key = created_key(&cfg, &["--name", "dana"]);
     let agw = spawn(&dir, &cfg, &mock.base_url());
     let body = messages("hello there", false);
     let model = json(body.as_bytes())["model"].as_str().unwrap().to_owned();
-    let (status, id, answer) = post(&agw, &body, Some(key)).await;
+    let (status, id, answer) = post(&agw, &body, Some(&key)).await;
     assert_eq!(status, 200, "{answer}");
     let line = agw.line_for(&id).await;
     assert_eq!(line["model"], model.as_str(), "{line}");

@@ -5,7 +5,7 @@
 mod common;
 
 use agw_mock::MockProvider;
-use common::process::{Proc, TempDir};
+use common::process::{Proc, TempDir, created_key};
 use common::*;
 use std::process::Command;
 
@@ -43,20 +43,7 @@ async fn an_unreachable_jwks_url_refuses_tokens_and_keys_still_work() {
         said.contains(&format!("auth.jwt.jwks_url {url} was not fetched")),
         "{said}"
     );
-    let out = Command::new(AGW)
-        .args(["keys", "--config"])
-        .arg(&cfg)
-        .args(["create", "--name", "alice"])
-        .env_remove("REDIS_URL")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout).unwrap();
-    let key = key.lines().last().unwrap().trim().to_owned();
+    let key = created_key(&cfg, &["--name", "alice"]);
 
     let agw = Proc::serve_config(&dir, &cfg, &mock.base_url());
     let body = r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;

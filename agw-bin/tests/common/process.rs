@@ -8,6 +8,26 @@ use std::time::Duration;
 
 const AGW: &str = env!("CARGO_BIN_EXE_agw");
 
+/// Creates a client key with `agw keys --config CONFIG create ARGS` (no Redis from the
+/// environment) and returns it: the last line of stdout. Panics with agw's stderr on failure.
+pub fn created_key(config: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(AGW)
+        .args(["keys", "--config"])
+        .arg(config)
+        .arg("create")
+        .args(args)
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    stdout.lines().last().unwrap().trim().to_owned()
+}
+
 /// A scratch directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
