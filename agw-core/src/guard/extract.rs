@@ -1226,6 +1226,15 @@ impl Extractor {
         self.doc.st.last_block = None;
         let mut role = None;
         let (mut seen_content, mut seen_calls) = (false, false);
+        // Where the message's own strings are (a leaf set per key).
+        let at = Loc {
+            top: self.doc.st.top,
+            message: Some(m),
+            list: "",
+            block: None,
+            sub: None,
+            leaf: "",
+        };
         sc.object(|sc, key| {
             if sc.key_matches(&key, "role") {
                 let Some(s) = sc.string_or_none()? else {
@@ -1242,16 +1251,16 @@ impl Extractor {
                     _ => {
                         // A role of the client's own: a compatible server's chat template
                         // writes it into the prompt (thirteenth review).
-                        let loc = Loc {
-                            top: self.doc.st.top,
-                            message: Some(m),
-                            list: "",
-                            block: None,
-                            sub: None,
-                            leaf: ".role",
-                        };
                         self.doc.text.push(b'\n');
-                        self.push(sc, Field::Messages, &s, loc)?;
+                        self.push(
+                            sc,
+                            Field::Messages,
+                            &s,
+                            Loc {
+                                leaf: ".role",
+                                ..at
+                            },
+                        )?;
                         Role::Other
                     }
                 });
@@ -1279,15 +1288,7 @@ impl Extractor {
                 if sc.peek() != Some(b'"') {
                     return sc.skip_fast();
                 }
-                let loc = Loc {
-                    top: self.doc.st.top,
-                    message: Some(m),
-                    list: "",
-                    block: None,
-                    sub: None,
-                    leaf,
-                };
-                self.push_next(sc, Field::Messages, loc)
+                self.push_next(sc, Field::Messages, Loc { leaf, ..at })
             } else if self.doc.st.chat
                 && ["tool_call_id", "id"]
                     .iter()
@@ -1297,15 +1298,7 @@ impl Extractor {
                 // read as identifiers are, never rewritten (second round).
                 collect_strings(sc, &mut self.doc.identifiers)
             } else {
-                let loc = Loc {
-                    top: self.doc.st.top,
-                    message: Some(m),
-                    list: "",
-                    block: None,
-                    sub: None,
-                    leaf: "",
-                };
-                self.other_key(sc, &key, Field::Messages, loc)
+                self.other_key(sc, &key, Field::Messages, at)
             }
         })?;
         let role = role.unwrap_or(Role::Other);

@@ -189,6 +189,19 @@ struct Walker<'b> {
     keys: Vec<std::borrow::Cow<'b, [u8]>>,
 }
 
+impl<'b> Walker<'b> {
+    /// A walker of `body` with nothing found yet.
+    fn new(body: &'b [u8]) -> Self {
+        Walker {
+            body,
+            pending: Vec::new(),
+            tools: Vec::new(),
+            inner: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+}
+
 /// Checks that `body` is one valid JSON value with no duplicate key in any object.
 pub(crate) fn check_json(body: &[u8]) -> Result<(), JsonError> {
     fn value<'a>(
@@ -699,13 +712,7 @@ impl<'b> Walker<'b> {
     /// read once complete. Returns `false` for text that is not JSON (then read as the string
     /// it is); a document nested too deep, or with a duplicate key, is an error, as in a stream.
     fn arguments(&mut self, s: &Str, json: &[u8]) -> Result<bool, JsonError> {
-        let mut sub = Walker {
-            body: json,
-            pending: Vec::new(),
-            tools: Vec::new(),
-            inner: Vec::new(),
-            keys: Vec::new(),
-        };
+        let mut sub = Walker::new(json);
         fn read_doc<'d>(sub: &mut Walker<'d>, doc: &'d [u8]) -> Result<(), JsonError> {
             Scanner::new(doc).and_then(|mut sc| {
                 sub.value(&mut sc, Some(b"arguments"), Field::ToolInput)?;
@@ -723,13 +730,7 @@ impl<'b> Walker<'b> {
         {
             let mut doc = json[..c.kept].to_vec();
             doc.extend_from_slice(&c.closers);
-            let mut cut = Walker {
-                body: &doc,
-                pending: Vec::new(),
-                tools: Vec::new(),
-                inner: Vec::new(),
-                keys: Vec::new(),
-            };
+            let mut cut = Walker::new(&doc);
             if read_doc(&mut cut, &doc).is_ok() {
                 sub.pending = cut.pending;
                 read = Ok(());
