@@ -244,7 +244,9 @@ fn clap_error(e: &clap::Error) -> ExitCode {
             format!("the following required arguments were not provided: {arg} (see agw --help)")
         }
         ErrorKind::InvalidSubcommand => {
-            format!("unknown command `{arg}` (commands: serve, check, test-policy; see agw --help)")
+            format!(
+                "unknown command `{arg}` (commands: serve, check, test-policy, keys; see agw --help)"
+            )
         }
         _ => {
             let rendered = e.render().to_string();

@@ -57,6 +57,10 @@ fn usage_errors_are_one_line_naming_the_argument() {
             &["keys", "--config", config, "create", "--name", "a\nb"],
             "keys: invalid name `a\\nb`",
         ),
+        (
+            &["kyes"],
+            "unknown command `kyes` (commands: serve, check, test-policy, keys;",
+        ),
     ] {
         let (code, err) = agw(args);
         assert_eq!(code, Some(2), "{args:?}: {err}");

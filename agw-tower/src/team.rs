@@ -346,12 +346,11 @@ impl AccessConfig {
                 "access.{field}: an empty list admits no one; remove `{field}` to admit everyone"
             )));
         }
-        let list = |l: &Option<Vec<String>>| l.iter().flatten().cloned().collect::<Vec<_>>();
         Access::any()
-            .identities(list(&self.identities))
-            .teams(list(&self.teams))
-            .groups(list(&self.groups))
-            .models(list(&self.models))
+            .identities(self.identities.iter().flatten().cloned())
+            .teams(self.teams.iter().flatten().cloned())
+            .groups(self.groups.iter().flatten().cloned())
+            .models(self.models.iter().flatten().cloned())
             .map_err(|e| TeamError(format!("access.models: {e}")))
     }
 }
