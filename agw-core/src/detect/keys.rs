@@ -224,7 +224,30 @@ const STAND_IN_WORDS: [&str; 9] = [
 
 /// The words a stand-in is made of: [`STAND_IN_WORDS`], and words around them in
 /// documentation (`my`, `your`, `db`, `here`, …).
-const STAND_IN_VOCABULARY: [&str; 24] = [
+const STAND_IN_VOCABULARY: [&str; 45] = [
+    // The services whose images and docs name their password variables after themselves
+    // (`POSTGRES_PASSWORD`, `redis_password`: fourteenth session's accuracy review).
+    "postgresql",
+    "postgres",
+    "pg",
+    "mysql",
+    "mariadb",
+    "mongodb",
+    "mongo",
+    "redis",
+    "rabbitmq",
+    "rabbit",
+    "amqp",
+    "elastic",
+    "minio",
+    "keycloak",
+    "grafana",
+    "ldap",
+    "smtp",
+    "mail",
+    "sql",
+    "service",
+    "default",
     "password",
     "passwd",
     "pass",
@@ -363,7 +386,17 @@ fn stand_in(pw: &[u8]) -> bool {
     let directive = (pw.len() == 2 && pw[0] == b'%' && pw[1].is_ascii_alphabetic())
         || (pw.starts_with(b"%(") && pw.contains(&b')'));
     let one_char = pw.windows(2).all(|w| w[0] == w[1]);
+    // An environment variable's name (`MY_SERVICE_PASSWORD`, `API_SECRET_2`): upper case,
+    // one of its words naming a password.
+    let variable_name = env_name(pw)
+        && pw.contains(&b'_')
+        && pw.split(|&b| b == b'_').any(|w| {
+            STAND_IN_WORDS
+                .iter()
+                .any(|n| w.eq_ignore_ascii_case(n.as_bytes()))
+        });
     variable
+        || variable_name
         || directive
         || one_char
         || pw.len() < 3
@@ -505,6 +538,17 @@ mod tests {
                 &[],
             ),
             ("uses: docker://node:20-alpine@sha256:0123abcd", &[]),
+            // Named after the service (fourteenth session's accuracy review), an environment
+            // variable's name; a password that only holds a service's name is one.
+            (
+                "postgres://postgres:POSTGRES_PASSWORD@localhost:5432/dev redis://:redis_password@h amqp://u:rabbitmq_password@h mysql://u:mysql_password@h postgres://u:postgrespassword@h",
+                &[],
+            ),
+            ("postgres://u:MY_SERVICE_PASSWORD@h ftp://u:API_SECRET_2@h", &[]),
+            (
+                "postgres://u:postgres2024x@h mysql://u:MYSQL_9Xq2@h",
+                &["postgres2024x", "MYSQL_9Xq2"],
+            ),
             // The final regression round's: paths and queries after a port, scp-style paths,
             // IPv6 hosts, a password with `@` and `/`, hosts named `sha…`, bracketed or
             // word-shaped passwords.

@@ -406,7 +406,7 @@ const FETCHED_URLS: [(&str, &str, &str); 3] = [
 
 /// Keys whose string value, read generically as message text, is a URL a provider or a
 /// server may fetch (read again percent-decoded: [`Doc::encoded_urls`]).
-pub(super) const URL_KEYS: [&str; 7] = [
+pub(super) const URL_KEYS: [&str; 13] = [
     "url",
     "file_url",
     "image_url",
@@ -414,11 +414,22 @@ pub(super) const URL_KEYS: [&str; 7] = [
     "video_url",
     "server_url",
     "document_url",
+    // Gemini's and Vertex's `fileData`, in both spellings.
+    "file_uri",
+    "fileuri",
+    "uri",
+    // DashScope's `image`, `audio` and `video` parts.
+    "image",
+    "audio",
+    "video",
 ];
 
 /// Keys of a message or a content block that hold no text a model reads, when agw has no other
-/// reading for them: types, identifiers, cache and signature fields, base64 data, flags.
-const NOT_TEXT_KEYS: [&str; 18] = [
+/// reading for them: types, identifiers, cache and signature fields, opaque ciphertexts. A
+/// `data` is skipped only when it is base64 ([`looks_base64`]); short values such as a
+/// `status`, a `format` or a `detail` are read like any other (a lenient server's chat
+/// template may print them: fourteenth review).
+const NOT_TEXT_KEYS: [&str; 11] = [
     "type",
     "id",
     "tool_use_id",
@@ -426,35 +437,44 @@ const NOT_TEXT_KEYS: [&str; 18] = [
     "call_id",
     "cache_control",
     "signature",
-    "data",
-    "media_type",
-    "is_error",
     "file_id",
-    "detail",
-    "format",
-    "index",
     "encrypted_content",
     "encrypted_index",
-    "status",
     "role",
 ];
 
-/// Whether a block of type `ty` has prompt text in its string field `leaf`. Thinking blocks and
-/// images have none; `title` and `context` count for documents and search results, a search
-/// or fetch result's `title` and `url`, a tool call's `name`; any other block's `text`,
-/// `refusal` (OpenAI refusal parts), `filename` (file parts) and `file_url` (a Responses file
-/// the provider fetches: a secret in it reaches a third party) count.
-fn reads_string(ty: &[u8], leaf: &str) -> bool {
-    match ty {
-        b"thinking" | b"redacted_thinking" | b"image" => false,
-        b"document" | b"search_result" => true,
-        // A search result's `page_age` is text the model reads too (seventh review).
-        b"web_search_result" | b"web_fetch_result" => {
-            matches!(leaf, ".title" | ".url" | ".page_age")
-        }
-        b"tool_use" | b"server_tool_use" | b"mcp_tool_use" => matches!(leaf, ".text" | ".name"),
-        _ => matches!(leaf, ".text" | ".refusal" | ".filename" | ".file_url"),
-    }
+/// Whether `text` is one URL: a scheme, `://`, and no blanks (`https://…`, `gs://…`).
+fn is_url(text: &[u8]) -> bool {
+    let Some(colon) = text.iter().take(16).position(|&c| c == b':') else {
+        return false;
+    };
+    colon > 0
+        && text[0].is_ascii_alphabetic()
+        && text[..colon]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'.' | b'-'))
+        && text[colon..].starts_with(b"://")
+        && !text.iter().any(|c| c.is_ascii_whitespace())
+}
+
+/// The longest `file_data` in base64 that is read as written too (a token, not a file).
+const SHORT_FILE_DATA: usize = 1024;
+
+/// Whether `value` is written in base64's alphabets only (either one, padding and line breaks
+/// allowed): an encoded file, not text. Text has blanks or punctuation.
+pub(super) fn looks_base64(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.iter().all(|&c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_' | b'=' | b'\r' | b'\n')
+        })
+}
+
+/// Whether a block of type `ty` has prompt text in its string fields (those of
+/// [`BLOCK_STRINGS`]): every block's but signed reasoning's. An image's `text` or `title`, a
+/// search result's `text`, a tool call's `title` are no fields of theirs, but a lenient
+/// server may print them, and they reach the provider (fourteenth review: they were skipped).
+fn reads_string(ty: &[u8]) -> bool {
+    !matches!(ty, b"thinking" | b"redacted_thinking")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -622,6 +642,11 @@ impl Extractor {
     /// A `data:` URL anywhere (a prompt's variables, an instructions item, a field agw has no
     /// reading for), read into the text from `start`, is an inline file too (regression
     /// round).
+    ///
+    /// A string that is a URL with escapes to decode, under whatever key (Gemini's
+    /// `fileData.fileUri`, a part type agw does not know), is read again decoded as a URL the
+    /// provider fetches is ([`Doc::encoded_urls`]; fourteenth review). Prose that only holds a
+    /// URL is not: a log line's `?to=alice%40example.com` would turn a mask into a refusal.
     #[inline]
     fn data_url_since(&mut self, start: usize, field: Field) {
         let url = &self.doc.text[start..];
@@ -630,6 +655,8 @@ impl Extractor {
             if let Some(text) = super::files::text_of(url, None) {
                 self.doc.inline_files.push((text, field));
             }
+        } else if is_url(url) {
+            self.note_url(start);
         }
     }
 
@@ -873,6 +900,14 @@ impl Extractor {
         {
             return sc.skip_fast();
         }
+        if sc.peek() == Some(b'"') && sc.key_matches(key, "data") {
+            let at = sc.position();
+            let s = sc.string()?;
+            if looks_base64(&sc.str_value(&s)) {
+                return Ok(());
+            }
+            *sc = sc.at(at);
+        }
         let loc = Loc {
             leaf: ".other",
             ..loc
@@ -959,24 +994,19 @@ impl Extractor {
         if sc.peek() != Some(b'"') {
             return sc.skip_fast();
         }
-        let data = |s: &[u8]| s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"data:"));
-        let at = sc.position();
-        if data(&sc.bytes()[at + 1..]) {
-            // Most images: their media type says so, and they are not decoded.
-            let s = sc.string()?;
-            self.inline_file(&sc.str_value(&s), None, field);
+        let s = sc.string()?;
+        let value = sc.str_value(&s);
+        // Read in place (most images: their media type says so, and they are not decoded),
+        // also when written with escapes (`d\u0061ta:`). Text that only starts with `data:`
+        // is read as text (fourteenth review: `data: …` went upstream unread).
+        if super::files::is_data_url(&value) {
+            self.inline_file(&value, None, field);
             return Ok(());
         }
+        drop(value);
         let start = self.doc.text.len();
-        let (s, kind) = sc.string_into(&mut self.doc.text)?;
-        if data(&self.doc.text[start..]) {
-            // Written with escapes (`d\u0061ta:`).
-            let url = self.doc.text.split_off(start);
-            self.inline_file(&url, None, field);
-            return Ok(());
-        }
+        self.push(sc, field, &s, loc)?;
         self.note_url(start);
-        self.add(start, &s, kind, field, loc);
         Ok(())
     }
 
@@ -1001,6 +1031,10 @@ impl Extractor {
     /// Marks the text from `start` to the end as a URL to read again percent-decoded
     /// ([`Doc::encoded_urls`]) when it has escapes to decode.
     fn note_url(&mut self, start: usize) {
+        let end = self.doc.text.len();
+        if self.doc.encoded_urls.last() == Some(&(start..end)) {
+            return;
+        }
         if self.doc.text[start..]
             .iter()
             .any(|&c| c == b'%' || c == b'+')
@@ -1017,14 +1051,37 @@ impl Extractor {
         }
     }
 
-    /// A `file_data` string (the cursor is at it): an inline file.
-    fn file_data(&mut self, sc: &mut Scanner<'_>, field: Field) -> Result<(), JsonError> {
+    /// A `file_data` string (the cursor is at it): an inline file when it is a `data:` URL or
+    /// base64; anything else is read as a URL the provider fetches (OpenRouter takes a PDF's
+    /// URL there) or text (fourteenth review: it went upstream unread). Short base64 is read
+    /// as written too: a token is written in base64's alphabet.
+    fn file_data(&mut self, sc: &mut Scanner<'_>, field: Field, loc: Loc) -> Result<(), JsonError> {
         if sc.peek() != Some(b'"') {
             return sc.skip_fast();
         }
+        let at = sc.position();
         let s = sc.string()?;
-        self.inline_file(&sc.str_value(&s), None, field);
-        Ok(())
+        let value = sc.str_value(&s);
+        if super::files::is_data_url(&value) {
+            self.inline_file(&value, None, field);
+            return Ok(());
+        }
+        if looks_base64(&value) {
+            self.inline_file(&value, None, field);
+            if value.len() > SHORT_FILE_DATA {
+                return Ok(());
+            }
+        }
+        drop(value);
+        self.doc.text.push(b'\n');
+        self.push_url(
+            &mut sc.at(at),
+            field,
+            Loc {
+                leaf: ".file_data",
+                ..loc
+            },
+        )
     }
 
     /// An object's `url` (the cursor is at the object), read by [`Extractor::push_url`].
@@ -1407,7 +1464,7 @@ impl Extractor {
             }
             if sc.key_matches(&key, "file_data") {
                 // A Responses `input_file`'s contents.
-                return self.file_data(sc, forced.unwrap_or(Field::Messages));
+                return self.file_data(sc, forced.unwrap_or(Field::Messages), loc);
             }
             // Each such key is 9 characters long; one written with escapes is longer.
             let url = key.raw.len() >= 9;
@@ -1442,7 +1499,7 @@ impl Extractor {
                 if sc.key_matches(&key, name) && sc.peek() == Some(b'"') {
                     match ty.as_deref() {
                         // The type usually comes first: read the text straight into the buffer.
-                        Some(t) if reads_string(t, leaf) => {
+                        Some(t) if reads_string(t) => {
                             let field = forced.unwrap_or(Field::Messages);
                             if leaf == ".file_url" {
                                 self.push_url(sc, field, Loc { leaf, ..loc })?;
@@ -1496,7 +1553,7 @@ impl Extractor {
         let ty = ty.unwrap_or_default();
         let field = forced.unwrap_or(Field::Messages);
         for (s, leaf) in strings {
-            if reads_string(&ty, leaf) {
+            if reads_string(&ty) {
                 let start = self.doc.text.len();
                 self.push(sc, field, &s, Loc { leaf, ..loc })?;
                 if leaf == ".file_url" {
@@ -1580,9 +1637,11 @@ impl Extractor {
                         let leaf = ".file.filename";
                         self.all_strings(sc, field, Loc { leaf, ..loc })
                     } else if sc.key_matches(&key, "file_data") {
-                        self.file_data(sc, field)
+                        self.file_data(sc, field, loc)
                     } else {
-                        sc.skip_fast()
+                        // `file_url` (a URL the provider fetches) and keys agw has no reading
+                        // for; `file_id` is skipped there (fourteenth review).
+                        self.other_key(sc, &key, field, loc)
                     }
                 })
             }

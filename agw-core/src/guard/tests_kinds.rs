@@ -61,7 +61,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         (Embeddings, r#"{"input":"{R} {R}"}"#, &["input", "input"]),
         (
             Responses,
-            r#"{"model":"m","instructions":"{R}","input":[{"role":"developer","content":"{R}"},{"type":"message","role":"user","content":[{"type":"input_text","text":"{R}"},{"type":"input_image","image_url":"data:{N}"}]},{"type":"reasoning","id":"{N}","summary":[{"type":"summary_text","text":"{R}"}],"content":[{"type":"reasoning_text","text":"a {R}"}],"encrypted_content":"{N}"},{"type":"function_call","call_id":"{N}","name":"shell","arguments":"{\"cmd\":\"{R}\"}"},{"type":"function_call_output","call_id":"c","output":"{R}"},{"output":[{"type":"input_text","text":"{R}"}],"type":"custom_tool_call_output","call_id":"c"},{"type":"web_search_call","id":"{N}","action":{"query":"{R}"}},{"content":[{"type":"output_text","text":"{R}"}],"type":"message","role":"assistant"}],"truncation":{"k":"{R}"}}"#,
+            r#"{"model":"m","instructions":"{R}","input":[{"role":"developer","content":"{R}"},{"type":"message","role":"user","content":[{"type":"input_text","text":"{R}"},{"type":"input_image","image_url":"data:image/png;base64,{N}"}]},{"type":"reasoning","id":"{N}","summary":[{"type":"summary_text","text":"{R}"}],"content":[{"type":"reasoning_text","text":"a {R}"}],"encrypted_content":"{N}"},{"type":"function_call","call_id":"{N}","name":"shell","arguments":"{\"cmd\":\"{R}\"}"},{"type":"function_call_output","call_id":"c","output":"{R}"},{"output":[{"type":"input_text","text":"{R}"}],"type":"custom_tool_call_output","call_id":"c"},{"type":"web_search_call","id":"{N}","action":{"query":"{R}"}},{"content":[{"type":"output_text","text":"{R}"}],"type":"message","role":"assistant"}],"truncation":{"k":"{R}"}}"#,
             &[
                 "instructions",
                 "input[0].content",
@@ -151,7 +151,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
             Responses,
             // An MCP call's `server_label` is read as a field agw has no reading for is (a
             // black-box review: it went upstream unread); its `id` is an identifier.
-            r#"{"input":[{"role":"user","content":[{"type":"input_file","filename":"{R}","file_data":"{N}"}]},{"type":"mcp_call","id":"{N}","server_label":"{R}","name":"{R}","arguments":"{}","output":"{R}"}]}"#,
+            r#"{"input":[{"role":"user","content":[{"type":"input_file","filename":"{R}","file_data":"data:application/pdf;base64,{N}"}]},{"type":"mcp_call","id":"{N}","server_label":"{R}","name":"{R}","arguments":"{}","output":"{R}"}]}"#,
             &[
                 "input[0].content[0].filename",
                 "other field",

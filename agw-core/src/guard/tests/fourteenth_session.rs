@@ -1,0 +1,181 @@
+//! Found in the fourteenth session's black-box review of the request side: a `file_data` that
+//! is no file, URLs under keys agw did not know as URLs, and short fields skipped as "not text".
+
+use super::*;
+use serde_json::json;
+
+fn secret_rule() -> Policy {
+    Policy::builder()
+        .rule(Rule::literals("secret", ["SECRET-1234"]).reject("blocked"))
+        .build()
+        .unwrap()
+}
+
+/// The first hit's path, or `None` when the request passes.
+fn hit(policy: &Policy, kind: RouteKind, body: &serde_json::Value) -> Option<String> {
+    let v = policy.inspect(kind, body.to_string().as_bytes()).unwrap();
+    v.hits().first().map(|h| h.path.clone())
+}
+
+/// A `file_data` that is a URL (OpenRouter fetches a PDF's URL given there) or plain text is
+/// read: it had been taken for base64, decoded to nothing, and passed unread. A real file in
+/// base64 still passes, its bytes unread as text; a short base64 value whose bytes are no text
+/// is read as written (a token is base64's alphabet).
+#[test]
+fn file_data_that_is_no_file_is_read() {
+    let policy = secret_rule();
+    let chat = |data: &str| {
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "file", "file": {"filename": "f.pdf", "file_data": data}}]}]})
+    };
+    let responses = |data: &str| {
+        json!({"model": "m", "input": [{"role": "user", "content": [
+            {"type": "input_file", "filename": "f.pdf", "file_data": data}]}]})
+    };
+    for data in [
+        "https://docs.example/r.pdf?k=SECRET-1234",
+        "my SECRET-1234 here",
+        "SECRET-1234",
+    ] {
+        assert!(
+            hit(&policy, RouteKind::Completions, &chat(data)).is_some(),
+            "{data}"
+        );
+        assert!(
+            hit(&policy, RouteKind::Responses, &responses(data)).is_some(),
+            "{data}"
+        );
+    }
+    // Percent-escaped, as the server that fetches it decodes it.
+    let url = "https://docs.example/r.pdf?k=%53ECRET-1234";
+    assert_eq!(
+        hit(&policy, RouteKind::Completions, &chat(url)).as_deref(),
+        Some("url (percent-decoded)")
+    );
+    // A PDF in base64 (and as a data URL) is a file, not text.
+    let pdf = "JVBERi0xLjcKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K";
+    for data in [pdf.to_owned(), format!("data:application/pdf;base64,{pdf}")] {
+        assert_eq!(hit(&policy, RouteKind::Completions, &chat(&data)), None);
+        assert_eq!(hit(&policy, RouteKind::Responses, &responses(&data)), None);
+    }
+    // An AWS key as the whole value: base64's alphabet, read as written.
+    let aws = Policy::builder()
+        .rule(Rule::detectors("aws", [crate::detect::Detector::AwsAccessKey]).reject("no"))
+        .build()
+        .unwrap();
+    assert!(hit(&aws, RouteKind::Completions, &chat("AKIAIOSFODNN7EXAMPLF")).is_some());
+}
+
+/// A string that is one URL is read again percent-decoded under whatever key it sits
+/// (Gemini's `fileData.fileUri` in both spellings, DashScope's `image`/`audio`/`video`
+/// parts, a chat file's `file_url`): only agw's own list of URL keys had been. Prose that
+/// holds a URL is not read decoded (a mask stays a mask).
+#[test]
+fn urls_under_any_key_are_read_decoded() {
+    let policy = secret_rule();
+    let url = "https://files.example/a?k=%53ECRET-1234";
+    let cases = [
+        (
+            RouteKind::Passthrough,
+            json!({"contents": [{"role": "user", "parts": [{"fileData": {"mimeType": "application/pdf", "fileUri": url}}]}]}),
+        ),
+        (
+            RouteKind::Passthrough,
+            json!({"contents": [{"role": "user", "parts": [{"file_data": {"file_uri": url}}]}]}),
+        ),
+        (
+            RouteKind::Passthrough,
+            json!({"contents": [{"parts": [{"somethingNew": {"link": url}}]}]}),
+        ),
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image", "image": url}]}]}),
+        ),
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "video", "video": [url]}]}]}),
+        ),
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_url": url}}]}]}),
+        ),
+        (
+            RouteKind::Messages,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "source_link": url}]}]}),
+        ),
+    ];
+    for (kind, body) in cases {
+        assert_eq!(
+            hit(&policy, kind, &body).as_deref(),
+            Some("url (percent-decoded)"),
+            "{body}"
+        );
+    }
+    // In prose, a URL's escapes are left as written: a mask rule masks what is written.
+    let mask = Policy::builder()
+        .rule(Rule::literals("secret", ["SECRET-1234"]).mask_with("###"))
+        .build()
+        .unwrap();
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": format!("see {url} and SECRET-1234")}]});
+    let v = mask.inspect(RouteKind::Completions, body.to_string().as_bytes()).unwrap();
+    assert!(matches!(v.decision(), Decision::Rewrite(_)), "{:?}", v.decision());
+}
+
+/// Text that only starts with `data:` in a URL field is no data URL: read as text, not taken
+/// for a file and dropped unread.
+#[test]
+fn a_url_field_that_only_starts_with_data_is_text() {
+    let policy = secret_rule();
+    for url in ["data: SECRET-1234", "DATA:SECRET-1234"] {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": url}}]}]});
+        assert!(hit(&policy, RouteKind::Completions, &body).is_some(), "{url}");
+    }
+}
+
+/// Short fields a lenient server's template may print (`status`, `format`, `detail`,
+/// `media_type`, a `data` that is no base64) and the strings of a block agw knows but that are
+/// no field of its type (an image's `text` or `title`) are read; identifiers, signatures and
+/// ciphertexts are not.
+#[test]
+fn short_fields_and_stray_block_strings_are_read() {
+    let policy = secret_rule();
+    let cases = [
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi", "status": "SECRET-1234"}]}),
+        ),
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi", "format": "SECRET-1234"}]}),
+        ),
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "data": "my SECRET-1234"}]}]}),
+        ),
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "media_type": "SECRET-1234"}]}]}),
+        ),
+        (
+            RouteKind::Responses,
+            json!({"model": "m", "input": [{"type": "message", "role": "user", "content": "hi", "detail": "SECRET-1234"}]}),
+        ),
+        (
+            RouteKind::Messages,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://x.example/a.png"}, "title": "SECRET-1234"}]}]}),
+        ),
+        (
+            RouteKind::Messages,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "text": "SECRET-1234", "source": {"type": "url", "url": "https://x.example/a.png"}}]}]}]}),
+        ),
+    ];
+    for (kind, body) in cases {
+        assert!(hit(&policy, kind, &body).is_some(), "{body}");
+    }
+    let unread = json!({"model": "m", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "hi", "data": "U0VDUkVULTEyMzQ=", "id": "SECRET-1234"}]},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "SECRET-1234", "title": "SECRET-1234"}]},
+        {"role": "user", "content": "hi"}]});
+    assert_eq!(hit(&policy, RouteKind::Messages, &unread), None);
+}
