@@ -140,7 +140,22 @@ pub(crate) fn push_token(pointer: &mut String, key: &str) {
 /// export, a log tail, progress events) are whole values, which joined would lose the
 /// boundaries detectors need, hold progress events back, and cost a text per field (found by
 /// the seventh review's regression round).
-const TOKEN_PATHS: [&str; 21] = [
+const TOKEN_PATHS: [&str; 31] = [
+    // Cohere v2's `content-delta` and `tool-plan-delta`, watsonx's `generation_stream`,
+    // Bedrock's model families (Llama's `generation`, Mistral's `outputs`, Titan's
+    // `outputText`, Claude's legacy `completion`, Cohere's `generations`), and a plain
+    // `output` or a chunk's `message.content` (fourteenth session's review: read one event
+    // at a time, a secret split over two passed).
+    "/delta/message/content/text",
+    "/delta/message/tool_plan",
+    "/results/*/generated_text",
+    "/generation",
+    "/outputs/*/text",
+    "/outputText",
+    "/completion",
+    "/generations/*/text",
+    "/output",
+    "/choices/*/message/content",
     "/content",
     "/text",
     "/delta",

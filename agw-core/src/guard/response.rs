@@ -39,7 +39,6 @@ pub(crate) fn is_meta_key(key: &[u8]) -> bool {
             | b"role"
             | b"object"
             | b"status"
-            | b"stop_reason"
             | b"finish_reason"
             | b"signature"
             | b"encrypted_content"
@@ -1424,7 +1423,6 @@ mod tests {
         for k in [
             "id",
             "type",
-            "stop_reason",
             "previous_response_id",
             "media_type",
             "status",
@@ -1441,6 +1439,8 @@ mod tests {
             "data",
             "name",
             "stop_sequence",
+            // vLLM's `stop_reason` is the stop string that matched (fourteenth session).
+            "stop_reason",
         ] {
             assert!(!is_meta_key(k.as_bytes()), "{k}");
         }

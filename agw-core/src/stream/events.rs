@@ -750,9 +750,14 @@ fn delta_extras(
                         Some(read) => read.contains(&k.as_str()),
                         None => k == "index",
                     };
+                    // A delta's own `name` (a participant's, which the SDKs join like
+                    // any other string) is text; a tool call's is not read here.
+                    let named = top.is_some() && k == "name";
                     if skip
                         || crate::guard::response::is_meta_key(k.as_bytes())
-                        || (child.is_string() && super::guard::NOT_TEXT.contains(&k.as_str()))
+                        || (child.is_string()
+                            && !named
+                            && super::guard::NOT_TEXT.contains(&k.as_str()))
                     {
                         continue;
                     }

@@ -778,15 +778,15 @@ impl StreamGuard {
     /// Reads an event agw does not recognise, of a stream none of whose events it recognised
     /// so far, as pieces of texts continued by path (see [`leaves`](crate::guard::leaves)):
     /// each string a delta of the text at its path, held back and masked as text deltas are.
-    /// `false` for an event with a tool call, read as a JSON document instead.
+    /// `false` for an event with no such piece (or too many), read as a JSON document instead.
+    /// A tool call beside the pieces (or only a key named `input` or `arguments`) is checked
+    /// with the event's other strings; it no longer stops the pieces from being joined
+    /// (fourteenth session's review: `{"content": …, "input": ""}` turned joining off).
     fn continue_texts(&mut self, item: &mut Item, json: &Value) -> Result<bool, ErrorBody> {
         use crate::guard::leaves::{MAX_PIECES, is_token_path};
         let found = crate::guard::leaves::leaves(json);
         if found.ambiguous {
             return Err(self.unreadable("a part's `thought` that is not true or false"));
-        }
-        if found.tool {
-            return Ok(false);
         }
         // Only strings where servers stream tokens are pieces; an event with none of them,
         // or with more than a few, is a document, read on its own (regression round).
@@ -797,15 +797,16 @@ impl StreamGuard {
         if pieces.is_empty() || pieces.len() > MAX_PIECES {
             return Ok(false);
         }
-        if !rest.is_empty() {
-            // Its other strings: read as the event's own, the pieces blanked out.
+        if !rest.is_empty() || found.tool {
+            // Its other strings and its tool calls: read as the event's own, the pieces
+            // blanked out.
             let mut other = json.clone();
             for p in &pieces {
                 if let Some(v) = other.pointer_mut(&p.pointer) {
                     *v = Value::String(String::new());
                 }
             }
-            self.generic(item, &other.to_string(), false, false)?;
+            self.generic(item, &other.to_string(), found.tool, false)?;
         }
         for leaf in pieces {
             let path = crate::guard::leaves::text_path(&leaf.pointer, leaf.thought, leaf.candidate);
@@ -1652,8 +1653,10 @@ fn blank(v: &mut Value, path: &[Step]) {
 }
 
 /// Fields of a delta event that carry no text a client shows: identifiers, names of types,
-/// roles, reasons, a tool's name (checked with its call), Responses' random padding.
-pub(super) const NOT_TEXT: [&str; 12] = [
+/// roles, a finish reason, a tool's name (checked with its call), Responses' random padding.
+/// A chat delta's own `name` (a participant's) is text ([`super::events`]); so is a
+/// `stop_reason`, which vLLM fills with the stop string that matched.
+pub(super) const NOT_TEXT: [&str; 11] = [
     "id",
     "object",
     "model",
@@ -1665,7 +1668,6 @@ pub(super) const NOT_TEXT: [&str; 12] = [
     "item_id",
     "name",
     "obfuscation",
-    "stop_reason",
 ];
 
 /// Whether `v` has a non-empty string other than its deltas' and those of [`NOT_TEXT`] keys.

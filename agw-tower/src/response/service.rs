@@ -105,11 +105,14 @@ fn read(reading: ResponseReading, framing: Framing, success: bool, model_call: b
         (ResponseReading::Errors, _) if success => Read::Pass,
         (ResponseReading::Errors, Framing::Json) => Read::Json,
         (ResponseReading::Errors, Framing::JsonLines) => Read::Lines,
-        (ResponseReading::Errors, Framing::Other) => Read::Pass,
         (_, Framing::Json) => Read::Json,
         (_, Framing::EventStream) if success => Read::Stream,
         (ResponseReading::Generic, Framing::JsonLines) => Read::Lines,
-        (ResponseReading::Generic, Framing::Other) => Read::Pass,
+        // A file download passes; an error in plain text or HTML may repeat what it was sent
+        // (`invalid input: …`), and is refused unread like any body agw cannot read
+        // (fourteenth session's review: it passed on embeddings, token counts and passthrough
+        // paths).
+        (ResponseReading::Generic, Framing::Other) if success => Read::Pass,
         _ => Read::Refuse,
     }
 }
@@ -214,7 +217,20 @@ fn is_model_call(path: &str) -> bool {
         ":generateContent",
         ":streamGenerateContent",
     ];
+    // Assistants threads and runs and Conversations' items: model output stored or streamed
+    // (fourteenth session's review: labelled `text/plain`, it passed unread as a file).
+    const UNDER: [&[u8]; 2] = [b"/threads/", b"/conversations/"];
     let trimmed = path.trim_end_matches('/').as_bytes();
+    let under = |u: &[u8]| {
+        path.as_bytes()
+            .windows(u.len())
+            .any(|w| w.eq_ignore_ascii_case(u))
+    };
+    if UNDER.iter().any(|u| under(u))
+        || trimmed.len() >= 8 && trimmed[trimmed.len() - 8..].eq_ignore_ascii_case(b"/threads")
+    {
+        return true;
+    }
     let known = ENDS.iter().any(|e| {
         trimmed.len() >= e.len()
             && trimmed[trimmed.len() - e.len()..].eq_ignore_ascii_case(e.as_bytes())
@@ -336,10 +352,17 @@ where
             let status = res.status();
             // An error the provider answered keeps its status when agw must replace it.
             let keep = (!status.is_success()).then_some(status);
+            // A redirect or `304 Not Modified` is no error; an error without a body has
+            // nothing to read.
+            let error = status.is_client_error() || status.is_server_error();
+            let empty = res
+                .headers()
+                .get(CONTENT_LENGTH)
+                .is_some_and(|l| l.as_bytes() == b"0");
             match read(
                 reading,
                 framing(res.headers()),
-                status.is_success(),
+                !error || empty,
                 model_call,
             ) {
                 Read::Stream => {
@@ -492,7 +515,7 @@ mod tests {
             (Generic, Sse, true, Read::Stream),
             (Generic, Sse, false, Read::Refuse),
             (Generic, Other, true, Read::Pass),
-            (Generic, Other, false, Read::Pass),
+            (Generic, Other, false, Read::Refuse),
             // Model output in a format agw does not read is never passed unread.
             (Generic, Opaque, true, Read::Refuse),
             (Generic, Opaque, false, Read::Refuse),
@@ -502,7 +525,7 @@ mod tests {
             (Errors, Json, true, Read::Pass),
             (Errors, Sse, true, Read::Pass),
             (Errors, Json, false, Read::Json),
-            (Errors, Other, false, Read::Pass),
+            (Errors, Other, false, Read::Refuse),
             (Errors, Sse, false, Read::Refuse),
             // Two `Content-Type`s: the client may read the body as the other one says.
             (Model, Conflicting, true, Read::Refuse),
@@ -623,16 +646,29 @@ mod outcome_tests {
             let ty = match req.uri().query() {
                 Some("t=events") => "application/vnd.amazon.eventstream",
                 Some("t=script") => "text/javascript",
-                Some("t=plain") => "text/plain",
+                Some("t=plain" | "t=error" | "t=empty") => "text/plain",
                 _ => "application/x-protobuf",
             };
+            let status = match req.uri().query() {
+                Some("t=error" | "t=empty") => 400,
+                _ => 200,
+            };
+            let empty = req.uri().query() == Some("t=empty");
             async move {
                 let res = http::Response::builder()
-                    .header("content-type", ty)
-                    .body(Full::new(bytes::Bytes::from_static(
-                        b"AKIAIOSFODNN7EXAMPLE",
-                    )))
-                    .unwrap();
+                    .status(status)
+                    .header("content-type", ty);
+                let res = if empty {
+                    res.header("content-length", "0")
+                } else {
+                    res
+                };
+                let body: &'static [u8] = if empty {
+                    b""
+                } else {
+                    b"AKIAIOSFODNN7EXAMPLE"
+                };
+                let res = res.body(Full::new(bytes::Bytes::from_static(body))).unwrap();
                 Ok::<_, std::convert::Infallible>(res)
             }
         });
@@ -676,6 +712,11 @@ mod outcome_tests {
             "/API/CHAT?t=plain",
             "/completion?t=plain",
             "/generate_stream?t=plain",
+            // Assistants runs and Conversations' items (fourteenth session's review).
+            "/v1/threads/runs?t=plain",
+            "/v1/threads/thread_1/runs?t=plain",
+            "/v1/Threads/thread_1/messages/msg_1?t=plain",
+            "/v1/conversations/conv_1/items?t=plain",
         ] {
             let (status, body) = call(uri).await;
             assert_eq!(status, 502, "{uri}");
@@ -683,5 +724,13 @@ mod outcome_tests {
         }
         let (status, body) = call("/v1/files/file-1/content?t=plain").await;
         assert_eq!((status, body.as_str()), (200, "AKIAIOSFODNN7EXAMPLE"));
+        // An error in plain text may repeat what it was sent: refused unread, its status kept
+        // (it passed on passthrough paths: fourteenth session's review); one without a body
+        // passes.
+        let (status, body) = call("/v1/files/file-1/content?t=error").await;
+        assert_eq!(status, 400);
+        assert!(body.contains("cannot inspect") && !body.contains("AKIA"), "{body}");
+        let (status, body) = call("/v1/files/file-1/content?t=empty").await;
+        assert_eq!((status, body.as_str()), (400, ""));
     }
 }

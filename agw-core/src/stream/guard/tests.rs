@@ -7,6 +7,7 @@ use crate::stream::SseDecoder;
 mod open;
 mod review12;
 mod review13;
+mod review14;
 mod review7;
 mod splits;
 
