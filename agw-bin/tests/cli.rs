@@ -324,3 +324,52 @@ fn serving_an_injected_key_beyond_loopback_needs_client_auth_or_an_explicit_flag
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--listen: `localhost` is not HOST:PORT"));
 }
+
+/// Fourteenth review: `agw check` said ok to a key file `agw serve` refused to start on, and
+/// the refusals quoted the file's values (serde's `invalid type: string "sk-ant-…"`). Check,
+/// serve and `agw keys` refuse it alike, with the file, the position and the kind of problem.
+#[test]
+fn a_broken_key_file_is_refused_alike_and_never_quoted() {
+    let dir = std::env::temp_dir().join(format!("agw-cli-keyfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join("keys.json");
+    let config = dir.join("team.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\nadmin_listen: off\nbackends:\n  - {{name: a, provider: anthropic, api_key: k}}\nauth: {{keys: {{file: {}}}}}\n",
+            keys.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    for (content, kind) in [
+        ("garbage{", "not valid JSON at line 1 column 1"),
+        (
+            r#"{"keys": "sk-ant-api03-SECONDLEAKxxxxxxxx"}"#,
+            "JSON of the wrong shape",
+        ),
+    ] {
+        std::fs::write(&keys, content).unwrap();
+        for args in [
+            &["check", "--config", config][..],
+            &["serve", "--config", config, "--listen", "127.0.0.1:0"],
+            &["keys", "--config", config, "list"],
+            &["keys", "--config", config, "create", "--name", "alice"],
+        ] {
+            let out = agw(args, "");
+            let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+            assert!(!out.status.success(), "{args:?}: {stdout}{stderr}");
+            assert!(
+                stderr.contains("auth.keys.file: key file ") && stderr.contains(kind),
+                "{args:?}: {stderr}"
+            );
+            assert!(
+                !stderr.contains("SECONDLEAK") && !stderr.contains("garbage"),
+                "{args:?}: {stderr}"
+            );
+            assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -352,7 +352,7 @@ async fn a_model_allow_list_holds_on_every_route_without_guards() {
             "/v1/audio/speech",
             "application/json",
             r#"{"model":"claude-x","model":"tts-1-hd"}"#.into(),
-            "duplicate key `model`",
+            "names `model` twice",
         ),
         (
             "/v1/images/generations",

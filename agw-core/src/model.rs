@@ -305,34 +305,102 @@ pub fn path_model(path: &str) -> Option<String> {
     (!found.is_empty()).then(|| found.to_owned())
 }
 
-/// The raw span and decoded value of the top-level `model` string, if any. A repeated `model`
-/// key is an error: parsers disagree on which one wins, so it could slip past an allow-list.
-pub fn find_model(body: &[u8]) -> Result<Option<(Range<usize>, String)>, JsonError> {
-    let mut sc = Scanner::new(body)?;
+/// Why a request's top-level `model` cannot be read for certain: the limits, budgets, access
+/// lists and usage that agw keys on the model would read another one than the provider runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelKeyError {
+    /// `model` is a key twice (compared decoded and in any case: `mod\u0065l`, `MODEL`):
+    /// parsers disagree on which one wins (found by the fourteenth review: a dollar budget
+    /// held the first, cheap model while the provider ran the last).
+    #[error(
+        "the request names `model` twice (keys are compared decoded and in any case): which \
+         one a server takes is its choice, so agw cannot tell which model runs"
+    )]
+    Twice,
+    /// `model` is not a string (a list, an object, a number, `null`).
+    #[error("the request's `model` is not a string")]
+    NotString,
+}
+
+/// Why [`scan_model`] read no model: a model key agw cannot read for certain, or a body that
+/// is not a JSON object it reads.
+enum Unread {
+    Key(ModelKeyError),
+    Json(JsonError),
+}
+
+/// Reads the top-level `model` of a JSON object, telling a model key agw cannot read for
+/// certain from a body that is not such an object.
+fn scan_model(body: &[u8]) -> Result<Option<(Range<usize>, String)>, Unread> {
+    let mut sc = Scanner::new(body).map_err(Unread::Json)?;
     if sc.peek() != Some(b'{') {
-        return Err(JsonError::Shape(
+        return Err(Unread::Json(JsonError::Shape(
             "the request body must be a JSON object".into(),
-        ));
+        )));
     }
     let mut found = None;
-    sc.object(|sc, key| {
+    let mut problem = None;
+    let walked = sc.object(|sc, key| {
         // Any case: an upstream with a case-insensitive JSON decoder (Go's) reads `MODEL`
         // as `model` (so `model` and `MODEL` together are a duplicate).
         if !sc.key_matches(&key, "model") {
             return sc.skip_fast();
         }
-        let Some(s) = sc.string_or_none()? else {
-            return Err(JsonError::Shape("`model` must be a string".into()));
-        };
         if found.is_some() {
-            return Err(JsonError::Shape("duplicate key `model`".into()));
+            problem = Some(ModelKeyError::Twice);
+            return Err(JsonError::Shape(String::new()));
         }
+        let Some(s) = sc.string_or_none()? else {
+            problem = Some(ModelKeyError::NotString);
+            return Err(JsonError::Shape(String::new()));
+        };
         let value = String::from_utf8_lossy(&sc.str_value(&s)).into_owned();
         found = Some((s.raw, value));
         Ok(())
-    })?;
-    sc.finish()?;
+    });
+    if let Some(p) = problem {
+        return Err(Unread::Key(p));
+    }
+    walked.and_then(|()| sc.finish()).map_err(Unread::Json)?;
     Ok(found)
+}
+
+/// The raw span and decoded value of the top-level `model` string, if any. A repeated `model`
+/// key is an error: parsers disagree on which one wins, so it could slip past an allow-list.
+pub fn find_model(body: &[u8]) -> Result<Option<(Range<usize>, String)>, JsonError> {
+    scan_model(body).map_err(|e| match e {
+        Unread::Key(ModelKeyError::Twice) => JsonError::Shape("duplicate key `model`".into()),
+        Unread::Key(ModelKeyError::NotString) => {
+            JsonError::Shape("`model` must be a string".into())
+        }
+        Unread::Json(e) => e,
+    })
+}
+
+/// The model a request body names at its top level, for the layers that key limits, budgets,
+/// access lists and usage on it: `Ok(None)` for a body that names none or is not a JSON object
+/// agw reads (what it cannot parse, a provider cannot either); an error for a `model` key that
+/// a server could read otherwise than agw ([`ModelKeyError`]). It agrees with [`find_model`]
+/// and with the request guard's reading of `model`.
+///
+/// ```
+/// use agw_core::model::{ModelKeyError, request_model};
+/// assert_eq!(request_model(br#"{"model":"claude-haiku-4-5"}"#), Ok(Some("claude-haiku-4-5".into())));
+/// assert_eq!(request_model(br#"{"model":"a","max_tokens":9,"MODEL":"b"}"#), Err(ModelKeyError::Twice));
+/// assert_eq!(request_model(br#"{"model":["a"]}"#), Err(ModelKeyError::NotString));
+/// assert_eq!(request_model(b"not json"), Ok(None));
+/// ```
+///
+/// # Errors
+///
+/// `model` twice, or not a string.
+pub fn request_model(body: &[u8]) -> Result<Option<String>, ModelKeyError> {
+    match scan_model(body) {
+        Ok(found) => Ok(found.map(|(_, m)| m)),
+        Err(Unread::Key(e)) => Err(e),
+        Err(Unread::Json(_)) => Ok(None),
+    }
 }
 
 /// The model a request body names on a route without a prompt, as a server that reads any
@@ -915,6 +983,47 @@ pub fn batch_requests(body: &[u8]) -> Result<Vec<(String, Option<u64>)>, JsonErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fourteenth review: a second `model` key (escaped, or in another case) got around a
+    /// dollar budget's hold; every reader of the top-level model agrees on what is refused.
+    #[test]
+    fn request_model_refuses_a_model_key_a_server_could_read_otherwise() {
+        use ModelKeyError::{NotString, Twice};
+        for (body, want) in [
+            (
+                r#"{"model":"claude-opus-4-6"}"#,
+                Ok(Some("claude-opus-4-6")),
+            ),
+            (r#"{"max_tokens":1,"messages":[]}"#, Ok(None)),
+            (r#"{"messages":[{"model":"x"}],"model":"m"}"#, Ok(Some("m"))),
+            (
+                r#"{"model":"claude-haiku-4-5","max_tokens":9,"model":"claude-opus-4-6"}"#,
+                Err(Twice),
+            ),
+            (
+                r#"{"model":"claude-haiku-4-5","mod\u0065l":"claude-opus-4-6"}"#,
+                Err(Twice),
+            ),
+            (
+                r#"{"model":"claude-haiku-4-5","MODEL":"claude-opus-4-6"}"#,
+                Err(Twice),
+            ),
+            (r#"{"Model":"a","model":"a"}"#, Err(Twice)),
+            (r#"{"model":["claude-sonnet-4-5"]}"#, Err(NotString)),
+            (r#"{"model":null}"#, Err(NotString)),
+            (r#"{"model":1}"#, Err(NotString)),
+            // Not an object agw reads: no model (a provider cannot read it either).
+            ("garbage{", Ok(None)),
+            (r#"["model"]"#, Ok(None)),
+        ] {
+            let want = want.map(|m| m.map(str::to_owned));
+            assert_eq!(request_model(body.as_bytes()), want, "{body}");
+            // `find_model` refuses what `request_model` refuses.
+            if want.is_err() {
+                assert!(find_model(body.as_bytes()).is_err(), "{body}");
+            }
+        }
+    }
 
     #[test]
     fn body_models_reads_every_depth_and_ollamas_own_keys() {

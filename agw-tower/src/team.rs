@@ -457,7 +457,20 @@ impl TeamConfig {
                 .map_err(|e| TeamError(format!("auth.jwt: {e}")))?,
             _ => {}
         }
+        // The key file `build` opens (keys not in Redis), read as it reads it (fourteenth
+        // review: `agw check` said ok to a file that `serve` refused to start on).
+        if let Some(path) = self.key_file() {
+            FileKeyStore::open(path).map_err(|e| TeamError(format!("auth.keys.file: {e}")))?;
+        }
         Ok(())
+    }
+
+    /// The key file keys are kept in: `auth.keys.file`, unless Redis keeps them.
+    fn key_file(&self) -> Option<&std::path::Path> {
+        if cfg!(feature = "redis") && self.redis_url().is_some() {
+            return None;
+        }
+        self.auth.keys.as_ref()?.file.as_deref()
     }
 
     /// The checked, compiled parts of the configuration that need no I/O.

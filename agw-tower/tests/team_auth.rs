@@ -586,7 +586,7 @@ async fn access_lists_admit_teams_and_models() {
                 if model.is_some() {
                     req.extensions_mut().insert(RequestFacts {
                         model,
-                        shape: Default::default(),
+                        ..Default::default()
                     });
                 }
                 next.run(req).await
@@ -745,6 +745,8 @@ async fn a_key_store_that_is_down_answers_503_not_401() {
     let r = send(addr, "/v1/messages", &[("x-api-key", key)], "{}").await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.json()["type"], "error");
+    // As the limit store's 503 (fourteenth review: it had none).
+    assert_eq!(r.header("retry-after"), Some("1"));
     assert!(
         !r.body.contains(key) && !r.body.contains("refused"),
         "{}",

@@ -185,3 +185,22 @@ async fn with_a_dollar_budget_an_unpriced_model_costs_the_highest_rates() {
         None
     );
 }
+
+/// `agw check` and a reload validate what `serve` builds: a key file `serve` refuses to start
+/// on is refused by `validate` with the same line (fourteenth review: check said ok to
+/// `garbage{`). A key file that does not exist yet is an empty store, for both.
+#[tokio::test]
+async fn validate_reads_the_key_file_as_build_does() {
+    let dir = support::temp_dir("team-config-keyfile");
+    let config = team_sections(&dir, None);
+    config.validate().unwrap();
+    std::fs::write(dir.join("keys.json"), "garbage{").unwrap();
+    let checked = config.validate().unwrap_err().to_string();
+    let built = config.build().await.unwrap_err().to_string();
+    assert_eq!(checked, built);
+    assert!(
+        checked.starts_with("auth.keys.file: key file ") && checked.contains("not valid JSON"),
+        "{checked}"
+    );
+    assert_eq!(checked.lines().count(), 1);
+}

@@ -113,6 +113,7 @@ async fn a_stream_is_forwarded_at_once_and_counted_at_its_end() {
                         max_tokens: Some(1024),
                         ..Default::default()
                     },
+                    ..Default::default()
                 });
                 next.run(req).await
             },

@@ -544,7 +544,10 @@ mod tests {
                 "postgres://postgres:POSTGRES_PASSWORD@localhost:5432/dev redis://:redis_password@h amqp://u:rabbitmq_password@h mysql://u:mysql_password@h postgres://u:postgrespassword@h",
                 &[],
             ),
-            ("postgres://u:MY_SERVICE_PASSWORD@h ftp://u:API_SECRET_2@h", &[]),
+            (
+                "postgres://u:MY_SERVICE_PASSWORD@h ftp://u:API_SECRET_2@h",
+                &[],
+            ),
             (
                 "postgres://u:postgres2024x@h mysql://u:MYSQL_9Xq2@h",
                 &["postgres2024x", "MYSQL_9Xq2"],

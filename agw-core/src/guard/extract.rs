@@ -465,7 +465,8 @@ const SHORT_FILE_DATA: usize = 1024;
 pub(super) fn looks_base64(value: &[u8]) -> bool {
     !value.is_empty()
         && value.iter().all(|&c| {
-            c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_' | b'=' | b'\r' | b'\n')
+            c.is_ascii_alphanumeric()
+                || matches!(c, b'+' | b'/' | b'-' | b'_' | b'=' | b'\r' | b'\n')
         })
 }
 

@@ -1420,13 +1420,7 @@ mod tests {
 
     #[test]
     fn meta_and_reasoning_keys() {
-        for k in [
-            "id",
-            "type",
-            "previous_response_id",
-            "media_type",
-            "status",
-        ] {
+        for k in ["id", "type", "previous_response_id", "media_type", "status"] {
             assert!(is_meta_key(k.as_bytes()), "{k}");
         }
         for k in [

@@ -1293,10 +1293,10 @@ fn separators_between_values_are_not_text() {
 
 mod arguments;
 mod evasion;
+mod fourteenth_session;
 mod fourth_review;
 mod seventh_review;
 mod tenth_review;
-mod fourteenth_session;
 mod thirteenth_session;
 mod twelfth_session;
 

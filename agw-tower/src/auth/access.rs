@@ -23,18 +23,53 @@ pub struct RequestFacts {
     /// The output cap, the completions asked for and `stream`
     /// ([`agw_core::usage::request_shape`]).
     pub shape: agw_core::usage::RequestShape,
+    /// Why the body's `model` cannot be read for certain (then `model` is `None`): see
+    /// [`RequestFacts::refusal`].
+    pub model_error: Option<agw_core::model::ModelKeyError>,
 }
 
 impl RequestFacts {
     /// Reads the facts from a request body (decoded, as the body stage hands it on in
     /// [`Collected`](crate::limits::Collected)).
     pub fn from_body(body: &[u8]) -> RequestFacts {
+        let (model, model_error) = match agw_core::model::request_model(body) {
+            Ok(m) => (m, None),
+            Err(e) => (None, Some(e)),
+        };
         RequestFacts {
-            model: agw_core::model::find_model(body)
-                .ok()
-                .flatten()
-                .map(|(_, m)| m),
+            model,
             shape: agw_core::usage::request_shape(body),
+            model_error,
+        }
+    }
+
+    /// The facts of a body the body stage read: the model and shape the request guard found
+    /// when it inspected the body, else read from `plain`.
+    pub(crate) fn read(report: Option<&crate::guard::GuardReport>, plain: &[u8]) -> RequestFacts {
+        match report.filter(|g| g.model.is_some()) {
+            Some(g) => RequestFacts {
+                model: g.model.clone(),
+                shape: g.shape,
+                model_error: None,
+            },
+            None => RequestFacts::from_body(plain),
+        }
+    }
+
+    /// The 400 for a request whose model cannot be read for certain, whatever the
+    /// configuration: `model` twice on any route (a server may run either, while limits,
+    /// budgets, access lists and usage would read one), or not a string on a route that
+    /// carries a prompt (there it must name the model; elsewhere a `model` of another shape is
+    /// the endpoint's own data). The message says which (fourteenth review: a model list
+    /// answered "model `(none)` is not allowed").
+    pub fn refusal(&self, kind: RouteKind) -> Option<ErrorBody> {
+        use agw_core::model::ModelKeyError;
+        match self.model_error? {
+            ModelKeyError::NotString if !kind.has_prompt() => None,
+            e => Some(ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                format!("agw: {e}"),
+            )),
         }
     }
 
@@ -49,17 +84,10 @@ impl RequestFacts {
         };
         // The request guard already read the model and the output cap when it inspected the
         // body.
-        let inspected = req
-            .extensions()
-            .get::<crate::guard::GuardReport>()
-            .filter(|g| g.model.is_some());
-        let facts = match inspected {
-            Some(g) => RequestFacts {
-                model: g.model.clone(),
-                shape: g.shape,
-            },
-            None => RequestFacts::from_body(&c.plain),
-        };
+        let facts = RequestFacts::read(
+            req.extensions().get::<crate::guard::GuardReport>(),
+            &c.plain,
+        );
         req.extensions_mut().insert(facts);
     }
 }
@@ -244,6 +272,11 @@ impl<S> AccessService<S> {
     /// body whose model cannot be read for certain is refused, and so is creating an OpenAI
     /// batch: it runs the models an uploaded file names, which agw never sees.
     fn check_models<B>(&self, req: &Request<B>, kind: RouteKind) -> Result<(), ErrorBody> {
+        // With or without a model list: limits, budgets and usage read this model too.
+        let facts = req.extensions().get::<RequestFacts>();
+        if let Some(refusal) = facts.and_then(|f| f.refusal(kind)) {
+            return Err(refusal);
+        }
         if !self.access.restricts_models() {
             return Ok(());
         }
@@ -275,10 +308,8 @@ impl<S> AccessService<S> {
                 ),
             ));
         }
-        let model = req
-            .extensions()
-            .get::<RequestFacts>()
-            .and_then(|f| f.model.as_deref());
+        let facts = req.extensions().get::<RequestFacts>();
+        let model = facts.and_then(|f| f.model.as_deref());
         if kind == RouteKind::MessageBatches {
             let body = req
                 .extensions()

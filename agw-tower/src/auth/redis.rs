@@ -128,8 +128,12 @@ impl RedisKeyStore {
 
     fn parse(json: Option<String>) -> Result<Option<KeyRecord>, StoreError> {
         json.map(|j| {
-            serde_json::from_str(&j)
-                .map_err(|e| StoreError::Unavailable(format!("redis: corrupt key record: {e}")))
+            serde_json::from_str(&j).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "redis: corrupt key record: {}",
+                    super::store::json_error_without_values(&e)
+                ))
+            })
         })
         .transpose()
     }

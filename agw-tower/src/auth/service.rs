@@ -89,6 +89,13 @@ where
                 }
                 Err(e) => {
                     let mut res = error_response(api, &unauthorized(&e));
+                    if matches!(e, AuthError::Store(_)) {
+                        // As the limit store's 503: clients wait a second, not their default.
+                        res.headers_mut().insert(
+                            http::header::RETRY_AFTER,
+                            http::HeaderValue::from_static("1"),
+                        );
+                    }
                     res.extensions_mut().insert(super::AuthRefused(e.cause()));
                     Ok(res)
                 }

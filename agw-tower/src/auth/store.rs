@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -80,13 +80,19 @@ impl Index {
     fn build(records: Vec<KeyRecord>) -> Result<Self, String> {
         let mut by_prefix: HashMap<[u8; 8], Vec<(KeyHash, KeyRecord)>, FastState> =
             HashMap::default();
-        let mut names = std::collections::HashSet::new();
-        for r in &records {
+        // Keys are named by their place in the list, not by a value: a file edited by hand may
+        // hold anything there.
+        let mut names = HashMap::new();
+        for (i, r) in records.iter().enumerate() {
             let h = r
                 .key_hash()
-                .ok_or_else(|| format!("key `{}`: `hash` is not 64 hex digits", r.name))?;
-            if !names.insert(r.name.clone()) {
-                return Err(format!("duplicate key name `{}`", r.name));
+                .ok_or_else(|| format!("key {} of the list: `hash` is not 64 hex digits", i + 1))?;
+            if let Some(first) = names.insert(r.name.clone(), i) {
+                return Err(format!(
+                    "keys {} and {} of the list have the same name",
+                    first + 1,
+                    i + 1
+                ));
             }
             let mut p = [0; 8];
             p.copy_from_slice(&h.0[..8]);
@@ -128,7 +134,30 @@ pub struct FileKeyStore {
     write: Arc<std::sync::Mutex<()>>,
     /// When the file was last checked, and its modification time then.
     seen: Arc<std::sync::Mutex<(Option<std::time::Instant>, Option<std::time::SystemTime>)>>,
+    /// A re-read of a changed file in progress, for a lookup that finds no key to wait on.
+    rereading: Arc<Rereading>,
 }
+
+/// A re-read of the key file in progress: set (under `seen`'s lock) by the lookup that found
+/// the file changed, cleared and announced when the new keys are in place.
+#[derive(Debug, Default)]
+struct Rereading {
+    busy: AtomicBool,
+    done: tokio::sync::Notify,
+}
+
+/// Ends a re-read when dropped (a panic in it included), waking the lookups that wait on it.
+struct RereadDone<'a>(&'a Rereading);
+
+impl Drop for RereadDone<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+        self.0.done.notify_waiters();
+    }
+}
+
+/// The longest a lookup of an unknown key waits for a re-read of the key file in progress.
+const REREAD_WAIT: Duration = Duration::from_secs(2);
 
 impl FileKeyStore {
     /// An empty store in memory only.
@@ -138,6 +167,7 @@ impl FileKeyStore {
             index: Arc::default(),
             write: Arc::default(),
             seen: Arc::default(),
+            rereading: Arc::default(),
         }
     }
 
@@ -152,6 +182,7 @@ impl FileKeyStore {
             index: Arc::default(),
             write: Arc::default(),
             seen: Arc::default(),
+            rereading: Arc::default(),
         };
         store.reload()?;
         Ok(store)
@@ -172,7 +203,7 @@ impl FileKeyStore {
                 serde_json::from_slice::<KeyFile>(&bytes)
                     .map_err(|e| StoreError::Format {
                         path: path.clone(),
-                        message: e.to_string(),
+                        message: json_error_without_values(&e),
                     })?
                     .keys
             }
@@ -199,26 +230,34 @@ impl FileKeyStore {
         self.path.as_deref()
     }
 
-    /// Re-reads the file if it changed, checking at most once a second. A file that became
-    /// unreadable keeps the last good keys; a file that was removed leaves no keys (as a
-    /// missing file at start does), and says so once.
-    fn refresh_if_changed(&self) {
-        let Some(path) = &self.path else { return };
+    /// Re-reads the file if it changed, checking at most once a second (`force`: whatever
+    /// the time of the last check). A file that became unreadable keeps the last good keys; a
+    /// file that was removed leaves no keys (as a missing file at start does), and says so
+    /// once. `false` when another lookup is re-reading the file: its keys are not in place yet
+    /// ([`FileKeyStore::wait_for_reread`]).
+    fn refresh_if_changed(&self, force: bool) -> bool {
+        let Some(path) = &self.path else { return true };
         let (was, now) = {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if seen
-                .0
-                .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
+            if self.rereading.busy.load(Ordering::Acquire) {
+                return false;
+            }
+            if !force
+                && seen
+                    .0
+                    .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
             {
-                return;
+                return true;
             }
             let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
             seen.0 = Some(std::time::Instant::now());
             if mtime == seen.1 {
-                return;
+                return true;
             }
+            self.rereading.busy.store(true, Ordering::Release);
             (seen.1, mtime)
         };
+        let _done = RereadDone(&self.rereading);
         let reloaded = self.reload();
         if reloaded.is_ok() && was.is_some() && now.is_none() {
             // Every key now gets a 401. Said once: the next checks find the file still
@@ -242,6 +281,20 @@ impl FileKeyStore {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             seen.1 = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         }
+        true
+    }
+
+    /// Waits until no re-read of the key file is in progress, at most until `deadline`;
+    /// `false` when the deadline passed first.
+    async fn wait_for_reread(&self, deadline: tokio::time::Instant) -> bool {
+        let done = self.rereading.done.notified();
+        tokio::pin!(done);
+        // Registered before the flag is read: a re-read ending in between still wakes it.
+        done.as_mut().enable();
+        if !self.rereading.busy.load(Ordering::Acquire) {
+            return true;
+        }
+        tokio::time::timeout_at(deadline, done).await.is_ok()
     }
 
     fn current(&self) -> Arc<Index> {
@@ -275,6 +328,23 @@ impl FileKeyStore {
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(index);
         Ok(())
     }
+}
+
+/// What is wrong with a key file or record, by its position and kind only. serde's own
+/// message quotes what it found (`invalid type: string "sk-ant-…"`, `unknown field `…``),
+/// and a key file edited by hand may hold a pasted secret (fourteenth review: a provider key
+/// reached the log).
+pub(crate) fn json_error_without_values(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Syntax => "not valid JSON",
+        Category::Eof => "JSON that ends early",
+        Category::Data => {
+            "JSON of the wrong shape (a value of the wrong type, or a field missing or unknown)"
+        }
+        Category::Io => "unreadable",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
 }
 
 /// How long a change waits for another process's change to finish. A change holds the lock
@@ -406,9 +476,25 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 impl KeyStore for FileKeyStore {
     fn lookup(&self, hash: KeyHash) -> BoxFuture<'_, Result<Option<KeyRecord>, StoreError>> {
-        self.refresh_if_changed();
+        self.refresh_if_changed(false);
         let found = self.current().lookup(&hash);
-        Box::pin(std::future::ready(Ok(found)))
+        if found.is_some() || self.path.is_none() {
+            return Box::pin(std::future::ready(Ok(found)));
+        }
+        // An unknown key may be one created a moment ago: decided on the file as it is now,
+        // not as the last check (up to a second ago) found it, and after a re-read another
+        // lookup is making (fourteenth review: a burst on a new key got 401s while one of its
+        // requests re-read the file). A known key's lookup does neither: no file access but
+        // the check once a second.
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + REREAD_WAIT;
+            while !self.refresh_if_changed(true) {
+                if !self.wait_for_reread(deadline).await {
+                    break;
+                }
+            }
+            Ok(self.current().lookup(&hash))
+        })
     }
 
     fn insert(&self, record: KeyRecord) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -614,5 +700,100 @@ mod tests {
         assert!(insert(&store, record(1)).is_err(), "a duplicate name");
         assert_eq!(std::fs::read(&path).unwrap(), before);
         insert(&store, record(2)).unwrap();
+    }
+
+    /// Fourteenth review: serde's messages quote what they found, so a secret pasted into the
+    /// key file reached the log and `agw keys`' errors. The error names the file, the position
+    /// and the kind of problem only.
+    #[test]
+    fn a_broken_key_file_is_described_without_its_values() {
+        let dir = Scratch::new("leak");
+        let path = dir.0.join("keys.json");
+        let hash = "0".repeat(64);
+        for (text, kind) in [
+            (
+                r#"{"keys": "sk-ant-api03-SECRET"}"#.to_owned(),
+                "wrong shape (a value of the wrong type, or a field missing or unknown) at line 1 column 30",
+            ),
+            (
+                format!(
+                    r#"{{"keys":[{{"name":"a","hash":"{hash}","created":1,"revoked":"ghp_SECRET"}}]}}"#
+                ),
+                "wrong shape",
+            ),
+            (
+                format!(r#"{{"keys":[{{"name":"a","hash":"{hash}","created":"AKIASECRET"}}]}}"#),
+                "wrong shape",
+            ),
+            (
+                r#"{"keys":[{"name":"sk-ant-SECRET","hash":"SECRET","created":1}]}"#.to_owned(),
+                "key 1 of the list",
+            ),
+            (
+                format!(
+                    r#"{{"keys":[{{"name":"SECRET","hash":"{hash}","created":1}},{{"name":"SECRET","hash":"{hash}","created":1}}]}}"#
+                ),
+                "keys 1 and 2 of the list have the same name",
+            ),
+            (
+                "garbage{SECRET".to_owned(),
+                "not valid JSON at line 1 column 1",
+            ),
+            (r#"{"keys": [{"name": "SECRET"#.to_owned(), "ends early"),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            let e = FileKeyStore::open(&path).unwrap_err().to_string();
+            assert!(!e.contains("SECRET"), "{text}: {e}");
+            assert!(e.contains(&*path.to_string_lossy()), "{text}: {e}");
+            assert!(e.contains(kind), "{text}: {e}");
+        }
+    }
+
+    /// Fourteenth review: a burst of requests on a key created a moment ago got 401s while
+    /// one of them re-read the file, or until the once-a-second check came round. An unknown
+    /// key is decided on the file as it is, after a re-read in progress.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unknown_key_waits_for_the_key_file_as_it_is_now() {
+        let dir = Scratch::new("fresh");
+        let path = dir.0.join("keys.json");
+        let store = FileKeyStore::open(&path).unwrap();
+        insert(&store, record(1)).unwrap();
+        // Checked just now: the next check would not be due for a second.
+        let reader = FileKeyStore::open(&path).unwrap();
+        assert!(reader.refresh_if_changed(false));
+        let fresh = record(2);
+        insert(&store, fresh.clone()).unwrap();
+        let later = std::time::SystemTime::now() + Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert_eq!(
+            reader.lookup(fresh.key_hash().unwrap()).await.unwrap(),
+            Some(fresh)
+        );
+
+        // A re-read in progress (another lookup claimed it): an unknown key waits for it.
+        let newer = record(3);
+        insert(&store, newer.clone()).unwrap();
+        reader.rereading.busy.store(true, Ordering::Release);
+        let waiting = tokio::spawn({
+            let reader = reader.clone();
+            let hash = newer.key_hash().unwrap();
+            async move { reader.lookup(hash).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "it waits for the re-read");
+        // The re-read the other lookup was making.
+        reader.reload().unwrap();
+        drop(RereadDone(&reader.rereading));
+        assert_eq!(waiting.await.unwrap(), Some(newer));
+        // A key that is not in the file is still unknown, without waiting.
+        assert_eq!(
+            reader.lookup(record(9).key_hash().unwrap()).await.unwrap(),
+            None
+        );
     }
 }

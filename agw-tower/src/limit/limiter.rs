@@ -36,6 +36,15 @@ impl Limits {
         self.requests_per_minute.is_some() || self.tokens_per_minute.is_some()
     }
 
+    /// Whether a token or dollar limit is set: tokens per minute, or a token or dollar budget.
+    fn counts_tokens(&self) -> bool {
+        self.tokens_per_minute.is_some()
+            || self.tokens_per_day.is_some()
+            || self.tokens_per_month.is_some()
+            || self.usd_per_day.is_some()
+            || self.usd_per_month.is_some()
+    }
+
     fn has_budgets(&self) -> bool {
         self.tokens_per_day.is_some()
             || self.tokens_per_month.is_some()
@@ -409,13 +418,18 @@ impl Limiter {
             &self.policy.global,
         ]
         .iter()
-        .any(|l| {
-            l.tokens_per_minute.is_some()
-                || l.tokens_per_day.is_some()
-                || l.tokens_per_month.is_some()
-                || l.usd_per_day.is_some()
-                || l.usd_per_month.is_some()
-        })
+        .any(|l| l.counts_tokens())
+    }
+
+    /// Whether a token or dollar limit applies to `who`: the global limits, a caller's per-key
+    /// limits, and a caller with a team its team's. A request whose usage agw cannot read or
+    /// hold (an OpenAI batch, an Assistants run) is refused where one does.
+    pub fn counts_tokens_of(&self, who: Option<&Identity>) -> bool {
+        self.policy.global.counts_tokens()
+            || who.is_some_and(|w| {
+                self.policy.per_key.counts_tokens()
+                    || (w.team.is_some() && self.policy.per_team.counts_tokens())
+            })
     }
 
     /// The tokens a request holds while in flight: its output cap (`max_tokens`, or the

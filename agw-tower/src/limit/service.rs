@@ -46,6 +46,39 @@ fn manages_a_batch(method: &http::Method, path: &str) -> bool {
     path.ends_with("/v1/batches") && *method == Method::GET
 }
 
+/// Why a request's usage cannot be held or charged when it is made, on OpenAI endpoints that
+/// start work whose usage agw never reads: creating a batch (`POST …/batches`: it runs the
+/// requests of an uploaded file, and its results come back through the files API), and
+/// Assistants runs (`POST …/threads/runs`, `…/threads/{id}/runs`, and
+/// `…/runs/{id}/submit_tool_outputs`, which goes on generating: their usage is reported later,
+/// on a `GET` of the run). `None` for anything else. Found by the fourteenth review: they were
+/// admitted under token and dollar budgets and charged nothing.
+fn usage_unread(method: &http::Method, path: &str) -> Option<&'static str> {
+    if *method != http::Method::POST {
+        return None;
+    }
+    // The path is canonical here (classified), but its case is the client's.
+    let mut segments = path.trim_end_matches('/').rsplit('/');
+    let mut last: [&str; 5] = [""; 5];
+    for s in &mut last {
+        *s = segments.next().unwrap_or("");
+    }
+    let is = |i: usize, name: &str| last[i].eq_ignore_ascii_case(name);
+    let batch = is(0, "batches");
+    let run = is(0, "runs") && (is(1, "threads") || is(2, "threads"))
+        || is(0, "submit_tool_outputs") && is(2, "runs") && is(4, "threads");
+    match (batch, run) {
+        (true, _) => Some(
+            "an OpenAI batch runs the requests of an uploaded file, which agw does not read, \
+             and its usage comes back with its results",
+        ),
+        (_, true) => Some(
+            "an Assistants run reports its usage later, on the run, where agw does not read it",
+        ),
+        _ => None,
+    }
+}
+
 impl<S, B, ResB> Service<Request<B>> for Limit<S>
 where
     S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
@@ -106,6 +139,21 @@ where
             } else {
                 None
             };
+            // Work whose usage agw never reads cannot be held or charged: refused where a
+            // token or dollar limit applies, as a batch whose requests cannot be read is.
+            if class.kind == RouteKind::Passthrough
+                && let Some(why) = usage_unread(req.method(), req.uri().path())
+                && limiter.counts_tokens_of(req.extensions().get::<Identity>())
+            {
+                let err = agw_core::api::ErrorBody::new(
+                    agw_core::api::ErrorKind::InvalidRequest,
+                    format!(
+                        "agw: this request cannot be charged against your token and spend \
+                         limits, so it is refused: {why}"
+                    ),
+                );
+                return Ok(error_response(api, &err));
+            }
             let holds = crate::usage::service::has_usage(class.kind)
                 || class.kind == RouteKind::MessageBatches
                 || generation.is_some();
@@ -119,6 +167,16 @@ where
             let mut batch_cost = None;
             let estimate = if crate::usage::service::has_usage(class.kind) || generation.is_some() {
                 RequestFacts::ensure(&mut req);
+                // A `model` key a server could read otherwise: the hold would be priced for
+                // another model than the one that runs (fourteenth review: a second `model`
+                // spent six times a dollar budget).
+                if let Some(refusal) = req
+                    .extensions()
+                    .get::<RequestFacts>()
+                    .and_then(|f| f.refusal(class.kind))
+                {
+                    return Ok(error_response(api, &refusal));
+                }
                 let mut shape = req
                     .extensions()
                     .get::<RequestFacts>()
@@ -155,7 +213,9 @@ where
                     Some(Ok(r)) => r,
                     // Used without the body stage: nothing to read, nothing held.
                     None => Vec::new(),
-                    Some(Err(e)) if limiter.holds_tokens() => {
+                    Some(Err(e))
+                        if limiter.counts_tokens_of(req.extensions().get::<Identity>()) =>
+                    {
                         let err = agw_core::api::ErrorBody::new(
                             agw_core::api::ErrorKind::InvalidRequest,
                             format!("agw: the batch's requests cannot be read: {e}"),
@@ -310,6 +370,42 @@ mod tests {
             (Method::POST, "/v1/chat/completions", false),
         ] {
             assert_eq!(manages_a_batch(&method, path), manages, "{method} {path}");
+        }
+    }
+
+    /// Fourteenth review: OpenAI batches and Assistants runs ran outside every budget.
+    #[test]
+    fn work_whose_usage_agw_never_reads_is_told_apart() {
+        use super::usage_unread;
+        for (method, path, unread) in [
+            (Method::POST, "/v1/batches", true),
+            (Method::POST, "/oai/v1/Batches/", true),
+            (Method::POST, "/v1/threads/runs", true),
+            (Method::POST, "/v1/threads/thread_1/runs", true),
+            (
+                Method::POST,
+                "/v1/threads/thread_1/runs/run_1/submit_tool_outputs",
+                true,
+            ),
+            // Reading, listing, cancelling, and what generates nothing.
+            (Method::GET, "/v1/batches", false),
+            (Method::POST, "/v1/batches/batch_1/cancel", false),
+            (Method::GET, "/v1/threads/thread_1/runs/run_1", false),
+            (
+                Method::POST,
+                "/v1/threads/thread_1/runs/run_1/cancel",
+                false,
+            ),
+            (Method::POST, "/v1/threads/thread_1/messages", false),
+            (Method::POST, "/v1/threads", false),
+            (Method::POST, "/v1/chat/completions", false),
+            (Method::POST, "/v1/files", false),
+        ] {
+            assert_eq!(
+                usage_unread(&method, path).is_some(),
+                unread,
+                "{method} {path}"
+            );
         }
     }
 }

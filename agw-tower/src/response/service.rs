@@ -359,12 +359,7 @@ where
                 .headers()
                 .get(CONTENT_LENGTH)
                 .is_some_and(|l| l.as_bytes() == b"0");
-            match read(
-                reading,
-                framing(res.headers()),
-                !error || empty,
-                model_call,
-            ) {
+            match read(reading, framing(res.headers()), !error || empty, model_call) {
                 Read::Stream => {
                     if encodings(res.headers()).is_some() {
                         return refuse(
@@ -663,12 +658,10 @@ mod outcome_tests {
                 } else {
                     res
                 };
-                let body: &'static [u8] = if empty {
-                    b""
-                } else {
-                    b"AKIAIOSFODNN7EXAMPLE"
-                };
-                let res = res.body(Full::new(bytes::Bytes::from_static(body))).unwrap();
+                let body: &'static [u8] = if empty { b"" } else { b"AKIAIOSFODNN7EXAMPLE" };
+                let res = res
+                    .body(Full::new(bytes::Bytes::from_static(body)))
+                    .unwrap();
                 Ok::<_, std::convert::Infallible>(res)
             }
         });
@@ -729,7 +722,10 @@ mod outcome_tests {
         // passes.
         let (status, body) = call("/v1/files/file-1/content?t=error").await;
         assert_eq!(status, 400);
-        assert!(body.contains("cannot inspect") && !body.contains("AKIA"), "{body}");
+        assert!(
+            body.contains("cannot inspect") && !body.contains("AKIA"),
+            "{body}"
+        );
         let (status, body) = call("/v1/files/file-1/content?t=empty").await;
         assert_eq!((status, body.as_str()), (400, ""));
     }

@@ -117,8 +117,14 @@ fn urls_under_any_key_are_read_decoded() {
         .build()
         .unwrap();
     let body = json!({"model": "m", "messages": [{"role": "user", "content": format!("see {url} and SECRET-1234")}]});
-    let v = mask.inspect(RouteKind::Completions, body.to_string().as_bytes()).unwrap();
-    assert!(matches!(v.decision(), Decision::Rewrite(_)), "{:?}", v.decision());
+    let v = mask
+        .inspect(RouteKind::Completions, body.to_string().as_bytes())
+        .unwrap();
+    assert!(
+        matches!(v.decision(), Decision::Rewrite(_)),
+        "{:?}",
+        v.decision()
+    );
 }
 
 /// Text that only starts with `data:` in a URL field is no data URL: read as text, not taken
@@ -129,7 +135,10 @@ fn a_url_field_that_only_starts_with_data_is_text() {
     for url in ["data: SECRET-1234", "DATA:SECRET-1234"] {
         let body = json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": url}}]}]});
-        assert!(hit(&policy, RouteKind::Completions, &body).is_some(), "{url}");
+        assert!(
+            hit(&policy, RouteKind::Completions, &body).is_some(),
+            "{url}"
+        );
     }
 }
 

@@ -10,7 +10,9 @@ use serde_json::json;
 /// read: both went out unread.
 #[test]
 fn a_chat_deltas_name_and_a_stop_reason_are_read() {
-    let mut input = chat_chunk(json!([{"index":0,"delta":{"role":"assistant","name":"card 4111 1111 ","content":"hi"}}]));
+    let mut input = chat_chunk(
+        json!([{"index":0,"delta":{"role":"assistant","name":"card 4111 1111 ","content":"hi"}}]),
+    );
     input += &chat_chunk(json!([{"index":0,"delta":{"name":"1111 1111 ok"}}]));
     input += &chat_chunk(json!([{"index":0,"delta":{},"finish_reason":"stop"}]));
     input += "data: [DONE]\n\n";
@@ -92,9 +94,16 @@ fn unknown_formats_join_their_text_across_events() {
         }
     }
     // A tool call beside the text is still checked by the tool rules.
-    let tool = json!({"content":"x","tool":{"name":"Bash","input":{"command":"kubectl delete ns prod"}}});
+    let tool =
+        json!({"content":"x","tool":{"name":"Bash","input":{"command":"kubectl delete ns prod"}}});
     let input = format!("data: {tool}\n\n");
-    let out = run_text(&k8s_policy(), RouteKind::Passthrough, Api::OpenAi, input.as_bytes(), 1 << 20);
+    let out = run_text(
+        &k8s_policy(),
+        RouteKind::Passthrough,
+        Api::OpenAi,
+        input.as_bytes(),
+        1 << 20,
+    );
     assert!(out.contains("blocked by policy"), "{out}");
     assert!(!out.contains("kubectl"), "{out}");
 }
