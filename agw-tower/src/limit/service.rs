@@ -51,7 +51,8 @@ fn manages_a_batch(method: &http::Method, path: &str) -> bool {
 /// requests of an uploaded file, and its results come back through the files API), and
 /// Assistants runs (`POST …/threads/runs`, `…/threads/{id}/runs`, and
 /// `…/runs/{id}/submit_tool_outputs`, which goes on generating: their usage is reported later,
-/// on a `GET` of the run). `None` for anything else. Found by the fourteenth review: they were
+/// on a `GET` of the run); the same for Gemini's, Vertex's and Bedrock's batches, eval runs
+/// and fine-tuning jobs. `None` for anything else. Found by the fourteenth review: they were
 /// admitted under token and dollar budgets and charged nothing.
 fn usage_unread(method: &http::Method, path: &str) -> Option<&'static str> {
     if *method != http::Method::POST {
@@ -64,18 +65,32 @@ fn usage_unread(method: &http::Method, path: &str) -> Option<&'static str> {
         *s = segments.next().unwrap_or("");
     }
     let is = |i: usize, name: &str| last[i].eq_ignore_ascii_case(name);
-    let batch = is(0, "batches");
+    let method_is = |name: &str| {
+        last[0].len() > name.len()
+            && last[0].is_char_boundary(last[0].len() - name.len())
+            && last[0][last[0].len() - name.len()..].eq_ignore_ascii_case(name)
+    };
+    let batch = is(0, "batches")
+        // Gemini's batches, Vertex's batch prediction, Bedrock's invocation jobs.
+        || method_is(":batchGenerateContent")
+        || method_is(":asyncBatchEmbedContent")
+        || is(0, "batchPredictionJobs")
+        || is(0, "model-invocation-job");
     let run = is(0, "runs") && (is(1, "threads") || is(2, "threads"))
         || is(0, "submit_tool_outputs") && is(2, "runs") && is(4, "threads");
-    match (batch, run) {
-        (true, _) => Some(
-            "an OpenAI batch runs the requests of an uploaded file, which agw does not read, \
-             and its usage comes back with its results",
-        ),
-        (_, true) => Some(
-            "an Assistants run reports its usage later, on the run, where agw does not read it",
-        ),
-        _ => None,
+    // An eval's run generates a dataset's completions; a fine-tuning job bills its training.
+    let job = is(0, "runs") && is(2, "evals") || is(0, "jobs") && is(1, "fine_tuning");
+    if batch {
+        Some(
+            "a batch runs requests agw does not read (an uploaded file's, or held by the \
+             provider), and its usage comes back with its results",
+        )
+    } else if run {
+        Some("an Assistants run reports its usage later, on the run, where agw does not read it")
+    } else if job {
+        Some("an eval run or a fine-tuning job bills work whose usage agw never reads")
+    } else {
+        None
     }
 }
 
@@ -398,6 +413,26 @@ mod tests {
             ),
             (Method::POST, "/v1/threads/thread_1/messages", false),
             (Method::POST, "/v1/threads", false),
+            (Method::POST, "/v1/evals/eval_1/runs", true),
+            (Method::POST, "/v1/fine_tuning/jobs", true),
+            (
+                Method::POST,
+                "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
+                true,
+            ),
+            (
+                Method::POST,
+                "/v1/projects/p/locations/us/batchPredictionJobs",
+                true,
+            ),
+            (Method::POST, "/model-invocation-job", true),
+            (Method::GET, "/v1/fine_tuning/jobs", false),
+            (Method::POST, "/v1/fine_tuning/jobs/j/cancel", false),
+            (
+                Method::POST,
+                "/v1beta/models/gemini-2.5-flash:generateContent",
+                false,
+            ),
             (Method::POST, "/v1/chat/completions", false),
             (Method::POST, "/v1/files", false),
         ] {
