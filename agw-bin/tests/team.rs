@@ -472,10 +472,11 @@ async fn a_model_allow_list_holds_on_every_route_without_guards() {
             "application/octet-stream",
             "\u{0}\u{1}binary".into(),
         ),
+        // (An eval's run is refused under token limits: its usage is never read.)
         (
-            "/v1/evals/eval_1/runs",
+            "/v1/evals",
             "application/json",
-            r#"{"data_source":{"type":"responses","model":"claude-x"}}"#.into(),
+            r#"{"data_source_config":{"type":"custom","model":"claude-x"}}"#.into(),
         ),
         (
             "/api/show",

@@ -336,7 +336,7 @@ fn backend(b: &BackendSpec, env: &Env, warnings: &mut Vec<String>) -> Result<Bac
     };
     let policy = build_policy(&b.guards.request).map_err(|e| fe("request", e))?;
     let response_policy =
-        build_response_policy(&b.guards.response, &b.guards.tools).map_err(|e| fe("tools", e))?;
+        build_response_policy(&b.guards.response, &b.guards.tools).map_err(|(f, e)| fe(f, e))?;
     let response_window = match b.guards.response_window_bytes {
         Some(0) => return Err(fe("response_window_bytes", "must be at least 1".into())),
         Some(n) => n,
@@ -473,21 +473,32 @@ fn team(cfg: &Config, env: &Env) -> Result<Option<TeamConfig>, (&'static str, St
 }
 
 /// Response rules and tool-call rules: both are decided on what the model sends back.
-fn build_response_policy(specs: &[RuleSpec], tools: &[ToolSpec]) -> Result<Policy, String> {
+/// The response policy; an error names its list (`response` or `tools`), so that it points at
+/// the right lines (a response rule's error had been reported as the tool rules').
+fn build_response_policy(
+    specs: &[RuleSpec],
+    tools: &[ToolSpec],
+) -> Result<Policy, (&'static str, String)> {
     let rules = specs
         .iter()
         .enumerate()
         .map(|(i, r)| r.to_rule(i))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ("response", e))?;
+    // The rules alone first: what fails there is the `response` list's.
+    Policy::builder()
+        .rules(rules.clone())
+        .build()
+        .map_err(|e| ("response", e.to_string()))?;
     let mut policy = Policy::builder().rules(rules);
     for t in tools {
         let mut rule = ToolRule::new(&t.name, &t.tool);
         match (&t.argument, &t.regex) {
             (arg, Some(re)) => rule = rule.argument(arg.clone().unwrap_or_default(), re.clone()),
             (Some(_), None) => {
-                return Err(format!(
-                    "tool rule `{}`: `argument` needs a `regex`",
-                    t.name
+                return Err((
+                    "tools",
+                    format!("tool rule `{}`: `argument` needs a `regex`", t.name),
                 ));
             }
             (None, None) => {}
@@ -497,15 +508,18 @@ fn build_response_policy(specs: &[RuleSpec], tools: &[ToolSpec]) -> Result<Polic
             (ToolActionSpec::Reject, None) => rule,
             (ToolActionSpec::Audit, None) => rule.audit(),
             (ToolActionSpec::Audit, Some(_)) => {
-                return Err(format!(
-                    "tool rule `{}`: `message` goes with `action: reject`",
-                    t.name
+                return Err((
+                    "tools",
+                    format!(
+                        "tool rule `{}`: `message` goes with `action: reject`",
+                        t.name
+                    ),
                 ));
             }
         };
         policy = policy.tool_rule(rule);
     }
-    policy.build().map_err(|e| e.to_string())
+    policy.build().map_err(|e| ("tools", e.to_string()))
 }
 
 fn secs(s: f64) -> Result<Duration, String> {

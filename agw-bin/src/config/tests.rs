@@ -243,6 +243,29 @@ fn native_errors_name_the_field() {
             "backends: [{name: a, provider: anthropic, routes: {/v1/messages: Mesages}}]",
             "unknown route kind `Mesages`",
         ),
+        // A response rule's error is the `response` list's, located there (it was reported
+        // as the tool rules', without a line); a tool rule's is the `tools` list's.
+        (
+            "backends:
+  - name: a
+    provider: anthropic
+    guards:
+      response:
+        - {name: r1, detectors: [anthropic_api_key], action: mask}",
+            "c.yaml:5: response: backend `a`: rule `r1`: detectors: unknown detector",
+        ),
+        (
+            "backends:
+  - name: a
+    provider: anthropic
+    guards:
+      response: [{name: r1, regex: ['(']}]",
+            ": response: backend `a`: rule `r1`: invalid regex",
+        ),
+        (
+            "backends: [{name: a, provider: anthropic, guards: {tools: [{name: t, tool: Bash, argument: command}]}}]",
+            "tools: backend `a`: tool rule `t`: `argument` needs a `regex`",
+        ),
         (
             "backends: [{name: a, provider: anthropic, credentials: inject}]",
             "inject needs",

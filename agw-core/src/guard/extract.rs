@@ -406,7 +406,7 @@ const FETCHED_URLS: [(&str, &str, &str); 3] = [
 
 /// Keys whose string value, read generically as message text, is a URL a provider or a
 /// server may fetch (read again percent-decoded: [`Doc::encoded_urls`]).
-pub(super) const URL_KEYS: [&str; 13] = [
+pub(super) const URL_KEYS: [&str; 12] = [
     "url",
     "file_url",
     "image_url",
@@ -414,10 +414,11 @@ pub(super) const URL_KEYS: [&str; 13] = [
     "video_url",
     "server_url",
     "document_url",
-    // Gemini's and Vertex's `fileData`, in both spellings.
+    // Gemini's and Vertex's `fileData`, in both spellings. (Not any string that looks like
+    // a URL: a search link in a tool result, `?q=credit+card`, is no URL the provider
+    // fetches, and read decoded it refused every later turn: second round.)
     "file_uri",
     "fileuri",
-    "uri",
     // DashScope's `image`, `audio` and `video` parts.
     "image",
     "audio",
@@ -426,7 +427,7 @@ pub(super) const URL_KEYS: [&str; 13] = [
 
 /// Keys of a message or a content block that hold no text a model reads, when agw has no other
 /// reading for them: types, identifiers, cache and signature fields, opaque ciphertexts. A
-/// `data` is skipped only when it is base64 ([`looks_base64`]); short values such as a
+/// `data` is skipped only when it is base64 ([`looks_base64`]) longer than a token; short values such as a
 /// `status`, a `format` or a `detail` are read like any other (a lenient server's chat
 /// template may print them: fourteenth review).
 const NOT_TEXT_KEYS: [&str; 11] = [
@@ -442,20 +443,6 @@ const NOT_TEXT_KEYS: [&str; 11] = [
     "encrypted_index",
     "role",
 ];
-
-/// Whether `text` is one URL: a scheme, `://`, and no blanks (`https://…`, `gs://…`).
-fn is_url(text: &[u8]) -> bool {
-    let Some(colon) = text.iter().take(16).position(|&c| c == b':') else {
-        return false;
-    };
-    colon > 0
-        && text[0].is_ascii_alphabetic()
-        && text[..colon]
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'.' | b'-'))
-        && text[colon..].starts_with(b"://")
-        && !text.iter().any(|c| c.is_ascii_whitespace())
-}
 
 /// The longest `file_data` in base64 that is read as written too (a token, not a file).
 const SHORT_FILE_DATA: usize = 1024;
@@ -643,11 +630,6 @@ impl Extractor {
     /// A `data:` URL anywhere (a prompt's variables, an instructions item, a field agw has no
     /// reading for), read into the text from `start`, is an inline file too (regression
     /// round).
-    ///
-    /// A string that is a URL with escapes to decode, under whatever key (Gemini's
-    /// `fileData.fileUri`, a part type agw does not know), is read again decoded as a URL the
-    /// provider fetches is ([`Doc::encoded_urls`]; fourteenth review). Prose that only holds a
-    /// URL is not: a log line's `?to=alice%40example.com` would turn a mask into a refusal.
     #[inline]
     fn data_url_since(&mut self, start: usize, field: Field) {
         let url = &self.doc.text[start..];
@@ -656,8 +638,6 @@ impl Extractor {
             if let Some(text) = super::files::text_of(url, None) {
                 self.doc.inline_files.push((text, field));
             }
-        } else if is_url(url) {
-            self.note_url(start);
         }
     }
 
@@ -902,11 +882,15 @@ impl Extractor {
             return sc.skip_fast();
         }
         if sc.peek() == Some(b'"') && sc.key_matches(key, "data") {
+            // Base64 is a file's bytes, not text; a short one may be a token (a key is
+            // written in base64's alphabet: second round), read as written.
             let at = sc.position();
             let s = sc.string()?;
-            if looks_base64(&sc.str_value(&s)) {
+            let value = sc.str_value(&s);
+            if looks_base64(&value) && value.len() > SHORT_FILE_DATA {
                 return Ok(());
             }
+            drop(value);
             *sc = sc.at(at);
         }
         let loc = Loc {
@@ -1013,7 +997,8 @@ impl Extractor {
 
     /// The string at the cursor, an object's value read as a word of its own (as
     /// [`Extractor::all_strings`] reads one), when its key names a URL ([`URL_KEYS`]): read
-    /// as one a provider or a server may fetch ([`Extractor::push_url`]). `None`, the cursor
+    /// as one a provider or a server may fetch ([`Extractor::push_url`]), as is each string of a
+    /// list there. `None`, the cursor
     /// untouched, otherwise.
     pub(super) fn url_value(
         &mut self,
@@ -1022,8 +1007,22 @@ impl Extractor {
         field: Field,
         loc: Loc,
     ) -> Option<Result<(), JsonError>> {
-        if sc.peek() != Some(b'"') || !URL_KEYS.iter().any(|k| sc.key_matches(key, k)) {
+        if !matches!(sc.peek(), Some(b'"' | b'['))
+            || !URL_KEYS.iter().any(|k| sc.key_matches(key, k))
+        {
             return None;
+        }
+        if sc.peek() == Some(b'[') {
+            // A list of them (DashScope's `video` as frames): each string a URL, anything
+            // else read as any value is.
+            return Some(sc.array(|sc, _| {
+                if sc.peek() == Some(b'"') {
+                    self.doc.text.push(b'\n');
+                    self.push_url(sc, field, loc)
+                } else {
+                    self.all_strings(sc, field, loc)
+                }
+            }));
         }
         self.doc.text.push(b'\n');
         Some(self.push_url(sc, field, loc))
@@ -1096,7 +1095,8 @@ impl Extractor {
             if sc.key_matches(&key, "url") {
                 self.push_url(sc, field, loc)
             } else {
-                sc.skip_fast()
+                // `detail` and keys agw has no reading for (second round: they were skipped).
+                self.other_key(sc, &key, field, loc)
             }
         })
     }
@@ -1588,22 +1588,19 @@ impl Extractor {
         loc: Loc,
         forced: Option<Field>,
     ) -> Result<(), JsonError> {
-        if key == Key::Source && ty == b"image" {
-            // An image's pixels are not read, but a URL the provider will fetch is text that
-            // leaves: a secret in it reaches a third party (found by the red-team review).
-            let field = forced.unwrap_or(Field::Messages);
-            return self.only(sc, &[("url", ".source.url")], field, loc);
-        }
         let natural = match (key, ty) {
-            (_, b"thinking" | b"redacted_thinking" | b"image") => None,
+            (_, b"thinking" | b"redacted_thinking") => None,
+            // Any block's source, an image's too: its pixels are not read, but a URL the
+            // provider will fetch is text that leaves (red-team review), and so are its media
+            // type and keys agw has no reading for (fourteenth review's second round).
+            (Key::Source, _) => Some(Field::Messages),
+            (_, b"image") => None,
             (Key::Input, b"tool_use" | b"server_tool_use" | b"mcp_tool_use") => {
                 Some(Field::ToolInput)
             }
             (Key::Input, _) => None,
             (Key::Content, t) if t.ends_with(b"tool_result") => Some(Field::ToolOutput),
             (Key::Content, _) => Some(Field::Messages),
-            (Key::Source, b"document" | b"search_result") => Some(Field::Messages),
-            (Key::Source, _) => None,
             (Key::File | Key::Citations, _) => Some(Field::Messages),
         };
         let Some(natural) = natural else {
@@ -1699,7 +1696,9 @@ impl Extractor {
                     if media.replace(sc.str_value(&s)).is_some() {
                         return Err(shape(format!("duplicate key `media_type` in {loc}.source")));
                     }
-                    return Ok(());
+                    // Text that reaches the provider too (second round).
+                    self.doc.text.push(b'\n');
+                    return self.push(sc, field, &s, loc);
                 }
             } else if sc.key_matches(&key, "type") {
                 if let Some(s) = sc.string_or_none()? {
@@ -1728,7 +1727,15 @@ impl Extractor {
                 };
                 return self.push_url(sc, field, leaf);
             }
-            sc.skip_fast()
+            if ["media_type", "type", "data", "content", "url"]
+                .iter()
+                .any(|k| sc.key_matches(&key, k))
+            {
+                // Not a string where one is read above.
+                return sc.skip_fast();
+            }
+            // Keys agw has no reading for (second round: they were skipped).
+            self.other_key(sc, &key, field, loc)
         })?;
         match ty.as_deref() {
             Some(b"text") => {
@@ -1750,7 +1757,13 @@ impl Extractor {
                 }
             }
             Some(b"base64") => {
-                if let Some(s) = data {
+                // An image's, audio's or video's bytes are not looked at (not even copied).
+                let media_only = media.as_deref().is_some_and(|m| {
+                    ["image/", "audio/", "video/"].iter().any(|p| {
+                        m.len() >= p.len() && m[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+                    })
+                });
+                if let Some(s) = data.filter(|_| !media_only) {
                     self.inline_file(&sc.str_value(&s), media.as_deref(), field);
                 }
             }

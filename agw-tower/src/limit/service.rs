@@ -65,21 +65,29 @@ fn usage_unread(method: &http::Method, path: &str) -> Option<&'static str> {
         *s = segments.next().unwrap_or("");
     }
     let is = |i: usize, name: &str| last[i].eq_ignore_ascii_case(name);
-    let method_is = |name: &str| {
-        last[0].len() > name.len()
+    let ends = |name: &str| {
+        last[0].len() >= name.len()
             && last[0].is_char_boundary(last[0].len() - name.len())
             && last[0][last[0].len() - name.len()..].eq_ignore_ascii_case(name)
     };
     let batch = is(0, "batches")
         // Gemini's batches, Vertex's batch prediction, Bedrock's invocation jobs.
-        || method_is(":batchGenerateContent")
-        || method_is(":asyncBatchEmbedContent")
+        || ends(":batchGenerateContent")
+        || ends(":asyncBatchEmbedContent")
         || is(0, "batchPredictionJobs")
         || is(0, "model-invocation-job");
     let run = is(0, "runs") && (is(1, "threads") || is(2, "threads"))
         || is(0, "submit_tool_outputs") && is(2, "runs") && is(4, "threads");
-    // An eval's run generates a dataset's completions; a fine-tuning job bills its training.
-    let job = is(0, "runs") && is(2, "evals") || is(0, "jobs") && is(1, "fine_tuning");
+    // An eval's run generates a dataset's completions; a job of any kind (fine-tuning,
+    // Mistral's and Fireworks' batch jobs, Vertex's `tuningJobs`, Bedrock's customization and
+    // evaluation jobs) bills work done later; so do generations the provider finishes later
+    // (OpenAI's videos, Veo's `:predictLongRunning`, Bedrock's `async-invoke`).
+    let job = is(0, "runs") && is(2, "evals")
+        || ends("jobs")
+        || ends("-job")
+        || is(0, "videos")
+        || is(0, "async-invoke")
+        || ends(":predictLongRunning");
     if batch {
         Some(
             "a batch runs requests agw does not read (an uploaded file's, or held by the \
@@ -88,7 +96,9 @@ fn usage_unread(method: &http::Method, path: &str) -> Option<&'static str> {
     } else if run {
         Some("an Assistants run reports its usage later, on the run, where agw does not read it")
     } else if job {
-        Some("an eval run or a fine-tuning job bills work whose usage agw never reads")
+        Some(
+            "an eval run, a job or a generation finished later bills work whose usage agw never reads",
+        )
     } else {
         None
     }
@@ -426,6 +436,19 @@ mod tests {
                 true,
             ),
             (Method::POST, "/model-invocation-job", true),
+            (Method::POST, "/v1/batch/jobs", true),
+            (Method::POST, "/v1/projects/p/locations/us/tuningJobs", true),
+            (Method::POST, "/model-customization-jobs", true),
+            (Method::POST, "/evaluation-job", true),
+            (Method::POST, "/async-invoke", true),
+            (Method::POST, "/v1/videos", true),
+            (
+                Method::POST,
+                "/v1beta/models/veo-3.0-generate-preview:predictLongRunning",
+                true,
+            ),
+            (Method::GET, "/v1/batch/jobs", false),
+            (Method::POST, "/v1/batch/jobs/j/cancel", false),
             (Method::GET, "/v1/fine_tuning/jobs", false),
             (Method::POST, "/v1/fine_tuning/jobs/j/cancel", false),
             (

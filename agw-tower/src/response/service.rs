@@ -217,9 +217,10 @@ fn is_model_call(path: &str) -> bool {
         ":generateContent",
         ":streamGenerateContent",
     ];
-    // Assistants threads and runs and Conversations' items: model output stored or streamed
-    // (fourteenth session's review: labelled `text/plain`, it passed unread as a file).
-    const UNDER: [&[u8]; 2] = [b"/threads/", b"/conversations/"];
+    // Assistants threads and runs, Conversations' items and eval runs' output items: model
+    // output stored or streamed (fourteenth session's review: labelled `text/plain`, it passed
+    // unread as a file).
+    const UNDER: [&[u8]; 3] = [b"/threads/", b"/conversations/", b"/evals/"];
     let trimmed = path.trim_end_matches('/').as_bytes();
     let under = |u: &[u8]| {
         path.as_bytes()
@@ -710,6 +711,7 @@ mod outcome_tests {
             "/v1/threads/thread_1/runs?t=plain",
             "/v1/Threads/thread_1/messages/msg_1?t=plain",
             "/v1/conversations/conv_1/items?t=plain",
+            "/v1/evals/e/runs/r/output_items?t=plain",
         ] {
             let (status, body) = call(uri).await;
             assert_eq!(status, 502, "{uri}");

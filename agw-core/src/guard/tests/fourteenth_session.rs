@@ -66,12 +66,14 @@ fn file_data_that_is_no_file_is_read() {
     assert!(hit(&aws, RouteKind::Completions, &chat("AKIAIOSFODNN7EXAMPLF")).is_some());
 }
 
-/// A string that is one URL is read again percent-decoded under whatever key it sits
-/// (Gemini's `fileData.fileUri` in both spellings, DashScope's `image`/`audio`/`video`
-/// parts, a chat file's `file_url`): only agw's own list of URL keys had been. Prose that
-/// holds a URL is not read decoded (a mask stays a mask).
+/// URLs a provider fetches under the keys its API names them (Gemini's `fileData.fileUri` in
+/// both spellings, DashScope's `image`/`audio`/`video` parts, a chat file's `file_url`) are
+/// read again percent-decoded: only agw's first list of URL keys had been. A URL anywhere else
+/// — a search link in a tool result, resent with every later turn — is read as written (the
+/// second round found `?q=credit+card` refusing every later turn when any URL-shaped string
+/// was read decoded): its hit is removed from history like any other.
 #[test]
-fn urls_under_any_key_are_read_decoded() {
+fn urls_under_the_keys_providers_fetch_are_read_decoded() {
     let policy = secret_rule();
     let url = "https://files.example/a?k=%53ECRET-1234";
     let cases = [
@@ -82,10 +84,6 @@ fn urls_under_any_key_are_read_decoded() {
         (
             RouteKind::Passthrough,
             json!({"contents": [{"role": "user", "parts": [{"file_data": {"file_uri": url}}]}]}),
-        ),
-        (
-            RouteKind::Passthrough,
-            json!({"contents": [{"parts": [{"somethingNew": {"link": url}}]}]}),
         ),
         (
             RouteKind::Completions,
@@ -99,10 +97,6 @@ fn urls_under_any_key_are_read_decoded() {
             RouteKind::Completions,
             json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_url": url}}]}]}),
         ),
-        (
-            RouteKind::Messages,
-            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "source_link": url}]}]}),
-        ),
     ];
     for (kind, body) in cases {
         assert_eq!(
@@ -111,6 +105,22 @@ fn urls_under_any_key_are_read_decoded() {
             "{body}"
         );
     }
+    // A search link in an earlier tool result: the request goes on (nothing to remove as
+    // written), with the seed rule too.
+    let seed = Policy::builder()
+        .rule(Rule::regex("credit-card", ["credit card"]).reject("Rejected"))
+        .build()
+        .unwrap();
+    let body = json!({"model": "m", "messages": [
+        {"role": "user", "content": "search"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "WebFetch", "input": {"url": "https://www.google.com/search?q=credit+card+fees"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "https://www.google.com/search?q=credit+card+fees"}]},
+        {"role": "assistant", "content": "done"},
+        {"role": "user", "content": "thanks"}]});
+    let v = seed
+        .inspect(RouteKind::Messages, body.to_string().as_bytes())
+        .unwrap();
+    assert!(v.is_allow(), "{:?}", v.decision());
     // In prose, a URL's escapes are left as written: a mask rule masks what is written.
     let mask = Policy::builder()
         .rule(Rule::literals("secret", ["SECRET-1234"]).mask_with("###"))
@@ -178,12 +188,35 @@ fn short_fields_and_stray_block_strings_are_read() {
             RouteKind::Messages,
             json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "text": "SECRET-1234", "source": {"type": "url", "url": "https://x.example/a.png"}}]}]}]}),
         ),
+        // Second round: a short `data` in base64's alphabet (a token), an `image_url`
+        // object's other keys, an Anthropic source's `media_type` and other keys.
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi", "data": "SECRET-1234"}]}),
+        ),
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x.example/a.png", "detail": "SECRET-1234"}}]}]}),
+        ),
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x.example/a.png", "note": ["SECRET-1234"]}}]}]}),
+        ),
+        (
+            RouteKind::Messages,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "SECRET-1234", "data": "iVBORw0KGgo="}}]}]}),
+        ),
+        (
+            RouteKind::Messages,
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "url", "url": "https://x.example/a.pdf", "note": "SECRET-1234"}}]}]}),
+        ),
     ];
     for (kind, body) in cases {
         assert!(hit(&policy, kind, &body).is_some(), "{body}");
     }
+    let long = "U0VDUkVULTEyMzQ=".repeat(80);
     let unread = json!({"model": "m", "messages": [
-        {"role": "user", "content": [{"type": "text", "text": "hi", "data": "U0VDUkVULTEyMzQ=", "id": "SECRET-1234"}]},
+        {"role": "user", "content": [{"type": "text", "text": "hi", "data": long, "id": "SECRET-1234"}]},
         {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "SECRET-1234", "title": "SECRET-1234"}]},
         {"role": "user", "content": "hi"}]});
     assert_eq!(hit(&policy, RouteKind::Messages, &unread), None);

@@ -107,3 +107,78 @@ fn unknown_formats_join_their_text_across_events() {
     assert!(out.contains("blocked by policy"), "{out}");
     assert!(!out.contains("kubectl"), "{out}");
 }
+
+/// The second round's stream formats: Assistants runs' message and step deltas, KoboldCpp,
+/// ERNIE, Bedrock Converse as JSON, AI21, Cohere v2's tool-call deltas are joined across
+/// events; TGI's last event, which repeats the whole text as `generated_text`, is masked in
+/// place instead of ending the stream.
+#[test]
+fn more_formats_join_their_text_and_tgi_masks_in_place() {
+    let cases: [(serde_json::Value, serde_json::Value); 7] = [
+        (
+            json!({"id":"msg","object":"thread.message.delta","delta":{"content":[{"index":0,"type":"text","text":{"value":"card 4111 1111 "}}]}}),
+            json!({"id":"msg","object":"thread.message.delta","delta":{"content":[{"index":0,"type":"text","text":{"value":"1111 1111 ok"}}]}}),
+        ),
+        (
+            json!({"id":"step","object":"thread.run.step.delta","delta":{"step_details":{"type":"tool_calls","tool_calls":[{"index":0,"type":"code_interpreter","code_interpreter":{"input":"x = '4111 1111 "}}]}}}),
+            json!({"id":"step","object":"thread.run.step.delta","delta":{"step_details":{"type":"tool_calls","tool_calls":[{"index":0,"type":"code_interpreter","code_interpreter":{"input":"1111 1111' # ok"}}]}}}),
+        ),
+        (
+            json!({"token":"card 4111 1111 "}),
+            json!({"token":"1111 1111 ok"}),
+        ),
+        (
+            json!({"id":"as-1","result":"card 4111 1111 ","is_end":false}),
+            json!({"id":"as-1","result":"1111 1111 ok","is_end":true}),
+        ),
+        (
+            json!({"contentBlockDelta":{"contentBlockIndex":0,"delta":{"text":"card 4111 1111 "}}}),
+            json!({"contentBlockDelta":{"contentBlockIndex":0,"delta":{"text":"1111 1111 ok"}}}),
+        ),
+        (
+            json!({"completions":[{"data":{"text":"card 4111 1111 "}}]}),
+            json!({"completions":[{"data":{"text":"1111 1111 ok"}}]}),
+        ),
+        (
+            json!({"type":"tool-call-delta","index":1,"delta":{"message":{"tool_calls":{"function":{"arguments":"{\"n\": \"4111 1111 "}}}}}),
+            json!({"type":"tool-call-delta","index":1,"delta":{"message":{"tool_calls":{"function":{"arguments":"1111 1111\"} ok"}}}}}),
+        ),
+    ];
+    for (a, b) in cases {
+        let input = format!("data: {a}\n\ndata: {b}\n\n");
+        for chunk in [3, 1 << 20] {
+            let out = run_text(
+                &mask_cards(),
+                RouteKind::Passthrough,
+                Api::OpenAi,
+                input.as_bytes(),
+                chunk,
+            );
+            assert!(!out.contains("4111 1111"), "{a} {chunk}: {out}");
+            assert!(out.contains("ok"), "{a} {chunk}: {out}");
+        }
+    }
+    // TGI: tokens, then the last one beside the whole text.
+    let mut input = String::new();
+    for (i, t) in ["card ", "4111 1111 ", "1111 1111", " ok"]
+        .iter()
+        .enumerate()
+    {
+        let last = i == 3;
+        let generated = last.then_some("card 4111 1111 1111 1111 ok");
+        input += &format!(
+            "data: {}\n\n",
+            json!({"index":i,"token":{"id":i,"text":t,"logprob":-0.1,"special":false},"generated_text":generated,"details":null})
+        );
+    }
+    let out = run_text(
+        &mask_cards(),
+        RouteKind::Passthrough,
+        Api::OpenAi,
+        input.as_bytes(),
+        1 << 20,
+    );
+    assert!(!out.contains("4111 1111"), "{out}");
+    assert!(!out.contains("error"), "{out}");
+    assert!(out.contains("\"generated_text\":\"card "), "{out}");
+}
