@@ -158,7 +158,9 @@ async fn missing_and_wrong_credentials_get_a_provider_shaped_401() {
     let r = send(addr, "/v1/messages", &[("x-api-key", wrong)], "{}").await;
     assert_eq!(r.status, 401);
     assert!(!r.body.contains(wrong), "the credential is never echoed");
-    // A provider key sent to agw is refused too (and not forwarded).
+    // A provider key sent to agw is refused too (and not forwarded): as no agw credential,
+    // with the message that says what to send (fourteenth review's client check: it read as
+    // an unknown agw key).
     let r = send(
         addr,
         "/v1/messages",
@@ -167,6 +169,14 @@ async fn missing_and_wrong_credentials_get_a_provider_shaped_401() {
     )
     .await;
     assert_eq!(r.status, 401);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no client credential"),
+        "{}",
+        r.body
+    );
 
     let r = send(
         addr,

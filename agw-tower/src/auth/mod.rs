@@ -438,11 +438,12 @@ impl Authenticator {
             (true, true) if key != bearer => return Err(AuthError::Conflicting),
             (true, _) => key,
             (false, true) => bearer,
-            // None of ours: anonymous where that is allowed (a client's own credential is as
-            // good as none, left for the provider: see [`Self::is_ours`]); else the presented
-            // one, refused below as unknown.
+            // None of ours: a client's own credential is as good as none (left for the
+            // provider: see [`Self::is_ours`]): anonymous where that is allowed, else refused
+            // as missing, with the message that says what to send (it had been refused as an
+            // unknown agw key: fourteenth review's client check).
             (false, false) if self.allow_unauthenticated => return Ok(Identity::anonymous()),
-            (false, false) => key.or(bearer),
+            (false, false) => None,
         };
         let cred = cred.ok_or(AuthError::Missing)?;
         if cred.starts_with(key::KEY_PREFIX) {
