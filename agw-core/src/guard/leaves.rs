@@ -140,15 +140,17 @@ pub(crate) fn push_token(pointer: &mut String, key: &str) {
 /// export, a log tail, progress events) are whole values, which joined would lose the
 /// boundaries detectors need, hold progress events back, and cost a text per field (found by
 /// the seventh review's regression round).
-const TOKEN_PATHS: [&str; 41] = [
+const TOKEN_PATHS: [&str; 38] = [
     // Cohere v2's `content-delta`, `tool-plan-delta` and `tool-call-delta`, watsonx's
     // `generation_stream`, Bedrock's model families (Llama's `generation`, Mistral's
     // `outputs`, Titan's `outputText`, Claude's legacy `completion`, Cohere's `generations`,
-    // Converse's `contentBlockDelta` as JSON), and a plain `output` or a chunk's
-    // `message.content`, Assistants runs' message and step deltas, KoboldCpp's `token`,
-    // ERNIE's `result`, AI21's `completions`; TGI's last event repeats the whole text as
-    // `generated_text`, a text of its own (fourteenth session's review: read one event at a
-    // time, a secret split over two passed; and TGI's every mask ended the stream).
+    // Converse's `contentBlockDelta` as JSON), a chunk's `message.content`, Assistants runs'
+    // message and step deltas, AI21's `completions`; TGI's last event repeats the whole text
+    // as `generated_text`, a text of its own (fourteenth session's review: read one event at
+    // a time, a secret split over two passed; and TGI's every mask ended the stream). Not
+    // bare `output`, `result` or `token` (KoboldCpp's, ERNIE's): a stream of records or
+    // progress events uses them for whole values, which joined hid a secret at a record's end
+    // and made a mask beside them end the stream (third round).
     "/delta/message/content/text",
     "/delta/message/tool_plan",
     "/delta/message/tool_calls/function/arguments",
@@ -156,8 +158,6 @@ const TOKEN_PATHS: [&str; 41] = [
     "/delta/content/*/text/value",
     "/delta/step_details/tool_calls/*/code_interpreter/input",
     "/delta/step_details/tool_calls/*/function/arguments",
-    "/token",
-    "/result",
     "/completions/*/data/text",
     "/generated_text",
     "/delta/reasoning_content",
@@ -167,7 +167,6 @@ const TOKEN_PATHS: [&str; 41] = [
     "/outputText",
     "/completion",
     "/generations/*/text",
-    "/output",
     "/choices/*/message/content",
     "/content",
     "/text",
