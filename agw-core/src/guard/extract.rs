@@ -406,7 +406,7 @@ const FETCHED_URLS: [(&str, &str, &str); 3] = [
 
 /// Keys whose string value, read generically as message text, is a URL a provider or a
 /// server may fetch (read again percent-decoded: [`Doc::encoded_urls`]).
-pub(super) const URL_KEYS: [&str; 12] = [
+pub(super) const URL_KEYS: [&str; 18] = [
     "url",
     "file_url",
     "image_url",
@@ -419,6 +419,14 @@ pub(super) const URL_KEYS: [&str; 12] = [
     // fetches, and read decoded it refused every later turn: second round.)
     "file_uri",
     "fileuri",
+    // The camel-case spellings of SDKs and compatible servers (keys are matched ignoring
+    // case, not underscores).
+    "imageurl",
+    "audiourl",
+    "videourl",
+    "fileurl",
+    "documenturl",
+    "serverurl",
     // DashScope's `image`, `audio` and `video` parts.
     "image",
     "audio",

@@ -97,6 +97,10 @@ fn urls_under_the_keys_providers_fetch_are_read_decoded() {
             RouteKind::Completions,
             json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_url": url}}]}]}),
         ),
+        (
+            RouteKind::Passthrough,
+            json!({"messages": [{"role": "user", "content": [{"type": "image", "imageUrl": url}]}]}),
+        ),
     ];
     for (kind, body) in cases {
         assert_eq!(
