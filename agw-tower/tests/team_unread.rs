@@ -17,6 +17,18 @@ use agw_tower::limit::{LimitLayer, LimitPolicy, Limiter, Limits, MemoryStore};
 use agw_tower::usage::UsageLayer;
 use std::sync::Arc;
 
+/// The message of a provider-shaped 400 `invalid_request_error` (`what` names the case).
+fn invalid_request(r: &support::Reply, what: &str) -> String {
+    assert_eq!(r.status, 400, "{what}: {}", r.body);
+    let j = r.json();
+    assert_eq!(
+        j["error"]["type"], "invalid_request_error",
+        "{what}: {}",
+        r.body
+    );
+    j["error"]["message"].as_str().unwrap().to_owned()
+}
+
 fn prices() -> Arc<PriceTable> {
     let price = |input, output| Price {
         input,
@@ -107,14 +119,7 @@ async fn a_second_model_key_is_refused_under_a_budget() {
         let twice =
             body("claude-haiku-4-5").replace(r#""messages""#, &format!(r#"{second},"messages""#));
         let r = support::post(addr, "/v1/messages", &h, &twice).await;
-        assert_eq!(r.status, 400, "{second}: {}", r.body);
-        assert_eq!(
-            r.json()["error"]["type"],
-            "invalid_request_error",
-            "{}",
-            r.body
-        );
-        let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+        let message = invalid_request(&r, second);
         assert!(message.contains("`model` twice"), "{message}");
     }
     // The same on OpenAI's chat route, in its error shape.
@@ -200,17 +205,10 @@ async fn openai_work_whose_usage_agw_never_reads_is_refused_under_token_limits()
         let h = [("authorization", format!("Bearer {bob}"))];
         let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let r = support::post(addr, path, &h, body).await;
-        assert_eq!(r.status, 400, "{path}: {}", r.body);
-        assert_eq!(
-            r.json()["error"]["type"],
-            "invalid_request_error",
-            "{}",
-            r.body
-        );
+        let message = invalid_request(&r, path);
         assert!(
-            r.body.contains("cannot be charged") && r.body.contains(why),
-            "{path}: {}",
-            r.body
+            message.contains("cannot be charged") && message.contains(why),
+            "{path}: {message}"
         );
         // No token or dollar limit applies to alice: admitted.
         let h = [("authorization", format!("Bearer {alice}"))];

@@ -5,6 +5,25 @@
 use super::*;
 use serde_json::json;
 
+/// Each pair of events, on a passthrough path at two chunkings: the card split over them is
+/// masked, and what follows it goes out.
+fn masked_when_joined(cases: &[(serde_json::Value, serde_json::Value)]) {
+    for (a, b) in cases {
+        let input = format!("data: {a}\n\ndata: {b}\n\n");
+        for chunk in [3, 1 << 20] {
+            let out = run_text(
+                &mask_cards(),
+                RouteKind::Passthrough,
+                Api::OpenAi,
+                input.as_bytes(),
+                chunk,
+            );
+            assert!(!out.contains("4111 1111"), "{a} {chunk}: {out}");
+            assert!(out.contains("ok"), "{a} {chunk}: {out}");
+        }
+    }
+}
+
 /// A chat stream's delta `name` (a participant's, which the SDKs join like other strings) is
 /// read across chunks, and a choice's `stop_reason` string (vLLM's matched stop sequence) is
 /// read: both went out unread.
@@ -75,20 +94,7 @@ fn unknown_formats_join_their_text_across_events() {
             json!({"outputText":"1111 1111 ok"}),
         ),
     ];
-    for (a, b) in cases {
-        let input = format!("data: {a}\n\ndata: {b}\n\n");
-        for chunk in [3, 1 << 20] {
-            let out = run_text(
-                &mask_cards(),
-                RouteKind::Passthrough,
-                Api::OpenAi,
-                input.as_bytes(),
-                chunk,
-            );
-            assert!(!out.contains("4111 1111"), "{a} {chunk}: {out}");
-            assert!(out.contains("ok"), "{a} {chunk}: {out}");
-        }
-    }
+    masked_when_joined(&cases);
     // A tool call beside the text is still checked by the tool rules.
     let tool =
         json!({"content":"x","tool":{"name":"Bash","input":{"command":"kubectl delete ns prod"}}});
@@ -132,20 +138,7 @@ fn more_formats_join_their_text_and_tgi_masks_in_place() {
             json!({"type":"tool-call-delta","index":1,"delta":{"message":{"tool_calls":{"function":{"arguments":"1111 1111\"} ok"}}}}}),
         ),
     ];
-    for (a, b) in cases {
-        let input = format!("data: {a}\n\ndata: {b}\n\n");
-        for chunk in [3, 1 << 20] {
-            let out = run_text(
-                &mask_cards(),
-                RouteKind::Passthrough,
-                Api::OpenAi,
-                input.as_bytes(),
-                chunk,
-            );
-            assert!(!out.contains("4111 1111"), "{a} {chunk}: {out}");
-            assert!(out.contains("ok"), "{a} {chunk}: {out}");
-        }
-    }
+    masked_when_joined(&cases);
     // TGI: tokens, then the last one beside the whole text.
     let mut input = String::new();
     for (i, t) in ["card ", "4111 1111 ", "1111 1111", " ok"]
