@@ -485,12 +485,7 @@ fn build_response_policy(
         .map(|(i, r)| r.to_rule(i))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ("response", e))?;
-    // The rules alone first: what fails there is the `response` list's.
-    Policy::builder()
-        .rules(rules.clone())
-        .build()
-        .map_err(|e| ("response", e.to_string()))?;
-    let mut policy = Policy::builder().rules(rules);
+    let mut tool_rules = Vec::with_capacity(tools.len());
     for t in tools {
         let mut rule = ToolRule::new(&t.name, &t.tool);
         match (&t.argument, &t.regex) {
@@ -517,9 +512,19 @@ fn build_response_policy(
                 ));
             }
         };
-        policy = policy.tool_rule(rule);
+        tool_rules.push(rule);
     }
-    policy.build().map_err(|e| ("tools", e.to_string()))
+    // The tool rules alone first (a few small regexes): what fails there is the `tools`
+    // list's, what fails after is the `response` list's — the text rules compile once.
+    let tools_only = |b: agw_core::guard::PolicyBuilder| {
+        tool_rules.iter().cloned().fold(b, |b, r| b.tool_rule(r))
+    };
+    tools_only(Policy::builder())
+        .build()
+        .map_err(|e| ("tools", e.to_string()))?;
+    tools_only(Policy::builder().rules(rules))
+        .build()
+        .map_err(|e| ("response", e.to_string()))
 }
 
 fn secs(s: f64) -> Result<Duration, String> {
