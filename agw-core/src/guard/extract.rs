@@ -465,10 +465,11 @@ pub(super) fn looks_base64(value: &[u8]) -> bool {
         })
 }
 
-/// Whether a block of type `ty` has prompt text in its string fields (those of
-/// [`BLOCK_STRINGS`]): every block's but signed reasoning's. An image's `text` or `title`, a
-/// search result's `text`, a tool call's `title` are no fields of theirs, but a lenient
-/// server may print them, and they reach the provider (fourteenth review: they were skipped).
+/// Whether a block of type `ty` has text agw reads in its strings — its [`BLOCK_STRINGS`],
+/// keys it has no reading for, its values: every block's but signed reasoning's (a changed
+/// thinking block fails its signature). An image's `text` or `title`, a search result's
+/// `text`, a tool call's `title` are no fields of theirs, but a lenient server may print
+/// them, and they reach the provider (fourteenth review: they were skipped).
 fn reads_string(ty: &[u8]) -> bool {
     !matches!(ty, b"thinking" | b"redacted_thinking")
 }
@@ -987,6 +988,17 @@ impl Extractor {
         if sc.peek() != Some(b'"') {
             return sc.skip_fast();
         }
+        // Only a string that starts with `d` or an escape (`\u0064ata:`) may be a data URL;
+        // any other is read into the text in one pass.
+        let at = sc.position();
+        let first = sc.bytes().get(at + 1).copied();
+        if !matches!(first, Some(b'd' | b'D' | b'\\')) {
+            let start = self.doc.text.len();
+            let (s, kind) = sc.string_into(&mut self.doc.text)?;
+            self.note_url(start);
+            self.add(start, &s, kind, field, loc);
+            return Ok(());
+        }
         let s = sc.string()?;
         let value = sc.str_value(&s);
         // Read in place (most images: their media type says so, and they are not decoded),
@@ -1067,29 +1079,27 @@ impl Extractor {
         if sc.peek() != Some(b'"') {
             return sc.skip_fast();
         }
-        let at = sc.position();
         let s = sc.string()?;
         let value = sc.str_value(&s);
-        if super::files::is_data_url(&value) {
+        let data_url = super::files::is_data_url(&value);
+        if data_url || looks_base64(&value) {
             self.inline_file(&value, None, field);
-            return Ok(());
-        }
-        if looks_base64(&value) {
-            self.inline_file(&value, None, field);
-            if value.len() > SHORT_FILE_DATA {
+            // A short base64 value may be a token: read as written too.
+            if data_url || value.len() > SHORT_FILE_DATA {
                 return Ok(());
             }
         }
         drop(value);
+        // Read as `push_url` reads a URL that is no data URL, from the string already found.
         self.doc.text.push(b'\n');
-        self.push_url(
-            &mut sc.at(at),
-            field,
-            Loc {
-                leaf: ".file_data",
-                ..loc
-            },
-        )
+        let start = self.doc.text.len();
+        let leaf = Loc {
+            leaf: ".file_data",
+            ..loc
+        };
+        self.push(sc, field, &s, leaf)?;
+        self.note_url(start);
+        Ok(())
     }
 
     /// An object's `url` (the cursor is at the object), read by [`Extractor::push_url`].
@@ -1539,7 +1549,7 @@ impl Extractor {
             } else {
                 // A key agw has no reading for: read unless the block is signed reasoning.
                 return match ty.as_deref() {
-                    Some(b"thinking" | b"redacted_thinking") => sc.skip_fast(),
+                    Some(t) if !reads_string(t) => sc.skip_fast(),
                     Some(_) => self.other_key(sc, &key, forced.unwrap_or(Field::Messages), loc),
                     None => {
                         others.push((key, sc.skip()?.start));
@@ -1575,7 +1585,7 @@ impl Extractor {
         for (k, at) in deferred {
             self.value(&mut sc.at(at), &ty, k, loc, forced)?;
         }
-        if !matches!(&*ty, b"thinking" | b"redacted_thinking") {
+        if reads_string(&ty) {
             for (key, at) in others {
                 self.other_key(&mut sc.at(at), &key, field, loc)?;
             }
@@ -1597,7 +1607,7 @@ impl Extractor {
         forced: Option<Field>,
     ) -> Result<(), JsonError> {
         let natural = match (key, ty) {
-            (_, b"thinking" | b"redacted_thinking") => None,
+            (_, t) if !reads_string(t) => None,
             // Any block's source, an image's too: its pixels are not read, but a URL the
             // provider will fetch is text that leaves (red-team review), and so are its media
             // type and keys agw has no reading for (fourteenth review's second round).
