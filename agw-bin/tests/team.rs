@@ -100,18 +100,11 @@ fn keys(cfg: &std::path::Path, redis_url: Option<&str>, args: &[&str]) -> Output
 }
 
 fn create_key(cfg: &std::path::Path, redis_url: Option<&str>, name: &str) -> String {
-    let out = keys(
+    common::process::printed_key(keys(
         cfg,
         redis_url,
         &["create", "--name", name, "--team", "platform"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    stdout.lines().last().unwrap().trim().to_owned()
+    ))
 }
 
 /// Starts `agw serve`; returns the process, the proxy URL and the admin URL.

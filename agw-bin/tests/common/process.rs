@@ -19,6 +19,12 @@ pub fn created_key(config: &std::path::Path, args: &[&str]) -> String {
         .env_remove("REDIS_URL")
         .output()
         .unwrap();
+    printed_key(out)
+}
+
+/// The key `agw keys create` printed: the last line of its stdout. Panics with agw's stderr
+/// when it failed.
+pub fn printed_key(out: std::process::Output) -> String {
     assert!(
         out.status.success(),
         "{}",
