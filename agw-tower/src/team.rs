@@ -590,14 +590,8 @@ impl TeamConfig {
                 timeout,
             )));
         }
-        if keys.is_none()
-            && let Some(k) = &self.auth.keys
-        {
-            let Some(path) = &k.file else {
-                return Err(TeamError(
-                    "auth.keys: set `file` (or configure redis to keep keys there)".into(),
-                ));
-            };
+        // Keys in a file unless Redis keeps them (`plan` refused keys with neither).
+        if let Some(path) = self.key_file() {
             let store =
                 FileKeyStore::open(path).map_err(|e| TeamError(format!("auth.keys.file: {e}")))?;
             key_file = Some(store.clone());
