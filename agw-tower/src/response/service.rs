@@ -355,12 +355,18 @@ where
             let keep = (!status.is_success()).then_some(status);
             // A redirect or `304 Not Modified` is no error; an error without a body has
             // nothing to read.
-            let error = status.is_client_error() || status.is_server_error();
-            let empty = res
-                .headers()
-                .get(CONTENT_LENGTH)
-                .is_some_and(|l| l.as_bytes() == b"0");
-            match read(reading, framing(res.headers()), !error || empty, model_call) {
+            // (The header is looked at only for an error.)
+            let nothing_to_refuse = !(status.is_client_error() || status.is_server_error())
+                || res
+                    .headers()
+                    .get(CONTENT_LENGTH)
+                    .is_some_and(|l| l.as_bytes() == b"0");
+            match read(
+                reading,
+                framing(res.headers()),
+                nothing_to_refuse,
+                model_call,
+            ) {
                 Read::Stream => {
                     if encodings(res.headers()).is_some() {
                         return refuse(
