@@ -87,6 +87,17 @@ fn signature_deltas_stay_as_sent() {
     assert_ne!(run(&mask_cards(), Api::Anthropic, 64, &read, 7).0, read);
 }
 
+/// `stream` through [`k8s_policy`] as an Anthropic Messages stream, in pieces of `chunk`.
+fn k8s_anthropic(stream: &[u8], chunk: usize) -> Vec<u8> {
+    run_kind(
+        &k8s_policy(),
+        RouteKind::Messages,
+        Api::Anthropic,
+        stream,
+        chunk,
+    )
+}
+
 /// [`tool_stream`] of `tool`, stopped by the token limit (`stop_reason: max_tokens`).
 fn cut_stream(tool: &str, pieces: &[&str]) -> Vec<u8> {
     let s = String::from_utf8(tool_stream(tool, pieces)).unwrap();
@@ -105,13 +116,7 @@ fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
             "Write",
             &[r#"{"file_path": "/tmp/a.py", "content": "import os\nprint("#],
         );
-        let out = run_kind(
-            &k8s_policy(),
-            RouteKind::Messages,
-            Api::Anthropic,
-            &clean,
-            chunk,
-        );
+        let out = k8s_anthropic(&clean, chunk);
         assert_eq!(out, clean, "{chunk}");
 
         let secret = cut_stream(
@@ -121,13 +126,7 @@ fn a_tool_call_cut_short_by_the_token_limit_is_read_as_completed() {
                 r#"ODNN7EXAMPLE\nmore \u00"#,
             ],
         );
-        let out = run_kind(
-            &k8s_policy(),
-            RouteKind::Messages,
-            Api::Anthropic,
-            &secret,
-            chunk,
-        );
+        let out = k8s_anthropic(&secret, chunk);
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(!text.contains("event: error"), "{text}");
         assert!(text.contains("max_tokens"), "{text}");
@@ -219,13 +218,7 @@ fn chat_arguments_cut_short_pass_with_their_finish_reason() {
 fn a_tool_rule_reads_a_cut_call_as_completed() {
     let clean = cut_stream("Bash", &[r#"{"command": "echo hi"#]);
     for chunk in [1, 7, 1 << 20] {
-        let out = run_kind(
-            &k8s_policy(),
-            RouteKind::Messages,
-            Api::Anthropic,
-            &clean,
-            chunk,
-        );
+        let out = k8s_anthropic(&clean, chunk);
         assert_eq!(out, clean, "{chunk}");
         let out = run_text(
             &k8s_policy(),
