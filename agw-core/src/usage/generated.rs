@@ -66,7 +66,7 @@ fn is_key(after: &[u8]) -> bool {
     after.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b':')
 }
 
-/// [`bytes`] of the JSON at `b`, key by key, starting in `shape`.
+/// [`bytes`](fn@bytes) of the JSON at `b`, key by key, starting in `shape`.
 fn walk(b: &[u8], mut shape: Shape) -> u64 {
     let mut at = 0;
     let mut key: &[u8] = b"";
