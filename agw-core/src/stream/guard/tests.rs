@@ -1,8 +1,11 @@
 use super::*;
 use crate::detect::Detector;
+use crate::guard::Decision;
 use crate::guard::Rule;
 use crate::route::RouteKind;
 use crate::stream::SseDecoder;
+use crate::stream::sse::fields;
+use resync::DISAGREES;
 
 mod open;
 mod review12;

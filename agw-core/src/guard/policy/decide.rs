@@ -1,0 +1,317 @@
+//! Deciding on a body's units: each rule's matches in the contexts it reads, and the edits a
+//! mask makes to the body (in the strings and in JSON held in strings).
+
+use super::reads::escaped_rejection;
+use super::{
+    CONTEXTS, LATEST, OLDER, OLDER_USER, Pending, Policy, removed_placeholder, replace_seg,
+};
+use super::{Decision, Hit, Verdict};
+use crate::detect::{Detector, Finding};
+use crate::edit::{Edit, apply};
+use crate::guard::engine::{RawHit, Wanted};
+use crate::guard::extract::Doc;
+use crate::guard::rule::{Action, Field, Scope};
+use crate::json::{map_back_many, map_exact};
+use std::ops::Range;
+
+/// Where in the body the bytes `first..=last` of a string's text come from, when the string
+/// lies in a JSON document another string holds ([`Seg::inner`](crate::guard::extract::Seg)): mapped
+/// back through that document's escapes, then through the escapes of the string holding it.
+pub(super) fn nested_range(
+    body: &[u8],
+    doc: &Doc,
+    seg: usize,
+    first: usize,
+    last: usize,
+) -> Option<Range<usize>> {
+    let seg = &doc.segs[seg];
+    let inner = &doc.inner[seg.inner? as usize];
+    let raw = &inner.json[seg.raw.clone()];
+    let m = map_back_many(raw, seg.kind, &[first, last]);
+    let start = seg.raw.start + m[0].as_ref().map_or(0, |r| r.start);
+    let end = seg.raw.start + m[1].as_ref().map_or(raw.len(), |r| r.end);
+    let at = map_exact(&body[inner.raw.clone()], &[start, end]);
+    Some(inner.raw.start + at[0]..inner.raw.start + at[1])
+}
+
+/// Whether a match (its pieces, as `Policy::locate` gives them) is held by a JSON document in
+/// a string only through escapes, of the document or of the string holding it: the body does
+/// not hold its text as a model reads it, so it cannot be masked where it is written. Text
+/// written plainly is (found by the fifth review: one `\u00e9` elsewhere in the arguments
+/// refused a mask of a token written plainly).
+pub(super) fn written_with_escapes(
+    body: &[u8],
+    doc: &Doc,
+    pieces: &[(usize, usize, usize)],
+) -> bool {
+    pieces.iter().any(|&(seg, first, last)| {
+        nested_range(body, doc, seg, first, last)
+            .is_some_and(|r| memchr::memchr(b'\\', &body[r]).is_some())
+    })
+}
+
+/// Writes edits of the JSON documents strings hold (`nested`: document, edit of its text) back
+/// into those strings: each edit's range mapped through the string's escapes, its replacement
+/// escaped for the string. The rest of the string stays byte for byte as it was.
+pub(super) fn write_nested(
+    body: &[u8],
+    doc: &Doc,
+    mut nested: Vec<(u32, Edit)>,
+    edits: &mut Vec<Edit>,
+) {
+    nested.sort_by_key(|(i, _)| *i);
+    for group in nested.chunk_by(|a, b| a.0 == b.0) {
+        let inner = &doc.inner[group[0].0 as usize];
+        let mut offsets: Vec<usize> = group
+            .iter()
+            .flat_map(|(_, e)| [e.range.start, e.range.end])
+            .collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        let mapped = map_exact(&body[inner.raw.clone()], &offsets);
+        let at = |o: usize| {
+            inner.raw.start + mapped[offsets.binary_search(&o).expect("offset was mapped")]
+        };
+        for (_, e) in group {
+            let text = std::str::from_utf8(&e.replacement).expect("an edit's text is UTF-8");
+            edits.push(Edit::json_string(at(e.range.start)..at(e.range.end), text));
+        }
+    }
+}
+
+impl Policy {
+    pub(in crate::guard) fn decide(&self, body: &[u8], doc: &Doc) -> Verdict {
+        let inner = &*self.inner;
+        let mut raw: Vec<RawHit> = Vec::new();
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut hits = Vec::new();
+        let mut edits = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        let is_reject = |rule: usize| matches!(inner.rules[rule].action, Action::Reject { .. });
+        if inner.rules.is_empty() {
+            return Verdict::new(Decision::Allow, hits);
+        }
+        // Strings a rejecting rule removed, and the rule.
+        let mut removed: Vec<(usize, usize)> = Vec::new();
+        let mut tool_hit = false;
+        for unit in &doc.units {
+            let state = if doc.is_latest(unit) {
+                LATEST
+            } else if unit.user {
+                OLDER_USER
+            } else {
+                OLDER
+            };
+            let wanted = Wanted {
+                rules: &inner.wanted[unit.field as usize * CONTEXTS + state],
+            };
+            if !wanted.rules.iter().any(|w| *w) {
+                continue;
+            }
+            let text = doc.unit_text(unit);
+            raw.clear();
+            // In text the client wrote, a rejecting rule's hit outside the final prompt removes
+            // the strings it touches instead: keep looking for hits that reject. So does one in
+            // an earlier assistant turn (its text or a tool call's input): what the model said
+            // once — an answer that names the phrase, a file it wrote — comes back in every
+            // later request, and rejecting it ended the session for good (twelfth session,
+            // with Claude Code). Removed, a fabricated turn still never reaches the provider.
+            let history = !unit.user && unit.answered && unit.field != Field::System;
+            let removable = history
+                || (unit.user && doc.segs[unit.segs.clone()].iter().any(|s| !s.last_prompt));
+            let stop = |rule: usize| is_reject(rule) && !removable;
+            let base = doc.segs[unit.segs.start].text.start;
+            let stopped = inner.engines.find(
+                text,
+                doc.edges_in(unit),
+                wanted,
+                &mut findings,
+                &mut raw,
+                &stop,
+            );
+            if !stopped && unit.segs.len() > 1 {
+                let found = raw.len();
+                self.find_at_joins(doc, unit, base, wanted, &mut findings, &mut raw, &stop);
+                if raw.len() > found {
+                    // In text order, each hit once (a join's hit may be one the whole text
+                    // found too): sorting, not a search per hit.
+                    raw.sort_by(|x, y| {
+                        (x.range.start, x.range.end, x.rule).cmp(&(
+                            y.range.start,
+                            y.range.end,
+                            y.rule,
+                        ))
+                    });
+                    raw.dedup_by(|x, y| x.rule == y.rule && x.range == y.range);
+                }
+            }
+            for h in &raw {
+                let rule = &inner.rules[h.rule];
+                let (first_seg, pieces) = self.locate(doc, unit, base, h);
+                if pieces.is_empty() {
+                    // Only the separators agw puts between words (a key and its value): no
+                    // one wrote that text.
+                    continue;
+                }
+                let loc = &doc.segs[first_seg].loc;
+                // A Responses MCP tool's `server_url` is read by every rule, as Anthropic's
+                // `mcp_servers[].url` is; the hit still keeps the definitions from being
+                // remembered clean.
+                let in_tools = loc.top == crate::guard::extract::Top::Tools;
+                let server_url = in_tools && loc.leaf == ".server_url";
+                if in_tools
+                    && !server_url
+                    && (matches!(rule.action, Action::Mask { .. }) || h.detector.is_some())
+                {
+                    // Tool definitions are read by the literal and regex rules that reject or
+                    // audit, and never rewritten: a client's schemas stay as sent. Detectors do
+                    // not read them: Claude Code's own commit instructions name
+                    // `noreply@anthropic.com`, and schemas are full of example values; a rule
+                    // refusing emails would refuse every request.
+                    continue;
+                }
+                tool_hit |= in_tools;
+                hits.push(Hit {
+                    rule: rule.name.clone(),
+                    action: rule.action.kind(),
+                    detector: h.detector,
+                    path: match unit.request {
+                        Some(r) => format!("requests[{r}].params.{loc}"),
+                        None => loc.to_string(),
+                    },
+                });
+                if let Some(r) = rule.action.rejection(&rule.name) {
+                    // Older text only reaches a latest-scope rule to be removed.
+                    let older_only = state == OLDER_USER && rule.rule.scope == Scope::Latest;
+                    let outside_prompt = pieces.iter().all(|(s, _, _)| !doc.segs[*s].last_prompt);
+                    if !pieces.is_empty()
+                        && (history || (unit.user && (older_only || outside_prompt)))
+                    {
+                        removed.extend(pieces.iter().map(|(s, _, _)| (*s, h.rule)));
+                        continue;
+                    }
+                    return Verdict::new(Decision::Reject(r), hits);
+                }
+                if let Action::Mask { placeholder } = &rule.action {
+                    if doc.escaped_refuses && written_with_escapes(body, doc, &pieces) {
+                        // A request's `arguments` hold it only through escapes: refused, as
+                        // text behind escapes cannot be masked where it is written. Plain
+                        // text beside it is masked as usual.
+                        return Verdict::new(Decision::Reject(escaped_rejection(&rule.name)), hits);
+                    }
+                    let text = placeholder
+                        .as_deref()
+                        .unwrap_or_else(|| h.detector.map_or("<MASKED>", Detector::placeholder));
+                    for (i, (seg, first, last)) in pieces.into_iter().enumerate() {
+                        pending.push(Pending {
+                            seg,
+                            first,
+                            last,
+                            placeholder: text.to_owned(),
+                            leads: i == 0,
+                        });
+                    }
+                }
+            }
+        }
+        // A removed string is replaced whole: masks inside it go with it.
+        removed.sort_unstable();
+        removed.dedup_by_key(|(seg, _)| *seg);
+        let is_removed = |seg: usize| removed.binary_search_by_key(&seg, |(s, _)| *s).is_ok();
+        pending.retain(|p| !is_removed(p.seg));
+        // Edits of the JSON documents strings hold (`arguments`), by document: written back
+        // into their strings once all are known.
+        let mut nested: Vec<(u32, Edit)> = Vec::new();
+        let mut push = |seg: &crate::guard::extract::Seg, e: Edit| match seg.inner {
+            Some(i) => nested.push((i, e)),
+            None => edits.push(e),
+        };
+        for (seg, rule) in &removed {
+            let seg = &doc.segs[*seg];
+            // A name (a tool's, a message author's) must stay one a provider takes
+            // (`^[a-zA-Z0-9_-]+$`): the second round found the bracketed words there, which
+            // every later turn would have been refused for.
+            let placeholder = if seg.loc.leaf.ends_with(".name") {
+                "removed_by_agw".to_owned()
+            } else {
+                removed_placeholder(&inner.rules[*rule].name)
+            };
+            push(seg, replace_seg(seg, &placeholder));
+        }
+        // Map all masked spans back to raw bytes, one walk per string (not one per hit: a
+        // string with thousands of hits would otherwise be walked thousands of times).
+        pending.sort_by_key(|p| p.seg);
+        for group in pending.chunk_by(|a, b| a.seg == b.seg) {
+            let seg = &doc.segs[group[0].seg];
+            if seg.number {
+                // A number is replaced whole, by a string: one edit, whatever matched in it.
+                let p = group.iter().find(|p| p.leads).unwrap_or(&group[0]);
+                push(seg, replace_seg(seg, &p.placeholder));
+                continue;
+            }
+            let source = match seg.inner {
+                Some(i) => &doc.inner[i as usize].json[..],
+                None => body,
+            };
+            let raw = &source[seg.raw.clone()];
+            let mut offsets: Vec<usize> = group.iter().flat_map(|p| [p.first, p.last]).collect();
+            offsets.sort_unstable();
+            offsets.dedup();
+            let mapped = map_back_many(raw, seg.kind, &offsets);
+            let find =
+                |o: usize| mapped[offsets.binary_search(&o).expect("offset was mapped")].clone();
+            for p in group {
+                let start = find(p.first).map_or(0, |r| r.start);
+                let end = find(p.last).map_or(raw.len(), |r| r.end);
+                let whole = start == 0 && end == raw.len();
+                push(
+                    seg,
+                    Edit::json_string(
+                        seg.raw.start + start..seg.raw.start + end,
+                        if p.leads || whole { &p.placeholder } else { "" },
+                    ),
+                );
+            }
+        }
+        write_nested(body, doc, nested, &mut edits);
+        let decision = if edits.is_empty() {
+            Decision::Allow
+        } else {
+            Decision::Rewrite(apply(body, edits))
+        };
+        let mut verdict = Verdict::new(decision, hits);
+        verdict.tool_hit = tool_hit;
+        verdict
+    }
+
+    /// The first segment a hit touches, and the pieces of its text per segment it spans:
+    /// (segment, first text byte, last text byte), offsets relative to the segment's text.
+    pub(super) fn locate(
+        &self,
+        doc: &Doc,
+        unit: &crate::guard::extract::Unit,
+        base: usize,
+        h: &RawHit,
+    ) -> (usize, Vec<(usize, usize, usize)>) {
+        let (a, b) = (base + h.range.start, base + h.range.end);
+        let mut first = None;
+        let mut pieces = Vec::new();
+        // The unit's strings lie in text order: start at the first that ends after the hit's
+        // start (a binary search: a unit may hold thousands of strings, each with hits).
+        let segs = &doc.segs[unit.segs.clone()];
+        let from = unit.segs.start + segs.partition_point(|seg| seg.text.end <= a);
+        for si in from..unit.segs.end {
+            let seg = &doc.segs[si];
+            if seg.text.start >= b {
+                break;
+            }
+            let (s, e) = (a.max(seg.text.start), b.min(seg.text.end));
+            if s >= e {
+                continue;
+            }
+            first.get_or_insert(si);
+            pieces.push((si, s - seg.text.start, e - seg.text.start - 1));
+        }
+        (first.unwrap_or(unit.segs.start), pieces)
+    }
+}

@@ -1,0 +1,380 @@
+//! What a policy reads beside a body's units of text: URLs again percent-decoded, the model's
+//! name, identifiers, inline files, a request's own chat template, tool-call arguments
+//! written with escapes.
+
+use super::{CONTEXTS, LATEST, Policy};
+use super::{Decision, Hit, Rejection, Verdict};
+use crate::guard::engine::RawHit;
+use crate::guard::extract::Doc;
+use crate::guard::rule::{Action, ActionKind, Field};
+use http::StatusCode;
+use std::sync::Arc;
+
+/// The rejection of a mask a request's tool call `arguments` hide behind JSON escapes.
+pub(super) fn escaped_rejection(rule: &Arc<str>) -> Rejection {
+    Rejection {
+        rule: rule.clone(),
+        status: StatusCode::BAD_REQUEST,
+        message: escaped_message(rule),
+    }
+}
+
+pub(super) fn escaped_message(rule: &str) -> String {
+    format!(
+        "A tool call's arguments hide text behind JSON escapes that the rule `{rule}` would \
+         mask; write them without escapes."
+    )
+}
+
+/// `s` with each `\uXXXX` (and surrogate pair) replaced by its character; anything else kept.
+pub(super) fn unescape_u(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let hex = |h: &str| h.get(..4).and_then(|h| u32::from_str_radix(h, 16).ok());
+    while let Some(i) = rest.find("\\u") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(hi) = hex(after) else {
+            out.push_str("\\u");
+            rest = after;
+            continue;
+        };
+        let mut used = 4;
+        let c = if (0xD800..0xDC00).contains(&hi) {
+            match after[4..].strip_prefix("\\u").and_then(hex) {
+                Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+                    used = 10;
+                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+                }
+                _ => None,
+            }
+        } else {
+            char::from_u32(hi)
+        };
+        out.push(c.unwrap_or('\u{FFFD}'));
+        rest = &after[used..];
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Policy {
+    /// A URL the provider fetches reaches a third party, which decodes its percent-escapes
+    /// (and a query's `+`): `?k=%53ECRET`, `?c=4111+1111+1111+1111` hide from the rules what
+    /// the server there reads. Such a URL is read again decoded; a rule that finds there what
+    /// it did not find in the URL as written refuses the request where it would refuse or
+    /// mask (the escapes cannot be masked in place), an audit rule reports it. Found by the
+    /// fourth review's regression round.
+    pub(super) fn encoded_urls(&self, doc: &Doc, verdict: &mut Verdict) {
+        let inner = &*self.inner;
+        let wanted: Vec<bool> = inner
+            .rules
+            .iter()
+            .map(|r| r.rule.fields.contains(Field::Messages))
+            .collect();
+        let (mut findings, mut as_written, mut decoded) = (Vec::new(), Vec::new(), Vec::new());
+        for range in &doc.encoded_urls {
+            let url = &doc.text[range.clone()];
+            // Decoded text is normalised as a body's is: `%00` or a zero-width character
+            // between a key's halves is removed, as it is from JSON text (found while mending
+            // the seventh review's control-character gap).
+            let decoded_url = crate::route::canonical::percent_decoded(url);
+            let decoded_url = String::from_utf8_lossy(&decoded_url);
+            let plain = crate::json::normalize_str(&decoded_url);
+            let plain = plain.as_bytes();
+            self.find_both(
+                &wanted,
+                [url, plain],
+                &mut findings,
+                [&mut as_written, &mut decoded],
+            );
+            for h in &decoded {
+                if as_written.iter().any(|w| w.rule == h.rule) {
+                    continue;
+                }
+                if self.hidden_hit(
+                    verdict,
+                    h,
+                    "url (percent-decoded)",
+                    StatusCode::BAD_REQUEST,
+                    |rule| {
+                        format!(
+                            "A URL the provider fetches hides text behind percent-escapes that the \
+                         rule `{rule}` would mask; write it without them."
+                        )
+                    },
+                ) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A request's `model` reaches the provider and its logs as the body does: read by the
+    /// rules that read the latest message text. A model name is not rewritten (it picks what
+    /// runs), so a masking rule's match refuses the request (a rejecting rule's with its own
+    /// status and message); the hit's path is `model`, never the name. Found by the seventh
+    /// red-team review (`"model":"AKIA…"` went upstream as it was). A name found clean is
+    /// remembered per thread for the policy, as the same name comes with every request.
+    pub(super) fn model_name(&self, model: &str, verdict: &mut Verdict) {
+        thread_local! {
+            /// The last name found clean, and the policy it was clean for.
+            static CLEAN: std::cell::RefCell<(u64, String)> =
+                const { std::cell::RefCell::new((0, String::new())) };
+        }
+        let inner = &*self.inner;
+        let wanted = &inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
+        if model.is_empty()
+            || !wanted.iter().any(|w| *w)
+            || CLEAN.with_borrow(|(id, name)| *id == inner.id && name == model)
+        {
+            return;
+        }
+        let hits = verdict.hits().len();
+        self.refuse_in(
+            verdict,
+            wanted,
+            crate::json::normalize_str(model).as_bytes(),
+            "model",
+            StatusCode::BAD_REQUEST,
+            |rule| {
+                format!(
+                    "The request's model names text that the rule `{rule}` would mask; a model \
+                     name is not rewritten."
+                )
+            },
+        );
+        if verdict.hits().len() == hits {
+            CLEAN.with_borrow_mut(|(id, name)| {
+                *id = inner.id;
+                name.clear();
+                name.push_str(model);
+            });
+        }
+    }
+
+    /// Identifier fields (`user`, `safety_identifier`, `prompt_cache_key`, `metadata`, a batch
+    /// request's `custom_id`) reach the provider: read by the rules that read the latest message text, never rewritten (a
+    /// masked identifier would be every end user's), so a masking rule's match refuses; the
+    /// hit's path is `identifier`.
+    pub(super) fn identifiers(&self, strings: &[String], verdict: &mut Verdict) {
+        let wanted = &self.inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
+        if !wanted.iter().any(|w| *w) {
+            return;
+        }
+        for s in strings {
+            self.refuse_in(
+                verdict,
+                wanted,
+                crate::json::normalize_str(s).as_bytes(),
+                "identifier",
+                StatusCode::BAD_REQUEST,
+                |rule| {
+                    format!(
+                        "The request's `user`, `metadata`, a batch request's `custom_id` or \
+                         another identifier carries text that the rule `{rule}` would mask; an \
+                         identifier is not rewritten (send a hash of it)."
+                    )
+                },
+            );
+            if matches!(verdict.decision(), Decision::Reject(_)) {
+                return;
+            }
+        }
+    }
+
+    /// Files the request carries inline (a `data:` URL, `file_data`, a base64 document) whose
+    /// contents are text: read by the rules that read their field, never rewritten (the
+    /// encoded bytes cannot be masked in place), so a masking rule's match refuses; the hit's
+    /// path is `file (decoded)`.
+    pub(super) fn inline_files(&self, files: &[(String, Field)], verdict: &mut Verdict) {
+        for (text, field) in files {
+            let wanted = &self.inner.wanted[*field as usize * CONTEXTS + LATEST];
+            if !wanted.iter().any(|w| *w) {
+                continue;
+            }
+            self.refuse_in(
+                verdict,
+                wanted,
+                crate::json::normalize_str(text).as_bytes(),
+                "file (decoded)",
+                StatusCode::BAD_REQUEST,
+                |rule| {
+                    format!(
+                        "A file in the request holds text that the rule `{rule}` would mask; an \
+                         encoded file is not rewritten (send it as text, or without it)."
+                    )
+                },
+            );
+            if matches!(verdict.decision(), Decision::Reject(_)) {
+                return;
+            }
+        }
+    }
+
+    /// [`Policy::find_plain`], each hit recorded by [`Policy::hidden_hit`] at `path` until one
+    /// refuses: for text agw reads but never rewrites (a request's URL, a response's tool
+    /// name).
+    pub(super) fn refuse_in(
+        &self,
+        verdict: &mut Verdict,
+        wanted: &[bool],
+        text: &[u8],
+        path: &str,
+        mask_status: StatusCode,
+        mask_message: impl Fn(&str) -> String,
+    ) {
+        let (mut findings, mut raw) = (Vec::new(), Vec::new());
+        self.find_plain(wanted, text, &mut findings, &mut raw);
+        for h in &raw {
+            if self.hidden_hit(verdict, h, path, mask_status, &mask_message) {
+                break;
+            }
+        }
+    }
+
+    /// Records a hit in text agw does not rewrite in place (behind escapes, a URL, a response's
+    /// tool name): an audit rule reports it, a rejecting rule refuses as it would anyway, and a
+    /// masking rule refuses with `mask_status` and `mask_message`. Returns whether the message
+    /// is now refused.
+    pub(super) fn hidden_hit(
+        &self,
+        verdict: &mut Verdict,
+        h: &RawHit,
+        path: &str,
+        mask_status: StatusCode,
+        mask_message: impl FnOnce(&str) -> String,
+    ) -> bool {
+        let rule = &self.inner.rules[h.rule];
+        verdict.hits.push(Hit {
+            rule: rule.name.clone(),
+            action: rule.action.kind(),
+            detector: h.detector,
+            path: path.to_owned(),
+        });
+        let rejection = match &rule.action {
+            Action::Audit => None,
+            Action::Reject { .. } => rule.action.rejection(&rule.name),
+            Action::Mask { .. } => Some(Rejection {
+                rule: rule.name.clone(),
+                status: mask_status,
+                message: mask_message(&rule.name),
+            }),
+        };
+        match rejection {
+            Some(r) => {
+                verdict.decision = Decision::Reject(r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A request's own `chat_template` is a program (Jinja) the server runs over the messages:
+    /// it can put together what no guard read — a secret written backwards, or split over
+    /// messages and joined (`{{ messages[0].content ~ messages[2].content }}`). Where a rule
+    /// would refuse or mask text, such a request is refused; audit-only policies let it
+    /// through. Found by the fourth red-team review.
+    pub(super) fn own_template(&self, verdict: &mut Verdict) {
+        let Some(rule) = self
+            .inner
+            .rules
+            .iter()
+            .find(|r| !matches!(r.rule.action, Action::Audit))
+        else {
+            return;
+        };
+        verdict.hits.push(Hit {
+            rule: rule.name.clone(),
+            action: ActionKind::Reject,
+            detector: None,
+            path: "chat_template".to_owned(),
+        });
+        verdict.decision = Decision::Reject(Rejection {
+            rule: rule.name.clone(),
+            status: StatusCode::BAD_REQUEST,
+            message: "A request's own prompt template (chat_template, Ollama's template) is \
+                      refused where guards refuse or mask text: the server runs it over the \
+                      messages and it could assemble text no guard read. Leave it out to use \
+                      the server's or the model's template."
+                .to_owned(),
+        });
+    }
+
+    /// Function-call `arguments` that are not JSON are read as the string they are (those that
+    /// are JSON are read as the JSON they hold: [`Seg::inner`](crate::guard::extract::Seg)). A lenient
+    /// server may still decode the `\uXXXX` escapes in them (`\u0041KIA…`), so those that
+    /// carry one are read again with them decoded: a match found there that the string as
+    /// written does not hold is refused where a rule would refuse or mask it (escaped text
+    /// cannot be masked in place), an audit rule reports it. A match the string holds as
+    /// written was dealt with there (found by the fifth review: one `\u00e9` refused a mask of
+    /// a token written plainly).
+    pub(super) fn escaped_arguments(&self, body: &[u8], doc: &Doc, verdict: &mut Verdict) {
+        let inner = &*self.inner;
+        // Made at the first string with escapes: most requests have none.
+        let mut wanted: Vec<bool> = Vec::new();
+        let (mut findings, mut as_written, mut decoded) = (Vec::new(), Vec::new(), Vec::new());
+        for unit in doc.units.iter().filter(|u| u.field == Field::ToolInput) {
+            for seg in &doc.segs[unit.segs.clone()] {
+                // A segment of a JSON document inside a string has its range in that document,
+                // not in the body.
+                if seg.inner.is_some() || !seg.loc.leaf.ends_with("arguments") {
+                    continue;
+                }
+                let raw = &body[seg.raw.clone()];
+                // Any backslash: `\u005cu0049` is an escaped `\u` too (final review).
+                if memchr::memchr(b'\\', raw).is_none() {
+                    continue;
+                }
+                let mut outer = Vec::with_capacity(raw.len());
+                crate::json::unescape_exact(raw, &mut outer);
+                let outer = String::from_utf8_lossy(&outer);
+                if !outer.contains("\\u") {
+                    continue;
+                }
+                if wanted.is_empty() {
+                    wanted = inner
+                        .rules
+                        .iter()
+                        .map(|r| r.rule.fields.contains(Field::ToolInput))
+                        .collect();
+                }
+                let plain = crate::json::normalize_str(&unescape_u(&outer)).into_owned();
+                let written = &doc.text[seg.text.clone()];
+                self.find_both(
+                    &wanted,
+                    [written, plain.as_bytes()],
+                    &mut findings,
+                    [&mut as_written, &mut decoded],
+                );
+                // Each match the string holds as written stands for one decoded match of the
+                // same rule and text, not for all of them: a key written plainly once and
+                // spelled with escapes again is still hidden once (final review). Counted,
+                // not compared pairwise (many small matches in one string).
+                let mut shown: std::collections::HashMap<(usize, &[u8]), usize> =
+                    std::collections::HashMap::new();
+                for w in as_written.iter() {
+                    *shown
+                        .entry((w.rule, &written[w.range.clone()]))
+                        .or_default() += 1;
+                }
+                for h in &decoded {
+                    let found = &plain.as_bytes()[h.range.clone()];
+                    if let Some(n) = shown.get_mut(&(h.rule, found)).filter(|n| **n > 0) {
+                        *n -= 1;
+                        continue;
+                    }
+                    if self.hidden_hit(
+                        verdict,
+                        h,
+                        "arguments (escaped)",
+                        StatusCode::BAD_REQUEST,
+                        escaped_message,
+                    ) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
