@@ -424,6 +424,7 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
                 latest: true,
                 user: false,
                 answered: false,
+                any_field: false,
                 segs: seg..seg + 1,
             }),
         }

@@ -1293,6 +1293,7 @@ fn separators_between_values_are_not_text() {
 
 mod arguments;
 mod evasion;
+mod fifteenth_session;
 mod fourteenth_session;
 mod fourth_review;
 mod seventh_review;

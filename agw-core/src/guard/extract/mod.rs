@@ -156,6 +156,10 @@ pub(crate) struct Unit {
     pub user: bool,
     /// A user (or tool) message comes after it in its conversation: an earlier turn.
     pub answered: bool,
+    /// Read generically (a body agw has no reading for, a top-level field it does not know):
+    /// which field its text is to the provider is unknown, so every rule reads it, whatever
+    /// its `fields` (black-box review: a rule for tool output skipped a passthrough body).
+    pub any_field: bool,
     /// Range in [`Doc::segs`].
     pub segs: Range<usize>,
 }
@@ -467,12 +471,14 @@ impl Extractor {
         }
         self.doc.segs.push(seg);
         let (group, request) = (self.doc.st.group, self.doc.st.request);
+        let any_field = matches!(loc.top, Top::Body | Top::Other);
         match self.doc.units.last_mut() {
             Some(u)
                 if u.field == field
                     && u.message == loc.message
                     && u.request == request
                     && u.group == group
+                    && u.any_field == any_field
                     && u.segs.end == idx =>
             {
                 u.segs.end = idx + 1;
@@ -490,6 +496,7 @@ impl Extractor {
                 ) || loc.leaf == ".server_url",
                 user: false,
                 answered: false,
+                any_field,
                 segs: idx..idx + 1,
             }),
         }

@@ -3,7 +3,8 @@
 
 use super::reads::escaped_rejection;
 use super::{
-    CONTEXTS, LATEST, OLDER, OLDER_USER, Pending, Policy, removed_placeholder, replace_seg,
+    ANY_FIELD, CONTEXTS, LATEST, OLDER, OLDER_USER, Pending, Policy, removed_placeholder,
+    replace_seg,
 };
 use super::{Decision, Hit, Verdict};
 use crate::detect::{Detector, Finding};
@@ -102,8 +103,13 @@ impl Policy {
             } else {
                 OLDER
             };
+            let row = if unit.any_field {
+                ANY_FIELD
+            } else {
+                unit.field as usize
+            };
             let wanted = Wanted {
-                rules: &inner.wanted[unit.field as usize * CONTEXTS + state],
+                rules: &inner.wanted[row * CONTEXTS + state],
             };
             if !wanted.rules.iter().any(|w| *w) {
                 continue;

@@ -139,13 +139,14 @@ impl PolicyBuilder {
         // Which rules apply, for each field and each kind of text: [`OLDER`], [`LATEST`], or
         // [`OLDER_USER`] — older text the client wrote, which rejecting rules of every scope
         // read so that text they would reject is removed, never forwarded.
-        let mut wanted = vec![vec![false; self.rules.len()]; Field::ALL.len() * CONTEXTS];
+        // A last row for text read generically ([`ANY_FIELD`]): every rule, whatever its fields.
+        let mut wanted = vec![vec![false; self.rules.len()]; (Field::ALL.len() + 1) * CONTEXTS];
         for (ctx, w) in wanted.iter_mut().enumerate() {
-            let field = Field::ALL[ctx / CONTEXTS];
+            let field = Field::ALL.get(ctx / CONTEXTS);
             let state = ctx % CONTEXTS;
             for (i, r) in self.rules.iter().enumerate() {
                 let reject = matches!(r.action, Action::Reject { .. });
-                w[i] = r.fields.contains(field)
+                w[i] = field.is_none_or(|&f| r.fields.contains(f))
                     && (r.effective_scope() == Scope::All
                         || state == LATEST
                         || (state == OLDER_USER && reject));
@@ -164,6 +165,11 @@ impl PolicyBuilder {
         })
     }
 }
+
+/// The row of [`Inner::wanted`] for text whose field is unknown ([`Unit::any_field`]).
+///
+/// [`Unit::any_field`]: crate::guard::extract::Unit::any_field
+const ANY_FIELD: usize = Field::ALL.len();
 
 /// Kinds of text, for [`Inner::wanted`]: older than the last assistant turn...
 const OLDER: usize = 0;
@@ -229,7 +235,8 @@ impl From<Rule> for Compiled {
 struct Inner {
     rules: Vec<Compiled>,
     engines: Engines,
-    /// `wanted[field * CONTEXTS + context][rule]`.
+    /// `wanted[field * CONTEXTS + context][rule]`, `field` [`ANY_FIELD`] for text read
+    /// generically.
     wanted: Vec<Vec<bool>>,
     tools: ToolRules,
     tool_rules: Vec<ToolRule>,

@@ -1,0 +1,57 @@
+//! Found in the fifteenth session's black-box reviews: rules limited to some fields skipped
+//! text whose field agw cannot tell.
+
+use super::*;
+use serde_json::json;
+
+/// A rule for tool output and one for the system prompt, both refusing.
+fn field_rules() -> Policy {
+    Policy::builder()
+        .rule(
+            Rule::literals("in-tools", ["SECRET-1234"])
+                .fields(Fields::empty().with(Field::ToolOutput))
+                .reject("blocked"),
+        )
+        .rule(
+            Rule::literals("in-system", ["CODEWORD"])
+                .fields(Fields::empty().with(Field::System))
+                .reject("blocked"),
+        )
+        .build()
+        .unwrap()
+}
+
+fn rules_hit(policy: &Policy, kind: RouteKind, body: &serde_json::Value) -> Vec<String> {
+    let v = policy.inspect(kind, body.to_string().as_bytes()).unwrap();
+    v.hits().iter().map(|h| h.rule.to_string()).collect()
+}
+
+/// A body agw reads generically (a passthrough path: Vertex `rawPredict`, Bedrock `invoke`, an
+/// Ollama or Azure path on an OpenAI backend) cannot say which string is tool output or the
+/// system prompt: every rule reads all of it, whatever its `fields`. Both rules had been
+/// skipped there, and a Messages body on such a path went upstream with its tool result
+/// unread (`agw check` even said every string was inspected by them).
+#[test]
+fn text_read_generically_is_read_by_every_rule() {
+    let policy = field_rules();
+    let body = |system: &str, tool: &str| {
+        json!({"anthropic_version": "vertex-2023-10-16", "system": system,
+            "messages": [{"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": tool}]}]})
+    };
+    let in_system = body("CODEWORD", "ok");
+    let in_tools = body("be brief", "SECRET-1234");
+    // Where agw reads the fields, each rule reads its own...
+    assert_eq!(rules_hit(&policy, RouteKind::Messages, &in_system), ["in-system"]);
+    assert_eq!(rules_hit(&policy, RouteKind::Messages, &in_tools), ["in-tools"]);
+    let swapped = body("SECRET-1234", "CODEWORD");
+    assert!(rules_hit(&policy, RouteKind::Messages, &swapped).is_empty());
+    // ...and read generically, every rule reads every string.
+    assert_eq!(rules_hit(&policy, RouteKind::Passthrough, &in_system), ["in-system"]);
+    assert_eq!(rules_hit(&policy, RouteKind::Passthrough, &in_tools), ["in-tools"]);
+    assert_eq!(rules_hit(&policy, RouteKind::Passthrough, &swapped).len(), 1);
+    // A top-level field agw has no reading for, in a body it reads, is such text too.
+    let unknown = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "container": {"note": "SECRET-1234"}});
+    assert_eq!(rules_hit(&policy, RouteKind::Messages, &unknown), ["in-tools"]);
+}
