@@ -432,6 +432,46 @@ backends:
     agw.stop().await;
 }
 
+/// A backend whose base URL has a path (`…/v1`, as OpenAI's URL is usually written): a client
+/// sending `/chat/completions` reaches the provider's `/v1/chat/completions`, and agw reads it
+/// as the chat completions it is — the pin applies, a rule for tool output masks it (review:
+/// it went upstream as an unread passthrough with the client's model).
+#[tokio::test]
+async fn paths_under_a_base_urls_path_are_read_as_the_upstream_gets_them() {
+    let config = r#"
+backends:
+  - name: openai
+    provider: openai
+    api_key: sk-gateway
+    model: {pin: gpt-4o-mini}
+    guards:
+      request:
+        - name: card-in-tools
+          detectors: [credit_card]
+          action: mask
+          fields: [tool_output]
+"#;
+    let mock = MockProvider::start().await.unwrap();
+    let base = format!("{}/v1", mock.base_url());
+    let agw = Agw::start_raw(config, Env::default(), Some(base), mock).await;
+    let body = r#"{"model":"o3-pro","messages":[{"role":"user","content":"hi"},{"role":"tool","tool_call_id":"c1","content":"card 4111 1111 1111 1111"}]}"#;
+    let req = Request::post(agw.url("/chat/completions"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    let (res, _) = send(req).await;
+    assert_eq!(res.status(), 200);
+    let got = &agw.mock.requests()[0];
+    assert_eq!(got.uri, "/v1/chat/completions");
+    let sent = json(&got.body);
+    assert_eq!(sent["model"], "gpt-4o-mini", "{sent}");
+    assert_eq!(
+        sent["messages"][1]["content"], "card <CREDIT_CARD>",
+        "{sent}"
+    );
+    agw.stop().await;
+}
+
 #[tokio::test]
 async fn openai_compatible_backend() {
     let config = r#"

@@ -467,8 +467,48 @@ impl RouteTable {
         Ok((kind, path))
     }
 
+    /// [`RouteTable::route`] for a backend whose base URL has a path (`https://host/v1`,
+    /// `…/openai/deployments/gpt-4o`): a path that no pattern names but the fallback (`*`) is
+    /// classified as the upstream sees it, the base's path and the request's joined — a client
+    /// of `base_url: https://api.openai.com/v1` sends `/chat/completions`, which the provider
+    /// gets as `/v1/chat/completions` (black-box review: it went upstream as a passthrough,
+    /// the model policy and field rules skipped). A pattern that names the client's path keeps
+    /// its kind (an operator's `Unguarded` route stays theirs). The returned path is the
+    /// client's, canonical; `base` is a path (`/v1`), `/` or empty for none.
+    pub fn route_under<'a>(
+        &self,
+        base: &str,
+        path_and_query: &'a str,
+    ) -> Result<(RouteKind, Cow<'a, str>), PathError> {
+        let path = canonical_target(path_and_query)?;
+        let base = base.trim_end_matches('/');
+        let kind = match self.lookup_specific(&path) {
+            Some(kind) => kind,
+            None if !base.is_empty() => canonical_target(&format!("{base}{path}"))
+                .ok()
+                .and_then(|joined| self.lookup_specific(&joined))
+                .or_else(|| self.lookup_canonical(&path))
+                .unwrap_or(RouteKind::Passthrough),
+            None => self
+                .lookup_canonical(&path)
+                .unwrap_or(RouteKind::Passthrough),
+        };
+        Ok((kind, path))
+    }
+
+    /// The kind a pattern other than the fallback gives a canonical path.
+    fn lookup_specific(&self, path: &str) -> Option<RouteKind> {
+        self.lookup_in(path, false)
+    }
+
     /// The kind for a path already in canonical form (no query).
     fn lookup_canonical(&self, path: &str) -> Option<RouteKind> {
+        self.lookup_in(path, true)
+    }
+
+    /// The kind the longest matching pattern gives a canonical path; the fallback's (`*`) when
+    /// none matches and `fallback` says so.
+    fn lookup_in(&self, path: &str, with_fallback: bool) -> Option<RouteKind> {
         let mut best: Option<(usize, RouteKind)> = None;
         let mut fallback = None;
         let tail = Tail::of(path);
@@ -494,7 +534,7 @@ impl RouteTable {
                 best = Some((score, *kind));
             }
         }
-        best.map(|(_, k)| k).or(fallback)
+        best.map(|(_, k)| k).or(fallback.filter(|_| with_fallback))
     }
 
     /// The kind for a request target; unmatched paths are [`RouteKind::Passthrough`].

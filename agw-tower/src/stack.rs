@@ -172,7 +172,9 @@ impl StackConfig {
 
     /// The classifier every layer of this stack uses.
     pub fn classifier(&self) -> Classifier {
-        Classifier::new(self.routes.clone(), self.spec.kind().api()).backend(self.name.as_str())
+        Classifier::new(self.routes.clone(), self.spec.kind().api())
+            .base_path(self.spec.base_url().path())
+            .backend(self.name.as_str())
     }
 
     /// The layers, to put over any upstream service.

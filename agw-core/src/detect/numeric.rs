@@ -3,7 +3,8 @@
 
 use super::digits::{next_run, run_end};
 use super::{
-    Detector, DetectorSet, Edges, Finding, at, card, iban, is_word, national, phone, preceded_by,
+    Detector, DetectorSet, Edges, Finding, at, card, escape_digits, iban, is_word, national, phone,
+    preceded_by,
 };
 
 /// Groups kept per token. A longer chain (`1 2 3 4 …`) is cut here; the cut counts as a
@@ -155,6 +156,12 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
     let mut groups = Groups::new();
     let mut pos = 0;
     while let Some((p, run_end)) = next_run(text, pos) {
+        // The digits that end an escape (`%22` before `4111…`) are not the number's.
+        let p = p + escape_digits(text, p);
+        if p == run_end {
+            pos = run_end;
+            continue;
+        }
         let letters = at(text, p.wrapping_sub(1)).is_ascii_alphabetic()
             && at(text, p.wrapping_sub(2)).is_ascii_alphabetic();
         if wants.iban

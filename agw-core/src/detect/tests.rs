@@ -264,3 +264,37 @@ fn edges_are_boundaries_at_a_matchs_ends() {
         assert!(plain.len() <= got.len(), "{marked:?}");
     }
 }
+
+/// A key or a card right after an escape left in the text of a character no word holds — a
+/// percent-escape (`%22`, `%20`, `%3D`), a `\u0022`, a `\x22` — is found as after the character
+/// itself: the escape's last digit or letter had glued it to a word, or lengthened the number
+/// (fifteenth session's detector review: URL query strings, .NET and nginx log lines). An
+/// escape of a word character (`%41`, `\u0034`) still glues.
+#[test]
+fn escapes_of_delimiters_are_boundaries() {
+    let card = "4586470882370090";
+    let keys = [
+        (
+            Detector::GithubToken,
+            "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",
+        ),
+        (Detector::AwsAccessKey, "AKIA2E0A8F3B244C9986"),
+        (Detector::Jwt, JWT),
+        (Detector::CreditCard, card),
+    ];
+    for (detector, key) in keys {
+        for escape in [
+            "%22", "%20", "%3D", "%3a", "%2C", "\\u0022", "\\u0027", "\\x22", "\\n",
+        ] {
+            check(detector, &format!("x{escape}{key}{escape}y"), &[key]);
+        }
+        check(
+            detector,
+            &format!("token=%7B%22token%22%3A%22{key}%22%7D"),
+            &[key],
+        );
+        for glue in ["%41", "\\u0034", "\\x5f"] {
+            check(detector, &format!("x{glue}{key} y"), &[]);
+        }
+    }
+}

@@ -14,6 +14,8 @@ pub struct Classifier {
     table: Arc<RouteTable>,
     api: Api,
     backend: Option<Arc<str>>,
+    /// The backend's base URL's path (`/v1`), empty for none: see [`RouteTable::route_under`].
+    base: Arc<str>,
 }
 
 impl Classifier {
@@ -24,17 +26,25 @@ impl Classifier {
             table: Arc::new(table),
             api,
             backend: None,
+            base: Arc::from(""),
         }
     }
 
-    /// The default table for a provider (Claude Code's for Anthropic, OpenAI's otherwise) and
-    /// its dialect.
+    /// The default table for a provider (Claude Code's for Anthropic, OpenAI's otherwise), its
+    /// dialect and its base URL's path.
     pub fn for_provider(spec: &ProviderSpec) -> Self {
         let table = match spec.kind() {
             ProviderKind::Anthropic => RouteTable::claude_code(),
             _ => RouteTable::openai(),
         };
-        Self::new(table, spec.kind().api())
+        Self::new(table, spec.kind().api()).base_path(spec.base_url().path())
+    }
+
+    /// Classifies a path no route names but the fallback as the upstream gets it, under the
+    /// backend's base URL's path `path` (`/v1`): see [`RouteTable::route_under`].
+    pub fn base_path(mut self, path: &str) -> Self {
+        self.base = Arc::from(path.trim_end_matches('/'));
+        self
     }
 
     /// Names the backend (a [`Backend`] extension on each request).
@@ -74,7 +84,12 @@ impl Classifier {
             return Err((self.api, err));
         }
         let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
-        let (kind, path) = match self.table.route(pq) {
+        let routed = if self.base.is_empty() {
+            self.table.route(pq)
+        } else {
+            self.table.route_under(&self.base, pq)
+        };
+        let (kind, path) = match routed {
             Ok(r) => r,
             Err(e) => {
                 let err = ErrorBody::new(
@@ -164,6 +179,44 @@ mod tests {
         }
         assert_eq!(classify(&c, Method::TRACE, "/v1/messages"), Err(405));
         assert_eq!(classify(&c, Method::CONNECT, "/"), Err(405));
+    }
+
+    /// Under a base URL with a path (`https://api.openai.com/v1`), a path no route names is
+    /// classified as the provider gets it (`/chat/completions` is `/v1/chat/completions`) and
+    /// forwarded as the client wrote it; a route the table names keeps its kind (review: such
+    /// requests went upstream as passthroughs, the model pin and field rules skipped).
+    #[test]
+    fn paths_under_the_base_urls_path_are_classified_as_the_upstream_gets_them() {
+        use RouteKind::*;
+        let spec = ProviderSpec::openai()
+            .with_base_url("http://up:1/v1/")
+            .unwrap();
+        let c = Classifier::for_provider(&spec);
+        for (uri, want) in [
+            ("/chat/completions", Completions),
+            ("/responses?x=1", Responses),
+            ("/embeddings", Embeddings),
+            ("/v1/chat/completions", Completions),
+            ("/v1/files", Passthrough),
+            ("/files", Passthrough),
+        ] {
+            let path = uri.split('?').next().unwrap();
+            let got = classify(&c, Method::POST, uri);
+            assert_eq!(got, Ok((want, uri.to_owned())), "{path}");
+        }
+        let mut table = RouteTable::openai();
+        table.insert("/chat/*", Unguarded).unwrap();
+        let c = Classifier::new(table, Api::OpenAi).base_path("/v1");
+        assert_eq!(
+            classify(&c, Method::POST, "/chat/completions"),
+            Ok((Unguarded, "/chat/completions".to_owned()))
+        );
+        // Without a base path, nothing changes.
+        let c = Classifier::for_provider(&ProviderSpec::openai());
+        assert_eq!(
+            classify(&c, Method::POST, "/chat/completions"),
+            Ok((Passthrough, "/chat/completions".to_owned()))
+        );
     }
 
     #[test]

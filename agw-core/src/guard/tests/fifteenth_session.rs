@@ -42,16 +42,34 @@ fn text_read_generically_is_read_by_every_rule() {
     let in_system = body("CODEWORD", "ok");
     let in_tools = body("be brief", "SECRET-1234");
     // Where agw reads the fields, each rule reads its own...
-    assert_eq!(rules_hit(&policy, RouteKind::Messages, &in_system), ["in-system"]);
-    assert_eq!(rules_hit(&policy, RouteKind::Messages, &in_tools), ["in-tools"]);
+    assert_eq!(
+        rules_hit(&policy, RouteKind::Messages, &in_system),
+        ["in-system"]
+    );
+    assert_eq!(
+        rules_hit(&policy, RouteKind::Messages, &in_tools),
+        ["in-tools"]
+    );
     let swapped = body("SECRET-1234", "CODEWORD");
     assert!(rules_hit(&policy, RouteKind::Messages, &swapped).is_empty());
     // ...and read generically, every rule reads every string.
-    assert_eq!(rules_hit(&policy, RouteKind::Passthrough, &in_system), ["in-system"]);
-    assert_eq!(rules_hit(&policy, RouteKind::Passthrough, &in_tools), ["in-tools"]);
-    assert_eq!(rules_hit(&policy, RouteKind::Passthrough, &swapped).len(), 1);
+    assert_eq!(
+        rules_hit(&policy, RouteKind::Passthrough, &in_system),
+        ["in-system"]
+    );
+    assert_eq!(
+        rules_hit(&policy, RouteKind::Passthrough, &in_tools),
+        ["in-tools"]
+    );
+    assert_eq!(
+        rules_hit(&policy, RouteKind::Passthrough, &swapped).len(),
+        1
+    );
     // A top-level field agw has no reading for, in a body it reads, is such text too.
     let unknown = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
         "container": {"note": "SECRET-1234"}});
-    assert_eq!(rules_hit(&policy, RouteKind::Messages, &unknown), ["in-tools"]);
+    assert_eq!(
+        rules_hit(&policy, RouteKind::Messages, &unknown),
+        ["in-tools"]
+    );
 }
