@@ -35,8 +35,9 @@
 //!   also reported as a card, SSN, SIN or phone when the IBAN detector is on. Findings come out
 //!   ordered by start offset.
 //! - Only ASCII letters, digits and `_` are word characters; a non-ASCII byte is a boundary, so
-//!   `卡号4111111111111111` is a card. The letter of a `\n`, `\r` or `\t` escape left in the
-//!   text is a boundary too, for text that still carries JSON escapes.
+//!   `卡号4111111111111111` is a card. An escape left in the text of a character no word holds
+//!   is a boundary too, for text that still carries escapes: the letter of a `\n`, `\r` or
+//!   `\t`, a percent-escape (`%22`, `%20`), a `\u0022`, a `\x22`.
 //! - Cards: contiguous, or grouped by single spaces, single dashes (ASCII or Unicode:
 //!   U+2010–U+2015, the minus sign U+2212) or single dots (a first group of 4, then groups of
 //!   3–6, 3–5 groups in all); mixed kinds of separator (`4111 1111-1111 1111`) are not a card,
