@@ -82,6 +82,7 @@ mod clean;
 mod engine;
 pub(crate) mod extract;
 mod files;
+pub(crate) mod keys;
 mod kinds;
 pub(crate) mod leaves;
 mod lines;

@@ -496,7 +496,14 @@ impl<'b> Walker<'b> {
         // `action`, `operation`, `actions`: a client-run tool's input (each checked).
         let mut actions: Vec<Range<usize>> = Vec::new();
         sc.object(|sc, k| {
-            let key = sc.str_value(&k);
+            let mut key = sc.str_value(&k);
+            // Read as a client that matches keys without regard to case reads it (`Text`);
+            // a tool's input keeps its own keys.
+            if field != Field::ToolInput
+                && let Some(known) = super::keys::folded(&key)
+            {
+                key = std::borrow::Cow::Borrowed(known.as_bytes());
+            }
             self.keys.push(key.clone());
             if field == Field::ToolInput {
                 // The model wrote a tool input's keys too (and a client runs what they say).

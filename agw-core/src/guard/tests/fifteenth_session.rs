@@ -2,6 +2,7 @@
 //! text whose field agw cannot tell.
 
 use super::*;
+use crate::api::Api;
 use serde_json::json;
 
 /// A rule for tool output and one for the system prompt, both refusing.
@@ -71,5 +72,34 @@ fn text_read_generically_is_read_by_every_rule() {
     assert_eq!(
         rules_hit(&policy, RouteKind::Messages, &unknown),
         ["in-tools"]
+    );
+}
+
+/// A JSON response whose keys are spelled in other cases than the API's (`Text`, `Content`),
+/// as a client matching keys without regard to case reads it: two text blocks are one text,
+/// and a card split over them is masked; a key in two spellings is refused.
+#[test]
+fn response_keys_in_other_cases_are_read_as_the_apis() {
+    let policy = Policy::builder()
+        .rule(Rule::detectors("cards", [crate::detect::Detector::CreditCard]).mask())
+        .build()
+        .unwrap();
+    let body = json!({"type": "message", "role": "assistant", "Content": [
+        {"type": "text", "Text": "card 4111 1111"},
+        {"type": "text", "Text": " 1111 1111 ok"}]});
+    let v = policy
+        .inspect_response(Api::Anthropic, body.to_string().as_bytes())
+        .unwrap();
+    let Decision::Rewrite(out) = v.into_decision() else {
+        panic!("not masked: {body}");
+    };
+    let out = String::from_utf8(out).unwrap();
+    assert!(!out.contains("4111 1111"), "{out}");
+    let both = json!({"type": "message", "content": [
+        {"type": "text", "text": "hi", "TEXT": "card"}]});
+    assert!(
+        policy
+            .inspect_response(Api::Anthropic, both.to_string().as_bytes())
+            .is_err()
     );
 }

@@ -119,11 +119,15 @@ impl StreamGuard {
         if let Err(e) = crate::guard::response::check_json(data.as_bytes()) {
             return Err(self.unreadable(&e.to_string()));
         }
-        let json: Value = match serde_json::from_str(&data) {
+        let mut json: Value = match serde_json::from_str(&data) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => return Err(self.unreadable("its data is not a JSON object")),
             Err(e) => return Err(self.unreadable(&e.to_string())),
         };
+        // Read as a client that matches keys without regard to case reads it (`Choices`).
+        if let Err(why) = crate::guard::keys::fold_keys(&mut json) {
+            return Err(self.unreadable(why));
+        }
         let ty = json["type"].as_str().or(name).unwrap_or("").to_owned();
         if let (Some(n), Some(t)) = (name, json["type"].as_str())
             && n != t

@@ -134,6 +134,8 @@ impl Resync {
         let Ok(mut json) = serde_json::from_str::<Value>(&f.data) else {
             return Ok(None);
         };
+        // Its keys as the event was read ([`crate::guard::keys`]).
+        crate::guard::keys::fold_keys(&mut json)?;
         let Some(obj) = json.as_object_mut() else {
             return Ok(None);
         };

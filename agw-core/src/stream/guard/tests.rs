@@ -11,6 +11,7 @@ mod open;
 mod review12;
 mod review13;
 mod review14;
+mod review15;
 mod review7;
 mod splits;
 
