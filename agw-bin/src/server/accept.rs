@@ -57,11 +57,13 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
     serving: Serving,
 ) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(StreamExecutor);
+    let conns = Drain::new();
+    let mut builder = auto::Builder::new(StreamExecutor {
+        drain: conns.clone(),
+    });
     // Slow or idle clients are cut off by the per-connection idle timeout instead.
     builder.http1().header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
-    let conns = Drain::new();
     // Kept across reloads: the same handle ends every backend's open streams.
     let app_cut = app.handle().current().stream_cut().clone();
     let after = app.after.clone();
@@ -104,24 +106,26 @@ pub async fn serve_with(
                     .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
                     .into_owned();
                 let conn = conns.watch(conn, |c| c.graceful_shutdown());
-                spawn_watched(conn, activity, idle, body);
+                spawn_watched(&conns, conn, activity, idle, body);
             }
             Some(tls) => {
                 let acceptor = tls.acceptor();
                 let builder = builder.clone();
                 let conns = conns.clone();
-                let conn = async move {
-                    // The watchdog bounds the handshake too: the connection is idle until then.
-                    // (Counted by the drain from the handshake's end: one cut short by a
-                    // shutdown would not be served anyway.)
-                    let Ok(stream) = acceptor.accept(stream).await else {
+                // The handshake on a task of its own, bounded as an idle connection is; the
+                // connection is watched from its end (one cut short by a shutdown would not
+                // be served anyway, and a half-open one does not hold the drain).
+                tokio::spawn(async move {
+                    let Ok(Ok(stream)) = tokio::time::timeout(idle, acceptor.accept(stream)).await
+                    else {
                         return;
                     };
                     let conn = builder
-                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-                    let _ = conns.watch(conn, |c| c.graceful_shutdown()).await;
-                };
-                spawn_watched(conn, activity, idle, body);
+                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+                        .into_owned();
+                    let conn = conns.watch(conn, |c| c.graceful_shutdown());
+                    spawn_watched(&conns, conn, activity, idle, body);
+                });
             }
         }
     }
@@ -162,16 +166,16 @@ fn body_grace(body: Duration) -> Duration {
 /// The connection's task polls nothing but the connection: it wakes on every read and write,
 /// and a timer polled beside it would be polled on each of those wake-ups. The watchdog wakes
 /// only on its timer, and ends with the connection.
-fn spawn_watched<F>(conn: F, activity: Arc<Activity>, idle: Duration, body: Duration)
+fn spawn_watched<F>(drain: &Drain, conn: F, activity: Arc<Activity>, idle: Duration, body: Duration)
 where
     F: Future + Send + 'static,
 {
     // Polled again at once when it wakes itself (reading a request body does): see `repoll`.
     // The work after each response (usage, limits, metrics, log line) runs at the end of the
-    // poll that wrote it, on this task.
-    let mut task = tokio::spawn(RunAfter::new(Repoll::new(async move {
+    // poll that wrote it, on this task, which holds the drain until that work is done.
+    let mut task = tokio::spawn(drain.hold(RunAfter::new(Repoll::new(async move {
         conn.await;
-    })));
+    }))));
     tokio::spawn(async move {
         tokio::select! {
             // Aborting drops the connection, as the end of a `select!` over both did.
@@ -184,8 +188,11 @@ where
 
 /// Spawns HTTP/2 streams as [`spawn_watched`] does connections: the work after each response
 /// runs at the end of the poll that wrote it, and a stream that wakes itself is polled again.
-#[derive(Debug, Clone, Copy)]
-struct StreamExecutor;
+/// Each stream's task holds the drain until its work after the response is done.
+#[derive(Clone)]
+struct StreamExecutor {
+    drain: Drain,
+}
 
 impl<F> hyper::rt::Executor<F> for StreamExecutor
 where
@@ -193,7 +200,7 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, fut: F) {
-        tokio::spawn(RunAfter::new(Repoll::new(fut)));
+        tokio::spawn(self.drain.hold(RunAfter::new(Repoll::new(fut))));
     }
 }
 
@@ -344,7 +351,9 @@ mod tests {
         let long = Duration::from_secs(3600);
         // A connection that ends: its watchdog ends too, long before its timer.
         let (close, closed) = tokio::sync::oneshot::channel::<()>();
+        let drain = Drain::new();
         spawn_watched(
+            &drain,
             async move {
                 let _ = closed.await;
             },
@@ -359,6 +368,7 @@ mod tests {
         // A connection idle past its timeout is dropped (here: a future that never ends).
         let (dropped, gone) = tokio::sync::oneshot::channel::<()>();
         spawn_watched(
+            &drain,
             async move {
                 let _held = dropped;
                 std::future::pending::<()>().await;
@@ -373,5 +383,9 @@ mod tests {
                 .is_ok()
         );
         assert_eq!(alive_settles_at(0).await, 0);
+        // Both held the drain until they were gone.
+        tokio::time::timeout(Duration::from_secs(5), drain.shutdown())
+            .await
+            .unwrap();
     }
 }
