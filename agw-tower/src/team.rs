@@ -133,6 +133,10 @@ pub struct RedisConfig {
     /// What fails open and what closed.
     #[serde(default)]
     pub on_error: OnError,
+    /// A PEM bundle of the CAs that sign a `rediss://` server's certificate (a private CA);
+    /// without it, the bundled Mozilla roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_timeout() -> u64 {
@@ -430,6 +434,23 @@ impl TeamConfig {
             .filter(|u| !u.trim().is_empty())
     }
 
+    /// The CAs of `redis.ca_file`, read, when it is set.
+    #[cfg(feature = "redis")]
+    fn redis_ca(&self) -> Result<Option<Vec<u8>>, TeamError> {
+        let Some(path) = self.redis.as_ref().and_then(|r| r.ca_file.as_deref()) else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path)
+            .map_err(|e| TeamError(format!("redis.ca_file: {}: {e}", path.display())))?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(TeamError(format!(
+                "redis.ca_file: {}: holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+                path.display()
+            )));
+        }
+        Ok(Some(pem))
+    }
+
     /// Checks everything [`TeamConfig::build`] checks, without connecting or spawning
     /// anything: limits, prices, where keys are kept, the JWKS source (a file is read and
     /// parsed; a URL's scheme is checked, it is not fetched) and the Redis URL's form (Redis is
@@ -443,8 +464,15 @@ impl TeamConfig {
         let plan = self.plan()?;
         #[cfg(feature = "redis")]
         if let Some(url) = self.redis_url() {
-            crate::limit::RedisConnection::check_url(url)
-                .map_err(|e| TeamError(format!("redis.url: {}", e.0)))?;
+            match self.redis_ca()? {
+                Some(ca) => crate::limit::RedisConnection::check_url_with_ca(url, &ca),
+                None => crate::limit::RedisConnection::check_url(url),
+            }
+            .map_err(|e| TeamError(format!("redis.url: {}", e.0)))?;
+        } else if self.redis.as_ref().is_some_and(|r| r.ca_file.is_some()) {
+            return Err(TeamError(
+                "redis.ca_file: set without redis.url, it has no connection to check".into(),
+            ));
         }
         match plan.jwks {
             Some(JwksSource::File(path)) => {
@@ -568,8 +596,11 @@ impl TeamConfig {
             // Given the time a connection takes, then left to connect in the background: a
             // gateway starts (not ready) while Redis is down, rather than exit.
             Some(url) => {
-                let con = crate::limit::RedisConnection::open(url, timeout)
-                    .map_err(|e| TeamError(format!("redis.url: {}", e.0)))?;
+                let con = match self.redis_ca()? {
+                    Some(ca) => crate::limit::RedisConnection::open_with_ca(url, &ca, timeout),
+                    None => crate::limit::RedisConnection::open(url, timeout),
+                }
+                .map_err(|e| TeamError(format!("redis.url: {}", e.0)))?;
                 let _ = con.wait(timeout * 4).await;
                 Some(con)
             }

@@ -75,6 +75,55 @@ async fn two_limiters_against_one_redis_enforce_one_limit_in_total() {
     assert_eq!(admitted, 7, "one limit across both limiters");
 }
 
+/// A Redis that speaks TLS (`rediss://`), with a certificate of a private CA: reached with that
+/// CA's file, refused with the bundled Mozilla roots (the server is not who they vouch for),
+/// and a CA file for a `redis://` URL is a configuration error.
+#[tokio::test]
+async fn rediss_with_a_private_ca() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/redis_tls");
+    let (cert, key) = (format!("{dir}/server.pem"), format!("{dir}/server.key"));
+    let ca = std::fs::read(format!("{dir}/ca.pem")).unwrap();
+    let mut started = None;
+    for _ in 0..10 {
+        let tls_port = support::free_port().to_string();
+        let more = [
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-auth-clients",
+            "no",
+        ];
+        if let Some(redis) = Redis::start_with(support::free_port(), &more) {
+            started = Some((redis, tls_port));
+            break;
+        }
+    }
+    let (_redis, tls_port) = started.expect("redis-server with TLS starts");
+    let url = format!("rediss://127.0.0.1:{tls_port}/");
+    let con = RedisConnection::open_with_ca(&url, &ca, TIMEOUT).unwrap();
+    con.wait(Duration::from_secs(5)).await.unwrap();
+    let rpm = Limits {
+        requests_per_minute: Some(2),
+        ..Limits::default()
+    };
+    let l = Limiter::new(policy(rpm), Arc::new(RedisStore::new(con)));
+    let mut admitted = Vec::new();
+    for _ in 0..3 {
+        admitted.push(l.admit(Some(&alice()), None, NOW).await.is_ok());
+    }
+    assert_eq!(admitted, [true, true, false]);
+    // The bundled roots do not vouch for a private CA's server.
+    let untrusted = RedisConnection::open(&url, TIMEOUT).unwrap();
+    assert!(untrusted.wait(Duration::from_millis(1500)).await.is_err());
+    let e = RedisConnection::check_url_with_ca("redis://127.0.0.1:1/", &ca).unwrap_err();
+    assert!(e.0.contains("no rediss:// URL"), "{}", e.0);
+    let e = RedisConnection::check_url_with_ca(&url, b"not a certificate").unwrap_err();
+    assert!(e.0.contains("no PEM certificate"), "{}", e.0);
+}
+
 /// A connection of the test's own, beside the limiters' (to look at or disturb Redis).
 async fn admin(redis: &Redis) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(redis.url()).unwrap();

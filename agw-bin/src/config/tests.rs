@@ -332,6 +332,18 @@ fn team_sections_are_checked_when_read() {
             "redis: {url: 'http://user:s3cretpw@host'}\n",
             "c.yaml:2: redis.url: `http://***@host` is not a redis://",
         ),
+        (
+            "redis: {url: 'rediss://:s3cretpw@host:6380', ca_file: /nonexistent/ca.pem}\n",
+            "c.yaml:2: redis.ca_file: /nonexistent/ca.pem: ",
+        ),
+        (
+            "redis: {url: 'redis://:s3cretpw@host:6379', ca_file: Cargo.toml}\n",
+            "c.yaml:2: redis.ca_file: Cargo.toml: holds no PEM certificate",
+        ),
+        (
+            "redis: {ca_file: Cargo.toml}\n",
+            "c.yaml:2: redis.ca_file: set without redis.url",
+        ),
     ] {
         let text = format!("{base}{extra}");
         let e = Gateway::parse("c.yaml", &text, &Env::default())

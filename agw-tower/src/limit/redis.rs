@@ -170,11 +170,23 @@ impl RedisConnection {
     ///
     /// As [`RedisConnection::open`].
     pub fn check_url(url: &str) -> Result<(), LimitStoreError> {
-        Self::client(url).map(drop)
+        Self::client(url, None).map(drop)
     }
 
-    /// The client for `url`, which is read but not connected to.
-    fn client(url: &str) -> Result<redis::Client, LimitStoreError> {
+    /// [`RedisConnection::check_url`] for a `rediss://` URL whose server certificate is checked
+    /// against the CAs of the PEM bundle `ca` instead of the bundled Mozilla roots.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisConnection::open`]; a `ca` that holds no certificate, or a URL that is not
+    /// `rediss://`.
+    pub fn check_url_with_ca(url: &str, ca: &[u8]) -> Result<(), LimitStoreError> {
+        Self::client(url, Some(ca)).map(drop)
+    }
+
+    /// The client for `url`, which is read but not connected to; `rediss://` checks the
+    /// server's certificate against `ca` (PEM) when given, else the bundled Mozilla roots.
+    fn client(url: &str, ca: Option<&[u8]>) -> Result<redis::Client, LimitStoreError> {
         let scheme = url.split_once("://").map(|(s, _)| s);
         if !scheme.is_some_and(|s| SCHEMES.iter().any(|k| k.eq_ignore_ascii_case(s))) {
             return Err(LimitStoreError(format!(
@@ -182,11 +194,36 @@ impl RedisConnection {
                 agw_core::provider::shown_url(url)
             )));
         }
-        redis::Client::open(url).map_err(|e| {
+        let invalid = |e: redis::RedisError| {
             LimitStoreError(format!(
                 "`{}` is not a valid Redis URL ({}; the form is redis://[user:password@]host:port[/db])",
                 agw_core::provider::shown_url(url),
                 e.detail().unwrap_or("does not parse")
+            ))
+        };
+        let Some(ca) = ca else {
+            return redis::Client::open(url).map_err(invalid);
+        };
+        if !scheme.is_some_and(|s| s.eq_ignore_ascii_case("rediss")) {
+            return Err(LimitStoreError(format!(
+                "a CA file is for a TLS connection, and `{}` is no rediss:// URL",
+                agw_core::provider::shown_url(url)
+            )));
+        }
+        if !ca.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(LimitStoreError(
+                "the CA file holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".into(),
+            ));
+        }
+        let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(invalid)?;
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca.to_vec()),
+        };
+        redis::Client::build_with_tls(info, certs).map_err(|e| {
+            LimitStoreError(format!(
+                "the CA file cannot be used: {}",
+                e.detail().unwrap_or("its certificates do not parse")
             ))
         })
     }
@@ -199,7 +236,21 @@ impl RedisConnection {
     ///
     /// A URL that is not a Redis URL (the message shows it without its password).
     pub fn open(url: &str, timeout: Duration) -> Result<Self, LimitStoreError> {
-        let client = Self::client(url)?;
+        Self::open_client(Self::client(url, None)?, timeout)
+    }
+
+    /// [`RedisConnection::open`] for a `rediss://` URL whose server certificate is checked
+    /// against the CAs of the PEM bundle `ca` (a private CA) instead of the bundled Mozilla
+    /// roots.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisConnection::check_url_with_ca`].
+    pub fn open_with_ca(url: &str, ca: &[u8], timeout: Duration) -> Result<Self, LimitStoreError> {
+        Self::open_client(Self::client(url, Some(ca))?, timeout)
+    }
+
+    fn open_client(client: redis::Client, timeout: Duration) -> Result<Self, LimitStoreError> {
         let info = &client.get_connection_info().addr;
         let this = Self {
             inner: Arc::new(Connection {
