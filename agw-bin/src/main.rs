@@ -644,6 +644,20 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         // address and auth, neither in use, and injected the key for anyone on the old port).
         let running = (addr, gw.requires_client_auth());
         let body_at_start = gw.body_timeout_secs;
+        // Settings the server took at start (the connections' timers, the shutdown's), as
+        // in effect with the command line's flags: a reload that changes one says it waits
+        // for a restart, and keeps the running value, which `/config` then shows (review: a
+        // changed grace period was logged as reloaded and shown, and not used).
+        let in_file = (
+            gw.shutdown_grace_secs,
+            gw.drain_delay_secs,
+            gw.idle_timeout_secs,
+        );
+        let in_effect = (
+            gw.shutdown_grace_secs,
+            a.drain_delay.unwrap_or(gw.drain_delay_secs),
+            a.idle_timeout.or(gw.idle_timeout_secs),
+        );
         opts.loader = Some(std::sync::Arc::new(move || {
             let mut gw = load(&reload_args, reload_listen.as_deref())?;
             if gw.body_timeout_secs.is_some() && gw.body_timeout_secs != body_at_start {
@@ -653,6 +667,20 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
                 );
             }
             gw.body_timeout_secs = body_secs;
+            let (grace, drain, idle) = in_file;
+            let changed = [
+                ("shutdown_grace_secs", gw.shutdown_grace_secs != grace),
+                ("drain_delay_secs", gw.drain_delay_secs != drain),
+                ("idle_timeout_secs", gw.idle_timeout_secs != idle),
+            ];
+            for (name, _) in changed.iter().filter(|(_, c)| *c) {
+                tracing::warn!(target: "agw", "reload: {name} takes effect on restart");
+            }
+            (
+                gw.shutdown_grace_secs,
+                gw.drain_delay_secs,
+                gw.idle_timeout_secs,
+            ) = in_effect;
             if format!("{:?}", gw.team) != team_at_start {
                 tracing::warn!(
                     target: "agw",

@@ -150,6 +150,45 @@ async fn reload_follows_configmap_symlink_swap_and_sighup_and_keeps_serving_on_b
     assert_eq!(post_status(&url, "beta").await, 200);
 }
 
+/// The shutdown's grace period, the drain delay and the idle timeout are taken at start: a
+/// reload that changes them says they wait for a restart, and `/config` keeps showing what is
+/// in effect (review: a changed grace period was shown as reloaded, and the old one used).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_says_which_settings_wait_for_a_restart() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("restart-only");
+    let config = dir.path("agw.yaml");
+    let with = |limits: &str| format!("limits: {{{limits}}}\n{}", config_rejecting("alpha"));
+    std::fs::write(&config, with("shutdown_grace_secs: 10")).unwrap();
+    let agw = Proc::serve_config(&dir, &config, &mock.base_url());
+    std::fs::write(
+        &config,
+        with("shutdown_grace_secs: 2, drain_delay_secs: 3, idle_timeout_secs: 5"),
+    )
+    .unwrap();
+    agw.signal("HUP");
+    eventually("the reload is counted", || async {
+        let (_, cfg) = get(&agw.admin_url("/config")).await;
+        json(cfg.as_bytes())["reloads"]["ok"].as_u64() >= Some(1)
+    })
+    .await;
+    let log = agw.stderr();
+    for name in [
+        "shutdown_grace_secs",
+        "drain_delay_secs",
+        "idle_timeout_secs",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("reload: {name} takes effect on restart"))),
+            "{name}: {log}"
+        );
+    }
+    let (_, cfg) = get(&agw.admin_url("/config")).await;
+    assert!(cfg.contains("\"shutdown_grace_secs\":10"), "{cfg}");
+    assert!(!cfg.contains("\"drain_delay_secs\":3"), "{cfg}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_endpoints_answer_on_their_own_port_and_redact_secrets() {
     let mock = MockProvider::start().await.unwrap();
