@@ -719,6 +719,53 @@ async fn the_first_operations_after_redis_comes_back_succeed() {
     }
 }
 
+/// A reconnection that timed out while Redis was busy (it was restarted, then ran a long
+/// command) is not answered, as an instant timeout, to the next command once Redis is back
+/// (operations review: a healthy Redis gave the first request after it an instant 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnection_that_timed_out_is_not_the_next_commands_answer() {
+    let port = support::free_port();
+    let args = ["--enable-debug-command", "yes"];
+    let mut redis = Redis::start_with(port, &args).expect("redis-server starts");
+    let con = RedisConnection::connect(&redis.url(), TIMEOUT)
+        .await
+        .unwrap();
+    let mut p = policy(Limits {
+        requests_per_minute: Some(10),
+        ..Limits::default()
+    });
+    p.on_error_limits = FailMode::Closed;
+    let limiter = Limiter::new(p, Arc::new(RedisStore::new(con)));
+    let who = alice();
+    let admit = || {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            limiter.admit(Some(&who), None, NOW),
+        )
+    };
+    assert!(admit().await.expect("never hangs").is_ok());
+    redis.stop();
+    redis = Redis::start_with(port, &args).expect("redis-server starts again on its port");
+    let mut busy = admin(&redis).await;
+    let sleep = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("1")
+            .query_async::<()>(&mut busy)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        admit().await.expect("never hangs").is_err(),
+        "Redis is busy"
+    );
+    sleep.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let admitted = admit().await.expect("never hangs");
+    assert!(admitted.is_ok(), "{admitted:?}");
+    drop(redis);
+}
+
 /// A wrong password is reported as such (operations review: "no connection within 2s" hid
 /// it), without the password; a URL that is not a Redis URL is one clean line.
 #[tokio::test]

@@ -79,6 +79,10 @@ end
 return out
 ";
 
+/// A timeout that comes back faster than this did not wait for Redis: see
+/// [`RedisConnection::retrying`].
+const STALE: Duration = Duration::from_millis(5);
+
 /// The most requests acquired in one script run (a long script holds Redis up).
 const BATCH: usize = 128;
 
@@ -346,6 +350,11 @@ impl RedisConnection {
     /// every replica answered its first request with 503 (operations review). The second try
     /// waits for the new connection. Callers bound both tries together by their timeout.
     ///
+    /// A timeout that comes back at once is no wait for Redis but the manager's last failed
+    /// reconnection (one made while Redis was busy, answered to the next command however much
+    /// later it comes): tried again too (operations review: the first request after such a
+    /// reconnection got an instant 503 from a healthy Redis).
+    ///
     /// A command that reached Redis just before the connection broke runs twice: an
     /// admission is then held twice (until it settles) or a settlement charged twice. That
     /// takes a connection lost in the instant between Redis running a command and its answer.
@@ -356,8 +365,11 @@ impl RedisConnection {
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        let started = std::time::Instant::now();
         match op(con.clone()).await {
-            Err(e) if connection_lost(&e) => op(con.clone()).await,
+            Err(e) if connection_lost(&e) || (e.is_timeout() && started.elapsed() < STALE) => {
+                op(con.clone()).await
+            }
             r => r,
         }
     }
@@ -421,10 +433,10 @@ impl Connection {
                 if let Some(since) = o.since.take() {
                     tracing::info!(
                         target: "agw",
-                        "{}: reachable again after {:.1} s ({} failed operations)",
+                        "{}: reachable again ({} failed operations, the first {:.1} s ago)",
                         self.shown,
-                        now.duration_since(since).as_secs_f64(),
-                        o.failures
+                        o.failures,
+                        now.duration_since(since).as_secs_f64()
                     );
                 }
                 *o = Outage::default();
