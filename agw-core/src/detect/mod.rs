@@ -123,7 +123,8 @@
 //!   API's `bot`), `:AA` and 33 of `[A-Za-z0-9_-]`. Azure storage account keys: 86 of base64
 //!   and `==` after a connection string's `AccountKey=`, the label not reported.
 //! - Slack: tokens (`xoxb-`, `xoxp-`, `xoxe-`, `xapp-`, …) and incoming-webhook URLs
-//!   (`hooks.slack.com/services/T…/B…/…`, reported from the host on).
+//!   (`hooks.slack.com/services/T…/B…/…`, also with every slash escaped, `\/`, as PHP's
+//!   `json_encode` writes it; reported from the host on).
 //! - JWTs need both dots; the signature is either empty (`alg: none`) or 10+ characters.
 //! - PEM private keys run from `-----BEGIN … PRIVATE KEY-----` through the `-----END …-----`
 //!   line; without one, through the last base64 line. A header with no body does not fire.

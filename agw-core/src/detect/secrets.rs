@@ -167,6 +167,12 @@ const PREFIXES: &[(&str, Kind, Lead)] = &[
     ),
     ("xapp-", Kind::Slack, Lead::Here),
     ("hooks.slack.com/services/", Kind::SlackWebhook, Lead::Here),
+    // Written with escaped slashes (PHP's `json_encode`, a JSON string in a log line).
+    (
+        "hooks.slack.com\\/services\\/",
+        Kind::SlackWebhook,
+        Lead::Here,
+    ),
     ("AIza", Kind::Google, Lead::Here),
     ("eyJ", Kind::Jwt, Lead::Here),
     ("-----BEGIN ", Kind::Pem, Lead::Here),
@@ -442,8 +448,8 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
         }
         Kind::Slack => run(text, s + 5, |b| b.is_ascii_alphanumeric() || *b == b'-') == len,
         Kind::SlackWebhook => {
-            let path = |b: &u8| b.is_ascii_alphanumeric() || *b == b'/';
-            run(text, s + "hooks.slack.com/services/".len(), path) == len
+            let path = |b: &u8| b.is_ascii_alphanumeric() || *b == b'/' || *b == b'\\';
+            run(text, s + webhook_prefix(text, s).len(), path) == len
         }
         Kind::Google => {
             let e = run(text, s + 4, is_key_char_ref);
@@ -860,19 +866,36 @@ fn placeholder_like(part: &[u8]) -> bool {
     part.windows(8).any(|w| w.iter().all(|&b| b == w[0]))
 }
 
+/// The webhook prefix at `s`: `hooks.slack.com/services/`, or with its slashes escaped.
+fn webhook_prefix(text: &[u8], s: usize) -> &'static [u8] {
+    const ESCAPED: &[u8] = b"hooks.slack.com\\/services\\/";
+    if text[s..].starts_with(ESCAPED) {
+        ESCAPED
+    } else {
+        b"hooks.slack.com/services/"
+    }
+}
+
 /// `hooks.slack.com/services/` and the webhook's path, `T…/B…/secret` (letters and digits,
-/// the secret 16+ long); the finding covers the path, which is the credential.
+/// the secret 16+ long; the slashes escaped throughout when the prefix's are, `\/`); the
+/// finding covers the path, which is the credential.
 fn slack_webhook(text: &[u8], s: usize) -> Option<usize> {
-    let mut i = s + "hooks.slack.com/services/".len();
+    let prefix = webhook_prefix(text, s);
+    let sep: &[u8] = if prefix.contains(&b'\\') {
+        b"\\/"
+    } else {
+        b"/"
+    };
+    let mut i = s + prefix.len();
     for (lead, min) in [(b'T', 6), (b'B', 6)] {
         if at(text, i) != lead {
             return None;
         }
         let e = run(text, i, u8::is_ascii_alphanumeric);
-        if e - i < min || at(text, e) != b'/' {
+        if e - i < min || !text[e..].starts_with(sep) {
             return None;
         }
-        i = e + 1;
+        i = e + sep.len();
     }
     let e = run(text, i, u8::is_ascii_alphanumeric);
     (e - i >= 16 && !placeholder(&text[i..e])).then_some(e)
@@ -1089,6 +1112,13 @@ mod tests {
                 Detector::SlackToken,
                 "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX https://hooks.slack.com/services/ xoxb-0000000000-0000000000000-XXXXXXXXXXXXXXXXXXXXXXXX",
                 &[],
+            ),
+            (
+                // Slashes escaped (PHP's `json_encode`, a JSON string in a log line); mixed
+                // ones are no webhook of either form.
+                Detector::SlackToken,
+                r#"{"url":"https:\/\/hooks.slack.com\/services\/T0123ABCD\/B0456EFGH\/abcdEFGHijklMNOPqrstUVWX"} hooks.slack.com\/services\/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX"#,
+                &[r"hooks.slack.com\/services\/T0123ABCD\/B0456EFGH\/abcdEFGHijklMNOPqrstUVWX"],
             ),
             (
                 // Documentation placeholders shaped like keys.
