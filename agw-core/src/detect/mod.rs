@@ -643,6 +643,10 @@ fn escape_before(text: &[u8], i: usize) -> Option<usize> {
 /// that is no word character (`%22` before `4111…`: the `22`), so that the number starts after
 /// them.
 fn escape_digits(text: &[u8], p: usize) -> usize {
+    // Only a `%`, `\x` or `\u` right before the digits opens such an escape.
+    if !matches!(p.checked_sub(1).map(|i| text[i]), Some(b'%' | b'x' | b'u')) {
+        return 0;
+    }
     let run = text[p..].iter().take_while(|c| c.is_ascii_digit()).count();
     (1..=4.min(run))
         .find(|&k| escape_before(text, p + k).is_some_and(|len| len > k && len - k <= 2))
