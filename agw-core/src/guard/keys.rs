@@ -1,21 +1,24 @@
 //! The keys agw's response readers look for, and how a client that matches keys without
 //! regard to case (Go's `encoding/json`, Newtonsoft's `Json.NET`) reads another spelling of
-//! one: `Choices`, `TEXT` and `mimetype` are `choices`, `text` and `mimeType` to it.
+//! one: `Choices`, `TEXT` and `functioncall` are `choices`, `text` and `functionCall` to it.
 //!
 //! A response or stream event is read with such keys folded to agw's spelling, so text split
 //! over `"Choices"` chunks is joined as a Go client joins it; a key written twice in two
 //! spellings (a client takes one of them, agw cannot know which) is refused. Found by the
 //! fifteenth session's black-box review: a card split over two `"Choices"` chunks passed.
 
-/// Every key the response and stream readers match, sorted by its ASCII-lowercase form
-/// (a test checks).
-const KNOWN: [&str; 96] = [
+/// The keys the response and stream readers match to find and join text, tool calls and
+/// their inputs, sorted by their ASCII-lowercase form (a test checks). Not the keys whose
+/// values agw leaves unread (identifiers and enums: `id`, `type`, `model`, `status`,
+/// `signature`; media types; `data`): a key folded to one of those would have its value
+/// skipped where it was read as text (review of this change: `Status` and `ID` values
+/// passed unread).
+const KNOWN: [&str; 69] = [
     "action",
     "actions",
     "args",
     "arguments",
     "audio",
-    "call_id",
     "candidates",
     "choices",
     "citations",
@@ -30,23 +33,16 @@ const KNOWN: [&str; 96] = [
     "content_index",
     "contentBlockDelta",
     "custom",
-    "custom_id",
-    "data",
     "delta",
-    "encrypted_content",
-    "error",
     "executable_code",
     "executableCode",
     "file",
-    "finish_reason",
-    "format",
     "function",
     "function_call",
     "functionCall",
     "generated_text",
     "generation",
     "generations",
-    "id",
     "image",
     "index",
     "inline_data",
@@ -56,16 +52,9 @@ const KNOWN: [&str; 96] = [
     "input_file",
     "input_image",
     "item",
-    "item_id",
     "logprobs",
-    "media_type",
     "message",
-    "mime_type",
-    "mimeType",
-    "model",
     "name",
-    "obfuscation",
-    "object",
     "operation",
     "output",
     "output_audio",
@@ -77,34 +66,22 @@ const KNOWN: [&str; 96] = [
     "partial_json",
     "partialArgs",
     "parts",
-    "previous_response_id",
     "reasoning",
     "reasoning_content",
     "refusal",
     "response",
-    "response_id",
     "results",
-    "role",
-    "service_tier",
-    "signature",
-    "status",
     "step_details",
     "stop_reason",
     "summary_index",
-    "system_fingerprint",
     "text",
     "thinking",
     "thought",
     "token",
-    "tool_call_id",
     "tool_calls",
     "tool_plan",
-    "tool_use_id",
     "toolUse",
     "transcript",
-    "type",
-    "usage",
-    "usageMetadata",
     "value",
 ];
 
@@ -113,33 +90,41 @@ const LONGEST: usize = 21;
 
 /// The known keys with an ASCII capital, in lower case: an all-lowercase key is looked up
 /// only when it is one of these (`mimetype`), the rest being known as written or unknown.
-const CAMEL: [&str; 10] = [
+const CAMEL: [&str; 8] = [
     "codeexecutionresult",
     "contentblockdelta",
     "executablecode",
     "functioncall",
     "inlinedata",
-    "mimetype",
     "outputtext",
     "partialargs",
     "tooluse",
-    "usagemetadata",
 ];
 
 /// The spelling agw reads `key` as, when `key` is a known key spelled in other cases
-/// (`Choices`); `None` for a key known as written, and for any other key.
+/// (`Choices`, and `choiceſ` or a Kelvin sign's `K`: Go folds those to `s` and `k` too);
+/// `None` for a key known as written, and for any other key.
 pub(crate) fn folded(key: &[u8]) -> Option<&'static str> {
-    if key.len() > LONGEST {
-        return None;
-    }
-    let upper = key.iter().any(u8::is_ascii_uppercase);
-    if !upper && !CAMEL.iter().any(|c| c.as_bytes() == key) {
+    let plain = key.iter().all(|b| b.is_ascii_lowercase() || *b == b'_');
+    if plain && !CAMEL.iter().any(|c| c.as_bytes() == key) {
         return None;
     }
     let mut buf = [0u8; LONGEST];
-    let lower = &mut buf[..key.len()];
-    lower.copy_from_slice(key);
-    lower.make_ascii_lowercase();
+    let mut len = 0;
+    let mut i = 0;
+    while i < key.len() {
+        let (c, width) = match key[i..] {
+            [b, ..] if b.is_ascii() => (b.to_ascii_lowercase(), 1),
+            // U+017F LATIN SMALL LETTER LONG S, U+212A KELVIN SIGN.
+            [0xc5, 0xbf, ..] => (b's', 2),
+            [0xe2, 0x84, 0xaa, ..] => (b'k', 3),
+            _ => return None,
+        };
+        *buf.get_mut(len)? = c;
+        len += 1;
+        i += width;
+    }
+    let lower = &buf[..len];
     let i = KNOWN
         .binary_search_by(|k| {
             k.bytes()
@@ -204,8 +189,14 @@ mod tests {
             ("Choices", Some("choices")),
             ("TEXT", Some("text")),
             ("Delta", Some("delta")),
-            ("mimetype", Some("mimeType")),
-            ("MIME_TYPE", Some("mime_type")),
+            ("functioncall", Some("functionCall")),
+            ("TOOL_CALLS", Some("tool_calls")),
+            ("choice\u{17f}", Some("choices")),
+            ("tool_call\u{17f}", Some("tool_calls")),
+            ("to\u{212a}en", Some("token")),
+            ("\u{212a}", None),
+            ("Status", None),
+            ("ID", None),
             ("choices", None),
             ("mimeType", None),
             ("Unknown", None),

@@ -283,7 +283,12 @@ fn find(sc: &mut Scanner<'_>, tokens: &[String]) -> Result<Option<Range<usize>>,
     let mut found = None;
     match sc.peek() {
         Some(b'{') => sc.object(|sc, k| {
-            if found.is_none() && *sc.str_value(&k) == *token.as_bytes() {
+            // A key spelled as the event was read ([`crate::guard::keys`]).
+            let key = sc.str_value(&k);
+            if found.is_none()
+                && (*key == *token.as_bytes()
+                    || super::keys::folded(&key).is_some_and(|f| f == token))
+            {
                 found = find(sc, rest)?;
             } else {
                 sc.skip()?;

@@ -8,10 +8,11 @@ use crate::stream::sse::fields;
 use bytes::Bytes;
 use serde_json::Value;
 
-/// An event whose changed strings are at JSON pointers (texts continued by path), with each
-/// spliced in over its old bytes: the rest of the event is forwarded as it came. `None` when
-/// the event's data is not one slice of it (several `data:` lines) or a string is not found:
-/// then the event is written anew from its tree.
+/// An event whose changed strings are at JSON pointers or a dialect's paths, with each
+/// spliced in over its old bytes: the rest of the event is forwarded as it came, its keys as
+/// the upstream spelled them (a key read folded, `Choices`, is found by its folded spelling).
+/// `None` when the event's data is not one slice of it (several `data:` lines) or a string is
+/// not found: then the event is written anew from its tree.
 pub(super) fn splice_pointers(item: &Item) -> Option<Bytes> {
     let text = std::str::from_utf8(&item.raw).ok()?;
     let data = fields(text).ok()?.data;
@@ -20,10 +21,12 @@ pub(super) fn splice_pointers(item: &Item) -> Option<Bytes> {
         .filter(|at| at + data.len() <= text.len())?;
     let mut edits = Vec::new();
     for p in item.parts.iter().filter(|p| p.changed) {
-        let Site::Pointer(pointer) = &p.site else {
-            return None;
+        let pointer = match &p.site {
+            Site::Pointer(pointer) => std::borrow::Cow::Borrowed(pointer.as_str()),
+            Site::Path(path) => std::borrow::Cow::Owned(pointer_of(path)),
+            Site::Span(_) => return None,
         };
-        let span = crate::guard::leaves::span_at(data.as_bytes(), pointer)?;
+        let span = crate::guard::leaves::span_at(data.as_bytes(), &pointer)?;
         edits.push((span.start + at..span.end + at, &p.text));
     }
     edits.sort_by_key(|e| e.0.start);
@@ -43,6 +46,19 @@ pub(super) fn splice_pointers(item: &Item) -> Option<Bytes> {
     }
     out.extend_from_slice(&item.raw[from..]);
     Some(Bytes::from(out))
+}
+
+/// The JSON pointer of a dialect's `path` (its keys hold no `/` or `~`).
+fn pointer_of(path: &[Step]) -> String {
+    let mut pointer = String::new();
+    for step in path {
+        pointer.push('/');
+        match step {
+            Step::Key(k) => pointer.push_str(k),
+            Step::Index(i) => pointer.push_str(&i.to_string()),
+        }
+    }
+    pointer
 }
 
 impl StreamGuard {
