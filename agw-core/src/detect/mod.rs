@@ -37,7 +37,8 @@
 //! - Only ASCII letters, digits and `_` are word characters; a non-ASCII byte is a boundary, so
 //!   `卡号4111111111111111` is a card. An escape left in the text of a character no word holds
 //!   is a boundary too, for text that still carries escapes: the letter of a `\n`, `\r` or
-//!   `\t`, a percent-escape (`%22`, `%20`), a `\u0022`, a `\x22`.
+//!   `\t`, a percent-escape (`%22`, `%20`, twice: `%2522`), a `\u0022`, a `\x22`, an octal
+//!   `\042`.
 //! - Cards: contiguous, or grouped by single spaces, single dashes (ASCII or Unicode:
 //!   U+2010–U+2015, the minus sign U+2212) or single dots (a first group of 4, then groups of
 //!   3–6, 3–5 groups in all); mixed kinds of separator (`4111 1111-1111 1111`) are not a card,
@@ -123,8 +124,9 @@
 //!   API's `bot`), `:AA` and 33 of `[A-Za-z0-9_-]`. Azure storage account keys: 86 of base64
 //!   and `==` after a connection string's `AccountKey=`, the label not reported.
 //! - Slack: tokens (`xoxb-`, `xoxp-`, `xoxe-`, `xapp-`, …) and incoming-webhook URLs
-//!   (`hooks.slack.com/services/T…/B…/…`, also with every slash escaped, `\/`, as PHP's
-//!   `json_encode` writes it; reported from the host on).
+//!   (`hooks.slack.com/services/T…/B…/…`, the host in any case, `hooks.slack-gov.com` too,
+//!   every slash written alike as `/`, `\/` (PHP's `json_encode`), `\\/`, `%2F` or
+//!   `\u002F`; reported from the host on). Workflow and trigger URLs are not.
 //! - JWTs need both dots; the signature is either empty (`alg: none`) or 10+ characters.
 //! - PEM private keys run from `-----BEGIN … PRIVATE KEY-----` through the `-----END …-----`
 //!   line; without one, through the last base64 line. A header with no body does not fire.
@@ -630,9 +632,18 @@ fn escape_before(text: &[u8], i: usize) -> Option<usize> {
             .try_fold(0u32, |v, &c| char::from(c).to_digit(16).map(|d| v * 16 + d))
     };
     let no_word = |v: u32| u8::try_from(v).map_or(true, |b| !is_word(b));
+    let octal = |o: &[u8]| {
+        o.iter().try_fold(0u32, |v, &c| {
+            matches!(c, b'0'..=b'7').then(|| v * 8 + u32::from(c - b'0'))
+        })
+    };
     match before {
         [.., b'\\', b'n' | b'r' | b't'] => Some(2),
+        // Encoded twice (`%2522`: a URL inside a URL's query).
+        [.., b'%', b'2', b'5', a, b] if hex(&[*a, *b]).is_some_and(no_word) => Some(5),
         [.., b'%', a, b] if hex(&[*a, *b]).is_some_and(no_word) => Some(3),
+        // An octal escape (`\042`), as C and shells print bytes.
+        [.., b'\\', a, b, c] if octal(&[*a, *b, *c]).is_some_and(no_word) => Some(4),
         [.., b'\\', b'x', a, b] if hex(&[*a, *b]).is_some_and(no_word) => Some(4),
         [.., b'\\', b'u', a, b, c, d] if hex(&[*a, *b, *c, *d]).is_some_and(no_word) => Some(6),
         _ => None,
@@ -643,13 +654,19 @@ fn escape_before(text: &[u8], i: usize) -> Option<usize> {
 /// that is no word character (`%22` before `4111…`: the `22`), so that the number starts after
 /// them.
 fn escape_digits(text: &[u8], p: usize) -> usize {
-    // Only a `%`, `\x` or `\u` right before the digits opens such an escape.
-    if !matches!(p.checked_sub(1).map(|i| text[i]), Some(b'%' | b'x' | b'u')) {
+    // Only an escape's opening (`%`, `\x`, `\u`, `\`) or a hex digit of one (`\u00A0`) right
+    // before the digits may be one that ends among them.
+    if !p
+        .checked_sub(1)
+        .is_some_and(|i| matches!(text[i], b'%' | b'x' | b'u' | b'\\' | b'a'..=b'f' | b'A'..=b'F'))
+    {
         return 0;
     }
     let run = text[p..].iter().take_while(|c| c.is_ascii_digit()).count();
+    // The longest: `%2522` ends two digits after `%25` does.
     (1..=4.min(run))
-        .find(|&k| escape_before(text, p + k).is_some_and(|len| len > k && len - k <= 2))
+        .rev()
+        .find(|&k| escape_before(text, p + k).is_some_and(|len| len > k))
         .unwrap_or(0)
 }
 

@@ -166,13 +166,10 @@ const PREFIXES: &[(&str, Kind, Lead)] = &[
         Lead::After(&[b"a-", b"b-", b"p-", b"o-", b"s-", b"r-", b"e-"]),
     ),
     ("xapp-", Kind::Slack, Lead::Here),
-    ("hooks.slack.com/services/", Kind::SlackWebhook, Lead::Here),
-    // Written with escaped slashes (PHP's `json_encode`, a JSON string in a log line).
-    (
-        "hooks.slack.com\\/services\\/",
-        Kind::SlackWebhook,
-        Lead::Here,
-    ),
+    // A webhook's host, in either case (its slashes may be escaped or encoded: see
+    // [`webhook`]).
+    ("hooks.slack", Kind::SlackWebhook, Lead::Here),
+    ("HOOKS.SLACK", Kind::SlackWebhook, Lead::Here),
     ("AIza", Kind::Google, Lead::Here),
     ("eyJ", Kind::Jwt, Lead::Here),
     ("-----BEGIN ", Kind::Pem, Lead::Here),
@@ -447,10 +444,11 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
             e == len && e - s - 11 <= 255
         }
         Kind::Slack => run(text, s + 5, |b| b.is_ascii_alphanumeric() || *b == b'-') == len,
-        Kind::SlackWebhook => {
-            let path = |b: &u8| b.is_ascii_alphanumeric() || *b == b'/' || *b == b'\\';
-            run(text, s + webhook_prefix(text, s).len(), path) == len
-        }
+        Kind::SlackWebhook => match webhook(text, s) {
+            Webhook::Incomplete => true,
+            Webhook::Done(e) => e == len,
+            Webhook::Failed => false,
+        },
         Kind::Google => {
             let e = run(text, s + 4, is_key_char_ref);
             e == len && e - s - 4 <= 35
@@ -866,39 +864,94 @@ fn placeholder_like(part: &[u8]) -> bool {
     part.windows(8).any(|w| w.iter().all(|&b| b == w[0]))
 }
 
-/// The webhook prefix at `s`: `hooks.slack.com/services/`, or with its slashes escaped.
-fn webhook_prefix(text: &[u8], s: usize) -> &'static [u8] {
-    const ESCAPED: &[u8] = b"hooks.slack.com\\/services\\/";
-    if text[s..].starts_with(ESCAPED) {
-        ESCAPED
-    } else {
-        b"hooks.slack.com/services/"
+/// How a Slack webhook URL's slashes may be written: as they are, escaped in JSON (`\/`,
+/// twice `\\/`), percent-encoded (`%2F`, a URL in a query) or as `\u002F`. Longest first.
+const WEBHOOK_SEPARATORS: [&[u8]; 7] = [
+    b"\\u002F", b"\\u002f", b"\\\\/", b"%2F", b"%2f", b"\\/", b"/",
+];
+
+/// Where reading a webhook URL got to.
+enum Webhook {
+    /// It ends at this offset.
+    Done(usize),
+    /// The text ends before it could (a stream's text so far).
+    Incomplete,
+    Failed,
+}
+
+/// The Slack incoming-webhook URL whose host starts at `s`: `hooks.slack.com` (or
+/// `hooks.slack-gov.com`, in any case), `/services/`, and the path `T…/B…/secret` (letters
+/// and digits, the secret 16+ long), every slash written one way of
+/// [`WEBHOOK_SEPARATORS`]; the finding covers host and path, the path being the credential.
+fn webhook(text: &[u8], s: usize) -> Webhook {
+    // `word` at `at` (ASCII case ignored): where it ends, or what stops it.
+    let word = |at: usize, word: &[u8]| -> Result<usize, Webhook> {
+        let have = &text[at.min(text.len())..];
+        let n = have.len().min(word.len());
+        if !have[..n].eq_ignore_ascii_case(&word[..n]) {
+            return Err(Webhook::Failed);
+        }
+        if n < word.len() {
+            return Err(Webhook::Incomplete);
+        }
+        Ok(at + word.len())
+    };
+    let parse = || -> Result<usize, Webhook> {
+        let mut i = word(s, b"hooks.slack")?;
+        if text.get(i) == Some(&b'-') {
+            i = word(i, b"-gov")?;
+        }
+        i = word(i, b".com")?;
+        let have = &text[i.min(text.len())..];
+        let Some(sep) = WEBHOOK_SEPARATORS
+            .into_iter()
+            .find(|sep| have.starts_with(sep))
+        else {
+            let cut = WEBHOOK_SEPARATORS.iter().any(|sep| sep.starts_with(have));
+            return Err(if cut {
+                Webhook::Incomplete
+            } else {
+                Webhook::Failed
+            });
+        };
+        i = word(i + sep.len(), b"services")?;
+        i = word(i, sep)?;
+        for (lead, min) in [(b'T', 6), (b'B', 6)] {
+            match text.get(i) {
+                None => return Err(Webhook::Incomplete),
+                Some(&c) if c != lead => return Err(Webhook::Failed),
+                Some(_) => {}
+            }
+            let e = run(text, i, u8::is_ascii_alphanumeric);
+            if e == text.len() {
+                return Err(Webhook::Incomplete);
+            }
+            if e - i < min {
+                return Err(Webhook::Failed);
+            }
+            i = word(e, sep)?;
+        }
+        let e = run(text, i, u8::is_ascii_alphanumeric);
+        if e - i >= 16 && !placeholder(&text[i..e]) {
+            Ok(e)
+        } else if e == text.len() {
+            Err(Webhook::Incomplete)
+        } else {
+            Err(Webhook::Failed)
+        }
+    };
+    match parse() {
+        Ok(e) => Webhook::Done(e),
+        Err(w) => w,
     }
 }
 
-/// `hooks.slack.com/services/` and the webhook's path, `T…/B…/secret` (letters and digits,
-/// the secret 16+ long; the slashes escaped throughout when the prefix's are, `\/`); the
-/// finding covers the path, which is the credential.
+/// [`webhook`]'s end, when one is there.
 fn slack_webhook(text: &[u8], s: usize) -> Option<usize> {
-    let prefix = webhook_prefix(text, s);
-    let sep: &[u8] = if prefix.contains(&b'\\') {
-        b"\\/"
-    } else {
-        b"/"
-    };
-    let mut i = s + prefix.len();
-    for (lead, min) in [(b'T', 6), (b'B', 6)] {
-        if at(text, i) != lead {
-            return None;
-        }
-        let e = run(text, i, u8::is_ascii_alphanumeric);
-        if e - i < min || !text[e..].starts_with(sep) {
-            return None;
-        }
-        i = e + sep.len();
+    match webhook(text, s) {
+        Webhook::Done(e) => Some(e),
+        _ => None,
     }
-    let e = run(text, i, u8::is_ascii_alphanumeric);
-    (e - i >= 16 && !placeholder(&text[i..e])).then_some(e)
 }
 
 /// `eyJ…` `.` `eyJ…` `.` signature: header and payload 10+ base64url characters each; the
@@ -1119,6 +1172,18 @@ mod tests {
                 Detector::SlackToken,
                 r#"{"url":"https:\/\/hooks.slack.com\/services\/T0123ABCD\/B0456EFGH\/abcdEFGHijklMNOPqrstUVWX"} hooks.slack.com\/services\/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX"#,
                 &[r"hooks.slack.com\/services\/T0123ABCD\/B0456EFGH\/abcdEFGHijklMNOPqrstUVWX"],
+            ),
+            (
+                // Percent-encoded (a URL in a query), `\u002F`, the host in capitals, the
+                // government host (review of the escaped form).
+                Detector::SlackToken,
+                r"u=https%3A%2F%2Fhooks.slack.com%2Fservices%2FT0123ABCD%2FB0456EFGH%2FabcdEFGHijklMNOPqrstUVWX&x=1 hooks.slack.com\u002Fservices\u002fT0123ABCD\u002fB0456EFGH\u002fabcdEFGHijklMNOPqrstUVWX HOOKS.SLACK.COM/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX hooks.slack-gov.com/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX",
+                &[
+                    "hooks.slack.com%2Fservices%2FT0123ABCD%2FB0456EFGH%2FabcdEFGHijklMNOPqrstUVWX",
+                    r"hooks.slack.com\u002Fservices\u002fT0123ABCD\u002fB0456EFGH\u002fabcdEFGHijklMNOPqrstUVWX",
+                    "HOOKS.SLACK.COM/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX",
+                    "hooks.slack-gov.com/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX",
+                ],
             ),
             (
                 // Documentation placeholders shaped like keys.
