@@ -287,17 +287,28 @@ impl Extractor {
                 Ok(())
             }
             Some(b"item_reference") => sc.skip_fast(),
-            // Unknown items: every string but the identifiers, keys included.
+            // Unknown items: every string but the identifiers, keys included, read by every
+            // rule whatever its fields — a `shell_call_output`'s stdout, a code interpreter's
+            // logs, a file search's results are tool output agw cannot tell from the rest
+            // (fifteenth review: a rule for tool output skipped them).
             _ => {
                 let skip = ["type", "id", "call_id", "status"];
-                sc.object(|sc, key| {
+                let first_unit = self.doc.units.len();
+                self.doc.st.any_field = true;
+                let read = sc.object(|sc, key| {
                     if skip.iter().any(|k| sc.key_matches(&key, k)) {
                         sc.skip_fast()
                     } else {
                         self.push_key(sc, Field::Messages, &key, loc(""))?;
                         self.all_strings(sc, Field::Messages, loc(""))
                     }
-                })
+                });
+                self.doc.st.any_field = false;
+                read?;
+                if ty.as_deref().is_some_and(|t| t.ends_with(b"_output")) {
+                    self.set_role(i, first_unit, Role::Tool);
+                }
+                Ok(())
             }
         }
     }

@@ -45,6 +45,7 @@ impl Extractor {
             matches!((prev.message, cur.message), (Some(a), Some(b)) if b == a + 1)
                 && prev.user == cur.user
                 && prev.field == cur.field
+                && prev.any_field == cur.any_field
                 && prev.request == cur.request
                 && prev.group == cur.group
                 && prev.latest == cur.latest
@@ -138,6 +139,7 @@ impl Extractor {
         let first_unit = self.doc.units.len();
         self.doc.st.last_block = None;
         let mut role = None;
+        let mut custom = false;
         let (mut seen_content, mut seen_calls) = (false, false);
         // Where the message's own strings are (a leaf set per key).
         let at = Loc {
@@ -159,11 +161,15 @@ impl Extractor {
                 role = Some(match &*sc.str_value(&s) {
                     b"assistant" => Role::Assistant,
                     b"system" | b"developer" => Role::System,
-                    b"tool" | b"function" => Role::Tool,
+                    // Llama 3's `ipython` and GLM's `observation` carry tool results too.
+                    b"tool" | b"function" | b"ipython" | b"observation" => Role::Tool,
                     b"user" => Role::Other,
                     _ => {
                         // A role of the client's own: a compatible server's chat template
-                        // writes it into the prompt (thirteenth review).
+                        // writes it into the prompt (thirteenth review). What its text is to
+                        // the model (`Tool`, `TOOL`, a template's own roles) agw cannot tell:
+                        // every rule reads it, whatever its fields (fifteenth review).
+                        custom = true;
                         self.doc.text.push(b'\n');
                         self.push(
                             sc,
@@ -216,6 +222,11 @@ impl Extractor {
         })?;
         let role = role.unwrap_or(Role::Other);
         self.set_role(m, first_unit, role);
+        if custom {
+            for u in &mut self.doc.units[first_unit..] {
+                u.any_field = true;
+            }
+        }
         let patched = match role {
             Role::System => Field::System,
             Role::Tool => Field::ToolOutput,

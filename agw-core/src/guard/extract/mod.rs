@@ -180,6 +180,9 @@ pub(crate) struct State {
     /// Reading a chat completions body: content parts' `thinking` is prompt text there
     /// (Mistral's reasoning parts, which a chat template puts back), not a signed block.
     pub chat: bool,
+    /// Reading text whose field agw cannot tell (a Responses item of a type it does not
+    /// know): its units are [`Unit::any_field`].
+    pub any_field: bool,
 }
 
 /// Everything scanned from one body.
@@ -471,7 +474,7 @@ impl Extractor {
         }
         self.doc.segs.push(seg);
         let (group, request) = (self.doc.st.group, self.doc.st.request);
-        let any_field = matches!(loc.top, Top::Body | Top::Other);
+        let any_field = matches!(loc.top, Top::Body | Top::Other) || self.doc.st.any_field;
         match self.doc.units.last_mut() {
             Some(u)
                 if u.field == field

@@ -103,3 +103,34 @@ fn response_keys_in_other_cases_are_read_as_the_apis() {
             .is_err()
     );
 }
+
+/// Tool output under names agw had no reading for — a Responses item it does not know (a
+/// `shell_call_output`'s stdout, a code interpreter's logs), a chat role that carries tool
+/// results (Llama 3's `ipython`, GLM's `observation`) or a role of the client's own (`Tool`) —
+/// is read by a rule for tool output (review: they reached the provider unread by it).
+#[test]
+fn tool_output_under_other_names_is_read_by_tool_output_rules() {
+    let policy = field_rules();
+    let responses = json!({"model": "m", "input": [
+        {"role": "user", "content": "run it"},
+        {"type": "shell_call", "call_id": "c1", "action": {"commands": ["cat .env"]}},
+        {"type": "shell_call_output", "call_id": "c1",
+            "output": [{"stdout": "KEY=SECRET-1234", "stderr": "", "outcome": {"type": "exit"}}]}]});
+    assert_eq!(
+        rules_hit(&policy, RouteKind::Responses, &responses),
+        ["in-tools"]
+    );
+    for role in ["ipython", "observation", "Tool", "TOOL", "environment"] {
+        let chat = json!({"model": "m", "messages": [
+            {"role": "user", "content": "run it"},
+            {"role": role, "content": "KEY=SECRET-1234"}]});
+        assert_eq!(
+            rules_hit(&policy, RouteKind::Completions, &chat),
+            ["in-tools"],
+            "{role}"
+        );
+    }
+    // A user's text is still no tool output.
+    let user = json!({"model": "m", "messages": [{"role": "user", "content": "SECRET-1234"}]});
+    assert!(rules_hit(&policy, RouteKind::Completions, &user).is_empty());
+}
