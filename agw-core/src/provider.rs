@@ -594,7 +594,16 @@ impl ProviderSpec {
     /// The upstream URI for a client's path and query: base URL + path prefix + path + query.
     pub fn upstream_uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
         let prefix = self.base.path().trim_end_matches('/');
-        let pq = if path_and_query.starts_with('/') {
+        // A path that already starts with the base's (an SDK pointed at `agw/v1` in front of
+        // `https://api.openai.com/v1`) is not prefixed again: `/v1/v1/…` is a 404 everywhere
+        // (real-client review).
+        let has_prefix = !prefix.is_empty()
+            && path_and_query
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']));
+        let pq = if has_prefix {
+            path_and_query.to_owned()
+        } else if path_and_query.starts_with('/') {
             format!("{prefix}{path_and_query}")
         } else {
             format!("{prefix}/{path_and_query}")
@@ -909,6 +918,26 @@ mod tests {
             s.upstream_uri("/v1/chat/completions?x=1").unwrap(),
             "https://gw.example/api/v1/chat/completions?x=1"
         );
+        // A path that already starts with the base's is not prefixed again (an SDK pointed
+        // at `agw/v1` in front of `…/v1`); one that only starts with its letters is.
+        let v1 = ProviderSpec::openai()
+            .with_base_url("https://api.example/v1/")
+            .unwrap();
+        for (path, want) in [
+            (
+                "/v1/chat/completions",
+                "https://api.example/v1/chat/completions",
+            ),
+            (
+                "/chat/completions",
+                "https://api.example/v1/chat/completions",
+            ),
+            ("/v1?x=1", "https://api.example/v1?x=1"),
+            ("/v1beta/models", "https://api.example/v1/v1beta/models"),
+        ] {
+            assert_eq!(v1.upstream_uri(path).unwrap(), want, "{path}");
+            assert_eq!(v1.rebase(&path.parse().unwrap()).unwrap(), want, "{path}");
+        }
         // `rebase` (what the proxy uses) agrees, with and without a path prefix, and keeps
         // only the request's path and query.
         let plain = ProviderSpec::anthropic()

@@ -469,7 +469,8 @@ impl RouteTable {
 
     /// [`RouteTable::route`] for a backend whose base URL has a path (`https://host/v1`,
     /// `…/openai/deployments/gpt-4o`): a path that no pattern names but the fallback (`*`) is
-    /// classified as the upstream sees it, the base's path and the request's joined — a client
+    /// classified as the upstream sees it, the base's path and the request's joined (or, when
+    /// that names nothing either, as the API's path after a `/v1` the base stands for) — a client
     /// of `base_url: https://api.openai.com/v1` sends `/chat/completions`, which the provider
     /// gets as `/v1/chat/completions` (black-box review: it went upstream as a passthrough,
     /// the model policy and field rules skipped). A pattern that names the client's path keeps
@@ -482,11 +483,18 @@ impl RouteTable {
     ) -> Result<(RouteKind, Cow<'a, str>), PathError> {
         let path = canonical_target(path_and_query)?;
         let base = base.trim_end_matches('/');
-        let kind = match self.lookup_specific(&path) {
-            Some(kind) => kind,
-            None if !base.is_empty() => canonical_target(&format!("{base}{path}"))
+        // The base's path is the API's version prefix when it names none the table knows
+        // (Gemini's `/v1beta/openai`, an Azure deployment, a server's `/api`): the client's
+        // path is then read after `/v1`.
+        let under = |prefix: &str| {
+            canonical_target(&format!("{prefix}{path}"))
                 .ok()
                 .and_then(|joined| self.lookup_specific(&joined))
+        };
+        let kind = match self.lookup_specific(&path) {
+            Some(kind) => kind,
+            None if !base.is_empty() => under(base)
+                .or_else(|| under("/v1"))
                 .or_else(|| self.lookup_canonical(&path))
                 .unwrap_or(RouteKind::Passthrough),
             None => self

@@ -133,7 +133,9 @@ impl std::fmt::Debug for Svc {
 #[derive(Clone, Debug)]
 pub(crate) struct BackendService {
     name: Arc<str>,
-    routes: Arc<agw_core::route::RouteTable>,
+    /// How the stack classifies, so that the log and the metrics name the kind the request
+    /// was guarded as (the base URL's path included).
+    classifier: agw_tower::classify::Classifier,
     svc: Svc,
     /// The upstream client, kept across reloads while the backend's upstream settings stay.
     upstream: Arc<UpstreamClient>,
@@ -244,9 +246,7 @@ impl Runtime {
             };
             backends.push(BackendService {
                 name: b.name.as_str().into(),
-                // The table the stack classifies with (the dialects' endpoints added), so the
-                // log names the kind the request was guarded as.
-                routes: Arc::new(stack.route_table().clone()),
+                classifier: stack.classifier(),
                 svc,
                 upstream,
                 upstream_key,
@@ -472,11 +472,11 @@ impl Service<Request<Incoming>> for App {
         let mut entry = self.log.entry(
             || {
                 let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                let kind = backend
-                    .routes
-                    .route(pq)
-                    .map_or(RouteKind::Passthrough, |r| r.0);
-                (method.clone(), path.to_owned(), kind)
+                (
+                    method.clone(),
+                    path.to_owned(),
+                    backend.classifier.kind_of(pq),
+                )
             },
             backend.name.clone(),
             &id,
@@ -502,10 +502,7 @@ impl Service<Request<Incoming>> for App {
                     });
                 }
                 let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                let kind = backend
-                    .routes
-                    .route(pq)
-                    .map_or(RouteKind::Passthrough, |r| r.0);
+                let kind = backend.classifier.kind_of(pq);
                 Some((team.metrics.clone(), backend.name.clone(), kind))
             }
             _ => None,

@@ -69,6 +69,17 @@ impl Classifier {
         self.api
     }
 
+    /// The route kind [`Classifier::classify`] gives a request for `path_and_query`
+    /// ([`RouteKind::Passthrough`] for a path it would refuse): for a log line or a metric.
+    pub fn kind_of(&self, path_and_query: &str) -> agw_core::route::RouteKind {
+        let routed = if self.base.is_empty() {
+            self.table.route(path_and_query)
+        } else {
+            self.table.route_under(&self.base, path_and_query)
+        };
+        routed.map_or(agw_core::route::RouteKind::Passthrough, |r| r.0)
+    }
+
     /// Classifies `req`: rewrites its URI to the canonical path, inserts [`Classified`] (and
     /// [`Backend`]) and returns it — or the provider-shaped error the client gets instead.
     pub fn classify<B>(&self, req: &mut Request<B>) -> Result<Classified, (Api, ErrorBody)> {
@@ -203,6 +214,20 @@ mod tests {
             let path = uri.split('?').next().unwrap();
             let got = classify(&c, Method::POST, uri);
             assert_eq!(got, Ok((want, uri.to_owned())), "{path}");
+            // What the access log and the metrics name it.
+            assert_eq!(c.kind_of(uri), want, "{path}");
+        }
+        // A base whose path is the API's version (Gemini's OpenAI-compatible one, an Azure
+        // deployment, a server's `/api`): the client's path is read after `/v1`.
+        for base in [
+            "http://up:1/v1beta/openai/",
+            "http://up:1/openai/deployments/gpt-4o",
+            "http://up:1/api",
+        ] {
+            let spec = ProviderSpec::openai().with_base_url(base).unwrap();
+            let c = Classifier::for_provider(&spec);
+            assert_eq!(c.kind_of("/chat/completions"), Completions, "{base}");
+            assert_eq!(c.kind_of("/files"), Passthrough, "{base}");
         }
         let mut table = RouteTable::openai();
         table.insert("/chat/*", Unguarded).unwrap();
