@@ -549,6 +549,21 @@ async fn claude_code_with_client_keys() {
         "{run}"
     );
     assert!(mock.requests().is_empty(), "nothing reaches the provider");
+    // A developer's own provider key, with no agw key: Claude Code shows agw's message saying
+    // what to set, not its own login hint (real-client review: a message naming the
+    // `x-api-key` header was replaced by "Invalid API key · Fix external API key").
+    for credential in [
+        Credential::ApiKey("sk-ant-api03-personal-key-of-the-developer"),
+        Credential::AuthToken("sk-ant-api03-personal-key-of-the-developer"),
+    ] {
+        let run = Claude::new(tools, &scratch, &agw.url, "Say hello")
+            .credential(credential)
+            .run()
+            .await;
+        assert!(run.failed(), "{run}");
+        assert!(run.stdout.contains("no client credential"), "{run}");
+    }
+    assert!(mock.requests().is_empty(), "nothing reaches the provider");
     for credential in [Credential::ApiKey(&key), Credential::AuthToken(&key)] {
         let run = Claude::new(tools, &scratch, &agw.url, "Say hello")
             .credential(credential)

@@ -23,8 +23,11 @@ pub struct Auth<S> {
 /// takes a 401 for a wrong key and stops).
 pub(crate) fn unauthorized(err: &AuthError) -> ErrorBody {
     let message = match err {
+        // Claude Code shows its own "Invalid API key" instead of a 401's message that names
+        // the `x-api-key` header (real-client review): the message names the settings.
         AuthError::Missing => {
-            "agw: no client credential: send your agw key as x-api-key or Authorization: Bearer"
+            "agw: no client credential: set your agw key as the client's API key \
+             (ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, apiKeyHelper, or an SDK's api_key)"
         }
         AuthError::Store(_) => {
             return ErrorBody::new(
@@ -34,7 +37,7 @@ pub(crate) fn unauthorized(err: &AuthError) -> ErrorBody {
             .with_status(http::StatusCode::SERVICE_UNAVAILABLE);
         }
         AuthError::Conflicting => {
-            "agw: two different agw credentials (x-api-key and Authorization: Bearer, or one \
+            "agw: two different agw credentials (an API key header and a bearer token, or one \
              header twice): send one"
         }
         AuthError::Jwt(super::jwt::JwtError::Unavailable) => {
