@@ -95,6 +95,12 @@ fn response_keys_in_other_cases_are_read_as_the_apis() {
     };
     let out = String::from_utf8(out).unwrap();
     assert!(!out.contains("4111 1111"), "{out}");
+    // Identifiers are not folded: a value under `Status` is read as text, as before.
+    let status = json!({"records": [{"Status": "4111111111111111"}]});
+    let v = policy
+        .inspect_response(Api::OpenAi, status.to_string().as_bytes())
+        .unwrap();
+    assert!(matches!(v.decision(), Decision::Rewrite(_)), "{status}");
     let both = json!({"type": "message", "content": [
         {"type": "text", "text": "hi", "TEXT": "card"}]});
     assert!(

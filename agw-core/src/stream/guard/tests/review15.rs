@@ -92,3 +92,30 @@ fn keys_in_other_cases_are_read_as_the_apis() {
         assert!(out.contains("event: error"), "{out}");
     }
 }
+
+/// A masked event keeps the upstream's spelling of its keys (the masked string is spliced
+/// in), Go's other folds (`ſ` for `s`) are read as it reads them, and keys agw leaves unread
+/// when spelled as the API's (`id`, `status`) are read as text when spelled otherwise
+/// (review of the folding: `Status` and `ID` values had passed unread).
+#[test]
+fn folded_keys_keep_their_spelling_and_identifiers_stay_read() {
+    let chunk = |choices: &str, text: &str| {
+        json!({"id": "c", "object": "chat.completion.chunk",
+            choices: [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+    };
+    for choices in ["Choices", "choice\u{17f}"] {
+        let events = vec![
+            ("", chunk(choices, "card 4111 1111")),
+            ("", chunk(choices, " 1111 1111 ok")),
+        ];
+        for out in through(RouteKind::Completions, Api::OpenAi, &events) {
+            assert!(!out.contains("4111 1111"), "{choices}: {out}");
+            assert!(out.contains("<CREDIT_CARD>"), "{choices}: {out}");
+            assert!(out.contains(&format!("\"{choices}\"")), "{choices}: {out}");
+        }
+    }
+    let events = vec![("", json!({"records": [{"Status": "4111111111111111", "ID": "ok"}]}))];
+    for out in through(RouteKind::Passthrough, Api::OpenAi, &events) {
+        assert!(!out.contains("4111111111111111"), "{out}");
+    }
+}
