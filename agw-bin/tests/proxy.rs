@@ -472,6 +472,45 @@ backends:
     agw.stop().await;
 }
 
+/// An upstream error after a model rewrite is blamed on the model only when the upstream names
+/// it: a 404 for a path the upstream does not serve says the upstream refused the request,
+/// and still says which model agw sent (real-client review: a doubled `/v1` read as a refused
+/// pin).
+#[tokio::test]
+async fn an_error_after_a_pin_names_the_model_only_when_the_upstream_does() {
+    let config = r#"
+backends:
+  - name: openai
+    provider: openai
+    api_key: sk-gateway
+    model: {pin: gpt-4o-mini}
+"#;
+    let mock = MockProvider::start().await.unwrap();
+    let base = format!("{}/v1beta", mock.base_url());
+    let agw = Agw::start_raw(config, Env::default(), Some(base), mock).await;
+    let body = r#"{"model":"o3-pro","messages":[{"role":"user","content":"hi"}]}"#;
+    let req = Request::post(agw.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    let (res, bytes) = send(req).await;
+    assert_eq!(res.status(), 404);
+    let message = json(&bytes)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with("the upstream refused the request (404)"),
+        "{message}"
+    );
+    assert!(message.contains("mock: no route"), "{message}");
+    assert!(
+        message.contains("`gpt-4o-mini` instead of the requested `o3-pro`"),
+        "{message}"
+    );
+    agw.stop().await;
+}
+
 #[tokio::test]
 async fn openai_compatible_backend() {
     let config = r#"

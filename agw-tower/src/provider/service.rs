@@ -218,16 +218,25 @@ where
     let upstream_message = upstream
         .error_message(&plain)
         .unwrap_or_else(|| "(no message)".to_owned());
-    let err = ErrorBody::new(
-        ErrorKind::InvalidRequest,
+    // Blamed on the model only when the upstream names it: a 404 for a wrong path is no
+    // model's fault (real-client review: a doubled `/v1` was reported as a refused pin).
+    let message = if upstream_message.contains(&*rewrite.to) {
         format!(
             "the upstream rejected model `{to}`, which agw's backend `{backend}` sends instead of \
              the requested `{from}`: {upstream_message}",
             to = rewrite.to,
             from = rewrite.from,
-        ),
-    )
-    .with_status(parts.status);
+        )
+    } else {
+        format!(
+            "the upstream refused the request ({status}): {upstream_message} (agw's backend \
+             `{backend}` sent model `{to}` instead of the requested `{from}`)",
+            status = parts.status.as_u16(),
+            to = rewrite.to,
+            from = rewrite.from,
+        )
+    };
+    let err = ErrorBody::new(ErrorKind::InvalidRequest, message).with_status(parts.status);
     let json = err.to_json(client);
     parts.headers.remove(CONTENT_ENCODING);
     parts.headers.insert(CONTENT_LENGTH, json.len().into());

@@ -114,7 +114,10 @@ fn folded_keys_keep_their_spelling_and_identifiers_stay_read() {
             assert!(out.contains(&format!("\"{choices}\"")), "{choices}: {out}");
         }
     }
-    let events = vec![("", json!({"records": [{"Status": "4111111111111111", "ID": "ok"}]}))];
+    let events = vec![(
+        "",
+        json!({"records": [{"Status": "4111111111111111", "ID": "ok"}]}),
+    )];
     for out in through(RouteKind::Passthrough, Api::OpenAi, &events) {
         assert!(!out.contains("4111111111111111"), "{out}");
     }
