@@ -124,7 +124,8 @@
 //!   API's `bot`), `:AA` and 33 of `[A-Za-z0-9_-]`. Azure storage account keys: 86 of base64
 //!   and `==` after a connection string's `AccountKey=`, the label not reported.
 //! - Slack: tokens (`xoxb-`, `xoxp-`, `xoxe-`, `xapp-`, …) and incoming-webhook URLs
-//!   (`hooks.slack.com/services/T…/B…/…`, the host in any case, `hooks.slack-gov.com` too,
+//!   (`hooks.slack.com/services/T…/B…/…`, the host in lower or upper case (not mixed), with
+//!   a port or without, `hooks.slack-gov.com` too,
 //!   every slash written alike as `/`, `\/` (PHP's `json_encode`), `\\/`, `%2F` or
 //!   `\u002F`; reported from the host on). Workflow and trigger URLs are not.
 //! - JWTs need both dots; the signature is either empty (`alg: none`) or 10+ characters.
@@ -637,15 +638,35 @@ fn escape_before(text: &[u8], i: usize) -> Option<usize> {
             matches!(c, b'0'..=b'7').then(|| v * 8 + u32::from(c - b'0'))
         })
     };
+    let decimal = |d: &[u8]| {
+        d.iter().try_fold(0u32, |v, &c| {
+            c.is_ascii_digit().then(|| v * 10 + u32::from(c - b'0'))
+        })
+    };
     match before {
         [.., b'\\', b'n' | b'r' | b't'] => Some(2),
-        // Encoded twice (`%2522`: a URL inside a URL's query).
+        // Encoded twice or three times (`%2522`: a URL inside a URL's query).
+        [.., b'%', b'2', b'5', b'2', b'5', a, b] if hex(&[*a, *b]).is_some_and(no_word) => Some(7),
         [.., b'%', b'2', b'5', a, b] if hex(&[*a, *b]).is_some_and(no_word) => Some(5),
         [.., b'%', a, b] if hex(&[*a, *b]).is_some_and(no_word) => Some(3),
-        // An octal escape (`\042`), as C and shells print bytes.
-        [.., b'\\', a, b, c] if octal(&[*a, *b, *c]).is_some_and(no_word) => Some(4),
+        // `%u0022`, as old JavaScript's `escape` writes it.
+        [.., b'%', b'u' | b'U', a, b, c, d] if hex(&[*a, *b, *c, *d]).is_some_and(no_word) => {
+            Some(6)
+        }
+        // An octal escape of up to `\377` (`\042`, awk's `\47`), as C, shells and awk print
+        // bytes; three digits before two.
+        [.., b'\\', a @ b'0'..=b'3', b, c] if octal(&[*a, *b, *c]).is_some_and(no_word) => Some(4),
+        [.., b'\\', a, b] if octal(&[*a, *b]).is_some_and(no_word) => Some(3),
         [.., b'\\', b'x', a, b] if hex(&[*a, *b]).is_some_and(no_word) => Some(4),
         [.., b'\\', b'u', a, b, c, d] if hex(&[*a, *b, *c, *d]).is_some_and(no_word) => Some(6),
+        [.., b'\\', b'U', b'0', b'0', b'0', b'0', a, b, c, d]
+            if hex(&[*a, *b, *c, *d]).is_some_and(no_word) =>
+        {
+            Some(10)
+        }
+        // An HTML character reference whose `;` was left out (`&#34`, `&#x22`).
+        [.., b'&', b'#', b'x' | b'X', a, b] if hex(&[*a, *b]).is_some_and(no_word) => Some(5),
+        [.., b'&', b'#', a, b] if decimal(&[*a, *b]).is_some_and(no_word) => Some(4),
         _ => None,
     }
 }
@@ -656,15 +677,17 @@ fn escape_before(text: &[u8], i: usize) -> Option<usize> {
 fn escape_digits(text: &[u8], p: usize) -> usize {
     // Only an escape's opening (`%`, `\x`, `\u`, `\`) or a hex digit of one (`\u00A0`) right
     // before the digits may be one that ends among them.
-    if !p
-        .checked_sub(1)
-        .is_some_and(|i| matches!(text[i], b'%' | b'x' | b'u' | b'\\' | b'a'..=b'f' | b'A'..=b'F'))
-    {
+    if !p.checked_sub(1).is_some_and(|i| {
+        matches!(
+            text[i],
+            b'%' | b'x' | b'u' | b'U' | b'#' | b'\\' | b'a'..=b'f' | b'A'..=b'F'
+        )
+    }) {
         return 0;
     }
     let run = text[p..].iter().take_while(|c| c.is_ascii_digit()).count();
     // The longest: `%2522` ends two digits after `%25` does.
-    (1..=4.min(run))
+    (1..=8.min(run))
         .rev()
         .find(|&k| escape_before(text, p + k).is_some_and(|len| len > k))
         .unwrap_or(0)

@@ -880,7 +880,8 @@ enum Webhook {
 }
 
 /// The Slack incoming-webhook URL whose host starts at `s`: `hooks.slack.com` (or
-/// `hooks.slack-gov.com`, in any case), `/services/`, and the path `T…/B…/secret` (letters
+/// `hooks.slack-gov.com`; found written in lower or upper case, read in any), a port,
+/// `/services/`, and the path `T…/B…/secret` (letters
 /// and digits, the secret 16+ long), every slash written one way of
 /// [`WEBHOOK_SEPARATORS`]; the finding covers host and path, the path being the credential.
 fn webhook(text: &[u8], s: usize) -> Webhook {
@@ -902,6 +903,17 @@ fn webhook(text: &[u8], s: usize) -> Webhook {
             i = word(i, b"-gov")?;
         }
         i = word(i, b".com")?;
+        // A port (`:443`).
+        if text.get(i) == Some(&b':') {
+            let e = run(text, i + 1, u8::is_ascii_digit);
+            if e == text.len() {
+                return Err(Webhook::Incomplete);
+            }
+            if e == i + 1 {
+                return Err(Webhook::Failed);
+            }
+            i = e;
+        }
         let have = &text[i.min(text.len())..];
         let Some(sep) = WEBHOOK_SEPARATORS
             .into_iter()
@@ -1177,12 +1189,12 @@ mod tests {
                 // Percent-encoded (a URL in a query), `\u002F`, the host in capitals, the
                 // government host (review of the escaped form).
                 Detector::SlackToken,
-                r"u=https%3A%2F%2Fhooks.slack.com%2Fservices%2FT0123ABCD%2FB0456EFGH%2FabcdEFGHijklMNOPqrstUVWX&x=1 hooks.slack.com\u002Fservices\u002fT0123ABCD\u002fB0456EFGH\u002fabcdEFGHijklMNOPqrstUVWX HOOKS.SLACK.COM/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX hooks.slack-gov.com/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX",
+                r"u=https%3A%2F%2Fhooks.slack.com%2Fservices%2FT0123ABCD%2FB0456EFGH%2FabcdEFGHijklMNOPqrstUVWX&x=1 hooks.slack.com\u002Fservices\u002fT0123ABCD\u002fB0456EFGH\u002fabcdEFGHijklMNOPqrstUVWX HOOKS.SLACK.COM/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX hooks.slack-gov.com:443/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX",
                 &[
                     "hooks.slack.com%2Fservices%2FT0123ABCD%2FB0456EFGH%2FabcdEFGHijklMNOPqrstUVWX",
                     r"hooks.slack.com\u002Fservices\u002fT0123ABCD\u002fB0456EFGH\u002fabcdEFGHijklMNOPqrstUVWX",
                     "HOOKS.SLACK.COM/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX",
-                    "hooks.slack-gov.com/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX",
+                    "hooks.slack-gov.com:443/services/T0123ABCD/B0456EFGH/abcdEFGHijklMNOPqrstUVWX",
                 ],
             ),
             (

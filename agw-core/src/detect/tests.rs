@@ -284,8 +284,26 @@ fn escapes_of_delimiters_are_boundaries() {
     ];
     for (detector, key) in keys {
         for escape in [
-            "%22", "%20", "%3D", "%3a", "%2C", "%2522", "%253D", "\\u0022", "\\u0027", "\\u00A0",
-            "\\x22", "\\042", "\\n",
+            "%22",
+            "%20",
+            "%3D",
+            "%3a",
+            "%2C",
+            "%2522",
+            "%253D",
+            "%252522",
+            "%u0022",
+            "\\u0022",
+            "\\u0027",
+            "\\u00A0",
+            "\\U00000022",
+            "\\x22",
+            "\\042",
+            "\\47",
+            "\\42",
+            "&#34",
+            "&#x22",
+            "\\n",
         ] {
             check(detector, &format!("x{escape}{key}{escape}y"), &[key]);
         }
@@ -294,7 +312,7 @@ fn escapes_of_delimiters_are_boundaries() {
             &format!("token=%7B%22token%22%3A%22{key}%22%7D"),
             &[key],
         );
-        for glue in ["%41", "%2541", "\\u0034", "\\x5f", "\\101"] {
+        for glue in ["%41", "%2541", "\\u0034", "\\x5f", "\\101", "\\64", "&#65"] {
             check(detector, &format!("x{glue}{key} y"), &[]);
         }
     }
