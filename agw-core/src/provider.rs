@@ -601,8 +601,18 @@ impl ProviderSpec {
             && path_and_query
                 .strip_prefix(prefix)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']));
+        // Nor is one whose first segment is the version the base ends with (`/v1/chat/…`
+        // under OpenRouter's `/api/v1` or Groq's `/openai/v1`: red-team review).
+        let version = prefix.rsplit('/').next().filter(|v| is_version(v));
+        let overlap = version.and_then(|v| {
+            let rest = path_and_query.strip_prefix('/')?;
+            let (first, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+            first.eq_ignore_ascii_case(v).then_some(tail)
+        });
         let pq = if has_prefix {
             path_and_query.to_owned()
+        } else if let Some(tail) = overlap {
+            format!("{prefix}{tail}")
         } else if path_and_query.starts_with('/') {
             format!("{prefix}{path_and_query}")
         } else {
@@ -671,6 +681,15 @@ impl ProviderSpec {
             }
         }
     }
+}
+
+/// Whether a path segment names an API version: `v1`, `v2`, `v1beta`, `v1alpha1`.
+fn is_version(segment: &str) -> bool {
+    let b = segment.as_bytes();
+    b.len() >= 2
+        && b[0].eq_ignore_ascii_case(&b'v')
+        && b[1].is_ascii_digit()
+        && b.iter().all(u8::is_ascii_alphanumeric)
 }
 
 #[cfg(test)]
@@ -934,9 +953,31 @@ mod tests {
             ),
             ("/v1?x=1", "https://api.example/v1?x=1"),
             ("/v1beta/models", "https://api.example/v1/v1beta/models"),
+            (
+                "/V1/chat/completions",
+                "https://api.example/v1/chat/completions",
+            ),
         ] {
             assert_eq!(v1.upstream_uri(path).unwrap(), want, "{path}");
             assert_eq!(v1.rebase(&path.parse().unwrap()).unwrap(), want, "{path}");
+        }
+        // The version a longer base ends with is not repeated either.
+        let api = ProviderSpec::openai()
+            .with_base_url("https://openrouter.example/api/v1")
+            .unwrap();
+        for (path, want) in [
+            (
+                "/v1/chat/completions",
+                "https://openrouter.example/api/v1/chat/completions",
+            ),
+            (
+                "/chat/completions",
+                "https://openrouter.example/api/v1/chat/completions",
+            ),
+            ("/v1", "https://openrouter.example/api/v1"),
+            ("/v2/x", "https://openrouter.example/api/v1/v2/x"),
+        ] {
+            assert_eq!(api.upstream_uri(path).unwrap(), want, "{path}");
         }
         // `rebase` (what the proxy uses) agrees, with and without a path prefix, and keeps
         // only the request's path and query.

@@ -467,10 +467,11 @@ impl RouteTable {
         Ok((kind, path))
     }
 
-    /// [`RouteTable::route`] for a backend whose base URL has a path (`https://host/v1`,
-    /// `…/openai/deployments/gpt-4o`): a path that no pattern names but the fallback (`*`) is
-    /// classified as the upstream sees it, the base's path and the request's joined (or, when
-    /// that names nothing either, as the API's path after a `/v1` the base stands for) — a client
+    /// [`RouteTable::route`] for a backend at `base` (its base URL's path, empty for none): a
+    /// path that no pattern names but the fallback (`*`) is classified as the upstream sees it,
+    /// the base's path and the request's joined (or, when that names nothing either, as the
+    /// API's path after a `/v1` the base — or a provider serving unversioned paths, DeepSeek's
+    /// `/chat/completions` — leaves out), when that is a kind that reads a prompt — a client
     /// of `base_url: https://api.openai.com/v1` sends `/chat/completions`, which the provider
     /// gets as `/v1/chat/completions` (black-box review: it went upstream as a passthrough,
     /// the model policy and field rules skipped). A pattern that names the client's path keeps
@@ -486,19 +487,21 @@ impl RouteTable {
         // The base's path is the API's version prefix when it names none the table knows
         // (Gemini's `/v1beta/openai`, an Azure deployment, a server's `/api`): the client's
         // path is then read after `/v1`.
+        // Only a kind that reads a prompt is taken from a joined path: a route the operator
+        // opted out (`Unguarded`) or a listing names the client's path, not another.
         let under = |prefix: &str| {
             canonical_target(&format!("{prefix}{path}"))
                 .ok()
                 .and_then(|joined| self.lookup_specific(&joined))
+                .filter(|kind| kind.has_prompt())
         };
         let kind = match self.lookup_specific(&path) {
             Some(kind) => kind,
-            None if !base.is_empty() => under(base)
+            None => (!base.is_empty())
+                .then(|| under(base))
+                .flatten()
                 .or_else(|| under("/v1"))
                 .or_else(|| self.lookup_canonical(&path))
-                .unwrap_or(RouteKind::Passthrough),
-            None => self
-                .lookup_canonical(&path)
                 .unwrap_or(RouteKind::Passthrough),
         };
         Ok((kind, path))

@@ -72,12 +72,9 @@ impl Classifier {
     /// The route kind [`Classifier::classify`] gives a request for `path_and_query`
     /// ([`RouteKind::Passthrough`] for a path it would refuse): for a log line or a metric.
     pub fn kind_of(&self, path_and_query: &str) -> agw_core::route::RouteKind {
-        let routed = if self.base.is_empty() {
-            self.table.route(path_and_query)
-        } else {
-            self.table.route_under(&self.base, path_and_query)
-        };
-        routed.map_or(agw_core::route::RouteKind::Passthrough, |r| r.0)
+        self.table
+            .route_under(&self.base, path_and_query)
+            .map_or(agw_core::route::RouteKind::Passthrough, |r| r.0)
     }
 
     /// Classifies `req`: rewrites its URI to the canonical path, inserts [`Classified`] (and
@@ -95,12 +92,7 @@ impl Classifier {
             return Err((self.api, err));
         }
         let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
-        let routed = if self.base.is_empty() {
-            self.table.route(pq)
-        } else {
-            self.table.route_under(&self.base, pq)
-        };
-        let (kind, path) = match routed {
+        let (kind, path) = match self.table.route_under(&self.base, pq) {
             Ok(r) => r,
             Err(e) => {
                 let err = ErrorBody::new(
@@ -236,12 +228,18 @@ mod tests {
             classify(&c, Method::POST, "/chat/completions"),
             Ok((Unguarded, "/chat/completions".to_owned()))
         );
-        // Without a base path, nothing changes.
+        // Without a base path too (DeepSeek's `/chat/completions`): the prompt kinds only.
         let c = Classifier::for_provider(&ProviderSpec::openai());
         assert_eq!(
             classify(&c, Method::POST, "/chat/completions"),
-            Ok((Passthrough, "/chat/completions".to_owned()))
+            Ok((Completions, "/chat/completions".to_owned()))
         );
+        assert_eq!(c.kind_of("/models"), Passthrough);
+        let mut table = RouteTable::openai();
+        table.insert("/v1/files*", Unguarded).unwrap();
+        let c = Classifier::new(table, Api::OpenAi);
+        assert_eq!(c.kind_of("/files/f1/content"), Passthrough);
+        assert_eq!(c.kind_of("/v1/files/f1/content"), Unguarded);
     }
 
     #[test]
