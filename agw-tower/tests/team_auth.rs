@@ -147,12 +147,11 @@ async fn missing_and_wrong_credentials_get_a_provider_shaped_401() {
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["type"], "error");
     assert_eq!(r.json()["error"]["type"], "authentication_error");
-    assert!(
-        r.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("x-api-key")
-    );
+    // It says what to set, in words Claude Code shows (it replaces a 401's message that
+    // names the `x-api-key` header with its own).
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("ANTHROPIC_API_KEY"), "{message}");
+    assert!(!message.contains("x-api-key"), "{message}");
 
     let wrong = "agw_notarealkeynotarealkeynotarealkeynotareal";
     let r = send(addr, "/v1/messages", &[("x-api-key", wrong)], "{}").await;

@@ -88,6 +88,9 @@ const KNOWN: [&str; 69] = [
 /// The longest key in [`KNOWN`].
 const LONGEST: usize = 21;
 
+/// The lengths of [`CAMEL`]'s keys, as bits (a test checks).
+const CAMEL_LENGTHS: u32 = 1 << 7 | 1 << 10 | 1 << 11 | 1 << 12 | 1 << 14 | 1 << 17 | 1 << 19;
+
 /// The known keys with an ASCII capital, in lower case: an all-lowercase key is looked up
 /// only when it is one of these (`mimetype`), the rest being known as written or unknown.
 const CAMEL: [&str; 8] = [
@@ -106,7 +109,11 @@ const CAMEL: [&str; 8] = [
 /// `None` for a key known as written, and for any other key.
 pub(crate) fn folded(key: &[u8]) -> Option<&'static str> {
     let plain = key.iter().all(|b| b.is_ascii_lowercase() || *b == b'_');
-    if plain && !CAMEL.iter().any(|c| c.as_bytes() == key) {
+    // Most keys: lower case, and of no length a camel-case key has.
+    if plain
+        && (CAMEL_LENGTHS.checked_shr(key.len() as u32).unwrap_or(0) & 1 == 0
+            || !CAMEL.iter().any(|c| c.as_bytes() == key))
+    {
         return None;
     }
     let mut buf = [0u8; LONGEST];
@@ -181,6 +188,8 @@ mod tests {
             .map(|k| k.to_ascii_lowercase())
             .collect();
         assert_eq!(camel, CAMEL);
+        let lengths = CAMEL.iter().fold(0u32, |m, c| m | 1 << c.len());
+        assert_eq!(lengths, CAMEL_LENGTHS);
     }
 
     #[test]
