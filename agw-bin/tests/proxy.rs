@@ -432,6 +432,22 @@ backends:
     agw.stop().await;
 }
 
+/// agw with `config`, its backends pointed at a fresh mock under the path `under` (a base
+/// URL with a path).
+async fn agw_under(config: &str, under: &str) -> Agw {
+    let mock = MockProvider::start().await.unwrap();
+    let base = format!("{}{under}", mock.base_url());
+    Agw::start_raw(config, Env::default(), Some(base), mock).await
+}
+
+/// A JSON POST of `body` to `path` on `agw`.
+fn post_json(agw: &Agw, path: &str, body: &'static str) -> Request<Full<Bytes>> {
+    Request::post(agw.url(path))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap()
+}
+
 /// A backend whose base URL has a path (`…/v1`, as OpenAI's URL is usually written): a client
 /// sending `/chat/completions` reaches the provider's `/v1/chat/completions`, and agw reads it
 /// as the chat completions it is — the pin applies, a rule for tool output masks it (review:
@@ -451,15 +467,9 @@ backends:
           action: mask
           fields: [tool_output]
 "#;
-    let mock = MockProvider::start().await.unwrap();
-    let base = format!("{}/v1", mock.base_url());
-    let agw = Agw::start_raw(config, Env::default(), Some(base), mock).await;
+    let agw = agw_under(config, "/v1").await;
     let body = r#"{"model":"o3-pro","messages":[{"role":"user","content":"hi"},{"role":"tool","tool_call_id":"c1","content":"card 4111 1111 1111 1111"}]}"#;
-    let req = Request::post(agw.url("/chat/completions"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .unwrap();
-    let (res, _) = send(req).await;
+    let (res, _) = send(post_json(&agw, "/chat/completions", body)).await;
     assert_eq!(res.status(), 200);
     let got = &agw.mock.requests()[0];
     assert_eq!(got.uri, "/v1/chat/completions");
@@ -485,15 +495,9 @@ backends:
     api_key: sk-gateway
     model: {pin: gpt-4o-mini}
 "#;
-    let mock = MockProvider::start().await.unwrap();
-    let base = format!("{}/v1beta", mock.base_url());
-    let agw = Agw::start_raw(config, Env::default(), Some(base), mock).await;
+    let agw = agw_under(config, "/v1beta").await;
     let body = r#"{"model":"o3-pro","messages":[{"role":"user","content":"hi"}]}"#;
-    let req = Request::post(agw.url("/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .unwrap();
-    let (res, bytes) = send(req).await;
+    let (res, bytes) = send(post_json(&agw, "/v1/chat/completions", body)).await;
     assert_eq!(res.status(), 404);
     let message = json(&bytes)["error"]["message"]
         .as_str()

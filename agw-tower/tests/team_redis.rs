@@ -661,6 +661,28 @@ async fn a_revoked_or_expired_name_is_issued_again_in_redis() {
     );
 }
 
+/// A limiter of 10 requests a minute (too small to lease: every admission asks Redis) that
+/// fails closed when Redis does not answer.
+fn asking_limiter(con: RedisConnection) -> Limiter {
+    let mut p = policy(Limits {
+        requests_per_minute: Some(10),
+        ..Limits::default()
+    });
+    p.on_error_limits = FailMode::Closed;
+    Limiter::new(p, Arc::new(RedisStore::new(con)))
+}
+
+/// Admits alice once, within 10 s (`Err` when it hangs).
+async fn admit_alice(
+    limiter: &Limiter,
+) -> Result<Result<agw_tower::limit::Ticket, Rejection>, tokio::time::error::Elapsed> {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        limiter.admit(Some(&alice()), None, NOW),
+    )
+    .await
+}
+
 /// After Redis restarts, the first operations succeed, whether or not any was tried while it
 /// was down (operations review: the connection manager reconnects only when a command fails,
 /// so each replica's first request after an outage got a 503).
@@ -673,12 +695,7 @@ async fn the_first_operations_after_redis_comes_back_succeed() {
         .unwrap();
     let (seen, hook) = recorder();
     // A limit too small to lease (see `two_limiters_…`): every admission asks Redis.
-    let mut p = policy(Limits {
-        requests_per_minute: Some(10),
-        ..Limits::default()
-    });
-    p.on_error_limits = FailMode::Closed;
-    let limiter = Limiter::new(p, Arc::new(RedisStore::new(con.clone()))).on_store_failure(hook);
+    let limiter = asking_limiter(con.clone()).on_store_failure(hook);
     let prefix = format!("agw-restart-{}", std::process::id());
     // No cache, no stale answers: every lookup goes to Redis.
     let keys = RedisKeyStore::new(con, prefix, TIMEOUT)
@@ -687,13 +704,7 @@ async fn the_first_operations_after_redis_comes_back_succeed() {
     let (secret, _) = key::generate().unwrap();
     let lookup =
         || tokio::time::timeout(Duration::from_secs(10), keys.lookup(KeyHash::of(&secret)));
-    let who = alice();
-    let admit = || {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            limiter.admit(Some(&who), None, NOW),
-        )
-    };
+    let admit = || admit_alice(&limiter);
     assert!(admit().await.expect("never hangs").is_ok());
     assert!(lookup().await.expect("never hangs").is_ok());
 
@@ -730,19 +741,8 @@ async fn a_reconnection_that_timed_out_is_not_the_next_commands_answer() {
     let con = RedisConnection::connect(&redis.url(), TIMEOUT)
         .await
         .unwrap();
-    let mut p = policy(Limits {
-        requests_per_minute: Some(10),
-        ..Limits::default()
-    });
-    p.on_error_limits = FailMode::Closed;
-    let limiter = Limiter::new(p, Arc::new(RedisStore::new(con)));
-    let who = alice();
-    let admit = || {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            limiter.admit(Some(&who), None, NOW),
-        )
-    };
+    let limiter = asking_limiter(con);
+    let admit = || admit_alice(&limiter);
     assert!(admit().await.expect("never hangs").is_ok());
     redis.stop();
     redis = Redis::start_with(port, &args).expect("redis-server starts again on its port");
