@@ -675,8 +675,8 @@ fn escape_before(text: &[u8], i: usize) -> Option<usize> {
 /// that is no word character (`%22` before `4111…`: the `22`), so that the number starts after
 /// them.
 fn escape_digits(text: &[u8], p: usize) -> usize {
-    // Only an escape's opening (`%`, `\x`, `\u`, `\`) or a hex digit of one (`\u00A0`) right
-    // before the digits may be one that ends among them.
+    // Only an escape's opening (`%`, `\x`, `\u`, `&#`, `\`) or a hex digit of one (`\u00A0`)
+    // right before the digits may be one that ends among them.
     if !p.checked_sub(1).is_some_and(|i| {
         matches!(
             text[i],
@@ -686,10 +686,17 @@ fn escape_digits(text: &[u8], p: usize) -> usize {
         return 0;
     }
     let run = text[p..].iter().take_while(|c| c.is_ascii_digit()).count();
+    // An octal escape's digits are ambiguous with a number after a backslash (`C:\4111…`):
+    // only the C form with a leading zero (`\042`) is taken for one.
+    let taken = |k: usize, len: usize| {
+        let start = p + k - len;
+        !(text[start] == b'\\' && text[start + 1].is_ascii_digit())
+            || (len == 4 && text[start + 1] == b'0')
+    };
     // The longest: `%2522` ends two digits after `%25` does.
     (1..=8.min(run))
         .rev()
-        .find(|&k| escape_before(text, p + k).is_some_and(|len| len > k))
+        .find(|&k| escape_before(text, p + k).is_some_and(|len| len > k && taken(k, len)))
         .unwrap_or(0)
 }
 

@@ -282,6 +282,12 @@ fn escapes_of_delimiters_are_boundaries() {
         (Detector::Jwt, JWT),
         (Detector::CreditCard, card),
     ];
+    // A number right after a backslash is read as written, not as an octal escape's end.
+    check(
+        Detector::CreditCard,
+        "C:\\4111111111111111 \\4111111111111111",
+        &["4111111111111111", "4111111111111111"],
+    );
     for (detector, key) in keys {
         for escape in [
             "%22",
@@ -305,6 +311,11 @@ fn escapes_of_delimiters_are_boundaries() {
             "&#x22",
             "\\n",
         ] {
+            // A number after a backslash and two digits is read as written (`\47` and a card
+            // are `474586…`): only keys take a two-digit octal escape for a boundary.
+            if detector == Detector::CreditCard && matches!(escape, "\\47" | "\\42") {
+                continue;
+            }
             check(detector, &format!("x{escape}{key}{escape}y"), &[key]);
         }
         check(

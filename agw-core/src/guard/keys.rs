@@ -92,7 +92,7 @@ const LONGEST: usize = 21;
 const CAMEL_LENGTHS: u32 = 1 << 7 | 1 << 10 | 1 << 11 | 1 << 12 | 1 << 14 | 1 << 17 | 1 << 19;
 
 /// The known keys with an ASCII capital, in lower case: an all-lowercase key is looked up
-/// only when it is one of these (`mimetype`), the rest being known as written or unknown.
+/// only when it is one of these (`functioncall`), the rest being known as written or unknown.
 const CAMEL: [&str; 8] = [
     "codeexecutionresult",
     "contentblockdelta",
