@@ -161,6 +161,9 @@ async fn a_reload_says_which_settings_wait_for_a_restart() {
     let with = |limits: &str| format!("limits: {{{limits}}}\n{}", config_rejecting("alpha"));
     std::fs::write(&config, with("shutdown_grace_secs: 10")).unwrap();
     let agw = Proc::serve_config(&dir, &config, &mock.base_url());
+    // Serving, with its reload watcher (and SIGHUP handler) running: the first request through
+    // the proxy has been answered.
+    assert_eq!(post_status(&agw.url("/v1/messages"), "alpha").await, 400);
     std::fs::write(
         &config,
         with("shutdown_grace_secs: 2, drain_delay_secs: 3, idle_timeout_secs: 5"),
