@@ -675,14 +675,13 @@ fn escape_before(text: &[u8], i: usize) -> Option<usize> {
 /// that is no word character (`%22` before `4111…`: the `22`), so that the number starts after
 /// them.
 fn escape_digits(text: &[u8], p: usize) -> usize {
-    // Only an escape's opening (`%`, `\x`, `\u`, `&#`, `\`) or a hex digit of one (`\u00A0`)
-    // right before the digits may be one that ends among them.
-    if !p.checked_sub(1).is_some_and(|i| {
-        matches!(
-            text[i],
-            b'%' | b'x' | b'u' | b'U' | b'#' | b'\\' | b'a'..=b'f' | b'A'..=b'F'
-        )
-    }) {
+    // Every escape opens with `%`, a backslash or `&`, at most nine bytes before its last digit
+    // (`\U000000A0`): a run with none of them just before (hex text's runs after a letter
+    // included) ends none.
+    if !text[p.saturating_sub(9)..p]
+        .iter()
+        .any(|c| matches!(c, b'%' | b'\\' | b'&'))
+    {
         return 0;
     }
     let run = text[p..].iter().take_while(|c| c.is_ascii_digit()).count();
