@@ -16,6 +16,10 @@ request path is ~160 KB of code spread over ~220 of the binary's 4 KiB pages; pa
 ~45 pages. The user-space CPU per request at c=1 drops by about a sixth (docs/performance-
 log.md, 2026-11-29, sixth session).
 
+With `--pgo RAW_DIR AGW MINPROXY` (pgo/train runs it) the same requests are served, without
+valgrind and ten times over, by an agw and a minproxy built with `-Cprofile-generate`, which
+write their counters to RAW_DIR as they exit.
+
 The names carry rustc's hashes, which change with the toolchain, the dependencies' versions,
 the profile and RUSTFLAGS, and for generic code with the types it is used with: rerun this
 after such changes. A stale entry is ignored by the linker; a stale file costs only speed.
@@ -119,16 +123,20 @@ def drive(port, key, mix, rounds):
     return sent
 
 
-def profile(agw, args, out, key, mix, env=None):
+def profile(agw, args, out, key, mix, pgo=None):
     port = free_port()
-    cmd = ["valgrind", "--tool=callgrind", "--demangle=no", "--compress-strings=no",
-           f"--callgrind-out-file={out}",
-           agw, "serve", *args, "--listen", f"127.0.0.1:{port}", "--access-log", "stderr"]
+    cmd = [agw, "serve", *args, "--listen", f"127.0.0.1:{port}", "--access-log", "stderr"]
+    env = None
+    if pgo:
+        env = dict(os.environ, LLVM_PROFILE_FILE=os.path.join(pgo, "agw-%p.profraw"))
+    else:
+        cmd = ["valgrind", "--tool=callgrind", "--demangle=no", "--compress-strings=no",
+               f"--callgrind-out-file={out}"] + cmd
     log = open(out + ".log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
     try:
-        wait_port(port, proc, "agw under valgrind", 120)
-        sent = drive(port, key, mix, ROUNDS)
+        wait_port(port, proc, "agw", 120)
+        sent = drive(port, key, mix, ROUNDS * (10 if pgo else 1))
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -137,6 +145,25 @@ def profile(agw, args, out, key, mix, env=None):
             proc.kill()
             proc.wait()
     return sent
+
+
+def train_minproxy(minproxy, upstream, raw, mix):
+    env = dict(os.environ, LLVM_PROFILE_FILE=os.path.join(raw, "minproxy-%p.profraw"))
+    proc = subprocess.Popen([minproxy, "--upstream", upstream], stdout=subprocess.PIPE,
+                            env=env, text=True)
+    try:
+        line = proc.stdout.readline()
+        if "listening on http://" not in line:
+            sys.exit(f"hot-symbols: minproxy did not start: {line!r}")
+        port = int(line.rsplit(":", 1)[1])
+        return drive(port, "sk-any", mix, ROUNDS * 10)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def calls(path):
@@ -158,9 +185,14 @@ def calls(path):
 
 def main():
     agw, mock = os.path.join(RELEASE, "agw"), os.path.join(RELEASE, "agw-mock")
-    for tool in ("valgrind",):
-        if not shutil.which(tool):
-            sys.exit(f"hot-symbols: `{tool}` is not installed")
+    pgo = minproxy = None
+    args = sys.argv[1:]
+    if args[:1] == ["--pgo"] and len(args) == 4:
+        pgo, agw, minproxy = (os.path.abspath(a) for a in args[1:])
+    elif args:
+        sys.exit("usage: hot_symbols.py [--pgo RAW_DIR INSTRUMENTED_AGW INSTRUMENTED_MINPROXY]")
+    if not pgo and not shutil.which("valgrind"):
+        sys.exit("hot-symbols: `valgrind` is not installed")
     for b in (agw, mock):
         if not os.path.exists(b):
             sys.exit("hot-symbols: build first: cargo build --release -p agw-bin -p agw-mock")
@@ -231,11 +263,19 @@ metrics: {{{{}}}}
                                          check=True)
                 key = created.stdout.strip().splitlines()[-1]
             out = os.path.join(work, f"{name}.cg")
-            sent = profile(agw, ["--config", cfg], out, key, mix + openai_mix)
+            sent = profile(agw, ["--config", cfg], out, key, mix + openai_mix, pgo)
+            print(f"hot-symbols: {name}: {sent} requests profiled", file=sys.stderr)
+            if pgo:
+                continue
             for f, c in calls(out).items():
                 total[f] += c / sent
                 seen.add(f)
-            print(f"hot-symbols: {name}: {sent} requests profiled", file=sys.stderr)
+        if pgo:
+            # The load bench's floor is trained on the same requests, so that the comparison
+            # is between two programs built the same way.
+            sent = train_minproxy(minproxy, mock_url, pgo, mix + openai_mix)
+            print(f"hot-symbols: minproxy: {sent} requests profiled", file=sys.stderr)
+            return
         n = len(configs)
         hot = sorted(((c / n, f) for f, c in total.items() if c / n >= MIN_PER_REQUEST),
                      key=lambda x: (-x[0], x[1]))

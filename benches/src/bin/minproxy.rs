@@ -11,7 +11,8 @@
 //! minproxy --upstream http://127.0.0.1:PORT [--listen 127.0.0.1:0]
 //! ```
 //!
-//! Prints `minproxy listening on http://IP:PORT` once bound and serves until killed.
+//! Prints `minproxy listening on http://IP:PORT` once bound and serves until killed or
+//! interrupted (SIGINT ends it normally, so a profiling build writes its counters: pgo/train).
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -40,7 +41,7 @@ upstream and streams the response back, parsing nothing.
   --upstream URL     where to forward (http only)
   --listen IP:PORT   address to listen on (default 127.0.0.1:0, a free port)
 
-Prints `minproxy listening on http://IP:PORT` once bound; serves until killed.";
+Prints `minproxy listening on http://IP:PORT` once bound; serves until killed or interrupted.";
 
 type Upstream = Client<HttpConnector, Incoming>;
 type ResBody = Either<Incoming, Empty<Bytes>>;
@@ -77,7 +78,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(listen, upstream)) {
+    let served = runtime.block_on(async {
+        tokio::select! {
+            served = serve(listen, upstream) => served,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("minproxy: {error}");
