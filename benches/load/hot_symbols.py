@@ -138,13 +138,18 @@ def profile(agw, args, out, key, mix, pgo=None):
         wait_port(port, proc, "agw", 120)
         sent = drive(port, key, mix, ROUNDS * (10 if pgo else 1))
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        interrupt(proc)
     return sent
+
+
+def interrupt(proc):
+    """Ends a server as Ctrl-C does, so that valgrind or the profile runtime writes its file."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def train_minproxy(minproxy, upstream, raw, mix):
@@ -158,12 +163,7 @@ def train_minproxy(minproxy, upstream, raw, mix):
         port = int(line.rsplit(":", 1)[1])
         return drive(port, "sk-any", mix, ROUNDS * 10)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        interrupt(proc)
 
 
 def calls(path):
