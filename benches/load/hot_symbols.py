@@ -17,8 +17,8 @@ request path is ~160 KB of code spread over ~220 of the binary's 4 KiB pages; pa
 log.md, 2026-11-29, sixth session).
 
 With `--pgo RAW_DIR AGW MINPROXY` (pgo/train runs it) the same requests are served, without
-valgrind and ten times over, by an agw and a minproxy built with `-Cprofile-generate`, which
-write their counters to RAW_DIR as they exit.
+valgrind and ten times over (half of it over eight connections at once), by an agw and a
+minproxy built with `-Cprofile-generate`, which write their counters to RAW_DIR as they exit.
 
 The names carry rustc's hashes, which change with the toolchain, the dependencies' versions,
 the profile and RUSTFLAGS, and for generic code with the types it is used with: rerun this
@@ -26,6 +26,7 @@ after such changes. A stale entry is ignored by the linker; a stale file costs o
 """
 
 import collections
+import concurrent.futures
 import http.client
 import json
 import os
@@ -136,9 +137,19 @@ def profile(agw, args, out, key, mix, pgo=None):
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
     try:
         wait_port(port, proc, "agw", 120)
-        sent = drive(port, key, mix, ROUNDS * (10 if pgo else 1))
+        sent = drive(port, key, mix, ROUNDS) if not pgo else train(port, key, mix)
     finally:
         interrupt(proc)
+    return sent
+
+
+def train(port, key, mix):
+    """For a profile: the mix one request at a time, then as much again over eight connections
+    at once (the paths a busy server takes: several connections ready at each wake-up)."""
+    sent = drive(port, key, mix, ROUNDS * 5)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        runs = [pool.submit(drive, port, key, mix, ROUNDS * 5 // 8) for _ in range(8)]
+        sent += sum(run.result() for run in runs)
     return sent
 
 
@@ -161,7 +172,7 @@ def train_minproxy(minproxy, upstream, raw, mix):
         if "listening on http://" not in line:
             sys.exit(f"hot-symbols: minproxy did not start: {line!r}")
         port = int(line.rsplit(":", 1)[1])
-        return drive(port, "sk-any", mix, ROUNDS * 10)
+        return train(port, "sk-any", mix)
     finally:
         interrupt(proc)
 
