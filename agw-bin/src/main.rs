@@ -511,6 +511,8 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         }
         None => gw.admin_listen,
     };
+    // Before the runtime: its threads, the listener and every socket after count against it.
+    let open_files = agw_bin::server::fds::raise_open_files();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -556,6 +558,9 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
             tracing::info!(target: "agw", "note: {n}");
         }
         for w in &gw.warnings {
+            tracing::warn!(target: "agw", "{w}");
+        }
+        if let Some(w) = agw_bin::server::fds::open_files_warning(&open_files) {
             tracing::warn!(target: "agw", "{w}");
         }
         let team = match &gw.team {

@@ -1033,3 +1033,74 @@ async fn streams_cut_at_the_end_of_the_grace_period_end_with_an_error_event() {
         "{line}"
     );
 }
+
+/// The open-file limit (`server/fds.rs`): a low soft limit is raised to the hard one at start;
+/// where the hard one is low too agw says so, and running out of descriptors only holds new
+/// connections back until sockets close: a request sent meanwhile is answered, not lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_open_file_limit_is_raised_at_start_and_running_out_holds_connections_back() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = TempDir::new("nofile");
+    let config = dir.path("agw.yaml");
+    std::fs::write(
+        &config,
+        "backends:\n  - name: anthropic\n    provider: anthropic\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let base = mock.base_url();
+    let args = ["--config", config.as_str(), "--base-url", base.as_str()];
+    let open_files = |agw: &Proc| {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", agw.child.id())).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap()
+            .to_owned();
+        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        (words[3].clone(), words[4].clone())
+    };
+
+    let agw = Proc::spawn_under(&dir, &["prlimit", "--nofile=256:8192", "--"], &args, &[]);
+    assert_eq!(open_files(&agw), ("8192".into(), "8192".into()));
+    let (status, _) = send(json_post(&agw.url("/v1/messages"), &message("hello"))).await;
+    assert_eq!(status.status(), 200);
+    assert!(!agw.stderr().contains("open files"), "{}", agw.stderr());
+    drop(agw);
+
+    let low = TempDir::new("nofile-low");
+    let agw = Proc::spawn_under(&low, &["prlimit", "--nofile=48:48", "--"], &args, &[]);
+    assert_eq!(open_files(&agw), ("48".into(), "48".into()));
+    let mut said = false;
+    for _ in 0..100 {
+        said = agw
+            .stderr()
+            .contains("open files are limited to 48 (the hard limit)");
+        if said {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(said, "{}", agw.stderr());
+    // More idle connections than agw has descriptors for.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(tokio::net::TcpStream::connect(&agw.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = agw.url("/v1/messages");
+    let pending = tokio::spawn(async move { send(json_post(&url, &message("hello"))).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !pending.is_finished(),
+        "answered with no descriptor to accept it on"
+    );
+    drop(held);
+    let (res, _) = tokio::time::timeout(Duration::from_secs(20), pending)
+        .await
+        .expect("answered once connections closed")
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, _) = send(json_post(&agw.url("/v1/messages"), &message("again"))).await;
+    assert_eq!(status.status(), 200);
+}

@@ -9,6 +9,7 @@
 //!   after its responses at the end of the poll that wrote them
 //!   ([`RunAfter`](agw_tower::after::RunAfter)), and is polled again at once when it wakes
 //!   itself (`repoll.rs`): a request stays on one worker thread.
+//! - [`fds`]: the open-file limit, raised at start.
 //! - [`admin`]: `/healthz`, `/readyz`, `/config` and hooked routes on the admin address.
 //! - [`reload`]: the swappable [`ConfigHandle`] and the SIGHUP / file watcher.
 //! - [`tls`]: rustls on the listener, certificate reload, optional client certificates.
@@ -52,6 +53,7 @@ pub mod admin;
 pub mod conn;
 pub mod dispatch;
 mod drain;
+pub mod fds;
 pub mod reload;
 mod repoll;
 pub mod tls;

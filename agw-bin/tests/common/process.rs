@@ -108,8 +108,22 @@ impl Proc {
 
     /// [`Proc::spawn`] with more environment variables.
     pub fn spawn_env(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        Proc::spawn_under(dir, &[], args, env)
+    }
+
+    /// [`Proc::spawn_env`] run by a command that execs agw (`prlimit --nofile=… --`): the
+    /// child's pid is agw's.
+    pub fn spawn_under(dir: &TempDir, under: &[&str], args: &[&str], env: &[(&str, &str)]) -> Proc {
         let stderr = dir.path("stderr.log");
-        let mut child = Command::new(AGW)
+        let mut cmd = match under.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(AGW);
+                c
+            }
+            None => Command::new(AGW),
+        };
+        let mut child = cmd
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(args)
