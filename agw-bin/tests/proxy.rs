@@ -160,6 +160,47 @@ async fn rejection_is_provider_shaped_and_never_reaches_upstream() {
     agw.stop().await;
 }
 
+/// A request's headers reach the provider and its logs: the seed's rule reads them as it reads
+/// the URL (seventeenth session's red-team review: `x-note: … credit card …` went upstream).
+/// A clean request with a client's own key goes through, the key untouched.
+#[tokio::test]
+async fn a_guarded_phrase_in_a_request_header_is_refused_before_the_upstream() {
+    let agw = Agw::start(SEED_DEFAULT).await;
+    let body = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hello"}]}"#;
+    for (name, value) in [
+        ("x-note", "my credit card is on file"),
+        ("user-agent", "credit card scraper/1.0"),
+        ("anthropic-beta", "credit%20card"),
+    ] {
+        let mut req = json_post(&agw.url("/v1/messages?beta=true"), body);
+        req.headers_mut().insert(
+            http::HeaderName::from_static(name),
+            http::HeaderValue::from_static(value),
+        );
+        let (res, bytes) = send(req).await;
+        assert_eq!(res.status(), 400, "{name}");
+        assert_eq!(
+            bytes,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content"}}"#
+        );
+    }
+    assert!(agw.mock.requests().is_empty());
+    let mut req = json_post(&agw.url("/v1/messages?beta=true"), body);
+    req.headers_mut().insert(
+        "x-api-key",
+        http::HeaderValue::from_static("sk-ant-credit card-client"),
+    );
+    req.headers_mut()
+        .insert("x-note", http::HeaderValue::from_static("nothing to see"));
+    let (res, _) = send(req).await;
+    assert_eq!(res.status(), 200);
+    let got = agw.mock.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].headers["x-api-key"], "sk-ant-credit card-client");
+    assert_eq!(got[0].headers["x-note"], "nothing to see");
+    agw.stop().await;
+}
+
 #[tokio::test]
 async fn malformed_and_oversized_bodies() {
     let config = SEED_DEFAULT.replace(

@@ -1296,6 +1296,7 @@ mod evasion;
 mod fifteenth_session;
 mod fourteenth_session;
 mod fourth_review;
+mod seventeenth_session;
 mod seventh_review;
 mod tenth_review;
 mod thirteenth_session;

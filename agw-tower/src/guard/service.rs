@@ -112,23 +112,28 @@ where
                 return ResponseFuture::ready(res);
             }
         };
-        // The URL reaches the provider too: read by the rules that read message text (a URL
-        // is never rewritten, so a hit refuses where its rule refuses or masks).
+        // The URL and the headers reach the provider too: read by the rules that read message
+        // text (neither is rewritten, so a hit refuses where its rule refuses or masks).
         let mut url_rules: Vec<Arc<str>> = Vec::new();
+        // Whether a rule matched the URL: the access log must not show it.
+        let mut url_matched = false;
         if !config.policy.is_empty() && class.kind != RouteKind::Unguarded {
             let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            let verdict = config.policy.inspect_target(pq);
-            url_rules = verdict.hits().iter().map(|h| h.rule.clone()).collect();
-            if let Decision::Reject(r) = verdict.into_decision() {
-                let res = refused(
-                    class.api,
-                    GuardOutcome::Rejected,
-                    &r.error_body(),
-                    url_rules,
-                    None,
-                    (false, true),
-                );
-                return ResponseFuture::ready(res);
+            let url = config.policy.inspect_target(pq);
+            url_matched = !url.hits().is_empty();
+            for verdict in [url, config.policy.inspect_headers(req.headers())] {
+                url_rules.extend(verdict.hits().iter().map(|h| h.rule.clone()));
+                if let Decision::Reject(r) = verdict.into_decision() {
+                    let res = refused(
+                        class.api,
+                        GuardOutcome::Rejected,
+                        &r.error_body(),
+                        url_rules,
+                        None,
+                        (false, url_matched),
+                    );
+                    return ResponseFuture::ready(res);
+                }
             }
         }
         // A body on a path no dialect knows is inspected generically; only an explicit
@@ -147,7 +152,7 @@ where
             && class.kind != RouteKind::Unguarded
             && ((class.kind.has_prompt() && sends) || !has_no_body(req.body()));
         if !inspect {
-            let report = with_url_audits(skipped(), url_rules);
+            let report = with_url_audits(skipped(), url_rules, url_matched);
             let mut req = req.map(Body::inner);
             req.extensions_mut().insert(report.clone());
             return ResponseFuture::direct(self.inner.call(req), Some(report));
@@ -170,7 +175,7 @@ where
                     err,
                     rules,
                     model,
-                    (matched_model, audited_url),
+                    (matched_model, url_matched),
                 ))
             };
             let (collected, _permit) =
@@ -190,7 +195,7 @@ where
             if config.policy.is_empty() || (plain.is_empty() && !class.kind.has_prompt()) {
                 // No rules (the body was read for later layers), or a body that turned out
                 // empty (chunked, zero bytes): nothing to inspect.
-                let report = with_url_audits(skipped(), url_rules);
+                let report = with_url_audits(skipped(), url_rules, url_matched);
                 parts.extensions.insert(report.clone());
                 parts.extensions.insert(Collected {
                     plain: plain.clone(),
@@ -245,7 +250,7 @@ where
                 model,
                 shape,
                 matched_model,
-                matched_url: audited_url,
+                matched_url: url_matched,
             };
             parts.extensions.insert(report.clone());
             let forward = collected.plain.clone();
@@ -289,15 +294,20 @@ fn may_be_json(headers: &http::HeaderMap) -> bool {
         ))
 }
 
-/// A report of a request whose body was not inspected, with the audit rules its URL matched.
-fn with_url_audits(report: GuardReport, url_rules: Vec<Arc<str>>) -> GuardReport {
+/// A report of a request whose body was not inspected, with the audit rules its URL and
+/// headers matched.
+fn with_url_audits(
+    report: GuardReport,
+    url_rules: Vec<Arc<str>>,
+    url_matched: bool,
+) -> GuardReport {
     if url_rules.is_empty() {
         return report;
     }
     GuardReport {
         outcome: GuardOutcome::Audited,
         rules: url_rules,
-        matched_url: true,
+        matched_url: url_matched,
         ..report
     }
 }

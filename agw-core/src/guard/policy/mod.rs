@@ -440,6 +440,74 @@ impl Policy {
         verdict
     }
 
+    /// A request's headers reach the provider, and its logs, as its URL does: text a client
+    /// puts in a header of its own (`x-note: 4111…`), in `user-agent` or in `anthropic-beta`
+    /// is read too — each header a line `name: value`, a value with a percent-escape read
+    /// again decoded — by the rules that read message text. A hit refuses the request where
+    /// its rule refuses or masks (a header is not rewritten) and is reported where it audits.
+    /// Not read: `host` (agw sets the upstream's) and the headers that carry a client's
+    /// credential ([`is_credential_header`](crate::provider::is_credential_header)): agw drops
+    /// them when it injects its own key, and otherwise they are the client's own credential,
+    /// as credential query parameters are for [`inspect_target`](Self::inspect_target).
+    /// Found by the seventeenth session's red-team review.
+    pub fn inspect_headers(&self, headers: &http::HeaderMap) -> Verdict {
+        let mut verdict = Verdict::new(Decision::Allow, Vec::new());
+        let inner = &*self.inner;
+        if inner.rules.is_empty() {
+            return verdict;
+        }
+        let wanted = &inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
+        if !wanted.iter().any(|w| *w) {
+            return verdict;
+        }
+        let mut text = Vec::with_capacity(256);
+        // Nothing to decode or normalise (most requests): the lines as they are.
+        let mut plain = true;
+        let mut line = |name: &http::HeaderName, value: &[u8]| {
+            text.extend_from_slice(name.as_str().as_bytes());
+            text.extend_from_slice(b": ");
+            text.extend_from_slice(value);
+            text.push(b'\n');
+        };
+        for (name, value) in headers {
+            if name == http::header::HOST || crate::provider::is_credential_header(name) {
+                continue;
+            }
+            let v = value.as_bytes();
+            line(name, v);
+            if v.contains(&b'%') {
+                line(name, &crate::route::canonical::percent_decoded(v));
+                plain = false;
+            }
+            // A header value holds no control character but tab; other bytes may be obs-text.
+            plain &= v.is_ascii();
+        }
+        if text.is_empty() {
+            return verdict;
+        }
+        let normalized;
+        let read: &[u8] = if plain {
+            &text
+        } else {
+            normalized = crate::json::normalize_str(&String::from_utf8_lossy(&text)).into_owned();
+            normalized.as_bytes()
+        };
+        self.refuse_in(
+            &mut verdict,
+            wanted,
+            read,
+            "header",
+            StatusCode::BAD_REQUEST,
+            |rule| {
+                format!(
+                    "A request header carries text that the rule `{rule}` would mask; a header \
+                     is not rewritten: send it in the body."
+                )
+            },
+        );
+        verdict
+    }
+
     /// A tool call's name in a response, read by the rules that read tool input: a client
     /// dispatches on it and shows it, and a model writing it freely (a server parsing tool
     /// calls out of its text) can put anything there. A name is not rewritten, so a match of

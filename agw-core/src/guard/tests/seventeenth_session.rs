@@ -1,0 +1,148 @@
+//! Found in the seventeenth session's red-team review: text that reaches the provider outside
+//! the body and the URL.
+
+use super::*;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+fn dets(masks: bool) -> Policy {
+    let rule = Rule::detectors(
+        "dets",
+        [
+            Detector::CreditCard,
+            Detector::Email,
+            Detector::AwsAccessKey,
+            Detector::GithubToken,
+        ],
+    );
+    let rule = if masks {
+        rule.mask()
+    } else {
+        rule.reject("no")
+    };
+    Policy::builder()
+        .rule(rule)
+        .rule(Rule::literals("word", ["TOPSECRET"]).reject("no"))
+        .build()
+        .unwrap()
+}
+
+fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (name, value) in pairs {
+        h.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    h
+}
+
+/// Claude Code's own headers, which every request carries: nothing in them is a hit.
+const CLAUDE_CODE: &[(&str, &[u8])] = &[
+    ("accept", b"application/json"),
+    ("anthropic-beta", b"claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"),
+    ("anthropic-dangerous-direct-browser-access", b"true"),
+    ("anthropic-version", b"2023-06-01"),
+    ("content-type", b"application/json"),
+    ("user-agent", b"claude-cli/2.1.332 (external, cli)"),
+    ("x-app", b"cli"),
+    ("x-claude-code-session-id", b"3f9c2a71-5b0e-4d8a-9c61-2e7f4b1a8d03"),
+    ("x-stainless-arch", b"x64"),
+    ("x-stainless-lang", b"js"),
+    ("x-stainless-os", b"Linux"),
+    ("x-stainless-package-version", b"0.60.0"),
+    ("x-stainless-retry-count", b"0"),
+    ("x-stainless-runtime", b"node"),
+    ("x-stainless-runtime-version", b"v20.20.2"),
+    ("x-stainless-timeout", b"600"),
+    ("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    ("accept-encoding", b"gzip, deflate, br, zstd"),
+    ("content-length", b"76213"),
+];
+
+/// A client's headers reach the provider and its logs: read by the message rules, each header
+/// a line of its own. A header is not rewritten: a masking rule refuses too.
+#[test]
+fn request_headers_are_read_by_the_message_rules() {
+    for masks in [false, true] {
+        let p = dets(masks);
+        for (name, value) in [
+            ("x-note", &b"my card 4111 1111 1111 1111"[..]),
+            ("user-agent", b"TOPSECRET/1.0"),
+            ("anthropic-beta", b"credit-card-TOPSECRET"),
+            ("x-claude-code-session-id", b"AKIAZ7Q3JX5K2M4PL6WR"),
+            ("x-mail", b"jane.doe@example.com"),
+            ("x-gh", b"ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"),
+            // Percent-encoded, read decoded too; obs-text normalised (a full-width digit).
+            ("x-note", b"4111%201111%201111%201111"),
+            ("x-note", "\u{ff14}111111111111111".as_bytes()),
+        ] {
+            let mut all = CLAUDE_CODE.to_vec();
+            all.push((name, value));
+            let v = p.inspect_headers(&headers(&all));
+            assert!(
+                matches!(v.decision(), Decision::Reject(_)),
+                "{name}: {:?}",
+                v.hits()
+            );
+            assert!(
+                v.hits().iter().all(|h| h.path == "header"),
+                "{:?}",
+                v.hits()
+            );
+        }
+        let v = p.inspect_headers(&headers(CLAUDE_CODE));
+        assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
+        // A client's own credential (passed through when agw injects no key) and the host
+        // are not read; no header at all is nothing to read.
+        let v = p.inspect_headers(&headers(&[
+            ("x-api-key", b"TOPSECRET-AKIAZ7Q3JX5K2M4PL6WR"),
+            (
+                "authorization",
+                b"Bearer ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A",
+            ),
+            ("cookie", b"s=TOPSECRET"),
+            ("host", b"TOPSECRET.example"),
+        ]));
+        assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
+        assert!(p.inspect_headers(&HeaderMap::new()).is_allow());
+    }
+    // Two headers do not run into one match.
+    let p = Policy::builder()
+        .rule(Rule::literals("cc", ["credit card"]).reject("no"))
+        .build()
+        .unwrap();
+    let v = p.inspect_headers(&headers(&[("x-a", b"credit"), ("x-b", b"card")]));
+    assert!(v.is_allow(), "{:?}", v.hits());
+    // An audit rule reports; a masking rule says why it refuses.
+    let audit = Policy::builder()
+        .rule(Rule::detectors("dets", [Detector::CreditCard]).audit())
+        .build()
+        .unwrap();
+    let v = audit.inspect_headers(&headers(&[("x-note", b"4111111111111111")]));
+    assert!(v.is_allow());
+    assert_eq!(v.hits().len(), 1);
+    let v = dets(true).inspect_headers(&headers(&[("x-note", b"4111111111111111")]));
+    let Decision::Reject(r) = v.decision() else {
+        unreachable!()
+    };
+    assert!(
+        r.error_body().message().contains("header"),
+        "{:?}",
+        r.error_body()
+    );
+    // Rules for other fields only (tool output) do not read headers.
+    let tools = Policy::builder()
+        .rule(
+            Rule::literals("t", ["TOPSECRET"])
+                .fields(Fields::empty().with(Field::ToolOutput))
+                .reject("no"),
+        )
+        .build()
+        .unwrap();
+    assert!(
+        tools
+            .inspect_headers(&headers(&[("x-note", b"TOPSECRET")]))
+            .is_allow()
+    );
+}
