@@ -97,6 +97,9 @@ impl Extractor {
             let (name, top, listed) = keys[k];
             once(&mut seen[k], name)?;
             let before = self.doc.segs.len();
+            if listed && holds_token_ids(sc) {
+                self.doc.token_ids = true;
+            }
             if listed && sc.peek() == Some(b'[') {
                 sc.array(|sc, i| {
                     self.all_strings(sc, Field::Messages, top_loc(top, Some(i as u32), ""))
@@ -398,6 +401,9 @@ impl Extractor {
                 if sc.depth() == 1 && own_template(sc, key) {
                     this.doc.template = true;
                 }
+                if sc.depth() == 1 && token_prompt(sc, key) {
+                    this.doc.token_ids = true;
+                }
                 this.push_key(sc, Field::Messages, key, top_loc(Top::Body, None, ""))?;
                 // A URL the server may fetch: read again decoded, as in a known body.
                 this.url_value(sc, key, Field::Messages, top_loc(Top::Body, None, ""))
@@ -417,6 +423,47 @@ impl Extractor {
             _ => sc.skip_fast(),
         }
     }
+}
+
+/// Whether a prompt value (the cursor at it) holds token ids: a list of integers, or a list
+/// of such lists (`"prompt": [1212, 318]`, `"input": [[1212], [318]]`). A prompt so given is
+/// text again through the model's tokenizer, which agw does not have.
+pub(super) fn holds_token_ids(sc: &mut Scanner<'_>) -> bool {
+    if sc.peek() != Some(b'[') {
+        return false;
+    }
+    let pos = sc.position();
+    let mut probe = sc.at(pos);
+    let number = |sc: &mut Scanner<'_>| matches!(sc.peek(), Some(b'-' | b'0'..=b'9'));
+    let mut found = false;
+    let _ = probe.array(|sc, _| {
+        if number(sc) {
+            found = true;
+        } else if sc.peek() == Some(b'[') {
+            return sc.array(|sc, _| {
+                found |= number(sc);
+                sc.skip_fast()
+            });
+        }
+        sc.skip_fast()
+    });
+    found
+}
+
+/// Whether the top-level `key`, whose value is at the cursor, gives a prompt as token ids or
+/// embeddings: vLLM's `prompt_token_ids`, `token_ids` (its `/inference/v1/generate`) and
+/// `prompt_embeds`, SGLang's `input_ids` and `input_embeds`, Hugging Face's `inputs_embeds`.
+/// A `null` is no prompt.
+pub(super) fn token_prompt(sc: &mut Scanner<'_>, key: &crate::json::Str) -> bool {
+    const KEYS: [&str; 6] = [
+        "prompt_token_ids",
+        "token_ids",
+        "input_ids",
+        "prompt_embeds",
+        "input_embeds",
+        "inputs_embeds",
+    ];
+    KEYS.iter().any(|k| sc.key_matches(key, k)) && !matches!(sc.peek(), Some(b'n') | None)
 }
 
 /// Whether the top-level `key` of a body read generically, whose value is at the cursor, is a

@@ -48,11 +48,10 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             LegacyCompletions,
-            r#"{"model":"m","prompt":["a {R}",[1,2,3],[[4],"{R}"]],"suffix":"{R}","stop":"{R}"}"#,
+            r#"{"model":"m","prompt":["a {R}",["x"],[["y"],"{R}"]],"suffix":"{R}","stop":"{R}"}"#,
             &["prompt[0]", "prompt[2]", "suffix", "other field"],
         ),
         (LegacyCompletions, r#"{"prompt":"{R}"}"#, &["prompt"]),
-        (LegacyCompletions, r#"{"prompt":[1,2,3]}"#, &[]),
         (
             Embeddings,
             r#"{"input":["x","{R}"],"model":"m","extra":"{R}"}"#,
@@ -165,6 +164,16 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
     for (kind, template, paths) in cases {
         check_masking(*kind, template, paths);
     }
+    // A prompt of token ids holds no text agw can read: refused where a rule would mask
+    // (seventeenth session; `tests/seventeenth_session.rs`).
+    let policy = Policy::builder()
+        .rule(Rule::literals("s", ["SECRET"]).mask_with("###"))
+        .build()
+        .unwrap();
+    let v = policy
+        .inspect(LegacyCompletions, br#"{"prompt":["a",[1,2,3]]}"#)
+        .unwrap();
+    assert!(matches!(v.decision(), Decision::Reject(_)), "{:?}", v.hits());
 }
 
 #[test]

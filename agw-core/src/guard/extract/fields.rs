@@ -162,6 +162,10 @@ impl Extractor {
     ) -> Result<(), JsonError> {
         const IDENTIFIERS: [&str; 4] =
             ["user", "safety_identifier", "prompt_cache_key", "metadata"];
+        if sc.depth() == 1 && crate::guard::kinds::token_prompt(sc, key) {
+            // vLLM's completions take `prompt_embeds` beside (or instead of) `prompt`.
+            self.doc.token_ids = true;
+        }
         if !IDENTIFIERS.iter().any(|k| sc.key_matches(key, k)) {
             return self.unknown(sc);
         }

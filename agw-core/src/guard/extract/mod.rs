@@ -210,6 +210,9 @@ pub(crate) struct Doc {
     /// The request brings its own `chat_template` (a program the server runs over the
     /// messages: see [`Policy::inspect`](super::Policy::inspect)).
     pub template: bool,
+    /// The request gives a prompt as token ids or embeddings, which no rule can read (see
+    /// [`Policy::inspect`](super::Policy::inspect)).
+    pub token_ids: bool,
     /// URLs the provider fetches that carry percent-escapes or `+` (which whoever serves them
     /// decodes): ranges of [`Doc::text`].
     pub encoded_urls: Vec<Range<usize>>,
@@ -260,6 +263,7 @@ impl Doc {
         self.tool_values.clear();
         self.edges.clear();
         self.template = false;
+        self.token_ids = false;
         self.encoded_urls.clear();
         self.identifiers.clear();
         self.inline_files.clear();

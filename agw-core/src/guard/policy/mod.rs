@@ -309,6 +309,9 @@ impl Policy {
         if doc.template && !matches!(verdict.decision(), Decision::Reject(_)) {
             self.own_template(&mut verdict);
         }
+        if doc.token_ids && !matches!(verdict.decision(), Decision::Reject(_)) {
+            self.token_prompt(&mut verdict);
+        }
         if !doc.encoded_urls.is_empty() && !matches!(verdict.decision(), Decision::Reject(_)) {
             self.encoded_urls(&doc, &mut verdict);
         }

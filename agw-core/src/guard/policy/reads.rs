@@ -301,6 +301,39 @@ impl Policy {
         });
     }
 
+    /// A prompt given as token ids or embeddings (`"prompt": [1212, 318]`, an embeddings
+    /// `input` of id lists, vLLM's `prompt_token_ids` and `prompt_embeds`, SGLang's
+    /// `input_ids`) is text again through the model's tokenizer, which agw does not have: no
+    /// rule can read it. Where a rule that reads message text would refuse or mask, such a
+    /// request is refused; audit-only policies let it through. Found by the seventeenth
+    /// session's red-team review (any secret went upstream as ids).
+    pub(super) fn token_prompt(&self, verdict: &mut Verdict) {
+        let inner = &*self.inner;
+        let wanted = &inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
+        let Some(rule) = inner
+            .rules
+            .iter()
+            .zip(wanted)
+            .find(|(r, w)| **w && !matches!(r.rule.action, Action::Audit))
+            .map(|(r, _)| r)
+        else {
+            return;
+        };
+        verdict.hits.push(Hit {
+            rule: rule.name.clone(),
+            action: ActionKind::Reject,
+            detector: None,
+            path: "token ids".to_owned(),
+        });
+        verdict.decision = Decision::Reject(Rejection {
+            rule: rule.name.clone(),
+            status: StatusCode::BAD_REQUEST,
+            message: "A prompt given as token ids or embeddings cannot be read by agw's guards, \
+                      and is refused where they refuse or mask text: send the prompt as text."
+                .to_owned(),
+        });
+    }
+
     /// Function-call `arguments` that are not JSON are read as the string they are (those that
     /// are JSON are read as the JSON they hold: [`Seg::inner`](crate::guard::extract::Seg)). A lenient
     /// server may still decode the `\uXXXX` escapes in them (`\u0041KIA…`), so those that

@@ -146,3 +146,102 @@ fn request_headers_are_read_by_the_message_rules() {
             .is_allow()
     );
 }
+
+/// A prompt given as token ids or embeddings is text again through the model's tokenizer,
+/// which agw does not have: refused where a rule that reads message text refuses or masks,
+/// let through where rules only audit (or read other fields).
+#[test]
+fn prompts_given_as_token_ids_are_refused_where_rules_refuse_or_mask() {
+    use serde_json::json;
+    let refused = [
+        (
+            RouteKind::LegacyCompletions,
+            json!({"model": "m", "prompt": [10827, 3786, 318]}),
+        ),
+        (
+            RouteKind::LegacyCompletions,
+            json!({"model": "m", "prompt": [[10827], [3786, 318]]}),
+        ),
+        (
+            RouteKind::LegacyCompletions,
+            json!({"model": "m", "prompt": "hi", "prompt_embeds": "AAAA"}),
+        ),
+        (
+            RouteKind::Embeddings,
+            json!({"model": "m", "input": [1212, 318]}),
+        ),
+        (
+            RouteKind::Embeddings,
+            json!({"model": "m", "input": [[1212, 318], [11]]}),
+        ),
+        (
+            RouteKind::Completions,
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "prompt_embeds": "AAAA"}),
+        ),
+        (RouteKind::Passthrough, json!({"input_ids": [1212, 318]})),
+        (
+            RouteKind::Passthrough,
+            json!({"token_ids": [1212, 318], "sampling_params": {}}),
+        ),
+        (RouteKind::Passthrough, json!({"prompt_token_ids": [1]})),
+    ];
+    let allowed = [
+        (
+            RouteKind::LegacyCompletions,
+            json!({"model": "m", "prompt": ["hello", "there"]}),
+        ),
+        (
+            RouteKind::LegacyCompletions,
+            json!({"model": "m", "prompt": "hello", "max_tokens": 5}),
+        ),
+        (
+            RouteKind::Embeddings,
+            json!({"model": "m", "input": ["a", "b"], "dimensions": 256}),
+        ),
+        (
+            RouteKind::Passthrough,
+            json!({"text": "hello", "input_ids": null}),
+        ),
+        (
+            RouteKind::Passthrough,
+            json!({"inputs": "hello", "parameters": {"top_k": 5}}),
+        ),
+    ];
+    for masks in [false, true] {
+        let p = dets(masks);
+        for (kind, body) in &refused {
+            let v = p.inspect(*kind, body.to_string().as_bytes()).unwrap();
+            let Decision::Reject(r) = v.decision() else {
+                panic!("{kind:?} {body}: {:?}", v.hits())
+            };
+            assert!(
+                r.error_body().message().contains("token ids"),
+                "{:?}",
+                r.error_body()
+            );
+            assert!(v.hits().iter().any(|h| h.path == "token ids"));
+        }
+        for (kind, body) in &allowed {
+            let v = p.inspect(*kind, body.to_string().as_bytes()).unwrap();
+            assert!(v.is_allow(), "{kind:?} {body}: {:?}", v.hits());
+        }
+    }
+    let audit = Policy::builder()
+        .rule(Rule::detectors("dets", [Detector::CreditCard]).audit())
+        .build()
+        .unwrap();
+    let tools = Policy::builder()
+        .rule(
+            Rule::literals("t", ["TOPSECRET"])
+                .fields(Fields::empty().with(Field::ToolOutput))
+                .reject("no"),
+        )
+        .build()
+        .unwrap();
+    for p in [audit, tools] {
+        for (kind, body) in &refused {
+            let v = p.inspect(*kind, body.to_string().as_bytes()).unwrap();
+            assert!(v.is_allow(), "{kind:?} {body}: {:?}", v.hits());
+        }
+    }
+}
