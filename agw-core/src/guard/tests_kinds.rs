@@ -173,7 +173,11 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
     let v = policy
         .inspect(LegacyCompletions, br#"{"prompt":["a",[1,2,3]]}"#)
         .unwrap();
-    assert!(matches!(v.decision(), Decision::Reject(_)), "{:?}", v.hits());
+    assert!(
+        matches!(v.decision(), Decision::Reject(_)),
+        "{:?}",
+        v.hits()
+    );
 }
 
 #[test]

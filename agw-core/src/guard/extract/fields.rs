@@ -34,6 +34,9 @@ pub(super) const NOT_TEXT_KEYS: [&str; 11] = [
     "role",
 ];
 
+/// The [`NOT_TEXT_KEYS`] that hold an id a client may write: read as identifiers.
+const ID_KEYS: [&str; 5] = ["id", "tool_use_id", "tool_call_id", "call_id", "file_id"];
+
 impl Extractor {
     /// The keys of a Messages (or chat completions) body; `top` for the request itself, where
     /// `model` is read.
@@ -209,6 +212,14 @@ impl Extractor {
         if !matches!(sc.peek(), Some(b'"' | b'{' | b'['))
             || NOT_TEXT_KEYS.iter().any(|k| sc.key_matches(key, k))
         {
+            // Ids a client writes (a `tool_use` block's `id`, a `tool_result`'s
+            // `tool_use_id`, a `file_id`) reach the provider and its logs, and a compatible
+            // server's chat template prints tool ids into the prompt: read as identifiers
+            // are, never rewritten (seventeenth session's red-team review; chat's
+            // `tool_call_id` was read, Anthropic's ids were not).
+            if sc.peek() == Some(b'"') && ID_KEYS.iter().any(|k| sc.key_matches(key, k)) {
+                return collect_strings(sc, &mut self.doc.identifiers);
+            }
             return sc.skip_fast();
         }
         if sc.peek() == Some(b'"') && sc.key_matches(key, "data") {

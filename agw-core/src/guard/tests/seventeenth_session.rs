@@ -245,3 +245,55 @@ fn prompts_given_as_token_ids_are_refused_where_rules_refuse_or_mask() {
         }
     }
 }
+
+/// Anthropic's tool ids (`tool_use.id`, `tool_result.tool_use_id`) and a block's `file_id`
+/// reach the provider's logs, and compatible servers print tool ids into the prompt: read as
+/// identifiers, as chat's `tool_call_id` is, never rewritten.
+#[test]
+fn anthropic_tool_ids_are_read_as_identifiers() {
+    use serde_json::json;
+    let body = |id: &str, result_id: &str, file: &str| {
+        json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": "list files"},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "ok"},
+                {"type": "tool_use", "id": id, "name": "Bash", "input": {"command": "ls"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": result_id, "content": "a.txt"},
+                {"type": "document", "source": {"type": "file", "file_id": file}},
+                {"type": "text", "text": "and now?"}]}]})
+        .to_string()
+    };
+    let clean = "toolu_01A09q90qw90lq917835lq9";
+    for masks in [false, true] {
+        let p = dets(masks);
+        for b in [
+            body(
+                "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A",
+                clean,
+                "file_011CNha8iCJcU1wXNR6q4V8w",
+            ),
+            body(
+                clean,
+                "AKIAZ7Q3JX5K2M4PL6WR",
+                "file_011CNha8iCJcU1wXNR6q4V8w",
+            ),
+            body(clean, clean, "TOPSECRET"),
+        ] {
+            let v = p.inspect(RouteKind::Messages, b.as_bytes()).unwrap();
+            assert!(
+                matches!(v.decision(), Decision::Reject(_)),
+                "{b}: {:?}",
+                v.hits()
+            );
+            assert!(
+                v.hits().iter().any(|h| h.path == "identifier"),
+                "{:?}",
+                v.hits()
+            );
+        }
+        let b = body(clean, clean, "file_011CNha8iCJcU1wXNR6q4V8w");
+        let v = p.inspect(RouteKind::Messages, b.as_bytes()).unwrap();
+        assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
+    }
+}
