@@ -416,9 +416,10 @@ fn thinking_and_images_pass_untouched_and_unknown_fields_are_read() {
     let body =
         r#"{"messages":[{"role":"user","content":"hi"}],"new_field":{"text":"credit card"}}"#;
     assert!(matches!(decision(&p, body), Decision::Reject(_)));
-    // Opaque data and references: encrypted search results and citation indexes, file data
-    // in base64 and ids, images sent as `data:` URLs.
-    let body = r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"filename":"f","file_data":"JVBERi0xLjcKJcfs","file_id":"credit card"}},{"type":"image_url","image_url":{"url":"data:image/png;base64,credit card"}}]},{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"s","content":[{"type":"web_search_result","url":"u","title":"t","encrypted_content":"credit card"}]},{"type":"text","text":"x","citations":[{"type":"web_search_result_location","cited_text":"c","encrypted_index":"credit card","file_id":"credit card"}]},{"type":"thinking","thinking":"t","citations":[{"cited_text":"credit card"}],"name":"credit card"}]}]}"#;
+    // Opaque data: encrypted search results and citation indexes, file data in base64,
+    // images sent as `data:` URLs. (Ids are read as identifiers since the seventeenth
+    // session: `seventeenth_session.rs`.)
+    let body = r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"filename":"f","file_data":"JVBERi0xLjcKJcfs","file_id":"file-1"}},{"type":"image_url","image_url":{"url":"data:image/png;base64,credit card"}}]},{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"s","content":[{"type":"web_search_result","url":"u","title":"t","encrypted_content":"credit card"}]},{"type":"text","text":"x","citations":[{"type":"web_search_result_location","cited_text":"c","encrypted_index":"credit card","file_id":"file-2"}]},{"type":"thinking","thinking":"t","citations":[{"cited_text":"credit card"}],"name":"credit card"}]}]}"#;
     assert_eq!(decision(&p, body), Decision::Allow);
     let p = p.inspect(RouteKind::Completions, body.as_bytes()).unwrap();
     assert!(p.is_allow());

@@ -32,7 +32,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
     let cases: &[(RouteKind, &str, &[&str])] = &[
         (
             MessageBatches,
-            r#"{"requests":[{"custom_id":"a","params":{"model":"{R}","system":"{R}","messages":[{"role":"user","content":"{R}"}]}},{"custom_id":"b","params":{"messages":[{"role":"user","content":[{"type":"text","text":"a {R} b"}]},{"role":"assistant","content":[{"type":"tool_use","id":"{N}","name":"x","input":{"a":["{R}"]}}]}]}}]}"#,
+            r#"{"requests":[{"custom_id":"a","params":{"model":"{R}","system":"{R}","messages":[{"role":"user","content":"{R}"}]}},{"custom_id":"b","params":{"messages":[{"role":"user","content":[{"type":"text","text":"a {R} b"}]},{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"x","input":{"a":["{R}"]}}]}]}}]}"#,
             &[
                 "requests[0].params.other field",
                 "requests[0].params.system",
@@ -60,7 +60,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         (Embeddings, r#"{"input":"{R} {R}"}"#, &["input", "input"]),
         (
             Responses,
-            r#"{"model":"m","instructions":"{R}","input":[{"role":"developer","content":"{R}"},{"type":"message","role":"user","content":[{"type":"input_text","text":"{R}"},{"type":"input_image","image_url":"data:image/png;base64,{N}"}]},{"type":"reasoning","id":"{N}","summary":[{"type":"summary_text","text":"{R}"}],"content":[{"type":"reasoning_text","text":"a {R}"}],"encrypted_content":"{N}"},{"type":"function_call","call_id":"{N}","name":"shell","arguments":"{\"cmd\":\"{R}\"}"},{"type":"function_call_output","call_id":"c","output":"{R}"},{"output":[{"type":"input_text","text":"{R}"}],"type":"custom_tool_call_output","call_id":"c"},{"type":"web_search_call","id":"{N}","action":{"query":"{R}"}},{"content":[{"type":"output_text","text":"{R}"}],"type":"message","role":"assistant"}],"truncation":{"k":"{R}"}}"#,
+            r#"{"model":"m","instructions":"{R}","input":[{"role":"developer","content":"{R}"},{"type":"message","role":"user","content":[{"type":"input_text","text":"{R}"},{"type":"input_image","image_url":"data:image/png;base64,{N}"}]},{"type":"reasoning","id":"toolu_1","summary":[{"type":"summary_text","text":"{R}"}],"content":[{"type":"reasoning_text","text":"a {R}"}],"encrypted_content":"{N}"},{"type":"function_call","call_id":"call_1","name":"shell","arguments":"{\"cmd\":\"{R}\"}"},{"type":"function_call_output","call_id":"c","output":"{R}"},{"output":[{"type":"input_text","text":"{R}"}],"type":"custom_tool_call_output","call_id":"c"},{"type":"web_search_call","id":"toolu_1","action":{"query":"{R}"}},{"content":[{"type":"output_text","text":"{R}"}],"type":"message","role":"assistant"}],"truncation":{"k":"{R}"}}"#,
             &[
                 "instructions",
                 "input[0].content",
@@ -92,7 +92,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             Messages,
-            r#"{"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"{N}","name":"x","input":{"{R}":{"k {R}":["{R}"]}}}]}]}"#,
+            r#"{"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"x","input":{"{R}":{"k {R}":["{R}"]}}}]}]}"#,
             &[
                 "messages[0].content[0].input",
                 "messages[0].content[0].input",
@@ -101,7 +101,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             Responses,
-            r#"{"input":[{"type":"function_call","call_id":"{N}","arguments":"{}","action":{"{R}":1}},{"type":"future_item","{R}":{"{R}":2}}]}"#,
+            r#"{"input":[{"type":"function_call","call_id":"call_1","arguments":"{}","action":{"{R}":1}},{"type":"future_item","{R}":{"{R}":2}}]}"#,
             &["input[0].action", "input[1]", "input[1]"],
         ),
         (Passthrough, r#""{R}""#, &["body"]),
@@ -122,7 +122,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             Completions,
-            r#"{"messages":[{"role":"user","name":"{R}","content":[{"type":"file","file":{"file_id":"{N}","filename":"{R}.txt"}}]},{"role":"assistant","content":[{"type":"refusal","refusal":"{R}"}],"refusal":"{R}","tool_calls":[{"id":"c1","type":"custom","custom":{"name":"{R}","input":"{R}"}},{"id":"c2","type":"function","function":{"name":"{R}","arguments":"{\"{R}\":1}"}}]}]}"#,
+            r#"{"messages":[{"role":"user","name":"{R}","content":[{"type":"file","file":{"file_id":"file-1","filename":"{R}.txt"}}]},{"role":"assistant","content":[{"type":"refusal","refusal":"{R}"}],"refusal":"{R}","tool_calls":[{"id":"c1","type":"custom","custom":{"name":"{R}","input":"{R}"}},{"id":"c2","type":"function","function":{"name":"{R}","arguments":"{\"{R}\":1}"}}]}]}"#,
             &[
                 "messages[0].name",
                 "messages[0].content[0].file.filename",
@@ -136,7 +136,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
         ),
         (
             Messages,
-            r#"{"messages":[{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"{N}","content":[{"type":"web_search_result","url":"https://{R}","title":"{R}","page_age":"{R}","encrypted_content":"{N}"}]},{"type":"text","text":"a","citations":[{"type":"web_search_result_location","cited_text":"{R}","title":"{R}","url":"{R}","encrypted_index":"{N}"}]}]}]}"#,
+            r#"{"messages":[{"role":"assistant","content":[{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[{"type":"web_search_result","url":"https://{R}","title":"{R}","page_age":"{R}","encrypted_content":"{N}"}]},{"type":"text","text":"a","citations":[{"type":"web_search_result_location","cited_text":"{R}","title":"{R}","url":"{R}","encrypted_index":"{N}"}]}]}]}"#,
             &[
                 "messages[0].content[0].content[0].url",
                 "messages[0].content[0].content[0].title",
@@ -150,7 +150,7 @@ fn every_kind_reads_its_prompt_text_and_masks_byte_exactly() {
             Responses,
             // An MCP call's `server_label` is read as a field agw has no reading for is (a
             // black-box review: it went upstream unread); its `id` is an identifier.
-            r#"{"input":[{"role":"user","content":[{"type":"input_file","filename":"{R}","file_data":"data:application/pdf;base64,{N}"}]},{"type":"mcp_call","id":"{N}","server_label":"{R}","name":"{R}","arguments":"{}","output":"{R}"}]}"#,
+            r#"{"input":[{"role":"user","content":[{"type":"input_file","filename":"{R}","file_data":"data:application/pdf;base64,{N}"}]},{"type":"mcp_call","id":"toolu_1","server_label":"{R}","name":"{R}","arguments":"{}","output":"{R}"}]}"#,
             &[
                 "input[0].content[0].filename",
                 "other field",

@@ -203,11 +203,15 @@ impl Extractor {
             .into_iter()
             .find_map(|(name, leaf)| sc.key_matches(&key, name).then_some(leaf))
             {
-                // The author's name (OpenAI puts it in the prompt) and an assistant's refusal.
-                if sc.peek() != Some(b'"') {
-                    return sc.skip_fast();
+                // The author's name (OpenAI puts it in the prompt) and an assistant's refusal;
+                // a long number there is text a lenient server prints.
+                match sc.peek() {
+                    Some(b'"') => self.push_next(sc, Field::Messages, Loc { leaf, ..at }),
+                    Some(b'-' | b'0'..=b'9') => {
+                        self.push_number(sc, Field::Messages, Loc { leaf, ..at })
+                    }
+                    _ => sc.skip_fast(),
                 }
-                self.push_next(sc, Field::Messages, Loc { leaf, ..at })
             } else if self.doc.st.chat
                 && ["tool_call_id", "id"]
                     .iter()

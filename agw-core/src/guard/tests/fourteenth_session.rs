@@ -220,7 +220,7 @@ fn short_fields_and_stray_block_strings_are_read() {
     }
     let long = "U0VDUkVULTEyMzQ=".repeat(80);
     let unread = json!({"model": "m", "messages": [
-        {"role": "user", "content": [{"type": "text", "text": "hi", "data": long, "id": "SECRET-1234"}]},
+        {"role": "user", "content": [{"type": "text", "text": "hi", "data": long, "id": "toolu_1"}]},
         {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "SECRET-1234", "title": "SECRET-1234"}]},
         {"role": "user", "content": "hi"}]});
     assert_eq!(hit(&policy, RouteKind::Messages, &unread), None);

@@ -297,3 +297,42 @@ fn anthropic_tool_ids_are_read_as_identifiers() {
         assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
     }
 }
+
+/// A card written as a JSON number where chat text goes (a text part's `text`, a message's
+/// `name`, an assistant's `reasoning_content`, a message's key agw has no reading for): a
+/// lenient server prints it, so it is read as numbers in data are, and masked as a JSON
+/// string. Top-level numbers are parameters (`seed`), not read (`seventh_review.rs`).
+#[test]
+fn long_numbers_in_chat_message_fields_are_read() {
+    use serde_json::json;
+    let card = 4111111111111111u64;
+    let bodies = [
+        json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": card}]}]}),
+        json!({"model": "m", "messages": [{"role": "user", "name": card, "content": "hi"}]}),
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok", "reasoning_content": card}, {"role": "user", "content": "and?"}]}),
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi", "note": card}]}),
+    ];
+    // Refused, masked, or (in an earlier turn) removed: the card does not go upstream.
+    for (b, masks) in bodies.iter().flat_map(|b| [(b, false), (b, true)]) {
+        let text = b.to_string();
+        let v = dets(masks)
+            .inspect(RouteKind::Completions, text.as_bytes())
+            .unwrap();
+        assert!(!v.hits().is_empty(), "{text}");
+        match v.decision() {
+            Decision::Rewrite(out) => {
+                let out = std::str::from_utf8(out).unwrap();
+                assert!(!out.contains("4111111111111111"), "{out}");
+                serde_json::from_str::<serde_json::Value>(out).expect("still JSON");
+            }
+            Decision::Reject(_) => {}
+            d => panic!("{text}: {d:?}"),
+        }
+    }
+    // Short numbers are no text (`"n": 2`, an index).
+    let b = json!({"model": "m", "messages": [{"role": "user", "content": "hi", "note": 12345}]});
+    let v = dets(false)
+        .inspect(RouteKind::Completions, b.to_string().as_bytes())
+        .unwrap();
+    assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
+}
