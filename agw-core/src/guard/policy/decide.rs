@@ -6,9 +6,10 @@ use super::{
     ANY_FIELD, CONTEXTS, LATEST, OLDER, OLDER_USER, Pending, Policy, removed_placeholder,
     replace_seg,
 };
-use super::{Decision, Hit, Verdict};
+use super::{Decision, Hit, Rejection, Verdict};
 use crate::detect::{Detector, Finding};
 use crate::edit::{Edit, apply};
+use crate::guard::ActionKind;
 use crate::guard::engine::{RawHit, Wanted};
 use crate::guard::extract::Doc;
 use crate::guard::rule::{Action, Field, Scope};
@@ -78,6 +79,13 @@ pub(super) fn write_nested(
             edits.push(Edit::json_string(at(e.range.start)..at(e.range.end), text));
         }
     }
+}
+
+/// Whether hits of `detector` in tool definitions count: the credential detectors (API keys,
+/// tokens, private keys), which documentation does not write out, but not a JWT or a URL's
+/// password, whose samples schemas' descriptions show (`postgres://user:pass@host`).
+fn reads_tool_definitions(detector: Detector) -> bool {
+    detector.is_secret() && !matches!(detector, Detector::Jwt | Detector::UrlPassword)
 }
 
 impl Policy {
@@ -165,18 +173,44 @@ impl Policy {
                 // remembered clean.
                 let in_tools = loc.top == crate::guard::extract::Top::Tools;
                 let server_url = in_tools && loc.leaf == ".server_url";
+                // A key or token (not a JWT or a URL's password: schemas' documentation is
+                // full of sample ones) that a rule's detector finds in tool definitions.
+                let credential = h.detector.is_some_and(reads_tool_definitions);
                 if in_tools
                     && !server_url
+                    && !credential
                     && (matches!(rule.action, Action::Mask { .. }) || h.detector.is_some())
                 {
                     // Tool definitions are read by the literal and regex rules that reject or
-                    // audit, and never rewritten: a client's schemas stay as sent. Detectors do
-                    // not read them: Claude Code's own commit instructions name
+                    // audit, and never rewritten: a client's schemas stay as sent. Personal-data
+                    // detectors do not read them: Claude Code's own commit instructions name
                     // `noreply@anthropic.com`, and schemas are full of example values; a rule
                     // refusing emails would refuse every request.
                     continue;
                 }
                 tool_hit |= in_tools;
+                if in_tools && !server_url && matches!(rule.action, Action::Mask { .. }) {
+                    // A credential in a tool's description or schema (an MCP server's text):
+                    // definitions are not rewritten, so a masking rule refuses (seventeenth
+                    // session's red-team review: keys and private keys there went upstream).
+                    hits.push(Hit {
+                        rule: rule.name.clone(),
+                        action: ActionKind::Reject,
+                        detector: h.detector,
+                        path: loc.to_string(),
+                    });
+                    let r = Rejection {
+                        rule: rule.name.clone(),
+                        status: http::StatusCode::BAD_REQUEST,
+                        message: format!(
+                            "The request's tool definitions carry a credential that the rule \
+                             `{}` would mask; tool definitions are not rewritten: remove it from \
+                             the tool's description or schema.",
+                            rule.name
+                        ),
+                    };
+                    return Verdict::new(Decision::Reject(r), hits);
+                }
                 hits.push(Hit {
                     rule: rule.name.clone(),
                     action: rule.action.kind(),

@@ -336,3 +336,105 @@ fn long_numbers_in_chat_message_fields_are_read() {
         .unwrap();
     assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
 }
+
+/// Keys and tokens in tool definitions (an MCP server's description, a schema's `default`, a
+/// tool's name, `tool_choice`, an output schema) are found by the credential detectors of
+/// rules that reject or audit; a masking rule refuses, as definitions are not rewritten.
+/// Personal-data detectors, and the JWT and URL-password detectors whose samples schemas'
+/// documentation shows, still leave definitions alone.
+#[test]
+fn credentials_in_tool_definitions_are_found_by_credential_detectors() {
+    use serde_json::json;
+    let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----";
+    let messages = json!([{"role": "user", "content": "hi"}]);
+    let anthropic = |tools: serde_json::Value| {
+        json!({"model": "m", "max_tokens": 5, "messages": messages, "tools": tools}).to_string()
+    };
+    let tool = |description: &str| json!([{"name": "q", "description": description, "input_schema": {"type": "object"}}]);
+    let refused = [
+        (RouteKind::Messages, anthropic(tool("Query. Token AKIAZ7Q3JX5K2M4PL6WR"))),
+        (RouteKind::Messages, anthropic(json!([{"name": "q", "input_schema": {"type": "object", "properties": {"k": {"type": "string", "default": pem}}}}]))),
+        (RouteKind::Messages, anthropic(json!([{"name": "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A", "input_schema": {"type": "object"}}]))),
+        (RouteKind::Messages, json!({"model": "m", "max_tokens": 5, "messages": messages, "tool_choice": {"type": "tool", "name": "AKIAZ7Q3JX5K2M4PL6WR"}}).to_string()),
+        (RouteKind::Completions, json!({"model": "m", "messages": messages, "tools": [{"type": "function", "function": {"name": "f", "description": "key AKIAZ7Q3JX5K2M4PL6WR"}}]}).to_string()),
+        (RouteKind::Completions, json!({"model": "m", "messages": messages, "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"description": "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"}}}}).to_string()),
+    ];
+    let allowed = [
+        anthropic(tool(
+            "Commit as Claude <noreply@anthropic.com>; card 4111 1111 1111 1111",
+        )),
+        anthropic(tool("Connect with postgres://user:pass@localhost/db")),
+        anthropic(tool(
+            "Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        )),
+    ];
+    let all = |action: &str| {
+        let rule = Rule::detectors(
+            "all",
+            [
+                Detector::CreditCard,
+                Detector::Email,
+                Detector::AwsAccessKey,
+                Detector::GithubToken,
+                Detector::PemPrivateKey,
+                Detector::Jwt,
+                Detector::UrlPassword,
+            ],
+        );
+        let rule = match action {
+            "reject" => rule.reject("no"),
+            "mask" => rule.mask(),
+            _ => rule.audit(),
+        };
+        Policy::builder().rule(rule).build().unwrap()
+    };
+    for action in ["reject", "mask"] {
+        let p = all(action);
+        for (kind, body) in &refused {
+            let v = p.inspect(*kind, body.as_bytes()).unwrap();
+            let Decision::Reject(r) = v.decision() else {
+                panic!("{action} {kind:?} {body}: {:?}", v.hits())
+            };
+            if action == "mask" {
+                assert!(
+                    r.error_body().message().contains("tool definitions"),
+                    "{:?}",
+                    r.error_body()
+                );
+            }
+            // Read every time: a value with a hit is never kept as known clean.
+            let again = p.inspect(*kind, body.as_bytes()).unwrap();
+            assert!(matches!(again.decision(), Decision::Reject(_)), "{body}");
+        }
+        for body in &allowed {
+            let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+            assert!(
+                v.is_allow() && v.hits().is_empty(),
+                "{action} {body}: {:?}",
+                v.hits()
+            );
+        }
+    }
+    let p = all("audit");
+    let v = p
+        .inspect(RouteKind::Messages, refused[0].1.as_bytes())
+        .unwrap();
+    assert!(v.is_allow());
+    assert_eq!(v.hits().len(), 1, "{:?}", v.hits());
+    // Definitions found clean, then the same tool with a key added: read again, refused.
+    let p = all("reject");
+    let clean = anthropic(tool("Query the database."));
+    assert!(
+        p.inspect(RouteKind::Messages, clean.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+    assert!(
+        p.inspect(RouteKind::Messages, clean.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+    let dirty = anthropic(tool("Query the database. AKIAZ7Q3JX5K2M4PL6WR"));
+    let v = p.inspect(RouteKind::Messages, dirty.as_bytes()).unwrap();
+    assert!(matches!(v.decision(), Decision::Reject(_)));
+}
