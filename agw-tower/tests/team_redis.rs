@@ -363,6 +363,108 @@ async fn tokens_and_spend_are_shared_and_counters_expire() {
     }
 }
 
+async fn names(redis: &Redis) -> Vec<String> {
+    let mut con = admin(redis).await;
+    redis::cmd("KEYS")
+        .arg(format!("agw-test-{}*", std::process::id()))
+        .query_async(&mut con)
+        .await
+        .unwrap()
+}
+
+/// The sum of the values of the counters whose names contain `part`.
+async fn counted(redis: &Redis, part: &str) -> i64 {
+    let mut con = admin(redis).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("agw-test-{}*", std::process::id()))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let mut sum = 0;
+    for k in keys.iter().filter(|k| k.contains(part)) {
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(k)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        sum += v.unwrap_or(0);
+    }
+    sum
+}
+
+/// Admissions sent while Redis stalls time out (budgets fail closed: 503s a client retries),
+/// but Redis runs them when it resumes. What they charged is given back once their late
+/// answers come: a stall must not leave holds standing as spend until the day ends
+/// (seventeenth session's red-team review: three 503s spent $0.30 of a $1 day, for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_charged_after_their_requests_timed_out_are_given_back() {
+    let redis = Redis::start();
+    let limits = Limits {
+        requests_per_minute: Some(1000),
+        usd_per_day: Some(1.0),
+        ..Limits::default()
+    };
+    let l = limiter(&redis, limits).await;
+    // One request settled before the stall: its spend stays.
+    let t = l
+        .admit_costing(Some(&alice()), Some(100), 200_000, NOW)
+        .await
+        .unwrap();
+    l.settle(&t, Some(100), Some(770), true).await;
+    let mut settled = 0;
+    for _ in 0..100 {
+        settled = counted(&redis, ":k:alice:usd:d:").await;
+        if settled == 770 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(settled, 770, "{:?}", names(&redis).await);
+    let rpm = counted(&redis, ":k:alice:rpm:").await;
+    let mut a = admin(&redis).await;
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            l.admit_costing(Some(&alice()), Some(100), 100_000, NOW),
+        )
+        .await
+        .expect("never hangs");
+        assert_eq!(
+            r.unwrap_err(),
+            Rejection::Unavailable,
+            "budgets fail closed"
+        );
+    }
+    // Redis resumes and runs the three admissions; their answers come late, and the token
+    // and dollar holds they charged are given back: the day's spend is what was used. (Each
+    // stays counted against the minute's requests: it may have run, failing open.)
+    let mut after = (0, 0);
+    for _ in 0..250 {
+        after = (
+            counted(&redis, ":k:alice:usd:d:").await,
+            counted(&redis, ":k:alice:tok:d:").await,
+        );
+        if after == (770, 100) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(after, (770, 100), "(spend today, tokens today)");
+    assert!(counted(&redis, ":k:alice:rpm:").await >= rpm);
+    // And the budget admits as before the stall.
+    let t = l
+        .admit_costing(Some(&alice()), Some(100), 900_000, NOW)
+        .await
+        .expect("the stall spent nothing");
+    l.settle(&t, Some(100), Some(770), true).await;
+}
+
 fn recorder() -> (
     Arc<Mutex<Vec<StoreFailure>>>,
     impl Fn(&StoreFailure) + Send + Sync + 'static,

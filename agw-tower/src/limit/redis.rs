@@ -5,7 +5,10 @@ use super::limiter::MAX_AMOUNT;
 use super::store::{Acquired, Add, Check, CounterKey, LimitStore, LimitStoreError};
 use crate::auth::BoxFuture;
 use redis::aio::ConnectionManager;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -90,11 +93,23 @@ const BATCH: usize = 128;
 /// after a failed one is made by the next command ([`RedisConnection::retrying`]) or by the
 /// background loop of [`RedisConnection::open`], so no request waits out a back-off, and a
 /// refusal such as a wrong password comes back at once instead of after the retries.
+///
+/// An answer is awaited longer than any caller waits ([`answer_wait`]): callers bound their
+/// operations by `timeout` themselves, and an admission that Redis runs after its caller gave
+/// up must still be answered, so that what it charged can be given back
+/// ([`Inner::late`]).
 fn manager_config(timeout: Duration) -> redis::aio::ConnectionManagerConfig {
     redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(timeout)
-        .set_response_timeout(timeout)
+        .set_response_timeout(answer_wait(timeout))
         .set_number_of_retries(0)
+}
+
+/// How long an operation's answer is awaited on the connection: fifty times the callers'
+/// timeout, 5 to 60 s (a stall of Redis, a fork for a snapshot, a slow script). A connection
+/// that answers nothing in that time is given up and made again.
+fn answer_wait(timeout: Duration) -> Duration {
+    (timeout * 50).clamp(Duration::from_secs(5), Duration::from_secs(60))
 }
 
 /// A Redis error in one line, without the `redis:` prefix. An authentication failure says so
@@ -571,25 +586,60 @@ impl Inner {
         }
     }
 
-    /// Sends the request of `remote` its outcome; if nobody waits for it any more, what was
-    /// charged for it stays used and the grants charged with it go to the leases (admitted),
-    /// or its ask ends (abandoned).
+    /// Sends the request of `remote` its outcome, or, if nobody waits for it any more, gives
+    /// back what was charged for it ([`Inner::late`]).
     fn deliver(
-        &self,
+        self: &Arc<Self>,
         remote: &Remote,
         reply: Reply<Acquired>,
         answer: Result<Answer, LimitStoreError>,
     ) {
         if reply.is_closed() {
-            match &answer {
-                Ok(Answer::Admitted(values)) => {
-                    self.leases.admitted(remote, values);
-                }
-                _ => self.leases.abandoned(remote),
-            }
+            self.late(remote, answer);
             return;
         }
         let _ = reply.send(self.conclude(remote, answer));
+    }
+
+    /// The answer to `remote` came after its request stopped waiting (its timeout passed: the
+    /// limiter refused it with a 503, or admitted it failing open, and then charges what it
+    /// uses as held nowhere). What Redis charged for the request itself is given back, so
+    /// that a Redis slower than the timeout does not leave holds standing as spend until the
+    /// day or month ends (seventeenth session's red-team review: three 503s during a 2 s
+    /// stall spent $0.30 of a $1 day) — the token and dollar holds; a grant charged with them
+    /// is the replica's lease, as for an admission. A refusal or a failure charged nothing:
+    /// the ask ends.
+    fn late(self: &Arc<Self>, remote: &Remote, answer: Result<Answer, LimitStoreError>) {
+        let Ok(Answer::Admitted(values)) = answer else {
+            self.leases.abandoned(remote);
+            return;
+        };
+        self.leases.admitted(remote, &values);
+        // Tokens and dollars only: a request admitted failing open is charged what it uses
+        // as held nowhere, so its hold goes either way. A request counter stays charged (the
+        // request may have run; the minute ends soon).
+        let back: Vec<Add> = remote
+            .asks
+            .iter()
+            .filter(|a| a.check.add > 0 && a.check.key.kind != super::LimitKind::Requests)
+            .map(|a| Add {
+                key: a.check.key.clone(),
+                delta: -(a.check.add.min(MAX_AMOUNT) as i64),
+                ttl: a.check.ttl,
+            })
+            .collect();
+        if back.is_empty() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = RedisStore {
+            inner: self.clone(),
+        };
+        rt.spawn(async move {
+            let _ = store.add(back).await;
+        });
     }
 
     /// One script run: `adds`, then an acquire for every request of `batch`, in order.
@@ -807,16 +857,43 @@ impl Inner {
     }
 }
 
-/// A request at the store; dropped before its answer, it ends its ask for a grant.
-struct Unanswered<'a> {
-    leases: &'a Leases,
-    remote: Option<&'a Remote>,
+/// The answer to one request's admission script: dropped before it (the request's timeout),
+/// the script's answer is still awaited, on a task of its own, and handed to
+/// [`Inner::late`].
+struct Detachable {
+    step: Option<Pin<Box<dyn Future<Output = Result<Answer, LimitStoreError>> + Send>>>,
+    inner: Arc<Inner>,
+    remote: Arc<Remote>,
 }
 
-impl Drop for Unanswered<'_> {
+impl Future for Detachable {
+    type Output = Result<Answer, LimitStoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(step) = self.step.as_mut() else {
+            return Poll::Ready(Err(unexpected()));
+        };
+        let answer = std::task::ready!(step.as_mut().poll(cx));
+        self.step = None;
+        Poll::Ready(answer)
+    }
+}
+
+impl Drop for Detachable {
     fn drop(&mut self) {
-        if let Some(remote) = self.remote {
-            self.leases.abandoned(remote);
+        let Some(step) = self.step.take() else {
+            return;
+        };
+        let (inner, remote) = (self.inner.clone(), self.remote.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let answer = step.await;
+                    inner.late(&remote, answer);
+                });
+            }
+            // No runtime to wait on (it is shutting down): the ask ends.
+            Err(_) => inner.leases.abandoned(&remote),
         }
     }
 }
@@ -843,18 +920,23 @@ impl LimitStore for RedisStore {
         Box::pin(inner.run(
             remote,
             move |remote| async move {
-                // A request that stops waiting (its timeout) before the answer ends its ask;
-                // what its leases covered stays used (the limiter may admit it anyway), and a
-                // grant Redis charged meanwhile stays unused there until the minute ends.
-                let mut unanswered = Unanswered {
-                    leases: &inner.leases,
-                    remote: Some(&remote),
+                // A request that stops waiting (its timeout) before the answer leaves the
+                // script to finish on a task of its own, which gives back what it charged
+                // ([`Inner::late`]); what its leases covered stays used (the limiter may admit
+                // it anyway).
+                let remote = Arc::new(remote);
+                let this = inner.clone();
+                let asked = remote.clone();
+                let mut answer = Detachable {
+                    step: Some(Box::pin(async move {
+                        this.step(std::iter::empty(), std::iter::once(&asked.asks[..]))
+                            .await
+                            .and_then(|mut a| a.pop().ok_or_else(unexpected))
+                    })),
+                    inner: inner.clone(),
+                    remote: remote.clone(),
                 };
-                let answer = inner
-                    .step(std::iter::empty(), std::iter::once(&remote.asks[..]))
-                    .await
-                    .and_then(|mut a| a.pop().ok_or_else(unexpected));
-                unanswered.remote = None;
+                let answer = (&mut answer).await;
                 inner.conclude(&remote, answer)
             },
             |q, remote, reply| q.acquires.push((remote, reply)),

@@ -174,8 +174,12 @@ impl Policy {
                 let in_tools = loc.top == crate::guard::extract::Top::Tools;
                 let server_url = in_tools && loc.leaf == ".server_url";
                 // A key or token (not a JWT or a URL's password: schemas' documentation is
-                // full of sample ones) that a rule's detector finds in tool definitions.
-                let credential = h.detector.is_some_and(reads_tool_definitions);
+                // full of sample ones, nor AWS's documentation keys, `AKIAIOSFODNN7EXAMPLE`)
+                // that a rule's detector finds in tool definitions.
+                let credential = h.detector.is_some_and(reads_tool_definitions)
+                    && !text
+                        .get(h.range.clone())
+                        .is_some_and(|t| t.windows(7).any(|w| w == b"EXAMPLE"));
                 if in_tools
                     && !server_url
                     && !credential

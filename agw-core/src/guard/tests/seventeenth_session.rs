@@ -365,6 +365,9 @@ fn credentials_in_tool_definitions_are_found_by_credential_detectors() {
         )),
         anthropic(tool("Connect with postgres://user:pass@localhost/db")),
         anthropic(tool(
+            "Credentials look like AKIAIOSFODNN7EXAMPLE (AWS's documentation key)",
+        )),
+        anthropic(tool(
             "Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
         )),
     ];
