@@ -111,6 +111,8 @@ pub struct UsageCounter {
     ended: bool,
     /// A response on a route agw has no reading for ([`UsageCounter::any_shape`]).
     any_shape: bool,
+    /// An output count was read (see [`UsageCounter::output_counted`]).
+    output_counted: bool,
 }
 
 /// Whether every `"usage"` key in `event` has the value `null` (whitespace allowed around the
@@ -137,6 +139,7 @@ impl UsageCounter {
             generated: 0,
             ended: false,
             any_shape: false,
+            output_counted: false,
         }
     }
 
@@ -311,6 +314,7 @@ impl UsageCounter {
                     .min(MAX_USAGE_TOKENS);
                 self.seen = true;
                 self.ended = true;
+                self.output_counted |= n("candidatesTokenCount").is_some();
                 self.usage = Usage {
                     input: input.saturating_sub(cached),
                     output: n("candidatesTokenCount")
@@ -328,6 +332,7 @@ impl UsageCounter {
             // aside): input excludes the cache's tokens there.
             self.seen = true;
             self.ended = true;
+            self.output_counted |= v.count("outputTokens").is_some();
             self.usage = Usage {
                 input: v.count("inputTokens").unwrap_or(0),
                 output: v.count("outputTokens").unwrap_or(0),
@@ -341,6 +346,7 @@ impl UsageCounter {
             if i.is_some() || o.is_some() {
                 self.seen = true;
                 self.ended = true;
+                self.output_counted |= o.is_some();
                 self.usage = Usage {
                     input: i.unwrap_or(0),
                     output: o.unwrap_or(0),
@@ -381,6 +387,10 @@ impl UsageCounter {
             return;
         }
         self.seen = true;
+        self.output_counted |= match self.api {
+            Api::Anthropic => n("output_tokens").is_some(),
+            Api::OpenAi => n("completion_tokens").is_some() || n("output_tokens").is_some(),
+        };
         match self.api {
             Api::Anthropic => {
                 let set = |field: &mut u64, k: &str| match n(k) {
@@ -410,6 +420,15 @@ impl UsageCounter {
                 };
             }
         }
+    }
+
+    /// Whether a usage report named an output count (`output_tokens`, `completion_tokens`,
+    /// a server's own). A report that names only its input (`{"input_tokens": 5}`, an
+    /// `"output_tokens": null`) leaves the output uncounted, which the caller charges as an
+    /// estimate, not as nothing (seventeenth session's red-team review: such responses were
+    /// generated for free).
+    pub fn output_counted(&self) -> bool {
+        self.output_counted
     }
 
     /// The usage so far, if any usage was seen.

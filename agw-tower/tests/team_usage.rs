@@ -216,6 +216,64 @@ async fn json_responses_are_counted_and_unknown_models_have_no_cost() {
     assert!(!rep.streamed && rep.complete);
 }
 
+/// A usage report that names its input but no output (`{"input_tokens": 5}`, a `null`
+/// `completion_tokens`) is charged the output estimate — the request's cap, or the default —
+/// not nothing (seventeenth session's red-team review: three such responses fit a budget
+/// for one). One that names its output is charged what it says.
+#[tokio::test]
+async fn a_usage_report_without_its_output_is_charged_the_output_estimate() {
+    for (path, body, output, estimated) in [
+        (
+            "/v1/messages",
+            r#"{"type":"message","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":5}}"#,
+            agw_tower::limit::DEFAULT_ESTIMATE_TOKENS,
+            true,
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"object":"chat.completion","model":"gpt-4o","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":null}}"#,
+            agw_tower::limit::DEFAULT_ESTIMATE_TOKENS,
+            true,
+        ),
+        (
+            "/v1/messages",
+            r#"{"type":"message","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":5,"output_tokens":0}}"#,
+            0,
+            false,
+        ),
+    ] {
+        let reports = Arc::new(Reports::default());
+        let upstream = move |_req: axum::extract::Request| async move {
+            http::Response::builder()
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .unwrap()
+        };
+        let app = axum::Router::new()
+            .route(path, axum::routing::post(upstream))
+            .layer(UsageLayer::new(prices()).sink(reports.clone()))
+            .layer(ClassifyLayer::new(
+                RouteTable::claude_code(),
+                Api::Anthropic,
+            ));
+        let addr = support::serve(app).await;
+        let r = support::post(addr, path, &[], "{}").await;
+        assert_eq!(r.status, 200);
+        let got = reports.wait().await;
+        let [rep] = got.as_slice() else {
+            panic!("{got:?}")
+        };
+        let usage = rep.usage.expect("usage read");
+        assert_eq!((usage.input, usage.output), (5, output), "{body}");
+        assert_eq!(rep.estimated, estimated, "{body}");
+        if path == "/v1/messages" {
+            // Priced with the estimate: $15 per million output tokens.
+            let want = (5 * 3 + output * 15) as u64;
+            assert_eq!(rep.cost_micros, Some(want), "{body}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_body_dropped_midway_is_reported_incomplete() {
     use agw_tower::body::Body;

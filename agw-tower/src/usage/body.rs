@@ -186,9 +186,22 @@ impl State {
         report.duration = ended.saturating_duration_since(start);
         // What a stream's deltas amount to (nothing for other bodies).
         let delivered = self.counter.output_estimate();
+        let output_counted = self.counter.output_counted();
         if let Some((usage, model)) = self.counter.finish() {
             report.usage = Some(usage);
             report.response_model = model;
+        }
+        // A usage report without an output count, on a route that generates: the output is
+        // charged as a response without usage is, its cap (or the default) or what a stream
+        // delivered, whichever is more — not as none.
+        if let Some(usage) = report.usage.as_mut()
+            && !output_counted
+            && counted
+            && report.status.is_success()
+            && generates(report.route)
+        {
+            usage.output = cap.unwrap_or(shared.default_estimate).max(delivered);
+            report.estimated = true;
         }
         if let (Some(usage), Some(model)) = (&report.usage, report.model()) {
             report.cost_micros = shared.prices.cost_micros(model, usage);
@@ -219,6 +232,20 @@ impl State {
             hook(&report);
         }
     }
+}
+
+/// Whether responses of `route` report output a model generated (not embeddings, token
+/// counts or listings, nor a passthrough call, which is charged what it reports).
+fn generates(route: agw_core::route::RouteKind) -> bool {
+    use agw_core::route::RouteKind;
+    matches!(
+        route,
+        RouteKind::Messages
+            | RouteKind::Completions
+            | RouteKind::Responses
+            | RouteKind::LegacyCompletions
+            | RouteKind::Complete
+    )
 }
 
 pin_project! {
