@@ -382,6 +382,9 @@ fn check(a: &ConfigArgs) -> Result<ExitCode, String> {
     for line in gw.summary() {
         out.push_str(&format!("  {line}\n"));
     }
+    for line in gw.team.iter().flat_map(|t| t.summary()) {
+        out.push_str(&format!("  {line}\n"));
+    }
     for n in &gw.notes {
         out.push_str(&format!("  note: {n}\n"));
     }

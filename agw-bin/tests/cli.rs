@@ -56,6 +56,54 @@ fn examples_and_seed_manifests_check() {
     }
 }
 
+/// `agw check` says what the team settings do: who may call, each scope's limits and budgets,
+/// where they are kept, prices and metrics (seventeenth session's red-team review: neither it
+/// nor `/config` showed any of them).
+#[test]
+fn check_summarises_the_team_settings() {
+    let out = agw(
+        &["check", "--config", &format!("{DIR}/examples/team.yaml")],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for want in [
+        "  team: clients authenticate with agw keys (file /var/lib/agw/keys.json)\n",
+        "  limits: per key 60 requests/min, 1000000 tokens/min, $20/day, $300/month; per team 600 requests/min, $3000/month; global 2000000 tokens/min\n",
+        "  store: in memory (this instance alone)\n",
+        "claude-sonnet-* 3/15",
+        "  metrics: on the admin listener\n",
+    ] {
+        assert!(stdout.contains(want), "{want:?} in {stdout}");
+    }
+    let dir = std::env::temp_dir().join(format!("agw-check-team-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("redis.yaml");
+    std::fs::write(
+        &config,
+        "backends: [{name: a, provider: anthropic}]\n\
+         auth: {jwt: {jwks_url: 'https://idp.example/jwks?token=s3cret', issuer: https://idp.example, audience: agw}, allow_unauthenticated: true}\n\
+         redis: {url: 'redis://user:hunter2@10.0.0.5:6379/0', timeout_ms: 50}\n",
+    )
+    .unwrap();
+    let out = agw(&["check", "--config", config.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for want in [
+        "team: clients may authenticate with JWTs (issuer https://idp.example, audience agw, JWKS https://idp.example/jwks?…); requests without a credential pass as anonymous",
+        "limits: none (usage and cost counted)",
+        "store: redis://***@10.0.0.5:6379/0 (timeout 50 ms per operation, prefix agw, on error: limits allow, budgets deny)",
+        "prices: none (cost not counted)",
+    ] {
+        assert!(stdout.contains(want), "{want:?} in {stdout}");
+    }
+    assert!(
+        !stdout.contains("hunter2") && !stdout.contains("s3cret"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn check_points_at_the_problem() {
     let dir = std::env::temp_dir().join(format!("agw-cli-{}", std::process::id()));

@@ -256,12 +256,36 @@ async fn keys_cli_and_client_keys_with_a_file_store() {
     let list = String::from_utf8(list.stdout).unwrap();
     assert!(list.contains("bob") && list.contains("active"), "{list}");
 
-    let (_agw, url, _) = serve(&cfg, None, &mock.base_url());
+    let (_agw, url, admin) = serve(&cfg, None, &mock.base_url());
     let (res, body) = send(message(&key, &url)).await;
     assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&body));
     assert!(
         res.headers()
             .contains_key("x-agw-ratelimit-requests-remaining")
+    );
+    // The admin `/config` says what the team settings do, as `agw check` does.
+    let (res, body) = send(
+        http::Request::get(format!("{admin}/config"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let config = common::json(&body);
+    let team: Vec<&str> = config["team"]
+        .as_array()
+        .expect("a team summary")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(
+        team.iter()
+            .any(|l| l.starts_with("team: clients authenticate with agw keys")),
+        "{team:?}"
+    );
+    assert!(
+        team.iter().any(|l| l.starts_with("limits: per key")),
+        "{team:?}"
     );
     // No key, a wrong key: Anthropic-shaped 401.
     let (res, body) = send(json_post(&format!("{url}/v1/messages"), "{}")).await;

@@ -172,6 +172,13 @@ fn allow() -> Verdict {
     Verdict::Allow
 }
 
+fn verdict(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Allow => "allow",
+        Verdict::Deny => "deny",
+    }
+}
+
 fn deny() -> Verdict {
     Verdict::Deny
 }
@@ -426,6 +433,100 @@ pub struct Team {
 }
 
 impl TeamConfig {
+    /// What the team settings do, a line each (for `agw check` and the admin `/config`): who
+    /// may call, the limits and budgets of each scope, where they are kept, prices and
+    /// metrics. No secret: URLs are shown without their user-info and query.
+    pub fn summary(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut how = Vec::new();
+        if let Some(k) = &self.auth.keys {
+            how.push(match (&k.file, self.redis_url()) {
+                (_, Some(_)) => "agw keys (in Redis)".to_owned(),
+                (Some(f), None) => format!("agw keys (file {})", f.display()),
+                (None, None) => "agw keys".to_owned(),
+            });
+        }
+        if let Some(j) = &self.auth.jwt {
+            let from = match (&j.jwks_file, &j.jwks_url) {
+                (Some(f), _) => format!("JWKS file {}", f.display()),
+                (None, Some(u)) => format!("JWKS {}", agw_core::provider::shown_url(u)),
+                (None, None) => "no JWKS".to_owned(),
+            };
+            how.push(format!(
+                "JWTs (issuer {}, audience {}, {from})",
+                j.issuer, j.audience
+            ));
+        }
+        out.push(match (how.is_empty(), self.auth.allow_unauthenticated) {
+            (true, _) => "team: no client authentication".to_owned(),
+            (false, false) => format!("team: clients authenticate with {}", how.join(" or ")),
+            (false, true) => format!(
+                "team: clients may authenticate with {}; requests without a credential pass as anonymous",
+                how.join(" or ")
+            ),
+        });
+        let scopes = [
+            ("per key", &self.limits.per_key),
+            ("per team", &self.limits.per_team),
+            ("global", &self.limits.global),
+        ];
+        let mut limits = Vec::new();
+        for (name, l) in scopes {
+            let b = &l.budget;
+            let parts: Vec<String> = [
+                l.requests_per_minute.map(|v| format!("{v} requests/min")),
+                l.tokens_per_minute.map(|v| format!("{v} tokens/min")),
+                b.tokens_per_day.map(|v| format!("{v} tokens/day")),
+                b.tokens_per_month.map(|v| format!("{v} tokens/month")),
+                b.usd_per_day.map(|v| format!("${v}/day")),
+                b.usd_per_month.map(|v| format!("${v}/month")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !parts.is_empty() {
+                limits.push(format!("{name} {}", parts.join(", ")));
+            }
+        }
+        out.push(if limits.is_empty() {
+            "limits: none (usage and cost counted)".to_owned()
+        } else {
+            format!("limits: {}", limits.join("; "))
+        });
+        out.push(match (&self.redis, self.redis_url()) {
+            (Some(r), Some(url)) => format!(
+                "store: {} (timeout {} ms per operation, prefix {}, on error: limits {}, budgets {})",
+                agw_core::provider::shown_url(url),
+                r.timeout_ms,
+                r.prefix,
+                verdict(r.on_error.limits),
+                verdict(r.on_error.budgets),
+            ),
+            _ => "store: in memory (this instance alone)".to_owned(),
+        });
+        out.push(if self.prices.is_empty() {
+            "prices: none (cost not counted)".to_owned()
+        } else {
+            format!(
+                "prices ($ per million tokens, input/output): {}",
+                self.prices
+                    .iter()
+                    .map(|p| format!("{} {}/{}", p.model, p.input, p.output))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        out.push(format!(
+            "metrics: on the admin listener{}",
+            if self.metrics.identity_label {
+                ", labelled by identity and team"
+            } else {
+                ""
+            }
+        ));
+        out
+    }
+
     /// Whether Redis is configured (a non-empty `redis.url`).
     pub fn redis_url(&self) -> Option<&str> {
         self.redis

@@ -220,6 +220,14 @@ mod tests {
             "/v1/messages%3Fx"
         );
         assert_eq!(known_secrets_in_path(&format!("/v1/{key}")), "/v1/***");
+        // agw's own key, its prefix in any case (seventeenth session's red-team review).
+        for path in [
+            "/v1/files/agw_bO_NL_CGXq2m7ZkR4vT9wYp3sLd8fHj6aEc1uVn0xIbQ",
+            "/v1/files/AGW_bO_NL_CGXq2m7ZkR4vT9wYp3sLd8fHj6aEc1uVn0xIbQ",
+            "/v1/files/Agw_bO_NL_CGXq2m7ZkR4vT9wYp3sLd8fHj6aEc1uVn0xIbQ",
+        ] {
+            assert_eq!(known_secrets_in_path(path), "/v1/files/***", "{path}");
+        }
     }
 
     /// The per-thread memory answers as `known_secrets` would, for the same text twice and

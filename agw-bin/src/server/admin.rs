@@ -157,6 +157,9 @@ impl Admin {
             "backends": gw.summary().iter().map(|l| redact(l)).collect::<Vec<_>>(),
             "notes": gw.notes.iter().map(|l| redact(l)).collect::<Vec<_>>(),
         });
+        if let Some(team) = &gw.team {
+            body["team"] = team.summary().iter().map(|l| redact(l)).collect();
+        }
         if let Some(s) = &self.stats {
             body["reloads"] = serde_json::json!({
                 "ok": s.ok(),

@@ -740,9 +740,18 @@ pub fn credential_spans(text: &str, out: &mut Vec<std::ops::Range<usize>>) {
     let mut i = 0;
     while i < b.len() {
         let boundary = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        // agw's own keys are told by their prefix in any case (the key store reads `AGW_…`
+        // as `agw_…`: seventeenth session's red-team review found one logged in full).
+        let starts = |p: &[u8]| {
+            if p == b"agw_" {
+                b[i..].get(..4).is_some_and(|h| h.eq_ignore_ascii_case(p))
+            } else {
+                b[i..].starts_with(p)
+            }
+        };
         let Some((p, _)) = CREDENTIAL_PREFIXES
             .iter()
-            .find(|(p, anywhere)| (*anywhere || boundary) && b[i..].starts_with(p))
+            .find(|(p, anywhere)| (*anywhere || boundary) && starts(p))
         else {
             i += 1;
             continue;
