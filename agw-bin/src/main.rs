@@ -385,6 +385,9 @@ fn check(a: &ConfigArgs) -> Result<ExitCode, String> {
     for line in gw.team.iter().flat_map(|t| t.summary()) {
         out.push_str(&format!("  {line}\n"));
     }
+    if gw.team.is_some() && matches!(gw.admin_listen, AdminAt::Off) {
+        out.push_str("  note: admin_listen is off: metrics are counted but not served\n");
+    }
     for n in &gw.notes {
         out.push_str(&format!("  note: {n}\n"));
     }

@@ -71,8 +71,8 @@ fn check_summarises_the_team_settings() {
         "  team: clients authenticate with agw keys (file /var/lib/agw/keys.json)\n",
         "  limits: per key 60 requests/min, 1000000 tokens/min, $20/day, $300/month; per team 600 requests/min, $3000/month; global 2000000 tokens/min\n",
         "  store: in memory (this instance alone)\n",
-        "claude-sonnet-* 3/15",
-        "  metrics: on the admin listener\n",
+        "claude-sonnet-* 3/15/3.75/0.3",
+        "  metrics: counted, at /metrics on the admin listener\n",
     ] {
         assert!(stdout.contains(want), "{want:?} in {stdout}");
     }

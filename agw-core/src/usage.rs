@@ -257,7 +257,12 @@ impl UsageCounter {
                 if let Some(m) = v.get("message") {
                     self.set_model(m.get("model"));
                     if let Some(u) = m.get("usage") {
+                        // Its output count is a placeholder (1): the stream's own comes in its
+                        // `message_delta`, and one that names none leaves the output
+                        // uncounted (seventeenth session's second review).
+                        let counted = self.output_counted;
                         self.usage_object(u, false);
+                        self.output_counted = counted;
                     }
                 }
             }

@@ -24,12 +24,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     headers.remove("keep-alive");
     headers.remove("proxy-connection");
+    // Addressed to a proxy (agw), never to the provider: a corporate proxy's credential in a
+    // client's environment went upstream with credentials passed through (seventeenth
+    // session's second review).
+    headers.remove(http::header::PROXY_AUTHORIZATION);
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE].contains(name)
         || name == "keep-alive"
         || name == "proxy-connection"
+        || name == http::header::PROXY_AUTHORIZATION
 }
 
 #[cfg(test)]
@@ -49,7 +54,14 @@ mod tests {
         let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["anthropic-beta", "x-claude-code-session-id"]);
         // Each hop-by-hop header alone is found and removed.
-        for name in ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"] {
+        for name in [
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "upgrade",
+            "proxy-authorization",
+        ] {
             let mut h = HeaderMap::new();
             h.insert("x-kept", "1".parse().unwrap());
             h.insert(HeaderName::from_static(name), "v".parse().unwrap());

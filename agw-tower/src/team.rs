@@ -508,16 +508,19 @@ impl TeamConfig {
             "prices: none (cost not counted)".to_owned()
         } else {
             format!(
-                "prices ($ per million tokens, input/output): {}",
+                "prices ($ per million tokens, input/output/cache write/cache read): {}",
                 self.prices
                     .iter()
-                    .map(|p| format!("{} {}/{}", p.model, p.input, p.output))
+                    .map(|p| format!(
+                        "{} {}/{}/{}/{}",
+                        p.model, p.input, p.output, p.cache_write, p.cache_read
+                    ))
                     .collect::<Vec<_>>()
                     .join(", ")
             )
         });
         out.push(format!(
-            "metrics: on the admin listener{}",
+            "metrics: counted, at /metrics on the admin listener{}",
             if self.metrics.identity_label {
                 ", labelled by identity and team"
             } else {

@@ -465,6 +465,59 @@ async fn holds_charged_after_their_requests_timed_out_are_given_back() {
     l.settle(&t, Some(100), Some(770), true).await;
 }
 
+/// An admission Redis reaches after its deadline — a stall that outlasts the wait for its
+/// answer (fifty times the timeout, at least 5 s) — charges nothing: its caller gave up long
+/// before, and its answer may never be read (seventeenth session's second review: a 7 s
+/// stall still spent the 503s' holds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_that_reaches_redis_after_its_deadline_charges_nothing() {
+    let redis = Redis::start();
+    let timeout = Duration::from_millis(50);
+    let mut p = policy(Limits {
+        usd_per_day: Some(1.0),
+        ..Limits::default()
+    });
+    p.timeout = timeout;
+    let con = RedisConnection::connect(&redis.url(), timeout)
+        .await
+        .unwrap();
+    let l = Limiter::new(p, Arc::new(RedisStore::new(con)));
+    let t = l
+        .admit_costing(Some(&alice()), Some(100), 200_000, NOW)
+        .await
+        .unwrap();
+    l.settle(&t, Some(100), Some(770), true).await;
+    for _ in 0..100 {
+        if counted(&redis, ":k:alice:usd:d:").await == 770 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut a = admin(&redis).await;
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(8000)
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    let r = l
+        .admit_costing(Some(&alice()), Some(100), 100_000, NOW)
+        .await;
+    assert_eq!(r.unwrap_err(), Rejection::Unavailable);
+    // Redis resumes after 8 s, past the admission's 5 s deadline and the 7 s wait for its
+    // answer, and runs it: nothing is charged (without the deadline, nothing would come back).
+    tokio::time::sleep(Duration::from_millis(8500)).await;
+    let mut spent = 0;
+    for _ in 0..150 {
+        spent = counted(&redis, ":k:alice:usd:d:").await;
+        if spent != 770 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(spent, 770);
+}
+
 fn recorder() -> (
     Arc<Mutex<Vec<StoreFailure>>>,
     impl Fn(&StoreFailure) + Send + Sync + 'static,

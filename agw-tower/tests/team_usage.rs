@@ -859,3 +859,30 @@ async fn passthrough_responses_are_counted_in_their_servers_shapes() {
         assert_eq!(rep.estimate, None, "{path}: nothing estimated");
     }
 }
+
+/// A stream that ends with a `message_delta` naming no output count (`{}`, a `null`, a
+/// negative): `message_start`'s 1 is a placeholder, so the output is charged the estimate —
+/// the default without a cap, or what the stream delivered if more (seventeenth session's
+/// second review: such a stream of 30 KB was charged one token).
+#[tokio::test]
+async fn a_stream_whose_final_usage_names_no_output_is_charged_the_estimate() {
+    for end in [
+        r#"{}"#,
+        r#"{"output_tokens":null}"#,
+        r#"{"output_tokens":-1}"#,
+    ] {
+        let reports = Arc::new(Reports::default());
+        let (mut events, delivered_bytes) = long_stream();
+        events.push(Bytes::from(format!(
+            "event: message_delta\ndata: {{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"end_turn\"}},\"usage\":{end}}}\n\nevent: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n"
+        )));
+        let addr = serve_stream("/v1/messages", events, false, None, reports.clone()).await;
+        read_then_leave(addr, "/v1/messages", PROMPT, None).await;
+        let r = report_of(&reports).await;
+        let usage = r.usage.expect("usage read");
+        let delivered = delivered_bytes.div_ceil(agw_core::usage::BYTES_PER_TOKEN);
+        let want = delivered.max(agw_tower::limit::DEFAULT_ESTIMATE_TOKENS);
+        assert_eq!((usage.input, usage.output), (100, want), "{end}");
+        assert!(r.estimated && r.complete, "{end}: {r:?}");
+    }
+}

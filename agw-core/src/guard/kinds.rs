@@ -97,7 +97,7 @@ impl Extractor {
             let (name, top, listed) = keys[k];
             once(&mut seen[k], name)?;
             let before = self.doc.segs.len();
-            if listed && holds_token_ids(sc) {
+            if matches!(name, "prompt" | "input") && holds_token_ids(sc) {
                 self.doc.token_ids = true;
             }
             if listed && sc.peek() == Some(b'[') {
@@ -174,6 +174,7 @@ impl Extractor {
         let start = sc.position();
         let mut probe = sc.at(start);
         let (mut ty, mut has_role) = (None, false);
+        let mut ids = Vec::new();
         probe.object(|sc, key| {
             if sc.key_matches(&key, "type") {
                 let Some(s) = sc.string_or_none()? else {
@@ -183,11 +184,18 @@ impl Extractor {
                     return Err(shape(format!("duplicate key `type` in input[{i}]")));
                 }
                 Ok(())
+            } else if sc.key_matches(&key, "id") || sc.key_matches(&key, "call_id") {
+                // An item's ids (a call's `call_id`, an output's, a reference's `id`) reach the
+                // provider's logs, and a compatible server turns them into chat tool-call ids
+                // that templates print: read as identifiers (seventeenth session's second
+                // review).
+                super::extract::collect_strings(sc, &mut ids)
             } else {
                 has_role |= sc.key_matches(&key, "role");
                 sc.skip_fast()
             }
         })?;
+        self.doc.identifiers.append(&mut ids);
         let loc = |leaf: &'static str| top_loc(Top::Input, Some(i), leaf);
         match ty.as_deref() {
             Some(b"message") => self.message(sc, i),
@@ -401,7 +409,11 @@ impl Extractor {
                 if sc.depth() == 1 && own_template(sc, key) {
                     this.doc.template = true;
                 }
-                if sc.depth() == 1 && token_prompt(sc, key) {
+                if sc.depth() == 1
+                    && (token_prompt(sc, key)
+                        || (PROMPT_KEYS.iter().any(|k| sc.key_matches(key, k))
+                            && holds_token_ids(sc)))
+                {
                     this.doc.token_ids = true;
                 }
                 this.push_key(sc, Field::Messages, key, top_loc(Top::Body, None, ""))?;
@@ -425,30 +437,44 @@ impl Extractor {
     }
 }
 
-/// Whether a prompt value (the cursor at it) holds token ids: a list of integers, or a list
-/// of such lists (`"prompt": [1212, 318]`, `"input": [[1212], [318]]`). A prompt so given is
-/// text again through the model's tokenizer, which agw does not have.
+/// Whether a prompt value (the cursor at it) holds token ids: any number in it, at any depth
+/// (`"prompt": [1212, 318]`, `"input": [[1212], [318]]`, `1212`, `{"prompt_token_ids": […]}`,
+/// `[{"type": "tokens", "ids": […]}]`). A prompt so given is text again through the model's
+/// tokenizer, which agw does not have; a prompt of text holds no number.
 pub(super) fn holds_token_ids(sc: &mut Scanner<'_>) -> bool {
-    if sc.peek() != Some(b'[') {
-        return false;
+    fn walk(sc: &mut Scanner<'_>) -> Result<bool, JsonError> {
+        let mut found = false;
+        match sc.peek() {
+            Some(b'-' | b'0'..=b'9') => {
+                sc.skip_fast()?;
+                return Ok(true);
+            }
+            Some(b'[') => sc.array(|sc, _| {
+                if found {
+                    return sc.skip_fast();
+                }
+                found = walk(sc)?;
+                Ok(())
+            })?,
+            Some(b'{') => sc.object(|sc, _| {
+                if found {
+                    return sc.skip_fast();
+                }
+                found = walk(sc)?;
+                Ok(())
+            })?,
+            _ => sc.skip_fast()?,
+        }
+        Ok(found)
     }
     let pos = sc.position();
-    let mut probe = sc.at(pos);
-    let number = |sc: &mut Scanner<'_>| matches!(sc.peek(), Some(b'-' | b'0'..=b'9'));
-    let mut found = false;
-    let _ = probe.array(|sc, _| {
-        if number(sc) {
-            found = true;
-        } else if sc.peek() == Some(b'[') {
-            return sc.array(|sc, _| {
-                found |= number(sc);
-                sc.skip_fast()
-            });
-        }
-        sc.skip_fast()
-    });
-    found
+    walk(&mut sc.at(pos)).unwrap_or(false)
 }
+
+/// Top-level keys of a body read generically whose numbers are token ids: llama.cpp's
+/// `/completion` and `/infill` `prompt` and `/embedding` `content`, vLLM's `/pooling` and
+/// `/classify` `input`, Ollama's `context`, a detokenizer's `tokens`, a server's `inputs`.
+const PROMPT_KEYS: [&str; 6] = ["prompt", "content", "input", "inputs", "context", "tokens"];
 
 /// Whether the top-level `key`, whose value is at the cursor, gives a prompt as token ids or
 /// embeddings: vLLM's `prompt_token_ids`, `token_ids` (its `/inference/v1/generate`) and

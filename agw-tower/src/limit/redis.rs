@@ -20,9 +20,15 @@ use tokio::sync::oneshot;
 /// requests and, per request, the number of its counters and (limit, add, want, ttl) per
 /// counter. `want` asks for a grant charged beyond `add` for the replica's next requests
 /// ([`lease`](super::lease)): at most `want`, and at most a sixteenth of the room the limit
-/// leaves after `add`. Returns, per request, `1` and (value, grant) per counter (admitted) or
-/// `0, index, current` (refused, nothing charged).
+/// leaves after `add`. The last argument is a deadline (Unix milliseconds, 0: none): requests
+/// that Redis reaches after it (a stall outlasting [`answer_wait`], whose callers gave up long
+/// before) are charged nothing. Returns, per request, `1` and (value, grant) per counter
+/// (admitted), `0, index, current` (refused, nothing charged) or `2` (past the deadline,
+/// nothing charged).
 const STEP: &str = r"
+local deadline = tonumber(ARGV[#ARGV])
+local t = redis.call('TIME')
+local expired = deadline > 0 and tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline
 local nadd = tonumber(ARGV[1])
 for i = 1, nadd do
   local v = redis.call('INCRBY', KEYS[i], ARGV[2 * i])
@@ -41,7 +47,11 @@ for _ = 1, tonumber(ARGV[2 * nadd + 2]) do
   a = a + 1
   local vals = {}
   local refused = false
-  for i = 1, n do
+  if expired then
+    out[#out + 1] = 2
+    refused = true
+  end
+  for i = 1, (expired and 0 or n) do
     local cur = tonumber(redis.call('GET', KEYS[k + i]) or '0')
     local limit = tonumber(ARGV[a + 4 * i - 4])
     local add = tonumber(ARGV[a + 4 * i - 3])
@@ -101,9 +111,14 @@ const BATCH: usize = 128;
 fn manager_config(timeout: Duration) -> redis::aio::ConnectionManagerConfig {
     redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(timeout)
-        .set_response_timeout(answer_wait(timeout))
+        // Past the admissions' deadline, for the answer of one Redis ran just before it.
+        .set_response_timeout(answer_wait(timeout) + DEADLINE_MARGIN)
         .set_number_of_retries(0)
 }
+
+/// How much longer than an admission's deadline its answer is awaited (clocks of the two
+/// hosts may differ by about this much before a late admission is charged and kept).
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 /// How long an operation's answer is awaited on the connection: fifty times the callers'
 /// timeout, 5 to 60 s (a stall of Redis, a fork for a snapshot, a slow script). A connection
@@ -145,6 +160,8 @@ pub struct RedisConnection {
 
 struct Connection {
     con: std::sync::OnceLock<ConnectionManager>,
+    /// [`answer_wait`] of the operations' timeout: admissions Redis runs later are void.
+    answer_wait: Duration,
     /// Why the last attempt at the first connection failed, and whether trying again cannot
     /// help (the server refused the credentials): for [`RedisConnection::wait`]'s error.
     refusal: Mutex<Option<(String, bool)>>,
@@ -274,6 +291,7 @@ impl RedisConnection {
         let this = Self {
             inner: Arc::new(Connection {
                 con: std::sync::OnceLock::new(),
+                answer_wait: answer_wait(timeout),
                 refusal: Mutex::default(),
                 shown: format!("redis {info}"),
                 failing: Default::default(),
@@ -513,6 +531,8 @@ enum Answer {
     Admitted(Vec<(u64, u64)>),
     /// Refused at the ask `index`; nothing charged.
     Refused { index: usize, current: u64 },
+    /// Reached Redis after its deadline; nothing charged.
+    Expired,
 }
 
 /// Operations waiting for the one in flight.
@@ -581,6 +601,13 @@ impl Inner {
                     Ok(Acquired::Refused { index, current })
                 }
             },
+            Ok(Answer::Expired) => self
+                .leases
+                .retry(remote)
+                .map(Acquired::Admitted)
+                .ok_or_else(|| {
+                    LimitStoreError("redis: the admission reached Redis after its deadline".into())
+                }),
             // What the leases hold was charged in Redis before it failed: still this replica's.
             Err(e) => self.leases.retry(remote).map(Acquired::Admitted).ok_or(e),
         }
@@ -663,7 +690,7 @@ impl Inner {
                     .flatten()
                     .map(|a| (5, name_len(&a.check.key) + 40)),
             )
-            .fold((6 + batch.len(), 96), |(n, b), (dn, db)| (n + dn, b + db));
+            .fold((7 + batch.len(), 112), |(n, b), (dn, db)| (n + dn, b + db));
         let mut cmd = redis::Cmd::with_capacity(nargs, bytes);
         cmd.arg("EVALSHA").arg(self.step.get_hash()).arg(nkeys);
         // Names are written into one buffer, then copied into the command.
@@ -694,6 +721,15 @@ impl Inner {
                     .arg(c.ttl);
             }
         }
+        // The acquires' deadline (none for settlements alone: they always apply).
+        let deadline = if batch.len() == 0 {
+            0
+        } else {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| (d + self.con.inner.answer_wait).as_millis() as u64)
+        };
+        cmd.arg(deadline);
         let con = self.con.get()?;
         let cmd = &cmd;
         let out: Result<Vec<i64>, _> = RedisConnection::retrying(&con, |mut con| async move {
@@ -734,6 +770,7 @@ impl Inner {
                     }
                     Answer::Refused { index, current }
                 }
+                2 => Answer::Expired,
                 _ => return Err(unexpected()),
             });
         }

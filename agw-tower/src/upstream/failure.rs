@@ -25,6 +25,9 @@ pub enum UpstreamFailure {
     Shutdown,
     /// The upstream refused the key agw injects for it (401).
     KeyRefused,
+    /// agw had no file descriptor free for the upstream's socket (its open-file limit): a
+    /// 529 with `retry-after`, which clients retry.
+    NoDescriptors,
     /// Anything else (a protocol error, ...).
     Other,
 }
@@ -42,6 +45,7 @@ impl UpstreamFailure {
             UpstreamFailure::Reset => "reset",
             UpstreamFailure::Shutdown => "shutdown",
             UpstreamFailure::KeyRefused => "key_refused",
+            UpstreamFailure::NoDescriptors => "no_descriptors",
             UpstreamFailure::Other => "other",
         }
     }
@@ -58,6 +62,9 @@ impl UpstreamFailure {
             UpstreamFailure::Reset => "the connection was reset",
             UpstreamFailure::Shutdown => "agw is shutting down and its grace period ran out",
             UpstreamFailure::KeyRefused => "it refused the gateway's API key",
+            UpstreamFailure::NoDescriptors => {
+                "agw has no file descriptor free for the connection (its open-file limit)"
+            }
             UpstreamFailure::Other => "the request failed",
         }
     }
@@ -74,6 +81,10 @@ impl UpstreamFailure {
             let mut next = e.source();
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
                 use std::io::ErrorKind as K;
+                // EMFILE, ENFILE (the same numbers on Linux and macOS).
+                if matches!(io.raw_os_error(), Some(23 | 24)) {
+                    return UpstreamFailure::NoDescriptors;
+                }
                 match io.kind() {
                     K::ConnectionRefused => return UpstreamFailure::Refused,
                     K::TimedOut => return UpstreamFailure::ConnectTimeout,
@@ -103,5 +114,29 @@ impl UpstreamFailure {
             cur = next;
         }
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UpstreamFailure;
+
+    /// Out of descriptors (EMFILE, ENFILE), however deep in the error's causes: its own cause,
+    /// which the upstream service answers with a 529 and `retry-after` (seventeenth session's
+    /// second review: a 502 logged `other`).
+    #[test]
+    fn running_out_of_descriptors_is_told_apart() {
+        for errno in [23, 24] {
+            let io = std::io::Error::from_raw_os_error(errno);
+            assert_eq!(UpstreamFailure::of(&io), UpstreamFailure::NoDescriptors);
+            let wrapped = std::io::Error::other(std::io::Error::from_raw_os_error(errno));
+            assert_eq!(
+                UpstreamFailure::of(&wrapped),
+                UpstreamFailure::NoDescriptors
+            );
+        }
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(UpstreamFailure::of(&refused), UpstreamFailure::Refused);
+        assert_eq!(UpstreamFailure::NoDescriptors.name(), "no_descriptors");
     }
 }

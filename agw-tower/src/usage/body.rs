@@ -153,6 +153,8 @@ impl State {
         // A token per 4 bytes of the request: what stands for input no response reported.
         let input_estimate = self.pending.request_bytes.div_ceil(4);
         let mut estimated = false;
+        // A stream that ended before its final usage: charged what it delivered (below).
+        let mut cut = false;
         match &mut self.reader {
             Reader::Json(buf) => self.counter.json(buf.bytes()),
             Reader::Replaced(body) => self.counter.json(body),
@@ -165,6 +167,7 @@ impl State {
                 // it delivered (the one place this is decided: limits and budgets settle
                 // what the report says).
                 if !self.counter.ended() {
+                    cut = true;
                     estimated = self.counter.cut(input_estimate);
                 }
             }
@@ -186,7 +189,9 @@ impl State {
         report.duration = ended.saturating_duration_since(start);
         // What a stream's deltas amount to (nothing for other bodies).
         let delivered = self.counter.output_estimate();
-        let output_counted = self.counter.output_counted();
+        // A stream cut before its end was charged what it delivered (above); one that ended,
+        // or a JSON body, with usage but no output count is charged the estimate.
+        let output_counted = self.counter.output_counted() || cut;
         if let Some((usage, model)) = self.counter.finish() {
             report.usage = Some(usage);
             report.response_model = model;

@@ -55,6 +55,20 @@ impl Extractor {
             }
             Some(b'{') => self.data_object(sc, field, |this, sc, key| {
                 this.push_key(sc, field, key, loc)?;
+                if loc.top == Top::Tools
+                    && (sc.key_matches(key, "headers") || sc.key_matches(key, "authorization"))
+                {
+                    // A Responses MCP tool's credential for its server (OpenAI documents
+                    // `headers: {Authorization: Bearer …}`): the client's own, as Anthropic's
+                    // `mcp_servers[].authorization_token` is, so read by literal and regex
+                    // rules only (seventeenth session's second review: credential detectors
+                    // refused every turn of such a tool).
+                    let credential = Loc {
+                        leaf: ".mcp_credential",
+                        ..loc
+                    };
+                    return this.all_strings(sc, field, credential);
+                }
                 let url = if loc.top == Top::Tools {
                     // A Responses MCP tool's server, which the provider connects to: read as
                     // Anthropic's `mcp_servers[].url` is, by every rule (a secret in it reaches

@@ -217,7 +217,7 @@ impl Extractor {
             // server's chat template prints tool ids into the prompt: read as identifiers
             // are, never rewritten (seventeenth session's red-team review; chat's
             // `tool_call_id` was read, Anthropic's ids were not).
-            if sc.peek() == Some(b'"') && ID_KEYS.iter().any(|k| sc.key_matches(key, k)) {
+            if ID_KEYS.iter().any(|k| sc.key_matches(key, k)) {
                 return collect_strings(sc, &mut self.doc.identifiers);
             }
             return sc.skip_fast();

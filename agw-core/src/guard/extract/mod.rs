@@ -358,7 +358,8 @@ pub(crate) fn extract(kind: RouteKind, body: &[u8], policy: u64) -> Result<Doc, 
     Ok(ex.doc)
 }
 
-/// Every string and key of the value at the cursor, decoded.
+/// Every string and key of the value at the cursor, decoded, and its numbers of eight
+/// characters or more as written.
 pub(super) fn collect_strings(
     sc: &mut Scanner<'_>,
     out: &mut Vec<String>,
@@ -374,6 +375,16 @@ pub(super) fn collect_strings(
             collect_strings(sc, out)
         }),
         Some(b'[') => sc.array(|sc, _| collect_strings(sc, out)),
+        // A long number is text too (`"tool_use_id": 4111111111111111`, a numeric user id:
+        // seventeenth session's second review), as numbers in data are.
+        Some(b'-' | b'0'..=b'9') => {
+            let raw = sc.skip()?;
+            let number = &sc.bytes()[raw];
+            if number.len() >= 8 {
+                out.push(String::from_utf8_lossy(number).into_owned());
+            }
+            Ok(())
+        }
         _ => sc.skip_fast(),
     }
 }

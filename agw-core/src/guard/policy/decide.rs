@@ -84,8 +84,26 @@ pub(super) fn write_nested(
 /// Whether hits of `detector` in tool definitions count: the credential detectors (API keys,
 /// tokens, private keys), which documentation does not write out, but not a JWT or a URL's
 /// password, whose samples schemas' descriptions show (`postgres://user:pass@host`).
-fn reads_tool_definitions(detector: Detector) -> bool {
+pub(super) fn reads_tool_definitions(detector: Detector) -> bool {
     detector.is_secret() && !matches!(detector, Detector::Jwt | Detector::UrlPassword)
+}
+
+/// Keys that documentation and emulators publish, which tool definitions quote as samples:
+/// AWS's (`…EXAMPLE`), Azurite's well-known storage key, and the keys of Stripe's, GitHub's and
+/// Google's documentation (seventeenth session's second review: each refused every turn of a
+/// tool whose description showed it). Read in a prompt as any key is.
+fn is_sample_key(text: &[u8]) -> bool {
+    const SAMPLES: [&[u8]; 4] = [
+        b"Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+        b"sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        b"ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        b"AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
+    ];
+    text.windows(7).any(|w| w == b"EXAMPLE")
+        || SAMPLES.iter().any(|k| {
+            memchr::memmem::find(text, k).is_some()
+                || (text.len() >= 20 && memchr::memmem::find(k, text).is_some())
+        })
 }
 
 impl Policy {
@@ -177,9 +195,8 @@ impl Policy {
                 // full of sample ones, nor AWS's documentation keys, `AKIAIOSFODNN7EXAMPLE`)
                 // that a rule's detector finds in tool definitions.
                 let credential = h.detector.is_some_and(reads_tool_definitions)
-                    && !text
-                        .get(h.range.clone())
-                        .is_some_and(|t| t.windows(7).any(|w| w == b"EXAMPLE"));
+                    && loc.leaf != ".mcp_credential"
+                    && !text.get(h.range.clone()).is_some_and(is_sample_key);
                 if in_tools
                     && !server_url
                     && !credential

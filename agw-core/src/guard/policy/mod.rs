@@ -444,15 +444,18 @@ impl Policy {
     }
 
     /// A request's headers reach the provider, and its logs, as its URL does: text a client
-    /// puts in a header of its own (`x-note: 4111…`), in `user-agent` or in `anthropic-beta`
-    /// is read too — each header a line `name: value`, a value with a percent-escape read
-    /// again decoded — by the rules that read message text. A hit refuses the request where
-    /// its rule refuses or masks (a header is not rewritten) and is reported where it audits.
-    /// Not read: `host` (agw sets the upstream's) and the headers that carry a client's
-    /// credential ([`is_credential_header`](crate::provider::is_credential_header)): agw drops
-    /// them when it injects its own key, and otherwise they are the client's own credential,
-    /// as credential query parameters are for [`inspect_target`](Self::inspect_target).
-    /// Found by the seventeenth session's red-team review.
+    /// puts in a header of its own (`x-note: AKIA…`), in `user-agent` or in `anthropic-beta`
+    /// is read too — each header a line `name: value`, a value with percent-escapes read again
+    /// decoded (twice), bytes beyond ASCII read as UTF-8 and as Latin-1 — by the literal and
+    /// regex rules and the credential detectors that read message text (not the
+    /// personal-data detectors or the JWT one: trace ids read as cards, proxies add JWTs). A
+    /// hit refuses the request where its rule refuses or masks (a header is not rewritten)
+    /// and is reported where it audits. Not read: `host` (agw sets the upstream's) and the
+    /// headers a client authenticates with (`authorization`, `x-api-key`, `cookie`, …): agw
+    /// drops them when it injects its own key, and otherwise they are the client's own
+    /// credential, as credential query parameters are for
+    /// [`inspect_target`](Self::inspect_target). Found by the seventeenth session's red-team
+    /// review.
     pub fn inspect_headers(&self, headers: &http::HeaderMap) -> Verdict {
         let mut verdict = Verdict::new(Decision::Allow, Vec::new());
         let inner = &*self.inner;
@@ -473,17 +476,28 @@ impl Policy {
             text.push(b'\n');
         };
         for (name, value) in headers {
-            if name == http::header::HOST || crate::provider::is_credential_header(name) {
+            if name == http::header::HOST || authenticates(name) {
                 continue;
             }
             let v = value.as_bytes();
             line(name, v);
-            if v.contains(&b'%') {
-                line(name, &crate::route::canonical::percent_decoded(v));
-                plain = false;
+            // Decoded as a server may decode it: percent-escapes (twice: `%2520`), and bytes
+            // beyond ASCII as Latin-1 (Starlette's and so FastAPI's servers: vLLM, SGLang,
+            // LiteLLM) beside UTF-8 (seventeenth session's second review).
+            let mut decoded = std::borrow::Cow::Borrowed(v);
+            for _ in 0..2 {
+                if !decoded.contains(&b'%') {
+                    break;
+                }
+                decoded = crate::route::canonical::percent_decoded(&decoded).into();
+                line(name, &decoded);
+            }
+            if !decoded.is_ascii() {
+                let latin1: String = decoded.iter().map(|&b| char::from(b)).collect();
+                line(name, latin1.as_bytes());
             }
             // A header value holds no control character but tab; other bytes may be obs-text.
-            plain &= v.is_ascii();
+            plain &= v.is_ascii() && !v.contains(&b'%');
         }
         if text.is_empty() {
             return verdict;
@@ -495,19 +509,30 @@ impl Policy {
             normalized = crate::json::normalize_str(&String::from_utf8_lossy(&text)).into_owned();
             normalized.as_bytes()
         };
-        self.refuse_in(
-            &mut verdict,
-            wanted,
-            read,
-            "header",
-            StatusCode::BAD_REQUEST,
-            |rule| {
-                format!(
-                    "A request header carries text that the rule `{rule}` would mask; a header \
-                     is not rewritten: send it in the body."
-                )
-            },
-        );
+        let (mut findings, mut raw) = (Vec::new(), Vec::new());
+        self.find_plain(wanted, read, &mut findings, &mut raw);
+        for h in &raw {
+            // Headers are read by literal and regex rules and the credential detectors, not
+            // by the personal-data ones: trace ids are long decimal numbers (Datadog's
+            // `x-datadog-trace-id`, Google's `x-cloud-trace-context`), one in fifty a valid
+            // card (seventeenth session's second review); nor by the JWT detector (Cloudflare
+            // Access and AWS load balancers add one to every request).
+            if h.detector
+                .is_some_and(|d| !decide::reads_tool_definitions(d))
+            {
+                continue;
+            }
+            let refused =
+                self.hidden_hit(&mut verdict, h, "header", StatusCode::BAD_REQUEST, |rule| {
+                    format!(
+                        "A request header carries text that the rule `{rule}` would mask; a \
+                         header is not rewritten: send it in the body."
+                    )
+                });
+            if refused {
+                break;
+            }
+        }
         verdict
     }
 
@@ -648,4 +673,25 @@ pub(super) fn is_char_start(text: &[u8], at: usize) -> bool {
 fn push_at(raw: &mut Vec<RawHit>, mut h: RawHit, offset: usize) {
     h.range = h.range.start + offset..h.range.end + offset;
     raw.push(h);
+}
+
+/// Whether a request header is the client's credential for the provider, which no rule reads
+/// (agw drops it when it injects its own key, and otherwise it is the client's own, as a
+/// credential query parameter is): `Authorization`, `Proxy-Authorization`, `Cookie`, the
+/// providers' key headers and AWS's session token. Other headers a credential may be named
+/// after (`x-note-key`) are read: with credentials passed through they go upstream as sent
+/// (seventeenth session's second review).
+fn authenticates(name: &http::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "authorization"
+            | "proxy-authorization"
+            | "cookie"
+            | "x-api-key"
+            | "api-key"
+            | "x-goog-api-key"
+            | "anthropic-api-key"
+            | "ocp-apim-subscription-key"
+            | "x-amz-security-token"
+    )
 }

@@ -67,15 +67,19 @@ fn request_headers_are_read_by_the_message_rules() {
     for masks in [false, true] {
         let p = dets(masks);
         for (name, value) in [
-            ("x-note", &b"my card 4111 1111 1111 1111"[..]),
+            ("x-note", &b"my key AKIAZ7Q3JX5K2M4PL6WR"[..]),
             ("user-agent", b"TOPSECRET/1.0"),
             ("anthropic-beta", b"credit-card-TOPSECRET"),
             ("x-claude-code-session-id", b"AKIAZ7Q3JX5K2M4PL6WR"),
-            ("x-mail", b"jane.doe@example.com"),
             ("x-gh", b"ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"),
-            // Percent-encoded, read decoded too; obs-text normalised (a full-width digit).
-            ("x-note", b"4111%201111%201111%201111"),
-            ("x-note", "\u{ff14}111111111111111".as_bytes()),
+            // Named like a credential but not one a client authenticates with: read (with
+            // credentials passed through it goes upstream as sent).
+            ("x-note-key", b"TOPSECRET"),
+            // Percent-encoded, once or twice, read decoded too; obs-text normalised (a
+            // full-width letter).
+            ("x-note", b"TOP%53ECRET"),
+            ("x-note", b"TOP%2553ECRET"),
+            ("x-note", "\u{ff34}OPSECRET".as_bytes()),
         ] {
             let mut all = CLAUDE_CODE.to_vec();
             all.push((name, value));
@@ -101,8 +105,18 @@ fn request_headers_are_read_by_the_message_rules() {
                 "authorization",
                 b"Bearer ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A",
             ),
+            ("proxy-authorization", b"Basic TOPSECRET"),
             ("cookie", b"s=TOPSECRET"),
             ("host", b"TOPSECRET.example"),
+        ]));
+        assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
+        // Personal-data detectors and the JWT one do not read headers: trace ids are long
+        // numbers (this one Luhn-valid, in a card's range), load balancers add JWTs.
+        let v = p.inspect_headers(&headers(&[
+            ("x-datadog-trace-id", b"4111111111111111"),
+            ("x-cloud-trace-context", b"105445aa7843bc8bf206b12000100000/4111111111111111;o=1"),
+            ("x-from", b"jane.doe@example.com"),
+            ("cf-access-jwt-assertion", b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"),
         ]));
         assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
         assert!(p.inspect_headers(&HeaderMap::new()).is_allow());
@@ -114,15 +128,22 @@ fn request_headers_are_read_by_the_message_rules() {
         .unwrap();
     let v = p.inspect_headers(&headers(&[("x-a", b"credit"), ("x-b", b"card")]));
     assert!(v.is_allow(), "{:?}", v.hits());
+    // A no-break space in Latin-1 (`\xA0`) is a space to a server that reads headers so.
+    let v = p.inspect_headers(&headers(&[("x-note", b"credit\xA0card")]));
+    assert!(
+        matches!(v.decision(), Decision::Reject(_)),
+        "{:?}",
+        v.hits()
+    );
     // An audit rule reports; a masking rule says why it refuses.
     let audit = Policy::builder()
-        .rule(Rule::detectors("dets", [Detector::CreditCard]).audit())
+        .rule(Rule::detectors("dets", [Detector::AwsAccessKey]).audit())
         .build()
         .unwrap();
-    let v = audit.inspect_headers(&headers(&[("x-note", b"4111111111111111")]));
+    let v = audit.inspect_headers(&headers(&[("x-note", b"AKIAZ7Q3JX5K2M4PL6WR")]));
     assert!(v.is_allow());
     assert_eq!(v.hits().len(), 1);
-    let v = dets(true).inspect_headers(&headers(&[("x-note", b"4111111111111111")]));
+    let v = dets(true).inspect_headers(&headers(&[("x-note", b"AKIAZ7Q3JX5K2M4PL6WR")]));
     let Decision::Reject(r) = v.decision() else {
         unreachable!()
     };
@@ -184,6 +205,36 @@ fn prompts_given_as_token_ids_are_refused_where_rules_refuse_or_mask() {
             json!({"token_ids": [1212, 318], "sampling_params": {}}),
         ),
         (RouteKind::Passthrough, json!({"prompt_token_ids": [1]})),
+        // Second review: any number in a prompt, and local servers' own shapes.
+        (
+            RouteKind::LegacyCompletions,
+            json!({"model": "m", "prompt": 1212}),
+        ),
+        (
+            RouteKind::LegacyCompletions,
+            json!({"model": "m", "prompt": [[[1212]]]}),
+        ),
+        (
+            RouteKind::LegacyCompletions,
+            json!({"model": "m", "prompt": {"prompt_token_ids": [1212]}}),
+        ),
+        (
+            RouteKind::LegacyCompletions,
+            json!({"model": "m", "prompt": [{"type": "tokens", "ids": [1212]}]}),
+        ),
+        (
+            RouteKind::Passthrough,
+            json!({"prompt": [1212, 318], "n_predict": 5}),
+        ),
+        (RouteKind::Passthrough, json!({"content": [1212, 318]})),
+        (
+            RouteKind::Passthrough,
+            json!({"model": "m", "input": [1212, 318]}),
+        ),
+        (
+            RouteKind::Passthrough,
+            json!({"model": "llama3", "prompt": "hi", "context": [1212, 318]}),
+        ),
     ];
     let allowed = [
         (
@@ -205,6 +256,10 @@ fn prompts_given_as_token_ids_are_refused_where_rules_refuse_or_mask() {
         (
             RouteKind::Passthrough,
             json!({"inputs": "hello", "parameters": {"top_k": 5}}),
+        ),
+        (
+            RouteKind::Passthrough,
+            json!({"model": "llama3", "prompt": "hi", "options": {"num_predict": 5}}),
         ),
     ];
     for masks in [false, true] {
@@ -440,4 +495,111 @@ fn credentials_in_tool_definitions_are_found_by_credential_detectors() {
     let dirty = anthropic(tool("Query the database. AKIAZ7Q3JX5K2M4PL6WR"));
     let v = p.inspect(RouteKind::Messages, dirty.as_bytes()).unwrap();
     assert!(matches!(v.decision(), Decision::Reject(_)));
+}
+
+/// Second review: ids of Responses items (`call_id`, `id`) and ids that are not strings
+/// (a list, a long number) are read as identifiers too.
+#[test]
+fn responses_item_ids_and_ids_that_are_not_strings_are_read() {
+    use serde_json::json;
+    let p = dets(false);
+    for (kind, body) in [
+        (
+            RouteKind::Responses,
+            json!({"model": "m", "input": [{"type": "function_call_output", "call_id": "AKIAZ7Q3JX5K2M4PL6WR", "output": "x"}]}),
+        ),
+        (
+            RouteKind::Responses,
+            json!({"model": "m", "input": [{"type": "function_call", "call_id": "c1", "id": "TOPSECRET", "name": "f", "arguments": "{}"}]}),
+        ),
+        (
+            RouteKind::Responses,
+            json!({"model": "m", "input": [{"type": "item_reference", "id": "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"}]}),
+        ),
+        (
+            RouteKind::Messages,
+            json!({"model": "m", "max_tokens": 5, "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": ["AKIAZ7Q3JX5K2M4PL6WR"], "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": 4111111111111111u64, "content": "x"}]}]}),
+        ),
+    ] {
+        let v = p.inspect(kind, body.to_string().as_bytes()).unwrap();
+        assert!(
+            matches!(v.decision(), Decision::Reject(_)),
+            "{body}: {:?}",
+            v.hits()
+        );
+        assert!(
+            v.hits().iter().any(|h| h.path == "identifier"),
+            "{:?}",
+            v.hits()
+        );
+    }
+    let clean = json!({"model": "m", "input": [
+        {"type": "function_call", "call_id": "call_abc123", "id": "fc_68a1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_abc123", "output": "ok"}]});
+    let v = p
+        .inspect(RouteKind::Responses, clean.to_string().as_bytes())
+        .unwrap();
+    assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
+}
+
+/// Second review: a Responses MCP tool's `headers` and `authorization` are the client's
+/// credential for its server (OpenAI's documented pattern), and keys that documentation
+/// publishes are samples: neither refuses the definitions. A real key beside them still does.
+#[test]
+fn mcp_tool_credentials_and_documentation_keys_do_not_refuse_tool_definitions() {
+    use serde_json::json;
+    let p = Policy::builder()
+        .rule(
+            Rule::detectors(
+                "keys",
+                [
+                    Detector::GithubToken,
+                    Detector::StripeKey,
+                    Detector::GoogleApiKey,
+                    Detector::AzureStorageKey,
+                    Detector::AwsAccessKey,
+                ],
+            )
+            .reject("no"),
+        )
+        .build()
+        .unwrap();
+    let responses =
+        |tools: serde_json::Value| json!({"model": "m", "input": "hi", "tools": tools}).to_string();
+    let mcp = json!([{"type": "mcp", "server_label": "github", "server_url": "https://api.githubcopilot.com/mcp/",
+        "headers": {"Authorization": "Bearer ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"},
+        "authorization": "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"}]);
+    let v = p
+        .inspect(RouteKind::Responses, responses(mcp).as_bytes())
+        .unwrap();
+    assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
+    for sample in [
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;",
+        "e.g. sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "e.g. ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "e.g. AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
+    ] {
+        let tools =
+            json!([{"type": "function", "name": "f", "description": sample, "parameters": {}}]);
+        let v = p
+            .inspect(RouteKind::Responses, responses(tools).as_bytes())
+            .unwrap();
+        assert!(
+            v.is_allow() && v.hits().is_empty(),
+            "{sample}: {:?}",
+            v.hits()
+        );
+    }
+    let tools = json!([{"type": "function", "name": "f", "description": "token ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A", "parameters": {}}]);
+    let v = p
+        .inspect(RouteKind::Responses, responses(tools).as_bytes())
+        .unwrap();
+    assert!(
+        matches!(v.decision(), Decision::Reject(_)),
+        "{:?}",
+        v.hits()
+    );
 }
