@@ -412,7 +412,7 @@ impl Extractor {
                 if sc.depth() == 1
                     && (token_prompt(sc, key)
                         || (PROMPT_KEYS.iter().any(|k| sc.key_matches(key, k))
-                            && holds_token_ids(sc)))
+                            && listed_numbers(sc)))
                 {
                     this.doc.token_ids = true;
                 }
@@ -469,6 +469,39 @@ pub(super) fn holds_token_ids(sc: &mut Scanner<'_>) -> bool {
     }
     let pos = sc.position();
     walk(&mut sc.at(pos)).unwrap_or(false)
+}
+
+/// Whether the value at the cursor is a number, or a list of numbers or of lists of them
+/// (`[1212, 318]`, `[[1212], [318]]`): in a body read generically, the shape of token ids.
+/// Numbers inside objects are a generic body's settings, not a prompt (a Responses `input`
+/// sent to `/v1/responses/compact` holds citations' offsets, a Triton request a `shape`:
+/// seventeenth session's third review).
+fn listed_numbers(sc: &mut Scanner<'_>) -> bool {
+    fn walk(sc: &mut Scanner<'_>, depth: u8) -> Result<bool, JsonError> {
+        match sc.peek() {
+            Some(b'-' | b'0'..=b'9') => {
+                sc.skip_fast()?;
+                Ok(true)
+            }
+            Some(b'[') if depth < 3 => {
+                let mut found = false;
+                sc.array(|sc, _| {
+                    if found {
+                        return sc.skip_fast();
+                    }
+                    found = walk(sc, depth + 1)?;
+                    Ok(())
+                })?;
+                Ok(found)
+            }
+            _ => {
+                sc.skip_fast()?;
+                Ok(false)
+            }
+        }
+    }
+    let pos = sc.position();
+    walk(&mut sc.at(pos), 0).unwrap_or(false)
 }
 
 /// Top-level keys of a body read generically whose numbers are token ids: llama.cpp's

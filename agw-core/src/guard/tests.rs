@@ -1882,7 +1882,7 @@ fn a_generic_bodys_own_template_is_refused() {
 /// went upstream unread — a computer call output's safety check messages, an output text's
 /// annotations, a key a client added to a function call or its output. They are read as a
 /// field agw has no reading for is (a rejecting rule's hit refuses, or outside the latest turn
-/// is removed); identifiers (`id`, `status`, `encrypted_content`) are not.
+/// is removed); `status` and `encrypted_content` are not.
 #[test]
 fn keys_of_known_responses_items_are_read() {
     let p = seed_policy();
@@ -1907,7 +1907,8 @@ fn keys_of_known_responses_items_are_read() {
             Decision::Allow => panic!("{body}"),
         }
     }
-    let body = r#"{"input":[{"type":"reasoning","id":"credit card","status":"credit card","encrypted_content":"credit card","summary":[]}]}"#;
+    // (An item's `id` is read as an identifier since the seventeenth session.)
+    let body = r#"{"input":[{"type":"reasoning","id":"rs_1","status":"credit card","encrypted_content":"credit card","summary":[]}]}"#;
     assert!(
         p.inspect(RouteKind::Responses, body.as_bytes())
             .unwrap()

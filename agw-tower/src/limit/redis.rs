@@ -625,7 +625,12 @@ impl Inner {
             self.late(remote, answer);
             return;
         }
-        let _ = reply.send(self.conclude(remote, answer));
+        // Its caller may stop waiting between the check and the send: what Redis charged for
+        // it is given back then too (the leases are already settled by `conclude`).
+        let charged = matches!(answer, Ok(Answer::Admitted(_)));
+        if reply.send(self.conclude(remote, answer)).is_err() && charged {
+            self.give_back(remote);
+        }
     }
 
     /// The answer to `remote` came after its request stopped waiting (its timeout passed: the
@@ -642,6 +647,12 @@ impl Inner {
             return;
         };
         self.leases.admitted(remote, &values);
+        self.give_back(remote);
+    }
+
+    /// Gives back, on a task of its own, the token and dollar holds Redis charged for
+    /// `remote`'s request, whose caller is gone.
+    fn give_back(self: &Arc<Self>, remote: &Remote) {
         // Tokens and dollars only: a request admitted failing open is charged what it uses
         // as held nowhere, so its hold goes either way. A request counter stays charged (the
         // request may have run; the minute ends soon).

@@ -93,11 +93,14 @@ pub(super) fn reads_tool_definitions(detector: Detector) -> bool {
 /// Google's documentation (seventeenth session's second review: each refused every turn of a
 /// tool whose description showed it). Read in a prompt as any key is.
 fn is_sample_key(text: &[u8]) -> bool {
-    const SAMPLES: [&[u8]; 4] = [
+    const SAMPLES: [&[u8]; 7] = [
         b"Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
         b"sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        b"sk_test_BQokikJOvBiI2HlWgH4olfQ2",
+        b"sk_test_26PHem9AhJZvU623DfE1x4sd",
         b"ghp_16C7e42F292c6912E7710c838347Ae178B4a",
         b"AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
+        b"xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
     ];
     text.windows(7).any(|w| w == b"EXAMPLE")
         || SAMPLES.iter().any(|k| {

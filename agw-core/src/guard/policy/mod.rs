@@ -466,71 +466,86 @@ impl Policy {
         if !wanted.iter().any(|w| *w) {
             return verdict;
         }
-        let mut text = Vec::with_capacity(256);
-        // Nothing to decode or normalise (most requests): the lines as they are.
-        let mut plain = true;
-        let mut line = |name: &http::HeaderName, value: &[u8]| {
-            text.extend_from_slice(name.as_str().as_bytes());
-            text.extend_from_slice(b": ");
-            text.extend_from_slice(value);
-            text.push(b'\n');
-        };
+        // Two texts: headers every rule reads, and headers named as a client's credential for
+        // another service (`x-litellm-api-key`, `x-auth-token`), whose keys are expected
+        // there: read by literal and regex rules only (seventeenth session's third review:
+        // Claude Code with `ANTHROPIC_CUSTOM_HEADERS` naming a gateway key was refused).
+        let mut texts: [(Vec<u8>, bool); 2] = [(Vec::new(), true), (Vec::new(), true)];
         for (name, value) in headers {
             if name == http::header::HOST || authenticates(name) {
                 continue;
             }
+            let (text, plain) =
+                &mut texts[usize::from(crate::provider::is_credential_header(name))];
+            let mut line = |value: &[u8]| {
+                text.extend_from_slice(name.as_str().as_bytes());
+                text.extend_from_slice(b": ");
+                text.extend_from_slice(value);
+                text.push(b'\n');
+            };
             let v = value.as_bytes();
-            line(name, v);
-            // Decoded as a server may decode it: percent-escapes (twice: `%2520`), and bytes
-            // beyond ASCII as Latin-1 (Starlette's and so FastAPI's servers: vLLM, SGLang,
-            // LiteLLM) beside UTF-8 (seventeenth session's second review).
+            line(v);
+            // Decoded as a server may decode it: percent-escapes (twice: `%2520`), `+` as a
+            // space, and bytes beyond ASCII as Latin-1 (Starlette's and so FastAPI's servers:
+            // vLLM, SGLang, LiteLLM) beside UTF-8 (seventeenth session's second review).
             let mut decoded = std::borrow::Cow::Borrowed(v);
             for _ in 0..2 {
                 if !decoded.contains(&b'%') {
                     break;
                 }
                 decoded = crate::route::canonical::percent_decoded(&decoded).into();
-                line(name, &decoded);
+                line(&decoded);
+            }
+            if decoded.contains(&b'+') {
+                let spaced: Vec<u8> = decoded
+                    .iter()
+                    .map(|&b| if b == b'+' { b' ' } else { b })
+                    .collect();
+                line(&spaced);
             }
             if !decoded.is_ascii() {
                 let latin1: String = decoded.iter().map(|&b| char::from(b)).collect();
-                line(name, latin1.as_bytes());
+                line(latin1.as_bytes());
             }
             // A header value holds no control character but tab; other bytes may be obs-text.
-            plain &= v.is_ascii() && !v.contains(&b'%');
+            *plain &= v.is_ascii() && !v.contains(&b'%');
         }
-        if text.is_empty() {
-            return verdict;
-        }
-        let normalized;
-        let read: &[u8] = if plain {
-            &text
-        } else {
-            normalized = crate::json::normalize_str(&String::from_utf8_lossy(&text)).into_owned();
-            normalized.as_bytes()
-        };
-        let (mut findings, mut raw) = (Vec::new(), Vec::new());
-        self.find_plain(wanted, read, &mut findings, &mut raw);
-        for h in &raw {
-            // Headers are read by literal and regex rules and the credential detectors, not
-            // by the personal-data ones: trace ids are long decimal numbers (Datadog's
-            // `x-datadog-trace-id`, Google's `x-cloud-trace-context`), one in fifty a valid
-            // card (seventeenth session's second review); nor by the JWT detector (Cloudflare
-            // Access and AWS load balancers add one to every request).
-            if h.detector
-                .is_some_and(|d| !decide::reads_tool_definitions(d))
-            {
+        for (i, (text, plain)) in texts.iter().enumerate() {
+            if text.is_empty() || matches!(verdict.decision(), Decision::Reject(_)) {
                 continue;
             }
-            let refused =
-                self.hidden_hit(&mut verdict, h, "header", StatusCode::BAD_REQUEST, |rule| {
-                    format!(
-                        "A request header carries text that the rule `{rule}` would mask; a \
-                         header is not rewritten: send it in the body."
-                    )
-                });
-            if refused {
-                break;
+            let normalized;
+            let read: &[u8] = if *plain {
+                text
+            } else {
+                normalized =
+                    crate::json::normalize_str(&String::from_utf8_lossy(text)).into_owned();
+                normalized.as_bytes()
+            };
+            let credentials = i == 1;
+            let (mut findings, mut raw) = (Vec::new(), Vec::new());
+            self.find_plain(wanted, read, &mut findings, &mut raw);
+            for h in &raw {
+                // Headers are read by literal and regex rules and the credential detectors,
+                // not by the personal-data ones: trace ids are long decimal numbers (Datadog's
+                // `x-datadog-trace-id`, Google's `x-cloud-trace-context`), one in fifty a
+                // valid card (seventeenth session's second review); nor by the JWT detector
+                // (Cloudflare Access and AWS load balancers add one to every request).
+                if h.detector
+                    .is_some_and(|d| credentials || !decide::reads_tool_definitions(d))
+                {
+                    continue;
+                }
+                let refused =
+                    self.hidden_hit(&mut verdict, h, "header", StatusCode::BAD_REQUEST, |rule| {
+                        format!(
+                            "A request header carries text that the rule `{rule}` would mask; \
+                             a header is not rewritten: send it in the body."
+                        )
+                    });
+                if refused {
+                    break;
+                }
             }
         }
         verdict

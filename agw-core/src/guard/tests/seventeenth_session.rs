@@ -128,14 +128,36 @@ fn request_headers_are_read_by_the_message_rules() {
         .unwrap();
     let v = p.inspect_headers(&headers(&[("x-a", b"credit"), ("x-b", b"card")]));
     assert!(v.is_allow(), "{:?}", v.hits());
-    // A no-break space in Latin-1 (`\xA0`) is a space to a server that reads headers so.
-    let v = p.inspect_headers(&headers(&[("x-note", b"credit\xA0card")]));
+    // A no-break space in Latin-1 (`\xA0`) is a space to a server that reads headers so, and
+    // a `+` to one that decodes forms.
+    for value in [&b"credit\xA0card"[..], b"credit+card", b"credit%2Bcard"] {
+        let v = p.inspect_headers(&headers(&[("x-note", value)]));
+        assert!(
+            matches!(v.decision(), Decision::Reject(_)),
+            "{:?}",
+            v.hits()
+        );
+    }
+    // A header named as a credential for another service (a gateway's key set through
+    // Claude Code's ANTHROPIC_CUSTOM_HEADERS) is read by literal and regex rules only: its key
+    // is expected there (third review).
+    let v = dets(false).inspect_headers(&headers(&[
+        (
+            "x-litellm-api-key",
+            b"Bearer ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A",
+        ),
+        (
+            "x-github-token",
+            b"ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A",
+        ),
+    ]));
+    assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
+    let v = dets(false).inspect_headers(&headers(&[("x-auth-token", b"TOPSECRET")]));
     assert!(
         matches!(v.decision(), Decision::Reject(_)),
         "{:?}",
         v.hits()
-    );
-    // An audit rule reports; a masking rule says why it refuses.
+    ); // An audit rule reports; a masking rule says why it refuses.
     let audit = Policy::builder()
         .rule(Rule::detectors("dets", [Detector::AwsAccessKey]).audit())
         .build()
@@ -260,6 +282,16 @@ fn prompts_given_as_token_ids_are_refused_where_rules_refuse_or_mask() {
         (
             RouteKind::Passthrough,
             json!({"model": "llama3", "prompt": "hi", "options": {"num_predict": 5}}),
+        ),
+        // Third review: numbers inside objects of a generic body are settings, not token ids
+        // (a Responses history sent to `/v1/responses/compact`, a Triton request's `shape`).
+        (
+            RouteKind::Passthrough,
+            json!({"model": "m", "input": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "see", "annotations": [{"type": "url_citation", "start_index": 0, "end_index": 3, "url": "https://e.x"}]}]}, {"type": "computer_call", "call_id": "c", "action": {"type": "click", "x": 100, "y": 200}}]}),
+        ),
+        (
+            RouteKind::Passthrough,
+            json!({"inputs": [{"name": "text_input", "shape": [1], "datatype": "BYTES", "data": ["hi"]}]}),
         ),
     ];
     for masks in [false, true] {
@@ -581,6 +613,8 @@ fn mcp_tool_credentials_and_documentation_keys_do_not_refuse_tool_definitions() 
         "e.g. sk_test_4eC39HqLyjWDarjtT1zdp7dc",
         "e.g. ghp_16C7e42F292c6912E7710c838347Ae178B4a",
         "e.g. AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
+        "e.g. sk_test_BQokikJOvBiI2HlWgH4olfQ2 or sk_test_26PHem9AhJZvU623DfE1x4sd",
+        "e.g. xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
     ] {
         let tools =
             json!([{"type": "function", "name": "f", "description": sample, "parameters": {}}]);
@@ -602,4 +636,36 @@ fn mcp_tool_credentials_and_documentation_keys_do_not_refuse_tool_definitions() 
         "{:?}",
         v.hits()
     );
+}
+
+/// Claude Code's own attribution address, in the system reminder every request of it
+/// carries, is no one's personal data: an e-mail rule leaves it (third review: the block was
+/// removed from every prompt). Any other address there is still found.
+#[test]
+fn claude_codes_attribution_address_is_not_an_email_hit() {
+    use serde_json::json;
+    let p = Policy::builder()
+        .rule(Rule::detectors("pii", [Detector::Email]).reject("no"))
+        .build()
+        .unwrap();
+    let body = |reminder: &str| {
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": reminder},
+            {"type": "text", "text": "hello"}]}]})
+        .to_string()
+    };
+    let v = p
+        .inspect(
+            RouteKind::Messages,
+            body("<system-reminder>\nCo-Authored-By: Claude Opus 5.5 <noreply@anthropic.com>\n</system-reminder>").as_bytes(),
+        )
+        .unwrap();
+    assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
+    let v = p
+        .inspect(
+            RouteKind::Messages,
+            body("<system-reminder>\nCo-Authored-By: Jane <jane.doe@anthropic.com>\n</system-reminder>").as_bytes(),
+        )
+        .unwrap();
+    assert!(!v.hits().is_empty(), "{:?}", v.hits());
 }
