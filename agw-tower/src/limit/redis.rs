@@ -116,6 +116,13 @@ fn manager_config(timeout: Duration) -> redis::aio::ConnectionManagerConfig {
         .set_number_of_retries(0)
 }
 
+/// This host's clock, in Unix milliseconds.
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// How much longer than an admission's deadline its answer is awaited (clocks of the two
 /// hosts may differ by about this much before a late admission is charged and kept).
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
@@ -162,6 +169,10 @@ struct Connection {
     con: std::sync::OnceLock<ConnectionManager>,
     /// [`answer_wait`] of the operations' timeout: admissions Redis runs later are void.
     answer_wait: Duration,
+    /// Redis's clock minus this host's, in milliseconds, read when the connection was made:
+    /// admissions' deadlines are set in Redis's time, so hosts whose clocks disagree by more
+    /// than the wait do not void every admission.
+    clock_offset_ms: std::sync::atomic::AtomicI64,
     /// Why the last attempt at the first connection failed, and whether trying again cannot
     /// help (the server refused the credentials): for [`RedisConnection::wait`]'s error.
     refusal: Mutex<Option<(String, bool)>>,
@@ -292,6 +303,7 @@ impl RedisConnection {
             inner: Arc::new(Connection {
                 con: std::sync::OnceLock::new(),
                 answer_wait: answer_wait(timeout),
+                clock_offset_ms: Default::default(),
                 refusal: Mutex::default(),
                 shown: format!("redis {info}"),
                 failing: Default::default(),
@@ -310,6 +322,17 @@ impl RedisConnection {
                 let Some(inner) = weak.upgrade() else { return };
                 let failure = match attempt {
                     Ok(Ok(con)) => {
+                        let (mut probe, cmd) = (con.clone(), redis::cmd("TIME"));
+                        let time = cmd.query_async::<(i64, i64)>(&mut probe);
+                        if let Ok(Ok((secs, micros))) =
+                            tokio::time::timeout(timeout * 4, time).await
+                        {
+                            let ours = unix_millis() as i64;
+                            inner.clock_offset_ms.store(
+                                secs * 1000 + micros / 1000 - ours,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                        }
                         let _ = inner.con.set(con);
                         inner.outcome(None);
                         return;
@@ -606,7 +629,9 @@ impl Inner {
                 .retry(remote)
                 .map(Acquired::Admitted)
                 .ok_or_else(|| {
-                    LimitStoreError("redis: the admission reached Redis after its deadline".into())
+                    LimitStoreError(
+                        "redis: the admission reached Redis after its deadline (a stall)".into(),
+                    )
                 }),
             // What the leases hold was charged in Redis before it failed: still this replica's.
             Err(e) => self.leases.retry(remote).map(Acquired::Admitted).ok_or(e),
@@ -736,9 +761,9 @@ impl Inner {
         let deadline = if batch.len() == 0 {
             0
         } else {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| (d + self.con.inner.answer_wait).as_millis() as u64)
+            let c = &self.con.inner;
+            let offset = c.clock_offset_ms.load(std::sync::atomic::Ordering::Relaxed);
+            (unix_millis() as i64 + offset).max(0) as u64 + c.answer_wait.as_millis() as u64
         };
         cmd.arg(deadline);
         let con = self.con.get()?;

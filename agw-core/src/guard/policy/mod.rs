@@ -446,16 +446,17 @@ impl Policy {
     /// A request's headers reach the provider, and its logs, as its URL does: text a client
     /// puts in a header of its own (`x-note: AKIA…`), in `user-agent` or in `anthropic-beta`
     /// is read too — each header a line `name: value`, a value with percent-escapes read again
-    /// decoded (twice), bytes beyond ASCII read as UTF-8 and as Latin-1 — by the literal and
-    /// regex rules and the credential detectors that read message text (not the
-    /// personal-data detectors or the JWT one: trace ids read as cards, proxies add JWTs). A
-    /// hit refuses the request where its rule refuses or masks (a header is not rewritten)
-    /// and is reported where it audits. Not read: `host` (agw sets the upstream's) and the
-    /// headers a client authenticates with (`authorization`, `x-api-key`, `cookie`, …): agw
-    /// drops them when it injects its own key, and otherwise they are the client's own
+    /// decoded (twice) and with `+` as a space, bytes beyond ASCII read as UTF-8 and as
+    /// Latin-1 — by the literal and regex rules and the credential detectors that read message
+    /// text (not the personal-data detectors or the JWT one: trace ids read as cards, proxies
+    /// add JWTs; and a header named as a credential for another service by literal and regex
+    /// rules only). A hit refuses the request where its rule refuses or masks (a header is not
+    /// rewritten) and is reported where it audits. Not read: `host` (agw sets the upstream's)
+    /// and the headers a client authenticates with (`authorization`, `x-api-key`, `cookie`,
+    /// …): agw drops them when it injects its own key, and otherwise they are the client's own
     /// credential, as credential query parameters are for
     /// [`inspect_target`](Self::inspect_target). Found by the seventeenth session's red-team
-    /// review.
+    /// reviews.
     pub fn inspect_headers(&self, headers: &http::HeaderMap) -> Verdict {
         let mut verdict = Verdict::new(Decision::Allow, Vec::new());
         let inner = &*self.inner;
@@ -693,9 +694,9 @@ fn push_at(raw: &mut Vec<RawHit>, mut h: RawHit, offset: usize) {
 /// Whether a request header is the client's credential for the provider, which no rule reads
 /// (agw drops it when it injects its own key, and otherwise it is the client's own, as a
 /// credential query parameter is): `Authorization`, `Proxy-Authorization`, `Cookie`, the
-/// providers' key headers and AWS's session token. Other headers a credential may be named
-/// after (`x-note-key`) are read: with credentials passed through they go upstream as sent
-/// (seventeenth session's second review).
+/// providers' key headers and AWS's session token. Other headers named as a credential
+/// (`x-note-key`) are read by literal and regex rules: with credentials passed through they go
+/// upstream as sent (seventeenth session's second review).
 fn authenticates(name: &http::HeaderName) -> bool {
     matches!(
         name.as_str(),
