@@ -268,7 +268,7 @@ async fn a_usage_report_without_its_output_is_charged_the_output_estimate() {
         assert_eq!(rep.estimated, estimated, "{body}");
         if path == "/v1/messages" {
             // Priced with the estimate: $15 per million output tokens.
-            let want = (5 * 3 + output * 15) as u64;
+            let want = 5 * 3 + output * 15;
             assert_eq!(rep.cost_micros, Some(want), "{body}");
         }
     }

@@ -930,11 +930,14 @@ impl Inner {
     }
 }
 
+/// One request's admission script run, boxed to outlive its caller.
+type Step = Pin<Box<dyn Future<Output = Result<Answer, LimitStoreError>> + Send>>;
+
 /// The answer to one request's admission script: dropped before it (the request's timeout),
 /// the script's answer is still awaited, on a task of its own, and handed to
 /// [`Inner::late`].
 struct Detachable {
-    step: Option<Pin<Box<dyn Future<Output = Result<Answer, LimitStoreError>> + Send>>>,
+    step: Option<Step>,
     inner: Arc<Inner>,
     remote: Arc<Remote>,
 }
