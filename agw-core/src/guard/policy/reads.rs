@@ -284,21 +284,15 @@ impl Policy {
         else {
             return;
         };
-        verdict.hits.push(Hit {
-            rule: rule.name.clone(),
-            action: ActionKind::Reject,
-            detector: None,
-            path: "chat_template".to_owned(),
-        });
-        verdict.decision = Decision::Reject(Rejection {
-            rule: rule.name.clone(),
-            status: StatusCode::BAD_REQUEST,
-            message: "A request's own prompt template (chat_template, Ollama's template) is \
-                      refused where guards refuse or mask text: the server runs it over the \
-                      messages and it could assemble text no guard read. Leave it out to use \
-                      the server's or the model's template."
-                .to_owned(),
-        });
+        refuse_unread(
+            verdict,
+            &rule.name,
+            "chat_template",
+            "A request's own prompt template (chat_template, Ollama's template) is refused \
+             where guards refuse or mask text: the server runs it over the messages and it \
+             could assemble text no guard read. Leave it out to use the server's or the \
+             model's template.",
+        );
     }
 
     /// A prompt given as token ids or embeddings (`"prompt": [1212, 318]`, an embeddings
@@ -319,19 +313,13 @@ impl Policy {
         else {
             return;
         };
-        verdict.hits.push(Hit {
-            rule: rule.name.clone(),
-            action: ActionKind::Reject,
-            detector: None,
-            path: "token ids".to_owned(),
-        });
-        verdict.decision = Decision::Reject(Rejection {
-            rule: rule.name.clone(),
-            status: StatusCode::BAD_REQUEST,
-            message: "A prompt given as token ids or embeddings cannot be read by agw's guards, \
-                      and is refused where they refuse or mask text: send the prompt as text."
-                .to_owned(),
-        });
+        refuse_unread(
+            verdict,
+            &rule.name,
+            "token ids",
+            "A prompt given as token ids or embeddings cannot be read by agw's guards, and is \
+             refused where they refuse or mask text: send the prompt as text.",
+        );
     }
 
     /// Function-call `arguments` that are not JSON are read as the string they are (those that
@@ -410,4 +398,20 @@ impl Policy {
             }
         }
     }
+}
+
+/// Refuses a request for what no rule can read (a template of its own, token ids), in the
+/// name of `rule`, the first that would refuse or mask: a hit at `path` and a 400 saying why.
+fn refuse_unread(verdict: &mut Verdict, rule: &std::sync::Arc<str>, path: &str, message: &str) {
+    verdict.hits.push(Hit {
+        rule: rule.clone(),
+        action: ActionKind::Reject,
+        detector: None,
+        path: path.to_owned(),
+    });
+    verdict.decision = Decision::Reject(Rejection {
+        rule: rule.clone(),
+        status: StatusCode::BAD_REQUEST,
+        message: message.to_owned(),
+    });
 }
