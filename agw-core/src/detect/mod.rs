@@ -512,23 +512,7 @@ impl DetectorSet {
             secrets::find(self, text, edges, out);
         }
         if self.contains(Detector::Email) {
-            let from = out.len();
             email::find(text, edges, out);
-            // Claude Code's own attribution address, which every request of it carries in a
-            // system reminder (`Co-Authored-By: Claude … <noreply@anthropic.com>`): no one's
-            // personal data, and removing it changed every prompt (seventeenth session's
-            // third review).
-            let mut i = from;
-            while i < out.len() {
-                if text
-                    .get(out[i].range.clone())
-                    .is_some_and(|t| t.eq_ignore_ascii_case(b"noreply@anthropic.com"))
-                {
-                    out.remove(i);
-                } else {
-                    i += 1;
-                }
-            }
         }
         if self.enabled & NUMERIC != 0 {
             numeric::find(self, text, edges, out);

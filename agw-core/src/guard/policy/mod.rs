@@ -374,6 +374,13 @@ impl Policy {
         );
     }
 
+    /// Which rules read the latest message text (by rule index), if any does: what reads the
+    /// parts of a request beside its messages — the URL, the headers, identifiers, the model.
+    pub(super) fn latest_message_rules(&self) -> Option<&[bool]> {
+        let wanted = &self.inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
+        wanted.iter().any(|w| *w).then_some(wanted.as_slice())
+    }
+
     /// A request's target (its path and query) reaches the provider, and the provider's logs,
     /// as its body does: a key pasted into a file id or a query parameter (`?note=4111…`) is
     /// read too — the path and each query parameter, percent-decoded — by the rules that read
@@ -384,15 +391,10 @@ impl Policy {
     /// which no rule reads in a header either. Found by the fifth review.
     pub fn inspect_target(&self, path_and_query: &str) -> Verdict {
         let mut verdict = Verdict::new(Decision::Allow, Vec::new());
-        let inner = &*self.inner;
-        if inner.rules.is_empty() {
-            return verdict;
-        }
         // The rules that read the latest message text: a URL is part of this request.
-        let wanted = &inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
-        if !wanted.iter().any(|w| *w) {
+        let Some(wanted) = self.latest_message_rules() else {
             return verdict;
-        }
+        };
         let decoded = |s: &str| crate::route::canonical::percent_decoded(s.as_bytes());
         let (path, query) = path_and_query
             .split_once('?')
@@ -459,14 +461,9 @@ impl Policy {
     /// reviews.
     pub fn inspect_headers(&self, headers: &http::HeaderMap) -> Verdict {
         let mut verdict = Verdict::new(Decision::Allow, Vec::new());
-        let inner = &*self.inner;
-        if inner.rules.is_empty() {
+        let Some(wanted) = self.latest_message_rules() else {
             return verdict;
-        }
-        let wanted = &inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
-        if !wanted.iter().any(|w| *w) {
-            return verdict;
-        }
+        };
         // Two texts: headers every rule reads, and headers named as a client's credential for
         // another service (`x-litellm-api-key`, `x-auth-token`), whose keys are expected
         // there: read by literal and regex rules only (seventeenth session's third review:

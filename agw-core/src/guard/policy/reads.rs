@@ -123,11 +123,10 @@ impl Policy {
                 const { std::cell::RefCell::new((0, String::new())) };
         }
         let inner = &*self.inner;
-        let wanted = &inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
-        if model.is_empty()
-            || !wanted.iter().any(|w| *w)
-            || CLEAN.with_borrow(|(id, name)| *id == inner.id && name == model)
-        {
+        let Some(wanted) = self.latest_message_rules() else {
+            return;
+        };
+        if model.is_empty() || CLEAN.with_borrow(|(id, name)| *id == inner.id && name == model) {
             return;
         }
         let hits = verdict.hits().len();
@@ -158,10 +157,9 @@ impl Policy {
     /// masked identifier would be every end user's), so a masking rule's match refuses; the
     /// hit's path is `identifier`.
     pub(super) fn identifiers(&self, strings: &[String], verdict: &mut Verdict) {
-        let wanted = &self.inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
-        if !wanted.iter().any(|w| *w) {
+        let Some(wanted) = self.latest_message_rules() else {
             return;
-        }
+        };
         for s in strings {
             self.refuse_in(
                 verdict,
@@ -302,9 +300,11 @@ impl Policy {
     /// request is refused; audit-only policies let it through. Found by the seventeenth
     /// session's red-team review (any secret went upstream as ids).
     pub(super) fn token_prompt(&self, verdict: &mut Verdict) {
-        let inner = &*self.inner;
-        let wanted = &inner.wanted[Field::Messages as usize * CONTEXTS + LATEST];
-        let Some(rule) = inner
+        let Some(wanted) = self.latest_message_rules() else {
+            return;
+        };
+        let Some(rule) = self
+            .inner
             .rules
             .iter()
             .zip(wanted)

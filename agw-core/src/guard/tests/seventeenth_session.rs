@@ -37,6 +37,22 @@ fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
     h
 }
 
+/// Asserts that `v` refuses the request, with a hit at `path` when one is given.
+fn assert_refused(v: &Verdict, path: Option<&str>, what: &str) {
+    assert!(
+        matches!(v.decision(), Decision::Reject(_)),
+        "{what}: {:?}",
+        v.hits()
+    );
+    if let Some(path) = path {
+        assert!(
+            v.hits().iter().any(|h| h.path == path),
+            "{what}: {:?}",
+            v.hits()
+        );
+    }
+}
+
 /// Claude Code's own headers, which every request carries: nothing in them is a hit.
 const CLAUDE_CODE: &[(&str, &[u8])] = &[
     ("accept", b"application/json"),
@@ -132,11 +148,7 @@ fn request_headers_are_read_by_the_message_rules() {
     // a `+` to one that decodes forms.
     for value in [&b"credit\xA0card"[..], b"credit+card", b"credit%2Bcard"] {
         let v = p.inspect_headers(&headers(&[("x-note", value)]));
-        assert!(
-            matches!(v.decision(), Decision::Reject(_)),
-            "{:?}",
-            v.hits()
-        );
+        assert_refused(&v, Some("header"), "x-note");
     }
     // A header named as a credential for another service (a gateway's key set through
     // Claude Code's ANTHROPIC_CUSTOM_HEADERS) is read by literal and regex rules only: its key
@@ -153,11 +165,8 @@ fn request_headers_are_read_by_the_message_rules() {
     ]));
     assert!(v.is_allow() && v.hits().is_empty(), "{:?}", v.hits());
     let v = dets(false).inspect_headers(&headers(&[("x-auth-token", b"TOPSECRET")]));
-    assert!(
-        matches!(v.decision(), Decision::Reject(_)),
-        "{:?}",
-        v.hits()
-    ); // An audit rule reports; a masking rule says why it refuses.
+    assert_refused(&v, Some("header"), "x-auth-token");
+    // An audit rule reports; a masking rule says why it refuses.
     let audit = Policy::builder()
         .rule(Rule::detectors("dets", [Detector::AwsAccessKey]).audit())
         .build()
@@ -368,16 +377,7 @@ fn anthropic_tool_ids_are_read_as_identifiers() {
             body(clean, clean, "TOPSECRET"),
         ] {
             let v = p.inspect(RouteKind::Messages, b.as_bytes()).unwrap();
-            assert!(
-                matches!(v.decision(), Decision::Reject(_)),
-                "{b}: {:?}",
-                v.hits()
-            );
-            assert!(
-                v.hits().iter().any(|h| h.path == "identifier"),
-                "{:?}",
-                v.hits()
-            );
+            assert_refused(&v, Some("identifier"), &b);
         }
         let b = body(clean, clean, "file_011CNha8iCJcU1wXNR6q4V8w");
         let v = p.inspect(RouteKind::Messages, b.as_bytes()).unwrap();
@@ -557,16 +557,7 @@ fn responses_item_ids_and_ids_that_are_not_strings_are_read() {
         ),
     ] {
         let v = p.inspect(kind, body.to_string().as_bytes()).unwrap();
-        assert!(
-            matches!(v.decision(), Decision::Reject(_)),
-            "{body}: {:?}",
-            v.hits()
-        );
-        assert!(
-            v.hits().iter().any(|h| h.path == "identifier"),
-            "{:?}",
-            v.hits()
-        );
+        assert_refused(&v, Some("identifier"), &body.to_string());
     }
     let clean = json!({"model": "m", "input": [
         {"type": "function_call", "call_id": "call_abc123", "id": "fc_68a1", "name": "f", "arguments": "{}"},
@@ -631,11 +622,7 @@ fn mcp_tool_credentials_and_documentation_keys_do_not_refuse_tool_definitions() 
     let v = p
         .inspect(RouteKind::Responses, responses(tools).as_bytes())
         .unwrap();
-    assert!(
-        matches!(v.decision(), Decision::Reject(_)),
-        "{:?}",
-        v.hits()
-    );
+    assert_refused(&v, Some("tools"), "a real key in a tool's description");
 }
 
 /// Claude Code's own attribution address, in the system reminder every request of it
