@@ -308,29 +308,29 @@ impl Future for UpstreamFuture {
                 }
                 return Poll::Ready(Ok(Response::from_parts(parts, Body::inner(body))));
             }
-            Ok(Err(e)) if UpstreamFailure::of(&e) == UpstreamFailure::NoDescriptors => {
-                // Out of descriptors (a request accepted with the last one): a moment later
-                // there are some again, so a status clients retry (seventeenth session's
-                // second review: this was a 502 logged `cause=other`).
-                let err = ErrorBody::new(
-                    ErrorKind::Overloaded,
-                    format!(
-                        "agw could not connect to upstream `{}`: {}; retry shortly",
-                        config.name,
-                        UpstreamFailure::NoDescriptors.describe()
-                    ),
-                );
-                let mut res = error_response(this.class.api, &err);
-                res.headers_mut().insert(
-                    http::header::RETRY_AFTER,
-                    http::HeaderValue::from_static("1"),
-                );
-                res.extensions_mut().insert(UpstreamTiming(elapsed));
-                res.extensions_mut().insert(UpstreamFailure::NoDescriptors);
-                return Poll::Ready(Ok(res));
-            }
             Ok(Err(e)) => {
                 let failure = UpstreamFailure::of(&e);
+                if failure == UpstreamFailure::NoDescriptors {
+                    // Out of descriptors (a request accepted with the last one): a moment
+                    // later there are some again, so a status clients retry (seventeenth
+                    // session's second review: this was a 502 logged `cause=other`).
+                    let err = ErrorBody::new(
+                        ErrorKind::Overloaded,
+                        format!(
+                            "agw could not connect to upstream `{}`: {}; retry shortly",
+                            config.name,
+                            failure.describe()
+                        ),
+                    );
+                    let mut res = error_response(this.class.api, &err);
+                    res.headers_mut().insert(
+                        http::header::RETRY_AFTER,
+                        http::HeaderValue::from_static("1"),
+                    );
+                    res.extensions_mut().insert(UpstreamTiming(elapsed));
+                    res.extensions_mut().insert(failure);
+                    return Poll::Ready(Ok(res));
+                }
                 let verb = if e.connect {
                     "agw could not connect to upstream"
                 } else {
