@@ -458,7 +458,7 @@ pub struct Finding {
 }
 
 /// A set of enabled detectors, scanned together in one pass.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct DetectorSet {
     enabled: u64,
 }
@@ -474,6 +474,22 @@ impl DetectorSet {
     /// a metric or an error.
     pub const fn secrets() -> Self {
         DetectorSet { enabled: SECRETS }
+    }
+
+    /// The detectors of credentials: keys, tokens and private keys, less a JWT and a URL's
+    /// password, whose samples documentation and infrastructure show (a schema's
+    /// `postgres://user:pass@host`, the JWT a load balancer adds to every request).
+    pub const fn credentials() -> Self {
+        DetectorSet {
+            enabled: SECRETS & !(1 << Detector::Jwt as u64) & !(1 << Detector::UrlPassword as u64),
+        }
+    }
+
+    /// The detectors in both sets.
+    pub const fn intersection(self, other: DetectorSet) -> Self {
+        DetectorSet {
+            enabled: self.enabled & other.enabled,
+        }
     }
 
     /// Every detector.

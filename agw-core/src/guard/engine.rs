@@ -84,6 +84,9 @@ pub(crate) struct Engines {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Wanted<'a> {
     pub rules: &'a [bool],
+    /// The detectors whose findings count here (`None`: every one the policy has); the others
+    /// do not run.
+    pub detectors: Option<DetectorSet>,
 }
 
 fn normalize_literal(p: &str) -> String {
@@ -284,9 +287,13 @@ impl Engines {
                 }
             }
         }
-        if !self.detectors.is_empty() && self.detector_rules.iter().any(|(_, r)| want(*r)) {
+        let detectors = match wanted.detectors {
+            Some(only) => self.detectors.intersection(only),
+            None => self.detectors,
+        };
+        if !detectors.is_empty() && self.detector_rules.iter().any(|(_, r)| want(*r)) {
             findings.clear();
-            self.detectors.find_at_edges(text, edges, findings);
+            detectors.find_at_edges(text, edges, findings);
             for f in findings.iter() {
                 for (d, rule) in &self.detector_rules {
                     if *d != f.detector || !want(*rule) {
@@ -549,7 +556,10 @@ mod tests {
     fn hits(e: &Engines, rules: usize, text: &str) -> Vec<RawHit> {
         let wanted = vec![true; rules];
         let (mut findings, mut out) = (Vec::new(), Vec::new());
-        let wanted = Wanted { rules: &wanted };
+        let wanted = Wanted {
+            rules: &wanted,
+            detectors: None,
+        };
         e.find(
             text.as_bytes(),
             Edges::NONE,

@@ -7,7 +7,7 @@ use super::{
     replace_seg,
 };
 use super::{Decision, Hit, Rejection, Verdict};
-use crate::detect::{Detector, Finding};
+use crate::detect::{Detector, DetectorSet, Finding};
 use crate::edit::{Edit, apply};
 use crate::guard::ActionKind;
 use crate::guard::engine::{RawHit, Wanted};
@@ -85,7 +85,7 @@ pub(super) fn write_nested(
 /// tokens, private keys), which documentation does not write out, but not a JWT or a URL's
 /// password, whose samples schemas' descriptions show (`postgres://user:pass@host`).
 pub(super) fn reads_tool_definitions(detector: Detector) -> bool {
-    detector.is_secret() && !matches!(detector, Detector::Jwt | Detector::UrlPassword)
+    DetectorSet::credentials().contains(detector)
 }
 
 /// Keys that documentation and emulators publish, which tool definitions quote as samples:
@@ -139,6 +139,7 @@ impl Policy {
             };
             let wanted = Wanted {
                 rules: &inner.wanted[row * CONTEXTS + state],
+                detectors: None,
             };
             if !wanted.rules.iter().any(|w| *w) {
                 continue;

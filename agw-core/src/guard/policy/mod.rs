@@ -11,7 +11,7 @@ use super::extract::{Doc, extract};
 use super::rule::{Action, Field, Rule, Scope};
 use super::tool::{ToolRule, ToolRules};
 use crate::api::{ErrorBody, ErrorKind};
-use crate::detect::{Edges, Finding};
+use crate::detect::{DetectorSet, Edges, Finding};
 use crate::edit::Edit;
 use crate::json::JsonError;
 use crate::route::RouteKind;
@@ -367,7 +367,10 @@ impl Policy {
         self.inner.engines.find(
             text,
             Edges::NONE,
-            Wanted { rules: wanted },
+            Wanted {
+                rules: wanted,
+                detectors: None,
+            },
             findings,
             out,
             &|_| false,
@@ -475,14 +478,28 @@ impl Policy {
             }
             let (text, plain) =
                 &mut texts[usize::from(crate::provider::is_credential_header(name))];
+            let v = value.as_bytes();
+            if text.capacity() == 0 {
+                text.reserve(512);
+            }
             let mut line = |value: &[u8]| {
                 text.extend_from_slice(name.as_str().as_bytes());
                 text.extend_from_slice(b": ");
                 text.extend_from_slice(value);
                 text.push(b'\n');
             };
-            let v = value.as_bytes();
             line(v);
+            // One pass for what the value may need decoding for (a header value is short).
+            let (mut percent, mut plus, mut high) = (false, false, false);
+            for &b in v {
+                percent |= b == b'%';
+                plus |= b == b'+';
+                high |= b >= 0x80;
+            }
+            *plain &= !(percent || high);
+            if !(percent || plus || high) {
+                continue;
+            }
             // Decoded as a server may decode it: percent-escapes (twice: `%2520`), `+` as a
             // space, and bytes beyond ASCII as Latin-1 (Starlette's and so FastAPI's servers:
             // vLLM, SGLang, LiteLLM) beside UTF-8 (seventeenth session's second review).
@@ -505,10 +522,14 @@ impl Policy {
                 let latin1: String = decoded.iter().map(|&b| char::from(b)).collect();
                 line(latin1.as_bytes());
             }
-            // A header value holds no control character but tab; other bytes may be obs-text.
-            *plain &= v.is_ascii() && !v.contains(&b'%');
         }
-        for (i, (text, plain)) in texts.iter().enumerate() {
+        // Headers are read by literal and regex rules and the credential detectors, not by
+        // the personal-data ones: trace ids are long decimal numbers (Datadog's
+        // `x-datadog-trace-id`, Google's `x-cloud-trace-context`), one in fifty a valid card
+        // (seventeenth session's second review); nor by the JWT detector (Cloudflare Access
+        // and AWS load balancers add one to every request). Those detectors do not run.
+        let detectors = [DetectorSet::credentials(), DetectorSet::default()];
+        for ((text, plain), detectors) in texts.iter().zip(detectors) {
             if text.is_empty() || matches!(verdict.decision(), Decision::Reject(_)) {
                 continue;
             }
@@ -520,20 +541,19 @@ impl Policy {
                     crate::json::normalize_str(&String::from_utf8_lossy(text)).into_owned();
                 normalized.as_bytes()
             };
-            let credentials = i == 1;
             let (mut findings, mut raw) = (Vec::new(), Vec::new());
-            self.find_plain(wanted, read, &mut findings, &mut raw);
+            self.inner.engines.find(
+                read,
+                Edges::NONE,
+                Wanted {
+                    rules: wanted,
+                    detectors: Some(detectors),
+                },
+                &mut findings,
+                &mut raw,
+                &|_| false,
+            );
             for h in &raw {
-                // Headers are read by literal and regex rules and the credential detectors,
-                // not by the personal-data ones: trace ids are long decimal numbers (Datadog's
-                // `x-datadog-trace-id`, Google's `x-cloud-trace-context`), one in fifty a
-                // valid card (seventeenth session's second review); nor by the JWT detector
-                // (Cloudflare Access and AWS load balancers add one to every request).
-                if h.detector
-                    .is_some_and(|d| credentials || !decide::reads_tool_definitions(d))
-                {
-                    continue;
-                }
                 let refused =
                     self.hidden_hit(&mut verdict, h, "header", StatusCode::BAD_REQUEST, |rule| {
                         format!(
