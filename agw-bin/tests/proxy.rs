@@ -201,6 +201,69 @@ async fn a_guarded_phrase_in_a_request_header_is_refused_before_the_upstream() {
     agw.stop().await;
 }
 
+/// An upload (a form, a raw file) is read as one, not refused as "not valid JSON" (eighteenth
+/// session's red team: every SDK upload was); a clean one reaches the provider byte for byte,
+/// one with the guarded phrase in a field or a file does not.
+#[tokio::test]
+async fn uploads_are_read_as_forms_and_files() {
+    let agw = Agw::start(SEED_DEFAULT).await;
+    let form = |file: &str| {
+        format!(
+            "--b0\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n\
+             --b0\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\n\
+             Content-Type: text/plain\r\n\r\n{file}\r\n--b0--\r\n"
+        )
+    };
+    let post = |path: &str, ct: &str, body: String| {
+        Request::post(agw.url(path))
+            .header("content-type", ct)
+            .header("x-api-key", "sk-client")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let clean = form("quarterly notes");
+    let (res, _) = send(post(
+        "/v1/files",
+        "multipart/form-data; boundary=b0",
+        clean.clone(),
+    ))
+    .await;
+    assert_ne!(res.status(), 400);
+    let got = agw.mock.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, clean.as_bytes());
+    for (ct, body) in [
+        ("multipart/form-data; boundary=b0", form("my credit card")),
+        (
+            "multipart/form-data; boundary=b0",
+            form("\u{1}my cred\u{1}it card\u{1}\u{1}\u{1}"),
+        ),
+        ("application/octet-stream", "my credit card".to_owned()),
+        (
+            "application/x-www-form-urlencoded",
+            "note=my+credit+card".to_owned(),
+        ),
+    ] {
+        let (res, bytes) = send(post("/v1/files", ct, body)).await;
+        assert_eq!(res.status(), 400, "{ct}");
+        assert_eq!(
+            bytes,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content"}}"#
+        );
+    }
+    // A form that parsers split differently is refused, named.
+    let (res, bytes) = send(post(
+        "/v1/files",
+        "multipart/form-data; boundary=b0",
+        "--b0\r\nno header block".to_owned(),
+    ))
+    .await;
+    assert_eq!(res.status(), 400);
+    assert!(String::from_utf8_lossy(&bytes).contains("multipart"));
+    assert_eq!(agw.mock.requests().len(), 1);
+    agw.stop().await;
+}
+
 #[tokio::test]
 async fn malformed_and_oversized_bodies() {
     let config = SEED_DEFAULT.replace(

@@ -755,9 +755,52 @@ impl JsonEncoding {
 /// # Errors
 ///
 /// A message naming the problem when the body is multipart but cannot be read as a form
-/// (no boundary, no closing delimiter, a part without headers) or names `model` twice: an
-/// access list that restricts models then refuses it rather than guess what a server reads.
+/// ([`form_parts`]) or names `model` twice: an access list that restricts models then refuses
+/// it rather than guess what a server reads.
 pub fn form_model(body: &[u8], content_type: &str) -> Result<Option<String>, String> {
+    let Some(parts) = form_parts(body, content_type)? else {
+        return Ok(None);
+    };
+    let mut model = None;
+    for part in parts
+        .iter()
+        .filter(|p| p.names.iter().any(|n| n == "model"))
+    {
+        if model.is_some() {
+            return Err("the form names `model` twice".into());
+        }
+        model = Some(String::from_utf8_lossy(part.value).trim().to_owned());
+    }
+    Ok(model)
+}
+
+/// One part of a `multipart/form-data` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormPart<'a> {
+    /// The names the field may be read by (`Content-Disposition`'s `name` and its RFC 5987
+    /// `name*`, which form parsers prefer differently).
+    pub names: Vec<String>,
+    /// Whether the part is a file (its `Content-Disposition` names a `filename`).
+    pub file: bool,
+    /// The part's own `Content-Type`, if it has one.
+    pub content_type: Option<String>,
+    /// The part's contents.
+    pub value: &'a [u8],
+}
+
+/// The parts of a `multipart/form-data` body, given the request's `Content-Type`: `Ok(None)`
+/// when the content type is not multipart.
+///
+/// # Errors
+///
+/// A message naming the problem when the body cannot be read as one form, the same by every
+/// form parser: no boundary or two, the boundary inside a line, no closing delimiter, a part
+/// without headers, a bare carriage return in a part's headers, a quoted parameter with a
+/// backslash, a field name split into RFC 2231 continuations.
+pub fn form_parts<'a>(
+    body: &'a [u8],
+    content_type: &str,
+) -> Result<Option<Vec<FormPart<'a>>>, String> {
     let (essence, params) = content_type.split_once(';').unwrap_or((content_type, ""));
     if !essence.trim().eq_ignore_ascii_case("multipart/form-data") {
         return Ok(None);
@@ -791,7 +834,7 @@ pub fn form_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
     if !body[last + delimiter.len()..].starts_with(b"--") {
         return Err("the multipart body does not end with its closing delimiter".into());
     }
-    let mut model = None;
+    let mut parts = Vec::with_capacity(starts.len() - 1);
     for pair in starts.windows(2) {
         let part = &body[pair[0] + delimiter.len()..pair[1]];
         // The delimiter's own line break, and the one that precedes the next delimiter.
@@ -825,39 +868,47 @@ pub fn form_model(body: &[u8], content_type: &str) -> Result<Option<String>, Str
                 _ => lines.push(line.to_owned()),
             }
         }
-        let mut named_model = false;
+        let mut form = FormPart {
+            names: Vec::new(),
+            file: false,
+            content_type: None,
+            value,
+        };
         for line in &lines {
             let Some((name, value)) = line.split_once(':') else {
                 continue;
             };
-            if !name.trim().eq_ignore_ascii_case("content-disposition") {
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("content-type") {
+                form.content_type = Some(value.trim().to_owned());
+                continue;
+            }
+            if !name.eq_ignore_ascii_case("content-disposition") {
                 continue;
             }
             let params = value.split_once(';').map_or("", |(_, p)| p);
             for (k, v) in header_params(params)? {
                 let k = k.to_ascii_lowercase();
                 if k == "name" {
-                    named_model |= v == "model";
+                    form.names.push(v);
                 } else if k == "name*" {
                     // `name*=utf-8''mod%65l` (RFC 5987), which some form parsers decode.
                     let encoded = v.rsplit('\'').next().unwrap_or(&v);
-                    named_model |=
-                        crate::route::canonical::percent_decoded(encoded.as_bytes()) == b"model";
+                    let decoded = crate::route::canonical::percent_decoded(encoded.as_bytes());
+                    form.names
+                        .push(String::from_utf8_lossy(&decoded).into_owned());
                 } else if k.starts_with("name*") {
                     // `name*0="mo"; name*1="del"` (RFC 2231 continuations): no client sends
                     // them, and a parser that joins them could read a name agw did not.
                     return Err("a form field's name is split into RFC 2231 continuations".into());
+                } else if k.starts_with("filename") {
+                    form.file = true;
                 }
             }
         }
-        if named_model {
-            if model.is_some() {
-                return Err("the form names `model` twice".into());
-            }
-            model = Some(String::from_utf8_lossy(value).trim().to_owned());
-        }
+        parts.push(form);
     }
-    Ok(model)
+    Ok(Some(parts))
 }
 
 /// The `key=value` parameters of a header value after its first `;`, as form parsers read

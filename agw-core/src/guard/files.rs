@@ -1,60 +1,170 @@
-//! Files a request carries inline: a `data:` URL (`data:text/plain;base64,…`,
-//! `data:,credit%20card`), a Responses `input_file` or chat `file` part's `file_data`, an
-//! Anthropic document's base64 `source`. A provider hands a text file's contents to its model
-//! as text, so such a file is read: decoded, and kept when what it holds is text (valid UTF-8
-//! without NUL bytes), whatever media type it claims. Images, audio, video and PDFs (by the
-//! media type given) are not decoded. The decoded text is not rewritten in place: a rule's
-//! match refuses the request ([`super::Policy`]). Found by the eighth red-team review: these
-//! were passed unread.
+//! Files a request carries: a `data:` URL (`data:text/plain;base64,…`, `data:,credit%20card`),
+//! a Responses `input_file` or chat `file` part's `file_data`, an Anthropic document's base64
+//! `source`, a form's file part or an upload's body. A provider hands what a file holds to its
+//! model, so every file but declared media (images, audio, video) is read, in every form a
+//! reader may take it: as UTF-8 (invalid bytes and control characters dropped, as a lenient
+//! reader drops them), as Windows-1252 where it is not UTF-8, as UTF-16 or UTF-32 where its
+//! byte order mark or zero bytes say so; a gzip file, a zip archive (office documents:
+//! DOCX, XLSX, PPTX, ODF) and a PDF's text are read from inside ([`super::containers`]).
+//! Nothing is taken for binary and passed unread (the eighteenth session's red team: four
+//! control characters made a text file "binary"); a file whose contents would not fit in
+//! [`READ_LIMIT`] once decompressed is [`FileText::Unreadable`]. The decoded text is not
+//! rewritten in place: a rule's match refuses the request ([`super::Policy`]).
 
-/// Media types whose contents are not text a rule can read (by prefix, lower case).
-const BINARY: [&[u8]; 4] = [b"image/", b"audio/", b"video/", b"application/pdf"];
+/// Media types whose contents are not text a rule can read (by prefix, lower case): a model
+/// sees pictures and sound there, and providers check that they are.
+const MEDIA: [&[u8]; 3] = [b"image/", b"audio/", b"video/"];
 
-/// How much of a payload is decoded to tell text from binary before the rest is.
-const SNIFF_BYTES: usize = 3 * 1024;
+/// How much text one file may be read as, once decoded and decompressed.
+pub(super) const READ_LIMIT: usize = 64 << 20;
 
-/// The text of an inline file: `value` is a `data:` URL or, when it is not one, base64;
-/// `media_type` is the one its siblings declare (a data URL's own comes first). `None` for
-/// binary contents, declared or found.
-pub(super) fn text_of(value: &[u8], media_type: Option<&[u8]>) -> Option<String> {
+/// What one reading of a file gave the guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FileText {
+    /// Text a reader finds in the file.
+    Text(String),
+    /// A file agw cannot read whole (why, for the refusal's message).
+    Unreadable(&'static str),
+}
+
+/// The readings of an inline file, appended to `out`: `value` is a `data:` URL or, when it is
+/// not one, base64; `media_type` is the one its siblings declare (a data URL's own comes
+/// first). Nothing for declared media.
+pub(super) fn texts_of(value: &[u8], media_type: Option<&[u8]>, out: &mut Vec<FileText>) {
     let data_url = split_data_url(value);
     let media = data_url
         .map(|(m, ..)| m)
         .filter(|m| !m.is_empty())
-        .or(media_type)
-        .map(|m| m.split(|&c| c == b';').next().unwrap_or(m).trim_ascii());
+        .or(media_type);
     // Decided before anything is copied: most inline files are images.
-    if media.is_some_and(|m| {
-        BINARY
-            .iter()
-            .any(|b| m.len() >= b.len() && m[..b.len()].eq_ignore_ascii_case(b))
-    }) {
-        return None;
+    if is_media(media) {
+        return;
     }
-    let payload = match data_url {
+    let bytes = match data_url {
         // A data URL's body is percent-decoded first, base64 or not (the Fetch standard's
         // reading, and Python's `urllib`).
         Some((_, base64, body)) => {
             let plain = crate::route::canonical::escapes_decoded(body);
             if base64 {
-                Payload::Base64(plain.into())
+                base64_decoded(&plain, usize::MAX)
             } else {
-                Payload::Plain(plain)
+                plain
             }
         }
-        None => Payload::Base64(value.into()),
+        None => base64_decoded(value, usize::MAX),
     };
-    let bytes = match payload {
-        Payload::Base64(b64) => {
-            // A glance first: an image's or an archive's bytes are mostly not text.
-            if !mostly_text(&base64_decoded(&b64, SNIFF_BYTES)) {
-                return None;
-            }
-            base64_decoded(&b64, usize::MAX)
+    read_file(&bytes, out);
+}
+
+/// The readings of a file sent as bytes (a form's file part, an upload's body) whose media
+/// type, if any, is `media`: nothing for declared media.
+pub(crate) fn file_texts(bytes: &[u8], media: Option<&[u8]>, out: &mut Vec<FileText>) {
+    if !is_media(media) {
+        read_file(bytes, out);
+    }
+}
+
+/// Whether a declared media type (parameters allowed) is a picture's, a sound's or a film's.
+fn is_media(media: Option<&[u8]>) -> bool {
+    let Some(m) = media.map(|m| m.split(|&c| c == b';').next().unwrap_or(m).trim_ascii()) else {
+        return false;
+    };
+    MEDIA
+        .iter()
+        .any(|b| m.len() >= b.len() && m[..b.len()].eq_ignore_ascii_case(b))
+}
+
+/// Every reading of a file's bytes, within [`READ_LIMIT`].
+fn read_file(bytes: &[u8], out: &mut Vec<FileText>) {
+    let mut budget = READ_LIMIT;
+    if super::containers::read(bytes, 0, &mut budget, out).is_err() {
+        out.push(FileText::Unreadable(
+            "a file in the request is larger than agw reads once decompressed",
+        ));
+    }
+}
+
+/// The readings of bytes as text, appended to `out` within `budget`: UTF-8 (invalid bytes,
+/// NULs and other control characters dropped), Windows-1252 where they are not UTF-8, UTF-16
+/// and UTF-32 where their byte order mark or zero bytes say so.
+pub(super) fn text_readings(
+    bytes: &[u8],
+    budget: &mut usize,
+    out: &mut Vec<FileText>,
+) -> Result<(), ()> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let mut push = |text: String, out: &mut Vec<FileText>| {
+        if *budget < text.len() {
+            return Err(());
         }
-        Payload::Plain(bytes) => bytes,
+        *budget -= text.len();
+        if !text.trim().is_empty() {
+            out.push(FileText::Text(text));
+        }
+        Ok(())
     };
-    decoded_text(&bytes)
+    if let Some(big) = utf32(bytes) {
+        let body = bytes
+            .strip_prefix(if big {
+                b"\0\0\xfe\xff"
+            } else {
+                b"\xff\xfe\0\0"
+            })
+            .unwrap_or(bytes);
+        let text = body
+            .chunks_exact(4)
+            .filter_map(|c| {
+                let unit = if big {
+                    u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+                } else {
+                    u32::from_le_bytes([c[0], c[1], c[2], c[3]])
+                };
+                char::from_u32(unit).filter(|&c| !odd_char(c))
+            })
+            .collect();
+        push(text, out)?;
+    } else if let Some(big) = utf16(bytes) {
+        let body = bytes
+            .strip_prefix(if big { b"\xfe\xff" } else { b"\xff\xfe" })
+            .unwrap_or(bytes);
+        let units = body.chunks_exact(2).map(|c| {
+            if big {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from_le_bytes([c[0], c[1]])
+            }
+        });
+        let text = char::decode_utf16(units)
+            .filter_map(Result::ok)
+            .filter(|&c| !odd_char(c))
+            .collect();
+        push(text, out)?;
+    }
+    // As UTF-8 too, whatever else it may be (a UTF-8 file whose head looks like UTF-16 is
+    // read as UTF-8 by a UTF-8 reader; a red-team case).
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(t) if !t.chars().any(odd_char) => push(t.to_owned(), out)?,
+        Ok(t) => push(t.chars().filter(|&c| !odd_char(c)).collect(), out)?,
+        Err(_) => {
+            let lossy: String = String::from_utf8_lossy(bytes)
+                .chars()
+                .filter(|&c| !odd_char(c))
+                .collect();
+            push(lossy, out)?;
+            // Not UTF-8: also as Windows-1252 (Latin-1's superset), as text exported on
+            // Windows with smart quotes is (black-box review).
+            let cp1252 = bytes
+                .iter()
+                .map(|&b| windows_1252(b))
+                .filter(|&c| !odd_char(c))
+                .collect();
+            push(cp1252, out)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether `value` is a `data:` URL (`data:[type/subtype][;params],body`).
@@ -62,15 +172,13 @@ pub(super) fn is_data_url(value: &[u8]) -> bool {
     split_data_url(value).is_some()
 }
 
-/// A data URL's body as its header says to read it.
-enum Payload<'a> {
-    Base64(std::borrow::Cow<'a, [u8]>),
-    Plain(Vec<u8>),
-}
-
 /// A `data:` URL's media type, whether it is base64 (its last parameter is `base64`, as a
 /// reader of data URLs reads it: `;base64;x=1` is not), and its body.
 fn split_data_url(value: &[u8]) -> Option<(&[u8], bool, &[u8])> {
+    // URL parsers strip leading spaces and control characters (WHATWG, Python 3.12's
+    // `urlsplit`): ` data:text/plain,…` is a data URL to them (a red-team case).
+    let start = value.iter().position(|&c| c > b' ').unwrap_or(value.len());
+    let value = &value[start..];
     let rest = value
         .get(..5)
         .filter(|p| p.eq_ignore_ascii_case(b"data:"))
@@ -138,71 +246,11 @@ fn base64_decoded(s: &[u8], limit: usize) -> Vec<u8> {
     out
 }
 
-/// Whether the first bytes of a file may be text's: at most a quarter of them are not
-/// printable ASCII or UTF-8 (a binary header aside, text may follow), or they are UTF-16.
-fn mostly_text(head: &[u8]) -> bool {
-    if utf16(head).is_some() {
-        return true;
-    }
-    // UTF-8 (the head may end inside a character), else Windows-1252 as `decoded_text` reads it.
-    let text: String = match std::str::from_utf8(head) {
-        Ok(t) => t.to_owned(),
-        Err(e) if e.error_len().is_none() => {
-            String::from_utf8_lossy(&head[..e.valid_up_to()]).into_owned()
-        }
-        Err(_) => head.iter().map(|&b| windows_1252(b)).collect(),
-    };
-    let total = text.chars().count();
-    let odd = text.chars().filter(|&c| odd_char(c)).count();
-    total > 0 && odd * 4 <= total
-}
-
-/// A character no text file holds: NUL and other control characters but tab, line breaks,
-/// form feed and escape, and bytes that do not decode.
+/// A character no text holds, which a lenient reader drops: NUL and other control characters
+/// but tab, line breaks, form feed and escape, and bytes that do not decode.
 fn odd_char(c: char) -> bool {
     c == char::REPLACEMENT_CHARACTER
         || (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0c' | '\x1b'))
-}
-
-/// The text of a file's bytes, when they are text: UTF-8 (a byte order mark dropped), or
-/// UTF-16 by its byte order mark or by its zero bytes, with at most one character in fifty
-/// that no text file holds (NUL and other control characters, bytes that do not decode) —
-/// a stray byte does not make a text file binary; compressed or image data is mostly such
-/// characters.
-fn decoded_text(bytes: &[u8]) -> Option<String> {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    if bytes.is_empty() {
-        return None;
-    }
-    let text = match utf16(bytes) {
-        Some(big) => {
-            let body = bytes
-                .strip_prefix(if big { b"\xfe\xff" } else { b"\xff\xfe" })
-                .unwrap_or(bytes);
-            let units = body.chunks_exact(2).map(|c| {
-                if big {
-                    u16::from_be_bytes([c[0], c[1]])
-                } else {
-                    u16::from_le_bytes([c[0], c[1]])
-                }
-            });
-            char::decode_utf16(units)
-                .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
-                .collect::<String>()
-        }
-        None => match std::str::from_utf8(bytes) {
-            Ok(t) => t.to_owned(),
-            // Not UTF-8: read as Windows-1252 (Latin-1's superset), as text exported on Windows
-            // with smart quotes is (black-box review: such a file, a few bytes in a hundred
-            // not UTF-8, was taken for binary and not read). Every byte is a character there;
-            // binary data is still mostly control characters.
-            Err(_) => bytes.iter().map(|&b| windows_1252(b)).collect(),
-        },
-    };
-    let total = text.chars().count();
-    let odd = text.chars().filter(|&c| odd_char(c)).count();
-    // A stray byte or two in a short file leaves it text.
-    (total > 0 && odd <= total / 50 + 2).then(|| text.replace('\0', ""))
 }
 
 /// A byte read as Windows-1252: ASCII and Latin-1 as themselves, 0x80–0x9F as the code page's
@@ -216,6 +264,34 @@ fn windows_1252(b: u8) -> char {
     match b {
         0x80..=0x9f => HIGH[usize::from(b - 0x80)],
         _ => char::from(b),
+    }
+}
+
+/// Whether bytes are UTF-32, and big-endian: by a byte order mark, or by three zero bytes in
+/// every four of the first characters (ASCII text written as UTF-32).
+fn utf32(b: &[u8]) -> Option<bool> {
+    match b {
+        [0, 0, 0xfe, 0xff, ..] => return Some(true),
+        [0xff, 0xfe, 0, 0, ..] => return Some(false),
+        _ => {}
+    }
+    let head = &b[..b.len().min(64)];
+    if head.len() < 8 {
+        return None;
+    }
+    let quads = head.chunks_exact(4);
+    let n = quads.len();
+    let little = quads
+        .clone()
+        .filter(|q| q[0] != 0 && q[1..] == [0, 0, 0])
+        .count();
+    let big = quads.filter(|q| q[3] != 0 && q[..3] == [0, 0, 0]).count();
+    if little * 10 >= n * 9 {
+        Some(false)
+    } else if big * 10 >= n * 9 {
+        Some(true)
+    } else {
+        None
     }
 }
 
@@ -272,6 +348,30 @@ mod tests {
         out
     }
 
+    /// The texts of an inline file's readings.
+    fn texts(value: &[u8], media: Option<&[u8]>) -> Vec<String> {
+        let mut out = Vec::new();
+        texts_of(value, media, &mut out);
+        out.into_iter()
+            .map(|t| match t {
+                FileText::Text(t) => t,
+                FileText::Unreadable(why) => panic!("unreadable: {why}"),
+            })
+            .collect()
+    }
+
+    /// The one reading of a file, `None` for none.
+    fn text_of(value: &[u8], media: Option<&[u8]>) -> Option<String> {
+        let mut t = texts(value, media);
+        assert!(t.len() <= 1, "{t:?}");
+        t.pop()
+    }
+
+    /// Whether some reading of a file holds `needle`.
+    fn read_as(value: &[u8], media: Option<&[u8]>, needle: &str) -> bool {
+        texts(value, media).iter().any(|t| t.contains(needle))
+    }
+
     #[test]
     fn text_files_are_decoded_in_every_form_a_server_reads() {
         let text = "my credit card is 4111 1111 1111 1111\n";
@@ -288,6 +388,11 @@ mod tests {
             ),
             want
         );
+        // A leading space or control character, which URL parsers strip.
+        assert_eq!(
+            text_of(format!(" \tdata:text/plain;base64,{enc}").as_bytes(), None),
+            want
+        );
         // Line-wrapped, URL-safe or without padding.
         let wrapped: String = enc
             .as_bytes()
@@ -302,42 +407,64 @@ mod tests {
             text_of(b"data:,my%20credit%20card", None),
             Some("my credit card".to_owned())
         );
-        // A declared binary type is not decoded; a claimed one that is text still is.
+        // Declared media is not decoded; any other type is, a PDF's too.
         assert_eq!(
             text_of(format!("data:image/png;base64,{enc}").as_bytes(), None),
             None
         );
-        assert_eq!(text_of(enc.as_bytes(), Some(b"application/pdf")), None);
+        assert_eq!(text_of(enc.as_bytes(), Some(b"audio/wav")), None);
+        assert_eq!(text_of(enc.as_bytes(), Some(b"application/pdf")), want);
         assert_eq!(
             text_of(enc.as_bytes(), Some(b"application/octet-stream")),
             want
         );
-        // Binary contents are not text.
-        let png = b64(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
-        assert_eq!(text_of(png.as_bytes(), None), None);
-        // A stray NUL or bad byte in a text file leaves it text (the NUL dropped); UTF-16
-        // with and without its byte order mark is text.
+        // A picture's bytes are not read, whatever the type says.
+        let png = b64(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR my credit card");
+        assert_eq!(text_of(png.as_bytes(), Some(b"text/plain")), None);
+        // Control characters, NULs and bad bytes are dropped, as lenient readers drop them,
+        // however many there are (eighteenth session's red team: four made a file binary).
         let mut stray = b"my credit card ".repeat(10);
         stray.extend_from_slice(b"\0\xff");
-        assert!(
-            text_of(b64(&stray).as_bytes(), None)
-                .unwrap()
-                .starts_with("my credit card")
-        );
+        assert!(read_as(b64(&stray).as_bytes(), None, "my credit card"));
+        let controls = b"my cred\x01it card and key AKIAZ7QRSTUVWX2345AB\n\x01\x01\x01\x01\x7f\x0b";
+        assert!(read_as(
+            b64(controls).as_bytes(),
+            Some(b"text/plain"),
+            "my credit card"
+        ));
+        let noise: Vec<u8> = (0..3000u32).map(|i| (i * 97 % 256) as u8).collect();
+        let mut prefixed = noise.clone();
+        prefixed.extend_from_slice(b" the credit card phrase");
+        assert!(read_as(
+            b64(&prefixed).as_bytes(),
+            None,
+            "the credit card phrase"
+        ));
+        // UTF-16 and UTF-32, with and without a byte order mark; a UTF-8 file whose head
+        // looks like UTF-16 is read as UTF-8 too.
         let utf16: Vec<u8> = "my credit card"
             .encode_utf16()
             .flat_map(u16::to_le_bytes)
             .collect();
-        assert_eq!(
-            text_of(b64(&utf16).as_bytes(), None),
-            Some("my credit card".to_owned())
-        );
+        assert!(read_as(b64(&utf16).as_bytes(), None, "my credit card"));
         let mut bom = vec![0xfe, 0xff];
         bom.extend("my credit card".encode_utf16().flat_map(u16::to_be_bytes));
-        assert_eq!(
-            text_of(b64(&bom).as_bytes(), None),
-            Some("my credit card".to_owned())
-        );
+        assert!(read_as(b64(&bom).as_bytes(), None, "my credit card"));
+        let utf32: Vec<u8> = "my credit card"
+            .chars()
+            .flat_map(|c| u32::from(c).to_le_bytes())
+            .collect();
+        assert!(read_as(b64(&utf32).as_bytes(), None, "my credit card"));
+        let mut mixed: Vec<u8> = "Notes file.\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect::<Vec<u8>>()
+            .repeat(3);
+        mixed.extend_from_slice(b"then my credit card");
+        assert!(read_as(b64(&mixed).as_bytes(), None, "then my credit card"));
+        let mut fffe = b"\xff\xfe".to_vec();
+        fffe.extend_from_slice(b"my credit card");
+        assert!(read_as(b64(&fffe).as_bytes(), None, "my credit card"));
         // Padding ends base64 (what follows is ignored, as decoders do); base64 that is itself
         // percent-encoded; `;base64` only as the last parameter.
         assert_eq!(text_of(format!("{enc}////").as_bytes(), None), want);
@@ -351,30 +478,27 @@ mod tests {
             Some("my credit card".to_owned())
         );
         assert_eq!(text_of(b"", None), None);
-        // Windows-1252 (smart quotes, a few bytes in a hundred not UTF-8: black-box review)
-        // is text, read in that code page; compressed-looking bytes are still not.
+        // Windows-1252 (smart quotes: black-box review) is read in that code page, and as
+        // UTF-8 with the bad bytes dropped: full-width digits a UTF-8 reader sees are kept.
         let cp1252 = b"\x93q\x94 \x93q\x94 Customer\x92s card: 4539 1488 0343 6467\nthe credit card phrase\n";
-        let got = text_of(b64(cp1252).as_bytes(), Some(b"text/plain")).unwrap();
-        assert!(
-            got.contains("Customer\u{2019}s card: 4539 1488 0343 6467"),
-            "{got}"
-        );
-        assert!(got.starts_with("\u{201c}q\u{201d}"), "{got}");
-        let noise: Vec<u8> = (0..600u32).map(|i| (i * 97 % 256) as u8).collect();
-        assert_eq!(text_of(b64(&noise).as_bytes(), None), None);
+        assert!(read_as(
+            b64(cp1252).as_bytes(),
+            Some(b"text/plain"),
+            "Customer\u{2019}s card: 4539 1488 0343 6467"
+        ));
+        let wide = [&b"\x92 note: card "[..], "４１１１ １１１１".as_bytes()].concat();
+        assert!(read_as(b64(&wide).as_bytes(), None, "４１１１ １１１１"));
         // `+` in a data URL's base64 is base64's, not a space.
         let plus = b64(&[&b"\xfb\xef\xbe"[..], &b" my credit card".repeat(20)].concat());
         assert!(plus.contains('+'), "{plus}");
-        let got = text_of(format!("data:;base64,{plus}").as_bytes(), None).unwrap();
-        assert!(got.ends_with(" my credit card"), "{got:?}");
-        // A leading `=` is skipped; a binary header before text, a stray byte in a short file
-        // leave it text (the final regression round).
+        assert!(read_as(
+            format!("data:;base64,{plus}").as_bytes(),
+            None,
+            " my credit card"
+        ));
+        // A leading `=` is skipped.
         assert_eq!(text_of(format!("={enc}").as_bytes(), None), want);
-        let mut header = vec![0xffu8; 100];
-        header.extend(b"my credit card\n".repeat(3000));
-        assert!(text_of(b64(&header).as_bytes(), None).is_some());
-        assert!(text_of(b64(b"my credit card\xff").as_bytes(), None).is_some());
-        // Long text: sniffed, then decoded whole.
+        // Long text, decoded whole.
         let long = "line of text é\n".repeat(1000);
         assert_eq!(text_of(b64(long.as_bytes()).as_bytes(), None), Some(long));
     }

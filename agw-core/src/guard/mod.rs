@@ -81,6 +81,7 @@
 mod clean;
 mod engine;
 pub(crate) mod extract;
+mod containers;
 mod files;
 pub(crate) mod keys;
 mod kinds;

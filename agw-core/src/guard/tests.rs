@@ -523,12 +523,12 @@ fn inline_text_files_are_read_decoded() {
         r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"text/plain","data":"{ENC}","data":"eA=="}}}}]}}]}}"#
     );
     assert!(p.inspect(RouteKind::Messages, body.as_bytes()).is_err());
-    // Declared images and PDFs are not decoded.
-    for media in ["image/png", "application/pdf"] {
+    // Declared images are not decoded; PDFs are read (a PDF of bare text as its text).
+    for (media, read) in [("image/png", false), ("application/pdf", true)] {
         let body = format!(
             r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"{media}","data":"{ENC}"}}}}]}}]}}"#
         );
-        assert_eq!(decision(&p, &body), Decision::Allow, "{media}");
+        assert_eq!(decision(&p, &body) != Decision::Allow, read, "{media}");
     }
 }
 
@@ -1297,6 +1297,7 @@ mod evasion;
 mod fifteenth_session;
 mod fourteenth_session;
 mod fourth_review;
+mod eighteenth_session;
 mod seventeenth_session;
 mod seventh_review;
 mod tenth_review;

@@ -4,7 +4,7 @@ use crate::body::{Body, BoxError};
 use crate::collect::{ReadError, has_no_body, read_request, set_length};
 use crate::error::error_response;
 use crate::limits::Collected;
-use agw_core::api::{Api, ErrorBody};
+use agw_core::api::{Api, ErrorBody, ErrorKind};
 use agw_core::guard::{ActionKind, Decision, Policy};
 use agw_core::route::RouteKind;
 use bytes::Bytes;
@@ -205,16 +205,38 @@ where
                 res.extensions_mut().insert(report);
                 return Ok(res);
             }
-            let mut verdict = match config.policy.inspect(inspect_as, &plain) {
+            // An upload (a form, a file: no JSON by its type, or no JSON by its bytes without
+            // a JSON type) on a path without a prompt is read as one ([`Policy::inspect_upload`]).
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            let upload = || {
+                config
+                    .policy
+                    .inspect_upload(&plain, content_type)
+                    .map_err(|why| {
+                        ErrorBody::new(
+                            ErrorKind::InvalidRequest,
+                            format!("agw could not inspect the request body: {why}"),
+                        )
+                    })
+            };
+            let verdict = if !class.kind.has_prompt() && !may_be_json(&parts.headers) {
+                upload()
+            } else {
+                match config.policy.inspect(inspect_as, &plain) {
+                    Ok(v) => Ok(v),
+                    Err(_) if !class.kind.has_prompt() && !declares_json(&parts.headers) => {
+                        upload()
+                    }
+                    Err(e) => Err(e.error_body()),
+                }
+            };
+            let mut verdict = match verdict {
                 Ok(v) => v,
-                Err(e) => {
-                    return reject(
-                        GuardOutcome::Invalid,
-                        &e.error_body(),
-                        Vec::new(),
-                        None,
-                        false,
-                    );
+                Err(body) => {
+                    return reject(GuardOutcome::Invalid, &body, Vec::new(), None, false);
                 }
             };
             let mut rules: Vec<Arc<str>> = verdict.hits().iter().map(|h| h.rule.clone()).collect();
@@ -265,6 +287,18 @@ where
     }
 }
 
+/// Whether a request's `Content-Type` says its body is JSON (`application/json`, `…+json`).
+fn declares_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let media = ct.split(';').next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case("application/json")
+                || media.len() > 5 && media[media.len() - 5..].eq_ignore_ascii_case("+json")
+        })
+}
+
 /// Whether a request body may be JSON by its `Content-Type`: not an upload (multipart, octet
 /// stream, audio, image, video, PDF, archive). A body without one may be.
 fn may_be_json(headers: &http::HeaderMap) -> bool {
@@ -281,6 +315,7 @@ fn may_be_json(headers: &http::HeaderMap) -> bool {
         .trim()
         .to_ascii_lowercase();
     !(media.starts_with("multipart/")
+        || media == "application/x-www-form-urlencoded"
         || media.starts_with("audio/")
         || media.starts_with("image/")
         || media.starts_with("video/")

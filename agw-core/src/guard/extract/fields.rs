@@ -280,9 +280,8 @@ impl Extractor {
 
     /// Anthropic's `mcp_servers`: each server's `url`, which the provider connects to (a secret
     /// in it reaches a third party), its `name`, which the model sees in its tools' names, and
-    /// every other string of it (`tool_configuration`). Not the `authorization_token`: it is
-    /// the client's own credential for its server, which a detector for secrets would refuse
-    /// on every request.
+    /// every other string of it (`tool_configuration`); its `authorization_token`, the client's
+    /// own credential for its server, by literal and regex rules only.
     pub(super) fn mcp_servers(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
         if sc.peek() != Some(b'[') {
             return sc.skip_fast();
@@ -306,7 +305,15 @@ impl Extractor {
                 } else if sc.key_matches(&key, "name") && sc.peek() == Some(b'"') {
                     self.push_next(sc, Field::Messages, loc(".name"))
                 } else if sc.key_matches(&key, "authorization_token") {
-                    sc.skip_fast()
+                    // The client's own credential for its server, which the provider sends
+                    // on to the URL the client names: read by literal and regex rules (a
+                    // phrase there reaches a third party: eighteenth session's red team), not
+                    // by the detectors, which would find the credential it is.
+                    if sc.peek() == Some(b'"') {
+                        self.push_next(sc, Field::Messages, loc(".mcp_credential"))
+                    } else {
+                        self.all_strings(sc, Field::Messages, loc(".mcp_credential"))
+                    }
                 } else {
                     // Anything else the provider reads (`tool_configuration.allowed_tools`
                     // names tools the model calls; a field added next year): read as the

@@ -221,7 +221,7 @@ pub(crate) struct Doc {
     pub identifiers: Vec<String>,
     /// The text of files the request carries inline, with the field each is in
     /// ([`super::files`]): read, never rewritten.
-    pub inline_files: Vec<(String, Field)>,
+    pub inline_files: Vec<(super::files::FileText, Field)>,
     /// JSON documents held in strings ([`Seg::inner`]).
     pub inner: Vec<Inner>,
     /// A mask of text that [`Doc::inner`] documents hold only through escapes refuses instead
@@ -443,9 +443,11 @@ impl Extractor {
         let url = &self.doc.text[start..];
         if super::files::is_data_url(url) {
             // Read in place: an image's megabytes are not copied to learn they are an image.
-            if let Some(text) = super::files::text_of(url, None) {
-                self.doc.inline_files.push((text, field));
-            }
+            let mut texts = Vec::new();
+            super::files::texts_of(url, None, &mut texts);
+            self.doc
+                .inline_files
+                .extend(texts.into_iter().map(|t| (t, field)));
         }
     }
 

@@ -147,9 +147,21 @@ impl Extractor {
     /// Keeps the text of an inline file (a `data:` URL, or base64 with `media_type` from its
     /// siblings) when it holds text ([`crate::guard::files`]).
     pub(super) fn inline_file(&mut self, value: &[u8], media_type: Option<&[u8]>, field: Field) {
-        if let Some(text) = crate::guard::files::text_of(value, media_type) {
-            self.doc.inline_files.push((text, field));
-        }
+        self.inline_file_texts(value, media_type, field);
+    }
+
+    /// The readings of an inline file, kept with the field it is in.
+    pub(super) fn inline_file_texts(
+        &mut self,
+        value: &[u8],
+        media_type: Option<&[u8]>,
+        field: Field,
+    ) {
+        let mut texts = Vec::new();
+        crate::guard::files::texts_of(value, media_type, &mut texts);
+        self.doc
+            .inline_files
+            .extend(texts.into_iter().map(|t| (t, field)));
     }
 
     /// A `file_data` string (the cursor is at it): an inline file when it is a `data:` URL or

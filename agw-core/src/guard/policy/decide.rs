@@ -88,6 +88,12 @@ pub(super) fn reads_tool_definitions(detector: Detector) -> bool {
     DetectorSet::credentials().contains(detector)
 }
 
+/// Text a client's own tool definitions hold in every request, which no rule's match there
+/// should refuse: Claude Code's attribution address in its commit instructions.
+fn is_clients_own(text: &[u8]) -> bool {
+    text.eq_ignore_ascii_case(b"noreply@anthropic.com")
+}
+
 /// Keys that documentation and emulators publish, which tool definitions quote as samples:
 /// AWS's (`…EXAMPLE`), Azurite's well-known storage key, and the keys of Stripe's, GitHub's and
 /// Google's documentation (seventeenth session's second review: each refused every turn of a
@@ -195,44 +201,69 @@ impl Policy {
                 // remembered clean.
                 let in_tools = loc.top == crate::guard::extract::Top::Tools;
                 let server_url = in_tools && loc.leaf == ".server_url";
+                // An MCP server's credential (Anthropic's `authorization_token`, a Responses
+                // MCP tool's `headers` and `authorization`): the client's own, read by literal
+                // and regex rules only, and never rewritten.
+                let mcp_credential = loc.leaf == ".mcp_credential";
+                if mcp_credential && h.detector.is_some() {
+                    continue;
+                }
                 // A key or token (not a JWT or a URL's password: schemas' documentation is
                 // full of sample ones, nor AWS's documentation keys, `AKIAIOSFODNN7EXAMPLE`)
                 // that a rule's detector finds in tool definitions.
                 let credential = h.detector.is_some_and(reads_tool_definitions)
-                    && loc.leaf != ".mcp_credential"
                     && !text.get(h.range.clone()).is_some_and(is_sample_key);
                 if in_tools
                     && !server_url
-                    && !credential
-                    && (matches!(rule.action, Action::Mask { .. }) || h.detector.is_some())
+                    && ((h.detector.is_some() && !credential)
+                        || text.get(h.range.clone()).is_some_and(is_clients_own))
                 {
-                    // Tool definitions are read by the literal and regex rules that reject or
-                    // audit, and never rewritten: a client's schemas stay as sent. Personal-data
-                    // detectors do not read them: Claude Code's own commit instructions name
-                    // `noreply@anthropic.com`, and schemas are full of example values; a rule
-                    // refusing emails would refuse every request.
+                    // Tool definitions are read by literal and regex rules and the credential
+                    // detectors, and never rewritten: a client's schemas stay as sent.
+                    // Personal-data detectors do not read them: schemas are full of example
+                    // values, and a rule refusing them would refuse every request. Nor is
+                    // what a client's own definitions always hold a hit (Claude Code's commit
+                    // instructions name `noreply@anthropic.com`).
                     continue;
                 }
                 tool_hit |= in_tools;
-                if in_tools && !server_url && matches!(rule.action, Action::Mask { .. }) {
-                    // A credential in a tool's description or schema (an MCP server's text):
-                    // definitions are not rewritten, so a masking rule refuses (seventeenth
-                    // session's red-team review: keys and private keys there went upstream).
+                if (in_tools && !server_url || mcp_credential)
+                    && matches!(rule.action, Action::Mask { .. })
+                {
+                    // Definitions are not rewritten, so a masking rule's hit in a tool's
+                    // description or schema (an MCP server's text) refuses: a credential
+                    // (seventeenth session's red team: keys and private keys there went
+                    // upstream), a literal or a pattern (eighteenth session's: a masked
+                    // code name in a description, a `tool_choice`, an output schema).
                     hits.push(Hit {
                         rule: rule.name.clone(),
                         action: ActionKind::Reject,
                         detector: h.detector,
                         path: loc.to_string(),
                     });
+                    let message = if mcp_credential {
+                        format!(
+                            "An MCP server's credential in the request carries text that the \
+                             rule `{}` would mask; a credential is not rewritten.",
+                            rule.name
+                        )
+                    } else {
+                        let what = if h.detector.is_some() {
+                            "a credential"
+                        } else {
+                            "text"
+                        };
+                        format!(
+                            "The request's tool definitions carry {what} that the rule `{}` \
+                             would mask; tool definitions are not rewritten: remove it from the \
+                             tool's description or schema.",
+                            rule.name
+                        )
+                    };
                     let r = Rejection {
                         rule: rule.name.clone(),
                         status: http::StatusCode::BAD_REQUEST,
-                        message: format!(
-                            "The request's tool definitions carry a credential that the rule \
-                             `{}` would mask; tool definitions are not rewritten: remove it from \
-                             the tool's description or schema.",
-                            rule.name
-                        ),
+                        message,
                     };
                     return Verdict::new(Decision::Reject(r), hits);
                 }

@@ -6,6 +6,7 @@ use super::{CONTEXTS, LATEST, Policy};
 use super::{Decision, Hit, Rejection, Verdict};
 use crate::guard::engine::RawHit;
 use crate::guard::extract::Doc;
+use crate::guard::files::FileText;
 use crate::guard::rule::{Action, ActionKind, Field};
 use http::StatusCode;
 use std::sync::Arc;
@@ -185,29 +186,150 @@ impl Policy {
     /// contents are text: read by the rules that read their field, never rewritten (the
     /// encoded bytes cannot be masked in place), so a masking rule's match refuses; the hit's
     /// path is `file (decoded)`.
-    pub(super) fn inline_files(&self, files: &[(String, Field)], verdict: &mut Verdict) {
-        for (text, field) in files {
+    pub(super) fn inline_files(&self, files: &[(FileText, Field)], verdict: &mut Verdict) {
+        for (file, field) in files {
             let wanted = &self.inner.wanted[*field as usize * CONTEXTS + LATEST];
             if !wanted.iter().any(|w| *w) {
                 continue;
             }
-            self.refuse_in(
-                verdict,
-                wanted,
-                crate::json::normalize_str(text).as_bytes(),
-                "file (decoded)",
-                StatusCode::BAD_REQUEST,
-                |rule| {
-                    format!(
-                        "A file in the request holds text that the rule `{rule}` would mask; an \
-                         encoded file is not rewritten (send it as text, or without it)."
-                    )
-                },
-            );
+            match file {
+                FileText::Text(text) => self.refuse_in(
+                    verdict,
+                    wanted,
+                    crate::json::normalize_str(text).as_bytes(),
+                    "file (decoded)",
+                    StatusCode::BAD_REQUEST,
+                    |rule| {
+                        format!(
+                            "A file in the request holds text that the rule `{rule}` would \
+                             mask; an encoded file is not rewritten (send it as text, or \
+                             without it)."
+                        )
+                    },
+                ),
+                FileText::Unreadable(why) => {
+                    if let Some(rule) = self.refusing_rule(wanted) {
+                        refuse_unread(
+                            verdict,
+                            &rule.name,
+                            "file",
+                            &format!(
+                                "agw could not read a file in the request ({why}), and its \
+                                 guards refuse what they cannot read."
+                            ),
+                        );
+                    }
+                }
+            }
             if matches!(verdict.decision(), Decision::Reject(_)) {
                 return;
             }
         }
+    }
+
+    /// An upload's body, which is no JSON: a `multipart/form-data` form (a file upload, an
+    /// audio transcription, an image edit: each part read as a file is, its declared media
+    /// aside), a `application/x-www-form-urlencoded` form (each value decoded), or a file sent
+    /// as the body with its `Content-Type` (`media`). Read by the rules that read message
+    /// text, never rewritten: a hit refuses where its rule refuses or masks. The eighteenth
+    /// session's red team found every SDK upload refused as "not valid JSON".
+    ///
+    /// # Errors
+    ///
+    /// A message naming why a multipart body cannot be read as one form
+    /// ([`crate::model::form_parts`]).
+    pub fn inspect_upload(
+        &self,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<Verdict, String> {
+        let mut verdict = Verdict::new(Decision::Allow, Vec::new());
+        let Some(wanted) = self.latest_message_rules() else {
+            return Ok(verdict);
+        };
+        let content_type = content_type.unwrap_or("");
+        let media = content_type.split(';').next().unwrap_or("").trim();
+        let mut texts: Vec<(String, FileText)> = Vec::new();
+        if let Some(parts) = crate::model::form_parts(body, content_type)? {
+            for part in &parts {
+                let name = part.names.first().map_or("", String::as_str);
+                let mut out = Vec::new();
+                crate::guard::files::file_texts(
+                    part.value,
+                    part.content_type.as_deref().map(str::as_bytes),
+                    &mut out,
+                );
+                let path = if part.file {
+                    format!("form file `{name}`")
+                } else {
+                    format!("form field `{name}`")
+                };
+                texts.extend(out.into_iter().map(|t| (path.clone(), t)));
+            }
+        } else if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            let mut text = Vec::with_capacity(body.len());
+            for pair in body.split(|&c| c == b'&') {
+                let spaced: Vec<u8> = pair
+                    .iter()
+                    .map(|&c| if c == b'+' { b' ' } else { c })
+                    .collect();
+                text.extend_from_slice(&crate::route::canonical::percent_decoded(&spaced));
+                text.push(b'\n');
+            }
+            let mut out = Vec::new();
+            crate::guard::files::file_texts(&text, None, &mut out);
+            texts.extend(out.into_iter().map(|t| ("form".to_owned(), t)));
+        } else {
+            let mut out = Vec::new();
+            let declared = (!media.is_empty()).then_some(media.as_bytes());
+            crate::guard::files::file_texts(body, declared, &mut out);
+            texts.extend(out.into_iter().map(|t| ("uploaded file".to_owned(), t)));
+        }
+        for (path, text) in &texts {
+            match text {
+                FileText::Text(text) => self.refuse_in(
+                    &mut verdict,
+                    wanted,
+                    crate::json::normalize_str(text).as_bytes(),
+                    path,
+                    StatusCode::BAD_REQUEST,
+                    |rule| {
+                        format!(
+                            "An upload holds text that the rule `{rule}` would mask; an upload \
+                             is not rewritten (remove the text, or send it in a prompt)."
+                        )
+                    },
+                ),
+                FileText::Unreadable(why) => {
+                    if let Some(rule) = self.refusing_rule(wanted) {
+                        refuse_unread(
+                            &mut verdict,
+                            &rule.name,
+                            path,
+                            &format!(
+                                "agw could not read the upload ({why}), and its guards refuse \
+                                 what they cannot read."
+                            ),
+                        );
+                    }
+                }
+            }
+            if matches!(verdict.decision(), Decision::Reject(_)) {
+                break;
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// The first of the `wanted` rules that refuses or masks (not an audit): the rule in
+    /// whose name what no rule can read is refused.
+    pub(super) fn refusing_rule(&self, wanted: &[bool]) -> Option<&super::Compiled> {
+        self.inner
+            .rules
+            .iter()
+            .zip(wanted)
+            .find(|(r, w)| **w && !matches!(r.rule.action, Action::Audit))
+            .map(|(r, _)| r)
     }
 
     /// [`Policy::find_plain`], each hit recorded by [`Policy::hidden_hit`] at `path` until one
@@ -303,14 +425,7 @@ impl Policy {
         let Some(wanted) = self.latest_message_rules() else {
             return;
         };
-        let Some(rule) = self
-            .inner
-            .rules
-            .iter()
-            .zip(wanted)
-            .find(|(r, w)| **w && !matches!(r.rule.action, Action::Audit))
-            .map(|(r, _)| r)
-        else {
+        let Some(rule) = self.refusing_rule(wanted) else {
             return;
         };
         refuse_unread(

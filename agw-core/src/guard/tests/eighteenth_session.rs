@@ -1,0 +1,273 @@
+//! Found in the eighteenth session's red-team review: files a guard took for binary, and
+//! uploads refused as "not valid JSON".
+
+use super::*;
+
+fn b64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let v = u32::from(chunk[0]) << 16
+            | u32::from(*chunk.get(1).unwrap_or(&0)) << 8
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                A[(v >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+fn refused(v: &Verdict) -> bool {
+    matches!(v.decision(), Decision::Reject(_))
+}
+
+/// An Anthropic document of `media` holding `bytes`.
+fn document(media: &str, bytes: &[u8]) -> String {
+    format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"{media}","data":"{}"}}}},{{"type":"text","text":"What is in the note?"}}]}}]}}"#,
+        b64(bytes)
+    )
+}
+
+#[test]
+fn inline_files_with_control_characters_or_odd_encodings_are_read() {
+    let p = seed_policy();
+    let secret = b"my credit card and key AKIAZ7QRSTUVWX2345AB\n";
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    for filler in [&b"\x01"[..], b"\0", b"\x7f", b"\x0b"] {
+        cases.push(("text/plain", [&secret[..], &filler.repeat(8)].concat()));
+    }
+    let mut utf16_head: Vec<u8> = "Notes file.\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect::<Vec<u8>>()
+        .repeat(3);
+    utf16_head.extend_from_slice(secret);
+    cases.push(("text/plain", utf16_head));
+    cases.push(("text/plain", [&b"\xff\xfe"[..], secret].concat()));
+    let utf32: Vec<u8> = "my credit card"
+        .chars()
+        .flat_map(|c| u32::from(c).to_be_bytes())
+        .collect();
+    cases.push(("text/plain", [&b"\0\0\xfe\xff"[..], &utf32].concat()));
+    let noise: Vec<u8> = (0..3000u32).map(|i| (i * 97 % 256) as u8).collect();
+    cases.push(("application/octet-stream", [&noise[..], secret].concat()));
+    // A PDF, declared as one: its page's text is read.
+    let pdf = b"%PDF-1.4\n4 0 obj << /Length 44 >>\nstream\nBT /F1 12 Tf (my credit card) Tj ET\nendstream\nendobj\n%%EOF\n";
+    cases.push(("application/pdf", pdf.to_vec()));
+    for (media, bytes) in &cases {
+        let body = document(media, bytes);
+        let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+        assert!(refused(&v), "{media} {bytes:?}");
+    }
+    // Declared pictures and sound stay unread; a clean file passes.
+    let body = document("image/png", secret);
+    assert!(
+        p.inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+    let body = document("text/plain", b"quarterly notes\n\x01\x02");
+    assert!(
+        p.inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}
+
+#[test]
+fn a_file_too_large_to_read_once_decompressed_is_refused() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    for _ in 0..80 {
+        gz.write_all(&[b'a'; 1 << 20]).unwrap();
+    }
+    let gz = gz.finish().unwrap();
+    let body = document("application/gzip", &gz);
+    let v = seed_policy()
+        .inspect(RouteKind::Messages, body.as_bytes())
+        .unwrap();
+    assert!(refused(&v), "{:?}", v.hits());
+    assert_eq!(v.hits()[0].path, "file");
+    // An audit-only policy reports nothing and lets it through.
+    let audit = Policy::builder()
+        .rule(Rule::literals("word", ["credit card"]).audit())
+        .build()
+        .unwrap();
+    assert!(
+        audit
+            .inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}
+
+fn form(parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> (Vec<u8>, String) {
+    let mut body = Vec::new();
+    for (name, filename, ct, value) in parts {
+        body.extend_from_slice(b"--XyZ\r\n");
+        let file = filename.map_or(String::new(), |f| format!("; filename=\"{f}\""));
+        body.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"{name}\"{file}\r\n").as_bytes(),
+        );
+        if let Some(ct) = ct {
+            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--XyZ--\r\n");
+    (body, "multipart/form-data; boundary=XyZ".to_owned())
+}
+
+#[test]
+fn uploads_are_read_as_forms_and_files() {
+    let p = seed_policy();
+    // The OpenAI SDK's `files.create`, the Anthropic SDK's `files.upload`, a transcription.
+    let (clean, ct) = form(&[
+        ("purpose", None, None, b"assistants"),
+        (
+            "file",
+            Some("notes.txt"),
+            Some("text/plain"),
+            b"quarterly notes",
+        ),
+    ]);
+    let v = p.inspect_upload(&clean, Some(&ct)).unwrap();
+    assert!(v.is_allow(), "{:?}", v.hits());
+    let (dirty, ct) = form(&[
+        ("purpose", None, None, b"assistants"),
+        (
+            "file",
+            Some("notes.jsonl"),
+            Some("application/octet-stream"),
+            b"{\"a\":\"my credit card\"}",
+        ),
+    ]);
+    let v = p.inspect_upload(&dirty, Some(&ct)).unwrap();
+    assert!(refused(&v));
+    assert_eq!(v.hits()[0].path, "form file `file`");
+    let (field, ct) = form(&[
+        ("model", None, None, b"whisper-1"),
+        ("prompt", None, None, b"spell out my credit card"),
+        (
+            "file",
+            Some("a.wav"),
+            Some("audio/wav"),
+            b"RIFF\0\0\0\0WAVEfmt credit card",
+        ),
+    ]);
+    let v = p.inspect_upload(&field, Some(&ct)).unwrap();
+    assert!(refused(&v));
+    assert_eq!(v.hits()[0].path, "form field `prompt`");
+    // The recording itself is not read, whatever its part says.
+    let (audio, ct) = form(&[
+        ("model", None, None, b"whisper-1"),
+        (
+            "file",
+            Some("a.wav"),
+            Some("application/octet-stream"),
+            b"RIFF\0\0\0\0WAVEfmt credit card",
+        ),
+    ]);
+    assert!(p.inspect_upload(&audio, Some(&ct)).unwrap().is_allow());
+    // A form that parsers split differently is named.
+    let err = p
+        .inspect_upload(b"--XyZ\r\nno headers", Some(&ct))
+        .unwrap_err();
+    assert!(err.contains("multipart"), "{err}");
+    // A URL-encoded form, a raw file body (Gemini's upload), a text body.
+    let v = p
+        .inspect_upload(
+            b"note=my+credit%20card&x=1",
+            Some("application/x-www-form-urlencoded"),
+        )
+        .unwrap();
+    assert!(refused(&v));
+    let v = p
+        .inspect_upload(b"%PDF-1.7\n(my credit card) Tj", Some("application/pdf"))
+        .unwrap();
+    assert!(refused(&v));
+    let v = p.inspect_upload(b"my credit card", None).unwrap();
+    assert!(refused(&v));
+    assert!(
+        p.inspect_upload(b"\x89PNG\r\n\x1a\nmy credit card", Some("image/png"))
+            .unwrap()
+            .is_allow()
+    );
+    // A masking rule's hit refuses: an upload is not rewritten.
+    let v = mask_policy()
+        .inspect_upload(b"card 4111 1111 1111 1111", Some("text/plain"))
+        .unwrap();
+    assert!(refused(&v));
+}
+
+#[test]
+fn masking_literals_and_patterns_refuse_in_tool_definitions() {
+    let p = Policy::builder()
+        .rule(Rule::literals("codename", ["Project Falcon"]).mask())
+        .rule(Rule::regex("emails", [r"[a-z]+@[a-z]+\.com"]).mask())
+        .build()
+        .unwrap();
+    for body in [
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"name":"t","description":"Ask about Project Falcon","input_schema":{"type":"object"}}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tool_choice":{"type":"tool","name":"Project Falcon"}}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"output_format":{"type":"json_schema","schema":{"description":"mail alice@corp.com"}}}"#,
+    ] {
+        let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+        assert!(refused(&v), "{body}");
+    }
+    let v = p
+        .inspect(
+            RouteKind::Completions,
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"enum":["Project Falcon"]}}}}"#,
+        )
+        .unwrap();
+    assert!(refused(&v));
+    // Claude Code's own commit instructions, in every request's definitions, are no hit.
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"name":"Bash","description":"Co-Authored-By: Claude <noreply@anthropic.com>","input_schema":{"type":"object"}}]}"#;
+    assert!(
+        p.inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}
+
+#[test]
+fn an_mcp_servers_credential_is_read_by_literal_and_pattern_rules() {
+    let body = |token: &str| {
+        format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"mcp_servers":[{{"type":"url","url":"https://mcp.example.com/sse","name":"x","authorization_token":"{token}"}}]}}"#
+        )
+    };
+    let v = seed_policy()
+        .inspect(
+            RouteKind::Messages,
+            body("my credit card 4111 1111 1111 1111").as_bytes(),
+        )
+        .unwrap();
+    assert!(refused(&v));
+    assert_eq!(v.hits()[0].path, "mcp_servers[0].mcp_credential");
+    let masking = Policy::builder()
+        .rule(Rule::literals("codename", ["Project Falcon"]).mask())
+        .rule(Rule::detectors("keys", [Detector::GithubToken, Detector::CreditCard]).reject("no"))
+        .build()
+        .unwrap();
+    let v = masking
+        .inspect(RouteKind::Messages, body("Project Falcon").as_bytes())
+        .unwrap();
+    assert!(refused(&v));
+    // The credential it is passes the detectors.
+    let v = masking
+        .inspect(
+            RouteKind::Messages,
+            body("ghp_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7c").as_bytes(),
+        )
+        .unwrap();
+    assert!(v.is_allow(), "{:?}", v.hits());
+}
