@@ -477,9 +477,7 @@ impl ProviderSpec {
 
     /// An OpenAI-compatible server at `base_url` (`http://` is fine for local servers).
     pub fn openai_compatible(base_url: &str) -> Result<Self, InvalidBaseUrl> {
-        let mut spec = Self::openai().with_base_url(base_url)?;
-        spec.kind = ProviderKind::OpenAiCompatible;
-        Ok(spec)
+        Self::for_kind(ProviderKind::OpenAiCompatible).with_base_url(base_url)
     }
 
     /// The spec for `kind` with its defaults.
@@ -490,6 +488,10 @@ impl ProviderSpec {
             ProviderKind::OpenAiCompatible => {
                 let mut s = Self::openai();
                 s.kind = ProviderKind::OpenAiCompatible;
+                // These servers serve Anthropic's Messages too (vLLM, llama.cpp, Ollama,
+                // LM Studio, LiteLLM): Claude Code works against them.
+                s.native
+                    .extend([RouteKind::Messages, RouteKind::CountTokens]);
                 s
             }
         }
@@ -1030,5 +1032,20 @@ mod tests {
         assert!(!ProviderSpec::anthropic().speaks(RouteKind::Responses));
         assert!(ProviderSpec::openai().speaks(RouteKind::Completions));
         assert!(!ProviderSpec::openai().speaks(RouteKind::Messages));
+        // OpenAI-compatible servers serve Anthropic's Messages too, read as Messages.
+        let compatible = ProviderSpec::openai_compatible("http://localhost:8000").unwrap();
+        assert!(compatible.speaks(RouteKind::Messages));
+        assert!(compatible.speaks(RouteKind::CountTokens));
+        assert!(!compatible.speaks(RouteKind::MessageBatches));
+        let table = crate::route::RouteTable::for_provider(ProviderKind::OpenAiCompatible);
+        assert_eq!(table.classify("/v1/messages"), RouteKind::Messages);
+        assert_eq!(
+            table.classify("/v1/chat/completions"),
+            RouteKind::Completions
+        );
+        assert_eq!(
+            table.classify("/v1/messages/batches"),
+            RouteKind::Passthrough
+        );
     }
 }

@@ -390,6 +390,30 @@ impl RouteTable {
         Self::builtin(&[Api::OpenAi])
     }
 
+    /// The table for an OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio, SGLang,
+    /// LiteLLM): the OpenAI dialect's endpoints and Anthropic's Messages and token counting,
+    /// which these servers serve too, read as Messages bodies are (eighteenth session's red
+    /// team: read generically, a phrase split over text blocks passed).
+    pub fn compatible() -> Self {
+        let mut t = Self::openai();
+        for (p, k) in [
+            ("/v1/messages", RouteKind::Messages),
+            ("/v1/messages/count_tokens", RouteKind::CountTokens),
+        ] {
+            t.insert(p, k).expect("built-in routes are valid");
+        }
+        t
+    }
+
+    /// The built-in table for a provider of `kind`.
+    pub fn for_provider(kind: crate::provider::ProviderKind) -> Self {
+        match kind {
+            crate::provider::ProviderKind::Anthropic => Self::claude_code(),
+            crate::provider::ProviderKind::OpenAi => Self::openai(),
+            crate::provider::ProviderKind::OpenAiCompatible => Self::compatible(),
+        }
+    }
+
     /// The endpoints the dialects define (see [`Api::paths`]), models, and `*` passthrough.
     fn builtin(dialects: &[Api]) -> Self {
         let mut t = Self::new();

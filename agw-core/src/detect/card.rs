@@ -1,7 +1,7 @@
 //! Payment card numbers: a known issuer range with that issuer's lengths, and Luhn.
 
 use super::numeric::{Continues, Token, luhn};
-use super::{Detector, Finding};
+use super::{Detector, Finding, at};
 
 const MAX_DIGITS: usize = 19;
 
@@ -9,7 +9,7 @@ pub(super) fn find(token: &Token<'_>, out: &mut Vec<Finding>) {
     let groups = token.groups;
     let mut i = 0;
     while i < groups.len() {
-        match candidate(token, i) {
+        match candidate(token, i).filter(|_| !id_labelled(token.text, groups[i].start)) {
             Some(j) => {
                 out.push(Finding {
                     detector: Detector::CreditCard,
@@ -33,7 +33,14 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
     let groups = token.groups;
     let first = groups[i];
     if (13..=MAX_DIGITS).contains(&first.len()) {
-        let ok = token.isolated(i, i + 1, false, Continues::SameGrouping) && valid(token.digits(i));
+        let d = token.digits(i);
+        // Written as one run, 19 digits are as often a 64-bit id (a Datadog trace id) as a
+        // card, and a UATP card's 15 digits starting with 1 a 15-digit id: a card label must
+        // name them.
+        let ambiguous = d.len() == 19 || d[0] == b'1';
+        let ok = token.isolated(i, i + 1, false, Continues::SameGrouping)
+            && valid(d)
+            && (!ambiguous || card_labelled(token.text, first.start));
         return ok.then_some(i + 1);
     }
     if first.len() != 4 || first.paren {
@@ -60,7 +67,12 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
         let spaced = matches!(sep, b' ' | b'\t');
         if j >= i + 2
             && len >= 13
-            && laid_out(&lens[..j - i])
+            // UATP prints its 15 digits as `4-5-6`.
+            && (if digits[0] == b'1' {
+                lens[..j - i] == [5, 6]
+            } else {
+                laid_out(&lens[..j - i])
+            })
             && valid(&digits[..len])
             && (token.isolated(i, j + 1, spaced, Continues::SameGrouping)
                 || (spaced && beside_its_run(token, i, j + 1)))
@@ -130,12 +142,137 @@ fn beside_its_run(token: &Token<'_>, i: usize, j: usize) -> bool {
     cards(start, i) && cards(j, end)
 }
 
+/// Words that name a card, in lower case, as a label's parts (`card`, `cc_number`,
+/// `creditCard`, `pan`).
+const CARD_WORDS: &[&[u8]] = &[
+    b"card",
+    b"cc",
+    b"pan",
+    b"credit",
+    b"visa",
+    b"mastercard",
+    b"amex",
+    b"ccnum",
+    b"cardnumber",
+    b"uatp",
+];
+
+/// The word parts of the label that ends right before `start`: the name (letters, digits, `_`,
+/// `.`, `-`) before at most a few separators (`=`, `:`, quotes, blanks, `#`), split at `_`,
+/// `.`, `-` and case changes, last part first. Empty when none.
+fn label_parts(text: &[u8], start: usize) -> impl Iterator<Item = &[u8]> {
+    let before = &text[start.saturating_sub(40)..start];
+    let sep = |b: u8| matches!(b, b'=' | b':' | b'"' | b'\'' | b' ' | b'\t' | b'#' | b'>');
+    let gap = before.iter().rev().take_while(|&&b| sep(b)).count();
+    let name_end = before.len() - gap;
+    let name_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    let name_start = name_end
+        - before[..name_end]
+            .iter()
+            .rev()
+            .take_while(|&&b| name_char(b))
+            .count();
+    let name = if gap <= 4 {
+        &before[name_start..name_end]
+    } else {
+        &before[..0]
+    };
+    let mut end = name.len();
+    std::iter::from_fn(move || {
+        while end > 0 && matches!(name[end - 1], b'_' | b'.' | b'-') {
+            end -= 1;
+        }
+        if end == 0 {
+            return None;
+        }
+        let mut s = end - 1;
+        while s > 0 {
+            let (p, c) = (name[s - 1], name[s]);
+            if matches!(p, b'_' | b'.' | b'-') || (p.is_ascii_lowercase() && c.is_ascii_uppercase())
+            {
+                break;
+            }
+            s -= 1;
+        }
+        let part = &name[s..end];
+        end = s;
+        Some(part)
+    })
+}
+
+/// Whether the label right before a card candidate at `start` names an id, not a card:
+/// `order_id=`, `trace_id=`, `dd.trace_id=`, `"requestId": "`, `txn_id`, `Order #`. Luhn
+/// passes one id in ten, and logs print ids by the thousand (accuracy review:
+/// `order_id=4964573150346858`, `dd.trace_id=…`). A card word anywhere in the label wins
+/// (`card_id`, `cc_token_id`).
+fn id_labelled(text: &[u8], start: usize) -> bool {
+    let hash = at(text, start.wrapping_sub(1)) == b'#';
+    let mut id = hash;
+    for (k, part) in label_parts(text, start).enumerate() {
+        let lower = |w: &[u8]| part.eq_ignore_ascii_case(w);
+        if CARD_WORDS.iter().any(|w| lower(w)) {
+            return false;
+        }
+        // The last part names the value: `trace_id`, `traceId`, `requestID`, a bare `id`,
+        // also glued (`traceid`, `orderid`, `txnid`).
+        if k == 0 {
+            let glued = part.len() > 2
+                && part[part.len() - 2..].eq_ignore_ascii_case(b"id")
+                && [
+                    &b"trace"[..],
+                    b"span",
+                    b"order",
+                    b"request",
+                    b"txn",
+                    b"transaction",
+                    b"user",
+                    b"session",
+                    b"parent",
+                    b"message",
+                    b"event",
+                    b"correlation",
+                ]
+                .iter()
+                .any(|w| part[..part.len() - 2].eq_ignore_ascii_case(w));
+            id |= lower(b"id") || lower(b"ids") || lower(b"uid") || lower(b"uuid") || glued;
+        }
+    }
+    id
+}
+
+/// Whether a word naming a card ([`CARD_WORDS`]) stands within 32 bytes before `start`
+/// (`card 4000…`, `"cc_number": "…"`, `Visa: …`).
+fn card_labelled(text: &[u8], start: usize) -> bool {
+    let from = start.saturating_sub(32);
+    let window = &text[from..start];
+    (0..window.len()).any(|i| {
+        let b = window[i];
+        let prev = if i == 0 {
+            at(text, from.wrapping_sub(1))
+        } else {
+            window[i - 1]
+        };
+        let starts = b.is_ascii_alphabetic()
+            && (!prev.is_ascii_alphabetic()
+                || (prev.is_ascii_lowercase() && b.is_ascii_uppercase()));
+        starts
+            && CARD_WORDS.iter().any(|w| {
+                let e = i + w.len();
+                e <= window.len()
+                    && window[i..e].eq_ignore_ascii_case(w)
+                    && !window.get(e).is_some_and(u8::is_ascii_lowercase)
+            })
+    })
+}
+
 fn valid(digits: &[u8]) -> bool {
     issued(digits) && luhn(digits)
 }
 
 /// Whether an issuer uses this prefix at this length: Visa, Mastercard, Mir, Amex, JCB, Diners,
-/// Discover, UnionPay, Maestro and RuPay.
+/// Discover, UnionPay, Maestro, RuPay (`60`, `65`, `81`, `82`, `508`), UATP (`1`, 15 digits),
+/// Troy (`9792`), UzCard (`8600`), Humo (`9860`), BORICA (`2205`) and Indonesia's GPN (`1946`),
+/// after the networks' published IIN ranges.
 fn issued(digits: &[u8]) -> bool {
     let n = digits.len();
     let prefix = |k: usize| {
@@ -149,8 +286,13 @@ fn issued(digits: &[u8]) -> bool {
         b'4' => matches!(n, 13 | 16 | 19),
         b'2' => {
             let p4 = prefix(4);
-            ((2221..=2720).contains(&p4) && n == 16) || ((2200..=2204).contains(&p4) && long)
+            ((2221..=2720).contains(&p4) && n == 16)
+                || ((2200..=2204).contains(&p4) && long)
+                || (p4 == 2205 && n == 16)
         }
+        b'1' => n == 15 || (prefix(4) == 1946 && long),
+        b'8' => (matches!(prefix(2), 81 | 82) || prefix(4) == 8600) && n == 16,
+        b'9' => matches!(prefix(4), 9792 | 9860) && n == 16,
         b'3' => {
             let (p2, p3, p4) = (prefix(2), prefix(3), prefix(4));
             ((p2 == 34 || p2 == 37) && n == 15)
@@ -196,6 +338,18 @@ mod tests {
             ("6100000000000000", false),
             ("5100000000000", false),
             ("1234567812345670", false),
+            // UATP, RuPay's `81`/`82`, Troy, UzCard, Humo, BORICA, GPN.
+            ("103258568144794", true),
+            ("1032585681447940", false),
+            ("8100893585574189", true),
+            ("8200998134520606", true),
+            ("8300000000000000", false),
+            ("9792991283288655", true),
+            ("9791000000000000", false),
+            ("8600123412341234", true),
+            ("9860123412341234", true),
+            ("2205123412341234", true),
+            ("1946123412341234", true),
             ("9111111111111111", false),
             ("0000000000000000", false),
         ];
@@ -231,9 +385,15 @@ mod tests {
                     "discover 6011000990139424 diners 36227206271667",
                     &["6011000990139424", "36227206271667"],
                 ),
+                // 19 digits in one run only with a card label (a 64-bit id otherwise);
+                // grouped as printed, always.
                 (
-                    "19 digits: 4000000000000000006 / 6200000000000000000",
+                    "card 4000000000000000006 / cc: 6200000000000000000",
                     &["4000000000000000006", "6200000000000000000"],
+                ),
+                (
+                    "19 digits 4000000000000000006, 4000 0000 0000 0000 006",
+                    &["4000 0000 0000 0000 006"],
                 ),
                 ("visa13 4000000000006", &["4000000000006"]),
                 (
@@ -367,6 +527,66 @@ mod tests {
                 ("columns 4539    9458    0730    2151", &[]),
                 ("run 1234  5678  4539  9458  0730  2151", &[]),
                 ("dash run 4539 - 9458 - 0730 - 2151 - 1234", &[]),
+            ],
+        );
+    }
+
+    /// rt3 accuracy review: Luhn-valid ids right after an id label are no card; a card word
+    /// in the label wins.
+    #[test]
+    fn ids_are_not_cards() {
+        table(
+            Detector::CreditCard,
+            &[
+                (
+                    "order_id=4964573150346858 status=shipped [dd.trace_id=4111111111111111 dd.span_id=5555555555554444]",
+                    &[],
+                ),
+                (
+                    r#"{"requestId": "4111111111111111", "traceID": "4111111111111111", "txn_id": 4111111111111111, "id": "4111111111111111"}"#,
+                    &[],
+                ),
+                (
+                    "Order #4000123412341234-A shipped; orderid=4111111111111111 ids: 4111111111111111",
+                    &[],
+                ),
+                (
+                    "card_id=4111111111111111 cc_token_id: 5555555555554444 Card #4111111111111111",
+                    &["4111111111111111", "5555555555554444", "4111111111111111"],
+                ),
+                // Other labels, prose, JSON values and CSV cells stay cards.
+                (
+                    r#"paid=4111111111111111 {"number":"5555-5555-5555-4444"} valid 378282246310005"#,
+                    &["4111111111111111", "5555-5555-5555-4444", "378282246310005"],
+                ),
+                (
+                    "name,card\nBob,4111 1111 1111 1111\nAmy,4111111111111111",
+                    &["4111 1111 1111 1111", "4111111111111111"],
+                ),
+            ],
+        );
+    }
+
+    /// rt3 review: networks that were missed, in the groupings they print.
+    #[test]
+    fn more_networks() {
+        table(
+            Detector::CreditCard,
+            &[
+                (
+                    "rupay 8100 8935 8557 4189, 8200-9981-3452-0606; troy 9792991283288655",
+                    &[
+                        "8100 8935 8557 4189",
+                        "8200-9981-3452-0606",
+                        "9792991283288655",
+                    ],
+                ),
+                (
+                    "My card is 103258568144794, UATP 1032 58568 144794",
+                    &["103258568144794", "1032 58568 144794"],
+                ),
+                // Fifteen digits starting with 1 in one run are an id without a card label.
+                ("user 103258568144794 1032 585681 44794", &[]),
             ],
         );
     }

@@ -27,7 +27,7 @@ pub(super) fn find(text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
         let Some(end) = domain_end(text, a + width, edges) else {
             continue;
         };
-        if is_code_or_remote(text, start, end) {
+        if is_code_or_remote(text, start, end) || &text[start..a] == b"git" {
             continue;
         }
         // Claude Code's own attribution address, which every request of it carries in a
@@ -592,7 +592,9 @@ fn is_label_start(text: &[u8], i: usize) -> bool {
         || char_at(text, i).is_some_and(|(c, _)| c.is_alphanumeric())
 }
 
-/// An `@` between names that is not an address: an scp-style Git or SSH remote
+/// An `@` between names that is not an address (besides `git@host`, the SSH login every Git
+/// forge uses — `ssh -T git@github.com`, `git@gitlab.com`, `git@bitbucket.org` —, which
+/// [`find`] skips wherever it stands): an scp-style Git or SSH remote
 /// (`git@github.com:org/repo.git`), or the user part of a URL (`ssh://git@github.com/…`,
 /// `https://user@bitbucket.org/…`). Code (`q@k.transpose(-2, -1)`, `x@self.weight`) ends in
 /// no top-level domain, so [`domain_end`] finds none.
@@ -725,6 +727,19 @@ mod tests {
                 (
                     "git clone git@github.com:org/repo.git; ssh://git@github.com/org/repo; https://user@bitbucket.org/x",
                     &[],
+                ),
+                // rt3 review: `git@host` is the forges' SSH login, wherever it stands.
+                (
+                    "ssh -T git@github.com; ssh git@gitlab.com, Host git@bitbucket.org\ngit@ssh.dev.azure.com",
+                    &[],
+                ),
+                (
+                    "digit@example.com gitter@example.com git.bot@example.com",
+                    &[
+                        "digit@example.com",
+                        "gitter@example.com",
+                        "git.bot@example.com",
+                    ],
                 ),
                 // A URL's `user:password` (found by the review of streamed masks: the token
                 // and host were masked as one address).

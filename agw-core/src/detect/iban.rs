@@ -37,12 +37,16 @@ fn length(country: &[u8]) -> Option<usize> {
 /// The end of a valid IBAN starting at `start` (its country code), if there is one.
 ///
 /// Accepted forms: contiguous (`DE89370400440532013000`) or groups of four joined by single
-/// spaces or single dashes, the same throughout (`GB82 WEST 1234 5698 7654 32`,
-/// `GB82-WEST-…`), in any case (`de89 3704 …`, as people type it), not touching a word
-/// character.
+/// dashes or by one to three spaces (`GB82 WEST 1234 5698 7654 32`, `GB82-WEST-…`,
+/// `DE89  3704  0044 …` pasted from a PDF), one kind throughout, in any case
+/// (`de89 3704 …`, as people type it), not touching a word character — except the label
+/// `IBAN` glued before it (`IBANDE89…`).
 pub(super) fn end(text: &[u8], start: usize, edges: Edges<'_>) -> Option<usize> {
     let country = text.get(start..start + 2)?;
-    let glued = preceded_by(text, start, is_word) && !edges.contains(start);
+    let label = start >= 4
+        && text[start - 4..start].eq_ignore_ascii_case(b"IBAN")
+        && !preceded_by(text, start - 4, is_word);
+    let glued = preceded_by(text, start, is_word) && !edges.contains(start) && !label;
     if !country.iter().all(u8::is_ascii_alphabetic) || glued {
         return None;
     }
@@ -63,6 +67,10 @@ pub(super) fn end(text: &[u8], start: usize, edges: Edges<'_>) -> Option<usize> 
                 return None;
             }
             i += 1;
+            if sep == b' ' {
+                let more = text[i..].iter().take(2).take_while(|&&b| b == b' ').count();
+                i += more;
+            }
         }
         let c = at(text, i);
         let ok = match n {
@@ -166,9 +174,17 @@ mod tests {
                 ),
                 ("gb82west12345698765432", &["gb82west12345698765432"]),
                 ("XX89370400440532013000 GB82-WEST 1234-5698-7654-32", &[]),
-                ("IBANDE89370400440532013000", &[]),
                 ("DE89 3704 0044 0532 013000", &[]),
-                ("DE89  3704 0044 0532 0130 00", &[]),
+                // Wide joins (a PDF's justification) and the label glued before it (accuracy
+                // review); four spaces are columns, and another word glued is no label.
+                (
+                    "IBANDE89370400440532013000 iban:DE89  3704  0044 0532   0130 00",
+                    &["DE89370400440532013000", "DE89  3704  0044 0532   0130 00"],
+                ),
+                (
+                    "XIBANDE89370400440532013000 BANDE89370400440532013000 DE89    3704 0044 0532 0130 00",
+                    &[],
+                ),
             ],
         );
     }

@@ -56,18 +56,26 @@
 //!   and two cards in a row are two cards. A space-joined expiry or CVV does not count
 //!   (`4111 1111 1111 1111 12/25`); when the digits with a trailing group also form a valid card,
 //!   the longer one wins.
-//! - Canadian SINs: contiguous 9-digit numbers that pass Luhn count, so expect false positives
-//!   on plain ids when that detector is on.
-//! - US SSNs: `AAA-GG-SSSS` or `AAA GG SSSS`; nine contiguous digits only right after a label
-//!   (`SSN: 123456789`, `social security number …`).
+//! - Cards right after an id's label (`order_id=`, `dd.trace_id=`, `Order #`) are ids unless
+//!   a card word is in the label (`card_id`); 19 digits in one run, and UATP's 15 starting with
+//!   1, need a card word shortly before (`card`, `cc`, `pan`, `visa`, …). A dash and a letter
+//!   after a number continue it (`536-22-8726-B`, `…1234-A`), for every numeric detector.
+//! - US SSNs: `AAA-GG-SSSS`; `AAA GG SSSS`, `AAA.GG.SSSS` and nine contiguous digits only right
+//!   after a label (`SSN: 123456789`, `social security number …`, `SSN/ITIN:`) or in a CSV,
+//!   TSV or markdown table's column whose header (within 2 KB above) names it.
 //! - Phones: E.164 needs the `+` (and ten digits or more when ungrouped: `+86400000` is a
 //!   number in code; an ungrouped number of some 40 common country codes must also have a
 //!   length that country uses, so `+20240515123045` on a diff line is no Egyptian number);
-//!   NANP needs formatting. Plain 10-digit runs never fire. A
+//!   NANP needs formatting; written with spaces alone (`415 555 2671`) it needs a phone word
+//!   shortly before, no bracket around and no number beside it on its line (a tensor's shape
+//!   is three numbers in a row). The country code must be assigned, and a `+` starting a line
+//!   after a diff's `@@ -` hunk header, or after an operand (`x +1…`), is none; dots join
+//!   groups only as `+1.415.555.2671`. Plain 10-digit runs never fire. A
 //!   space-grouped E.164 number cannot tell where it ends: it takes the longest run of groups
 //!   with at most 15 digits. Country code 1 is NANP: `+1` and exactly ten digits whose area code
 //!   and exchange start with 2–9, as without the `+1` (`+1 (555) 010-0000` does not fire).
-//! - IBANs: any case, contiguous or in groups of four joined by spaces or dashes.
+//! - IBANs: any case, contiguous or in groups of four joined by dashes or one to three spaces;
+//!   the label `IBAN` may be glued before one (`IBANDE89…`).
 //! - Secrets need a boundary before them (`xghp_…` is not a token), except `sk-ant-` and
 //!   `sk-proj-` keys, whose prefixes are distinct enough to be found glued to a word — when
 //!   their random part is scrambled as generated keys are (both cases of letters, or letters
@@ -85,7 +93,7 @@
 //!   Slack token whose first part is not a number (`xoxb-your-bot-token`).
 //! - AWS access key ids: a known prefix (`AKIA`, `ASIA`, …, `A3T?`) and 16 of `[A-Z0-9]`, a
 //!   digit among them (`ASIAPACIFICNORTHEAST` is a name; about one real id in 28 has no digit
-//!   and is missed). AWS secret access keys (40 of `[A-Za-z0-9/+]`, both cases and a digit or
+//!   and is missed) unless its own label is right before it (`aws_access_key_id = `). AWS secret access keys (40 of `[A-Za-z0-9/+]`, both cases and a digit or
 //!   symbol) only right after a label (`aws_secret_access_key = `, `AWS_SECRET_KEY=`,
 //!   `"SecretAccessKey": "`, `secretAccessKey: '`, `Aws_Secret_Access_Key=`, Terraform's
 //!   `secret_access_key = "`: `secret` and `key` with `aws` before or `access` between, in any
@@ -117,8 +125,8 @@
 //!   (`${VAR}`, `$VAR`, `%VAR%`, `<password>`, `{{ var }}`, `%(pw)s`), one character repeated
 //!   (`*****`), words naming a password (`mysecretpassword`, `YOUR_DB_PASSWORD`), an image's
 //!   tag before its digest (`docker://node:20@sha256:…`).
-//! - Canadian SINs: `ddd-ddd-ddd`, `ddd ddd ddd`, or nine contiguous digits only right after a
-//!   label (`SIN:`), as for SSNs.
+//! - Canadian SINs: `ddd-ddd-ddd`; `ddd ddd ddd`, `ddd.ddd.ddd` or nine contiguous digits only
+//!   right after a label (`SIN:`, `NAS`) or under a column header, as for SSNs.
 //! - age secret keys: `AGE-SECRET-KEY-1` and 58 characters of upper-case bech32 whose checksum
 //!   holds. Telegram bot tokens: a bot id of 8–10 digits with a boundary before it (or the Bot
 //!   API's `bot`), `:AA` and 33 of `[A-Za-z0-9_-]`. Azure storage account keys: 86 of base64
@@ -147,7 +155,8 @@
 //!   internationalised one (`рф`, `公司`), written in one case or capitalised. Not addresses: a
 //!   matrix product or method call in code (`q@k.transpose(…)`, `x@self.weight`, `q@k.mT`),
 //!   unit and file names (`getty@tty1.service`, `emoji@large.png`), an scp-style remote
-//!   (`git@github.com:org/repo.git`; `alice@example.com:hunter2` is an address) and a URL's
+//!   (`git@github.com:org/repo.git`; `alice@example.com:hunter2` is an address), the forges'
+//!   SSH login `git@host` wherever it stands (`ssh -T git@github.com`) and a URL's
 //!   user part (`ssh://git@host/…`, `https://user:token@host/…`: a token there is reported as
 //!   the token it is, the host kept; a plain password there is `url_password`'s). The ideographic full stop is a dot between ASCII labels
 //!   only (in prose it ends a sentence). A login such as `ssh ubuntu@host.example.com` cannot be
@@ -179,7 +188,7 @@ pub enum Detector {
     /// Payment card numbers: 13–19 digits, optional space, dash or dot separators, IIN ranges,
     /// Luhn.
     CreditCard,
-    /// US social security numbers, formatted `AAA-GG-SSSS` or `AAA GG SSSS`.
+    /// US social security numbers, formatted `AAA-GG-SSSS` (`AAA GG SSSS` after a label).
     UsSsn,
     /// E-mail addresses.
     Email,

@@ -3,9 +3,11 @@
 use super::numeric::{Continues, Token, luhn};
 use super::{Detector, Finding};
 
-/// `AAA-GG-SSSS` or `AAA GG SSSS`; area not 000, 666 or 9xx, group not 00, serial not 0000.
-/// Nine contiguous digits count only right after a label (`SSN: 123456789`, `social
-/// security number 123456789`): alone they are any id.
+/// `AAA-GG-SSSS`; area not 000, 666 or 9xx, group not 00, serial not 0000. Written with
+/// spaces or dots (`AAA GG SSSS`, `AAA.GG.SSSS`), or as nine contiguous digits, only right
+/// after a label (`SSN: 123 45 6789`, `social security number 123456789`) or in a table's
+/// column whose header names it: alone they are any id or a row of numbers (`[827 70 7182]`,
+/// a numpy array; accuracy review: nine rows in ten of that shape were reported).
 pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
     let groups = token.groups;
     let valid = |area: &[u8], group: &[u8], serial: &[u8]| {
@@ -16,7 +18,7 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
         if g.len() == 9
             && token.isolated(0, 1, false, Continues::Always)
             && valid(&d[..3], &d[3..5], &d[5..])
-            && labelled(token.text, g.start, SSN_LABELS)
+            && named(token.text, g.start, g.end, SSN_LABELS)
         {
             out.push(Finding {
                 detector: Detector::UsSsn,
@@ -28,7 +30,9 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
     let mut i = 0;
     while i + 3 <= groups.len() {
         let ok = three_groups(token, i, [3, 2, 4])
-            && valid(token.digits(i), token.digits(i + 1), token.digits(i + 2));
+            && valid(token.digits(i), token.digits(i + 1), token.digits(i + 2))
+            && (groups[i + 1].sep == b'-'
+                || named(token.text, groups[i].start, groups[i + 2].end, SSN_LABELS));
         if ok {
             out.push(Finding {
                 detector: Detector::UsSsn,
@@ -41,23 +45,109 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// Whether the value `text[start..end]` is named by one of `names`: a label right before it
+/// ([`labelled`]) or the header of its column in a table ([`column_named`]).
+fn named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bool {
+    labelled(text, start, names) || column_named(text, start, end, names)
+}
+
+/// The most bytes before a value searched for its column's header.
+const TABLE_WINDOW: usize = 2048;
+
+/// Whether `text[start..end]` is a whole cell of a CSV, TSV or markdown table row (cells
+/// split by `,`, `;`, `\t` or `|`) whose column has one of `names` as its header, a line
+/// above it within [`TABLE_WINDOW`] bytes (`name,ssn,dob` then `Bob,536228726,…`;
+/// `| Name | SSN |`, `|---|---|`, `| Bob | 536228726 |`).
+fn column_named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bool {
+    let line_start = text[..start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |k| k + 1);
+    let line_end = text[end..]
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r')
+        .map_or(text.len(), |k| end + k);
+    let is_cell_sep = |b: u8| matches!(b, b',' | b';' | b'\t' | b'|');
+    let blank = |b: &u8| matches!(b, b' ' | b'"' | b'\'');
+    // The value fills its cell.
+    let left = text[line_start..start].iter().rev().find(|b| !blank(b));
+    let right = text[end..line_end].iter().find(|b| !blank(b));
+    let Some(&sep) = left.or(right).filter(|&&b| is_cell_sep(b)) else {
+        return false;
+    };
+    if left.is_some_and(|&b| b != sep) || right.is_some_and(|&b| b != sep) {
+        return false;
+    }
+    let column = text[line_start..start]
+        .iter()
+        .filter(|&&b| b == sep)
+        .count();
+    let floor = start.saturating_sub(TABLE_WINDOW);
+    let mut e = line_start;
+    // Lines above, nearest first, while they are rows of the same table.
+    while e > floor + 1 {
+        let s = text[floor..e - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(floor, |k| floor + k + 1);
+        let line = &text[s..e - 1];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.contains(&sep) {
+            return false;
+        }
+        // The end of the header's cell in that column, as an offset into the text: the
+        // label is read back from there, as a label before a value is.
+        let mut cells = line
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == sep)
+            .map(|(k, _)| k);
+        let cell_end = cells.nth(column).unwrap_or(line.len());
+        let cell_start = line[..cell_end]
+            .iter()
+            .rposition(|&b| b == sep)
+            .map_or(0, |k| k + 1);
+        if line[cell_start..cell_end]
+            .iter()
+            .any(u8::is_ascii_alphabetic)
+            && labelled(text, s + cell_end, names)
+        {
+            return true;
+        }
+        e = s;
+    }
+    false
+}
+
 /// The labels an SSN may follow (`ss#` besides), in the word form [`labelled`] reads.
 const SSN_LABELS: &[&str] = &[
     "ssn",
     "ssn number",
     "ssn no",
-    "ssn is",
     "social security",
     "social security number",
     "social security no",
-    "social security number is",
     "socialsecuritynumber",
+    // `my social is …`, as people call it.
+    "social",
     "soc sec no",
     "soc sec number",
+    // `Taxpayer ID (SSN/ITIN):`, a form's field for either.
+    "itin",
 ];
 
 /// The labels a SIN may follow.
-const SIN_LABELS: &[&str] = &["sin", "sin number", "sin no", "social insurance number"];
+const SIN_LABELS: &[&str] = &[
+    "sin",
+    "sin number",
+    "sin no",
+    "social insurance",
+    "social insurance number",
+    "social insurance no",
+    // French: `numéro d'assurance sociale`, `NAS`.
+    "assurance sociale",
+    "nas",
+];
 
 /// Whether one of `names` (or `ss#`, with [`SSN_LABELS`]) ends shortly before `at`, in any
 /// case and spelling (`social_security_number`, `socialSecurityNumber`, `S.S.N.`), then at most
@@ -139,7 +229,7 @@ fn labelled(text: &[u8], at: usize, names: &[&str]) -> bool {
         if b == b'.' {
             continue;
         }
-        let b = if matches!(b, b'_' | b'-' | b'\t') {
+        let b = if matches!(b, b'_' | b'-' | b'\t' | b'/') {
             b' '
         } else {
             b
@@ -152,6 +242,10 @@ fn labelled(text: &[u8], at: usize, names: &[&str]) -> bool {
         }
         prev = b;
     }
+    // `… number is 123 45 6789`: the label is what comes before the `is`.
+    if words.ends_with(" is") {
+        words.truncate(words.len() - 3);
+    }
     let named = |name: &str| {
         words.ends_with(name)
             && words[..words.len() - name.len()]
@@ -162,8 +256,12 @@ fn labelled(text: &[u8], at: usize, names: &[&str]) -> bool {
     names.iter().any(|n| named(n)) || (hash && names == SSN_LABELS && named("ss"))
 }
 
-/// `ddd-ddd-ddd`, `ddd ddd ddd`, or nine contiguous digits right after a label (`SIN:`);
-/// Luhn, first digit not 0 or 8.
+/// `ddd-ddd-ddd`; `ddd ddd ddd`, `ddd.ddd.ddd` or nine contiguous digits only right after a
+/// label (`SIN:`, `NAS`) or under a column header naming it; Luhn, first digit not 0 or 8.
+/// A tenth of all numbers pass Luhn, so three numbers in a row (`[367 814 597]`, window sizes)
+/// are no SIN alone; the dashed form is how a SIN is written on forms and is rare in program
+/// output (dates, versions and ids are dashed otherwise), so it needs no label, as an SSN's
+/// does not.
 pub(super) fn find_sin(token: &Token<'_>, out: &mut Vec<Finding>) {
     let groups = token.groups;
     let mut i = 0;
@@ -176,11 +274,15 @@ pub(super) fn find_sin(token: &Token<'_>, out: &mut Vec<Finding>) {
         let len = if groups[i].len() == 9
             && token.isolated(i, i + 1, false, Continues::Always)
             && !call
-            && labelled(token.text, groups[i].start, SIN_LABELS)
+            && named(token.text, groups[i].start, groups[i].end, SIN_LABELS)
         {
             digits.copy_from_slice(token.digits(i));
             1
-        } else if i + 3 <= groups.len() && three_groups(token, i, [3, 3, 3]) {
+        } else if i + 3 <= groups.len()
+            && three_groups(token, i, [3, 3, 3])
+            && (groups[i + 1].sep == b'-'
+                || named(token.text, groups[i].start, groups[i + 2].end, SIN_LABELS))
+        {
             for k in 0..3 {
                 digits[k * 3..k * 3 + 3].copy_from_slice(token.digits(i + k));
             }
@@ -205,13 +307,13 @@ pub(super) fn find_sin(token: &Token<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// Whether groups `i..i + 3` have exactly these widths, no parentheses, one separator (`-` or
-/// space) and stand on their own.
+/// Whether groups `i..i + 3` have exactly these widths, no parentheses, one separator (`-`,
+/// space or dot) and stand on their own.
 fn three_groups(token: &Token<'_>, i: usize, widths: [usize; 3]) -> bool {
     let g = &token.groups[i..i + 3];
     let sep = g[1].sep;
     g.iter().zip(widths).all(|(g, w)| g.len() == w && !g.paren)
-        && matches!(sep, b'-' | b' ')
+        && matches!(sep, b'-' | b' ' | b'.')
         && g[2].sep == sep
         && token.isolated(i, i + 3, sep == b' ', Continues::Always)
 }
@@ -227,7 +329,7 @@ mod tests {
             Detector::UsSsn,
             &[
                 ("SSN 123-45-6789.", &["123-45-6789"]),
-                ("123 45 6789", &["123 45 6789"]),
+                ("SSN 123 45 6789", &["123 45 6789"]),
                 (r#"{"ssn":"078-05-1120"}"#, &["078-05-1120"]),
                 (
                     "a 123-45-6789, b 234-56-7890",
@@ -282,12 +384,65 @@ mod tests {
         );
     }
 
+    /// rt3 accuracy review: three numbers in a row are no SSN without a label; a dash and a
+    /// letter go on with the number; `SSN/ITIN`, dots after a label, a column's header.
+    #[test]
+    fn us_ssn_spaced_or_dotted_needs_a_label() {
+        table(
+            Detector::UsSsn,
+            &[
+                (
+                    "[827 70 7182] elapsed 123 45 6789 ms x 234 56 7890 y\n[[512 64 1024]\n [256 32 2048]]",
+                    &[],
+                ),
+                (
+                    "part no. 536-22-8726-B, ref 536.22.8726, 536-22-8726-x",
+                    &[],
+                ),
+                // The dashed form needs none, the famous samples included.
+                (
+                    "123-45-6789 078-05-1120 536-22-8726.",
+                    &["123-45-6789", "078-05-1120", "536-22-8726"],
+                ),
+                (
+                    "SSN 536 22 8726; ssn: 536.22.8726; Taxpayer ID (SSN/ITIN): 536228726; my social is 536 22 8727",
+                    &["536 22 8726", "536.22.8726", "536228726", "536 22 8727"],
+                ),
+                (
+                    "name,ssn,dob\nBob,536228726,1990-01-01\nAmy,\"536 22 8727\",1991-02-02",
+                    &["536228726", "536 22 8727"],
+                ),
+                (
+                    "| Name | SSN |\n|---|---|\n| Bob | 536228726 |\n| Amy | 536 22 8727 |",
+                    &["536228726", "536 22 8727"],
+                ),
+                // Another column's header, a cell with more in it, an empty header cell.
+                (
+                    "name,ssn,id\nBob,x,536228726\nname,ssn,,dob\nBob,1,536228726,2\nssn\tid\n536228726 x\t1",
+                    &[],
+                ),
+            ],
+        );
+    }
+
     #[test]
     fn ca_sin() {
         table(
             Detector::CaSin,
             &[
                 ("SIN 130 692 544", &["130 692 544"]),
+                // rt3 review: three numbers in a row pass Luhn one time in ten; spaces or
+                // dots need a label, dashes (a SIN as forms write it) do not.
+                ("window sizes 130 311 665 px [367 814 597] 130.692.544", &[]),
+                (
+                    "130-692-544, NAS: 130 692 544, social insurance no. 130.692.544",
+                    &["130-692-544", "130 692 544", "130.692.544"],
+                ),
+                ("name|sin\nBob|130692544", &["130692544"]),
+                (
+                    "my social insurance number is 130 692 544",
+                    &["130 692 544"],
+                ),
                 ("SIN: 130-692-544.", &["130-692-544"]),
                 ("sin=130692544", &["130692544"]),
                 ("SIN: 325437259", &["325437259"]),

@@ -154,6 +154,7 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
         iban: set.contains(Detector::Iban),
     };
     let mut groups = Groups::new();
+    let mut diff = DiffScan::default();
     let mut pos = 0;
     while let Some((p, run_end)) = next_run(text, pos) {
         // The digits that end an escape (`%22` before `4111…`) are not the number's.
@@ -179,7 +180,11 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
             pos = run_end;
             continue;
         }
-        let end = scan_token(text, p, &mut groups);
+        let plus = at(text, p.wrapping_sub(1)) == b'+'
+            && !preceded_by(text, p - 1, |b| b.is_ascii_alphanumeric())
+            && !operand_before(text, p - 1)
+            && !diff.marks(text, p - 1);
+        let end = scan_token(text, p, plus, &mut groups);
         let digits: usize = groups.as_slice().iter().map(Group::len).sum();
         if digits >= MIN_DIGITS {
             let token = Token {
@@ -188,14 +193,71 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
                 // Where two strings meet is a boundary (`hi` + `4111 …` + `thanks`).
                 left_blocked: (preceded_by(text, p, is_word) && !edges.contains(p))
                     || cut_before(text, p),
+                // A dash and a letter go on with the number (`part no. 536-22-8726-B`, `Order
+                // #4000123412341234-A`), as a dash and digits do.
                 right_blocked: (is_word(at(text, end)) && !edges.contains(end))
-                    || cut_after(text, end),
-                plus: at(text, p.wrapping_sub(1)) == b'+'
-                    && !preceded_by(text, p - 1, |b| b.is_ascii_alphanumeric()),
+                    || cut_after(text, end)
+                    || (separator(text, end).is_some_and(|(class, len)| {
+                        class == b'-' && at(text, end + len).is_ascii_alphabetic()
+                    }) && !edges.contains(end)),
+                plus,
             };
             validate(&token, wants, out);
         }
         pos = end;
+    }
+}
+
+/// Whether the `+` at `i`, in the middle of a line, adds to an operand before it
+/// (`y = x +12345678901`, `len(a) +12345678901`): a closing bracket, or a name of one letter
+/// or with `_` or a digit in it, then blanks. A word (`call +1…`), a label's `:` or `=`, or
+/// another number (a list of phone numbers) is no operand.
+fn operand_before(text: &[u8], i: usize) -> bool {
+    let blanks = text[..i]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    if blanks == 0 {
+        return false;
+    }
+    let e = i - blanks;
+    let prev = at(text, e.wrapping_sub(1));
+    if matches!(prev, b')' | b']') {
+        return true;
+    }
+    let name = text[..e].iter().rev().take_while(|&&b| is_word(b)).count();
+    let name = &text[e - name..e];
+    let alpha = name
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
+    alpha && (name.len() == 1 || name.iter().any(|&b| b == b'_' || b.is_ascii_digit()))
+}
+
+/// Whether a `+` starts a line of a unified diff (`+5012345678901,widget` added to a CSV),
+/// where it marks the line, not a country code. A text is a diff from its first hunk header
+/// (`@@ -`) on; the search for one moves forward with the scan, so it reads each byte once.
+#[derive(Debug, Default)]
+struct DiffScan {
+    /// How far the text has been searched for a hunk header.
+    searched: usize,
+    /// Whether one was found.
+    seen: bool,
+}
+
+impl DiffScan {
+    fn marks(&mut self, text: &[u8], i: usize) -> bool {
+        let line_start =
+            i == 0 || text[i - 1] == b'\n' || text[i - 1] == b'\r' || text[..i].ends_with(b"\\n");
+        if !line_start {
+            return false;
+        }
+        if !self.seen && self.searched < i {
+            let from = self.searched.saturating_sub(3);
+            self.seen = memchr::memmem::find(&text[from..i], b"@@ -").is_some();
+            self.searched = i;
+        }
+        self.seen
     }
 }
 
@@ -294,7 +356,10 @@ fn continues(text: &[u8], p: usize, run_end: usize) -> bool {
         return next.is_ascii_digit() || next == b'(';
     }
     match at(text, run_end) {
-        b')' => at(text, p.wrapping_sub(1)) == b'(',
+        b')' => {
+            at(text, p.wrapping_sub(1)) == b'('
+                || (at(text, p.wrapping_sub(1)) == b'+' && at(text, p.wrapping_sub(2)) == b'(')
+        }
         b'(' => true,
         _ => false,
     }
@@ -314,10 +379,15 @@ fn cut_after(text: &[u8], i: usize) -> bool {
 
 /// Reads the token whose first digit is at `p` into `groups`; returns the end of the token
 /// (past a closing parenthesis).
-fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
+///
+/// After a `+` (`plus`), a `/` joins groups too, as German numbers are written
+/// (`+49 30/1234567`), and a first group in parentheses with the `+` is a country code
+/// (`(+44) 20 7946 0958`).
+fn scan_token(text: &[u8], p: usize, plus: bool, groups: &mut Groups) -> usize {
     groups.len = 0;
     let end = run_end(text, p);
-    let paren = at(text, p.wrapping_sub(1)) == b'(' && at(text, end) == b')';
+    let open = at(text, p.wrapping_sub(1)) == b'(' || (plus && at(text, p.wrapping_sub(2)) == b'(');
+    let paren = open && at(text, end) == b')';
     groups.push(Group {
         start: p,
         end,
@@ -334,6 +404,7 @@ fn scan_token(text: &[u8], p: usize, groups: &mut Groups) -> usize {
         let (sep, k, wide) = match (join(text, after), at(text, after)) {
             (Some((sep, len, wide)), _) => (sep, after + len, wide),
             (None, b'(') => (b'(', after, false),
+            (None, b'/') if plus && groups.len > 1 => (b'/', after + 1, false),
             _ if last.paren => (b'(', after, false),
             _ => return after,
         };
@@ -426,7 +497,7 @@ mod tests {
         for (text, expect) in cases {
             let t = text.as_bytes();
             let (start, _) = next_run(t, 0).unwrap();
-            scan_token(t, start, &mut groups);
+            scan_token(t, start, false, &mut groups);
             let got: Vec<_> = groups
                 .as_slice()
                 .iter()

@@ -1,15 +1,32 @@
 //! Phone numbers: E.164 (`+` and 8–15 digits, any grouping) and formatted NANP numbers.
 
 use super::numeric::{Continues, Group, Token};
-use super::{Detector, Finding};
+use super::{Detector, Finding, at, is_word};
 
 pub(super) fn find(token: &Token<'_>, out: &mut Vec<Finding>) {
+    // An extension glued to the number (`415-555-2671x123`) ends it as a space would; the
+    // extension is not reported.
+    let relaxed;
+    let token = match token.groups.last() {
+        Some(last)
+            if token.right_blocked && extension(token.text, last.end + usize::from(last.paren)) =>
+        {
+            relaxed = Token {
+                right_blocked: false,
+                ..*token
+            };
+            &relaxed
+        }
+        _ => token,
+    };
     let groups = token.groups;
     let mut i = 0;
     if token.plus
         && let Some(j) = e164(token)
     {
-        out.push(finding(groups[0].start - 1, &groups[j - 1]));
+        // `(+44) 20 7946 0958`: the country code in parentheses.
+        let start = groups[0].start - 1 - usize::from(groups[0].paren);
+        out.push(finding(start, &groups[j - 1]));
         i = j;
     }
     while i < groups.len() {
@@ -23,6 +40,20 @@ pub(super) fn find(token: &Token<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// Whether an extension glued with `x` starts at `i` (`x123`): one to six digits, then no word
+/// character.
+fn extension(text: &[u8], i: usize) -> bool {
+    if !matches!(at(text, i), b'x' | b'X') {
+        return false;
+    }
+    let digits = text[i + 1..]
+        .iter()
+        .take(7)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    (1..=6).contains(&digits) && !is_word(at(text, i + 1 + digits))
+}
+
 fn finding(start: usize, last: &Group) -> Finding {
     Finding {
         detector: Detector::Phone,
@@ -33,29 +64,34 @@ fn finding(start: usize, last: &Group) -> Finding {
 /// The end (exclusive group index) of the longest run of groups from the first one holding
 /// 8–15 digits (10–15 written as one group: `+86400000` or `+20240115` in code and diffs is a
 /// number, not a phone; every country's mobile numbers have ten digits or more with the
-/// country code) that ends at the token's end or before a space. The country code never starts
-/// with 0. Written as one group, a number of a country in [`NATIONAL_LENGTHS`] must have one
-/// of its lengths (`+20240515123045,ok`, a timestamp on a diff line, is not an Egyptian number).
+/// country code) that ends at the token's end or before a space. The first group starts with
+/// an assigned country code ([`NATIONAL_LENGTHS`]); written as one group, the number must
+/// have a length that country uses (`+20240515123045,ok`, a timestamp on a diff line, is not
+/// an Egyptian number). Dots join groups only as NANP numbers are written
+/// (`+1.415.555.2671`): `+3.14159265358` is a number.
 fn e164(token: &Token<'_>) -> Option<usize> {
     let groups = token.groups;
-    if token.digits(0)[0] == b'0' || groups[0].paren {
-        return None;
-    }
+    let first = token.digits(0);
+    country(first)?;
     // Country code 1 is NANP: ten more digits, area code and exchange starting with 2–9.
-    let nanp = token.digits(0)[0] == b'1';
+    let nanp = first[0] == b'1';
     let mut digits = 0;
+    let mut dotted = false;
     let mut best = None;
     for (j, g) in groups.iter().enumerate() {
         digits += g.len();
         if digits > 15 {
             break;
         }
+        dotted |= g.sep == b'.';
         let ends = match groups.get(j + 1) {
             None => !token.right_blocked,
             Some(next) => next.sep == b' ',
         };
         let valid = !nanp || (digits == 11 && nanp_digits_valid(token, j + 1));
-        let valid = valid && (j > 0 || national_length(token.digits(0)));
+        let valid = valid && (j > 0 || national_length(first));
+        let nanp_shaped = j == 3 && groups[..4].iter().map(Group::len).eq([1, 3, 3, 4]);
+        let valid = valid && (!dotted || (nanp && nanp_shaped));
         let least = if j == 0 { 10 } else { 8 };
         if digits >= least && ends && valid {
             best = Some(j + 1);
@@ -64,61 +100,75 @@ fn e164(token: &Token<'_>) -> Option<usize> {
     best
 }
 
-/// Lengths of the national significant number (the digits after the country code) of common
-/// country codes, shortest and longest, after the ITU's national numbering plans. Only codes
-/// whose lengths are well known and narrow are listed (not Germany, Austria, Italy, Finland,
-/// Indonesia, whose plans run from 5 to 13 digits); a number of another code is not checked.
-/// NANP (`1`) is checked on its own ([`nanp_digits_valid`]).
+/// Country codes and the lengths of their national significant number (the digits after the
+/// code), shortest and longest, after the ITU's national numbering plans (E.164 assignments,
+/// as libphonenumber's metadata lists them). Codes are prefix-free. A code not listed is not
+/// assigned (or shared by networks, not people), so no number starts with it: `+501…` must
+/// have Belize's seven digits, and `+28…` is no phone at all. NANP (`1`) is checked on its own
+/// ([`nanp_digits_valid`]).
+#[rustfmt::skip]
 const NATIONAL_LENGTHS: &[(&[u8], usize, usize)] = &[
-    (b"7", 10, 10),  // Russia, Kazakhstan
-    (b"20", 8, 10),  // Egypt
-    (b"27", 9, 9),   // South Africa
-    (b"30", 10, 10), // Greece
-    (b"31", 9, 9),   // Netherlands
-    (b"32", 8, 9),   // Belgium
-    (b"33", 9, 9),   // France
-    (b"34", 9, 9),   // Spain
-    (b"36", 8, 9),   // Hungary
-    (b"40", 9, 9),   // Romania
-    (b"41", 9, 9),   // Switzerland
-    (b"44", 9, 10),  // United Kingdom
-    (b"45", 8, 8),   // Denmark
-    (b"47", 8, 8),   // Norway
-    (b"48", 9, 9),   // Poland
-    (b"52", 10, 10), // Mexico
-    (b"54", 10, 11), // Argentina (mobiles with the 9)
-    (b"55", 10, 11), // Brazil
-    (b"56", 9, 9),   // Chile
-    (b"61", 9, 9),   // Australia
-    (b"63", 8, 10),  // Philippines
-    (b"64", 8, 10),  // New Zealand
-    (b"65", 8, 8),   // Singapore
-    (b"66", 8, 9),   // Thailand
-    (b"81", 9, 10),  // Japan
-    (b"82", 8, 10),  // South Korea
-    (b"84", 9, 10),  // Vietnam
-    (b"86", 9, 11),  // China
-    (b"90", 10, 10), // Turkey
-    (b"91", 10, 10), // India
-    (b"92", 9, 10),  // Pakistan
-    (b"234", 8, 10), // Nigeria
-    (b"254", 9, 9),  // Kenya
-    (b"351", 9, 9),  // Portugal
-    (b"353", 7, 9),  // Ireland
-    (b"380", 9, 9),  // Ukraine
-    (b"966", 8, 9),  // Saudi Arabia
-    (b"971", 8, 9),  // United Arab Emirates
-    (b"972", 8, 9),  // Israel
+    (b"1", 10, 10), (b"7", 10, 10),
+    (b"20", 8, 10), (b"27", 9, 9), (b"30", 10, 10), (b"31", 9, 9), (b"32", 8, 9),
+    (b"33", 9, 9), (b"34", 9, 9), (b"36", 8, 9), (b"39", 6, 11), (b"40", 9, 9),
+    (b"41", 9, 9), (b"43", 4, 13), (b"44", 9, 10), (b"45", 8, 8), (b"46", 7, 10),
+    (b"47", 8, 8), (b"48", 9, 9), (b"49", 6, 13), (b"51", 8, 9), (b"52", 10, 10),
+    (b"53", 6, 8), (b"54", 10, 11), (b"55", 10, 11), (b"56", 9, 9), (b"57", 8, 10),
+    (b"58", 10, 10), (b"60", 7, 10), (b"61", 9, 9), (b"62", 7, 12), (b"63", 8, 10),
+    (b"64", 8, 10), (b"65", 8, 8), (b"66", 8, 9), (b"81", 9, 10), (b"82", 8, 10),
+    (b"84", 9, 10), (b"86", 9, 11), (b"90", 10, 10), (b"91", 10, 10), (b"92", 9, 10),
+    (b"93", 9, 9), (b"94", 9, 9), (b"95", 7, 10), (b"98", 10, 10),
+    // Africa.
+    (b"211", 9, 9), (b"212", 9, 9), (b"213", 8, 9), (b"216", 8, 8), (b"218", 8, 9),
+    (b"220", 7, 7), (b"221", 9, 9), (b"222", 8, 8), (b"223", 8, 8), (b"224", 8, 9),
+    (b"225", 8, 10), (b"226", 8, 8), (b"227", 8, 8), (b"228", 8, 8), (b"229", 8, 10),
+    (b"230", 7, 8), (b"231", 7, 9), (b"232", 8, 8), (b"233", 9, 9), (b"234", 8, 10),
+    (b"235", 8, 8), (b"236", 8, 8), (b"237", 9, 9), (b"238", 7, 7), (b"239", 7, 7),
+    (b"240", 9, 9), (b"241", 7, 8), (b"242", 9, 9), (b"243", 9, 9), (b"244", 9, 9),
+    (b"245", 7, 9), (b"246", 7, 7), (b"247", 4, 6), (b"248", 7, 7), (b"249", 9, 9),
+    (b"250", 9, 9), (b"251", 9, 9), (b"252", 7, 9), (b"253", 8, 8), (b"254", 9, 10),
+    (b"255", 9, 9), (b"256", 9, 9), (b"257", 8, 8), (b"258", 8, 9), (b"260", 9, 9),
+    (b"261", 9, 9), (b"262", 9, 9), (b"263", 8, 10), (b"264", 8, 9), (b"265", 7, 9),
+    (b"266", 8, 8), (b"267", 7, 8), (b"268", 8, 8), (b"269", 7, 7), (b"290", 4, 5),
+    (b"291", 7, 7), (b"297", 7, 7), (b"298", 6, 6), (b"299", 6, 6),
+    // Europe.
+    (b"350", 8, 8), (b"351", 9, 9), (b"352", 4, 11), (b"353", 7, 9), (b"354", 7, 9),
+    (b"355", 8, 9), (b"356", 8, 8), (b"357", 8, 8), (b"358", 5, 12), (b"359", 7, 9),
+    (b"370", 8, 8), (b"371", 8, 8), (b"372", 7, 8), (b"373", 8, 8), (b"374", 8, 8),
+    (b"375", 9, 10), (b"376", 6, 9), (b"377", 8, 9), (b"378", 6, 10), (b"380", 9, 9),
+    (b"381", 7, 10), (b"382", 8, 8), (b"383", 8, 8), (b"385", 8, 9), (b"386", 8, 8),
+    (b"387", 8, 9), (b"389", 8, 8), (b"420", 9, 9), (b"421", 9, 9), (b"423", 7, 9),
+    // The Americas.
+    (b"500", 5, 5), (b"501", 7, 7), (b"502", 8, 8), (b"503", 8, 8), (b"504", 8, 8),
+    (b"505", 8, 8), (b"506", 8, 8), (b"507", 7, 8), (b"508", 6, 6), (b"509", 8, 8),
+    (b"590", 9, 9), (b"591", 8, 8), (b"592", 7, 7), (b"593", 8, 9), (b"594", 9, 9),
+    (b"595", 7, 9), (b"596", 9, 9), (b"597", 6, 7), (b"598", 8, 8), (b"599", 7, 8),
+    // Oceania and Asia.
+    (b"670", 7, 8), (b"672", 6, 6), (b"673", 7, 7), (b"674", 7, 7), (b"675", 7, 8),
+    (b"676", 5, 7), (b"677", 5, 7), (b"678", 5, 7), (b"679", 7, 7), (b"680", 7, 7),
+    (b"681", 6, 6), (b"682", 5, 5), (b"683", 4, 7), (b"685", 5, 7), (b"686", 5, 8),
+    (b"687", 6, 6), (b"688", 5, 6), (b"689", 6, 8), (b"690", 4, 7), (b"691", 7, 7),
+    (b"692", 7, 7), (b"850", 8, 10), (b"852", 8, 8), (b"853", 8, 8), (b"855", 8, 9),
+    (b"856", 8, 10), (b"870", 9, 9), (b"880", 8, 10), (b"881", 8, 10), (b"882", 7, 12),
+    (b"883", 8, 12), (b"886", 8, 9), (b"960", 7, 7), (b"961", 7, 8), (b"962", 8, 9),
+    (b"963", 8, 9), (b"964", 8, 10), (b"965", 8, 8), (b"966", 8, 9), (b"967", 7, 9),
+    (b"968", 8, 8), (b"970", 8, 9), (b"971", 8, 9), (b"972", 8, 9), (b"973", 8, 8),
+    (b"974", 7, 8), (b"975", 7, 8), (b"976", 8, 8), (b"977", 8, 10), (b"992", 9, 9),
+    (b"993", 8, 8), (b"994", 9, 9), (b"995", 9, 9), (b"996", 9, 9), (b"998", 9, 9),
 ];
 
-/// Whether the digits of an ungrouped E.164 number (country code first) have a length its
-/// country uses, when [`NATIONAL_LENGTHS`] lists the country. Country codes are prefix-free,
-/// so at most one entry applies.
-fn national_length(digits: &[u8]) -> bool {
+/// The country code `digits` (a number's first group) starts with, and its lengths.
+fn country(digits: &[u8]) -> Option<(usize, usize, usize)> {
     NATIONAL_LENGTHS
         .iter()
         .find(|(code, _, _)| digits.starts_with(code))
-        .is_none_or(|(code, min, max)| (*min..=*max).contains(&(digits.len() - code.len())))
+        .map(|(code, min, max)| (code.len(), *min, *max))
+}
+
+/// Whether the digits of an ungrouped E.164 number (country code first) have a length its
+/// country uses.
+fn national_length(digits: &[u8]) -> bool {
+    country(digits).is_some_and(|(code, min, max)| (min..=max).contains(&(digits.len() - code)))
 }
 
 /// Whether the 11 digits of `groups[..end]` (`1` and a national number) have an area code and
@@ -138,14 +188,20 @@ fn nanp_digits_valid(token: &Token<'_>, end: usize) -> bool {
 }
 
 /// A NANP number starting at group `i`, optionally with the country code `1`: returns the start
-/// offset and the end group index.
+/// offset and the end group index. Written with spaces alone, it must also be
+/// [`spelled_out`].
 fn nanp(token: &Token<'_>, i: usize) -> Option<(usize, usize)> {
     let groups = token.groups;
     let first = groups[i];
+    // `(+415) …` is no area code: a `(+` opens a country code.
+    if first.paren && at(token.text, first.start - 1) == b'+' {
+        return None;
+    }
     if token.digits(i) == b"1" && !first.paren && i + 4 <= groups.len() {
         let spaced = groups[i + 1].sep == b' ';
         if let Some(area_spaced) = core(token, i + 1)
             && token.isolated(i, i + 4, spaced && area_spaced, Continues::Always)
+            && (!(spaced && area_spaced) || spelled_out(token.text, first.start, groups[i + 3].end))
         {
             return Some((first.start, i + 4));
         }
@@ -153,10 +209,95 @@ fn nanp(token: &Token<'_>, i: usize) -> Option<(usize, usize)> {
     if i + 3 <= groups.len()
         && let Some(spaced) = core(token, i)
         && token.isolated(i, i + 3, spaced, Continues::Always)
+        && (!spaced || spelled_out(token.text, first.start, groups[i + 2].end))
     {
         return Some((first.start - usize::from(first.paren), i + 3));
     }
     None
+}
+
+/// Whether a NANP number written with spaces alone, `text[start..end]` (`415 555 2671`), is
+/// one. Three numbers in a row are as often a tensor's shape, a table's row or a `free`
+/// output's columns (`[256 512 1024]`, `Mem: 512 768 1024`; accuracy review: four in five
+/// random rows of that shape were reported), so only a phone word shortly before it makes
+/// it a number (`call`, `phone`, `tel`, `mobile`, `cell`, `fax`, `contact`, `WhatsApp`,
+/// `SMS`, and `number` or `text` right before it), and never inside brackets or beside another
+/// number on its line.
+fn spelled_out(text: &[u8], start: usize, end: usize) -> bool {
+    let blank = |b: &&u8| matches!(b, b' ' | b'\t');
+    let before = text[..start].iter().rev().take(8).find(|b| !blank(b));
+    let after = text[end..].iter().take(8).find(|b| !blank(b));
+    if before.is_some_and(|b| b.is_ascii_digit() || matches!(b, b'[' | b'(' | b'{'))
+        || after.is_some_and(|b| b.is_ascii_digit() || matches!(b, b']' | b')' | b'}'))
+    {
+        return false;
+    }
+    phone_word_before(text, start)
+}
+
+/// Words that name a phone number, in lower case; `true` for those that must stand right
+/// before the number (only separators between: `number: 415 555 2671`), as they also name
+/// other things (`number of rows 256 512 1024`).
+const PHONE_WORDS: &[(&[u8], bool)] = &[
+    (b"call", false),
+    (b"phone", false),
+    (b"tel", false),
+    (b"telephone", false),
+    (b"telefon", false),
+    (b"telefono", false),
+    (b"mobile", false),
+    (b"mob", false),
+    (b"cell", false),
+    (b"cellphone", false),
+    (b"fax", false),
+    (b"contact", false),
+    (b"whatsapp", false),
+    (b"sms", false),
+    (b"ph", false),
+    (b"dial", false),
+    (b"hotline", false),
+    (b"helpline", false),
+    (b"landline", false),
+    (b"number", true),
+    (b"no", true),
+    (b"text", true),
+];
+
+/// Whether one of [`PHONE_WORDS`] ends within 40 bytes before `start`, as a whole word (or a
+/// camel-case or `_` part: `phoneNumber`, `mobile_no`).
+fn phone_word_before(text: &[u8], start: usize) -> bool {
+    let from = start.saturating_sub(40);
+    let window = &text[from..start];
+    let sep = |b: u8| {
+        matches!(
+            b,
+            b' ' | b'\t' | b':' | b'=' | b'"' | b'\'' | b'.' | b'#' | b'-'
+        )
+    };
+    let direct = window.iter().rposition(|&b| !sep(b)).map_or(0, |k| k + 1);
+    let mut i = 0;
+    while i < window.len() {
+        let b = window[i];
+        let starts = b.is_ascii_alphabetic()
+            && (i == 0 && !at(text, from.wrapping_sub(1)).is_ascii_alphabetic()
+                || i > 0
+                    && (!window[i - 1].is_ascii_alphabetic()
+                        || (window[i - 1].is_ascii_lowercase() && b.is_ascii_uppercase())));
+        if starts {
+            let found = PHONE_WORDS.iter().any(|(w, close)| {
+                let e = i + w.len();
+                e <= window.len()
+                    && window[i..e].eq_ignore_ascii_case(w)
+                    && !window.get(e).is_some_and(u8::is_ascii_lowercase)
+                    && (!close || e == direct)
+            });
+            if found {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Whether groups `a..a + 3` are area code, exchange and line number (`(415) 555-2671`,
@@ -201,7 +342,7 @@ mod tests {
                 ("(415) 555-2671", &["(415) 555-2671"]),
                 ("tel:(415)555-2671;", &["(415)555-2671"]),
                 (
-                    "415-555-2671, 415.555.2671, 415 555 2671",
+                    "415-555-2671, 415.555.2671, call 415 555 2671",
                     &["415-555-2671", "415.555.2671", "415 555 2671"],
                 ),
                 ("415 555-2671", &["415 555-2671"]),
@@ -265,6 +406,125 @@ mod tests {
                 ("+20 2 4051 5123 045", &["+20 2 4051 5123 045"]),
                 ("12 415 555 2671", &[]),
                 ("ip 192.168.100.200 date 2024-05-15", &[]),
+            ],
+        );
+    }
+
+    /// Found by the rt3 accuracy review: three numbers in a row (a tensor's shape, `free`'s
+    /// columns) were read as `415 555 2671`; the spaced form needs a phone word, no brackets
+    /// and no number beside it.
+    #[test]
+    fn spaced_nanp_needs_a_phone_word() {
+        table(
+            Detector::Phone,
+            &[
+                (
+                    "[256 512 1024] Mem: 512 768 1024 shape=(256 512 1024) seq 300 400 5000",
+                    &[],
+                ),
+                (
+                    "git diff stat: 234 567 8901\n[[512 640 1024]\n [256 320 2048]]",
+                    &[],
+                ),
+                ("x = np.array([415 555 2671])", &[]),
+                ("415 555 2671 1 415 555 2671", &[]),
+                // A phone word makes it a number; not when a number stands beside it or
+                // brackets close around it.
+                (
+                    "Call me at 415 555 2671. Phone: 1 415 555 2671; tel 415 555 2671",
+                    &["415 555 2671", "1 415 555 2671", "415 555 2671"],
+                ),
+                (
+                    "mobile_no=415 555 2671, WhatsApp +1 415 555 2671, fax: (415) 555 2671",
+                    &["415 555 2671", "+1 415 555 2671", "(415) 555 2671"],
+                ),
+                (
+                    "phone 7 415 555 2671; phone 415 555 2671\t12; call [415 555 2671]",
+                    &[],
+                ),
+                // `number` and `text` only right before it: they name other things too.
+                (
+                    "number of params 256 512 1024; number: 415 555 2671",
+                    &["415 555 2671"],
+                ),
+                (
+                    "hotel 415 555 2671 photo 415 555 2671 cells 415 555 2671",
+                    &[],
+                ),
+                // The written forms need no word.
+                (
+                    "(415) 555-2671 415-555-2671 415.555.2671 +1 415 555 2671 +1-415-555-2671 +44 20 7946 0958",
+                    &[
+                        "(415) 555-2671",
+                        "415-555-2671",
+                        "415.555.2671",
+                        "+1 415 555 2671",
+                        "+1-415-555-2671",
+                        "+44 20 7946 0958",
+                    ],
+                ),
+            ],
+        );
+    }
+
+    /// rt3 review: a `+` that marks an added diff line or adds to an operand is no country
+    /// code, dots are no E.164 separator but in NANP's shape, and every country code has its
+    /// lengths.
+    #[test]
+    fn plus_is_a_country_code_only_where_one_stands() {
+        table(
+            Detector::Phone,
+            &[
+                (
+                    "@@ -1,3 +1,4 @@\n id,name\n+5012345678901,widget\n+2345678901234,gadget\n+8612345678901\n+441234567890\n+17145648001\n",
+                    &[],
+                ),
+                (
+                    "y = x +12345678901; z = f(a) +14155552671; t = n_2 +14155552671",
+                    &[],
+                ),
+                ("pi +3.14159265358 e +2.71828182845", &[]),
+                // Unassigned codes, and assigned ones at a length the country does not use.
+                ("+2812345678901 +8012345678 +5012345678901 +3521234", &[]),
+                // Outside a diff a line may start with a number; a word before `+` is prose.
+                (
+                    "+8613800138000\ncall +14155552671, phone=+4915112345678, (+1 415 555 2671)",
+                    &[
+                        "+8613800138000",
+                        "+14155552671",
+                        "+4915112345678",
+                        "+1 415 555 2671",
+                    ],
+                ),
+                (
+                    "+5012234567 +3545512345 +37061234567",
+                    &["+5012234567", "+3545512345", "+37061234567"],
+                ),
+                (" +1.415.555.2671 +33.1.23.45.67.89", &["+1.415.555.2671"]),
+            ],
+        );
+    }
+
+    /// rt3 review: formats that were missed.
+    #[test]
+    fn bracketed_codes_slashes_and_extensions() {
+        table(
+            Detector::Phone,
+            &[
+                ("(+44) 20 7946 0958", &["(+44) 20 7946 0958"]),
+                ("Tel. (+49) 30 901820", &["(+49) 30 901820"]),
+                (
+                    "+49 30/1234567, +49 89/12345678",
+                    &["+49 30/1234567", "+49 89/12345678"],
+                ),
+                (
+                    "+1-415-555-2671x123 or 415-555-2671X9; (415) 555-2671x12",
+                    &["+1-415-555-2671", "415-555-2671", "(415) 555-2671"],
+                ),
+                // Not an extension: letters, or more than six digits.
+                ("415-555-2671xy 415-555-2671x1234567 415-555-2671x", &[]),
+                // A slash is no separator without the `+`.
+                ("49 30/1234567 415 555/2671", &[]),
             ],
         );
     }

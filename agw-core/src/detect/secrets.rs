@@ -679,8 +679,36 @@ fn aws(text: &[u8], s: usize, edges: Edges<'_>) -> Option<usize> {
     let upper = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
     let next = at(text, e);
     let ends = !upper(&next) || edges.contains(e);
-    let digit = id[1..].iter().any(u8::is_ascii_digit);
+    let digit = id[1..].iter().any(u8::is_ascii_digit) || aws_id_labelled(text, s);
     (id.iter().all(upper) && ends && digit && !placeholder(&id[1..])).then_some(e)
+}
+
+/// Whether an access key id's own label ends right before `s`, then at most a few separators
+/// (`aws_access_key_id = `, `AWS_ACCESS_KEY_ID=`, `"AccessKeyId": "`, `accessKeyId:`, the
+/// console's `Access key ID:`): there an id with no digit is one too.
+fn aws_id_labelled(text: &[u8], s: usize) -> bool {
+    let before = &text[s.saturating_sub(48)..s];
+    let sep = |b: u8| matches!(b, b' ' | b'\t' | b'=' | b':' | b'"' | b'\'' | b'>');
+    let gap = before.iter().rev().take_while(|&&b| sep(b)).count();
+    if gap > 5 {
+        return false;
+    }
+    // The label's letters, lower case, `_`, `-`, `.` and blanks dropped.
+    let mut letters = [0u8; 16];
+    let mut n = 0;
+    for &b in before[..before.len() - gap].iter().rev() {
+        if n == letters.len()
+            || !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b' '))
+        {
+            break;
+        }
+        if b.is_ascii_alphanumeric() {
+            letters[letters.len() - 1 - n] = b.to_ascii_lowercase();
+            n += 1;
+        }
+    }
+    let label = &letters[letters.len() - n..];
+    label.ends_with(b"accesskeyid") || label.ends_with(b"accesskey")
 }
 
 /// A PEM private key block in base64 (`LS0tLS1CRUdJTi` is `-----BEGIN`): a Kubernetes Secret's
@@ -1507,6 +1535,27 @@ mod tests {
         for (detector, text, expect) in cases {
             check(*detector, text, expect);
         }
+    }
+
+    /// rt3 accuracy review: after its own label an access key id needs no digit.
+    #[test]
+    fn aws_ids_after_their_label_need_no_digit() {
+        check(
+            Detector::AwsAccessKey,
+            "aws_access_key_id = AKIANSBLGUPXKQNENVXD\nAWS_ACCESS_KEY_ID=AKIAQWERTYUIOPASDFGH \"AccessKeyId\": \"ASIAQWERTYUIOPASDFGH\", accessKeyId: 'AKIAZXCVBNMLKJHGFDSA' Access key ID: AKIAPOIUYTREWQLKJHGF",
+            &[
+                "AKIANSBLGUPXKQNENVXD",
+                "AKIAQWERTYUIOPASDFGH",
+                "ASIAQWERTYUIOPASDFGH",
+                "AKIAZXCVBNMLKJHGFDSA",
+                "AKIAPOIUYTREWQLKJHGF",
+            ],
+        );
+        check(
+            Detector::AwsAccessKey,
+            "region = ASIAPACIFICNORTHEAST, secret_key_id = AKIANSBLGUPXKQNENVXD, access_key_id = AKIAXXXXXXXXXXXXXXXX",
+            &[],
+        );
     }
 
     /// At most 64 literals: beyond that the automaton's Teddy prefilter is not built, and every

@@ -51,7 +51,17 @@ pub(super) fn texts_of(value: &[u8], media_type: Option<&[u8]>, out: &mut Vec<Fi
                 plain
             }
         }
-        None => base64_decoded(value, usize::MAX),
+        None => {
+            // Not base64 at all (`"data": "my credit card…"` under `"type": "base64"`): a
+            // reader that finds no base64 there may take it as written (a red-team case).
+            let written = value.iter().any(|&c| {
+                !(c.is_ascii_alphanumeric() || b"+/-_=".contains(&c) || c.is_ascii_whitespace())
+            });
+            if written {
+                read_file(value, out);
+            }
+            base64_decoded(value, usize::MAX)
+        }
     };
     read_file(&bytes, out);
 }

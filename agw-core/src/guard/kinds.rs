@@ -417,16 +417,22 @@ impl Extractor {
                     this.doc.token_ids = true;
                 }
                 this.push_key(sc, Field::Messages, key, top_loc(Top::Body, None, ""))?;
+                let text = sc.key_matches(key, "text") && sc.peek() == Some(b'"');
+                let from = this.doc.text.len();
                 // A URL the server may fetch: read again decoded, as in a known body.
                 this.url_value(sc, key, Field::Messages, top_loc(Top::Body, None, ""))
-                    .unwrap_or_else(|| this.generic(sc))
+                    .unwrap_or_else(|| this.generic(sc))?;
+                if text {
+                    this.note_element_text(from);
+                }
+                Ok(())
             }),
             Some(b'[') => {
                 self.doc.st.group += 1;
                 let group = self.doc.st.group;
-                sc.array(|sc, _| {
-                    self.doc.st.group = group;
-                    self.generic(sc)
+                self.joining_array(sc, Field::Messages, |this, sc| {
+                    this.doc.st.group = group;
+                    this.generic(sc)
                 })
             }
             Some(b'-' | b'0'..=b'9') => {

@@ -1,6 +1,6 @@
 use super::{Backend, Classified};
 use agw_core::api::{Api, ErrorBody, ErrorKind};
-use agw_core::provider::{ProviderKind, ProviderSpec};
+use agw_core::provider::ProviderSpec;
 use agw_core::route::RouteTable;
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request};
@@ -30,14 +30,11 @@ impl Classifier {
         }
     }
 
-    /// The default table for a provider (Claude Code's for Anthropic, OpenAI's otherwise), its
-    /// dialect and its base URL's path.
+    /// The default table for a provider ([`RouteTable::for_provider`]), its dialect and its
+    /// base URL's path.
     pub fn for_provider(spec: &ProviderSpec) -> Self {
-        let table = match spec.kind() {
-            ProviderKind::Anthropic => RouteTable::claude_code(),
-            _ => RouteTable::openai(),
-        };
-        Self::new(table, spec.kind().api()).base_path(spec.base_url().path())
+        Self::new(RouteTable::for_provider(spec.kind()), spec.kind().api())
+            .base_path(spec.base_url().path())
     }
 
     /// Classifies a path no route names but the fallback as the upstream gets it, under the

@@ -2,7 +2,7 @@
 //! and long number, and the base64 files in it.
 
 use super::numbers::integer_digits;
-use super::{Extractor, Loc, Top};
+use super::{Extractor, Joined, Loc, Top};
 use crate::guard::Field;
 use crate::json::{Decoded, JsonError, Scanner, Str};
 use std::borrow::Cow;
@@ -69,6 +69,8 @@ impl Extractor {
                     };
                     return this.all_strings(sc, field, credential);
                 }
+                let text = sc.key_matches(key, "text") && sc.peek() == Some(b'"');
+                let from = this.doc.text.len();
                 let url = if loc.top == Top::Tools {
                     // A Responses MCP tool's server, which the provider connects to: read as
                     // Anthropic's `mcp_servers[].url` is, by every rule (a secret in it reaches
@@ -88,12 +90,66 @@ impl Extractor {
                 } else {
                     None
                 };
-                url.unwrap_or_else(|| this.all_strings(sc, field, loc))
+                url.unwrap_or_else(|| this.all_strings(sc, field, loc))?;
+                if text {
+                    this.note_element_text(from);
+                }
+                Ok(())
             }),
-            Some(b'[') => sc.array(|sc, _| self.all_strings(sc, field, loc)),
+            Some(b'[') => {
+                self.joining_array(sc, field, |this, sc| this.all_strings(sc, field, loc))
+            }
             Some(b'-' | b'0'..=b'9') => self.push_number(sc, field, loc),
             _ => sc.skip_fast(),
         }
+    }
+
+    /// Reads an array (the cursor is at it), `each` reading each element, and keeps the
+    /// `text` strings of consecutive elements joined ([`super::Doc::joined`]): a server runs
+    /// them together (Gemini's `parts`, Bedrock's `content`).
+    pub(in crate::guard) fn joining_array(
+        &mut self,
+        sc: &mut Scanner<'_>,
+        field: Field,
+        mut each: impl FnMut(&mut Self, &mut Scanner<'_>) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
+        let outer = self.doc.st.element_text.take();
+        let mut joined = Joined::new(field);
+        sc.array(|sc, _| {
+            each(self, sc)?;
+            match self.doc.st.element_text.take() {
+                Some(r) => {
+                    if !joined.text.is_empty() {
+                        joined.meets.push(joined.text.len());
+                    }
+                    joined.text.extend_from_slice(&self.doc.text[r]);
+                }
+                None => self.keep_joined(&mut joined),
+            }
+            Ok(())
+        })?;
+        self.keep_joined(&mut joined);
+        self.doc.st.element_text = outer;
+        Ok(())
+    }
+
+    /// Notes the text of a `text` key's string value read from `from` ([`Self::joining_array`]).
+    pub(in crate::guard) fn note_element_text(&mut self, from: usize) {
+        // Read after a line break of its own.
+        let from = from + usize::from(self.doc.text.get(from) == Some(&b'\n'));
+        self.doc.st.element_text = Some(from..self.doc.text.len());
+    }
+
+    /// Keeps text parts joined when there are two or more, and starts anew.
+    fn keep_joined(&mut self, joined: &mut Joined) {
+        if joined.meets.is_empty() {
+            joined.text.clear();
+            return;
+        }
+        let field = joined.field;
+        self.doc
+            .joined
+            .push(std::mem::replace(joined, Joined::new(field)));
     }
 
     /// Reads an object of data read string by string (the cursor is at it), `each` reading

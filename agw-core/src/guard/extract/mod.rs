@@ -183,6 +183,9 @@ pub(crate) struct State {
     /// Reading text whose field agw cannot tell (a Responses item of a type it does not
     /// know): its units are [`Unit::any_field`].
     pub any_field: bool,
+    /// The `text` string of the array element being read generically, as a range of
+    /// [`Doc::text`] ([`Doc::joined`]).
+    pub element_text: Option<Range<usize>>,
 }
 
 /// Everything scanned from one body.
@@ -224,10 +227,33 @@ pub(crate) struct Doc {
     pub inline_files: Vec<(super::files::FileText, Field)>,
     /// JSON documents held in strings ([`Seg::inner`]).
     pub inner: Vec<Inner>,
+    /// Text parts read generically that a server runs together: the `text` strings of an
+    /// array's consecutive elements (Gemini's `parts`, Bedrock's `content`, content blocks on
+    /// a path agw has no reading for), joined, with where they meet; read, never rewritten.
+    pub joined: Vec<Joined>,
     /// A mask of text that [`Doc::inner`] documents hold only through escapes refuses instead
     /// (requests: see `Policy::decide`); otherwise it is written back (responses, as a stream's
     /// tool call input is).
     pub escaped_refuses: bool,
+}
+
+/// Consecutive text parts of one array, joined ([`Doc::joined`]).
+#[derive(Debug)]
+pub(crate) struct Joined {
+    pub text: Vec<u8>,
+    /// Where one part ends and the next starts, offsets into `text`.
+    pub meets: Vec<usize>,
+    pub field: Field,
+}
+
+impl Joined {
+    pub(crate) fn new(field: Field) -> Self {
+        Joined {
+            text: Vec::new(),
+            meets: Vec::new(),
+            field,
+        }
+    }
 }
 
 thread_local! {
@@ -268,6 +294,7 @@ impl Doc {
         self.identifiers.clear();
         self.inline_files.clear();
         self.inner.clear();
+        self.joined.clear();
         self.escaped_refuses = false;
         SPARE.with(|spare| spare.set(Some(self)));
     }

@@ -326,6 +326,9 @@ impl Policy {
         if !doc.inline_files.is_empty() && !matches!(verdict.decision(), Decision::Reject(_)) {
             self.inline_files(&doc.inline_files, &mut verdict);
         }
+        if !doc.joined.is_empty() && !matches!(verdict.decision(), Decision::Reject(_)) {
+            self.joined_parts(&doc, &mut verdict);
+        }
         // Tool definitions nothing matched in are known clean for this policy (a value with a
         // match is read again every time). Not after a refusal: it stops at its first hit,
         // before what follows is read.

@@ -321,6 +321,44 @@ impl Policy {
         Ok(verdict)
     }
 
+    /// Text parts read generically that a server runs together ([`Doc::joined`]): a match
+    /// that runs across where two parts meet counts (one within a part was read with it);
+    /// never rewritten, so it refuses where its rule refuses or masks.
+    pub(super) fn joined_parts(&self, doc: &Doc, verdict: &mut Verdict) {
+        let (mut findings, mut raw) = (Vec::new(), Vec::new());
+        for joined in &doc.joined {
+            let wanted = &self.inner.wanted[joined.field as usize * CONTEXTS + LATEST];
+            if !wanted.iter().any(|w| *w) {
+                continue;
+            }
+            raw.clear();
+            self.find_plain(wanted, &joined.text, &mut findings, &mut raw);
+            for h in &raw {
+                let across = joined
+                    .meets
+                    .iter()
+                    .any(|&m| h.range.start < m && m < h.range.end);
+                if across
+                    && self.hidden_hit(
+                        verdict,
+                        h,
+                        "text parts (joined)",
+                        StatusCode::BAD_REQUEST,
+                        |rule| {
+                            format!(
+                                "Text parts of the request run together hold text that the rule \
+                             `{rule}` would mask across where they meet; such text is not \
+                             rewritten."
+                            )
+                        },
+                    )
+                {
+                    return;
+                }
+            }
+        }
+    }
+
     /// The first of the `wanted` rules that refuses or masks (not an audit): the rule in
     /// whose name what no rule can read is refused.
     pub(super) fn refusing_rule(&self, wanted: &[bool]) -> Option<&super::Compiled> {

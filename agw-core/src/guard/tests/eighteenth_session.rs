@@ -106,7 +106,10 @@ fn a_file_too_large_to_read_once_decompressed_is_refused() {
     );
 }
 
-fn form(parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> (Vec<u8>, String) {
+/// A form part: its name, its file name, its content type, its value.
+type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+fn form(parts: &[Part<'_>]) -> (Vec<u8>, String) {
     let mut body = Vec::new();
     for (name, filename, ct, value) in parts {
         body.extend_from_slice(b"--XyZ\r\n");
@@ -270,4 +273,50 @@ fn an_mcp_servers_credential_is_read_by_literal_and_pattern_rules() {
         )
         .unwrap();
     assert!(v.is_allow(), "{:?}", v.hits());
+}
+
+#[test]
+fn text_parts_read_generically_are_joined_where_a_server_runs_them_together() {
+    let p = Policy::builder()
+        .rule(Rule::literals("phrase", ["credit card"]).reject("no"))
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).mask())
+        .build()
+        .unwrap();
+    for body in [
+        // Gemini's parts, Bedrock's content, content blocks on a path agw has no reading for.
+        r#"{"contents":[{"role":"user","parts":[{"text":"my credit "},{"text":"card"}]}]}"#,
+        r#"{"messages":[{"role":"user","content":[{"text":"key AKIAZ7QRST"},{"text":"UVWX2345AB"}]}]}"#,
+        r#"{"messages":[{"role":"user","content":[{"type":"text","text":"my cre"},{"type":"text","text":"dit "},{"type":"text","text":"card"}]}]}"#,
+    ] {
+        let v = p.inspect(RouteKind::Passthrough, body.as_bytes()).unwrap();
+        assert!(refused(&v), "{body}");
+        assert_eq!(v.hits()[0].path, "text parts (joined)", "{body}");
+    }
+    // An Anthropic document of text blocks, on the Messages path; base64 `data` that is no
+    // base64 is read as written.
+    for body in [
+        r#"{"model":"m","messages":[{"role":"user","content":[{"type":"document","source":{"type":"content","content":[{"type":"text","text":"my credit "},{"type":"text","text":"card"}]}}]}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"text/plain","data":"my credit card, key!"}}]}]}"#,
+    ] {
+        let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+        assert!(refused(&v), "{body}");
+    }
+    // Parts apart (a picture between them) are not joined; a match within one part is
+    // masked as before, not refused.
+    let apart = r#"{"contents":[{"parts":[{"text":"my credit "},{"inlineData":{"mimeType":"image/png","data":"iVBO"}},{"text":"card"}]}]}"#;
+    assert!(
+        p.inspect(RouteKind::Passthrough, apart.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+    let within =
+        r#"{"contents":[{"parts":[{"text":"key AKIAZ7QRSTUVWX2345AB"},{"text":"more"}]}]}"#;
+    let v = p
+        .inspect(RouteKind::Passthrough, within.as_bytes())
+        .unwrap();
+    assert!(
+        matches!(v.decision(), Decision::Rewrite(_)),
+        "{:?}",
+        v.hits()
+    );
 }
