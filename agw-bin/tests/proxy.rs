@@ -662,19 +662,19 @@ backends:
         "Rejected due to inappropriate content"
     );
     assert_eq!(v["error"]["type"], "invalid_request_error");
-    // A Messages request to an OpenAI backend is refused, naming the backend, in the shape the
-    // route's client expects.
-    let (res, bytes) = send(json_post(&agw.url("/v1/messages"), PROMPT)).await;
-    assert_eq!(res.status(), 404);
+    // Such servers serve Anthropic's Messages too (vLLM, llama.cpp, Ollama, LiteLLM): read as
+    // Messages, a phrase split over text blocks is refused in Anthropic's shape (eighteenth
+    // session's red team: read generically, it passed).
+    let before = agw.mock.requests().len();
+    let (res, _) = send(json_post(&agw.url("/v1/messages"), PROMPT)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(agw.mock.requests().len(), before + 1);
+    let split = r#"{"model":"qwen","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"my credit "},{"type":"text","text":"card"}]}]}"#;
+    let (res, bytes) = send(json_post(&agw.url("/v1/messages"), split)).await;
+    assert_eq!(res.status(), 400);
     let v = json(&bytes);
     assert_eq!(v["type"], "error");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("backend `local`"),
-        "{v}"
-    );
+    assert_eq!(agw.mock.requests().len(), before + 1);
     agw.stop().await;
 }
 
