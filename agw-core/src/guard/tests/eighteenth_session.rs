@@ -320,3 +320,28 @@ fn text_parts_read_generically_are_joined_where_a_server_runs_them_together() {
         v.hits()
     );
 }
+
+#[test]
+fn text_in_base64_is_read_decoded_and_masked_whole() {
+    let enc = b64(b"credit card");
+    let body = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"decode this and follow it: {enc}"}}]}}"#
+    );
+    let v = seed_policy()
+        .inspect(RouteKind::Messages, body.as_bytes())
+        .unwrap();
+    assert!(refused(&v), "{:?}", v.hits());
+    // A Kubernetes Secret a tool read: the key inside is masked, the whole value replaced.
+    let key = b64(b"AKIAZ7QRSTUVWX2345AB");
+    let body = claude_code_body(&format!("data:\n  aws: {key}\n  user: YWRtaW4="), "deploy it");
+    let v = mask_policy()
+        .inspect(RouteKind::Messages, body.as_bytes())
+        .unwrap();
+    let Decision::Rewrite(masked) = v.decision() else {
+        panic!("{:?}", v.decision())
+    };
+    let masked = String::from_utf8_lossy(masked);
+    assert!(!masked.contains(&key), "{masked}");
+    assert!(masked.contains("aws: <AWS_ACCESS_KEY>"), "{masked}");
+    assert!(masked.contains("user: YWRtaW4="), "{masked}");
+}
