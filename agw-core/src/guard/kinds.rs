@@ -135,7 +135,9 @@ impl Extractor {
                 self.tool_definitions(sc)
             } else if sc.key_matches(&key, "prompt") {
                 once(&mut seen_prompt, "prompt")?;
-                self.all_strings(sc, Field::Messages, top_loc(Top::Prompt, None, ""))
+                let from = sc.position();
+                self.all_strings(sc, Field::Messages, top_loc(Top::Prompt, None, ""))?;
+                self.prompt_variables_joined(&mut sc.at(from))
             } else if sc.key_matches(&key, "instructions") {
                 once(&mut seen_instructions, "instructions")?;
                 self.all_strings(sc, Field::System, top_loc(Top::Instructions, None, ""))
@@ -396,6 +398,38 @@ impl Extractor {
                 self.all_strings(sc, Field::ToolOutput, loc)
             }
         })
+    }
+
+    /// A stored prompt's string `variables`, joined in the order given ([`Doc::joined`]): a
+    /// template that puts them side by side (`{{a}}{{b}}`) runs them together (eighteenth
+    /// session's red team: a key split over two variables passed).
+    fn prompt_variables_joined(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        if sc.peek() != Some(b'{') {
+            return sc.skip_fast();
+        }
+        let mut joined = super::extract::Joined::new(Field::Messages);
+        sc.object(|sc, key| {
+            if !(sc.key_matches(&key, "variables") && sc.peek() == Some(b'{')) {
+                return sc.skip_fast();
+            }
+            sc.object(|sc, _| {
+                let Some(s) = sc.string_or_none()? else {
+                    return sc.skip_fast();
+                };
+                let value = sc.str_value(&s);
+                let value =
+                    crate::json::normalize_str(&String::from_utf8_lossy(&value)).into_owned();
+                if !joined.text.is_empty() {
+                    joined.meets.push(joined.text.len());
+                }
+                joined.text.extend_from_slice(value.as_bytes());
+                Ok(())
+            })
+        })?;
+        if !joined.meets.is_empty() {
+            self.doc.joined.push(joined);
+        }
+        Ok(())
     }
 
     /// A body on a path no dialect knows: every string, object keys included (a key can be

@@ -408,7 +408,10 @@ pub(crate) fn next_char(raw: &[u8], i: usize) -> (char, usize) {
             let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
             return (char::from_u32(c).unwrap_or('\u{FFFD}'), i + 12);
         }
-        return (char::from_u32(hi).unwrap_or('\u{FFFD}'), i + 6);
+        // A lone surrogate is no character: readers that decode leniently drop it (Python's
+        // `errors="ignore"`), so it is read as an invisible character, removed (eighteenth
+        // session's red team: `cred\ud800it card` hid the phrase).
+        return (char::from_u32(hi).unwrap_or('\u{200B}'), i + 6);
     }
     // The body was validated as UTF-8 up front; a truncated or stray byte still cannot panic.
     let len = match b {
@@ -605,7 +608,7 @@ mod tests {
             ("\u{301}credit", "credit"),
             ("CRÉDIT ÇARD Ñ ü ø", "CREDIT CARD N u ø"),
             ("й ё ά", "и е α"),
-            (r"lone \ud83d surrogate", "lone \u{FFFD} surrogate"),
+            (r"lone \ud83d surrogate", "lone  surrogate"),
             ("①②", "12"),
             // Decimal digits of every script read as ASCII digits.
             ("٤١١١ ۱۱۱۱ १११३ ๑๑๑๑", "4111 1111 1113 1111"),

@@ -333,7 +333,10 @@ fn text_in_base64_is_read_decoded_and_masked_whole() {
     assert!(refused(&v), "{:?}", v.hits());
     // A Kubernetes Secret a tool read: the key inside is masked, the whole value replaced.
     let key = b64(b"AKIAZ7QRSTUVWX2345AB");
-    let body = claude_code_body(&format!("data:\n  aws: {key}\n  user: YWRtaW4="), "deploy it");
+    let body = claude_code_body(
+        &format!("data:\n  aws: {key}\n  user: YWRtaW4="),
+        "deploy it",
+    );
     let v = mask_policy()
         .inspect(RouteKind::Messages, body.as_bytes())
         .unwrap();
@@ -344,4 +347,35 @@ fn text_in_base64_is_read_decoded_and_masked_whole() {
     assert!(!masked.contains(&key), "{masked}");
     assert!(masked.contains("aws: <AWS_ACCESS_KEY>"), "{masked}");
     assert!(masked.contains("user: YWRtaW4="), "{masked}");
+}
+
+#[test]
+fn a_stored_prompts_variables_are_read_joined() {
+    let p = Policy::builder()
+        .rule(Rule::literals("phrase", ["credit card"]).reject("no"))
+        .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).reject("no"))
+        .build()
+        .unwrap();
+    for body in [
+        r#"{"model":"m","prompt":{"id":"pmpt_1","variables":{"a":"AKIAZ7QRST","b":"UVWX2345AB"}}}"#,
+        r#"{"model":"m","prompt":{"id":"pmpt_1","variables":{"a":"my credit ","b":"card"}},"input":"hi"}"#,
+    ] {
+        let v = p.inspect(RouteKind::Responses, body.as_bytes()).unwrap();
+        assert!(refused(&v), "{body}");
+    }
+    let clean = r#"{"model":"m","prompt":{"id":"pmpt_1","variables":{"a":"credit","b":"score"}}}"#;
+    assert!(
+        p.inspect(RouteKind::Responses, clean.as_bytes())
+            .unwrap()
+            .is_allow()
+    );
+}
+
+#[test]
+fn a_lone_surrogate_inside_a_phrase_hides_nothing() {
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"my cred\ud800it card"}]}"#;
+    let v = seed_policy()
+        .inspect(RouteKind::Messages, body.as_bytes())
+        .unwrap();
+    assert!(refused(&v), "{:?}", v.hits());
 }
