@@ -647,8 +647,10 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         let (reload_args, reload_listen, allow) =
             (a.config.clone(), a.listen.clone(), a.allow_unauthenticated);
         // The team pieces (Redis connection, JWKS, limiter, metrics) are built once: a reload
-        // that changes their sections says that those changes wait for a restart.
-        let team_at_start = format!("{:?}", gw.team);
+        // that changes their sections says that those changes wait for a restart, and keeps
+        // the sections in force, which `/config` then shows (red-team rt4: it showed the new
+        // file's limits, not the ones enforced).
+        let team_at_start = gw.team.clone();
         // What a reload cannot change: the address the listener is bound to, and the client
         // authentication built at start (tenth red-team review: a reload that added an
         // injected key with `auth` and a loopback `listen` was checked against the new file's
@@ -671,11 +673,29 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         );
         opts.loader = Some(std::sync::Arc::new(move || {
             let mut gw = load(&reload_args, reload_listen.as_deref())?;
+            // Started without team sections, agw built no layer that authenticates, checks
+            // access, limits or counts: a file that adds them would be shown and reported as
+            // in use while nothing enforces them (red-team rt4: a reload adding `auth` and an
+            // `access` list served anyone, any model). Refused, as a start would refuse an
+            // `access` list with nothing to enforce it.
+            if team_at_start.is_none() && gw.team.is_some() {
+                return Err(ConfigError::new(
+                    "reload",
+                    format!(
+                        "{} need the team layers, which agw builds only when it starts with \
+                         them: restart agw to turn them on (the previous configuration keeps \
+                         serving)",
+                        gw.team_sections
+                            .iter()
+                            .map(|s| format!("`{s}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            let mut pending = Vec::new();
             if gw.body_timeout_secs.is_some() && gw.body_timeout_secs != body_at_start {
-                tracing::warn!(
-                    target: "agw",
-                    "reload: body_timeout_secs takes effect on restart"
-                );
+                pending.push("body_timeout_secs");
             }
             gw.body_timeout_secs = body_secs;
             let (grace, drain, idle) = in_file;
@@ -684,20 +704,18 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
                 ("drain_delay_secs", gw.drain_delay_secs != drain),
                 ("idle_timeout_secs", gw.idle_timeout_secs != idle),
             ];
-            for (name, _) in changed.iter().filter(|(_, c)| *c) {
-                tracing::warn!(target: "agw", "reload: {name} takes effect on restart");
-            }
+            pending.extend(changed.iter().filter(|(_, c)| *c).map(|(name, _)| *name));
             (
                 gw.shutdown_grace_secs,
                 gw.drain_delay_secs,
                 gw.idle_timeout_secs,
             ) = in_effect;
-            if format!("{:?}", gw.team) != team_at_start {
-                tracing::warn!(
-                    target: "agw",
-                    "reload: changes to auth, redis, limits, prices or metrics take effect on \
-                     restart; the rest of the new configuration is in use"
-                );
+            let team_changed = changed_team_sections(team_at_start.as_ref(), gw.team.as_ref());
+            // Said as at start (red-team rt4: a reload that left a backend without a key, with
+            // client authentication on, was silent while every request reached the provider
+            // without credentials).
+            for w in &gw.warnings {
+                tracing::warn!(target: "agw", "reload: {w}");
             }
             // Never what a start with this file would refuse; and never exposed as served:
             // on the bound listener, with the client authentication built at start. The
@@ -706,16 +724,28 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
                 return Err(ConfigError::new("reload", why));
             }
             let (listen, client_auth) = running;
-            match exposure(&gw, listen, client_auth, allow || unauth_allowed(&gw)) {
-                Some(why) => Err(ConfigError::new(
+            if let Some(why) = exposure(&gw, listen, client_auth, allow || unauth_allowed(&gw)) {
+                return Err(ConfigError::new(
                     "reload",
                     format!(
                         "{why} (a reload keeps the listener and the client authentication agw \
                          started with: restart to change them)"
                     ),
-                )),
-                None => Ok(gw),
+                ));
             }
+            pending.extend(team_changed);
+            if !pending.is_empty() {
+                tracing::warn!(
+                    target: "agw",
+                    "reload: changes to {} take effect on restart; the rest of the new \
+                     configuration is in use",
+                    pending.join(", ")
+                );
+            }
+            // What is in force, for `/config`: the team sections agw started with.
+            gw.team.clone_from(&team_at_start);
+            gw.pending_restart = pending;
+            Ok(gw)
         }));
         let scheme = if opts.tls.is_some() { "https" } else { "http" };
         let summary = gw.summary().join("; ");
@@ -754,6 +784,30 @@ fn run_server(a: &ServeArgs) -> Result<ExitCode, String> {
         tracing::info!(target: "agw", "shut down");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The team sections (`auth`, `redis`, `limits`, `prices`, `metrics`) that differ between
+/// the ones in force and a reloaded file's.
+fn changed_team_sections(
+    running: Option<&agw_tower::team::TeamConfig>,
+    file: Option<&agw_tower::team::TeamConfig>,
+) -> Vec<&'static str> {
+    let none = agw_tower::team::TeamConfig::default();
+    let (a, b) = (running.unwrap_or(&none), file.unwrap_or(&none));
+    // The sections have no `PartialEq`; their `Debug` lists every setting (no secret is
+    // printed: only compared).
+    let differs =
+        |x: &dyn std::fmt::Debug, y: &dyn std::fmt::Debug| format!("{x:?}") != format!("{y:?}");
+    [
+        ("auth", differs(&a.auth, &b.auth)),
+        ("redis", differs(&a.redis, &b.redis)),
+        ("limits", differs(&a.limits, &b.limits)),
+        ("prices", differs(&a.prices, &b.prices)),
+        ("metrics", differs(&a.metrics, &b.metrics)),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
 }
 
 /// Why serving `gw` as configured would hand the provider key to anyone who can reach the

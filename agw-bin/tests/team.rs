@@ -749,7 +749,8 @@ async fn allow_unauthenticated_still_checks_every_presented_credential() {
 }
 
 /// Found by the red-team review: a response without usage (an OpenAI stream the client did
-/// not ask `include_usage` for) charged no spend, so a USD budget never ran out.
+/// not ask `include_usage` for) charged no spend, so a USD budget never ran out. An
+/// `openai_compatible` backend: agw asks `provider: openai` streams for their usage itself.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_budget_is_charged_an_estimate_when_the_response_reports_no_usage() {
     let mock = MockProvider::start().await.unwrap();
@@ -760,7 +761,8 @@ async fn a_budget_is_charged_an_estimate_when_the_response_reports_no_usage() {
         "",
         "limits:\n  per_key:\n    budget: {usd_per_day: 0.04}\n\
          prices:\n  - {model: \"gpt-*\", input: 3, output: 15}\n\
-         backends:\n  - name: openai\n    provider: openai\n    api_key: sk-injected\n",
+         backends:\n  - name: openai\n    provider: openai_compatible\n    \
+         base_url: http://127.0.0.1:1\n    api_key: sk-injected\n",
     );
     let key = create_key(&cfg, None, "bob");
     let carol = create_key(&cfg, None, "carol");
@@ -795,7 +797,8 @@ async fn a_response_without_usage_is_charged_the_configured_default_estimate() {
         "",
         "limits:\n  default_estimate_tokens: 200\n  per_key:\n    budget: {usd_per_day: 0.04}\n\
          prices:\n  - {model: \"gpt-*\", input: 3, output: 15}\n\
-         backends:\n  - name: openai\n    provider: openai\n    api_key: sk-injected\n",
+         backends:\n  - name: openai\n    provider: openai_compatible\n    \
+         base_url: http://127.0.0.1:1\n    api_key: sk-injected\n",
     );
     let key = create_key(&cfg, None, "dana");
     let (_agw, url, _) = serve(&cfg, None, &mock.base_url());

@@ -43,6 +43,9 @@
 //! tokenizer is not known here, and what it generated past what reached agw is not seen.
 
 mod generated;
+mod stream_options;
+
+pub use stream_options::{UsageAsk, ask_for_usage, is_usage_chunk};
 
 use crate::api::Api;
 use crate::json::Scanner;
@@ -57,6 +60,11 @@ use std::sync::OnceLock;
 /// slightly over is safer than letting output through cheap, so three, rounded up. (The
 /// escapes of the JSON strings, counted as sent, lean the same way.)
 pub const BYTES_PER_TOKEN: u64 = 3;
+
+/// The most bytes of generated content a token stands for on average, for telling an upstream
+/// that ignored a request's output cap ([`UsageCounter::output_estimate_capped`]): longer than
+/// any tokenizer's average over a whole response (English averages about four).
+pub const MAX_BYTES_PER_TOKEN: u64 = 16;
 
 /// The largest figure of one kind a response's usage may report: 100 million tokens, far
 /// above any context window and output cap (a million tokens today). An upstream that reports
@@ -472,10 +480,34 @@ impl UsageCounter {
     /// all (OpenAI's comes in its last chunk). Whether the usage now holds an estimate; a
     /// stream that delivered nothing is left as it was.
     pub fn cut(&mut self, input: u64) -> bool {
+        self.cut_capped(input, None)
+    }
+
+    /// [`Self::output_estimate`] for a request whose output is capped at `cap` tokens (its
+    /// `max_tokens`, times its completions): the provider generated no more than that, so the
+    /// estimate from delivered bytes (which leans high) is at most `cap` (red-team rt4: a cut
+    /// stream of `max_tokens: 1000` was charged 1,200). Unless what was delivered cannot fit
+    /// in `cap` tokens — more deltas than `cap`, or more than [`MAX_BYTES_PER_TOKEN`] bytes a
+    /// token — which shows an upstream that ignored the cap: then the whole estimate.
+    pub fn output_estimate_capped(&self, cap: Option<u64>) -> u64 {
+        let estimate = self.output_estimate();
+        match cap {
+            Some(c)
+                if self.deltas <= c && self.generated <= c.saturating_mul(MAX_BYTES_PER_TOKEN) =>
+            {
+                estimate.min(c)
+            }
+            _ => estimate,
+        }
+    }
+
+    /// [`Self::cut`] for a request whose output is capped at `cap` tokens: the output estimate
+    /// is [`Self::output_estimate_capped`].
+    pub fn cut_capped(&mut self, input: u64, cap: Option<u64>) -> bool {
         if self.any_shape && !self.seen {
             return false;
         }
-        let output = self.output_estimate();
+        let output = self.output_estimate_capped(cap);
         if output <= self.usage.output {
             return false;
         }
@@ -1558,6 +1590,39 @@ mod tests {
         assert!(c.cut(40));
         // 19 bytes → 7 tokens, more than the 4 chunks.
         assert_eq!(c.usage(), Some(u(40, 7, 0, 0)));
+    }
+
+    /// Red-team rt4: a stream of `max_tokens: 1000` cut after 3,600 bytes of text was charged
+    /// 1,200 output tokens, more than the provider could have generated.
+    #[test]
+    fn a_cut_stream_is_charged_at_most_its_cap() {
+        let start = b"data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n";
+        let delta = format!(
+            "data: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{}\"}}}}\n\n",
+            "x".repeat(120)
+        );
+        let counter = || {
+            let mut c = UsageCounter::new(Api::Anthropic);
+            c.event(start);
+            for _ in 0..30 {
+                c.event(delta.as_bytes());
+            }
+            c
+        };
+        for (cap, output) in [(None, 1200), (Some(1000), 1000), (Some(5000), 1200)] {
+            let mut c = counter();
+            assert!(c.cut_capped(9, cap), "{cap:?}");
+            assert_eq!(c.usage(), Some(u(5, output, 0, 0)), "{cap:?}");
+        }
+        // 3,600 bytes cannot fit in 100 tokens: the upstream ignored the cap, all is charged.
+        let mut c = counter();
+        assert!(c.cut_capped(9, Some(100)));
+        assert_eq!(c.usage(), Some(u(5, 1200, 0, 0)));
+        // A reported count above the cap stands; a cap under it adds nothing.
+        let mut c = counter();
+        c.event(b"data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":300}}\n\n");
+        assert!(!c.cut_capped(9, Some(240)));
+        assert_eq!(c.usage(), Some(u(5, 300, 0, 0)));
     }
 
     /// A stream's end is its final usage or `[DONE]`; any other last event leaves it cut.

@@ -820,6 +820,100 @@ async fn an_agw_credential_in_the_query_a_cookie_or_proxy_auth_is_removed() {
     }
 }
 
+/// Red-team rt4: a Gemini-style client sends its key only in `x-goog-api-key` or `?key=`, an
+/// Azure-style one in `api-key`; with an agw key there it was refused as "no client
+/// credential". The agw key is read there too, and never forwarded; two different agw keys
+/// are refused; a provider key there is not an agw credential.
+#[tokio::test]
+async fn an_agw_key_in_a_gemini_or_azure_clients_place_is_read_and_removed() {
+    async fn seen(req: http::Request<axum::body::Body>) -> String {
+        let who = req.extensions().get::<Identity>();
+        serde_json::json!({
+            "identity": who.map(|i| i.name.clone()),
+            "query": req.uri().query(),
+            "goog": req.headers().get("x-goog-api-key").is_some(),
+            "azure": req.headers().get("api-key").is_some(),
+        })
+        .to_string()
+    }
+    let store = FileKeyStore::in_memory();
+    let (alice, h1) = key::generate().unwrap();
+    let (bob, h2) = key::generate().unwrap();
+    store.insert(record("alice", None, &h1)).await.unwrap();
+    store.insert(record("bob", None, &h2)).await.unwrap();
+    for allow in [false, true] {
+        let auth = Authenticator::new()
+            .keys(Arc::new(store.clone()))
+            .allow_unauthenticated(allow);
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(seen))
+            .layer(AuthLayer::new(Arc::new(auth)))
+            .layer(ClassifyLayer::new(RouteTable::claude_code(), Api::OpenAi));
+        let addr = serve(app).await;
+        let escaped = alice.replace('_', "%5F");
+        let bearer = format!("Bearer {alice}");
+        let cases: [(String, Vec<(&str, &str)>); 4] = [
+            (
+                "/v1/chat/completions?alt=sse".into(),
+                vec![("x-goog-api-key", &alice)],
+            ),
+            ("/v1/chat/completions".into(), vec![("api-key", &alice)]),
+            (
+                format!("/v1/chat/completions?alt=sse&key={escaped}"),
+                vec![],
+            ),
+            // The same key in two places is one credential.
+            (
+                format!("/v1/chat/completions?key={alice}"),
+                vec![("x-goog-api-key", &alice), ("authorization", &bearer)],
+            ),
+        ];
+        for (path, headers) in &cases {
+            let r = send(addr, path, headers, "{}").await;
+            assert_eq!(r.status, 200, "{allow} {path} {headers:?}: {}", r.body);
+            let v = r.json();
+            assert_eq!(v["identity"], "alice", "{allow} {path}");
+            assert!(!r.body.contains(&alice[4..]), "{}", r.body);
+            assert_eq!(v["goog"], false);
+            assert_eq!(v["azure"], false);
+        }
+        // Two different agw keys: whose request is it?
+        for (path, headers) in [
+            (
+                "/v1/chat/completions".to_owned(),
+                vec![
+                    ("x-goog-api-key", alice.as_str()),
+                    ("x-api-key", bob.as_str()),
+                ],
+            ),
+            (
+                format!("/v1/chat/completions?key={bob}"),
+                vec![("api-key", alice.as_str())],
+            ),
+        ] {
+            let r = send(addr, &path, &headers, "{}").await;
+            assert_eq!(r.status, 401, "{allow}: {}", r.body);
+            assert!(r.body.contains("two different"), "{}", r.body);
+        }
+        // A provider key there is the client's own: not an agw credential.
+        let r = send(
+            addr,
+            "/v1/chat/completions",
+            &[("x-goog-api-key", "AIzaSyD-not-an-agw-key")],
+            "{}",
+        )
+        .await;
+        if allow {
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(r.json()["identity"], "anonymous");
+            assert_eq!(r.json()["goog"], true, "left for the provider");
+        } else {
+            assert_eq!(r.status, 401);
+            assert!(r.body.contains("no client credential"), "{}", r.body);
+        }
+    }
+}
+
 /// A refused credential's reason reaches the access log (`cause`), not the client: an
 /// expired token and an unknown key looked the same to operators (twelfth session).
 #[tokio::test]

@@ -362,6 +362,48 @@ async fn the_authenticator_takes_bearer_jwts_and_reports_refusals() {
     assert_eq!(*reasons.lock().unwrap(), ["jwt", "missing"]);
 }
 
+/// Red-team rt4: a token with a segment too many (a valid JWT and `.x`), or a JWE, was taken
+/// for no credential ("no client credential"), and for an anonymous caller where requests
+/// without one are allowed. It is a malformed token: refused as an invalid credential.
+#[tokio::test]
+async fn a_token_with_the_wrong_number_of_segments_is_refused_as_malformed() {
+    use agw_tower::auth::{AuthError, Authenticator};
+    let k = keys();
+    let now = agw_tower::auth::key::unix_now();
+    let mut c = claims();
+    c["exp"] = json!(now + 300);
+    c["nbf"] = json!(now - 10);
+    let good = token(&k, "ES256", "e1", &c);
+    let jwe = "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a2V5.aXY.Y2lwaGVy.dGFn";
+    for allow in [false, true] {
+        let jwks = jwt::Jwks::load(jwt::JwksSource::Static(k.jwks.to_string().into()), config())
+            .await
+            .unwrap();
+        let auth = Authenticator::new().jwt(jwks).allow_unauthenticated(allow);
+        for bad in [format!("{good}.x"), jwe.to_owned()] {
+            for (header, value) in [
+                ("authorization", format!("Bearer {bad}")),
+                ("x-api-key", bad.clone()),
+            ] {
+                let mut h = http::HeaderMap::new();
+                h.insert(header, value.parse().unwrap());
+                let e = auth.authenticate(&h, now).await.unwrap_err();
+                assert!(
+                    matches!(e, AuthError::Jwt(JwtError::Malformed)),
+                    "{allow} {header}: {e}"
+                );
+                assert_eq!(e.cause(), "jwt_malformed");
+                // And never forwarded.
+                auth.strip(&mut h);
+                assert!(h.is_empty(), "{allow} {header}");
+            }
+        }
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", format!("Bearer {good}").parse().unwrap());
+        assert!(auth.authenticate(&h, now).await.is_ok());
+    }
+}
+
 #[tokio::test]
 async fn jwks_from_a_url_and_only_https_beyond_loopback() {
     let k = keys();

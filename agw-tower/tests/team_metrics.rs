@@ -343,6 +343,46 @@ fn client_chosen_label_values_cannot_inject_or_leak() {
     );
 }
 
+/// Red-team rt4: a label value's newline was written `_`, so a token whose `sub` is
+/// `eve\nidentity=alice` and one whose `sub` is `eve_identity=alice` shared a series (the log
+/// kept them apart). Values are escaped as OpenMetrics escapes them: one to one.
+#[test]
+fn label_values_are_escaped_so_two_identities_never_share_a_series() {
+    use agw_tower::auth::{Identity, IdentityKind};
+    use agw_tower::usage::UsageSink;
+    let metrics = Metrics::new(true);
+    let who = |name: &str| Identity {
+        name: name.into(),
+        team: Some("t\"x".into()),
+        kind: IdentityKind::Jwt,
+        groups: Vec::new(),
+    };
+    for name in [
+        "eve\nidentity=alice",
+        "eve_identity=alice",
+        "eve\\nidentity=alice",
+    ] {
+        let mut r = report("claude-sonnet-4-5", None);
+        r.identity = Some(who(name));
+        metrics.report(&r);
+    }
+    let text = metrics.encode();
+    let series = |label: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("agw_requests_total{") && l.contains(label))
+            .count()
+    };
+    // Each written as OpenMetrics reads it back: `\n`, `\\`, `\"` escaped; a series each.
+    assert_eq!(
+        series(r#"identity="eve\nidentity=alice",team="t\"x""#),
+        1,
+        "{text}"
+    );
+    assert_eq!(series(r#"identity="eve_identity=alice""#), 1, "{text}");
+    assert_eq!(series(r#"identity="eve\\nidentity=alice""#), 1, "{text}");
+    assert!(text.lines().all(|l| !l.starts_with("identity=")), "{text}");
+}
+
 /// Clients choose the model they ask for: past `MAX_MODELS` names, new ones are `other`, so
 /// random names cannot grow the registry without end.
 #[test]

@@ -590,6 +590,26 @@ async fn a_stream_left_before_its_final_usage_is_charged_the_output_it_delivered
     assert_eq!(r.cost_micros, Some(100 * 3 + u.output * 15));
 }
 
+/// Red-team rt4: a stream cut before its final usage was charged its delivered bytes over
+/// three even past the request's `max_tokens`, which the provider cannot exceed. The estimate
+/// is capped there.
+#[tokio::test]
+async fn a_cut_stream_is_charged_no_more_than_its_max_tokens() {
+    let reports = Arc::new(Reports::default());
+    let (events, text) = long_stream();
+    let wire = events.iter().map(Bytes::len).sum();
+    let addr = serve_stream("/v1/messages", events, true, None, reports.clone()).await;
+    let prompt = r#"{"model":"claude-sonnet-4-5","stream":true,"max_tokens":32000,"messages":[{"role":"user","content":"write a long answer"}]}"#;
+    let got = read_then_leave(addr, "/v1/messages", prompt, Some(wire)).await;
+    assert_eq!(got.len(), wire, "the whole answer was read");
+    let r = report_of(&reports).await;
+    assert!(!r.complete && r.estimated, "{r:?}");
+    let u = r.usage.unwrap();
+    assert!(text.div_ceil(3) > 32000, "the uncapped estimate is more");
+    assert_eq!(u.output, 32000);
+    assert_eq!(r.cost_micros, Some(100 * 3 + 32000 * 15));
+}
+
 /// Found by the security review: a response guard that refused a word in the last delta ended
 /// a stream whose 300 useful parts the client had read; it was charged one output token.
 #[tokio::test]
@@ -884,5 +904,109 @@ async fn a_stream_whose_final_usage_names_no_output_is_charged_the_estimate() {
         let want = delivered.max(agw_tower::limit::DEFAULT_ESTIMATE_TOKENS);
         assert_eq!((usage.input, usage.output), (100, want), "{end}");
         assert!(r.estimated && r.complete, "{end}: {r:?}");
+    }
+}
+
+/// A response body of the given chunks, then its end.
+struct Chunks(std::collections::VecDeque<Bytes>);
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// Red-team rt4 (F6): an OpenAI chat stream whose client did not ask for usage is asked for
+/// it (one splice of the body), its usage chunk counted and not forwarded, whatever the
+/// chunking of the stream (every split, one byte at a time included); the rest of the stream
+/// reaches the client byte for byte.
+#[tokio::test]
+async fn the_usage_chunk_agw_asked_for_is_counted_and_dropped_at_every_split() {
+    use agw_tower::body::Body;
+    use agw_tower::classify::Classified;
+    use agw_tower::limits::Collected;
+    use agw_tower::usage::IncludeUsageLayer;
+    use tower::ServiceExt;
+    use tower_layer::Layer;
+    let chunk = |content: &str| {
+        format!(
+            "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{content}\"}},\"finish_reason\":null}}],\"usage\":null}}\n\n"
+        )
+    };
+    let kept = format!("{}{}", chunk("Hel"), chunk("lo"));
+    let usage = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":2,\"total_tokens\":14}}\n\n";
+    let done = "data: [DONE]\n\n";
+    let stream = format!("{kept}{usage}{done}");
+    let request = r#"{"model":"gpt-4o","stream":true,"max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#;
+    for size in 1..=stream.len() {
+        let reports = Arc::new(Reports::default());
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let upstream = {
+            let (stream, sent) = (stream.clone(), sent.clone());
+            tower::service_fn(move |req: http::Request<Body<Full<Bytes>>>| {
+                let (stream, sent) = (stream.clone(), sent.clone());
+                async move {
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    sent.lock().unwrap().push(body);
+                    let chunks = stream
+                        .as_bytes()
+                        .chunks(size)
+                        .map(Bytes::copy_from_slice)
+                        .collect();
+                    let res = http::Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .header("content-length", stream.len())
+                        .body(Chunks(chunks))
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(res)
+                }
+            })
+        };
+        let svc = IncludeUsageLayer.layer(
+            UsageLayer::new(prices())
+                .sink(reports.clone())
+                .layer(upstream),
+        );
+        let mut req = http::Request::post("/v1/chat/completions")
+            .body(Body::full(request))
+            .unwrap();
+        req.extensions_mut().insert(Classified {
+            kind: agw_core::route::RouteKind::Completions,
+            api: Api::OpenAi,
+            upstream: Api::OpenAi,
+        });
+        req.extensions_mut().insert(Collected {
+            plain: Bytes::from_static(request.as_bytes()),
+        });
+        let res = svc.oneshot(req).await.unwrap();
+        assert!(res.headers().get("content-length").is_none(), "{size}");
+        let got = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            format!("{kept}{done}"),
+            "split {size}"
+        );
+        let upstream_body = sent.lock().unwrap()[0].clone();
+        assert_eq!(
+            upstream_body,
+            format!(
+                "{{\"stream_options\":{{\"include_usage\":true}},{}",
+                &request[1..]
+            ),
+            "split {size}"
+        );
+        let r = report_of(&reports).await;
+        assert!(r.complete && !r.estimated, "split {size}: {r:?}");
+        assert_eq!(
+            r.usage.map(|u| (u.input, u.output)),
+            Some((12, 2)),
+            "split {size}"
+        );
     }
 }

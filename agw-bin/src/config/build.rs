@@ -167,6 +167,8 @@ pub(crate) fn build(cfg: &Config, env: &Env, src: Source<'_>) -> Result<Gateway,
         files: Vec::new(),
         team: team(cfg, env).map_err(|(field, e)| top(field, e))?,
         redis_url_empty: redis_url_empty(cfg, env),
+        team_sections: team_sections(cfg),
+        pending_restart: Vec::new(),
     };
     // What `serve` would refuse at its start, refused here: by `agw check` and by a reload too.
     if let Some(t) = &gw.team {
@@ -321,8 +323,7 @@ fn backend(b: &BackendSpec, env: &Env, warnings: &mut Vec<String>) -> Result<Bac
     }
     let model = model_policy(&b.model).map_err(|e| fe("model", e))?;
     let routes = match &b.routes {
-        None if kind == ProviderKind::Anthropic => RouteTable::claude_code(),
-        None => RouteTable::openai(),
+        None => RouteTable::for_provider(kind),
         Some(map) => {
             let mut t = RouteTable::new();
             for (path, kind) in map {
@@ -411,22 +412,36 @@ fn redis_url_empty(cfg: &Config, env: &Env) -> Option<String> {
 
 /// The team sections, when any is present, with `${VAR}`s expanded. An unset or empty
 /// `redis.url` means limits kept in memory (one instance).
-fn team(cfg: &Config, env: &Env) -> Result<Option<TeamConfig>, (&'static str, String)> {
+/// The team sections `cfg` sets, by name.
+fn team_sections(cfg: &Config) -> Vec<&'static str> {
+    [
+        ("auth", cfg.auth.is_some()),
+        ("redis", cfg.redis.is_some()),
+        ("limits", limited(cfg)),
+        ("prices", !cfg.prices.is_empty()),
+        ("metrics", cfg.metrics.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect()
+}
+
+/// Whether `cfg` sets a limit or a budget in any scope.
+fn limited(cfg: &Config) -> bool {
     let l = &cfg.limits;
-    let limited = [&l.per_key, &l.per_team, &l.global].iter().any(|s| {
+    [&l.per_key, &l.per_team, &l.global].iter().any(|s| {
         s.requests_per_minute.is_some()
             || s.tokens_per_minute.is_some()
             || s.budget.usd_per_day.is_some()
             || s.budget.usd_per_month.is_some()
             || s.budget.tokens_per_day.is_some()
             || s.budget.tokens_per_month.is_some()
-    });
-    let any = cfg.auth.is_some()
-        || cfg.redis.is_some()
-        || !cfg.prices.is_empty()
-        || cfg.metrics.is_some()
-        || limited;
-    if !any {
+    })
+}
+
+fn team(cfg: &Config, env: &Env) -> Result<Option<TeamConfig>, (&'static str, String)> {
+    let l = &cfg.limits;
+    if team_sections(cfg).is_empty() {
         return Ok(None);
     }
     let path = |field: &'static str, p: &std::path::Path| -> Result<std::path::PathBuf, _> {

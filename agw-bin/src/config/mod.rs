@@ -72,6 +72,13 @@ pub struct Gateway {
     /// line saying so, e.g. "redis.url is empty (is REDIS_URL set?)". agw then runs on its own,
     /// and `agw keys` refuses to change the key file that replicas sharing Redis never read.
     pub redis_url_empty: Option<String>,
+    /// The team sections the file sets (`auth`, `redis`, `limits`, `prices`, `metrics`), for
+    /// messages that name them.
+    pub team_sections: Vec<&'static str>,
+    /// Settings a reload read but that take effect on restart (`limits`, `shutdown_grace_secs`,
+    /// ...): the values in this gateway are the ones in force, and `/config` names these as
+    /// awaiting a restart. Empty for a configuration loaded at start.
+    pub pending_restart: Vec<&'static str>,
 }
 
 impl Gateway {

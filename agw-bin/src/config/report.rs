@@ -110,8 +110,8 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
                 format!("request inspected by {}", names(&b.policy))
             } else if kind == RouteKind::Passthrough {
                 format!(
-                    "a JSON body has every string inspected by {}; a non-JSON body is refused; \
-                     no body passes",
+                    "a JSON body has every string inspected by {}; an upload (a form, a file) is \
+                     read as one; no body passes",
                     names(&b.policy)
                 )
             } else {
@@ -176,9 +176,9 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
         }
         if guarded {
             out.push(
-                "  never read by request rules: thinking blocks (signed), images and other \
-                 binary base64 sources (inline text files are read decoded); tool definitions (`tools`) are read as system text by literal and regex \
-                 rules that reject or audit"
+                "  never read by request rules: thinking blocks (signed), images, audio and \
+                 video (other files are read decoded); tool definitions (`tools`) are read as \
+                 system text by literal and regex rules (a masking one's hit refuses)"
                     .into(),
             );
         }

@@ -1,6 +1,7 @@
 //! The admin listener, apart from the proxy port: `/healthz` (alive), `/readyz` (ready for
 //! traffic: configuration loaded, readiness checks pass, not draining), `/config` (the
-//! effective configuration with secrets redacted) and any routes a hook adds (`/metrics`).
+//! configuration in force with secrets redacted, and `pending_restart`: what a reload read that
+//! waits for a restart) and any routes a hook adds (`/metrics`).
 
 use super::dispatch::ResBody;
 use super::reload::{ConfigHandle, ReloadStats};
@@ -159,6 +160,10 @@ impl Admin {
         });
         if let Some(team) = &gw.team {
             body["team"] = team.summary().iter().map(|l| redact(l)).collect();
+        }
+        // What a reload read but a restart applies: the values above are the ones in force.
+        if !gw.pending_restart.is_empty() {
+            body["pending_restart"] = gw.pending_restart.clone().into();
         }
         if let Some(s) = &self.stats {
             body["reloads"] = serde_json::json!({

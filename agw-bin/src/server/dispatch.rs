@@ -334,7 +334,16 @@ fn team_service(
     // One concrete type whichever layers are on (`Optional`), boxed once at the top: a box
     // per layer costs an allocation per request for its clone, its future and its body, and
     // one more indirection per body frame.
-    let middle = tower_layer::layer_fn(move |inner| access.layer(limit.layer(usage.layer(inner))));
+    // OpenAI's API takes `stream_options`: a chat stream whose client did not ask for its
+    // usage is asked for it, and charged what it used rather than its output cap (red-team
+    // rt4). Other servers that speak OpenAI's API may refuse the field: left as they are.
+    let include = Optional(
+        (b.spec.kind() == agw_core::provider::ProviderKind::OpenAi)
+            .then_some(agw_tower::usage::IncludeUsageLayer),
+    );
+    let middle = tower_layer::layer_fn(move |inner| {
+        access.layer(limit.layer(include.layer(usage.layer(inner))))
+    });
     // With `allow_unauthenticated` too: a request without a credential goes on as anonymous,
     // but one that presents a credential is checked (a revoked key is refused, a valid one
     // counted against its limits) and the credential never goes upstream.

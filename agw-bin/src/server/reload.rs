@@ -176,18 +176,31 @@ impl Reloader {
         result
     }
 
-    /// Reloads on SIGHUP and whenever one of `files` changes (checked every `interval`), until
-    /// `stop` resolves. The loading runs on the blocking pool.
+    /// Reloads on SIGHUP and whenever one of `files`, or a file the configuration in force
+    /// reads ([`Gateway::files`]: provider key files), changes (checked every `interval`),
+    /// until `stop` resolves. The loading runs on the blocking pool.
     pub async fn watch(
         self,
         files: Vec<PathBuf>,
         interval: Duration,
         stop: impl Future<Output = ()>,
     ) {
-        let mut files = files;
+        let mut base = files;
         if let Some((_, tls)) = &self.tls {
-            files.extend(tls.paths());
+            base.extend(tls.paths());
         }
+        // The files of the configuration in force, not only of the one agw started with
+        // (red-team rt4: a key file that a reload named was read once and never watched).
+        let watch_list = |handle: &ConfigHandle| {
+            let mut all = base.clone();
+            for f in &handle.load().gateway.files {
+                if !all.contains(f) {
+                    all.push(f.clone());
+                }
+            }
+            all
+        };
+        let mut files = watch_list(&self.handle);
         #[cfg(unix)]
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut watched = Watched {
@@ -217,6 +230,25 @@ impl Reloader {
             }
             let this = self.clone();
             let _ = tokio::task::spawn_blocking(move || this.reload()).await;
+            let now = watch_list(&self.handle);
+            if now != files {
+                // A file watched before keeps the state it was loaded at (a change since then
+                // still reloads); a new one is taken as the new configuration read it.
+                let fresh = fingerprint(&now);
+                let seen = now
+                    .iter()
+                    .zip(fresh)
+                    .map(|(path, stamp)| match files.iter().position(|f| f == path) {
+                        Some(i) => watched.seen[i].clone(),
+                        None => stamp,
+                    })
+                    .collect();
+                files = now;
+                watched = Watched {
+                    seen,
+                    settling: None,
+                };
+            }
         }
     }
 }
@@ -250,7 +282,7 @@ impl<T: PartialEq> Watched<T> {
 }
 
 /// What identifies a file's content cheaply: where it resolves to, and its metadata.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp {
     target: Option<PathBuf>,
     modified: Option<SystemTime>,

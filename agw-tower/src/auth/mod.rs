@@ -203,6 +203,24 @@ pub const ANONYMOUS: &str = "anonymous";
 /// an agw key found in one is removed, never forwarded.
 const OTHER_CREDENTIAL_HEADERS: [&str; 3] = ["x-goog-api-key", "api-key", "anthropic-api-key"];
 
+/// The headers of Gemini-style (`x-goog-api-key`) and Azure-style (`api-key`) clients: an agw
+/// credential in one is checked as one in `x-api-key` is (a provider key there is the client's
+/// own, as in `x-api-key` where requests without a credential are allowed).
+const CLIENT_KEY_HEADERS: [HeaderName; 2] = [
+    HeaderName::from_static("x-goog-api-key"),
+    HeaderName::from_static("api-key"),
+];
+
+/// Whether a credential is meant as a JWT: a JWS in compact form (two dots), or anything that
+/// starts as one (`eyJ`, a JSON header in base64url) and has a dot — a JWS with a segment too
+/// many, a JWE (four dots). Those are refused as malformed tokens, not taken for a client's own
+/// key (red-team rt4: they read "no client credential", and passed as anonymous where that is
+/// allowed).
+fn looks_like_jwt(cred: &str) -> bool {
+    let dots = cred.bytes().filter(|&b| b == b'.').count();
+    dots == 2 || (dots > 0 && cred.starts_with("eyJ"))
+}
+
 /// One credential header, read: absent, a value, or unreadable (refused).
 type CredentialRead<'a> = Result<Option<&'a str>, AuthError>;
 
@@ -246,7 +264,7 @@ impl Authenticator {
     pub fn is_ours(&self, cred: &str) -> bool {
         cred.get(..key::KEY_PREFIX.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(key::KEY_PREFIX))
-            || (self.jwt.is_some() && cred.bytes().filter(|&b| b == b'.').count() == 2)
+            || (self.jwt.is_some() && looks_like_jwt(cred))
     }
 
     /// Removes the credentials that must not reach the provider: every agw credential, in
@@ -381,10 +399,98 @@ impl Authenticator {
         now: u64,
     ) -> Result<Identity, AuthError> {
         let r = self.authenticate(headers, now).await;
-        if let (Err(e), Some(hook)) = (&r, &self.on_failure) {
+        self.report(&r);
+        r
+    }
+
+    /// [`Authenticator::authenticate_request`], calling the failure hook on a refusal.
+    ///
+    /// # Errors
+    ///
+    /// As [`Authenticator::authenticate`].
+    pub async fn authenticate_request_reported(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        now: u64,
+    ) -> Result<Identity, AuthError> {
+        let r = self.authenticate_request(headers, query, now).await;
+        self.report(&r);
+        r
+    }
+
+    fn report(&self, r: &Result<Identity, AuthError>) {
+        if let (Err(e), Some(hook)) = (r, &self.on_failure) {
             hook(e);
         }
-        r
+    }
+
+    /// An agw credential in the other places clients put keys: `x-goog-api-key` and `api-key`
+    /// (given twice with different values: unreadable), and a `key` query parameter
+    /// (percent-decoded). A value that is not an agw credential is the client's own and not
+    /// read. Two different agw credentials among them are [`AuthError::Conflicting`].
+    fn presented_elsewhere<'a>(
+        &self,
+        headers: &'a HeaderMap,
+        query: Option<&'a str>,
+    ) -> Result<Option<std::borrow::Cow<'a, str>>, AuthError> {
+        let mut found: Option<std::borrow::Cow<'a, str>> = None;
+        let mut take = |cred: std::borrow::Cow<'a, str>| match &found {
+            Some(f) if *f != cred => Err(AuthError::Conflicting),
+            Some(_) => Ok(()),
+            None => {
+                found = Some(cred);
+                Ok(())
+            }
+        };
+        for name in &CLIENT_KEY_HEADERS {
+            let mut values = headers.get_all(name).iter();
+            let Some(first) = values.next() else {
+                continue;
+            };
+            let ours = |v: &'a http::HeaderValue| -> Option<&'a str> {
+                v.to_str().ok().map(str::trim).filter(|v| self.is_ours(v))
+            };
+            if values.any(|v| v != first && ours(v).is_some()) {
+                return Err(AuthError::Conflicting);
+            }
+            if let Some(v) = ours(first) {
+                take(std::borrow::Cow::Borrowed(v))?;
+            }
+        }
+        // Most requests have no query, or none that names `key` (`?beta=true`): nothing decoded.
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            let Some(("key", raw)) = pair.split_once('=') else {
+                continue;
+            };
+            let value = if raw.contains(['%', '+']) {
+                let decoded = agw_core::route::percent_decoded(raw.as_bytes());
+                std::borrow::Cow::Owned(String::from_utf8_lossy(&decoded).trim().to_owned())
+            } else {
+                std::borrow::Cow::Borrowed(raw.trim())
+            };
+            if self.is_ours(&value) {
+                take(value)?;
+            }
+        }
+        Ok(found)
+    }
+
+    /// [`Authenticator::authenticate`] of a request's headers and query: its credential may
+    /// also be an agw key in `x-goog-api-key`, `api-key` or a `key` query parameter, as
+    /// Gemini- and Azure-style clients send theirs (the same credential in two places is one;
+    /// two different ones are refused).
+    ///
+    /// # Errors
+    ///
+    /// As [`Authenticator::authenticate`].
+    pub async fn authenticate_request(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        now: u64,
+    ) -> Result<Identity, AuthError> {
+        self.authenticate_in(headers, query, now).await
     }
 
     /// Both credential headers, read: `x-api-key`, and the token of `Authorization: Bearer`.
@@ -427,23 +533,38 @@ impl Authenticator {
     ///
     /// See [`AuthError`].
     pub async fn authenticate(&self, headers: &HeaderMap, now: u64) -> Result<Identity, AuthError> {
+        self.authenticate_in(headers, None, now).await
+    }
+
+    async fn authenticate_in(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        now: u64,
+    ) -> Result<Identity, AuthError> {
         // An agw credential in either header is the one checked: a client's own provider key
         // in the other (a developer's `ANTHROPIC_API_KEY` beside `ANTHROPIC_AUTH_TOKEN=agw_…`)
         // does not hide it, and is never forwarded when agw injects its own.
         let (key, bearer) = Self::presented(headers);
         let (key, bearer) = (key?, bearer?);
+        let elsewhere = self.presented_elsewhere(headers, query)?;
         let ours = |c: &Option<&str>| c.is_some_and(|c| self.is_ours(c));
         let cred = match (ours(&key), ours(&bearer)) {
             // Two agw credentials: the same one twice, or a request agw cannot attribute.
             (true, true) if key != bearer => return Err(AuthError::Conflicting),
             (true, _) => key,
             (false, true) => bearer,
+            (false, false) => None,
+        };
+        let cred = match (cred, elsewhere.as_deref()) {
+            (Some(c), Some(e)) if c != e => return Err(AuthError::Conflicting),
+            (Some(c), _) | (None, Some(c)) => Some(c),
             // None of ours: a client's own credential is as good as none (left for the
             // provider: see [`Self::is_ours`]): anonymous where that is allowed, else refused
             // as missing, with the message that says what to send (it had been refused as an
             // unknown agw key: fourteenth review's client check).
-            (false, false) if self.allow_unauthenticated => return Ok(Identity::anonymous()),
-            (false, false) => None,
+            (None, None) if self.allow_unauthenticated => return Ok(Identity::anonymous()),
+            (None, None) => None,
         };
         let cred = cred.ok_or(AuthError::Missing)?;
         if cred.starts_with(key::KEY_PREFIX) {
@@ -470,8 +591,11 @@ impl Authenticator {
             });
         }
         if let Some(jwks) = &self.jwt
-            && cred.bytes().filter(|&b| b == b'.').count() == 2
+            && looks_like_jwt(cred)
         {
+            if cred.bytes().filter(|&b| b == b'.').count() != 2 {
+                return Err(AuthError::Jwt(jwt::JwtError::Malformed));
+            }
             let claims = jwks.verify(cred, now).await?;
             return Ok(Identity {
                 name: claims.subject.into(),

@@ -72,7 +72,11 @@ where
         Box::pin(async move {
             let api = Classified::of(&req, RouteKind::Passthrough).api;
             let result = auth
-                .authenticate_reported(req.headers(), super::key::unix_now())
+                .authenticate_request_reported(
+                    req.headers(),
+                    req.uri().query(),
+                    super::key::unix_now(),
+                )
                 .await;
             // Whatever the outcome, an agw credential goes no further (a client's own provider
             // key, where requests without an agw credential are allowed, is the provider's).

@@ -358,7 +358,7 @@ mod tests {
         for (ct, json) in [
             (None, true),
             (Some("application/json"), true),
-            (Some("application/x-www-form-urlencoded"), true),
+            (Some("application/x-www-form-urlencoded"), false),
             (Some("text/plain; charset=utf-8"), true),
             (Some("Multipart/Form-Data; boundary=x"), false),
             (Some("application/octet-stream"), false),

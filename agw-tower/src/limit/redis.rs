@@ -156,6 +156,40 @@ fn connection_lost(e: &redis::RedisError) -> bool {
 /// The schemes redis-rs connects with.
 const SCHEMES: [&str; 4] = ["redis", "rediss", "redis+unix", "unix"];
 
+/// What is wrong with the query of a Redis URL, if anything: the client reads `protocol`
+/// (`resp2`, `resp3`, `2`, `3`), and `db` on a Unix socket's URL, and ignores any other
+/// parameter, which is then surely a mistake. Said without the values, and without a name
+/// that is not a plain word (red-team rt4: a mangled URL's cause printed the value, a second
+/// URL with its password).
+fn query_problem(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    let unix = url.split_once("://").is_some_and(|(s, _)| {
+        s.eq_ignore_ascii_case("unix") || s.eq_ignore_ascii_case("redis+unix")
+    });
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "protocol" if ["2", "3", "resp2", "resp3"].contains(&value) => {}
+            "protocol" => return Some("the query's `protocol` is not resp2 or resp3".into()),
+            "db" if unix => {}
+            _ => {
+                let plain = !name.is_empty()
+                    && name.len() <= 32
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                return Some(if plain {
+                    format!("the query parameter `{name}` is not one agw's Redis client reads")
+                } else {
+                    "the query has a parameter agw's Redis client does not read".into()
+                });
+            }
+        }
+    }
+    None
+}
+
 /// A connection to Redis shared by the key store and the limit store: made in the background,
 /// so that agw starts (and reports not ready) while Redis is down, and reconnecting by itself
 /// once made. It also watches outages: the first failed operation logs a warning, a long
@@ -238,6 +272,13 @@ impl RedisConnection {
         if !scheme.is_some_and(|s| SCHEMES.iter().any(|k| k.eq_ignore_ascii_case(s))) {
             return Err(LimitStoreError(format!(
                 "`{}` is not a redis:// or rediss:// URL",
+                agw_core::provider::shown_url(url)
+            )));
+        }
+        if let Some(why) = query_problem(url) {
+            return Err(LimitStoreError(format!(
+                "`{}` is not a valid Redis URL ({why}; the form is \
+                 redis://[user:password@]host:port[/db][?protocol=resp3])",
                 agw_core::provider::shown_url(url)
             )));
         }
@@ -1061,5 +1102,50 @@ impl LimitStore for RedisStore {
                 .map(|v| v.unwrap_or(0).max(0) as u64)
                 .collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RedisConnection;
+
+    /// Red-team rt4: a mangled URL (`…/0?protocol=resp3url: redis://:pw@h/…`) was refused
+    /// with the client's cause, which echoed the parameter's value: a second URL. The cause
+    /// names the parameter, never its value.
+    #[test]
+    fn a_query_is_checked_and_its_values_never_shown() {
+        for ok in [
+            "redis://:pw@127.0.0.1:6379/0",
+            "redis://:pw@127.0.0.1:6379/0?protocol=resp3",
+            "redis://127.0.0.1:6379/?protocol=2",
+            "unix:///run/redis.sock?db=2",
+        ] {
+            RedisConnection::check_url(ok).unwrap_or_else(|e| panic!("{ok}: {}", e.0));
+        }
+        for (bad, cause) in [
+            (
+                "redis://:S3cretPW@127.0.0.1:16391/0?protocol=resp3url: redis://:r3disSECRETpw@127.0.0.1:16391/foo=bar",
+                "the query's `protocol` is not resp2 or resp3",
+            ),
+            (
+                "redis://:S3cretPW@127.0.0.1:16391/0?protocol=resp3&foo=bar",
+                "the query parameter `foo` is not one agw's Redis client reads",
+            ),
+            (
+                "redis://127.0.0.1:16391/0?password=S3cretPW",
+                "the query parameter `password` is not one agw's Redis client reads",
+            ),
+            (
+                "redis://127.0.0.1:16391/0?a%20b=S3cretPW",
+                "the query has a parameter agw's Redis client does not read",
+            ),
+        ] {
+            let e = RedisConnection::check_url(bad).unwrap_err().0;
+            assert!(e.contains(cause), "{bad}: {e}");
+            assert!(
+                !e.contains("S3cretPW") && !e.contains("r3disSECRETpw") && !e.contains("foo=bar"),
+                "{e}"
+            );
+        }
     }
 }

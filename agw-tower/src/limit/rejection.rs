@@ -158,9 +158,22 @@ impl Rejection {
                         format!("monthly budget of {}", dollars(*limit))
                     }
                 };
-                let amount = |n: u64| match kind {
-                    LimitKind::UsdPerDay | LimitKind::UsdPerMonth => dollars(n),
-                    _ => format!("{n} tokens"),
+                let usd = matches!(kind, LimitKind::UsdPerDay | LimitKind::UsdPerMonth);
+                let amount = |n: u64| {
+                    if usd {
+                        dollars(n)
+                    } else {
+                        format!("{n} tokens")
+                    }
+                };
+                // Two amounts, the first less than the second, printed so that it reads less
+                // (red-team rt4: "may use $1.00, more than the whole daily budget of $1.00").
+                let apart = |lo: u64, hi: u64| {
+                    if usd && lo < hi && dollars(lo) == dollars(hi) {
+                        (exact_dollars(lo), exact_dollars(hi))
+                    } else {
+                        (amount(lo), amount(hi))
+                    }
                 };
                 match (kind.is_budget(), fit) {
                     (true, Fit::Held { left, hold }) => ErrorBody::new(
@@ -171,8 +184,8 @@ impl Rejection {
                              in {} s, or ask for fewer output tokens (`max_tokens`; Claude Code: \
                              CLAUDE_CODE_MAX_OUTPUT_TOKENS)",
                             scope.describe(),
-                            amount(*left),
-                            amount(*hold),
+                            apart(*left, *hold).0,
+                            apart(*left, *hold).1,
                             HELD_RETRY_SECS
                         ),
                     ),
@@ -184,23 +197,29 @@ impl Rejection {
                              CLAUDE_CODE_MAX_OUTPUT_TOKENS) or send less, or wait until it \
                              resets at {}",
                             scope.describe(),
-                            amount(*left),
-                            amount(*hold),
+                            apart(*left, *hold).0,
+                            apart(*left, *hold).1,
                             rfc3339(*reset)
                         ),
                     )
                     .with_code("budget_exceeded"),
-                    (true, Fit::TooLarge { hold }) => ErrorBody::new(
-                        ErrorKind::InvalidRequest,
-                        format!(
-                            "agw: this request may use {}, more than the whole {} of {}; \
-                             ask for fewer output tokens (`max_tokens`; Claude Code: \
-                             CLAUDE_CODE_MAX_OUTPUT_TOKENS) or send less",
-                            amount(*hold),
-                            what,
-                            scope.describe()
-                        ),
-                    )
+                    (true, Fit::TooLarge { hold }) => {
+                        let (whole, hold) = apart(*limit, *hold);
+                        let what = match kind {
+                            LimitKind::UsdPerMonth => format!("monthly budget of {whole}"),
+                            LimitKind::UsdPerDay => format!("daily budget of {whole}"),
+                            _ => what,
+                        };
+                        ErrorBody::new(
+                            ErrorKind::InvalidRequest,
+                            format!(
+                                "agw: this request may use {hold}, more than the whole {what} of \
+                                 {}; ask for fewer output tokens (`max_tokens`; Claude Code: \
+                                 CLAUDE_CODE_MAX_OUTPUT_TOKENS) or send less",
+                                scope.describe()
+                            ),
+                        )
+                    }
                     .with_code("budget_exceeded"),
                     (true, Fit::UsedUp) => ErrorBody::new(
                         ErrorKind::InvalidRequest,
@@ -293,6 +312,15 @@ fn dollars(micros: u64) -> String {
     }
 }
 
+/// Micro-dollars to the micro-dollar, with at least two decimals (`$1.000048`, `$1.00`): for
+/// two amounts that [`dollars`] would print alike.
+fn exact_dollars(micros: u64) -> String {
+    let text = format!("${}.{:06}", micros / 1_000_000, micros % 1_000_000);
+    let trimmed = text.trim_end_matches('0');
+    let decimals = trimmed.len() - trimmed.find('.').map_or(trimmed.len(), |i| i + 1);
+    text[..trimmed.len() + 2usize.saturating_sub(decimals)].to_owned()
+}
+
 /// Seconds a client is asked to wait when requests in flight hold a budget's rest.
 const HELD_RETRY_SECS: u64 = 10;
 
@@ -316,5 +344,50 @@ mod tests {
         ] {
             assert_eq!(super::dollars(micros), text);
         }
+        for (micros, text) in [
+            (0, "$0.00"),
+            (1_000_000, "$1.00"),
+            (1_000_048, "$1.000048"),
+            (1_100_000, "$1.10"),
+            (1_230_000, "$1.23"),
+            (1_234_000, "$1.234"),
+            (1, "$0.000001"),
+        ] {
+            assert_eq!(super::exact_dollars(micros), text);
+        }
+    }
+
+    /// Red-team rt4: gpt-4o with `max_tokens: 100000` against a $1 day budget was refused as
+    /// "may use $1.00, more than the whole daily budget of $1.00".
+    #[test]
+    fn a_refusal_never_prints_two_equal_amounts_as_unequal() {
+        use super::{Fit, LimitKind, Rejection, Scope};
+        let rejection = |fit| Rejection::Limited {
+            scope: Scope::Key("alice".into()),
+            kind: LimitKind::UsdPerDay,
+            limit: 1_000_000,
+            reset: 0,
+            now: 0,
+            fit,
+        };
+        let message = |fit| rejection(fit).error().message().to_owned();
+        let m = message(Fit::TooLarge { hold: 1_000_048 });
+        assert!(
+            m.contains("may use $1.000048, more than the whole daily budget of $1.00 "),
+            "{m}"
+        );
+        let m = message(Fit::TooLarge { hold: 2_500_000 });
+        assert!(
+            m.contains("may use $2.50, more than the whole daily budget of $1.00 "),
+            "{m}"
+        );
+        let m = message(Fit::Short {
+            left: 999_996,
+            hold: 1_000_001,
+        });
+        assert!(
+            m.contains("has $0.999996 left") && m.contains("($1.000001)"),
+            "{m}"
+        );
     }
 }

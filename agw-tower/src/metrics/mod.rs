@@ -640,10 +640,13 @@ impl Metrics {
 }
 
 /// A label value from outside agw's configuration (a model name a client chose or an upstream
-/// named, a token's `sub`; rule names are the operator's): the text exposition does not escape label values, so `"`, `\`
-/// and control characters become `_` (a client could otherwise write its own series into
-/// the scrape, or break it), and a value the secret detectors recognise (a key pasted as a
-/// model name) is `redacted`.
+/// named, a token's `sub`; rule names are the operator's), escaped as the OpenMetrics text
+/// format escapes it — `\` as `\\`, `"` as `\"`, a line feed as `\n` — since the encoder
+/// writes values as they are (a client could otherwise write its own series into the scrape,
+/// or break it). The escaping is one to one: two values never share a series (red-team rt4:
+/// with each of them written `_`, the subjects `eve\nidentity=alice` and `eve_identity=alice`
+/// did). Other characters, control characters among them, are valid in a label value as they
+/// are. A value the secret detectors recognise (a key pasted as a model name) is `redacted`.
 pub(crate) fn label_value(v: &str) -> String {
     // A credential anywhere in it, even glued to a model name (`claude-agw_...`).
     let mut found = Vec::new();
@@ -659,9 +662,16 @@ pub(crate) fn label_value(v: &str) -> String {
     if !cards.is_empty() {
         return "redacted".to_owned();
     }
-    v.chars()
-        .map(|c| if label_safe(c) { c } else { '_' })
-        .collect()
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether `c` can stand in a label value as written: the text exposition does not escape

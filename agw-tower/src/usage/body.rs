@@ -34,6 +34,9 @@ pub(crate) struct Pending {
     /// A request rule matched text in the model name: priced by it, reported without it
     /// (metrics labels, like the access log, must not show it).
     pub hide_model: bool,
+    /// agw asked for the stream's usage chunk ([`UsageChunkAdded`](super::UsageChunkAdded)):
+    /// counted, not forwarded.
+    pub drop_usage_chunk: bool,
 }
 
 #[derive(Debug)]
@@ -96,7 +99,26 @@ struct State {
 }
 
 impl State {
-    fn data(&mut self, chunk: &Bytes) {
+    /// Whether the body forwards the events the reader completes (`out` of [`Self::data`])
+    /// instead of the frames: a stream whose usage chunk agw asked for, while it is read.
+    fn filters(&self) -> bool {
+        self.pending.drop_usage_chunk && matches!(self.reader, Reader::Sse(..))
+    }
+
+    /// The bytes of an unfinished event the stream ended with, counted, to forward.
+    fn tail(&mut self) -> Option<Bytes> {
+        let Reader::Sse(dec, _) = &mut self.reader else {
+            return None;
+        };
+        let tail = dec.finish()?;
+        self.counter.event(&tail);
+        Some(tail)
+    }
+
+    /// Reads a chunk. When [`Self::filters`], the events it completes go to `out` (not the
+    /// usage chunk agw asked for); an event too large to read ends the filtering, and what
+    /// was held goes to `out`.
+    fn data(&mut self, chunk: &Bytes, mut out: Option<&mut Vec<Bytes>>) {
         if self.pending.report.time_to_first_byte.is_none() {
             self.pending.report.time_to_first_byte = Some(self.pending.start.elapsed());
         }
@@ -111,11 +133,19 @@ impl State {
             }
             Reader::Sse(dec, events) => {
                 if dec.push(chunk, events).is_err() {
+                    if let Some(out) = out {
+                        out.extend(dec.finish());
+                    }
                     self.reader = Reader::None;
                     return;
                 }
                 for e in events.drain(..) {
                     self.counter.event(&e);
+                    if let Some(out) = out.as_deref_mut()
+                        && !agw_core::usage::is_usage_chunk(&e)
+                    {
+                        out.push(e);
+                    }
                 }
             }
             Reader::Lines(line) => {
@@ -168,7 +198,7 @@ impl State {
                 // what the report says).
                 if !self.counter.ended() {
                     cut = true;
-                    estimated = self.counter.cut(input_estimate);
+                    estimated = self.counter.cut_capped(input_estimate, self.pending.cap);
                 }
             }
             Reader::Lines(line) => self.counter.line(line),
@@ -187,8 +217,9 @@ impl State {
         report.complete = complete;
         report.estimated = estimated;
         report.duration = ended.saturating_duration_since(start);
-        // What a stream's deltas amount to (nothing for other bodies).
-        let delivered = self.counter.output_estimate();
+        // What a stream's deltas amount to (nothing for other bodies), at most the request's
+        // cap where the upstream kept to it.
+        let delivered = self.counter.output_estimate_capped(cap);
         // A stream cut before its end was charged what it delivered (above); one that ended,
         // or a JSON body, with usage but no output count is charged the estimate.
         let output_counted = self.counter.output_counted() || cut;
@@ -256,11 +287,18 @@ fn generates(route: agw_core::route::RouteKind) -> bool {
 pin_project! {
     /// A response body that counts usage as it streams and reports once at its end (or
     /// drop). Frames pass unchanged, so `Content-Length`, `is_end_stream` and `size_hint` are
-    /// the inner body's.
+    /// the inner body's — except in a stream whose usage chunk agw asked for
+    /// ([`UsageChunkAdded`](super::UsageChunkAdded)): there the complete events of each frame
+    /// go on (an unfinished one waits for its end, at most [`MAX_EVENT`] bytes), without that
+    /// chunk, and the length is unknown.
     pub struct UsageBody<B> {
         #[pin]
         inner: B,
         state: Option<Box<State>>,
+        // The unfinished event a filtered stream ended with, to send before its end.
+        tail: Option<Bytes>,
+        // A filtered stream's inner body has ended.
+        done: bool,
     }
 
     impl<B> PinnedDrop for UsageBody<B> {
@@ -295,7 +333,7 @@ pub(crate) fn abandon(mut pending: Pending, status: http::StatusCode) {
 }
 
 impl<B> UsageBody<B> {
-    pub(crate) fn new(inner: B, mut pending: Pending, parts: &http::response::Parts) -> Self {
+    pub(crate) fn new(inner: B, mut pending: Pending, parts: &mut http::response::Parts) -> Self {
         pending.report.status = parts.status;
         let encoded = parts
             .headers
@@ -329,13 +367,35 @@ impl<B> UsageBody<B> {
         } else {
             UsageCounter::new(pending.report.api)
         };
+        let state = Box::new(State {
+            pending,
+            counter,
+            reader,
+        });
+        if state.filters() {
+            // Bytes are dropped: the length the upstream gave no longer holds.
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+        }
         Self {
             inner,
-            state: Some(Box::new(State {
-                pending,
-                counter,
-                reader,
-            })),
+            state: Some(state),
+            tail: None,
+            done: false,
+        }
+    }
+}
+
+/// One frame of the events read from one input frame.
+fn joined(mut events: Vec<Bytes>) -> Option<Bytes> {
+    match events.len() {
+        0 => None,
+        1 => events.pop(),
+        _ => {
+            let mut all = BytesMut::with_capacity(events.iter().map(Bytes::len).sum());
+            for e in &events {
+                all.extend_from_slice(e);
+            }
+            Some(all.freeze())
         }
     }
 }
@@ -351,13 +411,17 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let filters = self.state.as_ref().is_some_and(|s| s.filters());
+        if filters || self.done || self.tail.is_some() {
+            return self.poll_filtered(cx);
+        }
         let this = self.project();
         let mut inner = this.inner;
         let frame = std::task::ready!(inner.as_mut().poll_frame(cx));
         match &frame {
             Some(Ok(f)) => {
                 if let (Some(data), Some(state)) = (f.data_ref(), this.state.as_mut()) {
-                    state.data(data);
+                    state.data(data, None);
                 }
                 // A body that knows it has ended may not be polled again.
                 if inner.is_end_stream()
@@ -381,10 +445,83 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        if self.done {
+            return self.tail.is_none();
+        }
+        // A filtered stream ends after its tail is sent: polled once more at least.
+        self.inner.is_end_stream() && !self.state.as_ref().is_some_and(|s| s.filters())
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.state.as_ref().is_some_and(|s| s.filters()) || self.done {
+            return SizeHint::default();
+        }
         self.inner.size_hint()
+    }
+}
+
+impl<B> UsageBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    /// [`http_body::Body::poll_frame`] of a stream whose usage chunk agw asked for: each
+    /// frame's complete events, without that chunk; a frame that completes none is not sent.
+    fn poll_filtered(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let mut this = self.project();
+        loop {
+            if *this.done {
+                return Poll::Ready(this.tail.take().map(|t| Ok(Frame::data(t))));
+            }
+            let Some(state) = this.state.as_mut().filter(|s| s.filters()) else {
+                // Filtering ended (an event too large to read): frames pass as they come.
+                let frame = std::task::ready!(this.inner.as_mut().poll_frame(cx));
+                if frame.is_none() {
+                    *this.done = true;
+                    if let Some(state) = this.state.take() {
+                        state.end(true);
+                    }
+                    continue;
+                }
+                if let (Some(Err(_)), Some(state)) = (&frame, this.state.take()) {
+                    state.end(false);
+                }
+                return Poll::Ready(frame);
+            };
+            let frame = std::task::ready!(this.inner.as_mut().poll_frame(cx));
+            let out = match frame {
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(data) => {
+                        let mut events = Vec::new();
+                        state.data(&data, Some(&mut events));
+                        joined(events)
+                    }
+                    // Trailers pass as they are.
+                    Err(f) => return Poll::Ready(Some(Ok(f))),
+                },
+                Some(Err(e)) => {
+                    if let Some(state) = this.state.take() {
+                        state.end(false);
+                    }
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => {
+                    *this.done = true;
+                    None
+                }
+            };
+            if *this.done || this.inner.is_end_stream() {
+                *this.done = true;
+                if let Some(mut state) = this.state.take() {
+                    *this.tail = state.tail();
+                    state.end(true);
+                }
+            }
+            if let Some(out) = out {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+        }
     }
 }

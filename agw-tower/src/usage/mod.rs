@@ -59,10 +59,17 @@
 //! ```
 
 mod body;
+mod include;
 mod layer;
 pub(crate) mod service;
 
 pub use body::{MAX_JSON, UsageBody};
+pub use include::{IncludeUsage, IncludeUsageLayer};
+
+/// In the extensions of a request agw asked for a usage chunk its client did not ask for
+/// ([`IncludeUsageLayer`]): the usage layer counts that chunk and drops it from the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct UsageChunkAdded;
 
 /// The status a request is reported with when its client went away before the response
 /// headers (nginx's 499): the usage layer reports it so, the limiter settles it so.

@@ -53,6 +53,9 @@ where
         let any_shape = class.kind == RouteKind::Passthrough && req.method() == http::Method::POST;
         if counted || any_shape {
             req.headers_mut().remove(http::header::ACCEPT_ENCODING);
+            // The model and the output cap, read once (kept when an access list or a limit
+            // read them): without limits or an access list, the estimates had no cap.
+            RequestFacts::ensure(&mut req);
         }
         let ext = req.extensions();
         let report = UsageReport {
@@ -92,6 +95,7 @@ where
                     self.shared.default_estimate,
                 )),
             });
+        let drop_usage_chunk = ext.get::<super::UsageChunkAdded>().is_some();
         let hide_model = ext
             .get::<crate::guard::GuardReport>()
             .is_some_and(|g| g.matched_model);
@@ -115,6 +119,7 @@ where
                 request_bytes,
                 cap,
                 hide_model,
+                drop_usage_chunk,
             }),
         }
     }
@@ -160,7 +165,7 @@ where
                     // up, which would otherwise each take a metrics label (sixth review).
                     pending.report.request_model = Some(r.to.clone());
                 }
-                let body = UsageBody::new(body, pending, &parts);
+                let body = UsageBody::new(body, pending, &mut parts);
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
             Err(e) => {
