@@ -30,6 +30,7 @@
 
 pub mod anthropic;
 mod error;
+pub mod gemini;
 pub mod openai_chat;
 pub mod openai_responses;
 

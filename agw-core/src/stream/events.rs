@@ -117,7 +117,9 @@ pub(crate) const CONTINUED: u64 = u64::MAX - 1;
 /// transcripts): one text per event kind (its `sub`), across the stream.
 pub(crate) const ITEMLESS: u64 = u64::MAX - 2;
 
-/// Most texts of [`CONTINUED`] paths followed at once; one more completes the oldest.
+/// Most texts of [`CONTINUED`] paths followed at once; one more completes the oldest that
+/// holds nothing back (a piece at its path later ends the stream), or, when each holds text
+/// back, ends the stream.
 pub(crate) const MAX_CONTINUED: usize = 64;
 
 /// The channel of the text at JSON pointer `pointer` in a stream agw does not recognise.
@@ -185,6 +187,11 @@ pub(crate) struct Meaning {
     /// Strings of a chat delta agw has no reading for, each a piece of a text continued by
     /// its path (channel, text, JSON pointer in the event): see [`delta_extras`].
     pub pointed: Vec<(ChanKey, String, String)>,
+    /// Where the text a Responses event adds to the response's joined text (`JOINED`) lies:
+    /// the first and the last (output index, content index) of the parts it adds to (in
+    /// rising order within an event). Clients assemble text per part, agw in the order it
+    /// comes: the stream guard ends a stream whose text goes back to a part it had left.
+    pub text_at: Option<((u64, u64), (u64, u64))>,
 }
 
 impl Meaning {
@@ -198,7 +205,16 @@ impl Meaning {
             check_tools: true,
             beside: false,
             pointed: Vec::new(),
+            text_at: None,
         }
+    }
+
+    /// Records text for part `at` (see [`Meaning::text_at`]).
+    fn text_in(&mut self, at: (u64, u64)) {
+        self.text_at = Some(match self.text_at {
+            Some((first, _)) => (first, at),
+            None => (at, at),
+        });
     }
 }
 
@@ -246,10 +262,11 @@ fn joined(text: &str, path: Vec<Step>) -> Delta {
 
 /// The text of the text parts (`text`, `output_text`, `refusal`) of a `content` array at
 /// `at` that a message or output item starts with: deltas of the joined text, the rest of
-/// the event read beside them.
-fn text_parts(content: &Value, at: &[&'static str], m: &mut Meaning) {
+/// the event read beside them. Returns the indexes of the parts that carry text.
+fn text_parts(content: &Value, at: &[&'static str], m: &mut Meaning) -> Vec<u64> {
+    let mut with_text = Vec::new();
     let Some(parts) = content.as_array() else {
-        return;
+        return with_text;
     };
     for (i, part) in parts.iter().enumerate() {
         if !matches!(s(&part["type"]), Some("text" | "output_text" | "refusal")) {
@@ -261,9 +278,13 @@ fn text_parts(content: &Value, at: &[&'static str], m: &mut Meaning) {
                 path.extend([Step::Index(i), Step::Key(key)]);
                 m.deltas.push(joined(text, path));
                 m.beside = true;
+                if with_text.last() != Some(&(i as u64)) {
+                    with_text.push(i as u64);
+                }
             }
         }
     }
+    with_text
 }
 
 /// Reads an event's JSON. `Err` names what is wrong with it.
@@ -539,10 +560,17 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
             m.finished = finished;
         }
         Dialect::Responses => {
-            let output = u(&json["output_index"]);
-            let sub = u(&json["content_index"])
-                .or(u(&json["summary_index"]))
-                .unwrap_or(0);
+            // An index a client reads as a number agw would not (`1.0`, `-0`) would put text
+            // in another part than agw reads it in: refused.
+            let index = |key: &str| match &json[key] {
+                Value::Null => Ok(None),
+                v => u(v)
+                    .map(Some)
+                    .ok_or_else(|| format!("an event's `{key}` is not a whole number")),
+            };
+            let output = index("output_index")?;
+            let part = index("content_index")?;
+            let sub = part.or(index("summary_index")?).unwrap_or(0);
             // Output text and refusals are one text (`JOINED`); any other text a delta
             // carries (an audio transcript, a code interpreter's code, a delta of a kind agw
             // does not know) is a text of its own per output item and kind, read across its
@@ -583,6 +611,9 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 };
                 let text = s(&json["delta"]).ok_or("a delta event without a string `delta`")?;
                 m.generic = false;
+                if kind == ChanKind::Text && sub == 0 {
+                    m.text_in((group, part.unwrap_or(0)));
+                }
                 m.deltas.push(Delta {
                     chan: ChanKey {
                         kind,
@@ -600,9 +631,11 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
             }
             if ty == "response.content_part.added" {
                 // A part may start with text: the deltas that follow are appended to it.
-                let part = &json["part"];
+                let start = &json["part"];
                 for key in ["text", "refusal"] {
-                    if let Some(text) = s(&part[key]).filter(|t| !t.is_empty()) {
+                    if let Some(text) = s(&start[key]).filter(|t| !t.is_empty()) {
+                        let o = output.ok_or("a content part with text but no output_index")?;
+                        m.text_in((o, part.unwrap_or(0)));
                         m.deltas
                             .push(joined(text, vec![Step::Key("part"), Step::Key(key)]));
                         m.beside = true;
@@ -610,7 +643,13 @@ pub(crate) fn meaning(dialect: Dialect, ty: &str, json: &Value) -> Result<Meanin
                 }
             }
             if ty == "response.output_item.added" {
-                text_parts(&json["item"]["content"], &["item", "content"], &mut m);
+                let parts = text_parts(&json["item"]["content"], &["item", "content"], &mut m);
+                if !parts.is_empty() {
+                    let o = output.ok_or("an output item with text but no output_index")?;
+                    for p in parts {
+                        m.text_in((o, p));
+                    }
+                }
             }
             if ty == "response.output_item.added" {
                 let item = &json["item"];

@@ -1,13 +1,13 @@
 //! Taking events in: what each event means (a text delta, a tool call's input, a block's
 //! start or end, an event agw does not recognise), and which channel's text it adds to.
 
-use super::{Chan, Item, MAX_HELD, NOT_TEXT, Part, Site, StreamGuard, StreamHit};
+use super::{Chan, Item, MAX_CLOSED, MAX_HELD, NOT_TEXT, Part, Site, StreamGuard, StreamHit};
 use crate::api::{ErrorBody, ErrorKind};
 use crate::guard::response::walk;
 use crate::guard::{ActionKind, Decision};
 use crate::stream::events::{
-    CONTINUED, ChanKey, ChanKind, Completes, Dialect, FastDelta, MAX_CONTINUED, Meaning, Step,
-    continued, meaning, messages_delta,
+    CONTINUED, ChanKey, ChanKind, Completes, Dialect, FastDelta, ITEMLESS, MAX_CONTINUED, Meaning,
+    Step, continued, meaning, messages_delta,
 };
 use crate::stream::prefix::Live;
 use crate::stream::sse::{Fields, UnknownField, fields};
@@ -146,15 +146,10 @@ impl StreamGuard {
             self.dialect = d;
         }
         if of.is_some() && !self.known {
-            self.now_known();
+            self.now_known()?;
         }
         if self.dialect == Dialect::Messages {
             self.check_block(&ty, json["index"].as_u64())?;
-        }
-        if self.starts_other_than_text(&ty, &json) {
-            // Text is read across blocks, but not held over a tool call or reasoning: what
-            // was said before one is decided now and goes out ahead of it.
-            self.settle_text()?;
         }
         if let Some(why) = self.unasked_choice(&json) {
             return Err(self.unreadable(why));
@@ -166,6 +161,7 @@ impl StreamGuard {
             Ok(m) => m,
             Err(e) => return Err(self.unreadable(&e)),
         };
+        self.check_text_order(m.text_at)?;
         for (key, name) in &m.opens {
             // Anthropic blocks come one after the other, each started once: a second start
             // of an open block would make its tool's name two names run together.
@@ -279,54 +275,73 @@ impl StreamGuard {
         self.complete(m.completes)
     }
 
-    /// A Messages stream's blocks come one at a time: started, their deltas, stopped. A block
-    /// started while another is open, or a delta for a block other than the open one, is read
-    /// by no client as agw would read it (deltas joined in the order they came, a client's text
-    /// assembled by index: black-box review, a card split over two open blocks passed), and
-    /// ends the stream.
+    /// A Messages stream's blocks come one at a time, by rising index: started, their deltas,
+    /// stopped. A block started while another is open, a delta for a block other than the
+    /// open one, and a block started or continued after a later one was named, or after it
+    /// stopped, is read by no client as agw would read it (deltas joined in the order they
+    /// came, a client's text assembled by index: black-box review, a card split over two open
+    /// blocks passed), and ends the stream. So text held back at a block's end is the end of
+    /// the text a client has so far, and is held over the blocks that follow until the next
+    /// text decides it (rt2 review: released before a tool call, the start of a token split
+    /// around the call went out in clear).
     pub(super) fn check_block(&mut self, ty: &str, index: Option<u64>) -> Result<(), ErrorBody> {
+        let Some(i) = index else {
+            return Ok(());
+        };
+        let before = |last: Option<(u64, bool)>, reopen: bool| {
+            last.is_some_and(|(l, stopped)| i < l || (i == l && (reopen || stopped)))
+        };
         match ty {
             "content_block_start" => {
                 if self.open_block.is_some() {
                     return Err(self.unreadable("a content block started while another is open"));
                 }
-                self.open_block = index;
+                if before(self.last_block, true) {
+                    return Err(self.unreadable("a content block started out of order"));
+                }
+                self.open_block = Some(i);
+                self.last_block = Some((i, false));
             }
-            "content_block_delta" => {
-                if let (Some(open), Some(i)) = (self.open_block, index)
-                    && open != i
-                {
+            "content_block_delta" => match self.open_block {
+                Some(open) if open != i => {
                     return Err(self.unreadable("a delta for a block other than the open one"));
                 }
+                Some(_) => {}
+                None if before(self.last_block, false) => {
+                    return Err(self.unreadable("a delta for a block that had ended"));
+                }
+                None => self.last_block = Some((i, false)),
+            },
+            "content_block_stop" => {
+                if self.open_block == Some(i) {
+                    self.open_block = None;
+                }
+                if self.last_block.is_none_or(|(l, _)| i >= l) {
+                    self.last_block = Some((i, true));
+                }
             }
-            "content_block_stop" if self.open_block == index => self.open_block = None,
             _ => {}
         }
         Ok(())
     }
 
-    /// Whether the event starts a block or output item that is not text.
-    pub(super) fn starts_other_than_text(&self, ty: &str, json: &Value) -> bool {
-        match (self.dialect, ty) {
-            (Dialect::Messages, "content_block_start") => {
-                json["content_block"]["type"].as_str() != Some("text")
-            }
-            (Dialect::Responses, "response.output_item.added") => {
-                json["item"]["type"].as_str() != Some("message")
-            }
-            _ => false,
+    /// A Responses stream's text goes from part to part by rising (output index, content
+    /// index), as servers stream output items and their parts one after the other. Text of a
+    /// part the stream had left would be joined by a client with that part's earlier text,
+    /// and by agw with the text between (rt2 review: `key AKIA2E0A`, another item's `Sure.`,
+    /// `8F3B244C9986` passed): it ends the stream.
+    pub(super) fn check_text_order(
+        &mut self,
+        at: Option<((u64, u64), (u64, u64))>,
+    ) -> Result<(), ErrorBody> {
+        let Some((first, last)) = at else {
+            return Ok(());
+        };
+        if self.text_at.is_some_and(|before| first < before) {
+            return Err(self.unreadable("text for an output part the stream had left"));
         }
-    }
-
-    /// Decides all the held text of the open text channel (keeping its end as context).
-    pub(super) fn settle_text(&mut self) -> Result<(), ErrorBody> {
-        let joined = self.chans.iter().position(|c| {
-            !c.done && c.key.kind == ChanKind::Text && c.key.group == crate::stream::events::JOINED
-        });
-        match joined {
-            Some(c) if !self.chans[c].pending.is_empty() => self.scan(c, true),
-            _ => Ok(()),
-        }
+        self.text_at = Some(last);
+        Ok(())
     }
 
     /// The event's delta when it is a Messages `content_block_delta` of the common shape, read
@@ -354,7 +369,7 @@ impl StreamGuard {
     /// without the tree.
     pub(super) fn take_delta(&mut self, mut item: Item, fast: FastDelta) -> Result<(), ErrorBody> {
         if !self.known {
-            self.now_known();
+            self.now_known()?;
         }
         self.check_block("content_block_delta", Some(fast.index))?;
         self.add_part(&mut item, fast.chan, fast.text, Site::Span(fast.span))?;
@@ -362,23 +377,51 @@ impl StreamGuard {
     }
 
     /// An event of a known API came: the texts continued by path so far are complete (the
-    /// events after them are read in their API).
-    pub(super) fn now_known(&mut self) {
+    /// events after them are read in their API), and a piece at one of their paths later ends
+    /// the stream. Text one of them still holds back would be decided without what follows
+    /// it, which a client may join to it (rt2 review: llama.cpp's `content` held, then an
+    /// event with `choices` released it): the stream ends.
+    pub(super) fn now_known(&mut self) -> Result<(), ErrorBody> {
         self.known = true;
-        for c in &mut self.chans {
-            if c.key.group == CONTINUED {
-                c.done = true;
+        if self
+            .chans
+            .iter()
+            .any(|c| c.key.group == CONTINUED && !c.done && c.held > 0)
+        {
+            return Err(self.unreadable("its format changed while text was held back"));
+        }
+        for c in 0..self.chans.len() {
+            if self.chans[c].key.group == CONTINUED && !self.chans[c].done {
+                self.chans[c].done = true;
+                self.close(self.chans[c].key)?;
             }
         }
+        Ok(())
+    }
+
+    /// Remembers that channel `key` completed (within [`MAX_CLOSED`]).
+    pub(super) fn close(&mut self, key: ChanKey) -> Result<(), ErrorBody> {
+        if self.closed.len() >= MAX_CLOSED && !self.closed.contains(&key) {
+            return Err(self.held_too_much("it has too many texts and tool calls"));
+        }
+        self.closed.insert(key);
+        Ok(())
     }
 
     /// Reads an event agw does not recognise, of a stream none of whose events it recognised
     /// so far, as pieces of texts continued by path (see [`leaves`](crate::guard::leaves)):
     /// each string a delta of the text at its path, held back and masked as text deltas are.
-    /// `false` for an event with no such piece (or too many), read as a JSON document instead.
+    /// `false` for an event with no such piece, or with more than [`MAX_PIECES`] none of
+    /// which continues a text followed so far: read as a JSON document instead. In an event
+    /// with more, the pieces at paths followed so far are still joined to their texts (rt2
+    /// review: nine empty pieces beside `content` had it read alone, and the held start of a
+    /// key released), and the others read with the rest of the event. A piece at a path read
+    /// whole that way, or at a path completed, later ends the stream.
     /// A tool call beside the pieces (or only a key named `input` or `arguments`) is checked
     /// with the event's other strings; it no longer stops the pieces from being joined
     /// (fourteenth session's review: `{"content": …, "input": ""}` turned joining off).
+    ///
+    /// [`MAX_PIECES`]: crate::guard::leaves::MAX_PIECES
     pub(super) fn continue_texts(
         &mut self,
         item: &mut Item,
@@ -391,12 +434,32 @@ impl StreamGuard {
         }
         // Only strings where servers stream tokens are pieces; an event with none of them,
         // or with more than a few, is a document, read on its own (regression round).
-        let (pieces, rest): (Vec<_>, Vec<_>) = found
+        let (mut pieces, mut rest): (Vec<_>, Vec<_>) = found
             .leaves
             .into_iter()
             .partition(|l| is_token_path(&l.pointer));
-        if pieces.is_empty() || pieces.len() > MAX_PIECES {
+        if pieces.is_empty() {
             return Ok(false);
+        }
+        let key_of = |l: &crate::guard::leaves::Leaf| {
+            let path = crate::guard::leaves::text_path(&l.pointer, l.thought, l.candidate);
+            continued(&path, l.signed)
+        };
+        let open = |c: &Chan| c.key.group == CONTINUED && !c.done;
+        if pieces.len() > MAX_PIECES {
+            let followed = |l: &crate::guard::leaves::Leaf| {
+                let key = key_of(l);
+                self.chans.iter().any(|c| open(c) && c.key == key)
+            };
+            let (joined, whole): (Vec<_>, Vec<_>) = pieces.into_iter().partition(followed);
+            for l in whole.iter().filter(|l| !l.text.is_empty()) {
+                self.close(key_of(l))?;
+            }
+            if joined.is_empty() {
+                return Ok(false);
+            }
+            pieces = joined;
+            rest.extend(whole);
         }
         if !rest.is_empty() || found.tool {
             // Its other strings and its tool calls: read as the event's own, the pieces
@@ -410,16 +473,21 @@ impl StreamGuard {
             self.generic(item, &other.to_string(), found.tool, false)?;
         }
         for leaf in pieces {
-            let path = crate::guard::leaves::text_path(&leaf.pointer, leaf.thought, leaf.candidate);
-            let key = continued(&path, leaf.signed);
-            let open = |c: &Chan| c.key.group == CONTINUED && !c.done;
+            let key = key_of(&leaf);
             if !self.chans.iter().any(|c| open(c) && c.key == key)
                 && self.chans.iter().filter(|c| open(c)).count() >= MAX_CONTINUED
             {
-                // Too many texts at once: the oldest is complete (decided in full).
-                if let Some(c) = self.chans.iter_mut().find(|c| open(c)) {
-                    c.done = true;
-                }
+                // Too many texts at once: the oldest that holds nothing back is complete;
+                // when each holds text back, none can be decided without what may follow.
+                let idle = self
+                    .chans
+                    .iter()
+                    .position(|c| open(c) && c.pending.is_empty());
+                let Some(c) = idle else {
+                    return Err(self.held_too_much("it streams too many texts at once"));
+                };
+                self.chans[c].done = true;
+                self.close(self.chans[c].key)?;
             }
             self.add_part(item, key, leaf.text, Site::Pointer(leaf.pointer))?;
         }
@@ -438,6 +506,10 @@ impl StreamGuard {
         if !text.is_empty() && self.ended {
             // A client may still show it, but it would be read without the text it follows.
             return Err(self.unreadable("a delta after the message ended"));
+        }
+        if !text.is_empty() && !self.closed.is_empty() && self.closed.contains(&key) {
+            // A client appends it to a text or input agw decided whole.
+            return Err(self.unreadable("a delta for a text or tool call that had completed"));
         }
         let c = self.chan(key);
         let chan = &mut self.chans[c];
@@ -603,6 +675,11 @@ impl StreamGuard {
                 continue;
             }
             self.chans[c].done = true;
+            // A text without an output item is decided when it is done, and the next of its
+            // kind is a text of its own.
+            if which != Completes::All && self.chans[c].key.group != ITEMLESS {
+                self.close(self.chans[c].key)?;
+            }
             if self.chans[c].key.kind.is_tool() {
                 self.check_tool(c)?;
                 if self.open_tool == Some(c) {

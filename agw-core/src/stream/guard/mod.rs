@@ -126,6 +126,18 @@ pub struct StreamGuard {
     sent_parts: Resync,
     /// A Messages stream's open content block ([`StreamGuard::check_block`]).
     open_block: Option<u64>,
+    /// The last content block a Messages stream named, and whether it stopped
+    /// ([`StreamGuard::check_block`]).
+    last_block: Option<(u64, bool)>,
+    /// The part of a Responses stream's output that its text last went to: (output index,
+    /// content index) ([`StreamGuard::check_text_order`]).
+    text_at: Option<(u64, u64)>,
+    /// Channels that completed (a tool call, a reasoning part, a followed path): a piece for
+    /// one of them later ends the stream, as a client appends it to what agw decided whole.
+    closed: std::collections::HashSet<ChanKey>,
+    /// The dialect the client speaks, when the route names one: the shape of the error event
+    /// whatever API the stream's events turn out to be.
+    client: Option<Dialect>,
     /// The completions the request asked for, when known ([`StreamGuard::with_choices`]).
     choices: Option<u64>,
     /// The Gemini candidates the request asked for ([`StreamGuard::with_candidates`]).
@@ -140,6 +152,10 @@ pub const MAX_HELD: usize = 4 << 20;
 /// growing (see [`StreamGuard`]'s module docs): a private key, line numbers and all, is a few
 /// KB; a stream whose secret runs longer ends with an error event.
 pub const MAX_OPEN_MATCH: usize = 16 << 10;
+
+/// Most completed channels remembered (so that a piece continuing one ends the stream); a
+/// stream that completes more ends with an error event.
+pub(super) const MAX_CLOSED: usize = 4096;
 
 impl std::fmt::Debug for StreamGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -193,6 +209,19 @@ impl StreamGuard {
             known: false,
             sent_parts: Resync::default(),
             open_block: None,
+            last_block: None,
+            text_at: None,
+            closed: Default::default(),
+            client: match kind {
+                RouteKind::Messages
+                | RouteKind::Complete
+                | RouteKind::Completions
+                | RouteKind::LegacyCompletions
+                | RouteKind::Responses
+                | RouteKind::StoredResponses
+                | RouteKind::StoredCompletions => Some(Dialect::of(kind, api)),
+                _ => None,
+            },
             choices: None,
             candidates: None,
         }
@@ -263,9 +292,30 @@ impl StreamGuard {
             return;
         }
         if let Err(err) = self.take(raw) {
-            // What was decided before this event (text settled ahead of a tool call that is
-            // now refused) goes out ahead of the error.
-            self.release(out);
+            // A rule refused this event (a tool call): the stream ends before it, so the text
+            // held back is all a client gets, and is decided as at the stream's end (masked,
+            // or refused). It goes out ahead of the error (the text before a refused tool
+            // call); the refused call, waiting, does not. A stream agw cannot read as a client
+            // does sends nothing held (fail closed).
+            let unread = self
+                .hits
+                .last()
+                .is_some_and(|h| matches!(&*h.rule, "agw:unreadable" | "agw:held-too-much"));
+            if !unread {
+                // (Not this event's parts, added before it failed.)
+                let held = match (self.queue.front(), self.queue.back()) {
+                    (Some(f), Some(b)) => f.seq..b.seq + 1,
+                    _ => 0..0,
+                };
+                for c in &mut self.chans {
+                    c.pending.retain(|(seq, _)| held.contains(seq));
+                }
+                if self.scan_all(true).is_ok() {
+                    self.release(out);
+                }
+            } else {
+                self.release(out);
+            }
             if !self.rejected {
                 self.stop(&err, out);
             }

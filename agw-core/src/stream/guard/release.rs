@@ -174,9 +174,15 @@ impl StreamGuard {
     }
 
     /// The event that ends this stream with `err`, in its dialect's shape.
+    /// The client's dialect is the route's (a chat client's stream ends with a chat error
+    /// event whatever API the upstream's events are); on a route of no API, the events' (a
+    /// Gemini call's is Google's error).
     pub(super) fn error_event(&self, err: &ErrorBody) -> Bytes {
-        use crate::dialect::{anthropic, openai_chat, openai_responses};
-        Bytes::from(match self.dialect {
+        use crate::dialect::{anthropic, gemini, openai_chat, openai_responses};
+        if self.client.is_none() && self.candidates.is_some() && !self.known {
+            return Bytes::from(gemini::error_event(err));
+        }
+        Bytes::from(match self.client.unwrap_or(self.dialect) {
             Dialect::Responses => openai_responses::error_event(err),
             d if d.is_anthropic() => anthropic::error_event(err),
             _ => openai_chat::error_event(err),

@@ -331,7 +331,7 @@ fn records_are_read_event_by_event_and_only_token_paths_join() {
     guard.event(Bytes::from(format!("data: {many}\n\n")), &mut sent);
     assert!(guard.chans.len() <= 1, "{}", guard.chans.len());
     let many =
-        json!({"choices": (0..50).map(|i| json!({"index": i, "text": "x"})).collect::<Vec<_>>()});
+        json!({"outputs": (0..50).map(|i| json!({"index": i, "text": "x"})).collect::<Vec<_>>()});
     guard.event(Bytes::from(format!("data: {many}\n\n")), &mut sent);
     guard.finish(&mut sent);
     assert!(!guard.is_rejected());
