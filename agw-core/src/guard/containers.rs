@@ -260,15 +260,44 @@ fn pdf(bytes: &[u8], budget: &mut usize, out: &mut Vec<FileText>) -> Result<(), 
         if has(b"/FlateDecode") || has(b"/Fl ") || has(b"/Fl]") || has(b"/Fl/") {
             let mut inflated = Vec::new();
             if inflate(flate2::read::ZlibDecoder::new(data), budget, &mut inflated)? {
-                strings(&inflated, &mut text);
+                drawn(&inflated, &mut text);
             }
         } else {
-            strings(data, &mut text);
+            drawn(data, &mut text);
         }
         text.push(b'\n');
     }
     strings(&bytes[outside..], &mut text);
     text_readings(&text, budget, out)
+}
+
+/// The strings a content stream draws: those between its text objects' `BT` and `ET`. A
+/// font's or a picture's bytes are no content (eighteenth session: an embedded TrueType font,
+/// read whole, gave card numbers and addresses in every PDF that has one).
+fn drawn(data: &[u8], out: &mut Vec<u8>) {
+    let token = |at: usize, word: &[u8]| {
+        data[at..].starts_with(word)
+            && (at == 0 || is_pdf_delimiter(data[at - 1]))
+            && data.get(at + 2).is_none_or(|&c| is_pdf_delimiter(c))
+    };
+    let mut from = 0;
+    while let Some(bt) = memchr::memmem::find_iter(&data[from..], b"BT")
+        .map(|i| from + i)
+        .find(|&i| token(i, b"BT"))
+    {
+        let end = memchr::memmem::find_iter(&data[bt + 2..], b"ET")
+            .map(|i| bt + 2 + i)
+            .find(|&i| token(i, b"ET"))
+            .unwrap_or(data.len());
+        strings(&data[bt + 2..end], out);
+        out.push(b'\n');
+        from = (end + 2).min(data.len());
+    }
+}
+
+/// Whether a byte ends a PDF token: white space or a delimiter.
+fn is_pdf_delimiter(c: u8) -> bool {
+    c.is_ascii_whitespace() || c == 0 || b"()<>[]{}/%".contains(&c)
 }
 
 /// Appends the strings of PDF content to `out` as a reader shows them: the strings one text
@@ -571,8 +600,16 @@ mod tests {
             assert!(all.contains("esc(aped) AB"), "{all}");
             assert!(all.contains("Quarterly notes"), "{all}");
         }
-        // A picture's stream is not read.
+        // A picture's stream is not read, nor a font's: only what text objects draw.
         let image = pdf(b"(credit card)", "/Subtype /Image /Filter /DCTDecode");
         assert!(!readings(&image).unwrap().join("").contains("credit card"));
+        let mut font: Vec<u8> = (0..4000u32).map(|i| (i * 131 % 251) as u8).collect();
+        font.extend_from_slice(b"\x00(4111111111111111) (my credit card)\x01\x02");
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&font).unwrap();
+        let file = pdf(&z.finish().unwrap(), "/Length1 4040 /Filter /FlateDecode");
+        let all = readings(&file).unwrap().join("\n");
+        assert!(!all.contains("4111111111111111"), "{all}");
+        assert!(!all.contains("credit card"), "{all}");
     }
 }

@@ -124,18 +124,15 @@ pub(super) fn text_readings(
                 b"\xff\xfe\0\0"
             })
             .unwrap_or(bytes);
-        let text = body
-            .chunks_exact(4)
-            .filter_map(|c| {
-                let unit = if big {
-                    u32::from_be_bytes([c[0], c[1], c[2], c[3]])
-                } else {
-                    u32::from_le_bytes([c[0], c[1], c[2], c[3]])
-                };
-                char::from_u32(unit).filter(|&c| !odd_char(c))
-            })
-            .collect();
-        push(text, out)?;
+        let text = body.chunks_exact(4).filter_map(|c| {
+            let unit = if big {
+                u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+            } else {
+                u32::from_le_bytes([c[0], c[1], c[2], c[3]])
+            };
+            Some(char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER))
+        });
+        push(cleaned(text), out)?;
     } else if let Some(big) = utf16(bytes) {
         let body = bytes
             .strip_prefix(if big { b"\xfe\xff" } else { b"\xff\xfe" })
@@ -147,34 +144,50 @@ pub(super) fn text_readings(
                 u16::from_le_bytes([c[0], c[1]])
             }
         });
-        let text = char::decode_utf16(units)
-            .filter_map(Result::ok)
-            .filter(|&c| !odd_char(c))
-            .collect();
-        push(text, out)?;
+        let text = char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER));
+        push(cleaned(text), out)?;
     }
     // As UTF-8 too, whatever else it may be (a UTF-8 file whose head looks like UTF-16 is
     // read as UTF-8 by a UTF-8 reader; a red-team case).
     match simdutf8::basic::from_utf8(bytes) {
         Ok(t) if !t.chars().any(odd_char) => push(t.to_owned(), out)?,
-        Ok(t) => push(t.chars().filter(|&c| !odd_char(c)).collect(), out)?,
+        Ok(t) => push(cleaned(t.chars()), out)?,
         Err(_) => {
-            let lossy: String = String::from_utf8_lossy(bytes)
-                .chars()
-                .filter(|&c| !odd_char(c))
-                .collect();
-            push(lossy, out)?;
+            push(cleaned(String::from_utf8_lossy(bytes).chars()), out)?;
             // Not UTF-8: also as Windows-1252 (Latin-1's superset), as text exported on
             // Windows with smart quotes is (black-box review).
-            let cp1252 = bytes
-                .iter()
-                .map(|&b| windows_1252(b))
-                .filter(|&c| !odd_char(c))
-                .collect();
-            push(cp1252, out)?;
+            push(cleaned(bytes.iter().map(|&b| windows_1252(b))), out)?;
         }
     }
     Ok(())
+}
+
+/// Text as a lenient reader shows it. In text with some characters no text holds (stray control
+/// characters, bytes that do not decode: at most a quarter) those are dropped, as such readers
+/// drop them, however many there are; in bytes mostly made of them (a font, compressed data)
+/// each run of them is a line break instead, so no word is glued together from fragments
+/// (eighteenth session: a PDF's embedded font read as card numbers and addresses).
+fn cleaned<I: Iterator<Item = char> + Clone>(chars: I) -> String {
+    let (mut total, mut odd) = (0usize, 0usize);
+    for c in chars.clone() {
+        total += 1;
+        odd += usize::from(odd_char(c));
+    }
+    let glue = odd * 4 <= total;
+    let mut out = String::with_capacity(total);
+    let mut after_odd = false;
+    for c in chars {
+        if odd_char(c) {
+            if !glue && !after_odd {
+                out.push('\n');
+            }
+            after_odd = true;
+        } else {
+            out.push(c);
+            after_odd = false;
+        }
+    }
+    out
 }
 
 /// Whether `value` is a `data:` URL (`data:[type/subtype][;params],body`).
@@ -508,6 +521,14 @@ mod tests {
         ));
         // A leading `=` is skipped.
         assert_eq!(text_of(format!("={enc}").as_bytes(), None), want);
+        // Bytes mostly of characters no text holds (a font, compressed data) glue nothing
+        // together: fragments between them stay apart.
+        let mut binary = Vec::new();
+        for i in 0..400u32 {
+            binary.extend_from_slice(&[0, 1, 2, 0x9d, (i % 7) as u8]);
+            binary.extend_from_slice(b"4111");
+        }
+        assert!(!read_as(b64(&binary).as_bytes(), None, "41114111"));
         // Long text, decoded whole.
         let long = "line of text é\n".repeat(1000);
         assert_eq!(text_of(b64(long.as_bytes()).as_bytes(), None), Some(long));

@@ -232,26 +232,29 @@ impl Policy {
                     && !text.get(h.range.clone()).is_some_and(is_sample_key);
                 if in_tools
                     && !server_url
-                    && ((h.detector.is_some() && !credential)
+                    && ((!credential
+                        && (matches!(rule.action, Action::Mask { .. }) || h.detector.is_some()))
                         || text.get(h.range.clone()).is_some_and(is_clients_own))
                 {
-                    // Tool definitions are read by literal and regex rules and the credential
-                    // detectors, and never rewritten: a client's schemas stay as sent.
-                    // Personal-data detectors do not read them: schemas are full of example
-                    // values, and a rule refusing them would refuse every request. Nor is
-                    // what a client's own definitions always hold a hit (Claude Code's commit
-                    // instructions name `noreply@anthropic.com`).
+                    // Tool definitions are read by the literal and regex rules that reject or
+                    // audit and by the credential detectors, and never rewritten: a client's
+                    // schemas stay as sent. Personal-data detectors do not read them (schemas
+                    // are full of example values), nor do masking literals and patterns:
+                    // Claude Code's own descriptions name secrets, passwords, `.env`, GitHub,
+                    // URLs and long numbers, and a mask that refused there refused every
+                    // request (eighteenth session, tried and undone). Nor is what a client's own
+                    // definitions always hold a hit (its commit address).
                     continue;
                 }
                 tool_hit |= in_tools;
                 if (in_tools && !server_url || mcp_credential)
                     && matches!(rule.action, Action::Mask { .. })
                 {
-                    // Definitions are not rewritten, so a masking rule's hit in a tool's
-                    // description or schema (an MCP server's text) refuses: a credential
+                    // Definitions are not rewritten, so a credential detector's masking hit in
+                    // a tool's description or schema (an MCP server's text) refuses
                     // (seventeenth session's red team: keys and private keys there went
-                    // upstream), a literal or a pattern (eighteenth session's: a masked
-                    // code name in a description, a `tool_choice`, an output schema).
+                    // upstream); so does a masking literal's or pattern's in an MCP server's
+                    // credential.
                     hits.push(Hit {
                         rule: rule.name.clone(),
                         action: ActionKind::Reject,

@@ -210,32 +210,36 @@ fn uploads_are_read_as_forms_and_files() {
     assert!(refused(&v));
 }
 
+/// Masking literals and patterns leave tool definitions as sent (tried this session: a mask of
+/// `secret`, `password`, `.env`, URLs or long numbers refused every Claude Code request, whose
+/// own descriptions name them); rejecting ones read them, less Claude Code's commit address.
 #[test]
-fn masking_literals_and_patterns_refuse_in_tool_definitions() {
-    let p = Policy::builder()
-        .rule(Rule::literals("codename", ["Project Falcon"]).mask())
-        .rule(Rule::regex("emails", [r"[a-z]+@[a-z]+\.com"]).mask())
+fn masking_literals_and_patterns_leave_tool_definitions_alone() {
+    let masking = Policy::builder()
+        .rule(Rule::literals("words", ["secrets", "password", "GitHub"]).mask())
+        .rule(Rule::regex("urls", [r"https?://\S+"]).mask())
         .build()
         .unwrap();
-    for body in [
-        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"name":"t","description":"Ask about Project Falcon","input_schema":{"type":"object"}}]}"#,
-        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tool_choice":{"type":"tool","name":"Project Falcon"}}"#,
-        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"output_format":{"type":"json_schema","schema":{"description":"mail alice@corp.com"}}}"#,
-    ] {
-        let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
-        assert!(refused(&v), "{body}");
-    }
-    let v = p
-        .inspect(
-            RouteKind::Completions,
-            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"enum":["Project Falcon"]}}}}"#,
-        )
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"name":"Bash","description":"Do not commit files that likely contain secrets (.env, credentials.json); a password; GitHub; see https://json-schema.org/draft/2020-12/schema","input_schema":{"type":"object"}}]}"#;
+    let v = masking
+        .inspect(RouteKind::Messages, body.as_bytes())
         .unwrap();
-    assert!(refused(&v));
-    // Claude Code's own commit instructions, in every request's definitions, are no hit.
-    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"name":"Bash","description":"Co-Authored-By: Claude <noreply@anthropic.com>","input_schema":{"type":"object"}}]}"#;
+    assert!(v.is_allow(), "{:?}", v.hits());
+    let rejecting = Policy::builder()
+        .rule(Rule::literals("codename", ["Project Falcon"]).reject("no"))
+        .rule(Rule::regex("emails", [r"[a-z]+@[a-z]+\.com"]).reject("no"))
+        .build()
+        .unwrap();
+    let dirty = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"name":"t","description":"Ask about Project Falcon","input_schema":{"type":"object"}}]}"#;
+    assert!(refused(
+        &rejecting
+            .inspect(RouteKind::Messages, dirty.as_bytes())
+            .unwrap()
+    ));
+    let own = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"name":"Bash","description":"Co-Authored-By: Claude <noreply@anthropic.com>","input_schema":{"type":"object"}}]}"#;
     assert!(
-        p.inspect(RouteKind::Messages, body.as_bytes())
+        rejecting
+            .inspect(RouteKind::Messages, own.as_bytes())
             .unwrap()
             .is_allow()
     );
