@@ -178,7 +178,7 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
             out.push(
                 "  never read by request rules: thinking blocks (signed), images, audio and \
                  video (other files are read decoded); tool definitions (`tools`) are read as \
-                 system text by literal and regex rules (a masking one's hit refuses)"
+                 system text by literal and regex rules that reject or audit"
                     .into(),
             );
         }
