@@ -14,27 +14,35 @@ fn is_base64(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_')
 }
 
+/// Whether a byte can be part of a run: every printable ASCII character from `+` on, a
+/// superset of base64's (`+`, `-`, `/`, digits, letters, `_`) that one signed compare finds.
+fn maybe_base64(c: u8) -> bool {
+    (0x2b..0x80).contains(&c)
+}
+
 /// The runs of base64 in `text` that decode to text, each with its decoded text, to `out`.
 /// A run is a maximal stretch of base64's characters (either alphabet) with its padding, of
 /// [`MIN_RUN`] characters or more, that mixes at least two of upper case, lower case and
 /// digits (a word, a number or a hex hash does not) and decodes to printable UTF-8.
 pub(crate) fn runs(text: &[u8], out: &mut Vec<(std::ops::Range<usize>, String)>) {
     let mut i = 0;
-    // Prose has no run that long: most texts are passed over 64 bytes a step, and between
-    // runs so long the scan goes on that way.
-    while let Some(next) = first_long_run(&text[i..]) {
-        i += next;
-        // Byte by byte from there to the end of the first run that long.
-        loop {
-            while i < text.len() && !is_base64(text[i]) {
+    // Prose has few stretches that long without a space: most texts are passed over 64 bytes
+    // a step, and only the stretches found are read byte by byte. A run is inside one
+    // stretch (its characters are all of the stretch's kind, and so are its padding's).
+    while let Some(next) = first_long_stretch(&text[i..]) {
+        let from = i + next;
+        let to = text[from..]
+            .iter()
+            .position(|&c| !maybe_base64(c))
+            .map_or(text.len(), |n| from + n);
+        i = from;
+        while i < to {
+            while i < to && !is_base64(text[i]) {
                 i += 1;
-            }
-            if i == text.len() {
-                return;
             }
             let start = i;
             let (mut upper, mut lower, mut digit) = (false, false, false);
-            while i < text.len() && is_base64(text[i]) {
+            while i < to && is_base64(text[i]) {
                 let c = text[i];
                 upper |= c.is_ascii_uppercase();
                 lower |= c.is_ascii_lowercase();
@@ -42,15 +50,12 @@ pub(crate) fn runs(text: &[u8], out: &mut Vec<(std::ops::Range<usize>, String)>)
                 i += 1;
             }
             let len = i - start;
-            if len < MIN_RUN {
-                continue;
-            }
             let mut end = i;
-            while end < text.len() && end - i < 2 && text[end] == b'=' {
+            while end < to && end - i < 2 && text[end] == b'=' {
                 end += 1;
             }
             let mixed = usize::from(upper) + usize::from(lower) + usize::from(digit) >= 2;
-            if len <= MAX_RUN && mixed && len % 4 != 1 {
+            if (MIN_RUN..=MAX_RUN).contains(&len) && mixed && len % 4 != 1 {
                 let decoded = super::files::base64_decoded(&text[start..end], usize::MAX);
                 if let Ok(s) = std::str::from_utf8(&decoded)
                     && !s.is_empty()
@@ -61,14 +66,15 @@ pub(crate) fn runs(text: &[u8], out: &mut Vec<(std::ops::Range<usize>, String)>)
                 }
             }
             i = end;
-            break;
         }
+        i = to;
     }
 }
 
-/// Where the first run of [`MIN_RUN`] base64 characters or more starts, if any (at or before
-/// the returned offset): 64 bytes a step.
-fn first_long_run(text: &[u8]) -> Option<usize> {
+/// Where the first stretch of [`MIN_RUN`] or more characters that [`maybe_base64`] starts,
+/// if any: 64 bytes a step.
+fn first_long_stretch(text: &[u8]) -> Option<usize> {
+    // The length of the stretch that reaches the end of what was scanned.
     let mut run = 0usize;
     let mut at = 0;
     let blocks = text.chunks_exact(64);
@@ -80,56 +86,44 @@ fn first_long_run(text: &[u8]) -> Option<usize> {
         if m == u64::MAX {
             run += 64;
         } else {
-            // A run that ends in this block's first bytes, or one inside it.
+            // One that goes on into this block's first bytes.
+            if run + m.trailing_ones() as usize >= MIN_RUN {
+                return Some(at - run);
+            }
+            // One inside it: bit `k` is left set when bits `k..k + 12` all are, and the
+            // lowest such bit starts a stretch (the one below it is clear, or bit 0 would
+            // have been a stretch going on from the block before).
             let mut inside = m;
             for shift in [1, 2, 4, 4] {
                 inside &= inside >> shift;
             }
-            if run + m.trailing_ones() as usize >= MIN_RUN || inside != 0 {
-                return Some(at - run.min(at));
+            if inside != 0 {
+                return Some(at + inside.trailing_zeros() as usize);
             }
             run = m.leading_ones() as usize;
         }
-        if run >= MIN_RUN {
-            return Some(at + 64 - run);
-        }
         at += 64;
     }
+    if run >= MIN_RUN {
+        return Some(at - run);
+    }
     for &c in tail {
-        run = if is_base64(c) { run + 1 } else { 0 };
-        if run >= MIN_RUN {
-            return Some(at + 1 - run);
-        }
+        run = if maybe_base64(c) { run + 1 } else { 0 };
         at += 1;
+        if run >= MIN_RUN {
+            return Some(at - run);
+        }
     }
     None
 }
 
-/// The base64 characters of 16 bytes, a bit each (bit `i` for byte `i`).
+/// The bytes of 16 that [`maybe_base64`], a bit each (bit `i` for byte `i`).
 #[cfg(target_arch = "x86_64")]
 fn mask16(block: &[u8; 16]) -> u16 {
     use safe_arch::*;
+    // Signed: the bytes from 0x80 on are negative, below `*` (0x2a).
     let v = load_unaligned_m128i(block);
-    let splat = |b: u8| set_splat_i8_m128i(b as i8);
-    let between = |v: m128i, lo: u8, hi: u8| {
-        bitand_m128i(
-            cmp_gt_mask_i8_m128i(v, splat(lo - 1)),
-            cmp_lt_mask_i8_m128i(v, splat(hi + 1)),
-        )
-    };
-    let digit = between(v, b'0', b'9');
-    let letter = between(bitor_m128i(v, splat(0x20)), b'a', b'z');
-    let sign = bitor_m128i(
-        bitor_m128i(
-            cmp_eq_mask_i8_m128i(v, splat(b'+')),
-            cmp_eq_mask_i8_m128i(v, splat(b'/')),
-        ),
-        bitor_m128i(
-            cmp_eq_mask_i8_m128i(v, splat(b'-')),
-            cmp_eq_mask_i8_m128i(v, splat(b'_')),
-        ),
-    );
-    move_mask_i8_m128i(bitor_m128i(bitor_m128i(digit, letter), sign)) as u16
+    move_mask_i8_m128i(cmp_gt_mask_i8_m128i(v, set_splat_i8_m128i(0x2a))) as u16
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -137,7 +131,7 @@ fn mask16(block: &[u8; 16]) -> u16 {
     block
         .iter()
         .enumerate()
-        .fold(0, |m, (i, &c)| m | (u16::from(is_base64(c)) << i))
+        .fold(0, |m, (i, &c)| m | (u16::from(maybe_base64(c)) << i))
 }
 
 #[cfg(test)]
@@ -177,33 +171,115 @@ mod tests {
     }
 
     #[test]
-    fn the_block_scan_finds_every_run_a_byte_scan_does() {
+    fn the_block_scan_finds_every_stretch_a_byte_scan_does() {
         let scalar = |t: &[u8]| {
             let mut run = 0;
             t.iter().position(|&c| {
-                run = if is_base64(c) { run + 1 } else { 0 };
+                run = if maybe_base64(c) { run + 1 } else { 0 };
                 run >= MIN_RUN
             })
         };
-        // Runs of every length at every offset, across block edges.
-        for len in [11, 12, 13, 16, 17, 33, 64, 65, 70] {
-            for at in 0..140 {
-                let mut t = vec![b' '; 220];
-                for c in &mut t[at..at + len] {
-                    *c = b'Q';
-                }
-                t[at + len / 2] = b'9';
-                let want = scalar(&t).map(|end| end + 1 - MIN_RUN);
-                let got = first_long_run(&t);
-                match want {
-                    None => assert_eq!(got, None, "{len} at {at}"),
-                    Some(w) => assert!(got.is_some_and(|g| g <= w), "{len} at {at}: {got:?}"),
+        // Stretches of every length at every offset, across block edges, of base64's
+        // characters and of others the block compare takes alike.
+        for fill in [b'Q', b'.', b'~'] {
+            for len in [11, 12, 13, 16, 17, 33, 64, 65, 70] {
+                for at in 0..140 {
+                    let mut t = vec![b' '; 220];
+                    for c in &mut t[at..at + len] {
+                        *c = fill;
+                    }
+                    t[at + len / 2] = b'9';
+                    let want = scalar(&t).map(|end| end + 1 - MIN_RUN);
+                    assert_eq!(first_long_stretch(&t), want, "{len} at {at}");
                 }
             }
         }
         assert_eq!(
-            first_long_run(b"\xff\xfe words and words \x80\x81 more"),
+            first_long_stretch(b"\xff\xfe words and words \x80\x81 more"),
             None
         );
+    }
+
+    /// Every maximal run of base64 over the whole text, byte by byte: what [`runs`] must find.
+    fn byte_by_byte(text: &[u8]) -> Vec<(std::ops::Range<usize>, String)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < text.len() {
+            if !is_base64(text[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < text.len() && is_base64(text[i]) {
+                i += 1;
+            }
+            let run = &text[start..i];
+            let mut end = i;
+            while end < text.len() && end - i < 2 && text[end] == b'=' {
+                end += 1;
+            }
+            let kinds = [
+                u8::is_ascii_uppercase,
+                u8::is_ascii_lowercase,
+                u8::is_ascii_digit,
+            ]
+            .iter()
+            .filter(|k| run.iter().any(|c| k(c)))
+            .count();
+            if run.len() >= MIN_RUN && kinds >= 2 && run.len() % 4 != 1 {
+                let decoded = super::super::files::base64_decoded(&text[start..end], usize::MAX);
+                if let Ok(s) = std::str::from_utf8(&decoded)
+                    && !s.is_empty()
+                    && s.chars()
+                        .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+                {
+                    out.push((start..end, s.to_owned()));
+                }
+            }
+            i = end;
+        }
+        out
+    }
+
+    #[test]
+    fn runs_are_those_a_byte_by_byte_reading_finds() {
+        // Texts of words, punctuation that joins stretches, padding, non-ASCII and encoded
+        // phrases, at every length around the block size.
+        let pieces: [&[u8]; 12] = [
+            b"Y3JlZGl0IGNhcmQ=",
+            b"c2VjcmV0LXBhc3N3b3Jk",
+            b"word",
+            b" ",
+            b".",
+            b"==",
+            b"\n",
+            b"\xc3\xa9",
+            b"internationalization",
+            b"a1B2",
+            b"~:;",
+            b"dXNlcjpodW50ZXIy",
+        ];
+        let mut seed = 0x9e37_79b9_u32;
+        for _ in 0..3000 {
+            let mut text = Vec::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let n = seed as usize % 40;
+            for _ in 0..n {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                text.extend_from_slice(pieces[seed as usize % pieces.len()]);
+            }
+            let mut got = Vec::new();
+            runs(&text, &mut got);
+            assert_eq!(
+                got,
+                byte_by_byte(&text),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
     }
 }
