@@ -134,6 +134,222 @@ fn mask16(block: &[u8; 16]) -> u16 {
         .fold(0, |m, (i, &c)| m | (u16::from(maybe_base64(c)) << i))
 }
 
+/// Message text with the escapes a reader decodes written out: HTML character references
+/// (`cr&#101;dit`, `&#x65;`, `&#0000101;`, `credit&nbsp;card`, `alice&commat;example.com`),
+/// URL escapes (`credit%20card`) and the escapes of program text (`\x65`, `\u0065`,
+/// `\u{65}`, `\U00000065`). A model reads `cr&#101;dit card` as `credit card` (nineteenth
+/// session's red team: all of these went upstream unread).
+#[derive(Debug, Default)]
+pub(crate) struct Unescaped {
+    /// The text, each escape replaced by what it stands for, normalised as text is.
+    pub text: Vec<u8>,
+    /// Where the pieces of `text` start, here and in the original text, and whether each is
+    /// copied (byte for byte) or an escape written out; the last one is empty, at the end.
+    segs: Vec<(usize, usize, bool)>,
+}
+
+impl Unescaped {
+    /// Writes `text` out into `self`; false (and `self` unspecified) when it holds no
+    /// escape that decodes.
+    pub(crate) fn read(&mut self, text: &[u8]) -> bool {
+        let mut copied = 0;
+        let mut i = 0;
+        let mut any = false;
+        let mut chars = String::new();
+        while let Some(k) = memchr::memchr3(b'&', b'%', b'\\', &text[i..]) {
+            let at = i + k;
+            chars.clear();
+            let Some(len) = escape_at(text, at, &mut chars) else {
+                i = at + 1;
+                continue;
+            };
+            if !any {
+                any = true;
+                self.text.clear();
+                self.segs.clear();
+                self.text.reserve(text.len());
+            }
+            self.segs.push((self.text.len(), copied, true));
+            self.text.extend_from_slice(&text[copied..at]);
+            self.segs.push((self.text.len(), at, false));
+            self.text
+                .extend_from_slice(crate::json::normalize_str(&chars).as_bytes());
+            copied = at + len;
+            i = copied;
+        }
+        if !any {
+            return false;
+        }
+        self.segs.push((self.text.len(), copied, true));
+        self.text.extend_from_slice(&text[copied..]);
+        self.segs.push((self.text.len(), text.len(), true));
+        true
+    }
+
+    /// Where in the original text the byte at `k` of [`Self::text`] (or its end) comes
+    /// from: a match over `text[a..b]` is the original `original(a)..original(b)`.
+    pub(crate) fn original(&self, k: usize) -> usize {
+        let at = self.segs.partition_point(|s| s.0 <= k) - 1;
+        let (here, there, copied) = self.segs[at];
+        if copied { there + (k - here) } else { there }
+    }
+
+    /// Where the byte at `k` of the original text is in [`Self::text`] (an escape's bytes:
+    /// where what it stands for starts).
+    pub(crate) fn written(&self, k: usize) -> usize {
+        let at = self.segs.partition_point(|s| s.1 <= k) - 1;
+        let (here, there, copied) = self.segs[at];
+        if copied { here + (k - there) } else { here }
+    }
+}
+
+/// The escape at `text[at]` (`&`, `%` or `\`), if it is one that decodes: its length, and
+/// what it stands for appended to `out`. Consecutive URL escapes are one (their bytes make
+/// one character together).
+fn escape_at(text: &[u8], at: usize, out: &mut String) -> Option<usize> {
+    let rest = &text[at..];
+    let hex = |b: &[u8]| -> Option<u32> {
+        let s = std::str::from_utf8(b).ok()?;
+        u32::from_str_radix(s, 16).ok()
+    };
+    match rest[0] {
+        b'&' if rest.get(1) == Some(&b'#') => {
+            let (radix, from) = match rest.get(2) {
+                Some(b'x' | b'X') => (16, 3),
+                _ => (10, 2),
+            };
+            let digits = rest[from..]
+                .iter()
+                .take(40)
+                .take_while(|c| c.is_ascii_hexdigit() && (radix == 16 || c.is_ascii_digit()))
+                .count();
+            if digits == 0 || digits == 40 {
+                return None;
+            }
+            let s = std::str::from_utf8(&rest[from..from + digits]).ok()?;
+            let value = u32::from_str_radix(s.trim_start_matches('0'), radix)
+                .ok()
+                .or_else(|| s.bytes().all(|c| c == b'0').then_some(0))?;
+            // `&#0;` and surrogates stand for U+FFFD in HTML: nothing a rule reads.
+            let c = char::from_u32(value).filter(|&c| c != '\0')?;
+            out.push(c);
+            let end = from + digits;
+            Some(end + usize::from(rest.get(end) == Some(&b';')))
+        }
+        b'&' => {
+            let name_len = rest[1..]
+                .iter()
+                .take(12)
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .count();
+            if name_len == 0 || rest.get(1 + name_len) != Some(&b';') {
+                return None;
+            }
+            let name = std::str::from_utf8(&rest[1..1 + name_len]).ok()?;
+            out.push_str(named_reference(name)?);
+            Some(name_len + 2)
+        }
+        b'%' => {
+            // A run of `%XX` whose bytes are UTF-8.
+            let mut bytes = Vec::new();
+            let mut len = 0;
+            while rest.get(len) == Some(&b'%')
+                && let Some(b) = rest.get(len + 1..len + 3).and_then(hex)
+            {
+                bytes.push(b as u8);
+                len += 3;
+            }
+            let s = std::str::from_utf8(&bytes).ok().filter(|s| !s.is_empty())?;
+            out.push_str(s);
+            Some(len)
+        }
+        _ => {
+            // `\xHH`, `\uHHHH` (a surrogate pair as two), `\u{H…}`, `\UHHHHHHHH`.
+            let (value, len) = match rest.get(1)? {
+                b'x' => (hex(rest.get(2..4)?)?, 4),
+                b'u' if rest.get(2) == Some(&b'{') => {
+                    let n = rest[3..]
+                        .iter()
+                        .take(7)
+                        .take_while(|c| c.is_ascii_hexdigit())
+                        .count();
+                    if n == 0 || n > 6 || rest.get(3 + n) != Some(&b'}') {
+                        return None;
+                    }
+                    (hex(&rest[3..3 + n])?, n + 4)
+                }
+                b'u' => {
+                    let high = hex(rest.get(2..6)?)?;
+                    if (0xd800..0xdc00).contains(&high) {
+                        let low = (rest.get(6..8) == Some(b"\\u"))
+                            .then(|| rest.get(8..12).and_then(hex))
+                            .flatten()
+                            .filter(|l| (0xdc00..0xe000).contains(l))?;
+                        (0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00), 12)
+                    } else {
+                        (high, 6)
+                    }
+                }
+                b'U' => (hex(rest.get(2..10)?)?, 10),
+                _ => return None,
+            };
+            let c = char::from_u32(value).filter(|&c| c != '\0')?;
+            out.push(c);
+            Some(len)
+        }
+    }
+}
+
+/// What an HTML named character reference stands for: the ones that write ASCII, spaces and
+/// invisible characters (an accented letter's name writes a letter a rule's text holds
+/// unaccented only if the rule says so). `None` for a name not listed.
+fn named_reference(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "amp" | "AMP" => "&",
+        "lt" | "LT" => "<",
+        "gt" | "GT" => ">",
+        "quot" | "QUOT" => "\"",
+        "apos" => "'",
+        "nbsp" | "ensp" | "emsp" | "emsp13" | "emsp14" | "thinsp" | "hairsp" | "numsp"
+        | "puncsp" | "MediumSpace" | "ThinSpace" | "VeryThinSpace" | "NonBreakingSpace" | "Tab" => {
+            " "
+        }
+        "NewLine" => "\n",
+        "shy" | "zwj" | "zwnj" | "lrm" | "rlm" | "ZeroWidthSpace" | "NoBreak"
+        | "InvisibleTimes" | "InvisibleComma" | "ic" | "it" | "af" | "ApplyFunction" => "",
+        "commat" => "@",
+        "period" => ".",
+        "comma" => ",",
+        "colon" => ":",
+        "semi" => ";",
+        "sol" => "/",
+        "bsol" => "\\",
+        "lowbar" | "UnderBar" => "_",
+        "dash" | "hyphen" | "minus" => "-",
+        "ndash" => "\u{2013}",
+        "mdash" => "\u{2014}",
+        "num" => "#",
+        "dollar" => "$",
+        "percnt" => "%",
+        "plus" => "+",
+        "equals" => "=",
+        "excl" => "!",
+        "quest" => "?",
+        "lpar" => "(",
+        "rpar" => ")",
+        "lsqb" | "lbrack" => "[",
+        "rsqb" | "rbrack" => "]",
+        "lcub" | "lbrace" => "{",
+        "rcub" | "rbrace" => "}",
+        "ast" | "midast" => "*",
+        "verbar" | "vert" | "VerticalLine" => "|",
+        "grave" | "DiacriticalGrave" => "`",
+        "Hat" => "^",
+        "tilde" => "~",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,7 +440,7 @@ mod tests {
                 u8::is_ascii_digit,
             ]
             .iter()
-            .filter(|k| run.iter().any(|c| k(c)))
+            .filter(|k| run.iter().any(k))
             .count();
             if run.len() >= MIN_RUN && kinds >= 2 && run.len() % 4 != 1 {
                 let decoded = super::super::files::base64_decoded(&text[start..end], usize::MAX);
@@ -281,5 +497,28 @@ mod tests {
                 String::from_utf8_lossy(&text)
             );
         }
+    }
+
+    #[test]
+    fn escapes_are_written_out_and_mapped_back() {
+        let mut u = Unescaped::default();
+        assert!(!u.read(b"50% of it & more, C:\\Users"));
+        let text = "a&#98;c&shy;d%20e\\x66";
+        assert!(u.read(text.as_bytes()));
+        assert_eq!(u.text, b"abcd ef");
+        // Each byte written out comes from where it was written; an escape's from its start.
+        let from: Vec<usize> = (0..=u.text.len()).map(|k| u.original(k)).collect();
+        assert_eq!(from, [0, 1, 6, 12, 13, 16, 17, text.len()]);
+        // And back: each original byte to where it is written (an escape's to its start).
+        let to: Vec<usize> = (0..=text.len()).map(|k| u.written(k)).collect();
+        assert_eq!(
+            to,
+            [
+                0, 1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 3, 3, 4, 4, 4, 5, 6, 6, 6, 6, 7
+            ]
+        );
+        // A reading ending in an escape ends where the text does.
+        assert!(u.read(b"x&amp;"));
+        assert_eq!((u.text.as_slice(), u.original(2)), (&b"x&"[..], 6));
     }
 }

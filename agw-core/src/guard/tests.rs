@@ -1300,6 +1300,7 @@ mod fifteenth_session;
 mod fourteenth_session;
 mod fourth_review;
 mod eighteenth_session;
+mod nineteenth_session;
 mod seventeenth_session;
 mod seventh_review;
 mod tenth_review;

@@ -309,14 +309,21 @@ impl Doc {
     /// texts to the client that sent them, so a match may end where one does (`hi` + `4111 1111 `
     /// + `1111 1111` + `thanks` holds a card). Found by the fourth red-team review.
     pub fn edges_in(&self, u: &Unit) -> crate::detect::Edges<'_> {
+        let (at, start) = self.edge_offsets(u);
+        crate::detect::Edges::new(at, start)
+    }
+
+    /// The edges inside a unit's text, as positions in the buffer, and where the unit's text
+    /// starts there.
+    pub fn edge_offsets(&self, u: &Unit) -> (&[usize], usize) {
         if u.segs.len() < 2 {
-            return crate::detect::Edges::NONE;
+            return (&[], 0);
         }
         let (first, last) = (&self.segs[u.segs.start], &self.segs[u.segs.end - 1]);
         let (start, end) = (first.text.start, last.text.end);
         let from = self.edges.partition_point(|&e| e <= start);
         let to = from + self.edges[from..].partition_point(|&e| e < end);
-        crate::detect::Edges::new(&self.edges[from..to], start)
+        (&self.edges[from..to], start)
     }
 
     /// Whether the unit is newer than the last assistant turn.

@@ -131,6 +131,8 @@ impl Policy {
         let mut removed: Vec<(usize, usize)> = Vec::new();
         let mut tool_hit = false;
         let (mut encoded, mut side) = (Vec::new(), Vec::new());
+        let mut unescaped = crate::guard::encoded::Unescaped::default();
+        let mut edges = Vec::new();
         for unit in &doc.units {
             let state = if doc.is_latest(unit) {
                 LATEST
@@ -189,6 +191,28 @@ impl Policy {
                     );
                     raw.extend(side.drain(..).map(|h| RawHit {
                         range: run.clone(),
+                        ..h
+                    }));
+                }
+                // Text written with escapes a model reads through (`cr&#101;dit`,
+                // `credit%20card`, `\x65`): a hit over the escapes it spans.
+                if unescaped.read(text) {
+                    side.clear();
+                    // Where strings sent apart meet, in the text written out.
+                    let (at, start) = doc.edge_offsets(unit);
+                    edges.clear();
+                    edges.extend(at.iter().map(|&e| unescaped.written(e - start)));
+                    inner.engines.find(
+                        &unescaped.text,
+                        crate::detect::Edges::new(&edges, 0),
+                        wanted,
+                        &mut findings,
+                        &mut side,
+                        &|_| false,
+                    );
+                    let at = |k| unescaped.original(k);
+                    raw.extend(side.drain(..).map(|h| RawHit {
+                        range: at(h.range.start)..at(h.range.end),
                         ..h
                     }));
                 }

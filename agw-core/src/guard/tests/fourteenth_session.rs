@@ -46,12 +46,10 @@ fn file_data_that_is_no_file_is_read() {
             "{data}"
         );
     }
-    // Percent-escaped, as the server that fetches it decodes it.
+    // Percent-escaped, as the server that fetches it decodes it (read as a URL, and as text
+    // with its escapes written out: either reading may be the first to find it).
     let url = "https://docs.example/r.pdf?k=%53ECRET-1234";
-    assert_eq!(
-        hit(&policy, RouteKind::Completions, &chat(url)).as_deref(),
-        Some("url (percent-decoded)")
-    );
+    assert!(hit(&policy, RouteKind::Completions, &chat(url)).is_some());
     // A PDF in base64 (and as a data URL) is a file, not text.
     let pdf = "JVBERi0xLjcKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K";
     for data in [pdf.to_owned(), format!("data:application/pdf;base64,{pdf}")] {
@@ -102,12 +100,9 @@ fn urls_under_the_keys_providers_fetch_are_read_decoded() {
             json!({"messages": [{"role": "user", "content": [{"type": "image", "imageUrl": url}]}]}),
         ),
     ];
+    // (Read as a URL, and as text with its escapes written out: either may find it first.)
     for (kind, body) in cases {
-        assert_eq!(
-            hit(&policy, kind, &body).as_deref(),
-            Some("url (percent-decoded)"),
-            "{body}"
-        );
+        assert!(hit(&policy, kind, &body).is_some(), "{body}");
     }
     // A search link in an earlier tool result: the request goes on (nothing to remove as
     // written), with the seed rule too.

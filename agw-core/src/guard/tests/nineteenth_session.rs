@@ -1,0 +1,80 @@
+//! Found in the nineteenth session's red-team review: text written with escapes a model reads
+//! through (HTML character references, URL escapes, program text's `\x`/`\u`).
+
+use super::*;
+
+fn refused(v: &Verdict) -> bool {
+    matches!(v.decision(), Decision::Reject(_))
+}
+
+fn chat(text: &str) -> String {
+    format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":{}}}]}}"#,
+        serde_json::to_string(text).unwrap()
+    )
+}
+
+#[test]
+fn escaped_text_is_read_as_a_model_reads_it() {
+    let p = seed_policy();
+    for text in [
+        "my cr&#101;dit card",
+        "my cr&#x65;dit card",
+        "my cr&#X65;dit card",
+        "my cr&#101dit card",
+        "my cr&#0000000101;dit card",
+        "my credit&nbsp;card",
+        "my credit&#32;card",
+        "my credit&#xa0;card",
+        "my cred&shy;it card",
+        "my credit%20card",
+        "my cr%65dit card",
+        "my %63%72%65%64%69%74 card",
+        "my cr\\x65dit card",
+        "my cr\\u0065dit card",
+        "my cr\\u{65}dit card",
+        "my cr\\U00000065dit card",
+        "my credit\\u00a0card",
+    ] {
+        let v = p
+            .inspect(RouteKind::Messages, chat(text).as_bytes())
+            .unwrap();
+        assert!(refused(&v), "{text}: {:?}", v.decision());
+    }
+    // Escapes that decode to nothing a rule reads, and text that only looks escaped.
+    for text in [
+        "50% of the credit is card-based &amp; more",
+        "cr&#0;edit card",
+        "cr&unknown;edit card",
+        "100%ed credit, card",
+        "a \\q escape and \\u00 half of one; credit, card",
+        "cr\\ud800edit card",
+    ] {
+        let v = p
+            .inspect(RouteKind::Messages, chat(text).as_bytes())
+            .unwrap();
+        assert!(!refused(&v), "{text}: {:?}", v.hits());
+    }
+}
+
+#[test]
+fn an_escaped_match_is_masked_over_its_escapes() {
+    let p = Policy::builder()
+        .rule(Rule::detectors("mail", [Detector::Email]).mask())
+        .build()
+        .unwrap();
+    let body = chat("write to alice&#64;example.org or bob&commat;example.net today");
+    let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+    let Decision::Rewrite(masked) = v.decision() else {
+        panic!("{:?}", v.decision())
+    };
+    let masked = String::from_utf8_lossy(masked);
+    assert!(
+        masked.contains("write to <EMAIL> or <EMAIL> today"),
+        "{masked}"
+    );
+    // A match the text holds as written is found as before, once.
+    let body = chat("alice@example.org &amp; bob");
+    let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+    assert_eq!(v.hits().len(), 1, "{:?}", v.hits());
+}
