@@ -1,7 +1,8 @@
 //! Payment card numbers: a known issuer range with that issuer's lengths, and Luhn.
 
+use super::digits::run_end;
 use super::numeric::{Continues, Token, luhn};
-use super::{Detector, Finding, at};
+use super::{Detector, Edges, Finding, at, is_word, preceded_by};
 
 const MAX_DIGITS: usize = 19;
 
@@ -43,6 +44,9 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
             && (!ambiguous || card_labelled(token.text, first.start));
         return ok.then_some(i + 1);
     }
+    if first.len() == 8 && !first.paren {
+        return halves(token, i);
+    }
     if first.len() != 4 || first.paren {
         return None;
     }
@@ -81,6 +85,23 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
         }
     }
     best
+}
+
+/// A 16-digit card written as two halves of eight (`41111111 11111111`), after a card word
+/// only: two 8-digit numbers side by side are as often two dates or two ids.
+fn halves(token: &Token<'_>, i: usize) -> Option<usize> {
+    let next = token.groups.get(i + 1)?;
+    if next.len() != 8 || next.paren || next.wide || !matches!(next.sep, b' ' | b'-' | b'.') {
+        return None;
+    }
+    let mut digits = [0u8; 16];
+    digits[..8].copy_from_slice(token.digits(i));
+    digits[8..].copy_from_slice(token.digits(i + 1));
+    let spaced = next.sep == b' ';
+    (valid(&digits)
+        && token.isolated(i, i + 2, spaced, Continues::Always)
+        && card_labelled(token.text, token.groups[i].start))
+    .then_some(i + 2)
 }
 
 /// Whether the groups after a first group of four are laid out as cards are printed and
@@ -140,6 +161,214 @@ fn beside_its_run(token: &Token<'_>, i: usize, j: usize) -> bool {
             })
     };
     cards(start, i) && cards(j, end)
+}
+
+/// The class of a line break between a card's groups (one group a line).
+const LINE: u8 = b'\n';
+/// The class of a bullet or middle dot (`•`, `·`, `∙`, `⋅`, `‧`, `・`).
+const BULLET: u8 = b'*';
+
+/// A mark that may stand between two groups of a card written loosely, at `i`: a dash (ASCII
+/// or Unicode), a dot, a slash, an underscore, a pipe, a colon or a bullet, as its class and
+/// length in bytes.
+fn mark(text: &[u8], i: usize) -> Option<(u8, usize)> {
+    match at(text, i) {
+        c @ (b'-' | b'.' | b'/' | b'_' | b'|' | b':') => Some((c, 1)),
+        0xC2 if at(text, i + 1) == 0xB7 => Some((BULLET, 2)),
+        0xE2 => match (at(text, i + 1), at(text, i + 2)) {
+            (0x80, 0x90..=0x95) | (0x88, 0x92) => Some((b'-', 3)),
+            (0x80, 0xA2 | 0xA7) | (0x88, 0x99) | (0x8B, 0x85) => Some((BULLET, 3)),
+            _ => None,
+        },
+        0xE3 if at(text, i + 1) == 0x83 && at(text, i + 2) == 0xBB => Some((BULLET, 3)),
+        _ => None,
+    }
+}
+
+/// A separator at `i` between two groups of a card written loosely: its class, its length in
+/// bytes and whether it is spaced. A line break with up to three blanks either side (class
+/// [`LINE`]; `\n` and `\r\n`, also left as escapes), a [`mark`], a mark with one space on
+/// each side (spaced: `4111 / 1111`), one space, or two or three (spaced).
+fn loose_sep(text: &[u8], i: usize) -> Option<(u8, usize, bool)> {
+    let rest = |k: usize| text.get(k..).unwrap_or_default();
+    let blanks = |k: usize| {
+        rest(k)
+            .iter()
+            .take(3)
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count()
+    };
+    let j = i + blanks(i);
+    let breaks: [&[u8]; 4] = [b"\r\n", b"\n", b"\\r\\n", b"\\n"];
+    if let Some(br) = breaks.iter().find(|br| rest(j).starts_with(br)) {
+        let k = j + br.len();
+        return Some((LINE, k + blanks(k) - i, false));
+    }
+    if let Some((class, len)) = mark(text, i) {
+        return Some((class, len, false));
+    }
+    if at(text, i) != b' ' {
+        return None;
+    }
+    let spaces = rest(i).iter().take(4).take_while(|&&b| b == b' ').count();
+    match spaces {
+        1 => match mark(text, i + 1) {
+            Some((class, len)) if at(text, i + 1 + len) == b' ' => Some((class, len + 2, true)),
+            _ => Some((b' ', 1, false)),
+        },
+        2 | 3 => Some((b' ', spaces, true)),
+        _ => None,
+    }
+}
+
+/// The [`loose_sep`] that ends right before `i`, the longest, if one does.
+fn loose_sep_before(text: &[u8], i: usize) -> Option<(u8, usize, bool)> {
+    (1..=i.min(9))
+        .rev()
+        .find_map(|len| loose_sep(text, i - len).filter(|&(_, l, _)| l == len))
+}
+
+/// The most groups after the first in a card written loosely (`4-4-4-4-3`).
+const LOOSE_GROUPS: usize = 4;
+
+/// A card written with separators the other shapes do not read, its first group of four at
+/// `s`, as a model reads it whole: slashes, underscores, pipes, colons, bullets
+/// (`4111/1111/1111/1111`, `4111•1111•1111•1111`), mixed kinds (`4111-1111 1111.1111`), one
+/// group a line. Returns its end. Red-team rt19a (finding 5) sent each of these through.
+///
+/// The groups must be laid out as issuers print them ([`laid_out`]), the digits pass Luhn and
+/// an issuer's range, and the card stand alone: nothing of a word glued to it, no group of
+/// digits beside it joined as its own groups are (a longer number, a table's next row, an
+/// IPv6 address), no mark of its own kind around it (`|4111|…|1111|` is a table's row,
+/// `/4111/…/` a path, `user:4111:…` a key), no mark glued to a letter or digit after it
+/// (`….txt`, `…:abcd`). One kind of tight slash, underscore, pipe, colon or bullet is a card
+/// by itself (a date, a time, an address or a version has no such groups); a card word
+/// shortly before ([`card_labelled`]) is needed for mixed kinds, marks with spaces around
+/// (`4111 | 1111 | …` is as often a table's cells) and line breaks (a column of numbers).
+/// Cards of one kind of space, dash or dot are [`candidate`]'s, never this one's.
+pub(super) fn loose(text: &[u8], s: usize, edges: Edges<'_>) -> Option<usize> {
+    if run_end(text, s) != s + 4 || at(text, s) == b'1' {
+        return None;
+    }
+    let mut digits = [0u8; MAX_DIGITS];
+    digits[..4].copy_from_slice(&text[s..s + 4]);
+    let mut len = 4;
+    let mut lens = [0usize; LOOSE_GROUPS];
+    let mut classes = [0u8; LOOSE_GROUPS];
+    let mut spaced = [false; LOOSE_GROUPS];
+    let mut ends = [0usize; LOOSE_GROUPS];
+    let mut end = s + 4;
+    let mut count = 0;
+    while count < LOOSE_GROUPS {
+        let Some((class, l, wide)) = loose_sep(text, end) else {
+            break;
+        };
+        let g = end + l;
+        let e = run_end(text, g);
+        if !(3..=6).contains(&(e - g)) || len + e - g > MAX_DIGITS {
+            break;
+        }
+        digits[len..len + e - g].copy_from_slice(&text[g..e]);
+        len += e - g;
+        (lens[count], classes[count], spaced[count], ends[count]) = (e - g, class, wide, e);
+        count += 1;
+        end = e;
+    }
+    let mut labelled = None;
+    for k in (2..=count).rev() {
+        let total = 4 + lens[..k].iter().sum::<usize>();
+        let kinds = &classes[..k];
+        let one_kind = kinds.iter().all(|&c| c == kinds[0]);
+        if total < 13
+            || (one_kind && matches!(kinds[0], b' ' | b'-' | b'.'))
+            || !laid_out(&lens[..k])
+            || !valid(&digits[..total])
+        {
+            continue;
+        }
+        let plain =
+            one_kind && kinds[0] != LINE && (kinds[0] == BULLET || !spaced[..k].iter().any(|&w| w));
+        if !plain && !*labelled.get_or_insert_with(|| card_labelled(text, s)) {
+            continue;
+        }
+        if alone_before(text, s, kinds, edges)
+            && alone_after(text, ends[k - 1], kinds, edges)
+            && !id_labelled(text, s)
+        {
+            return Some(ends[k - 1]);
+        }
+    }
+    None
+}
+
+/// Whether a loose card's first group at `s`, its groups joined by `kinds`, has nothing before
+/// it that would make it part of something longer (see [`loose`]).
+fn alone_before(text: &[u8], s: usize, kinds: &[u8], edges: Edges<'_>) -> bool {
+    if edges.contains(s) {
+        return true;
+    }
+    if preceded_by(text, s, is_word) {
+        return false;
+    }
+    let Some((class, len, wide)) = loose_sep_before(text, s) else {
+        return true;
+    };
+    let p = s - len;
+    let own = kinds.contains(&class);
+    let tight_mark = !wide && !matches!(class, b' ' | LINE);
+    if tight_mark && own {
+        return false;
+    }
+    let before = at(text, p.wrapping_sub(1));
+    if !before.is_ascii_digit() {
+        return true;
+    }
+    if own || tight_mark {
+        return false;
+    }
+    // A number before it on a blank or line break: a table's row before is one of its own
+    // kind (`5678|…|3456` on the line above).
+    let run = text[..p]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    !(run >= 3 && loose_sep_before(text, p - run).is_some_and(|(c, _, _)| kinds.contains(&c)))
+}
+
+/// Whether a loose card ending at `e`, its groups joined by `kinds`, has nothing after it that
+/// would make it part of something longer (see [`loose`]).
+fn alone_after(text: &[u8], e: usize, kinds: &[u8], edges: Edges<'_>) -> bool {
+    if edges.contains(e) {
+        return true;
+    }
+    if is_word(at(text, e)) {
+        return false;
+    }
+    let Some((class, len, wide)) = loose_sep(text, e) else {
+        return true;
+    };
+    let n = e + len;
+    let own = kinds.contains(&class);
+    let tight_mark = !wide && !matches!(class, b' ' | LINE);
+    if tight_mark && own {
+        return false;
+    }
+    let next = at(text, n);
+    if !next.is_ascii_alphanumeric() {
+        return true;
+    }
+    if tight_mark || (own && next.is_ascii_digit()) {
+        return false;
+    }
+    if !next.is_ascii_digit() {
+        return true;
+    }
+    // A number after it on a blank or line break: a table's next row (`1234|…` below).
+    let r = run_end(text, n);
+    !(r - n >= 3
+        && loose_sep(text, r)
+            .is_some_and(|(c, l, _)| kinds.contains(&c) && at(text, r + l).is_ascii_digit()))
 }
 
 /// Words that name a card, in lower case, as a label's parts (`card`, `cc_number`,
@@ -587,6 +816,89 @@ mod tests {
                 ),
                 // Fifteen digits starting with 1 in one run are an id without a card label.
                 ("user 103258568144794 1032 585681 44794", &[]),
+            ],
+        );
+    }
+
+    /// rt19a (finding 5): cards written with separators the tokens do not read, which a model
+    /// reads whole, and the near misses that stay clean (more in `testdata/separated.txt`).
+    #[test]
+    fn loose_separators() {
+        table(
+            Detector::CreditCard,
+            &[
+                // One kind of tight slash, underscore, pipe, colon or bullet: a card alone.
+                (
+                    "a 4111/1111/1111/1111, b 5555_5555_5555_4444; c 4111|1111|1111|1111",
+                    &[
+                        "4111/1111/1111/1111",
+                        "5555_5555_5555_4444",
+                        "4111|1111|1111|1111",
+                    ],
+                ),
+                (
+                    "d 4111:1111:1111:1111. e 4111\u{2022}1111\u{2022}1111\u{2022}1111 f 3782/822463/10005",
+                    &[
+                        "4111:1111:1111:1111",
+                        "4111\u{2022}1111\u{2022}1111\u{2022}1111",
+                        "3782/822463/10005",
+                    ],
+                ),
+                (
+                    "g 4111\u{b7}1111\u{b7}1111\u{b7}1111 h 4111 \u{2022} 1111 \u{2022} 1111 \u{2022} 1111",
+                    &[
+                        "4111\u{b7}1111\u{b7}1111\u{b7}1111",
+                        "4111 \u{2022} 1111 \u{2022} 1111 \u{2022} 1111",
+                    ],
+                ),
+                // 19 digits as `4-4-4-4-3`; a CVV and an expiry after it are no part of it.
+                (
+                    "4000/0000/0000/0000/006 and 4111_1111_1111_1111 123 12/25",
+                    &["4000/0000/0000/0000/006", "4111_1111_1111_1111"],
+                ),
+                // Mixed kinds, marks between spaces, one group a line, two halves of eight:
+                // after a card word.
+                (
+                    "card 4111-1111 1111.1111, card: 4111 / 1111 / 1111 / 1111",
+                    &["4111-1111 1111.1111", "4111 / 1111 / 1111 / 1111"],
+                ),
+                (
+                    "my card is\n4111\n1111\n1111\n1111\nthanks",
+                    &["4111\n1111\n1111\n1111"],
+                ),
+                (
+                    "card no.\r\n  4111 1111\r\n  1111 1111",
+                    &["4111 1111\r\n  1111 1111"],
+                ),
+                ("my card is 41111111 11111111", &["41111111 11111111"]),
+                ("cc 4111 1111 / 1111 1111", &["4111 1111 / 1111 1111"]),
+                (
+                    "mixed 4111-1111 1111.1111 4111 1111 / 1111 1111 4111 | 1111 | 1111 | 1111",
+                    &[],
+                ),
+                ("4111\n1111\n1111\n1111", &[]),
+                ("ids 41111111 11111111", &[]),
+                ("card 41111111 11111111 22222222", &[]),
+                // Dates, times, addresses, versions, paths, files, keys, table rows.
+                (
+                    "2024/01/01 12:34:56 10.0.0.1:8080 v4.1.1.1 2001:0db8:4111:1111:1111:1111:0:1",
+                    &[],
+                ),
+                (
+                    "/api/4111/1111/1111/1111/x img_4111_1111_1111_1111.png user:4111:1111:1111:1111",
+                    &[],
+                ),
+                (
+                    "|4111|1111|1111|1111| 4111/1111/1111/1111.txt 4111:1111:1111:1111:abcd",
+                    &[],
+                ),
+                (
+                    "5432|6379|8080|9200\n4111|1111|1111|1111\n1234|5678|9012|3456",
+                    &[],
+                ),
+                ("4111/1111/1111/1111/1111 4111/1111/1111/1112", &[]),
+                ("order_id=4111/1111/1111/1111 x4111/1111/1111/1111", &[]),
+                ("card\n4111\n1111\n1111\n1111\n2222", &[]),
             ],
         );
     }

@@ -53,7 +53,13 @@
 //!   dot (`0.4111111111111111`), or by spaces in a run of groups of four that is two or more
 //!   groups longer and not all cards (`4111 1111 1111 1111 1111 1111`). One more group beside
 //!   it is an expiry, a year or a PIN (`4111 1111 1111 1111 0925`, `2024 4111 1111 1111 1111`),
-//!   and two cards in a row are two cards. A space-joined expiry or CVV does not count
+//!   and two cards in a row are two cards. Written loosely (red-team rt19a), a card's first
+//!   group of four and groups laid out as issuers print them may also be joined by one kind of
+//!   tight slash, underscore, pipe, colon or bullet (`4111/1111/1111/1111`, `4111•1111•…`);
+//!   after a card word, also by mixed kinds, marks between spaces (`4111 | 1111 | …`) or line
+//!   breaks (one group a line), and 16 digits may be two halves of eight. Such a card stands
+//!   alone: no mark of its kind around it (a table's row, a path, `user:4111:…`), no digits
+//!   joined to it as its groups are (a longer number, an IPv6 address, a table's next row). A space-joined expiry or CVV does not count
 //!   (`4111 1111 1111 1111 12/25`); when the digits with a trailing group also form a valid card,
 //!   the longer one wins.
 //! - Cards right after an id's label (`order_id=`, `dd.trace_id=`, `Order #`) are ids unless
@@ -93,7 +99,10 @@
 //!   Slack token whose first part is not a number (`xoxb-your-bot-token`).
 //! - AWS access key ids: a known prefix (`AKIA`, `ASIA`, …, `A3T?`) and 16 of `[A-Z0-9]`, a
 //!   digit among them (`ASIAPACIFICNORTHEAST` is a name; about one real id in 28 has no digit
-//!   and is missed) unless its own label is right before it (`aws_access_key_id = `). AWS secret access keys (40 of `[A-Za-z0-9/+]`, both cases and a digit or
+//!   and is missed) unless its own label is right before it (`aws_access_key_id = `). Also
+//!   written in groups joined by single spaces or dashes (`AKIAZ7QR STUVWX2345AB`,
+//!   `AKIA-Z7QR-STUV-WX23-45AB`): regular groups of four or more, or two or three groups, one
+//!   of letters and digits, nothing of an id's characters after it. AWS secret access keys (40 of `[A-Za-z0-9/+]`, both cases and a digit or
 //!   symbol) only right after a label (`aws_secret_access_key = `, `AWS_SECRET_KEY=`,
 //!   `"SecretAccessKey": "`, `secretAccessKey: '`, `Aws_Secret_Access_Key=`, Terraform's
 //!   `secret_access_key = "`: `secret` and `key` with `aws` before or `access` between, in any

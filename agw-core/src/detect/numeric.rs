@@ -177,6 +177,19 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
             continue;
         }
         if run_end - p < MIN_DIGITS && !continues(text, p, run_end) {
+            // A card's first group of four before a separator no token reads
+            // (`4111/1111/…`, `4111•1111…`, one group a line).
+            if wants.card
+                && run_end - p == 4
+                && let Some(end) = card::loose(text, p, edges)
+            {
+                out.push(Finding {
+                    detector: Detector::CreditCard,
+                    range: p..end,
+                });
+                pos = end;
+                continue;
+            }
             pos = run_end;
             continue;
         }
@@ -186,6 +199,7 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
             && !diff.marks(text, p - 1);
         let end = scan_token(text, p, plus, &mut groups);
         let digits: usize = groups.as_slice().iter().map(Group::len).sum();
+        let before = out.len();
         if digits >= MIN_DIGITS {
             let token = Token {
                 text,
@@ -205,7 +219,57 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
             validate(&token, wants, out);
         }
         pos = end;
+        if wants.card
+            && !out[before..]
+                .iter()
+                .any(|f| f.detector == Detector::CreditCard)
+        {
+            pos = pos.max(loose_card(text, groups.as_slice(), end, edges, out));
+        }
     }
+}
+
+/// A card written loosely ([`card::loose`]) that starts at one of a token's groups of four,
+/// where the token holds none: its joins are of more than one kind (`4111-1111 1111.1111`),
+/// or it goes on after `end` with a separator no token reads (`4111 1111/1111/1111`). Returns
+/// the card's end, or 0.
+fn loose_card(
+    text: &[u8],
+    groups: &[Group],
+    end: usize,
+    edges: Edges<'_>,
+    out: &mut Vec<Finding>,
+) -> usize {
+    let mixed = groups.iter().skip(2).any(|g| g.sep != groups[1].sep);
+    let ends = !matches!(
+        at(text, end),
+        b' ' | b'-'
+            | b'.'
+            | b'/'
+            | b'_'
+            | b'|'
+            | b':'
+            | b'\n'
+            | b'\r'
+            | b'\t'
+            | b'\\'
+            | 0xC2
+            | 0xE2
+            | 0xE3
+    );
+    if !mixed && ends {
+        return 0;
+    }
+    for g in groups.iter().filter(|g| g.len() == 4 && !g.paren) {
+        if let Some(e) = card::loose(text, g.start, edges) {
+            out.push(Finding {
+                detector: Detector::CreditCard,
+                range: g.start..e,
+            });
+            return e;
+        }
+    }
+    0
 }
 
 /// Whether the `+` at `i`, in the middle of a line, adds to an operand before it

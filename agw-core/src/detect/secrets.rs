@@ -433,7 +433,7 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
         // Exactly 20 characters, and the one after them decides.
         Kind::Aws => {
             let upper = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
-            len <= s + 20 && text[(s + 3).min(len)..].iter().all(upper)
+            (len <= s + 20 && text[(s + 3).min(len)..].iter().all(upper)) || aws_split_open(text, s)
         }
         Kind::Github => {
             let e = run(text, s + 4, u8::is_ascii_alphanumeric);
@@ -675,12 +675,108 @@ fn sk(text: &[u8], s: usize, glued: bool) -> Option<(Detector, usize)> {
 /// characters with probability (26/32)^16, 3.6%, so about one real id in 28 is missed.
 fn aws(text: &[u8], s: usize, edges: Edges<'_>) -> Option<usize> {
     let e = s + 20;
-    let id = text.get(s + 3..e)?;
     let upper = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit();
-    let next = at(text, e);
-    let ends = !upper(&next) || edges.contains(e);
-    let digit = id[1..].iter().any(u8::is_ascii_digit) || aws_id_labelled(text, s);
-    (id.iter().all(upper) && ends && digit && !placeholder(&id[1..])).then_some(e)
+    if let Some(id) = text.get(s + 3..e)
+        && id.iter().all(upper)
+    {
+        let next = at(text, e);
+        let ends = !upper(&next) || edges.contains(e);
+        let digit = id[1..].iter().any(u8::is_ascii_digit) || aws_id_labelled(text, s);
+        return (ends && digit && !placeholder(&id[1..])).then_some(e);
+    }
+    aws_split(text, s, edges)
+}
+
+/// The characters of an AWS access key id.
+fn aws_char(b: u8) -> bool {
+    b.is_ascii_uppercase() || b.is_ascii_digit()
+}
+
+/// What [`aws_groups`] read: the characters, the groups' lengths, how many, where it stopped.
+type AwsGroups = ([u8; 20], [usize; 20], usize, usize);
+
+/// An AWS access key id's 20 characters as read from `s` in groups joined by single spaces or
+/// dashes (`AKIAZ7QR STUVWX2345AB`, `AKIA-Z7QR-STUV-WX23-45AB`): the characters (fewer than 20
+/// are zeros), the groups' lengths, how many groups, and where the reading stopped.
+/// Not `final`: `None` where the text ends before the reading is decided (a group, or a
+/// separator, runs to the end, or the 20 characters end with it: the next byte, or the one
+/// after a separator, may still continue them).
+fn aws_groups(text: &[u8], s: usize, last: bool) -> Option<AwsGroups> {
+    let byte = |i: usize| match text.get(i) {
+        Some(&b) => Some(b),
+        None if last => Some(0),
+        None => None,
+    };
+    let (mut key, mut groups) = ([0u8; 20], [0usize; 20]);
+    let (mut chars, mut n, mut i) = (0, 1, s);
+    while chars < 20 {
+        let b = byte(i)?;
+        if aws_char(b) {
+            key[chars] = b;
+            groups[n - 1] += 1;
+            chars += 1;
+            i += 1;
+        } else if matches!(b, b' ' | b'-') && groups[n - 1] > 0 && aws_char(byte(i + 1)?) {
+            n += 1;
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if chars == 20 && !last && text.len() <= i + 1 {
+        return None;
+    }
+    Some((key, groups, n, i))
+}
+
+/// An AWS access key id at `s` written in groups ([`aws_groups`]), as a model reads it whole.
+/// Red-team rt19a (finding 5): `AKIAZ7QR STUVWX2345AB` and `AKIA-Z7QR-STUV-WX23-45AB` went
+/// through. The groups must be regular (all of one length but a shorter last, four or more,
+/// the first perhaps the prefix and one group: `4-4-4-4-4`, `8-8-4`, `8-4-4-4`) or few (two or three, of four or more each); nothing of the id's
+/// characters may follow, not even past a separator (a longer code, upper-case prose); the
+/// 16 after the prefix need a digit, as an unsplit id does, and one group of letters and digits
+/// both, which a random id nearly always has and capitalised words (`ASIA PACIFIC 2024 …`)
+/// do not.
+fn aws_split(text: &[u8], s: usize, edges: Edges<'_>) -> Option<usize> {
+    let (key, groups, n, e) = aws_groups(text, s, true)?;
+    let groups = &groups[..n];
+    if key[19] == 0 || n < 2 || groups[0] < 4 {
+        return None;
+    }
+    let follows = |i: usize| {
+        !edges.contains(i)
+            && (aws_char(at(text, i))
+                || (matches!(at(text, i), b' ' | b'-') && aws_char(at(text, i + 1))))
+    };
+    if follows(e) {
+        return None;
+    }
+    // The prefix may stand alone or be glued to the first group (`AKIAZ7QR STUV WX23 45AB`).
+    let width = groups[1..n - 1].first().copied().unwrap_or(groups[1]);
+    let (last, init) = groups[1..].split_last()?;
+    let regular = width >= 4
+        && (groups[0] == width || groups[0] == width + 4)
+        && init.iter().all(|&g| g == width)
+        && *last <= width;
+    let few = n <= 3 && groups.iter().all(|&g| g >= 4);
+    if !(regular || few) {
+        return None;
+    }
+    let body = &key[4..];
+    let digit = body.iter().any(u8::is_ascii_digit) || aws_id_labelled(text, s);
+    // A group after the prefix (the first less its four characters) of letters and digits.
+    let mut start = 0;
+    let scrambled = groups.iter().any(|&g| {
+        let part = &key[start.max(4)..start + g];
+        start += g;
+        part.iter().any(u8::is_ascii_digit) && part.iter().any(u8::is_ascii_uppercase)
+    });
+    (digit && scrambled && !placeholder(body)).then_some(e)
+}
+
+/// Whether the text may still continue an id written in groups at `s` ([`aws_split`]).
+fn aws_split_open(text: &[u8], s: usize) -> bool {
+    aws_groups(text, s, false).is_none()
 }
 
 /// Whether an access key id's own label ends right before `s`, then at most a few separators
@@ -1579,5 +1675,72 @@ mod tests {
             "AKIAABCDEFGHIJKLMNO2 ASIAPACIFICNORTHEA5T",
             &["AKIAABCDEFGHIJKLMNO2", "ASIAPACIFICNORTHEA5T"],
         );
+    }
+
+    /// rt19a (finding 5): an access key id written in groups a model reads whole, and what
+    /// stays prose or a longer code.
+    #[test]
+    fn aws_ids_in_groups() {
+        check(
+            Detector::AwsAccessKey,
+            "a AKIAZ7QR STUVWX2345AB b AKIA-Z7QR-STUV-WX23-45AB c ASIA Z7QR STUV WX23 45AB.",
+            &[
+                "AKIAZ7QR STUVWX2345AB",
+                "AKIA-Z7QR-STUV-WX23-45AB",
+                "ASIA Z7QR STUV WX23 45AB",
+            ],
+        );
+        check(
+            Detector::AwsAccessKey,
+            "\"AKIAZ7QRSTUV WX2345AB\", AKIAZ7QR STUVWX23 45AB, AKIAZ7Q RSTUVW X2345AB",
+            &[
+                "AKIAZ7QRSTUV WX2345AB",
+                "AKIAZ7QR STUVWX23 45AB",
+                "AKIAZ7Q RSTUVW X2345AB",
+            ],
+        );
+        // With its label, no digit is needed; a letter-and-digit group still is.
+        check(
+            Detector::AwsAccessKey,
+            "aws_access_key_id = AKIAQWER TYUIOPASDFGH, aws_access_key_id = AKIA QWER TYUI OPAS DFG7",
+            &["AKIA QWER TYUI OPAS DFG7"],
+        );
+        for text in [
+            // Capitalised words: no digit, or no group of letters and digits.
+            "ASIA PACIFIC NORTHEAST",
+            "ASIA 2024 ROADMAPSXYZW",
+            "AKIA 2024 Q3 REPORT FINALV2",
+            // Longer than an id, glued to a word, or irregular groups.
+            "AKIA Z7QR STUV WX23 45AB CDEF",
+            "AKIA-Z7QR-STUV-WX23-45AB-CDEF",
+            "AKIA Z7QR STUV WX23 45ABC",
+            "AKIA Z7QR STUV WX23 45AB-9",
+            "xAKIA Z7QR STUV WX23 45AB",
+            "AKIA Z7 QR ST UV WX 23 45 AB",
+            "AKIA Z7Q RST UVW X23 45AB",
+            // Double separators, too short, a placeholder.
+            "AKIA  Z7QR  STUV  WX23  45AB",
+            "AKIA--Z7QR-STUV-WX23-45AB",
+            "AKIAZ7QR STUVWX2345",
+            "AKIAXXXX XXXXXXXXXXXX",
+        ] {
+            check(Detector::AwsAccessKey, text, &[]);
+        }
+    }
+
+    /// A stream holds an id in groups until it is decided, as it holds one written whole.
+    #[test]
+    fn aws_ids_in_groups_are_open_until_decided() {
+        let set = crate::detect::DetectorSet::new([Detector::AwsAccessKey]);
+        let text = "key AKIAZ7QR STUV-WX23 45AB ok";
+        let end = text.find(" ok").unwrap();
+        // From its literal on (the stream's prefix automaton holds a literal's start).
+        for cut in 8..text.len() {
+            let open = super::open(&set, &text.as_bytes()[..cut], 0);
+            // Decided once the byte after the id, and the one after a separator, are read.
+            let want = (cut <= end + 1).then_some(4);
+            assert_eq!(open, want, "{:?}", &text[..cut]);
+        }
+        check(Detector::AwsAccessKey, text, &["AKIAZ7QR STUV-WX23 45AB"]);
     }
 }

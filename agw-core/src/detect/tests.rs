@@ -138,6 +138,10 @@ fn arbitrary_bytes_do_not_panic() {
         "sk-".repeat(20_000).into_bytes(),
         "eyJ.".repeat(20_000).into_bytes(),
         "-----BEGIN PRIVATE KEY-----".repeat(2_000).into_bytes(),
+        "4111/".repeat(20_000).into_bytes(),
+        "4111\n".repeat(20_000).into_bytes(),
+        "4111 \u{2022} ".repeat(10_000).into_bytes(),
+        "AKIA Z7QR ".repeat(10_000).into_bytes(),
     ];
     // Every prefix of tricky tails, so look-ahead past the end is exercised.
     let tails = [
@@ -161,7 +165,7 @@ fn arbitrary_bytes_do_not_panic() {
         }
     }
     // A cheap deterministic generator over a byte alphabet that hits the scanners' edges.
-    let alphabet = b"0123456789 -.()+@_AKIGBsk-eyJx\\n\n\xff";
+    let alphabet = b"0123456789 -.()+@_AKIGBsk-eyJx\\n\n\xff/|:\xe2\x80\xa2";
     let mut state = 0x2545_f491_4f6c_dd1du64;
     for len in [1, 7, 8, 9, 31, 200, 4_000] {
         for _ in 0..50 {
@@ -325,6 +329,83 @@ fn escapes_of_delimiters_are_boundaries() {
         );
         for glue in ["%41", "%2541", "\\u0034", "\\x5f", "\\101", "\\64", "&#65"] {
             check(detector, &format!("x{glue}{key} y"), &[]);
+        }
+    }
+}
+
+/// The cases of `testdata/separated.txt`, each with what was found where it should not have
+/// been or was missed: a card or an AWS access key id written with separators a model reads
+/// through, and the near misses (dates, times, addresses, tables, paths) that must stay clean.
+fn separated_corpus() -> (usize, Vec<String>) {
+    let corpus = include_str!("testdata/separated.txt");
+    let mut wrong = Vec::new();
+    let mut cases = 0;
+    for line in corpus.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (name, rest) = line.split_once(' ').expect("detector");
+        let (sign, text) = rest.split_once(' ').expect("sign");
+        let detector = match name {
+            "card" => Detector::CreditCard,
+            "aws" => Detector::AwsAccessKey,
+            _ => panic!("detector {name}"),
+        };
+        let unescape = |s: &str| s.replace('⏎', "\n").replace('␍', "\r");
+        let (text, want) = match text.split_once(" => ") {
+            Some((t, w)) => (unescape(t), Some(unescape(w))),
+            None => (unescape(text), None),
+        };
+        let want: Vec<String> = match (sign, want) {
+            ("+", Some(w)) => vec![w],
+            ("+", None) => vec![text.clone()],
+            ("-", None) => Vec::new(),
+            _ => panic!("case {line}"),
+        };
+        cases += 1;
+        let mut got = Vec::new();
+        DetectorSet::new([detector]).find(text.as_bytes(), &mut got);
+        let got: Vec<String> = got
+            .iter()
+            .map(|f| text[f.range.clone()].to_owned())
+            .collect();
+        if got != want {
+            wrong.push(format!("{name} {sign} {text:?}: found {got:?}"));
+        }
+    }
+    (cases, wrong)
+}
+
+#[test]
+fn separated_cards_and_keys() {
+    let (cases, wrong) = separated_corpus();
+    println!("separated corpus: {} wrong of {cases}", wrong.len());
+    for w in &wrong {
+        println!("  {w}");
+    }
+    assert!(wrong.is_empty(), "{} wrong of {cases}", wrong.len());
+}
+
+/// Prints every card and AWS access key id found in the files listed (one path a line) in
+/// the file `AGW_DETECT_FILES` names, for comparing a change's findings over a large text
+/// corpus: `AGW_DETECT_FILES=list cargo test … scan_files -- --ignored --nocapture`.
+#[test]
+#[ignore = "reads files named by AGW_DETECT_FILES"]
+fn scan_files() {
+    let Ok(list) = std::env::var("AGW_DETECT_FILES") else {
+        return;
+    };
+    let set = DetectorSet::new([Detector::CreditCard, Detector::AwsAccessKey]);
+    let mut out = Vec::new();
+    for path in std::fs::read_to_string(list).unwrap().lines() {
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
+        out.clear();
+        set.find(&bytes, &mut out);
+        for f in &out {
+            let shown = String::from_utf8_lossy(&bytes[f.range.clone()]);
+            println!("FOUND {path}\t{}\t{shown:?}", f.detector);
         }
     }
 }

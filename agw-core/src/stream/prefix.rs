@@ -47,9 +47,10 @@ fn widened(src: &str, whitespace: bool, confusables: bool) -> String {
 fn detector_pattern(d: Detector) -> &'static str {
     match d {
         // Separators as `detect::numeric::separator` reads them: Unicode dashes too (and tabs,
-        // which only hold a little more).
+        // which only hold a little more); and those a card's groups may be written with
+        // (`/`, `_`, `|`, `:`, bullets and middle dots, one group a line: nineteenth session).
         Detector::CreditCard | Detector::UsSsn | Detector::CaSin | Detector::Phone => {
-            r"[+(]?[0-9A-Z][0-9A-Z \t\-.()\x{2010}-\x{2015}\x{2212}]*"
+            r"[+(]?[0-9A-Z][0-9A-Z \t\r\n\-.()/_|:\x{2010}-\x{2015}\x{2212}\x{2022}\x{00B7}\x{2219}\x{22C5}\x{2027}\x{30FB}]*"
         }
         // IBANs in any case: a lower-case country code starts one only before two digits, and
         // what follows is held for at most an IBAN's length, so prose is not held.

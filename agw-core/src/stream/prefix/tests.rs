@@ -33,7 +33,16 @@ fn holds_only_what_could_still_match() {
         .build()
         .unwrap();
     assert_eq!(hold(cards.clone(), "the card 4111 1111"), 9);
-    assert_eq!(hold(cards, "the card 4111 1111 ok"), 21);
+    assert_eq!(hold(cards.clone(), "the card 4111 1111 ok"), 21);
+    // Groups written with other separators are held too (nineteenth session).
+    for text in [
+        "the card 4111/1111",
+        "the card 4111_1111|1111:",
+        "the card 4111\u{2022}1111",
+    ] {
+        assert_eq!(hold(cards.clone(), text), 9, "{text}");
+    }
+    assert_eq!(hold(cards, "the card 4111\n1111\n"), 9);
     let regex = Policy::builder()
         .rule(Rule::regex("r", [r"kubectl\s+delete"]))
         .build()
