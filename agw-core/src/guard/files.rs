@@ -124,13 +124,13 @@ pub(super) fn text_readings(
                 b"\xff\xfe\0\0"
             })
             .unwrap_or(bytes);
-        let text = body.chunks_exact(4).filter_map(|c| {
+        let text = body.chunks_exact(4).map(|c| {
             let unit = if big {
                 u32::from_be_bytes([c[0], c[1], c[2], c[3]])
             } else {
                 u32::from_le_bytes([c[0], c[1], c[2], c[3]])
             };
-            Some(char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER))
+            char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER)
         });
         push(cleaned(text), out)?;
     } else if let Some(big) = utf16(bytes) {
@@ -164,27 +164,35 @@ pub(super) fn text_readings(
 
 /// Text as a lenient reader shows it. In text with some characters no text holds (stray control
 /// characters, bytes that do not decode: at most a quarter) those are dropped, as such readers
-/// drop them, however many there are; in bytes mostly made of them (a font, compressed data)
-/// each run of them is a line break instead, so no word is glued together from fragments
-/// (eighteenth session: a PDF's embedded font read as card numbers and addresses).
+/// drop them, however many there are; in bytes mostly made of them (a font, compressed data:
+/// over half) each run of them is a line break instead, so no word is glued together from
+/// fragments (eighteenth session: a PDF's embedded font read as card numbers and addresses).
+/// Between the two, a run of one or two is dropped (a character slipped into a word:
+/// `cred\x01it`) and a longer one is a line break.
 fn cleaned<I: Iterator<Item = char> + Clone>(chars: I) -> String {
     let (mut total, mut odd) = (0usize, 0usize);
     for c in chars.clone() {
         total += 1;
         odd += usize::from(odd_char(c));
     }
-    let glue = odd * 4 <= total;
+    let glue = if odd * 4 <= total {
+        usize::MAX
+    } else if odd * 2 <= total {
+        2
+    } else {
+        0
+    };
     let mut out = String::with_capacity(total);
-    let mut after_odd = false;
+    let mut run = 0usize;
     for c in chars {
         if odd_char(c) {
-            if !glue && !after_odd {
+            run += 1;
+            if glue.checked_add(1) == Some(run) {
                 out.push('\n');
             }
-            after_odd = true;
         } else {
             out.push(c);
-            after_odd = false;
+            run = 0;
         }
     }
     out

@@ -1295,11 +1295,12 @@ fn separators_between_values_are_not_text() {
 }
 
 mod arguments;
+mod eighteenth_session;
 mod evasion;
 mod fifteenth_session;
 mod fourteenth_session;
 mod fourth_review;
-mod eighteenth_session;
+mod nineteenth_containers;
 mod nineteenth_session;
 mod seventeenth_session;
 mod seventh_review;

@@ -78,3 +78,32 @@ fn an_escaped_match_is_masked_over_its_escapes() {
     let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
     assert_eq!(v.hits().len(), 1, "{:?}", v.hits());
 }
+
+/// A file with a quarter to a half of its characters no text holds: one or two slipped into a
+/// word are dropped, a longer run is a line break (the eighteenth session's last change had
+/// made every run a line break there, and `cred\x01it` hid the phrase).
+#[test]
+fn characters_slipped_into_words_of_a_file_are_dropped() {
+    let mut out = Vec::new();
+    crate::guard::files::file_texts(
+        "\u{1}my cred\u{1}it card\u{1}\u{1}\u{1}".as_bytes(),
+        Some(b"text/plain"),
+        &mut out,
+    );
+    assert!(
+        matches!(&out[..], [crate::guard::files::FileText::Text(t)] if t.contains("my credit card")),
+        "{out:?}"
+    );
+    // Mostly such characters: each run a line break, no word glued from fragments.
+    let mut out = Vec::new();
+    crate::guard::files::file_texts(
+        "ab\u{1}\u{2}\u{3}cd\u{4}\u{5}\u{6}\u{7}ef".as_bytes(),
+        None,
+        &mut out,
+    );
+    assert!(
+        out.iter()
+            .all(|t| !matches!(t, crate::guard::files::FileText::Text(t) if t.contains("abcd"))),
+        "{out:?}"
+    );
+}
