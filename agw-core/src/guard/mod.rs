@@ -79,10 +79,10 @@
 //! ([`REGEX_SIZE_LIMIT`]).
 
 mod clean;
-mod engine;
-pub(crate) mod extract;
 mod containers;
 mod encoded;
+mod engine;
+pub(crate) mod extract;
 mod files;
 pub(crate) mod keys;
 mod kinds;

@@ -186,6 +186,10 @@ struct Walker<'b> {
     inner: Vec<Inner>,
     /// The keys of the objects being walked, innermost last.
     keys: Vec<std::borrow::Cow<'b, [u8]>>,
+    /// An error body or error event ([`walk_error`]): every string leaf is text, identifiers,
+    /// types and binary-looking `data` too, and so is every number of eight characters or
+    /// more; nothing in it is signed reasoning (an error is never sent back).
+    whole: bool,
 }
 
 impl<'b> Walker<'b> {
@@ -197,6 +201,7 @@ impl<'b> Walker<'b> {
             tools: Vec::new(),
             inner: Vec::new(),
             keys: Vec::new(),
+            whole: false,
         }
     }
 }
@@ -309,6 +314,20 @@ pub(crate) fn carries_logprobs(v: &Value) -> bool {
 
 /// Walks a response body (or the JSON of one stream event).
 pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
+    walk_as(body, false)
+}
+
+/// Walks an error body (a response with a status of 400 or more) or the JSON of a stream's
+/// error event: every string leaf and every number of eight characters or more is read as
+/// text — `error.type`, `type`, `id`, `model`, `status`, `object`, `signature` included. The
+/// identifier exemption is for values a client sends back; an error is never sent back, and
+/// the SDKs (and Claude Code) print the whole error body (nineteenth session's red team: a
+/// card in `error.type` passed every rule).
+pub(crate) fn walk_error(body: &[u8]) -> Result<Walked, JsonError> {
+    walk_as(body, true)
+}
+
+fn walk_as(body: &[u8], whole: bool) -> Result<Walked, JsonError> {
     let mut sc = Scanner::new(body)?;
     // An object, or a list of them (Gemini's `:streamGenerateContent` without `alt=sse`
     // answers with a JSON list of its chunks: black-box review).
@@ -326,6 +345,7 @@ pub(crate) fn walk(body: &[u8]) -> Result<Walked, JsonError> {
         tools: Vec::new(),
         inner: Vec::new(),
         keys: Vec::with_capacity(16),
+        whole,
     };
     if sc.peek() == Some(b'[') {
         sc.array(|sc, _| {
@@ -455,7 +475,7 @@ impl<'b> Walker<'b> {
             Some(b'[') => sc.array(|sc, _| self.value(sc, key, field)),
             // A long number the model puts in a tool's input is read like text (a card as a
             // number), and masked by a JSON string, as in requests.
-            Some(b'-' | b'0'..=b'9') if field == Field::ToolInput => {
+            Some(b'-' | b'0'..=b'9') if field == Field::ToolInput || self.whole => {
                 let raw = sc.skip()?;
                 if raw.len() >= 8 {
                     self.pending.push(Pending {
@@ -523,6 +543,10 @@ impl<'b> Walker<'b> {
                     if field != Field::ToolInput && sc.peek() == Some(b'"') =>
                 {
                     let s = sc.string()?;
+                    if self.whole && &*key != b"name" && &*key != b"data" {
+                        // An error's type and media type are text like the rest of it.
+                        self.value_str(s.clone(), b"", field);
+                    }
                     match &*key {
                         b"type" => ty = Some(sc.str_value(&s)),
                         b"name" => {
@@ -532,14 +556,16 @@ impl<'b> Walker<'b> {
                         b"data" => data = Some(s),
                         b"mime_type" | b"mimeType" => {
                             media = Some(sc.str_value(&s));
-                            self.value_str(s, &key, field);
+                            if !self.whole {
+                                self.value_str(s, &key, field);
+                            }
                         }
                         _ => media = Some(sc.str_value(&s)),
                     }
                     Ok(())
                 }
                 b"signature" if field != Field::ToolInput => {
-                    signed = true;
+                    signed = !self.whole;
                     self.value(sc, Some(&key), field)
                 }
                 k if field != Field::ToolInput
@@ -631,7 +657,7 @@ impl<'b> Walker<'b> {
         if let Some(s) = data {
             // The key this object sits under (`audio`, `inline_data`, ...).
             let parent = from.checked_sub(1).map_or(&b""[..], |i| &self.keys[i]);
-            if !binary_data(ty, parent, media.as_deref()) {
+            if self.whole || !binary_data(ty, parent, media.as_deref()) {
                 self.value_str(s, b"data", field);
             }
         }
@@ -699,7 +725,7 @@ impl<'b> Walker<'b> {
 
     /// A string value under `key`: read unless the key holds identifiers.
     fn value_str(&mut self, s: Str, key: &[u8], field: Field) {
-        if field != Field::ToolInput && is_meta_key(key) {
+        if field != Field::ToolInput && !self.whole && is_meta_key(key) {
             return;
         }
         self.pending.push(Pending {
@@ -789,6 +815,86 @@ impl Policy {
         let _ = api;
         let walked = walk(body)?;
         Ok(self.decide_walked(body, walked))
+    }
+
+    /// Inspects an error body a provider answered (a status of 400 or more), as
+    /// [`Policy::inspect_response`] inspects a response, but whole: every string leaf and long
+    /// number, identifiers, types and statuses included (the SDKs and Claude Code print the
+    /// whole error body, and an error is never sent back). A rejecting rule's hit replaces the
+    /// error with agw's; a masking rule's masks in place.
+    pub fn inspect_response_error(&self, body: &[u8]) -> Result<Verdict, InspectError> {
+        let walked = walk_error(body)?;
+        Ok(self.decide_walked(body, walked))
+    }
+
+    /// Inspects a response body labelled as text, or not labelled (a transcription's `text`,
+    /// `srt` or `vtt`, a server's `text/plain` answer): a JSON object or list — JSON whatever
+    /// its label, which the SDKs parse all the same — as [`Policy::inspect_response`] does;
+    /// anything else as plain text, read as the text of a JSON response is: a rejecting rule
+    /// refuses, a masking rule masks in place (the rest of the text byte for byte as it came).
+    /// Text that is not UTF-8 is an error (agw reads text as UTF-8).
+    pub fn inspect_response_text(&self, body: &[u8]) -> Result<Verdict, InspectError> {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if matches!(first, Some(b'{' | b'[')) && check_json(body).is_ok() {
+            return self.inspect_response(crate::api::Api::OpenAi, body);
+        }
+        let text = std::str::from_utf8(body)
+            .map_err(|_| InspectError(JsonError::Shape("the text is not UTF-8".into())))?;
+        // Read as the one `text` of a JSON document, which masks in place; the masked string
+        // is taken back out of it.
+        let mut doc = Vec::with_capacity(body.len() + 16);
+        doc.extend_from_slice(b"{\"text\":");
+        serde_json::to_writer(&mut doc, text)
+            .map_err(|e| InspectError(JsonError::Shape(e.to_string())))?;
+        doc.push(b'}');
+        let walked = walk(&doc)?;
+        let mut verdict = self.decide_walked(&doc, walked);
+        if let Decision::Rewrite(masked) = &verdict.decision {
+            let masked = serde_json::from_slice::<Value>(masked)
+                .ok()
+                .and_then(|v| v.get("text")?.as_str().map(str::to_owned))
+                .ok_or_else(|| InspectError(JsonError::Shape("a masked text".into())))?;
+            verdict.decision = Decision::Rewrite(masked.into_bytes());
+        }
+        Ok(verdict)
+    }
+
+    /// Reads a text of a response agw does not rewrite — a stream's comment, `id`, `retry`
+    /// or event name (`what` names it in the refusal) — by every rule: an audit rule reports
+    /// a hit, a rejecting rule refuses with its own answer, and a masking rule's hit refuses
+    /// (502: the text cannot be masked where it is).
+    pub(crate) fn unrewritten_text(&self, text: &str, what: &str) -> Verdict {
+        let plain = crate::json::normalize_str(text);
+        let mut hits = Vec::new();
+        let mut refusal = None;
+        for m in self.find_in_text(plain.as_bytes()) {
+            hits.push(Hit {
+                rule: m.rule.clone(),
+                action: m.action.kind(),
+                detector: m.detector,
+                path: what.to_owned(),
+            });
+            if refusal.is_some() {
+                continue;
+            }
+            refusal = match m.action.kind() {
+                ActionKind::Audit => None,
+                ActionKind::Reject => m.action.rejection(m.rule),
+                ActionKind::Mask => Some(Rejection {
+                    rule: m.rule.clone(),
+                    status: http::StatusCode::BAD_GATEWAY,
+                    message: format!(
+                        "The provider's response carries, in {what}, text that the rule `{}` \
+                         would mask; it is not rewritten there.",
+                        m.rule
+                    ),
+                }),
+            };
+        }
+        match refusal {
+            Some(r) => Verdict::new(Decision::Reject(r), hits),
+            None => Verdict::new(Decision::Allow, hits),
+        }
     }
 
     /// Checks one tool call the model makes — tool `tool` with `input` as JSON text — against

@@ -100,3 +100,20 @@ mod sse;
 
 pub use guard::{MAX_HELD, MAX_OPEN_MATCH, StreamGuard, StreamHit};
 pub use sse::{SseDecoder, SseError};
+
+/// Whether a request body asks for no stream: a JSON object whose top-level `stream` is
+/// absent, `false` or `null` (any other value a lenient server may read as a stream). An SDK
+/// that asked for no stream and gets one back hands the raw event stream to its caller as a
+/// string (the Anthropic and OpenAI Python SDKs: nineteenth session's red team), where every
+/// identifier, type and event name shows; the response guard refuses such an answer on the
+/// prompt routes. Read only when an event stream comes back to a request the guard found
+/// asking for none. A body that is no JSON object is `false`: agw cannot tell.
+pub fn asks_for_no_stream(body: &[u8]) -> bool {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(o)) => matches!(
+            o.get("stream"),
+            None | Some(serde_json::Value::Null | serde_json::Value::Bool(false))
+        ),
+        _ => false,
+    }
+}

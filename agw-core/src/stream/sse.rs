@@ -120,6 +120,65 @@ pub(crate) struct Fields<'a> {
     pub name: Option<&'a str>,
     pub data: Cow<'a, str>,
     pub has_data: bool,
+    /// The event has text outside its `data` that a client may show: a comment, an `id` or
+    /// `retry` value, an event name that is none of Anthropic's ([`side_text`] reads them).
+    pub extras: bool,
+}
+
+/// Anthropic's event names (every event of its streams has one): the provider's vocabulary,
+/// not read again (any other name is, once per stream).
+fn known_name(name: &str) -> bool {
+    matches!(
+        name,
+        "message_start"
+            | "message_delta"
+            | "message_stop"
+            | "content_block_start"
+            | "content_block_delta"
+            | "content_block_stop"
+            | "ping"
+            | "error"
+            | "completion"
+    )
+}
+
+/// What one line of an event carries outside its `data` that a client may show (see
+/// [`Fields::extras`]): a comment's text, an `id` or `retry` value, or an event name agw does
+/// not know (then `true`). Raw consumers (`curl`, the SDKs' `raw_events`), an SDK that returns
+/// a stream it did not ask for as a string, and Google's SDK (which reports a line it cannot
+/// parse in its error) show them: they are read as text (nineteenth session's red team).
+pub(crate) fn side_text(line: &str) -> Option<(&str, bool)> {
+    let (field, value) = match line.split_once(':') {
+        Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+        None => (line, ""),
+    };
+    match field {
+        "" | "id" | "retry" if !value.is_empty() => Some((value, false)),
+        "event" if !known_name(value) && !value.is_empty() => Some((value, true)),
+        _ => None,
+    }
+}
+
+/// The lines of an event's text, each without and with its line end (`\n`, `\r\n` or `\r`).
+pub(crate) fn lines_with_ends(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= bytes.len() {
+            return None;
+        }
+        let start = at;
+        let (end, next) = match memchr::memchr2(b'\n', b'\r', &bytes[at..]) {
+            None => (bytes.len(), bytes.len()),
+            Some(n) => {
+                let e = at + n;
+                let crlf = bytes[e] == b'\r' && bytes.get(e + 1) == Some(&b'\n');
+                (e, e + 1 + usize::from(crlf))
+            }
+        };
+        at = next;
+        Some((&text[start..end], &text[start..next]))
+    })
 }
 
 /// A line of an event that is none of the fields a provider's stream carries.
@@ -141,6 +200,7 @@ pub(crate) struct UnknownField;
 pub(crate) fn fields(text: &str) -> Result<Fields<'_>, UnknownField> {
     let mut name = None;
     let mut data: Option<Cow<'_, str>> = None;
+    let mut extras = false;
     let bytes = text.as_bytes();
     let mut at = 0;
     while at <= bytes.len() {
@@ -152,7 +212,10 @@ pub(crate) fn fields(text: &str) -> Result<Fields<'_>, UnknownField> {
             None => (line, ""),
         };
         match field {
-            "event" => name = Some(value),
+            "event" => {
+                extras |= !known_name(value) && !value.is_empty();
+                name = Some(value);
+            }
             "data" => match &mut data {
                 None => data = Some(Cow::Borrowed(value)),
                 Some(d) => {
@@ -162,7 +225,7 @@ pub(crate) fn fields(text: &str) -> Result<Fields<'_>, UnknownField> {
                 }
             },
             // An empty line ends the event; an empty field name is a comment.
-            "" | "id" | "retry" => {}
+            "" | "id" | "retry" => extras |= !value.is_empty(),
             _ => return Err(UnknownField),
         }
     }
@@ -171,6 +234,7 @@ pub(crate) fn fields(text: &str) -> Result<Fields<'_>, UnknownField> {
         name,
         data: data.unwrap_or_default(),
         has_data,
+        extras,
     })
 }
 

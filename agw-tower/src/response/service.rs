@@ -82,6 +82,9 @@ enum Read {
     Json,
     /// Collected and inspected line by line.
     Lines,
+    /// Collected and inspected as text (a `text/*` body, or one without a type, on a generic
+    /// route): as JSON when it is a JSON object or list, else as plain text.
+    Text,
     /// Forwarded untouched, unread (a file download on a generic route).
     Pass,
     /// Refused: a body agw cannot read where model output is expected.
@@ -93,7 +96,15 @@ enum Read {
 /// `/api/chat` and `/api/generate`): its answer is model output, so a body that is neither
 /// JSON, JSON lines nor an event stream is refused there, not passed as a file (second
 /// round: `text/plain`, `application/octet-stream` or no type at all passed unread).
-fn read(reading: ResponseReading, framing: Framing, success: bool, model_call: bool) -> Read {
+/// `text`: a body of another type (`Framing::Other`) is text, not a file download
+/// ([`is_text`]).
+fn read(
+    reading: ResponseReading,
+    framing: Framing,
+    success: bool,
+    model_call: bool,
+    text: bool,
+) -> Read {
     if model_call && reading == ResponseReading::Generic && framing == Framing::Other {
         return Read::Refuse;
     }
@@ -112,6 +123,10 @@ fn read(reading: ResponseReading, framing: Framing, success: bool, model_call: b
         // (`invalid input: …`), and is refused unread like any body agw cannot read
         // (fourteenth session's review: it passed on embeddings, token counts and passthrough
         // paths).
+        // Text a model may have written (a transcription's `text`, `srt` or `vtt`; JSON
+        // labelled `text/plain` or with no type, which SDKs parse all the same): read
+        // (nineteenth session's red team: it passed unread as a file).
+        (ResponseReading::Generic, Framing::Other) if success && text => Read::Text,
         (ResponseReading::Generic, Framing::Other) if success => Read::Pass,
         _ => Read::Refuse,
     }
@@ -198,6 +213,47 @@ fn refuse_unread_output<B>(policy: &Policy, req: &Request<B>) -> Option<ErrorBod
              \"audio\" from `modalities`",
         )
     })
+}
+
+/// Whether a body of no type agw reads otherwise (`Framing::Other`) is text, read as such on a
+/// generic route (see [`read`]): no `Content-Type` at all, `text/*`, or an `application/`
+/// type whose name says text (`xml`, `yaml`, `csv`, `x-subrip`, ...). Binary types
+/// (`audio/*`, `image/*`, `application/octet-stream`, `application/pdf`) pass as they are, and
+/// so do files' contents whatever their type ([`is_file_content`]).
+fn is_text(headers: &http::HeaderMap) -> bool {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let media = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media.is_empty() {
+        return true;
+    }
+    let (major, minor) = media.split_once('/').unwrap_or((media.as_str(), ""));
+    match major {
+        "text" => true,
+        "application" => [
+            "json", "xml", "yaml", "csv", "toml", "text", "sql", "subrip", "vtt", "markdown",
+        ]
+        .iter()
+        .any(|t| minor.contains(t)),
+        _ => false,
+    }
+}
+
+/// Whether `path` downloads a file's contents (`/v1/files/{id}/content`, a container's
+/// `…/files/{id}/content`): a file as it was stored, whatever its type.
+fn is_file_content(path: &str) -> bool {
+    let p = path.trim_end_matches('/').as_bytes();
+    let ends = p.len() >= 8 && p[p.len() - 8..].eq_ignore_ascii_case(b"/content");
+    ends && p.windows(7).any(|w| w.eq_ignore_ascii_case(b"/files/"))
 }
 
 /// Whether a generic route's `path` is a model call agw knows (see [`read`]).
@@ -327,6 +383,30 @@ where
         })
         .flatten();
         let model_call = reading == ResponseReading::Generic && is_model_call(req.uri().path());
+        // A file's contents pass as a file whatever their type (see [`is_text`]).
+        let file_content = reading == ResponseReading::Generic && is_file_content(req.uri().path());
+        // A prompt route's request that asked for no stream: its body, to look at again if an
+        // event stream comes back (see `agw_core::stream::asks_for_no_stream`). Shared bytes,
+        // no copy.
+        let no_stream_body = matches!(
+            class.kind,
+            agw_core::route::RouteKind::Messages
+                | agw_core::route::RouteKind::Complete
+                | agw_core::route::RouteKind::Completions
+                | agw_core::route::RouteKind::LegacyCompletions
+                | agw_core::route::RouteKind::Responses
+        )
+        .then(|| {
+            let ext = req.extensions();
+            let streams = ext
+                .get::<crate::guard::GuardReport>()
+                .filter(|g| g.model.is_some())
+                .map(|g| g.shape.stream);
+            ext.get::<Collected>()
+                .filter(|_| streams != Some(true))
+                .map(|c| c.plain.clone())
+        })
+        .flatten();
         // A Gemini call: the candidates it asked for (see `StreamGuard::with_candidates`).
         let candidates = (reading == ResponseReading::Generic && is_gemini_call(req.uri().path()))
             .then(|| {
@@ -361,13 +441,27 @@ where
                     .headers()
                     .get(CONTENT_LENGTH)
                     .is_some_and(|l| l.as_bytes() == b"0");
-            match read(
-                reading,
-                framing(res.headers()),
-                nothing_to_refuse,
-                model_call,
-            ) {
+            let framing = framing(res.headers());
+            // (The type is looked at again only where it could be text.)
+            let text = reading == ResponseReading::Generic
+                && framing == Framing::Other
+                && !file_content
+                && is_text(res.headers());
+            match read(reading, framing, nothing_to_refuse, model_call, text) {
                 Read::Stream => {
+                    if no_stream_body
+                        .as_deref()
+                        .is_some_and(agw_core::stream::asks_for_no_stream)
+                    {
+                        // The SDKs hand such a body to their caller as a string, raw events,
+                        // ids and all (nineteenth session's red team).
+                        return refuse(
+                            None,
+                            "the provider answered a request for no stream with an event \
+                             stream"
+                                .into(),
+                        );
+                    }
                     if encodings(res.headers()).is_some() {
                         return refuse(
                             None,
@@ -404,7 +498,7 @@ where
                     ))
                 }
                 Read::Pass => Ok(res.map(|b| Body::inner(SseGuardBody::passthrough(b)))),
-                how @ (Read::Json | Read::Lines) => {
+                how @ (Read::Json | Read::Lines | Read::Text) => {
                     let (mut parts, body) = res.into_parts();
                     // The client gets the bytes that were inspected, decoded.
                     let Collected { plain } =
@@ -428,10 +522,18 @@ where
                                 .into(),
                         );
                     }
-                    let verdict = if how == Read::Lines {
-                        config.policy.inspect_response_lines(&plain)
-                    } else {
-                        config.policy.inspect_response(class.api, &plain)
+                    // An error body is read whole, identifiers and types too (the SDKs print all
+                    // of it: nineteenth session's red team).
+                    let error = status.is_client_error() || status.is_server_error();
+                    let verdict = match how {
+                        Read::Lines if error => config
+                            .policy
+                            .inspect_response_error(&plain)
+                            .or_else(|_| config.policy.inspect_response_lines(&plain)),
+                        Read::Lines => config.policy.inspect_response_lines(&plain),
+                        Read::Text => config.policy.inspect_response_text(&plain),
+                        _ if error => config.policy.inspect_response_error(&plain),
+                        _ => config.policy.inspect_response(class.api, &plain),
                     };
                     let verdict = match verdict {
                         Ok(v) => v,
@@ -460,7 +562,7 @@ where
                                 }
                             }
                             res.extensions_mut().insert(outcome);
-                            if how == Read::Json {
+                            if how != Read::Lines {
                                 res.extensions_mut().insert(super::ReplacedResponse(plain));
                             }
                             return Ok(res);
@@ -535,11 +637,28 @@ mod tests {
             (Lines, Conflicting, true, Read::Lines),
         ] {
             assert_eq!(
-                read(reading, framing, success, false),
+                read(reading, framing, success, false, false),
                 want,
                 "{reading:?} {framing:?}"
             );
         }
+        // Text (`text/*`, no type) on a generic route is read; elsewhere it is what it was.
+        for (reading, framing, success, want) in [
+            (Generic, Other, true, Read::Text),
+            (Generic, Other, false, Read::Refuse),
+            (Model, Other, true, Read::Refuse),
+            (Errors, Other, true, Read::Pass),
+            (Lines, Other, true, Read::Lines),
+            (Generic, Json, true, Read::Json),
+        ] {
+            assert_eq!(
+                read(reading, framing, success, false, true),
+                want,
+                "{reading:?} {framing:?}"
+            );
+        }
+        // A model call's body agw cannot read stays refused, text or not.
+        assert_eq!(read(Generic, Other, true, true, true), Read::Refuse);
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub enum UpstreamFailure {
     /// agw had no file descriptor free for the upstream's socket (its open-file limit): a
     /// 529 with `retry-after`, which clients retry.
     NoDescriptors,
+    /// The upstream answered with a redirect (a 3xx with a `Location`, or any 3xx but `304
+    /// Not Modified`): never passed on, as a client following it would send its request
+    /// around the gateway and show the answer unguarded (nineteenth session's red team).
+    Redirect,
     /// Anything else (a protocol error, ...).
     Other,
 }
@@ -46,6 +50,7 @@ impl UpstreamFailure {
             UpstreamFailure::Shutdown => "shutdown",
             UpstreamFailure::KeyRefused => "key_refused",
             UpstreamFailure::NoDescriptors => "no_descriptors",
+            UpstreamFailure::Redirect => "redirect",
             UpstreamFailure::Other => "other",
         }
     }
@@ -64,6 +69,9 @@ impl UpstreamFailure {
             UpstreamFailure::KeyRefused => "it refused the gateway's API key",
             UpstreamFailure::NoDescriptors => {
                 "agw has no file descriptor free for the connection (its open-file limit)"
+            }
+            UpstreamFailure::Redirect => {
+                "it answered with a redirect, which agw does not follow or pass on"
             }
             UpstreamFailure::Other => "the request failed",
         }

@@ -244,6 +244,26 @@ impl Future for UpstreamFuture {
         let (failure, err) = match res {
             Ok(Ok(res)) => {
                 let (mut parts, body) = res.into_parts();
+                if is_redirect(&parts) {
+                    // A client following it would send its prompt around the gateway and show
+                    // the answer there unguarded (the SDKs follow redirects): a 502 naming the
+                    // cause, never the `Location` (nineteenth session's red team). The body is
+                    // dropped unread.
+                    let failure = UpstreamFailure::Redirect;
+                    let err = ErrorBody::new(
+                        ErrorKind::BadGateway,
+                        format!(
+                            "upstream `{}` answered {}: {}",
+                            config.name,
+                            parts.status.as_u16(),
+                            failure.describe()
+                        ),
+                    );
+                    let mut res = error_response(this.class.api, &err);
+                    res.extensions_mut().insert(UpstreamTiming(elapsed));
+                    res.extensions_mut().insert(failure);
+                    return Poll::Ready(Ok(res));
+                }
                 strip_hop_by_hop(&mut parts.headers);
                 if let Some(key) = &config.injected {
                     if parts.status == http::StatusCode::UNAUTHORIZED {
@@ -381,6 +401,15 @@ fn scrub_headers(headers: &mut http::HeaderMap, key: &InjectedKey) {
     for name in carrying {
         headers.remove(&name);
     }
+}
+
+/// Whether an upstream's response is a redirect agw must not pass on: any 3xx with a
+/// `Location` (which clients follow), and any 3xx but `304 Not Modified` without one. A
+/// `304` without a `Location` answers a conditional request and passes.
+fn is_redirect(parts: &http::response::Parts) -> bool {
+    parts.status.is_redirection()
+        && (parts.status != http::StatusCode::NOT_MODIFIED
+            || parts.headers.contains_key(http::header::LOCATION))
 }
 
 fn is_event_stream(headers: &http::HeaderMap) -> bool {

@@ -3,7 +3,7 @@
 
 use super::{Chan, Item, MAX_CLOSED, MAX_HELD, NOT_TEXT, Part, Site, StreamGuard, StreamHit};
 use crate::api::{ErrorBody, ErrorKind};
-use crate::guard::response::walk;
+use crate::guard::response::{walk, walk_error};
 use crate::guard::{ActionKind, Decision};
 use crate::stream::events::{
     CONTINUED, ChanKey, ChanKind, Completes, Dialect, FastDelta, ITEMLESS, MAX_CONTINUED, Meaning,
@@ -91,15 +91,17 @@ impl StreamGuard {
             name,
             data,
             has_data,
+            extras,
         }) = fields(text)
         else {
             return Err(self.unreadable(&UnknownField.to_string()));
         };
+        let kept = if extras { self.read_sides(text)? } else { None };
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut item = Item {
             seq,
-            raw,
+            raw: kept.unwrap_or(raw),
             name: name.map(str::to_owned),
             json: None,
             parts: Vec::new(),
@@ -240,7 +242,16 @@ impl StreamGuard {
             m.beside = true;
             m.check_tools = false;
         }
-        let pieces = (!self.known || strays)
+        // An error event (Anthropic's `event: error`, the Responses `error` event, a chat or
+        // Gemini chunk's `error`): read whole, identifiers and types too, as the SDKs print
+        // all of it (nineteenth session's red team). Not pieces of a text.
+        let error_event = m.generic
+            && !m.beside
+            && m.deltas.is_empty()
+            && m.opens.is_empty()
+            && (ty == "error" || json.get("error").is_some_and(|e| !e.is_null()));
+        let pieces = !error_event
+            && (!self.known || strays)
             && m.generic
             && !m.beside
             && m.deltas.is_empty()
@@ -255,9 +266,9 @@ impl StreamGuard {
             for d in &m.deltas {
                 blank(&mut rest, &d.path);
             }
-            self.generic(&mut item, &rest.to_string(), m.check_tools, false)?;
+            self.generic(&mut item, &rest.to_string(), m.check_tools, false, false)?;
         } else if m.generic {
-            self.generic(&mut item, &data, m.check_tools, true)?;
+            self.generic(&mut item, &data, m.check_tools, true, error_event)?;
         }
         for d in m.deltas {
             self.add_part(&mut item, d.chan, d.text, Site::Path(d.path))?;
@@ -470,7 +481,7 @@ impl StreamGuard {
                     *v = Value::String(String::new());
                 }
             }
-            self.generic(item, &other.to_string(), found.tool, false)?;
+            self.generic(item, &other.to_string(), found.tool, false, false)?;
         }
         for leaf in pieces {
             let key = key_of(&leaf);
@@ -597,14 +608,22 @@ impl StreamGuard {
     /// Inspects an event that is not a delta as a JSON document: masks in place or rejects.
     /// With `may_rewrite` false (the event's text is read as deltas, which are rewritten in
     /// place), a mask is refused: the stream ends with an error rather than going out unmasked.
+    /// With `whole`, the event is an error: every string of it is read (see
+    /// [`walk_error`]).
     pub(super) fn generic(
         &mut self,
         item: &mut Item,
         data: &str,
         check_tools: bool,
         may_rewrite: bool,
+        whole: bool,
     ) -> Result<(), ErrorBody> {
-        let mut walked = match walk(data.as_bytes()) {
+        let walked = if whole {
+            walk_error(data.as_bytes())
+        } else {
+            walk(data.as_bytes())
+        };
+        let mut walked = match walked {
             Ok(w) => w,
             Err(e) => return Err(self.unreadable(&e.to_string())),
         };

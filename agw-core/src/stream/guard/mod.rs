@@ -142,7 +142,15 @@ pub struct StreamGuard {
     choices: Option<u64>,
     /// The Gemini candidates the request asked for ([`StreamGuard::with_candidates`]).
     candidates: Option<u64>,
+    /// Comments, `id`s, `retry`s and event names read in this stream (at most
+    /// [`MAX_CLEAN_SIDES`]), each with whether its line is dropped: a keep-alive comment or
+    /// an event name that comes again is not read again.
+    clean_sides: Vec<(Box<str>, bool)>,
 }
+
+/// Most texts outside events' data remembered clean per stream ([`StreamGuard`]'s
+/// `clean_sides`); past it, each is read every time it comes.
+const MAX_CLEAN_SIDES: usize = 64;
 
 /// Most bytes of events held back at once (a tool call's input and the events around it);
 /// a stream that needs more ends with an error event.
@@ -224,6 +232,7 @@ impl StreamGuard {
             },
             choices: None,
             candidates: None,
+            clean_sides: Vec::new(),
         }
     }
 
@@ -360,6 +369,71 @@ impl StreamGuard {
             ErrorKind::BadGateway,
             format!("agw could not inspect an event in the provider's stream: {what}"),
         )
+    }
+
+    /// Reads what an event carries outside its data (see [`super::sse::side_text`]): a hit of
+    /// a rejecting rule ends the stream, an audit rule's is reported. A masking rule's hit
+    /// ends the stream in an event name (the event is what it names); a comment, `id` or
+    /// `retry` line with one is dropped (clients ignore comments, and no SDK acts on the
+    /// others). Returns the event's text without the dropped lines, if any is.
+    fn read_sides(&mut self, text: &str) -> Result<Option<Bytes>, ErrorBody> {
+        let mut kept: Option<String> = None;
+        let mut at = 0;
+        for (line, whole) in super::sse::lines_with_ends(text) {
+            let drop = match super::sse::side_text(line) {
+                Some((side, is_name)) => self.read_side(side, is_name)?,
+                None => false,
+            };
+            if drop {
+                kept.get_or_insert_with(|| text[..at].to_owned());
+            } else if let Some(k) = &mut kept {
+                k.push_str(whole);
+            }
+            at += whole.len();
+        }
+        Ok(kept.map(|k| {
+            if k.bytes().all(|b| b == b'\n' || b == b'\r') {
+                // Nothing but the blank line that ended it: no event at all.
+                Bytes::new()
+            } else {
+                Bytes::from(k)
+            }
+        }))
+    }
+
+    /// One text of [`StreamGuard::read_sides`]: whether its line is dropped.
+    fn read_side(&mut self, side: &str, is_name: bool) -> Result<bool, ErrorBody> {
+        if let Some((_, drop)) = self.clean_sides.iter().find(|(c, _)| **c == *side) {
+            return Ok(*drop);
+        }
+        let what = if is_name {
+            "an event name"
+        } else {
+            "a comment, `id` or `retry` line"
+        };
+        let verdict = self.policy.unrewritten_text(side, what);
+        let mut drop = false;
+        for h in verdict.hits() {
+            match h.action {
+                ActionKind::Audit => self.hits.push(StreamHit {
+                    rule: h.rule.clone(),
+                    action: h.action,
+                }),
+                ActionKind::Mask => drop = true,
+                ActionKind::Reject => {}
+            }
+        }
+        let reject = verdict
+            .hits()
+            .iter()
+            .any(|h| h.action == ActionKind::Reject || (is_name && h.action == ActionKind::Mask));
+        if reject && let crate::guard::Decision::Reject(r) = verdict.into_decision() {
+            return Err(self.reject(r.rule.clone(), r.error_body()));
+        }
+        if self.clean_sides.len() < MAX_CLEAN_SIDES {
+            self.clean_sides.push((side.into(), drop));
+        }
+        Ok(drop)
     }
 
     fn reject(&mut self, rule: Arc<str>, err: ErrorBody) -> ErrorBody {
