@@ -351,6 +351,7 @@ impl Extractor {
         if sc.peek() != Some(b'{') {
             return sc.skip_fast();
         }
+        let start = sc.position();
         let mut ty = None;
         let mut data = None;
         let mut media = None;
@@ -431,7 +432,15 @@ impl Extractor {
                     })
                 });
                 if let Some(s) = data.filter(|_| !media_only) {
+                    let files = self.doc.inline_files.len();
                     self.inline_file(&sc.str_value(&s), media.as_deref(), field);
+                    self.doc.file_sources.push(super::FileSource {
+                        files: files..self.doc.inline_files.len(),
+                        raw: start..sc.offset(),
+                        buffer: sc.bytes().as_ptr() as usize,
+                        message: loc.message,
+                        history: None,
+                    });
                 }
             }
             _ => {}

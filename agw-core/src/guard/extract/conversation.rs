@@ -25,6 +25,14 @@ impl Extractor {
                 u.answered = st.final_prompt.is_some_and(|(f, _)| m < f);
             }
         }
+        for f in &mut self.doc.file_sources {
+            if f.history.is_none() {
+                f.history = Some(
+                    f.message
+                        .is_some_and(|m| st.final_prompt.is_some_and(|(p, _)| m < p)),
+                );
+            }
+        }
         if let Some((m, block)) = st.final_prompt {
             for s in &mut self.doc.segs[segs..] {
                 if s.loc.message == Some(m) && (block.is_none() || s.loc.block == block) {

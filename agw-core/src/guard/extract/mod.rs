@@ -225,6 +225,8 @@ pub(crate) struct Doc {
     /// The text of files the request carries inline, with the field each is in
     /// ([`super::files`]): read, never rewritten.
     pub inline_files: Vec<(super::files::FileText, Field)>,
+    /// Where Anthropic documents' base64 sources are, for removing one from history.
+    pub file_sources: Vec<FileSource>,
     /// JSON documents held in strings ([`Seg::inner`]).
     pub inner: Vec<Inner>,
     /// Text parts read generically that a server runs together: the `text` strings of an
@@ -293,6 +295,7 @@ impl Doc {
         self.encoded_urls.clear();
         self.identifiers.clear();
         self.inline_files.clear();
+        self.file_sources.clear();
         self.inner.clear();
         self.joined.clear();
         self.escaped_refuses = false;
@@ -448,6 +451,22 @@ pub(super) enum Role {
     Assistant,
     System,
     Tool,
+}
+
+/// An Anthropic document's base64 `source` object: the files read from it (indexes into
+/// [`Doc::inline_files`]), its bytes in the body, and whether its message is older than the
+/// conversation's final prompt (decided when the conversation ends). A rule's hit in a file
+/// there replaces the source with a text one naming the rule, as a string in history is
+/// replaced: the file cannot be rewritten, and refusing it refused every later turn of the
+/// session (nineteenth session, with Claude Code).
+#[derive(Debug, Clone)]
+pub(crate) struct FileSource {
+    pub files: Range<usize>,
+    pub raw: Range<usize>,
+    /// The buffer `raw` is in (the body, or a JSON document held in a string).
+    pub buffer: usize,
+    pub message: Option<u32>,
+    pub history: Option<bool>,
 }
 
 pub(super) struct Extractor {

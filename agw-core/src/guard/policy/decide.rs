@@ -116,7 +116,12 @@ fn is_sample_key(text: &[u8]) -> bool {
 }
 
 impl Policy {
-    pub(in crate::guard) fn decide(&self, body: &[u8], doc: &Doc) -> Verdict {
+    pub(in crate::guard) fn decide(
+        &self,
+        body: &[u8],
+        doc: &Doc,
+        files: &[super::reads::FileRemoval],
+    ) -> Verdict {
         let inner = &*self.inner;
         let mut raw: Vec<RawHit> = Vec::new();
         let mut findings: Vec<Finding> = Vec::new();
@@ -352,6 +357,32 @@ impl Policy {
                         });
                     }
                 }
+            }
+        }
+        // Documents removed from history: each source replaced whole, with what was masked or
+        // removed inside it (its `media_type`).
+        if !files.is_empty() {
+            let inside = |seg: usize| {
+                let seg = &doc.segs[seg];
+                seg.inner.is_none()
+                    && files
+                        .iter()
+                        .any(|f| f.raw.start <= seg.raw.start && seg.raw.end <= f.raw.end)
+            };
+            pending.retain(|p| !inside(p.seg));
+            removed.retain(|(seg, _)| !inside(*seg));
+            for f in files {
+                let rule = &inner.rules[f.rule];
+                hits.push(Hit {
+                    rule: rule.name.clone(),
+                    action: rule.action.kind(),
+                    detector: None,
+                    path: "file (removed from history)".to_owned(),
+                });
+                let mut source = br#"{"type":"text","media_type":"text/plain","data":""#.to_vec();
+                crate::edit::escape_json_into(&removed_placeholder(&rule.name), &mut source);
+                source.extend_from_slice(br#""}"#);
+                edits.push(Edit::new(f.raw.clone(), source));
             }
         }
         // A removed string is replaced whole: masks inside it go with it.

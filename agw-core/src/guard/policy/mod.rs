@@ -302,7 +302,12 @@ impl Policy {
             return Ok(Verdict::new(Decision::Allow, Vec::new()));
         }
         let mut doc = extract(kind, body, self.inner.id)?;
-        let mut verdict = self.decide(body, &doc);
+        let history_files = if doc.file_sources.is_empty() {
+            Vec::new()
+        } else {
+            self.files_in_history(body, &doc)
+        };
+        let mut verdict = self.decide(body, &doc, &history_files);
         if !matches!(verdict.decision(), Decision::Reject(_)) {
             self.escaped_arguments(body, &doc, &mut verdict);
         }
@@ -324,7 +329,7 @@ impl Policy {
             self.identifiers(&doc.identifiers, &mut verdict);
         }
         if !doc.inline_files.is_empty() && !matches!(verdict.decision(), Decision::Reject(_)) {
-            self.inline_files(&doc.inline_files, &mut verdict);
+            self.inline_files(&doc.inline_files, &history_files, &mut verdict);
         }
         if !doc.joined.is_empty() && !matches!(verdict.decision(), Decision::Reject(_)) {
             self.joined_parts(&doc, &mut verdict);

@@ -3,6 +3,18 @@
 //! written with escapes.
 
 use super::{CONTEXTS, LATEST, Policy};
+
+/// An Anthropic document in history removed for a rule's hit in its file
+/// ([`Policy::files_in_history`]).
+#[derive(Debug)]
+pub(in crate::guard) struct FileRemoval {
+    /// Its `source` object's bytes in the body.
+    pub raw: std::ops::Range<usize>,
+    /// The rule (an index into the policy's rules).
+    pub rule: usize,
+    /// The files read from it ([`Doc::inline_files`] indexes).
+    pub files: std::ops::Range<usize>,
+}
 use super::{Decision, Hit, Rejection, Verdict};
 use crate::guard::engine::RawHit;
 use crate::guard::extract::Doc;
@@ -182,12 +194,64 @@ impl Policy {
         }
     }
 
+    /// Anthropic documents in turns older than the final prompt whose files a refusing or
+    /// masking rule's hit (or, unreadable, a refusing rule) would refuse: each is removed
+    /// instead, as a string in history is — its `source` replaced by a text one naming the
+    /// rule — so a PDF refused once does not refuse every later turn of the session (a client
+    /// keeps it in its history; nineteenth session's review with Claude Code). Returns the
+    /// source's bytes in the body, the rule, and the files it held.
+    pub(super) fn files_in_history(&self, body: &[u8], doc: &Doc) -> Vec<FileRemoval> {
+        let mut out = Vec::new();
+        for src in &doc.file_sources {
+            if src.history != Some(true) || src.buffer != body.as_ptr() as usize {
+                continue;
+            }
+            let rule = doc.inline_files[src.files.clone()]
+                .iter()
+                .find_map(|(file, field)| {
+                    let wanted = &self.inner.wanted[*field as usize * CONTEXTS + LATEST];
+                    if !wanted.iter().any(|w| *w) {
+                        return None;
+                    }
+                    let text = match file {
+                        FileText::Text(text) => text,
+                        FileText::Unreadable(_) => {
+                            let rule = self.refusing_rule(wanted)?;
+                            return self.inner.rules.iter().position(|r| std::ptr::eq(r, rule));
+                        }
+                    };
+                    let (mut findings, mut raw) = (Vec::new(), Vec::new());
+                    let text = crate::json::normalize_str(text);
+                    self.find_plain(wanted, text.as_bytes(), &mut findings, &mut raw);
+                    raw.iter()
+                        .find(|h| !matches!(self.inner.rules[h.rule].action, Action::Audit))
+                        .map(|h| h.rule)
+                });
+            if let Some(rule) = rule {
+                out.push(FileRemoval {
+                    raw: src.raw.clone(),
+                    rule,
+                    files: src.files.clone(),
+                });
+            }
+        }
+        out
+    }
+
     /// Files the request carries inline (a `data:` URL, `file_data`, a base64 document) whose
     /// contents are text: read by the rules that read their field, never rewritten (the
     /// encoded bytes cannot be masked in place), so a masking rule's match refuses; the hit's
     /// path is `file (decoded)`.
-    pub(super) fn inline_files(&self, files: &[(FileText, Field)], verdict: &mut Verdict) {
-        for (file, field) in files {
+    pub(super) fn inline_files(
+        &self,
+        files: &[(FileText, Field)],
+        removed: &[FileRemoval],
+        verdict: &mut Verdict,
+    ) {
+        for (i, (file, field)) in files.iter().enumerate() {
+            if removed.iter().any(|r| r.files.contains(&i)) {
+                continue;
+            }
             let wanted = &self.inner.wanted[*field as usize * CONTEXTS + LATEST];
             if !wanted.iter().any(|w| *w) {
                 continue;

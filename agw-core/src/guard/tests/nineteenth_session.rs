@@ -107,3 +107,79 @@ fn characters_slipped_into_words_of_a_file_are_dropped() {
         "{out:?}"
     );
 }
+
+fn b64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let v = u32::from(chunk[0]) << 16
+            | u32::from(*chunk.get(1).unwrap_or(&0)) << 8
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                A[(v >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// A conversation whose first turn carried a document (in a tool result, as Claude Code's
+/// `Read` of a PDF does) holding `file`, then `later` turns.
+fn with_document(file: &[u8], later: bool) -> String {
+    let doc = format!(
+        r#"{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t1","content":[{{"type":"document","source":{{"type":"base64","media_type":"text/plain","data":"{}"}}}}]}}]}}"#,
+        b64(file)
+    );
+    let first = r#"{"role":"user","content":"read the invoice"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"Read","input":{"file_path":"/tmp/i.txt"}}]}"#;
+    let rest = if later {
+        r#",{"role":"assistant","content":"I read it."},{"role":"user","content":"thanks, now something else"}"#
+    } else {
+        ""
+    };
+    format!(r#"{{"model":"m","max_tokens":9,"messages":[{first},{doc}{rest}]}}"#)
+}
+
+/// A document a rule refused when it was sent is removed from later turns, as text is: the
+/// session goes on (nineteenth session's review with Claude Code: every later turn was
+/// refused). In the latest turn it is still refused, and a masking rule's hit too.
+#[test]
+fn a_refused_document_is_removed_from_history() {
+    for (p, file) in [
+        (seed_policy(), &b"We accept credit card payments."[..]),
+        (mask_policy(), &b"pay to 4111 1111 1111 1111 by friday"[..]),
+    ] {
+        let now = with_document(file, false);
+        let v = p.inspect(RouteKind::Messages, now.as_bytes()).unwrap();
+        assert!(refused(&v), "{:?}", v.decision());
+        let later = with_document(file, true);
+        let v = p.inspect(RouteKind::Messages, later.as_bytes()).unwrap();
+        let Decision::Rewrite(out) = v.decision() else {
+            panic!("{:?}", v.decision())
+        };
+        let out: serde_json::Value = serde_json::from_slice(out).unwrap();
+        let source = &out["messages"][2]["content"][0]["content"][0]["source"];
+        assert_eq!(source["type"], "text", "{out}");
+        assert!(
+            source["data"]
+                .as_str()
+                .unwrap()
+                .starts_with("[removed by agw: rule "),
+            "{out}"
+        );
+        assert_eq!(out["messages"][4]["content"], "thanks, now something else");
+        assert!(
+            v.hits()
+                .iter()
+                .any(|h| h.path == "file (removed from history)")
+        );
+    }
+    // A clean document stays as it was sent.
+    let later = with_document(b"quarterly notes", true);
+    let v = seed_policy()
+        .inspect(RouteKind::Messages, later.as_bytes())
+        .unwrap();
+    assert!(v.is_allow(), "{:?}", v.decision());
+}
