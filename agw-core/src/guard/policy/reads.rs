@@ -257,20 +257,39 @@ impl Policy {
                 continue;
             }
             match file {
-                FileText::Text(text) => self.refuse_in(
-                    verdict,
-                    wanted,
-                    crate::json::normalize_str(text).as_bytes(),
-                    "file (decoded)",
-                    StatusCode::BAD_REQUEST,
-                    |rule| {
+                FileText::Text(text) => {
+                    let text = crate::json::normalize_str(text);
+                    let message = |rule: &str| {
                         format!(
                             "A file in the request holds text that the rule `{rule}` would \
                              mask; an encoded file is not rewritten (send it as text, or \
                              without it)."
                         )
-                    },
-                ),
+                    };
+                    let path = "file (decoded)";
+                    self.refuse_in(
+                        verdict,
+                        wanted,
+                        text.as_bytes(),
+                        path,
+                        StatusCode::BAD_REQUEST,
+                        message,
+                    );
+                    // Its escapes written out, as in message text (nineteenth session).
+                    let mut unescaped = crate::guard::encoded::Unescaped::default();
+                    if !matches!(verdict.decision(), Decision::Reject(_))
+                        && unescaped.read(text.as_bytes())
+                    {
+                        self.refuse_in(
+                            verdict,
+                            wanted,
+                            &unescaped.text,
+                            path,
+                            StatusCode::BAD_REQUEST,
+                            message,
+                        );
+                    }
+                }
                 FileText::Unreadable(why) => {
                     if let Some(rule) = self.refusing_rule(wanted) {
                         refuse_unread(

@@ -183,3 +183,22 @@ fn a_refused_document_is_removed_from_history() {
         .unwrap();
     assert!(v.is_allow(), "{:?}", v.decision());
 }
+
+/// Escapes inside a file are written out too (nineteenth session's second round).
+#[test]
+fn escapes_in_files_are_read_written_out() {
+    for text in [
+        "my cr&#101;dit card",
+        "my credit%20card",
+        "my cr\\x65dit card",
+    ] {
+        let body = format!(
+            r#"{{"model":"m","max_tokens":9,"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"text/plain","data":"{}"}}}}]}}]}}"#,
+            b64(text.as_bytes())
+        );
+        let v = seed_policy()
+            .inspect(RouteKind::Messages, body.as_bytes())
+            .unwrap();
+        assert!(refused(&v), "{text}: {:?}", v.decision());
+    }
+}
