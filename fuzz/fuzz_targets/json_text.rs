@@ -4,7 +4,8 @@
 //!
 //! 1. **Acceptance.** agw's scanner accepts a document exactly when serde_json accepts it
 //!    after one documented leniency is undone: ill-formed surrogate escapes (agw decodes each
-//!    unpaired `\uD800`–`\uDFFF` to U+FFFD; they become `\ufffd`). Raw control characters
+//!    unpaired `\uD800`–`\uDFFF` to U+200B, an invisible character the normalised text drops,
+//!    since 2026-12-01; they become `\u200b`). Raw control characters
 //!    inside strings are refused by both (agw tolerated them until 2026-11-30). serde_json
 //!    validates as `RawValue`, which has no depth limit; agw rejects nesting deeper than
 //!    `MAX_DEPTH` (128), checked separately.
@@ -159,7 +160,7 @@ fn strict(doc: &[u8], mark: bool) -> (Vec<u8>, usize) {
                     out.extend_from_slice(&doc[i..i + 12]);
                     i += 12;
                 } else if (0xd800..0xe000).contains(&hi) {
-                    out.extend_from_slice(b"\\ufffd");
+                    out.extend_from_slice(b"\\u200b");
                     i += 6;
                 } else {
                     out.extend_from_slice(&doc[i..i + 6]);
