@@ -217,11 +217,13 @@ async fn claude_hello_through_the_default_arrives_untouched() {
     agw.stop().await;
 }
 
-/// Case 2: a rejected prompt. With the experimental betas on, Claude Code answers a 400 by
-/// sending the turn again with fewer betas, six requests in all (2.1.332): the direct run
-/// against a mock told to answer 400 shows them, and through agw every one is rejected.
+/// Case 2: a rejected prompt. With the experimental betas on, Claude Code answers a plain 400
+/// by sending the turn again with fewer betas, six requests in all (2.1.332): the direct run
+/// against a mock told to answer 400 shows them. agw's refusal says it is a data-loss-prevention
+/// denial (`details.error_code: dlp_request_denied`), which Claude Code takes as terminal for
+/// that request body: through agw the prompt is sent once, and refused once.
 #[tokio::test(flavor = "multi_thread")]
-async fn claude_credit_card_is_rejected_on_every_fallback() {
+async fn claude_sends_a_refused_prompt_once() {
     let tools = tools().await;
     let scratch = Scratch::new("credit-card");
     let mock = MockProvider::start().await.unwrap();
@@ -259,7 +261,7 @@ async fn claude_credit_card_is_rejected_on_every_fallback() {
                 && l.contains("guard=reject")
         })
         .count();
-    assert_eq!(rejections, attempts.len(), "agw's access log:\n{log}");
+    assert_eq!(rejections, 1, "agw's access log:\n{log}");
 }
 
 /// Case 6: `--output-format json` reports the rejection as an API error.
@@ -559,8 +561,10 @@ async fn claude_tool_result_secrets_are_masked() {
 /// matches `kubectl\s+delete` but only touches a marker file. Claude Code is allowed to run
 /// Bash, and does — straight to the mock, and through agw with a rule that does not match —
 /// so the marker proves the command would run. Through agw with the rule, the tool call never
-/// completes: the marker never appears, and Claude Code shows the rule's message (from the
-/// non-streaming retry it makes after the stream's error event).
+/// completes: the marker never appears, and Claude Code shows the rule's message from the
+/// stream's error event. That event says it is a policy denial (`dlp_request_denied`), so
+/// Claude Code makes none of the non-streaming retries (each billed) it makes after a plain
+/// stream error.
 #[tokio::test(flavor = "multi_thread")]
 async fn claude_never_runs_a_tool_call_the_policy_rejects() {
     let tools = tools().await;
@@ -611,6 +615,9 @@ async fn claude_never_runs_a_tool_call_the_policy_rejects() {
             ),
         "{run}"
     );
+    // One request, the stream: no non-streaming retry after the policy's error event.
+    let sent = all_requests(&mock);
+    assert_eq!(sent.len(), 1, "{:?}", uris(&sent));
     // No tool result ever went back: Claude Code never ran the tool.
     for r in all_requests(&mock) {
         let body = String::from_utf8_lossy(&r.body);

@@ -147,7 +147,7 @@ async fn rejection_is_provider_shaped_and_never_reaches_upstream() {
     assert_eq!(res.headers()["content-type"], "application/json");
     assert_eq!(
         bytes,
-        r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content"}}"#
+        r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content","details":{"error_code":"dlp_request_denied"}}}"#
     );
     // count_tokens is guarded too, with the same shape.
     let (res, _) = send(json_post(
@@ -181,7 +181,7 @@ async fn a_guarded_phrase_in_a_request_header_is_refused_before_the_upstream() {
         assert_eq!(res.status(), 400, "{name}");
         assert_eq!(
             bytes,
-            r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content"}}"#
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content","details":{"error_code":"dlp_request_denied"}}}"#
         );
     }
     assert!(agw.mock.requests().is_empty());
@@ -248,7 +248,7 @@ async fn uploads_are_read_as_forms_and_files() {
         assert_eq!(res.status(), 400, "{ct}");
         assert_eq!(
             bytes,
-            r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content"}}"#
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content","details":{"error_code":"dlp_request_denied"}}}"#
         );
     }
     // A form that parsers split differently is refused, named.

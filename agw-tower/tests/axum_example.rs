@@ -26,7 +26,7 @@ async fn guard_rejects_before_the_handler() {
     assert_eq!(status, 400);
     assert_eq!(
         body,
-        r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content"}}"#
+        r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content","details":{"error_code":"dlp_request_denied"}}}"#
     );
 }
 

@@ -56,11 +56,18 @@ pub fn error_type(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// `{"type":"error","error":{"type":...,"message":...}}`
+/// `{"type":"error","error":{"type":...,"message":...}}`; a policy refusal
+/// ([`ErrorBody::policy_denial`]) adds `"details":{"error_code":"dlp_request_denied"}` to
+/// `error`, the code Claude Code knows a data-loss-prevention refusal by.
 pub fn error_json(err: &ErrorBody) -> String {
     let message = serde_json::Value::from(err.message());
     let ty = error_type(err.kind());
-    format!(r#"{{"type":"error","error":{{"type":"{ty}","message":{message}}}}}"#)
+    let details = if err.is_policy_denial() {
+        r#","details":{"error_code":"dlp_request_denied"}"#
+    } else {
+        ""
+    };
+    format!(r#"{{"type":"error","error":{{"type":"{ty}","message":{message}{details}}}}}"#)
 }
 
 /// `event: error` with the error body as its data.

@@ -78,6 +78,7 @@ pub struct ErrorBody {
     status: StatusCode,
     message: String,
     code: Option<String>,
+    denied: bool,
 }
 
 impl ErrorBody {
@@ -88,7 +89,23 @@ impl ErrorBody {
             status: kind.status(),
             message: message.into(),
             code: None,
+            denied: false,
         }
+    }
+
+    /// Marks the error as a refusal by the organisation's data-loss-prevention policy (a guard
+    /// rule): Anthropic-shaped bodies then carry `"details":{"error_code":"dlp_request_denied"}`,
+    /// which Claude Code reads as terminal for that request body. It sends the refused request
+    /// once instead of about six times, does not fall back to a non-streaming retry (billed)
+    /// after a stream ended with it, and tells the user how to go on in the session.
+    pub fn policy_denial(mut self) -> Self {
+        self.denied = true;
+        self
+    }
+
+    /// Whether this is a policy refusal ([`ErrorBody::policy_denial`]).
+    pub fn is_policy_denial(&self) -> bool {
+        self.denied
     }
 
     /// Overrides the status (a guard rule may reject with, say, 422).

@@ -18,6 +18,11 @@
 //!     Api::Anthropic.error_json(&err),
 //!     r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content"}}"#,
 //! );
+//! // A guard rule's refusal says so in Claude Code's terms: terminal for that request body.
+//! assert_eq!(
+//!     Api::Anthropic.error_json(&err.clone().policy_denial()),
+//!     r#"{"type":"error","error":{"type":"invalid_request_error","message":"Rejected due to inappropriate content","details":{"error_code":"dlp_request_denied"}}}"#,
+//! );
 //! assert!(Api::Anthropic.error_event(&err).starts_with("event: error\ndata: {"));
 //! assert!(Api::OpenAi.error_event(&err).starts_with("data: {\"error\""));
 //! assert_eq!(Api::OpenAi.model_field(), "model");

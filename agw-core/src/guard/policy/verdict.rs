@@ -81,7 +81,9 @@ impl Rejection {
         } else {
             ErrorKind::InvalidRequest
         };
-        ErrorBody::new(kind, self.message.clone()).with_status(self.status)
+        ErrorBody::new(kind, self.message.clone())
+            .with_status(self.status)
+            .policy_denial()
     }
 }
 
