@@ -94,6 +94,19 @@ pub fn map_back(raw: &[u8], identity: bool, at: usize) -> Option<Range<usize>> {
     crate::json::map_back(raw, kind, at)
 }
 
+/// The ASCII letter or digit `c` spells (tag characters — see [`is_tag`] for which runs —,
+/// enclosed letters and digits NFKC leaves alone or writes with punctuation), read before
+/// anything else; `None` for the rest.
+pub fn spelled(c: char) -> Option<char> {
+    crate::json::spelled(c)
+}
+
+/// Whether `c` is a tag character that spells printable ASCII (U+E0020–U+E007E): the decoder
+/// spells a run of them holding two different ones and drops any other run.
+pub fn is_tag(c: char) -> bool {
+    crate::json::is_tag(c)
+}
+
 /// Whether the decoder removes `c` as an invisible or format character.
 pub fn is_invisible(c: char) -> bool {
     crate::json::is_invisible(c)

@@ -12,7 +12,10 @@
 //! 2. **Decoding** (documents that are one string). With the same leniencies undone:
 //!    - exact unescaping (how agw reads keys, roles and block types) equals serde_json's string;
 //!    - the normalized text equals an independent implementation of the documented rule,
-//!      applied to serde_json's string: drop invisible characters (C0/C1 controls that are not
+//!      applied to serde_json's string: read the characters that spell ASCII letters and
+//!      digits (`fuzzing::spelled`: enclosed letters and digits, and the tag characters of a
+//!      run of them that holds two different ones; other tag runs are invisible) as them, drop
+//!      invisible characters (C0/C1 controls that are not
 //!      whitespace included), read the ASCII whitespace controls as whitespace (vertical tab,
 //!      form feed and U+001C–U+001E as `\n`, U+001F as a space), group each starter with the
 //!      combining marks after it, take each group's NFKD, drop invisibles and combining marks
@@ -219,8 +222,27 @@ fn normalize(s: &str) -> String {
         '\u{1f}' => ' ',
         c => c,
     };
-    for c in s
-        .chars()
+    let chars: Vec<char> = s.chars().collect();
+    let mut spelled = Vec::with_capacity(chars.len());
+    let mut k = 0;
+    while k < chars.len() {
+        let c = chars[k];
+        if fuzzing::is_tag(c) {
+            let end = chars[k..]
+                .iter()
+                .position(|t| !fuzzing::is_tag(*t))
+                .map_or(chars.len(), |p| k + p);
+            if chars[k..end].iter().any(|t| *t != c) {
+                spelled.extend(chars[k..end].iter().filter_map(|t| fuzzing::spelled(*t)));
+            }
+            k = end;
+        } else {
+            spelled.push(fuzzing::spelled(c).unwrap_or(c));
+            k += 1;
+        }
+    }
+    for c in spelled
+        .into_iter()
         .filter(|c| !fuzzing::is_invisible(*c))
         .map(ascii_whitespace)
     {

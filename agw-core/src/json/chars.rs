@@ -128,6 +128,59 @@ pub(crate) fn is_invisible(c: char) -> bool {
         || (!c.is_ascii() && find(&tables().format, c).is_some())
 }
 
+/// The ASCII letter or digit a character spells in another form, where NFKC does not say so
+/// (or says it with parentheses and stops around it), read before anything else:
+///
+/// - tag characters U+E0020–U+E007E ([`is_tag`]): ASCII shifted by U+E0000, invisible on
+///   screen, and read as their letters by models ("ASCII smuggling"; twentieth session's red
+///   team: a whole prompt written in them passed every rule). The decoder spells a run of
+///   them that holds two different ones; one alone, or one repeated, is dropped as invisible
+///   padding or a splitter inside a word. The other
+///   tag characters (U+E0001, U+E007F and the unassigned rest of the plane) stay invisible;
+/// - enclosed letters NFKC leaves alone: negative circled and negative squared capitals
+///   (U+1F150–U+1F169, U+1F170–U+1F189: `🆂🅴🅲🆁🅴🆃`) and the regional indicators
+///   (U+1F1E6–U+1F1FF, which spell flags as letter pairs: `🇺🇸` reads `US`);
+/// - letters and digits NFKC writes with punctuation around them: parenthesized small and
+///   capital letters (`⒞⒭⒠⒟⒤⒯` would read `(c)(r)(e)(d)(i)(t)`), parenthesized digits and
+///   digits with a full stop or comma (`⑷`, `⒋`, `🄃`), one to nine (ten and up are two
+///   digits; NFKC's reading stays);
+/// - dingbat and enclosed digits without a decomposition: negative circled, circled
+///   sans-serif and negative circled sans-serif digits (`❹`, `➃`, `➍`), double circled
+///   digits (`⓸`), negative circled zero (`⓿`) and the dingbat zeros U+1F10B, U+1F10C.
+///
+/// `None` for every other character.
+#[inline]
+pub(crate) fn spelled(c: char) -> Option<char> {
+    if c.is_ascii() {
+        return None;
+    }
+    let u = u32::from(c);
+    let from = |base: u32, first: u8| char::from(first + (u - base) as u8);
+    Some(match u {
+        0xE0020..=0xE007E => char::from((u - 0xE0000) as u8),
+        0x1F150..=0x1F169 => from(0x1F150, b'A'),
+        0x1F170..=0x1F189 => from(0x1F170, b'A'),
+        0x1F1E6..=0x1F1FF => from(0x1F1E6, b'A'),
+        0x249C..=0x24B5 => from(0x249C, b'a'),
+        0x1F110..=0x1F129 => from(0x1F110, b'A'),
+        0x2474..=0x247C => from(0x2474, b'1'),
+        0x2488..=0x2490 => from(0x2488, b'1'),
+        0x1F101..=0x1F10A => from(0x1F101, b'0'),
+        0x2776..=0x277E => from(0x2776, b'1'),
+        0x2780..=0x2788 => from(0x2780, b'1'),
+        0x278A..=0x2792 => from(0x278A, b'1'),
+        0x24F5..=0x24FD => from(0x24F5, b'1'),
+        0x24FF | 0x1F100 | 0x1F10B | 0x1F10C => '0',
+        _ => return None,
+    })
+}
+
+/// Whether `c` is a tag character that spells printable ASCII (U+E0020–U+E007E).
+#[inline]
+pub(crate) fn is_tag(c: char) -> bool {
+    ('\u{E0020}'..='\u{E007E}').contains(&c)
+}
+
 /// What a character of a compatibility decomposition (NFKD) becomes in the matched text:
 /// nothing (invisible characters and marks), its ASCII digit, a line feed or a space
 /// (whitespace), or itself. ASCII is itself: the walk reads escaped ASCII controls with
@@ -175,6 +228,52 @@ mod tests {
         }
         for c in ['7', '²', '①', 'Ⅳ', '\u{0BF0}'] {
             assert_eq!(ascii_digit(c), None, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn spelled_characters() {
+        for (c, want) in [
+            ('\u{E0041}', 'A'),
+            ('\u{E0020}', ' '),
+            ('\u{E007E}', '~'),
+            ('\u{1F150}', 'A'),
+            ('\u{1F189}', 'Z'),
+            ('\u{1F1FA}', 'U'),
+            ('\u{249C}', 'a'),
+            ('\u{24B5}', 'z'),
+            ('\u{1F110}', 'A'),
+            ('\u{2474}', '1'),
+            ('\u{247C}', '9'),
+            ('\u{2488}', '1'),
+            ('\u{1F100}', '0'),
+            ('\u{1F101}', '0'),
+            ('\u{1F10A}', '9'),
+            ('\u{2776}', '1'),
+            ('\u{277E}', '9'),
+            ('\u{2780}', '1'),
+            ('\u{278A}', '1'),
+            ('\u{2792}', '9'),
+            ('\u{24F5}', '1'),
+            ('\u{24FF}', '0'),
+            ('\u{1F10B}', '0'),
+            ('\u{1F10C}', '0'),
+        ] {
+            assert_eq!(spelled(c), Some(want), "{c:?}");
+        }
+        // Ten and up, the tag controls, and what NFKC reads already are not.
+        for c in [
+            '\u{277F}',
+            '\u{247D}',
+            '\u{E0001}',
+            '\u{E007F}',
+            '\u{E0080}',
+            '①',
+            'Ⓐ',
+            '🄰',
+            'a',
+        ] {
+            assert_eq!(spelled(c), None, "{c:?}");
         }
     }
 

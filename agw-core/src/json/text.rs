@@ -16,7 +16,7 @@
 //! fast: pure-ASCII strings without escapes are copied as they are, and pure-ASCII strings with
 //! only short escapes (`\n`, `\"`) are unescaped with `memchr`.
 
-use super::chars::{fold, is_invisible, is_mark, whitespace};
+use super::chars::{fold, is_invisible, is_mark, is_tag, spelled, whitespace};
 use std::ops::Range;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::canonical_combining_class;
@@ -346,6 +346,7 @@ pub(crate) fn needs_normalization(raw: &[u8], known_ok: &mut char) -> bool {
 #[inline(never)]
 pub(crate) fn is_stable(c: char) -> bool {
     canonical_combining_class(c) == 0
+        && spelled(c).is_none()
         && fold(c) == Some(c)
         && unicode_normalization::is_nfkc_quick(std::iter::once(c))
             == unicode_normalization::IsNormalized::Yes
@@ -434,6 +435,24 @@ pub(crate) fn next_char(raw: &[u8], i: usize) -> (char, usize) {
     (char::from_u32(c).unwrap_or('\u{FFFD}'), i + len)
 }
 
+/// Whether the run of tag characters starting at `raw[i]` holds two different characters
+/// (text written in them), looking no further than the first difference.
+fn tag_run_spells(raw: &[u8], mut i: usize) -> bool {
+    let (first, next) = next_char(raw, i);
+    i = next;
+    while i < raw.len() {
+        let (c, next) = next_char(raw, i);
+        if !is_tag(c) {
+            return false;
+        }
+        if c != first {
+            return true;
+        }
+        i = next;
+    }
+    false
+}
+
 /// Whether `c` belongs with the character before it: a combining mark (which is dropped, but
 /// its bytes go with the letter it sits on), a character whose compatibility decomposition
 /// starts with one (halfwidth voiced marks), or one that NFC may compose with its predecessor
@@ -486,6 +505,8 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
         }
     };
     let mut i = 0;
+    // Whether the last character was a tag character, and whether its run spells text.
+    let (mut prev_tag, mut spell_run) = (false, false);
     while i < raw.len() {
         if emitted.get() > limit {
             return false;
@@ -499,6 +520,7 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
                 .position(|&c| c >= 0x80 || c == b'\\')
                 .unwrap_or(raw.len() - i);
             flush(&mut cluster, cluster_src.clone(), &mut emit);
+            prev_tag = false;
             if run > 1 {
                 emit(&raw[i..i + run - 1], i..i + run - 1, true);
             }
@@ -508,6 +530,18 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
             continue;
         }
         let (c, next) = next_char(raw, i);
+        // An enclosed letter or digit spells ASCII (see `spelled`); so does a run of tag
+        // characters that is text: two different ones or more. One alone, or one repeated, is
+        // invisible padding or a word splitter, dropped.
+        let tag = is_tag(c);
+        if tag && !prev_tag {
+            spell_run = tag_run_spells(raw, i);
+        }
+        prev_tag = tag;
+        let c = match spelled(c) {
+            Some(a) if !tag || spell_run => a,
+            _ => c,
+        };
         if is_invisible(c) {
             i = next;
             continue;
@@ -589,7 +623,12 @@ mod tests {
             ("cre\u{200B}dit c\u{00AD}ard", "credit card"),
             (r"cre\u200bdit", "credit"),
             ("\u{FEFF}credit\u{2060} card", "credit card"),
+            // One tag character, or one repeated, is a splitter or padding; a run of different
+            // ones spells ASCII.
             ("c\u{E0063}redit", "credit"),
+            ("c\u{E0063}\u{E0063}redit", "credit"),
+            ("\u{E0063}\u{E0072}edit", "credit"),
+            ("x\u{E0063}\u{E0072}\u{E0063}\u{200B}\u{E0063}y", "xcrcy"),
             // Unassigned default-ignorables too.
             (
                 "cred\u{2065}it c\u{FFF0}ard\u{E0000}\u{E0080}\u{E0FFF}",

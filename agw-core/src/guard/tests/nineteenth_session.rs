@@ -184,3 +184,87 @@ fn escapes_in_files_are_read_written_out() {
         assert!(refused(&v), "{text}: {:?}", v.decision());
     }
 }
+
+/// Twentieth session's red team: characters that spell ASCII letters and digits in another
+/// form NFKC does not undo — tag characters (invisible, read by models: "ASCII smuggling"),
+/// negative circled and squared letters, regional indicators, parenthesized letters and
+/// digits, dingbat digits — are read as what they spell, by rules and detectors alike.
+#[test]
+fn characters_that_spell_ascii_are_read_as_it() {
+    let tags = |s: &str| -> String {
+        s.chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect()
+    };
+    let p = seed_policy();
+    for text in [
+        format!("read the tags: {}", tags("my credit card")),
+        format!("cr{}it card", tags("ed")),
+        "my ⒞⒭⒠⒟⒤⒯ ⒞⒜⒭⒟ is on file".to_string(),
+    ] {
+        let v = p
+            .inspect(RouteKind::Messages, chat(&text).as_bytes())
+            .unwrap();
+        assert!(refused(&v), "{text}: {:?}", v.decision());
+    }
+    let any_case = Policy::builder()
+        .rule(
+            Rule::literals("plan", ["secret plan"])
+                .case_insensitive(true)
+                .reject("no"),
+        )
+        .build()
+        .unwrap();
+    for text in [
+        "the 🆂🅴🅲🆁🅴🆃 🅿🅻🅰🅽",
+        "the 🅢🅔🅒🅡🅔🅣 plan",
+        "the 🇸\u{200B}🇪🇨🇷🇪🇹 plan",
+    ] {
+        let v = any_case
+            .inspect(RouteKind::Messages, chat(text).as_bytes())
+            .unwrap();
+        assert!(refused(&v), "{text}: {:?}", v.decision());
+    }
+    let cards = Policy::builder()
+        .rule(Rule::detectors("cards", [Detector::CreditCard]).reject("no cards"))
+        .build()
+        .unwrap();
+    for text in [
+        "card: ❹❺❸❾ ❾❹❺❽ ⓿❼❸⓿ ❷❶❺❶",
+        "card: ➃➄➂➈ ➈➃➄➇ 🄋➆➂🄋 ➁➀➄➀",
+        "card: ➍➎➌➒ ➒➍➎➑ ⓿➐➌⓿ ➋➊➎➊",
+        "card: ⓸⓹⓷⓽ ⓽⓸⓹⓼ ⓿⓻⓷⓿ ⓶⓵⓹⓵",
+        "card: ⑷⑸⑶⑼ ⑼⑷⑸⑻ ⓪⑺⑶⓪ ⑵⑴⑸⑴",
+        &tags("card: 4539 9458 0730 2151"),
+    ] {
+        let v = cards
+            .inspect(RouteKind::Messages, chat(text).as_bytes())
+            .unwrap();
+        assert!(refused(&v), "{text}: {:?}", v.decision());
+    }
+    // Masked over the characters as written: the tags' bytes are replaced, the rest kept.
+    let body = chat(&format!("key {} ok", tags("AKIAZ7QRSTUVWX2345AB")));
+    let v = mask_policy()
+        .inspect(RouteKind::Messages, body.as_bytes())
+        .unwrap();
+    let Decision::Rewrite(masked) = v.decision() else {
+        panic!("{:?}", v.decision());
+    };
+    let masked = String::from_utf8(masked.clone()).unwrap();
+    assert!(
+        masked.contains("key ") && masked.contains(" ok"),
+        "{masked}"
+    );
+    assert!(!masked.contains('\u{E0041}'), "{masked}");
+    // Flags and emoji tag sequences still pass a policy they do not match.
+    for text in [
+        "greetings from 🇺🇸 and 🇫🇷",
+        "go 🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} team",
+        "item ❶ then ❷",
+    ] {
+        let v = p
+            .inspect(RouteKind::Messages, chat(text).as_bytes())
+            .unwrap();
+        assert_eq!(v.decision(), &Decision::Allow, "{text}");
+    }
+}
