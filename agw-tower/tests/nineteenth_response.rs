@@ -131,7 +131,8 @@ async fn through_upstream(
 /// Found by the nineteenth session's red team: an upstream's `307` with an absolute
 /// `Location` reached the client, and the SDKs followed it — the prompt went to that address
 /// and its answer was shown, both unguarded. Every redirect is a 502 in the route's dialect,
-/// cause `redirect`, its `Location` never echoed; a `304` without one passes.
+/// cause `redirect`, its `Location` never echoed, with `x-should-retry: false`; a `304`
+/// without one passes.
 #[tokio::test]
 async fn an_upstream_redirect_is_never_passed_on() {
     for response in [
@@ -166,6 +167,13 @@ async fn an_upstream_redirect_is_never_passed_on() {
             assert_eq!(status, 502, "{response:?} {path}: {body}");
             assert_eq!(failure, Some(UpstreamFailure::Redirect), "{response:?}");
             assert!(headers.get(http::header::LOCATION).is_none(), "{headers:?}");
+            // Retrying cannot help: the SDKs (Claude Code's too) read `x-should-retry: false`
+            // and show it at once, where they retried a 502 ten times.
+            assert_eq!(
+                headers.get("x-should-retry").map(|v| v.as_bytes()),
+                Some(&b"false"[..]),
+                "{headers:?}"
+            );
             assert!(
                 body.contains(shape) && body.contains("redirect") && !body.contains("evil"),
                 "{response:?} {path}: {body}"

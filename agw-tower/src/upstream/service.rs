@@ -260,6 +260,12 @@ impl Future for UpstreamFuture {
                         ),
                     );
                     let mut res = error_response(this.class.api, &err);
+                    // A misconfiguration a retry cannot fix: the SDKs read this header (Claude
+                    // Code retried the 502 ten times before showing it).
+                    res.headers_mut().insert(
+                        http::HeaderName::from_static("x-should-retry"),
+                        http::HeaderValue::from_static("false"),
+                    );
                     res.extensions_mut().insert(UpstreamTiming(elapsed));
                     res.extensions_mut().insert(failure);
                     return Poll::Ready(Ok(res));
