@@ -155,25 +155,40 @@ pub(crate) fn spelled(c: char) -> Option<char> {
         return None;
     }
     let u = u32::from(c);
-    let from = |base: u32, first: u8| char::from(first + (u - base) as u8);
-    Some(match u {
-        0xE0020..=0xE007E => char::from((u - 0xE0000) as u8),
-        0x1F150..=0x1F169 => from(0x1F150, b'A'),
-        0x1F170..=0x1F189 => from(0x1F170, b'A'),
-        0x1F1E6..=0x1F1FF => from(0x1F1E6, b'A'),
-        0x249C..=0x24B5 => from(0x249C, b'a'),
-        0x1F110..=0x1F129 => from(0x1F110, b'A'),
-        0x2474..=0x247C => from(0x2474, b'1'),
-        0x2488..=0x2490 => from(0x2488, b'1'),
-        0x1F101..=0x1F10A => from(0x1F101, b'0'),
-        0x2776..=0x277E => from(0x2776, b'1'),
-        0x2780..=0x2788 => from(0x2780, b'1'),
-        0x278A..=0x2792 => from(0x278A, b'1'),
-        0x24F5..=0x24FD => from(0x24F5, b'1'),
-        0x24FF | 0x1F100 | 0x1F10B | 0x1F10C => '0',
-        _ => return None,
-    })
+    SPELLED
+        .iter()
+        .find(|&&(first, last, _)| (first..=last).contains(&u))
+        .map(|&(first, _, at)| char::from(at + (u - first) as u8))
 }
+
+/// The ranges [`spelled`] reads: first and last code point, and what the first one spells
+/// (the others follow it in order).
+const SPELLED: [(u32, u32, u8); 17] = [
+    // Tag characters: ASCII plus U+E0000.
+    (0xE0020, 0xE007E, b' '),
+    // Negative circled, negative squared capitals; regional indicators.
+    (0x1F150, 0x1F169, b'A'),
+    (0x1F170, 0x1F189, b'A'),
+    (0x1F1E6, 0x1F1FF, b'A'),
+    // Parenthesized small and capital letters.
+    (0x249C, 0x24B5, b'a'),
+    (0x1F110, 0x1F129, b'A'),
+    // Parenthesized digits, digits with a full stop, with a comma, one to nine.
+    (0x2474, 0x247C, b'1'),
+    (0x2488, 0x2490, b'1'),
+    (0x1F101, 0x1F10A, b'0'),
+    // Dingbat negative circled, circled sans-serif, negative circled sans-serif, and double
+    // circled digits, one to nine.
+    (0x2776, 0x277E, b'1'),
+    (0x2780, 0x2788, b'1'),
+    (0x278A, 0x2792, b'1'),
+    (0x24F5, 0x24FD, b'1'),
+    // Zeros: negative circled, with a full stop, the dingbat ones.
+    (0x24FF, 0x24FF, b'0'),
+    (0x1F100, 0x1F100, b'0'),
+    (0x1F10B, 0x1F10B, b'0'),
+    (0x1F10C, 0x1F10C, b'0'),
+];
 
 /// Whether `c` is a tag character that spells printable ASCII (U+E0020–U+E007E).
 #[inline]

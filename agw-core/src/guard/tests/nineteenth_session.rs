@@ -14,6 +14,12 @@ fn chat(text: &str) -> String {
     )
 }
 
+/// The policy's verdict on a chat whose one user message is `text`.
+fn verdict(p: &Policy, text: &str) -> Verdict {
+    p.inspect(RouteKind::Messages, chat(text).as_bytes())
+        .unwrap()
+}
+
 #[test]
 fn escaped_text_is_read_as_a_model_reads_it() {
     let p = seed_policy();
@@ -36,9 +42,7 @@ fn escaped_text_is_read_as_a_model_reads_it() {
         "my cr\\U00000065dit card",
         "my credit\\u00a0card",
     ] {
-        let v = p
-            .inspect(RouteKind::Messages, chat(text).as_bytes())
-            .unwrap();
+        let v = verdict(&p, text);
         assert!(refused(&v), "{text}: {:?}", v.decision());
     }
     // Escapes that decode to nothing a rule reads, and text that only looks escaped.
@@ -50,9 +54,7 @@ fn escaped_text_is_read_as_a_model_reads_it() {
         "a \\q escape and \\u00 half of one; credit, card",
         "cr\\ud800edit card",
     ] {
-        let v = p
-            .inspect(RouteKind::Messages, chat(text).as_bytes())
-            .unwrap();
+        let v = verdict(&p, text);
         assert!(!refused(&v), "{text}: {:?}", v.hits());
     }
 }
@@ -202,9 +204,7 @@ fn characters_that_spell_ascii_are_read_as_it() {
         format!("cr{}it card", tags("ed")),
         "my ⒞⒭⒠⒟⒤⒯ ⒞⒜⒭⒟ is on file".to_string(),
     ] {
-        let v = p
-            .inspect(RouteKind::Messages, chat(&text).as_bytes())
-            .unwrap();
+        let v = verdict(&p, &text);
         assert!(refused(&v), "{text}: {:?}", v.decision());
     }
     let any_case = Policy::builder()
@@ -220,9 +220,7 @@ fn characters_that_spell_ascii_are_read_as_it() {
         "the 🅢🅔🅒🅡🅔🅣 plan",
         "the 🇸\u{200B}🇪🇨🇷🇪🇹 plan",
     ] {
-        let v = any_case
-            .inspect(RouteKind::Messages, chat(text).as_bytes())
-            .unwrap();
+        let v = verdict(&any_case, text);
         assert!(refused(&v), "{text}: {:?}", v.decision());
     }
     let cards = Policy::builder()
@@ -237,9 +235,7 @@ fn characters_that_spell_ascii_are_read_as_it() {
         "card: ⑷⑸⑶⑼ ⑼⑷⑸⑻ ⓪⑺⑶⓪ ⑵⑴⑸⑴",
         &tags("card: 4539 9458 0730 2151"),
     ] {
-        let v = cards
-            .inspect(RouteKind::Messages, chat(text).as_bytes())
-            .unwrap();
+        let v = verdict(&cards, text);
         assert!(refused(&v), "{text}: {:?}", v.decision());
     }
     // Masked over the characters as written: the tags' bytes are replaced, the rest kept.
@@ -262,9 +258,6 @@ fn characters_that_spell_ascii_are_read_as_it() {
         "go 🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} team",
         "item ❶ then ❷",
     ] {
-        let v = p
-            .inspect(RouteKind::Messages, chat(text).as_bytes())
-            .unwrap();
-        assert_eq!(v.decision(), &Decision::Allow, "{text}");
+        assert_eq!(verdict(&p, text).decision(), &Decision::Allow, "{text}");
     }
 }
