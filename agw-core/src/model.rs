@@ -782,6 +782,9 @@ pub struct FormPart<'a> {
     pub names: Vec<String>,
     /// Whether the part is a file (its `Content-Disposition` names a `filename`).
     pub file: bool,
+    /// The names a file part's `Content-Disposition` gives it (`filename` and RFC 5987's
+    /// `filename*`, which form parsers prefer differently): each declares the file's type.
+    pub filenames: Vec<String>,
     /// The part's own `Content-Type`, if it has one.
     pub content_type: Option<String>,
     /// The part's contents.
@@ -871,6 +874,7 @@ pub fn form_parts<'a>(
         let mut form = FormPart {
             names: Vec::new(),
             file: false,
+            filenames: Vec::new(),
             content_type: None,
             value,
         };
@@ -903,6 +907,16 @@ pub fn form_parts<'a>(
                     return Err("a form field's name is split into RFC 2231 continuations".into());
                 } else if k.starts_with("filename") {
                     form.file = true;
+                    // `filename*=utf-8''notes.txt` (RFC 5987) decoded, as form parsers that
+                    // prefer it read it.
+                    let name = if k == "filename*" {
+                        let encoded = v.rsplit('\'').next().unwrap_or(&v);
+                        let decoded = crate::route::canonical::percent_decoded(encoded.as_bytes());
+                        String::from_utf8_lossy(&decoded).into_owned()
+                    } else {
+                        v
+                    };
+                    form.filenames.push(name);
                 }
             }
         }

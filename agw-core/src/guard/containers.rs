@@ -1,8 +1,10 @@
 //! What a file holds inside a container a provider opens for its model: a gzip file, a zip
 //! archive (office documents — DOCX, XLSX, PPTX, ODF, EPUB — are zip archives of XML) and a
 //! PDF (the strings its content streams draw, and those of its objects). Everything else is
-//! read as text ([`super::files::text_readings`]). Pictures inside (a PNG, a JPEG, a GIF, a
-//! WebP) are not read. All of it within one budget of decompressed bytes: a file that would
+//! read as text ([`super::files::text_readings`]), and so is a file declared text, a container
+//! or not. A real picture or recording (a PNG, a JPEG, a GIF, a WebP: [`pictures`]) that
+//! declares nothing else is not read, inside an archive (by its entry's name) or out; a
+//! picture's signature before text is no picture. All of it within one budget of decompressed bytes: a file that would
 //! not fit is an error, which refuses the request (a decompression bomb is not read into
 //! memory).
 //!
@@ -16,9 +18,11 @@
 //! characters (a subset font without a readable encoding) is not found. Encrypted archive
 //! entries are read as the bytes they are (no reader reads them without the password).
 
-use super::files::{FileText, text_readings};
+use super::files::{Declared, FileText, text_readings};
 use std::collections::HashMap;
 use std::io::Read;
+
+mod pictures;
 
 /// How deep containers are opened inside containers (a zip in a gzip in a zip).
 const MAX_DEPTH: u8 = 3;
@@ -30,22 +34,39 @@ const PDF_FILTER: &str = "a PDF stream is encoded in a way agw does not decode";
 const PDF_DICTIONARY: &str = "a PDF stream's dictionary could not be parsed";
 const PDF_ENCRYPTED: &str = "the PDF is encrypted";
 
-/// Appends the readings of `bytes` to `out`. `Err` when what they hold would exceed `budget`.
+/// Appends the readings of `bytes`, a file nothing declares, to `out`. `Err` when what they
+/// hold would exceed `budget`.
 pub(super) fn read(
     bytes: &[u8],
     depth: u8,
     budget: &mut usize,
     out: &mut Vec<FileText>,
 ) -> Result<(), ()> {
-    if is_picture(bytes) {
+    read_as(bytes, Declared::UNTYPED, depth, budget, out)
+}
+
+/// Appends the readings of `bytes`, declared `declared`, to `out`: nothing for a real picture
+/// or recording that declares media or nothing ([`pictures`]); a gzip file, a zip archive or
+/// a PDF from inside, and as text where it is none of them or is declared text. `Err` when
+/// what they hold would exceed `budget`.
+pub(super) fn read_as(
+    bytes: &[u8],
+    declared: Declared,
+    depth: u8,
+    budget: &mut usize,
+    out: &mut Vec<FileText>,
+) -> Result<(), ()> {
+    if declared.may_be_picture() && pictures::is_real(bytes) {
         return Ok(());
     }
+    let mut contained = false;
     if depth < MAX_DEPTH {
         if bytes.starts_with(&[0x1f, 0x8b]) {
             let mut inflated = Vec::new();
             let reader = flate2::read::MultiGzDecoder::new(bytes);
             if inflate(reader, budget, &mut inflated)? {
-                return read(&inflated, depth + 1, budget, out);
+                read(&inflated, depth + 1, budget, out)?;
+                contained = true;
             }
         } else {
             // A zip archive is found from its end, as readers find it (Python's `zipfile`):
@@ -53,29 +74,18 @@ pub(super) fn read(
             // does not start as an archive, it is also read as whatever else it is.
             let archive = bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06");
             if zip(bytes, depth, budget, out)? && archive {
-                return Ok(());
-            }
-            if memchr::memmem::find(&bytes[..bytes.len().min(1024)], b"%PDF-").is_some() {
-                return pdf(bytes, budget, out);
+                contained = true;
+            } else if memchr::memmem::find(&bytes[..bytes.len().min(1024)], b"%PDF-").is_some() {
+                contained = pdf(bytes, budget, out)?;
             }
         }
     }
-    text_readings(bytes, budget, out)
-}
-
-/// Whether bytes are a picture's or a recording's, by their signature: PNG, JPEG, GIF,
-/// WebP, WAV, MP3 (ID3), Ogg, FLAC, MP4/M4A/MOV, WebM/Matroska.
-fn is_picture(b: &[u8]) -> bool {
-    b.starts_with(b"\x89PNG\r\n\x1a\n")
-        || b.starts_with(&[0xff, 0xd8, 0xff])
-        || b.starts_with(b"GIF87a")
-        || b.starts_with(b"GIF89a")
-        || (b.starts_with(b"RIFF") && matches!(b.get(8..12), Some(b"WEBP" | b"WAVE")))
-        || b.starts_with(b"ID3")
-        || b.starts_with(b"OggS")
-        || b.starts_with(b"fLaC")
-        || b.get(4..8) == Some(b"ftyp")
-        || b.starts_with(&[0x1a, 0x45, 0xdf, 0xa3])
+    // Declared text is read as text too: a provider hands a text file to its model as text,
+    // whatever its first bytes are (twenty-first session's red team).
+    if !contained || declared.is_text() {
+        text_readings(bytes, budget, out)?;
+    }
+    Ok(())
 }
 
 /// Reads a decompressing reader into `out`, charging `budget`. `Ok(false)` when the data is
@@ -324,7 +334,9 @@ fn read_entry(
             return Ok(true);
         }
     };
-    read(contents, depth + 1, budget, out)?;
+    // An entry is declared by its name: `notes.txt` is text, whatever its first bytes are.
+    let declared = Declared::UNTYPED.with_filename(name);
+    read_as(contents, declared, depth + 1, budget, out)?;
     let lower = name.to_ascii_lowercase();
     let named = [
         ".xml", ".rels", ".xhtml", ".html", ".htm", ".opf", ".ncx", ".svg",
@@ -1179,9 +1191,11 @@ fn is_image(dict: &Obj, objects: &Objects) -> bool {
 /// ASCIIHex, ASCII85, RunLength, with predictors), twice: with a line break where the text
 /// moves, and with the pieces joined (a reader joins text a writer positions piece by piece
 /// on one line). Pictures' streams are not read. A stream agw cannot decode, a stream whose
-/// dictionary it cannot parse and an encrypted PDF are unreadable.
-fn pdf(bytes: &[u8], budget: &mut usize, out: &mut Vec<FileText>) -> Result<(), ()> {
+/// dictionary it cannot parse and an encrypted PDF are unreadable. `Ok(false)` when no object
+/// was found: the bytes are no PDF (then they are read as text too).
+fn pdf(bytes: &[u8], budget: &mut usize, out: &mut Vec<FileText>) -> Result<bool, ()> {
     let (mut objects, mut streams) = objects(bytes);
+    let parsed = !objects.is_empty() || !streams.is_empty();
     let mut unreadable: Option<&'static str> = None;
     for s in &mut streams {
         let length = s.dict.get(b"Length").map(|l| resolve(&objects, l));
@@ -1301,7 +1315,7 @@ fn pdf(bytes: &[u8], budget: &mut usize, out: &mut Vec<FileText>) -> Result<(), 
     if !joined.iter().all(u8::is_ascii_whitespace) {
         text_readings(&joined, budget, out)?;
     }
-    Ok(())
+    Ok(parsed)
 }
 
 /// The objects an object stream holds: `/N` pairs of number and offset (from `/First`).
@@ -1601,14 +1615,22 @@ mod tests {
         assert!(holds(&gz, "AKIAZ7QRSTUVWX2345AB"));
         // A DOCX splits a sentence into runs; stored or deflated, the runs read as one.
         let doc = br#"<?xml version="1.0"?><w:document><w:body><w:p><w:r><w:t>my credit</w:t></w:r><w:r><w:t xml:space="preserve"> card &amp; more</w:t></w:r></w:p><w:p><w:r><w:t>next</w:t></w:r></w:p></w:body></w:document>"#;
+        // A real PNG (its chunks to `IEND`), whose `tEXt` no picture reader shows as text.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (ty, data) in [
+            (&b"IHDR"[..], &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0][..]),
+            (b"tEXt", b"Comment\0 credit card"),
+            (b"IEND", b""),
+        ] {
+            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            png.extend_from_slice(ty);
+            png.extend_from_slice(data);
+            png.extend_from_slice(&[0; 4]);
+        }
         for deflate in [false, true] {
             let docx = zip_of(&[
                 ("[Content_Types].xml", b"<Types/>", deflate),
-                (
-                    "word/media/image1.png",
-                    b"\x89PNG\r\n\x1a\n credit card",
-                    deflate,
-                ),
+                ("word/media/image1.png", &png, deflate),
                 ("word/document.xml", doc, deflate),
             ]);
             let texts = readings(&docx).unwrap();
@@ -1620,6 +1642,29 @@ mod tests {
             );
             // The picture inside is not read.
             assert!(!texts.iter().any(|t| t.contains("PNG")), "{texts:?}");
+            // A picture's signature before text is no picture, an entry named as text is
+            // text whatever its first bytes are: both read.
+            let fake = zip_of(&[
+                (
+                    "word/media/image1.png",
+                    b"\x89PNG\r\n\x1a\n credit card",
+                    deflate,
+                ),
+                (
+                    "notes.txt",
+                    &[&png[..], b" the secret phrase"].concat(),
+                    deflate,
+                ),
+            ]);
+            let texts = readings(&fake).unwrap();
+            assert!(
+                texts.iter().any(|t| t.contains(" credit card")),
+                "{texts:?}"
+            );
+            assert!(
+                texts.iter().any(|t| t.contains("the secret phrase")),
+                "{texts:?}"
+            );
         }
         // A zip inside a gzip; a corrupt archive is read as the bytes it is.
         let inner = zip_of(&[("a.txt", b"the credit card phrase", true)]);

@@ -10,6 +10,15 @@
 //! control characters made a text file "binary"); a file whose contents would not fit in
 //! [`READ_LIMIT`] once decompressed is [`FileText::Unreadable`]. The decoded text is not
 //! rewritten in place: a rule's match refuses the request ([`super::Policy`]).
+//!
+//! A file is read as the request declares it ([`Declared`]: its media types, its file name's
+//! extension), not as its first bytes look: a provider hands a `text/plain` document to its
+//! model as text, a PNG's signature at its head or not (twenty-first session's red team, F3).
+//! Declared text is always read as text (a container inside it read too); any other type
+//! but media is read as the container it is, and as text where it is none; only a file whose
+//! declarations are all media, or that declares nothing, may go unread for being a picture,
+//! and then only a real one ([`super::containers`]). Declarations that disagree (an image's
+//! media type, a `.txt` name) fail toward reading.
 
 /// Media types whose contents are not text a rule can read (by prefix, lower case): a model
 /// sees pictures and sound there, and providers check that they are.
@@ -27,17 +36,237 @@ pub(crate) enum FileText {
     Unreadable(&'static str),
 }
 
+/// Media types that declare nothing about the contents: bytes of some kind.
+const UNTYPED: [&[u8]; 5] = [
+    b"application/octet-stream",
+    b"binary/octet-stream",
+    b"application/binary",
+    b"application/unknown",
+    b"*/*",
+];
+
+/// Words in a media type's subtype that make it text (`application/ld+json`, `image/svg+xml`,
+/// `application/x-yaml`, `application/javascript`, `text/csv` by its type already).
+const TEXT_SUBTYPES: [&[u8]; 22] = [
+    b"json",
+    b"xml",
+    b"yaml",
+    b"yml",
+    b"csv",
+    b"javascript",
+    b"ecmascript",
+    b"typescript",
+    b"markdown",
+    b"toml",
+    b"sql",
+    b"x-sh",
+    b"shellscript",
+    b"python",
+    b"x-tex",
+    b"latex",
+    b"rtf",
+    b"plain",
+    b"html",
+    b"urlencoded",
+    b"graphql",
+    b"subrip",
+];
+
+/// File name extensions of pictures and recordings (lower case).
+const MEDIA_EXTENSIONS: [&[u8]; 30] = [
+    b"png", b"jpg", b"jpeg", b"jfif", b"gif", b"webp", b"bmp", b"tif", b"tiff", b"heic", b"heif",
+    b"avif", b"ico", b"mp3", b"wav", b"wave", b"ogg", b"oga", b"opus", b"flac", b"m4a", b"aac",
+    b"aiff", b"mp4", b"m4v", b"mov", b"webm", b"mkv", b"mpeg", b"mpga",
+];
+
+/// File name extensions of text (lower case); any other extension declares a file of some
+/// other kind, which is read as what it is.
+const TEXT_EXTENSIONS: [&[u8]; 56] = [
+    b"txt",
+    b"text",
+    b"md",
+    b"markdown",
+    b"mdx",
+    b"rst",
+    b"csv",
+    b"tsv",
+    b"json",
+    b"jsonl",
+    b"ndjson",
+    b"json5",
+    b"xml",
+    b"yaml",
+    b"yml",
+    b"toml",
+    b"ini",
+    b"cfg",
+    b"conf",
+    b"env",
+    b"log",
+    b"html",
+    b"htm",
+    b"xhtml",
+    b"css",
+    b"js",
+    b"mjs",
+    b"cjs",
+    b"ts",
+    b"tsx",
+    b"jsx",
+    b"py",
+    b"rb",
+    b"go",
+    b"rs",
+    b"java",
+    b"kt",
+    b"swift",
+    b"c",
+    b"h",
+    b"cc",
+    b"cpp",
+    b"hpp",
+    b"cs",
+    b"php",
+    b"pl",
+    b"sh",
+    b"bash",
+    b"zsh",
+    b"sql",
+    b"tex",
+    b"svg",
+    b"srt",
+    b"vtt",
+    b"eml",
+    b"properties",
+];
+
+/// What a request declares a file to be: its media types (a part's `media_type`, a data URL's
+/// own, a form part's `Content-Type`) and its name's extension, each adding to what is known.
+/// Nothing declared (no type, `application/octet-stream`, a name without an extension) leaves
+/// the file untyped: its bytes tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Declared {
+    /// A media type says picture, sound or film.
+    media: bool,
+    /// A file name's extension says picture, sound or film.
+    named_media: bool,
+    /// Something says text.
+    text: bool,
+    /// Something says another kind (a PDF, an archive, an office document, a kind agw does
+    /// not know).
+    other: bool,
+}
+
+impl Declared {
+    /// A file nothing declares.
+    pub(crate) const UNTYPED: Self = Self {
+        media: false,
+        named_media: false,
+        text: false,
+        other: false,
+    };
+
+    /// A file declared text (a form field's value, a form's values).
+    pub(crate) const TEXT: Self = Self {
+        text: true,
+        ..Self::UNTYPED
+    };
+
+    /// Adds a media type (parameters allowed; an empty one declares nothing).
+    #[must_use]
+    pub(crate) fn with_type(mut self, media_type: &[u8]) -> Self {
+        let m = media_type
+            .split(|&c| c == b';')
+            .next()
+            .unwrap_or(media_type)
+            .trim_ascii();
+        let is = |list: &[&[u8]]| list.iter().any(|t| m.eq_ignore_ascii_case(t));
+        let starts = |p: &[u8]| m.len() >= p.len() && m[..p.len()].eq_ignore_ascii_case(p);
+        if m.is_empty() || is(&UNTYPED) {
+        } else if starts(b"text/")
+            || starts(b"message/")
+            || TEXT_SUBTYPES.iter().any(|w| contains_ignore_case(m, w))
+        {
+            self.text = true;
+        } else if MEDIA.iter().any(|p| starts(p)) {
+            self.media = true;
+        } else {
+            self.other = true;
+        }
+        self
+    }
+
+    /// Adds a media type, if there is one.
+    #[must_use]
+    pub(crate) fn with(self, media_type: Option<&[u8]>) -> Self {
+        media_type.map_or(self, |m| self.with_type(m))
+    }
+
+    /// Adds a file name's extension (a name without one declares nothing).
+    #[must_use]
+    pub(crate) fn with_filename(mut self, name: &[u8]) -> Self {
+        let base = name
+            .rsplit(|&c| c == b'/' || c == b'\\')
+            .next()
+            .unwrap_or(name)
+            .trim_ascii();
+        let Some(dot) = base.iter().rposition(|&c| c == b'.') else {
+            return self;
+        };
+        let ext = &base[dot + 1..];
+        let is = |list: &[&[u8]]| list.iter().any(|e| ext.eq_ignore_ascii_case(e));
+        if ext.is_empty() {
+        } else if is(&TEXT_EXTENSIONS) {
+            self.text = true;
+        } else if is(&MEDIA_EXTENSIONS) {
+            self.named_media = true;
+        } else {
+            self.other = true;
+        }
+        self
+    }
+
+    /// Whether the file is declared media by its media types and nothing says otherwise: it is
+    /// not read, nor even decoded (a provider checks that a picture is one).
+    pub(super) fn media_only(self) -> bool {
+        self.media && !self.text && !self.other
+    }
+
+    /// Whether the file may go unread for being a picture or a recording: it declares media or
+    /// nothing.
+    pub(super) fn may_be_picture(self) -> bool {
+        self.media || self.named_media || !(self.text || self.other)
+    }
+
+    /// Whether the file is declared text: read as text, whatever else it may be.
+    pub(super) fn is_text(self) -> bool {
+        self.text
+    }
+}
+
+/// Whether `haystack` holds `needle`, ignoring ASCII case.
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 /// The readings of an inline file, appended to `out`: `value` is a `data:` URL or, when it is
-/// not one, base64; `media_type` is the one its siblings declare (a data URL's own comes
-/// first). Nothing for declared media.
+/// not one, base64; `media_type` is the one its siblings declare. Nothing for declared media.
 pub(super) fn texts_of(value: &[u8], media_type: Option<&[u8]>, out: &mut Vec<FileText>) {
+    texts_declared(value, Declared::UNTYPED.with(media_type), out);
+}
+
+/// The readings of an inline file as [`texts_of`], declared `declared` by its siblings (a data
+/// URL's own type adds to it).
+pub(super) fn texts_declared(value: &[u8], declared: Declared, out: &mut Vec<FileText>) {
     let data_url = split_data_url(value);
-    let media = data_url
-        .map(|(m, ..)| m)
-        .filter(|m| !m.is_empty())
-        .or(media_type);
+    let declared = match data_url {
+        Some((m, ..)) => declared.with_type(m),
+        None => declared,
+    };
     // Decided before anything is copied: most inline files are images.
-    if is_media(media) {
+    if declared.media_only() {
         return;
     }
     let bytes = match data_url {
@@ -58,36 +287,31 @@ pub(super) fn texts_of(value: &[u8], media_type: Option<&[u8]>, out: &mut Vec<Fi
                 !(c.is_ascii_alphanumeric() || b"+/-_=".contains(&c) || c.is_ascii_whitespace())
             });
             if written {
-                read_file(value, out);
+                read_file(value, declared, out);
             }
             base64_decoded(value, usize::MAX)
         }
     };
-    read_file(&bytes, out);
+    read_file(&bytes, declared, out);
 }
 
 /// The readings of a file sent as bytes (a form's file part, an upload's body) whose media
 /// type, if any, is `media`: nothing for declared media.
 pub(crate) fn file_texts(bytes: &[u8], media: Option<&[u8]>, out: &mut Vec<FileText>) {
-    if !is_media(media) {
-        read_file(bytes, out);
+    file_texts_declared(bytes, Declared::UNTYPED.with(media), out);
+}
+
+/// The readings of a file sent as bytes, declared `declared`: nothing for declared media.
+pub(crate) fn file_texts_declared(bytes: &[u8], declared: Declared, out: &mut Vec<FileText>) {
+    if !declared.media_only() {
+        read_file(bytes, declared, out);
     }
 }
 
-/// Whether a declared media type (parameters allowed) is a picture's, a sound's or a film's.
-fn is_media(media: Option<&[u8]>) -> bool {
-    let Some(m) = media.map(|m| m.split(|&c| c == b';').next().unwrap_or(m).trim_ascii()) else {
-        return false;
-    };
-    MEDIA
-        .iter()
-        .any(|b| m.len() >= b.len() && m[..b.len()].eq_ignore_ascii_case(b))
-}
-
 /// Every reading of a file's bytes, within [`READ_LIMIT`].
-fn read_file(bytes: &[u8], out: &mut Vec<FileText>) {
+fn read_file(bytes: &[u8], declared: Declared, out: &mut Vec<FileText>) {
     let mut budget = READ_LIMIT;
-    if super::containers::read(bytes, 0, &mut budget, out).is_err() {
+    if super::containers::read_as(bytes, declared, 0, &mut budget, out).is_err() {
         out.push(FileText::Unreadable(
             "a file in the request is larger than agw reads once decompressed",
         ));
@@ -404,6 +628,62 @@ mod tests {
     }
 
     #[test]
+    fn declarations_are_read_as_text_media_or_nothing() {
+        let typed = |m: &[u8]| Declared::UNTYPED.with_type(m);
+        let named = |n: &[u8]| Declared::UNTYPED.with_filename(n);
+        for m in [
+            &b"text/plain"[..],
+            b"Text/CSV; charset=utf-8",
+            b"application/json",
+            b"application/ld+json",
+            b"application/xml",
+            b"image/svg+xml",
+            b"application/x-yaml",
+            b"application/javascript",
+            b"message/rfc822",
+        ] {
+            assert!(typed(m).is_text() && !typed(m).may_be_picture(), "{m:?}");
+        }
+        for n in [
+            &b"notes.txt"[..],
+            b"dir/A.MD",
+            b"c:\\x\\data.csv",
+            b"a.tar.json",
+        ] {
+            assert!(named(n).is_text() && !named(n).may_be_picture(), "{n:?}");
+        }
+        for m in [&b"image/png"[..], b"AUDIO/wav", b"video/mp4;codecs=x"] {
+            assert!(typed(m).media_only(), "{m:?}");
+        }
+        // A name never makes a file media-only: it is read unless it really is a picture.
+        assert!(!named(b"photo.png").media_only() && named(b"photo.png").may_be_picture());
+        // Containers and unknown kinds are read; nothing declared leaves the bytes to tell.
+        for d in [typed(b"application/pdf"), named(b"a.docx"), named(b"a.bin")] {
+            assert!(
+                !d.may_be_picture() && !d.is_text() && !d.media_only(),
+                "{d:?}"
+            );
+        }
+        for d in [
+            typed(b""),
+            typed(b"application/octet-stream"),
+            named(b"upload"),
+            named(b"dir.d/upload"),
+            named(b"upload."),
+        ] {
+            assert_eq!(d, Declared::UNTYPED);
+        }
+        // Declarations that disagree fail toward reading.
+        let both = typed(b"image/png").with_filename(b"notes.txt");
+        assert!(both.is_text() && !both.media_only() && both.may_be_picture());
+        assert!(
+            !typed(b"image/png")
+                .with_type(b"application/pdf")
+                .media_only()
+        );
+    }
+
+    #[test]
     fn text_files_are_decoded_in_every_form_a_server_reads() {
         let text = "my credit card is 4111 1111 1111 1111\n";
         let enc = b64(text.as_bytes());
@@ -449,9 +729,16 @@ mod tests {
             text_of(enc.as_bytes(), Some(b"application/octet-stream")),
             want
         );
-        // A picture's bytes are not read, whatever the type says.
+        // A file declared text is read whatever its first bytes are (twenty-first session's
+        // red team: a PNG's signature before a secret passed unread).
         let png = b64(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR my credit card");
-        assert_eq!(text_of(png.as_bytes(), Some(b"text/plain")), None);
+        assert!(read_as(
+            png.as_bytes(),
+            Some(b"text/plain"),
+            "my credit card"
+        ));
+        // Nor is a picture's signature before text a picture when nothing is declared.
+        assert!(read_as(png.as_bytes(), None, "my credit card"));
         // Control characters, NULs and bad bytes are dropped, as lenient readers drop them,
         // however many there are (eighteenth session's red team: four made a file binary).
         let mut stray = b"my credit card ".repeat(10);

@@ -4,6 +4,7 @@
 use super::numbers::integer_digits;
 use super::{Extractor, Joined, Loc, Top};
 use crate::guard::Field;
+use crate::guard::files::Declared;
 use crate::json::{Decoded, JsonError, Scanner, Str};
 use std::borrow::Cow;
 
@@ -197,14 +198,20 @@ impl Extractor {
             Ok(sc.string_or_none()?.map(|s| sc.str_value(&s)))
         }
         // Keys named twice (data read whole is not refused for that): every `data` is read,
-        // and media types that disagree are left to the contents to tell.
-        let (mut base64, mut media, mut data) = (assume, Vec::new(), Vec::new());
+        // as every media type and file name declares it (types that disagree fail toward
+        // reading: [`Declared`]).
+        let (mut base64, mut declared, mut data) = (assume, Declared::UNTYPED, Vec::new());
         let mut files = Vec::new();
         sc.object(|sc, key| {
             let media_key = is_media_key(sc, &key);
             match string(sc)? {
                 Some(t) if sc.key_matches(&key, "type") => base64 |= &*t == b"base64",
-                Some(m) if media_key => media.push(m),
+                Some(m) if media_key => declared = declared.with_type(&m),
+                // A Responses `input_file`'s or a chat `file`'s name: its extension declares
+                // the file's type where no media type does.
+                Some(n) if sc.key_matches(&key, "filename") => {
+                    declared = declared.with_filename(&n);
+                }
                 Some(d) if sc.key_matches(&key, "data") => data.push(d),
                 Some(f) if sc.key_matches(&key, "bytes") || sc.key_matches(&key, "file_data") => {
                     files.push(f);
@@ -215,15 +222,11 @@ impl Extractor {
             Ok(())
         })?;
         for f in &files {
-            self.inline_file(f, None, field);
+            self.inline_file_declared(f, declared, field);
         }
         if base64 {
-            let declared = match media.as_slice() {
-                [first, rest @ ..] if rest.iter().all(|m| m == first) => Some(&**first),
-                _ => None,
-            };
             for d in &data {
-                self.inline_file(d, declared, field);
+                self.inline_file_declared(d, declared, field);
             }
         }
         Ok(())

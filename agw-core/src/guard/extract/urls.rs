@@ -3,6 +3,7 @@
 use super::Extractor;
 use super::Loc;
 use crate::guard::Field;
+use crate::guard::files::Declared;
 use crate::json::{JsonError, Scanner};
 
 /// Keys whose string value, read generically as message text, is a URL a provider or a
@@ -147,18 +148,14 @@ impl Extractor {
     /// Keeps the text of an inline file (a `data:` URL, or base64 with `media_type` from its
     /// siblings) when it holds text ([`crate::guard::files`]).
     pub(super) fn inline_file(&mut self, value: &[u8], media_type: Option<&[u8]>, field: Field) {
-        self.inline_file_texts(value, media_type, field);
+        self.inline_file_declared(value, Declared::UNTYPED.with(media_type), field);
     }
 
-    /// The readings of an inline file, kept with the field it is in.
-    pub(super) fn inline_file_texts(
-        &mut self,
-        value: &[u8],
-        media_type: Option<&[u8]>,
-        field: Field,
-    ) {
+    /// The readings of an inline file declared `declared` (its media types, its name: read as
+    /// they declare it, [`crate::guard::files`]), kept with the field it is in.
+    pub(super) fn inline_file_declared(&mut self, value: &[u8], declared: Declared, field: Field) {
         let mut texts = Vec::new();
-        crate::guard::files::texts_of(value, media_type, &mut texts);
+        crate::guard::files::texts_declared(value, declared, &mut texts);
         self.doc
             .inline_files
             .extend(texts.into_iter().map(|t| (t, field)));

@@ -18,7 +18,7 @@ pub(in crate::guard) struct FileRemoval {
 use super::{Decision, Hit, Rejection, Verdict};
 use crate::guard::engine::RawHit;
 use crate::guard::extract::Doc;
-use crate::guard::files::FileText;
+use crate::guard::files::{Declared, FileText};
 use crate::guard::rule::{Action, ActionKind, Field};
 use http::StatusCode;
 use std::sync::Arc;
@@ -337,11 +337,20 @@ impl Policy {
             for part in &parts {
                 let name = part.names.first().map_or("", String::as_str);
                 let mut out = Vec::new();
-                crate::guard::files::file_texts(
-                    part.value,
-                    part.content_type.as_deref().map(str::as_bytes),
-                    &mut out,
-                );
+                // A field's value is text to a form parser; a file is what its type and its
+                // name's extension declare (twenty-first session: an untyped part was read by
+                // its first bytes, and `GIF89a` before a secret went unread).
+                let declared = if part.file {
+                    Declared::UNTYPED
+                } else {
+                    Declared::TEXT
+                };
+                let declared = part
+                    .filenames
+                    .iter()
+                    .fold(declared, |d, n| d.with_filename(n.as_bytes()))
+                    .with(part.content_type.as_deref().map(str::as_bytes));
+                crate::guard::files::file_texts_declared(part.value, declared, &mut out);
                 let path = if part.file {
                     format!("form file `{name}`")
                 } else {
@@ -360,7 +369,8 @@ impl Policy {
                 text.push(b'\n');
             }
             let mut out = Vec::new();
-            crate::guard::files::file_texts(&text, None, &mut out);
+            // A URL-encoded form's values are text.
+            crate::guard::files::file_texts_declared(&text, Declared::TEXT, &mut out);
             texts.extend(out.into_iter().map(|t| ("form".to_owned(), t)));
         } else {
             let mut out = Vec::new();
