@@ -135,10 +135,18 @@ fn mask16(block: &[u8; 16]) -> u16 {
 }
 
 /// Message text with the escapes a reader decodes written out: HTML character references
-/// (`cr&#101;dit`, `&#x65;`, `&#0000101;`, `credit&nbsp;card`, `alice&commat;example.com`),
-/// URL escapes (`credit%20card`) and the escapes of program text (`\x65`, `\u0065`,
-/// `\u{65}`, `\U00000065`). A model reads `cr&#101;dit card` as `credit card` (nineteenth
-/// session's red team: all of these went upstream unread).
+/// (`cr&#101;dit`, `&#x65;`, `&#0000101;`, `credit&nbsp;card`, `alice&commat;example.com`,
+/// `cr&eacute;dit`, `&copf;`, and the legacy names HTML reads without `;`: `credit&nbspcard`),
+/// URL escapes (`credit%20card`, `%u0065`, `%2563`: a URL escaped twice), the escapes of
+/// program text (`\x65`, `\xc3\xa9`, `\u0065`, `\u{65}`, `\U00000065`, octal `\145`,
+/// `\0145`, `\o{145}`), CSS's (`\65 `, `\000065`) and quoted-printable's (`cr=65dit`,
+/// `cred=\nit`). A model reads `cr&#101;dit card` as `credit card` (nineteenth session's red
+/// team, and the twenty-first's: all of these went upstream unread).
+///
+/// Escapes of different languages are written alike (`\101` is `A` in C and `ā` in CSS;
+/// `=41` is `A` in a mail and a value in `x=41`); one reading is kept, the one a model most
+/// likely takes ([`backslash`], [`quoted_printable`]). A wrong reading costs little: the
+/// text as written is read too, so a reading only adds hits.
 #[derive(Debug, Default)]
 pub(crate) struct Unescaped {
     /// The text, each escape replaced by what it stands for, normalised as text is.
@@ -156,8 +164,17 @@ impl Unescaped {
         let mut i = 0;
         let mut any = false;
         let mut chars = String::new();
-        while let Some(k) = memchr::memchr3(b'&', b'%', b'\\', &text[i..]) {
-            let at = i + k;
+        let mut triggers = Triggers::new(text);
+        while let Some(at) = triggers.next(i) {
+            // `=` is common in code; an escape's next byte is a hex digit or a line break.
+            if text[at] == b'='
+                && !text
+                    .get(at + 1)
+                    .is_some_and(|c| c.is_ascii_hexdigit() || matches!(c, b'\n' | b'\r'))
+            {
+                i = at + 1;
+                continue;
+            }
             chars.clear();
             let Some(len) = escape_at(text, at, &mut chars) else {
                 i = at + 1;
@@ -203,152 +220,603 @@ impl Unescaped {
     }
 }
 
-/// The escape at `text[at]` (`&`, `%` or `\`), if it is one that decodes: its length, and
-/// what it stands for appended to `out`. Consecutive URL escapes are one (their bytes make
-/// one character together).
+/// Where the bytes an escape starts with (`&`, `%`, `\\`, `=`) are in `text`, in order: `memchr3` for `&`, `%` and `\\`, and
+/// `memchr` for `=`, each asked again only once past what it found. Two passes of
+/// `memchr`'s (AVX2 where the machine has it, chosen at run time) cost less over text
+/// without escapes than one pass of SSE2 compares for four bytes (the guard benchmark:
+/// +12% on a 76 KB request with the latter, within noise with these). Code with an `=` on
+/// every line pays a search per `=`.
+struct Triggers<'a> {
+    len: usize,
+    escapes: memchr::Memchr3<'a>,
+    equals: memchr::Memchr<'a>,
+    /// The last `&`, `%` or `\\` found (`len` for none).
+    escape: usize,
+    /// The last `=` found.
+    equal: usize,
+}
+
+impl<'a> Triggers<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        let mut escapes = memchr::memchr3_iter(b'&', b'%', b'\\', text);
+        let mut equals = memchr::memchr_iter(b'=', text);
+        let len = text.len();
+        Triggers {
+            len,
+            escape: escapes.next().unwrap_or(len),
+            equal: equals.next().unwrap_or(len),
+            escapes,
+            equals,
+        }
+    }
+
+    /// Where the first trigger at `from` or after it is.
+    fn next(&mut self, from: usize) -> Option<usize> {
+        while self.escape < from.min(self.len) {
+            self.escape = self.escapes.next().unwrap_or(self.len);
+        }
+        while self.equal < from.min(self.len) {
+            self.equal = self.equals.next().unwrap_or(self.len);
+        }
+        let at = self.escape.min(self.equal);
+        (at < self.len).then_some(at)
+    }
+}
+
+/// The value of `digits` in `radix` if they are all its digits (no sign, unlike
+/// `from_str_radix`), at most 12 of them (leading zeros included).
+fn number(digits: &[u8], radix: u32) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 12 {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |n, &c| {
+        let d = char::from(c).to_digit(radix)?;
+        n.checked_mul(radix)?.checked_add(d)
+    })
+}
+
+/// The byte `%XX`, `=XX` or `\xXX` stand for, from its two hex digits.
+fn hex_byte(digits: Option<&[u8]>) -> Option<u8> {
+    digits
+        .filter(|d| d.len() == 2)
+        .and_then(|d| number(d, 16))
+        .map(|b| b as u8)
+}
+
+/// A character a rule may read: not NUL (HTML reads `&#0;` as U+FFFD) and, for escapes of
+/// other languages than the ones written to hide text (`\x`, `\u`), no control character.
+fn readable(value: u32, controls: bool) -> Option<char> {
+    char::from_u32(value).filter(|&c| c != '\0' && (controls || !c.is_control()))
+}
+
+/// The escape at `text[at]` (`&`, `%`, `\` or `=`), if it is one that decodes: its length,
+/// and what it stands for appended to `out`. Consecutive URL and quoted-printable escapes
+/// are one (their bytes make one character together).
 fn escape_at(text: &[u8], at: usize, out: &mut String) -> Option<usize> {
     let rest = &text[at..];
-    let hex = |b: &[u8]| -> Option<u32> {
-        let s = std::str::from_utf8(b).ok()?;
-        u32::from_str_radix(s, 16).ok()
-    };
     match rest[0] {
-        b'&' if rest.get(1) == Some(&b'#') => {
-            let (radix, from) = match rest.get(2) {
-                Some(b'x' | b'X') => (16, 3),
-                _ => (10, 2),
+        b'&' if rest.get(1) == Some(&b'#') => numeric_reference(rest, out),
+        b'&' => named_reference_at(rest, out),
+        b'%' => url_escape(rest, out),
+        b'=' => quoted_printable(text, at, out),
+        _ => backslash(rest, out),
+    }
+}
+
+/// `&#101;`, `&#x65;`, with any number of leading zeros and without the `;` (HTML reads
+/// `&#101dit` as `edit`).
+fn numeric_reference(rest: &[u8], out: &mut String) -> Option<usize> {
+    let (radix, from) = match rest.get(2) {
+        Some(b'x' | b'X') => (16, 3),
+        _ => (10, 2),
+    };
+    let digits = rest[from..]
+        .iter()
+        .take(40)
+        .take_while(|c| c.is_ascii_hexdigit() && (radix == 16 || c.is_ascii_digit()))
+        .count();
+    if digits == 0 || digits == 40 {
+        return None;
+    }
+    let written = &rest[from..from + digits];
+    let significant = written.iter().position(|&c| c != b'0').unwrap_or(digits);
+    let value = if significant == digits {
+        0
+    } else {
+        number(&written[significant..], radix)?
+    };
+    // `&#0;` and surrogates stand for U+FFFD in HTML: nothing a rule reads.
+    out.push(readable(value, true)?);
+    let end = from + digits;
+    Some(end + usize::from(rest.get(end) == Some(&b';')))
+}
+
+/// The longest name [`named_reference`] knows (`DiacriticalDoubleAcute`).
+const MAX_NAME: usize = 24;
+
+/// `&name;`, or one of HTML's legacy names without the `;` (`&nbspcard` is ` card`: the
+/// longest legacy name the letters start with, as HTML's tokenizer reads text).
+fn named_reference_at(rest: &[u8], out: &mut String) -> Option<usize> {
+    let name_len = rest[1..]
+        .iter()
+        .take(MAX_NAME + 1)
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .count();
+    if name_len == 0 {
+        return None;
+    }
+    if name_len <= MAX_NAME && rest.get(1 + name_len) == Some(&b';') {
+        let name = std::str::from_utf8(&rest[1..1 + name_len]).ok()?;
+        if let Some(value) = named_reference(name) {
+            out.push_str(value);
+            return Some(name_len + 2);
+        }
+    }
+    let run = &rest[1..1 + name_len.min(6)];
+    let name = (2..=run.len()).rev().find_map(|n| {
+        let name = std::str::from_utf8(&run[..n]).ok()?;
+        LEGACY.binary_search(&name).is_ok().then_some(name)
+    })?;
+    out.push_str(named_reference(name)?);
+    Some(1 + name.len())
+}
+
+/// `%XX` runs whose bytes are UTF-8, where `%25XX` is `%XX` read again (a URL escaped twice:
+/// at most two readings, as a server that decodes twice reads it); `%uHHHH` (JavaScript's
+/// `escape`, IIS).
+fn url_escape(rest: &[u8], out: &mut String) -> Option<usize> {
+    if rest.get(1) == Some(&b'u') {
+        let (value, len) = utf16_escape(rest, b"%u")?;
+        out.push(readable(value, true)?);
+        return Some(len);
+    }
+    // Read twice first; once where that is not UTF-8 (`%25C3` is `%C3`, not a lone byte).
+    for twice in [true, false] {
+        let mut bytes = Vec::new();
+        let mut len = 0;
+        while rest.get(len) == Some(&b'%') {
+            let again = twice && rest.get(len + 1..len + 3) == Some(b"25");
+            let (b, n) = match (
+                hex_byte(rest.get(len + 3..len + 5)),
+                hex_byte(rest.get(len + 1..len + 3)),
+            ) {
+                (Some(b), _) if again => (b, 5),
+                (_, Some(b)) => (b, 3),
+                _ => break,
             };
-            let digits = rest[from..]
-                .iter()
-                .take(40)
-                .take_while(|c| c.is_ascii_hexdigit() && (radix == 16 || c.is_ascii_digit()))
-                .count();
-            if digits == 0 || digits == 40 {
-                return None;
-            }
-            let s = std::str::from_utf8(&rest[from..from + digits]).ok()?;
-            let value = u32::from_str_radix(s.trim_start_matches('0'), radix)
-                .ok()
-                .or_else(|| s.bytes().all(|c| c == b'0').then_some(0))?;
-            // `&#0;` and surrogates stand for U+FFFD in HTML: nothing a rule reads.
-            let c = char::from_u32(value).filter(|&c| c != '\0')?;
-            out.push(c);
-            let end = from + digits;
-            Some(end + usize::from(rest.get(end) == Some(&b';')))
+            bytes.push(b);
+            len += n;
         }
-        b'&' => {
-            let name_len = rest[1..]
-                .iter()
-                .take(12)
-                .take_while(|c| c.is_ascii_alphanumeric())
-                .count();
-            if name_len == 0 || rest.get(1 + name_len) != Some(&b';') {
-                return None;
-            }
-            let name = std::str::from_utf8(&rest[1..1 + name_len]).ok()?;
-            out.push_str(named_reference(name)?);
-            Some(name_len + 2)
-        }
-        b'%' => {
-            // A run of `%XX` whose bytes are UTF-8.
-            let mut bytes = Vec::new();
-            let mut len = 0;
-            while rest.get(len) == Some(&b'%')
-                && let Some(b) = rest.get(len + 1..len + 3).and_then(hex)
-            {
-                bytes.push(b as u8);
-                len += 3;
-            }
-            let s = std::str::from_utf8(&bytes).ok().filter(|s| !s.is_empty())?;
+        if let Some(s) = std::str::from_utf8(&bytes).ok().filter(|s| !s.is_empty()) {
             out.push_str(s);
-            Some(len)
+            return Some(len);
         }
-        _ => {
-            // `\xHH`, `\uHHHH` (a surrogate pair as two), `\u{H…}`, `\UHHHHHHHH`.
-            let (value, len) = match rest.get(1)? {
-                b'x' => (hex(rest.get(2..4)?)?, 4),
-                b'u' if rest.get(2) == Some(&b'{') => {
-                    let n = rest[3..]
-                        .iter()
-                        .take(7)
-                        .take_while(|c| c.is_ascii_hexdigit())
-                        .count();
-                    if n == 0 || n > 6 || rest.get(3 + n) != Some(&b'}') {
-                        return None;
-                    }
-                    (hex(&rest[3..3 + n])?, n + 4)
-                }
-                b'u' => {
-                    let high = hex(rest.get(2..6)?)?;
-                    if (0xd800..0xdc00).contains(&high) {
-                        let low = (rest.get(6..8) == Some(b"\\u"))
-                            .then(|| rest.get(8..12).and_then(hex))
-                            .flatten()
-                            .filter(|l| (0xdc00..0xe000).contains(l))?;
-                        (0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00), 12)
-                    } else {
-                        (high, 6)
-                    }
-                }
-                b'U' => (hex(rest.get(2..10)?)?, 10),
-                _ => return None,
-            };
-            let c = char::from_u32(value).filter(|&c| c != '\0')?;
+    }
+    None
+}
+
+/// `\uHHHH` or `%uHHHH` (after its two-byte `lead`) as a code point and length, a surrogate
+/// pair written as two read as one character.
+fn utf16_escape(rest: &[u8], lead: &[u8; 2]) -> Option<(u32, usize)> {
+    let high = number(rest.get(2..6)?, 16)?;
+    if !(0xd800..0xdc00).contains(&high) {
+        return Some((high, 6));
+    }
+    let low = (rest.get(6..8) == Some(lead))
+        .then(|| rest.get(8..12).and_then(|d| number(d, 16)))
+        .flatten()
+        .filter(|l| (0xdc00..0xe000).contains(l))?;
+    Some((0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00), 12))
+}
+
+/// Quoted-printable's escapes (RFC 2045): `=XX` runs whose bytes are UTF-8, and soft line
+/// breaks (`=` ending a line joins it to the next: `cred=\nit`).
+///
+/// `=` is everywhere in code and URLs (`x=41`, `id=4012…`), so a lone `=XX` is read only
+/// where a mail encoder would have written it inside a word (`cr=65dit`, `=63redit`,
+/// `4111=201111`), not as a value: two decimal digits ending a word (`n=20`), or a number's
+/// first digits (`id=4012…`, whose rest a card detector could read) are left as they are.
+/// A run of two or more (`=63=72`) is read wherever it is. A soft break is read where it
+/// cuts a word of prose: a letter or digit on both sides and a space earlier on its line
+/// (base64's last line and an `.env` file's `KEY=` have none: joined to the next line, a
+/// key found there would be masked with the line break).
+fn quoted_printable(text: &[u8], at: usize, out: &mut String) -> Option<usize> {
+    let rest = &text[at..];
+    let prev = at.checked_sub(1).map(|p| text[p]);
+    let line_break = match rest.get(1) {
+        Some(b'\n') => 2,
+        Some(b'\r') if rest.get(2) == Some(&b'\n') => 3,
+        _ => 0,
+    };
+    if line_break > 0 {
+        let word = |c: Option<&u8>| c.is_some_and(u8::is_ascii_alphanumeric);
+        let prose = text[at.saturating_sub(200)..at]
+            .iter()
+            .rev()
+            .take_while(|&&c| c != b'\n')
+            .any(|&c| c == b' ' || c == b'\t');
+        return (word(prev.as_ref()) && word(rest.get(line_break)) && prose).then_some(line_break);
+    }
+    let mut bytes = Vec::new();
+    let mut len = 0;
+    while rest.get(len) == Some(&b'=')
+        && let Some(b) = hex_byte(rest.get(len + 1..len + 3))
+    {
+        bytes.push(b);
+        len += 3;
+    }
+    let s = std::str::from_utf8(&bytes)
+        .ok()
+        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))?;
+    if bytes.len() == 1 {
+        let next = rest.get(3).copied();
+        let alnum = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        let digit = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_digit());
+        let value = rest[1..3].iter().all(u8::is_ascii_digit) && !alnum(next);
+        let number = digit(next) && !digit(prev);
+        if !(alnum(prev) || alnum(next)) || value || number {
+            return None;
+        }
+    }
+    out.push_str(s);
+    Some(len)
+}
+
+/// Program text's escapes: `\xHH` (a UTF-8 character's bytes as one: `\xc3\xa9`),
+/// `\x{H…}`, `\uHHHH` (a surrogate pair as two), `\u{H…}`, `\UHHHHHHHH`, `\o{O…}`, and the
+/// digits after a backslash, octal (C, Python, shell: `\101`, echo's `\0101`) or CSS's
+/// hex (`\41 `, `\000041`).
+fn backslash(rest: &[u8], out: &mut String) -> Option<usize> {
+    let braced = |radix: u32| -> Option<(u32, usize)> {
+        let n = rest[3..]
+            .iter()
+            .take(13)
+            .take_while(|&&c| c != b'}')
+            .count();
+        if rest.get(3 + n) != Some(&b'}') {
+            return None;
+        }
+        Some((number(&rest[3..3 + n], radix)?, n + 4))
+    };
+    let (value, len) = match *rest.get(1)? {
+        b'x' | b'u' if rest.get(2) == Some(&b'{') => braced(16)?,
+        b'o' if rest.get(2) == Some(&b'{') => braced(8)?,
+        b'x' => {
+            let b = hex_byte(rest.get(2..4))?;
+            if let Some((c, len)) = utf8_escaped(rest) {
+                out.push(c);
+                return Some(len);
+            }
+            (u32::from(b), 4)
+        }
+        b'u' => utf16_escape(rest, b"\\u")?,
+        b'U' => (number(rest.get(2..10)?, 16)?, 10),
+        c if c.is_ascii_hexdigit() => {
+            let (c, len) = digits_escape(rest)?;
             out.push(c);
-            Some(len)
+            return Some(len);
+        }
+        _ => return None,
+    };
+    out.push(readable(value, true)?);
+    Some(len)
+}
+
+/// The byte a `\xHH` or three-digit octal `\ooo` escape stands for, and its length.
+fn byte_escape(rest: &[u8]) -> Option<(u8, usize)> {
+    if rest.first() != Some(&b'\\') {
+        return None;
+    }
+    match rest.get(1)? {
+        b'x' => Some((hex_byte(rest.get(2..4))?, 4)),
+        _ => {
+            let value = number(rest.get(1..4)?, 8).filter(|&v| v <= 0xff)?;
+            Some((value as u8, 4))
         }
     }
 }
 
-/// What an HTML named character reference stands for: the ones that write ASCII, spaces and
-/// invisible characters (an accented letter's name writes a letter a rule's text holds
-/// unaccented only if the rule says so). `None` for a name not listed.
-fn named_reference(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "amp" | "AMP" => "&",
-        "lt" | "LT" => "<",
-        "gt" | "GT" => ">",
-        "quot" | "QUOT" => "\"",
-        "apos" => "'",
-        "nbsp" | "ensp" | "emsp" | "emsp13" | "emsp14" | "thinsp" | "hairsp" | "numsp"
-        | "puncsp" | "MediumSpace" | "ThinSpace" | "VeryThinSpace" | "NonBreakingSpace" | "Tab" => {
-            " "
-        }
-        "NewLine" => "\n",
-        "shy" | "zwj" | "zwnj" | "lrm" | "rlm" | "ZeroWidthSpace" | "NoBreak"
-        | "InvisibleTimes" | "InvisibleComma" | "ic" | "it" | "af" | "ApplyFunction" => "",
-        "commat" => "@",
-        "period" => ".",
-        "comma" => ",",
-        "colon" => ":",
-        "semi" => ";",
-        "sol" => "/",
-        "bsol" => "\\",
-        "lowbar" | "UnderBar" => "_",
-        "dash" | "hyphen" | "minus" => "-",
-        "ndash" => "\u{2013}",
-        "mdash" => "\u{2014}",
-        "num" => "#",
-        "dollar" => "$",
-        "percnt" => "%",
-        "plus" => "+",
-        "equals" => "=",
-        "excl" => "!",
-        "quest" => "?",
-        "lpar" => "(",
-        "rpar" => ")",
-        "lsqb" | "lbrack" => "[",
-        "rsqb" | "rbrack" => "]",
-        "lcub" | "lbrace" => "{",
-        "rcub" | "rbrace" => "}",
-        "ast" | "midast" => "*",
-        "verbar" | "vert" | "VerticalLine" => "|",
-        "grave" | "DiacriticalGrave" => "`",
-        "Hat" => "^",
-        "tilde" => "~",
+/// A character beyond ASCII written as its UTF-8 bytes' escapes (`\xc3\xa9`, `\303\251`),
+/// as a byte string in C or Python holds it, and the escapes' length.
+fn utf8_escaped(rest: &[u8]) -> Option<(char, usize)> {
+    let (first, mut len) = byte_escape(rest)?;
+    let need = match first {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
         _ => return None,
-    })
+    };
+    let mut bytes = [first, 0, 0, 0];
+    for b in &mut bytes[1..need] {
+        let (next, n) = byte_escape(&rest[len..])?;
+        *b = next;
+        len += n;
+    }
+    let c = std::str::from_utf8(&bytes[..need]).ok()?.chars().next()?;
+    Some((c, len))
 }
+
+/// Digits after a backslash: octal in C, Python and the shell (`\101`, exactly three digits;
+/// `\0101` in `echo -e`), hex in CSS (`\41 `: one to six digits, one white space ending
+/// them). Three octal digits are octal (CSS writes `\41 ` or `\000041`); otherwise the
+/// reading that gives a letter where the other does not is taken (`\0101` is `A`, `\0065`
+/// is CSS's `e`), else the form's own (a white space after them or more digits than
+/// octal's make it CSS's). A CSS escape is read when it is ASCII, ended by a white space or
+/// six digits long, and never as a control character: `\begin`, `\d` and `\1` in LaTeX
+/// and regular expressions stay as written.
+fn digits_escape(rest: &[u8]) -> Option<(char, usize)> {
+    let hex = rest[1..]
+        .iter()
+        .take(6)
+        .take_while(|c| c.is_ascii_hexdigit())
+        .count();
+    let space = match rest.get(1 + hex) {
+        Some(b'\r') if rest.get(2 + hex) == Some(&b'\n') => 2,
+        Some(b' ' | b'\t' | b'\n' | b'\r' | b'\x0c') => 1,
+        _ => 0,
+    };
+    let css = number(&rest[1..1 + hex], 16)
+        .and_then(|v| readable(v, false))
+        .filter(|c| c.is_ascii() || space > 0 || hex == 6)
+        .map(|c| (c, 1 + hex + space));
+    let octal_digits = rest[1..1 + hex]
+        .iter()
+        .take_while(|c| (b'0'..=b'7').contains(c))
+        .count();
+    let octal_len = match octal_digits {
+        4.. if rest[1] == b'0' => 4,
+        3.. => 3,
+        _ => 0,
+    };
+    let octal = (octal_len > 0)
+        .then(|| {
+            let value = number(&rest[1..1 + octal_len], 8)?;
+            if octal_len == 3
+                && let Some(joined) = utf8_escaped(rest)
+            {
+                return Some(joined);
+            }
+            Some((readable(value, false)?, 1 + octal_len))
+        })
+        .flatten();
+    let letter = |r: Option<(char, usize)>| r.is_some_and(|(c, _)| c.is_ascii_alphabetic());
+    if octal_len == 3 && hex == 3 {
+        return octal.or(css);
+    }
+    let as_written = octal_len == hex && space == 0;
+    match (letter(octal), letter(css)) {
+        (true, false) => octal,
+        (false, true) => css,
+        _ if as_written => octal.or(css),
+        _ => css.or(octal),
+    }
+}
+
+/// What an HTML named character reference stands for, for the names whose text agw reads as
+/// ASCII, a space or nothing (NFKC, marks dropped): the ones [`NAMED`] lists, and a letter's
+/// accented, double-struck, script and Fraktur forms (`eacute`, `copf`, `cscr`, `cfr`: what
+/// normalising leaves of them). `None` for any other name (`alpha`, `lstrok`: characters a
+/// rule's ASCII text does not hold).
+fn named_reference(name: &str) -> Option<&'static str> {
+    const LETTERS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    const FORMS: [&str; 16] = [
+        "acute", "breve", "caron", "cedil", "circ", "dblac", "dot", "fr", "grave", "macr", "ogon",
+        "opf", "ring", "scr", "tilde", "uml",
+    ];
+    if let Ok(k) = NAMED.binary_search_by(|(n, _)| n.cmp(&name)) {
+        return Some(NAMED[k].1);
+    }
+    let letter = LETTERS.find(name.get(..1)?)?;
+    // Names of that shape for other characters: `odot` (⊙), `sdot` (⋅), `xcirc` (◯).
+    if FORMS.contains(&&name[1..]) && !matches!(name, "odot" | "sdot" | "xcirc") {
+        Some(&LETTERS[letter..letter + 1])
+    } else {
+        None
+    }
+}
+
+/// HTML's legacy names that write ASCII as [`named_reference`] reads them: the ones HTML
+/// reads without a `;` (sorted, for a binary search).
+const LEGACY: [&str; 72] = [
+    "AMP", "Aacute", "Acirc", "Agrave", "Aring", "Atilde", "Auml", "Ccedil", "Eacute", "Ecirc",
+    "Egrave", "Euml", "GT", "Iacute", "Icirc", "Igrave", "Iuml", "LT", "Ntilde", "Oacute", "Ocirc",
+    "Ograve", "Otilde", "Ouml", "QUOT", "Uacute", "Ucirc", "Ugrave", "Uuml", "Yacute", "aacute",
+    "acirc", "acute", "agrave", "amp", "aring", "atilde", "auml", "ccedil", "cedil", "eacute",
+    "ecirc", "egrave", "euml", "gt", "iacute", "icirc", "igrave", "iuml", "lt", "macr", "nbsp",
+    "ntilde", "oacute", "ocirc", "ograve", "ordf", "ordm", "otilde", "ouml", "quot", "shy", "sup1",
+    "sup2", "sup3", "uacute", "ucirc", "ugrave", "uml", "uuml", "yacute", "yuml",
+];
+
+/// HTML's named references whose text agw reads as ASCII, a space or nothing, other than a
+/// letter's forms (see [`named_reference`]), with the characters HTML gives them (sorted,
+/// for a binary search). `dash`, `hyphen` and `minus` read `-`, `tilde` `~` and `Tab` a
+/// space, as a reader takes them.
+const NAMED: &[(&str, &str)] = &[
+    ("AMP", "&"),
+    ("ApplyFunction", "\u{2061}"),
+    ("Bernoullis", "\u{212c}"),
+    ("Breve", "\u{2d8}"),
+    ("CapitalDifferentialD", "\u{2145}"),
+    ("Cayleys", "\u{212d}"),
+    ("Cedilla", "\u{b8}"),
+    ("Colone", "\u{2a74}"),
+    ("DD", "\u{2145}"),
+    ("DiacriticalAcute", "\u{b4}"),
+    ("DiacriticalDot", "\u{2d9}"),
+    ("DiacriticalDoubleAcute", "\u{2dd}"),
+    ("DiacriticalGrave", "`"),
+    ("DiacriticalTilde", "\u{2dc}"),
+    ("DifferentialD", "\u{2146}"),
+    ("Dot", "\u{a8}"),
+    ("DotDot", "\u{20dc}"),
+    ("DoubleDot", "\u{a8}"),
+    ("DownBreve", "\u{311}"),
+    ("Equal", "\u{2a75}"),
+    ("ExponentialE", "\u{2147}"),
+    ("Fouriertrf", "\u{2131}"),
+    ("GT", ">"),
+    ("Hat", "^"),
+    ("HilbertSpace", "\u{210b}"),
+    ("IJlig", "\u{132}"),
+    ("Im", "\u{2111}"),
+    ("ImaginaryI", "\u{2148}"),
+    ("InvisibleComma", "\u{2063}"),
+    ("InvisibleTimes", "\u{2062}"),
+    ("LT", "<"),
+    ("Laplacetrf", "\u{2112}"),
+    ("MediumSpace", "\u{205f}"),
+    ("Mellintrf", "\u{2133}"),
+    ("NegativeMediumSpace", "\u{200b}"),
+    ("NegativeThickSpace", "\u{200b}"),
+    ("NegativeThinSpace", "\u{200b}"),
+    ("NegativeVeryThinSpace", "\u{200b}"),
+    ("NewLine", "\n"),
+    ("NoBreak", "\u{2060}"),
+    ("NonBreakingSpace", "\u{a0}"),
+    ("NotEqual", "\u{2260}"),
+    ("NotGreater", "\u{226f}"),
+    ("NotLess", "\u{226e}"),
+    ("OverBar", "\u{203e}"),
+    ("Poincareplane", "\u{210c}"),
+    ("QUOT", "\""),
+    ("Re", "\u{211c}"),
+    ("TRADE", "\u{2122}"),
+    ("Tab", " "),
+    ("ThickSpace", "\u{205f}\u{200a}"),
+    ("ThinSpace", "\u{2009}"),
+    ("TripleDot", "\u{20db}"),
+    ("UnderBar", "_"),
+    ("VerticalLine", "|"),
+    ("VeryThinSpace", "\u{200a}"),
+    ("ZeroWidthSpace", "\u{200b}"),
+    ("acute", "\u{b4}"),
+    ("af", "\u{2061}"),
+    ("amp", "&"),
+    ("angst", "\u{c5}"),
+    ("apos", "'"),
+    ("ast", "*"),
+    ("bernou", "\u{212c}"),
+    ("bne", "=\u{20e5}"),
+    ("breve", "\u{2d8}"),
+    ("bsol", "\\"),
+    ("cedil", "\u{b8}"),
+    ("circledS", "\u{24c8}"),
+    ("colon", ":"),
+    ("comma", ","),
+    ("commat", "@"),
+    ("complexes", "\u{2102}"),
+    ("dash", "-"),
+    ("dblac", "\u{2dd}"),
+    ("dd", "\u{2146}"),
+    ("die", "\u{a8}"),
+    ("dollar", "$"),
+    ("dot", "\u{2d9}"),
+    ("ee", "\u{2147}"),
+    ("ell", "\u{2113}"),
+    ("emsp", "\u{2003}"),
+    ("emsp13", "\u{2004}"),
+    ("emsp14", "\u{2005}"),
+    ("ensp", "\u{2002}"),
+    ("equals", "="),
+    ("excl", "!"),
+    ("expectation", "\u{2130}"),
+    ("exponentiale", "\u{2147}"),
+    ("ffilig", "\u{fb03}"),
+    ("fflig", "\u{fb00}"),
+    ("ffllig", "\u{fb04}"),
+    ("filig", "\u{fb01}"),
+    ("fjlig", "fj"),
+    ("fllig", "\u{fb02}"),
+    ("grave", "`"),
+    ("gt", ">"),
+    ("hairsp", "\u{200a}"),
+    ("hamilt", "\u{210b}"),
+    ("hellip", "\u{2026}"),
+    ("hyphen", "-"),
+    ("ic", "\u{2063}"),
+    ("ii", "\u{2148}"),
+    ("ijlig", "\u{133}"),
+    ("image", "\u{2111}"),
+    ("imagline", "\u{2110}"),
+    ("imagpart", "\u{2111}"),
+    ("incare", "\u{2105}"),
+    ("integers", "\u{2124}"),
+    ("it", "\u{2062}"),
+    ("lagran", "\u{2112}"),
+    ("lbrace", "{"),
+    ("lbrack", "["),
+    ("lcub", "{"),
+    ("lowbar", "_"),
+    ("lpar", "("),
+    ("lrm", "\u{200e}"),
+    ("lsqb", "["),
+    ("lt", "<"),
+    ("macr", "\u{af}"),
+    ("mdash", "\u{2014}"),
+    ("midast", "*"),
+    ("minus", "-"),
+    ("mldr", "\u{2026}"),
+    ("naturals", "\u{2115}"),
+    ("nbsp", "\u{a0}"),
+    ("ndash", "\u{2013}"),
+    ("ne", "\u{2260}"),
+    ("ngt", "\u{226f}"),
+    ("ngtr", "\u{226f}"),
+    ("nldr", "\u{2025}"),
+    ("nless", "\u{226e}"),
+    ("nlt", "\u{226e}"),
+    ("num", "#"),
+    ("numero", "\u{2116}"),
+    ("numsp", "\u{2007}"),
+    ("nvgt", ">\u{20d2}"),
+    ("nvlt", "<\u{20d2}"),
+    ("oS", "\u{24c8}"),
+    ("ogon", "\u{2db}"),
+    ("oline", "\u{203e}"),
+    ("order", "\u{2134}"),
+    ("orderof", "\u{2134}"),
+    ("ordf", "\u{aa}"),
+    ("ordm", "\u{ba}"),
+    ("percnt", "%"),
+    ("period", "."),
+    ("phmmat", "\u{2133}"),
+    ("planckh", "\u{210e}"),
+    ("plus", "+"),
+    ("primes", "\u{2119}"),
+    ("puncsp", "\u{2008}"),
+    ("quaternions", "\u{210d}"),
+    ("quest", "?"),
+    ("quot", "\""),
+    ("rationals", "\u{211a}"),
+    ("rbrace", "}"),
+    ("rbrack", "]"),
+    ("rcub", "}"),
+    ("real", "\u{211c}"),
+    ("realine", "\u{211b}"),
+    ("realpart", "\u{211c}"),
+    ("reals", "\u{211d}"),
+    ("ring", "\u{2da}"),
+    ("rlm", "\u{200f}"),
+    ("rpar", ")"),
+    ("rsqb", "]"),
+    ("semi", ";"),
+    ("shy", "\u{ad}"),
+    ("sol", "/"),
+    ("strns", "\u{af}"),
+    ("sup1", "\u{b9}"),
+    ("sup2", "\u{b2}"),
+    ("sup3", "\u{b3}"),
+    ("tdot", "\u{20db}"),
+    ("thinsp", "\u{2009}"),
+    ("tilde", "~"),
+    ("trade", "\u{2122}"),
+    ("uml", "\u{a8}"),
+    ("verbar", "|"),
+    ("vert", "|"),
+    ("zeetrf", "\u{2128}"),
+    ("zwj", "\u{200d}"),
+    ("zwnj", "\u{200c}"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -520,5 +988,202 @@ mod tests {
         // A reading ending in an escape ends where the text does.
         assert!(u.read(b"x&amp;"));
         assert_eq!((u.text.as_slice(), u.original(2)), (&b"x&"[..], 6));
+    }
+
+    /// What `text` reads written out, if it holds an escape that decodes.
+    fn unescaped(text: &str) -> Option<String> {
+        let mut u = Unescaped::default();
+        u.read(text.as_bytes())
+            .then(|| String::from_utf8(u.text).expect("UTF-8"))
+    }
+
+    #[test]
+    fn every_escape_form_is_written_out() {
+        for (text, want) in [
+            // HTML: names that write ASCII, with and without `;` (legacy), and numbers.
+            (
+                "a&lpar;b&rpar;&period;&comma;&colon;&semi;&sol;&bsol;",
+                "a(b).,:;/\\",
+            ),
+            (
+                "&lowbar;&num;&dollar;&percnt;&plus;&equals;&excl;&quest;",
+                "_#$%+=!?",
+            ),
+            (
+                "&apos;&quot;&lt;&gt;&amp;&hyphen;&dash;&Hat;&grave;",
+                "'\"<>&--^`",
+            ),
+            ("a&Tab;b&NewLine;c&nbsp;d&ThinSpace;e", "a b\nc d e"),
+            ("cr&eacute;dit c&Aacute;rd", "credit cArd"),
+            ("&copf;&Ropf;&escr;&dfr;&fjlig;&filig;", "cRedfjfi"),
+            ("cred&ZeroWidthSpace;it&NegativeThinSpace;", "credit"),
+            ("credit&nbspcard", "credit card"),
+            ("credit&nbsp card", "credit  card"),
+            ("a&ltb&gtc&ampd&QUOTe", "a<b>c&d\"e"),
+            ("cr&eacutedit", "credit"),
+            ("&sup1;&sup2&sup3;", "123"),
+            ("cr&#101dit", "credit"),
+            ("cr&#00000000000000101;dit", "credit"),
+            ("cr&#x0000065;dit", "credit"),
+            // URL escapes, once, twice, and JavaScript's `escape`.
+            ("cr%65dit", "credit"),
+            ("%2563redit", "credit"),
+            ("%252563", "%63"),
+            ("%25C3%25A9", "e"),
+            ("100%25C3", "100%C3"),
+            ("cr%u0065dit %uD83D%uDE00", "credit \u{1f600}"),
+            // Program text.
+            ("cr\\x65dit", "credit"),
+            ("cr\\x{65}dit", "credit"),
+            ("cr\\u{0000000065}dit", "credit"),
+            ("cr\\xc3\\xa9dit", "credit"),
+            ("cr\\303\\251dit", "credit"),
+            ("\\x41\\x4b\\x49\\x41", "AKIA"),
+            ("\\101\\113\\111\\101", "AKIA"),
+            ("\\0101\\0113", "AK"),
+            ("\\o{101}\\o{113}", "AK"),
+            ("\\064\\061\\061\\061", "4111"),
+            // CSS.
+            ("\\63 redit", "credit"),
+            ("\\000063redit", "credit"),
+            ("\\0065 ", "e"),
+            ("\\63\r\nredit", "credit"),
+            ("\\e9 t\\E9 ", "ete"),
+            // Quoted-printable.
+            ("cr=65dit", "credit"),
+            ("cred=69t card", "credit card"),
+            ("credi=74=20card", "credit card"),
+            ("credit=20card", "credit card"),
+            ("4111=201111=201111=201111", "4111 1111 1111 1111"),
+            ("=63=72=65=64=69=74 card", "credit card"),
+            ("cr=C3=A9dit", "credit"),
+            ("my cred=\nit card", "my credit card"),
+            ("my cred=\r\nit card", "my credit card"),
+        ] {
+            assert_eq!(unescaped(text).as_deref(), Some(want), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn text_that_only_looks_escaped_is_read_as_written() {
+        for text in [
+            "50% of it & more, C:\\Users",
+            "x=20 and n=41, id=4012888888881881, a=1b, color=ff0000, credi=74 card",
+            "sha=e5f0 and k=v; y == z",
+            "QUJDREVGR0g==\nSUpL",
+            "QUJDREVGR0hJ=\nSUpL",
+            "KEY=\nNEXT=1",
+            "a line cut =\nhere, and a line=\n",
+            "\\begin{document} \\cdot \\d+ \\1 \\bword\\b \\section",
+            "\\2024\\report",
+            "&unknown; &alpha; &lstrok; &odot; &sdot; &xcirc; &notaname",
+            "%zz %4 %u12 %uZZZZ \\u12 \\x4 \\o{} \\o{9} \\x{}",
+            "&#; &#x; &#0; &#xd800;",
+            "a = b\n",
+        ] {
+            assert_eq!(unescaped(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_name_tables_are_sorted_and_read_as_ascii() {
+        assert!(NAMED.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(LEGACY.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            LEGACY.iter().all(|n| named_reference(n).is_some()),
+            "legacy"
+        );
+        assert!(NAMED.iter().all(|(n, _)| n.len() <= MAX_NAME));
+        for (name, value) in NAMED.iter().filter(|(n, _)| !n.ends_with("dash")) {
+            let read = crate::json::normalize_str(value);
+            assert!(read.is_ascii(), "{name}: {read:?}");
+        }
+    }
+
+    #[test]
+    fn the_trigger_scan_finds_what_a_byte_scan_does() {
+        let is_trigger = |c: u8| matches!(c, b'&' | b'%' | b'\\' | b'=');
+        let scalar = |t: &[u8], from: usize| (from..t.len()).find(|&k| is_trigger(t[k]));
+        let mut seed = 0x9e37_79b9_u32;
+        for len in 0..100 {
+            for _ in 0..20 {
+                // Triggers scattered among bytes the vector compare must not take for them.
+                let t: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 17;
+                        seed ^= seed << 5;
+                        b"&%\\=aaaaaaaaaaaa\xa6\xa5\xdc\xbd"[seed as usize % 20]
+                    })
+                    .collect();
+                // Asked from every trigger found on (as `read` asks), and from a jump ahead.
+                let mut triggers = Triggers::new(&t);
+                let mut from = 0;
+                while let Some(at) = triggers.next(from) {
+                    assert_eq!(Some(at), scalar(&t, from), "{t:?} from {from}");
+                    from = at + 1 + (seed as usize % 3) * (seed as usize % 40);
+                }
+                assert_eq!(scalar(&t, from), None, "{t:?} from {from}");
+            }
+        }
+    }
+
+    /// Map-back over texts built of escapes of every kind and plain text: each copied byte
+    /// maps to itself, both ways are monotone, and the ends map to the ends (an escape that
+    /// writes nothing at the start aside: text from after it starts the reading).
+    #[test]
+    fn mapping_back_holds_for_mixed_escapes() {
+        let pieces: [&str; 16] = [
+            "cr",
+            "&#101;",
+            "&eacute",
+            "&nbsp;",
+            "%2563",
+            "%20",
+            "\\x65",
+            "\\101",
+            "\\63 ",
+            "=65",
+            "=\n",
+            "%u0065",
+            "\\xc3\\xa9",
+            "=",
+            "\\",
+            " ",
+        ];
+        let mut seed = 0x2545_f491_u32;
+        let mut u = Unescaped::default();
+        for _ in 0..2000 {
+            let mut text = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            for _ in 0..seed % 12 {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                text.push_str(pieces[seed as usize % pieces.len()]);
+            }
+            let t = text.as_bytes();
+            if !u.read(t) {
+                continue;
+            }
+            assert_eq!(u.original(u.text.len()), t.len());
+            assert_eq!((u.written(0), u.written(t.len())), (0, u.text.len()));
+            for k in 0..u.text.len() {
+                assert!(u.original(k) <= u.original(k + 1), "{text:?}");
+                assert!(u.written(u.original(k)) <= k, "{text:?} {k}");
+            }
+            for k in 0..t.len() {
+                assert!(u.written(k) <= u.written(k + 1), "{text:?}");
+            }
+            for w in u.segs.windows(2) {
+                let ((here, there, copied), next) = (w[0], w[1].0);
+                if copied {
+                    let n = next - here;
+                    assert_eq!(u.text[here..next], t[there..there + n], "{text:?}");
+                }
+            }
+        }
     }
 }

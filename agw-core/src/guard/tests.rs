@@ -1326,6 +1326,7 @@ mod seventh_review;
 mod tenth_review;
 mod thirteenth_session;
 mod twelfth_session;
+mod twentyfirst_escapes;
 mod twentyfirst_files;
 
 /// The model is read under its key in any case on every kind that names one, as
