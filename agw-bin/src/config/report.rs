@@ -176,8 +176,8 @@ pub(crate) fn coverage(gw: &Gateway) -> Vec<String> {
         }
         if guarded {
             out.push(
-                "  never read by request rules: thinking blocks (signed), images, audio and \
-                 video (other files are read decoded); tool definitions (`tools`) are read as \
+                "  never read by request rules: signed thinking in assistant turns, pictures, \
+                 audio and video (other files are read decoded); tool definitions (`tools`) are read as \
                  system text by literal and regex rules that reject or audit"
                     .into(),
             );

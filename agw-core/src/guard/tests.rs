@@ -1328,6 +1328,7 @@ mod thirteenth_session;
 mod twelfth_session;
 mod twentyfirst_escapes;
 mod twentyfirst_files;
+mod twentyfirst_thinking;
 
 /// The model is read under its key in any case on every kind that names one, as
 /// `find_model` (the allow-list) reads it.

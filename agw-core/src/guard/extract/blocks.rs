@@ -20,12 +20,63 @@ pub(super) const BLOCK_STRINGS: [(&str, &str); 9] = [
 ];
 
 /// Whether a block of type `ty` has text agw reads in its strings — its [`BLOCK_STRINGS`],
-/// keys it has no reading for, its values: every block's but signed reasoning's (a changed
-/// thinking block fails its signature). An image's `text` or `title`, a search result's
-/// `text`, a tool call's `title` are no fields of theirs, but a lenient server may print
-/// them, and they reach the provider (fourteenth review: they were skipped).
+/// keys it has no reading for, its values: every block's but reasoning's, whose text is read
+/// as [`Reasoning`] says. An image's `text` or `title`, a search result's `text`, a tool
+/// call's `title` are no fields of theirs, but a lenient server may print them, and they reach
+/// the provider (fourteenth review: they were skipped).
 pub(super) fn reads_string(ty: &[u8]) -> bool {
     !matches!(ty, b"thinking" | b"redacted_thinking")
+}
+
+/// What an Anthropic reasoning block (`thinking`, `redacted_thinking`) holds: where its text
+/// is, and whether it is signed.
+///
+/// Signed reasoning in an assistant turn is not read: Claude Code sends its signed thinking
+/// back, and a changed block fails its signature. Anywhere else its text is read — a thinking
+/// block without a (non-empty string) signature, one inside a user, tool or system message, in
+/// `system`, in a tool result — since nothing verifies it there and an Anthropic-compatible
+/// server or an open model's chat template puts it into the prompt (twenty-first session's
+/// red team: such text went upstream unread). Unsigned, it is masked in place; signed (a
+/// `redacted_thinking` block's `data` is sealed ciphertext), its segments are
+/// [`Doc::sealed`](super::Doc::sealed). Only the text is read: a reasoning block's other
+/// fields are no template's.
+#[derive(Debug, Default)]
+pub(super) struct Reasoning {
+    /// Where the value of its `thinking` key starts.
+    thinking: Option<usize>,
+    /// Where the value of its `data` key starts.
+    data: Option<usize>,
+    /// Whether every `signature` it has is a non-empty string; `None` without one.
+    signed: Option<bool>,
+}
+
+impl Reasoning {
+    /// Consumes the value of a reasoning block's key: its text's place and its signature are
+    /// noted, the rest skipped. A second `thinking` or `data` is refused, as a second `type`
+    /// is (parsers disagree on which one wins).
+    fn key(&mut self, sc: &mut Scanner<'_>, key: &Str, loc: Loc) -> Result<(), JsonError> {
+        let (slot, name) = if sc.key_matches(key, "thinking") {
+            (&mut self.thinking, "thinking")
+        } else if sc.key_matches(key, "data") {
+            (&mut self.data, "data")
+        } else if sc.key_matches(key, "signature") {
+            let signed = match sc.string_or_none()? {
+                Some(s) => !s.raw.is_empty(),
+                None => {
+                    sc.skip_fast()?;
+                    false
+                }
+            };
+            self.signed = Some(self.signed.unwrap_or(true) && signed);
+            return Ok(());
+        } else {
+            return sc.skip_fast();
+        };
+        if slot.replace(sc.position()).is_some() {
+            return Err(shape(format!("duplicate key `{name}` in {loc}")));
+        }
+        sc.skip_fast()
+    }
 }
 
 /// Block fields whose meaning depends on the block's `type`.
@@ -107,6 +158,7 @@ impl Extractor {
         let mut strings: Vec<(Str, &'static str)> = Vec::new();
         let mut deferred: Vec<(Key, usize)> = Vec::new();
         let mut others: Vec<(Str, usize)> = Vec::new();
+        let mut reasoning = Reasoning::default();
         sc.object(|sc, key| {
             if sc.key_matches(&key, "type") {
                 let Some(s) = sc.string_or_none()? else {
@@ -196,9 +248,9 @@ impl Extractor {
             } else if sc.key_matches(&key, "file") {
                 Key::File
             } else {
-                // A key agw has no reading for: read unless the block is signed reasoning.
+                // A key agw has no reading for: read unless the block is reasoning.
                 return match ty.as_deref() {
-                    Some(t) if !reads_string(t) => sc.skip_fast(),
+                    Some(t) if !reads_string(t) => reasoning.key(sc, &key, loc),
                     Some(_) => self.other_key(sc, &key, forced.unwrap_or(Field::Messages), loc),
                     None => {
                         others.push((key, sc.skip()?.start));
@@ -238,12 +290,84 @@ impl Extractor {
             for (key, at) in others {
                 self.other_key(&mut sc.at(at), &key, field, loc)?;
             }
+        } else {
+            for (key, at) in others {
+                reasoning.key(&mut sc.at(at), &key, loc)?;
+            }
+            self.reasoning(sc, &ty, &reasoning, loc, forced)?;
         }
         if let (None, Some(b)) = (forced, loc.block) {
             let text = matches!(&*ty, b"text" | b"input_text");
             self.doc.st.last_block = Some((b, text));
         }
         Ok(())
+    }
+
+    /// A reasoning block's text ([`Reasoning`]): a `thinking` block's `thinking`, a
+    /// `redacted_thinking` block's `data`; not read when sealed in an assistant turn.
+    fn reasoning(
+        &mut self,
+        sc: &Scanner<'_>,
+        ty: &[u8],
+        r: &Reasoning,
+        loc: Loc,
+        forced: Option<Field>,
+    ) -> Result<(), JsonError> {
+        let (at, leaf, sealed) = if ty == b"thinking" {
+            (r.thinking, ".thinking", r.signed == Some(true))
+        } else {
+            (r.data, ".data", true)
+        };
+        let Some(at) = at else {
+            return Ok(());
+        };
+        if sealed && self.in_assistant_turn(sc, loc, forced) {
+            return Ok(());
+        }
+        let field = forced.unwrap_or(Field::Messages);
+        let loc = Loc { leaf, ..loc };
+        let first = self.doc.segs.len();
+        let sc = &mut sc.at(at);
+        if sc.peek() == Some(b'"') {
+            self.push_next(sc, field, loc)?;
+        } else {
+            // Not the string it should be: a lenient template prints it all the same.
+            self.all_strings(sc, field, loc)?;
+        }
+        if sealed && self.doc.segs.len() > first {
+            self.doc.sealed.push(first..self.doc.segs.len());
+        }
+        Ok(())
+    }
+
+    /// Whether a block at `loc` is one of an assistant turn's own (a top-level block of a
+    /// message whose role is `assistant`), where signed reasoning belongs. The role may come
+    /// after the content: then the message is looked through for it, once.
+    fn in_assistant_turn(&mut self, sc: &Scanner<'_>, loc: Loc, forced: Option<Field>) -> bool {
+        if forced.is_some() || loc.sub.is_some() || loc.message.is_none() {
+            return false;
+        }
+        match self.doc.st.turn {
+            Some((_, Some(assistant))) => assistant,
+            Some((at, None)) => {
+                let mut ahead = sc.at(at);
+                let mut assistant = false;
+                let walked = ahead.object(|sc, key| {
+                    if sc.key_matches(&key, "role")
+                        && let Some(s) = sc.string_or_none()?
+                    {
+                        assistant = *sc.str_value(&s) == *b"assistant";
+                        return Ok(());
+                    }
+                    sc.skip_fast()
+                });
+                // A message that does not parse is refused by the walk that reads it.
+                let assistant = walked.is_ok() && assistant;
+                self.doc.st.turn = Some((at, Some(assistant)));
+                assistant
+            }
+            None => false,
+        }
     }
 
     /// Consumes the value of a [`Key`] of a block of type `ty`.

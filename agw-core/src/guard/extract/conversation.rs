@@ -146,6 +146,7 @@ impl Extractor {
         }
         let first_unit = self.doc.units.len();
         self.doc.st.last_block = None;
+        self.doc.st.turn = Some((sc.position(), None));
         let mut role = None;
         let mut custom = false;
         let (mut seen_content, mut seen_calls) = (false, false);
@@ -191,6 +192,8 @@ impl Extractor {
                         Role::Other
                     }
                 });
+                let assistant = role == Some(Role::Assistant);
+                self.doc.st.turn = self.doc.st.turn.map(|(at, _)| (at, Some(assistant)));
                 Ok(())
             } else if sc.key_matches(&key, "content") {
                 once(&mut seen_content, "content")?;
@@ -212,12 +215,15 @@ impl Extractor {
             .find_map(|(name, leaf)| sc.key_matches(&key, name).then_some(leaf))
             {
                 // The author's name (OpenAI puts it in the prompt) and an assistant's refusal;
-                // a long number there is text a lenient server prints.
+                // a long number there, or a list or an object (`"reasoning_content":
+                // ["..."]`, which a template prints as it is), is text a lenient server
+                // prints (twenty-first session's red team: a list or object was skipped).
                 match sc.peek() {
                     Some(b'"') => self.push_next(sc, Field::Messages, Loc { leaf, ..at }),
                     Some(b'-' | b'0'..=b'9') => {
                         self.push_number(sc, Field::Messages, Loc { leaf, ..at })
                     }
+                    Some(b'[' | b'{') => self.all_strings(sc, Field::Messages, Loc { leaf, ..at }),
                     _ => sc.skip_fast(),
                 }
             } else if self.doc.st.chat
@@ -232,6 +238,7 @@ impl Extractor {
                 self.other_key(sc, &key, Field::Messages, at)
             }
         })?;
+        self.doc.st.turn = None;
         let role = role.unwrap_or(Role::Other);
         self.set_role(m, first_unit, role);
         if custom {

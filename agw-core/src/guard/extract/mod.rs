@@ -177,6 +177,10 @@ pub(crate) struct State {
     pub final_prompt: Option<(u32, Option<u32>)>,
     /// The last assistant turn of the conversation being read.
     pub last_assistant: Option<u32>,
+    /// The message being read: where its object starts, and whether its role is
+    /// `assistant` once that is known; `None` outside a message. Signed reasoning is left
+    /// unread only in an assistant turn ([`blocks::Reasoning`]).
+    pub turn: Option<(usize, Option<bool>)>,
     /// Reading a chat completions body: content parts' `thinking` is prompt text there
     /// (Mistral's reasoning parts, which a chat template puts back), not a signed block.
     pub chat: bool,
@@ -237,6 +241,10 @@ pub(crate) struct Doc {
     /// (requests: see `Policy::decide`); otherwise it is written back (responses, as a stream's
     /// tool call input is).
     pub escaped_refuses: bool,
+    /// Signed reasoning read where it does not belong (outside an assistant turn: see
+    /// [`blocks::Reasoning`]), as ranges of [`Doc::segs`]: a lenient server shows it, but it
+    /// cannot be changed without breaking its signature, so a mask there refuses.
+    pub sealed: Vec<Range<usize>>,
 }
 
 /// Consecutive text parts of one array, joined ([`Doc::joined`]).
@@ -299,6 +307,7 @@ impl Doc {
         self.inner.clear();
         self.joined.clear();
         self.escaped_refuses = false;
+        self.sealed.clear();
         SPARE.with(|spare| spare.set(Some(self)));
     }
 

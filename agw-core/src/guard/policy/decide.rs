@@ -52,6 +52,28 @@ pub(super) fn written_with_escapes(
     })
 }
 
+/// Whether a match (its pieces, as `Policy::locate` gives them) touches signed reasoning read
+/// outside an assistant turn ([`Doc::sealed`]): text that cannot be changed, so neither masked
+/// nor removed.
+fn sealed(doc: &Doc, pieces: &[(usize, usize, usize)]) -> bool {
+    !doc.sealed.is_empty()
+        && pieces
+            .iter()
+            .any(|(seg, _, _)| doc.sealed.iter().any(|r| r.contains(seg)))
+}
+
+/// The refusal of a change to signed reasoning ([`sealed`]).
+fn sealed_rejection(rule: &std::sync::Arc<str>) -> Rejection {
+    Rejection {
+        rule: rule.clone(),
+        status: http::StatusCode::BAD_REQUEST,
+        message: format!(
+            "Signed reasoning outside an assistant turn carries text that the rule `{rule}` \
+             would change; signed reasoning is not rewritten: remove the block."
+        ),
+    }
+}
+
 /// Writes edits of the JSON documents strings hold (`nested`: document, edit of its text) back
 /// into those strings: each edit's range mapped through the string's escapes, its replacement
 /// escaped for the string. The rest of the string stays byte for byte as it was.
@@ -331,6 +353,7 @@ impl Policy {
                     let outside_prompt = pieces.iter().all(|(s, _, _)| !doc.segs[*s].last_prompt);
                     if !pieces.is_empty()
                         && (history || (unit.user && (older_only || outside_prompt)))
+                        && !sealed(doc, &pieces)
                     {
                         removed.extend(pieces.iter().map(|(s, _, _)| (*s, h.rule)));
                         continue;
@@ -338,6 +361,9 @@ impl Policy {
                     return Verdict::new(Decision::Reject(r), hits);
                 }
                 if let Action::Mask { placeholder } = &rule.action {
+                    if sealed(doc, &pieces) {
+                        return Verdict::new(Decision::Reject(sealed_rejection(&rule.name)), hits);
+                    }
                     if doc.escaped_refuses && written_with_escapes(body, doc, &pieces) {
                         // A request's `arguments` hold it only through escapes: refused, as
                         // text behind escapes cannot be masked where it is written. Plain
