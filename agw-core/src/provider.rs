@@ -248,6 +248,24 @@ fn rerouting(n: &str) -> bool {
 /// `OpenAI-Project`, which choose the account billed. When agw injects its own key, none of
 /// them is forwarded. (`Idempotency-Key` names a request, not a caller.)
 pub fn is_credential_header(name: &HeaderName) -> bool {
+    // The standard headers of nearly every request, answered by comparing the names' tags
+    // before any name's text is compared with the endings below.
+    use http::header::{
+        ACCEPT, ACCEPT_ENCODING, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT,
+    };
+    if [
+        CONTENT_TYPE,
+        CONTENT_LENGTH,
+        ACCEPT,
+        ACCEPT_ENCODING,
+        USER_AGENT,
+        HOST,
+        CONNECTION,
+    ]
+    .contains(name)
+    {
+        return false;
+    }
     let n = name.as_str();
     match n {
         "cookie" | "api-key" | "apikey" | "token" | "secret" | "password" | "x-auth" => true,

@@ -479,7 +479,12 @@ impl Policy {
         // another service (`x-litellm-api-key`, `x-auth-token`), whose keys are expected
         // there: read by literal and regex rules only (seventeenth session's third review:
         // Claude Code with `ANTHROPIC_CUSTOM_HEADERS` naming a gateway key was refused).
-        let mut texts: [(Vec<u8>, bool); 2] = [(Vec::new(), true), (Vec::new(), true)];
+        // The texts' buffers are kept per thread: a request's headers allocate nothing.
+        thread_local! {
+            static TEXTS: std::cell::Cell<[Vec<u8>; 2]> = const { std::cell::Cell::new([Vec::new(), Vec::new()]) };
+        }
+        let [a, b] = TEXTS.with(std::cell::Cell::take);
+        let mut texts: [(Vec<u8>, bool); 2] = [(a, true), (b, true)];
         for (name, value) in headers {
             if name == http::header::HOST || authenticates(name) {
                 continue;
@@ -487,9 +492,6 @@ impl Policy {
             let (text, plain) =
                 &mut texts[usize::from(crate::provider::is_credential_header(name))];
             let v = value.as_bytes();
-            if text.capacity() == 0 {
-                text.reserve(512);
-            }
             let mut line = |value: &[u8]| {
                 text.extend_from_slice(name.as_str().as_bytes());
                 text.extend_from_slice(b": ");
@@ -574,6 +576,13 @@ impl Policy {
                 }
             }
         }
+        let [(mut a, _), (mut b, _)] = texts;
+        for t in [&mut a, &mut b] {
+            t.clear();
+            // Headers are bounded by the server (64 KiB by default): one kept is bounded too.
+            t.shrink_to(64 << 10);
+        }
+        TEXTS.with(|c| c.set([a, b]));
         verdict
     }
 
