@@ -1010,3 +1010,68 @@ async fn the_usage_chunk_agw_asked_for_is_counted_and_dropped_at_every_split() {
         );
     }
 }
+
+/// Twenty-first session's red team (F1): a stream whose `stream_options` or `include_usage`
+/// is given twice was forwarded as sent; OpenAI takes the last (`false`, or no options), sent
+/// no usage chunk, and the request was charged an estimate. Such a request is refused with an
+/// OpenAI-shaped 400 before it reaches the upstream, and a non-stream request is untouched.
+#[tokio::test]
+async fn a_stream_asking_twice_for_its_usage_is_refused() {
+    use agw_tower::body::Body;
+    use agw_tower::classify::Classified;
+    use agw_tower::limits::Collected;
+    use agw_tower::usage::IncludeUsageLayer;
+    use tower::ServiceExt;
+    use tower_layer::Layer;
+    let calls = Arc::new(Mutex::new(0usize));
+    let send = |request: &'static str| {
+        let calls = calls.clone();
+        async move {
+            let upstream = tower::service_fn(move |_req: http::Request<Body<Full<Bytes>>>| {
+                *calls.lock().unwrap() += 1;
+                async move {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                        Bytes::from_static(b"{}"),
+                    )))
+                }
+            });
+            let svc = IncludeUsageLayer.layer(upstream);
+            let mut req = http::Request::post("/v1/chat/completions")
+                .body(Body::full(request))
+                .unwrap();
+            req.extensions_mut().insert(Classified {
+                kind: agw_core::route::RouteKind::Completions,
+                api: Api::OpenAi,
+                upstream: Api::OpenAi,
+            });
+            req.extensions_mut().insert(Collected {
+                plain: Bytes::from_static(request.as_bytes()),
+            });
+            let res = svc.oneshot(req).await.unwrap();
+            let status = res.status();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    for request in [
+        r#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"stream_options":{"include_usage":false},"messages":[]}"#,
+        r#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true,"include_usage":false},"messages":[]}"#,
+    ] {
+        let (status, body) = send(request).await;
+        assert_eq!(status, http::StatusCode::BAD_REQUEST, "{request}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["error"]["type"], "invalid_request_error", "{body}");
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("given twice"),
+            "{body}"
+        );
+    }
+    assert_eq!(*calls.lock().unwrap(), 0);
+    let (status, _) =
+        send(r#"{"model":"gpt-4o","stream_options":{},"stream_options":{},"messages":[]}"#).await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(*calls.lock().unwrap(), 1);
+}

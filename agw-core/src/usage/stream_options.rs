@@ -27,10 +27,13 @@
 //!
 //! # Limits
 //!
-//! A body whose `stream_options` is given twice, or is neither an object nor `null`, or whose
-//! `include_usage` is given twice or is not a boolean, is left as it is ([`UsageAsk::Leave`]):
-//! which of two values a server takes is its choice, and a value of another type is the
-//! server's to refuse. Keys are matched exactly, as OpenAI's server reads them.
+//! A body whose `stream_options` or `include_usage` is given twice is [`UsageAsk::Ambiguous`]:
+//! which of the two a server takes is its choice (OpenAI's takes the last), so no edit of one
+//! is sure to ask, and a gateway that forwarded it would charge an estimate (twenty-first
+//! session's red team); the caller refuses it. A `stream_options` that is neither an object
+//! nor `null`, or an `include_usage` that is not a boolean, is left as it is
+//! ([`UsageAsk::Leave`]): the server refuses it. Keys are matched exactly, as OpenAI's server
+//! reads them.
 
 use crate::edit::Edit;
 use crate::json::{JsonError, Scanner};
@@ -45,8 +48,11 @@ pub enum UsageAsk {
     /// A client's explicit `"include_usage": false` is turned to `true` too (it is a request
     /// not to receive the chunk, which it does not: the chunk is dropped on the way back).
     Edit(Edit),
-    /// Not a body agw edits (not a JSON object, a key given twice, a value of another type).
+    /// Not a body agw edits (not a JSON object, a value of another type).
     Leave,
+    /// `stream_options` or its `include_usage` given twice: no one edit is sure to ask, so
+    /// the request is refused (see the [module docs](self)).
+    Ambiguous,
 }
 
 /// The edit that asks an OpenAI chat request for its usage (see the [module docs](self)).
@@ -77,7 +83,7 @@ fn read(body: &[u8]) -> Result<UsageAsk, JsonError> {
         }
     })?;
     if twice {
-        return Ok(UsageAsk::Leave);
+        return Ok(UsageAsk::Ambiguous);
     }
     let Some(range) = options else {
         // First in the object: `{` + `"stream_options":{…},` + the rest as sent.
@@ -108,7 +114,7 @@ fn read(body: &[u8]) -> Result<UsageAsk, JsonError> {
                 }
             })?;
             match (again, include) {
-                (true, _) => Ok(UsageAsk::Leave),
+                (true, _) => Ok(UsageAsk::Ambiguous),
                 (false, None) => {
                     let mut text = String::from(r#"{"include_usage":true"#);
                     if members > 0 {
@@ -247,14 +253,27 @@ mod tests {
             "",
             "[]",
             "not json",
-            r#"{"stream_options":{}, "stream_options":{}}"#,
-            r#"{"stream_options":{"include_usage":true,"include_usage":false}}"#,
             r#"{"stream_options":"yes"}"#,
             r#"{"stream_options":{"include_usage":1}}"#,
             r#"{"model":"m""#,
         ];
         for body in left {
             assert_eq!(ask_for_usage(body.as_bytes()), UsageAsk::Leave, "{body}");
+        }
+        // A key given twice, however spelled: the server takes one of the two (OpenAI's the
+        // last), so no single edit is sure to ask.
+        let ambiguous = [
+            r#"{"stream_options":{}, "stream_options":{}}"#,
+            r#"{"stream_options":{"include_usage":true},"stream_option\u0073":null}"#,
+            r#"{"stream_options":{"include_usage":true,"include_usage":false}}"#,
+            r#"{"stream_options":{"include_usage":false,"include_usag\u0065":true}}"#,
+        ];
+        for body in ambiguous {
+            assert_eq!(
+                ask_for_usage(body.as_bytes()),
+                UsageAsk::Ambiguous,
+                "{body}"
+            );
         }
     }
 

@@ -20,7 +20,7 @@ use crate::body::Body;
 use crate::classify::Classified;
 use crate::future::ResponseFuture;
 use crate::limits::Collected;
-use agw_core::api::Api;
+use agw_core::api::{Api, ErrorBody, ErrorKind};
 use agw_core::route::RouteKind;
 use agw_core::usage::{UsageAsk, ask_for_usage};
 use bytes::Bytes;
@@ -64,25 +64,35 @@ where
         if class.kind == RouteKind::Completions
             && class.api == Api::OpenAi
             && class.upstream == Api::OpenAi
+            && let Err(refused) = ask(&mut req)
         {
-            ask(&mut req);
+            return ResponseFuture::ready(crate::error::error_response(Api::OpenAi, &refused));
         }
         ResponseFuture::direct(self.inner.call(req), None)
     }
 }
 
-/// Edits a chat request that streams without asking for usage.
-fn ask<B>(req: &mut Request<Body<B>>) {
+/// Edits a chat request that streams without asking for usage. A stream whose
+/// `stream_options` or `include_usage` is given twice is refused with a 400: the upstream
+/// takes one of the two, so no edit is sure to ask, and its usage would go uncounted.
+fn ask<B>(req: &mut Request<Body<B>>) -> Result<(), ErrorBody> {
     RequestFacts::ensure(req);
     let streams = req
         .extensions()
         .get::<RequestFacts>()
         .is_some_and(|f| f.shape.stream);
     let Some(collected) = req.extensions().get::<Collected>().filter(|_| streams) else {
-        return;
+        return Ok(());
     };
-    let UsageAsk::Edit(edit) = ask_for_usage(&collected.plain) else {
-        return;
+    let edit = match ask_for_usage(&collected.plain) {
+        UsageAsk::Edit(edit) => edit,
+        UsageAsk::Asked | UsageAsk::Leave => return Ok(()),
+        UsageAsk::Ambiguous => {
+            return Err(ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                "`stream_options` or its `include_usage` is given twice; give each once.",
+            ));
+        }
     };
     let body = Bytes::from(agw_core::edit::apply(&collected.plain, vec![edit]));
     crate::collect::set_length(req.headers_mut(), body.len());
@@ -92,4 +102,5 @@ fn ask<B>(req: &mut Request<Body<B>>) {
     });
     req.extensions_mut().insert(UsageChunkAdded);
     *req.body_mut() = Body::full(body);
+    Ok(())
 }
