@@ -174,6 +174,7 @@
 //! Matching time is linear in the input; [`DetectorSet::find`] never panics, whatever the bytes.
 
 mod card;
+mod der;
 mod digits;
 mod email;
 mod iban;

@@ -225,6 +225,9 @@ fn automaton() -> &'static AhoCorasick {
 pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
     let base = out.len();
     prefixed(set, text, edges, out);
+    if set.contains(Detector::PemPrivateKey) {
+        super::der::find(text, base, out);
+    }
     if set.contains(Detector::UrlPassword) {
         url_passwords(text, base, out);
     }
@@ -343,10 +346,15 @@ pub(super) fn open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize>
     } else {
         None
     };
-    match (prefixed_open(set, text, from), url) {
-        (Some(p), Some(u)) => Some(p.min(u)),
-        (p, u) => p.or(u),
-    }
+    let der = if set.contains(Detector::PemPrivateKey) {
+        super::der::open(text, from)
+    } else {
+        None
+    };
+    [prefixed_open(set, text, from), url, der]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 /// [`open`] for the prefixes' automaton.
@@ -456,7 +464,6 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
         Kind::Jwt => jwt_open(text, s),
         Kind::Pem => pem::open(text, s),
         Kind::PemBase64 => {
-            let is_b64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
             if run(text, s, is_b64) == len {
                 // Its first line, still growing: open unless its label is known and names no
                 // private key.
@@ -811,13 +818,27 @@ fn aws_id_labelled(text: &[u8], s: usize) -> bool {
 /// `tls.key`, a `.env` value. Its first line, decoded, must name a private key; the finding runs
 /// over every base64 line of the blob (wrapped at any width, by line breaks or `\n` escapes).
 fn pem_base64(text: &[u8], s: usize) -> Option<usize> {
-    let is_b64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
     let first = run(text, s, is_b64);
     let head = &text[s..first.min(s + 96)];
     let decoded = base64_prefix(&head[..head.len() / 4 * 4]);
     if pem_label(&decoded) != Some(true) {
         return None;
     }
+    Some(base64_block_end(text, s, first, None))
+}
+
+/// Whether `b` is a character of standard base64 (padding included).
+pub(super) fn is_b64(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
+}
+
+/// The end of a block of base64 lines whose first line runs from `s` to `first`: every line
+/// after it (wrapped at any width, by line breaks or `\n` escapes) that is base64 alone, at
+/// the first one's indentation and behind the margin of the line at `s`.
+///
+/// With `width` (a key body's lines, wrapped at the first one's width), a line longer than
+/// the first ends the block before it, and a shorter one or one with padding is its last.
+pub(super) fn base64_block_end(text: &[u8], s: usize, first: usize, width: Option<usize>) -> usize {
     let mut end = first;
     // The indentation of the lines after the first (a YAML block scalar's, `tls.key: >-` then
     // the base64 indented under it): the same on each (thirteenth review: only the first line
@@ -841,12 +862,15 @@ fn pem_base64(text: &[u8], s: usize) -> Option<usize> {
         let e = run(text, line, is_b64);
         // A line of base64 alone (not `tls.crt: …`, the next key of a manifest).
         let alone = matches!(at(text, e), 0 | b'\n' | b'\r' | b'\\' | b'"' | b'\'' | b' ');
-        if e - line < 4 || !alone {
+        if e - line < 4 || !alone || width.is_some_and(|w| e - line > w) {
             break;
         }
         end = e;
+        if width.is_some_and(|w| e - line < w || text[line..e].contains(&b'=')) {
+            break;
+        }
     }
-    Some(end)
+    end
 }
 
 /// Whether the label of a decoded PEM header (`-----BEGIN RSA PRIVATE KEY-----…`, cut anywhere)
@@ -863,13 +887,19 @@ fn pem_label(decoded: &[u8]) -> Option<bool> {
 /// Whether the base64 key block at `s` may still grow when text is appended: its first line
 /// runs to the end of the text, or its last line does, or a line break ends it.
 fn pem_base64_open(text: &[u8], s: usize) -> bool {
-    let is_b64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
     if run(text, s, is_b64) == text.len() {
         return true;
     }
     let Some(end) = pem_base64(text, s) else {
         return false;
     };
+    base64_block_open(text, s, end)
+}
+
+/// Whether the block of base64 lines from `s` to `end` ([`base64_block_end`]) may still grow
+/// when text is appended: it ends the text, or a line break (or its start) does, or a line of
+/// base64 after one does.
+pub(super) fn base64_block_open(text: &[u8], s: usize, end: usize) -> bool {
     let margin = super::pem::Margin::of(text, s);
     let rest = &text[end..];
     [&b"\r\n"[..], b"\n", b"\\n", b"\\r\\n"].iter().any(|br| {
@@ -891,7 +921,7 @@ fn indentation(text: &[u8], i: usize) -> usize {
 }
 
 /// Decodes standard base64 (no padding needed) until the first character that is not base64.
-fn base64_prefix(b64: &[u8]) -> Vec<u8> {
+pub(super) fn base64_prefix(b64: &[u8]) -> Vec<u8> {
     let value = |c: u8| match c {
         b'A'..=b'Z' => Some(c - b'A'),
         b'a'..=b'z' => Some(c - b'a' + 26),

@@ -155,6 +155,38 @@ fn plain_pem_keys_mask_as_not_streamed() {
     }
 }
 
+/// Twenty-first session's red team: a key whose armor was changed or dropped went out
+/// unmasked. Its body is found by what it decodes to, and held in a stream until its block
+/// ends, as a PEM block is.
+#[test]
+fn key_bodies_without_their_armor_mask_as_not_streamed() {
+    let policy = mask_all();
+    for key in [RSA, EC, ED25519, OPENSSH] {
+        let lines: Vec<&str> = key.lines().collect();
+        let inner = &lines[1..lines.len() - 1];
+        let body = inner.join("\n");
+        let armors: &[&str] = if key == RSA {
+            &[
+                "",
+                "----BEGIN RSA PRIVATE KEY----\n",
+                "\u{2011}\u{2011}\u{2011}\u{2011}\u{2011}BEGIN PRIVATE KEY\u{2011}\u{2011}\u{2011}\u{2011}\u{2011}\n",
+            ]
+        } else {
+            &[""]
+        };
+        for armor in armors {
+            let text = format!("The key:\n{armor}{body}\nKeep it safe.");
+            let expect = not_streamed(&policy, &text);
+            assert!(expect.contains("<PEM_PRIVATE_KEY>"), "{expect}");
+            for line in inner {
+                assert!(!expect.contains(line), "{expect}");
+            }
+            let windows: &[usize] = if armor.is_empty() { &[256, 32] } else { &[64] };
+            check_splits(&policy, &text, &expect, windows);
+        }
+    }
+}
+
 #[test]
 fn long_tokens_are_held_until_they_end() {
     let policy = mask_all();

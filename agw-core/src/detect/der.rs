@@ -1,0 +1,273 @@
+//! Private keys by their body: base64 of a DER private key (PKCS#1 RSA, DSA, SEC1 EC, PKCS#8
+//! plain or encrypted) or of an OpenSSH key (`openssh-key-v1`), whatever armor is around it.
+//!
+//! A PEM block is found by its `-----BEGIN … PRIVATE KEY-----` line ([`super::pem`]); a key
+//! whose armor was changed (other dashes, `‑` for `-`, lower case, a Cyrillic `І` in `BEGIN`)
+//! or dropped (`MIIEvQIBADANBgkqhkiG9w0BAQEFAASC…` pasted alone, a `.env` value) kept its
+//! body, which a model reads as the key it is (twenty-first session's red team: all of them
+//! went upstream). The body is recognised by what its first bytes decode to: a DER
+//! `SEQUENCE` whose first element is a private key's version followed by a key's next field,
+//! or the `openssh-key-v1` magic. Certificates, public keys and signing requests start
+//! otherwise (a `SEQUENCE` in a `SEQUENCE`, or no version), so they are not found. The finding
+//! runs over every line of the base64 block, as a PEM block's body in base64 does.
+
+use super::secrets::{base64_block_end, base64_prefix, is_b64, run};
+use super::{Detector, Finding};
+use aho_corasick::{AhoCorasick, MatchKind};
+use std::sync::OnceLock;
+
+/// How a key's base64 starts: a DER `SEQUENCE` (`0x30`) whose length makes the next
+/// characters (`MII` for two length bytes, `MIG`/`MIH` for one, `MHc`, `MHQ`, `MC4`, `MEc`,
+/// `MFE`, `MFM` for the short keys: EC P-256 and secp256k1 in SEC1, Ed25519, Ed448, Ed25519
+/// with its public key), and OpenSSH's magic.
+const STARTS: [&str; 9] = [
+    "MII", "MIG", "MIH", "MHc", "MHQ", "MC4", "MEc", "MFE", "MFM",
+];
+const OPENSSH: &str = "b3BlbnNzaC1rZXktdjE";
+
+/// The fewest base64 characters a key body is found from: an Ed25519 key in PKCS#8 has 64.
+const MIN_BODY: usize = 40;
+
+fn automaton() -> &'static AhoCorasick {
+    static AUTOMATON: OnceLock<AhoCorasick> = OnceLock::new();
+    AUTOMATON.get_or_init(|| {
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(STARTS.iter().chain([&OPENSSH]))
+            .expect("fixed starts compile")
+    })
+}
+
+/// Whether a base64 run may start at `s`: the text's start or a byte that is no base64
+/// (`=` only ends one), or a `\n`, `\r` or `\t` escape of a JSON string's text.
+fn starts_run(text: &[u8], s: usize) -> bool {
+    match s {
+        0 => true,
+        1 => !is_b64(&text[0]) || text[0] == b'=',
+        _ => {
+            let b = text[s - 1];
+            !is_b64(&b) || b == b'=' || (matches!(b, b'n' | b'r' | b't') && text[s - 2] == b'\\')
+        }
+    }
+}
+
+/// The length of a DER element's length octets at `d[0]`, and the length they give.
+fn length(d: &[u8]) -> Option<(usize, usize)> {
+    match *d.first()? {
+        n @ 0..=0x7f => Some((1, usize::from(n))),
+        0x81 => Some((2, usize::from(*d.get(1)?))),
+        0x82 => Some((3, usize::from(*d.get(1)?) << 8 | usize::from(*d.get(2)?))),
+        _ => None,
+    }
+}
+
+/// Whether decoded bytes start a private key: `SEQUENCE { INTEGER version, … }` with a key's
+/// next field after the version (PKCS#1 RSA's and DSA's long `INTEGER`, PKCS#8's algorithm
+/// `SEQUENCE { OID … }`, SEC1's `OCTET STRING` of a key's length), or an encrypted PKCS#8
+/// key's `SEQUENCE { SEQUENCE { OID pkcs5 or pkcs12 …`.
+fn private_der(d: &[u8]) -> bool {
+    if d.first() != Some(&0x30) {
+        return false;
+    }
+    let Some((n, _)) = length(&d[1..]) else {
+        return false;
+    };
+    let rest = &d[1 + n..];
+    let at = |i: usize| rest.get(i).copied();
+    match (at(0), at(1), at(2)) {
+        // Version 0 (PKCS#1, DSA, PKCS#8) or 1 (SEC1, PKCS#8 with a public key).
+        (Some(0x02), Some(0x01), Some(version @ (0 | 1))) => match at(3) {
+            // RSA's modulus, DSA's p: a long INTEGER.
+            Some(0x02) => version == 0 && matches!(at(4), Some(0x81 | 0x82)),
+            // PKCS#8's AlgorithmIdentifier: SEQUENCE { OID …
+            Some(0x30) => at(5) == Some(0x06),
+            // SEC1's private key: an OCTET STRING of 24 to 66 bytes.
+            Some(0x04) => version == 1 && at(4).is_some_and(|l| (24..=66).contains(&l)),
+            _ => false,
+        },
+        // EncryptedPrivateKeyInfo: SEQUENCE { SEQUENCE { OID 1.2.840.113549.1.5.* or .12.* …
+        (Some(0x30), Some(_), _) => {
+            let Some((m, _)) = length(&rest[1..]) else {
+                return false;
+            };
+            let alg = &rest[1 + m..];
+            const PKCS: [u8; 8] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05];
+            alg.first() == Some(&0x06)
+                && matches!(alg.get(1), Some(0x09 | 0x0a))
+                && alg.get(2..9) == Some(&PKCS[..7])
+                && matches!(alg.get(9), Some(0x05 | 0x0c))
+        }
+        _ => false,
+    }
+}
+
+/// The end of the key body whose base64 starts at `s` (its literal found there), if it is one.
+fn body_end(text: &[u8], s: usize, openssh: bool) -> Option<usize> {
+    if !starts_run(text, s) {
+        return None;
+    }
+    let first = run(text, s, is_b64);
+    if !openssh {
+        let head = &text[s..first.min(s + 24)];
+        if head.len() < 16 || !private_der(&base64_prefix(&head[..head.len() / 4 * 4])) {
+            return None;
+        }
+    }
+    let end = base64_block_end(text, s, first, Some(first - s));
+    // Characters of the body, line breaks and margins aside: at least [`MIN_BODY`].
+    let body = text[s..end].iter().filter(|b| is_b64(b)).count();
+    (body >= MIN_BODY).then_some(end)
+}
+
+/// Appends each key body in `text` that no finding from `base` on already covers (a PEM
+/// block's body is its block's) to `out`.
+pub(super) fn find(text: &[u8], base: usize, out: &mut Vec<Finding>) {
+    let found = out.len();
+    let mut pos = 0;
+    for m in automaton().find_iter(text) {
+        let s = m.start();
+        if s < pos {
+            continue;
+        }
+        let taken = out[base..found]
+            .iter()
+            .any(|f| f.range.start <= s && s < f.range.end);
+        if taken {
+            continue;
+        }
+        let openssh = m.pattern().as_usize() == STARTS.len();
+        if let Some(e) = body_end(text, s, openssh) {
+            out.push(Finding {
+                detector: Detector::PemPrivateKey,
+                range: s..e,
+            });
+            pos = e;
+        }
+    }
+}
+
+/// Where a key body that may still grow when text is appended starts, at or after `from`: its
+/// start is at the text's end, still too short to tell, or its block still runs to the end
+/// (its last line, or a line break after it).
+pub(super) fn open(text: &[u8], from: usize) -> Option<usize> {
+    let from = from.min(text.len());
+    // A start cut at the end of the text (`MI`, `b3Blbn`).
+    let tail = text.len().saturating_sub(OPENSSH.len() - 1).max(from);
+    let cut = (tail..text.len()).find(|&s| {
+        let rest = &text[s..];
+        starts_run(text, s)
+            && STARTS
+                .iter()
+                .chain([&OPENSSH])
+                .any(|p| p.len() > rest.len() && p.as_bytes().starts_with(rest))
+    });
+    let mut pos = from;
+    for m in automaton().find_iter(&text[from..]) {
+        let s = from + m.start();
+        if cut.is_some_and(|c| s >= c) {
+            break;
+        }
+        if s < pos || !starts_run(text, s) {
+            continue;
+        }
+        let openssh = m.pattern().as_usize() == STARTS.len();
+        let first = run(text, s, is_b64);
+        if first == text.len() && first - s < 24 {
+            return Some(s); // its head, still too short to tell
+        }
+        let head = &text[s..first.min(s + 24)];
+        let key = openssh
+            || (head.len() >= 16 && private_der(&base64_prefix(&head[..head.len() / 4 * 4])));
+        if !key {
+            continue;
+        }
+        let end = base64_block_end(text, s, first, Some(first - s));
+        if super::secrets::base64_block_open(text, s, end) {
+            return Some(s);
+        }
+        pos = end;
+    }
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RSA: &str = include_str!("../stream/guard/testdata/rsa.pem");
+
+    fn body() -> String {
+        RSA.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn found(text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        find(text.as_bytes(), 0, &mut out);
+        out.iter().map(|f| &text[f.range.clone()]).collect()
+    }
+
+    #[test]
+    fn bodies_of_each_kind_are_found() {
+        let b = body();
+        assert_eq!(found(&b), [b.as_str()]);
+        let json = format!("\"{}\"", b.replace('\n', "\\n"));
+        assert_eq!(found(&json), [&json[1..json.len() - 1]]);
+        // Armor changed: the body alone is the finding.
+        for armor in [
+            "----BEGIN RSA PRIVATE KEY----",
+            "-----begin rsa private key-----",
+            "\u{2011}\u{2011}\u{2011}\u{2011}\u{2011}BEGIN RSA PRIVATE KEY\u{2011}\u{2011}\u{2011}\u{2011}\u{2011}",
+            "-----BЕGIN RSA PRIVATE KEY-----",
+            "key:",
+        ] {
+            let text = format!("{armor}\n{b}\n-----END-----");
+            assert_eq!(found(&text), [b.as_str()], "{armor}");
+        }
+        for key in [
+            // PKCS#8 RSA, EC P-256 in SEC1 and PKCS#8, Ed25519, OpenSSH, encrypted PKCS#8.
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj",
+            "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oYFUJ5B8LKx/oAoGCCqGSM49AwEHoUQDQgAE",
+            "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgevZzL1gdAFr88hb2",
+            "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC",
+            "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW",
+            "MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIr2Cv1XQB9VwCAggA",
+        ] {
+            assert_eq!(found(key), [key], "{key}");
+            let text = format!("PRIVATE_KEY={key} # prod");
+            assert_eq!(found(&text), [key], "{text}");
+        }
+    }
+
+    #[test]
+    fn public_material_and_words_are_not_keys() {
+        for text in [
+            // A certificate, a public key (SPKI and PKCS#1), a signing request.
+            "MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJRTES",
+            "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo4lgO",
+            "MIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onL",
+            "MIICvDCCAaQCAQAwdzELMAkGA1UEBhMCVVMxDTALBgNVBAgMBFV0YWgxDzANBgNVBAcM",
+            "MIIT and MHc are words here, and MC4 is a model name",
+            // Too short to be a key, and glued to other base64.
+            "MIIEvQIBADANBgkqhkiG9w0B",
+            "xMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj",
+        ] {
+            assert!(found(text).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_open_body_is_held() {
+        let b = body();
+        for cut in [2, 10, 30, 64, 65, 200, b.len()] {
+            let text = format!("here: {}", &b[..cut]);
+            assert_eq!(open(text.as_bytes(), 0), Some(6), "cut {cut}");
+        }
+        let text = format!("here: {b}\n\nthat was it");
+        assert_eq!(open(text.as_bytes(), 0), None);
+        let cert = "MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJRTES";
+        assert_eq!(open(cert.as_bytes(), 0), None);
+    }
+}
