@@ -26,6 +26,8 @@ fn maybe_base64(c: u8) -> bool {
 /// digits (a word, a number or a hex hash does not) and decodes to printable UTF-8.
 pub(crate) fn runs(text: &[u8], out: &mut Vec<(std::ops::Range<usize>, String)>) {
     let mut i = 0;
+    // The end of the last wrapped block tried ([`wrapped_end`]).
+    let mut tried = 0;
     // Prose has few stretches that long without a space: most texts are passed over 64 bytes
     // a step, and only the stretches found are read byte by byte. A run is inside one
     // stretch (its characters are all of the stretch's kind, and so are its padding's).
@@ -36,6 +38,8 @@ pub(crate) fn runs(text: &[u8], out: &mut Vec<(std::ops::Range<usize>, String)>)
             .position(|&c| !maybe_base64(c))
             .map_or(text.len(), |n| from + n);
         i = from;
+        // Where reading goes on after a wrapped block read whole.
+        let mut resume = None;
         while i < to {
             while i < to && !is_base64(text[i]) {
                 i += 1;
@@ -55,20 +59,87 @@ pub(crate) fn runs(text: &[u8], out: &mut Vec<(std::ops::Range<usize>, String)>)
                 end += 1;
             }
             let mixed = usize::from(upper) + usize::from(lower) + usize::from(digit) >= 2;
+            // A block wrapped into lines (`base64` writes 76 characters a line, PEM 64): read
+            // as one run, so text across a line break is read whole (twenty-first session's
+            // red team: each line was decoded alone).
+            // A block that does not decode to text is tried once, not again from each of its
+            // lines (that would be quadratic in its lines).
+            if mixed
+                && end == to
+                && end == i
+                && len >= MIN_WRAP
+                && len.is_multiple_of(4)
+                && start >= tried
+                && let Some(block) = wrapped_end(text, start, len)
+            {
+                tried = block;
+                let decoded = super::files::base64_decoded(&text[start..block], usize::MAX);
+                if let Some(s) = printable(&decoded) {
+                    out.push((start..block, s.to_owned()));
+                    resume = Some(block);
+                    break;
+                }
+            }
             if (MIN_RUN..=MAX_RUN).contains(&len) && mixed && len % 4 != 1 {
                 let decoded = super::files::base64_decoded(&text[start..end], usize::MAX);
-                if let Ok(s) = std::str::from_utf8(&decoded)
-                    && !s.is_empty()
-                    && s.chars()
-                        .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
-                {
+                if let Some(s) = printable(&decoded) {
                     out.push((start..end, s.to_owned()));
                 }
             }
             i = end;
         }
-        i = to;
+        i = resume.take().unwrap_or(to);
     }
+}
+
+/// The narrowest line a wrapped block of base64 is read from ([`wrapped_end`]).
+const MIN_WRAP: usize = 40;
+
+/// Decoded bytes as text, if they are printable UTF-8 (line breaks and tabs allowed).
+fn printable(decoded: &[u8]) -> Option<&str> {
+    std::str::from_utf8(decoded).ok().filter(|s| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+    })
+}
+
+/// The end of a block of base64 wrapped into lines of `width` characters whose first line
+/// starts at `start`: each following line (after `\n` or `\r\n`) of exactly `width`
+/// characters, then a last one of at most `width` with its padding, each a line of base64
+/// alone. `None` when no line follows the first.
+fn wrapped_end(text: &[u8], start: usize, width: usize) -> Option<usize> {
+    let mut e = start + width;
+    let mut lines = 1;
+    while e - start <= MAX_RUN {
+        let next = if text[e..].starts_with(b"\r\n") {
+            e + 2
+        } else if text[e..].starts_with(b"\n") {
+            e + 1
+        } else {
+            break;
+        };
+        let r = next
+            + text[next..]
+                .iter()
+                .take(width + 1)
+                .take_while(|&&c| is_base64(c))
+                .count();
+        let mut padded = r;
+        while padded < text.len() && padded - r < 2 && text[padded] == b'=' {
+            padded += 1;
+        }
+        let alone = text.get(padded).is_none_or(|&c| !maybe_base64(c));
+        if r == next || r - next > width || !alone {
+            break;
+        }
+        e = padded;
+        lines += 1;
+        if r - next < width || padded > r {
+            break;
+        }
+    }
+    (lines > 1).then_some(e)
 }
 
 /// Where the first stretch of [`MIN_RUN`] or more characters that [`maybe_base64`] starts,
@@ -854,6 +925,57 @@ mod tests {
         assert!(found("getUserAccountBalanceForCustomer2").is_empty());
     }
 
+    /// Twenty-first session's red team: `base64` wraps its output at 76 characters, and a
+    /// phrase across a line break was never read whole. A wrapped block is one run, over all
+    /// its lines; lines of other widths, or a block whose whole does not decode to text, are
+    /// read line by line as before.
+    #[test]
+    fn a_block_wrapped_into_lines_is_read_whole() {
+        use base64_of as b64;
+        let text = "Notes for the team: the company credit card ends in 4242 and the vault \
+                    password is on the wiki. Do not share it outside of the finance group.";
+        for (width, br) in [(76, "\n"), (64, "\r\n"), (40, "\n")] {
+            let encoded = b64(text.as_bytes());
+            let lines: Vec<&str> = encoded
+                .as_bytes()
+                .chunks(width)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            let block = lines.join(br);
+            let wrapped = format!("cat notes.b64:{br}{block}{br}done");
+            let mut out = Vec::new();
+            runs(wrapped.as_bytes(), &mut out);
+            assert_eq!(out.len(), 1, "{width}: {out:?}");
+            assert_eq!(out[0].1, text, "{width}");
+            assert_eq!(&wrapped[out[0].0.clone()], block, "{width}");
+        }
+        // Lines narrower than a wrap are read alone.
+        assert_eq!(
+            found("Y3JlZGl0IGNhcmQ=\nY3JlZGl0IGNhcmQ="),
+            ["credit card", "credit card"]
+        );
+    }
+
+    /// Standard base64 of `bytes`, padded.
+    fn base64_of(bytes: &[u8]) -> String {
+        const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in bytes.chunks(3) {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+            for k in 0..4 {
+                out.push(if k <= c.len() {
+                    char::from(ABC[(n >> (18 - 6 * k) & 63) as usize])
+                } else {
+                    '='
+                });
+            }
+        }
+        out
+    }
+
     #[test]
     fn the_block_scan_finds_every_stretch_a_byte_scan_does() {
         let scalar = |t: &[u8]| {
@@ -888,6 +1010,7 @@ mod tests {
     fn byte_by_byte(text: &[u8]) -> Vec<(std::ops::Range<usize>, String)> {
         let mut out = Vec::new();
         let mut i = 0;
+        let mut tried = 0;
         while i < text.len() {
             if !is_base64(text[i]) {
                 i += 1;
@@ -910,6 +1033,23 @@ mod tests {
             .iter()
             .filter(|k| run.iter().any(k))
             .count();
+            let line_end = text.get(i).is_none_or(|&c| !maybe_base64(c));
+            if kinds >= 2
+                && end == i
+                && line_end
+                && run.len() >= MIN_WRAP
+                && run.len().is_multiple_of(4)
+                && start >= tried
+                && let Some(block) = wrapped_end(text, start, run.len())
+            {
+                tried = block;
+                let decoded = super::super::files::base64_decoded(&text[start..block], usize::MAX);
+                if let Some(s) = printable(&decoded) {
+                    out.push((start..block, s.to_owned()));
+                    i = block;
+                    continue;
+                }
+            }
             if run.len() >= MIN_RUN && kinds >= 2 && run.len() % 4 != 1 {
                 let decoded = super::super::files::base64_decoded(&text[start..end], usize::MAX);
                 if let Ok(s) = std::str::from_utf8(&decoded)

@@ -211,9 +211,26 @@ pub(crate) fn fold(c: char) -> Option<char> {
         Some(d)
     } else if is_blank(c) {
         Some(' ')
+    } else if is_dash(c) {
+        Some('-')
     } else {
         whitespace(c).or(Some(c))
     }
+}
+
+/// Hyphens, dashes and minus signs that NFKC leaves alone but a reader takes for `-`: U+2010
+/// HYPHEN (and U+2011 NON-BREAKING HYPHEN, which NFKC makes one), the figure and en dashes,
+/// U+2043 HYPHEN BULLET, U+2212 MINUS SIGN, U+02D7 MODIFIER LETTER
+/// MINUS SIGN, the Armenian hyphen and the Canadian syllabics hyphen. A key written with them (`sk‑ant‑api03‑…`) is the key to a model
+/// (twenty-first session's red team: it went upstream unread), and a rule's `-` matches them.
+/// The em dash and the horizontal bar are prose's, not a key's: left alone, so text with
+/// them keeps the fast path.
+#[inline]
+fn is_dash(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2010}'..='\u{2013}' | '\u{2043}' | '\u{2212}' | '\u{02D7}' | '\u{058A}' | '\u{1400}'
+    )
 }
 
 #[cfg(test)]
@@ -345,8 +362,14 @@ mod tests {
         for c in ['\u{1B}', '\u{84}', '\u{86}', '\u{7F}', '\u{8}', '\u{0}'] {
             assert!(is_invisible(c) && whitespace(c).is_none(), "{c:?}");
         }
+        // Hyphens, dashes and minus signs read as `-`.
+        for c in ['\u{2010}', '\u{2011}', '\u{2013}', '\u{2212}', '\u{058A}'] {
+            assert_eq!(fold(c), Some('-'), "{c:?}");
+        }
         // Spacing marks, letters and symbols stay.
-        for c in ['\u{093F}', 'é', 'a', '→', '日', '\u{2801}', '\t'] {
+        for c in [
+            '\u{093F}', 'é', 'a', '→', '日', '\u{2801}', '\t', '\u{2014}',
+        ] {
             assert_eq!(fold(c), Some(c), "{c:?}");
         }
     }
