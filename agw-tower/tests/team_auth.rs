@@ -388,11 +388,29 @@ async fn an_agw_credential_beside_a_provider_key_is_checked_and_removed() {
             ("authorization", "Bearer sk-ant-client".to_owned()),
             ("authorization", bearer(&alice)),
         ],
+        // An agw key in a shape no key has (twenty-first session's red team: taken for the
+        // client's own provider key, it went upstream as anonymous).
+        vec![("x-api-key", bearer(&alice))],
+        vec![("x-api-key", format!("\"{alice}\""))],
+        vec![("x-api-key", format!("key={alice}"))],
+        vec![("authorization", format!("Bearer Bearer {alice}"))],
+        vec![("authorization", format!("Bearer '{alice}'"))],
     ] {
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let r = send(addr, "/v1/messages", &h, "{}").await;
         assert_eq!(r.status, 401, "{headers:?}: {}", r.body);
     }
+    // A provider key that holds `agw_` inside it is still the client's own.
+    let r = send(
+        addr,
+        "/v1/messages",
+        &[("x-api-key", "sk-ant-api03-Xq3vagw_B7mN2pL9-kR4t.agw_Y8wE")],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["identity"], "anonymous");
+    assert_eq!(r.json()["x-api-key"], true);
     // The same key twice is one key.
     let r = send(
         addr,

@@ -241,6 +241,17 @@ fn time_issuer_audience_and_subject_are_checked() {
         // The name of callers without a credential: it would share their limits (sixth review).
         (json!({"sub": "anonymous"}), Err(JwtError::Subject)),
         (json!({"sub": "Anonymous"}), Err(JwtError::Subject)),
+        // Names that read as another in a log or split its line (twenty-first session's red
+        // team: `anonymous ` was an identity of its own that logged as anonymous).
+        (json!({"sub": "anonymous "}), Err(JwtError::Subject)),
+        (json!({"sub": " alice"}), Err(JwtError::Subject)),
+        (json!({"sub": "\u{200b}anonymous"}), Err(JwtError::Subject)),
+        (json!({"sub": "alice\nuser=admin"}), Err(JwtError::Subject)),
+        (json!({"sub": "x".repeat(257)}), Err(JwtError::Subject)),
+        // What identity providers issue.
+        (json!({"sub": "auth0|64f1c2e9a1b2c3d4e5f60718"}), Ok(())),
+        (json!({"sub": "alice@example.com"}), Ok(())),
+        (json!({"sub": "Zoë Müller"}), Ok(())),
     ];
     for (patch, want) in cases {
         let mut c = claims();
@@ -481,5 +492,25 @@ fn a_key_named_twice_is_refused() {
             Err(JwtError::Malformed),
             "{header} {claims}"
         );
+    }
+}
+
+/// A team claim that is no name (a control character, blanks at an end) refuses the token
+/// rather than leaving its bearer without a team (and so outside the team's budget).
+#[test]
+fn a_team_claim_that_is_no_name_is_refused() {
+    let k = keys();
+    let mut config = config();
+    config.team_claim = Some("team".into());
+    for (team, want) in [
+        (json!("platform"), Ok(Some("platform".to_owned()))),
+        (json!("platform\n"), Err(JwtError::Team)),
+        (json!(" platform"), Err(JwtError::Team)),
+    ] {
+        let mut c = claims();
+        c["team"] = team.clone();
+        let t = token(&k, "EdDSA", "d1", &c);
+        let got = jwt::verify(&t, &set(&k), &config, NOW).map(|c| c.team);
+        assert_eq!(got, want, "{team}");
     }
 }

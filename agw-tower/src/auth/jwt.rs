@@ -53,9 +53,13 @@ pub enum JwtError {
     /// `aud` does not name the configured audience.
     #[error("wrong audience")]
     Audience,
-    /// No `sub` string, or the name of callers without a credential ([`ANONYMOUS`](super::ANONYMOUS)).
+    /// No `sub` string, the name of callers without a credential
+    /// ([`ANONYMOUS`](super::ANONYMOUS)), or one that is no name ([`is_name`]).
     #[error("no subject")]
     Subject,
+    /// The configured team claim holds a string that is no name ([`is_name`]).
+    #[error("the team claim is not a name")]
+    Team,
     /// The JWKS has not been read yet (its URL did not answer since the start).
     #[error("the JWKS has not been fetched yet")]
     Unavailable,
@@ -350,7 +354,7 @@ pub fn verify(
     let subject = claims
         .get("sub")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case(super::ANONYMOUS))
+        .filter(|s| is_name(s) && !s.eq_ignore_ascii_case(super::ANONYMOUS))
         .ok_or(JwtError::Subject)?
         .to_owned();
     let at = |path: &str| {
@@ -366,7 +370,14 @@ pub fn verify(
         .and_then(at)
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
-        .map(str::to_owned);
+        .map(|t| {
+            if is_name(t) {
+                Ok(t.to_owned())
+            } else {
+                Err(JwtError::Team)
+            }
+        })
+        .transpose()?;
     let mut groups = Vec::new();
     if let Some(path) = &config.group_claim {
         match at(path) {
@@ -382,6 +393,22 @@ pub fn verify(
         groups,
         team,
     })
+}
+
+/// Whether a claim is a name an identity can carry: 1 to 256 bytes, no control or invisible
+/// formatting character (zero-width ones, bidi controls, the soft hyphen, the BOM), no
+/// whitespace at either end. `"anonymous "` would read as callers without a credential in
+/// logs and metrics while counting apart from them, and a line break would split a log line
+/// (twenty-first session's red team).
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 256
+        && s.trim() == s
+        && !s.chars().any(|c| {
+            c.is_control()
+                || matches!(c, '\u{AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+        })
 }
 
 /// A NumericDate (RFC 7519: seconds, possibly with a fraction), in whole seconds (the

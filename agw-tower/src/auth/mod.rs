@@ -157,6 +157,7 @@ impl AuthError {
                 J::Issuer => "jwt_issuer",
                 J::Audience => "jwt_audience",
                 J::Subject => "jwt_subject",
+                J::Team => "jwt_team",
                 J::Unavailable => "jwt_jwks_unavailable",
             },
         }
@@ -221,6 +222,17 @@ fn looks_like_jwt(cred: &str) -> bool {
     dots == 2 || (dots > 0 && cred.starts_with("eyJ"))
 }
 
+/// Whether `cred` holds an agw key's prefix (in any case) at its start or after a byte that is
+/// none of a provider key's (see [`Authenticator::is_ours`]).
+fn holds_key(cred: &str) -> bool {
+    let b = cred.as_bytes();
+    let prefix = key::KEY_PREFIX.as_bytes();
+    b.windows(prefix.len()).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(prefix)
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b"-_.".contains(&b[i - 1])))
+    })
+}
+
 /// One credential header, read: absent, a value, or unreadable (refused).
 type CredentialRead<'a> = Result<Option<&'a str>, AuthError>;
 
@@ -261,10 +273,14 @@ impl Authenticator {
     /// accepted. With [`Self::allow_unauthenticated`], any other credential is the client's
     /// own (a provider key brought along): the request goes on as anonymous and the credential
     /// is left in place (dropped by the provider layer when agw injects a key).
+    ///
+    /// An agw key anywhere in the credential after a byte no provider key has (`Bearer agw_…`
+    /// sent as `x-api-key`, `"agw_…"` quoted, `key=agw_…`) is one too: refused as an unknown
+    /// key, never passed on as the client's own (twenty-first session's red team: such shapes
+    /// went upstream). Provider keys are letters, digits, `-`, `_` and `.` (and base64, which
+    /// has no `_`), so none holds `agw_` that way.
     pub fn is_ours(&self, cred: &str) -> bool {
-        cred.get(..key::KEY_PREFIX.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(key::KEY_PREFIX))
-            || (self.jwt.is_some() && looks_like_jwt(cred))
+        holds_key(cred) || (self.jwt.is_some() && looks_like_jwt(cred))
     }
 
     /// Removes the credentials that must not reach the provider: every agw credential, in
