@@ -29,10 +29,11 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
     }
     let mut i = 0;
     while i + 3 <= groups.len() {
+        let (start, end) = (groups[i].start, groups[i + 2].end);
         let ok = three_groups(token, i, [3, 2, 4])
             && valid(token.digits(i), token.digits(i + 1), token.digits(i + 2))
-            && (groups[i + 1].sep == b'-'
-                || named(token.text, groups[i].start, groups[i + 2].end, SSN_LABELS));
+            && ((groups[i + 1].sep == b'-' && !glued_left(token.text, start))
+                || named(token.text, start, end, SSN_LABELS));
         if ok {
             out.push(Finding {
                 detector: Detector::UsSsn,
@@ -43,6 +44,13 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
             i += 1;
         }
     }
+}
+
+/// Whether the number at `start` goes on from a word by a hyphen or an underscore
+/// (`build-482-11-3344`, `job_123-45-6789`): an identifier's part, as a number followed by
+/// `-B` is (twenty-first session's red team: such build ids were reported).
+fn glued_left(text: &[u8], start: usize) -> bool {
+    start >= 2 && matches!(text[start - 1], b'-' | b'_') && text[start - 2].is_ascii_alphanumeric()
 }
 
 /// Whether the value `text[start..end]` is named by one of `names`: a label right before it
@@ -380,6 +388,12 @@ mod tests {
                 ("1123-45-6789 123-45-67890 x123-45-6789 123-45-6789x", &[]),
                 ("12 123 45 6789", &[]),
                 ("123-45-6789-1", &[]),
+                // Parts of identifiers; a label still names one.
+                ("build-482-11-3344 job_123-45-6789 v2-234-56-7890", &[]),
+                (
+                    "ssn-123-45-6789, (123-45-6789)",
+                    &["123-45-6789", "123-45-6789"],
+                ),
             ],
         );
     }
