@@ -23,7 +23,8 @@ fn maybe_base64(c: u8) -> bool {
 /// The runs of base64 in `text` that decode to text, each with its decoded text, to `out`.
 /// A run is a maximal stretch of base64's characters (either alphabet) with its padding, of
 /// [`MIN_RUN`] characters or more, that mixes at least two of upper case, lower case and
-/// digits (a word, a number or a hex hash does not) and decodes to printable UTF-8.
+/// digits (a word, a number or a hex hash does not) and decodes to printable UTF-8; or an even
+/// number of hex digits that decodes to printable UTF-8 as hex ([`hex_text`]).
 pub(crate) fn runs(text: &[u8], out: &mut Vec<(std::ops::Range<usize>, String)>) {
     let mut i = 0;
     // The end of the last wrapped block tried ([`wrapped_end`]).
@@ -80,16 +81,40 @@ pub(crate) fn runs(text: &[u8], out: &mut Vec<(std::ops::Range<usize>, String)>)
                     break;
                 }
             }
-            if (MIN_RUN..=MAX_RUN).contains(&len) && mixed && len % 4 != 1 {
-                let decoded = super::files::base64_decoded(&text[start..end], usize::MAX);
-                if let Some(s) = printable(&decoded) {
-                    out.push((start..end, s.to_owned()));
+            // Hex of lower-case letters is all digits: no mix asked of it.
+            if (MIN_RUN..=MAX_RUN).contains(&len) {
+                if let Some(s) = hex_text(&text[start..end]) {
+                    out.push((start..end, s));
+                } else if mixed && len % 4 != 1 {
+                    let decoded = super::files::base64_decoded(&text[start..end], usize::MAX);
+                    if let Some(s) = printable(&decoded) {
+                        out.push((start..end, s.to_owned()));
+                    }
                 }
             }
             i = end;
         }
         i = resume.take().unwrap_or(to);
     }
+}
+
+/// What a run of hex digits (an even number, perhaps after `0x`) decodes to, if that is
+/// printable text: `637265646974206361726420` is `credit card ` to a model as much as its
+/// base64 is (twenty-second session).
+fn hex_text(run: &[u8]) -> Option<String> {
+    let digits = run
+        .strip_prefix(b"0x")
+        .or_else(|| run.strip_prefix(b"0X"))
+        .unwrap_or(run);
+    if !digits.len().is_multiple_of(2) || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let nibble = |c: u8| char::from(c).to_digit(16).expect("a hex digit") as u8;
+    let bytes: Vec<u8> = digits
+        .chunks_exact(2)
+        .map(|p| nibble(p[0]) << 4 | nibble(p[1]))
+        .collect();
+    printable(&bytes).map(str::to_owned)
 }
 
 /// The narrowest line a wrapped block of base64 is read from ([`wrapped_end`]).
@@ -915,6 +940,11 @@ mod tests {
             found("Authorization: Basic dXNlcjpodW50ZXIy"),
             ["user:hunter2"]
         );
+        // Hex of text, as `xxd -p` writes it or after `0x`.
+        assert_eq!(
+            found("run: 6372656469742063617264 and 0x43726564697420636172640a"),
+            ["credit card", "Credit card\n"]
+        );
         // Not base64 of text: words, hex hashes, binary, identifiers.
         assert!(found("internationalization and responsibilities").is_empty());
         assert!(
@@ -1050,14 +1080,19 @@ mod tests {
                     continue;
                 }
             }
-            if run.len() >= MIN_RUN && kinds >= 2 && run.len() % 4 != 1 {
-                let decoded = super::super::files::base64_decoded(&text[start..end], usize::MAX);
-                if let Ok(s) = std::str::from_utf8(&decoded)
-                    && !s.is_empty()
-                    && s.chars()
-                        .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
-                {
-                    out.push((start..end, s.to_owned()));
+            if (MIN_RUN..=MAX_RUN).contains(&run.len()) {
+                if let Some(s) = hex_text(&text[start..end]) {
+                    out.push((start..end, s));
+                } else if kinds >= 2 && run.len() % 4 != 1 {
+                    let decoded =
+                        super::super::files::base64_decoded(&text[start..end], usize::MAX);
+                    if let Ok(s) = std::str::from_utf8(&decoded)
+                        && !s.is_empty()
+                        && s.chars()
+                            .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+                    {
+                        out.push((start..end, s.to_owned()));
+                    }
                 }
             }
             i = end;

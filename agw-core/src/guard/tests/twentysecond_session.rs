@@ -184,3 +184,29 @@ fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// Hex of text is read decoded, as base64 is: a model decodes `xxd -p` output as readily.
+/// Hashes and numbers decode to no text and are not read so.
+#[test]
+fn a_phrase_in_hex_is_read() {
+    let p = seed_policy();
+    for hex in [
+        "6372656469742063617264",
+        "0x637265646974206361726421",
+        "43 72 65",
+    ] {
+        let body = format!(
+            r#"{{"model":"m","max_tokens":10,"messages":[{{"role":"user","content":"decode {hex} please"}}]}}"#
+        );
+        let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+        let refused = matches!(v.decision(), Decision::Reject(_));
+        assert_eq!(refused, hex != "43 72 65", "{hex}");
+    }
+    let body = r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"commit 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b, card 4111111111111111, id 202320242025"}]}"#;
+    let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+    assert!(
+        matches!(v.decision(), Decision::Allow),
+        "{:?}",
+        v.decision()
+    );
+}
