@@ -467,10 +467,13 @@ fn url_escape(rest: &[u8], out: &mut String) -> Option<usize> {
         return Some(len);
     }
     // Read twice first; once where that is not UTF-8 (`%25C3` is `%C3`, not a lone byte).
+    let mut bytes = Vec::new();
+    let mut ends = Vec::new();
     for twice in [true, false] {
-        let mut bytes = Vec::new();
+        bytes.clear();
+        ends.clear();
         let mut len = 0;
-        while rest.get(len) == Some(&b'%') {
+        while rest.get(len) == Some(&b'%') && bytes.len() < MAX_ESCAPE_RUN {
             let again = twice && rest.get(len + 1..len + 3) == Some(b"25");
             let (b, n) = match (
                 hex_byte(rest.get(len + 3..len + 5)),
@@ -482,13 +485,33 @@ fn url_escape(rest: &[u8], out: &mut String) -> Option<usize> {
             };
             bytes.push(b);
             len += n;
+            ends.push(len);
         }
-        if let Some(s) = std::str::from_utf8(&bytes).ok().filter(|s| !s.is_empty()) {
+        if let Some((s, k)) = utf8_prefix(&bytes) {
             out.push_str(s);
-            return Some(len);
+            return Some(ends[k - 1]);
         }
     }
     None
+}
+
+/// The most bytes one run of `%XX` or `=XX` escapes is read for at a time: a longer run is
+/// read in parts, each from where the last ended, so a long run that is not UTF-8 is not
+/// read again from each of its escapes (twenty-second session's red team: 96 KB of
+/// `%1F%8B…` took seconds).
+const MAX_ESCAPE_RUN: usize = 64;
+
+/// The longest prefix of `bytes` that is UTF-8 and not empty, and its length in bytes (a
+/// character cut at the end of a part of a run is read with the next part).
+fn utf8_prefix(bytes: &[u8]) -> Option<(&str, usize)> {
+    let valid = match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    (valid > 0).then(|| {
+        let s = std::str::from_utf8(&bytes[..valid]).expect("the valid prefix");
+        (s, valid)
+    })
 }
 
 /// `\uHHHH` or `%uHHHH` (after its two-byte `lead`) as a code point and length, a surrogate
@@ -536,14 +559,18 @@ fn quoted_printable(text: &[u8], at: usize, out: &mut String) -> Option<usize> {
     let mut bytes = Vec::new();
     let mut len = 0;
     while rest.get(len) == Some(&b'=')
+        && bytes.len() < MAX_ESCAPE_RUN
         && let Some(b) = hex_byte(rest.get(len + 1..len + 3))
     {
         bytes.push(b);
         len += 3;
     }
-    let s = std::str::from_utf8(&bytes)
-        .ok()
-        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))?;
+    let (s, k) = utf8_prefix(&bytes)?;
+    if s.chars().any(char::is_control) {
+        return None;
+    }
+    let bytes = &bytes[..k];
+    let len = 3 * k;
     if bytes.len() == 1 {
         let next = rest.get(3).copied();
         let alnum = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric());

@@ -210,3 +210,34 @@ fn a_phrase_in_hex_is_read() {
         v.decision()
     );
 }
+
+/// The twenty-second session's red team (F1): a long run of `%XX` or `=XX` escapes that is
+/// not UTF-8 was read again from each of its escapes (seconds for 100 KB). Runs are read in
+/// parts of at most 64 bytes now: such input costs time linear in it, and text in a long
+/// run of escapes is still read across the parts.
+#[test]
+fn long_escape_runs_are_read_in_parts() {
+    let p = seed_policy();
+    for unit in ["%1F%8B%08%00", "%C3%A9%FF", "=1F=8B=08=00", "%25FF"] {
+        let body = format!(
+            r#"{{"model":"m","max_tokens":10,"messages":[{{"role":"user","content":"decode: {}"}}]}}"#,
+            unit.repeat(30_000)
+        );
+        let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+        assert!(matches!(v.decision(), Decision::Allow), "{unit}");
+    }
+    // A phrase written in escapes past the first 64 bytes of a run, and across a part's end.
+    let phrase: String = format!("{}credit card", "x".repeat(60))
+        .bytes()
+        .map(|b| format!("%{b:02X}"))
+        .collect();
+    let body = format!(
+        r#"{{"model":"m","max_tokens":10,"messages":[{{"role":"user","content":"see {phrase}"}}]}}"#
+    );
+    let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+    assert!(
+        matches!(v.decision(), Decision::Reject(_)),
+        "{:?}",
+        v.decision()
+    );
+}
