@@ -1,5 +1,6 @@
 //! Private keys by their body: base64 of a DER private key (PKCS#1 RSA, DSA, SEC1 EC, PKCS#8
-//! plain or encrypted) or of an OpenSSH key (`openssh-key-v1`), whatever armor is around it.
+//! plain or encrypted, Ed25519, X25519, Ed448, X448) or of an OpenSSH key (`openssh-key-v1`),
+//! whatever armor is around it.
 //!
 //! A PEM block is found by its `-----BEGIN … PRIVATE KEY-----` line ([`super::pem`]); a key
 //! whose armor was changed (other dashes, `‑` for `-`, lower case, a Cyrillic `І` in `BEGIN`)
@@ -7,26 +8,33 @@
 //! body, which a model reads as the key it is (twenty-first session's red team: all of them
 //! went upstream). The body is recognised by what its first bytes decode to: a DER
 //! `SEQUENCE` whose first element is a private key's version followed by a key's next field,
-//! or the `openssh-key-v1` magic. Certificates, public keys and signing requests start
-//! otherwise (a `SEQUENCE` in a `SEQUENCE`, or no version), so they are not found. The finding
-//! runs over every line of the base64 block, as a PEM block's body in base64 does.
+//! or the `openssh-key-v1` magic. Certificates, public keys, signing requests and explicit EC
+//! parameters start otherwise, so they are not found.
+//!
+//! The finding runs over the whole body: as many base64 characters as the DER length says,
+//! across lines, blanks, blank lines, a tool's line numbers or quoted pieces joined in code,
+//! in either base64 alphabet (twenty-second session's red team: only the first line was
+//! masked when lines had trailing blanks or were joined by spaces, and a URL-safe body only
+//! up to its first `-`). An OpenSSH body, which has no length up front, runs over lines as
+//! wide as its first and a last shorter or padded one.
 
-use super::secrets::{base64_block_end, base64_prefix, is_b64, run};
+use super::pem::{Margin, skip_line_number};
+use super::secrets::{base64_prefix, is_b64, run};
 use super::{Detector, Finding};
 use aho_corasick::{AhoCorasick, MatchKind};
 use std::sync::OnceLock;
 
-/// How a key's base64 starts: a DER `SEQUENCE` (`0x30`) whose length makes the next
-/// characters (`MII` for two length bytes, `MIG`/`MIH` for one, `MHc`, `MHQ`, `MC4`, `MEc`,
-/// `MFE`, `MFM` for the short keys: EC P-256 and secp256k1 in SEC1, Ed25519, Ed448, Ed25519
-/// with its public key), and OpenSSH's magic.
-const STARTS: [&str; 9] = [
-    "MII", "MIG", "MIH", "MHc", "MHQ", "MC4", "MEc", "MFE", "MFM",
-];
+/// How a key's base64 starts: a DER `SEQUENCE` (`0x30`, `M`) whose length octets make the
+/// second character (`C` to `H` for one octet of 0x20 to 0x7f: Ed25519, X448, EC keys in SEC1
+/// and PKCS#8; `I` for the long forms of every larger key), and OpenSSH's magic.
+const STARTS: [&str; 7] = ["MC", "MD", "ME", "MF", "MG", "MH", "MI"];
 const OPENSSH: &str = "b3BlbnNzaC1rZXktdjE";
 
 /// The fewest base64 characters a key body is found from: an Ed25519 key in PKCS#8 has 64.
 const MIN_BODY: usize = 40;
+
+/// The most bytes between two parts of a body ([`glue`]).
+const MAX_GLUE: usize = 32;
 
 fn automaton() -> &'static AhoCorasick {
     static AUTOMATON: OnceLock<AhoCorasick> = OnceLock::new();
@@ -36,6 +44,11 @@ fn automaton() -> &'static AhoCorasick {
             .build(STARTS.iter().chain([&OPENSSH]))
             .expect("fixed starts compile")
     })
+}
+
+/// A character of a key body: base64's, either alphabet (a URL-safe body has `-` and `_`).
+fn is_body(b: &u8) -> bool {
+    is_b64(b) || matches!(b, b'-' | b'_')
 }
 
 /// Whether a base64 run may start at `s`: the text's start or a byte that is no base64
@@ -61,35 +74,42 @@ fn length(d: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
-/// Whether decoded bytes start a private key: `SEQUENCE { INTEGER version, … }` with a key's
-/// next field after the version (PKCS#1 RSA's and DSA's long `INTEGER`, PKCS#8's algorithm
-/// `SEQUENCE { OID … }`, SEC1's `OCTET STRING` of a key's length), or an encrypted PKCS#8
-/// key's `SEQUENCE { SEQUENCE { OID pkcs5 or pkcs12 …`.
-fn private_der(d: &[u8]) -> bool {
+/// The bytes of a private key whose DER starts `d` (as many as its outer length says), if `d`
+/// starts one: `SEQUENCE { INTEGER version, … }` with a key's next field after the version
+/// (PKCS#1 RSA's and DSA's long `INTEGER`, PKCS#8's algorithm `SEQUENCE { OID … }`, SEC1's
+/// `OCTET STRING` of a key's length), or an encrypted PKCS#8 key's
+/// `SEQUENCE { SEQUENCE { OID pkcs5 or pkcs12 …`. Explicit EC parameters (`SEQUENCE {
+/// INTEGER 1, SEQUENCE { OID of a field type …`) are public: not a key.
+fn private_der(d: &[u8]) -> Option<usize> {
     if d.first() != Some(&0x30) {
-        return false;
+        return None;
     }
-    let Some((n, _)) = length(&d[1..]) else {
-        return false;
-    };
+    let (n, total) = length(&d[1..])?;
     let rest = &d[1 + n..];
     let at = |i: usize| rest.get(i).copied();
-    match (at(0), at(1), at(2)) {
+    let key = match (at(0), at(1), at(2)) {
         // Version 0 (PKCS#1, DSA, PKCS#8) or 1 (SEC1, PKCS#8 with a public key).
         (Some(0x02), Some(0x01), Some(version @ (0 | 1))) => match at(3) {
-            // RSA's modulus, DSA's p: a long INTEGER.
-            Some(0x02) => version == 0 && matches!(at(4), Some(0x81 | 0x82)),
-            // PKCS#8's AlgorithmIdentifier: SEQUENCE { OID …
-            Some(0x30) => at(5) == Some(0x06),
+            // RSA's modulus, DSA's p: an INTEGER of 64 bytes or more.
+            Some(0x02) => {
+                version == 0 && at(4).is_some_and(|l| matches!(l, 0x40..=0x7f | 0x81 | 0x82))
+            }
+            // PKCS#8's AlgorithmIdentifier: SEQUENCE { OID …, its length in any form.
+            Some(0x30) => {
+                let (m, _) = length(rest.get(4..)?)?;
+                let oid = rest.get(4 + m..)?;
+                // 1.2.840.10045.1: X9.62's field types, which only explicit parameters name.
+                const FIELD: [u8; 7] = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d];
+                oid.first() == Some(&0x06)
+                    && !(oid.starts_with(&FIELD) && oid.get(7) == Some(&0x01))
+            }
             // SEC1's private key: an OCTET STRING of 24 to 66 bytes.
             Some(0x04) => version == 1 && at(4).is_some_and(|l| (24..=66).contains(&l)),
             _ => false,
         },
         // EncryptedPrivateKeyInfo: SEQUENCE { SEQUENCE { OID 1.2.840.113549.1.5.* or .12.* …
         (Some(0x30), Some(_), _) => {
-            let Some((m, _)) = length(&rest[1..]) else {
-                return false;
-            };
+            let (m, _) = length(&rest[1..])?;
             let alg = &rest[1 + m..];
             const PKCS: [u8; 8] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05];
             alg.first() == Some(&0x06)
@@ -98,7 +118,132 @@ fn private_der(d: &[u8]) -> bool {
                 && matches!(alg.get(9), Some(0x05 | 0x0c))
         }
         _ => false,
+    };
+    key.then_some(1 + n + total)
+}
+
+/// What separates two parts of a key body after `e`, and where it ends: line breaks (their
+/// escapes too) with a margin a tool writes after each ([`skip_line_number`]), blanks, quotes
+/// and the `+` or `,` that join quoted parts in code (`"MIIE…\n" +`), at most [`MAX_GLUE`]
+/// bytes; whether it holds a line break; whether the text ended inside it.
+fn glue(text: &[u8], e: usize, margin: Margin<'_>) -> (usize, bool, bool) {
+    let (mut i, mut line_break, mut quoted) = (e, false, false);
+    while i < text.len() && i - e <= MAX_GLUE {
+        match text[i] {
+            b'\n' | b'\r' => {
+                line_break = true;
+                i = skip_line_number(text, i + 1, margin);
+            }
+            b'\\' => match text.get(i + 1) {
+                Some(b'n' | b'r') => {
+                    line_break = true;
+                    i = skip_line_number(text, i + 2, margin);
+                }
+                Some(b't' | b'"') => i += 2,
+                Some(_) => break,
+                None => return (i, line_break, true),
+            },
+            b'"' | b'\'' | b'`' => {
+                quoted = true;
+                i += 1;
+            }
+            b' ' | b'\t' | b',' | b';' => i += 1,
+            b'+' if quoted => i += 1,
+            _ => break,
+        }
     }
+    (i, line_break, i >= text.len())
+}
+
+/// Where a key body starting at `s` ends, and whether text appended may still lengthen it.
+struct Walk {
+    end: usize,
+    /// Base64 characters read (padding included).
+    count: usize,
+    open: bool,
+}
+
+/// Reads a key body from `s`: its parts (lines, or pieces joined by blanks or quotes) until
+/// it has the `expected` characters its DER length says (a whole key, padded), or, without
+/// one (OpenSSH), until a part shorter than the first or padded. Fewer when the text stops
+/// being base64 first (a key cut short: what there is).
+fn walk(text: &[u8], s: usize, expected: Option<usize>) -> Walk {
+    let margin = Margin::of(text, s);
+    let (mut i, mut count, mut width) = (s, 0, None);
+    let mut end = s;
+    loop {
+        let e = run(text, i, is_body);
+        let part = e - i;
+        // An armor line (`-----END…`), or nothing: no part of the body.
+        if part == 0 || (i > s && text[i] == b'-') {
+            return Walk {
+                end,
+                count,
+                open: e == text.len(),
+            };
+        }
+        let width = *width.get_or_insert(part);
+        if expected.is_none() && part > width {
+            return Walk {
+                end,
+                count,
+                open: false,
+            };
+        }
+        count += part;
+        end = e;
+        if let Some(x) = expected
+            && count >= x
+        {
+            // Characters after the key's last are not the key's.
+            return Walk {
+                end: e - (count - x),
+                count: x,
+                open: false,
+            };
+        }
+        let padded = text[i..e].contains(&b'=');
+        if e == text.len() {
+            // Still growing unless whole: as long as its length says, or padded (OpenSSH).
+            let open = expected.map_or(!padded, |x| count < x);
+            return Walk { end, count, open };
+        }
+        if padded || (expected.is_none() && part < width) {
+            return Walk {
+                end,
+                count,
+                open: false,
+            };
+        }
+        let (g, line_break, cut) = glue(text, e, margin);
+        if cut {
+            return Walk {
+                end,
+                count,
+                open: true,
+            };
+        }
+        // A short part joined by blanks alone is a word after the key, not a part of it.
+        if g == e || (!line_break && part < 16) {
+            return Walk {
+                end,
+                count,
+                open: false,
+            };
+        }
+        i = g;
+    }
+}
+
+/// The characters a key whose base64 starts `head` has in all, padded, if `head` starts one.
+/// OpenSSH's (`openssh-key-v1`) has no length up front: `Some(None)`.
+fn expected(head: &[u8], openssh: bool) -> Option<Option<usize>> {
+    if openssh {
+        return Some(None);
+    }
+    let head = &head[..head.len() / 4 * 4];
+    let bytes = private_der(&base64_prefix(head))?;
+    Some(Some(bytes.div_ceil(3) * 4))
 }
 
 /// The end of the key body whose base64 starts at `s` (its literal found there), if it is one.
@@ -106,17 +251,12 @@ fn body_end(text: &[u8], s: usize, openssh: bool) -> Option<usize> {
     if !starts_run(text, s) {
         return None;
     }
-    let first = run(text, s, is_b64);
-    if !openssh {
-        let head = &text[s..first.min(s + 24)];
-        if head.len() < 16 || !private_der(&base64_prefix(&head[..head.len() / 4 * 4])) {
-            return None;
-        }
+    let head = &text[s..run(text, s, is_body).min(s + 24)];
+    if !openssh && head.len() < 16 {
+        return None;
     }
-    let end = base64_block_end(text, s, first, Some(first - s));
-    // Characters of the body, line breaks and margins aside: at least [`MIN_BODY`].
-    let body = text[s..end].iter().filter(|b| is_b64(b)).count();
-    (body >= MIN_BODY).then_some(end)
+    let w = walk(text, s, expected(head, openssh)?);
+    (w.count >= MIN_BODY).then_some(w.end)
 }
 
 /// Appends each key body in `text` that no finding from `base` on already covers (a PEM
@@ -147,11 +287,10 @@ pub(super) fn find(text: &[u8], base: usize, out: &mut Vec<Finding>) {
 }
 
 /// Where a key body that may still grow when text is appended starts, at or after `from`: its
-/// start is at the text's end, still too short to tell, or its block still runs to the end
-/// (its last line, or a line break after it).
+/// start is at the text's end, still too short to tell, or its body still runs to the end.
 pub(super) fn open(text: &[u8], from: usize) -> Option<usize> {
     let from = from.min(text.len());
-    // A start cut at the end of the text (`MI`, `b3Blbn`).
+    // A start cut at the end of the text (`M`, `b3Blbn`).
     let tail = text.len().saturating_sub(OPENSSH.len() - 1).max(from);
     let cut = (tail..text.len()).find(|&s| {
         let rest = &text[s..];
@@ -171,21 +310,22 @@ pub(super) fn open(text: &[u8], from: usize) -> Option<usize> {
             continue;
         }
         let openssh = m.pattern().as_usize() == STARTS.len();
-        let first = run(text, s, is_b64);
+        let first = run(text, s, is_body);
         if first == text.len() && first - s < 24 {
             return Some(s); // its head, still too short to tell
         }
         let head = &text[s..first.min(s + 24)];
-        let key = openssh
-            || (head.len() >= 16 && private_der(&base64_prefix(&head[..head.len() / 4 * 4])));
-        if !key {
+        if !openssh && head.len() < 16 {
             continue;
         }
-        let end = base64_block_end(text, s, first, Some(first - s));
-        if super::secrets::base64_block_open(text, s, end) {
+        let Some(expected) = expected(head, openssh) else {
+            continue;
+        };
+        let w = walk(text, s, expected);
+        if w.open {
             return Some(s);
         }
-        pos = end;
+        pos = w.end;
     }
     cut
 }
@@ -261,10 +401,13 @@ mod tests {
     #[test]
     fn an_open_body_is_held() {
         let b = body();
-        for cut in [2, 10, 30, 64, 65, 200, b.len()] {
+        for cut in [1, 2, 10, 30, 64, 65, 200, b.len() - 1] {
             let text = format!("here: {}", &b[..cut]);
             assert_eq!(open(text.as_bytes(), 0), Some(6), "cut {cut}");
         }
+        // Whole (as many characters as its DER length says): decided.
+        let text = format!("here: {b}");
+        assert_eq!(open(text.as_bytes(), 0), None);
         let text = format!("here: {b}\n\nthat was it");
         assert_eq!(open(text.as_bytes(), 0), None);
         let cert = "MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJRTES";

@@ -824,7 +824,7 @@ fn pem_base64(text: &[u8], s: usize) -> Option<usize> {
     if pem_label(&decoded) != Some(true) {
         return None;
     }
-    Some(base64_block_end(text, s, first, None))
+    Some(base64_block_end(text, s, first))
 }
 
 /// Whether `b` is a character of standard base64 (padding included).
@@ -835,10 +835,7 @@ pub(super) fn is_b64(b: &u8) -> bool {
 /// The end of a block of base64 lines whose first line runs from `s` to `first`: every line
 /// after it (wrapped at any width, by line breaks or `\n` escapes) that is base64 alone, at
 /// the first one's indentation and behind the margin of the line at `s`.
-///
-/// With `width` (a key body's lines, wrapped at the first one's width), a line longer than
-/// the first ends the block before it, and a shorter one or one with padding is its last.
-pub(super) fn base64_block_end(text: &[u8], s: usize, first: usize, width: Option<usize>) -> usize {
+fn base64_block_end(text: &[u8], s: usize, first: usize) -> usize {
     let mut end = first;
     // The indentation of the lines after the first (a YAML block scalar's, `tls.key: >-` then
     // the base64 indented under it): the same on each (thirteenth review: only the first line
@@ -862,13 +859,10 @@ pub(super) fn base64_block_end(text: &[u8], s: usize, first: usize, width: Optio
         let e = run(text, line, is_b64);
         // A line of base64 alone (not `tls.crt: …`, the next key of a manifest).
         let alone = matches!(at(text, e), 0 | b'\n' | b'\r' | b'\\' | b'"' | b'\'' | b' ');
-        if e - line < 4 || !alone || width.is_some_and(|w| e - line > w) {
+        if e - line < 4 || !alone {
             break;
         }
         end = e;
-        if width.is_some_and(|w| e - line < w || text[line..e].contains(&b'=')) {
-            break;
-        }
     }
     end
 }
@@ -899,7 +893,7 @@ fn pem_base64_open(text: &[u8], s: usize) -> bool {
 /// Whether the block of base64 lines from `s` to `end` ([`base64_block_end`]) may still grow
 /// when text is appended: it ends the text, or a line break (or its start) does, or a line of
 /// base64 after one does.
-pub(super) fn base64_block_open(text: &[u8], s: usize, end: usize) -> bool {
+fn base64_block_open(text: &[u8], s: usize, end: usize) -> bool {
     let margin = super::pem::Margin::of(text, s);
     let rest = &text[end..];
     [&b"\r\n"[..], b"\n", b"\\n", b"\\r\\n"].iter().any(|br| {

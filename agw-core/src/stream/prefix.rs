@@ -61,10 +61,11 @@ fn detector_pattern(d: Detector) -> &'static str {
         // ideographic full stop; and what follows a host (`:org/repo` makes an scp-style
         // remote, `:hunter2` leaves an address), until that is decided.
         Detector::Email => r"[\p{L}\p{N}._%+'\-]+(@[\p{L}\p{N}.\-\x{3002}]*(:[A-Za-z0-9_.\-]*)?)?",
-        // A key block, one in base64, and a key's body without its armor (`detect::der`:
-        // its lines may carry a tool's margin).
+        // A key block, one in base64, and a key's body without its armor (`detect::der`: a
+        // DER head of 16 characters at least, so `ME` or `MIT` in prose is not held; its
+        // lines may carry a tool's margin).
         Detector::PemPrivateKey => {
-            r"-----BEGIN[^\n]*(?s:.)*|LS0tLS1CRUdJTi[A-Za-z0-9+/=\r\n\\]*|(MI[GHI]|MHc|MHQ|MC4|MEc|MFE|MFM|b3BlbnNzaC1rZXktdjE)(?s:.)*"
+            r"-----BEGIN[^\n]*(?s:.)*|LS0tLS1CRUdJTi[A-Za-z0-9+/=\r\n\\]*|(M[C-I][A-Za-z0-9+/_\-]{14}|b3BlbnNzaC1rZXktdjE)(?s:.)*"
         }
         // The key after its label, and the label with it: the label decides, so it is held
         // while the key grows (`aws_secret_access_key = ` has blanks no token has; a
