@@ -27,6 +27,18 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
         }
         return;
     }
+    // `_` is a word character, but a dashed SSN after one is a file name's or a label's
+    // (`W2_John_Smith_078-05-1120.pdf`, `ssn_078-05-1120`: twenty-second session's red team).
+    let first = groups[0].start;
+    let underscored = Token {
+        left_blocked: token.left_blocked
+            && !(first >= 1
+                && token.text[first - 1] == b'_'
+                && groups.len() >= 2
+                && groups[1].sep == b'-'),
+        ..*token
+    };
+    let token = &underscored;
     let mut i = 0;
     while i + 3 <= groups.len() {
         let (start, end) = (groups[i].start, groups[i + 2].end);
@@ -46,11 +58,53 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// Whether the number at `start` goes on from a word by a hyphen or an underscore
-/// (`build-482-11-3344`, `job_123-45-6789`): an identifier's part, as a number followed by
-/// `-B` is (twenty-first session's red team: such build ids were reported).
+/// Whether the number at `start` goes on by a hyphen or an underscore from a word that names
+/// a build, a job, a version or a ticket (`build-482-11-3344`, `job_123-45-6789`): an
+/// identifier's part (twenty-first session's red team: such build ids were reported). Any
+/// other word keeps it an SSN: a label (`ssn_078-05-1120`), a name in a file's name
+/// (`W2_John_Smith_078-05-1120.pdf`: twenty-second session's red team).
 fn glued_left(text: &[u8], start: usize) -> bool {
-    start >= 2 && matches!(text[start - 1], b'-' | b'_') && text[start - 2].is_ascii_alphanumeric()
+    const IDS: [&[u8]; 28] = [
+        b"build",
+        b"builds",
+        b"job",
+        b"run",
+        b"pipeline",
+        b"ver",
+        b"version",
+        b"v",
+        b"rev",
+        b"revision",
+        b"release",
+        b"rel",
+        b"pr",
+        b"issue",
+        b"ticket",
+        b"order",
+        b"invoice",
+        b"sku",
+        b"part",
+        b"item",
+        b"tag",
+        b"node",
+        b"pod",
+        b"host",
+        b"commit",
+        b"batch",
+        b"task",
+        b"step",
+    ];
+    if start < 2 || !matches!(text[start - 1], b'-' | b'_') {
+        return false;
+    }
+    let before = &text[..start - 1];
+    let word = before
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .count();
+    let word = &before[before.len() - word..];
+    IDS.iter().any(|id| word.eq_ignore_ascii_case(id))
 }
 
 /// Whether the value `text[start..end]` is named by one of `names`: a label right before it
@@ -389,7 +443,11 @@ mod tests {
                 ("12 123 45 6789", &[]),
                 ("123-45-6789-1", &[]),
                 // Parts of identifiers; a label still names one.
-                ("build-482-11-3344 job_123-45-6789 v2-234-56-7890", &[]),
+                ("build-482-11-3344 job_123-45-6789 Release-234-56-7890", &[]),
+                (
+                    "ssn_078-05-1120 W2_John_Smith_078-05-1121.pdf jsmith-078-05-1122.png",
+                    &["078-05-1120", "078-05-1121", "078-05-1122"],
+                ),
                 (
                     "ssn-123-45-6789, (123-45-6789)",
                     &["123-45-6789", "123-45-6789"],

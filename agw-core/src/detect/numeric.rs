@@ -83,7 +83,7 @@ pub(super) enum Continues {
 /// A number-like token: digit groups joined by single separators, or by wide ones that only
 /// cards read across (the other detectors read the token's pieces between them, see
 /// [`validate`]).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Token<'t> {
     pub text: &'t [u8],
     pub groups: &'t [Group],
