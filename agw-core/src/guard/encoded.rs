@@ -69,13 +69,12 @@ pub(crate) fn runs(text: &[u8], out: &mut Vec<(std::ops::Range<usize>, String)>)
                 && end == to
                 && end == i
                 && len >= MIN_WRAP
-                && len.is_multiple_of(4)
                 && start >= tried
                 && let Some(block) = wrapped_end(text, start, len)
             {
                 tried = block;
                 let decoded = super::files::base64_decoded(&text[start..block], usize::MAX);
-                if let Some(s) = printable(&decoded) {
+                if let Some(s) = printable_block(&decoded) {
                     out.push((start..block, s.to_owned()));
                     resume = Some(block);
                     break;
@@ -130,20 +129,39 @@ fn printable(decoded: &[u8]) -> Option<&str> {
 }
 
 /// The end of a block of base64 wrapped into lines of `width` characters whose first line
-/// starts at `start`: each following line (after `\n` or `\r\n`) of exactly `width`
-/// characters, then a last one of at most `width` with its padding, each a line of base64
-/// alone. `None` when no line follows the first.
+/// starts at `start`: each following line of exactly `width` characters, then a last one of
+/// at most `width` with its padding, each a line of base64 alone. Between two lines: blanks
+/// after the first (a terminal's copy), one to three line breaks (`\n` or `\r\n`: blank
+/// lines between), and the next line's indentation (a YAML block scalar). `None` when no
+/// line follows the first.
 fn wrapped_end(text: &[u8], start: usize, width: usize) -> Option<usize> {
+    let blanks = |from: usize, most: usize| {
+        from + text[from.min(text.len())..]
+            .iter()
+            .take(most)
+            .take_while(|&&c| c == b' ' || c == b'\t')
+            .count()
+    };
     let mut e = start + width;
     let mut lines = 1;
     while e - start <= MAX_RUN {
-        let next = if text[e..].starts_with(b"\r\n") {
-            e + 2
-        } else if text[e..].starts_with(b"\n") {
-            e + 1
-        } else {
+        let mut next = blanks(e, 8);
+        let mut breaks = 0;
+        while breaks < 3 {
+            let rest = &text[next..];
+            let len = if rest.starts_with(b"\r\n") {
+                2
+            } else if rest.starts_with(b"\n") {
+                1
+            } else {
+                break;
+            };
+            breaks += 1;
+            next = blanks(next + len, 16);
+        }
+        if breaks == 0 {
             break;
-        };
+        }
         let r = next
             + text[next..]
                 .iter()
@@ -165,6 +183,20 @@ fn wrapped_end(text: &[u8], start: usize, width: usize) -> Option<usize> {
         }
     }
     (lines > 1).then_some(e)
+}
+
+/// Decoded bytes of a wrapped block as text ([`printable`]), a few control characters in it
+/// allowed (at most one in 50: an ANSI colour code, a NUL at the end of a file), since a long
+/// block that is UTF-8 is text, not binary, whatever a control character in it.
+fn printable_block(decoded: &[u8]) -> Option<&str> {
+    let s = std::str::from_utf8(decoded)
+        .ok()
+        .filter(|s| !s.is_empty())?;
+    let odd = s
+        .chars()
+        .filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        .count();
+    (odd * 50 <= s.len()).then_some(s)
 }
 
 /// Where the first stretch of [`MIN_RUN`] or more characters that [`maybe_base64`] starts,
@@ -1095,13 +1127,12 @@ mod tests {
                 && end == i
                 && line_end
                 && run.len() >= MIN_WRAP
-                && run.len().is_multiple_of(4)
                 && start >= tried
                 && let Some(block) = wrapped_end(text, start, run.len())
             {
                 tried = block;
                 let decoded = super::super::files::base64_decoded(&text[start..block], usize::MAX);
-                if let Some(s) = printable(&decoded) {
+                if let Some(s) = printable_block(&decoded) {
                     out.push((start..block, s.to_owned()));
                     i = block;
                     continue;

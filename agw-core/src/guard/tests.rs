@@ -1329,6 +1329,7 @@ mod twelfth_session;
 mod twentyfirst_escapes;
 mod twentyfirst_files;
 mod twentyfirst_thinking;
+mod twentysecond_redteam;
 mod twentysecond_session;
 
 /// The model is read under its key in any case on every kind that names one, as
