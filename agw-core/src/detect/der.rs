@@ -18,7 +18,7 @@
 //! up to its first `-`). An OpenSSH body, which has no length up front, runs over lines as
 //! wide as its first and a last shorter or padded one.
 
-use super::pem::{Margin, skip_line_number};
+use super::pem::{Margin, cut_break, skip_space};
 use super::secrets::{base64_prefix, is_b64, run};
 use super::{Detector, Finding};
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -32,9 +32,6 @@ const OPENSSH: &str = "b3BlbnNzaC1rZXktdjE";
 
 /// The fewest base64 characters a key body is found from: an Ed25519 key in PKCS#8 has 64.
 const MIN_BODY: usize = 40;
-
-/// The most bytes between two parts of a body ([`glue`]).
-const MAX_GLUE: usize = 32;
 
 fn automaton() -> &'static AhoCorasick {
     static AUTOMATON: OnceLock<AhoCorasick> = OnceLock::new();
@@ -122,37 +119,19 @@ fn private_der(d: &[u8]) -> Option<usize> {
     key.then_some(1 + n + total)
 }
 
-/// What separates two parts of a key body after `e`, and where it ends: line breaks (their
-/// escapes too) with a margin a tool writes after each ([`skip_line_number`]), blanks, quotes
-/// and the `+` or `,` that join quoted parts in code (`"MIIE…\n" +`), at most [`MAX_GLUE`]
-/// bytes; whether it holds a line break; whether the text ended inside it.
+/// What separates two parts of a key body after `e`, read as between a PEM block's lines
+/// ([`skip_space`]: line breaks and their escapes, escaped once or more, a tool's margin,
+/// blanks, quotes and the `+` or `,` that join quoted parts in code, `<br>`, `cat -A`'s `$`,
+/// a table's `|`), and where it ends; whether it holds a line break; whether the text ended
+/// inside it.
 fn glue(text: &[u8], e: usize, margin: Margin<'_>) -> (usize, bool, bool) {
-    let (mut i, mut line_break, mut quoted) = (e, false, false);
-    while i < text.len() && i - e <= MAX_GLUE {
-        match text[i] {
-            b'\n' | b'\r' => {
-                line_break = true;
-                i = skip_line_number(text, i + 1, margin);
-            }
-            b'\\' => match text.get(i + 1) {
-                Some(b'n' | b'r') => {
-                    line_break = true;
-                    i = skip_line_number(text, i + 2, margin);
-                }
-                Some(b't' | b'"') => i += 2,
-                Some(_) => break,
-                None => return (i, line_break, true),
-            },
-            b'"' | b'\'' | b'`' => {
-                quoted = true;
-                i += 1;
-            }
-            b' ' | b'\t' | b',' | b';' => i += 1,
-            b'+' if quoted => i += 1,
-            _ => break,
-        }
-    }
-    (i, line_break, i >= text.len())
+    let g = skip_space(text, e, margin);
+    let span = &text[e..g];
+    let line_break = span.iter().any(|&b| b == b'\n' || b == b'\r')
+        || memchr::memmem::find(span, b"\\n").is_some();
+    let rest = &text[g..];
+    let cut = rest.is_empty() || cut_break(rest) || rest.iter().all(|&b| b == b'\\');
+    (g, line_break, cut)
 }
 
 /// Where a key body starting at `s` ends, and whether text appended may still lengthen it.
@@ -166,71 +145,64 @@ struct Walk {
 /// Reads a key body from `s`: its parts (lines, or pieces joined by blanks or quotes) until
 /// it has the `expected` characters its DER length says (a whole key, padded), or, without
 /// one (OpenSSH), until a part shorter than the first or padded. Fewer when the text stops
-/// being base64 first (a key cut short: what there is).
+/// being base64 first (a key cut short: what there is). A part after the first is the key's
+/// only when it is one a key has: as wide as the first, padded, the one that completes the
+/// key, or (OpenSSH) a last line of whole groups of four — not a word or a line of the text
+/// after a key cut short (twenty-second session's red team).
 fn walk(text: &[u8], s: usize, expected: Option<usize>) -> Walk {
     let margin = Margin::of(text, s);
     let (mut i, mut count, mut width) = (s, 0, None);
     let mut end = s;
+    // Whether a line break came before the part being read.
+    let mut broke = false;
+    let done = |end, count, open| Walk { end, count, open };
     loop {
         let e = run(text, i, is_body);
         let part = e - i;
         // An armor line (`-----END…`), or nothing: no part of the body.
-        if part == 0 || (i > s && text[i] == b'-') {
-            return Walk {
-                end,
-                count,
-                open: e == text.len(),
-            };
+        if part == 0 || (i > s && text[i..].starts_with(b"-----")) {
+            return done(end, count, e == text.len() && i > s);
+        }
+        let padded = text[i..e].contains(&b'=');
+        if let Some(&w) = width.as_ref() {
+            let completes = expected.is_some_and(|x| count + part >= x);
+            let keys = part >= w
+                || padded
+                || completes
+                || (expected.is_none() && broke && part.is_multiple_of(4));
+            if expected.is_none() && part > w {
+                return done(end, count, false);
+            }
+            if !keys {
+                // Too short to tell while it still grows.
+                return done(end, count, e == text.len());
+            }
         }
         let width = *width.get_or_insert(part);
-        if expected.is_none() && part > width {
-            return Walk {
-                end,
-                count,
-                open: false,
-            };
-        }
         count += part;
         end = e;
         if let Some(x) = expected
             && count >= x
         {
             // Characters after the key's last are not the key's.
-            return Walk {
-                end: e - (count - x),
-                count: x,
-                open: false,
-            };
+            return done(e - (count - x), x, false);
         }
-        let padded = text[i..e].contains(&b'=');
         if e == text.len() {
             // Still growing unless whole: as long as its length says, or padded (OpenSSH).
-            let open = expected.map_or(!padded, |x| count < x);
-            return Walk { end, count, open };
+            return done(end, count, expected.map_or(!padded, |x| count < x));
         }
         if padded || (expected.is_none() && part < width) {
-            return Walk {
-                end,
-                count,
-                open: false,
-            };
+            return done(end, count, false);
         }
         let (g, line_break, cut) = glue(text, e, margin);
         if cut {
-            return Walk {
-                end,
-                count,
-                open: true,
-            };
+            return done(end, count, true);
         }
         // A short part joined by blanks alone is a word after the key, not a part of it.
         if g == e || (!line_break && part < 16) {
-            return Walk {
-                end,
-                count,
-                open: false,
-            };
+            return done(end, count, false);
         }
+        broke = line_break;
         i = g;
     }
 }
@@ -263,16 +235,27 @@ fn body_end(text: &[u8], s: usize, openssh: bool) -> Option<usize> {
 /// block's body is its block's) to `out`.
 pub(super) fn find(text: &[u8], base: usize, out: &mut Vec<Finding>) {
     let found = out.len();
+    // The findings so far by start, each with the furthest end up to it: whether a start is
+    // inside one is a binary search, not a walk over all (twenty-second session's red team:
+    // thousands of keys and `MC`s took time quadratic in them).
+    let mut taken: Vec<(usize, usize)> = out[base..found]
+        .iter()
+        .map(|f| (f.range.start, f.range.end))
+        .collect();
+    taken.sort_unstable();
+    let mut furthest = 0;
+    for t in &mut taken {
+        furthest = furthest.max(t.1);
+        t.1 = furthest;
+    }
     let mut pos = 0;
     for m in automaton().find_iter(text) {
         let s = m.start();
         if s < pos {
             continue;
         }
-        let taken = out[base..found]
-            .iter()
-            .any(|f| f.range.start <= s && s < f.range.end);
-        if taken {
+        let k = taken.partition_point(|t| t.0 <= s);
+        if k > 0 && s < taken[k - 1].1 {
             continue;
         }
         let openssh = m.pattern().as_usize() == STARTS.len();

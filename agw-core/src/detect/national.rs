@@ -64,7 +64,7 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
 /// other word keeps it an SSN: a label (`ssn_078-05-1120`), a name in a file's name
 /// (`W2_John_Smith_078-05-1120.pdf`: twenty-second session's red team).
 fn glued_left(text: &[u8], start: usize) -> bool {
-    const IDS: [&[u8]; 28] = [
+    const IDS: [&[u8]; 40] = [
         b"build",
         b"builds",
         b"job",
@@ -93,6 +93,18 @@ fn glued_left(text: &[u8], start: usize) -> bool {
         b"batch",
         b"task",
         b"step",
+        b"ref",
+        b"bug",
+        b"case",
+        b"req",
+        b"request",
+        b"cluster",
+        b"incident",
+        b"inc",
+        b"change",
+        b"chg",
+        b"jira",
+        b"story",
     ];
     if start < 2 || !matches!(text[start - 1], b'-' | b'_') {
         return false;

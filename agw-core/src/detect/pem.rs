@@ -125,7 +125,7 @@ pub(super) fn open(text: &[u8], s: usize) -> bool {
 
 /// Whether `rest`, which ends the text, may be the start of something [`skip_space`] skips
 /// (a `\n` escape, a `<br>`), cut.
-fn cut_break(rest: &[u8]) -> bool {
+pub(super) fn cut_break(rest: &[u8]) -> bool {
     rest == b"\\"
         || rest == b"$"
         || [&b"<br>"[..], b"<br/>", b"<br />"]
@@ -236,14 +236,24 @@ impl<'a> Margin<'a> {
 /// Skips whitespace, including `\n`, `\r` and `\t` escapes left in the text, and the margin
 /// that starts a line of `cat -n`, `grep -n` or Claude Code `Read` output (`     2→`, `  2\t`,
 /// `id_rsa:2:`).
-fn skip_space(text: &[u8], mut i: usize, m: Margin<'_>) -> usize {
+pub(super) fn skip_space(text: &[u8], mut i: usize, m: Margin<'_>) -> usize {
     let blank = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b'`');
     loop {
         match at(text, i) {
             b'\n' => i = skip_line_number(text, i + 1, m),
-            b'\\' if at(text, i + 1) == b'n' => i = skip_line_number(text, i + 2, m),
+            // `\n` escaped once or more (JSON in a JSON string: kubectl's
+            // last-applied-configuration, a tool result holding a JSON file: twenty-second
+            // session's red team), and a shell line's `\` before its line break.
+            b'\\' => {
+                let slashes = text[i..].iter().take_while(|&&b| b == b'\\').count();
+                match at(text, i + slashes) {
+                    b'n' => i = skip_line_number(text, i + slashes + 1, m),
+                    b'r' | b't' | b'"' => i += slashes + 1,
+                    b'\n' | b'\r' if slashes == 1 => i += 1,
+                    _ => return i,
+                }
+            }
             b' ' | b'\t' | b'\r' => i += 1,
-            b'\\' if matches!(at(text, i + 1), b'r' | b't') => i += 2,
             // `cat -A` ends every line with `$`.
             b'$' if line_end(text, i + 1) => i += 1,
             // A key written into source code or quoted text, a line at a time: the quotes and
@@ -255,13 +265,18 @@ fn skip_space(text: &[u8], mut i: usize, m: Margin<'_>) -> usize {
             // A table's cell borders (`| MIIE… |`): base64 has no `|`.
             b'|' if blank(at(text, i + 1)) || line_end(text, i + 1) => i += 1,
             b'/' if at(text, i + 1) == b'/' && blank(at(text, i + 2)) => i += 2,
-            b'<' => match [&b"<br>"[..], b"<br/>", b"<br />"]
-                .into_iter()
-                .find(|br| text[i..].starts_with(br))
-            {
-                Some(br) => i += br.len(),
-                None => return i,
-            },
+            // A short tag between lines (`<br>`, `<br />`, `</line><line>`).
+            b'<' => {
+                let name = text[i + 1..]
+                    .iter()
+                    .take(12)
+                    .take_while(|&&b| b.is_ascii_alphabetic() || matches!(b, b'/' | b' '))
+                    .count();
+                if name == 0 || at(text, i + 1 + name) != b'>' {
+                    return i;
+                }
+                i += name + 2;
+            }
             _ => return i,
         }
     }

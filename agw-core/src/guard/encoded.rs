@@ -603,7 +603,11 @@ fn quoted_printable(text: &[u8], at: usize, out: &mut String) -> Option<usize> {
     }
     let bytes = &bytes[..k];
     let len = 3 * k;
-    if bytes.len() == 1 {
+    // The next part of a longer run (read 64 bytes at a time) is no lone escape, whatever
+    // its length (twenty-second session's red team: one left alone at a part's start was
+    // dropped).
+    let continues = at >= 3 && text[at - 3] == b'=' && hex_byte(text.get(at - 2..at)).is_some();
+    if bytes.len() == 1 && !continues {
         let next = rest.get(3).copied();
         let alnum = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric());
         let digit = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_digit());

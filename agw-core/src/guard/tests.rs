@@ -1330,6 +1330,7 @@ mod twentyfirst_escapes;
 mod twentyfirst_files;
 mod twentyfirst_thinking;
 mod twentysecond_redteam;
+mod twentysecond_redteam2;
 mod twentysecond_session;
 
 /// The model is read under its key in any case on every kind that names one, as
