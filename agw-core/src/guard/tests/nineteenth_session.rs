@@ -175,6 +175,10 @@ fn escapes_in_files_are_read_written_out() {
         "my cr&#101;dit card",
         "my credit%20card",
         "my cr\\x65dit card",
+        // The twenty-first session's escapes.
+        "my cr=65dit card",
+        "my cr\\145dit card",
+        "my cr&eacute;dit card",
     ] {
         let body = format!(
             r#"{{"model":"m","max_tokens":9,"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"text/plain","data":"{}"}}}}]}}]}}"#,

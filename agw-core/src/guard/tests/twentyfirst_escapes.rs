@@ -153,22 +153,3 @@ fn a_value_after_an_equals_sign_stays_a_number() {
         assert!(v.is_allow(), "{text}: {:?}", v.hits());
     }
 }
-
-/// Escapes in a file are read written out the same way.
-#[test]
-fn new_escapes_in_files_are_read() {
-    for text in [
-        "my cr=65dit card",
-        "my cr\\145dit card",
-        "my cr&eacute;dit card",
-    ] {
-        let body = format!(
-            r#"{{"model":"m","max_tokens":9,"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"text/plain","data":"{}"}}}}]}}]}}"#,
-            b64(text.as_bytes())
-        );
-        let v = seed_policy()
-            .inspect(RouteKind::Messages, body.as_bytes())
-            .unwrap();
-        assert!(refused(&v), "{text}: {:?}", v.decision());
-    }
-}

@@ -5,9 +5,9 @@
 
 use super::*;
 
-const RSA: &str = include_str!("../../stream/guard/testdata/rsa.pem");
+pub(super) const RSA: &str = include_str!("../../stream/guard/testdata/rsa.pem");
 
-fn all_policy(mask: bool) -> Policy {
+pub(super) fn all_policy(mask: bool) -> Policy {
     let rule = Rule::detectors("keys", Detector::ALL);
     Policy::builder()
         .rule(if mask {
@@ -20,17 +20,17 @@ fn all_policy(mask: bool) -> Policy {
 }
 
 /// A user's final prompt holding `text`.
-fn prompt(text: &str) -> String {
+pub(super) fn prompt(text: &str) -> String {
     let text = serde_json::Value::from(text);
     format!(r#"{{"model":"m","max_tokens":10,"messages":[{{"role":"user","content":{text}}}]}}"#)
 }
 
-fn body_of(pem: &str) -> Vec<&str> {
+pub(super) fn body_of(pem: &str) -> Vec<&str> {
     pem.lines().filter(|l| !l.starts_with("-----")).collect()
 }
 
 /// What reaches the provider when `body` is inspected under `policy` (None: refused).
-fn sent(policy: &Policy, body: &str) -> Option<String> {
+pub(super) fn sent(policy: &Policy, body: &str) -> Option<String> {
     let v = policy
         .inspect(RouteKind::Messages, body.as_bytes())
         .unwrap();
@@ -43,7 +43,7 @@ fn sent(policy: &Policy, body: &str) -> Option<String> {
 
 /// The lines of `lines` that reach the provider when `text` is the prompt under a mask rule
 /// of every detector.
-fn leaked<'a>(text: &str, lines: &[&'a str]) -> Vec<&'a str> {
+pub(super) fn leaked<'a>(text: &str, lines: &[&'a str]) -> Vec<&'a str> {
     let Some(out) = sent(&all_policy(true), &prompt(text)) else {
         return vec![];
     };
@@ -173,26 +173,6 @@ fn rt23_f4_urlsafe_key_body_masked_only_to_first_dash() {
     .unwrap();
     let tail = &one[one.len() - 200..];
     assert!(!out.contains(tail), "key tail sent: {out}");
-}
-
-/// Standard base64 of `bytes`, padded.
-fn b64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = c
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for k in 0..4 {
-            out.push(if k <= c.len() {
-                char::from(ABC[(n >> (18 - 6 * k) & 63) as usize])
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 /// The paddings (before "credit card") for which `base64 note` wrapped at `width`, each line

@@ -5,46 +5,7 @@
 
 use super::*;
 
-const RSA: &str = include_str!("../../stream/guard/testdata/rsa.pem");
-
-fn all_policy(mask: bool) -> Policy {
-    let rule = Rule::detectors("keys", Detector::ALL);
-    Policy::builder()
-        .rule(if mask {
-            rule.mask()
-        } else {
-            rule.reject("no keys")
-        })
-        .build()
-        .unwrap()
-}
-
-fn prompt(text: &str) -> String {
-    let text = serde_json::Value::from(text);
-    format!(r#"{{"model":"m","max_tokens":10,"messages":[{{"role":"user","content":{text}}}]}}"#)
-}
-
-fn body_of(pem: &str) -> Vec<&str> {
-    pem.lines().filter(|l| !l.starts_with("-----")).collect()
-}
-
-fn sent(policy: &Policy, body: &str) -> Option<String> {
-    let v = policy
-        .inspect(RouteKind::Messages, body.as_bytes())
-        .unwrap();
-    match v.decision() {
-        Decision::Allow => Some(body.to_owned()),
-        Decision::Rewrite(out) => Some(String::from_utf8_lossy(out).into_owned()),
-        Decision::Reject(_) => None,
-    }
-}
-
-fn leaked<'a>(text: &str, lines: &[&'a str]) -> Vec<&'a str> {
-    let Some(out) = sent(&all_policy(true), &prompt(text)) else {
-        return vec![];
-    };
-    lines.iter().copied().filter(|l| out.contains(l)).collect()
-}
+use super::twentysecond_redteam::{RSA, all_policy, body_of, leaked, prompt, sent};
 
 /// F1: a key whose line breaks are written `\\n` (JSON text inside a JSON string: kubectl's
 /// last-applied-configuration, a tool result that serialises a JSON file) leaks all lines but

@@ -4,7 +4,7 @@
 
 use super::*;
 
-const RSA: &str = include_str!("../../stream/guard/testdata/rsa.pem");
+use super::twentysecond_redteam::RSA;
 
 fn key_policy(mask: bool) -> Policy {
     let rule = Rule::detectors("keys", [Detector::PemPrivateKey, Detector::AnthropicKey]);
@@ -135,7 +135,7 @@ fn a_phrase_in_base64_wrapped_across_lines_is_read() {
     // `base64` of a note, wrapped at 76 characters: "credit card" runs across a line break.
     let note =
         "Reminder for accounting: the corporate credit card on file expires next month, renew it.";
-    let encoded = base64(note.as_bytes());
+    let encoded = b64(note.as_bytes());
     let at = note.find("credit card").unwrap();
     // Wrapped so the break falls inside the phrase.
     let width = ((at + 5) / 3 * 4).div_ceil(4) * 4;
@@ -163,26 +163,6 @@ fn a_phrase_in_base64_wrapped_across_lines_is_read() {
         }
         Decision::Allow => panic!("a wrapped phrase went through: {body}"),
     }
-}
-
-/// Standard base64 of `bytes`, padded.
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = c
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for k in 0..4 {
-            out.push(if k <= c.len() {
-                char::from(ABC[(n >> (18 - 6 * k) & 63) as usize])
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 /// Hex of text is read decoded, as base64 is: a model decodes `xxd -p` output as readily.
