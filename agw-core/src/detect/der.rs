@@ -237,23 +237,28 @@ pub(super) fn find(text: &[u8], base: usize, out: &mut Vec<Finding>) {
     let found = out.len();
     // The findings so far by start, each with the furthest end up to it: whether a start is
     // inside one is a binary search, not a walk over all (twenty-second session's red team:
-    // thousands of keys and `MC`s took time quadratic in them).
-    let mut taken: Vec<(usize, usize)> = out[base..found]
-        .iter()
-        .map(|f| (f.range.start, f.range.end))
-        .collect();
-    taken.sort_unstable();
-    let mut furthest = 0;
-    for t in &mut taken {
-        furthest = furthest.max(t.1);
-        t.1 = furthest;
-    }
+    // thousands of keys and `MC`s took time quadratic in them). Built at the first start
+    // found: most texts have none.
+    let mut taken: Option<Vec<(usize, usize)>> = None;
     let mut pos = 0;
     for m in automaton().find_iter(text) {
         let s = m.start();
         if s < pos {
             continue;
         }
+        let taken = taken.get_or_insert_with(|| {
+            let mut t: Vec<(usize, usize)> = out[base..found]
+                .iter()
+                .map(|f| (f.range.start, f.range.end))
+                .collect();
+            t.sort_unstable();
+            let mut furthest = 0;
+            for r in &mut t {
+                furthest = furthest.max(r.1);
+                r.1 = furthest;
+            }
+            t
+        });
         let k = taken.partition_point(|t| t.0 <= s);
         if k > 0 && s < taken[k - 1].1 {
             continue;

@@ -1539,6 +1539,27 @@ fn push_pdf_string(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// A real PNG (its chunks from `IHDR` to `IEND`), a `tEXt` chunk holding `text` (no picture
+/// reader shows it as text), `after` its end: the tests' picture.
+#[cfg(test)]
+pub(super) fn test_png(text: &[u8], after: &[u8]) -> Vec<u8> {
+    let mut f = b"\x89PNG\r\n\x1a\n".to_vec();
+    let comment = [&b"Comment\0"[..], text].concat();
+    for (ty, data) in [
+        (&b"IHDR"[..], &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0][..]),
+        (b"tEXt", &comment),
+        (b"IDAT", b"x\x9cc\0\0\0\x01\0\x01"),
+        (b"IEND", b""),
+    ] {
+        f.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        f.extend_from_slice(ty);
+        f.extend_from_slice(data);
+        f.extend_from_slice(&[0; 4]);
+    }
+    f.extend_from_slice(after);
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1615,18 +1636,8 @@ mod tests {
         assert!(holds(&gz, "AKIAZ7QRSTUVWX2345AB"));
         // A DOCX splits a sentence into runs; stored or deflated, the runs read as one.
         let doc = br#"<?xml version="1.0"?><w:document><w:body><w:p><w:r><w:t>my credit</w:t></w:r><w:r><w:t xml:space="preserve"> card &amp; more</w:t></w:r></w:p><w:p><w:r><w:t>next</w:t></w:r></w:p></w:body></w:document>"#;
-        // A real PNG (its chunks to `IEND`), whose `tEXt` no picture reader shows as text.
-        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-        for (ty, data) in [
-            (&b"IHDR"[..], &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0][..]),
-            (b"tEXt", b"Comment\0 credit card"),
-            (b"IEND", b""),
-        ] {
-            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            png.extend_from_slice(ty);
-            png.extend_from_slice(data);
-            png.extend_from_slice(&[0; 4]);
-        }
+        // A real PNG, whose `tEXt` no picture reader shows as text.
+        let png = super::test_png(b" credit card", b"");
         for deflate in [false, true] {
             let docx = zip_of(&[
                 ("[Content_Types].xml", b"<Types/>", deflate),

@@ -499,15 +499,15 @@ fn url_escape(rest: &[u8], out: &mut String) -> Option<usize> {
         return Some(len);
     }
     // Read twice first; once where that is not UTF-8 (`%25C3` is `%C3`, not a lone byte).
-    let mut bytes = Vec::new();
-    let mut ends = Vec::new();
+    // At most [`MAX_ESCAPE_RUN`] bytes: on the stack.
+    let mut bytes = [0u8; MAX_ESCAPE_RUN];
+    let mut ends = [0usize; MAX_ESCAPE_RUN];
     for twice in [true, false] {
-        bytes.clear();
-        ends.clear();
+        let mut n = 0;
         let mut len = 0;
-        while rest.get(len) == Some(&b'%') && bytes.len() < MAX_ESCAPE_RUN {
+        while rest.get(len) == Some(&b'%') && n < MAX_ESCAPE_RUN {
             let again = twice && rest.get(len + 1..len + 3) == Some(b"25");
-            let (b, n) = match (
+            let (b, width) = match (
                 hex_byte(rest.get(len + 3..len + 5)),
                 hex_byte(rest.get(len + 1..len + 3)),
             ) {
@@ -515,11 +515,12 @@ fn url_escape(rest: &[u8], out: &mut String) -> Option<usize> {
                 (_, Some(b)) => (b, 3),
                 _ => break,
             };
-            bytes.push(b);
-            len += n;
-            ends.push(len);
+            bytes[n] = b;
+            len += width;
+            ends[n] = len;
+            n += 1;
         }
-        if let Some((s, k)) = utf8_prefix(&bytes) {
+        if let Some((s, k)) = utf8_prefix(&bytes[..n]) {
             out.push_str(s);
             return Some(ends[k - 1]);
         }
@@ -588,16 +589,17 @@ fn quoted_printable(text: &[u8], at: usize, out: &mut String) -> Option<usize> {
             .any(|&c| c == b' ' || c == b'\t');
         return (word(prev.as_ref()) && word(rest.get(line_break)) && prose).then_some(line_break);
     }
-    let mut bytes = Vec::new();
-    let mut len = 0;
+    let mut bytes = [0u8; MAX_ESCAPE_RUN];
+    let (mut n, mut len) = (0, 0);
     while rest.get(len) == Some(&b'=')
-        && bytes.len() < MAX_ESCAPE_RUN
+        && n < MAX_ESCAPE_RUN
         && let Some(b) = hex_byte(rest.get(len + 1..len + 3))
     {
-        bytes.push(b);
+        bytes[n] = b;
+        n += 1;
         len += 3;
     }
-    let (s, k) = utf8_prefix(&bytes)?;
+    let (s, k) = utf8_prefix(&bytes[..n])?;
     if s.chars().any(char::is_control) {
         return None;
     }

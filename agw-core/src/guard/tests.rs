@@ -1294,6 +1294,30 @@ fn separators_between_values_are_not_text() {
     );
 }
 
+/// A form part: its name, its `Content-Disposition` file parameters, its content type, its
+/// value.
+type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+/// A `multipart/form-data` body of `parts`.
+fn form(parts: &[Part<'_>]) -> (Vec<u8>, String) {
+    let mut body = Vec::new();
+    for (name, filename, ct, value) in parts {
+        body.extend_from_slice(b"--XyZ\r\n");
+        let file = filename.map_or(String::new(), |f| format!("; {f}"));
+        body.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"{name}\"{file}\r\n").as_bytes(),
+        );
+        if let Some(ct) = ct {
+            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--XyZ--\r\n");
+    (body, "multipart/form-data; boundary=XyZ".to_owned())
+}
+
 /// `bytes` in base64 (standard alphabet, padded), for the tests' inline files.
 fn b64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -332,21 +332,9 @@ fn matroska(b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// A PNG of one chunk of each kind, `extra` after its end.
+    /// A real PNG, `extra` after its end.
     fn png_file(extra: &[u8]) -> Vec<u8> {
-        let mut f = b"\x89PNG\r\n\x1a\n".to_vec();
-        for (ty, data) in [
-            (&b"IHDR"[..], &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0][..]),
-            (b"IDAT", b"x\x9cc\0\0\0\x01\0\x01"),
-            (b"IEND", b""),
-        ] {
-            f.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            f.extend_from_slice(ty);
-            f.extend_from_slice(data);
-            f.extend_from_slice(&[0; 4]);
-        }
-        f.extend_from_slice(extra);
-        f
+        crate::guard::containers::test_png(b"", extra)
     }
 
     #[test]

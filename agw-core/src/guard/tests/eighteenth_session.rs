@@ -88,28 +88,6 @@ fn a_file_too_large_to_read_once_decompressed_is_refused() {
     );
 }
 
-/// A form part: its name, its file name, its content type, its value.
-type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
-
-fn form(parts: &[Part<'_>]) -> (Vec<u8>, String) {
-    let mut body = Vec::new();
-    for (name, filename, ct, value) in parts {
-        body.extend_from_slice(b"--XyZ\r\n");
-        let file = filename.map_or(String::new(), |f| format!("; filename=\"{f}\""));
-        body.extend_from_slice(
-            format!("Content-Disposition: form-data; name=\"{name}\"{file}\r\n").as_bytes(),
-        );
-        if let Some(ct) = ct {
-            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
-        }
-        body.extend_from_slice(b"\r\n");
-        body.extend_from_slice(value);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(b"--XyZ--\r\n");
-    (body, "multipart/form-data; boundary=XyZ".to_owned())
-}
-
 #[test]
 fn uploads_are_read_as_forms_and_files() {
     let p = seed_policy();
@@ -118,7 +96,7 @@ fn uploads_are_read_as_forms_and_files() {
         ("purpose", None, None, b"assistants"),
         (
             "file",
-            Some("notes.txt"),
+            Some("filename=\"notes.txt\""),
             Some("text/plain"),
             b"quarterly notes",
         ),
@@ -129,7 +107,7 @@ fn uploads_are_read_as_forms_and_files() {
         ("purpose", None, None, b"assistants"),
         (
             "file",
-            Some("notes.jsonl"),
+            Some("filename=\"notes.jsonl\""),
             Some("application/octet-stream"),
             b"{\"a\":\"my credit card\"}",
         ),
@@ -142,7 +120,7 @@ fn uploads_are_read_as_forms_and_files() {
         ("prompt", None, None, b"spell out my credit card"),
         (
             "file",
-            Some("a.wav"),
+            Some("filename=\"a.wav\""),
             Some("audio/wav"),
             b"RIFF\0\0\0\0WAVEfmt credit card",
         ),
@@ -155,7 +133,7 @@ fn uploads_are_read_as_forms_and_files() {
         ("model", None, None, b"whisper-1"),
         (
             "file",
-            Some("a.wav"),
+            Some("filename=\"a.wav\""),
             Some("application/octet-stream"),
             b"RIFF\0\0\0\0WAVEfmt credit card",
         ),

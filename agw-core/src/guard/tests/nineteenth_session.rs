@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn refused(v: &Verdict) -> bool {
+pub(super) fn refused(v: &Verdict) -> bool {
     matches!(v.decision(), Decision::Reject(_))
 }
 
@@ -15,7 +15,7 @@ fn chat(text: &str) -> String {
 }
 
 /// The policy's verdict on a chat whose one user message is `text`.
-fn verdict(p: &Policy, text: &str) -> Verdict {
+pub(super) fn verdict(p: &Policy, text: &str) -> Verdict {
     p.inspect(RouteKind::Messages, chat(text).as_bytes())
         .unwrap()
 }

@@ -6,21 +6,7 @@
 
 use super::*;
 
-fn refused(v: &Verdict) -> bool {
-    matches!(v.decision(), Decision::Reject(_))
-}
-
-fn chat(text: &str) -> String {
-    format!(
-        r#"{{"model":"m","messages":[{{"role":"user","content":{}}}]}}"#,
-        serde_json::to_string(text).unwrap()
-    )
-}
-
-fn verdict(p: &Policy, text: &str) -> Verdict {
-    p.inspect(RouteKind::Messages, chat(text).as_bytes())
-        .unwrap()
-}
+use super::nineteenth_session::{refused, verdict};
 
 /// The user message's text after the policy's rewrite, or `None` if it let the body through
 /// unchanged or refused it.

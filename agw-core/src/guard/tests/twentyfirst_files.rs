@@ -51,25 +51,7 @@ fn all_pass(kind: RouteKind, body: &str) -> bool {
     })
 }
 
-/// A real PNG (its chunks from `IHDR` to `IEND`), a `tEXt` chunk holding `text` (no picture
-/// reader shows it as text), `after` its end.
-fn png(text: &[u8], after: &[u8]) -> Vec<u8> {
-    let mut f = b"\x89PNG\r\n\x1a\n".to_vec();
-    let comment = [&b"Comment\0"[..], text].concat();
-    for (ty, data) in [
-        (&b"IHDR"[..], &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0][..]),
-        (b"tEXt", &comment),
-        (b"IDAT", b"x\x9cc\0\0\0\x01\0\x01"),
-        (b"IEND", b""),
-    ] {
-        f.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        f.extend_from_slice(ty);
-        f.extend_from_slice(data);
-        f.extend_from_slice(&[0; 4]);
-    }
-    f.extend_from_slice(after);
-    f
-}
+use crate::guard::containers::test_png as png;
 
 /// A zip archive of one stored entry.
 fn zip(name: &str, data: &[u8]) -> Vec<u8> {
@@ -313,30 +295,6 @@ fn declarations_that_disagree_fail_toward_reading() {
         r#"{{"type":"base64","media_type":"image/png","filename":"notes.txt","data":"{real}"}}"#
     ));
     assert!(all_pass(RouteKind::Responses, &body));
-}
-
-/// A form part: its name, its `Content-Disposition` file parameters, its content type, its
-/// value.
-type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
-
-/// A `multipart/form-data` body of `parts`.
-fn form(parts: &[Part<'_>]) -> (Vec<u8>, String) {
-    let mut body = Vec::new();
-    for (name, filename, ct, value) in parts {
-        body.extend_from_slice(b"--XyZ\r\n");
-        let file = filename.map_or(String::new(), |f| format!("; {f}"));
-        body.extend_from_slice(
-            format!("Content-Disposition: form-data; name=\"{name}\"{file}\r\n").as_bytes(),
-        );
-        if let Some(ct) = ct {
-            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
-        }
-        body.extend_from_slice(b"\r\n");
-        body.extend_from_slice(value);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(b"--XyZ--\r\n");
-    (body, "multipart/form-data; boundary=XyZ".to_owned())
 }
 
 #[test]

@@ -8,7 +8,15 @@ use super::*;
 pub(super) const RSA: &str = include_str!("../../stream/guard/testdata/rsa.pem");
 
 pub(super) fn all_policy(mask: bool) -> Policy {
-    let rule = Rule::detectors("keys", Detector::ALL);
+    detectors_policy(Detector::ALL, mask)
+}
+
+/// One rule of `detectors`, masking or rejecting.
+pub(super) fn detectors_policy(
+    detectors: impl IntoIterator<Item = Detector>,
+    mask: bool,
+) -> Policy {
+    let rule = Rule::detectors("keys", detectors);
     Policy::builder()
         .rule(if mask {
             rule.mask()

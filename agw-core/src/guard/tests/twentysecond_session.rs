@@ -4,18 +4,10 @@
 
 use super::*;
 
-use super::twentysecond_redteam::RSA;
+use super::twentysecond_redteam::{RSA, detectors_policy};
 
 fn key_policy(mask: bool) -> Policy {
-    let rule = Rule::detectors("keys", [Detector::PemPrivateKey, Detector::AnthropicKey]);
-    Policy::builder()
-        .rule(if mask {
-            rule.mask()
-        } else {
-            rule.reject("no keys")
-        })
-        .build()
-        .unwrap()
+    detectors_policy([Detector::PemPrivateKey, Detector::AnthropicKey], mask)
 }
 
 /// A user turn holding `text` (as a tool result, as Claude Code sends a file it read).
