@@ -105,14 +105,13 @@ fn hex_text(run: &[u8]) -> Option<String> {
         .strip_prefix(b"0x")
         .or_else(|| run.strip_prefix(b"0X"))
         .unwrap_or(run);
-    if !digits.len().is_multiple_of(2) || !digits.iter().all(u8::is_ascii_hexdigit) {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
-    let nibble = |c: u8| char::from(c).to_digit(16).expect("a hex digit") as u8;
     let bytes: Vec<u8> = digits
         .chunks_exact(2)
-        .map(|p| nibble(p[0]) << 4 | nibble(p[1]))
-        .collect();
+        .map(|p| hex_byte(Some(p)))
+        .collect::<Option<_>>()?;
     printable(&bytes).map(str::to_owned)
 }
 
