@@ -8,7 +8,9 @@
 //!
 //! Bodies `2k`, `76k`, `2m`, `args` (a ~9 KB chat completions turn of tool calls whose
 //! `arguments` are JSON in a string, as Codex-style agents send them); policies `a` (the seed rule), `b` (all built-ins), `c` (the seed
-//! rule as agw's configuration builds it: look-alike letters on), `d` (`c`, case-insensitive).
+//! rule as agw's configuration builds it: look-alike letters on), `d` (`c`, case-insensitive);
+//! then optionally `en` or `em`: every twelfth space of the body an en or an em dash, as in
+//! text a model wrote (`inspect_instr 200 76k c em`).
 
 use agw_benches::*;
 use agw_core::guard::{Policy, Rule};
@@ -44,11 +46,31 @@ fn main() {
         Some("e") => seed_confusables(false, true),
         _ => policy_seed(),
     };
+    // Prose as models write it, with dashes: every twelfth space an en dash (which the guard
+    // folds to `-`) or an em dash (which it keeps).
+    let body = match args.next().as_deref() {
+        Some("en") => dashed(&body, "\u{2013}"),
+        Some("em") => dashed(&body, "\u{2014}"),
+        _ => body,
+    };
     let mut hits = 0;
     for _ in 0..n {
         hits += policy.inspect(kind, &body).unwrap().hits().len();
     }
     println!("{hits}");
+}
+
+/// `body` with every twelfth space replaced by `dash`.
+fn dashed(body: &[u8], dash: &str) -> Vec<u8> {
+    let text = std::str::from_utf8(body).expect("bench bodies are UTF-8");
+    let mut out = String::with_capacity(text.len() * 2);
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push_str(if i % 12 == 0 { dash } else { " " });
+        }
+        out.push_str(word);
+    }
+    out.into_bytes()
 }
 
 /// A chat completions turn of tool calls: shell commands (arguments whose strings hold no

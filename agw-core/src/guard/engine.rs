@@ -38,6 +38,93 @@ struct RegexEngine {
     /// rule has `confusables`. Every look-alike is a non-ASCII letter, so on ASCII text both
     /// match at the same places, and the narrow expressions keep their fast literal search.
     ascii: Option<Exprs>,
+    /// Every non-ASCII character a match of `any` may hold where `ascii` differs, as sorted,
+    /// merged ranges. Text without one of them (prose with dashes, arrows, quotes, emoji,
+    /// another script) is matched by `ascii` too: `any` can match nothing there that `ascii`
+    /// does not, as a character outside these ranges is one neither expression can match.
+    wide: Box<[(char, char)]>,
+}
+
+impl RegexEngine {
+    /// The expressions to search `text` with.
+    fn for_text(&self, text: &[u8]) -> &Exprs {
+        match &self.ascii {
+            Some(ascii) if crate::json::is_ascii(text) || !self.may_need_any(text) => ascii,
+            _ => &self.any,
+        }
+    }
+
+    /// Whether `text` holds a character of [`wide`](Self::wide).
+    fn may_need_any(&self, text: &[u8]) -> bool {
+        let mut at = 0;
+        // Text repeats a few non-ASCII characters: the last one found outside is not looked up.
+        let mut outside = '\0';
+        while let Some(i) = crate::json::next_non_ascii(text, at) {
+            let (c, next) = crate::json::next_char(text, i);
+            at = next;
+            if c == outside {
+                continue;
+            }
+            let k = self.wide.partition_point(|&(_, end)| end < c);
+            if self.wide.get(k).is_some_and(|&(start, _)| start <= c) {
+                return true;
+            }
+            outside = c;
+        }
+        false
+    }
+}
+
+/// The non-ASCII characters a match of `src` may hold, added to `out` as ranges (unsorted).
+/// An expression that cannot be parsed, or that matches bytes outside UTF-8, may hold any.
+fn wide_chars(src: &str, out: &mut Vec<(char, char)>) {
+    use regex_syntax::hir::{Class, Hir, HirKind};
+    fn walk(h: &Hir, out: &mut Vec<(char, char)>) -> bool {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => true,
+            HirKind::Literal(l) => match std::str::from_utf8(&l.0) {
+                Ok(s) => {
+                    out.extend(s.chars().filter(|c| !c.is_ascii()).map(|c| (c, c)));
+                    true
+                }
+                Err(_) => false,
+            },
+            HirKind::Class(Class::Unicode(c)) => {
+                out.extend(
+                    c.ranges()
+                        .iter()
+                        .filter(|r| !r.end().is_ascii())
+                        .map(|r| (r.start().max('\u{80}'), r.end())),
+                );
+                true
+            }
+            HirKind::Class(Class::Bytes(c)) => c.ranges().iter().all(|r| r.end() < 0x80),
+            HirKind::Repetition(r) => walk(&r.sub, out),
+            HirKind::Capture(c) => walk(&c.sub, out),
+            HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(|h| walk(h, out)),
+        }
+    }
+    let whole = regex_syntax::Parser::new()
+        .parse(src)
+        .is_ok_and(|hir| walk(&hir, out));
+    if !whole {
+        out.push(('\u{80}', char::MAX));
+    }
+}
+
+/// Sorted, merged ranges.
+fn merged(mut ranges: Vec<(char, char)>) -> Box<[(char, char)]> {
+    ranges.sort_unstable();
+    let mut out: Vec<(char, char)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match out.last_mut() {
+            Some(last) if u32::from(start) <= u32::from(last.1).saturating_add(1) => {
+                last.1 = last.1.max(end);
+            }
+            _ => out.push((start, end)),
+        }
+    }
+    out.into_boxed_slice()
 }
 
 /// Compiled expressions.
@@ -206,7 +293,17 @@ impl Engines {
             } else {
                 None
             };
-            Some(RegexEngine { any, ascii })
+            let mut wide = Vec::new();
+            // Only an expression whose ASCII form differs matters: the others are one
+            // compiled expression in both.
+            for (src, _, _, _) in regex_src.iter().filter(|(_, a, _, _)| a.is_some()) {
+                wide_chars(src, &mut wide);
+            }
+            Some(RegexEngine {
+                any,
+                ascii,
+                wide: merged(wide),
+            })
         };
         Ok(Engines {
             literals,
@@ -249,10 +346,7 @@ impl Engines {
             }
         }
         if let Some(engine) = &self.regex {
-            let re = match &engine.ascii {
-                Some(ascii) if crate::json::is_ascii(text) => ascii,
-                _ => &engine.any,
-            };
+            let re = engine.for_text(text);
             // With one regex there is no set (and nothing to allocate per text).
             let matched = re.set.as_ref().map(|set| set.matches(text));
             for (i, c) in re.each.iter().enumerate() {
@@ -611,6 +705,16 @@ mod tests {
             "x",
             ".",
             "-",
+            // Non-ASCII text without look-alikes takes the narrow expressions too; with one,
+            // the wide ones: both must match where the wide ones alone do.
+            "\u{2014}",
+            "\u{2192}",
+            "\u{e9}",
+            "\u{65e5}\u{672c}",
+            "\u{1F600}",
+            "\u{441}",
+            "\u{3bf}",
+            "\u{430}rd",
         ];
         let mut seed = 7u64;
         let mut matched = 0;
@@ -635,6 +739,22 @@ mod tests {
         assert!((1000..5000).contains(&matched), "{matched}");
         // Text with a non-ASCII letter still meets the look-alikes.
         assert_eq!(hits(&fast, 3, "сrеdit саrd").len(), 1);
+        // Which expressions each text is searched with.
+        let engine = fast.regex.as_ref().unwrap();
+        let narrow = engine.ascii.as_ref().unwrap() as *const Exprs;
+        for (text, wide) in [
+            ("a credit card", false),
+            (
+                "a credit card \u{2014} with \u{201c}quotes\u{201d} \u{2192} \u{1F600}",
+                false,
+            ),
+            ("\u{65e5}\u{672c}\u{8a9e} credit card", false),
+            ("\u{441}redit card", true),
+            ("credit card \u{2014} \u{3bf}", true),
+        ] {
+            let took = engine.for_text(text.as_bytes()) as *const Exprs;
+            assert_eq!(took != narrow, wide, "{text:?}");
+        }
         assert_eq!(hits(&fast, 3, "a раsswоrd").len(), 1);
     }
 

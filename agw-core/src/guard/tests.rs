@@ -1356,6 +1356,7 @@ mod twentyfirst_thinking;
 mod twentysecond_redteam;
 mod twentysecond_redteam2;
 mod twentysecond_session;
+mod twentythird_redteam;
 
 /// The model is read under its key in any case on every kind that names one, as
 /// `find_model` (the allow-list) reads it.

@@ -17,6 +17,7 @@
 //! only short escapes (`\n`, `\"`) are unescaped with `memchr`.
 
 use super::chars::{fold, is_invisible, is_mark, is_tag, spelled, whitespace};
+use std::cell::Cell;
 use std::ops::Range;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::canonical_combining_class;
@@ -297,7 +298,7 @@ pub(crate) fn map_exact(raw: &[u8], at: &[usize]) -> Vec<usize> {
 }
 
 /// The index of the first non-ASCII byte at or after `from`, eight bytes at a time.
-fn next_non_ascii(raw: &[u8], mut from: usize) -> Option<usize> {
+pub(crate) fn next_non_ascii(raw: &[u8], mut from: usize) -> Option<usize> {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     while from + 8 <= raw.len() {
         let word = u64::from_le_bytes(raw[from..from + 8].try_into().expect("8 bytes"));
@@ -471,13 +472,77 @@ fn joins_previous(c: char) -> bool {
 
 type Emit<'a> = dyn FnMut(&[u8], Range<usize>, bool) + 'a;
 
+/// A character [`walk`] has read before and found ordinary: not a tag character, not spelled
+/// (see [`spelled`]), not invisible, not ASCII and not joining the character before it, with
+/// the text it normalises to when it stands alone (at most eight bytes).
+#[derive(Clone, Copy)]
+struct Ordinary {
+    c: char,
+    text: [u8; 8],
+    len: u8,
+}
+
+/// The last ordinary characters [`walk`] met, by the low bits of their code point. Text
+/// repeats a few non-ASCII characters (dashes, quotes, arrows, a script's common letters):
+/// each is classified and normalised once, not at every occurrence.
+type Seen = [Option<Ordinary>; 8];
+
+thread_local! {
+    /// What the last walk on this thread remembered: a body's strings share their characters.
+    static SEEN: Cell<Seen> = const { Cell::new([None; 8]) };
+}
+
+fn seen_slot(c: char) -> usize {
+    (u32::from(c) as usize) & 7
+}
+
+/// The index of the first byte at or after `from` that is not ASCII or is a backslash (the
+/// end of `raw` if none is): 16 bytes a step.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn plain_run_end(raw: &[u8], from: usize) -> usize {
+    use safe_arch::*;
+    let backslash = set_splat_i8_m128i(b'\\' as i8);
+    let mut i = from;
+    while let Some(block) = raw.get(i..i + 16) {
+        let v = load_unaligned_m128i(block.try_into().expect("16 bytes"));
+        // A byte's high bit: set in non-ASCII bytes, and in the all-ones of a backslash.
+        let stops = move_mask_i8_m128i(bitor_m128i(v, cmp_eq_mask_i8_m128i(v, backslash)));
+        if stops != 0 {
+            return i + stops.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    raw[i..]
+        .iter()
+        .position(|&b| b >= 0x80 || b == b'\\')
+        .map_or(raw.len(), |k| i + k)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn plain_run_end(raw: &[u8], from: usize) -> usize {
+    let end = next_non_ascii(raw, from).unwrap_or(raw.len());
+    memchr::memchr(b'\\', &raw[from..end]).map_or(end, |k| from + k)
+}
+
+/// Whether the raw (unescaped, non-ASCII) character at `at` is one `seen` holds: an ordinary
+/// character, which never joins the one before it.
+#[inline]
+fn ordinary_at(raw: &[u8], at: usize, seen: &Seen) -> bool {
+    raw[at] >= 0x80 && {
+        let (c, _) = next_char(raw, at);
+        seen[seen_slot(c)].is_some_and(|o| o.c == c)
+    }
+}
+
 /// Walks `raw`, calling `emit(text, raw_range, one_to_one)` for each piece of output: a run of
 /// plain ASCII copied byte for byte (`one_to_one`), or a normalised cluster (a starter with its
 /// combining marks) and the raw range it came from.
 /// Normalises `raw`, handing each piece of text to `emit`. Stops, returning `false`, once
 /// more than `limit` bytes of text came out (see [`MAX_EXPANSION`]).
 fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool)) -> bool {
-    let emitted = std::cell::Cell::new(0usize);
+    let emitted = Cell::new(0usize);
     let mut emit = |t: &[u8], r: Range<usize>, one: bool| {
         emitted.set(emitted.get() + t.len());
         emit(t, r, one);
@@ -485,51 +550,83 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
     let mut cluster: Vec<char> = Vec::new();
     let mut cluster_src = 0..0;
     let mut scratch = String::new();
-    let mut flush = |cluster: &mut Vec<char>, src: Range<usize>, emit: &mut Emit<'_>| {
-        if cluster.is_empty() {
-            return;
-        }
-        scratch.clear();
-        if cluster.len() == 1 && cluster[0].is_ascii() {
-            scratch.push(cluster[0]);
-        } else {
+    let mut seen = SEEN.with(Cell::get);
+    let mut flush =
+        |cluster: &mut Vec<char>, src: Range<usize>, seen: &Seen, emit: &mut Emit<'_>| {
+            if cluster.is_empty() {
+                return;
+            }
+            if let [c] = cluster[..] {
+                if c.is_ascii() {
+                    cluster.clear();
+                    emit(&[c as u8], src, false);
+                    return;
+                }
+                if let Some(o) = seen[seen_slot(c)].filter(|o| o.c == c) {
+                    cluster.clear();
+                    if o.len > 0 {
+                        emit(&o.text[..usize::from(o.len)], src, false);
+                    }
+                    return;
+                }
+            }
+            scratch.clear();
             // NFKC with the folds applied between its decomposition and its composition, so
             // that a mark is dropped before it can compose (`e` + U+0301 reads `e`). Escaped
             // invisibles never get here; an ASCII control in a cluster is a raw byte, kept like
             // every raw ASCII byte (see `is_invisible`).
             scratch.extend(cluster.iter().copied().nfkd().filter_map(fold).nfc());
-        }
-        cluster.clear();
-        if !scratch.is_empty() {
-            emit(scratch.as_bytes(), src, false);
-        }
-    };
+            cluster.clear();
+            if !scratch.is_empty() {
+                emit(scratch.as_bytes(), src, false);
+            }
+        };
     let mut i = 0;
     // Whether the last character was a tag character, and whether its run spells text.
     let (mut prev_tag, mut spell_run) = (false, false);
     while i < raw.len() {
         if emitted.get() > limit {
+            SEEN.with(|s| s.set(seen));
             return false;
         }
         let b = raw[i];
         if b < 0x80 && b != b'\\' {
             // A run of plain ASCII: all but its last byte cannot start a cluster that a following
-            // combining mark would extend, so they are copied as they are.
-            let run = raw[i..]
-                .iter()
-                .position(|&c| c >= 0x80 || c == b'\\')
-                .unwrap_or(raw.len() - i);
-            flush(&mut cluster, cluster_src.clone(), &mut emit);
+            // combining mark would extend, so they are copied as they are; so is the last one
+            // when what follows cannot join it (the end, or a character read before).
+            let end = plain_run_end(raw, i);
+            flush(&mut cluster, cluster_src.clone(), &seen, &mut emit);
             prev_tag = false;
-            if run > 1 {
-                emit(&raw[i..i + run - 1], i..i + run - 1, true);
+            let open = end < raw.len() && !ordinary_at(raw, end, &seen);
+            let cut = if open { end - 1 } else { end };
+            if cut > i {
+                emit(&raw[i..cut], i..cut, true);
             }
-            cluster.push(raw[i + run - 1] as char);
-            cluster_src = i + run - 1..i + run;
-            i += run;
+            if open {
+                cluster.push(raw[cut] as char);
+                cluster_src = cut..end;
+            }
+            i = end;
             continue;
         }
         let (c, next) = next_char(raw, i);
+        if let Some(o) = seen[seen_slot(c)].filter(|o| o.c == c) {
+            // Read before: it starts a cluster of its own, which is whole unless a character
+            // that may join it follows.
+            flush(&mut cluster, cluster_src.clone(), &seen, &mut emit);
+            prev_tag = false;
+            let whole = next == raw.len()
+                || (raw[next] < 0x80 && raw[next] != b'\\')
+                || ordinary_at(raw, next, &seen);
+            if !whole {
+                cluster.push(c);
+                cluster_src = i..next;
+            } else if o.len > 0 {
+                emit(&o.text[..usize::from(o.len)], i..next, false);
+            }
+            i = next;
+            continue;
+        }
         // An enclosed letter or digit spells ASCII (see `spelled`); so does a run of tag
         // characters that is text: two different ones or more. One alone, or one repeated, is
         // invisible padding or a word splitter, dropped.
@@ -538,7 +635,8 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
             spell_run = tag_run_spells(raw, i);
         }
         prev_tag = tag;
-        let c = match spelled(c) {
+        let spelled = spelled(c);
+        let c = match spelled {
             Some(a) if !tag || spell_run => a,
             _ => c,
         };
@@ -553,18 +651,43 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
         } else {
             c
         };
-        if !cluster.is_empty() && joins_previous(c) {
+        // ASCII (an escape here) never joins: no mark, no composition.
+        let joins = !c.is_ascii() && joins_previous(c);
+        if !tag && spelled.is_none() && !c.is_ascii() && !joins {
+            remember(&mut seen, c);
+        }
+        if !cluster.is_empty() && joins {
             cluster.push(c);
             cluster_src.end = next;
         } else {
-            flush(&mut cluster, cluster_src.clone(), &mut emit);
+            flush(&mut cluster, cluster_src.clone(), &seen, &mut emit);
             cluster.push(c);
             cluster_src = i..next;
         }
         i = next;
     }
-    flush(&mut cluster, cluster_src, &mut emit);
+    flush(&mut cluster, cluster_src, &seen, &mut emit);
+    SEEN.with(|s| s.set(seen));
     emitted.get() <= limit
+}
+
+/// Records ordinary character `c` in `seen` with the text it normalises to alone (the walk's
+/// own normalisation of a one-character cluster), when that fits.
+#[cold]
+fn remember(seen: &mut Seen, c: char) {
+    let mut text = [0u8; 8];
+    let mut len = 0;
+    for d in std::iter::once(c).nfkd().filter_map(fold).nfc() {
+        if len + d.len_utf8() > text.len() {
+            return;
+        }
+        len += d.encode_utf8(&mut text[len..]).len();
+    }
+    seen[seen_slot(c)] = Some(Ordinary {
+        c,
+        text,
+        len: len as u8,
+    });
 }
 
 #[cfg(test)]
@@ -863,5 +986,136 @@ mod tests {
         let at = [0, 1, 2, 4, 8, 9, 10];
         assert_eq!(map_exact(raw, &at), [0, 1, 3, 9, 21, 23, 24]);
         assert_eq!(map_exact(b"plain", &[0, 3, 5]), [0, 3, 5]);
+    }
+
+    /// The walk before it remembered characters: every non-ASCII character classified and
+    /// every cluster normalised afresh. The walk must write the same text and ranges.
+    fn walk_afresh(raw: &[u8]) -> Vec<(Vec<u8>, Range<usize>)> {
+        let mut out = Vec::new();
+        let mut cluster: Vec<char> = Vec::new();
+        let mut src = 0..0;
+        let flush = |cluster: &mut Vec<char>, src: Range<usize>, out: &mut Vec<_>| {
+            let t: String = cluster.drain(..).nfkd().filter_map(fold).nfc().collect();
+            if !t.is_empty() {
+                out.push((t.into_bytes(), src));
+            }
+        };
+        let (mut i, mut prev_tag, mut spell_run) = (0, false, false);
+        while i < raw.len() {
+            let (c, next) = next_char(raw, i);
+            let tag = is_tag(c);
+            if tag && !prev_tag {
+                spell_run = tag_run_spells(raw, i);
+            }
+            prev_tag = tag;
+            let c = match spelled(c) {
+                Some(a) if !tag || spell_run => a,
+                _ => c,
+            };
+            if !is_invisible(c) || (c.is_ascii() && raw[i] != b'\\') {
+                let c = if raw[i] == b'\\' {
+                    whitespace(c).unwrap_or(c)
+                } else {
+                    c
+                };
+                if !cluster.is_empty() && !c.is_ascii() && joins_previous(c) {
+                    cluster.push(c);
+                    src.end = next;
+                } else {
+                    flush(&mut cluster, src.clone(), &mut out);
+                    cluster.push(c);
+                    src = i..next;
+                }
+            }
+            i = next;
+        }
+        flush(&mut cluster, src, &mut out);
+        out
+    }
+
+    #[test]
+    fn remembered_characters_normalise_as_when_read_afresh() {
+        // Characters that repeat, with what can follow them: marks that join, halfwidth voice
+        // marks, conjoining Hangul, tags, spelled and invisible characters, escapes.
+        let alphabet = [
+            "a",
+            "e",
+            " ",
+            "-",
+            "\\u2013",
+            "\u{2013}",
+            "\u{2014}",
+            "\u{2026}",
+            "\u{301}",
+            "\u{20DD}",
+            "\u{FF76}",
+            "\u{FF9E}",
+            "\u{1100}",
+            "\u{1161}",
+            "\u{11A8}",
+            "\u{AC00}",
+            "\u{E0063}",
+            "\u{E0072}",
+            "\u{1F170}",
+            "\u{200B}",
+            "\u{FB01}",
+            "\u{FDFA}",
+            "\u{2460}",
+            "\u{0663}",
+            "\u{00A0}",
+            "\u{2019}",
+            "\u{2192}",
+            "\u{1F600}",
+            "\u{0441}",
+            "\u{00E9}",
+            "\\n",
+            "\\u0301",
+            "\u{3099}",
+            "\u{304B}",
+            "\u{0915}",
+            "\u{093F}",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for case in 0..3000 {
+            let mut raw = String::new();
+            for _ in 0..(case % 24) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                raw.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            let mut got = Vec::new();
+            assert!(walk(raw.as_bytes(), usize::MAX, |t, r, one| {
+                if one {
+                    for (k, b) in t.iter().enumerate() {
+                        got.push((vec![*b], r.start + k..r.start + k + 1));
+                    }
+                } else {
+                    got.push((t.to_vec(), r));
+                }
+            }));
+            assert_eq!(got, walk_afresh(raw.as_bytes()), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn plain_runs_end_at_the_first_backslash_or_non_ascii_byte() {
+        for stop in ["\\", "\u{e9}", "\u{2013}", "\u{1F600}"] {
+            for len in [0, 1, 15, 16, 17, 40] {
+                for at in 0..=len {
+                    let mut text = "p".repeat(len);
+                    text.insert_str(at, stop);
+                    for from in 0..=at {
+                        assert_eq!(
+                            plain_run_end(text.as_bytes(), from),
+                            at,
+                            "{stop:?} {at} {from}"
+                        );
+                    }
+                }
+                let plain = "q".repeat(len);
+                assert_eq!(plain_run_end(plain.as_bytes(), 0), len);
+            }
+        }
     }
 }

@@ -267,7 +267,7 @@ impl Policy {
                         )
                     };
                     let path = "file (decoded)";
-                    self.refuse_in(
+                    self.refuse_in_readings(
                         verdict,
                         wanted,
                         text.as_bytes(),
@@ -275,20 +275,6 @@ impl Policy {
                         StatusCode::BAD_REQUEST,
                         message,
                     );
-                    // Its escapes written out, as in message text (nineteenth session).
-                    let mut unescaped = crate::guard::encoded::Unescaped::default();
-                    if !matches!(verdict.decision(), Decision::Reject(_))
-                        && unescaped.read(text.as_bytes())
-                    {
-                        self.refuse_in(
-                            verdict,
-                            wanted,
-                            &unescaped.text,
-                            path,
-                            StatusCode::BAD_REQUEST,
-                            message,
-                        );
-                    }
                 }
                 FileText::Unreadable(why) => {
                     if let Some(rule) = self.refusing_rule(wanted) {
@@ -357,6 +343,14 @@ impl Policy {
                     format!("form field `{name}`")
                 };
                 texts.extend(out.into_iter().map(|t| (path.clone(), t)));
+                // A file's name reaches the provider too (stored with the file, listed back):
+                // read as text (red team, twenty-third session).
+                texts.extend(part.filenames.iter().map(|n| {
+                    (
+                        format!("form file `{name}` (its name)"),
+                        FileText::Text(n.clone()),
+                    )
+                }));
             }
         } else if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
             let mut text = Vec::with_capacity(body.len());
@@ -380,7 +374,7 @@ impl Policy {
         }
         for (path, text) in &texts {
             match text {
-                FileText::Text(text) => self.refuse_in(
+                FileText::Text(text) => self.refuse_in_readings(
                     &mut verdict,
                     wanted,
                     crate::json::normalize_str(text).as_bytes(),
@@ -481,6 +475,51 @@ impl Policy {
             if self.hidden_hit(verdict, h, path, mask_status, &mask_message) {
                 break;
             }
+        }
+    }
+
+    /// [`refuse_in`](Self::refuse_in) over text as a model reads it, as message text is read
+    /// ([`decide`](super::decide)): as written, each run of base64 in it decoded, and its
+    /// escapes written out (`cr&#101;dit`, `credit=20card`, `%20`). For text agw does not
+    /// rewrite: a file inside a request, an upload (the twenty-third session's red team: an
+    /// uploaded file's base64 went unread where a prompt's was read).
+    pub(super) fn refuse_in_readings(
+        &self,
+        verdict: &mut Verdict,
+        wanted: &[bool],
+        text: &[u8],
+        path: &str,
+        mask_status: StatusCode,
+        mask_message: impl Fn(&str) -> String,
+    ) {
+        let refused = |v: &Verdict| matches!(v.decision(), Decision::Reject(_));
+        self.refuse_in(verdict, wanted, text, path, mask_status, &mask_message);
+        let mut encoded = Vec::new();
+        crate::guard::encoded::runs(text, &mut encoded);
+        for (_, decoded) in &encoded {
+            if refused(verdict) {
+                return;
+            }
+            let decoded = crate::json::normalize_str(decoded);
+            self.refuse_in(
+                verdict,
+                wanted,
+                decoded.as_bytes(),
+                path,
+                mask_status,
+                &mask_message,
+            );
+        }
+        let mut unescaped = crate::guard::encoded::Unescaped::default();
+        if !refused(verdict) && unescaped.read(text) {
+            self.refuse_in(
+                verdict,
+                wanted,
+                &unescaped.text,
+                path,
+                mask_status,
+                &mask_message,
+            );
         }
     }
 

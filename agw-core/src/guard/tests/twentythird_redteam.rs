@@ -1,0 +1,123 @@
+//! The twenty-third session's red team, on uploads: a multipart part in a transfer encoding
+//! (which Go's and python-multipart's form parsers decode), base64 text inside an uploaded
+//! text file, a file's name. Each test failed before its fix.
+
+use super::*;
+
+const SECRET: &str = "my credit card is 4111 1111 1111 1111, key AKIAZ7QRSTUVWX2345AB";
+
+/// A rejecting literal, a rejecting detector, and a masking detector (an upload is not
+/// rewritten: a mask's hit refuses).
+fn policies() -> [Policy; 3] {
+    [
+        seed_policy(),
+        Policy::builder()
+            .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).reject("no"))
+            .build()
+            .unwrap(),
+        mask_policy(),
+    ]
+}
+
+fn refused_by_all(body: &[u8], ct: &str) -> bool {
+    policies().iter().all(|p| {
+        p.inspect_upload(body, Some(ct))
+            .map_or(true, |v| matches!(v.decision(), Decision::Reject(_)))
+    })
+}
+
+fn passed_by_all(body: &[u8], ct: &str) -> bool {
+    policies()
+        .iter()
+        .all(|p| p.inspect_upload(body, Some(ct)).unwrap().is_allow())
+}
+
+/// A part with its own header lines, in a form of its own.
+fn form_with_header(header: &str, value: &str) -> (Vec<u8>, String) {
+    let body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"prompt\"\r\n{header}\r\n\r\n{value}\r\n\
+         --XyZ--\r\n"
+    );
+    (
+        body.into_bytes(),
+        "multipart/form-data; boundary=XyZ".into(),
+    )
+}
+
+#[test]
+fn rt25_f1_a_part_in_a_transfer_encoding_is_refused() {
+    let qp = "my credit=20card AKIAIOSFOD=\r\nNN7EXAMPLQ";
+    let b64 = b64(SECRET.as_bytes());
+    for (header, value) in [
+        ("Content-Transfer-Encoding: quoted-printable", qp),
+        ("Content-Transfer-Encoding: QUOTED-PRINTABLE", qp),
+        ("content-transfer-encoding:  base64 ", b64.as_str()),
+        ("Content-Transfer-Encoding: x-uuencode", "begin 644 a"),
+    ] {
+        let (body, ct) = form_with_header(header, value);
+        assert!(crate::model::form_parts(&body, &ct).is_err(), "{header}");
+        assert!(refused_by_all(&body, &ct), "{header}");
+    }
+    // The identity encodings are what a part is anyway.
+    for header in [
+        "Content-Transfer-Encoding: 7bit",
+        "Content-Transfer-Encoding: 8BIT",
+        "Content-Transfer-Encoding: binary",
+    ] {
+        let (body, ct) = form_with_header(header, "transcribe this meeting");
+        assert!(passed_by_all(&body, &ct), "{header}");
+        let (body, ct) = form_with_header(header, SECRET);
+        assert!(refused_by_all(&body, &ct), "{header}");
+    }
+}
+
+#[test]
+fn rt25_f2_base64_text_in_an_uploaded_text_file_is_read() {
+    let encoded = b64(SECRET.as_bytes());
+    let text = format!("notes for the meeting\n{encoded}\nend of notes\n");
+    let (body, ct) = form(&[(
+        "file",
+        Some("filename=\"notes.txt\""),
+        Some("text/plain"),
+        text.as_bytes(),
+    )]);
+    assert!(refused_by_all(&body, &ct));
+    // A file sent as the body, and a form field.
+    assert!(refused_by_all(text.as_bytes(), "text/plain"));
+    let (body, ct) = form(&[("prompt", None, None, text.as_bytes())]);
+    assert!(refused_by_all(&body, &ct));
+    // Escapes too, as in a prompt.
+    let (body, ct) = form(&[("prompt", None, None, b"my cr&#101;dit%20card")]);
+    assert!(
+        policies()[0]
+            .inspect_upload(&body, Some(&ct))
+            .is_ok_and(|v| matches!(v.decision(), Decision::Reject(_)))
+    );
+    // Base64 that is no text, and text without any, pass.
+    let (body, ct) = form(&[(
+        "file",
+        Some("filename=\"notes.txt\""),
+        Some("text/plain"),
+        b"hash c2VjcmV0IGhhc2ggdmFsdWVzIG9ubHk= and prose about a meeting\n",
+    )]);
+    assert!(passed_by_all(&body, &ct));
+}
+
+#[test]
+fn rt25_f3_a_file_name_is_read() {
+    for disposition in [
+        "filename=\"my credit card 4111 1111 1111 1111 AKIAZ7QRSTUVWX2345AB.txt\"",
+        "filename*=UTF-8''my%20credit%20card%204111%201111%201111%201111%20AKIAZ7QRSTUVWX2345AB.txt",
+    ] {
+        let (body, ct) = form(&[("file", Some(disposition), Some("text/plain"), b"hello")]);
+        assert!(refused_by_all(&body, &ct), "{disposition}");
+    }
+    let (body, ct) = form(&[(
+        "file",
+        Some("filename=\"meeting-notes.txt\""),
+        Some("text/plain"),
+        b"hello",
+    )]);
+    assert!(passed_by_all(&body, &ct));
+}
