@@ -223,6 +223,8 @@ fn normalize(s: &str) -> String {
         c => c,
     };
     let chars: Vec<char> = s.chars().collect();
+    // Each character, and whether it is a dash before an ASCII letter or digit (it reads `-`
+    // when the text out so far ends in one).
     let mut spelled = Vec::with_capacity(chars.len());
     let mut k = 0;
     while k < chars.len() {
@@ -233,19 +235,33 @@ fn normalize(s: &str) -> String {
                 .position(|t| !fuzzing::is_tag(*t))
                 .map_or(chars.len(), |p| k + p);
             if chars[k..end].iter().any(|t| *t != c) {
-                spelled.extend(chars[k..end].iter().filter_map(|t| fuzzing::spelled(*t)));
+                spelled.extend(
+                    chars[k..end]
+                        .iter()
+                        .filter_map(|t| fuzzing::spelled(*t))
+                        .map(|t| (t, false)),
+                );
             }
             k = end;
         } else {
-            spelled.push(fuzzing::spelled(c).unwrap_or(c));
+            let dash = fuzzing::is_word_dash(c)
+                && chars.get(k + 1).is_some_and(char::is_ascii_alphanumeric);
+            spelled.push((fuzzing::spelled(c).unwrap_or(c), dash));
             k += 1;
         }
     }
-    for c in spelled
+    for (c, dash) in spelled
         .into_iter()
-        .filter(|c| !fuzzing::is_invisible(*c))
-        .map(ascii_whitespace)
+        .filter(|(c, _)| !fuzzing::is_invisible(*c))
+        .map(|(c, dash)| (ascii_whitespace(c), dash))
     {
+        if dash {
+            flush(&mut group, &mut out);
+            if out.chars().last().is_some_and(|p| p.is_ascii_alphanumeric()) {
+                group.push('-');
+                continue;
+            }
+        }
         // A character that can combine with its predecessor under NFKC joins its group.
         let joins = canonical_combining_class(c) != 0
             || fuzzing::fold(c).is_none()

@@ -233,6 +233,36 @@ fn is_dash(c: char) -> bool {
     )
 }
 
+/// Dashes and rules a reader takes for `-` inside a word but that prose uses between words:
+/// the em dash and the horizontal bar, the two- and three-em dashes, the small and vertical em
+/// dashes, the heavy minus sign, the double oblique hyphen, the hyphen with diaeresis, the
+/// double hyphen, the katakana prolonged sound mark (and its halfwidth form), box drawings'
+/// horizontal lines and the horizontal line extension. Read as `-` only between two ASCII
+/// letters or digits (`sk\u{2014}ant\u{2014}api03\u{2014}…`, twenty-second session's red team),
+/// so prose (`agw \u{2014} the gateway`) keeps them and its fast path; see
+/// [`text`](super::text)'s walk.
+#[inline]
+pub(crate) fn is_word_dash(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2014}'
+            | '\u{2015}'
+            | '\u{2E3A}'
+            | '\u{2E3B}'
+            | '\u{FE31}'
+            | '\u{FE58}'
+            | '\u{2796}'
+            | '\u{2E17}'
+            | '\u{2E1A}'
+            | '\u{2E40}'
+            | '\u{30FC}'
+            | '\u{FF70}'
+            | '\u{2500}'
+            | '\u{2501}'
+            | '\u{23AF}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ mod scan;
 mod seen;
 mod text;
 
-pub(crate) use chars::{fold, is_invisible, is_tag, spelled};
+pub(crate) use chars::{fold, is_invisible, is_tag, is_word_dash, spelled};
 pub(crate) use classify::is_ascii;
 pub(crate) use scan::{Scanner, Str};
 pub(crate) use text::{

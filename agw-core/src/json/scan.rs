@@ -273,6 +273,8 @@ impl<'a> Scanner<'a> {
         let out_start = out.len();
         let mut pos = start;
         let mut escaped = false;
+        // Whether a dash was read as `-` (see `chars::is_word_dash`).
+        let mut folded = false;
         // Whether copying bytes and replacing short escapes gives the normalized text; once
         // false, the string is normalized by the full walk at the end. While it is true, `out`
         // holds the text of `b[start..pos]`.
@@ -313,7 +315,7 @@ impl<'a> Scanner<'a> {
                             return Err(super::text::too_expanded());
                         }
                         super::Decoded::Transformed
-                    } else if escaped {
+                    } else if escaped || folded {
                         super::Decoded::Transformed
                     } else {
                         super::Decoded::Identity
@@ -351,15 +353,49 @@ impl<'a> Scanner<'a> {
                         _ => 2,
                     };
                     if simple {
+                        let (mut dash, mut ascii) = (false, None);
                         let stable = self.stable.is_at(b, at, len) || {
                             let (c, _) = super::text::next_char(b, at);
-                            let stable = super::text::is_stable(c);
-                            if stable {
-                                self.stable.set(c);
+                            // A dash between two ASCII letters or digits (the text so far, the
+                            // character after) reads `-`: such a dash is never the known
+                            // character, so each one's neighbours are looked at. A `\u` escape
+                            // after it is left to the full walk.
+                            let word_dash = super::chars::is_word_dash(c);
+                            let after = word_dash
+                                && out.len() > out_start
+                                && out.last().is_some_and(u8::is_ascii_alphanumeric);
+                            let next = b.get(at + len).copied().unwrap_or(b'"');
+                            dash = after && next.is_ascii_alphanumeric();
+                            if dash {
+                                true
+                            } else if after && next == b'\\' && b.get(at + len + 1) == Some(&b'u') {
+                                false
+                            } else {
+                                match super::text::alone(c) {
+                                    // One ASCII byte (an en dash's `-`, a no-break space's
+                                    // ` `): read in place.
+                                    super::text::Alone::Ascii(a) => {
+                                        ascii = Some(a);
+                                        true
+                                    }
+                                    super::text::Alone::Itself if word_dash => true,
+                                    _ => {
+                                        let stable = super::text::is_stable(c);
+                                        if stable && !word_dash {
+                                            self.stable.set(c);
+                                        }
+                                        stable
+                                    }
+                                }
                             }
-                            stable
                         };
-                        if stable {
+                        if dash {
+                            out.push(b'-');
+                            folded = true;
+                        } else if let Some(a) = ascii {
+                            out.push(a);
+                            folded = true;
+                        } else if stable {
                             // A fixed-size copy (then a cut) rather than a call for 2-4 bytes.
                             match b.get(at..at + 4) {
                                 Some(four) => {
@@ -1074,6 +1110,70 @@ mod tests {
                 s.skip().map(drop)
             })
             .unwrap();
+        }
+    }
+
+    /// The fused read (`string_into`, which reads dashes and one-byte folds in place) gives
+    /// the text `decode` gives, and calls it the raw bytes only when it is.
+    #[test]
+    fn string_into_reads_dashes_and_folds_as_decode_does() {
+        let alphabet = [
+            "a",
+            "Z",
+            "7",
+            " ",
+            "-",
+            "\\n",
+            "\\u0062",
+            "\\u2014",
+            "\\u2013",
+            "\\u00e9",
+            "\u{2014}",
+            "\u{2013}",
+            "\u{2015}",
+            "\u{30FC}",
+            "\u{FF70}",
+            "\u{FE31}",
+            "\u{00A0}",
+            "\u{FF4B}",
+            "\u{0663}",
+            "\u{2460}",
+            "\u{2192}",
+            "\u{301}",
+            "\u{200B}",
+            "\u{1F170}",
+            "\u{E0063}",
+            "\u{E0072}",
+            "\u{2026}",
+            "\u{00E9}",
+            "\u{0441}",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for case in 0..4000 {
+            let mut raw = String::new();
+            for _ in 0..(case % 20) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                raw.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            let doc = format!("\"{raw}\"");
+            let mut fused = Vec::new();
+            let (str, kind) = Scanner::new(doc.as_bytes())
+                .unwrap()
+                .string_into(&mut fused)
+                .unwrap();
+            let mut two_pass = Vec::new();
+            let want = super::super::decode(raw.as_bytes(), str.escaped, &mut two_pass).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&fused),
+                String::from_utf8_lossy(&two_pass),
+                "{raw:?}"
+            );
+            if kind == super::super::Decoded::Identity {
+                assert_eq!(fused, raw.as_bytes(), "{raw:?}");
+                assert_eq!(want, kind, "{raw:?}");
+            }
         }
     }
 }

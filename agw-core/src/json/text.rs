@@ -16,7 +16,7 @@
 //! fast: pure-ASCII strings without escapes are copied as they are, and pure-ASCII strings with
 //! only short escapes (`\n`, `\"`) are unescaped with `memchr`.
 
-use super::chars::{fold, is_invisible, is_mark, is_tag, spelled, whitespace};
+use super::chars::{fold, is_invisible, is_mark, is_tag, is_word_dash, spelled, whitespace};
 use std::cell::Cell;
 use std::ops::Range;
 use unicode_normalization::UnicodeNormalization;
@@ -313,6 +313,19 @@ pub(crate) fn next_non_ascii(raw: &[u8], mut from: usize) -> Option<usize> {
         .map(|i| from + i)
 }
 
+/// Whether the character at `i` (raw or escaped) is a dash that reads as `-` here
+/// ([`is_word_dash`]): after an ASCII letter or digit (`after_word`) and before one (raw or
+/// escaped); the index after it.
+#[inline]
+fn word_dash_at(raw: &[u8], i: usize, after_word: bool) -> Option<usize> {
+    if !after_word || !(matches!(raw[i], 0xE2 | 0xE3 | 0xEF) || raw[i..].starts_with(b"\\u")) {
+        return None;
+    }
+    let (c, next) = next_char(raw, i);
+    let before_word = next < raw.len() && next_char(raw, next).0.is_ascii_alphanumeric();
+    (is_word_dash(c) && before_word).then_some(next)
+}
+
 /// Whether any raw (unescaped) character of `raw` is invisible, a combining mark, or changed by
 /// NFKC. Escapes are not looked at (callers handle `\u` separately). `known_ok` caches the last
 /// character found stable, across calls: text repeats the same few non-ASCII characters
@@ -324,6 +337,9 @@ pub(crate) fn needs_normalization(raw: &[u8], known_ok: &mut char) -> bool {
     let mut known: &[u8] = known_ok.encode_utf8(&mut buf).as_bytes();
     let mut scratch = [0u8; 4];
     while let Some(i) = next_non_ascii(raw, at) {
+        if word_dash_at(raw, i, i > 0 && raw[i - 1].is_ascii_alphanumeric()).is_some() {
+            return true;
+        }
         // Compare bytes with the cached character before decoding anything.
         if raw[i..].starts_with(known) {
             at = i + known.len();
@@ -543,8 +559,13 @@ fn ordinary_at(raw: &[u8], at: usize, seen: &Seen) -> bool {
 /// more than `limit` bytes of text came out (see [`MAX_EXPANSION`]).
 fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool)) -> bool {
     let emitted = Cell::new(0usize);
+    // The last byte of text out (a space before any).
+    let last_out = Cell::new(b' ');
     let mut emit = |t: &[u8], r: Range<usize>, one: bool| {
         emitted.set(emitted.get() + t.len());
+        if let Some(&b) = t.last() {
+            last_out.set(b);
+        }
         emit(t, r, one);
     };
     let mut cluster: Vec<char> = Vec::new();
@@ -609,6 +630,19 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
             i = end;
             continue;
         }
+        // A dash between two ASCII letters or digits reads as `-` (see `is_word_dash`). It
+        // joins nothing, so what came before is flushed first, and the text out says what
+        // the character before it reads as.
+        if let Some(next) = word_dash_at(raw, i, true) {
+            flush(&mut cluster, cluster_src.clone(), &seen, &mut emit);
+            if last_out.get().is_ascii_alphanumeric() {
+                prev_tag = false;
+                cluster.push('-');
+                cluster_src = i..next;
+                i = next;
+                continue;
+            }
+        }
         let (c, next) = next_char(raw, i);
         if let Some(o) = seen[seen_slot(c)].filter(|o| o.c == c) {
             // Read before: it starts a cluster of its own, which is whole unless a character
@@ -669,6 +703,56 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
     flush(&mut cluster, cluster_src, &seen, &mut emit);
     SEEN.with(|s| s.set(seen));
     emitted.get() <= limit
+}
+
+/// What non-ASCII `c` reads as when it stands alone and joins nothing before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alone {
+    /// Itself: normalisation leaves it alone (a quote, an arrow, an em dash).
+    Itself,
+    /// One ASCII byte: an en dash reads `-`, a no-break space ` `, a fullwidth `ｋ` `k`, an
+    /// Arabic-Indic digit its digit.
+    Ascii(u8),
+    /// Something else, or it may join a neighbour: for the full walk.
+    Other,
+}
+
+/// What `c` reads as alone ([`Alone`]), for the scanner's fast path, which reads such a
+/// character in place rather than handing its whole string to the walk; remembered with the
+/// walk's characters.
+pub(crate) fn alone(c: char) -> Alone {
+    let mut seen = SEEN.with(Cell::get);
+    let slot = seen_slot(c);
+    let o = match seen[slot].filter(|o| o.c == c) {
+        Some(o) => o,
+        None => {
+            if c.is_ascii()
+                || is_tag(c)
+                || spelled(c).is_some()
+                || is_invisible(c)
+                || joins_previous(c)
+            {
+                return Alone::Other;
+            }
+            remember(&mut seen, c);
+            SEEN.with(|s| s.set(seen));
+            match seen[slot].filter(|o| o.c == c) {
+                Some(o) => o,
+                None => return Alone::Other,
+            }
+        }
+    };
+    let text = &o.text[..usize::from(o.len)];
+    let mut own = [0u8; 4];
+    if text == c.encode_utf8(&mut own).as_bytes() {
+        Alone::Itself
+    } else if let [a] = text
+        && a.is_ascii()
+    {
+        Alone::Ascii(*a)
+    } else {
+        Alone::Other
+    }
 }
 
 /// Records ordinary character `c` in `seen` with the text it normalises to alone (the walk's
@@ -1003,6 +1087,24 @@ mod tests {
         let (mut i, mut prev_tag, mut spell_run) = (0, false, false);
         while i < raw.len() {
             let (c, next) = next_char(raw, i);
+            if (raw[i] != b'\\' || raw[i..].starts_with(b"\\u"))
+                && is_word_dash(c)
+                && next < raw.len()
+                && next_char(raw, next).0.is_ascii_alphanumeric()
+            {
+                flush(&mut cluster, src.clone(), &mut out);
+                let after_word = out
+                    .last()
+                    .and_then(|(t, _): &(Vec<u8>, _)| t.last())
+                    .is_some_and(u8::is_ascii_alphanumeric);
+                if after_word {
+                    cluster.push('-');
+                    src = i..next;
+                    prev_tag = false;
+                    i = next;
+                    continue;
+                }
+            }
             let tag = is_tag(c);
             if tag && !prev_tag {
                 spell_run = tag_run_spells(raw, i);

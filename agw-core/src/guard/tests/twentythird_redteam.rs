@@ -121,3 +121,76 @@ fn rt25_f3_a_file_name_is_read() {
     )]);
     assert!(passed_by_all(&body, &ct));
 }
+
+/// F8 of the twenty-second session's red team: a key written with dashes that prose uses
+/// between words (the em dash, the horizontal bar, the katakana prolonged sound mark, a box
+/// drawing line …) went upstream unread; they read as `-` between two ASCII letters or digits.
+#[test]
+fn rt24_f8_keys_written_with_word_dashes_are_found() {
+    use super::twentysecond_redteam::{all_policy, prompt, sent};
+    let key = "sk-ant-api03-Zx9abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZab-cdefghij_klmnopqrstuvwxyzAA";
+    let secret = "Zx9abcdefghijklmnopqrstuvwxyz0123456789ABCDEF";
+    for dash in [
+        "\u{2014}", "\u{2015}", "\u{2E3A}", "\u{2E3B}", "\u{FE31}", "\u{FE58}", "\u{2796}",
+        "\u{2E17}", "\u{2E1A}", "\u{2E40}", "\u{30FC}", "\u{FF70}", "\u{2500}", "\u{2501}",
+        "\u{23AF}",
+    ] {
+        let written = key.replace('-', dash);
+        for body in [
+            prompt(&format!("my key is {written} thanks")),
+            // Escaped as JSON writers with `ensure_ascii` write it.
+            prompt(&format!("my key is {written} thanks")).replace(
+                dash,
+                &format!("\\u{:04x}", u32::from(dash.chars().next().unwrap())),
+            ),
+        ] {
+            for mask in [true, false] {
+                let out = sent(&all_policy(mask), &body);
+                assert!(
+                    out.as_ref().is_none_or(|o| !o.contains(secret)),
+                    "{dash:?} mask {mask}: {out:?}"
+                );
+                if mask && !body.contains("\\u") {
+                    assert!(out.is_some(), "{dash:?} is masked, not refused");
+                }
+            }
+        }
+    }
+    // Prose keeps its dashes: between words with spaces, or beside punctuation, nothing reads
+    // as a hyphen, and nothing is found.
+    for text in [
+        "agw \u{2014} the gateway \u{2014} reads this",
+        "the fix\u{2014}a check\u{2014}works",
+        "1999\u{2014}2024 and \u{2014}quoted\u{2014}",
+    ] {
+        let body = prompt(text);
+        assert_eq!(sent(&all_policy(true), &body), Some(body.clone()), "{text}");
+    }
+}
+
+/// Text read for rules: a dash between ASCII letters or digits reads `-`, elsewhere it is
+/// itself; a rule's `-` matches the key's dash and a phrase's.
+#[test]
+fn word_dashes_read_as_hyphens_only_inside_words() {
+    let policy = Policy::builder()
+        .rule(Rule::regex("proj", [r"project-x"]).reject("no"))
+        .build()
+        .unwrap();
+    let refused = |text: &str| {
+        matches!(
+            policy
+                .inspect(
+                    RouteKind::Messages,
+                    super::twentysecond_redteam::prompt(text).as_bytes()
+                )
+                .unwrap()
+                .decision(),
+            Decision::Reject(_)
+        )
+    };
+    assert!(refused("about project\u{2014}x today"));
+    assert!(refused("about project\u{30FC}x today"));
+    assert!(!refused("about project \u{2014} x today"));
+    assert!(!refused("about project\u{2014} x today"));
+    assert!(!refused("about project\u{2014}\u{2014}x today"));
+}
