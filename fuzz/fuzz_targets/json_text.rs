@@ -342,13 +342,22 @@ fn check_map_back(doc: &[u8], s: &ScannedString) {
             let quoted = [b"\"", &raw[r.clone()], b"\""].concat();
             let scanned = fuzzing::scan_string(&quoted).expect("a source range is a string");
             // A tag character spells its letter only in a run that holds another (see the
-            // module docs): alone, its range decodes to nothing.
-            let piece = match std::str::from_utf8(&scanned.exact).ok().map(|e| {
-                let mut chars = e.chars();
-                (chars.next(), chars.next())
-            }) {
-                Some((Some(c), None)) if fuzzing::is_tag(c) => {
+            // module docs): alone, its range (with any marks it carries) decodes to nothing.
+            // So does a dash between two ASCII letters or digits read `-`: alone, it is
+            // itself.
+            let exact = std::str::from_utf8(&scanned.exact).ok();
+            let first = exact.and_then(|e| e.chars().next());
+            let marks_after = exact.is_some_and(|e| {
+                e.chars()
+                    .skip(1)
+                    .all(|m| canonical_combining_class(m) != 0 || fuzzing::fold(m).is_none())
+            });
+            let piece = match first {
+                Some(c) if fuzzing::is_tag(c) && marks_after => {
                     vec![fuzzing::spelled(c).expect("a tag spells ASCII") as u8]
+                }
+                Some(c) if fuzzing::is_word_dash(c) && marks_after && text[at] == b'-' => {
+                    vec![b'-']
                 }
                 _ => scanned.text,
             };
