@@ -107,12 +107,6 @@ pub fn is_tag(c: char) -> bool {
     crate::json::is_tag(c)
 }
 
-/// Whether `c` is a dash that reads as `-` between two ASCII letters or digits: after one in
-/// the text out, before one in the string.
-pub fn is_word_dash(c: char) -> bool {
-    crate::json::is_word_dash(c)
-}
-
 /// Whether the decoder removes `c` as an invisible or format character.
 pub fn is_invisible(c: char) -> bool {
     crate::json::is_invisible(c)

@@ -799,8 +799,8 @@ pub struct FormPart<'a> {
 /// A message naming the problem when the body cannot be read as one form, the same by every
 /// form parser: no boundary or two, the boundary inside a line, no closing delimiter, a part
 /// without headers, a bare carriage return in a part's headers, a quoted parameter with a
-/// backslash, a field name split into RFC 2231 continuations, a part in a transfer encoding
-/// (quoted-printable, base64).
+/// backslash, a field or file name split into RFC 2231 continuations, a part in a transfer
+/// encoding (quoted-printable, base64).
 pub fn form_parts<'a>(
     body: &'a [u8],
     content_type: &str,
@@ -850,10 +850,10 @@ pub fn form_parts<'a>(
             .strip_suffix(b"\r\n")
             .or_else(|| part.strip_suffix(b"\n"))
             .unwrap_or(part);
-        let (head, value) = memchr::memmem::find(part, b"\r\n\r\n")
-            .map(|i| (&part[..i], &part[i + 4..]))
-            .or_else(|| memchr::memmem::find(part, b"\n\n").map(|i| (&part[..i], &part[i + 2..])))
-            .ok_or("a multipart part has no header block")?;
+        // The headers end at the first blank line, `\r\n` or `\n` alone, as form parsers
+        // (Go's `textproto`, Werkzeug) end them: a later `\r\n\r\n` is the value's (second
+        // review, twenty-third session: `\r\n\n` then `\r\n\r\n` hid the value before it).
+        let (head, value) = header_block(part).ok_or("a multipart part has no header block")?;
         // A bare CR ends a header line for some parsers and not for others.
         if head
             .iter()
@@ -921,6 +921,10 @@ pub fn form_parts<'a>(
                     // `name*0="mo"; name*1="del"` (RFC 2231 continuations): no client sends
                     // them, and a parser that joins them could read a name agw did not.
                     return Err("a form field's name is split into RFC 2231 continuations".into());
+                } else if k.starts_with("filename*") && k != "filename*" {
+                    // `filename*0="my cre"; filename*1="dit card"`: parsers that join them read
+                    // a name agw would read in pieces (second review).
+                    return Err("a file's name is split into RFC 2231 continuations".into());
                 } else if k.starts_with("filename") {
                     form.file = true;
                     // `filename*=utf-8''notes.txt` (RFC 5987) decoded, as form parsers that
@@ -939,6 +943,33 @@ pub fn form_parts<'a>(
         parts.push(form);
     }
     Ok(Some(parts))
+}
+
+/// A multipart part's header block and its value: split at the first empty line (a line
+/// break right after the start or after another line break, `\r\n` or `\n`).
+fn header_block(part: &[u8]) -> Option<(&[u8], &[u8])> {
+    let blank_at = |i: usize| {
+        if part[i..].starts_with(b"\r\n") {
+            Some(i + 2)
+        } else if part[i..].starts_with(b"\n") {
+            Some(i + 1)
+        } else {
+            None
+        }
+    };
+    if let Some(v) = blank_at(0) {
+        return Some((&part[..0], &part[v..]));
+    }
+    let mut from = 0;
+    while let Some(k) = memchr::memchr(b'\n', &part[from..]) {
+        let eol = from + k;
+        if let Some(v) = blank_at(eol + 1) {
+            let head = &part[..eol];
+            return Some((head.strip_suffix(b"\r").unwrap_or(head), &part[v..]));
+        }
+        from = eol + 1;
+    }
+    None
 }
 
 /// The `key=value` parameters of a header value after its first `;`, as form parsers read

@@ -223,8 +223,6 @@ fn normalize(s: &str) -> String {
         c => c,
     };
     let chars: Vec<char> = s.chars().collect();
-    // Each character, and whether it is a dash before an ASCII letter or digit (it reads `-`
-    // when the text out so far ends in one).
     let mut spelled = Vec::with_capacity(chars.len());
     let mut k = 0;
     while k < chars.len() {
@@ -235,33 +233,19 @@ fn normalize(s: &str) -> String {
                 .position(|t| !fuzzing::is_tag(*t))
                 .map_or(chars.len(), |p| k + p);
             if chars[k..end].iter().any(|t| *t != c) {
-                spelled.extend(
-                    chars[k..end]
-                        .iter()
-                        .filter_map(|t| fuzzing::spelled(*t))
-                        .map(|t| (t, false)),
-                );
+                spelled.extend(chars[k..end].iter().filter_map(|t| fuzzing::spelled(*t)));
             }
             k = end;
         } else {
-            let dash = fuzzing::is_word_dash(c)
-                && chars.get(k + 1).is_some_and(char::is_ascii_alphanumeric);
-            spelled.push((fuzzing::spelled(c).unwrap_or(c), dash));
+            spelled.push(fuzzing::spelled(c).unwrap_or(c));
             k += 1;
         }
     }
-    for (c, dash) in spelled
+    for c in spelled
         .into_iter()
-        .filter(|(c, _)| !fuzzing::is_invisible(*c))
-        .map(|(c, dash)| (ascii_whitespace(c), dash))
+        .filter(|c| !fuzzing::is_invisible(*c))
+        .map(ascii_whitespace)
     {
-        if dash {
-            flush(&mut group, &mut out);
-            if out.chars().last().is_some_and(|p| p.is_ascii_alphanumeric()) {
-                group.push('-');
-                continue;
-            }
-        }
         // A character that can combine with its predecessor under NFKC joins its group.
         let joins = canonical_combining_class(c) != 0
             || fuzzing::fold(c).is_none()
@@ -343,8 +327,6 @@ fn check_map_back(doc: &[u8], s: &ScannedString) {
             let scanned = fuzzing::scan_string(&quoted).expect("a source range is a string");
             // A tag character spells its letter only in a run that holds another (see the
             // module docs): alone, its range (with any marks it carries) decodes to nothing.
-            // So does a dash between two ASCII letters or digits read `-`: alone, it is
-            // itself.
             let exact = std::str::from_utf8(&scanned.exact).ok();
             let first = exact.and_then(|e| e.chars().next());
             let marks_after = exact.is_some_and(|e| {
@@ -355,9 +337,6 @@ fn check_map_back(doc: &[u8], s: &ScannedString) {
             let piece = match first {
                 Some(c) if fuzzing::is_tag(c) && marks_after => {
                     vec![fuzzing::spelled(c).expect("a tag spells ASCII") as u8]
-                }
-                Some(c) if fuzzing::is_word_dash(c) && marks_after && text[at] == b'-' => {
-                    vec![b'-']
                 }
                 _ => scanned.text,
             };

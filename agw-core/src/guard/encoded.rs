@@ -267,8 +267,9 @@ fn mask16(block: &[u8; 16]) -> u16 {
 /// URL escapes (`credit%20card`, `%u0065`, `%2563`: a URL escaped twice), the escapes of
 /// program text (`\x65`, `\xc3\xa9`, `\u0065`, `\u{65}`, `\U00000065`, octal `\145`,
 /// `\0145`, `\o{145}`), CSS's (`\65 `, `\000065`) and quoted-printable's (`cr=65dit`,
-/// `cred=\nit`). A model reads `cr&#101;dit card` as `credit card` (nineteenth session's red
-/// team, and the twenty-first's: all of these went upstream unread).
+/// `cred=\nit`), and dashes prose uses between words read as `-` inside one ([`word_dash`]:
+/// `sk—ant—api03—…`). A model reads `cr&#101;dit card` as `credit card` (nineteenth session's
+/// red team, and the twenty-first's: all of these went upstream unread).
 ///
 /// Escapes of different languages are written alike (`\101` is `A` in C and `ā` in CSS;
 /// `=41` is `A` in a mail and a value in `x=41`); one reading is kept, the one a model most
@@ -285,13 +286,13 @@ pub(crate) struct Unescaped {
 
 impl Unescaped {
     /// Writes `text` out into `self`; false (and `self` unspecified) when it holds no
-    /// escape that decodes.
-    pub(crate) fn read(&mut self, text: &[u8]) -> bool {
+    /// escape that decodes. Word dashes ([`word_dash`]) are read with `dashes`.
+    pub(crate) fn read(&mut self, text: &[u8], dashes: bool) -> bool {
         let mut copied = 0;
         let mut i = 0;
         let mut any = false;
         let mut chars = String::new();
-        let mut triggers = Triggers::new(text);
+        let mut triggers = Triggers::new(text, dashes);
         while let Some(at) = triggers.next(i) {
             // `=` is common in code; an escape's next byte is a hex digit or a line break.
             if text[at] == b'='
@@ -347,33 +348,42 @@ impl Unescaped {
     }
 }
 
-/// Where the bytes an escape starts with (`&`, `%`, `\\`, `=`) are in `text`, in order: `memchr3` for `&`, `%` and `\\`, and
-/// `memchr` for `=`, each asked again only once past what it found. Two passes of
-/// `memchr`'s (AVX2 where the machine has it, chosen at run time) cost less over text
-/// without escapes than one pass of SSE2 compares for four bytes (the guard benchmark:
-/// +12% on a 76 KB request with the latter, within noise with these). Code with an `=` on
-/// every line pays a search per `=`.
+/// Where the bytes an escape starts with (`&`, `%`, `\\`, `=`, and in text that is not ASCII
+/// the lead bytes of word dashes) are in `text`, in order: `memchr3` for `&`, `%` and `\\`,
+/// `memchr` for `=`, `memchr3` for the lead bytes, each asked again only once past what it
+/// found. Two passes of `memchr`'s (AVX2 where the machine has it, chosen at run time) cost
+/// less over text without escapes than one pass of SSE2 compares for four bytes (the guard
+/// benchmark: +12% on a 76 KB request with the latter, within noise with these). Code with
+/// an `=` on every line pays a search per `=`; text with curly quotes, one per quote.
 struct Triggers<'a> {
     len: usize,
     escapes: memchr::Memchr3<'a>,
     equals: memchr::Memchr<'a>,
+    /// The lead bytes of the dashes [`word_dash`] reads, in text that is not ASCII.
+    leads: Option<memchr::Memchr3<'a>>,
     /// The last `&`, `%` or `\\` found (`len` for none).
     escape: usize,
     /// The last `=` found.
     equal: usize,
+    /// The last dash lead byte found.
+    lead: usize,
 }
 
 impl<'a> Triggers<'a> {
-    fn new(text: &'a [u8]) -> Self {
+    fn new(text: &'a [u8], dashes: bool) -> Self {
         let mut escapes = memchr::memchr3_iter(b'&', b'%', b'\\', text);
         let mut equals = memchr::memchr_iter(b'=', text);
+        let mut leads =
+            (dashes && has_word_dash(text)).then(|| memchr::memchr3_iter(0xE2, 0xE3, 0xEF, text));
         let len = text.len();
         Triggers {
             len,
             escape: escapes.next().unwrap_or(len),
             equal: equals.next().unwrap_or(len),
+            lead: leads.as_mut().and_then(Iterator::next).unwrap_or(len),
             escapes,
             equals,
+            leads,
         }
     }
 
@@ -385,9 +395,68 @@ impl<'a> Triggers<'a> {
         while self.equal < from.min(self.len) {
             self.equal = self.equals.next().unwrap_or(self.len);
         }
-        let at = self.escape.min(self.equal);
+        if let Some(leads) = &mut self.leads {
+            while self.lead < from.min(self.len) {
+                self.lead = leads.next().unwrap_or(self.len);
+            }
+        }
+        let at = self.escape.min(self.equal).min(self.lead);
         (at < self.len).then_some(at)
     }
+}
+
+/// A dash prose uses between words ([`is_word_dash`](crate::json::is_word_dash)) at
+/// `text[at]`, between two ASCII letters or digits, in a run of word characters, dashes and
+/// underscores as long as a key's ([`DASHED_RUN`](crate::json::DASHED_RUN)): read as `-`, as a model reads
+/// `sk—ant—api03—…` (the twenty-second session's red team: such a key went upstream unread).
+/// A reading, not the text: in the text as written the dash still ends a number, an address
+/// or a token (`key—AKIA…`, `alice@example.com—thanks`), as detectors need; and prose's
+/// `word—word` is too short to be read again.
+fn word_dash(text: &[u8], at: usize, out: &mut String) -> Option<usize> {
+    let len = word_dash_len(text, at)?;
+    out.push('-');
+    Some(len)
+}
+
+/// The length of the word dash at `text[at]` that [`word_dash`] reads.
+fn word_dash_len(text: &[u8], at: usize) -> Option<usize> {
+    // The second bytes of the dashes' encodings (an arrow's or a quote's are others).
+    let second = text.get(at + 1).copied().unwrap_or(0);
+    let lead = match text[at] {
+        0xE2 => matches!(second, 0x80 | 0x8E | 0x94 | 0x9E | 0xB8 | 0xB9),
+        0xE3 => second == 0x83,
+        0xEF => matches!(second, 0xB8 | 0xB9 | 0xBD),
+        _ => false,
+    };
+    if !lead || at == 0 || !text[at - 1].is_ascii_alphanumeric() {
+        return None;
+    }
+    let (c, next) = crate::json::next_char(text, at);
+    if !crate::json::is_word_dash(c) || !text.get(next).is_some_and(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    // Word characters, `-`, `_` and non-ASCII bytes (other dashes) either side, each side
+    // looked at no further than the run needs.
+    let part = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') || *b >= 0x80;
+    let left = text[at.saturating_sub(crate::json::DASHED_RUN)..at]
+        .iter()
+        .rev()
+        .take_while(|b| part(b))
+        .count();
+    let right = text[next..text.len().min(next + crate::json::DASHED_RUN)]
+        .iter()
+        .take_while(|b| part(b))
+        .count();
+    (left + right >= crate::json::DASHED_RUN).then_some(next - at)
+}
+
+/// Whether `text` has a dash [`word_dash`] reads: one pass over the lead bytes of non-ASCII
+/// text (a cheap reject of the rest: a Read tool result has an arrow on every line), stopping
+/// at the first. Only asked when the body had such a dash at all
+/// ([`dashed_runs`](crate::json::dashed_runs)).
+fn has_word_dash(text: &[u8]) -> bool {
+    !crate::json::is_ascii(text)
+        && memchr::memchr3_iter(0xE2, 0xE3, 0xEF, text).any(|at| word_dash_len(text, at).is_some())
 }
 
 /// The value of `digits` in `radix` if they are all its digits (no sign, unlike
@@ -416,12 +485,13 @@ fn readable(value: u32, controls: bool) -> Option<char> {
     char::from_u32(value).filter(|&c| c != '\0' && (controls || !c.is_control()))
 }
 
-/// The escape at `text[at]` (`&`, `%`, `\` or `=`), if it is one that decodes: its length,
-/// and what it stands for appended to `out`. Consecutive URL and quoted-printable escapes
-/// are one (their bytes make one character together).
+/// The escape at `text[at]` (`&`, `%`, `\`, `=` or a dash's lead byte), if it is one that
+/// decodes: its length, and what it stands for appended to `out`. Consecutive URL and
+/// quoted-printable escapes are one (their bytes make one character together).
 fn escape_at(text: &[u8], at: usize, out: &mut String) -> Option<usize> {
     let rest = &text[at..];
     match rest[0] {
+        0xE2 | 0xE3 | 0xEF => word_dash(text, at, out),
         b'&' if rest.get(1) == Some(&b'#') => numeric_reference(rest, out),
         b'&' => named_reference_at(rest, out),
         b'%' => url_escape(rest, out),
@@ -1208,9 +1278,9 @@ mod tests {
     #[test]
     fn escapes_are_written_out_and_mapped_back() {
         let mut u = Unescaped::default();
-        assert!(!u.read(b"50% of it & more, C:\\Users"));
+        assert!(!u.read(b"50% of it & more, C:\\Users", true));
         let text = "a&#98;c&shy;d%20e\\x66";
-        assert!(u.read(text.as_bytes()));
+        assert!(u.read(text.as_bytes(), true));
         assert_eq!(u.text, b"abcd ef");
         // Each byte written out comes from where it was written; an escape's from its start.
         let from: Vec<usize> = (0..=u.text.len()).map(|k| u.original(k)).collect();
@@ -1224,14 +1294,14 @@ mod tests {
             ]
         );
         // A reading ending in an escape ends where the text does.
-        assert!(u.read(b"x&amp;"));
+        assert!(u.read(b"x&amp;", true));
         assert_eq!((u.text.as_slice(), u.original(2)), (&b"x&"[..], 6));
     }
 
     /// What `text` reads written out, if it holds an escape that decodes.
     fn unescaped(text: &str) -> Option<String> {
         let mut u = Unescaped::default();
-        u.read(text.as_bytes())
+        u.read(text.as_bytes(), true)
             .then(|| String::from_utf8(u.text).expect("UTF-8"))
     }
 
@@ -1355,7 +1425,7 @@ mod tests {
                     })
                     .collect();
                 // Asked from every trigger found on (as `read` asks), and from a jump ahead.
-                let mut triggers = Triggers::new(&t);
+                let mut triggers = Triggers::new(&t, true);
                 let mut from = 0;
                 while let Some(at) = triggers.next(from) {
                     assert_eq!(Some(at), scalar(&t, from), "{t:?} from {from}");
@@ -1403,7 +1473,7 @@ mod tests {
                 text.push_str(pieces[seed as usize % pieces.len()]);
             }
             let t = text.as_bytes();
-            if !u.read(t) {
+            if !u.read(t, true) {
                 continue;
             }
             assert_eq!(u.original(u.text.len()), t.len());

@@ -17,8 +17,9 @@ pub(crate) use chars::{fold, is_invisible, is_tag, is_word_dash, spelled};
 pub(crate) use classify::is_ascii;
 pub(crate) use scan::{Scanner, Str};
 pub(crate) use text::{
-    Decoded, decode, map_back, map_back_many, map_exact, next_char, next_non_ascii,
-    normalize_plain, normalize_str, plain_needs_normalization, unescape_exact,
+    DASHED_RUN, Decoded, dashed_runs, decode, forget_dashed_runs, map_back, map_back_many,
+    map_exact, next_char, next_non_ascii, normalize_plain, normalize_str,
+    plain_needs_normalization, unescape_exact,
 };
 
 /// Why a body could not be read as JSON.

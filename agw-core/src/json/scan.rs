@@ -22,6 +22,9 @@ pub(crate) struct Scanner<'a> {
     depth: usize,
     /// The last non-ASCII character found to need no normalisation.
     stable: Known,
+    /// The last word dash found to need none (never [`stable`](Self::stable): each one's run
+    /// is looked at).
+    dash: char,
 }
 
 /// What each byte after a backslash means: the character a short escape stands for,
@@ -110,6 +113,7 @@ impl<'a> Scanner<'a> {
             pos: 0,
             depth: 0,
             stable: Known::none(),
+            dash: '\0',
         })
     }
 
@@ -120,6 +124,7 @@ impl<'a> Scanner<'a> {
             pos,
             depth: self.depth,
             stable: self.stable,
+            dash: self.dash,
         }
     }
 
@@ -273,7 +278,7 @@ impl<'a> Scanner<'a> {
         let out_start = out.len();
         let mut pos = start;
         let mut escaped = false;
-        // Whether a dash was read as `-` (see `chars::is_word_dash`).
+        // Whether a character was read as the one ASCII byte it reads as alone.
         let mut folded = false;
         // Whether copying bytes and replacing short escapes gives the normalized text; once
         // false, the string is normalized by the full walk at the end. While it is true, `out`
@@ -353,33 +358,35 @@ impl<'a> Scanner<'a> {
                         _ => 2,
                     };
                     if simple {
-                        let (mut dash, mut ascii) = (false, None);
+                        let mut ascii = None;
                         let stable = self.stable.is_at(b, at, len) || {
                             let (c, _) = super::text::next_char(b, at);
-                            // A dash between two ASCII letters or digits (the text so far, the
-                            // character after) reads `-`: such a dash is never the known
-                            // character, so each one's neighbours are looked at. A `\u` escape
-                            // after it is left to the full walk.
+                            // A word dash is never the known character: each one's run is
+                            // looked at (`text::dashed_runs`).
                             let word_dash = super::chars::is_word_dash(c);
-                            let after = word_dash
-                                && out.len() > out_start
-                                && out.last().is_some_and(u8::is_ascii_alphanumeric);
-                            let next = b.get(at + len).copied().unwrap_or(b'"');
-                            dash = after && next.is_ascii_alphanumeric();
-                            if dash {
+                            if word_dash {
+                                super::text::note_word_dash(b, at, at + len);
+                            }
+                            if word_dash && c == self.dash {
                                 true
-                            } else if after && next == b'\\' && b.get(at + len + 1) == Some(&b'u') {
-                                false
                             } else {
                                 match super::text::alone(c) {
-                                    // One ASCII byte (an en dash's `-`, a no-break space's
-                                    // ` `): read in place.
+                                    // One ASCII byte (an en dash's `-`, a no-break space's ` `):
+                                    // read in place.
                                     super::text::Alone::Ascii(a) => {
                                         ascii = Some(a);
                                         true
                                     }
-                                    super::text::Alone::Itself if word_dash => true,
-                                    _ => {
+                                    // Itself alone, and joining nothing before it: stable.
+                                    super::text::Alone::Itself => {
+                                        if word_dash {
+                                            self.dash = c;
+                                        } else {
+                                            self.stable.set(c);
+                                        }
+                                        true
+                                    }
+                                    super::text::Alone::Other => {
                                         let stable = super::text::is_stable(c);
                                         if stable && !word_dash {
                                             self.stable.set(c);
@@ -389,10 +396,7 @@ impl<'a> Scanner<'a> {
                                 }
                             }
                         };
-                        if dash {
-                            out.push(b'-');
-                            folded = true;
-                        } else if let Some(a) = ascii {
+                        if let Some(a) = ascii {
                             out.push(a);
                             folded = true;
                         } else if stable {

@@ -313,19 +313,6 @@ pub(crate) fn next_non_ascii(raw: &[u8], mut from: usize) -> Option<usize> {
         .map(|i| from + i)
 }
 
-/// Whether the character at `i` (raw or escaped) is a dash that reads as `-` here
-/// ([`is_word_dash`]): after an ASCII letter or digit (`after_word`) and before one (raw or
-/// escaped); the index after it.
-#[inline]
-fn word_dash_at(raw: &[u8], i: usize, after_word: bool) -> Option<usize> {
-    if !after_word || !(matches!(raw[i], 0xE2 | 0xE3 | 0xEF) || raw[i..].starts_with(b"\\u")) {
-        return None;
-    }
-    let (c, next) = next_char(raw, i);
-    let before_word = next < raw.len() && next_char(raw, next).0.is_ascii_alphanumeric();
-    (is_word_dash(c) && before_word).then_some(next)
-}
-
 /// Whether any raw (unescaped) character of `raw` is invisible, a combining mark, or changed by
 /// NFKC. Escapes are not looked at (callers handle `\u` separately). `known_ok` caches the last
 /// character found stable, across calls: text repeats the same few non-ASCII characters
@@ -337,9 +324,6 @@ pub(crate) fn needs_normalization(raw: &[u8], known_ok: &mut char) -> bool {
     let mut known: &[u8] = known_ok.encode_utf8(&mut buf).as_bytes();
     let mut scratch = [0u8; 4];
     while let Some(i) = next_non_ascii(raw, at) {
-        if word_dash_at(raw, i, i > 0 && raw[i - 1].is_ascii_alphanumeric()).is_some() {
-            return true;
-        }
         // Compare bytes with the cached character before decoding anything.
         if raw[i..].starts_with(known) {
             at = i + known.len();
@@ -348,6 +332,12 @@ pub(crate) fn needs_normalization(raw: &[u8], known_ok: &mut char) -> bool {
         let (c, next) = next_char(raw, i);
         if !is_stable(c) {
             return true;
+        }
+        if is_word_dash(c) {
+            // Never the cached character: each one's run is looked at.
+            note_word_dash(raw, i, next);
+            at = next;
+            continue;
         }
         *known_ok = c;
         known = c.encode_utf8(&mut scratch).as_bytes();
@@ -508,6 +498,54 @@ thread_local! {
     static SEEN: Cell<Seen> = const { Cell::new([None; 8]) };
 }
 
+thread_local! {
+    /// Whether text read since [`forget_dashed_runs`] on this thread had a dash prose uses
+    /// between words ([`is_word_dash`]) in a run as long as a key, or escaped.
+    static DASHED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Starts a body: no dashed run seen yet ([`dashed_runs`]).
+pub(crate) fn forget_dashed_runs() {
+    DASHED.with(|d| d.set(false));
+}
+
+/// Whether the text read since [`forget_dashed_runs`] had a word dash in a run of letters,
+/// digits, `-`, `_` and other dashes as long as a key (`sk—ant—api03—…`), or one escaped: the
+/// guard then reads such dashes as `-` too (`guard::encoded`), which prose's `word—word`
+/// does not need.
+pub(crate) fn dashed_runs() -> bool {
+    DASHED.with(Cell::get)
+}
+
+/// The shortest run of key characters around a word dash that [`dashed_runs`] reports (and
+/// the guard reads again).
+pub(crate) const DASHED_RUN: usize = 24;
+
+/// Notes the word dash at `raw[at..next]` (raw or escaped) for [`dashed_runs`].
+#[inline]
+pub(crate) fn note_word_dash(raw: &[u8], at: usize, next: usize) {
+    if !DASHED.with(Cell::get) {
+        note_run(raw, at, next);
+    }
+}
+
+#[cold]
+fn note_run(raw: &[u8], at: usize, next: usize) {
+    let part = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') || *b >= 0x80;
+    let left = raw[at.saturating_sub(DASHED_RUN)..at]
+        .iter()
+        .rev()
+        .take_while(|b| part(b))
+        .count();
+    let right = raw[next..raw.len().min(next + DASHED_RUN)]
+        .iter()
+        .take_while(|b| part(b))
+        .count();
+    if raw[at] == b'\\' || left + right >= DASHED_RUN {
+        DASHED.with(|d| d.set(true));
+    }
+}
+
 fn seen_slot(c: char) -> usize {
     (u32::from(c) as usize) & 7
 }
@@ -559,13 +597,8 @@ fn ordinary_at(raw: &[u8], at: usize, seen: &Seen) -> bool {
 /// more than `limit` bytes of text came out (see [`MAX_EXPANSION`]).
 fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool)) -> bool {
     let emitted = Cell::new(0usize);
-    // The last byte of text out (a space before any).
-    let last_out = Cell::new(b' ');
     let mut emit = |t: &[u8], r: Range<usize>, one: bool| {
         emitted.set(emitted.get() + t.len());
-        if let Some(&b) = t.last() {
-            last_out.set(b);
-        }
         emit(t, r, one);
     };
     let mut cluster: Vec<char> = Vec::new();
@@ -630,20 +663,10 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
             i = end;
             continue;
         }
-        // A dash between two ASCII letters or digits reads as `-` (see `is_word_dash`). It
-        // joins nothing, so what came before is flushed first, and the text out says what
-        // the character before it reads as.
-        if let Some(next) = word_dash_at(raw, i, true) {
-            flush(&mut cluster, cluster_src.clone(), &seen, &mut emit);
-            if last_out.get().is_ascii_alphanumeric() {
-                prev_tag = false;
-                cluster.push('-');
-                cluster_src = i..next;
-                i = next;
-                continue;
-            }
-        }
         let (c, next) = next_char(raw, i);
+        if is_word_dash(c) {
+            note_word_dash(raw, i, next);
+        }
         if let Some(o) = seen[seen_slot(c)].filter(|o| o.c == c) {
             // Read before: it starts a cluster of its own, which is whole unless a character
             // that may join it follows.
@@ -1087,24 +1110,6 @@ mod tests {
         let (mut i, mut prev_tag, mut spell_run) = (0, false, false);
         while i < raw.len() {
             let (c, next) = next_char(raw, i);
-            if (raw[i] != b'\\' || raw[i..].starts_with(b"\\u"))
-                && is_word_dash(c)
-                && next < raw.len()
-                && next_char(raw, next).0.is_ascii_alphanumeric()
-            {
-                flush(&mut cluster, src.clone(), &mut out);
-                let after_word = out
-                    .last()
-                    .and_then(|(t, _): &(Vec<u8>, _)| t.last())
-                    .is_some_and(u8::is_ascii_alphanumeric);
-                if after_word {
-                    cluster.push('-');
-                    src = i..next;
-                    prev_tag = false;
-                    i = next;
-                    continue;
-                }
-            }
             let tag = is_tag(c);
             if tag && !prev_tag {
                 spell_run = tag_run_spells(raw, i);

@@ -124,16 +124,32 @@ fn rt25_f3_a_file_name_is_read() {
 
 /// F8 of the twenty-second session's red team: a key written with dashes that prose uses
 /// between words (the em dash, the horizontal bar, the katakana prolonged sound mark, a box
-/// drawing line …) went upstream unread; they read as `-` between two ASCII letters or digits.
+/// drawing line …) went upstream unread; between two ASCII letters or digits they are read as
+/// `-` in a reading beside the text (as escapes are), with invisible or fullwidth characters
+/// around them too (the second review of the first fix).
 #[test]
 fn rt24_f8_keys_written_with_word_dashes_are_found() {
     use super::twentysecond_redteam::{all_policy, prompt, sent};
     let key = "sk-ant-api03-Zx9abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZab-cdefghij_klmnopqrstuvwxyzAA";
     let secret = "Zx9abcdefghijklmnopqrstuvwxyz0123456789ABCDEF";
     for dash in [
-        "\u{2014}", "\u{2015}", "\u{2E3A}", "\u{2E3B}", "\u{FE31}", "\u{FE58}", "\u{2796}",
-        "\u{2E17}", "\u{2E1A}", "\u{2E40}", "\u{30FC}", "\u{FF70}", "\u{2500}", "\u{2501}",
+        "\u{2014}",
+        "\u{2015}",
+        "\u{2E3A}",
+        "\u{2E3B}",
+        "\u{FE31}",
+        "\u{FE58}",
+        "\u{2796}",
+        "\u{2E17}",
+        "\u{2E1A}",
+        "\u{2E40}",
+        "\u{30FC}",
+        "\u{FF70}",
+        "\u{2500}",
+        "\u{2501}",
         "\u{23AF}",
+        "\u{2014}\u{200B}",
+        "\u{200B}\u{2014}\u{00AD}",
     ] {
         let written = key.replace('-', dash);
         for body in [
@@ -141,7 +157,21 @@ fn rt24_f8_keys_written_with_word_dashes_are_found() {
             // Escaped as JSON writers with `ensure_ascii` write it.
             prompt(&format!("my key is {written} thanks")).replace(
                 dash,
-                &format!("\\u{:04x}", u32::from(dash.chars().next().unwrap())),
+                &dash
+                    .chars()
+                    .map(|c| format!("\\u{:04x}", u32::from(c)))
+                    .collect::<String>(),
+            ),
+            // A fullwidth letter after each dash.
+            prompt(&format!(
+                "my key is {} thanks",
+                written.replace("ant", "\u{FF41}nt")
+            )),
+            // After prose's own dashes (the scanner's known characters), in the string and
+            // in an earlier one.
+            prompt(&format!("the fix{dash}a check{dash}works; my key is {written} thanks")),
+            format!(
+                r#"{{"model":"m","max_tokens":10,"system":"be brief{dash}really","messages":[{{"role":"user","content":"my key is {written}"}}]}}"#
             ),
         ] {
             for mask in [true, false] {
@@ -150,9 +180,6 @@ fn rt24_f8_keys_written_with_word_dashes_are_found() {
                     out.as_ref().is_none_or(|o| !o.contains(secret)),
                     "{dash:?} mask {mask}: {out:?}"
                 );
-                if mask && !body.contains("\\u") {
-                    assert!(out.is_some(), "{dash:?} is masked, not refused");
-                }
             }
         }
     }
@@ -168,15 +195,49 @@ fn rt24_f8_keys_written_with_word_dashes_are_found() {
     }
 }
 
-/// Text read for rules: a dash between ASCII letters or digits reads `-`, elsewhere it is
-/// itself; a rule's `-` matches the key's dash and a phrase's.
+/// The first fix read such dashes as `-` in the text itself, and the dash then continued the
+/// number, address or token before it (the second review): each of these was found before
+/// the fix and is found again.
+#[test]
+fn word_dashes_still_end_numbers_addresses_and_tokens() {
+    use super::twentysecond_redteam::{all_policy, prompt, sent};
+    let mut missed = Vec::new();
+    for (text, secret) in [
+        ("email alice@example.com\u{2014}thanks", "alice@example"),
+        ("key\u{2014}AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+        (
+            "token\u{2014}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",
+            "ycIe4xlBiDoKqKdhIsMy",
+        ),
+        (
+            "use AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe\u{2014}it works",
+            "DaGmWKa4JsXZ",
+        ),
+        (
+            "bot 4028896554:AAHJsD2RRMKl6CojT0jLiQXEzfuuoCzRHdY\u{2014}thanks",
+            "HJsD2RRMKl6Coj",
+        ),
+        ("card 4111111111111111\u{30FC}thanks", "4111111111111111"),
+    ] {
+        for mask in [true, false] {
+            let out = sent(&all_policy(mask), &prompt(text));
+            if out.as_ref().is_some_and(|o| o.contains(secret)) {
+                missed.push((text, mask));
+            }
+        }
+    }
+    assert!(missed.is_empty(), "{missed:?}");
+}
+
+/// A rule's `-` matches a word dash inside a run as long as a key (in the reading), and a rule
+/// written with the dash itself still matches it (the text keeps it).
 #[test]
 fn word_dashes_read_as_hyphens_only_inside_words() {
-    let policy = Policy::builder()
-        .rule(Rule::regex("proj", [r"project-x"]).reject("no"))
-        .build()
-        .unwrap();
-    let refused = |text: &str| {
+    let refused = |pattern: &str, text: &str| {
+        let policy = Policy::builder()
+            .rule(Rule::regex("proj", [pattern]).reject("no"))
+            .build()
+            .unwrap();
         matches!(
             policy
                 .inspect(
@@ -188,9 +249,53 @@ fn word_dashes_read_as_hyphens_only_inside_words() {
             Decision::Reject(_)
         )
     };
-    assert!(refused("about project\u{2014}x today"));
-    assert!(refused("about project\u{30FC}x today"));
-    assert!(!refused("about project \u{2014} x today"));
-    assert!(!refused("about project\u{2014} x today"));
-    assert!(!refused("about project\u{2014}\u{2014}x today"));
+    let id = "build-2024-release-candidate-x7";
+    assert!(refused(
+        id,
+        "ship build\u{2014}2024\u{2014}release\u{2014}candidate\u{2014}x7 today"
+    ));
+    assert!(refused(
+        id,
+        "ship build\u{30FC}2024-release-candidate\u{2500}x7 today"
+    ));
+    assert!(!refused(
+        id,
+        "ship build \u{2014} 2024 \u{2014} release-candidate-x7 today"
+    ));
+    // Prose's `word—word` is too short a run to be read again: a rule's `-` does not match it.
+    assert!(!refused("project-x", "about project\u{2014}x today"));
+    for pattern in [
+        r"credit\s*\u{2014}\s*card",
+        r"\w+\u{2014}\w+",
+        r"(?i)CREDIT\u{2014}CARD",
+    ] {
+        assert!(refused(pattern, "my credit\u{2014}card"), "{pattern}");
+    }
+}
+
+/// The second review: a part's headers end at the first blank line, as Go's and Werkzeug's
+/// form parsers end them (agw took the first `\r\n\r\n` and read only what followed it), and a
+/// file name in RFC 2231 pieces is refused as a field name in pieces is.
+#[test]
+fn form_headers_end_at_the_first_blank_line_and_names_are_whole() {
+    for sep in ["\r\n\n", "\n\r\n", "\n\n"] {
+        let body = format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"prompt\"{sep}{SECRET}\r\n\r\nx\r\n--XyZ--\r\n"
+        );
+        let ct = "multipart/form-data; boundary=XyZ";
+        assert!(refused_by_all(body.as_bytes(), ct), "{sep:?}");
+        let parts = crate::model::form_parts(body.as_bytes(), ct)
+            .unwrap()
+            .unwrap();
+        assert!(parts[0].value.starts_with(SECRET.as_bytes()), "{sep:?}");
+        assert_eq!(parts[0].names, ["prompt"]);
+    }
+    let (body, ct) = form(&[(
+        "file",
+        Some("filename*0=\"my credit \"; filename*1=\"card.txt\""),
+        Some("text/plain"),
+        b"hello",
+    )]);
+    assert!(crate::model::form_parts(&body, &ct).is_err());
+    assert!(refused_by_all(&body, &ct));
 }
