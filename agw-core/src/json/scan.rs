@@ -1117,8 +1117,9 @@ mod tests {
         }
     }
 
-    /// The fused read (`string_into`, which reads dashes and one-byte folds in place) gives
-    /// the text `decode` gives, and calls it the raw bytes only when it is.
+    /// The fused read (`string_into`, which reads characters that fold to one ASCII byte in
+    /// place and looks at every word dash) gives the text `decode` gives, and calls it the raw
+    /// bytes only when it is.
     #[test]
     fn string_into_reads_dashes_and_folds_as_decode_does() {
         let alphabet = [

@@ -21,7 +21,7 @@ const SIGNATURES: [&[u8]; 8] = [
 
 /// Policies that refuse a file holding [`SECRET`]: a rejecting literal, a rejecting detector
 /// and a masking one (a file is not rewritten: a mask's hit refuses).
-fn policies() -> [Policy; 3] {
+pub(super) fn policies() -> [Policy; 3] {
     [
         seed_policy(),
         Policy::builder()

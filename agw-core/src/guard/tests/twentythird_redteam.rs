@@ -6,18 +6,9 @@ use super::*;
 
 const SECRET: &str = "my credit card is 4111 1111 1111 1111, key AKIAZ7QRSTUVWX2345AB";
 
-/// A rejecting literal, a rejecting detector, and a masking detector (an upload is not
-/// rewritten: a mask's hit refuses).
-fn policies() -> [Policy; 3] {
-    [
-        seed_policy(),
-        Policy::builder()
-            .rule(Rule::detectors("keys", [Detector::AwsAccessKey]).reject("no"))
-            .build()
-            .unwrap(),
-        mask_policy(),
-    ]
-}
+// A rejecting literal, a rejecting detector, and a masking detector (an upload is not
+// rewritten: a mask's hit refuses).
+use super::twentyfirst_files::policies;
 
 fn refused_by_all(body: &[u8], ct: &str) -> bool {
     policies().iter().all(|p| {
@@ -169,7 +160,9 @@ fn rt24_f8_keys_written_with_word_dashes_are_found() {
             )),
             // After prose's own dashes (the scanner's known characters), in the string and
             // in an earlier one.
-            prompt(&format!("the fix{dash}a check{dash}works; my key is {written} thanks")),
+            prompt(&format!(
+                "the fix{dash}a check{dash}works; my key is {written} thanks"
+            )),
             format!(
                 r#"{{"model":"m","max_tokens":10,"system":"be brief{dash}really","messages":[{{"role":"user","content":"my key is {written}"}}]}}"#
             ),
