@@ -292,3 +292,31 @@ fn form_headers_end_at_the_first_blank_line_and_names_are_whole() {
     assert!(crate::model::form_parts(&body, &ct).is_err());
     assert!(refused_by_all(&body, &ct));
 }
+
+/// The second review: a key split at a word dash between two text blocks of one message (the
+/// first fix read each string's dashes alone). The reading runs over the message's text.
+#[test]
+fn a_key_split_at_a_word_dash_between_blocks_is_found() {
+    use super::twentysecond_redteam::{all_policy, sent};
+    let tail = "ant\u{2014}api03\u{2014}Zx9abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZab\u{2014}cdefghij_klmnopqrstuvwxyzAA";
+    let secret = "Zx9abcdefghijklmnopqrstuvwxyz0123456789ABCDEF";
+    for (first, second) in [
+        ("my key is sk".to_owned(), format!("\u{2014}{tail} thanks")),
+        ("my key is sk\u{2014}".to_owned(), format!("{tail} thanks")),
+    ] {
+        let blocks = serde_json::json!([
+            {"type": "text", "text": first},
+            {"type": "text", "text": second},
+        ]);
+        let body = format!(
+            r#"{{"model":"m","max_tokens":10,"messages":[{{"role":"user","content":{blocks}}}]}}"#
+        );
+        for mask in [true, false] {
+            let out = sent(&all_policy(mask), &body);
+            assert!(
+                out.as_ref().is_none_or(|o| !o.contains(secret)),
+                "{first:?} mask {mask}: {out:?}"
+            );
+        }
+    }
+}
