@@ -354,7 +354,8 @@ impl Unescaped {
 /// found. Two passes of `memchr`'s (AVX2 where the machine has it, chosen at run time) cost
 /// less over text without escapes than one pass of SSE2 compares for four bytes (the guard
 /// benchmark: +12% on a 76 KB request with the latter, within noise with these). Code with
-/// an `=` on every line pays a search per `=`; text with curly quotes, one per quote.
+/// an `=` on every line pays a search per `=`; in a body with a dashed run, text with
+/// quotes or arrows pays one per quote or arrow.
 struct Triggers<'a> {
     len: usize,
     escapes: memchr::Memchr3<'a>,
@@ -407,7 +408,7 @@ impl<'a> Triggers<'a> {
 
 /// A dash prose uses between words ([`is_word_dash`](crate::json::is_word_dash)) at
 /// `text[at]`, between two ASCII letters or digits, in a run of word characters, dashes and
-/// underscores as long as a key's ([`DASHED_RUN`](crate::json::DASHED_RUN)): read as `-`, as a model reads
+/// underscores as long as a key's ([`in_dashed_run`](crate::json::in_dashed_run)): read as `-`, as a model reads
 /// `sk—ant—api03—…` (the twenty-second session's red team: such a key went upstream unread).
 /// A reading, not the text: in the text as written the dash still ends a number, an address
 /// or a token (`key—AKIA…`, `alice@example.com—thanks`), as detectors need; and prose's
@@ -432,22 +433,10 @@ fn word_dash_len(text: &[u8], at: usize) -> Option<usize> {
         return None;
     }
     let (c, next) = crate::json::next_char(text, at);
-    if !crate::json::is_word_dash(c) || !text.get(next).is_some_and(u8::is_ascii_alphanumeric) {
-        return None;
-    }
-    // Word characters, `-`, `_` and non-ASCII bytes (other dashes) either side, each side
-    // looked at no further than the run needs.
-    let part = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') || *b >= 0x80;
-    let left = text[at.saturating_sub(crate::json::DASHED_RUN)..at]
-        .iter()
-        .rev()
-        .take_while(|b| part(b))
-        .count();
-    let right = text[next..text.len().min(next + crate::json::DASHED_RUN)]
-        .iter()
-        .take_while(|b| part(b))
-        .count();
-    (left + right >= crate::json::DASHED_RUN).then_some(next - at)
+    let read = crate::json::is_word_dash(c)
+        && text.get(next).is_some_and(u8::is_ascii_alphanumeric)
+        && crate::json::in_dashed_run(text, at, next);
+    read.then_some(next - at)
 }
 
 /// Whether `text` has a dash [`word_dash`] reads: one pass over the lead bytes of non-ASCII

@@ -237,10 +237,10 @@ fn is_dash(c: char) -> bool {
 /// the em dash and the horizontal bar, the two- and three-em dashes, the small and vertical em
 /// dashes, the heavy minus sign, the double oblique hyphen, the hyphen with diaeresis, the
 /// double hyphen, the katakana prolonged sound mark (and its halfwidth form), box drawings'
-/// horizontal lines and the horizontal line extension. Read as `-` only between two ASCII
-/// letters or digits (`sk\u{2014}ant\u{2014}api03\u{2014}…`, twenty-second session's red team),
-/// so prose (`agw \u{2014} the gateway`) keeps them and its fast path; see
-/// [`text`](super::text)'s walk.
+/// horizontal lines and the horizontal line extension. The text keeps them; the guard reads
+/// them as `-` beside it where they join ASCII letters or digits in a run as long as a key
+/// (`sk\u{2014}ant\u{2014}api03\u{2014}…`, twenty-second session's red team; see
+/// `guard::encoded` and [`text::dashed_runs`](super::text::dashed_runs)).
 #[inline]
 pub(crate) fn is_word_dash(c: char) -> bool {
     matches!(

@@ -17,7 +17,7 @@ pub(crate) use chars::{fold, is_invisible, is_tag, is_word_dash, spelled};
 pub(crate) use classify::is_ascii;
 pub(crate) use scan::{Scanner, Str};
 pub(crate) use text::{
-    DASHED_RUN, Decoded, dashed_runs, decode, forget_dashed_runs, map_back, map_back_many,
+    Decoded, dashed_runs, decode, forget_dashed_runs, in_dashed_run, map_back, map_back_many,
     map_exact, next_char, next_non_ascii, normalize_plain, normalize_str,
     plain_needs_normalization, unescape_exact,
 };

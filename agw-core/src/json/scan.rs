@@ -2,6 +2,7 @@
 
 use super::classify::{Known, Step, attention, is_special, quote_or_escape, string_stop};
 use super::seen;
+use super::text::Alone;
 use super::{JsonError, MAX_DEPTH};
 use std::ops::Range;
 
@@ -22,8 +23,8 @@ pub(crate) struct Scanner<'a> {
     depth: usize,
     /// The last non-ASCII character found to need no normalisation.
     stable: Known,
-    /// The last word dash found to need none (never [`stable`](Self::stable): each one's run
-    /// is looked at).
+    /// The last word dash found to need none: never [`stable`](Self::stable), so that each
+    /// one is looked at, but not classified again.
     dash: char,
 }
 
@@ -264,6 +265,40 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// How the fast path of [`string_into`](Self::string_into) reads the non-ASCII character
+    /// at `at` (`len` bytes): as it is (`Itself`: it needs no normalisation), as one ASCII
+    /// byte (an en dash's `-`, a no-break space's ` `), or not at all (`Other`: the string
+    /// goes to the full walk). A word dash is noted for `text::dashed_runs` and never becomes
+    /// the known character, so that each one's run is looked at.
+    fn read_in_place(&mut self, at: usize, len: usize) -> Alone {
+        let b = self.b;
+        if self.stable.is_at(b, at, len) {
+            return Alone::Itself;
+        }
+        let (c, _) = super::text::next_char(b, at);
+        let word_dash = super::chars::is_word_dash(c);
+        if word_dash {
+            super::text::note_word_dash(b, at, at + len);
+            if c == self.dash {
+                return Alone::Itself;
+            }
+        }
+        let stable = match super::text::alone(c) {
+            Alone::Ascii(a) => return Alone::Ascii(a),
+            Alone::Itself => true,
+            Alone::Other => super::text::is_stable(c),
+        };
+        if !stable {
+            return Alone::Other;
+        }
+        if word_dash {
+            self.dash = c;
+        } else {
+            self.stable.set(c);
+        }
+        Alone::Itself
+    }
+
     /// Reads a string (the cursor must be at its opening quote) and appends its normalized text
     /// to `out` in the same pass — the same text [`decode`](super::decode) gives.
     ///
@@ -358,58 +393,23 @@ impl<'a> Scanner<'a> {
                         _ => 2,
                     };
                     if simple {
-                        let mut ascii = None;
-                        let stable = self.stable.is_at(b, at, len) || {
-                            let (c, _) = super::text::next_char(b, at);
-                            // A word dash is never the known character: each one's run is
-                            // looked at (`text::dashed_runs`).
-                            let word_dash = super::chars::is_word_dash(c);
-                            if word_dash {
-                                super::text::note_word_dash(b, at, at + len);
-                            }
-                            if word_dash && c == self.dash {
-                                true
-                            } else {
-                                match super::text::alone(c) {
-                                    // One ASCII byte (an en dash's `-`, a no-break space's ` `):
-                                    // read in place.
-                                    super::text::Alone::Ascii(a) => {
-                                        ascii = Some(a);
-                                        true
+                        match self.read_in_place(at, len) {
+                            Alone::Itself => {
+                                // A fixed-size copy (then a cut) rather than a call for 2-4
+                                // bytes.
+                                match b.get(at..at + 4) {
+                                    Some(four) => {
+                                        out.extend_from_slice(four);
+                                        out.truncate(out.len() - 4 + len);
                                     }
-                                    // Itself alone, and joining nothing before it: stable.
-                                    super::text::Alone::Itself => {
-                                        if word_dash {
-                                            self.dash = c;
-                                        } else {
-                                            self.stable.set(c);
-                                        }
-                                        true
-                                    }
-                                    super::text::Alone::Other => {
-                                        let stable = super::text::is_stable(c);
-                                        if stable && !word_dash {
-                                            self.stable.set(c);
-                                        }
-                                        stable
-                                    }
+                                    None => out.extend_from_slice(&b[at..at + len]),
                                 }
                             }
-                        };
-                        if let Some(a) = ascii {
-                            out.push(a);
-                            folded = true;
-                        } else if stable {
-                            // A fixed-size copy (then a cut) rather than a call for 2-4 bytes.
-                            match b.get(at..at + 4) {
-                                Some(four) => {
-                                    out.extend_from_slice(four);
-                                    out.truncate(out.len() - 4 + len);
-                                }
-                                None => out.extend_from_slice(&b[at..at + len]),
+                            Alone::Ascii(a) => {
+                                out.push(a);
+                                folded = true;
                             }
-                        } else {
-                            simple = false;
+                            Alone::Other => simple = false,
                         }
                     }
                     pos = at + len;
@@ -1153,15 +1153,7 @@ mod tests {
             "\u{00E9}",
             "\u{0441}",
         ];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        for case in 0..4000 {
-            let mut raw = String::new();
-            for _ in 0..(case % 20) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                raw.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
-            }
+        for raw in super::super::text::random_strings(&alphabet, 4000, 19) {
             let doc = format!("\"{raw}\"");
             let mut fused = Vec::new();
             let (str, kind) = Scanner::new(doc.as_bytes())

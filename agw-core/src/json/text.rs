@@ -330,14 +330,17 @@ pub(crate) fn needs_normalization(raw: &[u8], known_ok: &mut char) -> bool {
             continue;
         }
         let (c, next) = next_char(raw, i);
-        if !is_stable(c) {
-            return true;
-        }
         if is_word_dash(c) {
             // Never the cached character: each one's run is looked at.
             note_word_dash(raw, i, next);
+            if alone(c) != Alone::Itself {
+                return true;
+            }
             at = next;
             continue;
+        }
+        if !is_stable(c) {
+            return true;
         }
         *known_ok = c;
         known = c.encode_utf8(&mut scratch).as_bytes();
@@ -494,8 +497,19 @@ struct Ordinary {
 type Seen = [Option<Ordinary>; 8];
 
 thread_local! {
-    /// What the last walk on this thread remembered: a body's strings share their characters.
-    static SEEN: Cell<Seen> = const { Cell::new([None; 8]) };
+    /// What walks on this thread remembered, a cell per slot (so that [`alone`] reads one):
+    /// a body's strings share their characters.
+    static SEEN: [Cell<Option<Ordinary>>; 8] = const { [const { Cell::new(None) }; 8] };
+}
+
+/// This thread's remembered characters ([`SEEN`]), for a walk.
+fn seen_here() -> Seen {
+    SEEN.with(|s| std::array::from_fn(|i| s[i].get()))
+}
+
+/// Keeps a walk's remembered characters for the next one on this thread.
+fn keep_seen(seen: &Seen) {
+    SEEN.with(|s| s.iter().zip(seen).for_each(|(cell, o)| cell.set(*o)));
 }
 
 thread_local! {
@@ -519,7 +533,7 @@ pub(crate) fn dashed_runs() -> bool {
 
 /// The shortest run of key characters around a word dash that [`dashed_runs`] reports (and
 /// the guard reads again).
-pub(crate) const DASHED_RUN: usize = 24;
+const DASHED_RUN: usize = 24;
 
 /// Notes the word dash at `raw[at..next]` (raw or escaped) for [`dashed_runs`].
 #[inline]
@@ -531,19 +545,26 @@ pub(crate) fn note_word_dash(raw: &[u8], at: usize, next: usize) {
 
 #[cold]
 fn note_run(raw: &[u8], at: usize, next: usize) {
+    if raw[at] == b'\\' || in_dashed_run(raw, at, next) {
+        DASHED.with(|d| d.set(true));
+    }
+}
+
+/// Whether the word dash at `text[at..next]` is in a run of [`DASHED_RUN`] or more letters,
+/// digits, `-`, `_` and non-ASCII bytes (other dashes), each side looked at no further than
+/// the run needs.
+pub(crate) fn in_dashed_run(text: &[u8], at: usize, next: usize) -> bool {
     let part = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') || *b >= 0x80;
-    let left = raw[at.saturating_sub(DASHED_RUN)..at]
+    let left = text[at.saturating_sub(DASHED_RUN)..at]
         .iter()
         .rev()
         .take_while(|b| part(b))
         .count();
-    let right = raw[next..raw.len().min(next + DASHED_RUN)]
+    let right = text[next..text.len().min(next + DASHED_RUN)]
         .iter()
         .take_while(|b| part(b))
         .count();
-    if raw[at] == b'\\' || left + right >= DASHED_RUN {
-        DASHED.with(|d| d.set(true));
-    }
+    left + right >= DASHED_RUN
 }
 
 fn seen_slot(c: char) -> usize {
@@ -604,7 +625,7 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
     let mut cluster: Vec<char> = Vec::new();
     let mut cluster_src = 0..0;
     let mut scratch = String::new();
-    let mut seen = SEEN.with(Cell::get);
+    let mut seen = seen_here();
     let mut flush =
         |cluster: &mut Vec<char>, src: Range<usize>, seen: &Seen, emit: &mut Emit<'_>| {
             if cluster.is_empty() {
@@ -640,7 +661,7 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
     let (mut prev_tag, mut spell_run) = (false, false);
     while i < raw.len() {
         if emitted.get() > limit {
-            SEEN.with(|s| s.set(seen));
+            keep_seen(&seen);
             return false;
         }
         let b = raw[i];
@@ -724,7 +745,7 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
         i = next;
     }
     flush(&mut cluster, cluster_src, &seen, &mut emit);
-    SEEN.with(|s| s.set(seen));
+    keep_seen(&seen);
     emitted.get() <= limit
 }
 
@@ -744,9 +765,9 @@ pub(crate) enum Alone {
 /// character in place rather than handing its whole string to the walk; remembered with the
 /// walk's characters.
 pub(crate) fn alone(c: char) -> Alone {
-    let mut seen = SEEN.with(Cell::get);
     let slot = seen_slot(c);
-    let o = match seen[slot].filter(|o| o.c == c) {
+    let known = SEEN.with(|s| s[slot].get()).filter(|o| o.c == c);
+    let o = match known {
         Some(o) => o,
         None => {
             if c.is_ascii()
@@ -757,10 +778,11 @@ pub(crate) fn alone(c: char) -> Alone {
             {
                 return Alone::Other;
             }
-            remember(&mut seen, c);
-            SEEN.with(|s| s.set(seen));
-            match seen[slot].filter(|o| o.c == c) {
-                Some(o) => o,
+            match ordinary(c) {
+                Some(o) => {
+                    SEEN.with(|s| s[slot].set(Some(o)));
+                    o
+                }
                 None => return Alone::Other,
             }
         }
@@ -778,23 +800,51 @@ pub(crate) fn alone(c: char) -> Alone {
     }
 }
 
-/// Records ordinary character `c` in `seen` with the text it normalises to alone (the walk's
-/// own normalisation of a one-character cluster), when that fits.
+/// Records ordinary character `c` in `seen` ([`ordinary`]).
 #[cold]
 fn remember(seen: &mut Seen, c: char) {
+    if let Some(o) = ordinary(c) {
+        seen[seen_slot(c)] = Some(o);
+    }
+}
+
+/// Ordinary character `c` with the text it normalises to alone (the walk's own normalisation
+/// of a one-character cluster), when that fits.
+fn ordinary(c: char) -> Option<Ordinary> {
     let mut text = [0u8; 8];
     let mut len = 0;
     for d in std::iter::once(c).nfkd().filter_map(fold).nfc() {
         if len + d.len_utf8() > text.len() {
-            return;
+            return None;
         }
         len += d.encode_utf8(&mut text[len..]).len();
     }
-    seen[seen_slot(c)] = Some(Ordinary {
+    Some(Ordinary {
         c,
         text,
         len: len as u8,
-    });
+    })
+}
+
+/// Strings of up to `max_pieces` pieces of `alphabet` (the `i`th of `count` has `i` modulo
+/// `max_pieces + 1`), from a fixed xorshift sequence: inputs for the property tests.
+#[cfg(test)]
+pub(crate) fn random_strings<'a>(
+    alphabet: &'a [&'a str],
+    count: usize,
+    max_pieces: usize,
+) -> impl Iterator<Item = String> + 'a {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..count).map(move |case| {
+        let mut raw = String::new();
+        for _ in 0..case % (max_pieces + 1) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            raw.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
+        }
+        raw
+    })
 }
 
 #[cfg(test)]
@@ -1182,15 +1232,7 @@ mod tests {
             "\u{0915}",
             "\u{093F}",
         ];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        for case in 0..3000 {
-            let mut raw = String::new();
-            for _ in 0..(case % 24) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                raw.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
-            }
+        for raw in random_strings(&alphabet, 3000, 23) {
             let mut got = Vec::new();
             assert!(walk(raw.as_bytes(), usize::MAX, |t, r, one| {
                 if one {
