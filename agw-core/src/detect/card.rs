@@ -2,7 +2,7 @@
 
 use super::digits::run_end;
 use super::numeric::{Continues, Token, luhn};
-use super::{Detector, Edges, Finding, at, is_word, preceded_by};
+use super::{Detector, Edges, Finding, at, glued_after, glued_before, is_word};
 
 const MAX_DIGITS: usize = 19;
 
@@ -307,7 +307,7 @@ fn alone_before(text: &[u8], s: usize, kinds: &[u8], edges: Edges<'_>) -> bool {
     if edges.contains(s) {
         return true;
     }
-    if preceded_by(text, s, is_word) {
+    if glued_before(text, s, is_word) {
         return false;
     }
     let Some((class, len, wide)) = loose_sep_before(text, s) else {
@@ -342,7 +342,7 @@ fn alone_after(text: &[u8], e: usize, kinds: &[u8], edges: Edges<'_>) -> bool {
     if edges.contains(e) {
         return true;
     }
-    if is_word(at(text, e)) {
+    if glued_after(text, e) {
         return false;
     }
     let Some((class, len, wide)) = loose_sep(text, e) else {

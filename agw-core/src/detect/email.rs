@@ -575,6 +575,14 @@ fn domain_end(text: &[u8], d: usize, edges: Edges<'_>) -> Option<usize> {
                     break;
                 }
                 _ if is_tld(label) => end = Some(stop),
+                // `example.com-call`: an en dash or a hyphen (the guard reads both as `-`)
+                // glued a word to the address; a top-level domain before it ends it.
+                _ if !continues
+                    && let Some(h) = label.iter().position(|&b| b == b'-')
+                    && is_tld(&label[..h]) =>
+                {
+                    end = Some(start + h);
+                }
                 _ => {}
             }
         }

@@ -1,7 +1,7 @@
 //! IBANs: country code, check digits and BBAN, contiguous or in groups of four; the length must
 //! match the country and the whole must pass the ISO 7064 mod-97 check.
 
-use super::{Edges, at, is_word, preceded_by};
+use super::{Edges, at, glued_after, glued_before, is_word, preceded_by};
 
 const MAX_LEN: usize = 34;
 
@@ -46,7 +46,7 @@ pub(super) fn end(text: &[u8], start: usize, edges: Edges<'_>) -> Option<usize> 
     let label = start >= 4
         && text[start - 4..start].eq_ignore_ascii_case(b"IBAN")
         && !preceded_by(text, start - 4, is_word);
-    let glued = preceded_by(text, start, is_word) && !edges.contains(start) && !label;
+    let glued = glued_before(text, start, is_word) && !edges.contains(start) && !label;
     if !country.iter().all(u8::is_ascii_alphabetic) || glued {
         return None;
     }
@@ -85,7 +85,7 @@ pub(super) fn end(text: &[u8], start: usize, edges: Edges<'_>) -> Option<usize> 
         n += 1;
         i += 1;
     }
-    if (is_word(at(text, i)) && !edges.contains(i)) || !mod97(&chars[..len]) {
+    if (glued_after(text, i) && !edges.contains(i)) || !mod97(&chars[..len]) {
         return None;
     }
     Some(i)

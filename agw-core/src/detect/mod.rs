@@ -64,8 +64,11 @@
 //!   the longer one wins.
 //! - Cards right after an id's label (`order_id=`, `dd.trace_id=`, `Order #`) are ids unless
 //!   a card word is in the label (`card_id`); 19 digits in one run, and UATP's 15 starting with
-//!   1, need a card word shortly before (`card`, `cc`, `pan`, `visa`, …). A dash and a letter
-//!   after a number continue it (`536-22-8726-B`, `…1234-A`), for every numeric detector.
+//!   1, need a card word shortly before (`card`, `cc`, `pan`, `visa`, …). A dash and a suffix
+//!   after a number continue it (`536-22-8726-B`, `…1234-A2`, `…-REV`), for every numeric
+//!   detector; a dash and a word do not (`123-45-6789-call me`, as an en dash reads), nor does
+//!   an em dash (`123-45-6789—keep it safe`). A run of `_` between a value and no word
+//!   character is Markdown's emphasis, not a word's (`_4111 1111 1111 1111_`).
 //! - US SSNs: `AAA-GG-SSSS`; `AAA GG SSSS`, `AAA.GG.SSSS` and nine contiguous digits only right
 //!   after a label (`SSN: 123456789`, `social security number …`, `SSN/ITIN:`) or in a CSV,
 //!   TSV or markdown table's column whose header (within 2 KB above) names it.
@@ -645,6 +648,35 @@ fn at(text: &[u8], i: usize) -> u8 {
 
 fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Whether a match starting at `i` is glued to a word before it: the byte before is in
+/// `class` ([`preceded_by`]), unless it ends a run of `_` and `-` that follows no letter or
+/// digit — Markdown's emphasis (`_4111 1111 1111 1111_`, `__AKIA…__`), or an en dash, which
+/// the guard reads as `-`, set before a value (`key –AKIA…`).
+fn glued_before(text: &[u8], i: usize, class: fn(u8) -> bool) -> bool {
+    if !preceded_by(text, i, class) {
+        return false;
+    }
+    let run = text[..i]
+        .iter()
+        .rev()
+        .take_while(|&&b| matches!(b, b'_' | b'-'))
+        .count();
+    run == 0 || preceded_by(text, i - run, |b| b.is_ascii_alphanumeric())
+}
+
+/// Whether a match ending at `i` runs on into a word: a word character at `i`, unless it
+/// starts a run of `_` that no letter or digit follows (`_123-45-6789_`, Markdown's emphasis).
+fn glued_after(text: &[u8], i: usize) -> bool {
+    if !is_word(at(text, i)) {
+        return false;
+    }
+    let run = text[i.min(text.len())..]
+        .iter()
+        .take_while(|&&b| b == b'_')
+        .count();
+    run == 0 || at(text, i + run).is_ascii_alphanumeric()
 }
 
 /// Whether the byte before `i` is in `class`, not counting the end of an escape left in the

@@ -3,8 +3,8 @@
 
 use super::digits::{next_run, run_end};
 use super::{
-    Detector, DetectorSet, Edges, Finding, at, card, escape_digits, iban, is_word, national, phone,
-    preceded_by,
+    Detector, DetectorSet, Edges, Finding, at, card, escape_digits, glued_after, glued_before,
+    iban, is_word, national, phone, preceded_by,
 };
 
 /// Groups kept per token. A longer chain (`1 2 3 4 …`) is cut here; the cut counts as a
@@ -205,15 +205,13 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
                 text,
                 groups: groups.as_slice(),
                 // Where two strings meet is a boundary (`hi` + `4111 …` + `thanks`).
-                left_blocked: (preceded_by(text, p, is_word) && !edges.contains(p))
+                left_blocked: (glued_before(text, p, is_word) && !edges.contains(p))
                     || cut_before(text, p),
-                // A dash and a letter go on with the number (`part no. 536-22-8726-B`, `Order
-                // #4000123412341234-A`), as a dash and digits do.
-                right_blocked: (is_word(at(text, end)) && !edges.contains(end))
+                // A dash and a suffix go on with the number (`part no. 536-22-8726-B`, `Order
+                // #4000123412341234-A`), as a dash and digits do; a dash and a word do not.
+                right_blocked: (glued_after(text, end) && !edges.contains(end))
                     || cut_after(text, end)
-                    || (separator(text, end).is_some_and(|(class, len)| {
-                        class == b'-' && at(text, end + len).is_ascii_alphabetic()
-                    }) && !edges.contains(end)),
+                    || (suffixed(text, end) && !edges.contains(end)),
                 plus,
             };
             validate(&token, wants, out);
@@ -428,6 +426,35 @@ fn continues(text: &[u8], p: usize, run_end: usize) -> bool {
         _ => false,
     }
 }
+
+/// Whether a dash at `i` joins a suffix to the number before it (`536-22-8726-B`,
+/// `…1234-A2`, `…1234-REV`): one letter, or letters and digits with a digit or no lower-case
+/// letter. An em dash or a horizontal bar is prose's (`123-45-6789—keep it safe`), and so is a
+/// word of two or more letters with a lower-case one (`…6789-call me`: an en dash, which the
+/// guard reads as `-`, or a writer's hyphen for a dash).
+fn suffixed(text: &[u8], i: usize) -> bool {
+    let Some((b'-', len)) = separator(text, i) else {
+        return false;
+    };
+    if len == 3 && matches!(at(text, i + 2), 0x94 | 0x95) {
+        return false;
+    }
+    let run = text[(i + len).min(text.len())..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .take(MAX_SUFFIX + 1);
+    let (mut n, mut digit, mut lower) = (0, false, false);
+    for &b in run {
+        n += 1;
+        digit |= b.is_ascii_digit();
+        lower |= b.is_ascii_lowercase();
+    }
+    at(text, i + len).is_ascii_alphabetic() && (n == 1 || digit || !lower || n > MAX_SUFFIX)
+}
+
+/// A run of letters and digits longer than this after a dash is an identifier going on with
+/// the number (`…6789-abcdefghijklmnopq`), not a word.
+const MAX_SUFFIX: usize = 24;
 
 /// Whether a separator before `i` joins a digit before it to what follows: only true where a
 /// token was cut at [`MAX_GROUPS`] (or an IBAN ended), since scanning otherwise swallows it.

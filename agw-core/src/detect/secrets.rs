@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 
 use super::vendor::{self, Shape};
-use super::{Detector, DetectorSet, Edges, Finding, at, keys, pem, preceded_by};
+use super::{Detector, DetectorSet, Edges, Finding, at, glued_before, keys, pem};
 
 /// What a prefix introduces.
 #[derive(Debug, Clone, Copy)]
@@ -550,7 +550,7 @@ fn notion_legacy_open(text: &[u8], s: usize) -> bool {
 
 /// Whether the key at `s` is glued to the word before it (`xsk-ant-…`): no boundary there.
 fn glued(text: &[u8], s: usize, edges: Edges<'_>) -> bool {
-    preceded_by(text, s, is_key_char) && !edges.contains(s)
+    glued_before(text, s, is_key_char) && !edges.contains(s)
 }
 
 /// What the prefix of `kind` at `s` starts, and where: the key, token or key block, or (after
@@ -601,7 +601,7 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
         Kind::SlackWebhook => slack_webhook(text, s).map(|e| (Detector::SlackToken, e)),
         Kind::Google => {
             let mut e = run(text, s + 4, is_key_char_ref);
-            if e > s + 39 && edges.contains(s + 39) {
+            if e > s + 39 && (edges.contains(s + 39) || worded(&text[s + 39..e])) {
                 e = s + 39;
             }
             (e - s - 4 == 35 && random(&text[s + 4..e])).then_some((Detector::GoogleApiKey, e))
@@ -1171,6 +1171,21 @@ fn jwt_open(text: &[u8], s: usize) -> bool {
         return false;
     }
     run(text, payload_end + 1, is_key_char_ref) == len
+}
+
+/// Whether what follows a fixed-length key inside its run of key characters is no part of
+/// it: `_` and `-` alone (`_AIza…_`, Markdown's emphasis), or a dash and a word of two or more
+/// letters with a lower-case one (`AIza…–call me`: an en dash, which the guard reads as `-`).
+fn worded(rest: &[u8]) -> bool {
+    if rest.iter().all(|b| matches!(b, b'_' | b'-')) {
+        return true;
+    }
+    let [b'-', word @ ..] = rest else {
+        return false;
+    };
+    word.len() >= 2
+        && word.iter().all(u8::is_ascii_alphabetic)
+        && word.iter().any(u8::is_ascii_lowercase)
 }
 
 /// Characters of keys and base64url: `[A-Za-z0-9_-]`.
