@@ -163,7 +163,9 @@ const PREFIXES: &[(&str, Kind, Lead)] = &[
     (
         "xox",
         Kind::Slack,
-        Lead::After(&[b"a-", b"b-", b"p-", b"o-", b"s-", b"r-", b"e-"]),
+        Lead::After(&[
+            b"a-", b"b-", b"p-", b"o-", b"s-", b"r-", b"e-", b"c-", b"d-",
+        ]),
     ),
     ("xapp-", Kind::Slack, Lead::Here),
     // A webhook's host, in either case (its slashes may be escaped or encoded: see
@@ -451,7 +453,7 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
             let e = run(text, s + 11, |b| b.is_ascii_alphanumeric() || *b == b'_');
             e == len && e - s - 11 <= 255
         }
-        Kind::Slack => run(text, s + 5, |b| b.is_ascii_alphanumeric() || *b == b'-') == len,
+        Kind::Slack => run(text, s + 5, slack_char(text, s)) == len,
         Kind::SlackWebhook => match webhook(text, s) {
             Webhook::Incomplete => true,
             Webhook::Done(e) => e == len,
@@ -459,7 +461,10 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
         },
         Kind::Google => {
             let e = run(text, s + 4, is_key_char_ref);
-            e == len && e - s - 4 <= 35
+            let rest = &text[(s + 39).min(e)..e];
+            let wording = rest.iter().all(|b| matches!(b, b'_' | b'-'))
+                || matches!(rest, [b'-', word @ ..] if word.iter().all(u8::is_ascii_alphabetic));
+            e == len && (e - s - 4 <= 35 || wording)
         }
         Kind::Jwt => jwt_open(text, s),
         Kind::Pem => pem::open(text, s),
@@ -503,10 +508,15 @@ fn at_boundary(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> bool {
     // A PEM header, a webhook's host and a label are distinct enough without a boundary (a
     // webhook URL is preceded by `https://`, a label may be `MY_AWS_SECRET_ACCESS_KEY`).
     // A Telegram token's `:AA` follows its bot id, whose boundary is checked there.
+    // A dash before a prefix is a boundary (`key–ghp_…`: an en dash, which the guard reads as
+    // `-`; twenty-fourth session's red team), but for `sk-`, whose words (`risk-`, `task-`)
+    // need one.
+    let dashed = s > 0 && text[s - 1] == b'-' && !matches!(kind, Kind::Sk);
     matches!(
         kind,
         Kind::Pem | Kind::SlackWebhook | Kind::AwsSecret | Kind::AzureEnv | Kind::Telegram
     ) || distinct
+        || dashed
         || !glued(text, s, edges)
 }
 
@@ -993,10 +1003,17 @@ fn placeholder(body: &[u8]) -> bool {
 }
 
 /// `xox?-` or `xapp-` and 10+ of `[A-Za-z0-9-]`, not counting trailing dashes; the first part
-/// is a number, as in every token Slack issues (`xoxb-123…-…`, `xapp-1-…`, `xoxe-1-…`), so
-/// `xoxb-your-bot-token` is a placeholder, not a token.
+/// is a number, as in every token Slack issues (`xoxb-123…-…`, `xapp-1-…`, `xoxe-1-…`,
+/// `xoxc-123…-…`), so `xoxb-your-bot-token` is a placeholder, not a token. A browser session's
+/// cookie `xoxd-` is [`MIN_XOXD`] or more of URL-encoded base64 ([`slack_char`]), random and
+/// scrambled.
 fn slack(text: &[u8], s: usize) -> Option<usize> {
-    let mut e = run(text, s + 5, |b| b.is_ascii_alphanumeric() || *b == b'-');
+    if text[s..].starts_with(b"xoxd-") {
+        let e = run(text, s + 5, slack_char(text, s));
+        let part = &text[s + 5..e];
+        return (part.len() >= MIN_XOXD && random(part) && scrambled(part)).then_some(e);
+    }
+    let mut e = run(text, s + 5, slack_char(text, s));
     while e > s + 5 && text[e - 1] == b'-' {
         e -= 1;
     }
@@ -1005,6 +1022,22 @@ fn slack(text: &[u8], s: usize) -> Option<usize> {
         .next()
         .unwrap_or_default();
     (e - s - 5 >= 10 && at(text, s + 5).is_ascii_digit() && !placeholder_like(last)).then_some(e)
+}
+
+/// The shortest random part of a Slack browser session's `d` cookie (`xoxd-` and some 180
+/// characters of URL-encoded base64) agw takes for one.
+const MIN_XOXD: usize = 40;
+
+/// The characters of the Slack token starting at `s`: letters, digits and `-`; a browser
+/// session's `d` cookie (`xoxd-`, which Slack's MCP servers and scrapers are given beside the
+/// `xoxc-` token) is URL-encoded base64, so `%`, `+`, `/` and `=` too (red team, twenty-fourth
+/// session: neither was found).
+fn slack_char(text: &[u8], s: usize) -> fn(&u8) -> bool {
+    if text[s..].starts_with(b"xoxd-") {
+        |b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'%' | b'+' | b'/' | b'=')
+    } else {
+        |b| b.is_ascii_alphanumeric() || *b == b'-'
+    }
 }
 
 /// Whether `part` has one character eight times in a row (`…-XXXXXXXX`): a placeholder.

@@ -337,9 +337,9 @@ enum Step {
 /// access key: `secret` and `key`, with `aws` before or `access` between them, words joined
 /// by `_`, `-` or nothing, each word in one case or capitalised (`aws_secret_access_key`,
 /// `AWS_SECRET_KEY`, `Aws_Secret_Access_Key`, `SecretAccessKey`, Terraform's
-/// `secret_access_key`), or `secret_key` alone within 256 bytes after an `access_key`
-/// (Terraform's provider block, boto's and MinIO's arguments). `Err(true)` while the text ends
-/// inside what may still become one.
+/// `secret_access_key`), or `secret_key` alone (Terraform's provider block, boto's and MinIO's
+/// arguments, `MINIO_SECRET_KEY`, `Secret key:`); `secret` after `aws` or `s3`, or after an
+/// access key id. `Err(true)` while the text ends inside what may still become one.
 fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
     if !matches!(at(text, s.wrapping_sub(1)), b'S' | b's') || s == 0 {
         return Err(false);
@@ -369,6 +369,9 @@ fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
         b"aws",
         b"s3a.",
         b"s3a_",
+        b"s3_",
+        b"s3-",
+        b"s3.",
     ]
     .iter()
     .any(|w| before.len() >= w.len() && before[before.len() - w.len()..].eq_ignore_ascii_case(w));
@@ -381,21 +384,9 @@ fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
         Err(true) => return Err(true),
         Err(false) => false,
     };
-    // A bare `secret_key` after an `access_key` shortly before: Terraform's AWS provider block,
-    // boto's and MinIO's arguments (accuracy review); `secret key` after `access key` in a
-    // sentence. Or a bare `secret` after an access key id (PHP's `'key' => 'AKIA…',
-    // 'secret' => '…'`: round 3).
+    // A bare `secret` after an access key id (PHP's `'key' => 'AKIA…', 'secret' => '…'`:
+    // round 3).
     let window = &text[s.saturating_sub(256)..s];
-    let paired = || {
-        [
-            &b"access_key"[..],
-            b"accesskey",
-            b"access-key",
-            b"access key",
-        ]
-        .iter()
-        .any(|w| window.windows(w.len()).any(|b| b.eq_ignore_ascii_case(w)))
-    };
     let after_id = || {
         window.windows(20).any(|w| {
             (w.starts_with(b"AKIA") || w.starts_with(b"ASIA"))
@@ -413,10 +404,13 @@ fn aws_label(text: &[u8], s: usize) -> Result<usize, bool> {
         }
         Err(e) => return Err(e),
     };
-    if (aws || access || paired()) && !is_key_char(at(text, end)) {
-        Ok(end)
-    } else {
+    // `secret key` alone names one too (`Secret key: …`, MinIO's `MINIO_SECRET_KEY`, a
+    // Django or Rails `SECRET_KEY`: red team, twenty-fourth session); the value's shape, 40
+    // scrambled base64 characters, is what keeps hashes out.
+    if is_key_char(at(text, end)) {
         Err(false)
+    } else {
+        Ok(end)
     }
 }
 
@@ -483,7 +477,7 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
         }
     }
     let next_field = match (at(text, i), at(text, i + 1)) {
-        (b'\n' | b'\r' | b',' | b'<', _) | (b'\\', b'n' | b'r') => true,
+        (b'\n' | b'\r' | b',' | b'<' | b'{', _) | (b'\\', b'n' | b'r') => true,
         (b'\\', 0) => return Step::Cut,
         _ => false,
     };
@@ -495,7 +489,8 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
                 // Blanks, breaks, commas, and the line numbers of a file read with them
                 // (Claude Code's `Read`: `     3→`; `cat -n`: digits and a tab).
                 (
-                    b' ' | b'\t' | b'\r' | b'\n' | b',' | b'<' | b'0'..=b'9' | 0xE2 | 0x86 | 0x92,
+                    b' ' | b'\t' | b'\r' | b'\n' | b',' | b'<' | b'{' | b'0'..=b'9' | 0xE2 | 0x86
+                    | 0x92,
                     _,
                 ) => {
                     j += 1;
@@ -512,14 +507,18 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
         }
         j = quote(j).unwrap_or(j);
         let rest = &text[j.min(len)..];
-        if !rest.starts_with(b"value") {
-            return if b"value".starts_with(rest) {
+        // Terraform's `variable "aws_secret_key" {` gives it as the block's `default`.
+        let Some(field) = [&b"value"[..], b"default"]
+            .into_iter()
+            .find(|f| rest.starts_with(f))
+        else {
+            return if b"value".starts_with(rest) || b"default".starts_with(rest) {
                 Step::Cut
             } else {
                 Step::No
             };
-        }
-        i = quote(j + 5).unwrap_or(j + 5);
+        };
+        i = quote(j + field.len()).unwrap_or(j + field.len());
         i = blanks(i);
     }
     // `… secret access key is KEY`, as a sentence gives it.
@@ -530,7 +529,8 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
         && matches!(at(text, i + 2), b' ' | b'\t');
     match (at(text, i), at(text, i + 1)) {
         // `=>` (PHP, Ruby), `:=` (Go).
-        (b'=', b'>') | (b':', b'=') => i += 2,
+        (b'=', b'>') | (b':', b'=') | (b'-', b'>') => i += 2,
+        (0xE2, 0x86) if at(text, i + 2) == 0x92 => i += 3,
         (b'=' | b':' | b'>', _) => i += 1,
         _ if is => i += 2,
         _ if cut(i) => return Step::Cut,
@@ -624,8 +624,8 @@ pub(super) fn aws_secret(text: &[u8], s: usize, edges: Edges<'_>) -> Option<(usi
 }
 
 /// Between an AWS access key id ending at `i` and the secret access key paired with it: a
-/// closing quote, then a `:`, `,`, `;`, `|` or `=` and blanks, or blanks alone, then an
-/// opening quote (`AKIA…:KEY` as tools print the pair, `AKIA…,KEY` in the console's
+/// closing quote, then a `:`, `,`, `;`, `|`, `=` or `and` and blanks, or blanks alone, then
+/// an opening quote (`AKIA…:KEY` as tools print the pair, `AKIA…,KEY` in the console's
 /// `accessKeys.csv`, `"AKIA…", "KEY"`).
 fn pair_start(text: &[u8], mut i: usize) -> Step {
     let len = text.len();
@@ -644,8 +644,14 @@ fn pair_start(text: &[u8], mut i: usize) -> Step {
     i = quote(i).unwrap_or(i);
     let start = i;
     i = blanks(i);
+    // `AKIA… and KEY`, as a sentence pairs them.
+    let and = i > start
+        && text.get(i..i + 3).is_some_and(|w| w.eq_ignore_ascii_case(b"and"))
+        && matches!(at(text, i + 3), b' ' | b'\t');
     if matches!(at(text, i), b':' | b',' | b';' | b'|' | b'=') {
         i = blanks(i + 1);
+    } else if and {
+        i = blanks(i + 3);
     } else if i == start {
         return if cut(i) { Step::Cut } else { Step::No };
     }
@@ -1077,12 +1083,13 @@ mod tests {
                 format!("Minio(endpoint, access_key=ak, secret_key='{k}')"),
                 &[k],
             ),
-            // Not labels: a secret without `aws` or `access`, another word after `key`, a
-            // field that is not the value.
+            // `secret_key` alone names one (twenty-fourth session); a secret without `aws`
+            // or `access` does not.
             (
                 format!("secret_key = {k}\nclient_secret={k}\nSECRET={k}"),
-                &[],
+                &[k],
             ),
+            // Not labels: another word after `key`, a field that is not the value.
             (format!("aws_secret_key_id = {k} aws_secret_keys {k}"), &[]),
             (
                 format!(
@@ -1090,7 +1097,8 @@ mod tests {
                 ),
                 &[],
             ),
-            (format!("the secret is {k}; a secret key {k}"), &[]),
+            (format!("the secret is {k}"), &[]),
+            (format!("a secret key {k}"), &[k]),
             (
                 format!(
                     "AWS_SECRET_ACCESS_KEY\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\nvalue: {k}"

@@ -284,15 +284,43 @@ pub(crate) struct Unescaped {
     segs: Vec<(usize, usize, bool)>,
 }
 
+/// What [`Unescaped::read`] reads besides escapes: what a body had
+/// ([`dashed_runs`](crate::json::dashed_runs),
+/// [`terminal_sequences`](crate::json::terminal_sequences)), or everything.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Also {
+    /// Word dashes in a key-long run, read as `-` ([`word_dash`]).
+    pub dashes: bool,
+    /// What is left of a terminal's control sequences once the text dropped their escape
+    /// character (`[31m`), read as nothing ([`terminal_residue`]).
+    pub terminal: bool,
+}
+
+impl Also {
+    /// Everything: for text read apart from a body's notes (an upload).
+    pub(crate) const ALL: Also = Also {
+        dashes: true,
+        terminal: true,
+    };
+
+    /// What the body read since [`forget_notes`](crate::json::forget_notes) had.
+    pub(crate) fn noted() -> Also {
+        Also {
+            dashes: crate::json::dashed_runs(),
+            terminal: crate::json::terminal_sequences(),
+        }
+    }
+}
+
 impl Unescaped {
     /// Writes `text` out into `self`; false (and `self` unspecified) when it holds no
-    /// escape that decodes. Word dashes ([`word_dash`]) are read with `dashes`.
-    pub(crate) fn read(&mut self, text: &[u8], dashes: bool) -> bool {
+    /// escape that decodes. Word dashes and terminal sequences are read as `also` says.
+    pub(crate) fn read(&mut self, text: &[u8], also: Also) -> bool {
         let mut copied = 0;
         let mut i = 0;
         let mut any = false;
         let mut chars = String::new();
-        let mut triggers = Triggers::new(text, dashes);
+        let mut triggers = Triggers::new(text, also);
         while let Some(at) = triggers.next(i) {
             // `=` is common in code; an escape's next byte is a hex digit or a line break.
             if text[at] == b'='
@@ -304,10 +332,19 @@ impl Unescaped {
                 continue;
             }
             chars.clear();
-            let Some(len) = escape_at(text, at, &mut chars) else {
+            let Some(mut len) = escape_at(text, at, &mut chars) else {
                 i = at + 1;
                 continue;
             };
+            // A terminal's control sequence written out (`\x1b[31m`, `\033[0m`, `\e[K`) is
+            // read as the terminal shows it: not at all, as the text's own are.
+            if let Some(c @ ('\u{1b}' | '\u{9b}')) = chars.chars().next()
+                && chars.len() == c.len_utf8()
+                && let Some(end) = crate::json::csi_end(text, at + len, c)
+            {
+                chars.clear();
+                len = end - at;
+            }
             if !any {
                 any = true;
                 self.text.clear();
@@ -362,29 +399,36 @@ struct Triggers<'a> {
     equals: memchr::Memchr<'a>,
     /// The lead bytes of the dashes [`word_dash`] reads, in text that is not ASCII.
     leads: Option<memchr::Memchr3<'a>>,
+    /// The `[` of terminal sequences' residues ([`terminal_residue`]).
+    brackets: Option<memchr::Memchr<'a>>,
     /// The last `&`, `%` or `\\` found (`len` for none).
     escape: usize,
     /// The last `=` found.
     equal: usize,
     /// The last dash lead byte found.
     lead: usize,
+    /// The last `[` found.
+    bracket: usize,
 }
 
 impl<'a> Triggers<'a> {
-    fn new(text: &'a [u8], dashes: bool) -> Self {
+    fn new(text: &'a [u8], also: Also) -> Self {
         let mut escapes = memchr::memchr3_iter(b'&', b'%', b'\\', text);
         let mut equals = memchr::memchr_iter(b'=', text);
-        let mut leads =
-            (dashes && has_word_dash(text)).then(|| memchr::memchr3_iter(0xE2, 0xE3, 0xEF, text));
+        let mut leads = (also.dashes && has_word_dash(text))
+            .then(|| memchr::memchr3_iter(0xE2, 0xE3, 0xEF, text));
+        let mut brackets = also.terminal.then(|| memchr::memchr_iter(b'[', text));
         let len = text.len();
         Triggers {
             len,
             escape: escapes.next().unwrap_or(len),
             equal: equals.next().unwrap_or(len),
             lead: leads.as_mut().and_then(Iterator::next).unwrap_or(len),
+            bracket: brackets.as_mut().and_then(Iterator::next).unwrap_or(len),
             escapes,
             equals,
             leads,
+            brackets,
         }
     }
 
@@ -401,7 +445,12 @@ impl<'a> Triggers<'a> {
                 self.lead = leads.next().unwrap_or(self.len);
             }
         }
-        let at = self.escape.min(self.equal).min(self.lead);
+        if let Some(brackets) = &mut self.brackets {
+            while self.bracket < from.min(self.len) {
+                self.bracket = brackets.next().unwrap_or(self.len);
+            }
+        }
+        let at = self.escape.min(self.equal).min(self.lead).min(self.bracket);
         (at < self.len).then_some(at)
     }
 }
@@ -481,12 +530,21 @@ fn escape_at(text: &[u8], at: usize, out: &mut String) -> Option<usize> {
     let rest = &text[at..];
     match rest[0] {
         0xE2 | 0xE3 | 0xEF => word_dash(text, at, out),
+        b'[' => terminal_residue(text, at),
         b'&' if rest.get(1) == Some(&b'#') => numeric_reference(rest, out),
         b'&' => named_reference_at(rest, out),
         b'%' => url_escape(rest, out),
         b'=' => quoted_printable(text, at, out),
         _ => backslash(rest, out),
     }
+}
+
+/// What is left at `text[at]` of a terminal's control sequence once its escape character was
+/// dropped (`[31m`, `[01;31m`, `[K`: [`csi_end`](crate::json::csi_end)), read as nothing, as
+/// a terminal shows it. Only in a body that had such a sequence, and only in this reading:
+/// the text keeps it, as a model reads it (`ESC[credit card` is `[credit card` to a model).
+fn terminal_residue(text: &[u8], at: usize) -> Option<usize> {
+    crate::json::csi_end(text, at, '\u{1b}').map(|end| end - at)
 }
 
 /// `&#101;`, `&#x65;`, with any number of leading zeros and without the `;` (HTML reads
@@ -709,6 +767,13 @@ fn backslash(rest: &[u8], out: &mut String) -> Option<usize> {
             (u32::from(b), 4)
         }
         b'u' => utf16_escape(rest, b"\\u")?,
+        // The shell's `\e` (bash's `echo -e`, `printf`, zsh's prompts), read only where it
+        // starts a terminal's control sequence: LaTeX's `\emph` stays as written.
+        b'e' if rest.get(2) == Some(&b'[') => (0x1b, 2),
+        // Octal escape characters (`\033`, echo's `\0033`) starting one: other octal controls
+        // stay as written.
+        b'0' if rest.get(2..5) == Some(b"33[") => (0x1b, 4),
+        b'0' if rest.get(2..6) == Some(b"033[") => (0x1b, 5),
         b'U' => (number(rest.get(2..10)?, 16)?, 10),
         c if c.is_ascii_hexdigit() => {
             let (c, len) = digits_escape(rest)?;
@@ -1267,9 +1332,9 @@ mod tests {
     #[test]
     fn escapes_are_written_out_and_mapped_back() {
         let mut u = Unescaped::default();
-        assert!(!u.read(b"50% of it & more, C:\\Users", true));
+        assert!(!u.read(b"50% of it & more, C:\\Users", Also::ALL));
         let text = "a&#98;c&shy;d%20e\\x66";
-        assert!(u.read(text.as_bytes(), true));
+        assert!(u.read(text.as_bytes(), Also::ALL));
         assert_eq!(u.text, b"abcd ef");
         // Each byte written out comes from where it was written; an escape's from its start.
         let from: Vec<usize> = (0..=u.text.len()).map(|k| u.original(k)).collect();
@@ -1283,14 +1348,14 @@ mod tests {
             ]
         );
         // A reading ending in an escape ends where the text does.
-        assert!(u.read(b"x&amp;", true));
+        assert!(u.read(b"x&amp;", Also::ALL));
         assert_eq!((u.text.as_slice(), u.original(2)), (&b"x&"[..], 6));
     }
 
     /// What `text` reads written out, if it holds an escape that decodes.
     fn unescaped(text: &str) -> Option<String> {
         let mut u = Unescaped::default();
-        u.read(text.as_bytes(), true)
+        u.read(text.as_bytes(), Also::ALL)
             .then(|| String::from_utf8(u.text).expect("UTF-8"))
     }
 
@@ -1399,7 +1464,7 @@ mod tests {
 
     #[test]
     fn the_trigger_scan_finds_what_a_byte_scan_does() {
-        let is_trigger = |c: u8| matches!(c, b'&' | b'%' | b'\\' | b'=');
+        let is_trigger = |c: u8| matches!(c, b'&' | b'%' | b'\\' | b'=' | b'[');
         let scalar = |t: &[u8], from: usize| (from..t.len()).find(|&k| is_trigger(t[k]));
         let mut seed = 0x9e37_79b9_u32;
         for len in 0..100 {
@@ -1410,11 +1475,11 @@ mod tests {
                         seed ^= seed << 13;
                         seed ^= seed >> 17;
                         seed ^= seed << 5;
-                        b"&%\\=aaaaaaaaaaaa\xa6\xa5\xdc\xbd"[seed as usize % 20]
+                        b"&%\\=[aaaaaaaaaaa\xa6\xa5\xdc\xbd"[seed as usize % 20]
                     })
                     .collect();
                 // Asked from every trigger found on (as `read` asks), and from a jump ahead.
-                let mut triggers = Triggers::new(&t, true);
+                let mut triggers = Triggers::new(&t, Also::ALL);
                 let mut from = 0;
                 while let Some(at) = triggers.next(from) {
                     assert_eq!(Some(at), scalar(&t, from), "{t:?} from {from}");
@@ -1462,7 +1527,7 @@ mod tests {
                 text.push_str(pieces[seed as usize % pieces.len()]);
             }
             let t = text.as_bytes();
-            if !u.read(t, true) {
+            if !u.read(t, Also::ALL) {
                 continue;
             }
             assert_eq!(u.original(u.text.len()), t.len());

@@ -1353,7 +1353,7 @@ mod twelfth_session;
 mod twentyfirst_escapes;
 mod twentyfirst_files;
 mod twentyfirst_thinking;
-mod twentyfourth_punctuation;
+mod twentyfourth_session;
 mod twentysecond_redteam;
 mod twentysecond_redteam2;
 mod twentysecond_session;

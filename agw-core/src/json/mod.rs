@@ -17,9 +17,9 @@ pub(crate) use chars::{fold, is_invisible, is_tag, is_word_dash, spelled};
 pub(crate) use classify::is_ascii;
 pub(crate) use scan::{Scanner, Str};
 pub(crate) use text::{
-    Decoded, dashed_runs, decode, forget_dashed_runs, in_dashed_run, map_back, map_back_many,
+    Decoded, csi_end, dashed_runs, decode, forget_notes, in_dashed_run, map_back, map_back_many,
     map_exact, next_char, next_non_ascii, normalize_plain, normalize_str,
-    plain_needs_normalization, unescape_exact,
+    plain_needs_normalization, terminal_sequences, unescape_exact,
 };
 
 /// Why a body could not be read as JSON.

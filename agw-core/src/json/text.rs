@@ -513,17 +513,35 @@ fn keep_seen(seen: &Seen) {
 }
 
 thread_local! {
-    /// Whether text read since [`forget_dashed_runs`] on this thread had a dash prose uses
+    /// Whether text read since [`forget_notes`] on this thread had a dash prose uses
     /// between words ([`is_word_dash`]) in a run as long as a key, or escaped.
     static DASHED: Cell<bool> = const { Cell::new(false) };
+    /// Whether text read since [`forget_notes`] on this thread had a terminal's control
+    /// sequence ([`terminal_sequences`]).
+    static TERMINAL: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Starts a body: no dashed run seen yet ([`dashed_runs`]).
-pub(crate) fn forget_dashed_runs() {
+/// Starts a body: no dashed run ([`dashed_runs`]) and no terminal sequence
+/// ([`terminal_sequences`]) seen yet.
+pub(crate) fn forget_notes() {
     DASHED.with(|d| d.set(false));
+    TERMINAL.with(|t| t.set(false));
 }
 
-/// Whether the text read since [`forget_dashed_runs`] had a word dash in a run of letters,
+/// Whether the text read since [`forget_notes`] had a terminal's control sequence (`ESC[31m`,
+/// a command's coloured output pasted or returned by a tool): the guard then reads the text
+/// again without them (`guard::encoded`), so that a colour's `[31m` glues no word to the value
+/// it colours and `grep --color`'s `ESC[m` cuts no key in two.
+pub(crate) fn terminal_sequences() -> bool {
+    TERMINAL.with(Cell::get)
+}
+
+#[cold]
+fn note_terminal_sequence() {
+    TERMINAL.with(|t| t.set(true));
+}
+
+/// Whether the text read since [`forget_notes`] had a word dash in a run of letters,
 /// digits, `-`, `_` and other dashes as long as a key (`sk—ant—api03—…`), or one escaped: the
 /// guard then reads such dashes as `-` too (`guard::encoded`), which prose's `word—word`
 /// does not need.
@@ -719,6 +737,13 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
             _ => c,
         };
         if is_invisible(c) {
+            // Only the escape character of a terminal's control sequence is dropped: its
+            // `[31m` stays text, as a model reads it (a letter after `ESC[` may be the
+            // sequence's end to a terminal and a word's start to a model: `ESC[credit card`).
+            // The guard reads the text again without such sequences ([`terminal_sequences`]).
+            if c == '\u{1b}' && csi_end(raw, next, c).is_some() {
+                note_terminal_sequence();
+            }
             i = next;
             continue;
         }
@@ -747,6 +772,35 @@ fn walk(raw: &[u8], limit: usize, mut emit: impl FnMut(&[u8], Range<usize>, bool
     flush(&mut cluster, cluster_src, &seen, &mut emit);
     keep_seen(&seen);
     emitted.get() <= limit
+}
+
+/// The longest parameter run of a control sequence [`csi_end`] reads.
+const MAX_CSI_PARAMS: usize = 32;
+
+/// Where the terminal control sequence (ECMA-48's CSI) that `c`, ending at `at`, introduces
+/// ends, if it is one: `c` is ESC followed by `[`, or U+009B; then parameter bytes
+/// (`0`–`9`, `:`, `;`, `<`–`?`), intermediate bytes (space to `/`) and one final byte (`@`
+/// to `~`, not a backslash, which would start a JSON escape): `ESC[31m`, `ESC[01;31m`,
+/// `ESC[K`, `ESC[2J`.
+pub(crate) fn csi_end(raw: &[u8], at: usize, c: char) -> Option<usize> {
+    let mut at = match c {
+        '\u{1b}' if raw.get(at) == Some(&b'[') => at + 1,
+        '\u{9b}' => at,
+        _ => return None,
+    };
+    let rest = &raw[at.min(raw.len())..];
+    let params = rest
+        .iter()
+        .take(MAX_CSI_PARAMS)
+        .take_while(|b| (0x30..=0x3f).contains(*b))
+        .count();
+    let inter = rest[params..]
+        .iter()
+        .take(4)
+        .take_while(|b| (0x20..=0x2f).contains(*b))
+        .count();
+    at += params + inter;
+    matches!(raw.get(at), Some(0x40..=0x5b | 0x5d..=0x7e)).then_some(at + 1)
 }
 
 /// What non-ASCII `c` reads as when it stands alone and joins nothing before it.
@@ -947,6 +1001,11 @@ mod tests {
             (r"credit\u0000 card", "credit card"),
             (r"cre\bdit card", "credit card"),
             (r"credit \u001bcard\u007f", "credit card"),
+            // Of a terminal's control sequence only the escape character is dropped (the
+            // guard reads the text again without the sequences: `terminal_sequences`).
+            (r"\u001b[31mcredit\u001b[0m card", "[31mcredit[0m card"),
+            (r"\u009b1;2Hcredit card", "1;2Hcredit card"),
+            (r"\u001b[credit card", "[credit card"),
             ("credit\u{9F} card", "credit card"),
             // Whitespace controls are word breaks: line breaks read as `\n`, U+001F as a space.
             (r"credit\fcard", "credit\ncard"),
@@ -1231,6 +1290,12 @@ mod tests {
             "\u{304B}",
             "\u{0915}",
             "\u{093F}",
+            // Terminal control sequences, whole and cut.
+            "\\u001b",
+            "[",
+            "31m",
+            ";1",
+            "\u{9B}",
         ];
         for raw in random_strings(&alphabet, 3000, 23) {
             let mut got = Vec::new();

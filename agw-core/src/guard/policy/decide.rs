@@ -159,8 +159,8 @@ impl Policy {
         let mut tool_hit = false;
         let (mut encoded, mut side) = (Vec::new(), Vec::new());
         let mut unescaped = crate::guard::encoded::Unescaped::default();
-        // Whether the body had a word dash in a key-long run (`json::dashed_runs`).
-        let dashes = crate::json::dashed_runs();
+        // Whether the body had a word dash in a key-long run or a terminal sequence.
+        let also = crate::guard::encoded::Also::noted();
         let mut edges = Vec::new();
         for unit in &doc.units {
             let state = if doc.is_latest(unit) {
@@ -225,7 +225,7 @@ impl Policy {
                 }
                 // Text written with escapes a model reads through (`cr&#101;dit`,
                 // `credit%20card`, `\x65`): a hit over the escapes it spans.
-                if unescaped.read(text, dashes) {
+                if unescaped.read(text, also) {
                     side.clear();
                     // Where strings sent apart meet, in the text written out.
                     let (at, start) = doc.edge_offsets(unit);

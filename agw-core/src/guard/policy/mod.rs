@@ -301,7 +301,7 @@ impl Policy {
         if matches!(kind, RouteKind::Models | RouteKind::Unguarded) {
             return Ok(Verdict::new(Decision::Allow, Vec::new()));
         }
-        crate::json::forget_dashed_runs();
+        crate::json::forget_notes();
         let mut doc = extract(kind, body, self.inner.id)?;
         let history_files = if doc.file_sources.is_empty() {
             Vec::new()

@@ -511,7 +511,7 @@ impl Policy {
             );
         }
         let mut unescaped = crate::guard::encoded::Unescaped::default();
-        if !refused(verdict) && unescaped.read(text, true) {
+        if !refused(verdict) && unescaped.read(text, crate::guard::encoded::Also::ALL) {
             self.refuse_in(
                 verdict,
                 wanted,

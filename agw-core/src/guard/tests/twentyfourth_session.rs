@@ -1,0 +1,236 @@
+//! The twenty-fourth session: values set in prose's and Markdown's punctuation. A number
+//! followed by an em dash and a word (`123-45-6789—keep it safe`), by an en dash (which the
+//! guard reads as `-`), a value in Markdown's underscore emphasis (`_4111 1111 1111 1111_`), a
+//! key after an en dash, an address glued to a word by one: each went upstream unread.
+
+use super::twentysecond_redteam::{all_policy, prompt, sent};
+use super::*;
+
+const VALUES: &[&str] = &[
+    "123-45-6789",
+    "+1 415-555-0132",
+    "(415) 555-0132",
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1111",
+    "4111111111111111",
+    "alice@example.com",
+    "AKIAIOSFODNN7EXAMPLE",
+    "DE89 3704 0044 0532 0130 00",
+    "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+    "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp",
+    "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
+];
+
+/// Before and after the value.
+const SETTINGS: &[(&str, &str)] = &[
+    ("", "—keep it safe"),
+    ("", "―keep it safe"),
+    ("", "–call me"),
+    ("", "\u{2011}thanks"),
+    ("", "-please"),
+    ("", "—So"),
+    ("_", "_"),
+    ("__", "__"),
+    ("_", "_."),
+    ("–", ""),
+    ("— ", " —"),
+    ("**", "**"),
+    ("“", "”"),
+];
+
+#[test]
+fn values_in_prose_and_markdown_punctuation_are_found() {
+    let policy = all_policy(true);
+    let mut leaked = vec![];
+    for value in VALUES {
+        for (before, after) in SETTINGS {
+            let text = format!("my value is {before}{value}{after} and more");
+            let out = sent(&policy, &prompt(&text)).unwrap();
+            if out.contains(value) {
+                leaked.push(text);
+            }
+        }
+    }
+    assert!(leaked.is_empty(), "sent unmasked: {leaked:#?}");
+}
+
+/// What still goes on with a number or a key, and so is not it: a part number's suffix, an
+/// identifier glued by `_` to a word, a longer run of key characters.
+#[test]
+fn suffixes_and_glued_identifiers_are_still_no_values() {
+    let policy = all_policy(true);
+    for text in [
+        "part no. 536-22-8726-B",
+        "part no. 536-22-8726-b",
+        "part no. 536-22-8726-A2",
+        "part no. 536-22-8726-REV",
+        "Order #4000123412341234-A shipped",
+        "row id_4111111111111111 and x_4111111111111111_y",
+        "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6QX",
+        "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q-x9Yz",
+    ] {
+        let body = prompt(text);
+        assert_eq!(
+            sent(&policy, &body).as_deref(),
+            Some(body.as_str()),
+            "{text}"
+        );
+    }
+}
+
+
+const GHP: &str = "ghp_Xk3pQ9vR2mT7wL5nB8yC1dF4gH6jK0sA3zE9";
+
+/// A terminal's colour codes around a value (a command's output pasted, a tool result): the
+/// last letter of `ESC[31m` glued it to the value, which lost its boundary; `grep --color`
+/// cuts a key in two with them. Raw (as JSON's `\u001b`) and written out (`\x1b`, `\033`,
+/// `\u001b`, `\e`).
+#[test]
+fn values_in_terminal_colours_are_found() {
+    let policy = all_policy(true);
+    let mut leaked = vec![];
+    for esc in ["\u{1b}", "\\x1b", "\\033", "\\u001b", "\\e", "\\x1B"] {
+        for (text, value) in [
+            (format!("value: {esc}[31m{GHP}{esc}[0m"), GHP),
+            (format!("{esc}[31m4111111111111111{esc}[0m"), "4111111111111111"),
+            (
+                format!("{esc}[33mAKIA4YDCVEKVHZLMUNBG{esc}[0m"),
+                "AKIA4YDCVEKVHZLMUNBG",
+            ),
+            (format!("{esc}[31m+14155552671{esc}[0m"), "+14155552671"),
+            (format!("{esc}[01;31m{esc}[K{GHP}{esc}[m{esc}[K"), GHP),
+            (
+                format!("GITHUB_TOKEN={esc}[01;31m{esc}[Kghp_{esc}[m{esc}[K{}", &GHP[4..]),
+                &GHP[4..],
+            ),
+            (
+                format!("2024-05-01T12:00:00.0000000Z {esc}[36;1m{GHP}{esc}[0m"),
+                GHP,
+            ),
+            (
+                format!("{{\n  {esc}[1;34m\"ssn\"{esc}[0m: {esc}[0;39m536-22-8726{esc}[0m\n}}"),
+                "536-22-8726",
+            ),
+        ] {
+            let out = sent(&policy, &prompt(&text)).unwrap();
+            if out.contains(value) {
+                leaked.push(text);
+            }
+        }
+    }
+    assert!(leaked.is_empty(), "sent unmasked: {leaked:#?}");
+}
+
+/// Only a whole control sequence is read away: brackets in prose and code, LaTeX's `\emph`,
+/// an escape character before other text.
+#[test]
+fn text_like_a_control_sequence_is_read_as_written() {
+    let rule = Policy::builder()
+        .rule(Rule::regex("phrase", ["credit card", r"\[31mcredit"]).reject("no"))
+        .build()
+        .unwrap();
+    for (text, refused) in [
+        ("credit\u{1b}[31m card", true),
+        ("cre\u{1b}[31mdit card", true),
+        ("cre\u{1b}[1;31mdit\u{1b}[0m card", true),
+        ("cre\\x1b[0mdit card", true),
+        ("the [31mcredit] note", true),
+        ("\\emph{credit card}", true),
+        ("\u{1b}credit card", true),
+        ("\u{1b}[credit card", true),
+        ("\u{1b}[1credit card", true),
+        ("my \u{1b}[mcredit card", true),
+    ] {
+        let body = prompt(text);
+        assert_eq!(sent(&rule, &body).is_none(), refused, "{text:?}");
+    }
+}
+
+/// Slack's browser-session token and cookie (`xoxc-`, `xoxd-`), which Slack's MCP servers
+/// are configured with.
+#[test]
+fn slack_session_tokens_are_found() {
+    let policy = all_policy(true);
+    for value in [
+        "xoxc-123456789012-123456789012-1234567890123-3f9a1c7e5b2d4f608a9c1e3b5d7f9a1c3f9a1c7e5b2d4f608a9c1e3b5d7f9a1c",
+        "xoxd-Xk3pQ9vR2mT7wL5nB8yC1dF4gH6jK0sA3zE9uI2oP7q%2BXk3pQ9vR2mT7wL5nB8yC1d%2FF4gH6jK0sA3zE9uI2oP7q%3D",
+    ] {
+        for text in [
+            format!("SLACK_MCP_TOKEN={value}"),
+            format!("\"token\": \"{value}\""),
+        ] {
+            let out = sent(&policy, &prompt(&text)).unwrap();
+            assert!(!out.contains(&value[5..30]), "{text}");
+        }
+    }
+    for text in [
+        "xoxd-your-cookie-here",
+        "xoxd-XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+        "xoxc-your-token",
+    ] {
+        let body = prompt(text);
+        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
+    }
+}
+
+/// A key after a word and a dash (`key–ghp_…`: an en dash reads as `-`).
+#[test]
+fn keys_after_a_word_and_a_dash_are_found() {
+    let policy = all_policy(true);
+    for dash in ["–", "-", "‐", "−", "‑"] {
+        for (word, value) in [
+            ("key", GHP),
+            ("Token", GHP),
+            ("key", "AKIA4YDCVEKVHZLMUNBG"),
+            ("slack", "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp"),
+        ] {
+            let text = format!("the {word}{dash}{value} works");
+            let out = sent(&policy, &prompt(&text)).unwrap();
+            assert!(!out.contains(value), "{text}");
+        }
+    }
+    // `sk-` keeps its boundary: words end in `-sk`… and `risk-` is no key's start.
+    let text = "see task-sk-1234567890abcdefghijklmnopqrstuvwx for details";
+    let body = prompt(text);
+    assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()));
+}
+
+/// An AWS secret access key under labels a sentence, MinIO, S3-compatible stores and
+/// Terraform's variables give it (red team, twenty-fourth session).
+#[test]
+fn aws_secret_keys_under_more_labels_are_found() {
+    let policy = all_policy(true);
+    let k = "rN9lHZOqqk8Fk2FJh/FgzKVmj1OWaKqd4scg2InW";
+    for t in [
+        format!("my aws secret key is {k}"),
+        format!("My AWS Secret Access Key is {k}."),
+        format!("AWS secret: {k}"),
+        format!("the secret access key is {k}"),
+        format!("secret access key = {k}"),
+        format!("aws secret access key -> {k}"),
+        format!("AWS_SECRET_ACCESS_KEY=\"{k}\""),
+        format!("Secret key: {k}"),
+        format!("Here are my AWS credentials: AKIA4YDCVEKVHZLMUNBG and {k}"),
+        format!("access key AKIA4YDCVEKVHZLMUNBG secret {k}"),
+        format!("MINIO_SECRET_KEY={k}"),
+        format!("S3_SECRET={k}"),
+        format!("S3_SECRET_KEY={k}"),
+        format!("variable \"aws_secret_key\" {{\n  default = \"{k}\"\n}}"),
+        format!("aws_secret_access_key: '{k}'"),
+        format!("{{\"SecretAccessKey\": \"{k}\"}}"),
+        format!("--aws-secret-access-key {k}"),
+        format!("aws configure set aws_secret_access_key {k}"),
+        format!("AWS Secret Access Key [None]: {k}"),
+    ] {
+        let out = sent(&policy, &prompt(&t)).unwrap();
+        assert!(!out.contains(k), "{t}");
+    }
+    // A hash after such a label is no key: 40 hex digits, one case.
+    for t in [
+        "secret key: da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        "MINIO_SECRET_KEY=DA39A3EE5E6B4B0D3255BFEF95601890AFD80709",
+    ] {
+        let body = prompt(t);
+        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{t}");
+    }
+}
