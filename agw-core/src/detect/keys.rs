@@ -299,6 +299,13 @@ pub(super) fn url_password(text: &[u8], s: usize, label: usize) -> Option<(usize
     let a = s + label;
     let end = run(text, a, |b| !ends_url(*b)).min(a + MAX_USERINFO + 256);
     let rest = &text[a..end];
+    let (p, q) = userinfo_password(rest).or_else(|| query_password(rest))?;
+    Some((a + p, a + q))
+}
+
+/// The password in the userinfo of a URL (`rest`: what follows its `://`), as
+/// [`url_password`] reads it, relative to `rest`.
+fn userinfo_password(rest: &[u8]) -> Option<(usize, usize)> {
     // The user may be an address (`smtp://alice@example.com:pw@smtp.example.com`).
     let colon = rest
         .iter()
@@ -351,7 +358,39 @@ pub(super) fn url_password(text: &[u8], s: usize, label: usize) -> Option<(usize
     if password.is_empty() || port || scp || stand_in(password) {
         return None;
     }
-    Some((a + pw_start, a + at))
+    Some((pw_start, at))
+}
+
+/// The names a URL's query or a JDBC URL's properties give a password (any case).
+const QUERY_PASSWORDS: [&[u8]; 5] = [b"password", b"passwd", b"pwd", b"pass", b"pw"];
+
+/// A password in the query or the `;` properties of a URL without one in its userinfo
+/// (`jdbc:postgresql://db/app?user=admin&password=…`, `jdbc:sqlserver://db;user=sa;password=…`,
+/// `https://host/login?username=bob&password=…`; red team, twenty-fourth session): the range
+/// of the first named value in `rest` (what follows `://`) that is no stand-in.
+fn query_password(rest: &[u8]) -> Option<(usize, usize)> {
+    let start = rest.iter().position(|b| matches!(b, b'?' | b';' | b'#'))?;
+    let mut i = start;
+    while i < rest.len() {
+        let name_start = i + 1;
+        let next = rest[name_start..]
+            .iter()
+            .position(|b| matches!(b, b'&' | b';' | b'#'))
+            .map_or(rest.len(), |k| name_start + k);
+        let field = &rest[name_start..next];
+        if let Some(eq) = field.iter().position(|&b| b == b'=')
+            && QUERY_PASSWORDS
+                .iter()
+                .any(|n| field[..eq].trim_ascii().eq_ignore_ascii_case(n))
+        {
+            let value = &field[eq + 1..];
+            if !value.is_empty() && !stand_in(value) {
+                return Some((name_start + eq + 1, next));
+            }
+        }
+        i = next;
+    }
+    None
 }
 
 /// Whether a URL's password is documentation's stand-in for one.

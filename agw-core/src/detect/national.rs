@@ -121,7 +121,7 @@ fn glued_left(text: &[u8], start: usize) -> bool {
 
 /// Whether the value `text[start..end]` is named by one of `names`: a label right before it
 /// ([`labelled`]) or the header of its column in a table ([`column_named`]).
-fn named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bool {
+pub(super) fn named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bool {
     labelled(text, start, names) || column_named(text, start, end, names)
 }
 

@@ -29,6 +29,12 @@ pub(super) fn find(token: &Token<'_>, out: &mut Vec<Finding>) {
         out.push(finding(start, &groups[j - 1]));
         i = j;
     }
+    if let [g] = groups[i..]
+        && let Some(start) = nanp_run(token, g)
+    {
+        out.push(finding(start, &g));
+        return;
+    }
     while i < groups.len() {
         match nanp(token, i) {
             Some((start, j)) => {
@@ -169,6 +175,44 @@ fn country(digits: &[u8]) -> Option<(usize, usize, usize)> {
 /// country uses.
 fn national_length(digits: &[u8]) -> bool {
     country(digits).is_some_and(|(code, min, max)| (min..=max).contains(&(digits.len() - code)))
+}
+
+/// Labels that name a phone number written as one run of digits (`phone: 4155552671`, a
+/// `phone` column's `4155552671`; red team, twenty-fourth session): the label right before it
+/// or the column's header ([`named`](super::national::named)), read as words in lower case.
+const PHONE_LABELS: &[&str] = &[
+    "phone",
+    "phone number",
+    "phone no",
+    "telephone",
+    "tel",
+    "mobile",
+    "mobile number",
+    "mobile no",
+    "cell",
+    "cell phone",
+    "cellphone",
+    "fax",
+    "contact number",
+    "whatsapp",
+];
+
+/// A NANP number written as one run of ten digits (eleven with the country code `1`) that a
+/// phone label names ([`PHONE_LABELS`]): its start. Ten digits alone are as often an id or a
+/// timestamp (`1717171717`), so only a label makes them a number.
+fn nanp_run(token: &Token<'_>, g: Group) -> Option<usize> {
+    let d = &token.text[g.start..g.end];
+    let national = match d.len() {
+        10 => d,
+        11 if d[0] == b'1' => &d[1..],
+        _ => return None,
+    };
+    let valid = national[0] >= b'2' && national[3] >= b'2';
+    (valid
+        && !g.paren
+        && token.isolated(0, 1, false, Continues::Always)
+        && super::national::named(token.text, g.start, g.end, PHONE_LABELS))
+    .then_some(g.start)
 }
 
 /// Whether the 11 digits of `groups[..end]` (`1` and a national number) have an area code and

@@ -234,3 +234,55 @@ fn aws_secret_keys_under_more_labels_are_found() {
         assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{t}");
     }
 }
+
+/// A NANP number written as one run of digits, named by a label or its column's header.
+#[test]
+fn phone_numbers_in_one_run_after_a_label_are_found() {
+    let policy = all_policy(true);
+    for text in [
+        "phone: 4155552671",
+        "{\"phone\": \"4155552671\"}",
+        "name,phone\nJane,4155552671\n",
+        "Mobile: 14155552671",
+        "<td>Telephone</td><td>4155552671</td>",
+        "contact_number=4155552671",
+    ] {
+        let out = sent(&policy, &prompt(text)).unwrap();
+        assert!(!out.contains("4155552671"), "{text}");
+    }
+    for text in [
+        "id: 4155552671",
+        "created 1717171717",
+        "phone: 1234567890",
+        "phone: 41555526710",
+        "calls per day 4155552671",
+    ] {
+        let body = prompt(text);
+        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
+    }
+}
+
+/// A password in a URL's query or a JDBC URL's properties, where no userinfo holds one.
+#[test]
+fn passwords_in_url_queries_are_found() {
+    let policy = all_policy(true);
+    for text in [
+        "jdbc:postgresql://db:5432/app?user=admin&password=S3cr3tP4ss",
+        "jdbc:sqlserver://db.example.com:1433;databaseName=app;user=sa;password=S3cr3tP4ss;",
+        "GET https://api.example.com/login?username=bob&password=S3cr3tP4ss HTTP/1.1",
+        "mongodb://db.example.com/app?authSource=admin&PWD=S3cr3tP4ss",
+    ] {
+        let out = sent(&policy, &prompt(text)).unwrap();
+        assert!(!out.contains("S3cr3tP4ss"), "{text}");
+    }
+    // Stand-ins and other parameters stay.
+    for text in [
+        "jdbc:postgresql://db:5432/app?user=admin&password=${DB_PASSWORD}",
+        "https://example.com/reset?password=changeme&next=/",
+        "https://example.com/search?q=password&page=2",
+        "https://example.com/login?user=bob&password=<password>",
+    ] {
+        let body = prompt(text);
+        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
+    }
+}
