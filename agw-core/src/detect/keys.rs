@@ -393,6 +393,113 @@ fn query_password(rest: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
+/// The keys of a database connection string besides its password (ADO.NET's, ODBC's,
+/// libpq's and MySQL's), lower case, blanks as written: one of them in the same string
+/// makes a `Password=` a connection string's.
+const CONNECTION_KEYS: [&[u8]; 16] = [
+    b"server",
+    b"data source",
+    b"datasource",
+    b"host",
+    b"hostname",
+    b"address",
+    b"addr",
+    b"network address",
+    b"user id",
+    b"userid",
+    b"uid",
+    b"user",
+    b"username",
+    b"database",
+    b"initial catalog",
+    b"dbname",
+];
+
+/// How far around a connection string's password its other keys are looked for.
+const CONNECTION_WINDOW: usize = 384;
+
+/// The password in a database connection string whose `Password=` label starts at
+/// `s` (`Server=db;Database=app;User ID=sa;Password=…;`, `Host=db;Username=app;Password=…`;
+/// red team, twenty-fourth session): the label starts the string or follows a `;`, another
+/// of the string's keys ([`CONNECTION_KEYS`]) is in it, and the value — up to a `;`, a quote
+/// or a line's end, or quoted itself (`'…'`, `"…"`, `{…}`) — is no stand-in ([`stand_in`]).
+/// Returns the value's range.
+pub(super) fn conn_password(text: &[u8], s: usize) -> Option<(usize, usize)> {
+    let v = memchr::memchr(b'=', &text[s..(s + 10).min(text.len())])? + s + 1;
+    let e = conn_value_end(text, v)?;
+    let (vs, ve) = match text.get(v) {
+        Some(&q @ (b'\'' | b'"')) if e > v + 1 && text[e - 1] == q => (v + 1, e - 1),
+        Some(b'{') if e > v + 1 && text[e - 1] == b'}' => (v + 1, e - 1),
+        _ => (v, e),
+    };
+    let value = text[vs..ve].trim_ascii();
+    let before = text[..s]
+        .iter()
+        .rev()
+        .find(|b| !matches!(b, b' ' | b'\t'));
+    let starts = matches!(before, None | Some(b';' | b'"' | b'\'' | b'=' | b'\n'));
+    (starts && !value.is_empty() && !stand_in(value) && has_connection_key(text, s, e))
+        .then_some((vs, ve))
+}
+
+/// Where a connection string's value starting at `v` ends (`None` while text may follow).
+fn conn_value_end(text: &[u8], v: usize) -> Option<usize> {
+    let close = match text.get(v)? {
+        b'\'' => Some(b'\''),
+        b'"' => Some(b'"'),
+        b'{' => Some(b'}'),
+        _ => None,
+    };
+    if let Some(close) = close {
+        let k = memchr::memchr(close, &text[v + 1..])?;
+        return Some(v + 2 + k);
+    }
+    let k = text[v..]
+        .iter()
+        .position(|b| matches!(b, b';' | b'"' | b'\'' | b'\n' | b'\r' | b'\\'));
+    Some(k.map_or(text.len(), |k| v + k))
+}
+
+/// Whether another key of a connection string ([`CONNECTION_KEYS`]) is in the same string as
+/// the password whose label starts at `s` and whose value ends at `e`: a `;`-separated field
+/// within [`CONNECTION_WINDOW`] bytes, no line break or quote between.
+fn has_connection_key(text: &[u8], s: usize, e: usize) -> bool {
+    let stop = |b: &u8| matches!(b, b'\n' | b'\r' | b'"');
+    let from = text[s.saturating_sub(CONNECTION_WINDOW)..s]
+        .iter()
+        .rposition(stop)
+        .map_or(s.saturating_sub(CONNECTION_WINDOW), |k| {
+            s.saturating_sub(CONNECTION_WINDOW) + k + 1
+        });
+    let to = text[e..(e + CONNECTION_WINDOW).min(text.len())]
+        .iter()
+        .position(stop)
+        .map_or((e + CONNECTION_WINDOW).min(text.len()), |k| e + k);
+    text[from..to].split(|&b| b == b';').any(|field| {
+        field.iter().position(|&b| b == b'=').is_some_and(|eq| {
+            let key = field[..eq].trim_ascii();
+            CONNECTION_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k))
+        })
+    })
+}
+
+/// Whether what [`conn_password`] says of the label at `s` may change when text is appended:
+/// its value, or the string after it, has not ended.
+pub(super) fn conn_password_open(text: &[u8], s: usize) -> bool {
+    let Some(eq) = memchr::memchr(b'=', &text[s..(s + 10).min(text.len())]) else {
+        return text.len() < s + 10;
+    };
+    let v = s + eq + 1;
+    match conn_value_end(text, v) {
+        None => true,
+        Some(e) => {
+            let rest = &text[e..];
+            !rest.iter().take(CONNECTION_WINDOW).any(|b| matches!(b, b'\n' | b'\r' | b'"'))
+                && rest.len() < CONNECTION_WINDOW
+        }
+    }
+}
+
 /// Whether a URL's password is documentation's stand-in for one.
 fn stand_in(pw: &[u8]) -> bool {
     // A name in brackets (`<password>`, `[PASSWORD]`, `{password}`, `{{ db_pass }}`,

@@ -45,6 +45,8 @@ enum Kind {
     /// `ecret` or `ECRET`, perhaps in a label naming an AWS secret access key
     /// (`aws_secret_access_key = …`, `SecretAccessKey`).
     AwsSecret,
+    /// `Password=` in a database connection string (`Server=…;User ID=sa;Password=…;`).
+    ConnPassword,
 }
 
 impl Kind {
@@ -75,6 +77,7 @@ impl Kind {
             Kind::AwsSecret => {
                 set.contains(Detector::AwsSecretKey) || set.contains(Detector::NotionToken)
             }
+            Kind::ConnPassword => set.contains(Detector::UrlPassword),
         }
     }
 }
@@ -176,6 +179,9 @@ const PREFIXES: &[(&str, Kind, Lead)] = &[
     ("eyJ", Kind::Jwt, Lead::Here),
     ("-----BEGIN ", Kind::Pem, Lead::Here),
     ("LS0tLS1CRUdJTi", Kind::PemBase64, Lead::Here),
+    // The 64th literal: `PASSWORD=` and ODBC's `PWD=` would need more than the prefilter
+    // takes.
+    ("assword=", Kind::ConnPassword, Lead::Before(&[b"P", b"p"])),
 ];
 
 const fn token(prefix: &'static str, shape: &'static Shape) -> (&'static str, Kind, Lead) {
@@ -494,6 +500,7 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
         Kind::AzureEnv => vendor::azure_env_open(text, s),
         Kind::SendGrid => vendor::sendgrid_open(text, s),
         Kind::AwsSecret => vendor::aws_secret_open(text, s) || notion_legacy_open(text, s),
+        Kind::ConnPassword => keys::conn_password_open(text, s),
     }
 }
 
@@ -585,6 +592,10 @@ fn verify(kind: Kind, text: &[u8], s: usize, edges: Edges<'_>) -> Option<(Detect
         Kind::Azure => {
             let (v, e) = keys::azure(text, s, edges)?;
             return Some((Detector::AzureStorageKey, v..e));
+        }
+        Kind::ConnPassword => {
+            let (v, e) = keys::conn_password(text, s)?;
+            return Some((Detector::UrlPassword, v..e));
         }
         Kind::AzureEnv => {
             let (v, e) = vendor::azure_env(text, s, edges)?;

@@ -286,3 +286,33 @@ fn passwords_in_url_queries_are_found() {
         assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
     }
 }
+
+/// A database connection string's password (ADO.NET, ODBC, libpq, MySQL), as `.NET`'s
+/// `appsettings.json` and code hold them.
+#[test]
+fn passwords_in_connection_strings_are_found() {
+    let policy = all_policy(true);
+    for text in [
+        "Server=tcp:db.database.windows.net,1433;Database=app;User ID=sa;Password=MyS3cr3t!Pass;Encrypt=True;",
+        "{\"ConnectionStrings\": {\"Default\": \"Host=db;Port=5432;Username=app;Password=MyS3cr3t!Pass\"}}",
+        "var cs = \"Data Source=db;Initial Catalog=app;User Id=sa;Password=MyS3cr3t!Pass;\";",
+        "Driver={ODBC Driver 18 for SQL Server};Server=db;UID=sa;Password={MyS3cr3t!Pass};",
+        "server=db; database=app; user=sa; password='MyS3cr3t!Pass'",
+        "Password=MyS3cr3t!Pass;Server=db;Database=app",
+    ] {
+        let out = sent(&policy, &prompt(text)).unwrap();
+        assert!(!out.contains("MyS3cr3t!Pass"), "{text}");
+    }
+    for text in [
+        // Stand-ins, and a password with no connection string around it.
+        "Server=db;Database=app;User ID=sa;Password=${DB_PASSWORD};",
+        "Server=db;Database=app;User ID=sa;Password=<password>;",
+        "Server=db;Database=app;User ID=sa;Password=changeme;",
+        "POSTGRES_PASSWORD=MyS3cr3t!Pass",
+        "the form posts password=MyS3cr3t!Pass to the server",
+        "Integrated Security=True;Server=db;Database=app",
+    ] {
+        let body = prompt(text);
+        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
+    }
+}
