@@ -443,7 +443,16 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
         Kind::Sk => {
             let rest = &text[s..];
             let distinct_cut = b"sk-ant-".starts_with(rest) || b"sk-proj-".starts_with(rest);
-            (boundary || distinct_cut) && run(text, s + 3, is_key_char_ref) == len
+            let e = run(text, s + 3, is_key_char_ref);
+            // An Anthropic key cut by a line break may go on on the next line.
+            let wrap = rest.starts_with(b"sk-ant-")
+                && !text[..e].ends_with(b"AA")
+                && e - s < *ANTHROPIC_KEY_LEN.end()
+                && {
+                    let next = e + usize::from(at(text, e) == b'\r') + 1;
+                    matches!(at(text, e), b'\n' | b'\r') && run(text, next, is_key_char_ref) >= len
+                };
+            (boundary || distinct_cut) && (e == len || wrap)
         }
         _ if !boundary => false,
         // Exactly 20 characters, and the one after them decides.
@@ -677,7 +686,8 @@ fn sk(text: &[u8], s: usize, glued: bool) -> Option<(Detector, usize)> {
         .split(|&b| b == b'-')
         .any(|part| part.len() >= 16 && random(part) && (!glued || scrambled(part)));
     if let Some(rest) = body.strip_prefix(b"ant-") {
-        return (rest.len() >= 20 && random_part).then_some((Detector::AnthropicKey, e));
+        return (rest.len() >= 20 && random_part)
+            .then(|| (Detector::AnthropicKey, wrapped_end(text, s, e).unwrap_or(e)));
     }
     // OpenRouter: `sk-or-v1-` and 64 hex digits; other `sk-or-…` keys read as OpenAI's.
     if let Some(rest) = body.strip_prefix(b"or-v1-") {
@@ -691,6 +701,29 @@ fn sk(text: &[u8], s: usize, glued: bool) -> Option<(Detector, usize)> {
         && body.iter().any(u8::is_ascii_digit)
         && body.iter().any(u8::is_ascii_alphabetic);
     ok.then_some((Detector::OpenAiKey, e))
+}
+
+/// A full Anthropic key's length (`sk-ant-api03-`, 93 random characters, `AA`), give or take
+/// what other kinds of key have.
+const ANTHROPIC_KEY_LEN: std::ops::RangeInclusive<usize> = 100..=120;
+
+/// Where an Anthropic key starting at `s` and cut at `e` by a line break goes on, if it does:
+/// the next line is one run of key characters that completes it — its end is the key's `AA`
+/// and the whole is as long as a key ([`ANTHROPIC_KEY_LEN`]). A terminal wraps a long key
+/// so, and a copy keeps the break (red team, twenty-fourth session: the second line went
+/// upstream unmasked).
+fn wrapped_end(text: &[u8], s: usize, e: usize) -> Option<usize> {
+    if text[..e].ends_with(b"AA") {
+        return None;
+    }
+    let next = match (at(text, e), at(text, e + 1)) {
+        (b'\n', _) => e + 1,
+        (b'\r', b'\n') => e + 2,
+        _ => return None,
+    };
+    let c = run(text, next, is_key_char_ref);
+    let whole = (e - s) + (c - next);
+    (c > next && text[..c].ends_with(b"AA") && ANTHROPIC_KEY_LEN.contains(&whole)).then_some(c)
 }
 
 /// A four-character prefix (`AKIA`, `ASIA`, …, or `A3T` and one more) and 16 of `[A-Z0-9]`,

@@ -316,3 +316,26 @@ fn passwords_in_connection_strings_are_found() {
         assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
     }
 }
+
+/// An Anthropic key wrapped over two lines, as a terminal shows a long key and a copy keeps
+/// it: both lines are masked; a key that ends on its line leaves the next alone.
+#[test]
+fn a_wrapped_anthropic_key_is_masked_whole() {
+    let policy = all_policy(true);
+    let random = "Xk3pQ9vR2mT7wL5nB8yC1dF4gH6jK0sA3zE9uI2oP7q-Z_".repeat(3);
+    let key = format!("sk-ant-api03-{}AA", &random[..93]);
+    let key = key.as_str();
+    assert_eq!(key.len(), 108);
+    for cut in [40, 80, 100] {
+        for br in ["\n", "\r\n"] {
+            let text = format!("export ANTHROPIC_API_KEY={}{br}{}\nnext line", &key[..cut], &key[cut..]);
+            let out = sent(&policy, &prompt(&text)).unwrap();
+            assert!(!out.contains(&key[cut..]), "{cut}: {out}");
+            assert!(out.contains("next line"), "{out}");
+        }
+    }
+    // A whole key, then a line of another word.
+    let text = format!("{key}\nAbcdefghijklmnopqrstuvwxyzAA");
+    let out = sent(&policy, &prompt(&text)).unwrap();
+    assert!(out.contains("AbcdefghijklmnopqrstuvwxyzAA"), "{out}");
+}
