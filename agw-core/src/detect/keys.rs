@@ -355,7 +355,12 @@ fn userinfo_password(rest: &[u8]) -> Option<(usize, usize)> {
     let port = (1..=5).contains(&port_digits)
         && matches!(password.get(port_digits), None | Some(b'/' | b'?' | b'#'));
     let scp = user.contains(&b'@') && password.contains(&b'/');
-    if password.is_empty() || port || scp || stand_in(password) {
+    // A development default, the user's name again (`postgres:postgres`, `root:root`,
+    // `app:app`, as compose files and tutorials write them): no secret.
+    let default = password.eq_ignore_ascii_case(user)
+        && password.len() <= 16
+        && password.iter().all(u8::is_ascii_alphabetic);
+    if password.is_empty() || port || scp || default || stand_in(password) {
         return None;
     }
     Some((pw_start, at))

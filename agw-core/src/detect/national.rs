@@ -58,54 +58,81 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// Words that name a build, a job, a version, a ticket or another record: a number after one
+/// is its identifier.
+const IDS: [&[u8]; 40] = [
+    b"build",
+    b"builds",
+    b"job",
+    b"run",
+    b"pipeline",
+    b"ver",
+    b"version",
+    b"v",
+    b"rev",
+    b"revision",
+    b"release",
+    b"rel",
+    b"pr",
+    b"issue",
+    b"ticket",
+    b"order",
+    b"invoice",
+    b"sku",
+    b"part",
+    b"item",
+    b"tag",
+    b"node",
+    b"pod",
+    b"host",
+    b"commit",
+    b"batch",
+    b"task",
+    b"step",
+    b"ref",
+    b"bug",
+    b"case",
+    b"req",
+    b"request",
+    b"cluster",
+    b"incident",
+    b"inc",
+    b"change",
+    b"chg",
+    b"jira",
+    b"story",
+];
+
+/// Whether the number at `start` follows one of [`IDS`] (or `id`, `pid`), as its own word
+/// (`ticket 130-692-544`, `[pid 130-692-544]`, `Order #130-692-544`): an identifier, not a
+/// SIN written alone (red team, twenty-fourth session: a tenth of such ids pass Luhn).
+fn after_id_word(text: &[u8], start: usize) -> bool {
+    let before = &text[..start];
+    let seps = before
+        .iter()
+        .rev()
+        .take(4)
+        .take_while(|b| matches!(b, b' ' | b'#' | b':' | b'=' | b'-' | b'_' | b'.'))
+        .count();
+    let before = &before[..before.len() - seps];
+    let word = before
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .count();
+    let word = &before[before.len() - word..];
+    seps > 0
+        && (IDS.iter().any(|id| word.eq_ignore_ascii_case(id))
+            || word.eq_ignore_ascii_case(b"id")
+            || word.eq_ignore_ascii_case(b"pid"))
+}
+
 /// Whether the number at `start` goes on by a hyphen or an underscore from a word that names
 /// a build, a job, a version or a ticket (`build-482-11-3344`, `job_123-45-6789`): an
 /// identifier's part (twenty-first session's red team: such build ids were reported). Any
 /// other word keeps it an SSN: a label (`ssn_078-05-1120`), a name in a file's name
 /// (`W2_John_Smith_078-05-1120.pdf`: twenty-second session's red team).
 fn glued_left(text: &[u8], start: usize) -> bool {
-    const IDS: [&[u8]; 40] = [
-        b"build",
-        b"builds",
-        b"job",
-        b"run",
-        b"pipeline",
-        b"ver",
-        b"version",
-        b"v",
-        b"rev",
-        b"revision",
-        b"release",
-        b"rel",
-        b"pr",
-        b"issue",
-        b"ticket",
-        b"order",
-        b"invoice",
-        b"sku",
-        b"part",
-        b"item",
-        b"tag",
-        b"node",
-        b"pod",
-        b"host",
-        b"commit",
-        b"batch",
-        b"task",
-        b"step",
-        b"ref",
-        b"bug",
-        b"case",
-        b"req",
-        b"request",
-        b"cluster",
-        b"incident",
-        b"inc",
-        b"change",
-        b"chg",
-        b"jira",
-        b"story",
-    ];
     if start < 2 || !matches!(text[start - 1], b'-' | b'_') {
         return false;
     }
@@ -354,7 +381,7 @@ pub(super) fn find_sin(token: &Token<'_>, out: &mut Vec<Finding>) {
             1
         } else if i + 3 <= groups.len()
             && three_groups(token, i, [3, 3, 3])
-            && (groups[i + 1].sep == b'-'
+            && ((groups[i + 1].sep == b'-' && !after_id_word(token.text, groups[i].start))
                 || named(token.text, groups[i].start, groups[i + 2].end, SIN_LABELS))
         {
             for k in 0..3 {

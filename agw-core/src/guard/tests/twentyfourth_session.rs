@@ -339,3 +339,29 @@ fn a_wrapped_anthropic_key_is_masked_whole() {
     let out = sent(&policy, &prompt(&text)).unwrap();
     assert!(out.contains("AbcdefghijklmnopqrstuvwxyzAA"), "{out}");
 }
+
+/// What is no secret: a development default in a URL (the user's name again), a ticket's or a
+/// process's id shaped as a SIN.
+#[test]
+fn development_defaults_and_ids_are_left_alone() {
+    let policy = all_policy(true);
+    for text in [
+        "postgres://postgres:postgres@localhost:5432/postgres",
+        "mysql://root:root@127.0.0.1:3306/test",
+        "DATABASE_URL=postgresql://app:app@db:5432/app",
+        "ticket 130-692-544 resolved",
+        "[pid 130-692-544] started",
+        "Order #130-692-544 shipped",
+    ] {
+        let body = prompt(text);
+        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
+    }
+    for (text, value) in [
+        ("postgres://postgres:Pg5ecret9@localhost/app", "Pg5ecret9"),
+        ("my SIN is 130-692-544", "130-692-544"),
+        ("SIN: 130-692-544", "130-692-544"),
+    ] {
+        let out = sent(&policy, &prompt(text)).unwrap();
+        assert!(!out.contains(value), "{text}");
+    }
+}
