@@ -169,11 +169,12 @@ const LINE: u8 = b'\n';
 const BULLET: u8 = b'*';
 
 /// A mark that may stand between two groups of a card written loosely, at `i`: a dash (ASCII
-/// or Unicode), a dot, a slash, an underscore, a pipe, a colon or a bullet, as its class and
-/// length in bytes.
+/// or Unicode), a dot, a slash, an underscore, a pipe, a colon, a plus or a bullet, as its
+/// class and length in bytes.
 fn mark(text: &[u8], i: usize) -> Option<(u8, usize)> {
     match at(text, i) {
-        c @ (b'-' | b'.' | b'/' | b'_' | b'|' | b':') => Some((c, 1)),
+        // `+` is a space in a form's or a query's value (`card=4539+1488+0343+6467`).
+        c @ (b'-' | b'.' | b'/' | b'_' | b'|' | b':' | b'+') => Some((c, 1)),
         0xC2 if at(text, i + 1) == 0xB7 => Some((BULLET, 2)),
         0xE2 => match (at(text, i + 1), at(text, i + 2)) {
             (0x80, 0x90..=0x95) | (0x88, 0x92) => Some((b'-', 3)),

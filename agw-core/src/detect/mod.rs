@@ -752,6 +752,10 @@ fn escape_digits(text: &[u8], p: usize) -> usize {
         return 0;
     }
     let run = text[p..].iter().take_while(|c| c.is_ascii_digit()).count();
+    // A magnetic stripe's track 1: `%B`, the card's number, `^` (`%B4111…^DOE/JANE^…`).
+    if p >= 2 && &text[p - 2..p] == b"%B" && at(text, p + run) == b'^' {
+        return 0;
+    }
     // An octal escape's digits are ambiguous with a number after a backslash (`C:\4111…`):
     // only the C form with a leading zero (`\042`) is taken for one.
     let taken = |k: usize, len: usize| {

@@ -205,7 +205,11 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
                 text,
                 groups: groups.as_slice(),
                 // Where two strings meet is a boundary (`hi` + `4111 …` + `thanks`).
-                left_blocked: (glued_before(text, p, is_word) && !edges.contains(p))
+                // A magnetic stripe's track 1 starts `%B` and the card's number
+                // (`%B4111111111111111^DOE/JANE^…`).
+                left_blocked: (glued_before(text, p, is_word)
+                    && !edges.contains(p)
+                    && !(p >= 2 && &text[p - 2..p] == b"%B"))
                     || cut_before(text, p),
                 // A dash and a suffix go on with the number (`part no. 536-22-8726-B`, `Order
                 // #4000123412341234-A`), as a dash and digits do; a dash and a word do not.

@@ -365,3 +365,20 @@ fn development_defaults_and_ids_are_left_alone() {
         assert!(!out.contains(value), "{text}");
     }
 }
+
+/// A card in a form's value (`+` for spaces) and on a magnetic stripe's tracks.
+#[test]
+fn cards_in_form_values_and_stripe_tracks_are_found() {
+    let policy = all_policy(true);
+    for (text, digits) in [
+        ("POST /pay card=4539+1488+0343+6467&exp=12%2F27", "4539+1488+0343+6467"),
+        ("%B4111111111111111^DOE/JANE^27121010000000000000?", "4111111111111111"),
+        (";4111111111111111=27121010000000000000?", "4111111111111111"),
+    ] {
+        let out = sent(&policy, &prompt(text)).unwrap();
+        assert!(!out.contains(digits), "{text}: {out}");
+    }
+    // Sums of numbers are no card.
+    let body = prompt("total = 1200+3400+5600+7800");
+    assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()));
+}
