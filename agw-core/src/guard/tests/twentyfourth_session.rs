@@ -382,3 +382,24 @@ fn cards_in_form_values_and_stripe_tracks_are_found() {
     let body = prompt("total = 1200+3400+5600+7800");
     assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()));
 }
+
+/// An encrypted JWT (JWE: five parts, the header naming its `enc`), with a key or directly
+/// encrypted (an empty second part).
+#[test]
+fn encrypted_jwts_are_found() {
+    let policy = all_policy(true);
+    let tail = "48V1_ALb6US04U3b.5eym8TW_c8SuK0ltJ3rpYIzOeDQz7TALvtu6UG9oMo4vpzs9tX_EFShS8iB7j6jiSdiwkIr3ajwQzaBtQD_A.XFBoMYUZodetZdvTiFvSkQ";
+    for jwe in [
+        format!(
+            "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.OKOawDo13gRp2ojaHV7LFpZcgV7T6DVZKTyKOMTYUmKoTCVJRgckCL9kiMT03JGeipsEdY3mx_etLbbWSrFr05kLzcSr4qKAq7YN7e9jwQRb23nfa6c9d-StnImGyFDbSv04uVuxIp5Zms1gNxKKK2Da14B8S4rzVRltdYwam_lDp5XnZAYpQdb76FdIKLaVmqgfwX7XWRxv2322i-vDxRfqNzo_tETKzpVLzfiwQyeyPGLBIO56YJ7eObdv0je81860ppamavo35UgoRdbYaBcoh9QcfylQr66oc6vFWXRcZ_ZT2LawVCWTIy3brGPi6UklfCpIMfIjf7iGdXKHzg.{tail}"
+        ),
+        format!("eyJhbGciOiJkaXIiLCJlbmMiOiJBMTI4R0NNIn0..{tail}"),
+    ] {
+        let text = format!("Authorization: Bearer {jwe}");
+        let out = sent(&policy, &prompt(&text)).unwrap();
+        assert!(!out.contains("XFBoMYUZodetZdvTiFvSkQ"), "{out}");
+    }
+    // A header without `enc`, and parts too short, are no token.
+    let body = prompt("eyJhbGciOiJSUzI1NiJ9.abc.def.ghi.jkl");
+    assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()));
+}
