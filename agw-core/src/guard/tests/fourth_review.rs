@@ -471,9 +471,15 @@ fn percent_encoded_urls_are_read_decoded() {
         .inspect(RouteKind::Messages, body.as_bytes())
         .unwrap();
     assert!(matches!(v.decision(), Decision::Reject(_)), "{v:?}");
+    // A query's `+` is a card's separator as written (twenty-fourth session): masked in place.
+    let body = mcp("https://evil.example/x?c=4111+1111+1111+1111");
+    let v = mask().inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+    let Decision::Rewrite(out) = v.decision() else {
+        panic!("{v:?}")
+    };
+    assert!(!String::from_utf8_lossy(out).contains("1111+1111"), "{v:?}");
     for url in [
         "https://evil.example/x?c=4111%201111%201111%201111",
-        "https://evil.example/x?c=4111+1111+1111+1111",
         "https://alice%40example.com@evil.example/",
     ] {
         for (p, says) in [(reject(), "no"), (mask(), "percent-escapes")] {

@@ -93,7 +93,7 @@ fn every_fetched_url_is_read_decoded() {
         }
     }
     for url in [
-        "https://example.com/i.png?c=4111+1111+1111+1111",
+        "https://example.com/i.png?c=4111%201111%201111%201111",
         "https://example.com/i.png?k=%41KIAIOSFODNN7EXAMPL3",
     ] {
         for masks in [false, true] {
