@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 mod pictures;
+pub(crate) use pictures::has_signature;
 
 /// How deep containers are opened inside containers (a zip in a gzip in a zip).
 const MAX_DEPTH: u8 = 3;

@@ -226,8 +226,9 @@ impl Declared {
         self
     }
 
-    /// Whether the file is declared media by its media types and nothing says otherwise: it is
-    /// not read, nor even decoded (a provider checks that a picture is one).
+    /// Whether the file is declared media by its media types and nothing says otherwise: an
+    /// inline one that starts as a picture or a recording is not decoded further
+    /// ([`texts_declared`]).
     pub(super) fn media_only(self) -> bool {
         self.media && !self.text && !self.other
     }
@@ -265,8 +266,12 @@ pub(super) fn texts_declared(value: &[u8], declared: Declared, out: &mut Vec<Fil
         Some((m, ..)) => declared.with_type(m),
         None => declared,
     };
-    // Decided before anything is copied: most inline files are images.
-    if declared.media_only() {
+    // Most inline files are pictures, sent again with every turn: one declared media whose
+    // first bytes are a picture's or a recording's is not decoded further (the provider checks
+    // the rest, and shows it to the model as nothing but a picture). One that starts
+    // otherwise is read (black-box review, twenty-fourth session: text declared `image/png`
+    // went upstream unread).
+    if declared.media_only() && starts_as_media(value, data_url) {
         return;
     }
     let bytes = match data_url {
@@ -295,17 +300,34 @@ pub(super) fn texts_declared(value: &[u8], declared: Declared, out: &mut Vec<Fil
     read_file(&bytes, declared, out);
 }
 
+/// Whether an inline file (`value`, a data URL split as `data_url` says, or base64) starts as a
+/// picture or a recording does, read from its first 64 characters.
+fn starts_as_media(value: &[u8], data_url: Option<(&[u8], bool, &[u8])>) -> bool {
+    let (base64, body) = match data_url {
+        Some((_, base64, body)) => (base64, body),
+        None => (true, value),
+    };
+    let head = &body[..body.len().min(64)];
+    let head = crate::route::canonical::escapes_decoded(head);
+    let head = if base64 {
+        base64_decoded(&head[..head.len() / 4 * 4], usize::MAX)
+    } else {
+        head
+    };
+    super::containers::has_signature(&head)
+}
+
 /// The readings of a file sent as bytes (a form's file part, an upload's body) whose media
 /// type, if any, is `media`: nothing for declared media.
 pub(crate) fn file_texts(bytes: &[u8], media: Option<&[u8]>, out: &mut Vec<FileText>) {
     file_texts_declared(bytes, Declared::UNTYPED.with(media), out);
 }
 
-/// The readings of a file sent as bytes, declared `declared`: nothing for declared media.
+/// The readings of a file sent as bytes, declared `declared`: nothing for a real picture or
+/// recording that declares media or nothing. An upload declared media is read whole (it is
+/// kept, and a model's code execution may read it later as any file).
 pub(crate) fn file_texts_declared(bytes: &[u8], declared: Declared, out: &mut Vec<FileText>) {
-    if !declared.media_only() {
-        read_file(bytes, declared, out);
-    }
+    read_file(bytes, declared, out);
 }
 
 /// Every reading of a file's bytes, within [`READ_LIMIT`].
@@ -652,17 +674,14 @@ mod tests {
         ] {
             assert!(named(n).is_text() && !named(n).may_be_picture(), "{n:?}");
         }
+        // Media types and names: read unless the bytes really are a picture.
         for m in [&b"image/png"[..], b"AUDIO/wav", b"video/mp4;codecs=x"] {
-            assert!(typed(m).media_only(), "{m:?}");
+            assert!(typed(m).may_be_picture() && !typed(m).is_text(), "{m:?}");
         }
-        // A name never makes a file media-only: it is read unless it really is a picture.
-        assert!(!named(b"photo.png").media_only() && named(b"photo.png").may_be_picture());
+        assert!(named(b"photo.png").may_be_picture());
         // Containers and unknown kinds are read; nothing declared leaves the bytes to tell.
         for d in [typed(b"application/pdf"), named(b"a.docx"), named(b"a.bin")] {
-            assert!(
-                !d.may_be_picture() && !d.is_text() && !d.media_only(),
-                "{d:?}"
-            );
+            assert!(!d.may_be_picture() && !d.is_text(), "{d:?}");
         }
         for d in [
             typed(b""),
@@ -675,12 +694,7 @@ mod tests {
         }
         // Declarations that disagree fail toward reading.
         let both = typed(b"image/png").with_filename(b"notes.txt");
-        assert!(both.is_text() && !both.media_only() && both.may_be_picture());
-        assert!(
-            !typed(b"image/png")
-                .with_type(b"application/pdf")
-                .media_only()
-        );
+        assert!(both.is_text() && both.may_be_picture());
     }
 
     #[test]
@@ -718,12 +732,18 @@ mod tests {
             text_of(b"data:,my%20credit%20card", None),
             Some("my credit card".to_owned())
         );
-        // Declared media is not decoded; any other type is, a PDF's too.
+        // Declared media is read too when it does not start as media (twenty-fourth session);
+        // one that does is not decoded further.
         assert_eq!(
             text_of(format!("data:image/png;base64,{enc}").as_bytes(), None),
+            want
+        );
+        assert_eq!(text_of(enc.as_bytes(), Some(b"audio/wav")), want);
+        let png = b64(&[&b"\x89PNG\r\n\x1a\n"[..], text.as_bytes()].concat());
+        assert_eq!(
+            text_of(format!("data:image/png;base64,{png}").as_bytes(), None),
             None
         );
-        assert_eq!(text_of(enc.as_bytes(), Some(b"audio/wav")), None);
         assert_eq!(text_of(enc.as_bytes(), Some(b"application/pdf")), want);
         assert_eq!(
             text_of(enc.as_bytes(), Some(b"application/octet-stream")),

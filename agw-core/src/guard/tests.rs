@@ -525,8 +525,9 @@ fn inline_text_files_are_read_decoded() {
         r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"text/plain","data":"{ENC}","data":"eA=="}}}}]}}]}}"#
     );
     assert!(p.inspect(RouteKind::Messages, body.as_bytes()).is_err());
-    // Declared images are not decoded; PDFs are read (a PDF of bare text as its text).
-    for (media, read) in [("image/png", false), ("application/pdf", true)] {
+    // Declared images are read where they do not start as one (twenty-fourth session); PDFs
+    // are read (a PDF of bare text as its text).
+    for (media, read) in [("image/png", true), ("application/pdf", true)] {
         let body = format!(
             r#"{{"messages":[{{"role":"user","content":[{{"type":"document","source":{{"type":"base64","media_type":"{media}","data":"{ENC}"}}}}]}}]}}"#
         );

@@ -12,6 +12,26 @@ pub(super) fn is_real(b: &[u8]) -> bool {
     png(b) || jpeg(b) || gif(b) || riff(b) || mp3(b) || ogg(b) || flac(b) || mp4(b) || matroska(b)
 }
 
+/// Whether `head`, a file's first bytes, starts as one of [`is_real`]'s formats does: the
+/// signature alone, for an inline file declared media, which is not decoded further when it
+/// has one (a provider checks the rest; a text declared `image/png` is read).
+pub(crate) fn has_signature(head: &[u8]) -> bool {
+    [
+        &b"\x89PNG\r\n\x1a\n"[..],
+        b"\xff\xd8\xff",
+        b"GIF87a",
+        b"GIF89a",
+        b"ID3",
+        b"OggS",
+        b"fLaC",
+        b"\x1a\x45\xdf\xa3",
+    ]
+    .iter()
+    .any(|s| head.starts_with(s))
+        || (head.starts_with(b"RIFF") && matches!(head.get(8..12), Some(b"WAVE" | b"WEBP")))
+        || head.get(4..8) == Some(b"ftyp")
+}
+
 fn be32(b: &[u8], i: usize) -> Option<usize> {
     Some(u32::from_be_bytes(b.get(i..i.checked_add(4)?)?.try_into().ok()?) as usize)
 }

@@ -549,13 +549,10 @@ impl Extractor {
                 }
             }
             Some(b"base64") => {
-                // An image's, audio's or video's bytes are not looked at (not even copied).
-                let media_only = media.as_deref().is_some_and(|m| {
-                    ["image/", "audio/", "video/"].iter().any(|p| {
-                        m.len() >= p.len() && m[..p.len()].eq_ignore_ascii_case(p.as_bytes())
-                    })
-                });
-                if let Some(s) = data.filter(|_| !media_only) {
+                // An image's, audio's or video's bytes too: they go unread only when they
+                // really are a picture or a recording (`files`; black-box review, twenty-fourth
+                // session: text declared `image/png` went upstream unread).
+                if let Some(s) = data {
                     let files = self.doc.inline_files.len();
                     self.inline_file(&sc.str_value(&s), media.as_deref(), field);
                     self.doc.file_sources.push(super::FileSource {

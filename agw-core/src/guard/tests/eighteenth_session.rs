@@ -46,8 +46,11 @@ fn inline_files_with_control_characters_or_odd_encodings_are_read() {
         let v = p.inspect(RouteKind::Messages, body.as_bytes()).unwrap();
         assert!(refused(&v), "{media} {bytes:?}");
     }
-    // Declared pictures and sound stay unread; a clean file passes.
+    // Declared pictures and sound that do not start as one are read (twenty-fourth
+    // session); one that does stays unread; a clean file passes.
     let body = document("image/png", secret);
+    assert!(refused(&p.inspect(RouteKind::Messages, body.as_bytes()).unwrap()));
+    let body = document("image/png", &[&b"\x89PNG\r\n\x1a\n"[..], secret].concat());
     assert!(
         p.inspect(RouteKind::Messages, body.as_bytes())
             .unwrap()
@@ -158,10 +161,19 @@ fn uploads_are_read_as_forms_and_files() {
     assert!(refused(&v));
     let v = p.inspect_upload(b"my credit card", None).unwrap();
     assert!(refused(&v));
-    assert!(
-        p.inspect_upload(b"\x89PNG\r\n\x1a\nmy credit card", Some("image/png"))
+    // An upload declared a picture is read unless it really is one (twenty-fourth session:
+    // it is kept, and code execution may read it later).
+    assert!(refused(
+        &p.inspect_upload(b"\x89PNG\r\n\x1a\nmy credit card", Some("image/png"))
             .unwrap()
-            .is_allow()
+    ));
+    assert!(
+        p.inspect_upload(
+            &crate::guard::containers::test_png(b"my credit card", b""),
+            Some("image/png")
+        )
+        .unwrap()
+        .is_allow()
     );
     // A masking rule's hit refuses: an upload is not rewritten.
     let v = mask_policy()

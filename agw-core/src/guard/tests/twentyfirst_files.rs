@@ -198,8 +198,8 @@ fn a_real_picture_is_read_where_the_request_declares_text() {
 
 #[test]
 fn a_declared_image_is_not_decoded() {
-    // Declared media is passed unread (most inline files are pictures; a provider checks that
-    // one is): a clean PNG has no hit, nor do bytes a picture's type declares.
+    // Declared media that starts as media is passed unread (most inline files are pictures; a
+    // provider checks that one is): a clean PNG has no hit.
     assert!(all_pass(
         RouteKind::Messages,
         &document("image/png", &png(b"", b""))
@@ -211,9 +211,14 @@ fn a_declared_image_is_not_decoded() {
             b64(&png(b"", b""))
         )
     ));
+    // One that starts as a picture is not decoded further; text is read (twenty-fourth
+    // session).
     let mut out = Vec::new();
-    crate::guard::files::texts_of(b64(SECRET).as_bytes(), Some(b"image/jpeg; q=1"), &mut out);
+    let jpeg = [&b"\xff\xd8\xff\xe0"[..], SECRET].concat();
+    crate::guard::files::texts_of(b64(&jpeg).as_bytes(), Some(b"image/jpeg; q=1"), &mut out);
     assert!(out.is_empty(), "{out:?}");
+    crate::guard::files::texts_of(b64(SECRET).as_bytes(), Some(b"image/jpeg; q=1"), &mut out);
+    assert!(!out.is_empty());
 }
 
 #[test]
@@ -337,6 +342,13 @@ fn form_parts_are_read_as_their_names_and_types_declare() {
         )],
         // Untyped: a signature before text is no picture.
         vec![("file", Some("filename=\"upload\""), None, &fake[..])],
+        // Declared a picture, it is one only if it really is (twenty-fourth session).
+        vec![(
+            "file",
+            Some("filename=\"a.png\""),
+            Some("image/png"),
+            &fake[..],
+        )],
     ] {
         let (body, ct) = form(&parts);
         assert!(upload_refused(&body, &ct), "{parts:?}");
@@ -348,7 +360,7 @@ fn form_parts_are_read_as_their_names_and_types_declare() {
             "file",
             Some("filename=\"a.png\""),
             Some("image/png"),
-            &fake[..],
+            &real[..],
         )],
     ] {
         let (body, ct) = form(&parts);

@@ -403,3 +403,44 @@ fn encrypted_jwts_are_found() {
     let body = prompt("eyJhbGciOiJSUzI1NiJ9.abc.def.ghi.jkl");
     assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()));
 }
+
+/// Text declared a picture or a recording is read: an image block's base64, a data URL, a
+/// form's file part and an uploaded file; a real picture still goes unread.
+#[test]
+fn text_declared_media_is_read() {
+    let policy = all_policy(false);
+    let text = "notes: AKIAZ7QRSTUVWX2345AB and more";
+    let enc = b64(text.as_bytes());
+    for media in ["image/png", "image/jpeg", "image/webp", "audio/wav"] {
+        let body = format!(
+            r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":[{{"type":"image","source":{{"type":"base64","media_type":"{media}","data":"{enc}"}}}}]}}]}}"#
+        );
+        assert!(sent(&policy, &body).is_none(), "{media}");
+        let chat = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:{media};base64,{enc}"}}}}]}}]}}"#
+        );
+        let v = policy
+            .inspect(RouteKind::Completions, chat.as_bytes())
+            .unwrap();
+        assert!(matches!(v.decision(), Decision::Reject(_)), "{media}");
+        let (form_body, ct) = form(&[(
+            "file",
+            Some("filename=\"a.png\""),
+            Some(media),
+            text.as_bytes(),
+        )]);
+        let v = policy.inspect_upload(&form_body, Some(&ct)).unwrap();
+        assert!(matches!(v.decision(), Decision::Reject(_)), "{media}");
+        // A PNG's signature before the text makes no picture of it.
+        let fake = [&b"\x89PNG\r\n\x1a\n"[..], text.as_bytes()].concat();
+        let v = policy.inspect_upload(&fake, Some(media)).unwrap();
+        assert!(matches!(v.decision(), Decision::Reject(_)), "{media}");
+    }
+    // A real picture is not read, whatever text its chunks hold.
+    let png = crate::guard::containers::test_png(text.as_bytes(), b"");
+    let body = format!(
+        r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":[{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"{}"}}}}]}}]}}"#,
+        b64(&png)
+    );
+    assert!(sent(&policy, &body).is_some());
+}
