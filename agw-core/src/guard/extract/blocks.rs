@@ -436,8 +436,9 @@ impl Extractor {
             }
             Key::Citations => {
                 if sc.peek() != Some(b'[') {
-                    // A document's `"citations": {"enabled": true}`.
-                    return sc.skip_fast();
+                    // A document's `"citations": {"enabled": true}`: its strings, if any, are
+                    // read as identifiers are (black-box review, twenty-fourth session).
+                    return super::collect_strings(sc, &mut self.doc.identifiers);
                 }
                 let loc = Loc {
                     leaf: ".citations",

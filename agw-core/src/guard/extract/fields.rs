@@ -34,10 +34,31 @@ pub(super) const NOT_TEXT_KEYS: [&str; 11] = [
     "role",
 ];
 
+/// The cache breakpoints the API knows, as clients write them: skipped unread.
+const CACHE_CONTROLS: [&[u8]; 5] = [
+    br#"{"type":"ephemeral"}"#,
+    br#"{"type": "ephemeral"}"#,
+    br#"{"type":"ephemeral","ttl":"5m"}"#,
+    br#"{"type":"ephemeral","ttl":"1h"}"#,
+    b"null",
+];
+
 /// The [`NOT_TEXT_KEYS`] that hold an id a client may write: read as identifiers.
 const ID_KEYS: [&str; 5] = ["id", "tool_use_id", "tool_call_id", "call_id", "file_id"];
 
 impl Extractor {
+    /// A `cache_control` value (the cursor is at it): one of [`CACHE_CONTROLS`] is skipped,
+    /// anything else read as identifiers are.
+    pub(super) fn cache_control(&mut self, sc: &mut Scanner<'_>) -> Result<(), JsonError> {
+        let at = sc.position();
+        let raw = sc.skip()?;
+        if CACHE_CONTROLS.contains(&&sc.bytes()[raw]) {
+            return Ok(());
+        }
+        *sc = sc.at(at);
+        collect_strings(sc, &mut self.doc.identifiers)
+    }
+
     /// The keys of a Messages (or chat completions) body; `top` for the request itself, where
     /// `model` is read.
     pub(in crate::guard) fn messages_body(
@@ -219,6 +240,12 @@ impl Extractor {
             // `tool_call_id` was read, Anthropic's ids were not).
             if ID_KEYS.iter().any(|k| sc.key_matches(key, k)) {
                 return collect_strings(sc, &mut self.doc.identifiers);
+            }
+            // A cache breakpoint but the ones the API knows is read as identifiers are: its
+            // strings reach the provider and its logs (black-box review, twenty-fourth
+            // session: any key, at any depth, under `cache_control` went upstream unread).
+            if sc.key_matches(key, "cache_control") {
+                return self.cache_control(sc);
             }
             return sc.skip_fast();
         }

@@ -444,3 +444,41 @@ fn text_declared_media_is_read() {
     );
     assert!(sent(&policy, &body).is_some());
 }
+
+/// What a client writes into a cache breakpoint or a document's citations switch reaches the
+/// provider: read as identifiers are (refused where a rule matches); the breakpoints the API
+/// knows are not read.
+#[test]
+fn cache_breakpoints_and_citation_switches_are_read() {
+    let policy = all_policy(false);
+    let cc = r#"{"type":"ephemeral","ttl":"AKIAZ7QRSTUVWX2345AB","n":{"a":["x"]}}"#;
+    for body in [
+        format!(
+            r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":[{{"type":"text","text":"hi","cache_control":{cc}}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"model":"m","max_tokens":5,"system":[{{"type":"text","text":"be brief","cache_control":{cc}}}],"messages":[{{"role":"user","content":"hi"}}]}}"#
+        ),
+        format!(
+            r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"t1","content":[{{"type":"text","text":"ok","cache_control":{cc}}}],"cache_control":{cc}}}]}}]}}"#
+        ),
+        r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"a doc"},"citations":{"enabled":true,"n":"AKIAZ7QRSTUVWX2345AB"}}]}]}"#.to_owned(),
+    ] {
+        assert!(sent(&policy, &body).is_none(), "{body}");
+    }
+    let chat = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"text","text":"hi","cache_control":{cc}}}]}}]}}"#
+    );
+    let v = policy.inspect(RouteKind::Completions, chat.as_bytes()).unwrap();
+    assert!(matches!(v.decision(), Decision::Reject(_)));
+    // Claude Code's own breakpoints pass.
+    for cc in [
+        r#"{"type":"ephemeral"}"#,
+        r#"{"type":"ephemeral","ttl":"1h"}"#,
+    ] {
+        let body = format!(
+            r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":[{{"type":"text","text":"hi","cache_control":{cc}}}]}}]}}"#
+        );
+        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()));
+    }
+}
