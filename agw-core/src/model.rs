@@ -838,6 +838,13 @@ pub fn form_parts<'a>(
     if !body[last + delimiter.len()..].starts_with(b"--") {
         return Err("the multipart body does not end with its closing delimiter".into());
     }
+    // Text before the first part or after the last is dropped by conforming parsers, but not
+    // by every server: refused rather than passed on unread (black-box review, twenty-fourth
+    // session). HTTP clients write none; a line break after the closing delimiter is kept.
+    let epilogue = &body[last + delimiter.len() + 2..];
+    if !body[..starts[0]].trim_ascii().is_empty() || !epilogue.trim_ascii().is_empty() {
+        return Err("the multipart body holds text before its first part or after its last".into());
+    }
     let mut parts = Vec::with_capacity(starts.len() - 1);
     for pair in starts.windows(2) {
         let part = &body[pair[0] + delimiter.len()..pair[1]];
@@ -1320,7 +1327,7 @@ mod tests {
     #[test]
     fn a_form_names_its_model_in_one_field() {
         let ct = "multipart/form-data; boundary=\"a b\"";
-        let form = |parts: &str| format!("preamble\r\n{parts}--a b--\r\n");
+        let form = |parts: &str| format!("{parts}--a b--\r\n");
         let field = |name: &str, v: &str| {
             format!("--a b\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{v}\r\n")
         };

@@ -482,3 +482,20 @@ fn cache_breakpoints_and_citation_switches_are_read() {
         assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()));
     }
 }
+
+/// Text before a form's first part or after its last (dropped by conforming parsers, read by
+/// others) is refused; line breaks there are not.
+#[test]
+fn text_around_a_forms_parts_is_refused() {
+    let part = "--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--";
+    let ct = "multipart/form-data; boundary=XyZ";
+    for body in [
+        format!("my credit card 4111 1111 1111 1111\r\n{part}\r\n"),
+        format!("{part}\r\nkey AKIAZ7QRSTUVWX2345AB\r\n"),
+    ] {
+        assert!(crate::model::form_parts(body.as_bytes(), ct).is_err(), "{body}");
+    }
+    for body in [format!("{part}\r\n"), format!("\r\n{part}"), part.to_owned()] {
+        assert!(crate::model::form_parts(body.as_bytes(), ct).is_ok(), "{body}");
+    }
+}
