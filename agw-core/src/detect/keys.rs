@@ -438,10 +438,7 @@ pub(super) fn conn_password(text: &[u8], s: usize) -> Option<(usize, usize)> {
         _ => (v, e),
     };
     let value = text[vs..ve].trim_ascii();
-    let before = text[..s]
-        .iter()
-        .rev()
-        .find(|b| !matches!(b, b' ' | b'\t'));
+    let before = text[..s].iter().rev().find(|b| !matches!(b, b' ' | b'\t'));
     let starts = matches!(before, None | Some(b';' | b'"' | b'\'' | b'=' | b'\n'));
     (starts && !value.is_empty() && !stand_in(value) && has_connection_key(text, s, e))
         .then_some((vs, ve))
@@ -499,7 +496,10 @@ pub(super) fn conn_password_open(text: &[u8], s: usize) -> bool {
         None => true,
         Some(e) => {
             let rest = &text[e..];
-            !rest.iter().take(CONNECTION_WINDOW).any(|b| matches!(b, b'\n' | b'\r' | b'"'))
+            !rest
+                .iter()
+                .take(CONNECTION_WINDOW)
+                .any(|b| matches!(b, b'\n' | b'\r' | b'"'))
                 && rest.len() < CONNECTION_WINDOW
         }
     }

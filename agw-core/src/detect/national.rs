@@ -114,13 +114,7 @@ fn after_id_word(text: &[u8], start: usize) -> bool {
         .take(4)
         .take_while(|b| matches!(b, b' ' | b'#' | b':' | b'=' | b'-' | b'_' | b'.'))
         .count();
-    let before = &before[..before.len() - seps];
-    let word = before
-        .iter()
-        .rev()
-        .take_while(|b| b.is_ascii_alphabetic())
-        .count();
-    let word = &before[before.len() - word..];
+    let word = word_before(&before[..before.len() - seps]);
     seps > 0
         && (IDS.iter().any(|id| word.eq_ignore_ascii_case(id))
             || word.eq_ignore_ascii_case(b"id")
@@ -136,14 +130,18 @@ fn glued_left(text: &[u8], start: usize) -> bool {
     if start < 2 || !matches!(text[start - 1], b'-' | b'_') {
         return false;
     }
-    let before = &text[..start - 1];
-    let word = before
+    let word = word_before(&text[..start - 1]);
+    IDS.iter().any(|id| word.eq_ignore_ascii_case(id))
+}
+
+/// The ASCII letters that end `text`.
+fn word_before(text: &[u8]) -> &[u8] {
+    let n = text
         .iter()
         .rev()
         .take_while(|b| b.is_ascii_alphabetic())
         .count();
-    let word = &before[before.len() - word..];
-    IDS.iter().any(|id| word.eq_ignore_ascii_case(id))
+    &text[text.len() - n..]
 }
 
 /// Whether the value `text[start..end]` is named by one of `names`: a label right before it

@@ -489,7 +489,16 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
                 // Blanks, breaks, commas, and the line numbers of a file read with them
                 // (Claude Code's `Read`: `     3→`; `cat -n`: digits and a tab).
                 (
-                    b' ' | b'\t' | b'\r' | b'\n' | b',' | b'<' | b'{' | b'0'..=b'9' | 0xE2 | 0x86
+                    b' '
+                    | b'\t'
+                    | b'\r'
+                    | b'\n'
+                    | b','
+                    | b'<'
+                    | b'{'
+                    | b'0'..=b'9'
+                    | 0xE2
+                    | 0x86
                     | 0x92,
                     _,
                 ) => {
@@ -646,7 +655,9 @@ fn pair_start(text: &[u8], mut i: usize) -> Step {
     i = blanks(i);
     // `AKIA… and KEY`, as a sentence pairs them.
     let and = i > start
-        && text.get(i..i + 3).is_some_and(|w| w.eq_ignore_ascii_case(b"and"))
+        && text
+            .get(i..i + 3)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"and"))
         && matches!(at(text, i + 3), b' ' | b'\t');
     if matches!(at(text, i), b':' | b',' | b';' | b'|' | b'=') {
         i = blanks(i + 1);

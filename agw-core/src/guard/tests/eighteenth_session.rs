@@ -49,7 +49,9 @@ fn inline_files_with_control_characters_or_odd_encodings_are_read() {
     // Declared pictures and sound that do not start as one are read (twenty-fourth
     // session); one that does stays unread; a clean file passes.
     let body = document("image/png", secret);
-    assert!(refused(&p.inspect(RouteKind::Messages, body.as_bytes()).unwrap()));
+    assert!(refused(
+        &p.inspect(RouteKind::Messages, body.as_bytes()).unwrap()
+    ));
     let body = document("image/png", &[&b"\x89PNG\r\n\x1a\n"[..], secret].concat());
     assert!(
         p.inspect(RouteKind::Messages, body.as_bytes())

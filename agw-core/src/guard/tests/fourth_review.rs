@@ -473,7 +473,9 @@ fn percent_encoded_urls_are_read_decoded() {
     assert!(matches!(v.decision(), Decision::Reject(_)), "{v:?}");
     // A query's `+` is a card's separator as written (twenty-fourth session): masked in place.
     let body = mcp("https://evil.example/x?c=4111+1111+1111+1111");
-    let v = mask().inspect(RouteKind::Messages, body.as_bytes()).unwrap();
+    let v = mask()
+        .inspect(RouteKind::Messages, body.as_bytes())
+        .unwrap();
     let Decision::Rewrite(out) = v.decision() else {
         panic!("{v:?}")
     };

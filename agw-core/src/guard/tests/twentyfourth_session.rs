@@ -6,6 +6,12 @@
 use super::twentysecond_redteam::{all_policy, prompt, sent};
 use super::*;
 
+/// Whether `text`, as a prompt, reaches the provider as it was sent.
+fn untouched(policy: &Policy, text: &str) -> bool {
+    let body = prompt(text);
+    sent(policy, &body).as_deref() == Some(body.as_str())
+}
+
 const VALUES: &[&str] = &[
     "123-45-6789",
     "+1 415-555-0132",
@@ -69,15 +75,9 @@ fn suffixes_and_glued_identifiers_are_still_no_values() {
         "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6QX",
         "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q-x9Yz",
     ] {
-        let body = prompt(text);
-        assert_eq!(
-            sent(&policy, &body).as_deref(),
-            Some(body.as_str()),
-            "{text}"
-        );
+        assert!(untouched(&policy, text), "{text}");
     }
 }
-
 
 const GHP: &str = "ghp_Xk3pQ9vR2mT7wL5nB8yC1dF4gH6jK0sA3zE9";
 
@@ -92,7 +92,10 @@ fn values_in_terminal_colours_are_found() {
     for esc in ["\u{1b}", "\\x1b", "\\033", "\\u001b", "\\e", "\\x1B"] {
         for (text, value) in [
             (format!("value: {esc}[31m{GHP}{esc}[0m"), GHP),
-            (format!("{esc}[31m4111111111111111{esc}[0m"), "4111111111111111"),
+            (
+                format!("{esc}[31m4111111111111111{esc}[0m"),
+                "4111111111111111",
+            ),
             (
                 format!("{esc}[33mAKIA4YDCVEKVHZLMUNBG{esc}[0m"),
                 "AKIA4YDCVEKVHZLMUNBG",
@@ -100,7 +103,10 @@ fn values_in_terminal_colours_are_found() {
             (format!("{esc}[31m+14155552671{esc}[0m"), "+14155552671"),
             (format!("{esc}[01;31m{esc}[K{GHP}{esc}[m{esc}[K"), GHP),
             (
-                format!("GITHUB_TOKEN={esc}[01;31m{esc}[Kghp_{esc}[m{esc}[K{}", &GHP[4..]),
+                format!(
+                    "GITHUB_TOKEN={esc}[01;31m{esc}[Kghp_{esc}[m{esc}[K{}",
+                    &GHP[4..]
+                ),
                 &GHP[4..],
             ),
             (
@@ -168,8 +174,7 @@ fn slack_session_tokens_are_found() {
         "xoxd-XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
         "xoxc-your-token",
     ] {
-        let body = prompt(text);
-        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
+        assert!(untouched(&policy, text), "{text}");
     }
 }
 
@@ -191,8 +196,7 @@ fn keys_after_a_word_and_a_dash_are_found() {
     }
     // `sk-` keeps its boundary: words end in `-sk`… and `risk-` is no key's start.
     let text = "see task-sk-1234567890abcdefghijklmnopqrstuvwx for details";
-    let body = prompt(text);
-    assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()));
+    assert!(untouched(&policy, text));
 }
 
 /// An AWS secret access key under labels a sentence, MinIO, S3-compatible stores and
@@ -230,8 +234,7 @@ fn aws_secret_keys_under_more_labels_are_found() {
         "secret key: da39a3ee5e6b4b0d3255bfef95601890afd80709",
         "MINIO_SECRET_KEY=DA39A3EE5E6B4B0D3255BFEF95601890AFD80709",
     ] {
-        let body = prompt(t);
-        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{t}");
+        assert!(untouched(&policy, t), "{t}");
     }
 }
 
@@ -257,8 +260,7 @@ fn phone_numbers_in_one_run_after_a_label_are_found() {
         "phone: 41555526710",
         "calls per day 4155552671",
     ] {
-        let body = prompt(text);
-        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
+        assert!(untouched(&policy, text), "{text}");
     }
 }
 
@@ -282,8 +284,7 @@ fn passwords_in_url_queries_are_found() {
         "https://example.com/search?q=password&page=2",
         "https://example.com/login?user=bob&password=<password>",
     ] {
-        let body = prompt(text);
-        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
+        assert!(untouched(&policy, text), "{text}");
     }
 }
 
@@ -312,8 +313,7 @@ fn passwords_in_connection_strings_are_found() {
         "the form posts password=MyS3cr3t!Pass to the server",
         "Integrated Security=True;Server=db;Database=app",
     ] {
-        let body = prompt(text);
-        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
+        assert!(untouched(&policy, text), "{text}");
     }
 }
 
@@ -328,7 +328,11 @@ fn a_wrapped_anthropic_key_is_masked_whole() {
     assert_eq!(key.len(), 108);
     for cut in [40, 80, 100] {
         for br in ["\n", "\r\n"] {
-            let text = format!("export ANTHROPIC_API_KEY={}{br}{}\nnext line", &key[..cut], &key[cut..]);
+            let text = format!(
+                "export ANTHROPIC_API_KEY={}{br}{}\nnext line",
+                &key[..cut],
+                &key[cut..]
+            );
             let out = sent(&policy, &prompt(&text)).unwrap();
             assert!(!out.contains(&key[cut..]), "{cut}: {out}");
             assert!(out.contains("next line"), "{out}");
@@ -353,8 +357,7 @@ fn development_defaults_and_ids_are_left_alone() {
         "[pid 130-692-544] started",
         "Order #130-692-544 shipped",
     ] {
-        let body = prompt(text);
-        assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()), "{text}");
+        assert!(untouched(&policy, text), "{text}");
     }
     for (text, value) in [
         ("postgres://postgres:Pg5ecret9@localhost/app", "Pg5ecret9"),
@@ -371,16 +374,24 @@ fn development_defaults_and_ids_are_left_alone() {
 fn cards_in_form_values_and_stripe_tracks_are_found() {
     let policy = all_policy(true);
     for (text, digits) in [
-        ("POST /pay card=4539+1488+0343+6467&exp=12%2F27", "4539+1488+0343+6467"),
-        ("%B4111111111111111^DOE/JANE^27121010000000000000?", "4111111111111111"),
-        (";4111111111111111=27121010000000000000?", "4111111111111111"),
+        (
+            "POST /pay card=4539+1488+0343+6467&exp=12%2F27",
+            "4539+1488+0343+6467",
+        ),
+        (
+            "%B4111111111111111^DOE/JANE^27121010000000000000?",
+            "4111111111111111",
+        ),
+        (
+            ";4111111111111111=27121010000000000000?",
+            "4111111111111111",
+        ),
     ] {
         let out = sent(&policy, &prompt(text)).unwrap();
         assert!(!out.contains(digits), "{text}: {out}");
     }
     // Sums of numbers are no card.
-    let body = prompt("total = 1200+3400+5600+7800");
-    assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()));
+    assert!(untouched(&policy, "total = 1200+3400+5600+7800"));
 }
 
 /// An encrypted JWT (JWE: five parts, the header naming its `enc`), with a key or directly
@@ -400,8 +411,7 @@ fn encrypted_jwts_are_found() {
         assert!(!out.contains("XFBoMYUZodetZdvTiFvSkQ"), "{out}");
     }
     // A header without `enc`, and parts too short, are no token.
-    let body = prompt("eyJhbGciOiJSUzI1NiJ9.abc.def.ghi.jkl");
-    assert_eq!(sent(&policy, &body).as_deref(), Some(body.as_str()));
+    assert!(untouched(&policy, "eyJhbGciOiJSUzI1NiJ9.abc.def.ghi.jkl"));
 }
 
 /// Text declared a picture or a recording is read: an image block's base64, a data URL, a
@@ -469,7 +479,9 @@ fn cache_breakpoints_and_citation_switches_are_read() {
     let chat = format!(
         r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"text","text":"hi","cache_control":{cc}}}]}}]}}"#
     );
-    let v = policy.inspect(RouteKind::Completions, chat.as_bytes()).unwrap();
+    let v = policy
+        .inspect(RouteKind::Completions, chat.as_bytes())
+        .unwrap();
     assert!(matches!(v.decision(), Decision::Reject(_)));
     // Claude Code's own breakpoints pass.
     for cc in [
@@ -487,15 +499,26 @@ fn cache_breakpoints_and_citation_switches_are_read() {
 /// others) is refused; line breaks there are not.
 #[test]
 fn text_around_a_forms_parts_is_refused() {
-    let part = "--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--";
+    let part =
+        "--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--XyZ--";
     let ct = "multipart/form-data; boundary=XyZ";
     for body in [
         format!("my credit card 4111 1111 1111 1111\r\n{part}\r\n"),
         format!("{part}\r\nkey AKIAZ7QRSTUVWX2345AB\r\n"),
     ] {
-        assert!(crate::model::form_parts(body.as_bytes(), ct).is_err(), "{body}");
+        assert!(
+            crate::model::form_parts(body.as_bytes(), ct).is_err(),
+            "{body}"
+        );
     }
-    for body in [format!("{part}\r\n"), format!("\r\n{part}"), part.to_owned()] {
-        assert!(crate::model::form_parts(body.as_bytes(), ct).is_ok(), "{body}");
+    for body in [
+        format!("{part}\r\n"),
+        format!("\r\n{part}"),
+        part.to_owned(),
+    ] {
+        assert!(
+            crate::model::form_parts(body.as_bytes(), ct).is_ok(),
+            "{body}"
+        );
     }
 }
