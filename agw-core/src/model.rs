@@ -800,7 +800,7 @@ pub struct FormPart<'a> {
 /// form parser: no boundary or two, the boundary inside a line, no closing delimiter, a part
 /// without headers, a bare carriage return in a part's headers, a quoted parameter with a
 /// backslash, a field or file name split into RFC 2231 continuations, a part in a transfer
-/// encoding (quoted-printable, base64).
+/// encoding (quoted-printable, base64), text before the first part or after the last.
 pub fn form_parts<'a>(
     body: &'a [u8],
     content_type: &str,

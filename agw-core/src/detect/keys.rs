@@ -357,9 +357,8 @@ fn userinfo_password(rest: &[u8]) -> Option<(usize, usize)> {
     let scp = user.contains(&b'@') && password.contains(&b'/');
     // A development default, the user's name again (`postgres:postgres`, `root:root`,
     // `app:app`, as compose files and tutorials write them): no secret.
-    let default = password.eq_ignore_ascii_case(user)
-        && password.len() <= 16
-        && password.iter().all(u8::is_ascii_alphabetic);
+    let default =
+        password == user && password.len() <= 16 && password.iter().all(u8::is_ascii_alphabetic);
     if password.is_empty() || port || scp || default || stand_in(password) {
         return None;
     }
@@ -389,7 +388,25 @@ fn query_password(rest: &[u8]) -> Option<(usize, usize)> {
                 .any(|n| field[..eq].trim_ascii().eq_ignore_ascii_case(n))
         {
             let value = &field[eq + 1..];
-            if !value.is_empty() && !stand_in(value) {
+            // A path (`?pwd=/home/alice`: `pwd` is also a working directory), a switch or a
+            // number (`?pass=true`) is no password.
+            let setting = value.starts_with(b"/")
+                || value.starts_with(b"~")
+                || value.len() >= 3 && value[..3].eq_ignore_ascii_case(b"%2F")
+                || [
+                    &b"true"[..],
+                    b"false",
+                    b"yes",
+                    b"no",
+                    b"on",
+                    b"off",
+                    b"null",
+                    b"none",
+                ]
+                .iter()
+                .any(|w| value.eq_ignore_ascii_case(w))
+                || value.iter().all(u8::is_ascii_digit);
+            if !value.is_empty() && !setting && !stand_in(value) {
                 return Some((name_start + eq + 1, next));
             }
         }
@@ -420,32 +437,49 @@ const CONNECTION_KEYS: [&[u8]; 16] = [
     b"dbname",
 ];
 
-/// How far around a connection string's password its other keys are looked for.
-const CONNECTION_WINDOW: usize = 384;
+/// How far around a connection string's password its other keys are looked for: within a
+/// stream's default window (256 bytes), so that a stream decides as the whole text does.
+const CONNECTION_WINDOW: usize = 224;
 
-/// The password in a database connection string whose `Password=` label starts at
-/// `s` (`Server=db;Database=app;User ID=sa;Password=…;`, `Host=db;Username=app;Password=…`;
-/// red team, twenty-fourth session): the label starts the string or follows a `;`, another
-/// of the string's keys ([`CONNECTION_KEYS`]) is in it, and the value — up to a `;`, a quote
-/// or a line's end, or quoted itself (`'…'`, `"…"`, `{…}`) — is no stand-in ([`stand_in`]).
-/// Returns the value's range.
+/// The password in a database connection string whose `Password=` label starts at `s`
+/// (`Server=db;Database=app;User ID=sa;Password=…;`, `Host=db;Username=app;Password=…`,
+/// libpq's `host=db user=app password=…`; red team, twenty-fourth session): the label starts
+/// the text, a line, a quoted string or a `;`-separated field (or, libpq's way, a blank-separated
+/// one), another of the string's keys ([`CONNECTION_KEYS`]) is in it, and the value — up to a
+/// `;` (a blank in libpq's form), a quote or a line's end, or quoted itself (`'…'`, `"…"`,
+/// `{…}`) — is no stand-in ([`stand_in`]). Returns the value's range.
 pub(super) fn conn_password(text: &[u8], s: usize) -> Option<(usize, usize)> {
     let v = memchr::memchr(b'=', &text[s..(s + 10).min(text.len())])? + s + 1;
-    let e = conn_value_end(text, v)?;
+    let blanks = text[..s]
+        .iter()
+        .rev()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    let before = text[..s - blanks].last();
+    let fielded = matches!(
+        before,
+        None | Some(b';' | b'"' | b'\'' | b'=' | b'\n' | b'\r')
+    );
+    // libpq's `key=value key=value`: blanks end a field, and its value.
+    let spaced = !fielded && blanks > 0;
+    let e = conn_value_end(text, v, spaced)?;
     let (vs, ve) = match text.get(v) {
         Some(&q @ (b'\'' | b'"')) if e > v + 1 && text[e - 1] == q => (v + 1, e - 1),
         Some(b'{') if e > v + 1 && text[e - 1] == b'}' => (v + 1, e - 1),
         _ => (v, e),
     };
     let value = text[vs..ve].trim_ascii();
-    let before = text[..s].iter().rev().find(|b| !matches!(b, b' ' | b'\t'));
-    let starts = matches!(before, None | Some(b';' | b'"' | b'\'' | b'=' | b'\n'));
-    (starts && !value.is_empty() && !stand_in(value) && has_connection_key(text, s, e))
-        .then_some((vs, ve))
+    ((fielded || spaced)
+        && !value.is_empty()
+        && !stand_in(value)
+        && has_connection_key(text, s, e, spaced))
+    .then_some((vs, ve))
 }
 
-/// Where a connection string's value starting at `v` ends (`None` while text may follow).
-fn conn_value_end(text: &[u8], v: usize) -> Option<usize> {
+/// Where a connection string's value starting at `v` ends: its closing quote or brace (`None`
+/// while none has come), else the first `;` (a blank too where `spaced`), quote, backslash or
+/// line break, or the text's end.
+fn conn_value_end(text: &[u8], v: usize, spaced: bool) -> Option<usize> {
     let close = match text.get(v)? {
         b'\'' => Some(b'\''),
         b'"' => Some(b'"'),
@@ -456,33 +490,33 @@ fn conn_value_end(text: &[u8], v: usize) -> Option<usize> {
         let k = memchr::memchr(close, &text[v + 1..])?;
         return Some(v + 2 + k);
     }
-    let k = text[v..]
-        .iter()
-        .position(|b| matches!(b, b';' | b'"' | b'\'' | b'\n' | b'\r' | b'\\'));
+    let k = text[v..].iter().position(|&b| {
+        matches!(b, b';' | b'"' | b'\'' | b'\n' | b'\r' | b'\\') || (spaced && b == b' ')
+    });
     Some(k.map_or(text.len(), |k| v + k))
 }
 
-/// Whether another key of a connection string ([`CONNECTION_KEYS`]) is in the same string as
-/// the password whose label starts at `s` and whose value ends at `e`: a `;`-separated field
-/// within [`CONNECTION_WINDOW`] bytes, no line break or quote between.
-fn has_connection_key(text: &[u8], s: usize, e: usize) -> bool {
+/// Whether another key of a connection string ([`CONNECTION_KEYS`]) is a field of the same
+/// string as the password whose label starts at `s` and whose value ends at `e`: fields split
+/// by `;` (and by blanks where `spaced`), within [`CONNECTION_WINDOW`] bytes either side, no
+/// line break or `"` between.
+fn has_connection_key(text: &[u8], s: usize, e: usize, spaced: bool) -> bool {
     let stop = |b: &u8| matches!(b, b'\n' | b'\r' | b'"');
-    let from = text[s.saturating_sub(CONNECTION_WINDOW)..s]
+    let low = s.saturating_sub(CONNECTION_WINDOW);
+    let from = text[low..s]
         .iter()
         .rposition(stop)
-        .map_or(s.saturating_sub(CONNECTION_WINDOW), |k| {
-            s.saturating_sub(CONNECTION_WINDOW) + k + 1
-        });
-    let to = text[e..(e + CONNECTION_WINDOW).min(text.len())]
-        .iter()
-        .position(stop)
-        .map_or((e + CONNECTION_WINDOW).min(text.len()), |k| e + k);
-    text[from..to].split(|&b| b == b';').any(|field| {
-        field.iter().position(|&b| b == b'=').is_some_and(|eq| {
-            let key = field[..eq].trim_ascii();
-            CONNECTION_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k))
+        .map_or(low, |k| low + k + 1);
+    let high = (e + CONNECTION_WINDOW).min(text.len());
+    let to = text[e..high].iter().position(stop).map_or(high, |k| e + k);
+    text[from..to]
+        .split(|&b| b == b';' || (spaced && matches!(b, b' ' | b'\t')))
+        .any(|field| {
+            field.iter().position(|&b| b == b'=').is_some_and(|eq| {
+                let key = field[..eq].trim_ascii();
+                CONNECTION_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k))
+            })
         })
-    })
 }
 
 /// Whether what [`conn_password`] says of the label at `s` may change when text is appended:
@@ -491,16 +525,12 @@ pub(super) fn conn_password_open(text: &[u8], s: usize) -> bool {
     let Some(eq) = memchr::memchr(b'=', &text[s..(s + 10).min(text.len())]) else {
         return text.len() < s + 10;
     };
-    let v = s + eq + 1;
-    match conn_value_end(text, v) {
+    match conn_value_end(text, s + eq + 1, false) {
         None => true,
         Some(e) => {
             let rest = &text[e..];
-            !rest
-                .iter()
-                .take(CONNECTION_WINDOW)
-                .any(|b| matches!(b, b'\n' | b'\r' | b'"'))
-                && rest.len() < CONNECTION_WINDOW
+            rest.len() < CONNECTION_WINDOW
+                && !rest.iter().any(|b| matches!(b, b'\n' | b'\r' | b'"'))
         }
     }
 }

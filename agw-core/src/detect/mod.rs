@@ -148,7 +148,8 @@
 //!   a port or without, `hooks.slack-gov.com` too,
 //!   every slash written alike as `/`, `\/` (PHP's `json_encode`), `\\/`, `%2F` or
 //!   `\u002F`; reported from the host on). Workflow and trigger URLs are not.
-//! - JWTs need both dots; the signature is either empty (`alg: none`) or 10+ characters.
+//! - JWTs need both dots; the signature is either empty (`alg: none`) or 10+ characters. An
+//!   encrypted one (JWE) has five parts, its header naming the content encryption (`enc`).
 //! - PEM private keys run from `-----BEGIN … PRIVATE KEY-----` through the `-----END …-----`
 //!   line; without one, through the last base64 line. A header with no body does not fire.
 //!   A margin at the start of each line (`cat -n`'s `     2\t`, Claude Code `Read` output's

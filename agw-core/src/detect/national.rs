@@ -103,7 +103,7 @@ const IDS: [&[u8]; 40] = [
     b"story",
 ];
 
-/// Whether the number at `start` follows one of [`IDS`] (or `id`, `pid`), as its own word
+/// Whether the number at `start` follows one of [`IDS`] but `case` (or `pid`), as its own word
 /// (`ticket 130-692-544`, `[pid 130-692-544]`, `Order #130-692-544`): an identifier, not a
 /// SIN written alone (red team, twenty-fourth session: a tenth of such ids pass Luhn).
 fn after_id_word(text: &[u8], start: usize) -> bool {
@@ -115,10 +115,10 @@ fn after_id_word(text: &[u8], start: usize) -> bool {
         .take_while(|b| matches!(b, b' ' | b'#' | b':' | b'=' | b'-' | b'_' | b'.'))
         .count();
     let word = word_before(&before[..before.len() - seps]);
+    // Not `id` (`tax ID: …`, `employee id …` name a SIN) nor `case` (a file's).
     seps > 0
-        && (IDS.iter().any(|id| word.eq_ignore_ascii_case(id))
-            || word.eq_ignore_ascii_case(b"id")
-            || word.eq_ignore_ascii_case(b"pid"))
+        && !word.eq_ignore_ascii_case(b"case")
+        && (IDS.iter().any(|id| word.eq_ignore_ascii_case(id)) || word.eq_ignore_ascii_case(b"pid"))
 }
 
 /// Whether the number at `start` goes on by a hyphen or an underscore from a word that names

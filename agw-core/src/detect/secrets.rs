@@ -279,6 +279,9 @@ fn url_finders() -> &'static [(memchr::memmem::Finder<'static>, usize); 2] {
 fn prefixed(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Finding>) {
     let ac = automaton();
     let (mut pos, mut floor) = (0, 0);
+    let first = out.len();
+    // Connection strings' passwords, reported once the keys inside them are known.
+    let mut passwords: Vec<Range<usize>> = Vec::new();
     while pos < text.len() {
         let Some(m) = ac.find(Input::new(text).span(pos..text.len())) else {
             break;
@@ -296,6 +299,16 @@ fn prefixed(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Find
             pos = a + 1;
             continue;
         };
+        // A connection string's password gives way to a key or token inside it (whose own
+        // rule may refuse), as a URL's does (review, twenty-fourth session: `Password=ghp_…`
+        // was masked where the token's rule refuses): the search goes on inside it.
+        if matches!(kind, Kind::ConnPassword) {
+            if reported(set, detector).is_some() {
+                passwords.push(range.clone());
+            }
+            pos = range.start.max(a + 1);
+            continue;
+        }
         // An AWS access key id with its secret access key after it (`AKIA…:KEY`, a CSV row)
         // is one finding, the pair: a stream masks what it decides, and the id, masked once
         // decided, would no longer be there to show that the key after it is one.
@@ -325,6 +338,17 @@ fn prefixed(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Find
                 floor = e;
             }
             None => pos = a + 1,
+        }
+    }
+    for range in passwords {
+        if !out[first..]
+            .iter()
+            .any(|f| f.range.start < range.end && range.start < f.range.end)
+        {
+            out.push(Finding {
+                detector: Detector::UrlPassword,
+                range,
+            });
         }
     }
 }
@@ -1192,7 +1216,8 @@ fn slack_webhook(text: &[u8], s: usize) -> Option<usize> {
 }
 
 /// `eyJ…` `.` `eyJ…` `.` signature: header and payload 10+ base64url characters each; the
-/// signature empty (an unsigned token keeps its trailing dot) or 10+ characters.
+/// signature empty (an unsigned token keeps its trailing dot) or 10+ characters. A header
+/// followed by no `eyJ` may start an encrypted token's five parts ([`jwe`]).
 fn jwt(text: &[u8], s: usize) -> Option<usize> {
     let header_end = run(text, s, is_key_char_ref);
     if !(10..=MAX_JWT_HEADER).contains(&(header_end - s)) || at(text, header_end) != b'.' {

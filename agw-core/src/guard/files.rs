@@ -318,7 +318,7 @@ fn starts_as_media(value: &[u8], data_url: Option<(&[u8], bool, &[u8])>) -> bool
 }
 
 /// The readings of a file sent as bytes (a form's file part, an upload's body) whose media
-/// type, if any, is `media`: nothing for declared media.
+/// type, if any, is `media`: nothing for a real picture or recording.
 pub(crate) fn file_texts(bytes: &[u8], media: Option<&[u8]>, out: &mut Vec<FileText>) {
     file_texts_declared(bytes, Declared::UNTYPED.with(media), out);
 }

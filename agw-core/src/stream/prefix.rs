@@ -48,9 +48,10 @@ fn detector_pattern(d: Detector) -> &'static str {
     match d {
         // Separators as `detect::numeric::separator` reads them: Unicode dashes too (and tabs,
         // which only hold a little more); and those a card's groups may be written with
-        // (`/`, `_`, `|`, `:`, bullets and middle dots, one group a line: nineteenth session).
+        // (`/`, `_`, `|`, `:`, bullets and middle dots, one group a line: nineteenth session;
+        // a form's `+`: twenty-fourth).
         Detector::CreditCard | Detector::UsSsn | Detector::CaSin | Detector::Phone => {
-            r"[+(]?[0-9A-Z][0-9A-Z \t\r\n\-.()/_|:\x{2010}-\x{2015}\x{2212}\x{2022}\x{00B7}\x{2219}\x{22C5}\x{2027}\x{30FB}]*"
+            r"[+(]?[0-9A-Z][0-9A-Z \t\r\n\-.()/_|:+\x{2010}-\x{2015}\x{2212}\x{2022}\x{00B7}\x{2219}\x{22C5}\x{2027}\x{30FB}]*"
         }
         // IBANs in any case: a lower-case country code starts one only before two digits, and
         // what follows is held for at most an IBAN's length, so prose is not held.
@@ -88,10 +89,17 @@ fn detector_pattern(d: Detector) -> &'static str {
         // A scheme, `://` (or `:\/\/`) and the URL, to the byte that ends it (as
         // `detect::keys::url_password` reads it): where a host follows an `@` decides where
         // the password ends.
+        // Or a connection string's `Password=`, held with the rest of its line (another key
+        // after it, within the detector's reach, makes it one; a quoted value may hold `;`).
         Detector::UrlPassword => {
-            r#"[A-Za-z][A-Za-z0-9+.\-]*(:(\\?/(\\?/[^"'`\x00-\x20\x7f]*)?)?)?"#
+            r#"[A-Za-z][A-Za-z0-9+.\-]*(:(\\?/(\\?/[^"'`\x00-\x20\x7f]*)?)?)?|[Pp]assword=[^\r\n"]{0,240}"#
         }
-        _ => r"[A-Za-z0-9_\-.+/=]+",
+        // An Anthropic key may go on after a line break (a wrapped key, `detect::secrets`).
+        Detector::AnthropicKey => {
+            r"sk-ant-[A-Za-z0-9_\-]*(\r?\n[A-Za-z0-9_\-]*)?|[A-Za-z0-9_\-.+/=%]+"
+        }
+        // Key characters, and a URL-encoded cookie's `%` (Slack's `xoxd-`).
+        _ => r"[A-Za-z0-9_\-.+/=%]+",
     }
 }
 

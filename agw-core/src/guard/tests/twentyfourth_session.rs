@@ -522,3 +522,43 @@ fn text_around_a_forms_parts_is_refused() {
         );
     }
 }
+
+/// The session's review: a token as a connection string's password is refused by the token's
+/// rule (a password's mask had covered it); `tax ID` and `employee id` name a SIN; a
+/// development default is the user's name exactly; a query's path or switch is no password;
+/// libpq's blank-separated form.
+#[test]
+fn the_reviews_cases() {
+    let two = Policy::builder()
+        .rule(Rule::detectors("keys", [Detector::AnthropicKey, Detector::GithubToken]).reject("no"))
+        .rule(Rule::detectors("pw", [Detector::UrlPassword]).mask())
+        .build()
+        .unwrap();
+    for text in [
+        format!("Server=db;User ID=sa;Password={GHP};"),
+        format!("jdbc:sqlserver://db;user=sa;password={GHP}"),
+    ] {
+        assert!(sent(&two, &prompt(&text)).is_none(), "{text}");
+    }
+    let policy = all_policy(true);
+    for (text, value) in [
+        ("tax ID: 130-692-544", "130-692-544"),
+        ("employee id 130-692-544", "130-692-544"),
+        ("per case 130-692-544", "130-692-544"),
+        ("mysql://Admin:admin@db/app", "admin@db"),
+        (
+            "host=db user=app password=S3cr3tP4ss dbname=app",
+            "S3cr3tP4ss",
+        ),
+    ] {
+        let out = sent(&policy, &prompt(text)).unwrap();
+        assert!(!out.contains(value), "{text}: {out}");
+    }
+    for text in [
+        "http://localhost:8080/?pwd=/home/alice/project",
+        "https://api.example.com/v1/check?pass=true&x=1",
+        "postgres://app:app@db/app",
+    ] {
+        assert!(untouched(&policy, text), "{text}");
+    }
+}

@@ -12,6 +12,7 @@ mod review12;
 mod review13;
 mod review14;
 mod review15;
+mod review24;
 mod review7;
 mod rt2;
 mod splits;
