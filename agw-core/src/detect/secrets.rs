@@ -1265,7 +1265,7 @@ fn jwe(text: &[u8], s: usize, header_end: usize) -> Option<(usize, bool)> {
             return Some((i, false));
         }
         let e = run(text, i + 1, is_key_char_ref);
-        whole &= part == 0 || e - i - 1 >= 10;
+        whole &= part == 0 || e - i > 10;
         i = e;
     }
     Some((i, whole))
