@@ -6,6 +6,11 @@
 use super::twentysecond_redteam::{all_policy, prompt, sent};
 use super::*;
 
+/// Whether `value` is gone from what reaches the provider of `text` as a prompt.
+fn hidden(policy: &Policy, text: &str, value: &str) -> bool {
+    !sent(policy, &prompt(text)).unwrap().contains(value)
+}
+
 /// Whether `text`, as a prompt, reaches the provider as it was sent.
 fn untouched(policy: &Policy, text: &str) -> bool {
     let body = prompt(text);
@@ -165,8 +170,7 @@ fn slack_session_tokens_are_found() {
             format!("SLACK_MCP_TOKEN={value}"),
             format!("\"token\": \"{value}\""),
         ] {
-            let out = sent(&policy, &prompt(&text)).unwrap();
-            assert!(!out.contains(&value[5..30]), "{text}");
+            assert!(hidden(&policy, &text, &value[5..30]), "{text}");
         }
     }
     for text in [
@@ -190,8 +194,7 @@ fn keys_after_a_word_and_a_dash_are_found() {
             ("slack", "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp"),
         ] {
             let text = format!("the {word}{dash}{value} works");
-            let out = sent(&policy, &prompt(&text)).unwrap();
-            assert!(!out.contains(value), "{text}");
+            assert!(hidden(&policy, &text, value), "{text}");
         }
     }
     // `sk-` keeps its boundary: words end in `-sk`… and `risk-` is no key's start.
@@ -226,8 +229,7 @@ fn aws_secret_keys_under_more_labels_are_found() {
         format!("aws configure set aws_secret_access_key {k}"),
         format!("AWS Secret Access Key [None]: {k}"),
     ] {
-        let out = sent(&policy, &prompt(&t)).unwrap();
-        assert!(!out.contains(k), "{t}");
+        assert!(hidden(&policy, &t, k), "{t}");
     }
     // A hash after such a label is no key: 40 hex digits, one case.
     for t in [
@@ -250,8 +252,7 @@ fn phone_numbers_in_one_run_after_a_label_are_found() {
         "<td>Telephone</td><td>4155552671</td>",
         "contact_number=4155552671",
     ] {
-        let out = sent(&policy, &prompt(text)).unwrap();
-        assert!(!out.contains("4155552671"), "{text}");
+        assert!(hidden(&policy, text, "4155552671"), "{text}");
     }
     for text in [
         "id: 4155552671",
@@ -274,8 +275,7 @@ fn passwords_in_url_queries_are_found() {
         "GET https://api.example.com/login?username=bob&password=S3cr3tP4ss HTTP/1.1",
         "mongodb://db.example.com/app?authSource=admin&PWD=S3cr3tP4ss",
     ] {
-        let out = sent(&policy, &prompt(text)).unwrap();
-        assert!(!out.contains("S3cr3tP4ss"), "{text}");
+        assert!(hidden(&policy, text, "S3cr3tP4ss"), "{text}");
     }
     // Stand-ins and other parameters stay.
     for text in [
@@ -301,8 +301,7 @@ fn passwords_in_connection_strings_are_found() {
         "server=db; database=app; user=sa; password='MyS3cr3t!Pass'",
         "Password=MyS3cr3t!Pass;Server=db;Database=app",
     ] {
-        let out = sent(&policy, &prompt(text)).unwrap();
-        assert!(!out.contains("MyS3cr3t!Pass"), "{text}");
+        assert!(hidden(&policy, text, "MyS3cr3t!Pass"), "{text}");
     }
     for text in [
         // Stand-ins, and a password with no connection string around it.
@@ -364,8 +363,7 @@ fn development_defaults_and_ids_are_left_alone() {
         ("my SIN is 130-692-544", "130-692-544"),
         ("SIN: 130-692-544", "130-692-544"),
     ] {
-        let out = sent(&policy, &prompt(text)).unwrap();
-        assert!(!out.contains(value), "{text}");
+        assert!(hidden(&policy, text, value), "{text}");
     }
 }
 
