@@ -147,7 +147,117 @@ fn word_before(text: &[u8]) -> &[u8] {
 /// Whether the value `text[start..end]` is named by one of `names`: a label right before it
 /// ([`labelled`]) or the header of its column in a table ([`column_named`]).
 pub(super) fn named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bool {
-    labelled(text, start, names) || column_named(text, start, end, names)
+    labelled(text, start, names)
+        || column_named(text, start, end, names)
+        || sql_column_named(text, start, names)
+}
+
+/// Whether the value at `start` is in an SQL `INSERT`'s `VALUES` row whose column list names
+/// its column with one of `names` (`INSERT INTO people (name, ssn) VALUES ('Jane',
+/// '536228726'), ('Bob', …)`; red team, twenty-fourth session): the row's fields counted by
+/// their commas outside quotes, the rows before it skipped back to `VALUES`, the column read
+/// back from its name's end as a label is. Within [`TABLE_WINDOW`] bytes.
+fn sql_column_named(text: &[u8], start: usize, names: &[&str]) -> bool {
+    let floor = start.saturating_sub(TABLE_WINDOW);
+    let Some(open) = text[floor..start]
+        .iter()
+        .rposition(|&b| matches!(b, b'(' | b')'))
+        .map(|k| floor + k)
+        .filter(|&k| text[k] == b'(')
+    else {
+        return false;
+    };
+    let Some(field) = fields_before(&text[open + 1..start]) else {
+        return false;
+    };
+    // Back over the rows before this one to `VALUES`.
+    let blank = |b: &u8| b.is_ascii_whitespace();
+    let mut i = open;
+    loop {
+        let before = text[floor..i]
+            .iter()
+            .rposition(|b| !blank(b))
+            .map(|k| floor + k);
+        match before.map(|k| text[k]) {
+            Some(b',') => {
+                let k = before.unwrap_or(floor);
+                let Some(close) = text[floor..k].iter().rposition(|b| !blank(b)) else {
+                    return false;
+                };
+                if text[floor + close] != b')' {
+                    return false;
+                }
+                let Some(o) = text[floor..floor + close].iter().rposition(|&b| b == b'(') else {
+                    return false;
+                };
+                i = floor + o;
+            }
+            Some(_) => {
+                let k = before.unwrap_or(floor) + 1;
+                if k < floor + 6 || !text[k - 6..k].eq_ignore_ascii_case(b"values") {
+                    return false;
+                }
+                i = k - 6;
+                break;
+            }
+            None => return false,
+        }
+    }
+    // The column list before `VALUES`: `(a, b, c)`.
+    let Some(close) = text[floor..i]
+        .iter()
+        .rposition(|b| !blank(b))
+        .map(|k| floor + k)
+    else {
+        return false;
+    };
+    if text[close] != b')' {
+        return false;
+    }
+    let Some(list) = text[floor..close]
+        .iter()
+        .rposition(|&b| b == b'(')
+        .map(|k| floor + k)
+    else {
+        return false;
+    };
+    let mut ends = text[list + 1..close]
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b',')
+        .map(|(k, _)| list + 1 + k)
+        .chain(std::iter::once(close));
+    let Some(end) = ends.nth(field) else {
+        return false;
+    };
+    // A quoted name's closing quote or bracket is a separator to the label's reading.
+    let name_end = text[list + 1..end]
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t' | b'`' | b']'))
+        .map_or(list + 1, |k| list + 2 + k);
+    labelled(text, name_end, names)
+}
+
+/// How many fields of an SQL row lie before a value: its commas outside quoted strings, when
+/// nothing but a row's fields is there (no `)` or `;` outside quotes).
+fn fields_before(row: &[u8]) -> Option<usize> {
+    let (mut fields, mut quote) = (0, None);
+    for &b in row {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(b),
+            (None, b',') => fields += 1,
+            (None, b')' | b';' | b'\n') => return None,
+            _ => {}
+        }
+    }
+    // The value itself may be quoted: its opening quote is not an open string.
+    match quote {
+        None => Some(fields),
+        Some(_) if row.last().is_some_and(|&b| matches!(b, b'\'' | b'"')) => Some(fields),
+        Some(_) => None,
+    }
 }
 
 /// The most bytes before a value searched for its column's header.

@@ -560,3 +560,36 @@ fn the_reviews_cases() {
         assert!(untouched(&policy, text), "{text}");
     }
 }
+
+/// A nine-digit SSN or a phone number in an SQL `INSERT`'s rows, named by its column.
+#[test]
+fn values_in_sql_rows_are_named_by_their_columns() {
+    let policy = all_policy(true);
+    for (text, value) in [
+        (
+            "INSERT INTO employees (name, ssn) VALUES ('Jane', '536228726');",
+            "536228726",
+        ),
+        (
+            "INSERT INTO employees (name, ssn) VALUES ('Jane', 536228726);",
+            "536228726",
+        ),
+        (
+            "insert into people (`id`, `full_name`, `ssn`, `phone`) values\n  (1, 'Doe, Jane', '536228726', '4155552671'),\n  (2, 'Roe, Bob', '536228727', '4155552672');",
+            "536228727",
+        ),
+        (
+            "INSERT INTO people (name, phone) VALUES ('Bob', '4155552671')",
+            "4155552671",
+        ),
+    ] {
+        assert!(hidden(&policy, text, value), "{text}");
+    }
+    // Another column's nine digits stay.
+    for text in [
+        "INSERT INTO orders (id, ssn_checked) VALUES (536228726, true);",
+        "INSERT INTO orders (order_no, name) VALUES ('536228726', 'Jane');",
+    ] {
+        assert!(untouched(&policy, text), "{text}");
+    }
+}
