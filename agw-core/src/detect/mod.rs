@@ -71,8 +71,9 @@
 //!   character is Markdown's emphasis, not a word's (`_4111 1111 1111 1111_`).
 //! - US SSNs: `AAA-GG-SSSS`; `AAA GG SSSS`, `AAA.GG.SSSS` and nine contiguous digits only right
 //!   after a label (`SSN: 123456789`, `social security number …`, `SSN/ITIN:`) or in a CSV,
-//!   TSV or markdown table's column whose header (within 2 KB above) names it, or an SQL
-//!   `INSERT`'s column whose name in its column list names it.
+//!   TSV or markdown table's column whose header (within 2 KB above) names it, an SQL
+//!   `INSERT`'s column whose name in its column list names it, or a column of a table aligned
+//!   with spaces whose header word ends or starts where the value does.
 //! - Phones: E.164 needs the `+` (and ten digits or more when ungrouped: `+86400000` is a
 //!   number in code; an ungrouped number of some 40 common country codes must also have a
 //!   length that country uses, so `+20240515123045` on a diff line is no Egyptian number);

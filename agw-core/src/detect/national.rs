@@ -150,6 +150,63 @@ pub(super) fn named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bo
     labelled(text, start, names)
         || column_named(text, start, end, names)
         || sql_column_named(text, start, names)
+        || aligned_column_named(text, start, end, names)
+}
+
+/// The most lines above a value searched for its aligned column's header.
+const ALIGNED_LINES: usize = 40;
+
+/// Whether the value `text[start..end]` stands in a column of a table aligned with blanks (a
+/// printed DataFrame, `column -t`, a fixed-width report) whose header names it with one of
+/// `names`: a line above, within [`ALIGNED_LINES`] lines and [`TABLE_WINDOW`] bytes, has a
+/// word ending where the value ends (right-aligned numbers) or starting where it starts
+/// (left-aligned), read back as a label is (red team, twenty-fourth session: `   name
+/// ssn` above `0  Jane  536228726` passed).
+fn aligned_column_named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bool {
+    let line_start = text[..start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |k| k + 1);
+    let blank = |b: u8| matches!(b, b' ' | b'\t');
+    // The value is a cell of its own, in a row whose cells are set apart by runs of spaces
+    // (prose's single spaces are no table's; tab-separated rows are `column_named`'s): two
+    // spaces or the line's ends on each side.
+    let row_end = text[end..]
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r')
+        .map_or(text.len(), |k| end + k);
+    let left = start == line_start || text[line_start..start].ends_with(b"  ");
+    let right = end == row_end || text[end..row_end].starts_with(b"  ");
+    if !left || !right || text[line_start..row_end].contains(&b'\t') {
+        return false;
+    }
+    let (from, to) = (start - line_start, end - line_start);
+    let floor = start.saturating_sub(TABLE_WINDOW);
+    let mut e = line_start;
+    for _ in 0..ALIGNED_LINES {
+        if e <= floor + 1 {
+            return false;
+        }
+        let s = text[floor..e - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(floor, |k| floor + k + 1);
+        let line = &text[s..e - 1];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let word = |i: usize| line.get(i).is_some_and(u8::is_ascii_alphabetic);
+        let gap = |i: Option<usize>| i.is_none_or(|i| line.get(i).is_none_or(|&b| blank(b)));
+        // Right-aligned: a word ends at the value's end; left-aligned: one starts at its start.
+        if (to > 0 && word(to - 1) && gap(Some(to)) && labelled(text, s + to, names))
+            || (word(from) && gap(from.checked_sub(1)) && {
+                let w = line[from..].iter().take_while(|b| !blank(**b)).count();
+                labelled(text, s + from + w, names)
+            })
+        {
+            return true;
+        }
+        e = s;
+    }
+    false
 }
 
 /// Whether the value at `start` is in an SQL `INSERT`'s `VALUES` row whose column list names

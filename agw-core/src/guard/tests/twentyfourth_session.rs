@@ -593,3 +593,28 @@ fn values_in_sql_rows_are_named_by_their_columns() {
         assert!(untouched(&policy, text), "{text}");
     }
 }
+
+/// A nine-digit SSN in a table aligned with blanks (a printed DataFrame, a fixed-width report),
+/// named by its column's header; prose with single spaces is no table.
+#[test]
+fn values_in_aligned_tables_are_named_by_their_columns() {
+    let policy = all_policy(true);
+    for (text, value) in [
+        (
+            "   name        ssn\n0  Jane  536228726\n1   Bob  536228727",
+            "536228727",
+        ),
+        (
+            "NAME      SSN        CITY\nJane Doe  536228726  Austin\n",
+            "536228726",
+        ),
+    ] {
+        assert!(hidden(&policy, text, value), "{text}");
+    }
+    for text in [
+        "   name     order\n0  Jane  536228726",
+        "the ssn\nwas 536228726 here",
+    ] {
+        assert!(untouched(&policy, text), "{text}");
+    }
+}
