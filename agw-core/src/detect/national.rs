@@ -182,17 +182,7 @@ fn aligned_column_named(text: &[u8], start: usize, end: usize, names: &[&str]) -
     }
     let (from, to) = (start - line_start, end - line_start);
     let floor = start.saturating_sub(TABLE_WINDOW);
-    let mut e = line_start;
-    for _ in 0..ALIGNED_LINES {
-        if e <= floor + 1 {
-            return false;
-        }
-        let s = text[floor..e - 1]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(floor, |k| floor + k + 1);
-        let line = &text[s..e - 1];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    for (s, line) in lines_above(text, line_start, floor).take(ALIGNED_LINES) {
         let word = |i: usize| line.get(i).is_some_and(u8::is_ascii_alphabetic);
         let gap = |i: Option<usize>| i.is_none_or(|i| line.get(i).is_none_or(|&b| blank(b)));
         // Right-aligned: a word ends at the value's end; left-aligned: one starts at its start.
@@ -204,9 +194,30 @@ fn aligned_column_named(text: &[u8], start: usize, end: usize, names: &[&str]) -
         {
             return true;
         }
-        e = s;
     }
     false
+}
+
+/// The lines above the one starting at `line_start`, nearest first, down to `floor`: each
+/// with where it starts, its line break left out.
+fn lines_above(
+    text: &[u8],
+    line_start: usize,
+    floor: usize,
+) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut e = line_start;
+    std::iter::from_fn(move || {
+        if e <= floor + 1 {
+            return None;
+        }
+        let s = text[floor..e - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(floor, |k| floor + k + 1);
+        let line = &text[s..e - 1];
+        e = s;
+        Some((s, line.strip_suffix(b"\r").unwrap_or(line)))
+    })
 }
 
 /// Whether the value at `start` is in an SQL `INSERT`'s `VALUES` row whose column list names
@@ -349,15 +360,8 @@ fn column_named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bool {
         .filter(|&&b| b == sep)
         .count();
     let floor = start.saturating_sub(TABLE_WINDOW);
-    let mut e = line_start;
     // Lines above, nearest first, while they are rows of the same table.
-    while e > floor + 1 {
-        let s = text[floor..e - 1]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(floor, |k| floor + k + 1);
-        let line = &text[s..e - 1];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    for (s, line) in lines_above(text, line_start, floor) {
         if !line.contains(&sep) {
             return false;
         }
@@ -380,7 +384,6 @@ fn column_named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bool {
         {
             return true;
         }
-        e = s;
     }
     false
 }
