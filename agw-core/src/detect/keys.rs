@@ -449,7 +449,7 @@ const CONNECTION_WINDOW: usize = 224;
 /// `;` (a blank in libpq's form), a quote or a line's end, or quoted itself (`'…'`, `"…"`,
 /// `{…}`) — is no stand-in ([`stand_in`]). Returns the value's range.
 pub(super) fn conn_password(text: &[u8], s: usize) -> Option<(usize, usize)> {
-    let v = memchr::memchr(b'=', &text[s..(s + 10).min(text.len())])? + s + 1;
+    let v = conn_value_start(text, s)?;
     let blanks = text[..s]
         .iter()
         .rev()
@@ -474,6 +474,11 @@ pub(super) fn conn_password(text: &[u8], s: usize) -> Option<(usize, usize)> {
         && !stand_in(value)
         && has_connection_key(text, s, e, spaced))
     .then_some((vs, ve))
+}
+
+/// Where the value after the `Password=` label starting at `s` starts (past its `=`).
+fn conn_value_start(text: &[u8], s: usize) -> Option<usize> {
+    memchr::memchr(b'=', &text[s..(s + 10).min(text.len())]).map(|k| s + k + 1)
 }
 
 /// Where a connection string's value starting at `v` ends: its closing quote or brace (`None`
@@ -522,10 +527,10 @@ fn has_connection_key(text: &[u8], s: usize, e: usize, spaced: bool) -> bool {
 /// Whether what [`conn_password`] says of the label at `s` may change when text is appended:
 /// its value, or the string after it, has not ended.
 pub(super) fn conn_password_open(text: &[u8], s: usize) -> bool {
-    let Some(eq) = memchr::memchr(b'=', &text[s..(s + 10).min(text.len())]) else {
+    let Some(v) = conn_value_start(text, s) else {
         return text.len() < s + 10;
     };
-    match conn_value_end(text, s + eq + 1, false) {
+    match conn_value_end(text, v, false) {
         None => true,
         Some(e) => {
             let rest = &text[e..];

@@ -754,11 +754,10 @@ fn escape_digits(text: &[u8], p: usize) -> usize {
     {
         return 0;
     }
-    let run = text[p..].iter().take_while(|c| c.is_ascii_digit()).count();
-    // A magnetic stripe's track 1: `%B`, the card's number, `^` (`%B4111…^DOE/JANE^…`).
-    if p >= 2 && &text[p - 2..p] == b"%B" && at(text, p + run) == b'^' {
+    if stripe_track(text, p) {
         return 0;
     }
+    let run = text[p..].iter().take_while(|c| c.is_ascii_digit()).count();
     // An octal escape's digits are ambiguous with a number after a backslash (`C:\4111…`):
     // only the C form with a leading zero (`\042`) is taken for one.
     let taken = |k: usize, len: usize| {
@@ -771,6 +770,14 @@ fn escape_digits(text: &[u8], p: usize) -> usize {
         .rev()
         .find(|&k| escape_before(text, p + k).is_some_and(|len| len > k && taken(k, len)))
         .unwrap_or(0)
+}
+
+/// Whether the digits at `p` are a card's number on a magnetic stripe's track 1: `%B`, the
+/// number, `^` (`%B4111…^DOE/JANE^…`). Its `%B4` is no percent-escape, and its `B` glues no
+/// word to the number.
+fn stripe_track(text: &[u8], p: usize) -> bool {
+    let run = text[p..].iter().take_while(|c| c.is_ascii_digit()).count();
+    p >= 2 && &text[p - 2..p] == b"%B" && at(text, p + run) == b'^'
 }
 
 /// Prefixes that start a credential wherever they appear in a log field or a label: agw's own

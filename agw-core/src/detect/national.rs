@@ -163,18 +163,11 @@ const ALIGNED_LINES: usize = 40;
 /// (left-aligned), read back as a label is (red team, twenty-fourth session: `   name
 /// ssn` above `0  Jane  536228726` passed).
 fn aligned_column_named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bool {
-    let line_start = text[..start]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |k| k + 1);
+    let (line_start, row_end) = line_around(text, start, end);
     let blank = |b: u8| matches!(b, b' ' | b'\t');
     // The value is a cell of its own, in a row whose cells are set apart by runs of spaces
     // (prose's single spaces are no table's; tab-separated rows are `column_named`'s): two
     // spaces or the line's ends on each side.
-    let row_end = text[end..]
-        .iter()
-        .position(|&b| b == b'\n' || b == b'\r')
-        .map_or(text.len(), |k| end + k);
     let left = start == line_start || text[line_start..start].ends_with(b"  ");
     let right = end == row_end || text[end..row_end].starts_with(b"  ");
     if !left || !right || text[line_start..row_end].contains(&b'\t') {
@@ -196,6 +189,20 @@ fn aligned_column_named(text: &[u8], start: usize, end: usize, names: &[&str]) -
         }
     }
     false
+}
+
+/// Where the line holding `text[start..end]` starts, and where it ends (before its line
+/// break).
+fn line_around(text: &[u8], start: usize, end: usize) -> (usize, usize) {
+    let line_start = text[..start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |k| k + 1);
+    let line_end = text[end..]
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r')
+        .map_or(text.len(), |k| end + k);
+    (line_start, line_end)
 }
 
 /// The lines above the one starting at `line_start`, nearest first, down to `floor`: each
@@ -336,14 +343,7 @@ const TABLE_WINDOW: usize = 2048;
 /// above it within [`TABLE_WINDOW`] bytes (`name,ssn,dob` then `Bob,536228726,…`;
 /// `| Name | SSN |`, `|---|---|`, `| Bob | 536228726 |`).
 fn column_named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bool {
-    let line_start = text[..start]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |k| k + 1);
-    let line_end = text[end..]
-        .iter()
-        .position(|&b| b == b'\n' || b == b'\r')
-        .map_or(text.len(), |k| end + k);
+    let (line_start, line_end) = line_around(text, start, end);
     let is_cell_sep = |b: u8| matches!(b, b',' | b';' | b'\t' | b'|');
     let blank = |b: &u8| matches!(b, b' ' | b'"' | b'\'');
     // The value fills its cell.

@@ -4,7 +4,7 @@
 use super::digits::{next_run, run_end};
 use super::{
     Detector, DetectorSet, Edges, Finding, at, card, escape_digits, glued_after, glued_before,
-    iban, is_word, national, phone, preceded_by,
+    iban, is_word, national, phone, preceded_by, stripe_track,
 };
 
 /// Groups kept per token. A longer chain (`1 2 3 4 …`) is cut here; the cut counts as a
@@ -205,11 +205,9 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
                 text,
                 groups: groups.as_slice(),
                 // Where two strings meet is a boundary (`hi` + `4111 …` + `thanks`).
-                // A magnetic stripe's track 1 starts `%B` and the card's number
-                // (`%B4111111111111111^DOE/JANE^…`).
                 left_blocked: (glued_before(text, p, is_word)
                     && !edges.contains(p)
-                    && !(p >= 2 && &text[p - 2..p] == b"%B"))
+                    && !stripe_track(text, p))
                     || cut_before(text, p),
                 // A dash and a suffix go on with the number (`part no. 536-22-8726-B`, `Order
                 // #4000123412341234-A`), as a dash and digits do; a dash and a word do not.

@@ -472,10 +472,7 @@ fn may_grow(kind: Kind, text: &[u8], s: usize) -> bool {
             let wrap = rest.starts_with(b"sk-ant-")
                 && !text[..e].ends_with(b"AA")
                 && e - s < *ANTHROPIC_KEY_LEN.end()
-                && {
-                    let next = e + usize::from(at(text, e) == b'\r') + 1;
-                    matches!(at(text, e), b'\n' | b'\r') && run(text, next, is_key_char_ref) >= len
-                };
+                && next_line(text, e).is_some_and(|n| run(text, n, is_key_char_ref) >= len);
             (boundary || distinct_cut) && (e == len || wrap)
         }
         _ if !boundary => false,
@@ -740,14 +737,20 @@ fn wrapped_end(text: &[u8], s: usize, e: usize) -> Option<usize> {
     if text[..e].ends_with(b"AA") {
         return None;
     }
-    let next = match (at(text, e), at(text, e + 1)) {
-        (b'\n', _) => e + 1,
-        (b'\r', b'\n') => e + 2,
-        _ => return None,
-    };
+    let next = next_line(text, e)?;
     let c = run(text, next, is_key_char_ref);
     let whole = (e - s) + (c - next);
     (c > next && text[..c].ends_with(b"AA") && ANTHROPIC_KEY_LEN.contains(&whole)).then_some(c)
+}
+
+/// Where the line after a line break at `e` (`\n` or `\r\n`) starts; a `\r` that ends the text
+/// may still be one (past the text's end then, where no key character follows).
+fn next_line(text: &[u8], e: usize) -> Option<usize> {
+    match (at(text, e), text.get(e + 1)) {
+        (b'\n', _) => Some(e + 1),
+        (b'\r', Some(b'\n') | None) => Some(e + 2),
+        _ => None,
+    }
 }
 
 /// A four-character prefix (`AKIA`, `ASIA`, …, or `A3T` and one more) and 16 of `[A-Z0-9]`,
