@@ -10,7 +10,9 @@
 //! `arguments` are JSON in a string, as Codex-style agents send them); policies `a` (the seed rule), `b` (all built-ins), `c` (the seed
 //! rule as agw's configuration builds it: look-alike letters on), `d` (`c`, case-insensitive);
 //! then optionally `en` or `em`: every twelfth space of the body an en or an em dash, as in
-//! text a model wrote (`inspect_instr 200 76k c em`).
+//! text a model wrote (`inspect_instr 200 76k c em`); then optionally `fresh`: each inspection
+//! reads the body as if for the first time (the conversation units found clean before are
+//! forgotten first; without it, every inspection after the first finds them known).
 
 use agw_benches::*;
 use agw_core::guard::{Policy, Rule};
@@ -48,13 +50,21 @@ fn main() {
     };
     // Prose as models write it, with dashes: every twelfth space an en dash (which the guard
     // folds to `-`) or an em dash (which it keeps).
-    let body = match args.next().as_deref() {
-        Some("en") => dashed(&body, "\u{2013}"),
-        Some("em") => dashed(&body, "\u{2014}"),
-        _ => body,
+    let rest: Vec<String> = args.collect();
+    let has = |word: &str| rest.iter().any(|a| a == word);
+    let body = if has("en") {
+        dashed(&body, "\u{2013}")
+    } else if has("em") {
+        dashed(&body, "\u{2014}")
+    } else {
+        body
     };
+    let fresh = has("fresh");
     let mut hits = 0;
     for _ in 0..n {
+        if fresh {
+            agw_core::guard::forget_clean_units();
+        }
         hits += policy.inspect(kind, &body).unwrap().hits().len();
     }
     println!("{hits}");

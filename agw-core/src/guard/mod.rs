@@ -91,10 +91,19 @@ mod lines;
 mod policy;
 pub(crate) mod response;
 mod rule;
+mod seen;
 pub mod tool;
 pub(crate) mod widen;
 
 pub use engine::{REGEX_DFA_LIMIT, REGEX_SIZE_LIMIT};
+
+/// Forgets the conversation units this thread's inspections found clean and kept (see
+/// `guard/seen.rs`), so that the next inspection reads every unit: for benchmarks measuring
+/// a body read for the first time.
+#[doc(hidden)]
+pub fn forget_clean_units() {
+    seen::forget();
+}
 pub use policy::{
     Decision, Hit, InspectError, Policy, PolicyBuilder, PolicyError, Rejection, TextMatch, Verdict,
 };

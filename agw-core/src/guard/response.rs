@@ -935,7 +935,7 @@ impl Policy {
         // Signed reasoning is never rewritten (its signature would fail): a rejecting rule
         // refuses with its own answer, a masking rule's hit refuses the response, as a tool's
         // name does, rather than let what it would mask through (seventh red-team review).
-        let reasoning = self.decide(body, &walked.reasoning, &[]);
+        let reasoning = self.decide(body, &walked.reasoning, &[], false);
         let masked = reasoning
             .hits
             .iter()
@@ -958,7 +958,7 @@ impl Policy {
                 }
             }
         }
-        let mut verdict = self.decide(body, &walked.text, &[]);
+        let mut verdict = self.decide(body, &walked.text, &[], false);
         hits.append(&mut verdict.hits);
         verdict.hits = hits;
         verdict

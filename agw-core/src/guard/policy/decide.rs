@@ -13,6 +13,7 @@ use crate::guard::ActionKind;
 use crate::guard::engine::{RawHit, Wanted};
 use crate::guard::extract::Doc;
 use crate::guard::rule::{Action, Field, Scope};
+use crate::guard::seen;
 use crate::json::{map_back_many, map_exact};
 use std::ops::Range;
 
@@ -143,6 +144,7 @@ impl Policy {
         body: &[u8],
         doc: &Doc,
         files: &[super::reads::FileRemoval],
+        remember: bool,
     ) -> Verdict {
         let inner = &*self.inner;
         let mut raw: Vec<RawHit> = Vec::new();
@@ -162,6 +164,10 @@ impl Policy {
         // Whether the body had a word dash in a key-long run or a terminal sequence.
         let also = crate::guard::encoded::Also::noted();
         let mut edges = Vec::new();
+        let mut shape = Vec::new();
+        if remember {
+            seen::begin();
+        }
         for unit in &doc.units {
             let state = if doc.is_latest(unit) {
                 LATEST
@@ -183,6 +189,21 @@ impl Policy {
                 continue;
             }
             let text = doc.unit_text(unit);
+            // A unit this policy read in this context before and found nothing in
+            // (history the client sends again): known by its bytes ([`seen`]).
+            let base = doc.segs[unit.segs.start].text.start;
+            let context = seen::Context::new(inner.id, row * CONTEXTS + state, also);
+            if remember && state != LATEST {
+                shape.clear();
+                for s in &doc.segs[unit.segs.clone()] {
+                    shape.extend([(s.text.start - base) as u32, (s.text.end - base) as u32]);
+                }
+                let (at, start) = doc.edge_offsets(unit);
+                shape.extend(at.iter().map(|&e| (e - start) as u32));
+                if seen::known(context, &shape, text) {
+                    continue;
+                }
+            }
             raw.clear();
             // In text the client wrote, a rejecting rule's hit outside the final prompt removes
             // the strings it touches instead: keep looking for hits that reject. So does one in
@@ -194,7 +215,6 @@ impl Policy {
             let removable = history
                 || (unit.user && doc.segs[unit.segs.clone()].iter().any(|s| !s.last_prompt));
             let stop = |rule: usize| is_reject(rule) && !removable;
-            let base = doc.segs[unit.segs.start].text.start;
             let stopped = inner.engines.find(
                 text,
                 doc.edges_in(unit),
@@ -256,6 +276,11 @@ impl Policy {
                     (x.range.start, x.range.end, x.rule).cmp(&(y.range.start, y.range.end, y.rule))
                 });
                 raw.dedup_by(|x, y| x.rule == y.rule && x.range == y.range);
+            }
+            // The latest turn is read as an older one in the client's next request, in
+            // another context: kept then, not now.
+            if raw.is_empty() && remember && state != LATEST {
+                seen::keep(context, &shape, text);
             }
             for h in &raw {
                 let rule = &inner.rules[h.rule];

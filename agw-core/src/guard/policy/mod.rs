@@ -308,7 +308,7 @@ impl Policy {
         } else {
             self.files_in_history(body, &doc)
         };
-        let mut verdict = self.decide(body, &doc, &history_files);
+        let mut verdict = self.decide(body, &doc, &history_files, true);
         if !matches!(verdict.decision(), Decision::Reject(_)) {
             self.escaped_arguments(body, &doc, &mut verdict);
         }

@@ -2,10 +2,10 @@
 //! the bench applies (one request at a time, N at a time for a while, streams, held streams).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
@@ -33,6 +33,46 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 /// The `x-api-key` sent to servers that take any key (the mock, minproxy, agw without client
 /// authentication).
 pub const ANY_KEY: &str = "sk-ant-loadbench";
+
+/// Where a body's final prompt carries its serial number: `#` and eight digits and `#`.
+pub const SERIAL_MARK: &str = "#00000000#";
+
+/// The serial number of the next body sent, over all targets.
+static SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// A request body. One with [`SERIAL_MARK`] in it is sent with a new number there each time,
+/// as a client's next turn is: the conversation so far byte for byte, a new final prompt (so
+/// that a proxy that remembers what it read, as agw does, reads each request's new text).
+#[derive(Debug, Clone)]
+pub struct Body {
+    bytes: Bytes,
+    serial: Option<usize>,
+}
+
+impl Body {
+    pub fn new(bytes: Bytes) -> Self {
+        let mark = SERIAL_MARK.as_bytes();
+        let serial = bytes.windows(mark.len()).position(|w| w == mark);
+        Self { bytes, serial }
+    }
+
+    /// The body's length (every request's).
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The bytes to send next.
+    fn next(&self) -> Bytes {
+        let Some(at) = self.serial else {
+            return self.bytes.clone();
+        };
+        let n = SERIAL.fetch_add(1, Ordering::Relaxed) % 100_000_000;
+        let mut out = BytesMut::from(&self.bytes[..]);
+        let digits = format!("{n:08}");
+        out[at + 1..at + 9].copy_from_slice(digits.as_bytes());
+        out.freeze()
+    }
+}
 
 /// One server to send load to: the mock itself, or a proxy in front of it.
 #[derive(Debug, Clone)]
@@ -71,12 +111,12 @@ impl Target {
         }
     }
 
-    async fn send(&self, body: &Bytes) -> Result<Response<Incoming>, String> {
+    async fn send(&self, body: &Body) -> Result<Response<Incoming>, String> {
         let request = Request::post(&self.url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header("anthropic-version", HeaderValue::from_static("2023-06-01"))
             .header("x-api-key", self.key.clone())
-            .body(Full::new(body.clone()))
+            .body(Full::new(body.next()))
             .map_err(|e| e.to_string())?;
         let response = self
             .client
@@ -98,7 +138,7 @@ impl Target {
 
     /// Sends `body` and reads the whole response; returns the time from sending to the last
     /// byte.
-    pub async fn request(&self, body: &Bytes) -> Result<Duration, String> {
+    pub async fn request(&self, body: &Body) -> Result<Duration, String> {
         let start = Instant::now();
         let exchange = async {
             let response = self.send(body).await?;
@@ -115,7 +155,7 @@ impl Target {
     }
 
     /// Sends `body`, reads the whole response and returns the value of its header `name`.
-    pub async fn header(&self, body: &Bytes, name: &str) -> Result<Option<String>, String> {
+    pub async fn header(&self, body: &Body, name: &str) -> Result<Option<String>, String> {
         let exchange = async {
             let response = self.send(body).await?;
             let value = response
@@ -135,7 +175,7 @@ impl Target {
     }
 
     /// Sends a streaming request and reads the stream to its end.
-    pub async fn stream(&self, body: &Bytes) -> Result<Stream, String> {
+    pub async fn stream(&self, body: &Body) -> Result<Stream, String> {
         let start = Instant::now();
         let exchange = async {
             let mut body = self.send(body).await?.into_body();
@@ -164,7 +204,7 @@ impl Target {
     /// passed; returns the number of requests completed and the time it took.
     pub async fn saturate(
         &self,
-        body: &Bytes,
+        body: &Body,
         concurrency: usize,
         duration: Duration,
     ) -> Result<(u64, Duration), String> {
@@ -195,7 +235,7 @@ impl Target {
     /// `release` and reads them to the end.
     pub async fn hold<T>(
         &self,
-        body: &Bytes,
+        body: &Body,
         n: usize,
         release: &Release,
         measure: impl FnOnce() -> T,

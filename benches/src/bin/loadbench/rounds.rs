@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::load::{self, Target};
+use crate::load::{self, Body, SERIAL_MARK, Target};
 use crate::procs::{self, Server};
 use crate::report::{self, AGW, Latency, Round, Streaming, TARGETS, TEAM, TEAM_REDIS, Throughput};
 
@@ -56,39 +56,52 @@ impl Plan {
 /// The request bodies, built once.
 #[derive(Debug)]
 pub struct Bodies {
-    pub chat_2k: Bytes,
-    pub claude_code: Bytes,
+    pub chat_2k: Body,
+    pub claude_code: Body,
     /// A 2 KB chat whose reply streams back in many events.
-    pub stream: Bytes,
+    pub stream: Body,
     /// A 2 KB chat whose stream the mock holds open after its first text delta.
-    pub hold: Bytes,
+    pub hold: Body,
     /// A 2 KB chat the default policy rejects.
-    pub reject: Bytes,
+    pub reject: Body,
 }
 
 impl Bodies {
+    /// Each body but the rejected one ends in a prompt with [`SERIAL_MARK`]: every request is
+    /// the same conversation with a new final prompt, as a client's next turn is.
     pub fn new() -> Self {
         let chat = agw_benches::chat_2k();
+        let next = format!(r#"{{"role":"user","content":"And what comes next? {SERIAL_MARK}"}}"#);
         let echo = format!(
-            r#"{{"role":"user","content":"Repeat after me, mock:echo {}"}}"#,
+            r#"{{"role":"user","content":"Repeat after me {SERIAL_MARK}, mock:echo {}"}}"#,
             "the quick brown fox jumps over the lazy dog "
                 .repeat(12)
                 .trim_end()
         );
+        let prompt = "fix the failing test.";
+        let claude_code = String::from_utf8(agw_benches::claude_code_first_turn())
+            .expect("the bench bodies are UTF-8")
+            .replacen(prompt, &format!("fix the failing test {SERIAL_MARK}."), 1);
+        assert!(
+            claude_code.contains(SERIAL_MARK),
+            "the first turn's prompt moved"
+        );
         Self {
-            chat_2k: amend(&chat, None, false),
-            claude_code: amend(&agw_benches::claude_code_first_turn(), None, false),
-            stream: amend(&chat, Some(&echo), true),
-            hold: amend(
+            chat_2k: Body::new(amend(&chat, Some(&next), false)),
+            claude_code: Body::new(amend(claude_code.as_bytes(), None, false)),
+            stream: Body::new(amend(&chat, Some(&echo), true)),
+            hold: Body::new(amend(
                 &chat,
-                Some(r#"{"role":"user","content":"Wait for it. mock:hold"}"#),
+                Some(&format!(
+                    r#"{{"role":"user","content":"Wait for it {SERIAL_MARK}. mock:hold"}}"#
+                )),
                 true,
-            ),
-            reject: amend(
+            )),
+            reject: Body::new(amend(
                 &chat,
                 Some(r#"{"role":"user","content":"My credit card is on file."}"#),
                 false,
-            ),
+            )),
         }
     }
 }
@@ -264,7 +277,7 @@ pub async fn measure_round(
 async fn latency(
     targets: &[Target; TARGETS],
     order: [usize; TARGETS],
-    body: &Bytes,
+    body: &Body,
     blocks: usize,
     per_block: usize,
 ) -> Result<[Latency; TARGETS], String> {
@@ -283,7 +296,7 @@ async fn throughput(
     targets: &[Target; TARGETS],
     servers: &[Server; TARGETS],
     order: [usize; TARGETS],
-    body: &Bytes,
+    body: &Body,
     plan: &Plan,
 ) -> Result<[Throughput; TARGETS], String> {
     let mut requests = [0u64; TARGETS];
@@ -314,7 +327,7 @@ async fn throughput(
 async fn streaming(
     targets: &[Target; TARGETS],
     order: [usize; TARGETS],
-    body: &Bytes,
+    body: &Body,
     plan: &Plan,
     events: usize,
 ) -> Result<[Streaming; TARGETS], String> {
