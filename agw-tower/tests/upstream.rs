@@ -271,6 +271,16 @@ async fn responses_never_carry_the_injected_key_back() {
             let _ = s.write_all(reply.as_bytes()).await;
             return;
         }
+        if head.starts_with("POST /transfer-gzipped") {
+            // Compressed in transfer: hyper takes the chunks apart and passes the rest on.
+            let body = format!("{KEY} {KEY}");
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(reply.as_bytes()).await;
+            return;
+        }
         let (status, body) = if head.starts_with("POST /refused") {
             (
                 "401 Unauthorized",
@@ -280,6 +290,15 @@ async fn responses_never_carry_the_injected_key_back() {
             (
                 "403 Forbidden",
                 format!("{{\"error\":\"key {KEY} lacks scope; {KEY}\"}}"),
+            )
+        } else if head.starts_with("POST /echo") {
+            // A debug answer with the key, and with all but its last characters.
+            (
+                "200 OK",
+                format!(
+                    "{{\"key\":\"{KEY}\",\"cut\":\"{}\"}}",
+                    &KEY[..KEY.len() - 6]
+                ),
             )
         } else {
             ("200 OK", "{}".to_owned())
@@ -340,10 +359,33 @@ async fn responses_never_carry_the_injected_key_back() {
     assert!(!head.contains(KEY) && !body.contains(KEY), "{head} {body}");
     assert!(body.contains("compressed body"), "{body}");
     // Any other error: the key taken out of the body, wherever its frames cut it.
-    let (status, head, body) = send(injecting, "/forbidden").await;
+    let (status, head, body) = send(injecting.clone(), "/forbidden").await;
     assert_eq!(status, 403, "{body}");
     assert!(!head.contains(KEY) && !body.contains(KEY), "{head} {body}");
-    assert_eq!(body, r#"{"error":"key *** lacks scope; ***"}"#);
+    let stars = "*".repeat(KEY.len());
+    assert_eq!(
+        body,
+        format!(r#"{{"error":"key {stars} lacks scope; {stars}"}}"#)
+    );
+    // A success too (twenty-fifth session's red team: a 200 gave the key back), with an echo
+    // cut short; the body keeps its length.
+    let (status, head, body) = send(injecting.clone(), "/echo").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !head.contains(KEY) && !body.contains(&KEY[..16]),
+        "{head} {body}"
+    );
+    assert_eq!(
+        body,
+        format!(r#"{{"key":"{stars}","cut":"{}"}}"#, &stars[6..])
+    );
+    // Compressed in transfer, a success cannot be searched either: agw's 502.
+    let (status, head, body) = send(injecting.clone(), "/transfer-gzipped").await;
+    assert_eq!(status, 502, "{head} {body}");
+    assert!(
+        !body.contains(KEY) && body.contains("compressed body"),
+        "{body}"
+    );
     // The client's own key (passthrough) is the client's: its 401 is its to see.
     let (status, head, _) = send(passthrough, "/refused").await;
     assert_eq!(status, 401);

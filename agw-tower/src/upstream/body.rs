@@ -123,33 +123,94 @@ pin_project! {
     }
 }
 
-/// Takes an injected key out of a body as it passes: each occurrence becomes `***`. The last
-/// bytes of each frame (one fewer than the key) wait for the next, where the key may go on.
+/// Takes an injected key out of a body as it passes: each occurrence of it, or of its first
+/// half or more (an echo cut short, `sk-ant-api03-…` less its last characters), becomes as
+/// many `*` (so a `Content-Length` stays true).
+/// A frame without one goes out as it came; only a frame's last bytes that may be the start
+/// of the key wait for the next frame, where it may go on (so an event stream's events are not
+/// held back).
 pub(crate) struct Scrub {
     key: super::service::InjectedKey,
+    /// The key's first half (at least 16 bytes, or all of a shorter key): what counts as an
+    /// echo.
+    head: memchr::memmem::Finder<'static>,
     carry: Vec<u8>,
 }
 
 impl Scrub {
     pub(crate) fn new(key: super::service::InjectedKey) -> Self {
+        let head = key.head().min(key.bytes().len());
         Self {
+            head: memchr::memmem::Finder::new(&key.bytes()[..head]).into_owned(),
             key,
             carry: Vec::new(),
         }
     }
 
     /// What of `data` can go out now.
-    fn feed(&mut self, data: &[u8]) -> Bytes {
-        self.carry.extend_from_slice(data);
-        self.key.replace_in(&mut self.carry);
-        let keep = (self.key.len() - 1).min(self.carry.len());
-        let out: Vec<u8> = self.carry.drain(..self.carry.len() - keep).collect();
-        Bytes::from(out)
+    fn feed(&mut self, data: Bytes) -> Bytes {
+        if self.head.needle().is_empty() {
+            return data;
+        }
+        if self.carry.is_empty() && self.head.find(&data).is_none() {
+            let hold = self.start_at_end(&data);
+            if hold == 0 {
+                return data;
+            }
+            self.carry.extend_from_slice(&data[data.len() - hold..]);
+            return data.slice(..data.len() - hold);
+        }
+        self.carry.extend_from_slice(&data);
+        let carry = std::mem::take(&mut self.carry);
+        let (out, held) = self.scan(&carry, false);
+        self.carry = carry[held..].to_vec();
+        out
     }
 
     /// The rest, at the body's end.
     fn finish(&mut self) -> Option<Bytes> {
-        (!self.carry.is_empty()).then(|| Bytes::from(std::mem::take(&mut self.carry)))
+        if self.carry.is_empty() {
+            return None;
+        }
+        let carry = std::mem::take(&mut self.carry);
+        Some(self.scan(&carry, true).0)
+    }
+
+    /// `buf` with each echo replaced, and where what waits for more starts (`buf.len()` at
+    /// the end, or when nothing may go on).
+    fn scan(&self, buf: &[u8], end: bool) -> (Bytes, usize) {
+        let key = self.key.bytes();
+        let mut out = Vec::with_capacity(buf.len());
+        let mut i = 0;
+        while let Some(p) = self.head.find(&buf[i..]) {
+            let s = i + p;
+            let mut e = s + self.head.needle().len();
+            while e < buf.len() && e - s < key.len() && buf[e] == key[e - s] {
+                e += 1;
+            }
+            out.extend_from_slice(&buf[i..s]);
+            if e == buf.len() && e - s < key.len() && !end {
+                // The key may go on in the next frame.
+                return (Bytes::from(out), s);
+            }
+            // As many stars as the bytes they hide: the body keeps its length.
+            out.resize(out.len() + (e - s), b'*');
+            i = e;
+        }
+        let hold = if end { 0 } else { self.start_at_end(&buf[i..]) };
+        out.extend_from_slice(&buf[i..buf.len() - hold]);
+        (Bytes::from(out), buf.len() - hold)
+    }
+
+    /// The length of the longest end of `data` that is a start of the key's head (shorter
+    /// than the head: a whole head is an echo).
+    fn start_at_end(&self, data: &[u8]) -> usize {
+        let head = self.head.needle();
+        let from = data.len().saturating_sub(head.len() - 1);
+        memchr::memchr_iter(head[0], &data[from..])
+            .map(|p| from + p)
+            .find(|&p| head.starts_with(&data[p..]))
+            .map_or(0, |p| data.len() - p)
     }
 }
 
@@ -252,9 +313,7 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 *this.progressed = true;
                 match (this.scrub.as_mut(), frame.into_data()) {
-                    (Some(scrub), Ok(data)) => {
-                        Poll::Ready(Some(Ok(Frame::data(scrub.feed(&data)))))
-                    }
+                    (Some(scrub), Ok(data)) => Poll::Ready(Some(Ok(Frame::data(scrub.feed(data))))),
                     (_, Ok(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
                     (_, Err(frame)) => Poll::Ready(Some(Ok(frame))),
                 }
@@ -326,10 +385,10 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        match (&self.sse, &self.scrub) {
-            // An error event may be added; a key replaced changes the length.
-            (Some(_), _) | (_, Some(_)) => SizeHint::default(),
-            (None, None) => self.inner.size_hint(),
+        match &self.sse {
+            // An error event may be added. A key replaced keeps the length.
+            Some(_) => SizeHint::default(),
+            None => self.inner.size_hint(),
         }
     }
 }
@@ -339,6 +398,71 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::{Wake, Waker};
+
+    const KEY: &str = "sk-ant-api03-PROVIDERSECRETKEY0123456789abcdefghijklmnopqrstuvwxyz-AAAAAA";
+
+    /// What a scrub of `frames` lets out, frame by frame, and in all.
+    fn scrubbed(frames: &[&str]) -> (Vec<String>, String) {
+        let key = super::super::service::InjectedKey::new(&agw_core::provider::Secret::new(KEY));
+        let mut scrub = Scrub::new(key);
+        let mut out: Vec<String> = frames
+            .iter()
+            .map(|f| String::from_utf8(scrub.feed(Bytes::from(f.to_string())).to_vec()).unwrap())
+            .collect();
+        out.extend(
+            scrub
+                .finish()
+                .map(|b| String::from_utf8(b.to_vec()).unwrap()),
+        );
+        let all = out.concat();
+        (out, all)
+    }
+
+    #[test]
+    fn a_key_or_its_first_half_is_taken_out_across_frames() {
+        let half = &KEY[..KEY.len() / 2];
+        let cut = &KEY[..KEY.len() - 6];
+        for frames in [
+            vec![format!("{{\"ok\":true,\"key\":\"{KEY}\"}}")],
+            vec![format!("key={cut}!")],
+            vec![format!("key={half} and more")],
+            vec![
+                "data: bad key sk-ant".to_owned(),
+                format!("{} end", &KEY[6..]),
+            ],
+            vec![format!("x {}", &KEY[..30]), format!("{}\n", &KEY[30..])],
+            vec![
+                "s".to_owned(),
+                "k".to_owned(),
+                format!("{} twice {KEY}", &KEY[2..]),
+            ],
+            vec![format!("ends with the key {KEY}")],
+            vec![format!("ends with a cut echo {cut}")],
+        ] {
+            let refs: Vec<&str> = frames.iter().map(String::as_str).collect();
+            let (_, all) = scrubbed(&refs);
+            assert!(!all.contains(&KEY[..16]), "{frames:?} -> {all}");
+            assert!(all.contains("***"), "{frames:?} -> {all}");
+        }
+    }
+
+    #[test]
+    fn frames_without_the_key_go_out_as_they_came() {
+        // Event stream frames are not held back: each goes out whole.
+        let events = [
+            "event: content_block_delta\ndata: {\"delta\":{\"text\":\"sk-ant is a prefix\"}}\n\n",
+            "event: message_stop\ndata: {}\n\n",
+        ];
+        let (out, all) = scrubbed(&events);
+        assert_eq!(out[..2], events);
+        assert_eq!(all, events.concat());
+        // Only an end that may start the key waits, and goes out when it does not.
+        let (out, all) = scrubbed(&["text then sk-an", "other words"]);
+        assert_eq!(out[0], "text then ");
+        assert_eq!(all, "text then sk-another words");
+        let (_, all) = scrubbed(&["at the end: sk-ant-api"]);
+        assert_eq!(all, "at the end: sk-ant-api");
+    }
 
     /// A body that never sends anything.
     struct Silent;
