@@ -293,6 +293,36 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
         | "x-ssl-client-cert"
         | "x-client-cert"
         | "sec-websocket-protocol" => true,
+        // Identities other proxies vouch for, and passwords by short names (twenty-fifth
+        // session's red team): Google IAP's and Pomerium's signed assertions, Azure App
+        // Service's principal and client certificate, oauth2-proxy's and nginx auth_request's
+        // user headers.
+        "x-goog-iap-jwt-assertion"
+        | "x-goog-authenticated-user-email"
+        | "x-goog-authenticated-user-id"
+        | "x-pomerium-jwt-assertion"
+        | "x-pomerium-claim-email"
+        | "x-ms-client-principal"
+        | "x-ms-client-principal-id"
+        | "x-ms-client-principal-name"
+        | "x-ms-client-principal-idp"
+        | "x-arr-clientcert"
+        | "x-forwarded-user"
+        | "x-forwarded-email"
+        | "x-forwarded-preferred-username"
+        | "x-forwarded-groups"
+        | "x-auth-request-user"
+        | "x-auth-request-email"
+        | "x-auth-request-preferred-username"
+        | "x-auth-request-groups"
+        | "x-remote-user"
+        | "remote-user"
+        | "x-pwd"
+        | "pwd"
+        | "x-passphrase"
+        | "passphrase"
+        | "x-otp"
+        | "otp" => true,
         "idempotency-key" => false,
         _ => {
             // `authorization2`, `x-api-key-2`: a numbered copy is the same credential.
@@ -301,6 +331,8 @@ pub fn is_credential_header(name: &HeaderName) -> bool {
                 _ => n,
             };
             n.ends_with("authorization")
+                || n.ends_with("-assertion")
+                || n.ends_with("-passphrase")
                 || n.ends_with("accesstoken")
                 || n.ends_with("authentication")
                 || n.ends_with("-password")
@@ -351,7 +383,19 @@ const KEY_PARAMS: [&str; 14] = [
 /// With the twelfth session's: Google's legacy `oauth_token`, an AWS presigned URL's
 /// `X-Amz-Security-Token`, `X-Amz-Credential` and `X-Amz-Signature`, and Google's
 /// `userProject` (the project billed: the query form of `X-Goog-User-Project`).
-const MORE_CREDENTIAL_PARAMS: [&str; 17] = [
+///
+/// With the twenty-fifth session's: passwords and one-time codes by short names, Google's
+/// signed-URL `X-Goog-Credential` and `X-Goog-Signature`, a request's `hmac`, a `credential`.
+const MORE_CREDENTIAL_PARAMS: [&str; 26] = [
+    "pwd",
+    "pass",
+    "passphrase",
+    "otp",
+    "totp",
+    "hmac",
+    "credential",
+    "x_goog_credential",
+    "x_goog_signature",
     "oauth_token",
     "x_amz_security_token",
     "x_amz_credential",
@@ -784,6 +828,11 @@ mod tests {
                 "/model/m/converse?X-Amz-Security-Token=t&X-Amz-Credential=c&X-Amz-Signature=s&X-Amz-Date=d",
                 "http://up:1/model/m/converse?X-Amz-Date=d",
             ),
+            // Twenty-fifth session's red team: passwords, one-time codes, Google's signed URL.
+            (
+                "/v1/x?pwd=p&pass=p2&otp=1&hmac=h&credential=c&X-Goog-Credential=g&X-Goog-Signature=s&X-Goog-Date=d",
+                "http://up:1/v1/x?X-Goog-Date=d",
+            ),
             (
                 "/v1/x?$limit=5&dollar=1",
                 "http://up:1/v1/x?$limit=5&dollar=1",
@@ -863,6 +912,17 @@ mod tests {
                 "authorization2",
                 "x-api-key-3",
                 "x-hf-bill-to",
+                // Found by the twenty-fifth session's red team.
+                "x-goog-iap-jwt-assertion",
+                "x-pomerium-jwt-assertion",
+                "x-ms-client-principal",
+                "x-arr-clientcert",
+                "x-forwarded-user",
+                "x-forwarded-email",
+                "x-auth-request-email",
+                "x-pwd",
+                "x-passphrase",
+                "x-vendor-assertion",
             ] {
                 h.append(name, "client".parse().unwrap());
                 h.append(name, "client-too".parse().unwrap());
