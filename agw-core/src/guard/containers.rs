@@ -3,7 +3,8 @@
 //! PDF (the strings its content streams draw, and those of its objects). Everything else is
 //! read as text ([`super::files::text_readings`]), and so is a file declared text, a container
 //! or not. A real picture or recording (a PNG, a JPEG, a GIF, a WebP: [`pictures`]) that
-//! declares nothing else is not read, inside an archive (by its entry's name) or out; a
+//! declares nothing else is not decoded, inside an archive (by its entry's name) or out, but
+//! the runs of printable text in it are read (metadata, a comment, a `free` box); a
 //! picture's signature before text is no picture. All of it within one budget of decompressed bytes: a file that would
 //! not fit is an error, which refuses the request (a decompression bomb is not read into
 //! memory).
@@ -34,6 +35,49 @@ const XML_ENTITIES: &str = "an XML document declares entities";
 const PDF_FILTER: &str = "a PDF stream is encoded in a way agw does not decode";
 const PDF_DICTIONARY: &str = "a PDF stream's dictionary could not be parsed";
 const PDF_ENCRYPTED: &str = "the PDF is encrypted";
+const COMPRESSED: &str = "a file is compressed in a way agw does not decompress";
+const TOO_DEEP: &str = "archives are nested deeper than agw opens them";
+
+/// Signatures of compressed files and archives agw does not open (bzip2, xz, zstd, 7-Zip,
+/// RAR, LZ4, Unix `compress`): a model's code execution opens them at once, so they are
+/// unreadable rather than read as the noise their bytes are (twenty-fifth session's red team).
+fn unopened(bytes: &[u8]) -> bool {
+    const SIGNATURES: [&[u8]; 7] = [
+        b"\xfd7zXZ\x00",
+        b"\x28\xb5\x2f\xfd",
+        b"7z\xbc\xaf\x27\x1c",
+        b"Rar!\x1a\x07",
+        b"\x04\x22\x4d\x18",
+        b"\x1f\x9d",
+        b"\x1f\xa0",
+    ];
+    SIGNATURES.iter().any(|s| bytes.starts_with(s))
+        || (bytes.starts_with(b"BZh")
+            && matches!(bytes.get(3), Some(b'1'..=b'9'))
+            && bytes.get(4..10) == Some(b"\x31\x41\x59\x26\x53\x59"))
+}
+
+/// The shortest run of printable ASCII read in a picture or a recording.
+const MIN_RUN: usize = 8;
+
+/// The runs of printable ASCII (and tabs) of [`MIN_RUN`] bytes or more in `bytes`, one a
+/// line, as `strings` lists them.
+fn printable_runs(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for run in bytes
+        .split(|&b| !(b == b'\t' || (0x20..0x7f).contains(&b)))
+        .filter(|r| r.len() >= MIN_RUN)
+    {
+        out.extend_from_slice(run);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Whether `bytes` start as a zlib stream: a deflate header whose check holds.
+fn is_zlib(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x78, b, ..] if (0x7800 | u16::from(*b)) % 31 == 0)
+}
 
 /// Appends the readings of `bytes`, a file nothing declares, to `out`. `Err` when what they
 /// hold would exceed `budget`.
@@ -58,13 +102,44 @@ pub(super) fn read_as(
     out: &mut Vec<FileText>,
 ) -> Result<(), ()> {
     if declared.may_be_picture() && pictures::is_real(bytes) {
+        // Its pixels or samples are not read. In an upload or an archive, text it carries is
+        // (metadata, a `free` box, a comment chunk): a file a model's code execution may open,
+        // and a media shell around plain text went upstream unread (twenty-fifth session's
+        // red team). Sent to a model as a picture, it is seen, not read.
+        let runs = if declared.is_upload() || depth > 0 {
+            printable_runs(bytes)
+        } else {
+            Vec::new()
+        };
+        if !runs.is_empty() {
+            text_readings(&runs, budget, out)?;
+        }
         return Ok(());
     }
     let mut contained = false;
-    if depth < MAX_DEPTH {
+    if unopened(bytes) {
+        out.push(FileText::Unreadable(COMPRESSED));
+        contained = true;
+    } else if depth >= MAX_DEPTH
+        && (bytes.starts_with(&[0x1f, 0x8b])
+            || bytes.starts_with(b"PK\x03\x04")
+            || bytes.starts_with(b"PK\x05\x06"))
+    {
+        out.push(FileText::Unreadable(TOO_DEEP));
+        contained = true;
+    } else if depth < MAX_DEPTH {
         if bytes.starts_with(&[0x1f, 0x8b]) {
             let mut inflated = Vec::new();
             let reader = flate2::read::MultiGzDecoder::new(bytes);
+            if inflate(reader, budget, &mut inflated)? {
+                read(&inflated, depth + 1, budget, out)?;
+                contained = true;
+            }
+        } else if is_zlib(bytes) {
+            // A zlib stream (Python's `zlib.compress`); text that only starts as one
+            // (`x^2`) does not inflate and is read as text.
+            let mut inflated = Vec::new();
+            let reader = flate2::read::ZlibDecoder::new(bytes);
             if inflate(reader, budget, &mut inflated)? {
                 read(&inflated, depth + 1, budget, out)?;
                 contained = true;
@@ -1565,6 +1640,74 @@ pub(super) fn test_png(text: &[u8], after: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// Why `bytes` are unreadable, if they are.
+    fn unreadable(bytes: &[u8]) -> Option<&'static str> {
+        let mut out = Vec::new();
+        let mut budget = 1 << 20;
+        read(bytes, 0, &mut budget, &mut out).unwrap();
+        out.into_iter().find_map(|t| match t {
+            FileText::Unreadable(why) => Some(why),
+            _ => None,
+        })
+    }
+
+    fn gzipped(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// Twenty-fifth session's red team: a bzip2, xz or zstd file, or a gzip four deep, went
+    /// upstream unread (its bytes read as text: noise) while a model's code execution opens it.
+    #[test]
+    fn compressed_files_agw_does_not_open_and_containers_too_deep_are_unreadable() {
+        for head in [
+            &b"BZh91AY&SY\x12\x34"[..],
+            b"\xfd7zXZ\x00\x00\x04",
+            b"\x28\xb5\x2f\xfd\x20\x10",
+            b"7z\xbc\xaf\x27\x1c\x00\x04",
+            b"Rar!\x1a\x07\x01\x00",
+            b"\x04\x22\x4d\x18\x64\x40",
+            b"\x1f\x9d\x90credit",
+        ] {
+            assert_eq!(unreadable(head), Some(COMPRESSED), "{head:?}");
+        }
+        let text = b"credit card 4111 1111 1111 1111";
+        let mut deep = text.to_vec();
+        for _ in 0..3 {
+            deep = gzipped(&deep);
+        }
+        assert_eq!(unreadable(&deep), None, "three deep is read");
+        assert!(
+            readings(&deep)
+                .unwrap()
+                .iter()
+                .any(|r| r.contains("credit card"))
+        );
+        assert_eq!(unreadable(&gzipped(&deep)), Some(TOO_DEEP));
+        // A zlib stream is read inside; text that starts as one is text.
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(text).unwrap();
+        let z = z.finish().unwrap();
+        assert!(is_zlib(&z));
+        assert!(
+            readings(&z)
+                .unwrap()
+                .iter()
+                .any(|r| r.contains("credit card"))
+        );
+        assert!(is_zlib(b"x^2 + y^2 = credit card"));
+        assert!(
+            readings(b"x^2 + y^2 = credit card")
+                .unwrap()
+                .iter()
+                .any(|r| r.contains("credit card"))
+        );
+        // Words that start like a signature are text.
+        assert_eq!(unreadable(b"BZh is not bzip2 without its magic"), None);
+        assert_eq!(unreadable(b"Rar! said the lion"), None);
+    }
 
     fn readings(bytes: &[u8]) -> Result<Vec<String>, ()> {
         let mut out = Vec::new();

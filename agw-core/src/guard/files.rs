@@ -155,6 +155,9 @@ pub(crate) struct Declared {
     /// Something says another kind (a PDF, an archive, an office document, a kind agw does
     /// not know).
     other: bool,
+    /// An upload: a file the provider keeps, which a model's code execution may open as any
+    /// file (the text in a picture or a recording is read too).
+    upload: bool,
 }
 
 impl Declared {
@@ -164,6 +167,7 @@ impl Declared {
         named_media: false,
         text: false,
         other: false,
+        upload: false,
     };
 
     /// A file declared text (a form field's value, a form's values).
@@ -194,6 +198,18 @@ impl Declared {
             self.other = true;
         }
         self
+    }
+
+    /// Marks an upload.
+    #[must_use]
+    pub(crate) fn upload(mut self) -> Self {
+        self.upload = true;
+        self
+    }
+
+    /// Whether it is an upload.
+    pub(crate) fn is_upload(self) -> bool {
+        self.upload
     }
 
     /// Adds a media type, if there is one.
@@ -320,12 +336,12 @@ fn starts_as_media(value: &[u8], data_url: Option<(&[u8], bool, &[u8])>) -> bool
 /// The readings of a file sent as bytes (a form's file part, an upload's body) whose media
 /// type, if any, is `media`: nothing for a real picture or recording.
 pub(crate) fn file_texts(bytes: &[u8], media: Option<&[u8]>, out: &mut Vec<FileText>) {
-    file_texts_declared(bytes, Declared::UNTYPED.with(media), out);
+    file_texts_declared(bytes, Declared::UNTYPED.with(media).upload(), out);
 }
 
-/// The readings of a file sent as bytes, declared `declared`: nothing for a real picture or
-/// recording that declares media or nothing. An upload declared media is read whole (it is
-/// kept, and a model's code execution may read it later as any file).
+/// The readings of a file sent as bytes, declared `declared`: for a real picture or recording
+/// that declares media or nothing, only the text in it when it is an upload (it is kept, and a
+/// model's code execution may read it later as any file).
 pub(crate) fn file_texts_declared(bytes: &[u8], declared: Declared, out: &mut Vec<FileText>) {
     read_file(bytes, declared, out);
 }

@@ -335,7 +335,8 @@ impl Policy {
                     .filenames
                     .iter()
                     .fold(declared, |d, n| d.with_filename(n.as_bytes()))
-                    .with(part.content_type.as_deref().map(str::as_bytes));
+                    .with(part.content_type.as_deref().map(str::as_bytes))
+                    .upload();
                 crate::guard::files::file_texts_declared(part.value, declared, &mut out);
                 let path = if part.file {
                     format!("form file `{name}`")

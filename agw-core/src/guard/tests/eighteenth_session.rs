@@ -133,7 +133,18 @@ fn uploads_are_read_as_forms_and_files() {
     let v = p.inspect_upload(&field, Some(&ct)).unwrap();
     assert!(refused(&v));
     assert_eq!(v.hits()[0].path, "form field `prompt`");
-    // The recording itself is not read, whatever its part says.
+    // The recording itself is not decoded, whatever its part says; the text it carries is
+    // read (twenty-fifth session's red team: a media shell around plain text passed).
+    let (audio, ct) = form(&[
+        ("model", None, None, b"whisper-1"),
+        (
+            "file",
+            Some("filename=\"a.wav\""),
+            Some("application/octet-stream"),
+            b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0",
+        ),
+    ]);
+    assert!(p.inspect_upload(&audio, Some(&ct)).unwrap().is_allow());
     let (audio, ct) = form(&[
         ("model", None, None, b"whisper-1"),
         (
@@ -143,7 +154,7 @@ fn uploads_are_read_as_forms_and_files() {
             b"RIFF\0\0\0\0WAVEfmt credit card",
         ),
     ]);
-    assert!(p.inspect_upload(&audio, Some(&ct)).unwrap().is_allow());
+    assert!(refused(&p.inspect_upload(&audio, Some(&ct)).unwrap()));
     // A form that parsers split differently is named.
     let err = p
         .inspect_upload(b"--XyZ\r\nno headers", Some(&ct))
@@ -169,9 +180,17 @@ fn uploads_are_read_as_forms_and_files() {
         &p.inspect_upload(b"\x89PNG\r\n\x1a\nmy credit card", Some("image/png"))
             .unwrap()
     ));
+    // A real one is not decoded, but the text it carries is read (twenty-fifth session).
+    assert!(refused(
+        &p.inspect_upload(
+            &crate::guard::containers::test_png(b"my credit card", b""),
+            Some("image/png")
+        )
+        .unwrap()
+    ));
     assert!(
         p.inspect_upload(
-            &crate::guard::containers::test_png(b"my credit card", b""),
+            &crate::guard::containers::test_png(b"a picture", b""),
             Some("image/png")
         )
         .unwrap()
