@@ -36,11 +36,14 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
     if (13..=MAX_DIGITS).contains(&first.len()) {
         let d = token.digits(i);
         // Written as one run, 19 digits are as often a 64-bit id (a Datadog trace id) as a
-        // card, and a UATP card's 15 digits starting with 1 a 15-digit id: a card label must
-        // name them.
-        let ambiguous = d.len() == 19 || d[0] == b'1';
+        // card, 17 and 18 a snowflake id (Discord's, a tweet's: twenty-fifth session's red
+        // team), 13 a barcode (an EAN-13 from Germany starts as a Visa does; no card of 13
+        // digits is issued any more), and a UATP card's 15 digits starting with 1 a 15-digit
+        // id: a card label must name them.
+        let ambiguous = matches!(d.len(), 13 | 17..=19) || d[0] == b'1';
         let ok = token.isolated(i, i + 1, false, Continues::SameGrouping)
             && valid(d)
+            && !path_segment(token.text, first.start)
             && (!ambiguous || card_labelled(token.text, first.start));
         return ok.then_some(i + 1);
     }
@@ -85,6 +88,16 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
         }
     }
     best
+}
+
+/// Whether the run at `start` is a segment of a path or a URL: right after a `/` that follows
+/// a name (`/orders/4500059797212.json`, `gid://shopify/Order/4571019011531`,
+/// `/groups/4918904814754335/posts`), an id in every API's URLs (twenty-fifth session's red
+/// team). A card follows a label or a blank, not a path's `/`.
+fn path_segment(text: &[u8], start: usize) -> bool {
+    start >= 2
+        && text[start - 1] == b'/'
+        && (text[start - 2].is_ascii_alphanumeric() || matches!(text[start - 2], b'_' | b'-'))
 }
 
 /// A 16-digit card written as two halves of eight (`41111111 11111111`), after a card word

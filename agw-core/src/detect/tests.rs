@@ -409,3 +409,32 @@ fn scan_files() {
         }
     }
 }
+
+/// Twenty-fifth session's red team: ids that pass Luhn in an issuer's range were masked as
+/// cards — snowflake ids of 17 and 18 digits (Discord, tweets), 13-digit barcodes, and ids
+/// that are a path's or a URL's segment. A card label still names them.
+#[test]
+fn snowflake_ids_barcodes_and_path_segments_are_no_cards() {
+    table(
+        Detector::CreditCard,
+        &[
+            ("https://x.com/someone/status/657101901153000595", &[]),
+            ("Hey <@358991890481475439>, see <#657101901153000595>", &[]),
+            ("channel = bot.get_channel(627972121087318711)", &[]),
+            ("EAN 4006381333932, barcode 4006381333932", &[]),
+            ("gid://shopify/Order/4571019011531", &[]),
+            ("GET /admin/api/2024-04/orders/4500059797212.json 200", &[]),
+            (
+                "https://www.facebook.com/groups/4918904814754335/posts/4780810527620199/",
+                &[],
+            ),
+            ("/repos/acme/app/actions/runs/4927874412661811/jobs", &[]),
+            // Cards as people write them are still cards.
+            ("card number 4222222222222", &["4222222222222"]),
+            ("my card: 4111111111111111", &["4111111111111111"]),
+            ("pay with 4111111111111111 today", &["4111111111111111"]),
+            ("card 6011000990139424 on file", &["6011000990139424"]),
+            ("a/b 4111111111111111", &["4111111111111111"]),
+        ],
+    );
+}
