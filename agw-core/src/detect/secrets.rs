@@ -721,7 +721,12 @@ fn sk(text: &[u8], s: usize, glued: bool) -> Option<(Detector, usize)> {
         && random_part
         && body.iter().any(u8::is_ascii_digit)
         && body.iter().any(u8::is_ascii_alphabetic);
-    ok.then_some((Detector::OpenAiKey, e))
+    ok.then(|| {
+        (
+            Detector::OpenAiKey,
+            openai_wrapped_end(text, s, e).unwrap_or(e),
+        )
+    })
 }
 
 /// A full Anthropic key's length (`sk-ant-api03-`, 93 random characters, `AA`), give or take
@@ -743,14 +748,51 @@ fn wrapped_end(text: &[u8], s: usize, e: usize) -> Option<usize> {
     (c > next && text[..c].ends_with(b"AA") && ANTHROPIC_KEY_LEN.contains(&whole)).then_some(c)
 }
 
-/// Where the line after a line break at `e` (`\n` or `\r\n`) starts; a `\r` that ends the text
+/// Where the line after a line break at `e` (`\n` or `\r\n`, perhaps after a shell's `\`
+/// continuation: twenty-fifth session's red team) starts; a `\r` or a `\` that ends the text
 /// may still be one (past the text's end then, where no key character follows).
 fn next_line(text: &[u8], e: usize) -> Option<usize> {
+    let e = match at(text, e) {
+        b'\\' if e + 1 >= text.len() => return Some(e + 3),
+        b'\\' => e + 1,
+        _ => e,
+    };
     match (at(text, e), text.get(e + 1)) {
         (b'\n', _) => Some(e + 1),
         (b'\r', Some(b'\n') | None) => Some(e + 2),
         _ => None,
     }
+}
+
+/// Where an OpenAI key starting at `s` and cut at `e` by a line break goes on, if it does: the
+/// next line is one run of key characters, and OpenAI's marker `T3BlbkFJ` (`OpenAI` in base64)
+/// stands in the joined key across the break or after it, or before it with the half after it
+/// made as long as the half before by the next line. A wrap otherwise left the second line,
+/// most of the key, unmasked (twenty-fifth session's red team).
+fn openai_wrapped_end(text: &[u8], s: usize, e: usize) -> Option<usize> {
+    const MARK: &[u8] = b"T3BlbkFJ";
+    let next = next_line(text, e)?;
+    let c = run(text, next, is_key_char_ref);
+    if c <= next {
+        return None;
+    }
+    if let Some(m) = memchr::memmem::find(&text[s..e], MARK) {
+        // The marker before the break: the key's two halves around it are as long as each
+        // other (20 and 20 in `sk-…`, as many in a project's key), so a second half cut
+        // short goes on with the next line when that makes it whole.
+        let prefix = [&b"sk-proj-"[..], b"sk-svcacct-", b"sk-admin-", b"sk-None-"]
+            .iter()
+            .find(|p| text[s..].starts_with(p))
+            .map_or(3, |p| p.len());
+        let before = m.saturating_sub(prefix);
+        let after = e - (s + m + MARK.len());
+        return (after < before && (after + (c - next)).abs_diff(before) <= 2).then_some(c);
+    }
+    let mut joined = text[e.saturating_sub(MARK.len())..e].to_vec();
+    joined.extend_from_slice(&text[next..c.min(next + 64)]);
+    let marked = memchr::memmem::find(&joined, MARK).is_some()
+        || memchr::memmem::find(&text[next..c], MARK).is_some();
+    marked.then_some(c)
 }
 
 /// A four-character prefix (`AKIA`, `ASIA`, …, or `A3T` and one more) and 16 of `[A-Z0-9]`,

@@ -1351,6 +1351,7 @@ mod seventh_review;
 mod tenth_review;
 mod thirteenth_session;
 mod twelfth_session;
+mod twentyfifth_redteam;
 mod twentyfifth_seen;
 mod twentyfirst_escapes;
 mod twentyfirst_files;
