@@ -401,8 +401,13 @@ const SSN_LABELS: &[&str] = &[
     "social",
     "soc sec no",
     "soc sec number",
-    // `Taxpayer ID (SSN/ITIN):`, a form's field for either.
+    // `Taxpayer ID (SSN/ITIN):`, a form's field for either; a taxpayer id is an SSN for a
+    // person (twenty-fifth session's red team: `"tax_id": "536228726"`).
     "itin",
+    "tax id",
+    "taxpayer id",
+    "taxpayer identification number",
+    "tin",
 ];
 
 /// The labels a SIN may follow.
@@ -442,11 +447,29 @@ fn labelled(text: &[u8], at: usize, names: &[&str]) -> bool {
                 | b'#'
                 | b','
                 | b';'
+                // Markdown's emphasis and code around a label or a value (`**SSN:** …`,
+                // `_Mobile:_ …`, `` `…` ``): twenty-fifth session's red team.
+                | b'*'
+                | b'_'
+                | b'`'
         )
     };
-    let mut kept = before.iter().rposition(|b| !is_sep(b)).map_or(0, |k| k + 1);
+    let trim = |to: usize| {
+        before[..to]
+            .iter()
+            .rposition(|b| !is_sep(b))
+            .map_or(0, |k| k + 1)
+    };
+    let mut kept = trim(before.len());
     if before.len() - kept > 6 {
         return false;
+    }
+    // An HTML input's value names its field before it (`<input name="ssn" value="…">`).
+    if before[..kept].to_ascii_lowercase().ends_with(b"value")
+        && kept > 5
+        && is_sep(&before[kept - 6])
+    {
+        kept = trim(kept - 5);
     }
     // Between an HTML table's cells (`<td>SSN</td><td>123…`) the tags are separators too; a
     // tag named after the label (`<ssn>123…`) is the label.
@@ -563,7 +586,14 @@ pub(super) fn find_sin(token: &Token<'_>, out: &mut Vec<Finding>) {
         // (`046 454 286`) that forms and test data use: taken after a SIN label only (a
         // zero-padded id is no SIN), and never all zeros.
         let zero_ok = digits[0] != b'0'
-            || (digits != [b'0'; 9] && labelled(token.text, groups[i].start, SIN_LABELS));
+            || (digits != [b'0'; 9]
+                && len > 0
+                && named(
+                    token.text,
+                    groups[i].start,
+                    groups[i + len - 1].end,
+                    SIN_LABELS,
+                ));
         if len > 0 && digits[0] != b'8' && zero_ok && luhn(&digits) {
             out.push(Finding {
                 detector: Detector::CaSin,

@@ -437,6 +437,10 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
     if cut(i) {
         return Step::Cut;
     }
+    // Markdown's emphasis or code around the label or the value (`**Secret access key:**`,
+    // `` `KEY` ``): twenty-fifth session's red team.
+    let markup = |i: usize| run(text, i, |b| matches!(b, b'*' | b'_' | b'`')).min(i + 3);
+    i = markup(i);
     i = quote(i).unwrap_or(i);
     // A key's index or a call's argument closes after the label (`os.environ["…"] = `,
     // `setenv("…", `), and an XML element's tag (`<SecretAccessKey>`, `<name>…</name>`).
@@ -447,6 +451,14 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
             Some(k) => i += k + 1,
             None if len < i + 24 => return Step::Cut,
             None => return Step::No,
+        }
+        // An HTML table's next cell holds the value (`<td>Secret access key</td><td>KEY`).
+        for cell in [&b"<td>"[..], b"<th>", b"<dd>", b"<code>"] {
+            if text[i.min(len)..].len() >= cell.len()
+                && text[i..i + cell.len()].eq_ignore_ascii_case(cell)
+            {
+                return Step::At(i + cell.len());
+            }
         }
     }
     let label_end = i;
@@ -540,17 +552,30 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
         // `=>` (PHP, Ruby), `:=` (Go).
         (b'=', b'>') | (b':', b'=') | (b'-', b'>') => i += 2,
         (0xE2, 0x86) if at(text, i + 2) == 0x92 => i += 3,
-        (b'=' | b':' | b'>', _) => i += 1,
+        // A Markdown table's next cell (`| Secret access key | KEY |`).
+        (b'=' | b':' | b'>' | b'|', _) => i += 1,
         _ if is => i += 2,
         _ if cut(i) => return Step::Cut,
         // Blanks alone, then the value, perhaps quoted (DuckDB's `SECRET 'KEY'`).
         _ if i > label_end && !next_field => return Step::At(quote(i).unwrap_or(i)),
         _ => return Step::No,
     }
+    i = markup(blanks(i));
     i = blanks(i);
+    // The value on the line after its label (`AWS Secret Access Key:` and a break).
+    let label_line = i;
+    i = match (at(text, i), at(text, i + 1)) {
+        (b'\n', _) => i + 1,
+        (b'\r', b'\n') | (b'\\', b'n') => i + 2,
+        _ => i,
+    };
+    if i > label_line {
+        i = blanks(i);
+    }
     if cut(i) {
         return Step::Cut;
     }
+    i = markup(i);
     Step::At(quote(i).unwrap_or(i))
 }
 

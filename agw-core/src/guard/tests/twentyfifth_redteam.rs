@@ -29,3 +29,71 @@ fn a_key_wrapped_by_a_continuation_or_over_lines_is_masked_whole() {
     assert!(out.contains("ANOTHER_SETTING_NAME_HERE=1"), "{out}");
     assert!(!out.contains(&openai[10..]), "{out}");
 }
+
+use super::twentyfourth_session::{hidden, untouched};
+
+/// Labels set in Markdown's emphasis, a Markdown or HTML table, an HTML form's field, or on
+/// the line above: values a label must name (nine-digit SSNs and SINs, a phone in one run, an
+/// AWS secret key) went upstream unmasked.
+#[test]
+fn labels_in_markdown_tables_and_forms_name_their_values() {
+    let policy = all_policy(true);
+    let secret = "lxob+Fi7ilfIiM9TIFz6cjaQs8Wvgj/ujBsdSosN";
+    for (text, value) in [
+        ("**SSN:** 536228726", "536228726"),
+        ("**SSN**: 536 22 8726", "536 22 8726"),
+        ("**SIN:** 046454286", "046454286"),
+        ("**Phone:** 4155552671", "4155552671"),
+        ("_Mobile:_ 4155552671", "4155552671"),
+        (
+            r#"<input type="text" id="ssn" name="ssn" value="536 22 8726" />"#,
+            "536 22 8726",
+        ),
+        (r#"<input name="ssn" value="536228726">"#, "536228726"),
+        (
+            r#"<input type="tel" name="phone" value="4155552671">"#,
+            "4155552671",
+        ),
+        (r#"{"tax_id": "536228726"}"#, "536228726"),
+        (
+            r#"{"taxpayerIdentificationNumber": "536228726"}"#,
+            "536228726",
+        ),
+        ("name,SIN\nJane,046454286", "046454286"),
+        (
+            "| aws_secret_access_key | lxob+Fi7ilfIiM9TIFz6cjaQs8Wvgj/ujBsdSosN |",
+            secret,
+        ),
+        (
+            "| Secret access key | lxob+Fi7ilfIiM9TIFz6cjaQs8Wvgj/ujBsdSosN |",
+            secret,
+        ),
+        (
+            "**AWS Secret Access Key:** lxob+Fi7ilfIiM9TIFz6cjaQs8Wvgj/ujBsdSosN",
+            secret,
+        ),
+        (
+            "- **Secret access key**: `lxob+Fi7ilfIiM9TIFz6cjaQs8Wvgj/ujBsdSosN`",
+            secret,
+        ),
+        (
+            "<tr><td>Secret access key</td><td>lxob+Fi7ilfIiM9TIFz6cjaQs8Wvgj/ujBsdSosN</td></tr>",
+            secret,
+        ),
+        (
+            "AWS Secret Access Key:\nlxob+Fi7ilfIiM9TIFz6cjaQs8Wvgj/ujBsdSosN",
+            secret,
+        ),
+    ] {
+        assert!(hidden(&policy, text, value), "{text}");
+    }
+    // Ids under other labels stay.
+    for text in [
+        "**Order:** 536228726",
+        r#"<input name="zip" value="536228726">"#,
+        "**Build**: 4155552671",
+        "| checksum | lxob+Fi7ilfIiM9TIFz6cjaQs8Wvgj/ujBsdSosN |",
+    ] {
+        assert!(untouched(&policy, text), "{text}");
+    }
+}

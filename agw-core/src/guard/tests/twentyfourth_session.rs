@@ -7,12 +7,12 @@ use super::twentysecond_redteam::{all_policy, prompt, sent};
 use super::*;
 
 /// Whether `value` is gone from what reaches the provider of `text` as a prompt.
-fn hidden(policy: &Policy, text: &str, value: &str) -> bool {
+pub(super) fn hidden(policy: &Policy, text: &str, value: &str) -> bool {
     !sent(policy, &prompt(text)).unwrap().contains(value)
 }
 
 /// Whether `text`, as a prompt, reaches the provider as it was sent.
-fn untouched(policy: &Policy, text: &str) -> bool {
+pub(super) fn untouched(policy: &Policy, text: &str) -> bool {
     let body = prompt(text);
     sent(policy, &body).as_deref() == Some(body.as_str())
 }
