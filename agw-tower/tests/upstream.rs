@@ -21,7 +21,7 @@ where
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        for _ in 0..8 {
+        for _ in 0..16 {
             let Ok((s, _)) = listener.accept().await else {
                 return;
             };
@@ -271,6 +271,12 @@ async fn responses_never_carry_the_injected_key_back() {
             let _ = s.write_all(reply.as_bytes()).await;
             return;
         }
+        if head.starts_with("POST /switching") {
+            let _ = s
+                .write_all(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n")
+                .await;
+            return;
+        }
         if head.starts_with("POST /transfer-gzipped") {
             // Compressed in transfer: hyper takes the chunks apart and passes the rest on.
             let body = format!("{KEY} {KEY}");
@@ -379,6 +385,12 @@ async fn responses_never_carry_the_injected_key_back() {
         body,
         format!(r#"{{"key":"{stars}","cut":"{}"}}"#, &stars[6..])
     );
+    // An upgrade agw never asked for is no answer: agw's 502, with a body.
+    for config in [injecting.clone(), passthrough.clone()] {
+        let (status, _, body) = send(config, "/switching").await;
+        assert_eq!(status, 502, "{body}");
+        assert!(body.contains("no answer to the request"), "{body}");
+    }
     // Compressed in transfer, a success cannot be searched either: agw's 502.
     let (status, head, body) = send(injecting.clone(), "/transfer-gzipped").await;
     assert_eq!(status, 502, "{head} {body}");
@@ -387,8 +399,8 @@ async fn responses_never_carry_the_injected_key_back() {
         "{body}"
     );
     // The client's own key (passthrough) is the client's: its 401 is its to see.
-    let (status, head, _) = send(passthrough, "/refused").await;
-    assert_eq!(status, 401);
+    let (status, head, body) = send(passthrough, "/refused").await;
+    assert_eq!(status, 401, "{body}");
     assert!(head.contains("__cf_bm"), "{head}");
     assert!(head.contains(r#""x-asked-encoding": "true""#), "{head}");
 }

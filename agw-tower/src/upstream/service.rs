@@ -259,6 +259,22 @@ impl Future for UpstreamFuture {
                     res.extensions_mut().insert(failure);
                     return Poll::Ready(Ok(res));
                 }
+                if parts.status.is_informational() {
+                    // A final answer cannot be a 1xx (hyper hands one on only for a 101, an
+                    // upgrade agw never asked for): relayed, it left the client a bodiless
+                    // `101` on a dead connection (twenty-fifth session's red team).
+                    let err = ErrorBody::new(
+                        ErrorKind::BadGateway,
+                        format!(
+                            "upstream `{}` answered {}, which is no answer to the request",
+                            config.name,
+                            parts.status.as_u16()
+                        ),
+                    );
+                    let mut res = error_response(this.class.api, &err);
+                    res.extensions_mut().insert(UpstreamTiming(elapsed));
+                    return Poll::Ready(Ok(res));
+                }
                 // Read before the hop-by-hop headers go.
                 let transfer_coded = transfer_coded(&parts.headers);
                 strip_hop_by_hop(&mut parts.headers);
