@@ -60,7 +60,16 @@ pub(super) fn find_ssn(token: &Token<'_>, out: &mut Vec<Finding>) {
 
 /// Words that name a build, a job, a version, a ticket or another record: a number after one
 /// is its identifier.
-const IDS: [&[u8]; 40] = [
+const IDS: [&[u8]; 47] = [
+    // A document, an extension, a serial, a lot, a model, a catalog entry (twenty-fifth
+    // session's red team: `doc 536-22-8726` was reported as an SSN).
+    b"doc",
+    b"document",
+    b"ext",
+    b"serial",
+    b"lot",
+    b"model",
+    b"catalog",
     b"build",
     b"builds",
     b"job",
@@ -114,7 +123,23 @@ fn after_id_word(text: &[u8], start: usize) -> bool {
         .take(4)
         .take_while(|b| matches!(b, b' ' | b'#' | b':' | b'=' | b'-' | b'_' | b'.'))
         .count();
-    let word = word_before(&before[..before.len() - seps]);
+    let mut word = word_before(&before[..before.len() - seps]);
+    // `Part no. …`, `Order number …`: the record's word is the one before.
+    if [&b"no"[..], b"nr", b"num", b"number"]
+        .iter()
+        .any(|n| word.eq_ignore_ascii_case(n))
+    {
+        let rest = &before[..before.len() - seps - word.len()];
+        let blanks = rest
+            .iter()
+            .rev()
+            .take(2)
+            .take_while(|b| matches!(b, b' ' | b'_' | b'-'))
+            .count();
+        if blanks > 0 {
+            word = word_before(&rest[..rest.len() - blanks]);
+        }
+    }
     // Not `id` (`tax ID: …`, `employee id …` name a SIN) nor `case` (a file's).
     seps > 0
         && !word.eq_ignore_ascii_case(b"case")

@@ -276,7 +276,7 @@ impl Future for UpstreamFuture {
                     return Poll::Ready(Ok(res));
                 }
                 // Read before the hop-by-hop headers go.
-                let transfer_coded = transfer_coded(&parts.headers);
+                let transfer_coded = config.injected.is_some() && transfer_coded(&parts.headers);
                 strip_hop_by_hop(&mut parts.headers);
                 if let Some(key) = &config.injected {
                     if parts.status == http::StatusCode::UNAUTHORIZED {
