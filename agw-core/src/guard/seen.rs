@@ -19,6 +19,11 @@
 //! entry. Policy ids are never reused, so a unit found clean by a policy since replaced (a
 //! reload) is not known to the new one.
 //!
+//! A lookup that finds a unit is faster than a reading, so a request's timing tells whether a
+//! text (64 bytes or more, byte for byte) was read clean on its thread recently: a caller who
+//! can guess a whole message could learn that someone sent it. The texts are the callers'
+//! own conversations, kept in memory only.
+//!
 //! Per thread, no locking: up to [`BUDGET`] bytes of text and [`ENTRIES`] units. When an
 //! addition would pass either, the units the current inspection did not use are dropped first
 //! (another conversation's); if that is not enough, the unit is not kept.
