@@ -398,9 +398,6 @@ impl Future for UpstreamFuture {
     }
 }
 
-/// Drops the response headers that carry the injected key, and the provider's cookies
-/// (agw drops the client's `Cookie` when it injects its key: they would only tie clients to
-/// the gateway's account).
 /// Whether `Transfer-Encoding` names a coding besides `chunked` (a compressed body hyper
 /// passes on as it came).
 fn transfer_coded(headers: &http::HeaderMap) -> bool {
@@ -416,6 +413,9 @@ fn transfer_coded(headers: &http::HeaderMap) -> bool {
         })
 }
 
+/// Drops the response headers that carry the injected key, and the provider's cookies
+/// (agw drops the client's `Cookie` when it injects its key: they would only tie clients to
+/// the gateway's account).
 fn scrub_headers(headers: &mut http::HeaderMap, key: &InjectedKey) {
     // One pass to find out (most responses carry neither), then the removals.
     if !headers
