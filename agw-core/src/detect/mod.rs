@@ -189,6 +189,7 @@ mod national;
 mod numeric;
 mod pem;
 mod phone;
+mod putty;
 mod secrets;
 #[cfg(test)]
 mod tests;
@@ -551,6 +552,9 @@ impl DetectorSet {
         let base = out.len();
         if self.enabled & SECRETS != 0 {
             secrets::find(self, text, edges, out);
+        }
+        if self.contains(Detector::PemPrivateKey) {
+            putty::find(text, out);
         }
         if self.contains(Detector::Email) {
             email::find(text, edges, out);
