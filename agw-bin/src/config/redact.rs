@@ -260,7 +260,7 @@ mod tests {
                 "/v1/files/4111-1111-1111-1111/content",
                 "4111-1111-1111-1111",
             ),
-            // A bare 16-digit run (13 digits alone are a barcode's, twenty-fifth session).
+            ("4222222222222", "4222222222222"),
             ("4012888888881881", "4012888888881881"),
         ] {
             let masked = known_secrets(text);

@@ -37,10 +37,10 @@ fn candidate(token: &Token<'_>, i: usize) -> Option<usize> {
         let d = token.digits(i);
         // Written as one run, 19 digits are as often a 64-bit id (a Datadog trace id) as a
         // card, 17 and 18 a snowflake id (Discord's, a tweet's: twenty-fifth session's red
-        // team), 13 a barcode (an EAN-13 from Germany starts as a Visa does; no card of 13
-        // digits is issued any more), and a UATP card's 15 digits starting with 1 a 15-digit
-        // id: a card label must name them.
-        let ambiguous = matches!(d.len(), 13 | 17..=19) || d[0] == b'1';
+        // team), and a UATP card's 15 digits starting with 1 a 15-digit id: a card label must
+        // name them. (13 digits stay a card alone: `4222222222222` is a test card every
+        // processor lists, though a German EAN-13 can pass for one.)
+        let ambiguous = matches!(d.len(), 17..=19) || d[0] == b'1';
         let ok = token.isolated(i, i + 1, false, Continues::SameGrouping)
             && valid(d)
             && !path_segment(token.text, first.start)
