@@ -35,6 +35,7 @@ pub(super) fn find(token: &Token<'_>, out: &mut Vec<Finding>) {
         out.push(finding(start, &g));
         return;
     }
+    let before = out.len();
     while i < groups.len() {
         match nanp(token, i) {
             Some((start, j)) => {
@@ -44,6 +45,36 @@ pub(super) fn find(token: &Token<'_>, out: &mut Vec<Finding>) {
             None => i += 1,
         }
     }
+    if out.len() == before
+        && !token.plus
+        && let Some(start) = trunk_dialled(token)
+    {
+        out.push(finding(start, &groups[groups.len() - 1]));
+    }
+}
+
+/// A national number as a country writes it at home — its trunk prefix `0`, 9 to 12 digits
+/// in all, in up to five groups joined one way (`020 7946 0958`, `030-12345678`, `(02) 9876
+/// 5432`, `01 23 45 67 89`) — that a phone label names ([`PHONE_LABELS`]): its start
+/// (twenty-fifth session's red team: UK, German, French, Dutch, Australian and Japanese
+/// numbers after `Phone:` passed). Without a label such digits are as often an id.
+fn trunk_dialled(token: &Token<'_>) -> Option<usize> {
+    let groups = token.groups;
+    let (first, last) = (groups.first()?, groups.last()?);
+    let digits: usize = groups.iter().map(Group::len).sum();
+    let sep = groups.get(1).map_or(0, |g| g.sep);
+    let start = first.start - usize::from(first.paren);
+    let ok = token.text[first.start] == b'0'
+        && (9..=12).contains(&digits)
+        && groups.len() <= 5
+        && groups
+            .iter()
+            .skip(1)
+            .all(|g| !g.wide && (g.sep == sep || first.paren))
+        && groups.iter().skip(1).all(|g| !g.paren)
+        && token.isolated(0, groups.len(), sep == b' ', Continues::Always)
+        && super::national::named(token.text, start, last.end, PHONE_LABELS);
+    ok.then_some(start)
 }
 
 /// Whether an extension glued with `x` starts at `i` (`x123`): one to six digits, then no word
@@ -195,6 +226,16 @@ const PHONE_LABELS: &[&str] = &[
     "fax",
     "contact number",
     "whatsapp",
+    // As other languages write them in ASCII (twenty-fifth session).
+    "telefon",
+    "telefoon",
+    "telefono",
+    "telephone number",
+    "handy",
+    "mobil",
+    "mobiel",
+    "portable",
+    "tlf",
 ];
 
 /// A NANP number written as one run of ten digits (eleven with the country code `1`) that a

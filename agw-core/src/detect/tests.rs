@@ -439,3 +439,27 @@ fn snowflake_ids_barcodes_and_path_segments_are_no_cards() {
         ],
     );
 }
+
+/// Twenty-fifth session's red team: national numbers with their trunk prefix, after a phone
+/// label, passed (outside E.164 and NANP). A label is what makes them numbers.
+#[test]
+fn national_numbers_after_a_phone_label_are_phones() {
+    table(
+        Detector::Phone,
+        &[
+            ("Phone: 020 7946 0958", &["020 7946 0958"]),
+            ("Telefon: 030 12345678", &["030 12345678"]),
+            ("Telefoon: 020-1234567", &["020-1234567"]),
+            ("phone: (02) 9876 5432", &["(02) 9876 5432"]),
+            ("Mobile: 01 23 45 67 89", &["01 23 45 67 89"]),
+            ("tel 03-1234-5678", &["03-1234-5678"]),
+            // No label, or another label: ids.
+            ("ref 020 7946 0958", &[]),
+            ("order: 030 12345678", &[]),
+            ("020 7946 0958", &[]),
+            // Too short or too long.
+            ("Phone: 0123 4567", &[]),
+            ("Phone: 0123 4567 8901 2345", &[]),
+        ],
+    );
+}
