@@ -490,8 +490,8 @@ fn labelled(text: &[u8], at: usize, names: &[&str]) -> bool {
         return false;
     }
     // An HTML input's value names its field before it (`<input name="ssn" value="…">`).
-    if before[..kept].to_ascii_lowercase().ends_with(b"value")
-        && kept > 5
+    if kept > 5
+        && before[kept - 5..kept].eq_ignore_ascii_case(b"value")
         && is_sep(&before[kept - 6])
     {
         kept = trim(kept - 5);

@@ -788,11 +788,10 @@ fn openai_wrapped_end(text: &[u8], s: usize, e: usize) -> Option<usize> {
         let after = e - (s + m + MARK.len());
         return (after < before && (after + (c - next)).abs_diff(before) <= 2).then_some(c);
     }
-    let mut joined = text[e.saturating_sub(MARK.len())..e].to_vec();
-    joined.extend_from_slice(&text[next..c.min(next + 64)]);
-    let marked = memchr::memmem::find(&joined, MARK).is_some()
-        || memchr::memmem::find(&text[next..c], MARK).is_some();
-    marked.then_some(c)
+    // The marker across the break, or on the next line.
+    let across = (1..MARK.len())
+        .any(|k| text[..e].ends_with(&MARK[..k]) && text[next..c].starts_with(&MARK[k..]));
+    (across || memchr::memmem::find(&text[next..c], MARK).is_some()).then_some(c)
 }
 
 /// A four-character prefix (`AKIA`, `ASIA`, …, or `A3T` and one more) and 16 of `[A-Z0-9]`,

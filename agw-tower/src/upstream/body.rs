@@ -161,9 +161,10 @@ impl Scrub {
             return data.slice(..data.len() - hold);
         }
         self.carry.extend_from_slice(&data);
-        let carry = std::mem::take(&mut self.carry);
+        let mut carry = std::mem::take(&mut self.carry);
         let (out, held) = self.scan(&carry, false);
-        self.carry = carry[held..].to_vec();
+        carry.drain(..held);
+        self.carry = carry;
         out
     }
 
