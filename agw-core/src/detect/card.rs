@@ -400,13 +400,101 @@ const CARD_WORDS: &[&[u8]] = &[
     b"uatp",
 ];
 
+/// What may stand between a label and its value: `=`, `:`, quotes, blanks, `#`, a tag's `>`,
+/// brackets (PostgreSQL's `Key (id)=(…)`).
+fn label_sep(b: u8) -> bool {
+    matches!(
+        b,
+        b'=' | b':' | b'"' | b'\'' | b' ' | b'\t' | b'#' | b'>' | b'(' | b')'
+    )
+}
+
+/// The word before the label that ends right before `start` ([`label_parts`]), across one
+/// blank: `Tracking` in `Tracking number: …`, `Policy` in `Policy No. …`.
+fn word_before_label(text: &[u8], start: usize) -> &[u8] {
+    let before = &text[start.saturating_sub(48)..start];
+    let mut e = before.len() - before.iter().rev().take_while(|&&b| label_sep(b)).count();
+    // The label itself (with an abbreviation's dot), then one blank.
+    e -= before[..e]
+        .iter()
+        .rev()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'.')
+        .count();
+    if e == 0 || !matches!(before[e - 1], b' ' | b'\t') {
+        return &[];
+    }
+    e -= 1;
+    let s = e - before[..e]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .count();
+    &before[s..e]
+}
+
+/// Words that name an id's number when another word before them says whose
+/// (`order_no`, `invoiceNumber`, `Tracking number`, `Policy No.`).
+const NUMBER_WORDS: &[&[u8]] = &[
+    b"number",
+    b"no",
+    b"num",
+    b"nr",
+    b"ref",
+    b"reference",
+    b"code",
+];
+
+/// Things numbered that are no card, alone as a label (`Invoice 4102…`, `span=…`, `SKU: …`)
+/// or with a [`NUMBER_WORDS`] word after them (`order_no`, `Tracking number`).
+const NUMBERED_ALONE: &[&[u8]] = &[
+    b"order",
+    b"invoice",
+    b"tracking",
+    b"confirmation",
+    b"booking",
+    b"serial",
+    b"ticket",
+    b"txn",
+    b"shipment",
+    b"reservation",
+    b"receipt",
+    b"sku",
+    b"span",
+    b"trace",
+    b"offset",
+];
+
+/// Things numbered that are no card only with a [`NUMBER_WORDS`] word after them
+/// (`customer_no`, `Member number`): alone they may name a card's owner or its use.
+const NUMBERED: &[&[u8]] = &[
+    b"customer",
+    b"policy",
+    b"transaction",
+    b"reference",
+    b"ref",
+    b"claim",
+    b"case",
+    b"member",
+    b"employee",
+    b"part",
+    b"item",
+    b"product",
+    b"build",
+    b"job",
+    b"batch",
+    b"request",
+    b"message",
+    b"event",
+    b"session",
+    b"correlation",
+];
+
 /// The word parts of the label that ends right before `start`: the name (letters, digits, `_`,
 /// `.`, `-`) before at most a few separators (`=`, `:`, quotes, blanks, `#`), split at `_`,
 /// `.`, `-` and case changes, last part first. Empty when none.
 fn label_parts(text: &[u8], start: usize) -> impl Iterator<Item = &[u8]> {
     let before = &text[start.saturating_sub(40)..start];
-    let sep = |b: u8| matches!(b, b'=' | b':' | b'"' | b'\'' | b' ' | b'\t' | b'#' | b'>');
-    let gap = before.iter().rev().take_while(|&&b| sep(b)).count();
+    let gap = before.iter().rev().take_while(|&&b| label_sep(b)).count();
     let name_end = before.len() - gap;
     let name_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
     let name_start = name_end
@@ -451,7 +539,16 @@ fn label_parts(text: &[u8], start: usize) -> impl Iterator<Item = &[u8]> {
 fn id_labelled(text: &[u8], start: usize) -> bool {
     let hash = at(text, start.wrapping_sub(1)) == b'#';
     let mut id = hash;
+    let numbered = |w: &[u8]| {
+        NUMBERED_ALONE
+            .iter()
+            .chain(NUMBERED)
+            .any(|n| w.eq_ignore_ascii_case(n))
+    };
+    let mut number_word = false;
+    let mut parts = 0;
     for (k, part) in label_parts(text, start).enumerate() {
+        parts = k + 1;
         let lower = |w: &[u8]| part.eq_ignore_ascii_case(w);
         if CARD_WORDS.iter().any(|w| lower(w)) {
             return false;
@@ -478,7 +575,19 @@ fn id_labelled(text: &[u8], start: usize) -> bool {
                 .iter()
                 .any(|w| part[..part.len() - 2].eq_ignore_ascii_case(w));
             id |= lower(b"id") || lower(b"ids") || lower(b"uid") || lower(b"uuid") || glued;
+            // `Invoice 4102…`, `span=…`, `SKU: …` (red team, twenty-sixth session).
+            id |= NUMBERED_ALONE.iter().any(|n| part.eq_ignore_ascii_case(n));
+            number_word = NUMBER_WORDS.iter().any(|w| lower(w));
         }
+        // `order_no`, `invoiceNumber`, `customer-ref`.
+        if k == 1 && number_word && numbered(part) {
+            id = true;
+        }
+    }
+    // `Tracking number: …`, `Policy No. …`: whose number, a word before.
+    if !id && number_word && parts == 1 {
+        let word = word_before_label(text, start);
+        id = numbered(word) && !CARD_WORDS.iter().any(|w| word.eq_ignore_ascii_case(w));
     }
     id
 }

@@ -486,8 +486,23 @@ fn labelled(text: &[u8], at: usize, names: &[&str]) -> bool {
             .map_or(0, |k| k + 1)
     };
     let mut kept = trim(before.len());
-    if before.len() - kept > 6 {
+    // An arrow between a label and its value (`SSN → …`, `ssn -> …`, `ssn => …`).
+    for arrow in [&b"->"[..], b"=>", "\u{2192}".as_bytes()] {
+        if before[..kept].ends_with(arrow) {
+            kept = trim(kept - arrow.len());
+            break;
+        }
+    }
+    if before.len() - kept > 8 {
         return false;
+    }
+    // A short remark in brackets after the label (`SSN (full): …`, `SIN (no dashes) …`).
+    if before.get(kept) == Some(&b')')
+        && let Some(open) = before[kept.saturating_sub(20)..kept]
+            .iter()
+            .rposition(|&b| b == b'(')
+    {
+        kept = trim(kept.saturating_sub(20) + open);
     }
     // An HTML input's value names its field before it (`<input name="ssn" value="…">`).
     if kept > 5
@@ -541,9 +556,27 @@ fn labelled(text: &[u8], at: usize, names: &[&str]) -> bool {
     // `socialSecurityNumber` and `Social Security Number` all read `social security number`.
     let mut words = String::with_capacity(label.len() + 4);
     let mut prev = b' ';
-    for &b in label {
-        // `S.S.N.` reads `ssn`, `Soc. Sec. No.` reads `soc sec no`.
+    let letters = |from: usize, back: bool| {
+        let is = |b: &&u8| b.is_ascii_alphanumeric();
+        if back {
+            label[..from].iter().rev().take_while(is).count()
+        } else {
+            label[from..].iter().take_while(is).count()
+        }
+    };
+    for (k, &b) in label.iter().enumerate() {
+        // `S.S.N.` reads `ssn`, `Soc. Sec. No.` reads `soc sec no`; a dot between names
+        // (`patient.ssn`, `e.ssn`, `user.phone`: a field path) parts them (red team,
+        // twenty-sixth session: `patient.ssn = "…"` read `patientssn`).
         if b == b'.' {
+            if letters(k, true) > 0
+                && letters(k + 1, false) > 0
+                && (letters(k, true) > 1 || letters(k + 1, false) > 1)
+                && prev != b' '
+            {
+                words.push(' ');
+                prev = b' ';
+            }
             continue;
         }
         let b = if matches!(b, b'_' | b'-' | b'\t' | b'/') {

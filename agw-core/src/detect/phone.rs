@@ -64,17 +64,50 @@ fn trunk_dialled(token: &Token<'_>) -> Option<usize> {
     let digits: usize = groups.iter().map(Group::len).sum();
     let sep = groups.get(1).map_or(0, |g| g.sep);
     let start = first.start - usize::from(first.paren);
+    let lengths = if international(token) {
+        11..=17
+    } else {
+        9..=12
+    };
     let ok = token.text[first.start] == b'0'
-        && (9..=12).contains(&digits)
-        && groups.len() <= 5
+        && lengths.contains(&digits)
+        && groups.len() <= 6
         && groups
             .iter()
             .skip(1)
             .all(|g| !g.wide && (g.sep == sep || first.paren))
         && groups.iter().skip(1).all(|g| !g.paren)
         && token.isolated(0, groups.len(), sep == b' ', Continues::Always)
-        && super::national::named(token.text, start, last.end, PHONE_LABELS);
+        && (super::national::named(token.text, start, last.end, PHONE_LABELS)
+            || (not_in_a_list(token.text, start, last.end)
+                && phone_word_before(token.text, start, false)));
     ok.then_some(start)
+}
+
+/// Whether the token is dialled with an international prefix, `00` (most of the world) or
+/// `011` (NANP), before an assigned country code (`0049 30 12345678`, `011 44 20 7946 0958`;
+/// red team, twenty-sixth session).
+fn international(token: &Token<'_>) -> bool {
+    let mut all = [0u8; 8];
+    let mut n = 0;
+    for g in 0..token.groups.len() {
+        for &d in token.digits(g) {
+            if n == all.len() {
+                break;
+            }
+            all[n] = d;
+            n += 1;
+        }
+    }
+    let all = &all[..n];
+    let rest = if all.starts_with(b"011") {
+        &all[3..]
+    } else if all.starts_with(b"00") {
+        &all[2..]
+    } else {
+        return false;
+    };
+    rest.first().is_some_and(|&d| d != b'0') && country(rest).is_some()
 }
 
 /// Whether an extension glued with `x` starts at `i` (`x123`): one to six digits, then no word
@@ -236,6 +269,24 @@ const PHONE_LABELS: &[&str] = &[
     "mobiel",
     "portable",
     "tlf",
+    // Twenty-sixth session's red team.
+    "telefonnummer",
+    "handynummer",
+    "mobilnummer",
+    "rufnummer",
+    "mob",
+    "mobile phone",
+    "ph",
+    "home",
+    "home phone",
+    "work phone",
+    "office phone",
+    "contact",
+    "celular",
+    "cellulare",
+    "numero di telefono",
+    "numero de telephone",
+    "tel no",
 ];
 
 /// A NANP number written as one run of ten digits (eleven with the country code `1`) that a
@@ -309,15 +360,16 @@ fn nanp(token: &Token<'_>, i: usize) -> Option<(usize, usize)> {
 /// `SMS`, and `number` or `text` right before it), and never inside brackets or beside another
 /// number on its line.
 fn spelled_out(text: &[u8], start: usize, end: usize) -> bool {
+    not_in_a_list(text, start, end) && phone_word_before(text, start, true)
+}
+
+/// Whether `text[start..end]` stands apart from other numbers and brackets on its line.
+fn not_in_a_list(text: &[u8], start: usize, end: usize) -> bool {
     let blank = |b: &&u8| matches!(b, b' ' | b'\t');
     let before = text[..start].iter().rev().take(8).find(|b| !blank(b));
     let after = text[end..].iter().take(8).find(|b| !blank(b));
-    if before.is_some_and(|b| b.is_ascii_digit() || matches!(b, b'[' | b'(' | b'{'))
-        || after.is_some_and(|b| b.is_ascii_digit() || matches!(b, b']' | b')' | b'}'))
-    {
-        return false;
-    }
-    phone_word_before(text, start)
+    !(before.is_some_and(|b| b.is_ascii_digit() || matches!(b, b'[' | b'(' | b'{'))
+        || after.is_some_and(|b| b.is_ascii_digit() || matches!(b, b']' | b')' | b'}')))
 }
 
 /// Words that name a phone number, in lower case; `true` for those that must stand right
@@ -349,8 +401,9 @@ const PHONE_WORDS: &[(&[u8], bool)] = &[
 ];
 
 /// Whether one of [`PHONE_WORDS`] ends within 40 bytes before `start`, as a whole word (or a
-/// camel-case or `_` part: `phoneNumber`, `mobile_no`).
-fn phone_word_before(text: &[u8], start: usize) -> bool {
+/// camel-case or `_` part: `phoneNumber`, `mobile_no`); the words that must stand right
+/// before the number only if `close`.
+fn phone_word_before(text: &[u8], start: usize, close_ok: bool) -> bool {
     let from = start.saturating_sub(40);
     let window = &text[from..start];
     let sep = |b: u8| {
@@ -374,7 +427,7 @@ fn phone_word_before(text: &[u8], start: usize) -> bool {
                 e <= window.len()
                     && window[i..e].eq_ignore_ascii_case(w)
                     && !window.get(e).is_some_and(u8::is_ascii_lowercase)
-                    && (!close || e == direct)
+                    && (!close || (close_ok && e == direct))
             });
             if found {
                 return true;

@@ -324,6 +324,10 @@ fn prefixed(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut Vec<Find
             });
         }
         let finding = match pair {
+            // On the next line (a label may stand between), the key is its own finding.
+            Some((v, e)) if text[range.end..v].contains(&b'\n') => {
+                Some((Detector::AwsSecretKey, v..e))
+            }
             Some((_, e)) => Some((Detector::AwsSecretKey, range.start..e)),
             None => reported(set, detector).map(|d| (d, range)),
         };

@@ -463,3 +463,125 @@ fn national_numbers_after_a_phone_label_are_phones() {
         ],
     );
 }
+
+/// Whether some finding of `detector` in `text` covers `part` (found where it first occurs).
+fn covered(detector: Detector, text: &str, part: &str) -> bool {
+    let mut got = Vec::new();
+    DetectorSet::all().find(text.as_bytes(), &mut got);
+    let s = text.find(part).expect("part in text");
+    got.iter()
+        .any(|f| f.detector == detector && f.range.start <= s && f.range.end >= s + part.len())
+}
+
+/// Twenty-sixth session's red team: an AWS secret access key on the line after its access
+/// key id (a call's arguments one per line, the two pasted on two lines, labelled lines)
+/// went upstream with only the id masked.
+#[test]
+fn aws_secret_on_the_next_line_is_paired() {
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY9f3kLm2QpZ";
+    for text in [
+        format!("boto3.Session(\n    \"AKIAZ7QRSTUVWX2345AB\",\n    \"{secret}\",\n)"),
+        format!("aws.NewStaticCredentials(\n\t\"AKIAZ7QRSTUVWX2345AB\",\n\t\"{secret}\",\n\t\"\")"),
+        format!("AKIAZ7QRSTUVWX2345AB\r\n{secret}"),
+        format!("AKIAZ7QRSTUVWX2345AB\n{secret}\n"),
+        format!("Key ID: AKIAZ7QRSTUVWX2345AB\nSecret: {secret}"),
+        format!("Access key: AKIAZ7QRSTUVWX2345AB\nSecret access key = {secret}"),
+        format!("[\n  \"AKIAZ7QRSTUVWX2345AB\",\n  \"{secret}\"\n]"),
+    ] {
+        assert!(covered(Detector::AwsSecretKey, &text, secret), "{text:?}");
+        assert!(
+            covered(Detector::AwsAccessKey, &text, "AKIAZ7QRSTUVWX2345AB"),
+            "{text:?}"
+        );
+    }
+    // A label that names something else, and a value far below, are no pair.
+    for text in [
+        format!("AKIAZ7QRSTUVWX2345AB\nChecksum: {secret}"),
+        format!("AKIAZ7QRSTUVWX2345AB\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n{secret}"),
+    ] {
+        assert!(!covered(Detector::AwsSecretKey, &text, secret), "{text:?}");
+    }
+}
+
+/// Twenty-sixth session's red team: a label that is a field path (`patient.ssn`,
+/// `customer.phone`, `e.ssn`), a remark in brackets or an arrow after it.
+#[test]
+fn labels_with_paths_remarks_and_arrows() {
+    table(
+        Detector::UsSsn,
+        &[
+            ("patient.ssn = \"536228726\"", &["536228726"]),
+            ("user.ssn=536228726 ok", &["536228726"]),
+            ("employee.ssn: 536228726", &["536228726"]),
+            ("SELECT e.ssn\n-- e.ssn: 536228726", &["536228726"]),
+            ("SSN (full): 536228726", &["536228726"]),
+            ("SSN (no dashes) 536228726", &["536228726"]),
+            ("SSN \u{2192} 536228726", &["536228726"]),
+            ("ssn -> 536228726", &["536228726"]),
+            // The dot of an abbreviation still joins its letters.
+            ("S.S.N. 536228726", &["536228726"]),
+            // A name that only ends in the letters is still no label.
+            ("lessn: 536228726", &[]),
+            ("patient.lessn = 536228726", &[]),
+        ],
+    );
+    table(
+        Detector::Phone,
+        &[
+            ("customer.phone = \"4155552671\"", &["4155552671"]),
+            ("contact.mobile: 07700 900123", &["07700 900123"]),
+        ],
+    );
+    table(
+        Detector::CaSin,
+        &[("client.sin = \"046454286\"", &["046454286"])],
+    );
+}
+
+/// Twenty-sixth session's red team: numbers that pass Luhn after a label naming an id's
+/// number are no card (a tenth of all such numbers pass).
+#[test]
+fn numbered_ids_are_no_cards() {
+    table(
+        Detector::CreditCard,
+        &[
+            ("DETAIL:  Key (id)=(4102761612490652) already exists.", &[]),
+            ("Key (order_id)=(4102761612490652)", &[]),
+            ("{\"orderNumber\": \"4102761612490652\"}", &[]),
+            ("order_no=4102761612490652 ", &[]),
+            ("span=4102761612490652 trace=4102761612490652", &[]),
+            ("Invoice 4102761612490652", &[]),
+            ("invoice_number: 4102761612490652", &[]),
+            ("Tracking number: 4102761612490652", &[]),
+            ("Policy No. 4102761612490652", &[]),
+            ("SKU: 4102761612490652", &[]),
+            // A card word wins, and a number alone is still a card.
+            ("card number: 4102761612490652", &["4102761612490652"]),
+            ("cc_order_no=4102761612490652", &["4102761612490652"]),
+            ("Number: 4102761612490652", &["4102761612490652"]),
+            ("paid with 4102761612490652", &["4102761612490652"]),
+        ],
+    );
+}
+
+/// Twenty-sixth session's red team: national numbers dialled with an international prefix,
+/// labels other languages and forms use, and a phone word a few words before.
+#[test]
+fn phones_with_exit_codes_and_more_labels() {
+    table(
+        Detector::Phone,
+        &[
+            ("Phone: 0049 30 12345678", &["0049 30 12345678"]),
+            ("Tel: 0044 20 7946 0958", &["0044 20 7946 0958"]),
+            ("phone: 011 44 20 7946 0958", &["011 44 20 7946 0958"]),
+            ("Telefonnummer: 030 12345678", &["030 12345678"]),
+            ("Mob: 07700 900123", &["07700 900123"]),
+            ("Contact: 020 7946 0958", &["020 7946 0958"]),
+            ("Call me on 0412 345 678", &["0412 345 678"]),
+            // No label, or a word that names other numbers: an id.
+            ("build 0049 30 12345678", &[]),
+            ("Invoice no 0412 345 678", &[]),
+            ("ref: 0044 20 7946 0958", &[]),
+        ],
+    );
+}

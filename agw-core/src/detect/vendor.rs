@@ -660,7 +660,10 @@ pub(super) fn aws_secret(text: &[u8], s: usize, edges: Edges<'_>) -> Option<(usi
 /// Between an AWS access key id ending at `i` and the secret access key paired with it: a
 /// closing quote, then a `:`, `,`, `;`, `|`, `=` or `and` and blanks, or blanks alone, then
 /// an opening quote (`AKIA…:KEY` as tools print the pair, `AKIA…,KEY` in the console's
-/// `accessKeys.csv`, `"AKIA…", "KEY"`).
+/// `accessKeys.csv`, `"AKIA…", "KEY"`). The blanks may break the line (a call's arguments one
+/// per line, the two pasted on two lines), and after a line break a short label naming a key
+/// or secret may come first (`Key ID: AKIA…` then `Secret: KEY`; red team, twenty-sixth
+/// session: the secret on its own line went upstream).
 fn pair_start(text: &[u8], mut i: usize) -> Step {
     let len = text.len();
     let quote = |i: usize| -> Option<usize> {
@@ -670,7 +673,8 @@ fn pair_start(text: &[u8], mut i: usize) -> Step {
             _ => None,
         }
     };
-    let blanks = |i: usize| run(text, i, |b| matches!(b, b' ' | b'\t')).min(i + 8);
+    let blanks =
+        |i: usize| run(text, i, |b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')).min(i + PAIR_BLANKS);
     let cut = |i: usize| i >= len || (i + 1 == len && text[i] == b'\\');
     if cut(i) {
         return Step::Cut;
@@ -694,7 +698,47 @@ fn pair_start(text: &[u8], mut i: usize) -> Step {
     if cut(i) {
         return Step::Cut;
     }
+    if text[start..i].contains(&b'\n') {
+        match pair_label(text, i) {
+            Step::At(after) => {
+                i = blanks(after);
+                if cut(i) {
+                    return Step::Cut;
+                }
+            }
+            Step::Cut => return Step::Cut,
+            Step::No => {}
+        }
+    }
     Step::At(quote(i).unwrap_or(i))
+}
+
+/// Most blanks (line breaks included) [`pair_start`] crosses at a time.
+const PAIR_BLANKS: usize = 24;
+
+/// A label at `i` on the line after an AWS access key id, naming the secret paired with it:
+/// up to 32 letters, digits, blanks, `_`, `-` and `.` with `key` or `secret` among them, then
+/// a `:` or `=` (`Secret:`, `Key =`, `aws_secret_access_key:`), where it ends.
+fn pair_label(text: &[u8], i: usize) -> Step {
+    let e = run(text, i, |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b' ' | b'\t' | b'_' | b'-' | b'.')
+    });
+    if e - i > 32 || e == i {
+        return Step::No;
+    }
+    if e == text.len() {
+        return Step::Cut;
+    }
+    let named = |w: &[u8]| {
+        text[i..e]
+            .windows(w.len())
+            .any(|x| x.eq_ignore_ascii_case(w))
+    };
+    if matches!(text[e], b':' | b'=') && (named(b"key") || named(b"secret")) {
+        Step::At(e + 1)
+    } else {
+        Step::No
+    }
 }
 
 /// The AWS secret access key paired with the access key id that ends at `i` ([`pair_start`]),
