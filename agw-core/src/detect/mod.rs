@@ -179,6 +179,7 @@
 //!
 //! Matching time is linear in the input; [`DetectorSet::find`] never panics, whatever the bytes.
 
+mod basic;
 mod card;
 mod der;
 mod digits;

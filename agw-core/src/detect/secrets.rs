@@ -238,6 +238,18 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
     }
     if set.contains(Detector::UrlPassword) {
         url_passwords(text, base, out);
+        let found = out.len();
+        super::basic::find(text, |v, e| {
+            if !out[base..found]
+                .iter()
+                .any(|f| f.range.start < e && v < f.range.end)
+            {
+                out.push(Finding {
+                    detector: Detector::UrlPassword,
+                    range: v..e,
+                });
+            }
+        });
     }
 }
 
@@ -387,7 +399,12 @@ pub(super) fn open(set: &DetectorSet, text: &[u8], from: usize) -> Option<usize>
     } else {
         None
     };
-    [prefixed_open(set, text, from), url, der]
+    let basic = if set.contains(Detector::UrlPassword) {
+        super::basic::open(text, from)
+    } else {
+        None
+    };
+    [prefixed_open(set, text, from), url, der, basic]
         .into_iter()
         .flatten()
         .min()
