@@ -462,6 +462,7 @@ const NUMBERED_ALONE: &[&[u8]] = &[
     b"span",
     b"trace",
     b"offset",
+    b"ref",
 ];
 
 /// Things numbered that are no card only with a [`NUMBER_WORDS`] word after them
@@ -471,7 +472,6 @@ const NUMBERED: &[&[u8]] = &[
     b"policy",
     b"transaction",
     b"reference",
-    b"ref",
     b"claim",
     b"case",
     b"member",

@@ -555,6 +555,7 @@ fn numbered_ids_are_no_cards() {
             ("Tracking number: 4102761612490652", &[]),
             ("Policy No. 4102761612490652", &[]),
             ("SKU: 4102761612490652", &[]),
+            ("ref=4102761612490652", &[]),
             // A card word wins, and a number alone is still a card.
             ("card number: 4102761612490652", &["4102761612490652"]),
             ("cc_order_no=4102761612490652", &["4102761612490652"]),
