@@ -53,7 +53,7 @@ pub(super) fn find(text: &[u8], mut each: impl FnMut(usize, usize)) {
         let digits = text[s..e].iter().take_while(|&&b| b != b'=').count();
         let padded = e - s > digits;
         if !(MIN_TOKEN..=MAX_TOKEN).contains(&digits)
-            || (padded && (e - s) % 4 != 0)
+            || (padded && !(e - s).is_multiple_of(4))
             || digits % 4 == 1
             || is_word(at(text, e))
             || matches!(at(text, e), b'+' | b'/' | b'=')
