@@ -387,6 +387,15 @@ fn column_named(text: &[u8], start: usize, end: usize, names: &[&str]) -> bool {
     let floor = start.saturating_sub(TABLE_WINDOW);
     // Lines above, nearest first, while they are rows of the same table.
     for (s, line) in lines_above(text, line_start, floor) {
+        // A rule between the header and the rows: psql's `----+----`, the MySQL client's
+        // `+----+----+` (twenty-sixth session's red team: a value under either passed).
+        if line.iter().any(|&b| b == b'-' || b == b'=')
+            && line
+                .iter()
+                .all(|&b| matches!(b, b'-' | b'+' | b'=' | b':' | b'|' | b' ' | b'\t' | b'\r'))
+        {
+            continue;
+        }
         if !line.contains(&sep) {
             return false;
         }

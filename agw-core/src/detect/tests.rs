@@ -586,3 +586,55 @@ fn phones_with_exit_codes_and_more_labels() {
         ],
     );
 }
+
+/// Twenty-sixth session's second red-team round: an AWS secret in a typed declaration or a
+/// shell's default.
+#[test]
+fn aws_secrets_in_typed_declarations_are_found() {
+    let secret = "1qdXWPJx/d8ut8pdqsxRpvED5hJRaOvRTYZPNvS+";
+    for text in [
+        format!("const awsSecretAccessKey: string = \"{secret}\";"),
+        format!("const AWS_SECRET_ACCESS_KEY: &str = \"{secret}\";"),
+        format!("static AWS_SECRET_ACCESS_KEY: &'static str = \"{secret}\";"),
+        format!("AWS_SECRET_ACCESS_KEY: str = \"{secret}\""),
+        format!("val awsSecretAccessKey: String = \"{secret}\""),
+        format!("var awsSecretAccessKey string = \"{secret}\""),
+        format!("key=\"${{AWS_SECRET_ACCESS_KEY:-{secret}}}\""),
+    ] {
+        assert!(covered(Detector::AwsSecretKey, &text, secret), "{text:?}");
+    }
+    // A comparison is no declaration.
+    let text = format!("if awsSecretAccessKey: x == \"{secret}\"");
+    assert!(!covered(Detector::AwsSecretKey, &text, secret), "{text:?}");
+}
+
+/// Twenty-sixth session's second red-team round: a value under the header of a psql or
+/// MySQL client table, a rule line between them.
+#[test]
+fn values_under_cli_table_headers_are_found() {
+    table(
+        Detector::UsSsn,
+        &[
+            (
+                " id | name     | ssn\n----+----------+-----------\n  1 | Jane Doe | 536228726\n",
+                &["536228726"],
+            ),
+            (
+                "+----+------+-----------+\n| id | name | ssn       |\n+----+------+-----------+\n|  1 | Jane | 536228726 |\n+----+------+-----------+\n",
+                &["536228726"],
+            ),
+            // Another column's header: no label.
+            (
+                " id | name     | code\n----+----------+-----------\n  1 | Jane Doe | 536228726\n",
+                &[],
+            ),
+        ],
+    );
+    table(
+        Detector::CaSin,
+        &[(
+            " id | sin\n----+-----------\n  1 | 046454286\n",
+            &["046454286"],
+        )],
+    );
+}

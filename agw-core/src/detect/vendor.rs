@@ -542,6 +542,11 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
         i = quote(j + field.len()).unwrap_or(j + field.len());
         i = blanks(i);
     }
+    // A declared type between the label and its `=` (`: string =`, `: &'static str =`, Go's
+    // `string =`; twenty-sixth session's red team: typed constants passed).
+    if let Some(eq) = declared_type(text, i, i > label_end) {
+        i = eq;
+    }
     // `… secret access key is KEY`, as a sentence gives it.
     let is = i > label_end
         && text
@@ -549,8 +554,8 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
             .is_some_and(|w| w.eq_ignore_ascii_case(b"is"))
         && matches!(at(text, i + 2), b' ' | b'\t');
     match (at(text, i), at(text, i + 1)) {
-        // `=>` (PHP, Ruby), `:=` (Go).
-        (b'=', b'>') | (b':', b'=') | (b'-', b'>') => i += 2,
+        // `=>` (PHP, Ruby), `:=` (Go), a shell's default `${AWS_SECRET_ACCESS_KEY:-KEY}`.
+        (b'=', b'>') | (b':', b'=') | (b'-', b'>') | (b':', b'-') => i += 2,
         (0xE2, 0x86) if at(text, i + 2) == 0x92 => i += 3,
         // A Markdown table's next cell (`| Secret access key | KEY |`).
         (b'=' | b':' | b'>' | b'|', _) => i += 1,
@@ -577,6 +582,30 @@ fn value_start(text: &[u8], mut i: usize) -> Step {
     }
     i = markup(i);
     Step::At(quote(i).unwrap_or(i))
+}
+
+/// Where the `=` after a declared type at `i` is: `: Type =` (TypeScript, Rust, Python,
+/// Kotlin), or `Type =` after blanks (Go's `var name string = `). The type is up to 32
+/// letters, digits, `_`, `&`, `'`, `<`, `>`, `[`, `]`, `.` and blanks, starting with a letter
+/// or `&`; the `=` is not `==` or `=>`.
+fn declared_type(text: &[u8], i: usize, after_blanks: bool) -> Option<usize> {
+    let start = match (at(text, i), at(text, i + 1)) {
+        (b':', b'=' | b':' | b'-') => return None,
+        (b':', _) => run(text, i + 1, |b| matches!(b, b' ' | b'\t')).min(i + 9),
+        (c, _) if after_blanks && c.is_ascii_alphabetic() => i,
+        _ => return None,
+    };
+    if !(at(text, start).is_ascii_alphabetic() || at(text, start) == b'&') {
+        return None;
+    }
+    let e = run(text, start, |b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'_' | b'&' | b'\'' | b'<' | b'>' | b'[' | b']' | b'.' | b' ' | b'\t'
+            )
+    });
+    (e - start <= 32 && at(text, e) == b'=' && !matches!(at(text, e + 1), b'=' | b'>')).then_some(e)
 }
 
 /// Where the label around the `torage` (or `TORAGE`) at `s` ends, if it names an Azure storage

@@ -1360,6 +1360,7 @@ mod twentyfourth_session;
 mod twentysecond_redteam;
 mod twentysecond_redteam2;
 mod twentysecond_session;
+mod twentysixth_redteam;
 mod twentythird_redteam;
 
 /// The model is read under its key in any case on every kind that names one, as

@@ -160,6 +160,7 @@ impl Policy {
         let mut removed: Vec<(usize, usize)> = Vec::new();
         let mut tool_hit = false;
         let (mut encoded, mut side) = (Vec::new(), Vec::new());
+        let mut labelled = Vec::new();
         let mut unescaped = crate::guard::encoded::Unescaped::default();
         // Whether the body had a word dash in a key-long run or a terminal sequence.
         let also = crate::guard::encoded::Also::noted();
@@ -230,18 +231,35 @@ impl Policy {
                 crate::guard::encoded::runs(text, &mut encoded);
                 for (run, decoded) in &encoded {
                     side.clear();
+                    // The label before the run on its line is read with it, for the
+                    // detectors that need one (`AWS_SECRET_ACCESS_KEY: ` over a Kubernetes
+                    // Secret's base64 `data:`; twenty-sixth session's red team: the id was
+                    // masked, the secret passed). A hit in the label alone is the unit's own.
+                    let label = run_label(text, run.start);
+                    let searched = if label.is_empty() {
+                        decoded.as_bytes()
+                    } else {
+                        labelled.clear();
+                        labelled.extend_from_slice(label);
+                        labelled.extend_from_slice(decoded.as_bytes());
+                        &labelled[..]
+                    };
                     inner.engines.find(
-                        decoded.as_bytes(),
+                        searched,
                         crate::detect::Edges::NONE,
                         wanted,
                         &mut findings,
                         &mut side,
                         &|_| false,
                     );
-                    raw.extend(side.drain(..).map(|h| RawHit {
-                        range: run.clone(),
-                        ..h
-                    }));
+                    raw.extend(
+                        side.drain(..)
+                            .filter(|h| h.range.end > label.len())
+                            .map(|h| RawHit {
+                                range: run.clone(),
+                                ..h
+                            }),
+                    );
                 }
                 // Text written with escapes a model reads through (`cr&#101;dit`,
                 // `credit%20card`, `\x65`): a hit over the escapes it spans.
@@ -538,4 +556,21 @@ impl Policy {
         }
         (first.unwrap_or(unit.segs.start), pieces)
     }
+}
+
+/// The most label read before an encoded run ([`run_label`]).
+const RUN_LABEL: usize = 64;
+
+/// What stands before an encoded run starting at `start` on its line: up to [`RUN_LABEL`]
+/// bytes, cut at a character's start.
+fn run_label(text: &[u8], start: usize) -> &[u8] {
+    let line = text[..start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |k| k + 1);
+    let mut from = line.max(start.saturating_sub(RUN_LABEL));
+    while from < start && (0x80..0xc0).contains(&text[from]) {
+        from += 1;
+    }
+    &text[from..start]
 }
