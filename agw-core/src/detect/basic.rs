@@ -88,7 +88,7 @@ pub(super) fn open(text: &[u8], from: usize) -> Option<usize> {
     for k in (1..=tail.len()).rev() {
         let t = &tail[tail.len() - k..];
         let s = text.len() - k;
-        if b"basic ".starts_with(&t.to_ascii_lowercase()) && (s == 0 || !is_word(text[s - 1])) {
+        if b"basic "[..k].eq_ignore_ascii_case(t) && (s == 0 || !is_word(text[s - 1])) {
             return Some(s);
         }
     }

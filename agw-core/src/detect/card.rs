@@ -586,8 +586,8 @@ fn id_labelled(text: &[u8], start: usize) -> bool {
     }
     // `Tracking number: …`, `Policy No. …`: whose number, a word before.
     if !id && number_word && parts == 1 {
-        let word = word_before_label(text, start);
-        id = numbered(word) && !CARD_WORDS.iter().any(|w| word.eq_ignore_ascii_case(w));
+        // (No card word is a numbered thing.)
+        id = numbered(word_before_label(text, start));
     }
     id
 }

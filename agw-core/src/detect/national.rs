@@ -578,11 +578,8 @@ fn labelled(text: &[u8], at: usize, names: &[&str]) -> bool {
         // (`patient.ssn`, `e.ssn`, `user.phone`: a field path) parts them (red team,
         // twenty-sixth session: `patient.ssn = "…"` read `patientssn`).
         if b == b'.' {
-            if letters(k, true) > 0
-                && letters(k + 1, false) > 0
-                && (letters(k, true) > 1 || letters(k + 1, false) > 1)
-                && prev != b' '
-            {
+            let (back, ahead) = (letters(k, true), letters(k + 1, false));
+            if back > 0 && ahead > 0 && back.max(ahead) > 1 && prev != b' ' {
                 words.push(' ');
                 prev = b' ';
             }

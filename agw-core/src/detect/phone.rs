@@ -402,7 +402,7 @@ const PHONE_WORDS: &[(&[u8], bool)] = &[
 
 /// Whether one of [`PHONE_WORDS`] ends within 40 bytes before `start`, as a whole word (or a
 /// camel-case or `_` part: `phoneNumber`, `mobile_no`); the words that must stand right
-/// before the number only if `close`.
+/// before the number count only if `close_ok`.
 fn phone_word_before(text: &[u8], start: usize, close_ok: bool) -> bool {
     let from = start.saturating_sub(40);
     let window = &text[from..start];

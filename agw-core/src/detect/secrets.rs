@@ -238,34 +238,16 @@ pub(super) fn find(set: &DetectorSet, text: &[u8], edges: Edges<'_>, out: &mut V
     }
     if set.contains(Detector::UrlPassword) {
         url_passwords(text, base, out);
-        let found = out.len();
-        super::basic::find(text, |v, e| {
-            if !out[base..found]
-                .iter()
-                .any(|f| f.range.start < e && v < f.range.end)
-            {
-                out.push(Finding {
-                    detector: Detector::UrlPassword,
-                    range: v..e,
-                });
-            }
-        });
     }
 }
 
-/// Passwords in URLs: a search of their own for `://` (in the automaton, whose prefilter
+/// Passwords in URLs (and in HTTP Basic credentials, [`super::basic`]): a search of their own for `://` (in the automaton, whose prefilter
 /// reads a literal's first bytes, `:` — in every JSON key — would cost every search a tenth
 /// more). A password that holds a key or token found by [`prefixed`] is reported as that
 /// (`https://x-access-token:ghs_…@github.com` is a GitHub token).
 fn url_passwords(text: &[u8], base: usize, out: &mut Vec<Finding>) {
     let found = out.len();
-    let labels = url_finders()
-        .iter()
-        .flat_map(|(f, len)| f.find_iter(text).map(move |a| (a, *len)));
-    for (a, label) in labels {
-        let Some((v, e)) = keys::url_password(text, a, label) else {
-            continue;
-        };
+    let mut push = |v: usize, e: usize| {
         let taken = out[base..found]
             .iter()
             .any(|f| f.range.start < e && v < f.range.end);
@@ -275,7 +257,17 @@ fn url_passwords(text: &[u8], base: usize, out: &mut Vec<Finding>) {
                 range: v..e,
             });
         }
+    };
+    let labels = url_finders()
+        .iter()
+        .flat_map(|(f, len)| f.find_iter(text).map(move |a| (a, *len)));
+    for (a, label) in labels {
+        if let Some((v, e)) = keys::url_password(text, a, label) {
+            push(v, e);
+        }
     }
+    // HTTP Basic credentials: the same password, written another way.
+    super::basic::find(text, push);
 }
 
 /// The searches for `://` and `:\/\/`, built once, with their lengths.

@@ -562,13 +562,14 @@ impl Policy {
 const RUN_LABEL: usize = 64;
 
 /// What stands before an encoded run starting at `start` on its line: up to [`RUN_LABEL`]
-/// bytes, cut at a character's start.
+/// bytes (only those are looked at: a long line's many runs do not each scan back to its
+/// start), cut at a character's start.
 fn run_label(text: &[u8], start: usize) -> &[u8] {
-    let line = text[..start]
+    let window = start.saturating_sub(RUN_LABEL);
+    let mut from = text[window..start]
         .iter()
         .rposition(|&b| b == b'\n')
-        .map_or(0, |k| k + 1);
-    let mut from = line.max(start.saturating_sub(RUN_LABEL));
+        .map_or(window, |k| window + k + 1);
     while from < start && (0x80..0xc0).contains(&text[from]) {
         from += 1;
     }
